@@ -1,0 +1,11 @@
+/* ASG: a graph-based deep learning framework in C. Umbrella header. */
+#ifndef ASG_ASG_H
+#define ASG_ASG_H
+
+#include "asg/core.h"
+#include "asg/graph.h"
+#include "asg/ops.h"
+#include "asg/autograd.h"
+#include "asg/program.h"
+
+#endif

@@ -1,0 +1,103 @@
+/* The symbolic graph: inputs, constants, variables, name scopes, errors.
+ *
+ * Building never returns a status: the first error (shape mismatch, bad
+ * argument, ...) is stored in the graph, the failing constructor returns NULL
+ * (a poisoned tensor) and every later constructor given NULL returns NULL.
+ * asg_graph_error() tells what went wrong; compile refuses a failed graph. */
+#ifndef ASG_GRAPH_H
+#define ASG_GRAPH_H
+
+#include "asg/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct asg_graph asg_graph;
+typedef struct asg_tensor asg_tensor; /* a node; owned by its graph */
+
+ASG_API asg_graph *asg_graph_new(void);
+ASG_API void asg_graph_free(asg_graph *g);
+
+/* NULL while the graph is sound, else the first error's message. */
+ASG_API const char *asg_graph_error(const asg_graph *g);
+ASG_API asg_status asg_graph_status(const asg_graph *g);
+/* Seed for variable initializers that do not give their own. */
+ASG_API void asg_graph_set_seed(asg_graph *g, uint64_t seed);
+
+/* Name scopes: nodes made between push and pop remember "outer/inner". */
+ASG_API void asg_scope_push(asg_graph *g, const char *name);
+ASG_API void asg_scope_pop(asg_graph *g);
+ASG_API const char *asg_scope_current(const asg_graph *g);
+
+/* Tensor introspection. */
+ASG_API asg_graph *asg_tensor_graph(const asg_tensor *t);
+ASG_API asg_shape asg_tensor_shape(const asg_tensor *t);
+ASG_API asg_dtype asg_tensor_dtype(const asg_tensor *t);
+ASG_API const char *asg_tensor_name(const asg_tensor *t); /* NULL if none */
+ASG_API const char *asg_tensor_scope(const asg_tensor *t);
+ASG_API const char *asg_tensor_op_name(const asg_tensor *t);
+ASG_API int asg_graph_node_count(const asg_graph *g);
+
+/* A value fed at every run. Names are unique per graph. */
+ASG_API asg_tensor *asg_input(asg_graph *g, const char *name, asg_dtype dt, asg_shape shape);
+/* A constant; data (numel * dtype size bytes) is copied. */
+ASG_API asg_tensor *asg_constant(asg_graph *g, asg_dtype dt, asg_shape shape, const void *data);
+/* A constant filled with one value. */
+ASG_API asg_tensor *asg_fill(asg_graph *g, asg_dtype dt, asg_shape shape, double value);
+ASG_API asg_tensor *asg_scalar(asg_graph *g, asg_dtype dt, double value);
+
+/* Initializers for variables. fan_in/fan_out are taken from the shape the
+ * way PyTorch does ([out, in, k...]: fan_in = in*k..., fan_out = out*k...). */
+typedef enum asg_init_kind {
+  ASG_INIT_ZEROS = 0,
+  ASG_INIT_ONES,
+  ASG_INIT_CONSTANT,        /* a */
+  ASG_INIT_UNIFORM,         /* U(a, b) */
+  ASG_INIT_NORMAL,          /* N(a, b^2) */
+  ASG_INIT_TRUNC_NORMAL,    /* N(a, b^2) truncated to a +- 2b */
+  ASG_INIT_XAVIER_UNIFORM,  /* gain a (0 means 1) */
+  ASG_INIT_XAVIER_NORMAL,   /* gain a (0 means 1) */
+  ASG_INIT_KAIMING_UNIFORM, /* negative slope a, fan_in mode */
+  ASG_INIT_KAIMING_NORMAL,  /* negative slope a, fan_in mode */
+  ASG_INIT_DATA             /* copy of data (numel * dtype size bytes) */
+} asg_init_kind;
+
+typedef struct asg_init {
+  asg_init_kind kind;
+  double a, b;
+  uint64_t seed; /* 0: derived from the graph seed and the variable name */
+  const void *data;
+} asg_init;
+
+#define ASG_INIT(kind_, ...) ((asg_init){.kind = (kind_), __VA_ARGS__})
+ASG_API asg_init asg_init_zeros(void);
+ASG_API asg_init asg_init_ones(void);
+ASG_API asg_init asg_init_constant(double v);
+ASG_API asg_init asg_init_uniform(double lo, double hi);
+ASG_API asg_init asg_init_normal(double mean, double std);
+ASG_API asg_init asg_init_trunc_normal(double mean, double std);
+ASG_API asg_init asg_init_xavier_uniform(double gain);
+ASG_API asg_init asg_init_xavier_normal(double gain);
+ASG_API asg_init asg_init_kaiming_uniform(double neg_slope);
+ASG_API asg_init asg_init_kaiming_normal(double neg_slope);
+ASG_API asg_init asg_init_data(const void *data);
+
+/* Fills dst (numel elements of dt) as init would: deterministic given the
+ * seed. Used by programs; public so users can reproduce values. */
+ASG_API asg_status asg_init_fill(asg_init init, asg_dtype dt, asg_shape shape, uint64_t seed,
+                                 void *dst);
+
+/* A persistent, named variable (parameter or optimizer state). Its value
+ * lives in the program and survives runs. Names are unique per graph. */
+ASG_API asg_tensor *asg_variable(asg_graph *g, const char *name, asg_dtype dt, asg_shape shape,
+                                 asg_init init);
+/* Finds a variable or input by name (NULL if absent; no error set). */
+ASG_API asg_tensor *asg_graph_find(const asg_graph *g, const char *name);
+ASG_API int asg_graph_variable_count(const asg_graph *g);
+ASG_API asg_tensor *asg_graph_variable(const asg_graph *g, int i);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

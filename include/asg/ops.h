@@ -1,0 +1,176 @@
+/* Op constructors. Each adds one node (or a few) to the graph of its inputs,
+ * checks shapes and dtypes, and returns NULL with the graph's error set when
+ * they do not fit. Binary ops broadcast like NumPy. Negative axes count from
+ * the end. */
+#ifndef ASG_OPS_H
+#define ASG_OPS_H
+
+#include "asg/graph.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- elementwise unary ---- */
+ASG_API asg_tensor *asg_neg(asg_tensor *x);
+ASG_API asg_tensor *asg_abs(asg_tensor *x);
+ASG_API asg_tensor *asg_sign(asg_tensor *x);
+ASG_API asg_tensor *asg_exp(asg_tensor *x);
+ASG_API asg_tensor *asg_log(asg_tensor *x);
+ASG_API asg_tensor *asg_sqrt(asg_tensor *x);
+ASG_API asg_tensor *asg_rsqrt(asg_tensor *x);
+ASG_API asg_tensor *asg_sin(asg_tensor *x);
+ASG_API asg_tensor *asg_cos(asg_tensor *x);
+ASG_API asg_tensor *asg_tanh(asg_tensor *x);
+ASG_API asg_tensor *asg_erf(asg_tensor *x);
+ASG_API asg_tensor *asg_sigmoid(asg_tensor *x);
+ASG_API asg_tensor *asg_relu(asg_tensor *x);
+ASG_API asg_tensor *asg_leaky_relu(asg_tensor *x, double slope);
+ASG_API asg_tensor *asg_gelu(asg_tensor *x);      /* erf form */
+ASG_API asg_tensor *asg_gelu_tanh(asg_tensor *x); /* tanh approximation */
+ASG_API asg_tensor *asg_silu(asg_tensor *x);
+ASG_API asg_tensor *asg_elu(asg_tensor *x, double alpha);
+/* log(1 + exp(beta x)) / beta, linear above threshold (PyTorch semantics). */
+ASG_API asg_tensor *asg_softplus(asg_tensor *x, double beta, double threshold);
+ASG_API asg_tensor *asg_clamp(asg_tensor *x, double lo, double hi);
+ASG_API asg_tensor *asg_cast(asg_tensor *x, asg_dtype dt);
+/* Identity forward, zero gradient. */
+ASG_API asg_tensor *asg_stop_gradient(asg_tensor *x);
+
+/* ---- elementwise binary (broadcasting) ---- */
+ASG_API asg_tensor *asg_add(asg_tensor *a, asg_tensor *b);
+ASG_API asg_tensor *asg_sub(asg_tensor *a, asg_tensor *b);
+ASG_API asg_tensor *asg_mul(asg_tensor *a, asg_tensor *b);
+ASG_API asg_tensor *asg_div(asg_tensor *a, asg_tensor *b);
+ASG_API asg_tensor *asg_pow(asg_tensor *a, asg_tensor *b);
+ASG_API asg_tensor *asg_maximum(asg_tensor *a, asg_tensor *b);
+ASG_API asg_tensor *asg_minimum(asg_tensor *a, asg_tensor *b);
+/* Comparisons give a mask of a's dtype: 1 where true, 0 where false. */
+ASG_API asg_tensor *asg_eq(asg_tensor *a, asg_tensor *b);
+ASG_API asg_tensor *asg_ne(asg_tensor *a, asg_tensor *b);
+ASG_API asg_tensor *asg_lt(asg_tensor *a, asg_tensor *b);
+ASG_API asg_tensor *asg_le(asg_tensor *a, asg_tensor *b);
+ASG_API asg_tensor *asg_gt(asg_tensor *a, asg_tensor *b);
+ASG_API asg_tensor *asg_ge(asg_tensor *a, asg_tensor *b);
+/* cond != 0 ? a : b, all three broadcast together. */
+ASG_API asg_tensor *asg_where(asg_tensor *cond, asg_tensor *a, asg_tensor *b);
+/* Scalar conveniences (the scalar takes x's dtype). */
+ASG_API asg_tensor *asg_add_scalar(asg_tensor *x, double c);
+ASG_API asg_tensor *asg_mul_scalar(asg_tensor *x, double c);
+ASG_API asg_tensor *asg_pow_scalar(asg_tensor *x, double c);
+
+/* ---- reductions ---- */
+ASG_API asg_tensor *asg_sum(asg_tensor *x, asg_axes axes, bool keepdim);
+ASG_API asg_tensor *asg_mean(asg_tensor *x, asg_axes axes, bool keepdim);
+ASG_API asg_tensor *asg_max(asg_tensor *x, asg_axes axes, bool keepdim);
+ASG_API asg_tensor *asg_min(asg_tensor *x, asg_axes axes, bool keepdim);
+/* Variance with Bessel-style correction (0: population, 1: sample). */
+ASG_API asg_tensor *asg_var(asg_tensor *x, asg_axes axes, int correction, bool keepdim);
+/* Index (I64) of the first maximum along one axis. */
+ASG_API asg_tensor *asg_argmax(asg_tensor *x, int axis, bool keepdim);
+ASG_API asg_tensor *asg_softmax(asg_tensor *x, int axis);
+ASG_API asg_tensor *asg_log_softmax(asg_tensor *x, int axis);
+
+/* ---- linear algebra ---- */
+/* [..., M, K] x [..., K, N] -> [..., M, N]; batch dims broadcast. */
+ASG_API asg_tensor *asg_matmul(asg_tensor *a, asg_tensor *b);
+/* Same with either operand's last two dims transposed first. */
+ASG_API asg_tensor *asg_matmul_t(asg_tensor *a, asg_tensor *b, bool trans_a, bool trans_b);
+
+/* ---- shape ---- */
+/* One dim may be -1 (inferred). */
+ASG_API asg_tensor *asg_reshape(asg_tensor *x, asg_shape shape);
+ASG_API asg_tensor *asg_flatten(asg_tensor *x, int start_axis); /* dims from start merge */
+ASG_API asg_tensor *asg_unsqueeze(asg_tensor *x, int axis);
+ASG_API asg_tensor *asg_squeeze(asg_tensor *x, int axis);
+ASG_API asg_tensor *asg_permute(asg_tensor *x, const int *perm);
+ASG_API asg_tensor *asg_transpose(asg_tensor *x, int axis0, int axis1);
+/* Elements start, start+step, ... < stop along axis (step >= 1; negative
+ * start/stop count from the end, both clamped like Python). */
+ASG_API asg_tensor *asg_slice(asg_tensor *x, int axis, int64_t start, int64_t stop, int64_t step);
+ASG_API asg_tensor *asg_concat(asg_tensor *const *xs, int n, int axis);
+/* Splits along axis into n pieces of the given sizes (sizes sum to the dim). */
+ASG_API asg_status asg_split(asg_tensor *x, int axis, int n, const int64_t *sizes,
+                             asg_tensor **out);
+ASG_API asg_tensor *asg_broadcast_to(asg_tensor *x, asg_shape shape);
+
+/* ---- indexing ---- */
+/* NumPy take: out = x.shape[:axis] + idx.shape + x.shape[axis+1:]. idx is
+ * I32 or I64; out-of-range indices give zeros. */
+ASG_API asg_tensor *asg_gather(asg_tensor *x, asg_tensor *idx, int axis);
+/* Embedding lookup: rows of table [V, D] at idx [...] -> [..., D]. */
+ASG_API asg_tensor *asg_embedding(asg_tensor *table, asg_tensor *idx);
+/* Inverse of gather: out = x, then out[.., idx[j], ..] += src[.., j, ..]. */
+ASG_API asg_tensor *asg_scatter_add(asg_tensor *x, asg_tensor *idx, asg_tensor *src, int axis);
+/* idx [...] -> [..., depth] of dtype dt (out-of-range: all zeros). */
+ASG_API asg_tensor *asg_one_hot(asg_tensor *idx, int64_t depth, asg_dtype dt);
+
+/* ---- neural-network ops ---- */
+/* Normalizes over the last dim; gamma and beta [C] may be NULL. */
+ASG_API asg_tensor *asg_layernorm(asg_tensor *x, asg_tensor *gamma, asg_tensor *beta, double eps);
+
+typedef struct asg_conv_params {
+  int stride[2];         /* 0 means 1 */
+  int padding[2];        /* zero padding, top/bottom and left/right */
+  int dilation[2];       /* 0 means 1 */
+  int groups;            /* 0 means 1 */
+  int output_padding[2]; /* conv_transpose2d only */
+} asg_conv_params;
+
+/* x [N, Cin, H, W], w [Cout, Cin/groups, KH, KW], bias [Cout] or NULL. */
+ASG_API asg_tensor *asg_conv2d(asg_tensor *x, asg_tensor *w, asg_tensor *bias, asg_conv_params p);
+/* x [N, Cin, H, W], w [Cin, Cout/groups, KH, KW] (PyTorch layout). */
+ASG_API asg_tensor *asg_conv_transpose2d(asg_tensor *x, asg_tensor *w, asg_tensor *bias,
+                                         asg_conv_params p);
+
+typedef struct asg_pool_params {
+  int kernel[2];
+  int stride[2];  /* 0 means kernel */
+  int padding[2]; /* max: -inf padding; avg: counted as zeros */
+} asg_pool_params;
+ASG_API asg_tensor *asg_max_pool2d(asg_tensor *x, asg_pool_params p);
+ASG_API asg_tensor *asg_avg_pool2d(asg_tensor *x, asg_pool_params p);
+ASG_API asg_tensor *asg_adaptive_avg_pool2d(asg_tensor *x, int out_h, int out_w);
+
+/* Mean softmax cross-entropy of logits [..., C] against integer labels [...]
+ * (I32/I64), with label smoothing in [0, 1) and rows whose label equals
+ * ignore_index left out of the mean. Returns a scalar. */
+ASG_API asg_tensor *asg_softmax_cross_entropy(asg_tensor *logits, asg_tensor *labels,
+                                              double label_smoothing, int64_t ignore_index);
+
+/* ---- random (counter-based: key = seed and the program's run count) ---- */
+ASG_API asg_tensor *asg_rand_uniform(asg_graph *g, asg_dtype dt, asg_shape shape, double lo,
+                                     double hi, uint64_t seed);
+ASG_API asg_tensor *asg_rand_normal(asg_graph *g, asg_dtype dt, asg_shape shape, double mean,
+                                    double std, uint64_t seed);
+/* 1 with probability p, else 0. */
+ASG_API asg_tensor *asg_rand_bernoulli(asg_graph *g, asg_dtype dt, asg_shape shape, double p,
+                                       uint64_t seed);
+/* Inverted dropout: x * mask / (1 - p); a fresh mask every run. */
+ASG_API asg_tensor *asg_dropout(asg_tensor *x, double p, uint64_t seed);
+
+/* ---- state ---- */
+/* Writes value into the variable when the program runs. All reads of
+ * variables in a step see the value from before the step's assigns. */
+ASG_API asg_tensor *asg_assign(asg_tensor *var, asg_tensor *value);
+
+/* ---- the op table, for tools, docs and completeness tests ---- */
+ASG_API int asg_op_count(void);
+ASG_API const char *asg_op_name(int op); /* NULL if out of range */
+/* -1 for variadic. */
+ASG_API int asg_op_arity(int op);
+/* True for ops declared without gradient (comparisons, argmax, ...). */
+ASG_API bool asg_op_is_nondifferentiable(int op);
+/* True for dedicated backward ops (not differentiated again). */
+ASG_API bool asg_op_is_backward(int op);
+/* True for sources (input, constant, variable): no kernel needed. */
+ASG_API bool asg_op_is_source(int op);
+/* Whether the op has a gradient rule registered. */
+ASG_API bool asg_op_has_grad(int op);
+/* Whether a backend compiled into this build has a kernel for the op. */
+ASG_API bool asg_backend_supports_op(const char *backend, int op);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

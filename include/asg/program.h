@@ -1,0 +1,64 @@
+/* Compiled programs: a schedule, a memory plan and kernels for one backend.
+ * Compile once, run many times; nothing is allocated by asg_program_run. */
+#ifndef ASG_PROGRAM_H
+#define ASG_PROGRAM_H
+
+#include "asg/graph.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct asg_program asg_program;
+
+typedef struct asg_compile_opts {
+  const char *backend; /* "cpu" (default), "cuda", "vulkan" */
+  /* Share variable storage with this program (same graph and backend):
+   * e.g. an eval program that sees the train program's parameters. */
+  asg_program *share_variables;
+  int num_threads; /* CPU threads; 0 = all cores */
+} asg_compile_opts;
+
+/* Compiles the nodes needed for outputs (and every asg_assign among them).
+ * The graph may be freed afterwards. opts may be NULL. */
+ASG_API asg_program *asg_compile(asg_graph *g, int n_outputs, asg_tensor *const *outputs,
+                                 const asg_compile_opts *opts);
+ASG_API void asg_program_free(asg_program *p);
+
+/* Names of backends compiled into this library, and whether one has a
+ * usable device now. */
+ASG_API bool asg_backend_available(const char *name);
+
+/* Copies nbytes (must equal the input's size) into the named input. */
+ASG_API asg_status asg_program_feed(asg_program *p, const char *name, const void *data,
+                                    size_t nbytes);
+ASG_API asg_status asg_program_run(asg_program *p);
+/* Copies an output (one of those compiled for) into dst. */
+ASG_API asg_status asg_program_fetch(asg_program *p, const asg_tensor *t, void *dst,
+                                     size_t nbytes);
+/* The first element of an output as a double (NaN and an error if absent). */
+ASG_API double asg_program_scalar(asg_program *p, const asg_tensor *t);
+
+ASG_API asg_status asg_program_get_variable(asg_program *p, const char *name, void *dst,
+                                            size_t nbytes);
+ASG_API asg_status asg_program_set_variable(asg_program *p, const char *name, const void *src,
+                                            size_t nbytes);
+ASG_API int asg_program_variable_count(const asg_program *p);
+/* Name, dtype and shape of variable i (any pointer may be NULL). */
+ASG_API asg_status asg_program_variable_info(const asg_program *p, int i, const char **name,
+                                             asg_dtype *dt, asg_shape *shape);
+/* Bytes of the planned activation arena (reused buffers), excluding
+ * variables, constants and inputs. */
+ASG_API size_t asg_program_peak_memory(const asg_program *p);
+/* Bytes held by variables, constants and inputs. */
+ASG_API size_t asg_program_persistent_memory(const asg_program *p);
+ASG_API int asg_program_step_count(const asg_program *p);
+/* Number of completed runs; random ops draw from (seed, run count). */
+ASG_API uint64_t asg_program_run_count(const asg_program *p);
+ASG_API void asg_program_set_run_count(asg_program *p, uint64_t n);
+ASG_API const char *asg_program_backend(const asg_program *p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,44 @@
+/* CPU kernel interface. Each op family registers its kernels into the
+ * dispatch table in its own file (cpu_<family>.c). */
+#ifndef ASG_CPU_H
+#define ASG_CPU_H
+
+#include "runtime/plan.h"
+
+typedef struct asg_cpu_call {
+  const asg_step *s;
+  void *out;
+  const void *const *in; /* s->n_in pointers */
+  void *ws;              /* workspace of the size the kernel asked for */
+  uint64_t run;          /* program run count (RNG key) */
+  int nthreads;
+} asg_cpu_call;
+
+typedef struct asg_cpu_kernel {
+  asg_status (*run)(const asg_cpu_call *c);
+  /* Workspace bytes this step needs (NULL: none). Asked at compile time. */
+  size_t (*ws)(const asg_step *s, int nthreads);
+} asg_cpu_kernel;
+
+/* Family registration (one per file). */
+void asg_cpu_register_elementwise(asg_cpu_kernel *t);
+void asg_cpu_register_reduce(asg_cpu_kernel *t);
+void asg_cpu_register_matmul(asg_cpu_kernel *t);
+void asg_cpu_register_shape(asg_cpu_kernel *t);
+void asg_cpu_register_index(asg_cpu_kernel *t);
+void asg_cpu_register_nn(asg_cpu_kernel *t);
+void asg_cpu_register_conv(asg_cpu_kernel *t);
+void asg_cpu_register_random(asg_cpu_kernel *t);
+
+/* Work below this many elements runs on one thread. */
+#define ASG_CPU_PAR_MIN 32768
+
+/* C = alpha * op(A) op(B) + beta * C, row-major; BLAS when built with it. */
+void asg_cpu_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                   int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc,
+                   int nthreads);
+void asg_cpu_dgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha,
+                   const double *A, int64_t lda, const double *B, int64_t ldb, double beta,
+                   double *C, int64_t ldc, int nthreads);
+
+#endif

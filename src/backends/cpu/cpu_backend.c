@@ -1,0 +1,178 @@
+/* The CPU backend: host buffers, the dispatch table and the executor. */
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "backends/cpu/cpu.h"
+#include "runtime/backend.h"
+
+static asg_cpu_kernel table[ASG_OP_COUNT];
+static int table_ready;
+
+/* The table is filled once; kernels are pure functions so sharing it across
+ * threads is safe. Called under the first device_open. */
+static void table_init(void) {
+  if (table_ready) return;
+  asg_cpu_register_elementwise(table);
+  asg_cpu_register_reduce(table);
+  asg_cpu_register_matmul(table);
+  asg_cpu_register_shape(table);
+  asg_cpu_register_index(table);
+  asg_cpu_register_nn(table);
+  asg_cpu_register_conv(table);
+  asg_cpu_register_random(table);
+  table_ready = 1;
+}
+
+static bool cpu_available(void) { return true; }
+static bool cpu_supports(asg_op op) {
+  table_init();
+  if (op == ASG_OP_INPUT || op == ASG_OP_CONSTANT || op == ASG_OP_VARIABLE) return true;
+  return (unsigned)op < ASG_OP_COUNT && table[op].run != NULL;
+}
+
+typedef struct cpu_dev {
+  int nthreads;
+} cpu_dev;
+
+static asg_status cpu_open(int nthreads, void **dev) {
+  table_init();
+  cpu_dev *d = malloc(sizeof *d);
+  if (!d) return asg__error(ASG_ERR_OOM, "cpu: out of memory");
+#ifdef _OPENMP
+  d->nthreads = nthreads > 0 ? nthreads : omp_get_max_threads();
+#else
+  (void)nthreads;
+  d->nthreads = 1;
+#endif
+  *dev = d;
+  return ASG_OK;
+}
+static void cpu_close(void *dev) { free(dev); }
+
+static asg_status cpu_alloc(void *dev, size_t bytes, void **buf) {
+  (void)dev;
+  bytes = (bytes + 63) & ~(size_t)63;
+  *buf = aligned_alloc(64, bytes ? bytes : 64);
+  if (!*buf) return asg__error(ASG_ERR_OOM, "cpu: cannot allocate %zu bytes", bytes);
+  memset(*buf, 0, bytes ? bytes : 64);
+  return ASG_OK;
+}
+static void cpu_free(void *dev, void *buf) {
+  (void)dev;
+  free(buf);
+}
+static asg_status cpu_write(void *dev, void *buf, size_t off, const void *src, size_t n) {
+  (void)dev;
+  if (n) memcpy((char *)buf + off, src, n);
+  return ASG_OK;
+}
+static asg_status cpu_read(void *dev, void *buf, size_t off, void *dst, size_t n) {
+  (void)dev;
+  if (n) memcpy(dst, (char *)buf + off, n);
+  return ASG_OK;
+}
+
+typedef struct cpu_exec {
+  const asg_step *steps;
+  asg_plan plan; /* owned deep copy of the steps */
+  void **out;
+  const void ***in;
+  void *ws;
+  int nthreads;
+} cpu_exec;
+
+static void cpu_exec_destroy(void *e) {
+  cpu_exec *x = e;
+  if (!x) return;
+  for (int i = 0; i < x->plan.n_steps; i++) {
+    free(x->plan.steps[i].in);
+    free(x->plan.steps[i].in_buf);
+    if (x->in) free((void *)x->in[i]);
+  }
+  free(x->plan.steps);
+  free(x->out);
+  free(x->in);
+  free(x->ws);
+  free(x);
+}
+
+static void *resolve(const asg_buffers *b, asg_buf_ref r) {
+  char *base = NULL;
+  switch (r.kind) {
+  case ASG_BUF_ARENA: base = b->arena; break;
+  case ASG_BUF_VAR: base = b->vars[r.index]; break;
+  case ASG_BUF_CONST: base = b->consts[r.index]; break;
+  case ASG_BUF_INPUT: base = b->inputs[r.index]; break;
+  }
+  return base + r.offset;
+}
+
+static asg_status cpu_exec_create(void *dev, const asg_plan *plan, const asg_buffers *bufs,
+                                  void **exec) {
+  cpu_dev *d = dev;
+  cpu_exec *x = calloc(1, sizeof *x);
+  if (!x) return asg__error(ASG_ERR_OOM, "cpu: out of memory");
+  int n = plan->n_steps;
+  x->nthreads = d->nthreads;
+  x->plan.steps = calloc((size_t)n + 1, sizeof *x->plan.steps);
+  x->out = calloc((size_t)n + 1, sizeof *x->out);
+  x->in = calloc((size_t)n + 1, sizeof *x->in);
+  if (!x->plan.steps || !x->out || !x->in) goto oom;
+  x->plan.n_steps = n;
+  size_t ws = 0;
+  for (int i = 0; i < n; i++) {
+    const asg_step *s = &plan->steps[i];
+    asg_step *c = &x->plan.steps[i];
+    *c = *s;
+    c->in = NULL;
+    c->in_buf = NULL;
+    if (s->n_in) {
+      c->in = malloc(sizeof *c->in * (size_t)s->n_in);
+      c->in_buf = malloc(sizeof *c->in_buf * (size_t)s->n_in);
+      x->in[i] = malloc(sizeof(void *) * (size_t)s->n_in);
+      if (!c->in || !c->in_buf || !x->in[i]) goto oom;
+      memcpy(c->in, s->in, sizeof *c->in * (size_t)s->n_in);
+      memcpy(c->in_buf, s->in_buf, sizeof *c->in_buf * (size_t)s->n_in);
+      for (int j = 0; j < s->n_in; j++) x->in[i][j] = resolve(bufs, s->in_buf[j]);
+    }
+    x->out[i] = resolve(bufs, s->out_buf);
+    if (!table[s->op].run) {
+      cpu_exec_destroy(x);
+      return asg__error(ASG_ERR_UNSUPPORTED, "cpu: no kernel for %s", s->label);
+    }
+    if (table[s->op].ws) {
+      size_t w = table[s->op].ws(c, d->nthreads);
+      if (w > ws) ws = w;
+    }
+  }
+  if (ws) {
+    x->ws = aligned_alloc(64, (ws + 63) & ~(size_t)63);
+    if (!x->ws) goto oom;
+  }
+  x->steps = x->plan.steps;
+  *exec = x;
+  return ASG_OK;
+oom:
+  cpu_exec_destroy(x);
+  return asg__error(ASG_ERR_OOM, "cpu: out of memory while preparing the program");
+}
+
+static asg_status cpu_exec_run(void *e, uint64_t run) {
+  cpu_exec *x = e;
+  for (int i = 0; i < x->plan.n_steps; i++) {
+    const asg_step *s = &x->steps[i];
+    asg_cpu_call c = {s, x->out[i], x->in[i], x->ws, run, x->nthreads};
+    asg_status st = table[s->op].run(&c);
+    if (st) return st;
+  }
+  return ASG_OK;
+}
+
+const asg_backend asg__backend_cpu = {
+    "cpu",       cpu_available, cpu_supports, cpu_open,        cpu_close,
+    cpu_alloc,   cpu_free,      cpu_write,    cpu_read,        cpu_exec_create,
+    cpu_exec_destroy, cpu_exec_run,
+};

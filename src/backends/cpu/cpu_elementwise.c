@@ -1,0 +1,296 @@
+/* CPU elementwise kernels: unary, binary with broadcasting, where, cast.
+ * Broadcasting: input strides are 0 on broadcast dims, adjacent dims that
+ * stay contiguous for every operand are merged, and the loop runs over
+ * (row, chunk) work units so that both many short rows and one long row
+ * spread over threads. */
+#include <math.h>
+#include <string.h>
+
+#include "backends/cpu/cpu.h"
+
+#define CHUNK 16384
+
+typedef struct bcast {
+  int nd;
+  int64_t dims[ASG_MAX_DIMS];
+  int64_t st[3][ASG_MAX_DIMS]; /* element strides of up to 3 inputs */
+} bcast;
+
+static void bcast_init(bcast *b, const asg_step *s) {
+  asg_shape o = s->out.shape;
+  int n = s->n_in;
+  b->nd = 0;
+  for (int d = 0; d < o.ndim; d++) {
+    int64_t st[3];
+    for (int k = 0; k < n; k++) {
+      asg_shape is = s->in[k].shape;
+      int id = is.ndim - o.ndim + d;
+      int64_t stride = 1;
+      for (int j = is.ndim - 1; j > id; j--) stride *= is.dims[j];
+      st[k] = (id < 0 || is.dims[id] == 1) ? 0 : stride;
+    }
+    if (o.dims[d] == 1) continue; /* size-1 dims carry no iteration */
+    int m = b->nd - 1;
+    bool merge = m >= 0;
+    for (int k = 0; k < n && merge; k++) merge = b->st[k][m] == st[k] * o.dims[d];
+    if (merge) {
+      b->dims[m] *= o.dims[d];
+      for (int k = 0; k < n; k++) b->st[k][m] = st[k];
+    } else {
+      b->dims[b->nd] = o.dims[d];
+      for (int k = 0; k < n; k++) b->st[k][b->nd] = st[k];
+      b->nd++;
+    }
+  }
+  if (b->nd == 0) { /* scalar output */
+    b->nd = 1;
+    b->dims[0] = 1;
+    for (int k = 0; k < 3; k++) b->st[k][0] = 0;
+  }
+}
+
+/* Offsets of work unit u: row = u / nchunk over dims [0, nd-1). */
+static void bcast_offsets(const bcast *b, int n, int64_t row, int64_t *off) {
+  for (int k = 0; k < n; k++) off[k] = 0;
+  for (int d = b->nd - 2; d >= 0; d--) {
+    int64_t i = row % b->dims[d];
+    row /= b->dims[d];
+    for (int k = 0; k < n; k++) off[k] += i * b->st[k][d];
+  }
+}
+
+/* ---- per-type loops ---- */
+#define BIN_LOOP(EXPR)                                                                           \
+  for (int64_t i = 0; i < n; i++) {                                                              \
+    T x = a[i * sa], y = b[i * sb];                                                              \
+    o[i] = (EXPR);                                                                               \
+  }
+
+#define DEF_BINARY(SUF, TY, IS_INT, POW)                                                         \
+  static void bin_##SUF(asg_op op, TY *o, const TY *a, int64_t sa, const TY *b, int64_t sb,      \
+                        int64_t n) {                                                             \
+    typedef TY T;                                                                                \
+    switch (op) {                                                                                \
+    case ASG_OP_ADD: BIN_LOOP(x + y) break;                                                      \
+    case ASG_OP_SUB: BIN_LOOP(x - y) break;                                                      \
+    case ASG_OP_MUL: BIN_LOOP(x * y) break;                                                      \
+    case ASG_OP_DIV:                                                                             \
+      if (IS_INT) {                                                                              \
+        BIN_LOOP(y == 0 ? (T)0 : (T)(x / y))                                                     \
+      } else {                                                                                   \
+        BIN_LOOP(x / y)                                                                          \
+      }                                                                                          \
+      break;                                                                                     \
+    case ASG_OP_POW: BIN_LOOP((T)POW(x, y)) break;                                               \
+    case ASG_OP_MAXIMUM: BIN_LOOP(x > y || x != x ? x : y) break;                                \
+    case ASG_OP_MINIMUM: BIN_LOOP(x < y || x != x ? x : y) break;                                \
+    case ASG_OP_EQ: BIN_LOOP((T)(x == y)) break;                                                 \
+    case ASG_OP_NE: BIN_LOOP((T)(x != y)) break;                                                 \
+    case ASG_OP_LT: BIN_LOOP((T)(x < y)) break;                                                  \
+    case ASG_OP_LE: BIN_LOOP((T)(x <= y)) break;                                                 \
+    case ASG_OP_GT: BIN_LOOP((T)(x > y)) break;                                                  \
+    case ASG_OP_GE: BIN_LOOP((T)(x >= y)) break;                                                 \
+    default: break;                                                                              \
+    }                                                                                            \
+  }
+
+DEF_BINARY(f32, float, 0, powf)
+DEF_BINARY(f64, double, 0, pow)
+DEF_BINARY(i32, int32_t, 1, pow)
+DEF_BINARY(i64, int64_t, 1, pow)
+
+#define DEF_WHERE(SUF, T)                                                                        \
+  static void where_##SUF(T *o, const T *c, int64_t sc, const T *a, int64_t sa, const T *b,      \
+                          int64_t sb, int64_t n) {                                               \
+    for (int64_t i = 0; i < n; i++) o[i] = c[i * sc] != 0 ? a[i * sa] : b[i * sb];               \
+  }
+DEF_WHERE(f32, float)
+DEF_WHERE(f64, double)
+DEF_WHERE(i32, int32_t)
+DEF_WHERE(i64, int64_t)
+
+static asg_status broadcast_kernel(const asg_cpu_call *c) {
+  const asg_step *s = c->s;
+  bcast b;
+  bcast_init(&b, s);
+  int nin = s->n_in;
+  int64_t inner = b.dims[b.nd - 1];
+  int64_t rows = 1;
+  for (int d = 0; d < b.nd - 1; d++) rows *= b.dims[d];
+  int64_t nchunk = (inner + CHUNK - 1) / CHUNK;
+  int64_t units = rows * nchunk, total = rows * inner;
+  size_t es = asg_dtype_size(s->out.dtype);
+  int nt = total >= ASG_CPU_PAR_MIN ? c->nthreads : 1;
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (int64_t u = 0; u < units; u++) {
+    int64_t off[3], row = u / nchunk, ch = u % nchunk;
+    int64_t i0 = ch * CHUNK, n = inner - i0 < CHUNK ? inner - i0 : CHUNK;
+    bcast_offsets(&b, nin, row, off);
+    for (int k = 0; k < nin; k++) off[k] += i0 * b.st[k][b.nd - 1];
+    char *o = (char *)c->out + (size_t)(row * inner + i0) * es;
+    const char *p0 = (const char *)c->in[0] + (size_t)off[0] * es;
+    const char *p1 = (const char *)c->in[1] + (size_t)off[1] * es;
+    int64_t s0 = b.st[0][b.nd - 1], s1 = b.st[1][b.nd - 1];
+    if (s->op == ASG_OP_WHERE) {
+      const char *p2 = (const char *)c->in[2] + (size_t)off[2] * es;
+      int64_t s2 = b.st[2][b.nd - 1];
+      switch (s->out.dtype) {
+      case ASG_F32: where_f32((float *)o, (const float *)p0, s0, (const float *)p1, s1, (const float *)p2, s2, n); break;
+      case ASG_F64: where_f64((double *)o, (const double *)p0, s0, (const double *)p1, s1, (const double *)p2, s2, n); break;
+      case ASG_I32: where_i32((int32_t *)o, (const int32_t *)p0, s0, (const int32_t *)p1, s1, (const int32_t *)p2, s2, n); break;
+      case ASG_I64: where_i64((int64_t *)o, (const int64_t *)p0, s0, (const int64_t *)p1, s1, (const int64_t *)p2, s2, n); break;
+      default: break;
+      }
+      continue;
+    }
+    switch (s->out.dtype) {
+    case ASG_F32: bin_f32(s->op, (float *)o, (const float *)p0, s0, (const float *)p1, s1, n); break;
+    case ASG_F64: bin_f64(s->op, (double *)o, (const double *)p0, s0, (const double *)p1, s1, n); break;
+    case ASG_I32: bin_i32(s->op, (int32_t *)o, (const int32_t *)p0, s0, (const int32_t *)p1, s1, n); break;
+    case ASG_I64: bin_i64(s->op, (int64_t *)o, (const int64_t *)p0, s0, (const int64_t *)p1, s1, n); break;
+    default: break;
+    }
+  }
+  return ASG_OK;
+}
+
+/* ---- unary ---- */
+#define UN_LOOP(EXPR)                                                                            \
+  for (int64_t i = 0; i < n; i++) {                                                              \
+    T x = a[i];                                                                                  \
+    o[i] = (EXPR);                                                                               \
+  }
+
+/* Float unary ops; M(f) names the math function for T (f or f##f). */
+#define DEF_UNARY_FLOAT(SUF, TY, M)                                                              \
+  static void un_##SUF(asg_op op, const asg_attrs *at, TY *o, const TY *a, int64_t n) {          \
+    typedef TY T;                                                                                \
+    const T f0 = (T)at->f[0], f1 = (T)at->f[1];                                                  \
+    const T one = 1, half = (T)0.5, zero = 0;                                                    \
+    switch (op) {                                                                                \
+    case ASG_OP_NEG: UN_LOOP(-x) break;                                                          \
+    case ASG_OP_ABS: UN_LOOP(M(fabs)(x)) break;                                                  \
+    case ASG_OP_SIGN: UN_LOOP((T)((x > 0) - (x < 0))) break;                                     \
+    case ASG_OP_EXP: UN_LOOP(M(exp)(x)) break;                                                   \
+    case ASG_OP_LOG: UN_LOOP(M(log)(x)) break;                                                   \
+    case ASG_OP_SQRT: UN_LOOP(M(sqrt)(x)) break;                                                 \
+    case ASG_OP_RSQRT: UN_LOOP(one / M(sqrt)(x)) break;                                          \
+    case ASG_OP_SIN: UN_LOOP(M(sin)(x)) break;                                                   \
+    case ASG_OP_COS: UN_LOOP(M(cos)(x)) break;                                                   \
+    case ASG_OP_TANH: UN_LOOP(M(tanh)(x)) break;                                                 \
+    case ASG_OP_ERF: UN_LOOP(M(erf)(x)) break;                                                   \
+    case ASG_OP_SIGMOID:                                                                         \
+      UN_LOOP(x >= 0 ? one / (one + M(exp)(-x)) : M(exp)(x) / (one + M(exp)(x))) break;          \
+    case ASG_OP_RELU: UN_LOOP(x > 0 ? x : zero) break;                                           \
+    case ASG_OP_LEAKY_RELU: UN_LOOP(x > 0 ? x : f0 * x) break;                                   \
+    case ASG_OP_GELU: UN_LOOP(half * x * (one + M(erf)(x * (T)0.70710678118654752440))) break;   \
+    case ASG_OP_GELU_TANH:                                                                       \
+      UN_LOOP(half * x *                                                                         \
+              (one + M(tanh)((T)0.79788456080286535588 * (x + (T)0.044715 * x * x * x))))        \
+      break;                                                                                     \
+    case ASG_OP_SILU: UN_LOOP(x >= 0 ? x / (one + M(exp)(-x)) : x * M(exp)(x) / (one + M(exp)(x))) break; \
+    case ASG_OP_ELU: UN_LOOP(x > 0 ? x : f0 * M(expm1)(x)) break;                                \
+    case ASG_OP_SOFTPLUS: UN_LOOP(x * f0 > f1 ? x : M(log1p)(M(exp)(f0 * x)) / f0) break;        \
+    case ASG_OP_CLAMP: UN_LOOP(x < f0 ? f0 : (x > f1 ? f1 : x)) break;                           \
+    default: break;                                                                              \
+    }                                                                                            \
+  }
+#define MF(fn) fn##f
+#define MD(fn) fn
+DEF_UNARY_FLOAT(f32, float, MF)
+DEF_UNARY_FLOAT(f64, double, MD)
+
+#define DEF_UNARY_INT(SUF, TY)                                                                   \
+  static void un_##SUF(asg_op op, const asg_attrs *at, TY *o, const TY *a, int64_t n) {          \
+    typedef TY T;                                                                                \
+    const T lo = (T)at->f[0], hi = (T)at->f[1];                                                  \
+    switch (op) {                                                                                \
+    case ASG_OP_NEG: UN_LOOP((T)-x) break;                                                       \
+    case ASG_OP_ABS: UN_LOOP(x < 0 ? (T)-x : x) break;                                           \
+    case ASG_OP_SIGN: UN_LOOP((T)((x > 0) - (x < 0))) break;                                     \
+    case ASG_OP_RELU: UN_LOOP(x > 0 ? x : 0) break;                                              \
+    case ASG_OP_CLAMP: UN_LOOP(x < lo ? lo : (x > hi ? hi : x)) break;                           \
+    default: break;                                                                              \
+    }                                                                                            \
+  }
+DEF_UNARY_INT(i32, int32_t)
+DEF_UNARY_INT(i64, int64_t)
+
+static asg_status unary_kernel(const asg_cpu_call *c) {
+  const asg_step *s = c->s;
+  int64_t total = asg_shape_numel(s->out.shape);
+  int64_t units = (total + CHUNK - 1) / CHUNK;
+  size_t es = asg_dtype_size(s->out.dtype);
+  int nt = total >= ASG_CPU_PAR_MIN ? c->nthreads : 1;
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (int64_t u = 0; u < units; u++) {
+    int64_t i0 = u * CHUNK, n = total - i0 < CHUNK ? total - i0 : CHUNK;
+    void *o = (char *)c->out + (size_t)i0 * es;
+    const void *a = (const char *)c->in[0] + (size_t)i0 * es;
+    switch (s->out.dtype) {
+    case ASG_F32: un_f32(s->op, &s->attr, o, a, n); break;
+    case ASG_F64: un_f64(s->op, &s->attr, o, a, n); break;
+    case ASG_I32: un_i32(s->op, &s->attr, o, a, n); break;
+    case ASG_I64: un_i64(s->op, &s->attr, o, a, n); break;
+    default: break;
+    }
+  }
+  return ASG_OK;
+}
+
+/* ---- cast: read any host dtype as double/int64, write the target ---- */
+static asg_status cast_kernel(const asg_cpu_call *c) {
+  const asg_step *s = c->s;
+  int64_t n = asg_shape_numel(s->out.shape);
+  asg_dtype from = s->in[0].dtype, to = s->out.dtype;
+  const void *a = c->in[0];
+  void *o = c->out;
+  int nt = n >= ASG_CPU_PAR_MIN ? c->nthreads : 1;
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (int64_t i = 0; i < n; i++) {
+    double v = 0;
+    int64_t iv = 0;
+    bool is_int = false;
+    switch (from) {
+    case ASG_F32: v = ((const float *)a)[i]; break;
+    case ASG_F64: v = ((const double *)a)[i]; break;
+    case ASG_I32: iv = ((const int32_t *)a)[i], is_int = true; break;
+    case ASG_I64: iv = ((const int64_t *)a)[i], is_int = true; break;
+    default: break;
+    }
+    if (is_int) v = (double)iv;
+    else if (to == ASG_I32 || to == ASG_I64) /* float -> int truncates; NaN/inf -> 0/limits */
+      iv = v != v ? 0 : v >= 9.2e18 ? INT64_MAX : v <= -9.2e18 ? INT64_MIN : (int64_t)v;
+    switch (to) {
+    case ASG_F32: ((float *)o)[i] = (float)v; break;
+    case ASG_F64: ((double *)o)[i] = v; break;
+    case ASG_I32: ((int32_t *)o)[i] = (int32_t)iv; break;
+    case ASG_I64: ((int64_t *)o)[i] = iv; break;
+    default: break;
+    }
+  }
+  return ASG_OK;
+}
+
+/* Views and copies share this: identity on the bytes. */
+static asg_status copy_kernel(const asg_cpu_call *c) {
+  if (c->out != c->in[0])
+    memmove(c->out, c->in[0], asg_shape_numel(c->s->out.shape) * asg_dtype_size(c->s->out.dtype));
+  return ASG_OK;
+}
+
+void asg_cpu_register_elementwise(asg_cpu_kernel *t) {
+  static const asg_op un[] = {
+      ASG_OP_NEG,  ASG_OP_ABS,     ASG_OP_SIGN, ASG_OP_EXP,        ASG_OP_LOG,  ASG_OP_SQRT,
+      ASG_OP_RSQRT, ASG_OP_SIN,    ASG_OP_COS,  ASG_OP_TANH,       ASG_OP_ERF,  ASG_OP_SIGMOID,
+      ASG_OP_RELU, ASG_OP_LEAKY_RELU, ASG_OP_GELU, ASG_OP_GELU_TANH, ASG_OP_SILU, ASG_OP_ELU,
+      ASG_OP_SOFTPLUS, ASG_OP_CLAMP};
+  static const asg_op bin[] = {ASG_OP_ADD, ASG_OP_SUB, ASG_OP_MUL, ASG_OP_DIV, ASG_OP_POW,
+                               ASG_OP_MAXIMUM, ASG_OP_MINIMUM, ASG_OP_EQ, ASG_OP_NE, ASG_OP_LT,
+                               ASG_OP_LE, ASG_OP_GT, ASG_OP_GE, ASG_OP_WHERE};
+  for (size_t i = 0; i < sizeof un / sizeof un[0]; i++) t[un[i]].run = unary_kernel;
+  for (size_t i = 0; i < sizeof bin / sizeof bin[0]; i++) t[bin[i]].run = broadcast_kernel;
+  t[ASG_OP_CAST].run = cast_kernel;
+  t[ASG_OP_STOP_GRADIENT].run = copy_kernel;
+  t[ASG_OP_RESHAPE].run = copy_kernel;
+}

@@ -1,0 +1,135 @@
+/* CPU reductions over any axis set: sum, mean, max, min, var, argmax.
+ * Input dims are coalesced into runs of kept and reduced axes; each output
+ * element (parallel) walks its reduced elements, innermost run last. */
+#include <math.h>
+
+#include "backends/cpu/cpu.h"
+
+typedef struct rplan {
+  int nk, nr;
+  int64_t kd[ASG_MAX_DIMS], ks[ASG_MAX_DIMS]; /* kept dims / input strides */
+  int64_t rd[ASG_MAX_DIMS], rs[ASG_MAX_DIMS]; /* reduced dims / input strides */
+  int64_t nout, nred;
+} rplan;
+
+static void rplan_init(rplan *p, asg_shape s, int64_t mask) {
+  int64_t st[ASG_MAX_DIMS];
+  asg__strides(s, st);
+  p->nk = p->nr = 0;
+  p->nout = p->nred = 1;
+  int last = -1; /* 0 kept, 1 reduced */
+  for (int d = 0; d < s.ndim; d++) {
+    if (s.dims[d] == 1) continue;
+    int red = (mask >> d) & 1;
+    int64_t *dims = red ? p->rd : p->kd, *strd = red ? p->rs : p->ks;
+    int *n = red ? &p->nr : &p->nk;
+    if (last == red && *n > 0 && strd[*n - 1] == st[d] * s.dims[d]) {
+      dims[*n - 1] *= s.dims[d];
+      strd[*n - 1] = st[d];
+    } else {
+      dims[*n] = s.dims[d];
+      strd[*n] = st[d];
+      (*n)++;
+    }
+    last = red;
+    if (red) p->nred *= s.dims[d];
+    else p->nout *= s.dims[d];
+  }
+  if (p->nr == 0) { /* reducing only size-1 dims */
+    p->rd[0] = 1;
+    p->rs[0] = 0;
+    p->nr = 1;
+  }
+}
+
+static int64_t kept_offset(const rplan *p, int64_t o) {
+  int64_t off = 0;
+  for (int d = p->nk - 1; d >= 0; d--) {
+    off += (o % p->kd[d]) * p->ks[d];
+    o /= p->kd[d];
+  }
+  return off;
+}
+
+/* Visits the reduced elements of one output: BODY sees `v` (ACC) and `j`
+ * (index along the flattened reduced set). */
+#define FOR_REDUCED(T, ACC, BODY)                                                                \
+  {                                                                                              \
+    int64_t inner = p->rd[p->nr - 1], istr = p->rs[p->nr - 1], outer = p->nred / inner;          \
+    for (int64_t r = 0; r < outer; r++) {                                                        \
+      int64_t off = base, rr = r;                                                                \
+      for (int d = p->nr - 2; d >= 0; d--) {                                                     \
+        off += (rr % p->rd[d]) * p->rs[d];                                                       \
+        rr /= p->rd[d];                                                                          \
+      }                                                                                          \
+      const T *q = x + off;                                                                      \
+      for (int64_t i = 0; i < inner; i++) {                                                      \
+        ACC v = (ACC)q[i * istr];                                                                \
+        int64_t j = r * inner + i;                                                               \
+        (void)j;                                                                                 \
+        BODY;                                                                                    \
+      }                                                                                          \
+    }                                                                                            \
+  }
+
+#define DEF_REDUCE(SUF, T, ACC, IS_FLOAT)                                                        \
+  static void red_##SUF(const asg_cpu_call *c, const rplan *p) {                                 \
+    const T *x = c->in[0];                                                                       \
+    asg_op op = c->s->op;                                                                        \
+    int nt = p->nout * p->nred >= ASG_CPU_PAR_MIN && p->nout > 1 ? c->nthreads : 1;              \
+    _Pragma("omp parallel for num_threads(nt) schedule(static)")                                 \
+    for (int64_t o = 0; o < p->nout; o++) {                                                      \
+      int64_t base = kept_offset(p, o);                                                          \
+      if (op == ASG_OP_SUM || op == ASG_OP_MEAN || op == ASG_OP_VAR) {                           \
+        ACC s = 0;                                                                               \
+        FOR_REDUCED(T, ACC, s += v)                                                              \
+        if (op == ASG_OP_SUM) {                                                                  \
+          ((T *)c->out)[o] = (T)s;                                                               \
+        } else {                                                                                 \
+          ACC mean = s / (ACC)p->nred;                                                           \
+          if (op == ASG_OP_MEAN) {                                                               \
+            ((T *)c->out)[o] = (T)mean;                                                          \
+          } else {                                                                               \
+            ACC q2 = 0;                                                                          \
+            FOR_REDUCED(T, ACC, q2 += (v - mean) * (v - mean))                                   \
+            ((T *)c->out)[o] = (T)(q2 / (ACC)(p->nred - c->s->attr.i[2]));                       \
+          }                                                                                      \
+        }                                                                                        \
+      } else {                                                                                   \
+        ACC best = (ACC)x[base];                                                                 \
+        int64_t bi = 0;                                                                          \
+        bool is_max = op != ASG_OP_MIN;                                                          \
+        FOR_REDUCED(T, ACC, if (IS_FLOAT && v != v && best == best) { best = v; bi = j; }        \
+                    else if (is_max ? v > best : v < best) { best = v; bi = j; })                \
+        if (op == ASG_OP_ARGMAX) ((int64_t *)c->out)[o] = bi;                                    \
+        else ((T *)c->out)[o] = (T)best;                                                         \
+      }                                                                                          \
+    }                                                                                            \
+  }
+
+DEF_REDUCE(f32, float, double, 1)
+DEF_REDUCE(f64, double, double, 1)
+DEF_REDUCE(i32, int32_t, int64_t, 0)
+DEF_REDUCE(i64, int64_t, int64_t, 0)
+
+static asg_status reduce_kernel(const asg_cpu_call *c) {
+  rplan p;
+  rplan_init(&p, c->s->in[0].shape, c->s->attr.i[0]);
+  switch (c->s->in[0].dtype) {
+  case ASG_F32: red_f32(c, &p); break;
+  case ASG_F64: red_f64(c, &p); break;
+  case ASG_I32: red_i32(c, &p); break;
+  case ASG_I64: red_i64(c, &p); break;
+  default: return asg__error(ASG_ERR_DTYPE, "cpu: %s: dtype not supported", c->s->label);
+  }
+  return ASG_OK;
+}
+
+void asg_cpu_register_reduce(asg_cpu_kernel *t) {
+  t[ASG_OP_SUM].run = reduce_kernel;
+  t[ASG_OP_MEAN].run = reduce_kernel;
+  t[ASG_OP_MAX].run = reduce_kernel;
+  t[ASG_OP_MIN].run = reduce_kernel;
+  t[ASG_OP_VAR].run = reduce_kernel;
+  t[ASG_OP_ARGMAX].run = reduce_kernel;
+}

@@ -1,0 +1,63 @@
+/* CPU shape kernels: broadcast_to, fill, assign. */
+#include <string.h>
+
+#include "backends/cpu/cpu.h"
+
+/* out[...] = x[broadcast index]; rows of the last dim copied or splatted. */
+static asg_status broadcast_to_kernel(const asg_cpu_call *c) {
+  const asg_step *s = c->s;
+  asg_shape os = s->out.shape, is = s->in[0].shape;
+  size_t es = asg_dtype_size(s->out.dtype);
+  int64_t ist[ASG_MAX_DIMS] = {0};
+  int64_t st = 1;
+  for (int d = os.ndim - 1; d >= 0; d--) {
+    int id = is.ndim - (os.ndim - d);
+    ist[d] = (id >= 0 && is.dims[id] != 1) ? st : 0;
+    if (id >= 0) st *= is.dims[id];
+  }
+  int64_t inner = os.ndim ? os.dims[os.ndim - 1] : 1, rows = asg_shape_numel(os) / (inner ? inner : 1);
+  int64_t istr = os.ndim ? ist[os.ndim - 1] : 0;
+  int nt = rows * inner >= ASG_CPU_PAR_MIN ? c->nthreads : 1;
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (int64_t r = 0; r < rows; r++) {
+    int64_t off = 0, q = r;
+    for (int d = os.ndim - 2; d >= 0; d--) {
+      off += (q % os.dims[d]) * ist[d];
+      q /= os.dims[d];
+    }
+    char *o = (char *)c->out + (size_t)(r * inner) * es;
+    const char *x = (const char *)c->in[0] + (size_t)off * es;
+    if (istr == 1) {
+      memcpy(o, x, (size_t)inner * es);
+    } else {
+      for (int64_t i = 0; i < inner; i++) memcpy(o + (size_t)i * es, x, es);
+    }
+  }
+  return ASG_OK;
+}
+
+static asg_status fill_kernel(const asg_cpu_call *c) {
+  int64_t n = asg_shape_numel(c->s->out.shape);
+  double v = c->s->attr.f[0];
+  switch (c->s->out.dtype) {
+  case ASG_F32: for (int64_t i = 0; i < n; i++) ((float *)c->out)[i] = (float)v; break;
+  case ASG_F64: for (int64_t i = 0; i < n; i++) ((double *)c->out)[i] = v; break;
+  case ASG_I32: for (int64_t i = 0; i < n; i++) ((int32_t *)c->out)[i] = (int32_t)v; break;
+  case ASG_I64: for (int64_t i = 0; i < n; i++) ((int64_t *)c->out)[i] = (int64_t)v; break;
+  default: return asg__error(ASG_ERR_DTYPE, "cpu: fill: dtype not supported");
+  }
+  return ASG_OK;
+}
+
+/* out aliases the variable; copy the new value in. */
+static asg_status assign_kernel(const asg_cpu_call *c) {
+  if (c->out != c->in[1])
+    memmove(c->out, c->in[1], (size_t)asg_shape_numel(c->s->out.shape) * asg_dtype_size(c->s->out.dtype));
+  return ASG_OK;
+}
+
+void asg_cpu_register_shape(asg_cpu_kernel *t) {
+  t[ASG_OP_BROADCAST_TO].run = broadcast_to_kernel;
+  t[ASG_OP_FILL].run = fill_kernel;
+  t[ASG_OP_ASSIGN].run = assign_kernel;
+}

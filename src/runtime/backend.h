@@ -1,0 +1,39 @@
+/* The backend interface: a table of functions. The runtime schedules and
+ * plans memory; a backend allocates, copies and executes. */
+#ifndef ASG_RUNTIME_BACKEND_H
+#define ASG_RUNTIME_BACKEND_H
+
+#include "runtime/plan.h"
+
+/* Base addresses (backend handles) of every buffer a plan refers to. */
+typedef struct asg_buffers {
+  void *arena;
+  void **vars;
+  void **consts;
+  void **inputs;
+} asg_buffers;
+
+typedef struct asg_backend {
+  const char *name;
+  bool (*available)(void);
+  /* Whether op has a kernel here (the completeness test walks this). */
+  bool (*supports)(asg_op op);
+  asg_status (*device_open)(int num_threads, void **dev);
+  void (*device_close)(void *dev);
+  asg_status (*buffer_alloc)(void *dev, size_t bytes, void **buf);
+  void (*buffer_free)(void *dev, void *buf);
+  asg_status (*buffer_write)(void *dev, void *buf, size_t off, const void *src, size_t n);
+  asg_status (*buffer_read)(void *dev, void *buf, size_t off, void *dst, size_t n);
+  /* Prepares kernels for every step (all allocation happens here). */
+  asg_status (*exec_create)(void *dev, const asg_plan *plan, const asg_buffers *bufs,
+                            void **exec);
+  void (*exec_destroy)(void *exec);
+  /* Runs the whole plan once; run is the program's run count (RNG key). */
+  asg_status (*exec_run)(void *exec, uint64_t run);
+} asg_backend;
+
+/* NULL (with an error set) if no such backend is compiled in. */
+const asg_backend *asg__backend_find(const char *name);
+extern const asg_backend asg__backend_cpu;
+
+#endif

@@ -1,0 +1,256 @@
+/* Compile: pick the nodes the outputs need, order them, and plan memory.
+ *
+ * Schedule: creation order is topological; assigns go last so that every
+ * read of a variable in a step sees the value from before the step.
+ * Memory: one arena; each non-view node gets a block from a best-fit free
+ * list when it is produced and gives it back after its last reader ran. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/compile.h"
+
+typedef struct free_block {
+  size_t off, size;
+} free_block;
+
+typedef struct arena_planner {
+  free_block *blocks;
+  int n, cap;
+  size_t top;
+} arena_planner;
+
+static bool planner_alloc(arena_planner *a, size_t size, size_t *off) {
+  int best = -1;
+  for (int i = 0; i < a->n; i++)
+    if (a->blocks[i].size >= size && (best < 0 || a->blocks[i].size < a->blocks[best].size))
+      best = i;
+  if (best >= 0) {
+    *off = a->blocks[best].off;
+    a->blocks[best].off += size;
+    a->blocks[best].size -= size;
+    if (a->blocks[best].size == 0) {
+      memmove(a->blocks + best, a->blocks + best + 1, (size_t)(a->n - best - 1) * sizeof *a->blocks);
+      a->n--;
+    }
+    return true;
+  }
+  /* Grow the arena; reuse a free block that ends at the top. */
+  if (a->n && a->blocks[a->n - 1].off + a->blocks[a->n - 1].size == a->top) {
+    *off = a->blocks[a->n - 1].off;
+    a->top = *off + size;
+    a->n--;
+    return true;
+  }
+  *off = a->top;
+  a->top += size;
+  return true;
+}
+
+static bool planner_free(arena_planner *a, size_t off, size_t size) {
+  int i = 0;
+  while (i < a->n && a->blocks[i].off < off) i++;
+  if (a->n == a->cap) {
+    int cap = a->cap ? a->cap * 2 : 64;
+    free_block *nb = realloc(a->blocks, (size_t)cap * sizeof *nb);
+    if (!nb) return false;
+    a->blocks = nb;
+    a->cap = cap;
+  }
+  memmove(a->blocks + i + 1, a->blocks + i, (size_t)(a->n - i) * sizeof *a->blocks);
+  a->blocks[i] = (free_block){off, size};
+  a->n++;
+  /* coalesce with the next, then with the previous */
+  if (i + 1 < a->n && a->blocks[i].off + a->blocks[i].size == a->blocks[i + 1].off) {
+    a->blocks[i].size += a->blocks[i + 1].size;
+    memmove(a->blocks + i + 1, a->blocks + i + 2, (size_t)(a->n - i - 2) * sizeof *a->blocks);
+    a->n--;
+  }
+  if (i > 0 && a->blocks[i - 1].off + a->blocks[i - 1].size == a->blocks[i].off) {
+    a->blocks[i - 1].size += a->blocks[i].size;
+    memmove(a->blocks + i, a->blocks + i + 1, (size_t)(a->n - i - 1) * sizeof *a->blocks);
+    a->n--;
+  }
+  return true;
+}
+
+static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+void asg__compiled_free(asg_compiled *c) {
+  if (!c) return;
+  for (int i = 0; i < c->plan.n_steps; i++) {
+    free(c->plan.steps[i].in);
+    free(c->plan.steps[i].in_buf);
+  }
+  free(c->plan.steps);
+  free(c->vars);
+  free(c->consts);
+  free(c->inputs);
+  free(c->node_buf);
+  free(c->node_has_buf);
+  memset(c, 0, sizeof *c);
+}
+
+asg_status asg__compile_graph(asg_graph *g, int n_out, asg_tensor *const *outs, asg_compiled *c) {
+  memset(c, 0, sizeof *c);
+  int N = g->n_nodes;
+  char *need = calloc((size_t)N + 1, 1);
+  int *last_use = malloc(sizeof(int) * ((size_t)N + 1));
+  int *root = malloc(sizeof(int) * ((size_t)N + 1)); /* storage owner of each node */
+  int *order = malloc(sizeof(int) * ((size_t)N + 1));
+  asg_buf_ref *buf = calloc((size_t)N + 1, sizeof *buf);
+  char *has_buf = calloc((size_t)N + 1, 1);
+  arena_planner ap = {0};
+  asg_status st = ASG_OK;
+  if (!need || !last_use || !root || !order || !buf || !has_buf) {
+    st = asg__error(ASG_ERR_OOM, "compile: out of memory");
+    goto done;
+  }
+  /* 1. reachability from the outputs */
+  for (int i = 0; i < n_out; i++) need[outs[i]->id] = 1;
+  for (int i = N - 1; i >= 0; i--)
+    if (need[i])
+      for (int k = 0; k < g->nodes[i]->n_in; k++) need[g->nodes[i]->in[k]->id] = 1;
+
+  /* 2. leaves get persistent storage; one assign per variable */
+  c->vars = calloc((size_t)N + 1, sizeof *c->vars);
+  c->consts = calloc((size_t)N + 1, sizeof *c->consts);
+  c->inputs = calloc((size_t)N + 1, sizeof *c->inputs);
+  if (!c->vars || !c->consts || !c->inputs) {
+    st = asg__error(ASG_ERR_OOM, "compile: out of memory");
+    goto done;
+  }
+  int n_order = 0;
+  for (int i = 0; i < N; i++) {
+    asg_tensor *t = g->nodes[i];
+    root[i] = i;
+    last_use[i] = -1;
+    if (!need[i]) continue;
+    if (t->op == ASG_OP_VARIABLE) {
+      buf[i] = (asg_buf_ref){ASG_BUF_VAR, c->n_vars, 0};
+      c->vars[c->n_vars++] = t;
+      has_buf[i] = 1;
+    } else if (t->op == ASG_OP_CONSTANT) {
+      buf[i] = (asg_buf_ref){ASG_BUF_CONST, c->n_consts, 0};
+      c->consts[c->n_consts++] = t;
+      has_buf[i] = 1;
+    } else if (t->op == ASG_OP_INPUT) {
+      buf[i] = (asg_buf_ref){ASG_BUF_INPUT, c->n_inputs, 0};
+      c->inputs[c->n_inputs++] = t;
+      has_buf[i] = 1;
+    } else if (t->op != ASG_OP_ASSIGN) {
+      order[n_order++] = i;
+    }
+  }
+  for (int i = 0; i < N; i++) {
+    asg_tensor *t = g->nodes[i];
+    if (!need[i] || t->op != ASG_OP_ASSIGN) continue;
+    for (int k = 0; k < n_order; k++) {
+      asg_tensor *o = g->nodes[order[k]];
+      if (o->op == ASG_OP_ASSIGN && o->in[0] == t->in[0]) {
+        st = asg__error(ASG_ERR_INVALID, "compile: variable '%s' is assigned twice in one program",
+                        t->in[0]->name);
+        goto done;
+      }
+    }
+    order[n_order++] = i;
+  }
+
+  /* 3. liveness: views share their source's storage */
+  for (int k = 0; k < n_order; k++) {
+    asg_tensor *t = g->nodes[order[k]];
+    if (asg__op_info[t->op].flags & (ASG_OPF_VIEW | ASG_OPF_ASSIGN)) root[t->id] = root[t->in[0]->id];
+    for (int j = 0; j < t->n_in; j++) last_use[root[t->in[j]->id]] = k;
+  }
+  for (int i = 0; i < n_out; i++) last_use[root[outs[i]->id]] = n_order; /* kept to the end */
+
+  /* 4. steps + arena offsets */
+  c->plan.steps = calloc((size_t)n_order + 1, sizeof *c->plan.steps);
+  if (!c->plan.steps) {
+    st = asg__error(ASG_ERR_OOM, "compile: out of memory");
+    goto done;
+  }
+  /* roots freed after step k, bucketed by k */
+  int *free_head = malloc(sizeof(int) * ((size_t)n_order + 1));
+  int *free_next = malloc(sizeof(int) * ((size_t)N + 1));
+  if (!free_head || !free_next) {
+    free(free_head), free(free_next);
+    st = asg__error(ASG_ERR_OOM, "compile: out of memory");
+    goto done;
+  }
+  for (int k = 0; k <= n_order; k++) free_head[k] = -1;
+  for (int k = 0; k < n_order; k++) {
+    asg_tensor *t = g->nodes[order[k]];
+    asg_step *s = &c->plan.steps[k];
+    int i = t->id;
+    if (root[i] != i) {
+      buf[i] = buf[root[i]];
+    } else {
+      size_t off;
+      size_t bytes = align64((size_t)asg_shape_numel(t->shape) * asg_dtype_size(t->dtype));
+      if (bytes == 0) bytes = 64;
+      planner_alloc(&ap, bytes, &off);
+      buf[i] = (asg_buf_ref){ASG_BUF_ARENA, 0, off};
+      if (last_use[i] < 0) last_use[i] = k; /* dead value: free right away */
+      if (last_use[i] < n_order) {
+        free_next[i] = free_head[last_use[i]];
+        free_head[last_use[i]] = i;
+      }
+    }
+    has_buf[i] = 1;
+    s->op = t->op;
+    s->attr = t->attr;
+    s->out = (asg_tdesc){t->dtype, t->shape};
+    s->out_buf = buf[i];
+    s->node_id = i;
+    s->n_in = t->n_in;
+    if (t->scope && t->scope[0])
+      snprintf(s->label, sizeof s->label, "%s/%s", t->scope, asg__op_name(t->op));
+    else
+      snprintf(s->label, sizeof s->label, "%s", asg__op_name(t->op));
+    if (t->n_in) {
+      s->in = calloc((size_t)t->n_in, sizeof *s->in);
+      s->in_buf = calloc((size_t)t->n_in, sizeof *s->in_buf);
+      if (!s->in || !s->in_buf) {
+        c->plan.n_steps = k + 1;
+        free(free_head), free(free_next);
+        st = asg__error(ASG_ERR_OOM, "compile: out of memory");
+        goto done;
+      }
+    }
+    for (int j = 0; j < t->n_in; j++) {
+      s->in[j] = (asg_tdesc){t->in[j]->dtype, t->in[j]->shape};
+      s->in_buf[j] = buf[t->in[j]->id];
+    }
+    /* release storage whose last reader was this step (after the output got
+     * its block, so an output never overlaps its own inputs) */
+    for (int r = free_head[k]; r >= 0; r = free_next[r]) {
+      asg_tensor *rt = g->nodes[r];
+      size_t bytes = align64((size_t)asg_shape_numel(rt->shape) * asg_dtype_size(rt->dtype));
+      if (!planner_free(&ap, buf[r].offset, bytes ? bytes : 64)) {
+        c->plan.n_steps = k + 1;
+        free(free_head), free(free_next);
+        st = asg__error(ASG_ERR_OOM, "compile: out of memory");
+        goto done;
+      }
+    }
+  }
+  free(free_head), free(free_next);
+  c->plan.n_steps = n_order;
+  c->plan.arena_bytes = ap.top;
+  c->node_buf = buf;
+  c->node_has_buf = has_buf;
+  c->n_nodes = N;
+  buf = NULL;
+  has_buf = NULL;
+done:
+  free(need);
+  free(last_use);
+  free(root);
+  free(order);
+  free(buf);
+  free(has_buf);
+  free(ap.blocks);
+  if (st != ASG_OK) asg__compiled_free(c);
+  return st;
+}

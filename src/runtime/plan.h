@@ -1,0 +1,48 @@
+/* The compiled form of a graph that backends execute: a schedule of steps
+ * with their buffers already planned. Backends know nothing of the graph. */
+#ifndef ASG_RUNTIME_PLAN_H
+#define ASG_RUNTIME_PLAN_H
+
+#include "core/internal.h"
+
+typedef enum asg_buf_kind {
+  ASG_BUF_ARENA = 0, /* offset into the program's activation arena */
+  ASG_BUF_VAR,       /* persistent variable #index */
+  ASG_BUF_CONST,     /* constant #index */
+  ASG_BUF_INPUT      /* fed input #index */
+} asg_buf_kind;
+
+typedef struct asg_buf_ref {
+  asg_buf_kind kind;
+  int index;
+  size_t offset; /* bytes into that buffer */
+} asg_buf_ref;
+
+typedef struct asg_tdesc {
+  asg_dtype dtype;
+  asg_shape shape;
+} asg_tdesc;
+
+typedef struct asg_step {
+  asg_op op;
+  asg_attrs attr;
+  asg_tdesc out;
+  asg_buf_ref out_buf;
+  int n_in;
+  asg_tdesc *in;
+  asg_buf_ref *in_buf;
+  int node_id;
+  char label[96]; /* "scope/op" for errors and profiles */
+} asg_step;
+
+typedef struct asg_plan {
+  int n_steps;
+  asg_step *steps;
+  size_t arena_bytes;
+} asg_plan;
+
+static inline size_t asg__tdesc_bytes(const asg_tdesc *d) {
+  return (size_t)asg_shape_numel(d->shape) * asg_dtype_size(d->dtype);
+}
+
+#endif

@@ -1,0 +1,405 @@
+/* Programs: compiled plan + buffers on one backend; feed, run, fetch. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/backend.h"
+#include "runtime/compile.h"
+
+/* Variables live in a store that programs of one graph may share. */
+typedef struct asg_varstore {
+  int refs;
+  const asg_backend *be;
+  void *dev;
+  int n, cap;
+  char **names;
+  asg_tdesc *desc;
+  void **bufs;
+} asg_varstore;
+
+typedef struct out_entry {
+  const void *key; /* tensor pointer value: compared, never dereferenced */
+  asg_buf_ref buf;
+  asg_tdesc desc;
+} out_entry;
+
+struct asg_program {
+  const asg_backend *be;
+  asg_varstore *vs;
+  void *arena;
+  void **var_bufs, **const_bufs, **input_bufs;
+  int n_vars, n_consts, n_inputs;
+  char **input_names;
+  asg_tdesc *input_desc;
+  out_entry *outs;
+  int n_outs;
+  void *exec;
+  uint64_t runs;
+  size_t arena_bytes, persistent_bytes;
+  int n_steps;
+};
+
+const asg_backend *asg__backend_find(const char *name) {
+  if (!name || strcmp(name, "cpu") == 0) return &asg__backend_cpu;
+  if (strcmp(name, "cuda") == 0 || strcmp(name, "vulkan") == 0) {
+    asg__error(ASG_ERR_UNSUPPORTED, "backend '%s' is not compiled into this build of ASG", name);
+    return NULL;
+  }
+  asg__error(ASG_ERR_NOT_FOUND, "unknown backend '%s' (known: cpu, cuda, vulkan)", name);
+  return NULL;
+}
+
+bool asg_backend_available(const char *name) {
+  const asg_backend *be = asg__backend_find(name);
+  return be && be->available();
+}
+
+static void store_release(asg_varstore *vs) {
+  if (!vs || --vs->refs > 0) return;
+  for (int i = 0; i < vs->n; i++) {
+    if (vs->bufs[i]) vs->be->buffer_free(vs->dev, vs->bufs[i]);
+    free(vs->names[i]);
+  }
+  free(vs->names);
+  free(vs->desc);
+  free(vs->bufs);
+  if (vs->dev) vs->be->device_close(vs->dev);
+  free(vs);
+}
+
+static int store_find(const asg_varstore *vs, const char *name) {
+  for (int i = 0; i < vs->n; i++)
+    if (strcmp(vs->names[i], name) == 0) return i;
+  return -1;
+}
+
+/* Finds or creates (and initializes) the store slot of variable t. */
+static asg_status store_get(asg_varstore *vs, const asg_tensor *t, int *slot) {
+  char b1[96], b2[96];
+  int i = store_find(vs, t->name);
+  if (i >= 0) {
+    if (vs->desc[i].dtype != t->dtype || !asg_shape_equal(vs->desc[i].shape, t->shape))
+      return asg__error(ASG_ERR_SHAPE, "variable '%s': shared store has %s %s, graph has %s %s",
+                        t->name, asg_dtype_name(vs->desc[i].dtype),
+                        asg_shape_str(vs->desc[i].shape, b1, sizeof b1), asg_dtype_name(t->dtype),
+                        asg_shape_str(t->shape, b2, sizeof b2));
+    *slot = i;
+    return ASG_OK;
+  }
+  if (vs->n == vs->cap) {
+    int cap = vs->cap ? vs->cap * 2 : 32;
+    char **nn = realloc(vs->names, (size_t)cap * sizeof *nn);
+    if (nn) vs->names = nn;
+    asg_tdesc *nd = realloc(vs->desc, (size_t)cap * sizeof *nd);
+    if (nd) vs->desc = nd;
+    void **nb = realloc(vs->bufs, (size_t)cap * sizeof *nb);
+    if (nb) vs->bufs = nb;
+    if (!nn || !nd || !nb) return asg__error(ASG_ERR_OOM, "compile: out of memory");
+    vs->cap = cap;
+  }
+  size_t bytes = (size_t)asg_shape_numel(t->shape) * asg_dtype_size(t->dtype);
+  void *host = malloc(bytes ? bytes : 1);
+  char *name = malloc(strlen(t->name) + 1);
+  void *buf = NULL;
+  asg_status st = host && name ? ASG_OK : asg__error(ASG_ERR_OOM, "compile: out of memory");
+  if (!st) st = asg_init_fill(t->init, t->dtype, t->shape, 0, host);
+  if (!st) st = vs->be->buffer_alloc(vs->dev, bytes, &buf);
+  if (!st) st = vs->be->buffer_write(vs->dev, buf, 0, host, bytes);
+  free(host);
+  if (st) {
+    if (buf) vs->be->buffer_free(vs->dev, buf);
+    free(name);
+    return st;
+  }
+  strcpy(name, t->name);
+  vs->names[vs->n] = name;
+  vs->desc[vs->n] = (asg_tdesc){t->dtype, t->shape};
+  vs->bufs[vs->n] = buf;
+  *slot = vs->n++;
+  return ASG_OK;
+}
+
+void asg_program_free(asg_program *p) {
+  if (!p) return;
+  if (p->exec) p->be->exec_destroy(p->exec);
+  void *dev = p->vs ? p->vs->dev : NULL;
+  for (int i = 0; i < p->n_consts; i++)
+    if (p->const_bufs[i]) p->be->buffer_free(dev, p->const_bufs[i]);
+  for (int i = 0; i < p->n_inputs; i++) {
+    if (p->input_bufs && p->input_bufs[i]) p->be->buffer_free(dev, p->input_bufs[i]);
+    if (p->input_names) free(p->input_names[i]);
+  }
+  if (p->arena) p->be->buffer_free(dev, p->arena);
+  free(p->var_bufs);
+  free(p->const_bufs);
+  free(p->input_bufs);
+  free(p->input_names);
+  free(p->input_desc);
+  free(p->outs);
+  store_release(p->vs);
+  free(p);
+}
+
+static asg_status alloc_leaf(asg_program *p, const asg_tensor *t, void **buf, bool upload) {
+  size_t bytes = (size_t)asg_shape_numel(t->shape) * asg_dtype_size(t->dtype);
+  asg_status st = p->be->buffer_alloc(p->vs->dev, bytes, buf);
+  if (!st && upload) st = p->be->buffer_write(p->vs->dev, *buf, 0, t->data, bytes);
+  if (!st) p->persistent_bytes += bytes;
+  return st;
+}
+
+asg_program *asg_compile(asg_graph *g, int n_out, asg_tensor *const *outs,
+                         const asg_compile_opts *opts) {
+  asg_compile_opts o = {0};
+  if (opts) o = *opts;
+  if (!g || g->magic != ASG_GRAPH_MAGIC) {
+    asg__error(ASG_ERR_INVALID, "asg_compile: graph is NULL or freed");
+    return NULL;
+  }
+  if (g->status != ASG_OK) {
+    asg__error(ASG_ERR_GRAPH, "asg_compile: the graph has an error: %s", g->err);
+    return NULL;
+  }
+  if (n_out <= 0 || !outs) {
+    asg__error(ASG_ERR_INVALID, "asg_compile: no outputs given");
+    return NULL;
+  }
+  for (int i = 0; i < n_out; i++)
+    if (!outs[i] || outs[i]->magic != ASG_NODE_MAGIC || outs[i]->graph != g) {
+      asg__error(ASG_ERR_INVALID, "asg_compile: output %d is NULL or not a tensor of this graph",
+                 i);
+      return NULL;
+    }
+  const asg_backend *be = asg__backend_find(o.backend);
+  if (!be) return NULL;
+  if (!be->available()) {
+    asg__error(ASG_ERR_UNSUPPORTED, "asg_compile: backend '%s' has no usable device", be->name);
+    return NULL;
+  }
+  if (o.share_variables && o.share_variables->be != be) {
+    asg__error(ASG_ERR_INVALID, "asg_compile: cannot share variables across backends (%s, %s)",
+               o.share_variables->be->name, be->name);
+    return NULL;
+  }
+  for (int i = 0; i < g->n_nodes; i++) { /* every op needs a kernel on this backend */
+    asg_op op = g->nodes[i]->op;
+    if (!(asg__op_info[op].flags & ASG_OPF_SOURCE) && !be->supports(op)) {
+      asg__error(ASG_ERR_UNSUPPORTED, "asg_compile: op '%s' has no kernel on backend '%s'",
+                 asg__op_name(op), be->name);
+      return NULL;
+    }
+  }
+
+  asg_compiled c;
+  if (asg__compile_graph(g, n_out, outs, &c)) return NULL;
+  asg_program *p = calloc(1, sizeof *p);
+  asg_status st = p ? ASG_OK : asg__error(ASG_ERR_OOM, "asg_compile: out of memory");
+  if (st) goto fail;
+  p->be = be;
+  if (o.share_variables) {
+    p->vs = o.share_variables->vs;
+    p->vs->refs++;
+  } else {
+    p->vs = calloc(1, sizeof *p->vs);
+    if (!p->vs) {
+      st = asg__error(ASG_ERR_OOM, "asg_compile: out of memory");
+      goto fail;
+    }
+    p->vs->refs = 1;
+    p->vs->be = be;
+    st = be->device_open(o.num_threads, &p->vs->dev);
+    if (st) goto fail;
+  }
+  p->n_vars = c.n_vars;
+  p->n_consts = c.n_consts;
+  p->n_inputs = c.n_inputs;
+  p->var_bufs = calloc((size_t)c.n_vars + 1, sizeof(void *));
+  p->const_bufs = calloc((size_t)c.n_consts + 1, sizeof(void *));
+  p->input_bufs = calloc((size_t)c.n_inputs + 1, sizeof(void *));
+  p->input_names = calloc((size_t)c.n_inputs + 1, sizeof(char *));
+  p->input_desc = calloc((size_t)c.n_inputs + 1, sizeof(asg_tdesc));
+  p->outs = calloc((size_t)(n_out + c.n_vars + c.n_inputs) + 1, sizeof(out_entry));
+  if (!p->var_bufs || !p->const_bufs || !p->input_bufs || !p->input_names || !p->input_desc ||
+      !p->outs) {
+    st = asg__error(ASG_ERR_OOM, "asg_compile: out of memory");
+    goto fail;
+  }
+  for (int i = 0; i < c.n_vars && !st; i++) {
+    int slot = 0;
+    st = store_get(p->vs, c.vars[i], &slot);
+    if (!st) p->var_bufs[i] = p->vs->bufs[slot];
+  }
+  for (int i = 0; i < c.n_consts && !st; i++) st = alloc_leaf(p, c.consts[i], &p->const_bufs[i], true);
+  for (int i = 0; i < c.n_inputs && !st; i++) {
+    st = alloc_leaf(p, c.inputs[i], &p->input_bufs[i], false);
+    p->input_desc[i] = (asg_tdesc){c.inputs[i]->dtype, c.inputs[i]->shape};
+    p->input_names[i] = malloc(strlen(c.inputs[i]->name) + 1);
+    if (!st && !p->input_names[i]) st = asg__error(ASG_ERR_OOM, "asg_compile: out of memory");
+    if (!st) strcpy(p->input_names[i], c.inputs[i]->name);
+  }
+  if (st) goto fail;
+  /* fetchable tensors: outputs, then variables and inputs of this plan */
+  for (int i = 0; i < n_out; i++)
+    p->outs[p->n_outs++] = (out_entry){outs[i], c.node_buf[outs[i]->id],
+                                       (asg_tdesc){outs[i]->dtype, outs[i]->shape}};
+  for (int i = 0; i < c.n_vars; i++)
+    p->outs[p->n_outs++] = (out_entry){c.vars[i], c.node_buf[c.vars[i]->id],
+                                       (asg_tdesc){c.vars[i]->dtype, c.vars[i]->shape}};
+  for (int i = 0; i < c.n_inputs; i++)
+    p->outs[p->n_outs++] = (out_entry){c.inputs[i], c.node_buf[c.inputs[i]->id],
+                                       (asg_tdesc){c.inputs[i]->dtype, c.inputs[i]->shape}};
+  p->arena_bytes = c.plan.arena_bytes;
+  p->n_steps = c.plan.n_steps;
+  st = be->buffer_alloc(p->vs->dev, c.plan.arena_bytes, &p->arena);
+  if (st) goto fail;
+  asg_buffers bufs = {p->arena, p->var_bufs, p->const_bufs, p->input_bufs};
+  st = be->exec_create(p->vs->dev, &c.plan, &bufs, &p->exec);
+  if (st) goto fail;
+  asg__compiled_free(&c);
+  return p;
+fail:
+  asg__compiled_free(&c);
+  asg_program_free(p);
+  return NULL;
+}
+
+static int input_index(const asg_program *p, const char *name) {
+  for (int i = 0; i < p->n_inputs; i++)
+    if (strcmp(p->input_names[i], name) == 0) return i;
+  return -1;
+}
+
+asg_status asg_program_feed(asg_program *p, const char *name, const void *data, size_t nbytes) {
+  if (!p || !name || !data) return asg__error(ASG_ERR_INVALID, "asg_program_feed: NULL argument");
+  int i = input_index(p, name);
+  if (i < 0)
+    return asg__error(ASG_ERR_NOT_FOUND, "asg_program_feed: program has no input named '%s'", name);
+  size_t want = asg__tdesc_bytes(&p->input_desc[i]);
+  if (nbytes != want) {
+    char b[96];
+    return asg__error(ASG_ERR_SHAPE, "asg_program_feed: input '%s' is %s %s = %zu bytes, got %zu",
+                      name, asg_dtype_name(p->input_desc[i].dtype),
+                      asg_shape_str(p->input_desc[i].shape, b, sizeof b), want, nbytes);
+  }
+  return p->be->buffer_write(p->vs->dev, p->input_bufs[i], 0, data, nbytes);
+}
+
+asg_status asg_program_run(asg_program *p) {
+  if (!p) return asg__error(ASG_ERR_INVALID, "asg_program_run: program is NULL");
+  asg_status st = p->be->exec_run(p->exec, p->runs);
+  if (!st) p->runs++;
+  return st;
+}
+
+static const out_entry *find_out(const asg_program *p, const asg_tensor *t) {
+  for (int i = 0; i < p->n_outs; i++)
+    if (p->outs[i].key == (const void *)t) return &p->outs[i];
+  return NULL;
+}
+
+static void *base_of(const asg_program *p, asg_buf_ref r) {
+  switch (r.kind) {
+  case ASG_BUF_ARENA: return p->arena;
+  case ASG_BUF_VAR: return p->var_bufs[r.index];
+  case ASG_BUF_CONST: return p->const_bufs[r.index];
+  case ASG_BUF_INPUT: return p->input_bufs[r.index];
+  }
+  return NULL;
+}
+
+asg_status asg_program_fetch(asg_program *p, const asg_tensor *t, void *dst, size_t nbytes) {
+  if (!p || !t || !dst) return asg__error(ASG_ERR_INVALID, "asg_program_fetch: NULL argument");
+  const out_entry *e = find_out(p, t);
+  if (!e)
+    return asg__error(ASG_ERR_NOT_FOUND,
+                      "asg_program_fetch: tensor is not an output, variable or input of this program");
+  size_t want = asg__tdesc_bytes(&e->desc);
+  if (nbytes != want)
+    return asg__error(ASG_ERR_SHAPE, "asg_program_fetch: output is %zu bytes, buffer is %zu", want,
+                      nbytes);
+  return p->be->buffer_read(p->vs->dev, base_of(p, e->buf), e->buf.offset, dst, nbytes);
+}
+
+double asg_program_scalar(asg_program *p, const asg_tensor *t) {
+  if (!p || !t) {
+    asg__error(ASG_ERR_INVALID, "asg_program_scalar: NULL argument");
+    return NAN;
+  }
+  const out_entry *e = find_out(p, t);
+  if (!e) {
+    asg__error(ASG_ERR_NOT_FOUND, "asg_program_scalar: tensor is not an output of this program");
+    return NAN;
+  }
+  unsigned char v[8];
+  size_t sz = asg_dtype_size(e->desc.dtype);
+  if (p->be->buffer_read(p->vs->dev, base_of(p, e->buf), e->buf.offset, v, sz)) return NAN;
+  switch (e->desc.dtype) {
+  case ASG_F32: { float f; memcpy(&f, v, 4); return f; }
+  case ASG_F64: { double d; memcpy(&d, v, 8); return d; }
+  case ASG_I32: { int32_t x; memcpy(&x, v, 4); return x; }
+  case ASG_I64: { int64_t x; memcpy(&x, v, 8); return (double)x; }
+  default: asg__error(ASG_ERR_DTYPE, "asg_program_scalar: dtype %s", asg_dtype_name(e->desc.dtype));
+  }
+  return NAN;
+}
+
+static asg_status var_slot(const asg_program *p, const char *name, size_t nbytes, const char *fn,
+                           int *slot) {
+  if (!p || !name) return asg__error(ASG_ERR_INVALID, "%s: NULL argument", fn);
+  int i = store_find(p->vs, name);
+  if (i < 0) return asg__error(ASG_ERR_NOT_FOUND, "%s: no variable named '%s'", fn, name);
+  size_t want = asg__tdesc_bytes(&p->vs->desc[i]);
+  if (nbytes != want)
+    return asg__error(ASG_ERR_SHAPE, "%s: variable '%s' is %zu bytes, buffer is %zu", fn, name,
+                      want, nbytes);
+  *slot = i;
+  return ASG_OK;
+}
+
+asg_status asg_program_get_variable(asg_program *p, const char *name, void *dst, size_t nbytes) {
+  int i;
+  asg_status st = var_slot(p, name, nbytes, "asg_program_get_variable", &i);
+  if (st) return st;
+  if (!dst) return asg__error(ASG_ERR_INVALID, "asg_program_get_variable: dst is NULL");
+  return p->be->buffer_read(p->vs->dev, p->vs->bufs[i], 0, dst, nbytes);
+}
+
+asg_status asg_program_set_variable(asg_program *p, const char *name, const void *src,
+                                    size_t nbytes) {
+  int i;
+  asg_status st = var_slot(p, name, nbytes, "asg_program_set_variable", &i);
+  if (st) return st;
+  if (!src) return asg__error(ASG_ERR_INVALID, "asg_program_set_variable: src is NULL");
+  return p->be->buffer_write(p->vs->dev, p->vs->bufs[i], 0, src, nbytes);
+}
+
+int asg_program_variable_count(const asg_program *p) { return p ? p->vs->n : 0; }
+
+asg_status asg_program_variable_info(const asg_program *p, int i, const char **name,
+                                     asg_dtype *dt, asg_shape *shape) {
+  if (!p || i < 0 || i >= p->vs->n)
+    return asg__error(ASG_ERR_INVALID, "asg_program_variable_info: index %d out of range", i);
+  if (name) *name = p->vs->names[i];
+  if (dt) *dt = p->vs->desc[i].dtype;
+  if (shape) *shape = p->vs->desc[i].shape;
+  return ASG_OK;
+}
+
+size_t asg_program_peak_memory(const asg_program *p) { return p ? p->arena_bytes : 0; }
+size_t asg_program_persistent_memory(const asg_program *p) {
+  if (!p) return 0;
+  size_t n = p->persistent_bytes;
+  for (int i = 0; i < p->vs->n; i++) n += asg__tdesc_bytes(&p->vs->desc[i]);
+  return n;
+}
+int asg_program_step_count(const asg_program *p) { return p ? p->n_steps : 0; }
+uint64_t asg_program_run_count(const asg_program *p) { return p ? p->runs : 0; }
+void asg_program_set_run_count(asg_program *p, uint64_t n) {
+  if (p) p->runs = n;
+}
+const char *asg_program_backend(const asg_program *p) { return p ? p->be->name : NULL; }
+
+bool asg_backend_supports_op(const char *backend, int op) {
+  const asg_backend *be = asg__backend_find(backend);
+  return be && op >= 0 && op < ASG_OP_COUNT && be->supports((asg_op)op);
+}

@@ -1,0 +1,161 @@
+#include "testutil.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int tu_pass, tu_fail;
+
+int tu_finish(void) {
+  printf("%d passed, %d failed\n", tu_pass, tu_fail);
+  return tu_fail ? 1 : 0;
+}
+
+void tu_rand(unsigned long long seed, double *out, long n, double lo, double hi) {
+  unsigned long long s = seed * 6364136223846793005ull + 1442695040888963407ull;
+  for (long i = 0; i < n; i++) {
+    s ^= s >> 33;
+    s *= 0xff51afd7ed558ccdull;
+    s ^= s >> 33;
+    s += 0x9e3779b97f4a7c15ull;
+    out[i] = lo + (hi - lo) * ((double)(s >> 11) / 9007199254740992.0);
+  }
+}
+
+int tu_close(const char *what, const double *got, const double *want, long n, double atol,
+             double rtol) {
+  for (long i = 0; i < n; i++) {
+    double d = fabs(got[i] - want[i]);
+    if (!(d <= atol + rtol * fabs(want[i])) && !(isnan(got[i]) && isnan(want[i]))) {
+      printf("  %s: element %ld: got %.10g want %.10g\n", what, i, got[i], want[i]);
+      return 0;
+    }
+  }
+  return 1;
+}
+
+static void to_double(asg_dtype dt, const void *src, double *dst, long n) {
+  for (long i = 0; i < n; i++) {
+    switch (dt) {
+    case ASG_F32: dst[i] = ((const float *)src)[i]; break;
+    case ASG_F64: dst[i] = ((const double *)src)[i]; break;
+    case ASG_I32: dst[i] = ((const int32_t *)src)[i]; break;
+    case ASG_I64: dst[i] = (double)((const int64_t *)src)[i]; break;
+    default: dst[i] = NAN;
+    }
+  }
+}
+
+int tu_eval(asg_graph *g, asg_tensor *y, double *out) {
+  if (!y) {
+    printf("  eval: graph error: %s\n", asg_graph_error(g));
+    return -1;
+  }
+  asg_program *p = asg_compile(g, 1, &y, NULL);
+  if (!p) {
+    printf("  eval: compile failed: %s\n", asg_last_error());
+    return -1;
+  }
+  long n = (long)asg_shape_numel(asg_tensor_shape(y));
+  size_t bytes = (size_t)n * asg_dtype_size(asg_tensor_dtype(y));
+  void *buf = malloc(bytes ? bytes : 1);
+  int rc = -1;
+  if (buf && asg_program_run(p) == ASG_OK && asg_program_fetch(p, y, buf, bytes) == ASG_OK) {
+    to_double(asg_tensor_dtype(y), buf, out, n);
+    rc = 0;
+  } else {
+    printf("  eval: run failed: %s\n", asg_last_error());
+  }
+  free(buf);
+  asg_program_free(p);
+  return rc;
+}
+
+int tu_gradcheck(const char *name, int n, const asg_shape *shapes, tu_build_fn build, void *ctx,
+                 const tu_gc_opts *opts) {
+  tu_gc_opts o = {-1, 1, 1e-6, 1e-6, NULL};
+  if (opts) {
+    o = *opts;
+    if (o.lo == 0 && o.hi == 0) o.lo = -1, o.hi = 1;
+    if (o.eps == 0) o.eps = 1e-6;
+    if (o.tol == 0) o.tol = 1e-6;
+  }
+  int bad = 0;
+  asg_graph *g = asg_graph_new();
+  asg_tensor *xs[8], *grads[8];
+  double *vals[8];
+  char vname[8][16];
+  for (int i = 0; i < n; i++) {
+    long m = (long)asg_shape_numel(shapes[i]);
+    vals[i] = malloc(sizeof(double) * (size_t)(m ? m : 1));
+    if (o.data && o.data[i]) memcpy(vals[i], o.data[i], sizeof(double) * (size_t)m);
+    else tu_rand(1234 + (unsigned)i * 77, vals[i], m, o.lo, o.hi);
+    snprintf(vname[i], sizeof vname[i], "x%d", i);
+    xs[i] = asg_variable(g, vname[i], ASG_F64, shapes[i], asg_init_data(vals[i]));
+  }
+  asg_tensor *y = build(g, xs, ctx);
+  asg_program *p = NULL;
+  if (!y) {
+    printf("FAIL gradcheck %s: build failed: %s\n", name, asg_graph_error(g));
+    bad = 1;
+    goto out;
+  }
+  {
+    long ny = (long)asg_shape_numel(asg_tensor_shape(y));
+    double *r = malloc(sizeof(double) * (size_t)ny);
+    tu_rand(99, r, ny, 0.5, 1.5);
+    asg_tensor *w = asg_constant(g, ASG_F64, asg_tensor_shape(y), r);
+    free(r);
+    asg_tensor *loss = asg_sum(asg_mul(asg_cast(y, ASG_F64), w), ASG_ALL_AXES, false);
+    if (asg_grad(loss, n, xs, grads) != ASG_OK) {
+      printf("FAIL gradcheck %s: asg_grad: %s\n", name, asg_last_error());
+      bad = 1;
+      goto out;
+    }
+    asg_tensor *outs[9];
+    outs[0] = loss;
+    for (int i = 0; i < n; i++) outs[i + 1] = grads[i];
+    p = asg_compile(g, n + 1, outs, NULL);
+    if (p) asg_program_set_run_count(p, 0);
+    if (!p || asg_program_run(p) != ASG_OK) {
+      printf("FAIL gradcheck %s: compile/run: %s\n", name, asg_last_error());
+      bad = 1;
+      goto out;
+    }
+    for (int i = 0; i < n && !bad; i++) {
+      long m = (long)asg_shape_numel(shapes[i]);
+      double *an = malloc(sizeof(double) * (size_t)m);
+      asg_program_fetch(p, grads[i], an, sizeof(double) * (size_t)m);
+      for (long j = 0; j < m; j++) {
+        double keep = vals[i][j];
+        vals[i][j] = keep + o.eps;
+        asg_program_set_variable(p, vname[i], vals[i], sizeof(double) * (size_t)m);
+        asg_program_set_run_count(p, 0);
+        asg_program_run(p);
+        double lp = asg_program_scalar(p, loss);
+        vals[i][j] = keep - o.eps;
+        asg_program_set_variable(p, vname[i], vals[i], sizeof(double) * (size_t)m);
+        asg_program_set_run_count(p, 0);
+        asg_program_run(p);
+        double lm = asg_program_scalar(p, loss);
+        vals[i][j] = keep;
+        asg_program_set_variable(p, vname[i], vals[i], sizeof(double) * (size_t)m);
+        double num = (lp - lm) / (2 * o.eps);
+        double scale = fabs(num) > 1 ? fabs(num) : 1;
+        if (!(fabs(an[j] - num) <= o.tol * scale * 10 + 1e-7)) {
+          printf("FAIL gradcheck %s: d/dx%d[%ld]: analytic %.10g numeric %.10g\n", name, i, j,
+                 an[j], num);
+          bad++;
+          break;
+        }
+      }
+      free(an);
+    }
+  }
+out:
+  asg_program_free(p);
+  asg_graph_free(g);
+  for (int i = 0; i < n; i++) free(vals[i]);
+  if (bad) tu_fail++;
+  else tu_pass++;
+  return bad;
+}

@@ -7,5 +7,7 @@
 #include "asg/ops.h"
 #include "asg/autograd.h"
 #include "asg/program.h"
+#include "asg/optim.h"
+#include "asg/data.h"
 
 #endif

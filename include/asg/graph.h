@@ -92,6 +92,10 @@ ASG_API asg_status asg_init_fill(asg_init init, asg_dtype dt, asg_shape shape, u
  * lives in the program and survives runs. Names are unique per graph. */
 ASG_API asg_tensor *asg_variable(asg_graph *g, const char *name, asg_dtype dt, asg_shape shape,
                                  asg_init init);
+/* Trainable variables are those an optimizer updates (default: all float
+ * variables). Optimizer state and running statistics are frozen. */
+ASG_API void asg_variable_set_trainable(asg_tensor *var, bool trainable);
+ASG_API bool asg_variable_is_trainable(const asg_tensor *var);
 /* Finds a variable or input by name (NULL if absent; no error set). */
 ASG_API asg_tensor *asg_graph_find(const asg_graph *g, const char *name);
 ASG_API int asg_graph_variable_count(const asg_graph *g);

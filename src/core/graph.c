@@ -332,3 +332,11 @@ static unsigned op_flags(int op) { return op >= 0 && op < ASG_OP_COUNT ? asg__op
 bool asg_op_is_nondifferentiable(int op) { return op_flags(op) & ASG_OPF_NODIFF; }
 bool asg_op_is_backward(int op) { return op_flags(op) & ASG_OPF_BWD; }
 bool asg_op_is_source(int op) { return op_flags(op) & ASG_OPF_SOURCE; }
+
+void asg_variable_set_trainable(asg_tensor *v, bool trainable) {
+  if (asg__tensor_ok(v) && v->op == ASG_OP_VARIABLE) v->frozen = !trainable;
+}
+bool asg_variable_is_trainable(const asg_tensor *v) {
+  return asg__tensor_ok(v) && v->op == ASG_OP_VARIABLE && !v->frozen &&
+         asg_dtype_is_float(v->dtype);
+}

@@ -61,6 +61,7 @@ struct asg_tensor {
   const char *scope; /* name scope that made the node ("" at top level) */
   void *data;        /* CONSTANT: numel * dtype bytes */
   asg_init init;     /* VARIABLE */
+  bool frozen;       /* VARIABLE: not trained (optimizer state, statistics) */
 };
 
 /* Bump allocator: nodes, names and constants live until the graph dies. */

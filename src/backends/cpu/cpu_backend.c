@@ -1,4 +1,5 @@
 /* The CPU backend: host buffers, the dispatch table and the executor. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
@@ -9,12 +10,10 @@
 #include "runtime/backend.h"
 
 static asg_cpu_kernel table[ASG_OP_COUNT];
-static int table_ready;
+static pthread_once_t table_once = PTHREAD_ONCE_INIT;
 
-/* The table is filled once; kernels are pure functions so sharing it across
- * threads is safe. Called under the first device_open. */
-static void table_init(void) {
-  if (table_ready) return;
+/* The table is filled once (thread-safe); kernels are pure functions. */
+static void table_fill(void) {
   asg_cpu_register_elementwise(table);
   asg_cpu_register_reduce(table);
   asg_cpu_register_matmul(table);
@@ -23,8 +22,8 @@ static void table_init(void) {
   asg_cpu_register_nn(table);
   asg_cpu_register_conv(table);
   asg_cpu_register_random(table);
-  table_ready = 1;
 }
+static void table_init(void) { pthread_once(&table_once, table_fill); }
 
 static bool cpu_available(void) { return true; }
 static bool cpu_supports(asg_op op) {

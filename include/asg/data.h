@@ -1,0 +1,44 @@
+/* Data on the host: IDX files (MNIST format, gzip or plain), seeded
+ * shuffling batches, metrics. */
+#ifndef ASG_DATA_H
+#define ASG_DATA_H
+
+#include "asg/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A dense array in host memory, owned by whoever filled it. */
+typedef struct asg_host_tensor {
+  asg_dtype dtype;
+  asg_shape shape;
+  void *data;
+} asg_host_tensor;
+
+ASG_API void asg_host_tensor_free(asg_host_tensor *t);
+
+/* Reads an IDX file (optionally gzip-compressed) converting its values to
+ * dt (F32, F64, I32 or I64). Malformed or truncated files give
+ * ASG_ERR_FORMAT and leave out empty. */
+ASG_API asg_status asg_idx_read(const char *path, asg_dtype dt, asg_host_tensor *out);
+
+/* Copies rows idx[0..n) of src (rows = first dim) into dst, contiguously. */
+ASG_API asg_status asg_host_gather_rows(const asg_host_tensor *src, const int64_t *idx, int64_t n,
+                                        void *dst);
+
+/* Batches of indices over [0, n); reshuffled every epoch from seed. */
+typedef struct asg_batcher asg_batcher;
+ASG_API asg_batcher *asg_batcher_new(int64_t n, int64_t batch, bool shuffle, bool drop_last,
+                                     uint64_t seed);
+ASG_API void asg_batcher_free(asg_batcher *b);
+/* Fills idx (capacity batch) and returns the batch's size; returns 0 at
+ * the end of an epoch (the next call starts a new one). */
+ASG_API int64_t asg_batcher_next(asg_batcher *b, int64_t *idx);
+ASG_API int64_t asg_batcher_batches_per_epoch(const asg_batcher *b);
+ASG_API int64_t asg_batcher_epoch(const asg_batcher *b);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -38,6 +38,15 @@ ASG_API int64_t asg_batcher_next(asg_batcher *b, int64_t *idx);
 ASG_API int64_t asg_batcher_batches_per_epoch(const asg_batcher *b);
 ASG_API int64_t asg_batcher_epoch(const asg_batcher *b);
 
+/* Progress of a long run: a one-line bar (step, loss, throughput, ETA)
+ * redrawn in place on a terminal; a plain line every `every` steps (and at
+ * the end) when stdout is not a terminal. */
+typedef struct asg_progress asg_progress;
+ASG_API asg_progress *asg_progress_new(const char *label, int64_t total_steps, int64_t every);
+/* items: samples (or tokens) processed in this step, for throughput. */
+ASG_API void asg_progress_update(asg_progress *p, int64_t step, double loss, int64_t items);
+ASG_API void asg_progress_free(asg_progress *p); /* ends the line */
+
 #ifdef __cplusplus
 }
 #endif

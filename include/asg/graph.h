@@ -25,6 +25,18 @@ ASG_API asg_status asg_graph_status(const asg_graph *g);
 /* Seed for variable initializers that do not give their own. */
 ASG_API void asg_graph_set_seed(asg_graph *g, uint64_t seed);
 
+/* Training mode (default true): layers read it while building, e.g.
+ * dropout is the identity and batch norm uses running statistics when
+ * false. Build the same model code into a second graph for evaluation. */
+ASG_API void asg_graph_set_training(asg_graph *g, bool training);
+ASG_API bool asg_graph_is_training(const asg_graph *g);
+
+/* Side-effect updates (assign nodes such as batch-norm running statistics)
+ * that every training program compiled from the graph must run. */
+ASG_API asg_status asg_graph_add_update(asg_graph *g, asg_tensor *assign_node);
+ASG_API int asg_graph_update_count(const asg_graph *g);
+ASG_API asg_tensor *asg_graph_update(const asg_graph *g, int i);
+
 /* Name scopes: nodes made between push and pop remember "outer/inner". */
 ASG_API void asg_scope_push(asg_graph *g, const char *name);
 ASG_API void asg_scope_pop(asg_graph *g);

@@ -83,6 +83,7 @@ void asg_graph_free(asg_graph *g) {
   g->magic = ASG_DEAD_MAGIC;
   asg__arena_free(&g->arena);
   free(g->nodes);
+  free(g->updates);
   free(g);
 }
 
@@ -339,4 +340,27 @@ void asg_variable_set_trainable(asg_tensor *v, bool trainable) {
 bool asg_variable_is_trainable(const asg_tensor *v) {
   return asg__tensor_ok(v) && v->op == ASG_OP_VARIABLE && !v->frozen &&
          asg_dtype_is_float(v->dtype);
+}
+
+void asg_graph_set_training(asg_graph *g, bool training) {
+  if (g) g->eval_mode = !training;
+}
+bool asg_graph_is_training(const asg_graph *g) { return g && !g->eval_mode; }
+
+asg_status asg_graph_add_update(asg_graph *g, asg_tensor *a) {
+  if (!g || !asg__tensor_ok(a) || a->graph != g || a->op != ASG_OP_ASSIGN)
+    return asg__error(ASG_ERR_INVALID, "asg_graph_add_update: not an assign node of this graph");
+  if (g->n_updates == g->cap_updates) {
+    int cap = g->cap_updates ? 2 * g->cap_updates : 16;
+    asg_tensor **u = realloc(g->updates, sizeof *u * (size_t)cap);
+    if (!u) return asg__error(ASG_ERR_OOM, "asg_graph_add_update: out of memory");
+    g->updates = u;
+    g->cap_updates = cap;
+  }
+  g->updates[g->n_updates++] = a;
+  return ASG_OK;
+}
+int asg_graph_update_count(const asg_graph *g) { return g ? g->n_updates : 0; }
+asg_tensor *asg_graph_update(const asg_graph *g, int i) {
+  return g && i >= 0 && i < g->n_updates ? g->updates[i] : NULL;
 }

@@ -87,6 +87,9 @@ struct asg_graph {
   int scope_len[ASG_SCOPE_DEPTH];
   int scope_depth;
   uint64_t seed;
+  bool eval_mode;
+  asg_tensor **updates;
+  int n_updates, cap_updates;
 };
 
 /* ---- errors ---- */

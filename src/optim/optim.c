@@ -104,7 +104,7 @@ asg_program *asg_compile_train(asg_graph *g, asg_tensor *loss, asg_optim opt, in
     asg__error(ASG_ERR_INVALID, "asg_compile_train: NULL graph or loss");
     return NULL;
   }
-  int cap = 3 * g->n_nodes + 8; /* at most 3 updates per variable plus the step */
+  int cap = 3 * g->n_nodes + 8 + g->n_updates; /* <= 3 updates per variable, the step */
   asg_tensor **outs = malloc(sizeof *outs * (size_t)(cap + n_extra + 1));
   if (!outs) {
     asg__error(ASG_ERR_OOM, "asg_compile_train: out of memory");
@@ -114,8 +114,10 @@ asg_program *asg_compile_train(asg_graph *g, asg_tensor *loss, asg_optim opt, in
   for (int i = 0; i < n_extra; i++) outs[1 + i] = extra[i];
   int nu = 0;
   asg_program *p = NULL;
-  if (asg_optim_build(loss, opt, 0, NULL, outs + 1 + n_extra, cap, &nu) == ASG_OK)
+  if (asg_optim_build(loss, opt, 0, NULL, outs + 1 + n_extra, cap, &nu) == ASG_OK) {
+    for (int i = 0; i < g->n_updates; i++) outs[1 + n_extra + nu++] = g->updates[i];
     p = asg_compile(g, 1 + n_extra + nu, outs, opts);
+  }
   free(outs);
   return p;
 }

@@ -25,6 +25,16 @@ ASG_API asg_status asg_graph_status(const asg_graph *g);
 /* Seed for variable initializers that do not give their own. */
 ASG_API void asg_graph_set_seed(asg_graph *g, uint64_t seed);
 
+/* Records an error on the graph as an op constructor would ("scope/what:
+ * message"; the first error sticks) and returns NULL, the poisoned tensor.
+ * For layers and user extensions that validate their own arguments. */
+ASG_API asg_tensor *asg_graph_fail(asg_graph *g, asg_status s, const char *what, const char *fmt,
+                                   ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+
 /* Training mode (default true): layers read it while building, e.g.
  * dropout is the identity and batch norm uses running statistics when
  * false. Build the same model code into a second graph for evaluation. */

@@ -34,12 +34,9 @@ asg_status asg__error(asg_status s, const char *fmt, ...) {
   return s;
 }
 
-asg_tensor *asg__fail(asg_graph *g, asg_status s, const char *op, const char *fmt, ...) {
+static asg_tensor *vfail(asg_graph *g, asg_status s, const char *op, const char *fmt, va_list ap) {
   char msg[600];
-  va_list ap;
-  va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
   if (!g) {
     asg__error(s, "%s: %s", op, msg);
     return NULL;
@@ -51,5 +48,22 @@ asg_tensor *asg__fail(asg_graph *g, asg_status s, const char *op, const char *fm
     (void)n; /* truncation is fine: the message stays NUL-terminated */
   }
   asg__error(s, "%s", g->err);
+  return NULL;
+}
+
+asg_tensor *asg__fail(asg_graph *g, asg_status s, const char *op, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vfail(g, s, op, fmt, ap);
+  va_end(ap);
+  return NULL;
+}
+
+asg_tensor *asg_graph_fail(asg_graph *g, asg_status s, const char *what, const char *fmt, ...) {
+  va_list ap;
+  if (g && g->magic != ASG_GRAPH_MAGIC) g = NULL;
+  va_start(ap, fmt);
+  vfail(g, s ? s : ASG_ERR_INVALID, what ? what : "error", fmt, ap);
+  va_end(ap);
   return NULL;
 }

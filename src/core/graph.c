@@ -364,3 +364,11 @@ int asg_graph_update_count(const asg_graph *g) { return g ? g->n_updates : 0; }
 asg_tensor *asg_graph_update(const asg_graph *g, int i) {
   return g && i >= 0 && i < g->n_updates ? g->updates[i] : NULL;
 }
+
+void *asg_graph_alloc(asg_graph *g, size_t bytes) {
+  if (!g || g->magic != ASG_GRAPH_MAGIC) return NULL;
+  void *p = asg__arena_alloc(&g->arena, bytes ? bytes : 1);
+  if (p) memset(p, 0, bytes);
+  else asg__fail(g, ASG_ERR_OOM, "alloc", "out of memory");
+  return p;
+}

@@ -38,6 +38,28 @@ ASG_API int64_t asg_batcher_next(asg_batcher *b, int64_t *idx);
 ASG_API int64_t asg_batcher_batches_per_epoch(const asg_batcher *b);
 ASG_API int64_t asg_batcher_epoch(const asg_batcher *b);
 
+/* A character-level (byte-level) text corpus: the vocabulary is the set of
+ * bytes that occur, tokens are their indices. */
+typedef struct asg_text {
+  int vocab_size;
+  unsigned char chars[256]; /* token -> byte */
+  int16_t index[256];       /* byte -> token, -1 if absent */
+  int32_t *tokens;
+  int64_t n;
+} asg_text;
+
+/* Reads and concatenates files (a path naming a directory reads its regular
+ * files in name order, skipping "*.dat" indexes and symbolic links). */
+ASG_API asg_status asg_text_load(const char *const *paths, int n_paths, asg_text *out);
+ASG_API void asg_text_free(asg_text *t);
+/* Entropy in nats of the unigram distribution of tokens [begin, end). */
+ASG_API double asg_text_unigram_entropy(const asg_text *t, int64_t begin, int64_t end);
+/* Fills x and y [batch, ctx] with random windows from tokens [begin, end):
+ * y is x shifted by one. Deterministic in (seed, step). */
+ASG_API asg_status asg_text_batch(const asg_text *t, int64_t begin, int64_t end, int64_t batch,
+                                  int64_t ctx, uint64_t seed, uint64_t step, int32_t *x,
+                                  int32_t *y);
+
 /* Progress of a long run: a one-line bar (step, loss, throughput, ETA)
  * redrawn in place on a terminal; a plain line every `every` steps (and at
  * the end) when stdout is not a terminal. */

@@ -116,6 +116,10 @@ asg_tensor *asg__node(asg_graph *g, asg_op op, asg_dtype dt, asg_shape shape, in
                       asg_tensor *const *in);
 bool asg__tensor_ok(const asg_tensor *t);
 
+/* ---- internal op constructors (ops without a public constructor) ---- */
+/* Gradient of a slice: zeros of xshape with dy placed at the slice. */
+asg_tensor *asg__slice_bwd(asg_tensor *dy, asg_shape xshape, int axis, int64_t start, int64_t step);
+
 /* ---- shapes ---- */
 /* Broadcast a and b into out; false if incompatible. */
 bool asg__broadcast_shapes(asg_shape a, asg_shape b, asg_shape *out);

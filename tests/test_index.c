@@ -1,0 +1,655 @@
+/* Index-family ops: permute, transpose, slice, concat, split, gather,
+ * embedding, scatter_add, one_hot. Forward against plain-loop float64
+ * references, gradients by central differences, error paths. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "asg/asg.h"
+#include "testutil.h"
+
+static const asg_dtype DTYPES[4] = {ASG_F32, ASG_F64, ASG_I32, ASG_I64};
+
+/* A constant of dtype dt holding vals (converted). */
+static asg_tensor *cst(asg_graph *g, asg_dtype dt, asg_shape s, const double *vals) {
+  long n = (long)asg_shape_numel(s);
+  void *buf = malloc((size_t)(n ? n : 1) * 8);
+  for (long i = 0; i < n; i++) {
+    switch (dt) {
+    case ASG_F32: ((float *)buf)[i] = (float)vals[i]; break;
+    case ASG_F64: ((double *)buf)[i] = vals[i]; break;
+    case ASG_I32: ((int32_t *)buf)[i] = (int32_t)vals[i]; break;
+    default: ((int64_t *)buf)[i] = (int64_t)vals[i]; break;
+    }
+  }
+  asg_tensor *t = asg_constant(g, dt, s, buf);
+  free(buf);
+  return t;
+}
+
+/* Integer-valued data, exact in every dtype. */
+static double *iota_data(long n, unsigned seed) {
+  double *v = malloc(sizeof(double) * (size_t)n);
+  tu_rand(seed, v, n, -1000, 1000);
+  for (long i = 0; i < n; i++) v[i] = floor(v[i]);
+  return v;
+}
+
+static long numel(asg_shape s) { return (long)asg_shape_numel(s); }
+
+/* flat index -> coordinates */
+static void coords(asg_shape s, long f, long *co) {
+  for (int d = s.ndim - 1; d >= 0; d--) {
+    co[d] = f % s.dims[d];
+    f /= s.dims[d];
+  }
+}
+static long flat(asg_shape s, const long *co) {
+  long f = 0;
+  for (int d = 0; d < s.ndim; d++) f = f * s.dims[d] + co[d];
+  return f;
+}
+
+/* y[c] = x[c permuted back] */
+static void ref_permute(const double *x, asg_shape xs, const int *perm, double *y) {
+  asg_shape ys = xs;
+  for (int d = 0; d < xs.ndim; d++) ys.dims[d] = xs.dims[perm[d]];
+  long co[8] = {0}, ci[8] = {0};
+  for (long f = 0; f < numel(ys); f++) {
+    coords(ys, f, co);
+    for (int d = 0; d < xs.ndim; d++) ci[perm[d]] = co[d];
+    y[f] = x[flat(xs, ci)];
+  }
+}
+
+/* NumPy take along axis with the listed indices (out of range -> 0); the
+ * result shape is xs with dims[axis] = k (idx taken as 1-D). */
+static void ref_take(const double *x, asg_shape xs, int axis, const long *idx, long k, double *y) {
+  asg_shape ys = xs;
+  ys.dims[axis] = k;
+  long co[8] = {0};
+  for (long f = 0; f < numel(ys); f++) {
+    coords(ys, f, co);
+    long i = idx[co[axis]];
+    if (i < 0 || i >= xs.dims[axis]) {
+      y[f] = 0;
+      continue;
+    }
+    co[axis] = i;
+    y[f] = x[flat(xs, co)];
+  }
+}
+
+/* ---------------- forward ---------------- */
+
+static void test_permute_fwd(void) {
+  struct {
+    asg_shape s;
+    int perm[4];
+  } cases[] = {
+      {ASG_SHAPE(2, 3, 4, 5), {0, 2, 3, 1}}, {ASG_SHAPE(2, 3, 4, 5), {3, 2, 1, 0}},
+      {ASG_SHAPE(2, 3, 4, 5), {1, 0, 2, 3}}, {ASG_SHAPE(2, 3, 4, 5), {0, 1, 3, 2}},
+      {ASG_SHAPE(2, 3, 4, 5), {2, 3, 0, 1}}, {ASG_SHAPE(1, 5, 1, 7), {3, 1, 2, 0}},
+      {ASG_SHAPE(4, 100, 100), {0, 2, 1}},  {ASG_SHAPE(40, 30, 40), {1, 0, 2}},
+      {ASG_SHAPE(3, 37, 45), {2, 1, 0}},
+  };
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    asg_shape s = cases[c].s;
+    long n = numel(s);
+    double *x = iota_data(n, 11 + (unsigned)c), *want = malloc(sizeof(double) * (size_t)n),
+           *got = malloc(sizeof(double) * (size_t)n);
+    ref_permute(x, s, cases[c].perm, want);
+    for (int t = 0; t < 4; t++) {
+      asg_graph *g = asg_graph_new();
+      asg_tensor *y = asg_permute(cst(g, DTYPES[t], s, x), cases[c].perm);
+      int ok = tu_eval(g, y, got) == 0;
+      char what[64];
+      snprintf(what, sizeof what, "permute case %zu %s", c, asg_dtype_name(DTYPES[t]));
+      TU_CHECK(ok && tu_close(what, got, want, n, 0, 0), "%s", what);
+      asg_graph_free(g);
+    }
+    free(x), free(want), free(got);
+  }
+  /* negative perm entries count from the end; transpose with a negative axis */
+  {
+    asg_shape s = ASG_SHAPE(3, 4, 5);
+    double x[60], want[60], got[60];
+    for (int i = 0; i < 60; i++) x[i] = i;
+    int p[3] = {2, 1, 0};
+    ref_permute(x, s, p, want);
+    asg_graph *g = asg_graph_new();
+    asg_tensor *xt = cst(g, ASG_F64, s, x);
+    int pn[3] = {-1, 1, -3};
+    TU_CHECK(tu_eval(g, asg_permute(xt, pn), got) == 0 && tu_close("permute neg", got, want, 60, 0, 0),
+             "permute with negative axes");
+    TU_CHECK(tu_eval(g, asg_transpose(xt, 0, -1), got) == 0 && tu_close("transpose", got, want, 60, 0, 0),
+             "transpose(0,-1)");
+    asg_tensor *tr = asg_transpose(xt, 1, 2);
+    asg_shape ts = asg_tensor_shape(tr);
+    TU_CHECK(ts.ndim == 3 && ts.dims[0] == 3 && ts.dims[1] == 5 && ts.dims[2] == 4, "transpose shape");
+    asg_graph_free(g);
+  }
+}
+
+static void test_slice_fwd(void) {
+  struct {
+    int axis;
+    long start, stop, step;
+    long nsel;
+    long sel[8]; /* the indices Python would select (hand-written) */
+  } cases[] = {
+      {0, 1, 3, 1, 1, {1}},             {1, 0, 4, 2, 2, {0, 2}},
+      {1, -3, 100, 1, 3, {1, 2, 3}},    {-1, 1, -1, 2, 2, {1, 3}},
+      {2, -100, 5, 3, 2, {0, 3}},       {-2, 3, 4, 5, 1, {3}},
+      {2, 4, 5, 1, 1, {4}},             {0, -1, 2, 1, 1, {1}},
+  };
+  asg_shape s = ASG_SHAPE(2, 4, 5);
+  long n = numel(s);
+  double *x = iota_data(n, 5);
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    int a = cases[c].axis < 0 ? cases[c].axis + 3 : cases[c].axis;
+    asg_shape ys = s;
+    ys.dims[a] = cases[c].nsel;
+    double want[40], got[40];
+    ref_take(x, s, a, cases[c].sel, cases[c].nsel, want);
+    for (int t = 0; t < 4; t++) {
+      asg_graph *g = asg_graph_new();
+      asg_tensor *y = asg_slice(cst(g, DTYPES[t], s, x), cases[c].axis, cases[c].start,
+                                cases[c].stop, cases[c].step);
+      asg_shape gs = asg_tensor_shape(y);
+      char what[64];
+      snprintf(what, sizeof what, "slice case %zu %s", c, asg_dtype_name(DTYPES[t]));
+      TU_CHECK(y && asg_shape_equal(gs, ys), "%s: shape", what);
+      TU_CHECK(y && tu_eval(g, y, got) == 0 && tu_close(what, got, want, numel(ys), 0, 0), "%s", what);
+      asg_graph_free(g);
+    }
+  }
+  free(x);
+  /* a big strided slice (parallel path) */
+  {
+    asg_shape bs = ASG_SHAPE(3, 300, 70);
+    long bn = numel(bs);
+    double *bx = iota_data(bn, 8);
+    long sel[100];
+    for (int i = 0; i < 100; i++) sel[i] = 2 + 3 * i;
+    asg_shape ys = ASG_SHAPE(3, 100, 70);
+    double *want = malloc(sizeof(double) * (size_t)numel(ys)), *got = malloc(sizeof(double) * (size_t)numel(ys));
+    ref_take(bx, bs, 1, sel, 100, want);
+    asg_graph *g = asg_graph_new();
+    asg_tensor *y = asg_slice(cst(g, ASG_F32, bs, bx), 1, 2, 300, 3);
+    TU_CHECK(tu_eval(g, y, got) == 0 && tu_close("big slice", got, want, numel(ys), 0, 0), "big slice");
+    asg_graph_free(g);
+    free(bx), free(want), free(got);
+  }
+}
+
+static void test_concat_split_fwd(void) {
+  asg_shape base = ASG_SHAPE(2, 3, 4);
+  for (int axis = -3; axis < 3; axis++) {
+    int a = axis < 0 ? axis + 3 : axis;
+    long len[3] = {1, 3, 2};
+    asg_shape sh[3];
+    double *xv[3];
+    for (int k = 0; k < 3; k++) {
+      sh[k] = base;
+      sh[k].dims[a] = len[k];
+      xv[k] = iota_data(numel(sh[k]), 20 + (unsigned)k);
+    }
+    asg_shape ys = base;
+    ys.dims[a] = 6;
+    long ny = numel(ys);
+    double want[200], got[200];
+    long co[8] = {0};
+    for (long f = 0; f < ny; f++) { /* find which input holds output coord */
+      coords(ys, f, co);
+      int k = 0;
+      long at = co[a];
+      while (at >= len[k]) at -= len[k++];
+      co[a] = at;
+      want[f] = xv[k][flat(sh[k], co)];
+    }
+    for (int t = 0; t < 4; t++) {
+      asg_graph *g = asg_graph_new();
+      asg_tensor *xs[3];
+      for (int k = 0; k < 3; k++) xs[k] = cst(g, DTYPES[t], sh[k], xv[k]);
+      asg_tensor *y = asg_concat(xs, 3, axis);
+      char what[64];
+      snprintf(what, sizeof what, "concat axis %d %s", axis, asg_dtype_name(DTYPES[t]));
+      TU_CHECK(y && asg_shape_equal(asg_tensor_shape(y), ys), "%s: shape", what);
+      TU_CHECK(tu_eval(g, y, got) == 0 && tu_close(what, got, want, ny, 0, 0), "%s", what);
+      /* split undoes it */
+      asg_tensor *parts[3];
+      int64_t sizes[3] = {len[0], len[1], len[2]};
+      TU_CHECK(asg_split(y, axis, 3, sizes, parts) == ASG_OK, "split axis %d", axis);
+      for (int k = 0; k < 3; k++) {
+        snprintf(what, sizeof what, "split axis %d part %d %s", axis, k, asg_dtype_name(DTYPES[t]));
+        TU_CHECK(parts[k] && asg_shape_equal(asg_tensor_shape(parts[k]), sh[k]), "%s: shape", what);
+        TU_CHECK(tu_eval(g, parts[k], got) == 0 && tu_close(what, got, xv[k], numel(sh[k]), 0, 0), "%s", what);
+      }
+      asg_graph_free(g);
+    }
+    for (int k = 0; k < 3; k++) free(xv[k]);
+  }
+}
+
+static void test_gather_fwd(void) {
+  asg_shape xs = ASG_SHAPE(3, 5, 4);
+  long n = numel(xs);
+  double *x = iota_data(n, 31);
+  /* idx [2,3] with repeats and out-of-range values */
+  double idxv[6] = {4, 0, -1, 2, 5, 4};
+  long idxl[6] = {4, 0, -1, 2, 5, 4};
+  for (int axis = -3; axis < 3; axis++) {
+    int a = axis < 0 ? axis + 3 : axis;
+    asg_shape flat_s = xs;
+    flat_s.dims[a] = 6;
+    double want[200], got[200];
+    ref_take(x, xs, a, idxl, 6, want);
+    /* expected shape: x[:a] + [2,3] + x[a+1:] */
+    asg_shape ys = {0, {0}};
+    for (int d = 0; d < a; d++) ys.dims[ys.ndim++] = xs.dims[d];
+    ys.dims[ys.ndim++] = 2;
+    ys.dims[ys.ndim++] = 3;
+    for (int d = a + 1; d < 3; d++) ys.dims[ys.ndim++] = xs.dims[d];
+    for (int t = 0; t < 4; t++) {
+      for (int it = 0; it < 2; it++) {
+        asg_graph *g = asg_graph_new();
+        asg_tensor *idx = cst(g, it ? ASG_I64 : ASG_I32, ASG_SHAPE(2, 3), idxv);
+        asg_tensor *y = asg_gather(cst(g, DTYPES[t], xs, x), idx, axis);
+        char what[80];
+        snprintf(what, sizeof what, "gather axis %d %s idx %s", axis, asg_dtype_name(DTYPES[t]),
+                 it ? "i64" : "i32");
+        TU_CHECK(y && asg_shape_equal(asg_tensor_shape(y), ys), "%s: shape", what);
+        TU_CHECK(tu_eval(g, y, got) == 0 && tu_close(what, got, want, numel(flat_s), 0, 0), "%s", what);
+        asg_graph_free(g);
+      }
+    }
+  }
+  /* scalar index drops the axis */
+  {
+    asg_graph *g = asg_graph_new();
+    double two = 2, want[12], got[12];
+    long sel = 2;
+    ref_take(x, xs, 1, &sel, 1, want);
+    asg_tensor *y = asg_gather(cst(g, ASG_F64, xs, x), cst(g, ASG_I64, ASG_SCALAR, &two), 1);
+    asg_shape ys = asg_tensor_shape(y);
+    TU_CHECK(ys.ndim == 2 && ys.dims[0] == 3 && ys.dims[1] == 4, "gather scalar idx shape");
+    TU_CHECK(tu_eval(g, y, got) == 0 && tu_close("gather scalar", got, want, 12, 0, 0), "gather scalar idx");
+    asg_graph_free(g);
+  }
+  /* embedding = rows of the table */
+  {
+    asg_graph *g = asg_graph_new();
+    double table[24], want[6 * 4], got[24];
+    for (int i = 0; i < 24; i++) table[i] = i * 0.5 - 3;
+    double ids[6] = {5, 0, 3, 3, 1, 2};
+    long idl[6] = {5, 0, 3, 3, 1, 2};
+    ref_take(table, ASG_SHAPE(6, 4), 0, idl, 6, want);
+    asg_tensor *y = asg_embedding(cst(g, ASG_F32, ASG_SHAPE(6, 4), table), cst(g, ASG_I64, ASG_SHAPE(2, 3), ids));
+    asg_shape ys = asg_tensor_shape(y);
+    TU_CHECK(ys.ndim == 3 && ys.dims[0] == 2 && ys.dims[1] == 3 && ys.dims[2] == 4, "embedding shape");
+    TU_CHECK(tu_eval(g, y, got) == 0 && tu_close("embedding", got, want, 24, 0, 0), "embedding");
+    asg_graph_free(g);
+  }
+  free(x);
+}
+
+/* out = x; out[.., idx[j], ..] += src[.., j, ..] in j order; idx 1-D here. */
+static void ref_scatter(const double *x, asg_shape xs, int a, const long *idx, long m,
+                        const double *src, double *out) {
+  long n = numel(xs), co[8] = {0};
+  memcpy(out, x, sizeof(double) * (size_t)n);
+  asg_shape ss = xs;
+  ss.dims[a] = m;
+  for (long f = 0; f < numel(ss); f++) {
+    coords(ss, f, co);
+    long i = idx[co[a]];
+    if (i < 0 || i >= xs.dims[a]) continue;
+    co[a] = i;
+    out[flat(xs, co)] += src[f];
+  }
+}
+
+static void test_scatter_add_fwd(void) {
+  asg_shape xs = ASG_SHAPE(3, 5, 2);
+  double idxv[4] = {1, 4, 1, 7};
+  long idxl[4] = {1, 4, 1, 7};
+  for (int axis = -3; axis < 3; axis++) {
+    int a = axis < 0 ? axis + 3 : axis;
+    asg_shape ss = xs;
+    ss.dims[a] = 4;
+    double *x = iota_data(numel(xs), 41), *src = iota_data(numel(ss), 42);
+    double want[64], got[64];
+    ref_scatter(x, xs, a, idxl, 4, src, want);
+    for (int t = 0; t < 4; t++) {
+      asg_graph *g = asg_graph_new();
+      asg_tensor *y = asg_scatter_add(cst(g, DTYPES[t], xs, x), cst(g, t % 2 ? ASG_I64 : ASG_I32, ASG_SHAPE(4), idxv),
+                                      cst(g, DTYPES[t], ss, src), axis);
+      char what[64];
+      snprintf(what, sizeof what, "scatter_add axis %d %s", axis, asg_dtype_name(DTYPES[t]));
+      TU_CHECK(y && asg_shape_equal(asg_tensor_shape(y), xs), "%s: shape", what);
+      TU_CHECK(tu_eval(g, y, got) == 0 && tu_close(what, got, want, numel(xs), 0, 0), "%s", what);
+      asg_graph_free(g);
+    }
+    free(x), free(src);
+  }
+  /* large, outer = 1 (the per-target-range parallel path), many duplicates:
+   * f64 result must match the sequential reference exactly */
+  {
+    asg_shape bx = ASG_SHAPE(1, 200, 200);
+    long m = 600;
+    asg_shape bs = ASG_SHAPE(1, 600, 200);
+    double *x = malloc(sizeof(double) * 40000), *src = malloc(sizeof(double) * 120000),
+           *idv = malloc(sizeof(double) * (size_t)m), *want = malloc(sizeof(double) * 40000),
+           *got = malloc(sizeof(double) * 40000);
+    long *idl = malloc(sizeof(long) * (size_t)m);
+    tu_rand(1, x, 40000, -1, 1);
+    tu_rand(2, src, 120000, -1, 1);
+    tu_rand(3, idv, m, -10, 210);
+    for (long j = 0; j < m; j++) idv[j] = floor(idv[j]), idl[j] = (long)idv[j];
+    ref_scatter(x, bx, 1, idl, m, src, want);
+    asg_graph *g = asg_graph_new();
+    asg_tensor *y = asg_scatter_add(cst(g, ASG_F64, bx, x), cst(g, ASG_I64, ASG_SHAPE(600), idv),
+                                    cst(g, ASG_F64, bs, src), 1);
+    TU_CHECK(tu_eval(g, y, got) == 0 && tu_close("big scatter_add", got, want, 40000, 0, 0), "big scatter_add");
+    asg_graph_free(g);
+    free(x), free(src), free(idv), free(want), free(got), free(idl);
+  }
+}
+
+static void test_one_hot_fwd(void) {
+  double idxv[6] = {0, 3, 2, -1, 4, 1};
+  for (int t = 0; t < 4; t++) {
+    asg_graph *g = asg_graph_new();
+    asg_tensor *y = asg_one_hot(cst(g, t % 2 ? ASG_I32 : ASG_I64, ASG_SHAPE(2, 3), idxv), 4, DTYPES[t]);
+    double want[24] = {0}, got[24];
+    for (int r = 0; r < 6; r++)
+      if (idxv[r] >= 0 && idxv[r] < 4) want[r * 4 + (int)idxv[r]] = 1;
+    asg_shape ys = asg_tensor_shape(y);
+    TU_CHECK(y && asg_tensor_dtype(y) == DTYPES[t] && ys.ndim == 3 && ys.dims[2] == 4, "one_hot shape/dtype");
+    TU_CHECK(tu_eval(g, y, got) == 0 && tu_close("one_hot", got, want, 24, 0, 0), "one_hot %s",
+             asg_dtype_name(DTYPES[t]));
+    asg_graph_free(g);
+  }
+}
+
+/* ---------------- gradients ---------------- */
+
+static asg_tensor *b_permute(asg_graph *g, asg_tensor **x, void *ctx) {
+  (void)g, (void)ctx;
+  int p[4] = {2, 0, 3, 1};
+  return asg_permute(x[0], p);
+}
+static asg_tensor *b_transpose(asg_graph *g, asg_tensor **x, void *ctx) {
+  (void)g, (void)ctx;
+  return asg_mul(asg_transpose(x[0], -1, 1), asg_transpose(x[0], 1, 2)); /* nonlinear use */
+}
+static asg_tensor *b_slice(asg_graph *g, asg_tensor **x, void *ctx) {
+  (void)g, (void)ctx;
+  asg_tensor *a = asg_slice(x[0], 1, -4, 5, 2);  /* rows 1, 3 */
+  asg_tensor *b = asg_slice(x[0], -1, 0, 4, 3);  /* cols 0, 3 */
+  asg_tensor *parts[2] = {asg_reshape(a, ASG_SHAPE(2, 8)), asg_reshape(asg_mul(b, b), ASG_SHAPE(2, 10))};
+  return asg_concat(parts, 2, 1);
+}
+/* slice_bwd's own gradient: y = vjp of a slice wrt its input, driven by x1 */
+static asg_tensor *b_slice_bwd(asg_graph *g, asg_tensor **x, void *ctx) {
+  (void)g, (void)ctx;
+  asg_tensor *s = asg_slice(x[0], 2, 1, 5, 2), *dx = NULL;
+  if (asg_vjp(s, x[1], 1, &x[0], &dx) != ASG_OK) return NULL;
+  return asg_mul(dx, dx);
+}
+static asg_tensor *b_concat(asg_graph *g, asg_tensor **x, void *ctx) {
+  (void)g;
+  int axis = *(int *)ctx;
+  asg_tensor *xs[3] = {x[0], asg_mul(x[1], x[1]), x[2]};
+  return asg_concat(xs, 3, axis);
+}
+static asg_tensor *b_split(asg_graph *g, asg_tensor **x, void *ctx) {
+  (void)g, (void)ctx;
+  asg_tensor *p[3];
+  int64_t sizes[3] = {2, 1, 2};
+  if (asg_split(x[0], 1, 3, sizes, p) != ASG_OK) return NULL;
+  return asg_add(asg_mul(p[0], p[2]), p[1]);
+}
+static asg_tensor *b_gather(asg_graph *g, asg_tensor **x, void *ctx) {
+  int axis = *(int *)ctx;
+  double iv[5] = {2, 0, 2, -1, 9}; /* repeats and out of range */
+  asg_tensor *idx = cst(g, ASG_I32, ASG_SHAPE(5), iv);
+  return asg_gather(asg_mul(x[0], x[0]), idx, axis);
+}
+static asg_tensor *b_scatter(asg_graph *g, asg_tensor **x, void *ctx) {
+  int axis = *(int *)ctx;
+  double iv[4] = {1, 0, 1, 3}; /* 3 is out of range for the x used */
+  asg_tensor *idx = cst(g, ASG_I64, ASG_SHAPE(4), iv);
+  asg_tensor *y = asg_scatter_add(x[0], idx, x[1], axis);
+  return asg_mul(y, y);
+}
+static asg_tensor *b_embedding(asg_graph *g, asg_tensor **x, void *ctx) {
+  (void)ctx;
+  double iv[6] = {3, 0, 3, 1, 1, 1};
+  asg_tensor *idx = cst(g, ASG_I64, ASG_SHAPE(2, 3), iv);
+  asg_tensor *e = asg_embedding(x[0], idx);
+  return asg_mul(e, e);
+}
+
+static void test_grads(void) {
+  asg_shape s4 = ASG_SHAPE(2, 3, 4, 2);
+  tu_gradcheck("permute", 1, &s4, b_permute, NULL, NULL);
+  asg_shape s3 = ASG_SHAPE(2, 3, 3);
+  tu_gradcheck("transpose", 1, &s3, b_transpose, NULL, NULL);
+  asg_shape sl = ASG_SHAPE(2, 5, 4);
+  tu_gradcheck("slice", 1, &sl, b_slice, NULL, NULL);
+  asg_shape sb[2] = {ASG_SHAPE(2, 3, 6), ASG_SHAPE(2, 3, 2)};
+  tu_gradcheck("slice_bwd", 2, sb, b_slice_bwd, NULL, NULL);
+  for (int axis = -1; axis < 3; axis++) {
+    int a = axis < 0 ? axis + 3 : axis;
+    asg_shape cs[3];
+    for (int k = 0; k < 3; k++) {
+      cs[k] = ASG_SHAPE(2, 3, 2);
+      cs[k].dims[a] = k + 1;
+    }
+    char name[32];
+    snprintf(name, sizeof name, "concat axis %d", axis);
+    tu_gradcheck(name, 3, cs, b_concat, &axis, NULL);
+  }
+  asg_shape sp = ASG_SHAPE(3, 5);
+  tu_gradcheck("split", 1, &sp, b_split, NULL, NULL);
+  for (int axis = -2; axis < 2; axis++) {
+    asg_shape gs = ASG_SHAPE(3, 4);
+    char name[32];
+    snprintf(name, sizeof name, "gather axis %d", axis);
+    tu_gradcheck(name, 1, &gs, b_gather, &axis, NULL);
+  }
+  for (int axis = 0; axis < 3; axis++) {
+    asg_shape ss[2] = {ASG_SHAPE(2, 3, 3), ASG_SHAPE(2, 3, 3)};
+    ss[1].dims[axis] = 4;
+    char name[32];
+    snprintf(name, sizeof name, "scatter_add axis %d", axis);
+    tu_gradcheck(name, 2, ss, b_scatter, &axis, NULL);
+  }
+  asg_shape es = ASG_SHAPE(4, 3);
+  tu_gradcheck("embedding", 1, &es, b_embedding, NULL, NULL);
+}
+
+/* ---------------- errors ---------------- */
+
+/* The graph carries an error naming op; r must be NULL. */
+static void expect_err(asg_graph *g, const void *r, const char *op, const char *what) {
+  const char *e = asg_graph_error(g);
+  TU_CHECK(r == NULL && e && strstr(e, op), "%s: expected a '%s' error, got %s", what, op,
+           e ? e : "(none)");
+  if (e) printf("  ok: %s -> %s\n", what, e);
+}
+
+static void test_errors(void) {
+  asg_graph *g;
+  asg_tensor *x, *r;
+#define FRESH() (g = asg_graph_new(), x = asg_input(g, "x", ASG_F32, ASG_SHAPE(2, 3, 4)))
+  FRESH();
+  int dup[3] = {0, 0, 1};
+  r = asg_permute(x, dup);
+  expect_err(g, r, "permute", "duplicate perm");
+  asg_graph_free(g);
+  FRESH();
+  int oor[3] = {0, 1, 3};
+  r = asg_permute(x, oor);
+  expect_err(g, r, "permute", "perm out of range");
+  asg_graph_free(g);
+  FRESH();
+  r = asg_transpose(x, 0, 3);
+  expect_err(g, r, "transpose", "transpose axis");
+  asg_graph_free(g);
+  FRESH();
+  r = asg_slice(x, 3, 0, 1, 1);
+  expect_err(g, r, "slice", "slice axis");
+  asg_graph_free(g);
+  FRESH();
+  r = asg_slice(x, 1, 0, 2, 0);
+  expect_err(g, r, "slice", "slice step 0");
+  asg_graph_free(g);
+  FRESH();
+  r = asg_slice(x, 1, 2, 1, 1);
+  expect_err(g, r, "slice", "empty slice");
+  asg_graph_free(g);
+  FRESH();
+  {
+    asg_tensor *b = asg_input(g, "b", ASG_F32, ASG_SHAPE(2, 4, 4));
+    asg_tensor *xs[2] = {x, b};
+    r = asg_concat(xs, 2, 2);
+    expect_err(g, r, "concat", "concat shape mismatch");
+  }
+  asg_graph_free(g);
+  FRESH();
+  {
+    asg_tensor *b = asg_input(g, "b", ASG_F32, ASG_SHAPE(2, 3));
+    asg_tensor *xs[2] = {x, b};
+    r = asg_concat(xs, 2, 0);
+    expect_err(g, r, "concat", "concat rank mismatch");
+  }
+  asg_graph_free(g);
+  FRESH();
+  {
+    asg_tensor *b = asg_input(g, "b", ASG_F64, ASG_SHAPE(2, 3, 4));
+    asg_tensor *xs[2] = {x, b};
+    r = asg_concat(xs, 2, 0);
+    expect_err(g, r, "concat", "concat dtype mismatch");
+  }
+  asg_graph_free(g);
+  FRESH();
+  {
+    asg_tensor *xs[2] = {x, x};
+    r = asg_concat(xs, 2, -4);
+    expect_err(g, r, "concat", "concat axis");
+  }
+  asg_graph_free(g);
+  r = asg_concat(NULL, 0, 0);
+  TU_CHECK(r == NULL && strstr(asg_last_error(), "concat"), "concat of nothing");
+  FRESH();
+  {
+    asg_tensor *parts[2] = {x, x};
+    int64_t sizes[2] = {1, 1};
+    asg_status st = asg_split(x, 1, 2, sizes, parts);
+    TU_CHECK(st != ASG_OK && parts[0] == NULL && parts[1] == NULL, "split sizes not summing: status");
+    expect_err(g, NULL, "split", "split sizes not summing");
+  }
+  asg_graph_free(g);
+  FRESH();
+  {
+    asg_tensor *parts[2];
+    int64_t sizes[2] = {0, 3};
+    TU_CHECK(asg_split(x, 1, 2, sizes, parts) != ASG_OK, "split zero size: status");
+    expect_err(g, NULL, "split", "split zero size");
+  }
+  asg_graph_free(g);
+  FRESH();
+  {
+    asg_tensor *idx = asg_input(g, "i", ASG_F32, ASG_SHAPE(3));
+    r = asg_gather(x, idx, 0);
+    expect_err(g, r, "gather", "gather float idx");
+  }
+  asg_graph_free(g);
+  FRESH();
+  {
+    asg_tensor *idx = asg_input(g, "i", ASG_I32, ASG_SHAPE(3));
+    r = asg_gather(x, idx, 3);
+    expect_err(g, r, "gather", "gather axis");
+  }
+  asg_graph_free(g);
+  FRESH();
+  {
+    asg_tensor *idx = asg_input(g, "i", ASG_I32, ASG_SHAPE(2, 2, 2, 2, 2, 2, 2));
+    r = asg_gather(x, idx, 0);
+    expect_err(g, r, "gather", "gather rank too big");
+  }
+  asg_graph_free(g);
+  FRESH();
+  {
+    asg_tensor *idx = asg_input(g, "i", ASG_I64, ASG_SHAPE(3));
+    r = asg_embedding(x, idx);
+    expect_err(g, r, "embedding", "embedding 3-D table");
+  }
+  asg_graph_free(g);
+  FRESH();
+  {
+    asg_tensor *idx = asg_input(g, "i", ASG_F64, ASG_SHAPE(3));
+    asg_tensor *t = asg_input(g, "t", ASG_F32, ASG_SHAPE(5, 2));
+    r = asg_embedding(t, idx);
+    expect_err(g, r, "embedding", "embedding float idx");
+  }
+  asg_graph_free(g);
+  FRESH();
+  {
+    asg_tensor *idx = asg_input(g, "i", ASG_I32, ASG_SHAPE(5));
+    asg_tensor *src = asg_input(g, "s", ASG_F32, ASG_SHAPE(2, 4, 4));
+    r = asg_scatter_add(x, idx, src, 1);
+    expect_err(g, r, "scatter_add", "scatter_add src shape");
+  }
+  asg_graph_free(g);
+  FRESH();
+  {
+    asg_tensor *idx = asg_input(g, "i", ASG_F32, ASG_SHAPE(3));
+    asg_tensor *src = asg_input(g, "s", ASG_F32, ASG_SHAPE(2, 3, 4));
+    r = asg_scatter_add(x, idx, src, 1);
+    expect_err(g, r, "scatter_add", "scatter_add float idx");
+  }
+  asg_graph_free(g);
+  FRESH();
+  {
+    asg_tensor *idx = asg_input(g, "i", ASG_I32, ASG_SHAPE(3));
+    asg_tensor *src = asg_input(g, "s", ASG_F64, ASG_SHAPE(2, 3, 4));
+    r = asg_scatter_add(x, idx, src, 1);
+    expect_err(g, r, "scatter_add", "scatter_add dtype mismatch");
+  }
+  asg_graph_free(g);
+  FRESH();
+  r = asg_one_hot(x, 4, ASG_F32);
+  expect_err(g, r, "one_hot", "one_hot float idx");
+  asg_graph_free(g);
+  FRESH();
+  {
+    asg_tensor *idx = asg_input(g, "i", ASG_I32, ASG_SHAPE(3));
+    r = asg_one_hot(idx, 0, ASG_F32);
+    expect_err(g, r, "one_hot", "one_hot depth 0");
+  }
+  asg_graph_free(g);
+  /* a poisoned input propagates without a new error */
+  FRESH();
+  {
+    int dup2[3] = {1, 1, 0};
+    r = asg_slice(asg_permute(x, dup2), 0, 0, 1, 1);
+    expect_err(g, r, "permute", "poison propagates");
+  }
+  asg_graph_free(g);
+#undef FRESH
+}
+
+int main(void) {
+  test_permute_fwd();
+  test_slice_fwd();
+  test_concat_split_fwd();
+  test_gather_fwd();
+  test_scatter_add_fwd();
+  test_one_hot_fwd();
+  test_grads();
+  test_errors();
+  return tu_finish();
+}

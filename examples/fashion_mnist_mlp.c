@@ -78,8 +78,8 @@ int main(int argc, char **argv) {
       load(dir, "t10k-images-idx3-ubyte.gz", ASG_F32, &xte) ||
       load(dir, "t10k-labels-idx1-ubyte.gz", ASG_I32, &yte))
     return 1;
-  for (int64_t i = 0; i < asg_shape_numel(xtr.shape); i++) ((float *)xtr.data)[i] /= 255.0f;
-  for (int64_t i = 0; i < asg_shape_numel(xte.shape); i++) ((float *)xte.data)[i] /= 255.0f;
+  for (int64_t i = 0, n = asg_shape_numel(xtr.shape); i < n; i++) ((float *)xtr.data)[i] /= 255.0f;
+  for (int64_t i = 0, n = asg_shape_numel(xte.shape); i < n; i++) ((float *)xte.data)[i] /= 255.0f;
   int64_t ntrain = xtr.shape.dims[0], ntest = xte.shape.dims[0];
   if (limit > 0 && limit < ntrain) ntrain = limit;
   printf("Fashion-MNIST: %lld train, %lld test images; MLP 784-512-256-10, Adam lr %g, batch %d\n",

@@ -33,6 +33,8 @@ void asg_cpu_register_random(asg_cpu_kernel *t);
 /* Work below this many elements runs on one thread. */
 #define ASG_CPU_PAR_MIN 32768
 
+/* Makes the BLAS single-threaded: parallelism comes from our threads. */
+void asg_cpu_blas_init(void);
 /* C = alpha * op(A) op(B) + beta * C, row-major; BLAS when built with it. */
 void asg_cpu_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                    int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc,

@@ -1,4 +1,392 @@
-/* CPU kernels of the conv family. */
+/* CPU kernels of the conv family: conv2d (forward, input and weight
+ * gradients, transpose), max/avg/adaptive-avg pooling and their gradients.
+ *
+ * Convolutions are im2col + GEMM. Images are processed in chunks of B: the
+ * columns of B images sit side by side in one [C/G*KH*KW, B*OH*OW] matrix,
+ * so each group does one large GEMM per chunk instead of B small ones. The
+ * copy loops (im2col, col2im, gathers) run in parallel over the images of a
+ * chunk; the GEMM threads inside BLAS. They never nest. Sums over the batch
+ * (weight gradient) run in a fixed order that depends on the shapes only, so
+ * results repeat exactly from run to run. Attribute layout: src/ops/op_conv.c. */
+#include <math.h>
+#include <string.h>
+#include <stdlib.h>
+#include <omp.h>
+
 #include "backends/cpu/cpu.h"
 
-void asg_cpu_register_conv(asg_cpu_kernel *t) { (void)t; }
+/* Workspace bound for one chunk of images (at least one image is taken). */
+#define CONV_WS_TARGET ((size_t)32 << 20)
+
+/* Geometry of the forward convolution that a step describes:
+ * x [N,C,H,W] * w [O,C/G,KH,KW] -> y [N,O,OH,OW]. */
+typedef struct cgeo {
+  int64_t N, C, H, W, O, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw, G;
+  int64_t Cg, Og, CKK, OHW, HW, B; /* per group; B = images per chunk */
+} cgeo;
+
+static void geo_of(const asg_step *s, cgeo *g) {
+  const asg_shape *xs, *ws, *ys;
+  switch (s->op) {
+  case ASG_OP_CONV2D: xs = &s->in[0].shape, ws = &s->in[1].shape, ys = &s->out.shape; break;
+  case ASG_OP_CONV2D_BWD_WEIGHT:
+    ys = &s->in[0].shape, xs = &s->in[1].shape, ws = &s->out.shape;
+    break;
+  default: /* BWD_INPUT, CONV_TRANSPOSE2D: in0 is the conv output (gradient) */
+    ys = &s->in[0].shape, ws = &s->in[1].shape, xs = &s->out.shape;
+    break;
+  }
+  g->N = xs->dims[0], g->C = xs->dims[1], g->H = xs->dims[2], g->W = xs->dims[3];
+  g->O = ys->dims[1], g->OH = ys->dims[2], g->OW = ys->dims[3];
+  g->KH = ws->dims[2], g->KW = ws->dims[3];
+  g->sh = s->attr.i[0], g->sw = s->attr.i[1], g->ph = s->attr.i[2], g->pw = s->attr.i[3];
+  g->dh = s->attr.i[4], g->dw = s->attr.i[5], g->G = s->attr.i[6];
+  g->Cg = g->C / g->G, g->Og = g->O / g->G;
+  g->CKK = g->Cg * g->KH * g->KW;
+  g->OHW = g->OH * g->OW, g->HW = g->H * g->W;
+  size_t es = asg_dtype_size(s->out.dtype);
+  size_t per = (size_t)((g->CKK + g->Og) * g->OHW) * es; /* columns + gathered out/dy */
+  int64_t B = per ? (int64_t)(CONV_WS_TARGET / per) : g->N;
+  g->B = B < 1 ? 1 : B > g->N ? g->N : B;
+}
+
+static size_t conv_ws(const asg_step *s, int nthreads) {
+  cgeo g;
+  geo_of(s, &g);
+  return (size_t)((g.CKK + g.Og) * g.OHW * (g.B > 0 ? g.B : 1) + nthreads * g.O * g.CKK) * asg_dtype_size(s->out.dtype);
+}
+
+/* Range [lo, hi) of output positions o whose input o*s - p + k*d lies in [0, n). */
+static void valid_range(int64_t n, int64_t on, int64_t s, int64_t off, int64_t *lo, int64_t *hi) {
+  /* i = o*s + off; need 0 <= i < n */
+  int64_t l = off >= 0 ? 0 : (-off + s - 1) / s;
+  int64_t h = n - off <= 0 ? 0 : (n - off - 1) / s + 1;
+  if (l > on) l = on;
+  if (h > on) h = on;
+  if (h < l) h = l;
+  *lo = l, *hi = h;
+}
+
+/* Parallel over images only when the chunk's copy work is large. */
+static int copy_threads(const asg_cpu_call *c, const cgeo *g, int64_t nb) {
+  if (getenv("CONV_NOOMP")) return 1;
+  return nb > 1 && nb * g->CKK * g->OHW >= ASG_CPU_PAR_MIN ? c->nthreads : 1;
+}
+
+#define DEF_CONV(SUF, T, GEMM)                                                                   \
+  /* x: one image's group channels [Cg,H,W] -> col rows [CKK] of length ld,                   \
+   * starting at column 0 of that image's block */                                             \
+  static void im2col_##SUF(const cgeo *g, const T *x, T *col, int64_t ld) {                    \
+    for (int64_t c = 0; c < g->Cg; c++)                                                        \
+      for (int64_t kh = 0; kh < g->KH; kh++)                                                   \
+        for (int64_t kw = 0; kw < g->KW; kw++) {                                               \
+          T *row = col + ((c * g->KH + kh) * g->KW + kw) * ld;                                 \
+          int64_t offh = kh * g->dh - g->ph, offw = kw * g->dw - g->pw, hlo, hhi, wlo, whi;    \
+          valid_range(g->H, g->OH, g->sh, offh, &hlo, &hhi);                                   \
+          valid_range(g->W, g->OW, g->sw, offw, &wlo, &whi);                                   \
+          for (int64_t oh = 0; oh < g->OH; oh++) {                                             \
+            T *r = row + oh * g->OW;                                                           \
+            if (oh < hlo || oh >= hhi) {                                                       \
+              memset(r, 0, sizeof(T) * (size_t)g->OW);                                         \
+              continue;                                                                        \
+            }                                                                                  \
+            const T *xr = x + (c * g->H + oh * g->sh + offh) * g->W;                           \
+            for (int64_t ow = 0; ow < wlo; ow++) r[ow] = 0;                                    \
+            if (g->sw == 1)                                                                    \
+              memcpy(r + wlo, xr + (wlo + offw), sizeof(T) * (size_t)(whi - wlo));             \
+            else                                                                               \
+              for (int64_t ow = wlo; ow < whi; ow++) r[ow] = xr[ow * g->sw + offw];            \
+            for (int64_t ow = whi; ow < g->OW; ow++) r[ow] = 0;                                \
+          }                                                                                    \
+        }                                                                                      \
+  }                                                                                            \
+  /* col rows [CKK] (length ld) -> adds into one image's group channels [Cg,H,W] */            \
+  static void col2im_##SUF(const cgeo *g, const T *col, int64_t ld, T *x) {                    \
+    for (int64_t c = 0; c < g->Cg; c++)                                                        \
+      for (int64_t kh = 0; kh < g->KH; kh++)                                                   \
+        for (int64_t kw = 0; kw < g->KW; kw++) {                                               \
+          const T *row = col + ((c * g->KH + kh) * g->KW + kw) * ld;                           \
+          int64_t offh = kh * g->dh - g->ph, offw = kw * g->dw - g->pw, hlo, hhi, wlo, whi;    \
+          valid_range(g->H, g->OH, g->sh, offh, &hlo, &hhi);                                   \
+          valid_range(g->W, g->OW, g->sw, offw, &wlo, &whi);                                   \
+          for (int64_t oh = hlo; oh < hhi; oh++) {                                             \
+            const T *r = row + oh * g->OW;                                                     \
+            T *xr = x + (c * g->H + oh * g->sh + offh) * g->W;                                 \
+            for (int64_t ow = wlo; ow < whi; ow++) xr[ow * g->sw + offw] += r[ow];             \
+          }                                                                                    \
+        }                                                                                      \
+  }                                                                                            \
+  /* x [N,C,H,W], w [O,Cg,KH,KW] -> y [N,O,OH,OW] */                                           \
+  static void fwd_##SUF(const asg_cpu_call *c, const cgeo *g) {                                \
+    const T *x = c->in[0], *w = c->in[1];                                                      \
+    T *y = c->out;                                                                             \
+    T *col = c->ws, *tmp = col + g->CKK * g->B * g->OHW; /* tmp [Og, B*OHW] */                 \
+    for (int64_t n0 = 0; n0 < g->N; n0 += g->B) {                                              \
+      int64_t nb = g->N - n0 < g->B ? g->N - n0 : g->B, ld = nb * g->OHW;                      \
+      int nt = copy_threads(c, g, nb);                                                         \
+      for (int64_t gi = 0; gi < g->G; gi++) {                                                  \
+        if (getenv("CONV_BATCHPAR")) {                                                           \
+        _Pragma("omp parallel for num_threads(c->nthreads) schedule(static)")                           \
+        for (int64_t b = 0; b < nb; b++) {                                                      \
+          im2col_##SUF(g, x + ((n0 + b) * g->C + gi * g->Cg) * g->HW, col + b * g->OHW, ld);   \
+          GEMM(false, false, g->Og, g->OHW, g->CKK, 1, w + gi * g->Og * g->CKK, g->CKK, col + b * g->OHW, ld, 0,  \
+             y + ((n0 + b) * g->O + gi * g->Og) * g->OHW, g->OHW, 1);                                                            \
+        } continue; }                                                                                  \
+        _Pragma("omp parallel for num_threads(nt) schedule(static)")                           \
+        for (int64_t b = 0; b < nb; b++)                                                       \
+          im2col_##SUF(g, x + ((n0 + b) * g->C + gi * g->Cg) * g->HW, col + b * g->OHW, ld);   \
+        GEMM(false, false, g->Og, ld, g->CKK, 1, w + gi * g->Og * g->CKK, g->CKK, col, ld, 0,  \
+             tmp, ld, c->nthreads);                                                            \
+        _Pragma("omp parallel for num_threads(nt) schedule(static)")                           \
+        for (int64_t b = 0; b < nb; b++)                                                       \
+          for (int64_t o = 0; o < g->Og; o++)                                                  \
+            memcpy(y + ((n0 + b) * g->O + gi * g->Og + o) * g->OHW, tmp + o * ld + b * g->OHW, \
+                   sizeof(T) * (size_t)g->OHW);                                                \
+      }                                                                                        \
+    }                                                                                          \
+  }                                                                                            \
+  /* dy [N,O,OH,OW], w [O,Cg,KH,KW] -> dx [N,C,H,W] (also conv_transpose2d) */                 \
+  static void bwd_input_##SUF(const asg_cpu_call *c, const cgeo *g) {                          \
+    const T *dy = c->in[0], *w = c->in[1];                                                     \
+    T *dx = c->out;                                                                            \
+    T *col = c->ws, *tmp = col + g->CKK * g->B * g->OHW;                                       \
+    memset(dx, 0, sizeof(T) * (size_t)(g->N * g->C * g->HW));                                  \
+    for (int64_t n0 = 0; n0 < g->N; n0 += g->B) {                                              \
+      int64_t nb = g->N - n0 < g->B ? g->N - n0 : g->B, ld = nb * g->OHW;                      \
+      int nt = copy_threads(c, g, nb);                                                         \
+      for (int64_t gi = 0; gi < g->G; gi++) {                                                  \
+        if (getenv("CONV_BATCHPAR")) {                                                           \
+        _Pragma("omp parallel for num_threads(c->nthreads) schedule(static)")                           \
+        for (int64_t b = 0; b < nb; b++) {                                                      \
+          GEMM(true, false, g->CKK, g->OHW, g->Og, 1, w + gi * g->Og * g->CKK, g->CKK, dy + ((n0 + b) * g->O + gi * g->Og) * g->OHW, g->OHW, 0,  \
+             col + b * g->OHW, ld, 1);                                                            \
+          col2im_##SUF(g, col + b * g->OHW, ld, dx + ((n0 + b) * g->C + gi * g->Cg) * g->HW);  \
+        } continue; }                                                                                  \
+        _Pragma("omp parallel for num_threads(nt) schedule(static)")                           \
+        for (int64_t b = 0; b < nb; b++)                                                       \
+          for (int64_t o = 0; o < g->Og; o++)                                                  \
+            memcpy(tmp + o * ld + b * g->OHW, dy + ((n0 + b) * g->O + gi * g->Og + o) * g->OHW,\
+                   sizeof(T) * (size_t)g->OHW);                                                \
+        /* col [CKK, ld] = w_g^T [CKK, Og] tmp [Og, ld] */                                     \
+        GEMM(true, false, g->CKK, ld, g->Og, 1, w + gi * g->Og * g->CKK, g->CKK, tmp, ld, 0,   \
+             col, ld, c->nthreads);                                                            \
+        _Pragma("omp parallel for num_threads(nt) schedule(static)")                           \
+        for (int64_t b = 0; b < nb; b++)                                                       \
+          col2im_##SUF(g, col + b * g->OHW, ld, dx + ((n0 + b) * g->C + gi * g->Cg) * g->HW);  \
+      }                                                                                        \
+    }                                                                                          \
+  }                                                                                            \
+  /* dy [N,O,OH,OW], x [N,C,H,W] -> dw [O,Cg,KH,KW], summed over the batch */                  \
+  static void bwd_weight_##SUF(const asg_cpu_call *c, const cgeo *g) {                         \
+    const T *dy = c->in[0], *x = c->in[1];                                                     \
+    T *dw = c->out;                                                                            \
+    T *col = c->ws, *tmp = col + g->CKK * g->B * g->OHW;                                       \
+    if (g->N == 0) memset(dw, 0, sizeof(T) * (size_t)(g->O * g->CKK));                         \
+    if (getenv("CONV_BATCHPAR")) {                                                           \
+      int NT = c->nthreads; int64_t WN = g->O * g->CKK;                                    \
+      T *part = col + (g->CKK + g->Og) * g->B * g->OHW;                                        \
+      memset(part, 0, sizeof(T) * (size_t)(NT * WN));                                          \
+      for (int64_t n0 = 0; n0 < g->N; n0 += g->B) {                                              \
+        int64_t nb = g->N - n0 < g->B ? g->N - n0 : g->B, ld = nb * g->OHW;                      \
+        for (int64_t gi = 0; gi < g->G; gi++) {                                                  \
+          _Pragma("omp parallel for num_threads(NT) schedule(static)")                           \
+          for (int64_t b = 0; b < nb; b++) {                                                     \
+            int t = omp_get_thread_num();                                                          \
+            im2col_##SUF(g, x + ((n0 + b) * g->C + gi * g->Cg) * g->HW, col + b * g->OHW, ld);   \
+            GEMM(false, true, g->Og, g->CKK, g->OHW, 1, dy + ((n0 + b) * g->O + gi * g->Og) * g->OHW, g->OHW, col + b * g->OHW, ld, 1, \
+             part + t * WN + gi * g->Og * g->CKK, g->CKK, 1);                                   \
+          }                                                                                      \
+        }                                                                                        \
+      }                                                                                          \
+      for (int64_t i = 0; i < WN; i++) { T s = 0; for (int t = 0; t < NT; t++) s += part[t * WN + i]; dw[i] = s; } \
+      return;                                                                                    \
+    }                                                                                          \
+    for (int64_t n0 = 0; n0 < g->N; n0 += g->B) {                                              \
+      int64_t nb = g->N - n0 < g->B ? g->N - n0 : g->B, ld = nb * g->OHW;                      \
+      int nt = copy_threads(c, g, nb);                                                         \
+      for (int64_t gi = 0; gi < g->G; gi++) {                                                  \
+        _Pragma("omp parallel for num_threads(nt) schedule(static)")                           \
+        for (int64_t b = 0; b < nb; b++) {                                                     \
+          im2col_##SUF(g, x + ((n0 + b) * g->C + gi * g->Cg) * g->HW, col + b * g->OHW, ld);   \
+          for (int64_t o = 0; o < g->Og; o++)                                                  \
+            memcpy(tmp + o * ld + b * g->OHW, dy + ((n0 + b) * g->O + gi * g->Og + o) * g->OHW,\
+                   sizeof(T) * (size_t)g->OHW);                                                \
+        }                                                                                      \
+        /* dw_g [Og, CKK] (+)= tmp [Og, ld] col^T [ld, CKK] */                                 \
+        GEMM(false, true, g->Og, g->CKK, ld, 1, tmp, ld, col, ld, n0 == 0 ? 0 : 1,             \
+             dw + gi * g->Og * g->CKK, g->CKK, c->nthreads);                                   \
+      }                                                                                        \
+    }                                                                                          \
+  }
+
+DEF_CONV(f32, float, asg_cpu_sgemm)
+DEF_CONV(f64, double, asg_cpu_dgemm)
+
+static asg_status conv_kernel(const asg_cpu_call *c) {
+  cgeo g;
+  geo_of(c->s, &g);
+  bool f32 = c->s->out.dtype == ASG_F32;
+  if (!f32 && c->s->out.dtype != ASG_F64)
+    return asg__error(ASG_ERR_DTYPE, "cpu: %s: dtype not supported", c->s->label);
+  switch (c->s->op) {
+  case ASG_OP_CONV2D: f32 ? fwd_f32(c, &g) : fwd_f64(c, &g); break;
+  case ASG_OP_CONV2D_BWD_WEIGHT: f32 ? bwd_weight_f32(c, &g) : bwd_weight_f64(c, &g); break;
+  default: f32 ? bwd_input_f32(c, &g) : bwd_input_f64(c, &g); break;
+  }
+  return ASG_OK;
+}
+
+/* ---- pooling: every (n, c) plane is independent, so planes run in
+ * parallel and each gradient plane is written by one thread. ---- */
+typedef struct pgeo {
+  int64_t planes, H, W, OH, OW, KH, KW, sh, sw, ph, pw;
+} pgeo;
+
+/* x [N,C,H,W] -> y [N,C,OH,OW]; for the BWD ops x is the output. */
+static void pgeo_of(const asg_step *s, pgeo *p) {
+  bool bwd = s->op == ASG_OP_MAXPOOL2D_BWD || s->op == ASG_OP_AVGPOOL2D_BWD ||
+             s->op == ASG_OP_ADAPTIVE_AVGPOOL2D_BWD;
+  const asg_shape *xs = bwd ? &s->out.shape : &s->in[0].shape;
+  const asg_shape *ys = bwd ? &s->in[0].shape : &s->out.shape;
+  p->planes = xs->dims[0] * xs->dims[1];
+  p->H = xs->dims[2], p->W = xs->dims[3], p->OH = ys->dims[2], p->OW = ys->dims[3];
+  p->KH = s->attr.i[0], p->KW = s->attr.i[1], p->sh = s->attr.i[2], p->sw = s->attr.i[3];
+  p->ph = s->attr.i[4], p->pw = s->attr.i[5];
+}
+
+#define POOL_LOOP(...)                                                                          \
+  {                                                                                              \
+    int nt = p->planes > 1 && p->planes * p->H * p->W >= ASG_CPU_PAR_MIN ? c->nthreads : 1;     \
+    _Pragma("omp parallel for num_threads(nt) schedule(static)")                                 \
+    for (int64_t pl = 0; pl < p->planes; pl++) {                                                 \
+      __VA_ARGS__                                                                                \
+    }                                                                                            \
+  }
+
+#define DEF_POOL(SUF, T)                                                                         \
+  /* Flat index in the plane of the window's first maximum (-1: none). */                       \
+  static int64_t argmax_##SUF(const pgeo *p, const T *x, int64_t oh, int64_t ow) {              \
+    int64_t h0 = oh * p->sh - p->ph, w0 = ow * p->sw - p->pw, bi = -1;                          \
+    T best = -INFINITY;                                                                          \
+    for (int64_t h = h0 < 0 ? 0 : h0; h < h0 + p->KH && h < p->H; h++)                          \
+      for (int64_t w = w0 < 0 ? 0 : w0; w < w0 + p->KW && w < p->W; w++) {                      \
+        T v = x[h * p->W + w];                                                                   \
+        if (bi < 0 || v > best || (v != v && best == best)) best = v, bi = h * p->W + w;         \
+      }                                                                                          \
+    return bi;                                                                                   \
+  }                                                                                              \
+  /* x [N,C,H,W] -> y [N,C,OH,OW] */                                                             \
+  static void maxpool_##SUF(const asg_cpu_call *c, const pgeo *p) {                             \
+    POOL_LOOP(const T *x = (const T *)c->in[0] + pl * p->H * p->W;                               \
+              T *y = (T *)c->out + pl * p->OH * p->OW;                                           \
+              for (int64_t oh = 0; oh < p->OH; oh++)                                             \
+                for (int64_t ow = 0; ow < p->OW; ow++) {                                         \
+                  int64_t i = argmax_##SUF(p, x, oh, ow);                                        \
+                  y[oh * p->OW + ow] = i < 0 ? (T)-INFINITY : x[i];                              \
+                })                                                                               \
+  }                                                                                              \
+  /* dy [N,C,OH,OW], x [N,C,H,W] -> dx [N,C,H,W] */                                              \
+  static void maxpool_bwd_##SUF(const asg_cpu_call *c, const pgeo *p) {                         \
+    POOL_LOOP(const T *x = (const T *)c->in[1] + pl * p->H * p->W;                               \
+              const T *dy = (const T *)c->in[0] + pl * p->OH * p->OW;                            \
+              T *dx = (T *)c->out + pl * p->H * p->W;                                            \
+              memset(dx, 0, sizeof(T) * (size_t)(p->H * p->W));                                  \
+              for (int64_t oh = 0; oh < p->OH; oh++)                                             \
+                for (int64_t ow = 0; ow < p->OW; ow++) {                                         \
+                  int64_t i = argmax_##SUF(p, x, oh, ow);                                        \
+                  if (i >= 0) dx[i] += dy[oh * p->OW + ow];                                      \
+                })                                                                               \
+  }                                                                                              \
+  /* x [N,C,H,W] -> y [N,C,OH,OW]; padding counts as zeros (divisor KH*KW) */                    \
+  static void avgpool_##SUF(const asg_cpu_call *c, const pgeo *p) {                             \
+    T inv = (T)(1.0 / (double)(p->KH * p->KW));                                                  \
+    POOL_LOOP(const T *x = (const T *)c->in[0] + pl * p->H * p->W;                               \
+              T *y = (T *)c->out + pl * p->OH * p->OW;                                           \
+              for (int64_t oh = 0; oh < p->OH; oh++)                                             \
+                for (int64_t ow = 0; ow < p->OW; ow++) {                                         \
+                  int64_t h0 = oh * p->sh - p->ph, w0 = ow * p->sw - p->pw;                      \
+                  T s = 0;                                                                       \
+                  for (int64_t h = h0 < 0 ? 0 : h0; h < h0 + p->KH && h < p->H; h++)             \
+                    for (int64_t w = w0 < 0 ? 0 : w0; w < w0 + p->KW && w < p->W; w++)          \
+                      s += x[h * p->W + w];                                                      \
+                  y[oh * p->OW + ow] = s * inv;                                                  \
+                })                                                                               \
+  }                                                                                              \
+  /* dy [N,C,OH,OW] -> dx [N,C,H,W] */                                                           \
+  static void avgpool_bwd_##SUF(const asg_cpu_call *c, const pgeo *p) {                         \
+    T inv = (T)(1.0 / (double)(p->KH * p->KW));                                                  \
+    POOL_LOOP(const T *dy = (const T *)c->in[0] + pl * p->OH * p->OW;                            \
+              T *dx = (T *)c->out + pl * p->H * p->W;                                            \
+              memset(dx, 0, sizeof(T) * (size_t)(p->H * p->W));                                  \
+              for (int64_t oh = 0; oh < p->OH; oh++)                                             \
+                for (int64_t ow = 0; ow < p->OW; ow++) {                                         \
+                  int64_t h0 = oh * p->sh - p->ph, w0 = ow * p->sw - p->pw;                      \
+                  T g = dy[oh * p->OW + ow] * inv;                                               \
+                  for (int64_t h = h0 < 0 ? 0 : h0; h < h0 + p->KH && h < p->H; h++)             \
+                    for (int64_t w = w0 < 0 ? 0 : w0; w < w0 + p->KW && w < p->W; w++)          \
+                      dx[h * p->W + w] += g;                                                     \
+                })                                                                               \
+  }                                                                                              \
+  /* x [N,C,H,W] -> y [N,C,OH,OW], PyTorch bins */                                               \
+  static void adaptive_##SUF(const asg_cpu_call *c, const pgeo *p) {                            \
+    POOL_LOOP(const T *x = (const T *)c->in[0] + pl * p->H * p->W;                               \
+              T *y = (T *)c->out + pl * p->OH * p->OW;                                           \
+              for (int64_t oh = 0; oh < p->OH; oh++) {                                           \
+                int64_t hs = oh * p->H / p->OH, he = ((oh + 1) * p->H + p->OH - 1) / p->OH;      \
+                for (int64_t ow = 0; ow < p->OW; ow++) {                                         \
+                  int64_t ws = ow * p->W / p->OW, we = ((ow + 1) * p->W + p->OW - 1) / p->OW;    \
+                  T s = 0;                                                                       \
+                  for (int64_t h = hs; h < he; h++)                                              \
+                    for (int64_t w = ws; w < we; w++) s += x[h * p->W + w];                      \
+                  y[oh * p->OW + ow] = s / (T)((he - hs) * (we - ws));                           \
+                }                                                                                \
+              })                                                                                 \
+  }                                                                                              \
+  /* dy [N,C,OH,OW] -> dx [N,C,H,W] */                                                           \
+  static void adaptive_bwd_##SUF(const asg_cpu_call *c, const pgeo *p) {                        \
+    POOL_LOOP(const T *dy = (const T *)c->in[0] + pl * p->OH * p->OW;                            \
+              T *dx = (T *)c->out + pl * p->H * p->W;                                            \
+              memset(dx, 0, sizeof(T) * (size_t)(p->H * p->W));                                  \
+              for (int64_t oh = 0; oh < p->OH; oh++) {                                           \
+                int64_t hs = oh * p->H / p->OH, he = ((oh + 1) * p->H + p->OH - 1) / p->OH;      \
+                for (int64_t ow = 0; ow < p->OW; ow++) {                                         \
+                  int64_t ws = ow * p->W / p->OW, we = ((ow + 1) * p->W + p->OW - 1) / p->OW;    \
+                  T g = dy[oh * p->OW + ow] / (T)((he - hs) * (we - ws));                        \
+                  for (int64_t h = hs; h < he; h++)                                              \
+                    for (int64_t w = ws; w < we; w++) dx[h * p->W + w] += g;                     \
+                }                                                                                \
+              })                                                                                 \
+  }
+
+DEF_POOL(f32, float)
+DEF_POOL(f64, double)
+
+static asg_status pool_kernel(const asg_cpu_call *c) {
+  pgeo p;
+  pgeo_of(c->s, &p);
+  bool f32 = c->s->out.dtype == ASG_F32;
+  if (!f32 && c->s->out.dtype != ASG_F64)
+    return asg__error(ASG_ERR_DTYPE, "cpu: %s: dtype not supported", c->s->label);
+  switch (c->s->op) {
+  case ASG_OP_MAXPOOL2D: f32 ? maxpool_f32(c, &p) : maxpool_f64(c, &p); break;
+  case ASG_OP_MAXPOOL2D_BWD: f32 ? maxpool_bwd_f32(c, &p) : maxpool_bwd_f64(c, &p); break;
+  case ASG_OP_AVGPOOL2D: f32 ? avgpool_f32(c, &p) : avgpool_f64(c, &p); break;
+  case ASG_OP_AVGPOOL2D_BWD: f32 ? avgpool_bwd_f32(c, &p) : avgpool_bwd_f64(c, &p); break;
+  case ASG_OP_ADAPTIVE_AVGPOOL2D: f32 ? adaptive_f32(c, &p) : adaptive_f64(c, &p); break;
+  default: f32 ? adaptive_bwd_f32(c, &p) : adaptive_bwd_f64(c, &p); break;
+  }
+  return ASG_OK;
+}
+
+void asg_cpu_register_conv(asg_cpu_kernel *t) {
+  static const asg_op convs[] = {ASG_OP_CONV2D, ASG_OP_CONV2D_BWD_INPUT, ASG_OP_CONV2D_BWD_WEIGHT,
+                                 ASG_OP_CONV_TRANSPOSE2D};
+  static const asg_op pools[] = {ASG_OP_MAXPOOL2D,     ASG_OP_MAXPOOL2D_BWD,
+                                 ASG_OP_AVGPOOL2D,     ASG_OP_AVGPOOL2D_BWD,
+                                 ASG_OP_ADAPTIVE_AVGPOOL2D, ASG_OP_ADAPTIVE_AVGPOOL2D_BWD};
+  for (size_t i = 0; i < sizeof convs / sizeof *convs; i++) {
+    t[convs[i]].run = conv_kernel;
+    t[convs[i]].ws = conv_ws;
+  }
+  for (size_t i = 0; i < sizeof pools / sizeof *pools; i++) t[pools[i]].run = pool_kernel;
+}

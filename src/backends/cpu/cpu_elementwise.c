@@ -26,7 +26,7 @@ static void bcast_init(bcast *b, const asg_step *s) {
       asg_shape is = s->in[k].shape;
       int id = is.ndim - o.ndim + d;
       int64_t stride = 1;
-      for (int j = is.ndim - 1; j > id; j--) stride *= is.dims[j];
+      for (int j = is.ndim - 1; j > id && j >= 0; j--) stride *= is.dims[j];
       st[k] = (id < 0 || is.dims[id] == 1) ? 0 : stride;
     }
     if (o.dims[d] == 1) continue; /* size-1 dims carry no iteration */
@@ -75,8 +75,8 @@ static void bcast_offsets(const bcast *b, int n, int64_t row, int64_t *off) {
     case ASG_OP_SUB: BIN_LOOP(x - y) break;                                                      \
     case ASG_OP_MUL: BIN_LOOP(x * y) break;                                                      \
     case ASG_OP_DIV:                                                                             \
-      if (IS_INT) {                                                                              \
-        BIN_LOOP(y == 0 ? (T)0 : (T)(x / y))                                                     \
+      if (IS_INT) { /* x/0 = 0; MIN/-1 wraps instead of trapping */                           \
+        BIN_LOOP(y == 0 ? (T)0 : y == -1 ? (T)(0 - (uint64_t)x) : (T)(x / y))                    \
       } else {                                                                                   \
         BIN_LOOP(x / y)                                                                          \
       }                                                                                          \

@@ -1,0 +1,329 @@
+/* Attention and transformer layers, built from public ops only.
+ *
+ * mha: children q_proj, k_proj, v_proj, out_proj (Linear d -> d, named
+ *   "<name>.q_proj", ...). Settings: i[0] = d_model, i[1] = heads,
+ *   i[2] = causal, i[3] = asg_posenc, i[4] = dropout applications so far;
+ *   f[0] = attention dropout, f[1] = RoPE base.
+ * feedforward: children fc1, act, fc2 and (dropout > 0) dropout, in order.
+ * transformer_block: children ln1, attn, ln2, ffn and (dropout > 0) drop1
+ *   (dropout on the attention output before the residual add).
+ * posenc: i[0] = kind, i[1] = max_len, i[2] = d_model; learned: weight. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "nn/layer.h"
+
+/* Additive mask value: exp() of it underflows to exactly 0 after softmax's
+ * max subtraction, yet it stays finite so a fully padded row gives a uniform
+ * distribution rather than NaN. */
+#define MASK_NEG (-1e9)
+
+/* Applies a child layer under its own scope (not nested in the parent's,
+ * as sequential does), so errors read "blk.attn.q_proj/linear: ...". */
+static asg_tensor *child(asg_layer *parent, asg_layer *c, asg_tensor *x, asg_tensor *mask) {
+  asg_scope_pop(parent->g);
+  asg_tensor *y = asg_layer_apply_masked(c, x, mask);
+  asg_scope_push(parent->g, parent->name);
+  return y;
+}
+
+static asg_layer *add_child(asg_layer *parent, asg_layer *c) {
+  if (c) parent->children[parent->n_children++] = c;
+  return c;
+}
+
+/* A constant of dtype dt from doubles (built in f64, cast if dt is not). */
+static asg_tensor *konst(asg_graph *g, asg_dtype dt, asg_shape s, double *v) {
+  int64_t n = asg_shape_numel(s);
+  if (dt == ASG_F64) return asg_constant(g, dt, s, v);
+  if (dt == ASG_F32) {
+    float *f = malloc(sizeof(float) * (size_t)(n ? n : 1));
+    if (!f) return asg_graph_fail(g, ASG_ERR_OOM, "constant", "out of memory");
+    for (int64_t i = 0; i < n; i++) f[i] = (float)v[i];
+    asg_tensor *t = asg_constant(g, dt, s, f);
+    free(f);
+    return t;
+  }
+  return asg_cast(asg_constant(g, ASG_F64, s, v), dt);
+}
+
+static double *dbuf(asg_graph *g, int64_t n) {
+  double *v = calloc((size_t)(n ? n : 1), sizeof(double));
+  if (!v) asg_graph_fail(g, ASG_ERR_OOM, "attention", "out of memory");
+  return v;
+}
+
+static asg_tensor *as_dtype(asg_tensor *p, asg_tensor *x) {
+  if (!p || asg_tensor_dtype(p) == asg_tensor_dtype(x)) return p;
+  return asg_cast(p, asg_tensor_dtype(x));
+}
+
+/* ---- multi-head attention ---- */
+
+/* RoPE, half-split convention (GPT-NeoX / Hugging Face LLaMA): feature i is
+ * paired with i + Dh/2 and the pair rotated by t * base^(-2i/Dh):
+ *   y = x * cos + rotate_half(x) * sin, rotate_half(x) = [-x2, x1]. */
+static asg_tensor *rope(asg_graph *g, asg_tensor *x, int64_t T, int64_t Dh, double base) {
+  int64_t half = Dh / 2;
+  double *c = dbuf(g, T * Dh), *s = dbuf(g, T * Dh);
+  asg_tensor *ct = NULL, *st = NULL;
+  if (c && s) {
+    for (int64_t t = 0; t < T; t++)
+      for (int64_t i = 0; i < Dh; i++) {
+        double ang = (double)t * pow(base, -2.0 * (double)(i % half) / (double)Dh);
+        c[t * Dh + i] = cos(ang);
+        s[t * Dh + i] = sin(ang);
+      }
+    ct = konst(g, asg_tensor_dtype(x), ASG_SHAPE(T, Dh), c);
+    st = konst(g, asg_tensor_dtype(x), ASG_SHAPE(T, Dh), s);
+  }
+  free(c);
+  free(s);
+  if (!ct || !st) return NULL;
+  asg_tensor *rot[2] = {asg_neg(asg_slice(x, -1, half, Dh, 1)), asg_slice(x, -1, 0, half, 1)};
+  if (!rot[0] || !rot[1]) return NULL;
+  return asg_add(asg_mul(x, ct), asg_mul(asg_concat(rot, 2, -1), st));
+}
+
+/* Causal mask and/or ALiBi as one additive constant [Hb, T, T]. ALiBi slope
+ * of head h (0-based) is 2^(-8(h+1)/H) and the bias -slope*|i-j| (equal to
+ * the paper's -slope*(i-j) on the causal triangle; symmetric otherwise). */
+static asg_tensor *score_bias(asg_graph *g, asg_dtype dt, int64_t H, int64_t T, bool causal,
+                              bool alibi) {
+  int64_t Hb = alibi ? H : 1;
+  double *v = dbuf(g, Hb * T * T);
+  if (!v) return NULL;
+  for (int64_t h = 0; h < Hb; h++) {
+    double slope = alibi ? pow(2.0, -8.0 * (double)(h + 1) / (double)H) : 0;
+    for (int64_t i = 0; i < T; i++)
+      for (int64_t j = 0; j < T; j++)
+        v[(h * T + i) * T + j] = (causal && j > i) ? MASK_NEG : -slope * (double)llabs(i - j);
+  }
+  asg_tensor *t = konst(g, dt, ASG_SHAPE(Hb, T, T), v);
+  free(v);
+  return t;
+}
+
+/* [B, T, D] -> [B, H, T, Dh] */
+static asg_tensor *split_heads(asg_tensor *t, int64_t B, int64_t T, int64_t H, int64_t Dh) {
+  static const int perm[4] = {0, 2, 1, 3};
+  return asg_permute(asg_reshape(t, ASG_SHAPE(B, T, H, Dh)), perm);
+}
+
+static asg_tensor *mha_apply(asg_layer *l, asg_tensor *x, asg_tensor *mask) {
+  static const int perm[4] = {0, 2, 1, 3};
+  char b1[64], b2[64];
+  asg_graph *g = l->g;
+  asg_shape xs = asg_tensor_shape(x);
+  int64_t D = l->i[0], H = l->i[1], Dh = D / H;
+  if (xs.ndim != 3 || xs.dims[2] != D)
+    return asg_graph_fail(g, ASG_ERR_SHAPE, "mha", "input %s must be [B, T, %lld]",
+                          asg_shape_str(xs, b1, sizeof b1), (long long)D);
+  asg_dtype dt = asg_tensor_dtype(x);
+  if (!asg_dtype_is_float(dt))
+    return asg_graph_fail(g, ASG_ERR_DTYPE, "mha", "input must be floating point, got %s",
+                          asg_dtype_name(dt));
+  int64_t B = xs.dims[0], T = xs.dims[1];
+  asg_tensor *pad = NULL;
+  if (mask) {
+    asg_shape ms = asg_tensor_shape(mask);
+    if (ms.ndim != 2 || ms.dims[0] != B || ms.dims[1] != T)
+      return asg_graph_fail(g, ASG_ERR_SHAPE, "mha", "padding mask %s must be [B, T] = [%lld,%lld] for input %s",
+                            asg_shape_str(ms, b1, sizeof b1), (long long)B, (long long)T,
+                            asg_shape_str(xs, b2, sizeof b2));
+    /* 1 keep -> 0, 0 pad -> MASK_NEG; [B, 1, 1, T] broadcasts over heads and queries */
+    pad = asg_reshape(asg_mul_scalar(asg_add_scalar(as_dtype(mask, x), -1.0), -MASK_NEG),
+                      ASG_SHAPE(B, 1, 1, T));
+    if (!pad) return NULL;
+  }
+  asg_layer **c = l->children;
+  asg_tensor *q = split_heads(child(l, c[0], x, NULL), B, T, H, Dh);
+  asg_tensor *k = split_heads(child(l, c[1], x, NULL), B, T, H, Dh);
+  asg_tensor *v = split_heads(child(l, c[2], x, NULL), B, T, H, Dh);
+  if (!q || !k || !v) return NULL;
+  asg_posenc pos = (asg_posenc)l->i[3];
+  if (pos == ASG_POS_ROPE) {
+    q = rope(g, q, T, Dh, l->f[1]);
+    k = rope(g, k, T, Dh, l->f[1]);
+  }
+  /* scale q ([.., T, Dh]) rather than the scores ([.., T, T]) */
+  asg_tensor *s = asg_matmul_t(asg_mul_scalar(q, 1.0 / sqrt((double)Dh)), k, false, true);
+  if (l->i[2] || pos == ASG_POS_ALIBI) s = asg_add(s, score_bias(g, dt, H, T, l->i[2], pos == ASG_POS_ALIBI));
+  if (pad) s = asg_add(s, pad);
+  asg_tensor *a = asg_softmax(s, -1);
+  if (l->f[0] > 0 && asg_graph_is_training(g))
+    a = asg_dropout(a, l->f[0], asg__layer_seed(l) + 0x9e3779b97f4a7c15ull * (uint64_t)l->i[4]++);
+  asg_tensor *o = asg_reshape(asg_permute(asg_matmul(a, v), perm), ASG_SHAPE(B, T, D));
+  if (!o) return NULL;
+  return child(l, c[3], o, NULL);
+}
+
+/* Name "<parent>.<suffix>" in a stack buffer. */
+static const char *sub(char *buf, size_t n, const char *parent, const char *suffix) {
+  snprintf(buf, n, "%s.%s", parent, suffix);
+  return buf;
+}
+
+static bool alloc_children(asg_layer *l, int n) {
+  l->children = asg_graph_alloc(l->g, sizeof(asg_layer *) * (size_t)n);
+  return l->children != NULL;
+}
+
+asg_layer *asg_nn_mha(asg_graph *g, const char *name, int64_t d_model, int64_t n_heads,
+                      const asg_attention_opts *o) {
+  asg_attention_opts d = {0};
+  char nb[512];
+  if (!o) o = &d;
+  asg_layer *l = asg__layer_new(g, name, mha_apply);
+  if (!l) return NULL;
+  if (d_model < 1 || n_heads < 1 || d_model % n_heads)
+    return (asg_layer *)asg_graph_fail(
+        g, ASG_ERR_INVALID, l->name, "mha: d_model (%lld) must be a positive multiple of n_heads (%lld)",
+        (long long)d_model, (long long)n_heads);
+  if (!(o->dropout >= 0 && o->dropout < 1))
+    return (asg_layer *)asg_graph_fail(g, ASG_ERR_INVALID, l->name,
+                                       "mha: dropout must be in [0, 1), got %g", o->dropout);
+  if (o->pos != ASG_POS_NONE && o->pos != ASG_POS_ROPE && o->pos != ASG_POS_ALIBI)
+    return (asg_layer *)asg_graph_fail(
+        g, ASG_ERR_INVALID, l->name,
+        "mha: pos must be ASG_POS_NONE, ASG_POS_ROPE or ASG_POS_ALIBI (add sinusoidal/learned "
+        "encodings to the input with asg_nn_posenc)");
+  if (o->pos == ASG_POS_ROPE && (d_model / n_heads) % 2)
+    return (asg_layer *)asg_graph_fail(g, ASG_ERR_INVALID, l->name,
+                                       "mha: RoPE needs an even head dim, got %lld",
+                                       (long long)(d_model / n_heads));
+  double base = o->rope_base != 0 ? o->rope_base : 10000.0;
+  if (!(base > 0) || isinf(base))
+    return (asg_layer *)asg_graph_fail(g, ASG_ERR_INVALID, l->name, "mha: rope_base must be > 0, got %g", base);
+  l->i[0] = d_model;
+  l->i[1] = n_heads;
+  l->i[2] = o->causal;
+  l->i[3] = o->pos;
+  l->f[0] = o->dropout;
+  l->f[1] = base;
+  if (!alloc_children(l, 4)) return NULL;
+  asg_linear_opts lo = {.no_bias = o->no_bias};
+  static const char *proj[4] = {"q_proj", "k_proj", "v_proj", "out_proj"};
+  for (int i = 0; i < 4; i++)
+    if (!add_child(l, asg_nn_linear_ex(g, sub(nb, sizeof nb, l->name, proj[i]), d_model, d_model, &lo)))
+      return NULL;
+  return l;
+}
+
+/* ---- feed-forward ---- */
+static asg_tensor *seq_apply(asg_layer *l, asg_tensor *x, asg_tensor *mask) {
+  (void)mask;
+  for (int i = 0; i < l->n_children && x; i++) x = child(l, l->children[i], x, NULL);
+  return x;
+}
+
+asg_layer *asg_nn_feedforward(asg_graph *g, const char *name, int64_t d_model, int64_t hidden,
+                              asg_activation act, double dropout) {
+  char nb[512];
+  asg_layer *l = asg__layer_new(g, name, seq_apply);
+  if (!l) return NULL;
+  if (!(dropout >= 0 && dropout < 1))
+    return (asg_layer *)asg_graph_fail(g, ASG_ERR_INVALID, l->name,
+                                       "feedforward: dropout must be in [0, 1), got %g", dropout);
+  if ((int)act < ASG_ACT_RELU || act > ASG_ACT_IDENTITY)
+    return (asg_layer *)asg_graph_fail(g, ASG_ERR_INVALID, l->name, "feedforward: unknown activation %d", (int)act);
+  if (!alloc_children(l, 4)) return NULL;
+  if (!add_child(l, asg_nn_linear(g, sub(nb, sizeof nb, l->name, "fc1"), d_model, hidden)) ||
+      !add_child(l, asg_nn_activation(g, sub(nb, sizeof nb, l->name, "act"), act)) ||
+      !add_child(l, asg_nn_linear(g, sub(nb, sizeof nb, l->name, "fc2"), hidden, d_model)))
+    return NULL;
+  if (dropout > 0 && !add_child(l, asg_nn_dropout(g, sub(nb, sizeof nb, l->name, "dropout"), dropout)))
+    return NULL;
+  return l;
+}
+
+/* ---- pre-LN transformer block ---- */
+static asg_tensor *block_apply(asg_layer *l, asg_tensor *x, asg_tensor *mask) {
+  asg_layer **c = l->children;
+  asg_tensor *a = child(l, c[1], child(l, c[0], x, NULL), mask);
+  if (l->n_children > 4) a = child(l, c[4], a, NULL);
+  x = asg_add(x, a);
+  if (!x) return NULL;
+  return asg_add(x, child(l, c[3], child(l, c[2], x, NULL), NULL));
+}
+
+asg_layer *asg_nn_transformer_block(asg_graph *g, const char *name, int64_t d_model,
+                                    int64_t n_heads, int64_t ffn_hidden,
+                                    const asg_attention_opts *o, double dropout) {
+  char nb[512];
+  asg_layer *l = asg__layer_new(g, name, block_apply);
+  if (!l) return NULL;
+  if (!(dropout >= 0 && dropout < 1))
+    return (asg_layer *)asg_graph_fail(g, ASG_ERR_INVALID, l->name,
+                                       "transformer_block: dropout must be in [0, 1), got %g", dropout);
+  if (!alloc_children(l, 5)) return NULL;
+  if (!add_child(l, asg_nn_layernorm(g, sub(nb, sizeof nb, l->name, "ln1"), d_model, 0)) ||
+      !add_child(l, asg_nn_mha(g, sub(nb, sizeof nb, l->name, "attn"), d_model, n_heads, o)) ||
+      !add_child(l, asg_nn_layernorm(g, sub(nb, sizeof nb, l->name, "ln2"), d_model, 0)) ||
+      !add_child(l, asg_nn_feedforward(g, sub(nb, sizeof nb, l->name, "ffn"), d_model, ffn_hidden,
+                                       ASG_ACT_GELU, dropout)))
+    return NULL;
+  if (dropout > 0 && !add_child(l, asg_nn_dropout(g, sub(nb, sizeof nb, l->name, "drop1"), dropout)))
+    return NULL;
+  return l;
+}
+
+/* ---- positional encodings added to the input ---- */
+static asg_tensor *posenc_apply(asg_layer *l, asg_tensor *x, asg_tensor *mask) {
+  (void)mask;
+  char b1[64];
+  asg_graph *g = l->g;
+  asg_shape xs = asg_tensor_shape(x);
+  int64_t L = l->i[1], D = l->i[2];
+  if (xs.ndim < 2 || xs.dims[xs.ndim - 1] != D)
+    return asg_graph_fail(g, ASG_ERR_SHAPE, "posenc", "input %s must be [..., T, %lld]",
+                          asg_shape_str(xs, b1, sizeof b1), (long long)D);
+  int64_t T = xs.dims[xs.ndim - 2];
+  if (T > L)
+    return asg_graph_fail(g, ASG_ERR_SHAPE, "posenc", "input %s has T = %lld > max_len %lld",
+                          asg_shape_str(xs, b1, sizeof b1), (long long)T, (long long)L);
+  if (!asg_dtype_is_float(asg_tensor_dtype(x)))
+    return asg_graph_fail(g, ASG_ERR_DTYPE, "posenc", "input must be floating point, got %s",
+                          asg_dtype_name(asg_tensor_dtype(x)));
+  if (l->i[0] == ASG_POS_NONE) return x;
+  asg_tensor *pe;
+  if (l->i[0] == ASG_POS_LEARNED) {
+    pe = as_dtype(asg_slice(asg_layer_param(l, "weight"), 0, 0, T, 1), x);
+  } else {
+    /* "Attention is all you need": PE[t, 2i] = sin(t / 10000^(2i/d)),
+     * PE[t, 2i+1] = cos(t / 10000^(2i/d)) */
+    double *v = dbuf(g, T * D);
+    if (!v) return NULL;
+    for (int64_t t = 0; t < T; t++)
+      for (int64_t i = 0; i < D; i++) {
+        double ang = (double)t / pow(10000.0, (double)(i - i % 2) / (double)D);
+        v[t * D + i] = i % 2 ? cos(ang) : sin(ang);
+      }
+    pe = konst(g, asg_tensor_dtype(x), ASG_SHAPE(T, D), v);
+    free(v);
+  }
+  return asg_add(x, pe);
+}
+
+asg_layer *asg_nn_posenc(asg_graph *g, const char *name, asg_posenc kind, int64_t max_len,
+                         int64_t d_model) {
+  asg_layer *l = asg__layer_new(g, name, posenc_apply);
+  if (!l) return NULL;
+  if (kind != ASG_POS_NONE && kind != ASG_POS_SINUSOIDAL && kind != ASG_POS_LEARNED)
+    return (asg_layer *)asg_graph_fail(
+        g, ASG_ERR_INVALID, l->name,
+        "posenc: kind must be NONE, SINUSOIDAL or LEARNED (RoPE and ALiBi act inside attention: "
+        "set asg_attention_opts.pos)");
+  if (max_len < 1 || d_model < 1)
+    return (asg_layer *)asg_graph_fail(g, ASG_ERR_INVALID, l->name,
+                                       "posenc: max_len (%lld) and d_model (%lld) must be >= 1",
+                                       (long long)max_len, (long long)d_model);
+  l->i[0] = kind;
+  l->i[1] = max_len;
+  l->i[2] = d_model;
+  if (kind == ASG_POS_LEARNED &&
+      !asg__layer_param(l, "weight", ASG_F32, ASG_SHAPE(max_len, d_model), asg_init_normal(0, 0.02), true))
+    return NULL;
+  return l;
+}

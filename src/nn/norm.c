@@ -1,0 +1,149 @@
+/* Normalization layers.
+ * batchnorm: weight, bias [C] (trainable); running_mean, running_var [C]
+ *   (frozen). Settings: i[0] = C, f[0] = momentum, f[1] = eps.
+ * layernorm: weight, bias [dim]. Settings: i[0] = dim, f[1] = eps.
+ * rmsnorm:   weight [dim].       Settings: i[0] = dim, f[1] = eps. */
+#include "nn/layer.h"
+
+static asg_tensor *as_dtype(asg_tensor *p, asg_dtype dt) {
+  if (!p || asg_tensor_dtype(p) == dt) return p;
+  return asg_cast(p, dt);
+}
+
+/* ---- batch norm ---- */
+static asg_tensor *batchnorm_apply(asg_layer *l, asg_tensor *x, asg_tensor *mask) {
+  (void)mask;
+  char b1[64];
+  asg_graph *g = l->g;
+  asg_shape xs = asg_tensor_shape(x);
+  int64_t C = l->i[0];
+  if (xs.ndim < 2 || xs.dims[1] != C)
+    return asg_graph_fail(g, ASG_ERR_SHAPE, "batchnorm",
+                          "input %s must be [N, %lld] or [N, %lld, ...]",
+                          asg_shape_str(xs, b1, sizeof b1), (long long)C, (long long)C);
+  asg_dtype dt = asg_tensor_dtype(x);
+  if (!asg_dtype_is_float(dt))
+    return asg_graph_fail(g, ASG_ERR_DTYPE, "batchnorm", "input must be floating point, got %s",
+                          asg_dtype_name(dt));
+  double m = l->f[0], eps = l->f[1];
+  /* per-channel vectors broadcast as [C, 1, ..., 1] against [N, C, ...] */
+  asg_shape cs = {xs.ndim - 1, {0}};
+  cs.dims[0] = C;
+  for (int d = 1; d < cs.ndim; d++) cs.dims[d] = 1;
+  asg_tensor *rm = asg_layer_param(l, "running_mean"), *rv = asg_layer_param(l, "running_var");
+  asg_tensor *w = asg_reshape(as_dtype(asg_layer_param(l, "weight"), dt), cs);
+  asg_tensor *b = asg_reshape(as_dtype(asg_layer_param(l, "bias"), dt), cs);
+  asg_tensor *mean, *var;
+  if (asg_graph_is_training(g)) {
+    asg_axes ax = {0, {0}};
+    int64_t n = 1;
+    for (int d = 0; d < xs.ndim; d++)
+      if (d != 1) {
+        ax.axis[ax.n++] = d;
+        n *= xs.dims[d];
+      }
+    if (n < 2)
+      return asg_graph_fail(g, ASG_ERR_SHAPE, "batchnorm",
+                            "input %s: training needs more than 1 value per channel",
+                            asg_shape_str(xs, b1, sizeof b1));
+    mean = asg_mean(x, ax, false);   /* [C] */
+    var = asg_var(x, ax, 0, false);  /* biased: used to normalize */
+    /* running stats (PyTorch): rs = (1-m) rs + m batch, with the unbiased
+     * variance; the batch stats carry no gradient into the update. */
+    asg_dtype sd = asg_tensor_dtype(rm);
+    asg_tensor *bm = as_dtype(asg_stop_gradient(mean), sd);
+    asg_tensor *bv = as_dtype(asg_mul_scalar(asg_stop_gradient(var), (double)n / (double)(n - 1)), sd);
+    asg_tensor *um = asg_assign(rm, asg_add(asg_mul_scalar(rm, 1 - m), asg_mul_scalar(bm, m)));
+    asg_tensor *uv = asg_assign(rv, asg_add(asg_mul_scalar(rv, 1 - m), asg_mul_scalar(bv, m)));
+    if (!um || !uv) return NULL;
+    if (asg_graph_add_update(g, um) != ASG_OK || asg_graph_add_update(g, uv) != ASG_OK)
+      return asg_graph_fail(g, ASG_ERR_INVALID, "batchnorm", "could not register the running-stat updates: %s",
+                            asg_last_error());
+  } else {
+    mean = as_dtype(rm, dt);
+    var = as_dtype(rv, dt);
+  }
+  asg_tensor *inv = asg_rsqrt(asg_add_scalar(asg_reshape(var, cs), eps));
+  asg_tensor *y = asg_mul(asg_sub(x, asg_reshape(mean, cs)), asg_mul(inv, w));
+  return asg_add(y, b);
+}
+
+asg_layer *asg_nn_batchnorm(asg_graph *g, const char *name, int64_t channels, double momentum,
+                            double eps) {
+  asg_layer *l = asg__layer_new(g, name, batchnorm_apply);
+  if (!l) return NULL;
+  if (momentum == 0) momentum = 0.1;
+  if (eps == 0) eps = 1e-5;
+  if (channels < 1 || !(momentum > 0 && momentum <= 1) || !(eps > 0))
+    return (asg_layer *)asg_graph_fail(
+        g, ASG_ERR_INVALID, l->name,
+        "batchnorm: channels (%lld) must be >= 1, momentum (%g) in (0, 1], eps (%g) > 0",
+        (long long)channels, momentum, eps);
+  l->i[0] = channels;
+  l->f[0] = momentum;
+  l->f[1] = eps;
+  asg_shape s = ASG_SHAPE(channels);
+  if (!asg__layer_param(l, "weight", ASG_F32, s, asg_init_ones(), true) ||
+      !asg__layer_param(l, "bias", ASG_F32, s, asg_init_zeros(), true) ||
+      !asg__layer_param(l, "running_mean", ASG_F32, s, asg_init_zeros(), false) ||
+      !asg__layer_param(l, "running_var", ASG_F32, s, asg_init_ones(), false))
+    return NULL;
+  return l;
+}
+
+/* ---- layer norm and RMS norm (over the last dim) ---- */
+static bool last_dim_ok(asg_layer *l, asg_tensor *x, const char *what) {
+  char b1[64];
+  asg_shape xs = asg_tensor_shape(x);
+  if (xs.ndim < 1 || xs.dims[xs.ndim - 1] != l->i[0]) {
+    asg_graph_fail(l->g, ASG_ERR_SHAPE, what, "input %s: last dim must be %lld",
+                   asg_shape_str(xs, b1, sizeof b1), (long long)l->i[0]);
+    return false;
+  }
+  if (!asg_dtype_is_float(asg_tensor_dtype(x))) {
+    asg_graph_fail(l->g, ASG_ERR_DTYPE, what, "input must be floating point, got %s",
+                   asg_dtype_name(asg_tensor_dtype(x)));
+    return false;
+  }
+  return true;
+}
+
+static asg_tensor *layernorm_apply(asg_layer *l, asg_tensor *x, asg_tensor *mask) {
+  (void)mask;
+  if (!last_dim_ok(l, x, "layernorm")) return NULL;
+  asg_dtype dt = asg_tensor_dtype(x);
+  return asg_layernorm(x, as_dtype(asg_layer_param(l, "weight"), dt),
+                       as_dtype(asg_layer_param(l, "bias"), dt), l->f[1]);
+}
+
+static asg_tensor *rmsnorm_apply(asg_layer *l, asg_tensor *x, asg_tensor *mask) {
+  (void)mask;
+  if (!last_dim_ok(l, x, "rmsnorm")) return NULL;
+  asg_tensor *w = as_dtype(asg_layer_param(l, "weight"), asg_tensor_dtype(x));
+  asg_tensor *ms = asg_mean(asg_mul(x, x), ASG_AXES(-1), true);
+  return asg_mul(asg_mul(x, asg_rsqrt(asg_add_scalar(ms, l->f[1]))), w);
+}
+
+static asg_layer *norm_new(asg_graph *g, const char *name, int64_t dim, double eps, bool rms) {
+  asg_layer *l = asg__layer_new(g, name, rms ? rmsnorm_apply : layernorm_apply);
+  if (!l) return NULL;
+  if (eps == 0) eps = rms ? 1e-6 : 1e-5;
+  if (dim < 1 || !(eps > 0))
+    return (asg_layer *)asg_graph_fail(g, ASG_ERR_INVALID, l->name,
+                                       "%s: dim (%lld) must be >= 1 and eps (%g) > 0",
+                                       rms ? "rmsnorm" : "layernorm", (long long)dim, eps);
+  l->i[0] = dim;
+  l->f[1] = eps;
+  if (!asg__layer_param(l, "weight", ASG_F32, ASG_SHAPE(dim), asg_init_ones(), true)) return NULL;
+  if (!rms && !asg__layer_param(l, "bias", ASG_F32, ASG_SHAPE(dim), asg_init_zeros(), true))
+    return NULL;
+  return l;
+}
+
+asg_layer *asg_nn_layernorm(asg_graph *g, const char *name, int64_t dim, double eps) {
+  return norm_new(g, name, dim, eps, false);
+}
+
+asg_layer *asg_nn_rmsnorm(asg_graph *g, const char *name, int64_t dim, double eps) {
+  return norm_new(g, name, dim, eps, true);
+}

@@ -8,6 +8,9 @@
 #include "asg/autograd.h"
 #include "asg/program.h"
 #include "asg/optim.h"
+#include "asg/nn.h"
+#include "asg/loss.h"
+#include "asg/metrics.h"
 #include "asg/data.h"
 
 #endif

@@ -1,7 +1,20 @@
 /* Optimizers as graph: the update of every parameter is more nodes (assign
  * ops on variables), so forward, backward and update compile into one
- * program. The learning rate is a variable ("optim/lr"): schedules change it
- * between steps without recompiling. */
+ * program. All optimizer state lives in frozen variables named after the
+ * parameter ("<param>.<state>") or "optim/..." (readable and writable with
+ * asg_program_get/set_variable, e.g. for checkpoints):
+ *   optim/lr           learning rate (F32, or F64 when a parameter is F64);
+ *                      change it between runs with asg_optim_set_lr
+ *   optim/step         number of updates applied (Adam, AdamW, SGD with
+ *                      dampening)
+ *   optim/accum_count  micro-batches accumulated so far (accum_steps > 1)
+ *   optim/bias_correction1, optim/bias_correction2
+ *                      Adam's 1 - beta^step, kept by a recurrence for F32
+ *                      accuracy
+ *   <p>.momentum, <p>.adam_m, <p>.adam_v, <p>.square_avg, <p>.grad_avg,
+ *   <p>.grad_acc       per-parameter state
+ * Update formulas are PyTorch's (torch.optim.SGD/Adam/AdamW/RMSprop,
+ * non-foreach, amsgrad and maximize off). */
 #ifndef ASG_OPTIM_H
 #define ASG_OPTIM_H
 
@@ -11,20 +24,66 @@
 extern "C" {
 #endif
 
-typedef enum asg_optim_kind { ASG_OPTIM_SGD = 0, ASG_OPTIM_ADAM, ASG_OPTIM_ADAMW } asg_optim_kind;
+typedef enum asg_optim_kind {
+  ASG_OPTIM_SGD = 0,
+  ASG_OPTIM_ADAM,
+  ASG_OPTIM_ADAMW,
+  ASG_OPTIM_RMSPROP
+} asg_optim_kind;
+
+/* A parameter group: its members get lr * lr_scale and this weight decay
+ * instead of the optimizer's. A parameter belongs to the first group that
+ * lists it in params or whose name starts with prefix (prefix may be NULL);
+ * parameters in no group use the optimizer's settings. Pointers must stay
+ * valid until the optimizer is built (asg_compile_train returns). */
+typedef struct asg_param_group {
+  int n_params;
+  asg_tensor *const *params;
+  const char *prefix;
+  double lr_scale;
+  double weight_decay;
+} asg_param_group;
 
 typedef struct asg_optim {
   asg_optim_kind kind;
   double lr;
-  double momentum; /* SGD */
-  bool nesterov;   /* SGD */
-  double beta1, beta2, eps;
-  double weight_decay; /* SGD/Adam: L2 added to the gradient; AdamW: decoupled */
+  double momentum;     /* SGD, RMSprop */
+  double dampening;    /* SGD */
+  bool nesterov;       /* SGD */
+  double beta1, beta2; /* Adam, AdamW */
+  double eps;          /* Adam, AdamW, RMSprop */
+  double alpha;        /* RMSprop smoothing constant */
+  bool centered;       /* RMSprop: normalize by the gradient's variance */
+  /* SGD/Adam/RMSprop: L2 term wd * p added to the gradient; AdamW:
+   * decoupled, p *= 1 - lr * wd before the step. */
+  double weight_decay;
+  bool no_decay_1d; /* parameters with ndim <= 1 (biases, norm weights) get no decay */
+  /* Clipping of the gradient used by the step (after accumulation):
+   * clip_value > 0 clamps each element to [-clip_value, clip_value], then
+   * clip_norm > 0 scales all gradients by min(1, clip_norm / (norm + 1e-6))
+   * with norm the global L2 norm over every parameter's gradient. */
+  double clip_value;
+  double clip_norm;
+  /* accum_steps > 1: each run adds its gradients to accumulators; every
+   * accum_steps-th run steps with their mean and resets them (runs in
+   * between leave parameters and optimizer state unchanged). The step is
+   * identical to one run over the concatenated micro-batches when the loss
+   * is a mean over equal-sized micro-batches. */
+  int accum_steps;
+  int n_groups;
+  const asg_param_group *groups;
 } asg_optim;
 
+/* PyTorch defaults for everything not given. */
 ASG_API asg_optim asg_sgd(double lr, double momentum);
-ASG_API asg_optim asg_adam(double lr);
-ASG_API asg_optim asg_adamw(double lr, double weight_decay);
+ASG_API asg_optim asg_adam(double lr);                     /* betas 0.9, 0.999, eps 1e-8 */
+ASG_API asg_optim asg_adamw(double lr, double weight_decay); /* same betas and eps */
+ASG_API asg_optim asg_rmsprop(double lr);                  /* alpha 0.99, eps 1e-8 */
+
+/* A group of g's trainable variables with ndim <= 1 (biases, norm weights)
+ * with weight decay 0 and lr scale 1; the members are written to out (room
+ * for max; asg_graph_variable_count(g) always suffices). */
+ASG_API asg_param_group asg_param_group_no_decay(asg_graph *g, asg_tensor **out, int max);
 
 /* Adds gradients and updates for params (n_params == 0: every trainable
  * variable of loss's graph). Writes up to max assign nodes into updates and
@@ -34,12 +93,49 @@ ASG_API asg_status asg_optim_build(asg_tensor *loss, asg_optim opt, int n_params
                                    int *n_updates);
 
 /* One program for the whole step: loss (output 0), the extra outputs, the
- * gradients and the updates of every trainable variable. */
+ * gradients and updates of every trainable variable, and the graph's
+ * registered updates (asg_graph_add_update). */
 ASG_API asg_program *asg_compile_train(asg_graph *g, asg_tensor *loss, asg_optim opt,
                                        int n_extra, asg_tensor *const *extra,
                                        const asg_compile_opts *opts);
-/* Sets the learning rate of a program made by asg_compile_train. */
+/* Sets/gets the base learning rate ("optim/lr") of a program made by
+ * asg_compile_train; takes effect at the next run, no recompiling. */
 ASG_API asg_status asg_optim_set_lr(asg_program *p, double lr);
+ASG_API double asg_optim_get_lr(asg_program *p); /* NaN and an error if absent */
+
+/* ---- learning-rate schedules, evaluated on the host per step ---- */
+typedef enum asg_lr_kind {
+  ASG_LR_CONSTANT = 0,
+  ASG_LR_STEP,         /* base * gamma^floor(t / step_size) (StepLR) */
+  ASG_LR_EXPONENTIAL,  /* base * gamma^t (ExponentialLR) */
+  ASG_LR_COSINE,       /* min + (base - min)(1 + cos(pi t / total)) / 2, t clamped
+                          to total (CosineAnnealingLR with T_max = total) */
+  ASG_LR_WARMUP_COSINE /* t < warmup: base (start + (1 - start) t / warmup);
+                          then cosine from base to min over total - warmup */
+} asg_lr_kind;
+
+typedef struct asg_lr_schedule {
+  asg_lr_kind kind;
+  double base_lr;
+  double gamma;         /* STEP, EXPONENTIAL */
+  int64_t step_size;    /* STEP */
+  int64_t total_steps;  /* COSINE, WARMUP_COSINE */
+  double min_lr;        /* COSINE, WARMUP_COSINE */
+  int64_t warmup_steps; /* WARMUP_COSINE */
+  double warmup_start;  /* WARMUP_COSINE: lr factor at t = 0 (default 0) */
+} asg_lr_schedule;
+
+ASG_API asg_lr_schedule asg_lr_constant(double base);
+ASG_API asg_lr_schedule asg_lr_step(double base, int64_t step_size, double gamma);
+ASG_API asg_lr_schedule asg_lr_exponential(double base, double gamma);
+ASG_API asg_lr_schedule asg_lr_cosine(double base, int64_t total_steps, double min_lr);
+ASG_API asg_lr_schedule asg_lr_warmup_cosine(double base, int64_t warmup_steps,
+                                             int64_t total_steps, double min_lr);
+/* The learning rate for step t (0-based count of updates done); NaN for a
+ * bad schedule (step_size or total_steps < 1, warmup > total). */
+ASG_API double asg_lr_schedule_at(const asg_lr_schedule *s, int64_t t);
+/* asg_optim_set_lr(p, asg_lr_schedule_at(s, t)). */
+ASG_API asg_status asg_optim_schedule(asg_program *p, const asg_lr_schedule *s, int64_t t);
 
 #ifdef __cplusplus
 }

@@ -1,7 +1,16 @@
-/* Optimizers built as graph updates (SGD with momentum/Nesterov, Adam,
- * AdamW). State variables are frozen so they are never trained themselves. */
+/* Optimizers built as graph updates: SGD (momentum, dampening, Nesterov),
+ * Adam, AdamW, RMSprop (momentum, centered), with parameter groups,
+ * gradient clipping and gradient accumulation. Every formula follows
+ * PyTorch's single-tensor implementation. State variables are frozen so they
+ * are never trained themselves.
+ *
+ * Per-step scalars (lr, bias corrections, clip scale, the accumulation flag)
+ * are computed in the graph in the "scalar dtype": F64 when any parameter is
+ * F64, else F32, and cast to each parameter's dtype where used. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/internal.h"
 
@@ -17,27 +26,186 @@ asg_optim asg_adamw(double lr, double wd) {
   o.weight_decay = wd;
   return o;
 }
+asg_optim asg_rmsprop(double lr) {
+  return (asg_optim){.kind = ASG_OPTIM_RMSPROP, .lr = lr, .alpha = 0.99, .eps = 1e-8};
+}
 
-static asg_tensor *state(asg_graph *g, asg_tensor *p, const char *suffix) {
-  char name[512];
-  snprintf(name, sizeof name, "%s.%s", p->name, suffix);
-  asg_tensor *v = asg_variable(g, name, p->dtype, p->shape, asg_init_zeros());
-  asg_variable_set_trainable(v, false);
+asg_param_group asg_param_group_no_decay(asg_graph *g, asg_tensor **out, int max) {
+  int n = 0;
+  if (g && out)
+    for (int i = 0; i < g->n_nodes && n < max; i++) {
+      asg_tensor *t = g->nodes[i];
+      if (asg_variable_is_trainable(t) && t->shape.ndim <= 1) out[n++] = t;
+    }
+  return (asg_param_group){.n_params = n, .params = out, .lr_scale = 1, .weight_decay = 0};
+}
+
+typedef struct builder {
+  asg_graph *g;
+  asg_optim o;
+  asg_dtype sdt;      /* scalar dtype */
+  asg_tensor *flag;   /* accumulation: 1 on runs that step, else NULL (always step) */
+  asg_tensor *bc1, *bc2; /* Adam: this step's bias corrections 1 - beta^t */
+  asg_tensor **ups;   /* assign nodes */
+  int n_ups, cap_ups;
+  asg_status st;
+} builder;
+
+static void push(builder *b, asg_tensor *u) {
+  if (b->st) return;
+  if (b->n_ups == b->cap_ups) {
+    int cap = b->cap_ups ? 2 * b->cap_ups : 64;
+    asg_tensor **nu = realloc(b->ups, sizeof *nu * (size_t)cap);
+    if (!nu) {
+      b->st = asg__error(ASG_ERR_OOM, "optim: out of memory");
+      return;
+    }
+    b->ups = nu;
+    b->cap_ups = cap;
+  }
+  b->ups[b->n_ups++] = u;
+}
+
+/* A frozen state variable; reused when a previous build made it. */
+static asg_tensor *state_var(builder *b, const char *name, asg_dtype dt, asg_shape shape,
+                             double init) {
+  asg_tensor *v = asg_graph_find(b->g, name);
+  if (v && v->op == ASG_OP_VARIABLE && v->dtype == dt && asg_shape_equal(v->shape, shape)) {
+    v->init = asg_init_constant(init);
+    return v;
+  }
+  v = asg_variable(b->g, name, dt, shape, asg_init_constant(init));
+  if (v) asg_variable_set_trainable(v, false);
   return v;
 }
 
-static asg_tensor *scalar_var(asg_graph *g, const char *name, double v) {
-  asg_tensor *t = asg_variable(g, name, ASG_F32, ASG_SCALAR, asg_init_constant(v));
-  asg_variable_set_trainable(t, false);
-  return t;
+static asg_tensor *param_state(builder *b, asg_tensor *p, const char *suffix) {
+  char name[512];
+  snprintf(name, sizeof name, "%s.%s", p->name, suffix);
+  return state_var(b, name, p->dtype, p->shape, 0);
 }
 
-asg_status asg_optim_build(asg_tensor *loss, asg_optim o, int n, asg_tensor *const *params,
-                           asg_tensor **updates, int max, int *n_updates) {
+/* Assigns value to var; with accumulation only on stepping runs. */
+static void update(builder *b, asg_tensor *var, asg_tensor *value) {
+  if (b->flag) value = asg_where(asg_cast(b->flag, var->dtype), value, var);
+  push(b, asg_assign(var, value));
+}
+
+static asg_tensor *ks(builder *b, double v) { return asg_scalar(b->g, b->sdt, v); }
+static asg_tensor *as(asg_tensor *scalar, asg_tensor *like) { return asg_cast(scalar, like->dtype); }
+
+static bool in_group(const asg_param_group *gr, const asg_tensor *p) {
+  for (int i = 0; i < gr->n_params; i++)
+    if (gr->params && gr->params[i] == p) return true;
+  return gr->prefix && p->name && strncmp(p->name, gr->prefix, strlen(gr->prefix)) == 0;
+}
+
+static void group_of(const asg_optim *o, const asg_tensor *p, double *lr_scale, double *wd) {
+  for (int i = 0; i < o->n_groups; i++)
+    if (in_group(&o->groups[i], p)) {
+      *lr_scale = o->groups[i].lr_scale;
+      *wd = o->groups[i].weight_decay;
+      return;
+    }
+  *lr_scale = 1;
+  *wd = o->no_decay_1d && p->shape.ndim <= 1 ? 0 : o->weight_decay;
+}
+
+static asg_status check_opts(const asg_optim *o) {
+  const char *bad = NULL;
+  if (o->kind < ASG_OPTIM_SGD || o->kind > ASG_OPTIM_RMSPROP) bad = "unknown optimizer kind";
+  else if (!(o->lr >= 0)) bad = "lr must be >= 0";
+  else if (!(o->momentum >= 0)) bad = "momentum must be >= 0";
+  else if (!(o->weight_decay >= 0)) bad = "weight_decay must be >= 0";
+  else if (!(o->eps >= 0)) bad = "eps must be >= 0";
+  else if (o->nesterov && (o->momentum <= 0 || o->dampening != 0))
+    bad = "nesterov needs momentum > 0 and dampening 0";
+  else if ((o->kind == ASG_OPTIM_ADAM || o->kind == ASG_OPTIM_ADAMW) &&
+           !(o->beta1 >= 0 && o->beta1 < 1 && o->beta2 >= 0 && o->beta2 < 1))
+    bad = "betas must be in [0, 1)";
+  else if (o->kind == ASG_OPTIM_RMSPROP && !(o->alpha >= 0 && o->alpha <= 1))
+    bad = "alpha must be in [0, 1]";
+  else if (!(o->clip_value >= 0) || !(o->clip_norm >= 0)) bad = "clip_value and clip_norm must be >= 0";
+  else if (o->accum_steps < 0) bad = "accum_steps must be >= 0";
+  else if (o->n_groups < 0 || (o->n_groups > 0 && !o->groups)) bad = "n_groups > 0 needs groups";
+  return bad ? asg__error(ASG_ERR_INVALID, "optim: %s", bad) : ASG_OK;
+}
+
+/* One parameter's update from its (accumulated, clipped) gradient gr. */
+static void step_param(builder *b, asg_tensor *p, asg_tensor *gr, asg_tensor *lr, asg_tensor *t) {
+  const asg_optim *o = &b->o;
+  double lr_scale, wd;
+  group_of(o, p, &lr_scale, &wd);
+  asg_tensor *lr_s = lr_scale == 1 ? lr : asg_mul(lr, ks(b, lr_scale));
+  asg_tensor *lr_p = as(lr_s, p);
+  asg_tensor *pn; /* new parameter value */
+  if (wd != 0 && o->kind != ASG_OPTIM_ADAMW) gr = asg_add(gr, asg_mul_scalar(p, wd));
+  switch (o->kind) {
+  case ASG_OPTIM_SGD: {
+    asg_tensor *d = gr;
+    if (o->momentum != 0) {
+      asg_tensor *buf = param_state(b, p, "momentum");
+      asg_tensor *gd = gr; /* first step: buf = g; then buf = m buf + (1 - dampening) g */
+      if (o->dampening != 0)
+        gd = asg_mul(gr, as(asg_sub(ks(b, 1), asg_mul(ks(b, o->dampening),
+                                                      asg_minimum(asg_add_scalar(t, -1), ks(b, 1)))),
+                            p));
+      asg_tensor *nb = asg_add(asg_mul_scalar(buf, o->momentum), gd);
+      update(b, buf, nb);
+      d = o->nesterov ? asg_add(gr, asg_mul_scalar(nb, o->momentum)) : nb;
+    }
+    pn = asg_sub(p, asg_mul(lr_p, d));
+    break;
+  }
+  case ASG_OPTIM_ADAM:
+  case ASG_OPTIM_ADAMW: {
+    asg_tensor *pd = p;
+    if (o->kind == ASG_OPTIM_ADAMW && wd != 0) /* p *= 1 - lr wd */
+      pd = asg_mul(p, as(asg_sub(ks(b, 1), asg_mul(lr_s, ks(b, wd))), p));
+    asg_tensor *m = param_state(b, p, "adam_m"), *v = param_state(b, p, "adam_v");
+    asg_tensor *nm = asg_add(asg_mul_scalar(m, o->beta1), asg_mul_scalar(gr, 1 - o->beta1));
+    asg_tensor *nv = asg_add(asg_mul_scalar(v, o->beta2), asg_mul_scalar(asg_mul(gr, gr), 1 - o->beta2));
+    update(b, m, nm);
+    update(b, v, nv);
+    asg_tensor *bc1 = b->bc1, *bc2 = b->bc2;
+    asg_tensor *step_size = as(asg_div(lr_s, bc1), p);
+    asg_tensor *denom = asg_add_scalar(asg_div(asg_sqrt(nv), as(asg_sqrt(bc2), p)), o->eps);
+    pn = asg_sub(pd, asg_mul(step_size, asg_div(nm, denom)));
+    break;
+  }
+  case ASG_OPTIM_RMSPROP: {
+    asg_tensor *sq = param_state(b, p, "square_avg");
+    asg_tensor *nsq = asg_add(asg_mul_scalar(sq, o->alpha), asg_mul_scalar(asg_mul(gr, gr), 1 - o->alpha));
+    update(b, sq, nsq);
+    asg_tensor *var = nsq;
+    if (o->centered) {
+      asg_tensor *ga = param_state(b, p, "grad_avg");
+      asg_tensor *nga = asg_add(asg_mul_scalar(ga, o->alpha), asg_mul_scalar(gr, 1 - o->alpha));
+      update(b, ga, nga);
+      var = asg_sub(nsq, asg_mul(nga, nga));
+    }
+    asg_tensor *d = asg_div(gr, asg_add_scalar(asg_sqrt(var), o->eps));
+    if (o->momentum > 0) {
+      asg_tensor *buf = param_state(b, p, "momentum");
+      d = asg_add(asg_mul_scalar(buf, o->momentum), d);
+      update(b, buf, d);
+    }
+    pn = asg_sub(p, asg_mul(lr_p, d));
+    break;
+  }
+  default: return;
+  }
+  update(b, p, pn);
+}
+
+/* Builds every update into b->ups. */
+static asg_status build(builder *b, asg_tensor *loss, int n, asg_tensor *const *params) {
   asg_graph *g = asg__graph_of("optim", 1, &loss);
   if (!g) return asg__error(ASG_ERR_INVALID, "optim: loss is NULL or its graph has an error");
-  if (!updates || !n_updates) return asg__error(ASG_ERR_INVALID, "optim: NULL output arguments");
-  asg_tensor **ps = NULL;
+  asg_status st = check_opts(&b->o);
+  if (st) return st;
+  b->g = g;
+  asg_tensor **ps = NULL, **grads = NULL;
   if (n == 0) { /* every trainable variable that exists now */
     ps = malloc(sizeof *ps * (size_t)(g->n_nodes + 1));
     if (!ps) return asg__error(ASG_ERR_OOM, "optim: out of memory");
@@ -45,84 +213,156 @@ asg_status asg_optim_build(asg_tensor *loss, asg_optim o, int n, asg_tensor *con
       if (asg_variable_is_trainable(g->nodes[i])) ps[n++] = g->nodes[i];
     params = ps;
   }
-  asg_tensor **grads = malloc(sizeof *grads * (size_t)(n + 1));
-  asg_status st = grads ? ASG_OK : asg__error(ASG_ERR_OOM, "optim: out of memory");
-  int k = 0;
-  if (!st && n > max) st = asg__error(ASG_ERR_INVALID, "optim: %d updates do not fit in %d", n, max);
-  if (!st) st = asg_grad(loss, n, params, grads);
-  if (!st) {
-    asg_tensor *lr = scalar_var(g, "optim/lr", o.lr), *t = NULL, *bc1 = NULL, *bc2 = NULL;
-    if (o.kind != ASG_OPTIM_SGD) { /* step count and bias corrections 1 - beta^t */
-      asg_tensor *step = scalar_var(g, "optim/step", 0);
-      t = asg_add_scalar(step, 1);
-      updates[k++] = asg_assign(step, t);
-      bc1 = asg_sub(asg_scalar(g, ASG_F32, 1), asg_pow(asg_scalar(g, ASG_F32, o.beta1), t));
-      bc2 = asg_sub(asg_scalar(g, ASG_F32, 1), asg_pow(asg_scalar(g, ASG_F32, o.beta2), t));
-      if (n + 1 > max) st = asg__error(ASG_ERR_INVALID, "optim: %d updates do not fit in %d", n + 1, max);
-    }
-    for (int i = 0; i < n && !st; i++) {
-      asg_tensor *p = params[i], *gr = grads[i];
-      asg_tensor *lr_p = asg_cast(lr, p->dtype);
-      if (o.weight_decay != 0 && o.kind != ASG_OPTIM_ADAMW)
-        gr = asg_add(gr, asg_mul_scalar(p, o.weight_decay));
-      asg_tensor *delta;
-      if (o.kind == ASG_OPTIM_SGD) {
-        delta = gr;
-        if (o.momentum != 0) {
-          asg_tensor *buf = state(g, p, "momentum");
-          asg_tensor *nb = asg_add(asg_mul_scalar(buf, o.momentum), gr);
-          updates[k++] = asg_assign(buf, nb);
-          delta = o.nesterov ? asg_add(gr, asg_mul_scalar(nb, o.momentum)) : nb;
-          if (k + n - i > max) st = asg__error(ASG_ERR_INVALID, "optim: updates do not fit in %d", max);
-        }
-      } else {
-        asg_tensor *m = state(g, p, "adam_m"), *v = state(g, p, "adam_v");
-        asg_tensor *nm = asg_add(asg_mul_scalar(m, o.beta1), asg_mul_scalar(gr, 1 - o.beta1));
-        asg_tensor *nv = asg_add(asg_mul_scalar(v, o.beta2), asg_mul_scalar(asg_mul(gr, gr), 1 - o.beta2));
-        updates[k++] = asg_assign(m, nm);
-        updates[k++] = asg_assign(v, nv);
-        asg_tensor *mhat = asg_div(nm, asg_cast(bc1, p->dtype));
-        asg_tensor *vhat = asg_div(nv, asg_cast(bc2, p->dtype));
-        delta = asg_div(mhat, asg_add_scalar(asg_sqrt(vhat), o.eps));
-        if (o.kind == ASG_OPTIM_ADAMW && o.weight_decay != 0)
-          delta = asg_add(delta, asg_mul_scalar(p, o.weight_decay));
-        if (k + n - i > max) st = asg__error(ASG_ERR_INVALID, "optim: updates do not fit in %d", max);
-      }
-      if (!st) updates[k++] = asg_assign(p, asg_sub(p, asg_mul(lr_p, delta)));
+  b->sdt = ASG_F32;
+  for (int i = 0; i < n && !st; i++) {
+    asg_tensor *p = params[i];
+    if (!asg__tensor_ok(p) || p->graph != g || p->op != ASG_OP_VARIABLE ||
+        (p->dtype != ASG_F32 && p->dtype != ASG_F64))
+      st = asg__error(ASG_ERR_INVALID, "optim: parameter %d is not an F32/F64 variable of the loss's graph", i);
+    else if (p->dtype == ASG_F64)
+      b->sdt = ASG_F64;
+  }
+  grads = malloc(sizeof *grads * (size_t)(n + 1));
+  if (!st && !grads) st = asg__error(ASG_ERR_OOM, "optim: out of memory");
+  if (!st && n > 0) st = asg_grad(loss, n, params, grads);
+  if (st || n == 0) goto out;
+
+  const asg_optim *o = &b->o;
+  asg_scope_push(g, "optim");
+  asg_tensor *lr = state_var(b, "optim/lr", b->sdt, ASG_SCALAR, o->lr);
+  /* accumulation: count runs; the k-th steps with the mean and resets */
+  int k = o->accum_steps > 1 ? o->accum_steps : 1;
+  if (k > 1) {
+    asg_tensor *cnt = state_var(b, "optim/accum_count", b->sdt, ASG_SCALAR, 0);
+    asg_tensor *c1 = asg_add_scalar(cnt, 1);
+    b->flag = asg_ge(c1, ks(b, k));
+    push(b, asg_assign(cnt, asg_where(b->flag, ks(b, 0), c1)));
+    for (int i = 0; i < n; i++) {
+      asg_tensor *acc = param_state(b, params[i], "grad_acc");
+      asg_tensor *sum = asg_add(acc, grads[i]);
+      asg_tensor *f = asg_cast(b->flag, acc->dtype);
+      push(b, asg_assign(acc, asg_where(f, asg_scalar(g, acc->dtype, 0), sum)));
+      grads[i] = asg_mul_scalar(sum, 1.0 / k);
     }
   }
-  if (!st && g->status) st = asg__error(g->status, "optim: %s", g->err);
-  *n_updates = st ? 0 : k;
+  if (o->clip_value > 0)
+    for (int i = 0; i < n; i++) grads[i] = asg_clamp(grads[i], -o->clip_value, o->clip_value);
+  if (o->clip_norm > 0) { /* scale = min(1, max_norm / (||g|| + 1e-6)) over all gradients */
+    asg_tensor *sq = NULL;
+    for (int i = 0; i < n; i++) {
+      asg_tensor *s = asg_cast(asg_sum(asg_mul(grads[i], grads[i]), ASG_ALL_AXES, false), b->sdt);
+      sq = sq ? asg_add(sq, s) : s;
+    }
+    asg_tensor *scale = asg_minimum(
+        ks(b, 1), asg_div(ks(b, o->clip_norm), asg_add_scalar(asg_sqrt(sq), 1e-6)));
+    for (int i = 0; i < n; i++) grads[i] = asg_mul(grads[i], as(scale, grads[i]));
+  }
+  /* t: the number of the step being taken (1-based) */
+  asg_tensor *t = NULL;
+  bool adam = o->kind == ASG_OPTIM_ADAM || o->kind == ASG_OPTIM_ADAMW;
+  if (adam || (o->kind == ASG_OPTIM_SGD && o->momentum != 0 && o->dampening != 0)) {
+    asg_tensor *step = state_var(b, "optim/step", b->sdt, ASG_SCALAR, 0);
+    asg_tensor *t1 = asg_add_scalar(step, 1);
+    push(b, asg_assign(step, b->flag ? asg_add(step, b->flag) : t1));
+    t = t1;
+  }
+  if (adam) { /* 1 - beta^t by the recurrence bc' = (1 - beta) + beta bc: no
+               * cancellation in F32, unlike 1 - pow(beta, t) (0.999^1 alone
+               * would be off by 1e-5 relative) */
+    asg_tensor *c1 = state_var(b, "optim/bias_correction1", b->sdt, ASG_SCALAR, 0);
+    asg_tensor *c2 = state_var(b, "optim/bias_correction2", b->sdt, ASG_SCALAR, 0);
+    b->bc1 = asg_add_scalar(asg_mul_scalar(c1, o->beta1), 1 - o->beta1);
+    b->bc2 = asg_add_scalar(asg_mul_scalar(c2, o->beta2), 1 - o->beta2);
+    update(b, c1, b->bc1);
+    update(b, c2, b->bc2);
+  }
+  for (int i = 0; i < n; i++) step_param(b, params[i], grads[i], lr, t);
+  asg_scope_pop(g);
+  if (!b->st && g->status) b->st = asg__error(g->status, "optim: %s", g->err);
+  st = b->st;
+out:
   free(ps);
   free(grads);
   return st;
 }
 
+asg_status asg_optim_build(asg_tensor *loss, asg_optim o, int n, asg_tensor *const *params,
+                           asg_tensor **updates, int max, int *n_updates) {
+  if (n_updates) *n_updates = 0;
+  if (!updates || !n_updates) return asg__error(ASG_ERR_INVALID, "optim: NULL output arguments");
+  if (n < 0 || (n > 0 && !params)) return asg__error(ASG_ERR_INVALID, "optim: bad parameter list");
+  builder b = {.o = o};
+  asg_status st = build(&b, loss, n, params);
+  if (!st && b.n_ups > max)
+    st = asg__error(ASG_ERR_INVALID, "optim: %d updates do not fit in %d", b.n_ups, max);
+  if (!st) {
+    memcpy(updates, b.ups, sizeof *updates * (size_t)b.n_ups);
+    *n_updates = b.n_ups;
+  }
+  free(b.ups);
+  return st;
+}
+
 asg_program *asg_compile_train(asg_graph *g, asg_tensor *loss, asg_optim opt, int n_extra,
                                asg_tensor *const *extra, const asg_compile_opts *opts) {
-  if (!g || !loss) {
-    asg__error(ASG_ERR_INVALID, "asg_compile_train: NULL graph or loss");
+  if (!g || !loss || n_extra < 0 || (n_extra > 0 && !extra)) {
+    asg__error(ASG_ERR_INVALID, "asg_compile_train: NULL graph or loss, or bad extra outputs");
     return NULL;
   }
-  int cap = 3 * g->n_nodes + 8 + g->n_updates; /* <= 3 updates per variable, the step */
-  asg_tensor **outs = malloc(sizeof *outs * (size_t)(cap + n_extra + 1));
-  if (!outs) {
-    asg__error(ASG_ERR_OOM, "asg_compile_train: out of memory");
+  if (asg_tensor_graph(loss) != g) {
+    asg__error(ASG_ERR_INVALID, "asg_compile_train: loss belongs to another graph");
     return NULL;
   }
-  outs[0] = loss;
-  for (int i = 0; i < n_extra; i++) outs[1 + i] = extra[i];
-  int nu = 0;
+  builder b = {.o = opt};
+  if (build(&b, loss, 0, NULL)) {
+    free(b.ups);
+    return NULL;
+  }
+  int n_out = 1 + n_extra + b.n_ups + g->n_updates;
+  asg_tensor **outs = malloc(sizeof *outs * (size_t)n_out);
   asg_program *p = NULL;
-  if (asg_optim_build(loss, opt, 0, NULL, outs + 1 + n_extra, cap, &nu) == ASG_OK) {
-    for (int i = 0; i < g->n_updates; i++) outs[1 + n_extra + nu++] = g->updates[i];
-    p = asg_compile(g, 1 + n_extra + nu, outs, opts);
+  if (outs) {
+    int k = 0;
+    outs[k++] = loss;
+    for (int i = 0; i < n_extra; i++) outs[k++] = extra[i];
+    for (int i = 0; i < b.n_ups; i++) outs[k++] = b.ups[i];
+    for (int i = 0; i < g->n_updates; i++) outs[k++] = g->updates[i];
+    p = asg_compile(g, n_out, outs, opts);
+  } else {
+    asg__error(ASG_ERR_OOM, "asg_compile_train: out of memory");
   }
   free(outs);
+  free(b.ups);
   return p;
 }
 
+static asg_status lr_slot(asg_program *p, asg_dtype *dt) {
+  int n = asg_program_variable_count(p);
+  for (int i = 0; i < n; i++) {
+    const char *name;
+    if (asg_program_variable_info(p, i, &name, dt, NULL) == ASG_OK && strcmp(name, "optim/lr") == 0)
+      return ASG_OK;
+  }
+  return asg__error(ASG_ERR_NOT_FOUND, "optim: program has no variable 'optim/lr' (not made by "
+                                       "asg_compile_train?)");
+}
+
 asg_status asg_optim_set_lr(asg_program *p, double lr) {
+  asg_dtype dt;
+  asg_status st = lr_slot(p, &dt);
+  if (st) return st;
+  if (dt == ASG_F64) return asg_program_set_variable(p, "optim/lr", &lr, sizeof lr);
   float v = (float)lr;
   return asg_program_set_variable(p, "optim/lr", &v, sizeof v);
+}
+
+double asg_optim_get_lr(asg_program *p) {
+  asg_dtype dt;
+  if (lr_slot(p, &dt)) return NAN;
+  if (dt == ASG_F64) {
+    double v;
+    return asg_program_get_variable(p, "optim/lr", &v, sizeof v) ? NAN : v;
+  }
+  float v;
+  return asg_program_get_variable(p, "optim/lr", &v, sizeof v) ? NAN : (double)v;
 }

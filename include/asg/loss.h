@@ -1,0 +1,71 @@
+/* Loss functions: graph builders made of public ops, with PyTorch's
+ * semantics. Each returns a scalar (reduction MEAN or SUM) or the
+ * elementwise/per-row losses (NONE); errors go to the graph like any op.
+ *
+ * Conventions: input and target have equal shapes unless stated otherwise;
+ * classification losses take class scores in the LAST dim ([..., C]) and
+ * integer labels [...] (I32/I64). */
+#ifndef ASG_LOSS_H
+#define ASG_LOSS_H
+
+#include "asg/ops.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum asg_reduction {
+  ASG_REDUCE_MEAN = 0,  /* mean over elements (over non-ignored rows for CE/NLL) */
+  ASG_REDUCE_SUM,       /* sum */
+  ASG_REDUCE_NONE,      /* no reduction: the loss per element (per row for CE/NLL) */
+  ASG_REDUCE_BATCHMEAN  /* KL divergence only: sum / input.shape[0] */
+} asg_reduction;
+
+/* (input - target)^2 */
+ASG_API asg_tensor *asg_mse_loss(asg_tensor *input, asg_tensor *target, asg_reduction r);
+/* |input - target| */
+ASG_API asg_tensor *asg_l1_loss(asg_tensor *input, asg_tensor *target, asg_reduction r);
+/* d = input - target: 0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta
+ * (beta >= 0; beta == 0 is the L1 loss). */
+ASG_API asg_tensor *asg_smooth_l1_loss(asg_tensor *input, asg_tensor *target, double beta,
+                                       asg_reduction r);
+/* d = input - target: 0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta)
+ * (delta > 0). */
+ASG_API asg_tensor *asg_huber_loss(asg_tensor *input, asg_tensor *target, double delta,
+                                   asg_reduction r);
+
+/* Softmax cross-entropy of logits [..., C] against labels [...]:
+ * per row (1 - s) * -log p[label] + s * mean_c(-log p[c]) with s the label
+ * smoothing in [0, 1); rows whose label is ignore_index give 0 and are left
+ * out of the mean (PyTorch's default ignore_index is -100). MEAN uses the
+ * fused asg_softmax_cross_entropy op. */
+ASG_API asg_tensor *asg_cross_entropy_loss(asg_tensor *logits, asg_tensor *labels,
+                                           double label_smoothing, int64_t ignore_index,
+                                           asg_reduction r);
+/* Negative log-likelihood of log-probabilities [..., C] at labels [...]:
+ * -logp[label], 0 for ignore_index rows (left out of the mean). Labels
+ * outside [0, C) also give 0 (PyTorch raises instead). */
+ASG_API asg_tensor *asg_nll_loss(asg_tensor *logp, asg_tensor *labels, int64_t ignore_index,
+                                 asg_reduction r);
+/* Binary cross-entropy on probabilities p in [0, 1]:
+ * -(y log p + (1 - y) log(1 - p)), each log clamped to >= -100.
+ * weight (broadcast to p, may be NULL) rescales each element. */
+ASG_API asg_tensor *asg_bce_loss(asg_tensor *p, asg_tensor *target, asg_tensor *weight,
+                                 asg_reduction r);
+/* Binary cross-entropy on logits x, stable for any x:
+ * (1 - y) x + w_y (log(1 + exp(-|x|)) + max(-x, 0)), w_y = 1 + (pos_weight - 1) y,
+ * which is max(x, 0) - x y + log(1 + exp(-|x|)) without pos_weight.
+ * pos_weight (broadcast to x, typically [C]) may be NULL. */
+ASG_API asg_tensor *asg_bce_with_logits_loss(asg_tensor *x, asg_tensor *target,
+                                             asg_tensor *pos_weight, asg_reduction r);
+/* KL divergence with input = log q and target = p (or log p if log_target):
+ * p (log p - log q) per element, 0 where p == 0. Reductions MEAN (over all
+ * elements, as PyTorch's default), BATCHMEAN (the mathematically correct
+ * one), SUM, NONE. */
+ASG_API asg_tensor *asg_kl_div_loss(asg_tensor *input, asg_tensor *target, bool log_target,
+                                    asg_reduction r);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -97,12 +97,16 @@ asg_status asg__compile_graph(asg_graph *g, int n_out, asg_tensor *const *outs, 
   char *need = calloc((size_t)N + 1, 1);
   int *last_use = malloc(sizeof(int) * ((size_t)N + 1));
   int *root = malloc(sizeof(int) * ((size_t)N + 1)); /* storage owner of each node */
-  int *order = malloc(sizeof(int) * ((size_t)N + 1));
+  /* order: node ids, or -(id + 1) for the snapshot step of assign `id` */
+  int *order = malloc(sizeof(int) * (2 * (size_t)N + 1));
+  int *asn = malloc(sizeof(int) * ((size_t)N + 1)); /* assign nodes */
+  char *assigned = calloc((size_t)N + 1, 1);        /* variables assigned here */
+  asg_buf_ref *snap = calloc((size_t)N + 1, sizeof *snap);
   asg_buf_ref *buf = calloc((size_t)N + 1, sizeof *buf);
   char *has_buf = calloc((size_t)N + 1, 1);
   arena_planner ap = {0};
   asg_status st = ASG_OK;
-  if (!need || !last_use || !root || !order || !buf || !has_buf) {
+  if (!need || !last_use || !root || !order || !asn || !assigned || !snap || !buf || !has_buf) {
     st = asg__error(ASG_ERR_OOM, "compile: out of memory");
     goto done;
   }
@@ -142,24 +146,40 @@ asg_status asg__compile_graph(asg_graph *g, int n_out, asg_tensor *const *outs, 
       order[n_order++] = i;
     }
   }
+  int n_asn = 0;
   for (int i = 0; i < N; i++) {
     asg_tensor *t = g->nodes[i];
     if (!need[i] || t->op != ASG_OP_ASSIGN) continue;
-    for (int k = 0; k < n_order; k++) {
-      asg_tensor *o = g->nodes[order[k]];
-      if (o->op == ASG_OP_ASSIGN && o->in[0] == t->in[0]) {
-        st = asg__error(ASG_ERR_INVALID, "compile: variable '%s' is assigned twice in one program",
-                        t->in[0]->name);
-        goto done;
-      }
+    if (assigned[t->in[0]->id]) {
+      st = asg__error(ASG_ERR_INVALID, "compile: variable '%s' is assigned twice in one program",
+                      t->in[0]->name);
+      goto done;
     }
-    order[n_order++] = i;
+    assigned[t->in[0]->id] = 1;
+    asn[n_asn++] = i;
   }
+  /* An assign whose value is another assigned variable would read it after
+   * that variable's own assign ran (assign(a, b) + assign(b, a) must swap):
+   * copy such values into the arena first, after every other read. */
+  for (int k = 0; k < n_asn; k++) {
+    asg_tensor *t = g->nodes[asn[k]], *v = t->in[1];
+    if (v->op == ASG_OP_VARIABLE && assigned[v->id] && v != t->in[0]) order[n_order++] = -(t->id + 1);
+  }
+  for (int k = 0; k < n_asn; k++) order[n_order++] = asn[k];
 
-  /* 3. liveness: views share their source's storage */
+  /* 3. liveness: views share their source's storage, except views of a
+   * variable assigned in this program: those copy, so that they keep the
+   * value from before the step (they run before every assign). */
   for (int k = 0; k < n_order; k++) {
+    if (order[k] < 0) continue; /* snapshots live to the end */
     asg_tensor *t = g->nodes[order[k]];
-    if (asg__op_info[t->op].flags & (ASG_OPF_VIEW | ASG_OPF_ASSIGN)) root[t->id] = root[t->in[0]->id];
+    unsigned fl = asg__op_info[t->op].flags;
+    if (fl & ASG_OPF_ASSIGN) {
+      root[t->id] = root[t->in[0]->id];
+    } else if (fl & ASG_OPF_VIEW) {
+      int r = root[t->in[0]->id];
+      if (!(g->nodes[r]->op == ASG_OP_VARIABLE && assigned[r])) root[t->id] = r;
+    }
     for (int j = 0; j < t->n_in; j++) last_use[root[t->in[j]->id]] = k;
   }
   for (int i = 0; i < n_out; i++) last_use[root[outs[i]->id]] = n_order; /* kept to the end */
@@ -180,8 +200,32 @@ asg_status asg__compile_graph(asg_graph *g, int n_out, asg_tensor *const *outs, 
   }
   for (int k = 0; k <= n_order; k++) free_head[k] = -1;
   for (int k = 0; k < n_order; k++) {
-    asg_tensor *t = g->nodes[order[k]];
     asg_step *s = &c->plan.steps[k];
+    if (order[k] < 0) { /* snapshot of an assign's value: a copy step */
+      asg_tensor *a = g->nodes[-order[k] - 1], *v = a->in[1];
+      size_t off, bytes = align64((size_t)asg_shape_numel(v->shape) * asg_dtype_size(v->dtype));
+      planner_alloc(&ap, bytes ? bytes : 64, &off);
+      snap[a->id] = (asg_buf_ref){ASG_BUF_ARENA, 0, off};
+      s->op = ASG_OP_STOP_GRADIENT; /* identity copy */
+      s->out = (asg_tdesc){v->dtype, v->shape};
+      s->out_buf = snap[a->id];
+      s->node_id = a->id;
+      s->n_in = 1;
+      snprintf(s->label, sizeof s->label, "%s%sassign (copy of '%s')", a->scope,
+               a->scope[0] ? "/" : "", v->name);
+      s->in = calloc(1, sizeof *s->in);
+      s->in_buf = calloc(1, sizeof *s->in_buf);
+      if (!s->in || !s->in_buf) {
+        c->plan.n_steps = k + 1;
+        free(free_head), free(free_next);
+        st = asg__error(ASG_ERR_OOM, "compile: out of memory");
+        goto done;
+      }
+      s->in[0] = s->out;
+      s->in_buf[0] = buf[v->id];
+      continue;
+    }
+    asg_tensor *t = g->nodes[order[k]];
     int i = t->id;
     if (root[i] != i) {
       buf[i] = buf[root[i]];
@@ -222,6 +266,9 @@ asg_status asg__compile_graph(asg_graph *g, int n_out, asg_tensor *const *outs, 
       s->in[j] = (asg_tdesc){t->in[j]->dtype, t->in[j]->shape};
       s->in_buf[j] = buf[t->in[j]->id];
     }
+    if (t->op == ASG_OP_ASSIGN && t->in[1]->op == ASG_OP_VARIABLE && assigned[t->in[1]->id] &&
+        t->in[1] != t->in[0])
+      s->in_buf[1] = snap[i];
     /* release storage whose last reader was this step (after the output got
      * its block, so an output never overlaps its own inputs) */
     for (int r = free_head[k]; r >= 0; r = free_next[r]) {
@@ -248,6 +295,9 @@ done:
   free(last_use);
   free(root);
   free(order);
+  free(asn);
+  free(assigned);
+  free(snap);
   free(buf);
   free(has_buf);
   free(ap.blocks);

@@ -181,15 +181,6 @@ asg_program *asg_compile(asg_graph *g, int n_out, asg_tensor *const *outs,
                o.share_variables->be->name, be->name);
     return NULL;
   }
-  for (int i = 0; i < g->n_nodes; i++) { /* every op needs a kernel on this backend */
-    asg_op op = g->nodes[i]->op;
-    if (!(asg__op_info[op].flags & ASG_OPF_SOURCE) && !be->supports(op)) {
-      asg__error(ASG_ERR_UNSUPPORTED, "asg_compile: op '%s' has no kernel on backend '%s'",
-                 asg__op_name(op), be->name);
-      return NULL;
-    }
-  }
-
   asg_compiled c;
   if (asg__compile_graph(g, n_out, outs, &c)) return NULL;
   asg_program *p = calloc(1, sizeof *p);
@@ -273,7 +264,10 @@ asg_status asg_program_feed(asg_program *p, const char *name, const void *data, 
   if (!p || !name || !data) return asg__error(ASG_ERR_INVALID, "asg_program_feed: NULL argument");
   int i = input_index(p, name);
   if (i < 0)
-    return asg__error(ASG_ERR_NOT_FOUND, "asg_program_feed: program has no input named '%s'", name);
+    return asg__error(ASG_ERR_NOT_FOUND,
+                      "asg_program_feed: program has no input named '%s' (inputs that the compiled "
+                      "outputs do not depend on are not part of the program)",
+                      name);
   size_t want = asg__tdesc_bytes(&p->input_desc[i]);
   if (nbytes != want) {
     char b[96];

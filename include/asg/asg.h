@@ -12,5 +12,6 @@
 #include "asg/loss.h"
 #include "asg/metrics.h"
 #include "asg/data.h"
+#include "asg/io.h"
 
 #endif

@@ -120,6 +120,13 @@ bool asg__tensor_ok(const asg_tensor *t);
 /* Gradient of a slice: zeros of xshape with dy placed at the slice. */
 asg_tensor *asg__slice_bwd(asg_tensor *dy, asg_shape xshape, int axis, int64_t start, int64_t step);
 
+/* Conv-family backward nodes (src/ops/op_conv.c): attributes copied from the
+ * forward node, output shapes given. */
+asg_tensor *asg__conv2d_shaped(asg_tensor *x, asg_tensor *w, asg_shape ys, const asg_attrs *a);
+asg_tensor *asg__conv2d_bwd_input(asg_tensor *dy, asg_tensor *w, asg_shape xs, const asg_attrs *a);
+asg_tensor *asg__conv2d_bwd_weight(asg_tensor *dy, asg_tensor *x, asg_shape ws, const asg_attrs *a);
+asg_tensor *asg__pool_bwd(asg_op op, asg_tensor *dy, asg_tensor *x, const asg_attrs *a);
+
 /* ---- shapes ---- */
 /* Broadcast a and b into out; false if incompatible. */
 bool asg__broadcast_shapes(asg_shape a, asg_shape b, asg_shape *out);

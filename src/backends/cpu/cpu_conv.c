@@ -1,28 +1,28 @@
 /* CPU kernels of the conv family: conv2d (forward, input and weight
  * gradients, transpose), max/avg/adaptive-avg pooling and their gradients.
  *
- * Convolutions are im2col + GEMM. Images are processed in chunks of B: the
- * columns of B images sit side by side in one [C/G*KH*KW, B*OH*OW] matrix,
- * so each group does one large GEMM per chunk instead of B small ones. The
- * copy loops (im2col, col2im, gathers) run in parallel over the images of a
- * chunk; the GEMM threads inside BLAS. They never nest. Sums over the batch
- * (weight gradient) run in a fixed order that depends on the shapes only, so
- * results repeat exactly from run to run. Attribute layout: src/ops/op_conv.c. */
+ * Convolutions are im2col + GEMM per image and group. With several threads
+ * the images are split into nt = min(threads, N) fixed contiguous blocks,
+ * one per thread, each with its own column buffer in the workspace, and the
+ * GEMMs are called from inside the parallel loop (single images of a small
+ * CNN are too small for a threaded GEMM to pay off, and OpenMP threads that
+ * spin while BLAS threads run cost more than they give). With one image or
+ * one thread the images run in order and the GEMM may thread inside BLAS.
+ * The weight gradient sums each block into its own partial buffer, then adds
+ * the partials in block order: the result depends only on the shapes and
+ * the program's thread count, never on timing. Attribute layout:
+ * src/ops/op_conv.c. */
 #include <math.h>
 #include <string.h>
-#include <stdlib.h>
-#include <omp.h>
 
 #include "backends/cpu/cpu.h"
-
-/* Workspace bound for one chunk of images (at least one image is taken). */
-#define CONV_WS_TARGET ((size_t)32 << 20)
 
 /* Geometry of the forward convolution that a step describes:
  * x [N,C,H,W] * w [O,C/G,KH,KW] -> y [N,O,OH,OW]. */
 typedef struct cgeo {
   int64_t N, C, H, W, O, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw, G;
-  int64_t Cg, Og, CKK, OHW, HW, B; /* per group; B = images per chunk */
+  int64_t Cg, Og, CKK, OHW, HW; /* per group */
+  bool direct; /* 1x1 kernel, stride 1, no padding: the columns are x itself */
 } cgeo;
 
 static void geo_of(const asg_step *s, cgeo *g) {
@@ -44,21 +44,30 @@ static void geo_of(const asg_step *s, cgeo *g) {
   g->Cg = g->C / g->G, g->Og = g->O / g->G;
   g->CKK = g->Cg * g->KH * g->KW;
   g->OHW = g->OH * g->OW, g->HW = g->H * g->W;
-  size_t es = asg_dtype_size(s->out.dtype);
-  size_t per = (size_t)((g->CKK + g->Og) * g->OHW) * es; /* columns + gathered out/dy */
-  int64_t B = per ? (int64_t)(CONV_WS_TARGET / per) : g->N;
-  g->B = B < 1 ? 1 : B > g->N ? g->N : B;
+  g->direct = g->KH == 1 && g->KW == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 &&
+              g->pw == 0 && g->OH == g->H && g->OW == g->W;
 }
 
+/* Image blocks (threads) for this step: one unless there are several
+ * images and enough work. */
+static int conv_blocks(const cgeo *g, int nthreads) {
+  if (nthreads <= 1 || g->N <= 1 || g->N * g->O * g->OHW * g->CKK < ((int64_t)1 << 20)) return 1;
+  return g->N < nthreads ? (int)g->N : nthreads;
+}
+
+/* Per block: a column buffer [CKK, OHW]; the weight gradient adds a
+ * partial [O, CKK] per block when there are several. */
 static size_t conv_ws(const asg_step *s, int nthreads) {
   cgeo g;
   geo_of(s, &g);
-  return (size_t)((g.CKK + g.Og) * g.OHW * (g.B > 0 ? g.B : 1) + nthreads * g.O * g.CKK) * asg_dtype_size(s->out.dtype);
+  int nb = conv_blocks(&g, nthreads);
+  size_t n = g.direct ? 0 : (size_t)(g.CKK * g.OHW);
+  if (s->op == ASG_OP_CONV2D_BWD_WEIGHT && nb > 1) n += (size_t)(g.O * g.CKK);
+  return n * (size_t)nb * asg_dtype_size(s->out.dtype);
 }
 
-/* Range [lo, hi) of output positions o whose input o*s - p + k*d lies in [0, n). */
+/* Range [lo, hi) of output positions o whose input o*s + off lies in [0, n). */
 static void valid_range(int64_t n, int64_t on, int64_t s, int64_t off, int64_t *lo, int64_t *hi) {
-  /* i = o*s + off; need 0 <= i < n */
   int64_t l = off >= 0 ? 0 : (-off + s - 1) / s;
   int64_t h = n - off <= 0 ? 0 : (n - off - 1) / s + 1;
   if (l > on) l = on;
@@ -67,20 +76,26 @@ static void valid_range(int64_t n, int64_t on, int64_t s, int64_t off, int64_t *
   *lo = l, *hi = h;
 }
 
-/* Parallel over images only when the chunk's copy work is large. */
-static int copy_threads(const asg_cpu_call *c, const cgeo *g, int64_t nb) {
-  if (getenv("CONV_NOOMP")) return 1;
-  return nb > 1 && nb * g->CKK * g->OHW >= ASG_CPU_PAR_MIN ? c->nthreads : 1;
-}
+/* Runs BODY for each image n of block t (blocks are fixed contiguous
+ * ranges), blocks in parallel when nb > 1. */
+#define FOR_BLOCKS(nb, ...)                                                                      \
+  {                                                                                              \
+    int nb_ = (nb);                                                                              \
+    _Pragma("omp parallel for num_threads(nb_) schedule(static, 1) if (nb_ > 1)")                \
+    for (int t = 0; t < nb_; t++) {                                                              \
+      for (int64_t n = g->N * t / nb_; n < g->N * (t + 1) / nb_; n++) {                          \
+        __VA_ARGS__                                                                              \
+      }                                                                                          \
+    }                                                                                            \
+  }
 
 #define DEF_CONV(SUF, T, GEMM)                                                                   \
-  /* x: one image's group channels [Cg,H,W] -> col rows [CKK] of length ld,                   \
-   * starting at column 0 of that image's block */                                             \
-  static void im2col_##SUF(const cgeo *g, const T *x, T *col, int64_t ld) {                    \
+  /* x: one image's group channels [Cg,H,W] -> col [CKK, OHW] */                               \
+  static void im2col_##SUF(const cgeo *g, const T *x, T *col) {                                \
     for (int64_t c = 0; c < g->Cg; c++)                                                        \
       for (int64_t kh = 0; kh < g->KH; kh++)                                                   \
         for (int64_t kw = 0; kw < g->KW; kw++) {                                               \
-          T *row = col + ((c * g->KH + kh) * g->KW + kw) * ld;                                 \
+          T *row = col + ((c * g->KH + kh) * g->KW + kw) * g->OHW;                             \
           int64_t offh = kh * g->dh - g->ph, offw = kw * g->dw - g->pw, hlo, hhi, wlo, whi;    \
           valid_range(g->H, g->OH, g->sh, offh, &hlo, &hhi);                                   \
           valid_range(g->W, g->OW, g->sw, offw, &wlo, &whi);                                   \
@@ -100,12 +115,12 @@ static int copy_threads(const asg_cpu_call *c, const cgeo *g, int64_t nb) {
           }                                                                                    \
         }                                                                                      \
   }                                                                                            \
-  /* col rows [CKK] (length ld) -> adds into one image's group channels [Cg,H,W] */            \
-  static void col2im_##SUF(const cgeo *g, const T *col, int64_t ld, T *x) {                    \
+  /* col [CKK, OHW] -> adds into one image's group channels [Cg,H,W] */                        \
+  static void col2im_##SUF(const cgeo *g, const T *col, T *x) {                                \
     for (int64_t c = 0; c < g->Cg; c++)                                                        \
       for (int64_t kh = 0; kh < g->KH; kh++)                                                   \
         for (int64_t kw = 0; kw < g->KW; kw++) {                                               \
-          const T *row = col + ((c * g->KH + kh) * g->KW + kw) * ld;                           \
+          const T *row = col + ((c * g->KH + kh) * g->KW + kw) * g->OHW;                       \
           int64_t offh = kh * g->dh - g->ph, offw = kw * g->dw - g->pw, hlo, hhi, wlo, whi;    \
           valid_range(g->H, g->OH, g->sh, offh, &hlo, &hhi);                                   \
           valid_range(g->W, g->OW, g->sw, offw, &wlo, &whi);                                   \
@@ -116,105 +131,64 @@ static int copy_threads(const asg_cpu_call *c, const cgeo *g, int64_t nb) {
           }                                                                                    \
         }                                                                                      \
   }                                                                                            \
-  /* x [N,C,H,W], w [O,Cg,KH,KW] -> y [N,O,OH,OW] */                                           \
-  static void fwd_##SUF(const asg_cpu_call *c, const cgeo *g) {                                \
+  /* x [N,C,H,W], w [O,Cg,KH,KW] -> y [N,O,OH,OW]: y_ng [Og,OHW] = w_g [Og,CKK] col */       \
+  static void fwd_##SUF(const asg_cpu_call *c, const cgeo *g, int nb) {                        \
     const T *x = c->in[0], *w = c->in[1];                                                      \
     T *y = c->out;                                                                             \
-    T *col = c->ws, *tmp = col + g->CKK * g->B * g->OHW; /* tmp [Og, B*OHW] */                 \
-    for (int64_t n0 = 0; n0 < g->N; n0 += g->B) {                                              \
-      int64_t nb = g->N - n0 < g->B ? g->N - n0 : g->B, ld = nb * g->OHW;                      \
-      int nt = copy_threads(c, g, nb);                                                         \
-      for (int64_t gi = 0; gi < g->G; gi++) {                                                  \
-        if (getenv("CONV_BATCHPAR")) {                                                           \
-        _Pragma("omp parallel for num_threads(c->nthreads) schedule(static)")                           \
-        for (int64_t b = 0; b < nb; b++) {                                                      \
-          im2col_##SUF(g, x + ((n0 + b) * g->C + gi * g->Cg) * g->HW, col + b * g->OHW, ld);   \
-          GEMM(false, false, g->Og, g->OHW, g->CKK, 1, w + gi * g->Og * g->CKK, g->CKK, col + b * g->OHW, ld, 0,  \
-             y + ((n0 + b) * g->O + gi * g->Og) * g->OHW, g->OHW, 1);                                                            \
-        } continue; }                                                                                  \
-        _Pragma("omp parallel for num_threads(nt) schedule(static)")                           \
-        for (int64_t b = 0; b < nb; b++)                                                       \
-          im2col_##SUF(g, x + ((n0 + b) * g->C + gi * g->Cg) * g->HW, col + b * g->OHW, ld);   \
-        GEMM(false, false, g->Og, ld, g->CKK, 1, w + gi * g->Og * g->CKK, g->CKK, col, ld, 0,  \
-             tmp, ld, c->nthreads);                                                            \
-        _Pragma("omp parallel for num_threads(nt) schedule(static)")                           \
-        for (int64_t b = 0; b < nb; b++)                                                       \
-          for (int64_t o = 0; o < g->Og; o++)                                                  \
-            memcpy(y + ((n0 + b) * g->O + gi * g->Og + o) * g->OHW, tmp + o * ld + b * g->OHW, \
-                   sizeof(T) * (size_t)g->OHW);                                                \
+    int gt = nb > 1 ? 1 : c->nthreads; /* GEMM threads: inside BLAS only when serial */        \
+    FOR_BLOCKS(nb, for (int64_t gi = 0; gi < g->G; gi++) {                                     \
+      const T *xg = x + (n * g->C + gi * g->Cg) * g->HW, *col = xg;                            \
+      if (!g->direct) {                                                                        \
+        T *buf = (T *)c->ws + (int64_t)t * g->CKK * g->OHW;                                    \
+        im2col_##SUF(g, xg, buf);                                                              \
+        col = buf;                                                                             \
       }                                                                                        \
-    }                                                                                          \
+      GEMM(false, false, g->Og, g->OHW, g->CKK, 1, w + gi * g->Og * g->CKK, g->CKK, col,       \
+           g->OHW, 0, y + (n * g->O + gi * g->Og) * g->OHW, g->OHW, gt);                       \
+    })                                                                                         \
   }                                                                                            \
-  /* dy [N,O,OH,OW], w [O,Cg,KH,KW] -> dx [N,C,H,W] (also conv_transpose2d) */                 \
-  static void bwd_input_##SUF(const asg_cpu_call *c, const cgeo *g) {                          \
+  /* dy [N,O,OH,OW], w [O,Cg,KH,KW] -> dx [N,C,H,W] (also conv_transpose2d):                  \
+   * col [CKK,OHW] = w_g^T dy_ng, scattered back by col2im */                                 \
+  static void bwd_input_##SUF(const asg_cpu_call *c, const cgeo *g, int nb) {                  \
     const T *dy = c->in[0], *w = c->in[1];                                                     \
     T *dx = c->out;                                                                            \
-    T *col = c->ws, *tmp = col + g->CKK * g->B * g->OHW;                                       \
-    memset(dx, 0, sizeof(T) * (size_t)(g->N * g->C * g->HW));                                  \
-    for (int64_t n0 = 0; n0 < g->N; n0 += g->B) {                                              \
-      int64_t nb = g->N - n0 < g->B ? g->N - n0 : g->B, ld = nb * g->OHW;                      \
-      int nt = copy_threads(c, g, nb);                                                         \
-      for (int64_t gi = 0; gi < g->G; gi++) {                                                  \
-        if (getenv("CONV_BATCHPAR")) {                                                           \
-        _Pragma("omp parallel for num_threads(c->nthreads) schedule(static)")                           \
-        for (int64_t b = 0; b < nb; b++) {                                                      \
-          GEMM(true, false, g->CKK, g->OHW, g->Og, 1, w + gi * g->Og * g->CKK, g->CKK, dy + ((n0 + b) * g->O + gi * g->Og) * g->OHW, g->OHW, 0,  \
-             col + b * g->OHW, ld, 1);                                                            \
-          col2im_##SUF(g, col + b * g->OHW, ld, dx + ((n0 + b) * g->C + gi * g->Cg) * g->HW);  \
-        } continue; }                                                                                  \
-        _Pragma("omp parallel for num_threads(nt) schedule(static)")                           \
-        for (int64_t b = 0; b < nb; b++)                                                       \
-          for (int64_t o = 0; o < g->Og; o++)                                                  \
-            memcpy(tmp + o * ld + b * g->OHW, dy + ((n0 + b) * g->O + gi * g->Og + o) * g->OHW,\
-                   sizeof(T) * (size_t)g->OHW);                                                \
-        /* col [CKK, ld] = w_g^T [CKK, Og] tmp [Og, ld] */                                     \
-        GEMM(true, false, g->CKK, ld, g->Og, 1, w + gi * g->Og * g->CKK, g->CKK, tmp, ld, 0,   \
-             col, ld, c->nthreads);                                                            \
-        _Pragma("omp parallel for num_threads(nt) schedule(static)")                           \
-        for (int64_t b = 0; b < nb; b++)                                                       \
-          col2im_##SUF(g, col + b * g->OHW, ld, dx + ((n0 + b) * g->C + gi * g->Cg) * g->HW);  \
+    int gt = nb > 1 ? 1 : c->nthreads;                                                         \
+    FOR_BLOCKS(nb, for (int64_t gi = 0; gi < g->G; gi++) {                                     \
+      T *dxg = dx + (n * g->C + gi * g->Cg) * g->HW;                                           \
+      T *col = g->direct ? dxg : (T *)c->ws + (int64_t)t * g->CKK * g->OHW;                    \
+      GEMM(true, false, g->CKK, g->OHW, g->Og, 1, w + gi * g->Og * g->CKK, g->CKK,             \
+           dy + (n * g->O + gi * g->Og) * g->OHW, g->OHW, 0, col, g->OHW, gt);                 \
+      if (!g->direct) {                                                                        \
+        memset(dxg, 0, sizeof(T) * (size_t)(g->Cg * g->HW));                                   \
+        col2im_##SUF(g, col, dxg);                                                             \
       }                                                                                        \
-    }                                                                                          \
+    })                                                                                         \
   }                                                                                            \
-  /* dy [N,O,OH,OW], x [N,C,H,W] -> dw [O,Cg,KH,KW], summed over the batch */                  \
-  static void bwd_weight_##SUF(const asg_cpu_call *c, const cgeo *g) {                         \
+  /* dy [N,O,OH,OW], x [N,C,H,W] -> dw [O,Cg,KH,KW] = sum_n dy_ng col_ng^T */                  \
+  static void bwd_weight_##SUF(const asg_cpu_call *c, const cgeo *g, int nb) {                 \
     const T *dy = c->in[0], *x = c->in[1];                                                     \
     T *dw = c->out;                                                                            \
-    T *col = c->ws, *tmp = col + g->CKK * g->B * g->OHW;                                       \
-    if (g->N == 0) memset(dw, 0, sizeof(T) * (size_t)(g->O * g->CKK));                         \
-    if (getenv("CONV_BATCHPAR")) {                                                           \
-      int NT = c->nthreads; int64_t WN = g->O * g->CKK;                                    \
-      T *part = col + (g->CKK + g->Og) * g->B * g->OHW;                                        \
-      memset(part, 0, sizeof(T) * (size_t)(NT * WN));                                          \
-      for (int64_t n0 = 0; n0 < g->N; n0 += g->B) {                                              \
-        int64_t nb = g->N - n0 < g->B ? g->N - n0 : g->B, ld = nb * g->OHW;                      \
-        for (int64_t gi = 0; gi < g->G; gi++) {                                                  \
-          _Pragma("omp parallel for num_threads(NT) schedule(static)")                           \
-          for (int64_t b = 0; b < nb; b++) {                                                     \
-            int t = omp_get_thread_num();                                                          \
-            im2col_##SUF(g, x + ((n0 + b) * g->C + gi * g->Cg) * g->HW, col + b * g->OHW, ld);   \
-            GEMM(false, true, g->Og, g->CKK, g->OHW, 1, dy + ((n0 + b) * g->O + gi * g->Og) * g->OHW, g->OHW, col + b * g->OHW, ld, 1, \
-             part + t * WN + gi * g->Og * g->CKK, g->CKK, 1);                                   \
-          }                                                                                      \
-        }                                                                                        \
-      }                                                                                          \
-      for (int64_t i = 0; i < WN; i++) { T s = 0; for (int t = 0; t < NT; t++) s += part[t * WN + i]; dw[i] = s; } \
-      return;                                                                                    \
-    }                                                                                          \
-    for (int64_t n0 = 0; n0 < g->N; n0 += g->B) {                                              \
-      int64_t nb = g->N - n0 < g->B ? g->N - n0 : g->B, ld = nb * g->OHW;                      \
-      int nt = copy_threads(c, g, nb);                                                         \
-      for (int64_t gi = 0; gi < g->G; gi++) {                                                  \
-        _Pragma("omp parallel for num_threads(nt) schedule(static)")                           \
-        for (int64_t b = 0; b < nb; b++) {                                                     \
-          im2col_##SUF(g, x + ((n0 + b) * g->C + gi * g->Cg) * g->HW, col + b * g->OHW, ld);   \
-          for (int64_t o = 0; o < g->Og; o++)                                                  \
-            memcpy(tmp + o * ld + b * g->OHW, dy + ((n0 + b) * g->O + gi * g->Og + o) * g->OHW,\
-                   sizeof(T) * (size_t)g->OHW);                                                \
-        }                                                                                      \
-        /* dw_g [Og, CKK] (+)= tmp [Og, ld] col^T [ld, CKK] */                                 \
-        GEMM(false, true, g->Og, g->CKK, ld, 1, tmp, ld, col, ld, n0 == 0 ? 0 : 1,             \
-             dw + gi * g->Og * g->CKK, g->CKK, c->nthreads);                                   \
+    int64_t nw = g->O * g->CKK, ncol = g->direct ? 0 : g->CKK * g->OHW;                        \
+    T *part = nb > 1 ? (T *)c->ws + nb * ncol : dw; /* partials [nb, O*CKK] */                \
+    int gt = nb > 1 ? 1 : c->nthreads;                                                         \
+    memset(part, 0, sizeof(T) * (size_t)(nb * nw));                                            \
+    FOR_BLOCKS(nb, for (int64_t gi = 0; gi < g->G; gi++) {                                     \
+      const T *xg = x + (n * g->C + gi * g->Cg) * g->HW, *col = xg;                            \
+      if (!g->direct) {                                                                        \
+        T *buf = (T *)c->ws + (int64_t)t * ncol;                                               \
+        im2col_##SUF(g, xg, buf);                                                              \
+        col = buf;                                                                             \
+      }                                                                                        \
+      GEMM(false, true, g->Og, g->CKK, g->OHW, 1, dy + (n * g->O + gi * g->Og) * g->OHW,       \
+           g->OHW, col, g->OHW, 1, part + t * nw + gi * g->Og * g->CKK, g->CKK, gt);           \
+    })                                                                                         \
+    if (nb > 1) {                                                                              \
+      int nt = nw * nb >= ASG_CPU_PAR_MIN ? c->nthreads : 1;                                   \
+      _Pragma("omp parallel for num_threads(nt) schedule(static)")                             \
+      for (int64_t i = 0; i < nw; i++) {                                                       \
+        T s = part[i];                                                                         \
+        for (int t = 1; t < nb; t++) s += part[t * nw + i];                                    \
+        dw[i] = s;                                                                             \
       }                                                                                        \
     }                                                                                          \
   }
@@ -228,10 +202,13 @@ static asg_status conv_kernel(const asg_cpu_call *c) {
   bool f32 = c->s->out.dtype == ASG_F32;
   if (!f32 && c->s->out.dtype != ASG_F64)
     return asg__error(ASG_ERR_DTYPE, "cpu: %s: dtype not supported", c->s->label);
+  int nb = conv_blocks(&g, c->nthreads);
   switch (c->s->op) {
-  case ASG_OP_CONV2D: f32 ? fwd_f32(c, &g) : fwd_f64(c, &g); break;
-  case ASG_OP_CONV2D_BWD_WEIGHT: f32 ? bwd_weight_f32(c, &g) : bwd_weight_f64(c, &g); break;
-  default: f32 ? bwd_input_f32(c, &g) : bwd_input_f64(c, &g); break;
+  case ASG_OP_CONV2D: f32 ? fwd_f32(c, &g, nb) : fwd_f64(c, &g, nb); break;
+  case ASG_OP_CONV2D_BWD_WEIGHT:
+    f32 ? bwd_weight_f32(c, &g, nb) : bwd_weight_f64(c, &g, nb);
+    break;
+  default: f32 ? bwd_input_f32(c, &g, nb) : bwd_input_f64(c, &g, nb); break;
   }
   return ASG_OK;
 }

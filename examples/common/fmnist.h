@@ -1,0 +1,152 @@
+/* Shared by the Fashion-MNIST examples: option parsing, loading, the
+ * training loop with a progress bar, and test-set evaluation. Header-only so
+ * that each example stays one file plus this. */
+#ifndef ASG_EXAMPLE_FMNIST_H
+#define ASG_EXAMPLE_FMNIST_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "asg/asg.h"
+
+typedef struct fmnist_opts {
+  int epochs, batch, limit, threads;
+  double lr, min_accuracy;
+  const char *dir;
+} fmnist_opts;
+
+/* --epochs --batch --lr --limit --threads --data --min-accuracy; 0 = ok. */
+static int fmnist_parse(int argc, char **argv, fmnist_opts *o) {
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const char *a = argv[i], *v = argv[i + 1];
+    if (!strcmp(a, "--epochs")) o->epochs = atoi(v);
+    else if (!strcmp(a, "--batch")) o->batch = atoi(v);
+    else if (!strcmp(a, "--lr")) o->lr = atof(v);
+    else if (!strcmp(a, "--limit")) o->limit = atoi(v);
+    else if (!strcmp(a, "--threads")) o->threads = atoi(v);
+    else if (!strcmp(a, "--data")) o->dir = v;
+    else if (!strcmp(a, "--min-accuracy")) o->min_accuracy = atof(v);
+    else {
+      fprintf(stderr, "unknown option %s\n", a);
+      return -1;
+    }
+  }
+  if (argc % 2 == 0) {
+    fprintf(stderr, "option %s needs a value\n", argv[argc - 1]);
+    return -1;
+  }
+  return 0;
+}
+
+typedef struct fmnist {
+  asg_host_tensor xtr, ytr, xte, yte; /* images [N,28,28] f32 scaled, labels i32 */
+  int64_t ntrain, ntest;
+} fmnist;
+
+static int fmnist_load(const fmnist_opts *o, float mean, float std, fmnist *d) {
+  const char *files[4] = {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                          "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"};
+  asg_host_tensor *dst[4] = {&d->xtr, &d->ytr, &d->xte, &d->yte};
+  for (int i = 0; i < 4; i++) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", o->dir, files[i]);
+    if (asg_idx_read(path, i % 2 ? ASG_I32 : ASG_F32, dst[i]) != ASG_OK) {
+      fprintf(stderr, "%s\n(install the dataset: apt-get install dataset-fashion-mnist)\n",
+              asg_last_error());
+      return -1;
+    }
+  }
+  for (int k = 0; k < 4; k += 2) { /* pixels to [0,1], then standardized */
+    float *x = dst[k]->data;
+    for (int64_t i = 0, n = asg_shape_numel(dst[k]->shape); i < n; i++)
+      x[i] = (x[i] / 255.0f - mean) / std;
+  }
+  d->ntrain = d->xtr.shape.dims[0];
+  d->ntest = d->xte.shape.dims[0];
+  if (o->limit > 0 && o->limit < d->ntrain) d->ntrain = o->limit;
+  return 0;
+}
+
+static void fmnist_free(fmnist *d) {
+  asg_host_tensor_free(&d->xtr), asg_host_tensor_free(&d->ytr);
+  asg_host_tensor_free(&d->xte), asg_host_tensor_free(&d->yte);
+}
+
+static double fmnist_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* One epoch of `train` (inputs "x" [B,...], "y" [B]); returns the mean loss
+ * or a negative value on error. */
+static double fmnist_epoch(asg_program *train, asg_tensor *loss, const fmnist *d,
+                           asg_batcher *bt, int batch, const char *label) {
+  int64_t *idx = malloc(sizeof *idx * (size_t)batch);
+  float *bx = malloc(sizeof(float) * 784 * (size_t)batch);
+  int32_t *by = malloc(sizeof(int32_t) * (size_t)batch);
+  int64_t nb = asg_batcher_batches_per_epoch(bt), step = 0, k;
+  asg_progress *pr = asg_progress_new(label, nb, nb / 4);
+  double sum = 0;
+  while ((k = asg_batcher_next(bt, idx)) > 0) {
+    asg_host_gather_rows(&d->xtr, idx, k, bx);
+    asg_host_gather_rows(&d->ytr, idx, k, by);
+    asg_program_feed(train, "x", bx, sizeof(float) * 784 * (size_t)batch);
+    asg_program_feed(train, "y", by, sizeof(int32_t) * (size_t)batch);
+    if (asg_program_run(train) != ASG_OK) {
+      fprintf(stderr, "run: %s\n", asg_last_error());
+      sum = -1;
+      break;
+    }
+    sum += asg_program_scalar(train, loss);
+    step++;
+    asg_progress_update(pr, step, sum / (double)step, k);
+  }
+  asg_progress_free(pr);
+  free(idx), free(bx), free(by);
+  return sum < 0 ? -1 : sum / (double)(step ? step : 1);
+}
+
+/* Accuracy of `eval` (input "x" [eb,...] -> pred [eb] I64) on the test set. */
+static double fmnist_accuracy(asg_program *eval, asg_tensor *pred, const fmnist *d, int eb) {
+  int64_t *pb = malloc(sizeof *pb * (size_t)eb), correct = 0;
+  for (int64_t s = 0; s + eb <= d->ntest; s += eb) {
+    asg_program_feed(eval, "x", (float *)d->xte.data + s * 784, sizeof(float) * 784 * (size_t)eb);
+    asg_program_run(eval);
+    asg_program_fetch(eval, pred, pb, sizeof *pb * (size_t)eb);
+    for (int i = 0; i < eb; i++) correct += pb[i] == ((int32_t *)d->yte.data)[s + i];
+  }
+  free(pb);
+  return (double)correct / (double)(d->ntest / eb * eb);
+}
+
+/* Trains for o->epochs, evaluating after each; returns the exit code
+ * (1 when the final accuracy is below o->min_accuracy). */
+static int fmnist_run(asg_program *train, asg_tensor *loss, asg_program *eval, asg_tensor *pred,
+                      int eb, const fmnist *d, const fmnist_opts *o) {
+  asg_batcher *bt = asg_batcher_new(d->ntrain, o->batch, true, true, 42);
+  double acc = 0, t0 = fmnist_seconds();
+  for (int ep = 1; ep <= o->epochs; ep++) {
+    char label[32];
+    snprintf(label, sizeof label, "epoch %d/%d", ep, o->epochs);
+    double l = fmnist_epoch(train, loss, d, bt, o->batch, label);
+    if (l < 0) {
+      asg_batcher_free(bt);
+      return 1;
+    }
+    acc = fmnist_accuracy(eval, pred, d, eb);
+    printf("epoch %d: train loss %.4f  test accuracy %.2f%%  (%.1f s)\n", ep, l, 100 * acc,
+           fmnist_seconds() - t0);
+  }
+  asg_batcher_free(bt);
+  printf("final test accuracy: %.2f%%\n", 100 * acc);
+  if (acc < o->min_accuracy) {
+    fprintf(stderr, "accuracy %.4f is below the required %.4f\n", acc, o->min_accuracy);
+    return 1;
+  }
+  return 0;
+}
+
+#endif

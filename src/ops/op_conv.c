@@ -1,0 +1,263 @@
+/* Convolution and pooling constructors (NCHW, PyTorch semantics).
+ *
+ * Attributes of CONV2D, CONV2D_BWD_INPUT, CONV2D_BWD_WEIGHT and
+ * CONV_TRANSPOSE2D (all describe the same forward convolution geometry):
+ *   i0, i1  stride (h, w)       >= 1
+ *   i2, i3  padding (h, w)      >= 0
+ *   i4, i5  dilation (h, w)     >= 1
+ *   i6      groups              >= 1
+ *   i7, i8  output_padding (h, w), CONV_TRANSPOSE2D only (0 elsewhere)
+ * Inputs and node shapes:
+ *   CONV2D(x [N,C,H,W], w [O,C/G,KH,KW])        -> y  [N,O,OH,OW]
+ *   CONV2D_BWD_INPUT(dy [N,O,OH,OW], w)          -> dx [N,C,H,W]  (x's shape)
+ *   CONV2D_BWD_WEIGHT(dy [N,O,OH,OW], x)         -> dw [O,C/G,KH,KW] (w's shape)
+ *   CONV_TRANSPOSE2D(x [N,Ci,H,W], w [Ci,Co/G,KH,KW]) -> y [N,Co,OH,OW]; this is
+ *     CONV2D_BWD_INPUT with x in dy's place, so kernels share one code path.
+ * Kernels take every size from the shapes, never from the output-size
+ * formula, so a CONV2D node may be given a smaller output than the formula
+ * (the gradient of conv_transpose2d with output_padding needs that).
+ *
+ * Attributes of MAXPOOL2D, MAXPOOL2D_BWD, AVGPOOL2D, AVGPOOL2D_BWD:
+ *   i0, i1 kernel; i2, i3 stride; i4, i5 padding.
+ *   MAXPOOL2D_BWD(dy, x) and AVGPOOL2D_BWD(dy) have x's shape.
+ * ADAPTIVE_AVGPOOL2D and its BWD(dy) have no attributes: the bins follow
+ * from the input and output shapes (start floor(i*H/OH), end ceil((i+1)*H/OH)). */
+#include <string.h>
+
+#include "ops/op_util.h"
+
+static void conv_attrs(asg_attrs *a, const asg_conv_params *p) {
+  for (int k = 0; k < 2; k++) {
+    a->i[0 + k] = p->stride[k] ? p->stride[k] : 1;
+    a->i[2 + k] = p->padding[k];
+    a->i[4 + k] = p->dilation[k] ? p->dilation[k] : 1;
+    a->i[7 + k] = p->output_padding[k];
+  }
+  a->i[6] = p->groups ? p->groups : 1;
+}
+
+/* Common checks of x, w (rank, dtype, params); fills the attributes. */
+static bool conv_common(asg_graph *g, const char *op, asg_tensor *x, asg_tensor *w,
+                        const asg_conv_params *p, asg_attrs *a) {
+  char b1[ASG_SHAPE_BUF], b2[ASG_SHAPE_BUF];
+  if (!asg__same_dtype(g, op, x, w) || !asg__need_float(g, op, x)) return false;
+  if (x->shape.ndim != 4 || w->shape.ndim != 4) {
+    asg__fail(g, ASG_ERR_SHAPE, op, "input %s and weight %s must both have rank 4 (NCHW)",
+              SHP(x->shape, b1), SHP(w->shape, b2));
+    return false;
+  }
+  memset(a, 0, sizeof *a);
+  conv_attrs(a, p);
+  for (int k = 0; k < 2; k++) {
+    if (a->i[0 + k] < 1 || a->i[4 + k] < 1 || a->i[2 + k] < 0) {
+      asg__fail(g, ASG_ERR_INVALID, op,
+                "stride (%lld,%lld) and dilation (%lld,%lld) must be >= 1, padding (%lld,%lld) "
+                ">= 0",
+                (long long)a->i[0], (long long)a->i[1], (long long)a->i[4], (long long)a->i[5],
+                (long long)a->i[2], (long long)a->i[3]);
+      return false;
+    }
+  }
+  if (a->i[6] < 1) {
+    asg__fail(g, ASG_ERR_INVALID, op, "groups must be >= 1, got %d", p->groups);
+    return false;
+  }
+  for (int d = 0; d < 4; d++) {
+    if (w->shape.dims[d] < 1 || (d > 0 && x->shape.dims[d] < 1)) {
+      asg__fail(g, ASG_ERR_SHAPE, op, "empty dims in input %s or weight %s", SHP(x->shape, b1),
+                SHP(w->shape, b2));
+      return false;
+    }
+  }
+  return true;
+}
+
+static bool bias_ok(asg_graph *g, const char *op, asg_tensor *bias, asg_tensor *x, int64_t cout) {
+  char b1[ASG_SHAPE_BUF];
+  if (!asg__same_dtype(g, op, x, bias)) return false;
+  if (bias->shape.ndim != 1 || bias->shape.dims[0] != cout) {
+    asg__fail(g, ASG_ERR_SHAPE, op, "bias %s must be [%lld] (one per output channel)",
+              SHP(bias->shape, b1), (long long)cout);
+    return false;
+  }
+  return true;
+}
+
+static asg_tensor *add_bias(asg_tensor *y, asg_tensor *bias, int64_t cout) {
+  return bias ? asg_add(y, asg_reshape(bias, ASG_SHAPE(1, cout, 1, 1))) : y;
+}
+
+asg_tensor *asg_conv2d(asg_tensor *x, asg_tensor *w, asg_tensor *bias, asg_conv_params p) {
+  asg_tensor *in3[3] = {x, w, bias};
+  asg_graph *g = asg__graph_of("conv2d", bias ? 3 : 2, in3);
+  char b1[ASG_SHAPE_BUF], b2[ASG_SHAPE_BUF];
+  asg_attrs a;
+  if (!g || !conv_common(g, "conv2d", x, w, &p, &a)) return NULL;
+  int64_t G = a.i[6], C = x->shape.dims[1], O = w->shape.dims[0];
+  if (w->shape.dims[1] * G != C)
+    return asg__fail(g, ASG_ERR_SHAPE, "conv2d",
+                     "input %s has %lld channels, weight %s expects %lld*groups=%lld",
+                     SHP(x->shape, b1), (long long)C, SHP(w->shape, b2),
+                     (long long)w->shape.dims[1], (long long)(w->shape.dims[1] * G));
+  if (O % G)
+    return asg__fail(g, ASG_ERR_SHAPE, "conv2d",
+                     "weight %s: %lld output channels not divisible by groups=%lld",
+                     SHP(w->shape, b2), (long long)O, (long long)G);
+  if (bias && !bias_ok(g, "conv2d", bias, x, O)) return NULL;
+  asg_shape ys = ASG_SHAPE(x->shape.dims[0], O, 0, 0);
+  for (int k = 0; k < 2; k++) {
+    int64_t in = x->shape.dims[2 + k] + 2 * a.i[2 + k];
+    int64_t ext = a.i[4 + k] * (w->shape.dims[2 + k] - 1) + 1; /* dilated kernel */
+    if (ext > in)
+      return asg__fail(g, ASG_ERR_SHAPE, "conv2d",
+                       "kernel %s (dilated extent %lld) larger than padded input %s (%lld with "
+                       "padding %lld)",
+                       SHP(w->shape, b2), (long long)ext, SHP(x->shape, b1), (long long)in,
+                       (long long)a.i[2 + k]);
+    ys.dims[2 + k] = (in - ext) / a.i[k] + 1;
+  }
+  asg_tensor *in[2] = {x, w};
+  asg_tensor *y = asg__node(g, ASG_OP_CONV2D, x->dtype, ys, 2, in);
+  if (!y) return NULL;
+  y->attr = a;
+  return add_bias(y, bias, O);
+}
+
+asg_tensor *asg_conv_transpose2d(asg_tensor *x, asg_tensor *w, asg_tensor *bias,
+                                 asg_conv_params p) {
+  asg_tensor *in3[3] = {x, w, bias};
+  asg_graph *g = asg__graph_of("conv_transpose2d", bias ? 3 : 2, in3);
+  char b1[ASG_SHAPE_BUF], b2[ASG_SHAPE_BUF];
+  asg_attrs a;
+  if (!g || !conv_common(g, "conv_transpose2d", x, w, &p, &a)) return NULL;
+  int64_t G = a.i[6], C = x->shape.dims[1];
+  if (w->shape.dims[0] != C)
+    return asg__fail(g, ASG_ERR_SHAPE, "conv_transpose2d",
+                     "input %s has %lld channels, weight %s expects %lld (weight is "
+                     "[Cin, Cout/groups, KH, KW])",
+                     SHP(x->shape, b1), (long long)C, SHP(w->shape, b2),
+                     (long long)w->shape.dims[0]);
+  if (C % G)
+    return asg__fail(g, ASG_ERR_SHAPE, "conv_transpose2d",
+                     "input %s: %lld channels not divisible by groups=%lld", SHP(x->shape, b1),
+                     (long long)C, (long long)G);
+  int64_t O = w->shape.dims[1] * G;
+  if (bias && !bias_ok(g, "conv_transpose2d", bias, x, O)) return NULL;
+  asg_shape ys = ASG_SHAPE(x->shape.dims[0], O, 0, 0);
+  for (int k = 0; k < 2; k++) {
+    int64_t s = a.i[k], pad = a.i[2 + k], d = a.i[4 + k], op = a.i[7 + k];
+    if (op < 0 || (op >= s && op >= d))
+      return asg__fail(g, ASG_ERR_INVALID, "conv_transpose2d",
+                       "output_padding (%d,%d) must be >= 0 and smaller than stride (%lld,%lld) "
+                       "or dilation (%lld,%lld)",
+                       p.output_padding[0], p.output_padding[1], (long long)a.i[0],
+                       (long long)a.i[1], (long long)a.i[4], (long long)a.i[5]);
+    int64_t o = (x->shape.dims[2 + k] - 1) * s - 2 * pad + d * (w->shape.dims[2 + k] - 1) + op + 1;
+    if (o < 1)
+      return asg__fail(g, ASG_ERR_SHAPE, "conv_transpose2d",
+                       "input %s with weight %s and padding (%lld,%lld) gives output size %lld "
+                       "< 1",
+                       SHP(x->shape, b1), SHP(w->shape, b2), (long long)a.i[2], (long long)a.i[3],
+                       (long long)o);
+    ys.dims[2 + k] = o;
+  }
+  asg_tensor *in[2] = {x, w};
+  asg_tensor *y = asg__node(g, ASG_OP_CONV_TRANSPOSE2D, x->dtype, ys, 2, in);
+  if (!y) return NULL;
+  y->attr = a;
+  return add_bias(y, bias, O);
+}
+
+/* ---- internal constructors for gradient rules (src/autograd/grad_conv.c);
+ * shapes were validated when the forward node was built. ---- */
+static asg_tensor *node2(asg_op op, asg_tensor *a, asg_tensor *b, asg_shape s,
+                         const asg_attrs *at) {
+  asg_tensor *in[2] = {a, b};
+  int n = b ? 2 : 1;
+  asg_graph *g = asg__graph_of(asg__op_name(op), n, in);
+  if (!g) return NULL;
+  asg_tensor *y = asg__node(g, op, a->dtype, s, n, in);
+  if (y) y->attr = *at;
+  return y;
+}
+
+/* CONV2D with a given output shape (at most the formula's size). */
+asg_tensor *asg__conv2d_shaped(asg_tensor *x, asg_tensor *w, asg_shape ys, const asg_attrs *a) {
+  asg_attrs c = *a;
+  c.i[7] = c.i[8] = 0;
+  return node2(ASG_OP_CONV2D, x, w, ys, &c);
+}
+asg_tensor *asg__conv2d_bwd_input(asg_tensor *dy, asg_tensor *w, asg_shape xs, const asg_attrs *a) {
+  return node2(ASG_OP_CONV2D_BWD_INPUT, dy, w, xs, a);
+}
+asg_tensor *asg__conv2d_bwd_weight(asg_tensor *dy, asg_tensor *x, asg_shape ws,
+                                   const asg_attrs *a) {
+  return node2(ASG_OP_CONV2D_BWD_WEIGHT, dy, x, ws, a);
+}
+/* MAXPOOL2D_BWD(dy, x); AVGPOOL2D_BWD(dy) and ADAPTIVE_AVGPOOL2D_BWD(dy)
+ * take x only for its shape. */
+asg_tensor *asg__pool_bwd(asg_op op, asg_tensor *dy, asg_tensor *x, const asg_attrs *a) {
+  if (!x) return NULL;
+  return node2(op, dy, op == ASG_OP_MAXPOOL2D_BWD ? x : NULL, x->shape, a);
+}
+
+/* ---- pooling ---- */
+static asg_tensor *pool(asg_op op, const char *name, asg_tensor *x, asg_pool_params p) {
+  asg_graph *g = asg__graph_of(name, 1, &x);
+  char b1[ASG_SHAPE_BUF];
+  if (!g || !asg__need_float(g, name, x)) return NULL;
+  if (x->shape.ndim != 4)
+    return asg__fail(g, ASG_ERR_SHAPE, name, "input %s must have rank 4 (NCHW)",
+                     SHP(x->shape, b1));
+  asg_attrs a;
+  memset(&a, 0, sizeof a);
+  asg_shape ys = x->shape;
+  for (int k = 0; k < 2; k++) {
+    int64_t K = p.kernel[k], s = p.stride[k] ? p.stride[k] : K, pad = p.padding[k];
+    if (K < 1 || s < 1 || pad < 0)
+      return asg__fail(g, ASG_ERR_INVALID, name,
+                       "kernel (%d,%d) and stride (%d,%d) must be >= 1, padding (%d,%d) >= 0",
+                       p.kernel[0], p.kernel[1], p.stride[0], p.stride[1], p.padding[0],
+                       p.padding[1]);
+    if (pad * 2 > K) /* else a window could lie wholly in the padding */
+      return asg__fail(g, ASG_ERR_INVALID, name,
+                       "padding (%d,%d) must be at most half the kernel (%d,%d)", p.padding[0],
+                       p.padding[1], p.kernel[0], p.kernel[1]);
+    int64_t in = x->shape.dims[2 + k] + 2 * pad;
+    if (K > in)
+      return asg__fail(g, ASG_ERR_SHAPE, name,
+                       "kernel (%d,%d) larger than padded input %s (padding (%d,%d))",
+                       p.kernel[0], p.kernel[1], SHP(x->shape, b1), p.padding[0], p.padding[1]);
+    ys.dims[2 + k] = (in - K) / s + 1;
+    a.i[0 + k] = K;
+    a.i[2 + k] = s;
+    a.i[4 + k] = pad;
+  }
+  asg_tensor *y = asg__node(g, op, x->dtype, ys, 1, &x);
+  if (y) y->attr = a;
+  return y;
+}
+
+asg_tensor *asg_max_pool2d(asg_tensor *x, asg_pool_params p) {
+  return pool(ASG_OP_MAXPOOL2D, "max_pool2d", x, p);
+}
+asg_tensor *asg_avg_pool2d(asg_tensor *x, asg_pool_params p) {
+  return pool(ASG_OP_AVGPOOL2D, "avg_pool2d", x, p);
+}
+
+asg_tensor *asg_adaptive_avg_pool2d(asg_tensor *x, int out_h, int out_w) {
+  asg_graph *g = asg__graph_of("adaptive_avg_pool2d", 1, &x);
+  char b1[ASG_SHAPE_BUF];
+  if (!g || !asg__need_float(g, "adaptive_avg_pool2d", x)) return NULL;
+  if (x->shape.ndim != 4)
+    return asg__fail(g, ASG_ERR_SHAPE, "adaptive_avg_pool2d", "input %s must have rank 4 (NCHW)",
+                     SHP(x->shape, b1));
+  if (out_h < 1 || out_w < 1 || x->shape.dims[2] < 1 || x->shape.dims[3] < 1)
+    return asg__fail(g, ASG_ERR_INVALID, "adaptive_avg_pool2d",
+                     "output size (%d,%d) must be >= 1 and input %s non-empty", out_h, out_w,
+                     SHP(x->shape, b1));
+  asg_shape ys = x->shape;
+  ys.dims[2] = out_h;
+  ys.dims[3] = out_w;
+  return asg__node(g, ASG_OP_ADAPTIVE_AVGPOOL2D, x->dtype, ys, 1, &x);
+}

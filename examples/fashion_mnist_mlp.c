@@ -20,7 +20,7 @@ static asg_tensor *mlp(asg_graph *g, int batch, asg_tensor **x) {
 }
 
 int main(int argc, char **argv) {
-  fmnist_opts o = {.epochs = 5, .batch = 128, .lr = 1e-3, .dir = "/usr/share/datasets/fashion-mnist"};
+  fmnist_opts o = {.epochs = 10, .batch = 128, .lr = 1e-3, .dir = "/usr/share/datasets/fashion-mnist"};
   fmnist d;
   if (fmnist_parse(argc, argv, &o) || fmnist_load(&o, 0.0f, 1.0f, &d)) return 2;
   printf("Fashion-MNIST: %lld train, %lld test images; MLP 784-512-256-10, Adam lr %g, batch %d\n",

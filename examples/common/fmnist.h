@@ -83,7 +83,8 @@ static double fmnist_seconds(void) {
 /* One epoch of `train` (inputs "x" [B,...], "y" [B]); returns the mean loss
  * or a negative value on error. */
 static double fmnist_epoch(asg_program *train, asg_tensor *loss, const fmnist *d,
-                           asg_batcher *bt, int batch, const char *label) {
+                           asg_batcher *bt, int batch, const asg_lr_schedule *lr, int64_t *t,
+                           const char *label) {
   int64_t *idx = malloc(sizeof *idx * (size_t)batch);
   float *bx = malloc(sizeof(float) * 784 * (size_t)batch);
   int32_t *by = malloc(sizeof(int32_t) * (size_t)batch);
@@ -95,6 +96,7 @@ static double fmnist_epoch(asg_program *train, asg_tensor *loss, const fmnist *d
     asg_host_gather_rows(&d->ytr, idx, k, by);
     asg_program_feed(train, "x", bx, sizeof(float) * 784 * (size_t)batch);
     asg_program_feed(train, "y", by, sizeof(int32_t) * (size_t)batch);
+    asg_optim_schedule(train, lr, (*t)++);
     if (asg_program_run(train) != ASG_OK) {
       fprintf(stderr, "run: %s\n", asg_last_error());
       sum = -1;
@@ -122,16 +124,19 @@ static double fmnist_accuracy(asg_program *eval, asg_tensor *pred, const fmnist 
   return (double)correct / (double)(d->ntest / eb * eb);
 }
 
-/* Trains for o->epochs, evaluating after each; returns the exit code
+/* Trains for o->epochs with a cosine-decayed learning rate, evaluating after
+ * each epoch; returns the exit code
  * (1 when the final accuracy is below o->min_accuracy). */
 static int fmnist_run(asg_program *train, asg_tensor *loss, asg_program *eval, asg_tensor *pred,
                       int eb, const fmnist *d, const fmnist_opts *o) {
   asg_batcher *bt = asg_batcher_new(d->ntrain, o->batch, true, true, 42);
   double acc = 0, t0 = fmnist_seconds();
+  int64_t t = 0, total = (int64_t)o->epochs * asg_batcher_batches_per_epoch(bt);
+  asg_lr_schedule lr = asg_lr_cosine(o->lr, total, o->lr * 0.02);
   for (int ep = 1; ep <= o->epochs; ep++) {
     char label[32];
     snprintf(label, sizeof label, "epoch %d/%d", ep, o->epochs);
-    double l = fmnist_epoch(train, loss, d, bt, o->batch, label);
+    double l = fmnist_epoch(train, loss, d, bt, o->batch, &lr, &t, label);
     if (l < 0) {
       asg_batcher_free(bt);
       return 1;

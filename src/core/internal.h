@@ -7,6 +7,10 @@
 
 #include "asg/asg.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* ---- op table ---- */
 typedef enum asg_op {
 #define ASG_OP(id, name, arity, flags) ASG_OP_##id,
@@ -157,5 +161,9 @@ static inline uint64_t asg__rng_key(uint64_t seed, uint64_t run) {
   return asg__mix64(seed ^ asg__mix64(run + 0x632be59bd9b4e019ull));
 }
 uint64_t asg__hash_str(const char *s);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -5,6 +5,10 @@
 
 #include "runtime/plan.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Base addresses (backend handles) of every buffer a plan refers to. */
 typedef struct asg_buffers {
   void *arena;
@@ -35,5 +39,10 @@ typedef struct asg_backend {
 /* NULL (with an error set) if no such backend is compiled in. */
 const asg_backend *asg__backend_find(const char *name);
 extern const asg_backend asg__backend_cpu;
+extern const asg_backend asg__backend_cuda; /* when built with ASG_HAVE_CUDA */
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -5,6 +5,10 @@
 
 #include "core/internal.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum asg_buf_kind {
   ASG_BUF_ARENA = 0, /* offset into the program's activation arena */
   ASG_BUF_VAR,       /* persistent variable #index */
@@ -44,5 +48,9 @@ typedef struct asg_plan {
 static inline size_t asg__tdesc_bytes(const asg_tdesc *d) {
   return (size_t)asg_shape_numel(d->shape) * asg_dtype_size(d->dtype);
 }
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -41,6 +41,9 @@ struct asg_program {
 
 const asg_backend *asg__backend_find(const char *name) {
   if (!name || strcmp(name, "cpu") == 0) return &asg__backend_cpu;
+#ifdef ASG_HAVE_CUDA
+  if (strcmp(name, "cuda") == 0) return &asg__backend_cuda;
+#endif
   if (strcmp(name, "cuda") == 0 || strcmp(name, "vulkan") == 0) {
     asg__error(ASG_ERR_UNSUPPORTED, "backend '%s' is not compiled into this build of ASG", name);
     return NULL;

@@ -44,7 +44,7 @@ static double seconds(void) {
 
 int main(int argc, char **argv) {
   cfg c = {.layers = 4, .dim = 128, .heads = 4, .ctx = 64, .batch = 16};
-  int steps = 1500, nsample = 400, threads = 0;
+  int steps = 3000, nsample = 400, threads = 0;
   double lr = 2e-3;
   const char *paths[16];
   int npaths = 0;

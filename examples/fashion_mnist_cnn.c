@@ -34,7 +34,7 @@ static asg_tensor *build(asg_graph *g, int batch, asg_tensor **x_out) {
 }
 
 int main(int argc, char **argv) {
-  fmnist_opts o = {.epochs = 3, .batch = 64, .lr = 1e-3, .dir = "/usr/share/datasets/fashion-mnist"};
+  fmnist_opts o = {.epochs = 5, .batch = 64, .lr = 1e-3, .dir = "/usr/share/datasets/fashion-mnist"};
   fmnist d;
   if (fmnist_parse(argc, argv, &o) || fmnist_load(&o, 0.2860f, 0.3530f, &d)) return 2;
   printf("Fashion-MNIST CNN: %lld train, %lld test images, Adam lr %g, batch %d\n",

@@ -103,7 +103,31 @@ static void test_text(void) {
   TU_CHECK(asg_text_load(missing, 1, &t) == ASG_ERR_IO, "missing file");
 }
 
+static void test_split(void) {
+  int64_t tr[10], va[10], ntr, nva, seen[10] = {0};
+  TU_CHECK(asg_train_val_split(10, 0.3, 5, tr, &ntr, va, &nva) == ASG_OK, "split");
+  TU_CHECK(ntr == 7 && nva == 3, "sizes %lld/%lld", (long long)ntr, (long long)nva);
+  for (int64_t i = 0; i < ntr; i++) seen[tr[i]]++;
+  for (int64_t i = 0; i < nva; i++) seen[va[i]]++;
+  int once = 1;
+  for (int i = 0; i < 10; i++) once &= seen[i] == 1;
+  TU_CHECK(once, "a partition of 0..9");
+  int64_t tr2[10], va2[10];
+  asg_train_val_split(10, 0.3, 5, tr2, &ntr, va2, &nva);
+  TU_CHECK(memcmp(tr, tr2, sizeof(int64_t) * 7) == 0, "reproducible");
+  asg_batcher *b = asg_batcher_new_subset(va, nva, 2, true, false, 1);
+  int64_t got[2], k, total = 0, inval = 1;
+  while ((k = asg_batcher_next(b, got)) > 0) {
+    total += k;
+    for (int64_t i = 0; i < k; i++) inval &= got[i] == va[0] || got[i] == va[1] || got[i] == va[2];
+  }
+  TU_CHECK(total == 3 && inval, "subset batcher yields the subset");
+  asg_batcher_free(b);
+  TU_CHECK(asg_train_val_split(10, 1.5, 5, tr, &ntr, va, &nva) != ASG_OK, "bad fraction refused");
+}
+
 int main(void) {
+  test_split();
   test_idx();
   test_batcher();
   test_text();

@@ -36,6 +36,15 @@ ASG_API void asg_batcher_free(asg_batcher *b);
  * the end of an epoch (the next call starts a new one). */
 ASG_API int64_t asg_batcher_next(asg_batcher *b, int64_t *idx);
 ASG_API int64_t asg_batcher_batches_per_epoch(const asg_batcher *b);
+/* A batcher over a subset: yields items of idx[0..n) (copied). */
+ASG_API asg_batcher *asg_batcher_new_subset(const int64_t *idx, int64_t n, int64_t batch,
+                                            bool shuffle, bool drop_last, uint64_t seed);
+/* Seeded random train/validation split of [0, n): the first
+ * n - round(n * val_fraction) items of a permutation go to train_idx, the
+ * rest to val_idx (arrays of n entries each; counts returned). */
+ASG_API asg_status asg_train_val_split(int64_t n, double val_fraction, uint64_t seed,
+                                       int64_t *train_idx, int64_t *n_train, int64_t *val_idx,
+                                       int64_t *n_val);
 ASG_API int64_t asg_batcher_epoch(const asg_batcher *b);
 
 /* A character-level (byte-level) text corpus: the vocabulary is the set of

@@ -1,6 +1,7 @@
 /* Seeded shuffling batcher: a Fisher-Yates permutation per epoch, drawn
  * from the counter-based RNG so epochs are reproducible from the seed. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/internal.h"
 
@@ -9,18 +10,22 @@ struct asg_batcher {
   bool shuffle, drop_last;
   uint64_t seed;
   int64_t *perm;
+  int64_t *items; /* subset batchers: the items; NULL means 0..n-1 */
 };
 
-static void reshuffle(asg_batcher *b) {
-  for (int64_t i = 0; i < b->n; i++) b->perm[i] = i;
-  if (!b->shuffle) return;
-  uint64_t key = asg__rng_key(b->seed, (uint64_t)b->epoch);
-  for (int64_t i = b->n - 1; i > 0; i--) {
+/* Fisher-Yates with draws from the counter-based RNG. */
+static void permute(int64_t *p, int64_t n, uint64_t key) {
+  for (int64_t i = n - 1; i > 0; i--) {
     int64_t j = (int64_t)(asg__rng_bits(key, (uint64_t)i) % (uint64_t)(i + 1));
-    int64_t t = b->perm[i];
-    b->perm[i] = b->perm[j];
-    b->perm[j] = t;
+    int64_t t = p[i];
+    p[i] = p[j];
+    p[j] = t;
   }
+}
+
+static void reshuffle(asg_batcher *b) {
+  for (int64_t i = 0; i < b->n; i++) b->perm[i] = b->items ? b->items[i] : i;
+  if (b->shuffle) permute(b->perm, b->n, asg__rng_key(b->seed, (uint64_t)b->epoch));
 }
 
 asg_batcher *asg_batcher_new(int64_t n, int64_t batch, bool shuffle, bool drop_last,
@@ -45,6 +50,7 @@ asg_batcher *asg_batcher_new(int64_t n, int64_t batch, bool shuffle, bool drop_l
 void asg_batcher_free(asg_batcher *b) {
   if (!b) return;
   free(b->perm);
+  free(b->items);
   free(b);
 }
 
@@ -68,3 +74,40 @@ int64_t asg_batcher_batches_per_epoch(const asg_batcher *b) {
   return b->drop_last ? b->n / b->batch : (b->n + b->batch - 1) / b->batch;
 }
 int64_t asg_batcher_epoch(const asg_batcher *b) { return b ? b->epoch : 0; }
+
+asg_batcher *asg_batcher_new_subset(const int64_t *idx, int64_t n, int64_t batch, bool shuffle,
+                                    bool drop_last, uint64_t seed) {
+  if (!idx) {
+    asg__error(ASG_ERR_INVALID, "asg_batcher_new_subset: idx is NULL");
+    return NULL;
+  }
+  asg_batcher *b = asg_batcher_new(n, batch, shuffle, drop_last, seed);
+  if (!b) return NULL;
+  b->items = malloc(sizeof *b->items * (size_t)n);
+  if (!b->items) {
+    asg_batcher_free(b);
+    asg__error(ASG_ERR_OOM, "asg_batcher_new_subset: out of memory");
+    return NULL;
+  }
+  memcpy(b->items, idx, sizeof *idx * (size_t)n);
+  reshuffle(b);
+  return b;
+}
+
+asg_status asg_train_val_split(int64_t n, double val_fraction, uint64_t seed, int64_t *train_idx,
+                               int64_t *n_train, int64_t *val_idx, int64_t *n_val) {
+  if (n <= 0 || !(val_fraction >= 0 && val_fraction <= 1) || !train_idx || !n_train || !val_idx ||
+      !n_val)
+    return asg__error(ASG_ERR_INVALID, "asg_train_val_split: bad arguments");
+  int64_t *p = malloc(sizeof *p * (size_t)n);
+  if (!p) return asg__error(ASG_ERR_OOM, "asg_train_val_split: out of memory");
+  for (int64_t i = 0; i < n; i++) p[i] = i;
+  permute(p, n, asg__rng_key(seed, 0x5917));
+  int64_t nv = (int64_t)((double)n * val_fraction + 0.5);
+  *n_train = n - nv;
+  *n_val = nv;
+  memcpy(train_idx, p, sizeof *p * (size_t)(n - nv));
+  memcpy(val_idx, p + (n - nv), sizeof *p * (size_t)nv);
+  free(p);
+  return ASG_OK;
+}

@@ -60,10 +60,31 @@ static void bcast_offsets(const bcast *b, int n, int64_t row, int64_t *off) {
 }
 
 /* ---- per-type loops ---- */
+/* The common stride patterns get their own loops so that the compiler
+ * vectorizes them: contiguous/contiguous, contiguous/splat, splat/contiguous. */
 #define BIN_LOOP(EXPR)                                                                           \
-  for (int64_t i = 0; i < n; i++) {                                                              \
-    T x = a[i * sa], y = b[i * sb];                                                              \
-    o[i] = (EXPR);                                                                               \
+  if (sa == 1 && sb == 1) {                                                                      \
+    for (int64_t i = 0; i < n; i++) {                                                            \
+      T x = a[i], y = b[i];                                                                      \
+      o[i] = (EXPR);                                                                             \
+    }                                                                                            \
+  } else if (sa == 1 && sb == 0) {                                                               \
+    const T y = b[0];                                                                            \
+    for (int64_t i = 0; i < n; i++) {                                                            \
+      T x = a[i];                                                                                \
+      o[i] = (EXPR);                                                                             \
+    }                                                                                            \
+  } else if (sa == 0 && sb == 1) {                                                               \
+    const T x = a[0];                                                                            \
+    for (int64_t i = 0; i < n; i++) {                                                            \
+      T y = b[i];                                                                                \
+      o[i] = (EXPR);                                                                             \
+    }                                                                                            \
+  } else {                                                                                       \
+    for (int64_t i = 0; i < n; i++) {                                                            \
+      T x = a[i * sa], y = b[i * sb];                                                            \
+      o[i] = (EXPR);                                                                             \
+    }                                                                                            \
   }
 
 #define DEF_BINARY(SUF, TY, IS_INT, POW)                                                         \

@@ -63,11 +63,20 @@ static int64_t kept_offset(const rplan *p, int64_t o) {
         rr /= p->rd[d];                                                                          \
       }                                                                                          \
       const T *q = x + off;                                                                      \
-      for (int64_t i = 0; i < inner; i++) {                                                      \
-        ACC v = (ACC)q[i * istr];                                                                \
-        int64_t j = r * inner + i;                                                               \
-        (void)j;                                                                                 \
-        BODY;                                                                                    \
+      if (istr == 1) { /* contiguous run: a loop the compiler can vectorize */                   \
+        for (int64_t i = 0; i < inner; i++) {                                                    \
+          ACC v = (ACC)q[i];                                                                     \
+          int64_t j = r * inner + i;                                                             \
+          (void)j;                                                                               \
+          BODY;                                                                                  \
+        }                                                                                        \
+      } else {                                                                                   \
+        for (int64_t i = 0; i < inner; i++) {                                                    \
+          ACC v = (ACC)q[i * istr];                                                              \
+          int64_t j = r * inner + i;                                                             \
+          (void)j;                                                                               \
+          BODY;                                                                                  \
+        }                                                                                        \
       }                                                                                          \
     }                                                                                            \
   }

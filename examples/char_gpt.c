@@ -2,7 +2,8 @@
  * trained on a real corpus on the CPU, then sampled.
  *
  *   char_gpt [--steps N] [--batch B] [--ctx T] [--layers L] [--dim D]
- *            [--heads H] [--lr LR] [--sample N] [--threads T] [paths...]
+ *            [--heads H] [--lr LR] [--sample N] [--threads T]
+ *            [--backend cpu|cuda|vulkan] [paths...]
  *
  * Default corpus: the Debian package `fortunes` (/usr/share/games/fortunes).
  * Reports the unigram entropy of the corpus (nats per character) next to the
@@ -46,7 +47,7 @@ int main(int argc, char **argv) {
   cfg c = {.layers = 4, .dim = 128, .heads = 4, .ctx = 64, .batch = 16};
   int steps = 3000, nsample = 400, threads = 0;
   double lr = 2e-3;
-  const char *paths[16];
+  const char *paths[16], *backend = "cpu";
   int npaths = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : "0";
@@ -59,6 +60,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--lr")) lr = atof(v), i++;
     else if (!strcmp(a, "--sample")) nsample = atoi(v), i++;
     else if (!strcmp(a, "--threads")) threads = atoi(v), i++;
+    else if (!strcmp(a, "--backend")) backend = v, i++;
     else if (npaths < 16) paths[npaths++] = a;
   }
   if (npaths == 0) paths[npaths++] = "/usr/share/games/fortunes";
@@ -80,7 +82,7 @@ int main(int argc, char **argv) {
   asg_tensor *tok, *logits = gpt(g, &c, c.batch, &tok);
   asg_tensor *tgt = asg_input(g, "targets", ASG_I32, ASG_SHAPE(c.batch, c.ctx));
   asg_tensor *loss = asg_softmax_cross_entropy(logits, tgt, 0.0, -100);
-  asg_compile_opts opts = {.num_threads = threads};
+  asg_compile_opts opts = {.backend = backend, .num_threads = threads};
   asg_program *train = asg_compile_train(g, loss, asg_adamw(lr, 0.01), 0, NULL, &opts);
   if (!train) {
     fprintf(stderr, "compile: %s\n", asg_last_error());
@@ -94,7 +96,7 @@ int main(int argc, char **argv) {
   asg_tensor *etgt = asg_input(ge, "targets", ASG_I32, ASG_SHAPE(c.batch, c.ctx));
   asg_tensor *eloss = asg_softmax_cross_entropy(elog, etgt, 0.0, -100);
   asg_tensor *stok, *slog = gpt(gs, &c, 1, &stok);
-  asg_compile_opts shared = {.share_variables = train, .num_threads = threads};
+  asg_compile_opts shared = {.backend = backend, .share_variables = train, .num_threads = threads};
   asg_program *eval = asg_compile(ge, 1, &eloss, &shared);
   asg_program *samp = asg_compile(gs, 1, &slog, &shared);
   if (!eval || !samp) {

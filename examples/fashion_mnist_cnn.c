@@ -3,6 +3,7 @@
  *
  *   fashion_mnist_cnn [--epochs N] [--batch B] [--lr LR] [--limit N]
  *                     [--data DIR] [--threads T] [--min-accuracy A]
+ *                     [--backend cpu|cuda|vulkan]
  *
  * The same builder makes the training graph and, with training mode off, the
  * evaluation graph (dropout off, batch norm on running statistics); the
@@ -45,14 +46,14 @@ int main(int argc, char **argv) {
   asg_tensor *x, *logits = build(g, o.batch, &x);
   asg_tensor *y = asg_input(g, "y", ASG_I32, ASG_SHAPE(o.batch));
   asg_tensor *loss = asg_softmax_cross_entropy(logits, y, 0.0, -100);
-  asg_compile_opts opts = {.num_threads = o.threads};
+  asg_compile_opts opts = {.backend = o.backend, .num_threads = o.threads};
   asg_program *train = asg_compile_train(g, loss, asg_adam(o.lr), 0, NULL, &opts);
 
   const int eb = 500;
   asg_graph *ge = asg_graph_new();
   asg_graph_set_training(ge, false);
   asg_tensor *xe, *pred = asg_argmax(build(ge, eb, &xe), 1, false);
-  asg_compile_opts eopts = {.share_variables = train, .num_threads = o.threads};
+  asg_compile_opts eopts = {.backend = o.backend, .share_variables = train, .num_threads = o.threads};
   asg_program *eval = train ? asg_compile(ge, 1, &pred, &eopts) : NULL;
   if (!train || !eval) {
     fprintf(stderr, "compile: %s\n", asg_last_error());

@@ -2,6 +2,7 @@
  *
  *   fashion_mnist_mlp [--epochs N] [--batch B] [--lr LR] [--limit N]
  *                     [--data DIR] [--threads T] [--min-accuracy A]
+ *                     [--backend cpu|cuda|vulkan]
  *
  * The train step (forward, backward, Adam update) is one compiled program.
  * The evaluation program comes from the same builder in a second graph
@@ -31,14 +32,14 @@ int main(int argc, char **argv) {
   asg_tensor *x, *logits = mlp(g, o.batch, &x);
   asg_tensor *y = asg_input(g, "y", ASG_I32, ASG_SHAPE(o.batch));
   asg_tensor *loss = asg_softmax_cross_entropy(logits, y, 0.0, -100);
-  asg_compile_opts opts = {.num_threads = o.threads};
+  asg_compile_opts opts = {.backend = o.backend, .num_threads = o.threads};
   asg_program *train = asg_compile_train(g, loss, asg_adam(o.lr), 0, NULL, &opts);
 
   const int eb = 1000;
   asg_graph *ge = asg_graph_new();
   asg_graph_set_training(ge, false);
   asg_tensor *xe, *pred = asg_argmax(mlp(ge, eb, &xe), 1, false);
-  asg_compile_opts eopts = {.share_variables = train, .num_threads = o.threads};
+  asg_compile_opts eopts = {.backend = o.backend, .share_variables = train, .num_threads = o.threads};
   asg_program *eval = train ? asg_compile(ge, 1, &pred, &eopts) : NULL;
   if (!train || !eval) {
     fprintf(stderr, "compile: %s\n", asg_last_error());

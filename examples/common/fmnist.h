@@ -14,10 +14,11 @@
 typedef struct fmnist_opts {
   int epochs, batch, limit, threads;
   double lr, min_accuracy;
-  const char *dir;
+  const char *dir, *backend;
 } fmnist_opts;
 
-/* --epochs --batch --lr --limit --threads --data --min-accuracy; 0 = ok. */
+/* --epochs --batch --lr --limit --threads --data --min-accuracy --backend;
+ * 0 = ok. */
 static int fmnist_parse(int argc, char **argv, fmnist_opts *o) {
   for (int i = 1; i + 1 < argc; i += 2) {
     const char *a = argv[i], *v = argv[i + 1];
@@ -28,6 +29,7 @@ static int fmnist_parse(int argc, char **argv, fmnist_opts *o) {
     else if (!strcmp(a, "--threads")) o->threads = atoi(v);
     else if (!strcmp(a, "--data")) o->dir = v;
     else if (!strcmp(a, "--min-accuracy")) o->min_accuracy = atof(v);
+    else if (!strcmp(a, "--backend")) o->backend = v;
     else {
       fprintf(stderr, "unknown option %s\n", a);
       return -1;

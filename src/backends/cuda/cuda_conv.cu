@@ -1,4 +1,506 @@
-// CUDA kernels of the conv family.
+// CUDA kernels of the conv family: conv2d (forward, input and weight
+// gradients, transpose), max/avg/adaptive-avg pooling and their gradients.
+// Reference semantics: src/backends/cpu/cpu_conv.c; attribute layout:
+// src/ops/op_conv.c.
+//
+// Convolutions are im2col (or a col2im gather) into the workspace plus
+// strided-batched cuBLAS GEMMs, over chunks of images sized so the columns
+// stay under kWsLimit (all images at once when they fit). Gradient kernels
+// gather (one thread per written element), so there are no atomics and the
+// results are deterministic; the weight gradient accumulates the chunks with
+// beta = 1 GEMMs in chunk order.
 #include "backends/cuda/cuda.h"
 
-extern "C" void asg_cuda_register_conv(asg_cuda_kernel *t) { (void)t; }
+#include <limits.h>
+#include <math.h>
+
+namespace {
+
+constexpr int kThreads = 256;
+constexpr size_t kWsLimit = (size_t)256 << 20; // column workspace bound per chunk
+
+asg_status dtype_error(const asg_cuda_call *c) {
+  return asg__error(ASG_ERR_DTYPE, "cuda: %s: dtype not supported", c->s->label);
+}
+
+// ---- geometry ----
+
+// The forward convolution a step describes:
+// x [N,C,H,W] * w [O,C/G,KH,KW] -> y [N,O,OH,OW].
+struct Geo {
+  int64_t N, C, H, W, O, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw, G;
+  int64_t Cg, Og, KK, CKK, OHW, HW; // CKK = Cg*KH*KW: GEMM depth of one group
+  bool direct; // 1x1 kernel, stride 1, no padding, same size: the columns are x itself
+};
+
+Geo geo_of(const asg_step *s) {
+  const asg_shape *xs, *ws, *ys;
+  switch (s->op) {
+  case ASG_OP_CONV2D: xs = &s->in[0].shape, ws = &s->in[1].shape, ys = &s->out.shape; break;
+  case ASG_OP_CONV2D_BWD_WEIGHT:
+    ys = &s->in[0].shape, xs = &s->in[1].shape, ws = &s->out.shape;
+    break;
+  default: // BWD_INPUT, CONV_TRANSPOSE2D: in0 is the conv output (gradient)
+    ys = &s->in[0].shape, ws = &s->in[1].shape, xs = &s->out.shape;
+    break;
+  }
+  Geo g;
+  g.N = xs->dims[0], g.C = xs->dims[1], g.H = xs->dims[2], g.W = xs->dims[3];
+  g.O = ys->dims[1], g.OH = ys->dims[2], g.OW = ys->dims[3];
+  g.KH = ws->dims[2], g.KW = ws->dims[3];
+  g.sh = s->attr.i[0], g.sw = s->attr.i[1], g.ph = s->attr.i[2], g.pw = s->attr.i[3];
+  g.dh = s->attr.i[4], g.dw = s->attr.i[5], g.G = s->attr.i[6];
+  g.Cg = g.C / g.G, g.Og = g.O / g.G;
+  g.KK = g.KH * g.KW, g.CKK = g.Cg * g.KK;
+  g.OHW = g.OH * g.OW, g.HW = g.H * g.W;
+  g.direct = g.KH == 1 && g.KW == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0 &&
+             g.OH == g.H && g.OW == g.W;
+  return g;
+}
+
+// Workspace elements per image: the columns [C*KH*KW, OHW] (none when
+// direct), plus for the weight gradient the image's dy rearranged.
+int64_t ws_per_image(const asg_step *s, const Geo &g) {
+  int64_t col = g.C * g.KK * g.OHW;
+  if (s->op == ASG_OP_CONV2D_BWD_WEIGHT) return col + g.O * g.OHW;
+  return g.direct ? 0 : col;
+}
+
+// Images per chunk: as many as fit in kWsLimit, at least one.
+int64_t chunk_images(const asg_step *s, const Geo &g) {
+  size_t per = (size_t)ws_per_image(s, g) * asg_dtype_size(s->out.dtype);
+  if (g.N <= 0) return 0;
+  if (per == 0) return g.N;
+  int64_t n = (int64_t)(kWsLimit / per);
+  if (n < 1) n = 1;
+  return n < g.N ? n : g.N;
+}
+
+size_t conv_ws(const asg_step *s) {
+  Geo g = geo_of(s);
+  return (size_t)chunk_images(s, g) * (size_t)ws_per_image(s, g) * asg_dtype_size(s->out.dtype);
+}
+
+// ---- GEMM: row-major C[M,N] = op(A)[M,K] op(B)[K,N] (+ beta C), batched
+// with element strides. cuBLAS is column-major, so it computes
+// C^T = op(B)^T op(A)^T: operands swapped. F32 uses CUBLAS_COMPUTE_32F
+// (no TF32), F64 CUBLAS_COMPUTE_64F. ----
+template <typename T> struct BlasType;
+template <> struct BlasType<float> {
+  static constexpr cudaDataType dt = CUDA_R_32F;
+  static constexpr cublasComputeType_t ct = CUBLAS_COMPUTE_32F;
+};
+template <> struct BlasType<double> {
+  static constexpr cudaDataType dt = CUDA_R_64F;
+  static constexpr cublasComputeType_t ct = CUBLAS_COMPUTE_64F;
+};
+
+template <typename T>
+asg_status gemm_rm(const asg_cuda_call *c, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
+                   const T *A, int64_t lda, int64_t sA, const T *B, int64_t ldb, int64_t sB, T beta,
+                   T *C, int64_t ldc, int64_t sC, int64_t batch) {
+  if (M > INT_MAX || N > INT_MAX || K > INT_MAX || lda > INT_MAX || ldb > INT_MAX ||
+      ldc > INT_MAX || batch > INT_MAX)
+    return asg__error(ASG_ERR_UNSUPPORTED, "cuda: %s: GEMM dimensions exceed cuBLAS limits",
+                      c->s->label);
+  const T one = 1;
+  cublasHandle_t h = c->ctx->blas;
+  cublasStatus_t st = cublasSetPointerMode(h, CUBLAS_POINTER_MODE_HOST);
+  if (st == CUBLAS_STATUS_SUCCESS)
+    st = cublasGemmStridedBatchedEx(h, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                    (int)N, (int)M, (int)K, &one, B, BlasType<T>::dt, (int)ldb,
+                                    (long long)sB, A, BlasType<T>::dt, (int)lda, (long long)sA,
+                                    &beta, C, BlasType<T>::dt, (int)ldc, (long long)sC, (int)batch,
+                                    BlasType<T>::ct, CUBLAS_GEMM_DEFAULT);
+  if (st != CUBLAS_STATUS_SUCCESS)
+    return asg__error(ASG_ERR_BACKEND, "cuda: %s: cuBLAS GEMM failed (%s)", c->s->label,
+                      cublasGetStatusString(st));
+  return ASG_OK;
+}
+
+// ---- im2col / col2im ----
+
+// x chunk [cn,C,H,W] -> columns: element (n, row = (c*KH+kh)*KW+kw, p = oh*OW+ow)
+// goes to col[n*img_stride + row*row_stride + p] (zero where the window is
+// in the padding). Image-major: img_stride = C*KK*OHW, row_stride = OHW;
+// images along K (weight gradient): img_stride = OHW, row_stride = cn*OHW.
+template <typename T>
+__global__ void im2col_kernel(const T *x, T *col, Geo g, int64_t cn, int64_t img_stride,
+                              int64_t row_stride) {
+  int64_t rows = g.C * g.KK, total = cn * rows * g.OHW;
+  for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total;
+       i += (int64_t)gridDim.x * blockDim.x) {
+    int64_t p = i % g.OHW, t = i / g.OHW, row = t % rows, n = t / rows;
+    int64_t oh = p / g.OW, ow = p % g.OW;
+    int64_t c = row / g.KK, kh = (row / g.KW) % g.KH, kw = row % g.KW;
+    int64_t h = oh * g.sh - g.ph + kh * g.dh, w = ow * g.sw - g.pw + kw * g.dw;
+    T v = (T)0;
+    if (h >= 0 && h < g.H && w >= 0 && w < g.W) v = x[((n * g.C + c) * g.H + h) * g.W + w];
+    col[n * img_stride + row * row_stride + p] = v;
+  }
+}
+
+// image-major columns [cn, C*KK, OHW] -> dx chunk [cn,C,H,W]: each input
+// element gathers the column entries that read it, kh then kw (the CPU's
+// col2im order), so no atomics.
+template <typename T> __global__ void col2im_kernel(const T *col, T *dx, Geo g, int64_t cn) {
+  int64_t total = cn * g.C * g.HW;
+  for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total;
+       i += (int64_t)gridDim.x * blockDim.x) {
+    int64_t w = i % g.W, h = (i / g.W) % g.H, c = (i / g.HW) % g.C, n = i / (g.C * g.HW);
+    const T *cb = col + (n * g.C + c) * g.KK * g.OHW;
+    T acc = (T)0;
+    for (int64_t kh = 0; kh < g.KH; kh++) {
+      int64_t th = h + g.ph - kh * g.dh;
+      if (th < 0 || th % g.sh) continue;
+      int64_t oh = th / g.sh;
+      if (oh >= g.OH) continue;
+      for (int64_t kw = 0; kw < g.KW; kw++) {
+        int64_t tw = w + g.pw - kw * g.dw;
+        if (tw < 0 || tw % g.sw) continue;
+        int64_t ow = tw / g.sw;
+        if (ow >= g.OW) continue;
+        acc += cb[(kh * g.KW + kw) * g.OHW + oh * g.OW + ow];
+      }
+    }
+    dx[i] = acc;
+  }
+}
+
+// dy chunk [cn, O, OHW] -> dyr [O, cn, OHW] (images along the GEMM depth)
+template <typename T>
+__global__ void dy_rearrange_kernel(const T *dy, T *dyr, int64_t cn, int64_t O, int64_t OHW) {
+  int64_t total = cn * O * OHW;
+  for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total;
+       i += (int64_t)gridDim.x * blockDim.x) {
+    int64_t p = i % OHW, o = (i / OHW) % O, n = i / (O * OHW);
+    dyr[(o * cn + n) * OHW + p] = dy[i];
+  }
+}
+
+// ---- convolutions ----
+
+// x [N,C,H,W], w [O,Cg,KH,KW] -> y [N,O,OH,OW]: y_ng [Og,OHW] = w_g [Og,CKK] col_ng.
+// Batched over images (one call per group) or over groups (one per image),
+// whichever needs fewer calls.
+template <typename T> asg_status conv_fwd(const asg_cuda_call *c, const Geo &g, int64_t chunk) {
+  const T *x = (const T *)c->in[0], *w = (const T *)c->in[1];
+  T *y = (T *)c->out;
+  int64_t sI = g.C * g.KK * g.OHW, sG = g.CKK * g.OHW; // column strides: image, group
+  asg_status st = ASG_OK;
+  for (int64_t n0 = 0; n0 < g.N && !st; n0 += chunk) {
+    int64_t cn = g.N - n0 < chunk ? g.N - n0 : chunk;
+    const T *col = x + n0 * g.C * g.HW;
+    if (!g.direct) {
+      im2col_kernel<T><<<asg_cuda_blocks(cn * sI, kThreads), kThreads, 0, c->ctx->stream>>>(
+          col, (T *)c->ws, g, cn, sI, g.OHW);
+      if ((st = asg_cuda_check(c))) return st;
+      col = (const T *)c->ws;
+    }
+    T *yc = y + n0 * g.O * g.OHW;
+    if (g.G <= cn) {
+      for (int64_t gi = 0; gi < g.G && !st; gi++)
+        st = gemm_rm<T>(c, false, false, g.Og, g.OHW, g.CKK, w + gi * g.Og * g.CKK, g.CKK, 0,
+                        col + gi * sG, g.OHW, sI, (T)0, yc + gi * g.Og * g.OHW, g.OHW,
+                        g.O * g.OHW, cn);
+    } else {
+      for (int64_t n = 0; n < cn && !st; n++)
+        st = gemm_rm<T>(c, false, false, g.Og, g.OHW, g.CKK, w, g.CKK, g.Og * g.CKK,
+                        col + n * sI, g.OHW, sG, (T)0, yc + n * g.O * g.OHW, g.OHW,
+                        g.Og * g.OHW, g.G);
+    }
+  }
+  return st;
+}
+
+// dy [N,O,OH,OW], w [O,Cg,KH,KW] -> dx [N,C,H,W] (also conv_transpose2d):
+// col_ng [CKK,OHW] = w_g^T dy_ng, then gathered back by col2im.
+template <typename T> asg_status conv_bwd_input(const asg_cuda_call *c, const Geo &g, int64_t chunk) {
+  const T *dy = (const T *)c->in[0], *w = (const T *)c->in[1];
+  T *dx = (T *)c->out;
+  int64_t sI = g.C * g.KK * g.OHW, sG = g.CKK * g.OHW;
+  asg_status st = ASG_OK;
+  for (int64_t n0 = 0; n0 < g.N && !st; n0 += chunk) {
+    int64_t cn = g.N - n0 < chunk ? g.N - n0 : chunk;
+    T *dxc = dx + n0 * g.C * g.HW;
+    T *col = g.direct ? dxc : (T *)c->ws; // direct: the GEMM writes dx itself
+    const T *dyc = dy + n0 * g.O * g.OHW;
+    if (g.G <= cn) {
+      for (int64_t gi = 0; gi < g.G && !st; gi++)
+        st = gemm_rm<T>(c, true, false, g.CKK, g.OHW, g.Og, w + gi * g.Og * g.CKK, g.CKK, 0,
+                        dyc + gi * g.Og * g.OHW, g.OHW, g.O * g.OHW, (T)0, col + gi * sG, g.OHW,
+                        sI, cn);
+    } else {
+      for (int64_t n = 0; n < cn && !st; n++)
+        st = gemm_rm<T>(c, true, false, g.CKK, g.OHW, g.Og, w, g.CKK, g.Og * g.CKK,
+                        dyc + n * g.O * g.OHW, g.OHW, g.Og * g.OHW, (T)0, col + n * sI, g.OHW,
+                        sG, g.G);
+    }
+    if (st) return st;
+    if (!g.direct) {
+      col2im_kernel<T><<<asg_cuda_blocks(cn * g.C * g.HW, kThreads), kThreads, 0,
+                         c->ctx->stream>>>(col, dxc, g, cn);
+      st = asg_cuda_check(c);
+    }
+  }
+  return st;
+}
+
+// dy [N,O,OH,OW], x [N,C,H,W] -> dw [O,Cg,KH,KW] = sum_n dy_ng col_ng^T.
+// A chunk of cn images becomes one GEMM per group with depth cn*OHW: the
+// columns are laid out [C*KK, cn*OHW] and dy [O, cn*OHW] (for one image
+// both are the plain layouts, so x or dy are used in place). Chunks add
+// with beta = 1 in order. One strided-batched call covers the groups.
+template <typename T> asg_status conv_bwd_weight(const asg_cuda_call *c, const Geo &g, int64_t chunk) {
+  const T *dy = (const T *)c->in[0], *x = (const T *)c->in[1];
+  T *dw = (T *)c->out;
+  cudaStream_t s = c->ctx->stream;
+  asg_status st = ASG_OK;
+  for (int64_t n0 = 0; n0 < g.N && !st; n0 += chunk) {
+    int64_t cn = g.N - n0 < chunk ? g.N - n0 : chunk, K = cn * g.OHW;
+    const T *xc = x + n0 * g.C * g.HW, *dyc = dy + n0 * g.O * g.OHW;
+    const T *col = xc, *dya = dyc;
+    T *colbuf = (T *)c->ws, *dyr = colbuf + g.C * g.KK * K;
+    if (!(g.direct && cn == 1)) {
+      im2col_kernel<T><<<asg_cuda_blocks(cn * g.C * g.KK * g.OHW, kThreads), kThreads, 0, s>>>(
+          xc, colbuf, g, cn, g.OHW, K);
+      col = colbuf;
+    }
+    if (cn > 1) {
+      dy_rearrange_kernel<T><<<asg_cuda_blocks(cn * g.O * g.OHW, kThreads), kThreads, 0, s>>>(
+          dyc, dyr, cn, g.O, g.OHW);
+      dya = dyr;
+    }
+    if ((st = asg_cuda_check(c))) return st;
+    st = gemm_rm<T>(c, false, true, g.Og, g.CKK, K, dya, K, g.Og * K, col, K, g.CKK * K,
+                    n0 == 0 ? (T)0 : (T)1, dw, g.CKK, g.Og * g.CKK, g.G);
+  }
+  return st;
+}
+
+template <typename T> asg_status conv_dispatch(const asg_cuda_call *c, const Geo &g) {
+  int64_t chunk = chunk_images(c->s, g);
+  switch (c->s->op) {
+  case ASG_OP_CONV2D: return conv_fwd<T>(c, g, chunk);
+  case ASG_OP_CONV2D_BWD_WEIGHT: return conv_bwd_weight<T>(c, g, chunk);
+  default: return conv_bwd_input<T>(c, g, chunk);
+  }
+}
+
+asg_status conv_run(const asg_cuda_call *c) {
+  asg_dtype dt = c->s->out.dtype;
+  if (dt != ASG_F32 && dt != ASG_F64) return dtype_error(c);
+  Geo g = geo_of(c->s);
+  if (g.N == 0 || g.OHW == 0 || g.HW == 0) { // empty batch: only dw has values (zeros)
+    size_t bytes = asg__tdesc_bytes(&c->s->out);
+    if (bytes) cudaMemsetAsync(c->out, 0, bytes, c->ctx->stream);
+    return asg_cuda_check(c);
+  }
+  return dt == ASG_F32 ? conv_dispatch<float>(c, g) : conv_dispatch<double>(c, g);
+}
+
+// ---- pooling: one thread per written element; gradients gather from the
+// output windows that contain the input element, in the CPU's (oh, ow) order ----
+
+struct Pgeo {
+  int64_t planes, H, W, OH, OW, KH, KW, sh, sw, ph, pw;
+};
+
+// x [N,C,H,W] -> y [N,C,OH,OW]; for the BWD ops x is the output.
+Pgeo pgeo_of(const asg_step *s) {
+  bool bwd = s->op == ASG_OP_MAXPOOL2D_BWD || s->op == ASG_OP_AVGPOOL2D_BWD ||
+             s->op == ASG_OP_ADAPTIVE_AVGPOOL2D_BWD;
+  const asg_shape *xs = bwd ? &s->out.shape : &s->in[0].shape;
+  const asg_shape *ys = bwd ? &s->in[0].shape : &s->out.shape;
+  Pgeo p;
+  p.planes = xs->dims[0] * xs->dims[1];
+  p.H = xs->dims[2], p.W = xs->dims[3], p.OH = ys->dims[2], p.OW = ys->dims[3];
+  p.KH = s->attr.i[0], p.KW = s->attr.i[1], p.sh = s->attr.i[2], p.sw = s->attr.i[3];
+  p.ph = s->attr.i[4], p.pw = s->attr.i[5];
+  return p;
+}
+
+// Inclusive range [lo, hi] of windows o (start o*s - pad, size K) that
+// contain position h, clipped to [0, On).
+__device__ __forceinline__ void windows_of(int64_t h, int64_t pad, int64_t K, int64_t s,
+                                           int64_t On, int64_t *lo, int64_t *hi) {
+  int64_t a = h + pad - K + 1;
+  *lo = a <= 0 ? 0 : (a + s - 1) / s;
+  int64_t u = (h + pad) / s;
+  *hi = u < On - 1 ? u : On - 1;
+}
+
+// Flat index in the plane of the window's first maximum (-1: none); NaN wins.
+template <typename T>
+__device__ int64_t window_argmax(const Pgeo &p, const T *x, int64_t oh, int64_t ow) {
+  int64_t h0 = oh * p.sh - p.ph, w0 = ow * p.sw - p.pw, bi = -1;
+  T best = (T)-INFINITY;
+  for (int64_t h = h0 < 0 ? 0 : h0; h < h0 + p.KH && h < p.H; h++)
+    for (int64_t w = w0 < 0 ? 0 : w0; w < w0 + p.KW && w < p.W; w++) {
+      T v = x[h * p.W + w];
+      if (bi < 0 || v > best || (v != v && best == best)) best = v, bi = h * p.W + w;
+    }
+  return bi;
+}
+
+#define GRID_STRIDE(i, total)                                                                  \
+  for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (total);                \
+       i += (int64_t)gridDim.x * blockDim.x)
+
+// x [N,C,H,W] -> y [N,C,OH,OW]
+template <typename T> __global__ void maxpool_kernel(const T *x, T *y, Pgeo p) {
+  GRID_STRIDE(i, p.planes * p.OH * p.OW) {
+    int64_t ow = i % p.OW, oh = (i / p.OW) % p.OH, pl = i / (p.OH * p.OW);
+    const T *xp = x + pl * p.H * p.W;
+    int64_t b = window_argmax(p, xp, oh, ow);
+    y[i] = b < 0 ? (T)-INFINITY : xp[b];
+  }
+}
+
+// dy [N,C,OH,OW], x [N,C,H,W] -> dx [N,C,H,W]: an input element collects dy
+// of every window whose first maximum it is.
+template <typename T> __global__ void maxpool_bwd_kernel(const T *dy, const T *x, T *dx, Pgeo p) {
+  GRID_STRIDE(i, p.planes * p.H * p.W) {
+    int64_t w = i % p.W, h = (i / p.W) % p.H, pl = i / (p.H * p.W);
+    const T *xp = x + pl * p.H * p.W, *dyp = dy + pl * p.OH * p.OW;
+    int64_t hlo, hhi, wlo, whi, me = h * p.W + w;
+    windows_of(h, p.ph, p.KH, p.sh, p.OH, &hlo, &hhi);
+    windows_of(w, p.pw, p.KW, p.sw, p.OW, &wlo, &whi);
+    T acc = (T)0;
+    for (int64_t oh = hlo; oh <= hhi; oh++)
+      for (int64_t ow = wlo; ow <= whi; ow++)
+        if (window_argmax(p, xp, oh, ow) == me) acc += dyp[oh * p.OW + ow];
+    dx[i] = acc;
+  }
+}
+
+// x [N,C,H,W] -> y [N,C,OH,OW]; padding counts as zeros (divisor KH*KW)
+template <typename T> __global__ void avgpool_kernel(const T *x, T *y, Pgeo p, T inv) {
+  GRID_STRIDE(i, p.planes * p.OH * p.OW) {
+    int64_t ow = i % p.OW, oh = (i / p.OW) % p.OH, pl = i / (p.OH * p.OW);
+    const T *xp = x + pl * p.H * p.W;
+    int64_t h0 = oh * p.sh - p.ph, w0 = ow * p.sw - p.pw;
+    T s = (T)0;
+    for (int64_t h = h0 < 0 ? 0 : h0; h < h0 + p.KH && h < p.H; h++)
+      for (int64_t w = w0 < 0 ? 0 : w0; w < w0 + p.KW && w < p.W; w++) s += xp[h * p.W + w];
+    y[i] = s * inv;
+  }
+}
+
+// dy [N,C,OH,OW] -> dx [N,C,H,W]
+template <typename T> __global__ void avgpool_bwd_kernel(const T *dy, T *dx, Pgeo p, T inv) {
+  GRID_STRIDE(i, p.planes * p.H * p.W) {
+    int64_t w = i % p.W, h = (i / p.W) % p.H, pl = i / (p.H * p.W);
+    const T *dyp = dy + pl * p.OH * p.OW;
+    int64_t hlo, hhi, wlo, whi;
+    windows_of(h, p.ph, p.KH, p.sh, p.OH, &hlo, &hhi);
+    windows_of(w, p.pw, p.KW, p.sw, p.OW, &wlo, &whi);
+    T acc = (T)0;
+    for (int64_t oh = hlo; oh <= hhi; oh++)
+      for (int64_t ow = wlo; ow <= whi; ow++) acc += dyp[oh * p.OW + ow] * inv;
+    dx[i] = acc;
+  }
+}
+
+// PyTorch bins: [floor(o*n/on), ceil((o+1)*n/on))
+__device__ __forceinline__ int64_t bin_start(int64_t o, int64_t n, int64_t on) { return o * n / on; }
+__device__ __forceinline__ int64_t bin_end(int64_t o, int64_t n, int64_t on) {
+  return ((o + 1) * n + on - 1) / on;
+}
+
+// x [N,C,H,W] -> y [N,C,OH,OW]
+template <typename T> __global__ void adaptive_kernel(const T *x, T *y, Pgeo p) {
+  GRID_STRIDE(i, p.planes * p.OH * p.OW) {
+    int64_t ow = i % p.OW, oh = (i / p.OW) % p.OH, pl = i / (p.OH * p.OW);
+    const T *xp = x + pl * p.H * p.W;
+    int64_t hs = bin_start(oh, p.H, p.OH), he = bin_end(oh, p.H, p.OH);
+    int64_t ws = bin_start(ow, p.W, p.OW), we = bin_end(ow, p.W, p.OW);
+    T s = (T)0;
+    for (int64_t h = hs; h < he; h++)
+      for (int64_t w = ws; w < we; w++) s += xp[h * p.W + w];
+    y[i] = s / (T)((he - hs) * (we - ws));
+  }
+}
+
+// dy [N,C,OH,OW] -> dx [N,C,H,W]; the bins holding h are
+// o in [floor(h*on/n), floor(((h+1)*on-1)/n)] (checked again in the loop).
+template <typename T> __global__ void adaptive_bwd_kernel(const T *dy, T *dx, Pgeo p) {
+  GRID_STRIDE(i, p.planes * p.H * p.W) {
+    int64_t w = i % p.W, h = (i / p.W) % p.H, pl = i / (p.H * p.W);
+    const T *dyp = dy + pl * p.OH * p.OW;
+    int64_t hlo = h * p.OH / p.H, hhi = ((h + 1) * p.OH - 1) / p.H;
+    int64_t wlo = w * p.OW / p.W, whi = ((w + 1) * p.OW - 1) / p.W;
+    if (hhi > p.OH - 1) hhi = p.OH - 1;
+    if (whi > p.OW - 1) whi = p.OW - 1;
+    T acc = (T)0;
+    for (int64_t oh = hlo; oh <= hhi; oh++) {
+      int64_t hs = bin_start(oh, p.H, p.OH), he = bin_end(oh, p.H, p.OH);
+      if (h < hs || h >= he) continue;
+      for (int64_t ow = wlo; ow <= whi; ow++) {
+        int64_t ws = bin_start(ow, p.W, p.OW), we = bin_end(ow, p.W, p.OW);
+        if (w < ws || w >= we) continue;
+        acc += dyp[oh * p.OW + ow] / (T)((he - hs) * (we - ws));
+      }
+    }
+    dx[i] = acc;
+  }
+}
+
+template <typename T> void pool_launch(const asg_cuda_call *c, const Pgeo &p) {
+  cudaStream_t s = c->ctx->stream;
+  int64_t nout = p.planes * p.OH * p.OW, nin = p.planes * p.H * p.W;
+  const T *in0 = (const T *)c->in[0];
+  T *out = (T *)c->out;
+  T inv = (T)(1.0 / (double)(p.KH * p.KW));
+  switch (c->s->op) {
+  case ASG_OP_MAXPOOL2D:
+    maxpool_kernel<T><<<asg_cuda_blocks(nout, kThreads), kThreads, 0, s>>>(in0, out, p);
+    break;
+  case ASG_OP_MAXPOOL2D_BWD:
+    maxpool_bwd_kernel<T><<<asg_cuda_blocks(nin, kThreads), kThreads, 0, s>>>(
+        in0, (const T *)c->in[1], out, p);
+    break;
+  case ASG_OP_AVGPOOL2D:
+    avgpool_kernel<T><<<asg_cuda_blocks(nout, kThreads), kThreads, 0, s>>>(in0, out, p, inv);
+    break;
+  case ASG_OP_AVGPOOL2D_BWD:
+    avgpool_bwd_kernel<T><<<asg_cuda_blocks(nin, kThreads), kThreads, 0, s>>>(in0, out, p, inv);
+    break;
+  case ASG_OP_ADAPTIVE_AVGPOOL2D:
+    adaptive_kernel<T><<<asg_cuda_blocks(nout, kThreads), kThreads, 0, s>>>(in0, out, p);
+    break;
+  default:
+    adaptive_bwd_kernel<T><<<asg_cuda_blocks(nin, kThreads), kThreads, 0, s>>>(in0, out, p);
+    break;
+  }
+}
+
+asg_status pool_run(const asg_cuda_call *c) {
+  asg_dtype dt = c->s->out.dtype;
+  if (dt != ASG_F32 && dt != ASG_F64) return dtype_error(c);
+  Pgeo p = pgeo_of(c->s);
+  if (p.planes * p.H * p.W == 0) return ASG_OK; // nothing to write
+  if (p.OH * p.OW == 0) { // no windows: the gradient is zero
+    size_t bytes = asg__tdesc_bytes(&c->s->out);
+    if (bytes) cudaMemsetAsync(c->out, 0, bytes, c->ctx->stream);
+    return asg_cuda_check(c);
+  }
+  if (dt == ASG_F32) pool_launch<float>(c, p);
+  else pool_launch<double>(c, p);
+  return asg_cuda_check(c);
+}
+
+} // namespace
+
+extern "C" void asg_cuda_register_conv(asg_cuda_kernel *t) {
+  static const asg_op convs[] = {ASG_OP_CONV2D, ASG_OP_CONV2D_BWD_INPUT, ASG_OP_CONV2D_BWD_WEIGHT,
+                                 ASG_OP_CONV_TRANSPOSE2D};
+  static const asg_op pools[] = {ASG_OP_MAXPOOL2D,          ASG_OP_MAXPOOL2D_BWD,
+                                 ASG_OP_AVGPOOL2D,          ASG_OP_AVGPOOL2D_BWD,
+                                 ASG_OP_ADAPTIVE_AVGPOOL2D, ASG_OP_ADAPTIVE_AVGPOOL2D_BWD};
+  for (size_t i = 0; i < sizeof convs / sizeof *convs; i++) {
+    t[convs[i]].run = conv_run;
+    t[convs[i]].ws = conv_ws;
+  }
+  for (size_t i = 0; i < sizeof pools / sizeof *pools; i++) t[pools[i]].run = pool_run;
+}

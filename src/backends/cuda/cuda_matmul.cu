@@ -1,4 +1,212 @@
-// CUDA kernels of the matmul family.
+// CUDA kernels of the matmul family: batched GEMM with broadcast batch dims
+// and either operand transposed, on cuBLAS.
+//
+// cuBLAS is column-major. A row-major [R, C] matrix is the column-major
+// [C, R] matrix with leading dimension C, i.e. its transpose. So the
+// row-major C = op(A) op(B) is computed as the column-major
+// C^T = op(B)^T op(A)^T: cuBLAS gets B as its first operand and A as its
+// second, each with its own transpose flag and its stored last dim as the
+// leading dimension, and m = N, n = M, ldc = N.
 #include "backends/cuda/cuda.h"
 
-extern "C" void asg_cuda_register_matmul(asg_cuda_kernel *t) { (void)t; }
+// TF32 switch: 0 = full FP32 products (matches the CPU within ~1e-5
+// relative), 1 = TF32 tensor cores for F32 (much faster on Ampere/Hopper,
+// ~1e-3 relative error). Keep 0 until the parity tests allow TF32.
+#ifndef ASG_CUDA_MATMUL_TF32
+#define ASG_CUDA_MATMUL_TF32 0
+#endif
+
+namespace {
+
+// cuBLAS batched calls are split into pieces of at most this many matrices
+// (some cuBLAS kernels put the batch on gridDim.z, limited to 65535).
+constexpr int64_t kMaxBatch = 65535;
+
+enum MmCase { MM_TALL, MM_STRIDED, MM_POINTERS };
+
+struct MmPlan {
+  MmCase kind;
+  bool ta, tb;
+  int64_t M, N, K;
+  int64_t lda, ldb;         // stored last dims of a and b (row-major leading dims)
+  int64_t nbatch;           // product of the output's batch dims
+  int64_t amat, bmat;       // elements of one matrix of a / b
+  int64_t astride, bstride; // elements between consecutive batch matrices (0: broadcast)
+  int nbd;                  // output batch dims (MM_POINTERS)
+  int64_t bdims[ASG_MAX_DIMS];
+  int64_t abst[ASG_MAX_DIMS], bbst[ASG_MAX_DIMS]; // batch strides in matrices, 0 where broadcast
+};
+
+// Chooses how the step runs; the .ws function and the launcher share it.
+MmPlan mm_plan(const asg_step *s) {
+  MmPlan p = {};
+  asg_shape as = s->in[0].shape, bs = s->in[1].shape, os = s->out.shape;
+  int ra = as.ndim, rb = bs.ndim, ro = os.ndim;
+  p.ta = s->attr.i[0] != 0;
+  p.tb = s->attr.i[1] != 0;
+  p.M = os.dims[ro - 2];
+  p.N = os.dims[ro - 1];
+  p.K = as.dims[ra - (p.ta ? 2 : 1)];
+  p.lda = as.dims[ra - 1];
+  p.ldb = bs.dims[rb - 1];
+  p.amat = as.dims[ra - 1] * as.dims[ra - 2];
+  p.bmat = bs.dims[rb - 1] * bs.dims[rb - 2];
+  int64_t nb_a = 1, nb_b = 1;
+  p.nbatch = 1;
+  for (int i = 0; i < ro - 2; i++) p.nbatch *= os.dims[i];
+  for (int i = 0; i < ra - 2; i++) nb_a *= as.dims[i];
+  for (int i = 0; i < rb - 2; i++) nb_b *= bs.dims[i];
+  // [.., M, K] x [K, N]: the batch rows of a are one tall [batch*M, K] matrix
+  if (nb_b == 1 && !p.ta && nb_a == p.nbatch && p.nbatch * p.M <= INT32_MAX) {
+    p.kind = MM_TALL;
+    return p;
+  }
+  // Batch dims that broadcast to the output with the same element count are
+  // the output's batch dims (up to size-1 dims), so the output's linear batch
+  // index addresses the operand too; an operand with one matrix is reused.
+  if ((nb_a == 1 || nb_a == p.nbatch) && (nb_b == 1 || nb_b == p.nbatch)) {
+    p.kind = MM_STRIDED;
+    p.astride = nb_a == 1 ? 0 : p.amat;
+    p.bstride = nb_b == 1 ? 0 : p.bmat;
+    return p;
+  }
+  p.kind = MM_POINTERS;
+  p.nbd = ro - 2;
+  int64_t st = 1;
+  for (int d = p.nbd - 1; d >= 0; d--) {
+    p.bdims[d] = os.dims[d];
+    int id = ra - 2 - (p.nbd - d);
+    p.abst[d] = (id >= 0 && as.dims[id] != 1) ? st : 0;
+    if (id >= 0) st *= as.dims[id];
+  }
+  st = 1;
+  for (int d = p.nbd - 1; d >= 0; d--) {
+    int id = rb - 2 - (p.nbd - d);
+    p.bbst[d] = (id >= 0 && bs.dims[id] != 1) ? st : 0;
+    if (id >= 0) st *= bs.dims[id];
+  }
+  return p;
+}
+
+struct BatchMap {
+  int nbd;
+  int64_t dims[ASG_MAX_DIMS];
+  int64_t ast[ASG_MAX_DIMS], bst[ASG_MAX_DIMS]; // in bytes
+};
+
+// [nbatch] pointer triples for cublasGemmBatchedEx. cuBLAS's first operand
+// is our b, its second our a (see the top of the file).
+__global__ void mm_pointers_kernel(const void **pa, const void **pb, void **pc, const char *a,
+                                   const char *b, char *out, int64_t nbatch, int64_t cbytes,
+                                   BatchMap m) {
+  for (int64_t bi = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; bi < nbatch;
+       bi += (int64_t)gridDim.x * blockDim.x) {
+    int64_t r = bi, ao = 0, bo = 0;
+    for (int d = m.nbd - 1; d >= 0; d--) {
+      int64_t i = r % m.dims[d];
+      r /= m.dims[d];
+      ao += i * m.ast[d];
+      bo += i * m.bst[d];
+    }
+    pa[bi] = b + bo;
+    pb[bi] = a + ao;
+    pc[bi] = out + bi * cbytes;
+  }
+}
+
+size_t mm_ws(const asg_step *s) {
+  MmPlan p = mm_plan(s);
+  return p.kind == MM_POINTERS ? 3 * (size_t)p.nbatch * sizeof(void *) : 0;
+}
+
+asg_status blas_err(const asg_cuda_call *c, cublasStatus_t st) {
+  return asg__error(ASG_ERR_BACKEND, "cuda: %s: cuBLAS: %s", c->s->label, cublasGetStatusString(st));
+}
+
+asg_status mm_run(const asg_cuda_call *c) {
+  const asg_step *s = c->s;
+  asg_dtype dt = s->out.dtype;
+  cudaDataType_t ty;
+  cublasComputeType_t ct;
+  float one32 = 1.0f, zero32 = 0.0f;
+  double one64 = 1.0, zero64 = 0.0;
+  const void *alpha = &one32, *beta = &zero32;
+  switch (dt) {
+  case ASG_F32:
+    ty = CUDA_R_32F;
+    ct = ASG_CUDA_MATMUL_TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+    break;
+  case ASG_F64:
+    ty = CUDA_R_64F;
+    ct = CUBLAS_COMPUTE_64F;
+    alpha = &one64;
+    beta = &zero64;
+    break;
+  case ASG_BF16: ty = CUDA_R_16BF; ct = CUBLAS_COMPUTE_32F; break; // fp32 accumulation
+  case ASG_F16: ty = CUDA_R_16F; ct = CUBLAS_COMPUTE_32F; break;
+  default: return asg__error(ASG_ERR_DTYPE, "cuda: %s: dtype %s not supported", s->label, asg_dtype_name(dt));
+  }
+  if (s->in[0].dtype != dt || s->in[1].dtype != dt)
+    return asg__error(ASG_ERR_DTYPE, "cuda: %s: operands must share the output dtype", s->label);
+  MmPlan p = mm_plan(s);
+  if (p.M == 0 || p.N == 0 || p.nbatch == 0) return ASG_OK;
+  if (p.M > INT32_MAX || p.N > INT32_MAX || p.K > INT32_MAX || p.lda > INT32_MAX || p.ldb > INT32_MAX)
+    return asg__error(ASG_ERR_UNSUPPORTED, "cuda: %s: matrix dims exceed cuBLAS's 32-bit limit", s->label);
+  size_t es = asg_dtype_size(dt);
+  cublasHandle_t h = c->ctx->blas;
+  // host scalars (captured by value in a CUDA graph)
+  cublasStatus_t st = cublasSetPointerMode(h, CUBLAS_POINTER_MODE_HOST);
+  if (st != CUBLAS_STATUS_SUCCESS) return blas_err(c, st);
+  // cuBLAS operand 1 = b, operand 2 = a; op flags follow each operand's transpose
+  cublasOperation_t opb = p.tb ? CUBLAS_OP_T : CUBLAS_OP_N, opa = p.ta ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const char *A = (const char *)c->in[0], *B = (const char *)c->in[1];
+  char *C = (char *)c->out;
+  int m = (int)p.N, k = (int)p.K, lda = (int)p.lda, ldb = (int)p.ldb, ldc = (int)p.N;
+
+  if (p.kind == MM_TALL) { // C[batch*M, N] = A[batch*M, K] op(B)
+    st = cublasGemmEx(h, opb, CUBLAS_OP_N, m, (int)(p.nbatch * p.M), k, alpha, B, ty, ldb, A, ty,
+                      lda, beta, C, ty, ldc, ct, CUBLAS_GEMM_DEFAULT);
+    return st == CUBLAS_STATUS_SUCCESS ? asg_cuda_check(c) : blas_err(c, st);
+  }
+  int n = (int)p.M;
+  if (p.kind == MM_STRIDED) {
+    for (int64_t b0 = 0; b0 < p.nbatch; b0 += kMaxBatch) {
+      int cnt = (int)(p.nbatch - b0 < kMaxBatch ? p.nbatch - b0 : kMaxBatch);
+      st = cublasGemmStridedBatchedEx(h, opb, opa, m, n, k, alpha, B + (size_t)(b0 * p.bstride) * es, ty,
+                                      ldb, (long long)p.bstride, A + (size_t)(b0 * p.astride) * es, ty,
+                                      lda, (long long)p.astride, beta, C + (size_t)(b0 * p.M * p.N) * es,
+                                      ty, ldc, (long long)(p.M * p.N), cnt, ct, CUBLAS_GEMM_DEFAULT);
+      if (st != CUBLAS_STATUS_SUCCESS) return blas_err(c, st);
+    }
+    return asg_cuda_check(c);
+  }
+  // general broadcast: pointer arrays built on the device, in the workspace
+  BatchMap bm = {};
+  bm.nbd = p.nbd;
+  for (int d = 0; d < p.nbd; d++) {
+    bm.dims[d] = p.bdims[d];
+    bm.ast[d] = p.abst[d] * p.amat * (int64_t)es;
+    bm.bst[d] = p.bbst[d] * p.bmat * (int64_t)es;
+  }
+  const void **pa = (const void **)c->ws;
+  const void **pb = pa + p.nbatch;
+  void **pc = (void **)(pb + p.nbatch);
+  mm_pointers_kernel<<<asg_cuda_blocks(p.nbatch, 256), 256, 0, c->ctx->stream>>>(
+      pa, pb, pc, A, B, C, p.nbatch, p.M * p.N * (int64_t)es, bm);
+  asg_status as = asg_cuda_check(c);
+  if (as) return as;
+  for (int64_t b0 = 0; b0 < p.nbatch; b0 += kMaxBatch) {
+    int cnt = (int)(p.nbatch - b0 < kMaxBatch ? p.nbatch - b0 : kMaxBatch);
+    st = cublasGemmBatchedEx(h, opb, opa, m, n, k, alpha, pa + b0, ty, ldb, pb + b0, ty, lda, beta,
+                             pc + b0, ty, ldc, cnt, ct, CUBLAS_GEMM_DEFAULT);
+    if (st != CUBLAS_STATUS_SUCCESS) return blas_err(c, st);
+  }
+  return asg_cuda_check(c);
+}
+
+} // namespace
+
+extern "C" void asg_cuda_register_matmul(asg_cuda_kernel *t) {
+  t[ASG_OP_MATMUL].run = mm_run;
+  t[ASG_OP_MATMUL].ws = mm_ws;
+}

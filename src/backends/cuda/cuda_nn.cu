@@ -1,4 +1,502 @@
-// CUDA kernels of the nn family.
+// CUDA kernels of the nn family: layernorm (+ its two backward ops), softmax
+// cross-entropy (+ its backward op) and the random sources.
+// Reference semantics: src/backends/cpu/cpu_nn.c and cpu_random.c. Sums
+// accumulate in double for f32 and f64 as on the CPU, and every reduction has
+// a fixed order (no atomics), so results are deterministic run to run.
 #include "backends/cuda/cuda.h"
 
-extern "C" void asg_cuda_register_nn(asg_cuda_kernel *t) { (void)t; }
+#include <math.h>
+
+namespace {
+
+constexpr int kThreads = 256;      // block size of the row and column kernels
+constexpr int kWarpRowsMaxC = 512; // rows up to this width use one warp per row
+
+int64_t prod_dims(asg_shape s, int from, int to) {
+  int64_t n = 1;
+  for (int d = from; d < to; d++) n *= s.dims[d];
+  return n;
+}
+
+asg_status dtype_error(const asg_cuda_call *c) {
+  return asg__error(ASG_ERR_DTYPE, "cuda: %s: dtype not supported", c->s->label);
+}
+
+// ---- row reductions: a warp (WARP) or a whole block reduces one row ----
+
+struct SumOp {
+  template <typename V> __device__ static V apply(V a, V b) { return a + b; }
+};
+// Max that propagates NaN, like the CPU's `if (x > m || x != x) m = x`.
+struct MaxOp {
+  template <typename V> __device__ static V apply(V a, V b) { return (b > a || b != b) ? b : a; }
+};
+
+// Every thread of the row gets the result. The block version writes one
+// partial per warp and every thread then folds them in warp order, so the
+// result does not depend on timing. sh holds >= 32 values.
+template <bool WARP, typename Op, typename V> __device__ V row_reduce(V v, V *sh) {
+  for (int o = 16; o > 0; o >>= 1) v = Op::apply(v, __shfl_xor_sync(0xffffffffu, v, o));
+  if (WARP) return v;
+  int w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+  __syncthreads(); // sh may still be read by a previous call
+  if ((threadIdx.x & 31) == 0) sh[w] = v;
+  __syncthreads();
+  V t = sh[0];
+  for (int i = 1; i < nw; i++) t = Op::apply(t, sh[i]);
+  return t;
+}
+
+// Row geometry of one thread: which row it starts at, its lane in the row,
+// the number of threads per row and the row step of the grid-stride loop.
+template <bool WARP> struct RowIter {
+  int64_t first, step;
+  int lane, nthr;
+  __device__ RowIter() {
+    if (WARP) {
+      int wpb = blockDim.x >> 5;
+      first = (int64_t)blockIdx.x * wpb + (threadIdx.x >> 5);
+      step = (int64_t)gridDim.x * wpb;
+      lane = threadIdx.x & 31;
+      nthr = 32;
+    } else {
+      first = blockIdx.x;
+      step = gridDim.x;
+      lane = threadIdx.x;
+      nthr = blockDim.x;
+    }
+  }
+};
+
+// Mean and 1/sqrt(var + eps) of one row (two passes, as on the CPU).
+template <bool WARP, typename T>
+__device__ void ln_stats(const T *xr, int64_t C, double eps, int lane, int nthr, double *sh,
+                         double *mean, double *rstd) {
+  double s = 0;
+  for (int64_t j = lane; j < C; j += nthr) s += (double)xr[j];
+  double m = row_reduce<WARP, SumOp>(s, sh) / (double)C;
+  double q = 0;
+  for (int64_t j = lane; j < C; j += nthr) {
+    double d = (double)xr[j] - m;
+    q += d * d;
+  }
+  q = row_reduce<WARP, SumOp>(q, sh);
+  *mean = m;
+  *rstd = 1.0 / sqrt(q / (double)C + eps);
+}
+
+// x [R,C], gamma [C], beta [C] -> y [R,C]
+template <bool WARP, typename T>
+__global__ void ln_fwd_kernel(const T *x, const T *gm, const T *bt, T *y, int64_t R, int64_t C,
+                              double eps) {
+  __shared__ double sh[32];
+  RowIter<WARP> it;
+  for (int64_t r = it.first; r < R; r += it.step) {
+    const T *xr = x + r * C;
+    T *yr = y + r * C;
+    double mean, rstd;
+    ln_stats<WARP>(xr, C, eps, it.lane, it.nthr, sh, &mean, &rstd);
+    for (int64_t j = it.lane; j < C; j += it.nthr)
+      yr[j] = (T)(((double)xr[j] - mean) * rstd * (double)gm[j] + (double)bt[j]);
+  }
+}
+
+// dy [R,C], x [R,C], gamma [C] -> dx [R,C]:
+// dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * gamma.
+template <bool WARP, typename T>
+__global__ void ln_bwd_x_kernel(const T *dy, const T *x, const T *gm, T *dx, int64_t R, int64_t C,
+                                double eps) {
+  __shared__ double sh[32];
+  RowIter<WARP> it;
+  for (int64_t r = it.first; r < R; r += it.step) {
+    const T *xr = x + r * C, *dyr = dy + r * C;
+    T *dxr = dx + r * C;
+    double mean, rstd;
+    ln_stats<WARP>(xr, C, eps, it.lane, it.nthr, sh, &mean, &rstd);
+    double sg = 0, sgx = 0;
+    for (int64_t j = it.lane; j < C; j += it.nthr) {
+      double g = (double)dyr[j] * (double)gm[j];
+      sg += g;
+      sgx += g * (((double)xr[j] - mean) * rstd);
+    }
+    sg = row_reduce<WARP, SumOp>(sg, sh) / (double)C;
+    sgx = row_reduce<WARP, SumOp>(sgx, sh) / (double)C;
+    for (int64_t j = it.lane; j < C; j += it.nthr) {
+      double xh = ((double)xr[j] - mean) * rstd;
+      dxr[j] = (T)(rstd * ((double)dyr[j] * (double)gm[j] - sg - xh * sgx));
+    }
+  }
+}
+
+// x [R,C] -> mean [R], rstd [R] (first pass of the dgamma reduction)
+template <bool WARP, typename T>
+__global__ void ln_stats_kernel(const T *x, double *mean, double *rstd, int64_t R, int64_t C,
+                                double eps) {
+  __shared__ double sh[32];
+  RowIter<WARP> it;
+  for (int64_t r = it.first; r < R; r += it.step) {
+    double m, rs;
+    ln_stats<WARP>(x + r * C, C, eps, it.lane, it.nthr, sh, &m, &rs);
+    if (it.lane == 0) mean[r] = m, rstd[r] = rs;
+  }
+}
+
+// dgamma partials: block (32 columns, 8 row lanes) of chunk p sums rows
+// [p*rows_per, (p+1)*rows_per) of dy * xhat into part [P, C].
+constexpr int kColTile = 32, kRowLanes = 8;
+template <typename T>
+__global__ void ln_bwd_g_partial_kernel(const T *dy, const T *x, const double *mean,
+                                        const double *rstd, double *part, int64_t R, int64_t C,
+                                        int64_t rows_per) {
+  __shared__ double sh[kRowLanes][kColTile];
+  int64_t j = (int64_t)blockIdx.x * kColTile + threadIdx.x;
+  int64_t p = blockIdx.y;
+  int64_t r0 = p * rows_per, r1 = r0 + rows_per < R ? r0 + rows_per : R;
+  double acc = 0;
+  if (j < C)
+    for (int64_t r = r0 + threadIdx.y; r < r1; r += kRowLanes)
+      acc += (double)dy[r * C + j] * (((double)x[r * C + j] - mean[r]) * rstd[r]);
+  sh[threadIdx.y][threadIdx.x] = acc;
+  __syncthreads();
+  if (threadIdx.y == 0 && j < C) {
+    double t = sh[0][threadIdx.x];
+    for (int k = 1; k < kRowLanes; k++) t += sh[k][threadIdx.x];
+    part[p * C + j] = t;
+  }
+}
+
+// part [P, C] -> dgamma [C], chunks summed in order
+template <typename T> __global__ void ln_bwd_g_final_kernel(const double *part, T *dg, int64_t P, int64_t C) {
+  for (int64_t j = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; j < C;
+       j += (int64_t)gridDim.x * blockDim.x) {
+    double t = 0;
+    for (int64_t p = 0; p < P; p++) t += part[p * C + j];
+    dg[j] = (T)t;
+  }
+}
+
+// x is input 0 for LAYERNORM, input 1 for the backward ops.
+void ln_dims(const asg_step *s, int64_t *R, int64_t *C) {
+  asg_shape sh = s->in[s->op == ASG_OP_LAYERNORM ? 0 : 1].shape;
+  *C = sh.dims[sh.ndim - 1];
+  *R = prod_dims(sh, 0, sh.ndim - 1);
+}
+
+// Row chunks of the dgamma reduction: a function of R only (deterministic).
+int64_t ln_g_chunks(int64_t R) {
+  int64_t p = (R + 63) / 64;
+  if (p > 1024) p = 1024;
+  return p < 1 ? 1 : p;
+}
+
+size_t ln_bwd_g_ws(const asg_step *s) {
+  int64_t R, C;
+  ln_dims(s, &R, &C);
+  return ((size_t)R * 2 + (size_t)ln_g_chunks(R) * (size_t)C) * sizeof(double);
+}
+
+// Grid for a row kernel: one warp (8 per block) or one block per row.
+unsigned row_grid(int64_t R, bool warp) { return asg_cuda_blocks(warp ? R * 32 : R * kThreads, kThreads); }
+
+template <typename T> void ln_launch(const asg_cuda_call *c, int64_t R, int64_t C) {
+  cudaStream_t st = c->ctx->stream;
+  double eps = c->s->attr.f[0];
+  bool warp = C <= kWarpRowsMaxC;
+  unsigned grid = row_grid(R, warp);
+  const T *in0 = (const T *)c->in[0], *in1 = (const T *)c->in[1];
+  T *out = (T *)c->out;
+  switch (c->s->op) {
+  case ASG_OP_LAYERNORM: {
+    const T *bt = (const T *)c->in[2];
+    if (warp) ln_fwd_kernel<true, T><<<grid, kThreads, 0, st>>>(in0, in1, bt, out, R, C, eps);
+    else ln_fwd_kernel<false, T><<<grid, kThreads, 0, st>>>(in0, in1, bt, out, R, C, eps);
+    break;
+  }
+  case ASG_OP_LAYERNORM_BWD_X: {
+    const T *gm = (const T *)c->in[2];
+    if (warp) ln_bwd_x_kernel<true, T><<<grid, kThreads, 0, st>>>(in0, in1, gm, out, R, C, eps);
+    else ln_bwd_x_kernel<false, T><<<grid, kThreads, 0, st>>>(in0, in1, gm, out, R, C, eps);
+    break;
+  }
+  default: { // LAYERNORM_BWD_GAMMA(dy, x): workspace = mean [R], rstd [R], part [P, C]
+    double *mean = (double *)c->ws, *rstd = mean + R, *part = rstd + R;
+    if (warp) ln_stats_kernel<true, T><<<grid, kThreads, 0, st>>>(in1, mean, rstd, R, C, eps);
+    else ln_stats_kernel<false, T><<<grid, kThreads, 0, st>>>(in1, mean, rstd, R, C, eps);
+    int64_t P = ln_g_chunks(R), rows_per = (R + P - 1) / P;
+    dim3 g2((unsigned)((C + kColTile - 1) / kColTile), (unsigned)P);
+    ln_bwd_g_partial_kernel<T><<<g2, dim3(kColTile, kRowLanes), 0, st>>>(in0, in1, mean, rstd,
+                                                                        part, R, C, rows_per);
+    ln_bwd_g_final_kernel<T><<<asg_cuda_blocks(C, kThreads), kThreads, 0, st>>>(part, out, P, C);
+    break;
+  }
+  }
+}
+
+asg_status layernorm_run(const asg_cuda_call *c) {
+  int64_t R, C;
+  ln_dims(c->s, &R, &C);
+  asg_dtype dt = c->s->out.dtype;
+  if (dt != ASG_F32 && dt != ASG_F64) return dtype_error(c);
+  if (C == 0) return ASG_OK;
+  if (c->s->op == ASG_OP_LAYERNORM_BWD_GAMMA && R == 0) { // dgamma of an empty batch is zero
+    cudaMemsetAsync(c->out, 0, (size_t)C * asg_dtype_size(dt), c->ctx->stream);
+    return asg_cuda_check(c);
+  }
+  if (R == 0) return ASG_OK;
+  if (dt == ASG_F32) ln_launch<float>(c, R, C);
+  else ln_launch<double>(c, R, C);
+  return asg_cuda_check(c);
+}
+
+// ---- softmax cross-entropy ----
+
+__device__ __forceinline__ int64_t label_at(const void *l, bool i32, int64_t r) {
+  return i32 ? (int64_t)((const int32_t *)l)[r] : ((const int64_t *)l)[r];
+}
+// Ignored and out-of-range labels leave the row out (and never index).
+__device__ __forceinline__ bool label_ok(int64_t lab, int64_t C, int64_t ignore) {
+  return lab != ignore && lab >= 0 && lab < C;
+}
+
+__device__ __forceinline__ float exp_t(float v) { return expf(v); }
+__device__ __forceinline__ double exp_t(double v) { return exp(v); }
+
+// log-sum-exp of one row: max (NaN propagates) then sum of exp in T, in double.
+template <bool WARP, typename T>
+__device__ double row_lse(const T *xr, int64_t C, int lane, int nthr, T *shT, double *sh) {
+  T m = (T)-INFINITY;
+  for (int64_t j = lane; j < C; j += nthr) m = MaxOp::apply(m, xr[j]);
+  m = row_reduce<WARP, MaxOp>(m, shT);
+  double s = 0;
+  for (int64_t j = lane; j < C; j += nthr) s += (double)exp_t(xr[j] - m);
+  s = row_reduce<WARP, SumOp>(s, sh);
+  return (double)m + log(s);
+}
+
+// logits [R,C], labels [R] -> row losses [R] (0 for left-out rows):
+// (1-ls) * (lse - x[label]) + ls * (lse - mean_c x)
+template <bool WARP, typename T>
+__global__ void ce_rows_kernel(const T *x, const void *lab, bool i32, double *row, int64_t R,
+                               int64_t C, double ls, int64_t ign) {
+  __shared__ double sh[32];
+  __shared__ T shT[32];
+  RowIter<WARP> it;
+  for (int64_t r = it.first; r < R; r += it.step) {
+    int64_t l = label_at(lab, i32, r);
+    if (!label_ok(l, C, ign)) { // uniform over the row's threads
+      if (it.lane == 0) row[r] = 0;
+      continue;
+    }
+    const T *xr = x + r * C;
+    double lse = row_lse<WARP>(xr, C, it.lane, it.nthr, shT, sh);
+    double v = (1 - ls) * (lse - (double)xr[l]);
+    if (ls > 0) {
+      double sx = 0;
+      for (int64_t j = it.lane; j < C; j += it.nthr) sx += (double)xr[j];
+      sx = row_reduce<WARP, SumOp>(sx, sh);
+      v += ls * (lse - sx / (double)C);
+    }
+    if (it.lane == 0) row[r] = v;
+  }
+}
+
+// row [R], labels [R] -> loss [] = sum(row) / count (0 when nothing counts).
+// One block; each thread sums a fixed strided subset, then a fixed-order fold.
+template <typename T>
+__global__ void ce_total_kernel(const double *row, const void *lab, bool i32, T *out, int64_t R,
+                                int64_t C, int64_t ign) {
+  __shared__ double sh[32];
+  double t = 0, n = 0;
+  for (int64_t r = threadIdx.x; r < R; r += blockDim.x) {
+    t += row[r];
+    n += label_ok(label_at(lab, i32, r), C, ign) ? 1.0 : 0.0;
+  }
+  t = row_reduce<false, SumOp>(t, sh);
+  n = row_reduce<false, SumOp>(n, sh);
+  if (threadIdx.x == 0) *out = (T)(n > 0 ? t / n : 0.0);
+}
+
+// labels [R] -> count [] (double, exact): rows that take part in the loss
+__global__ void ce_count_kernel(const void *lab, bool i32, double *count, int64_t R, int64_t C,
+                                int64_t ign) {
+  __shared__ double sh[32];
+  double n = 0;
+  for (int64_t r = threadIdx.x; r < R; r += blockDim.x)
+    n += label_ok(label_at(lab, i32, r), C, ign) ? 1.0 : 0.0;
+  n = row_reduce<false, SumOp>(n, sh);
+  if (threadIdx.x == 0) *count = n;
+}
+
+// logits [R,C], labels [R], dloss [] -> dlogits [R,C] =
+// (softmax - ((1-ls) onehot + ls/C)) * dloss / count; zero for left-out rows
+template <bool WARP, typename T>
+__global__ void ce_bwd_kernel(const T *x, const void *lab, bool i32, const T *dloss,
+                              const double *count, T *dx, int64_t R, int64_t C, double ls,
+                              int64_t ign) {
+  __shared__ double sh[32];
+  __shared__ T shT[32];
+  RowIter<WARP> it;
+  double n = *count;
+  double scale = n > 0 ? (double)*dloss / n : 0.0, off = ls / (double)C;
+  for (int64_t r = it.first; r < R; r += it.step) {
+    int64_t l = label_at(lab, i32, r);
+    const T *xr = x + r * C;
+    T *dr = dx + r * C;
+    if (!label_ok(l, C, ign)) {
+      for (int64_t j = it.lane; j < C; j += it.nthr) dr[j] = (T)0;
+      continue;
+    }
+    double lse = row_lse<WARP>(xr, C, it.lane, it.nthr, shT, sh);
+    for (int64_t j = it.lane; j < C; j += it.nthr) {
+      double v = exp((double)xr[j] - lse) - off;
+      if (j == l) v -= 1 - ls;
+      dr[j] = (T)(v * scale);
+    }
+  }
+}
+
+void ce_dims(const asg_step *s, int64_t *R, int64_t *C) {
+  asg_shape sh = s->in[0].shape;
+  *C = sh.dims[sh.ndim - 1];
+  *R = prod_dims(sh, 0, sh.ndim - 1);
+}
+
+size_t ce_fwd_ws(const asg_step *s) {
+  int64_t R, C;
+  ce_dims(s, &R, &C);
+  return (size_t)R * sizeof(double);
+}
+
+size_t ce_bwd_ws(const asg_step *s) {
+  (void)s;
+  return sizeof(double);
+}
+
+template <typename T> void ce_launch(const asg_cuda_call *c, int64_t R, int64_t C) {
+  cudaStream_t st = c->ctx->stream;
+  const T *x = (const T *)c->in[0];
+  const void *lab = c->in[1];
+  bool i32 = c->s->in[1].dtype == ASG_I32;
+  double ls = c->s->attr.f[0];
+  int64_t ign = c->s->attr.i[0];
+  bool warp = C <= kWarpRowsMaxC;
+  unsigned grid = row_grid(R, warp);
+  double *ws = (double *)c->ws;
+  if (c->s->op == ASG_OP_SOFTMAX_CE) {
+    if (warp) ce_rows_kernel<true, T><<<grid, kThreads, 0, st>>>(x, lab, i32, ws, R, C, ls, ign);
+    else ce_rows_kernel<false, T><<<grid, kThreads, 0, st>>>(x, lab, i32, ws, R, C, ls, ign);
+    ce_total_kernel<T><<<1, 1024, 0, st>>>(ws, lab, i32, (T *)c->out, R, C, ign);
+  } else {
+    const T *dloss = (const T *)c->in[2];
+    T *dx = (T *)c->out;
+    ce_count_kernel<<<1, 1024, 0, st>>>(lab, i32, ws, R, C, ign);
+    if (warp)
+      ce_bwd_kernel<true, T><<<grid, kThreads, 0, st>>>(x, lab, i32, dloss, ws, dx, R, C, ls, ign);
+    else
+      ce_bwd_kernel<false, T><<<grid, kThreads, 0, st>>>(x, lab, i32, dloss, ws, dx, R, C, ls, ign);
+  }
+}
+
+asg_status ce_run(const asg_cuda_call *c) {
+  int64_t R, C;
+  ce_dims(c->s, &R, &C);
+  asg_dtype dt = c->s->in[0].dtype, ldt = c->s->in[1].dtype;
+  if ((dt != ASG_F32 && dt != ASG_F64) || (ldt != ASG_I32 && ldt != ASG_I64)) return dtype_error(c);
+  bool fwd = c->s->op == ASG_OP_SOFTMAX_CE;
+  if (R == 0 || C == 0) { // nothing counted: loss 0, no gradient
+    if (!fwd) return ASG_OK;
+    cudaMemsetAsync(c->out, 0, asg_dtype_size(dt), c->ctx->stream);
+    return asg_cuda_check(c);
+  }
+  if (dt == ASG_F32) ce_launch<float>(c, R, C);
+  else ce_launch<double>(c, R, C);
+  return asg_cuda_check(c);
+}
+
+// ---- random sources: a port of the counter-based RNG of core/internal.h
+// and core/init.c. The products and sums that the CPU rounds one by one
+// (built with -ffp-contract=off) use explicit _rn intrinsics here, so nvcc
+// does not fuse them into FMAs and the values match bit for bit, up to the
+// last-ulp differences of log/cos in the normal draw. ----
+
+__device__ __forceinline__ uint64_t d_mix64(uint64_t z) {
+  z += 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+__device__ __forceinline__ uint64_t d_rng_bits(uint64_t key, uint64_t counter) {
+  return d_mix64(d_mix64(key) ^ (counter * 0xd1b54a32d192ed03ull));
+}
+__device__ __forceinline__ double d_rng_uniform(uint64_t key, uint64_t counter) {
+  return (double)(d_rng_bits(key, counter) >> 11) * (1.0 / 9007199254740992.0);
+}
+__device__ __forceinline__ double d_rng_normal(uint64_t key, uint64_t counter) {
+  double u1 = d_rng_uniform(key, 2 * counter), u2 = d_rng_uniform(key, 2 * counter + 1);
+  if (u1 < 1e-300) u1 = 1e-300;
+  return __dmul_rn(sqrt(__dmul_rn(-2.0, log(u1))), cos(__dmul_rn(6.283185307179586, u2)));
+}
+__device__ __forceinline__ uint64_t d_rng_key(uint64_t seed, uint64_t run) {
+  return d_mix64(seed ^ d_mix64(run + 0x632be59bd9b4e019ull));
+}
+
+// Stepping a uniform that rounded up to hi back below it (integers: no-op).
+__device__ __forceinline__ float step_down(float v, float lo) { return nextafterf(v, lo); }
+__device__ __forceinline__ double step_down(double v, double lo) { return nextafter(v, lo); }
+__device__ __forceinline__ int32_t step_down(int32_t v, int32_t) { return v; }
+__device__ __forceinline__ int64_t step_down(int64_t v, int64_t) { return v; }
+
+// out [n]: element i draws from counter i of key(seed, *run); the run count
+// is read on the device so a captured graph draws fresh values each replay.
+template <typename T>
+__global__ void rand_kernel(T *y, int64_t n, asg_op op, double f0, double f1, uint64_t seed,
+                            const uint64_t *run) {
+  uint64_t key = d_rng_key(seed, *run);
+  for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+       i += (int64_t)gridDim.x * blockDim.x) {
+    if (op == ASG_OP_RAND_UNIFORM) {
+      double u = d_rng_uniform(key, (uint64_t)i);
+      T v = (T)__dadd_rn(f0, __dmul_rn(__dsub_rn(f1, f0), u));
+      if ((double)v >= f1 && f1 > f0) v = step_down(v, (T)f0);
+      y[i] = v;
+    } else if (op == ASG_OP_RAND_NORMAL) {
+      y[i] = (T)__dadd_rn(f0, __dmul_rn(f1, d_rng_normal(key, (uint64_t)i)));
+    } else {
+      y[i] = d_rng_uniform(key, (uint64_t)i) < f0 ? (T)1 : (T)0;
+    }
+  }
+}
+
+template <typename T> void rand_launch(const asg_cuda_call *c, int64_t n) {
+  rand_kernel<T><<<asg_cuda_blocks(n, kThreads), kThreads, 0, c->ctx->stream>>>(
+      (T *)c->out, n, c->s->op, c->s->attr.f[0], c->s->attr.f[1], (uint64_t)c->s->attr.i[0],
+      c->run);
+}
+
+asg_status rand_run(const asg_cuda_call *c) {
+  int64_t n = asg_shape_numel(c->s->out.shape);
+  switch (c->s->out.dtype) { // integers only come from bernoulli (checked at build time)
+  case ASG_F32: if (n) rand_launch<float>(c, n); break;
+  case ASG_F64: if (n) rand_launch<double>(c, n); break;
+  case ASG_I32: if (n) rand_launch<int32_t>(c, n); break;
+  case ASG_I64: if (n) rand_launch<int64_t>(c, n); break;
+  default: return dtype_error(c);
+  }
+  return asg_cuda_check(c);
+}
+
+} // namespace
+
+extern "C" void asg_cuda_register_nn(asg_cuda_kernel *t) {
+  t[ASG_OP_LAYERNORM].run = layernorm_run;
+  t[ASG_OP_LAYERNORM_BWD_X].run = layernorm_run;
+  t[ASG_OP_LAYERNORM_BWD_GAMMA].run = layernorm_run;
+  t[ASG_OP_LAYERNORM_BWD_GAMMA].ws = ln_bwd_g_ws;
+  t[ASG_OP_SOFTMAX_CE].run = ce_run;
+  t[ASG_OP_SOFTMAX_CE].ws = ce_fwd_ws;
+  t[ASG_OP_SOFTMAX_CE_BWD].run = ce_run;
+  t[ASG_OP_SOFTMAX_CE_BWD].ws = ce_bwd_ws;
+  t[ASG_OP_RAND_UNIFORM].run = rand_run;
+  t[ASG_OP_RAND_NORMAL].run = rand_run;
+  t[ASG_OP_RAND_BERNOULLI].run = rand_run;
+}

@@ -1,4 +1,594 @@
-// CUDA kernels of the reduce family.
 #include "backends/cuda/cuda.h"
+// CUDA kernels of the reduce family: sum, mean, max, min, var, argmax over
+// any axis set, and softmax / log_softmax along one axis. Semantics follow
+// the CPU reference (src/backends/cpu/cpu_reduce.c, cpu_nn.c).
+//
+// Reductions: on the host the input dims are coalesced into runs of kept
+// and reduced axes (as cpu_reduce.c's rplan). Then
+//  - "rows": the innermost dim is reduced (e.g. [B, C] -> [B], or the
+//    batch-norm statistics [N, C, HW] -> [C]): a warp (short rows) or a
+//    block (long rows) per output, neighbouring threads on neighbouring
+//    reduced elements, shuffle + shared-memory tree;
+//  - "cols": the innermost dim is kept (e.g. [B, C] -> [C]): neighbouring
+//    threads take neighbouring outputs (coalesced reads), and BY thread
+//    slices of a block share the reduced set of each output, joined in
+//    shared memory.
+// When there are too few outputs to fill the GPU (e.g. a full reduction),
+// the reduced set is cut into S chunks whose partials go to the workspace
+// and a second kernel joins them. Every order is fixed: results are
+// deterministic. Sums accumulate in double (floats) or int64 (integers), as
+// on the CPU; max/min/argmax keep the first extreme index, and the first NaN
+// wins (NaN propagates).
+#include <math.h>
+#include <stdint.h>
 
-extern "C" void asg_cuda_register_reduce(asg_cuda_kernel *t) { (void)t; }
+#include <limits>
+#include <type_traits>
+
+namespace {
+
+constexpr int kThreads = 256;
+constexpr unsigned kFull = 0xffffffffu;
+
+__device__ __forceinline__ float m_exp(float x) { return expf(x); }
+__device__ __forceinline__ double m_exp(double x) { return exp(x); }
+
+template <class T> __device__ __forceinline__ bool is_nan(T v) {
+  if constexpr (std::is_floating_point<T>::value) return v != v;
+  else return false;
+}
+
+// ---- warp shuffles for every partial type ----
+__device__ __forceinline__ float shx(float v, int m) { return __shfl_xor_sync(kFull, v, m); }
+__device__ __forceinline__ double shx(double v, int m) { return __shfl_xor_sync(kFull, v, m); }
+__device__ __forceinline__ int shx(int v, int m) { return __shfl_xor_sync(kFull, v, m); }
+__device__ __forceinline__ long long shx(long long v, int m) { return __shfl_xor_sync(kFull, v, m); }
+__device__ __forceinline__ long shx(long v, int m) { return (long)__shfl_xor_sync(kFull, (long long)v, m); }
+
+template <class T> struct Best {
+  T v;
+  long long i; // index along the flattened reduced set; < 0: no element yet
+};
+template <class T> __device__ __forceinline__ Best<T> shx(Best<T> b, int m) {
+  return Best<T>{shx(b.v, m), shx(b.i, m)};
+}
+
+// ---- reducers: P is the partial, join must be commutative and associative
+// (bitwise, so that every thread of a butterfly gets the same value) ----
+template <class T> using Acc = std::conditional_t<std::is_integral<T>::value, long long, double>;
+
+template <int OP, class T> struct Red {
+  static constexpr bool kSum = OP == ASG_OP_SUM || OP == ASG_OP_MEAN || OP == ASG_OP_VAR;
+  using P = std::conditional_t<kSum, Acc<T>, Best<T>>;
+  __device__ __forceinline__ static P none() {
+    if constexpr (kSum) return P(0);
+    else return P{T(0), -1};
+  }
+  __device__ __forceinline__ static P elem(T v, long long j) {
+    if constexpr (kSum) return (P)v;
+    else return P{v, j};
+  }
+  __device__ __forceinline__ static P join(P a, P b) {
+    if constexpr (kSum) {
+      return a + b;
+    } else {
+      if (a.i < 0) return b;
+      if (b.i < 0) return a;
+      const bool an = is_nan(a.v), bn = is_nan(b.v);
+      if (an != bn) return an ? a : b; // NaN beats numbers
+      if (!an) {
+        if constexpr (OP == ASG_OP_MIN) {
+          if (a.v < b.v) return a;
+          if (b.v < a.v) return b;
+        } else {
+          if (a.v > b.v) return a;
+          if (b.v > a.v) return b;
+        }
+      }
+      return a.i < b.i ? a : b; // ties (and two NaNs): the first index
+    }
+  }
+};
+
+template <class T> struct MaxNanR { // softmax's max: NaN propagates
+  using P = T;
+  __device__ __forceinline__ static P join(P a, P b) { return is_nan(a) ? a : is_nan(b) ? b : (a > b ? a : b); }
+};
+struct SumR {
+  using P = double;
+  __device__ __forceinline__ static P join(P a, P b) { return a + b; }
+};
+
+// Joins p over each group of G consecutive threads (G = 32: each warp;
+// G = blockDim.x = kThreads: the whole block); every thread of the group
+// gets the result. All threads of the block must call it.
+template <class R, int G> __device__ __forceinline__ typename R::P group_join(typename R::P p) {
+  using P = typename R::P;
+#pragma unroll
+  for (int m = 16; m >= 1; m >>= 1) p = R::join(p, shx(p, m));
+  if constexpr (G > 32) {
+    static_assert(G == kThreads, "a group wider than a warp is the whole block");
+    __shared__ P sh[G / 32];
+    if (threadIdx.x % 32 == 0) sh[threadIdx.x / 32] = p;
+    __syncthreads();
+    p = sh[0];
+#pragma unroll
+    for (int w = 1; w < G / 32; w++) p = R::join(p, sh[w]);
+    __syncthreads(); // sh is reused by the next call
+  }
+  return p;
+}
+
+// Joins p over the BY threads of a block that share tx (block = BY x TX).
+template <class R, int BY, int TX>
+__device__ __forceinline__ typename R::P slice_join(typename R::P p, int tx, int ty) {
+  using P = typename R::P;
+  if constexpr (BY == 1) {
+    (void)tx, (void)ty;
+    return p;
+  } else {
+    __shared__ P sh[BY][TX];
+    sh[ty][tx] = p;
+    __syncthreads();
+    p = sh[0][tx];
+#pragma unroll
+    for (int k = 1; k < BY; k++) p = R::join(p, sh[k][tx]);
+    __syncthreads();
+    return p;
+  }
+}
+
+// ---- reduction plan (host) ----
+// n / d for 32-bit n by a multiply and a shift (Granlund & Montgomery):
+// l = ceil(log2 d), m = floor(2^32 (2^l - d) / d) + 1, q = (mulhi(n, m) + n) >> l
+// with the sum in 64 bits. Exact for every n < 2^32 and 1 <= d <= 2^31.
+struct FastDiv {
+  uint32_t d, m, l;
+};
+
+FastDiv fastdiv_make(uint32_t d) {
+  uint32_t l = 0;
+  while (l < 32 && ((uint64_t)1 << l) < d) l++;
+  const uint64_t m = (((uint64_t)1 << 32) * (((uint64_t)1 << l) - d)) / d + 1;
+  return FastDiv{d, (uint32_t)m, l};
+}
+
+__device__ __forceinline__ uint32_t fastdiv(const FastDiv &f, uint32_t n) {
+  return (uint32_t)(((uint64_t)__umulhi(n, f.m) + n) >> f.l);
+}
+
+struct RPlan {
+  int nk, nr;
+  int64_t kd[ASG_MAX_DIMS], ks[ASG_MAX_DIMS]; // kept dims / input strides
+  int64_t rd[ASG_MAX_DIMS], rs[ASG_MAX_DIMS]; // reduced dims / input strides
+  int64_t nout, nred;
+  bool fast;                   // input < 2^31 elements: rdiv is set
+  FastDiv rdiv[ASG_MAX_DIMS]; // dividers of rd
+};
+
+void rplan_init(RPlan *p, asg_shape s, int64_t mask) {
+  int64_t st[ASG_MAX_DIMS];
+  int64_t acc = 1;
+  for (int d = s.ndim - 1; d >= 0; d--) {
+    st[d] = acc;
+    acc *= s.dims[d];
+  }
+  p->nk = p->nr = 0;
+  p->nout = p->nred = 1;
+  int last = -1; // kind of the previous non-unit dim: 0 kept, 1 reduced
+  for (int d = 0; d < s.ndim; d++) {
+    if (s.dims[d] == 1) continue;
+    const int red = (int)((mask >> d) & 1);
+    int64_t *dims = red ? p->rd : p->kd, *strd = red ? p->rs : p->ks;
+    int *n = red ? &p->nr : &p->nk;
+    if (last == red && *n > 0 && strd[*n - 1] == st[d] * s.dims[d]) {
+      dims[*n - 1] *= s.dims[d];
+      strd[*n - 1] = st[d];
+    } else {
+      dims[*n] = s.dims[d];
+      strd[*n] = st[d];
+      (*n)++;
+    }
+    last = red;
+    if (red) p->nred *= s.dims[d];
+    else p->nout *= s.dims[d];
+  }
+  if (p->nr == 0) { // reducing only size-1 dims
+    p->rd[0] = 1;
+    p->rs[0] = 0;
+    p->nr = 1;
+  }
+  p->fast = acc <= (int64_t)INT32_MAX;
+  for (int d = 0; d < p->nr; d++) p->rdiv[d] = fastdiv_make(p->fast && p->rd[d] > 0 ? (uint32_t)p->rd[d] : 1u);
+}
+
+__device__ __forceinline__ int64_t kept_off(const RPlan &p, int64_t o) {
+  int64_t off = 0;
+  for (int d = p.nk - 1; d >= 0; d--) {
+    off += (o % p.kd[d]) * p.ks[d];
+    o /= p.kd[d];
+  }
+  return off;
+}
+
+// Offset of reduced element j (row-major over the reduced dims, so j is
+// also the CPU's argmax index).
+__device__ __forceinline__ int64_t red_off(const RPlan &p, int64_t j) {
+  if (p.nr == 1) return j * p.rs[0];
+  if (p.fast) { // j and every offset < 2^31
+    uint32_t r = (uint32_t)j;
+    int32_t off = 0;
+    for (int d = p.nr - 1; d > 0; d--) {
+      const uint32_t q = fastdiv(p.rdiv[d], r);
+      off += (int32_t)(r - q * p.rdiv[d].d) * (int32_t)p.rs[d];
+      r = q;
+    }
+    return off + (int64_t)r * p.rs[0]; // r < rd[0]
+  }
+  int64_t off = 0;
+  for (int d = p.nr - 1; d >= 0; d--) {
+    off += (j % p.rd[d]) * p.rs[d];
+    j /= p.rd[d];
+  }
+  return off;
+}
+
+template <int OP, class T>
+__device__ __forceinline__ void store(void *out, int64_t o, typename Red<OP, T>::P acc, int64_t nred) {
+  if constexpr (OP == ASG_OP_SUM) static_cast<T *>(out)[o] = (T)acc;
+  else if constexpr (OP == ASG_OP_MEAN) static_cast<T *>(out)[o] = (T)(acc / (Acc<T>)nred);
+  else if constexpr (OP == ASG_OP_ARGMAX) static_cast<int64_t *>(out)[o] = acc.i < 0 ? 0 : acc.i;
+  else static_cast<T *>(out)[o] = acc.i < 0 ? T(0) : acc.v; // MAX, MIN
+}
+
+// VAR: with one chunk the variance itself; otherwise the chunk's (count,
+// mean, sum of squared deviations) for var_finish_kernel.
+template <class T>
+__device__ __forceinline__ void var_store(void *out, void *part, int64_t o, int s, int S, int64_t cnt,
+                                          double mean, double m2, int64_t nred, long long corr) {
+  if (S == 1) {
+    static_cast<T *>(out)[o] = (T)(m2 / (double)(nred - corr));
+  } else {
+    double *q = static_cast<double *>(part) + (o * S + s) * 3;
+    q[0] = (double)cnt, q[1] = mean, q[2] = m2;
+  }
+}
+
+// ---- reduction kernels ----
+// x: output o's reduced elements at kept_off(o) + red_off(j), the innermost
+// reduced run contiguous -> out [nout]; G threads per output (G = 32: 8 rows per block; G = 256: a row per block).
+// With S > 1 each row is cut into S chunks and chunk s writes its partial
+// to part[o * S + s] (reduce_finish_kernel joins them; VAR: var_store).
+template <int OP, class T, int G>
+__global__ void __launch_bounds__(kThreads)
+    reduce_rows_kernel(const T *__restrict__ x, void *__restrict__ out, void *__restrict__ part, RPlan p, int S,
+                       long long corr) {
+  using R = Red<OP, T>;
+  using P = typename R::P;
+  constexpr int RPB = kThreads / G;
+  const int lane = threadIdx.x % G, grp = threadIdx.x / G;
+  const int64_t units = (p.nout + RPB - 1) / RPB * S, chunk = (p.nred + S - 1) / S;
+  for (int64_t u = blockIdx.x; u < units; u += gridDim.x) { // uniform per block
+    const int64_t row = (u / S) * RPB + grp;
+    const int s = (int)(u % S);
+    const bool live = row < p.nout;
+    const int64_t j0 = s * chunk, j1 = j0 + chunk < p.nred ? j0 + chunk : p.nred;
+    const int64_t jend = live ? j1 : j0; // idle threads still join (with nothing)
+    const T *xr = x + (live ? kept_off(p, row) : 0);
+    P acc = R::none();
+#pragma unroll 4
+    for (int64_t j = j0 + lane; j < jend; j += G) acc = R::join(acc, R::elem(xr[red_off(p, j)], j));
+    acc = group_join<R, G>(acc);
+    if constexpr (OP == ASG_OP_VAR) { // second pass around the chunk's mean, as on the CPU
+      const int64_t cnt = j1 > j0 ? j1 - j0 : 0;
+      const double mean = cnt ? acc / (double)cnt : 0.0;
+      double q = 0;
+#pragma unroll 4
+      for (int64_t j = j0 + lane; j < jend; j += G) {
+        const double d = (double)xr[red_off(p, j)] - mean;
+        q += d * d;
+      }
+      q = group_join<R, G>(q);
+      if (live && lane == 0) var_store<T>(out, part, row, s, S, cnt, mean, q, p.nred, corr);
+    } else if (live && lane == 0) {
+      if (S == 1) store<OP, T>(out, row, acc, p.nred);
+      else static_cast<P *>(part)[row * S + s] = acc;
+    }
+  }
+}
+
+// x: output o's reduced elements at kept_off(o) + red_off(j) -> out [nout].
+// Block = TX neighbouring outputs x BY slices; thread (tx, ty) takes
+// j = ty, ty + BY, ... of its output's chunk, so a warp reads TX consecutive
+// kept elements at once. Partials as in reduce_rows_kernel.
+template <int OP, class T, int BY>
+__global__ void __launch_bounds__(kThreads)
+    reduce_cols_kernel(const T *__restrict__ x, void *__restrict__ out, void *__restrict__ part, RPlan p, int S,
+                       long long corr) {
+  using R = Red<OP, T>;
+  using P = typename R::P;
+  constexpr int TX = kThreads / BY;
+  const int tx = threadIdx.x % TX, ty = threadIdx.x / TX;
+  const int64_t units = (p.nout + TX - 1) / TX * S, chunk = (p.nred + S - 1) / S;
+  for (int64_t u = blockIdx.x; u < units; u += gridDim.x) { // uniform per block
+    const int64_t o = (u / S) * TX + tx;
+    const int s = (int)(u % S);
+    const bool live = o < p.nout;
+    const int64_t j0 = s * chunk, j1 = j0 + chunk < p.nred ? j0 + chunk : p.nred;
+    const int64_t jend = live ? j1 : j0; // idle threads still join (with nothing)
+    const T *xo = x + (live ? kept_off(p, o) : 0);
+    P acc = R::none();
+#pragma unroll 4
+    for (int64_t j = j0 + ty; j < jend; j += BY) acc = R::join(acc, R::elem(xo[red_off(p, j)], j));
+    acc = slice_join<R, BY, TX>(acc, tx, ty);
+    if constexpr (OP == ASG_OP_VAR) {
+      const int64_t cnt = j1 > j0 ? j1 - j0 : 0;
+      const double mean = cnt ? acc / (double)cnt : 0.0;
+      double q = 0;
+#pragma unroll 4
+      for (int64_t j = j0 + ty; j < jend; j += BY) {
+        const double d = (double)xo[red_off(p, j)] - mean;
+        q += d * d;
+      }
+      q = slice_join<R, BY, TX>(q, tx, ty);
+      if (live && ty == 0) var_store<T>(out, part, o, s, S, cnt, mean, q, p.nred, corr);
+    } else if (live && ty == 0) {
+      if (S == 1) store<OP, T>(out, o, acc, p.nred);
+      else static_cast<P *>(part)[o * S + s] = acc;
+    }
+  }
+}
+
+// part [nout, S] -> out [nout]; a warp per output.
+template <int OP, class T>
+__global__ void __launch_bounds__(kThreads)
+    reduce_finish_kernel(const typename Red<OP, T>::P *__restrict__ part, void *__restrict__ out, int64_t nout,
+                         int S, int64_t nred) {
+  using R = Red<OP, T>;
+  using P = typename R::P;
+  constexpr int RPB = kThreads / 32;
+  const int lane = threadIdx.x % 32, w = threadIdx.x / 32;
+  for (int64_t o0 = (int64_t)blockIdx.x * RPB; o0 < nout; o0 += (int64_t)gridDim.x * RPB) {
+    const int64_t o = o0 + w;
+    if (o >= nout) break; // warp-uniform: no block-wide sync below
+    P acc = R::none();
+    for (int k = lane; k < S; k += 32) acc = R::join(acc, part[o * S + k]);
+    acc = group_join<R, 32>(acc);
+    if (lane == 0) store<OP, T>(out, o, acc, nred);
+  }
+}
+
+// part [nout, S, 3] (count, mean, M2 per chunk) -> out [nout]: the pairwise
+// update of Chan, Golub & LeVeque in chunk order; a thread per output.
+template <class T>
+__global__ void __launch_bounds__(kThreads)
+    var_finish_kernel(const double *__restrict__ part, T *__restrict__ out, int64_t nout, int S, int64_t nred,
+                      long long corr) {
+  const int64_t stride = (int64_t)gridDim.x * blockDim.x;
+  for (int64_t o = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; o < nout; o += stride) {
+    double n = 0, mean = 0, m2 = 0;
+    for (int k = 0; k < S; k++) {
+      const double *q = part + (o * S + k) * 3;
+      if (q[0] == 0) continue;
+      const double nn = n + q[0], delta = q[1] - mean;
+      mean += delta * (q[0] / nn);
+      m2 += q[2] + delta * delta * (n * q[0] / nn);
+      n = nn;
+    }
+    out[o] = (T)(m2 / (double)(nred - corr));
+  }
+}
+
+// ---- geometry (shared by run and the workspace size) ----
+struct Geom {
+  bool rows; // the innermost dim is reduced (in a run of >= 16)
+  int width; // rows: threads per row (32, 256); cols: BY slices (1, 8)
+  int S;     // chunks per output (> 1: partials in the workspace)
+};
+
+Geom geom_of(const RPlan &p) {
+  Geom g;
+  // rows when the innermost dim is reduced and its run fills a warp; short
+  // runs ([N, 3] -> [N]) read better with a thread per output
+  g.rows = p.rs[p.nr - 1] == 1 && p.rd[p.nr - 1] >= 16;
+  if (g.rows) g.width = p.nred <= 1024 ? 32 : kThreads;
+  else g.width = p.nred >= 64 ? 8 : 1;
+  const int64_t per_block = kThreads / g.width; // outputs per block
+  const int64_t blocks = (p.nout + per_block - 1) / per_block;
+  g.S = 1;
+  // Too few blocks to fill the GPU (132 SMs x 8 blocks): split long reductions.
+  if (blocks < 1024 && p.nred >= 8192) {
+    int64_t s = (2048 + blocks - 1) / blocks;
+    if (s > p.nred / 2048) s = p.nred / 2048; // keep chunks long
+    if (s > 1024) s = 1024;
+    if (s >= 2) g.S = (int)s;
+  }
+  return g;
+}
+
+constexpr size_t kPartBytes = 24; // >= every partial (VAR: 3 doubles)
+
+size_t reduce_ws(const asg_step *s) {
+  RPlan p;
+  rplan_init(&p, s->in[0].shape, s->attr.i[0]);
+  if (p.nout <= 0) return 0;
+  const Geom g = geom_of(p);
+  return g.S > 1 ? (size_t)p.nout * (size_t)g.S * kPartBytes : 0;
+}
+
+asg_status dtype_error(const asg_cuda_call *c, asg_dtype dt) {
+  return asg__error(ASG_ERR_DTYPE, "cuda: %s: dtype %s not supported", c->s->label, asg_dtype_name(dt));
+}
+
+template <int OP, class T> asg_status reduce_t(const asg_cuda_call *c, const RPlan &p) {
+  using P = typename Red<OP, T>::P;
+  static_assert(sizeof(P) <= kPartBytes, "workspace sized for 24-byte partials");
+  const Geom g = geom_of(p);
+  const T *x = static_cast<const T *>(c->in[0]);
+  void *part = g.S > 1 ? c->ws : nullptr;
+  if (g.S > 1 && !part)
+    return asg__error(ASG_ERR_BACKEND, "cuda: %s: workspace missing", c->s->label);
+  const long long corr = (long long)c->s->attr.i[2];
+  cudaStream_t st = c->ctx->stream;
+  const int64_t per_block = kThreads / g.width;
+  const unsigned blocks = asg_cuda_blocks((p.nout + per_block - 1) / per_block * g.S, 1);
+  if (g.rows) {
+    if (g.width == 32) reduce_rows_kernel<OP, T, 32><<<blocks, kThreads, 0, st>>>(x, c->out, part, p, g.S, corr);
+    else reduce_rows_kernel<OP, T, kThreads><<<blocks, kThreads, 0, st>>>(x, c->out, part, p, g.S, corr);
+  } else {
+    if (g.width == 8) reduce_cols_kernel<OP, T, 8><<<blocks, kThreads, 0, st>>>(x, c->out, part, p, g.S, corr);
+    else reduce_cols_kernel<OP, T, 1><<<blocks, kThreads, 0, st>>>(x, c->out, part, p, g.S, corr);
+  }
+  if (g.S > 1) {
+    if constexpr (OP == ASG_OP_VAR) {
+      var_finish_kernel<T><<<asg_cuda_blocks(p.nout, kThreads), kThreads, 0, st>>>(
+          static_cast<const double *>(part), static_cast<T *>(c->out), p.nout, g.S, p.nred, corr);
+    } else {
+      const unsigned fb = asg_cuda_blocks((p.nout + 7) / 8, 1);
+      reduce_finish_kernel<OP, T><<<fb, kThreads, 0, st>>>(static_cast<const P *>(part), c->out, p.nout, g.S, p.nred);
+    }
+  }
+  return asg_cuda_check(c);
+}
+
+template <class T> asg_status reduce_dt(const asg_cuda_call *c, const RPlan &p) {
+  switch (c->s->op) {
+  case ASG_OP_SUM: return reduce_t<ASG_OP_SUM, T>(c, p);
+  case ASG_OP_MAX: return reduce_t<ASG_OP_MAX, T>(c, p);
+  case ASG_OP_MIN: return reduce_t<ASG_OP_MIN, T>(c, p);
+  case ASG_OP_ARGMAX: return reduce_t<ASG_OP_ARGMAX, T>(c, p);
+  default: break;
+  }
+  if constexpr (std::is_floating_point<T>::value) { // mean and var need floats
+    if (c->s->op == ASG_OP_MEAN) return reduce_t<ASG_OP_MEAN, T>(c, p);
+    if (c->s->op == ASG_OP_VAR) return reduce_t<ASG_OP_VAR, T>(c, p);
+  }
+  return dtype_error(c, c->s->in[0].dtype);
+}
+
+asg_status reduce_run(const asg_cuda_call *c) {
+  RPlan p;
+  rplan_init(&p, c->s->in[0].shape, c->s->attr.i[0]);
+  if (p.nout <= 0) return ASG_OK;
+  switch (c->s->in[0].dtype) {
+  case ASG_F32: return reduce_dt<float>(c, p);
+  case ASG_F64: return reduce_dt<double>(c, p);
+  case ASG_I32: return reduce_dt<int32_t>(c, p);
+  case ASG_I64: return reduce_dt<int64_t>(c, p);
+  default: return dtype_error(c, c->s->in[0].dtype);
+  }
+}
+
+// ---- softmax / log_softmax ----
+// x [rows, n] -> y [rows, n] along the contiguous last axis; G threads per
+// row. Max (NaN propagates), then the sum of exp(x - max) in double, then
+// the outputs, as the CPU computes them.
+template <class T, int G, bool LOG>
+__global__ void __launch_bounds__(kThreads)
+    softmax_rows_kernel(const T *__restrict__ x, T *__restrict__ y, int64_t rows, int64_t n) {
+  constexpr int RPB = kThreads / G;
+  const int lane = threadIdx.x % G, grp = threadIdx.x / G;
+  for (int64_t r0 = (int64_t)blockIdx.x * RPB; r0 < rows; r0 += (int64_t)gridDim.x * RPB) { // uniform per block
+    const int64_t row = r0 + grp;
+    const bool live = row < rows;
+    const T *xr = x + (live ? row * n : 0);
+    T m = -std::numeric_limits<T>::infinity();
+    if (live)
+      for (int64_t j = lane; j < n; j += G) m = MaxNanR<T>::join(m, xr[j]);
+    m = group_join<MaxNanR<T>, G>(m);
+    double sum = 0;
+    if (live)
+      for (int64_t j = lane; j < n; j += G) sum += (double)m_exp(xr[j] - m);
+    sum = group_join<SumR, G>(sum);
+    if (!live) continue; // no block-wide sync below
+    T *yr = y + row * n;
+    if constexpr (LOG) {
+      const double lse = (double)m + log(sum);
+      for (int64_t j = lane; j < n; j += G) yr[j] = (T)((double)xr[j] - lse);
+    } else {
+      const T inv = (T)(1.0 / sum);
+      for (int64_t j = lane; j < n; j += G) yr[j] = m_exp(xr[j] - m) * inv;
+    }
+  }
+}
+
+// x [outer, n, inner] -> y, along n with inner > 1: a thread per (outer,
+// inner) line, the CPU's loop; neighbouring threads read neighbouring inner
+// elements, so every step is coalesced.
+template <class T, bool LOG>
+__global__ void __launch_bounds__(kThreads)
+    softmax_lines_kernel(const T *__restrict__ x, T *__restrict__ y, int64_t outer, int64_t n, int64_t inner) {
+  const int64_t lines = outer * inner, stride = (int64_t)gridDim.x * blockDim.x;
+  for (int64_t l = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; l < lines; l += stride) {
+    const int64_t off = (l / inner) * n * inner + l % inner;
+    const T *xl = x + off;
+    T *yl = y + off;
+    T m = xl[0];
+    for (int64_t j = 1; j < n; j++) {
+      const T v = xl[j * inner];
+      if (v > m || v != v) m = v;
+    }
+    double sum = 0;
+    if constexpr (LOG) {
+      for (int64_t j = 0; j < n; j++) sum += (double)m_exp(xl[j * inner] - m);
+      const double lse = (double)m + log(sum);
+      for (int64_t j = 0; j < n; j++) yl[j * inner] = (T)((double)xl[j * inner] - lse);
+    } else {
+      for (int64_t j = 0; j < n; j++) {
+        const T e = m_exp(xl[j * inner] - m);
+        yl[j * inner] = e;
+        sum += (double)e;
+      }
+      const T inv = (T)(1.0 / sum);
+      for (int64_t j = 0; j < n; j++) yl[j * inner] *= inv;
+    }
+  }
+}
+
+template <class T, bool LOG>
+asg_status softmax_t(const asg_cuda_call *c, int64_t outer, int64_t n, int64_t inner) {
+  const T *x = static_cast<const T *>(c->in[0]);
+  T *y = static_cast<T *>(c->out);
+  cudaStream_t st = c->ctx->stream;
+  if (inner == 1) {
+    if (n <= 1024) {
+      const unsigned blocks = asg_cuda_blocks((outer + kThreads / 32 - 1) / (kThreads / 32), 1);
+      softmax_rows_kernel<T, 32, LOG><<<blocks, kThreads, 0, st>>>(x, y, outer, n);
+    } else {
+      softmax_rows_kernel<T, kThreads, LOG><<<asg_cuda_blocks(outer, 1), kThreads, 0, st>>>(x, y, outer, n);
+    }
+  } else {
+    softmax_lines_kernel<T, LOG><<<asg_cuda_blocks(outer * inner, kThreads), kThreads, 0, st>>>(x, y, outer, n, inner);
+  }
+  return asg_cuda_check(c);
+}
+
+asg_status softmax_run(const asg_cuda_call *c) {
+  const asg_shape s = c->s->in[0].shape;
+  const int a = (int)c->s->attr.i[0];
+  if (a < 0 || a >= s.ndim)
+    return asg__error(ASG_ERR_INVALID, "cuda: %s: axis %d out of range", c->s->label, a);
+  int64_t outer = 1, inner = 1;
+  for (int d = 0; d < a; d++) outer *= s.dims[d];
+  for (int d = a + 1; d < s.ndim; d++) inner *= s.dims[d];
+  const int64_t n = s.dims[a];
+  if (outer * n * inner == 0) return ASG_OK;
+  const bool lg = c->s->op == ASG_OP_LOG_SOFTMAX;
+  switch (c->s->in[0].dtype) {
+  case ASG_F32: return lg ? softmax_t<float, true>(c, outer, n, inner) : softmax_t<float, false>(c, outer, n, inner);
+  case ASG_F64: return lg ? softmax_t<double, true>(c, outer, n, inner) : softmax_t<double, false>(c, outer, n, inner);
+  default: return dtype_error(c, c->s->in[0].dtype);
+  }
+}
+
+} // namespace
+
+extern "C" void asg_cuda_register_reduce(asg_cuda_kernel *t) {
+  static const asg_op red[] = {ASG_OP_SUM, ASG_OP_MEAN, ASG_OP_MAX, ASG_OP_MIN, ASG_OP_VAR, ASG_OP_ARGMAX};
+  for (asg_op op : red) {
+    t[op].run = reduce_run;
+    t[op].ws = reduce_ws;
+  }
+  t[ASG_OP_SOFTMAX].run = softmax_run;
+  t[ASG_OP_LOG_SOFTMAX].run = softmax_run;
+}

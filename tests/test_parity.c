@@ -1357,6 +1357,41 @@ static void check_coverage(void) {
   report(title, missing == 0, msg);
 }
 
+/* allow_tf32: f32 products may use TF32 tensor cores on CUDA (10-bit
+ * mantissas, ~1e-3 relative); on the CPU the flag changes nothing. The
+ * result must still agree with the CPU's fp32 within 1e-2 of the scale. */
+static void case_tf32(void) {
+  asg_graph *g = asg_graph_new();
+  double *va = rv(192 * 320, -1, 1, false), *vb = rv(320 * 160, -1, 1, false);
+  float *fa = to_dtype(ASG_F32, va, 192 * 320), *fb = to_dtype(ASG_F32, vb, 320 * 160);
+  asg_tensor *a = asg_constant(g, ASG_F32, ASG_SHAPE(192, 320), fa);
+  asg_tensor *b = asg_constant(g, ASG_F32, ASG_SHAPE(320, 160), fb);
+  asg_tensor *y = asg_matmul(a, b);
+  asg_compile_opts o = {.backend = "cpu"};
+  asg_program *ref = asg_compile(g, 1, &y, &o);
+  o.backend = g_backend;
+  o.allow_tf32 = true;
+  asg_program *dut = asg_compile(g, 1, &y, &o);
+  double *r = malloc(sizeof *r * 192 * 160), *d = malloc(sizeof *d * 192 * 160);
+  float *buf = malloc(sizeof *buf * 192 * 160);
+  int ok = ref && dut && !asg_program_run(ref) && !asg_program_run(dut);
+  double worst = 0, scale = 1;
+  if (ok) {
+    asg_program_fetch(ref, y, buf, sizeof *buf * 192 * 160);
+    from_dtype(ASG_F32, buf, r, 192 * 160);
+    asg_program_fetch(dut, y, buf, sizeof *buf * 192 * 160);
+    from_dtype(ASG_F32, buf, d, 192 * 160);
+    for (long i = 0; i < 192 * 160; i++) scale = fmax(scale, fabs(r[i]));
+    for (long i = 0; i < 192 * 160; i++) worst = fmax(worst, fabs(r[i] - d[i]));
+  }
+  char msg[128];
+  snprintf(msg, sizeof msg, "max err %.3g of scale %.3g", worst, scale);
+  report("matmul f32 allow_tf32 [192,320]x[320,160]", ok && worst <= 1e-2 * scale, msg);
+  free(va), free(vb), free(fa), free(fb), free(r), free(d), free(buf);
+  asg_program_free(ref), asg_program_free(dut);
+  asg_graph_free(g);
+}
+
 int main(int argc, char **argv) {
   if (argc > 1) g_backend = argv[1];
   g_n_ops = asg_op_count();
@@ -1394,6 +1429,7 @@ int main(int argc, char **argv) {
   cases_random();
   cases_state();
   cases_train();
+  case_tf32();
   check_coverage();
   return tu_finish();
 }

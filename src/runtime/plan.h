@@ -39,10 +39,13 @@ typedef struct asg_step {
   char label[96]; /* "scope/op" for errors and profiles */
 } asg_step;
 
+enum { ASG_PLAN_TF32 = 1 }; /* plan flags */
+
 typedef struct asg_plan {
   int n_steps;
   asg_step *steps;
   size_t arena_bytes;
+  unsigned flags;
 } asg_plan;
 
 static inline size_t asg__tdesc_bytes(const asg_tdesc *d) {

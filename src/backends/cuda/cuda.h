@@ -33,6 +33,7 @@ typedef struct asg_cuda_call {
    * on the device so that a captured CUDA graph stays valid across runs. */
   const uint64_t *run;
   asg_cuda_ctx *ctx;
+  bool tf32; /* f32 GEMMs may use TF32 tensor cores (asg_compile_opts.allow_tf32) */
 } asg_cuda_call;
 
 typedef struct asg_cuda_kernel {

@@ -1,8 +1,12 @@
 /* The CUDA backend: device buffers, the dispatch table and the executor.
  * A run enqueues every step on one stream; from the second run on the whole
  * step is replayed as a captured CUDA graph (set ASG_CUDA_GRAPH=0 to launch
- * kernel by kernel). Runs do not synchronize: reading a buffer does. */
+ * kernel by kernel). Runs do not synchronize: reading a buffer does.
+ * ASG_PROFILE=1 times every step with CUDA events (launch by launch, with a
+ * synchronization per run) and prints the time per op kind when the program
+ * is freed. */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -132,13 +136,42 @@ typedef struct cuda_exec {
   cudaGraph_t graph;
   cudaGraphExec_t graph_exec;
   int runs;
-  bool use_graph;
+  bool use_graph, tf32;
+  /* profiling (ASG_PROFILE=1) */
+  cudaEvent_t *ev;        /* n_steps + 1 events */
+  double op_ms[ASG_OP_COUNT];
+  int64_t op_calls[ASG_OP_COUNT];
+  int prof_runs;
 } cuda_exec;
+
+static void profile_report(const cuda_exec *x) {
+  double total = 0;
+  int order[ASG_OP_COUNT], n = 0;
+  for (int i = 0; i < ASG_OP_COUNT; i++)
+    if (x->op_calls[i]) order[n++] = i, total += x->op_ms[i];
+  for (int i = 1; i < n; i++) /* by time, descending */
+    for (int j = i; j > 0 && x->op_ms[order[j]] > x->op_ms[order[j - 1]]; j--) {
+      int t = order[j];
+      order[j] = order[j - 1];
+      order[j - 1] = t;
+    }
+  fprintf(stderr, "asg profile (cuda): %d runs, %.3f ms of kernels per run\n", x->prof_runs,
+          x->prof_runs ? total / x->prof_runs : 0);
+  for (int i = 0; i < n; i++)
+    fprintf(stderr, "  %-28s %9.3f ms/run %6.1f%%  %lld launches/run\n", asg__op_name((asg_op)order[i]),
+            x->op_ms[order[i]] / x->prof_runs, 100 * x->op_ms[order[i]] / (total > 0 ? total : 1),
+            (long long)(x->op_calls[order[i]] / x->prof_runs));
+}
 
 static void cuda_exec_destroy(void *e) {
   cuda_exec *x = e;
   if (!x) return;
   if (x->ctx && x->ctx->stream) cudaStreamSynchronize(x->ctx->stream);
+  if (x->ev) {
+    if (x->prof_runs) profile_report(x);
+    for (int i = 0; i <= x->plan.n_steps; i++) cudaEventDestroy(x->ev[i]);
+    free(x->ev);
+  }
   if (x->graph_exec) cudaGraphExecDestroy(x->graph_exec);
   if (x->graph) cudaGraphDestroy(x->graph);
   for (int i = 0; i < x->plan.n_steps; i++) {
@@ -174,6 +207,15 @@ static asg_status cuda_exec_create(void *dev, const asg_plan *plan, const asg_bu
   x->ctx = ctx;
   const char *env = getenv("ASG_CUDA_GRAPH");
   x->use_graph = !(env && env[0] == '0');
+  x->tf32 = plan->flags & ASG_PLAN_TF32;
+  const char *prof = getenv("ASG_PROFILE");
+  if (prof && prof[0] && prof[0] != '0') {
+    x->use_graph = false;
+    x->ev = calloc((size_t)n + 1, sizeof *x->ev);
+    if (!x->ev) goto oom;
+    for (int i = 0; i <= n; i++)
+      if (cudaEventCreate(&x->ev[i]) != cudaSuccess) goto oom;
+  }
   x->plan.steps = calloc((size_t)n + 1, sizeof *x->plan.steps);
   x->out = calloc((size_t)n + 1, sizeof *x->out);
   x->in = calloc((size_t)n + 1, sizeof *x->in);
@@ -224,9 +266,21 @@ oom:
 static asg_status enqueue_all(cuda_exec *x) {
   for (int i = 0; i < x->plan.n_steps; i++) {
     const asg_step *s = &x->plan.steps[i];
-    asg_cuda_call c = {s, x->out[i], x->in[i], x->ws, x->run_dev, x->ctx};
+    asg_cuda_call c = {s, x->out[i], x->in[i], x->ws, x->run_dev, x->ctx, x->tf32};
+    if (x->ev) cudaEventRecord(x->ev[i], x->ctx->stream);
     asg_status st = table[s->op].run(&c);
     if (st) return st;
+  }
+  if (x->ev && x->plan.n_steps) { /* attribute each interval to its step's op */
+    cudaEventRecord(x->ev[x->plan.n_steps], x->ctx->stream);
+    cudaEventSynchronize(x->ev[x->plan.n_steps]);
+    for (int i = 0; i < x->plan.n_steps; i++) {
+      float ms = 0;
+      cudaEventElapsedTime(&ms, x->ev[i], x->ev[i + 1]);
+      x->op_ms[x->plan.steps[i].op] += ms;
+      x->op_calls[x->plan.steps[i].op]++;
+    }
+    x->prof_runs++;
   }
   asg_cuda_increment(x->run_dev, x->ctx->stream);
   return cudaGetLastError() == cudaSuccess ? ASG_OK

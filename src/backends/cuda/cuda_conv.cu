@@ -84,7 +84,7 @@ size_t conv_ws(const asg_step *s) {
 // ---- GEMM: row-major C[M,N] = op(A)[M,K] op(B)[K,N] (+ beta C), batched
 // with element strides. cuBLAS is column-major, so it computes
 // C^T = op(B)^T op(A)^T: operands swapped. F32 uses CUBLAS_COMPUTE_32F
-// (no TF32), F64 CUBLAS_COMPUTE_64F. ----
+// (TF32 when the program allows it), F64 CUBLAS_COMPUTE_64F. ----
 template <typename T> struct BlasType;
 template <> struct BlasType<float> {
   static constexpr cudaDataType dt = CUDA_R_32F;
@@ -111,7 +111,10 @@ asg_status gemm_rm(const asg_cuda_call *c, bool ta, bool tb, int64_t M, int64_t 
                                     (int)N, (int)M, (int)K, &one, B, BlasType<T>::dt, (int)ldb,
                                     (long long)sB, A, BlasType<T>::dt, (int)lda, (long long)sA,
                                     &beta, C, BlasType<T>::dt, (int)ldc, (long long)sC, (int)batch,
-                                    BlasType<T>::ct, CUBLAS_GEMM_DEFAULT);
+                                    c->tf32 && BlasType<T>::ct == CUBLAS_COMPUTE_32F
+                                        ? CUBLAS_COMPUTE_32F_FAST_TF32
+                                        : BlasType<T>::ct,
+                                    CUBLAS_GEMM_DEFAULT);
   if (st != CUBLAS_STATUS_SUCCESS)
     return asg__error(ASG_ERR_BACKEND, "cuda: %s: cuBLAS GEMM failed (%s)", c->s->label,
                       cublasGetStatusString(st));

@@ -9,12 +9,9 @@
 // leading dimension, and m = N, n = M, ldc = N.
 #include "backends/cuda/cuda.h"
 
-// TF32 switch: 0 = full FP32 products (matches the CPU within ~1e-5
-// relative), 1 = TF32 tensor cores for F32 (much faster on Ampere/Hopper,
-// ~1e-3 relative error). Keep 0 until the parity tests allow TF32.
-#ifndef ASG_CUDA_MATMUL_TF32
-#define ASG_CUDA_MATMUL_TF32 0
-#endif
+// F32 products are full FP32 (matching the CPU within ~1e-5 relative)
+// unless the program was compiled with allow_tf32 (c->tf32): then TF32
+// tensor cores (much faster on Ampere/Hopper, ~1e-3 relative error).
 
 namespace {
 
@@ -134,7 +131,7 @@ asg_status mm_run(const asg_cuda_call *c) {
   switch (dt) {
   case ASG_F32:
     ty = CUDA_R_32F;
-    ct = ASG_CUDA_MATMUL_TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+    ct = c->tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
     break;
   case ASG_F64:
     ty = CUDA_R_64F;

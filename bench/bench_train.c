@@ -69,13 +69,16 @@ static int bench(const char *name, asg_tensor *(*build)(asg_graph *, int *, int6
   }
   float *x = malloc(sizeof *x * (size_t)(batch * xn));
   int32_t *lab = malloc(sizeof *lab * (size_t)batch);
-  for (int64_t i = 0; i < batch * xn; i++) x[i] = (float)((i * 7919) % 1000) / 1000.0f;
-  for (int i = 0; i < batch; i++) lab[i] = i % 10;
+  for (int64_t i = 0; i < batch * xn; i++)
+    x[i] = (float)((i * 7919) % 1000) / 1000.0f;
+  for (int i = 0; i < batch; i++)
+    lab[i] = i % 10;
   asg_program_feed(p, "x", x, sizeof *x * (size_t)(batch * xn));
   asg_program_feed(p, "y", lab, sizeof *lab * (size_t)batch);
   double *t = malloc(sizeof *t * (size_t)steps);
-  for (int i = 0; i < 5; i++) asg_program_run(p); /* warm-up (CUDA graph capture, caches) */
-  asg_program_scalar(p, loss);                     /* synchronizes */
+  for (int i = 0; i < 5; i++)
+    asg_program_run(p);        /* warm-up (CUDA graph capture, caches) */
+  asg_program_scalar(p, loss); /* synchronizes */
   for (int i = 0; i < steps; i++) {
     double t0 = now();
     asg_program_run(p);

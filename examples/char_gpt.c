@@ -31,7 +31,8 @@ static asg_tensor *gpt(asg_graph *g, const cfg *c, int batch, asg_tensor **token
   for (int i = 0; i < c->layers; i++) {
     char name[32];
     snprintf(name, sizeof name, "block%d", i);
-    h = asg_layer_apply(asg_nn_transformer_block(g, name, c->dim, c->heads, 4 * c->dim, &ao, 0.1), h);
+    h = asg_layer_apply(asg_nn_transformer_block(g, name, c->dim, c->heads, 4 * c->dim, &ao, 0.1),
+                        h);
   }
   h = asg_layer_apply(asg_nn_layernorm(g, "ln_f", c->dim, 0), h);
   return asg_layer_apply(asg_nn_linear(g, "head", c->dim, c->vocab), h);
@@ -51,17 +52,28 @@ int main(int argc, char **argv) {
   int npaths = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : "0";
-    if (!strcmp(a, "--steps")) steps = atoi(v), i++;
-    else if (!strcmp(a, "--batch")) c.batch = atoi(v), i++;
-    else if (!strcmp(a, "--ctx")) c.ctx = atoi(v), i++;
-    else if (!strcmp(a, "--layers")) c.layers = atoi(v), i++;
-    else if (!strcmp(a, "--dim")) c.dim = atoi(v), i++;
-    else if (!strcmp(a, "--heads")) c.heads = atoi(v), i++;
-    else if (!strcmp(a, "--lr")) lr = atof(v), i++;
-    else if (!strcmp(a, "--sample")) nsample = atoi(v), i++;
-    else if (!strcmp(a, "--threads")) threads = atoi(v), i++;
-    else if (!strcmp(a, "--backend")) backend = v, i++;
-    else if (npaths < 16) paths[npaths++] = a;
+    if (!strcmp(a, "--steps"))
+      steps = atoi(v), i++;
+    else if (!strcmp(a, "--batch"))
+      c.batch = atoi(v), i++;
+    else if (!strcmp(a, "--ctx"))
+      c.ctx = atoi(v), i++;
+    else if (!strcmp(a, "--layers"))
+      c.layers = atoi(v), i++;
+    else if (!strcmp(a, "--dim"))
+      c.dim = atoi(v), i++;
+    else if (!strcmp(a, "--heads"))
+      c.heads = atoi(v), i++;
+    else if (!strcmp(a, "--lr"))
+      lr = atof(v), i++;
+    else if (!strcmp(a, "--sample"))
+      nsample = atoi(v), i++;
+    else if (!strcmp(a, "--threads"))
+      threads = atoi(v), i++;
+    else if (!strcmp(a, "--backend"))
+      backend = v, i++;
+    else if (npaths < 16)
+      paths[npaths++] = a;
   }
   if (npaths == 0) paths[npaths++] = "/usr/share/games/fortunes";
   asg_text text;
@@ -147,7 +159,8 @@ int main(int argc, char **argv) {
   int32_t *win = malloc(sizeof *win * (size_t)c.ctx);
   memcpy(win, text.tokens + split, sizeof *win * (size_t)c.ctx);
   printf("--- sample ---\n");
-  for (int i = 0; i < c.ctx; i++) putchar(text.chars[win[i]]);
+  for (int i = 0; i < c.ctx; i++)
+    putchar(text.chars[win[i]]);
   unsigned long long rng = 12345;
   for (int n = 0; n < nsample; n++) {
     asg_program_feed(samp, "tokens", win, sizeof *win * (size_t)c.ctx);
@@ -155,8 +168,10 @@ int main(int argc, char **argv) {
     asg_program_fetch(samp, slog, lg, sizeof *lg * (size_t)c.ctx * (size_t)c.vocab);
     const float *last = lg + (size_t)(c.ctx - 1) * (size_t)c.vocab;
     double mx = last[0], z = 0;
-    for (int v = 1; v < c.vocab; v++) mx = last[v] > mx ? last[v] : mx;
-    for (int v = 0; v < c.vocab; v++) z += exp((last[v] - mx) / 0.8);
+    for (int v = 1; v < c.vocab; v++)
+      mx = last[v] > mx ? last[v] : mx;
+    for (int v = 0; v < c.vocab; v++)
+      z += exp((last[v] - mx) / 0.8);
     rng = rng * 6364136223846793005ull + 1442695040888963407ull;
     double u = (double)(rng >> 11) / 9007199254740992.0 * z, acc = 0;
     int pick = c.vocab - 1;

@@ -35,7 +35,8 @@ static asg_tensor *build(asg_graph *g, int batch, asg_tensor **x_out) {
 }
 
 int main(int argc, char **argv) {
-  fmnist_opts o = {.epochs = 5, .batch = 64, .lr = 1e-3, .dir = "/usr/share/datasets/fashion-mnist"};
+  fmnist_opts o = {
+      .epochs = 5, .batch = 64, .lr = 1e-3, .dir = "/usr/share/datasets/fashion-mnist"};
   fmnist d;
   if (fmnist_parse(argc, argv, &o) || fmnist_load(&o, 0.2860f, 0.3530f, &d)) return 2;
   printf("Fashion-MNIST CNN: %lld train, %lld test images, Adam lr %g, batch %d\n",
@@ -53,7 +54,8 @@ int main(int argc, char **argv) {
   asg_graph *ge = asg_graph_new();
   asg_graph_set_training(ge, false);
   asg_tensor *xe, *pred = asg_argmax(build(ge, eb, &xe), 1, false);
-  asg_compile_opts eopts = {.backend = o.backend, .share_variables = train, .num_threads = o.threads};
+  asg_compile_opts eopts = {
+      .backend = o.backend, .share_variables = train, .num_threads = o.threads};
   asg_program *eval = train ? asg_compile(ge, 1, &pred, &eopts) : NULL;
   if (!train || !eval) {
     fprintf(stderr, "compile: %s\n", asg_last_error());

@@ -21,7 +21,8 @@ static asg_tensor *mlp(asg_graph *g, int batch, asg_tensor **x) {
 }
 
 int main(int argc, char **argv) {
-  fmnist_opts o = {.epochs = 10, .batch = 128, .lr = 1e-3, .dir = "/usr/share/datasets/fashion-mnist"};
+  fmnist_opts o = {
+      .epochs = 10, .batch = 128, .lr = 1e-3, .dir = "/usr/share/datasets/fashion-mnist"};
   fmnist d;
   if (fmnist_parse(argc, argv, &o) || fmnist_load(&o, 0.0f, 1.0f, &d)) return 2;
   printf("Fashion-MNIST: %lld train, %lld test images; MLP 784-512-256-10, Adam lr %g, batch %d\n",
@@ -39,7 +40,8 @@ int main(int argc, char **argv) {
   asg_graph *ge = asg_graph_new();
   asg_graph_set_training(ge, false);
   asg_tensor *xe, *pred = asg_argmax(mlp(ge, eb, &xe), 1, false);
-  asg_compile_opts eopts = {.backend = o.backend, .share_variables = train, .num_threads = o.threads};
+  asg_compile_opts eopts = {
+      .backend = o.backend, .share_variables = train, .num_threads = o.threads};
   asg_program *eval = train ? asg_compile(ge, 1, &pred, &eopts) : NULL;
   if (!train || !eval) {
     fprintf(stderr, "compile: %s\n", asg_last_error());

@@ -43,8 +43,9 @@ int main(void) {
   for (int t = 0; t < 300; t++) {
     asg_optim_schedule(step, &sched, t);
     asg_program_run(step);
-    if (t % 50 == 0) printf("step %3d  lr %.4f  loss %.6f\n", t, asg_lr_schedule_at(&sched, t),
-                            asg_program_scalar(step, loss));
+    if (t % 50 == 0)
+      printf("step %3d  lr %.4f  loss %.6f\n", t, asg_lr_schedule_at(&sched, t),
+             asg_program_scalar(step, loss));
   }
   float w[D], b;
   asg_program_get_variable(step, "lin.weight", w, sizeof w);

@@ -20,10 +20,14 @@ static asg_tensor *konst(asg_graph *g, asg_dtype dt, asg_shape s, const double *
   long n = (long)asg_shape_numel(s);
   void *buf = malloc((size_t)(n ? n : 1) * 8);
   for (long i = 0; i < n; i++) {
-    if (dt == ASG_F32) ((float *)buf)[i] = (float)v[i];
-    else if (dt == ASG_F64) ((double *)buf)[i] = v[i];
-    else if (dt == ASG_I32) ((int32_t *)buf)[i] = (int32_t)v[i];
-    else ((int64_t *)buf)[i] = (int64_t)v[i];
+    if (dt == ASG_F32)
+      ((float *)buf)[i] = (float)v[i];
+    else if (dt == ASG_F64)
+      ((double *)buf)[i] = v[i];
+    else if (dt == ASG_I32)
+      ((int32_t *)buf)[i] = (int32_t)v[i];
+    else
+      ((int64_t *)buf)[i] = (int64_t)v[i];
   }
   asg_tensor *t = asg_constant(g, dt, s, buf);
   free(buf);
@@ -72,8 +76,10 @@ static int setvar(asg_program *p, const char *name, const double *v) {
     long n = (long)asg_shape_numel(s);
     void *buf = malloc((size_t)(n ? n : 1) * 8);
     for (long j = 0; j < n; j++)
-      if (dt == ASG_F32) ((float *)buf)[j] = (float)v[j];
-      else ((double *)buf)[j] = v[j];
+      if (dt == ASG_F32)
+        ((float *)buf)[j] = (float)v[j];
+      else
+        ((double *)buf)[j] = v[j];
     int rc = asg_program_set_variable(p, name, buf, (size_t)n * asg_dtype_size(dt));
     free(buf);
     return rc;
@@ -84,8 +90,10 @@ static int setvar(asg_program *p, const char *name, const double *v) {
 static int feed(asg_program *p, const char *name, asg_dtype dt, const double *v, long n) {
   void *buf = malloc((size_t)n * 8);
   for (long i = 0; i < n; i++)
-    if (dt == ASG_F32) ((float *)buf)[i] = (float)v[i];
-    else ((double *)buf)[i] = v[i];
+    if (dt == ASG_F32)
+      ((float *)buf)[i] = (float)v[i];
+    else
+      ((double *)buf)[i] = v[i];
   int rc = asg_program_feed(p, name, buf, (size_t)n * asg_dtype_size(dt));
   free(buf);
   return rc;
@@ -106,14 +114,16 @@ typedef struct cfg {
 /* mask[b, t]: batch b has its last b positions padded (keeps at least 1) */
 static void mask_of(const cfg *c, double *m) {
   for (int b = 0; b < c->B; b++)
-    for (int t = 0; t < c->T; t++) m[b * c->T + t] = (!c->pad || t < c->T - b || t == 0) ? 1 : 0;
+    for (int t = 0; t < c->T; t++)
+      m[b * c->T + t] = (!c->pad || t < c->T - b || t == 0) ? 1 : 0;
 }
 
 static void proj(const double *x, const double *w, const double *b, double *y, int N, int D) {
   for (int n = 0; n < N; n++)
     for (int o = 0; o < D; o++) {
       double s = b ? b[o] : 0;
-      for (int i = 0; i < D; i++) s += x[n * D + i] * w[o * D + i];
+      for (int i = 0; i < D; i++)
+        s += x[n * D + i] * w[o * D + i];
       y[n * D + o] = s;
     }
 }
@@ -129,10 +139,13 @@ static void ref_rope(double *v, int Dh, int t, double base) {
 }
 
 /* W[0..3] = q, k, v, out weights [D, D]; bs[0..3] biases [D] */
-static void ref_mha(const cfg *c, const double *x, double *const *W, double *const *bs, double *out) {
+static void ref_mha(const cfg *c, const double *x, double *const *W, double *const *bs,
+                    double *out) {
   int B = c->B, T = c->T, D = c->D, H = c->H, Dh = D / H, N = B * T;
-  double *q = malloc(sizeof(double) * (size_t)(N * D)), *k = malloc(sizeof(double) * (size_t)(N * D));
-  double *v = malloc(sizeof(double) * (size_t)(N * D)), *o = malloc(sizeof(double) * (size_t)(N * D));
+  double *q = malloc(sizeof(double) * (size_t)(N * D)),
+         *k = malloc(sizeof(double) * (size_t)(N * D));
+  double *v = malloc(sizeof(double) * (size_t)(N * D)),
+         *o = malloc(sizeof(double) * (size_t)(N * D));
   double *m = malloc(sizeof(double) * (size_t)N), *p = malloc(sizeof(double) * (size_t)T);
   mask_of(c, m);
   proj(x, W[0], bs[0], q, N, D);
@@ -152,16 +165,19 @@ static void ref_mha(const cfg *c, const double *x, double *const *W, double *con
         for (int j = 0; j < T; j++) {
           bool allowed = !(c->causal && j > i) && m[b * T + j] != 0;
           double s = 0;
-          for (int d = 0; d < Dh; d++) s += q[(b * T + i) * D + h * Dh + d] * k[(b * T + j) * D + h * Dh + d];
+          for (int d = 0; d < Dh; d++)
+            s += q[(b * T + i) * D + h * Dh + d] * k[(b * T + j) * D + h * Dh + d];
           s /= sqrt((double)Dh);
           if (c->pos == ASG_POS_ALIBI) s -= slope * fabs((double)(i - j));
           p[j] = allowed ? s : -INFINITY;
           if (allowed) mx = fmax(mx, s);
         }
-        for (int j = 0; j < T; j++) z += p[j] = exp(p[j] - mx);
+        for (int j = 0; j < T; j++)
+          z += p[j] = exp(p[j] - mx);
         for (int d = 0; d < Dh; d++) {
           double s = 0;
-          for (int j = 0; j < T; j++) s += p[j] / z * v[(b * T + j) * D + h * Dh + d];
+          for (int j = 0; j < T; j++)
+            s += p[j] / z * v[(b * T + j) * D + h * Dh + d];
           o[(b * T + i) * D + h * Dh + d] = s;
         }
       }
@@ -191,7 +207,8 @@ static void get_mha_params(asg_program *p, const char *name, int D, mha_params *
 }
 
 static void free_mha_params(mha_params *mp) {
-  for (int i = 0; i < 4; i++) free(mp->W[i]), free(mp->b[i]);
+  for (int i = 0; i < 4; i++)
+    free(mp->W[i]), free(mp->b[i]);
 }
 
 /* Builds mha on an input "x" (and a constant mask), compiles it. */
@@ -199,7 +216,8 @@ static asg_program *build_mha(const cfg *c, asg_dtype dt, double dropout, bool t
                               asg_graph **gout, asg_tensor **yout) {
   asg_graph *g = asg_graph_new();
   asg_graph_set_training(g, training);
-  asg_attention_opts o = {.causal = c->causal, .pos = c->pos, .rope_base = c->base, .dropout = dropout};
+  asg_attention_opts o = {
+      .causal = c->causal, .pos = c->pos, .rope_base = c->base, .dropout = dropout};
   asg_layer *l = asg_nn_mha(g, "attn", c->D, c->H, &o);
   asg_tensor *x = asg_input(g, "x", dt, ASG_SHAPE(c->B, c->T, c->D)), *mask = NULL;
   if (c->pad) {
@@ -218,11 +236,11 @@ static asg_program *build_mha(const cfg *c, asg_dtype dt, double dropout, bool t
 
 static void test_mha_forward(void) {
   static const cfg cases[] = {
-      {2, 4, 8, 2, false, ASG_POS_NONE, 0, false}, {2, 4, 8, 2, true, ASG_POS_NONE, 0, false},
-      {3, 5, 8, 4, false, ASG_POS_NONE, 0, true},  {3, 5, 8, 4, true, ASG_POS_NONE, 0, true},
+      {2, 4, 8, 2, false, ASG_POS_NONE, 0, false},  {2, 4, 8, 2, true, ASG_POS_NONE, 0, false},
+      {3, 5, 8, 4, false, ASG_POS_NONE, 0, true},   {3, 5, 8, 4, true, ASG_POS_NONE, 0, true},
       {2, 4, 8, 2, true, ASG_POS_ROPE, 100, false}, {2, 5, 12, 3, false, ASG_POS_ROPE, 0, true},
-      {2, 4, 8, 4, true, ASG_POS_ALIBI, 0, false}, {2, 4, 8, 4, false, ASG_POS_ALIBI, 0, true},
-      {1, 1, 4, 1, true, ASG_POS_NONE, 0, false},  {3, 2, 12, 3, false, ASG_POS_NONE, 0, false},
+      {2, 4, 8, 4, true, ASG_POS_ALIBI, 0, false},  {2, 4, 8, 4, false, ASG_POS_ALIBI, 0, true},
+      {1, 1, 4, 1, true, ASG_POS_NONE, 0, false},   {3, 2, 12, 3, false, ASG_POS_NONE, 0, false},
       {1, 7, 6, 3, true, ASG_POS_ALIBI, 0, false},
   };
   for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
@@ -235,7 +253,8 @@ static void test_mha_forward(void) {
              *want = malloc(sizeof(double) * (size_t)n);
       tu_rand(100 + ci, x, n, -1.5, 1.5);
       if (f32)
-        for (long i = 0; i < n; i++) x[i] = (float)x[i];
+        for (long i = 0; i < n; i++)
+          x[i] = (float)x[i];
       asg_graph *g;
       asg_tensor *yt;
       asg_program *p = build_mha(&c, dt, 0, true, &g, &yt);
@@ -273,7 +292,8 @@ static void test_mha_independence(void) {
     for (int b = 0; b < c.B; b++)
       for (int t = 0; t < c.T; t++)
         for (int d = 0; d < c.D; d++)
-          if (mode == 0 ? t > cut : m[b * c.T + t] == 0) x2[(b * c.T + t) * c.D + d] += 3.0 * (d % 3 - 1) + 0.5;
+          if (mode == 0 ? t > cut : m[b * c.T + t] == 0)
+            x2[(b * c.T + t) * c.D + d] += 3.0 * (d % 3 - 1) + 0.5;
     asg_graph *g;
     asg_tensor *yt;
     asg_program *p = build_mha(&c, ASG_F64, 0, true, &g, &yt);
@@ -291,8 +311,10 @@ static void test_mha_independence(void) {
           for (int d = 0; d < c.D; d++) {
             long k = (b * c.T + t) * c.D + d;
             bool must_keep = mode == 0 ? t <= cut : m[b * c.T + t] != 0;
-            if (must_keep) same &= fabs(y[k] - y2[k]) < 1e-12;
-            else changed |= fabs(y[k] - y2[k]) > 1e-6;
+            if (must_keep)
+              same &= fabs(y[k] - y2[k]) < 1e-12;
+            else
+              changed |= fabs(y[k] - y2[k]) > 1e-6;
           }
       TU_CHECK(same && changed, "%s: kept outputs unchanged (%d), perturbed ones changed (%d)",
                mode == 0 ? "causal (RoPE)" : "padding mask", same, changed);
@@ -337,17 +359,22 @@ static void test_mha_grads(void) {
   tu_rand(8, x, 24, -1, 1);
   tu_rand(9, r, 24, 0.5, 1.5);
   asg_attention_opts o = {.causal = true};
-  asg_tensor *y = asg_layer_apply(asg_nn_mha(g, "attn", 4, 2, &o), konst(g, ASG_F64, ASG_SHAPE(2, 3, 4), x));
-  asg_tensor *loss = asg_sum(asg_mul(y, konst(g, ASG_F64, ASG_SHAPE(2, 3, 4), r)), ASG_ALL_AXES, false);
+  asg_tensor *y =
+      asg_layer_apply(asg_nn_mha(g, "attn", 4, 2, &o), konst(g, ASG_F64, ASG_SHAPE(2, 3, 4), x));
+  asg_tensor *loss =
+      asg_sum(asg_mul(y, konst(g, ASG_F64, ASG_SHAPE(2, 3, 4), r)), ASG_ALL_AXES, false);
   const char *names[3] = {"attn.q_proj.weight", "attn.v_proj.bias", "attn.out_proj.weight"};
   asg_tensor *wrt[3], *gr[3], *outs[4] = {loss};
-  for (int i = 0; i < 3; i++) wrt[i] = asg_graph_find(g, names[i]);
+  for (int i = 0; i < 3; i++)
+    wrt[i] = asg_graph_find(g, names[i]);
   int bad = asg_grad(loss, 3, wrt, gr) != ASG_OK;
-  for (int i = 0; i < 3; i++) outs[i + 1] = gr[i];
+  for (int i = 0; i < 3; i++)
+    outs[i + 1] = gr[i];
   asg_program *p = bad ? NULL : asg_compile(g, 4, outs, NULL);
   bad |= !p || asg_program_run(p) != ASG_OK;
   double an3[3][16]; /* analytic gradients of the unperturbed run */
-  for (int i = 0; i < 3 && !bad; i++) fetch(p, gr[i], an3[i]);
+  for (int i = 0; i < 3 && !bad; i++)
+    fetch(p, gr[i], an3[i]);
   for (int i = 0; i < 3 && !bad; i++) {
     long m = (long)asg_shape_numel(asg_tensor_shape(wrt[i]));
     double v[16], *an = an3[i];
@@ -407,9 +434,11 @@ static void test_mha_dropout(void) {
     asg_graph_free(g);
   }
   /* both graphs initialize identical parameters (same default seed and names) */
-  TU_CHECK(ok && tu_close("mha eval", ye, want, n, 1e-10, 1e-10), "eval mha ignores attention dropout");
+  TU_CHECK(ok && tu_close("mha eval", ye, want, n, 1e-10, 1e-10),
+           "eval mha ignores attention dropout");
   int differ = 0;
-  for (long i = 0; i < n; i++) differ |= fabs(ye[i] - yt2[i]) > 1e-6;
+  for (long i = 0; i < n; i++)
+    differ |= fabs(ye[i] - yt2[i]) > 1e-6;
   TU_CHECK(ok && differ, "training mha applies attention dropout");
 }
 
@@ -417,9 +446,12 @@ static void test_mha_dropout(void) {
 static void ref_ln(const double *x, const double *w, const double *b, double *y, int N, int D) {
   for (int r = 0; r < N; r++) {
     double m = 0, v = 0;
-    for (int i = 0; i < D; i++) m += x[r * D + i] / D;
-    for (int i = 0; i < D; i++) v += (x[r * D + i] - m) * (x[r * D + i] - m) / D;
-    for (int i = 0; i < D; i++) y[r * D + i] = (x[r * D + i] - m) / sqrt(v + 1e-5) * w[i] + b[i];
+    for (int i = 0; i < D; i++)
+      m += x[r * D + i] / D;
+    for (int i = 0; i < D; i++)
+      v += (x[r * D + i] - m) * (x[r * D + i] - m) / D;
+    for (int i = 0; i < D; i++)
+      y[r * D + i] = (x[r * D + i] - m) / sqrt(v + 1e-5) * w[i] + b[i];
   }
 }
 
@@ -431,10 +463,17 @@ static void test_block(void) {
   double x[N * D], y[N * D];
   tu_rand(55, x, N * D, -1, 1);
   asg_tensor *yt = asg_layer_apply(blk, konst(g, ASG_F64, ASG_SHAPE(B, T, D), x));
-  static const struct { const char *name; asg_shape s; } want_params[] = {
-      {"blk.ln1.weight", {1, {D}}}, {"blk.ln1.bias", {1, {D}}}, {"blk.attn.q_proj.weight", {2, {D, D}}},
-      {"blk.attn.out_proj.bias", {1, {D}}}, {"blk.ln2.weight", {1, {D}}},
-      {"blk.ffn.fc1.weight", {2, {F, D}}}, {"blk.ffn.fc1.bias", {1, {F}}}, {"blk.ffn.fc2.weight", {2, {D, F}}}};
+  static const struct {
+    const char *name;
+    asg_shape s;
+  } want_params[] = {{"blk.ln1.weight", {1, {D}}},
+                     {"blk.ln1.bias", {1, {D}}},
+                     {"blk.attn.q_proj.weight", {2, {D, D}}},
+                     {"blk.attn.out_proj.bias", {1, {D}}},
+                     {"blk.ln2.weight", {1, {D}}},
+                     {"blk.ffn.fc1.weight", {2, {F, D}}},
+                     {"blk.ffn.fc1.bias", {1, {F}}},
+                     {"blk.ffn.fc2.weight", {2, {D, F}}}};
   int names_ok = asg_graph_variable_count(g) == 16;
   for (size_t i = 0; i < sizeof want_params / sizeof want_params[0]; i++) {
     asg_tensor *v = asg_graph_find(g, want_params[i].name);
@@ -448,7 +487,8 @@ static void test_block(void) {
     double w1[D], b1[D], w2[D], b2[D], f1w[F * D], f1b[F], f2w[D * F], f2b[D];
     tu_rand(60, w1, D, 0.5, 1.5), tu_rand(61, b1, D, -0.5, 0.5);
     tu_rand(62, w2, D, 0.5, 1.5), tu_rand(63, b2, D, -0.5, 0.5);
-    for (int i = 0; i < D; i++) w1[i] = (float)w1[i], b1[i] = (float)b1[i], w2[i] = (float)w2[i], b2[i] = (float)b2[i];
+    for (int i = 0; i < D; i++)
+      w1[i] = (float)w1[i], b1[i] = (float)b1[i], w2[i] = (float)w2[i], b2[i] = (float)b2[i];
     setvar(p, "blk.ln1.weight", w1), setvar(p, "blk.ln1.bias", b1);
     setvar(p, "blk.ln2.weight", w2), setvar(p, "blk.ln2.bias", b2);
     asg_program_run(p);
@@ -461,22 +501,26 @@ static void test_block(void) {
     cfg c = {B, T, D, H, true, ASG_POS_NONE, 10000, false};
     ref_ln(x, w1, b1, h, N, D);
     ref_mha(&c, h, mp.W, mp.b, a);
-    for (int i = 0; i < N * D; i++) x1[i] = x[i] + a[i];
+    for (int i = 0; i < N * D; i++)
+      x1[i] = x[i] + a[i];
     ref_ln(x1, w2, b2, h, N, D);
     for (int r = 0; r < N; r++)
       for (int j = 0; j < F; j++) {
         double s = f1b[j];
-        for (int i = 0; i < D; i++) s += h[r * D + i] * f1w[j * D + i];
+        for (int i = 0; i < D; i++)
+          s += h[r * D + i] * f1w[j * D + i];
         hid[r * F + j] = 0.5 * s * (1 + erf(s / sqrt(2.0))); /* GELU (erf) */
       }
     for (int r = 0; r < N; r++)
       for (int i = 0; i < D; i++) {
         double s = f2b[i];
-        for (int j = 0; j < F; j++) s += hid[r * F + j] * f2w[i * F + j];
+        for (int j = 0; j < F; j++)
+          s += hid[r * F + j] * f2w[i * F + j];
         want[r * D + i] = x1[r * D + i] + s;
       }
     free_mha_params(&mp);
-    TU_CHECK(tu_close("block", y, want, N * D, 1e-10, 1e-10), "pre-LN transformer block vs reference");
+    TU_CHECK(tu_close("block", y, want, N * D, 1e-10, 1e-10),
+             "pre-LN transformer block vs reference");
     asg_program_free(p);
   }
   asg_graph_free(g);
@@ -492,7 +536,8 @@ static void test_posenc(void) {
     asg_layer *pe = asg_nn_posenc(g, "pos", learned ? ASG_POS_LEARNED : ASG_POS_SINUSOIDAL, 8, D);
     asg_tensor *yt = asg_layer_apply(pe, konst(g, ASG_F64, ASG_SHAPE(B, T, D), x));
     TU_CHECK(learned ? (asg_graph_find(g, "pos.weight") &&
-                        asg_shape_equal(asg_tensor_shape(asg_graph_find(g, "pos.weight")), ASG_SHAPE(8, D)))
+                        asg_shape_equal(asg_tensor_shape(asg_graph_find(g, "pos.weight")),
+                                        ASG_SHAPE(8, D)))
                      : asg_graph_variable_count(g) == 0,
              "posenc parameters (%s)", learned ? "learned [max_len, d]" : "sinusoidal: none");
     asg_program *p = yt ? asg_compile(g, 1, &yt, NULL) : NULL;
@@ -508,10 +553,12 @@ static void test_posenc(void) {
             double pv = learned ? w[t * D + i] : (i % 2 ? cos(ang) : sin(ang));
             want[(b * T + t) * D + i] = x[(b * T + t) * D + i] + pv;
           }
-      TU_CHECK(tu_close("posenc", y, want, B * T * D, 1e-10, 1e-10), "posenc %s", learned ? "learned" : "sinusoidal");
+      TU_CHECK(tu_close("posenc", y, want, B * T * D, 1e-10, 1e-10), "posenc %s",
+               learned ? "learned" : "sinusoidal");
       if (learned) {
         double q = 0;
-        for (int i = 0; i < 8 * D; i++) q += w[i] * w[i] / (8 * D);
+        for (int i = 0; i < 8 * D; i++)
+          q += w[i] * w[i] / (8 * D);
         TU_CHECK(sqrt(q) > 0.01 && sqrt(q) < 0.03, "learned posenc init std ~0.02 (%g)", sqrt(q));
       }
       asg_program_free(p);
@@ -568,13 +615,15 @@ static void test_train_reverse(void) {
     }
   asg_graph *g = asg_graph_new();
   asg_graph_set_seed(g, 5);
-  asg_tensor *x = asg_layer_apply(asg_nn_embedding(g, "emb", V, D), konst(g, ASG_I64, ASG_SHAPE(B, T), tok));
+  asg_tensor *x =
+      asg_layer_apply(asg_nn_embedding(g, "emb", V, D), konst(g, ASG_I64, ASG_SHAPE(B, T), tok));
   x = asg_layer_apply(asg_nn_posenc(g, "pos", ASG_POS_LEARNED, 8, D), x);
   x = asg_layer_apply(asg_nn_transformer_block(g, "h0", D, H, F, NULL, 0), x);
   x = asg_layer_apply(asg_nn_transformer_block(g, "h1", D, H, F, NULL, 0), x);
   x = asg_layer_apply(asg_nn_layernorm(g, "ln_f", D, 0), x);
   asg_tensor *logits = asg_layer_apply(asg_nn_linear(g, "head", D, V), x);
-  asg_tensor *loss = asg_softmax_cross_entropy(logits, konst(g, ASG_I64, ASG_SHAPE(B, T), lab), 0, -100);
+  asg_tensor *loss =
+      asg_softmax_cross_entropy(logits, konst(g, ASG_I64, ASG_SHAPE(B, T), lab), 0, -100);
   asg_program *p = loss ? asg_compile_train(g, loss, asg_adam(3e-3), 0, NULL, NULL) : NULL;
   TU_CHECK(p != NULL, "transformer compiles for training: %s / %s", err(g), asg_last_error());
   if (p) {
@@ -585,7 +634,8 @@ static void test_train_reverse(void) {
       if (s == 0) first = last;
     }
     printf("  reverse task: loss %.4f -> %.4f after %d Adam steps\n", first, last, STEPS);
-    TU_CHECK(first > 1.5 && last < 0.1 * first && last < 0.2, "2-block transformer learns to reverse: %g -> %g", first, last);
+    TU_CHECK(first > 1.5 && last < 0.1 * first && last < 0.2,
+             "2-block transformer learns to reverse: %g -> %g", first, last);
     asg_program_free(p);
   }
   asg_graph_free(g);

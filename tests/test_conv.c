@@ -16,8 +16,10 @@ static asg_tensor *konst(asg_graph *g, asg_dtype dt, asg_shape s, const double *
   long n = (long)asg_shape_numel(s);
   void *buf = malloc((size_t)(n ? n : 1) * 8);
   for (long i = 0; i < n; i++) {
-    if (dt == ASG_F32) ((float *)buf)[i] = (float)v[i];
-    else ((double *)buf)[i] = v[i];
+    if (dt == ASG_F32)
+      ((float *)buf)[i] = (float)v[i];
+    else
+      ((double *)buf)[i] = v[i];
   }
   asg_tensor *t = asg_constant(g, dt, s, buf);
   free(buf);
@@ -122,10 +124,12 @@ static void test_conv_grads_large(const cfg *c, asg_dtype dt) {
   int Cg = c->C / G, Og = c->O / G;
   asg_shape xs = ASG_SHAPE(c->N, c->C, c->H, c->W), ws = ASG_SHAPE(c->O, Cg, c->KH, c->KW);
   asg_shape ys = ASG_SHAPE(c->N, c->O, OH, OW);
-  long nx = (long)asg_shape_numel(xs), nw = (long)asg_shape_numel(ws), ny = (long)asg_shape_numel(ys);
+  long nx = (long)asg_shape_numel(xs), nw = (long)asg_shape_numel(ws),
+       ny = (long)asg_shape_numel(ys);
   double *x = rnd(11, nx), *w = rnd(12, nw), *r = rnd(13, ny);
   double *dx = calloc((size_t)nx, 8), *dxm = calloc((size_t)nx, 8), *dwr = calloc((size_t)nw, 8),
-         *dwm = calloc((size_t)nw, 8), *got_x = malloc(8 * (size_t)nx), *got_w = malloc(8 * (size_t)nw);
+         *dwm = calloc((size_t)nw, 8), *got_x = malloc(8 * (size_t)nx),
+         *got_w = malloc(8 * (size_t)nw);
   for (int n = 0; n < c->N; n++)
     for (int o = 0; o < c->O; o++)
       for (long oh = 0; oh < OH; oh++)
@@ -145,14 +149,14 @@ static void test_conv_grads_large(const cfg *c, asg_dtype dt) {
         }
   asg_graph *g = asg_graph_new();
   asg_tensor *vx = konst(g, dt, xs, x), *vw = konst(g, dt, ws, w);
-  asg_tensor *loss = asg_sum(asg_mul(asg_conv2d(vx, vw, NULL, c->p), konst(g, dt, ys, r)),
-                             ASG_ALL_AXES, false);
+  asg_tensor *loss =
+      asg_sum(asg_mul(asg_conv2d(vx, vw, NULL, c->p), konst(g, dt, ys, r)), ASG_ALL_AXES, false);
   asg_tensor *wrt[2] = {vx, vw}, *gr[2] = {NULL, NULL};
   int ok = asg_grad(loss, 2, wrt, gr) == ASG_OK;
   ok = ok && tu_eval(g, gr[0], got_x) == 0 && tu_eval(g, gr[1], got_w) == 0;
   double tol = dt == ASG_F32 ? 1e-5 : 1e-12;
-  TU_CHECK(ok && close_mag("dx", got_x, dx, dxm, nx, tol), "conv2d %s (%s) input gradient",
-           c->name, asg_dtype_name(dt));
+  TU_CHECK(ok && close_mag("dx", got_x, dx, dxm, nx, tol), "conv2d %s (%s) input gradient", c->name,
+           asg_dtype_name(dt));
   TU_CHECK(ok && close_mag("dw", got_w, dwr, dwm, nw, tol), "conv2d %s (%s) weight gradient",
            c->name, asg_dtype_name(dt));
   asg_graph_free(g);
@@ -211,8 +215,8 @@ static void test_conv_transpose(const cfg *c, asg_dtype dt) {
 
 /* ---- pools ---- */
 enum { PMAX, PAVG };
-static void ref_pool(int kind, int N, int C, int H, int W, asg_pool_params p, double *x,
-                     double *y, long *OHp, long *OWp) {
+static void ref_pool(int kind, int N, int C, int H, int W, asg_pool_params p, double *x, double *y,
+                     long *OHp, long *OWp) {
   int sh = P(p.stride[0], p.kernel[0]), sw = P(p.stride[1], p.kernel[1]);
   long OH = (H + 2 * p.padding[0] - p.kernel[0]) / sh + 1;
   long OW = (W + 2 * p.padding[1] - p.kernel[1]) / sw + 1;
@@ -244,8 +248,8 @@ static void test_pool(int kind, int N, int C, int H, int W, asg_pool_params p, a
   TU_CHECK(shape_ok, "%s pool shape (%s)", kind == PMAX ? "max" : "avg", asg_graph_error(g));
   if (shape_ok) {
     int ok = tu_eval(g, y, got) == 0;
-    TU_CHECK(ok && tu_close("pool", got, want, (long)N * C * OH * OW,
-                            dt == ASG_F32 ? 1e-6 : 1e-14, dt == ASG_F32 ? 1e-6 : 1e-14),
+    TU_CHECK(ok && tu_close("pool", got, want, (long)N * C * OH * OW, dt == ASG_F32 ? 1e-6 : 1e-14,
+                            dt == ASG_F32 ? 1e-6 : 1e-14),
              "%s pool k(%d,%d) s(%d,%d) p(%d,%d) %s forward", kind == PMAX ? "max" : "avg",
              p.kernel[0], p.kernel[1], p.stride[0], p.stride[1], p.padding[0], p.padding[1],
              asg_dtype_name(dt));
@@ -264,13 +268,14 @@ static void test_adaptive(int N, int C, int H, int W, int oh, int ow, asg_dtype 
         int ws = (int)floor((double)j * W / ow), we = (int)ceil((double)(j + 1) * W / ow);
         double s = 0;
         for (int h = hs; h < he; h++)
-          for (int w = ws; w < we; w++) s += x[((long)pl * H + h) * W + w];
+          for (int w = ws; w < we; w++)
+            s += x[((long)pl * H + h) * W + w];
         want[((long)pl * oh + i) * ow + j] = s / ((he - hs) * (we - ws));
       }
   asg_graph *g = asg_graph_new();
   asg_tensor *y = asg_adaptive_avg_pool2d(konst(g, dt, ASG_SHAPE(N, C, H, W), x), oh, ow);
-  int ok = y && asg_shape_equal(asg_tensor_shape(y), ASG_SHAPE(N, C, oh, ow)) &&
-           tu_eval(g, y, got) == 0;
+  int ok =
+      y && asg_shape_equal(asg_tensor_shape(y), ASG_SHAPE(N, C, oh, ow)) && tu_eval(g, y, got) == 0;
   TU_CHECK(ok && tu_close("adaptive", got, want, no, 1e-6, dt == ASG_F32 ? 1e-6 : 1e-14),
            "adaptive_avg_pool2d %dx%d -> %dx%d (%s)", H, W, oh, ow, asg_dtype_name(dt));
   asg_graph_free(g);
@@ -331,9 +336,15 @@ static void gradchecks(void) {
   } convs[] = {
       {"plain 3x3", ASG_SHAPE(2, 2, 5, 5), ASG_SHAPE(3, 2, 3, 3), {{0}, {0}, {0}, 0, {0}}},
       {"stride2 pad1", ASG_SHAPE(2, 2, 5, 6), ASG_SHAPE(2, 2, 3, 3), {{2, 2}, {1, 1}, {0}, 0, {0}}},
-      {"dilation2 pad2", ASG_SHAPE(1, 2, 6, 5), ASG_SHAPE(2, 2, 3, 2), {{1, 1}, {2, 1}, {2, 2}, 0, {0}}},
+      {"dilation2 pad2",
+       ASG_SHAPE(1, 2, 6, 5),
+       ASG_SHAPE(2, 2, 3, 2),
+       {{1, 1}, {2, 1}, {2, 2}, 0, {0}}},
       {"groups2", ASG_SHAPE(2, 4, 4, 4), ASG_SHAPE(4, 2, 2, 3), {{1, 2}, {1, 0}, {0}, 2, {0}}},
-      {"depthwise s2", ASG_SHAPE(1, 3, 5, 5), ASG_SHAPE(3, 1, 3, 3), {{2, 2}, {1, 1}, {1, 1}, 3, {0}}},
+      {"depthwise s2",
+       ASG_SHAPE(1, 3, 5, 5),
+       ASG_SHAPE(3, 1, 3, 3),
+       {{2, 2}, {1, 1}, {1, 1}, 3, {0}}},
   };
   for (size_t i = 0; i < sizeof convs / sizeof *convs; i++) {
     gctx ctx = {convs[i].p, {{0}, {0}, {0}}, 0, 0};
@@ -356,7 +367,10 @@ static void gradchecks(void) {
       {"s2 p1 op1", ASG_SHAPE(1, 2, 3, 4), ASG_SHAPE(2, 2, 3, 3), {{2, 2}, {1, 1}, {0}, 0, {1, 0}}},
       {"groups2 d2", ASG_SHAPE(2, 4, 3, 3), ASG_SHAPE(4, 1, 2, 2), {{1, 1}, {0}, {2, 2}, 2, {0}}},
       /* output_padding >= stride, allowed by dilation: dx is a cut conv2d */
-      {"op<dilation", ASG_SHAPE(1, 2, 3, 3), ASG_SHAPE(2, 2, 2, 2), {{1, 1}, {0}, {2, 2}, 0, {1, 1}}},
+      {"op<dilation",
+       ASG_SHAPE(1, 2, 3, 3),
+       ASG_SHAPE(2, 2, 2, 2),
+       {{1, 1}, {0}, {2, 2}, 0, {1, 1}}},
   };
   for (size_t i = 0; i < sizeof convts / sizeof *convts; i++) {
     gctx ctx = {convts[i].p, {{0}, {0}, {0}}, 0, 0};
@@ -375,7 +389,8 @@ static void gradchecks(void) {
   {
     double xv[2 * 2 * 5 * 5];
     long n = 100;
-    for (long i = 0; i < n; i++) xv[i] = (double)((i * 37) % n) * 0.01;
+    for (long i = 0; i < n; i++)
+      xv[i] = (double)((i * 37) % n) * 0.01;
     const double *data[1] = {xv};
     tu_gc_opts o = {0, 0, 1e-6, 1e-6, data};
     asg_shape sh[1] = {ASG_SHAPE(2, 2, 5, 5)};
@@ -419,26 +434,71 @@ static void errors(void) {
   } cases[] = {
       {"rank 3 input", "conv2d", ASG_SHAPE(3, 8, 8), ASG_SHAPE(4, 3, 3, 3), {0, {0}}, p0, 0},
       {"channel mismatch", "conv2d", ASG_SHAPE(2, 3, 8, 8), ASG_SHAPE(4, 2, 3, 3), {0, {0}}, p0, 0},
-      {"groups channels", "conv2d", ASG_SHAPE(2, 4, 8, 8), ASG_SHAPE(4, 4, 3, 3), {0, {0}},
-       {{0}, {0}, {0}, 2, {0}}, 0},
-      {"cout % groups", "conv2d", ASG_SHAPE(2, 4, 8, 8), ASG_SHAPE(3, 2, 3, 3), {0, {0}},
-       {{0}, {0}, {0}, 2, {0}}, 0},
+      {"groups channels",
+       "conv2d",
+       ASG_SHAPE(2, 4, 8, 8),
+       ASG_SHAPE(4, 4, 3, 3),
+       {0, {0}},
+       {{0}, {0}, {0}, 2, {0}},
+       0},
+      {"cout % groups",
+       "conv2d",
+       ASG_SHAPE(2, 4, 8, 8),
+       ASG_SHAPE(3, 2, 3, 3),
+       {0, {0}},
+       {{0}, {0}, {0}, 2, {0}},
+       0},
       {"kernel too large", "conv2d", ASG_SHAPE(1, 1, 4, 4), ASG_SHAPE(1, 1, 5, 5), {0, {0}}, p0, 0},
-      {"dilated kernel too large", "conv2d", ASG_SHAPE(1, 1, 4, 4), ASG_SHAPE(1, 1, 3, 3), {0, {0}},
-       {{0}, {0}, {2, 2}, 0, {0}}, 0},
-      {"negative stride", "conv2d", ASG_SHAPE(1, 1, 4, 4), ASG_SHAPE(1, 1, 3, 3), {0, {0}},
-       {{-1, 1}, {0}, {0}, 0, {0}}, 0},
-      {"negative padding", "conv2d", ASG_SHAPE(1, 1, 4, 4), ASG_SHAPE(1, 1, 3, 3), {0, {0}},
-       {{0}, {-1, 0}, {0}, 0, {0}}, 0},
+      {"dilated kernel too large",
+       "conv2d",
+       ASG_SHAPE(1, 1, 4, 4),
+       ASG_SHAPE(1, 1, 3, 3),
+       {0, {0}},
+       {{0}, {0}, {2, 2}, 0, {0}},
+       0},
+      {"negative stride",
+       "conv2d",
+       ASG_SHAPE(1, 1, 4, 4),
+       ASG_SHAPE(1, 1, 3, 3),
+       {0, {0}},
+       {{-1, 1}, {0}, {0}, 0, {0}},
+       0},
+      {"negative padding",
+       "conv2d",
+       ASG_SHAPE(1, 1, 4, 4),
+       ASG_SHAPE(1, 1, 3, 3),
+       {0, {0}},
+       {{0}, {-1, 0}, {0}, 0, {0}},
+       0},
       {"bad bias", "conv2d", ASG_SHAPE(1, 2, 4, 4), ASG_SHAPE(3, 2, 3, 3), ASG_SHAPE(2), p0, 0},
-      {"transpose channels", "conv_transpose2d", ASG_SHAPE(1, 3, 4, 4), ASG_SHAPE(2, 3, 3, 3),
-       {0, {0}}, p0, 1},
-      {"transpose output_padding", "conv_transpose2d", ASG_SHAPE(1, 2, 4, 4),
-       ASG_SHAPE(2, 3, 3, 3), {0, {0}}, {{2, 2}, {0}, {0}, 0, {2, 0}}, 1},
-      {"transpose groups", "conv_transpose2d", ASG_SHAPE(1, 3, 4, 4), ASG_SHAPE(3, 1, 3, 3),
-       {0, {0}}, {{0}, {0}, {0}, 2, {0}}, 1},
-      {"transpose empty output", "conv_transpose2d", ASG_SHAPE(1, 1, 1, 1), ASG_SHAPE(1, 1, 1, 1),
-       {0, {0}}, {{0}, {1, 1}, {0}, 0, {0}}, 1},
+      {"transpose channels",
+       "conv_transpose2d",
+       ASG_SHAPE(1, 3, 4, 4),
+       ASG_SHAPE(2, 3, 3, 3),
+       {0, {0}},
+       p0,
+       1},
+      {"transpose output_padding",
+       "conv_transpose2d",
+       ASG_SHAPE(1, 2, 4, 4),
+       ASG_SHAPE(2, 3, 3, 3),
+       {0, {0}},
+       {{2, 2}, {0}, {0}, 0, {2, 0}},
+       1},
+      {"transpose groups",
+       "conv_transpose2d",
+       ASG_SHAPE(1, 3, 4, 4),
+       ASG_SHAPE(3, 1, 3, 3),
+       {0, {0}},
+       {{0}, {0}, {0}, 2, {0}},
+       1},
+      {"transpose empty output",
+       "conv_transpose2d",
+       ASG_SHAPE(1, 1, 1, 1),
+       ASG_SHAPE(1, 1, 1, 1),
+       {0, {0}},
+       {{0}, {1, 1}, {0}, 0, {0}},
+       1},
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
     asg_graph *g = asg_graph_new();
@@ -482,7 +542,8 @@ static void errors(void) {
     }
   {
     asg_graph *g = asg_graph_new();
-    asg_tensor *y = asg_adaptive_avg_pool2d(asg_input(g, "x", ASG_F32, ASG_SHAPE(1, 1, 4, 4)), 0, 2);
+    asg_tensor *y =
+        asg_adaptive_avg_pool2d(asg_input(g, "x", ASG_F32, ASG_SHAPE(1, 1, 4, 4)), 0, 2);
     expect_error(g, y, "adaptive_avg_pool2d", "adaptive output 0");
     asg_graph_free(g);
     g = asg_graph_new();

@@ -40,8 +40,10 @@ static void test_idx(void) {
     const char *name;
     unsigned char *b;
     size_t n;
-  } cases[] = {{"t_b1.idx", bad_magic, sizeof bad_magic}, {"t_b2.idx", trunc, sizeof trunc},
-               {"t_b3.idx", trunc_dims, sizeof trunc_dims}, {"t_b4.idx", zero_dim, sizeof zero_dim},
+  } cases[] = {{"t_b1.idx", bad_magic, sizeof bad_magic},
+               {"t_b2.idx", trunc, sizeof trunc},
+               {"t_b3.idx", trunc_dims, sizeof trunc_dims},
+               {"t_b4.idx", zero_dim, sizeof zero_dim},
                {"t_b5.idx", bad_type, sizeof bad_type}};
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     write_file(cases[i].name, cases[i].b, cases[i].n);
@@ -57,12 +59,14 @@ static void test_batcher(void) {
   asg_batcher *b = asg_batcher_new(10, 3, true, false, 7);
   int64_t idx[3], seen[10] = {0}, k, total = 0;
   while ((k = asg_batcher_next(b, idx)) > 0) {
-    for (int64_t i = 0; i < k; i++) seen[idx[i]]++;
+    for (int64_t i = 0; i < k; i++)
+      seen[idx[i]]++;
     total += k;
   }
   TU_CHECK(total == 10, "epoch covers all items (%lld)", (long long)total);
   int all_once = 1;
-  for (int i = 0; i < 10; i++) all_once &= seen[i] == 1;
+  for (int i = 0; i < 10; i++)
+    all_once &= seen[i] == 1;
   TU_CHECK(all_once, "each item once per epoch");
   TU_CHECK(asg_batcher_epoch(b) == 1 && asg_batcher_batches_per_epoch(b) == 4, "epoch counters");
   /* same seed, same order; different epochs differ */
@@ -75,7 +79,8 @@ static void test_batcher(void) {
   asg_batcher_next(b3, c);
   TU_CHECK(memcmp(c, e0, sizeof c) == 0, "reproducible from the seed");
   TU_CHECK(memcmp(e0, e1, sizeof c) != 0, "reshuffled each epoch");
-  TU_CHECK(asg_batcher_new(5, 6, true, true, 1) == NULL && asg_last_error()[0], "bad sizes refused");
+  TU_CHECK(asg_batcher_new(5, 6, true, true, 1) == NULL && asg_last_error()[0],
+           "bad sizes refused");
   asg_batcher_free(b), asg_batcher_free(b2), asg_batcher_free(b3);
 }
 
@@ -89,13 +94,15 @@ static void test_text(void) {
   TU_CHECK(t.chars[t.tokens[0]] == 'a' && t.chars[t.tokens[1]] == 'b', "round trip");
   /* unigram entropy: a5 b2 r2 c1 d1 \n1 over 12 */
   double h = 0, cnt[6] = {5, 2, 2, 1, 1, 1};
-  for (int i = 0; i < 6; i++) h -= cnt[i] / 12 * log(cnt[i] / 12);
+  for (int i = 0; i < 6; i++)
+    h -= cnt[i] / 12 * log(cnt[i] / 12);
   TU_CHECK(fabs(asg_text_unigram_entropy(&t, 0, 12) - h) < 1e-12, "entropy");
   int32_t x[8], y[8];
   TU_CHECK(asg_text_batch(&t, 0, 12, 2, 4, 1, 0, x, y) == ASG_OK, "batch");
   int shifted = 1;
   for (int b = 0; b < 2; b++)
-    for (int i = 0; i < 3; i++) shifted &= x[b * 4 + i + 1] == y[b * 4 + i];
+    for (int i = 0; i < 3; i++)
+      shifted &= x[b * 4 + i + 1] == y[b * 4 + i];
   TU_CHECK(shifted, "targets are inputs shifted by one");
   TU_CHECK(asg_text_batch(&t, 0, 4, 1, 4, 1, 0, x, y) != ASG_OK, "too-short range refused");
   asg_text_free(&t);
@@ -107,10 +114,13 @@ static void test_split(void) {
   int64_t tr[10], va[10], ntr, nva, seen[10] = {0};
   TU_CHECK(asg_train_val_split(10, 0.3, 5, tr, &ntr, va, &nva) == ASG_OK, "split");
   TU_CHECK(ntr == 7 && nva == 3, "sizes %lld/%lld", (long long)ntr, (long long)nva);
-  for (int64_t i = 0; i < ntr; i++) seen[tr[i]]++;
-  for (int64_t i = 0; i < nva; i++) seen[va[i]]++;
+  for (int64_t i = 0; i < ntr; i++)
+    seen[tr[i]]++;
+  for (int64_t i = 0; i < nva; i++)
+    seen[va[i]]++;
   int once = 1;
-  for (int i = 0; i < 10; i++) once &= seen[i] == 1;
+  for (int i = 0; i < 10; i++)
+    once &= seen[i] == 1;
   TU_CHECK(once, "a partition of 0..9");
   int64_t tr2[10], va2[10];
   asg_train_val_split(10, 0.3, 5, tr2, &ntr, va2, &nva);
@@ -119,7 +129,8 @@ static void test_split(void) {
   int64_t got[2], k, total = 0, inval = 1;
   while ((k = asg_batcher_next(b, got)) > 0) {
     total += k;
-    for (int64_t i = 0; i < k; i++) inval &= got[i] == va[0] || got[i] == va[1] || got[i] == va[2];
+    for (int64_t i = 0; i < k; i++)
+      inval &= got[i] == va[0] || got[i] == va[1] || got[i] == va[2];
   }
   TU_CHECK(total == 3 && inval, "subset batcher yields the subset");
   asg_batcher_free(b);

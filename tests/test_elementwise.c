@@ -110,9 +110,11 @@ static void check_unary(const unop *u, asg_dtype dt, long n) {
          *want = malloc(sizeof(double) * (size_t)n);
   tu_rand(7 + (unsigned long long)n, x, n, u->lo, u->hi);
   if (u->lo < 0 && n >= 3) x[0] = 0, x[1] = 1, x[2] = -1; /* kinks and sign */
-  for (long i = 0; i < n; i++) want[i] = u->ref(as_dtype(dt, x[i]));
+  for (long i = 0; i < n; i++)
+    want[i] = u->ref(as_dtype(dt, x[i]));
   if (dt == ASG_F32)
-    for (long i = 0; i < n; i++) want[i] = (float)want[i];
+    for (long i = 0; i < n; i++)
+      want[i] = (float)want[i];
   asg_graph *g = asg_graph_new();
   asg_tensor *y = u->f(konst(g, dt, ASG_SHAPE(n), x));
   int ok = y && asg_tensor_dtype(y) == dt && tu_eval(g, y, got) == 0;
@@ -144,10 +146,12 @@ static void check_unary_int(void) {
       asg_tensor *x = konst(g, dts[d], ASG_SHAPE(n), xs), *y;
       if (ops[k].f) {
         y = ops[k].f(x);
-        for (int i = 0; i < n; i++) want[i] = ops[k].ref(xs[i]);
+        for (int i = 0; i < n; i++)
+          want[i] = ops[k].ref(xs[i]);
       } else { /* integer clamp bounds */
         y = asg_clamp(x, -3, 4);
-        for (int i = 0; i < n; i++) want[i] = xs[i] < -3 ? -3 : xs[i] > 4 ? 4 : xs[i];
+        for (int i = 0; i < n; i++)
+          want[i] = xs[i] < -3 ? -3 : xs[i] > 4 ? 4 : xs[i];
       }
       int ok = y && asg_tensor_dtype(y) == dts[d] && tu_eval(g, y, got) == 0;
       TU_CHECK(ok && tu_close(ops[k].name, got, want, n, 0, 0), "%s on %s", ops[k].name,
@@ -173,8 +177,8 @@ static void check_cast(void) {
       asg_graph *g = asg_graph_new();
       asg_tensor *y = asg_cast(konst(g, dts[a], ASG_SHAPE(n), src), dts[b]);
       int ok = y && asg_tensor_dtype(y) == dts[b] && tu_eval(g, y, got) == 0;
-      TU_CHECK(ok && tu_close("cast", got, want, n, 0, 0), "cast %s -> %s",
-               asg_dtype_name(dts[a]), asg_dtype_name(dts[b]));
+      TU_CHECK(ok && tu_close("cast", got, want, n, 0, 0), "cast %s -> %s", asg_dtype_name(dts[a]),
+               asg_dtype_name(dts[b]));
       asg_graph_free(g);
     }
 }
@@ -201,12 +205,18 @@ typedef struct binop {
   bool int_ok;
 } binop;
 static const binop BINOPS[] = {
-    {"add", asg_add, r_add, true},     {"sub", asg_sub, r_sub, true},
-    {"mul", asg_mul, r_mul, true},     {"div", asg_div, r_div, true},
-    {"pow", asg_pow, pow, false},      {"maximum", asg_maximum, r_max, true},
-    {"minimum", asg_minimum, r_min, true}, {"eq", asg_eq, r_eq, true},
-    {"ne", asg_ne, r_ne, true},        {"lt", asg_lt, r_lt, true},
-    {"le", asg_le, r_le, true},        {"gt", asg_gt, r_gt, true},
+    {"add", asg_add, r_add, true},
+    {"sub", asg_sub, r_sub, true},
+    {"mul", asg_mul, r_mul, true},
+    {"div", asg_div, r_div, true},
+    {"pow", asg_pow, pow, false},
+    {"maximum", asg_maximum, r_max, true},
+    {"minimum", asg_minimum, r_min, true},
+    {"eq", asg_eq, r_eq, true},
+    {"ne", asg_ne, r_ne, true},
+    {"lt", asg_lt, r_lt, true},
+    {"le", asg_le, r_le, true},
+    {"gt", asg_gt, r_gt, true},
     {"ge", asg_ge, r_ge, true},
 };
 #define N_BINOPS (int)(sizeof BINOPS / sizeof BINOPS[0])
@@ -242,8 +252,10 @@ static void bin_data(const binop *op, asg_dtype dt, int which, double *v, long n
   tu_rand(100 + (unsigned)which * 31 + (unsigned long long)n, v, n, -3, 3);
   bool is_int = dt == ASG_I32 || dt == ASG_I64;
   for (long i = 0; i < n; i++) {
-    if (is_int) v[i] = floor(v[i] * 3);   /* -9..8, includes 0 divisors */
-    else v[i] = round(v[i] * 4) / 4;      /* steps of 0.25: ties */
+    if (is_int)
+      v[i] = floor(v[i] * 3); /* -9..8, includes 0 divisors */
+    else
+      v[i] = round(v[i] * 4) / 4; /* steps of 0.25: ties */
     if (!is_int && strcmp(op->name, "pow") == 0) v[i] = which == 0 ? fabs(v[i]) + 0.25 : v[i] / 2;
     if (!is_int && strcmp(op->name, "div") == 0 && which == 1 && v[i] == 0) v[i] = 0.75;
   }
@@ -286,18 +298,20 @@ static void check_where(asg_dtype dt, asg_shape sc, asg_shape sa, asg_shape sb) 
          *b = malloc(sizeof(double) * (size_t)nb), *got = malloc(sizeof(double) * (size_t)no),
          *want = malloc(sizeof(double) * (size_t)no);
   tu_rand(5, c, nc, -1, 1);
-  for (long i = 0; i < nc; i++) c[i] = c[i] > 0 ? (i % 3 ? 1 : -2) : 0; /* any nonzero is true */
+  for (long i = 0; i < nc; i++)
+    c[i] = c[i] > 0 ? (i % 3 ? 1 : -2) : 0; /* any nonzero is true */
   tu_rand(6, a, na, -9, 9);
   tu_rand(8, b, nb, -9, 9);
-  for (long i = 0; i < na; i++) a[i] = floor(a[i]);
-  for (long i = 0; i < nb; i++) b[i] = floor(b[i]);
+  for (long i = 0; i < na; i++)
+    a[i] = floor(a[i]);
+  for (long i = 0; i < nb; i++)
+    b[i] = floor(b[i]);
   for (long o = 0; o < no; o++)
     want[o] = c[bidx(sc, so, o)] != 0 ? a[bidx(sa, so, o)] : b[bidx(sb, so, o)];
   asg_graph *g = asg_graph_new();
   asg_tensor *y = asg_where(konst(g, dt, sc, c), konst(g, dt, sa, a), konst(g, dt, sb, b));
   int ok = y && asg_shape_equal(asg_tensor_shape(y), so) && tu_eval(g, y, got) == 0;
-  TU_CHECK(ok && tu_close("where", got, want, no, 0, 0), "where %s n=%ld",
-           asg_dtype_name(dt), no);
+  TU_CHECK(ok && tu_close("where", got, want, no, 0, 0), "where %s n=%ld", asg_dtype_name(dt), no);
   asg_graph_free(g);
   free(c), free(a), free(b), free(got), free(want);
 }
@@ -336,7 +350,8 @@ static void check_scalar_helpers(void) {
   asg_graph *g = asg_graph_new();
   asg_tensor *t = konst(g, ASG_F64, ASG_SHAPE(2, 3), x);
   asg_tensor *y = asg_pow_scalar(asg_mul_scalar(asg_add_scalar(t, 1.5), -2.0), 2.0);
-  for (int i = 0; i < 6; i++) want[i] = pow((x[i] + 1.5) * -2.0, 2.0);
+  for (int i = 0; i < 6; i++)
+    want[i] = pow((x[i] + 1.5) * -2.0, 2.0);
   TU_CHECK(y && tu_eval(g, y, got) == 0 && tu_close("scalar helpers", got, want, 6, 1e-14, 1e-12),
            "add/mul/pow_scalar");
   asg_graph_free(g);
@@ -425,8 +440,8 @@ static void check_gradients(void) {
     double d[8] = {-1.2, -0.3, 0.1, 0.6, 1.2, 1.6, 2.0, 3.1};
     const double *data[1] = {d};
     tu_gc_opts o = {0, 0, 0, 0, data};
-    tu_gradcheck("softplus threshold", 1, (asg_shape[]){ASG_SHAPE(8)}, gb_unary,
-                 (void *)&UNOPS[18], &o);
+    tu_gradcheck("softplus threshold", 1, (asg_shape[]){ASG_SHAPE(8)}, gb_unary, (void *)&UNOPS[18],
+                 &o);
   }
   /* binary ops with broadcasting: [2,3] op [3], [2,1,4] op [3,1], scalar */
   const asg_shape pairs[][2] = {{ASG_SHAPE(2, 3), ASG_SHAPE(3)},
@@ -476,7 +491,8 @@ static void check_cast_stop_grad(void) {
   asg_tensor *x = asg_variable(g, "x", ASG_F64, ASG_SHAPE(3), asg_init_data(xv)), *gr = NULL;
   asg_tensor *l = asg_sum(asg_mul_scalar(asg_cast(x, ASG_F32), 3.0), ASG_ALL_AXES, false);
   TU_CHECK(asg_grad(l, 1, &x, &gr) == ASG_OK && asg_tensor_dtype(gr) == ASG_F64, "cast grad dtype");
-  for (int i = 0; i < 3; i++) want[i] = 3;
+  for (int i = 0; i < 3; i++)
+    want[i] = 3;
   TU_CHECK(tu_eval(g, gr, got) == 0 && tu_close("cast grad", got, want, 3, 0, 0), "cast grad");
   asg_tensor *l2 = asg_sum(asg_mul(asg_stop_gradient(x), x), ASG_ALL_AXES, false);
   TU_CHECK(asg_grad(l2, 1, &x, &gr) == ASG_OK, "stop_gradient grad");
@@ -485,7 +501,8 @@ static void check_cast_stop_grad(void) {
   /* integer casts carry no gradient: the float input gets zeros */
   asg_tensor *l3 = asg_sum(asg_cast(asg_cast(x, ASG_I32), ASG_F64), ASG_ALL_AXES, false);
   TU_CHECK(asg_grad(l3, 1, &x, &gr) == ASG_OK, "int cast grad");
-  for (int i = 0; i < 3; i++) want[i] = 0;
+  for (int i = 0; i < 3; i++)
+    want[i] = 0;
   TU_CHECK(tu_eval(g, gr, got) == 0 && tu_close("int cast grad", got, want, 3, 0, 0),
            "gradient through an int cast is zero");
   asg_graph_free(g);
@@ -500,15 +517,18 @@ static void check_engine(void) {
   asg_tensor *z = asg_variable(g, "z", ASG_F32, ASG_SHAPE(2, 2), asg_init_ones());
   asg_tensor *y = asg_mul(x, x), *gr[3] = {NULL, NULL, NULL};
   TU_CHECK(asg_vjp(y, asg_constant(g, ASG_F64, ASG_SHAPE(3), dyv), 1, &x, gr) == ASG_OK, "vjp");
-  for (int i = 0; i < 3; i++) want[i] = 2 * xv[i] * dyv[i];
+  for (int i = 0; i < 3; i++)
+    want[i] = 2 * xv[i] * dyv[i];
   TU_CHECK(tu_eval(g, gr[0], got) == 0 && tu_close("vjp", got, want, 3, 1e-15, 0), "vjp value");
   asg_tensor *h = asg_mul_scalar(x, 2);
   asg_tensor *l = asg_sum(asg_mul(h, h), ASG_ALL_AXES, false);
   asg_tensor *wrt[3] = {h, z, x};
   TU_CHECK(asg_grad(l, 3, wrt, gr) == ASG_OK, "grad wrt intermediate");
-  for (int i = 0; i < 3; i++) want[i] = 4 * xv[i];
+  for (int i = 0; i < 3; i++)
+    want[i] = 4 * xv[i];
   TU_CHECK(tu_eval(g, gr[0], got) == 0 && tu_close("d/dh", got, want, 3, 1e-15, 0), "d/dh = 2h");
-  for (int i = 0; i < 3; i++) want[i] = 8 * xv[i];
+  for (int i = 0; i < 3; i++)
+    want[i] = 8 * xv[i];
   TU_CHECK(tu_eval(g, gr[2], got) == 0 && tu_close("d/dx", got, want, 3, 1e-15, 0), "d/dx = 8x");
   double zg[4], zeros[4] = {0, 0, 0, 0};
   TU_CHECK(gr[1] && asg_shape_equal(asg_tensor_shape(gr[1]), ASG_SHAPE(2, 2)) &&
@@ -527,17 +547,22 @@ static void check_engine(void) {
 int main(void) {
   const asg_dtype fdt[] = {ASG_F32, ASG_F64};
   for (int i = 0; i < N_UNOPS; i++)
-    for (int d = 0; d < 2; d++) check_unary(&UNOPS[i], fdt[d], 257);
+    for (int d = 0; d < 2; d++)
+      check_unary(&UNOPS[i], fdt[d], 257);
   /* threaded path: > ASG_CPU_PAR_MIN and several chunks */
-  for (int i = 0; i < N_UNOPS; i++) check_unary(&UNOPS[i], ASG_F32, 120001);
+  for (int i = 0; i < N_UNOPS; i++)
+    check_unary(&UNOPS[i], ASG_F32, 120001);
   check_unary(&UNOPS[3], ASG_F64, 100003);
   check_unary_int();
   check_cast();
 
   const asg_shape pats[][2] = {
-      {ASG_SHAPE(2, 3, 4), ASG_SHAPE(4)},     {ASG_SHAPE(2, 1, 4), ASG_SHAPE(3, 1)},
-      {ASG_SCALAR, ASG_SHAPE(5)},             {ASG_SHAPE(1), ASG_SHAPE(2, 3)},
-      {ASG_SHAPE(4, 5), ASG_SHAPE(4, 5)},     {ASG_SHAPE(3, 1, 5), ASG_SHAPE(1, 4, 1)},
+      {ASG_SHAPE(2, 3, 4), ASG_SHAPE(4)},
+      {ASG_SHAPE(2, 1, 4), ASG_SHAPE(3, 1)},
+      {ASG_SCALAR, ASG_SHAPE(5)},
+      {ASG_SHAPE(1), ASG_SHAPE(2, 3)},
+      {ASG_SHAPE(4, 5), ASG_SHAPE(4, 5)},
+      {ASG_SHAPE(3, 1, 5), ASG_SHAPE(1, 4, 1)},
       {ASG_SHAPE(2, 3, 1, 2), ASG_SHAPE(3, 4, 1)},
   };
   const int npats = (int)(sizeof pats / sizeof pats[0]);

@@ -30,7 +30,8 @@ static asg_tensor *cst(asg_graph *g, asg_dtype dt, asg_shape s, const double *va
 static double *iota_data(long n, unsigned seed) {
   double *v = malloc(sizeof(double) * (size_t)n);
   tu_rand(seed, v, n, -1000, 1000);
-  for (long i = 0; i < n; i++) v[i] = floor(v[i]);
+  for (long i = 0; i < n; i++)
+    v[i] = floor(v[i]);
   return v;
 }
 
@@ -45,18 +46,21 @@ static void coords(asg_shape s, long f, long *co) {
 }
 static long flat(asg_shape s, const long *co) {
   long f = 0;
-  for (int d = 0; d < s.ndim; d++) f = f * s.dims[d] + co[d];
+  for (int d = 0; d < s.ndim; d++)
+    f = f * s.dims[d] + co[d];
   return f;
 }
 
 /* y[c] = x[c permuted back] */
 static void ref_permute(const double *x, asg_shape xs, const int *perm, double *y) {
   asg_shape ys = xs;
-  for (int d = 0; d < xs.ndim; d++) ys.dims[d] = xs.dims[perm[d]];
+  for (int d = 0; d < xs.ndim; d++)
+    ys.dims[d] = xs.dims[perm[d]];
   long co[8] = {0}, ci[8] = {0};
   for (long f = 0; f < numel(ys); f++) {
     coords(ys, f, co);
-    for (int d = 0; d < xs.ndim; d++) ci[perm[d]] = co[d];
+    for (int d = 0; d < xs.ndim; d++)
+      ci[perm[d]] = co[d];
     y[f] = x[flat(xs, ci)];
   }
 }
@@ -89,7 +93,7 @@ static void test_permute_fwd(void) {
       {ASG_SHAPE(2, 3, 4, 5), {0, 2, 3, 1}}, {ASG_SHAPE(2, 3, 4, 5), {3, 2, 1, 0}},
       {ASG_SHAPE(2, 3, 4, 5), {1, 0, 2, 3}}, {ASG_SHAPE(2, 3, 4, 5), {0, 1, 3, 2}},
       {ASG_SHAPE(2, 3, 4, 5), {2, 3, 0, 1}}, {ASG_SHAPE(1, 5, 1, 7), {3, 1, 2, 0}},
-      {ASG_SHAPE(4, 100, 100), {0, 2, 1}},  {ASG_SHAPE(40, 30, 40), {1, 0, 2}},
+      {ASG_SHAPE(4, 100, 100), {0, 2, 1}},   {ASG_SHAPE(40, 30, 40), {1, 0, 2}},
       {ASG_SHAPE(3, 37, 45), {2, 1, 0}},
   };
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
@@ -113,19 +117,23 @@ static void test_permute_fwd(void) {
   {
     asg_shape s = ASG_SHAPE(3, 4, 5);
     double x[60], want[60], got[60];
-    for (int i = 0; i < 60; i++) x[i] = i;
+    for (int i = 0; i < 60; i++)
+      x[i] = i;
     int p[3] = {2, 1, 0};
     ref_permute(x, s, p, want);
     asg_graph *g = asg_graph_new();
     asg_tensor *xt = cst(g, ASG_F64, s, x);
     int pn[3] = {-1, 1, -3};
-    TU_CHECK(tu_eval(g, asg_permute(xt, pn), got) == 0 && tu_close("permute neg", got, want, 60, 0, 0),
+    TU_CHECK(tu_eval(g, asg_permute(xt, pn), got) == 0 &&
+                 tu_close("permute neg", got, want, 60, 0, 0),
              "permute with negative axes");
-    TU_CHECK(tu_eval(g, asg_transpose(xt, 0, -1), got) == 0 && tu_close("transpose", got, want, 60, 0, 0),
+    TU_CHECK(tu_eval(g, asg_transpose(xt, 0, -1), got) == 0 &&
+                 tu_close("transpose", got, want, 60, 0, 0),
              "transpose(0,-1)");
     asg_tensor *tr = asg_transpose(xt, 1, 2);
     asg_shape ts = asg_tensor_shape(tr);
-    TU_CHECK(ts.ndim == 3 && ts.dims[0] == 3 && ts.dims[1] == 5 && ts.dims[2] == 4, "transpose shape");
+    TU_CHECK(ts.ndim == 3 && ts.dims[0] == 3 && ts.dims[1] == 5 && ts.dims[2] == 4,
+             "transpose shape");
     asg_graph_free(g);
   }
 }
@@ -137,10 +145,9 @@ static void test_slice_fwd(void) {
     long nsel;
     long sel[8]; /* the indices Python would select (hand-written) */
   } cases[] = {
-      {0, 1, 3, 1, 1, {1}},             {1, 0, 4, 2, 2, {0, 2}},
-      {1, -3, 100, 1, 3, {1, 2, 3}},    {-1, 1, -1, 2, 2, {1, 3}},
-      {2, -100, 5, 3, 2, {0, 3}},       {-2, 3, 4, 5, 1, {3}},
-      {2, 4, 5, 1, 1, {4}},             {0, -1, 2, 1, 1, {1}},
+      {0, 1, 3, 1, 1, {1}},      {1, 0, 4, 2, 2, {0, 2}},    {1, -3, 100, 1, 3, {1, 2, 3}},
+      {-1, 1, -1, 2, 2, {1, 3}}, {2, -100, 5, 3, 2, {0, 3}}, {-2, 3, 4, 5, 1, {3}},
+      {2, 4, 5, 1, 1, {4}},      {0, -1, 2, 1, 1, {1}},
   };
   asg_shape s = ASG_SHAPE(2, 4, 5);
   long n = numel(s);
@@ -159,7 +166,8 @@ static void test_slice_fwd(void) {
       char what[64];
       snprintf(what, sizeof what, "slice case %zu %s", c, asg_dtype_name(DTYPES[t]));
       TU_CHECK(y && asg_shape_equal(gs, ys), "%s: shape", what);
-      TU_CHECK(y && tu_eval(g, y, got) == 0 && tu_close(what, got, want, numel(ys), 0, 0), "%s", what);
+      TU_CHECK(y && tu_eval(g, y, got) == 0 && tu_close(what, got, want, numel(ys), 0, 0), "%s",
+               what);
       asg_graph_free(g);
     }
   }
@@ -170,13 +178,16 @@ static void test_slice_fwd(void) {
     long bn = numel(bs);
     double *bx = iota_data(bn, 8);
     long sel[100];
-    for (int i = 0; i < 100; i++) sel[i] = 2 + 3 * i;
+    for (int i = 0; i < 100; i++)
+      sel[i] = 2 + 3 * i;
     asg_shape ys = ASG_SHAPE(3, 100, 70);
-    double *want = malloc(sizeof(double) * (size_t)numel(ys)), *got = malloc(sizeof(double) * (size_t)numel(ys));
+    double *want = malloc(sizeof(double) * (size_t)numel(ys)),
+           *got = malloc(sizeof(double) * (size_t)numel(ys));
     ref_take(bx, bs, 1, sel, 100, want);
     asg_graph *g = asg_graph_new();
     asg_tensor *y = asg_slice(cst(g, ASG_F32, bs, bx), 1, 2, 300, 3);
-    TU_CHECK(tu_eval(g, y, got) == 0 && tu_close("big slice", got, want, numel(ys), 0, 0), "big slice");
+    TU_CHECK(tu_eval(g, y, got) == 0 && tu_close("big slice", got, want, numel(ys), 0, 0),
+             "big slice");
     asg_graph_free(g);
     free(bx), free(want), free(got);
   }
@@ -203,14 +214,16 @@ static void test_concat_split_fwd(void) {
       coords(ys, f, co);
       int k = 0;
       long at = co[a];
-      while (at >= len[k]) at -= len[k++];
+      while (at >= len[k])
+        at -= len[k++];
       co[a] = at;
       want[f] = xv[k][flat(sh[k], co)];
     }
     for (int t = 0; t < 4; t++) {
       asg_graph *g = asg_graph_new();
       asg_tensor *xs[3];
-      for (int k = 0; k < 3; k++) xs[k] = cst(g, DTYPES[t], sh[k], xv[k]);
+      for (int k = 0; k < 3; k++)
+        xs[k] = cst(g, DTYPES[t], sh[k], xv[k]);
       asg_tensor *y = asg_concat(xs, 3, axis);
       char what[64];
       snprintf(what, sizeof what, "concat axis %d %s", axis, asg_dtype_name(DTYPES[t]));
@@ -223,11 +236,13 @@ static void test_concat_split_fwd(void) {
       for (int k = 0; k < 3; k++) {
         snprintf(what, sizeof what, "split axis %d part %d %s", axis, k, asg_dtype_name(DTYPES[t]));
         TU_CHECK(parts[k] && asg_shape_equal(asg_tensor_shape(parts[k]), sh[k]), "%s: shape", what);
-        TU_CHECK(tu_eval(g, parts[k], got) == 0 && tu_close(what, got, xv[k], numel(sh[k]), 0, 0), "%s", what);
+        TU_CHECK(tu_eval(g, parts[k], got) == 0 && tu_close(what, got, xv[k], numel(sh[k]), 0, 0),
+                 "%s", what);
       }
       asg_graph_free(g);
     }
-    for (int k = 0; k < 3; k++) free(xv[k]);
+    for (int k = 0; k < 3; k++)
+      free(xv[k]);
   }
 }
 
@@ -246,10 +261,12 @@ static void test_gather_fwd(void) {
     ref_take(x, xs, a, idxl, 6, want);
     /* expected shape: x[:a] + [2,3] + x[a+1:] */
     asg_shape ys = {0, {0}};
-    for (int d = 0; d < a; d++) ys.dims[ys.ndim++] = xs.dims[d];
+    for (int d = 0; d < a; d++)
+      ys.dims[ys.ndim++] = xs.dims[d];
     ys.dims[ys.ndim++] = 2;
     ys.dims[ys.ndim++] = 3;
-    for (int d = a + 1; d < 3; d++) ys.dims[ys.ndim++] = xs.dims[d];
+    for (int d = a + 1; d < 3; d++)
+      ys.dims[ys.ndim++] = xs.dims[d];
     for (int t = 0; t < 4; t++) {
       for (int it = 0; it < 2; it++) {
         asg_graph *g = asg_graph_new();
@@ -259,7 +276,8 @@ static void test_gather_fwd(void) {
         snprintf(what, sizeof what, "gather axis %d %s idx %s", axis, asg_dtype_name(DTYPES[t]),
                  it ? "i64" : "i32");
         TU_CHECK(y && asg_shape_equal(asg_tensor_shape(y), ys), "%s: shape", what);
-        TU_CHECK(tu_eval(g, y, got) == 0 && tu_close(what, got, want, numel(flat_s), 0, 0), "%s", what);
+        TU_CHECK(tu_eval(g, y, got) == 0 && tu_close(what, got, want, numel(flat_s), 0, 0), "%s",
+                 what);
         asg_graph_free(g);
       }
     }
@@ -273,20 +291,24 @@ static void test_gather_fwd(void) {
     asg_tensor *y = asg_gather(cst(g, ASG_F64, xs, x), cst(g, ASG_I64, ASG_SCALAR, &two), 1);
     asg_shape ys = asg_tensor_shape(y);
     TU_CHECK(ys.ndim == 2 && ys.dims[0] == 3 && ys.dims[1] == 4, "gather scalar idx shape");
-    TU_CHECK(tu_eval(g, y, got) == 0 && tu_close("gather scalar", got, want, 12, 0, 0), "gather scalar idx");
+    TU_CHECK(tu_eval(g, y, got) == 0 && tu_close("gather scalar", got, want, 12, 0, 0),
+             "gather scalar idx");
     asg_graph_free(g);
   }
   /* embedding = rows of the table */
   {
     asg_graph *g = asg_graph_new();
     double table[24], want[6 * 4], got[24];
-    for (int i = 0; i < 24; i++) table[i] = i * 0.5 - 3;
+    for (int i = 0; i < 24; i++)
+      table[i] = i * 0.5 - 3;
     double ids[6] = {5, 0, 3, 3, 1, 2};
     long idl[6] = {5, 0, 3, 3, 1, 2};
     ref_take(table, ASG_SHAPE(6, 4), 0, idl, 6, want);
-    asg_tensor *y = asg_embedding(cst(g, ASG_F32, ASG_SHAPE(6, 4), table), cst(g, ASG_I64, ASG_SHAPE(2, 3), ids));
+    asg_tensor *y = asg_embedding(cst(g, ASG_F32, ASG_SHAPE(6, 4), table),
+                                  cst(g, ASG_I64, ASG_SHAPE(2, 3), ids));
     asg_shape ys = asg_tensor_shape(y);
-    TU_CHECK(ys.ndim == 3 && ys.dims[0] == 2 && ys.dims[1] == 3 && ys.dims[2] == 4, "embedding shape");
+    TU_CHECK(ys.ndim == 3 && ys.dims[0] == 2 && ys.dims[1] == 3 && ys.dims[2] == 4,
+             "embedding shape");
     TU_CHECK(tu_eval(g, y, got) == 0 && tu_close("embedding", got, want, 24, 0, 0), "embedding");
     asg_graph_free(g);
   }
@@ -322,7 +344,8 @@ static void test_scatter_add_fwd(void) {
     ref_scatter(x, xs, a, idxl, 4, src, want);
     for (int t = 0; t < 4; t++) {
       asg_graph *g = asg_graph_new();
-      asg_tensor *y = asg_scatter_add(cst(g, DTYPES[t], xs, x), cst(g, t % 2 ? ASG_I64 : ASG_I32, ASG_SHAPE(4), idxv),
+      asg_tensor *y = asg_scatter_add(cst(g, DTYPES[t], xs, x),
+                                      cst(g, t % 2 ? ASG_I64 : ASG_I32, ASG_SHAPE(4), idxv),
                                       cst(g, DTYPES[t], ss, src), axis);
       char what[64];
       snprintf(what, sizeof what, "scatter_add axis %d %s", axis, asg_dtype_name(DTYPES[t]));
@@ -345,12 +368,14 @@ static void test_scatter_add_fwd(void) {
     tu_rand(1, x, 40000, -1, 1);
     tu_rand(2, src, 120000, -1, 1);
     tu_rand(3, idv, m, -10, 210);
-    for (long j = 0; j < m; j++) idv[j] = floor(idv[j]), idl[j] = (long)idv[j];
+    for (long j = 0; j < m; j++)
+      idv[j] = floor(idv[j]), idl[j] = (long)idv[j];
     ref_scatter(x, bx, 1, idl, m, src, want);
     asg_graph *g = asg_graph_new();
     asg_tensor *y = asg_scatter_add(cst(g, ASG_F64, bx, x), cst(g, ASG_I64, ASG_SHAPE(600), idv),
                                     cst(g, ASG_F64, bs, src), 1);
-    TU_CHECK(tu_eval(g, y, got) == 0 && tu_close("big scatter_add", got, want, 40000, 0, 0), "big scatter_add");
+    TU_CHECK(tu_eval(g, y, got) == 0 && tu_close("big scatter_add", got, want, 40000, 0, 0),
+             "big scatter_add");
     asg_graph_free(g);
     free(x), free(src), free(idv), free(want), free(got), free(idl);
   }
@@ -360,12 +385,14 @@ static void test_one_hot_fwd(void) {
   double idxv[6] = {0, 3, 2, -1, 4, 1};
   for (int t = 0; t < 4; t++) {
     asg_graph *g = asg_graph_new();
-    asg_tensor *y = asg_one_hot(cst(g, t % 2 ? ASG_I32 : ASG_I64, ASG_SHAPE(2, 3), idxv), 4, DTYPES[t]);
+    asg_tensor *y =
+        asg_one_hot(cst(g, t % 2 ? ASG_I32 : ASG_I64, ASG_SHAPE(2, 3), idxv), 4, DTYPES[t]);
     double want[24] = {0}, got[24];
     for (int r = 0; r < 6; r++)
       if (idxv[r] >= 0 && idxv[r] < 4) want[r * 4 + (int)idxv[r]] = 1;
     asg_shape ys = asg_tensor_shape(y);
-    TU_CHECK(y && asg_tensor_dtype(y) == DTYPES[t] && ys.ndim == 3 && ys.dims[2] == 4, "one_hot shape/dtype");
+    TU_CHECK(y && asg_tensor_dtype(y) == DTYPES[t] && ys.ndim == 3 && ys.dims[2] == 4,
+             "one_hot shape/dtype");
     TU_CHECK(tu_eval(g, y, got) == 0 && tu_close("one_hot", got, want, 24, 0, 0), "one_hot %s",
              asg_dtype_name(DTYPES[t]));
     asg_graph_free(g);
@@ -385,9 +412,10 @@ static asg_tensor *b_transpose(asg_graph *g, asg_tensor **x, void *ctx) {
 }
 static asg_tensor *b_slice(asg_graph *g, asg_tensor **x, void *ctx) {
   (void)g, (void)ctx;
-  asg_tensor *a = asg_slice(x[0], 1, -4, 5, 2);  /* rows 1, 3 */
-  asg_tensor *b = asg_slice(x[0], -1, 0, 4, 3);  /* cols 0, 3 */
-  asg_tensor *parts[2] = {asg_reshape(a, ASG_SHAPE(2, 8)), asg_reshape(asg_mul(b, b), ASG_SHAPE(2, 10))};
+  asg_tensor *a = asg_slice(x[0], 1, -4, 5, 2); /* rows 1, 3 */
+  asg_tensor *b = asg_slice(x[0], -1, 0, 4, 3); /* cols 0, 3 */
+  asg_tensor *parts[2] = {asg_reshape(a, ASG_SHAPE(2, 8)),
+                          asg_reshape(asg_mul(b, b), ASG_SHAPE(2, 10))};
   return asg_concat(parts, 2, 1);
 }
 /* slice_bwd's own gradient: y = vjp of a slice wrt its input, driven by x1 */
@@ -548,7 +576,8 @@ static void test_errors(void) {
     asg_tensor *parts[2] = {x, x};
     int64_t sizes[2] = {1, 1};
     asg_status st = asg_split(x, 1, 2, sizes, parts);
-    TU_CHECK(st != ASG_OK && parts[0] == NULL && parts[1] == NULL, "split sizes not summing: status");
+    TU_CHECK(st != ASG_OK && parts[0] == NULL && parts[1] == NULL,
+             "split sizes not summing: status");
     expect_err(g, NULL, "split", "split sizes not summing");
   }
   asg_graph_free(g);

@@ -17,10 +17,14 @@ static asg_tensor *konst(asg_graph *g, asg_dtype dt, asg_shape s, const double *
   long n = (long)asg_shape_numel(s);
   void *buf = malloc((size_t)(n ? n : 1) * 8);
   for (long i = 0; i < n; i++) {
-    if (dt == ASG_F32) ((float *)buf)[i] = (float)v[i];
-    else if (dt == ASG_F64) ((double *)buf)[i] = v[i];
-    else if (dt == ASG_I32) ((int32_t *)buf)[i] = (int32_t)v[i];
-    else ((int64_t *)buf)[i] = (int64_t)v[i];
+    if (dt == ASG_F32)
+      ((float *)buf)[i] = (float)v[i];
+    else if (dt == ASG_F64)
+      ((double *)buf)[i] = v[i];
+    else if (dt == ASG_I32)
+      ((int32_t *)buf)[i] = (int32_t)v[i];
+    else
+      ((int64_t *)buf)[i] = (int64_t)v[i];
   }
   asg_tensor *t = asg_constant(g, dt, s, buf);
   free(buf);
@@ -29,8 +33,10 @@ static asg_tensor *konst(asg_graph *g, asg_dtype dt, asg_shape s, const double *
 
 static void to_d(asg_dtype dt, const void *src, double *dst, long n) {
   for (long i = 0; i < n; i++)
-    dst[i] = dt == ASG_F32 ? ((const float *)src)[i] : dt == ASG_F64 ? ((const double *)src)[i]
-             : dt == ASG_I32 ? ((const int32_t *)src)[i] : (double)((const int64_t *)src)[i];
+    dst[i] = dt == ASG_F32   ? ((const float *)src)[i]
+             : dt == ASG_F64 ? ((const double *)src)[i]
+             : dt == ASG_I32 ? ((const int32_t *)src)[i]
+                             : (double)((const int64_t *)src)[i];
 }
 
 static asg_program *compile_run(asg_graph *g, int n, asg_tensor **outs) {
@@ -86,8 +92,10 @@ static int setvar(asg_program *p, const char *name, const double *v) {
     long n = (long)asg_shape_numel(s);
     void *buf = malloc((size_t)(n ? n : 1) * 8);
     for (long j = 0; j < n; j++)
-      if (dt == ASG_F32) ((float *)buf)[j] = (float)v[j];
-      else ((double *)buf)[j] = v[j];
+      if (dt == ASG_F32)
+        ((float *)buf)[j] = (float)v[j];
+      else
+        ((double *)buf)[j] = v[j];
     int rc = asg_program_set_variable(p, name, buf, (size_t)n * asg_dtype_size(dt));
     free(buf);
     return rc;
@@ -97,7 +105,9 @@ static int setvar(asg_program *p, const char *name, const double *v) {
 
 static bool has(const char *hay, const char *needle) { return hay && strstr(hay, needle); }
 
-static bool shape_is(asg_tensor *t, asg_shape s) { return t && asg_shape_equal(asg_tensor_shape(t), s); }
+static bool shape_is(asg_tensor *t, asg_shape s) {
+  return t && asg_shape_equal(asg_tensor_shape(t), s);
+}
 
 /* Gradient check of layer parameters: loss = sum(y * r) in f64; analytic
  * gradients from asg_grad against central differences taken by setting the
@@ -114,10 +124,12 @@ static int param_gradcheck(const char *what, asg_graph *g, asg_tensor *y, int n,
   double *r = malloc(sizeof(double) * (size_t)ny);
   tu_rand(7, r, ny, 0.5, 1.5);
   asg_tensor *loss =
-      asg_sum(asg_mul(asg_cast(y, ASG_F64), konst(g, ASG_F64, asg_tensor_shape(y), r)), ASG_ALL_AXES, false);
+      asg_sum(asg_mul(asg_cast(y, ASG_F64), konst(g, ASG_F64, asg_tensor_shape(y), r)),
+              ASG_ALL_AXES, false);
   free(r);
   asg_tensor *wrt[8], *gr[8], *outs[9];
-  for (int i = 0; i < n; i++) wrt[i] = asg_graph_find(g, names[i]);
+  for (int i = 0; i < n; i++)
+    wrt[i] = asg_graph_find(g, names[i]);
   int bad = 0;
   if (asg_grad(loss, n, wrt, gr) != ASG_OK) {
     printf("FAIL param gradcheck %s: %s\n", what, asg_last_error());
@@ -125,7 +137,8 @@ static int param_gradcheck(const char *what, asg_graph *g, asg_tensor *y, int n,
     return 1;
   }
   outs[0] = loss;
-  for (int i = 0; i < n; i++) outs[i + 1] = gr[i];
+  for (int i = 0; i < n; i++)
+    outs[i + 1] = gr[i];
   asg_program *p = compile_run(g, n + 1, outs);
   if (!p) bad = 1;
   double *ans[8] = {0}; /* analytic gradients of the unperturbed run */
@@ -162,10 +175,13 @@ static int param_gradcheck(const char *what, asg_graph *g, asg_tensor *y, int n,
     }
     free(v);
   }
-  for (int i = 0; i < n; i++) free(ans[i]);
+  for (int i = 0; i < n; i++)
+    free(ans[i]);
   asg_program_free(p);
-  if (bad) tu_fail++;
-  else tu_pass++;
+  if (bad)
+    tu_fail++;
+  else
+    tu_pass++;
   return bad;
 }
 
@@ -175,7 +191,8 @@ static void ref_linear(const double *x, const double *w, const double *b, double
   for (long n = 0; n < N; n++)
     for (long o = 0; o < out; o++) {
       double s = b ? b[o] : 0;
-      for (long i = 0; i < in; i++) s += x[n * in + i] * w[o * in + i];
+      for (long i = 0; i < in; i++)
+        s += x[n * in + i] * w[o * in + i];
       y[n * out + o] = s;
     }
 }
@@ -205,9 +222,12 @@ static void test_linear(void) {
     /* PyTorch init: U(-1/sqrt(in), 1/sqrt(in)) for both */
     double bound = 1 / sqrt(5.0), mx = 0;
     bool distinct = w[0] != w[1];
-    for (int i = 0; i < 20; i++) mx = fmax(mx, fabs(w[i]));
-    for (int i = 0; i < 4; i++) mx = fmax(mx, fabs(b[i]));
-    TU_CHECK(mx <= bound && mx > 0.3 * bound && distinct, "linear init within 1/sqrt(in): max %g", mx);
+    for (int i = 0; i < 20; i++)
+      mx = fmax(mx, fabs(w[i]));
+    for (int i = 0; i < 4; i++)
+      mx = fmax(mx, fabs(b[i]));
+    TU_CHECK(mx <= bound && mx > 0.3 * bound && distinct, "linear init within 1/sqrt(in): max %g",
+             mx);
     ref_linear(x, w, b, want, 6, 5, 4);
     TU_CHECK(tu_close("linear", y, want, 24, f64 ? 1e-12 : 1e-5, f64 ? 1e-12 : 1e-5), "linear %s",
              f64 ? "f64" : "f32");
@@ -222,7 +242,8 @@ static void test_linear(void) {
     asg_layer *fc = asg_nn_linear_ex(g, "nb", 3, 2, &o);
     double x[3] = {1, 2, 4}, y[2];
     asg_tensor *yt = asg_layer_apply(fc, konst(g, ASG_F32, ASG_SHAPE(1, 3), x));
-    TU_CHECK(asg_layer_param(fc, "bias") == NULL && asg_graph_find(g, "nb.bias") == NULL, "no_bias");
+    TU_CHECK(asg_layer_param(fc, "bias") == NULL && asg_graph_find(g, "nb.bias") == NULL,
+             "no_bias");
     TU_CHECK(tu_eval(g, yt, y) == 0 && y[0] == 7 && y[1] == 7, "no-bias linear with ones init");
     asg_graph_free(g);
   }
@@ -232,7 +253,8 @@ static void test_linear(void) {
     asg_layer *fc = asg_nn_linear(g, "fc2", 3, 4);
     asg_tensor *y = asg_layer_apply(fc, asg_input(g, "x", ASG_F32, ASG_SHAPE(2, 5)));
     const char *e = asg_graph_error(g);
-    TU_CHECK(!y && has(e, "fc2") && has(e, "[2,5]") && has(e, "[4,3]"), "linear error: %s", e ? e : "(none)");
+    TU_CHECK(!y && has(e, "fc2") && has(e, "[2,5]") && has(e, "[4,3]"), "linear error: %s",
+             e ? e : "(none)");
     TU_CHECK(asg_layer_apply(fc, NULL) == NULL, "poisoned input stays poisoned");
     asg_graph_free(g);
   }
@@ -263,7 +285,8 @@ static void test_linear_rms_grads(void) {
     double x[2 * 3 * 4];
     tu_rand(3, x, 24, -1, 1);
     asg_linear_opts o = {.dtype = ASG_F64};
-    asg_tensor *y = asg_layer_apply(asg_nn_linear_ex(g, "fc", 4, 3, &o), konst(g, ASG_F64, ASG_SHAPE(2, 3, 4), x));
+    asg_tensor *y = asg_layer_apply(asg_nn_linear_ex(g, "fc", 4, 3, &o),
+                                    konst(g, ASG_F64, ASG_SHAPE(2, 3, 4), x));
     param_gradcheck("linear f64 params", g, y, 2, (const char *[]){"fc.weight", "fc.bias"});
     asg_graph_free(g);
   }
@@ -272,7 +295,8 @@ static void test_linear_rms_grads(void) {
     double x[6 * 4];
     tu_rand(4, x, 24, -1, 1);
     /* f32 parameters, f64 activations (the layer casts): f64-accurate loss */
-    asg_tensor *y = asg_layer_apply(asg_nn_linear(g, "fc", 4, 3), konst(g, ASG_F64, ASG_SHAPE(6, 4), x));
+    asg_tensor *y =
+        asg_layer_apply(asg_nn_linear(g, "fc", 4, 3), konst(g, ASG_F64, ASG_SHAPE(6, 4), x));
     param_gradcheck("linear f32 params", g, y, 2, (const char *[]){"fc.weight", "fc.bias"});
     asg_graph_free(g);
   }
@@ -280,7 +304,8 @@ static void test_linear_rms_grads(void) {
     asg_graph *g = asg_graph_new();
     double x[2 * 5];
     tu_rand(5, x, 10, -1, 1);
-    asg_tensor *y = asg_layer_apply(asg_nn_rmsnorm(g, "rms", 5, 0), konst(g, ASG_F64, ASG_SHAPE(2, 5), x));
+    asg_tensor *y =
+        asg_layer_apply(asg_nn_rmsnorm(g, "rms", 5, 0), konst(g, ASG_F64, ASG_SHAPE(2, 5), x));
     param_gradcheck("rmsnorm weight", g, y, 1, (const char *[]){"rms.weight"});
     asg_graph_free(g);
   }
@@ -302,7 +327,8 @@ static void ref_conv2d(const double *x, const double *w, const double *b, double
               for (int kw = 0; kw < KW; kw++) {
                 int ih = oh * s - pd + kh * dl, iw = ow * s - pd + kw * dl;
                 if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
-                acc += x[((n * C + gi * cg + c) * H + ih) * W + iw] * w[((o * cg + c) * KH + kh) * KW + kw];
+                acc += x[((n * C + gi * cg + c) * H + ih) * W + iw] *
+                       w[((o * cg + c) * KH + kh) * KW + kw];
               }
           y[((n * O + o) * OH + oh) * OW + ow] = acc;
         }
@@ -313,7 +339,8 @@ static void ref_convt(const double *x, const double *w, const double *b, double 
                       int H, int W, int O, int K, int s, int pd, int OH, int OW) {
   for (int n = 0; n < N; n++)
     for (int o = 0; o < O; o++)
-      for (int i = 0; i < OH * OW; i++) y[(n * O + o) * OH * OW + i] = b[o];
+      for (int i = 0; i < OH * OW; i++)
+        y[(n * O + o) * OH * OW + i] = b[o];
   for (int n = 0; n < N; n++)
     for (int c = 0; c < C; c++)
       for (int ih = 0; ih < H; ih++)
@@ -347,8 +374,10 @@ static void test_conv(void) {
       getvar(p, "conv1.weight", w);
       getvar(p, "conv1.bias", b);
       double bound = 1 / sqrt(2.0 * 9), mx = 0;
-      for (int i = 0; i < 108; i++) mx = fmax(mx, fabs(w[i]));
-      for (int i = 0; i < 6; i++) mx = fmax(mx, fabs(b[i]));
+      for (int i = 0; i < 108; i++)
+        mx = fmax(mx, fabs(w[i]));
+      for (int i = 0; i < 6; i++)
+        mx = fmax(mx, fabs(b[i]));
       TU_CHECK(mx <= bound && mx > 0.5 * bound, "conv init bound 1/sqrt(fan_in): %g", mx);
       ref_conv2d(x, w, b, want, 2, 4, 5, 5, 6, 3, 3, 2, 1, 1, 2, 3, 3);
       TU_CHECK(tu_close("conv2d", y, want, 108, 1e-10, 1e-10), "conv2d layer vs reference");
@@ -363,7 +392,8 @@ static void test_conv(void) {
     asg_conv_params cp = {.stride = {2, 2}, .padding = {1, 1}};
     asg_layer *cv = asg_nn_conv_transpose2d(g, "up", 3, 2, 3, 3, cp, true);
     asg_tensor *yt = asg_layer_apply(cv, konst(g, ASG_F64, ASG_SHAPE(1, 3, 3, 3), x));
-    TU_CHECK(shape_is(asg_graph_find(g, "up.weight"), ASG_SHAPE(3, 2, 3, 3)), "convT weight [in, out, kh, kw]");
+    TU_CHECK(shape_is(asg_graph_find(g, "up.weight"), ASG_SHAPE(3, 2, 3, 3)),
+             "convT weight [in, out, kh, kw]");
     TU_CHECK(shape_is(yt, ASG_SHAPE(1, 2, 5, 5)), "conv_transpose2d out shape");
     asg_program *p = compile_run(g, 1, &yt);
     TU_CHECK(p != NULL, "conv_transpose2d compiles");
@@ -372,10 +402,12 @@ static void test_conv(void) {
       getvar(p, "up.weight", w);
       getvar(p, "up.bias", b);
       double bound = 1 / sqrt(2.0 * 9), mx = 0; /* fan_in from dims[1]*k*k, as PyTorch */
-      for (int i = 0; i < 54; i++) mx = fmax(mx, fabs(w[i]));
+      for (int i = 0; i < 54; i++)
+        mx = fmax(mx, fabs(w[i]));
       TU_CHECK(mx <= bound && mx > 0.5 * bound, "convT init bound: %g", mx);
       ref_convt(x, w, b, want, 1, 3, 3, 3, 2, 3, 2, 1, 5, 5);
-      TU_CHECK(tu_close("conv_transpose2d", y, want, 50, 1e-10, 1e-10), "conv_transpose2d layer vs reference");
+      TU_CHECK(tu_close("conv_transpose2d", y, want, 50, 1e-10, 1e-10),
+               "conv_transpose2d layer vs reference");
       asg_program_free(p);
     }
     asg_graph_free(g);
@@ -398,14 +430,17 @@ static void test_conv(void) {
 
 /* ---- batch norm ---- */
 /* x [N, C, S] flattened spatial; biased var normalizes, unbiased updates */
-static void ref_bn_stats(const double *x, int N, int C, int S, double *mean, double *vb, double *vu) {
+static void ref_bn_stats(const double *x, int N, int C, int S, double *mean, double *vb,
+                         double *vu) {
   for (int c = 0; c < C; c++) {
     double s = 0, q = 0;
     for (int n = 0; n < N; n++)
-      for (int i = 0; i < S; i++) s += x[(n * C + c) * S + i];
+      for (int i = 0; i < S; i++)
+        s += x[(n * C + c) * S + i];
     double m = s / (N * S);
     for (int n = 0; n < N; n++)
-      for (int i = 0; i < S; i++) q += (x[(n * C + c) * S + i] - m) * (x[(n * C + c) * S + i] - m);
+      for (int i = 0; i < S; i++)
+        q += (x[(n * C + c) * S + i] - m) * (x[(n * C + c) * S + i] - m);
     mean[c] = m;
     vb[c] = q / (N * S);
     vu[c] = q / (N * S - 1);
@@ -441,7 +476,8 @@ static void test_batchnorm(void) {
         int c = (k / S) % C;
         want[k] = (x[k] - mean[c]) / sqrt(vb[c] + 1e-5) * gam[c] + bet[c];
       }
-      TU_CHECK(tu_close("bn train", y, want, n, 1e-5, 1e-5), "batchnorm train rank %d", rank4 ? 4 : 2);
+      TU_CHECK(tu_close("bn train", y, want, n, 1e-5, 1e-5), "batchnorm train rank %d",
+               rank4 ? 4 : 2);
       getvar(p, "bn.running_mean", rm);
       getvar(p, "bn.running_var", rv);
       double wm[2], wv[2];
@@ -449,7 +485,8 @@ static void test_batchnorm(void) {
         wm[c] = 0.8 * 0 + 0.2 * mean[c];
         wv[c] = 0.8 * 1 + 0.2 * vu[c]; /* unbiased, as PyTorch */
       }
-      TU_CHECK(tu_close("running_mean", rm, wm, 2, 1e-6, 1e-6) && tu_close("running_var", rv, wv, 2, 1e-6, 1e-6),
+      TU_CHECK(tu_close("running_mean", rm, wm, 2, 1e-6, 1e-6) &&
+                   tu_close("running_var", rv, wv, 2, 1e-6, 1e-6),
                "running stats after one run");
       asg_program_free(p);
     }
@@ -486,7 +523,8 @@ static void test_batchnorm(void) {
     tu_rand(23, x, 8, -1, 1);
     asg_graph *g = asg_graph_new();
     asg_layer *bn = asg_nn_batchnorm(g, "bn", 2, 0, 0);
-    asg_tensor *loss = asg_sum(asg_layer_apply(bn, konst(g, ASG_F32, ASG_SHAPE(4, 2), x)), ASG_ALL_AXES, false);
+    asg_tensor *loss =
+        asg_sum(asg_layer_apply(bn, konst(g, ASG_F32, ASG_SHAPE(4, 2), x)), ASG_ALL_AXES, false);
     asg_program *p = loss ? asg_compile_train(g, loss, asg_sgd(0, 0), 0, NULL, NULL) : NULL;
     TU_CHECK(p != NULL, "compile_train with batchnorm: %s", asg_last_error());
     if (p) {
@@ -527,7 +565,8 @@ static void test_norms(void) {
     asg_layer *ln = rms ? asg_nn_rmsnorm(g, "rn", 5, 0) : asg_nn_layernorm(g, "ln", 5, 0);
     asg_tensor *yt = asg_layer_apply(ln, konst(g, ASG_F64, ASG_SHAPE(2, 3, 5), x));
     TU_CHECK(shape_is(asg_layer_param(ln, "weight"), ASG_SHAPE(5)) &&
-                 (rms ? asg_layer_param(ln, "bias") == NULL : shape_is(asg_layer_param(ln, "bias"), ASG_SHAPE(5))),
+                 (rms ? asg_layer_param(ln, "bias") == NULL
+                      : shape_is(asg_layer_param(ln, "bias"), ASG_SHAPE(5))),
              "%s params", rms ? "rmsnorm" : "layernorm");
     asg_program *p = compile_run(g, 1, &yt);
     TU_CHECK(p != NULL, "norm compiles");
@@ -539,11 +578,14 @@ static void test_norms(void) {
     for (int r = 0; r < 6; r++) {
       const double *xr = x + r * 5;
       double m = 0, q = 0;
-      for (int i = 0; i < 5; i++) m += xr[i] / 5;
-      for (int i = 0; i < 5; i++) q += (rms ? xr[i] * xr[i] : (xr[i] - m) * (xr[i] - m)) / 5;
       for (int i = 0; i < 5; i++)
-        want[r * 5 + i] = rms ? xr[i] / sqrt(q + 1e-6) * (double)(float)w[i]
-                              : (xr[i] - m) / sqrt(q + 1e-5) * (double)(float)w[i] + (double)(float)b[i];
+        m += xr[i] / 5;
+      for (int i = 0; i < 5; i++)
+        q += (rms ? xr[i] * xr[i] : (xr[i] - m) * (xr[i] - m)) / 5;
+      for (int i = 0; i < 5; i++)
+        want[r * 5 + i] =
+            rms ? xr[i] / sqrt(q + 1e-6) * (double)(float)w[i]
+                : (xr[i] - m) / sqrt(q + 1e-5) * (double)(float)w[i] + (double)(float)b[i];
     }
     TU_CHECK(tu_close(rms ? "rmsnorm" : "layernorm", y, want, 30, 1e-10, 1e-10), "%s forward",
              rms ? "rmsnorm" : "layernorm");
@@ -562,7 +604,8 @@ static void test_embedding(void) {
     asg_layer *e = asg_nn_embedding(g, "emb", 7, 3);
     double idx[4] = {6, 0, 3, 3}, y[12], w[21], want[12];
     asg_tensor *yt = asg_layer_apply(e, konst(g, i64 ? ASG_I64 : ASG_I32, ASG_SHAPE(2, 2), idx));
-    TU_CHECK(shape_is(yt, ASG_SHAPE(2, 2, 3)) && shape_is(asg_graph_find(g, "emb.weight"), ASG_SHAPE(7, 3)),
+    TU_CHECK(shape_is(yt, ASG_SHAPE(2, 2, 3)) &&
+                 shape_is(asg_graph_find(g, "emb.weight"), ASG_SHAPE(7, 3)),
              "embedding shapes");
     asg_program *p = compile_run(g, 1, &yt);
     TU_CHECK(p != NULL, "embedding compiles");
@@ -570,13 +613,17 @@ static void test_embedding(void) {
     fetch(p, yt, y);
     getvar(p, "emb.weight", w);
     for (int k = 0; k < 4; k++)
-      for (int d = 0; d < 3; d++) want[k * 3 + d] = w[(int)idx[k] * 3 + d];
-    TU_CHECK(tu_close("embedding", y, want, 12, 0, 0), "embedding gathers rows (%s)", i64 ? "i64" : "i32");
+      for (int d = 0; d < 3; d++)
+        want[k * 3 + d] = w[(int)idx[k] * 3 + d];
+    TU_CHECK(tu_close("embedding", y, want, 12, 0, 0), "embedding gathers rows (%s)",
+             i64 ? "i64" : "i32");
     double s = 0, q = 0; /* N(0,1) init: rough moments over 21 values */
-    for (int k = 0; k < 21; k++) s += w[k], q += w[k] * w[k];
+    for (int k = 0; k < 21; k++)
+      s += w[k], q += w[k] * w[k];
     TU_CHECK(fabs(s / 21) < 0.8 && q / 21 > 0.3 && q / 21 < 2.5, "embedding init ~N(0,1)");
     asg_program_free(p);
-    TU_CHECK(!asg_layer_apply(e, konst(g, ASG_F32, ASG_SHAPE(2), idx)) && has(asg_graph_error(g), "emb"),
+    TU_CHECK(!asg_layer_apply(e, konst(g, ASG_F32, ASG_SHAPE(2), idx)) &&
+                 has(asg_graph_error(g), "emb"),
              "embedding float index error: %s", asg_graph_error(g) ? asg_graph_error(g) : "(none)");
     asg_graph_free(g);
   }
@@ -585,8 +632,10 @@ static void test_embedding(void) {
 /* ---- dropout, pools, flatten ---- */
 static void test_dropout(void) {
   enum { N = 2000 };
-  double *ones = malloc(sizeof(double) * N), *y = malloc(sizeof(double) * N), *y2 = malloc(sizeof(double) * N);
-  for (int i = 0; i < N; i++) ones[i] = 1;
+  double *ones = malloc(sizeof(double) * N), *y = malloc(sizeof(double) * N),
+         *y2 = malloc(sizeof(double) * N);
+  for (int i = 0; i < N; i++)
+    ones[i] = 1;
   for (int train = 0; train < 2; train++) {
     asg_graph *g = asg_graph_new();
     asg_graph_set_training(g, train);
@@ -601,8 +650,10 @@ static void test_dropout(void) {
     int zeros = 0, ok = 1, same = 1;
     for (int i = 0; i < N; i++) {
       zeros += y[i] == 0;
-      if (train) ok &= y[i] == 0 || fabs(y[i] - 1 / 0.75) < 1e-6;
-      else ok &= y[i] == 1;
+      if (train)
+        ok &= y[i] == 0 || fabs(y[i] - 1 / 0.75) < 1e-6;
+      else
+        ok &= y[i] == 1;
       same &= y[i] == y2[i];
     }
     if (train)
@@ -626,12 +677,15 @@ static void test_pools(void) {
   tu_rand(41, x, 32, -1, 1);
   asg_graph *g = asg_graph_new();
   asg_tensor *xt = konst(g, ASG_F64, ASG_SHAPE(1, 2, 4, 4), x);
-  asg_tensor *mp = asg_layer_apply(asg_nn_maxpool2d(g, "mp", (asg_pool_params){.kernel = {2, 2}}), xt);
-  asg_tensor *ap = asg_layer_apply(asg_nn_avgpool2d(g, "ap", (asg_pool_params){.kernel = {2, 2}}), xt);
+  asg_tensor *mp =
+      asg_layer_apply(asg_nn_maxpool2d(g, "mp", (asg_pool_params){.kernel = {2, 2}}), xt);
+  asg_tensor *ap =
+      asg_layer_apply(asg_nn_avgpool2d(g, "ap", (asg_pool_params){.kernel = {2, 2}}), xt);
   asg_tensor *ad = asg_layer_apply(asg_nn_adaptive_avgpool2d(g, "gap", 1, 1), xt);
   asg_tensor *fl = asg_layer_apply(asg_nn_flatten(g, "fl", 1), xt);
   TU_CHECK(shape_is(fl, ASG_SHAPE(1, 32)), "flatten [1,2,4,4] from 1 -> [1,32]");
-  TU_CHECK(shape_is(mp, ASG_SHAPE(1, 2, 2, 2)) && shape_is(ad, ASG_SHAPE(1, 2, 1, 1)), "pool shapes");
+  TU_CHECK(shape_is(mp, ASG_SHAPE(1, 2, 2, 2)) && shape_is(ad, ASG_SHAPE(1, 2, 1, 1)),
+           "pool shapes");
   asg_tensor *outs[3] = {mp, ap, ad};
   asg_program *p = compile_run(g, 3, outs);
   TU_CHECK(p != NULL, "pools compile");
@@ -650,12 +704,14 @@ static void test_pools(void) {
               }
             want[(c * 2 + i) * 2 + j] = max ? m : s;
           }
-      TU_CHECK(tu_close(max ? "maxpool" : "avgpool", y, want, 8, 1e-12, 1e-12), "%s layer", max ? "maxpool" : "avgpool");
+      TU_CHECK(tu_close(max ? "maxpool" : "avgpool", y, want, 8, 1e-12, 1e-12), "%s layer",
+               max ? "maxpool" : "avgpool");
     }
     fetch(p, ad, y);
     for (int c = 0; c < 2; c++) {
       want[c] = 0;
-      for (int i = 0; i < 16; i++) want[c] += x[c * 16 + i] / 16;
+      for (int i = 0; i < 16; i++)
+        want[c] += x[c * 16 + i] / 16;
     }
     TU_CHECK(tu_close("adaptive", y, want, 2, 1e-12, 1e-12), "adaptive avg pool to 1x1 = mean");
     asg_program_free(p);
@@ -673,7 +729,8 @@ static void test_sequential(void) {
   TU_CHECK(shape_is(y, ASG_SHAPE(5, 2)) && asg_graph_variable_count(g) == 4 &&
                shape_is(asg_graph_find(g, "fc2.weight"), ASG_SHAPE(2, 8)),
            "sequential MLP: 4 variables, fc2.weight [2,8]");
-  TU_CHECK(has(asg_tensor_scope(y), "fc2"), "output made under scope fc2: %s", asg_tensor_scope(y) ? asg_tensor_scope(y) : "(null)");
+  TU_CHECK(has(asg_tensor_scope(y), "fc2"), "output made under scope fc2: %s",
+           asg_tensor_scope(y) ? asg_tensor_scope(y) : "(null)");
   asg_graph_free(g);
 }
 

@@ -7,14 +7,27 @@
 
 #include "testutil.h"
 
-enum { L_MSE, L_L1, L_SMOOTH, L_SMOOTH0, L_HUBER, L_BCE, L_BCE_W, L_BCEL, L_BCEL_PW, L_KL, L_KL_LOG };
-static const char *LNAME[] = {"mse", "l1", "smooth_l1", "smooth_l1_beta0", "huber", "bce", "bce_w",
-                              "bce_logits", "bce_logits_pw", "kl_div", "kl_div_logtarget"};
+enum {
+  L_MSE,
+  L_L1,
+  L_SMOOTH,
+  L_SMOOTH0,
+  L_HUBER,
+  L_BCE,
+  L_BCE_W,
+  L_BCEL,
+  L_BCEL_PW,
+  L_KL,
+  L_KL_LOG
+};
+static const char *LNAME[] = {"mse",           "l1",     "smooth_l1",       "smooth_l1_beta0",
+                              "huber",         "bce",    "bce_w",           "bce_logits",
+                              "bce_logits_pw", "kl_div", "kl_div_logtarget"};
 #define R 2
 #define C 3
 #define N (R * C)
 
-static const double PW[C] = {0.5, 2.0, 3.0}; /* pos_weight [C] */
+static const double PW[C] = {0.5, 2.0, 3.0};  /* pos_weight [C] */
 static const double BW[C] = {1.5, 0.25, 1.0}; /* bce weight [C] */
 
 static asg_tensor *pair_loss(int kind, asg_tensor *x, asg_tensor *y, asg_reduction r) {
@@ -28,14 +41,18 @@ static asg_tensor *pair_loss(int kind, asg_tensor *x, asg_tensor *y, asg_reducti
   case L_BCE: return asg_bce_loss(x, y, NULL, r);
   case L_BCE_W: return asg_bce_loss(x, y, asg_constant(g, ASG_F64, ASG_SHAPE(C), BW), r);
   case L_BCEL: return asg_bce_with_logits_loss(x, y, NULL, r);
-  case L_BCEL_PW: return asg_bce_with_logits_loss(x, y, asg_constant(g, ASG_F64, ASG_SHAPE(C), PW), r);
+  case L_BCEL_PW:
+    return asg_bce_with_logits_loss(x, y, asg_constant(g, ASG_F64, ASG_SHAPE(C), PW), r);
   case L_KL: return asg_kl_div_loss(x, y, false, r);
   default: return asg_kl_div_loss(x, y, true, r);
   }
 }
 
 static double sigm(double z) { return 1 / (1 + exp(-z)); }
-static double clamped_log(double v) { double l = log(v); return l < -100 ? -100 : l; }
+static double clamped_log(double v) {
+  double l = log(v);
+  return l < -100 ? -100 : l;
+}
 
 /* Pointwise reference loss of element i. */
 static double ref_point(int kind, double x, double y, int i) {
@@ -79,7 +96,8 @@ static void test_pairs(void) {
       x[1] = 1, y[1] = 0.25;
     }
     if (kind == L_KL) { /* log q and p with a zero entry */
-      for (int i = 0; i < N; i++) y[i] = fabs(y[i]) / 3, x[i] = log(0.1 + fabs(x[i]) / 3);
+      for (int i = 0; i < N; i++)
+        y[i] = fabs(y[i]) / 3, x[i] = log(0.1 + fabs(x[i]) / 3);
       y[2] = 0;
     }
     for (int r = ASG_REDUCE_MEAN; r <= ASG_REDUCE_BATCHMEAN; r++) {
@@ -89,7 +107,8 @@ static void test_pairs(void) {
       asg_tensor *yt = asg_constant(g, ASG_F64, ASG_SHAPE(R, C), y);
       asg_tensor *l = pair_loss(kind, xt, yt, (asg_reduction)r);
       double got[N], want[N], s = 0;
-      for (int i = 0; i < N; i++) s += want[i] = ref_point(kind, x[i], y[i], i);
+      for (int i = 0; i < N; i++)
+        s += want[i] = ref_point(kind, x[i], y[i], i);
       int n = N;
       if (r == ASG_REDUCE_MEAN) want[0] = s / N, n = 1;
       if (r == ASG_REDUCE_SUM) want[0] = s, n = 1;
@@ -97,7 +116,9 @@ static void test_pairs(void) {
       bool ok = l && tu_eval(g, l, got) == 0;
       TU_CHECK(ok && asg_shape_numel(asg_tensor_shape(l)) == n, "%s r%d: build/eval/shape: %s",
                LNAME[kind], r, asg_graph_error(g) ? asg_graph_error(g) : "");
-      if (ok) TU_CHECK(tu_close(LNAME[kind], got, want, n, 1e-12, 1e-12), "%s r%d forward", LNAME[kind], r);
+      if (ok)
+        TU_CHECK(tu_close(LNAME[kind], got, want, n, 1e-12, 1e-12), "%s r%d forward", LNAME[kind],
+                 r);
       asg_graph_free(g);
     }
   }
@@ -152,7 +173,9 @@ static asg_tensor *ce_build(asg_graph *g, asg_tensor *x, ce_ctx *c) {
   if (c->nll) return asg_nll_loss(asg_log_softmax(x, -1), lab, c->ignore, c->r);
   return asg_cross_entropy_loss(x, lab, c->s, c->ignore, c->r);
 }
-static asg_tensor *gc_ce(asg_graph *g, asg_tensor **xs, void *ctx) { return ce_build(g, xs[0], ctx); }
+static asg_tensor *gc_ce(asg_graph *g, asg_tensor **xs, void *ctx) {
+  return ce_build(g, xs[0], ctx);
+}
 
 static void test_ce(void) {
   double x[CR * CC];
@@ -169,10 +192,13 @@ static void test_ce(void) {
           double row[CR], tot = 0, cnt = 0;
           for (int i = 0; i < CR; i++) {
             double mx = -INFINITY, se = 0, sl = 0;
-            for (int j = 0; j < CC; j++) mx = fmax(mx, x[i * CC + j]);
-            for (int j = 0; j < CC; j++) se += exp(x[i * CC + j] - mx);
+            for (int j = 0; j < CC; j++)
+              mx = fmax(mx, x[i * CC + j]);
+            for (int j = 0; j < CC; j++)
+              se += exp(x[i * CC + j] - mx);
             double lse = mx + log(se);
-            for (int j = 0; j < CC; j++) sl += x[i * CC + j] - lse;
+            for (int j = 0; j < CC; j++)
+              sl += x[i * CC + j] - lse;
             int64_t t = c.lab[i];
             if (t == c.ignore) {
               row[i] = 0;
@@ -184,8 +210,10 @@ static void test_ce(void) {
           }
           double want[CR], got[CR];
           int n = 1;
-          if (r == ASG_REDUCE_NONE) memcpy(want, row, sizeof row), n = CR;
-          else want[0] = r == ASG_REDUCE_SUM ? tot : tot / cnt;
+          if (r == ASG_REDUCE_NONE)
+            memcpy(want, row, sizeof row), n = CR;
+          else
+            want[0] = r == ASG_REDUCE_SUM ? tot : tot / cnt;
           asg_graph *g = asg_graph_new();
           asg_tensor *xt = asg_constant(g, ASG_F64, ASG_SHAPE(CR, CC), x);
           asg_tensor *l = ce_build(g, xt, &c);
@@ -206,15 +234,18 @@ static void test_i32_labels(void) {
   float x[CR * CC];
   double xd[CR * CC], got[CR], want[CR];
   tu_rand(8, xd, CR * CC, -2, 2);
-  for (int i = 0; i < CR * CC; i++) x[i] = (float)xd[i];
+  for (int i = 0; i < CR * CC; i++)
+    x[i] = (float)xd[i];
   const int32_t l32[CR] = {0, 3, -100, 4};
   asg_graph *g = asg_graph_new();
   asg_tensor *xt = asg_constant(g, ASG_F32, ASG_SHAPE(CR, CC), x);
   asg_tensor *lt = asg_constant(g, ASG_I32, ASG_SHAPE(CR), l32);
   for (int i = 0; i < CR; i++) {
     double mx = -INFINITY, se = 0;
-    for (int j = 0; j < CC; j++) mx = fmax(mx, (double)x[i * CC + j]);
-    for (int j = 0; j < CC; j++) se += exp((double)x[i * CC + j] - mx);
+    for (int j = 0; j < CC; j++)
+      mx = fmax(mx, (double)x[i * CC + j]);
+    for (int j = 0; j < CC; j++)
+      se += exp((double)x[i * CC + j] - mx);
     want[i] = l32[i] < 0 ? 0 : mx + log(se) - (double)x[i * CC + l32[i]];
   }
   TU_CHECK(tu_eval(g, asg_cross_entropy_loss(xt, lt, 0, -100, ASG_REDUCE_NONE), got) == 0 &&
@@ -247,7 +278,8 @@ static void test_errors(void) {
   g = asg_graph_new();
   a = asg_fill(g, ASG_F32, ASG_SHAPE(4, 5), 0);
   lab = asg_fill(g, ASG_F32, ASG_SHAPE(4), 0);
-  TU_CHECK(asg_nll_loss(a, lab, -100, ASG_REDUCE_MEAN) == NULL && strstr(asg_graph_error(g), "nll_loss"),
+  TU_CHECK(asg_nll_loss(a, lab, -100, ASG_REDUCE_MEAN) == NULL &&
+               strstr(asg_graph_error(g), "nll_loss"),
            "nll float labels: %s", asg_graph_error(g) ? asg_graph_error(g) : "(none)");
   asg_graph_free(g);
 
@@ -260,7 +292,8 @@ static void test_errors(void) {
 
   g = asg_graph_new();
   a = asg_fill(g, ASG_F32, ASG_SHAPE(4), 0);
-  TU_CHECK(asg_mse_loss(a, a, ASG_REDUCE_BATCHMEAN) == NULL && strstr(asg_graph_error(g), "mse_loss"),
+  TU_CHECK(asg_mse_loss(a, a, ASG_REDUCE_BATCHMEAN) == NULL &&
+               strstr(asg_graph_error(g), "mse_loss"),
            "batchmean is for kl only");
   asg_graph_free(g);
 }

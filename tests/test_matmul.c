@@ -14,8 +14,10 @@ static asg_tensor *konst(asg_graph *g, asg_dtype dt, asg_shape s, const double *
   long n = (long)asg_shape_numel(s);
   void *buf = malloc((size_t)n * 8);
   for (long i = 0; i < n; i++) {
-    if (dt == ASG_F32) ((float *)buf)[i] = (float)v[i];
-    else ((double *)buf)[i] = v[i];
+    if (dt == ASG_F32)
+      ((float *)buf)[i] = (float)v[i];
+    else
+      ((double *)buf)[i] = v[i];
   }
   asg_tensor *t = asg_constant(g, dt, s, buf);
   free(buf);
@@ -47,7 +49,8 @@ static void reference(asg_shape sa, const double *A, asg_shape sb, const double 
   long K = (long)sa.dims[ra - (ta ? 2 : 1)];
   long acols = (long)sa.dims[ra - 1], bcols = (long)sb.dims[rb - 1];
   long nbatch = 1;
-  for (int i = 0; i < ro - 2; i++) nbatch *= (long)so.dims[i];
+  for (int i = 0; i < ro - 2; i++)
+    nbatch *= (long)so.dims[i];
   for (long bi = 0; bi < nbatch; bi++) {
     const double *a = A + batch_off(sa, ra - 2, so, ro - 2, bi) * M * K;
     const double *b = B + batch_off(sb, rb - 2, so, ro - 2, bi) * K * N;
@@ -66,7 +69,8 @@ static void reference(asg_shape sa, const double *A, asg_shape sb, const double 
   }
 }
 
-static void check(asg_dtype dt, asg_shape sa, asg_shape sb, bool ta, bool tb, asg_shape want_shape) {
+static void check(asg_dtype dt, asg_shape sa, asg_shape sb, bool ta, bool tb,
+                  asg_shape want_shape) {
   long na = (long)asg_shape_numel(sa), nb = (long)asg_shape_numel(sb);
   long no = (long)asg_shape_numel(want_shape);
   double *a = malloc(sizeof(double) * (size_t)na), *b = malloc(sizeof(double) * (size_t)nb);
@@ -75,8 +79,10 @@ static void check(asg_dtype dt, asg_shape sa, asg_shape sb, bool ta, bool tb, as
   tu_rand((unsigned long long)(na + 3 * nb), a, na, -1, 1);
   tu_rand((unsigned long long)(7 * na + nb), b, nb, -1, 1);
   if (dt == ASG_F32) { /* the reference sees the values the kernel sees */
-    for (long i = 0; i < na; i++) a[i] = (float)a[i];
-    for (long i = 0; i < nb; i++) b[i] = (float)b[i];
+    for (long i = 0; i < na; i++)
+      a[i] = (float)a[i];
+    for (long i = 0; i < nb; i++)
+      b[i] = (float)b[i];
   }
   asg_graph *g = asg_graph_new();
   asg_tensor *y = asg_matmul_t(konst(g, dt, sa, a), konst(g, dt, sb, b), ta, tb);
@@ -84,7 +90,8 @@ static void check(asg_dtype dt, asg_shape sa, asg_shape sb, bool ta, bool tb, as
   snprintf(what, sizeof what, "matmul %s %s%s x %s%s -> %s", asg_dtype_name(dt),
            asg_shape_str(sa, s1, sizeof s1), ta ? "^T" : "", asg_shape_str(sb, s2, sizeof s2),
            tb ? "^T" : "", asg_shape_str(want_shape, s3, sizeof s3));
-  bool shape_ok = y && asg_shape_equal(asg_tensor_shape(y), want_shape) && asg_tensor_dtype(y) == dt;
+  bool shape_ok =
+      y && asg_shape_equal(asg_tensor_shape(y), want_shape) && asg_tensor_dtype(y) == dt;
   TU_CHECK(shape_ok, "%s: shape", what);
   if (shape_ok) {
     reference(sa, a, sb, b, ta, tb, want_shape, want, mag);
@@ -169,10 +176,8 @@ int main(void) {
   }
 
   const asg_shape gshapes[][2] = {
-      {ASG_SHAPE(3, 4), ASG_SHAPE(4, 2)},
-      {ASG_SHAPE(2, 3, 4), ASG_SHAPE(2, 4, 2)},
-      {ASG_SHAPE(2, 1, 3, 4), ASG_SHAPE(3, 4, 2)},
-      {ASG_SHAPE(2, 3, 4), ASG_SHAPE(4, 2)},
+      {ASG_SHAPE(3, 4), ASG_SHAPE(4, 2)},          {ASG_SHAPE(2, 3, 4), ASG_SHAPE(2, 4, 2)},
+      {ASG_SHAPE(2, 1, 3, 4), ASG_SHAPE(3, 4, 2)}, {ASG_SHAPE(2, 3, 4), ASG_SHAPE(4, 2)},
       {ASG_SHAPE(3, 4), ASG_SHAPE(2, 4, 2)},
   };
   for (int s = 0; s < 5; s++)
@@ -182,8 +187,10 @@ int main(void) {
       /* transpose the stored operands so that op(A) op(B) keeps the shapes */
       int ra = sh[0].ndim, rb = sh[1].ndim;
       int64_t tmp;
-      if (c.ta) tmp = sh[0].dims[ra - 1], sh[0].dims[ra - 1] = sh[0].dims[ra - 2], sh[0].dims[ra - 2] = tmp;
-      if (c.tb) tmp = sh[1].dims[rb - 1], sh[1].dims[rb - 1] = sh[1].dims[rb - 2], sh[1].dims[rb - 2] = tmp;
+      if (c.ta)
+        tmp = sh[0].dims[ra - 1], sh[0].dims[ra - 1] = sh[0].dims[ra - 2], sh[0].dims[ra - 2] = tmp;
+      if (c.tb)
+        tmp = sh[1].dims[rb - 1], sh[1].dims[rb - 1] = sh[1].dims[rb - 2], sh[1].dims[rb - 2] = tmp;
       char name[64];
       snprintf(name, sizeof name, "matmul case %d ta=%d tb=%d", s, c.ta, c.tb);
       tu_gradcheck(name, 2, sh, gb, &c, NULL);

@@ -26,9 +26,11 @@ static void test_accuracy(void) {
   TU_CHECK(asg_metric_topk_accuracy(S, ASG_F32, 5, 3, T32, ASG_I32, 1) == 0.4, "top-1 = accuracy");
   TU_CHECK(asg_metric_topk_accuracy(S, ASG_F32, 5, 3, T32, ASG_I32, 3) == 1.0, "top-3 = 1");
   double sd[5 * 3];
-  for (int i = 0; i < 15; i++) sd[i] = S[i];
+  for (int i = 0; i < 15; i++)
+    sd[i] = S[i];
   int64_t t64[5] = {1, 1, 2, 2, 7}; /* out-of-range target counts as wrong */
-  TU_CHECK(asg_metric_topk_accuracy(sd, ASG_F64, 5, 3, t64, ASG_I64, 3) == 0.8, "top-3 f64, bad label");
+  TU_CHECK(asg_metric_topk_accuracy(sd, ASG_F64, 5, 3, t64, ASG_I64, 3) == 0.8,
+           "top-3 f64, bad label");
   TU_CHECK(isnan(asg_metric_accuracy(pred, ASG_F32, T32, ASG_I32, 5)) &&
                strstr(asg_last_error(), "asg_metric_accuracy"),
            "float labels refused: %s", asg_last_error());
@@ -40,8 +42,8 @@ static void test_confusion_prf(void) {
   int64_t cm[9];
   TU_CHECK(asg_metric_confusion(pred, ASG_I64, T32, ASG_I32, 5, 3, cm) == ASG_OK, "confusion");
   /* rows = target, cols = prediction */
-  const int64_t want[9] = {0, 1, 0, /* target 0 predicted 1 */
-                           1, 1, 0, /* target 1: predicted 0 once, 1 once */
+  const int64_t want[9] = {0, 1, 0,  /* target 0 predicted 1 */
+                           1, 1, 0,  /* target 1: predicted 0 once, 1 once */
                            1, 0, 1}; /* target 2: 0 once, 2 once */
   TU_CHECK(memcmp(cm, want, sizeof cm) == 0, "confusion values");
   asg_prf per[3], mac;
@@ -49,8 +51,9 @@ static void test_confusion_prf(void) {
   /* class 0: tp 0, predicted 2, actual 1 -> p 0, r 0, f1 0
    * class 1: tp 1, predicted 2, actual 2 -> p .5, r .5, f1 .5
    * class 2: tp 1, predicted 1, actual 2 -> p 1, r .5, f1 2/3 */
-  double got[9] = {per[0].precision, per[0].recall, per[0].f1, per[1].precision, per[1].recall,
-                   per[1].f1, per[2].precision, per[2].recall, per[2].f1};
+  double got[9] = {per[0].precision, per[0].recall, per[0].f1,
+                   per[1].precision, per[1].recall, per[1].f1,
+                   per[2].precision, per[2].recall, per[2].f1};
   double exp9[9] = {0, 0, 0, 0.5, 0.5, 0.5, 1, 0.5, 2.0 / 3};
   TU_CHECK(tu_close("prf per class", got, exp9, 9, 1e-15, 0), "per-class precision/recall/f1");
   TU_CHECK(per[0].support == 1 && per[1].support == 2 && per[2].support == 2, "support");
@@ -59,7 +62,8 @@ static void test_confusion_prf(void) {
   /* a class absent from targets and predictions is left out of the macro */
   int64_t cm4[16] = {0};
   for (int t = 0; t < 3; t++)
-    for (int p = 0; p < 3; p++) cm4[t * 4 + p] = cm[t * 3 + p];
+    for (int p = 0; p < 3; p++)
+      cm4[t * 4 + p] = cm[t * 3 + p];
   asg_prf mac4;
   asg_metric_prf(cm4, 4, NULL, &mac4);
   TU_CHECK(fabs(mac4.f1 - mac.f1) < 1e-15, "absent class ignored by macro");
@@ -73,11 +77,12 @@ static void test_running_mean(void) {
   asg_running_mean m = {0};
   TU_CHECK(isnan(asg_running_mean_value(&m)), "empty mean is NaN");
   asg_running_mean_update(&m, 2.0, 1);
-  asg_running_mean_update(&m, 4.0, 3); /* (2 + 12) / 4 */
+  asg_running_mean_update(&m, 4.0, 3);   /* (2 + 12) / 4 */
   asg_running_mean_update(&m, 100.0, 0); /* ignored */
   TU_CHECK(fabs(asg_running_mean_value(&m) - 3.5) < 1e-15 && m.count == 2, "weighted mean 3.5");
   asg_running_mean_reset(&m);
-  for (int i = 1; i <= 100; i++) asg_running_mean_update(&m, i, 1);
+  for (int i = 1; i <= 100; i++)
+    asg_running_mean_update(&m, i, 1);
   TU_CHECK(fabs(asg_running_mean_value(&m) - 50.5) < 1e-12, "mean of 1..100");
 }
 

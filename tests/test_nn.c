@@ -12,7 +12,8 @@ static asg_tensor *cst(asg_graph *g, asg_dtype dt, asg_shape s, const double *v)
   long n = (long)asg_shape_numel(s);
   if (dt == ASG_F64) return asg_constant(g, dt, s, v);
   float *f = malloc(sizeof(float) * (size_t)n);
-  for (long i = 0; i < n; i++) f[i] = (float)v[i];
+  for (long i = 0; i < n; i++)
+    f[i] = (float)v[i];
   asg_tensor *t = asg_constant(g, ASG_F32, s, f);
   free(f);
   return t;
@@ -36,7 +37,8 @@ static void fetch(asg_program *p, asg_tensor *t, double *out) {
   void *buf = malloc(bytes ? bytes : 1);
   if (asg_program_fetch(p, t, buf, bytes) != ASG_OK) {
     printf("  fetch failed: %s\n", asg_last_error());
-    for (long i = 0; i < n; i++) out[i] = NAN;
+    for (long i = 0; i < n; i++)
+      out[i] = NAN;
   } else {
     to_double(asg_tensor_dtype(t), buf, out, n);
   }
@@ -56,7 +58,8 @@ static int run_all(asg_graph *g, int n, asg_tensor **outs, double **dst) {
     asg_program_free(p);
     return -1;
   }
-  for (int i = 0; i < n; i++) fetch(p, outs[i], dst[i]);
+  for (int i = 0; i < n; i++)
+    fetch(p, outs[i], dst[i]);
   asg_program_free(p);
   return 0;
 }
@@ -64,9 +67,11 @@ static int run_all(asg_graph *g, int n, asg_tensor **outs, double **dst) {
 /* The reference view of an axis: x [outer, n, inner]. */
 static void split_axis(asg_shape s, int axis, long *outer, long *n, long *inner) {
   *outer = *inner = 1;
-  for (int d = 0; d < axis; d++) *outer *= (long)s.dims[d];
+  for (int d = 0; d < axis; d++)
+    *outer *= (long)s.dims[d];
   *n = (long)s.dims[axis];
-  for (int d = axis + 1; d < s.ndim; d++) *inner *= (long)s.dims[d];
+  for (int d = axis + 1; d < s.ndim; d++)
+    *inner *= (long)s.dims[d];
 }
 
 static void ref_softmax(const double *x, double *y, asg_shape s, int axis, int lg) {
@@ -77,8 +82,10 @@ static void ref_softmax(const double *x, double *y, asg_shape s, int axis, int l
       const double *xl = x + o * n * inner + i;
       double *yl = y + o * n * inner + i;
       double m = -INFINITY, sum = 0;
-      for (long j = 0; j < n; j++) m = fmax(m, xl[j * inner]);
-      for (long j = 0; j < n; j++) sum += exp(xl[j * inner] - m);
+      for (long j = 0; j < n; j++)
+        m = fmax(m, xl[j * inner]);
+      for (long j = 0; j < n; j++)
+        sum += exp(xl[j * inner] - m);
       for (long j = 0; j < n; j++)
         yl[j * inner] = lg ? xl[j * inner] - m - log(sum) : exp(xl[j * inner] - m) / sum;
     }
@@ -104,16 +111,16 @@ static void test_softmax_forward(void) {
         asg_tensor *xt = cst(g, d, s, x);
         asg_tensor *y = lg ? asg_log_softmax(xt, a) : asg_softmax(xt, a);
         ref_softmax(x, want, s, a < 0 ? a + 3 : a, lg);
-        int ok = tu_eval(g, y, got) == 0 &&
-                 tu_close(lg ? "log_softmax" : "softmax", got, want, 60, dt ? 1e-6 : 1e-13,
-                          dt ? 1e-5 : 1e-12);
+        int ok = tu_eval(g, y, got) == 0 && tu_close(lg ? "log_softmax" : "softmax", got, want, 60,
+                                                     dt ? 1e-6 : 1e-13, dt ? 1e-5 : 1e-12);
         TU_CHECK(ok, "%s axis %d %s", lg ? "log_softmax" : "softmax", a, dt ? "f32" : "f64");
         asg_graph_free(g);
       }
     }
   /* stability: huge logits (exp would overflow without the max shift) */
   double big[60];
-  for (int i = 0; i < 60; i++) big[i] = x[i] * 400 + (i % 2 ? 1000 : -1000);
+  for (int i = 0; i < 60; i++)
+    big[i] = x[i] * 400 + (i % 2 ? 1000 : -1000);
   for (int lg = 0; lg < 2; lg++)
     for (int a = 0; a < 3; a++)
       for (int dt = 0; dt < 2; dt++) {
@@ -121,10 +128,12 @@ static void test_softmax_forward(void) {
         asg_tensor *xt = cst(g, dt ? ASG_F32 : ASG_F64, s, big);
         asg_tensor *y = lg ? asg_log_softmax(xt, a) : asg_softmax(xt, a);
         double xr[60];
-        for (int i = 0; i < 60; i++) xr[i] = dt ? (double)(float)big[i] : big[i];
+        for (int i = 0; i < 60; i++)
+          xr[i] = dt ? (double)(float)big[i] : big[i];
         ref_softmax(xr, want, s, a, lg);
         int ok = tu_eval(g, y, got) == 0;
-        for (int i = 0; ok && i < 60; i++) ok = isfinite(got[i]);
+        for (int i = 0; ok && i < 60; i++)
+          ok = isfinite(got[i]);
         ok = ok && tu_close("stable", got, want, 60, dt ? 1e-5 : 1e-12, dt ? 1e-5 : 1e-12);
         TU_CHECK(ok, "large-magnitude %s axis %d %s", lg ? "log_softmax" : "softmax", a,
                  dt ? "f32" : "f64");
@@ -141,7 +150,8 @@ static void test_softmax_forward(void) {
       asg_graph *g = asg_graph_new();
       asg_tensor *y = asg_softmax(cst(g, ASG_F32, bs, bx), a);
       double *xr = malloc(sizeof(double) * (size_t)n);
-      for (long i = 0; i < n; i++) xr[i] = (double)(float)bx[i];
+      for (long i = 0; i < n; i++)
+        xr[i] = (double)(float)bx[i];
       ref_softmax(xr, bw, bs, a, 0);
       free(xr);
       TU_CHECK(tu_eval(g, y, bg) == 0 && tu_close("big softmax", bg, bw, n, 1e-7, 1e-5),
@@ -157,9 +167,11 @@ static void ref_layernorm(const double *x, const double *gm, const double *bt, d
                           long C, double eps) {
   for (long r = 0; r < R; r++) {
     double m = 0, v = 0;
-    for (long j = 0; j < C; j++) m += x[r * C + j];
+    for (long j = 0; j < C; j++)
+      m += x[r * C + j];
     m /= (double)C;
-    for (long j = 0; j < C; j++) v += (x[r * C + j] - m) * (x[r * C + j] - m);
+    for (long j = 0; j < C; j++)
+      v += (x[r * C + j] - m) * (x[r * C + j] - m);
     v /= (double)C;
     for (long j = 0; j < C; j++)
       y[r * C + j] = (x[r * C + j] - m) / sqrt(v + eps) * (gm ? gm[j] : 1) + (bt ? bt[j] : 0);
@@ -180,7 +192,8 @@ static void test_layernorm_forward(void) {
       asg_tensor *btt = affine ? cst(g, d, ASG_SHAPE(7), bt) : NULL;
       asg_tensor *y = asg_layernorm(cst(g, d, s, x), gt, btt, 1e-5);
       double xr[42];
-      for (int i = 0; i < 42; i++) xr[i] = dt ? (double)(float)x[i] : x[i];
+      for (int i = 0; i < 42; i++)
+        xr[i] = dt ? (double)(float)x[i] : x[i];
       double gr[7], br[7];
       for (int i = 0; i < 7; i++) {
         gr[i] = dt ? (double)(float)gm[i] : gm[i];
@@ -199,7 +212,8 @@ static void test_layernorm_forward(void) {
  * dx = rstd (g - mean(g) - xhat mean(g xhat)) with g = w gamma. */
 static void test_layernorm_backward_big(void) {
   const long R = 300, C = 130;
-  double *x = malloc(sizeof(double) * (size_t)(R * C)), *w = malloc(sizeof(double) * (size_t)(R * C));
+  double *x = malloc(sizeof(double) * (size_t)(R * C)),
+         *w = malloc(sizeof(double) * (size_t)(R * C));
   double gm[130], bt[130];
   tu_rand(11, x, R * C, -2, 2);
   tu_rand(12, w, R * C, -1, 1);
@@ -210,7 +224,8 @@ static void test_layernorm_backward_big(void) {
   asg_tensor *gv = asg_variable(g, "gamma", ASG_F64, ASG_SHAPE(C), asg_init_data(gm));
   asg_tensor *bv = asg_variable(g, "beta", ASG_F64, ASG_SHAPE(C), asg_init_data(bt));
   asg_tensor *y = asg_layernorm(xv, gv, bv, 1e-5);
-  asg_tensor *loss = asg_sum(asg_mul(y, asg_constant(g, ASG_F64, ASG_SHAPE(R, C), w)), ASG_ALL_AXES, false);
+  asg_tensor *loss =
+      asg_sum(asg_mul(y, asg_constant(g, ASG_F64, ASG_SHAPE(R, C), w)), ASG_ALL_AXES, false);
   asg_tensor *wrt[3] = {xv, gv, bv}, *gr[3] = {NULL, NULL, NULL};
   TU_CHECK(asg_grad(loss, 3, wrt, gr) == ASG_OK, "layernorm grad: %s", asg_last_error());
   double *dx = malloc(sizeof(double) * (size_t)(R * C)), dg[130], db[130];
@@ -220,9 +235,11 @@ static void test_layernorm_backward_big(void) {
     for (long r = 0; r < R; r++) {
       const double *xr = x + r * C, *wr = w + r * C;
       double m = 0, v = 0, sg = 0, sgx = 0;
-      for (long j = 0; j < C; j++) m += xr[j];
+      for (long j = 0; j < C; j++)
+        m += xr[j];
       m /= (double)C;
-      for (long j = 0; j < C; j++) v += (xr[j] - m) * (xr[j] - m);
+      for (long j = 0; j < C; j++)
+        v += (xr[j] - m) * (xr[j] - m);
       double rstd = 1 / sqrt(v / (double)C + 1e-5);
       for (long j = 0; j < C; j++) {
         double xh = (xr[j] - m) * rstd;
@@ -256,10 +273,13 @@ static double ref_ce(const double *x, const int64_t *lab, long R, long C, double
     if (l == ign || l < 0 || l >= C) continue; /* out of range: left out, as documented */
     const double *xr = x + r * C;
     double m = -INFINITY, s = 0, mean_logp = 0;
-    for (long j = 0; j < C; j++) m = fmax(m, xr[j]);
-    for (long j = 0; j < C; j++) s += exp(xr[j] - m);
+    for (long j = 0; j < C; j++)
+      m = fmax(m, xr[j]);
+    for (long j = 0; j < C; j++)
+      s += exp(xr[j] - m);
     double lse = m + log(s);
-    for (long j = 0; j < C; j++) mean_logp += (xr[j] - lse) / (double)C;
+    for (long j = 0; j < C; j++)
+      mean_logp += (xr[j] - lse) / (double)C;
     total += (1 - ls) * (lse - xr[l]) - ls * mean_logp;
     count++;
   }
@@ -281,29 +301,30 @@ static void test_ce_forward(void) {
           lt = asg_constant(g, ASG_I64, ASG_SHAPE(2, 3), lab);
         } else {
           int32_t l32[6];
-          for (int i = 0; i < 6; i++) l32[i] = (int32_t)lab[i];
+          for (int i = 0; i < 6; i++)
+            l32[i] = (int32_t)lab[i];
           lt = asg_constant(g, ASG_I32, ASG_SHAPE(2, 3), l32);
         }
-        asg_tensor *loss = asg_softmax_cross_entropy(cst(g, dt ? ASG_F32 : ASG_F64,
-                                                         ASG_SHAPE(2, 3, 5), x),
-                                                     lt, lss[li], -100);
+        asg_tensor *loss = asg_softmax_cross_entropy(
+            cst(g, dt ? ASG_F32 : ASG_F64, ASG_SHAPE(2, 3, 5), x), lt, lss[li], -100);
         double xr[30];
-        for (int i = 0; i < 30; i++) xr[i] = dt ? (double)(float)x[i] : x[i];
+        for (int i = 0; i < 30; i++)
+          xr[i] = dt ? (double)(float)x[i] : x[i];
         double want = ref_ce(xr, lab, R, C, lss[li], -100), got = NAN;
         TU_CHECK(tu_eval(g, loss, &got) == 0 && fabs(got - want) <= (dt ? 1e-5 : 1e-12),
-                 "ce ls=%g labels %s logits %s: got %.10g want %.10g", lss[li],
-                 ldt ? "i64" : "i32", dt ? "f32" : "f64", got, want);
+                 "ce ls=%g labels %s logits %s: got %.10g want %.10g", lss[li], ldt ? "i64" : "i32",
+                 dt ? "f32" : "f64", got, want);
         asg_graph_free(g);
       }
   /* large logits stay finite */
   {
     double bx[30];
-    for (int i = 0; i < 30; i++) bx[i] = x[i] * 500;
+    for (int i = 0; i < 30; i++)
+      bx[i] = x[i] * 500;
     int64_t l2[6] = {0, 1, 2, 3, 4, 0};
     asg_graph *g = asg_graph_new();
-    asg_tensor *loss = asg_softmax_cross_entropy(cst(g, ASG_F64, ASG_SHAPE(6, 5), bx),
-                                                 asg_constant(g, ASG_I64, ASG_SHAPE(6), l2),
-                                                 0.2, -1);
+    asg_tensor *loss = asg_softmax_cross_entropy(
+        cst(g, ASG_F64, ASG_SHAPE(6, 5), bx), asg_constant(g, ASG_I64, ASG_SHAPE(6), l2), 0.2, -1);
     double want = ref_ce(bx, l2, 6, 5, 0.2, -1), got = NAN;
     TU_CHECK(tu_eval(g, loss, &got) == 0 && isfinite(got) && fabs(got - want) <= 1e-9 * fabs(want),
              "ce large logits: got %g want %g", got, want);
@@ -314,15 +335,16 @@ static void test_ce_forward(void) {
     int64_t ign[3] = {-100, -100, -100};
     asg_graph *g = asg_graph_new();
     asg_tensor *lg = asg_variable(g, "logits", ASG_F64, ASG_SHAPE(3, 5), asg_init_data(x));
-    asg_tensor *loss = asg_softmax_cross_entropy(lg, asg_constant(g, ASG_I64, ASG_SHAPE(3), ign),
-                                                 0.1, -100);
+    asg_tensor *loss =
+        asg_softmax_cross_entropy(lg, asg_constant(g, ASG_I64, ASG_SHAPE(3), ign), 0.1, -100);
     asg_tensor *d = NULL;
     TU_CHECK(asg_grad(loss, 1, &lg, &d) == ASG_OK, "ce grad: %s", asg_last_error());
     double l = NAN, dd[15];
     double *dst[2] = {&l, dd};
     asg_tensor *outs[2] = {loss, d};
     int ok = run_all(g, 2, outs, dst) == 0 && l == 0;
-    for (int i = 0; ok && i < 15; i++) ok = dd[i] == 0;
+    for (int i = 0; ok && i < 15; i++)
+      ok = dd[i] == 0;
     TU_CHECK(ok, "ce with all rows ignored: loss %g", l);
     asg_graph_free(g);
   }
@@ -399,9 +421,11 @@ static void test_gradchecks(void) {
 /* ---- random ---- */
 static void stats(const double *v, long n, double *mean, double *var) {
   double m = 0, q = 0;
-  for (long i = 0; i < n; i++) m += v[i];
+  for (long i = 0; i < n; i++)
+    m += v[i];
   m /= (double)n;
-  for (long i = 0; i < n; i++) q += (v[i] - m) * (v[i] - m);
+  for (long i = 0; i < n; i++)
+    q += (v[i] - m) * (v[i] - m);
   *mean = m;
   *var = q / (double)(n - 1);
 }
@@ -415,7 +439,8 @@ static void test_random(void) {
     asg_graph *g = asg_graph_new();
     asg_tensor *u = asg_rand_uniform(g, dt ? ASG_F32 : ASG_F64, ASG_SHAPE(N), 2, 5, 42);
     int ok = tu_eval(g, u, v) == 0;
-    for (long i = 0; ok && i < N; i++) ok = v[i] >= 2 && v[i] < 5;
+    for (long i = 0; ok && i < N; i++)
+      ok = v[i] >= 2 && v[i] < 5;
     stats(v, N, &m, &var);
     TU_CHECK(ok && fabs(m - 3.5) < 0.014 && fabs(var - 0.75) < 0.011,
              "uniform %s: in range %d, mean %g var %g", dt ? "f32" : "f64", ok, m, var);
@@ -427,8 +452,8 @@ static void test_random(void) {
     asg_tensor *z = asg_rand_normal(g, ASG_F64, ASG_SHAPE(N), 1, 2, 7);
     int ok = tu_eval(g, z, v) == 0;
     stats(v, N, &m, &var);
-    TU_CHECK(ok && fabs(m - 1) < 0.035 && fabs(sqrt(var) - 2) < 0.025, "normal: mean %g std %g",
-             m, sqrt(var));
+    TU_CHECK(ok && fabs(m - 1) < 0.035 && fabs(sqrt(var) - 2) < 0.025, "normal: mean %g std %g", m,
+             sqrt(var));
     asg_graph_free(g);
   }
   /* bernoulli(0.3), float and integer masks */
@@ -436,9 +461,11 @@ static void test_random(void) {
     asg_graph *g = asg_graph_new();
     asg_tensor *b = asg_rand_bernoulli(g, dt ? ASG_I32 : ASG_F32, ASG_SHAPE(N), 0.3, 9);
     int ok = tu_eval(g, b, v) == 0;
-    for (long i = 0; ok && i < N; i++) ok = v[i] == 0 || v[i] == 1;
+    for (long i = 0; ok && i < N; i++)
+      ok = v[i] == 0 || v[i] == 1;
     stats(v, N, &m, &var);
-    TU_CHECK(ok && fabs(m - 0.3) < 0.008, "bernoulli %s: 0/1 %d rate %g", dt ? "i32" : "f32", ok, m);
+    TU_CHECK(ok && fabs(m - 0.3) < 0.008, "bernoulli %s: 0/1 %d rate %g", dt ? "i32" : "f32", ok,
+             m);
     asg_graph_free(g);
   }
   /* determinism: same seed and run count => same values; next run differs;
@@ -467,14 +494,16 @@ static void test_random(void) {
       asg_program_run(p); /* run 6: a fresh draw */
       fetch(p, u, c);
       long same = 0;
-      for (long i = 0; i < n; i++) same += a[i] == c[i];
+      for (long i = 0; i < n; i++)
+        same += a[i] == c[i];
       TU_CHECK(same < 5, "next run draws new values (%ld equal)", same);
       asg_program_set_run_count(q, 5);
       asg_program_run(q);
       fetch(q, u2, c);
       fetch(q, uf, d);
       same = 0;
-      for (long i = 0; i < n; i++) same += a[i] == c[i];
+      for (long i = 0; i < n; i++)
+        same += a[i] == c[i];
       TU_CHECK(same < 5, "another seed draws other values (%ld equal)", same);
       TU_CHECK(tu_close("f32 vs f64 stream", d, a, n, 1e-7, 0), "f32 and f64 draw the same stream");
     } else {

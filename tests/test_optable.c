@@ -21,7 +21,8 @@ int main(void) {
                "op '%s' has no kernel on backend '%s'", name, backends[b]);
     }
     int dup = 0;
-    for (int k = 0; k < op; k++) dup += strcmp(asg_op_name(k), name) == 0;
+    for (int k = 0; k < op; k++)
+      dup += strcmp(asg_op_name(k), name) == 0;
     TU_CHECK(!dup, "op name '%s' appears twice", name);
   }
   TU_CHECK(asg_op_name(-1) == NULL && asg_op_name(n) == NULL, "out-of-range op has a name");

@@ -28,8 +28,10 @@ static model build(asg_dtype dt, int nb) {
   model m;
   m.g = asg_graph_new();
   float wf[NW], bf[DO];
-  for (int i = 0; i < NW; i++) wf[i] = (float)W0[i];
-  for (int i = 0; i < DO; i++) bf[i] = (float)B0[i];
+  for (int i = 0; i < NW; i++)
+    wf[i] = (float)W0[i];
+  for (int i = 0; i < DO; i++)
+    bf[i] = (float)B0[i];
   const void *wd = dt == ASG_F64 ? (const void *)W0 : (const void *)wf;
   const void *bd = dt == ASG_F64 ? (const void *)B0 : (const void *)bf;
   asg_tensor *x = asg_input(m.g, "x", dt, ASG_SHAPE(nb, DI));
@@ -49,8 +51,10 @@ static void feed(asg_program *p, asg_dtype dt, int row0, int nb) {
     return;
   }
   float xf[NB * DI], yf[NB * DO];
-  for (int i = 0; i < nb * DI; i++) xf[i] = (float)xd[i];
-  for (int i = 0; i < nb * DO; i++) yf[i] = (float)yd[i];
+  for (int i = 0; i < nb * DI; i++)
+    xf[i] = (float)xd[i];
+  for (int i = 0; i < nb * DO; i++)
+    yf[i] = (float)yd[i];
   asg_program_feed(p, "x", xf, sizeof(float) * (size_t)(nb * DI));
   asg_program_feed(p, "y", yf, sizeof(float) * (size_t)(nb * DO));
 }
@@ -62,7 +66,8 @@ static void get(asg_program *p, asg_dtype dt, const char *name, double *out, int
   }
   float f[NW];
   asg_program_get_variable(p, name, f, sizeof(float) * (size_t)n);
-  for (int i = 0; i < n; i++) out[i] = f[i];
+  for (int i = 0; i < n; i++)
+    out[i] = f[i];
 }
 
 /* ---- float64 reference (PyTorch formulas) ---- */
@@ -84,10 +89,12 @@ static void ref_grads(const ref *r, double *gw, double *gb) {
   for (int i = 0; i < NB; i++)
     for (int j = 0; j < DO; j++) {
       double z = r->b.p[j];
-      for (int k = 0; k < DI; k++) z += X[i * DI + k] * r->w.p[k * DO + j];
+      for (int k = 0; k < DI; k++)
+        z += X[i * DI + k] * r->w.p[k * DO + j];
       double d = 2 * (z - Y[i * DO + j]) / (NB * DO);
       gb[j] += d;
-      for (int k = 0; k < DI; k++) gw[k * DO + j] += X[i * DI + k] * d;
+      for (int k = 0; k < DI; k++)
+        gw[k * DO + j] += X[i * DI + k] * d;
     }
 }
 
@@ -134,17 +141,23 @@ static void ref_step(ref *r, double lr) {
   ref_grads(r, gw, gb);
   const asg_optim *o = &r->o;
   if (o->clip_value > 0) {
-    for (int i = 0; i < NW; i++) gw[i] = fmin(fmax(gw[i], -o->clip_value), o->clip_value);
-    for (int i = 0; i < DO; i++) gb[i] = fmin(fmax(gb[i], -o->clip_value), o->clip_value);
+    for (int i = 0; i < NW; i++)
+      gw[i] = fmin(fmax(gw[i], -o->clip_value), o->clip_value);
+    for (int i = 0; i < DO; i++)
+      gb[i] = fmin(fmax(gb[i], -o->clip_value), o->clip_value);
   }
   if (o->clip_norm > 0) { /* torch.nn.utils.clip_grad_norm_ */
     double s = 0;
-    for (int i = 0; i < NW; i++) s += gw[i] * gw[i];
-    for (int i = 0; i < DO; i++) s += gb[i] * gb[i];
+    for (int i = 0; i < NW; i++)
+      s += gw[i] * gw[i];
+    for (int i = 0; i < DO; i++)
+      s += gb[i] * gb[i];
     double coef = o->clip_norm / (sqrt(s) + 1e-6);
     if (coef > 1) coef = 1;
-    for (int i = 0; i < NW; i++) gw[i] *= coef;
-    for (int i = 0; i < DO; i++) gb[i] *= coef;
+    for (int i = 0; i < NW; i++)
+      gw[i] *= coef;
+    for (int i = 0; i < DO; i++)
+      gb[i] *= coef;
   }
   r->step++;
   ref_param_step(o, &r->w, gw, lr, r->step);
@@ -162,7 +175,8 @@ typedef struct cfg {
 static void run_cfg(const cfg *c, asg_dtype dt) {
   model m = build(dt, NB);
   asg_optim o = c->o;
-  asg_param_group grp = {.n_params = 1, .params = &m.b, .lr_scale = c->b_lr_scale, .weight_decay = c->b_wd};
+  asg_param_group grp = {
+      .n_params = 1, .params = &m.b, .lr_scale = c->b_lr_scale, .weight_decay = c->b_wd};
   if (c->use_group) o.n_groups = 1, o.groups = &grp;
   asg_program *p = asg_compile_train(m.g, m.loss, o, 0, NULL, NULL);
   TU_CHECK(p != NULL, "%s: compile: %s", c->name, asg_last_error());
@@ -170,7 +184,8 @@ static void run_cfg(const cfg *c, asg_dtype dt) {
     asg_graph_free(m.g);
     return;
   }
-  ref r = {.o = c->o, .w = {.n = NW, .lr_scale = 1, .wd = c->o.weight_decay},
+  ref r = {.o = c->o,
+           .w = {.n = NW, .lr_scale = 1, .wd = c->o.weight_decay},
            .b = {.n = DO, .lr_scale = 1, .wd = c->o.weight_decay}};
   memcpy(r.w.p, W0, sizeof W0);
   memcpy(r.b.p, B0, sizeof B0);
@@ -266,11 +281,14 @@ static void test_clip_norm_active(void) {
   memcpy(r.b.p, B0, sizeof B0);
   double gw[NW], gb[DO], s = 0, w[NW];
   ref_grads(&r, gw, gb);
-  for (int i = 0; i < NW; i++) s += gw[i] * gw[i];
-  for (int i = 0; i < DO; i++) s += gb[i] * gb[i];
+  for (int i = 0; i < NW; i++)
+    s += gw[i] * gw[i];
+  for (int i = 0; i < DO; i++)
+    s += gb[i] * gb[i];
   TU_CHECK(sqrt(s) > 0.1, "test premise: gradient norm %g well above 0.01", sqrt(s));
   double want[NW];
-  for (int i = 0; i < NW; i++) want[i] = W0[i] - gw[i] * 0.01 / (sqrt(s) + 1e-6);
+  for (int i = 0; i < NW; i++)
+    want[i] = W0[i] - gw[i] * 0.01 / (sqrt(s) + 1e-6);
   feed(p, ASG_F64, 0, NB);
   asg_program_run(p);
   get(p, ASG_F64, "w", w, NW);
@@ -304,7 +322,8 @@ static void test_accumulation(asg_optim o, const char *name) {
     get(pb, ASG_F32, "w", wb, NW);
     get(pb, ASG_F32, "b", bb, DO);
     get(ps, ASG_F32, "b", bs, DO);
-    ok = ok && tu_close("accum w", w, wb, NW, 1e-6, 1e-6) && tu_close("accum b", bs, bb, DO, 1e-6, 1e-6);
+    ok = ok && tu_close("accum w", w, wb, NW, 1e-6, 1e-6) &&
+         tu_close("accum b", bs, bb, DO, 1e-6, 1e-6);
     ok = ok && fabs(w[0] - before[0]) > 1e-5;
   }
   TU_CHECK(ok, "%s: accumulation over %d micro-batches equals the big batch", name, k);
@@ -323,7 +342,8 @@ static void test_graph_updates(void) {
   asg_program *p = asg_compile_train(m.g, m.loss, asg_sgd(0.1, 0), 0, NULL, NULL);
   feed(p, ASG_F32, 0, NB);
   float c = 0;
-  for (int i = 0; i < 3; i++) asg_program_run(p);
+  for (int i = 0; i < 3; i++)
+    asg_program_run(p);
   asg_program_get_variable(p, "count", &c, sizeof c);
   TU_CHECK(c == 3.0f, "registered update ran 3 times, count %g", (double)c);
   asg_program_free(p);
@@ -341,7 +361,8 @@ static void test_no_decay_helper(void) {
   o.weight_decay = 0.5;
   o.n_groups = 1, o.groups = &grp;
   asg_program *p = asg_compile_train(m.g, m.loss, o, 0, NULL, NULL);
-  ref r = {.o = o, .w = {.n = NW, .lr_scale = 1, .wd = 0.5}, .b = {.n = DO, .lr_scale = 1, .wd = 0}};
+  ref r = {
+      .o = o, .w = {.n = NW, .lr_scale = 1, .wd = 0.5}, .b = {.n = DO, .lr_scale = 1, .wd = 0}};
   r.o.n_groups = 0;
   memcpy(r.w.p, W0, sizeof W0);
   memcpy(r.b.p, B0, sizeof B0);
@@ -351,7 +372,8 @@ static void test_no_decay_helper(void) {
   double b[DO], w[NW];
   get(p, ASG_F32, "b", b, DO);
   get(p, ASG_F32, "w", w, NW);
-  TU_CHECK(tu_close("no-decay b", b, r.b.p, DO, 2e-7, 2e-6) && tu_close("decayed w", w, r.w.p, NW, 2e-7, 2e-6),
+  TU_CHECK(tu_close("no-decay b", b, r.b.p, DO, 2e-7, 2e-6) &&
+               tu_close("decayed w", w, r.w.p, NW, 2e-7, 2e-6),
            "no-decay group: b undecayed, w decayed");
   asg_program_free(p);
   asg_graph_free(m.g);
@@ -361,10 +383,12 @@ static void test_schedules(void) {
   const double PI = 3.14159265358979323846;
   asg_lr_schedule s = asg_lr_step(0.1, 3, 0.5);
   double got[10], want[10];
-  for (int t = 0; t < 10; t++) got[t] = asg_lr_schedule_at(&s, t), want[t] = 0.1 * pow(0.5, t / 3);
+  for (int t = 0; t < 10; t++)
+    got[t] = asg_lr_schedule_at(&s, t), want[t] = 0.1 * pow(0.5, t / 3);
   TU_CHECK(tu_close("step", got, want, 10, 0, 1e-15), "step schedule");
   s = asg_lr_exponential(0.2, 0.9);
-  for (int t = 0; t < 10; t++) got[t] = asg_lr_schedule_at(&s, t), want[t] = 0.2 * pow(0.9, t);
+  for (int t = 0; t < 10; t++)
+    got[t] = asg_lr_schedule_at(&s, t), want[t] = 0.2 * pow(0.9, t);
   TU_CHECK(tu_close("exp", got, want, 10, 0, 1e-14), "exponential schedule");
   s = asg_lr_cosine(1.0, 8, 0.1);
   for (int t = 0; t < 10; t++) {
@@ -372,7 +396,8 @@ static void test_schedules(void) {
     got[t] = asg_lr_schedule_at(&s, t), want[t] = 0.1 + 0.9 * 0.5 * (1 + cos(PI * tt / 8));
   }
   TU_CHECK(tu_close("cosine", got, want, 10, 1e-15, 1e-14), "cosine schedule");
-  TU_CHECK(got[0] == 1.0 && fabs(got[8] - 0.1) < 1e-15 && fabs(got[4] - 0.55) < 1e-15, "cosine ends");
+  TU_CHECK(got[0] == 1.0 && fabs(got[8] - 0.1) < 1e-15 && fabs(got[4] - 0.55) < 1e-15,
+           "cosine ends");
   s = asg_lr_warmup_cosine(1.0, 4, 10, 0.0);
   for (int t = 0; t < 10; t++) {
     got[t] = asg_lr_schedule_at(&s, t);
@@ -420,7 +445,8 @@ static void test_recompile(void) {
     asg_program_run(p2), asg_program_run(p2);
     get(p1, ASG_F64, "w", w1, NW);
     get(p2, ASG_F64, "w", w2, NW);
-    TU_CHECK(lr2 == 0.02 && tu_close("recompiled", w2, w1, NW, 0, 0), "second program from one graph");
+    TU_CHECK(lr2 == 0.02 && tu_close("recompiled", w2, w1, NW, 0, 0),
+             "second program from one graph");
   }
   asg_program_free(p1);
   asg_program_free(p2);
@@ -430,16 +456,18 @@ static void test_recompile(void) {
 static void test_errors(void) {
   model m = build(ASG_F32, NB);
   asg_optim o = asg_adam(-1);
-  TU_CHECK(asg_compile_train(m.g, m.loss, o, 0, NULL, NULL) == NULL && strstr(asg_last_error(), "optim") &&
-               strstr(asg_last_error(), "lr"),
+  TU_CHECK(asg_compile_train(m.g, m.loss, o, 0, NULL, NULL) == NULL &&
+               strstr(asg_last_error(), "optim") && strstr(asg_last_error(), "lr"),
            "negative lr refused: %s", asg_last_error());
   o = asg_sgd(0.1, 0);
   o.nesterov = true;
-  TU_CHECK(asg_compile_train(m.g, m.loss, o, 0, NULL, NULL) == NULL && strstr(asg_last_error(), "nesterov"),
+  TU_CHECK(asg_compile_train(m.g, m.loss, o, 0, NULL, NULL) == NULL &&
+               strstr(asg_last_error(), "nesterov"),
            "nesterov without momentum refused: %s", asg_last_error());
   o = asg_adam(0.1);
   o.beta2 = 1.0;
-  TU_CHECK(asg_compile_train(m.g, m.loss, o, 0, NULL, NULL) == NULL && strstr(asg_last_error(), "betas"),
+  TU_CHECK(asg_compile_train(m.g, m.loss, o, 0, NULL, NULL) == NULL &&
+               strstr(asg_last_error(), "betas"),
            "beta2 = 1 refused: %s", asg_last_error());
   asg_tensor *ups[2];
   int nu = -1;

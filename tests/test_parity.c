@@ -1381,8 +1381,10 @@ static void case_tf32(void) {
     from_dtype(ASG_F32, buf, r, 192 * 160);
     asg_program_fetch(dut, y, buf, sizeof *buf * 192 * 160);
     from_dtype(ASG_F32, buf, d, 192 * 160);
-    for (long i = 0; i < 192 * 160; i++) scale = fmax(scale, fabs(r[i]));
-    for (long i = 0; i < 192 * 160; i++) worst = fmax(worst, fabs(r[i] - d[i]));
+    for (long i = 0; i < 192 * 160; i++)
+      scale = fmax(scale, fabs(r[i]));
+    for (long i = 0; i < 192 * 160; i++)
+      worst = fmax(worst, fabs(r[i] - d[i]));
   }
   char msg[128];
   snprintf(msg, sizeof msg, "max err %.3g of scale %.3g", worst, scale);

@@ -46,15 +46,18 @@ static asg_tensor *apply(int op, asg_tensor *x, asg_axes ax, bool keep) {
 static int64_t axes_mask(asg_axes ax, int nd) {
   if (ax.n == 0) return ((int64_t)1 << nd) - 1;
   int64_t m = 0;
-  for (int i = 0; i < ax.n; i++) m |= (int64_t)1 << (ax.axis[i] < 0 ? ax.axis[i] + nd : ax.axis[i]);
+  for (int i = 0; i < ax.n; i++)
+    m |= (int64_t)1 << (ax.axis[i] < 0 ? ax.axis[i] + nd : ax.axis[i]);
   return m;
 }
 
 static asg_shape out_shape(asg_shape s, int64_t m, bool keep) {
   asg_shape r = {0, {0}};
   for (int d = 0; d < s.ndim; d++)
-    if (!((m >> d) & 1)) r.dims[r.ndim++] = s.dims[d];
-    else if (keep) r.dims[r.ndim++] = 1;
+    if (!((m >> d) & 1))
+      r.dims[r.ndim++] = s.dims[d];
+    else if (keep)
+      r.dims[r.ndim++] = 1;
   return r;
 }
 
@@ -92,7 +95,8 @@ static void reference(int op, asg_shape s, int64_t m, const double *x, double *o
   double *acc = calloc((size_t)nout, sizeof(double)), *cnt = calloc((size_t)nout, sizeof(double));
   double *best = malloc(sizeof(double) * (size_t)nout);
   long *bi = calloc((size_t)nout, sizeof(long));
-  for (long o = 0; o < nout; o++) best[o] = NAN;
+  for (long o = 0; o < nout; o++)
+    best[o] = NAN;
   for (long i = 0; i < n; i++) {
     long o = out_index(s, m, i);
     acc[o] += x[i];
@@ -116,7 +120,8 @@ static void reference(int op, asg_shape s, int64_t m, const double *x, double *o
       double d = x[i] - acc[o] / cnt[o];
       out[o] += d * d;
     }
-    for (long o = 0; o < nout; o++) out[o] /= cnt[o] - (op == R_VAR1);
+    for (long o = 0; o < nout; o++)
+      out[o] /= cnt[o] - (op == R_VAR1);
   }
   free(acc), free(cnt), free(best), free(bi);
 }
@@ -127,9 +132,12 @@ static void check(int op, asg_dtype dt, asg_shape s, asg_axes ax, bool keep, uns
   bool is_int = dt == ASG_I32 || dt == ASG_I64;
   tu_rand(seed, x, n, -4, 4);
   for (long i = 0; i < n; i++) {
-    if (is_int) x[i] = floor(x[i] * 20);
-    else if (op == R_ARGMAX) x[i] = round(x[i] * 2) / 2; /* ties: first index wins */
-    else if (dt == ASG_F32) x[i] = (float)x[i];
+    if (is_int)
+      x[i] = floor(x[i] * 20);
+    else if (op == R_ARGMAX)
+      x[i] = round(x[i] * 2) / 2; /* ties: first index wins */
+    else if (dt == ASG_F32)
+      x[i] = (float)x[i];
   }
   int64_t m = axes_mask(ax, s.ndim);
   asg_shape os = out_shape(s, m, keep);
@@ -142,7 +150,8 @@ static void check(int op, asg_dtype dt, asg_shape s, asg_axes ax, bool keep, uns
   char what[160], b1[64];
   int k = snprintf(what, sizeof what, "%s %s %s axes(", RNAME[op], asg_dtype_name(dt),
                    asg_shape_str(s, b1, sizeof b1));
-  for (int i = 0; i < ax.n; i++) k += snprintf(what + k, sizeof what - (size_t)k, i ? ",%d" : "%d", ax.axis[i]);
+  for (int i = 0; i < ax.n; i++)
+    k += snprintf(what + k, sizeof what - (size_t)k, i ? ",%d" : "%d", ax.axis[i]);
   snprintf(what + k, sizeof what - (size_t)k, "%s) keepdim=%d", ax.n ? "" : "all", keep);
   bool shape_ok = y && asg_shape_equal(asg_tensor_shape(y), os) && asg_tensor_dtype(y) == odt;
   TU_CHECK(shape_ok, "%s: output shape/dtype", what);
@@ -178,8 +187,8 @@ static asg_tensor *gb2(asg_graph *g, asg_tensor **xs, void *ctx) {
 
 int main(void) {
   const asg_shape s3 = ASG_SHAPE(3, 4, 5), s4 = ASG_SHAPE(2, 3, 4, 5);
-  const asg_axes axsets[] = {ASG_AXES(0),     ASG_AXES(1),     ASG_AXES(2),  ASG_AXES(-1),
-                             ASG_AXES(-3),    ASG_AXES(0, 2),  ASG_AXES(2, 0), ASG_AXES(-1, 1),
+  const asg_axes axsets[] = {ASG_AXES(0),       ASG_AXES(1),    ASG_AXES(2),    ASG_AXES(-1),
+                             ASG_AXES(-3),      ASG_AXES(0, 2), ASG_AXES(2, 0), ASG_AXES(-1, 1),
                              ASG_AXES(0, 1, 2), ASG_ALL_AXES};
   const int nax = (int)(sizeof axsets / sizeof axsets[0]);
   const asg_axes ax4[] = {ASG_AXES(1, 3), ASG_AXES(0, 3), ASG_AXES(-2, -3), ASG_AXES(0, 1, 3),
@@ -189,20 +198,25 @@ int main(void) {
   for (int op = R_SUM; op <= R_VAR1; op++)
     for (int keep = 0; keep < 2; keep++) {
       for (int d = 0; d < 2; d++) {
-        for (int a = 0; a < nax; a++) check(op, fdt[d], s3, axsets[a], keep, seed++);
-        for (int a = 0; a < 5; a++) check(op, fdt[d], s4, ax4[a], keep, seed++);
+        for (int a = 0; a < nax; a++)
+          check(op, fdt[d], s3, axsets[a], keep, seed++);
+        for (int a = 0; a < 5; a++)
+          check(op, fdt[d], s4, ax4[a], keep, seed++);
       }
       if (op == R_SUM || op == R_MAX || op == R_MIN)
         for (int d = 0; d < 2; d++) {
-          for (int a = 0; a < nax; a++) check(op, idt[d], s3, axsets[a], keep, seed++);
-          for (int a = 0; a < 5; a++) check(op, idt[d], s4, ax4[a], keep, seed++);
+          for (int a = 0; a < nax; a++)
+            check(op, idt[d], s3, axsets[a], keep, seed++);
+          for (int a = 0; a < 5; a++)
+            check(op, idt[d], s4, ax4[a], keep, seed++);
         }
     }
   /* argmax along each single axis, incl. negative; first maximum on ties */
   const asg_dtype alldt[] = {ASG_F32, ASG_F64, ASG_I32, ASG_I64};
   for (int d = 0; d < 4; d++)
     for (int keep = 0; keep < 2; keep++)
-      for (int a = -3; a < 3; a++) check(R_ARGMAX, alldt[d], s3, ASG_AXES(a), keep, seed++);
+      for (int a = -3; a < 3; a++)
+        check(R_ARGMAX, alldt[d], s3, ASG_AXES(a), keep, seed++);
   /* rank 1 and rank 0 edge shapes; size-1 dims */
   check(R_SUM, ASG_F64, ASG_SHAPE(7), ASG_AXES(0), false, 11);
   check(R_MAX, ASG_F64, ASG_SHAPE(1, 6, 1), ASG_AXES(0, 2), false, 12);

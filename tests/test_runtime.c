@@ -22,11 +22,14 @@ static void test_persist(void) {
   TU_CHECK(p != NULL, "compile: %s", asg_last_error());
   if (!p) goto out;
   TU_CHECK(asg_program_run_count(p) == 0, "fresh run count");
-  for (int r = 0; r < 3; r++) TU_CHECK(asg_program_run(p) == ASG_OK, "run %d", r);
-  TU_CHECK(asg_program_run_count(p) == 3, "run count %llu", (unsigned long long)asg_program_run_count(p));
+  for (int r = 0; r < 3; r++)
+    TU_CHECK(asg_program_run(p) == ASG_OK, "run %d", r);
+  TU_CHECK(asg_program_run_count(p) == 3, "run count %llu",
+           (unsigned long long)asg_program_run_count(p));
   TU_CHECK(asg_program_get_variable(p, "w", w, sizeof w) == ASG_OK, "get_variable");
   TU_CHECK(w[0] == 4 && w[1] == 5 && w[2] == 6, "w after 3 runs: %g %g %g", w[0], w[1], w[2]);
-  TU_CHECK(fetch_d(p, yv, y, 3) && y[0] == 30 && y[2] == 50, "read in last step saw w before the step: %g", y[0]);
+  TU_CHECK(fetch_d(p, yv, y, 3) && y[0] == 30 && y[2] == 50,
+           "read in last step saw w before the step: %g", y[0]);
   TU_CHECK(fetch_d(p, up, y, 3) && y[0] == 4, "assign output is the new value");
   TU_CHECK(fetch_d(p, wv, y, 3) && y[1] == 5, "variable fetchable");
   double nw[3] = {-1, 0, 1};
@@ -100,7 +103,8 @@ static void test_assign_semantics(void) {
   { /* the same variable assigned twice in one program is refused */
     asg_graph *g = asg_graph_new();
     asg_tensor *a = asg_variable(g, "a", ASG_F64, ASG_SHAPE(2), asg_init_data(a0));
-    asg_tensor *outs[2] = {asg_assign(a, asg_add_scalar(a, 1)), asg_assign(a, asg_add_scalar(a, 2))};
+    asg_tensor *outs[2] = {asg_assign(a, asg_add_scalar(a, 1)),
+                           asg_assign(a, asg_add_scalar(a, 2))};
     asg_clear_error();
     asg_program *p = asg_compile(g, 2, outs, NULL);
     TU_CHECK(p == NULL && strstr(asg_last_error(), "'a'") && strstr(asg_last_error(), "twice"),
@@ -169,7 +173,8 @@ static int var_values(asg_init init, asg_dtype dt, asg_shape s, uint64_t graph_s
   asg_tensor *v = asg_variable(g, name, dt, s, init);
   asg_tensor *y = asg_neg(v);
   asg_program *p = asg_compile(g, 1, &y, NULL);
-  int ok = p && asg_program_get_variable(p, name, dst, (size_t)asg_shape_numel(s) * asg_dtype_size(dt)) == ASG_OK;
+  int ok = p && asg_program_get_variable(p, name, dst,
+                                         (size_t)asg_shape_numel(s) * asg_dtype_size(dt)) == ASG_OK;
   asg_program_free(p);
   asg_graph_free(g);
   return ok;
@@ -177,9 +182,11 @@ static int var_values(asg_init init, asg_dtype dt, asg_shape s, uint64_t graph_s
 
 static void stats(const double *x, long n, double *mean, double *var) {
   double s = 0, q = 0;
-  for (long i = 0; i < n; i++) s += x[i];
+  for (long i = 0; i < n; i++)
+    s += x[i];
   *mean = s / (double)n;
-  for (long i = 0; i < n; i++) q += (x[i] - *mean) * (x[i] - *mean);
+  for (long i = 0; i < n; i++)
+    q += (x[i] - *mean) * (x[i] - *mean);
   *var = q / (double)n;
 }
 
@@ -193,7 +200,8 @@ static void test_init(void) {
   TU_CHECK(var_values(in, ASG_F64, s, 1, "p", a) && var_values(in, ASG_F64, s, 2, "q", b),
            "normal var");
   TU_CHECK(memcmp(a, b, sizeof(double) * (size_t)n) == 0, "same explicit seed, same values");
-  TU_CHECK(asg_init_fill(in, ASG_F64, s, 0, b) == ASG_OK && memcmp(a, b, sizeof(double) * (size_t)n) == 0,
+  TU_CHECK(asg_init_fill(in, ASG_F64, s, 0, b) == ASG_OK &&
+               memcmp(a, b, sizeof(double) * (size_t)n) == 0,
            "asg_init_fill matches the program");
   asg_init in2 = in;
   in2.seed = 78;
@@ -235,7 +243,8 @@ static void test_init(void) {
        2.0 / (32 * 64 + 64 * 64)},
       {"uniform", asg_init_uniform(-1, 3), s, 1, 16.0 / 12},
       {"normal", asg_init_normal(-2, 0.5), s, -2, 0.25},
-      {"trunc_normal", asg_init_trunc_normal(1, 2), s, 1, 4 * 0.7737413}, /* var of N(0,1) cut at 2 */
+      {"trunc_normal", asg_init_trunc_normal(1, 2), s, 1,
+       4 * 0.7737413}, /* var of N(0,1) cut at 2 */
   };
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
     long m = (long)asg_shape_numel(cases[c].shape);
@@ -249,9 +258,10 @@ static void test_init(void) {
              cases[c].var);
     if (cases[c].init.kind == ASG_INIT_TRUNC_NORMAL || cases[c].init.kind == ASG_INIT_UNIFORM) {
       double lo = 1e300, hi = -1e300;
-      for (long i = 0; i < m; i++) lo = fmin(lo, x[i]), hi = fmax(hi, x[i]);
-      bool in_range = cases[c].init.kind == ASG_INIT_UNIFORM ? lo >= -1 && hi < 3
-                                                              : lo >= 1 - 4 && hi <= 1 + 4;
+      for (long i = 0; i < m; i++)
+        lo = fmin(lo, x[i]), hi = fmax(hi, x[i]);
+      bool in_range =
+          cases[c].init.kind == ASG_INIT_UNIFORM ? lo >= -1 && hi < 3 : lo >= 1 - 4 && hi <= 1 + 4;
       TU_CHECK(in_range, "%s range [%g, %g]", cases[c].name, lo, hi);
     }
     free(x);
@@ -273,10 +283,12 @@ static void test_planner(void) {
   const long n = 1000 * 1000;
   const size_t mb4 = (size_t)n * 4;
   float *x = malloc(sizeof(float) * (size_t)n), *y = malloc(sizeof(float) * (size_t)n);
-  for (long i = 0; i < n; i++) x[i] = (float)((i % 1000) - 500) / 250.0f;
+  for (long i = 0; i < n; i++)
+    x[i] = (float)((i % 1000) - 500) / 250.0f;
   asg_graph *g = asg_graph_new();
   asg_tensor *in = asg_input(g, "x", ASG_F32, ASG_SHAPE(1000, 1000)), *h = in;
-  for (int i = 0; i < 20; i++) h = i % 2 ? asg_neg(h) : asg_abs(h);
+  for (int i = 0; i < 20; i++)
+    h = i % 2 ? asg_neg(h) : asg_abs(h);
   asg_program *p = asg_compile(g, 1, &h, NULL);
   TU_CHECK(p != NULL, "chain compile: %s", asg_last_error());
   if (p) {
@@ -288,7 +300,8 @@ static void test_planner(void) {
     TU_CHECK(asg_program_run(p) == ASG_OK, "run");
     TU_CHECK(asg_program_fetch(p, h, y, sizeof(float) * (size_t)n) == ASG_OK, "fetch");
     long bad = 0; /* neg(abs(...)) last: -|x| */
-    for (long i = 0; i < n; i++) bad += y[i] != -fabsf(x[i]);
+    for (long i = 0; i < n; i++)
+      bad += y[i] != -fabsf(x[i]);
     TU_CHECK(bad == 0, "chain result: %ld wrong", bad);
   }
   asg_program_free(p);
@@ -297,12 +310,12 @@ static void test_planner(void) {
   /* Several outputs from along a chain and a diamond stay intact. */
   g = asg_graph_new();
   in = asg_input(g, "x", ASG_F32, ASG_SHAPE(1000, 1000));
-  asg_tensor *a = asg_mul_scalar(in, 2);    /* 2x */
-  asg_tensor *b = asg_add_scalar(a, 1);     /* 2x+1 */
-  asg_tensor *c = asg_mul(b, b);            /* (2x+1)^2 */
-  asg_tensor *d = asg_sub(c, a);            /* (2x+1)^2 - 2x */
+  asg_tensor *a = asg_mul_scalar(in, 2); /* 2x */
+  asg_tensor *b = asg_add_scalar(a, 1);  /* 2x+1 */
+  asg_tensor *c = asg_mul(b, b);         /* (2x+1)^2 */
+  asg_tensor *d = asg_sub(c, a);         /* (2x+1)^2 - 2x */
   asg_tensor *e = asg_neg(d);
-  asg_tensor *f = asg_add(e, b);            /* -(2x+1)^2 + 4x + 1 */
+  asg_tensor *f = asg_add(e, b); /* -(2x+1)^2 + 4x + 1 */
   asg_tensor *outs[3] = {f, b, d};
   p = asg_compile(g, 3, outs, NULL);
   TU_CHECK(p != NULL, "diamond compile: %s", asg_last_error());
@@ -347,34 +360,46 @@ static void test_random_dag(void) {
     int a = (int)(r[0] * i), b = (int)(r[1] * i), op = (int)(r[2] * 7);
     if (r[3] < 0.5) a = i - 1; /* mostly chains, with long-range reads */
     switch (op) {
-    case 0: node[i] = asg_add(node[a], node[b]);
-      for (int k = 0; k < W; k++) ref[i][k] = ref[a][k] + ref[b][k];
+    case 0:
+      node[i] = asg_add(node[a], node[b]);
+      for (int k = 0; k < W; k++)
+        ref[i][k] = ref[a][k] + ref[b][k];
       break;
-    case 1: node[i] = asg_mul(node[a], asg_tanh(node[b]));
-      for (int k = 0; k < W; k++) ref[i][k] = ref[a][k] * tanh(ref[b][k]);
+    case 1:
+      node[i] = asg_mul(node[a], asg_tanh(node[b]));
+      for (int k = 0; k < W; k++)
+        ref[i][k] = ref[a][k] * tanh(ref[b][k]);
       break;
-    case 2: node[i] = asg_sub(node[a], node[b]);
-      for (int k = 0; k < W; k++) ref[i][k] = ref[a][k] - ref[b][k];
+    case 2:
+      node[i] = asg_sub(node[a], node[b]);
+      for (int k = 0; k < W; k++)
+        ref[i][k] = ref[a][k] - ref[b][k];
       break;
     case 3: /* views */
       node[i] = asg_reshape(asg_stop_gradient(asg_reshape(node[a], ASG_SHAPE(8, 8))), ASG_SHAPE(W));
       memcpy(ref[i], ref[a], sizeof ref[i]);
       break;
-    case 4: node[i] = asg_maximum(node[a], asg_neg(node[b]));
-      for (int k = 0; k < W; k++) ref[i][k] = fmax(ref[a][k], -ref[b][k]);
+    case 4:
+      node[i] = asg_maximum(node[a], asg_neg(node[b]));
+      for (int k = 0; k < W; k++)
+        ref[i][k] = fmax(ref[a][k], -ref[b][k]);
       break;
     case 5: { /* row sums broadcast back: [8,8] -> [8,1] -> [8,8] */
       asg_tensor *m = asg_reshape(node[a], ASG_SHAPE(8, 8));
       node[i] = asg_reshape(asg_sub(m, asg_mean(m, ASG_AXES(1), true)), ASG_SHAPE(W));
       for (int row = 0; row < 8; row++) {
         double mean = 0;
-        for (int k = 0; k < 8; k++) mean += ref[a][row * 8 + k] / 8;
-        for (int k = 0; k < 8; k++) ref[i][row * 8 + k] = ref[a][row * 8 + k] - mean;
+        for (int k = 0; k < 8; k++)
+          mean += ref[a][row * 8 + k] / 8;
+        for (int k = 0; k < 8; k++)
+          ref[i][row * 8 + k] = ref[a][row * 8 + k] - mean;
       }
       break;
     }
-    default: node[i] = asg_mul_scalar(asg_sin(node[a]), 1.5);
-      for (int k = 0; k < W; k++) ref[i][k] = 1.5 * sin(ref[a][k]);
+    default:
+      node[i] = asg_mul_scalar(asg_sin(node[a]), 1.5);
+      for (int k = 0; k < W; k++)
+        ref[i][k] = 1.5 * sin(ref[a][k]);
     }
   }
   asg_tensor *outs[6] = {node[NN - 1], node[40], node[100], node[150], node[NN - 2], node[7]};
@@ -385,8 +410,8 @@ static void test_random_dag(void) {
     double got[W];
     char what[32];
     snprintf(what, sizeof what, "dag node %d", ids[o]);
-    TU_CHECK(fetch_d(p, outs[o], got, W) && tu_close(what, got, ref[ids[o]], W, 1e-12, 1e-12),
-             "%s", what);
+    TU_CHECK(fetch_d(p, outs[o], got, W) && tu_close(what, got, ref[ids[o]], W, 1e-12, 1e-12), "%s",
+             what);
   }
   TU_CHECK(p && asg_program_peak_memory(p) < (size_t)NN * W * 8 / 4,
            "planner reuses memory in the dag (peak %zu)", p ? asg_program_peak_memory(p) : 0);
@@ -398,7 +423,8 @@ static void test_random_dag(void) {
 static void test_threads_deterministic(void) {
   const long n = 300 * 400;
   float *x = malloc(sizeof(float) * (size_t)n);
-  for (long i = 0; i < n; i++) x[i] = (float)sin((double)i);
+  for (long i = 0; i < n; i++)
+    x[i] = (float)sin((double)i);
   float r[2][300 + 1];
   for (int t = 0; t < 2; t++) {
     asg_graph *g = asg_graph_new();
@@ -490,7 +516,8 @@ static void test_outputs(void) {
   TU_CHECK(p != NULL, "duplicate outputs compile");
   if (p) {
     asg_program_feed(p, "x", xv, sizeof xv);
-    TU_CHECK(asg_program_run(p) == ASG_OK && fetch_d(p, y, got, 3) && got[2] == 6, "duplicate outputs");
+    TU_CHECK(asg_program_run(p) == ASG_OK && fetch_d(p, y, got, 3) && got[2] == 6,
+             "duplicate outputs");
   }
   asg_program_free(p);
   asg_graph_free(g);

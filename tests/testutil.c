@@ -87,8 +87,10 @@ int tu_gradcheck(const char *name, int n, const asg_shape *shapes, tu_build_fn b
   for (int i = 0; i < n; i++) {
     long m = (long)asg_shape_numel(shapes[i]);
     vals[i] = malloc(sizeof(double) * (size_t)(m ? m : 1));
-    if (o.data && o.data[i]) memcpy(vals[i], o.data[i], sizeof(double) * (size_t)m);
-    else tu_rand(1234 + (unsigned)i * 77, vals[i], m, o.lo, o.hi);
+    if (o.data && o.data[i])
+      memcpy(vals[i], o.data[i], sizeof(double) * (size_t)m);
+    else
+      tu_rand(1234 + (unsigned)i * 77, vals[i], m, o.lo, o.hi);
     snprintf(vname[i], sizeof vname[i], "x%d", i);
     xs[i] = asg_variable(g, vname[i], ASG_F64, shapes[i], asg_init_data(vals[i]));
   }
@@ -113,7 +115,8 @@ int tu_gradcheck(const char *name, int n, const asg_shape *shapes, tu_build_fn b
     }
     asg_tensor *outs[9];
     outs[0] = loss;
-    for (int i = 0; i < n; i++) outs[i + 1] = grads[i];
+    for (int i = 0; i < n; i++)
+      outs[i + 1] = grads[i];
     p = asg_compile(g, n + 1, outs, NULL);
     if (p) asg_program_set_run_count(p, 0);
     if (!p || asg_program_run(p) != ASG_OK) {
@@ -154,8 +157,11 @@ int tu_gradcheck(const char *name, int n, const asg_shape *shapes, tu_build_fn b
 out:
   asg_program_free(p);
   asg_graph_free(g);
-  for (int i = 0; i < n; i++) free(vals[i]);
-  if (bad) tu_fail++;
-  else tu_pass++;
+  for (int i = 0; i < n; i++)
+    free(vals[i]);
+  if (bad)
+    tu_fail++;
+  else
+    tu_pass++;
   return bad;
 }

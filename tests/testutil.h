@@ -10,16 +10,16 @@
 
 extern int tu_pass, tu_fail;
 
-#define TU_CHECK(cond, ...)                                                                      \
-  do {                                                                                           \
-    if (cond) {                                                                                  \
-      tu_pass++;                                                                                 \
-    } else {                                                                                     \
-      tu_fail++;                                                                                 \
-      printf("FAIL %s:%d: ", __FILE__, __LINE__);                                                \
-      printf(__VA_ARGS__);                                                                       \
-      printf("\n");                                                                              \
-    }                                                                                            \
+#define TU_CHECK(cond, ...)                                                                        \
+  do {                                                                                             \
+    if (cond) {                                                                                    \
+      tu_pass++;                                                                                   \
+    } else {                                                                                       \
+      tu_fail++;                                                                                   \
+      printf("FAIL %s:%d: ", __FILE__, __LINE__);                                                  \
+      printf(__VA_ARGS__);                                                                         \
+      printf("\n");                                                                                \
+    }                                                                                              \
   } while (0)
 
 /* Prints "N passed, N failed" and returns the process exit code. */
@@ -43,9 +43,9 @@ int tu_eval(asg_graph *g, asg_tensor *y, double *out);
  * central differences. Returns the number of mismatches (0 = pass). */
 typedef asg_tensor *(*tu_build_fn)(asg_graph *g, asg_tensor **xs, void *ctx);
 typedef struct tu_gc_opts {
-  double lo, hi;   /* init range (default -1, 1) */
-  double eps;      /* default 1e-6 */
-  double tol;      /* default 1e-6, relative to max(1, |numeric|) */
+  double lo, hi; /* init range (default -1, 1) */
+  double eps;    /* default 1e-6 */
+  double tol;    /* default 1e-6, relative to max(1, |numeric|) */
   const double *const *data;
 } tu_gc_opts;
 int tu_gradcheck(const char *name, int n, const asg_shape *shapes, tu_build_fn build, void *ctx,

@@ -22,14 +22,22 @@ typedef struct fmnist_opts {
 static int fmnist_parse(int argc, char **argv, fmnist_opts *o) {
   for (int i = 1; i + 1 < argc; i += 2) {
     const char *a = argv[i], *v = argv[i + 1];
-    if (!strcmp(a, "--epochs")) o->epochs = atoi(v);
-    else if (!strcmp(a, "--batch")) o->batch = atoi(v);
-    else if (!strcmp(a, "--lr")) o->lr = atof(v);
-    else if (!strcmp(a, "--limit")) o->limit = atoi(v);
-    else if (!strcmp(a, "--threads")) o->threads = atoi(v);
-    else if (!strcmp(a, "--data")) o->dir = v;
-    else if (!strcmp(a, "--min-accuracy")) o->min_accuracy = atof(v);
-    else if (!strcmp(a, "--backend")) o->backend = v;
+    if (!strcmp(a, "--epochs"))
+      o->epochs = atoi(v);
+    else if (!strcmp(a, "--batch"))
+      o->batch = atoi(v);
+    else if (!strcmp(a, "--lr"))
+      o->lr = atof(v);
+    else if (!strcmp(a, "--limit"))
+      o->limit = atoi(v);
+    else if (!strcmp(a, "--threads"))
+      o->threads = atoi(v);
+    else if (!strcmp(a, "--data"))
+      o->dir = v;
+    else if (!strcmp(a, "--min-accuracy"))
+      o->min_accuracy = atof(v);
+    else if (!strcmp(a, "--backend"))
+      o->backend = v;
     else {
       fprintf(stderr, "unknown option %s\n", a);
       return -1;
@@ -84,9 +92,8 @@ static double fmnist_seconds(void) {
 
 /* One epoch of `train` (inputs "x" [B,...], "y" [B]); returns the mean loss
  * or a negative value on error. */
-static double fmnist_epoch(asg_program *train, asg_tensor *loss, const fmnist *d,
-                           asg_batcher *bt, int batch, const asg_lr_schedule *lr, int64_t *t,
-                           const char *label) {
+static double fmnist_epoch(asg_program *train, asg_tensor *loss, const fmnist *d, asg_batcher *bt,
+                           int batch, const asg_lr_schedule *lr, int64_t *t, const char *label) {
   int64_t *idx = malloc(sizeof *idx * (size_t)batch);
   float *bx = malloc(sizeof(float) * 784 * (size_t)batch);
   int32_t *by = malloc(sizeof(int32_t) * (size_t)batch);
@@ -120,7 +127,8 @@ static double fmnist_accuracy(asg_program *eval, asg_tensor *pred, const fmnist 
     asg_program_feed(eval, "x", (float *)d->xte.data + s * 784, sizeof(float) * 784 * (size_t)eb);
     asg_program_run(eval);
     asg_program_fetch(eval, pred, pb, sizeof *pb * (size_t)eb);
-    for (int i = 0; i < eb; i++) correct += pb[i] == ((int32_t *)d->yte.data)[s + i];
+    for (int i = 0; i < eb; i++)
+      correct += pb[i] == ((int32_t *)d->yte.data)[s + i];
   }
   free(pb);
   return (double)correct / (double)(d->ntest / eb * eb);

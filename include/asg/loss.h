@@ -15,10 +15,10 @@ extern "C" {
 #endif
 
 typedef enum asg_reduction {
-  ASG_REDUCE_MEAN = 0,  /* mean over elements (over non-ignored rows for CE/NLL) */
-  ASG_REDUCE_SUM,       /* sum */
-  ASG_REDUCE_NONE,      /* no reduction: the loss per element (per row for CE/NLL) */
-  ASG_REDUCE_BATCHMEAN  /* KL divergence only: sum / input.shape[0] */
+  ASG_REDUCE_MEAN = 0, /* mean over elements (over non-ignored rows for CE/NLL) */
+  ASG_REDUCE_SUM,      /* sum */
+  ASG_REDUCE_NONE,     /* no reduction: the loss per element (per row for CE/NLL) */
+  ASG_REDUCE_BATCHMEAN /* KL divergence only: sum / input.shape[0] */
 } asg_reduction;
 
 /* (input - target)^2 */

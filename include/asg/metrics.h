@@ -23,8 +23,7 @@ ASG_API double asg_metric_accuracy(const void *pred, asg_dtype pred_dt, const vo
  * class index (the lower index first, as argmax), so k = 1 equals the
  * accuracy of the argmax. A target outside [0, c) counts as wrong. */
 ASG_API double asg_metric_topk_accuracy(const void *scores, asg_dtype score_dt, int64_t n,
-                                        int64_t c, const void *target, asg_dtype target_dt,
-                                        int k);
+                                        int64_t c, const void *target, asg_dtype target_dt, int k);
 
 /* cm[t * c + p] = number of i with target t and prediction p (rows = true
  * class, as scikit-learn). cm has c*c entries and is overwritten. A label
@@ -40,8 +39,7 @@ typedef struct asg_prf {
  * (per_class may be NULL, else c entries) and their unweighted mean over
  * the classes that occur in targets or predictions (macro; NaN if none;
  * macro.support is the total). */
-ASG_API asg_status asg_metric_prf(const int64_t *cm, int64_t c, asg_prf *per_class,
-                                  asg_prf *macro);
+ASG_API asg_status asg_metric_prf(const int64_t *cm, int64_t c, asg_prf *per_class, asg_prf *macro);
 
 /* Running (weighted) mean, e.g. of the loss over an epoch:
  *   asg_running_mean m = {0}; asg_running_mean_update(&m, loss, batch);

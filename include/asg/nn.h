@@ -83,16 +83,16 @@ typedef enum asg_posenc {
   ASG_POS_NONE = 0,
   ASG_POS_SINUSOIDAL, /* added to the input of a model (see asg_nn_posenc) */
   ASG_POS_LEARNED,
-  ASG_POS_ROPE,       /* rotary, applied to q and k inside attention */
-  ASG_POS_ALIBI       /* linear biases on attention scores */
+  ASG_POS_ROPE, /* rotary, applied to q and k inside attention */
+  ASG_POS_ALIBI /* linear biases on attention scores */
 } asg_posenc;
 
 typedef struct asg_attention_opts {
   bool causal;
-  double dropout;    /* on attention weights, training graphs only */
-  bool no_bias;      /* projections without bias */
-  asg_posenc pos;    /* ASG_POS_ROPE or ASG_POS_ALIBI act inside attention */
-  double rope_base;  /* 0 means 10000 */
+  double dropout;   /* on attention weights, training graphs only */
+  bool no_bias;     /* projections without bias */
+  asg_posenc pos;   /* ASG_POS_ROPE or ASG_POS_ALIBI act inside attention */
+  double rope_base; /* 0 means 10000 */
 } asg_attention_opts;
 
 /* Multi-head self-attention on x [B, T, d_model]: q/k/v/out projections
@@ -108,8 +108,8 @@ ASG_API asg_layer *asg_nn_transformer_block(asg_graph *g, const char *name, int6
                                             const asg_attention_opts *o, double dropout);
 /* Adds positional information to x [B, T, d]: sinusoidal (a constant) or
  * learned ("<name>.weight" [max_len, d]). */
-ASG_API asg_layer *asg_nn_posenc(asg_graph *g, const char *name, asg_posenc kind,
-                                 int64_t max_len, int64_t d_model);
+ASG_API asg_layer *asg_nn_posenc(asg_graph *g, const char *name, asg_posenc kind, int64_t max_len,
+                                 int64_t d_model);
 
 #ifdef __cplusplus
 }

@@ -76,9 +76,9 @@ typedef struct asg_optim {
 
 /* PyTorch defaults for everything not given. */
 ASG_API asg_optim asg_sgd(double lr, double momentum);
-ASG_API asg_optim asg_adam(double lr);                     /* betas 0.9, 0.999, eps 1e-8 */
+ASG_API asg_optim asg_adam(double lr);                       /* betas 0.9, 0.999, eps 1e-8 */
 ASG_API asg_optim asg_adamw(double lr, double weight_decay); /* same betas and eps */
-ASG_API asg_optim asg_rmsprop(double lr);                  /* alpha 0.99, eps 1e-8 */
+ASG_API asg_optim asg_rmsprop(double lr);                    /* alpha 0.99, eps 1e-8 */
 
 /* A group of g's trainable variables with ndim <= 1 (biases, norm weights)
  * with weight decay 0 and lr scale 1; the members are written to out (room
@@ -95,9 +95,8 @@ ASG_API asg_status asg_optim_build(asg_tensor *loss, asg_optim opt, int n_params
 /* One program for the whole step: loss (output 0), the extra outputs, the
  * gradients and updates of every trainable variable, and the graph's
  * registered updates (asg_graph_add_update). */
-ASG_API asg_program *asg_compile_train(asg_graph *g, asg_tensor *loss, asg_optim opt,
-                                       int n_extra, asg_tensor *const *extra,
-                                       const asg_compile_opts *opts);
+ASG_API asg_program *asg_compile_train(asg_graph *g, asg_tensor *loss, asg_optim opt, int n_extra,
+                                       asg_tensor *const *extra, const asg_compile_opts *opts);
 /* Sets/gets the base learning rate ("optim/lr") of a program made by
  * asg_compile_train; takes effect at the next run, no recompiling. */
 ASG_API asg_status asg_optim_set_lr(asg_program *p, double lr);
@@ -129,8 +128,8 @@ ASG_API asg_lr_schedule asg_lr_constant(double base);
 ASG_API asg_lr_schedule asg_lr_step(double base, int64_t step_size, double gamma);
 ASG_API asg_lr_schedule asg_lr_exponential(double base, double gamma);
 ASG_API asg_lr_schedule asg_lr_cosine(double base, int64_t total_steps, double min_lr);
-ASG_API asg_lr_schedule asg_lr_warmup_cosine(double base, int64_t warmup_steps,
-                                             int64_t total_steps, double min_lr);
+ASG_API asg_lr_schedule asg_lr_warmup_cosine(double base, int64_t warmup_steps, int64_t total_steps,
+                                             double min_lr);
 /* The learning rate for step t (0-based count of updates done); NaN for a
  * bad schedule (step_size or total_steps < 1, warmup > total). */
 ASG_API double asg_lr_schedule_at(const asg_lr_schedule *s, int64_t t);

@@ -31,14 +31,16 @@ ASG_API void asg_program_free(asg_program *p);
 /* Names of backends compiled into this library, and whether one has a
  * usable device now. */
 ASG_API bool asg_backend_available(const char *name);
+/* Whether the backend is compiled into this library (a device may still be
+ * missing). */
+ASG_API bool asg_backend_compiled(const char *name);
 
 /* Copies nbytes (must equal the input's size) into the named input. */
 ASG_API asg_status asg_program_feed(asg_program *p, const char *name, const void *data,
                                     size_t nbytes);
 ASG_API asg_status asg_program_run(asg_program *p);
 /* Copies an output (one of those compiled for) into dst. */
-ASG_API asg_status asg_program_fetch(asg_program *p, const asg_tensor *t, void *dst,
-                                     size_t nbytes);
+ASG_API asg_status asg_program_fetch(asg_program *p, const asg_tensor *t, void *dst, size_t nbytes);
 /* The first element of an output as a double (NaN and an error if absent). */
 ASG_API double asg_program_scalar(asg_program *p, const asg_tensor *t);
 

@@ -73,7 +73,8 @@ asg_status asg_vjp(asg_tensor *y, asg_tensor *dy, int n, asg_tensor *const *wrt,
     if (wrt[i]->id < N) reach[wrt[i]->id] = 1;
   for (int i = 0; i < N; i++) {
     asg_tensor *t = g->nodes[i];
-    for (int k = 0; k < t->n_in && !reach[i]; k++) reach[i] = reach[t->in[k]->id];
+    for (int k = 0; k < t->n_in && !reach[i]; k++)
+      reach[i] = reach[t->in[k]->id];
   }
   acc[y->id] = dy;
   for (int i = y->id; i >= 0 && g->status == ASG_OK; i--) {
@@ -106,7 +107,8 @@ asg_status asg_vjp(asg_tensor *y, asg_tensor *dy, int n, asg_tensor *const *wrt,
   }
   free(reach), free(acc), free(need), free(dx);
   if (g->status != ASG_OK) {
-    for (int i = 0; i < n; i++) grads[i] = NULL;
+    for (int i = 0; i < n; i++)
+      grads[i] = NULL;
     return asg__error(g->status, "%s", g->err);
   }
   return ASG_OK;
@@ -114,7 +116,8 @@ asg_status asg_vjp(asg_tensor *y, asg_tensor *dy, int n, asg_tensor *const *wrt,
 
 asg_status asg_grad(asg_tensor *loss, int n, asg_tensor *const *wrt, asg_tensor **grads) {
   asg_graph *g = asg__graph_of("grad", 1, &loss);
-  if (!g) return asg__tensor_ok(loss) && loss->graph->status ? loss->graph->status : ASG_ERR_INVALID;
+  if (!g)
+    return asg__tensor_ok(loss) && loss->graph->status ? loss->graph->status : ASG_ERR_INVALID;
   if (asg_shape_numel(loss->shape) != 1) {
     char b[96];
     asg__fail(g, ASG_ERR_SHAPE, "grad", "loss must hold one element, it is %s",
@@ -122,7 +125,8 @@ asg_status asg_grad(asg_tensor *loss, int n, asg_tensor *const *wrt, asg_tensor 
     return g->status;
   }
   if (!asg_dtype_is_float(loss->dtype)) {
-    asg__fail(g, ASG_ERR_DTYPE, "grad", "loss must be float, it is %s", asg_dtype_name(loss->dtype));
+    asg__fail(g, ASG_ERR_DTYPE, "grad", "loss must be float, it is %s",
+              asg_dtype_name(loss->dtype));
     return g->status;
   }
   return asg_vjp(loss, asg_fill(g, loss->dtype, loss->shape, 1.0), n, wrt, grads);

@@ -3,7 +3,6 @@
  * the forward node's attributes; see that file for the attribute layout. */
 #include "autograd/grad.h"
 
-
 /* y = conv2d(x, w): dx = conv2d_bwd_input(dy, w), dw = conv2d_bwd_weight(dy, x).
  * (A bias was added by a separate add node and gets its gradient there.) */
 static void g_conv2d(asg_tensor *y, asg_tensor *dy, const bool *need, asg_tensor **dx) {

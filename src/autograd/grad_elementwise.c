@@ -62,8 +62,10 @@ static void g_leaky_relu(asg_tensor *y, asg_tensor *dy, const bool *need, asg_te
 static void g_gelu(asg_tensor *y, asg_tensor *dy, const bool *need, asg_tensor **dx) {
   (void)need; /* Phi(x) + x phi(x) */
   asg_tensor *x = y->in[0];
-  asg_tensor *cdf = asg_mul_scalar(asg_add_scalar(asg_erf(asg_mul_scalar(x, 0.7071067811865476)), 1), 0.5);
-  asg_tensor *pdf = asg_mul_scalar(asg_exp(asg_mul_scalar(asg_mul(x, x), -0.5)), 0.3989422804014327);
+  asg_tensor *cdf =
+      asg_mul_scalar(asg_add_scalar(asg_erf(asg_mul_scalar(x, 0.7071067811865476)), 1), 0.5);
+  asg_tensor *pdf =
+      asg_mul_scalar(asg_exp(asg_mul_scalar(asg_mul(x, x), -0.5)), 0.3989422804014327);
   dx[0] = asg_mul(dy, asg_add(cdf, asg_mul(x, pdf)));
 }
 static void g_gelu_tanh(asg_tensor *y, asg_tensor *dy, const bool *need, asg_tensor **dx) {

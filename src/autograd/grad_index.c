@@ -6,7 +6,8 @@
 static void g_permute(asg_tensor *y, asg_tensor *dy, const bool *need, asg_tensor **dx) {
   (void)need;
   int inv[ASG_MAX_DIMS];
-  for (int d = 0; d < y->shape.ndim; d++) inv[y->attr.i[d]] = d;
+  for (int d = 0; d < y->shape.ndim; d++)
+    inv[y->attr.i[d]] = d;
   dx[0] = asg_permute(dy, inv);
 }
 

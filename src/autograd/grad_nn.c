@@ -41,7 +41,8 @@ static void g_layernorm(asg_tensor *y, asg_tensor *dy, const bool *need, asg_ten
   }
   if (need[2]) {
     asg_axes lead = {0, {0}};
-    for (int d = 0; d < x->shape.ndim - 1; d++) lead.axis[lead.n++] = d;
+    for (int d = 0; d < x->shape.ndim - 1; d++)
+      lead.axis[lead.n++] = d;
     dx[2] = lead.n ? asg_sum(dy, lead, false) : dy;
   }
 }

@@ -79,7 +79,8 @@ asg_graph *asg_graph_new(void) {
 
 void asg_graph_free(asg_graph *g) {
   if (!g || g->magic != ASG_GRAPH_MAGIC) return;
-  for (int i = 0; i < g->n_nodes; i++) g->nodes[i]->magic = ASG_DEAD_MAGIC;
+  for (int i = 0; i < g->n_nodes; i++)
+    g->nodes[i]->magic = ASG_DEAD_MAGIC;
   g->magic = ASG_DEAD_MAGIC;
   asg__arena_free(&g->arena);
   free(g->nodes);
@@ -138,15 +139,18 @@ asg_graph *asg__graph_of(const char *op, int n, asg_tensor *const *in) {
       asg__error(ASG_ERR_INVALID, "%s: input %d is not a live tensor (freed graph?)", op, i);
       return NULL;
     }
-    if (!g) g = in[i]->graph;
+    if (!g)
+      g = in[i]->graph;
     else if (in[i]->graph != g)
       return asg__fail(g, ASG_ERR_INVALID, op, "input %d belongs to another graph", i), NULL;
   }
   if (bad >= 0) {
     /* A NULL input is either fallout of an earlier error (keep that one) or
      * a caller mistake we report now. */
-    if (g && g->status == ASG_OK) asg__fail(g, ASG_ERR_INVALID, op, "input %d is NULL", bad);
-    else if (!g) asg__error(ASG_ERR_INVALID, "%s: input is NULL", op);
+    if (g && g->status == ASG_OK)
+      asg__fail(g, ASG_ERR_INVALID, op, "input %d is NULL", bad);
+    else if (!g)
+      asg__error(ASG_ERR_INVALID, "%s: input is NULL", op);
     return NULL;
   }
   if (g && g->status != ASG_OK) return NULL; /* poisoned graph: stop building */
@@ -162,7 +166,8 @@ asg_tensor *asg__node(asg_graph *g, asg_op op, asg_dtype dt, asg_shape shape, in
                        (long long)shape.dims[i]);
   if (shape.ndim < 0 || shape.ndim > ASG_MAX_DIMS)
     return asg__fail(g, ASG_ERR_SHAPE, asg__op_name(op), "rank %d out of range", shape.ndim);
-  for (int i = shape.ndim; i < ASG_MAX_DIMS; i++) shape.dims[i] = 0;
+  for (int i = shape.ndim; i < ASG_MAX_DIMS; i++)
+    shape.dims[i] = 0;
   if (g->n_nodes == g->cap_nodes) {
     int cap = g->cap_nodes ? g->cap_nodes * 2 : 256;
     asg_tensor **nn = realloc(g->nodes, (size_t)cap * sizeof *nn);
@@ -184,7 +189,8 @@ asg_tensor *asg__node(asg_graph *g, asg_op op, asg_dtype dt, asg_shape shape, in
   t->shape = shape;
   t->n_in = n_in;
   t->in = ins;
-  for (int i = 0; i < n_in; i++) ins[i] = in[i];
+  for (int i = 0; i < n_in; i++)
+    ins[i] = in[i];
   t->scope = scope;
   g->nodes[g->n_nodes++] = t;
   return t;
@@ -240,8 +246,7 @@ asg_tensor *asg_graph_find(const asg_graph *g, const char *name) {
   if (!g || !name || g->magic != ASG_GRAPH_MAGIC) return NULL;
   for (int i = 0; i < g->n_nodes; i++) {
     asg_tensor *t = g->nodes[i];
-    if ((t->op == ASG_OP_INPUT || t->op == ASG_OP_VARIABLE) && strcmp(t->name, name) == 0)
-      return t;
+    if ((t->op == ASG_OP_INPUT || t->op == ASG_OP_VARIABLE) && strcmp(t->name, name) == 0) return t;
   }
   return NULL;
 }
@@ -312,7 +317,8 @@ asg_tensor *asg_scalar(asg_graph *g, asg_dtype dt, double value) {
 int asg_graph_variable_count(const asg_graph *g) {
   int n = 0;
   if (!g) return 0;
-  for (int i = 0; i < g->n_nodes; i++) n += g->nodes[i]->op == ASG_OP_VARIABLE;
+  for (int i = 0; i < g->n_nodes; i++)
+    n += g->nodes[i]->op == ASG_OP_VARIABLE;
   return n;
 }
 
@@ -329,7 +335,9 @@ const char *asg_op_name(int op) {
   return op >= 0 && op < ASG_OP_COUNT ? asg__op_info[op].name : NULL;
 }
 int asg_op_arity(int op) { return op >= 0 && op < ASG_OP_COUNT ? asg__op_info[op].arity : 0; }
-static unsigned op_flags(int op) { return op >= 0 && op < ASG_OP_COUNT ? asg__op_info[op].flags : 0; }
+static unsigned op_flags(int op) {
+  return op >= 0 && op < ASG_OP_COUNT ? asg__op_info[op].flags : 0;
+}
 bool asg_op_is_nondifferentiable(int op) { return op_flags(op) & ASG_OPF_NODIFF; }
 bool asg_op_is_backward(int op) { return op_flags(op) & ASG_OPF_BWD; }
 bool asg_op_is_source(int op) { return op_flags(op) & ASG_OPF_SOURCE; }
@@ -368,7 +376,9 @@ asg_tensor *asg_graph_update(const asg_graph *g, int i) {
 void *asg_graph_alloc(asg_graph *g, size_t bytes) {
   if (!g || g->magic != ASG_GRAPH_MAGIC) return NULL;
   void *p = asg__arena_alloc(&g->arena, bytes ? bytes : 1);
-  if (p) memset(p, 0, bytes);
-  else asg__fail(g, ASG_ERR_OOM, "alloc", "out of memory");
+  if (p)
+    memset(p, 0, bytes);
+  else
+    asg__fail(g, ASG_ERR_OOM, "alloc", "out of memory");
   return p;
 }

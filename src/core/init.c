@@ -6,7 +6,8 @@
 
 uint64_t asg__hash_str(const char *s) { /* FNV-1a: stable across runs and builds */
   uint64_t h = 0xcbf29ce484222325ull;
-  for (; s && *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+  for (; s && *s; s++)
+    h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
   return h;
 }
 
@@ -43,7 +44,8 @@ static void fans(asg_shape s, double *fan_in, double *fan_out) {
     *fan_in = *fan_out = (double)s.dims[0];
   } else {
     double rf = 1;
-    for (int i = 2; i < s.ndim; i++) rf *= (double)s.dims[i];
+    for (int i = 2; i < s.ndim; i++)
+      rf *= (double)s.dims[i];
     *fan_in = (double)s.dims[1] * rf;
     *fan_out = (double)s.dims[0] * rf;
   }
@@ -80,7 +82,9 @@ asg_status asg_init_fill(asg_init init, asg_dtype dt, asg_shape shape, uint64_t 
     case ASG_INIT_ZEROS: v = 0; break;
     case ASG_INIT_ONES: v = 1; break;
     case ASG_INIT_CONSTANT: v = init.a; break;
-    case ASG_INIT_UNIFORM: v = init.a + (init.b - init.a) * asg__rng_uniform(key, (uint64_t)i); break;
+    case ASG_INIT_UNIFORM:
+      v = init.a + (init.b - init.a) * asg__rng_uniform(key, (uint64_t)i);
+      break;
     case ASG_INIT_NORMAL: v = init.a + init.b * asg__rng_normal(key, (uint64_t)i); break;
     case ASG_INIT_TRUNC_NORMAL: {
       double z;

@@ -27,7 +27,8 @@ bool asg_dtype_is_float(asg_dtype dt) {
 
 int64_t asg_shape_numel(asg_shape s) {
   int64_t n = 1;
-  for (int i = 0; i < s.ndim; i++) n *= s.dims[i];
+  for (int i = 0; i < s.ndim; i++)
+    n *= s.dims[i];
   return n;
 }
 
@@ -57,7 +58,8 @@ bool asg__broadcast_shapes(asg_shape a, asg_shape b, asg_shape *out) {
     if (da != db && da != 1 && db != 1) return false;
     r.dims[i] = da == 1 ? db : da;
   }
-  for (int i = r.ndim; i < ASG_MAX_DIMS; i++) r.dims[i] = 0;
+  for (int i = r.ndim; i < ASG_MAX_DIMS; i++)
+    r.dims[i] = 0;
   *out = r;
   return true;
 }

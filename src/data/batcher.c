@@ -24,7 +24,8 @@ static void permute(int64_t *p, int64_t n, uint64_t key) {
 }
 
 static void reshuffle(asg_batcher *b) {
-  for (int64_t i = 0; i < b->n; i++) b->perm[i] = b->items ? b->items[i] : i;
+  for (int64_t i = 0; i < b->n; i++)
+    b->perm[i] = b->items ? b->items[i] : i;
   if (b->shuffle) permute(b->perm, b->n, asg__rng_key(b->seed, (uint64_t)b->epoch));
 }
 
@@ -64,7 +65,8 @@ int64_t asg_batcher_next(asg_batcher *b, int64_t *idx) {
     return 0;
   }
   int64_t k = left < b->batch ? left : b->batch;
-  for (int64_t i = 0; i < k; i++) idx[i] = b->perm[b->pos + i];
+  for (int64_t i = 0; i < k; i++)
+    idx[i] = b->perm[b->pos + i];
   b->pos += k;
   return k;
 }
@@ -101,7 +103,8 @@ asg_status asg_train_val_split(int64_t n, double val_fraction, uint64_t seed, in
     return asg__error(ASG_ERR_INVALID, "asg_train_val_split: bad arguments");
   int64_t *p = malloc(sizeof *p * (size_t)n);
   if (!p) return asg__error(ASG_ERR_OOM, "asg_train_val_split: out of memory");
-  for (int64_t i = 0; i < n; i++) p[i] = i;
+  for (int64_t i = 0; i < n; i++)
+    p[i] = i;
   permute(p, n, asg__rng_key(seed, 0x5917));
   int64_t nv = (int64_t)((double)n * val_fraction + 0.5);
   *n_train = n - nv;

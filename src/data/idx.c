@@ -42,7 +42,8 @@ static double get_val(const unsigned char *p, int type) {
   case 0x08: return p[0];
   case 0x09: return (signed char)p[0];
   case 0x0B: return (int16_t)(p[0] << 8 | p[1]);
-  case 0x0C: return (int32_t)((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]);
+  case 0x0C:
+    return (int32_t)((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]);
   case 0x0D: {
     uint32_t u = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
     float f;
@@ -51,7 +52,8 @@ static double get_val(const unsigned char *p, int type) {
   }
   case 0x0E: {
     uint64_t u = 0;
-    for (int i = 0; i < 8; i++) u = u << 8 | p[i];
+    for (int i = 0; i < 8; i++)
+      u = u << 8 | p[i];
     double d;
     memcpy(&d, &u, 8);
     return d;
@@ -62,9 +64,11 @@ static double get_val(const unsigned char *p, int type) {
 
 static int type_size(int t) {
   switch (t) {
-  case 0x08: case 0x09: return 1;
+  case 0x08:
+  case 0x09: return 1;
   case 0x0B: return 2;
-  case 0x0C: case 0x0D: return 4;
+  case 0x0C:
+  case 0x0D: return 4;
   case 0x0E: return 8;
   }
   return 0;
@@ -96,7 +100,8 @@ asg_status asg_idx_read(const char *path, asg_dtype dt, asg_host_tensor *out) {
   int64_t n = 1;
   for (int i = 0; i < shape.ndim; i++) {
     const unsigned char *b = dimb + 4 * i;
-    shape.dims[i] = (int64_t)((uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3]);
+    shape.dims[i] =
+        (int64_t)((uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3]);
     if (shape.dims[i] <= 0 || shape.dims[i] > ((int64_t)1 << 40) / n) {
       st = asg__error(ASG_ERR_FORMAT, "asg_idx_read: '%s' has a bad dimension", path);
       goto done;
@@ -139,7 +144,8 @@ asg_status asg_host_gather_rows(const asg_host_tensor *src, const int64_t *idx, 
                                 void *dst) {
   if (!src || !src->data || !idx || !dst || src->shape.ndim < 1)
     return asg__error(ASG_ERR_INVALID, "asg_host_gather_rows: bad argument");
-  size_t row = asg_dtype_size(src->dtype) * (size_t)(asg_shape_numel(src->shape) / src->shape.dims[0]);
+  size_t row =
+      asg_dtype_size(src->dtype) * (size_t)(asg_shape_numel(src->shape) / src->shape.dims[0]);
   for (int64_t i = 0; i < n; i++) {
     if (idx[i] < 0 || idx[i] >= src->shape.dims[0])
       return asg__error(ASG_ERR_INVALID, "asg_host_gather_rows: index %lld out of range [0,%lld)",

@@ -17,15 +17,18 @@ static double score_at(const void *a, asg_dtype dt, int64_t i) {
 static asg_status check_labels(const char *fn, const void *a, asg_dtype dt) {
   if (!a) return asg__error(ASG_ERR_INVALID, "%s: NULL labels", fn);
   if (!label_dt(dt))
-    return asg__error(ASG_ERR_DTYPE, "%s: labels are %s, need int32 or int64", fn, asg_dtype_name(dt));
+    return asg__error(ASG_ERR_DTYPE, "%s: labels are %s, need int32 or int64", fn,
+                      asg_dtype_name(dt));
   return ASG_OK;
 }
 static asg_status check_scores(const char *fn, const void *a, asg_dtype dt, int64_t n, int64_t c) {
   if (!a) return asg__error(ASG_ERR_INVALID, "%s: NULL scores", fn);
   if (!score_dt(dt))
-    return asg__error(ASG_ERR_DTYPE, "%s: scores are %s, need float32 or float64", fn, asg_dtype_name(dt));
+    return asg__error(ASG_ERR_DTYPE, "%s: scores are %s, need float32 or float64", fn,
+                      asg_dtype_name(dt));
   if (n < 1 || c < 1)
-    return asg__error(ASG_ERR_INVALID, "%s: scores [%lld,%lld] are empty", fn, (long long)n, (long long)c);
+    return asg__error(ASG_ERR_INVALID, "%s: scores [%lld,%lld] are empty", fn, (long long)n,
+                      (long long)c);
   return ASG_OK;
 }
 
@@ -44,11 +47,13 @@ asg_status asg_metric_argmax(const void *s, asg_dtype dt, int64_t n, int64_t c, 
 
 double asg_metric_accuracy(const void *pred, asg_dtype pdt, const void *target, asg_dtype tdt,
                            int64_t n) {
-  if (check_labels("asg_metric_accuracy", pred, pdt) || check_labels("asg_metric_accuracy", target, tdt))
+  if (check_labels("asg_metric_accuracy", pred, pdt) ||
+      check_labels("asg_metric_accuracy", target, tdt))
     return NAN;
   if (n < 1) return asg__error(ASG_ERR_INVALID, "asg_metric_accuracy: n = %lld", (long long)n), NAN;
   int64_t ok = 0;
-  for (int64_t i = 0; i < n; i++) ok += label_at(pred, pdt, i) == label_at(target, tdt, i);
+  for (int64_t i = 0; i < n; i++)
+    ok += label_at(pred, pdt, i) == label_at(target, tdt, i);
   return (double)ok / (double)n;
 }
 
@@ -80,13 +85,15 @@ asg_status asg_metric_confusion(const void *pred, asg_dtype pdt, const void *tar
   if (st) return st;
   if (!cm || c < 1 || n < 0)
     return asg__error(ASG_ERR_INVALID, "asg_metric_confusion: NULL matrix, c < 1 or n < 0");
-  for (int64_t i = 0; i < c * c; i++) cm[i] = 0;
+  for (int64_t i = 0; i < c * c; i++)
+    cm[i] = 0;
   for (int64_t i = 0; i < n; i++) {
     int64_t p = label_at(pred, pdt, i), t = label_at(target, tdt, i);
     if (p < 0 || p >= c || t < 0 || t >= c)
       return asg__error(ASG_ERR_INVALID,
                         "asg_metric_confusion: entry %lld has target %lld, prediction %lld; "
-                        "classes are [0, %lld)", (long long)i, (long long)t, (long long)p, (long long)c);
+                        "classes are [0, %lld)",
+                        (long long)i, (long long)t, (long long)p, (long long)c);
     cm[t * c + p]++;
   }
   return ASG_OK;

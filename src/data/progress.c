@@ -51,7 +51,8 @@ void asg_progress_update(asg_progress *p, int64_t step, double loss, int64_t ite
     p->last_draw = t;
     char bar[31];
     int fill = (int)(30.0 * (double)step / (double)p->total);
-    for (int i = 0; i < 30; i++) bar[i] = i < fill ? '#' : '.';
+    for (int i = 0; i < 30; i++)
+      bar[i] = i < fill ? '#' : '.';
     bar[30] = '\0';
     printf("\r%s [%s] %lld/%lld loss %.4f %.0f/s %s ETA %s ", p->label, bar, (long long)step,
            (long long)p->total, loss, rate, el_s, eta_s);

@@ -21,7 +21,8 @@ static asg_status append_file(bytes *b, const char *path) {
   while ((k = fread(buf, 1, sizeof buf, f)) > 0) {
     if (b->n + k > b->cap) {
       size_t cap = b->cap ? b->cap * 2 : 1 << 20;
-      while (cap < b->n + k) cap *= 2;
+      while (cap < b->n + k)
+        cap *= 2;
       unsigned char *np = realloc(b->p, cap);
       if (!np) {
         fclose(f);
@@ -90,10 +91,13 @@ asg_status asg_text_load(const char *const *paths, int n_paths, asg_text *out) {
   for (int i = 0; i < n_paths && !st; i++) {
     struct stat sb;
     if (!paths[i] || stat(paths[i], &sb) != 0)
-      st = asg__error(ASG_ERR_IO, "asg_text_load: '%s' does not exist", paths[i] ? paths[i] : "(null)");
-    else st = S_ISDIR(sb.st_mode) ? append_dir(&b, paths[i]) : append_file(&b, paths[i]);
+      st = asg__error(ASG_ERR_IO, "asg_text_load: '%s' does not exist",
+                      paths[i] ? paths[i] : "(null)");
+    else
+      st = S_ISDIR(sb.st_mode) ? append_dir(&b, paths[i]) : append_file(&b, paths[i]);
   }
-  if (!st && b.n < 2) st = asg__error(ASG_ERR_FORMAT, "asg_text_load: corpus has fewer than 2 bytes");
+  if (!st && b.n < 2)
+    st = asg__error(ASG_ERR_FORMAT, "asg_text_load: corpus has fewer than 2 bytes");
   if (!st) {
     out->tokens = malloc(sizeof *out->tokens * b.n);
     if (!out->tokens) st = asg__error(ASG_ERR_OOM, "asg_text_load: out of memory");
@@ -103,7 +107,8 @@ asg_status asg_text_load(const char *const *paths, int n_paths, asg_text *out) {
     return st;
   }
   bool seen[256] = {false};
-  for (size_t i = 0; i < b.n; i++) seen[b.p[i]] = true;
+  for (size_t i = 0; i < b.n; i++)
+    seen[b.p[i]] = true;
   for (int c = 0; c < 256; c++) {
     out->index[c] = -1;
     if (seen[c]) {
@@ -111,7 +116,8 @@ asg_status asg_text_load(const char *const *paths, int n_paths, asg_text *out) {
       out->chars[out->vocab_size++] = (unsigned char)c;
     }
   }
-  for (size_t i = 0; i < b.n; i++) out->tokens[i] = out->index[b.p[i]];
+  for (size_t i = 0; i < b.n; i++)
+    out->tokens[i] = out->index[b.p[i]];
   out->n = (int64_t)b.n;
   free(b.p);
   return ASG_OK;
@@ -126,18 +132,20 @@ void asg_text_free(asg_text *t) {
 double asg_text_unigram_entropy(const asg_text *t, int64_t begin, int64_t end) {
   if (!t || !t->tokens || begin < 0 || end > t->n || end <= begin) return NAN;
   int64_t count[256] = {0};
-  for (int64_t i = begin; i < end; i++) count[t->tokens[i]]++;
+  for (int64_t i = begin; i < end; i++)
+    count[t->tokens[i]]++;
   double h = 0, n = (double)(end - begin);
   for (int c = 0; c < 256; c++)
     if (count[c]) h -= (double)count[c] / n * log((double)count[c] / n);
   return h;
 }
 
-asg_status asg_text_batch(const asg_text *t, int64_t begin, int64_t end, int64_t batch,
-                          int64_t ctx, uint64_t seed, uint64_t step, int32_t *x, int32_t *y) {
+asg_status asg_text_batch(const asg_text *t, int64_t begin, int64_t end, int64_t batch, int64_t ctx,
+                          uint64_t seed, uint64_t step, int32_t *x, int32_t *y) {
   if (!t || !t->tokens || !x || !y || batch <= 0 || ctx <= 0 || begin < 0 || end > t->n ||
       end - begin < ctx + 1)
-    return asg__error(ASG_ERR_INVALID, "asg_text_batch: range [%lld,%lld) too short for context %lld",
+    return asg__error(ASG_ERR_INVALID,
+                      "asg_text_batch: range [%lld,%lld) too short for context %lld",
                       (long long)begin, (long long)end, (long long)ctx);
   uint64_t key = asg__rng_key(seed, step);
   uint64_t span = (uint64_t)(end - begin - ctx); /* valid window starts */

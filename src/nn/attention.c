@@ -40,7 +40,8 @@ static asg_tensor *konst(asg_graph *g, asg_dtype dt, asg_shape s, double *v) {
   if (dt == ASG_F32) {
     float *f = malloc(sizeof(float) * (size_t)(n ? n : 1));
     if (!f) return asg_graph_fail(g, ASG_ERR_OOM, "constant", "out of memory");
-    for (int64_t i = 0; i < n; i++) f[i] = (float)v[i];
+    for (int64_t i = 0; i < n; i++)
+      f[i] = (float)v[i];
     asg_tensor *t = asg_constant(g, dt, s, f);
     free(f);
     return t;
@@ -129,7 +130,8 @@ static asg_tensor *mha_apply(asg_layer *l, asg_tensor *x, asg_tensor *mask) {
   if (mask) {
     asg_shape ms = asg_tensor_shape(mask);
     if (ms.ndim != 2 || ms.dims[0] != B || ms.dims[1] != T)
-      return asg_graph_fail(g, ASG_ERR_SHAPE, "mha", "padding mask %s must be [B, T] = [%lld,%lld] for input %s",
+      return asg_graph_fail(g, ASG_ERR_SHAPE, "mha",
+                            "padding mask %s must be [B, T] = [%lld,%lld] for input %s",
                             asg_shape_str(ms, b1, sizeof b1), (long long)B, (long long)T,
                             asg_shape_str(xs, b2, sizeof b2));
     /* 1 keep -> 0, 0 pad -> MASK_NEG; [B, 1, 1, T] broadcasts over heads and queries */
@@ -149,7 +151,8 @@ static asg_tensor *mha_apply(asg_layer *l, asg_tensor *x, asg_tensor *mask) {
   }
   /* scale q ([.., T, Dh]) rather than the scores ([.., T, T]) */
   asg_tensor *s = asg_matmul_t(asg_mul_scalar(q, 1.0 / sqrt((double)Dh)), k, false, true);
-  if (l->i[2] || pos == ASG_POS_ALIBI) s = asg_add(s, score_bias(g, dt, H, T, l->i[2], pos == ASG_POS_ALIBI));
+  if (l->i[2] || pos == ASG_POS_ALIBI)
+    s = asg_add(s, score_bias(g, dt, H, T, l->i[2], pos == ASG_POS_ALIBI));
   if (pad) s = asg_add(s, pad);
   asg_tensor *a = asg_softmax(s, -1);
   if (l->f[0] > 0 && asg_graph_is_training(g))
@@ -179,8 +182,9 @@ asg_layer *asg_nn_mha(asg_graph *g, const char *name, int64_t d_model, int64_t n
   if (!l) return NULL;
   if (d_model < 1 || n_heads < 1 || d_model % n_heads)
     return (asg_layer *)asg_graph_fail(
-        g, ASG_ERR_INVALID, l->name, "mha: d_model (%lld) must be a positive multiple of n_heads (%lld)",
-        (long long)d_model, (long long)n_heads);
+        g, ASG_ERR_INVALID, l->name,
+        "mha: d_model (%lld) must be a positive multiple of n_heads (%lld)", (long long)d_model,
+        (long long)n_heads);
   if (!(o->dropout >= 0 && o->dropout < 1))
     return (asg_layer *)asg_graph_fail(g, ASG_ERR_INVALID, l->name,
                                        "mha: dropout must be in [0, 1), got %g", o->dropout);
@@ -195,7 +199,8 @@ asg_layer *asg_nn_mha(asg_graph *g, const char *name, int64_t d_model, int64_t n
                                        (long long)(d_model / n_heads));
   double base = o->rope_base != 0 ? o->rope_base : 10000.0;
   if (!(base > 0) || isinf(base))
-    return (asg_layer *)asg_graph_fail(g, ASG_ERR_INVALID, l->name, "mha: rope_base must be > 0, got %g", base);
+    return (asg_layer *)asg_graph_fail(g, ASG_ERR_INVALID, l->name,
+                                       "mha: rope_base must be > 0, got %g", base);
   l->i[0] = d_model;
   l->i[1] = n_heads;
   l->i[2] = o->causal;
@@ -206,7 +211,8 @@ asg_layer *asg_nn_mha(asg_graph *g, const char *name, int64_t d_model, int64_t n
   asg_linear_opts lo = {.no_bias = o->no_bias};
   static const char *proj[4] = {"q_proj", "k_proj", "v_proj", "out_proj"};
   for (int i = 0; i < 4; i++)
-    if (!add_child(l, asg_nn_linear_ex(g, sub(nb, sizeof nb, l->name, proj[i]), d_model, d_model, &lo)))
+    if (!add_child(
+            l, asg_nn_linear_ex(g, sub(nb, sizeof nb, l->name, proj[i]), d_model, d_model, &lo)))
       return NULL;
   return l;
 }
@@ -214,7 +220,8 @@ asg_layer *asg_nn_mha(asg_graph *g, const char *name, int64_t d_model, int64_t n
 /* ---- feed-forward ---- */
 static asg_tensor *seq_apply(asg_layer *l, asg_tensor *x, asg_tensor *mask) {
   (void)mask;
-  for (int i = 0; i < l->n_children && x; i++) x = child(l, l->children[i], x, NULL);
+  for (int i = 0; i < l->n_children && x; i++)
+    x = child(l, l->children[i], x, NULL);
   return x;
 }
 
@@ -227,13 +234,15 @@ asg_layer *asg_nn_feedforward(asg_graph *g, const char *name, int64_t d_model, i
     return (asg_layer *)asg_graph_fail(g, ASG_ERR_INVALID, l->name,
                                        "feedforward: dropout must be in [0, 1), got %g", dropout);
   if ((int)act < ASG_ACT_RELU || act > ASG_ACT_IDENTITY)
-    return (asg_layer *)asg_graph_fail(g, ASG_ERR_INVALID, l->name, "feedforward: unknown activation %d", (int)act);
+    return (asg_layer *)asg_graph_fail(g, ASG_ERR_INVALID, l->name,
+                                       "feedforward: unknown activation %d", (int)act);
   if (!alloc_children(l, 4)) return NULL;
   if (!add_child(l, asg_nn_linear(g, sub(nb, sizeof nb, l->name, "fc1"), d_model, hidden)) ||
       !add_child(l, asg_nn_activation(g, sub(nb, sizeof nb, l->name, "act"), act)) ||
       !add_child(l, asg_nn_linear(g, sub(nb, sizeof nb, l->name, "fc2"), hidden, d_model)))
     return NULL;
-  if (dropout > 0 && !add_child(l, asg_nn_dropout(g, sub(nb, sizeof nb, l->name, "dropout"), dropout)))
+  if (dropout > 0 &&
+      !add_child(l, asg_nn_dropout(g, sub(nb, sizeof nb, l->name, "dropout"), dropout)))
     return NULL;
   return l;
 }
@@ -256,7 +265,8 @@ asg_layer *asg_nn_transformer_block(asg_graph *g, const char *name, int64_t d_mo
   if (!l) return NULL;
   if (!(dropout >= 0 && dropout < 1))
     return (asg_layer *)asg_graph_fail(g, ASG_ERR_INVALID, l->name,
-                                       "transformer_block: dropout must be in [0, 1), got %g", dropout);
+                                       "transformer_block: dropout must be in [0, 1), got %g",
+                                       dropout);
   if (!alloc_children(l, 5)) return NULL;
   if (!add_child(l, asg_nn_layernorm(g, sub(nb, sizeof nb, l->name, "ln1"), d_model, 0)) ||
       !add_child(l, asg_nn_mha(g, sub(nb, sizeof nb, l->name, "attn"), d_model, n_heads, o)) ||
@@ -264,7 +274,8 @@ asg_layer *asg_nn_transformer_block(asg_graph *g, const char *name, int64_t d_mo
       !add_child(l, asg_nn_feedforward(g, sub(nb, sizeof nb, l->name, "ffn"), d_model, ffn_hidden,
                                        ASG_ACT_GELU, dropout)))
     return NULL;
-  if (dropout > 0 && !add_child(l, asg_nn_dropout(g, sub(nb, sizeof nb, l->name, "drop1"), dropout)))
+  if (dropout > 0 &&
+      !add_child(l, asg_nn_dropout(g, sub(nb, sizeof nb, l->name, "drop1"), dropout)))
     return NULL;
   return l;
 }
@@ -323,7 +334,8 @@ asg_layer *asg_nn_posenc(asg_graph *g, const char *name, asg_posenc kind, int64_
   l->i[1] = max_len;
   l->i[2] = d_model;
   if (kind == ASG_POS_LEARNED &&
-      !asg__layer_param(l, "weight", ASG_F32, ASG_SHAPE(max_len, d_model), asg_init_normal(0, 0.02), true))
+      !asg__layer_param(l, "weight", ASG_F32, ASG_SHAPE(max_len, d_model), asg_init_normal(0, 0.02),
+                        true))
     return NULL;
   return l;
 }

@@ -21,8 +21,7 @@ static asg_tensor *conv_apply(asg_layer *l, asg_tensor *x, asg_tensor *mask) {
   if (xs.ndim != 4 || xs.dims[1] != l->i[0])
     return asg_graph_fail(l->g, ASG_ERR_SHAPE, what,
                           "input %s must be [N, %lld, H, W] (layer made for %lld input channels)",
-                          asg_shape_str(xs, b1, sizeof b1), (long long)l->i[0],
-                          (long long)l->i[0]);
+                          asg_shape_str(xs, b1, sizeof b1), (long long)l->i[0], (long long)l->i[0]);
   asg_tensor *w = as_dtype(asg_layer_param(l, "weight"), x);
   asg_tensor *b = as_dtype(asg_layer_param(l, "bias"), x);
   const asg_conv_params *p = l->extra;
@@ -42,8 +41,9 @@ static asg_layer *conv_new(asg_graph *g, const char *name, int64_t in_ch, int64_
         (long long)in_ch, (long long)out_ch, kh, kw, (long long)G);
   if (in_ch % G || out_ch % G)
     return (asg_layer *)asg_graph_fail(
-        g, ASG_ERR_INVALID, l->name, "%s: in (%lld) and out (%lld) channels must be divisible by groups=%lld",
-        what, (long long)in_ch, (long long)out_ch, (long long)G);
+        g, ASG_ERR_INVALID, l->name,
+        "%s: in (%lld) and out (%lld) channels must be divisible by groups=%lld", what,
+        (long long)in_ch, (long long)out_ch, (long long)G);
   asg_conv_params *pp = asg_graph_alloc(g, sizeof *pp);
   if (!pp) return NULL;
   *pp = p;
@@ -51,7 +51,8 @@ static asg_layer *conv_new(asg_graph *g, const char *name, int64_t in_ch, int64_
   l->i[0] = in_ch;
   l->i[1] = out_ch;
   l->i[2] = transpose;
-  asg_shape ws = transpose ? ASG_SHAPE(in_ch, out_ch / G, kh, kw) : ASG_SHAPE(out_ch, in_ch / G, kh, kw);
+  asg_shape ws =
+      transpose ? ASG_SHAPE(in_ch, out_ch / G, kh, kw) : ASG_SHAPE(out_ch, in_ch / G, kh, kw);
   /* PyTorch: kaiming_uniform(a=sqrt(5)) computes fan_in from the weight's
    * dims[1]*kh*kw (also for the transposed layout), giving U(+-1/sqrt(fan_in));
    * the bias uses the same bound. */
@@ -59,8 +60,8 @@ static asg_layer *conv_new(asg_graph *g, const char *name, int64_t in_ch, int64_
   double bound = 1.0 / sqrt(fan_in);
   if (!asg__layer_param(l, "weight", ASG_F32, ws, asg_init_kaiming_uniform(sqrt(5.0)), true))
     return NULL;
-  if (bias &&
-      !asg__layer_param(l, "bias", ASG_F32, ASG_SHAPE(out_ch), asg_init_uniform(-bound, bound), true))
+  if (bias && !asg__layer_param(l, "bias", ASG_F32, ASG_SHAPE(out_ch),
+                                asg_init_uniform(-bound, bound), true))
     return NULL;
   return l;
 }

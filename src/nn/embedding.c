@@ -8,8 +8,7 @@ static asg_tensor *embedding_apply(asg_layer *l, asg_tensor *idx, asg_tensor *ma
   char b1[64];
   asg_dtype dt = asg_tensor_dtype(idx);
   if (dt != ASG_I32 && dt != ASG_I64)
-    return asg_graph_fail(l->g, ASG_ERR_DTYPE, "embedding",
-                          "indices %s must be i32 or i64, got %s",
+    return asg_graph_fail(l->g, ASG_ERR_DTYPE, "embedding", "indices %s must be i32 or i64, got %s",
                           asg_shape_str(asg_tensor_shape(idx), b1, sizeof b1), asg_dtype_name(dt));
   return asg_embedding(asg_layer_param(l, "weight"), idx);
 }

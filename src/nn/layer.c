@@ -8,7 +8,8 @@
 asg_layer *asg__layer_new(asg_graph *g, const char *name, asg_layer_fn apply) {
   if (!g) return NULL;
   if (asg_graph_status(g) != ASG_OK) return NULL;
-  if (!name || !name[0]) return (asg_layer *)asg_graph_fail(g, ASG_ERR_INVALID, "layer", "a name is required");
+  if (!name || !name[0])
+    return (asg_layer *)asg_graph_fail(g, ASG_ERR_INVALID, "layer", "a name is required");
   asg_layer *l = asg_graph_alloc(g, sizeof *l);
   char *n = asg_graph_alloc(g, strlen(name) + 1);
   if (!l || !n) return NULL;
@@ -36,7 +37,8 @@ asg_tensor *asg__layer_param(asg_layer *l, const char *short_name, asg_dtype dt,
 
 uint64_t asg__layer_seed(const asg_layer *l) {
   uint64_t h = 0xcbf29ce484222325ull;
-  for (const char *s = l->name; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+  for (const char *s = l->name; *s; s++)
+    h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
   return h ? h : 1;
 }
 
@@ -48,7 +50,9 @@ asg_tensor *asg_layer_apply_masked(asg_layer *l, asg_tensor *x, asg_tensor *mask
   return y;
 }
 
-asg_tensor *asg_layer_apply(asg_layer *l, asg_tensor *x) { return asg_layer_apply_masked(l, x, NULL); }
+asg_tensor *asg_layer_apply(asg_layer *l, asg_tensor *x) {
+  return asg_layer_apply_masked(l, x, NULL);
+}
 
 asg_tensor *asg_layer_param(const asg_layer *l, const char *short_name) {
   if (!l || !short_name) return NULL;

@@ -18,9 +18,9 @@ struct asg_layer {
   asg_tensor *param[ASG_LAYER_MAX_PARAMS];
   int n_children;
   asg_layer **children;
-  double f[8];  /* per-layer settings, documented by each layer */
+  double f[8]; /* per-layer settings, documented by each layer */
   int64_t i[8];
-  void *extra;  /* per-layer data in graph memory */
+  void *extra; /* per-layer data in graph memory */
 };
 
 /* Allocates a layer in graph memory with a copy of name; NULL (graph

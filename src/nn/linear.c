@@ -18,11 +18,10 @@ static asg_tensor *linear_apply(asg_layer *l, asg_tensor *x, asg_tensor *mask) {
   asg_shape xs = asg_tensor_shape(x);
   int64_t in = l->i[0], out = l->i[1];
   if (xs.ndim < 1 || xs.dims[xs.ndim - 1] != in)
-    return asg_graph_fail(l->g, ASG_ERR_SHAPE, "linear",
-                          "input %s has %lld features, but %s.weight %s expects %lld",
-                          asg_shape_str(xs, b1, sizeof b1),
-                          (long long)(xs.ndim ? xs.dims[xs.ndim - 1] : 0), l->name,
-                          asg_shape_str(asg_tensor_shape(w), b2, sizeof b2), (long long)in);
+    return asg_graph_fail(
+        l->g, ASG_ERR_SHAPE, "linear", "input %s has %lld features, but %s.weight %s expects %lld",
+        asg_shape_str(xs, b1, sizeof b1), (long long)(xs.ndim ? xs.dims[xs.ndim - 1] : 0), l->name,
+        asg_shape_str(asg_tensor_shape(w), b2, sizeof b2), (long long)in);
   if (!asg_dtype_is_float(asg_tensor_dtype(x)))
     return asg_graph_fail(l->g, ASG_ERR_DTYPE, "linear", "input must be floating point, got %s",
                           asg_dtype_name(asg_tensor_dtype(x)));

@@ -86,8 +86,10 @@ static asg_graph *check_class(const char *name, asg_tensor *x, asg_tensor *label
   asg_shape want = x->shape;
   want.ndim = x->shape.ndim - 1;
   if (x->shape.ndim < 1 || !asg_shape_equal(want, labels->shape)) {
-    asg__fail(g, ASG_ERR_SHAPE, name, "scores %s need labels of their shape without the last "
-              "(class) dim, got %s", SHP(x->shape, b1), SHP(labels->shape, b2));
+    asg__fail(g, ASG_ERR_SHAPE, name,
+              "scores %s need labels of their shape without the last "
+              "(class) dim, got %s",
+              SHP(x->shape, b1), SHP(labels->shape, b2));
     return NULL;
   }
   if (r != ASG_REDUCE_MEAN && r != ASG_REDUCE_SUM && r != ASG_REDUCE_NONE) {
@@ -104,7 +106,8 @@ static asg_tensor *nll_rows(asg_tensor *logp, asg_tensor *labels, double s, int6
   int last = logp->shape.ndim - 1;
   int64_t C = logp->shape.dims[last];
   asg_dtype dt = logp->dtype;
-  asg_tensor *mask = asg_cast(asg_ne(labels, asg_scalar(logp->graph, labels->dtype, (double)ignore)), dt);
+  asg_tensor *mask =
+      asg_cast(asg_ne(labels, asg_scalar(logp->graph, labels->dtype, (double)ignore)), dt);
   asg_tensor *picked = asg_sum(asg_mul(asg_one_hot(labels, C, dt), logp), ASG_AXES(last), false);
   asg_tensor *row = asg_mul_scalar(picked, -(1 - s));
   if (s != 0)

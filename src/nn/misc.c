@@ -16,7 +16,8 @@ asg_layer *asg_nn_dropout(asg_graph *g, const char *name, double p) {
   asg_layer *l = asg__layer_new(g, name, dropout_apply);
   if (!l) return NULL;
   if (!(p >= 0 && p < 1))
-    return (asg_layer *)asg_graph_fail(g, ASG_ERR_INVALID, l->name, "dropout: p must be in [0, 1), got %g", p);
+    return (asg_layer *)asg_graph_fail(g, ASG_ERR_INVALID, l->name,
+                                       "dropout: p must be in [0, 1), got %g", p);
   l->f[0] = p;
   return l;
 }
@@ -56,7 +57,8 @@ asg_layer *asg_nn_adaptive_avgpool2d(asg_graph *g, const char *name, int oh, int
   if (!l) return NULL;
   if (oh < 1 || ow < 1)
     return (asg_layer *)asg_graph_fail(g, ASG_ERR_INVALID, l->name,
-                                       "adaptive_avgpool2d: output size (%d, %d) must be >= 1", oh, ow);
+                                       "adaptive_avgpool2d: output size (%d, %d) must be >= 1", oh,
+                                       ow);
   l->i[0] = oh;
   l->i[1] = ow;
   return l;

@@ -29,7 +29,8 @@ static asg_tensor *batchnorm_apply(asg_layer *l, asg_tensor *x, asg_tensor *mask
   /* per-channel vectors broadcast as [C, 1, ..., 1] against [N, C, ...] */
   asg_shape cs = {xs.ndim - 1, {0}};
   cs.dims[0] = C;
-  for (int d = 1; d < cs.ndim; d++) cs.dims[d] = 1;
+  for (int d = 1; d < cs.ndim; d++)
+    cs.dims[d] = 1;
   asg_tensor *rm = asg_layer_param(l, "running_mean"), *rv = asg_layer_param(l, "running_var");
   asg_tensor *w = asg_reshape(as_dtype(asg_layer_param(l, "weight"), dt), cs);
   asg_tensor *b = asg_reshape(as_dtype(asg_layer_param(l, "bias"), dt), cs);
@@ -46,19 +47,20 @@ static asg_tensor *batchnorm_apply(asg_layer *l, asg_tensor *x, asg_tensor *mask
       return asg_graph_fail(g, ASG_ERR_SHAPE, "batchnorm",
                             "input %s: training needs more than 1 value per channel",
                             asg_shape_str(xs, b1, sizeof b1));
-    mean = asg_mean(x, ax, false);   /* [C] */
-    var = asg_var(x, ax, 0, false);  /* biased: used to normalize */
+    mean = asg_mean(x, ax, false);  /* [C] */
+    var = asg_var(x, ax, 0, false); /* biased: used to normalize */
     /* running stats (PyTorch): rs = (1-m) rs + m batch, with the unbiased
      * variance; the batch stats carry no gradient into the update. */
     asg_dtype sd = asg_tensor_dtype(rm);
     asg_tensor *bm = as_dtype(asg_stop_gradient(mean), sd);
-    asg_tensor *bv = as_dtype(asg_mul_scalar(asg_stop_gradient(var), (double)n / (double)(n - 1)), sd);
+    asg_tensor *bv =
+        as_dtype(asg_mul_scalar(asg_stop_gradient(var), (double)n / (double)(n - 1)), sd);
     asg_tensor *um = asg_assign(rm, asg_add(asg_mul_scalar(rm, 1 - m), asg_mul_scalar(bm, m)));
     asg_tensor *uv = asg_assign(rv, asg_add(asg_mul_scalar(rv, 1 - m), asg_mul_scalar(bv, m)));
     if (!um || !uv) return NULL;
     if (asg_graph_add_update(g, um) != ASG_OK || asg_graph_add_update(g, uv) != ASG_OK)
-      return asg_graph_fail(g, ASG_ERR_INVALID, "batchnorm", "could not register the running-stat updates: %s",
-                            asg_last_error());
+      return asg_graph_fail(g, ASG_ERR_INVALID, "batchnorm",
+                            "could not register the running-stat updates: %s", asg_last_error());
   } else {
     mean = as_dtype(rm, dt);
     var = as_dtype(rv, dt);

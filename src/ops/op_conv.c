@@ -207,8 +207,7 @@ static asg_tensor *pool(asg_op op, const char *name, asg_tensor *x, asg_pool_par
   char b1[ASG_SHAPE_BUF];
   if (!g || !asg__need_float(g, name, x)) return NULL;
   if (x->shape.ndim != 4)
-    return asg__fail(g, ASG_ERR_SHAPE, name, "input %s must have rank 4 (NCHW)",
-                     SHP(x->shape, b1));
+    return asg__fail(g, ASG_ERR_SHAPE, name, "input %s must have rank 4 (NCHW)", SHP(x->shape, b1));
   asg_attrs a;
   memset(&a, 0, sizeof a);
   asg_shape ys = x->shape;
@@ -226,8 +225,8 @@ static asg_tensor *pool(asg_op op, const char *name, asg_tensor *x, asg_pool_par
     int64_t in = x->shape.dims[2 + k] + 2 * pad;
     if (K > in)
       return asg__fail(g, ASG_ERR_SHAPE, name,
-                       "kernel (%d,%d) larger than padded input %s (padding (%d,%d))",
-                       p.kernel[0], p.kernel[1], SHP(x->shape, b1), p.padding[0], p.padding[1]);
+                       "kernel (%d,%d) larger than padded input %s (padding (%d,%d))", p.kernel[0],
+                       p.kernel[1], SHP(x->shape, b1), p.padding[0], p.padding[1]);
     ys.dims[2 + k] = (in - K) / s + 1;
     a.i[0 + k] = K;
     a.i[2 + k] = s;

@@ -51,8 +51,7 @@ asg_tensor *asg_softplus(asg_tensor *x, double beta, double threshold) {
 }
 
 asg_tensor *asg_clamp(asg_tensor *x, double lo, double hi) {
-  if (x && lo > hi)
-    return asg__fail(x->graph, ASG_ERR_INVALID, "clamp", "lo %g > hi %g", lo, hi);
+  if (x && lo > hi) return asg__fail(x->graph, ASG_ERR_INVALID, "clamp", "lo %g > hi %g", lo, hi);
   return unary(ASG_OP_CLAMP, x, lo, hi);
 }
 

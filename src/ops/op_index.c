@@ -54,11 +54,14 @@ static asg_tensor *permute_named(const char *name, asg_tensor *x, const int *per
   if (identity) return x;
   asg_tensor *y = asg__node(g, ASG_OP_PERMUTE, x->dtype, s, 1, &x);
   if (y)
-    for (int d = 0; d < nd; d++) y->attr.i[d] = perm[d] < 0 ? perm[d] + nd : perm[d];
+    for (int d = 0; d < nd; d++)
+      y->attr.i[d] = perm[d] < 0 ? perm[d] + nd : perm[d];
   return y;
 }
 
-asg_tensor *asg_permute(asg_tensor *x, const int *perm) { return permute_named("permute", x, perm); }
+asg_tensor *asg_permute(asg_tensor *x, const int *perm) {
+  return permute_named("permute", x, perm);
+}
 
 asg_tensor *asg_transpose(asg_tensor *x, int axis0, int axis1) {
   asg_graph *g = asg__graph_of("transpose", 1, &x);
@@ -69,7 +72,8 @@ asg_tensor *asg_transpose(asg_tensor *x, int axis0, int axis1) {
     return asg__fail(g, ASG_ERR_INVALID, "transpose", "axes (%d,%d) out of range for rank %d",
                      axis0, axis1, nd);
   int perm[ASG_MAX_DIMS];
-  for (int d = 0; d < nd; d++) perm[d] = d;
+  for (int d = 0; d < nd; d++)
+    perm[d] = d;
   perm[a] = b;
   perm[b] = a;
   return permute_named("transpose", x, perm);
@@ -97,7 +101,8 @@ asg_tensor *asg_slice(asg_tensor *x, int axis, int64_t start, int64_t stop, int6
   if (!asg__norm_axis(axis, x->shape.ndim, &a))
     return asg__fail(g, ASG_ERR_INVALID, "slice", "axis %d out of range for %s", axis,
                      SHP(x->shape, b1));
-  if (step < 1) return asg__fail(g, ASG_ERR_INVALID, "slice", "step must be >= 1, got %lld", (long long)step);
+  if (step < 1)
+    return asg__fail(g, ASG_ERR_INVALID, "slice", "step must be >= 1, got %lld", (long long)step);
   int64_t n = x->shape.dims[a], lo = start, hi = stop;
   /* Python clamping for a positive step */
   if (lo < 0) lo += n;
@@ -106,9 +111,10 @@ asg_tensor *asg_slice(asg_tensor *x, int axis, int64_t start, int64_t stop, int6
   hi = hi < 0 ? 0 : hi > n ? n : hi;
   int64_t count = hi > lo ? (hi - lo + step - 1) / step : 0;
   if (count == 0)
-    return asg__fail(g, ASG_ERR_SHAPE, "slice",
-                     "[%lld:%lld:%lld] selects nothing from axis %d of %s (empty tensors are not supported)",
-                     (long long)start, (long long)stop, (long long)step, a, SHP(x->shape, b1));
+    return asg__fail(
+        g, ASG_ERR_SHAPE, "slice",
+        "[%lld:%lld:%lld] selects nothing from axis %d of %s (empty tensors are not supported)",
+        (long long)start, (long long)stop, (long long)step, a, SHP(x->shape, b1));
   if (count == n) return x; /* whole axis, step 1 */
   asg_shape s = x->shape;
   s.dims[a] = count;
@@ -150,10 +156,12 @@ asg_tensor *asg_concat(asg_tensor *const *xs, int n, int axis) {
       return asg__fail(g, ASG_ERR_DTYPE, "concat", "input %d is %s, input 0 is %s", k,
                        asg_dtype_name(xs[k]->dtype), asg_dtype_name(xs[0]->dtype));
     bool ok = t.ndim == s.ndim;
-    for (int d = 0; ok && d < s.ndim; d++) ok = d == a || t.dims[d] == xs[0]->shape.dims[d];
+    for (int d = 0; ok && d < s.ndim; d++)
+      ok = d == a || t.dims[d] == xs[0]->shape.dims[d];
     if (!ok)
-      return asg__fail(g, ASG_ERR_SHAPE, "concat", "input %d %s does not match input 0 %s outside axis %d",
-                       k, SHP(t, b1), SHP(xs[0]->shape, b2), a);
+      return asg__fail(g, ASG_ERR_SHAPE, "concat",
+                       "input %d %s does not match input 0 %s outside axis %d", k, SHP(t, b1),
+                       SHP(xs[0]->shape, b2), a);
     s.dims[a] += t.dims[a];
   }
   if (n == 1) return xs[0];
@@ -167,10 +175,12 @@ asg_status asg_split(asg_tensor *x, int axis, int n, const int64_t *sizes, asg_t
   char b1[ASG_SHAPE_BUF];
   int a;
   if (out)
-    for (int k = 0; k < n; k++) out[k] = NULL;
+    for (int k = 0; k < n; k++)
+      out[k] = NULL;
   if (!g) return asg__tensor_ok(x) && x->graph->status ? x->graph->status : ASG_ERR_INVALID;
   if (n < 1 || !sizes || !out) {
-    asg__fail(g, ASG_ERR_INVALID, "split", "needs n >= 1 pieces with sizes and outputs (n = %d)", n);
+    asg__fail(g, ASG_ERR_INVALID, "split", "needs n >= 1 pieces with sizes and outputs (n = %d)",
+              n);
     return g->status;
   }
   if (!asg__norm_axis(axis, x->shape.ndim, &a)) {
@@ -180,7 +190,8 @@ asg_status asg_split(asg_tensor *x, int axis, int n, const int64_t *sizes, asg_t
   int64_t total = 0;
   for (int k = 0; k < n; k++) {
     if (sizes[k] < 1) {
-      asg__fail(g, ASG_ERR_SHAPE, "split", "size %d is %lld; sizes must be >= 1", k, (long long)sizes[k]);
+      asg__fail(g, ASG_ERR_SHAPE, "split", "size %d is %lld; sizes must be >= 1", k,
+                (long long)sizes[k]);
       return g->status;
     }
     total += sizes[k];
@@ -195,7 +206,8 @@ asg_status asg_split(asg_tensor *x, int axis, int n, const int64_t *sizes, asg_t
     out[k] = asg_slice(x, a, at, at + sizes[k], 1);
     at += sizes[k];
     if (!out[k]) {
-      for (int j = 0; j <= k; j++) out[j] = NULL;
+      for (int j = 0; j <= k; j++)
+        out[j] = NULL;
       return g->status ? g->status : ASG_ERR_INVALID;
     }
   }
@@ -206,7 +218,8 @@ asg_status asg_split(asg_tensor *x, int axis, int n, const int64_t *sizes, asg_t
 
 static bool check_idx(asg_graph *g, const char *name, const asg_tensor *idx) {
   if (is_index_dtype(idx->dtype)) return true;
-  asg__fail(g, ASG_ERR_DTYPE, name, "indices must be i32 or i64, got %s", asg_dtype_name(idx->dtype));
+  asg__fail(g, ASG_ERR_DTYPE, name, "indices must be i32 or i64, got %s",
+            asg_dtype_name(idx->dtype));
   return false;
 }
 
@@ -216,9 +229,12 @@ static bool take_shape(asg_shape x, asg_shape idx, int a, asg_shape *out) {
   if (nd > ASG_MAX_DIMS) return false;
   asg_shape s = {nd, {0}};
   int k = 0;
-  for (int d = 0; d < a; d++) s.dims[k++] = x.dims[d];
-  for (int d = 0; d < idx.ndim; d++) s.dims[k++] = idx.dims[d];
-  for (int d = a + 1; d < x.ndim; d++) s.dims[k++] = x.dims[d];
+  for (int d = 0; d < a; d++)
+    s.dims[k++] = x.dims[d];
+  for (int d = 0; d < idx.ndim; d++)
+    s.dims[k++] = idx.dims[d];
+  for (int d = a + 1; d < x.ndim; d++)
+    s.dims[k++] = x.dims[d];
   *out = s;
   return true;
 }
@@ -231,7 +247,8 @@ static asg_tensor *gather_named(const char *name, asg_tensor *x, asg_tensor *idx
   int a;
   if (!g || !check_idx(g, name, idx)) return NULL;
   if (!asg__norm_axis(axis, x->shape.ndim, &a))
-    return asg__fail(g, ASG_ERR_INVALID, name, "axis %d out of range for %s", axis, SHP(x->shape, b1));
+    return asg__fail(g, ASG_ERR_INVALID, name, "axis %d out of range for %s", axis,
+                     SHP(x->shape, b1));
   if (!take_shape(x->shape, idx->shape, a, &s))
     return asg__fail(g, ASG_ERR_SHAPE, name, "result of taking %s from %s has rank > %d",
                      SHP(idx->shape, b1), SHP(x->shape, b2), ASG_MAX_DIMS);
@@ -264,14 +281,16 @@ asg_tensor *asg_scatter_add(asg_tensor *x, asg_tensor *idx, asg_tensor *src, int
   if (!g || !check_idx(g, "scatter_add", idx) || !asg__same_dtype(g, "scatter_add", x, src))
     return NULL;
   if (!is_math_dtype(x->dtype))
-    return asg__fail(g, ASG_ERR_DTYPE, "scatter_add", "dtype %s not supported", asg_dtype_name(x->dtype));
+    return asg__fail(g, ASG_ERR_DTYPE, "scatter_add", "dtype %s not supported",
+                     asg_dtype_name(x->dtype));
   if (!asg__norm_axis(axis, x->shape.ndim, &a))
     return asg__fail(g, ASG_ERR_INVALID, "scatter_add", "axis %d out of range for %s", axis,
                      SHP(x->shape, b1));
   if (!take_shape(x->shape, idx->shape, a, &want) || !asg_shape_equal(want, src->shape))
-    return asg__fail(g, ASG_ERR_SHAPE, "scatter_add",
-                     "src %s must be x.shape[:axis] + idx.shape + x.shape[axis+1:] for x %s, idx %s, axis %d",
-                     SHP(src->shape, b1), SHP(x->shape, b2), SHP(idx->shape, b3), a);
+    return asg__fail(
+        g, ASG_ERR_SHAPE, "scatter_add",
+        "src %s must be x.shape[:axis] + idx.shape + x.shape[axis+1:] for x %s, idx %s, axis %d",
+        SHP(src->shape, b1), SHP(x->shape, b2), SHP(idx->shape, b3), a);
   asg_tensor *y = asg__node(g, ASG_OP_SCATTER_ADD, x->dtype, x->shape, 3, in);
   if (y) y->attr.i[0] = a;
   return y;
@@ -281,7 +300,9 @@ asg_tensor *asg_one_hot(asg_tensor *idx, int64_t depth, asg_dtype dt) {
   asg_graph *g = asg__graph_of("one_hot", 1, &idx);
   char b1[ASG_SHAPE_BUF];
   if (!g || !check_idx(g, "one_hot", idx)) return NULL;
-  if (depth < 1) return asg__fail(g, ASG_ERR_INVALID, "one_hot", "depth must be >= 1, got %lld", (long long)depth);
+  if (depth < 1)
+    return asg__fail(g, ASG_ERR_INVALID, "one_hot", "depth must be >= 1, got %lld",
+                     (long long)depth);
   if ((unsigned)dt >= ASG_DTYPE_COUNT || !is_math_dtype(dt))
     return asg__fail(g, ASG_ERR_DTYPE, "one_hot", "output dtype must be f32, f64, i32 or i64");
   if (idx->shape.ndim >= ASG_MAX_DIMS)

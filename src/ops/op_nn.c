@@ -112,8 +112,8 @@ asg_tensor *asg_softmax_cross_entropy(asg_tensor *logits, asg_tensor *labels,
 }
 
 /* ---- random sources ---- */
-static asg_tensor *rand_source(asg_op op, asg_graph *g, asg_dtype dt, asg_shape shape,
-                               double f0, double f1, uint64_t seed) {
+static asg_tensor *rand_source(asg_op op, asg_graph *g, asg_dtype dt, asg_shape shape, double f0,
+                               double f1, uint64_t seed) {
   const char *name = asg__op_name(op);
   char b1[ASG_SHAPE_BUF];
   if (!g || g->magic != ASG_GRAPH_MAGIC) {
@@ -145,8 +145,8 @@ asg_tensor *asg_rand_uniform(asg_graph *g, asg_dtype dt, asg_shape shape, double
                              uint64_t seed) {
   if (g && g->magic == ASG_GRAPH_MAGIC && g->status == ASG_OK &&
       !(isfinite(lo) && isfinite(hi) && lo <= hi))
-    return asg__fail(g, ASG_ERR_INVALID, "rand_uniform", "needs finite lo <= hi, got [%g, %g)",
-                     lo, hi);
+    return asg__fail(g, ASG_ERR_INVALID, "rand_uniform", "needs finite lo <= hi, got [%g, %g)", lo,
+                     hi);
   return rand_source(ASG_OP_RAND_UNIFORM, g, dt, shape, lo, hi, seed);
 }
 

@@ -14,8 +14,9 @@ static asg_tensor *reduce(asg_op op, asg_tensor *x, asg_axes axes, bool keepdim,
   for (int i = 0; i < x->shape.ndim; i++)
     if (mask & ((int64_t)1 << i)) count *= x->shape.dims[i];
   if (op == ASG_OP_VAR && (corr < 0 || count - corr <= 0))
-    return asg__fail(g, ASG_ERR_INVALID, name, "correction %d leaves no degrees of freedom (%lld elements)",
-                     corr, (long long)count);
+    return asg__fail(g, ASG_ERR_INVALID, name,
+                     "correction %d leaves no degrees of freedom (%lld elements)", corr,
+                     (long long)count);
   asg_dtype dt = op == ASG_OP_ARGMAX ? ASG_I64 : x->dtype;
   asg_tensor *y = asg__node(g, op, dt, asg__reduced_shape(x->shape, mask, keepdim), 1, &x);
   if (y) {

@@ -12,7 +12,8 @@ asg_tensor *asg_reshape(asg_tensor *x, asg_shape s) {
   int64_t known = 1;
   for (int i = 0; i < s.ndim; i++) {
     if (s.dims[i] == -1) {
-      if (infer >= 0) return asg__fail(g, ASG_ERR_SHAPE, "reshape", "more than one -1 in %s", SHP(s, b1));
+      if (infer >= 0)
+        return asg__fail(g, ASG_ERR_SHAPE, "reshape", "more than one -1 in %s", SHP(s, b1));
       infer = i;
     } else if (s.dims[i] <= 0) {
       return asg__fail(g, ASG_ERR_SHAPE, "reshape", "bad dim in %s", SHP(s, b1));
@@ -22,8 +23,9 @@ asg_tensor *asg_reshape(asg_tensor *x, asg_shape s) {
   }
   int64_t n = asg_shape_numel(x->shape);
   if (infer >= 0) {
-    if (n % known) return asg__fail(g, ASG_ERR_SHAPE, "reshape", "cannot reshape %s into %s",
-                                    SHP(x->shape, b1), SHP(s, b2));
+    if (n % known)
+      return asg__fail(g, ASG_ERR_SHAPE, "reshape", "cannot reshape %s into %s", SHP(x->shape, b1),
+                       SHP(s, b2));
     s.dims[infer] = n / known;
     known = n;
   }
@@ -42,9 +44,11 @@ asg_tensor *asg_flatten(asg_tensor *x, int start) {
     return asg__fail(g, ASG_ERR_INVALID, "flatten", "axis %d out of range for rank %d", start,
                      x->shape.ndim);
   asg_shape s = {a + 1, {0}};
-  for (int i = 0; i < a; i++) s.dims[i] = x->shape.dims[i];
+  for (int i = 0; i < a; i++)
+    s.dims[i] = x->shape.dims[i];
   s.dims[a] = 1;
-  for (int i = a; i < x->shape.ndim; i++) s.dims[a] *= x->shape.dims[i];
+  for (int i = a; i < x->shape.ndim; i++)
+    s.dims[a] *= x->shape.dims[i];
   return asg_reshape(x, s);
 }
 
@@ -56,7 +60,8 @@ asg_tensor *asg_unsqueeze(asg_tensor *x, int axis) {
     return asg__fail(g, ASG_ERR_INVALID, "unsqueeze", "axis %d out of range for rank %d", axis,
                      x->shape.ndim);
   asg_shape s = {x->shape.ndim + 1, {0}};
-  for (int i = 0, j = 0; i < s.ndim; i++) s.dims[i] = i == a ? 1 : x->shape.dims[j++];
+  for (int i = 0, j = 0; i < s.ndim; i++)
+    s.dims[i] = i == a ? 1 : x->shape.dims[j++];
   return asg_reshape(x, s);
 }
 

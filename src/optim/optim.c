@@ -43,10 +43,10 @@ asg_param_group asg_param_group_no_decay(asg_graph *g, asg_tensor **out, int max
 typedef struct builder {
   asg_graph *g;
   asg_optim o;
-  asg_dtype sdt;      /* scalar dtype */
-  asg_tensor *flag;   /* accumulation: 1 on runs that step, else NULL (always step) */
+  asg_dtype sdt;         /* scalar dtype */
+  asg_tensor *flag;      /* accumulation: 1 on runs that step, else NULL (always step) */
   asg_tensor *bc1, *bc2; /* Adam: this step's bias corrections 1 - beta^t */
-  asg_tensor **ups;   /* assign nodes */
+  asg_tensor **ups;      /* assign nodes */
   int n_ups, cap_ups;
   asg_status st;
 } builder;
@@ -92,7 +92,9 @@ static void update(builder *b, asg_tensor *var, asg_tensor *value) {
 }
 
 static asg_tensor *ks(builder *b, double v) { return asg_scalar(b->g, b->sdt, v); }
-static asg_tensor *as(asg_tensor *scalar, asg_tensor *like) { return asg_cast(scalar, like->dtype); }
+static asg_tensor *as(asg_tensor *scalar, asg_tensor *like) {
+  return asg_cast(scalar, like->dtype);
+}
 
 static bool in_group(const asg_param_group *gr, const asg_tensor *p) {
   for (int i = 0; i < gr->n_params; i++)
@@ -113,11 +115,16 @@ static void group_of(const asg_optim *o, const asg_tensor *p, double *lr_scale, 
 
 static asg_status check_opts(const asg_optim *o) {
   const char *bad = NULL;
-  if (o->kind < ASG_OPTIM_SGD || o->kind > ASG_OPTIM_RMSPROP) bad = "unknown optimizer kind";
-  else if (!(o->lr >= 0)) bad = "lr must be >= 0";
-  else if (!(o->momentum >= 0)) bad = "momentum must be >= 0";
-  else if (!(o->weight_decay >= 0)) bad = "weight_decay must be >= 0";
-  else if (!(o->eps >= 0)) bad = "eps must be >= 0";
+  if (o->kind < ASG_OPTIM_SGD || o->kind > ASG_OPTIM_RMSPROP)
+    bad = "unknown optimizer kind";
+  else if (!(o->lr >= 0))
+    bad = "lr must be >= 0";
+  else if (!(o->momentum >= 0))
+    bad = "momentum must be >= 0";
+  else if (!(o->weight_decay >= 0))
+    bad = "weight_decay must be >= 0";
+  else if (!(o->eps >= 0))
+    bad = "eps must be >= 0";
   else if (o->nesterov && (o->momentum <= 0 || o->dampening != 0))
     bad = "nesterov needs momentum > 0 and dampening 0";
   else if ((o->kind == ASG_OPTIM_ADAM || o->kind == ASG_OPTIM_ADAMW) &&
@@ -125,9 +132,12 @@ static asg_status check_opts(const asg_optim *o) {
     bad = "betas must be in [0, 1)";
   else if (o->kind == ASG_OPTIM_RMSPROP && !(o->alpha >= 0 && o->alpha <= 1))
     bad = "alpha must be in [0, 1]";
-  else if (!(o->clip_value >= 0) || !(o->clip_norm >= 0)) bad = "clip_value and clip_norm must be >= 0";
-  else if (o->accum_steps < 0) bad = "accum_steps must be >= 0";
-  else if (o->n_groups < 0 || (o->n_groups > 0 && !o->groups)) bad = "n_groups > 0 needs groups";
+  else if (!(o->clip_value >= 0) || !(o->clip_norm >= 0))
+    bad = "clip_value and clip_norm must be >= 0";
+  else if (o->accum_steps < 0)
+    bad = "accum_steps must be >= 0";
+  else if (o->n_groups < 0 || (o->n_groups > 0 && !o->groups))
+    bad = "n_groups > 0 needs groups";
   return bad ? asg__error(ASG_ERR_INVALID, "optim: %s", bad) : ASG_OK;
 }
 
@@ -147,9 +157,10 @@ static void step_param(builder *b, asg_tensor *p, asg_tensor *gr, asg_tensor *lr
       asg_tensor *buf = param_state(b, p, "momentum");
       asg_tensor *gd = gr; /* first step: buf = g; then buf = m buf + (1 - dampening) g */
       if (o->dampening != 0)
-        gd = asg_mul(gr, as(asg_sub(ks(b, 1), asg_mul(ks(b, o->dampening),
-                                                      asg_minimum(asg_add_scalar(t, -1), ks(b, 1)))),
-                            p));
+        gd =
+            asg_mul(gr, as(asg_sub(ks(b, 1), asg_mul(ks(b, o->dampening),
+                                                     asg_minimum(asg_add_scalar(t, -1), ks(b, 1)))),
+                           p));
       asg_tensor *nb = asg_add(asg_mul_scalar(buf, o->momentum), gd);
       update(b, buf, nb);
       d = o->nesterov ? asg_add(gr, asg_mul_scalar(nb, o->momentum)) : nb;
@@ -164,7 +175,8 @@ static void step_param(builder *b, asg_tensor *p, asg_tensor *gr, asg_tensor *lr
       pd = asg_mul(p, as(asg_sub(ks(b, 1), asg_mul(lr_s, ks(b, wd))), p));
     asg_tensor *m = param_state(b, p, "adam_m"), *v = param_state(b, p, "adam_v");
     asg_tensor *nm = asg_add(asg_mul_scalar(m, o->beta1), asg_mul_scalar(gr, 1 - o->beta1));
-    asg_tensor *nv = asg_add(asg_mul_scalar(v, o->beta2), asg_mul_scalar(asg_mul(gr, gr), 1 - o->beta2));
+    asg_tensor *nv =
+        asg_add(asg_mul_scalar(v, o->beta2), asg_mul_scalar(asg_mul(gr, gr), 1 - o->beta2));
     update(b, m, nm);
     update(b, v, nv);
     asg_tensor *bc1 = b->bc1, *bc2 = b->bc2;
@@ -175,7 +187,8 @@ static void step_param(builder *b, asg_tensor *p, asg_tensor *gr, asg_tensor *lr
   }
   case ASG_OPTIM_RMSPROP: {
     asg_tensor *sq = param_state(b, p, "square_avg");
-    asg_tensor *nsq = asg_add(asg_mul_scalar(sq, o->alpha), asg_mul_scalar(asg_mul(gr, gr), 1 - o->alpha));
+    asg_tensor *nsq =
+        asg_add(asg_mul_scalar(sq, o->alpha), asg_mul_scalar(asg_mul(gr, gr), 1 - o->alpha));
     update(b, sq, nsq);
     asg_tensor *var = nsq;
     if (o->centered) {
@@ -218,7 +231,8 @@ static asg_status build(builder *b, asg_tensor *loss, int n, asg_tensor *const *
     asg_tensor *p = params[i];
     if (!asg__tensor_ok(p) || p->graph != g || p->op != ASG_OP_VARIABLE ||
         (p->dtype != ASG_F32 && p->dtype != ASG_F64))
-      st = asg__error(ASG_ERR_INVALID, "optim: parameter %d is not an F32/F64 variable of the loss's graph", i);
+      st = asg__error(ASG_ERR_INVALID,
+                      "optim: parameter %d is not an F32/F64 variable of the loss's graph", i);
     else if (p->dtype == ASG_F64)
       b->sdt = ASG_F64;
   }
@@ -246,16 +260,18 @@ static asg_status build(builder *b, asg_tensor *loss, int n, asg_tensor *const *
     }
   }
   if (o->clip_value > 0)
-    for (int i = 0; i < n; i++) grads[i] = asg_clamp(grads[i], -o->clip_value, o->clip_value);
+    for (int i = 0; i < n; i++)
+      grads[i] = asg_clamp(grads[i], -o->clip_value, o->clip_value);
   if (o->clip_norm > 0) { /* scale = min(1, max_norm / (||g|| + 1e-6)) over all gradients */
     asg_tensor *sq = NULL;
     for (int i = 0; i < n; i++) {
       asg_tensor *s = asg_cast(asg_sum(asg_mul(grads[i], grads[i]), ASG_ALL_AXES, false), b->sdt);
       sq = sq ? asg_add(sq, s) : s;
     }
-    asg_tensor *scale = asg_minimum(
-        ks(b, 1), asg_div(ks(b, o->clip_norm), asg_add_scalar(asg_sqrt(sq), 1e-6)));
-    for (int i = 0; i < n; i++) grads[i] = asg_mul(grads[i], as(scale, grads[i]));
+    asg_tensor *scale =
+        asg_minimum(ks(b, 1), asg_div(ks(b, o->clip_norm), asg_add_scalar(asg_sqrt(sq), 1e-6)));
+    for (int i = 0; i < n; i++)
+      grads[i] = asg_mul(grads[i], as(scale, grads[i]));
   }
   /* t: the number of the step being taken (1-based) */
   asg_tensor *t = NULL;
@@ -276,7 +292,8 @@ static asg_status build(builder *b, asg_tensor *loss, int n, asg_tensor *const *
     update(b, c1, b->bc1);
     update(b, c2, b->bc2);
   }
-  for (int i = 0; i < n; i++) step_param(b, params[i], grads[i], lr, t);
+  for (int i = 0; i < n; i++)
+    step_param(b, params[i], grads[i], lr, t);
   asg_scope_pop(g);
   if (!b->st && g->status) b->st = asg__error(g->status, "optim: %s", g->err);
   st = b->st;
@@ -324,9 +341,12 @@ asg_program *asg_compile_train(asg_graph *g, asg_tensor *loss, asg_optim opt, in
   if (outs) {
     int k = 0;
     outs[k++] = loss;
-    for (int i = 0; i < n_extra; i++) outs[k++] = extra[i];
-    for (int i = 0; i < b.n_ups; i++) outs[k++] = b.ups[i];
-    for (int i = 0; i < g->n_updates; i++) outs[k++] = g->updates[i];
+    for (int i = 0; i < n_extra; i++)
+      outs[k++] = extra[i];
+    for (int i = 0; i < b.n_ups; i++)
+      outs[k++] = b.ups[i];
+    for (int i = 0; i < g->n_updates; i++)
+      outs[k++] = g->updates[i];
     p = asg_compile(g, n_out, outs, opts);
   } else {
     asg__error(ASG_ERR_OOM, "asg_compile_train: out of memory");

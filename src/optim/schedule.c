@@ -11,19 +11,22 @@ asg_lr_schedule asg_lr_constant(double base) {
   return (asg_lr_schedule){.kind = ASG_LR_CONSTANT, .base_lr = base};
 }
 asg_lr_schedule asg_lr_step(double base, int64_t step_size, double gamma) {
-  return (asg_lr_schedule){.kind = ASG_LR_STEP, .base_lr = base, .step_size = step_size, .gamma = gamma};
+  return (asg_lr_schedule){
+      .kind = ASG_LR_STEP, .base_lr = base, .step_size = step_size, .gamma = gamma};
 }
 asg_lr_schedule asg_lr_exponential(double base, double gamma) {
   return (asg_lr_schedule){.kind = ASG_LR_EXPONENTIAL, .base_lr = base, .gamma = gamma};
 }
 asg_lr_schedule asg_lr_cosine(double base, int64_t total_steps, double min_lr) {
-  return (asg_lr_schedule){.kind = ASG_LR_COSINE, .base_lr = base, .total_steps = total_steps,
-                           .min_lr = min_lr};
+  return (asg_lr_schedule){
+      .kind = ASG_LR_COSINE, .base_lr = base, .total_steps = total_steps, .min_lr = min_lr};
 }
 asg_lr_schedule asg_lr_warmup_cosine(double base, int64_t warmup_steps, int64_t total_steps,
                                      double min_lr) {
-  return (asg_lr_schedule){.kind = ASG_LR_WARMUP_COSINE, .base_lr = base,
-                           .warmup_steps = warmup_steps, .total_steps = total_steps,
+  return (asg_lr_schedule){.kind = ASG_LR_WARMUP_COSINE,
+                           .base_lr = base,
+                           .warmup_steps = warmup_steps,
+                           .total_steps = total_steps,
                            .min_lr = min_lr};
 }
 
@@ -48,7 +51,8 @@ double asg_lr_schedule_at(const asg_lr_schedule *s, int64_t t) {
   case ASG_LR_WARMUP_COSINE: {
     int64_t w = s->warmup_steps;
     if (w < 0 || s->total_steps < 1 || w > s->total_steps) return NAN;
-    if (t < w) return s->base_lr * (s->warmup_start + (1 - s->warmup_start) * (double)t / (double)w);
+    if (t < w)
+      return s->base_lr * (s->warmup_start + (1 - s->warmup_start) * (double)t / (double)w);
     if (s->total_steps == w) return s->base_lr;
     return cosine(s->base_lr, s->min_lr, t - w, s->total_steps - w);
   }
@@ -58,6 +62,8 @@ double asg_lr_schedule_at(const asg_lr_schedule *s, int64_t t) {
 
 asg_status asg_optim_schedule(asg_program *p, const asg_lr_schedule *s, int64_t t) {
   double lr = asg_lr_schedule_at(s, t);
-  if (isnan(lr)) return asg__error(ASG_ERR_INVALID, "asg_optim_schedule: bad schedule or step %lld", (long long)t);
+  if (isnan(lr))
+    return asg__error(ASG_ERR_INVALID, "asg_optim_schedule: bad schedule or step %lld",
+                      (long long)t);
   return asg_optim_set_lr(p, lr);
 }

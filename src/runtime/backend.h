@@ -29,8 +29,7 @@ typedef struct asg_backend {
   asg_status (*buffer_write)(void *dev, void *buf, size_t off, const void *src, size_t n);
   asg_status (*buffer_read)(void *dev, void *buf, size_t off, void *dst, size_t n);
   /* Prepares kernels for every step (all allocation happens here). */
-  asg_status (*exec_create)(void *dev, const asg_plan *plan, const asg_buffers *bufs,
-                            void **exec);
+  asg_status (*exec_create)(void *dev, const asg_plan *plan, const asg_buffers *bufs, void **exec);
   void (*exec_destroy)(void *exec);
   /* Runs the whole plan once; run is the program's run count (RNG key). */
   asg_status (*exec_run)(void *exec, uint64_t run);

@@ -30,7 +30,8 @@ static bool planner_alloc(arena_planner *a, size_t size, size_t *off) {
     a->blocks[best].off += size;
     a->blocks[best].size -= size;
     if (a->blocks[best].size == 0) {
-      memmove(a->blocks + best, a->blocks + best + 1, (size_t)(a->n - best - 1) * sizeof *a->blocks);
+      memmove(a->blocks + best, a->blocks + best + 1,
+              (size_t)(a->n - best - 1) * sizeof *a->blocks);
       a->n--;
     }
     return true;
@@ -49,7 +50,8 @@ static bool planner_alloc(arena_planner *a, size_t size, size_t *off) {
 
 static bool planner_free(arena_planner *a, size_t off, size_t size) {
   int i = 0;
-  while (i < a->n && a->blocks[i].off < off) i++;
+  while (i < a->n && a->blocks[i].off < off)
+    i++;
   if (a->n == a->cap) {
     int cap = a->cap ? a->cap * 2 : 64;
     free_block *nb = realloc(a->blocks, (size_t)cap * sizeof *nb);
@@ -111,10 +113,12 @@ asg_status asg__compile_graph(asg_graph *g, int n_out, asg_tensor *const *outs, 
     goto done;
   }
   /* 1. reachability from the outputs */
-  for (int i = 0; i < n_out; i++) need[outs[i]->id] = 1;
+  for (int i = 0; i < n_out; i++)
+    need[outs[i]->id] = 1;
   for (int i = N - 1; i >= 0; i--)
     if (need[i])
-      for (int k = 0; k < g->nodes[i]->n_in; k++) need[g->nodes[i]->in[k]->id] = 1;
+      for (int k = 0; k < g->nodes[i]->n_in; k++)
+        need[g->nodes[i]->in[k]->id] = 1;
 
   /* 2. leaves get persistent storage; one assign per variable */
   c->vars = calloc((size_t)N + 1, sizeof *c->vars);
@@ -163,9 +167,11 @@ asg_status asg__compile_graph(asg_graph *g, int n_out, asg_tensor *const *outs, 
    * copy such values into the arena first, after every other read. */
   for (int k = 0; k < n_asn; k++) {
     asg_tensor *t = g->nodes[asn[k]], *v = t->in[1];
-    if (v->op == ASG_OP_VARIABLE && assigned[v->id] && v != t->in[0]) order[n_order++] = -(t->id + 1);
+    if (v->op == ASG_OP_VARIABLE && assigned[v->id] && v != t->in[0])
+      order[n_order++] = -(t->id + 1);
   }
-  for (int k = 0; k < n_asn; k++) order[n_order++] = asn[k];
+  for (int k = 0; k < n_asn; k++)
+    order[n_order++] = asn[k];
 
   /* 3. liveness: views share their source's storage, except views of a
    * variable assigned in this program: those copy, so that they keep the
@@ -180,9 +186,11 @@ asg_status asg__compile_graph(asg_graph *g, int n_out, asg_tensor *const *outs, 
       int r = root[t->in[0]->id];
       if (!(g->nodes[r]->op == ASG_OP_VARIABLE && assigned[r])) root[t->id] = r;
     }
-    for (int j = 0; j < t->n_in; j++) last_use[root[t->in[j]->id]] = k;
+    for (int j = 0; j < t->n_in; j++)
+      last_use[root[t->in[j]->id]] = k;
   }
-  for (int i = 0; i < n_out; i++) last_use[root[outs[i]->id]] = n_order; /* kept to the end */
+  for (int i = 0; i < n_out; i++)
+    last_use[root[outs[i]->id]] = n_order; /* kept to the end */
 
   /* 4. steps + arena offsets */
   c->plan.steps = calloc((size_t)n_order + 1, sizeof *c->plan.steps);
@@ -198,7 +206,8 @@ asg_status asg__compile_graph(asg_graph *g, int n_out, asg_tensor *const *outs, 
     st = asg__error(ASG_ERR_OOM, "compile: out of memory");
     goto done;
   }
-  for (int k = 0; k <= n_order; k++) free_head[k] = -1;
+  for (int k = 0; k <= n_order; k++)
+    free_head[k] = -1;
   for (int k = 0; k < n_order; k++) {
     asg_step *s = &c->plan.steps[k];
     if (order[k] < 0) { /* snapshot of an assign's value: a copy step */

@@ -223,7 +223,8 @@ asg_program *asg_compile(asg_graph *g, int n_out, asg_tensor *const *outs,
     st = store_get(p->vs, c.vars[i], &slot);
     if (!st) p->var_bufs[i] = p->vs->bufs[slot];
   }
-  for (int i = 0; i < c.n_consts && !st; i++) st = alloc_leaf(p, c.consts[i], &p->const_bufs[i], true);
+  for (int i = 0; i < c.n_consts && !st; i++)
+    st = alloc_leaf(p, c.consts[i], &p->const_bufs[i], true);
   for (int i = 0; i < c.n_inputs && !st; i++) {
     st = alloc_leaf(p, c.inputs[i], &p->input_bufs[i], false);
     p->input_desc[i] = (asg_tdesc){c.inputs[i]->dtype, c.inputs[i]->shape};
@@ -234,8 +235,8 @@ asg_program *asg_compile(asg_graph *g, int n_out, asg_tensor *const *outs,
   if (st) goto fail;
   /* fetchable tensors: outputs, then variables and inputs of this plan */
   for (int i = 0; i < n_out; i++)
-    p->outs[p->n_outs++] = (out_entry){outs[i], c.node_buf[outs[i]->id],
-                                       (asg_tdesc){outs[i]->dtype, outs[i]->shape}};
+    p->outs[p->n_outs++] =
+        (out_entry){outs[i], c.node_buf[outs[i]->id], (asg_tdesc){outs[i]->dtype, outs[i]->shape}};
   for (int i = 0; i < c.n_vars; i++)
     p->outs[p->n_outs++] = (out_entry){c.vars[i], c.node_buf[c.vars[i]->id],
                                        (asg_tdesc){c.vars[i]->dtype, c.vars[i]->shape}};
@@ -309,8 +310,9 @@ asg_status asg_program_fetch(asg_program *p, const asg_tensor *t, void *dst, siz
   if (!p || !t || !dst) return asg__error(ASG_ERR_INVALID, "asg_program_fetch: NULL argument");
   const out_entry *e = find_out(p, t);
   if (!e)
-    return asg__error(ASG_ERR_NOT_FOUND,
-                      "asg_program_fetch: tensor is not an output, variable or input of this program");
+    return asg__error(
+        ASG_ERR_NOT_FOUND,
+        "asg_program_fetch: tensor is not an output, variable or input of this program");
   size_t want = asg__tdesc_bytes(&e->desc);
   if (nbytes != want)
     return asg__error(ASG_ERR_SHAPE, "asg_program_fetch: output is %zu bytes, buffer is %zu", want,
@@ -332,10 +334,26 @@ double asg_program_scalar(asg_program *p, const asg_tensor *t) {
   size_t sz = asg_dtype_size(e->desc.dtype);
   if (p->be->buffer_read(p->vs->dev, base_of(p, e->buf), e->buf.offset, v, sz)) return NAN;
   switch (e->desc.dtype) {
-  case ASG_F32: { float f; memcpy(&f, v, 4); return f; }
-  case ASG_F64: { double d; memcpy(&d, v, 8); return d; }
-  case ASG_I32: { int32_t x; memcpy(&x, v, 4); return x; }
-  case ASG_I64: { int64_t x; memcpy(&x, v, 8); return (double)x; }
+  case ASG_F32: {
+    float f;
+    memcpy(&f, v, 4);
+    return f;
+  }
+  case ASG_F64: {
+    double d;
+    memcpy(&d, v, 8);
+    return d;
+  }
+  case ASG_I32: {
+    int32_t x;
+    memcpy(&x, v, 4);
+    return x;
+  }
+  case ASG_I64: {
+    int64_t x;
+    memcpy(&x, v, 8);
+    return (double)x;
+  }
   default: asg__error(ASG_ERR_DTYPE, "asg_program_scalar: dtype %s", asg_dtype_name(e->desc.dtype));
   }
   return NAN;
@@ -373,8 +391,8 @@ asg_status asg_program_set_variable(asg_program *p, const char *name, const void
 
 int asg_program_variable_count(const asg_program *p) { return p ? p->vs->n : 0; }
 
-asg_status asg_program_variable_info(const asg_program *p, int i, const char **name,
-                                     asg_dtype *dt, asg_shape *shape) {
+asg_status asg_program_variable_info(const asg_program *p, int i, const char **name, asg_dtype *dt,
+                                     asg_shape *shape) {
   if (!p || i < 0 || i >= p->vs->n)
     return asg__error(ASG_ERR_INVALID, "asg_program_variable_info: index %d out of range", i);
   if (name) *name = p->vs->names[i];
@@ -387,7 +405,8 @@ size_t asg_program_peak_memory(const asg_program *p) { return p ? p->arena_bytes
 size_t asg_program_persistent_memory(const asg_program *p) {
   if (!p) return 0;
   size_t n = p->persistent_bytes;
-  for (int i = 0; i < p->vs->n; i++) n += asg__tdesc_bytes(&p->vs->desc[i]);
+  for (int i = 0; i < p->vs->n; i++)
+    n += asg__tdesc_bytes(&p->vs->desc[i]);
   return n;
 }
 int asg_program_step_count(const asg_program *p) { return p ? p->n_steps : 0; }
@@ -401,3 +420,5 @@ bool asg_backend_supports_op(const char *backend, int op) {
   const asg_backend *be = asg__backend_find(backend);
   return be && op >= 0 && op < ASG_OP_COUNT && be->supports((asg_op)op);
 }
+
+bool asg_backend_compiled(const char *name) { return asg__backend_find(name) != NULL; }

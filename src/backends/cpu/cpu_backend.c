@@ -136,7 +136,8 @@ static asg_status cpu_exec_create(void *dev, const asg_plan *plan, const asg_buf
       if (!c->in || !c->in_buf || !x->in[i]) goto oom;
       memcpy(c->in, s->in, sizeof *c->in * (size_t)s->n_in);
       memcpy(c->in_buf, s->in_buf, sizeof *c->in_buf * (size_t)s->n_in);
-      for (int j = 0; j < s->n_in; j++) x->in[i][j] = resolve(bufs, s->in_buf[j]);
+      for (int j = 0; j < s->n_in; j++)
+        x->in[i][j] = resolve(bufs, s->in_buf[j]);
     }
     x->out[i] = resolve(bufs, s->out_buf);
     if (!table[s->op].run) {
@@ -172,7 +173,6 @@ static asg_status cpu_exec_run(void *e, uint64_t run) {
 }
 
 const asg_backend asg__backend_cpu = {
-    "cpu",       cpu_available, cpu_supports, cpu_open,        cpu_close,
-    cpu_alloc,   cpu_free,      cpu_write,    cpu_read,        cpu_exec_create,
-    cpu_exec_destroy, cpu_exec_run,
+    "cpu",    cpu_available, cpu_supports, cpu_open,        cpu_close,        cpu_alloc,
+    cpu_free, cpu_write,     cpu_read,     cpu_exec_create, cpu_exec_destroy, cpu_exec_run,
 };

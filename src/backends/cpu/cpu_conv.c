@@ -22,7 +22,7 @@
 typedef struct cgeo {
   int64_t N, C, H, W, O, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw, G;
   int64_t Cg, Og, CKK, OHW, HW; /* per group */
-  bool direct; /* 1x1 kernel, stride 1, no padding: the columns are x itself */
+  bool direct;                  /* 1x1 kernel, stride 1, no padding: the columns are x itself */
 } cgeo;
 
 static void geo_of(const asg_step *s, cgeo *g) {
@@ -44,8 +44,8 @@ static void geo_of(const asg_step *s, cgeo *g) {
   g->Cg = g->C / g->G, g->Og = g->O / g->G;
   g->CKK = g->Cg * g->KH * g->KW;
   g->OHW = g->OH * g->OW, g->HW = g->H * g->W;
-  g->direct = g->KH == 1 && g->KW == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 &&
-              g->pw == 0 && g->OH == g->H && g->OW == g->W;
+  g->direct = g->KH == 1 && g->KW == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0 &&
+              g->OH == g->H && g->OW == g->W;
 }
 
 /* Image blocks (threads) for this step: one unless there are several
@@ -78,119 +78,128 @@ static void valid_range(int64_t n, int64_t on, int64_t s, int64_t off, int64_t *
 
 /* Runs BODY for each image n of block t (blocks are fixed contiguous
  * ranges), blocks in parallel when nb > 1. */
-#define FOR_BLOCKS(nb, ...)                                                                      \
-  {                                                                                              \
-    int nb_ = (nb);                                                                              \
-    _Pragma("omp parallel for num_threads(nb_) schedule(static, 1) if (nb_ > 1)")                \
-    for (int t = 0; t < nb_; t++) {                                                              \
-      for (int64_t n = g->N * t / nb_; n < g->N * (t + 1) / nb_; n++) {                          \
-        __VA_ARGS__                                                                              \
-      }                                                                                          \
-    }                                                                                            \
+#define FOR_BLOCKS(nb, ...)                                                                        \
+  {                                                                                                \
+    int nb_ = (nb);                                                                                \
+    _Pragma("omp parallel for num_threads(nb_) schedule(static, 1) if (nb_ > 1)") for (int t = 0;  \
+                                                                                       t < nb_;    \
+                                                                                       t++) {      \
+      for (int64_t n = g->N * t / nb_; n < g->N * (t + 1) / nb_; n++) {                            \
+        __VA_ARGS__                                                                                \
+      }                                                                                            \
+    }                                                                                              \
   }
 
-#define DEF_CONV(SUF, T, GEMM)                                                                   \
-  /* x: one image's group channels [Cg,H,W] -> col [CKK, OHW] */                               \
-  static void im2col_##SUF(const cgeo *g, const T *x, T *col) {                                \
-    for (int64_t c = 0; c < g->Cg; c++)                                                        \
-      for (int64_t kh = 0; kh < g->KH; kh++)                                                   \
-        for (int64_t kw = 0; kw < g->KW; kw++) {                                               \
-          T *row = col + ((c * g->KH + kh) * g->KW + kw) * g->OHW;                             \
-          int64_t offh = kh * g->dh - g->ph, offw = kw * g->dw - g->pw, hlo, hhi, wlo, whi;    \
-          valid_range(g->H, g->OH, g->sh, offh, &hlo, &hhi);                                   \
-          valid_range(g->W, g->OW, g->sw, offw, &wlo, &whi);                                   \
-          for (int64_t oh = 0; oh < g->OH; oh++) {                                             \
-            T *r = row + oh * g->OW;                                                           \
-            if (oh < hlo || oh >= hhi) {                                                       \
-              memset(r, 0, sizeof(T) * (size_t)g->OW);                                         \
-              continue;                                                                        \
-            }                                                                                  \
-            const T *xr = x + (c * g->H + oh * g->sh + offh) * g->W;                           \
-            for (int64_t ow = 0; ow < wlo; ow++) r[ow] = 0;                                    \
-            if (g->sw == 1)                                                                    \
-              memcpy(r + wlo, xr + (wlo + offw), sizeof(T) * (size_t)(whi - wlo));             \
-            else                                                                               \
-              for (int64_t ow = wlo; ow < whi; ow++) r[ow] = xr[ow * g->sw + offw];            \
-            for (int64_t ow = whi; ow < g->OW; ow++) r[ow] = 0;                                \
-          }                                                                                    \
-        }                                                                                      \
-  }                                                                                            \
-  /* col [CKK, OHW] -> adds into one image's group channels [Cg,H,W] */                        \
-  static void col2im_##SUF(const cgeo *g, const T *col, T *x) {                                \
-    for (int64_t c = 0; c < g->Cg; c++)                                                        \
-      for (int64_t kh = 0; kh < g->KH; kh++)                                                   \
-        for (int64_t kw = 0; kw < g->KW; kw++) {                                               \
-          const T *row = col + ((c * g->KH + kh) * g->KW + kw) * g->OHW;                       \
-          int64_t offh = kh * g->dh - g->ph, offw = kw * g->dw - g->pw, hlo, hhi, wlo, whi;    \
-          valid_range(g->H, g->OH, g->sh, offh, &hlo, &hhi);                                   \
-          valid_range(g->W, g->OW, g->sw, offw, &wlo, &whi);                                   \
-          for (int64_t oh = hlo; oh < hhi; oh++) {                                             \
-            const T *r = row + oh * g->OW;                                                     \
-            T *xr = x + (c * g->H + oh * g->sh + offh) * g->W;                                 \
-            for (int64_t ow = wlo; ow < whi; ow++) xr[ow * g->sw + offw] += r[ow];             \
-          }                                                                                    \
-        }                                                                                      \
-  }                                                                                            \
-  /* x [N,C,H,W], w [O,Cg,KH,KW] -> y [N,O,OH,OW]: y_ng [Og,OHW] = w_g [Og,CKK] col */       \
-  static void fwd_##SUF(const asg_cpu_call *c, const cgeo *g, int nb) {                        \
-    const T *x = c->in[0], *w = c->in[1];                                                      \
-    T *y = c->out;                                                                             \
-    int gt = nb > 1 ? 1 : c->nthreads; /* GEMM threads: inside BLAS only when serial */        \
-    FOR_BLOCKS(nb, for (int64_t gi = 0; gi < g->G; gi++) {                                     \
-      const T *xg = x + (n * g->C + gi * g->Cg) * g->HW, *col = xg;                            \
-      if (!g->direct) {                                                                        \
-        T *buf = (T *)c->ws + (int64_t)t * g->CKK * g->OHW;                                    \
-        im2col_##SUF(g, xg, buf);                                                              \
-        col = buf;                                                                             \
-      }                                                                                        \
-      GEMM(false, false, g->Og, g->OHW, g->CKK, 1, w + gi * g->Og * g->CKK, g->CKK, col,       \
-           g->OHW, 0, y + (n * g->O + gi * g->Og) * g->OHW, g->OHW, gt);                       \
-    })                                                                                         \
-  }                                                                                            \
-  /* dy [N,O,OH,OW], w [O,Cg,KH,KW] -> dx [N,C,H,W] (also conv_transpose2d):                  \
-   * col [CKK,OHW] = w_g^T dy_ng, scattered back by col2im */                                 \
-  static void bwd_input_##SUF(const asg_cpu_call *c, const cgeo *g, int nb) {                  \
-    const T *dy = c->in[0], *w = c->in[1];                                                     \
-    T *dx = c->out;                                                                            \
-    int gt = nb > 1 ? 1 : c->nthreads;                                                         \
-    FOR_BLOCKS(nb, for (int64_t gi = 0; gi < g->G; gi++) {                                     \
-      T *dxg = dx + (n * g->C + gi * g->Cg) * g->HW;                                           \
-      T *col = g->direct ? dxg : (T *)c->ws + (int64_t)t * g->CKK * g->OHW;                    \
-      GEMM(true, false, g->CKK, g->OHW, g->Og, 1, w + gi * g->Og * g->CKK, g->CKK,             \
-           dy + (n * g->O + gi * g->Og) * g->OHW, g->OHW, 0, col, g->OHW, gt);                 \
-      if (!g->direct) {                                                                        \
-        memset(dxg, 0, sizeof(T) * (size_t)(g->Cg * g->HW));                                   \
-        col2im_##SUF(g, col, dxg);                                                             \
-      }                                                                                        \
-    })                                                                                         \
-  }                                                                                            \
-  /* dy [N,O,OH,OW], x [N,C,H,W] -> dw [O,Cg,KH,KW] = sum_n dy_ng col_ng^T */                  \
-  static void bwd_weight_##SUF(const asg_cpu_call *c, const cgeo *g, int nb) {                 \
-    const T *dy = c->in[0], *x = c->in[1];                                                     \
-    T *dw = c->out;                                                                            \
-    int64_t nw = g->O * g->CKK, ncol = g->direct ? 0 : g->CKK * g->OHW;                        \
-    T *part = nb > 1 ? (T *)c->ws + nb * ncol : dw; /* partials [nb, O*CKK] */                \
-    int gt = nb > 1 ? 1 : c->nthreads;                                                         \
-    memset(part, 0, sizeof(T) * (size_t)(nb * nw));                                            \
-    FOR_BLOCKS(nb, for (int64_t gi = 0; gi < g->G; gi++) {                                     \
-      const T *xg = x + (n * g->C + gi * g->Cg) * g->HW, *col = xg;                            \
-      if (!g->direct) {                                                                        \
-        T *buf = (T *)c->ws + (int64_t)t * ncol;                                               \
-        im2col_##SUF(g, xg, buf);                                                              \
-        col = buf;                                                                             \
-      }                                                                                        \
-      GEMM(false, true, g->Og, g->CKK, g->OHW, 1, dy + (n * g->O + gi * g->Og) * g->OHW,       \
-           g->OHW, col, g->OHW, 1, part + t * nw + gi * g->Og * g->CKK, g->CKK, gt);           \
-    })                                                                                         \
-    if (nb > 1) {                                                                              \
-      int nt = nw * nb >= ASG_CPU_PAR_MIN ? c->nthreads : 1;                                   \
-      _Pragma("omp parallel for num_threads(nt) schedule(static)")                             \
-      for (int64_t i = 0; i < nw; i++) {                                                       \
-        T s = part[i];                                                                         \
-        for (int t = 1; t < nb; t++) s += part[t * nw + i];                                    \
-        dw[i] = s;                                                                             \
-      }                                                                                        \
-    }                                                                                          \
+#define DEF_CONV(SUF, T, GEMM)                                                                     \
+  /* x: one image's group channels [Cg,H,W] -> col [CKK, OHW] */                                   \
+  static void im2col_##SUF(const cgeo *g, const T *x, T *col) {                                    \
+    for (int64_t c = 0; c < g->Cg; c++)                                                            \
+      for (int64_t kh = 0; kh < g->KH; kh++)                                                       \
+        for (int64_t kw = 0; kw < g->KW; kw++) {                                                   \
+          T *row = col + ((c * g->KH + kh) * g->KW + kw) * g->OHW;                                 \
+          int64_t offh = kh * g->dh - g->ph, offw = kw * g->dw - g->pw, hlo, hhi, wlo, whi;        \
+          valid_range(g->H, g->OH, g->sh, offh, &hlo, &hhi);                                       \
+          valid_range(g->W, g->OW, g->sw, offw, &wlo, &whi);                                       \
+          for (int64_t oh = 0; oh < g->OH; oh++) {                                                 \
+            T *r = row + oh * g->OW;                                                               \
+            if (oh < hlo || oh >= hhi) {                                                           \
+              memset(r, 0, sizeof(T) * (size_t)g->OW);                                             \
+              continue;                                                                            \
+            }                                                                                      \
+            const T *xr = x + (c * g->H + oh * g->sh + offh) * g->W;                               \
+            for (int64_t ow = 0; ow < wlo; ow++)                                                   \
+              r[ow] = 0;                                                                           \
+            if (g->sw == 1)                                                                        \
+              memcpy(r + wlo, xr + (wlo + offw), sizeof(T) * (size_t)(whi - wlo));                 \
+            else                                                                                   \
+              for (int64_t ow = wlo; ow < whi; ow++)                                               \
+                r[ow] = xr[ow * g->sw + offw];                                                     \
+            for (int64_t ow = whi; ow < g->OW; ow++)                                               \
+              r[ow] = 0;                                                                           \
+          }                                                                                        \
+        }                                                                                          \
+  }                                                                                                \
+  /* col [CKK, OHW] -> adds into one image's group channels [Cg,H,W] */                            \
+  static void col2im_##SUF(const cgeo *g, const T *col, T *x) {                                    \
+    for (int64_t c = 0; c < g->Cg; c++)                                                            \
+      for (int64_t kh = 0; kh < g->KH; kh++)                                                       \
+        for (int64_t kw = 0; kw < g->KW; kw++) {                                                   \
+          const T *row = col + ((c * g->KH + kh) * g->KW + kw) * g->OHW;                           \
+          int64_t offh = kh * g->dh - g->ph, offw = kw * g->dw - g->pw, hlo, hhi, wlo, whi;        \
+          valid_range(g->H, g->OH, g->sh, offh, &hlo, &hhi);                                       \
+          valid_range(g->W, g->OW, g->sw, offw, &wlo, &whi);                                       \
+          for (int64_t oh = hlo; oh < hhi; oh++) {                                                 \
+            const T *r = row + oh * g->OW;                                                         \
+            T *xr = x + (c * g->H + oh * g->sh + offh) * g->W;                                     \
+            for (int64_t ow = wlo; ow < whi; ow++)                                                 \
+              xr[ow * g->sw + offw] += r[ow];                                                      \
+          }                                                                                        \
+        }                                                                                          \
+  }                                                                                                \
+  /* x [N,C,H,W], w [O,Cg,KH,KW] -> y [N,O,OH,OW]: y_ng [Og,OHW] = w_g [Og,CKK] col */             \
+  static void fwd_##SUF(const asg_cpu_call *c, const cgeo *g, int nb) {                            \
+    const T *x = c->in[0], *w = c->in[1];                                                          \
+    T *y = c->out;                                                                                 \
+    int gt = nb > 1 ? 1 : c->nthreads; /* GEMM threads: inside BLAS only when serial */            \
+    FOR_BLOCKS(                                                                                    \
+        nb, for (int64_t gi = 0; gi < g->G; gi++) {                                                \
+          const T *xg = x + (n * g->C + gi * g->Cg) * g->HW, *col = xg;                            \
+          if (!g->direct) {                                                                        \
+            T *buf = (T *)c->ws + (int64_t)t * g->CKK * g->OHW;                                    \
+            im2col_##SUF(g, xg, buf);                                                              \
+            col = buf;                                                                             \
+          }                                                                                        \
+          GEMM(false, false, g->Og, g->OHW, g->CKK, 1, w + gi * g->Og * g->CKK, g->CKK, col,       \
+               g->OHW, 0, y + (n * g->O + gi * g->Og) * g->OHW, g->OHW, gt);                       \
+        })                                                                                         \
+  }                                                                                                \
+  /* dy [N,O,OH,OW], w [O,Cg,KH,KW] -> dx [N,C,H,W] (also conv_transpose2d):                       \
+   * col [CKK,OHW] = w_g^T dy_ng, scattered back by col2im */                                      \
+  static void bwd_input_##SUF(const asg_cpu_call *c, const cgeo *g, int nb) {                      \
+    const T *dy = c->in[0], *w = c->in[1];                                                         \
+    T *dx = c->out;                                                                                \
+    int gt = nb > 1 ? 1 : c->nthreads;                                                             \
+    FOR_BLOCKS(                                                                                    \
+        nb, for (int64_t gi = 0; gi < g->G; gi++) {                                                \
+          T *dxg = dx + (n * g->C + gi * g->Cg) * g->HW;                                           \
+          T *col = g->direct ? dxg : (T *)c->ws + (int64_t)t * g->CKK * g->OHW;                    \
+          GEMM(true, false, g->CKK, g->OHW, g->Og, 1, w + gi * g->Og * g->CKK, g->CKK,             \
+               dy + (n * g->O + gi * g->Og) * g->OHW, g->OHW, 0, col, g->OHW, gt);                 \
+          if (!g->direct) {                                                                        \
+            memset(dxg, 0, sizeof(T) * (size_t)(g->Cg * g->HW));                                   \
+            col2im_##SUF(g, col, dxg);                                                             \
+          }                                                                                        \
+        })                                                                                         \
+  }                                                                                                \
+  /* dy [N,O,OH,OW], x [N,C,H,W] -> dw [O,Cg,KH,KW] = sum_n dy_ng col_ng^T */                      \
+  static void bwd_weight_##SUF(const asg_cpu_call *c, const cgeo *g, int nb) {                     \
+    const T *dy = c->in[0], *x = c->in[1];                                                         \
+    T *dw = c->out;                                                                                \
+    int64_t nw = g->O * g->CKK, ncol = g->direct ? 0 : g->CKK * g->OHW;                            \
+    T *part = nb > 1 ? (T *)c->ws + nb * ncol : dw; /* partials [nb, O*CKK] */                     \
+    int gt = nb > 1 ? 1 : c->nthreads;                                                             \
+    memset(part, 0, sizeof(T) * (size_t)(nb * nw));                                                \
+    FOR_BLOCKS(                                                                                    \
+        nb, for (int64_t gi = 0; gi < g->G; gi++) {                                                \
+          const T *xg = x + (n * g->C + gi * g->Cg) * g->HW, *col = xg;                            \
+          if (!g->direct) {                                                                        \
+            T *buf = (T *)c->ws + (int64_t)t * ncol;                                               \
+            im2col_##SUF(g, xg, buf);                                                              \
+            col = buf;                                                                             \
+          }                                                                                        \
+          GEMM(false, true, g->Og, g->CKK, g->OHW, 1, dy + (n * g->O + gi * g->Og) * g->OHW,       \
+               g->OHW, col, g->OHW, 1, part + t * nw + gi * g->Og * g->CKK, g->CKK, gt);           \
+        })                                                                                         \
+    if (nb > 1) {                                                                                  \
+      int nt = nw * nb >= ASG_CPU_PAR_MIN ? c->nthreads : 1;                                       \
+      _Pragma("omp parallel for num_threads(nt) schedule(static)") for (int64_t i = 0; i < nw;     \
+                                                                        i++) {                     \
+        T s = part[i];                                                                             \
+        for (int t = 1; t < nb; t++)                                                               \
+          s += part[t * nw + i];                                                                   \
+        dw[i] = s;                                                                                 \
+      }                                                                                            \
+    }                                                                                              \
   }
 
 DEF_CONV(f32, float, asg_cpu_sgemm)
@@ -205,9 +214,7 @@ static asg_status conv_kernel(const asg_cpu_call *c) {
   int nb = conv_blocks(&g, c->nthreads);
   switch (c->s->op) {
   case ASG_OP_CONV2D: f32 ? fwd_f32(c, &g, nb) : fwd_f64(c, &g, nb); break;
-  case ASG_OP_CONV2D_BWD_WEIGHT:
-    f32 ? bwd_weight_f32(c, &g, nb) : bwd_weight_f64(c, &g, nb);
-    break;
+  case ASG_OP_CONV2D_BWD_WEIGHT: f32 ? bwd_weight_f32(c, &g, nb) : bwd_weight_f64(c, &g, nb); break;
   default: f32 ? bwd_input_f32(c, &g, nb) : bwd_input_f64(c, &g, nb); break;
   }
   return ASG_OK;
@@ -231,108 +238,105 @@ static void pgeo_of(const asg_step *s, pgeo *p) {
   p->ph = s->attr.i[4], p->pw = s->attr.i[5];
 }
 
-#define POOL_LOOP(...)                                                                          \
-  {                                                                                              \
-    int nt = p->planes > 1 && p->planes * p->H * p->W >= ASG_CPU_PAR_MIN ? c->nthreads : 1;     \
-    _Pragma("omp parallel for num_threads(nt) schedule(static)")                                 \
-    for (int64_t pl = 0; pl < p->planes; pl++) {                                                 \
-      __VA_ARGS__                                                                                \
-    }                                                                                            \
+#define POOL_LOOP(...)                                                                             \
+  {                                                                                                \
+    int nt = p->planes > 1 && p->planes * p->H * p->W >= ASG_CPU_PAR_MIN ? c->nthreads : 1;        \
+    _Pragma("omp parallel for num_threads(nt) schedule(static)") for (int64_t pl = 0;              \
+                                                                      pl < p->planes; pl++) {      \
+      __VA_ARGS__                                                                                  \
+    }                                                                                              \
   }
 
-#define DEF_POOL(SUF, T)                                                                         \
-  /* Flat index in the plane of the window's first maximum (-1: none). */                       \
-  static int64_t argmax_##SUF(const pgeo *p, const T *x, int64_t oh, int64_t ow) {              \
-    int64_t h0 = oh * p->sh - p->ph, w0 = ow * p->sw - p->pw, bi = -1;                          \
-    T best = -INFINITY;                                                                          \
-    for (int64_t h = h0 < 0 ? 0 : h0; h < h0 + p->KH && h < p->H; h++)                          \
-      for (int64_t w = w0 < 0 ? 0 : w0; w < w0 + p->KW && w < p->W; w++) {                      \
-        T v = x[h * p->W + w];                                                                   \
-        if (bi < 0 || v > best || (v != v && best == best)) best = v, bi = h * p->W + w;         \
-      }                                                                                          \
-    return bi;                                                                                   \
-  }                                                                                              \
-  /* x [N,C,H,W] -> y [N,C,OH,OW] */                                                             \
-  static void maxpool_##SUF(const asg_cpu_call *c, const pgeo *p) {                             \
-    POOL_LOOP(const T *x = (const T *)c->in[0] + pl * p->H * p->W;                               \
-              T *y = (T *)c->out + pl * p->OH * p->OW;                                           \
-              for (int64_t oh = 0; oh < p->OH; oh++)                                             \
-                for (int64_t ow = 0; ow < p->OW; ow++) {                                         \
-                  int64_t i = argmax_##SUF(p, x, oh, ow);                                        \
-                  y[oh * p->OW + ow] = i < 0 ? (T)-INFINITY : x[i];                              \
-                })                                                                               \
-  }                                                                                              \
-  /* dy [N,C,OH,OW], x [N,C,H,W] -> dx [N,C,H,W] */                                              \
-  static void maxpool_bwd_##SUF(const asg_cpu_call *c, const pgeo *p) {                         \
-    POOL_LOOP(const T *x = (const T *)c->in[1] + pl * p->H * p->W;                               \
-              const T *dy = (const T *)c->in[0] + pl * p->OH * p->OW;                            \
-              T *dx = (T *)c->out + pl * p->H * p->W;                                            \
-              memset(dx, 0, sizeof(T) * (size_t)(p->H * p->W));                                  \
-              for (int64_t oh = 0; oh < p->OH; oh++)                                             \
-                for (int64_t ow = 0; ow < p->OW; ow++) {                                         \
-                  int64_t i = argmax_##SUF(p, x, oh, ow);                                        \
-                  if (i >= 0) dx[i] += dy[oh * p->OW + ow];                                      \
-                })                                                                               \
-  }                                                                                              \
-  /* x [N,C,H,W] -> y [N,C,OH,OW]; padding counts as zeros (divisor KH*KW) */                    \
-  static void avgpool_##SUF(const asg_cpu_call *c, const pgeo *p) {                             \
-    T inv = (T)(1.0 / (double)(p->KH * p->KW));                                                  \
-    POOL_LOOP(const T *x = (const T *)c->in[0] + pl * p->H * p->W;                               \
-              T *y = (T *)c->out + pl * p->OH * p->OW;                                           \
-              for (int64_t oh = 0; oh < p->OH; oh++)                                             \
-                for (int64_t ow = 0; ow < p->OW; ow++) {                                         \
-                  int64_t h0 = oh * p->sh - p->ph, w0 = ow * p->sw - p->pw;                      \
-                  T s = 0;                                                                       \
-                  for (int64_t h = h0 < 0 ? 0 : h0; h < h0 + p->KH && h < p->H; h++)             \
-                    for (int64_t w = w0 < 0 ? 0 : w0; w < w0 + p->KW && w < p->W; w++)          \
-                      s += x[h * p->W + w];                                                      \
-                  y[oh * p->OW + ow] = s * inv;                                                  \
-                })                                                                               \
-  }                                                                                              \
-  /* dy [N,C,OH,OW] -> dx [N,C,H,W] */                                                           \
-  static void avgpool_bwd_##SUF(const asg_cpu_call *c, const pgeo *p) {                         \
-    T inv = (T)(1.0 / (double)(p->KH * p->KW));                                                  \
-    POOL_LOOP(const T *dy = (const T *)c->in[0] + pl * p->OH * p->OW;                            \
-              T *dx = (T *)c->out + pl * p->H * p->W;                                            \
-              memset(dx, 0, sizeof(T) * (size_t)(p->H * p->W));                                  \
-              for (int64_t oh = 0; oh < p->OH; oh++)                                             \
-                for (int64_t ow = 0; ow < p->OW; ow++) {                                         \
-                  int64_t h0 = oh * p->sh - p->ph, w0 = ow * p->sw - p->pw;                      \
-                  T g = dy[oh * p->OW + ow] * inv;                                               \
-                  for (int64_t h = h0 < 0 ? 0 : h0; h < h0 + p->KH && h < p->H; h++)             \
-                    for (int64_t w = w0 < 0 ? 0 : w0; w < w0 + p->KW && w < p->W; w++)          \
-                      dx[h * p->W + w] += g;                                                     \
-                })                                                                               \
-  }                                                                                              \
-  /* x [N,C,H,W] -> y [N,C,OH,OW], PyTorch bins */                                               \
-  static void adaptive_##SUF(const asg_cpu_call *c, const pgeo *p) {                            \
-    POOL_LOOP(const T *x = (const T *)c->in[0] + pl * p->H * p->W;                               \
-              T *y = (T *)c->out + pl * p->OH * p->OW;                                           \
-              for (int64_t oh = 0; oh < p->OH; oh++) {                                           \
-                int64_t hs = oh * p->H / p->OH, he = ((oh + 1) * p->H + p->OH - 1) / p->OH;      \
-                for (int64_t ow = 0; ow < p->OW; ow++) {                                         \
-                  int64_t ws = ow * p->W / p->OW, we = ((ow + 1) * p->W + p->OW - 1) / p->OW;    \
-                  T s = 0;                                                                       \
-                  for (int64_t h = hs; h < he; h++)                                              \
-                    for (int64_t w = ws; w < we; w++) s += x[h * p->W + w];                      \
-                  y[oh * p->OW + ow] = s / (T)((he - hs) * (we - ws));                           \
-                }                                                                                \
-              })                                                                                 \
-  }                                                                                              \
-  /* dy [N,C,OH,OW] -> dx [N,C,H,W] */                                                           \
-  static void adaptive_bwd_##SUF(const asg_cpu_call *c, const pgeo *p) {                        \
-    POOL_LOOP(const T *dy = (const T *)c->in[0] + pl * p->OH * p->OW;                            \
-              T *dx = (T *)c->out + pl * p->H * p->W;                                            \
-              memset(dx, 0, sizeof(T) * (size_t)(p->H * p->W));                                  \
-              for (int64_t oh = 0; oh < p->OH; oh++) {                                           \
-                int64_t hs = oh * p->H / p->OH, he = ((oh + 1) * p->H + p->OH - 1) / p->OH;      \
-                for (int64_t ow = 0; ow < p->OW; ow++) {                                         \
-                  int64_t ws = ow * p->W / p->OW, we = ((ow + 1) * p->W + p->OW - 1) / p->OW;    \
-                  T g = dy[oh * p->OW + ow] / (T)((he - hs) * (we - ws));                        \
-                  for (int64_t h = hs; h < he; h++)                                              \
-                    for (int64_t w = ws; w < we; w++) dx[h * p->W + w] += g;                     \
-                }                                                                                \
-              })                                                                                 \
+#define DEF_POOL(SUF, T)                                                                           \
+  /* Flat index in the plane of the window's first maximum (-1: none). */                          \
+  static int64_t argmax_##SUF(const pgeo *p, const T *x, int64_t oh, int64_t ow) {                 \
+    int64_t h0 = oh * p->sh - p->ph, w0 = ow * p->sw - p->pw, bi = -1;                             \
+    T best = -INFINITY;                                                                            \
+    for (int64_t h = h0 < 0 ? 0 : h0; h < h0 + p->KH && h < p->H; h++)                             \
+      for (int64_t w = w0 < 0 ? 0 : w0; w < w0 + p->KW && w < p->W; w++) {                         \
+        T v = x[h * p->W + w];                                                                     \
+        if (bi < 0 || v > best || (v != v && best == best)) best = v, bi = h * p->W + w;           \
+      }                                                                                            \
+    return bi;                                                                                     \
+  }                                                                                                \
+  /* x [N,C,H,W] -> y [N,C,OH,OW] */                                                               \
+  static void maxpool_##SUF(const asg_cpu_call *c, const pgeo *p) {                                \
+    POOL_LOOP(const T *x = (const T *)c->in[0] + pl * p->H * p->W;                                 \
+              T *y = (T *)c->out + pl * p->OH * p->OW;                                             \
+              for (int64_t oh = 0; oh < p->OH; oh++) for (int64_t ow = 0; ow < p->OW; ow++) {      \
+                int64_t i = argmax_##SUF(p, x, oh, ow);                                            \
+                y[oh * p->OW + ow] = i < 0 ? (T)-INFINITY : x[i];                                  \
+              })                                                                                   \
+  }                                                                                                \
+  /* dy [N,C,OH,OW], x [N,C,H,W] -> dx [N,C,H,W] */                                                \
+  static void maxpool_bwd_##SUF(const asg_cpu_call *c, const pgeo *p) {                            \
+    POOL_LOOP(const T *x = (const T *)c->in[1] + pl * p->H * p->W;                                 \
+              const T *dy = (const T *)c->in[0] + pl * p->OH * p->OW;                              \
+              T *dx = (T *)c->out + pl * p->H * p->W;                                              \
+              memset(dx, 0, sizeof(T) * (size_t)(p->H * p->W));                                    \
+              for (int64_t oh = 0; oh < p->OH; oh++) for (int64_t ow = 0; ow < p->OW; ow++) {      \
+                int64_t i = argmax_##SUF(p, x, oh, ow);                                            \
+                if (i >= 0) dx[i] += dy[oh * p->OW + ow];                                          \
+              })                                                                                   \
+  }                                                                                                \
+  /* x [N,C,H,W] -> y [N,C,OH,OW]; padding counts as zeros (divisor KH*KW) */                      \
+  static void avgpool_##SUF(const asg_cpu_call *c, const pgeo *p) {                                \
+    T inv = (T)(1.0 / (double)(p->KH * p->KW));                                                    \
+    POOL_LOOP(const T *x = (const T *)c->in[0] + pl * p->H * p->W;                                 \
+              T *y = (T *)c->out + pl * p->OH * p->OW;                                             \
+              for (int64_t oh = 0; oh < p->OH; oh++) for (int64_t ow = 0; ow < p->OW; ow++) {      \
+                int64_t h0 = oh * p->sh - p->ph, w0 = ow * p->sw - p->pw;                          \
+                T s = 0;                                                                           \
+                for (int64_t h = h0 < 0 ? 0 : h0; h < h0 + p->KH && h < p->H; h++)                 \
+                  for (int64_t w = w0 < 0 ? 0 : w0; w < w0 + p->KW && w < p->W; w++)               \
+                    s += x[h * p->W + w];                                                          \
+                y[oh * p->OW + ow] = s * inv;                                                      \
+              })                                                                                   \
+  }                                                                                                \
+  /* dy [N,C,OH,OW] -> dx [N,C,H,W] */                                                             \
+  static void avgpool_bwd_##SUF(const asg_cpu_call *c, const pgeo *p) {                            \
+    T inv = (T)(1.0 / (double)(p->KH * p->KW));                                                    \
+    POOL_LOOP(const T *dy = (const T *)c->in[0] + pl * p->OH * p->OW;                              \
+              T *dx = (T *)c->out + pl * p->H * p->W;                                              \
+              memset(dx, 0, sizeof(T) * (size_t)(p->H * p->W));                                    \
+              for (int64_t oh = 0; oh < p->OH; oh++) for (int64_t ow = 0; ow < p->OW; ow++) {      \
+                int64_t h0 = oh * p->sh - p->ph, w0 = ow * p->sw - p->pw;                          \
+                T g = dy[oh * p->OW + ow] * inv;                                                   \
+                for (int64_t h = h0 < 0 ? 0 : h0; h < h0 + p->KH && h < p->H; h++)                 \
+                  for (int64_t w = w0 < 0 ? 0 : w0; w < w0 + p->KW && w < p->W; w++)               \
+                    dx[h * p->W + w] += g;                                                         \
+              })                                                                                   \
+  }                                                                                                \
+  /* x [N,C,H,W] -> y [N,C,OH,OW], PyTorch bins */                                                 \
+  static void adaptive_##SUF(const asg_cpu_call *c, const pgeo *p) {                               \
+    POOL_LOOP(const T *x = (const T *)c->in[0] + pl * p->H * p->W;                                 \
+              T *y = (T *)c->out + pl * p->OH * p->OW; for (int64_t oh = 0; oh < p->OH; oh++) {    \
+                int64_t hs = oh * p->H / p->OH, he = ((oh + 1) * p->H + p->OH - 1) / p->OH;        \
+                for (int64_t ow = 0; ow < p->OW; ow++) {                                           \
+                  int64_t ws = ow * p->W / p->OW, we = ((ow + 1) * p->W + p->OW - 1) / p->OW;      \
+                  T s = 0;                                                                         \
+                  for (int64_t h = hs; h < he; h++)                                                \
+                    for (int64_t w = ws; w < we; w++)                                              \
+                      s += x[h * p->W + w];                                                        \
+                  y[oh * p->OW + ow] = s / (T)((he - hs) * (we - ws));                             \
+                }                                                                                  \
+              })                                                                                   \
+  }                                                                                                \
+  /* dy [N,C,OH,OW] -> dx [N,C,H,W] */                                                             \
+  static void adaptive_bwd_##SUF(const asg_cpu_call *c, const pgeo *p) {                           \
+    POOL_LOOP(const T *dy = (const T *)c->in[0] + pl * p->OH * p->OW;                              \
+              T *dx = (T *)c->out + pl * p->H * p->W;                                              \
+              memset(dx, 0, sizeof(T) * (size_t)(p->H * p->W));                                    \
+              for (int64_t oh = 0; oh < p->OH; oh++) {                                             \
+                int64_t hs = oh * p->H / p->OH, he = ((oh + 1) * p->H + p->OH - 1) / p->OH;        \
+                for (int64_t ow = 0; ow < p->OW; ow++) {                                           \
+                  int64_t ws = ow * p->W / p->OW, we = ((ow + 1) * p->W + p->OW - 1) / p->OW;      \
+                  T g = dy[oh * p->OW + ow] / (T)((he - hs) * (we - ws));                          \
+                  for (int64_t h = hs; h < he; h++)                                                \
+                    for (int64_t w = ws; w < we; w++)                                              \
+                      dx[h * p->W + w] += g;                                                       \
+                }                                                                                  \
+              })                                                                                   \
   }
 
 DEF_POOL(f32, float)
@@ -358,12 +362,13 @@ static asg_status pool_kernel(const asg_cpu_call *c) {
 void asg_cpu_register_conv(asg_cpu_kernel *t) {
   static const asg_op convs[] = {ASG_OP_CONV2D, ASG_OP_CONV2D_BWD_INPUT, ASG_OP_CONV2D_BWD_WEIGHT,
                                  ASG_OP_CONV_TRANSPOSE2D};
-  static const asg_op pools[] = {ASG_OP_MAXPOOL2D,     ASG_OP_MAXPOOL2D_BWD,
-                                 ASG_OP_AVGPOOL2D,     ASG_OP_AVGPOOL2D_BWD,
+  static const asg_op pools[] = {ASG_OP_MAXPOOL2D,          ASG_OP_MAXPOOL2D_BWD,
+                                 ASG_OP_AVGPOOL2D,          ASG_OP_AVGPOOL2D_BWD,
                                  ASG_OP_ADAPTIVE_AVGPOOL2D, ASG_OP_ADAPTIVE_AVGPOOL2D_BWD};
   for (size_t i = 0; i < sizeof convs / sizeof *convs; i++) {
     t[convs[i]].run = conv_kernel;
     t[convs[i]].ws = conv_ws;
   }
-  for (size_t i = 0; i < sizeof pools / sizeof *pools; i++) t[pools[i]].run = pool_kernel;
+  for (size_t i = 0; i < sizeof pools / sizeof *pools; i++)
+    t[pools[i]].run = pool_kernel;
 }

@@ -26,93 +26,100 @@ static void bcast_init(bcast *b, const asg_step *s) {
       asg_shape is = s->in[k].shape;
       int id = is.ndim - o.ndim + d;
       int64_t stride = 1;
-      for (int j = is.ndim - 1; j > id && j >= 0; j--) stride *= is.dims[j];
+      for (int j = is.ndim - 1; j > id && j >= 0; j--)
+        stride *= is.dims[j];
       st[k] = (id < 0 || is.dims[id] == 1) ? 0 : stride;
     }
     if (o.dims[d] == 1) continue; /* size-1 dims carry no iteration */
     int m = b->nd - 1;
     bool merge = m >= 0;
-    for (int k = 0; k < n && merge; k++) merge = b->st[k][m] == st[k] * o.dims[d];
+    for (int k = 0; k < n && merge; k++)
+      merge = b->st[k][m] == st[k] * o.dims[d];
     if (merge) {
       b->dims[m] *= o.dims[d];
-      for (int k = 0; k < n; k++) b->st[k][m] = st[k];
+      for (int k = 0; k < n; k++)
+        b->st[k][m] = st[k];
     } else {
       b->dims[b->nd] = o.dims[d];
-      for (int k = 0; k < n; k++) b->st[k][b->nd] = st[k];
+      for (int k = 0; k < n; k++)
+        b->st[k][b->nd] = st[k];
       b->nd++;
     }
   }
   if (b->nd == 0) { /* scalar output */
     b->nd = 1;
     b->dims[0] = 1;
-    for (int k = 0; k < 3; k++) b->st[k][0] = 0;
+    for (int k = 0; k < 3; k++)
+      b->st[k][0] = 0;
   }
 }
 
 /* Offsets of work unit u: row = u / nchunk over dims [0, nd-1). */
 static void bcast_offsets(const bcast *b, int n, int64_t row, int64_t *off) {
-  for (int k = 0; k < n; k++) off[k] = 0;
+  for (int k = 0; k < n; k++)
+    off[k] = 0;
   for (int d = b->nd - 2; d >= 0; d--) {
     int64_t i = row % b->dims[d];
     row /= b->dims[d];
-    for (int k = 0; k < n; k++) off[k] += i * b->st[k][d];
+    for (int k = 0; k < n; k++)
+      off[k] += i * b->st[k][d];
   }
 }
 
 /* ---- per-type loops ---- */
 /* The common stride patterns get their own loops so that the compiler
  * vectorizes them: contiguous/contiguous, contiguous/splat, splat/contiguous. */
-#define BIN_LOOP(EXPR)                                                                           \
-  if (sa == 1 && sb == 1) {                                                                      \
-    for (int64_t i = 0; i < n; i++) {                                                            \
-      T x = a[i], y = b[i];                                                                      \
-      o[i] = (EXPR);                                                                             \
-    }                                                                                            \
-  } else if (sa == 1 && sb == 0) {                                                               \
-    const T y = b[0];                                                                            \
-    for (int64_t i = 0; i < n; i++) {                                                            \
-      T x = a[i];                                                                                \
-      o[i] = (EXPR);                                                                             \
-    }                                                                                            \
-  } else if (sa == 0 && sb == 1) {                                                               \
-    const T x = a[0];                                                                            \
-    for (int64_t i = 0; i < n; i++) {                                                            \
-      T y = b[i];                                                                                \
-      o[i] = (EXPR);                                                                             \
-    }                                                                                            \
-  } else {                                                                                       \
-    for (int64_t i = 0; i < n; i++) {                                                            \
-      T x = a[i * sa], y = b[i * sb];                                                            \
-      o[i] = (EXPR);                                                                             \
-    }                                                                                            \
+#define BIN_LOOP(EXPR)                                                                             \
+  if (sa == 1 && sb == 1) {                                                                        \
+    for (int64_t i = 0; i < n; i++) {                                                              \
+      T x = a[i], y = b[i];                                                                        \
+      o[i] = (EXPR);                                                                               \
+    }                                                                                              \
+  } else if (sa == 1 && sb == 0) {                                                                 \
+    const T y = b[0];                                                                              \
+    for (int64_t i = 0; i < n; i++) {                                                              \
+      T x = a[i];                                                                                  \
+      o[i] = (EXPR);                                                                               \
+    }                                                                                              \
+  } else if (sa == 0 && sb == 1) {                                                                 \
+    const T x = a[0];                                                                              \
+    for (int64_t i = 0; i < n; i++) {                                                              \
+      T y = b[i];                                                                                  \
+      o[i] = (EXPR);                                                                               \
+    }                                                                                              \
+  } else {                                                                                         \
+    for (int64_t i = 0; i < n; i++) {                                                              \
+      T x = a[i * sa], y = b[i * sb];                                                              \
+      o[i] = (EXPR);                                                                               \
+    }                                                                                              \
   }
 
-#define DEF_BINARY(SUF, TY, IS_INT, POW)                                                         \
-  static void bin_##SUF(asg_op op, TY *o, const TY *a, int64_t sa, const TY *b, int64_t sb,      \
-                        int64_t n) {                                                             \
-    typedef TY T;                                                                                \
-    switch (op) {                                                                                \
-    case ASG_OP_ADD: BIN_LOOP(x + y) break;                                                      \
-    case ASG_OP_SUB: BIN_LOOP(x - y) break;                                                      \
-    case ASG_OP_MUL: BIN_LOOP(x * y) break;                                                      \
-    case ASG_OP_DIV:                                                                             \
-      if (IS_INT) { /* x/0 = 0; MIN/-1 wraps instead of trapping */                           \
-        BIN_LOOP(y == 0 ? (T)0 : y == -1 ? (T)(0 - (uint64_t)x) : (T)(x / y))                    \
-      } else {                                                                                   \
-        BIN_LOOP(x / y)                                                                          \
-      }                                                                                          \
-      break;                                                                                     \
-    case ASG_OP_POW: BIN_LOOP((T)POW(x, y)) break;                                               \
-    case ASG_OP_MAXIMUM: BIN_LOOP(x > y || x != x ? x : y) break;                                \
-    case ASG_OP_MINIMUM: BIN_LOOP(x < y || x != x ? x : y) break;                                \
-    case ASG_OP_EQ: BIN_LOOP((T)(x == y)) break;                                                 \
-    case ASG_OP_NE: BIN_LOOP((T)(x != y)) break;                                                 \
-    case ASG_OP_LT: BIN_LOOP((T)(x < y)) break;                                                  \
-    case ASG_OP_LE: BIN_LOOP((T)(x <= y)) break;                                                 \
-    case ASG_OP_GT: BIN_LOOP((T)(x > y)) break;                                                  \
-    case ASG_OP_GE: BIN_LOOP((T)(x >= y)) break;                                                 \
-    default: break;                                                                              \
-    }                                                                                            \
+#define DEF_BINARY(SUF, TY, IS_INT, POW)                                                           \
+  static void bin_##SUF(asg_op op, TY *o, const TY *a, int64_t sa, const TY *b, int64_t sb,        \
+                        int64_t n) {                                                               \
+    typedef TY T;                                                                                  \
+    switch (op) {                                                                                  \
+    case ASG_OP_ADD: BIN_LOOP(x + y) break;                                                        \
+    case ASG_OP_SUB: BIN_LOOP(x - y) break;                                                        \
+    case ASG_OP_MUL: BIN_LOOP(x *y) break;                                                         \
+    case ASG_OP_DIV:                                                                               \
+      if (IS_INT) { /* x/0 = 0; MIN/-1 wraps instead of trapping */                                \
+        BIN_LOOP(y == 0 ? (T)0 : y == -1 ? (T)(0 - (uint64_t)x) : (T)(x / y))                      \
+      } else {                                                                                     \
+        BIN_LOOP(x / y)                                                                            \
+      }                                                                                            \
+      break;                                                                                       \
+    case ASG_OP_POW: BIN_LOOP((T)POW(x, y)) break;                                                 \
+    case ASG_OP_MAXIMUM: BIN_LOOP(x > y || x != x ? x : y) break;                                  \
+    case ASG_OP_MINIMUM: BIN_LOOP(x < y || x != x ? x : y) break;                                  \
+    case ASG_OP_EQ: BIN_LOOP((T)(x == y)) break;                                                   \
+    case ASG_OP_NE: BIN_LOOP((T)(x != y)) break;                                                   \
+    case ASG_OP_LT: BIN_LOOP((T)(x < y)) break;                                                    \
+    case ASG_OP_LE: BIN_LOOP((T)(x <= y)) break;                                                   \
+    case ASG_OP_GT: BIN_LOOP((T)(x > y)) break;                                                    \
+    case ASG_OP_GE: BIN_LOOP((T)(x >= y)) break;                                                   \
+    default: break;                                                                                \
+    }                                                                                              \
   }
 
 DEF_BINARY(f32, float, 0, powf)
@@ -120,10 +127,11 @@ DEF_BINARY(f64, double, 0, pow)
 DEF_BINARY(i32, int32_t, 1, pow)
 DEF_BINARY(i64, int64_t, 1, pow)
 
-#define DEF_WHERE(SUF, T)                                                                        \
-  static void where_##SUF(T *o, const T *c, int64_t sc, const T *a, int64_t sa, const T *b,      \
-                          int64_t sb, int64_t n) {                                               \
-    for (int64_t i = 0; i < n; i++) o[i] = c[i * sc] != 0 ? a[i * sa] : b[i * sb];               \
+#define DEF_WHERE(SUF, T)                                                                          \
+  static void where_##SUF(T *o, const T *c, int64_t sc, const T *a, int64_t sa, const T *b,        \
+                          int64_t sb, int64_t n) {                                                 \
+    for (int64_t i = 0; i < n; i++)                                                                \
+      o[i] = c[i * sc] != 0 ? a[i * sa] : b[i * sb];                                               \
   }
 DEF_WHERE(f32, float)
 DEF_WHERE(f64, double)
@@ -137,7 +145,8 @@ static asg_status broadcast_kernel(const asg_cpu_call *c) {
   int nin = s->n_in;
   int64_t inner = b.dims[b.nd - 1];
   int64_t rows = 1;
-  for (int d = 0; d < b.nd - 1; d++) rows *= b.dims[d];
+  for (int d = 0; d < b.nd - 1; d++)
+    rows *= b.dims[d];
   int64_t nchunk = (inner + CHUNK - 1) / CHUNK;
   int64_t units = rows * nchunk, total = rows * inner;
   size_t es = asg_dtype_size(s->out.dtype);
@@ -147,7 +156,8 @@ static asg_status broadcast_kernel(const asg_cpu_call *c) {
     int64_t off[3], row = u / nchunk, ch = u % nchunk;
     int64_t i0 = ch * CHUNK, n = inner - i0 < CHUNK ? inner - i0 : CHUNK;
     bcast_offsets(&b, nin, row, off);
-    for (int k = 0; k < nin; k++) off[k] += i0 * b.st[k][b.nd - 1];
+    for (int k = 0; k < nin; k++)
+      off[k] += i0 * b.st[k][b.nd - 1];
     char *o = (char *)c->out + (size_t)(row * inner + i0) * es;
     const char *p0 = (const char *)c->in[0] + (size_t)off[0] * es;
     const char *p1 = (const char *)c->in[1] + (size_t)off[1] * es;
@@ -156,19 +166,39 @@ static asg_status broadcast_kernel(const asg_cpu_call *c) {
       const char *p2 = (const char *)c->in[2] + (size_t)off[2] * es;
       int64_t s2 = b.st[2][b.nd - 1];
       switch (s->out.dtype) {
-      case ASG_F32: where_f32((float *)o, (const float *)p0, s0, (const float *)p1, s1, (const float *)p2, s2, n); break;
-      case ASG_F64: where_f64((double *)o, (const double *)p0, s0, (const double *)p1, s1, (const double *)p2, s2, n); break;
-      case ASG_I32: where_i32((int32_t *)o, (const int32_t *)p0, s0, (const int32_t *)p1, s1, (const int32_t *)p2, s2, n); break;
-      case ASG_I64: where_i64((int64_t *)o, (const int64_t *)p0, s0, (const int64_t *)p1, s1, (const int64_t *)p2, s2, n); break;
+      case ASG_F32:
+        where_f32((float *)o, (const float *)p0, s0, (const float *)p1, s1, (const float *)p2, s2,
+                  n);
+        break;
+      case ASG_F64:
+        where_f64((double *)o, (const double *)p0, s0, (const double *)p1, s1, (const double *)p2,
+                  s2, n);
+        break;
+      case ASG_I32:
+        where_i32((int32_t *)o, (const int32_t *)p0, s0, (const int32_t *)p1, s1,
+                  (const int32_t *)p2, s2, n);
+        break;
+      case ASG_I64:
+        where_i64((int64_t *)o, (const int64_t *)p0, s0, (const int64_t *)p1, s1,
+                  (const int64_t *)p2, s2, n);
+        break;
       default: break;
       }
       continue;
     }
     switch (s->out.dtype) {
-    case ASG_F32: bin_f32(s->op, (float *)o, (const float *)p0, s0, (const float *)p1, s1, n); break;
-    case ASG_F64: bin_f64(s->op, (double *)o, (const double *)p0, s0, (const double *)p1, s1, n); break;
-    case ASG_I32: bin_i32(s->op, (int32_t *)o, (const int32_t *)p0, s0, (const int32_t *)p1, s1, n); break;
-    case ASG_I64: bin_i64(s->op, (int64_t *)o, (const int64_t *)p0, s0, (const int64_t *)p1, s1, n); break;
+    case ASG_F32:
+      bin_f32(s->op, (float *)o, (const float *)p0, s0, (const float *)p1, s1, n);
+      break;
+    case ASG_F64:
+      bin_f64(s->op, (double *)o, (const double *)p0, s0, (const double *)p1, s1, n);
+      break;
+    case ASG_I32:
+      bin_i32(s->op, (int32_t *)o, (const int32_t *)p0, s0, (const int32_t *)p1, s1, n);
+      break;
+    case ASG_I64:
+      bin_i64(s->op, (int64_t *)o, (const int64_t *)p0, s0, (const int64_t *)p1, s1, n);
+      break;
     default: break;
     }
   }
@@ -176,63 +206,63 @@ static asg_status broadcast_kernel(const asg_cpu_call *c) {
 }
 
 /* ---- unary ---- */
-#define UN_LOOP(EXPR)                                                                            \
-  for (int64_t i = 0; i < n; i++) {                                                              \
-    T x = a[i];                                                                                  \
-    o[i] = (EXPR);                                                                               \
+#define UN_LOOP(EXPR)                                                                              \
+  for (int64_t i = 0; i < n; i++) {                                                                \
+    T x = a[i];                                                                                    \
+    o[i] = (EXPR);                                                                                 \
   }
 
 /* Float unary ops; M(f) names the math function for T (f or f##f). */
-#define DEF_UNARY_FLOAT(SUF, TY, M)                                                              \
-  static void un_##SUF(asg_op op, const asg_attrs *at, TY *o, const TY *a, int64_t n) {          \
-    typedef TY T;                                                                                \
-    const T f0 = (T)at->f[0], f1 = (T)at->f[1];                                                  \
-    const T one = 1, half = (T)0.5, zero = 0;                                                    \
-    switch (op) {                                                                                \
-    case ASG_OP_NEG: UN_LOOP(-x) break;                                                          \
-    case ASG_OP_ABS: UN_LOOP(M(fabs)(x)) break;                                                  \
-    case ASG_OP_SIGN: UN_LOOP((T)((x > 0) - (x < 0))) break;                                     \
-    case ASG_OP_EXP: UN_LOOP(M(exp)(x)) break;                                                   \
-    case ASG_OP_LOG: UN_LOOP(M(log)(x)) break;                                                   \
-    case ASG_OP_SQRT: UN_LOOP(M(sqrt)(x)) break;                                                 \
-    case ASG_OP_RSQRT: UN_LOOP(one / M(sqrt)(x)) break;                                          \
-    case ASG_OP_SIN: UN_LOOP(M(sin)(x)) break;                                                   \
-    case ASG_OP_COS: UN_LOOP(M(cos)(x)) break;                                                   \
-    case ASG_OP_TANH: UN_LOOP(M(tanh)(x)) break;                                                 \
-    case ASG_OP_ERF: UN_LOOP(M(erf)(x)) break;                                                   \
-    case ASG_OP_SIGMOID:                                                                         \
-      UN_LOOP(x >= 0 ? one / (one + M(exp)(-x)) : M(exp)(x) / (one + M(exp)(x))) break;          \
-    case ASG_OP_RELU: UN_LOOP(x > 0 ? x : zero) break;                                           \
-    case ASG_OP_LEAKY_RELU: UN_LOOP(x > 0 ? x : f0 * x) break;                                   \
-    case ASG_OP_GELU: UN_LOOP(half * x * (one + M(erf)(x * (T)0.70710678118654752440))) break;   \
-    case ASG_OP_GELU_TANH:                                                                       \
-      UN_LOOP(half * x *                                                                         \
-              (one + M(tanh)((T)0.79788456080286535588 * (x + (T)0.044715 * x * x * x))))        \
-      break;                                                                                     \
-    case ASG_OP_SILU: UN_LOOP(x >= 0 ? x / (one + M(exp)(-x)) : x * M(exp)(x) / (one + M(exp)(x))) break; \
-    case ASG_OP_ELU: UN_LOOP(x > 0 ? x : f0 * M(expm1)(x)) break;                                \
-    case ASG_OP_SOFTPLUS: UN_LOOP(x * f0 > f1 ? x : M(log1p)(M(exp)(f0 * x)) / f0) break;        \
-    case ASG_OP_CLAMP: UN_LOOP(x < f0 ? f0 : (x > f1 ? f1 : x)) break;                           \
-    default: break;                                                                              \
-    }                                                                                            \
+#define DEF_UNARY_FLOAT(SUF, TY, M)                                                                \
+  static void un_##SUF(asg_op op, const asg_attrs *at, TY *o, const TY *a, int64_t n) {            \
+    typedef TY T;                                                                                  \
+    const T f0 = (T)at->f[0], f1 = (T)at->f[1];                                                    \
+    const T one = 1, half = (T)0.5, zero = 0;                                                      \
+    switch (op) {                                                                                  \
+    case ASG_OP_NEG: UN_LOOP(-x) break;                                                            \
+    case ASG_OP_ABS: UN_LOOP(M(fabs)(x)) break;                                                    \
+    case ASG_OP_SIGN: UN_LOOP((T)((x > 0) - (x < 0))) break;                                       \
+    case ASG_OP_EXP: UN_LOOP(M(exp)(x)) break;                                                     \
+    case ASG_OP_LOG: UN_LOOP(M(log)(x)) break;                                                     \
+    case ASG_OP_SQRT: UN_LOOP(M(sqrt)(x)) break;                                                   \
+    case ASG_OP_RSQRT: UN_LOOP(one / M(sqrt)(x)) break;                                            \
+    case ASG_OP_SIN: UN_LOOP(M(sin)(x)) break;                                                     \
+    case ASG_OP_COS: UN_LOOP(M(cos)(x)) break;                                                     \
+    case ASG_OP_TANH: UN_LOOP(M(tanh)(x)) break;                                                   \
+    case ASG_OP_ERF: UN_LOOP(M(erf)(x)) break;                                                     \
+    case ASG_OP_SIGMOID:                                                                           \
+      UN_LOOP(x >= 0 ? one / (one + M(exp)(-x)) : M(exp)(x) / (one + M(exp)(x))) break;            \
+    case ASG_OP_RELU: UN_LOOP(x > 0 ? x : zero) break;                                             \
+    case ASG_OP_LEAKY_RELU: UN_LOOP(x > 0 ? x : f0 * x) break;                                     \
+    case ASG_OP_GELU: UN_LOOP(half *x *(one + M(erf)(x * (T)0.70710678118654752440))) break;       \
+    case ASG_OP_GELU_TANH:                                                                         \
+      UN_LOOP(half *x *(one + M(tanh)((T)0.79788456080286535588 * (x + (T)0.044715 * x * x * x)))) \
+      break;                                                                                       \
+    case ASG_OP_SILU:                                                                              \
+      UN_LOOP(x >= 0 ? x / (one + M(exp)(-x)) : x * M(exp)(x) / (one + M(exp)(x))) break;          \
+    case ASG_OP_ELU: UN_LOOP(x > 0 ? x : f0 * M(expm1)(x)) break;                                  \
+    case ASG_OP_SOFTPLUS: UN_LOOP(x *f0 > f1 ? x : M(log1p)(M(exp)(f0 * x)) / f0) break;           \
+    case ASG_OP_CLAMP: UN_LOOP(x < f0 ? f0 : (x > f1 ? f1 : x)) break;                             \
+    default: break;                                                                                \
+    }                                                                                              \
   }
 #define MF(fn) fn##f
 #define MD(fn) fn
 DEF_UNARY_FLOAT(f32, float, MF)
 DEF_UNARY_FLOAT(f64, double, MD)
 
-#define DEF_UNARY_INT(SUF, TY)                                                                   \
-  static void un_##SUF(asg_op op, const asg_attrs *at, TY *o, const TY *a, int64_t n) {          \
-    typedef TY T;                                                                                \
-    const T lo = (T)at->f[0], hi = (T)at->f[1];                                                  \
-    switch (op) {                                                                                \
-    case ASG_OP_NEG: UN_LOOP((T)-x) break;                                                       \
-    case ASG_OP_ABS: UN_LOOP(x < 0 ? (T)-x : x) break;                                           \
-    case ASG_OP_SIGN: UN_LOOP((T)((x > 0) - (x < 0))) break;                                     \
-    case ASG_OP_RELU: UN_LOOP(x > 0 ? x : 0) break;                                              \
-    case ASG_OP_CLAMP: UN_LOOP(x < lo ? lo : (x > hi ? hi : x)) break;                           \
-    default: break;                                                                              \
-    }                                                                                            \
+#define DEF_UNARY_INT(SUF, TY)                                                                     \
+  static void un_##SUF(asg_op op, const asg_attrs *at, TY *o, const TY *a, int64_t n) {            \
+    typedef TY T;                                                                                  \
+    const T lo = (T)at->f[0], hi = (T)at->f[1];                                                    \
+    switch (op) {                                                                                  \
+    case ASG_OP_NEG: UN_LOOP((T)-x) break;                                                         \
+    case ASG_OP_ABS: UN_LOOP(x < 0 ? (T)-x : x) break;                                             \
+    case ASG_OP_SIGN: UN_LOOP((T)((x > 0) - (x < 0))) break;                                       \
+    case ASG_OP_RELU: UN_LOOP(x > 0 ? x : 0) break;                                                \
+    case ASG_OP_CLAMP: UN_LOOP(x < lo ? lo : (x > hi ? hi : x)) break;                             \
+    default: break;                                                                                \
+    }                                                                                              \
   }
 DEF_UNARY_INT(i32, int32_t)
 DEF_UNARY_INT(i64, int64_t)
@@ -279,7 +309,8 @@ static asg_status cast_kernel(const asg_cpu_call *c) {
     case ASG_I64: iv = ((const int64_t *)a)[i], is_int = true; break;
     default: break;
     }
-    if (is_int) v = (double)iv;
+    if (is_int)
+      v = (double)iv;
     else if (to == ASG_I32 || to == ASG_I64) /* float -> int truncates; NaN/inf -> 0/limits */
       iv = v != v ? 0 : v >= 9.2e18 ? INT64_MAX : v <= -9.2e18 ? INT64_MIN : (int64_t)v;
     switch (to) {
@@ -301,16 +332,18 @@ static asg_status copy_kernel(const asg_cpu_call *c) {
 }
 
 void asg_cpu_register_elementwise(asg_cpu_kernel *t) {
-  static const asg_op un[] = {
-      ASG_OP_NEG,  ASG_OP_ABS,     ASG_OP_SIGN, ASG_OP_EXP,        ASG_OP_LOG,  ASG_OP_SQRT,
-      ASG_OP_RSQRT, ASG_OP_SIN,    ASG_OP_COS,  ASG_OP_TANH,       ASG_OP_ERF,  ASG_OP_SIGMOID,
-      ASG_OP_RELU, ASG_OP_LEAKY_RELU, ASG_OP_GELU, ASG_OP_GELU_TANH, ASG_OP_SILU, ASG_OP_ELU,
-      ASG_OP_SOFTPLUS, ASG_OP_CLAMP};
-  static const asg_op bin[] = {ASG_OP_ADD, ASG_OP_SUB, ASG_OP_MUL, ASG_OP_DIV, ASG_OP_POW,
-                               ASG_OP_MAXIMUM, ASG_OP_MINIMUM, ASG_OP_EQ, ASG_OP_NE, ASG_OP_LT,
-                               ASG_OP_LE, ASG_OP_GT, ASG_OP_GE, ASG_OP_WHERE};
-  for (size_t i = 0; i < sizeof un / sizeof un[0]; i++) t[un[i]].run = unary_kernel;
-  for (size_t i = 0; i < sizeof bin / sizeof bin[0]; i++) t[bin[i]].run = broadcast_kernel;
+  static const asg_op un[] = {ASG_OP_NEG,  ASG_OP_ABS,        ASG_OP_SIGN,     ASG_OP_EXP,
+                              ASG_OP_LOG,  ASG_OP_SQRT,       ASG_OP_RSQRT,    ASG_OP_SIN,
+                              ASG_OP_COS,  ASG_OP_TANH,       ASG_OP_ERF,      ASG_OP_SIGMOID,
+                              ASG_OP_RELU, ASG_OP_LEAKY_RELU, ASG_OP_GELU,     ASG_OP_GELU_TANH,
+                              ASG_OP_SILU, ASG_OP_ELU,        ASG_OP_SOFTPLUS, ASG_OP_CLAMP};
+  static const asg_op bin[] = {ASG_OP_ADD,     ASG_OP_SUB,     ASG_OP_MUL, ASG_OP_DIV,  ASG_OP_POW,
+                               ASG_OP_MAXIMUM, ASG_OP_MINIMUM, ASG_OP_EQ,  ASG_OP_NE,   ASG_OP_LT,
+                               ASG_OP_LE,      ASG_OP_GT,      ASG_OP_GE,  ASG_OP_WHERE};
+  for (size_t i = 0; i < sizeof un / sizeof un[0]; i++)
+    t[un[i]].run = unary_kernel;
+  for (size_t i = 0; i < sizeof bin / sizeof bin[0]; i++)
+    t[bin[i]].run = broadcast_kernel;
   t[ASG_OP_CAST].run = cast_kernel;
   t[ASG_OP_STOP_GRADIENT].run = copy_kernel;
   t[ASG_OP_RESHAPE].run = copy_kernel;

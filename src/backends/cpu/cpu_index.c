@@ -13,8 +13,10 @@ static inline int64_t idx_at(const void *p, asg_dtype dt, int64_t i) {
 /* s viewed as [outer, s.dims[a], inner] */
 static void around(asg_shape s, int a, int64_t *outer, int64_t *inner) {
   int64_t o = 1, in = 1;
-  for (int d = 0; d < a; d++) o *= s.dims[d];
-  for (int d = a + 1; d < s.ndim; d++) in *= s.dims[d];
+  for (int d = 0; d < a; d++)
+    o *= s.dims[d];
+  for (int d = a + 1; d < s.ndim; d++)
+    in *= s.dims[d];
   *outer = o;
   *inner = in;
 }
@@ -25,8 +27,9 @@ static int threads_for(const asg_cpu_call *c, int64_t elems) {
 
 /* n records of rb bytes: dst[i * ds] = src[i * ss] (strides in records).
  * Fixed-size memcpy compiles to plain moves. */
-#define COPY_RECS(RB)                                                                            \
-  for (int64_t i = 0; i < n; i++) memcpy(dst + i * ds * (RB), src + i * ss * (RB), (RB));
+#define COPY_RECS(RB)                                                                              \
+  for (int64_t i = 0; i < n; i++)                                                                  \
+    memcpy(dst + i * ds * (RB), src + i * ss * (RB), (RB));
 static void copy_recs(char *dst, int64_t ds, const char *src, int64_t ss, int64_t n, size_t rb) {
   if (ds == 1 && ss == 1) {
     memcpy(dst, src, (size_t)n * rb);
@@ -74,8 +77,10 @@ static void pplan_init(pplan *p, asg_shape in, const int64_t *perm) {
       if (p->pm[j + 1] != a + 1) continue;
       /* input dims a, a+1 are adjacent in the output too: one dim */
       p->dims[a] *= p->dims[a + 1];
-      for (int t = a + 1; t + 1 < p->nd; t++) p->dims[t] = p->dims[t + 1];
-      for (int t = j + 1; t + 1 < p->nd; t++) p->pm[t] = p->pm[t + 1];
+      for (int t = a + 1; t + 1 < p->nd; t++)
+        p->dims[t] = p->dims[t + 1];
+      for (int t = j + 1; t + 1 < p->nd; t++)
+        p->pm[t] = p->pm[t + 1];
       p->nd--;
       for (int t = 0; t < p->nd; t++)
         if (p->pm[t] > a) p->pm[t]--;
@@ -90,12 +95,12 @@ static void pplan_init(pplan *p, asg_shape in, const int64_t *perm) {
  * band inside writes contiguous runs and streams PERM_BAND input rows; it
  * measured 3x faster than 32x32 square tiles on power-of-two strides, which
  * make the tile's rows collide in the same cache sets. */
-#define BAND(ES)                                                                                 \
-  for (int64_t j = 0; j < nj; j++) {                                                             \
-    char *dr = dst + (size_t)(j * osq) * (ES);                                                   \
-    const char *sr = src + (size_t)j * (ES);                                                     \
-    for (int64_t i = i0; i < i1; i++)                                                            \
-      memcpy(dr + (size_t)i * (ES), sr + (size_t)(i * isp) * (ES), (ES));                        \
+#define BAND(ES)                                                                                   \
+  for (int64_t j = 0; j < nj; j++) {                                                               \
+    char *dr = dst + (size_t)(j * osq) * (ES);                                                     \
+    const char *sr = src + (size_t)j * (ES);                                                       \
+    for (int64_t i = i0; i < i1; i++)                                                              \
+      memcpy(dr + (size_t)i * (ES), sr + (size_t)(i * isp) * (ES), (ES));                          \
   }
 static void band(char *dst, const char *src, int64_t i0, int64_t i1, int64_t nj, int64_t isp,
                  int64_t osq, size_t es) {
@@ -127,10 +132,13 @@ static asg_status permute_kernel(const asg_cpu_call *c) {
   int nd = p.nd, inv[ASG_MAX_DIMS];
   int64_t ist[ASG_MAX_DIMS], ost[ASG_MAX_DIMS], od[ASG_MAX_DIMS], oist[ASG_MAX_DIMS];
   ist[nd - 1] = 1;
-  for (int d = nd - 2; d >= 0; d--) ist[d] = ist[d + 1] * p.dims[d + 1];
-  for (int j = 0; j < nd; j++) od[j] = p.dims[p.pm[j]], oist[j] = ist[p.pm[j]], inv[p.pm[j]] = j;
+  for (int d = nd - 2; d >= 0; d--)
+    ist[d] = ist[d + 1] * p.dims[d + 1];
+  for (int j = 0; j < nd; j++)
+    od[j] = p.dims[p.pm[j]], oist[j] = ist[p.pm[j]], inv[p.pm[j]] = j;
   ost[nd - 1] = 1;
-  for (int j = nd - 2; j >= 0; j--) ost[j] = ost[j + 1] * od[j + 1];
+  for (int j = nd - 2; j >= 0; j--)
+    ost[j] = ost[j + 1] * od[j + 1];
   int nt = threads_for(c, total);
 
   if (p.pm[nd - 1] == nd - 1) {
@@ -181,8 +189,8 @@ static asg_status permute_kernel(const asg_cpu_call *c) {
       io += co * bis[k];
       oo += co * bos[k];
     }
-    band(y + (size_t)oo * es, x + (size_t)io * es, i0, i0 + PERM_BAND < NI ? i0 + PERM_BAND : NI, NJ,
-         isp, osq, es);
+    band(y + (size_t)oo * es, x + (size_t)io * es, i0, i0 + PERM_BAND < NI ? i0 + PERM_BAND : NI,
+         NJ, isp, osq, es);
   }
   return ASG_OK;
 }
@@ -259,7 +267,8 @@ static asg_status concat_kernel(const asg_cpu_call *c) {
     int64_t o = u / nin;
     int k = (int)(u % nin);
     int64_t before = 0; /* offset of input k along the axis */
-    for (int t = 0; t < k; t++) before += s->in[t].shape.dims[a];
+    for (int t = 0; t < k; t++)
+      before += s->in[t].shape.dims[a];
     size_t rb = (size_t)(s->in[k].shape.dims[a] * inner) * es;
     memcpy((char *)c->out + (size_t)o * orb + (size_t)(before * inner) * es,
            (const char *)c->in[k] + (size_t)o * rb, rb);
@@ -285,8 +294,10 @@ static asg_status gather_kernel(const asg_cpu_call *c) {
 #pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t r = 0; r < rows; r++) {
     int64_t o = r / m, i = idx_at(idx, it, r % m);
-    if (i >= 0 && i < n) memcpy(y + (size_t)r * rb, x + (size_t)(o * n + i) * rb, rb);
-    else memset(y + (size_t)r * rb, 0, rb);
+    if (i >= 0 && i < n)
+      memcpy(y + (size_t)r * rb, x + (size_t)(o * n + i) * rb, rb);
+    else
+      memset(y + (size_t)r * rb, 0, rb);
   }
   return ASG_OK;
 }
@@ -296,15 +307,16 @@ static asg_status gather_kernel(const asg_cpu_call *c) {
  * y[o, idx[j]] += src[o, j] for j = 0..m-1 in order. Deterministic: a work
  * unit owns a range of target rows of one outer slice and scans all of idx,
  * so each element's additions happen in j order whatever the thread count. */
-#define SCATTER_ROWS(T)                                                                          \
-  {                                                                                              \
-    for (int64_t j = 0; j < m; j++) {                                                            \
-      int64_t i = idx_at(idx, it, j);                                                            \
-      if (i < i0 || i >= i1) continue;                                                           \
-      T *dr = (T *)c->out + (o * n + i) * inner;                                                 \
-      const T *sr = (const T *)c->in[2] + (o * m + j) * inner;                                   \
-      for (int64_t k = 0; k < inner; k++) dr[k] += sr[k];                                        \
-    }                                                                                            \
+#define SCATTER_ROWS(T)                                                                            \
+  {                                                                                                \
+    for (int64_t j = 0; j < m; j++) {                                                              \
+      int64_t i = idx_at(idx, it, j);                                                              \
+      if (i < i0 || i >= i1) continue;                                                             \
+      T *dr = (T *)c->out + (o * n + i) * inner;                                                   \
+      const T *sr = (const T *)c->in[2] + (o * m + j) * inner;                                     \
+      for (int64_t k = 0; k < inner; k++)                                                          \
+        dr[k] += sr[k];                                                                            \
+    }                                                                                              \
   }
 static asg_status scatter_add_kernel(const asg_cpu_call *c) {
   const asg_step *s = c->s;
@@ -322,8 +334,8 @@ static asg_status scatter_add_kernel(const asg_cpu_call *c) {
   for (int64_t u = 0; u < units; u++) {
     int64_t o = u / nch, ch = u % nch;
     int64_t i0 = ch * n / nch, i1 = (ch + 1) * n / nch;
-    memcpy((char *)c->out + (size_t)(o * n + i0) * rb, (const char *)c->in[0] + (size_t)(o * n + i0) * rb,
-           (size_t)(i1 - i0) * rb);
+    memcpy((char *)c->out + (size_t)(o * n + i0) * rb,
+           (const char *)c->in[0] + (size_t)(o * n + i0) * rb, (size_t)(i1 - i0) * rb);
     switch (dt) {
     case ASG_F32: SCATTER_ROWS(float) break;
     case ASG_F64: SCATTER_ROWS(double) break;
@@ -348,8 +360,10 @@ static asg_status one_hot_kernel(const asg_cpu_call *c) {
   double d1 = 1.0;
   int32_t i1 = 1;
   int64_t l1 = 1;
-  const void *one = dt == ASG_F32 ? (const void *)&f1 : dt == ASG_F64 ? (const void *)&d1
-                  : dt == ASG_I32 ? (const void *)&i1 : (const void *)&l1;
+  const void *one = dt == ASG_F32   ? (const void *)&f1
+                    : dt == ASG_F64 ? (const void *)&d1
+                    : dt == ASG_I32 ? (const void *)&i1
+                                    : (const void *)&l1;
   if (dt != ASG_F32 && dt != ASG_F64 && dt != ASG_I32 && dt != ASG_I64)
     return asg__error(ASG_ERR_DTYPE, "cpu: %s: dtype not supported", s->label);
   memset(y, 0, (size_t)(m * depth) * es); /* all-zero bits are 0 in every dtype here */

@@ -8,36 +8,40 @@
 #include <cblas.h>
 #endif
 
-#define DEF_GEMM(NAME, T, BLASFN)                                                                \
-  void NAME(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T *A, int64_t lda, \
-            const T *B, int64_t ldb, T beta, T *C, int64_t ldc, int nthreads) {                  \
-    if (M == 0 || N == 0) return;                                                                \
-    BLASFN                                                                                       \
-    int nt = M * N * K >= (int64_t)1 << 18 ? nthreads : 1;                                       \
-    _Pragma("omp parallel for num_threads(nt) schedule(static)")                                 \
-    for (int64_t i = 0; i < M; i++) {                                                            \
-      T *c = C + i * ldc;                                                                        \
-      if (beta == 0) memset(c, 0, sizeof(T) * (size_t)N);                                        \
-      else if (beta != 1)                                                                        \
-        for (int64_t j = 0; j < N; j++) c[j] *= beta;                                            \
-      if (!tb) {                                                                                 \
-        for (int64_t k = 0; k < K; k++) {                                                        \
-          T a = alpha * (ta ? A[k * lda + i] : A[i * lda + k]);                                  \
-          const T *b = B + k * ldb;                                                              \
-          for (int64_t j = 0; j < N; j++) c[j] += a * b[j];                                      \
-        }                                                                                        \
-      } else {                                                                                   \
-        for (int64_t j = 0; j < N; j++) {                                                        \
-          const T *b = B + j * ldb;                                                              \
-          T s = 0;                                                                               \
-          if (!ta)                                                                               \
-            for (int64_t k = 0; k < K; k++) s += A[i * lda + k] * b[k];                          \
-          else                                                                                   \
-            for (int64_t k = 0; k < K; k++) s += A[k * lda + i] * b[k];                          \
-          c[j] += alpha * s;                                                                     \
-        }                                                                                        \
-      }                                                                                          \
-    }                                                                                            \
+#define DEF_GEMM(NAME, T, BLASFN)                                                                  \
+  void NAME(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T *A, int64_t lda,   \
+            const T *B, int64_t ldb, T beta, T *C, int64_t ldc, int nthreads) {                    \
+    if (M == 0 || N == 0) return;                                                                  \
+    BLASFN                                                                                         \
+    int nt = M * N * K >= (int64_t)1 << 18 ? nthreads : 1;                                         \
+    _Pragma("omp parallel for num_threads(nt) schedule(static)") for (int64_t i = 0; i < M; i++) { \
+      T *c = C + i * ldc;                                                                          \
+      if (beta == 0)                                                                               \
+        memset(c, 0, sizeof(T) * (size_t)N);                                                       \
+      else if (beta != 1)                                                                          \
+        for (int64_t j = 0; j < N; j++)                                                            \
+          c[j] *= beta;                                                                            \
+      if (!tb) {                                                                                   \
+        for (int64_t k = 0; k < K; k++) {                                                          \
+          T a = alpha * (ta ? A[k * lda + i] : A[i * lda + k]);                                    \
+          const T *b = B + k * ldb;                                                                \
+          for (int64_t j = 0; j < N; j++)                                                          \
+            c[j] += a * b[j];                                                                      \
+        }                                                                                          \
+      } else {                                                                                     \
+        for (int64_t j = 0; j < N; j++) {                                                          \
+          const T *b = B + j * ldb;                                                                \
+          T s = 0;                                                                                 \
+          if (!ta)                                                                                 \
+            for (int64_t k = 0; k < K; k++)                                                        \
+              s += A[i * lda + k] * b[k];                                                          \
+          else                                                                                     \
+            for (int64_t k = 0; k < K; k++)                                                        \
+              s += A[k * lda + i] * b[k];                                                          \
+          c[j] += alpha * s;                                                                       \
+        }                                                                                          \
+      }                                                                                            \
+    }                                                                                              \
   }
 
 #ifdef ASG_HAVE_CBLAS
@@ -45,24 +49,26 @@
  * opens) and large GEMMs are split into row or column blocks over our OpenMP
  * threads. Two pools (OpenMP spinning while BLAS threads run) oversubscribe
  * the cores and were measured 2-5x slower. */
-#define BLAS_CALL(fn, TY)                                                                        \
-  if (K > 0 && M <= INT32_MAX && N <= INT32_MAX && K <= INT32_MAX) {                             \
-    int nt = M * N * K >= (int64_t)1 << 20 ? nthreads : 1;                                       \
-    bool by_rows = M >= N;                                                                       \
-    int64_t len = by_rows ? M : N, blk = (len + nt - 1) / nt;                                    \
-    if (blk < 16) blk = 16;                                                                      \
-    int64_t nblk = (len + blk - 1) / blk;                                                        \
-    _Pragma("omp parallel for num_threads(nt) schedule(static)")                                 \
-    for (int64_t b = 0; b < nblk; b++) {                                                         \
-      int64_t o = b * blk, n = len - o < blk ? len - o : blk;                                    \
-      const TY *a = A, *bb = B;                                                                  \
-      if (by_rows) a = ta ? A + o : A + o * lda;                                                 \
-      else bb = tb ? B + o * ldb : B + o;                                                        \
-      fn(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,          \
-         (int)(by_rows ? n : M), (int)(by_rows ? N : n), (int)K, alpha, a, (int)lda, bb,         \
-         (int)ldb, beta, by_rows ? C + o * ldc : C + o, (int)ldc);                               \
-    }                                                                                            \
-    return;                                                                                      \
+#define BLAS_CALL(fn, TY)                                                                          \
+  if (K > 0 && M <= INT32_MAX && N <= INT32_MAX && K <= INT32_MAX) {                               \
+    int nt = M * N * K >= (int64_t)1 << 20 ? nthreads : 1;                                         \
+    bool by_rows = M >= N;                                                                         \
+    int64_t len = by_rows ? M : N, blk = (len + nt - 1) / nt;                                      \
+    if (blk < 16) blk = 16;                                                                        \
+    int64_t nblk = (len + blk - 1) / blk;                                                          \
+    _Pragma("omp parallel for num_threads(nt) schedule(static)") for (int64_t b = 0; b < nblk;     \
+                                                                      b++) {                       \
+      int64_t o = b * blk, n = len - o < blk ? len - o : blk;                                      \
+      const TY *a = A, *bb = B;                                                                    \
+      if (by_rows)                                                                                 \
+        a = ta ? A + o : A + o * lda;                                                              \
+      else                                                                                         \
+        bb = tb ? B + o * ldb : B + o;                                                             \
+      fn(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,            \
+         (int)(by_rows ? n : M), (int)(by_rows ? N : n), (int)K, alpha, a, (int)lda, bb, (int)ldb, \
+         beta, by_rows ? C + o *ldc : C + o, (int)ldc);                                            \
+    }                                                                                              \
+    return;                                                                                        \
   }
 #else
 #define BLAS_CALL(fn, TY)
@@ -87,13 +93,16 @@ static asg_status matmul_kernel(const asg_cpu_call *c) {
   int64_t K = as.dims[ra - (ta ? 2 : 1)];
   int64_t lda = as.dims[ra - 1], ldb = bs.dims[rb - 1];
   int64_t nbatch = 1, nb_b = 1;
-  for (int i = 0; i < ro - 2; i++) nbatch *= os.dims[i];
-  for (int i = 0; i < rb - 2; i++) nb_b *= bs.dims[i];
+  for (int i = 0; i < ro - 2; i++)
+    nbatch *= os.dims[i];
+  for (int i = 0; i < rb - 2; i++)
+    nb_b *= bs.dims[i];
   bool f32 = s->out.dtype == ASG_F32;
   size_t es = f32 ? 4 : 8;
   /* [.., M, K] x [K, N]: one tall GEMM over all batch rows */
   int64_t nb_a = 1;
-  for (int i = 0; i < ra - 2; i++) nb_a *= as.dims[i];
+  for (int i = 0; i < ra - 2; i++)
+    nb_a *= as.dims[i];
   if (nb_b == 1 && !ta && nb_a == nbatch) {
     if (f32)
       asg_cpu_sgemm(false, tb, nbatch * M, N, K, 1.0f, c->in[0], lda, c->in[1], ldb, 0.0f, c->out,

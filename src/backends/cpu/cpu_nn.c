@@ -9,7 +9,8 @@
 /* ---- shared helpers ---- */
 static int64_t prod_dims(asg_shape s, int from, int to) {
   int64_t n = 1;
-  for (int d = from; d < to; d++) n *= s.dims[d];
+  for (int d = from; d < to; d++)
+    n *= s.dims[d];
   return n;
 }
 
@@ -31,42 +32,46 @@ static inline bool label_ok(int64_t lab, int64_t C, int64_t ignore) {
  * x [outer, n, inner] (axis = n) -> y same shape. One "line" is the n
  * elements of one (outer, inner) pair, stride `inner`; the last axis is the
  * contiguous case (stride 1, inlined with a constant stride). */
-#define DEF_SOFTMAX(SUF, T, EXP)                                                                 \
-  static inline void sm_line_##SUF(const T *x, T *y, int64_t n, int64_t s, bool lg) {           \
-    T m = x[0];                                                                                  \
-    for (int64_t j = 1; j < n; j++)                                                              \
-      if (x[j * s] > m || x[j * s] != x[j * s]) m = x[j * s];                                    \
-    double sum = 0;                                                                              \
-    if (!lg) {                                                                                   \
-      for (int64_t j = 0; j < n; j++) {                                                          \
-        T e = EXP(x[j * s] - m);                                                                 \
-        y[j * s] = e;                                                                            \
-        sum += (double)e;                                                                        \
-      }                                                                                          \
-      T inv = (T)(1.0 / sum);                                                                    \
-      for (int64_t j = 0; j < n; j++) y[j * s] *= inv;                                           \
-    } else {                                                                                     \
-      for (int64_t j = 0; j < n; j++) sum += (double)EXP(x[j * s] - m);                          \
-      double lse = (double)m + log(sum);                                                         \
-      for (int64_t j = 0; j < n; j++) y[j * s] = (T)((double)x[j * s] - lse);                    \
-    }                                                                                            \
-  }                                                                                              \
-  static void softmax_##SUF(const asg_cpu_call *c, int64_t outer, int64_t n, int64_t inner) {   \
-    const T *x = c->in[0];                                                                       \
-    T *y = c->out;                                                                               \
-    bool lg = c->s->op == ASG_OP_LOG_SOFTMAX;                                                    \
-    int64_t lines = outer * inner;                                                               \
-    int nt = threads_for(c, lines * n, lines);                                                   \
-    if (inner == 1) {                                                                            \
-      _Pragma("omp parallel for num_threads(nt) schedule(static)")                               \
-      for (int64_t r = 0; r < outer; r++) sm_line_##SUF(x + r * n, y + r * n, n, 1, lg);         \
-    } else {                                                                                     \
-      _Pragma("omp parallel for num_threads(nt) schedule(static)")                               \
-      for (int64_t l = 0; l < lines; l++) {                                                      \
-        int64_t off = (l / inner) * n * inner + l % inner;                                       \
-        sm_line_##SUF(x + off, y + off, n, inner, lg);                                           \
-      }                                                                                          \
-    }                                                                                            \
+#define DEF_SOFTMAX(SUF, T, EXP)                                                                   \
+  static inline void sm_line_##SUF(const T *x, T *y, int64_t n, int64_t s, bool lg) {              \
+    T m = x[0];                                                                                    \
+    for (int64_t j = 1; j < n; j++)                                                                \
+      if (x[j * s] > m || x[j * s] != x[j * s]) m = x[j * s];                                      \
+    double sum = 0;                                                                                \
+    if (!lg) {                                                                                     \
+      for (int64_t j = 0; j < n; j++) {                                                            \
+        T e = EXP(x[j * s] - m);                                                                   \
+        y[j * s] = e;                                                                              \
+        sum += (double)e;                                                                          \
+      }                                                                                            \
+      T inv = (T)(1.0 / sum);                                                                      \
+      for (int64_t j = 0; j < n; j++)                                                              \
+        y[j * s] *= inv;                                                                           \
+    } else {                                                                                       \
+      for (int64_t j = 0; j < n; j++)                                                              \
+        sum += (double)EXP(x[j * s] - m);                                                          \
+      double lse = (double)m + log(sum);                                                           \
+      for (int64_t j = 0; j < n; j++)                                                              \
+        y[j * s] = (T)((double)x[j * s] - lse);                                                    \
+    }                                                                                              \
+  }                                                                                                \
+  static void softmax_##SUF(const asg_cpu_call *c, int64_t outer, int64_t n, int64_t inner) {      \
+    const T *x = c->in[0];                                                                         \
+    T *y = c->out;                                                                                 \
+    bool lg = c->s->op == ASG_OP_LOG_SOFTMAX;                                                      \
+    int64_t lines = outer * inner;                                                                 \
+    int nt = threads_for(c, lines * n, lines);                                                     \
+    if (inner == 1) {                                                                              \
+      _Pragma("omp parallel for num_threads(nt) schedule(static)") for (int64_t r = 0; r < outer;  \
+                                                                        r++)                       \
+          sm_line_##SUF(x + r * n, y + r * n, n, 1, lg);                                           \
+    } else {                                                                                       \
+      _Pragma("omp parallel for num_threads(nt) schedule(static)") for (int64_t l = 0; l < lines;  \
+                                                                        l++) {                     \
+        int64_t off = (l / inner) * n * inner + l % inner;                                         \
+        sm_line_##SUF(x + off, y + off, n, inner, lg);                                             \
+      }                                                                                            \
+    }                                                                                              \
   }
 
 DEF_SOFTMAX(f32, float, expf)
@@ -88,68 +93,67 @@ static asg_status softmax_kernel(const asg_cpu_call *c) {
 /* ---- layernorm ----
  * x [R, C] (all leading dims flattened), gamma/beta [C]. Statistics are
  * recomputed by the backward ops rather than saved (no extra outputs). */
-#define DEF_LN_STATS(SUF, T)                                                                     \
-  static inline void ln_stats_##SUF(const T *xr, int64_t C, double eps, double *mean,           \
-                                    double *rstd) {                                              \
-    double s = 0, q = 0;                                                                         \
-    for (int64_t j = 0; j < C; j++) s += (double)xr[j];                                          \
-    double m = s / (double)C;                                                                    \
-    for (int64_t j = 0; j < C; j++) {                                                            \
-      double d = (double)xr[j] - m;                                                              \
-      q += d * d;                                                                                \
-    }                                                                                            \
-    *mean = m;                                                                                   \
-    *rstd = 1.0 / sqrt(q / (double)C + eps);                                                     \
+#define DEF_LN_STATS(SUF, T)                                                                       \
+  static inline void ln_stats_##SUF(const T *xr, int64_t C, double eps, double *mean,              \
+                                    double *rstd) {                                                \
+    double s = 0, q = 0;                                                                           \
+    for (int64_t j = 0; j < C; j++)                                                                \
+      s += (double)xr[j];                                                                          \
+    double m = s / (double)C;                                                                      \
+    for (int64_t j = 0; j < C; j++) {                                                              \
+      double d = (double)xr[j] - m;                                                                \
+      q += d * d;                                                                                  \
+    }                                                                                              \
+    *mean = m;                                                                                     \
+    *rstd = 1.0 / sqrt(q / (double)C + eps);                                                       \
   }
 DEF_LN_STATS(f32, float)
 DEF_LN_STATS(f64, double)
 
 /* x [R,C], gamma [C], beta [C] -> y [R,C] */
-#define DEF_LN_FWD(SUF, T)                                                                       \
-  static void ln_fwd_##SUF(const asg_cpu_call *c, int64_t R, int64_t C) {                        \
-    const T *x = c->in[0], *gm = c->in[1], *bt = c->in[2];                                       \
-    T *y = c->out;                                                                               \
-    double eps = c->s->attr.f[0];                                                                \
-    int nt = threads_for(c, R * C, R);                                                           \
-    _Pragma("omp parallel for num_threads(nt) schedule(static)")                                 \
-    for (int64_t r = 0; r < R; r++) {                                                            \
-      const T *xr = x + r * C;                                                                   \
-      T *yr = y + r * C;                                                                         \
-      double mean, rstd;                                                                         \
-      ln_stats_##SUF(xr, C, eps, &mean, &rstd);                                                  \
-      for (int64_t j = 0; j < C; j++)                                                            \
-        yr[j] = (T)(((double)xr[j] - mean) * rstd * (double)gm[j] + (double)bt[j]);              \
-    }                                                                                            \
+#define DEF_LN_FWD(SUF, T)                                                                         \
+  static void ln_fwd_##SUF(const asg_cpu_call *c, int64_t R, int64_t C) {                          \
+    const T *x = c->in[0], *gm = c->in[1], *bt = c->in[2];                                         \
+    T *y = c->out;                                                                                 \
+    double eps = c->s->attr.f[0];                                                                  \
+    int nt = threads_for(c, R * C, R);                                                             \
+    _Pragma("omp parallel for num_threads(nt) schedule(static)") for (int64_t r = 0; r < R; r++) { \
+      const T *xr = x + r * C;                                                                     \
+      T *yr = y + r * C;                                                                           \
+      double mean, rstd;                                                                           \
+      ln_stats_##SUF(xr, C, eps, &mean, &rstd);                                                    \
+      for (int64_t j = 0; j < C; j++)                                                              \
+        yr[j] = (T)(((double)xr[j] - mean) * rstd * (double)gm[j] + (double)bt[j]);                \
+    }                                                                                              \
   }
 DEF_LN_FWD(f32, float)
 DEF_LN_FWD(f64, double)
 
 /* dy [R,C], x [R,C], gamma [C] -> dx [R,C]:
  * dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * gamma. */
-#define DEF_LN_BWD_X(SUF, T)                                                                     \
-  static void ln_bwd_x_##SUF(const asg_cpu_call *c, int64_t R, int64_t C) {                      \
-    const T *dy = c->in[0], *x = c->in[1], *gm = c->in[2];                                       \
-    T *dx = c->out;                                                                              \
-    double eps = c->s->attr.f[0];                                                                \
-    int nt = threads_for(c, R * C, R);                                                           \
-    _Pragma("omp parallel for num_threads(nt) schedule(static)")                                 \
-    for (int64_t r = 0; r < R; r++) {                                                            \
-      const T *xr = x + r * C, *dyr = dy + r * C;                                                \
-      T *dxr = dx + r * C;                                                                       \
-      double mean, rstd, sg = 0, sgx = 0;                                                        \
-      ln_stats_##SUF(xr, C, eps, &mean, &rstd);                                                  \
-      for (int64_t j = 0; j < C; j++) {                                                          \
-        double g = (double)dyr[j] * (double)gm[j];                                               \
-        sg += g;                                                                                 \
-        sgx += g * ((double)xr[j] - mean) * rstd;                                                \
-      }                                                                                          \
-      sg /= (double)C;                                                                           \
-      sgx /= (double)C;                                                                          \
-      for (int64_t j = 0; j < C; j++) {                                                          \
-        double xh = ((double)xr[j] - mean) * rstd;                                               \
-        dxr[j] = (T)(rstd * ((double)dyr[j] * (double)gm[j] - sg - xh * sgx));                   \
-      }                                                                                          \
-    }                                                                                            \
+#define DEF_LN_BWD_X(SUF, T)                                                                       \
+  static void ln_bwd_x_##SUF(const asg_cpu_call *c, int64_t R, int64_t C) {                        \
+    const T *dy = c->in[0], *x = c->in[1], *gm = c->in[2];                                         \
+    T *dx = c->out;                                                                                \
+    double eps = c->s->attr.f[0];                                                                  \
+    int nt = threads_for(c, R * C, R);                                                             \
+    _Pragma("omp parallel for num_threads(nt) schedule(static)") for (int64_t r = 0; r < R; r++) { \
+      const T *xr = x + r * C, *dyr = dy + r * C;                                                  \
+      T *dxr = dx + r * C;                                                                         \
+      double mean, rstd, sg = 0, sgx = 0;                                                          \
+      ln_stats_##SUF(xr, C, eps, &mean, &rstd);                                                    \
+      for (int64_t j = 0; j < C; j++) {                                                            \
+        double g = (double)dyr[j] * (double)gm[j];                                                 \
+        sg += g;                                                                                   \
+        sgx += g * ((double)xr[j] - mean) * rstd;                                                  \
+      }                                                                                            \
+      sg /= (double)C;                                                                             \
+      sgx /= (double)C;                                                                            \
+      for (int64_t j = 0; j < C; j++) {                                                            \
+        double xh = ((double)xr[j] - mean) * rstd;                                                 \
+        dxr[j] = (T)(rstd * ((double)dyr[j] * (double)gm[j] - sg - xh * sgx));                     \
+      }                                                                                            \
+    }                                                                                              \
   }
 DEF_LN_BWD_X(f32, float)
 DEF_LN_BWD_X(f64, double)
@@ -161,27 +165,29 @@ DEF_LN_BWD_X(f64, double)
 /* dy [R,C], x [R,C] -> dgamma [C] = sum_r dy * xhat. Row statistics go to
  * the workspace (2R doubles) first; then column blocks run in parallel, each
  * summing its rows in order (deterministic, no atomics). */
-#define DEF_LN_BWD_G(SUF, T)                                                                     \
-  static void ln_bwd_g_##SUF(const asg_cpu_call *c, int64_t R, int64_t C) {                      \
-    const T *dy = c->in[0], *x = c->in[1];                                                       \
-    T *dg = c->out;                                                                              \
-    double eps = c->s->attr.f[0], *mean = c->ws, *rstd = mean + R;                               \
-    int nt = threads_for(c, R * C, R);                                                           \
-    _Pragma("omp parallel for num_threads(nt) schedule(static)")                                 \
-    for (int64_t r = 0; r < R; r++) ln_stats_##SUF(x + r * C, C, eps, mean + r, rstd + r);       \
-    int64_t nb = (C + LN_COLS - 1) / LN_COLS;                                                    \
-    nt = threads_for(c, R * C, nb);                                                              \
-    _Pragma("omp parallel for num_threads(nt) schedule(static)")                                 \
-    for (int64_t b = 0; b < nb; b++) {                                                           \
-      int64_t j0 = b * LN_COLS, w = C - j0 < LN_COLS ? C - j0 : LN_COLS;                         \
-      double acc[LN_COLS] = {0};                                                                 \
-      for (int64_t r = 0; r < R; r++) {                                                          \
-        const T *xr = x + r * C + j0, *dyr = dy + r * C + j0;                                    \
-        double m = mean[r], rs = rstd[r];                                                        \
-        for (int64_t j = 0; j < w; j++) acc[j] += (double)dyr[j] * (((double)xr[j] - m) * rs);   \
-      }                                                                                          \
-      for (int64_t j = 0; j < w; j++) dg[j0 + j] = (T)acc[j];                                    \
-    }                                                                                            \
+#define DEF_LN_BWD_G(SUF, T)                                                                       \
+  static void ln_bwd_g_##SUF(const asg_cpu_call *c, int64_t R, int64_t C) {                        \
+    const T *dy = c->in[0], *x = c->in[1];                                                         \
+    T *dg = c->out;                                                                                \
+    double eps = c->s->attr.f[0], *mean = c->ws, *rstd = mean + R;                                 \
+    int nt = threads_for(c, R * C, R);                                                             \
+    _Pragma("omp parallel for num_threads(nt) schedule(static)") for (int64_t r = 0; r < R; r++)   \
+        ln_stats_##SUF(x + r * C, C, eps, mean + r, rstd + r);                                     \
+    int64_t nb = (C + LN_COLS - 1) / LN_COLS;                                                      \
+    nt = threads_for(c, R * C, nb);                                                                \
+    _Pragma("omp parallel for num_threads(nt) schedule(static)") for (int64_t b = 0; b < nb;       \
+                                                                      b++) {                       \
+      int64_t j0 = b * LN_COLS, w = C - j0 < LN_COLS ? C - j0 : LN_COLS;                           \
+      double acc[LN_COLS] = {0};                                                                   \
+      for (int64_t r = 0; r < R; r++) {                                                            \
+        const T *xr = x + r * C + j0, *dyr = dy + r * C + j0;                                      \
+        double m = mean[r], rs = rstd[r];                                                          \
+        for (int64_t j = 0; j < w; j++)                                                            \
+          acc[j] += (double)dyr[j] * (((double)xr[j] - m) * rs);                                   \
+      }                                                                                            \
+      for (int64_t j = 0; j < w; j++)                                                              \
+        dg[j0 + j] = (T)acc[j];                                                                    \
+    }                                                                                              \
   }
 DEF_LN_BWD_G(f32, float)
 DEF_LN_BWD_G(f64, double)
@@ -203,8 +209,10 @@ static asg_status layernorm_kernel(const asg_cpu_call *c) {
   if (R == 0) { /* dgamma of an empty batch is zero */
     if (c->s->op == ASG_OP_LAYERNORM_BWD_GAMMA)
       for (int64_t j = 0; j < C; j++) {
-        if (f32) ((float *)c->out)[j] = 0;
-        else ((double *)c->out)[j] = 0;
+        if (f32)
+          ((float *)c->out)[j] = 0;
+        else
+          ((double *)c->out)[j] = 0;
       }
     return ASG_OK;
   }
@@ -227,71 +235,73 @@ static size_t ln_bwd_g_ws(const asg_step *s, int nthreads) {
  * logits [R, C], labels [R] (i32/i64) -> loss scalar:
  * mean over valid rows of (1-ls) * (lse - x[label]) + ls * (lse - mean_c x).
  * Row losses go to the workspace and are summed in row order. */
-#define DEF_CE(SUF, T, EXP)                                                                      \
-  static inline double lse_##SUF(const T *xr, int64_t C) {                                       \
-    T m = xr[0];                                                                                 \
-    for (int64_t j = 1; j < C; j++)                                                              \
-      if (xr[j] > m || xr[j] != xr[j]) m = xr[j];                                                \
-    double s = 0;                                                                                \
-    for (int64_t j = 0; j < C; j++) s += (double)EXP(xr[j] - m);                                 \
-    return (double)m + log(s);                                                                   \
-  }                                                                                              \
-  static void ce_fwd_##SUF(const asg_cpu_call *c, int64_t R, int64_t C) {                        \
-    const T *x = c->in[0];                                                                       \
-    const void *lab = c->in[1];                                                                  \
-    asg_dtype ldt = c->s->in[1].dtype;                                                           \
-    double ls = c->s->attr.f[0], *row = c->ws;                                                   \
-    int64_t ign = c->s->attr.i[0];                                                               \
-    int nt = threads_for(c, R * C, R);                                                           \
-    _Pragma("omp parallel for num_threads(nt) schedule(static)")                                 \
-    for (int64_t r = 0; r < R; r++) {                                                            \
-      int64_t l = label_at(lab, ldt, r);                                                         \
-      row[r] = 0;                                                                                \
-      if (!label_ok(l, C, ign)) continue;                                                        \
-      const T *xr = x + r * C;                                                                   \
-      double lse = lse_##SUF(xr, C), v = (1 - ls) * (lse - (double)xr[l]);                       \
-      if (ls > 0) {                                                                              \
-        double sx = 0;                                                                           \
-        for (int64_t j = 0; j < C; j++) sx += (double)xr[j];                                     \
-        v += ls * (lse - sx / (double)C);                                                        \
-      }                                                                                          \
-      row[r] = v;                                                                                \
-    }                                                                                            \
-    double total = 0;                                                                            \
-    int64_t count = 0;                                                                           \
-    for (int64_t r = 0; r < R; r++) {                                                            \
-      total += row[r];                                                                           \
-      count += label_ok(label_at(lab, ldt, r), C, ign);                                          \
-    }                                                                                            \
-    *(T *)c->out = (T)(count ? total / (double)count : 0.0);                                     \
-  }                                                                                              \
-  /* logits [R,C], labels [R], dloss [] -> dlogits [R,C] =                                       \
-   * (softmax - ((1-ls) onehot + ls/C)) * dloss / count; zero for left-out rows */               \
-  static void ce_bwd_##SUF(const asg_cpu_call *c, int64_t R, int64_t C) {                        \
-    const T *x = c->in[0];                                                                       \
-    const void *lab = c->in[1];                                                                  \
-    asg_dtype ldt = c->s->in[1].dtype;                                                           \
-    T *dx = c->out;                                                                              \
-    double ls = c->s->attr.f[0];                                                                 \
-    int64_t ign = c->s->attr.i[0], count = 0;                                                    \
-    for (int64_t r = 0; r < R; r++) count += label_ok(label_at(lab, ldt, r), C, ign);            \
-    double scale = count ? (double)*(const T *)c->in[2] / (double)count : 0.0;                   \
-    double off = ls / (double)C;                                                                 \
-    int nt = threads_for(c, R * C, R);                                                           \
-    _Pragma("omp parallel for num_threads(nt) schedule(static)")                                 \
-    for (int64_t r = 0; r < R; r++) {                                                            \
-      int64_t l = label_at(lab, ldt, r);                                                         \
-      const T *xr = x + r * C;                                                                   \
-      T *dr = dx + r * C;                                                                        \
-      if (!label_ok(l, C, ign)) {                                                                \
-        for (int64_t j = 0; j < C; j++) dr[j] = 0;                                               \
-        continue;                                                                                \
-      }                                                                                          \
-      double lse = lse_##SUF(xr, C);                                                             \
-      for (int64_t j = 0; j < C; j++)                                                            \
-        dr[j] = (T)((exp((double)xr[j] - lse) - off) * scale);                                   \
-      dr[l] = (T)((exp((double)xr[l] - lse) - off - (1 - ls)) * scale);                          \
-    }                                                                                            \
+#define DEF_CE(SUF, T, EXP)                                                                        \
+  static inline double lse_##SUF(const T *xr, int64_t C) {                                         \
+    T m = xr[0];                                                                                   \
+    for (int64_t j = 1; j < C; j++)                                                                \
+      if (xr[j] > m || xr[j] != xr[j]) m = xr[j];                                                  \
+    double s = 0;                                                                                  \
+    for (int64_t j = 0; j < C; j++)                                                                \
+      s += (double)EXP(xr[j] - m);                                                                 \
+    return (double)m + log(s);                                                                     \
+  }                                                                                                \
+  static void ce_fwd_##SUF(const asg_cpu_call *c, int64_t R, int64_t C) {                          \
+    const T *x = c->in[0];                                                                         \
+    const void *lab = c->in[1];                                                                    \
+    asg_dtype ldt = c->s->in[1].dtype;                                                             \
+    double ls = c->s->attr.f[0], *row = c->ws;                                                     \
+    int64_t ign = c->s->attr.i[0];                                                                 \
+    int nt = threads_for(c, R * C, R);                                                             \
+    _Pragma("omp parallel for num_threads(nt) schedule(static)") for (int64_t r = 0; r < R; r++) { \
+      int64_t l = label_at(lab, ldt, r);                                                           \
+      row[r] = 0;                                                                                  \
+      if (!label_ok(l, C, ign)) continue;                                                          \
+      const T *xr = x + r * C;                                                                     \
+      double lse = lse_##SUF(xr, C), v = (1 - ls) * (lse - (double)xr[l]);                         \
+      if (ls > 0) {                                                                                \
+        double sx = 0;                                                                             \
+        for (int64_t j = 0; j < C; j++)                                                            \
+          sx += (double)xr[j];                                                                     \
+        v += ls * (lse - sx / (double)C);                                                          \
+      }                                                                                            \
+      row[r] = v;                                                                                  \
+    }                                                                                              \
+    double total = 0;                                                                              \
+    int64_t count = 0;                                                                             \
+    for (int64_t r = 0; r < R; r++) {                                                              \
+      total += row[r];                                                                             \
+      count += label_ok(label_at(lab, ldt, r), C, ign);                                            \
+    }                                                                                              \
+    *(T *)c->out = (T)(count ? total / (double)count : 0.0);                                       \
+  }                                                                                                \
+  /* logits [R,C], labels [R], dloss [] -> dlogits [R,C] =                                         \
+   * (softmax - ((1-ls) onehot + ls/C)) * dloss / count; zero for left-out rows */                 \
+  static void ce_bwd_##SUF(const asg_cpu_call *c, int64_t R, int64_t C) {                          \
+    const T *x = c->in[0];                                                                         \
+    const void *lab = c->in[1];                                                                    \
+    asg_dtype ldt = c->s->in[1].dtype;                                                             \
+    T *dx = c->out;                                                                                \
+    double ls = c->s->attr.f[0];                                                                   \
+    int64_t ign = c->s->attr.i[0], count = 0;                                                      \
+    for (int64_t r = 0; r < R; r++)                                                                \
+      count += label_ok(label_at(lab, ldt, r), C, ign);                                            \
+    double scale = count ? (double)*(const T *)c->in[2] / (double)count : 0.0;                     \
+    double off = ls / (double)C;                                                                   \
+    int nt = threads_for(c, R * C, R);                                                             \
+    _Pragma("omp parallel for num_threads(nt) schedule(static)") for (int64_t r = 0; r < R; r++) { \
+      int64_t l = label_at(lab, ldt, r);                                                           \
+      const T *xr = x + r * C;                                                                     \
+      T *dr = dx + r * C;                                                                          \
+      if (!label_ok(l, C, ign)) {                                                                  \
+        for (int64_t j = 0; j < C; j++)                                                            \
+          dr[j] = 0;                                                                               \
+        continue;                                                                                  \
+      }                                                                                            \
+      double lse = lse_##SUF(xr, C);                                                               \
+      for (int64_t j = 0; j < C; j++)                                                              \
+        dr[j] = (T)((exp((double)xr[j] - lse) - off) * scale);                                     \
+      dr[l] = (T)((exp((double)xr[l] - lse) - off - (1 - ls)) * scale);                            \
+    }                                                                                              \
   }
 DEF_CE(f32, float, expf)
 DEF_CE(f64, double, exp)
@@ -310,12 +320,16 @@ static asg_status ce_kernel(const asg_cpu_call *c) {
     return asg__error(ASG_ERR_DTYPE, "cpu: %s: dtype not supported", c->s->label);
   bool fwd = c->s->op == ASG_OP_SOFTMAX_CE;
   if (R == 0 || C == 0) { /* nothing counted: loss 0, no gradient */
-    if (fwd && dt == ASG_F32) *(float *)c->out = 0;
-    else if (fwd) *(double *)c->out = 0;
+    if (fwd && dt == ASG_F32)
+      *(float *)c->out = 0;
+    else if (fwd)
+      *(double *)c->out = 0;
     return ASG_OK;
   }
-  if (fwd) dt == ASG_F32 ? ce_fwd_f32(c, R, C) : ce_fwd_f64(c, R, C);
-  else dt == ASG_F32 ? ce_bwd_f32(c, R, C) : ce_bwd_f64(c, R, C);
+  if (fwd)
+    dt == ASG_F32 ? ce_fwd_f32(c, R, C) : ce_fwd_f64(c, R, C);
+  else
+    dt == ASG_F32 ? ce_bwd_f32(c, R, C) : ce_bwd_f64(c, R, C);
   return ASG_OK;
 }
 

@@ -7,24 +7,23 @@
 
 /* Uniform in [lo, hi): rounding lo + (hi - lo) u to the dtype can reach hi,
  * which is stepped back below it. */
-#define DEF_RAND(SUF, T, NEXT)                                                                   \
-  static void rand_##SUF(const asg_cpu_call *c, int64_t n, uint64_t key) {                       \
-    T *y = c->out;                                                                               \
-    asg_op op = c->s->op;                                                                        \
-    double f0 = c->s->attr.f[0], f1 = c->s->attr.f[1];                                           \
-    int nt = n >= ASG_CPU_PAR_MIN / 4 ? c->nthreads : 1;                                         \
-    _Pragma("omp parallel for num_threads(nt) schedule(static)")                                 \
-    for (int64_t i = 0; i < n; i++) {                                                            \
-      if (op == ASG_OP_RAND_UNIFORM) {                                                           \
-        T v = (T)(f0 + (f1 - f0) * asg__rng_uniform(key, (uint64_t)i));                          \
-        if ((double)v >= f1 && f1 > f0) v = NEXT(v, (T)f0);                                      \
-        y[i] = v;                                                                                \
-      } else if (op == ASG_OP_RAND_NORMAL) {                                                     \
-        y[i] = (T)(f0 + f1 * asg__rng_normal(key, (uint64_t)i));                                 \
-      } else {                                                                                   \
-        y[i] = asg__rng_uniform(key, (uint64_t)i) < f0 ? (T)1 : (T)0;                            \
-      }                                                                                          \
-    }                                                                                            \
+#define DEF_RAND(SUF, T, NEXT)                                                                     \
+  static void rand_##SUF(const asg_cpu_call *c, int64_t n, uint64_t key) {                         \
+    T *y = c->out;                                                                                 \
+    asg_op op = c->s->op;                                                                          \
+    double f0 = c->s->attr.f[0], f1 = c->s->attr.f[1];                                             \
+    int nt = n >= ASG_CPU_PAR_MIN / 4 ? c->nthreads : 1;                                           \
+    _Pragma("omp parallel for num_threads(nt) schedule(static)") for (int64_t i = 0; i < n; i++) { \
+      if (op == ASG_OP_RAND_UNIFORM) {                                                             \
+        T v = (T)(f0 + (f1 - f0) * asg__rng_uniform(key, (uint64_t)i));                            \
+        if ((double)v >= f1 && f1 > f0) v = NEXT(v, (T)f0);                                        \
+        y[i] = v;                                                                                  \
+      } else if (op == ASG_OP_RAND_NORMAL) {                                                       \
+        y[i] = (T)(f0 + f1 * asg__rng_normal(key, (uint64_t)i));                                   \
+      } else {                                                                                     \
+        y[i] = asg__rng_uniform(key, (uint64_t)i) < f0 ? (T)1 : (T)0;                              \
+      }                                                                                            \
+    }                                                                                              \
   }
 
 /* Integer outputs only come from bernoulli (checked at build time). */

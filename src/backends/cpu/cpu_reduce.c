@@ -32,8 +32,10 @@ static void rplan_init(rplan *p, asg_shape s, int64_t mask) {
       (*n)++;
     }
     last = red;
-    if (red) p->nred *= s.dims[d];
-    else p->nout *= s.dims[d];
+    if (red)
+      p->nred *= s.dims[d];
+    else
+      p->nout *= s.dims[d];
   }
   if (p->nr == 0) { /* reducing only size-1 dims */
     p->rd[0] = 1;
@@ -53,67 +55,76 @@ static int64_t kept_offset(const rplan *p, int64_t o) {
 
 /* Visits the reduced elements of one output: BODY sees `v` (ACC) and `j`
  * (index along the flattened reduced set). */
-#define FOR_REDUCED(T, ACC, BODY)                                                                \
-  {                                                                                              \
-    int64_t inner = p->rd[p->nr - 1], istr = p->rs[p->nr - 1], outer = p->nred / inner;          \
-    for (int64_t r = 0; r < outer; r++) {                                                        \
-      int64_t off = base, rr = r;                                                                \
-      for (int d = p->nr - 2; d >= 0; d--) {                                                     \
-        off += (rr % p->rd[d]) * p->rs[d];                                                       \
-        rr /= p->rd[d];                                                                          \
-      }                                                                                          \
-      const T *q = x + off;                                                                      \
-      if (istr == 1) { /* contiguous run: a loop the compiler can vectorize */                   \
-        for (int64_t i = 0; i < inner; i++) {                                                    \
-          ACC v = (ACC)q[i];                                                                     \
-          int64_t j = r * inner + i;                                                             \
-          (void)j;                                                                               \
-          BODY;                                                                                  \
-        }                                                                                        \
-      } else {                                                                                   \
-        for (int64_t i = 0; i < inner; i++) {                                                    \
-          ACC v = (ACC)q[i * istr];                                                              \
-          int64_t j = r * inner + i;                                                             \
-          (void)j;                                                                               \
-          BODY;                                                                                  \
-        }                                                                                        \
-      }                                                                                          \
-    }                                                                                            \
+#define FOR_REDUCED(T, ACC, BODY)                                                                  \
+  {                                                                                                \
+    int64_t inner = p->rd[p->nr - 1], istr = p->rs[p->nr - 1], outer = p->nred / inner;            \
+    for (int64_t r = 0; r < outer; r++) {                                                          \
+      int64_t off = base, rr = r;                                                                  \
+      for (int d = p->nr - 2; d >= 0; d--) {                                                       \
+        off += (rr % p->rd[d]) * p->rs[d];                                                         \
+        rr /= p->rd[d];                                                                            \
+      }                                                                                            \
+      const T *q = x + off;                                                                        \
+      if (istr == 1) { /* contiguous run: a loop the compiler can vectorize */                     \
+        for (int64_t i = 0; i < inner; i++) {                                                      \
+          ACC v = (ACC)q[i];                                                                       \
+          int64_t j = r * inner + i;                                                               \
+          (void)j;                                                                                 \
+          BODY;                                                                                    \
+        }                                                                                          \
+      } else {                                                                                     \
+        for (int64_t i = 0; i < inner; i++) {                                                      \
+          ACC v = (ACC)q[i * istr];                                                                \
+          int64_t j = r * inner + i;                                                               \
+          (void)j;                                                                                 \
+          BODY;                                                                                    \
+        }                                                                                          \
+      }                                                                                            \
+    }                                                                                              \
   }
 
-#define DEF_REDUCE(SUF, T, ACC, IS_FLOAT)                                                        \
-  static void red_##SUF(const asg_cpu_call *c, const rplan *p) {                                 \
-    const T *x = c->in[0];                                                                       \
-    asg_op op = c->s->op;                                                                        \
-    int nt = p->nout * p->nred >= ASG_CPU_PAR_MIN && p->nout > 1 ? c->nthreads : 1;              \
-    _Pragma("omp parallel for num_threads(nt) schedule(static)")                                 \
-    for (int64_t o = 0; o < p->nout; o++) {                                                      \
-      int64_t base = kept_offset(p, o);                                                          \
-      if (op == ASG_OP_SUM || op == ASG_OP_MEAN || op == ASG_OP_VAR) {                           \
-        ACC s = 0;                                                                               \
-        FOR_REDUCED(T, ACC, s += v)                                                              \
-        if (op == ASG_OP_SUM) {                                                                  \
-          ((T *)c->out)[o] = (T)s;                                                               \
-        } else {                                                                                 \
-          ACC mean = s / (ACC)p->nred;                                                           \
-          if (op == ASG_OP_MEAN) {                                                               \
-            ((T *)c->out)[o] = (T)mean;                                                          \
-          } else {                                                                               \
-            ACC q2 = 0;                                                                          \
-            FOR_REDUCED(T, ACC, q2 += (v - mean) * (v - mean))                                   \
-            ((T *)c->out)[o] = (T)(q2 / (ACC)(p->nred - c->s->attr.i[2]));                       \
-          }                                                                                      \
-        }                                                                                        \
-      } else {                                                                                   \
-        ACC best = (ACC)x[base];                                                                 \
-        int64_t bi = 0;                                                                          \
-        bool is_max = op != ASG_OP_MIN;                                                          \
-        FOR_REDUCED(T, ACC, if (IS_FLOAT && v != v && best == best) { best = v; bi = j; }        \
-                    else if (is_max ? v > best : v < best) { best = v; bi = j; })                \
-        if (op == ASG_OP_ARGMAX) ((int64_t *)c->out)[o] = bi;                                    \
-        else ((T *)c->out)[o] = (T)best;                                                         \
-      }                                                                                          \
-    }                                                                                            \
+#define DEF_REDUCE(SUF, T, ACC, IS_FLOAT)                                                          \
+  static void red_##SUF(const asg_cpu_call *c, const rplan *p) {                                   \
+    const T *x = c->in[0];                                                                         \
+    asg_op op = c->s->op;                                                                          \
+    int nt = p->nout * p->nred >= ASG_CPU_PAR_MIN && p->nout > 1 ? c->nthreads : 1;                \
+    _Pragma("omp parallel for num_threads(nt) schedule(static)") for (int64_t o = 0; o < p->nout;  \
+                                                                      o++) {                       \
+      int64_t base = kept_offset(p, o);                                                            \
+      if (op == ASG_OP_SUM || op == ASG_OP_MEAN || op == ASG_OP_VAR) {                             \
+        ACC s = 0;                                                                                 \
+        FOR_REDUCED(T, ACC, s += v)                                                                \
+        if (op == ASG_OP_SUM) {                                                                    \
+          ((T *)c->out)[o] = (T)s;                                                                 \
+        } else {                                                                                   \
+          ACC mean = s / (ACC)p->nred;                                                             \
+          if (op == ASG_OP_MEAN) {                                                                 \
+            ((T *)c->out)[o] = (T)mean;                                                            \
+          } else {                                                                                 \
+            ACC q2 = 0;                                                                            \
+            FOR_REDUCED(T, ACC, q2 += (v - mean) * (v - mean))                                     \
+            ((T *)c->out)[o] = (T)(q2 / (ACC)(p->nred - c->s->attr.i[2]));                         \
+          }                                                                                        \
+        }                                                                                          \
+      } else {                                                                                     \
+        ACC best = (ACC)x[base];                                                                   \
+        int64_t bi = 0;                                                                            \
+        bool is_max = op != ASG_OP_MIN;                                                            \
+        FOR_REDUCED(                                                                               \
+            T, ACC,                                                                                \
+            if (IS_FLOAT && v != v && best == best) {                                              \
+              best = v;                                                                            \
+              bi = j;                                                                              \
+            } else if (is_max ? v > best : v < best) {                                             \
+              best = v;                                                                            \
+              bi = j;                                                                              \
+            })                                                                                     \
+        if (op == ASG_OP_ARGMAX)                                                                   \
+          ((int64_t *)c->out)[o] = bi;                                                             \
+        else                                                                                       \
+          ((T *)c->out)[o] = (T)best;                                                              \
+      }                                                                                            \
+    }                                                                                              \
   }
 
 DEF_REDUCE(f32, float, double, 1)

@@ -15,7 +15,8 @@ static asg_status broadcast_to_kernel(const asg_cpu_call *c) {
     ist[d] = (id >= 0 && is.dims[id] != 1) ? st : 0;
     if (id >= 0) st *= is.dims[id];
   }
-  int64_t inner = os.ndim ? os.dims[os.ndim - 1] : 1, rows = asg_shape_numel(os) / (inner ? inner : 1);
+  int64_t inner = os.ndim ? os.dims[os.ndim - 1] : 1,
+          rows = asg_shape_numel(os) / (inner ? inner : 1);
   int64_t istr = os.ndim ? ist[os.ndim - 1] : 0;
   int nt = rows * inner >= ASG_CPU_PAR_MIN ? c->nthreads : 1;
 #pragma omp parallel for num_threads(nt) schedule(static)
@@ -30,7 +31,8 @@ static asg_status broadcast_to_kernel(const asg_cpu_call *c) {
     if (istr == 1) {
       memcpy(o, x, (size_t)inner * es);
     } else {
-      for (int64_t i = 0; i < inner; i++) memcpy(o + (size_t)i * es, x, es);
+      for (int64_t i = 0; i < inner; i++)
+        memcpy(o + (size_t)i * es, x, es);
     }
   }
   return ASG_OK;
@@ -40,10 +42,22 @@ static asg_status fill_kernel(const asg_cpu_call *c) {
   int64_t n = asg_shape_numel(c->s->out.shape);
   double v = c->s->attr.f[0];
   switch (c->s->out.dtype) {
-  case ASG_F32: for (int64_t i = 0; i < n; i++) ((float *)c->out)[i] = (float)v; break;
-  case ASG_F64: for (int64_t i = 0; i < n; i++) ((double *)c->out)[i] = v; break;
-  case ASG_I32: for (int64_t i = 0; i < n; i++) ((int32_t *)c->out)[i] = (int32_t)v; break;
-  case ASG_I64: for (int64_t i = 0; i < n; i++) ((int64_t *)c->out)[i] = (int64_t)v; break;
+  case ASG_F32:
+    for (int64_t i = 0; i < n; i++)
+      ((float *)c->out)[i] = (float)v;
+    break;
+  case ASG_F64:
+    for (int64_t i = 0; i < n; i++)
+      ((double *)c->out)[i] = v;
+    break;
+  case ASG_I32:
+    for (int64_t i = 0; i < n; i++)
+      ((int32_t *)c->out)[i] = (int32_t)v;
+    break;
+  case ASG_I64:
+    for (int64_t i = 0; i < n; i++)
+      ((int64_t *)c->out)[i] = (int64_t)v;
+    break;
   default: return asg__error(ASG_ERR_DTYPE, "cpu: fill: dtype not supported");
   }
   return ASG_OK;
@@ -52,7 +66,8 @@ static asg_status fill_kernel(const asg_cpu_call *c) {
 /* out aliases the variable; copy the new value in. */
 static asg_status assign_kernel(const asg_cpu_call *c) {
   if (c->out != c->in[1])
-    memmove(c->out, c->in[1], (size_t)asg_shape_numel(c->s->out.shape) * asg_dtype_size(c->s->out.dtype));
+    memmove(c->out, c->in[1],
+            (size_t)asg_shape_numel(c->s->out.shape) * asg_dtype_size(c->s->out.dtype));
   return ASG_OK;
 }
 

@@ -72,14 +72,16 @@ static asg_status cuda_open(int nthreads, void **dev) {
   c->device = env ? atoi(env) : 0;
   cudaError_t e = cudaSetDevice(c->device);
   if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking);
-  if (e == cudaSuccess) e = cudaDeviceGetAttribute(&c->sm_count, cudaDevAttrMultiProcessorCount, c->device);
+  if (e == cudaSuccess)
+    e = cudaDeviceGetAttribute(&c->sm_count, cudaDevAttrMultiProcessorCount, c->device);
   c->blas_ws_bytes = 32u << 20;
   if (e == cudaSuccess) e = cudaMalloc(&c->blas_ws, c->blas_ws_bytes);
   if (e != cudaSuccess) {
     cuda_close(c);
     return cuda_err(e, "opening the device");
   }
-  if (cublasCreate(&c->blas) != CUBLAS_STATUS_SUCCESS || cublasLtCreate(&c->lt) != CUBLAS_STATUS_SUCCESS ||
+  if (cublasCreate(&c->blas) != CUBLAS_STATUS_SUCCESS ||
+      cublasLtCreate(&c->lt) != CUBLAS_STATUS_SUCCESS ||
       cublasSetStream(c->blas, c->stream) != CUBLAS_STATUS_SUCCESS ||
       cublasSetWorkspace(c->blas, c->blas_ws, c->blas_ws_bytes) != CUBLAS_STATUS_SUCCESS) {
     cuda_close(c);
@@ -131,14 +133,14 @@ typedef struct cuda_exec {
   void **out;
   const void ***in;
   void *ws;
-  uint64_t *run_dev;  /* device copy of the run count, incremented by each run */
-  uint64_t next_run;  /* what run_dev holds when no one reset the count */
+  uint64_t *run_dev; /* device copy of the run count, incremented by each run */
+  uint64_t next_run; /* what run_dev holds when no one reset the count */
   cudaGraph_t graph;
   cudaGraphExec_t graph_exec;
   int runs;
   bool use_graph, tf32;
   /* profiling (ASG_PROFILE=1) */
-  cudaEvent_t *ev;        /* n_steps + 1 events */
+  cudaEvent_t *ev; /* n_steps + 1 events */
   double op_ms[ASG_OP_COUNT];
   int64_t op_calls[ASG_OP_COUNT];
   int prof_runs;
@@ -158,8 +160,9 @@ static void profile_report(const cuda_exec *x) {
   fprintf(stderr, "asg profile (cuda): %d runs, %.3f ms of kernels per run\n", x->prof_runs,
           x->prof_runs ? total / x->prof_runs : 0);
   for (int i = 0; i < n; i++)
-    fprintf(stderr, "  %-28s %9.3f ms/run %6.1f%%  %lld launches/run\n", asg__op_name((asg_op)order[i]),
-            x->op_ms[order[i]] / x->prof_runs, 100 * x->op_ms[order[i]] / (total > 0 ? total : 1),
+    fprintf(stderr, "  %-28s %9.3f ms/run %6.1f%%  %lld launches/run\n",
+            asg__op_name((asg_op)order[i]), x->op_ms[order[i]] / x->prof_runs,
+            100 * x->op_ms[order[i]] / (total > 0 ? total : 1),
             (long long)(x->op_calls[order[i]] / x->prof_runs));
 }
 
@@ -169,7 +172,8 @@ static void cuda_exec_destroy(void *e) {
   if (x->ctx && x->ctx->stream) cudaStreamSynchronize(x->ctx->stream);
   if (x->ev) {
     if (x->prof_runs) profile_report(x);
-    for (int i = 0; i <= x->plan.n_steps; i++) cudaEventDestroy(x->ev[i]);
+    for (int i = 0; i <= x->plan.n_steps; i++)
+      cudaEventDestroy(x->ev[i]);
     free(x->ev);
   }
   if (x->graph_exec) cudaGraphExecDestroy(x->graph_exec);
@@ -235,7 +239,8 @@ static asg_status cuda_exec_create(void *dev, const asg_plan *plan, const asg_bu
       if (!c->in || !c->in_buf || !x->in[i]) goto oom;
       memcpy(c->in, s->in, sizeof *c->in * (size_t)s->n_in);
       memcpy(c->in_buf, s->in_buf, sizeof *c->in_buf * (size_t)s->n_in);
-      for (int j = 0; j < s->n_in; j++) x->in[i][j] = resolve(bufs, s->in_buf[j]);
+      for (int j = 0; j < s->n_in; j++)
+        x->in[i][j] = resolve(bufs, s->in_buf[j]);
     }
     x->out[i] = resolve(bufs, s->out_buf);
     if (!table[s->op].run) {
@@ -330,7 +335,6 @@ static asg_status cuda_exec_run(void *e, uint64_t run) {
 }
 
 const asg_backend asg__backend_cuda = {
-    "cuda",           cuda_available, cuda_supports, cuda_open,       cuda_close,
-    cuda_alloc,       cuda_free,      cuda_write,    cuda_read,       cuda_exec_create,
-    cuda_exec_destroy, cuda_exec_run,
+    "cuda",    cuda_available, cuda_supports, cuda_open,        cuda_close,        cuda_alloc,
+    cuda_free, cuda_write,     cuda_read,     cuda_exec_create, cuda_exec_destroy, cuda_exec_run,
 };

@@ -107,14 +107,13 @@ asg_status gemm_rm(const asg_cuda_call *c, bool ta, bool tb, int64_t M, int64_t 
   cublasHandle_t h = c->ctx->blas;
   cublasStatus_t st = cublasSetPointerMode(h, CUBLAS_POINTER_MODE_HOST);
   if (st == CUBLAS_STATUS_SUCCESS)
-    st = cublasGemmStridedBatchedEx(h, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N,
-                                    (int)N, (int)M, (int)K, &one, B, BlasType<T>::dt, (int)ldb,
-                                    (long long)sB, A, BlasType<T>::dt, (int)lda, (long long)sA,
-                                    &beta, C, BlasType<T>::dt, (int)ldc, (long long)sC, (int)batch,
-                                    c->tf32 && BlasType<T>::ct == CUBLAS_COMPUTE_32F
-                                        ? CUBLAS_COMPUTE_32F_FAST_TF32
-                                        : BlasType<T>::ct,
-                                    CUBLAS_GEMM_DEFAULT);
+    st = cublasGemmStridedBatchedEx(
+        h, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, (int)N, (int)M, (int)K,
+        &one, B, BlasType<T>::dt, (int)ldb, (long long)sB, A, BlasType<T>::dt, (int)lda,
+        (long long)sA, &beta, C, BlasType<T>::dt, (int)ldc, (long long)sC, (int)batch,
+        c->tf32 && BlasType<T>::ct == CUBLAS_COMPUTE_32F ? CUBLAS_COMPUTE_32F_FAST_TF32
+                                                         : BlasType<T>::ct,
+        CUBLAS_GEMM_DEFAULT);
   if (st != CUBLAS_STATUS_SUCCESS)
     return asg__error(ASG_ERR_BACKEND, "cuda: %s: cuBLAS GEMM failed (%s)", c->s->label,
                       cublasGetStatusString(st));
@@ -204,13 +203,12 @@ template <typename T> asg_status conv_fwd(const asg_cuda_call *c, const Geo &g, 
     if (g.G <= cn) {
       for (int64_t gi = 0; gi < g.G && !st; gi++)
         st = gemm_rm<T>(c, false, false, g.Og, g.OHW, g.CKK, w + gi * g.Og * g.CKK, g.CKK, 0,
-                        col + gi * sG, g.OHW, sI, (T)0, yc + gi * g.Og * g.OHW, g.OHW,
-                        g.O * g.OHW, cn);
+                        col + gi * sG, g.OHW, sI, (T)0, yc + gi * g.Og * g.OHW, g.OHW, g.O * g.OHW,
+                        cn);
     } else {
       for (int64_t n = 0; n < cn && !st; n++)
-        st = gemm_rm<T>(c, false, false, g.Og, g.OHW, g.CKK, w, g.CKK, g.Og * g.CKK,
-                        col + n * sI, g.OHW, sG, (T)0, yc + n * g.O * g.OHW, g.OHW,
-                        g.Og * g.OHW, g.G);
+        st = gemm_rm<T>(c, false, false, g.Og, g.OHW, g.CKK, w, g.CKK, g.Og * g.CKK, col + n * sI,
+                        g.OHW, sG, (T)0, yc + n * g.O * g.OHW, g.OHW, g.Og * g.OHW, g.G);
     }
   }
   return st;
@@ -218,7 +216,8 @@ template <typename T> asg_status conv_fwd(const asg_cuda_call *c, const Geo &g, 
 
 // dy [N,O,OH,OW], w [O,Cg,KH,KW] -> dx [N,C,H,W] (also conv_transpose2d):
 // col_ng [CKK,OHW] = w_g^T dy_ng, then gathered back by col2im.
-template <typename T> asg_status conv_bwd_input(const asg_cuda_call *c, const Geo &g, int64_t chunk) {
+template <typename T>
+asg_status conv_bwd_input(const asg_cuda_call *c, const Geo &g, int64_t chunk) {
   const T *dy = (const T *)c->in[0], *w = (const T *)c->in[1];
   T *dx = (T *)c->out;
   int64_t sI = g.C * g.KK * g.OHW, sG = g.CKK * g.OHW;
@@ -231,18 +230,18 @@ template <typename T> asg_status conv_bwd_input(const asg_cuda_call *c, const Ge
     if (g.G <= cn) {
       for (int64_t gi = 0; gi < g.G && !st; gi++)
         st = gemm_rm<T>(c, true, false, g.CKK, g.OHW, g.Og, w + gi * g.Og * g.CKK, g.CKK, 0,
-                        dyc + gi * g.Og * g.OHW, g.OHW, g.O * g.OHW, (T)0, col + gi * sG, g.OHW,
-                        sI, cn);
+                        dyc + gi * g.Og * g.OHW, g.OHW, g.O * g.OHW, (T)0, col + gi * sG, g.OHW, sI,
+                        cn);
     } else {
       for (int64_t n = 0; n < cn && !st; n++)
         st = gemm_rm<T>(c, true, false, g.CKK, g.OHW, g.Og, w, g.CKK, g.Og * g.CKK,
-                        dyc + n * g.O * g.OHW, g.OHW, g.Og * g.OHW, (T)0, col + n * sI, g.OHW,
-                        sG, g.G);
+                        dyc + n * g.O * g.OHW, g.OHW, g.Og * g.OHW, (T)0, col + n * sI, g.OHW, sG,
+                        g.G);
     }
     if (st) return st;
     if (!g.direct) {
-      col2im_kernel<T><<<asg_cuda_blocks(cn * g.C * g.HW, kThreads), kThreads, 0,
-                         c->ctx->stream>>>(col, dxc, g, cn);
+      col2im_kernel<T><<<asg_cuda_blocks(cn * g.C * g.HW, kThreads), kThreads, 0, c->ctx->stream>>>(
+          col, dxc, g, cn);
       st = asg_cuda_check(c);
     }
   }
@@ -254,7 +253,8 @@ template <typename T> asg_status conv_bwd_input(const asg_cuda_call *c, const Ge
 // columns are laid out [C*KK, cn*OHW] and dy [O, cn*OHW] (for one image
 // both are the plain layouts, so x or dy are used in place). Chunks add
 // with beta = 1 in order. One strided-batched call covers the groups.
-template <typename T> asg_status conv_bwd_weight(const asg_cuda_call *c, const Geo &g, int64_t chunk) {
+template <typename T>
+asg_status conv_bwd_weight(const asg_cuda_call *c, const Geo &g, int64_t chunk) {
   const T *dy = (const T *)c->in[0], *x = (const T *)c->in[1];
   T *dw = (T *)c->out;
   cudaStream_t s = c->ctx->stream;
@@ -325,8 +325,8 @@ Pgeo pgeo_of(const asg_step *s) {
 
 // Inclusive range [lo, hi] of windows o (start o*s - pad, size K) that
 // contain position h, clipped to [0, On).
-__device__ __forceinline__ void windows_of(int64_t h, int64_t pad, int64_t K, int64_t s,
-                                           int64_t On, int64_t *lo, int64_t *hi) {
+__device__ __forceinline__ void windows_of(int64_t h, int64_t pad, int64_t K, int64_t s, int64_t On,
+                                           int64_t *lo, int64_t *hi) {
   int64_t a = h + pad - K + 1;
   *lo = a <= 0 ? 0 : (a + s - 1) / s;
   int64_t u = (h + pad) / s;
@@ -346,8 +346,8 @@ __device__ int64_t window_argmax(const Pgeo &p, const T *x, int64_t oh, int64_t 
   return bi;
 }
 
-#define GRID_STRIDE(i, total)                                                                  \
-  for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (total);                \
+#define GRID_STRIDE(i, total)                                                                      \
+  for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (total);                    \
        i += (int64_t)gridDim.x * blockDim.x)
 
 // x [N,C,H,W] -> y [N,C,OH,OW]
@@ -385,7 +385,8 @@ template <typename T> __global__ void avgpool_kernel(const T *x, T *y, Pgeo p, T
     int64_t h0 = oh * p.sh - p.ph, w0 = ow * p.sw - p.pw;
     T s = (T)0;
     for (int64_t h = h0 < 0 ? 0 : h0; h < h0 + p.KH && h < p.H; h++)
-      for (int64_t w = w0 < 0 ? 0 : w0; w < w0 + p.KW && w < p.W; w++) s += xp[h * p.W + w];
+      for (int64_t w = w0 < 0 ? 0 : w0; w < w0 + p.KW && w < p.W; w++)
+        s += xp[h * p.W + w];
     y[i] = s * inv;
   }
 }
@@ -400,13 +401,16 @@ template <typename T> __global__ void avgpool_bwd_kernel(const T *dy, T *dx, Pge
     windows_of(w, p.pw, p.KW, p.sw, p.OW, &wlo, &whi);
     T acc = (T)0;
     for (int64_t oh = hlo; oh <= hhi; oh++)
-      for (int64_t ow = wlo; ow <= whi; ow++) acc += dyp[oh * p.OW + ow] * inv;
+      for (int64_t ow = wlo; ow <= whi; ow++)
+        acc += dyp[oh * p.OW + ow] * inv;
     dx[i] = acc;
   }
 }
 
 // PyTorch bins: [floor(o*n/on), ceil((o+1)*n/on))
-__device__ __forceinline__ int64_t bin_start(int64_t o, int64_t n, int64_t on) { return o * n / on; }
+__device__ __forceinline__ int64_t bin_start(int64_t o, int64_t n, int64_t on) {
+  return o * n / on;
+}
 __device__ __forceinline__ int64_t bin_end(int64_t o, int64_t n, int64_t on) {
   return ((o + 1) * n + on - 1) / on;
 }
@@ -420,7 +424,8 @@ template <typename T> __global__ void adaptive_kernel(const T *x, T *y, Pgeo p) 
     int64_t ws = bin_start(ow, p.W, p.OW), we = bin_end(ow, p.W, p.OW);
     T s = (T)0;
     for (int64_t h = hs; h < he; h++)
-      for (int64_t w = ws; w < we; w++) s += xp[h * p.W + w];
+      for (int64_t w = ws; w < we; w++)
+        s += xp[h * p.W + w];
     y[i] = s / (T)((he - hs) * (we - ws));
   }
 }
@@ -460,8 +465,8 @@ template <typename T> void pool_launch(const asg_cuda_call *c, const Pgeo &p) {
     maxpool_kernel<T><<<asg_cuda_blocks(nout, kThreads), kThreads, 0, s>>>(in0, out, p);
     break;
   case ASG_OP_MAXPOOL2D_BWD:
-    maxpool_bwd_kernel<T><<<asg_cuda_blocks(nin, kThreads), kThreads, 0, s>>>(
-        in0, (const T *)c->in[1], out, p);
+    maxpool_bwd_kernel<T>
+        <<<asg_cuda_blocks(nin, kThreads), kThreads, 0, s>>>(in0, (const T *)c->in[1], out, p);
     break;
   case ASG_OP_AVGPOOL2D:
     avgpool_kernel<T><<<asg_cuda_blocks(nout, kThreads), kThreads, 0, s>>>(in0, out, p, inv);
@@ -483,13 +488,15 @@ asg_status pool_run(const asg_cuda_call *c) {
   if (dt != ASG_F32 && dt != ASG_F64) return dtype_error(c);
   Pgeo p = pgeo_of(c->s);
   if (p.planes * p.H * p.W == 0) return ASG_OK; // nothing to write
-  if (p.OH * p.OW == 0) { // no windows: the gradient is zero
+  if (p.OH * p.OW == 0) {                       // no windows: the gradient is zero
     size_t bytes = asg__tdesc_bytes(&c->s->out);
     if (bytes) cudaMemsetAsync(c->out, 0, bytes, c->ctx->stream);
     return asg_cuda_check(c);
   }
-  if (dt == ASG_F32) pool_launch<float>(c, p);
-  else pool_launch<double>(c, p);
+  if (dt == ASG_F32)
+    pool_launch<float>(c, p);
+  else
+    pool_launch<double>(c, p);
   return asg_cuda_check(c);
 }
 
@@ -505,5 +512,6 @@ extern "C" void asg_cuda_register_conv(asg_cuda_kernel *t) {
     t[convs[i]].run = conv_run;
     t[convs[i]].ws = conv_ws;
   }
-  for (size_t i = 0; i < sizeof pools / sizeof *pools; i++) t[pools[i]].run = pool_run;
+  for (size_t i = 0; i < sizeof pools / sizeof *pools; i++)
+    t[pools[i]].run = pool_run;
 }

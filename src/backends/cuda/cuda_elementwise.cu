@@ -21,8 +21,8 @@ constexpr int kThreads = 256;
 constexpr int kMaxIn = 3;
 
 // ---- math overloads, so one template serves f32 (fooF) and f64 (foo) ----
-#define ASG_M1(name)                                                                              \
-  __device__ __forceinline__ float m_##name(float x) { return name##f(x); }                       \
+#define ASG_M1(name)                                                                               \
+  __device__ __forceinline__ float m_##name(float x) { return name##f(x); }                        \
   __device__ __forceinline__ double m_##name(double x) { return name(x); }
 ASG_M1(exp)
 ASG_M1(log)
@@ -58,36 +58,58 @@ template <int OP, class T> struct UnaryF {
   __device__ __forceinline__ T operator()(T x) const {
     if constexpr (is_int_v<T>) {
       using U = typename std::make_unsigned<T>::type;
-      if constexpr (OP == ASG_OP_NEG) return (T)(U(0) - (U)x); // wraps like the CPU
-      else if constexpr (OP == ASG_OP_ABS) return x < 0 ? (T)(U(0) - (U)x) : x;
-      else if constexpr (OP == ASG_OP_SIGN) return (T)((x > 0) - (x < 0));
-      else if constexpr (OP == ASG_OP_RELU) return x > 0 ? x : T(0);
-      else return x < f0 ? f0 : (x > f1 ? f1 : x); // CLAMP
+      if constexpr (OP == ASG_OP_NEG)
+        return (T)(U(0) - (U)x); // wraps like the CPU
+      else if constexpr (OP == ASG_OP_ABS)
+        return x < 0 ? (T)(U(0) - (U)x) : x;
+      else if constexpr (OP == ASG_OP_SIGN)
+        return (T)((x > 0) - (x < 0));
+      else if constexpr (OP == ASG_OP_RELU)
+        return x > 0 ? x : T(0);
+      else
+        return x < f0 ? f0 : (x > f1 ? f1 : x); // CLAMP
     } else {
       const T one = 1, half = (T)0.5, zero = 0;
-      if constexpr (OP == ASG_OP_NEG) return -x;
-      else if constexpr (OP == ASG_OP_ABS) return m_fabs(x);
-      else if constexpr (OP == ASG_OP_SIGN) return (T)((x > 0) - (x < 0));
-      else if constexpr (OP == ASG_OP_EXP) return m_exp(x);
-      else if constexpr (OP == ASG_OP_LOG) return m_log(x);
-      else if constexpr (OP == ASG_OP_SQRT) return m_sqrt(x);
-      else if constexpr (OP == ASG_OP_RSQRT) return one / m_sqrt(x);
-      else if constexpr (OP == ASG_OP_SIN) return m_sin(x);
-      else if constexpr (OP == ASG_OP_COS) return m_cos(x);
-      else if constexpr (OP == ASG_OP_TANH) return m_tanh(x);
-      else if constexpr (OP == ASG_OP_ERF) return m_erf(x);
+      if constexpr (OP == ASG_OP_NEG)
+        return -x;
+      else if constexpr (OP == ASG_OP_ABS)
+        return m_fabs(x);
+      else if constexpr (OP == ASG_OP_SIGN)
+        return (T)((x > 0) - (x < 0));
+      else if constexpr (OP == ASG_OP_EXP)
+        return m_exp(x);
+      else if constexpr (OP == ASG_OP_LOG)
+        return m_log(x);
+      else if constexpr (OP == ASG_OP_SQRT)
+        return m_sqrt(x);
+      else if constexpr (OP == ASG_OP_RSQRT)
+        return one / m_sqrt(x);
+      else if constexpr (OP == ASG_OP_SIN)
+        return m_sin(x);
+      else if constexpr (OP == ASG_OP_COS)
+        return m_cos(x);
+      else if constexpr (OP == ASG_OP_TANH)
+        return m_tanh(x);
+      else if constexpr (OP == ASG_OP_ERF)
+        return m_erf(x);
       else if constexpr (OP == ASG_OP_SIGMOID) // stable on both sides
         return x >= 0 ? one / (one + m_exp(-x)) : m_exp(x) / (one + m_exp(x));
-      else if constexpr (OP == ASG_OP_RELU) return x > 0 ? x : zero;
-      else if constexpr (OP == ASG_OP_LEAKY_RELU) return x > 0 ? x : f0 * x;
-      else if constexpr (OP == ASG_OP_GELU) return half * x * (one + m_erf(x * (T)0.70710678118654752440));
+      else if constexpr (OP == ASG_OP_RELU)
+        return x > 0 ? x : zero;
+      else if constexpr (OP == ASG_OP_LEAKY_RELU)
+        return x > 0 ? x : f0 * x;
+      else if constexpr (OP == ASG_OP_GELU)
+        return half * x * (one + m_erf(x * (T)0.70710678118654752440));
       else if constexpr (OP == ASG_OP_GELU_TANH)
         return half * x * (one + m_tanh((T)0.79788456080286535588 * (x + (T)0.044715 * x * x * x)));
       else if constexpr (OP == ASG_OP_SILU)
         return x >= 0 ? x / (one + m_exp(-x)) : x * m_exp(x) / (one + m_exp(x));
-      else if constexpr (OP == ASG_OP_ELU) return x > 0 ? x : f0 * m_expm1(x);
-      else if constexpr (OP == ASG_OP_SOFTPLUS) return x * f0 > f1 ? x : m_log1p(m_exp(f0 * x)) / f0;
-      else return x < f0 ? f0 : (x > f1 ? f1 : x); // CLAMP
+      else if constexpr (OP == ASG_OP_ELU)
+        return x > 0 ? x : f0 * m_expm1(x);
+      else if constexpr (OP == ASG_OP_SOFTPLUS)
+        return x * f0 > f1 ? x : m_log1p(m_exp(f0 * x)) / f0;
+      else
+        return x < f0 ? f0 : (x > f1 ? f1 : x); // CLAMP
     }
   }
 };
@@ -96,34 +118,55 @@ template <int OP, class T> struct BinaryF {
   __device__ __forceinline__ T operator()(T x, T y) const {
     if constexpr (is_int_v<T>) {
       using U = typename std::make_unsigned<T>::type; // integer +,-,* wrap
-      if constexpr (OP == ASG_OP_ADD) return (T)((U)x + (U)y);
-      else if constexpr (OP == ASG_OP_SUB) return (T)((U)x - (U)y);
-      else if constexpr (OP == ASG_OP_MUL) return (T)((U)x * (U)y);
+      if constexpr (OP == ASG_OP_ADD)
+        return (T)((U)x + (U)y);
+      else if constexpr (OP == ASG_OP_SUB)
+        return (T)((U)x - (U)y);
+      else if constexpr (OP == ASG_OP_MUL)
+        return (T)((U)x * (U)y);
       else if constexpr (OP == ASG_OP_DIV) // x/0 = 0; MIN/-1 wraps instead of trapping
         return y == 0 ? T(0) : y == -1 ? (T)(U(0) - (U)x) : (T)(x / y);
-      else if constexpr (OP == ASG_OP_POW) return int_pow(x, y);
-      else if constexpr (OP == ASG_OP_MAXIMUM) return x > y ? x : y;
-      else if constexpr (OP == ASG_OP_MINIMUM) return x < y ? x : y;
-      else return cmp(x, y);
+      else if constexpr (OP == ASG_OP_POW)
+        return int_pow(x, y);
+      else if constexpr (OP == ASG_OP_MAXIMUM)
+        return x > y ? x : y;
+      else if constexpr (OP == ASG_OP_MINIMUM)
+        return x < y ? x : y;
+      else
+        return cmp(x, y);
     } else {
-      if constexpr (OP == ASG_OP_ADD) return x + y;
-      else if constexpr (OP == ASG_OP_SUB) return x - y;
-      else if constexpr (OP == ASG_OP_MUL) return x * y;
-      else if constexpr (OP == ASG_OP_DIV) return x / y;
-      else if constexpr (OP == ASG_OP_POW) return m_pow(x, y);
-      else if constexpr (OP == ASG_OP_MAXIMUM) return x > y || x != x ? x : y; // NaN wins
-      else if constexpr (OP == ASG_OP_MINIMUM) return x < y || x != x ? x : y;
-      else return cmp(x, y);
+      if constexpr (OP == ASG_OP_ADD)
+        return x + y;
+      else if constexpr (OP == ASG_OP_SUB)
+        return x - y;
+      else if constexpr (OP == ASG_OP_MUL)
+        return x * y;
+      else if constexpr (OP == ASG_OP_DIV)
+        return x / y;
+      else if constexpr (OP == ASG_OP_POW)
+        return m_pow(x, y);
+      else if constexpr (OP == ASG_OP_MAXIMUM)
+        return x > y || x != x ? x : y; // NaN wins
+      else if constexpr (OP == ASG_OP_MINIMUM)
+        return x < y || x != x ? x : y;
+      else
+        return cmp(x, y);
     }
   }
   // comparisons give a 0/1 mask of the input dtype
   __device__ __forceinline__ static T cmp(T x, T y) {
-    if constexpr (OP == ASG_OP_EQ) return (T)(x == y);
-    else if constexpr (OP == ASG_OP_NE) return (T)(x != y);
-    else if constexpr (OP == ASG_OP_LT) return (T)(x < y);
-    else if constexpr (OP == ASG_OP_LE) return (T)(x <= y);
-    else if constexpr (OP == ASG_OP_GT) return (T)(x > y);
-    else return (T)(x >= y); // GE
+    if constexpr (OP == ASG_OP_EQ)
+      return (T)(x == y);
+    else if constexpr (OP == ASG_OP_NE)
+      return (T)(x != y);
+    else if constexpr (OP == ASG_OP_LT)
+      return (T)(x < y);
+    else if constexpr (OP == ASG_OP_LE)
+      return (T)(x <= y);
+    else if constexpr (OP == ASG_OP_GT)
+      return (T)(x > y);
+    else
+      return (T)(x >= y); // GE
   }
 };
 
@@ -140,8 +183,10 @@ template <class T> struct IdentityF {
 template <class TO, class TI> struct CastF {
   __device__ __forceinline__ TO operator()(TI x) const {
     if constexpr (is_int_v<TI>) {
-      if constexpr (is_int_v<TO>) return (TO)(int64_t)x;
-      else return (TO)(double)(int64_t)x;
+      if constexpr (is_int_v<TO>)
+        return (TO)(int64_t)x;
+      else
+        return (TO)(double)(int64_t)x;
     } else {
       double v = (double)x;
       if constexpr (is_int_v<TO>) {
@@ -164,7 +209,8 @@ struct FastDiv {
 
 FastDiv fastdiv_make(uint32_t d) {
   uint32_t l = 0;
-  while (l < 32 && ((uint64_t)1 << l) < d) l++;
+  while (l < 32 && ((uint64_t)1 << l) < d)
+    l++;
   const uint64_t m = (((uint64_t)1 << 32) * (((uint64_t)1 << l) - d)) / d + 1;
   return FastDiv{d, (uint32_t)m, l};
 }
@@ -173,9 +219,7 @@ __device__ __forceinline__ uint32_t fastdiv(const FastDiv &f, uint32_t n) {
   return (uint32_t)(((uint64_t)__umulhi(n, f.m) + n) >> f.l);
 }
 
-template <class T, int N> struct Ins {
-  const T *p[N];
-};
+template <class T, int N> struct Ins { const T *p[N]; };
 
 // Per-input element strides over the merged output dims (0 = broadcast).
 struct Bcast {
@@ -191,15 +235,16 @@ struct Bcast32 {
   int32_t st[kMaxIn][ASG_MAX_DIMS];
 };
 
-template <class T, int K> struct alignas(sizeof(T) * K) Vec {
-  T v[K];
-};
+template <class T, int K> struct alignas(sizeof(T) * K) Vec { T v[K]; };
 
 template <class F, class TO, class TI, int N>
 __device__ __forceinline__ TO apply(const F &f, const TI (&v)[N]) {
-  if constexpr (N == 1) return f(v[0]);
-  else if constexpr (N == 2) return f(v[0], v[1]);
-  else return f(v[0], v[1], v[2]);
+  if constexpr (N == 1)
+    return f(v[0]);
+  else if constexpr (N == 2)
+    return f(v[0], v[1]);
+  else
+    return f(v[0], v[1], v[2]);
 }
 
 // out [n] contiguous; input k is contiguous [n], or a scalar when bit k of
@@ -213,7 +258,8 @@ __global__ void __launch_bounds__(kThreads)
   using VO = Vec<TO, K>;
   TI sv[N];
 #pragma unroll
-  for (int k = 0; k < N; k++) sv[k] = (splat >> k & 1u) ? in.p[k][0] : TI(0);
+  for (int k = 0; k < N; k++)
+    sv[k] = (splat >> k & 1u) ? in.p[k][0] : TI(0);
   const int64_t nv = n / K, stride = (int64_t)gridDim.x * blockDim.x;
   const int64_t tid = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
   for (int64_t i = tid; i < nv; i += stride) {
@@ -226,7 +272,8 @@ __global__ void __launch_bounds__(kThreads)
     for (int j = 0; j < K; j++) {
       TI v[N];
 #pragma unroll
-      for (int k = 0; k < N; k++) v[k] = (splat >> k & 1u) ? sv[k] : a[k].v[j];
+      for (int k = 0; k < N; k++)
+        v[k] = (splat >> k & 1u) ? sv[k] : a[k].v[j];
       r.v[j] = apply<F, TO, TI, N>(f, v);
     }
     reinterpret_cast<VO *>(o)[i] = r;
@@ -234,7 +281,8 @@ __global__ void __launch_bounds__(kThreads)
   for (int64_t i = nv * K + tid; i < n; i += stride) { // tail (< K elements)
     TI v[N];
 #pragma unroll
-    for (int k = 0; k < N; k++) v[k] = (splat >> k & 1u) ? sv[k] : in.p[k][i];
+    for (int k = 0; k < N; k++)
+      v[k] = (splat >> k & 1u) ? sv[k] : in.p[k][i];
     o[i] = apply<F, TO, TI, N>(f, v);
   }
 }
@@ -250,19 +298,23 @@ __global__ void __launch_bounds__(kThreads)
     int32_t off[N];
     uint32_t r = i;
 #pragma unroll
-    for (int k = 0; k < N; k++) off[k] = 0;
+    for (int k = 0; k < N; k++)
+      off[k] = 0;
     for (int d = b.nd - 1; d > 0; d--) {
       const uint32_t q = fastdiv(b.div[d], r);
       const int32_t idx = (int32_t)(r - q * b.div[d].d);
       r = q;
 #pragma unroll
-      for (int k = 0; k < N; k++) off[k] += idx * b.st[k][d];
+      for (int k = 0; k < N; k++)
+        off[k] += idx * b.st[k][d];
     }
 #pragma unroll
-    for (int k = 0; k < N; k++) off[k] += (int32_t)r * b.st[k][0]; // r < dims[0]
+    for (int k = 0; k < N; k++)
+      off[k] += (int32_t)r * b.st[k][0]; // r < dims[0]
     TI v[N];
 #pragma unroll
-    for (int k = 0; k < N; k++) v[k] = in.p[k][off[k]];
+    for (int k = 0; k < N; k++)
+      v[k] = in.p[k][off[k]];
     o[i] = apply<F, TO, TI, N>(f, v);
   }
 }
@@ -284,29 +336,35 @@ __global__ void __launch_bounds__(kThreads)
     int32_t off[N];
     uint32_t r = i;
 #pragma unroll
-    for (int k = 0; k < N; k++) off[k] = 0;
+    for (int k = 0; k < N; k++)
+      off[k] = 0;
     for (int d = last; d > 0; d--) {
       const uint32_t q = fastdiv(b.div[d], r);
       const int32_t idx = (int32_t)(r - q * b.div[d].d);
       r = q;
 #pragma unroll
-      for (int k = 0; k < N; k++) off[k] += idx * b.st[k][d];
+      for (int k = 0; k < N; k++)
+        off[k] += idx * b.st[k][d];
     }
 #pragma unroll
-    for (int k = 0; k < N; k++) off[k] += (int32_t)r * b.st[k][0];
+    for (int k = 0; k < N; k++)
+      off[k] += (int32_t)r * b.st[k][0];
     VI a[N];
     TI sv[N];
 #pragma unroll
     for (int k = 0; k < N; k++) {
-      if (b.st[k][last] != 0) a[k] = *reinterpret_cast<const VI *>(in.p[k] + off[k]);
-      else sv[k] = in.p[k][off[k]];
+      if (b.st[k][last] != 0)
+        a[k] = *reinterpret_cast<const VI *>(in.p[k] + off[k]);
+      else
+        sv[k] = in.p[k][off[k]];
     }
     VO res;
 #pragma unroll
     for (int j = 0; j < K; j++) {
       TI x[N];
 #pragma unroll
-      for (int k = 0; k < N; k++) x[k] = b.st[k][last] != 0 ? a[k].v[j] : sv[k];
+      for (int k = 0; k < N; k++)
+        x[k] = b.st[k][last] != 0 ? a[k].v[j] : sv[k];
       res.v[j] = apply<F, TO, TI, N>(f, x);
     }
     *reinterpret_cast<VO *>(o + i) = res;
@@ -321,17 +379,20 @@ __global__ void __launch_bounds__(kThreads)
   for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
     int64_t off[N];
 #pragma unroll
-    for (int k = 0; k < N; k++) off[k] = 0;
+    for (int k = 0; k < N; k++)
+      off[k] = 0;
     int64_t r = i;
     for (int d = b.nd - 1; d >= 0; d--) {
       const int64_t idx = r % b.dims[d];
       r /= b.dims[d];
 #pragma unroll
-      for (int k = 0; k < N; k++) off[k] += idx * b.st[k][d];
+      for (int k = 0; k < N; k++)
+        off[k] += idx * b.st[k][d];
     }
     TI v[N];
 #pragma unroll
-    for (int k = 0; k < N; k++) v[k] = in.p[k][off[k]];
+    for (int k = 0; k < N; k++)
+      v[k] = in.p[k][off[k]];
     o[i] = apply<F, TO, TI, N>(f, v);
   }
 }
@@ -339,7 +400,8 @@ __global__ void __launch_bounds__(kThreads)
 // out [n] = v
 template <class T> __global__ void fill_kernel(T *__restrict__ o, T v, int64_t n) {
   const int64_t stride = (int64_t)gridDim.x * blockDim.x;
-  for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) o[i] = v;
+  for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride)
+    o[i] = v;
 }
 
 // ---- host side ----
@@ -354,26 +416,31 @@ void bcast_init(Bcast *b, const asg_step *s, int n_in) {
       const asg_shape is = s->in[k].shape;
       const int id = is.ndim - o.ndim + d;
       int64_t stride = 1;
-      for (int j = is.ndim - 1; j > id && j >= 0; j--) stride *= is.dims[j];
+      for (int j = is.ndim - 1; j > id && j >= 0; j--)
+        stride *= is.dims[j];
       st[k] = (id < 0 || is.dims[id] == 1) ? 0 : stride;
     }
     if (o.dims[d] == 1) continue;
     const int m = b->nd - 1;
     bool merge = m >= 0;
-    for (int k = 0; k < n_in && merge; k++) merge = b->st[k][m] == st[k] * o.dims[d];
+    for (int k = 0; k < n_in && merge; k++)
+      merge = b->st[k][m] == st[k] * o.dims[d];
     if (merge) {
       b->dims[m] *= o.dims[d];
-      for (int k = 0; k < kMaxIn; k++) b->st[k][m] = st[k];
+      for (int k = 0; k < kMaxIn; k++)
+        b->st[k][m] = st[k];
     } else {
       b->dims[b->nd] = o.dims[d];
-      for (int k = 0; k < kMaxIn; k++) b->st[k][b->nd] = st[k];
+      for (int k = 0; k < kMaxIn; k++)
+        b->st[k][b->nd] = st[k];
       b->nd++;
     }
   }
   if (b->nd == 0) { // scalar output
     b->nd = 1;
     b->dims[0] = 1;
-    for (int k = 0; k < kMaxIn; k++) b->st[k][0] = 0;
+    for (int k = 0; k < kMaxIn; k++)
+      b->st[k][0] = 0;
   }
 }
 
@@ -386,7 +453,8 @@ template <class TO, class TI, int N, class F> asg_status launch(const asg_cuda_c
   Bcast b;
   bcast_init(&b, s, N);
   Ins<TI, N> in;
-  for (int k = 0; k < N; k++) in.p[k] = static_cast<const TI *>(c->in[k]);
+  for (int k = 0; k < N; k++)
+    in.p[k] = static_cast<const TI *>(c->in[k]);
   TO *o = static_cast<TO *>(c->out);
   cudaStream_t stream = c->ctx->stream;
   if (b.nd == 1) { // every operand contiguous or a scalar
@@ -394,12 +462,15 @@ template <class TO, class TI, int N, class F> asg_status launch(const asg_cuda_c
     unsigned splat = 0;
     bool ok = aligned(o, sizeof(TO) * K);
     for (int k = 0; k < N; k++) {
-      if (b.st[k][0] == 0) splat |= 1u << k;
-      else ok = ok && aligned(in.p[k], sizeof(TI) * K);
+      if (b.st[k][0] == 0)
+        splat |= 1u << k;
+      else
+        ok = ok && aligned(in.p[k], sizeof(TI) * K);
     }
     if (ok) {
       const int64_t units = n / K > 0 ? n / K : 1;
-      ew_vec_kernel<F, TO, TI, N><<<asg_cuda_blocks(units, kThreads), kThreads, 0, stream>>>(f, o, in, splat, n);
+      ew_vec_kernel<F, TO, TI, N>
+          <<<asg_cuda_blocks(units, kThreads), kThreads, 0, stream>>>(f, o, in, splat, n);
       return asg_cuda_check(c);
     }
   }
@@ -409,7 +480,8 @@ template <class TO, class TI, int N, class F> asg_status launch(const asg_cuda_c
     b32.nd = b.nd;
     for (int d = 0; d < b.nd; d++) {
       b32.div[d] = fastdiv_make((uint32_t)b.dims[d]);
-      for (int k = 0; k < kMaxIn; k++) b32.st[k][d] = (int32_t)b.st[k][d];
+      for (int k = 0; k < kMaxIn; k++)
+        b32.st[k][d] = (int32_t)b.st[k][d];
     }
     // Rows of K-vectors: an input contiguous along the last dim has outer
     // strides that are multiples of that dim, so with inner % K == 0 and
@@ -423,7 +495,8 @@ template <class TO, class TI, int N, class F> asg_status launch(const asg_cuda_c
     }
     if (rowvec) {
       const uint32_t nvec = (uint32_t)(n / K);
-      ew_rowvec32_kernel<F, TO, TI, N><<<asg_cuda_blocks(nvec, kThreads), kThreads, 0, stream>>>(f, o, in, b32, nvec);
+      ew_rowvec32_kernel<F, TO, TI, N>
+          <<<asg_cuda_blocks(nvec, kThreads), kThreads, 0, stream>>>(f, o, in, b32, nvec);
       return asg_cuda_check(c);
     }
     ew_strided32_kernel<F, TO, TI, N><<<blocks, kThreads, 0, stream>>>(f, o, in, b32, (uint32_t)n);
@@ -434,24 +507,24 @@ template <class TO, class TI, int N, class F> asg_status launch(const asg_cuda_c
 }
 
 asg_status dtype_error(const asg_cuda_call *c, asg_dtype dt) {
-  return asg__error(ASG_ERR_DTYPE, "cuda: %s: dtype %s not supported", c->s->label, asg_dtype_name(dt));
+  return asg__error(ASG_ERR_DTYPE, "cuda: %s: dtype %s not supported", c->s->label,
+                    asg_dtype_name(dt));
 }
 
 // ---- unary ----
 template <class T> asg_status unary_t(const asg_cuda_call *c) {
   const T f0 = (T)c->s->attr.f[0], f1 = (T)c->s->attr.f[1];
-#define ASG_UN(ID)                                                                                \
+#define ASG_UN(ID)                                                                                 \
   case ASG_OP_##ID: return launch<T, T, 1>(c, UnaryF<ASG_OP_##ID, T>{f0, f1});
   switch (c->s->op) {
-    ASG_UN(NEG) ASG_UN(ABS) ASG_UN(SIGN) ASG_UN(RELU) ASG_UN(CLAMP)
-  default: break;
+    ASG_UN(NEG) ASG_UN(ABS) ASG_UN(SIGN) ASG_UN(RELU) ASG_UN(CLAMP) default : break;
   }
   if constexpr (!is_int_v<T>) {
     switch (c->s->op) {
-      ASG_UN(EXP) ASG_UN(LOG) ASG_UN(SQRT) ASG_UN(RSQRT) ASG_UN(SIN) ASG_UN(COS) ASG_UN(TANH)
-      ASG_UN(ERF) ASG_UN(SIGMOID) ASG_UN(LEAKY_RELU) ASG_UN(GELU) ASG_UN(GELU_TANH) ASG_UN(SILU)
-      ASG_UN(ELU) ASG_UN(SOFTPLUS)
-    default: break;
+      ASG_UN(EXP)
+      ASG_UN(LOG) ASG_UN(SQRT) ASG_UN(RSQRT) ASG_UN(SIN) ASG_UN(COS) ASG_UN(TANH) ASG_UN(ERF)
+          ASG_UN(SIGMOID) ASG_UN(LEAKY_RELU) ASG_UN(GELU) ASG_UN(GELU_TANH) ASG_UN(SILU) ASG_UN(ELU)
+              ASG_UN(SOFTPLUS) default : break;
     }
   }
 #undef ASG_UN
@@ -470,12 +543,13 @@ asg_status unary_run(const asg_cuda_call *c) {
 
 // ---- binary and where ----
 template <class T> asg_status binary_t(const asg_cuda_call *c) {
-#define ASG_BIN(ID)                                                                               \
+#define ASG_BIN(ID)                                                                                \
   case ASG_OP_##ID: return launch<T, T, 2>(c, BinaryF<ASG_OP_##ID, T>{});
   switch (c->s->op) {
-    ASG_BIN(ADD) ASG_BIN(SUB) ASG_BIN(MUL) ASG_BIN(DIV) ASG_BIN(POW) ASG_BIN(MAXIMUM)
-    ASG_BIN(MINIMUM) ASG_BIN(EQ) ASG_BIN(NE) ASG_BIN(LT) ASG_BIN(LE) ASG_BIN(GT) ASG_BIN(GE)
-  case ASG_OP_WHERE: return launch<T, T, 3>(c, WhereF<T>{});
+    ASG_BIN(ADD)
+    ASG_BIN(SUB) ASG_BIN(MUL) ASG_BIN(DIV) ASG_BIN(POW) ASG_BIN(MAXIMUM) ASG_BIN(MINIMUM)
+        ASG_BIN(EQ) ASG_BIN(NE) ASG_BIN(LT) ASG_BIN(LE) ASG_BIN(GT) ASG_BIN(GE) case ASG_OP_WHERE
+        : return launch<T, T, 3>(c, WhereF<T>{});
   default: break;
   }
 #undef ASG_BIN
@@ -529,7 +603,8 @@ asg_status broadcast_to_run(const asg_cuda_call *c) {
 // ---- fill ----
 template <class T> asg_status fill_t(const asg_cuda_call *c, int64_t n) {
   const T v = (T)c->s->attr.f[0]; // converted on the host, as the CPU does
-  fill_kernel<T><<<asg_cuda_blocks(n, kThreads), kThreads, 0, c->ctx->stream>>>(static_cast<T *>(c->out), v, n);
+  fill_kernel<T><<<asg_cuda_blocks(n, kThreads), kThreads, 0, c->ctx->stream>>>(
+      static_cast<T *>(c->out), v, n);
   return asg_cuda_check(c);
 }
 
@@ -558,21 +633,25 @@ asg_status copy_from(const asg_cuda_call *c, const void *src) {
 }
 
 asg_status copy_run(const asg_cuda_call *c) { return copy_from(c, c->in[0]); }
-asg_status assign_run(const asg_cuda_call *c) { return copy_from(c, c->in[1]); } // out aliases the variable
+asg_status assign_run(const asg_cuda_call *c) {
+  return copy_from(c, c->in[1]);
+} // out aliases the variable
 
 } // namespace
 
 extern "C" void asg_cuda_register_elementwise(asg_cuda_kernel *t) {
-  static const asg_op un[] = {
-      ASG_OP_NEG,  ASG_OP_ABS,        ASG_OP_SIGN, ASG_OP_EXP,       ASG_OP_LOG,      ASG_OP_SQRT,
-      ASG_OP_RSQRT, ASG_OP_SIN,       ASG_OP_COS,  ASG_OP_TANH,      ASG_OP_ERF,      ASG_OP_SIGMOID,
-      ASG_OP_RELU, ASG_OP_LEAKY_RELU, ASG_OP_GELU, ASG_OP_GELU_TANH, ASG_OP_SILU,     ASG_OP_ELU,
-      ASG_OP_SOFTPLUS, ASG_OP_CLAMP};
-  static const asg_op bin[] = {ASG_OP_ADD, ASG_OP_SUB, ASG_OP_MUL, ASG_OP_DIV, ASG_OP_POW,
-                               ASG_OP_MAXIMUM, ASG_OP_MINIMUM, ASG_OP_EQ, ASG_OP_NE, ASG_OP_LT,
-                               ASG_OP_LE, ASG_OP_GT, ASG_OP_GE, ASG_OP_WHERE};
-  for (asg_op op : un) t[op].run = unary_run;
-  for (asg_op op : bin) t[op].run = binary_run;
+  static const asg_op un[] = {ASG_OP_NEG,  ASG_OP_ABS,        ASG_OP_SIGN,     ASG_OP_EXP,
+                              ASG_OP_LOG,  ASG_OP_SQRT,       ASG_OP_RSQRT,    ASG_OP_SIN,
+                              ASG_OP_COS,  ASG_OP_TANH,       ASG_OP_ERF,      ASG_OP_SIGMOID,
+                              ASG_OP_RELU, ASG_OP_LEAKY_RELU, ASG_OP_GELU,     ASG_OP_GELU_TANH,
+                              ASG_OP_SILU, ASG_OP_ELU,        ASG_OP_SOFTPLUS, ASG_OP_CLAMP};
+  static const asg_op bin[] = {ASG_OP_ADD,     ASG_OP_SUB,     ASG_OP_MUL, ASG_OP_DIV,  ASG_OP_POW,
+                               ASG_OP_MAXIMUM, ASG_OP_MINIMUM, ASG_OP_EQ,  ASG_OP_NE,   ASG_OP_LT,
+                               ASG_OP_LE,      ASG_OP_GT,      ASG_OP_GE,  ASG_OP_WHERE};
+  for (asg_op op : un)
+    t[op].run = unary_run;
+  for (asg_op op : bin)
+    t[op].run = binary_run;
   t[ASG_OP_CAST].run = cast_run;
   t[ASG_OP_STOP_GRADIENT].run = copy_run;
   t[ASG_OP_RESHAPE].run = copy_run;

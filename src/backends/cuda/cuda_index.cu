@@ -19,16 +19,15 @@ size_t unit_for(size_t es, std::initializer_list<uint64_t> vals) {
   size_t u = 16;
   while (u > es) {
     bool ok = true;
-    for (uint64_t v : vals) ok = ok && v % u == 0;
+    for (uint64_t v : vals)
+      ok = ok && v % u == 0;
     if (ok) break;
     u /= 2;
   }
   return u;
 }
 
-template <typename U> struct Tag {
-  using type = U;
-};
+template <typename U> struct Tag { using type = U; };
 
 // Calls f(Tag<U>{}) with U the plain type of u bytes (uint4: 16 bytes).
 template <typename F> asg_status with_unit(size_t u, F &&f) {
@@ -47,7 +46,8 @@ asg_status api_err(const asg_cuda_call *c, cudaError_t e) {
 }
 
 asg_status bad_dtype(const asg_cuda_call *c, asg_dtype dt) {
-  return asg__error(ASG_ERR_DTYPE, "cuda: %s: dtype %s not supported", c->s->label, asg_dtype_name(dt));
+  return asg__error(ASG_ERR_DTYPE, "cuda: %s: dtype %s not supported", c->s->label,
+                    asg_dtype_name(dt));
 }
 
 bool movable(asg_dtype dt) {
@@ -58,8 +58,10 @@ bool movable(asg_dtype dt) {
 // s viewed as [outer, s.dims[a], inner]
 void around(asg_shape s, int a, int64_t *outer, int64_t *inner) {
   int64_t o = 1, in = 1;
-  for (int d = 0; d < a; d++) o *= s.dims[d];
-  for (int d = a + 1; d < s.ndim; d++) in *= s.dims[d];
+  for (int d = 0; d < a; d++)
+    o *= s.dims[d];
+  for (int d = a + 1; d < s.ndim; d++)
+    in *= s.dims[d];
   *outer = o;
   *inner = in;
 }
@@ -81,27 +83,30 @@ __global__ void copy3_kernel(U *__restrict__ dst, const U *__restrict__ src, I t
 
 // Byte-level arguments; picks the unit and the index width.
 asg_status copy3(const asg_cuda_call *c, void *dst, const void *src, int64_t outer, int64_t cnt,
-                 int64_t len_b, int64_t d_o_b, int64_t d_j_b, int64_t s_o_b, int64_t s_j_b, size_t es) {
+                 int64_t len_b, int64_t d_o_b, int64_t d_j_b, int64_t s_o_b, int64_t s_j_b,
+                 size_t es) {
   int64_t total_b = outer * cnt * len_b;
   if (total_b == 0) return ASG_OK;
   size_t u = unit_for(es, {addr(dst), addr(src), (uint64_t)len_b, (uint64_t)d_o_b, (uint64_t)d_j_b,
                            (uint64_t)s_o_b, (uint64_t)s_j_b});
   int64_t total = total_b / (int64_t)u, len = len_b / (int64_t)u;
-  int64_t d_o = d_o_b / (int64_t)u, d_j = d_j_b / (int64_t)u, s_o = s_o_b / (int64_t)u, s_j = s_j_b / (int64_t)u;
+  int64_t d_o = d_o_b / (int64_t)u, d_j = d_j_b / (int64_t)u, s_o = s_o_b / (int64_t)u,
+          s_j = s_j_b / (int64_t)u;
   // largest index formed: o*d_o + j*d_j + k on either side
-  int64_t maxd = (outer - 1) * d_o + (cnt - 1) * d_j + len, maxs = (outer - 1) * s_o + (cnt - 1) * s_j + len;
+  int64_t maxd = (outer - 1) * d_o + (cnt - 1) * d_j + len,
+          maxs = (outer - 1) * s_o + (cnt - 1) * s_j + len;
   bool small = total < INT32_MAX && maxd < INT32_MAX && maxs < INT32_MAX;
   unsigned grid = asg_cuda_blocks(total, kThreads);
   cudaStream_t st = c->ctx->stream;
   return with_unit(u, [&](auto tag) {
     using U = typename decltype(tag)::type;
     if (small)
-      copy3_kernel<U, uint32_t><<<grid, kThreads, 0, st>>>((U *)dst, (const U *)src, (uint32_t)total,
-                                                           (uint32_t)cnt, (uint32_t)len, (uint32_t)d_o,
-                                                           (uint32_t)d_j, (uint32_t)s_o, (uint32_t)s_j);
+      copy3_kernel<U, uint32_t><<<grid, kThreads, 0, st>>>(
+          (U *)dst, (const U *)src, (uint32_t)total, (uint32_t)cnt, (uint32_t)len, (uint32_t)d_o,
+          (uint32_t)d_j, (uint32_t)s_o, (uint32_t)s_j);
     else
-      copy3_kernel<U, int64_t><<<grid, kThreads, 0, st>>>((U *)dst, (const U *)src, total, cnt, len, d_o,
-                                                          d_j, s_o, s_j);
+      copy3_kernel<U, int64_t><<<grid, kThreads, 0, st>>>((U *)dst, (const U *)src, total, cnt, len,
+                                                          d_o, d_j, s_o, s_j);
     return asg_cuda_check(c);
   });
 }
@@ -140,8 +145,10 @@ PermPlan perm_simplify(asg_shape in, const int64_t *perm) {
       if (p.pm[j + 1] != a + 1) continue;
       // input dims a and a+1 are also adjacent, in order, in the output: merge
       p.dims[a] *= p.dims[a + 1];
-      for (int t = a + 1; t + 1 < p.nd; t++) p.dims[t] = p.dims[t + 1];
-      for (int t = j + 1; t + 1 < p.nd; t++) p.pm[t] = p.pm[t + 1];
+      for (int t = a + 1; t + 1 < p.nd; t++)
+        p.dims[t] = p.dims[t + 1];
+      for (int t = j + 1; t + 1 < p.nd; t++)
+        p.pm[t] = p.pm[t + 1];
       p.nd--;
       for (int t = 0; t < p.nd; t++)
         if (p.pm[t] > a) p.pm[t]--;
@@ -186,8 +193,9 @@ constexpr int kTile = 32, kTileRows = 8;
 // the loads (along j) and the stores (along i) coalesced. All loop bounds
 // depend only on blockIdx, so every thread reaches each __syncthreads.
 template <typename T>
-__global__ void transpose_tiled_kernel(T *__restrict__ y, const T *__restrict__ x, int64_t NI, int64_t NJ,
-                                       int64_t isp, int64_t osq, int64_t nbatch, TileBatch tb) {
+__global__ void transpose_tiled_kernel(T *__restrict__ y, const T *__restrict__ x, int64_t NI,
+                                       int64_t NJ, int64_t isp, int64_t osq, int64_t nbatch,
+                                       TileBatch tb) {
   __shared__ T tile[kTile][kTile + 1];
   int64_t tiles_i = (NI + kTile - 1) / kTile, tiles_j = (NJ + kTile - 1) / kTile;
   int tx = threadIdx.x, ty = threadIdx.y;
@@ -245,19 +253,22 @@ asg_status permute_run(const asg_cuda_call *c) {
   PermPlan p = perm_simplify(s->in[0].shape, s->attr.i);
   cudaStream_t st = c->ctx->stream;
   if (p.nd <= 1) { // only size-1 axes moved: a plain copy
-    return api_err(c, cudaMemcpyAsync(c->out, c->in[0], (size_t)total * es, cudaMemcpyDeviceToDevice, st));
+    return api_err(
+        c, cudaMemcpyAsync(c->out, c->in[0], (size_t)total * es, cudaMemcpyDeviceToDevice, st));
   }
   int nd = p.nd, inv[ASG_MAX_DIMS];
   int64_t ist[ASG_MAX_DIMS], ost[ASG_MAX_DIMS], od[ASG_MAX_DIMS], oist[ASG_MAX_DIMS];
   ist[nd - 1] = 1;
-  for (int d = nd - 2; d >= 0; d--) ist[d] = ist[d + 1] * p.dims[d + 1];
+  for (int d = nd - 2; d >= 0; d--)
+    ist[d] = ist[d + 1] * p.dims[d + 1];
   for (int j = 0; j < nd; j++) {
     od[j] = p.dims[p.pm[j]];
     oist[j] = ist[p.pm[j]];
     inv[p.pm[j]] = j;
   }
   ost[nd - 1] = 1;
-  for (int j = nd - 2; j >= 0; j--) ost[j] = ost[j + 1] * od[j + 1];
+  for (int j = nd - 2; j >= 0; j--)
+    ost[j] = ost[j + 1] * od[j + 1];
 
   if (p.pm[nd - 1] != nd - 1) {
     // rows i: input dim P (goes last in the output); columns j: input's last dim L
@@ -275,22 +286,24 @@ asg_status permute_run(const asg_cuda_call *c) {
         tb.nb++;
       }
       int64_t tiles_i = (NI + kTile - 1) / kTile, tiles_j = (NJ + kTile - 1) / kTile;
-      dim3 grid((unsigned)(tiles_j < 65535 ? tiles_j : 65535), (unsigned)(tiles_i < 65535 ? tiles_i : 65535),
+      dim3 grid((unsigned)(tiles_j < 65535 ? tiles_j : 65535),
+                (unsigned)(tiles_i < 65535 ? tiles_i : 65535),
                 (unsigned)(nbatch < 65535 ? nbatch : 65535));
       dim3 block(kTile, kTileRows);
       int64_t isp = ist[P], osq = ost[inv[L]];
       switch (es) {
       case 2:
-        transpose_tiled_kernel<uint16_t><<<grid, block, 0, st>>>((uint16_t *)c->out, (const uint16_t *)c->in[0],
-                                                                 NI, NJ, isp, osq, nbatch, tb);
+        transpose_tiled_kernel<uint16_t><<<grid, block, 0, st>>>(
+            (uint16_t *)c->out, (const uint16_t *)c->in[0], NI, NJ, isp, osq, nbatch, tb);
         break;
       case 4:
-        transpose_tiled_kernel<uint32_t><<<grid, block, 0, st>>>((uint32_t *)c->out, (const uint32_t *)c->in[0],
-                                                                 NI, NJ, isp, osq, nbatch, tb);
+        transpose_tiled_kernel<uint32_t><<<grid, block, 0, st>>>(
+            (uint32_t *)c->out, (const uint32_t *)c->in[0], NI, NJ, isp, osq, nbatch, tb);
         break;
       default:
         transpose_tiled_kernel<unsigned long long><<<grid, block, 0, st>>>(
-            (unsigned long long *)c->out, (const unsigned long long *)c->in[0], NI, NJ, isp, osq, nbatch, tb);
+            (unsigned long long *)c->out, (const unsigned long long *)c->in[0], NI, NJ, isp, osq,
+            nbatch, tb);
       }
       return asg_cuda_check(c);
     }
@@ -303,7 +316,8 @@ asg_status permute_run(const asg_cuda_call *c) {
     int64_t f = (int64_t)(u / es);
     p.dims[nd - 1] /= f;
     total /= f;
-    for (int j = 0; j < nd - 1; j++) oist[j] /= f; // multiples of the row length
+    for (int j = 0; j < nd - 1; j++)
+      oist[j] /= f; // multiples of the row length
   }
   if (total < INT32_MAX) return permute_general<uint32_t>(c, p, oist, u, total);
   return permute_general<int64_t>(c, p, oist, u, total);
@@ -358,7 +372,8 @@ asg_status concat_run(const asg_cuda_call *c) {
   for (int k = 0; k < s->n_in; k++) {
     if (s->in[k].dtype != dt) return bad_dtype(c, s->in[k].dtype);
     int64_t rb = s->in[k].shape.dims[a] * inner * es; // one outer row of input k
-    asg_status st = copy3(c, (char *)c->out + before, c->in[k], outer, 1, rb, orb, 0, rb, 0, (size_t)es);
+    asg_status st =
+        copy3(c, (char *)c->out + before, c->in[k], outer, 1, rb, orb, 0, rb, 0, (size_t)es);
     if (st) return st;
     before += rb;
   }
@@ -398,11 +413,11 @@ asg_status gather_run(const asg_cuda_call *c) {
   return with_unit(u, [&](auto tag) {
     using U = typename decltype(tag)::type;
     if (it == ASG_I32)
-      gather_kernel<U, int32_t><<<grid, kThreads, 0, st>>>((U *)c->out, (const U *)c->in[0],
-                                                           (const int32_t *)c->in[1], total, m, n, len);
+      gather_kernel<U, int32_t><<<grid, kThreads, 0, st>>>(
+          (U *)c->out, (const U *)c->in[0], (const int32_t *)c->in[1], total, m, n, len);
     else
-      gather_kernel<U, int64_t><<<grid, kThreads, 0, st>>>((U *)c->out, (const U *)c->in[0],
-                                                           (const int64_t *)c->in[1], total, m, n, len);
+      gather_kernel<U, int64_t><<<grid, kThreads, 0, st>>>(
+          (U *)c->out, (const U *)c->in[0], (const int64_t *)c->in[1], total, m, n, len);
     return asg_cuda_check(c);
   });
 }
@@ -423,8 +438,9 @@ __device__ __forceinline__ void atomic_add(int64_t *p, int64_t v) {
 }
 
 template <typename T, typename X>
-__global__ void scatter_add_kernel(T *__restrict__ y, const X *__restrict__ idx, const T *__restrict__ src,
-                                   int64_t total, int64_t m, int64_t n, int64_t inner) {
+__global__ void scatter_add_kernel(T *__restrict__ y, const X *__restrict__ idx,
+                                   const T *__restrict__ src, int64_t total, int64_t m, int64_t n,
+                                   int64_t inner) {
   for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < total;
        e += (int64_t)gridDim.x * blockDim.x) {
     int64_t k = e % inner, r = e / inner;
@@ -435,15 +451,16 @@ __global__ void scatter_add_kernel(T *__restrict__ y, const X *__restrict__ idx,
 }
 
 template <typename T>
-asg_status scatter_add_typed(const asg_cuda_call *c, int64_t total, int64_t m, int64_t n, int64_t inner) {
+asg_status scatter_add_typed(const asg_cuda_call *c, int64_t total, int64_t m, int64_t n,
+                             int64_t inner) {
   unsigned grid = asg_cuda_blocks(total, kThreads);
   cudaStream_t st = c->ctx->stream;
   if (c->s->in[1].dtype == ASG_I32)
-    scatter_add_kernel<T, int32_t><<<grid, kThreads, 0, st>>>((T *)c->out, (const int32_t *)c->in[1],
-                                                              (const T *)c->in[2], total, m, n, inner);
+    scatter_add_kernel<T, int32_t><<<grid, kThreads, 0, st>>>(
+        (T *)c->out, (const int32_t *)c->in[1], (const T *)c->in[2], total, m, n, inner);
   else
-    scatter_add_kernel<T, int64_t><<<grid, kThreads, 0, st>>>((T *)c->out, (const int64_t *)c->in[1],
-                                                              (const T *)c->in[2], total, m, n, inner);
+    scatter_add_kernel<T, int64_t><<<grid, kThreads, 0, st>>>(
+        (T *)c->out, (const int64_t *)c->in[1], (const T *)c->in[2], total, m, n, inner);
   return asg_cuda_check(c);
 }
 
@@ -457,11 +474,15 @@ asg_status scatter_add_run(const asg_cuda_call *c) {
   around(s->in[0].shape, a, &outer, &inner);
   size_t bytes = (size_t)asg_shape_numel(s->out.shape) * asg_dtype_size(dt);
   switch (dt) {
-  case ASG_F32: case ASG_F64: case ASG_I32: case ASG_I64: break;
+  case ASG_F32:
+  case ASG_F64:
+  case ASG_I32:
+  case ASG_I64: break;
   default: return bad_dtype(c, dt);
   }
   if (c->out != c->in[0] && bytes) {
-    asg_status st = api_err(c, cudaMemcpyAsync(c->out, c->in[0], bytes, cudaMemcpyDeviceToDevice, c->ctx->stream));
+    asg_status st = api_err(
+        c, cudaMemcpyAsync(c->out, c->in[0], bytes, cudaMemcpyDeviceToDevice, c->ctx->stream));
     if (st) return st;
   }
   int64_t total = outer * m * inner;
@@ -477,7 +498,8 @@ asg_status scatter_add_run(const asg_cuda_call *c) {
 // ---- one_hot ----
 // idx [m] -> y [m, depth]: 1 at idx, 0 elsewhere (all 0 when out of range)
 template <typename T, typename X>
-__global__ void one_hot_kernel(T *__restrict__ y, const X *__restrict__ idx, int64_t total, int64_t depth) {
+__global__ void one_hot_kernel(T *__restrict__ y, const X *__restrict__ idx, int64_t total,
+                               int64_t depth) {
   for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < total;
        e += (int64_t)gridDim.x * blockDim.x) {
     int64_t r = e / depth, col = e - r * depth;
@@ -485,13 +507,16 @@ __global__ void one_hot_kernel(T *__restrict__ y, const X *__restrict__ idx, int
   }
 }
 
-template <typename T> asg_status one_hot_typed(const asg_cuda_call *c, int64_t total, int64_t depth) {
+template <typename T>
+asg_status one_hot_typed(const asg_cuda_call *c, int64_t total, int64_t depth) {
   unsigned grid = asg_cuda_blocks(total, kThreads);
   cudaStream_t st = c->ctx->stream;
   if (c->s->in[0].dtype == ASG_I32)
-    one_hot_kernel<T, int32_t><<<grid, kThreads, 0, st>>>((T *)c->out, (const int32_t *)c->in[0], total, depth);
+    one_hot_kernel<T, int32_t>
+        <<<grid, kThreads, 0, st>>>((T *)c->out, (const int32_t *)c->in[0], total, depth);
   else
-    one_hot_kernel<T, int64_t><<<grid, kThreads, 0, st>>>((T *)c->out, (const int64_t *)c->in[0], total, depth);
+    one_hot_kernel<T, int64_t>
+        <<<grid, kThreads, 0, st>>>((T *)c->out, (const int64_t *)c->in[0], total, depth);
   return asg_cuda_check(c);
 }
 

@@ -50,9 +50,12 @@ MmPlan mm_plan(const asg_step *s) {
   p.bmat = bs.dims[rb - 1] * bs.dims[rb - 2];
   int64_t nb_a = 1, nb_b = 1;
   p.nbatch = 1;
-  for (int i = 0; i < ro - 2; i++) p.nbatch *= os.dims[i];
-  for (int i = 0; i < ra - 2; i++) nb_a *= as.dims[i];
-  for (int i = 0; i < rb - 2; i++) nb_b *= bs.dims[i];
+  for (int i = 0; i < ro - 2; i++)
+    p.nbatch *= os.dims[i];
+  for (int i = 0; i < ra - 2; i++)
+    nb_a *= as.dims[i];
+  for (int i = 0; i < rb - 2; i++)
+    nb_b *= bs.dims[i];
   // [.., M, K] x [K, N]: the batch rows of a are one tall [batch*M, K] matrix
   if (nb_b == 1 && !p.ta && nb_a == p.nbatch && p.nbatch * p.M <= INT32_MAX) {
     p.kind = MM_TALL;
@@ -117,7 +120,8 @@ size_t mm_ws(const asg_step *s) {
 }
 
 asg_status blas_err(const asg_cuda_call *c, cublasStatus_t st) {
-  return asg__error(ASG_ERR_BACKEND, "cuda: %s: cuBLAS: %s", c->s->label, cublasGetStatusString(st));
+  return asg__error(ASG_ERR_BACKEND, "cuda: %s: cuBLAS: %s", c->s->label,
+                    cublasGetStatusString(st));
 }
 
 asg_status mm_run(const asg_cuda_call *c) {
@@ -139,16 +143,26 @@ asg_status mm_run(const asg_cuda_call *c) {
     alpha = &one64;
     beta = &zero64;
     break;
-  case ASG_BF16: ty = CUDA_R_16BF; ct = CUBLAS_COMPUTE_32F; break; // fp32 accumulation
-  case ASG_F16: ty = CUDA_R_16F; ct = CUBLAS_COMPUTE_32F; break;
-  default: return asg__error(ASG_ERR_DTYPE, "cuda: %s: dtype %s not supported", s->label, asg_dtype_name(dt));
+  case ASG_BF16:
+    ty = CUDA_R_16BF;
+    ct = CUBLAS_COMPUTE_32F;
+    break; // fp32 accumulation
+  case ASG_F16:
+    ty = CUDA_R_16F;
+    ct = CUBLAS_COMPUTE_32F;
+    break;
+  default:
+    return asg__error(ASG_ERR_DTYPE, "cuda: %s: dtype %s not supported", s->label,
+                      asg_dtype_name(dt));
   }
   if (s->in[0].dtype != dt || s->in[1].dtype != dt)
     return asg__error(ASG_ERR_DTYPE, "cuda: %s: operands must share the output dtype", s->label);
   MmPlan p = mm_plan(s);
   if (p.M == 0 || p.N == 0 || p.nbatch == 0) return ASG_OK;
-  if (p.M > INT32_MAX || p.N > INT32_MAX || p.K > INT32_MAX || p.lda > INT32_MAX || p.ldb > INT32_MAX)
-    return asg__error(ASG_ERR_UNSUPPORTED, "cuda: %s: matrix dims exceed cuBLAS's 32-bit limit", s->label);
+  if (p.M > INT32_MAX || p.N > INT32_MAX || p.K > INT32_MAX || p.lda > INT32_MAX ||
+      p.ldb > INT32_MAX)
+    return asg__error(ASG_ERR_UNSUPPORTED, "cuda: %s: matrix dims exceed cuBLAS's 32-bit limit",
+                      s->label);
   size_t es = asg_dtype_size(dt);
   cublasHandle_t h = c->ctx->blas;
   // host scalars (captured by value in a CUDA graph)
@@ -169,10 +183,11 @@ asg_status mm_run(const asg_cuda_call *c) {
   if (p.kind == MM_STRIDED) {
     for (int64_t b0 = 0; b0 < p.nbatch; b0 += kMaxBatch) {
       int cnt = (int)(p.nbatch - b0 < kMaxBatch ? p.nbatch - b0 : kMaxBatch);
-      st = cublasGemmStridedBatchedEx(h, opb, opa, m, n, k, alpha, B + (size_t)(b0 * p.bstride) * es, ty,
-                                      ldb, (long long)p.bstride, A + (size_t)(b0 * p.astride) * es, ty,
-                                      lda, (long long)p.astride, beta, C + (size_t)(b0 * p.M * p.N) * es,
-                                      ty, ldc, (long long)(p.M * p.N), cnt, ct, CUBLAS_GEMM_DEFAULT);
+      st = cublasGemmStridedBatchedEx(
+          h, opb, opa, m, n, k, alpha, B + (size_t)(b0 * p.bstride) * es, ty, ldb,
+          (long long)p.bstride, A + (size_t)(b0 * p.astride) * es, ty, lda, (long long)p.astride,
+          beta, C + (size_t)(b0 * p.M * p.N) * es, ty, ldc, (long long)(p.M * p.N), cnt, ct,
+          CUBLAS_GEMM_DEFAULT);
       if (st != CUBLAS_STATUS_SUCCESS) return blas_err(c, st);
     }
     return asg_cuda_check(c);

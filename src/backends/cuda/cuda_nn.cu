@@ -14,7 +14,8 @@ constexpr int kWarpRowsMaxC = 512; // rows up to this width use one warp per row
 
 int64_t prod_dims(asg_shape s, int from, int to) {
   int64_t n = 1;
-  for (int d = from; d < to; d++) n *= s.dims[d];
+  for (int d = from; d < to; d++)
+    n *= s.dims[d];
   return n;
 }
 
@@ -36,14 +37,16 @@ struct MaxOp {
 // partial per warp and every thread then folds them in warp order, so the
 // result does not depend on timing. sh holds >= 32 values.
 template <bool WARP, typename Op, typename V> __device__ V row_reduce(V v, V *sh) {
-  for (int o = 16; o > 0; o >>= 1) v = Op::apply(v, __shfl_xor_sync(0xffffffffu, v, o));
+  for (int o = 16; o > 0; o >>= 1)
+    v = Op::apply(v, __shfl_xor_sync(0xffffffffu, v, o));
   if (WARP) return v;
   int w = threadIdx.x >> 5, nw = blockDim.x >> 5;
   __syncthreads(); // sh may still be read by a previous call
   if ((threadIdx.x & 31) == 0) sh[w] = v;
   __syncthreads();
   V t = sh[0];
-  for (int i = 1; i < nw; i++) t = Op::apply(t, sh[i]);
+  for (int i = 1; i < nw; i++)
+    t = Op::apply(t, sh[i]);
   return t;
 }
 
@@ -73,7 +76,8 @@ template <bool WARP, typename T>
 __device__ void ln_stats(const T *xr, int64_t C, double eps, int lane, int nthr, double *sh,
                          double *mean, double *rstd) {
   double s = 0;
-  for (int64_t j = lane; j < C; j += nthr) s += (double)xr[j];
+  for (int64_t j = lane; j < C; j += nthr)
+    s += (double)xr[j];
   double m = row_reduce<WARP, SumOp>(s, sh) / (double)C;
   double q = 0;
   for (int64_t j = lane; j < C; j += nthr) {
@@ -160,17 +164,20 @@ __global__ void ln_bwd_g_partial_kernel(const T *dy, const T *x, const double *m
   __syncthreads();
   if (threadIdx.y == 0 && j < C) {
     double t = sh[0][threadIdx.x];
-    for (int k = 1; k < kRowLanes; k++) t += sh[k][threadIdx.x];
+    for (int k = 1; k < kRowLanes; k++)
+      t += sh[k][threadIdx.x];
     part[p * C + j] = t;
   }
 }
 
 // part [P, C] -> dgamma [C], chunks summed in order
-template <typename T> __global__ void ln_bwd_g_final_kernel(const double *part, T *dg, int64_t P, int64_t C) {
+template <typename T>
+__global__ void ln_bwd_g_final_kernel(const double *part, T *dg, int64_t P, int64_t C) {
   for (int64_t j = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; j < C;
        j += (int64_t)gridDim.x * blockDim.x) {
     double t = 0;
-    for (int64_t p = 0; p < P; p++) t += part[p * C + j];
+    for (int64_t p = 0; p < P; p++)
+      t += part[p * C + j];
     dg[j] = (T)t;
   }
 }
@@ -196,7 +203,9 @@ size_t ln_bwd_g_ws(const asg_step *s) {
 }
 
 // Grid for a row kernel: one warp (8 per block) or one block per row.
-unsigned row_grid(int64_t R, bool warp) { return asg_cuda_blocks(warp ? R * 32 : R * kThreads, kThreads); }
+unsigned row_grid(int64_t R, bool warp) {
+  return asg_cuda_blocks(warp ? R * 32 : R * kThreads, kThreads);
+}
 
 template <typename T> void ln_launch(const asg_cuda_call *c, int64_t R, int64_t C) {
   cudaStream_t st = c->ctx->stream;
@@ -208,24 +217,30 @@ template <typename T> void ln_launch(const asg_cuda_call *c, int64_t R, int64_t 
   switch (c->s->op) {
   case ASG_OP_LAYERNORM: {
     const T *bt = (const T *)c->in[2];
-    if (warp) ln_fwd_kernel<true, T><<<grid, kThreads, 0, st>>>(in0, in1, bt, out, R, C, eps);
-    else ln_fwd_kernel<false, T><<<grid, kThreads, 0, st>>>(in0, in1, bt, out, R, C, eps);
+    if (warp)
+      ln_fwd_kernel<true, T><<<grid, kThreads, 0, st>>>(in0, in1, bt, out, R, C, eps);
+    else
+      ln_fwd_kernel<false, T><<<grid, kThreads, 0, st>>>(in0, in1, bt, out, R, C, eps);
     break;
   }
   case ASG_OP_LAYERNORM_BWD_X: {
     const T *gm = (const T *)c->in[2];
-    if (warp) ln_bwd_x_kernel<true, T><<<grid, kThreads, 0, st>>>(in0, in1, gm, out, R, C, eps);
-    else ln_bwd_x_kernel<false, T><<<grid, kThreads, 0, st>>>(in0, in1, gm, out, R, C, eps);
+    if (warp)
+      ln_bwd_x_kernel<true, T><<<grid, kThreads, 0, st>>>(in0, in1, gm, out, R, C, eps);
+    else
+      ln_bwd_x_kernel<false, T><<<grid, kThreads, 0, st>>>(in0, in1, gm, out, R, C, eps);
     break;
   }
   default: { // LAYERNORM_BWD_GAMMA(dy, x): workspace = mean [R], rstd [R], part [P, C]
     double *mean = (double *)c->ws, *rstd = mean + R, *part = rstd + R;
-    if (warp) ln_stats_kernel<true, T><<<grid, kThreads, 0, st>>>(in1, mean, rstd, R, C, eps);
-    else ln_stats_kernel<false, T><<<grid, kThreads, 0, st>>>(in1, mean, rstd, R, C, eps);
+    if (warp)
+      ln_stats_kernel<true, T><<<grid, kThreads, 0, st>>>(in1, mean, rstd, R, C, eps);
+    else
+      ln_stats_kernel<false, T><<<grid, kThreads, 0, st>>>(in1, mean, rstd, R, C, eps);
     int64_t P = ln_g_chunks(R), rows_per = (R + P - 1) / P;
     dim3 g2((unsigned)((C + kColTile - 1) / kColTile), (unsigned)P);
-    ln_bwd_g_partial_kernel<T><<<g2, dim3(kColTile, kRowLanes), 0, st>>>(in0, in1, mean, rstd,
-                                                                        part, R, C, rows_per);
+    ln_bwd_g_partial_kernel<T>
+        <<<g2, dim3(kColTile, kRowLanes), 0, st>>>(in0, in1, mean, rstd, part, R, C, rows_per);
     ln_bwd_g_final_kernel<T><<<asg_cuda_blocks(C, kThreads), kThreads, 0, st>>>(part, out, P, C);
     break;
   }
@@ -243,8 +258,10 @@ asg_status layernorm_run(const asg_cuda_call *c) {
     return asg_cuda_check(c);
   }
   if (R == 0) return ASG_OK;
-  if (dt == ASG_F32) ln_launch<float>(c, R, C);
-  else ln_launch<double>(c, R, C);
+  if (dt == ASG_F32)
+    ln_launch<float>(c, R, C);
+  else
+    ln_launch<double>(c, R, C);
   return asg_cuda_check(c);
 }
 
@@ -265,10 +282,12 @@ __device__ __forceinline__ double exp_t(double v) { return exp(v); }
 template <bool WARP, typename T>
 __device__ double row_lse(const T *xr, int64_t C, int lane, int nthr, T *shT, double *sh) {
   T m = (T)-INFINITY;
-  for (int64_t j = lane; j < C; j += nthr) m = MaxOp::apply(m, xr[j]);
+  for (int64_t j = lane; j < C; j += nthr)
+    m = MaxOp::apply(m, xr[j]);
   m = row_reduce<WARP, MaxOp>(m, shT);
   double s = 0;
-  for (int64_t j = lane; j < C; j += nthr) s += (double)exp_t(xr[j] - m);
+  for (int64_t j = lane; j < C; j += nthr)
+    s += (double)exp_t(xr[j] - m);
   s = row_reduce<WARP, SumOp>(s, sh);
   return (double)m + log(s);
 }
@@ -292,7 +311,8 @@ __global__ void ce_rows_kernel(const T *x, const void *lab, bool i32, double *ro
     double v = (1 - ls) * (lse - (double)xr[l]);
     if (ls > 0) {
       double sx = 0;
-      for (int64_t j = it.lane; j < C; j += it.nthr) sx += (double)xr[j];
+      for (int64_t j = it.lane; j < C; j += it.nthr)
+        sx += (double)xr[j];
       sx = row_reduce<WARP, SumOp>(sx, sh);
       v += ls * (lse - sx / (double)C);
     }
@@ -343,7 +363,8 @@ __global__ void ce_bwd_kernel(const T *x, const void *lab, bool i32, const T *dl
     const T *xr = x + r * C;
     T *dr = dx + r * C;
     if (!label_ok(l, C, ign)) {
-      for (int64_t j = it.lane; j < C; j += it.nthr) dr[j] = (T)0;
+      for (int64_t j = it.lane; j < C; j += it.nthr)
+        dr[j] = (T)0;
       continue;
     }
     double lse = row_lse<WARP>(xr, C, it.lane, it.nthr, shT, sh);
@@ -383,8 +404,10 @@ template <typename T> void ce_launch(const asg_cuda_call *c, int64_t R, int64_t 
   unsigned grid = row_grid(R, warp);
   double *ws = (double *)c->ws;
   if (c->s->op == ASG_OP_SOFTMAX_CE) {
-    if (warp) ce_rows_kernel<true, T><<<grid, kThreads, 0, st>>>(x, lab, i32, ws, R, C, ls, ign);
-    else ce_rows_kernel<false, T><<<grid, kThreads, 0, st>>>(x, lab, i32, ws, R, C, ls, ign);
+    if (warp)
+      ce_rows_kernel<true, T><<<grid, kThreads, 0, st>>>(x, lab, i32, ws, R, C, ls, ign);
+    else
+      ce_rows_kernel<false, T><<<grid, kThreads, 0, st>>>(x, lab, i32, ws, R, C, ls, ign);
     ce_total_kernel<T><<<1, 1024, 0, st>>>(ws, lab, i32, (T *)c->out, R, C, ign);
   } else {
     const T *dloss = (const T *)c->in[2];
@@ -408,8 +431,10 @@ asg_status ce_run(const asg_cuda_call *c) {
     cudaMemsetAsync(c->out, 0, asg_dtype_size(dt), c->ctx->stream);
     return asg_cuda_check(c);
   }
-  if (dt == ASG_F32) ce_launch<float>(c, R, C);
-  else ce_launch<double>(c, R, C);
+  if (dt == ASG_F32)
+    ce_launch<float>(c, R, C);
+  else
+    ce_launch<double>(c, R, C);
   return asg_cuda_check(c);
 }
 
@@ -476,10 +501,18 @@ template <typename T> void rand_launch(const asg_cuda_call *c, int64_t n) {
 asg_status rand_run(const asg_cuda_call *c) {
   int64_t n = asg_shape_numel(c->s->out.shape);
   switch (c->s->out.dtype) { // integers only come from bernoulli (checked at build time)
-  case ASG_F32: if (n) rand_launch<float>(c, n); break;
-  case ASG_F64: if (n) rand_launch<double>(c, n); break;
-  case ASG_I32: if (n) rand_launch<int32_t>(c, n); break;
-  case ASG_I64: if (n) rand_launch<int64_t>(c, n); break;
+  case ASG_F32:
+    if (n) rand_launch<float>(c, n);
+    break;
+  case ASG_F64:
+    if (n) rand_launch<double>(c, n);
+    break;
+  case ASG_I32:
+    if (n) rand_launch<int32_t>(c, n);
+    break;
+  case ASG_I64:
+    if (n) rand_launch<int64_t>(c, n);
+    break;
   default: return dtype_error(c);
   }
   return asg_cuda_check(c);

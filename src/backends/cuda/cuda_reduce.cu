@@ -34,16 +34,22 @@ __device__ __forceinline__ float m_exp(float x) { return expf(x); }
 __device__ __forceinline__ double m_exp(double x) { return exp(x); }
 
 template <class T> __device__ __forceinline__ bool is_nan(T v) {
-  if constexpr (std::is_floating_point<T>::value) return v != v;
-  else return false;
+  if constexpr (std::is_floating_point<T>::value)
+    return v != v;
+  else
+    return false;
 }
 
 // ---- warp shuffles for every partial type ----
 __device__ __forceinline__ float shx(float v, int m) { return __shfl_xor_sync(kFull, v, m); }
 __device__ __forceinline__ double shx(double v, int m) { return __shfl_xor_sync(kFull, v, m); }
 __device__ __forceinline__ int shx(int v, int m) { return __shfl_xor_sync(kFull, v, m); }
-__device__ __forceinline__ long long shx(long long v, int m) { return __shfl_xor_sync(kFull, v, m); }
-__device__ __forceinline__ long shx(long v, int m) { return (long)__shfl_xor_sync(kFull, (long long)v, m); }
+__device__ __forceinline__ long long shx(long long v, int m) {
+  return __shfl_xor_sync(kFull, v, m);
+}
+__device__ __forceinline__ long shx(long v, int m) {
+  return (long)__shfl_xor_sync(kFull, (long long)v, m);
+}
 
 template <class T> struct Best {
   T v;
@@ -61,12 +67,16 @@ template <int OP, class T> struct Red {
   static constexpr bool kSum = OP == ASG_OP_SUM || OP == ASG_OP_MEAN || OP == ASG_OP_VAR;
   using P = std::conditional_t<kSum, Acc<T>, Best<T>>;
   __device__ __forceinline__ static P none() {
-    if constexpr (kSum) return P(0);
-    else return P{T(0), -1};
+    if constexpr (kSum)
+      return P(0);
+    else
+      return P{T(0), -1};
   }
   __device__ __forceinline__ static P elem(T v, long long j) {
-    if constexpr (kSum) return (P)v;
-    else return P{v, j};
+    if constexpr (kSum)
+      return (P)v;
+    else
+      return P{v, j};
   }
   __device__ __forceinline__ static P join(P a, P b) {
     if constexpr (kSum) {
@@ -92,7 +102,9 @@ template <int OP, class T> struct Red {
 
 template <class T> struct MaxNanR { // softmax's max: NaN propagates
   using P = T;
-  __device__ __forceinline__ static P join(P a, P b) { return is_nan(a) ? a : is_nan(b) ? b : (a > b ? a : b); }
+  __device__ __forceinline__ static P join(P a, P b) {
+    return is_nan(a) ? a : is_nan(b) ? b : (a > b ? a : b);
+  }
 };
 struct SumR {
   using P = double;
@@ -105,7 +117,8 @@ struct SumR {
 template <class R, int G> __device__ __forceinline__ typename R::P group_join(typename R::P p) {
   using P = typename R::P;
 #pragma unroll
-  for (int m = 16; m >= 1; m >>= 1) p = R::join(p, shx(p, m));
+  for (int m = 16; m >= 1; m >>= 1)
+    p = R::join(p, shx(p, m));
   if constexpr (G > 32) {
     static_assert(G == kThreads, "a group wider than a warp is the whole block");
     __shared__ P sh[G / 32];
@@ -113,7 +126,8 @@ template <class R, int G> __device__ __forceinline__ typename R::P group_join(ty
     __syncthreads();
     p = sh[0];
 #pragma unroll
-    for (int w = 1; w < G / 32; w++) p = R::join(p, sh[w]);
+    for (int w = 1; w < G / 32; w++)
+      p = R::join(p, sh[w]);
     __syncthreads(); // sh is reused by the next call
   }
   return p;
@@ -132,7 +146,8 @@ __device__ __forceinline__ typename R::P slice_join(typename R::P p, int tx, int
     __syncthreads();
     p = sh[0][tx];
 #pragma unroll
-    for (int k = 1; k < BY; k++) p = R::join(p, sh[k][tx]);
+    for (int k = 1; k < BY; k++)
+      p = R::join(p, sh[k][tx]);
     __syncthreads();
     return p;
   }
@@ -148,7 +163,8 @@ struct FastDiv {
 
 FastDiv fastdiv_make(uint32_t d) {
   uint32_t l = 0;
-  while (l < 32 && ((uint64_t)1 << l) < d) l++;
+  while (l < 32 && ((uint64_t)1 << l) < d)
+    l++;
   const uint64_t m = (((uint64_t)1 << 32) * (((uint64_t)1 << l) - d)) / d + 1;
   return FastDiv{d, (uint32_t)m, l};
 }
@@ -162,7 +178,7 @@ struct RPlan {
   int64_t kd[ASG_MAX_DIMS], ks[ASG_MAX_DIMS]; // kept dims / input strides
   int64_t rd[ASG_MAX_DIMS], rs[ASG_MAX_DIMS]; // reduced dims / input strides
   int64_t nout, nred;
-  bool fast;                   // input < 2^31 elements: rdiv is set
+  bool fast;                  // input < 2^31 elements: rdiv is set
   FastDiv rdiv[ASG_MAX_DIMS]; // dividers of rd
 };
 
@@ -190,8 +206,10 @@ void rplan_init(RPlan *p, asg_shape s, int64_t mask) {
       (*n)++;
     }
     last = red;
-    if (red) p->nred *= s.dims[d];
-    else p->nout *= s.dims[d];
+    if (red)
+      p->nred *= s.dims[d];
+    else
+      p->nout *= s.dims[d];
   }
   if (p->nr == 0) { // reducing only size-1 dims
     p->rd[0] = 1;
@@ -199,7 +217,8 @@ void rplan_init(RPlan *p, asg_shape s, int64_t mask) {
     p->nr = 1;
   }
   p->fast = acc <= (int64_t)INT32_MAX;
-  for (int d = 0; d < p->nr; d++) p->rdiv[d] = fastdiv_make(p->fast && p->rd[d] > 0 ? (uint32_t)p->rd[d] : 1u);
+  for (int d = 0; d < p->nr; d++)
+    p->rdiv[d] = fastdiv_make(p->fast && p->rd[d] > 0 ? (uint32_t)p->rd[d] : 1u);
 }
 
 __device__ __forceinline__ int64_t kept_off(const RPlan &p, int64_t o) {
@@ -234,18 +253,24 @@ __device__ __forceinline__ int64_t red_off(const RPlan &p, int64_t j) {
 }
 
 template <int OP, class T>
-__device__ __forceinline__ void store(void *out, int64_t o, typename Red<OP, T>::P acc, int64_t nred) {
-  if constexpr (OP == ASG_OP_SUM) static_cast<T *>(out)[o] = (T)acc;
-  else if constexpr (OP == ASG_OP_MEAN) static_cast<T *>(out)[o] = (T)(acc / (Acc<T>)nred);
-  else if constexpr (OP == ASG_OP_ARGMAX) static_cast<int64_t *>(out)[o] = acc.i < 0 ? 0 : acc.i;
-  else static_cast<T *>(out)[o] = acc.i < 0 ? T(0) : acc.v; // MAX, MIN
+__device__ __forceinline__ void store(void *out, int64_t o, typename Red<OP, T>::P acc,
+                                      int64_t nred) {
+  if constexpr (OP == ASG_OP_SUM)
+    static_cast<T *>(out)[o] = (T)acc;
+  else if constexpr (OP == ASG_OP_MEAN)
+    static_cast<T *>(out)[o] = (T)(acc / (Acc<T>)nred);
+  else if constexpr (OP == ASG_OP_ARGMAX)
+    static_cast<int64_t *>(out)[o] = acc.i < 0 ? 0 : acc.i;
+  else
+    static_cast<T *>(out)[o] = acc.i < 0 ? T(0) : acc.v; // MAX, MIN
 }
 
 // VAR: with one chunk the variance itself; otherwise the chunk's (count,
 // mean, sum of squared deviations) for var_finish_kernel.
 template <class T>
-__device__ __forceinline__ void var_store(void *out, void *part, int64_t o, int s, int S, int64_t cnt,
-                                          double mean, double m2, int64_t nred, long long corr) {
+__device__ __forceinline__ void var_store(void *out, void *part, int64_t o, int s, int S,
+                                          int64_t cnt, double mean, double m2, int64_t nred,
+                                          long long corr) {
   if (S == 1) {
     static_cast<T *>(out)[o] = (T)(m2 / (double)(nred - corr));
   } else {
@@ -256,13 +281,13 @@ __device__ __forceinline__ void var_store(void *out, void *part, int64_t o, int 
 
 // ---- reduction kernels ----
 // x: output o's reduced elements at kept_off(o) + red_off(j), the innermost
-// reduced run contiguous -> out [nout]; G threads per output (G = 32: 8 rows per block; G = 256: a row per block).
-// With S > 1 each row is cut into S chunks and chunk s writes its partial
-// to part[o * S + s] (reduce_finish_kernel joins them; VAR: var_store).
+// reduced run contiguous -> out [nout]; G threads per output (G = 32: 8 rows per block; G = 256: a
+// row per block). With S > 1 each row is cut into S chunks and chunk s writes its partial to part[o
+// * S + s] (reduce_finish_kernel joins them; VAR: var_store).
 template <int OP, class T, int G>
 __global__ void __launch_bounds__(kThreads)
-    reduce_rows_kernel(const T *__restrict__ x, void *__restrict__ out, void *__restrict__ part, RPlan p, int S,
-                       long long corr) {
+    reduce_rows_kernel(const T *__restrict__ x, void *__restrict__ out, void *__restrict__ part,
+                       RPlan p, int S, long long corr) {
   using R = Red<OP, T>;
   using P = typename R::P;
   constexpr int RPB = kThreads / G;
@@ -277,7 +302,8 @@ __global__ void __launch_bounds__(kThreads)
     const T *xr = x + (live ? kept_off(p, row) : 0);
     P acc = R::none();
 #pragma unroll 4
-    for (int64_t j = j0 + lane; j < jend; j += G) acc = R::join(acc, R::elem(xr[red_off(p, j)], j));
+    for (int64_t j = j0 + lane; j < jend; j += G)
+      acc = R::join(acc, R::elem(xr[red_off(p, j)], j));
     acc = group_join<R, G>(acc);
     if constexpr (OP == ASG_OP_VAR) { // second pass around the chunk's mean, as on the CPU
       const int64_t cnt = j1 > j0 ? j1 - j0 : 0;
@@ -291,8 +317,10 @@ __global__ void __launch_bounds__(kThreads)
       q = group_join<R, G>(q);
       if (live && lane == 0) var_store<T>(out, part, row, s, S, cnt, mean, q, p.nred, corr);
     } else if (live && lane == 0) {
-      if (S == 1) store<OP, T>(out, row, acc, p.nred);
-      else static_cast<P *>(part)[row * S + s] = acc;
+      if (S == 1)
+        store<OP, T>(out, row, acc, p.nred);
+      else
+        static_cast<P *>(part)[row * S + s] = acc;
     }
   }
 }
@@ -303,8 +331,8 @@ __global__ void __launch_bounds__(kThreads)
 // kept elements at once. Partials as in reduce_rows_kernel.
 template <int OP, class T, int BY>
 __global__ void __launch_bounds__(kThreads)
-    reduce_cols_kernel(const T *__restrict__ x, void *__restrict__ out, void *__restrict__ part, RPlan p, int S,
-                       long long corr) {
+    reduce_cols_kernel(const T *__restrict__ x, void *__restrict__ out, void *__restrict__ part,
+                       RPlan p, int S, long long corr) {
   using R = Red<OP, T>;
   using P = typename R::P;
   constexpr int TX = kThreads / BY;
@@ -319,7 +347,8 @@ __global__ void __launch_bounds__(kThreads)
     const T *xo = x + (live ? kept_off(p, o) : 0);
     P acc = R::none();
 #pragma unroll 4
-    for (int64_t j = j0 + ty; j < jend; j += BY) acc = R::join(acc, R::elem(xo[red_off(p, j)], j));
+    for (int64_t j = j0 + ty; j < jend; j += BY)
+      acc = R::join(acc, R::elem(xo[red_off(p, j)], j));
     acc = slice_join<R, BY, TX>(acc, tx, ty);
     if constexpr (OP == ASG_OP_VAR) {
       const int64_t cnt = j1 > j0 ? j1 - j0 : 0;
@@ -333,8 +362,10 @@ __global__ void __launch_bounds__(kThreads)
       q = slice_join<R, BY, TX>(q, tx, ty);
       if (live && ty == 0) var_store<T>(out, part, o, s, S, cnt, mean, q, p.nred, corr);
     } else if (live && ty == 0) {
-      if (S == 1) store<OP, T>(out, o, acc, p.nred);
-      else static_cast<P *>(part)[o * S + s] = acc;
+      if (S == 1)
+        store<OP, T>(out, o, acc, p.nred);
+      else
+        static_cast<P *>(part)[o * S + s] = acc;
     }
   }
 }
@@ -342,8 +373,8 @@ __global__ void __launch_bounds__(kThreads)
 // part [nout, S] -> out [nout]; a warp per output.
 template <int OP, class T>
 __global__ void __launch_bounds__(kThreads)
-    reduce_finish_kernel(const typename Red<OP, T>::P *__restrict__ part, void *__restrict__ out, int64_t nout,
-                         int S, int64_t nred) {
+    reduce_finish_kernel(const typename Red<OP, T>::P *__restrict__ part, void *__restrict__ out,
+                         int64_t nout, int S, int64_t nred) {
   using R = Red<OP, T>;
   using P = typename R::P;
   constexpr int RPB = kThreads / 32;
@@ -352,7 +383,8 @@ __global__ void __launch_bounds__(kThreads)
     const int64_t o = o0 + w;
     if (o >= nout) break; // warp-uniform: no block-wide sync below
     P acc = R::none();
-    for (int k = lane; k < S; k += 32) acc = R::join(acc, part[o * S + k]);
+    for (int k = lane; k < S; k += 32)
+      acc = R::join(acc, part[o * S + k]);
     acc = group_join<R, 32>(acc);
     if (lane == 0) store<OP, T>(out, o, acc, nred);
   }
@@ -362,8 +394,8 @@ __global__ void __launch_bounds__(kThreads)
 // update of Chan, Golub & LeVeque in chunk order; a thread per output.
 template <class T>
 __global__ void __launch_bounds__(kThreads)
-    var_finish_kernel(const double *__restrict__ part, T *__restrict__ out, int64_t nout, int S, int64_t nred,
-                      long long corr) {
+    var_finish_kernel(const double *__restrict__ part, T *__restrict__ out, int64_t nout, int S,
+                      int64_t nred, long long corr) {
   const int64_t stride = (int64_t)gridDim.x * blockDim.x;
   for (int64_t o = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; o < nout; o += stride) {
     double n = 0, mean = 0, m2 = 0;
@@ -391,8 +423,10 @@ Geom geom_of(const RPlan &p) {
   // rows when the innermost dim is reduced and its run fills a warp; short
   // runs ([N, 3] -> [N]) read better with a thread per output
   g.rows = p.rs[p.nr - 1] == 1 && p.rd[p.nr - 1] >= 16;
-  if (g.rows) g.width = p.nred <= 1024 ? 32 : kThreads;
-  else g.width = p.nred >= 64 ? 8 : 1;
+  if (g.rows)
+    g.width = p.nred <= 1024 ? 32 : kThreads;
+  else
+    g.width = p.nred >= 64 ? 8 : 1;
   const int64_t per_block = kThreads / g.width; // outputs per block
   const int64_t blocks = (p.nout + per_block - 1) / per_block;
   g.S = 1;
@@ -417,7 +451,8 @@ size_t reduce_ws(const asg_step *s) {
 }
 
 asg_status dtype_error(const asg_cuda_call *c, asg_dtype dt) {
-  return asg__error(ASG_ERR_DTYPE, "cuda: %s: dtype %s not supported", c->s->label, asg_dtype_name(dt));
+  return asg__error(ASG_ERR_DTYPE, "cuda: %s: dtype %s not supported", c->s->label,
+                    asg_dtype_name(dt));
 }
 
 template <int OP, class T> asg_status reduce_t(const asg_cuda_call *c, const RPlan &p) {
@@ -433,11 +468,16 @@ template <int OP, class T> asg_status reduce_t(const asg_cuda_call *c, const RPl
   const int64_t per_block = kThreads / g.width;
   const unsigned blocks = asg_cuda_blocks((p.nout + per_block - 1) / per_block * g.S, 1);
   if (g.rows) {
-    if (g.width == 32) reduce_rows_kernel<OP, T, 32><<<blocks, kThreads, 0, st>>>(x, c->out, part, p, g.S, corr);
-    else reduce_rows_kernel<OP, T, kThreads><<<blocks, kThreads, 0, st>>>(x, c->out, part, p, g.S, corr);
+    if (g.width == 32)
+      reduce_rows_kernel<OP, T, 32><<<blocks, kThreads, 0, st>>>(x, c->out, part, p, g.S, corr);
+    else
+      reduce_rows_kernel<OP, T, kThreads>
+          <<<blocks, kThreads, 0, st>>>(x, c->out, part, p, g.S, corr);
   } else {
-    if (g.width == 8) reduce_cols_kernel<OP, T, 8><<<blocks, kThreads, 0, st>>>(x, c->out, part, p, g.S, corr);
-    else reduce_cols_kernel<OP, T, 1><<<blocks, kThreads, 0, st>>>(x, c->out, part, p, g.S, corr);
+    if (g.width == 8)
+      reduce_cols_kernel<OP, T, 8><<<blocks, kThreads, 0, st>>>(x, c->out, part, p, g.S, corr);
+    else
+      reduce_cols_kernel<OP, T, 1><<<blocks, kThreads, 0, st>>>(x, c->out, part, p, g.S, corr);
   }
   if (g.S > 1) {
     if constexpr (OP == ASG_OP_VAR) {
@@ -445,7 +485,8 @@ template <int OP, class T> asg_status reduce_t(const asg_cuda_call *c, const RPl
           static_cast<const double *>(part), static_cast<T *>(c->out), p.nout, g.S, p.nred, corr);
     } else {
       const unsigned fb = asg_cuda_blocks((p.nout + 7) / 8, 1);
-      reduce_finish_kernel<OP, T><<<fb, kThreads, 0, st>>>(static_cast<const P *>(part), c->out, p.nout, g.S, p.nred);
+      reduce_finish_kernel<OP, T>
+          <<<fb, kThreads, 0, st>>>(static_cast<const P *>(part), c->out, p.nout, g.S, p.nred);
     }
   }
   return asg_cuda_check(c);
@@ -488,26 +529,31 @@ __global__ void __launch_bounds__(kThreads)
     softmax_rows_kernel(const T *__restrict__ x, T *__restrict__ y, int64_t rows, int64_t n) {
   constexpr int RPB = kThreads / G;
   const int lane = threadIdx.x % G, grp = threadIdx.x / G;
-  for (int64_t r0 = (int64_t)blockIdx.x * RPB; r0 < rows; r0 += (int64_t)gridDim.x * RPB) { // uniform per block
+  for (int64_t r0 = (int64_t)blockIdx.x * RPB; r0 < rows;
+       r0 += (int64_t)gridDim.x * RPB) { // uniform per block
     const int64_t row = r0 + grp;
     const bool live = row < rows;
     const T *xr = x + (live ? row * n : 0);
     T m = -std::numeric_limits<T>::infinity();
     if (live)
-      for (int64_t j = lane; j < n; j += G) m = MaxNanR<T>::join(m, xr[j]);
+      for (int64_t j = lane; j < n; j += G)
+        m = MaxNanR<T>::join(m, xr[j]);
     m = group_join<MaxNanR<T>, G>(m);
     double sum = 0;
     if (live)
-      for (int64_t j = lane; j < n; j += G) sum += (double)m_exp(xr[j] - m);
+      for (int64_t j = lane; j < n; j += G)
+        sum += (double)m_exp(xr[j] - m);
     sum = group_join<SumR, G>(sum);
     if (!live) continue; // no block-wide sync below
     T *yr = y + row * n;
     if constexpr (LOG) {
       const double lse = (double)m + log(sum);
-      for (int64_t j = lane; j < n; j += G) yr[j] = (T)((double)xr[j] - lse);
+      for (int64_t j = lane; j < n; j += G)
+        yr[j] = (T)((double)xr[j] - lse);
     } else {
       const T inv = (T)(1.0 / sum);
-      for (int64_t j = lane; j < n; j += G) yr[j] = m_exp(xr[j] - m) * inv;
+      for (int64_t j = lane; j < n; j += G)
+        yr[j] = m_exp(xr[j] - m) * inv;
     }
   }
 }
@@ -517,7 +563,8 @@ __global__ void __launch_bounds__(kThreads)
 // elements, so every step is coalesced.
 template <class T, bool LOG>
 __global__ void __launch_bounds__(kThreads)
-    softmax_lines_kernel(const T *__restrict__ x, T *__restrict__ y, int64_t outer, int64_t n, int64_t inner) {
+    softmax_lines_kernel(const T *__restrict__ x, T *__restrict__ y, int64_t outer, int64_t n,
+                         int64_t inner) {
   const int64_t lines = outer * inner, stride = (int64_t)gridDim.x * blockDim.x;
   for (int64_t l = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; l < lines; l += stride) {
     const int64_t off = (l / inner) * n * inner + l % inner;
@@ -530,9 +577,11 @@ __global__ void __launch_bounds__(kThreads)
     }
     double sum = 0;
     if constexpr (LOG) {
-      for (int64_t j = 0; j < n; j++) sum += (double)m_exp(xl[j * inner] - m);
+      for (int64_t j = 0; j < n; j++)
+        sum += (double)m_exp(xl[j * inner] - m);
       const double lse = (double)m + log(sum);
-      for (int64_t j = 0; j < n; j++) yl[j * inner] = (T)((double)xl[j * inner] - lse);
+      for (int64_t j = 0; j < n; j++)
+        yl[j * inner] = (T)((double)xl[j * inner] - lse);
     } else {
       for (int64_t j = 0; j < n; j++) {
         const T e = m_exp(xl[j * inner] - m);
@@ -540,7 +589,8 @@ __global__ void __launch_bounds__(kThreads)
         sum += (double)e;
       }
       const T inv = (T)(1.0 / sum);
-      for (int64_t j = 0; j < n; j++) yl[j * inner] *= inv;
+      for (int64_t j = 0; j < n; j++)
+        yl[j * inner] *= inv;
     }
   }
 }
@@ -555,10 +605,12 @@ asg_status softmax_t(const asg_cuda_call *c, int64_t outer, int64_t n, int64_t i
       const unsigned blocks = asg_cuda_blocks((outer + kThreads / 32 - 1) / (kThreads / 32), 1);
       softmax_rows_kernel<T, 32, LOG><<<blocks, kThreads, 0, st>>>(x, y, outer, n);
     } else {
-      softmax_rows_kernel<T, kThreads, LOG><<<asg_cuda_blocks(outer, 1), kThreads, 0, st>>>(x, y, outer, n);
+      softmax_rows_kernel<T, kThreads, LOG>
+          <<<asg_cuda_blocks(outer, 1), kThreads, 0, st>>>(x, y, outer, n);
     }
   } else {
-    softmax_lines_kernel<T, LOG><<<asg_cuda_blocks(outer * inner, kThreads), kThreads, 0, st>>>(x, y, outer, n, inner);
+    softmax_lines_kernel<T, LOG>
+        <<<asg_cuda_blocks(outer * inner, kThreads), kThreads, 0, st>>>(x, y, outer, n, inner);
   }
   return asg_cuda_check(c);
 }
@@ -569,14 +621,20 @@ asg_status softmax_run(const asg_cuda_call *c) {
   if (a < 0 || a >= s.ndim)
     return asg__error(ASG_ERR_INVALID, "cuda: %s: axis %d out of range", c->s->label, a);
   int64_t outer = 1, inner = 1;
-  for (int d = 0; d < a; d++) outer *= s.dims[d];
-  for (int d = a + 1; d < s.ndim; d++) inner *= s.dims[d];
+  for (int d = 0; d < a; d++)
+    outer *= s.dims[d];
+  for (int d = a + 1; d < s.ndim; d++)
+    inner *= s.dims[d];
   const int64_t n = s.dims[a];
   if (outer * n * inner == 0) return ASG_OK;
   const bool lg = c->s->op == ASG_OP_LOG_SOFTMAX;
   switch (c->s->in[0].dtype) {
-  case ASG_F32: return lg ? softmax_t<float, true>(c, outer, n, inner) : softmax_t<float, false>(c, outer, n, inner);
-  case ASG_F64: return lg ? softmax_t<double, true>(c, outer, n, inner) : softmax_t<double, false>(c, outer, n, inner);
+  case ASG_F32:
+    return lg ? softmax_t<float, true>(c, outer, n, inner)
+              : softmax_t<float, false>(c, outer, n, inner);
+  case ASG_F64:
+    return lg ? softmax_t<double, true>(c, outer, n, inner)
+              : softmax_t<double, false>(c, outer, n, inner);
   default: return dtype_error(c, c->s->in[0].dtype);
   }
 }
@@ -584,7 +642,8 @@ asg_status softmax_run(const asg_cuda_call *c) {
 } // namespace
 
 extern "C" void asg_cuda_register_reduce(asg_cuda_kernel *t) {
-  static const asg_op red[] = {ASG_OP_SUM, ASG_OP_MEAN, ASG_OP_MAX, ASG_OP_MIN, ASG_OP_VAR, ASG_OP_ARGMAX};
+  static const asg_op red[] = {ASG_OP_SUM, ASG_OP_MEAN, ASG_OP_MAX,
+                               ASG_OP_MIN, ASG_OP_VAR,  ASG_OP_ARGMAX};
   for (asg_op op : red) {
     t[op].run = reduce_run;
     t[op].ws = reduce_ws;

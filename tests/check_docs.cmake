@@ -1,5 +1,0 @@
-execute_process(COMMAND ${TOOL} ops OUTPUT_VARIABLE out RESULT_VARIABLE rc)
-file(READ ${DOC} doc)
-if(NOT rc EQUAL 0 OR NOT out STREQUAL doc)
-  message(FATAL_ERROR "docs/ops.md is stale: regenerate with `build/asg ops > docs/ops.md`")
-endif()

@@ -516,17 +516,20 @@ template <class T> asg_status unary_t(const asg_cuda_call *c) {
   const T f0 = (T)c->s->attr.f[0], f1 = (T)c->s->attr.f[1];
 #define ASG_UN(ID)                                                                                 \
   case ASG_OP_##ID: return launch<T, T, 1>(c, UnaryF<ASG_OP_##ID, T>{f0, f1});
+  // clang-format off
   switch (c->s->op) {
-    ASG_UN(NEG) ASG_UN(ABS) ASG_UN(SIGN) ASG_UN(RELU) ASG_UN(CLAMP) default : break;
+    ASG_UN(NEG) ASG_UN(ABS) ASG_UN(SIGN) ASG_UN(RELU) ASG_UN(CLAMP)
+    default: break;
   }
   if constexpr (!is_int_v<T>) {
     switch (c->s->op) {
-      ASG_UN(EXP)
-      ASG_UN(LOG) ASG_UN(SQRT) ASG_UN(RSQRT) ASG_UN(SIN) ASG_UN(COS) ASG_UN(TANH) ASG_UN(ERF)
-          ASG_UN(SIGMOID) ASG_UN(LEAKY_RELU) ASG_UN(GELU) ASG_UN(GELU_TANH) ASG_UN(SILU) ASG_UN(ELU)
-              ASG_UN(SOFTPLUS) default : break;
+      ASG_UN(EXP) ASG_UN(LOG) ASG_UN(SQRT) ASG_UN(RSQRT) ASG_UN(SIN) ASG_UN(COS) ASG_UN(TANH)
+      ASG_UN(ERF) ASG_UN(SIGMOID) ASG_UN(LEAKY_RELU) ASG_UN(GELU) ASG_UN(GELU_TANH) ASG_UN(SILU)
+      ASG_UN(ELU) ASG_UN(SOFTPLUS)
+      default: break;
     }
   }
+  // clang-format on
 #undef ASG_UN
   return dtype_error(c, c->s->out.dtype);
 }
@@ -547,8 +550,9 @@ template <class T> asg_status binary_t(const asg_cuda_call *c) {
   case ASG_OP_##ID: return launch<T, T, 2>(c, BinaryF<ASG_OP_##ID, T>{});
   switch (c->s->op) {
     ASG_BIN(ADD)
-    ASG_BIN(SUB) ASG_BIN(MUL) ASG_BIN(DIV) ASG_BIN(POW) ASG_BIN(MAXIMUM) ASG_BIN(MINIMUM)
-        ASG_BIN(EQ) ASG_BIN(NE) ASG_BIN(LT) ASG_BIN(LE) ASG_BIN(GT) ASG_BIN(GE) case ASG_OP_WHERE
+    ASG_BIN(SUB)
+    ASG_BIN(MUL) ASG_BIN(DIV) ASG_BIN(POW) ASG_BIN(MAXIMUM) ASG_BIN(MINIMUM) ASG_BIN(EQ) ASG_BIN(NE)
+        ASG_BIN(LT) ASG_BIN(LE) ASG_BIN(GT) ASG_BIN(GE) case ASG_OP_WHERE
         : return launch<T, T, 3>(c, WhereF<T>{});
   default: break;
   }

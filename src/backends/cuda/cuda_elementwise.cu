@@ -548,14 +548,14 @@ asg_status unary_run(const asg_cuda_call *c) {
 template <class T> asg_status binary_t(const asg_cuda_call *c) {
 #define ASG_BIN(ID)                                                                                \
   case ASG_OP_##ID: return launch<T, T, 2>(c, BinaryF<ASG_OP_##ID, T>{});
+  // clang-format off
   switch (c->s->op) {
-    ASG_BIN(ADD)
-    ASG_BIN(SUB)
-    ASG_BIN(MUL) ASG_BIN(DIV) ASG_BIN(POW) ASG_BIN(MAXIMUM) ASG_BIN(MINIMUM) ASG_BIN(EQ) ASG_BIN(NE)
-        ASG_BIN(LT) ASG_BIN(LE) ASG_BIN(GT) ASG_BIN(GE) case ASG_OP_WHERE
-        : return launch<T, T, 3>(c, WhereF<T>{});
-  default: break;
+    ASG_BIN(ADD) ASG_BIN(SUB) ASG_BIN(MUL) ASG_BIN(DIV) ASG_BIN(POW) ASG_BIN(MAXIMUM)
+    ASG_BIN(MINIMUM) ASG_BIN(EQ) ASG_BIN(NE) ASG_BIN(LT) ASG_BIN(LE) ASG_BIN(GT) ASG_BIN(GE)
+    case ASG_OP_WHERE: return launch<T, T, 3>(c, WhereF<T>{});
+    default: break;
   }
+  // clang-format on
 #undef ASG_BIN
   return dtype_error(c, c->s->out.dtype);
 }

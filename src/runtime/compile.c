@@ -138,7 +138,8 @@ asg_status asg__compile_graph(asg_graph *g, int n_out, asg_tensor *const *outs, 
       buf[i] = (asg_buf_ref){ASG_BUF_VAR, c->n_vars, 0};
       c->vars[c->n_vars++] = t;
       has_buf[i] = 1;
-    } else if (t->op == ASG_OP_CONSTANT) {
+    } else if (t->op == ASG_OP_CONSTANT || t->op == ASG_OP_FILL) {
+      /* fills are folded: filled once when the program is built */
       buf[i] = (asg_buf_ref){ASG_BUF_CONST, c->n_consts, 0};
       c->consts[c->n_consts++] = t;
       has_buf[i] = 1;

@@ -146,7 +146,15 @@ void asg_program_free(asg_program *p) {
 static asg_status alloc_leaf(asg_program *p, const asg_tensor *t, void **buf, bool upload) {
   size_t bytes = (size_t)asg_shape_numel(t->shape) * asg_dtype_size(t->dtype);
   asg_status st = p->be->buffer_alloc(p->vs->dev, bytes, buf);
-  if (!st && upload) st = p->be->buffer_write(p->vs->dev, *buf, 0, t->data, bytes);
+  if (!st && upload && t->op == ASG_OP_FILL) { /* a folded fill: its value, once */
+    void *host = malloc(bytes ? bytes : 1);
+    if (!host) return asg__error(ASG_ERR_OOM, "asg_compile: out of memory");
+    st = asg_init_fill(asg_init_constant(t->attr.f[0]), t->dtype, t->shape, 0, host);
+    if (!st) st = p->be->buffer_write(p->vs->dev, *buf, 0, host, bytes);
+    free(host);
+  } else if (!st && upload) {
+    st = p->be->buffer_write(p->vs->dev, *buf, 0, t->data, bytes);
+  }
   if (!st) p->persistent_bytes += bytes;
   return st;
 }

@@ -78,6 +78,13 @@ static bool planner_free(arena_planner *a, size_t off, size_t size) {
 
 static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
 
+/* The node whose storage t reads, following views. */
+static const asg_tensor *asg__origin(const asg_tensor *t) {
+  while (asg__op_info[t->op].flags & ASG_OPF_VIEW)
+    t = t->in[0];
+  return t;
+}
+
 void asg__compiled_free(asg_compiled *c) {
   if (!c) return;
   for (int i = 0; i < c->plan.n_steps; i++) {
@@ -173,6 +180,46 @@ asg_status asg__compile_graph(asg_graph *g, int n_out, asg_tensor *const *outs, 
   }
   for (int k = 0; k < n_asn; k++)
     order[n_order++] = asn[k];
+
+  /* 3a. in-place assigns: when the value of assign(var, val) is an
+   * elementwise op of var's dtype and shape and no step after val's reads
+   * var, val is computed straight into var's storage and the assign copies
+   * nothing (an optimizer update then costs no extra buffer or copy). */
+  if (n_asn) {
+    int *pos = malloc(sizeof(int) * ((size_t)N + 1));
+    char *snapped = calloc((size_t)N + 1, 1);
+    if (!pos || !snapped) {
+      free(pos), free(snapped);
+      st = asg__error(ASG_ERR_OOM, "compile: out of memory");
+      goto done;
+    }
+    for (int i = 0; i < N; i++)
+      pos[i] = -1;
+    for (int k = 0; k < n_order; k++)
+      if (order[k] >= 0)
+        pos[order[k]] = k;
+      else
+        snapped[g->nodes[-order[k] - 1]->in[1]->id] = 1;
+    for (int k = 0; k < n_asn; k++) {
+      asg_tensor *var = g->nodes[asn[k]]->in[0], *val = g->nodes[asn[k]]->in[1];
+      unsigned fl = asg__op_info[val->op].flags;
+      if (!(fl & ASG_OPF_ELEM) || val->op == ASG_OP_CAST || val->dtype != var->dtype ||
+          pos[val->id] < 0 || root[val->id] != val->id || snapped[var->id])
+        continue;
+      bool ok = true;
+      for (int j = 0; j < val->n_in && ok; j++) /* element i may only read element i of var */
+        if (asg__origin(val->in[j]) == var) ok = asg_shape_equal(val->in[j]->shape, val->shape);
+      for (int q = pos[val->id] + 1; q < n_order && ok; q++) {
+        if (order[q] < 0) continue; /* snapshots never read var (checked above) */
+        asg_tensor *t = g->nodes[order[q]];
+        if (t->op == ASG_OP_ASSIGN) continue; /* a value that is var was snapshotted */
+        for (int j = 0; j < t->n_in && ok; j++)
+          ok = asg__origin(t->in[j]) != var;
+      }
+      if (ok) root[val->id] = var->id;
+    }
+    free(pos), free(snapped);
+  }
 
   /* 3. liveness: views share their source's storage, except views of a
    * variable assigned in this program: those copy, so that they keep the

@@ -333,6 +333,76 @@ static void test_accumulation(asg_optim o, const char *name) {
   asg_graph_free(small.g);
 }
 
+/* The fused Adam/AdamW update ops give bit-identical parameters to the same
+ * step written with separate graph ops in the order optim.c used before it
+ * fused them (one rounding per op): b gets its own group (lr scale, wd). */
+static asg_tensor *k_(asg_graph *g, asg_dtype dt, double v) { return asg_scalar(g, dt, v); }
+
+static void test_fused_matches_ops(asg_optim o, const char *name, asg_dtype dt) {
+  model fa = build(dt, NB), sep = build(dt, NB);
+  asg_param_group grp = {.n_params = 1, .params = &fa.b, .lr_scale = 3.0, .weight_decay = 0.05};
+  o.n_groups = 1, o.groups = &grp;
+  asg_program *pa = asg_compile_train(fa.g, fa.loss, o, 0, NULL, NULL);
+  /* the same step by hand */
+  asg_graph *g = sep.g;
+  asg_tensor *params[2] = {sep.w, sep.b}, *grads[2], *outs[16];
+  int n_out = 0;
+  asg_status st = asg_grad(sep.loss, 2, params, grads);
+  outs[n_out++] = sep.loss;
+  asg_tensor *lr = asg_variable(g, "lr", dt, ASG_SCALAR, asg_init_constant(o.lr));
+  asg_tensor *c1 = asg_variable(g, "c1", dt, ASG_SCALAR, asg_init_zeros());
+  asg_tensor *c2 = asg_variable(g, "c2", dt, ASG_SCALAR, asg_init_zeros());
+  asg_tensor *bc1 = asg_add_scalar(asg_mul_scalar(c1, o.beta1), 1 - o.beta1);
+  asg_tensor *bc2 = asg_add_scalar(asg_mul_scalar(c2, o.beta2), 1 - o.beta2);
+  outs[n_out++] = asg_assign(c1, bc1);
+  outs[n_out++] = asg_assign(c2, bc2);
+  for (int i = 0; i < 2; i++) {
+    asg_tensor *p = params[i], *gr = grads[i];
+    double wd = i == 1 ? grp.weight_decay : o.weight_decay;
+    asg_tensor *lr_s = i == 1 ? asg_mul(lr, k_(g, dt, grp.lr_scale)) : lr;
+    char nm_m[16], nm_v[16];
+    snprintf(nm_m, sizeof nm_m, "m%d", i);
+    snprintf(nm_v, sizeof nm_v, "v%d", i);
+    asg_tensor *m = asg_variable(g, nm_m, dt, asg_tensor_shape(p), asg_init_zeros());
+    asg_tensor *v = asg_variable(g, nm_v, dt, asg_tensor_shape(p), asg_init_zeros());
+    asg_variable_set_trainable(m, false);
+    asg_variable_set_trainable(v, false);
+    if (wd != 0 && o.kind != ASG_OPTIM_ADAMW) gr = asg_add(gr, asg_mul_scalar(p, wd));
+    asg_tensor *pd = p;
+    if (o.kind == ASG_OPTIM_ADAMW && wd != 0)
+      pd = asg_mul(p, asg_sub(k_(g, dt, 1), asg_mul(lr_s, k_(g, dt, wd))));
+    asg_tensor *nm = asg_add(asg_mul_scalar(m, o.beta1), asg_mul_scalar(gr, 1 - o.beta1));
+    asg_tensor *nv =
+        asg_add(asg_mul_scalar(v, o.beta2), asg_mul_scalar(asg_mul(gr, gr), 1 - o.beta2));
+    asg_tensor *denom = asg_add_scalar(asg_div(asg_sqrt(nv), asg_sqrt(bc2)), o.eps);
+    asg_tensor *pn = asg_sub(pd, asg_mul(asg_div(lr_s, bc1), asg_div(nm, denom)));
+    outs[n_out++] = asg_assign(m, nm);
+    outs[n_out++] = asg_assign(v, nv);
+    outs[n_out++] = asg_assign(p, pn);
+  }
+  asg_program *pb = st ? NULL : asg_compile(g, n_out, outs, NULL);
+  TU_CHECK(pa && pb, "%s: compile: %s", name, asg_last_error());
+  int ok = pa && pb;
+  feed(pa, dt, 0, NB);
+  feed(pb, dt, 0, NB);
+  for (int s = 0; s < STEPS && ok; s++) {
+    asg_program_run(pa);
+    asg_program_run(pb);
+    double wa[NW], wb[NW], ba[DO], bb[DO];
+    get(pa, dt, "w", wa, NW);
+    get(pb, dt, "w", wb, NW);
+    get(pa, dt, "b", ba, DO);
+    get(pb, dt, "b", bb, DO);
+    ok = tu_close("fused w", wa, wb, NW, 0, 0) && tu_close("fused b", ba, bb, DO, 0, 0);
+  }
+  TU_CHECK(ok, "%s %s: fused update == separate ops, bit for bit, %d steps", name,
+           asg_dtype_name(dt), STEPS);
+  asg_program_free(pa);
+  asg_program_free(pb);
+  asg_graph_free(fa.g);
+  asg_graph_free(sep.g);
+}
+
 /* Registered graph updates run in the train program. */
 static void test_graph_updates(void) {
   model m = build(ASG_F32, NB);
@@ -506,6 +576,14 @@ int main(void) {
   asg_optim rm = asg_rmsprop(0.01);
   rm.centered = true, rm.momentum = 0.3;
   test_accumulation(rm, "rmsprop centered");
+  asg_optim fa = asg_adam(0.02), fw = asg_adamw(0.02, 0.2);
+  fa.weight_decay = 0.1, fa.beta1 = 0.8, fa.eps = 1e-4;
+  for (int i = 0; i < 2; i++) {
+    asg_dtype dt = i ? ASG_F32 : ASG_F64;
+    test_fused_matches_ops(asg_adam(0.01), "adam", dt);
+    test_fused_matches_ops(fa, "adam L2 wd", dt);
+    test_fused_matches_ops(fw, "adamw", dt);
+  }
   test_graph_updates();
   test_no_decay_helper();
   test_schedules();

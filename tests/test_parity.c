@@ -1292,6 +1292,47 @@ static void cases_train(void) {
              build_transformer, 0.1, asg_adam(1e-3), 3);
 }
 
+/* f64 and f32 parameters in one model (tanh(x W1) cast(W2), MSE, all f64
+ * activations): the optimizer's per-step scalars are then f64 and are
+ * rounded to each parameter's dtype inside the fused update. */
+static void build_mixed(model *m, double p) {
+  (void)p;
+  asg_graph *g = m->g;
+  asg_tensor *x = model_in(m, "x", ASG_F64, ASG_SHAPE(9, 5), 0);
+  asg_tensor *t = model_in(m, "t", ASG_F64, ASG_SHAPE(9, 3), 0);
+  asg_tensor *w1 = asg_variable(g, "w1", ASG_F64, ASG_SHAPE(5, 4), asg_init_uniform(-0.8, 0.8));
+  asg_tensor *w2 = asg_variable(g, "w2", ASG_F32, ASG_SHAPE(4, 3), asg_init_uniform(-0.8, 0.8));
+  asg_tensor *y = asg_matmul(asg_tanh(asg_matmul(x, w1)), asg_cast(w2, ASG_F64));
+  m->loss = asg_mse_loss(y, t, ASG_REDUCE_MEAN);
+}
+
+/* Adam and AdamW steps are built of the fused update ops (adam_moment,
+ * adam_moment2, adam_param: src/optim/optim.c builds every Adam/AdamW
+ * parameter update with them, and nothing else does), so these training
+ * steps are their parity cases: every parameter and both moments are
+ * compared after the last step. The ops sit inside the optimizer's graph,
+ * out of the suite's reach, so they are recorded by name here. */
+static void cases_optim(void) {
+  static const char *const ops[] = {"adam_moment", "adam_moment2", "adam_param"};
+  g_cur_case = "train MLP, AdamW (fused Adam updates), 3 steps";
+  train_case(g_cur_case, build_mlp, 0, asg_adamw(1e-2, 0.1), 3);
+  for (int k = 0; k < 3; k++)
+    for (int i = 0; i < g_n_ops && i < 256; i++)
+      if (!g_covered[i] && strcmp(asg_op_name(i), ops[k]) == 0) {
+        g_covered[i] = true;
+        snprintf(g_first_case[i], sizeof g_first_case[i], "%s", g_cur_case);
+      }
+  asg_optim adamw = asg_adamw(2e-2, 0.05);
+  adamw.beta1 = 0.8, adamw.beta2 = 0.95, adamw.eps = 1e-6;
+  train_case("train f64+f32 parameters (f64 step scalars), AdamW, 4 steps", build_mixed, 0, adamw,
+             4);
+  asg_optim adam = asg_adam(2e-2);
+  adam.weight_decay = 0.01; /* L2: added to the gradient before the fused moments */
+  adam.accum_steps = 2;     /* the fused values gated by the accumulation flag */
+  train_case("train f64+f32 parameters, Adam with L2 weight decay, 2-run accumulation, 6 runs",
+             build_mixed, 0, adam, 6);
+}
+
 /* ------------------------------------------------------------------- main */
 
 /* The comparison itself: known differences pass or fail as the header says. */
@@ -1431,6 +1472,7 @@ int main(int argc, char **argv) {
   cases_random();
   cases_state();
   cases_train();
+  cases_optim();
   case_tf32();
   check_coverage();
   return tu_finish();

@@ -131,6 +131,14 @@ asg_tensor *asg__conv2d_bwd_input(asg_tensor *dy, asg_tensor *w, asg_shape xs, c
 asg_tensor *asg__conv2d_bwd_weight(asg_tensor *dy, asg_tensor *x, asg_shape ws, const asg_attrs *a);
 asg_tensor *asg__pool_bwd(asg_op op, asg_tensor *dy, asg_tensor *x, const asg_attrs *a);
 
+/* Fused optimizer updates (src/ops/op_optim.c; formulas there): Adam's
+ * moments m beta + g (1 - beta), v beta + g^2 (1 - beta), and the new
+ * parameter from p, the new moments and the scalars lr, bc1, bc2. */
+asg_tensor *asg__adam_moment(asg_tensor *m, asg_tensor *g, double beta);
+asg_tensor *asg__adam_moment2(asg_tensor *v, asg_tensor *g, double beta);
+asg_tensor *asg__adam_param(asg_tensor *p, asg_tensor *m, asg_tensor *v, asg_tensor *lr,
+                            asg_tensor *bc1, asg_tensor *bc2, double eps, double wd);
+
 /* ---- shapes ---- */
 /* Broadcast a and b into out; false if incompatible. */
 bool asg__broadcast_shapes(asg_shape a, asg_shape b, asg_shape *out);

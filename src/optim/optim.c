@@ -147,7 +147,7 @@ static void step_param(builder *b, asg_tensor *p, asg_tensor *gr, asg_tensor *lr
   double lr_scale, wd;
   group_of(o, p, &lr_scale, &wd);
   asg_tensor *lr_s = lr_scale == 1 ? lr : asg_mul(lr, ks(b, lr_scale));
-  asg_tensor *lr_p = as(lr_s, p);
+  asg_tensor *lr_p = o->kind == ASG_OPTIM_SGD || o->kind == ASG_OPTIM_RMSPROP ? as(lr_s, p) : NULL;
   asg_tensor *pn; /* new parameter value */
   if (wd != 0 && o->kind != ASG_OPTIM_ADAMW) gr = asg_add(gr, asg_mul_scalar(p, wd));
   switch (o->kind) {
@@ -169,20 +169,17 @@ static void step_param(builder *b, asg_tensor *p, asg_tensor *gr, asg_tensor *lr
     break;
   }
   case ASG_OPTIM_ADAM:
-  case ASG_OPTIM_ADAMW: {
-    asg_tensor *pd = p;
-    if (o->kind == ASG_OPTIM_ADAMW && wd != 0) /* p *= 1 - lr wd */
-      pd = asg_mul(p, as(asg_sub(ks(b, 1), asg_mul(lr_s, ks(b, wd))), p));
+  case ASG_OPTIM_ADAMW: { /* three fused kernels (src/ops/op_optim.c), the same arithmetic as
+                           * m' = m b1 + g (1 - b1), v' = v b2 + g^2 (1 - b2),
+                           * p' = p (1 - lr wd) - (lr / bc1) m' / (sqrt(v') / sqrt(bc2) + eps)
+                           * with 1 - lr wd only for AdamW (Adam's L2 is in g) */
     asg_tensor *m = param_state(b, p, "adam_m"), *v = param_state(b, p, "adam_v");
-    asg_tensor *nm = asg_add(asg_mul_scalar(m, o->beta1), asg_mul_scalar(gr, 1 - o->beta1));
-    asg_tensor *nv =
-        asg_add(asg_mul_scalar(v, o->beta2), asg_mul_scalar(asg_mul(gr, gr), 1 - o->beta2));
+    asg_tensor *nm = asg__adam_moment(m, gr, o->beta1);
+    asg_tensor *nv = asg__adam_moment2(v, gr, o->beta2);
     update(b, m, nm);
     update(b, v, nv);
-    asg_tensor *bc1 = b->bc1, *bc2 = b->bc2;
-    asg_tensor *step_size = as(asg_div(lr_s, bc1), p);
-    asg_tensor *denom = asg_add_scalar(asg_div(asg_sqrt(nv), as(asg_sqrt(bc2), p)), o->eps);
-    pn = asg_sub(pd, asg_mul(step_size, asg_div(nm, denom)));
+    pn = asg__adam_param(p, nm, nv, lr_s, b->bc1, b->bc2, o->eps,
+                         o->kind == ASG_OPTIM_ADAMW ? wd : 0);
     break;
   }
   case ASG_OPTIM_RMSPROP: {

@@ -23,6 +23,7 @@ static void table_fill(void) {
   asg_cuda_register_index(table);
   asg_cuda_register_nn(table);
   asg_cuda_register_conv(table);
+  asg_cuda_register_optim(table);
 }
 
 static asg_status cuda_err(cudaError_t e, const char *what) {

@@ -1,0 +1,114 @@
+/* CPU kernels of the fused optimizer updates (formulas and their exact order
+ * of operations: src/ops/op_optim.c). Each expression is written as the
+ * separate ops computed it, one rounding per operation (-ffp-contract=off),
+ * so the fused step gives bit-identical results. */
+#include <math.h>
+
+#include "backends/cpu/cpu.h"
+
+#define CHUNK 16384
+
+/* ADAM_MOMENT / ADAM_MOMENT2 over n elements. */
+#define DEF_MOMENT(SUF, T)                                                                         \
+  static void moment_##SUF(bool second, const asg_attrs *at, T *o, const T *m, const T *g,         \
+                           int64_t n) {                                                            \
+    const T beta = (T)at->f[0], one_m = (T)at->f[1];                                               \
+    if (second)                                                                                    \
+      for (int64_t i = 0; i < n; i++) {                                                            \
+        T gg = g[i] * g[i];                                                                        \
+        o[i] = m[i] * beta + gg * one_m;                                                           \
+      }                                                                                            \
+    else                                                                                           \
+      for (int64_t i = 0; i < n; i++)                                                              \
+        o[i] = m[i] * beta + g[i] * one_m;                                                         \
+  }
+DEF_MOMENT(f32, float)
+DEF_MOMENT(f64, double)
+
+/* ADAM_PARAM over n elements, given the per-step scalars already in T. */
+#define DEF_PARAM(SUF, T, SQRT)                                                                    \
+  static void param_##SUF(T *o, const T *p, const T *m, const T *v, T step, T sbc2, T eps,         \
+                          bool decay, T dec, int64_t n) {                                          \
+    if (decay)                                                                                     \
+      for (int64_t i = 0; i < n; i++) {                                                            \
+        T pd = p[i] * dec;                                                                         \
+        T den = SQRT(v[i]) / sbc2 + eps;                                                           \
+        T q = m[i] / den;                                                                          \
+        o[i] = pd - step * q;                                                                      \
+      }                                                                                            \
+    else                                                                                           \
+      for (int64_t i = 0; i < n; i++) {                                                            \
+        T den = SQRT(v[i]) / sbc2 + eps;                                                           \
+        T q = m[i] / den;                                                                          \
+        o[i] = p[i] - step * q;                                                                    \
+      }                                                                                            \
+  }
+DEF_PARAM(f32, float, sqrtf)
+DEF_PARAM(f64, double, sqrt)
+
+static asg_status moment_kernel(const asg_cpu_call *c) {
+  const asg_step *s = c->s;
+  bool second = s->op == ASG_OP_ADAM_MOMENT2;
+  int64_t total = asg_shape_numel(s->out.shape);
+  int64_t units = (total + CHUNK - 1) / CHUNK;
+  int nt = total >= ASG_CPU_PAR_MIN ? c->nthreads : 1;
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (int64_t u = 0; u < units; u++) {
+    int64_t i0 = u * CHUNK, n = total - i0 < CHUNK ? total - i0 : CHUNK;
+    if (s->out.dtype == ASG_F32)
+      moment_f32(second, &s->attr, (float *)c->out + i0, (const float *)c->in[0] + i0,
+                 (const float *)c->in[1] + i0, n);
+    else
+      moment_f64(second, &s->attr, (double *)c->out + i0, (const double *)c->in[0] + i0,
+                 (const double *)c->in[1] + i0, n);
+  }
+  return ASG_OK;
+}
+
+/* The per-step scalars in the scalars' dtype S, then rounded to the
+ * parameter's (as the former scalar ops and their casts did). */
+static void param_scalars(const asg_cpu_call *c, double *step, double *sbc2, double *dec) {
+  const asg_step *s = c->s;
+  double wd = s->attr.f[1];
+  if (s->in[3].dtype == ASG_F32) {
+    float lr = *(const float *)c->in[3], b1 = *(const float *)c->in[4];
+    float b2 = *(const float *)c->in[5];
+    *step = lr / b1;
+    *sbc2 = sqrtf(b2);
+    *dec = 1.0f - lr * (float)wd;
+  } else {
+    double lr = *(const double *)c->in[3], b1 = *(const double *)c->in[4];
+    double b2 = *(const double *)c->in[5];
+    *step = lr / b1;
+    *sbc2 = sqrt(b2);
+    *dec = 1.0 - lr * wd;
+  }
+}
+
+static asg_status param_kernel(const asg_cpu_call *c) {
+  const asg_step *s = c->s;
+  double step, sbc2, dec;
+  param_scalars(c, &step, &sbc2, &dec);
+  bool decay = s->attr.f[1] != 0;
+  int64_t total = asg_shape_numel(s->out.shape);
+  int64_t units = (total + CHUNK - 1) / CHUNK;
+  int nt = total >= ASG_CPU_PAR_MIN ? c->nthreads : 1;
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (int64_t u = 0; u < units; u++) {
+    int64_t i0 = u * CHUNK, n = total - i0 < CHUNK ? total - i0 : CHUNK;
+    if (s->out.dtype == ASG_F32)
+      param_f32((float *)c->out + i0, (const float *)c->in[0] + i0, (const float *)c->in[1] + i0,
+                (const float *)c->in[2] + i0, (float)step, (float)sbc2, (float)s->attr.f[0], decay,
+                (float)dec, n);
+    else
+      param_f64((double *)c->out + i0, (const double *)c->in[0] + i0, (const double *)c->in[1] + i0,
+                (const double *)c->in[2] + i0, step, sbc2, s->attr.f[0], decay, dec, n);
+  }
+  return ASG_OK;
+}
+
+void asg_cpu_register_optim(asg_cpu_kernel *t) {
+  t[ASG_OP_ADAM_MOMENT].run = moment_kernel;
+  t[ASG_OP_ADAM_MOMENT2].run = moment_kernel;
+  t[ASG_OP_ADAM_PARAM].run = param_kernel;
+}

@@ -37,35 +37,5 @@ static asg_tensor *build(asg_graph *g, int batch, asg_tensor **x_out) {
 int main(int argc, char **argv) {
   fmnist_opts o = {
       .epochs = 5, .batch = 64, .lr = 1e-3, .dir = "/usr/share/datasets/fashion-mnist"};
-  fmnist d;
-  if (fmnist_parse(argc, argv, &o) || fmnist_load(&o, 0.2860f, 0.3530f, &d)) return 2;
-  printf("Fashion-MNIST CNN: %lld train, %lld test images, Adam lr %g, batch %d\n",
-         (long long)d.ntrain, (long long)d.ntest, o.lr, o.batch);
-
-  asg_graph *g = asg_graph_new();
-  asg_graph_set_seed(g, 1);
-  asg_tensor *x, *logits = build(g, o.batch, &x);
-  asg_tensor *y = asg_input(g, "y", ASG_I32, ASG_SHAPE(o.batch));
-  asg_tensor *loss = asg_softmax_cross_entropy(logits, y, 0.0, -100);
-  asg_compile_opts opts = {.backend = o.backend, .num_threads = o.threads};
-  asg_program *train = asg_compile_train(g, loss, asg_adam(o.lr), 0, NULL, &opts);
-
-  const int eb = 500;
-  asg_graph *ge = asg_graph_new();
-  asg_graph_set_training(ge, false);
-  asg_tensor *xe, *pred = asg_argmax(build(ge, eb, &xe), 1, false);
-  asg_compile_opts eopts = {
-      .backend = o.backend, .share_variables = train, .num_threads = o.threads};
-  asg_program *eval = train ? asg_compile(ge, 1, &pred, &eopts) : NULL;
-  if (!train || !eval) {
-    fprintf(stderr, "compile: %s\n", asg_last_error());
-    return 1;
-  }
-  printf("train step: %d kernels, %.1f MB activations\n", asg_program_step_count(train),
-         asg_program_peak_memory(train) / 1e6);
-  int rc = fmnist_run(train, loss, eval, pred, eb, &d, &o);
-  asg_program_free(eval), asg_program_free(train);
-  asg_graph_free(ge), asg_graph_free(g);
-  fmnist_free(&d);
-  return rc;
+  return fmnist_main(argc, argv, o, 0.2860f, 0.3530f, 500, "CNN", build);
 }

@@ -164,4 +164,44 @@ static int fmnist_run(asg_program *train, asg_tensor *loss, asg_program *eval, a
   return 0;
 }
 
+/* Builds the model for a batch: x [B, ...] input named "x" -> logits [B, 10]. */
+typedef asg_tensor *(*fmnist_model)(asg_graph *g, int batch, asg_tensor **x);
+
+/* The whole program: parse options (defaults in o), load and standardize
+ * the data, compile the Adam train step and an evaluation program (a second
+ * graph from the same builder, training mode off, batch eb, sharing the
+ * variables), train and report. Returns the exit code. */
+static int fmnist_main(int argc, char **argv, fmnist_opts o, float mean, float std, int eb,
+                       const char *title, fmnist_model build) {
+  fmnist d;
+  if (fmnist_parse(argc, argv, &o) || fmnist_load(&o, mean, std, &d)) return 2;
+  printf("Fashion-MNIST %s: %lld train, %lld test images; Adam lr %g, batch %d\n", title,
+         (long long)d.ntrain, (long long)d.ntest, o.lr, o.batch);
+  asg_graph *g = asg_graph_new();
+  asg_graph_set_seed(g, 1);
+  asg_tensor *x, *logits = build(g, o.batch, &x);
+  asg_tensor *y = asg_input(g, "y", ASG_I32, ASG_SHAPE(o.batch));
+  asg_tensor *loss = asg_softmax_cross_entropy(logits, y, 0.0, -100);
+  asg_compile_opts opts = {.backend = o.backend, .num_threads = o.threads};
+  asg_program *train = asg_compile_train(g, loss, asg_adam(o.lr), 0, NULL, &opts);
+
+  asg_graph *ge = asg_graph_new();
+  asg_graph_set_training(ge, false);
+  asg_tensor *xe, *pred = asg_argmax(build(ge, eb, &xe), 1, false);
+  opts.share_variables = train;
+  asg_program *eval = train ? asg_compile(ge, 1, &pred, &opts) : NULL;
+  int rc = 1;
+  if (!train || !eval) {
+    fprintf(stderr, "compile: %s\n", asg_last_error());
+  } else {
+    printf("train step: %d kernels, %.1f MB activations\n", asg_program_step_count(train),
+           asg_program_peak_memory(train) / 1e6);
+    rc = fmnist_run(train, loss, eval, pred, eb, &d, &o);
+  }
+  asg_program_free(eval), asg_program_free(train);
+  asg_graph_free(ge), asg_graph_free(g);
+  fmnist_free(&d);
+  return rc;
+}
+
 #endif

@@ -35,6 +35,16 @@ typedef struct asg_backend {
   asg_status (*exec_run)(void *exec, uint64_t run);
 } asg_backend;
 
+/* A backend's copy of a plan whose buffer references are resolved to
+ * addresses: out[i] and in[i][j] for step i. */
+typedef struct asg_resolved {
+  asg_plan plan;
+  void **out;
+  const void ***in;
+} asg_resolved;
+asg_status asg__resolve_plan(const asg_plan *src, const asg_buffers *bufs, asg_resolved *r);
+void asg__resolved_free(asg_resolved *r);
+
 /* NULL (with an error set) if no such backend is compiled in. */
 const asg_backend *asg__backend_find(const char *name);
 extern const asg_backend asg__backend_cpu;

@@ -77,10 +77,7 @@ static asg_status cpu_read(void *dev, void *buf, size_t off, void *dst, size_t n
 }
 
 typedef struct cpu_exec {
-  const asg_step *steps;
-  asg_plan plan; /* owned deep copy of the steps */
-  void **out;
-  const void ***in;
+  asg_resolved r;
   void *ws;
   int nthreads;
 } cpu_exec;
@@ -88,27 +85,9 @@ typedef struct cpu_exec {
 static void cpu_exec_destroy(void *e) {
   cpu_exec *x = e;
   if (!x) return;
-  for (int i = 0; i < x->plan.n_steps; i++) {
-    free(x->plan.steps[i].in);
-    free(x->plan.steps[i].in_buf);
-    if (x->in) free((void *)x->in[i]);
-  }
-  free(x->plan.steps);
-  free(x->out);
-  free(x->in);
+  asg__resolved_free(&x->r);
   free(x->ws);
   free(x);
-}
-
-static void *resolve(const asg_buffers *b, asg_buf_ref r) {
-  char *base = NULL;
-  switch (r.kind) {
-  case ASG_BUF_ARENA: base = b->arena; break;
-  case ASG_BUF_VAR: base = b->vars[r.index]; break;
-  case ASG_BUF_CONST: base = b->consts[r.index]; break;
-  case ASG_BUF_INPUT: base = b->inputs[r.index]; break;
-  }
-  return base + r.offset;
 }
 
 static asg_status cpu_exec_create(void *dev, const asg_plan *plan, const asg_buffers *bufs,
@@ -116,57 +95,33 @@ static asg_status cpu_exec_create(void *dev, const asg_plan *plan, const asg_buf
   cpu_dev *d = dev;
   cpu_exec *x = calloc(1, sizeof *x);
   if (!x) return asg__error(ASG_ERR_OOM, "cpu: out of memory");
-  int n = plan->n_steps;
   x->nthreads = d->nthreads;
-  x->plan.steps = calloc((size_t)n + 1, sizeof *x->plan.steps);
-  x->out = calloc((size_t)n + 1, sizeof *x->out);
-  x->in = calloc((size_t)n + 1, sizeof *x->in);
-  if (!x->plan.steps || !x->out || !x->in) goto oom;
-  x->plan.n_steps = n;
+  asg_status st = asg__resolve_plan(plan, bufs, &x->r);
   size_t ws = 0;
-  for (int i = 0; i < n; i++) {
-    const asg_step *s = &plan->steps[i];
-    asg_step *c = &x->plan.steps[i];
-    *c = *s;
-    c->in = NULL;
-    c->in_buf = NULL;
-    if (s->n_in) {
-      c->in = malloc(sizeof *c->in * (size_t)s->n_in);
-      c->in_buf = malloc(sizeof *c->in_buf * (size_t)s->n_in);
-      x->in[i] = malloc(sizeof(void *) * (size_t)s->n_in);
-      if (!c->in || !c->in_buf || !x->in[i]) goto oom;
-      memcpy(c->in, s->in, sizeof *c->in * (size_t)s->n_in);
-      memcpy(c->in_buf, s->in_buf, sizeof *c->in_buf * (size_t)s->n_in);
-      for (int j = 0; j < s->n_in; j++)
-        x->in[i][j] = resolve(bufs, s->in_buf[j]);
-    }
-    x->out[i] = resolve(bufs, s->out_buf);
-    if (!table[s->op].run) {
-      cpu_exec_destroy(x);
-      return asg__error(ASG_ERR_UNSUPPORTED, "cpu: no kernel for %s", s->label);
-    }
-    if (table[s->op].ws) {
-      size_t w = table[s->op].ws(c, d->nthreads);
+  for (int i = 0; i < x->r.plan.n_steps && !st; i++) {
+    const asg_step *s = &x->r.plan.steps[i];
+    if (!table[s->op].run)
+      st = asg__error(ASG_ERR_UNSUPPORTED, "cpu: no kernel for %s", s->label);
+    else if (table[s->op].ws) {
+      size_t w = table[s->op].ws(s, d->nthreads);
       if (w > ws) ws = w;
     }
   }
-  if (ws) {
-    x->ws = aligned_alloc(64, (ws + 63) & ~(size_t)63);
-    if (!x->ws) goto oom;
+  if (!st && ws && !(x->ws = aligned_alloc(64, (ws + 63) & ~(size_t)63)))
+    st = asg__error(ASG_ERR_OOM, "cpu: cannot allocate %zu bytes of workspace", ws);
+  if (st) {
+    cpu_exec_destroy(x);
+    return st;
   }
-  x->steps = x->plan.steps;
   *exec = x;
   return ASG_OK;
-oom:
-  cpu_exec_destroy(x);
-  return asg__error(ASG_ERR_OOM, "cpu: out of memory while preparing the program");
 }
 
 static asg_status cpu_exec_run(void *e, uint64_t run) {
   cpu_exec *x = e;
-  for (int i = 0; i < x->plan.n_steps; i++) {
-    const asg_step *s = &x->steps[i];
-    asg_cpu_call c = {s, x->out[i], x->in[i], x->ws, run, x->nthreads};
+  for (int i = 0; i < x->r.plan.n_steps; i++) {
+    const asg_step *s = &x->r.plan.steps[i];
+    asg_cpu_call c = {s, x->r.out[i], x->r.in[i], x->ws, run, x->nthreads};
     asg_status st = table[s->op].run(&c);
     if (st) return st;
   }

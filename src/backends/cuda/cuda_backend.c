@@ -130,9 +130,8 @@ static asg_status cuda_read(void *dev, void *buf, size_t off, void *dst, size_t 
 
 typedef struct cuda_exec {
   asg_cuda_ctx *ctx;
-  asg_plan plan; /* deep copy */
-  void **out;
-  const void ***in;
+  asg_resolved r; /* the plan with addresses */
+  int n_ev;       /* events created (profiling) */
   void *ws;
   uint64_t *run_dev; /* device copy of the run count, incremented by each run */
   uint64_t next_run; /* what run_dev holds when no one reset the count */
@@ -173,118 +172,79 @@ static void cuda_exec_destroy(void *e) {
   if (x->ctx && x->ctx->stream) cudaStreamSynchronize(x->ctx->stream);
   if (x->ev) {
     if (x->prof_runs) profile_report(x);
-    for (int i = 0; i <= x->plan.n_steps; i++)
+    for (int i = 0; i < x->n_ev; i++)
       cudaEventDestroy(x->ev[i]);
     free(x->ev);
   }
   if (x->graph_exec) cudaGraphExecDestroy(x->graph_exec);
   if (x->graph) cudaGraphDestroy(x->graph);
-  for (int i = 0; i < x->plan.n_steps; i++) {
-    free(x->plan.steps[i].in);
-    free(x->plan.steps[i].in_buf);
-    if (x->in) free((void *)x->in[i]);
-  }
-  free(x->plan.steps);
-  free(x->out);
-  free(x->in);
+  asg__resolved_free(&x->r);
   if (x->ws) cudaFree(x->ws);
   if (x->run_dev) cudaFree(x->run_dev);
   free(x);
 }
 
-static void *resolve(const asg_buffers *b, asg_buf_ref r) {
-  char *base = NULL;
-  switch (r.kind) {
-  case ASG_BUF_ARENA: base = b->arena; break;
-  case ASG_BUF_VAR: base = b->vars[r.index]; break;
-  case ASG_BUF_CONST: base = b->consts[r.index]; break;
-  case ASG_BUF_INPUT: base = b->inputs[r.index]; break;
-  }
-  return base + r.offset;
-}
-
 static asg_status cuda_exec_create(void *dev, const asg_plan *plan, const asg_buffers *bufs,
                                    void **exec) {
-  asg_cuda_ctx *ctx = dev;
   cuda_exec *x = calloc(1, sizeof *x);
   if (!x) return asg__error(ASG_ERR_OOM, "cuda: out of memory");
-  int n = plan->n_steps;
-  x->ctx = ctx;
-  const char *env = getenv("ASG_CUDA_GRAPH");
+  x->ctx = dev;
+  const char *env = getenv("ASG_CUDA_GRAPH"), *prof = getenv("ASG_PROFILE");
   x->use_graph = !(env && env[0] == '0');
   x->tf32 = plan->flags & ASG_PLAN_TF32;
-  const char *prof = getenv("ASG_PROFILE");
-  if (prof && prof[0] && prof[0] != '0') {
-    x->use_graph = false;
-    x->ev = calloc((size_t)n + 1, sizeof *x->ev);
-    if (!x->ev) goto oom;
-    for (int i = 0; i <= n; i++)
-      if (cudaEventCreate(&x->ev[i]) != cudaSuccess) goto oom;
-  }
-  x->plan.steps = calloc((size_t)n + 1, sizeof *x->plan.steps);
-  x->out = calloc((size_t)n + 1, sizeof *x->out);
-  x->in = calloc((size_t)n + 1, sizeof *x->in);
-  if (!x->plan.steps || !x->out || !x->in) goto oom;
-  x->plan.n_steps = n;
+  asg_status st = asg__resolve_plan(plan, bufs, &x->r);
+  int n = x->r.plan.n_steps;
   size_t ws = 0;
-  for (int i = 0; i < n; i++) {
-    const asg_step *s = &plan->steps[i];
-    asg_step *c = &x->plan.steps[i];
-    *c = *s;
-    c->in = NULL;
-    c->in_buf = NULL;
-    if (s->n_in) {
-      c->in = malloc(sizeof *c->in * (size_t)s->n_in);
-      c->in_buf = malloc(sizeof *c->in_buf * (size_t)s->n_in);
-      x->in[i] = malloc(sizeof(void *) * (size_t)s->n_in);
-      if (!c->in || !c->in_buf || !x->in[i]) goto oom;
-      memcpy(c->in, s->in, sizeof *c->in * (size_t)s->n_in);
-      memcpy(c->in_buf, s->in_buf, sizeof *c->in_buf * (size_t)s->n_in);
-      for (int j = 0; j < s->n_in; j++)
-        x->in[i][j] = resolve(bufs, s->in_buf[j]);
-    }
-    x->out[i] = resolve(bufs, s->out_buf);
-    if (!table[s->op].run) {
-      cuda_exec_destroy(x);
-      return asg__error(ASG_ERR_UNSUPPORTED, "cuda: no kernel for %s", s->label);
-    }
-    if (table[s->op].ws) {
-      size_t w = table[s->op].ws(c);
+  for (int i = 0; i < n && !st; i++) {
+    const asg_step *s = &x->r.plan.steps[i];
+    if (!table[s->op].run)
+      st = asg__error(ASG_ERR_UNSUPPORTED, "cuda: no kernel for %s", s->label);
+    else if (table[s->op].ws) {
+      size_t w = table[s->op].ws(s);
       if (w > ws) ws = w;
     }
   }
-  cudaError_t e = cudaMalloc((void **)&x->run_dev, sizeof(uint64_t));
-  if (e == cudaSuccess) e = cudaMemset(x->run_dev, 0, sizeof(uint64_t));
-  if (e == cudaSuccess && ws) e = cudaMalloc(&x->ws, (ws + 255) & ~(size_t)255);
-  if (e != cudaSuccess) {
+  if (!st && prof && prof[0] && prof[0] != '0') { /* per-step events, no graph */
+    x->use_graph = false;
+    x->ev = calloc((size_t)n + 1, sizeof *x->ev);
+    if (!x->ev) st = asg__error(ASG_ERR_OOM, "cuda: out of memory");
+    for (; !st && x->n_ev <= n; x->n_ev++)
+      if (cudaEventCreate(&x->ev[x->n_ev]) != cudaSuccess)
+        st = asg__error(ASG_ERR_BACKEND, "cuda: cannot create profiling events");
+  }
+  cudaError_t e = cudaSuccess;
+  if (!st) e = cudaMalloc((void **)&x->run_dev, sizeof(uint64_t));
+  if (!st && e == cudaSuccess) e = cudaMemset(x->run_dev, 0, sizeof(uint64_t));
+  if (!st && e == cudaSuccess && ws) e = cudaMalloc(&x->ws, (ws + 255) & ~(size_t)255);
+  if (!st && e != cudaSuccess) {
     cudaGetLastError();
+    st = asg__error(ASG_ERR_OOM, "cuda: cannot allocate the program's workspace (%s)",
+                    cudaGetErrorString(e));
+  }
+  if (st) {
     cuda_exec_destroy(x);
-    return asg__error(ASG_ERR_OOM, "cuda: cannot allocate the program's workspace (%s)",
-                      cudaGetErrorString(e));
+    return st;
   }
   *exec = x;
   return ASG_OK;
-oom:
-  cuda_exec_destroy(x);
-  return asg__error(ASG_ERR_OOM, "cuda: out of memory while preparing the program");
 }
 
 static asg_status enqueue_all(cuda_exec *x) {
-  for (int i = 0; i < x->plan.n_steps; i++) {
-    const asg_step *s = &x->plan.steps[i];
-    asg_cuda_call c = {s, x->out[i], x->in[i], x->ws, x->run_dev, x->ctx, x->tf32};
+  for (int i = 0; i < x->r.plan.n_steps; i++) {
+    const asg_step *s = &x->r.plan.steps[i];
+    asg_cuda_call c = {s, x->r.out[i], x->r.in[i], x->ws, x->run_dev, x->ctx, x->tf32};
     if (x->ev) cudaEventRecord(x->ev[i], x->ctx->stream);
     asg_status st = table[s->op].run(&c);
     if (st) return st;
   }
-  if (x->ev && x->plan.n_steps) { /* attribute each interval to its step's op */
-    cudaEventRecord(x->ev[x->plan.n_steps], x->ctx->stream);
-    cudaEventSynchronize(x->ev[x->plan.n_steps]);
-    for (int i = 0; i < x->plan.n_steps; i++) {
+  if (x->ev && x->r.plan.n_steps) { /* attribute each interval to its step's op */
+    cudaEventRecord(x->ev[x->r.plan.n_steps], x->ctx->stream);
+    cudaEventSynchronize(x->ev[x->r.plan.n_steps]);
+    for (int i = 0; i < x->r.plan.n_steps; i++) {
       float ms = 0;
       cudaEventElapsedTime(&ms, x->ev[i], x->ev[i + 1]);
-      x->op_ms[x->plan.steps[i].op] += ms;
-      x->op_calls[x->plan.steps[i].op]++;
+      x->op_ms[x->r.plan.steps[i].op] += ms;
+      x->op_calls[x->r.plan.steps[i].op]++;
     }
     x->prof_runs++;
   }
@@ -307,7 +267,7 @@ static asg_status cuda_exec_run(void *e, uint64_t run) {
     ce = cudaGraphLaunch(x->graph_exec, st);
     return ce == cudaSuccess ? ASG_OK : cuda_err(ce, "graph launch");
   }
-  if (x->use_graph && x->runs >= 1 && x->plan.n_steps > 0) {
+  if (x->use_graph && x->runs >= 1 && x->r.plan.n_steps > 0) {
     /* capture the second run (the first warmed up cuBLAS) and replay it */
     ce = cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal);
     if (ce == cudaSuccess) {

@@ -1,0 +1,64 @@
+/* A backend's own copy of a plan with every buffer reference turned into an
+ * address (base of the buffer + offset): the part of preparing a program
+ * that every backend shares. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/backend.h"
+
+static void *resolve(const asg_buffers *b, asg_buf_ref r) {
+  char *base = NULL;
+  switch (r.kind) {
+  case ASG_BUF_ARENA: base = b->arena; break;
+  case ASG_BUF_VAR: base = b->vars[r.index]; break;
+  case ASG_BUF_CONST: base = b->consts[r.index]; break;
+  case ASG_BUF_INPUT: base = b->inputs[r.index]; break;
+  }
+  return base + r.offset;
+}
+
+void asg__resolved_free(asg_resolved *r) {
+  if (!r) return;
+  for (int i = 0; i < r->plan.n_steps; i++) {
+    if (r->plan.steps) free(r->plan.steps[i].in), free(r->plan.steps[i].in_buf);
+    if (r->in) free((void *)r->in[i]);
+  }
+  free(r->plan.steps);
+  free(r->out);
+  free(r->in);
+  memset(r, 0, sizeof *r);
+}
+
+asg_status asg__resolve_plan(const asg_plan *src, const asg_buffers *bufs, asg_resolved *r) {
+  int n = src->n_steps;
+  memset(r, 0, sizeof *r);
+  r->plan.steps = calloc((size_t)n + 1, sizeof *r->plan.steps);
+  r->out = calloc((size_t)n + 1, sizeof *r->out);
+  r->in = calloc((size_t)n + 1, sizeof *r->in);
+  r->plan.n_steps = n;
+  r->plan.arena_bytes = src->arena_bytes;
+  r->plan.flags = src->flags;
+  if (!r->plan.steps || !r->out || !r->in) goto oom;
+  for (int i = 0; i < n; i++) {
+    const asg_step *s = &src->steps[i];
+    asg_step *c = &r->plan.steps[i];
+    *c = *s;
+    c->in = NULL;
+    c->in_buf = NULL;
+    if (s->n_in) {
+      c->in = malloc(sizeof *c->in * (size_t)s->n_in);
+      c->in_buf = malloc(sizeof *c->in_buf * (size_t)s->n_in);
+      r->in[i] = malloc(sizeof(void *) * (size_t)s->n_in);
+      if (!c->in || !c->in_buf || !r->in[i]) goto oom;
+      memcpy(c->in, s->in, sizeof *c->in * (size_t)s->n_in);
+      memcpy(c->in_buf, s->in_buf, sizeof *c->in_buf * (size_t)s->n_in);
+      for (int j = 0; j < s->n_in; j++)
+        r->in[i][j] = resolve(bufs, s->in_buf[j]);
+    }
+    r->out[i] = resolve(bufs, s->out_buf);
+  }
+  return ASG_OK;
+oom:
+  asg__resolved_free(r);
+  return asg__error(ASG_ERR_OOM, "out of memory while preparing the program");
+}

@@ -15,91 +15,7 @@
 #include "asg/nn.h"
 #include "testutil.h"
 
-/* ---- helpers (as in test_layers.c) ---- */
-static asg_tensor *konst(asg_graph *g, asg_dtype dt, asg_shape s, const double *v) {
-  long n = (long)asg_shape_numel(s);
-  void *buf = malloc((size_t)(n ? n : 1) * 8);
-  for (long i = 0; i < n; i++) {
-    if (dt == ASG_F32)
-      ((float *)buf)[i] = (float)v[i];
-    else if (dt == ASG_F64)
-      ((double *)buf)[i] = v[i];
-    else if (dt == ASG_I32)
-      ((int32_t *)buf)[i] = (int32_t)v[i];
-    else
-      ((int64_t *)buf)[i] = (int64_t)v[i];
-  }
-  asg_tensor *t = asg_constant(g, dt, s, buf);
-  free(buf);
-  return t;
-}
-
-static void to_d(asg_dtype dt, const void *src, double *dst, long n) {
-  for (long i = 0; i < n; i++)
-    dst[i] = dt == ASG_F32 ? ((const float *)src)[i] : ((const double *)src)[i];
-}
-
-static int fetch(asg_program *p, asg_tensor *t, double *out) {
-  long n = (long)asg_shape_numel(asg_tensor_shape(t));
-  asg_dtype dt = asg_tensor_dtype(t);
-  void *buf = malloc((size_t)(n ? n : 1) * 8);
-  int rc = asg_program_fetch(p, t, buf, (size_t)n * asg_dtype_size(dt));
-  if (rc == ASG_OK) to_d(dt, buf, out, n);
-  free(buf);
-  return rc;
-}
-
-static long getvar(asg_program *p, const char *name, double *out) {
-  for (int i = 0; i < asg_program_variable_count(p); i++) {
-    const char *nm;
-    asg_dtype dt;
-    asg_shape s;
-    asg_program_variable_info(p, i, &nm, &dt, &s);
-    if (strcmp(nm, name)) continue;
-    long n = (long)asg_shape_numel(s);
-    void *buf = malloc((size_t)(n ? n : 1) * 8);
-    asg_program_get_variable(p, name, buf, (size_t)n * asg_dtype_size(dt));
-    to_d(dt, buf, out, n);
-    free(buf);
-    return n;
-  }
-  return -1;
-}
-
-static int setvar(asg_program *p, const char *name, const double *v) {
-  for (int i = 0; i < asg_program_variable_count(p); i++) {
-    const char *nm;
-    asg_dtype dt;
-    asg_shape s;
-    asg_program_variable_info(p, i, &nm, &dt, &s);
-    if (strcmp(nm, name)) continue;
-    long n = (long)asg_shape_numel(s);
-    void *buf = malloc((size_t)(n ? n : 1) * 8);
-    for (long j = 0; j < n; j++)
-      if (dt == ASG_F32)
-        ((float *)buf)[j] = (float)v[j];
-      else
-        ((double *)buf)[j] = v[j];
-    int rc = asg_program_set_variable(p, name, buf, (size_t)n * asg_dtype_size(dt));
-    free(buf);
-    return rc;
-  }
-  return -1;
-}
-
-static int feed(asg_program *p, const char *name, asg_dtype dt, const double *v, long n) {
-  void *buf = malloc((size_t)n * 8);
-  for (long i = 0; i < n; i++)
-    if (dt == ASG_F32)
-      ((float *)buf)[i] = (float)v[i];
-    else
-      ((double *)buf)[i] = v[i];
-  int rc = asg_program_feed(p, name, buf, (size_t)n * asg_dtype_size(dt));
-  free(buf);
-  return rc;
-}
-
-static bool has(const char *hay, const char *needle) { return hay && strstr(hay, needle); }
+/* ---- helpers ---- */
 static const char *err(asg_graph *g) { return asg_graph_error(g) ? asg_graph_error(g) : "(none)"; }
 
 /* ---- the naive reference ---- */
@@ -197,9 +113,9 @@ static void get_mha_params(asg_program *p, const char *name, int D, mha_params *
     mp->W[i] = malloc(sizeof(double) * (size_t)(D * D));
     mp->b[i] = malloc(sizeof(double) * (size_t)D);
     snprintf(nb, sizeof nb, "%s.%s.weight", name, pr[i]);
-    getvar(p, nb, mp->W[i]);
+    tu_get_var(p, nb, mp->W[i]);
     snprintf(nb, sizeof nb, "%s.%s.bias", name, pr[i]);
-    if (getvar(p, nb, mp->b[i]) < 0) {
+    if (tu_get_var(p, nb, mp->b[i]) < 0) {
       free(mp->b[i]);
       mp->b[i] = NULL;
     }
@@ -223,7 +139,7 @@ static asg_program *build_mha(const cfg *c, asg_dtype dt, double dropout, bool t
   if (c->pad) {
     double *m = malloc(sizeof(double) * (size_t)(c->B * c->T));
     mask_of(c, m);
-    mask = konst(g, dt, ASG_SHAPE(c->B, c->T), m);
+    mask = tu_constant(g, dt, ASG_SHAPE(c->B, c->T), m);
     free(m);
   }
   asg_tensor *y = asg_layer_apply_masked(l, x, mask);
@@ -260,9 +176,9 @@ static void test_mha_forward(void) {
       asg_program *p = build_mha(&c, dt, 0, true, &g, &yt);
       TU_CHECK(p != NULL, "mha case %zu compiles", ci);
       if (p) {
-        feed(p, "x", dt, x, n);
+        tu_feed(p, "x", dt, x, n);
         asg_program_run(p);
-        fetch(p, yt, y);
+        tu_fetch(p, yt, y);
         mha_params mp;
         get_mha_params(p, "attn", c.D, &mp);
         ref_mha(&c, x, mp.W, mp.b, want);
@@ -299,12 +215,12 @@ static void test_mha_independence(void) {
     asg_program *p = build_mha(&c, ASG_F64, 0, true, &g, &yt);
     TU_CHECK(p != NULL, "mha independence compiles");
     if (p) {
-      feed(p, "x", ASG_F64, x, n);
+      tu_feed(p, "x", ASG_F64, x, n);
       asg_program_run(p);
-      fetch(p, yt, y);
-      feed(p, "x", ASG_F64, x2, n);
+      tu_fetch(p, yt, y);
+      tu_feed(p, "x", ASG_F64, x2, n);
       asg_program_run(p);
-      fetch(p, yt, y2);
+      tu_fetch(p, yt, y2);
       int same = 1, changed = 0;
       for (int b = 0; b < c.B; b++)
         for (int t = 0; t < c.T; t++)
@@ -336,7 +252,7 @@ static asg_tensor *build_mha_gc(asg_graph *g, asg_tensor **xs, void *ctx) {
   if (c->pad) {
     double m[64];
     mask_of(c, m);
-    mask = konst(g, ASG_F64, ASG_SHAPE(c->B, c->T), m);
+    mask = tu_constant(g, ASG_F64, ASG_SHAPE(c->B, c->T), m);
   }
   return asg_layer_apply_masked(asg_nn_mha(g, "attn", c->D, c->H, &o), xs[0], mask);
 }
@@ -359,10 +275,10 @@ static void test_mha_grads(void) {
   tu_rand(8, x, 24, -1, 1);
   tu_rand(9, r, 24, 0.5, 1.5);
   asg_attention_opts o = {.causal = true};
-  asg_tensor *y =
-      asg_layer_apply(asg_nn_mha(g, "attn", 4, 2, &o), konst(g, ASG_F64, ASG_SHAPE(2, 3, 4), x));
+  asg_tensor *y = asg_layer_apply(asg_nn_mha(g, "attn", 4, 2, &o),
+                                  tu_constant(g, ASG_F64, ASG_SHAPE(2, 3, 4), x));
   asg_tensor *loss =
-      asg_sum(asg_mul(y, konst(g, ASG_F64, ASG_SHAPE(2, 3, 4), r)), ASG_ALL_AXES, false);
+      asg_sum(asg_mul(y, tu_constant(g, ASG_F64, ASG_SHAPE(2, 3, 4), r)), ASG_ALL_AXES, false);
   const char *names[3] = {"attn.q_proj.weight", "attn.v_proj.bias", "attn.out_proj.weight"};
   asg_tensor *wrt[3], *gr[3], *outs[4] = {loss};
   for (int i = 0; i < 3; i++)
@@ -374,25 +290,25 @@ static void test_mha_grads(void) {
   bad |= !p || asg_program_run(p) != ASG_OK;
   double an3[3][16]; /* analytic gradients of the unperturbed run */
   for (int i = 0; i < 3 && !bad; i++)
-    fetch(p, gr[i], an3[i]);
+    tu_fetch(p, gr[i], an3[i]);
   for (int i = 0; i < 3 && !bad; i++) {
     long m = (long)asg_shape_numel(asg_tensor_shape(wrt[i]));
     double v[16], *an = an3[i];
-    getvar(p, names[i], v);
+    tu_get_var(p, names[i], v);
     for (long j = 0; j < m && !bad; j++) {
       double keep = v[j], hp, hm, lp, lm;
       v[j] = keep + 1e-3;
       hp = (float)v[j];
-      setvar(p, names[i], v);
+      tu_set_var(p, names[i], v);
       asg_program_run(p);
       lp = asg_program_scalar(p, loss);
       v[j] = keep - 1e-3;
       hm = (float)v[j];
-      setvar(p, names[i], v);
+      tu_set_var(p, names[i], v);
       asg_program_run(p);
       lm = asg_program_scalar(p, loss);
       v[j] = keep;
-      setvar(p, names[i], v);
+      tu_set_var(p, names[i], v);
       double num = (lp - lm) / (hp - hm);
       if (!(fabs(num - an[j]) <= 2e-5 * fmax(1, fabs(num)))) {
         printf("  d/d%s[%ld]: analytic %.10g numeric %.10g\n", names[i], j, an[j], num);
@@ -421,9 +337,9 @@ static void test_mha_dropout(void) {
       asg_graph_free(g);
       continue;
     }
-    feed(p, "x", ASG_F64, x, n);
+    tu_feed(p, "x", ASG_F64, x, n);
     asg_program_run(p);
-    fetch(p, yt, train ? yt2 : ye);
+    tu_fetch(p, yt, train ? yt2 : ye);
     if (!train) {
       mha_params mp;
       get_mha_params(p, "attn", c.D, &mp);
@@ -462,7 +378,7 @@ static void test_block(void) {
   asg_layer *blk = asg_nn_transformer_block(g, "blk", D, H, F, &o, 0);
   double x[N * D], y[N * D];
   tu_rand(55, x, N * D, -1, 1);
-  asg_tensor *yt = asg_layer_apply(blk, konst(g, ASG_F64, ASG_SHAPE(B, T, D), x));
+  asg_tensor *yt = asg_layer_apply(blk, tu_constant(g, ASG_F64, ASG_SHAPE(B, T, D), x));
   static const struct {
     const char *name;
     asg_shape s;
@@ -489,14 +405,14 @@ static void test_block(void) {
     tu_rand(62, w2, D, 0.5, 1.5), tu_rand(63, b2, D, -0.5, 0.5);
     for (int i = 0; i < D; i++)
       w1[i] = (float)w1[i], b1[i] = (float)b1[i], w2[i] = (float)w2[i], b2[i] = (float)b2[i];
-    setvar(p, "blk.ln1.weight", w1), setvar(p, "blk.ln1.bias", b1);
-    setvar(p, "blk.ln2.weight", w2), setvar(p, "blk.ln2.bias", b2);
+    tu_set_var(p, "blk.ln1.weight", w1), tu_set_var(p, "blk.ln1.bias", b1);
+    tu_set_var(p, "blk.ln2.weight", w2), tu_set_var(p, "blk.ln2.bias", b2);
     asg_program_run(p);
-    fetch(p, yt, y);
+    tu_fetch(p, yt, y);
     mha_params mp;
     get_mha_params(p, "blk.attn", D, &mp);
-    getvar(p, "blk.ffn.fc1.weight", f1w), getvar(p, "blk.ffn.fc1.bias", f1b);
-    getvar(p, "blk.ffn.fc2.weight", f2w), getvar(p, "blk.ffn.fc2.bias", f2b);
+    tu_get_var(p, "blk.ffn.fc1.weight", f1w), tu_get_var(p, "blk.ffn.fc1.bias", f1b);
+    tu_get_var(p, "blk.ffn.fc2.weight", f2w), tu_get_var(p, "blk.ffn.fc2.bias", f2b);
     double h[N * D], a[N * D], x1[N * D], want[N * D], hid[N * F];
     cfg c = {B, T, D, H, true, ASG_POS_NONE, 10000, false};
     ref_ln(x, w1, b1, h, N, D);
@@ -534,7 +450,7 @@ static void test_posenc(void) {
   for (int learned = 0; learned < 2; learned++) {
     asg_graph *g = asg_graph_new();
     asg_layer *pe = asg_nn_posenc(g, "pos", learned ? ASG_POS_LEARNED : ASG_POS_SINUSOIDAL, 8, D);
-    asg_tensor *yt = asg_layer_apply(pe, konst(g, ASG_F64, ASG_SHAPE(B, T, D), x));
+    asg_tensor *yt = asg_layer_apply(pe, tu_constant(g, ASG_F64, ASG_SHAPE(B, T, D), x));
     TU_CHECK(learned ? (asg_graph_find(g, "pos.weight") &&
                         asg_shape_equal(asg_tensor_shape(asg_graph_find(g, "pos.weight")),
                                         ASG_SHAPE(8, D)))
@@ -544,8 +460,8 @@ static void test_posenc(void) {
     TU_CHECK(p != NULL, "posenc compiles: %s", err(g));
     if (p) {
       asg_program_run(p);
-      fetch(p, yt, y);
-      if (learned) getvar(p, "pos.weight", w);
+      tu_fetch(p, yt, y);
+      if (learned) tu_get_var(p, "pos.weight", w);
       for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++)
           for (int i = 0; i < D; i++) {
@@ -564,7 +480,8 @@ static void test_posenc(void) {
       asg_program_free(p);
     }
     TU_CHECK(!asg_layer_apply(pe, asg_input(g, "long", ASG_F32, ASG_SHAPE(1, 9, D))) &&
-                 has(asg_graph_error(g), "pos") && has(asg_graph_error(g), "max_len"),
+                 tu_contains(asg_graph_error(g), "pos") &&
+                 tu_contains(asg_graph_error(g), "max_len"),
              "T > max_len error: %s", err(g));
     asg_graph_free(g);
   }
@@ -573,32 +490,33 @@ static void test_posenc(void) {
 /* ---- errors ---- */
 static void test_errors(void) {
   asg_graph *g = asg_graph_new();
-  TU_CHECK(!asg_nn_mha(g, "att3", 10, 3, NULL) && has(asg_graph_error(g), "att3") &&
-               has(asg_graph_error(g), "10") && has(asg_graph_error(g), "3"),
+  TU_CHECK(!asg_nn_mha(g, "att3", 10, 3, NULL) && tu_contains(asg_graph_error(g), "att3") &&
+               tu_contains(asg_graph_error(g), "10") && tu_contains(asg_graph_error(g), "3"),
            "d_model %% n_heads error: %s", err(g));
   asg_graph_free(g);
   g = asg_graph_new();
   asg_layer *l = asg_nn_mha(g, "att4", 8, 2, NULL);
   asg_tensor *x = asg_input(g, "x", ASG_F32, ASG_SHAPE(2, 3, 8));
   TU_CHECK(!asg_layer_apply_masked(l, x, asg_input(g, "m", ASG_F32, ASG_SHAPE(2, 4))) &&
-               has(asg_graph_error(g), "att4") && has(asg_graph_error(g), "[2,4]"),
+               tu_contains(asg_graph_error(g), "att4") && tu_contains(asg_graph_error(g), "[2,4]"),
            "mask shape error: %s", err(g));
   asg_graph_free(g);
   g = asg_graph_new();
   l = asg_nn_mha(g, "att5", 8, 2, NULL);
   TU_CHECK(!asg_layer_apply(l, asg_input(g, "x", ASG_F32, ASG_SHAPE(3, 6))) &&
-               has(asg_graph_error(g), "att5") && has(asg_graph_error(g), "[3,6]"),
+               tu_contains(asg_graph_error(g), "att5") && tu_contains(asg_graph_error(g), "[3,6]"),
            "mha input rank error: %s", err(g));
   asg_graph_free(g);
   g = asg_graph_new();
   asg_attention_opts o = {.pos = ASG_POS_ROPE};
-  TU_CHECK(!asg_nn_mha(g, "att6", 9, 3, &o) && has(asg_graph_error(g), "att6"),
+  TU_CHECK(!asg_nn_mha(g, "att6", 9, 3, &o) && tu_contains(asg_graph_error(g), "att6"),
            "RoPE odd head dim error: %s", err(g));
   asg_graph_free(g);
   g = asg_graph_new();
   asg_layer *blk = asg_nn_transformer_block(g, "b0", 8, 2, 16, NULL, 0);
   TU_CHECK(!asg_layer_apply(blk, asg_input(g, "x", ASG_F32, ASG_SHAPE(2, 3, 6))) &&
-               has(asg_graph_error(g), "b0.ln1") && has(asg_graph_error(g), "[2,3,6]"),
+               tu_contains(asg_graph_error(g), "b0.ln1") &&
+               tu_contains(asg_graph_error(g), "[2,3,6]"),
            "block error names the sublayer: %s", err(g));
   asg_graph_free(g);
 }
@@ -615,15 +533,15 @@ static void test_train_reverse(void) {
     }
   asg_graph *g = asg_graph_new();
   asg_graph_set_seed(g, 5);
-  asg_tensor *x =
-      asg_layer_apply(asg_nn_embedding(g, "emb", V, D), konst(g, ASG_I64, ASG_SHAPE(B, T), tok));
+  asg_tensor *x = asg_layer_apply(asg_nn_embedding(g, "emb", V, D),
+                                  tu_constant(g, ASG_I64, ASG_SHAPE(B, T), tok));
   x = asg_layer_apply(asg_nn_posenc(g, "pos", ASG_POS_LEARNED, 8, D), x);
   x = asg_layer_apply(asg_nn_transformer_block(g, "h0", D, H, F, NULL, 0), x);
   x = asg_layer_apply(asg_nn_transformer_block(g, "h1", D, H, F, NULL, 0), x);
   x = asg_layer_apply(asg_nn_layernorm(g, "ln_f", D, 0), x);
   asg_tensor *logits = asg_layer_apply(asg_nn_linear(g, "head", D, V), x);
   asg_tensor *loss =
-      asg_softmax_cross_entropy(logits, konst(g, ASG_I64, ASG_SHAPE(B, T), lab), 0, -100);
+      asg_softmax_cross_entropy(logits, tu_constant(g, ASG_I64, ASG_SHAPE(B, T), lab), 0, -100);
   asg_program *p = loss ? asg_compile_train(g, loss, asg_adam(3e-3), 0, NULL, NULL) : NULL;
   TU_CHECK(p != NULL, "transformer compiles for training: %s / %s", err(g), asg_last_error());
   if (p) {

@@ -1,26 +1,16 @@
 /* Training checkpoints: a run interrupted after 5 steps, saved, restored
  * into a freshly built graph and program, must continue bit for bit like the
  * uninterrupted run (parameters, Adam state, step and dropout RNG state). */
-#define _POSIX_C_SOURCE 200809L
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "asg/asg.h"
 #include "testutil.h"
 
 enum { B = 8, IN = 4, OUT = 3, STEPS = 10, CUT = 5 };
-static char tmpdir[256];
-
-static const char *tpath(const char *name) {
-  static char buf[4][512];
-  static int k;
-  k = (k + 1) % 4;
-  snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
-  return buf[k];
-}
+static const char *tmpdir;
+static const char *tpath(const char *name) { return tu_path(tmpdir, name); }
 
 typedef struct model {
   asg_graph *g;
@@ -82,9 +72,8 @@ static bool same(const double *a, const double *b, int n) {
 }
 
 int main(void) {
-  const char *tmp = getenv("TMPDIR");
-  snprintf(tmpdir, sizeof tmpdir, "%s/asg_test_ckpt_XXXXXX", tmp && *tmp ? tmp : "/tmp");
-  if (!mkdtemp(tmpdir)) return 1;
+  tmpdir = tu_tmpdir_create("asg_test_ckpt");
+  if (!tmpdir) return 1;
   const char *ck = tpath("step5.ckpt.safetensors");
   const char *wf = tpath("weights.safetensors");
 
@@ -231,10 +220,6 @@ int main(void) {
            "bad run_count: %s", asg_last_error());
   drop(&v);
 
-  DIR *dir = opendir(tmpdir);
-  for (struct dirent *de; dir && (de = readdir(dir));)
-    if (de->d_name[0] != '.') unlink(tpath(de->d_name));
-  if (dir) closedir(dir);
-  rmdir(tmpdir);
+  tu_tmpdir_remove(tmpdir);
   return tu_finish();
 }

@@ -12,20 +12,6 @@
 
 #include "testutil.h"
 
-static asg_tensor *konst(asg_graph *g, asg_dtype dt, asg_shape s, const double *v) {
-  long n = (long)asg_shape_numel(s);
-  void *buf = malloc((size_t)(n ? n : 1) * 8);
-  for (long i = 0; i < n; i++) {
-    if (dt == ASG_F32)
-      ((float *)buf)[i] = (float)v[i];
-    else
-      ((double *)buf)[i] = v[i];
-  }
-  asg_tensor *t = asg_constant(g, dt, s, buf);
-  free(buf);
-  return t;
-}
-
 static double *rnd(unsigned long long seed, long n) {
   double *v = malloc(sizeof(double) * (size_t)(n ? n : 1));
   tu_rand(seed, v, n, -1, 1);
@@ -100,8 +86,8 @@ static void test_conv_forward(const cfg *c, asg_dtype dt) {
          *got = malloc(sizeof(double) * (size_t)ny);
   ref_conv(c, x, w, c->bias ? b : NULL, want, mag);
   asg_graph *g = asg_graph_new();
-  asg_tensor *y = asg_conv2d(konst(g, dt, xs, x), konst(g, dt, ws, w),
-                             c->bias ? konst(g, dt, ASG_SHAPE(c->O), b) : NULL, c->p);
+  asg_tensor *y = asg_conv2d(tu_constant(g, dt, xs, x), tu_constant(g, dt, ws, w),
+                             c->bias ? tu_constant(g, dt, ASG_SHAPE(c->O), b) : NULL, c->p);
   asg_shape want_s = ASG_SHAPE(c->N, c->O, OH, OW);
   TU_CHECK(y && asg_shape_equal(asg_tensor_shape(y), want_s), "conv2d %s: shape (%s)", c->name,
            asg_graph_error(g));
@@ -148,9 +134,9 @@ static void test_conv_grads_large(const cfg *c, asg_dtype dt) {
               }
         }
   asg_graph *g = asg_graph_new();
-  asg_tensor *vx = konst(g, dt, xs, x), *vw = konst(g, dt, ws, w);
-  asg_tensor *loss =
-      asg_sum(asg_mul(asg_conv2d(vx, vw, NULL, c->p), konst(g, dt, ys, r)), ASG_ALL_AXES, false);
+  asg_tensor *vx = tu_constant(g, dt, xs, x), *vw = tu_constant(g, dt, ws, w);
+  asg_tensor *loss = asg_sum(asg_mul(asg_conv2d(vx, vw, NULL, c->p), tu_constant(g, dt, ys, r)),
+                             ASG_ALL_AXES, false);
   asg_tensor *wrt[2] = {vx, vw}, *gr[2] = {NULL, NULL};
   int ok = asg_grad(loss, 2, wrt, gr) == ASG_OK;
   ok = ok && tu_eval(g, gr[0], got_x) == 0 && tu_eval(g, gr[1], got_w) == 0;
@@ -199,8 +185,9 @@ static void test_conv_transpose(const cfg *c, asg_dtype dt) {
       mag[i] += fabs(b[o]);
     }
   asg_graph *g = asg_graph_new();
-  asg_tensor *y = asg_conv_transpose2d(konst(g, dt, xs, x), konst(g, dt, ws, w),
-                                       c->bias ? konst(g, dt, ASG_SHAPE(c->O), b) : NULL, c->p);
+  asg_tensor *y =
+      asg_conv_transpose2d(tu_constant(g, dt, xs, x), tu_constant(g, dt, ws, w),
+                           c->bias ? tu_constant(g, dt, ASG_SHAPE(c->O), b) : NULL, c->p);
   asg_shape want_s = ASG_SHAPE(c->N, c->O, OH, OW);
   int shape_ok = y && asg_shape_equal(asg_tensor_shape(y), want_s);
   TU_CHECK(shape_ok, "conv_transpose2d %s: shape (%s)", c->name, asg_graph_error(g));
@@ -242,7 +229,7 @@ static void test_pool(int kind, int N, int C, int H, int W, asg_pool_params p, a
   double *x = rnd(31, n), *want = malloc(8 * (size_t)n), *got = malloc(8 * (size_t)n);
   ref_pool(kind, N, C, H, W, p, x, want, &OH, &OW);
   asg_graph *g = asg_graph_new();
-  asg_tensor *xt = konst(g, dt, ASG_SHAPE(N, C, H, W), x);
+  asg_tensor *xt = tu_constant(g, dt, ASG_SHAPE(N, C, H, W), x);
   asg_tensor *y = kind == PMAX ? asg_max_pool2d(xt, p) : asg_avg_pool2d(xt, p);
   int shape_ok = y && asg_shape_equal(asg_tensor_shape(y), ASG_SHAPE(N, C, OH, OW));
   TU_CHECK(shape_ok, "%s pool shape (%s)", kind == PMAX ? "max" : "avg", asg_graph_error(g));
@@ -273,7 +260,7 @@ static void test_adaptive(int N, int C, int H, int W, int oh, int ow, asg_dtype 
         want[((long)pl * oh + i) * ow + j] = s / ((he - hs) * (we - ws));
       }
   asg_graph *g = asg_graph_new();
-  asg_tensor *y = asg_adaptive_avg_pool2d(konst(g, dt, ASG_SHAPE(N, C, H, W), x), oh, ow);
+  asg_tensor *y = asg_adaptive_avg_pool2d(tu_constant(g, dt, ASG_SHAPE(N, C, H, W), x), oh, ow);
   int ok =
       y && asg_shape_equal(asg_tensor_shape(y), ASG_SHAPE(N, C, oh, ow)) && tu_eval(g, y, got) == 0;
   TU_CHECK(ok && tu_close("adaptive", got, want, no, 1e-6, dt == ASG_F32 ? 1e-6 : 1e-14),

@@ -4,16 +4,10 @@
 
 #include "testutil.h"
 
-static void write_file(const char *path, const unsigned char *b, size_t n) {
-  FILE *f = fopen(path, "wb");
-  fwrite(b, 1, n, f);
-  fclose(f);
-}
-
 static void test_idx(void) {
   /* 2x3 uint8 */
   unsigned char ok[] = {0, 0, 0x08, 2, 0, 0, 0, 2, 0, 0, 0, 3, 1, 2, 3, 250, 5, 6};
-  write_file("t_ok.idx", ok, sizeof ok);
+  tu_write_file("t_ok.idx", ok, sizeof ok);
   asg_host_tensor t;
   TU_CHECK(asg_idx_read("t_ok.idx", ASG_F32, &t) == ASG_OK, "read: %s", asg_last_error());
   TU_CHECK(t.shape.ndim == 2 && t.shape.dims[0] == 2 && t.shape.dims[1] == 3, "shape");
@@ -26,7 +20,7 @@ static void test_idx(void) {
   asg_host_tensor_free(&t);
   /* int32 big-endian values, 1-D */
   unsigned char i32[] = {0, 0, 0x0C, 1, 0, 0, 0, 2, 0xff, 0xff, 0xff, 0xfe, 0, 0, 1, 0};
-  write_file("t_i32.idx", i32, sizeof i32);
+  tu_write_file("t_i32.idx", i32, sizeof i32);
   TU_CHECK(asg_idx_read("t_i32.idx", ASG_I32, &t) == ASG_OK, "i32 read");
   TU_CHECK(t.data && ((int32_t *)t.data)[0] == -2 && ((int32_t *)t.data)[1] == 256, "i32 values");
   asg_host_tensor_free(&t);
@@ -46,7 +40,7 @@ static void test_idx(void) {
                {"t_b4.idx", zero_dim, sizeof zero_dim},
                {"t_b5.idx", bad_type, sizeof bad_type}};
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    write_file(cases[i].name, cases[i].b, cases[i].n);
+    tu_write_file(cases[i].name, cases[i].b, cases[i].n);
     asg_status st = asg_idx_read(cases[i].name, ASG_F32, &t);
     TU_CHECK(st == ASG_ERR_FORMAT && t.data == NULL && strstr(asg_last_error(), cases[i].name),
              "%s: status %d, message '%s'", cases[i].name, st, asg_last_error());
@@ -86,7 +80,7 @@ static void test_batcher(void) {
 
 static void test_text(void) {
   const char *txt = "abracadabra\n";
-  write_file("t_text.txt", (const unsigned char *)txt, strlen(txt));
+  tu_write_file("t_text.txt", (const unsigned char *)txt, strlen(txt));
   const char *paths[1] = {"t_text.txt"};
   asg_text t;
   TU_CHECK(asg_text_load(paths, 1, &t) == ASG_OK, "text load: %s", asg_last_error());

@@ -30,24 +30,6 @@ static double as_dtype(asg_dtype dt, double v) {
   }
 }
 
-/* A constant of dtype dt holding v (converted like as_dtype). */
-static asg_tensor *konst(asg_graph *g, asg_dtype dt, asg_shape s, const double *v) {
-  long n = (long)asg_shape_numel(s);
-  void *buf = malloc((size_t)(n ? n : 1) * 8);
-  for (long i = 0; i < n; i++) {
-    switch (dt) {
-    case ASG_F32: ((float *)buf)[i] = (float)v[i]; break;
-    case ASG_F64: ((double *)buf)[i] = v[i]; break;
-    case ASG_I32: ((int32_t *)buf)[i] = (int32_t)v[i]; break;
-    case ASG_I64: ((int64_t *)buf)[i] = (int64_t)v[i]; break;
-    default: break;
-    }
-  }
-  asg_tensor *t = asg_constant(g, dt, s, buf);
-  free(buf);
-  return t;
-}
-
 /* ---------------- unary ---------------- */
 typedef asg_tensor *(*un_fn)(asg_tensor *);
 static double r_neg(double x) { return -x; }
@@ -116,7 +98,7 @@ static void check_unary(const unop *u, asg_dtype dt, long n) {
     for (long i = 0; i < n; i++)
       want[i] = (float)want[i];
   asg_graph *g = asg_graph_new();
-  asg_tensor *y = u->f(konst(g, dt, ASG_SHAPE(n), x));
+  asg_tensor *y = u->f(tu_constant(g, dt, ASG_SHAPE(n), x));
   int ok = y && asg_tensor_dtype(y) == dt && tu_eval(g, y, got) == 0;
   char what[64];
   snprintf(what, sizeof what, "%s %s n=%ld", u->name, asg_dtype_name(dt), n);
@@ -143,7 +125,7 @@ static void check_unary_int(void) {
     for (int k = 0; k < 5; k++) {
       double got[10], want[10];
       asg_graph *g = asg_graph_new();
-      asg_tensor *x = konst(g, dts[d], ASG_SHAPE(n), xs), *y;
+      asg_tensor *x = tu_constant(g, dts[d], ASG_SHAPE(n), xs), *y;
       if (ops[k].f) {
         y = ops[k].f(x);
         for (int i = 0; i < n; i++)
@@ -175,7 +157,7 @@ static void check_cast(void) {
         want[i] = dts[b] == ASG_F32 ? (float)v : dts[b] >= ASG_I32 ? trunc(v) : v;
       }
       asg_graph *g = asg_graph_new();
-      asg_tensor *y = asg_cast(konst(g, dts[a], ASG_SHAPE(n), src), dts[b]);
+      asg_tensor *y = asg_cast(tu_constant(g, dts[a], ASG_SHAPE(n), src), dts[b]);
       int ok = y && asg_tensor_dtype(y) == dts[b] && tu_eval(g, y, got) == 0;
       TU_CHECK(ok && tu_close("cast", got, want, n, 0, 0), "cast %s -> %s", asg_dtype_name(dts[a]),
                asg_dtype_name(dts[b]));
@@ -279,7 +261,7 @@ static void check_binary(const binop *op, asg_dtype dt, asg_shape sa, asg_shape 
     want[o] = as_dtype(dt, want[o]);
   }
   asg_graph *g = asg_graph_new();
-  asg_tensor *y = op->f(konst(g, dt, sa, a), konst(g, dt, sb, b));
+  asg_tensor *y = op->f(tu_constant(g, dt, sa, a), tu_constant(g, dt, sb, b));
   char what[128], s1[64], s2[64];
   snprintf(what, sizeof what, "%s %s %s x %s", op->name, asg_dtype_name(dt),
            asg_shape_str(sa, s1, sizeof s1), asg_shape_str(sb, s2, sizeof s2));
@@ -309,7 +291,8 @@ static void check_where(asg_dtype dt, asg_shape sc, asg_shape sa, asg_shape sb) 
   for (long o = 0; o < no; o++)
     want[o] = c[bidx(sc, so, o)] != 0 ? a[bidx(sa, so, o)] : b[bidx(sb, so, o)];
   asg_graph *g = asg_graph_new();
-  asg_tensor *y = asg_where(konst(g, dt, sc, c), konst(g, dt, sa, a), konst(g, dt, sb, b));
+  asg_tensor *y =
+      asg_where(tu_constant(g, dt, sc, c), tu_constant(g, dt, sa, a), tu_constant(g, dt, sb, b));
   int ok = y && asg_shape_equal(asg_tensor_shape(y), so) && tu_eval(g, y, got) == 0;
   TU_CHECK(ok && tu_close("where", got, want, no, 0, 0), "where %s n=%ld", asg_dtype_name(dt), no);
   asg_graph_free(g);
@@ -348,7 +331,7 @@ static void check_int_div_edges(void) {
 static void check_scalar_helpers(void) {
   double x[6] = {0.5, 1, 1.5, 2, 2.5, 3}, got[6], want[6];
   asg_graph *g = asg_graph_new();
-  asg_tensor *t = konst(g, ASG_F64, ASG_SHAPE(2, 3), x);
+  asg_tensor *t = tu_constant(g, ASG_F64, ASG_SHAPE(2, 3), x);
   asg_tensor *y = asg_pow_scalar(asg_mul_scalar(asg_add_scalar(t, 1.5), -2.0), 2.0);
   for (int i = 0; i < 6; i++)
     want[i] = pow((x[i] + 1.5) * -2.0, 2.0);

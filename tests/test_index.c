@@ -9,23 +9,6 @@
 
 static const asg_dtype DTYPES[4] = {ASG_F32, ASG_F64, ASG_I32, ASG_I64};
 
-/* A constant of dtype dt holding vals (converted). */
-static asg_tensor *cst(asg_graph *g, asg_dtype dt, asg_shape s, const double *vals) {
-  long n = (long)asg_shape_numel(s);
-  void *buf = malloc((size_t)(n ? n : 1) * 8);
-  for (long i = 0; i < n; i++) {
-    switch (dt) {
-    case ASG_F32: ((float *)buf)[i] = (float)vals[i]; break;
-    case ASG_F64: ((double *)buf)[i] = vals[i]; break;
-    case ASG_I32: ((int32_t *)buf)[i] = (int32_t)vals[i]; break;
-    default: ((int64_t *)buf)[i] = (int64_t)vals[i]; break;
-    }
-  }
-  asg_tensor *t = asg_constant(g, dt, s, buf);
-  free(buf);
-  return t;
-}
-
 /* Integer-valued data, exact in every dtype. */
 static double *iota_data(long n, unsigned seed) {
   double *v = malloc(sizeof(double) * (size_t)n);
@@ -104,7 +87,7 @@ static void test_permute_fwd(void) {
     ref_permute(x, s, cases[c].perm, want);
     for (int t = 0; t < 4; t++) {
       asg_graph *g = asg_graph_new();
-      asg_tensor *y = asg_permute(cst(g, DTYPES[t], s, x), cases[c].perm);
+      asg_tensor *y = asg_permute(tu_constant(g, DTYPES[t], s, x), cases[c].perm);
       int ok = tu_eval(g, y, got) == 0;
       char what[64];
       snprintf(what, sizeof what, "permute case %zu %s", c, asg_dtype_name(DTYPES[t]));
@@ -122,7 +105,7 @@ static void test_permute_fwd(void) {
     int p[3] = {2, 1, 0};
     ref_permute(x, s, p, want);
     asg_graph *g = asg_graph_new();
-    asg_tensor *xt = cst(g, ASG_F64, s, x);
+    asg_tensor *xt = tu_constant(g, ASG_F64, s, x);
     int pn[3] = {-1, 1, -3};
     TU_CHECK(tu_eval(g, asg_permute(xt, pn), got) == 0 &&
                  tu_close("permute neg", got, want, 60, 0, 0),
@@ -160,7 +143,7 @@ static void test_slice_fwd(void) {
     ref_take(x, s, a, cases[c].sel, cases[c].nsel, want);
     for (int t = 0; t < 4; t++) {
       asg_graph *g = asg_graph_new();
-      asg_tensor *y = asg_slice(cst(g, DTYPES[t], s, x), cases[c].axis, cases[c].start,
+      asg_tensor *y = asg_slice(tu_constant(g, DTYPES[t], s, x), cases[c].axis, cases[c].start,
                                 cases[c].stop, cases[c].step);
       asg_shape gs = asg_tensor_shape(y);
       char what[64];
@@ -185,7 +168,7 @@ static void test_slice_fwd(void) {
            *got = malloc(sizeof(double) * (size_t)numel(ys));
     ref_take(bx, bs, 1, sel, 100, want);
     asg_graph *g = asg_graph_new();
-    asg_tensor *y = asg_slice(cst(g, ASG_F32, bs, bx), 1, 2, 300, 3);
+    asg_tensor *y = asg_slice(tu_constant(g, ASG_F32, bs, bx), 1, 2, 300, 3);
     TU_CHECK(tu_eval(g, y, got) == 0 && tu_close("big slice", got, want, numel(ys), 0, 0),
              "big slice");
     asg_graph_free(g);
@@ -223,7 +206,7 @@ static void test_concat_split_fwd(void) {
       asg_graph *g = asg_graph_new();
       asg_tensor *xs[3];
       for (int k = 0; k < 3; k++)
-        xs[k] = cst(g, DTYPES[t], sh[k], xv[k]);
+        xs[k] = tu_constant(g, DTYPES[t], sh[k], xv[k]);
       asg_tensor *y = asg_concat(xs, 3, axis);
       char what[64];
       snprintf(what, sizeof what, "concat axis %d %s", axis, asg_dtype_name(DTYPES[t]));
@@ -270,8 +253,8 @@ static void test_gather_fwd(void) {
     for (int t = 0; t < 4; t++) {
       for (int it = 0; it < 2; it++) {
         asg_graph *g = asg_graph_new();
-        asg_tensor *idx = cst(g, it ? ASG_I64 : ASG_I32, ASG_SHAPE(2, 3), idxv);
-        asg_tensor *y = asg_gather(cst(g, DTYPES[t], xs, x), idx, axis);
+        asg_tensor *idx = tu_constant(g, it ? ASG_I64 : ASG_I32, ASG_SHAPE(2, 3), idxv);
+        asg_tensor *y = asg_gather(tu_constant(g, DTYPES[t], xs, x), idx, axis);
         char what[80];
         snprintf(what, sizeof what, "gather axis %d %s idx %s", axis, asg_dtype_name(DTYPES[t]),
                  it ? "i64" : "i32");
@@ -288,7 +271,8 @@ static void test_gather_fwd(void) {
     double two = 2, want[12], got[12];
     long sel = 2;
     ref_take(x, xs, 1, &sel, 1, want);
-    asg_tensor *y = asg_gather(cst(g, ASG_F64, xs, x), cst(g, ASG_I64, ASG_SCALAR, &two), 1);
+    asg_tensor *y =
+        asg_gather(tu_constant(g, ASG_F64, xs, x), tu_constant(g, ASG_I64, ASG_SCALAR, &two), 1);
     asg_shape ys = asg_tensor_shape(y);
     TU_CHECK(ys.ndim == 2 && ys.dims[0] == 3 && ys.dims[1] == 4, "gather scalar idx shape");
     TU_CHECK(tu_eval(g, y, got) == 0 && tu_close("gather scalar", got, want, 12, 0, 0),
@@ -304,8 +288,8 @@ static void test_gather_fwd(void) {
     double ids[6] = {5, 0, 3, 3, 1, 2};
     long idl[6] = {5, 0, 3, 3, 1, 2};
     ref_take(table, ASG_SHAPE(6, 4), 0, idl, 6, want);
-    asg_tensor *y = asg_embedding(cst(g, ASG_F32, ASG_SHAPE(6, 4), table),
-                                  cst(g, ASG_I64, ASG_SHAPE(2, 3), ids));
+    asg_tensor *y = asg_embedding(tu_constant(g, ASG_F32, ASG_SHAPE(6, 4), table),
+                                  tu_constant(g, ASG_I64, ASG_SHAPE(2, 3), ids));
     asg_shape ys = asg_tensor_shape(y);
     TU_CHECK(ys.ndim == 3 && ys.dims[0] == 2 && ys.dims[1] == 3 && ys.dims[2] == 4,
              "embedding shape");
@@ -344,9 +328,9 @@ static void test_scatter_add_fwd(void) {
     ref_scatter(x, xs, a, idxl, 4, src, want);
     for (int t = 0; t < 4; t++) {
       asg_graph *g = asg_graph_new();
-      asg_tensor *y = asg_scatter_add(cst(g, DTYPES[t], xs, x),
-                                      cst(g, t % 2 ? ASG_I64 : ASG_I32, ASG_SHAPE(4), idxv),
-                                      cst(g, DTYPES[t], ss, src), axis);
+      asg_tensor *y = asg_scatter_add(tu_constant(g, DTYPES[t], xs, x),
+                                      tu_constant(g, t % 2 ? ASG_I64 : ASG_I32, ASG_SHAPE(4), idxv),
+                                      tu_constant(g, DTYPES[t], ss, src), axis);
       char what[64];
       snprintf(what, sizeof what, "scatter_add axis %d %s", axis, asg_dtype_name(DTYPES[t]));
       TU_CHECK(y && asg_shape_equal(asg_tensor_shape(y), xs), "%s: shape", what);
@@ -372,8 +356,9 @@ static void test_scatter_add_fwd(void) {
       idv[j] = floor(idv[j]), idl[j] = (long)idv[j];
     ref_scatter(x, bx, 1, idl, m, src, want);
     asg_graph *g = asg_graph_new();
-    asg_tensor *y = asg_scatter_add(cst(g, ASG_F64, bx, x), cst(g, ASG_I64, ASG_SHAPE(600), idv),
-                                    cst(g, ASG_F64, bs, src), 1);
+    asg_tensor *y = asg_scatter_add(tu_constant(g, ASG_F64, bx, x),
+                                    tu_constant(g, ASG_I64, ASG_SHAPE(600), idv),
+                                    tu_constant(g, ASG_F64, bs, src), 1);
     TU_CHECK(tu_eval(g, y, got) == 0 && tu_close("big scatter_add", got, want, 40000, 0, 0),
              "big scatter_add");
     asg_graph_free(g);
@@ -386,7 +371,7 @@ static void test_one_hot_fwd(void) {
   for (int t = 0; t < 4; t++) {
     asg_graph *g = asg_graph_new();
     asg_tensor *y =
-        asg_one_hot(cst(g, t % 2 ? ASG_I32 : ASG_I64, ASG_SHAPE(2, 3), idxv), 4, DTYPES[t]);
+        asg_one_hot(tu_constant(g, t % 2 ? ASG_I32 : ASG_I64, ASG_SHAPE(2, 3), idxv), 4, DTYPES[t]);
     double want[24] = {0}, got[24];
     for (int r = 0; r < 6; r++)
       if (idxv[r] >= 0 && idxv[r] < 4) want[r * 4 + (int)idxv[r]] = 1;
@@ -441,20 +426,20 @@ static asg_tensor *b_split(asg_graph *g, asg_tensor **x, void *ctx) {
 static asg_tensor *b_gather(asg_graph *g, asg_tensor **x, void *ctx) {
   int axis = *(int *)ctx;
   double iv[5] = {2, 0, 2, -1, 9}; /* repeats and out of range */
-  asg_tensor *idx = cst(g, ASG_I32, ASG_SHAPE(5), iv);
+  asg_tensor *idx = tu_constant(g, ASG_I32, ASG_SHAPE(5), iv);
   return asg_gather(asg_mul(x[0], x[0]), idx, axis);
 }
 static asg_tensor *b_scatter(asg_graph *g, asg_tensor **x, void *ctx) {
   int axis = *(int *)ctx;
   double iv[4] = {1, 0, 1, 3}; /* 3 is out of range for the x used */
-  asg_tensor *idx = cst(g, ASG_I64, ASG_SHAPE(4), iv);
+  asg_tensor *idx = tu_constant(g, ASG_I64, ASG_SHAPE(4), iv);
   asg_tensor *y = asg_scatter_add(x[0], idx, x[1], axis);
   return asg_mul(y, y);
 }
 static asg_tensor *b_embedding(asg_graph *g, asg_tensor **x, void *ctx) {
   (void)ctx;
   double iv[6] = {3, 0, 3, 1, 1, 1};
-  asg_tensor *idx = cst(g, ASG_I64, ASG_SHAPE(2, 3), iv);
+  asg_tensor *idx = tu_constant(g, ASG_I64, ASG_SHAPE(2, 3), iv);
   asg_tensor *e = asg_embedding(x[0], idx);
   return asg_mul(e, e);
 }

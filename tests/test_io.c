@@ -12,31 +12,11 @@
 #include "asg/asg.h"
 #include "testutil.h"
 
-static char tmpdir[256];
+static const char *tmpdir;
 static char fixdir[1024];
 
-static const char *tpath(const char *name) {
-  static char buf[4][512];
-  static int k;
-  k = (k + 1) % 4;
-  snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
-  return buf[k];
-}
-
-static const char *fpath(const char *name) {
-  static char buf[2][1200];
-  static int k;
-  k = (k + 1) % 2;
-  snprintf(buf[k], sizeof buf[k], "%s/%s", fixdir, name);
-  return buf[k];
-}
-
-static void write_bytes(const char *path, const void *data, size_t n) {
-  FILE *f = fopen(path, "wb");
-  if (!f) return;
-  if (n) fwrite(data, 1, n, f);
-  fclose(f);
-}
+static const char *tpath(const char *name) { return tu_path(tmpdir, name); }
+static const char *fpath(const char *name) { return tu_path(fixdir, name); }
 
 /* A file made of an 8-byte LE length, the header text, then data. */
 static void write_st(const char *path, uint64_t hlen, const char *header, const void *data,
@@ -47,7 +27,7 @@ static void write_st(const char *path, uint64_t hlen, const char *header, const 
     buf[k] = (unsigned char)(hlen >> (8 * k));
   memcpy(buf + 8, header, h);
   if (ndata) memcpy(buf + 8 + h, data, ndata);
-  write_bytes(path, buf, 8 + h + ndata);
+  tu_write_file(path, buf, 8 + h + ndata);
   free(buf);
 }
 
@@ -471,9 +451,9 @@ static void test_malformed(void) {
   g_prog = asg_compile(g, 1, &y, NULL);
   const char *p = tpath("bad.safetensors");
 
-  write_bytes(p, "", 0);
+  tu_write_file(p, "", 0);
   expect_bad("empty file", p, "shorter than the 8-byte");
-  write_bytes(p, "\x10\0\0", 3);
+  tu_write_file(p, "\x10\0\0", 3);
   expect_bad("3-byte file", p, "shorter than the 8-byte");
   write_st(p, 0xffffffffffffffffull, "{}", NULL, 0);
   expect_bad("huge header length", p, "limit");
@@ -575,7 +555,7 @@ static void test_malformed(void) {
   if (gf) fclose(gf);
   int opened = 0;
   for (size_t k = 0; k < n; k++) {
-    write_bytes(p, buf, k);
+    tu_write_file(p, buf, k);
     f = asg_safetensors_open(p);
     opened += f != NULL;
     asg_safetensors_close(f);
@@ -595,7 +575,7 @@ static void test_malformed(void) {
       m[pos] = (s >> 20) & 1 ? (unsigned char)pool[(s >> 40) % (sizeof pool - 1)]
                              : (unsigned char)(s >> 24);
     }
-    write_bytes(p, m, n);
+    tu_write_file(p, m, n);
     f = asg_safetensors_open(p);
     if (f) {
       ok++;
@@ -619,17 +599,6 @@ static void test_malformed(void) {
   asg_graph_free(g);
 }
 
-static void cleanup(void) {
-  DIR *d = opendir(tmpdir);
-  if (!d) return;
-  for (struct dirent *de; (de = readdir(d));) {
-    if (de->d_name[0] == '.') continue;
-    unlink(tpath(de->d_name));
-  }
-  closedir(d);
-  rmdir(tmpdir);
-}
-
 int main(void) {
   const char *env = getenv("ASG_FIXTURES");
   if (env) {
@@ -642,9 +611,8 @@ int main(void) {
     else
       snprintf(fixdir, sizeof fixdir, "fixtures");
   }
-  const char *tmp = getenv("TMPDIR");
-  snprintf(tmpdir, sizeof tmpdir, "%s/asg_test_io_XXXXXX", tmp && *tmp ? tmp : "/tmp");
-  if (!mkdtemp(tmpdir)) {
+  tmpdir = tu_tmpdir_create("asg_test_io");
+  if (!tmpdir) {
     printf("cannot create a temporary directory\n");
     return 1;
   }
@@ -653,6 +621,6 @@ int main(void) {
   test_torch();
   test_mismatch();
   test_malformed();
-  cleanup();
+  tu_tmpdir_remove(tmpdir);
   return tu_finish();
 }

@@ -10,20 +10,6 @@
 
 #include "testutil.h"
 
-static asg_tensor *konst(asg_graph *g, asg_dtype dt, asg_shape s, const double *v) {
-  long n = (long)asg_shape_numel(s);
-  void *buf = malloc((size_t)n * 8);
-  for (long i = 0; i < n; i++) {
-    if (dt == ASG_F32)
-      ((float *)buf)[i] = (float)v[i];
-    else
-      ((double *)buf)[i] = v[i];
-  }
-  asg_tensor *t = asg_constant(g, dt, s, buf);
-  free(buf);
-  return t;
-}
-
 /* Offset of the matrix for output batch index bi in an operand with
  * batch dims bs (broadcast against the output's batch dims os). */
 static long batch_off(asg_shape bs, int nbs, asg_shape os, int nos, long bi) {
@@ -85,7 +71,7 @@ static void check(asg_dtype dt, asg_shape sa, asg_shape sb, bool ta, bool tb,
       b[i] = (float)b[i];
   }
   asg_graph *g = asg_graph_new();
-  asg_tensor *y = asg_matmul_t(konst(g, dt, sa, a), konst(g, dt, sb, b), ta, tb);
+  asg_tensor *y = asg_matmul_t(tu_constant(g, dt, sa, a), tu_constant(g, dt, sb, b), ta, tb);
   char what[160], s1[64], s2[64], s3[64];
   snprintf(what, sizeof what, "matmul %s %s%s x %s%s -> %s", asg_dtype_name(dt),
            asg_shape_str(sa, s1, sizeof s1), ta ? "^T" : "", asg_shape_str(sb, s2, sizeof s2),

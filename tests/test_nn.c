@@ -8,41 +8,13 @@
 #include "testutil.h"
 
 /* ---- helpers ---- */
-static asg_tensor *cst(asg_graph *g, asg_dtype dt, asg_shape s, const double *v) {
-  long n = (long)asg_shape_numel(s);
-  if (dt == ASG_F64) return asg_constant(g, dt, s, v);
-  float *f = malloc(sizeof(float) * (size_t)n);
-  for (long i = 0; i < n; i++)
-    f[i] = (float)v[i];
-  asg_tensor *t = asg_constant(g, ASG_F32, s, f);
-  free(f);
-  return t;
-}
-
-static void to_double(asg_dtype dt, const void *src, double *dst, long n) {
-  for (long i = 0; i < n; i++) {
-    switch (dt) {
-    case ASG_F32: dst[i] = ((const float *)src)[i]; break;
-    case ASG_F64: dst[i] = ((const double *)src)[i]; break;
-    case ASG_I32: dst[i] = ((const int32_t *)src)[i]; break;
-    default: dst[i] = (double)((const int64_t *)src)[i]; break;
-    }
-  }
-}
-
 /* Fetches output t of a program that has run, as doubles. */
 static void fetch(asg_program *p, asg_tensor *t, double *out) {
-  long n = (long)asg_shape_numel(asg_tensor_shape(t));
-  size_t bytes = (size_t)n * asg_dtype_size(asg_tensor_dtype(t));
-  void *buf = malloc(bytes ? bytes : 1);
-  if (asg_program_fetch(p, t, buf, bytes) != ASG_OK) {
+  if (tu_fetch(p, t, out) != ASG_OK) {
     printf("  fetch failed: %s\n", asg_last_error());
-    for (long i = 0; i < n; i++)
+    for (long i = 0; i < (long)asg_shape_numel(asg_tensor_shape(t)); i++)
       out[i] = NAN;
-  } else {
-    to_double(asg_tensor_dtype(t), buf, out, n);
   }
-  free(buf);
 }
 
 /* Compiles outs, runs once, fetches each into dst[i]. Returns 0 on success. */
@@ -108,7 +80,7 @@ static void test_softmax_forward(void) {
       for (int dt = 0; dt < 2; dt++) {
         asg_dtype d = dt ? ASG_F32 : ASG_F64;
         asg_graph *g = asg_graph_new();
-        asg_tensor *xt = cst(g, d, s, x);
+        asg_tensor *xt = tu_constant(g, d, s, x);
         asg_tensor *y = lg ? asg_log_softmax(xt, a) : asg_softmax(xt, a);
         ref_softmax(x, want, s, a < 0 ? a + 3 : a, lg);
         int ok = tu_eval(g, y, got) == 0 && tu_close(lg ? "log_softmax" : "softmax", got, want, 60,
@@ -125,7 +97,7 @@ static void test_softmax_forward(void) {
     for (int a = 0; a < 3; a++)
       for (int dt = 0; dt < 2; dt++) {
         asg_graph *g = asg_graph_new();
-        asg_tensor *xt = cst(g, dt ? ASG_F32 : ASG_F64, s, big);
+        asg_tensor *xt = tu_constant(g, dt ? ASG_F32 : ASG_F64, s, big);
         asg_tensor *y = lg ? asg_log_softmax(xt, a) : asg_softmax(xt, a);
         double xr[60];
         for (int i = 0; i < 60; i++)
@@ -148,7 +120,7 @@ static void test_softmax_forward(void) {
     tu_rand(5, bx, n, -8, 8);
     for (int a = 0; a < 2; a++) {
       asg_graph *g = asg_graph_new();
-      asg_tensor *y = asg_softmax(cst(g, ASG_F32, bs, bx), a);
+      asg_tensor *y = asg_softmax(tu_constant(g, ASG_F32, bs, bx), a);
       double *xr = malloc(sizeof(double) * (size_t)n);
       for (long i = 0; i < n; i++)
         xr[i] = (double)(float)bx[i];
@@ -188,9 +160,9 @@ static void test_layernorm_forward(void) {
     for (int affine = 0; affine < 2; affine++) {
       asg_dtype d = dt ? ASG_F32 : ASG_F64;
       asg_graph *g = asg_graph_new();
-      asg_tensor *gt = affine ? cst(g, d, ASG_SHAPE(7), gm) : NULL;
-      asg_tensor *btt = affine ? cst(g, d, ASG_SHAPE(7), bt) : NULL;
-      asg_tensor *y = asg_layernorm(cst(g, d, s, x), gt, btt, 1e-5);
+      asg_tensor *gt = affine ? tu_constant(g, d, ASG_SHAPE(7), gm) : NULL;
+      asg_tensor *btt = affine ? tu_constant(g, d, ASG_SHAPE(7), bt) : NULL;
+      asg_tensor *y = asg_layernorm(tu_constant(g, d, s, x), gt, btt, 1e-5);
       double xr[42];
       for (int i = 0; i < 42; i++)
         xr[i] = dt ? (double)(float)x[i] : x[i];
@@ -306,7 +278,7 @@ static void test_ce_forward(void) {
           lt = asg_constant(g, ASG_I32, ASG_SHAPE(2, 3), l32);
         }
         asg_tensor *loss = asg_softmax_cross_entropy(
-            cst(g, dt ? ASG_F32 : ASG_F64, ASG_SHAPE(2, 3, 5), x), lt, lss[li], -100);
+            tu_constant(g, dt ? ASG_F32 : ASG_F64, ASG_SHAPE(2, 3, 5), x), lt, lss[li], -100);
         double xr[30];
         for (int i = 0; i < 30; i++)
           xr[i] = dt ? (double)(float)x[i] : x[i];
@@ -323,8 +295,9 @@ static void test_ce_forward(void) {
       bx[i] = x[i] * 500;
     int64_t l2[6] = {0, 1, 2, 3, 4, 0};
     asg_graph *g = asg_graph_new();
-    asg_tensor *loss = asg_softmax_cross_entropy(
-        cst(g, ASG_F64, ASG_SHAPE(6, 5), bx), asg_constant(g, ASG_I64, ASG_SHAPE(6), l2), 0.2, -1);
+    asg_tensor *loss =
+        asg_softmax_cross_entropy(tu_constant(g, ASG_F64, ASG_SHAPE(6, 5), bx),
+                                  asg_constant(g, ASG_I64, ASG_SHAPE(6), l2), 0.2, -1);
     double want = ref_ce(bx, l2, 6, 5, 0.2, -1), got = NAN;
     TU_CHECK(tu_eval(g, loss, &got) == 0 && isfinite(got) && fabs(got - want) <= 1e-9 * fabs(want),
              "ce large logits: got %g want %g", got, want);

@@ -95,27 +95,8 @@ static const char *dtn(asg_dtype dt) { return asg_dtype_name(dt); }
 
 static void *to_dtype(asg_dtype dt, const double *v, long n) {
   void *buf = malloc((size_t)(n ? n : 1) * 8);
-  for (long i = 0; i < n; i++) {
-    switch (dt) {
-    case ASG_F32: ((float *)buf)[i] = (float)v[i]; break;
-    case ASG_F64: ((double *)buf)[i] = v[i]; break;
-    case ASG_I32: ((int32_t *)buf)[i] = (int32_t)v[i]; break;
-    default: ((int64_t *)buf)[i] = (int64_t)v[i]; break;
-    }
-  }
+  tu_from_double(dt, v, buf, n);
   return buf;
-}
-
-static void from_dtype(asg_dtype dt, const void *src, double *dst, long n) {
-  for (long i = 0; i < n; i++) {
-    switch (dt) {
-    case ASG_F32: dst[i] = ((const float *)src)[i]; break;
-    case ASG_F64: dst[i] = ((const double *)src)[i]; break;
-    case ASG_I32: dst[i] = ((const int32_t *)src)[i]; break;
-    case ASG_I64: dst[i] = (double)((const int64_t *)src)[i]; break;
-    default: dst[i] = NAN;
-    }
-  }
 }
 
 /* n deterministic values in [lo, hi); integer = floor'ed. */
@@ -261,8 +242,8 @@ static int cmp_output(asg_program *ref, asg_program *dut, asg_tensor *t, const c
   } else if (asg_program_fetch(dut, t, ba, bytes) != ASG_OK) {
     snprintf(msg, msz, "%s: fetch from %s: %s", label, g_backend, asg_last_error());
   } else {
-    from_dtype(dt, ba, a, n);
-    from_dtype(dt, bb, b, n);
+    tu_to_double(dt, ba, a, n);
+    tu_to_double(dt, bb, b, n);
     ok = cmp_vals(label, dt, cls, a, b, n, msg, msz);
   }
   free(ba), free(bb), free(a), free(b);
@@ -297,8 +278,8 @@ static int cmp_variable(asg_program *ref, asg_program *dut, const char *name, tc
   } else if (asg_program_get_variable(dut, name, ba, bytes) != ASG_OK) {
     snprintf(msg, msz, "%s: read from %s: %s", what, g_backend, asg_last_error());
   } else {
-    from_dtype(dt, ba, a, n);
-    from_dtype(dt, bb, b, n);
+    tu_to_double(dt, ba, a, n);
+    tu_to_double(dt, bb, b, n);
     ok = cmp_vals(what, dt, cls, a, b, n, msg, msz);
   }
   free(ba), free(bb), free(a), free(b);
@@ -1419,9 +1400,9 @@ static void case_tf32(void) {
   double worst = 0, scale = 1;
   if (ok) {
     asg_program_fetch(ref, y, buf, sizeof *buf * 192 * 160);
-    from_dtype(ASG_F32, buf, r, 192 * 160);
+    tu_to_double(ASG_F32, buf, r, 192 * 160);
     asg_program_fetch(dut, y, buf, sizeof *buf * 192 * 160);
-    from_dtype(ASG_F32, buf, d, 192 * 160);
+    tu_to_double(ASG_F32, buf, d, 192 * 160);
     for (long i = 0; i < 192 * 160; i++)
       scale = fmax(scale, fabs(r[i]));
     for (long i = 0; i < 192 * 160; i++)

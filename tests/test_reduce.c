@@ -12,23 +12,6 @@
 enum { R_SUM, R_MEAN, R_MAX, R_MIN, R_VAR0, R_VAR1, R_ARGMAX };
 static const char *RNAME[] = {"sum", "mean", "max", "min", "var0", "var1", "argmax"};
 
-static asg_tensor *konst(asg_graph *g, asg_dtype dt, asg_shape s, const double *v) {
-  long n = (long)asg_shape_numel(s);
-  void *buf = malloc((size_t)n * 8);
-  for (long i = 0; i < n; i++) {
-    switch (dt) {
-    case ASG_F32: ((float *)buf)[i] = (float)v[i]; break;
-    case ASG_F64: ((double *)buf)[i] = v[i]; break;
-    case ASG_I32: ((int32_t *)buf)[i] = (int32_t)v[i]; break;
-    case ASG_I64: ((int64_t *)buf)[i] = (int64_t)v[i]; break;
-    default: break;
-    }
-  }
-  asg_tensor *t = asg_constant(g, dt, s, buf);
-  free(buf);
-  return t;
-}
-
 static asg_tensor *apply(int op, asg_tensor *x, asg_axes ax, bool keep) {
   switch (op) {
   case R_SUM: return asg_sum(x, ax, keep);
@@ -145,7 +128,7 @@ static void check(int op, asg_dtype dt, asg_shape s, asg_axes ax, bool keep, uns
   double *got = malloc(sizeof(double) * (size_t)no), *want = calloc((size_t)no, sizeof(double));
   reference(op, s, m, x, want, no);
   asg_graph *g = asg_graph_new();
-  asg_tensor *y = apply(op, konst(g, dt, s, x), ax, keep);
+  asg_tensor *y = apply(op, tu_constant(g, dt, s, x), ax, keep);
   asg_dtype odt = op == R_ARGMAX ? ASG_I64 : dt;
   char what[160], b1[64];
   int k = snprintf(what, sizeof what, "%s %s %s axes(", RNAME[op], asg_dtype_name(dt),

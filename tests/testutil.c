@@ -1,7 +1,11 @@
+#define _POSIX_C_SOURCE 200809L /* mkdtemp */
 #include "testutil.h"
 
+#include <dirent.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int tu_pass, tu_fail;
 
@@ -33,7 +37,7 @@ int tu_close(const char *what, const double *got, const double *want, long n, do
   return 1;
 }
 
-static void to_double(asg_dtype dt, const void *src, double *dst, long n) {
+void tu_to_double(asg_dtype dt, const void *src, double *dst, long n) {
   for (long i = 0; i < n; i++) {
     switch (dt) {
     case ASG_F32: dst[i] = ((const float *)src)[i]; break;
@@ -43,6 +47,111 @@ static void to_double(asg_dtype dt, const void *src, double *dst, long n) {
     default: dst[i] = NAN;
     }
   }
+}
+
+void tu_from_double(asg_dtype dt, const double *src, void *dst, long n) {
+  for (long i = 0; i < n; i++) {
+    switch (dt) {
+    case ASG_F32: ((float *)dst)[i] = (float)src[i]; break;
+    case ASG_F64: ((double *)dst)[i] = src[i]; break;
+    case ASG_I32: ((int32_t *)dst)[i] = (int32_t)src[i]; break;
+    case ASG_I64: ((int64_t *)dst)[i] = (int64_t)src[i]; break;
+    default: break;
+    }
+  }
+}
+
+asg_tensor *tu_constant(asg_graph *g, asg_dtype dt, asg_shape s, const double *v) {
+  long n = (long)asg_shape_numel(s);
+  void *buf = malloc((size_t)(n ? n : 1) * 8);
+  tu_from_double(dt, v, buf, n);
+  asg_tensor *t = asg_constant(g, dt, s, buf);
+  free(buf);
+  return t;
+}
+
+int tu_fetch(asg_program *p, asg_tensor *t, double *out) {
+  long n = (long)asg_shape_numel(asg_tensor_shape(t));
+  asg_dtype dt = asg_tensor_dtype(t);
+  void *buf = malloc((size_t)(n ? n : 1) * 8);
+  int rc = asg_program_fetch(p, t, buf, (size_t)n * asg_dtype_size(dt));
+  if (rc == ASG_OK) tu_to_double(dt, buf, out, n);
+  free(buf);
+  return rc;
+}
+
+/* Index of variable `name` in p (its dtype and shape), or -1. */
+static int find_var(asg_program *p, const char *name, asg_dtype *dt, asg_shape *s) {
+  for (int i = 0; i < asg_program_variable_count(p); i++) {
+    const char *nm;
+    asg_program_variable_info(p, i, &nm, dt, s);
+    if (!strcmp(nm, name)) return i;
+  }
+  return -1;
+}
+
+long tu_get_var(asg_program *p, const char *name, double *v) {
+  asg_dtype dt;
+  asg_shape s;
+  if (find_var(p, name, &dt, &s) < 0) return -1;
+  long n = (long)asg_shape_numel(s);
+  void *buf = malloc((size_t)(n ? n : 1) * 8);
+  asg_program_get_variable(p, name, buf, (size_t)n * asg_dtype_size(dt));
+  tu_to_double(dt, buf, v, n);
+  free(buf);
+  return n;
+}
+
+int tu_set_var(asg_program *p, const char *name, const double *v) {
+  asg_dtype dt;
+  asg_shape s;
+  if (find_var(p, name, &dt, &s) < 0) return -1;
+  long n = (long)asg_shape_numel(s);
+  void *buf = malloc((size_t)(n ? n : 1) * 8);
+  tu_from_double(dt, v, buf, n);
+  int rc = asg_program_set_variable(p, name, buf, (size_t)n * asg_dtype_size(dt));
+  free(buf);
+  return rc;
+}
+
+int tu_feed(asg_program *p, const char *name, asg_dtype dt, const double *v, long n) {
+  void *buf = malloc((size_t)(n ? n : 1) * 8);
+  tu_from_double(dt, v, buf, n);
+  int rc = asg_program_feed(p, name, buf, (size_t)n * asg_dtype_size(dt));
+  free(buf);
+  return rc;
+}
+
+bool tu_contains(const char *s, const char *sub) { return s && strstr(s, sub); }
+
+void tu_write_file(const char *path, const void *data, size_t n) {
+  FILE *f = fopen(path, "wb");
+  if (!f) return;
+  if (n) fwrite(data, 1, n, f);
+  fclose(f);
+}
+
+const char *tu_tmpdir_create(const char *prefix) {
+  static char dir[512];
+  const char *tmp = getenv("TMPDIR");
+  snprintf(dir, sizeof dir, "%s/%s_XXXXXX", tmp && *tmp ? tmp : "/tmp", prefix);
+  return mkdtemp(dir);
+}
+
+void tu_tmpdir_remove(const char *dir) {
+  DIR *d = opendir(dir);
+  for (struct dirent *de; d && (de = readdir(d));)
+    if (de->d_name[0] != '.') unlink(tu_path(dir, de->d_name));
+  if (d) closedir(d);
+  rmdir(dir);
+}
+
+const char *tu_path(const char *dir, const char *name) {
+  static char buf[8][1400];
+  static int k;
+  k = (k + 1) % 8;
+  snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
+  return buf[k];
 }
 
 int tu_eval(asg_graph *g, asg_tensor *y, double *out) {
@@ -55,17 +164,11 @@ int tu_eval(asg_graph *g, asg_tensor *y, double *out) {
     printf("  eval: compile failed: %s\n", asg_last_error());
     return -1;
   }
-  long n = (long)asg_shape_numel(asg_tensor_shape(y));
-  size_t bytes = (size_t)n * asg_dtype_size(asg_tensor_dtype(y));
-  void *buf = malloc(bytes ? bytes : 1);
   int rc = -1;
-  if (buf && asg_program_run(p) == ASG_OK && asg_program_fetch(p, y, buf, bytes) == ASG_OK) {
-    to_double(asg_tensor_dtype(y), buf, out, n);
+  if (asg_program_run(p) == ASG_OK && tu_fetch(p, y, out) == ASG_OK)
     rc = 0;
-  } else {
+  else
     printf("  eval: run failed: %s\n", asg_last_error());
-  }
-  free(buf);
   asg_program_free(p);
   return rc;
 }

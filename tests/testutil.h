@@ -4,6 +4,7 @@
 #define ASG_TESTUTIL_H
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "asg/asg.h"
@@ -32,6 +33,46 @@ void tu_rand(unsigned long long seed, double *out, long n, double lo, double hi)
 /* |a-b| <= atol + rtol*|b| for all i; prints the first mismatch. */
 int tu_close(const char *what, const double *got, const double *want, long n, double atol,
              double rtol);
+
+/* ---- dtype buffers <-> doubles (F32, F64, I32, I64) ---- */
+
+/* dst[i] = src[i] for n elements of dtype dt; NAN for other dtypes. */
+void tu_to_double(asg_dtype dt, const void *src, double *dst, long n);
+/* Stores n doubles as dtype dt in dst (8 bytes an element suffice); floats
+ * round, integers truncate toward zero; other dtypes leave dst unwritten. */
+void tu_from_double(asg_dtype dt, const double *src, void *dst, long n);
+/* A constant of dtype dt and shape s holding v (converted as above). */
+asg_tensor *tu_constant(asg_graph *g, asg_dtype dt, asg_shape s, const double *v);
+
+/* ---- programs, by doubles ---- */
+
+/* Fetches output t of a program that has run into out (numel(t) doubles).
+ * Returns the status of asg_program_fetch; out is untouched on failure. */
+int tu_fetch(asg_program *p, asg_tensor *t, double *out);
+/* Copies variable `name` into v as doubles; returns its element count, or
+ * -1 if the program has no such variable. */
+long tu_get_var(asg_program *p, const char *name, double *v);
+/* Sets variable `name` from numel(variable) doubles (converted to its
+ * dtype); returns the status of asg_program_set_variable, or -1 if the
+ * program has no such variable. */
+int tu_set_var(asg_program *p, const char *name, const double *v);
+/* Feeds input `name` of dtype dt with n doubles (converted); returns the
+ * status of asg_program_feed. */
+int tu_feed(asg_program *p, const char *name, asg_dtype dt, const double *v, long n);
+
+/* ---- strings and files ---- */
+
+/* s is not NULL and contains sub. */
+bool tu_contains(const char *s, const char *sub);
+/* Writes n bytes to path (nothing happens if it cannot be opened). */
+void tu_write_file(const char *path, const void *data, size_t n);
+/* Creates a fresh directory $TMPDIR/<prefix>_XXXXXX (/tmp without TMPDIR);
+ * returns its path (static storage, one at a time) or NULL on failure. */
+const char *tu_tmpdir_create(const char *prefix);
+/* Removes the files of dir whose names do not start with '.', then dir. */
+void tu_tmpdir_remove(const char *dir);
+/* "dir/name" in one of 8 rotating static buffers: valid until 8 more calls. */
+const char *tu_path(const char *dir, const char *name);
 
 /* Compiles {y} on the CPU, runs it once, converts y to doubles in out
  * (numel(y) elements). Returns 0 on success. */

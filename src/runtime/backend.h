@@ -48,7 +48,8 @@ void asg__resolved_free(asg_resolved *r);
 /* NULL (with an error set) if no such backend is compiled in. */
 const asg_backend *asg__backend_find(const char *name);
 extern const asg_backend asg__backend_cpu;
-extern const asg_backend asg__backend_cuda; /* when built with ASG_HAVE_CUDA */
+extern const asg_backend asg__backend_cuda;   /* when built with ASG_HAVE_CUDA */
+extern const asg_backend asg__backend_vulkan; /* when built with ASG_HAVE_VULKAN */
 
 #ifdef __cplusplus
 }

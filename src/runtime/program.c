@@ -44,6 +44,9 @@ const asg_backend *asg__backend_find(const char *name) {
 #ifdef ASG_HAVE_CUDA
   if (strcmp(name, "cuda") == 0) return &asg__backend_cuda;
 #endif
+#ifdef ASG_HAVE_VULKAN
+  if (strcmp(name, "vulkan") == 0) return &asg__backend_vulkan;
+#endif
   if (strcmp(name, "cuda") == 0 || strcmp(name, "vulkan") == 0) {
     asg__error(ASG_ERR_UNSUPPORTED, "backend '%s' is not compiled into this build of ASG", name);
     return NULL;

@@ -25,6 +25,14 @@ int main(void) {
       dup += strcmp(asg_op_name(k), name) == 0;
     TU_CHECK(!dup, "op name '%s' appears twice", name);
   }
+  for (int b = 0; b < 3; b++) { /* a described device exactly when available */
+    const char *dev = asg_backend_device(backends[b]);
+    TU_CHECK((dev != NULL) == asg_backend_available(backends[b]), "asg_backend_device(%s)",
+             backends[b]);
+    TU_CHECK(!dev || dev[0], "empty device description for %s", backends[b]);
+    if (dev) printf("%-7s %s\n", backends[b], dev);
+  }
+  TU_CHECK(asg_backend_device("nope") == NULL && asg_last_error()[0], "unknown backend described");
   TU_CHECK(asg_op_name(-1) == NULL && asg_op_name(n) == NULL, "out-of-range op has a name");
   return tu_finish();
 }

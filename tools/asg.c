@@ -95,9 +95,10 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (!strcmp(cmd, "backends")) {
-    for (int i = 0; i < 3; i++)
-      printf("%-7s %s\n", backends[i],
-             asg_backend_available(backends[i]) ? "available" : asg_last_error());
+    for (int i = 0; i < 3; i++) {
+      const char *dev = asg_backend_device(backends[i]);
+      printf("%-7s %s\n", backends[i], dev ? dev : asg_last_error());
+    }
     return 0;
   }
   printf("usage: asg version | ops [--check FILE] | backends\n");

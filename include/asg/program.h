@@ -34,6 +34,10 @@ ASG_API bool asg_backend_available(const char *name);
 /* Whether the backend is compiled into this library (a device may still be
  * missing). */
 ASG_API bool asg_backend_compiled(const char *name);
+/* One line on the device the backend would use ("NVIDIA H100 ...: Vulkan
+ * 1.3, subgroup 32, f64, cooperative matrix"), or NULL (error set) when the
+ * backend is unavailable. The string stays valid until the next call. */
+ASG_API const char *asg_backend_device(const char *name);
 
 /* Copies nbytes (must equal the input's size) into the named input. */
 ASG_API asg_status asg_program_feed(asg_program *p, const char *name, const void *data,

@@ -33,6 +33,8 @@ typedef struct asg_backend {
   void (*exec_destroy)(void *exec);
   /* Runs the whole plan once; run is the program's run count (RNG key). */
   asg_status (*exec_run)(void *exec, uint64_t run);
+  /* Writes one line on the device into buf (asg_backend_device). */
+  void (*describe)(char *buf, size_t n);
 } asg_backend;
 
 /* A backend's copy of a plan whose buffer references are resolved to

@@ -433,3 +433,11 @@ bool asg_backend_supports_op(const char *backend, int op) {
 }
 
 bool asg_backend_compiled(const char *name) { return asg__backend_find(name) != NULL; }
+
+const char *asg_backend_device(const char *name) {
+  static _Thread_local char buf[512];
+  const asg_backend *be = asg__backend_find(name);
+  if (!be || !be->available()) return NULL;
+  be->describe(buf, sizeof buf);
+  return buf;
+}

@@ -1,5 +1,6 @@
 /* The CPU backend: host buffers, the dispatch table and the executor. */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
@@ -128,7 +129,22 @@ static asg_status cpu_exec_run(void *e, uint64_t run) {
   return ASG_OK;
 }
 
+static void cpu_describe(char *buf, size_t n) {
+  int threads = 1;
+#ifdef _OPENMP
+  threads = omp_get_max_threads();
+#endif
+  snprintf(buf, n, "host CPU: %d threads, BLAS %s", threads,
+#ifdef ASG_HAVE_CBLAS
+           "OpenBLAS"
+#else
+           "none (built-in GEMM)"
+#endif
+  );
+}
+
 const asg_backend asg__backend_cpu = {
-    "cpu",    cpu_available, cpu_supports, cpu_open,        cpu_close,        cpu_alloc,
-    cpu_free, cpu_write,     cpu_read,     cpu_exec_create, cpu_exec_destroy, cpu_exec_run,
+    "cpu",        cpu_available, cpu_supports, cpu_open,        cpu_close,        cpu_alloc,
+    cpu_free,     cpu_write,     cpu_read,     cpu_exec_create, cpu_exec_destroy, cpu_exec_run,
+    cpu_describe,
 };

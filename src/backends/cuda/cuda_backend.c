@@ -295,7 +295,22 @@ static asg_status cuda_exec_run(void *e, uint64_t run) {
   return as;
 }
 
+static void cuda_describe(char *buf, size_t n) {
+  const char *env = getenv("ASG_CUDA_DEVICE");
+  int dev = env ? atoi(env) : 0;
+  struct cudaDeviceProp p;
+  if (cudaGetDeviceProperties(&p, dev) != cudaSuccess) {
+    cudaGetLastError();
+    snprintf(buf, n, "CUDA device %d", dev);
+    return;
+  }
+  snprintf(buf, n, "%s: compute capability %d.%d, %d SMs, %.1f GiB", p.name, p.major, p.minor,
+           p.multiProcessorCount, (double)p.totalGlobalMem / (1 << 30));
+}
+
 const asg_backend asg__backend_cuda = {
-    "cuda",    cuda_available, cuda_supports, cuda_open,        cuda_close,        cuda_alloc,
-    cuda_free, cuda_write,     cuda_read,     cuda_exec_create, cuda_exec_destroy, cuda_exec_run,
+    "cuda",        cuda_available,   cuda_supports,     cuda_open,
+    cuda_close,    cuda_alloc,       cuda_free,         cuda_write,
+    cuda_read,     cuda_exec_create, cuda_exec_destroy, cuda_exec_run,
+    cuda_describe,
 };

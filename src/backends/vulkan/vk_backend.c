@@ -447,7 +447,23 @@ static asg_status vk_exec_run(void *e, uint64_t run) {
   return ASG_OK;
 }
 
+static void vk_describe(char *buf, size_t n) {
+  asg_vk_ctx *c = asg_vk_context();
+  if (!c) {
+    snprintf(buf, n, "no device");
+    return;
+  }
+  const asg_vk_caps *k = &c->caps;
+  static const char *types[] = {"other", "integrated GPU", "discrete GPU", "virtual GPU", "CPU"};
+  snprintf(buf, n,
+           "%s (%s): Vulkan %u.%u, subgroup %u, %u KiB shared memory, f64 %s, fp16 %s, "
+           "NV cooperative matrix %s",
+           k->name, (unsigned)k->type < 5 ? types[k->type] : "other", VK_API_VERSION_MAJOR(k->api),
+           VK_API_VERSION_MINOR(k->api), k->subgroup_size, k->shared_bytes / 1024,
+           k->f64 ? "yes" : "no", k->f16 ? "yes" : "no", k->coop_matrix_nv ? "yes" : "no");
+}
+
 const asg_backend asg__backend_vulkan = {
-    "vulkan", vk_available, vk_supports, vk_open,        vk_close,        vk_alloc,
-    vk_free,  vk_write,     vk_read,     vk_exec_create, vk_exec_destroy, vk_exec_run,
+    "vulkan", vk_available, vk_supports,    vk_open,         vk_close,    vk_alloc,    vk_free,
+    vk_write, vk_read,      vk_exec_create, vk_exec_destroy, vk_exec_run, vk_describe,
 };

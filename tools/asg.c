@@ -4,7 +4,8 @@
  *                          from a build with every backend)
  *   asg ops --check FILE   compares FILE with the table, skipping the columns
  *                          of backends this build lacks; exit 1 if it differs
- *   asg backends           backends compiled in and whether a device is usable */
+ *   asg backends [NAME]    backends compiled in and their devices (with NAME:
+ *                          exit 0 if it has a usable device, 3 if not) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +95,11 @@ int main(int argc, char **argv) {
     free(t);
     return 0;
   }
+  if (!strcmp(cmd, "backends") && argc > 2) { /* exit 0 if that backend has a device, else 3 */
+    const char *dev = asg_backend_device(argv[2]);
+    printf("%-7s %s\n", argv[2], dev ? dev : asg_last_error());
+    return dev ? 0 : 3;
+  }
   if (!strcmp(cmd, "backends")) {
     for (int i = 0; i < 3; i++) {
       const char *dev = asg_backend_device(backends[i]);
@@ -101,6 +107,6 @@ int main(int argc, char **argv) {
     }
     return 0;
   }
-  printf("usage: asg version | ops [--check FILE] | backends\n");
+  printf("usage: asg version | ops [--check FILE] | backends [NAME]\n");
   return strcmp(cmd, "help") ? 2 : 0;
 }

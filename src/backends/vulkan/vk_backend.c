@@ -357,6 +357,7 @@ static asg_status vk_exec_create(void *dev, const asg_plan *plan, const asg_buff
     }
   }
   if (!st) st = asg_vk_alloc(c, 8, &x->run_addr);
+  if (!st) st = asg_vk_write_zero(c, x->run_addr, 8); /* run 0 uploads nothing */
   if (!st && ws) st = asg_vk_alloc(c, ws, &x->ws);
   uint64_t *addrs = NULL;
   int max_in = 1;

@@ -1,4 +1,126 @@
-/* Vulkan kernels of the conv family (placeholder: no kernels yet). */
+/* Vulkan kernels of the conv family: conv2d (forward, input and weight
+ * gradients, transpose) as implicit GEMMs with shared-memory tiles
+ * (shaders/conv_gemm.comp), and max/avg/adaptive-avg pooling with their
+ * gradients (shaders/pool_2d.comp). Every output element is written by one
+ * invocation (gradients gather), so results need no atomics, no workspace
+ * and no zero fill. Reference semantics: src/backends/cpu/cpu_conv.c;
+ * attribute layout: src/ops/op_conv.c. */
 #include "backends/vulkan/vk.h"
 
-void asg_vk_register_conv(asg_vk_kernel *t) { (void)t; }
+/* Mirrors Params of conv_gemm.comp. The forward convolution the step
+ * describes: x [N,C,H,W] * w [O,Cg,KH,KW] -> y [N,O,OH,OW]. */
+typedef struct conv_params {
+  uint64_t out, in0, in1;
+  int32_t N, C, H, W, O, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw, G;
+  int32_t Cg, Og, KK, CKK, OHW, HW;
+  int32_t M, NC, K; /* per-group GEMM: C[M,NC] = A[M,K] B[K,NC] */
+} conv_params;
+
+static asg_status conv_record(const asg_vk_call *c) {
+  const asg_step *s = c->s;
+  const asg_shape *xs, *ws, *ys;
+  const char *base;
+  switch (s->op) {
+  case ASG_OP_CONV2D:
+    xs = &s->in[0].shape, ws = &s->in[1].shape, ys = &s->out.shape, base = "conv_fwd";
+    break;
+  case ASG_OP_CONV2D_BWD_WEIGHT:
+    ys = &s->in[0].shape, xs = &s->in[1].shape, ws = &s->out.shape, base = "conv_bwdw";
+    break;
+  default: /* BWD_INPUT, CONV_TRANSPOSE2D: in0 is the conv output (gradient) */
+    ys = &s->in[0].shape, ws = &s->in[1].shape, xs = &s->out.shape, base = "conv_bwdi";
+    break;
+  }
+  char name[32];
+  asg_dtype dt = s->out.dtype;
+  if (dt != ASG_F32 && dt != ASG_F64)
+    return asg__error(ASG_ERR_DTYPE, "vulkan: %s: dtype not supported", s->label);
+  asg_status st = asg_vk_variant(c, base, dt, name, sizeof name);
+  if (st) return st;
+  conv_params p = {0};
+  p.out = c->out, p.in0 = c->in[0], p.in1 = c->in[1];
+  p.N = (int32_t)xs->dims[0], p.C = (int32_t)xs->dims[1];
+  p.H = (int32_t)xs->dims[2], p.W = (int32_t)xs->dims[3];
+  p.O = (int32_t)ys->dims[1], p.OH = (int32_t)ys->dims[2], p.OW = (int32_t)ys->dims[3];
+  p.KH = (int32_t)ws->dims[2], p.KW = (int32_t)ws->dims[3];
+  p.sh = s->attr.i[0], p.sw = s->attr.i[1], p.ph = s->attr.i[2], p.pw = s->attr.i[3];
+  p.dh = s->attr.i[4], p.dw = s->attr.i[5], p.G = s->attr.i[6];
+  if (p.G < 1 || p.sh < 1 || p.sw < 1)
+    return asg__error(ASG_ERR_INVALID, "vulkan: %s: bad conv attributes", s->label);
+  p.Cg = p.C / p.G, p.Og = p.O / p.G;
+  p.KK = p.KH * p.KW, p.CKK = p.Cg * p.KK;
+  p.OHW = p.OH * p.OW, p.HW = p.H * p.W;
+  /* GEMM sizes (each < 2^31: bounded by a tensor's element count) */
+  int64_t M, NC, K;
+  switch (s->op) {
+  case ASG_OP_CONV2D: M = p.Og, NC = (int64_t)p.N * p.OHW, K = p.CKK; break;
+  case ASG_OP_CONV2D_BWD_WEIGHT: M = p.Og, NC = p.CKK, K = (int64_t)p.N * p.OHW; break;
+  default: M = p.Cg, NC = (int64_t)p.N * p.HW, K = (int64_t)p.Og * p.KK; break;
+  }
+  p.M = (int32_t)M, p.NC = (int32_t)NC, p.K = (int32_t)K;
+  /* 64x64 tiles over (NC, M), one group per z; the shader loops over what
+   * exceeds the device's group counts */
+  const uint32_t *mg = c->ctx->caps.max_groups;
+  int64_t gx = (NC + 63) / 64, gy = (M + 63) / 64, gz = p.G;
+  if (gx > mg[0]) gx = mg[0];
+  if (gy > mg[1]) gy = mg[1];
+  if (gz > mg[2]) gz = mg[2];
+  return asg_vk_dispatch(c, name, &p, sizeof p, (uint32_t)gx, (uint32_t)gy, (uint32_t)gz);
+}
+
+/* Mirrors Params of pool_2d.comp: x [N,C,H,W] -> y [N,C,OH,OW] (for the
+ * BWD ops x is the output). */
+typedef struct pool_params {
+  uint64_t out, in0, in1;
+  double inv; /* 1 / (KH*KW) of avg pooling */
+  int32_t planes, H, W, OH, OW, KH, KW, sh, sw, ph, pw;
+} pool_params;
+
+static asg_status pool_record(const asg_vk_call *c) {
+  const asg_step *s = c->s;
+  const char *base;
+  bool bwd = true;
+  switch (s->op) {
+  case ASG_OP_MAXPOOL2D: base = "pool_max", bwd = false; break;
+  case ASG_OP_MAXPOOL2D_BWD: base = "pool_max_bwd"; break;
+  case ASG_OP_AVGPOOL2D: base = "pool_avg", bwd = false; break;
+  case ASG_OP_AVGPOOL2D_BWD: base = "pool_avg_bwd"; break;
+  case ASG_OP_ADAPTIVE_AVGPOOL2D: base = "pool_adaptive", bwd = false; break;
+  default: base = "pool_adaptive_bwd"; break;
+  }
+  char name[32];
+  asg_dtype dt = s->out.dtype;
+  if (dt != ASG_F32 && dt != ASG_F64)
+    return asg__error(ASG_ERR_DTYPE, "vulkan: %s: dtype not supported", s->label);
+  asg_status st = asg_vk_variant(c, base, dt, name, sizeof name);
+  if (st) return st;
+  const asg_shape *xs = bwd ? &s->out.shape : &s->in[0].shape;
+  const asg_shape *ys = bwd ? &s->in[0].shape : &s->out.shape;
+  pool_params p = {0};
+  p.out = c->out, p.in0 = c->in[0], p.in1 = s->n_in > 1 ? c->in[1] : 0;
+  p.planes = (int32_t)(xs->dims[0] * xs->dims[1]);
+  p.H = (int32_t)xs->dims[2], p.W = (int32_t)xs->dims[3];
+  p.OH = (int32_t)ys->dims[2], p.OW = (int32_t)ys->dims[3];
+  p.KH = s->attr.i[0], p.KW = s->attr.i[1], p.sh = s->attr.i[2], p.sw = s->attr.i[3];
+  p.ph = s->attr.i[4], p.pw = s->attr.i[5];
+  bool adaptive = s->op == ASG_OP_ADAPTIVE_AVGPOOL2D || s->op == ASG_OP_ADAPTIVE_AVGPOOL2D_BWD;
+  if (!adaptive && (p.sh < 1 || p.sw < 1))
+    return asg__error(ASG_ERR_INVALID, "vulkan: %s: bad pool attributes", s->label);
+  if (!adaptive) p.inv = 1.0 / (double)((int64_t)p.KH * p.KW);
+  /* one invocation per written element: y for the forward ops, dx for the
+   * gradients (which gather, and write zeros where no window reaches) */
+  int64_t n = (int64_t)p.planes * (bwd ? (int64_t)p.H * p.W : (int64_t)p.OH * p.OW);
+  return asg_vk_dispatch(c, name, &p, sizeof p, asg_vk_groups(c, n, 256), 1, 1);
+}
+
+void asg_vk_register_conv(asg_vk_kernel *t) {
+  static const asg_op convs[] = {ASG_OP_CONV2D, ASG_OP_CONV2D_BWD_INPUT, ASG_OP_CONV2D_BWD_WEIGHT,
+                                 ASG_OP_CONV_TRANSPOSE2D};
+  static const asg_op pools[] = {ASG_OP_MAXPOOL2D,          ASG_OP_MAXPOOL2D_BWD,
+                                 ASG_OP_AVGPOOL2D,          ASG_OP_AVGPOOL2D_BWD,
+                                 ASG_OP_ADAPTIVE_AVGPOOL2D, ASG_OP_ADAPTIVE_AVGPOOL2D_BWD};
+  for (size_t i = 0; i < sizeof convs / sizeof *convs; i++)
+    t[convs[i]].record = conv_record;
+  for (size_t i = 0; i < sizeof pools / sizeof *pools; i++)
+    t[pools[i]].record = pool_record;
+}

@@ -2,7 +2,8 @@
 # Installs what building, testing and the examples need on Debian/Ubuntu
 # (skipped when everything is already there).
 set -eu
-pkgs="build-essential cmake pkg-config libopenblas-dev zlib1g-dev dataset-fashion-mnist fortunes"
+pkgs="build-essential cmake pkg-config libopenblas-dev zlib1g-dev dataset-fashion-mnist fortunes
+  libvulkan-dev glslc mesa-vulkan-drivers"
 missing=""
 for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 [ -z "$missing" ] && exit 0

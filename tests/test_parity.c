@@ -1061,6 +1061,50 @@ static void cases_softmax_ce(void) {
     }
 }
 
+/* ------------------------------------------------------- fused attention */
+
+/* attention(q, k, v): forward and, through the harness's loss, dq (the
+ * attention_bwd_q node itself) and dk, dv (slices of attention_bwd_kv's
+ * packed output), both fed by attention_lse. Those two are inputs of the
+ * compared gradients only, out of the suite's reach, so they are recorded
+ * by name once a case ran them. */
+static void cases_attention(void) {
+  const struct {
+    asg_shape q, kv;
+    double scale;
+    bool causal;
+  } cf[] = {
+      {ASG_SHAPE(2, 3, 13, 8), ASG_SHAPE(2, 3, 13, 8), 0.35355339059327373, false},
+      {ASG_SHAPE(2, 3, 13, 8), ASG_SHAPE(2, 3, 13, 8), 0.35355339059327373, true},
+      {ASG_SHAPE(2, 5, 8), ASG_SHAPE(2, 9, 8), 0.6, false},
+      {ASG_SHAPE(2, 5, 8), ASG_SHAPE(2, 9, 8), 0.6, true}, /* keys 5..8 unseen: dk = dv = 0 */
+      {ASG_SHAPE(3, 9, 5), ASG_SHAPE(3, 4, 5), 1.3, true}, /* rows 3..8 see every key */
+      {ASG_SHAPE(7, 3), ASG_SHAPE(7, 3), 1.0, false},      /* no leading dims */
+      {ASG_SHAPE(1, 2, 70, 64), ASG_SHAPE(1, 2, 70, 64), 0.125, true}, /* > one 64-row tile */
+      {ASG_SHAPE(2, 1, 33, 32), ASG_SHAPE(2, 1, 97, 32), 0.2, false},
+      {ASG_SHAPE(2, 10, 16), ASG_SHAPE(2, 80, 16), 0.3, true},           /* keys 10..79 unseen */
+      {ASG_SHAPE(1, 2, 200, 64), ASG_SHAPE(1, 2, 200, 64), 0.125, true}, /* > one 128 tile */
+  };
+  static const char *const ops[] = {"attention_lse", "attention_bwd_kv"};
+  for (size_t c = 0; c < sizeof cf / sizeof cf[0]; c++)
+    for (int d = 0; d < 2; d++) {
+      pcase pc;
+      pc_begin(&pc, C_ACCUM, "attention %s q%s kv%s scale=%g causal=%d", dtn(FDT[d]), shp(cf[c].q),
+               shp(cf[c].kv), cf[c].scale, cf[c].causal);
+      asg_tensor *q = pc_in(&pc, FDT[d], cf[c].q, -1.5, 1.5);
+      asg_tensor *k = pc_in(&pc, FDT[d], cf[c].kv, -1.5, 1.5);
+      asg_tensor *v = pc_in(&pc, FDT[d], cf[c].kv, -2, 2);
+      pc_out(&pc, asg_attention(q, k, v, cf[c].scale, cf[c].causal), "o");
+      pc_finish(&pc);
+    }
+  for (int k = 0; k < 2; k++)
+    for (int i = 0; i < g_n_ops && i < 256; i++)
+      if (!g_covered[i] && strcmp(asg_op_name(i), ops[k]) == 0) {
+        g_covered[i] = true;
+        snprintf(g_first_case[i], sizeof g_first_case[i], "%s", "attention (gradients)");
+      }
+}
+
 /* ----------------------------------------------------------- random, state */
 
 static void cases_random(void) {
@@ -1458,6 +1502,7 @@ int main(int argc, char **argv) {
   cases_conv();
   cases_pool();
   cases_softmax_ce();
+  cases_attention();
   cases_random();
   cases_state();
   cases_train();

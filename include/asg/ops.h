@@ -109,6 +109,15 @@ ASG_API asg_tensor *asg_one_hot(asg_tensor *idx, int64_t depth, asg_dtype dt);
 /* Normalizes over the last dim; gamma and beta [C] may be NULL. */
 ASG_API asg_tensor *asg_layernorm(asg_tensor *x, asg_tensor *gamma, asg_tensor *beta, double eps);
 
+/* Scaled dot-product attention softmax(q k^T * scale [+ causal mask]) v,
+ * fused: the [..., Tq, Tk] scores are never stored (forward and gradient).
+ * q [..., Tq, D], k and v [..., Tk, D]: rank >= 2, identical leading dims
+ * (e.g. [B, H, T, D]), one D, one float dtype (f32/f64); scale finite
+ * (usually 1/sqrt(D)). causal: query i sees keys j <= i (top-left aligned,
+ * as PyTorch's is_causal). Returns o [..., Tq, D]. */
+ASG_API asg_tensor *asg_attention(asg_tensor *q, asg_tensor *k, asg_tensor *v, double scale,
+                                  bool causal);
+
 typedef struct asg_conv_params {
   int stride[2];         /* 0 means 1 */
   int padding[2];        /* zero padding, top/bottom and left/right */

@@ -139,6 +139,16 @@ asg_tensor *asg__adam_moment2(asg_tensor *v, asg_tensor *g, double beta);
 asg_tensor *asg__adam_param(asg_tensor *p, asg_tensor *m, asg_tensor *v, asg_tensor *lr,
                             asg_tensor *bc1, asg_tensor *bc2, double eps, double wd);
 
+/* Fused attention (src/ops/op_attention.c; contract there): the row
+ * logsumexp lse [..., Tq] of the scaled (masked) scores, and the backward
+ * ops dq [..., Tq, D] and dkv [2, ..., Tk, D] (dk, dv) from do = dL/do,
+ * lse and delta = sum(do * o, last axis). scale/causal as the forward. */
+asg_tensor *asg__attention_lse(asg_tensor *q, asg_tensor *k, double scale, bool causal);
+asg_tensor *asg__attention_bwd_q(asg_tensor *q, asg_tensor *k, asg_tensor *v, asg_tensor *dout,
+                                 asg_tensor *lse, asg_tensor *delta, double scale, bool causal);
+asg_tensor *asg__attention_bwd_kv(asg_tensor *q, asg_tensor *k, asg_tensor *v, asg_tensor *dout,
+                                  asg_tensor *lse, asg_tensor *delta, double scale, bool causal);
+
 /* ---- shapes ---- */
 /* Broadcast a and b into out; false if incompatible. */
 bool asg__broadcast_shapes(asg_shape a, asg_shape b, asg_shape *out);

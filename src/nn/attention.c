@@ -3,7 +3,9 @@
  * mha: children q_proj, k_proj, v_proj, out_proj (Linear d -> d, named
  *   "<name>.q_proj", ...). Settings: i[0] = d_model, i[1] = heads,
  *   i[2] = causal, i[3] = asg_posenc, i[4] = dropout applications so far;
- *   f[0] = attention dropout, f[1] = RoPE base.
+ *   f[0] = attention dropout, f[1] = RoPE base. The scores go through the
+ *   fused asg_attention op unless a padding mask, ALiBi or active attention
+ *   dropout must act on them (then they are materialized).
  * feedforward: children fc1, act, fc2 and (dropout > 0) dropout, in order.
  * transformer_block: children ln1, attn, ln2, ffn and (dropout > 0) drop1
  *   (dropout on the attention output before the residual add).
@@ -149,15 +151,24 @@ static asg_tensor *mha_apply(asg_layer *l, asg_tensor *x, asg_tensor *mask) {
     q = rope(g, q, T, Dh, l->f[1]);
     k = rope(g, k, T, Dh, l->f[1]);
   }
-  /* scale q ([.., T, Dh]) rather than the scores ([.., T, T]) */
-  asg_tensor *s = asg_matmul_t(asg_mul_scalar(q, 1.0 / sqrt((double)Dh)), k, false, true);
-  if (l->i[2] || pos == ASG_POS_ALIBI)
-    s = asg_add(s, score_bias(g, dt, H, T, l->i[2], pos == ASG_POS_ALIBI));
-  if (pad) s = asg_add(s, pad);
-  asg_tensor *a = asg_softmax(s, -1);
-  if (l->f[0] > 0 && asg_graph_is_training(g))
-    a = asg_dropout(a, l->f[0], asg__layer_seed(l) + 0x9e3779b97f4a7c15ull * (uint64_t)l->i[4]++);
-  asg_tensor *o = asg_reshape(asg_permute(asg_matmul(a, v), perm), ASG_SHAPE(B, T, D));
+  bool drop = l->f[0] > 0 && asg_graph_is_training(g);
+  asg_tensor *av; /* [B, H, T, Dh] */
+  if (!pad && pos != ASG_POS_ALIBI && !drop && (dt == ASG_F32 || dt == ASG_F64)) {
+    /* nothing but the causal mask acts on the scores: the fused op never
+     * stores the [B, H, T, T] scores or probabilities */
+    av = asg_attention(q, k, v, 1.0 / sqrt((double)Dh), l->i[2] != 0);
+  } else {
+    /* scale q ([.., T, Dh]) rather than the scores ([.., T, T]) */
+    asg_tensor *s = asg_matmul_t(asg_mul_scalar(q, 1.0 / sqrt((double)Dh)), k, false, true);
+    if (l->i[2] || pos == ASG_POS_ALIBI)
+      s = asg_add(s, score_bias(g, dt, H, T, l->i[2], pos == ASG_POS_ALIBI));
+    if (pad) s = asg_add(s, pad);
+    asg_tensor *a = asg_softmax(s, -1);
+    if (drop)
+      a = asg_dropout(a, l->f[0], asg__layer_seed(l) + 0x9e3779b97f4a7c15ull * (uint64_t)l->i[4]++);
+    av = asg_matmul(a, v);
+  }
+  asg_tensor *o = asg_reshape(asg_permute(av, perm), ASG_SHAPE(B, T, D));
   if (!o) return NULL;
   return child(l, c[3], o, NULL);
 }

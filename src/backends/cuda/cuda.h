@@ -53,6 +53,7 @@ void asg_cuda_register_index(asg_cuda_kernel *t); /* permute, slice(_bwd), conca
 void asg_cuda_register_nn(asg_cuda_kernel *t);    /* layernorm(+bwd), softmax CE(+bwd), rand */
 void asg_cuda_register_conv(asg_cuda_kernel *t);  /* conv family and pools */
 void asg_cuda_register_optim(asg_cuda_kernel *t); /* fused Adam updates */
+void asg_cuda_register_attention(asg_cuda_kernel *t); /* fused attention fwd/bwd */
 
 /* *counter += 1 on the stream (the run count kept on the device). */
 void asg_cuda_increment(uint64_t *counter, cudaStream_t stream);

@@ -24,6 +24,7 @@ static void table_fill(void) {
   asg_cuda_register_nn(table);
   asg_cuda_register_conv(table);
   asg_cuda_register_optim(table);
+  asg_cuda_register_attention(table);
 }
 
 static asg_status cuda_err(cudaError_t e, const char *what) {

@@ -93,6 +93,7 @@ typedef struct asg_vk_caps {
   uint32_t max_storage_range; /* maxStorageBufferRange (not binding-limited here: BDA) */
   float timestamp_ns;         /* timestampPeriod; 0 if the queue has no timestamps */
   bool f64, i64, f16, int64_atomics, coop_matrix_nv;
+  bool subgroup_shuffle; /* subgroupShuffle* in compute shaders */
 } asg_vk_caps;
 
 typedef struct asg_vk_chunk asg_vk_chunk;
@@ -132,6 +133,9 @@ typedef struct asg_vk_call {
   uint64_t run;       /* address of the program's run count (uint64, RNG key) */
   asg_vk_ctx *ctx;
   asg_vk_rec *rec;
+  /* f32 GEMMs may use reduced-precision tensor cores (asg_compile_opts
+   * allow_tf32): on Vulkan, fp16 cooperative matrices with fp32 sums */
+  bool tf32;
 } asg_vk_call;
 
 typedef struct asg_vk_kernel {
@@ -169,6 +173,7 @@ void asg_vk_register_index(asg_vk_kernel *t); /* permute, slice(_bwd), concat, g
 void asg_vk_register_nn(asg_vk_kernel *t);    /* layernorm(+bwd), softmax CE(+bwd), rand */
 void asg_vk_register_conv(asg_vk_kernel *t);  /* conv family and pools */
 void asg_vk_register_optim(asg_vk_kernel *t); /* fused Adam updates */
+void asg_vk_register_attention(asg_vk_kernel *t); /* fused attention fwd/bwd */
 
 /* ---- device core (vk_device.c) ---- */
 /* The process-wide device, opened on first use; NULL with an error set when

@@ -24,6 +24,7 @@ static void table_fill(void) {
   asg_vk_register_nn(table);
   asg_vk_register_conv(table);
   asg_vk_register_optim(table);
+  asg_vk_register_attention(table);
 }
 
 /* ------------------------------------------------------------- recording */
@@ -369,7 +370,8 @@ static asg_status vk_exec_create(void *dev, const asg_plan *plan, const asg_buff
     const asg_step *s = &x->r.plan.steps[i];
     for (int j = 0; j < s->n_in; j++)
       addrs[j] = (uint64_t)(uintptr_t)x->r.in[i][j];
-    asg_vk_call call = {s, (uint64_t)(uintptr_t)x->r.out[i], addrs, x->ws, x->run_addr, c, &r};
+    asg_vk_call call = {s,  (uint64_t)(uintptr_t)x->r.out[i],      addrs, x->ws, x->run_addr, c,
+                        &r, (x->r.plan.flags & ASG_PLAN_TF32) != 0};
     size_t w = table[s->op].ws ? table[s->op].ws(s) : 0;
     r.step = i;
     hazard_check(&r, s, &call, w);
@@ -385,7 +387,7 @@ static asg_status vk_exec_create(void *dev, const asg_plan *plan, const asg_buff
     rec_barrier(&r);
     asg_step inc = {0};
     snprintf(inc.label, sizeof inc.label, "run count");
-    asg_vk_call call = {&inc, 0, NULL, 0, x->run_addr, c, &r};
+    asg_vk_call call = {&inc, 0, NULL, 0, x->run_addr, c, &r, false};
     st = asg_vk_dispatch(&call, "util_increment", &x->run_addr, 8, 1, 1, 1);
   }
   if (!st && r.n_params) st = asg_vk_alloc(c, r.n_params, &x->params);

@@ -187,6 +187,8 @@ static void fill_caps(asg_vk_ctx *c, const VkPhysicalDeviceFeatures2 *f2,
   k->vendor = p2.properties.vendorID;
   k->api = p2.properties.apiVersion;
   k->subgroup_size = sg.subgroupSize;
+  k->subgroup_shuffle = (sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
+                        (sg.supportedOperations & VK_SUBGROUP_FEATURE_SHUFFLE_BIT);
   for (int i = 0; i < 3; i++)
     k->max_groups[i] = l->maxComputeWorkGroupCount[i];
   k->max_invocations = l->maxComputeWorkGroupInvocations;
@@ -199,6 +201,30 @@ static void fill_caps(asg_vk_ctx *c, const VkPhysicalDeviceFeatures2 *f2,
   k->f16 = f12->shaderFloat16;
   k->int64_atomics = f12->shaderBufferInt64Atomics;
   k->coop_matrix_nv = has_ext(c->phys, "VK_NV_cooperative_matrix");
+}
+
+/* Whether the device multiplies fp16 16x16x16 cooperative matrices into
+ * fp32 (the shape the GEMM shader uses) in subgroup scope. */
+static bool coop_shapes(asg_vk_ctx *c) {
+  PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV get =
+      (PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV)g_fn.vkGetInstanceProcAddr(
+          g_instance, "vkGetPhysicalDeviceCooperativeMatrixPropertiesNV");
+  uint32_t n = 0;
+  if (!get || get(c->phys, &n, NULL) != VK_SUCCESS || !n) return false;
+  VkCooperativeMatrixPropertiesNV *p = calloc(n, sizeof *p);
+  if (!p) return false;
+  for (uint32_t i = 0; i < n; i++)
+    p[i].sType = VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_NV;
+  bool ok = false;
+  if (get(c->phys, &n, p) == VK_SUCCESS)
+    for (uint32_t i = 0; i < n && !ok; i++)
+      ok = p[i].MSize == 16 && p[i].NSize == 16 && p[i].KSize == 16 &&
+           p[i].AType == VK_COMPONENT_TYPE_FLOAT16_NV &&
+           p[i].BType == VK_COMPONENT_TYPE_FLOAT16_NV &&
+           p[i].CType == VK_COMPONENT_TYPE_FLOAT32_NV &&
+           p[i].DType == VK_COMPONENT_TYPE_FLOAT32_NV && p[i].scope == VK_SCOPE_SUBGROUP_NV;
+  free(p);
+  return ok;
 }
 
 static uint32_t find_mem(const VkPhysicalDeviceMemoryProperties *mp, VkMemoryPropertyFlags want,
@@ -260,13 +286,36 @@ static asg_status ctx_create(void) {
   e12.shaderBufferInt64Atomics = f12.shaderBufferInt64Atomics;
   e12.shaderFloat16 = f12.shaderFloat16;
   VkPhysicalDeviceFeatures2 e2 = {VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, &e12, {0}};
+  /* tensor cores through VK_NV_cooperative_matrix (fp16 products, fp32
+   * sums), used by f32 GEMMs of programs compiled with allow_tf32 */
+  VkPhysicalDeviceCooperativeMatrixFeaturesNV cm = {
+      VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV, NULL, VK_FALSE, VK_FALSE};
+  const char *dext[1];
+  uint32_t n_dext = 0;
+  if (c->caps.coop_matrix_nv && f12.shaderFloat16 && coop_shapes(c)) {
+    cm.cooperativeMatrix = VK_TRUE;
+    e12.vulkanMemoryModel = f12.vulkanMemoryModel;
+    cm.pNext = e2.pNext;
+    e2.pNext = &cm;
+    dext[n_dext++] = "VK_NV_cooperative_matrix";
+  } else {
+    c->caps.coop_matrix_nv = false;
+  }
   e2.features.shaderInt64 = VK_TRUE;
   e2.features.shaderFloat64 = f2.features.shaderFloat64;
   float prio = 1.0f;
   VkDeviceQueueCreateInfo qci = {
       VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO, NULL, 0, c->qfamily, 1, &prio};
-  VkDeviceCreateInfo dci = {
-      VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, &e2, 0, 1, &qci, 0, NULL, 0, NULL, NULL};
+  VkDeviceCreateInfo dci = {VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
+                            &e2,
+                            0,
+                            1,
+                            &qci,
+                            0,
+                            NULL,
+                            n_dext,
+                            n_dext ? dext : NULL,
+                            NULL};
   r = g_fn.vkCreateDevice(c->phys, &dci, NULL, &c->dev);
   if (r != VK_SUCCESS) {
     snprintf(g_why, sizeof g_why, "cannot create a Vulkan device on %s (VkResult %d)", c->caps.name,
@@ -419,10 +468,6 @@ static bool chunk_take(asg_vk_chunk *k, size_t bytes, size_t *off) {
 asg_status asg_vk_alloc(asg_vk_ctx *c, size_t bytes, uint64_t *addr) {
   bytes = (bytes + BLOCK_ALIGN - 1) & ~(size_t)(BLOCK_ALIGN - 1);
   if (!bytes) bytes = BLOCK_ALIGN;
-  if (bytes > c->caps.max_alloc)
-    return asg__error(ASG_ERR_OOM,
-                      "vulkan: a buffer of %zu bytes exceeds the device's allocation limit (%llu)",
-                      bytes, (unsigned long long)c->caps.max_alloc);
   pthread_mutex_lock(&g_lock);
   asg_status st = ASG_OK;
   size_t off = 0;
@@ -442,6 +487,8 @@ asg_status asg_vk_alloc(asg_vk_ctx *c, size_t bytes, uint64_t *addr) {
     }
     asg_vk_chunk *ch = &c->chunks[k];
     memset(ch, 0, sizeof *ch);
+    /* maxMemoryAllocationSize is advisory: larger allocations may fail
+     * (then we say so) but often succeed (NVIDIA reports 4 GiB) */
     ch->size = bytes > CHUNK_MIN ? bytes : CHUNK_MIN;
     if (ch->size > c->caps.max_alloc) ch->size = bytes;
     ch->blocks = malloc(sizeof *ch->blocks * 8);
@@ -458,6 +505,11 @@ asg_status asg_vk_alloc(asg_vk_ctx *c, size_t bytes, uint64_t *addr) {
       chunk_take(ch, bytes, &off);
     } else {
       free(ch->blocks);
+      if (bytes > c->caps.max_alloc)
+        st = asg__error(ASG_ERR_OOM,
+                        "vulkan: cannot allocate a buffer of %zu bytes (the device's allocation "
+                        "limit is %llu)",
+                        bytes, (unsigned long long)c->caps.max_alloc);
     }
   }
   pthread_mutex_unlock(&g_lock);

@@ -7,6 +7,8 @@
  * the parameter's dtype T, as the former scalar ops did. */
 #include <stdio.h>
 
+#include <string.h>
+
 #include "backends/vulkan/vk.h"
 
 static asg_status dtype_error(const asg_vk_call *c, asg_dtype dt) {
@@ -61,6 +63,8 @@ static asg_status param_record(const asg_vk_call *c) {
   asg_status st = asg_vk_variant(c, "opt_param", dt, base, sizeof base);
   if (!st) st = asg_vk_variant(c, base, sdt, name, sizeof name);
   if (st) return st;
+  /* f32/f32 with f64 hardware: exact f32 division and sqrt (opt_param.comp) */
+  if (dt == ASG_F32 && sdt == ASG_F32 && c->ctx->caps.f64) strcat(name, "_x");
   int64_t n = asg_shape_numel(s->out.shape);
   if (n <= 0) return ASG_OK;
   double eps = s->attr.f[0], wd = s->attr.f[1];

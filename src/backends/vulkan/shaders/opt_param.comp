@@ -12,8 +12,19 @@
 #define S float
 #define BufS BufF32
 #endif
-#if defined(T_F64) || defined(S_F64)
+#if defined(T_F64) || defined(S_F64) || defined(EXACT_F64)
 #define HAS_F64 1
+#endif
+// f32 division and sqrt are not correctly rounded on every GPU (Vulkan
+// allows 2.5 ulp; NVIDIA's are approximate): where doubles exist, do them in
+// f64 and round once, which gives exactly the IEEE f32 result (53 >= 2*24+2
+// bits make the double rounding innocuous), so parameters match the CPU.
+#if defined(T_F32) && defined(HAS_F64)
+#define TDIV(a, b) float(double(a) / double(b))
+#define TSQRT(a) float(sqrt(double(a)))
+#else
+#define TDIV(a, b) ((a) / (b))
+#define TSQRT(a) sqrt(a)
 #endif
 layout(local_size_x = 256) in;
 layout(buffer_reference, std430, buffer_reference_align = 8) readonly buffer Params {
@@ -50,9 +61,9 @@ void main() {
   GRID_LOOP(i, q.n) {
     T pi = p.v[i];
     precise T pd = decay ? pi * dec : pi;
-    precise T sv = sqrt(v.v[i]);
-    precise T den = sv / sbc2 + eps;
-    precise T qq = m.v[i] / den;
+    precise T sv = TSQRT(v.v[i]);
+    precise T den = TDIV(sv, sbc2) + eps;
+    precise T qq = TDIV(m.v[i], den);
     precise T sq = step * qq;
     precise T r = pd - sq;
     o.v[i] = r;

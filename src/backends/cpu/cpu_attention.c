@@ -1,0 +1,195 @@
+/* CPU kernels of the fused attention ops (contract: src/ops/op_attention.c),
+ * the reference the GPU backends are compared with.
+ *
+ * Work goes in blocks of BLK query rows (forward, lse, bwd_q) or BLK keys
+ * (bwd_kv) of one batch entry: the block's scores [BLK, Tk] (or [BLK, Tq])
+ * come from one GEMM into the thread's workspace, the softmax-like row work
+ * is plain loops, and the products with v, k, q, do are GEMMs again. So the
+ * memory is O(BLK * T) per thread, not O(Tq * Tk), while the arithmetic
+ * runs at GEMM speed (a scalar loop over q_i . k_j was ~10x slower than the
+ * materialized ops). Everything accumulates in the dtype; the blocks are
+ * fixed and each GEMM is single-threaded, so results do not depend on the
+ * thread count. */
+#include <math.h>
+#include <string.h>
+
+#include "backends/cpu/cpu.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define BLK 64
+
+typedef struct att_dims {
+  int64_t NB, Tq, Tk, D; /* NB: product of the leading dims */
+  bool causal;
+} att_dims;
+
+static att_dims dims_of(const asg_step *s) {
+  asg_shape q = s->in[0].shape, k = s->in[1].shape;
+  att_dims a = {1, q.dims[q.ndim - 2], k.dims[k.ndim - 2], q.dims[q.ndim - 1], s->attr.i[0] != 0};
+  for (int d = 0; d < q.ndim - 2; d++)
+    a.NB *= q.dims[d];
+  return a;
+}
+
+/* Keys visible to query i: j < n_keys (causal: j <= i). */
+static inline int64_t n_keys(const att_dims *a, int64_t i) {
+  return a->causal && i + 1 < a->Tk ? i + 1 : a->Tk;
+}
+
+static inline int thread_id(void) {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
+/* Two [BLK, max(Tq, Tk)] buffers per thread. */
+static size_t att_ws(const asg_step *s, int nthreads) {
+  att_dims a = dims_of(s);
+  int64_t T = a.Tq > a.Tk ? a.Tq : a.Tk;
+  return (size_t)(nthreads > 0 ? nthreads : 1) * 2 * BLK * (size_t)T * asg_dtype_size(s->out.dtype);
+}
+
+#define DEF_ATT(SUF, T, EXP, LOG, GEMM)                                                            \
+  /* ATTENTION (o) and ATTENTION_LSE (lse), one block of queries per task:                         \
+   * S = scale Q K^T over the block's visible keys, softmax rows, O = P V. */                      \
+  static void fwd_##SUF(const asg_cpu_call *c, const att_dims *a, bool lse_only, int nt) {         \
+    (void)nt; /* unused without OpenMP */                                                          \
+    const T *q = c->in[0], *k = c->in[1], *v = lse_only ? NULL : c->in[2];                         \
+    T *out = c->out;                                                                               \
+    const T sc = (T)c->s->attr.f[0];                                                               \
+    const int64_t Tq = a->Tq, Tk = a->Tk, D = a->D, nbq = (Tq + BLK - 1) / BLK;                    \
+    const int64_t ldw = 2 * BLK * (Tq > Tk ? Tq : Tk);                                             \
+    _Pragma("omp parallel for num_threads(nt) schedule(static)") for (int64_t u = 0;               \
+                                                                      u < a->NB * nbq; u++) {      \
+      int64_t b = u / nbq, i0 = (u % nbq) * BLK, nq = Tq - i0 < BLK ? Tq - i0 : BLK;               \
+      int64_t nkb = n_keys(a, i0 + nq - 1); /* the block's last row sees the most keys */          \
+      const T *qb = q + (b * Tq + i0) * D, *kb = k + b * Tk * D;                                   \
+      T *S = (T *)c->ws + thread_id() * ldw; /* [nq, nkb] */                                       \
+      GEMM(false, true, nq, nkb, D, sc, qb, D, kb, D, 0, S, nkb, 1);                               \
+      for (int64_t r = 0; r < nq; r++) {                                                           \
+        T *row = S + r * nkb;                                                                      \
+        int64_t nk = n_keys(a, i0 + r);                                                            \
+        T m = row[0], l = 0;                                                                       \
+        for (int64_t j = 1; j < nk; j++)                                                           \
+          if (row[j] > m || row[j] != row[j]) m = row[j];                                          \
+        for (int64_t j = 0; j < nk; j++) {                                                         \
+          row[j] = EXP(row[j] - m);                                                                \
+          l += row[j];                                                                             \
+        }                                                                                          \
+        if (lse_only) {                                                                            \
+          out[b * Tq + i0 + r] = m + LOG(l);                                                       \
+          continue;                                                                                \
+        }                                                                                          \
+        T inv = (T)1 / l;                                                                          \
+        for (int64_t j = 0; j < nk; j++)                                                           \
+          row[j] *= inv;                                                                           \
+        for (int64_t j = nk; j < nkb; j++) /* masked */                                            \
+          row[j] = 0;                                                                              \
+      }                                                                                            \
+      if (!lse_only)                                                                               \
+        GEMM(false, false, nq, D, nkb, 1, S, nkb, v + b * Tk * D, D, 0, out + (b * Tq + i0) * D,   \
+             D, 1);                                                                                \
+    }                                                                                              \
+  }                                                                                                \
+  /* ATTENTION_BWD_Q, one block of queries per task: P = exp(scale Q K^T - lse),                   \
+   * dP = dO V^T, dS = P (dP - delta), dQ = scale dS K. */                                         \
+  static void bwd_q_##SUF(const asg_cpu_call *c, const att_dims *a, int nt) {                      \
+    (void)nt; /* unused without OpenMP */                                                          \
+    const T *q = c->in[0], *k = c->in[1], *v = c->in[2], *dO = c->in[3], *lse = c->in[4],          \
+            *dl = c->in[5];                                                                        \
+    const T sc = (T)c->s->attr.f[0];                                                               \
+    const int64_t Tq = a->Tq, Tk = a->Tk, D = a->D, nbq = (Tq + BLK - 1) / BLK;                    \
+    const int64_t ldw = 2 * BLK * (Tq > Tk ? Tq : Tk);                                             \
+    _Pragma("omp parallel for num_threads(nt) schedule(static)") for (int64_t u = 0;               \
+                                                                      u < a->NB * nbq; u++) {      \
+      int64_t b = u / nbq, i0 = (u % nbq) * BLK, nq = Tq - i0 < BLK ? Tq - i0 : BLK;               \
+      int64_t nkb = n_keys(a, i0 + nq - 1), r0 = b * Tq + i0;                                      \
+      const T *kb = k + b * Tk * D;                                                                \
+      T *P = (T *)c->ws + thread_id() * ldw, *dP = P + BLK * nkb; /* [nq, nkb] each */             \
+      GEMM(false, true, nq, nkb, D, sc, q + r0 * D, D, kb, D, 0, P, nkb, 1);                       \
+      GEMM(false, true, nq, nkb, D, 1, dO + r0 * D, D, v + b * Tk * D, D, 0, dP, nkb, 1);          \
+      for (int64_t r = 0; r < nq; r++) {                                                           \
+        T *pr = P + r * nkb, *dpr = dP + r * nkb, li = lse[r0 + r], di = dl[r0 + r];               \
+        int64_t nk = n_keys(a, i0 + r);                                                            \
+        for (int64_t j = 0; j < nk; j++)                                                           \
+          pr[j] = EXP(pr[j] - li) * (dpr[j] - di); /* dS */                                        \
+        for (int64_t j = nk; j < nkb; j++)                                                         \
+          pr[j] = 0;                                                                               \
+      }                                                                                            \
+      GEMM(false, false, nq, D, nkb, sc, P, nkb, kb, D, 0, (T *)c->out + r0 * D, D, 1);            \
+    }                                                                                              \
+  }                                                                                                \
+  /* ATTENTION_BWD_KV, one block of keys per task, over the queries that see                       \
+   * any of them (causal: i >= j0): P^T = exp(scale K Q^T - lse), dV = P^T dO,                     \
+   * dP^T = V dO^T, dS^T = P^T (dP^T - delta), dK = scale dS^T Q. */                               \
+  static void bwd_kv_##SUF(const asg_cpu_call *c, const att_dims *a, int nt) {                     \
+    (void)nt; /* unused without OpenMP */                                                          \
+    const T *q = c->in[0], *k = c->in[1], *v = c->in[2], *dO = c->in[3], *lse = c->in[4],          \
+            *dl = c->in[5];                                                                        \
+    const T sc = (T)c->s->attr.f[0];                                                               \
+    const int64_t Tq = a->Tq, Tk = a->Tk, D = a->D, nbk = (Tk + BLK - 1) / BLK;                    \
+    const int64_t ldw = 2 * BLK * (Tq > Tk ? Tq : Tk);                                             \
+    T *dk = c->out, *dv = (T *)c->out + a->NB * Tk * D; /* dkv [2, NB, Tk, D] */                   \
+    _Pragma("omp parallel for num_threads(nt) schedule(static)") for (int64_t u = 0;               \
+                                                                      u < a->NB * nbk; u++) {      \
+      int64_t b = u / nbk, j0 = (u % nbk) * BLK, nk = Tk - j0 < BLK ? Tk - j0 : BLK;               \
+      int64_t ilo = a->causal ? j0 : 0, nqv = Tq - ilo, c0 = b * Tk + j0, r0 = b * Tq + ilo;       \
+      if (nqv <= 0) { /* no query sees these keys */                                               \
+        memset(dk + c0 * D, 0, sizeof(T) * (size_t)(nk * D));                                      \
+        memset(dv + c0 * D, 0, sizeof(T) * (size_t)(nk * D));                                      \
+        continue;                                                                                  \
+      }                                                                                            \
+      T *P = (T *)c->ws + thread_id() * ldw, *dP = P + BLK * nqv; /* [nk, nqv] each */             \
+      GEMM(false, true, nk, nqv, D, sc, k + c0 * D, D, q + r0 * D, D, 0, P, nqv, 1);               \
+      GEMM(false, true, nk, nqv, D, 1, v + c0 * D, D, dO + r0 * D, D, 0, dP, nqv, 1);              \
+      for (int64_t jj = 0; jj < nk; jj++) {                                                        \
+        T *pr = P + jj * nqv, *dpr = dP + jj * nqv;                                                \
+        for (int64_t ii = 0; ii < nqv; ii++) {                                                     \
+          bool vis = !a->causal || j0 + jj <= ilo + ii;                                            \
+          pr[ii] = vis ? EXP(pr[ii] - lse[r0 + ii]) : 0;                                           \
+          dpr[ii] = pr[ii] * (dpr[ii] - dl[r0 + ii]); /* dS^T */                                   \
+        }                                                                                          \
+      }                                                                                            \
+      GEMM(false, false, nk, D, nqv, 1, P, nqv, dO + r0 * D, D, 0, dv + c0 * D, D, 1);             \
+      GEMM(false, false, nk, D, nqv, sc, dP, nqv, q + r0 * D, D, 0, dk + c0 * D, D, 1);            \
+    }                                                                                              \
+  }
+
+DEF_ATT(f32, float, expf, logf, asg_cpu_sgemm)
+DEF_ATT(f64, double, exp, log, asg_cpu_dgemm)
+
+static asg_status attention_kernel(const asg_cpu_call *c) {
+  const asg_step *s = c->s;
+  asg_dtype dt = s->out.dtype;
+  if (dt != ASG_F32 && dt != ASG_F64)
+    return asg__error(ASG_ERR_DTYPE, "cpu: %s: dtype not supported", s->label);
+  att_dims a = dims_of(s);
+  if (a.NB == 0) return ASG_OK;
+  int64_t units = a.NB * (((s->op == ASG_OP_ATTENTION_BWD_KV ? a.Tk : a.Tq) + BLK - 1) / BLK);
+  int nt = a.NB * a.Tq * a.Tk * a.D >= ASG_CPU_PAR_MIN && units > 1 ? c->nthreads : 1;
+  bool f32 = dt == ASG_F32;
+  switch (s->op) {
+  case ASG_OP_ATTENTION:
+  case ASG_OP_ATTENTION_LSE: {
+    bool lse = s->op == ASG_OP_ATTENTION_LSE;
+    f32 ? fwd_f32(c, &a, lse, nt) : fwd_f64(c, &a, lse, nt);
+    break;
+  }
+  case ASG_OP_ATTENTION_BWD_Q: f32 ? bwd_q_f32(c, &a, nt) : bwd_q_f64(c, &a, nt); break;
+  default: f32 ? bwd_kv_f32(c, &a, nt) : bwd_kv_f64(c, &a, nt); break;
+  }
+  return ASG_OK;
+}
+
+void asg_cpu_register_attention(asg_cpu_kernel *t) {
+  static const asg_op ops[4] = {ASG_OP_ATTENTION, ASG_OP_ATTENTION_LSE, ASG_OP_ATTENTION_BWD_Q,
+                                ASG_OP_ATTENTION_BWD_KV};
+  for (int i = 0; i < 4; i++) {
+    t[ops[i]].run = attention_kernel;
+    t[ops[i]].ws = att_ws;
+  }
+}

@@ -1,0 +1,808 @@
+// CUDA kernels of the fused attention ops: attention, attention_lse,
+// attention_bwd_q, attention_bwd_kv. Contract: src/ops/ops.def and the CPU
+// reference (src/backends/cpu/cpu_attention.c); shapes are flattened to
+// [NB, T, D] (NB = product of the leading dims).
+//
+// f32 with D <= 128 takes the tiled path: a block of 128 threads owns 64
+// "A rows" (queries in the forward and bwd_q, keys in bwd_kv) and walks the
+// other side in tiles staged in shared memory with cp.async, overlapping the
+// next tile's copy with the current tile's arithmetic. Scores never reach
+// device memory: the forward keeps a running max and sum (online softmax),
+// the backward recomputes p from the row logsumexp. Arithmetic is plain fp32
+// FMA, also when the program allows TF32 (the parity tolerance is ~1e-4
+// relative, too tight for TF32 products), with exp2 on log2e-scaled scores.
+// Causal tiles entirely above the diagonal are never visited. D is
+// zero-padded to 32, 64 or 128 in shared memory, so odd D costs padding, not
+// a separate kernel; D not a multiple of 4 (or unaligned buffers) copies
+// 4-byte elements instead of 16-byte vectors. f64, D > 128, and devices with
+// too little shared memory use a generic warp-per-row kernel that
+// accumulates in its output row.
+#include "backends/cuda/cuda.h"
+
+#include <math.h>
+
+namespace {
+
+constexpr int kThreads = 128; // tiled kernels: 16 row groups x 8 column groups
+constexpr int kRows = 64;     // A rows per block of the tiled kernels
+constexpr int kGenThreads = 256;
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+
+asg_status dtype_error(const asg_cuda_call *c) {
+  return asg__error(ASG_ERR_DTYPE, "cuda: %s: dtype not supported", c->s->label);
+}
+
+// ---- cp.async staging (plain copies before sm_80) ----
+
+__device__ __forceinline__ void cp_async16(float *dst, const float *src, bool ok) {
+#if __CUDA_ARCH__ >= 800
+  unsigned a = (unsigned)__cvta_generic_to_shared(dst);
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(a), "l"(src),
+               "r"(ok ? 16 : 0)); // src-size 0 zero-fills
+#else
+  *(float4 *)dst = ok ? *(const float4 *)src : make_float4(0.f, 0.f, 0.f, 0.f);
+#endif
+}
+
+__device__ __forceinline__ void cp_async4(float *dst, const float *src, bool ok) {
+#if __CUDA_ARCH__ >= 800
+  unsigned a = (unsigned)__cvta_generic_to_shared(dst);
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(a), "l"(src),
+               "r"(ok ? 4 : 0));
+#else
+  *dst = ok ? *src : 0.f;
+#endif
+}
+
+__device__ __forceinline__ void cp_commit() {
+#if __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.commit_group;\n" ::);
+#endif
+}
+
+// Waits until at most N of this thread's committed groups are in flight;
+// a __syncthreads() after it publishes every thread's copies.
+template <int N> __device__ __forceinline__ void cp_wait() {
+#if __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+#endif
+}
+
+// Rows [r0, r0+R) of a row-major [T, D] matrix into s [R][DP+4]; rows >= T
+// and columns >= D become zeros, so they add nothing to dot products.
+template <int R, int DP, bool VEC>
+__device__ __forceinline__ void load_tile(float *s, const float *g, int r0, int T, int D) {
+  constexpr int LD = DP + 4;
+  if (VEC) {
+    constexpr int C4 = DP / 4;
+#pragma unroll
+    for (int e = threadIdx.x; e < R * C4; e += kThreads) {
+      int r = e / C4, col = (e % C4) * 4;
+      bool ok = r0 + r < T && col < D;
+      cp_async16(s + r * LD + col, ok ? g + (int64_t)(r0 + r) * D + col : g, ok);
+    }
+  } else {
+    for (int e = threadIdx.x; e < R * DP; e += kThreads) {
+      int r = e / DP, col = e % DP;
+      bool ok = r0 + r < T && col < D;
+      cp_async4(s + r * LD + col, ok ? g + (int64_t)(r0 + r) * D + col : g, ok);
+    }
+  }
+}
+
+// Elements [r0, r0+R) of a [T] vector into s [R] (zeros past T).
+template <int R> __device__ __forceinline__ void load_vec(float *s, const float *g, int r0, int T) {
+  for (int e = threadIdx.x; e < R; e += kThreads) {
+    bool ok = r0 + e < T;
+    cp_async4(s + e, ok ? g + r0 + e : g, ok);
+  }
+}
+
+// ---- register-tiled products on shared-memory tiles ----
+// Thread layout: rg = tid / 8 owns A rows rg + 16 i (i < 4); cg = tid % 8
+// owns B rows cg + 8 j (NT) or output columns cg*4 + 32 h .. +3 (NN). The 8
+// threads of a row group are 8 consecutive lanes (row reductions are three
+// shuffles), read the same A row (a broadcast) and 8 consecutive B rows of a
+// stride DP+4 (distinct banks).
+
+// acc[i][j] += A[rg+16i] . B[cg+8j] over DP: A [64][DP+4], B [NB][DP+4].
+template <int DP, int NB>
+__device__ __forceinline__ void mm_nt(const float *A, const float *B, float (&acc)[4][NB / 8]) {
+  constexpr int LD = DP + 4;
+  const int rg = threadIdx.x >> 3, cg = threadIdx.x & 7;
+#pragma unroll 8
+  for (int k = 0; k < DP; k += 4) {
+    float4 a[4], b[NB / 8];
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+      a[i] = *(const float4 *)(A + (rg + 16 * i) * LD + k);
+#pragma unroll
+    for (int j = 0; j < NB / 8; j++)
+      b[j] = *(const float4 *)(B + (cg + 8 * j) * LD + k);
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+#pragma unroll
+      for (int j = 0; j < NB / 8; j++) {
+        float t = acc[i][j];
+        t = fmaf(a[i].x, b[j].x, t);
+        t = fmaf(a[i].y, b[j].y, t);
+        t = fmaf(a[i].z, b[j].z, t);
+        acc[i][j] = fmaf(a[i].w, b[j].w, t);
+      }
+  }
+}
+
+__device__ __forceinline__ float comp(float4 v, int u) {
+  return u == 0 ? v.x : u == 1 ? v.y : u == 2 ? v.z : v.w;
+}
+
+// acc[i][h] += sum_c P[rg+16i][c] * B[c][cg*4+32h .. +3]: P [64][NB+8], B [NB][DP+4].
+template <int DP, int NB>
+__device__ __forceinline__ void mm_nn(const float *P, const float *B, float4 (&acc)[4][DP / 32]) {
+  constexpr int LP = NB + 8, LD = DP + 4;
+  const int rg = threadIdx.x >> 3, cg = threadIdx.x & 7;
+#pragma unroll 2
+  for (int c = 0; c < NB; c += 4) {
+    float4 p[4];
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+      p[i] = *(const float4 *)(P + (rg + 16 * i) * LP + c);
+#pragma unroll
+    for (int u = 0; u < 4; u++) {
+      float4 b[DP / 32];
+#pragma unroll
+      for (int h = 0; h < DP / 32; h++)
+        b[h] = *(const float4 *)(B + (c + u) * LD + cg * 4 + 32 * h);
+#pragma unroll
+      for (int i = 0; i < 4; i++) {
+        float pu = comp(p[i], u);
+#pragma unroll
+        for (int h = 0; h < DP / 32; h++) {
+          acc[i][h].x = fmaf(pu, b[h].x, acc[i][h].x);
+          acc[i][h].y = fmaf(pu, b[h].y, acc[i][h].y);
+          acc[i][h].z = fmaf(pu, b[h].z, acc[i][h].z);
+          acc[i][h].w = fmaf(pu, b[h].w, acc[i][h].w);
+        }
+      }
+    }
+  }
+}
+
+// Rows [r0, r0+64) of acc * mul into a row-major [T, D] matrix (rows < T, columns < D).
+template <int DP, bool VEC>
+__device__ __forceinline__ void store_rows(float *g, const float4 (&acc)[4][DP / 32],
+                                           const float (&mul)[4], int r0, int T, int D) {
+  const int rg = threadIdx.x >> 3, cg = threadIdx.x & 7;
+#pragma unroll
+  for (int i = 0; i < 4; i++) {
+    int r = r0 + rg + 16 * i;
+    if (r >= T) continue;
+    float *row = g + (int64_t)r * D;
+#pragma unroll
+    for (int h = 0; h < DP / 32; h++) {
+      int col = cg * 4 + 32 * h;
+      float4 v = acc[i][h];
+      v.x *= mul[i], v.y *= mul[i], v.z *= mul[i], v.w *= mul[i];
+      if (VEC) {
+        if (col < D) *(float4 *)(row + col) = v;
+      } else {
+#pragma unroll
+        for (int u = 0; u < 4; u++)
+          if (col + u < D) row[col + u] = comp(v, u);
+      }
+    }
+  }
+}
+
+// Key tiles: 64 keys for D <= 64, 32 for D = 128 (registers and shared memory).
+template <int DP> constexpr int key_tile() { return DP == 128 ? 32 : 64; }
+
+// Shared floats of each tiled kernel.
+template <int DP> constexpr int fwd_floats(bool with_v) {
+  return kRows * (DP + 4) + 2 * key_tile<DP>() * (DP + 4) +
+         (with_v ? kRows * (key_tile<DP>() + 8) : 0);
+}
+template <int DP> constexpr int bwd_q_floats() {
+  return 2 * kRows * (DP + 4) + 2 * key_tile<DP>() * (DP + 4) + kRows * (key_tile<DP>() + 8);
+}
+template <int DP> constexpr int bwd_kv_floats() {
+  return 2 * kRows * (DP + 4) + 2 * key_tile<DP>() * (DP + 4) + 2 * kRows * (key_tile<DP>() + 8) +
+         2 * key_tile<DP>();
+}
+
+// Block -> (head bh, query tile qt). The tiles nearest the end come first:
+// under a causal mask they have the most key tiles, so the long blocks start
+// early and the short ones fill the tail.
+__device__ __forceinline__ void query_block(int64_t nbh, int Tq, int64_t *bh, int *qt) {
+  int nqt = (Tq + kRows - 1) / kRows;
+  *qt = nqt - 1 - (int)(blockIdx.x / nbh);
+  *bh = (int64_t)(blockIdx.x % nbh);
+}
+
+// ---- forward: o [NB,Tq,D] (WITH_V) or lse [NB,Tq] from q [NB,Tq,D], k, v [NB,Tk,D] ----
+template <int DP, bool VEC, bool WITH_V>
+__global__ void __launch_bounds__(kThreads)
+    fwd_kernel(const float *q, const float *k, const float *v, float *out, int64_t nbh, int Tq,
+               int Tk, int D, float scale, int causal) {
+  constexpr int NB = key_tile<DP>(), LD = DP + 4, LP = NB + 8;
+  extern __shared__ float4 smem4[];
+  float *Qs = (float *)smem4;  // [64][LD]
+  float *Ks = Qs + kRows * LD; // [NB][LD]; lse: two buffers
+  float *Vs = Ks + NB * LD;    // [NB][LD]
+  float *Ps = Vs + NB * LD;    // [64][LP]
+  const int rg = threadIdx.x >> 3, cg = threadIdx.x & 7;
+  int64_t bh;
+  int qt;
+  query_block(nbh, Tq, &bh, &qt);
+  const int q0 = qt * kRows;
+  const float *qh = q + bh * Tq * D, *kh = k + bh * Tk * D, *vh = v + bh * Tk * D;
+  int nkt = (Tk + NB - 1) / NB;
+  if (causal) nkt = min(nkt, (q0 + kRows - 1) / NB + 1); // tiles past the diagonal are all masked
+  const float sl2 = scale * kLog2e;
+
+  // groups: {Q, K0}, {V0}; then per tile {K(t+1)}, {V(t+1)}
+  load_tile<kRows, DP, VEC>(Qs, qh, q0, Tq, D);
+  load_tile<NB, DP, VEC>(Ks, kh, 0, Tk, D);
+  cp_commit();
+  if (WITH_V) load_tile<NB, DP, VEC>(Vs, vh, 0, Tk, D);
+  cp_commit();
+
+  float m[4], l[4]; // running max (log2 units) and this thread's share of the sum
+  float4 o[4][DP / 32];
+#pragma unroll
+  for (int i = 0; i < 4; i++) {
+    m[i] = -INFINITY, l[i] = 0.f;
+#pragma unroll
+    for (int h = 0; h < DP / 32; h++)
+      o[i][h] = make_float4(0.f, 0.f, 0.f, 0.f);
+  }
+  for (int t = 0; t < nkt; t++) {
+    const int k0 = t * NB;
+    const float *Kt = Ks;
+    if (WITH_V) {
+      cp_wait<1>(); // K(t) has landed, V(t) may be in flight
+      __syncthreads();
+    } else { // lse: K is double-buffered, the next tile copies during this one
+      cp_wait<0>();
+      __syncthreads();
+      if (t + 1 < nkt) load_tile<NB, DP, VEC>(Ks + ((t + 1) & 1) * NB * LD, kh, k0 + NB, Tk, D);
+      cp_commit();
+      Kt = Ks + (t & 1) * NB * LD;
+    }
+    float s[4][NB / 8];
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+#pragma unroll
+      for (int j = 0; j < NB / 8; j++)
+        s[i][j] = 0.f;
+    mm_nt<DP, NB>(Qs, Kt, s);
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+      const int qi = q0 + rg + 16 * i;
+      float mx = -INFINITY;
+#pragma unroll
+      for (int j = 0; j < NB / 8; j++) {
+        int kj = k0 + cg + 8 * j;
+        bool ok = kj < Tk && (!causal || kj <= qi);
+        s[i][j] = ok ? s[i][j] * sl2 : -INFINITY;
+        mx = fmaxf(mx, s[i][j]);
+      }
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 4));
+      // Key 0 is visible to every row (padding rows too), so from the first
+      // tile on mn is finite and exp2(-inf - mn) = 0 is never -inf - -inf.
+      float mn = fmaxf(m[i], mx);
+      float alpha = exp2f(m[i] - mn);
+      m[i] = mn;
+      float rs = 0.f;
+#pragma unroll
+      for (int j = 0; j < NB / 8; j++) {
+        s[i][j] = exp2f(s[i][j] - mn);
+        rs += s[i][j];
+      }
+      l[i] = l[i] * alpha + rs;
+      if (WITH_V) {
+#pragma unroll
+        for (int h = 0; h < DP / 32; h++) {
+          o[i][h].x *= alpha, o[i][h].y *= alpha, o[i][h].z *= alpha, o[i][h].w *= alpha;
+        }
+#pragma unroll
+        for (int j = 0; j < NB / 8; j++)
+          Ps[(rg + 16 * i) * LP + cg + 8 * j] = s[i][j];
+      }
+    }
+    if (WITH_V) {
+      __syncthreads(); // Ks fully read, Ps complete
+      if (t + 1 < nkt) load_tile<NB, DP, VEC>(Ks, kh, k0 + NB, Tk, D);
+      cp_commit();
+      cp_wait<1>(); // V(t) has landed
+      __syncthreads();
+      mm_nn<DP, NB>(Ps, Vs, o);
+      __syncthreads(); // Vs fully read
+      if (t + 1 < nkt) load_tile<NB, DP, VEC>(Vs, vh, k0 + NB, Tk, D);
+      cp_commit();
+    }
+  }
+  cp_wait<0>(); // no copy may outlive the block
+#pragma unroll
+  for (int i = 0; i < 4; i++) {
+    l[i] += __shfl_xor_sync(0xffffffffu, l[i], 1);
+    l[i] += __shfl_xor_sync(0xffffffffu, l[i], 2);
+    l[i] += __shfl_xor_sync(0xffffffffu, l[i], 4);
+  }
+  if (WITH_V) {
+    float inv[4];
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+      inv[i] = 1.f / l[i];
+    store_rows<DP, VEC>(out + bh * Tq * D, o, inv, q0, Tq, D);
+  } else if (cg == 0) {
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+      int qi = q0 + rg + 16 * i;
+      if (qi < Tq) out[bh * Tq + qi] = (m[i] + log2f(l[i])) * kLn2;
+    }
+  }
+}
+
+// ---- bwd_q: dq [NB,Tq,D] = scale * sum_j ds_ij k_j; one block per query tile ----
+template <int DP, bool VEC>
+__global__ void __launch_bounds__(kThreads)
+    bwd_q_kernel(const float *q, const float *k, const float *v, const float *dout,
+                 const float *lse, const float *delta, float *dq, int64_t nbh, int Tq, int Tk,
+                 int D, float scale, int causal) {
+  constexpr int NB = key_tile<DP>(), LD = DP + 4, LP = NB + 8;
+  extern __shared__ float4 smem4[];
+  float *Qs = (float *)smem4;   // [64][LD]
+  float *dOs = Qs + kRows * LD; // [64][LD]
+  float *Ks = dOs + kRows * LD; // [NB][LD]
+  float *Vs = Ks + NB * LD;     // [NB][LD]
+  float *dSs = Vs + NB * LD;    // [64][LP]
+  const int rg = threadIdx.x >> 3, cg = threadIdx.x & 7;
+  int64_t bh;
+  int qt;
+  query_block(nbh, Tq, &bh, &qt);
+  const int q0 = qt * kRows;
+  const float *kh = k + bh * Tk * D, *vh = v + bh * Tk * D;
+  int nkt = (Tk + NB - 1) / NB;
+  if (causal) nkt = min(nkt, (q0 + kRows - 1) / NB + 1);
+  const float sl2 = scale * kLog2e;
+
+  // groups: {Q, dO, V0}, {K0}; then per tile {V(t+1)}, {K(t+1)}
+  load_tile<kRows, DP, VEC>(Qs, q + bh * Tq * D, q0, Tq, D);
+  load_tile<kRows, DP, VEC>(dOs, dout + bh * Tq * D, q0, Tq, D);
+  load_tile<NB, DP, VEC>(Vs, vh, 0, Tk, D);
+  cp_commit();
+  load_tile<NB, DP, VEC>(Ks, kh, 0, Tk, D);
+  cp_commit();
+
+  float lse2[4], dl[4];
+  float4 acc[4][DP / 32];
+#pragma unroll
+  for (int i = 0; i < 4; i++) {
+    int qi = min(q0 + rg + 16 * i, Tq - 1); // padding rows read a real row, never stored
+    lse2[i] = lse[bh * Tq + qi] * kLog2e;
+    dl[i] = delta[bh * Tq + qi];
+#pragma unroll
+    for (int h = 0; h < DP / 32; h++)
+      acc[i][h] = make_float4(0.f, 0.f, 0.f, 0.f);
+  }
+  for (int t = 0; t < nkt; t++) {
+    const int k0 = t * NB;
+    float dp[4][NB / 8], s[4][NB / 8];
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+#pragma unroll
+      for (int j = 0; j < NB / 8; j++)
+        dp[i][j] = 0.f, s[i][j] = 0.f;
+    cp_wait<1>(); // V(t) (and Q, dO) have landed
+    __syncthreads();
+    mm_nt<DP, NB>(dOs, Vs, dp); // dp_ij = do_i . v_j
+    __syncthreads();            // Vs fully read
+    if (t + 1 < nkt) load_tile<NB, DP, VEC>(Vs, vh, k0 + NB, Tk, D);
+    cp_commit();
+    cp_wait<1>(); // K(t) has landed
+    __syncthreads();
+    mm_nt<DP, NB>(Qs, Ks, s);
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+      const int qi = q0 + rg + 16 * i;
+#pragma unroll
+      for (int j = 0; j < NB / 8; j++) {
+        int kj = k0 + cg + 8 * j;
+        bool ok = kj < Tk && (!causal || kj <= qi);
+        float p = ok ? exp2f(fmaf(s[i][j], sl2, -lse2[i])) : 0.f;
+        dSs[(rg + 16 * i) * LP + cg + 8 * j] = p * (dp[i][j] - dl[i]);
+      }
+    }
+    __syncthreads(); // dSs complete
+    mm_nn<DP, NB>(dSs, Ks, acc);
+    __syncthreads(); // Ks and dSs fully read
+    if (t + 1 < nkt) load_tile<NB, DP, VEC>(Ks, kh, k0 + NB, Tk, D);
+    cp_commit();
+  }
+  cp_wait<0>();
+  const float mul[4] = {scale, scale, scale, scale};
+  store_rows<DP, VEC>(dq + bh * Tq * D, acc, mul, q0, Tq, D);
+}
+
+// ---- bwd_kv: dkv [2,NB,Tk,D]: dk_j = scale * sum_i ds_ij q_i, dv_j = sum_i p_ij do_i;
+// one block per key tile (64 keys), walking the query tiles that see it ----
+template <int DP, bool VEC>
+__global__ void __launch_bounds__(kThreads)
+    bwd_kv_kernel(const float *q, const float *k, const float *v, const float *dout,
+                  const float *lse, const float *delta, float *dkv, int64_t nbh, int Tq, int Tk,
+                  int D, float scale, int causal) {
+  constexpr int NQ = key_tile<DP>(), LD = DP + 4, LP = NQ + 8; // NQ: query tile
+  extern __shared__ float4 smem4[];
+  float *Ks = (float *)smem4;   // [64][LD]
+  float *Vs = Ks + kRows * LD;  // [64][LD]
+  float *Qs = Vs + kRows * LD;  // [NQ][LD]
+  float *dOs = Qs + NQ * LD;    // [NQ][LD]
+  float *Ps = dOs + NQ * LD;    // [64][LP]: p transposed (key rows)
+  float *dSs = Ps + kRows * LP; // [64][LP]: ds transposed
+  float *Ls = dSs + kRows * LP; // [NQ] lse
+  float *Dl = Ls + NQ;          // [NQ] delta
+  const int rg = threadIdx.x >> 3, cg = threadIdx.x & 7;
+  // key tiles in order: under a causal mask the first see the most queries
+  const int kt = (int)(blockIdx.x / nbh);
+  const int64_t bh = (int64_t)(blockIdx.x % nbh);
+  const int k0 = kt * kRows;
+  const float *qh = q + bh * Tq * D, *doh = dout + bh * Tq * D;
+  const float *lh = lse + bh * Tq, *dh = delta + bh * Tq;
+  const int nqt = (Tq + NQ - 1) / NQ;
+  const int qt0 = causal ? k0 / NQ : 0; // earlier query tiles see none of these keys
+  const float sl2 = scale * kLog2e;
+
+  // groups: {K, V, dO(qt0)}, {Q(qt0), lse, delta}; then per tile {dO}, {Q, lse, delta}
+  load_tile<kRows, DP, VEC>(Ks, k + bh * Tk * D, k0, Tk, D);
+  load_tile<kRows, DP, VEC>(Vs, v + bh * Tk * D, k0, Tk, D);
+  if (qt0 < nqt) load_tile<NQ, DP, VEC>(dOs, doh, qt0 * NQ, Tq, D);
+  cp_commit();
+  if (qt0 < nqt) {
+    load_tile<NQ, DP, VEC>(Qs, qh, qt0 * NQ, Tq, D);
+    load_vec<NQ>(Ls, lh, qt0 * NQ, Tq);
+    load_vec<NQ>(Dl, dh, qt0 * NQ, Tq);
+  }
+  cp_commit();
+
+  float4 dk[4][DP / 32], dv[4][DP / 32];
+#pragma unroll
+  for (int i = 0; i < 4; i++)
+#pragma unroll
+    for (int h = 0; h < DP / 32; h++)
+      dk[i][h] = dv[i][h] = make_float4(0.f, 0.f, 0.f, 0.f);
+  for (int t = qt0; t < nqt; t++) {
+    const int q0 = t * NQ;
+    float dp[4][NQ / 8], s[4][NQ / 8];
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+#pragma unroll
+      for (int j = 0; j < NQ / 8; j++)
+        dp[i][j] = 0.f, s[i][j] = 0.f;
+    cp_wait<1>(); // K, V, dO(t) have landed
+    __syncthreads();
+    mm_nt<DP, NQ>(Vs, dOs, dp); // dp[key][query] = v_j . do_i
+    cp_wait<0>();               // Q(t), lse, delta have landed
+    __syncthreads();
+    mm_nt<DP, NQ>(Ks, Qs, s);
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+      const int kj = k0 + rg + 16 * i;
+#pragma unroll
+      for (int j = 0; j < NQ / 8; j++) {
+        int c = cg + 8 * j, qi = q0 + c;
+        bool ok = qi < Tq && (!causal || kj <= qi);
+        float p = ok ? exp2f(fmaf(s[i][j], sl2, -Ls[c] * kLog2e)) : 0.f;
+        Ps[(rg + 16 * i) * LP + c] = p;
+        dSs[(rg + 16 * i) * LP + c] = p * (dp[i][j] - Dl[c]);
+      }
+    }
+    __syncthreads(); // Ps and dSs complete
+    mm_nn<DP, NQ>(Ps, dOs, dv);
+    __syncthreads(); // dOs fully read
+    if (t + 1 < nqt) load_tile<NQ, DP, VEC>(dOs, doh, q0 + NQ, Tq, D);
+    cp_commit();
+    mm_nn<DP, NQ>(dSs, Qs, dk);
+    __syncthreads(); // Qs, Ls, Dl fully read
+    if (t + 1 < nqt) {
+      load_tile<NQ, DP, VEC>(Qs, qh, q0 + NQ, Tq, D);
+      load_vec<NQ>(Ls, lh, q0 + NQ, Tq);
+      load_vec<NQ>(Dl, dh, q0 + NQ, Tq);
+    }
+    cp_commit();
+  }
+  cp_wait<0>();
+  const float one[4] = {1.f, 1.f, 1.f, 1.f}, sc[4] = {scale, scale, scale, scale};
+  store_rows<DP, VEC>(dkv + bh * Tk * D, dk, sc, k0, Tk, D);
+  store_rows<DP, VEC>(dkv + (nbh + bh) * Tk * D, dv, one, k0, Tk, D);
+}
+
+// ---- generic path (f64, D > 128): one warp per row, the output row is the
+// accumulator (each lane owns columns lane, lane+32, ...) ----
+
+template <typename T> __device__ __forceinline__ T warp_sum(T v) {
+  for (int o = 16; o > 0; o >>= 1)
+    v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+struct Warp {
+  int64_t first, step;
+  int lane;
+  __device__ Warp() {
+    first = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    step = ((int64_t)gridDim.x * blockDim.x) >> 5;
+    lane = threadIdx.x & 31;
+  }
+};
+
+// o [NB,Tq,D] (WITH_V) or lse [NB,Tq]; warp per query row
+template <typename T, bool WITH_V>
+__global__ void gen_fwd_kernel(const T *q, const T *k, const T *v, T *out, int64_t nbh, int Tq,
+                               int Tk, int D, T scale, int causal) {
+  Warp w;
+  for (int64_t r = w.first; r < nbh * Tq; r += w.step) {
+    const int64_t bh = r / Tq;
+    const int i = (int)(r % Tq);
+    const T *qi = q + r * D, *kh = k + bh * Tk * D, *vh = v + bh * Tk * D;
+    T *oi = out + r * D;
+    if (WITH_V)
+      for (int d = w.lane; d < D; d += 32)
+        oi[d] = 0;
+    T m = -INFINITY, l = 0;
+    const int n = causal ? min(Tk, i + 1) : Tk;
+    for (int j = 0; j < n; j++) {
+      T s = 0;
+      for (int d = w.lane; d < D; d += 32)
+        s += qi[d] * kh[(int64_t)j * D + d];
+      s = warp_sum(s) * scale;
+      T mn = s > m ? s : m, a = exp(m - mn), p = exp(s - mn);
+      l = l * a + p;
+      m = mn;
+      if (WITH_V)
+        for (int d = w.lane; d < D; d += 32)
+          oi[d] = oi[d] * a + p * vh[(int64_t)j * D + d];
+    }
+    if (WITH_V) {
+      for (int d = w.lane; d < D; d += 32)
+        oi[d] /= l;
+    } else if (w.lane == 0) {
+      out[r] = m + log(l);
+    }
+  }
+}
+
+// dq [NB,Tq,D]; warp per query row
+template <typename T>
+__global__ void gen_bwd_q_kernel(const T *q, const T *k, const T *v, const T *dout, const T *lse,
+                                 const T *delta, T *dq, int64_t nbh, int Tq, int Tk, int D, T scale,
+                                 int causal) {
+  Warp w;
+  for (int64_t r = w.first; r < nbh * Tq; r += w.step) {
+    const int64_t bh = r / Tq;
+    const int i = (int)(r % Tq);
+    const T *qi = q + r * D, *doi = dout + r * D, *kh = k + bh * Tk * D, *vh = v + bh * Tk * D;
+    T *dqi = dq + r * D;
+    const T li = lse[r], di = delta[r];
+    for (int d = w.lane; d < D; d += 32)
+      dqi[d] = 0;
+    const int n = causal ? min(Tk, i + 1) : Tk;
+    for (int j = 0; j < n; j++) {
+      T s = 0, dp = 0;
+      for (int d = w.lane; d < D; d += 32) {
+        s += qi[d] * kh[(int64_t)j * D + d];
+        dp += doi[d] * vh[(int64_t)j * D + d];
+      }
+      s = warp_sum(s) * scale;
+      dp = warp_sum(dp);
+      T ds = exp(s - li) * (dp - di);
+      for (int d = w.lane; d < D; d += 32)
+        dqi[d] += ds * kh[(int64_t)j * D + d];
+    }
+    for (int d = w.lane; d < D; d += 32)
+      dqi[d] *= scale;
+  }
+}
+
+// dkv [2,NB,Tk,D]; warp per key row
+template <typename T>
+__global__ void gen_bwd_kv_kernel(const T *q, const T *k, const T *v, const T *dout, const T *lse,
+                                  const T *delta, T *dkv, int64_t nbh, int Tq, int Tk, int D,
+                                  T scale, int causal) {
+  Warp w;
+  for (int64_t r = w.first; r < nbh * Tk; r += w.step) {
+    const int64_t bh = r / Tk;
+    const int j = (int)(r % Tk);
+    const T *kj = k + r * D, *vj = v + r * D, *qh = q + bh * Tq * D, *doh = dout + bh * Tq * D;
+    T *dk = dkv + r * D, *dv = dkv + (nbh * Tk + r) * D;
+    for (int d = w.lane; d < D; d += 32)
+      dk[d] = 0, dv[d] = 0;
+    for (int i = causal ? j : 0; i < Tq; i++) {
+      const T *qi = qh + (int64_t)i * D, *doi = doh + (int64_t)i * D;
+      T s = 0, dp = 0;
+      for (int d = w.lane; d < D; d += 32) {
+        s += qi[d] * kj[d];
+        dp += doi[d] * vj[d];
+      }
+      s = warp_sum(s) * scale;
+      dp = warp_sum(dp);
+      T p = exp(s - lse[bh * Tq + i]), ds = p * (dp - delta[bh * Tq + i]);
+      for (int d = w.lane; d < D; d += 32) {
+        dk[d] += ds * qi[d];
+        dv[d] += p * doi[d];
+      }
+    }
+    for (int d = w.lane; d < D; d += 32)
+      dk[d] *= scale;
+  }
+}
+
+// ---- host side ----
+
+struct Geo {
+  int64_t nbh; // product of the leading dims
+  int Tq, Tk, D;
+};
+
+template <typename T> void gen_launch(const asg_cuda_call *c, const Geo &g) {
+  const asg_step *s = c->s;
+  cudaStream_t st = c->ctx->stream;
+  const T *q = (const T *)c->in[0], *k = (const T *)c->in[1];
+  const T *v = s->n_in > 2 ? (const T *)c->in[2] : nullptr;
+  T *out = (T *)c->out;
+  T scale = (T)s->attr.f[0];
+  int causal = (int)s->attr.i[0];
+  int64_t rows = g.nbh * (s->op == ASG_OP_ATTENTION_BWD_KV ? g.Tk : g.Tq);
+  unsigned grid = asg_cuda_blocks(rows * 32, kGenThreads);
+  switch (s->op) {
+  case ASG_OP_ATTENTION:
+    gen_fwd_kernel<T, true>
+        <<<grid, kGenThreads, 0, st>>>(q, k, v, out, g.nbh, g.Tq, g.Tk, g.D, scale, causal);
+    break;
+  case ASG_OP_ATTENTION_LSE:
+    gen_fwd_kernel<T, false>
+        <<<grid, kGenThreads, 0, st>>>(q, k, k, out, g.nbh, g.Tq, g.Tk, g.D, scale, causal);
+    break;
+  case ASG_OP_ATTENTION_BWD_Q:
+    gen_bwd_q_kernel<T><<<grid, kGenThreads, 0, st>>>(q, k, v, (const T *)c->in[3],
+                                                      (const T *)c->in[4], (const T *)c->in[5], out,
+                                                      g.nbh, g.Tq, g.Tk, g.D, scale, causal);
+    break;
+  default:
+    gen_bwd_kv_kernel<T><<<grid, kGenThreads, 0, st>>>(q, k, v, (const T *)c->in[3],
+                                                       (const T *)c->in[4], (const T *)c->in[5],
+                                                       out, g.nbh, g.Tq, g.Tk, g.D, scale, causal);
+    break;
+  }
+}
+
+// Raises the kernel's dynamic shared-memory limit (it is a per-function
+// attribute, not a stream operation, so it is legal during graph capture).
+template <typename K> bool allow_smem(K kern, size_t bytes) {
+  return cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes) ==
+         cudaSuccess;
+}
+
+template <int DP> size_t tiled_smem(asg_op op) {
+  int f = op == ASG_OP_ATTENTION         ? fwd_floats<DP>(true)
+          : op == ASG_OP_ATTENTION_LSE   ? fwd_floats<DP>(false)
+          : op == ASG_OP_ATTENTION_BWD_Q ? bwd_q_floats<DP>()
+                                         : bwd_kv_floats<DP>();
+  return (size_t)f * sizeof(float);
+}
+
+template <int DP, bool VEC> bool tiled_launch(const asg_cuda_call *c, const Geo &g) {
+  const asg_step *s = c->s;
+  cudaStream_t st = c->ctx->stream;
+  const float *q = (const float *)c->in[0], *k = (const float *)c->in[1];
+  const float *v = s->n_in > 2 ? (const float *)c->in[2] : q;
+  float *out = (float *)c->out;
+  float scale = (float)s->attr.f[0];
+  int causal = (int)s->attr.i[0];
+  size_t smem = tiled_smem<DP>(s->op);
+  unsigned qblocks = (unsigned)(((g.Tq + kRows - 1) / kRows) * g.nbh);
+  unsigned kblocks = (unsigned)(((g.Tk + kRows - 1) / kRows) * g.nbh);
+  switch (s->op) {
+  case ASG_OP_ATTENTION: {
+    auto kern = fwd_kernel<DP, VEC, true>;
+    if (!allow_smem(kern, smem)) return false;
+    kern<<<qblocks, kThreads, smem, st>>>(q, k, v, out, g.nbh, g.Tq, g.Tk, g.D, scale, causal);
+    break;
+  }
+  case ASG_OP_ATTENTION_LSE: {
+    auto kern = fwd_kernel<DP, VEC, false>;
+    if (!allow_smem(kern, smem)) return false;
+    kern<<<qblocks, kThreads, smem, st>>>(q, k, k, out, g.nbh, g.Tq, g.Tk, g.D, scale, causal);
+    break;
+  }
+  case ASG_OP_ATTENTION_BWD_Q: {
+    auto kern = bwd_q_kernel<DP, VEC>;
+    if (!allow_smem(kern, smem)) return false;
+    kern<<<qblocks, kThreads, smem, st>>>(q, k, v, (const float *)c->in[3], (const float *)c->in[4],
+                                          (const float *)c->in[5], out, g.nbh, g.Tq, g.Tk, g.D,
+                                          scale, causal);
+    break;
+  }
+  default: {
+    auto kern = bwd_kv_kernel<DP, VEC>;
+    if (!allow_smem(kern, smem)) return false;
+    kern<<<kblocks, kThreads, smem, st>>>(q, k, v, (const float *)c->in[3], (const float *)c->in[4],
+                                          (const float *)c->in[5], out, g.nbh, g.Tq, g.Tk, g.D,
+                                          scale, causal);
+    break;
+  }
+  }
+  return true;
+}
+
+template <int DP> bool tiled_dispatch(const asg_cuda_call *c, const Geo &g, bool vec) {
+  int optin = 0;
+  if (cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, c->ctx->device) !=
+          cudaSuccess ||
+      tiled_smem<DP>(c->s->op) > (size_t)optin) {
+    cudaGetLastError();
+    return false;
+  }
+  return vec ? tiled_launch<DP, true>(c, g) : tiled_launch<DP, false>(c, g);
+}
+
+// 16-byte copies need D % 4 == 0 and 16-byte aligned buffers.
+bool vec_ok(const asg_cuda_call *c, int D) {
+  if (D % 4) return false;
+  if ((uintptr_t)c->out % 16) return false;
+  for (int i = 0; i < c->s->n_in; i++)
+    if ((uintptr_t)c->in[i] % 16) return false;
+  return true;
+}
+
+asg_status attention_run(const asg_cuda_call *c) {
+  const asg_step *s = c->s;
+  asg_dtype dt = s->in[0].dtype;
+  if (dt != ASG_F32 && dt != ASG_F64) return dtype_error(c);
+  asg_shape qs = s->in[0].shape, ks = s->in[1].shape;
+  if (qs.ndim < 2 || ks.ndim < 2)
+    return asg__error(ASG_ERR_SHAPE, "cuda: %s: attention needs [..., T, D] inputs", s->label);
+  Geo g;
+  g.nbh = 1;
+  for (int d = 0; d < qs.ndim - 2; d++)
+    g.nbh *= qs.dims[d];
+  g.Tq = (int)qs.dims[qs.ndim - 2];
+  g.D = (int)qs.dims[qs.ndim - 1];
+  g.Tk = (int)ks.dims[ks.ndim - 2];
+  if (asg_shape_numel(s->out.shape) == 0) return ASG_OK;
+  if (g.nbh == 0 || g.Tq == 0 || g.Tk == 0 || g.D == 0) { // nothing attends: zero gradients
+    cudaMemsetAsync(c->out, 0, (size_t)asg_shape_numel(s->out.shape) * asg_dtype_size(dt),
+                    c->ctx->stream);
+    return asg_cuda_check(c);
+  }
+  bool done = false;
+  if (dt == ASG_F32 && g.D <= 128) {
+    bool vec = vec_ok(c, g.D);
+    if (g.D <= 32)
+      done = tiled_dispatch<32>(c, g, vec);
+    else if (g.D <= 64)
+      done = tiled_dispatch<64>(c, g, vec);
+    else
+      done = tiled_dispatch<128>(c, g, vec);
+  }
+  if (!done) { // f64, D > 128, or not enough shared memory on this device
+    cudaGetLastError();
+    if (dt == ASG_F32)
+      gen_launch<float>(c, g);
+    else
+      gen_launch<double>(c, g);
+  }
+  return asg_cuda_check(c);
+}
+
+} // namespace
+
+extern "C" void asg_cuda_register_attention(asg_cuda_kernel *t) {
+  t[ASG_OP_ATTENTION].run = attention_run;
+  t[ASG_OP_ATTENTION_LSE].run = attention_run;
+  t[ASG_OP_ATTENTION_BWD_Q].run = attention_run;
+  t[ASG_OP_ATTENTION_BWD_KV].run = attention_run;
+}

@@ -48,11 +48,11 @@ void asg_cuda_register_elementwise(asg_cuda_kernel *t); /* unary, binary, where,
                                                            fill, assign, broadcast_to */
 void asg_cuda_register_reduce(asg_cuda_kernel *t);      /* sum..argmax, softmax, log_softmax */
 void asg_cuda_register_matmul(asg_cuda_kernel *t);
-void asg_cuda_register_index(asg_cuda_kernel *t); /* permute, slice(_bwd), concat, gather,
-                                                     scatter_add, one_hot */
-void asg_cuda_register_nn(asg_cuda_kernel *t);    /* layernorm(+bwd), softmax CE(+bwd), rand */
-void asg_cuda_register_conv(asg_cuda_kernel *t);  /* conv family and pools */
-void asg_cuda_register_optim(asg_cuda_kernel *t); /* fused Adam updates */
+void asg_cuda_register_index(asg_cuda_kernel *t);     /* permute, slice(_bwd), concat, gather,
+                                                         scatter_add, one_hot */
+void asg_cuda_register_nn(asg_cuda_kernel *t);        /* layernorm(+bwd), softmax CE(+bwd), rand */
+void asg_cuda_register_conv(asg_cuda_kernel *t);      /* conv family and pools */
+void asg_cuda_register_optim(asg_cuda_kernel *t);     /* fused Adam updates */
 void asg_cuda_register_attention(asg_cuda_kernel *t); /* fused attention fwd/bwd */
 
 /* *counter += 1 on the stream (the run count kept on the device). */

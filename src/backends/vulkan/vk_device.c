@@ -385,16 +385,12 @@ static void ctx_destroy(asg_vk_ctx *c) {
   free(c);
 }
 
-static void teardown(void) {
-  ctx_destroy(g_ctx);
-  g_ctx = NULL;
-  if (g_instance) g_fn.vkDestroyInstance(g_instance, NULL);
-  g_instance = VK_NULL_HANDLE;
-}
-
 static void init_once(void) {
   if (!load_loader()) return;
-  if (ctx_create() == ASG_OK) atexit(teardown);
+  /* The device lives until the process exits and is not destroyed at exit:
+   * drivers reclaim it, and destroying it from an atexit handler races the
+   * driver's own exit handlers (lavapipe then leaks in its teardown). */
+  ctx_create();
 }
 
 asg_vk_ctx *asg_vk_context(void) {

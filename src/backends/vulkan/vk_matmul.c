@@ -4,7 +4,9 @@
  * cuda_matmul.cu's MmPlan: [.., M, K] x [K, N] is one tall GEMM over all
  * batch rows; otherwise the output's batch index is decomposed over its
  * batch dims with per-operand strides (0 where an operand broadcasts).
- * allow_tf32 is ignored: products are full FP32. */
+ * With allow_tf32 on a device with NV cooperative matrices, f32 GEMMs run
+ * on tensor cores instead (shaders/mm_coop.comp: fp16 products, fp32 sums,
+ * same parameters); otherwise products are full FP32. */
 #include <string.h>
 
 #include "backends/vulkan/vk.h"
@@ -69,6 +71,43 @@ static void mm_plan(const asg_step *s, mm_params *p) {
 
 static uint32_t cap(int64_t n, uint32_t max) { return n < (int64_t)max ? (uint32_t)n : max; }
 
+/* The mm_coop.comp variants of matmul.list: tile bm x bn, slice depth bk,
+ * nsg subgroups of 32, vec-wide global loads. On an H200 (f32 inputs, fp32
+ * sums): 128x128 with 64x64 per subgroup ~75 TFLOP/s at 4096^3 (the fp32
+ * GEMM: 13-27); unaligned operands take the scalar-load variants. */
+typedef struct coop_variant {
+  const char *name;
+  int bm, bn, bk, nsg, vec;
+} coop_variant;
+static const coop_variant k_coop[] = {
+    {"mm_coopw4_f32", 128, 128, 32, 4, 4},
+    {"mm_coop_f32", 128, 128, 32, 8, 1},
+    {"mm_coop644_f32", 64, 64, 32, 4, 4},
+    {"mm_coop64_f32", 64, 64, 32, 4, 1},
+};
+
+/* Shared bytes of a variant: the fp16 a and b slices (padded rows, either
+ * orientation) and a 16x16 fp32 scratch per subgroup. */
+static size_t coop_shared(const coop_variant *v) {
+  int pad = 8, a1 = v->bm * (v->bk + pad), a2 = v->bk * (v->bm + pad);
+  int b1 = v->bn * (v->bk + pad), b2 = v->bk * (v->bn + pad);
+  return (size_t)2 * ((a1 > a2 ? a1 : a2) + (b1 > b2 ? b1 : b2)) + (size_t)v->nsg * 256 * 4;
+}
+
+/* The tensor-core variant for this GEMM, NULL when the device or the
+ * operands do not allow one (then the fp32 GEMM runs). */
+static const coop_variant *coop_pick(const asg_vk_call *c, const mm_params *p) {
+  const asg_vk_caps *k = &c->ctx->caps;
+  if (!c->tf32 || !k->coop_matrix_nv || k->subgroup_size != 32) return NULL;
+  /* 16-byte loads: leading dims (the contiguous extents) and bases aligned */
+  bool v4 = p->lda % 4 == 0 && p->ldb % 4 == 0 && p->a % 16 == 0 && p->b % 16 == 0;
+  /* 128x128 tiles when there are enough of them to fill a large GPU */
+  int64_t t128 = ((int64_t)p->M + 127) / 128 * (((int64_t)p->N + 127) / 128) * p->nbatch;
+  const coop_variant *v = &k_coop[(t128 >= 256 ? 0 : 2) + (v4 ? 0 : 1)];
+  if (coop_shared(v) > k->shared_bytes || (uint32_t)v->nsg * 32 > k->max_invocations) return NULL;
+  return v;
+}
+
 static asg_status mm_record(const asg_vk_call *c) {
   const asg_step *s = c->s;
   asg_dtype dt = s->out.dtype;
@@ -81,6 +120,12 @@ static asg_status mm_record(const asg_vk_call *c) {
   p.b = c->in[1];
   p.c = c->out;
   if (p.M == 0 || p.N == 0 || p.nbatch == 0) return ASG_OK;
+  const uint32_t *mg = c->ctx->caps.max_groups;
+  const coop_variant *cv = dt == ASG_F32 ? coop_pick(c, &p) : NULL;
+  if (cv)
+    return asg_vk_dispatch(c, cv->name, &p, sizeof p,
+                           cap(((int64_t)p.N + cv->bn - 1) / cv->bn, mg[0]),
+                           cap(((int64_t)p.M + cv->bm - 1) / cv->bm, mg[1]), cap(p.nbatch, mg[2]));
   /* f32: 128x128 tiles when there are enough of them to fill a large GPU
    * (or on a CPU driver, where bigger tiles are always faster), else 64x64;
    * f64: 64x64 (shared memory and registers) */
@@ -91,7 +136,6 @@ static asg_status mm_record(const asg_vk_call *c) {
   char buf[32];
   asg_status st = asg_vk_variant(c, "mm_gemm", dt, buf, sizeof buf); /* f64 capability check */
   if (st) return st;
-  const uint32_t *mg = c->ctx->caps.max_groups;
   return asg_vk_dispatch(c, name, &p, sizeof p, cap(((int64_t)p.N + tile - 1) / tile, mg[0]),
                          cap(((int64_t)p.M + tile - 1) / tile, mg[1]), cap(p.nbatch, mg[2]));
 }

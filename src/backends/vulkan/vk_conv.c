@@ -2,70 +2,128 @@
  * gradients, transpose) as implicit GEMMs with shared-memory tiles
  * (shaders/conv_gemm.comp), and max/avg/adaptive-avg pooling with their
  * gradients (shaders/pool_2d.comp). Every output element is written by one
- * invocation (gradients gather), so results need no atomics, no workspace
- * and no zero fill. Reference semantics: src/backends/cpu/cpu_conv.c;
- * attribute layout: src/ops/op_conv.c. */
+ * invocation (gradients gather), so results need no atomics and no zero
+ * fill; GEMMs with few output tiles and a long K split K over work groups
+ * and sum the partials from a workspace in a second pass (deterministic).
+ * Reference semantics: src/backends/cpu/cpu_conv.c; attribute layout:
+ * src/ops/op_conv.c. */
+#include <string.h>
+
 #include "backends/vulkan/vk.h"
 
 /* Mirrors Params of conv_gemm.comp. The forward convolution the step
  * describes: x [N,C,H,W] * w [O,Cg,KH,KW] -> y [N,O,OH,OW]. */
 typedef struct conv_params {
-  uint64_t out, in0, in1;
+  uint64_t out, in0, in1, ws;
   int32_t N, C, H, W, O, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw, G;
   int32_t Cg, Og, KK, CKK, OHW, HW;
-  int32_t M, NC, K; /* per-group GEMM: C[M,NC] = A[M,K] B[K,NC] */
+  int32_t M, NC, K;    /* per-group GEMM: C[M,NC] = A[M,K] B[K,NC] */
+  int32_t S, KC, OUTN; /* K splits, K per split, output elements */
 } conv_params;
+
+/* Mirrors Params of conv_splitk.comp. */
+typedef struct splitk_params {
+  uint64_t out, ws;
+  int32_t n, S;
+} splitk_params;
+
+/* Split-K: a GEMM with few output tiles but a long K (the weight gradient:
+ * [Cout, Cin*KH*KW] summed over N*OH*OW) would run on a handful of work
+ * groups looping over K. Aim for about SPLIT_TARGET groups in all, each
+ * summing at least SPLIT_KMIN of K; the partial tiles go to the workspace
+ * and a second dispatch adds them in a fixed order. */
+#define CONV_TILE 64 /* BM = BN of conv_gemm.comp */
+#define CONV_BK 16
+#define SPLIT_TARGET 512
+#define SPLIT_KMIN 256
+
+/* Fills the shape fields, GEMM sizes and split of p (not the addresses);
+ * base gets the shader's name without the dtype suffix. */
+static asg_status conv_setup(const asg_step *s, conv_params *p, const char **base) {
+  const asg_shape *xs, *ws, *ys;
+  switch (s->op) {
+  case ASG_OP_CONV2D:
+    xs = &s->in[0].shape, ws = &s->in[1].shape, ys = &s->out.shape, *base = "conv_fwd";
+    break;
+  case ASG_OP_CONV2D_BWD_WEIGHT:
+    ys = &s->in[0].shape, xs = &s->in[1].shape, ws = &s->out.shape, *base = "conv_bwdw";
+    break;
+  default: /* BWD_INPUT, CONV_TRANSPOSE2D: in0 is the conv output (gradient) */
+    ys = &s->in[0].shape, ws = &s->in[1].shape, xs = &s->out.shape, *base = "conv_bwdi";
+    break;
+  }
+  memset(p, 0, sizeof *p);
+  p->N = (int32_t)xs->dims[0], p->C = (int32_t)xs->dims[1];
+  p->H = (int32_t)xs->dims[2], p->W = (int32_t)xs->dims[3];
+  p->O = (int32_t)ys->dims[1], p->OH = (int32_t)ys->dims[2], p->OW = (int32_t)ys->dims[3];
+  p->KH = (int32_t)ws->dims[2], p->KW = (int32_t)ws->dims[3];
+  p->sh = s->attr.i[0], p->sw = s->attr.i[1], p->ph = s->attr.i[2], p->pw = s->attr.i[3];
+  p->dh = s->attr.i[4], p->dw = s->attr.i[5], p->G = s->attr.i[6];
+  if (p->G < 1 || p->sh < 1 || p->sw < 1)
+    return asg__error(ASG_ERR_INVALID, "vulkan: %s: bad conv attributes", s->label);
+  p->Cg = p->C / p->G, p->Og = p->O / p->G;
+  p->KK = p->KH * p->KW, p->CKK = p->Cg * p->KK;
+  p->OHW = p->OH * p->OW, p->HW = p->H * p->W;
+  /* GEMM sizes (each < 2^31: bounded by a tensor's element count) */
+  int64_t M, NC, K;
+  switch (s->op) {
+  case ASG_OP_CONV2D: M = p->Og, NC = (int64_t)p->N * p->OHW, K = p->CKK; break;
+  case ASG_OP_CONV2D_BWD_WEIGHT: M = p->Og, NC = p->CKK, K = (int64_t)p->N * p->OHW; break;
+  default: M = p->Cg, NC = (int64_t)p->N * p->HW, K = (int64_t)p->Og * p->KK; break;
+  }
+  p->M = (int32_t)M, p->NC = (int32_t)NC, p->K = (int32_t)K;
+  int64_t outn = asg_shape_numel(s->out.shape);
+  p->OUTN = (int32_t)outn;
+  int64_t tiles = (M + CONV_TILE - 1) / CONV_TILE * ((NC + CONV_TILE - 1) / CONV_TILE) * p->G;
+  int64_t S = tiles > 0 ? (SPLIT_TARGET + tiles - 1) / tiles : 1;
+  if (S > K / SPLIT_KMIN) S = K / SPLIT_KMIN;
+  if (outn > 0 && S > (((int64_t)1 << 31) - 1) / outn) S = (((int64_t)1 << 31) - 1) / outn;
+  int64_t KC = K;
+  if (S >= 2) {
+    /* chunks of whole BK steps; recount S so that none is empty */
+    KC = ((K + S - 1) / S + CONV_BK - 1) / CONV_BK * CONV_BK;
+    S = (K + KC - 1) / KC;
+  }
+  if (S < 2) S = 1, KC = K;
+  p->S = (int32_t)S, p->KC = (int32_t)KC;
+  return ASG_OK;
+}
+
+static size_t conv_ws(const asg_step *s) {
+  conv_params p;
+  const char *base;
+  if (conv_setup(s, &p, &base) || p.S < 2) return 0;
+  return (size_t)p.S * (size_t)p.OUTN * asg_dtype_size(s->out.dtype);
+}
 
 static asg_status conv_record(const asg_vk_call *c) {
   const asg_step *s = c->s;
-  const asg_shape *xs, *ws, *ys;
-  const char *base;
-  switch (s->op) {
-  case ASG_OP_CONV2D:
-    xs = &s->in[0].shape, ws = &s->in[1].shape, ys = &s->out.shape, base = "conv_fwd";
-    break;
-  case ASG_OP_CONV2D_BWD_WEIGHT:
-    ys = &s->in[0].shape, xs = &s->in[1].shape, ws = &s->out.shape, base = "conv_bwdw";
-    break;
-  default: /* BWD_INPUT, CONV_TRANSPOSE2D: in0 is the conv output (gradient) */
-    ys = &s->in[0].shape, ws = &s->in[1].shape, xs = &s->out.shape, base = "conv_bwdi";
-    break;
-  }
   char name[32];
   asg_dtype dt = s->out.dtype;
   if (dt != ASG_F32 && dt != ASG_F64)
     return asg__error(ASG_ERR_DTYPE, "vulkan: %s: dtype not supported", s->label);
-  asg_status st = asg_vk_variant(c, base, dt, name, sizeof name);
+  conv_params p;
+  const char *base;
+  asg_status st = conv_setup(s, &p, &base);
+  if (!st) st = asg_vk_variant(c, base, dt, name, sizeof name);
   if (st) return st;
-  conv_params p = {0};
-  p.out = c->out, p.in0 = c->in[0], p.in1 = c->in[1];
-  p.N = (int32_t)xs->dims[0], p.C = (int32_t)xs->dims[1];
-  p.H = (int32_t)xs->dims[2], p.W = (int32_t)xs->dims[3];
-  p.O = (int32_t)ys->dims[1], p.OH = (int32_t)ys->dims[2], p.OW = (int32_t)ys->dims[3];
-  p.KH = (int32_t)ws->dims[2], p.KW = (int32_t)ws->dims[3];
-  p.sh = s->attr.i[0], p.sw = s->attr.i[1], p.ph = s->attr.i[2], p.pw = s->attr.i[3];
-  p.dh = s->attr.i[4], p.dw = s->attr.i[5], p.G = s->attr.i[6];
-  if (p.G < 1 || p.sh < 1 || p.sw < 1)
-    return asg__error(ASG_ERR_INVALID, "vulkan: %s: bad conv attributes", s->label);
-  p.Cg = p.C / p.G, p.Og = p.O / p.G;
-  p.KK = p.KH * p.KW, p.CKK = p.Cg * p.KK;
-  p.OHW = p.OH * p.OW, p.HW = p.H * p.W;
-  /* GEMM sizes (each < 2^31: bounded by a tensor's element count) */
-  int64_t M, NC, K;
-  switch (s->op) {
-  case ASG_OP_CONV2D: M = p.Og, NC = (int64_t)p.N * p.OHW, K = p.CKK; break;
-  case ASG_OP_CONV2D_BWD_WEIGHT: M = p.Og, NC = p.CKK, K = (int64_t)p.N * p.OHW; break;
-  default: M = p.Cg, NC = (int64_t)p.N * p.HW, K = (int64_t)p.Og * p.KK; break;
-  }
-  p.M = (int32_t)M, p.NC = (int32_t)NC, p.K = (int32_t)K;
-  /* 64x64 tiles over (NC, M), one group per z; the shader loops over what
-   * exceeds the device's group counts */
+  p.out = c->out, p.in0 = c->in[0], p.in1 = c->in[1], p.ws = p.S > 1 ? c->ws : 0;
+  /* 64x64 tiles over (NC, M), one group per (group, K split) on z; the
+   * shader loops over what exceeds the device's group counts */
   const uint32_t *mg = c->ctx->caps.max_groups;
-  int64_t gx = (NC + 63) / 64, gy = (M + 63) / 64, gz = p.G;
+  int64_t gx = ((int64_t)p.NC + CONV_TILE - 1) / CONV_TILE;
+  int64_t gy = ((int64_t)p.M + CONV_TILE - 1) / CONV_TILE, gz = (int64_t)p.G * p.S;
   if (gx > mg[0]) gx = mg[0];
   if (gy > mg[1]) gy = mg[1];
   if (gz > mg[2]) gz = mg[2];
-  return asg_vk_dispatch(c, name, &p, sizeof p, (uint32_t)gx, (uint32_t)gy, (uint32_t)gz);
+  if (gx < 1) gx = 1;
+  if (gy < 1) gy = 1;
+  st = asg_vk_dispatch(c, name, &p, sizeof p, (uint32_t)gx, (uint32_t)gy, (uint32_t)gz);
+  if (st || p.S < 2) return st;
+  asg_vk_barrier(c);
+  splitk_params q = {c->out, c->ws, p.OUTN, p.S};
+  if ((st = asg_vk_variant(c, "conv_splitk", dt, name, sizeof name))) return st;
+  return asg_vk_dispatch(c, name, &q, sizeof q, asg_vk_groups(c, p.OUTN, 256), 1, 1);
 }
 
 /* Mirrors Params of pool_2d.comp: x [N,C,H,W] -> y [N,C,OH,OW] (for the
@@ -120,7 +178,7 @@ void asg_vk_register_conv(asg_vk_kernel *t) {
                                  ASG_OP_AVGPOOL2D,          ASG_OP_AVGPOOL2D_BWD,
                                  ASG_OP_ADAPTIVE_AVGPOOL2D, ASG_OP_ADAPTIVE_AVGPOOL2D_BWD};
   for (size_t i = 0; i < sizeof convs / sizeof *convs; i++)
-    t[convs[i]].record = conv_record;
+    t[convs[i]].record = conv_record, t[convs[i]].ws = conv_ws;
   for (size_t i = 0; i < sizeof pools / sizeof *pools; i++)
     t[pools[i]].record = pool_record;
 }

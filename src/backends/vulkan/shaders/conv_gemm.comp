@@ -1,16 +1,20 @@
 #version 460
-// Convolutions as implicit GEMMs, one per group (work group z), with 64x64
-// output tiles over 16-deep slices of K staged in shared memory; each of the
-// 64 invocations owns an 8x8 block (rows ty*4 + [0,4) and 32 + ty*4 + [0,4),
-// columns likewise). The operands are read straight from the tensors (no
-// im2col buffer) and every output element is written once: no atomics, no
-// workspace.
+// Convolutions as implicit GEMMs, one per group and K split (work group z),
+// with 64x64 output tiles over 16-deep slices of K staged in shared memory;
+// each of the 64 invocations owns an 8x8 block (rows ty*4 + [0,4) and
+// 32 + ty*4 + [0,4), columns likewise). The operands are read straight from
+// the tensors (no im2col buffer) and every output element is written once
+// (per K split): no atomics.
 //   CONV_FWD  x [N,C,H,W], w [O,Cg,KH,KW] -> y [N,O,OH,OW]:
 //             C[m=o, j=(n,oh,ow)] = sum_{k=(c,kh,kw)} w[o,k] * x(window)
 //   CONV_BWDI dy [N,O,OH,OW], w -> dx [N,C,H,W] (also conv_transpose2d):
 //             C[m=c, j=(n,h,w)] = sum_{k=(o,kh,kw)} w[o,c,kh,kw] * dy(positions reading h,w)
 //   CONV_BWDW dy, x [N,C,H,W] -> dw [O,Cg,KH,KW]:
 //             C[m=o, j=(c,kh,kw)] = sum_{k=(n,oh,ow)} dy[n,o,oh,ow] * x(window)
+// Split-K (S > 1, for outputs with too few tiles to fill a GPU): work group
+// z = g*S + sp sums only k in [sp*KC, sp*KC + KC) and writes its partial
+// output to ws[sp][...] (same index as out); conv_splitk.comp then adds the
+// S partials in a fixed order (deterministic, no atomics).
 // An invocation loads the same tile-relative k positions at every K step,
 // so it keeps them as mixed-radix digits advanced by BK (no integer division
 // in the K loop: divisions are slow on every device, scalarized on CPUs).
@@ -20,10 +24,11 @@
 #define LD (1024 / WG) // elements of each 64x16 operand tile one invocation loads
 layout(local_size_x = WG) in;
 layout(buffer_reference, std430, buffer_reference_align = 8) readonly buffer Params {
-  uint64_t out_, in0, in1;
+  uint64_t out_, in0, in1, ws;
   int N, C, H, W, O, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw, G;
   int Cg, Og, KK, CKK, OHW, HW;
   int M, NC, K; // GEMM sizes of one group: C[M,NC] = A[M,K] B[K,NC]
+  int S, KC, OUTN; // K splits, K per split (multiple of BK), output elements
 };
 
 #define BM 64
@@ -68,7 +73,7 @@ int small_div(int t, int s, float rs) {
 
 void main() {
   Params p = Params(push.params);
-  BufT out_ = BufT(p.out_), in0 = BufT(p.in0), in1 = BufT(p.in1);
+  BufT in0 = BufT(p.in0), in1 = BufT(p.in1);
   int t = int(gl_LocalInvocationIndex), tx = t % 8, ty = t / 8;
   int tm_n = (p.M + BM - 1) / BM, tn_n = (p.NC + BN - 1) / BN;
   // Tile-relative positions this invocation loads: A at (am + AS*i, ak),
@@ -84,17 +89,25 @@ void main() {
 #endif
   R1 = max(R1, 1), R2 = max(R2, 1);
   ivec3 kstep = digits(BK, R1, R2);
-  // per tile (the K loop restarts there): digits of the loaded k positions
-  ivec3 ka0 = digits(ak, R1, R2);
 #if !defined(CONV_BWDW)
-  ivec3 kb0[LD];
-  [[unroll]] for (int i = 0; i < LD; i++)
-    kb0[i] = digits(bk0 + BS * i, R1, R2);
   float rsh = 1.0 / float(p.sh), rsw = 1.0 / float(p.sw);
 #endif
+  int S = max(p.S, 1);
 
   // Loops are uniform over the work group (barriers inside are legal).
-  for (int g = int(gl_WorkGroupID.z); g < p.G; g += int(gl_NumWorkGroups.z))
+  for (int z = int(gl_WorkGroupID.z); z < p.G * S; z += int(gl_NumWorkGroups.z)) {
+    int g = z / S, sp = z - g * S;
+    int kbeg = sp * p.KC, kend = min(p.K, kbeg + p.KC);
+    // partial sums go to the workspace, at offset ob, when K is split
+    BufT dst = BufT(S > 1 ? p.ws : p.out_);
+    int ob = S > 1 ? sp * p.OUTN : 0;
+    // per tile (the K loop restarts there): digits of the loaded k positions
+    ivec3 ka0 = digits(kbeg + ak, R1, R2);
+#if !defined(CONV_BWDW)
+    ivec3 kb0[LD];
+    [[unroll]] for (int i = 0; i < LD; i++)
+      kb0[i] = digits(kbeg + bk0 + BS * i, R1, R2);
+#endif
     for (int tm = int(gl_WorkGroupID.y); tm < tm_n; tm += int(gl_NumWorkGroups.y))
       for (int tn = int(gl_WorkGroupID.x); tn < tn_n; tn += int(gl_NumWorkGroups.x)) {
         int m0 = tm * BM, n0 = tn * BN;
@@ -126,9 +139,9 @@ void main() {
         T4 acc[8][2];
         [[unroll]] for (int i = 0; i < 8; i++)
           acc[i][0] = acc[i][1] = T4(0);
-        for (int k0 = 0; k0 < p.K; k0 += BK) {
+        for (int k0 = kbeg; k0 < kend; k0 += BK) {
           // A tile [BM x BK], k fastest across invocations
-          bool kaok = k0 + ak < p.K;
+          bool kaok = k0 + ak < kend;
           [[unroll]] for (int i = 0; i < LD; i++) {
             int m = m0 + am + AS * i;
             T v = T(0);
@@ -148,12 +161,12 @@ void main() {
             T v = T(0);
 #if defined(CONV_FWD)
             int h = hb + kb[i].y * p.dh, w = wb + kb[i].z * p.dw;
-            if (jok && k0 + bk0 + BS * i < p.K && h >= 0 && h < p.H && w >= 0 && w < p.W)
+            if (jok && k0 + bk0 + BS * i < kend && h >= 0 && h < p.H && w >= 0 && w < p.W)
               v = in0.v[xb + (kb[i].x * p.H + h) * p.W + w];
             Bs[bk0 + BS * i][bn >> 2][bn & 3] = v;
 #elif defined(CONV_BWDI)
             int th = th0 - kb[i].y * p.dh, tw = tw0 - kb[i].z * p.dw;
-            if (jok && k0 + bk0 + BS * i < p.K && th >= 0 && tw >= 0) {
+            if (jok && k0 + bk0 + BS * i < kend && th >= 0 && tw >= 0) {
               int oh = small_div(th, p.sh, rsh), ow = small_div(tw, p.sw, rsw);
               if (oh * p.sh == th && ow * p.sw == tw && oh < p.OH && ow < p.OW)
                 v = in0.v[yb + kb[i].x * p.OHW + oh * p.OW + ow];
@@ -191,14 +204,15 @@ void main() {
             T v = acc[i][jj >> 2][jj & 3];
 #if defined(CONV_FWD)
             int n = j / p.OHW;
-            out_.v[(n * p.O + g * p.Og + m) * p.OHW + j - n * p.OHW] = v;
+            dst.v[ob + (n * p.O + g * p.Og + m) * p.OHW + j - n * p.OHW] = v;
 #elif defined(CONV_BWDI)
             int n = j / p.HW;
-            out_.v[(n * p.C + g * p.Cg + m) * p.HW + j - n * p.HW] = v;
+            dst.v[ob + (n * p.C + g * p.Cg + m) * p.HW + j - n * p.HW] = v;
 #else
-            out_.v[(g * p.Og + m) * p.CKK + j] = v;
+            dst.v[ob + (g * p.Og + m) * p.CKK + j] = v;
 #endif
           }
         }
       }
+  }
 }

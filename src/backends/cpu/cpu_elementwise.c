@@ -1,61 +1,19 @@
 /* CPU elementwise kernels: unary, binary with broadcasting, where, cast.
- * Broadcasting: input strides are 0 on broadcast dims, adjacent dims that
- * stay contiguous for every operand are merged, and the loop runs over
+ * Broadcasting (asg__broadcast_plan, runtime/layout.h): input strides are 0
+ * on broadcast dims, adjacent dims that stay contiguous for every operand
+ * are merged, and the loop runs over
  * (row, chunk) work units so that both many short rows and one long row
  * spread over threads. */
 #include <math.h>
 #include <string.h>
 
 #include "backends/cpu/cpu.h"
+#include "runtime/layout.h"
 
 #define CHUNK 16384
 
-typedef struct bcast {
-  int nd;
-  int64_t dims[ASG_MAX_DIMS];
-  int64_t st[3][ASG_MAX_DIMS]; /* element strides of up to 3 inputs */
-} bcast;
-
-static void bcast_init(bcast *b, const asg_step *s) {
-  asg_shape o = s->out.shape;
-  int n = s->n_in;
-  b->nd = 0;
-  for (int d = 0; d < o.ndim; d++) {
-    int64_t st[3];
-    for (int k = 0; k < n; k++) {
-      asg_shape is = s->in[k].shape;
-      int id = is.ndim - o.ndim + d;
-      int64_t stride = 1;
-      for (int j = is.ndim - 1; j > id && j >= 0; j--)
-        stride *= is.dims[j];
-      st[k] = (id < 0 || is.dims[id] == 1) ? 0 : stride;
-    }
-    if (o.dims[d] == 1) continue; /* size-1 dims carry no iteration */
-    int m = b->nd - 1;
-    bool merge = m >= 0;
-    for (int k = 0; k < n && merge; k++)
-      merge = b->st[k][m] == st[k] * o.dims[d];
-    if (merge) {
-      b->dims[m] *= o.dims[d];
-      for (int k = 0; k < n; k++)
-        b->st[k][m] = st[k];
-    } else {
-      b->dims[b->nd] = o.dims[d];
-      for (int k = 0; k < n; k++)
-        b->st[k][b->nd] = st[k];
-      b->nd++;
-    }
-  }
-  if (b->nd == 0) { /* scalar output */
-    b->nd = 1;
-    b->dims[0] = 1;
-    for (int k = 0; k < 3; k++)
-      b->st[k][0] = 0;
-  }
-}
-
 /* Offsets of work unit u: row = u / nchunk over dims [0, nd-1). */
-static void bcast_offsets(const bcast *b, int n, int64_t row, int64_t *off) {
+static void bcast_offsets(const asg_bcast_plan *b, int n, int64_t row, int64_t *off) {
   for (int k = 0; k < n; k++)
     off[k] = 0;
   for (int d = b->nd - 2; d >= 0; d--) {
@@ -140,8 +98,8 @@ DEF_WHERE(i64, int64_t)
 
 static asg_status broadcast_kernel(const asg_cpu_call *c) {
   const asg_step *s = c->s;
-  bcast b;
-  bcast_init(&b, s);
+  asg_bcast_plan b;
+  asg__broadcast_plan(&b, s->out.shape, s->in, s->n_in);
   int nin = s->n_in;
   int64_t inner = b.dims[b.nd - 1];
   int64_t rows = 1;
@@ -332,18 +290,10 @@ static asg_status copy_kernel(const asg_cpu_call *c) {
 }
 
 void asg_cpu_register_elementwise(asg_cpu_kernel *t) {
-  static const asg_op un[] = {ASG_OP_NEG,  ASG_OP_ABS,        ASG_OP_SIGN,     ASG_OP_EXP,
-                              ASG_OP_LOG,  ASG_OP_SQRT,       ASG_OP_RSQRT,    ASG_OP_SIN,
-                              ASG_OP_COS,  ASG_OP_TANH,       ASG_OP_ERF,      ASG_OP_SIGMOID,
-                              ASG_OP_RELU, ASG_OP_LEAKY_RELU, ASG_OP_GELU,     ASG_OP_GELU_TANH,
-                              ASG_OP_SILU, ASG_OP_ELU,        ASG_OP_SOFTPLUS, ASG_OP_CLAMP};
-  static const asg_op bin[] = {ASG_OP_ADD,     ASG_OP_SUB,     ASG_OP_MUL, ASG_OP_DIV,  ASG_OP_POW,
-                               ASG_OP_MAXIMUM, ASG_OP_MINIMUM, ASG_OP_EQ,  ASG_OP_NE,   ASG_OP_LT,
-                               ASG_OP_LE,      ASG_OP_GT,      ASG_OP_GE,  ASG_OP_WHERE};
-  for (size_t i = 0; i < sizeof un / sizeof un[0]; i++)
-    t[un[i]].run = unary_kernel;
-  for (size_t i = 0; i < sizeof bin / sizeof bin[0]; i++)
-    t[bin[i]].run = broadcast_kernel;
+  for (int i = 0; i < ASG__N_UNARY_OPS; i++)
+    t[asg__unary_ops[i]].run = unary_kernel;
+  for (int i = 0; i < ASG__N_BROADCAST_OPS; i++)
+    t[asg__broadcast_ops[i]].run = broadcast_kernel;
   t[ASG_OP_CAST].run = cast_kernel;
   t[ASG_OP_STOP_GRADIENT].run = copy_kernel;
   t[ASG_OP_RESHAPE].run = copy_kernel;

@@ -5,20 +5,10 @@
 #include <string.h>
 
 #include "backends/cpu/cpu.h"
+#include "runtime/layout.h"
 
 static inline int64_t idx_at(const void *p, asg_dtype dt, int64_t i) {
   return dt == ASG_I32 ? (int64_t)((const int32_t *)p)[i] : ((const int64_t *)p)[i];
-}
-
-/* s viewed as [outer, s.dims[a], inner] */
-static void around(asg_shape s, int a, int64_t *outer, int64_t *inner) {
-  int64_t o = 1, in = 1;
-  for (int d = 0; d < a; d++)
-    o *= s.dims[d];
-  for (int d = a + 1; d < s.ndim; d++)
-    in *= s.dims[d];
-  *outer = o;
-  *inner = in;
 }
 
 static int threads_for(const asg_cpu_call *c, int64_t elems) {
@@ -49,46 +39,13 @@ static void copy_recs(char *dst, int64_t ds, const char *src, int64_t ss, int64_
 #undef COPY_RECS
 
 /* ---- permute ----
- * The permutation is first simplified: size-1 dims are dropped and input
- * dims that stay adjacent and in order are merged, so e.g. [N,C,H,W] ->
- * [N,H,W,C] becomes a batch of 2-D transposes [C,HW] -> [HW,C]. Then:
+ * The permutation is first simplified (asg__permute_plan, runtime/layout.h):
+ * size-1 dims are dropped and input dims that stay adjacent and in order are
+ * merged, so e.g. [N,C,H,W] -> [N,H,W,C] becomes a batch of 2-D transposes
+ * [C,HW] -> [HW,C]. Then:
  *   - last input dim stays last: copy contiguous rows with memcpy;
  *   - otherwise: banded 2-D transpose of (input dim that goes last) x
  *     (input's last dim), batched over the remaining dims. */
-typedef struct pplan {
-  int nd;
-  int64_t dims[ASG_MAX_DIMS]; /* simplified input dims */
-  int pm[ASG_MAX_DIMS];       /* output axis j takes input axis pm[j] */
-} pplan;
-
-static void pplan_init(pplan *p, asg_shape in, const int64_t *perm) {
-  int map[ASG_MAX_DIMS], k = 0, m = 0;
-  for (int d = 0; d < in.ndim; d++) {
-    map[d] = in.dims[d] == 1 ? -1 : k;
-    if (in.dims[d] != 1) p->dims[k++] = in.dims[d];
-  }
-  for (int d = 0; d < in.ndim; d++)
-    if (map[perm[d]] >= 0) p->pm[m++] = map[perm[d]];
-  p->nd = k;
-  for (bool merged = true; merged;) {
-    merged = false;
-    for (int j = 0; j + 1 < p->nd; j++) {
-      int a = p->pm[j];
-      if (p->pm[j + 1] != a + 1) continue;
-      /* input dims a, a+1 are adjacent in the output too: one dim */
-      p->dims[a] *= p->dims[a + 1];
-      for (int t = a + 1; t + 1 < p->nd; t++)
-        p->dims[t] = p->dims[t + 1];
-      for (int t = j + 1; t + 1 < p->nd; t++)
-        p->pm[t] = p->pm[t + 1];
-      p->nd--;
-      for (int t = 0; t < p->nd; t++)
-        if (p->pm[t] > a) p->pm[t]--;
-      merged = true;
-      break;
-    }
-  }
-}
 
 /* One band of the 2-D transpose: out[i + j*osq] = in[i*isp + j] for rows
  * i0..i1 (at most PERM_BAND) and all j. Walking j outside and the short
@@ -123,22 +80,15 @@ static asg_status permute_kernel(const asg_cpu_call *c) {
   int64_t total = asg_shape_numel(s->out.shape);
   const char *x = c->in[0];
   char *y = c->out;
-  pplan p;
-  pplan_init(&p, s->in[0].shape, s->attr.i);
+  asg_permute_plan p;
+  asg__permute_plan(&p, s->in[0].shape, s->attr.i);
   if (p.nd <= 1) { /* only size-1 axes moved */
     memcpy(y, x, (size_t)total * es);
     return ASG_OK;
   }
-  int nd = p.nd, inv[ASG_MAX_DIMS];
-  int64_t ist[ASG_MAX_DIMS], ost[ASG_MAX_DIMS], od[ASG_MAX_DIMS], oist[ASG_MAX_DIMS];
-  ist[nd - 1] = 1;
-  for (int d = nd - 2; d >= 0; d--)
-    ist[d] = ist[d + 1] * p.dims[d + 1];
-  for (int j = 0; j < nd; j++)
-    od[j] = p.dims[p.pm[j]], oist[j] = ist[p.pm[j]], inv[p.pm[j]] = j;
-  ost[nd - 1] = 1;
-  for (int j = nd - 2; j >= 0; j--)
-    ost[j] = ost[j + 1] * od[j + 1];
+  int nd = p.nd;
+  const int *inv = p.inv;
+  const int64_t *ist = p.ist, *ost = p.ost, *od = p.od, *oist = p.oist;
   int nt = threads_for(c, total);
 
   if (p.pm[nd - 1] == nd - 1) {
@@ -208,7 +158,7 @@ static asg_status slice_kernel(const asg_cpu_call *c) {
   int a = (int)s->attr.i[0];
   int64_t start = s->attr.i[1], step = s->attr.i[2], count = s->attr.i[3], outer, inner;
   int64_t n = s->in[0].shape.dims[a];
-  around(s->in[0].shape, a, &outer, &inner);
+  asg__split_axis(s->in[0].shape, a, &outer, &inner);
   size_t rb = (size_t)inner * asg_dtype_size(s->out.dtype);
   const char *x = c->in[0];
   char *y = c->out;
@@ -230,7 +180,7 @@ static asg_status slice_bwd_kernel(const asg_cpu_call *c) {
   int a = (int)s->attr.i[0];
   int64_t start = s->attr.i[1], step = s->attr.i[2], count = s->attr.i[3], outer, inner;
   int64_t n = s->out.shape.dims[a];
-  around(s->out.shape, a, &outer, &inner);
+  asg__split_axis(s->out.shape, a, &outer, &inner);
   size_t rb = (size_t)inner * asg_dtype_size(s->out.dtype);
   const char *dy = c->in[0];
   char *dx = c->out;
@@ -258,7 +208,7 @@ static asg_status concat_kernel(const asg_cpu_call *c) {
   const asg_step *s = c->s;
   int a = (int)s->attr.i[0], nin = s->n_in;
   int64_t outer, inner;
-  around(s->out.shape, a, &outer, &inner);
+  asg__split_axis(s->out.shape, a, &outer, &inner);
   size_t es = asg_dtype_size(s->out.dtype), orb = (size_t)(s->out.shape.dims[a] * inner) * es;
   int nt = threads_for(c, asg_shape_numel(s->out.shape));
   int64_t units = outer * nin;
@@ -283,7 +233,7 @@ static asg_status gather_kernel(const asg_cpu_call *c) {
   const asg_step *s = c->s;
   int a = (int)s->attr.i[0];
   int64_t outer, inner, n = s->in[0].shape.dims[a], m = asg_shape_numel(s->in[1].shape);
-  around(s->in[0].shape, a, &outer, &inner);
+  asg__split_axis(s->in[0].shape, a, &outer, &inner);
   size_t rb = (size_t)inner * asg_dtype_size(s->out.dtype);
   const char *x = c->in[0];
   const void *idx = c->in[1];
@@ -322,7 +272,7 @@ static asg_status scatter_add_kernel(const asg_cpu_call *c) {
   const asg_step *s = c->s;
   int a = (int)s->attr.i[0];
   int64_t outer, inner, n = s->in[0].shape.dims[a], m = asg_shape_numel(s->in[1].shape);
-  around(s->in[0].shape, a, &outer, &inner);
+  asg__split_axis(s->in[0].shape, a, &outer, &inner);
   asg_dtype dt = s->out.dtype, it = s->in[1].dtype;
   if (dt != ASG_F32 && dt != ASG_F64 && dt != ASG_I32 && dt != ASG_I64)
     return asg__error(ASG_ERR_DTYPE, "cpu: %s: dtype not supported", s->label);

@@ -1,50 +1,13 @@
 /* CPU reductions over any axis set: sum, mean, max, min, var, argmax.
- * Input dims are coalesced into runs of kept and reduced axes; each output
- * element (parallel) walks its reduced elements, innermost run last. */
+ * Input dims are coalesced into runs of kept and reduced axes
+ * (asg__reduce_plan, runtime/layout.h); each output element (parallel)
+ * walks its reduced elements, innermost run last. */
 #include <math.h>
 
 #include "backends/cpu/cpu.h"
+#include "runtime/layout.h"
 
-typedef struct rplan {
-  int nk, nr;
-  int64_t kd[ASG_MAX_DIMS], ks[ASG_MAX_DIMS]; /* kept dims / input strides */
-  int64_t rd[ASG_MAX_DIMS], rs[ASG_MAX_DIMS]; /* reduced dims / input strides */
-  int64_t nout, nred;
-} rplan;
-
-static void rplan_init(rplan *p, asg_shape s, int64_t mask) {
-  int64_t st[ASG_MAX_DIMS];
-  asg__strides(s, st);
-  p->nk = p->nr = 0;
-  p->nout = p->nred = 1;
-  int last = -1; /* 0 kept, 1 reduced */
-  for (int d = 0; d < s.ndim; d++) {
-    if (s.dims[d] == 1) continue;
-    int red = (mask >> d) & 1;
-    int64_t *dims = red ? p->rd : p->kd, *strd = red ? p->rs : p->ks;
-    int *n = red ? &p->nr : &p->nk;
-    if (last == red && *n > 0 && strd[*n - 1] == st[d] * s.dims[d]) {
-      dims[*n - 1] *= s.dims[d];
-      strd[*n - 1] = st[d];
-    } else {
-      dims[*n] = s.dims[d];
-      strd[*n] = st[d];
-      (*n)++;
-    }
-    last = red;
-    if (red)
-      p->nred *= s.dims[d];
-    else
-      p->nout *= s.dims[d];
-  }
-  if (p->nr == 0) { /* reducing only size-1 dims */
-    p->rd[0] = 1;
-    p->rs[0] = 0;
-    p->nr = 1;
-  }
-}
-
-static int64_t kept_offset(const rplan *p, int64_t o) {
+static int64_t kept_offset(const asg_reduce_plan *p, int64_t o) {
   int64_t off = 0;
   for (int d = p->nk - 1; d >= 0; d--) {
     off += (o % p->kd[d]) * p->ks[d];
@@ -84,7 +47,7 @@ static int64_t kept_offset(const rplan *p, int64_t o) {
   }
 
 #define DEF_REDUCE(SUF, T, ACC, IS_FLOAT)                                                          \
-  static void red_##SUF(const asg_cpu_call *c, const rplan *p) {                                   \
+  static void red_##SUF(const asg_cpu_call *c, const asg_reduce_plan *p) {                         \
     const T *x = c->in[0];                                                                         \
     asg_op op = c->s->op;                                                                          \
     int nt = p->nout * p->nred >= ASG_CPU_PAR_MIN && p->nout > 1 ? c->nthreads : 1;                \
@@ -133,8 +96,8 @@ DEF_REDUCE(i32, int32_t, int64_t, 0)
 DEF_REDUCE(i64, int64_t, int64_t, 0)
 
 static asg_status reduce_kernel(const asg_cpu_call *c) {
-  rplan p;
-  rplan_init(&p, c->s->in[0].shape, c->s->attr.i[0]);
+  asg_reduce_plan p;
+  asg__reduce_plan(&p, c->s->in[0].shape, c->s->attr.i[0]);
   switch (c->s->in[0].dtype) {
   case ASG_F32: red_f32(c, &p); break;
   case ASG_F64: red_f64(c, &p); break;

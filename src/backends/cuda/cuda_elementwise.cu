@@ -1,4 +1,5 @@
 #include "backends/cuda/cuda.h"
+#include "runtime/layout.h"
 // CUDA kernels of the elementwise family: unary ops, binary ops and where
 // with NumPy broadcasting, cast, broadcast_to, fill, and the identity copies
 // (stop_gradient, reshape, assign). Semantics follow the CPU reference
@@ -200,20 +201,8 @@ template <class TO, class TI> struct CastF {
 };
 
 // ---- kernels ----
-// n / d for 32-bit n by a multiply and a shift (Granlund & Montgomery):
-// l = ceil(log2 d), m = floor(2^32 (2^l - d) / d) + 1, q = (mulhi(n, m) + n) >> l
-// with the sum in 64 bits. Exact for every n < 2^32 and 1 <= d <= 2^31.
-struct FastDiv {
-  uint32_t d, m, l;
-};
-
-FastDiv fastdiv_make(uint32_t d) {
-  uint32_t l = 0;
-  while (l < 32 && ((uint64_t)1 << l) < d)
-    l++;
-  const uint64_t m = (((uint64_t)1 << 32) * (((uint64_t)1 << l) - d)) / d + 1;
-  return FastDiv{d, (uint32_t)m, l};
-}
+// n / d for 32-bit n by a multiply and a shift (asg_fastdiv, runtime/layout.h).
+using FastDiv = asg_fastdiv;
 
 __device__ __forceinline__ uint32_t fastdiv(const FastDiv &f, uint32_t n) {
   return (uint32_t)(((uint64_t)__umulhi(n, f.m) + n) >> f.l);
@@ -221,12 +210,10 @@ __device__ __forceinline__ uint32_t fastdiv(const FastDiv &f, uint32_t n) {
 
 template <class T, int N> struct Ins { const T *p[N]; };
 
-// Per-input element strides over the merged output dims (0 = broadcast).
-struct Bcast {
-  int nd;
-  int64_t dims[ASG_MAX_DIMS];
-  int64_t st[kMaxIn][ASG_MAX_DIMS];
-};
+// Per-input element strides over the merged output dims (0 = broadcast):
+// asg__broadcast_plan (runtime/layout.h).
+using Bcast = asg_bcast_plan;
+static_assert(kMaxIn == ASG_BCAST_MAX_IN, "one input bound");
 
 // The same for outputs of < 2^31 elements: 32-bit strides and dividers.
 struct Bcast32 {
@@ -405,45 +392,6 @@ template <class T> __global__ void fill_kernel(T *__restrict__ o, T v, int64_t n
 }
 
 // ---- host side ----
-// Strides of the first n_in inputs against the output; size-1 output dims
-// are dropped and dims that stay contiguous for every operand are merged.
-void bcast_init(Bcast *b, const asg_step *s, int n_in) {
-  const asg_shape o = s->out.shape;
-  b->nd = 0;
-  for (int d = 0; d < o.ndim; d++) {
-    int64_t st[kMaxIn] = {0, 0, 0};
-    for (int k = 0; k < n_in; k++) {
-      const asg_shape is = s->in[k].shape;
-      const int id = is.ndim - o.ndim + d;
-      int64_t stride = 1;
-      for (int j = is.ndim - 1; j > id && j >= 0; j--)
-        stride *= is.dims[j];
-      st[k] = (id < 0 || is.dims[id] == 1) ? 0 : stride;
-    }
-    if (o.dims[d] == 1) continue;
-    const int m = b->nd - 1;
-    bool merge = m >= 0;
-    for (int k = 0; k < n_in && merge; k++)
-      merge = b->st[k][m] == st[k] * o.dims[d];
-    if (merge) {
-      b->dims[m] *= o.dims[d];
-      for (int k = 0; k < kMaxIn; k++)
-        b->st[k][m] = st[k];
-    } else {
-      b->dims[b->nd] = o.dims[d];
-      for (int k = 0; k < kMaxIn; k++)
-        b->st[k][b->nd] = st[k];
-      b->nd++;
-    }
-  }
-  if (b->nd == 0) { // scalar output
-    b->nd = 1;
-    b->dims[0] = 1;
-    for (int k = 0; k < kMaxIn; k++)
-      b->st[k][0] = 0;
-  }
-}
-
 bool aligned(const void *p, size_t a) { return ((uintptr_t)p % a) == 0; }
 
 template <class TO, class TI, int N, class F> asg_status launch(const asg_cuda_call *c, F f) {
@@ -451,7 +399,7 @@ template <class TO, class TI, int N, class F> asg_status launch(const asg_cuda_c
   const int64_t n = asg_shape_numel(s->out.shape);
   if (n <= 0) return ASG_OK;
   Bcast b;
-  bcast_init(&b, s, N);
+  asg__broadcast_plan(&b, s->out.shape, s->in, N);
   Ins<TI, N> in;
   for (int k = 0; k < N; k++)
     in.p[k] = static_cast<const TI *>(c->in[k]);
@@ -479,7 +427,7 @@ template <class TO, class TI, int N, class F> asg_status launch(const asg_cuda_c
     Bcast32 b32;
     b32.nd = b.nd;
     for (int d = 0; d < b.nd; d++) {
-      b32.div[d] = fastdiv_make((uint32_t)b.dims[d]);
+      b32.div[d] = asg__fastdiv((uint32_t)b.dims[d]);
       for (int k = 0; k < kMaxIn; k++)
         b32.st[k][d] = (int32_t)b.st[k][d];
     }
@@ -644,17 +592,9 @@ asg_status assign_run(const asg_cuda_call *c) {
 } // namespace
 
 extern "C" void asg_cuda_register_elementwise(asg_cuda_kernel *t) {
-  static const asg_op un[] = {ASG_OP_NEG,  ASG_OP_ABS,        ASG_OP_SIGN,     ASG_OP_EXP,
-                              ASG_OP_LOG,  ASG_OP_SQRT,       ASG_OP_RSQRT,    ASG_OP_SIN,
-                              ASG_OP_COS,  ASG_OP_TANH,       ASG_OP_ERF,      ASG_OP_SIGMOID,
-                              ASG_OP_RELU, ASG_OP_LEAKY_RELU, ASG_OP_GELU,     ASG_OP_GELU_TANH,
-                              ASG_OP_SILU, ASG_OP_ELU,        ASG_OP_SOFTPLUS, ASG_OP_CLAMP};
-  static const asg_op bin[] = {ASG_OP_ADD,     ASG_OP_SUB,     ASG_OP_MUL, ASG_OP_DIV,  ASG_OP_POW,
-                               ASG_OP_MAXIMUM, ASG_OP_MINIMUM, ASG_OP_EQ,  ASG_OP_NE,   ASG_OP_LT,
-                               ASG_OP_LE,      ASG_OP_GT,      ASG_OP_GE,  ASG_OP_WHERE};
-  for (asg_op op : un)
+  for (asg_op op : asg__unary_ops)
     t[op].run = unary_run;
-  for (asg_op op : bin)
+  for (asg_op op : asg__broadcast_ops)
     t[op].run = binary_run;
   t[ASG_OP_CAST].run = cast_run;
   t[ASG_OP_STOP_GRADIENT].run = copy_run;

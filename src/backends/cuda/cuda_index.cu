@@ -9,6 +9,7 @@
 #include <initializer_list>
 
 #include "backends/cuda/cuda.h"
+#include "runtime/layout.h"
 
 namespace {
 
@@ -53,17 +54,6 @@ asg_status bad_dtype(const asg_cuda_call *c, asg_dtype dt) {
 bool movable(asg_dtype dt) {
   size_t es = asg_dtype_size(dt);
   return es == 2 || es == 4 || es == 8;
-}
-
-// s viewed as [outer, s.dims[a], inner]
-void around(asg_shape s, int a, int64_t *outer, int64_t *inner) {
-  int64_t o = 1, in = 1;
-  for (int d = 0; d < a; d++)
-    o *= s.dims[d];
-  for (int d = a + 1; d < s.ndim; d++)
-    in *= s.dims[d];
-  *outer = o;
-  *inner = in;
 }
 
 uint64_t addr(const void *p) { return (uint64_t)(uintptr_t)p; }
@@ -112,9 +102,10 @@ asg_status copy3(const asg_cuda_call *c, void *dst, const void *src, int64_t out
 }
 
 // ---- permute ----
-// The permutation is simplified first: size-1 dims are dropped and input dims
-// that stay adjacent and in order are merged (e.g. [N,C,H,W] -> [N,H,W,C] is
-// a batch of [C, HW] -> [HW, C] transposes). Then:
+// The permutation is simplified first (asg__permute_plan, runtime/layout.h):
+// size-1 dims are dropped and input dims that stay adjacent and in order are
+// merged (e.g. [N,C,H,W] -> [N,H,W,C] is a batch of [C, HW] -> [HW, C]
+// transposes). Then:
 //   - the input's last dim goes to some other place and both the rows and
 //     columns of that 2-D transpose have >= 16 elements: tiled transpose
 //     through shared memory, batched over the other dims (last-two-dims
@@ -122,42 +113,7 @@ asg_status copy3(const asg_cuda_call *c, void *dst, const void *src, int64_t out
 //   - otherwise one thread per output element walks the input strides; when
 //     the last dim stays last (e.g. [B,T,H,D] -> [B,H,T,D]) reads and writes
 //     are contiguous along it and whole rows move in wide units.
-struct PermPlan {
-  int nd;
-  int64_t dims[ASG_MAX_DIMS]; // simplified input dims
-  int pm[ASG_MAX_DIMS];       // output axis j takes input axis pm[j]
-};
-
-PermPlan perm_simplify(asg_shape in, const int64_t *perm) {
-  PermPlan p = {};
-  int map[ASG_MAX_DIMS];
-  for (int d = 0; d < in.ndim; d++) {
-    map[d] = in.dims[d] == 1 ? -1 : p.nd;
-    if (in.dims[d] != 1) p.dims[p.nd++] = in.dims[d];
-  }
-  int m = 0;
-  for (int j = 0; j < in.ndim; j++)
-    if (map[perm[j]] >= 0) p.pm[m++] = map[perm[j]];
-  for (bool again = true; again;) {
-    again = false;
-    for (int j = 0; j + 1 < p.nd; j++) {
-      int a = p.pm[j];
-      if (p.pm[j + 1] != a + 1) continue;
-      // input dims a and a+1 are also adjacent, in order, in the output: merge
-      p.dims[a] *= p.dims[a + 1];
-      for (int t = a + 1; t + 1 < p.nd; t++)
-        p.dims[t] = p.dims[t + 1];
-      for (int t = j + 1; t + 1 < p.nd; t++)
-        p.pm[t] = p.pm[t + 1];
-      p.nd--;
-      for (int t = 0; t < p.nd; t++)
-        if (p.pm[t] > a) p.pm[t]--;
-      again = true;
-      break;
-    }
-  }
-  return p;
-}
+using PermPlan = asg_permute_plan;
 
 template <typename I> struct PermGeom {
   int nd;
@@ -250,25 +206,17 @@ asg_status permute_run(const asg_cuda_call *c) {
   size_t es = asg_dtype_size(dt);
   int64_t total = asg_shape_numel(s->out.shape);
   if (total == 0) return ASG_OK;
-  PermPlan p = perm_simplify(s->in[0].shape, s->attr.i);
+  PermPlan p;
+  asg__permute_plan(&p, s->in[0].shape, s->attr.i);
   cudaStream_t st = c->ctx->stream;
   if (p.nd <= 1) { // only size-1 axes moved: a plain copy
     return api_err(
         c, cudaMemcpyAsync(c->out, c->in[0], (size_t)total * es, cudaMemcpyDeviceToDevice, st));
   }
-  int nd = p.nd, inv[ASG_MAX_DIMS];
-  int64_t ist[ASG_MAX_DIMS], ost[ASG_MAX_DIMS], od[ASG_MAX_DIMS], oist[ASG_MAX_DIMS];
-  ist[nd - 1] = 1;
-  for (int d = nd - 2; d >= 0; d--)
-    ist[d] = ist[d + 1] * p.dims[d + 1];
-  for (int j = 0; j < nd; j++) {
-    od[j] = p.dims[p.pm[j]];
-    oist[j] = ist[p.pm[j]];
-    inv[p.pm[j]] = j;
-  }
-  ost[nd - 1] = 1;
-  for (int j = nd - 2; j >= 0; j--)
-    ost[j] = ost[j + 1] * od[j + 1];
+  int nd = p.nd;
+  const int *inv = p.inv;
+  const int64_t *ist = p.ist, *ost = p.ost;
+  int64_t *oist = p.oist; // rescaled below for wide units
 
   if (p.pm[nd - 1] != nd - 1) {
     // rows i: input dim P (goes last in the output); columns j: input's last dim L
@@ -332,7 +280,7 @@ asg_status slice_run(const asg_cuda_call *c) {
   int a = (int)s->attr.i[0];
   int64_t start = s->attr.i[1], step = s->attr.i[2], count = s->attr.i[3], outer, inner;
   int64_t n = s->in[0].shape.dims[a];
-  around(s->in[0].shape, a, &outer, &inner);
+  asg__split_axis(s->in[0].shape, a, &outer, &inner);
   int64_t es = (int64_t)asg_dtype_size(dt), rb = inner * es;
   const char *src = (const char *)c->in[0] + start * rb;
   if (step == 1) // one contiguous block per outer row
@@ -348,7 +296,7 @@ asg_status slice_bwd_run(const asg_cuda_call *c) {
   int a = (int)s->attr.i[0];
   int64_t start = s->attr.i[1], step = s->attr.i[2], count = s->attr.i[3], outer, inner;
   int64_t n = s->out.shape.dims[a];
-  around(s->out.shape, a, &outer, &inner);
+  asg__split_axis(s->out.shape, a, &outer, &inner);
   int64_t es = (int64_t)asg_dtype_size(dt), rb = inner * es;
   // all-zero bits are 0 in every dtype here
   asg_status st = api_err(c, cudaMemsetAsync(c->out, 0, (size_t)(outer * n * rb), c->ctx->stream));
@@ -367,7 +315,7 @@ asg_status concat_run(const asg_cuda_call *c) {
   if (!movable(dt)) return bad_dtype(c, dt);
   int a = (int)s->attr.i[0];
   int64_t outer, inner;
-  around(s->out.shape, a, &outer, &inner);
+  asg__split_axis(s->out.shape, a, &outer, &inner);
   int64_t es = (int64_t)asg_dtype_size(dt), orb = s->out.shape.dims[a] * inner * es, before = 0;
   for (int k = 0; k < s->n_in; k++) {
     if (s->in[k].dtype != dt) return bad_dtype(c, s->in[k].dtype);
@@ -402,7 +350,7 @@ asg_status gather_run(const asg_cuda_call *c) {
   if (it != ASG_I32 && it != ASG_I64) return bad_dtype(c, it);
   int a = (int)s->attr.i[0];
   int64_t outer, inner, n = s->in[0].shape.dims[a], m = asg_shape_numel(s->in[1].shape);
-  around(s->in[0].shape, a, &outer, &inner);
+  asg__split_axis(s->in[0].shape, a, &outer, &inner);
   size_t es = asg_dtype_size(dt);
   int64_t rb = inner * (int64_t)es;
   size_t u = unit_for(es, {addr(c->out), addr(c->in[0]), (uint64_t)rb});
@@ -471,7 +419,7 @@ asg_status scatter_add_run(const asg_cuda_call *c) {
   if (s->in[0].dtype != dt || s->in[2].dtype != dt) return bad_dtype(c, s->in[2].dtype);
   int a = (int)s->attr.i[0];
   int64_t outer, inner, n = s->in[0].shape.dims[a], m = asg_shape_numel(s->in[1].shape);
-  around(s->in[0].shape, a, &outer, &inner);
+  asg__split_axis(s->in[0].shape, a, &outer, &inner);
   size_t bytes = (size_t)asg_shape_numel(s->out.shape) * asg_dtype_size(dt);
   switch (dt) {
   case ASG_F32:

@@ -1,10 +1,11 @@
 #include "backends/cuda/cuda.h"
+#include "runtime/layout.h"
 // CUDA kernels of the reduce family: sum, mean, max, min, var, argmax over
 // any axis set, and softmax / log_softmax along one axis. Semantics follow
 // the CPU reference (src/backends/cpu/cpu_reduce.c, cpu_nn.c).
 //
 // Reductions: on the host the input dims are coalesced into runs of kept
-// and reduced axes (as cpu_reduce.c's rplan). Then
+// and reduced axes (asg__reduce_plan, runtime/layout.h). Then
 //  - "rows": the innermost dim is reduced (e.g. [B, C] -> [B], or the
 //    batch-norm statistics [N, C, HW] -> [C]): a warp (short rows) or a
 //    block (long rows) per output, neighbouring threads on neighbouring
@@ -154,20 +155,8 @@ __device__ __forceinline__ typename R::P slice_join(typename R::P p, int tx, int
 }
 
 // ---- reduction plan (host) ----
-// n / d for 32-bit n by a multiply and a shift (Granlund & Montgomery):
-// l = ceil(log2 d), m = floor(2^32 (2^l - d) / d) + 1, q = (mulhi(n, m) + n) >> l
-// with the sum in 64 bits. Exact for every n < 2^32 and 1 <= d <= 2^31.
-struct FastDiv {
-  uint32_t d, m, l;
-};
-
-FastDiv fastdiv_make(uint32_t d) {
-  uint32_t l = 0;
-  while (l < 32 && ((uint64_t)1 << l) < d)
-    l++;
-  const uint64_t m = (((uint64_t)1 << 32) * (((uint64_t)1 << l) - d)) / d + 1;
-  return FastDiv{d, (uint32_t)m, l};
-}
+// n / d for 32-bit n by a multiply and a shift (asg_fastdiv, runtime/layout.h).
+using FastDiv = asg_fastdiv;
 
 __device__ __forceinline__ uint32_t fastdiv(const FastDiv &f, uint32_t n) {
   return (uint32_t)(((uint64_t)__umulhi(n, f.m) + n) >> f.l);
@@ -183,42 +172,23 @@ struct RPlan {
 };
 
 void rplan_init(RPlan *p, asg_shape s, int64_t mask) {
-  int64_t st[ASG_MAX_DIMS];
-  int64_t acc = 1;
-  for (int d = s.ndim - 1; d >= 0; d--) {
-    st[d] = acc;
-    acc *= s.dims[d];
+  asg_reduce_plan r; // runs of kept and reduced dims (runtime/layout.h)
+  asg__reduce_plan(&r, s, mask);
+  p->nk = r.nk;
+  p->nr = r.nr;
+  for (int d = 0; d < r.nk; d++) {
+    p->kd[d] = r.kd[d];
+    p->ks[d] = r.ks[d];
   }
-  p->nk = p->nr = 0;
-  p->nout = p->nred = 1;
-  int last = -1; // kind of the previous non-unit dim: 0 kept, 1 reduced
-  for (int d = 0; d < s.ndim; d++) {
-    if (s.dims[d] == 1) continue;
-    const int red = (int)((mask >> d) & 1);
-    int64_t *dims = red ? p->rd : p->kd, *strd = red ? p->rs : p->ks;
-    int *n = red ? &p->nr : &p->nk;
-    if (last == red && *n > 0 && strd[*n - 1] == st[d] * s.dims[d]) {
-      dims[*n - 1] *= s.dims[d];
-      strd[*n - 1] = st[d];
-    } else {
-      dims[*n] = s.dims[d];
-      strd[*n] = st[d];
-      (*n)++;
-    }
-    last = red;
-    if (red)
-      p->nred *= s.dims[d];
-    else
-      p->nout *= s.dims[d];
+  for (int d = 0; d < r.nr; d++) {
+    p->rd[d] = r.rd[d];
+    p->rs[d] = r.rs[d];
   }
-  if (p->nr == 0) { // reducing only size-1 dims
-    p->rd[0] = 1;
-    p->rs[0] = 0;
-    p->nr = 1;
-  }
-  p->fast = acc <= (int64_t)INT32_MAX;
+  p->nout = r.nout;
+  p->nred = r.nred;
+  p->fast = asg_shape_numel(s) <= (int64_t)INT32_MAX;
   for (int d = 0; d < p->nr; d++)
-    p->rdiv[d] = fastdiv_make(p->fast && p->rd[d] > 0 ? (uint32_t)p->rd[d] : 1u);
+    p->rdiv[d] = asg__fastdiv(p->fast && p->rd[d] > 0 ? (uint32_t)p->rd[d] : 1u);
 }
 
 __device__ __forceinline__ int64_t kept_off(const RPlan &p, int64_t o) {

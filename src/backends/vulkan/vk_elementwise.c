@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "backends/vulkan/vk.h"
+#include "runtime/layout.h"
 
 #define EW_MAX_IN 3
 
@@ -148,58 +149,20 @@ typedef struct ew_bparams {
   int32_t st[EW_MAX_IN][ASG_MAX_DIMS];
 } ew_bparams;
 
-/* Strides of the first n_in inputs against the output; size-1 output dims
- * are dropped and dims that stay contiguous for every operand are merged. */
+/* The broadcast plan of the first n_in inputs (asg__broadcast_plan: merged
+ * dims, element strides) in the shader's 32-bit form, with dividers. */
+_Static_assert(EW_MAX_IN == ASG_BCAST_MAX_IN, "one input bound");
 static void bcast_init(ew_bparams *b, const asg_step *s, int n_in) {
-  const asg_shape o = s->out.shape;
-  int64_t dims[ASG_MAX_DIMS], bst[EW_MAX_IN][ASG_MAX_DIMS];
-  int nd = 0;
-  for (int d = 0; d < o.ndim; d++) {
-    int64_t st[EW_MAX_IN] = {0, 0, 0};
-    for (int k = 0; k < n_in; k++) {
-      const asg_shape is = s->in[k].shape;
-      const int id = is.ndim - o.ndim + d;
-      int64_t stride = 1;
-      for (int j = is.ndim - 1; j > id && j >= 0; j--)
-        stride *= is.dims[j];
-      st[k] = (id < 0 || is.dims[id] == 1) ? 0 : stride;
-    }
-    if (o.dims[d] == 1) continue;
-    const int m = nd - 1;
-    bool merge = m >= 0;
-    for (int k = 0; k < n_in && merge; k++)
-      merge = bst[k][m] == st[k] * o.dims[d];
-    if (merge) {
-      dims[m] *= o.dims[d];
-      for (int k = 0; k < EW_MAX_IN; k++)
-        bst[k][m] = st[k];
-    } else {
-      dims[nd] = o.dims[d];
-      for (int k = 0; k < EW_MAX_IN; k++)
-        bst[k][nd] = st[k];
-      nd++;
-    }
-  }
-  if (nd == 0) { /* scalar output */
-    nd = 1;
-    dims[0] = 1;
+  asg_bcast_plan bp;
+  asg__broadcast_plan(&bp, s->out.shape, s->in, n_in);
+  b->nd = bp.nd;
+  for (int d = 0; d < bp.nd; d++) {
+    const asg_fastdiv f = asg__fastdiv((uint32_t)bp.dims[d]); /* dims < 2^31 */
+    b->dim[d] = f.d;
+    b->mag[d] = f.m;
+    b->shf[d] = f.l;
     for (int k = 0; k < EW_MAX_IN; k++)
-      bst[k][0] = 0;
-  }
-  b->nd = nd;
-  for (int d = 0; d < nd; d++) {
-    /* q = n / d as (mulhi(n, m) + n) >> l with l = ceil(log2 d),
-     * m = floor(2^32 (2^l - d) / d) + 1 (Granlund & Montgomery): exact for
-     * n < 2^32, 1 <= d <= 2^31 */
-    const uint64_t dv = (uint64_t)dims[d];
-    uint32_t l = 0;
-    while (l < 32 && ((uint64_t)1 << l) < dv)
-      l++;
-    b->dim[d] = (uint32_t)dv;
-    b->mag[d] = (uint32_t)((((uint64_t)1 << 32) * (((uint64_t)1 << l) - dv)) / dv + 1);
-    b->shf[d] = l;
-    for (int k = 0; k < EW_MAX_IN; k++)
-      b->st[k][d] = (int32_t)bst[k][d]; /* < 2^31: inputs are never larger than out */
+      b->st[k][d] = (int32_t)bp.st[k][d]; /* < 2^31: inputs are never larger than out */
   }
 }
 
@@ -299,18 +262,10 @@ static asg_status assign_record(const asg_vk_call *c) {
 }
 
 void asg_vk_register_elementwise(asg_vk_kernel *t) {
-  static const asg_op un[] = {ASG_OP_NEG,  ASG_OP_ABS,        ASG_OP_SIGN,     ASG_OP_EXP,
-                              ASG_OP_LOG,  ASG_OP_SQRT,       ASG_OP_RSQRT,    ASG_OP_SIN,
-                              ASG_OP_COS,  ASG_OP_TANH,       ASG_OP_ERF,      ASG_OP_SIGMOID,
-                              ASG_OP_RELU, ASG_OP_LEAKY_RELU, ASG_OP_GELU,     ASG_OP_GELU_TANH,
-                              ASG_OP_SILU, ASG_OP_ELU,        ASG_OP_SOFTPLUS, ASG_OP_CLAMP};
-  static const asg_op bin[] = {ASG_OP_ADD,     ASG_OP_SUB,     ASG_OP_MUL, ASG_OP_DIV,  ASG_OP_POW,
-                               ASG_OP_MAXIMUM, ASG_OP_MINIMUM, ASG_OP_EQ,  ASG_OP_NE,   ASG_OP_LT,
-                               ASG_OP_LE,      ASG_OP_GT,      ASG_OP_GE,  ASG_OP_WHERE};
-  for (size_t i = 0; i < sizeof un / sizeof un[0]; i++)
-    t[un[i]].record = unary_record;
-  for (size_t i = 0; i < sizeof bin / sizeof bin[0]; i++)
-    t[bin[i]].record = binary_record;
+  for (int i = 0; i < ASG__N_UNARY_OPS; i++)
+    t[asg__unary_ops[i]].record = unary_record;
+  for (int i = 0; i < ASG__N_BROADCAST_OPS; i++)
+    t[asg__broadcast_ops[i]].record = binary_record;
   t[ASG_OP_CAST].record = cast_record;
   t[ASG_OP_STOP_GRADIENT].record = copy_record;
   t[ASG_OP_RESHAPE].record = copy_record;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "backends/vulkan/vk.h"
+#include "runtime/layout.h"
 
 static asg_status bad_dtype(const asg_vk_call *c, asg_dtype dt) {
   return asg__error(ASG_ERR_DTYPE, "vulkan: %s: dtype %s not supported", c->s->label,
@@ -38,17 +39,6 @@ static size_t unit_for(size_t es, const uint64_t *vals, int n) {
 }
 
 static const char *unit_sfx(size_t u) { return u == 16 ? "_u128" : u == 8 ? "_u64" : "_u32"; }
-
-/* s viewed as [outer, s.dims[a], inner] */
-static void around(asg_shape s, int a, int64_t *outer, int64_t *inner) {
-  int64_t o = 1, in = 1;
-  for (int d = 0; d < a; d++)
-    o *= s.dims[d];
-  for (int d = a + 1; d < s.ndim; d++)
-    in *= s.dims[d];
-  *outer = o;
-  *inner = in;
-}
 
 /* ---- strided record copy (slice, concat, plain copies) ----
  * [outer, cnt, len] in bytes: dst[o*d_o + j*d_j + k] = src[o*s_o + j*s_j + k]. */
@@ -84,50 +74,16 @@ static asg_status copy3(const asg_vk_call *c, uint64_t dst, uint64_t src, int64_
 }
 
 /* ---- permute ----
- * The permutation is simplified first: size-1 dims are dropped and input dims
- * that stay adjacent and in order are merged (e.g. [N,C,H,W] -> [N,H,W,C] is
- * a batch of [C, HW] -> [HW, C] transposes). Then:
+ * The permutation is simplified first (asg__permute_plan, runtime/layout.h):
+ * size-1 dims are dropped and input dims that stay adjacent and in order are
+ * merged (e.g. [N,C,H,W] -> [N,H,W,C] is a batch of [C, HW] -> [HW, C]
+ * transposes). Then:
  *   - the input's last dim moves and both sides of that 2-D transpose have
  *     >= 16 elements: tiled transpose through shared memory, batched over
  *     the other dims (last-two-dims swaps, NCHW <-> NHWC, ...);
  *   - otherwise one invocation per output unit walks the input strides
  *     (writes coalesced); when the last dim stays last (e.g. [B,T,H,D] ->
  *     [B,H,T,D]) reads are contiguous along it too, in wide units. */
-typedef struct pplan {
-  int nd;
-  int64_t dims[ASG_MAX_DIMS]; /* simplified input dims */
-  int pm[ASG_MAX_DIMS];       /* output axis j takes input axis pm[j] */
-} pplan;
-
-static void pplan_init(pplan *p, asg_shape in, const int64_t *perm) {
-  int map[ASG_MAX_DIMS], k = 0, m = 0;
-  for (int d = 0; d < in.ndim; d++) {
-    map[d] = in.dims[d] == 1 ? -1 : k;
-    if (in.dims[d] != 1) p->dims[k++] = in.dims[d];
-  }
-  for (int d = 0; d < in.ndim; d++)
-    if (map[perm[d]] >= 0) p->pm[m++] = map[perm[d]];
-  p->nd = k;
-  for (bool merged = true; merged;) {
-    merged = false;
-    for (int j = 0; j + 1 < p->nd; j++) {
-      int a = p->pm[j];
-      if (p->pm[j + 1] != a + 1) continue;
-      /* input dims a, a+1 are adjacent in the output too: one dim */
-      p->dims[a] *= p->dims[a + 1];
-      for (int t = a + 1; t + 1 < p->nd; t++)
-        p->dims[t] = p->dims[t + 1];
-      for (int t = j + 1; t + 1 < p->nd; t++)
-        p->pm[t] = p->pm[t + 1];
-      p->nd--;
-      for (int t = 0; t < p->nd; t++)
-        if (p->pm[t] > a) p->pm[t]--;
-      merged = true;
-      break;
-    }
-  }
-}
-
 static uint32_t cap_groups(const asg_vk_call *c, int axis, int64_t n) {
   int64_t cap = c->ctx->caps.max_groups[axis];
   if (cap > 65535) cap = 65535;
@@ -142,24 +98,14 @@ static asg_status permute_record(const asg_vk_call *c) {
   size_t es = asg_dtype_size(dt);
   int64_t total = asg_shape_numel(s->out.shape);
   if (total == 0) return ASG_OK;
-  pplan p;
-  memset(&p, 0, sizeof p);
-  pplan_init(&p, s->in[0].shape, s->attr.i);
+  asg_permute_plan p;
+  asg__permute_plan(&p, s->in[0].shape, s->attr.i);
   if (p.nd <= 1) /* only size-1 axes moved: a plain copy */
     return copy3(c, c->out, c->in[0], 1, 1, total * (int64_t)es, 0, 0, 0, 0, es);
-  int nd = p.nd, inv[ASG_MAX_DIMS];
-  int64_t ist[ASG_MAX_DIMS], ost[ASG_MAX_DIMS], od[ASG_MAX_DIMS], oist[ASG_MAX_DIMS];
-  ist[nd - 1] = 1;
-  for (int d = nd - 2; d >= 0; d--)
-    ist[d] = ist[d + 1] * p.dims[d + 1];
-  for (int j = 0; j < nd; j++) {
-    od[j] = p.dims[p.pm[j]];
-    oist[j] = ist[p.pm[j]];
-    inv[p.pm[j]] = j;
-  }
-  ost[nd - 1] = 1;
-  for (int j = nd - 2; j >= 0; j--)
-    ost[j] = ost[j + 1] * od[j + 1];
+  int nd = p.nd;
+  const int *inv = p.inv;
+  const int64_t *ist = p.ist, *ost = p.ost;
+  int64_t *od = p.od, *oist = p.oist; /* rescaled below for wide units */
 
   if (p.pm[nd - 1] != nd - 1) {
     /* rows i: input dim P (goes last in the output); columns j: input's last dim L */
@@ -236,7 +182,7 @@ static asg_status slice_record(const asg_vk_call *c) {
   int a = (int)s->attr.i[0];
   int64_t start = s->attr.i[1], step = s->attr.i[2], count = s->attr.i[3], outer, inner;
   int64_t n = s->in[0].shape.dims[a];
-  around(s->in[0].shape, a, &outer, &inner);
+  asg__split_axis(s->in[0].shape, a, &outer, &inner);
   int64_t es = (int64_t)asg_dtype_size(dt), rb = inner * es;
   uint64_t src = c->in[0] + (uint64_t)(start * rb);
   if (step == 1) /* one contiguous block per outer row */
@@ -253,7 +199,7 @@ static asg_status slice_bwd_record(const asg_vk_call *c) {
   if (st) return st;
   int a = (int)s->attr.i[0];
   int64_t outer, inner, n = s->out.shape.dims[a];
-  around(s->out.shape, a, &outer, &inner);
+  asg__split_axis(s->out.shape, a, &outer, &inner);
   size_t es = asg_dtype_size(dt);
   uint64_t vals[3] = {c->out, c->in[0], (uint64_t)inner * es};
   size_t u = unit_for(es, vals, 3);
@@ -285,7 +231,7 @@ static asg_status concat_record(const asg_vk_call *c) {
   if (st) return st;
   int a = (int)s->attr.i[0];
   int64_t outer, inner;
-  around(s->out.shape, a, &outer, &inner);
+  asg__split_axis(s->out.shape, a, &outer, &inner);
   int64_t es = (int64_t)asg_dtype_size(dt), orb = s->out.shape.dims[a] * inner * es, before = 0;
   for (int k = 0; k < s->n_in && !st; k++) {
     if (s->in[k].dtype != dt) return bad_dtype(c, s->in[k].dtype);
@@ -307,7 +253,7 @@ static asg_status gather_record(const asg_vk_call *c) {
   if (it != ASG_I32 && it != ASG_I64) return bad_dtype(c, it);
   int a = (int)s->attr.i[0];
   int64_t outer, inner, n = s->in[0].shape.dims[a], m = asg_shape_numel(s->in[1].shape);
-  around(s->in[0].shape, a, &outer, &inner);
+  asg__split_axis(s->in[0].shape, a, &outer, &inner);
   size_t es = asg_dtype_size(dt);
   uint64_t vals[3] = {c->out, c->in[0], (uint64_t)inner * es};
   size_t u = unit_for(es, vals, 3);
@@ -341,7 +287,7 @@ static asg_status scatter_add_record(const asg_vk_call *c) {
   if (st) return st;
   int a = (int)s->attr.i[0];
   int64_t outer, inner, n = s->in[0].shape.dims[a], m = asg_shape_numel(s->in[1].shape);
-  around(s->in[0].shape, a, &outer, &inner);
+  asg__split_axis(s->in[0].shape, a, &outer, &inner);
   int64_t es = (int64_t)asg_dtype_size(dt);
   if (es == 8 && !c->ctx->caps.int64_atomics) {
     struct {

@@ -2,7 +2,8 @@
  * any axis set, and softmax / log_softmax along one axis. Semantics follow
  * the CPU reference (cpu_reduce.c, cpu_nn.c); the strategy follows
  * cuda_reduce.cu (shaders/red_reduce.comp, red_softmax.comp):
- *  - the input dims are coalesced into runs of kept and reduced axes;
+ *  - the input dims are coalesced into runs of kept and reduced axes
+ *    (asg__reduce_plan, runtime/layout.h);
  *  - "rows" when the innermost reduced run is contiguous and long (a group
  *    of g lanes per output reads neighbouring elements), else "cols" (the
  *    innermost dim is kept: neighbouring invocations take neighbouring
@@ -13,48 +14,7 @@
  * Float sums accumulate in the element type (tree order; parity allows the
  * reordering), integer sums wrap exactly as the CPU's int64 sum cast back. */
 #include "backends/vulkan/vk.h"
-
-typedef struct rplan {
-  int nk, nr;
-  int64_t kd[ASG_MAX_DIMS], ks[ASG_MAX_DIMS]; /* kept dims / input strides */
-  int64_t rd[ASG_MAX_DIMS], rs[ASG_MAX_DIMS]; /* reduced dims / input strides */
-  int64_t nout, nred;
-} rplan;
-
-static void rplan_init(rplan *p, asg_shape s, int64_t mask) {
-  int64_t st[ASG_MAX_DIMS], acc = 1;
-  for (int d = s.ndim - 1; d >= 0; d--) {
-    st[d] = acc;
-    acc *= s.dims[d];
-  }
-  p->nk = p->nr = 0;
-  p->nout = p->nred = 1;
-  int last = -1; /* 0 kept, 1 reduced */
-  for (int d = 0; d < s.ndim; d++) {
-    if (s.dims[d] == 1) continue;
-    int red = (int)((mask >> d) & 1);
-    int64_t *dims = red ? p->rd : p->kd, *strd = red ? p->rs : p->ks;
-    int *n = red ? &p->nr : &p->nk;
-    if (last == red && *n > 0 && strd[*n - 1] == st[d] * s.dims[d]) {
-      dims[*n - 1] *= s.dims[d];
-      strd[*n - 1] = st[d];
-    } else {
-      dims[*n] = s.dims[d];
-      strd[*n] = st[d];
-      (*n)++;
-    }
-    last = red;
-    if (red)
-      p->nred *= s.dims[d];
-    else
-      p->nout *= s.dims[d];
-  }
-  if (p->nr == 0) { /* reducing only size-1 dims */
-    p->rd[0] = 1;
-    p->rs[0] = 0;
-    p->nr = 1;
-  }
-}
+#include "runtime/layout.h"
 
 /* Mirrors red_reduce.comp's Params. */
 typedef struct red_params {
@@ -70,7 +30,7 @@ typedef struct geom {
   int S;     /* chunks per output (> 1: partials in the workspace) */
 } geom;
 
-static geom geom_of(const rplan *p) {
+static geom geom_of(const asg_reduce_plan *p) {
   geom r;
   r.rows = p->rs[p->nr - 1] == 1 && p->rd[p->nr - 1] >= 16;
   if (r.rows)
@@ -90,8 +50,8 @@ static geom geom_of(const rplan *p) {
 }
 
 static size_t reduce_ws(const asg_step *s) {
-  rplan p;
-  rplan_init(&p, s->in[0].shape, s->attr.i[0]);
+  asg_reduce_plan p;
+  asg__reduce_plan(&p, s->in[0].shape, s->attr.i[0]);
   if (p.nout <= 0) return 0;
   geom g = geom_of(&p);
   return g.S > 1 ? (size_t)p.nout * (size_t)g.S * 24 : 0; /* three 8-byte slots per partial */
@@ -100,8 +60,8 @@ static size_t reduce_ws(const asg_step *s) {
 static asg_status reduce_record(const asg_vk_call *c) {
   const asg_step *s = c->s;
   asg_dtype dt = s->in[0].dtype;
-  rplan p;
-  rplan_init(&p, s->in[0].shape, s->attr.i[0]);
+  asg_reduce_plan p;
+  asg__reduce_plan(&p, s->in[0].shape, s->attr.i[0]);
   if (p.nout <= 0) return ASG_OK;
   const char *base;
   int mode = 0;

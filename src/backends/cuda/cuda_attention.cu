@@ -9,8 +9,11 @@
 // next tile's copy with the current tile's arithmetic. Scores never reach
 // device memory: the forward keeps a running max and sum (online softmax),
 // the backward recomputes p from the row logsumexp. Arithmetic is plain fp32
-// FMA, also when the program allows TF32 (the parity tolerance is ~1e-4
-// relative, too tight for TF32 products), with exp2 on log2e-scaled scores.
+// FMA, with exp2 on log2e-scaled scores. When the program allows TF32
+// (asg_compile_opts.allow_tf32) and D is 32, 64 or 128 with aligned buffers,
+// the same tiling runs its products on tensor cores instead (mma.sync TF32,
+// fp32 accumulation and softmax; about 1e-3 relative error, see the tc_*
+// kernels); without it the fp32 kernels keep the ~1e-4 parity tolerance.
 // Causal tiles entirely above the diagonal are never visited. D is
 // zero-padded to 32, 64 or 128 in shared memory, so odd D costs padding, not
 // a separate kernel; D not a multiple of 4 (or unaligned buffers) copies
@@ -520,6 +523,365 @@ __global__ void __launch_bounds__(kThreads)
   store_rows<DP, VEC>(dkv + (nbh + bh) * Tk * D, dv, one, k0, Tk, D);
 }
 
+// ---- TF32 tensor-core path (the program allows TF32; f32, D = 32, 64 or 128) ----
+// Same tiling as above (a block of 4 warps owns 64 A rows, 16 per warp, and
+// walks the other side in tiles double-buffered in shared memory), but every
+// product runs as mma.sync m16n8k8 TF32 with fp32 accumulation; softmax
+// statistics, exp2 and rescaling stay in fp32. Fragments (lane = 4 g + t):
+// A (16x8): a0 (g, t), a1 (g+8, t), a2 (g, t+4), a3 (g+8, t+4); B (8x8):
+// b0 (k t, n g), b1 (k t+4, n g); C (16x8): c0/c1 (g, 2t/2t+1), c2/c3
+// (g+8, 2t/2t+1). A score tile in C fragments feeds the next product as its
+// A operand without shuffles: a sum over k may take its terms in any order,
+// so k = t stands for column 2t and k = t+4 for column 2t+1 of each 8-wide
+// block, and the B rows are read in the same order. Shared rows keep the
+// DP+4 stride: both access patterns below hit 32 distinct banks. Every
+// operand is rounded to nearest TF32 as it enters a product (cvt.rna); raw
+// fp32 bits would be truncated by the unit: measured on an H200, about twice
+// the error (1.8e-3 vs 9e-4 of the output scale) for 2% of the GPT-2 step.
+// Rounding the staged tiles once in shared memory instead measured no faster.
+
+__device__ __forceinline__ uint32_t tf32_rna(float x) {
+  uint32_t u;
+  asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(u) : "f"(x));
+  return u;
+}
+
+__device__ __forceinline__ void mma_tf32(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2,
+                                         uint32_t a3, uint32_t b0, uint32_t b1) {
+#if __CUDA_ARCH__ >= 800
+  asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, "
+               "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+               : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+#else
+  __trap(); // never launched: the host checks the kernel's PTX version
+#endif
+}
+
+// c[j] += A[16 rows, DP] . B[8j + n, DP] for n < 8: A, B row-major, stride DP+4.
+template <int DP, int N>
+__device__ __forceinline__ void tc_nt(const float *A, const float *B, float (&c)[N / 8][4]) {
+  constexpr int LD = DP + 4;
+  const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const float *a = A + g * LD + t, *b = B + g * LD + t;
+#pragma unroll
+  for (int k = 0; k < DP; k += 8) {
+    uint32_t a0 = tf32_rna(a[k]), a1 = tf32_rna(a[8 * LD + k]);
+    uint32_t a2 = tf32_rna(a[k + 4]), a3 = tf32_rna(a[8 * LD + k + 4]);
+#pragma unroll
+    for (int j = 0; j < N / 8; j++)
+      mma_tf32(c[j], a0, a1, a2, a3, tf32_rna(b[j * 8 * LD + k]), tf32_rna(b[j * 8 * LD + k + 4]));
+  }
+}
+
+// c[j] += sum_r p[16 rows][r] X[r][8j .. 8j+7] over N rows r: p in C fragments
+// (p[kb] holds columns 8kb..8kb+7), X row-major [N][DP+4].
+template <int DP, int N>
+__device__ __forceinline__ void tc_pn(const float (&p)[N / 8][4], const float *X,
+                                      float (&c)[DP / 8][4]) {
+  constexpr int LD = DP + 4;
+  const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const float *x = X + 2 * t * LD + g;
+#pragma unroll
+  for (int kb = 0; kb < N / 8; kb++) {
+    uint32_t a0 = tf32_rna(p[kb][0]), a1 = tf32_rna(p[kb][2]);
+    uint32_t a2 = tf32_rna(p[kb][1]), a3 = tf32_rna(p[kb][3]);
+#pragma unroll
+    for (int j = 0; j < DP / 8; j++)
+      mma_tf32(c[j], a0, a1, a2, a3, tf32_rna(x[kb * 8 * LD + j * 8]),
+               tf32_rna(x[kb * 8 * LD + LD + j * 8]));
+  }
+}
+
+template <int N> __device__ __forceinline__ void tc_zero(float (&c)[N][4]) {
+#pragma unroll
+  for (int j = 0; j < N; j++)
+    c[j][0] = c[j][1] = c[j][2] = c[j][3] = 0.f;
+}
+
+// Rows [r0, r0+64) of c * mul (C fragments, warp w owns rows 16w..16w+15) into a
+// row-major [T, DP] matrix (rows < T).
+template <int DP>
+__device__ __forceinline__ void tc_store(float *gm, const float (&c)[DP / 8][4],
+                                         const float (&mul)[2], int r0, int T) {
+  const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3, w = threadIdx.x >> 5;
+#pragma unroll
+  for (int h = 0; h < 2; h++) {
+    int r = r0 + 16 * w + g + 8 * h;
+    if (r >= T) continue;
+    float *row = gm + (int64_t)r * DP + 2 * t;
+#pragma unroll
+    for (int j = 0; j < DP / 8; j++)
+      *(float2 *)(row + 8 * j) = make_float2(c[j][2 * h] * mul[h], c[j][2 * h + 1] * mul[h]);
+  }
+}
+
+// Key (or query) tile of the TF32 kernels.
+template <int DP> constexpr int tc_tile() { return DP == 128 ? 32 : 64; }
+
+template <int DP> constexpr int tc_fwd_floats(bool with_v) {
+  return (kRows + 2 * tc_tile<DP>() * (with_v ? 2 : 1)) * (DP + 4);
+}
+template <int DP> constexpr int tc_bwd_q_floats() {
+  return (2 * kRows + 4 * tc_tile<DP>()) * (DP + 4);
+}
+template <int DP> constexpr int tc_bwd_kv_floats() {
+  return (2 * kRows + 4 * tc_tile<DP>()) * (DP + 4) + 4 * tc_tile<DP>();
+}
+
+// ---- TF32 forward: o [NB,Tq,D] (WITH_V) or lse [NB,Tq] ----
+template <int DP, bool WITH_V>
+__global__ void __launch_bounds__(kThreads)
+    tc_fwd_kernel(const float *q, const float *k, const float *v, float *out, int64_t nbh, int Tq,
+                  int Tk, float scale, int causal) {
+  constexpr int NB = tc_tile<DP>(), LD = DP + 4;
+  extern __shared__ float4 smem4[];
+  float *Qs = (float *)smem4;   // [64][LD]
+  float *Ks = Qs + kRows * LD;  // 2 x [NB][LD]
+  float *Vs = Ks + 2 * NB * LD; // 2 x [NB][LD] (WITH_V)
+  const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3, w = threadIdx.x >> 5;
+  int64_t bh;
+  int qt;
+  query_block(nbh, Tq, &bh, &qt);
+  const int q0 = qt * kRows;
+  const float *kh = k + bh * Tk * DP, *vh = v + bh * Tk * DP;
+  int nkt = (Tk + NB - 1) / NB;
+  if (causal) nkt = min(nkt, (q0 + kRows - 1) / NB + 1);
+  const float sl2 = scale * kLog2e;
+  const int qr[2] = {q0 + 16 * w + g, q0 + 16 * w + g + 8}; // this thread's two rows
+
+  load_tile<kRows, DP, true>(Qs, q + bh * Tq * DP, q0, Tq, DP);
+  load_tile<NB, DP, true>(Ks, kh, 0, Tk, DP);
+  if (WITH_V) load_tile<NB, DP, true>(Vs, vh, 0, Tk, DP);
+  cp_commit();
+
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+  float o[DP / 8][4];
+  tc_zero(o);
+  for (int it = 0; it < nkt; it++) {
+    const int k0 = it * NB, buf = it & 1;
+    cp_wait<0>();    // tile it has landed
+    __syncthreads(); // and every warp is done with tile it-1: its buffers are free
+    if (it + 1 < nkt) {
+      load_tile<NB, DP, true>(Ks + (buf ^ 1) * NB * LD, kh, k0 + NB, Tk, DP);
+      if (WITH_V) load_tile<NB, DP, true>(Vs + (buf ^ 1) * NB * LD, vh, k0 + NB, Tk, DP);
+    }
+    cp_commit();
+    float s[NB / 8][4];
+    tc_zero(s);
+    tc_nt<DP, NB>(Qs + 16 * w * LD, Ks + buf * NB * LD, s);
+    const bool edge = k0 + NB > Tk || (causal && k0 + NB - 1 > q0 + 16 * w);
+    float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int j = 0; j < NB / 8; j++)
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        float x = s[j][e] * sl2;
+        if (edge) {
+          int kj = k0 + 8 * j + 2 * t + (e & 1);
+          if (kj >= Tk || (causal && kj > qr[e >> 1])) x = -INFINITY;
+        }
+        s[j][e] = x;
+        mx[e >> 1] = fmaxf(mx[e >> 1], x);
+      }
+    float alpha[2];
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+      mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
+      mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
+      // key 0 is visible to every row (padding rows too): m is finite from the first tile
+      float mn = fmaxf(m[h], mx[h]);
+      alpha[h] = exp2f(m[h] - mn);
+      m[h] = mn;
+    }
+    float rs[2] = {0.f, 0.f};
+#pragma unroll
+    for (int j = 0; j < NB / 8; j++)
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        s[j][e] = exp2f(s[j][e] - m[e >> 1]);
+        rs[e >> 1] += s[j][e];
+      }
+    l[0] = l[0] * alpha[0] + rs[0];
+    l[1] = l[1] * alpha[1] + rs[1];
+    if (WITH_V) {
+#pragma unroll
+      for (int j = 0; j < DP / 8; j++)
+#pragma unroll
+        for (int e = 0; e < 4; e++)
+          o[j][e] *= alpha[e >> 1];
+      tc_pn<DP, NB>(s, Vs + buf * NB * LD, o);
+    }
+  }
+  cp_wait<0>();
+#pragma unroll
+  for (int h = 0; h < 2; h++) {
+    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 1);
+    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 2);
+  }
+  if (WITH_V) {
+    const float inv[2] = {1.f / l[0], 1.f / l[1]};
+    tc_store<DP>(out + bh * Tq * DP, o, inv, q0, Tq);
+  } else if (t == 0) {
+#pragma unroll
+    for (int h = 0; h < 2; h++)
+      if (qr[h] < Tq) out[bh * Tq + qr[h]] = (m[h] + log2f(l[h])) * kLn2;
+  }
+}
+
+// ---- TF32 bwd_q: dq [NB,Tq,D] = scale * sum_j ds_ij k_j ----
+template <int DP>
+__global__ void __launch_bounds__(kThreads)
+    tc_bwd_q_kernel(const float *q, const float *k, const float *v, const float *dout,
+                    const float *lse, const float *delta, float *dq, int64_t nbh, int Tq, int Tk,
+                    float scale, int causal) {
+  constexpr int NB = tc_tile<DP>(), LD = DP + 4;
+  extern __shared__ float4 smem4[];
+  float *Qs = (float *)smem4;   // [64][LD]
+  float *dOs = Qs + kRows * LD; // [64][LD]
+  float *Ks = dOs + kRows * LD; // 2 x [NB][LD]
+  float *Vs = Ks + 2 * NB * LD; // 2 x [NB][LD]
+  const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3, w = threadIdx.x >> 5;
+  int64_t bh;
+  int qt;
+  query_block(nbh, Tq, &bh, &qt);
+  const int q0 = qt * kRows;
+  const float *kh = k + bh * Tk * DP, *vh = v + bh * Tk * DP;
+  int nkt = (Tk + NB - 1) / NB;
+  if (causal) nkt = min(nkt, (q0 + kRows - 1) / NB + 1);
+  const float sl2 = scale * kLog2e;
+  const int qr[2] = {q0 + 16 * w + g, q0 + 16 * w + g + 8};
+
+  load_tile<kRows, DP, true>(Qs, q + bh * Tq * DP, q0, Tq, DP);
+  load_tile<kRows, DP, true>(dOs, dout + bh * Tq * DP, q0, Tq, DP);
+  load_tile<NB, DP, true>(Ks, kh, 0, Tk, DP);
+  load_tile<NB, DP, true>(Vs, vh, 0, Tk, DP);
+  cp_commit();
+
+  float lse2[2], dl[2];
+#pragma unroll
+  for (int h = 0; h < 2; h++) {
+    int qi = min(qr[h], Tq - 1); // padding rows read a real row, never stored
+    lse2[h] = lse[bh * Tq + qi] * kLog2e;
+    dl[h] = delta[bh * Tq + qi];
+  }
+  float acc[DP / 8][4];
+  tc_zero(acc);
+  for (int it = 0; it < nkt; it++) {
+    const int k0 = it * NB, buf = it & 1;
+    cp_wait<0>();
+    __syncthreads();
+    if (it + 1 < nkt) {
+      load_tile<NB, DP, true>(Ks + (buf ^ 1) * NB * LD, kh, k0 + NB, Tk, DP);
+      load_tile<NB, DP, true>(Vs + (buf ^ 1) * NB * LD, vh, k0 + NB, Tk, DP);
+    }
+    cp_commit();
+    const float *Kt = Ks + buf * NB * LD;
+    float s[NB / 8][4], dp[NB / 8][4];
+    tc_zero(s);
+    tc_zero(dp);
+    tc_nt<DP, NB>(Qs + 16 * w * LD, Kt, s);
+    tc_nt<DP, NB>(dOs + 16 * w * LD, Vs + buf * NB * LD, dp);
+    const bool edge = k0 + NB > Tk || (causal && k0 + NB - 1 > q0 + 16 * w);
+#pragma unroll
+    for (int j = 0; j < NB / 8; j++)
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        float p = exp2f(fmaf(s[j][e], sl2, -lse2[e >> 1]));
+        if (edge) {
+          int kj = k0 + 8 * j + 2 * t + (e & 1);
+          if (kj >= Tk || (causal && kj > qr[e >> 1])) p = 0.f;
+        }
+        s[j][e] = p * (dp[j][e] - dl[e >> 1]); // ds
+      }
+    tc_pn<DP, NB>(s, Kt, acc);
+  }
+  cp_wait<0>();
+  const float mul[2] = {scale, scale};
+  tc_store<DP>(dq + bh * Tq * DP, acc, mul, q0, Tq);
+}
+
+// ---- TF32 bwd_kv: dkv [2,NB,Tk,D]; one block per 64 keys, walking the query
+// tiles that see them; the products run transposed (key rows) ----
+template <int DP>
+__global__ void __launch_bounds__(kThreads)
+    tc_bwd_kv_kernel(const float *q, const float *k, const float *v, const float *dout,
+                     const float *lse, const float *delta, float *dkv, int64_t nbh, int Tq, int Tk,
+                     float scale, int causal) {
+  constexpr int NQ = tc_tile<DP>(), LD = DP + 4;
+  extern __shared__ float4 smem4[];
+  float *Ks = (float *)smem4;    // [64][LD]
+  float *Vs = Ks + kRows * LD;   // [64][LD]
+  float *Qs = Vs + kRows * LD;   // 2 x [NQ][LD]
+  float *dOs = Qs + 2 * NQ * LD; // 2 x [NQ][LD]
+  float *Ls = dOs + 2 * NQ * LD; // 2 x [NQ] lse
+  float *Dl = Ls + 2 * NQ;       // 2 x [NQ] delta
+  const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3, w = threadIdx.x >> 5;
+  const int kt = (int)(blockIdx.x / nbh);
+  const int64_t bh = (int64_t)(blockIdx.x % nbh);
+  const int k0 = kt * kRows;
+  const float *qh = q + bh * Tq * DP, *doh = dout + bh * Tq * DP;
+  const float *lh = lse + bh * Tq, *dh = delta + bh * Tq;
+  const int nqt = (Tq + NQ - 1) / NQ;
+  const int qt0 = causal ? k0 / NQ : 0; // earlier query tiles see none of these keys
+  const float sl2 = scale * kLog2e;
+  const int kr[2] = {k0 + 16 * w + g, k0 + 16 * w + g + 8}; // this thread's two key rows
+
+  load_tile<kRows, DP, true>(Ks, k + bh * Tk * DP, k0, Tk, DP);
+  load_tile<kRows, DP, true>(Vs, v + bh * Tk * DP, k0, Tk, DP);
+  if (qt0 < nqt) {
+    load_tile<NQ, DP, true>(Qs, qh, qt0 * NQ, Tq, DP);
+    load_tile<NQ, DP, true>(dOs, doh, qt0 * NQ, Tq, DP);
+    load_vec<NQ>(Ls, lh, qt0 * NQ, Tq);
+    load_vec<NQ>(Dl, dh, qt0 * NQ, Tq);
+  }
+  cp_commit();
+
+  float dk[DP / 8][4], dv[DP / 8][4];
+  tc_zero(dk);
+  tc_zero(dv);
+  for (int it = qt0; it < nqt; it++) {
+    const int q0 = it * NQ, buf = (it - qt0) & 1;
+    cp_wait<0>();
+    __syncthreads();
+    if (it + 1 < nqt) {
+      const int nb = buf ^ 1;
+      load_tile<NQ, DP, true>(Qs + nb * NQ * LD, qh, q0 + NQ, Tq, DP);
+      load_tile<NQ, DP, true>(dOs + nb * NQ * LD, doh, q0 + NQ, Tq, DP);
+      load_vec<NQ>(Ls + nb * NQ, lh, q0 + NQ, Tq);
+      load_vec<NQ>(Dl + nb * NQ, dh, q0 + NQ, Tq);
+    }
+    cp_commit();
+    const float *Qt = Qs + buf * NQ * LD, *dOt = dOs + buf * NQ * LD;
+    const float *Lt = Ls + buf * NQ, *Dt = Dl + buf * NQ;
+    float s[NQ / 8][4], dp[NQ / 8][4];
+    tc_zero(s);
+    tc_zero(dp);
+    tc_nt<DP, NQ>(Ks + 16 * w * LD, Qt, s);   // s[key][query]
+    tc_nt<DP, NQ>(Vs + 16 * w * LD, dOt, dp); // dp[key][query] = v_j . do_i
+    const bool edge = q0 + NQ > Tq || (causal && q0 < k0 + 16 * w + 15);
+#pragma unroll
+    for (int j = 0; j < NQ / 8; j++)
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        const int c = 8 * j + 2 * t + (e & 1);
+        float p = exp2f(fmaf(s[j][e], sl2, -Lt[c] * kLog2e));
+        if (edge) {
+          int qi = q0 + c;
+          if (qi >= Tq || (causal && kr[e >> 1] > qi)) p = 0.f;
+        }
+        s[j][e] = p;
+        dp[j][e] = p * (dp[j][e] - Dt[c]); // ds
+      }
+    tc_pn<DP, NQ>(s, dOt, dv);
+    tc_pn<DP, NQ>(dp, Qt, dk);
+  }
+  cp_wait<0>();
+  const float one[2] = {1.f, 1.f}, sc[2] = {scale, scale};
+  tc_store<DP>(dkv + bh * Tk * DP, dk, sc, k0, Tk);
+  tc_store<DP>(dkv + (nbh + bh) * Tk * DP, dv, one, k0, Tk);
+}
+
 // ---- generic path (f64, D > 128): one warp per row, the output row is the
 // accumulator (each lane owns columns lane, lane+32, ...) ----
 
@@ -749,6 +1111,66 @@ template <int DP> bool tiled_dispatch(const asg_cuda_call *c, const Geo &g, bool
   return vec ? tiled_launch<DP, true>(c, g) : tiled_launch<DP, false>(c, g);
 }
 
+// The TF32 kernels: false (nothing launched) when the device lacks the shared
+// memory or the kernels were built for a PTX target without mma.sync (< 8.0).
+template <typename K> bool tc_ready(K kern, size_t smem, int optin) {
+  cudaFuncAttributes a;
+  if (smem > (size_t)optin || cudaFuncGetAttributes(&a, kern) != cudaSuccess || a.ptxVersion < 80 ||
+      !allow_smem(kern, smem)) {
+    cudaGetLastError();
+    return false;
+  }
+  return true;
+}
+
+template <int DP> bool tc_launch(const asg_cuda_call *c, const Geo &g) {
+  const asg_step *s = c->s;
+  cudaStream_t st = c->ctx->stream;
+  int optin = 0;
+  if (cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, c->ctx->device) !=
+      cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  const float *q = (const float *)c->in[0], *k = (const float *)c->in[1];
+  const float *v = s->n_in > 2 ? (const float *)c->in[2] : q;
+  float *out = (float *)c->out;
+  float scale = (float)s->attr.f[0];
+  int causal = (int)s->attr.i[0];
+  unsigned qblocks = (unsigned)(((g.Tq + kRows - 1) / kRows) * g.nbh);
+  unsigned kblocks = (unsigned)(((g.Tk + kRows - 1) / kRows) * g.nbh);
+  switch (s->op) {
+  case ASG_OP_ATTENTION:
+  case ASG_OP_ATTENTION_LSE: {
+    bool with_v = s->op == ASG_OP_ATTENTION;
+    size_t smem = (size_t)tc_fwd_floats<DP>(with_v) * sizeof(float);
+    auto kern = with_v ? tc_fwd_kernel<DP, true> : tc_fwd_kernel<DP, false>;
+    if (!tc_ready(kern, smem, optin)) return false;
+    kern<<<qblocks, kThreads, smem, st>>>(q, k, v, out, g.nbh, g.Tq, g.Tk, scale, causal);
+    break;
+  }
+  case ASG_OP_ATTENTION_BWD_Q: {
+    size_t smem = (size_t)tc_bwd_q_floats<DP>() * sizeof(float);
+    auto kern = tc_bwd_q_kernel<DP>;
+    if (!tc_ready(kern, smem, optin)) return false;
+    kern<<<qblocks, kThreads, smem, st>>>(q, k, v, (const float *)c->in[3], (const float *)c->in[4],
+                                          (const float *)c->in[5], out, g.nbh, g.Tq, g.Tk, scale,
+                                          causal);
+    break;
+  }
+  default: {
+    size_t smem = (size_t)tc_bwd_kv_floats<DP>() * sizeof(float);
+    auto kern = tc_bwd_kv_kernel<DP>;
+    if (!tc_ready(kern, smem, optin)) return false;
+    kern<<<kblocks, kThreads, smem, st>>>(q, k, v, (const float *)c->in[3], (const float *)c->in[4],
+                                          (const float *)c->in[5], out, g.nbh, g.Tq, g.Tk, scale,
+                                          causal);
+    break;
+  }
+  }
+  return true;
+}
+
 // 16-byte copies need D % 4 == 0 and 16-byte aligned buffers.
 bool vec_ok(const asg_cuda_call *c, int D) {
   if (D % 4) return false;
@@ -779,7 +1201,9 @@ asg_status attention_run(const asg_cuda_call *c) {
     return asg_cuda_check(c);
   }
   bool done = false;
-  if (dt == ASG_F32 && g.D <= 128) {
+  if (dt == ASG_F32 && c->tf32 && (g.D == 32 || g.D == 64 || g.D == 128) && vec_ok(c, g.D))
+    done = g.D == 32 ? tc_launch<32>(c, g) : g.D == 64 ? tc_launch<64>(c, g) : tc_launch<128>(c, g);
+  if (!done && dt == ASG_F32 && g.D <= 128) {
     bool vec = vec_ok(c, g.D);
     if (g.D <= 32)
       done = tiled_dispatch<32>(c, g, vec);

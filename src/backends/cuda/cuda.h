@@ -55,6 +55,31 @@ void asg_cuda_register_conv(asg_cuda_kernel *t);      /* conv family and pools *
 void asg_cuda_register_optim(asg_cuda_kernel *t);     /* fused Adam updates */
 void asg_cuda_register_attention(asg_cuda_kernel *t); /* fused attention fwd/bwd */
 
+/* Multi-tensor Adam (cuda_backend.c groups the adam_moment, adam_moment2,
+ * adam_param steps of many parameters into one launch): per element of each
+ * tensor, m' = adam_moment(m, g), v' = adam_moment2(v, g) and
+ * p' = adam_param(p, m', v', lr, bc1, bc2), with the very operations of the
+ * separate kernels. A table of these lives in device memory, written once. */
+typedef struct asg_cuda_adam_tensor {
+  void *m_out, *v_out, *p_out;         /* may equal m, v, p (in place) */
+  const void *m, *v, *p, *g;           /* dtype T, n elements each */
+  const void *lr, *bc1, *bc2;          /* one element each, dtype S */
+  double beta1, one_m1, beta2, one_m2; /* moment attrs f0, f1 (rounded to T) */
+  double eps, wd;                      /* param attrs f0, f1 */
+  int64_t n;                           /* elements */
+  int64_t units, block0;               /* set by asg_cuda_adam_layout: work units, first block */
+  int32_t vec;                         /* 16-byte vectors (every pointer aligned) */
+  int32_t pad_;
+} asg_cuda_adam_tensor;
+
+/* Lays out the launch of e[0..n) (parameters of dtype t): sets units, block0
+ * and vec; returns the number of blocks (0 when every tensor is empty). */
+int64_t asg_cuda_adam_layout(asg_cuda_adam_tensor *e, int n, asg_dtype t);
+/* Enqueues the update of the n tensors of tab (a device copy of a table laid
+ * out above) in one kernel of `blocks` blocks; errors name c->s. */
+asg_status asg_cuda_adam_multi(const asg_cuda_call *c, const asg_cuda_adam_tensor *tab, int n,
+                               int64_t blocks, asg_dtype t, asg_dtype s);
+
 /* *counter += 1 on the stream (the run count kept on the device). */
 void asg_cuda_increment(uint64_t *counter, cudaStream_t stream);
 /* Launch geometry for n independent elements (grid-stride loops). */

@@ -171,7 +171,100 @@ asg_status param_run(const asg_cuda_call *c) {
   }
 }
 
+// ---- multi-tensor Adam: the three updates of many parameters in one launch ----
+constexpr int kAdamChunk = kThreads; // work units (vectors or tail elements) per block
+
+// Block b updates units [(b - block0) * kAdamChunk, ...) of the last tensor
+// whose block0 <= b. Each thread loads m, g, v, p, computes m', v' (stored)
+// and p' from the same registers: the values the separate kernels would
+// read back, so the results are bit-identical. In-place tensors (m_out == m,
+// ...) are read before they are written by the same thread, element by
+// element, as in the separate kernels (no __restrict__ here for that reason).
+template <class T, class S>
+__global__ void __launch_bounds__(kThreads)
+    adam_multi_kernel(const asg_cuda_adam_tensor *tab, int n_tab) {
+  const int64_t b = blockIdx.x;
+  int lo = 0, hi = n_tab - 1;
+  while (lo < hi) {
+    const int mid = (lo + hi + 1) / 2;
+    if (tab[mid].block0 <= b)
+      lo = mid;
+    else
+      hi = mid - 1;
+  }
+  const asg_cuda_adam_tensor &e = tab[lo];
+  const int64_t u0 = (b - e.block0) * kAdamChunk;
+  const int64_t u1 = e.units < u0 + kAdamChunk ? e.units : u0 + kAdamChunk;
+  const MomentF<T, false> f1{(T)e.beta1, (T)e.one_m1};
+  const MomentF<T, true> f2{(T)e.beta2, (T)e.one_m2};
+  ParamF<T, S> fp;
+  fp.init(static_cast<const S *>(e.lr), static_cast<const S *>(e.bc1),
+          static_cast<const S *>(e.bc2), e.eps, e.wd);
+  const T *m = static_cast<const T *>(e.m), *v = static_cast<const T *>(e.v),
+          *p = static_cast<const T *>(e.p), *g = static_cast<const T *>(e.g);
+  T *mo = static_cast<T *>(e.m_out), *vo = static_cast<T *>(e.v_out),
+    *po = static_cast<T *>(e.p_out);
+  constexpr int K = 16 / sizeof(T);
+  using V = Vec<T, K>;
+  const int64_t nv = e.vec ? e.n / K : 0;
+  for (int64_t u = u0 + threadIdx.x; u < u1; u += blockDim.x) {
+    if (u < nv) {
+      const V a = reinterpret_cast<const V *>(m)[u], gg = reinterpret_cast<const V *>(g)[u],
+              c = reinterpret_cast<const V *>(v)[u], d = reinterpret_cast<const V *>(p)[u];
+      V rm, rv, rp;
+#pragma unroll
+      for (int j = 0; j < K; j++) {
+        rm.v[j] = f1(a.v[j], gg.v[j]);
+        rv.v[j] = f2(c.v[j], gg.v[j]);
+        rp.v[j] = fp(d.v[j], rm.v[j], rv.v[j]);
+      }
+      reinterpret_cast<V *>(mo)[u] = rm;
+      reinterpret_cast<V *>(vo)[u] = rv;
+      reinterpret_cast<V *>(po)[u] = rp;
+    } else {
+      const int64_t i = nv * K + (u - nv);
+      const T gi = g[i], mi = m[i], vi = v[i], pi = p[i];
+      const T nm = f1(mi, gi), nvv = f2(vi, gi);
+      mo[i] = nm;
+      vo[i] = nvv;
+      po[i] = fp(pi, nm, nvv);
+    }
+  }
+}
+
+template <class T, class S>
+asg_status adam_multi_t(const asg_cuda_call *c, const asg_cuda_adam_tensor *tab, int n,
+                        int64_t blocks) {
+  adam_multi_kernel<T, S><<<(unsigned)blocks, kThreads, 0, c->ctx->stream>>>(tab, n);
+  return asg_cuda_check(c);
+}
+
 } // namespace
+
+extern "C" int64_t asg_cuda_adam_layout(asg_cuda_adam_tensor *e, int n, asg_dtype t) {
+  const int64_t K = 16 / (int64_t)asg_dtype_size(t);
+  int64_t blocks = 0;
+  for (int i = 0; i < n; i++) {
+    asg_cuda_adam_tensor *x = &e[i];
+    x->vec = aligned16(x->m_out) && aligned16(x->v_out) && aligned16(x->p_out) && aligned16(x->m) &&
+             aligned16(x->v) && aligned16(x->p) && aligned16(x->g);
+    const int64_t nv = x->vec ? x->n / K : 0;
+    x->units = nv + (x->n - nv * K);
+    x->block0 = blocks;
+    blocks += (x->units + kAdamChunk - 1) / kAdamChunk;
+  }
+  return blocks;
+}
+
+extern "C" asg_status asg_cuda_adam_multi(const asg_cuda_call *c, const asg_cuda_adam_tensor *tab,
+                                          int n, int64_t blocks, asg_dtype t, asg_dtype s) {
+  if (blocks <= 0 || n <= 0) return ASG_OK;
+  if (t == ASG_F32 && s == ASG_F32) return adam_multi_t<float, float>(c, tab, n, blocks);
+  if (t == ASG_F32 && s == ASG_F64) return adam_multi_t<float, double>(c, tab, n, blocks);
+  if (t == ASG_F64 && s == ASG_F32) return adam_multi_t<double, float>(c, tab, n, blocks);
+  if (t == ASG_F64 && s == ASG_F64) return adam_multi_t<double, double>(c, tab, n, blocks);
+  return dtype_error(c, t);
+}
 
 extern "C" void asg_cuda_register_optim(asg_cuda_kernel *t) {
   t[ASG_OP_ADAM_MOMENT].run = moment_run;

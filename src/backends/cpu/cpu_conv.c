@@ -251,6 +251,17 @@ static void pgeo_of(const asg_step *s, pgeo *p) {
   /* Flat index in the plane of the window's first maximum (-1: none). */                          \
   static int64_t argmax_##SUF(const pgeo *p, const T *x, int64_t oh, int64_t ow) {                 \
     int64_t h0 = oh * p->sh - p->ph, w0 = ow * p->sw - p->pw, bi = -1;                             \
+    if (p->KH == 2 && p->KW == 2 && h0 >= 0 && w0 >= 0 && h0 + 1 < p->H && w0 + 1 < p->W) {        \
+      /* the common 2x2 window inside the plane: same rule, no bound checks */                     \
+      int64_t i0 = h0 * p->W + w0, idx[4] = {i0, i0 + 1, i0 + p->W, i0 + p->W + 1};                \
+      T b = x[i0];                                                                                 \
+      bi = i0;                                                                                     \
+      for (int k = 1; k < 4; k++) {                                                                \
+        T v = x[idx[k]];                                                                           \
+        if (v > b || (v != v && b == b)) b = v, bi = idx[k];                                       \
+      }                                                                                            \
+      return bi;                                                                                   \
+    }                                                                                              \
     T best = -INFINITY;                                                                            \
     for (int64_t h = h0 < 0 ? 0 : h0; h < h0 + p->KH && h < p->H; h++)                             \
       for (int64_t w = w0 < 0 ? 0 : w0; w < w0 + p->KW && w < p->W; w++) {                         \

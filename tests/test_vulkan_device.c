@@ -5,7 +5,9 @@
  *     and the CPU backend still works in that process;
  *   - ASG_VULKAN_DEVICE naming no device: unavailable, the message says so;
  *   - ASG_VULKAN_DEVICE=0 where a device exists: available and described;
- *     a small program runs on it and gives the CPU's answer.
+ *     a small program runs on it and gives the CPU's answer; programs whose
+ *     buffers exceed the allocator's 64 MiB chunks run, are freed and their
+ *     memory is reused (three rounds), with the CPU's results.
  * Exit 77 (skipped) when the library is built without Vulkan. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
@@ -58,6 +60,40 @@ static int child_bad_name(void) {
   return tu_finish();
 }
 
+/* y = sum(x) and z = x * 3 over n floats, x[i] = i % 7: big buffers (an
+ * input and an output of 4n bytes each) through the sub-allocator. */
+static int big_round(int64_t n) {
+  asg_graph *g = asg_graph_new();
+  asg_tensor *x = asg_input(g, "x", ASG_F32, ASG_SHAPE(n));
+  asg_tensor *outs[2] = {asg_sum(x, ASG_ALL_AXES, false), asg_mul_scalar(x, 3.0)};
+  asg_compile_opts o = {0};
+  o.backend = "vulkan";
+  asg_program *p = asg_compile(g, 2, outs, &o);
+  float *xv = malloc(sizeof(float) * (size_t)n), *zv = malloc(sizeof(float) * (size_t)n);
+  int bad = !p || !xv || !zv;
+  double want = 0;
+  for (int64_t i = 0; !bad && i < n; i++) {
+    xv[i] = (float)(i % 7);
+    want += i % 7;
+  }
+  if (!bad)
+    bad = asg_program_feed(p, "x", xv, sizeof(float) * (size_t)n) || asg_program_run(p) ||
+          asg_program_fetch(p, outs[1], zv, sizeof(float) * (size_t)n);
+  double got = bad ? NAN : asg_program_scalar(p, outs[0]);
+  int64_t wrong = 0;
+  for (int64_t i = 0; !bad && i < n; i++)
+    wrong += zv[i] != 3.0f * (float)(i % 7);
+  TU_CHECK(!bad, "big program on vulkan: %s", asg_last_error());
+  TU_CHECK(fabs(got - want) <= 1e-5 * want, "sum of %lld elements = %.9g, want %.9g", (long long)n,
+           got, want);
+  TU_CHECK(wrong == 0, "%lld of %lld products wrong", (long long)wrong, (long long)n);
+  free(xv);
+  free(zv);
+  asg_program_free(p);
+  asg_graph_free(g);
+  return bad || wrong;
+}
+
 static int child_first(void) {
   setenv("ASG_VULKAN_DEVICE", "0", 1);
   if (!asg_backend_available("vulkan")) {
@@ -69,6 +105,8 @@ static int child_first(void) {
   printf("vulkan device 0: %s\n", d ? d : "?");
   double r = run_small("vulkan");
   TU_CHECK(r == 21.0, "sum(x*2) on vulkan = %g, want 21", r);
+  for (int round = 0; round < 3; round++) /* 80 MiB buffers, freed and reused */
+    if (big_round((int64_t)20 << 20)) break;
   return tu_finish();
 }
 

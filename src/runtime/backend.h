@@ -47,6 +47,12 @@ typedef struct asg_resolved {
 asg_status asg__resolve_plan(const asg_plan *src, const asg_buffers *bufs, asg_resolved *r);
 void asg__resolved_free(asg_resolved *r);
 
+/* Prints the time per op kind (op_ms, op_calls indexed by asg_op, summed
+ * over `runs` profiled runs) to stderr; nothing when runs is 0. unit names
+ * what op_calls counts ("launches", "steps"). */
+void asg__profile_report(const char *backend, const char *unit, const double *op_ms,
+                         const int64_t *op_calls, int runs);
+
 /* NULL (with an error set) if no such backend is compiled in. */
 const asg_backend *asg__backend_find(const char *name);
 extern const asg_backend asg__backend_cpu;

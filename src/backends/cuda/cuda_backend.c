@@ -449,32 +449,12 @@ typedef struct cuda_exec {
   int prof_runs;
 } cuda_exec;
 
-static void profile_report(const cuda_exec *x) {
-  double total = 0;
-  int order[ASG_OP_COUNT], n = 0;
-  for (int i = 0; i < ASG_OP_COUNT; i++)
-    if (x->op_calls[i]) order[n++] = i, total += x->op_ms[i];
-  for (int i = 1; i < n; i++) /* by time, descending */
-    for (int j = i; j > 0 && x->op_ms[order[j]] > x->op_ms[order[j - 1]]; j--) {
-      int t = order[j];
-      order[j] = order[j - 1];
-      order[j - 1] = t;
-    }
-  fprintf(stderr, "asg profile (cuda): %d runs, %.3f ms of kernels per run\n", x->prof_runs,
-          x->prof_runs ? total / x->prof_runs : 0);
-  for (int i = 0; i < n; i++)
-    fprintf(stderr, "  %-28s %9.3f ms/run %6.1f%%  %lld launches/run\n",
-            asg__op_name((asg_op)order[i]), x->op_ms[order[i]] / x->prof_runs,
-            100 * x->op_ms[order[i]] / (total > 0 ? total : 1),
-            (long long)(x->op_calls[order[i]] / x->prof_runs));
-}
-
 static void cuda_exec_destroy(void *e) {
   cuda_exec *x = e;
   if (!x) return;
   if (x->ctx && x->ctx->stream) cudaStreamSynchronize(x->ctx->stream);
   if (x->ev) {
-    if (x->prof_runs) profile_report(x);
+    asg__profile_report("cuda", "launches", x->op_ms, x->op_calls, x->prof_runs);
     for (int i = 0; i < x->n_ev; i++)
       cudaEventDestroy(x->ev[i]);
     free(x->ev);

@@ -238,32 +238,12 @@ typedef struct vk_exec {
   int prof_runs;
 } vk_exec;
 
-static void profile_report(const vk_exec *x) {
-  double total = 0;
-  int order[ASG_OP_COUNT], n = 0;
-  for (int i = 0; i < ASG_OP_COUNT; i++)
-    if (x->op_calls[i]) order[n++] = i, total += x->op_ms[i];
-  for (int i = 1; i < n; i++)
-    for (int j = i; j > 0 && x->op_ms[order[j]] > x->op_ms[order[j - 1]]; j--) {
-      int t = order[j];
-      order[j] = order[j - 1];
-      order[j - 1] = t;
-    }
-  fprintf(stderr, "asg profile (vulkan): %d runs, %.3f ms of steps per run\n", x->prof_runs,
-          x->prof_runs ? total / x->prof_runs : 0);
-  for (int i = 0; i < n; i++)
-    fprintf(stderr, "  %-28s %9.3f ms/run %6.1f%%  %lld steps/run\n",
-            asg__op_name((asg_op)order[i]), x->op_ms[order[i]] / x->prof_runs,
-            100 * x->op_ms[order[i]] / (total > 0 ? total : 1),
-            (long long)(x->op_calls[order[i]] / x->prof_runs));
-}
-
 static void vk_exec_destroy(void *e) {
   vk_exec *x = e;
   if (!x) return;
   asg_vk_ctx *c = x->ctx;
   asg_vk_wait(c);
-  if (x->prof_runs) profile_report(x);
+  asg__profile_report("vulkan", "steps", x->op_ms, x->op_calls, x->prof_runs);
   if (x->qp) c->fn->vkDestroyQueryPool(c->dev, x->qp, NULL);
   if (x->cb) c->fn->vkFreeCommandBuffers(c->dev, c->pool, 1, &x->cb);
   if (x->ws) asg_vk_free(c, x->ws);

@@ -41,27 +41,13 @@ double m64_scale(double p, int k) {
 #define M64_INV_LN2 1.4426950408889634LF
 
 // ------------------------------------------------------------------- exp
+double m64_exp_dd(double hi, double lo); // below: e^(hi + lo)
+
 double m_exp(double x) {
   if (isnan(x)) return x;
   if (x > 709.782712893383973096LF) return m64_inf();
   if (x < -745.1332191019412LF) return 0.0LF;
-  double k = roundEven(x * M64_INV_LN2);
-  precise double r = (x - k * M64_LN2_HI) - k * M64_LN2_LO; // |r| <= 0.3466
-  // e^r by its Taylor series to r^13 (next term < 5e-18)
-  double p = 1.6059043836821613e-10LF;
-  p = p * r + 2.08767569878681e-09LF;
-  p = p * r + 2.505210838544172e-08LF;
-  p = p * r + 2.755731922398589e-07LF;
-  p = p * r + 2.7557319223985893e-06LF;
-  p = p * r + 2.48015873015873e-05LF;
-  p = p * r + 0.0001984126984126984LF;
-  p = p * r + 0.001388888888888889LF;
-  p = p * r + 0.008333333333333333LF;
-  p = p * r + 0.041666666666666664LF;
-  p = p * r + 0.16666666666666666LF;
-  p = p * r + 0.5LF;
-  p = p * r * r + r; // keeps r's low bits: e^r = 1 + (r + r^2 p)
-  return m64_scale(1.0LF + p, int(k));
+  return m64_exp_dd(x, 0.0LF);
 }
 
 // 2^k for k in [-126, 127]; x * 2^k for |k| <= 252 in two exact steps
@@ -468,7 +454,8 @@ void m64_two_prod(double a, double b, out double p, out double e) {
 // e^(hi + lo), |lo| << ulp(hi); hi within exp's finite range
 double m64_exp_dd(double hi, double lo) {
   double k = roundEven(hi * M64_INV_LN2);
-  precise double r = ((hi - k * M64_LN2_HI) - k * M64_LN2_LO) + lo;
+  precise double r = ((hi - k * M64_LN2_HI) - k * M64_LN2_LO) + lo; // |r| <= 0.3466
+  // e^r by its Taylor series to r^13 (next term < 5e-18)
   double p = 1.6059043836821613e-10LF;
   p = p * r + 2.08767569878681e-09LF;
   p = p * r + 2.505210838544172e-08LF;
@@ -481,7 +468,7 @@ double m64_exp_dd(double hi, double lo) {
   p = p * r + 0.041666666666666664LF;
   p = p * r + 0.16666666666666666LF;
   p = p * r + 0.5LF;
-  p = p * r * r + r;
+  p = p * r * r + r; // keeps r's low bits: e^r = 1 + (r + r^2 p)
   return m64_scale(1.0LF + p, int(k));
 }
 

@@ -53,6 +53,13 @@ void asg__resolved_free(asg_resolved *r);
 void asg__profile_report(const char *backend, const char *unit, const double *op_ms,
                          const int64_t *op_calls, int runs);
 
+/* With ASG_PROFILE=2 (asg__profile_level() == 2), also prints the `top`
+ * slowest steps of the plan (step_ms summed over `runs` runs) with their
+ * labels and shapes: which GEMM or kernel a profile's time is in. */
+int asg__profile_level(void);
+void asg__profile_steps(const char *backend, const asg_plan *plan, const double *step_ms, int runs,
+                        int top);
+
 /* NULL (with an error set) if no such backend is compiled in. */
 const asg_backend *asg__backend_find(const char *name);
 extern const asg_backend asg__backend_cpu;

@@ -299,6 +299,7 @@ asg_status asg__compile_graph(asg_graph *g, int n_out, asg_tensor *const *outs, 
       }
     }
     has_buf[i] = 1;
+    s->keep = last_use[root[i]] == n_order;
     s->op = t->op;
     s->attr = t->attr;
     s->out = (asg_tdesc){t->dtype, t->shape};

@@ -36,6 +36,7 @@ typedef struct asg_step {
   asg_tdesc *in;
   asg_buf_ref *in_buf;
   int node_id;
+  bool keep;      /* the output's storage is read after the run (a program output) */
   char label[96]; /* "scope/op" for errors and profiles */
 } asg_step;
 

@@ -22,6 +22,7 @@ typedef struct asg_cuda_ctx {
   void *blas_ws; /* cuBLAS(Lt) workspace: fixed, so GEMMs never allocate */
   size_t blas_ws_bytes;
   int sm_count;
+  void *gemm_cache; /* cuBLASLt algorithms chosen per GEMM shape (cuda_matmul.cu) */
 } asg_cuda_ctx;
 
 typedef struct asg_cuda_call {
@@ -33,7 +34,8 @@ typedef struct asg_cuda_call {
    * on the device so that a captured CUDA graph stays valid across runs. */
   const uint64_t *run;
   asg_cuda_ctx *ctx;
-  bool tf32; /* f32 GEMMs may use TF32 tensor cores (asg_compile_opts.allow_tf32) */
+  bool tf32;   /* f32 GEMMs may use TF32 tensor cores (asg_compile_opts.allow_tf32) */
+  void *state; /* what the kernel's .prepare made for this step (or NULL) */
 } asg_cuda_call;
 
 typedef struct asg_cuda_kernel {
@@ -42,7 +44,16 @@ typedef struct asg_cuda_kernel {
   asg_status (*run)(const asg_cuda_call *c);
   /* Device workspace bytes the step needs (NULL: none). */
   size_t (*ws)(const asg_step *s);
+  /* Optional, once per step when the program is created (buffers are
+   * resolved, nothing is captured yet): plans the step (e.g. picks a GEMM
+   * algorithm by timing candidates on the step's own buffers) into *state,
+   * which later calls see as c->state and .release frees. */
+  asg_status (*prepare)(const asg_cuda_call *c, void **state);
+  void (*release)(void *state);
 } asg_cuda_kernel;
+
+/* Frees the context's GEMM algorithm cache (cuda_close). */
+void asg_cuda_gemm_cache_free(void *cache);
 
 void asg_cuda_register_elementwise(asg_cuda_kernel *t); /* unary, binary, where, cast, copies,
                                                            fill, assign, broadcast_to */
@@ -79,6 +90,30 @@ int64_t asg_cuda_adam_layout(asg_cuda_adam_tensor *e, int n, asg_dtype t);
  * out above) in one kernel of `blocks` blocks; errors name c->s. */
 asg_status asg_cuda_adam_multi(const asg_cuda_call *c, const asg_cuda_adam_tensor *tab, int n,
                                int64_t blocks, asg_dtype t, asg_dtype s);
+
+/* ---- fused elementwise chains (cuda_fuse.c) ----
+ * Consecutive elementwise steps over the same elements run as one kernel,
+ * generated for the chain and compiled when the program is created (NVRTC,
+ * loaded at run time; without it nothing is fused): each thread loads the
+ * chain's external inputs for its element, evaluates the steps in order in
+ * registers and stores only the values that are read after the chain (or
+ * are variables / program outputs). */
+typedef struct asg_cuda_fusion {
+  signed char *role; /* per step: 0 run, 1 skip (done by a later launch), 2 launch */
+  int *group;        /* per launching step: its chain */
+  struct asg_cuda_chain *chains;
+  int n_chains;
+  int fused_steps; /* steps that no longer launch alone */
+  void *module;    /* CUmodule with every chain's kernel */
+  double compile_ms;
+} asg_cuda_fusion;
+
+/* Finds the chains of the resolved plan (an asg_resolved) and compiles their
+ * kernels (none with ASG_CUDA_FUSE=0, or when NVRTC cannot be loaded). */
+asg_status asg_cuda_fuse_plan(asg_cuda_ctx *ctx, const void *resolved, asg_cuda_fusion *f);
+void asg_cuda_fusion_free(asg_cuda_fusion *f);
+/* Enqueues chain k; errors are reported with c->s's label. */
+asg_status asg_cuda_fused_run(const asg_cuda_call *c, const asg_cuda_fusion *f, int k);
 
 /* *counter += 1 on the stream (the run count kept on the device). */
 void asg_cuda_increment(uint64_t *counter, cudaStream_t stream);

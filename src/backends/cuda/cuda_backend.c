@@ -3,10 +3,12 @@
  * step is replayed as a captured CUDA graph (set ASG_CUDA_GRAPH=0 to launch
  * kernel by kernel). Runs do not synchronize: reading a buffer does.
  * ASG_PROFILE=1 times every step with CUDA events (launch by launch, with a
- * synchronization per run) and prints the time per op kind when the program
- * is freed. The optimizer's Adam updates of many parameters run as one
+ * synchronization per run; the first run is not counted) and prints the time
+ * per op kind when the program is freed; ASG_PROFILE=2 adds the slowest
+ * steps with their shapes. The optimizer's Adam updates of many parameters run as one
  * kernel (multi-tensor apply, below); ASG_CUDA_FUSE_ADAM=0 launches them one
- * by one. */
+ * by one. Chains of elementwise steps run as one kernel each (cuda_fuse.c;
+ * ASG_CUDA_FUSE=0 launches every step alone). */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +62,7 @@ static bool cuda_supports(asg_op op) {
 static void cuda_close(void *dev) {
   asg_cuda_ctx *c = dev;
   if (!c) return;
+  asg_cuda_gemm_cache_free(c->gemm_cache);
   if (c->blas_ws) cudaFree(c->blas_ws);
   if (c->lt) cublasLtDestroy(c->lt);
   if (c->blas) cublasDestroy(c->blas);
@@ -434,18 +437,23 @@ typedef struct cuda_exec {
   asg_resolved r; /* the plan with addresses */
   int n_ev;       /* events created (profiling) */
   void *ws;
+  void **state;      /* per step: what its kernel's .prepare made */
   uint64_t *run_dev; /* device copy of the run count, incremented by each run */
   uint64_t next_run; /* what run_dev holds when no one reset the count */
   cudaGraph_t graph;
   cudaGraphExec_t graph_exec;
   int runs;
   bool use_graph, tf32;
-  adam_fusion fuse;               /* multi-tensor Adam launches (ASG_CUDA_FUSE_ADAM=0: none) */
+  adam_fusion fuse;   /* multi-tensor Adam launches (ASG_CUDA_FUSE_ADAM=0: none) */
+  asg_cuda_fusion ew; /* fused elementwise chains (ASG_CUDA_FUSE=0: none) */
+  double ew_ms;       /* profile of the fused chains */
+  int64_t ew_calls;
   asg_cuda_adam_tensor *adam_dev; /* device copy of fuse.tab */
   /* profiling (ASG_PROFILE=1) */
   cudaEvent_t *ev; /* n_steps + 1 events */
   double op_ms[ASG_OP_COUNT];
   int64_t op_calls[ASG_OP_COUNT];
+  double *step_ms; /* per step (ASG_PROFILE=2) */
   int prof_runs;
 } cuda_exec;
 
@@ -455,14 +463,26 @@ static void cuda_exec_destroy(void *e) {
   if (x->ctx && x->ctx->stream) cudaStreamSynchronize(x->ctx->stream);
   if (x->ev) {
     asg__profile_report("cuda", "launches", x->op_ms, x->op_calls, x->prof_runs);
+    if (x->prof_runs && x->ew_calls)
+      fprintf(stderr,
+              "  (of which fused elementwise chains: %.3f ms/run, %lld launches/run for %d steps;"
+              " compiled in %.0f ms)\n",
+              x->ew_ms / x->prof_runs, (long long)(x->ew_calls / x->prof_runs), x->ew.fused_steps,
+              x->ew.compile_ms);
+    asg__profile_steps("cuda", &x->r.plan, x->step_ms, x->prof_runs, 40);
     for (int i = 0; i < x->n_ev; i++)
       cudaEventDestroy(x->ev[i]);
     free(x->ev);
   }
+  free(x->step_ms);
   if (x->graph_exec) cudaGraphExecDestroy(x->graph_exec);
   if (x->graph) cudaGraphDestroy(x->graph);
+  for (int i = 0; x->state && i < x->r.plan.n_steps; i++)
+    if (x->state[i]) table[x->r.plan.steps[i].op].release(x->state[i]);
+  free(x->state);
   asg__resolved_free(&x->r);
   fusion_free(&x->fuse);
+  asg_cuda_fusion_free(&x->ew);
   if (x->adam_dev) cudaFree(x->adam_dev);
   if (x->ws) cudaFree(x->ws);
   if (x->run_dev) cudaFree(x->run_dev);
@@ -474,7 +494,7 @@ static asg_status cuda_exec_create(void *dev, const asg_plan *plan, const asg_bu
   cuda_exec *x = calloc(1, sizeof *x);
   if (!x) return asg__error(ASG_ERR_OOM, "cuda: out of memory");
   x->ctx = dev;
-  const char *env = getenv("ASG_CUDA_GRAPH"), *prof = getenv("ASG_PROFILE");
+  const char *env = getenv("ASG_CUDA_GRAPH");
   x->use_graph = !(env && env[0] == '0');
   x->tf32 = plan->flags & ASG_PLAN_TF32;
   asg_status st = asg__resolve_plan(plan, bufs, &x->r);
@@ -489,16 +509,18 @@ static asg_status cuda_exec_create(void *dev, const asg_plan *plan, const asg_bu
       if (w > ws) ws = w;
     }
   }
-  if (!st && prof && prof[0] && prof[0] != '0') { /* per-step events, no graph */
+  if (!st && asg__profile_level()) { /* per-step events, no graph */
     x->use_graph = false;
     x->ev = calloc((size_t)n + 1, sizeof *x->ev);
-    if (!x->ev) st = asg__error(ASG_ERR_OOM, "cuda: out of memory");
+    x->step_ms = calloc((size_t)n + 1, sizeof *x->step_ms);
+    if (!x->ev || !x->step_ms) st = asg__error(ASG_ERR_OOM, "cuda: out of memory");
     for (; !st && x->n_ev <= n; x->n_ev++)
       if (cudaEventCreate(&x->ev[x->n_ev]) != cudaSuccess)
         st = asg__error(ASG_ERR_BACKEND, "cuda: cannot create profiling events");
   }
   const char *fuse = getenv("ASG_CUDA_FUSE_ADAM");
   if (!st && !(fuse && fuse[0] == '0')) st = adam_fuse_plan(&x->r, &x->fuse);
+  if (!st) st = asg_cuda_fuse_plan(x->ctx, &x->r, &x->ew);
   cudaError_t e = cudaSuccess;
   if (!st && x->fuse.n_tab) { /* the groups' table, written once */
     const size_t tb = sizeof *x->adam_dev * (size_t)x->fuse.n_tab;
@@ -513,6 +535,14 @@ static asg_status cuda_exec_create(void *dev, const asg_plan *plan, const asg_bu
     st = asg__error(ASG_ERR_OOM, "cuda: cannot allocate the program's workspace (%s)",
                     cudaGetErrorString(e));
   }
+  if (!st && !(x->state = calloc((size_t)n + 1, sizeof *x->state)))
+    st = asg__error(ASG_ERR_OOM, "cuda: out of memory");
+  for (int i = 0; i < n && !st; i++) { /* per-step plans (GEMM algorithms) */
+    const asg_step *s = &x->r.plan.steps[i];
+    if (!table[s->op].prepare) continue;
+    asg_cuda_call c = {s, x->r.out[i], x->r.in[i], x->ws, x->run_dev, x->ctx, x->tf32, NULL};
+    st = table[s->op].prepare(&c, &x->state[i]);
+  }
   if (st) {
     cuda_exec_destroy(x);
     return st;
@@ -524,12 +554,16 @@ static asg_status cuda_exec_create(void *dev, const asg_plan *plan, const asg_bu
 static asg_status enqueue_all(cuda_exec *x) {
   for (int i = 0; i < x->r.plan.n_steps; i++) {
     const asg_step *s = &x->r.plan.steps[i];
-    asg_cuda_call c = {s, x->r.out[i], x->r.in[i], x->ws, x->run_dev, x->ctx, x->tf32};
+    asg_cuda_call c = {s,          x->r.out[i], x->r.in[i], x->ws,
+                       x->run_dev, x->ctx,      x->tf32,    x->state ? x->state[i] : NULL};
     if (x->ev) cudaEventRecord(x->ev[i], x->ctx->stream);
     const int role = x->fuse.role ? x->fuse.role[i] : FUSE_RUN;
-    if (role == FUSE_SKIP) continue; /* done by its group's launch */
+    const int ew = x->ew.role ? x->ew.role[i] : FUSE_RUN;
+    if (role == FUSE_SKIP || ew == FUSE_SKIP) continue; /* done by a later launch */
     asg_status st;
-    if (role == FUSE_LAUNCH) {
+    if (ew == FUSE_LAUNCH) {
+      st = asg_cuda_fused_run(&c, &x->ew, x->ew.group[i]);
+    } else if (role == FUSE_LAUNCH) {
       const adam_group *g = &x->fuse.groups[x->fuse.group[i]];
       st = asg_cuda_adam_multi(&c, x->adam_dev + g->first, g->n, g->blocks, g->t, g->s);
     } else {
@@ -540,16 +574,25 @@ static asg_status enqueue_all(cuda_exec *x) {
   if (x->ev && x->r.plan.n_steps) { /* attribute each interval to its step's op */
     cudaEventRecord(x->ev[x->r.plan.n_steps], x->ctx->stream);
     cudaEventSynchronize(x->ev[x->r.plan.n_steps]);
-    for (int i = 0; i < x->r.plan.n_steps; i++) {
+    /* the first run loads kernel modules lazily: not counted */
+    for (int i = 0; x->runs > 0 && i < x->r.plan.n_steps; i++) {
       float ms = 0;
       cudaEventElapsedTime(&ms, x->ev[i], x->ev[i + 1]);
       const int role = x->fuse.role ? x->fuse.role[i] : FUSE_RUN;
+      const int ew = x->ew.role ? x->ew.role[i] : FUSE_RUN;
+      if (ew != FUSE_RUN) { /* a chain's time is at its launch; listed apart */
+        x->ew_ms += ms;
+        x->ew_calls += ew == FUSE_LAUNCH;
+        x->step_ms[i] += ms;
+        continue;
+      }
       /* a fused Adam launch counts as one adam_param; its other steps launch nothing */
       const asg_op op = role == FUSE_RUN ? x->r.plan.steps[i].op : ASG_OP_ADAM_PARAM;
       x->op_ms[op] += ms;
+      x->step_ms[i] += ms;
       if (role != FUSE_SKIP) x->op_calls[op]++;
     }
-    x->prof_runs++;
+    x->prof_runs += x->runs > 0;
   }
   asg_cuda_increment(x->run_dev, x->ctx->stream);
   return cudaGetLastError() == cudaSuccess ? ASG_OK

@@ -1,4 +1,5 @@
 #include "backends/cuda/cuda.h"
+#include "backends/cuda/ew_ops.cuh"
 #include "runtime/layout.h"
 // CUDA kernels of the elementwise family: unary ops, binary ops and where
 // with NumPy broadcasting, cast, broadcast_to, fill, and the identity copies
@@ -21,24 +22,8 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int kMaxIn = 3;
 
-// ---- math overloads, so one template serves f32 (fooF) and f64 (foo) ----
-#define ASG_M1(name)                                                                               \
-  __device__ __forceinline__ float m_##name(float x) { return name##f(x); }                        \
-  __device__ __forceinline__ double m_##name(double x) { return name(x); }
-ASG_M1(exp)
-ASG_M1(log)
-ASG_M1(sqrt)
-ASG_M1(sin)
-ASG_M1(cos)
-ASG_M1(tanh)
-ASG_M1(erf)
-ASG_M1(expm1)
-ASG_M1(log1p)
-ASG_M1(fabs)
-#undef ASG_M1
-__device__ __forceinline__ float m_pow(float x, float y) { return powf(x, y); }
-__device__ __forceinline__ double m_pow(double x, double y) { return pow(x, y); }
-
+// m_exp & co. and the float semantics of every op: ew_ops.cuh (shared with
+// the fused chains compiled at run time).
 template <class T> constexpr bool is_int_v = std::is_integral<T>::value;
 
 // Integer pow as the CPU computes it: (T)pow((double)x, (double)y). Results
@@ -70,47 +55,46 @@ template <int OP, class T> struct UnaryF {
       else
         return x < f0 ? f0 : (x > f1 ? f1 : x); // CLAMP
     } else {
-      const T one = 1, half = (T)0.5, zero = 0;
       if constexpr (OP == ASG_OP_NEG)
-        return -x;
+        return ew_neg(x, f0, f1);
       else if constexpr (OP == ASG_OP_ABS)
-        return m_fabs(x);
+        return ew_abs(x, f0, f1);
       else if constexpr (OP == ASG_OP_SIGN)
-        return (T)((x > 0) - (x < 0));
+        return ew_sign(x, f0, f1);
       else if constexpr (OP == ASG_OP_EXP)
-        return m_exp(x);
+        return ew_exp(x, f0, f1);
       else if constexpr (OP == ASG_OP_LOG)
-        return m_log(x);
+        return ew_log(x, f0, f1);
       else if constexpr (OP == ASG_OP_SQRT)
-        return m_sqrt(x);
+        return ew_sqrt(x, f0, f1);
       else if constexpr (OP == ASG_OP_RSQRT)
-        return one / m_sqrt(x);
+        return ew_rsqrt(x, f0, f1);
       else if constexpr (OP == ASG_OP_SIN)
-        return m_sin(x);
+        return ew_sin(x, f0, f1);
       else if constexpr (OP == ASG_OP_COS)
-        return m_cos(x);
+        return ew_cos(x, f0, f1);
       else if constexpr (OP == ASG_OP_TANH)
-        return m_tanh(x);
+        return ew_tanh(x, f0, f1);
       else if constexpr (OP == ASG_OP_ERF)
-        return m_erf(x);
-      else if constexpr (OP == ASG_OP_SIGMOID) // stable on both sides
-        return x >= 0 ? one / (one + m_exp(-x)) : m_exp(x) / (one + m_exp(x));
+        return ew_erf(x, f0, f1);
+      else if constexpr (OP == ASG_OP_SIGMOID)
+        return ew_sigmoid(x, f0, f1);
       else if constexpr (OP == ASG_OP_RELU)
-        return x > 0 ? x : zero;
+        return ew_relu(x, f0, f1);
       else if constexpr (OP == ASG_OP_LEAKY_RELU)
-        return x > 0 ? x : f0 * x;
+        return ew_leaky_relu(x, f0, f1);
       else if constexpr (OP == ASG_OP_GELU)
-        return half * x * (one + m_erf(x * (T)0.70710678118654752440));
+        return ew_gelu(x, f0, f1);
       else if constexpr (OP == ASG_OP_GELU_TANH)
-        return half * x * (one + m_tanh((T)0.79788456080286535588 * (x + (T)0.044715 * x * x * x)));
+        return ew_gelu_tanh(x, f0, f1);
       else if constexpr (OP == ASG_OP_SILU)
-        return x >= 0 ? x / (one + m_exp(-x)) : x * m_exp(x) / (one + m_exp(x));
+        return ew_silu(x, f0, f1);
       else if constexpr (OP == ASG_OP_ELU)
-        return x > 0 ? x : f0 * m_expm1(x);
+        return ew_elu(x, f0, f1);
       else if constexpr (OP == ASG_OP_SOFTPLUS)
-        return x * f0 > f1 ? x : m_log1p(m_exp(f0 * x)) / f0;
+        return ew_softplus(x, f0, f1);
       else
-        return x < f0 ? f0 : (x > f1 ? f1 : x); // CLAMP
+        return ew_clamp(x, f0, f1);
     }
   }
 };
@@ -137,19 +121,19 @@ template <int OP, class T> struct BinaryF {
         return cmp(x, y);
     } else {
       if constexpr (OP == ASG_OP_ADD)
-        return x + y;
+        return ew_add(x, y);
       else if constexpr (OP == ASG_OP_SUB)
-        return x - y;
+        return ew_sub(x, y);
       else if constexpr (OP == ASG_OP_MUL)
-        return x * y;
+        return ew_mul(x, y);
       else if constexpr (OP == ASG_OP_DIV)
-        return x / y;
+        return ew_div(x, y);
       else if constexpr (OP == ASG_OP_POW)
-        return m_pow(x, y);
+        return ew_pow(x, y);
       else if constexpr (OP == ASG_OP_MAXIMUM)
-        return x > y || x != x ? x : y; // NaN wins
+        return ew_maximum(x, y);
       else if constexpr (OP == ASG_OP_MINIMUM)
-        return x < y || x != x ? x : y;
+        return ew_minimum(x, y);
       else
         return cmp(x, y);
     }
@@ -172,7 +156,7 @@ template <int OP, class T> struct BinaryF {
 };
 
 template <class T> struct WhereF {
-  __device__ __forceinline__ T operator()(T c, T a, T b) const { return c != T(0) ? a : b; }
+  __device__ __forceinline__ T operator()(T c, T a, T b) const { return ew_where(c, a, b); }
 };
 
 template <class T> struct IdentityF {

@@ -181,20 +181,53 @@ __global__ void transpose_tiled_kernel(T *__restrict__ y, const T *__restrict__ 
   }
 }
 
+// The same for < 2^31 units, dividing by multiply and shift (asg_fastdiv):
+// [8,1024,12,64] -> [8,12,1024,64] in 16-byte units is bound by its index
+// arithmetic with plain divisions.
+struct PermGeom32 {
+  int nd;
+  asg_fastdiv od[ASG_MAX_DIMS];
+  uint32_t oist[ASG_MAX_DIMS];
+};
+
+template <typename U>
+__global__ void permute32_kernel(U *__restrict__ y, const U *__restrict__ x, uint32_t total,
+                                 PermGeom32 g) {
+  for (uint32_t e = blockIdx.x * blockDim.x + threadIdx.x; e < total; e += gridDim.x * blockDim.x) {
+    uint32_t r = e, off = 0;
+    for (int j = g.nd - 1; j > 0; j--) {
+      const uint32_t q = (uint32_t)(((uint64_t)__umulhi(r, g.od[j].m) + r) >> g.od[j].l);
+      off += (r - q * g.od[j].d) * g.oist[j];
+      r = q;
+    }
+    y[e] = x[off + r * g.oist[0]];
+  }
+}
+
 template <typename I>
 asg_status permute_general(const asg_cuda_call *c, const PermPlan &p, const int64_t *oist, size_t u,
                            int64_t total) {
   PermGeom<I> g = {};
-  g.nd = p.nd;
+  PermGeom32 g32 = {};
+  g.nd = g32.nd = p.nd;
+  bool fast = total < INT32_MAX;
   for (int j = 0; j < p.nd; j++) {
     g.od[j] = (I)p.dims[p.pm[j]];
     g.oist[j] = (I)oist[j];
+    g32.od[j] = asg__fastdiv((uint32_t)(fast ? p.dims[p.pm[j]] : 1));
+    g32.oist[j] = (uint32_t)oist[j];
+    fast = fast && oist[j] * p.dims[p.pm[j]] < INT32_MAX; // every input offset fits
   }
   unsigned grid = asg_cuda_blocks(total, kThreads);
   cudaStream_t st = c->ctx->stream;
   return with_unit(u, [&](auto tag) {
     using U = typename decltype(tag)::type;
-    permute_kernel<U, I><<<grid, kThreads, 0, st>>>((U *)c->out, (const U *)c->in[0], (I)total, g);
+    if (fast)
+      permute32_kernel<U>
+          <<<grid, kThreads, 0, st>>>((U *)c->out, (const U *)c->in[0], (uint32_t)total, g32);
+    else
+      permute_kernel<U, I>
+          <<<grid, kThreads, 0, st>>>((U *)c->out, (const U *)c->in[0], (I)total, g);
     return asg_cuda_check(c);
   });
 }

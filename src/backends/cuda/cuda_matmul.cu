@@ -124,7 +124,220 @@ asg_status blas_err(const asg_cuda_call *c, cublasStatus_t st) {
                     cublasGetStatusString(st));
 }
 
+// ---- cuBLASLt path: plans made once per step, algorithms chosen by timing ----
+// For single and strided-batched products (the tall [batch*M, K] x [K, N] of
+// every linear layer among them) the step's .prepare builds the cuBLASLt
+// descriptors and picks an algorithm: cuBLASLt's heuristic proposes up to
+// kCandidates, each runs kTimed times on the step's own buffers, the fastest
+// wins. Choices are cached per shape in the context, so a model's many
+// layers of one shape time once. ASG_CUDA_GEMM_TUNE=0 takes the heuristic's
+// first proposal (the same algorithm in every process).
+constexpr int kCandidates = 8, kTimed = 3;
+
+struct GemmKey {
+  int64_t m, n, k, lda, ldb, ldc, batch, sa, sb, sc;
+  int ta, tb, ty, ct, align, tune;
+  bool operator==(const GemmKey &o) const {
+    return m == o.m && n == o.n && k == o.k && lda == o.lda && ldb == o.ldb && ldc == o.ldc &&
+           batch == o.batch && sa == o.sa && sb == o.sb && sc == o.sc && ta == o.ta && tb == o.tb &&
+           ty == o.ty && ct == o.ct && align == o.align && tune == o.tune;
+  }
+};
+
+struct GemmChoice {
+  GemmKey key;
+  cublasLtMatmulAlgo_t algo;
+  size_t ws;
+};
+
+struct GemmCache {
+  GemmChoice *v;
+  int n, cap;
+};
+
+struct LtPlan {
+  cublasLtMatmulDesc_t op;
+  cublasLtMatrixLayout_t la, lb, lc; // cuBLAS's operands: la = our b, lb = our a
+  cublasLtMatmulAlgo_t algo;
+  size_t ws;
+};
+
+void lt_plan_free(void *state) {
+  LtPlan *p = (LtPlan *)state;
+  if (!p) return;
+  if (p->lc) cublasLtMatrixLayoutDestroy(p->lc);
+  if (p->lb) cublasLtMatrixLayoutDestroy(p->lb);
+  if (p->la) cublasLtMatrixLayoutDestroy(p->la);
+  if (p->op) cublasLtMatmulDescDestroy(p->op);
+  free(p);
+}
+
+int align_of(const void *p) {
+  uintptr_t a = (uintptr_t)p;
+  return (a % 16 == 0) ? 16 : (a % 8 == 0) ? 8 : (a % 4 == 0) ? 4 : 2;
+}
+
+bool lt_layout(cublasLtMatrixLayout_t *l, cudaDataType_t ty, int64_t rows, int64_t cols, int64_t ld,
+               int64_t batch, int64_t stride) {
+  if (cublasLtMatrixLayoutCreate(l, ty, (uint64_t)rows, (uint64_t)cols, ld) !=
+      CUBLAS_STATUS_SUCCESS)
+    return false;
+  if (batch <= 1) return true;
+  int32_t bc = (int32_t)batch;
+  return cublasLtMatrixLayoutSetAttribute(*l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &bc, sizeof bc) ==
+             CUBLAS_STATUS_SUCCESS &&
+         cublasLtMatrixLayoutSetAttribute(*l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride,
+                                          sizeof stride) == CUBLAS_STATUS_SUCCESS;
+}
+
+asg_status lt_launch(const asg_cuda_call *c, const LtPlan *p, const cublasLtMatmulAlgo_t *algo,
+                     size_t ws) {
+  float one = 1.0f, zero = 0.0f;
+  cublasStatus_t st =
+      cublasLtMatmul(c->ctx->lt, p->op, &one, c->in[1], p->la, c->in[0], p->lb, &zero, c->out,
+                     p->lc, c->out, p->lc, algo, c->ctx->blas_ws, ws, c->ctx->stream);
+  return st == CUBLAS_STATUS_SUCCESS ? asg_cuda_check(c) : blas_err(c, st);
+}
+
+// Times one algorithm: median-free minimum of kTimed runs after one warm-up
+// (negative when it fails to run).
+float lt_time(const asg_cuda_call *c, const LtPlan *p, const cublasLtMatmulAlgo_t *algo, size_t ws,
+              cudaEvent_t e0, cudaEvent_t e1) {
+  if (lt_launch(c, p, algo, ws) != ASG_OK) {
+    asg_clear_error();
+    return -1;
+  }
+  float best = -1;
+  for (int r = 0; r < kTimed; r++) {
+    cudaEventRecord(e0, c->ctx->stream);
+    if (lt_launch(c, p, algo, ws) != ASG_OK) {
+      asg_clear_error();
+      return -1;
+    }
+    cudaEventRecord(e1, c->ctx->stream);
+    float ms = 0;
+    if (cudaEventSynchronize(e1) != cudaSuccess || cudaEventElapsedTime(&ms, e0, e1) != cudaSuccess)
+      return -1;
+    if (best < 0 || ms < best) best = ms;
+  }
+  return best;
+}
+
+bool env_off(const char *name) {
+  const char *e = getenv(name);
+  return e && e[0] == '0';
+}
+
+asg_status mm_prepare(const asg_cuda_call *c, void **state) {
+  *state = NULL;
+  const asg_step *s = c->s;
+  const asg_dtype dt = s->out.dtype;
+  cudaDataType_t ty;
+  cublasComputeType_t ct;
+  switch (dt) { // f64 keeps the cuBLAS path
+  case ASG_F32:
+    ty = CUDA_R_32F;
+    ct = c->tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+    break;
+  case ASG_BF16: ty = CUDA_R_16BF, ct = CUBLAS_COMPUTE_32F; break;
+  case ASG_F16: ty = CUDA_R_16F, ct = CUBLAS_COMPUTE_32F; break;
+  default: return ASG_OK;
+  }
+  if (env_off("ASG_CUDA_LT") || s->in[0].dtype != dt || s->in[1].dtype != dt) return ASG_OK;
+  MmPlan p = mm_plan(s);
+  if (p.kind == MM_POINTERS || p.M == 0 || p.N == 0 || p.K == 0 || p.nbatch == 0) return ASG_OK;
+  if (p.kind == MM_STRIDED && p.nbatch > 1 && (p.astride == 0 || p.bstride == 0)) return ASG_OK;
+  if (p.M > INT32_MAX || p.N > INT32_MAX || p.K > INT32_MAX || p.nbatch > INT32_MAX) return ASG_OK;
+  const bool tall = p.kind == MM_TALL;
+  const int64_t rows_a = tall ? p.nbatch * p.M : (p.ta ? p.K : p.M); // stored rows of our a
+  const int64_t batch = tall ? 1 : p.nbatch;
+  GemmKey key = {
+      p.M,       p.N,       p.K,  p.lda, p.ldb,   p.N,     batch, p.astride,
+      p.bstride, p.M * p.N, p.ta, p.tb,  (int)ty, (int)ct, 0,     !env_off("ASG_CUDA_GEMM_TUNE")};
+  key.m = tall ? p.nbatch * p.M : p.M;
+  int al = align_of(c->in[0]);
+  if (align_of(c->in[1]) < al) al = align_of(c->in[1]);
+  if (align_of(c->out) < al) al = align_of(c->out);
+  key.align = al;
+
+  LtPlan *lp = (LtPlan *)calloc(1, sizeof *lp);
+  if (!lp) return asg__error(ASG_ERR_OOM, "cuda: out of memory");
+  cublasOperation_t opb = p.tb ? CUBLAS_OP_T : CUBLAS_OP_N, opa = p.ta ? CUBLAS_OP_T : CUBLAS_OP_N;
+  // column-major views (top of the file): our b [Rb, Cb] is cuBLAS's first
+  // operand, col-major [Cb, Rb]; our a second; the output [M, N] is [N, M]
+  const int64_t rows_b = p.tb ? p.N : p.K;
+  bool ok = cublasLtMatmulDescCreate(&lp->op, ct, CUDA_R_32F) == CUBLAS_STATUS_SUCCESS &&
+            cublasLtMatmulDescSetAttribute(lp->op, CUBLASLT_MATMUL_DESC_TRANSA, &opb, sizeof opb) ==
+                CUBLAS_STATUS_SUCCESS &&
+            cublasLtMatmulDescSetAttribute(lp->op, CUBLASLT_MATMUL_DESC_TRANSB, &opa, sizeof opa) ==
+                CUBLAS_STATUS_SUCCESS &&
+            lt_layout(&lp->la, ty, p.ldb, rows_b, p.ldb, batch, p.bstride) &&
+            lt_layout(&lp->lb, ty, p.lda, rows_a, p.lda, batch, p.astride) &&
+            lt_layout(&lp->lc, ty, p.N, key.m, p.N, batch, p.M * p.N);
+  if (!ok) { // cuBLASLt refuses the shape: the cuBLAS path runs it
+    lt_plan_free(lp);
+    return ASG_OK;
+  }
+  GemmCache *cache = (GemmCache *)c->ctx->gemm_cache;
+  for (int i = 0; cache && i < cache->n; i++)
+    if (cache->v[i].key == key) {
+      lp->algo = cache->v[i].algo;
+      lp->ws = cache->v[i].ws;
+      *state = lp;
+      return ASG_OK;
+    }
+  cublasLtMatmulPreference_t pref = NULL;
+  cublasLtMatmulHeuristicResult_t res[kCandidates];
+  int nres = 0;
+  size_t wsb = c->ctx->blas_ws_bytes;
+  if (cublasLtMatmulPreferenceCreate(&pref) != CUBLAS_STATUS_SUCCESS ||
+      cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &wsb,
+                                           sizeof wsb) != CUBLAS_STATUS_SUCCESS ||
+      cublasLtMatmulAlgoGetHeuristic(c->ctx->lt, lp->op, lp->la, lp->lb, lp->lc, lp->lc, pref,
+                                     key.tune ? kCandidates : 1, res,
+                                     &nres) != CUBLAS_STATUS_SUCCESS)
+    nres = 0;
+  if (pref) cublasLtMatmulPreferenceDestroy(pref);
+  int best = -1;
+  if (nres == 1 && res[0].state == CUBLAS_STATUS_SUCCESS) best = 0;
+  if (nres > 1) {
+    cudaEvent_t e0 = NULL, e1 = NULL;
+    float best_ms = -1;
+    if (cudaEventCreate(&e0) == cudaSuccess && cudaEventCreate(&e1) == cudaSuccess)
+      for (int i = 0; i < nres; i++) {
+        if (res[i].state != CUBLAS_STATUS_SUCCESS || res[i].workspaceSize > wsb) continue;
+        float ms = lt_time(c, lp, &res[i].algo, res[i].workspaceSize, e0, e1);
+        if (ms >= 0 && (best < 0 || ms < best_ms)) best = i, best_ms = ms;
+      }
+    if (e0) cudaEventDestroy(e0);
+    if (e1) cudaEventDestroy(e1);
+    cudaGetLastError();
+  }
+  if (best < 0) {
+    lt_plan_free(lp);
+    return ASG_OK;
+  }
+  lp->algo = res[best].algo;
+  lp->ws = res[best].workspaceSize;
+  if (!cache) {
+    cache = (GemmCache *)calloc(1, sizeof *cache);
+    c->ctx->gemm_cache = cache;
+  }
+  if (cache && cache->n == cache->cap) {
+    int cap = cache->cap ? 2 * cache->cap : 16;
+    GemmChoice *nv = (GemmChoice *)realloc(cache->v, sizeof *nv * (size_t)cap);
+    if (nv) cache->v = nv, cache->cap = cap;
+  }
+  if (cache && cache->n < cache->cap) cache->v[cache->n++] = GemmChoice{key, lp->algo, lp->ws};
+  *state = lp;
+  return ASG_OK;
+}
+
 asg_status mm_run(const asg_cuda_call *c) {
+  if (c->state) {
+    const LtPlan *lp = (const LtPlan *)c->state;
+    return lt_launch(c, lp, &lp->algo, lp->ws);
+  }
   const asg_step *s = c->s;
   asg_dtype dt = s->out.dtype;
   cudaDataType_t ty;
@@ -221,4 +434,13 @@ asg_status mm_run(const asg_cuda_call *c) {
 extern "C" void asg_cuda_register_matmul(asg_cuda_kernel *t) {
   t[ASG_OP_MATMUL].run = mm_run;
   t[ASG_OP_MATMUL].ws = mm_ws;
+  t[ASG_OP_MATMUL].prepare = mm_prepare;
+  t[ASG_OP_MATMUL].release = lt_plan_free;
+}
+
+extern "C" void asg_cuda_gemm_cache_free(void *cache) {
+  GemmCache *g = (GemmCache *)cache;
+  if (!g) return;
+  free(g->v);
+  free(g);
 }

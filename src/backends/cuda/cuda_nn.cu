@@ -9,8 +9,10 @@
 
 namespace {
 
-constexpr int kThreads = 256;      // block size of the row and column kernels
-constexpr int kWarpRowsMaxC = 512; // rows up to this width use one warp per row
+constexpr int kThreads = 256; // block size of the row and column kernels
+// Rows up to this width use one warp per row (up to 128 elements a lane:
+// [8192, 768] layernorms get 1024 blocks of 8 rows and no block-wide syncs).
+constexpr int kWarpRowsMaxC = 4096;
 
 int64_t prod_dims(asg_shape s, int from, int to) {
   int64_t n = 1;
@@ -278,18 +280,33 @@ __device__ __forceinline__ bool label_ok(int64_t lab, int64_t C, int64_t ignore)
 __device__ __forceinline__ float exp_t(float v) { return expf(v); }
 __device__ __forceinline__ double exp_t(double v) { return exp(v); }
 
-// log-sum-exp of one row: max (NaN propagates) then sum of exp in T, in double.
+// log-sum-exp of one row in one pass over it (online: each thread keeps its
+// running max m and sum s of exp(x - m) in double, rescaled when m grows;
+// the threads' pairs are then joined). As the CPU's two passes (max, then
+// the sum of exp(x - max) in double), a NaN or +inf anywhere, or a row of
+// only -inf, gives NaN.
 template <bool WARP, typename T>
 __device__ double row_lse(const T *xr, int64_t C, int lane, int nthr, T *shT, double *sh) {
   T m = (T)-INFINITY;
-  for (int64_t j = lane; j < C; j += nthr)
-    m = MaxOp::apply(m, xr[j]);
-  m = row_reduce<WARP, MaxOp>(m, shT);
   double s = 0;
-  for (int64_t j = lane; j < C; j += nthr)
-    s += (double)exp_t(xr[j] - m);
-  s = row_reduce<WARP, SumOp>(s, sh);
-  return (double)m + log(s);
+  int bad = 0;
+  for (int64_t j = lane; j < C; j += nthr) {
+    const T v = xr[j];
+    if (v > m) {
+      if (v == (T)INFINITY) bad = 1;
+      s = s * (double)exp_t(m - v) + 1.0; // exp(-inf) = 0 for the first element
+      m = v;
+    } else if (v != v) {
+      bad = 1;
+    } else if (v != (T)-INFINITY) {
+      s += (double)exp_t(v - m);
+    }
+  }
+  const T M = row_reduce<WARP, MaxOp>(m, shT);
+  bad = (int)row_reduce<WARP, SumOp>((double)bad, sh);
+  if (bad || M == (T)-INFINITY) return NAN;
+  s = row_reduce<WARP, SumOp>(m == (T)-INFINITY ? 0.0 : s * (double)exp_t(m - M), sh);
+  return (double)M + log(s);
 }
 
 // logits [R,C], labels [R] -> row losses [R] (0 for left-out rows):

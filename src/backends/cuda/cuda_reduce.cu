@@ -401,9 +401,12 @@ Geom geom_of(const RPlan &p) {
   const int64_t blocks = (p.nout + per_block - 1) / per_block;
   g.S = 1;
   // Too few blocks to fill the GPU (132 SMs x 8 blocks): split long reductions.
-  if (blocks < 1024 && p.nred >= 8192) {
+  // Column blocks read TX outputs x BY slices at once, so their chunks can be
+  // shorter ([8192, 768] -> [768]: 24 blocks unsplit, 768 in chunks of 256).
+  const int64_t min_chunk = g.rows ? 2048 : 256;
+  if (blocks < 1024 && p.nred >= 4 * min_chunk) {
     int64_t s = (2048 + blocks - 1) / blocks;
-    if (s > p.nred / 2048) s = p.nred / 2048; // keep chunks long
+    if (s > p.nred / min_chunk) s = p.nred / min_chunk; // keep chunks long
     if (s > 1024) s = 1024;
     if (s >= 2) g.S = (int)s;
   }

@@ -235,6 +235,7 @@ typedef struct vk_exec {
   int *q_step; /* step of each query interval */
   double op_ms[ASG_OP_COUNT];
   int64_t op_calls[ASG_OP_COUNT];
+  double *step_ms; /* per step (ASG_PROFILE=2) */
   int prof_runs;
 } vk_exec;
 
@@ -244,6 +245,8 @@ static void vk_exec_destroy(void *e) {
   asg_vk_ctx *c = x->ctx;
   asg_vk_wait(c);
   asg__profile_report("vulkan", "steps", x->op_ms, x->op_calls, x->prof_runs);
+  if (x->step_ms) asg__profile_steps("vulkan", &x->r.plan, x->step_ms, x->prof_runs, 40);
+  free(x->step_ms);
   if (x->qp) c->fn->vkDestroyQueryPool(c->dev, x->qp, NULL);
   if (x->cb) c->fn->vkFreeCommandBuffers(c->dev, c->pool, 1, &x->cb);
   if (x->ws) asg_vk_free(c, x->ws);
@@ -372,9 +375,9 @@ static asg_status vk_exec_create(void *dev, const asg_plan *plan, const asg_buff
   }
   if (!st && r.n_params) st = asg_vk_alloc(c, r.n_params, &x->params);
   if (!st && r.n_params) st = asg_vk_write(c, x->params, r.params, r.n_params);
-  const char *prof = getenv("ASG_PROFILE");
-  if (!st && prof && prof[0] && prof[0] != '0' && c->caps.timestamp_ns > 0) {
+  if (!st && asg__profile_level() && c->caps.timestamp_ns > 0) {
     x->n_q = n + 2;
+    if (asg__profile_level() > 1) x->step_ms = calloc((size_t)n + 1, sizeof *x->step_ms);
     x->q_step = calloc((size_t)x->n_q, sizeof *x->q_step);
     VkQueryPoolCreateInfo qi = {VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO,
                                 NULL,
@@ -407,7 +410,9 @@ static void profile_collect(vk_exec *x) {
       int s = x->q_step[q];
       if (s < 0 || s >= x->r.plan.n_steps) continue;
       asg_op op = x->r.plan.steps[s].op;
-      x->op_ms[op] += (double)(ts[q + 1] - ts[q]) * c->caps.timestamp_ns * 1e-6;
+      const double ms = (double)(ts[q + 1] - ts[q]) * c->caps.timestamp_ns * 1e-6;
+      x->op_ms[op] += ms;
+      if (x->step_ms) x->step_ms[s] += ms;
       x->op_calls[op]++;
     }
     x->prof_runs++;

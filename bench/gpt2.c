@@ -143,7 +143,7 @@ int main(int argc, char **argv) {
     usage();
     return 2;
   }
-  bool tf32 = false;
+  bool tf32 = false, bf16 = false;
   double prec_peak;
   if (!strcmp(prec, "fp32")) {
     prec_peak = 67.0;
@@ -152,8 +152,9 @@ int main(int argc, char **argv) {
     tf32 = true; /* asg_compile_opts.allow_tf32: f32 GEMMs on TF32 tensor cores (CUDA) */
     if (strcmp(backend, "cuda") != 0) printf("note: tf32 only affects the cuda backend\n");
   } else if (!strcmp(prec, "bf16")) {
-    printf("bf16 not supported yet (ASG trains in fp32; no mixed precision)\n");
-    return 77;
+    prec_peak = 989.0;
+    bf16 = true; /* asg_compile_opts.bf16_matmul: bf16 GEMM operands, f32 storage (CUDA) */
+    if (strcmp(backend, "cuda") != 0) printf("note: bf16 only affects the cuda backend\n");
   } else {
     usage();
     return 2;
@@ -180,7 +181,8 @@ int main(int argc, char **argv) {
     asg_tensor *v = asg_graph_variable(g, i);
     if (asg_variable_is_trainable(v)) nparams += asg_shape_numel(asg_tensor_shape(v));
   }
-  asg_compile_opts opts = {.backend = backend, .num_threads = threads, .allow_tf32 = tf32};
+  asg_compile_opts opts = {
+      .backend = backend, .num_threads = threads, .allow_tf32 = tf32, .bf16_matmul = bf16};
   double tc = now();
   asg_program *p = asg_compile_train(g, loss, asg_adamw(6e-4, 0.1), 0, NULL, &opts);
   if (!p) {

@@ -1160,6 +1160,73 @@ static void cases_state(void) {
   }
 }
 
+/* ------------------------------------------------- elementwise chains
+ * Backends may fuse runs of elementwise steps into one kernel (CUDA). These
+ * graphs put the cases a fusion must get right through the same comparison:
+ * values of a chain read later by other ops and by the user, broadcasts over
+ * different dims, views inside a chain, one value read twice, in-place
+ * updates of a variable, chains longer than one kernel takes, and their
+ * gradients (more chains). */
+static void cases_chains(void) {
+  for (int d = 0; d < 2; d++) {
+    asg_dtype dt = FDT[d];
+    pcase pc;
+    /* an intermediate read by a reduction and a matmul after the chain, one
+     * returned to the user, a broadcast bias */
+    pc_begin(&pc, C_ACCUM, "chain %s: tanh(x*a + b) feeding sum, matmul and outputs", dtn(dt));
+    asg_tensor *x = pc_in(&pc, dt, ASG_SHAPE(6, 40), -2, 2);
+    asg_tensor *a = pc_in(&pc, dt, ASG_SHAPE(6, 40), -2, 2);
+    asg_tensor *b = pc_in(&pc, dt, ASG_SHAPE(40), -1, 1);
+    asg_tensor *xa = asg_mul(x, a);
+    asg_tensor *h = asg_tanh(asg_add(xa, b));
+    asg_tensor *y = asg_sub(asg_mul_scalar(h, 2.0), x);
+    pc_out(&pc, xa, "x*a");
+    pc_out(&pc, y, "2h - x");
+    pc_out(&pc, asg_sum(h, ASG_AXES(1), false), "sum h");
+    pc_out(&pc, asg_matmul_t(h, y, false, true), "h y^T");
+    pc_finish(&pc);
+
+    /* broadcasts along different dims, a comparison mask, where, a value
+     * read twice, and a reshape inside the chain */
+    pc_begin(&pc, C_ACCUM, "chain %s: broadcasts [4,5,6] x [5,1] x [6], where, x*x, reshape",
+             dtn(dt));
+    x = pc_in(&pc, dt, ASG_SHAPE(4, 5, 6), -2, 2);
+    asg_tensor *c5 = pc_in(&pc, dt, ASG_SHAPE(5, 1), 0.5, 1.5);
+    asg_tensor *c6 = pc_in(&pc, dt, ASG_SHAPE(6), -1, 1);
+    asg_tensor *t = asg_add(asg_mul(x, c5), c6);
+    asg_tensor *m = asg_gt(t, asg_mul(x, x));
+    asg_tensor *w = asg_where(m, asg_exp(asg_neg(t)), asg_sigmoid(t));
+    asg_tensor *r = asg_reshape(w, ASG_SHAPE(20, 6));
+    pc_out(&pc, asg_add(asg_mul(r, r), asg_reshape(c6, ASG_SHAPE(1, 6))), "r*r + c6");
+    pc_finish(&pc);
+
+    /* more ops than one fused kernel takes: the chain is cut */
+    pc_begin(&pc, C_ACCUM, "chain %s: 40 alternating ops", dtn(dt));
+    x = pc_in(&pc, dt, ASG_SHAPE(3, 50), -1, 1);
+    asg_tensor *z = x;
+    for (int k = 0; k < 20; k++)
+      z = asg_add(asg_mul_scalar(asg_sin(z), 0.9), x);
+    pc_out(&pc, z, "z");
+    pc_finish(&pc);
+
+    /* an in-place update of a variable (its old value read, element by
+     * element, in the same chain), three runs */
+    pc_begin(&pc, C_ELEM, "chain %s: v <- v*0.5 + relu(x - v) (3 runs)", dtn(dt));
+    pc.runs = 3;
+    pc.no_grad = true;
+    double *v0 = rv(60, -1, 1, false);
+    void *vb = to_dtype(dt, v0, 60);
+    asg_tensor *v = mark(asg_variable(pc.g, "v", dt, ASG_SHAPE(6, 10), asg_init_data(vb)));
+    x = pc_in(&pc, dt, ASG_SHAPE(6, 10), -1, 1);
+    asg_tensor *nv = asg_add(asg_mul_scalar(v, 0.5), asg_relu(asg_sub(x, v)));
+    pc_out(&pc, asg_mul(v, x), "v*x");
+    pc_out_ex(&pc, asg_assign(v, nv), "assign", pc.cls, false);
+    pc.var_name[pc.n_var++] = "v";
+    pc_finish(&pc);
+    free(v0), free(vb);
+  }
+}
+
 /* --------------------------------------------------------- training steps */
 
 typedef struct model {
@@ -1430,9 +1497,10 @@ static void check_coverage(void) {
 }
 
 /* allow_tf32: f32 products may use TF32 tensor cores on CUDA (10-bit
- * mantissas, ~1e-3 relative); on the CPU the flag changes nothing. The
- * result must still agree with the CPU's fp32 within 1e-2 of the scale. */
-static void case_tf32(void) {
+ * mantissas, ~1e-3 relative); bf16_matmul: bf16 operands (8-bit mantissas,
+ * ~4e-3); on the CPU the flags change nothing. The result must still agree
+ * with the CPU's fp32 within 1e-2 (TF32) or 2e-2 (bf16) of the scale. */
+static void case_fast_matmul(bool bf16) {
   asg_graph *g = asg_graph_new();
   double *va = rv(192 * 320, -1, 1, false), *vb = rv(320 * 160, -1, 1, false);
   float *fa = to_dtype(ASG_F32, va, 192 * 320), *fb = to_dtype(ASG_F32, vb, 320 * 160);
@@ -1442,7 +1510,8 @@ static void case_tf32(void) {
   asg_compile_opts o = {.backend = "cpu"};
   asg_program *ref = asg_compile(g, 1, &y, &o);
   o.backend = g_backend;
-  o.allow_tf32 = true;
+  o.allow_tf32 = !bf16;
+  o.bf16_matmul = bf16;
   asg_program *dut = asg_compile(g, 1, &y, &o);
   double *r = malloc(sizeof *r * 192 * 160), *d = malloc(sizeof *d * 192 * 160);
   float *buf = malloc(sizeof *buf * 192 * 160);
@@ -1460,7 +1529,10 @@ static void case_tf32(void) {
   }
   char msg[128];
   snprintf(msg, sizeof msg, "max err %.3g of scale %.3g", worst, scale);
-  report("matmul f32 allow_tf32 [192,320]x[320,160]", ok && worst <= 1e-2 * scale, msg);
+  /* bf16 operands: 8-bit mantissas, relative rounding 2^-9 per operand */
+  report(bf16 ? "matmul f32 bf16_matmul [192,320]x[320,160]"
+              : "matmul f32 allow_tf32 [192,320]x[320,160]",
+         ok && worst <= (bf16 ? 2e-2 : 1e-2) * scale, msg);
   free(va), free(vb), free(fa), free(fb), free(r), free(d), free(buf);
   asg_program_free(ref), asg_program_free(dut);
   asg_graph_free(g);
@@ -1505,9 +1577,11 @@ int main(int argc, char **argv) {
   cases_attention();
   cases_random();
   cases_state();
+  cases_chains();
   cases_train();
   cases_optim();
-  case_tf32();
+  case_fast_matmul(false);
+  case_fast_matmul(true);
   check_coverage();
   return tu_finish();
 }

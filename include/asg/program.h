@@ -20,6 +20,13 @@ typedef struct asg_compile_opts {
   /* Let f32 matrix products (matmul, conv) use TF32 tensor cores on CUDA:
    * much faster, about 1e-3 relative error. Ignored on the CPU. */
   bool allow_tf32;
+  /* Mixed precision for f32 programs on CUDA: matrix products (matmul)
+   * round their operands to bf16 (8-bit mantissas) and multiply on bf16
+   * tensor cores with f32 sums and f32 results; the fused attention and
+   * convolutions use TF32. Everything else (storage, variables, optimizer
+   * state, reductions, softmax, losses) stays f32. About 3e-3 relative
+   * error per product. Ignored on the CPU and Vulkan. */
+  bool bf16_matmul;
 } asg_compile_opts;
 
 /* Compiles the nodes needed for outputs (and every asg_assign among them).

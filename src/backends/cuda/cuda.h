@@ -35,6 +35,7 @@ typedef struct asg_cuda_call {
   const uint64_t *run;
   asg_cuda_ctx *ctx;
   bool tf32;   /* f32 GEMMs may use TF32 tensor cores (asg_compile_opts.allow_tf32) */
+  bool bf16;   /* f32 GEMMs take bf16-rounded operands (asg_compile_opts.bf16_matmul) */
   void *state; /* what the kernel's .prepare made for this step (or NULL) */
 } asg_cuda_call;
 
@@ -42,8 +43,9 @@ typedef struct asg_cuda_kernel {
   /* Enqueues the step on c->ctx->stream; must not synchronize or allocate.
    * Returns an error for unsupported dtypes/shapes (checked at enqueue). */
   asg_status (*run)(const asg_cuda_call *c);
-  /* Device workspace bytes the step needs (NULL: none). */
-  size_t (*ws)(const asg_step *s);
+  /* Device workspace bytes the step needs in a plan with these flags
+   * (ASG_PLAN_*; NULL: none). */
+  size_t (*ws)(const asg_step *s, unsigned plan_flags);
   /* Optional, once per step when the program is created (buffers are
    * resolved, nothing is captured yet): plans the step (e.g. picks a GEMM
    * algorithm by timing candidates on the step's own buffers) into *state,

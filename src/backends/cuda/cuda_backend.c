@@ -443,7 +443,7 @@ typedef struct cuda_exec {
   cudaGraph_t graph;
   cudaGraphExec_t graph_exec;
   int runs;
-  bool use_graph, tf32;
+  bool use_graph, tf32, bf16;
   adam_fusion fuse;   /* multi-tensor Adam launches (ASG_CUDA_FUSE_ADAM=0: none) */
   asg_cuda_fusion ew; /* fused elementwise chains (ASG_CUDA_FUSE=0: none) */
   double ew_ms;       /* profile of the fused chains */
@@ -496,7 +496,8 @@ static asg_status cuda_exec_create(void *dev, const asg_plan *plan, const asg_bu
   x->ctx = dev;
   const char *env = getenv("ASG_CUDA_GRAPH");
   x->use_graph = !(env && env[0] == '0');
-  x->tf32 = plan->flags & ASG_PLAN_TF32;
+  x->tf32 = plan->flags & (ASG_PLAN_TF32 | ASG_PLAN_BF16);
+  x->bf16 = plan->flags & ASG_PLAN_BF16;
   asg_status st = asg__resolve_plan(plan, bufs, &x->r);
   int n = x->r.plan.n_steps;
   size_t ws = 0;
@@ -505,7 +506,7 @@ static asg_status cuda_exec_create(void *dev, const asg_plan *plan, const asg_bu
     if (!table[s->op].run)
       st = asg__error(ASG_ERR_UNSUPPORTED, "cuda: no kernel for %s", s->label);
     else if (table[s->op].ws) {
-      size_t w = table[s->op].ws(s);
+      size_t w = table[s->op].ws(s, plan->flags);
       if (w > ws) ws = w;
     }
   }
@@ -540,7 +541,8 @@ static asg_status cuda_exec_create(void *dev, const asg_plan *plan, const asg_bu
   for (int i = 0; i < n && !st; i++) { /* per-step plans (GEMM algorithms) */
     const asg_step *s = &x->r.plan.steps[i];
     if (!table[s->op].prepare) continue;
-    asg_cuda_call c = {s, x->r.out[i], x->r.in[i], x->ws, x->run_dev, x->ctx, x->tf32, NULL};
+    asg_cuda_call c = {s,      x->r.out[i], x->r.in[i], x->ws, x->run_dev,
+                       x->ctx, x->tf32,     x->bf16,    NULL};
     st = table[s->op].prepare(&c, &x->state[i]);
   }
   if (st) {
@@ -554,8 +556,9 @@ static asg_status cuda_exec_create(void *dev, const asg_plan *plan, const asg_bu
 static asg_status enqueue_all(cuda_exec *x) {
   for (int i = 0; i < x->r.plan.n_steps; i++) {
     const asg_step *s = &x->r.plan.steps[i];
-    asg_cuda_call c = {s,          x->r.out[i], x->r.in[i], x->ws,
-                       x->run_dev, x->ctx,      x->tf32,    x->state ? x->state[i] : NULL};
+    asg_cuda_call c = {s,       x->r.out[i], x->r.in[i],
+                       x->ws,   x->run_dev,  x->ctx,
+                       x->tf32, x->bf16,     x->state ? x->state[i] : NULL};
     if (x->ev) cudaEventRecord(x->ev[i], x->ctx->stream);
     const int role = x->fuse.role ? x->fuse.role[i] : FUSE_RUN;
     const int ew = x->ew.role ? x->ew.role[i] : FUSE_RUN;

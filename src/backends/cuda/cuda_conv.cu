@@ -76,7 +76,8 @@ int64_t chunk_images(const asg_step *s, const Geo &g) {
   return n < g.N ? n : g.N;
 }
 
-size_t conv_ws(const asg_step *s) {
+size_t conv_ws(const asg_step *s, unsigned flags) {
+  (void)flags;
   Geo g = geo_of(s);
   return (size_t)chunk_images(s, g) * (size_t)ws_per_image(s, g) * asg_dtype_size(s->out.dtype);
 }

@@ -9,6 +9,8 @@
 // leading dimension, and m = N, n = M, ldc = N.
 #include "backends/cuda/cuda.h"
 
+#include <cuda_bf16.h>
+
 // F32 products are full FP32 (matching the CPU within ~1e-5 relative)
 // unless the program was compiled with allow_tf32 (c->tf32): then TF32
 // tensor cores (much faster on Ampere/Hopper, ~1e-3 relative error).
@@ -114,9 +116,53 @@ __global__ void mm_pointers_kernel(const void **pa, const void **pb, void **pc, 
   }
 }
 
-size_t mm_ws(const asg_step *s) {
+size_t align256(size_t n) { return (n + 255) & ~(size_t)255; }
+
+// bf16_matmul: an f32 product on the cuBLASLt path takes bf16 copies of its
+// operands, made in the workspace by each run.
+bool bf16_operands(const asg_step *s, unsigned flags, const MmPlan &p) {
+  return (flags & ASG_PLAN_BF16) && s->out.dtype == ASG_F32 && s->in[0].dtype == ASG_F32 &&
+         s->in[1].dtype == ASG_F32 && p.kind != MM_POINTERS;
+}
+
+size_t mm_ws(const asg_step *s, unsigned flags) {
   MmPlan p = mm_plan(s);
+  if (bf16_operands(s, flags, p))
+    return align256((size_t)asg_shape_numel(s->in[0].shape) * 2) +
+           align256((size_t)asg_shape_numel(s->in[1].shape) * 2);
   return p.kind == MM_POINTERS ? 3 * (size_t)p.nbatch * sizeof(void *) : 0;
+}
+
+// x [n] f32 -> y [n] bf16, rounded to nearest even (NaN stays NaN); VEC:
+// 4 elements a step (x 16-byte and y 8-byte aligned), then the tail.
+template <bool VEC>
+__global__ void to_bf16_kernel(const float *__restrict__ x, __nv_bfloat16 *__restrict__ y,
+                               int64_t n) {
+  const int64_t stride = (int64_t)gridDim.x * blockDim.x;
+  const int64_t tid = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+  int64_t done = 0;
+  if constexpr (VEC) {
+    const int64_t n4 = n / 4;
+    for (int64_t i = tid; i < n4; i += stride) {
+      const float4 v = reinterpret_cast<const float4 *>(x)[i];
+      reinterpret_cast<__nv_bfloat162 *>(y)[2 * i] = __floats2bfloat162_rn(v.x, v.y);
+      reinterpret_cast<__nv_bfloat162 *>(y)[2 * i + 1] = __floats2bfloat162_rn(v.z, v.w);
+    }
+    done = n4 * 4;
+  }
+  for (int64_t i = done + tid; i < n; i += stride)
+    y[i] = __float2bfloat16_rn(x[i]);
+}
+
+asg_status to_bf16(const asg_cuda_call *c, const void *x, void *y, int64_t n) {
+  if (n <= 0) return ASG_OK;
+  const float *xf = (const float *)x;
+  __nv_bfloat16 *yb = (__nv_bfloat16 *)y;
+  if (((uintptr_t)x % 16) == 0 && ((uintptr_t)y % 8) == 0)
+    to_bf16_kernel<true><<<asg_cuda_blocks((n + 3) / 4, 256), 256, 0, c->ctx->stream>>>(xf, yb, n);
+  else
+    to_bf16_kernel<false><<<asg_cuda_blocks(n, 256), 256, 0, c->ctx->stream>>>(xf, yb, n);
+  return asg_cuda_check(c);
 }
 
 asg_status blas_err(const asg_cuda_call *c, cublasStatus_t st) {
@@ -160,6 +206,7 @@ struct LtPlan {
   cublasLtMatrixLayout_t la, lb, lc; // cuBLAS's operands: la = our b, lb = our a
   cublasLtMatmulAlgo_t algo;
   size_t ws;
+  bool bf16; // operands converted into the step's workspace first
 };
 
 void lt_plan_free(void *state) {
@@ -190,12 +237,23 @@ bool lt_layout(cublasLtMatrixLayout_t *l, cudaDataType_t ty, int64_t rows, int64
                                           sizeof stride) == CUBLAS_STATUS_SUCCESS;
 }
 
+// The product with algorithm algo; with bf16 operands they are converted
+// into the step's workspace first.
 asg_status lt_launch(const asg_cuda_call *c, const LtPlan *p, const cublasLtMatmulAlgo_t *algo,
                      size_t ws) {
+  const void *a = c->in[0], *b = c->in[1];
+  if (p->bf16) {
+    const int64_t na = asg_shape_numel(c->s->in[0].shape), nb = asg_shape_numel(c->s->in[1].shape);
+    char *wa = (char *)c->ws, *wb = wa + align256((size_t)na * 2);
+    asg_status st = to_bf16(c, a, wa, na);
+    if (!st) st = to_bf16(c, b, wb, nb);
+    if (st) return st;
+    a = wa, b = wb;
+  }
   float one = 1.0f, zero = 0.0f;
   cublasStatus_t st =
-      cublasLtMatmul(c->ctx->lt, p->op, &one, c->in[1], p->la, c->in[0], p->lb, &zero, c->out,
-                     p->lc, c->out, p->lc, algo, c->ctx->blas_ws, ws, c->ctx->stream);
+      cublasLtMatmul(c->ctx->lt, p->op, &one, b, p->la, a, p->lb, &zero, c->out, p->lc, c->out,
+                     p->lc, algo, c->ctx->blas_ws, ws, c->ctx->stream);
   return st == CUBLAS_STATUS_SUCCESS ? asg_cuda_check(c) : blas_err(c, st);
 }
 
@@ -246,22 +304,27 @@ asg_status mm_prepare(const asg_cuda_call *c, void **state) {
   if (env_off("ASG_CUDA_LT") || s->in[0].dtype != dt || s->in[1].dtype != dt) return ASG_OK;
   MmPlan p = mm_plan(s);
   if (p.kind == MM_POINTERS || p.M == 0 || p.N == 0 || p.K == 0 || p.nbatch == 0) return ASG_OK;
+  const bool bf16 = bf16_operands(s, c->bf16 ? ASG_PLAN_BF16 : 0, p);
+  const cudaDataType_t tab = bf16 ? CUDA_R_16BF : ty; // operands; the output keeps ty
+  if (bf16) ct = CUBLAS_COMPUTE_32F;
   if (p.kind == MM_STRIDED && p.nbatch > 1 && (p.astride == 0 || p.bstride == 0)) return ASG_OK;
   if (p.M > INT32_MAX || p.N > INT32_MAX || p.K > INT32_MAX || p.nbatch > INT32_MAX) return ASG_OK;
   const bool tall = p.kind == MM_TALL;
   const int64_t rows_a = tall ? p.nbatch * p.M : (p.ta ? p.K : p.M); // stored rows of our a
   const int64_t batch = tall ? 1 : p.nbatch;
   GemmKey key = {
-      p.M,       p.N,       p.K,  p.lda, p.ldb,   p.N,     batch, p.astride,
-      p.bstride, p.M * p.N, p.ta, p.tb,  (int)ty, (int)ct, 0,     !env_off("ASG_CUDA_GEMM_TUNE")};
+      p.M,       p.N,       p.K,  p.lda, p.ldb,    p.N,     batch, p.astride,
+      p.bstride, p.M * p.N, p.ta, p.tb,  (int)tab, (int)ct, 0,     !env_off("ASG_CUDA_GEMM_TUNE")};
   key.m = tall ? p.nbatch * p.M : p.M;
   int al = align_of(c->in[0]);
   if (align_of(c->in[1]) < al) al = align_of(c->in[1]);
   if (align_of(c->out) < al) al = align_of(c->out);
-  key.align = al;
+  key.align = bf16 ? 16 : al; // bf16 copies sit at 256-byte offsets of the workspace
+  key.ty = (int)tab;
 
   LtPlan *lp = (LtPlan *)calloc(1, sizeof *lp);
   if (!lp) return asg__error(ASG_ERR_OOM, "cuda: out of memory");
+  lp->bf16 = bf16;
   cublasOperation_t opb = p.tb ? CUBLAS_OP_T : CUBLAS_OP_N, opa = p.ta ? CUBLAS_OP_T : CUBLAS_OP_N;
   // column-major views (top of the file): our b [Rb, Cb] is cuBLAS's first
   // operand, col-major [Cb, Rb]; our a second; the output [M, N] is [N, M]
@@ -271,8 +334,8 @@ asg_status mm_prepare(const asg_cuda_call *c, void **state) {
                 CUBLAS_STATUS_SUCCESS &&
             cublasLtMatmulDescSetAttribute(lp->op, CUBLASLT_MATMUL_DESC_TRANSB, &opa, sizeof opa) ==
                 CUBLAS_STATUS_SUCCESS &&
-            lt_layout(&lp->la, ty, p.ldb, rows_b, p.ldb, batch, p.bstride) &&
-            lt_layout(&lp->lb, ty, p.lda, rows_a, p.lda, batch, p.astride) &&
+            lt_layout(&lp->la, tab, p.ldb, rows_b, p.ldb, batch, p.bstride) &&
+            lt_layout(&lp->lb, tab, p.lda, rows_a, p.lda, batch, p.astride) &&
             lt_layout(&lp->lc, ty, p.N, key.m, p.N, batch, p.M * p.N);
   if (!ok) { // cuBLASLt refuses the shape: the cuBLAS path runs it
     lt_plan_free(lp);

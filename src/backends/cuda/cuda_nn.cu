@@ -198,7 +198,8 @@ int64_t ln_g_chunks(int64_t R) {
   return p < 1 ? 1 : p;
 }
 
-size_t ln_bwd_g_ws(const asg_step *s) {
+size_t ln_bwd_g_ws(const asg_step *s, unsigned flags) {
+  (void)flags;
   int64_t R, C;
   ln_dims(s, &R, &C);
   return ((size_t)R * 2 + (size_t)ln_g_chunks(R) * (size_t)C) * sizeof(double);
@@ -399,13 +400,15 @@ void ce_dims(const asg_step *s, int64_t *R, int64_t *C) {
   *R = prod_dims(sh, 0, sh.ndim - 1);
 }
 
-size_t ce_fwd_ws(const asg_step *s) {
+size_t ce_fwd_ws(const asg_step *s, unsigned flags) {
+  (void)flags;
   int64_t R, C;
   ce_dims(s, &R, &C);
   return (size_t)R * sizeof(double);
 }
 
-size_t ce_bwd_ws(const asg_step *s) {
+size_t ce_bwd_ws(const asg_step *s, unsigned flags) {
+  (void)flags;
   (void)s;
   return sizeof(double);
 }

@@ -415,7 +415,8 @@ Geom geom_of(const RPlan &p) {
 
 constexpr size_t kPartBytes = 24; // >= every partial (VAR: 3 doubles)
 
-size_t reduce_ws(const asg_step *s) {
+size_t reduce_ws(const asg_step *s, unsigned flags) {
+  (void)flags;
   RPlan p;
   rplan_init(&p, s->in[0].shape, s->attr.i[0]);
   if (p.nout <= 0) return 0;

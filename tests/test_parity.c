@@ -1200,6 +1200,23 @@ static void cases_chains(void) {
     pc_out(&pc, asg_add(asg_mul(r, r), asg_reshape(c6, ASG_SHAPE(1, 6))), "r*r + c6");
     pc_finish(&pc);
 
+    /* a bias add right after a product (a GEMM epilogue may do it), its
+     * result read by a reduction, by a random mask, or by a product */
+    for (int v = 0; v < 3; v++) {
+      pc_begin(&pc, C_ACCUM, "chain %s: x W + b then %s", dtn(dt),
+               v == 0   ? "sum"
+               : v == 1 ? "dropout mask, sum"
+                        : "matmul");
+      x = pc_in(&pc, dt, ASG_SHAPE(2, 8, 64), -1, 1);
+      asg_tensor *W = pc_in(&pc, dt, ASG_SHAPE(64, 16), -1, 1);
+      asg_tensor *bb = pc_in(&pc, dt, ASG_SHAPE(16), -1, 1);
+      asg_tensor *hb = asg_add(asg_matmul(x, W), bb);
+      if (v == 1) hb = asg_mul(hb, asg_rand_bernoulli(pc.g, dt, ASG_SHAPE(2, 8, 16), 0.7, 5));
+      pc_out(&pc, v == 2 ? asg_matmul_t(hb, W, false, true) : asg_sum(hb, ASG_AXES(2), false),
+             "out");
+      pc_finish(&pc);
+    }
+
     /* more ops than one fused kernel takes: the chain is cut */
     pc_begin(&pc, C_ACCUM, "chain %s: 40 alternating ops", dtn(dt));
     x = pc_in(&pc, dt, ASG_SHAPE(3, 50), -1, 1);
@@ -1496,6 +1513,53 @@ static void check_coverage(void) {
   report(title, missing == 0, msg);
 }
 
+/* Feeds between runs without reading anything back: a backend may upload
+ * asynchronously (CUDA: double-buffered staging), so feed k + 1 must not
+ * reach the input before run k has read it. v <- v * 0.5 + x over 12 runs of
+ * distinct inputs (and distinct sizes of write: a second input fed every
+ * other run) must match the CPU exactly. */
+static void case_pipelined_feeds(void) {
+  enum { N = 4096, RUNS = 12 };
+  asg_graph *g = asg_graph_new();
+  float *zero = calloc(N, sizeof *zero), *xs = malloc(sizeof *xs * N);
+  asg_tensor *v = asg_variable(g, "v", ASG_F32, ASG_SHAPE(N), asg_init_data(zero));
+  asg_tensor *x = asg_input(g, "x", ASG_F32, ASG_SHAPE(N));
+  asg_tensor *c = asg_input(g, "c", ASG_F32, ASG_SHAPE(1));
+  asg_tensor *a = asg_assign(v, asg_add(asg_mul(v, c), x));
+  asg_compile_opts o = {.backend = "cpu"};
+  asg_program *ref = asg_compile(g, 1, &a, &o);
+  o.backend = g_backend;
+  asg_program *dut = asg_compile(g, 1, &a, &o);
+  int ok = ref && dut;
+  for (int r = 0; r < RUNS && ok; r++) {
+    for (int i = 0; i < N; i++)
+      xs[i] = (float)((r * 7919 + i * 104729) % 1000) / 64.0f;
+    const float cv = r % 3 == 0 ? 0.5f : 0.25f;
+    for (int k = 0; k < 2 && ok; k++) {
+      asg_program *p = k ? dut : ref;
+      ok = asg_program_feed(p, "x", xs, sizeof *xs * N) == ASG_OK &&
+           (r % 2 || asg_program_feed(p, "c", &cv, sizeof cv) == ASG_OK) &&
+           asg_program_run(p) == ASG_OK;
+    }
+  }
+  float *rv_ = malloc(sizeof *rv_ * N), *dv = malloc(sizeof *dv * N);
+  long bad = -1;
+  if (ok)
+    ok = asg_program_get_variable(ref, "v", rv_, sizeof *rv_ * N) == ASG_OK &&
+         asg_program_get_variable(dut, "v", dv, sizeof *dv * N) == ASG_OK;
+  for (long i = 0; ok && i < N && bad < 0; i++)
+    if (rv_[i] != dv[i]) bad = i;
+  char msg[160] = "";
+  if (!ok)
+    snprintf(msg, sizeof msg, "%s", asg_last_error());
+  else if (bad >= 0)
+    snprintf(msg, sizeof msg, "v[%ld]: got %.9g want %.9g", bad, dv[bad], rv_[bad]);
+  report("pipelined feeds: v <- v * c + x, 12 runs, no read between runs", ok && bad < 0, msg);
+  free(zero), free(xs), free(rv_), free(dv);
+  asg_program_free(ref), asg_program_free(dut);
+  asg_graph_free(g);
+}
+
 /* allow_tf32: f32 products may use TF32 tensor cores on CUDA (10-bit
  * mantissas, ~1e-3 relative); bf16_matmul: bf16 operands (8-bit mantissas,
  * ~4e-3); on the CPU the flags change nothing. The result must still agree
@@ -1580,6 +1644,7 @@ int main(int argc, char **argv) {
   cases_chains();
   cases_train();
   cases_optim();
+  case_pipelined_feeds();
   case_fast_matmul(false);
   case_fast_matmul(true);
   check_coverage();

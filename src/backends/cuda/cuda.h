@@ -22,7 +22,11 @@ typedef struct asg_cuda_ctx {
   void *blas_ws; /* cuBLAS(Lt) workspace: fixed, so GEMMs never allocate */
   size_t blas_ws_bytes;
   int sm_count;
-  void *gemm_cache; /* cuBLASLt algorithms chosen per GEMM shape (cuda_matmul.cu) */
+  void *gemm_cache;                 /* cuBLASLt algorithms chosen per GEMM shape (cuda_matmul.cu) */
+  struct asg_cuda_staging *staging; /* double-buffered uploads (cuda_backend.c) */
+  int n_staging;
+  cudaStream_t copy_stream; /* uploads overlap the compute stream */
+  void *bounce;             /* pinned buffer for small reads */
 } asg_cuda_ctx;
 
 typedef struct asg_cuda_call {

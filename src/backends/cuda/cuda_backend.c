@@ -59,9 +59,13 @@ static bool cuda_supports(asg_op op) {
   return (unsigned)op < ASG_OP_COUNT && table[op].run != NULL;
 }
 
+static void staging_free(asg_cuda_ctx *c);
+
 static void cuda_close(void *dev) {
   asg_cuda_ctx *c = dev;
   if (!c) return;
+  if (c->stream) cudaStreamSynchronize(c->stream);
+  staging_free(c);
   asg_cuda_gemm_cache_free(c->gemm_cache);
   if (c->blas_ws) cudaFree(c->blas_ws);
   if (c->lt) cublasLtDestroy(c->lt);
@@ -117,20 +121,135 @@ static void cuda_free(void *dev, void *buf) {
   if (buf) cudaFree(buf);
 }
 
+/* ---- uploads ----
+ * A write of up to kStageMax bytes is double-buffered: the data is copied
+ * into one of two pinned host buffers kept for its destination, uploaded on
+ * a copy stream into a device staging buffer (so the transfer overlaps the
+ * step still running on the compute stream), and the compute stream copies
+ * it device-to-device into place once the upload is done (ordered after the
+ * queued work that reads the old contents). Feeding a step's inputs thus
+ * never waits for the previous step. A buffer pair is reused two writes
+ * later, after the events of its last use. Larger writes, and destinations
+ * beyond kStageSlots, copy synchronously. */
+enum { kStageSlots = 32 };
+static const size_t kStageMax = 64u << 20;
+
+typedef struct asg_cuda_staging {
+  void *dst;
+  size_t cap;
+  void *host[2], *dev[2];
+  cudaEvent_t up[2];   /* upload k (host[k] -> dev[k]) done */
+  cudaEvent_t done[2]; /* copy dev[k] -> dst done */
+  int next;
+} asg_cuda_staging;
+
+static void staging_free(asg_cuda_ctx *c) {
+  for (int i = 0; i < c->n_staging; i++)
+    for (int k = 0; k < 2; k++) {
+      asg_cuda_staging *s = &c->staging[i];
+      if (s->up[k]) cudaEventDestroy(s->up[k]);
+      if (s->done[k]) cudaEventDestroy(s->done[k]);
+      if (s->host[k]) cudaFreeHost(s->host[k]);
+      if (s->dev[k]) cudaFree(s->dev[k]);
+    }
+  free(c->staging);
+  c->staging = NULL;
+  c->n_staging = 0;
+  if (c->copy_stream) cudaStreamDestroy(c->copy_stream);
+  c->copy_stream = NULL;
+  if (c->bounce) cudaFreeHost(c->bounce);
+  c->bounce = NULL;
+}
+
+/* The staging slot for dst with room for n bytes, or NULL (then copy
+ * synchronously). */
+static asg_cuda_staging *staging_for(asg_cuda_ctx *c, void *dst, size_t n) {
+  if (n > kStageMax) return NULL;
+  if (!c->copy_stream &&
+      cudaStreamCreateWithFlags(&c->copy_stream, cudaStreamNonBlocking) != cudaSuccess) {
+    cudaGetLastError();
+    c->copy_stream = NULL;
+    return NULL;
+  }
+  asg_cuda_staging *s = NULL;
+  for (int i = 0; i < c->n_staging && !s; i++)
+    if (c->staging[i].dst == dst) s = &c->staging[i];
+  if (!s) {
+    if (!c->staging) c->staging = calloc(kStageSlots, sizeof *c->staging);
+    if (!c->staging || c->n_staging == kStageSlots) return NULL;
+    s = &c->staging[c->n_staging++];
+    s->dst = dst;
+    for (int k = 0; k < 2; k++)
+      if (cudaEventCreateWithFlags(&s->up[k], cudaEventDisableTiming) != cudaSuccess ||
+          cudaEventCreateWithFlags(&s->done[k], cudaEventDisableTiming) != cudaSuccess) {
+        cudaGetLastError();
+        return NULL;
+      }
+  }
+  if (s->cap < n) { /* grow: wait for transfers from the old buffers first */
+    for (int k = 0; k < 2; k++) {
+      cudaEventSynchronize(s->up[k]);
+      cudaEventSynchronize(s->done[k]);
+      if (s->host[k]) cudaFreeHost(s->host[k]);
+      if (s->dev[k]) cudaFree(s->dev[k]);
+      s->host[k] = s->dev[k] = NULL;
+    }
+    s->cap = 0;
+    for (int k = 0; k < 2; k++)
+      if (cudaMallocHost(&s->host[k], n) != cudaSuccess ||
+          cudaMalloc(&s->dev[k], n) != cudaSuccess) {
+        cudaGetLastError();
+        return NULL; /* no pinned or device memory to spare: synchronous copies */
+      }
+    s->cap = n;
+  }
+  return s;
+}
+
 static asg_status cuda_write(void *dev, void *buf, size_t off, const void *src, size_t n) {
   asg_cuda_ctx *c = dev;
   if (!n) return ASG_OK;
+  char *dst = (char *)buf + off;
+  asg_cuda_staging *s = staging_for(c, dst, n);
+  cudaError_t e;
+  if (s) {
+    const int k = s->next;
+    e = cudaEventSynchronize(s->up[k]); /* host[k]'s upload two writes ago is done */
+    if (e == cudaSuccess) {
+      memcpy(s->host[k], src, n);
+      e = cudaStreamWaitEvent(c->copy_stream, s->done[k], 0); /* dev[k] was copied out */
+    }
+    if (e == cudaSuccess)
+      e = cudaMemcpyAsync(s->dev[k], s->host[k], n, cudaMemcpyHostToDevice, c->copy_stream);
+    if (e == cudaSuccess) e = cudaEventRecord(s->up[k], c->copy_stream);
+    if (e == cudaSuccess) e = cudaStreamWaitEvent(c->stream, s->up[k], 0);
+    if (e == cudaSuccess)
+      e = cudaMemcpyAsync(dst, s->dev[k], n, cudaMemcpyDeviceToDevice, c->stream);
+    if (e == cudaSuccess) e = cudaEventRecord(s->done[k], c->stream);
+    s->next ^= 1;
+    return e == cudaSuccess ? ASG_OK : cuda_err(e, "upload");
+  }
   /* ordered after queued work that may read the old contents */
-  cudaError_t e = cudaMemcpyAsync((char *)buf + off, src, n, cudaMemcpyHostToDevice, c->stream);
+  e = cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, c->stream);
   if (e == cudaSuccess) e = cudaStreamSynchronize(c->stream);
   return e == cudaSuccess ? ASG_OK : cuda_err(e, "upload");
 }
 
+/* Reads of up to kBounce bytes (losses, metrics, small outputs) go through
+ * a pinned buffer: a pageable copy costs the caller several microseconds. */
+static const size_t kBounce = 1u << 20;
+
 static asg_status cuda_read(void *dev, void *buf, size_t off, void *dst, size_t n) {
   asg_cuda_ctx *c = dev;
   if (!n) return ASG_OK;
-  cudaError_t e = cudaMemcpyAsync(dst, (char *)buf + off, n, cudaMemcpyDeviceToHost, c->stream);
+  if (n <= kBounce && !c->bounce && cudaMallocHost(&c->bounce, kBounce) != cudaSuccess) {
+    cudaGetLastError();
+    c->bounce = NULL;
+  }
+  void *to = n <= kBounce && c->bounce ? c->bounce : dst;
+  cudaError_t e = cudaMemcpyAsync(to, (char *)buf + off, n, cudaMemcpyDeviceToHost, c->stream);
   if (e == cudaSuccess) e = cudaStreamSynchronize(c->stream);
+  if (e == cudaSuccess && to != dst) memcpy(dst, to, n);
   return e == cudaSuccess ? ASG_OK : cuda_err(e, "download");
 }
 
@@ -444,6 +563,7 @@ typedef struct cuda_exec {
   cudaGraphExec_t graph_exec;
   int runs;
   bool use_graph, tf32, bf16;
+  bool random;        /* some step draws random numbers (reads the run count) */
   adam_fusion fuse;   /* multi-tensor Adam launches (ASG_CUDA_FUSE_ADAM=0: none) */
   asg_cuda_fusion ew; /* fused elementwise chains (ASG_CUDA_FUSE=0: none) */
   double ew_ms;       /* profile of the fused chains */
@@ -503,6 +623,7 @@ static asg_status cuda_exec_create(void *dev, const asg_plan *plan, const asg_bu
   size_t ws = 0;
   for (int i = 0; i < n && !st; i++) {
     const asg_step *s = &x->r.plan.steps[i];
+    if (asg__op_info[s->op].flags & ASG_OPF_RANDOM) x->random = true;
     if (!table[s->op].run)
       st = asg__error(ASG_ERR_UNSUPPORTED, "cuda: no kernel for %s", s->label);
     else if (table[s->op].ws) {
@@ -541,8 +662,14 @@ static asg_status cuda_exec_create(void *dev, const asg_plan *plan, const asg_bu
   for (int i = 0; i < n && !st; i++) { /* per-step plans (GEMM algorithms) */
     const asg_step *s = &x->r.plan.steps[i];
     if (!table[s->op].prepare) continue;
-    asg_cuda_call c = {s,      x->r.out[i], x->r.in[i], x->ws, x->run_dev,
-                       x->ctx, x->tf32,     x->bf16,    NULL};
+    asg_cuda_call c = {.s = s,
+                       .out = x->r.out[i],
+                       .in = x->r.in[i],
+                       .ws = x->ws,
+                       .run = x->run_dev,
+                       .ctx = x->ctx,
+                       .tf32 = x->tf32,
+                       .bf16 = x->bf16};
     st = table[s->op].prepare(&c, &x->state[i]);
   }
   if (st) {
@@ -556,9 +683,15 @@ static asg_status cuda_exec_create(void *dev, const asg_plan *plan, const asg_bu
 static asg_status enqueue_all(cuda_exec *x) {
   for (int i = 0; i < x->r.plan.n_steps; i++) {
     const asg_step *s = &x->r.plan.steps[i];
-    asg_cuda_call c = {s,       x->r.out[i], x->r.in[i],
-                       x->ws,   x->run_dev,  x->ctx,
-                       x->tf32, x->bf16,     x->state ? x->state[i] : NULL};
+    asg_cuda_call c = {.s = s,
+                       .out = x->r.out[i],
+                       .in = x->r.in[i],
+                       .ws = x->ws,
+                       .run = x->run_dev,
+                       .ctx = x->ctx,
+                       .tf32 = x->tf32,
+                       .bf16 = x->bf16,
+                       .state = x->state ? x->state[i] : NULL};
     if (x->ev) cudaEventRecord(x->ev[i], x->ctx->stream);
     const int role = x->fuse.role ? x->fuse.role[i] : FUSE_RUN;
     const int ew = x->ew.role ? x->ew.role[i] : FUSE_RUN;
@@ -597,7 +730,7 @@ static asg_status enqueue_all(cuda_exec *x) {
     }
     x->prof_runs += x->runs > 0;
   }
-  asg_cuda_increment(x->run_dev, x->ctx->stream);
+  if (x->random) asg_cuda_increment(x->run_dev, x->ctx->stream); /* only RNG kernels read it */
   return cudaGetLastError() == cudaSuccess ? ASG_OK
                                            : asg__error(ASG_ERR_BACKEND, "cuda: run count update");
 }

@@ -286,6 +286,8 @@ bool env_off(const char *name) {
   return e && e[0] == '0';
 }
 
+// Plans the step on cuBLASLt into *state (left NULL when cuBLASLt cannot
+// run it: the cuBLAS path does).
 asg_status mm_prepare(const asg_cuda_call *c, void **state) {
   *state = NULL;
   const asg_step *s = c->s;

@@ -5,8 +5,8 @@
 #   TORCH_RUNS: PyTorch configurations "mode:precision:attn" to run
 #   (default: eager and compile, each fp32/tf32/bf16 with sdpa, plus fp32
 #   naive attention, the like-for-like one for ASG's materialized attention).
-# ASG runs fp32 and tf32 (skipped when the build has no TF32 support: exit 77);
-# bf16 is not supported by ASG yet. Every line is also kept in
+# ASG runs fp32, tf32 (allow_tf32) and bf16 (bf16_matmul: bf16 GEMM operands,
+# f32 storage; PyTorch's bf16 is autocast). Every line is also kept in
 # /tmp/gpt2_bench.txt; ratio lines compare each PyTorch run with ASG.
 set -u
 build=${1:-build}
@@ -19,7 +19,7 @@ out=/tmp/gpt2_bench.txt
 common=(--batch "$B" --ctx "$T" --steps "$STEPS" --warmup "$WARMUP")
 echo "# $(date -u '+%F %H:%M UTC') $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)"
 
-for p in fp32 tf32; do
+for p in fp32 tf32 bf16; do
   echo "## ASG $p"
   "$build/bench_gpt2" --backend "$DEVICE" --precision "$p" "${common[@]}" | tee -a "$out"
   rc=${PIPESTATUS[0]}
@@ -38,20 +38,14 @@ done
 field() { awk -v k="$1" '{for (i = 1; i < NF; i++) if ($i == k) {print $(i + 1); exit}}'; }
 asg_ms() { grep "^gpt2 backend $DEVICE precision $1 " "$out" | field ms; }
 echo "## ratios (torch ms / ASG ms; > 1: ASG faster)"
-a32=$(asg_ms fp32)
-at32=$(asg_ms tf32)
+# every PyTorch run vs ASG at the same precision (fp32, tf32, bf16)
 grep '^gpt2 backend torch-' "$out" | while read -r line; do
   be=$(echo "$line" | field backend)
   prec=$(echo "$line" | field precision)
   attn=$(echo "$line" | field attn)
   t=$(echo "$line" | field ms)
-  for ref in fp32 tf32; do
-    a=$a32
-    [ "$ref" = tf32 ] && a=$at32
-    [ -n "$a" ] || continue
-    # every run vs ASG fp32; tf32 runs also vs ASG tf32
-    [ "$ref" = tf32 ] && [ "$prec" != tf32 ] && continue
-    awk -v n="$be $prec $attn" -v r="$ref" -v a="$a" -v t="$t" \
-      'BEGIN {printf "ratio %-28s / asg %s: %.2f\n", n, r, t / a}'
-  done
+  a=$(asg_ms "$prec")
+  [ -n "$a" ] || continue
+  awk -v n="$be $prec $attn" -v r="$prec" -v a="$a" -v t="$t" \
+    'BEGIN {printf "ratio %-28s / asg %s: %.2f\n", n, r, t / a}'
 done

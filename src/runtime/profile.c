@@ -37,7 +37,7 @@ static void tdesc_str(const asg_tdesc *d, char *buf, size_t n) {
 }
 
 typedef struct step_sig {
-  char sig[320];
+  char sig[512];
   double ms;
   int count, first;
 } step_sig;
@@ -52,7 +52,7 @@ void asg__profile_steps(const char *backend, const asg_plan *plan, const double 
   int n = 0;
   for (int i = 0; i < plan->n_steps; i++) {
     const asg_step *s = &plan->steps[i];
-    char sig[320], o[128], a[128] = "", b[128] = "";
+    char sig[512], o[128], a[128] = "", b[128] = "";
     tdesc_str(&s->out, o, sizeof o);
     if (s->n_in > 0) tdesc_str(&s->in[0], a, sizeof a);
     if (s->n_in > 1) tdesc_str(&s->in[1], b, sizeof b);

@@ -3,7 +3,7 @@
  *
  *   bench_gpt2 [--backend cuda] [--batch 8] [--ctx 1024] [--steps 20]
  *              [--warmup 3] [--layers 12] [--dim 768] [--heads 12]
- *              [--vocab 50304] [--precision fp32|tf32|bf16]
+ *              [--vocab 50304] [--precision fp32|tf32|bf16|fp16]
  *              [--peak-tflops P] [--threads N] [--seed S] [--dry-run]
  *
  * Model: token embedding wte [V, d] and learned positions wpe [T, d] (both
@@ -86,7 +86,7 @@ static uint64_t rng_next(uint64_t *s) { /* splitmix64 */
 static void usage(void) {
   fprintf(stderr, "usage: bench_gpt2 [--backend cuda] [--batch 8] [--ctx 1024] [--steps 20] "
                   "[--warmup 3] [--layers 12] [--dim 768] [--heads 12] [--vocab 50304] "
-                  "[--precision fp32|tf32|bf16] [--peak-tflops P] [--threads N] [--seed S] "
+                  "[--precision fp32|tf32|bf16|fp16] [--peak-tflops P] [--threads N] [--seed S] "
                   "[--dry-run]\n");
 }
 
@@ -143,7 +143,7 @@ int main(int argc, char **argv) {
     usage();
     return 2;
   }
-  bool tf32 = false, bf16 = false;
+  bool tf32 = false, bf16 = false, fp16 = false;
   double prec_peak;
   if (!strcmp(prec, "fp32")) {
     prec_peak = 67.0;
@@ -151,6 +151,10 @@ int main(int argc, char **argv) {
     prec_peak = 494.5;
     tf32 = true; /* asg_compile_opts.allow_tf32: f32 GEMMs on TF32 tensor cores (CUDA) */
     if (strcmp(backend, "cuda") != 0) printf("note: tf32 only affects the cuda backend\n");
+  } else if (!strcmp(prec, "fp16")) {
+    prec_peak = 989.0;
+    fp16 = true; /* fp16_matmul with dynamic loss scaling (asg_optim.loss_scale) */
+    if (strcmp(backend, "cuda") != 0) printf("note: fp16 only affects the cuda backend\n");
   } else if (!strcmp(prec, "bf16")) {
     prec_peak = 989.0;
     bf16 = true; /* asg_compile_opts.bf16_matmul: bf16 GEMM operands, f32 storage (CUDA) */
@@ -181,10 +185,15 @@ int main(int argc, char **argv) {
     asg_tensor *v = asg_graph_variable(g, i);
     if (asg_variable_is_trainable(v)) nparams += asg_shape_numel(asg_tensor_shape(v));
   }
-  asg_compile_opts opts = {
-      .backend = backend, .num_threads = threads, .allow_tf32 = tf32, .bf16_matmul = bf16};
+  asg_compile_opts opts = {.backend = backend,
+                           .num_threads = threads,
+                           .allow_tf32 = tf32,
+                           .bf16_matmul = bf16,
+                           .fp16_matmul = fp16};
   double tc = now();
-  asg_program *p = asg_compile_train(g, loss, asg_adamw(6e-4, 0.1), 0, NULL, &opts);
+  asg_optim optim = asg_adamw(6e-4, 0.1);
+  if (fp16) optim.loss_scale = 65536; /* GradScaler's defaults */
+  asg_program *p = asg_compile_train(g, loss, optim, 0, NULL, &opts);
   if (!p) {
     fprintf(stderr, "compile: %s\n", asg_last_error());
     return 1;

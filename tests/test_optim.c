@@ -333,6 +333,75 @@ static void test_accumulation(asg_optim o, const char *name) {
   asg_graph_free(small.g);
 }
 
+/* Dynamic loss scaling: with a power-of-two scale and finite gradients the
+ * steps equal unscaled training bit for bit (scaling by 2^k is exact); a run
+ * with an inf in its gradients changes no parameter or state and halves the
+ * scale; after scale_window finite runs the scale doubles. */
+static void test_loss_scaling(void) {
+  asg_optim o = asg_adamw(0.01, 0.1);
+  model plain = build(ASG_F32, NB), sc = build(ASG_F32, NB);
+  asg_program *pp = asg_compile_train(plain.g, plain.loss, o, 0, NULL, NULL);
+  o.loss_scale = 1024;
+  o.scale_window = 2;
+  asg_program *ps = asg_compile_train(sc.g, sc.loss, o, 0, NULL, NULL);
+  TU_CHECK(pp && ps, "loss scaling: compile: %s", asg_last_error());
+  if (!pp || !ps) return;
+  feed(pp, ASG_F32, 0, NB);
+  feed(ps, ASG_F32, 0, NB);
+  double wp[NW], ws[NW], w0[NW], s = 0, step = 0;
+  float fs = 0, fstep = 0, fgood = 0;
+  int ok = 1;
+  for (int r = 0; r < 3; r++) {
+    asg_program_run(pp);
+    asg_program_run(ps);
+    get(pp, ASG_F32, "w", wp, NW);
+    get(ps, ASG_F32, "w", ws, NW);
+    ok = ok && tu_close("loss-scaled w", ws, wp, NW, 0, 0);
+  }
+  TU_CHECK(ok, "loss scale 1024: 3 Adam steps identical to unscaled training");
+  asg_program_get_variable(ps, "optim/loss_scale", &fs, sizeof fs);
+  s = fs;
+  TU_CHECK(s == 2048, "loss scale doubled after scale_window = 2 finite steps (got %g)", s);
+  /* an inf in the input: inf gradients */
+  float xf[NB * DI], yf[NB * DO];
+  for (int i = 0; i < NB * DI; i++)
+    xf[i] = (float)X[i];
+  for (int i = 0; i < NB * DO; i++)
+    yf[i] = (float)Y[i];
+  xf[3] = INFINITY;
+  asg_program_feed(ps, "x", xf, sizeof xf);
+  asg_program_feed(ps, "y", yf, sizeof yf);
+  get(ps, ASG_F32, "w", w0, NW);
+  asg_program_get_variable(ps, "optim/step", &fstep, sizeof fstep);
+  step = fstep;
+  asg_program_run(ps);
+  get(ps, ASG_F32, "w", ws, NW);
+  asg_program_get_variable(ps, "optim/loss_scale", &fs, sizeof fs);
+  asg_program_get_variable(ps, "optim/good_steps", &fgood, sizeof fgood);
+  float fstep2 = 0;
+  asg_program_get_variable(ps, "optim/step", &fstep2, sizeof fstep2);
+  TU_CHECK(tu_close("skipped step", ws, w0, NW, 0, 0) && fstep2 == step && fs == 1024 &&
+               fgood == 0,
+           "non-finite gradients: parameters and step count kept (%g -> %g), scale halved to %g",
+           step, (double)fstep2, (double)fs);
+  /* finite again: training resumes */
+  feed(ps, ASG_F32, 0, NB);
+  asg_program_run(ps);
+  get(ps, ASG_F32, "w", ws, NW);
+  TU_CHECK(fabs(ws[0] - w0[0]) > 1e-6, "finite gradients after a skipped step: training resumes");
+  o.accum_steps = 2;
+  model bad = build(ASG_F32, NB);
+  asg_program *pb = asg_compile_train(bad.g, bad.loss, o, 0, NULL, NULL);
+  TU_CHECK(!pb && strstr(asg_last_error(), "loss_scale"),
+           "loss_scale with accum_steps > 1 is refused: %s", asg_last_error());
+  asg_program_free(pb);
+  asg_program_free(pp);
+  asg_program_free(ps);
+  asg_graph_free(plain.g);
+  asg_graph_free(sc.g);
+  asg_graph_free(bad.g);
+}
+
 /* The fused Adam/AdamW update ops give bit-identical parameters to the same
  * step written with separate graph ops in the order optim.c used before it
  * fused them (one rounding per op): b gets its own group (lr scale, wd). */
@@ -584,6 +653,7 @@ int main(void) {
     test_fused_matches_ops(fa, "adam L2 wd", dt);
     test_fused_matches_ops(fw, "adamw", dt);
   }
+  test_loss_scaling();
   test_graph_updates();
   test_no_decay_helper();
   test_schedules();

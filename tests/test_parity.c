@@ -1562,9 +1562,11 @@ static void case_pipelined_feeds(void) {
 
 /* allow_tf32: f32 products may use TF32 tensor cores on CUDA (10-bit
  * mantissas, ~1e-3 relative); bf16_matmul: bf16 operands (8-bit mantissas,
- * ~4e-3); on the CPU the flags change nothing. The result must still agree
- * with the CPU's fp32 within 1e-2 (TF32) or 2e-2 (bf16) of the scale. */
-static void case_fast_matmul(bool bf16) {
+ * ~4e-3); fp16_matmul: fp16 operands (10-bit); on the CPU the flags change
+ * nothing. The result must still agree with the CPU's fp32 within 1e-2
+ * (TF32, fp16) or 2e-2 (bf16) of the scale. */
+static void case_fast_matmul(int mode) { /* 0 TF32, 1 bf16, 2 fp16 operands */
+  const bool bf16 = mode == 1;
   asg_graph *g = asg_graph_new();
   double *va = rv(192 * 320, -1, 1, false), *vb = rv(320 * 160, -1, 1, false);
   float *fa = to_dtype(ASG_F32, va, 192 * 320), *fb = to_dtype(ASG_F32, vb, 320 * 160);
@@ -1574,8 +1576,9 @@ static void case_fast_matmul(bool bf16) {
   asg_compile_opts o = {.backend = "cpu"};
   asg_program *ref = asg_compile(g, 1, &y, &o);
   o.backend = g_backend;
-  o.allow_tf32 = !bf16;
+  o.allow_tf32 = mode == 0;
   o.bf16_matmul = bf16;
+  o.fp16_matmul = mode == 2;
   asg_program *dut = asg_compile(g, 1, &y, &o);
   double *r = malloc(sizeof *r * 192 * 160), *d = malloc(sizeof *d * 192 * 160);
   float *buf = malloc(sizeof *buf * 192 * 160);
@@ -1594,8 +1597,9 @@ static void case_fast_matmul(bool bf16) {
   char msg[128];
   snprintf(msg, sizeof msg, "max err %.3g of scale %.3g", worst, scale);
   /* bf16 operands: 8-bit mantissas, relative rounding 2^-9 per operand */
-  report(bf16 ? "matmul f32 bf16_matmul [192,320]x[320,160]"
-              : "matmul f32 allow_tf32 [192,320]x[320,160]",
+  report(mode == 1   ? "matmul f32 bf16_matmul [192,320]x[320,160]"
+         : mode == 2 ? "matmul f32 fp16_matmul [192,320]x[320,160]"
+                     : "matmul f32 allow_tf32 [192,320]x[320,160]",
          ok && worst <= (bf16 ? 2e-2 : 1e-2) * scale, msg);
   free(va), free(vb), free(fa), free(fb), free(r), free(d), free(buf);
   asg_program_free(ref), asg_program_free(dut);
@@ -1645,8 +1649,8 @@ int main(int argc, char **argv) {
   cases_train();
   cases_optim();
   case_pipelined_feeds();
-  case_fast_matmul(false);
-  case_fast_matmul(true);
+  for (int mode = 0; mode < 3; mode++)
+    case_fast_matmul(mode);
   check_coverage();
   return tu_finish();
 }

@@ -8,6 +8,8 @@
  *   optim/step         number of updates applied (Adam, AdamW, SGD with
  *                      dampening)
  *   optim/accum_count  micro-batches accumulated so far (accum_steps > 1)
+ *   optim/loss_scale, optim/good_steps
+ *                      dynamic loss scaling (loss_scale > 0)
  *   optim/bias_correction1, optim/bias_correction2
  *                      Adam's 1 - beta^step, kept by a recurrence for F32
  *                      accuracy
@@ -70,6 +72,18 @@ typedef struct asg_optim {
    * identical to one run over the concatenated micro-batches when the loss
    * is a mean over equal-sized micro-batches. */
   int accum_steps;
+  /* Dynamic loss scaling (for low-precision products, e.g.
+   * asg_compile_opts.fp16_matmul, whose small gradients would flush to
+   * zero): loss_scale > 0 differentiates loss * S instead of loss, with S
+   * the variable "optim/loss_scale" (initially loss_scale), and divides the
+   * gradients by S before clipping and the update. A run whose gradients
+   * hold an inf or NaN changes no parameter and no optimizer state (the step
+   * count included) and halves S; after scale_window finite runs in a row S
+   * doubles ("optim/good_steps" counts them). As torch.amp.GradScaler
+   * (init 65536, window 2000). scale_window 0 means 2000. Not combined with
+   * accum_steps > 1. */
+  double loss_scale;
+  int scale_window;
   int n_groups;
   const asg_param_group *groups;
 } asg_optim;

@@ -27,6 +27,11 @@ typedef struct asg_compile_opts {
    * state, reductions, softmax, losses) stays f32. About 3e-3 relative
    * error per product. Ignored on the CPU and Vulkan. */
   bool bf16_matmul;
+  /* The same with fp16 operands (10-bit mantissas, ~1e-3 relative, but a
+   * range of 6e-8..65504: pair it with the optimizer's dynamic loss scaling,
+   * asg_optim.loss_scale, so that small gradients do not flush to zero).
+   * bf16_matmul wins when both are set. */
+  bool fp16_matmul;
 } asg_compile_opts;
 
 /* Compiles the nodes needed for outputs (and every asg_assign among them).

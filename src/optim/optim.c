@@ -136,6 +136,10 @@ static asg_status check_opts(const asg_optim *o) {
     bad = "clip_value and clip_norm must be >= 0";
   else if (o->accum_steps < 0)
     bad = "accum_steps must be >= 0";
+  else if (!(o->loss_scale >= 0) || isinf(o->loss_scale) || o->scale_window < 0)
+    bad = "loss_scale must be finite and >= 0, scale_window >= 0";
+  else if (o->loss_scale > 0 && o->accum_steps > 1)
+    bad = "loss_scale does not combine with accum_steps > 1";
   else if (o->n_groups < 0 || (o->n_groups > 0 && !o->groups))
     bad = "n_groups > 0 needs groups";
   return bad ? asg__error(ASG_ERR_INVALID, "optim: %s", bad) : ASG_OK;
@@ -235,12 +239,37 @@ static asg_status build(builder *b, asg_tensor *loss, int n, asg_tensor *const *
   }
   grads = malloc(sizeof *grads * (size_t)(n + 1));
   if (!st && !grads) st = asg__error(ASG_ERR_OOM, "optim: out of memory");
-  if (!st && n > 0) st = asg_grad(loss, n, params, grads);
+  const asg_optim *o = &b->o;
+  asg_tensor *scale = NULL; /* dynamic loss scaling: differentiate loss * S */
+  if (!st && n > 0 && o->loss_scale > 0) {
+    asg_scope_push(g, "optim");
+    scale = state_var(b, "optim/loss_scale", b->sdt, ASG_SCALAR, o->loss_scale);
+    asg_scope_pop(g);
+    if (!b->st) st = asg_grad(asg_mul(loss, as(scale, loss)), n, params, grads);
+  } else if (!st && n > 0) {
+    st = asg_grad(loss, n, params, grads);
+  }
+  if (!st) st = b->st;
   if (st || n == 0) goto out;
 
-  const asg_optim *o = &b->o;
   asg_scope_push(g, "optim");
   asg_tensor *lr = state_var(b, "optim/lr", b->sdt, ASG_SCALAR, o->lr);
+  if (scale) { /* unscale; step only when every gradient is finite (sum(g * 0)
+                * is 0 then, NaN for any inf or NaN); adjust S */
+    asg_tensor *inv = asg_div(ks(b, 1), scale), *bad = NULL;
+    for (int i = 0; i < n; i++) {
+      grads[i] = asg_mul(grads[i], as(inv, grads[i]));
+      asg_tensor *z = asg_cast(asg_sum(asg_mul_scalar(grads[i], 0), ASG_ALL_AXES, false), b->sdt);
+      bad = bad ? asg_add(bad, z) : z;
+    }
+    b->flag = asg_eq(bad, ks(b, 0)); /* 1: finite, take the step */
+    asg_tensor *good = state_var(b, "optim/good_steps", b->sdt, ASG_SCALAR, 0);
+    asg_tensor *g1 = asg_add_scalar(good, 1);
+    asg_tensor *grow = asg_ge(g1, ks(b, o->scale_window > 0 ? o->scale_window : 2000));
+    asg_tensor *ok = asg_where(grow, asg_mul_scalar(scale, 2), scale);
+    push(b, asg_assign(scale, asg_where(b->flag, ok, asg_mul_scalar(scale, 0.5))));
+    push(b, asg_assign(good, asg_where(b->flag, asg_where(grow, ks(b, 0), g1), ks(b, 0))));
+  }
   /* accumulation: count runs; the k-th steps with the mean and resets */
   int k = o->accum_steps > 1 ? o->accum_steps : 1;
   if (k > 1) {

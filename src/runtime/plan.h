@@ -40,7 +40,7 @@ typedef struct asg_step {
   char label[96]; /* "scope/op" for errors and profiles */
 } asg_step;
 
-enum { ASG_PLAN_TF32 = 1, ASG_PLAN_BF16 = 2 }; /* plan flags (asg_compile_opts) */
+enum { ASG_PLAN_TF32 = 1, ASG_PLAN_BF16 = 2, ASG_PLAN_F16 = 4 }; /* plan flags (asg_compile_opts) */
 
 typedef struct asg_plan {
   int n_steps;

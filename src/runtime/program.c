@@ -261,6 +261,7 @@ asg_program *asg_compile(asg_graph *g, int n_out, asg_tensor *const *outs,
   asg_buffers bufs = {p->arena, p->var_bufs, p->const_bufs, p->input_bufs};
   if (o.allow_tf32) c.plan.flags |= ASG_PLAN_TF32;
   if (o.bf16_matmul) c.plan.flags |= ASG_PLAN_BF16;
+  if (o.fp16_matmul) c.plan.flags |= ASG_PLAN_F16;
   st = be->exec_create(p->vs->dev, &c.plan, &bufs, &p->exec);
   if (st) goto fail;
   asg__compiled_free(&c);

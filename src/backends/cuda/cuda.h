@@ -40,6 +40,7 @@ typedef struct asg_cuda_call {
   asg_cuda_ctx *ctx;
   bool tf32;   /* f32 GEMMs may use TF32 tensor cores (asg_compile_opts.allow_tf32) */
   bool bf16;   /* f32 GEMMs take bf16-rounded operands (asg_compile_opts.bf16_matmul) */
+  bool fp16;   /* ... or fp16-rounded ones (asg_compile_opts.fp16_matmul) */
   void *state; /* what the kernel's .prepare made for this step (or NULL) */
 } asg_cuda_call;
 

@@ -562,7 +562,7 @@ typedef struct cuda_exec {
   cudaGraph_t graph;
   cudaGraphExec_t graph_exec;
   int runs;
-  bool use_graph, tf32, bf16;
+  bool use_graph, tf32, bf16, fp16;
   bool random;        /* some step draws random numbers (reads the run count) */
   adam_fusion fuse;   /* multi-tensor Adam launches (ASG_CUDA_FUSE_ADAM=0: none) */
   asg_cuda_fusion ew; /* fused elementwise chains (ASG_CUDA_FUSE=0: none) */
@@ -616,8 +616,9 @@ static asg_status cuda_exec_create(void *dev, const asg_plan *plan, const asg_bu
   x->ctx = dev;
   const char *env = getenv("ASG_CUDA_GRAPH");
   x->use_graph = !(env && env[0] == '0');
-  x->tf32 = plan->flags & (ASG_PLAN_TF32 | ASG_PLAN_BF16);
+  x->tf32 = plan->flags & (ASG_PLAN_TF32 | ASG_PLAN_BF16 | ASG_PLAN_F16);
   x->bf16 = plan->flags & ASG_PLAN_BF16;
+  x->fp16 = !x->bf16 && (plan->flags & ASG_PLAN_F16);
   asg_status st = asg__resolve_plan(plan, bufs, &x->r);
   int n = x->r.plan.n_steps;
   size_t ws = 0;
@@ -669,7 +670,8 @@ static asg_status cuda_exec_create(void *dev, const asg_plan *plan, const asg_bu
                        .run = x->run_dev,
                        .ctx = x->ctx,
                        .tf32 = x->tf32,
-                       .bf16 = x->bf16};
+                       .bf16 = x->bf16,
+                       .fp16 = x->fp16};
     st = table[s->op].prepare(&c, &x->state[i]);
   }
   if (st) {
@@ -691,6 +693,7 @@ static asg_status enqueue_all(cuda_exec *x) {
                        .ctx = x->ctx,
                        .tf32 = x->tf32,
                        .bf16 = x->bf16,
+                       .fp16 = x->fp16,
                        .state = x->state ? x->state[i] : NULL};
     if (x->ev) cudaEventRecord(x->ev[i], x->ctx->stream);
     const int role = x->fuse.role ? x->fuse.role[i] : FUSE_RUN;

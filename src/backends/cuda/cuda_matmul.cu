@@ -10,6 +10,7 @@
 #include "backends/cuda/cuda.h"
 
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 
 // F32 products are full FP32 (matching the CPU within ~1e-5 relative)
 // unless the program was compiled with allow_tf32 (c->tf32): then TF32
@@ -118,26 +119,38 @@ __global__ void mm_pointers_kernel(const void **pa, const void **pb, void **pc, 
 
 size_t align256(size_t n) { return (n + 255) & ~(size_t)255; }
 
-// bf16_matmul: an f32 product on the cuBLASLt path takes bf16 copies of its
-// operands, made in the workspace by each run.
-bool bf16_operands(const asg_step *s, unsigned flags, const MmPlan &p) {
-  return (flags & ASG_PLAN_BF16) && s->out.dtype == ASG_F32 && s->in[0].dtype == ASG_F32 &&
-         s->in[1].dtype == ASG_F32 && p.kind != MM_POINTERS;
+// bf16_matmul / fp16_matmul: an f32 product on the cuBLASLt path takes
+// 16-bit copies of its operands, made in the workspace by each run. The
+// dtype of those copies (ASG_BF16, ASG_F16), or ASG_F32 for none.
+asg_dtype low_operands(const asg_step *s, unsigned flags, const MmPlan &p) {
+  if (!(flags & (ASG_PLAN_BF16 | ASG_PLAN_F16)) || s->out.dtype != ASG_F32 ||
+      s->in[0].dtype != ASG_F32 || s->in[1].dtype != ASG_F32 || p.kind == MM_POINTERS)
+    return ASG_F32;
+  return (flags & ASG_PLAN_BF16) ? ASG_BF16 : ASG_F16;
 }
 
 size_t mm_ws(const asg_step *s, unsigned flags) {
   MmPlan p = mm_plan(s);
-  if (bf16_operands(s, flags, p))
+  if (low_operands(s, flags, p) != ASG_F32)
     return align256((size_t)asg_shape_numel(s->in[0].shape) * 2) +
            align256((size_t)asg_shape_numel(s->in[1].shape) * 2);
   return p.kind == MM_POINTERS ? 3 * (size_t)p.nbatch * sizeof(void *) : 0;
 }
 
-// x [n] f32 -> y [n] bf16, rounded to nearest even (NaN stays NaN); VEC:
-// 4 elements a step (x 16-byte and y 8-byte aligned), then the tail.
-template <bool VEC>
-__global__ void to_bf16_kernel(const float *__restrict__ x, __nv_bfloat16 *__restrict__ y,
-                               int64_t n) {
+__device__ __forceinline__ __nv_bfloat162 pack2(float a, float b, __nv_bfloat162 *) {
+  return __floats2bfloat162_rn(a, b);
+}
+__device__ __forceinline__ __half2 pack2(float a, float b, __half2 *) {
+  return __floats2half2_rn(a, b);
+}
+__device__ __forceinline__ void put1(float a, __nv_bfloat16 *y) { *y = __float2bfloat16_rn(a); }
+__device__ __forceinline__ void put1(float a, __half *y) { *y = __float2half_rn(a); }
+
+// x [n] f32 -> y [n] bf16 or fp16 (H, H2: the type and its pair), rounded to
+// nearest even (NaN stays NaN; fp16 overflows to inf); VEC: 4 elements a
+// step (x 16-byte and y 8-byte aligned), then the tail.
+template <class H, class H2, bool VEC>
+__global__ void to_half_kernel(const float *__restrict__ x, H *__restrict__ y, int64_t n) {
   const int64_t stride = (int64_t)gridDim.x * blockDim.x;
   const int64_t tid = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
   int64_t done = 0;
@@ -145,23 +158,29 @@ __global__ void to_bf16_kernel(const float *__restrict__ x, __nv_bfloat16 *__res
     const int64_t n4 = n / 4;
     for (int64_t i = tid; i < n4; i += stride) {
       const float4 v = reinterpret_cast<const float4 *>(x)[i];
-      reinterpret_cast<__nv_bfloat162 *>(y)[2 * i] = __floats2bfloat162_rn(v.x, v.y);
-      reinterpret_cast<__nv_bfloat162 *>(y)[2 * i + 1] = __floats2bfloat162_rn(v.z, v.w);
+      reinterpret_cast<H2 *>(y)[2 * i] = pack2(v.x, v.y, (H2 *)nullptr);
+      reinterpret_cast<H2 *>(y)[2 * i + 1] = pack2(v.z, v.w, (H2 *)nullptr);
     }
     done = n4 * 4;
   }
   for (int64_t i = done + tid; i < n; i += stride)
-    y[i] = __float2bfloat16_rn(x[i]);
+    put1(x[i], y + i);
 }
 
-asg_status to_bf16(const asg_cuda_call *c, const void *x, void *y, int64_t n) {
-  if (n <= 0) return ASG_OK;
-  const float *xf = (const float *)x;
-  __nv_bfloat16 *yb = (__nv_bfloat16 *)y;
+template <class H, class H2>
+void to_half_launch(cudaStream_t st, const float *x, void *y, int64_t n) {
   if (((uintptr_t)x % 16) == 0 && ((uintptr_t)y % 8) == 0)
-    to_bf16_kernel<true><<<asg_cuda_blocks((n + 3) / 4, 256), 256, 0, c->ctx->stream>>>(xf, yb, n);
+    to_half_kernel<H, H2, true><<<asg_cuda_blocks((n + 3) / 4, 256), 256, 0, st>>>(x, (H *)y, n);
   else
-    to_bf16_kernel<false><<<asg_cuda_blocks(n, 256), 256, 0, c->ctx->stream>>>(xf, yb, n);
+    to_half_kernel<H, H2, false><<<asg_cuda_blocks(n, 256), 256, 0, st>>>(x, (H *)y, n);
+}
+
+asg_status to_half(const asg_cuda_call *c, asg_dtype dt, const void *x, void *y, int64_t n) {
+  if (n <= 0) return ASG_OK;
+  if (dt == ASG_BF16)
+    to_half_launch<__nv_bfloat16, __nv_bfloat162>(c->ctx->stream, (const float *)x, y, n);
+  else
+    to_half_launch<__half, __half2>(c->ctx->stream, (const float *)x, y, n);
   return asg_cuda_check(c);
 }
 
@@ -206,7 +225,7 @@ struct LtPlan {
   cublasLtMatrixLayout_t la, lb, lc; // cuBLAS's operands: la = our b, lb = our a
   cublasLtMatmulAlgo_t algo;
   size_t ws;
-  bool bf16; // operands converted into the step's workspace first
+  asg_dtype low; // ASG_BF16 / ASG_F16: operands converted into the workspace first
 };
 
 void lt_plan_free(void *state) {
@@ -237,16 +256,16 @@ bool lt_layout(cublasLtMatrixLayout_t *l, cudaDataType_t ty, int64_t rows, int64
                                           sizeof stride) == CUBLAS_STATUS_SUCCESS;
 }
 
-// The product with algorithm algo; with bf16 operands they are converted
+// The product with algorithm algo; with 16-bit operands they are converted
 // into the step's workspace first.
 asg_status lt_launch(const asg_cuda_call *c, const LtPlan *p, const cublasLtMatmulAlgo_t *algo,
                      size_t ws) {
   const void *a = c->in[0], *b = c->in[1];
-  if (p->bf16) {
+  if (p->low != ASG_F32) {
     const int64_t na = asg_shape_numel(c->s->in[0].shape), nb = asg_shape_numel(c->s->in[1].shape);
     char *wa = (char *)c->ws, *wb = wa + align256((size_t)na * 2);
-    asg_status st = to_bf16(c, a, wa, na);
-    if (!st) st = to_bf16(c, b, wb, nb);
+    asg_status st = to_half(c, p->low, a, wa, na);
+    if (!st) st = to_half(c, p->low, b, wb, nb);
     if (st) return st;
     a = wa, b = wb;
   }
@@ -306,9 +325,15 @@ asg_status mm_prepare(const asg_cuda_call *c, void **state) {
   if (env_off("ASG_CUDA_LT") || s->in[0].dtype != dt || s->in[1].dtype != dt) return ASG_OK;
   MmPlan p = mm_plan(s);
   if (p.kind == MM_POINTERS || p.M == 0 || p.N == 0 || p.K == 0 || p.nbatch == 0) return ASG_OK;
-  const bool bf16 = bf16_operands(s, c->bf16 ? ASG_PLAN_BF16 : 0, p);
-  const cudaDataType_t tab = bf16 ? CUDA_R_16BF : ty; // operands; the output keeps ty
-  if (bf16) ct = CUBLAS_COMPUTE_32F;
+  const asg_dtype low = low_operands(s,
+                                     c->bf16   ? (unsigned)ASG_PLAN_BF16
+                                     : c->fp16 ? (unsigned)ASG_PLAN_F16
+                                               : 0u,
+                                     p);
+  const bool lowp = low != ASG_F32;
+  // operands; the output keeps ty
+  const cudaDataType_t tab = low == ASG_BF16 ? CUDA_R_16BF : low == ASG_F16 ? CUDA_R_16F : ty;
+  if (lowp) ct = CUBLAS_COMPUTE_32F;
   if (p.kind == MM_STRIDED && p.nbatch > 1 && (p.astride == 0 || p.bstride == 0)) return ASG_OK;
   if (p.M > INT32_MAX || p.N > INT32_MAX || p.K > INT32_MAX || p.nbatch > INT32_MAX) return ASG_OK;
   const bool tall = p.kind == MM_TALL;
@@ -321,12 +346,12 @@ asg_status mm_prepare(const asg_cuda_call *c, void **state) {
   int al = align_of(c->in[0]);
   if (align_of(c->in[1]) < al) al = align_of(c->in[1]);
   if (align_of(c->out) < al) al = align_of(c->out);
-  key.align = bf16 ? 16 : al; // bf16 copies sit at 256-byte offsets of the workspace
+  key.align = lowp ? 16 : al; // 16-bit copies sit at 256-byte offsets of the workspace
   key.ty = (int)tab;
 
   LtPlan *lp = (LtPlan *)calloc(1, sizeof *lp);
   if (!lp) return asg__error(ASG_ERR_OOM, "cuda: out of memory");
-  lp->bf16 = bf16;
+  lp->low = low;
   cublasOperation_t opb = p.tb ? CUBLAS_OP_T : CUBLAS_OP_N, opa = p.ta ? CUBLAS_OP_T : CUBLAS_OP_N;
   // column-major views (top of the file): our b [Rb, Cb] is cuBLAS's first
   // operand, col-major [Cb, Rb]; our a second; the output [M, N] is [N, M]

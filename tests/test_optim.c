@@ -380,8 +380,7 @@ static void test_loss_scaling(void) {
   asg_program_get_variable(ps, "optim/good_steps", &fgood, sizeof fgood);
   float fstep2 = 0;
   asg_program_get_variable(ps, "optim/step", &fstep2, sizeof fstep2);
-  TU_CHECK(tu_close("skipped step", ws, w0, NW, 0, 0) && fstep2 == step && fs == 1024 &&
-               fgood == 0,
+  TU_CHECK(tu_close("skipped step", ws, w0, NW, 0, 0) && fstep2 == step && fs == 1024 && fgood == 0,
            "non-finite gradients: parameters and step count kept (%g -> %g), scale halved to %g",
            step, (double)fstep2, (double)fs);
   /* finite again: training resumes */

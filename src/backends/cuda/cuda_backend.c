@@ -609,6 +609,20 @@ static void cuda_exec_destroy(void *e) {
   free(x);
 }
 
+/* The call of step i (its state once .prepare made it). */
+static asg_cuda_call step_call(const cuda_exec *x, int i) {
+  return (asg_cuda_call){.s = &x->r.plan.steps[i],
+                         .out = x->r.out[i],
+                         .in = x->r.in[i],
+                         .ws = x->ws,
+                         .run = x->run_dev,
+                         .ctx = x->ctx,
+                         .tf32 = x->tf32,
+                         .bf16 = x->bf16,
+                         .fp16 = x->fp16,
+                         .state = x->state ? x->state[i] : NULL};
+}
+
 static asg_status cuda_exec_create(void *dev, const asg_plan *plan, const asg_buffers *bufs,
                                    void **exec) {
   cuda_exec *x = calloc(1, sizeof *x);
@@ -663,15 +677,7 @@ static asg_status cuda_exec_create(void *dev, const asg_plan *plan, const asg_bu
   for (int i = 0; i < n && !st; i++) { /* per-step plans (GEMM algorithms) */
     const asg_step *s = &x->r.plan.steps[i];
     if (!table[s->op].prepare) continue;
-    asg_cuda_call c = {.s = s,
-                       .out = x->r.out[i],
-                       .in = x->r.in[i],
-                       .ws = x->ws,
-                       .run = x->run_dev,
-                       .ctx = x->ctx,
-                       .tf32 = x->tf32,
-                       .bf16 = x->bf16,
-                       .fp16 = x->fp16};
+    asg_cuda_call c = step_call(x, i);
     st = table[s->op].prepare(&c, &x->state[i]);
   }
   if (st) {
@@ -685,16 +691,7 @@ static asg_status cuda_exec_create(void *dev, const asg_plan *plan, const asg_bu
 static asg_status enqueue_all(cuda_exec *x) {
   for (int i = 0; i < x->r.plan.n_steps; i++) {
     const asg_step *s = &x->r.plan.steps[i];
-    asg_cuda_call c = {.s = s,
-                       .out = x->r.out[i],
-                       .in = x->r.in[i],
-                       .ws = x->ws,
-                       .run = x->run_dev,
-                       .ctx = x->ctx,
-                       .tf32 = x->tf32,
-                       .bf16 = x->bf16,
-                       .fp16 = x->fp16,
-                       .state = x->state ? x->state[i] : NULL};
+    asg_cuda_call c = step_call(x, i);
     if (x->ev) cudaEventRecord(x->ev[i], x->ctx->stream);
     const int role = x->fuse.role ? x->fuse.role[i] : FUSE_RUN;
     const int ew = x->ew.role ? x->ew.role[i] : FUSE_RUN;

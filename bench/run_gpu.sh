@@ -5,8 +5,12 @@
 # Models: the MLP and CNN steps of bench_train.c (torch_train.py), the
 # char-level GPT of examples/char_gpt.c (4 layers, 128 wide, 4 heads,
 # context 64, batch 16, vocabulary 128) and GPT-2 124M (B 8, T 1024) in
-# fp32, through bench_gpt2 (torch_gpt2.py). Environment: STEPS (50),
-# GPT2_STEPS (10), BACKENDS ("vulkan cuda"), SKIP_GPT2 (unset).
+# fp32, through bench_gpt2 (torch_gpt2.py); with FMNIST=dir and/or
+# CORPUS=dir also time to accuracy of examples/fashion_mnist_cnn and
+# examples/char_gpt on CUDA against their PyTorch replicas
+# (bench/torch_fmnist_cnn.py, bench/torch_char_gpt.py). Environment: STEPS
+# (50), GPT2_STEPS (10), BACKENDS ("vulkan cuda"), SKIP_GPT2 (unset), FMNIST,
+# CORPUS (unset: skipped). Mixed precision: bench/run_gpt2.sh.
 set -u
 build=${1:-build}
 STEPS=${STEPS:-50} GPT2_STEPS=${GPT2_STEPS:-10} BACKENDS=${BACKENDS:-"vulkan cuda"}
@@ -25,6 +29,18 @@ for attn in naive sdpa; do
   python3 bench/torch_gpt2.py --mode eager --precision fp32 --attn "$attn" "${char[@]}" \
     --steps "$STEPS" | tail -1
 done
+if [ -n "${FMNIST:-}" ]; then
+  echo "## time to accuracy: Fashion-MNIST CNN"
+  "$build/fashion_mnist_cnn" --backend cuda --data "$FMNIST" | grep "^epoch [0-9]*:\|final"
+  python3 bench/torch_fmnist_cnn.py "$FMNIST"
+fi
+if [ -n "${CORPUS:-}" ]; then
+  echo "## time to accuracy: char GPT"
+  line=$("$build/char_gpt" --backend cuda --sample 0 "$CORPUS" | grep "^validation loss")
+  echo "$line"
+  # PyTorch's time to ASG's validation loss
+  python3 bench/torch_char_gpt.py "$CORPUS" --target "$(echo "$line" | awk '{print $3}')" | tail -2
+fi
 [ -n "${SKIP_GPT2:-}" ] && exit 0
 echo "## GPT-2 124M step (fp32, B 8, T 1024)"
 for be in $BACKENDS; do

@@ -8,6 +8,7 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#include "runtime/backend.h"
 #include "runtime/plan.h"
 
 #ifdef __cplusplus
@@ -98,6 +99,25 @@ int64_t asg_cuda_adam_layout(asg_cuda_adam_tensor *e, int n, asg_dtype t);
 asg_status asg_cuda_adam_multi(const asg_cuda_call *c, const asg_cuda_adam_tensor *tab, int n,
                                int64_t blocks, asg_dtype t, asg_dtype s);
 
+/* ---- byte ranges of a resolved plan's operands (hazard checks of the
+ * multi-tensor Adam grouping and of the elementwise fusion) ---- */
+typedef struct asg_cuda_range {
+  uintptr_t lo, hi; /* [lo, hi) */
+} asg_cuda_range;
+
+static inline bool asg_cuda_overlap(asg_cuda_range a, asg_cuda_range b) {
+  return a.lo < b.hi && b.lo < a.hi;
+}
+/* Bytes of input j / the output of step i. */
+static inline asg_cuda_range asg_cuda_in_range(const asg_resolved *r, int i, int j) {
+  const uintptr_t p = (uintptr_t)r->in[i][j];
+  return (asg_cuda_range){p, p + asg__tdesc_bytes(&r->plan.steps[i].in[j])};
+}
+static inline asg_cuda_range asg_cuda_out_range(const asg_resolved *r, int i) {
+  const uintptr_t p = (uintptr_t)r->out[i];
+  return (asg_cuda_range){p, p + asg__tdesc_bytes(&r->plan.steps[i].out)};
+}
+
 /* ---- fused elementwise chains (cuda_fuse.c) ----
  * Consecutive elementwise steps over the same elements run as one kernel,
  * generated for the chain and compiled when the program is created (NVRTC,
@@ -117,7 +137,7 @@ typedef struct asg_cuda_fusion {
 
 /* Finds the chains of the resolved plan (an asg_resolved) and compiles their
  * kernels (none with ASG_CUDA_FUSE=0, or when NVRTC cannot be loaded). */
-asg_status asg_cuda_fuse_plan(asg_cuda_ctx *ctx, const void *resolved, asg_cuda_fusion *f);
+asg_status asg_cuda_fuse_plan(const asg_resolved *r, asg_cuda_fusion *f);
 void asg_cuda_fusion_free(asg_cuda_fusion *f);
 /* Enqueues chain k; errors are reported with c->s's label. */
 asg_status asg_cuda_fused_run(const asg_cuda_call *c, const asg_cuda_fusion *f, int k);

@@ -282,9 +282,7 @@ typedef struct adam_fusion {
   int n_tab;
 } adam_fusion;
 
-typedef struct brange {
-  uintptr_t lo, hi; /* [lo, hi) */
-} brange;
+typedef asg_cuda_range brange;
 
 typedef struct branges {
   brange *r;
@@ -306,7 +304,7 @@ static bool br_push(branges *s, const void *p, size_t bytes) {
 
 static bool br_hit(const branges *s, brange x) {
   for (int i = 0; i < s->n; i++)
-    if (s->r[i].lo < x.hi && x.lo < s->r[i].hi) return true;
+    if (asg_cuda_overlap(s->r[i], x)) return true;
   return false;
 }
 
@@ -657,7 +655,7 @@ static asg_status cuda_exec_create(void *dev, const asg_plan *plan, const asg_bu
   }
   const char *fuse = getenv("ASG_CUDA_FUSE_ADAM");
   if (!st && !(fuse && fuse[0] == '0')) st = adam_fuse_plan(&x->r, &x->fuse);
-  if (!st) st = asg_cuda_fuse_plan(x->ctx, &x->r, &x->ew);
+  if (!st) st = asg_cuda_fuse_plan(&x->r, &x->ew);
   cudaError_t e = cudaSuccess;
   if (!st && x->fuse.n_tab) { /* the groups' table, written once */
     const size_t tb = sizeof *x->adam_dev * (size_t)x->fuse.n_tab;

@@ -49,11 +49,11 @@ template <int OP, class T> struct UnaryF {
       else if constexpr (OP == ASG_OP_ABS)
         return x < 0 ? (T)(U(0) - (U)x) : x;
       else if constexpr (OP == ASG_OP_SIGN)
-        return (T)((x > 0) - (x < 0));
+        return ew_sign(x, f0, f1);
       else if constexpr (OP == ASG_OP_RELU)
-        return x > 0 ? x : T(0);
+        return ew_relu(x, f0, f1);
       else
-        return x < f0 ? f0 : (x > f1 ? f1 : x); // CLAMP
+        return ew_clamp(x, f0, f1);
     } else {
       if constexpr (OP == ASG_OP_NEG)
         return ew_neg(x, f0, f1);
@@ -138,20 +138,20 @@ template <int OP, class T> struct BinaryF {
         return cmp(x, y);
     }
   }
-  // comparisons give a 0/1 mask of the input dtype
+  // comparisons give a 0/1 mask of the input dtype (any T)
   __device__ __forceinline__ static T cmp(T x, T y) {
     if constexpr (OP == ASG_OP_EQ)
-      return (T)(x == y);
+      return ew_eq(x, y);
     else if constexpr (OP == ASG_OP_NE)
-      return (T)(x != y);
+      return ew_ne(x, y);
     else if constexpr (OP == ASG_OP_LT)
-      return (T)(x < y);
+      return ew_lt(x, y);
     else if constexpr (OP == ASG_OP_LE)
-      return (T)(x <= y);
+      return ew_le(x, y);
     else if constexpr (OP == ASG_OP_GT)
-      return (T)(x > y);
+      return ew_gt(x, y);
     else
-      return (T)(x >= y); // GE
+      return ew_ge(x, y);
   }
 };
 

@@ -58,21 +58,9 @@ typedef struct asg_cuda_chain {
 
 enum { ROLE_RUN = 0, ROLE_SKIP = 1, ROLE_LAUNCH = 2 };
 
-typedef struct range {
-  uintptr_t lo, hi;
-} range;
+typedef asg_cuda_range range;
 
-static bool overlap(range a, range b) { return a.lo < b.hi && b.lo < a.hi; }
 static bool same(range a, range b) { return a.lo == b.lo && a.hi == b.hi; }
-
-static range in_range(const asg_resolved *r, int i, int j) {
-  uintptr_t p = (uintptr_t)r->in[i][j];
-  return (range){p, p + asg__tdesc_bytes(&r->plan.steps[i].in[j])};
-}
-static range out_range(const asg_resolved *r, int i) {
-  uintptr_t p = (uintptr_t)r->out[i];
-  return (range){p, p + asg__tdesc_bytes(&r->plan.steps[i].out)};
-}
 
 static bool is_ew(asg_op op) {
   for (int k = 0; k < ASG__N_UNARY_OPS; k++)
@@ -116,7 +104,7 @@ static int find_value(const chain *c, range rg) {
 
 static bool hits_value(const chain *c, range rg) {
   for (int k = 0; k < c->nv; k++)
-    if (overlap(c->v[k].rg, rg)) return true;
+    if (asg_cuda_overlap(c->v[k].rg, rg)) return true;
   return false;
 }
 
@@ -126,10 +114,10 @@ static bool add_step(const asg_resolved *r, chain *c, int i) {
   if (asg_shape_numel(s->out.shape) != c->n) return false;
   if (noop_view(r, i)) {
     if (s->out.dtype != c->g.dtype) return false;
-    int k = find_value(c, in_range(r, i, 0));
+    int k = find_value(c, asg_cuda_in_range(r, i, 0));
     if (k >= 0) {
       c->v[k].keep = c->v[k].keep || s->keep;
-    } else if (hits_value(c, in_range(r, i, 0))) {
+    } else if (hits_value(c, asg_cuda_in_range(r, i, 0))) {
       return false;
     }
     /* else a view of an external tensor: later steps load it as any input */
@@ -143,7 +131,7 @@ static bool add_step(const asg_resolved *r, chain *c, int i) {
   int reg[3] = {0, 0, 0};
   for (int j = 0; j < s->n_in; j++) {
     if (s->in[j].dtype != c->g.dtype) return false;
-    range rg = in_range(r, i, j);
+    range rg = asg_cuda_in_range(r, i, j);
     int k = find_value(c, rg);
     if (k >= 0) {
       reg[j] = c->v[k].reg;
@@ -172,9 +160,10 @@ static bool add_step(const asg_resolved *r, chain *c, int i) {
     }
     reg[j] = e;
   }
-  range o = out_range(r, i);
+  range o = asg_cuda_out_range(r, i);
   for (int e = 0; e < c->g.n_in; e++) /* in place over an input read element by element only */
-    if (overlap(c->ext[e], o) && !(same(c->ext[e], o) && asg_shape_numel(c->g.in_shape[e]) == c->n))
+    if (asg_cuda_overlap(c->ext[e], o) &&
+        !(same(c->ext[e], o) && asg_shape_numel(c->g.in_shape[e]) == c->n))
       return false;
   int k = find_value(c, o);
   if (k < 0 && hits_value(c, o)) return false;
@@ -196,8 +185,8 @@ static bool read_later(const asg_resolved *r, range rg, int from) {
   for (int i = from; i < r->plan.n_steps; i++) {
     const asg_step *s = &r->plan.steps[i];
     for (int j = 0; j < s->n_in; j++)
-      if (overlap(in_range(r, i, j), rg)) return true;
-    range o = out_range(r, i);
+      if (asg_cuda_overlap(asg_cuda_in_range(r, i, j), rg)) return true;
+    range o = asg_cuda_out_range(r, i);
     if (o.lo <= rg.lo && rg.hi <= o.hi && !noop_view(r, i)) return false;
   }
   return false;
@@ -442,7 +431,7 @@ extern const char asg_cuda_ew_src[];
 
 /* Generates and compiles a kernel per distinct chain; false (error set)
  * when the toolchain is unavailable or fails. */
-static bool compile_chains(asg_cuda_ctx *ctx, asg_cuda_fusion *f) {
+static bool compile_chains(asg_cuda_fusion *f) {
   pthread_once(&api_once, api_load);
   if (!api.ok) {
     asg__error(ASG_ERR_UNSUPPORTED, "cuda: NVRTC is not available: elementwise chains not fused");
@@ -459,19 +448,19 @@ static bool compile_chains(asg_cuda_ctx *ctx, asg_cuda_fusion *f) {
   for (int i = 0; ok && i < f->n_chains; i++) {
     body.n = 0;
     gen_body(&body, &f->chains[i]);
-    if (body.oom) break;
+    ok = !body.oom;
     int k = 0;
-    while (k < nk && strcmp(bodies[k], body.p) != 0)
+    while (ok && k < nk && strcmp(bodies[k], body.p) != 0)
       k++;
-    if (k == nk) {
-      bodies[nk] = strdup(body.p);
-      if (!bodies[nk]) break;
-      put(&src, "extern \"C\" __global__ void __launch_bounds__(256) asg_fused_%d%s", nk, body.p);
-      nk++;
+    if (ok && k == nk) {
+      ok = (bodies[nk] = strdup(body.p)) != NULL;
+      if (ok)
+        put(&src, "extern \"C\" __global__ void __launch_bounds__(256) asg_fused_%d%s", nk++,
+            body.p);
     }
     f->chains[i].kernel = k;
   }
-  ok = ok && !body.oom && !src.oom && (f->n_chains == 0 || bodies[nk - 1]);
+  ok = ok && !src.oom;
   for (int k = 0; bodies && k < nk; k++)
     free(bodies[k]);
   free(bodies);
@@ -532,7 +521,6 @@ static bool compile_chains(asg_cuda_ctx *ctx, asg_cuda_fusion *f) {
   f->module = mod;
   clock_gettime(CLOCK_MONOTONIC, &t1);
   f->compile_ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-6;
-  (void)ctx;
   return true;
 }
 
@@ -577,8 +565,7 @@ static bool push_chain(asg_cuda_fusion *f, const chain *c) {
   return true;
 }
 
-asg_status asg_cuda_fuse_plan(asg_cuda_ctx *ctx, const void *resolved, asg_cuda_fusion *f) {
-  const asg_resolved *r = resolved;
+asg_status asg_cuda_fuse_plan(const asg_resolved *r, asg_cuda_fusion *f) {
   const int n = r->plan.n_steps;
   memset(f, 0, sizeof *f);
   const char *env = getenv("ASG_CUDA_FUSE");
@@ -612,7 +599,7 @@ asg_status asg_cuda_fuse_plan(asg_cuda_ctx *ctx, const void *resolved, asg_cuda_
     i = best_last + 1;
   }
   free(c), free(t), free(best);
-  if (f->n_chains && !compile_chains(ctx, f)) { /* run every step alone */
+  if (f->n_chains && !compile_chains(f)) { /* run every step alone */
     if (asg__profile_level()) fprintf(stderr, "asg: %s\n", asg_last_error());
     asg_clear_error();
     asg_cuda_fusion_free(f);

@@ -184,6 +184,20 @@ asg_status to_half(const asg_cuda_call *c, asg_dtype dt, const void *x, void *y,
   return asg_cuda_check(c);
 }
 
+// cuBLAS data and compute types of a product of dtype dt (16-bit types sum
+// in f32; f32 in TF32 when allowed); false for other dtypes.
+bool mm_types(asg_dtype dt, bool tf32, cudaDataType_t *ty, cublasComputeType_t *ct) {
+  switch (dt) {
+  case ASG_F32:
+    *ty = CUDA_R_32F, *ct = tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+    return true;
+  case ASG_F64: *ty = CUDA_R_64F, *ct = CUBLAS_COMPUTE_64F; return true;
+  case ASG_BF16: *ty = CUDA_R_16BF, *ct = CUBLAS_COMPUTE_32F; return true;
+  case ASG_F16: *ty = CUDA_R_16F, *ct = CUBLAS_COMPUTE_32F; return true;
+  default: return false;
+  }
+}
+
 asg_status blas_err(const asg_cuda_call *c, cublasStatus_t st) {
   return asg__error(ASG_ERR_BACKEND, "cuda: %s: cuBLAS: %s", c->s->label,
                     cublasGetStatusString(st));
@@ -313,15 +327,7 @@ asg_status mm_prepare(const asg_cuda_call *c, void **state) {
   const asg_dtype dt = s->out.dtype;
   cudaDataType_t ty;
   cublasComputeType_t ct;
-  switch (dt) { // f64 keeps the cuBLAS path
-  case ASG_F32:
-    ty = CUDA_R_32F;
-    ct = c->tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
-    break;
-  case ASG_BF16: ty = CUDA_R_16BF, ct = CUBLAS_COMPUTE_32F; break;
-  case ASG_F16: ty = CUDA_R_16F, ct = CUBLAS_COMPUTE_32F; break;
-  default: return ASG_OK;
-  }
+  if (dt == ASG_F64 || !mm_types(dt, c->tf32, &ty, &ct)) return ASG_OK; // f64: the cuBLAS path
   if (env_off("ASG_CUDA_LT") || s->in[0].dtype != dt || s->in[1].dtype != dt) return ASG_OK;
   MmPlan p = mm_plan(s);
   if (p.kind == MM_POINTERS || p.M == 0 || p.N == 0 || p.K == 0 || p.nbatch == 0) return ASG_OK;
@@ -435,29 +441,10 @@ asg_status mm_run(const asg_cuda_call *c) {
   float one32 = 1.0f, zero32 = 0.0f;
   double one64 = 1.0, zero64 = 0.0;
   const void *alpha = &one32, *beta = &zero32;
-  switch (dt) {
-  case ASG_F32:
-    ty = CUDA_R_32F;
-    ct = c->tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
-    break;
-  case ASG_F64:
-    ty = CUDA_R_64F;
-    ct = CUBLAS_COMPUTE_64F;
-    alpha = &one64;
-    beta = &zero64;
-    break;
-  case ASG_BF16:
-    ty = CUDA_R_16BF;
-    ct = CUBLAS_COMPUTE_32F;
-    break; // fp32 accumulation
-  case ASG_F16:
-    ty = CUDA_R_16F;
-    ct = CUBLAS_COMPUTE_32F;
-    break;
-  default:
+  if (!mm_types(dt, c->tf32, &ty, &ct))
     return asg__error(ASG_ERR_DTYPE, "cuda: %s: dtype %s not supported", s->label,
                       asg_dtype_name(dt));
-  }
+  if (dt == ASG_F64) alpha = &one64, beta = &zero64;
   if (s->in[0].dtype != dt || s->in[1].dtype != dt)
     return asg__error(ASG_ERR_DTYPE, "cuda: %s: operands must share the output dtype", s->label);
   MmPlan p = mm_plan(s);

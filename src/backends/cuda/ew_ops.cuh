@@ -1,10 +1,10 @@
 // Floating-point semantics of the elementwise ops on CUDA, one function per
 // op: T x [, T y] (and the op's attributes f0, f1 already converted to T)
-// -> T. The kernels of cuda_elementwise.cu call these, and the fused chains
-// compiled at run time (cuda_fuse.c, NVRTC) get this very text prepended,
-// so a fused chain computes what its steps compute one by one. Plain CUDA
-// C++ without includes (NVRTC provides the math functions). Semantics follow
-// the CPU reference (src/backends/cpu/cpu_elementwise.c).
+// -> T (sign, relu, clamp, the comparisons and where serve integer T too). The kernels of
+// cuda_elementwise.cu call these, and the fused chains compiled at run time (cuda_fuse.c, NVRTC)
+// get this very text prepended, so a fused chain computes what its steps compute one by one. Plain
+// CUDA C++ without includes (NVRTC provides the math functions). Semantics follow the CPU reference
+// (src/backends/cpu/cpu_elementwise.c).
 #ifndef ASG_EW_OPS_CUH
 #define ASG_EW_OPS_CUH
 

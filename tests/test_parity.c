@@ -719,7 +719,16 @@ static void cases_reduce(void) {
       }
     }
     one_reduce(R_SUM, dt, big, ASG_ALL_AXES, false);
+    /* [R, C] -> [C] in four-column vectors and chunks of rows; short rows
+     * (8 threads a row) of 64 and 100 elements */
+    for (int k = 0; k <= R_ARGMAX; k++) {
+      one_reduce(k, dt, ASG_SHAPE(2048, 96), ASG_AXES(0), false);
+      one_reduce(k, dt, ASG_SHAPE(300, 64), ASG_AXES(1), false);
+      one_reduce(k, dt, ASG_SHAPE(40, 100), ASG_AXES(-1), false);
+    }
   }
+  for (size_t j = 0; j < 3; j++) /* integer four-column vectors */
+    one_reduce((int[]){R_SUM, R_MAX, R_ARGMAX}[j], ASG_I32, ASG_SHAPE(600, 8), ASG_AXES(0), false);
   /* integer reductions */
   asg_shape si = ASG_SHAPE(37, 23);
   static const int ik[] = {R_SUM, R_MAX, R_MIN, R_ARGMAX};
@@ -1042,7 +1051,12 @@ static void cases_softmax_ce(void) {
         int rows, classes;
         double smooth;
         int64_t ignore;
-      } cf[] = {{37, 11, 0.1, -100}, {29, 5, 0.0, 2}, {257, 301, 0.05, -1}};
+      } cf[] = {{37, 11, 0.1, -100},
+                {29, 5, 0.0, 2},
+                {257, 301, 0.05, -1},
+                /* rows of four-element vectors: a warp a row, a block a row */
+                {64, 1000, 0.1, -100},
+                {16, 5000, 0.0, 3}};
       for (size_t k = 0; k < sizeof cf / sizeof cf[0]; k++) {
         pcase pc;
         asg_shape sl = ASG_SHAPE(cf[k].rows, cf[k].classes);

@@ -226,8 +226,8 @@ __device__ __forceinline__ void query_block(int64_t nbh, int Tq, int64_t *bh, in
 // ---- forward: o [NB,Tq,D] (WITH_V) or lse [NB,Tq] from q [NB,Tq,D], k, v [NB,Tk,D] ----
 template <int DP, bool VEC, bool WITH_V>
 __global__ void __launch_bounds__(kThreads)
-    fwd_kernel(const float *q, const float *k, const float *v, float *out, int64_t nbh, int Tq,
-               int Tk, int D, float scale, int causal) {
+    fwd_kernel(const float *q, const float *k, const float *v, float *out, float *lse_out,
+               int64_t nbh, int Tq, int Tk, int D, float scale, int causal) {
   constexpr int NB = key_tile<DP>(), LD = DP + 4, LP = NB + 8;
   extern __shared__ float4 smem4[];
   float *Qs = (float *)smem4;  // [64][LD]
@@ -341,11 +341,13 @@ __global__ void __launch_bounds__(kThreads)
     for (int i = 0; i < 4; i++)
       inv[i] = 1.f / l[i];
     store_rows<DP, VEC>(out + bh * Tq * D, o, inv, q0, Tq, D);
-  } else if (cg == 0) {
+  }
+  if (!WITH_V) lse_out = out;
+  if (lse_out && cg == 0) {
 #pragma unroll
     for (int i = 0; i < 4; i++) {
       int qi = q0 + rg + 16 * i;
-      if (qi < Tq) out[bh * Tq + qi] = (m[i] + log2f(l[i])) * kLn2;
+      if (qi < Tq) lse_out[bh * Tq + qi] = (m[i] + log2f(l[i])) * kLn2;
     }
   }
 }
@@ -632,8 +634,8 @@ template <int DP> constexpr int tc_bwd_kv_floats() {
 // ---- TF32 forward: o [NB,Tq,D] (WITH_V) or lse [NB,Tq] ----
 template <int DP, bool WITH_V>
 __global__ void __launch_bounds__(kThreads)
-    tc_fwd_kernel(const float *q, const float *k, const float *v, float *out, int64_t nbh, int Tq,
-                  int Tk, float scale, int causal) {
+    tc_fwd_kernel(const float *q, const float *k, const float *v, float *out, float *lse_out,
+                  int64_t nbh, int Tq, int Tk, float scale, int causal) {
   constexpr int NB = tc_tile<DP>(), LD = DP + 4;
   extern __shared__ float4 smem4[];
   float *Qs = (float *)smem4;   // [64][LD]
@@ -722,10 +724,12 @@ __global__ void __launch_bounds__(kThreads)
   if (WITH_V) {
     const float inv[2] = {1.f / l[0], 1.f / l[1]};
     tc_store<DP>(out + bh * Tq * DP, o, inv, q0, Tq);
-  } else if (t == 0) {
+  }
+  if (!WITH_V) lse_out = out;
+  if (lse_out && t == 0) {
 #pragma unroll
     for (int h = 0; h < 2; h++)
-      if (qr[h] < Tq) out[bh * Tq + qr[h]] = (m[h] + log2f(l[h])) * kLn2;
+      if (qr[h] < Tq) lse_out[bh * Tq + qr[h]] = (m[h] + log2f(l[h])) * kLn2;
   }
 }
 
@@ -903,8 +907,8 @@ struct Warp {
 
 // o [NB,Tq,D] (WITH_V) or lse [NB,Tq]; warp per query row
 template <typename T, bool WITH_V>
-__global__ void gen_fwd_kernel(const T *q, const T *k, const T *v, T *out, int64_t nbh, int Tq,
-                               int Tk, int D, T scale, int causal) {
+__global__ void gen_fwd_kernel(const T *q, const T *k, const T *v, T *out, T *lse_out, int64_t nbh,
+                               int Tq, int Tk, int D, T scale, int causal) {
   Warp w;
   for (int64_t r = w.first; r < nbh * Tq; r += w.step) {
     const int64_t bh = r / Tq;
@@ -931,6 +935,7 @@ __global__ void gen_fwd_kernel(const T *q, const T *k, const T *v, T *out, int64
     if (WITH_V) {
       for (int d = w.lane; d < D; d += 32)
         oi[d] /= l;
+      if (lse_out && w.lane == 0) lse_out[r] = m + log(l);
     } else if (w.lane == 0) {
       out[r] = m + log(l);
     }
@@ -1021,12 +1026,12 @@ template <typename T> void gen_launch(const asg_cuda_call *c, const Geo &g) {
   unsigned grid = asg_cuda_blocks(rows * 32, kGenThreads);
   switch (s->op) {
   case ASG_OP_ATTENTION:
-    gen_fwd_kernel<T, true>
-        <<<grid, kGenThreads, 0, st>>>(q, k, v, out, g.nbh, g.Tq, g.Tk, g.D, scale, causal);
+    gen_fwd_kernel<T, true><<<grid, kGenThreads, 0, st>>>(q, k, v, out, (T *)c->stats_out, g.nbh,
+                                                          g.Tq, g.Tk, g.D, scale, causal);
     break;
   case ASG_OP_ATTENTION_LSE:
-    gen_fwd_kernel<T, false>
-        <<<grid, kGenThreads, 0, st>>>(q, k, k, out, g.nbh, g.Tq, g.Tk, g.D, scale, causal);
+    gen_fwd_kernel<T, false><<<grid, kGenThreads, 0, st>>>(q, k, k, out, nullptr, g.nbh, g.Tq, g.Tk,
+                                                           g.D, scale, causal);
     break;
   case ASG_OP_ATTENTION_BWD_Q:
     gen_bwd_q_kernel<T><<<grid, kGenThreads, 0, st>>>(q, k, v, (const T *)c->in[3],
@@ -1071,13 +1076,15 @@ template <int DP, bool VEC> bool tiled_launch(const asg_cuda_call *c, const Geo 
   case ASG_OP_ATTENTION: {
     auto kern = fwd_kernel<DP, VEC, true>;
     if (!allow_smem(kern, smem)) return false;
-    kern<<<qblocks, kThreads, smem, st>>>(q, k, v, out, g.nbh, g.Tq, g.Tk, g.D, scale, causal);
+    kern<<<qblocks, kThreads, smem, st>>>(q, k, v, out, (float *)c->stats_out, g.nbh, g.Tq, g.Tk,
+                                          g.D, scale, causal);
     break;
   }
   case ASG_OP_ATTENTION_LSE: {
     auto kern = fwd_kernel<DP, VEC, false>;
     if (!allow_smem(kern, smem)) return false;
-    kern<<<qblocks, kThreads, smem, st>>>(q, k, k, out, g.nbh, g.Tq, g.Tk, g.D, scale, causal);
+    kern<<<qblocks, kThreads, smem, st>>>(q, k, k, out, nullptr, g.nbh, g.Tq, g.Tk, g.D, scale,
+                                          causal);
     break;
   }
   case ASG_OP_ATTENTION_BWD_Q: {
@@ -1146,7 +1153,8 @@ template <int DP> bool tc_launch(const asg_cuda_call *c, const Geo &g) {
     size_t smem = (size_t)tc_fwd_floats<DP>(with_v) * sizeof(float);
     auto kern = with_v ? tc_fwd_kernel<DP, true> : tc_fwd_kernel<DP, false>;
     if (!tc_ready(kern, smem, optin)) return false;
-    kern<<<qblocks, kThreads, smem, st>>>(q, k, v, out, g.nbh, g.Tq, g.Tk, scale, causal);
+    kern<<<qblocks, kThreads, smem, st>>>(q, k, v, out, with_v ? (float *)c->stats_out : nullptr,
+                                          g.nbh, g.Tq, g.Tk, scale, causal);
     break;
   }
   case ASG_OP_ATTENTION_BWD_Q: {
@@ -1198,6 +1206,11 @@ asg_status attention_run(const asg_cuda_call *c) {
   if (g.nbh == 0 || g.Tq == 0 || g.Tk == 0 || g.D == 0) { // nothing attends: zero gradients
     cudaMemsetAsync(c->out, 0, (size_t)asg_shape_numel(s->out.shape) * asg_dtype_size(dt),
                     c->ctx->stream);
+    return asg_cuda_check(c);
+  }
+  if (s->op == ASG_OP_ATTENTION_LSE && c->stats_in) { // the forward step kept it
+    cudaMemcpyAsync(c->out, c->stats_in, (size_t)asg_shape_numel(s->out.shape) * asg_dtype_size(dt),
+                    cudaMemcpyDeviceToDevice, c->ctx->stream);
     return asg_cuda_check(c);
   }
   bool done = false;

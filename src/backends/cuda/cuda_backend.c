@@ -549,6 +549,104 @@ done:
   return st;
 }
 
+/* ---- forward statistics kept for a later step (asg_cuda_call.stats_*) ----
+ * Backward steps recompute what their forward step computed over the same
+ * inputs: the softmax CE's and attention's row log-sum-exp (for GPT-2's
+ * [8192, 50304] logits a whole pass over 1.6 GB), layernorm's row mean and
+ * 1/std. When step j has such a forward step i with the same inputs (the
+ * bytes, dtypes and shapes), attributes, and no step between them writes
+ * those inputs, i keeps the statistics in a buffer and j reads them. */
+typedef struct stats_pairs {
+  void **out;      /* per step: where it writes its statistics (or NULL) */
+  const void **in; /* per step: where it reads them (or NULL) */
+  void **bufs;     /* device buffers, one per forward step */
+  int n_bufs;
+} stats_pairs;
+
+typedef struct stats_rule {
+  asg_op fwd, reader;
+  int n_match;
+  int match[2][2]; /* (forward input, reader input) that must be the same tensor */
+} stats_rule;
+
+static const stats_rule stats_rules[] = {
+    {ASG_OP_SOFTMAX_CE, ASG_OP_SOFTMAX_CE_BWD, 2, {{0, 0}, {1, 1}}},    /* logits, labels */
+    {ASG_OP_ATTENTION, ASG_OP_ATTENTION_LSE, 2, {{0, 0}, {1, 1}}},      /* q, k */
+    {ASG_OP_LAYERNORM, ASG_OP_LAYERNORM_BWD_X, 1, {{0, 1}, {0, 0}}},    /* x */
+    {ASG_OP_LAYERNORM, ASG_OP_LAYERNORM_BWD_GAMMA, 1, {{0, 1}, {0, 0}}} /* x */
+};
+
+/* Bytes of the statistics of forward step f: per row of its first input
+ * (CE: log-sum-exp, layernorm: mean and 1/std, as doubles), attention: the
+ * lse tensor itself (the reader's output). 0: nothing to keep. */
+static size_t stats_bytes(const asg_step *f, const asg_step *reader) {
+  if (f->op == ASG_OP_ATTENTION) return asg__tdesc_bytes(&reader->out);
+  const asg_shape sh = f->in[0].shape;
+  const int64_t C = sh.ndim ? sh.dims[sh.ndim - 1] : 0;
+  if (C <= 0) return 0;
+  return (size_t)(asg_shape_numel(sh) / C) * sizeof(double) * (f->op == ASG_OP_LAYERNORM ? 2 : 1);
+}
+
+static bool same_desc(const asg_tdesc *a, const asg_tdesc *b) {
+  return a->dtype == b->dtype && asg_shape_equal(a->shape, b->shape);
+}
+
+/* Step i is step j's forward under rule u. */
+static bool stats_partner(const asg_resolved *r, const stats_rule *u, int i, int j) {
+  const asg_step *f = &r->plan.steps[i], *b = &r->plan.steps[j];
+  if (f->op != u->fwd || f->attr.f[0] != b->attr.f[0] || f->attr.i[0] != b->attr.i[0] ||
+      f->out.dtype != b->out.dtype)
+    return false;
+  for (int m = 0; m < u->n_match; m++) {
+    const int fi = u->match[m][0], bi = u->match[m][1];
+    if (fi >= f->n_in || bi >= b->n_in || r->in[i][fi] != r->in[j][bi] ||
+        !same_desc(&f->in[fi], &b->in[bi]))
+      return false;
+    for (int k = i + 1; k < j; k++)
+      if (asg_cuda_overlap(asg_cuda_out_range(r, k), asg_cuda_in_range(r, i, fi))) return false;
+  }
+  return true;
+}
+
+static void stats_free(stats_pairs *p) {
+  for (int i = 0; i < p->n_bufs; i++)
+    cudaFree(p->bufs[i]);
+  free(p->bufs), free(p->out), free(p->in);
+  memset(p, 0, sizeof *p);
+}
+
+static asg_status stats_plan(const asg_resolved *r, stats_pairs *p) {
+  const int n = r->plan.n_steps;
+  const char *env = getenv("ASG_CUDA_KEEP_STATS");
+  if (env && env[0] == '0') return ASG_OK;
+  p->out = calloc((size_t)n + 1, sizeof *p->out);
+  p->in = calloc((size_t)n + 1, sizeof *p->in);
+  p->bufs = calloc((size_t)n + 1, sizeof *p->bufs);
+  if (!p->out || !p->in || !p->bufs) return asg__error(ASG_ERR_OOM, "cuda: out of memory");
+  for (int j = 0; j < n; j++) {
+    const stats_rule *u = NULL;
+    for (size_t k = 0; k < sizeof stats_rules / sizeof *stats_rules; k++)
+      if (stats_rules[k].reader == r->plan.steps[j].op) u = &stats_rules[k];
+    if (!u) continue;
+    for (int i = j - 1; i >= 0; i--) {
+      if (!stats_partner(r, u, i, j)) continue;
+      const size_t bytes = stats_bytes(&r->plan.steps[i], &r->plan.steps[j]);
+      if (!bytes) break;
+      if (!p->out[i]) { /* the first reader of step i allocates its buffer */
+        if (cudaMalloc(&p->bufs[p->n_bufs], bytes) != cudaSuccess) {
+          cudaGetLastError();
+          return asg__error(ASG_ERR_OOM, "cuda: cannot allocate %zu bytes of kept statistics",
+                            bytes);
+        }
+        p->out[i] = p->bufs[p->n_bufs++];
+      }
+      p->in[j] = p->out[i];
+      break;
+    }
+  }
+  return ASG_OK;
+}
+
 typedef struct cuda_exec {
   asg_cuda_ctx *ctx;
   asg_resolved r; /* the plan with addresses */
@@ -564,6 +662,7 @@ typedef struct cuda_exec {
   bool random;        /* some step draws random numbers (reads the run count) */
   adam_fusion fuse;   /* multi-tensor Adam launches (ASG_CUDA_FUSE_ADAM=0: none) */
   asg_cuda_fusion ew; /* fused elementwise chains (ASG_CUDA_FUSE=0: none) */
+  stats_pairs stats;  /* forward statistics kept for later steps (ASG_CUDA_KEEP_STATS=0: none) */
   double ew_ms;       /* profile of the fused chains */
   int64_t ew_calls;
   asg_cuda_adam_tensor *adam_dev; /* device copy of fuse.tab */
@@ -601,6 +700,7 @@ static void cuda_exec_destroy(void *e) {
   asg__resolved_free(&x->r);
   fusion_free(&x->fuse);
   asg_cuda_fusion_free(&x->ew);
+  stats_free(&x->stats);
   if (x->adam_dev) cudaFree(x->adam_dev);
   if (x->ws) cudaFree(x->ws);
   if (x->run_dev) cudaFree(x->run_dev);
@@ -618,7 +718,9 @@ static asg_cuda_call step_call(const cuda_exec *x, int i) {
                          .tf32 = x->tf32,
                          .bf16 = x->bf16,
                          .fp16 = x->fp16,
-                         .state = x->state ? x->state[i] : NULL};
+                         .state = x->state ? x->state[i] : NULL,
+                         .stats_out = x->stats.out ? x->stats.out[i] : NULL,
+                         .stats_in = x->stats.in ? x->stats.in[i] : NULL};
 }
 
 static asg_status cuda_exec_create(void *dev, const asg_plan *plan, const asg_buffers *bufs,
@@ -656,6 +758,7 @@ static asg_status cuda_exec_create(void *dev, const asg_plan *plan, const asg_bu
   const char *fuse = getenv("ASG_CUDA_FUSE_ADAM");
   if (!st && !(fuse && fuse[0] == '0')) st = adam_fuse_plan(&x->r, &x->fuse);
   if (!st) st = asg_cuda_fuse_plan(&x->r, &x->ew);
+  if (!st) st = stats_plan(&x->r, &x->stats);
   cudaError_t e = cudaSuccess;
   if (!st && x->fuse.n_tab) { /* the groups' table, written once */
     const size_t tb = sizeof *x->adam_dev * (size_t)x->fuse.n_tab;

@@ -7,6 +7,8 @@
 
 #include <math.h>
 
+#include <type_traits>
+
 namespace {
 
 constexpr int kThreads = 256; // block size of the row and column kernels
@@ -91,10 +93,11 @@ __device__ void ln_stats(const T *xr, int64_t C, double eps, int lane, int nthr,
   *rstd = 1.0 / sqrt(q / (double)C + eps);
 }
 
-// x [R,C], gamma [C], beta [C] -> y [R,C]
+// x [R,C], gamma [C], beta [C] -> y [R,C]; stats (when set) keeps mean [R]
+// and rstd [R] for the backward steps
 template <bool WARP, typename T>
-__global__ void ln_fwd_kernel(const T *x, const T *gm, const T *bt, T *y, int64_t R, int64_t C,
-                              double eps) {
+__global__ void ln_fwd_kernel(const T *x, const T *gm, const T *bt, T *y, double *stats, int64_t R,
+                              int64_t C, double eps) {
   __shared__ double sh[32];
   RowIter<WARP> it;
   for (int64_t r = it.first; r < R; r += it.step) {
@@ -102,6 +105,7 @@ __global__ void ln_fwd_kernel(const T *x, const T *gm, const T *bt, T *y, int64_
     T *yr = y + r * C;
     double mean, rstd;
     ln_stats<WARP>(xr, C, eps, it.lane, it.nthr, sh, &mean, &rstd);
+    if (stats && it.lane == 0) stats[r] = mean, stats[R + r] = rstd;
     for (int64_t j = it.lane; j < C; j += it.nthr)
       yr[j] = (T)(((double)xr[j] - mean) * rstd * (double)gm[j] + (double)bt[j]);
   }
@@ -109,16 +113,20 @@ __global__ void ln_fwd_kernel(const T *x, const T *gm, const T *bt, T *y, int64_
 
 // dy [R,C], x [R,C], gamma [C] -> dx [R,C]:
 // dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * gamma.
+// stats: the forward's mean [R] and rstd [R] (NULL: computed here).
 template <bool WARP, typename T>
-__global__ void ln_bwd_x_kernel(const T *dy, const T *x, const T *gm, T *dx, int64_t R, int64_t C,
-                                double eps) {
+__global__ void ln_bwd_x_kernel(const T *dy, const T *x, const T *gm, const double *stats, T *dx,
+                                int64_t R, int64_t C, double eps) {
   __shared__ double sh[32];
   RowIter<WARP> it;
   for (int64_t r = it.first; r < R; r += it.step) {
     const T *xr = x + r * C, *dyr = dy + r * C;
     T *dxr = dx + r * C;
     double mean, rstd;
-    ln_stats<WARP>(xr, C, eps, it.lane, it.nthr, sh, &mean, &rstd);
+    if (stats)
+      mean = stats[r], rstd = stats[R + r];
+    else
+      ln_stats<WARP>(xr, C, eps, it.lane, it.nthr, sh, &mean, &rstd);
     double sg = 0, sgx = 0;
     for (int64_t j = it.lane; j < C; j += it.nthr) {
       double g = (double)dyr[j] * (double)gm[j];
@@ -220,26 +228,32 @@ template <typename T> void ln_launch(const asg_cuda_call *c, int64_t R, int64_t 
   switch (c->s->op) {
   case ASG_OP_LAYERNORM: {
     const T *bt = (const T *)c->in[2];
+    double *keep = (double *)c->stats_out;
     if (warp)
-      ln_fwd_kernel<true, T><<<grid, kThreads, 0, st>>>(in0, in1, bt, out, R, C, eps);
+      ln_fwd_kernel<true, T><<<grid, kThreads, 0, st>>>(in0, in1, bt, out, keep, R, C, eps);
     else
-      ln_fwd_kernel<false, T><<<grid, kThreads, 0, st>>>(in0, in1, bt, out, R, C, eps);
+      ln_fwd_kernel<false, T><<<grid, kThreads, 0, st>>>(in0, in1, bt, out, keep, R, C, eps);
     break;
   }
   case ASG_OP_LAYERNORM_BWD_X: {
     const T *gm = (const T *)c->in[2];
+    const double *kept = (const double *)c->stats_in;
     if (warp)
-      ln_bwd_x_kernel<true, T><<<grid, kThreads, 0, st>>>(in0, in1, gm, out, R, C, eps);
+      ln_bwd_x_kernel<true, T><<<grid, kThreads, 0, st>>>(in0, in1, gm, kept, out, R, C, eps);
     else
-      ln_bwd_x_kernel<false, T><<<grid, kThreads, 0, st>>>(in0, in1, gm, out, R, C, eps);
+      ln_bwd_x_kernel<false, T><<<grid, kThreads, 0, st>>>(in0, in1, gm, kept, out, R, C, eps);
     break;
   }
   default: { // LAYERNORM_BWD_GAMMA(dy, x): workspace = mean [R], rstd [R], part [P, C]
+    // (the forward's statistics when it kept them)
     double *mean = (double *)c->ws, *rstd = mean + R, *part = rstd + R;
-    if (warp)
+    if (c->stats_in) {
+      mean = (double *)c->stats_in, rstd = mean + R;
+    } else if (warp) {
       ln_stats_kernel<true, T><<<grid, kThreads, 0, st>>>(in1, mean, rstd, R, C, eps);
-    else
+    } else {
       ln_stats_kernel<false, T><<<grid, kThreads, 0, st>>>(in1, mean, rstd, R, C, eps);
+    }
     int64_t P = ln_g_chunks(R), rows_per = (R + P - 1) / P;
     dim3 g2((unsigned)((C + kColTile - 1) / kColTile), (unsigned)P);
     ln_bwd_g_partial_kernel<T>
@@ -286,21 +300,40 @@ __device__ __forceinline__ double exp_t(double v) { return exp(v); }
 // the threads' pairs are then joined). As the CPU's two passes (max, then
 // the sum of exp(x - max) in double), a NaN or +inf anywhere, or a row of
 // only -inf, gives NaN.
-template <bool WARP, typename T>
+// Folds four values into a thread's running (max m, sum s of exp(x - m)):
+// one rescale per vector instead of per element.
+__device__ __forceinline__ void lse_add4(float4 v, float &m, double &s, int &bad) {
+  const float mx = fmaxf(fmaxf(v.x, v.y), fmaxf(v.z, v.w)); // NaNs are flagged below
+  bad |= (v.x != v.x) | (v.y != v.y) | (v.z != v.z) | (v.w != v.w) | (mx == INFINITY);
+  if (mx > m) {
+    s *= (double)expf(m - mx); // exp(-inf) = 0 for the first vector
+    m = mx;
+  }
+  if (m != -INFINITY) // -inf elements add exp(-inf) = 0
+    s += (double)(expf(v.x - m) + expf(v.y - m) + expf(v.z - m) + expf(v.w - m));
+}
+
+template <bool WARP, bool VEC, typename T>
 __device__ double row_lse(const T *xr, int64_t C, int lane, int nthr, T *shT, double *sh) {
   T m = (T)-INFINITY;
   double s = 0;
   int bad = 0;
-  for (int64_t j = lane; j < C; j += nthr) {
-    const T v = xr[j];
-    if (v > m) {
-      if (v == (T)INFINITY) bad = 1;
-      s = s * (double)exp_t(m - v) + 1.0; // exp(-inf) = 0 for the first element
-      m = v;
-    } else if (v != v) {
-      bad = 1;
-    } else if (v != (T)-INFINITY) {
-      s += (double)exp_t(v - m);
+  if constexpr (VEC) { // T = float, C % 4 == 0, rows 16-byte aligned
+    const float4 *x4 = reinterpret_cast<const float4 *>(xr);
+    for (int64_t j = lane; j < C / 4; j += nthr)
+      lse_add4(x4[j], m, s, bad);
+  } else {
+    for (int64_t j = lane; j < C; j += nthr) {
+      const T v = xr[j];
+      if (v > m) {
+        if (v == (T)INFINITY) bad = 1;
+        s = s * (double)exp_t(m - v) + 1.0; // exp(-inf) = 0 for the first element
+        m = v;
+      } else if (v != v) {
+        bad = 1;
+      } else if (v != (T)-INFINITY) {
+        s += (double)exp_t(v - m);
+      }
     }
   }
   const T M = row_reduce<WARP, MaxOp>(m, shT);
@@ -312,9 +345,10 @@ __device__ double row_lse(const T *xr, int64_t C, int lane, int nthr, T *shT, do
 
 // logits [R,C], labels [R] -> row losses [R] (0 for left-out rows):
 // (1-ls) * (lse - x[label]) + ls * (lse - mean_c x)
-template <bool WARP, typename T>
-__global__ void ce_rows_kernel(const T *x, const void *lab, bool i32, double *row, int64_t R,
-                               int64_t C, double ls, int64_t ign) {
+// lse_out (when set) keeps each counted row's log-sum-exp for the backward step.
+template <bool WARP, bool VEC, typename T>
+__global__ void ce_rows_kernel(const T *x, const void *lab, bool i32, double *row, double *lse_out,
+                               int64_t R, int64_t C, double ls, int64_t ign) {
   __shared__ double sh[32];
   __shared__ T shT[32];
   RowIter<WARP> it;
@@ -325,7 +359,7 @@ __global__ void ce_rows_kernel(const T *x, const void *lab, bool i32, double *ro
       continue;
     }
     const T *xr = x + r * C;
-    double lse = row_lse<WARP>(xr, C, it.lane, it.nthr, shT, sh);
+    double lse = row_lse<WARP, VEC>(xr, C, it.lane, it.nthr, shT, sh);
     double v = (1 - ls) * (lse - (double)xr[l]);
     if (ls > 0) {
       double sx = 0;
@@ -334,7 +368,10 @@ __global__ void ce_rows_kernel(const T *x, const void *lab, bool i32, double *ro
       sx = row_reduce<WARP, SumOp>(sx, sh);
       v += ls * (lse - sx / (double)C);
     }
-    if (it.lane == 0) row[r] = v;
+    if (it.lane == 0) {
+      row[r] = v;
+      if (lse_out) lse_out[r] = lse;
+    }
   }
 }
 
@@ -367,10 +404,13 @@ __global__ void ce_count_kernel(const void *lab, bool i32, double *count, int64_
 
 // logits [R,C], labels [R], dloss [] -> dlogits [R,C] =
 // (softmax - ((1-ls) onehot + ls/C)) * dloss / count; zero for left-out rows
-template <bool WARP, typename T>
+// lse_in (when set): the rows' log-sum-exp from the forward step, so the row
+// is read once. VEC: T = float, C % 4 == 0, rows 16-byte aligned; the
+// softmax is then computed in float (x - lse is within a few ulps of x).
+template <bool WARP, bool VEC, typename T>
 __global__ void ce_bwd_kernel(const T *x, const void *lab, bool i32, const T *dloss,
-                              const double *count, T *dx, int64_t R, int64_t C, double ls,
-                              int64_t ign) {
+                              const double *count, const double *lse_in, T *dx, int64_t R,
+                              int64_t C, double ls, int64_t ign) {
   __shared__ double sh[32];
   __shared__ T shT[32];
   RowIter<WARP> it;
@@ -385,11 +425,26 @@ __global__ void ce_bwd_kernel(const T *x, const void *lab, bool i32, const T *dl
         dr[j] = (T)0;
       continue;
     }
-    double lse = row_lse<WARP>(xr, C, it.lane, it.nthr, shT, sh);
-    for (int64_t j = it.lane; j < C; j += it.nthr) {
-      double v = exp((double)xr[j] - lse) - off;
-      if (j == l) v -= 1 - ls;
-      dr[j] = (T)(v * scale);
+    double lse = lse_in ? lse_in[r] : row_lse<WARP, VEC>(xr, C, it.lane, it.nthr, shT, sh);
+    if constexpr (VEC) {
+      const float4 *x4 = reinterpret_cast<const float4 *>(xr);
+      float4 *d4 = reinterpret_cast<float4 *>(dr);
+      const float lf = (float)lse, sc = (float)scale, of = (float)off, hit = (float)(1 - ls);
+      for (int64_t j = it.lane; j < C / 4; j += it.nthr) {
+        const float4 v = x4[j];
+        float4 o;
+        o.x = (expf(v.x - lf) - of - (4 * j == l ? hit : 0.f)) * sc;
+        o.y = (expf(v.y - lf) - of - (4 * j + 1 == l ? hit : 0.f)) * sc;
+        o.z = (expf(v.z - lf) - of - (4 * j + 2 == l ? hit : 0.f)) * sc;
+        o.w = (expf(v.w - lf) - of - (4 * j + 3 == l ? hit : 0.f)) * sc;
+        d4[j] = o;
+      }
+    } else {
+      for (int64_t j = it.lane; j < C; j += it.nthr) {
+        double v = exp((double)xr[j] - lse) - off;
+        if (j == l) v -= 1 - ls;
+        dr[j] = (T)(v * scale);
+      }
     }
   }
 }
@@ -413,31 +468,41 @@ size_t ce_bwd_ws(const asg_step *s, unsigned flags) {
   return sizeof(double);
 }
 
-template <typename T> void ce_launch(const asg_cuda_call *c, int64_t R, int64_t C) {
+template <bool WARP, bool VEC, typename T>
+void ce_launch_as(const asg_cuda_call *c, int64_t R, int64_t C, unsigned grid) {
   cudaStream_t st = c->ctx->stream;
   const T *x = (const T *)c->in[0];
   const void *lab = c->in[1];
   bool i32 = c->s->in[1].dtype == ASG_I32;
   double ls = c->s->attr.f[0];
   int64_t ign = c->s->attr.i[0];
-  bool warp = C <= kWarpRowsMaxC;
-  unsigned grid = row_grid(R, warp);
   double *ws = (double *)c->ws;
   if (c->s->op == ASG_OP_SOFTMAX_CE) {
-    if (warp)
-      ce_rows_kernel<true, T><<<grid, kThreads, 0, st>>>(x, lab, i32, ws, R, C, ls, ign);
-    else
-      ce_rows_kernel<false, T><<<grid, kThreads, 0, st>>>(x, lab, i32, ws, R, C, ls, ign);
+    ce_rows_kernel<WARP, VEC, T>
+        <<<grid, kThreads, 0, st>>>(x, lab, i32, ws, (double *)c->stats_out, R, C, ls, ign);
     ce_total_kernel<T><<<1, 1024, 0, st>>>(ws, lab, i32, (T *)c->out, R, C, ign);
   } else {
-    const T *dloss = (const T *)c->in[2];
-    T *dx = (T *)c->out;
     ce_count_kernel<<<1, 1024, 0, st>>>(lab, i32, ws, R, C, ign);
-    if (warp)
-      ce_bwd_kernel<true, T><<<grid, kThreads, 0, st>>>(x, lab, i32, dloss, ws, dx, R, C, ls, ign);
-    else
-      ce_bwd_kernel<false, T><<<grid, kThreads, 0, st>>>(x, lab, i32, dloss, ws, dx, R, C, ls, ign);
+    ce_bwd_kernel<WARP, VEC, T><<<grid, kThreads, 0, st>>>(x, lab, i32, (const T *)c->in[2], ws,
+                                                           (const double *)c->stats_in, (T *)c->out,
+                                                           R, C, ls, ign);
   }
+}
+
+template <typename T> void ce_launch(const asg_cuda_call *c, int64_t R, int64_t C) {
+  bool warp = C <= kWarpRowsMaxC;
+  unsigned grid = row_grid(R, warp);
+  // 16-byte rows: the float kernels read (and write) four elements at a time
+  if constexpr (std::is_same<T, float>::value) {
+    const bool vec = C % 4 == 0 && (uintptr_t)c->in[0] % 16 == 0 &&
+                     (c->s->op == ASG_OP_SOFTMAX_CE || (uintptr_t)c->out % 16 == 0);
+    if (vec) {
+      warp ? ce_launch_as<true, true, T>(c, R, C, grid)
+           : ce_launch_as<false, true, T>(c, R, C, grid);
+      return;
+    }
+  }
+  warp ? ce_launch_as<true, false, T>(c, R, C, grid) : ce_launch_as<false, false, T>(c, R, C, grid);
 }
 
 asg_status ce_run(const asg_cuda_call *c) {

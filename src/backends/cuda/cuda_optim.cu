@@ -172,7 +172,12 @@ asg_status param_run(const asg_cuda_call *c) {
 }
 
 // ---- multi-tensor Adam: the three updates of many parameters in one launch ----
-constexpr int kAdamChunk = kThreads; // work units (vectors or tail elements) per block
+// Work units (vectors or tail elements) per block: 8 per thread, loaded
+// kAdamUnroll at a time. A block's start is a chain of dependent reads (the
+// table search, the tensor's entry, lr and the bias corrections): with one
+// unit per thread it left the kernel at half the memory bandwidth.
+constexpr int kAdamUnroll = 4;
+constexpr int kAdamChunk = kThreads * 2 * kAdamUnroll;
 
 // Block b updates units [(b - block0) * kAdamChunk, ...) of the last tensor
 // whose block0 <= b. Each thread loads m, g, v, p, computes m', v' (stored)
@@ -207,7 +212,36 @@ __global__ void __launch_bounds__(kThreads)
   constexpr int K = 16 / sizeof(T);
   using V = Vec<T, K>;
   const int64_t nv = e.vec ? e.n / K : 0;
-  for (int64_t u = u0 + threadIdx.x; u < u1; u += blockDim.x) {
+  int64_t u = u0 + threadIdx.x;
+  // whole vectors, kAdamUnroll at a time (a thread's units are distinct
+  // elements, so reading them all before writing keeps in-place updates exact)
+  for (; u + (kAdamUnroll - 1) * (int64_t)blockDim.x < (nv < u1 ? nv : u1);
+       u += kAdamUnroll * (int64_t)blockDim.x) {
+    V a[kAdamUnroll], gg[kAdamUnroll], c[kAdamUnroll], d[kAdamUnroll];
+#pragma unroll
+    for (int k = 0; k < kAdamUnroll; k++) {
+      const int64_t w = u + k * (int64_t)blockDim.x;
+      a[k] = reinterpret_cast<const V *>(m)[w];
+      gg[k] = reinterpret_cast<const V *>(g)[w];
+      c[k] = reinterpret_cast<const V *>(v)[w];
+      d[k] = reinterpret_cast<const V *>(p)[w];
+    }
+#pragma unroll
+    for (int k = 0; k < kAdamUnroll; k++) {
+      const int64_t w = u + k * (int64_t)blockDim.x;
+      V rm, rv, rp;
+#pragma unroll
+      for (int j = 0; j < K; j++) {
+        rm.v[j] = f1(a[k].v[j], gg[k].v[j]);
+        rv.v[j] = f2(c[k].v[j], gg[k].v[j]);
+        rp.v[j] = fp(d[k].v[j], rm.v[j], rv.v[j]);
+      }
+      reinterpret_cast<V *>(mo)[w] = rm;
+      reinterpret_cast<V *>(vo)[w] = rv;
+      reinterpret_cast<V *>(po)[w] = rp;
+    }
+  }
+  for (; u < u1; u += blockDim.x) {
     if (u < nv) {
       const V a = reinterpret_cast<const V *>(m)[u], gg = reinterpret_cast<const V *>(g)[u],
               c = reinterpret_cast<const V *>(v)[u], d = reinterpret_cast<const V *>(p)[u];

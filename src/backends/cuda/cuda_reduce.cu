@@ -112,13 +112,13 @@ struct SumR {
   __device__ __forceinline__ static P join(P a, P b) { return a + b; }
 };
 
-// Joins p over each group of G consecutive threads (G = 32: each warp;
-// G = blockDim.x = kThreads: the whole block); every thread of the group
-// gets the result. All threads of the block must call it.
+// Joins p over each group of G consecutive threads (G = 8: each quarter
+// warp; 32: each warp; G = blockDim.x = kThreads: the whole block); every
+// thread of the group gets the result. All threads of the block must call it.
 template <class R, int G> __device__ __forceinline__ typename R::P group_join(typename R::P p) {
   using P = typename R::P;
 #pragma unroll
-  for (int m = 16; m >= 1; m >>= 1)
+  for (int m = (G < 32 ? G / 2 : 16); m >= 1; m >>= 1)
     p = R::join(p, shx(p, m));
   if constexpr (G > 32) {
     static_assert(G == kThreads, "a group wider than a warp is the whole block");
@@ -340,6 +340,53 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+// [R, C] -> [C] with C % 4 == 0 and 16-byte rows (bias gradients): as
+// reduce_cols_kernel, but each thread takes four neighbouring outputs with
+// one 16-byte load per row (a warp reads 512 contiguous bytes at once).
+template <int OP, class T, int BY>
+__global__ void __launch_bounds__(kThreads)
+    reduce_cols4_kernel(const T *__restrict__ x, void *__restrict__ out, void *__restrict__ part,
+                        RPlan p, int S) {
+  static_assert(sizeof(T) == 4 && OP != ASG_OP_VAR, "float quads; var takes two passes");
+  using R = Red<OP, T>;
+  using P = typename R::P;
+  using Q = std::conditional_t<std::is_integral<T>::value, int4, float4>;
+  constexpr int TX = kThreads / BY;
+  const int tx = threadIdx.x % TX, ty = threadIdx.x / TX;
+  const int64_t nq = p.nout / 4, stride = p.rs[0] / 4; // quads per row, row stride in quads
+  const int64_t units = (nq + TX - 1) / TX * S, chunk = (p.nred + S - 1) / S;
+  for (int64_t u = blockIdx.x; u < units; u += gridDim.x) { // uniform per block
+    const int64_t q = (u / S) * TX + tx;
+    const int s = (int)(u % S);
+    const bool live = q < nq;
+    const int64_t j0 = s * chunk, j1 = j0 + chunk < p.nred ? j0 + chunk : p.nred;
+    const int64_t jend = live ? j1 : j0;
+    const Q *xq = reinterpret_cast<const Q *>(x) + (live ? q : 0);
+    P a0 = R::none(), a1 = R::none(), a2 = R::none(), a3 = R::none();
+#pragma unroll 4
+    for (int64_t j = j0 + ty; j < jend; j += BY) {
+      const Q v = xq[j * stride];
+      a0 = R::join(a0, R::elem((T)v.x, j));
+      a1 = R::join(a1, R::elem((T)v.y, j));
+      a2 = R::join(a2, R::elem((T)v.z, j));
+      a3 = R::join(a3, R::elem((T)v.w, j));
+    }
+    a0 = slice_join<R, BY, TX>(a0, tx, ty);
+    a1 = slice_join<R, BY, TX>(a1, tx, ty);
+    a2 = slice_join<R, BY, TX>(a2, tx, ty);
+    a3 = slice_join<R, BY, TX>(a3, tx, ty);
+    if (live && ty == 0) {
+      const P a[4] = {a0, a1, a2, a3};
+      for (int k = 0; k < 4; k++) {
+        if (S == 1)
+          store<OP, T>(out, 4 * q + k, a[k], p.nred);
+        else
+          static_cast<P *>(part)[(4 * q + k) * S + s] = a[k];
+      }
+    }
+  }
+}
+
 // part [nout, S] -> out [nout]; a warp per output.
 template <int OP, class T>
 __global__ void __launch_bounds__(kThreads)
@@ -383,27 +430,40 @@ __global__ void __launch_bounds__(kThreads)
 
 // ---- geometry (shared by run and the workspace size) ----
 struct Geom {
-  bool rows; // the innermost dim is reduced (in a run of >= 16)
-  int width; // rows: threads per row (32, 256); cols: BY slices (1, 8)
-  int S;     // chunks per output (> 1: partials in the workspace)
+  bool rows;  // the innermost dim is reduced (in a run of >= 16)
+  bool quads; // [R, C] -> [C] of 4-byte elements, C % 4 == 0: reduce_cols4_kernel
+  int width;  // rows: threads per row (8, 32, 256); cols: BY slices (1, 8)
+  int S;      // chunks per output (> 1: partials in the workspace)
 };
 
-Geom geom_of(const RPlan &p) {
+// [R, C] -> [C] over 4-byte elements with C and the row stride multiples of 4
+// (the run also needs 16-byte aligned input; else the scalar kernel runs
+// with the same chunks).
+bool quads_of(const RPlan &p, asg_dtype dt, int op) {
+  return (dt == ASG_F32 || dt == ASG_I32) && op != ASG_OP_VAR && p.nk == 1 && p.ks[0] == 1 &&
+         p.nr == 1 && p.nout % 4 == 0 && p.rs[0] % 4 == 0;
+}
+
+Geom geom_of(const RPlan &p, bool quads) {
   Geom g;
+  g.quads = quads;
   // rows when the innermost dim is reduced and its run fills a warp; short
   // runs ([N, 3] -> [N]) read better with a thread per output
   g.rows = p.rs[p.nr - 1] == 1 && p.rd[p.nr - 1] >= 16;
+  // short rows (attention's [B, H, T, 64] -> [B, H, T]) take 8 threads each:
+  // a warp would spend more time joining its 32 partials than reading
   if (g.rows)
-    g.width = p.nred <= 1024 ? 32 : kThreads;
+    g.width = p.nred <= 128 ? 8 : p.nred <= 1024 ? 32 : kThreads;
   else
     g.width = p.nred >= 64 ? 8 : 1;
-  const int64_t per_block = kThreads / g.width; // outputs per block
+  // outputs per block (quads: four per thread)
+  const int64_t per_block = kThreads / g.width * (g.quads && !g.rows ? 4 : 1);
   const int64_t blocks = (p.nout + per_block - 1) / per_block;
   g.S = 1;
   // Too few blocks to fill the GPU (132 SMs x 8 blocks): split long reductions.
   // Column blocks read TX outputs x BY slices at once, so their chunks can be
   // shorter ([8192, 768] -> [768]: 24 blocks unsplit, 768 in chunks of 256).
-  const int64_t min_chunk = g.rows ? 2048 : 256;
+  const int64_t min_chunk = g.rows ? 2048 : g.quads ? 128 : 256;
   if (blocks < 1024 && p.nred >= 4 * min_chunk) {
     int64_t s = (2048 + blocks - 1) / blocks;
     if (s > p.nred / min_chunk) s = p.nred / min_chunk; // keep chunks long
@@ -420,7 +480,7 @@ size_t reduce_ws(const asg_step *s, unsigned flags) {
   RPlan p;
   rplan_init(&p, s->in[0].shape, s->attr.i[0]);
   if (p.nout <= 0) return 0;
-  const Geom g = geom_of(p);
+  const Geom g = geom_of(p, quads_of(p, s->in[0].dtype, (int)s->op));
   return g.S > 1 ? (size_t)p.nout * (size_t)g.S * kPartBytes : 0;
 }
 
@@ -432,7 +492,7 @@ asg_status dtype_error(const asg_cuda_call *c, asg_dtype dt) {
 template <int OP, class T> asg_status reduce_t(const asg_cuda_call *c, const RPlan &p) {
   using P = typename Red<OP, T>::P;
   static_assert(sizeof(P) <= kPartBytes, "workspace sized for 24-byte partials");
-  const Geom g = geom_of(p);
+  const Geom g = geom_of(p, quads_of(p, c->s->in[0].dtype, OP));
   const T *x = static_cast<const T *>(c->in[0]);
   void *part = g.S > 1 ? c->ws : nullptr;
   if (g.S > 1 && !part)
@@ -442,11 +502,22 @@ template <int OP, class T> asg_status reduce_t(const asg_cuda_call *c, const RPl
   const int64_t per_block = kThreads / g.width;
   const unsigned blocks = asg_cuda_blocks((p.nout + per_block - 1) / per_block * g.S, 1);
   if (g.rows) {
-    if (g.width == 32)
+    if (g.width == 8)
+      reduce_rows_kernel<OP, T, 8><<<blocks, kThreads, 0, st>>>(x, c->out, part, p, g.S, corr);
+    else if (g.width == 32)
       reduce_rows_kernel<OP, T, 32><<<blocks, kThreads, 0, st>>>(x, c->out, part, p, g.S, corr);
     else
       reduce_rows_kernel<OP, T, kThreads>
           <<<blocks, kThreads, 0, st>>>(x, c->out, part, p, g.S, corr);
+  } else if (g.quads && (uintptr_t)x % 16 == 0) {
+    if constexpr (sizeof(T) == 4 && OP != ASG_OP_VAR) {
+      // TX = per_block quads per block
+      const unsigned qb = asg_cuda_blocks((p.nout / 4 + per_block - 1) / per_block * g.S, 1);
+      if (g.width == 8)
+        reduce_cols4_kernel<OP, T, 8><<<qb, kThreads, 0, st>>>(x, c->out, part, p, g.S);
+      else
+        reduce_cols4_kernel<OP, T, 1><<<qb, kThreads, 0, st>>>(x, c->out, part, p, g.S);
+    }
   } else {
     if (g.width == 8)
       reduce_cols_kernel<OP, T, 8><<<blocks, kThreads, 0, st>>>(x, c->out, part, p, g.S, corr);

@@ -214,7 +214,7 @@ int main(int argc, char **argv) {
   const double GB = 1024.0 * 1024.0 * 1024.0;
   double flops_tok = 6.0 * (double)nparams + 6.0 * c.layers * (double)c.dim * c.ctx;
   printf("model: GPT-2, %d layers, d %d, %d heads, vocab %d, context %d, batch %d; MLP GELU "
-         "erf form; tied embeddings; materialized causal attention\n",
+         "erf form; tied embeddings; fused causal attention (flash kernels)\n",
          c.layers, c.dim, c.heads, c.vocab, c.ctx, c.batch);
   printf("params %lld (%.2fM); train step: %d kernels; activations (arena) %.2f GiB, "
          "persistent (params, AdamW state, inputs, constants) %.2f GiB; compile %.2f s\n",

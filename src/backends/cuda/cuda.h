@@ -43,11 +43,12 @@ typedef struct asg_cuda_call {
   bool bf16;   /* f32 GEMMs take bf16-rounded operands (asg_compile_opts.bf16_matmul) */
   bool fp16;   /* ... or fp16-rounded ones (asg_compile_opts.fp16_matmul) */
   void *state; /* what the kernel's .prepare made for this step (or NULL) */
-  /* Row statistics a forward step hands to a later step over the same
-   * inputs (paired by cuda_backend.c): softmax CE -> its backward (the rows'
-   * log-sum-exp, double), attention -> attention_lse (the lse itself). The
-   * forward writes them to stats_out when set; the later step reads
-   * stats_in when set instead of recomputing them. */
+  /* Statistics a forward step hands to later steps over the same inputs
+   * (paired by cuda_backend.c): softmax CE -> its backward (the rows'
+   * log-sum-exp and the count of rows taken, doubles), attention ->
+   * attention_lse (the lse itself), layernorm -> its two backward ops (row
+   * means, then 1/std, doubles). The forward writes them to stats_out when
+   * set; a later step reads stats_in when set instead of recomputing them. */
   void *stats_out;
   const void *stats_in;
 } asg_cuda_call;

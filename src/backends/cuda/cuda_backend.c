@@ -577,14 +577,16 @@ static const stats_rule stats_rules[] = {
 };
 
 /* Bytes of the statistics of forward step f: per row of its first input
- * (CE: log-sum-exp, layernorm: mean and 1/std, as doubles), attention: the
- * lse tensor itself (the reader's output). 0: nothing to keep. */
+ * (CE: log-sum-exp, then the count of rows taken; layernorm: mean and
+ * 1/std; as doubles), attention: the lse tensor itself (the reader's
+ * output). 0: nothing to keep. */
 static size_t stats_bytes(const asg_step *f, const asg_step *reader) {
   if (f->op == ASG_OP_ATTENTION) return asg__tdesc_bytes(&reader->out);
   const asg_shape sh = f->in[0].shape;
   const int64_t C = sh.ndim ? sh.dims[sh.ndim - 1] : 0;
   if (C <= 0) return 0;
-  return (size_t)(asg_shape_numel(sh) / C) * sizeof(double) * (f->op == ASG_OP_LAYERNORM ? 2 : 1);
+  const size_t rows = (size_t)(asg_shape_numel(sh) / C);
+  return (f->op == ASG_OP_LAYERNORM ? 2 * rows : rows + 1) * sizeof(double); /* CE: + the count */
 }
 
 static bool same_desc(const asg_tdesc *a, const asg_tdesc *b) {

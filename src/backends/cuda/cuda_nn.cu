@@ -375,11 +375,12 @@ __global__ void ce_rows_kernel(const T *x, const void *lab, bool i32, double *ro
   }
 }
 
-// row [R], labels [R] -> loss [] = sum(row) / count (0 when nothing counts).
-// One block; each thread sums a fixed strided subset, then a fixed-order fold.
+// row [R], labels [R] -> loss [] = sum(row) / count (0 when nothing counts);
+// count (when set) keeps the count for the backward step. One block; each
+// thread sums a fixed strided subset, then a fixed-order fold.
 template <typename T>
-__global__ void ce_total_kernel(const double *row, const void *lab, bool i32, T *out, int64_t R,
-                                int64_t C, int64_t ign) {
+__global__ void ce_total_kernel(const double *row, const void *lab, bool i32, T *out, double *count,
+                                int64_t R, int64_t C, int64_t ign) {
   __shared__ double sh[32];
   double t = 0, n = 0;
   for (int64_t r = threadIdx.x; r < R; r += blockDim.x) {
@@ -388,7 +389,10 @@ __global__ void ce_total_kernel(const double *row, const void *lab, bool i32, T 
   }
   t = row_reduce<false, SumOp>(t, sh);
   n = row_reduce<false, SumOp>(n, sh);
-  if (threadIdx.x == 0) *out = (T)(n > 0 ? t / n : 0.0);
+  if (threadIdx.x == 0) {
+    *out = (T)(n > 0 ? t / n : 0.0);
+    if (count) *count = n;
+  }
 }
 
 // labels [R] -> count [] (double, exact): rows that take part in the loss
@@ -477,15 +481,18 @@ void ce_launch_as(const asg_cuda_call *c, int64_t R, int64_t C, unsigned grid) {
   double ls = c->s->attr.f[0];
   int64_t ign = c->s->attr.i[0];
   double *ws = (double *)c->ws;
+  // kept statistics (cuda_backend.c): lse [R], then the count of rows taken
+  double *keep = (double *)c->stats_out;
+  const double *kept = (const double *)c->stats_in;
   if (c->s->op == ASG_OP_SOFTMAX_CE) {
-    ce_rows_kernel<WARP, VEC, T>
-        <<<grid, kThreads, 0, st>>>(x, lab, i32, ws, (double *)c->stats_out, R, C, ls, ign);
-    ce_total_kernel<T><<<1, 1024, 0, st>>>(ws, lab, i32, (T *)c->out, R, C, ign);
+    ce_rows_kernel<WARP, VEC, T><<<grid, kThreads, 0, st>>>(x, lab, i32, ws, keep, R, C, ls, ign);
+    ce_total_kernel<T>
+        <<<1, 1024, 0, st>>>(ws, lab, i32, (T *)c->out, keep ? keep + R : nullptr, R, C, ign);
   } else {
-    ce_count_kernel<<<1, 1024, 0, st>>>(lab, i32, ws, R, C, ign);
-    ce_bwd_kernel<WARP, VEC, T><<<grid, kThreads, 0, st>>>(x, lab, i32, (const T *)c->in[2], ws,
-                                                           (const double *)c->stats_in, (T *)c->out,
-                                                           R, C, ls, ign);
+    const double *count = kept ? kept + R : ws;
+    if (!kept) ce_count_kernel<<<1, 1024, 0, st>>>(lab, i32, ws, R, C, ign);
+    ce_bwd_kernel<WARP, VEC, T><<<grid, kThreads, 0, st>>>(x, lab, i32, (const T *)c->in[2], count,
+                                                           kept, (T *)c->out, R, C, ls, ign);
   }
 }
 

@@ -1620,6 +1620,60 @@ static void case_fast_matmul(int mode) { /* 0 TF32, 1 bf16, 2 fp16 operands */
   asg_graph_free(g);
 }
 
+/* bf16_matmul with operands shared by several products (each converted
+ * once into a copy the later products read) and intermediates of one size,
+ * so the arena hands a dead operand's bytes to a new value that a later
+ * product reads: a copy that outlived its tensor would give that product
+ * the old values. r feeds two products; s = p * q and u = s * p take freed
+ * [64,64] blocks and feed products with the weights shared throughout. */
+static void case_shared_half(void) {
+  asg_graph *g = asg_graph_new();
+  double *vx = rv(64 * 96, -1, 1, false), *vw = rv(96 * 64, -0.3, 0.3, false);
+  double *va = rv(64 * 64, -0.3, 0.3, false), *vb = rv(64 * 64, -0.3, 0.3, false);
+  float *fx = to_dtype(ASG_F32, vx, 64 * 96), *fw = to_dtype(ASG_F32, vw, 96 * 64);
+  float *fa = to_dtype(ASG_F32, va, 64 * 64), *fb = to_dtype(ASG_F32, vb, 64 * 64);
+  asg_tensor *x = asg_constant(g, ASG_F32, ASG_SHAPE(64, 96), fx);
+  asg_tensor *w1 = asg_constant(g, ASG_F32, ASG_SHAPE(96, 64), fw);
+  asg_tensor *wa = asg_constant(g, ASG_F32, ASG_SHAPE(64, 64), fa);
+  asg_tensor *wb = asg_constant(g, ASG_F32, ASG_SHAPE(64, 64), fb);
+  asg_tensor *r = asg_relu(asg_matmul(x, w1));
+  asg_tensor *pp = asg_matmul(r, wa), *q = asg_matmul(r, wb);
+  asg_tensor *sq = asg_mul(pp, q);
+  asg_tensor *t1 = asg_matmul(sq, wa), *t2 = asg_matmul(sq, wb);
+  asg_tensor *u = asg_mul(t1, t2);
+  asg_tensor *y = asg_add(asg_matmul(u, wa), asg_matmul(asg_relu(u), wb));
+  asg_compile_opts o = {.backend = "cpu"};
+  asg_program *ref = asg_compile(g, 1, &y, &o);
+  o.backend = g_backend;
+  o.bf16_matmul = true;
+  asg_program *dut = asg_compile(g, 1, &y, &o);
+  const long n = 64 * 64;
+  double *rr = malloc(sizeof *rr * n), *dd = malloc(sizeof *dd * n);
+  float *buf = malloc(sizeof *buf * n);
+  int ok = ref && dut && rr && dd && buf && !asg_program_run(ref) && !asg_program_run(dut) &&
+           !asg_program_run(dut); /* a second run replays the captured graph */
+  double worst = 0, scale = 1e-6;
+  if (ok) {
+    asg_program_fetch(ref, y, buf, sizeof *buf * n);
+    tu_to_double(ASG_F32, buf, rr, n);
+    asg_program_fetch(dut, y, buf, sizeof *buf * n);
+    tu_to_double(ASG_F32, buf, dd, n);
+    for (long i = 0; i < n; i++)
+      scale = fmax(scale, fabs(rr[i]));
+    for (long i = 0; i < n; i++)
+      worst = fmax(worst, fabs(rr[i] - dd[i]));
+  }
+  char msg[128];
+  snprintf(msg, sizeof msg, "max err %.3g of scale %.3g", worst, scale);
+  /* five products deep in bf16: a few bf16 roundings of the scale */
+  report("bf16_matmul operands shared by products, arena blocks reused",
+         ok && worst <= 5e-2 * scale, msg);
+  free(vx), free(vw), free(va), free(vb), free(fx), free(fw), free(fa), free(fb);
+  free(rr), free(dd), free(buf);
+  asg_program_free(ref), asg_program_free(dut);
+  asg_graph_free(g);
+}
+
 int main(int argc, char **argv) {
   if (argc > 1) g_backend = argv[1];
   g_filter = getenv("ASG_PARITY_FILTER");
@@ -1665,6 +1719,7 @@ int main(int argc, char **argv) {
   case_pipelined_feeds();
   for (int mode = 0; mode < 3; mode++)
     case_fast_matmul(mode);
+  case_shared_half();
   check_coverage();
   return tu_finish();
 }

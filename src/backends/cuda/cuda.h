@@ -51,7 +51,19 @@ typedef struct asg_cuda_call {
    * set; a later step reads stats_in when set instead of recomputing them. */
   void *stats_out;
   const void *stats_in;
+  /* bf16/fp16 copies of a product's operands shared by the products that
+   * read the same tensor (planned by cuda_backend.c): per operand,
+   * ASG_CUDA_HALF_NONE converts it into the workspace, _MAKE into half[j],
+   * _READY finds it in half[j] already. */
+  void *half[2];
+  unsigned char half_mode[2];
 } asg_cuda_call;
+
+enum { ASG_CUDA_HALF_NONE = 0, ASG_CUDA_HALF_MAKE = 1, ASG_CUDA_HALF_READY = 2 };
+
+/* The 16-bit dtype a product's plan (its .prepare state) converts its f32
+ * operands to, or ASG_F32 when it converts nothing (cuda_matmul.cu). */
+asg_dtype asg_cuda_mm_low(const void *state);
 
 typedef struct asg_cuda_kernel {
   /* Enqueues the step on c->ctx->stream; must not synchronize or allocate.

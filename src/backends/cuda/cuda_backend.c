@@ -589,6 +589,16 @@ static size_t stats_bytes(const asg_step *f, const asg_step *reader) {
   return (f->op == ASG_OP_LAYERNORM ? 2 * rows : rows + 1) * sizeof(double); /* CE: + the count */
 }
 
+/* Bytes step i writes: its output, except for the copies that are no-ops
+ * because their output is their input (views, in-place assigns). */
+static asg_cuda_range written_range(const asg_resolved *r, int i) {
+  const asg_step *s = &r->plan.steps[i];
+  if (((s->op == ASG_OP_RESHAPE || s->op == ASG_OP_STOP_GRADIENT) && r->out[i] == r->in[i][0]) ||
+      (s->op == ASG_OP_ASSIGN && r->out[i] == r->in[i][1]))
+    return (asg_cuda_range){0, 0};
+  return asg_cuda_out_range(r, i);
+}
+
 static bool same_desc(const asg_tdesc *a, const asg_tdesc *b) {
   return a->dtype == b->dtype && asg_shape_equal(a->shape, b->shape);
 }
@@ -605,7 +615,7 @@ static bool stats_partner(const asg_resolved *r, const stats_rule *u, int i, int
         !same_desc(&f->in[fi], &b->in[bi]))
       return false;
     for (int k = i + 1; k < j; k++)
-      if (asg_cuda_overlap(asg_cuda_out_range(r, k), asg_cuda_in_range(r, i, fi))) return false;
+      if (asg_cuda_overlap(written_range(r, k), asg_cuda_in_range(r, i, fi))) return false;
   }
   return true;
 }
@@ -649,6 +659,146 @@ static asg_status stats_plan(const asg_resolved *r, stats_pairs *p) {
   return ASG_OK;
 }
 
+/* ---- shared 16-bit operand copies (bf16_matmul / fp16_matmul) ----
+ * A product converts its f32 operands to bf16/fp16 before multiplying.
+ * Many tensors feed several products (a layer's input feeds its forward
+ * product and its weight gradient, an output gradient both backward
+ * products, a weight its forward and its input-gradient product), so each
+ * tensor read by two or more products is converted once, by the first,
+ * into a copy the later ones read, as long as no step in between writes the
+ * tensor's bytes. Copies live in one device block laid out by liveness
+ * (first to last reader); without the memory for it, every product
+ * converts into the workspace as before. */
+typedef struct half_copies {
+  void *base;          /* device block of every shared copy */
+  size_t *off;         /* per step and operand (2 i + j): offset in base */
+  unsigned char *mode; /* per step and operand: ASG_CUDA_HALF_* */
+  int copies, reads;   /* shared copies and the operand reads they serve (profile) */
+  size_t bytes;
+} half_copies;
+
+typedef struct hc_copy {
+  asg_cuda_range src;
+  int first, last, uses;
+  size_t bytes, off;
+  bool valid;
+} hc_copy;
+
+typedef struct hc_block {
+  size_t off, size;
+} hc_block;
+
+/* Free list kept sorted by offset, neighbours merged. */
+static bool hc_release(hc_block **fl, int *n, int *cap, size_t off, size_t size) {
+  if (*n == *cap) {
+    int nc = *cap ? 2 * *cap : 16;
+    hc_block *nb = realloc(*fl, sizeof *nb * (size_t)nc);
+    if (!nb) return false;
+    *fl = nb, *cap = nc;
+  }
+  int at = 0;
+  while (at < *n && (*fl)[at].off < off)
+    at++;
+  memmove(*fl + at + 1, *fl + at, sizeof **fl * (size_t)(*n - at));
+  (*fl)[at] = (hc_block){off, size};
+  (*n)++;
+  for (int i = *n - 1; i > 0; i--) /* merge adjacent blocks */
+    if ((*fl)[i - 1].off + (*fl)[i - 1].size == (*fl)[i].off) {
+      (*fl)[i - 1].size += (*fl)[i].size;
+      memmove(*fl + i, *fl + i + 1, sizeof **fl * (size_t)(*n - i - 1));
+      (*n)--;
+    }
+  return true;
+}
+
+static void half_free(half_copies *h) {
+  if (h->base) cudaFree(h->base);
+  free(h->off), free(h->mode);
+  memset(h, 0, sizeof *h);
+}
+
+/* Plans the copies of a resolved plan whose products' .prepare states are
+ * state[] (those that convert: asg_cuda_mm_low). */
+static asg_status half_plan(const asg_resolved *r, void *const *state, half_copies *h) {
+  const int n = r->plan.n_steps;
+  const char *env = getenv("ASG_CUDA_SHARE_HALF");
+  if ((env && env[0] == '0') || !(r->plan.flags & (ASG_PLAN_BF16 | ASG_PLAN_F16))) return ASG_OK;
+  hc_copy *cp = calloc(2 * (size_t)n + 1, sizeof *cp);
+  int *use = malloc(sizeof(int) * (2 * (size_t)n + 1));
+  int *active = malloc(sizeof(int) * (2 * (size_t)n + 1));
+  hc_block *fl = NULL;
+  int ncp = 0, nfl = 0, cap = 0, nact = 0;
+  asg_status st = ASG_OK;
+  h->off = calloc(2 * (size_t)n + 1, sizeof *h->off);
+  h->mode = calloc(2 * (size_t)n + 1, 1);
+  if (!cp || !use || !active || !h->off || !h->mode) {
+    st = asg__error(ASG_ERR_OOM, "cuda: out of memory");
+    goto done;
+  }
+  for (int i = 0; i < n; i++) {
+    use[2 * i] = use[2 * i + 1] = -1;
+    if (r->plan.steps[i].op == ASG_OP_MATMUL && asg_cuda_mm_low(state[i]) != ASG_F32)
+      for (int j = 0; j < 2; j++) {
+        const asg_cuda_range a = asg_cuda_in_range(r, i, j);
+        int k = 0;
+        while (k < ncp && !(cp[k].valid && cp[k].src.lo == a.lo && cp[k].src.hi == a.hi))
+          k++;
+        if (k == ncp) {
+          const size_t bytes = (size_t)asg_shape_numel(r->plan.steps[i].in[j].shape) * 2;
+          cp[ncp++] = (hc_copy){a, i, i, 0, (bytes + 255) & ~(size_t)255, 0, true};
+        }
+        cp[k].last = i;
+        cp[k].uses++;
+        use[2 * i + j] = k;
+      }
+    const asg_cuda_range o = written_range(r, i); /* the step's writes end copies */
+    for (int k = 0; k < ncp; k++)
+      if (cp[k].valid && asg_cuda_overlap(o, cp[k].src)) cp[k].valid = false;
+  }
+  /* offsets of the copies read more than once, in order of first use */
+  size_t top = 0;
+  for (int k = 0; k < ncp; k++) {
+    if (cp[k].uses < 2) continue;
+    for (int a = 0; a < nact; a++) /* copies whose last reader ran before this one is made */
+      if (cp[active[a]].last < cp[k].first) {
+        if (!hc_release(&fl, &nfl, &cap, cp[active[a]].off, cp[active[a]].bytes)) {
+          st = asg__error(ASG_ERR_OOM, "cuda: out of memory");
+          goto done;
+        }
+        active[a--] = active[--nact];
+      }
+    int best = -1;
+    for (int b = 0; b < nfl; b++)
+      if (fl[b].size >= cp[k].bytes && (best < 0 || fl[b].size < fl[best].size)) best = b;
+    if (best >= 0) {
+      cp[k].off = fl[best].off;
+      fl[best].off += cp[k].bytes, fl[best].size -= cp[k].bytes;
+    } else {
+      cp[k].off = top;
+      top += cp[k].bytes;
+    }
+    active[nact++] = k;
+  }
+  if (top && cudaMalloc(&h->base, top) != cudaSuccess) {
+    cudaGetLastError(); /* no room: every product converts into the workspace */
+    h->base = NULL;
+    goto done;
+  }
+  for (int k = 0; h->base && k < ncp; k++)
+    if (cp[k].uses >= 2) h->copies++, h->reads += cp[k].uses;
+  h->bytes = h->base ? top : 0;
+  for (int i = 0; h->base && i < 2 * n; i++) {
+    const int k = use[i];
+    if (k < 0 || cp[k].uses < 2) continue;
+    h->off[i] = cp[k].off;
+    h->mode[i] = i / 2 == cp[k].first && (i % 2 == 0 || use[i - 1] != k) ? ASG_CUDA_HALF_MAKE
+                                                                         : ASG_CUDA_HALF_READY;
+  }
+done:
+  free(cp), free(use), free(active), free(fl);
+  return st;
+}
+
 typedef struct cuda_exec {
   asg_cuda_ctx *ctx;
   asg_resolved r; /* the plan with addresses */
@@ -665,6 +815,7 @@ typedef struct cuda_exec {
   adam_fusion fuse;   /* multi-tensor Adam launches (ASG_CUDA_FUSE_ADAM=0: none) */
   asg_cuda_fusion ew; /* fused elementwise chains (ASG_CUDA_FUSE=0: none) */
   stats_pairs stats;  /* forward statistics kept for later steps (ASG_CUDA_KEEP_STATS=0: none) */
+  half_copies half;   /* shared 16-bit operand copies (ASG_CUDA_SHARE_HALF=0: none) */
   double ew_ms;       /* profile of the fused chains */
   int64_t ew_calls;
   asg_cuda_adam_tensor *adam_dev; /* device copy of fuse.tab */
@@ -688,6 +839,9 @@ static void cuda_exec_destroy(void *e) {
               " compiled in %.0f ms)\n",
               x->ew_ms / x->prof_runs, (long long)(x->ew_calls / x->prof_runs), x->ew.fused_steps,
               x->ew.compile_ms);
+    if (x->half.copies)
+      fprintf(stderr, "  (16-bit operand copies: %d shared by %d product operands, %.1f MiB)\n",
+              x->half.copies, x->half.reads, (double)x->half.bytes / (1 << 20));
     asg__profile_steps("cuda", &x->r.plan, x->step_ms, x->prof_runs, 40);
     for (int i = 0; i < x->n_ev; i++)
       cudaEventDestroy(x->ev[i]);
@@ -703,6 +857,7 @@ static void cuda_exec_destroy(void *e) {
   fusion_free(&x->fuse);
   asg_cuda_fusion_free(&x->ew);
   stats_free(&x->stats);
+  half_free(&x->half);
   if (x->adam_dev) cudaFree(x->adam_dev);
   if (x->ws) cudaFree(x->ws);
   if (x->run_dev) cudaFree(x->run_dev);
@@ -711,18 +866,23 @@ static void cuda_exec_destroy(void *e) {
 
 /* The call of step i (its state once .prepare made it). */
 static asg_cuda_call step_call(const cuda_exec *x, int i) {
-  return (asg_cuda_call){.s = &x->r.plan.steps[i],
-                         .out = x->r.out[i],
-                         .in = x->r.in[i],
-                         .ws = x->ws,
-                         .run = x->run_dev,
-                         .ctx = x->ctx,
-                         .tf32 = x->tf32,
-                         .bf16 = x->bf16,
-                         .fp16 = x->fp16,
-                         .state = x->state ? x->state[i] : NULL,
-                         .stats_out = x->stats.out ? x->stats.out[i] : NULL,
-                         .stats_in = x->stats.in ? x->stats.in[i] : NULL};
+  return (asg_cuda_call){
+      .s = &x->r.plan.steps[i],
+      .out = x->r.out[i],
+      .in = x->r.in[i],
+      .ws = x->ws,
+      .run = x->run_dev,
+      .ctx = x->ctx,
+      .tf32 = x->tf32,
+      .bf16 = x->bf16,
+      .fp16 = x->fp16,
+      .state = x->state ? x->state[i] : NULL,
+      .stats_out = x->stats.out ? x->stats.out[i] : NULL,
+      .stats_in = x->stats.in ? x->stats.in[i] : NULL,
+      .half = {x->half.base ? (char *)x->half.base + x->half.off[2 * i] : NULL,
+               x->half.base ? (char *)x->half.base + x->half.off[2 * i + 1] : NULL},
+      .half_mode = {x->half.base ? x->half.mode[2 * i] : 0,
+                    x->half.base ? x->half.mode[2 * i + 1] : 0}};
 }
 
 static asg_status cuda_exec_create(void *dev, const asg_plan *plan, const asg_buffers *bufs,
@@ -783,6 +943,7 @@ static asg_status cuda_exec_create(void *dev, const asg_plan *plan, const asg_bu
     asg_cuda_call c = step_call(x, i);
     st = table[s->op].prepare(&c, &x->state[i]);
   }
+  if (!st) st = half_plan(&x->r, x->state, &x->half);
   if (st) {
     cuda_exec_destroy(x);
     return st;

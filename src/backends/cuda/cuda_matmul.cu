@@ -275,13 +275,20 @@ bool lt_layout(cublasLtMatrixLayout_t *l, cudaDataType_t ty, int64_t rows, int64
 asg_status lt_launch(const asg_cuda_call *c, const LtPlan *p, const cublasLtMatmulAlgo_t *algo,
                      size_t ws) {
   const void *a = c->in[0], *b = c->in[1];
-  if (p->low != ASG_F32) {
+  if (p->low != ASG_F32) { // each operand: a shared copy (made here or before) or the workspace
     const int64_t na = asg_shape_numel(c->s->in[0].shape), nb = asg_shape_numel(c->s->in[1].shape);
     char *wa = (char *)c->ws, *wb = wa + align256((size_t)na * 2);
-    asg_status st = to_half(c, p->low, a, wa, na);
-    if (!st) st = to_half(c, p->low, b, wb, nb);
-    if (st) return st;
-    a = wa, b = wb;
+    void *dst[2] = {wa, wb};
+    const void *src[2] = {a, b};
+    const int64_t n[2] = {na, nb};
+    for (int j = 0; j < 2; j++) {
+      if (c->half_mode[j]) dst[j] = c->half[j];
+      if (c->half_mode[j] != ASG_CUDA_HALF_READY) {
+        asg_status st = to_half(c, p->low, src[j], dst[j], n[j]);
+        if (st) return st;
+      }
+    }
+    a = dst[0], b = dst[1];
   }
   float one = 1.0f, zero = 0.0f;
   cublasStatus_t st =
@@ -513,6 +520,10 @@ extern "C" void asg_cuda_register_matmul(asg_cuda_kernel *t) {
   t[ASG_OP_MATMUL].ws = mm_ws;
   t[ASG_OP_MATMUL].prepare = mm_prepare;
   t[ASG_OP_MATMUL].release = lt_plan_free;
+}
+
+extern "C" asg_dtype asg_cuda_mm_low(const void *state) {
+  return state ? ((const LtPlan *)state)->low : ASG_F32;
 }
 
 extern "C" void asg_cuda_gemm_cache_free(void *cache) {

@@ -1674,6 +1674,58 @@ static void case_shared_half(void) {
   asg_graph_free(g);
 }
 
+/* bf16_matmul / fp16_matmul: the gradient of softmax CE logits feeds only
+ * the two products of the logits' gradient, so the CE backward writes it
+ * straight into their 16-bit operand copy (no f32 logits gradient). Both
+ * gradients must agree with the CPU's f32 within the 16-bit tolerance, and
+ * the ignored rows (label -1) must contribute nothing. */
+static void case_ce_half(int fp16) {
+  asg_graph *g = asg_graph_new();
+  /* 36 classes: the vector kernel (four per load); 37: the scalar one */
+  const int R = 48, K = 40, C = fp16 ? 37 : 36;
+  double *vx = rv(R * K, -1, 1, false), *vw = rv(K * C, -0.5, 0.5, false);
+  double *vl = rv(R, 0, C, true);
+  for (int i = 0; i < R; i += 5)
+    vl[i] = -1; /* ignored rows */
+  float *fx = to_dtype(ASG_F32, vx, R * K), *fw = to_dtype(ASG_F32, vw, K * C);
+  int32_t *il = to_dtype(ASG_I32, vl, R);
+  asg_tensor *x = asg_constant(g, ASG_F32, ASG_SHAPE(R, K), fx);
+  asg_tensor *w = asg_constant(g, ASG_F32, ASG_SHAPE(K, C), fw);
+  asg_tensor *lab = asg_constant(g, ASG_I32, ASG_SHAPE(R), il);
+  asg_tensor *loss = asg_softmax_cross_entropy(asg_matmul(x, w), lab, 0.05, -1);
+  asg_tensor *wrt[2] = {x, w}, *gr[3] = {NULL, NULL, loss};
+  int ok = asg_grad(loss, 2, wrt, gr) == ASG_OK;
+  asg_compile_opts o = {.backend = "cpu"};
+  asg_program *ref = ok ? asg_compile(g, 3, gr, &o) : NULL;
+  o.backend = g_backend;
+  o.bf16_matmul = !fp16;
+  o.fp16_matmul = fp16;
+  asg_program *dut = ok ? asg_compile(g, 3, gr, &o) : NULL;
+  ok = ref && dut && !asg_program_run(ref) && !asg_program_run(dut) && !asg_program_run(dut);
+  double worst = 0;
+  for (int t = 0; ok && t < 3; t++) { /* dx, dw, loss: error relative to each one's scale */
+    const long n = (long)asg_shape_numel(asg_tensor_shape(gr[t]));
+    float *a = malloc(sizeof *a * (size_t)n), *b = malloc(sizeof *b * (size_t)n);
+    ok = a && b && !asg_program_fetch(ref, gr[t], a, sizeof *a * (size_t)n) &&
+         !asg_program_fetch(dut, gr[t], b, sizeof *b * (size_t)n);
+    double scale = 1e-12, err = 0;
+    for (long i = 0; ok && i < n; i++)
+      scale = fmax(scale, fabs(a[i]));
+    for (long i = 0; ok && i < n; i++)
+      err = fmax(err, fabs((double)a[i] - b[i]) / scale);
+    worst = fmax(worst, err);
+    free(a), free(b);
+  }
+  char msg[96];
+  snprintf(msg, sizeof msg, "max err %.3g of each output's scale", worst);
+  report(fp16 ? "softmax CE gradient into fp16 product operands, 37 classes (dx, dw, loss)"
+              : "softmax CE gradient into bf16 product operands, 36 classes (dx, dw, loss)",
+         ok && worst <= 2e-2, msg);
+  free(vx), free(vw), free(vl), free(fx), free(fw), free(il);
+  asg_program_free(ref), asg_program_free(dut);
+  asg_graph_free(g);
+}
+
 int main(int argc, char **argv) {
   if (argc > 1) g_backend = argv[1];
   g_filter = getenv("ASG_PARITY_FILTER");
@@ -1720,6 +1772,8 @@ int main(int argc, char **argv) {
   for (int mode = 0; mode < 3; mode++)
     case_fast_matmul(mode);
   case_shared_half();
+  case_ce_half(0);
+  case_ce_half(1);
   check_coverage();
   return tu_finish();
 }

@@ -57,6 +57,10 @@ typedef struct asg_cuda_call {
    * _READY finds it in half[j] already. */
   void *half[2];
   unsigned char half_mode[2];
+  /* When set, the step writes its f32 output as that 16-bit copy instead
+   * (bf16 when bf16, else fp16): every reader of it is a product reading the
+   * copy (only the softmax CE backward does this, for the logits gradient). */
+  void *half_out;
 } asg_cuda_call;
 
 enum { ASG_CUDA_HALF_NONE = 0, ASG_CUDA_HALF_MAKE = 1, ASG_CUDA_HALF_READY = 2 };

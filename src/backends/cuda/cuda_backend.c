@@ -589,14 +589,17 @@ static size_t stats_bytes(const asg_step *f, const asg_step *reader) {
   return (f->op == ASG_OP_LAYERNORM ? 2 * rows : rows + 1) * sizeof(double); /* CE: + the count */
 }
 
-/* Bytes step i writes: its output, except for the copies that are no-ops
- * because their output is their input (views, in-place assigns). */
-static asg_cuda_range written_range(const asg_resolved *r, int i) {
+/* Copies that do nothing because their output is their input (views,
+ * in-place assigns): they neither write nor, really, read. */
+static bool noop_step(const asg_resolved *r, int i) {
   const asg_step *s = &r->plan.steps[i];
-  if (((s->op == ASG_OP_RESHAPE || s->op == ASG_OP_STOP_GRADIENT) && r->out[i] == r->in[i][0]) ||
-      (s->op == ASG_OP_ASSIGN && r->out[i] == r->in[i][1]))
-    return (asg_cuda_range){0, 0};
-  return asg_cuda_out_range(r, i);
+  return ((s->op == ASG_OP_RESHAPE || s->op == ASG_OP_STOP_GRADIENT) && r->out[i] == r->in[i][0]) ||
+         (s->op == ASG_OP_ASSIGN && r->out[i] == r->in[i][1]);
+}
+
+/* Bytes step i writes. */
+static asg_cuda_range written_range(const asg_resolved *r, int i) {
+  return noop_step(r, i) ? (asg_cuda_range){0, 0} : asg_cuda_out_range(r, i);
 }
 
 static bool same_desc(const asg_tdesc *a, const asg_tdesc *b) {
@@ -673,13 +676,17 @@ typedef struct half_copies {
   void *base;          /* device block of every shared copy */
   size_t *off;         /* per step and operand (2 i + j): offset in base */
   unsigned char *mode; /* per step and operand: ASG_CUDA_HALF_* */
+  size_t *out_off;     /* per step: 1 + offset of the copy it writes instead of its output */
   int copies, reads;   /* shared copies and the operand reads they serve (profile) */
+  int produced;        /* copies their producer writes */
   size_t bytes;
 } half_copies;
 
 typedef struct hc_copy {
   asg_cuda_range src;
   int first, last, uses;
+  int end;      /* the step that overwrites the tensor (n: none) */
+  int producer; /* the step that writes the copy instead of the tensor (-1: none) */
   size_t bytes, off;
   bool valid;
 } hc_copy;
@@ -713,8 +720,31 @@ static bool hc_release(hc_block **fl, int *n, int *cap, size_t off, size_t size)
 
 static void half_free(half_copies *h) {
   if (h->base) cudaFree(h->base);
-  free(h->off), free(h->mode);
+  free(h->off), free(h->mode), free(h->out_off);
   memset(h, 0, sizeof *h);
+}
+
+/* The step that can write copy k itself instead of its f32 tensor, or -1:
+ * the tensor's last writer before the first product, a step of a kind that
+ * can (the softmax CE backward), an arena value that is not a program output,
+ * and every step that reads the tensor before it is overwritten a product
+ * reading copy k (so no one needs the f32 values). */
+static int half_producer(const asg_resolved *r, const hc_copy *cp, int k, const int *use) {
+  const hc_copy *c = &cp[k];
+  int w = c->first - 1;
+  while (w >= 0 && !asg_cuda_overlap(written_range(r, w), c->src))
+    w--;
+  if (w < 0) return -1;
+  const asg_step *s = &r->plan.steps[w];
+  const asg_cuda_range o = asg_cuda_out_range(r, w);
+  if (s->op != ASG_OP_SOFTMAX_CE_BWD || s->keep || s->out_buf.kind != ASG_BUF_ARENA ||
+      s->out.dtype != ASG_F32 || o.lo != c->src.lo || o.hi != c->src.hi)
+    return -1;
+  for (int i = w + 1; i < c->end && i < r->plan.n_steps; i++)
+    for (int j = 0; j < r->plan.steps[i].n_in && !noop_step(r, i); j++)
+      if (asg_cuda_overlap(asg_cuda_in_range(r, i, j), c->src) && (j > 1 || use[2 * i + j] != k))
+        return -1;
+  return w;
 }
 
 /* Plans the copies of a resolved plan whose products' .prepare states are
@@ -726,12 +756,14 @@ static asg_status half_plan(const asg_resolved *r, void *const *state, half_copi
   hc_copy *cp = calloc(2 * (size_t)n + 1, sizeof *cp);
   int *use = malloc(sizeof(int) * (2 * (size_t)n + 1));
   int *active = malloc(sizeof(int) * (2 * (size_t)n + 1));
+  int *order = malloc(sizeof(int) * (2 * (size_t)n + 1));
   hc_block *fl = NULL;
   int ncp = 0, nfl = 0, cap = 0, nact = 0;
   asg_status st = ASG_OK;
   h->off = calloc(2 * (size_t)n + 1, sizeof *h->off);
   h->mode = calloc(2 * (size_t)n + 1, 1);
-  if (!cp || !use || !active || !h->off || !h->mode) {
+  h->out_off = calloc((size_t)n + 1, sizeof *h->out_off);
+  if (!cp || !use || !active || !order || !h->off || !h->mode || !h->out_off) {
     st = asg__error(ASG_ERR_OOM, "cuda: out of memory");
     goto done;
   }
@@ -745,7 +777,7 @@ static asg_status half_plan(const asg_resolved *r, void *const *state, half_copi
           k++;
         if (k == ncp) {
           const size_t bytes = (size_t)asg_shape_numel(r->plan.steps[i].in[j].shape) * 2;
-          cp[ncp++] = (hc_copy){a, i, i, 0, (bytes + 255) & ~(size_t)255, 0, true};
+          cp[ncp++] = (hc_copy){a, i, i, 0, n, -1, (bytes + 255) & ~(size_t)255, 0, true};
         }
         cp[k].last = i;
         cp[k].uses++;
@@ -753,12 +785,24 @@ static asg_status half_plan(const asg_resolved *r, void *const *state, half_copi
       }
     const asg_cuda_range o = written_range(r, i); /* the step's writes end copies */
     for (int k = 0; k < ncp; k++)
-      if (cp[k].valid && asg_cuda_overlap(o, cp[k].src)) cp[k].valid = false;
+      if (cp[k].valid && asg_cuda_overlap(o, cp[k].src)) cp[k].valid = false, cp[k].end = i;
   }
-  /* offsets of the copies read more than once, in order of first use */
-  size_t top = 0;
+  for (int k = 0; k < ncp; k++)
+    cp[k].producer = half_producer(r, cp, k, use);
+  /* offsets of the copies read more than once (or written by their
+   * producer), in order of the first step that writes them */
+  int nord = 0;
   for (int k = 0; k < ncp; k++) {
-    if (cp[k].uses < 2) continue;
+    if (cp[k].uses < 2 && cp[k].producer < 0) continue;
+    if (cp[k].producer >= 0) cp[k].first = cp[k].producer; /* live from its writer on */
+    int at = nord++;
+    while (at > 0 && cp[order[at - 1]].first > cp[k].first) /* insertion: a stable sort */
+      order[at] = order[at - 1], at--;
+    order[at] = k;
+  }
+  size_t top = 0;
+  for (int oi = 0; oi < nord; oi++) {
+    const int k = order[oi];
     for (int a = 0; a < nact; a++) /* copies whose last reader ran before this one is made */
       if (cp[active[a]].last < cp[k].first) {
         if (!hc_release(&fl, &nfl, &cap, cp[active[a]].off, cp[active[a]].bytes)) {
@@ -784,18 +828,23 @@ static asg_status half_plan(const asg_resolved *r, void *const *state, half_copi
     h->base = NULL;
     goto done;
   }
-  for (int k = 0; h->base && k < ncp; k++)
-    if (cp[k].uses >= 2) h->copies++, h->reads += cp[k].uses;
+  for (int k = 0; h->base && k < ncp; k++) {
+    if (cp[k].uses < 2 && cp[k].producer < 0) continue;
+    h->copies++, h->reads += cp[k].uses;
+    if (cp[k].producer >= 0)
+      h->out_off[cp[k].producer] = cp[k].off + 1, h->produced++; /* 0: none */
+  }
   h->bytes = h->base ? top : 0;
   for (int i = 0; h->base && i < 2 * n; i++) {
     const int k = use[i];
-    if (k < 0 || cp[k].uses < 2) continue;
+    if (k < 0 || (cp[k].uses < 2 && cp[k].producer < 0)) continue;
     h->off[i] = cp[k].off;
-    h->mode[i] = i / 2 == cp[k].first && (i % 2 == 0 || use[i - 1] != k) ? ASG_CUDA_HALF_MAKE
-                                                                         : ASG_CUDA_HALF_READY;
+    h->mode[i] = cp[k].producer < 0 && i / 2 == cp[k].first && (i % 2 == 0 || use[i - 1] != k)
+                     ? ASG_CUDA_HALF_MAKE
+                     : ASG_CUDA_HALF_READY;
   }
 done:
-  free(cp), free(use), free(active), free(fl);
+  free(cp), free(use), free(active), free(order), free(fl);
   return st;
 }
 
@@ -840,8 +889,10 @@ static void cuda_exec_destroy(void *e) {
               x->ew_ms / x->prof_runs, (long long)(x->ew_calls / x->prof_runs), x->ew.fused_steps,
               x->ew.compile_ms);
     if (x->half.copies)
-      fprintf(stderr, "  (16-bit operand copies: %d shared by %d product operands, %.1f MiB)\n",
-              x->half.copies, x->half.reads, (double)x->half.bytes / (1 << 20));
+      fprintf(stderr,
+              "  (16-bit operand copies: %d for %d product operands, %d written by their "
+              "producer, %.1f MiB)\n",
+              x->half.copies, x->half.reads, x->half.produced, (double)x->half.bytes / (1 << 20));
     asg__profile_steps("cuda", &x->r.plan, x->step_ms, x->prof_runs, 40);
     for (int i = 0; i < x->n_ev; i++)
       cudaEventDestroy(x->ev[i]);
@@ -882,7 +933,9 @@ static asg_cuda_call step_call(const cuda_exec *x, int i) {
       .half = {x->half.base ? (char *)x->half.base + x->half.off[2 * i] : NULL,
                x->half.base ? (char *)x->half.base + x->half.off[2 * i + 1] : NULL},
       .half_mode = {x->half.base ? x->half.mode[2 * i] : 0,
-                    x->half.base ? x->half.mode[2 * i + 1] : 0}};
+                    x->half.base ? x->half.mode[2 * i + 1] : 0},
+      .half_out = x->half.base && x->half.out_off[i] ? (char *)x->half.base + x->half.out_off[i] - 1
+                                                     : NULL};
 }
 
 static asg_status cuda_exec_create(void *dev, const asg_plan *plan, const asg_buffers *bufs,

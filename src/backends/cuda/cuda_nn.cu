@@ -5,6 +5,8 @@
 // a fixed order (no atomics), so results are deterministic run to run.
 #include "backends/cuda/cuda.h"
 
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <math.h>
 
 #include <type_traits>
@@ -411,10 +413,29 @@ __global__ void ce_count_kernel(const void *lab, bool i32, double *count, int64_
 // lse_in (when set): the rows' log-sum-exp from the forward step, so the row
 // is read once. VEC: T = float, C % 4 == 0, rows 16-byte aligned; the
 // softmax is then computed in float (x - lse is within a few ulps of x).
-template <bool WARP, bool VEC, typename T>
+// HO: dx is written as bf16 (1) or fp16 (2) instead of T (0), rounded as
+// the products' operand conversion rounds (T = float).
+template <int HO> __device__ __forceinline__ void put_dx(void *dx, int64_t i, float v) {
+  if constexpr (HO == 1)
+    static_cast<__nv_bfloat16 *>(dx)[i] = __float2bfloat16_rn(v);
+  else
+    static_cast<__half *>(dx)[i] = __float2half_rn(v);
+}
+template <int HO> __device__ __forceinline__ void put_dx4(void *dx, int64_t q, float4 o) {
+  if constexpr (HO == 1) {
+    __nv_bfloat162 *d = static_cast<__nv_bfloat162 *>(dx) + 2 * q;
+    d[0] = __floats2bfloat162_rn(o.x, o.y), d[1] = __floats2bfloat162_rn(o.z, o.w);
+  } else {
+    __half2 *d = static_cast<__half2 *>(dx) + 2 * q;
+    d[0] = __floats2half2_rn(o.x, o.y), d[1] = __floats2half2_rn(o.z, o.w);
+  }
+}
+
+template <bool WARP, bool VEC, typename T, int HO>
 __global__ void ce_bwd_kernel(const T *x, const void *lab, bool i32, const T *dloss,
-                              const double *count, const double *lse_in, T *dx, int64_t R,
+                              const double *count, const double *lse_in, void *dxv, int64_t R,
                               int64_t C, double ls, int64_t ign) {
+  T *dx = static_cast<T *>(dxv);
   __shared__ double sh[32];
   __shared__ T shT[32];
   RowIter<WARP> it;
@@ -426,7 +447,10 @@ __global__ void ce_bwd_kernel(const T *x, const void *lab, bool i32, const T *dl
     T *dr = dx + r * C;
     if (!label_ok(l, C, ign)) {
       for (int64_t j = it.lane; j < C; j += it.nthr)
-        dr[j] = (T)0;
+        if constexpr (HO != 0)
+          put_dx<HO>(dxv, r * C + j, 0.f);
+        else
+          dr[j] = (T)0;
       continue;
     }
     double lse = lse_in ? lse_in[r] : row_lse<WARP, VEC>(xr, C, it.lane, it.nthr, shT, sh);
@@ -441,13 +465,19 @@ __global__ void ce_bwd_kernel(const T *x, const void *lab, bool i32, const T *dl
         o.y = (expf(v.y - lf) - of - (4 * j + 1 == l ? hit : 0.f)) * sc;
         o.z = (expf(v.z - lf) - of - (4 * j + 2 == l ? hit : 0.f)) * sc;
         o.w = (expf(v.w - lf) - of - (4 * j + 3 == l ? hit : 0.f)) * sc;
-        d4[j] = o;
+        if constexpr (HO != 0)
+          put_dx4<HO>(dxv, r * (C / 4) + j, o);
+        else
+          d4[j] = o;
       }
     } else {
       for (int64_t j = it.lane; j < C; j += it.nthr) {
         double v = exp((double)xr[j] - lse) - off;
         if (j == l) v -= 1 - ls;
-        dr[j] = (T)(v * scale);
+        if constexpr (HO != 0)
+          put_dx<HO>(dxv, r * C + j, (float)(v * scale));
+        else
+          dr[j] = (T)(v * scale);
       }
     }
   }
@@ -491,8 +521,22 @@ void ce_launch_as(const asg_cuda_call *c, int64_t R, int64_t C, unsigned grid) {
   } else {
     const double *count = kept ? kept + R : ws;
     if (!kept) ce_count_kernel<<<1, 1024, 0, st>>>(lab, i32, ws, R, C, ign);
-    ce_bwd_kernel<WARP, VEC, T><<<grid, kThreads, 0, st>>>(x, lab, i32, (const T *)c->in[2], count,
-                                                           kept, (T *)c->out, R, C, ls, ign);
+    const T *dl = (const T *)c->in[2];
+    // the logits gradient straight into the products' 16-bit copy (cuda_backend.c)
+    if constexpr (std::is_same<T, float>::value) {
+      if (c->half_out && c->bf16) {
+        ce_bwd_kernel<WARP, VEC, T, 1>
+            <<<grid, kThreads, 0, st>>>(x, lab, i32, dl, count, kept, c->half_out, R, C, ls, ign);
+        return;
+      }
+      if (c->half_out) {
+        ce_bwd_kernel<WARP, VEC, T, 2>
+            <<<grid, kThreads, 0, st>>>(x, lab, i32, dl, count, kept, c->half_out, R, C, ls, ign);
+        return;
+      }
+    }
+    ce_bwd_kernel<WARP, VEC, T, 0>
+        <<<grid, kThreads, 0, st>>>(x, lab, i32, dl, count, kept, c->out, R, C, ls, ign);
   }
 }
 

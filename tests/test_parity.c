@@ -1726,6 +1726,87 @@ static void case_ce_half(int fp16) {
   asg_graph_free(g);
 }
 
+/* bf16_matmul: a layernorm output read only by products is written as
+ * their bf16 operand copy (variant 0); read also by a sum (variant 1) it
+ * stays f32 as well. Outputs against the CPU's f32. */
+static void case_ln_half(int variant) {
+  asg_graph *g = asg_graph_new();
+  double *vx = rv(40 * 64, -2, 2, false), *vg = rv(64, 0.5, 1.5, false);
+  double *vb = rv(64, -0.5, 0.5, false), *vw = rv(64 * 48, -0.3, 0.3, false);
+  float *fx = to_dtype(ASG_F32, vx, 40 * 64), *fg = to_dtype(ASG_F32, vg, 64);
+  float *fb = to_dtype(ASG_F32, vb, 64), *fw = to_dtype(ASG_F32, vw, 64 * 48);
+  asg_tensor *x = asg_constant(g, ASG_F32, ASG_SHAPE(40, 64), fx);
+  asg_tensor *gm = asg_constant(g, ASG_F32, ASG_SHAPE(64), fg);
+  asg_tensor *bt = asg_constant(g, ASG_F32, ASG_SHAPE(64), fb);
+  asg_tensor *w = asg_constant(g, ASG_F32, ASG_SHAPE(64, 48), fw);
+  asg_tensor *y = asg_layernorm(x, gm, bt, 1e-5);
+  asg_tensor *out = asg_add(asg_matmul(y, w), asg_matmul(asg_mul_scalar(x, 0.5), w));
+  out = asg_sub(out, asg_matmul(y, asg_mul_scalar(w, 0.25)));
+  if (variant) out = asg_add(out, asg_sum(y, ASG_AXES(1), true));
+  asg_compile_opts o = {.backend = "cpu"};
+  asg_program *ref = asg_compile(g, 1, &out, &o);
+  o.backend = g_backend;
+  o.bf16_matmul = true;
+  asg_program *dut = asg_compile(g, 1, &out, &o);
+  const long n = 40 * 48;
+  float *a = malloc(sizeof *a * n), *b = malloc(sizeof *b * n);
+  int ok = ref && dut && a && b && !asg_program_run(ref) && !asg_program_run(dut) &&
+           !asg_program_run(dut) && !asg_program_fetch(ref, out, a, sizeof *a * n) &&
+           !asg_program_fetch(dut, out, b, sizeof *b * n);
+  double scale = 1e-12, worst = 0;
+  for (long i = 0; ok && i < n; i++)
+    scale = fmax(scale, fabs(a[i]));
+  for (long i = 0; ok && i < n; i++)
+    worst = fmax(worst, fabs((double)a[i] - b[i]));
+  char msg[96];
+  snprintf(msg, sizeof msg, "max err %.3g of scale %.3g", worst, scale);
+  report(variant ? "layernorm output read by bf16 products and a sum"
+                 : "layernorm output read only by bf16 products",
+         ok && worst <= 2e-2 * scale, msg);
+  free(vx), free(vg), free(vb), free(vw), free(fx), free(fg), free(fb), free(fw), free(a), free(b);
+  asg_program_free(ref), asg_program_free(dut);
+  asg_graph_free(g);
+}
+
+/* bf16_matmul: a permute read only by products writes their bf16 operand
+ * copy; perm (1,0,2) keeps the last dim (16-byte pieces), (0,2,1) moves it
+ * (single elements). Outputs against the CPU's f32. */
+static void case_perm_half(int variant) {
+  asg_graph *g = asg_graph_new();
+  double *vx = rv(8 * 12 * 16, -1, 1, false), *vw = rv(16 * 24, -0.5, 0.5, false);
+  float *fx = to_dtype(ASG_F32, vx, 8 * 12 * 16), *fw = to_dtype(ASG_F32, vw, 16 * 24);
+  asg_tensor *x = asg_constant(g, ASG_F32, ASG_SHAPE(8, 12, 16), fx);
+  asg_tensor *w = asg_constant(g, ASG_F32, ASG_SHAPE(16, 24), fw);
+  static const int p102[] = {1, 0, 2}, p021[] = {0, 2, 1};
+  asg_tensor *px =
+      variant ? asg_permute(asg_reshape(x, ASG_SHAPE(8, 16, 12)), p021) : asg_permute(x, p102);
+  asg_tensor *m = asg_reshape(px, ASG_SHAPE(96, 16));
+  asg_tensor *out = asg_add(asg_matmul(m, w), asg_matmul(m, asg_mul_scalar(w, -0.5)));
+  asg_compile_opts o = {.backend = "cpu"};
+  asg_program *ref = asg_compile(g, 1, &out, &o);
+  o.backend = g_backend;
+  o.bf16_matmul = true;
+  asg_program *dut = asg_compile(g, 1, &out, &o);
+  const long n = 96 * 24;
+  float *a = malloc(sizeof *a * n), *b = malloc(sizeof *b * n);
+  int ok = ref && dut && a && b && !asg_program_run(ref) && !asg_program_run(dut) &&
+           !asg_program_run(dut) && !asg_program_fetch(ref, out, a, sizeof *a * n) &&
+           !asg_program_fetch(dut, out, b, sizeof *b * n);
+  double scale = 1e-12, worst = 0;
+  for (long i = 0; ok && i < n; i++)
+    scale = fmax(scale, fabs(a[i]));
+  for (long i = 0; ok && i < n; i++)
+    worst = fmax(worst, fabs((double)a[i] - b[i]));
+  char msg[96];
+  snprintf(msg, sizeof msg, "max err %.3g of scale %.3g", worst, scale);
+  report(variant ? "permute (0,2,1) read only by bf16 products"
+                 : "permute (1,0,2) read only by bf16 products",
+         ok && worst <= 2e-2 * scale, msg);
+  free(vx), free(vw), free(fx), free(fw), free(a), free(b);
+  asg_program_free(ref), asg_program_free(dut);
+  asg_graph_free(g);
+}
+
 int main(int argc, char **argv) {
   if (argc > 1) g_backend = argv[1];
   g_filter = getenv("ASG_PARITY_FILTER");
@@ -1774,6 +1855,10 @@ int main(int argc, char **argv) {
   case_shared_half();
   case_ce_half(0);
   case_ce_half(1);
+  case_ln_half(0);
+  case_ln_half(1);
+  case_perm_half(0);
+  case_perm_half(1);
   check_coverage();
   return tu_finish();
 }

@@ -59,7 +59,7 @@ typedef struct asg_cuda_call {
   unsigned char half_mode[2];
   /* When set, the step writes its f32 output as that 16-bit copy instead
    * (bf16 when bf16, else fp16): every reader of it is a product reading the
-   * copy (only the softmax CE backward does this, for the logits gradient). */
+   * copy (the softmax CE backward, layernorm and permute do this). */
   void *half_out;
 } asg_cuda_call;
 

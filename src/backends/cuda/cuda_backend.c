@@ -726,9 +726,9 @@ static void half_free(half_copies *h) {
 
 /* The step that can write copy k itself instead of its f32 tensor, or -1:
  * the tensor's last writer before the first product, a step of a kind that
- * can (the softmax CE backward), an arena value that is not a program output,
- * and every step that reads the tensor before it is overwritten a product
- * reading copy k (so no one needs the f32 values). */
+ * can (the softmax CE backward, layernorm, permute), an arena value that is not a
+ * program output, and every step that reads the tensor before it is
+ * overwritten a product reading copy k (so no one needs the f32 values). */
 static int half_producer(const asg_resolved *r, const hc_copy *cp, int k, const int *use) {
   const hc_copy *c = &cp[k];
   int w = c->first - 1;
@@ -737,8 +737,10 @@ static int half_producer(const asg_resolved *r, const hc_copy *cp, int k, const 
   if (w < 0) return -1;
   const asg_step *s = &r->plan.steps[w];
   const asg_cuda_range o = asg_cuda_out_range(r, w);
-  if (s->op != ASG_OP_SOFTMAX_CE_BWD || s->keep || s->out_buf.kind != ASG_BUF_ARENA ||
-      s->out.dtype != ASG_F32 || o.lo != c->src.lo || o.hi != c->src.hi)
+  const bool can = s->op == ASG_OP_SOFTMAX_CE_BWD || s->op == ASG_OP_LAYERNORM ||
+                   (s->op == ASG_OP_PERMUTE && asg_shape_numel(s->out.shape) < INT32_MAX);
+  if (!can || s->keep || s->out_buf.kind != ASG_BUF_ARENA || s->out.dtype != ASG_F32 ||
+      o.lo != c->src.lo || o.hi != c->src.hi)
     return -1;
   for (int i = w + 1; i < c->end && i < r->plan.n_steps; i++)
     for (int j = 0; j < r->plan.steps[i].n_in && !noop_step(r, i); j++)

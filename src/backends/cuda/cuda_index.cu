@@ -9,6 +9,7 @@
 #include <initializer_list>
 
 #include "backends/cuda/cuda.h"
+#include "backends/cuda/cuda_half.cuh"
 #include "runtime/layout.h"
 
 namespace {
@@ -204,6 +205,65 @@ __global__ void permute32_kernel(U *__restrict__ y, const U *__restrict__ x, uin
   }
 }
 
+// The same into a product's bf16/fp16 operand copy (asg_cuda_call.half_out):
+// f32 units of W floats (4: the last dim stays last in rows of 16 bytes).
+template <int HO, int W>
+__global__ void permute_half_kernel(void *__restrict__ y, const float *__restrict__ x,
+                                    uint32_t total, PermGeom32 g) {
+  for (uint32_t e = blockIdx.x * blockDim.x + threadIdx.x; e < total; e += gridDim.x * blockDim.x) {
+    uint32_t r = e, off = 0;
+    for (int j = g.nd - 1; j > 0; j--) {
+      const uint32_t q = (uint32_t)(((uint64_t)__umulhi(r, g.od[j].m) + r) >> g.od[j].l);
+      off += (r - q * g.od[j].d) * g.oist[j];
+      r = q;
+    }
+    off += r * g.oist[0];
+    if constexpr (W == 4)
+      half_store4<HO>(y, e, reinterpret_cast<const float4 *>(x)[off]);
+    else
+      half_store<HO>(y, e, x[off]);
+  }
+}
+
+// f32 permute of < 2^31 elements written as the 16-bit copy c->half_out.
+asg_status permute_half(const asg_cuda_call *c, PermPlan &p, int64_t total) {
+  PermGeom32 g = {};
+  int W = 1;
+  if (p.nd <= 1) { // only size-1 axes moved: a conversion
+    g.nd = 1;
+    g.od[0] = asg__fastdiv((uint32_t)total);
+    g.oist[0] = 1;
+  } else {
+    const int nd = p.nd;
+    if (p.pm[nd - 1] == nd - 1 && p.dims[nd - 1] % 4 == 0 && (uintptr_t)c->in[0] % 16 == 0) {
+      W = 4; // whole 16-byte pieces of rows
+      p.dims[nd - 1] /= 4;
+      total /= 4;
+      for (int j = 0; j < nd - 1; j++)
+        p.oist[j] /= 4;
+    }
+    g.nd = nd;
+    for (int j = 0; j < nd; j++) {
+      g.od[j] = asg__fastdiv((uint32_t)p.dims[p.pm[j]]);
+      g.oist[j] = (uint32_t)p.oist[j];
+    }
+  }
+  const unsigned grid = asg_cuda_blocks(total, kThreads);
+  cudaStream_t st = c->ctx->stream;
+  const float *x = (const float *)c->in[0];
+  if (c->bf16)
+    W == 4 ? permute_half_kernel<kHalfBf16, 4>
+        <<<grid, kThreads, 0, st>>>(c->half_out, x, (uint32_t)total, g)
+           : permute_half_kernel<kHalfBf16, 1>
+        <<<grid, kThreads, 0, st>>>(c->half_out, x, (uint32_t)total, g);
+  else
+    W == 4 ? permute_half_kernel<kHalfFp16, 4>
+        <<<grid, kThreads, 0, st>>>(c->half_out, x, (uint32_t)total, g)
+           : permute_half_kernel<kHalfFp16, 1>
+        <<<grid, kThreads, 0, st>>>(c->half_out, x, (uint32_t)total, g);
+  return asg_cuda_check(c);
+}
+
 template <typename I>
 asg_status permute_general(const asg_cuda_call *c, const PermPlan &p, const int64_t *oist, size_t u,
                            int64_t total) {
@@ -241,6 +301,8 @@ asg_status permute_run(const asg_cuda_call *c) {
   if (total == 0) return ASG_OK;
   PermPlan p;
   asg__permute_plan(&p, s->in[0].shape, s->attr.i);
+  // (cuda_backend.c sets half_out only for f32 permutes of < 2^31 elements)
+  if (c->half_out) return permute_half(c, p, total);
   cudaStream_t st = c->ctx->stream;
   if (p.nd <= 1) { // only size-1 axes moved: a plain copy
     return api_err(

@@ -8,6 +8,7 @@
 // second, each with its own transpose flag and its stored last dim as the
 // leading dimension, and m = N, n = M, ldc = N.
 #include "backends/cuda/cuda.h"
+#include "backends/cuda/cuda_half.cuh"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -137,50 +138,36 @@ size_t mm_ws(const asg_step *s, unsigned flags) {
   return p.kind == MM_POINTERS ? 3 * (size_t)p.nbatch * sizeof(void *) : 0;
 }
 
-__device__ __forceinline__ __nv_bfloat162 pack2(float a, float b, __nv_bfloat162 *) {
-  return __floats2bfloat162_rn(a, b);
-}
-__device__ __forceinline__ __half2 pack2(float a, float b, __half2 *) {
-  return __floats2half2_rn(a, b);
-}
-__device__ __forceinline__ void put1(float a, __nv_bfloat16 *y) { *y = __float2bfloat16_rn(a); }
-__device__ __forceinline__ void put1(float a, __half *y) { *y = __float2half_rn(a); }
-
-// x [n] f32 -> y [n] bf16 or fp16 (H, H2: the type and its pair), rounded to
-// nearest even (NaN stays NaN; fp16 overflows to inf); VEC: 4 elements a
+// x [n] f32 -> y [n] bf16 or fp16 (HO, cuda_half.cuh); VEC: 4 elements a
 // step (x 16-byte and y 8-byte aligned), then the tail.
-template <class H, class H2, bool VEC>
-__global__ void to_half_kernel(const float *__restrict__ x, H *__restrict__ y, int64_t n) {
+template <int HO, bool VEC>
+__global__ void to_half_kernel(const float *__restrict__ x, void *__restrict__ y, int64_t n) {
   const int64_t stride = (int64_t)gridDim.x * blockDim.x;
   const int64_t tid = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
   int64_t done = 0;
   if constexpr (VEC) {
     const int64_t n4 = n / 4;
-    for (int64_t i = tid; i < n4; i += stride) {
-      const float4 v = reinterpret_cast<const float4 *>(x)[i];
-      reinterpret_cast<H2 *>(y)[2 * i] = pack2(v.x, v.y, (H2 *)nullptr);
-      reinterpret_cast<H2 *>(y)[2 * i + 1] = pack2(v.z, v.w, (H2 *)nullptr);
-    }
+    for (int64_t i = tid; i < n4; i += stride)
+      half_store4<HO>(y, i, reinterpret_cast<const float4 *>(x)[i]);
     done = n4 * 4;
   }
   for (int64_t i = done + tid; i < n; i += stride)
-    put1(x[i], y + i);
+    half_store<HO>(y, i, x[i]);
 }
 
-template <class H, class H2>
-void to_half_launch(cudaStream_t st, const float *x, void *y, int64_t n) {
+template <int HO> void to_half_launch(cudaStream_t st, const float *x, void *y, int64_t n) {
   if (((uintptr_t)x % 16) == 0 && ((uintptr_t)y % 8) == 0)
-    to_half_kernel<H, H2, true><<<asg_cuda_blocks((n + 3) / 4, 256), 256, 0, st>>>(x, (H *)y, n);
+    to_half_kernel<HO, true><<<asg_cuda_blocks((n + 3) / 4, 256), 256, 0, st>>>(x, y, n);
   else
-    to_half_kernel<H, H2, false><<<asg_cuda_blocks(n, 256), 256, 0, st>>>(x, (H *)y, n);
+    to_half_kernel<HO, false><<<asg_cuda_blocks(n, 256), 256, 0, st>>>(x, y, n);
 }
 
 asg_status to_half(const asg_cuda_call *c, asg_dtype dt, const void *x, void *y, int64_t n) {
   if (n <= 0) return ASG_OK;
   if (dt == ASG_BF16)
-    to_half_launch<__nv_bfloat16, __nv_bfloat162>(c->ctx->stream, (const float *)x, y, n);
+    to_half_launch<kHalfBf16>(c->ctx->stream, (const float *)x, y, n);
   else
-    to_half_launch<__half, __half2>(c->ctx->stream, (const float *)x, y, n);
+    to_half_launch<kHalfFp16>(c->ctx->stream, (const float *)x, y, n);
   return asg_cuda_check(c);
 }
 

@@ -4,9 +4,8 @@
 // accumulate in double for f32 and f64 as on the CPU, and every reduction has
 // a fixed order (no atomics), so results are deterministic run to run.
 #include "backends/cuda/cuda.h"
+#include "backends/cuda/cuda_half.cuh"
 
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
 #include <math.h>
 
 #include <type_traits>
@@ -56,6 +55,9 @@ template <bool WARP, typename Op, typename V> __device__ V row_reduce(V v, V *sh
   return t;
 }
 
+// HO (16-bit outputs, asg_cuda_call.half_out): an f32 output is written as
+// bf16 (kHalfBf16) or fp16 (kHalfFp16) instead (0: as T); cuda_half.cuh.
+
 // Row geometry of one thread: which row it starts at, its lane in the row,
 // the number of threads per row and the row step of the grid-stride loop.
 template <bool WARP> struct RowIter {
@@ -95,22 +97,45 @@ __device__ void ln_stats(const T *xr, int64_t C, double eps, int lane, int nthr,
   *rstd = 1.0 / sqrt(q / (double)C + eps);
 }
 
-// x [R,C], gamma [C], beta [C] -> y [R,C]; stats (when set) keeps mean [R]
-// and rstd [R] for the backward steps
-template <bool WARP, typename T>
-__global__ void ln_fwd_kernel(const T *x, const T *gm, const T *bt, T *y, double *stats, int64_t R,
-                              int64_t C, double eps) {
+// x [R,C], gamma [C], beta [C] -> y [R,C] (HO: 16-bit y);
+// stats (when set) keeps mean [R] and rstd [R] for the backward steps
+template <bool WARP, typename T, int HO>
+__global__ void ln_fwd_kernel(const T *x, const T *gm, const T *bt, void *yv, double *stats,
+                              int64_t R, int64_t C, double eps) {
   __shared__ double sh[32];
   RowIter<WARP> it;
   for (int64_t r = it.first; r < R; r += it.step) {
     const T *xr = x + r * C;
-    T *yr = y + r * C;
     double mean, rstd;
     ln_stats<WARP>(xr, C, eps, it.lane, it.nthr, sh, &mean, &rstd);
     if (stats && it.lane == 0) stats[r] = mean, stats[R + r] = rstd;
-    for (int64_t j = it.lane; j < C; j += it.nthr)
-      yr[j] = (T)(((double)xr[j] - mean) * rstd * (double)gm[j] + (double)bt[j]);
+    for (int64_t j = it.lane; j < C; j += it.nthr) {
+      const T v = (T)(((double)xr[j] - mean) * rstd * (double)gm[j] + (double)bt[j]);
+      if constexpr (HO != 0)
+        half_store<HO>(yv, r * C + j, v);
+      else
+        static_cast<T *>(yv)[r * C + j] = v;
+    }
   }
+}
+
+template <bool WARP, typename T>
+void ln_fwd_launch(const asg_cuda_call *c, unsigned grid, const T *x, const T *gm, const T *bt,
+                   int64_t R, int64_t C, double eps) {
+  cudaStream_t st = c->ctx->stream;
+  double *keep = (double *)c->stats_out;
+  if constexpr (std::is_same<T, float>::value) { // into the products' 16-bit copy (cuda_backend.c)
+    if (c->half_out) {
+      if (c->bf16)
+        ln_fwd_kernel<WARP, T, kHalfBf16>
+            <<<grid, kThreads, 0, st>>>(x, gm, bt, c->half_out, keep, R, C, eps);
+      else
+        ln_fwd_kernel<WARP, T, kHalfFp16>
+            <<<grid, kThreads, 0, st>>>(x, gm, bt, c->half_out, keep, R, C, eps);
+      return;
+    }
+  }
+  ln_fwd_kernel<WARP, T, 0><<<grid, kThreads, 0, st>>>(x, gm, bt, c->out, keep, R, C, eps);
 }
 
 // dy [R,C], x [R,C], gamma [C] -> dx [R,C]:
@@ -230,11 +255,10 @@ template <typename T> void ln_launch(const asg_cuda_call *c, int64_t R, int64_t 
   switch (c->s->op) {
   case ASG_OP_LAYERNORM: {
     const T *bt = (const T *)c->in[2];
-    double *keep = (double *)c->stats_out;
     if (warp)
-      ln_fwd_kernel<true, T><<<grid, kThreads, 0, st>>>(in0, in1, bt, out, keep, R, C, eps);
+      ln_fwd_launch<true, T>(c, grid, in0, in1, bt, R, C, eps);
     else
-      ln_fwd_kernel<false, T><<<grid, kThreads, 0, st>>>(in0, in1, bt, out, keep, R, C, eps);
+      ln_fwd_launch<false, T>(c, grid, in0, in1, bt, R, C, eps);
     break;
   }
   case ASG_OP_LAYERNORM_BWD_X: {
@@ -413,24 +437,6 @@ __global__ void ce_count_kernel(const void *lab, bool i32, double *count, int64_
 // lse_in (when set): the rows' log-sum-exp from the forward step, so the row
 // is read once. VEC: T = float, C % 4 == 0, rows 16-byte aligned; the
 // softmax is then computed in float (x - lse is within a few ulps of x).
-// HO: dx is written as bf16 (1) or fp16 (2) instead of T (0), rounded as
-// the products' operand conversion rounds (T = float).
-template <int HO> __device__ __forceinline__ void put_dx(void *dx, int64_t i, float v) {
-  if constexpr (HO == 1)
-    static_cast<__nv_bfloat16 *>(dx)[i] = __float2bfloat16_rn(v);
-  else
-    static_cast<__half *>(dx)[i] = __float2half_rn(v);
-}
-template <int HO> __device__ __forceinline__ void put_dx4(void *dx, int64_t q, float4 o) {
-  if constexpr (HO == 1) {
-    __nv_bfloat162 *d = static_cast<__nv_bfloat162 *>(dx) + 2 * q;
-    d[0] = __floats2bfloat162_rn(o.x, o.y), d[1] = __floats2bfloat162_rn(o.z, o.w);
-  } else {
-    __half2 *d = static_cast<__half2 *>(dx) + 2 * q;
-    d[0] = __floats2half2_rn(o.x, o.y), d[1] = __floats2half2_rn(o.z, o.w);
-  }
-}
-
 template <bool WARP, bool VEC, typename T, int HO>
 __global__ void ce_bwd_kernel(const T *x, const void *lab, bool i32, const T *dloss,
                               const double *count, const double *lse_in, void *dxv, int64_t R,
@@ -448,7 +454,7 @@ __global__ void ce_bwd_kernel(const T *x, const void *lab, bool i32, const T *dl
     if (!label_ok(l, C, ign)) {
       for (int64_t j = it.lane; j < C; j += it.nthr)
         if constexpr (HO != 0)
-          put_dx<HO>(dxv, r * C + j, 0.f);
+          half_store<HO>(dxv, r * C + j, 0.f);
         else
           dr[j] = (T)0;
       continue;
@@ -466,7 +472,7 @@ __global__ void ce_bwd_kernel(const T *x, const void *lab, bool i32, const T *dl
         o.z = (expf(v.z - lf) - of - (4 * j + 2 == l ? hit : 0.f)) * sc;
         o.w = (expf(v.w - lf) - of - (4 * j + 3 == l ? hit : 0.f)) * sc;
         if constexpr (HO != 0)
-          put_dx4<HO>(dxv, r * (C / 4) + j, o);
+          half_store4<HO>(dxv, r * (C / 4) + j, o);
         else
           d4[j] = o;
       }
@@ -475,7 +481,7 @@ __global__ void ce_bwd_kernel(const T *x, const void *lab, bool i32, const T *dl
         double v = exp((double)xr[j] - lse) - off;
         if (j == l) v -= 1 - ls;
         if constexpr (HO != 0)
-          put_dx<HO>(dxv, r * C + j, (float)(v * scale));
+          half_store<HO>(dxv, r * C + j, (float)(v * scale));
         else
           dr[j] = (T)(v * scale);
       }
@@ -525,12 +531,12 @@ void ce_launch_as(const asg_cuda_call *c, int64_t R, int64_t C, unsigned grid) {
     // the logits gradient straight into the products' 16-bit copy (cuda_backend.c)
     if constexpr (std::is_same<T, float>::value) {
       if (c->half_out && c->bf16) {
-        ce_bwd_kernel<WARP, VEC, T, 1>
+        ce_bwd_kernel<WARP, VEC, T, kHalfBf16>
             <<<grid, kThreads, 0, st>>>(x, lab, i32, dl, count, kept, c->half_out, R, C, ls, ign);
         return;
       }
       if (c->half_out) {
-        ce_bwd_kernel<WARP, VEC, T, 2>
+        ce_bwd_kernel<WARP, VEC, T, kHalfFp16>
             <<<grid, kThreads, 0, st>>>(x, lab, i32, dl, count, kept, c->half_out, R, C, ls, ign);
         return;
       }

@@ -23,9 +23,11 @@ typedef struct asg_compile_opts {
   /* Mixed precision for f32 programs on CUDA: matrix products (matmul)
    * round their operands to bf16 (8-bit mantissas) and multiply on bf16
    * tensor cores with f32 sums and f32 results; the fused attention,
-   * convolutions and products with general batch broadcasting use TF32. Everything else (storage,
-   * variables, optimizer state, reductions, softmax, losses) stays f32. About 4e-3 relative error
-   * per product. Ignored on the CPU and Vulkan. */
+   * convolutions and products with general batch broadcasting use TF32.
+   * Variables, optimizer state, reductions, softmax and losses stay f32;
+   * each tensor read by products is converted once and shared by them
+   * (extra device memory; docs/backends.md). About 4e-3 relative error per
+   * product. Ignored on the CPU and Vulkan. */
   bool bf16_matmul;
   /* The same with fp16 operands (10-bit mantissas, ~1e-3 relative, but a
    * range of 6e-8..65504: pair it with the optimizer's dynamic loss scaling,

@@ -1620,6 +1620,32 @@ static void case_fast_matmul(int mode) { /* 0 TF32, 1 bf16, 2 fp16 operands */
   asg_graph_free(g);
 }
 
+/* Compiles out on the CPU and, with bf16_matmul, on the backend under test;
+ * runs the latter twice (the second replays a captured graph) and reports
+ * the case as passed when each of the n outputs is within tol times the
+ * outputs' largest magnitude of the CPU's. */
+static void bf16_vs_cpu(asg_graph *g, asg_tensor *out, long n, double tol, const char *name) {
+  asg_compile_opts o = {.backend = "cpu"};
+  asg_program *ref = asg_compile(g, 1, &out, &o);
+  o.backend = g_backend;
+  o.bf16_matmul = true;
+  asg_program *dut = asg_compile(g, 1, &out, &o);
+  float *a = malloc(sizeof *a * (size_t)n), *b = malloc(sizeof *b * (size_t)n);
+  bool ok = ref && dut && a && b && !asg_program_run(ref) && !asg_program_run(dut) &&
+            !asg_program_run(dut) && !asg_program_fetch(ref, out, a, sizeof *a * (size_t)n) &&
+            !asg_program_fetch(dut, out, b, sizeof *b * (size_t)n);
+  double worst = 0, scale = 1e-12;
+  for (long i = 0; ok && i < n; i++)
+    scale = fmax(scale, fabs(a[i]));
+  for (long i = 0; ok && i < n; i++)
+    worst = fmax(worst, fabs((double)a[i] - b[i]));
+  char msg[96];
+  snprintf(msg, sizeof msg, "max err %.3g of scale %.3g", worst, scale);
+  report(name, ok && worst <= tol * scale, msg);
+  free(a), free(b);
+  asg_program_free(ref), asg_program_free(dut);
+}
+
 /* bf16_matmul with operands shared by several products (each converted
  * once into a copy the later products read) and intermediates of one size,
  * so the arena hands a dead operand's bytes to a new value that a later
@@ -1642,35 +1668,9 @@ static void case_shared_half(void) {
   asg_tensor *t1 = asg_matmul(sq, wa), *t2 = asg_matmul(sq, wb);
   asg_tensor *u = asg_mul(t1, t2);
   asg_tensor *y = asg_add(asg_matmul(u, wa), asg_matmul(asg_relu(u), wb));
-  asg_compile_opts o = {.backend = "cpu"};
-  asg_program *ref = asg_compile(g, 1, &y, &o);
-  o.backend = g_backend;
-  o.bf16_matmul = true;
-  asg_program *dut = asg_compile(g, 1, &y, &o);
-  const long n = 64 * 64;
-  double *rr = malloc(sizeof *rr * n), *dd = malloc(sizeof *dd * n);
-  float *buf = malloc(sizeof *buf * n);
-  int ok = ref && dut && rr && dd && buf && !asg_program_run(ref) && !asg_program_run(dut) &&
-           !asg_program_run(dut); /* a second run replays the captured graph */
-  double worst = 0, scale = 1e-6;
-  if (ok) {
-    asg_program_fetch(ref, y, buf, sizeof *buf * n);
-    tu_to_double(ASG_F32, buf, rr, n);
-    asg_program_fetch(dut, y, buf, sizeof *buf * n);
-    tu_to_double(ASG_F32, buf, dd, n);
-    for (long i = 0; i < n; i++)
-      scale = fmax(scale, fabs(rr[i]));
-    for (long i = 0; i < n; i++)
-      worst = fmax(worst, fabs(rr[i] - dd[i]));
-  }
-  char msg[128];
-  snprintf(msg, sizeof msg, "max err %.3g of scale %.3g", worst, scale);
   /* five products deep in bf16: a few bf16 roundings of the scale */
-  report("bf16_matmul operands shared by products, arena blocks reused",
-         ok && worst <= 5e-2 * scale, msg);
+  bf16_vs_cpu(g, y, 64 * 64, 5e-2, "bf16_matmul operands shared by products, arena blocks reused");
   free(vx), free(vw), free(va), free(vb), free(fx), free(fw), free(fa), free(fb);
-  free(rr), free(dd), free(buf);
-  asg_program_free(ref), asg_program_free(dut);
   asg_graph_free(g);
 }
 
@@ -1743,28 +1743,10 @@ static void case_ln_half(int variant) {
   asg_tensor *out = asg_add(asg_matmul(y, w), asg_matmul(asg_mul_scalar(x, 0.5), w));
   out = asg_sub(out, asg_matmul(y, asg_mul_scalar(w, 0.25)));
   if (variant) out = asg_add(out, asg_sum(y, ASG_AXES(1), true));
-  asg_compile_opts o = {.backend = "cpu"};
-  asg_program *ref = asg_compile(g, 1, &out, &o);
-  o.backend = g_backend;
-  o.bf16_matmul = true;
-  asg_program *dut = asg_compile(g, 1, &out, &o);
-  const long n = 40 * 48;
-  float *a = malloc(sizeof *a * n), *b = malloc(sizeof *b * n);
-  int ok = ref && dut && a && b && !asg_program_run(ref) && !asg_program_run(dut) &&
-           !asg_program_run(dut) && !asg_program_fetch(ref, out, a, sizeof *a * n) &&
-           !asg_program_fetch(dut, out, b, sizeof *b * n);
-  double scale = 1e-12, worst = 0;
-  for (long i = 0; ok && i < n; i++)
-    scale = fmax(scale, fabs(a[i]));
-  for (long i = 0; ok && i < n; i++)
-    worst = fmax(worst, fabs((double)a[i] - b[i]));
-  char msg[96];
-  snprintf(msg, sizeof msg, "max err %.3g of scale %.3g", worst, scale);
-  report(variant ? "layernorm output read by bf16 products and a sum"
-                 : "layernorm output read only by bf16 products",
-         ok && worst <= 2e-2 * scale, msg);
-  free(vx), free(vg), free(vb), free(vw), free(fx), free(fg), free(fb), free(fw), free(a), free(b);
-  asg_program_free(ref), asg_program_free(dut);
+  bf16_vs_cpu(g, out, 40 * 48, 2e-2,
+              variant ? "layernorm output read by bf16 products and a sum"
+                      : "layernorm output read only by bf16 products");
+  free(vx), free(vg), free(vb), free(vw), free(fx), free(fg), free(fb), free(fw);
   asg_graph_free(g);
 }
 
@@ -1782,28 +1764,10 @@ static void case_perm_half(int variant) {
       variant ? asg_permute(asg_reshape(x, ASG_SHAPE(8, 16, 12)), p021) : asg_permute(x, p102);
   asg_tensor *m = asg_reshape(px, ASG_SHAPE(96, 16));
   asg_tensor *out = asg_add(asg_matmul(m, w), asg_matmul(m, asg_mul_scalar(w, -0.5)));
-  asg_compile_opts o = {.backend = "cpu"};
-  asg_program *ref = asg_compile(g, 1, &out, &o);
-  o.backend = g_backend;
-  o.bf16_matmul = true;
-  asg_program *dut = asg_compile(g, 1, &out, &o);
-  const long n = 96 * 24;
-  float *a = malloc(sizeof *a * n), *b = malloc(sizeof *b * n);
-  int ok = ref && dut && a && b && !asg_program_run(ref) && !asg_program_run(dut) &&
-           !asg_program_run(dut) && !asg_program_fetch(ref, out, a, sizeof *a * n) &&
-           !asg_program_fetch(dut, out, b, sizeof *b * n);
-  double scale = 1e-12, worst = 0;
-  for (long i = 0; ok && i < n; i++)
-    scale = fmax(scale, fabs(a[i]));
-  for (long i = 0; ok && i < n; i++)
-    worst = fmax(worst, fabs((double)a[i] - b[i]));
-  char msg[96];
-  snprintf(msg, sizeof msg, "max err %.3g of scale %.3g", worst, scale);
-  report(variant ? "permute (0,2,1) read only by bf16 products"
-                 : "permute (1,0,2) read only by bf16 products",
-         ok && worst <= 2e-2 * scale, msg);
-  free(vx), free(vw), free(fx), free(fw), free(a), free(b);
-  asg_program_free(ref), asg_program_free(dut);
+  bf16_vs_cpu(g, out, 96 * 24, 2e-2,
+              variant ? "permute (0,2,1) read only by bf16 products"
+                      : "permute (1,0,2) read only by bf16 products");
+  free(vx), free(vw), free(fx), free(fw);
   asg_graph_free(g);
 }
 

@@ -191,18 +191,22 @@ struct PermGeom32 {
   uint32_t oist[ASG_MAX_DIMS];
 };
 
+// Input offset of output element e.
+__device__ __forceinline__ uint32_t perm32_offset(uint32_t e, const PermGeom32 &g) {
+  uint32_t r = e, off = 0;
+  for (int j = g.nd - 1; j > 0; j--) {
+    const uint32_t q = (uint32_t)(((uint64_t)__umulhi(r, g.od[j].m) + r) >> g.od[j].l);
+    off += (r - q * g.od[j].d) * g.oist[j];
+    r = q;
+  }
+  return off + r * g.oist[0];
+}
+
 template <typename U>
 __global__ void permute32_kernel(U *__restrict__ y, const U *__restrict__ x, uint32_t total,
                                  PermGeom32 g) {
-  for (uint32_t e = blockIdx.x * blockDim.x + threadIdx.x; e < total; e += gridDim.x * blockDim.x) {
-    uint32_t r = e, off = 0;
-    for (int j = g.nd - 1; j > 0; j--) {
-      const uint32_t q = (uint32_t)(((uint64_t)__umulhi(r, g.od[j].m) + r) >> g.od[j].l);
-      off += (r - q * g.od[j].d) * g.oist[j];
-      r = q;
-    }
-    y[e] = x[off + r * g.oist[0]];
-  }
+  for (uint32_t e = blockIdx.x * blockDim.x + threadIdx.x; e < total; e += gridDim.x * blockDim.x)
+    y[e] = x[perm32_offset(e, g)];
 }
 
 // The same into a product's bf16/fp16 operand copy (asg_cuda_call.half_out):
@@ -211,13 +215,7 @@ template <int HO, int W>
 __global__ void permute_half_kernel(void *__restrict__ y, const float *__restrict__ x,
                                     uint32_t total, PermGeom32 g) {
   for (uint32_t e = blockIdx.x * blockDim.x + threadIdx.x; e < total; e += gridDim.x * blockDim.x) {
-    uint32_t r = e, off = 0;
-    for (int j = g.nd - 1; j > 0; j--) {
-      const uint32_t q = (uint32_t)(((uint64_t)__umulhi(r, g.od[j].m) + r) >> g.od[j].l);
-      off += (r - q * g.od[j].d) * g.oist[j];
-      r = q;
-    }
-    off += r * g.oist[0];
+    const uint32_t off = perm32_offset(e, g);
     if constexpr (W == 4)
       half_store4<HO>(y, e, reinterpret_cast<const float4 *>(x)[off]);
     else

@@ -742,7 +742,7 @@ static int half_producer(const asg_resolved *r, const hc_copy *cp, int k, const 
   if (!can || s->keep || s->out_buf.kind != ASG_BUF_ARENA || s->out.dtype != ASG_F32 ||
       o.lo != c->src.lo || o.hi != c->src.hi)
     return -1;
-  for (int i = w + 1; i < c->end && i < r->plan.n_steps; i++)
+  for (int i = w + 1; i <= c->end && i < r->plan.n_steps; i++) /* the overwriting step too */
     for (int j = 0; j < r->plan.steps[i].n_in && !noop_step(r, i); j++)
       if (asg_cuda_overlap(asg_cuda_in_range(r, i, j), c->src) && (j > 1 || use[2 * i + j] != k))
         return -1;

@@ -695,6 +695,10 @@ typedef struct hc_block {
   size_t off, size;
 } hc_block;
 
+/* A copy gets memory when two or more products read it or its producer
+ * writes it; otherwise its one product converts into the workspace. */
+static bool hc_shared(const hc_copy *c) { return c->uses >= 2 || c->producer >= 0; }
+
 /* Free list kept sorted by offset, neighbours merged. */
 static bool hc_release(hc_block **fl, int *n, int *cap, size_t off, size_t size) {
   if (*n == *cap) {
@@ -795,7 +799,7 @@ static asg_status half_plan(const asg_resolved *r, void *const *state, half_copi
    * producer), in order of the first step that writes them */
   int nord = 0;
   for (int k = 0; k < ncp; k++) {
-    if (cp[k].uses < 2 && cp[k].producer < 0) continue;
+    if (!hc_shared(&cp[k])) continue;
     if (cp[k].producer >= 0) cp[k].first = cp[k].producer; /* live from its writer on */
     int at = nord++;
     while (at > 0 && cp[order[at - 1]].first > cp[k].first) /* insertion: a stable sort */
@@ -831,7 +835,7 @@ static asg_status half_plan(const asg_resolved *r, void *const *state, half_copi
     goto done;
   }
   for (int k = 0; h->base && k < ncp; k++) {
-    if (cp[k].uses < 2 && cp[k].producer < 0) continue;
+    if (!hc_shared(&cp[k])) continue;
     h->copies++, h->reads += cp[k].uses;
     if (cp[k].producer >= 0)
       h->out_off[cp[k].producer] = cp[k].off + 1, h->produced++; /* 0: none */
@@ -839,7 +843,7 @@ static asg_status half_plan(const asg_resolved *r, void *const *state, half_copi
   h->bytes = h->base ? top : 0;
   for (int i = 0; h->base && i < 2 * n; i++) {
     const int k = use[i];
-    if (k < 0 || (cp[k].uses < 2 && cp[k].producer < 0)) continue;
+    if (k < 0 || !hc_shared(&cp[k])) continue;
     h->off[i] = cp[k].off;
     h->mode[i] = cp[k].producer < 0 && i / 2 == cp[k].first && (i % 2 == 0 || use[i - 1] != k)
                      ? ASG_CUDA_HALF_MAKE

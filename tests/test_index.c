@@ -176,6 +176,65 @@ static void test_slice_fwd(void) {
   }
 }
 
+/* Contiguous slices of computed values are views into their source: right
+ * values for views of views, views read by later steps and views as program
+ * outputs, next to the slices that must still copy (a start not on a 64-byte
+ * boundary, a stride, a leading axis of size > 1); and the view costs no
+ * arena block (peak memory below the copying twin's). */
+static size_t slice_views_case(int rows, double *want_y, double *got_y, double *got_a) {
+  asg_shape s = ASG_SHAPE(2, 4, rows); /* rows 16: a [1, 4, 16] half is 256 bytes */
+  double *x = iota_data(numel(s), 11);
+  asg_graph *g = asg_graph_new();
+  asg_tensor *h = asg_mul_scalar(tu_constant(g, ASG_F32, s, x), 3.0);
+  asg_tensor *a = asg_slice(h, 0, 1, 2, 1); /* second half */
+  asg_tensor *b = asg_slice(a, 1, 2, 4, 1); /* its rows 2, 3 */
+  asg_tensor *c = asg_slice(asg_reshape(b, ASG_SHAPE(2 * rows)), 0, 3, 2 * rows, 1);
+  asg_tensor *d = asg_slice(h, 2, 0, rows, 2); /* strided: a copy */
+  asg_tensor *e = asg_slice(h, 1, 1, 2, 1);    /* [2, 1, rows]: a copy */
+  asg_tensor *y =
+      asg_add(asg_sum(c, ASG_ALL_AXES, false),
+              asg_add(asg_sum(d, ASG_ALL_AXES, false), asg_sum(e, ASG_ALL_AXES, false)));
+  asg_tensor *outs[2] = {a, y};
+  asg_program *p = asg_compile(g, 2, outs, NULL);
+  size_t peak = 0;
+  TU_CHECK(p && asg_program_run(p) == ASG_OK, "slice views: %s", asg_last_error());
+  if (p) {
+    peak = asg_program_peak_memory(p);
+    TU_CHECK(tu_fetch(p, a, got_a) == ASG_OK && tu_fetch(p, y, got_y) == ASG_OK, "fetch");
+    asg_program_free(p);
+  }
+  /* the same sums by hand */
+  double sc = 0, sd = 0, se = 0;
+  for (int i = 3; i < 2 * rows; i++)
+    sc += 3 * x[1 * 4 * rows + 2 * rows + i];
+  for (int r = 0; r < 8; r++)
+    for (int j = 0; j < rows; j += 2)
+      sd += 3 * x[r * rows + j];
+  for (int b0 = 0; b0 < 2; b0++)
+    for (int i = 0; i < rows; i++)
+      se += 3 * x[b0 * 4 * rows + rows + i];
+  want_y[0] = sc + sd + se;
+  free(x);
+  asg_graph_free(g);
+  return peak;
+}
+
+static void test_slice_views(void) {
+  double want_y[1], got_y[1], got_a[64], got_a2[60];
+  size_t view_peak = slice_views_case(16, want_y, got_y, got_a);
+  TU_CHECK(tu_close("slice views: sums", got_y, want_y, 1, 1e-3, 1e-5), "slice views: sums");
+  double *x = iota_data(128, 11), want_a[64];
+  for (int i = 0; i < 64; i++)
+    want_a[i] = 3 * x[64 + i];
+  TU_CHECK(tu_close("slice views: output view", got_a, want_a, 64, 1e-5, 1e-6), "output view");
+  free(x);
+  /* rows 15: the half starts at byte 240, so it is copied */
+  size_t copy_peak = slice_views_case(15, want_y, got_y, got_a2);
+  TU_CHECK(tu_close("slice copies: sums", got_y, want_y, 1, 1e-3, 1e-5), "slice copies: sums");
+  TU_CHECK(view_peak > 0 && view_peak < copy_peak,
+           "a view needs no block of its own: peak %zu (view) vs %zu (copy)", view_peak, copy_peak);
+}
+
 static void test_concat_split_fwd(void) {
   asg_shape base = ASG_SHAPE(2, 3, 4);
   for (int axis = -3; axis < 3; axis++) {
@@ -659,6 +718,7 @@ static void test_errors(void) {
 int main(void) {
   test_permute_fwd();
   test_slice_fwd();
+  test_slice_views();
   test_concat_split_fwd();
   test_gather_fwd();
   test_scatter_add_fwd();

@@ -85,6 +85,29 @@ static const asg_tensor *asg__origin(const asg_tensor *t) {
   return t;
 }
 
+/* A slice that selects one contiguous run of its input's bytes (every axis
+ * before the sliced one has size 1; step 1 or a single index) starting at a
+ * multiple of 64 bytes, the arena's alignment: it can be a view at that
+ * offset instead of a copy (the attention gradient [2, ...] split into dk
+ * and dv, a row block of a matrix). *off: the byte offset. */
+static bool contiguous_slice(const asg_tensor *t, size_t *off) {
+  if (t->op != ASG_OP_SLICE) return false;
+  const asg_shape *x = &t->in[0]->shape;
+  const int a = (int)t->attr.i[0];
+  const int64_t start = t->attr.i[1], step = t->attr.i[2], count = t->attr.i[3];
+  if (a < 0 || a >= x->ndim || (step != 1 && count != 1)) return false;
+  int64_t inner = 1;
+  for (int d = 0; d < x->ndim; d++)
+    if (d < a && x->dims[d] != 1)
+      return false;
+    else if (d > a)
+      inner *= x->dims[d];
+  const size_t o = (size_t)(start * inner) * asg_dtype_size(t->dtype);
+  if (o % 64) return false;
+  *off = o;
+  return true;
+}
+
 void asg__compiled_free(asg_compiled *c) {
   if (!c) return;
   for (int i = 0; i < c->plan.n_steps; i++) {
@@ -113,9 +136,11 @@ asg_status asg__compile_graph(asg_graph *g, int n_out, asg_tensor *const *outs, 
   asg_buf_ref *snap = calloc((size_t)N + 1, sizeof *snap);
   asg_buf_ref *buf = calloc((size_t)N + 1, sizeof *buf);
   char *has_buf = calloc((size_t)N + 1, 1);
+  size_t *view_off = calloc((size_t)N + 1, sizeof *view_off); /* bytes into root's storage */
   arena_planner ap = {0};
   asg_status st = ASG_OK;
-  if (!need || !last_use || !root || !order || !asn || !assigned || !snap || !buf || !has_buf) {
+  if (!need || !last_use || !root || !order || !asn || !assigned || !snap || !buf || !has_buf ||
+      !view_off) {
     st = asg__error(ASG_ERR_OOM, "compile: out of memory");
     goto done;
   }
@@ -223,16 +248,25 @@ asg_status asg__compile_graph(asg_graph *g, int n_out, asg_tensor *const *outs, 
 
   /* 3. liveness: views share their source's storage, except views of a
    * variable assigned in this program: those copy, so that they keep the
-   * value from before the step (they run before every assign). */
+   * value from before the step (they run before every assign). Contiguous
+   * slices of values in the arena are views too, at a byte offset (view_off)
+   * into their source; slices of variables, constants and inputs copy. */
   for (int k = 0; k < n_order; k++) {
     if (order[k] < 0) continue; /* snapshots live to the end */
     asg_tensor *t = g->nodes[order[k]];
     unsigned fl = asg__op_info[t->op].flags;
+    size_t off = 0;
     if (fl & ASG_OPF_ASSIGN) {
       root[t->id] = root[t->in[0]->id];
     } else if (fl & ASG_OPF_VIEW) {
       int r = root[t->in[0]->id];
-      if (!(g->nodes[r]->op == ASG_OP_VARIABLE && assigned[r])) root[t->id] = r;
+      if (!(g->nodes[r]->op == ASG_OP_VARIABLE && assigned[r])) {
+        root[t->id] = r;
+        view_off[t->id] = view_off[t->in[0]->id];
+      }
+    } else if (contiguous_slice(t, &off) && !has_buf[root[t->in[0]->id]]) {
+      root[t->id] = root[t->in[0]->id]; /* has_buf here: only leaves (var/const/input) */
+      view_off[t->id] = view_off[t->in[0]->id] + off;
     }
     for (int j = 0; j < t->n_in; j++)
       last_use[root[t->in[j]->id]] = k;
@@ -286,6 +320,7 @@ asg_status asg__compile_graph(asg_graph *g, int n_out, asg_tensor *const *outs, 
     int i = t->id;
     if (root[i] != i) {
       buf[i] = buf[root[i]];
+      buf[i].offset += view_off[i];
     } else {
       size_t off;
       size_t bytes = align64((size_t)asg_shape_numel(t->shape) * asg_dtype_size(t->dtype));
@@ -324,6 +359,12 @@ asg_status asg__compile_graph(asg_graph *g, int n_out, asg_tensor *const *outs, 
       s->in[j] = (asg_tdesc){t->in[j]->dtype, t->in[j]->shape};
       s->in_buf[j] = buf[t->in[j]->id];
     }
+    if (t->op == ASG_OP_SLICE && root[i] != i) { /* a view: a reshape of its own bytes */
+      s->op = ASG_OP_RESHAPE;
+      memset(&s->attr, 0, sizeof s->attr);
+      s->in[0] = s->out;
+      s->in_buf[0] = buf[i];
+    }
     if (t->op == ASG_OP_ASSIGN && t->in[1]->op == ASG_OP_VARIABLE && assigned[t->in[1]->id] &&
         t->in[1] != t->in[0])
       s->in_buf[1] = snap[i];
@@ -358,6 +399,7 @@ done:
   free(snap);
   free(buf);
   free(has_buf);
+  free(view_off);
   free(ap.blocks);
   if (st != ASG_OK) asg__compiled_free(c);
   return st;

@@ -79,9 +79,10 @@ __device__ __forceinline__ void load_tile(float *s, const float *g, int r0, int 
   constexpr int LD = DP + 4;
   if (VEC) {
     constexpr int C4 = DP / 4;
-#pragma unroll
-    for (int e = threadIdx.x; e < R * C4; e += kThreads) {
-      int r = e / C4, col = (e % C4) * 4;
+    static_assert(R * C4 % kThreads == 0, "whole chunks per thread");
+#pragma unroll // a fixed trip count: no loop and no division left at run time
+    for (int i = 0; i < R * C4 / kThreads; i++) {
+      int e = threadIdx.x + i * kThreads, r = e / C4, col = (e % C4) * 4;
       bool ok = r0 + r < T && col < D;
       cp_async16(s + r * LD + col, ok ? g + (int64_t)(r0 + r) * D + col : g, ok);
     }
@@ -536,11 +537,16 @@ __global__ void __launch_bounds__(kThreads)
 // A operand without shuffles: a sum over k may take its terms in any order,
 // so k = t stands for column 2t and k = t+4 for column 2t+1 of each 8-wide
 // block, and the B rows are read in the same order. Shared rows keep the
-// DP+4 stride: both access patterns below hit 32 distinct banks. Every
-// operand is rounded to nearest TF32 as it enters a product (cvt.rna); raw
-// fp32 bits would be truncated by the unit: measured on an H200, about twice
-// the error (1.8e-3 vs 9e-4 of the output scale) for 2% of the GPT-2 step.
-// Rounding the staged tiles once in shared memory instead measured no faster.
+// DP+4 stride: both access patterns below (and ldmatrix's eight 16-byte
+// rows) hit distinct banks. Every operand is rounded to nearest TF32
+// (cvt.rna): staged tiles once, in shared memory, by the threads that copied
+// them; probabilities as they enter a product. Raw fp32 bits would be
+// truncated by the unit: measured on an H200, about twice the error (1.8e-3
+// vs 9e-4 of the output scale). Operands of the Q.K^T-like products come from
+// shared memory by ldmatrix (one instruction per fragment): with the rounding
+// done once, the kernels issue 40-50% fewer instructions than when every warp
+// converted its own scalar loads (H200, GPT-2 layer: forward 231 -> 194 us,
+// bwd_q 283 -> ~280, bwd_kv 394 -> 316).
 
 __device__ __forceinline__ uint32_t tf32_rna(float x) {
   uint32_t u;
@@ -560,24 +566,54 @@ __device__ __forceinline__ void mma_tf32(float (&c)[4], uint32_t a0, uint32_t a1
 #endif
 }
 
-// c[j] += A[16 rows, DP] . B[8j + n, DP] for n < 8: A, B row-major, stride DP+4.
+// 2^x in one MUFU op, subnormal results flushed to zero (exp2f adds a range
+// test and two multiplies to keep them; a probability under 2^-126 is 0 here).
+__device__ __forceinline__ float ex2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// Four 8x8 matrices of 16-bit pairs (here: 8 rows x 4 floats each) from shared
+// memory; lane l names row l % 8 of matrix l / 8 and receives in r[m] the
+// 32-bit word (row l / 4, column l % 4) of matrix m: exactly the A fragment
+// of a 16x8 tile, or the B fragments of two 8x8 tiles, in one instruction.
+__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const float *row) {
+#if __CUDA_ARCH__ >= 800
+  unsigned a = (unsigned)__cvta_generic_to_shared(row);
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(a));
+#else
+  r[0] = r[1] = r[2] = r[3] = 0u;
+  (void)row;
+#endif
+}
+
+// c[j] += A[16 rows, DP] . B[8j + n, DP] for n < 8: A, B row-major, stride DP+4,
+// already rounded to TF32 in shared memory (round_tile).
 template <int DP, int N>
 __device__ __forceinline__ void tc_nt(const float *A, const float *B, float (&c)[N / 8][4]) {
   constexpr int LD = DP + 4;
-  const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  const float *a = A + g * LD + t, *b = B + g * LD + t;
+  const int lane = threadIdx.x & 31, r8 = lane & 7, m1 = (lane >> 3) & 1, m2 = lane >> 4;
+  // A: matrices (rows 0-7 | 8-15) x (k | k+4); B: (k | k+4) x (tile j | j+1)
+  const float *a = A + (r8 + 8 * m1) * LD + 4 * m2, *b = B + (r8 + 8 * m2) * LD + 4 * m1;
 #pragma unroll
   for (int k = 0; k < DP; k += 8) {
-    uint32_t a0 = tf32_rna(a[k]), a1 = tf32_rna(a[8 * LD + k]);
-    uint32_t a2 = tf32_rna(a[k + 4]), a3 = tf32_rna(a[8 * LD + k + 4]);
+    uint32_t af[4];
+    ldsm_x4(af, a + k);
 #pragma unroll
-    for (int j = 0; j < N / 8; j++)
-      mma_tf32(c[j], a0, a1, a2, a3, tf32_rna(b[j * 8 * LD + k]), tf32_rna(b[j * 8 * LD + k + 4]));
+    for (int j = 0; j < N / 8; j += 2) {
+      uint32_t bf[4];
+      ldsm_x4(bf, b + j * 8 * LD + k);
+      mma_tf32(c[j], af[0], af[1], af[2], af[3], bf[0], bf[1]);
+      mma_tf32(c[j + 1], af[0], af[1], af[2], af[3], bf[2], bf[3]);
+    }
   }
 }
 
 // c[j] += sum_r p[16 rows][r] X[r][8j .. 8j+7] over N rows r: p in C fragments
-// (p[kb] holds columns 8kb..8kb+7), X row-major [N][DP+4].
+// (p[kb] holds columns 8kb..8kb+7, rounded here), X row-major [N][DP+4], rounded.
 template <int DP, int N>
 __device__ __forceinline__ void tc_pn(const float (&p)[N / 8][4], const float *X,
                                       float (&c)[DP / 8][4]) {
@@ -590,8 +626,8 @@ __device__ __forceinline__ void tc_pn(const float (&p)[N / 8][4], const float *X
     uint32_t a2 = tf32_rna(p[kb][1]), a3 = tf32_rna(p[kb][3]);
 #pragma unroll
     for (int j = 0; j < DP / 8; j++)
-      mma_tf32(c[j], a0, a1, a2, a3, tf32_rna(x[kb * 8 * LD + j * 8]),
-               tf32_rna(x[kb * 8 * LD + LD + j * 8]));
+      mma_tf32(c[j], a0, a1, a2, a3, __float_as_uint(x[kb * 8 * LD + j * 8]),
+               __float_as_uint(x[kb * 8 * LD + LD + j * 8]));
   }
 }
 
@@ -599,6 +635,26 @@ template <int N> __device__ __forceinline__ void tc_zero(float (&c)[N][4]) {
 #pragma unroll
   for (int j = 0; j < N; j++)
     c[j][0] = c[j][1] = c[j][2] = c[j][3] = 0.f;
+}
+
+// Rounds to TF32, in place, the 16-byte chunks of an [R][DP+4] tile that this
+// thread staged with load_tile<R, DP, true> (same chunk walk): called after
+// cp_wait, whose guarantee covers only the calling thread's copies, and before
+// the __syncthreads that publishes the tile. Every product then reads ready
+// TF32 words and converts nothing (four warps read each tile).
+template <int R, int DP> __device__ __forceinline__ void round_tile(float *s) {
+  constexpr int LD = DP + 4, C4 = DP / 4;
+#pragma unroll
+  for (int i = 0; i < R * C4 / kThreads; i++) {
+    int e = threadIdx.x + i * kThreads;
+    float4 *p = (float4 *)(s + (e / C4) * LD + (e % C4) * 4);
+    float4 x = *p;
+    x.x = __uint_as_float(tf32_rna(x.x));
+    x.y = __uint_as_float(tf32_rna(x.y));
+    x.z = __uint_as_float(tf32_rna(x.z));
+    x.w = __uint_as_float(tf32_rna(x.w));
+    *p = x;
+  }
 }
 
 // Rows [r0, r0+64) of c * mul (C fragments, warp w owns rows 16w..16w+15) into a
@@ -618,8 +674,11 @@ __device__ __forceinline__ void tc_store(float *gm, const float (&c)[DP / 8][4],
   }
 }
 
-// Key (or query) tile of the TF32 kernels.
-template <int DP> constexpr int tc_tile() { return DP == 128 ? 32 : 64; }
+// Key (or query) tile of the TF32 kernels: 32 rows for every D keeps a block
+// of D = 64 under 76 KB of shared memory, so three blocks (12 warps) share an
+// SM; 64-row tiles allowed two, and the kernels wait on shared-memory and
+// exp latencies that only more warps hide (H200: forward 222 -> 194 us).
+template <int DP> constexpr int tc_tile() { return 32; }
 
 template <int DP> constexpr int tc_fwd_floats(bool with_v) {
   return (kRows + 2 * tc_tile<DP>() * (with_v ? 2 : 1)) * (DP + 4);
@@ -662,7 +721,10 @@ __global__ void __launch_bounds__(kThreads)
   tc_zero(o);
   for (int it = 0; it < nkt; it++) {
     const int k0 = it * NB, buf = it & 1;
-    cp_wait<0>();    // tile it has landed
+    cp_wait<0>(); // tile it has landed
+    if (it == 0) round_tile<kRows, DP>(Qs);
+    round_tile<NB, DP>(Ks + buf * NB * LD);
+    if (WITH_V) round_tile<NB, DP>(Vs + buf * NB * LD);
     __syncthreads(); // and every warp is done with tile it-1: its buffers are free
     if (it + 1 < nkt) {
       load_tile<NB, DP, true>(Ks + (buf ^ 1) * NB * LD, kh, k0 + NB, Tk, DP);
@@ -693,7 +755,7 @@ __global__ void __launch_bounds__(kThreads)
       mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
       // key 0 is visible to every row (padding rows too): m is finite from the first tile
       float mn = fmaxf(m[h], mx[h]);
-      alpha[h] = exp2f(m[h] - mn);
+      alpha[h] = ex2(m[h] - mn);
       m[h] = mn;
     }
     float rs[2] = {0.f, 0.f};
@@ -701,7 +763,7 @@ __global__ void __launch_bounds__(kThreads)
     for (int j = 0; j < NB / 8; j++)
 #pragma unroll
       for (int e = 0; e < 4; e++) {
-        s[j][e] = exp2f(s[j][e] - m[e >> 1]);
+        s[j][e] = ex2(s[j][e] - m[e >> 1]);
         rs[e >> 1] += s[j][e];
       }
     l[0] = l[0] * alpha[0] + rs[0];
@@ -774,6 +836,12 @@ __global__ void __launch_bounds__(kThreads)
   for (int it = 0; it < nkt; it++) {
     const int k0 = it * NB, buf = it & 1;
     cp_wait<0>();
+    if (it == 0) {
+      round_tile<kRows, DP>(Qs);
+      round_tile<kRows, DP>(dOs);
+    }
+    round_tile<NB, DP>(Ks + buf * NB * LD);
+    round_tile<NB, DP>(Vs + buf * NB * LD);
     __syncthreads();
     if (it + 1 < nkt) {
       load_tile<NB, DP, true>(Ks + (buf ^ 1) * NB * LD, kh, k0 + NB, Tk, DP);
@@ -791,7 +859,7 @@ __global__ void __launch_bounds__(kThreads)
     for (int j = 0; j < NB / 8; j++)
 #pragma unroll
       for (int e = 0; e < 4; e++) {
-        float p = exp2f(fmaf(s[j][e], sl2, -lse2[e >> 1]));
+        float p = ex2(fmaf(s[j][e], sl2, -lse2[e >> 1]));
         if (edge) {
           int kj = k0 + 8 * j + 2 * t + (e & 1);
           if (kj >= Tk || (causal && kj > qr[e >> 1])) p = 0.f;
@@ -847,6 +915,12 @@ __global__ void __launch_bounds__(kThreads)
   for (int it = qt0; it < nqt; it++) {
     const int q0 = it * NQ, buf = (it - qt0) & 1;
     cp_wait<0>();
+    if (it == qt0) {
+      round_tile<kRows, DP>(Ks);
+      round_tile<kRows, DP>(Vs);
+    }
+    round_tile<NQ, DP>(Qs + buf * NQ * LD);
+    round_tile<NQ, DP>(dOs + buf * NQ * LD);
     __syncthreads();
     if (it + 1 < nqt) {
       const int nb = buf ^ 1;
@@ -869,7 +943,7 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
       for (int e = 0; e < 4; e++) {
         const int c = 8 * j + 2 * t + (e & 1);
-        float p = exp2f(fmaf(s[j][e], sl2, -Lt[c] * kLog2e));
+        float p = ex2(fmaf(s[j][e], sl2, -Lt[c] * kLog2e));
         if (edge) {
           int qi = q0 + c;
           if (qi >= Tq || (causal && kr[e >> 1] > qi)) p = 0.f;

@@ -4,7 +4,7 @@
 # Environment: B (8), T (1024), STEPS (20), WARMUP (3), DEVICE (cuda),
 #   TORCH_RUNS: PyTorch configurations "mode:precision:attn" to run
 #   (default: eager and compile, each fp32/tf32/bf16 with sdpa, plus fp32
-#   naive attention, the like-for-like one for ASG's materialized attention).
+#   naive attention, which materializes the [B, H, T, T] scores).
 # ASG runs fp32, tf32 (allow_tf32) and bf16 (bf16_matmul: bf16 GEMM operands,
 # f32 storage; PyTorch's bf16 is autocast). Every line is also kept in
 # /tmp/gpt2_bench.txt; ratio lines compare each PyTorch run with ASG.

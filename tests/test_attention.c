@@ -321,6 +321,84 @@ static void test_mha_grads(void) {
   asg_graph_free(g);
 }
 
+/* ---- fused_qkv: one qkv_proj holding q_proj, k_proj, v_proj stacked by
+ * rows computes what the three do, forward and gradients ---- */
+typedef struct mha_run {
+  asg_graph *g;
+  asg_program *p;
+  asg_tensor *y, *dx, *dw[4]; /* gradients of the projection weights */
+} mha_run;
+
+static void mha_build(mha_run *m, bool fused, const double *x, const double *r) {
+  m->g = asg_graph_new();
+  asg_attention_opts o = {.causal = true, .fused_qkv = fused};
+  asg_tensor *xt = asg_variable(m->g, "x", ASG_F64, ASG_SHAPE(2, 5, 8), asg_init_data(x));
+  m->y = asg_layer_apply(asg_nn_mha(m->g, "attn", 8, 2, &o), xt);
+  asg_tensor *loss = asg_sum(asg_mul(m->y, tu_constant(m->g, ASG_F64, ASG_SHAPE(2, 5, 8), r)),
+                             ASG_ALL_AXES, false);
+  static const char *sep[4] = {"attn.q_proj.weight", "attn.k_proj.weight", "attn.v_proj.weight",
+                               "attn.out_proj.weight"};
+  static const char *fus[2] = {"attn.qkv_proj.weight", "attn.out_proj.weight"};
+  asg_tensor *wrt[5] = {xt}, *gr[5] = {NULL};
+  const int n = fused ? 2 : 4;
+  for (int i = 0; i < n; i++)
+    wrt[i + 1] = asg_graph_find(m->g, fused ? fus[i] : sep[i]);
+  m->p = NULL;
+  if (asg_grad(loss, n + 1, wrt, gr) != ASG_OK) return;
+  m->dx = gr[0];
+  asg_tensor *outs[6] = {m->y, m->dx};
+  for (int i = 0; i < n; i++)
+    outs[i + 2] = m->dw[i] = gr[i + 1];
+  m->p = asg_compile(m->g, n + 2, outs, NULL);
+}
+
+static void test_mha_fused_qkv(void) {
+  double x[80], r[80];
+  tu_rand(21, x, 80, -1, 1);
+  tu_rand(22, r, 80, 0.5, 1.5);
+  mha_run a, b;
+  mha_build(&a, false, x, r);
+  mha_build(&b, true, x, r);
+  TU_CHECK(a.p && b.p, "fused_qkv: compile: %s", asg_last_error());
+  if (!a.p || !b.p) return;
+  TU_CHECK(asg_graph_find(b.g, "attn.q_proj.weight") == NULL &&
+               asg_shape_equal(asg_tensor_shape(asg_graph_find(b.g, "attn.qkv_proj.bias")),
+                               ASG_SHAPE(24)),
+           "fused_qkv: one qkv_proj [24, 8] + [24]");
+  /* b's qkv_proj = a's q, k, v projections stacked (rows are outputs) */
+  double w[3 * 64], bias[24], o[64];
+  static const char *pr[3] = {"q_proj", "k_proj", "v_proj"};
+  for (int i = 0; i < 3; i++) {
+    char nm[64];
+    snprintf(nm, sizeof nm, "attn.%s.weight", pr[i]);
+    tu_get_var(a.p, nm, w + 64 * i);
+    snprintf(nm, sizeof nm, "attn.%s.bias", pr[i]);
+    tu_get_var(a.p, nm, bias + 8 * i);
+  }
+  tu_set_var(b.p, "attn.qkv_proj.weight", w);
+  tu_set_var(b.p, "attn.qkv_proj.bias", bias);
+  tu_get_var(a.p, "attn.out_proj.weight", o);
+  tu_set_var(b.p, "attn.out_proj.weight", o);
+  tu_get_var(a.p, "attn.out_proj.bias", o);
+  tu_set_var(b.p, "attn.out_proj.bias", o);
+  TU_CHECK(asg_program_run(a.p) == ASG_OK && asg_program_run(b.p) == ASG_OK, "fused_qkv: run");
+  double ya[80], yb[80], dxa[80], dxb[80], dwa[4 * 64], dwb[4 * 64];
+  tu_fetch(a.p, a.y, ya);
+  tu_fetch(b.p, b.y, yb);
+  tu_fetch(a.p, a.dx, dxa);
+  tu_fetch(b.p, b.dx, dxb);
+  for (int i = 0; i < 4; i++)
+    tu_fetch(a.p, a.dw[i], dwa + 64 * i);
+  tu_fetch(b.p, b.dw[0], dwb);
+  tu_fetch(b.p, b.dw[1], dwb + 192);
+  TU_CHECK(tu_close("fused_qkv: y", yb, ya, 80, 1e-6, 1e-5), "fused_qkv: same output");
+  TU_CHECK(tu_close("fused_qkv: dx", dxb, dxa, 80, 1e-6, 1e-5), "fused_qkv: same dx");
+  TU_CHECK(tu_close("fused_qkv: dW", dwb, dwa, 256, 1e-6, 1e-5),
+           "fused_qkv: qkv_proj gradient = q, k, v gradients stacked; same out_proj gradient");
+  asg_program_free(a.p), asg_program_free(b.p);
+  asg_graph_free(a.g), asg_graph_free(b.g);
+}
+
 /* ---- dropout on attention weights: training graphs only ---- */
 static void test_mha_dropout(void) {
   cfg c = {2, 5, 8, 2, false, ASG_POS_NONE, 10000, false};
@@ -563,6 +641,7 @@ int main(void) {
   test_mha_forward();
   test_mha_independence();
   test_mha_grads();
+  test_mha_fused_qkv();
   test_mha_dropout();
   test_block();
   test_posenc();

@@ -235,6 +235,60 @@ static void test_slice_views(void) {
            "a view needs no block of its own: peak %zu (view) vs %zu (copy)", view_peak, copy_peak);
 }
 
+/* A concat of contiguous pieces whose inputs are computed values gets them
+ * produced in place inside its block (no copy): right values when two
+ * pieces are slices of one larger value ([2, n] split in two and joined
+ * behind a third piece) and are also read elsewhere and output. With those
+ * two pieces swapped they cannot both sit where the value has them, so the
+ * concat copies: same graph otherwise, and a higher peak memory. */
+static size_t concat_place_case(bool swap, double *got) {
+  double xv[128];
+  for (int i = 0; i < 128; i++)
+    xv[i] = 0.25 * i - 7;
+  asg_graph *g = asg_graph_new();
+  asg_tensor *x = tu_constant(g, ASG_F32, ASG_SHAPE(2, 64), xv);
+  asg_tensor *two = asg_mul_scalar(x, 2.0);                                      /* [2, 64] */
+  asg_tensor *lo = asg_slice(two, 0, 0, 1, 1), *hi = asg_slice(two, 0, 1, 2, 1); /* views */
+  asg_tensor *q = asg_add_scalar(asg_slice(x, 0, 0, 1, 1), 1.0);
+  asg_tensor *parts[3] = {q, swap ? hi : lo, swap ? lo : hi};
+  asg_tensor *c = asg_concat(parts, 3, 0); /* [3, 64] */
+  asg_tensor *y = asg_add(asg_mul_scalar(c, 10.0), asg_sum(lo, ASG_ALL_AXES, false));
+  asg_tensor *outs[2] = {y, hi};
+  asg_program *p = asg_compile(g, 2, outs, NULL);
+  size_t peak = 0;
+  TU_CHECK(p && asg_program_run(p) == ASG_OK, "concat placement: %s", asg_last_error());
+  if (p) {
+    peak = asg_program_peak_memory(p);
+    tu_fetch(p, y, got);
+    tu_fetch(p, hi, got + 192);
+    asg_program_free(p);
+  }
+  asg_graph_free(g);
+  return peak;
+}
+
+static void test_concat_placement(void) {
+  double got[256], want[256], sum_lo = 0;
+  size_t peak[2];
+  for (int i = 0; i < 64; i++)
+    sum_lo += 2 * (0.25 * i - 7);
+  for (int swap = 0; swap < 2; swap++) {
+    for (int r = 0; r < 3; r++)
+      for (int i = 0; i < 64; i++) {
+        double x0 = 0.25 * i - 7, x1 = 0.25 * (64 + i) - 7;
+        double v = r == 0 ? x0 + 1 : (r == 1) != (swap == 1) ? 2 * x0 : 2 * x1;
+        want[r * 64 + i] = 10 * v + sum_lo;
+      }
+    for (int i = 0; i < 64; i++)
+      want[192 + i] = 2 * (0.25 * (64 + i) - 7);
+    peak[swap] = concat_place_case(swap, got);
+    TU_CHECK(tu_close(swap ? "concat copied" : "concat placed", got, want, 256, 1e-4, 1e-6),
+             "concat placement values (swap %d)", swap);
+  }
+  TU_CHECK(peak[0] > 0 && peak[0] < peak[1],
+           "placed pieces need no blocks: peak %zu (placed) vs %zu (copied)", peak[0], peak[1]);
+}
+
 static void test_concat_split_fwd(void) {
   asg_shape base = ASG_SHAPE(2, 3, 4);
   for (int axis = -3; axis < 3; axis++) {
@@ -482,6 +536,18 @@ static asg_tensor *b_split(asg_graph *g, asg_tensor **x, void *ctx) {
   if (asg_split(x[0], 1, 3, sizes, p) != ASG_OK) return NULL;
   return asg_add(asg_mul(p[0], p[2]), p[1]);
 }
+/* Slices whose gradients are joined (gaps between them, two axes) or summed
+ * (overlapping). */
+static asg_tensor *b_slice_pieces(asg_graph *g, asg_tensor **x, void *ctx) {
+  (void)g;
+  const bool overlap = *(const bool *)ctx;
+  asg_tensor *a = asg_slice(x[0], 1, 0, 2, 1);                             /* cols 0-1 */
+  asg_tensor *b = asg_slice(x[0], 1, overlap ? 1 : 4, overlap ? 3 : 6, 1); /* 4-5 or 1-2 */
+  asg_tensor *d = asg_slice(x[0], 0, 1, 3, 1);                             /* rows 1-2 */
+  asg_tensor *e = asg_slice(x[0], 0, 3, 4, 1);                             /* row 3 */
+  return asg_add(asg_sum(asg_mul(a, b), ASG_ALL_AXES, false),
+                 asg_sum(asg_mul(asg_mul(d, d), e), ASG_ALL_AXES, false));
+}
 static asg_tensor *b_gather(asg_graph *g, asg_tensor **x, void *ctx) {
   int axis = *(int *)ctx;
   double iv[5] = {2, 0, 2, -1, 9}; /* repeats and out of range */
@@ -525,6 +591,20 @@ static void test_grads(void) {
   }
   asg_shape sp = ASG_SHAPE(3, 5);
   tu_gradcheck("split", 1, &sp, b_split, NULL, NULL);
+  asg_shape pieces = ASG_SHAPE(4, 6);
+  bool overlap = false;
+  tu_gradcheck("slice pieces with gaps", 1, &pieces, b_slice_pieces, &overlap, NULL);
+  overlap = true;
+  tu_gradcheck("overlapping slice pieces", 1, &pieces, b_slice_pieces, &overlap, NULL);
+  { /* the gradient of a split input is one concat of the parts' gradients */
+    asg_graph *g = asg_graph_new();
+    asg_tensor *x = asg_variable(g, "x", ASG_F32, sp, asg_init_zeros()), *dx = NULL;
+    asg_tensor *loss = asg_sum(b_split(g, &x, NULL), ASG_ALL_AXES, false);
+    TU_CHECK(asg_grad(loss, 1, &x, &dx) == ASG_OK && dx &&
+                 strcmp(asg_tensor_op_name(dx), "concat") == 0,
+             "split gradient is a concat (got %s)", dx ? asg_tensor_op_name(dx) : "none");
+    asg_graph_free(g);
+  }
   for (int axis = -2; axis < 2; axis++) {
     asg_shape gs = ASG_SHAPE(3, 4);
     char name[32];
@@ -719,6 +799,7 @@ int main(void) {
   test_permute_fwd();
   test_slice_fwd();
   test_slice_views();
+  test_concat_placement();
   test_concat_split_fwd();
   test_gather_fwd();
   test_scatter_add_fwd();

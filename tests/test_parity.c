@@ -1314,7 +1314,7 @@ static void build_cnn(model *m, double p) {
  * The attention projections have no bias: the key bias's gradient is
  * analytically zero (softmax ignores a per-query constant; see
  * cases_train); the feed-forward layers keep theirs. */
-static void build_transformer(model *m, double p) {
+static void transformer(model *m, double p, bool fused_qkv) {
   asg_graph *g = m->g;
   asg_tensor *x = model_in(m, "x", ASG_F32, ASG_SHAPE(2, 8, 16), 0);
   asg_tensor *t = model_in(m, "t", ASG_F32, ASG_SHAPE(2, 8, 16), 0);
@@ -1322,9 +1322,13 @@ static void build_transformer(model *m, double p) {
   o.causal = true;
   o.dropout = p;
   o.no_bias = true;
+  o.fused_qkv = fused_qkv;
   asg_tensor *y = asg_layer_apply(asg_nn_transformer_block(g, "blk", 16, 4, 32, &o, p), x);
   m->loss = asg_mse_loss(y, t, ASG_REDUCE_MEAN);
 }
+static void build_transformer(model *m, double p) { transformer(m, p, false); }
+/* q, k, v from one projection: split into views, gradients joined by a concat */
+static void build_transformer_fused(model *m, double p) { transformer(m, p, true); }
 
 static void train_case(const char *title, model_fn build, double p, asg_optim opt, int steps) {
   model m[2];
@@ -1418,6 +1422,9 @@ static void cases_train(void) {
   train_case("train pre-LN transformer block [2,8,16] causal (no qkvo bias), dropout 0.1, MSE, "
              "Adam, 3 steps",
              build_transformer, 0.1, asg_adam(1e-3), 3);
+  train_case("train pre-LN transformer block [2,8,16] causal, fused_qkv (no bias), dropout 0, MSE, "
+             "Adam, 3 steps",
+             build_transformer_fused, 0, asg_adam(1e-3), 3);
 }
 
 /* f64 and f32 parameters in one model (tanh(x W1) cast(W2), MSE, all f64

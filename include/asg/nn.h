@@ -93,10 +93,14 @@ typedef struct asg_attention_opts {
   bool no_bias;     /* projections without bias */
   asg_posenc pos;   /* ASG_POS_ROPE or ASG_POS_ALIBI act inside attention */
   double rope_base; /* 0 means 10000 */
+  bool fused_qkv;   /* one "<name>.qkv_proj" Linear(d, 3d) (q, k, v in that order, as
+                       GPT-2's c_attn) instead of q_proj, k_proj, v_proj: one product
+                       each way, and the split's gradient is one concat */
 } asg_attention_opts;
 
 /* Multi-head self-attention on x [B, T, d_model]: q/k/v/out projections
- * ("<name>.q_proj", ...), heads of d_model / n_heads. */
+ * ("<name>.q_proj", ..., or "<name>.qkv_proj" and "<name>.out_proj" with
+ * fused_qkv), heads of d_model / n_heads. */
 ASG_API asg_layer *asg_nn_mha(asg_graph *g, const char *name, int64_t d_model, int64_t n_heads,
                               const asg_attention_opts *o);
 /* Linear(d, hidden) -> activation -> Linear(hidden, d) -> dropout. */

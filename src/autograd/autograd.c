@@ -35,6 +35,82 @@ asg_tensor *asg__sum_to(asg_tensor *x, asg_shape s) {
   return asg_reshape(r, s);
 }
 
+/* Gradients of step-1 slices wait here, per sliced tensor, until every
+ * contribution to that tensor is in: pieces that cover an axis between them
+ * (a split: q, k, v out of one projection) become one concat, where each
+ * alone would be a zero-padded tensor of the input's size and the pieces
+ * would be summed. */
+typedef struct slice_piece {
+  asg_tensor *dy; /* gradient of the slice */
+  int axis;
+  int64_t start, count;
+  struct slice_piece *next;
+} slice_piece;
+
+static asg_tensor *add_to(asg_tensor *acc, asg_tensor *d) { return acc ? asg_add(acc, d) : d; }
+
+/* The pieces of one axis, sorted by start, as one gradient of x's shape:
+ * a concat when they do not overlap (gaps filled with zeros), else the
+ * sum of their slice_bwd. */
+static asg_tensor *join_pieces(asg_tensor *x, slice_piece **v, int n) {
+  for (int i = 1; i < n; i++) /* insertion sort by start (n is small) */
+    for (int j = i; j > 0 && v[j]->start < v[j - 1]->start; j--) {
+      slice_piece *t = v[j];
+      v[j] = v[j - 1];
+      v[j - 1] = t;
+    }
+  const int a = v[0]->axis;
+  bool disjoint = n > 1;
+  for (int i = 1; i < n && disjoint; i++)
+    disjoint = v[i]->start >= v[i - 1]->start + v[i - 1]->count;
+  if (!disjoint) {
+    asg_tensor *sum = NULL;
+    for (int i = 0; i < n; i++)
+      sum = add_to(sum, asg__slice_bwd(v[i]->dy, x->shape, a, v[i]->start, 1));
+    return sum;
+  }
+  asg_tensor **parts = malloc(sizeof *parts * (size_t)(2 * n + 1));
+  if (!parts) return asg__fail(x->graph, ASG_ERR_OOM, "grad", "out of memory");
+  int np = 0;
+  int64_t at = 0;
+  for (int i = 0; i <= n; i++) {
+    const int64_t next = i < n ? v[i]->start : x->shape.dims[a];
+    if (next > at) { /* a gap no slice read: zero gradient */
+      asg_shape zs = x->shape;
+      zs.dims[a] = next - at;
+      parts[np++] = asg_fill(x->graph, v[0]->dy->dtype, zs, 0.0);
+    }
+    if (i < n) {
+      parts[np++] = v[i]->dy;
+      at = v[i]->start + v[i]->count;
+    }
+  }
+  asg_tensor *r = asg_concat(parts, np, a);
+  free(parts);
+  return r;
+}
+
+/* Folds the waiting slice gradients of node i into acc[i]. */
+static void settle_pieces(asg_tensor *x, slice_piece **pend, asg_tensor **acc) {
+  slice_piece *v[64];
+  while (pend[x->id]) {
+    /* the pieces of the first piece's axis (64 at most per pass) */
+    int n = 0, a = pend[x->id]->axis;
+    for (slice_piece **pp = &pend[x->id]; *pp;) {
+      if ((*pp)->axis == a && n < 64) {
+        v[n++] = *pp;
+        *pp = (*pp)->next;
+      } else {
+        pp = &(*pp)->next;
+      }
+    }
+    acc[x->id] = add_to(acc[x->id], n == 1 ? asg__slice_bwd(v[0]->dy, x->shape, a, v[0]->start, 1)
+                                           : join_pieces(x, v, n));
+    for (int k = 0; k < n; k++)
+      free(v[k]);
+  }
+}
+
 asg_status asg_vjp(asg_tensor *y, asg_tensor *dy, int n, asg_tensor *const *wrt,
                    asg_tensor **grads) {
   asg_tensor *pair[2] = {y, dy};
@@ -66,8 +142,9 @@ asg_status asg_vjp(asg_tensor *y, asg_tensor *dy, int n, asg_tensor *const *wrt,
   asg_tensor **acc = calloc((size_t)N, sizeof *acc);
   bool *need = malloc(sizeof *need * (size_t)max_in);
   asg_tensor **dx = malloc(sizeof *dx * (size_t)max_in);
-  if (!reach || !acc || !need || !dx) {
-    free(reach), free(acc), free(need), free(dx);
+  slice_piece **pend = calloc((size_t)N, sizeof *pend);
+  if (!reach || !acc || !need || !dx || !pend) {
+    free(reach), free(acc), free(need), free(dx), free(pend);
     return asg__error(ASG_ERR_OOM, "grad: out of memory");
   }
   for (int i = 0; i < n; i++)
@@ -80,6 +157,7 @@ asg_status asg_vjp(asg_tensor *y, asg_tensor *dy, int n, asg_tensor *const *wrt,
   acc[y->id] = dy;
   for (int i = y->id; i >= 0 && g->status == ASG_OK; i--) {
     asg_tensor *t = g->nodes[i];
+    settle_pieces(t, pend, acc); /* every contribution to node i is in */
     if (!acc[i] || !reach[i] || t->n_in == 0) continue;
     unsigned fl = asg__op_info[t->op].flags;
     if (fl & ASG_OPF_NODIFF) continue; /* zero gradient */
@@ -94,6 +172,17 @@ asg_status asg_vjp(asg_tensor *y, asg_tensor *dy, int n, asg_tensor *const *wrt,
       need[k] = reach[t->in[k]->id] && asg_dtype_is_float(t->in[k]->dtype);
       dx[k] = NULL;
     }
+    if (t->op == ASG_OP_SLICE && (t->attr.i[2] == 1 || t->attr.i[3] == 1)) {
+      if (!need[0]) continue;
+      slice_piece *p = malloc(sizeof *p);
+      if (!p) {
+        asg__fail(g, ASG_ERR_OOM, "grad", "out of memory");
+        break;
+      }
+      *p = (slice_piece){acc[i], (int)t->attr.i[0], t->attr.i[1], t->attr.i[3], pend[t->in[0]->id]};
+      pend[t->in[0]->id] = p;
+      continue;
+    }
     R[t->op](t, acc[i], need, dx);
     for (int k = 0; k < nin; k++) {
       if (!need[k] || !dx[k]) continue;
@@ -106,7 +195,13 @@ asg_status asg_vjp(asg_tensor *y, asg_tensor *dy, int n, asg_tensor *const *wrt,
     asg_tensor *w = wrt[i];
     grads[i] = (w->id < N && acc[w->id]) ? acc[w->id] : asg_fill(g, w->dtype, w->shape, 0.0);
   }
-  free(reach), free(acc), free(need), free(dx);
+  for (int i = 0; i < N; i++) /* left by an error */
+    while (pend[i]) {
+      slice_piece *p = pend[i];
+      pend[i] = p->next;
+      free(p);
+    }
+  free(reach), free(acc), free(need), free(dx), free(pend);
   if (g->status != ASG_OK) {
     for (int i = 0; i < n; i++)
       grads[i] = NULL;

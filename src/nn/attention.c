@@ -1,8 +1,9 @@
 /* Attention and transformer layers, built from public ops only.
  *
  * mha: children q_proj, k_proj, v_proj, out_proj (Linear d -> d, named
- *   "<name>.q_proj", ...). Settings: i[0] = d_model, i[1] = heads,
- *   i[2] = causal, i[3] = asg_posenc, i[4] = dropout applications so far;
+ *   "<name>.q_proj", ...), or with fused_qkv qkv_proj (Linear d -> 3d) and
+ *   out_proj. Settings: i[0] = d_model, i[1] = heads, i[2] = causal,
+ *   i[3] = asg_posenc, i[4] = dropout applications so far, i[5] = fused_qkv;
  *   f[0] = attention dropout, f[1] = RoPE base. The scores go through the
  *   fused asg_attention op unless a padding mask, ALiBi or active attention
  *   dropout must act on them (then they are materialized).
@@ -142,9 +143,22 @@ static asg_tensor *mha_apply(asg_layer *l, asg_tensor *x, asg_tensor *mask) {
     if (!pad) return NULL;
   }
   asg_layer **c = l->children;
-  asg_tensor *q = split_heads(child(l, c[0], x, NULL), B, T, H, Dh);
-  asg_tensor *k = split_heads(child(l, c[1], x, NULL), B, T, H, Dh);
-  asg_tensor *v = split_heads(child(l, c[2], x, NULL), B, T, H, Dh);
+  asg_tensor *q, *k, *v;
+  if (l->i[5]) { /* [B, T, 3d] -> [3, B, H, T, Dh]: q, k, v are contiguous slices (views) */
+    static const int p5[5] = {2, 0, 3, 1, 4};
+    asg_tensor *qkv =
+        asg_permute(asg_reshape(child(l, c[0], x, NULL), ASG_SHAPE(B, T, 3, H, Dh)), p5);
+    asg_tensor *part[3] = {NULL, NULL, NULL};
+    const int64_t ones[3] = {1, 1, 1};
+    if (!qkv || asg_split(qkv, 0, 3, ones, part) != ASG_OK) return NULL;
+    q = asg_reshape(part[0], ASG_SHAPE(B, H, T, Dh));
+    k = asg_reshape(part[1], ASG_SHAPE(B, H, T, Dh));
+    v = asg_reshape(part[2], ASG_SHAPE(B, H, T, Dh));
+  } else {
+    q = split_heads(child(l, c[0], x, NULL), B, T, H, Dh);
+    k = split_heads(child(l, c[1], x, NULL), B, T, H, Dh);
+    v = split_heads(child(l, c[2], x, NULL), B, T, H, Dh);
+  }
   if (!q || !k || !v) return NULL;
   asg_posenc pos = (asg_posenc)l->i[3];
   if (pos == ASG_POS_ROPE) {
@@ -170,7 +184,7 @@ static asg_tensor *mha_apply(asg_layer *l, asg_tensor *x, asg_tensor *mask) {
   }
   asg_tensor *o = asg_reshape(asg_permute(av, perm), ASG_SHAPE(B, T, D));
   if (!o) return NULL;
-  return child(l, c[3], o, NULL);
+  return child(l, c[l->n_children - 1], o, NULL); /* out_proj */
 }
 
 /* Name "<parent>.<suffix>" in a stack buffer. */
@@ -216,15 +230,20 @@ asg_layer *asg_nn_mha(asg_graph *g, const char *name, int64_t d_model, int64_t n
   l->i[1] = n_heads;
   l->i[2] = o->causal;
   l->i[3] = o->pos;
+  l->i[5] = o->fused_qkv;
   l->f[0] = o->dropout;
   l->f[1] = base;
   if (!alloc_children(l, 4)) return NULL;
   asg_linear_opts lo = {.no_bias = o->no_bias};
   static const char *proj[4] = {"q_proj", "k_proj", "v_proj", "out_proj"};
-  for (int i = 0; i < 4; i++)
-    if (!add_child(
-            l, asg_nn_linear_ex(g, sub(nb, sizeof nb, l->name, proj[i]), d_model, d_model, &lo)))
+  static const char *fused[2] = {"qkv_proj", "out_proj"};
+  const int n = o->fused_qkv ? 2 : 4;
+  for (int i = 0; i < n; i++) {
+    const int64_t out = o->fused_qkv && i == 0 ? 3 * d_model : d_model;
+    const char *nm = o->fused_qkv ? fused[i] : proj[i];
+    if (!add_child(l, asg_nn_linear_ex(g, sub(nb, sizeof nb, l->name, nm), d_model, out, &lo)))
       return NULL;
+  }
   return l;
 }
 

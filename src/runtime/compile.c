@@ -108,6 +108,53 @@ static bool contiguous_slice(const asg_tensor *t, size_t *off) {
   return true;
 }
 
+static size_t node_bytes(const asg_tensor *t) {
+  return (size_t)asg_shape_numel(t->shape) * asg_dtype_size(t->dtype);
+}
+
+enum { MAX_PLACED = 16 };
+
+/* Concat t of contiguous pieces (every axis before the concat axis has size
+ * 1): whether the values its inputs are views of can be produced in place,
+ * inside t's block, so that t copies nothing (attention's dq and [dk, dv]
+ * into one [3, ...] gradient). Each input's storage owner (root) must be an
+ * arena value planned by itself (not a leaf, not already placed or a
+ * placement target), land 64-byte aligned, fit inside t, and two roots must
+ * not overlap. place[j]: byte offset of input j's root inside t. */
+static bool place_concat(const asg_tensor *t, const int *root, const size_t *view_off,
+                         const char *has_buf, const char *target, size_t *place) {
+  const int a = (int)t->attr.i[0];
+  if (t->n_in < 1 || t->n_in > MAX_PLACED || a < 0 || a >= t->shape.ndim || target[t->id])
+    return false;
+  int64_t inner = 1;
+  for (int d = 0; d < t->shape.ndim; d++)
+    if (d < a && t->shape.dims[d] != 1)
+      return false;
+    else if (d > a)
+      inner *= t->shape.dims[d];
+  const size_t es = asg_dtype_size(t->dtype), total = node_bytes(t);
+  int64_t at = 0;
+  for (int j = 0; j < t->n_in; j++) {
+    const asg_tensor *x = t->in[j];
+    const int r = root[x->id];
+    const size_t pos = (size_t)(at * inner) * es;
+    at += x->shape.dims[a];
+    if (has_buf[r] || r == t->id || root[r] != r || target[r] || x->dtype != t->dtype ||
+        pos < view_off[x->id])
+      return false;
+    place[j] = pos - view_off[x->id];
+    if (place[j] % 64 || place[j] + node_bytes(t->in[j]->graph->nodes[r]) > total) return false;
+    for (int q = 0; q < j; q++) {
+      const int rq = root[t->in[q]->id];
+      if (rq == r ? place[q] != place[j]
+                  : place[j] < place[q] + node_bytes(t->in[q]->graph->nodes[rq]) &&
+                        place[q] < place[j] + node_bytes(t->in[j]->graph->nodes[r]))
+        return false;
+    }
+  }
+  return true;
+}
+
 void asg__compiled_free(asg_compiled *c) {
   if (!c) return;
   for (int i = 0; i < c->plan.n_steps; i++) {
@@ -137,10 +184,14 @@ asg_status asg__compile_graph(asg_graph *g, int n_out, asg_tensor *const *outs, 
   asg_buf_ref *buf = calloc((size_t)N + 1, sizeof *buf);
   char *has_buf = calloc((size_t)N + 1, 1);
   size_t *view_off = calloc((size_t)N + 1, sizeof *view_off); /* bytes into root's storage */
+  char *target = calloc((size_t)N + 1, 1);  /* concats whose inputs are made in place */
+  char *alloced = calloc((size_t)N + 1, 1); /* roots that got their block */
+  char *sview = calloc((size_t)N + 1, 1);   /* slices that are views */
+  size_t place[MAX_PLACED];
   arena_planner ap = {0};
   asg_status st = ASG_OK;
   if (!need || !last_use || !root || !order || !asn || !assigned || !snap || !buf || !has_buf ||
-      !view_off) {
+      !view_off || !target || !alloced || !sview) {
     st = asg__error(ASG_ERR_OOM, "compile: out of memory");
     goto done;
   }
@@ -267,6 +318,22 @@ asg_status asg__compile_graph(asg_graph *g, int n_out, asg_tensor *const *outs, 
     } else if (contiguous_slice(t, &off) && !has_buf[root[t->in[0]->id]]) {
       root[t->id] = root[t->in[0]->id]; /* has_buf here: only leaves (var/const/input) */
       view_off[t->id] = view_off[t->in[0]->id] + off;
+      sview[t->id] = 1;
+    } else if (t->op == ASG_OP_CONCAT && place_concat(t, root, view_off, has_buf, target, place)) {
+      /* the inputs' roots (and every view of them so far) move into t's block;
+       * t's block is then taken when the first of them is produced */
+      target[t->id] = 1;
+      for (int j = 0; j < t->n_in; j++) {
+        const int r = root[t->in[j]->id];
+        if (r == t->id) continue; /* an earlier input had the same root */
+        if (last_use[r] > last_use[t->id]) last_use[t->id] = last_use[r];
+        for (int q = 0; q < k; q++)
+          if (order[q] >= 0 && root[order[q]] == r) {
+            root[order[q]] = t->id;
+            view_off[order[q]] += place[j];
+          }
+      }
+      if (last_use[t->id] < k) last_use[t->id] = k;
     }
     for (int j = 0; j < t->n_in; j++)
       last_use[root[t->in[j]->id]] = k;
@@ -318,20 +385,23 @@ asg_status asg__compile_graph(asg_graph *g, int n_out, asg_tensor *const *outs, 
     }
     asg_tensor *t = g->nodes[order[k]];
     int i = t->id;
+    /* a block for node b: its own root, or a concat whose inputs are made in place */
+    const int b = root[i] == i || target[root[i]] ? root[i] : -1;
+    if (b >= 0 && !alloced[b]) {
+      size_t off, bytes = align64(node_bytes(g->nodes[b]));
+      if (bytes == 0) bytes = 64;
+      planner_alloc(&ap, bytes, &off);
+      buf[b] = (asg_buf_ref){ASG_BUF_ARENA, 0, off};
+      alloced[b] = 1;
+      if (last_use[b] < 0) last_use[b] = k; /* dead value: free right away */
+      if (last_use[b] < n_order) {
+        free_next[b] = free_head[last_use[b]];
+        free_head[last_use[b]] = b;
+      }
+    }
     if (root[i] != i) {
       buf[i] = buf[root[i]];
       buf[i].offset += view_off[i];
-    } else {
-      size_t off;
-      size_t bytes = align64((size_t)asg_shape_numel(t->shape) * asg_dtype_size(t->dtype));
-      if (bytes == 0) bytes = 64;
-      planner_alloc(&ap, bytes, &off);
-      buf[i] = (asg_buf_ref){ASG_BUF_ARENA, 0, off};
-      if (last_use[i] < 0) last_use[i] = k; /* dead value: free right away */
-      if (last_use[i] < n_order) {
-        free_next[i] = free_head[last_use[i]];
-        free_head[last_use[i]] = i;
-      }
     }
     has_buf[i] = 1;
     s->keep = last_use[root[i]] == n_order;
@@ -359,9 +429,11 @@ asg_status asg__compile_graph(asg_graph *g, int n_out, asg_tensor *const *outs, 
       s->in[j] = (asg_tdesc){t->in[j]->dtype, t->in[j]->shape};
       s->in_buf[j] = buf[t->in[j]->id];
     }
-    if (t->op == ASG_OP_SLICE && root[i] != i) { /* a view: a reshape of its own bytes */
+    if (sview[i] || target[i]) {
+      /* a view, or a concat whose inputs were made in place: a reshape of its own bytes */
       s->op = ASG_OP_RESHAPE;
       memset(&s->attr, 0, sizeof s->attr);
+      s->n_in = 1;
       s->in[0] = s->out;
       s->in_buf[0] = buf[i];
     }
@@ -400,6 +472,9 @@ done:
   free(buf);
   free(has_buf);
   free(view_off);
+  free(target);
+  free(alloced);
+  free(sview);
   free(ap.blocks);
   if (st != ASG_OK) asg__compiled_free(c);
   return st;

@@ -937,6 +937,20 @@ static void cases_layernorm(void) {
       pc_out(&pc, asg_layernorm(x, gm, NULL, 1e-5), "y");
       pc_finish(&pc);
     }
+    /* CUDA computes dx and dgamma in one pass for rows of <= 1024 columns
+     * (K = 24 and 32 values a lane; more rows than its 4096 warps; and wider
+     * rows, which take the two kernels) */
+    static const int64_t wide[3][2] = {{40, 768}, {4100, 1000}, {3, 1025}};
+    for (int w = 0; w < 3; w++) {
+      pcase pc;
+      asg_shape s = ASG_SHAPE(wide[w][0], wide[w][1]);
+      pc_begin(&pc, C_ACCUM, "layernorm %s %s gamma,beta", dtn(dt), shp(s));
+      asg_tensor *x = pc_in(&pc, dt, s, -2, 3);
+      asg_tensor *gm = pc_in(&pc, dt, ASG_SHAPE(wide[w][1]), 0.5, 1.5);
+      asg_tensor *bt = pc_in(&pc, dt, ASG_SHAPE(wide[w][1]), -1, 1);
+      pc_out(&pc, asg_layernorm(x, gm, bt, 1e-5), "y");
+      pc_finish(&pc);
+    }
     {
       pcase pc;
       asg_shape s = ASG_SHAPE(9, 17);

@@ -61,6 +61,10 @@ typedef struct asg_cuda_call {
    * (bf16 when bf16, else fp16): every reader of it is a product reading the
    * copy (the softmax CE backward, layernorm and permute do this). */
   void *half_out;
+  /* layernorm_bwd_x: also the dgamma of a later layernorm_bwd_gamma over the
+   * same dy and x, into that step's output (paired by cuda_backend.c, which
+   * then skips that step; rows of at most 1024 columns). */
+  void *fused_out;
 } asg_cuda_call;
 
 enum { ASG_CUDA_HALF_NONE = 0, ASG_CUDA_HALF_MAKE = 1, ASG_CUDA_HALF_READY = 2 };

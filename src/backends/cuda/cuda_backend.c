@@ -662,6 +662,65 @@ static asg_status stats_plan(const asg_resolved *r, stats_pairs *p) {
   return ASG_OK;
 }
 
+/* ---- layernorm backward in one pass ----
+ * layernorm_bwd_x(dy, x, gamma) and layernorm_bwd_gamma(dy, x) read the same
+ * two [R, C] tensors; when both are in the plan, the first computes the
+ * second's result too (cuda_nn.cu, ln_bwd_xg_kernel) and the second launches
+ * nothing. Its output is then written when the first runs, so no step from
+ * the first to the second may write dy or x, or read or write that output's
+ * bytes. ASG_CUDA_FUSE_LN=0 turns it off. */
+enum { LN_XG_MAX_C = 1024, LN_XG_WINDOW = 8 };
+
+static bool ln_partner(const asg_resolved *r, int i, int j) {
+  const asg_step *a = &r->plan.steps[i], *b = &r->plan.steps[j];
+  if (a->op != ASG_OP_LAYERNORM_BWD_X || b->op != ASG_OP_LAYERNORM_BWD_GAMMA ||
+      a->attr.f[0] != b->attr.f[0] || a->out.dtype != b->out.dtype ||
+      (a->out.dtype != ASG_F32 && a->out.dtype != ASG_F64))
+    return false;
+  for (int m = 0; m < 2; m++)
+    if (r->in[i][m] != r->in[j][m] || !same_desc(&a->in[m], &b->in[m])) return false;
+  const asg_shape sh = a->in[1].shape;
+  const int64_t C = sh.ndim ? sh.dims[sh.ndim - 1] : 0;
+  if (C < 1 || C > LN_XG_MAX_C || asg_shape_numel(sh) == 0) return false;
+  const asg_cuda_range o = asg_cuda_out_range(r, j);
+  for (int k = i; k < j; k++) {
+    const asg_cuda_range w = written_range(r, k);
+    if (asg_cuda_overlap(w, o)) return false;
+    for (int m = 0; m < 2 && k > i; m++)
+      if (asg_cuda_overlap(w, asg_cuda_in_range(r, j, m))) return false;
+    for (int m = 0; m < r->plan.steps[k].n_in && !noop_step(r, k); m++)
+      if (asg_cuda_overlap(asg_cuda_in_range(r, k, m), o)) return false;
+  }
+  return true;
+}
+
+/* partner[i]: the layernorm_bwd_gamma step that step i also computes (-1:
+ * none); skip[j]: step j was computed by its partner. */
+static asg_status ln_pair_plan(const asg_resolved *r, int **partner, char **skip) {
+  const int n = r->plan.n_steps;
+  const char *env = getenv("ASG_CUDA_FUSE_LN");
+  if (env && env[0] == '0') return ASG_OK;
+  int *p = malloc(sizeof(int) * ((size_t)n + 1));
+  char *sk = calloc((size_t)n + 1, 1);
+  if (!p || !sk) {
+    free(p), free(sk);
+    return asg__error(ASG_ERR_OOM, "cuda: out of memory");
+  }
+  for (int i = 0; i < n; i++) {
+    p[i] = -1;
+    if (r->plan.steps[i].op != ASG_OP_LAYERNORM_BWD_X) continue;
+    for (int j = i + 1; j < n && j <= i + LN_XG_WINDOW; j++)
+      if (!sk[j] && ln_partner(r, i, j)) {
+        p[i] = j;
+        sk[j] = 1;
+        break;
+      }
+  }
+  *partner = p;
+  *skip = sk;
+  return ASG_OK;
+}
+
 /* ---- shared 16-bit operand copies (bf16_matmul / fp16_matmul) ----
  * A product converts its f32 operands to bf16/fp16 before multiplying.
  * Many tensors feed several products (a layer's input feeds its forward
@@ -871,6 +930,8 @@ typedef struct cuda_exec {
   asg_cuda_fusion ew; /* fused elementwise chains (ASG_CUDA_FUSE=0: none) */
   stats_pairs stats;  /* forward statistics kept for later steps (ASG_CUDA_KEEP_STATS=0: none) */
   half_copies half;   /* shared 16-bit operand copies (ASG_CUDA_SHARE_HALF=0: none) */
+  int *ln_partner;    /* per step: the layernorm_bwd_gamma it also computes, or -1 */
+  char *ln_skip;      /* per step: computed by its layernorm_bwd_x partner */
   double ew_ms;       /* profile of the fused chains */
   int64_t ew_calls;
   asg_cuda_adam_tensor *adam_dev; /* device copy of fuse.tab */
@@ -915,6 +976,8 @@ static void cuda_exec_destroy(void *e) {
   asg_cuda_fusion_free(&x->ew);
   stats_free(&x->stats);
   half_free(&x->half);
+  free(x->ln_partner);
+  free(x->ln_skip);
   if (x->adam_dev) cudaFree(x->adam_dev);
   if (x->ws) cudaFree(x->ws);
   if (x->run_dev) cudaFree(x->run_dev);
@@ -940,8 +1003,9 @@ static asg_cuda_call step_call(const cuda_exec *x, int i) {
                x->half.base ? (char *)x->half.base + x->half.off[2 * i + 1] : NULL},
       .half_mode = {x->half.base ? x->half.mode[2 * i] : 0,
                     x->half.base ? x->half.mode[2 * i + 1] : 0},
-      .half_out = x->half.base && x->half.out_off[i] ? (char *)x->half.base + x->half.out_off[i] - 1
-                                                     : NULL};
+      .half_out =
+          x->half.base && x->half.out_off[i] ? (char *)x->half.base + x->half.out_off[i] - 1 : NULL,
+      .fused_out = x->ln_partner && x->ln_partner[i] >= 0 ? x->r.out[x->ln_partner[i]] : NULL};
 }
 
 static asg_status cuda_exec_create(void *dev, const asg_plan *plan, const asg_buffers *bufs,
@@ -980,6 +1044,7 @@ static asg_status cuda_exec_create(void *dev, const asg_plan *plan, const asg_bu
   if (!st && !(fuse && fuse[0] == '0')) st = adam_fuse_plan(&x->r, &x->fuse);
   if (!st) st = asg_cuda_fuse_plan(&x->r, &x->ew);
   if (!st) st = stats_plan(&x->r, &x->stats);
+  if (!st) st = ln_pair_plan(&x->r, &x->ln_partner, &x->ln_skip);
   cudaError_t e = cudaSuccess;
   if (!st && x->fuse.n_tab) { /* the groups' table, written once */
     const size_t tb = sizeof *x->adam_dev * (size_t)x->fuse.n_tab;
@@ -1019,6 +1084,7 @@ static asg_status enqueue_all(cuda_exec *x) {
     const int role = x->fuse.role ? x->fuse.role[i] : FUSE_RUN;
     const int ew = x->ew.role ? x->ew.role[i] : FUSE_RUN;
     if (role == FUSE_SKIP || ew == FUSE_SKIP) continue; /* done by a later launch */
+    if (x->ln_skip && x->ln_skip[i]) continue;          /* done by its layernorm_bwd_x */
     asg_status st;
     if (ew == FUSE_LAUNCH) {
       st = asg_cuda_fused_run(&c, &x->ew, x->ew.group[i]);
@@ -1049,7 +1115,7 @@ static asg_status enqueue_all(cuda_exec *x) {
       const asg_op op = role == FUSE_RUN ? x->r.plan.steps[i].op : ASG_OP_ADAM_PARAM;
       x->op_ms[op] += ms;
       x->step_ms[i] += ms;
-      if (role != FUSE_SKIP) x->op_calls[op]++;
+      if (role != FUSE_SKIP && !(x->ln_skip && x->ln_skip[i])) x->op_calls[op]++;
     }
     x->prof_runs += x->runs > 0;
   }

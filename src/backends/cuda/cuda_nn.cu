@@ -169,6 +169,80 @@ __global__ void ln_bwd_x_kernel(const T *dy, const T *x, const T *gm, const doub
   }
 }
 
+// ---- layernorm_bwd_x + layernorm_bwd_gamma in one pass (paired by
+// cuda_backend.c when both read the same dy and x): dy, x [R,C] (C <= 32 K),
+// gamma [C] -> dx [R,C] as ln_bwd_x_kernel, and part [gridDim.x, C], each
+// block's sum over its rows of dy * xhat, summed in block order into dgamma
+// by ln_bwd_g_final_kernel. A warp keeps its row in registers (K values a
+// lane) and its column sums in K doubles; the block's warps then add theirs
+// in warp order (fixed grid, fixed order: deterministic).
+constexpr int kXgMaxBlocks = 512;
+int64_t ln_xg_blocks(int64_t R) {
+  int64_t b = (R + kThreads / 32 - 1) / (kThreads / 32);
+  return b < 1 ? 1 : b > kXgMaxBlocks ? kXgMaxBlocks : b;
+}
+
+template <typename T, int K>
+__global__ void __launch_bounds__(kThreads, sizeof(T) == 4 ? 2 : 1) // f32: 2 blocks an SM
+    ln_bwd_xg_kernel(const T *dy, const T *x, const T *gm, const double *stats, T *dx, double *part,
+                     int64_t R, int64_t C, double eps) {
+  __shared__ double sh[32];
+  __shared__ double col[32 * K];
+  RowIter<true> it;
+  double acc[K];
+#pragma unroll
+  for (int k = 0; k < K; k++)
+    acc[k] = 0;
+  for (int64_t r = it.first; r < R; r += it.step) {
+    const T *xr = x + r * C, *dyr = dy + r * C;
+    double mean, rstd;
+    if (stats)
+      mean = stats[r], rstd = stats[R + r];
+    else
+      ln_stats<true>(xr, C, eps, it.lane, it.nthr, sh, &mean, &rstd);
+    T dv[K], xv[K];
+    double sg = 0, sgx = 0;
+#pragma unroll
+    for (int k = 0; k < K; k++) {
+      const int64_t j = it.lane + 32 * k;
+      dv[k] = j < C ? dyr[j] : (T)0;
+      xv[k] = j < C ? xr[j] : (T)0;
+    }
+#pragma unroll
+    for (int k = 0; k < K; k++) {
+      const int64_t j = it.lane + 32 * k;
+      if (j < C) {
+        const double xh = ((double)xv[k] - mean) * rstd, g = (double)dv[k] * (double)gm[j];
+        sg += g;
+        sgx += g * xh;
+        acc[k] += (double)dv[k] * xh;
+      }
+    }
+    sg = row_reduce<true, SumOp>(sg, sh) / (double)C;
+    sgx = row_reduce<true, SumOp>(sgx, sh) / (double)C;
+#pragma unroll
+    for (int k = 0; k < K; k++) {
+      const int64_t j = it.lane + 32 * k;
+      if (j < C) {
+        const double xh = ((double)xv[k] - mean) * rstd;
+        dx[r * C + j] = (T)(rstd * ((double)dv[k] * (double)gm[j] - sg - xh * sgx));
+      }
+    }
+  }
+  const int w = threadIdx.x >> 5;
+  for (int q = 0; q < kThreads / 32; q++) {
+    if (w == q)
+#pragma unroll
+      for (int k = 0; k < K; k++) {
+        const int64_t j = it.lane + 32 * k;
+        if (j < C) col[j] = (q == 0 ? 0.0 : col[j]) + acc[k];
+      }
+    __syncthreads();
+  }
+  for (int64_t j = threadIdx.x; j < C; j += kThreads)
+    part[(int64_t)blockIdx.x * C + j] = col[j];
+}
+
 // x [R,C] -> mean [R], rstd [R] (first pass of the dgamma reduction)
 template <bool WARP, typename T>
 __global__ void ln_stats_kernel(const T *x, double *mean, double *rstd, int64_t R, int64_t C,
@@ -207,16 +281,35 @@ __global__ void ln_bwd_g_partial_kernel(const T *dy, const T *x, const double *m
   }
 }
 
-// part [P, C] -> dgamma [C], chunks summed in order
+// part [P, C] -> dgamma [C]: a block of 32 columns x 16 row lanes; lane y
+// sums chunks y, y + 16, ... in order, then the lanes are added in order
+// (one thread per column walking all P chunks waited on P dependent loads).
+constexpr int kSumLanes = 16;
 template <typename T>
 __global__ void ln_bwd_g_final_kernel(const double *part, T *dg, int64_t P, int64_t C) {
-  for (int64_t j = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; j < C;
-       j += (int64_t)gridDim.x * blockDim.x) {
-    double t = 0;
-    for (int64_t p = 0; p < P; p++)
+  __shared__ double sh[kSumLanes][kColTile];
+  const int64_t j = (int64_t)blockIdx.x * kColTile + threadIdx.x;
+  double t = 0;
+  if (j < C)
+    for (int64_t p = threadIdx.y; p < P; p += kSumLanes)
       t += part[p * C + j];
-    dg[j] = (T)t;
+  sh[threadIdx.y][threadIdx.x] = t;
+  __syncthreads();
+  if (threadIdx.y == 0 && j < C) {
+    double u = sh[0][threadIdx.x];
+    for (int k = 1; k < kSumLanes; k++)
+      u += sh[k][threadIdx.x];
+    dg[j] = (T)u;
   }
+}
+
+void ln_g_final(const double *part, void *dg, int64_t P, int64_t C, bool f32, cudaStream_t st) {
+  const unsigned g = (unsigned)((C + kColTile - 1) / kColTile);
+  if (f32)
+    ln_bwd_g_final_kernel<float><<<g, dim3(kColTile, kSumLanes), 0, st>>>(part, (float *)dg, P, C);
+  else
+    ln_bwd_g_final_kernel<double>
+        <<<g, dim3(kColTile, kSumLanes), 0, st>>>(part, (double *)dg, P, C);
 }
 
 // x is input 0 for LAYERNORM, input 1 for the backward ops.
@@ -231,6 +324,29 @@ int64_t ln_g_chunks(int64_t R) {
   int64_t p = (R + 63) / 64;
   if (p > 1024) p = 1024;
   return p < 1 ? 1 : p;
+}
+
+// Widest rows the one-pass layernorm backward takes (32 K columns a warp).
+constexpr int64_t kXgMaxC = 1024;
+
+// Workspace of layernorm_bwd_x: the dgamma partials when it also computes
+// a paired layernorm_bwd_gamma.
+size_t ln_bwd_x_ws(const asg_step *s, unsigned flags) {
+  (void)flags;
+  int64_t R, C;
+  ln_dims(s, &R, &C);
+  return C <= kXgMaxC ? (size_t)ln_xg_blocks(R) * (size_t)C * sizeof(double) : 0;
+}
+
+template <typename T, int K>
+void ln_xg_launch(const asg_cuda_call *c, int64_t R, int64_t C, double eps) {
+  cudaStream_t st = c->ctx->stream;
+  const int64_t P = ln_xg_blocks(R);
+  double *part = (double *)c->ws;
+  ln_bwd_xg_kernel<T, K><<<(unsigned)P, kThreads, 0, st>>>(
+      (const T *)c->in[0], (const T *)c->in[1], (const T *)c->in[2], (const double *)c->stats_in,
+      (T *)c->out, part, R, C, eps);
+  ln_g_final(part, c->fused_out, P, C, std::is_same<T, float>::value, st);
 }
 
 size_t ln_bwd_g_ws(const asg_step *s, unsigned flags) {
@@ -264,6 +380,17 @@ template <typename T> void ln_launch(const asg_cuda_call *c, int64_t R, int64_t 
   case ASG_OP_LAYERNORM_BWD_X: {
     const T *gm = (const T *)c->in[2];
     const double *kept = (const double *)c->stats_in;
+    if (c->fused_out) { // and the paired dgamma (cuda_backend.c checked C <= kXgMaxC)
+      if (C <= 256)
+        ln_xg_launch<T, 8>(c, R, C, eps);
+      else if (C <= 512)
+        ln_xg_launch<T, 16>(c, R, C, eps);
+      else if (C <= 768)
+        ln_xg_launch<T, 24>(c, R, C, eps);
+      else
+        ln_xg_launch<T, 32>(c, R, C, eps);
+      break;
+    }
     if (warp)
       ln_bwd_x_kernel<true, T><<<grid, kThreads, 0, st>>>(in0, in1, gm, kept, out, R, C, eps);
     else
@@ -284,7 +411,7 @@ template <typename T> void ln_launch(const asg_cuda_call *c, int64_t R, int64_t 
     dim3 g2((unsigned)((C + kColTile - 1) / kColTile), (unsigned)P);
     ln_bwd_g_partial_kernel<T>
         <<<g2, dim3(kColTile, kRowLanes), 0, st>>>(in0, in1, mean, rstd, part, R, C, rows_per);
-    ln_bwd_g_final_kernel<T><<<asg_cuda_blocks(C, kThreads), kThreads, 0, st>>>(part, out, P, C);
+    ln_g_final(part, out, P, C, std::is_same<T, float>::value, st);
     break;
   }
   }
@@ -667,6 +794,7 @@ extern "C" void asg_cuda_register_nn(asg_cuda_kernel *t) {
   t[ASG_OP_LAYERNORM_BWD_X].run = layernorm_run;
   t[ASG_OP_LAYERNORM_BWD_GAMMA].run = layernorm_run;
   t[ASG_OP_LAYERNORM_BWD_GAMMA].ws = ln_bwd_g_ws;
+  t[ASG_OP_LAYERNORM_BWD_X].ws = ln_bwd_x_ws;
   t[ASG_OP_SOFTMAX_CE].run = ce_run;
   t[ASG_OP_SOFTMAX_CE].ws = ce_fwd_ws;
   t[ASG_OP_SOFTMAX_CE_BWD].run = ce_run;

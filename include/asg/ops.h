@@ -86,10 +86,17 @@ ASG_API asg_tensor *asg_squeeze(asg_tensor *x, int axis);
 ASG_API asg_tensor *asg_permute(asg_tensor *x, const int *perm);
 ASG_API asg_tensor *asg_transpose(asg_tensor *x, int axis0, int axis1);
 /* Elements start, start+step, ... < stop along axis (step >= 1; negative
- * start/stop count from the end, both clamped like Python). */
+ * start/stop count from the end, both clamped like Python). A slice of a
+ * computed value that is one contiguous run of its bytes (every axis before
+ * `axis` of size 1, step 1, starting on a 64-byte boundary) is a view: the
+ * compiled program copies nothing. */
 ASG_API asg_tensor *asg_slice(asg_tensor *x, int axis, int64_t start, int64_t stop, int64_t step);
+/* Joins along axis. When the pieces are contiguous runs of the result (every
+ * axis before `axis` of size 1) and computed values, the program computes
+ * them in place inside the result and the concat copies nothing. */
 ASG_API asg_tensor *asg_concat(asg_tensor *const *xs, int n, int axis);
-/* Splits along axis into n pieces of the given sizes (sizes sum to the dim). */
+/* Splits along axis into n pieces of the given sizes (sizes sum to the dim);
+ * the pieces are slices, and the gradient of x is one concat of theirs. */
 ASG_API asg_status asg_split(asg_tensor *x, int axis, int n, const int64_t *sizes,
                              asg_tensor **out);
 ASG_API asg_tensor *asg_broadcast_to(asg_tensor *x, asg_shape shape);

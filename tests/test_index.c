@@ -176,6 +176,22 @@ static void test_slice_fwd(void) {
   }
 }
 
+/* Compiles and runs outputs o0, o1 of g once, fetches them into got0, got1;
+ * returns the program's peak (arena) memory, 0 on failure. */
+static size_t run_two(asg_graph *g, asg_tensor *o0, asg_tensor *o1, double *got0, double *got1,
+                      const char *what) {
+  asg_tensor *outs[2] = {o0, o1};
+  asg_program *p = asg_compile(g, 2, outs, NULL);
+  size_t peak = 0;
+  TU_CHECK(p && asg_program_run(p) == ASG_OK, "%s: %s", what, asg_last_error());
+  if (p) {
+    peak = asg_program_peak_memory(p);
+    TU_CHECK(tu_fetch(p, o0, got0) == ASG_OK && tu_fetch(p, o1, got1) == ASG_OK, "%s: fetch", what);
+    asg_program_free(p);
+  }
+  return peak;
+}
+
 /* Contiguous slices of computed values are views into their source: right
  * values for views of views, views read by later steps and views as program
  * outputs, next to the slices that must still copy (a start not on a 64-byte
@@ -194,15 +210,7 @@ static size_t slice_views_case(int rows, double *want_y, double *got_y, double *
   asg_tensor *y =
       asg_add(asg_sum(c, ASG_ALL_AXES, false),
               asg_add(asg_sum(d, ASG_ALL_AXES, false), asg_sum(e, ASG_ALL_AXES, false)));
-  asg_tensor *outs[2] = {a, y};
-  asg_program *p = asg_compile(g, 2, outs, NULL);
-  size_t peak = 0;
-  TU_CHECK(p && asg_program_run(p) == ASG_OK, "slice views: %s", asg_last_error());
-  if (p) {
-    peak = asg_program_peak_memory(p);
-    TU_CHECK(tu_fetch(p, a, got_a) == ASG_OK && tu_fetch(p, y, got_y) == ASG_OK, "fetch");
-    asg_program_free(p);
-  }
+  const size_t peak = run_two(g, a, y, got_a, got_y, "slice views");
   /* the same sums by hand */
   double sc = 0, sd = 0, se = 0;
   for (int i = 3; i < 2 * rows; i++)
@@ -253,16 +261,7 @@ static size_t concat_place_case(bool swap, double *got) {
   asg_tensor *parts[3] = {q, swap ? hi : lo, swap ? lo : hi};
   asg_tensor *c = asg_concat(parts, 3, 0); /* [3, 64] */
   asg_tensor *y = asg_add(asg_mul_scalar(c, 10.0), asg_sum(lo, ASG_ALL_AXES, false));
-  asg_tensor *outs[2] = {y, hi};
-  asg_program *p = asg_compile(g, 2, outs, NULL);
-  size_t peak = 0;
-  TU_CHECK(p && asg_program_run(p) == ASG_OK, "concat placement: %s", asg_last_error());
-  if (p) {
-    peak = asg_program_peak_memory(p);
-    tu_fetch(p, y, got);
-    tu_fetch(p, hi, got + 192);
-    asg_program_free(p);
-  }
+  const size_t peak = run_two(g, y, hi, got, got + 192, "concat placement");
   asg_graph_free(g);
   return peak;
 }

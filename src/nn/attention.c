@@ -2,8 +2,9 @@
  *
  * mha: children q_proj, k_proj, v_proj, out_proj (Linear d -> d, named
  *   "<name>.q_proj", ...), or with fused_qkv qkv_proj (Linear d -> 3d) and
- *   out_proj. Settings: i[0] = d_model, i[1] = heads, i[2] = causal,
- *   i[3] = asg_posenc, i[4] = dropout applications so far, i[5] = fused_qkv;
+ *   out_proj (two children: that is how mha_apply tells). Settings:
+ *   i[0] = d_model, i[1] = heads, i[2] = causal, i[3] = asg_posenc,
+ *   i[4] = dropout applications so far;
  *   f[0] = attention dropout, f[1] = RoPE base. The scores go through the
  *   fused asg_attention op unless a padding mask, ALiBi or active attention
  *   dropout must act on them (then they are materialized).
@@ -144,7 +145,7 @@ static asg_tensor *mha_apply(asg_layer *l, asg_tensor *x, asg_tensor *mask) {
   }
   asg_layer **c = l->children;
   asg_tensor *q, *k, *v;
-  if (l->i[5]) { /* [B, T, 3d] -> [3, B, H, T, Dh]: q, k, v are contiguous slices (views) */
+  if (l->n_children == 2) { /* fused_qkv: [B, T, 3d] -> [3, B, H, T, Dh], q, k, v are views */
     static const int p5[5] = {2, 0, 3, 1, 4};
     asg_tensor *qkv =
         asg_permute(asg_reshape(child(l, c[0], x, NULL), ASG_SHAPE(B, T, 3, H, Dh)), p5);
@@ -230,7 +231,6 @@ asg_layer *asg_nn_mha(asg_graph *g, const char *name, int64_t d_model, int64_t n
   l->i[1] = n_heads;
   l->i[2] = o->causal;
   l->i[3] = o->pos;
-  l->i[5] = o->fused_qkv;
   l->f[0] = o->dropout;
   l->f[1] = base;
   if (!alloc_children(l, 4)) return NULL;

@@ -143,12 +143,13 @@ static bool place_concat(const asg_tensor *t, const int *root, const size_t *vie
         pos < view_off[x->id])
       return false;
     place[j] = pos - view_off[x->id];
-    if (place[j] % 64 || place[j] + node_bytes(t->in[j]->graph->nodes[r]) > total) return false;
+    const size_t bytes = node_bytes(t->graph->nodes[r]);
+    if (place[j] % 64 || place[j] + bytes > total) return false;
     for (int q = 0; q < j; q++) {
       const int rq = root[t->in[q]->id];
       if (rq == r ? place[q] != place[j]
-                  : place[j] < place[q] + node_bytes(t->in[q]->graph->nodes[rq]) &&
-                        place[q] < place[j] + node_bytes(t->in[j]->graph->nodes[r]))
+                  : place[j] < place[q] + node_bytes(t->graph->nodes[rq]) &&
+                        place[q] < place[j] + bytes)
         return false;
     }
   }
@@ -361,7 +362,7 @@ asg_status asg__compile_graph(asg_graph *g, int n_out, asg_tensor *const *outs, 
     asg_step *s = &c->plan.steps[k];
     if (order[k] < 0) { /* snapshot of an assign's value: a copy step */
       asg_tensor *a = g->nodes[-order[k] - 1], *v = a->in[1];
-      size_t off, bytes = align64((size_t)asg_shape_numel(v->shape) * asg_dtype_size(v->dtype));
+      size_t off, bytes = align64(node_bytes(v));
       planner_alloc(&ap, bytes ? bytes : 64, &off);
       snap[a->id] = (asg_buf_ref){ASG_BUF_ARENA, 0, off};
       s->op = ASG_OP_STOP_GRADIENT; /* identity copy */
@@ -444,7 +445,7 @@ asg_status asg__compile_graph(asg_graph *g, int n_out, asg_tensor *const *outs, 
      * its block, so an output never overlaps its own inputs) */
     for (int r = free_head[k]; r >= 0; r = free_next[r]) {
       asg_tensor *rt = g->nodes[r];
-      size_t bytes = align64((size_t)asg_shape_numel(rt->shape) * asg_dtype_size(rt->dtype));
+      size_t bytes = align64(node_bytes(rt));
       if (!planner_free(&ap, buf[r].offset, bytes ? bytes : 64)) {
         c->plan.n_steps = k + 1;
         free(free_head), free(free_next);

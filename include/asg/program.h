@@ -20,10 +20,11 @@ typedef struct asg_compile_opts {
   /* Let f32 matrix products (matmul, conv) use TF32 tensor cores on CUDA:
    * much faster, about 1e-3 relative error. Ignored on the CPU. */
   bool allow_tf32;
-  /* Mixed precision for f32 programs on CUDA: matrix products (matmul)
-   * round their operands to bf16 (8-bit mantissas) and multiply on bf16
-   * tensor cores with f32 sums and f32 results; the fused attention,
-   * convolutions and products with general batch broadcasting use TF32.
+  /* Mixed precision for f32 programs on CUDA: matrix products (matmul and
+   * the fused attention's products) round their operands to bf16 (8-bit
+   * mantissas) and multiply on bf16 tensor cores with f32 sums and f32
+   * results; convolutions and products with general batch broadcasting use
+   * TF32.
    * Variables, optimizer state, reductions, softmax and losses stay f32;
    * each tensor read by products is converted once and shared by them
    * (extra device memory; docs/backends.md). About 4e-3 relative error per

@@ -14,6 +14,8 @@
 // the same tiling runs its products on tensor cores instead (mma.sync TF32,
 // fp32 accumulation and softmax; about 1e-3 relative error, see the tc_*
 // kernels); without it the fp32 kernels keep the ~1e-4 parity tolerance.
+// Programs with 16-bit products (bf16_matmul / fp16_matmul) run the hf_*
+// kernels: the same tiling with bf16 / fp16 m16n8k16 products (hf_* below).
 // Causal tiles entirely above the diagonal are never visited. D is
 // zero-padded to 32, 64 or 128 in shared memory, so odd D costs padding, not
 // a separate kernel; D not a multiple of 4 (or unaligned buffers) copies
@@ -21,8 +23,11 @@
 // too little shared memory use a generic warp-per-row kernel that
 // accumulates in its output row.
 #include "backends/cuda/cuda.h"
+#include "backends/cuda/cuda_half.cuh"
 
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 namespace {
 
@@ -578,7 +583,7 @@ __device__ __forceinline__ float ex2(float x) {
 // memory; lane l names row l % 8 of matrix l / 8 and receives in r[m] the
 // 32-bit word (row l / 4, column l % 4) of matrix m: exactly the A fragment
 // of a 16x8 tile, or the B fragments of two 8x8 tiles, in one instruction.
-__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const float *row) {
+__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const void *row) {
 #if __CUDA_ARCH__ >= 800
   unsigned a = (unsigned)__cvta_generic_to_shared(row);
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
@@ -960,6 +965,456 @@ __global__ void __launch_bounds__(kThreads)
   tc_store<DP>(dkv + (nbh + bh) * Tk * DP, dv, one, k0, Tk);
 }
 
+// ---- 16-bit tensor-core path (bf16_matmul / fp16_matmul programs; f32
+// buffers, D = 32, 64 or 128) ----
+// The program chose 16-bit products for its GEMMs; the attention's products
+// take the same operands (PyTorch's autocast runs its flash attention in bf16
+// as well): mma.sync m16n8k16 with bf16 (or fp16) operands and fp32 sums.
+// Softmax statistics, exp2, rescaling, lse and the outputs stay fp32. The
+// walking side's tiles are copied as f32 by cp.async into one staging buffer;
+// each thread then converts the chunks it copied into a double-buffered
+// 16-bit tile (rows of DP+8 halves: ldmatrix's eight rows fall on distinct
+// banks). The block's own 64 rows are converted once while the first tile is
+// in flight, and each warp keeps its 16 rows' A fragments in registers.
+// Fragments (lane = 4g + t): A (16x16): a0 (g, 2t|2t+1), a1 (g+8, 2t|2t+1),
+// a2 (g, 2t+8|2t+9), a3 (g+8, 2t+8|2t+9); B (16x8): b0 (k 2t|2t+1, n g), b1
+// (k 2t+8|2t+9, n g); C as in the TF32 path. So a score tile's C fragments,
+// packed in pairs, are the A fragments of the next product, in order. B
+// operands that are rows of a tile (K in Q.K^T) load with ldmatrix, those
+// read down columns (V in P.V) with ldmatrix.trans.
+
+typedef uint16_t half_t; // raw bf16 / fp16 bits in shared memory
+
+// (lo, hi) rounded to nearest even, lo in the low half (the smaller column).
+template <int HO> __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
+  uint32_t u;
+  if constexpr (HO == kHalfBf16) {
+    __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+    memcpy(&u, &h, 4);
+  } else {
+    __half2 h = __floats2half2_rn(lo, hi);
+    memcpy(&u, &h, 4);
+  }
+  return u;
+}
+
+template <int HO>
+__device__ __forceinline__ void mma16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
+                                      uint32_t b1) {
+#if __CUDA_ARCH__ >= 800
+  if constexpr (HO == kHalfBf16)
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, "
+                 "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  else
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, "
+                 "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#else
+  __trap(); // never launched: the host checks the kernel's PTX version
+#endif
+}
+
+// ldsm_x4 with each 8x8 matrix transposed: lane l receives (row 2 (l % 4) and
+// the next, column l / 4) of matrix m in r[m]: B fragments read down columns.
+__device__ __forceinline__ void ldsm_x4_t(uint32_t (&r)[4], const void *row) {
+#if __CUDA_ARCH__ >= 800
+  unsigned a = (unsigned)__cvta_generic_to_shared(row);
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(a));
+#else
+  r[0] = r[1] = r[2] = r[3] = 0u;
+  (void)row;
+#endif
+}
+
+// Converts the 16-byte chunks this thread staged with load_tile<R, DP, true>
+// (same walk; after cp_wait, before the __syncthreads that publishes dst) from
+// the f32 tile src [R][DP+4] into the 16-bit tile dst [R][DP+8].
+template <int R, int DP, int HO>
+__device__ __forceinline__ void cvt_tile(half_t *dst, const float *src) {
+  constexpr int LD = DP + 4, LH = DP + 8, C4 = DP / 4;
+#pragma unroll
+  for (int i = 0; i < R * C4 / kThreads; i++) {
+    int e = threadIdx.x + i * kThreads, r = e / C4, col = (e % C4) * 4;
+    float4 x = *(const float4 *)(src + r * LD + col);
+    *(uint2 *)(dst + r * LH + col) = make_uint2(pack2<HO>(x.x, x.y), pack2<HO>(x.z, x.w));
+  }
+}
+
+// Rows [r0, r0+R) of a row-major f32 [T, DP] matrix into the 16-bit tile
+// dst [R][DP+8] by plain loads (rows >= T become zeros); every load is
+// issued before the first store.
+template <int R, int DP, int HO>
+__device__ __forceinline__ void load_half(half_t *dst, const float *g, int r0, int T) {
+  constexpr int LH = DP + 8, C4 = DP / 4, N = R * C4 / kThreads;
+  static_assert(R * C4 % kThreads == 0, "whole chunks per thread");
+  float4 x[N];
+#pragma unroll
+  for (int i = 0; i < N; i++) {
+    int e = threadIdx.x + i * kThreads, r = e / C4, col = (e % C4) * 4;
+    x[i] = r0 + r < T ? __ldg((const float4 *)(g + (int64_t)(r0 + r) * DP + col))
+                      : make_float4(0.f, 0.f, 0.f, 0.f);
+  }
+#pragma unroll
+  for (int i = 0; i < N; i++) {
+    int e = threadIdx.x + i * kThreads, r = e / C4, col = (e % C4) * 4;
+    *(uint2 *)(dst + r * LH + col) =
+        make_uint2(pack2<HO>(x[i].x, x[i].y), pack2<HO>(x[i].z, x[i].w));
+  }
+}
+
+// The A fragments of the 16 rows at A (stride DP+8), one per 16-wide k chunk.
+template <int DP>
+__device__ __forceinline__ void frag_a(uint32_t (&a)[DP / 16][4], const half_t *A) {
+  constexpr int LH = DP + 8;
+  const int lane = threadIdx.x & 31;
+  // matrices: (rows 0-7 | 8-15) x (k 0-7 | 8-15)
+  const half_t *p = A + ((lane & 7) + 8 * ((lane >> 3) & 1)) * LH + 8 * (lane >> 4);
+#pragma unroll
+  for (int kd = 0; kd < DP / 16; kd++)
+    ldsm_x4(a[kd], p + 16 * kd);
+}
+
+// c[j] += A . B[8j + n] over DP for n < 8: a from frag_a, B [N][DP+8].
+template <int DP, int N, int HO>
+__device__ __forceinline__ void hf_nt(const uint32_t (&a)[DP / 16][4], const half_t *B,
+                                      float (&c)[N / 8][4]) {
+  constexpr int LH = DP + 8;
+  const int lane = threadIdx.x & 31;
+  // matrices: (rows of tile j | j+1) x (k 0-7 | 8-15), in the order b0(j), b1(j), b0(j+1), b1(j+1)
+  const half_t *b = B + ((lane & 7) + 8 * (lane >> 4)) * LH + 8 * ((lane >> 3) & 1);
+#pragma unroll
+  for (int kd = 0; kd < DP / 16; kd++)
+#pragma unroll
+    for (int j = 0; j < N / 8; j += 2) {
+      uint32_t bf[4];
+      ldsm_x4(bf, b + j * 8 * LH + 16 * kd);
+      mma16<HO>(c[j], a[kd], bf[0], bf[1]);
+      mma16<HO>(c[j + 1], a[kd], bf[2], bf[3]);
+    }
+}
+
+// c[j] += sum_r p[16 rows][r] X[r][8j .. 8j+7] over N rows r: p in fp32 C
+// fragments (p[kb] holds columns 8kb..8kb+7), X [N][DP+8] read down columns.
+template <int DP, int N, int HO>
+__device__ __forceinline__ void hf_pn(const float (&p)[N / 8][4], const half_t *X,
+                                      float (&c)[DP / 8][4]) {
+  constexpr int LH = DP + 8;
+  const int lane = threadIdx.x & 31;
+  // matrices: (rows 0-7 | 8-15 of the chunk) x (columns of tile j | j+1)
+  const half_t *x = X + ((lane & 7) + 8 * ((lane >> 3) & 1)) * LH + 8 * (lane >> 4);
+#pragma unroll
+  for (int kk = 0; kk < N / 16; kk++) {
+    const uint32_t a[4] = {pack2<HO>(p[2 * kk][0], p[2 * kk][1]),
+                           pack2<HO>(p[2 * kk][2], p[2 * kk][3]),
+                           pack2<HO>(p[2 * kk + 1][0], p[2 * kk + 1][1]),
+                           pack2<HO>(p[2 * kk + 1][2], p[2 * kk + 1][3])};
+#pragma unroll
+    for (int j = 0; j < DP / 8; j += 2) {
+      uint32_t bf[4];
+      ldsm_x4_t(bf, x + kk * 16 * LH + j * 8);
+      mma16<HO>(c[j], a, bf[0], bf[1]);
+      mma16<HO>(c[j + 1], a, bf[2], bf[3]);
+    }
+  }
+}
+
+// Walking-side tile of the 16-bit kernels (keys in the forward and bwd_q,
+// queries in bwd_kv).
+template <int DP> constexpr int hf_tile() { return 32; }
+
+// Blocks per SM the backward kernels are compiled for: D = 64 fits three
+// (<= 168 registers; the compiler's choice, 186 and 203, allowed two: H200,
+// GPT-2 layer, bwd_q 1.71 -> 1.45 ms, bwd_kv 1.98 -> 1.87 ms a step); D = 128
+// already spills at one.
+template <int DP> constexpr int hf_min_blocks() { return DP == 64 ? 3 : 1; }
+
+// Shared bytes: f32 staging for the walking side's nt tensors, their 16-bit
+// double buffers, the block's own nf 16-bit tiles of 64 rows, and lse/delta.
+template <int DP> constexpr size_t hf_bytes(int nt, int nf, bool vecs) {
+  return (size_t)nt * hf_tile<DP>() * (DP + 4) * 4 + (size_t)nt * 2 * hf_tile<DP>() * (DP + 8) * 2 +
+         (size_t)nf * kRows * (DP + 8) * 2 + (vecs ? 4 * hf_tile<DP>() * 4 : 0);
+}
+
+// ---- 16-bit forward: o [NB,Tq,D] (WITH_V) or lse [NB,Tq] ----
+template <int DP, int HO, bool WITH_V>
+__global__ void __launch_bounds__(kThreads)
+    hf_fwd_kernel(const float *q, const float *k, const float *v, float *out, float *lse_out,
+                  int64_t nbh, int Tq, int Tk, float scale, int causal) {
+  constexpr int NB = hf_tile<DP>(), LD = DP + 4, LH = DP + 8, NT = WITH_V ? 2 : 1;
+  extern __shared__ float4 smem4[];
+  float *St = (float *)smem4;                 // staging: K [NB][LD] (, V [NB][LD])
+  half_t *Kh = (half_t *)(St + NT * NB * LD); // 2 x [NB][LH]
+  half_t *Vh = Kh + 2 * NB * LH;              // 2 x [NB][LH] (WITH_V)
+  half_t *Qh = Kh + NT * 2 * NB * LH;         // [64][LH]
+  const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3, w = threadIdx.x >> 5;
+  int64_t bh;
+  int qt;
+  query_block(nbh, Tq, &bh, &qt);
+  const int q0 = qt * kRows;
+  const float *kh = k + bh * Tk * DP, *vh = v + bh * Tk * DP;
+  int nkt = (Tk + NB - 1) / NB;
+  if (causal) nkt = min(nkt, (q0 + kRows - 1) / NB + 1);
+  const float sl2 = scale * kLog2e;
+  const int qr[2] = {q0 + 16 * w + g, q0 + 16 * w + g + 8};
+
+  load_tile<NB, DP, true>(St, kh, 0, Tk, DP);
+  if (WITH_V) load_tile<NB, DP, true>(St + NB * LD, vh, 0, Tk, DP);
+  cp_commit();
+  load_half<kRows, DP, HO>(Qh, q + bh * Tq * DP, q0, Tq);
+
+  uint32_t qf[DP / 16][4];
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+  float o[DP / 8][4];
+  tc_zero(o);
+  for (int it = 0; it < nkt; it++) {
+    const int k0 = it * NB, buf = it & 1;
+    cp_wait<0>();
+    cvt_tile<NB, DP, HO>(Kh + buf * NB * LH, St);
+    if (WITH_V) cvt_tile<NB, DP, HO>(Vh + buf * NB * LH, St + NB * LD);
+    __syncthreads(); // tile it published; every warp is done with tile it-1 (and the staging)
+    if (it == 0) frag_a<DP>(qf, Qh + 16 * w * LH);
+    if (it + 1 < nkt) {
+      load_tile<NB, DP, true>(St, kh, k0 + NB, Tk, DP);
+      if (WITH_V) load_tile<NB, DP, true>(St + NB * LD, vh, k0 + NB, Tk, DP);
+    }
+    cp_commit();
+    float s[NB / 8][4];
+    tc_zero(s);
+    hf_nt<DP, NB, HO>(qf, Kh + buf * NB * LH, s);
+    const bool edge = k0 + NB > Tk || (causal && k0 + NB - 1 > q0 + 16 * w);
+    float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int j = 0; j < NB / 8; j++)
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        float x = s[j][e] * sl2;
+        if (edge) {
+          int kj = k0 + 8 * j + 2 * t + (e & 1);
+          if (kj >= Tk || (causal && kj > qr[e >> 1])) x = -INFINITY;
+        }
+        s[j][e] = x;
+        mx[e >> 1] = fmaxf(mx[e >> 1], x);
+      }
+    float alpha[2];
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+      mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
+      mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
+      float mn = fmaxf(m[h], mx[h]); // finite from the first tile: key 0 is visible to all
+      alpha[h] = ex2(m[h] - mn);
+      m[h] = mn;
+    }
+    float rs[2] = {0.f, 0.f};
+#pragma unroll
+    for (int j = 0; j < NB / 8; j++)
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        s[j][e] = ex2(s[j][e] - m[e >> 1]);
+        rs[e >> 1] += s[j][e];
+      }
+    l[0] = l[0] * alpha[0] + rs[0];
+    l[1] = l[1] * alpha[1] + rs[1];
+    if (WITH_V) {
+#pragma unroll
+      for (int j = 0; j < DP / 8; j++)
+#pragma unroll
+        for (int e = 0; e < 4; e++)
+          o[j][e] *= alpha[e >> 1];
+      hf_pn<DP, NB, HO>(s, Vh + buf * NB * LH, o);
+    }
+  }
+  cp_wait<0>();
+#pragma unroll
+  for (int h = 0; h < 2; h++) {
+    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 1);
+    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 2);
+  }
+  if (WITH_V) {
+    const float inv[2] = {1.f / l[0], 1.f / l[1]};
+    tc_store<DP>(out + bh * Tq * DP, o, inv, q0, Tq);
+  }
+  if (!WITH_V) lse_out = out;
+  if (lse_out && t == 0) {
+#pragma unroll
+    for (int h = 0; h < 2; h++)
+      if (qr[h] < Tq) lse_out[bh * Tq + qr[h]] = (m[h] + log2f(l[h])) * kLn2;
+  }
+}
+
+// ---- 16-bit bwd_q: dq [NB,Tq,D] = scale * sum_j ds_ij k_j ----
+template <int DP, int HO>
+__global__ void __launch_bounds__(kThreads, hf_min_blocks<DP>())
+    hf_bwd_q_kernel(const float *q, const float *k, const float *v, const float *dout,
+                    const float *lse, const float *delta, float *dq, int64_t nbh, int Tq, int Tk,
+                    float scale, int causal) {
+  constexpr int NB = hf_tile<DP>(), LD = DP + 4, LH = DP + 8;
+  extern __shared__ float4 smem4[];
+  float *St = (float *)smem4;                // staging: K, V [NB][LD]
+  half_t *Kh = (half_t *)(St + 2 * NB * LD); // 2 x [NB][LH]
+  half_t *Vh = Kh + 2 * NB * LH;             // 2 x [NB][LH]
+  half_t *Qh = Vh + 2 * NB * LH;             // [64][LH]
+  half_t *dOh = Qh + kRows * LH;             // [64][LH]
+  const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3, w = threadIdx.x >> 5;
+  int64_t bh;
+  int qt;
+  query_block(nbh, Tq, &bh, &qt);
+  const int q0 = qt * kRows;
+  const float *kh = k + bh * Tk * DP, *vh = v + bh * Tk * DP;
+  int nkt = (Tk + NB - 1) / NB;
+  if (causal) nkt = min(nkt, (q0 + kRows - 1) / NB + 1);
+  const float sl2 = scale * kLog2e;
+  const int qr[2] = {q0 + 16 * w + g, q0 + 16 * w + g + 8};
+
+  load_tile<NB, DP, true>(St, kh, 0, Tk, DP);
+  load_tile<NB, DP, true>(St + NB * LD, vh, 0, Tk, DP);
+  cp_commit();
+  load_half<kRows, DP, HO>(Qh, q + bh * Tq * DP, q0, Tq);
+  load_half<kRows, DP, HO>(dOh, dout + bh * Tq * DP, q0, Tq);
+
+  float lse2[2], dl[2];
+#pragma unroll
+  for (int h = 0; h < 2; h++) {
+    int qi = min(qr[h], Tq - 1); // padding rows read a real row, never stored
+    lse2[h] = lse[bh * Tq + qi] * kLog2e;
+    dl[h] = delta[bh * Tq + qi];
+  }
+  uint32_t qf[DP / 16][4], df[DP / 16][4];
+  float acc[DP / 8][4];
+  tc_zero(acc);
+  for (int it = 0; it < nkt; it++) {
+    const int k0 = it * NB, buf = it & 1;
+    cp_wait<0>();
+    cvt_tile<NB, DP, HO>(Kh + buf * NB * LH, St);
+    cvt_tile<NB, DP, HO>(Vh + buf * NB * LH, St + NB * LD);
+    __syncthreads();
+    if (it == 0) {
+      frag_a<DP>(qf, Qh + 16 * w * LH);
+      frag_a<DP>(df, dOh + 16 * w * LH);
+    }
+    if (it + 1 < nkt) {
+      load_tile<NB, DP, true>(St, kh, k0 + NB, Tk, DP);
+      load_tile<NB, DP, true>(St + NB * LD, vh, k0 + NB, Tk, DP);
+    }
+    cp_commit();
+    const half_t *Kt = Kh + buf * NB * LH;
+    float s[NB / 8][4], dp[NB / 8][4];
+    tc_zero(s);
+    tc_zero(dp);
+    hf_nt<DP, NB, HO>(qf, Kt, s);
+    hf_nt<DP, NB, HO>(df, Vh + buf * NB * LH, dp);
+    const bool edge = k0 + NB > Tk || (causal && k0 + NB - 1 > q0 + 16 * w);
+#pragma unroll
+    for (int j = 0; j < NB / 8; j++)
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        float p = ex2(fmaf(s[j][e], sl2, -lse2[e >> 1]));
+        if (edge) {
+          int kj = k0 + 8 * j + 2 * t + (e & 1);
+          if (kj >= Tk || (causal && kj > qr[e >> 1])) p = 0.f;
+        }
+        s[j][e] = p * (dp[j][e] - dl[e >> 1]); // ds
+      }
+    hf_pn<DP, NB, HO>(s, Kt, acc);
+  }
+  cp_wait<0>();
+  const float mul[2] = {scale, scale};
+  tc_store<DP>(dq + bh * Tq * DP, acc, mul, q0, Tq);
+}
+
+// ---- 16-bit bwd_kv: dkv [2,NB,Tk,D]; one block per 64 keys, walking the
+// query tiles that see them; the products run transposed (key rows) ----
+template <int DP, int HO>
+__global__ void __launch_bounds__(kThreads, hf_min_blocks<DP>())
+    hf_bwd_kv_kernel(const float *q, const float *k, const float *v, const float *dout,
+                     const float *lse, const float *delta, float *dkv, int64_t nbh, int Tq, int Tk,
+                     float scale, int causal) {
+  constexpr int NQ = hf_tile<DP>(), LD = DP + 4, LH = DP + 8;
+  extern __shared__ float4 smem4[];
+  float *St = (float *)smem4;                // staging: Q, dO [NQ][LD]
+  half_t *Qh = (half_t *)(St + 2 * NQ * LD); // 2 x [NQ][LH]
+  half_t *dOh = Qh + 2 * NQ * LH;            // 2 x [NQ][LH]
+  half_t *Kh = dOh + 2 * NQ * LH;            // [64][LH]
+  half_t *Vh = Kh + kRows * LH;              // [64][LH]
+  float *Ls = (float *)(Vh + kRows * LH);    // 2 x [NQ] lse
+  float *Dl = Ls + 2 * NQ;                   // 2 x [NQ] delta
+  const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3, w = threadIdx.x >> 5;
+  const int kt = (int)(blockIdx.x / nbh);
+  const int64_t bh = (int64_t)(blockIdx.x % nbh);
+  const int k0 = kt * kRows;
+  const float *qh = q + bh * Tq * DP, *doh = dout + bh * Tq * DP;
+  const float *lh = lse + bh * Tq, *dh = delta + bh * Tq;
+  const int nqt = (Tq + NQ - 1) / NQ;
+  const int qt0 = causal ? k0 / NQ : 0; // earlier query tiles see none of these keys
+  const float sl2 = scale * kLog2e;
+  const int kr[2] = {k0 + 16 * w + g, k0 + 16 * w + g + 8};
+
+  if (qt0 < nqt) {
+    load_tile<NQ, DP, true>(St, qh, qt0 * NQ, Tq, DP);
+    load_tile<NQ, DP, true>(St + NQ * LD, doh, qt0 * NQ, Tq, DP);
+    load_vec<NQ>(Ls, lh, qt0 * NQ, Tq);
+    load_vec<NQ>(Dl, dh, qt0 * NQ, Tq);
+  }
+  cp_commit();
+  load_half<kRows, DP, HO>(Kh, k + bh * Tk * DP, k0, Tk);
+  load_half<kRows, DP, HO>(Vh, v + bh * Tk * DP, k0, Tk);
+
+  uint32_t kf[DP / 16][4], vf[DP / 16][4];
+  float dk[DP / 8][4], dv[DP / 8][4];
+  tc_zero(dk);
+  tc_zero(dv);
+  for (int it = qt0; it < nqt; it++) {
+    const int q0 = it * NQ, buf = (it - qt0) & 1;
+    cp_wait<0>();
+    cvt_tile<NQ, DP, HO>(Qh + buf * NQ * LH, St);
+    cvt_tile<NQ, DP, HO>(dOh + buf * NQ * LH, St + NQ * LD);
+    __syncthreads();
+    if (it == qt0) {
+      frag_a<DP>(kf, Kh + 16 * w * LH);
+      frag_a<DP>(vf, Vh + 16 * w * LH);
+    }
+    if (it + 1 < nqt) {
+      const int nb = buf ^ 1;
+      load_tile<NQ, DP, true>(St, qh, q0 + NQ, Tq, DP);
+      load_tile<NQ, DP, true>(St + NQ * LD, doh, q0 + NQ, Tq, DP);
+      load_vec<NQ>(Ls + nb * NQ, lh, q0 + NQ, Tq);
+      load_vec<NQ>(Dl + nb * NQ, dh, q0 + NQ, Tq);
+    }
+    cp_commit();
+    const half_t *Qt = Qh + buf * NQ * LH, *dOt = dOh + buf * NQ * LH;
+    const float *Lt = Ls + buf * NQ, *Dt = Dl + buf * NQ;
+    float s[NQ / 8][4], dp[NQ / 8][4];
+    tc_zero(s);
+    tc_zero(dp);
+    hf_nt<DP, NQ, HO>(kf, Qt, s);   // s[key][query]
+    hf_nt<DP, NQ, HO>(vf, dOt, dp); // dp[key][query] = v_j . do_i
+    const bool edge = q0 + NQ > Tq || (causal && q0 < k0 + 16 * w + 15);
+#pragma unroll
+    for (int j = 0; j < NQ / 8; j++)
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        const int c = 8 * j + 2 * t + (e & 1);
+        float p = ex2(fmaf(s[j][e], sl2, -Lt[c] * kLog2e));
+        if (edge) {
+          int qi = q0 + c;
+          if (qi >= Tq || (causal && kr[e >> 1] > qi)) p = 0.f;
+        }
+        s[j][e] = p;
+        dp[j][e] = p * (dp[j][e] - Dt[c]); // ds
+      }
+    hf_pn<DP, NQ, HO>(s, dOt, dv);
+    hf_pn<DP, NQ, HO>(dp, Qt, dk);
+  }
+  cp_wait<0>();
+  const float one[2] = {1.f, 1.f}, sc[2] = {scale, scale};
+  tc_store<DP>(dkv + bh * Tk * DP, dk, sc, k0, Tk);
+  tc_store<DP>(dkv + (nbh + bh) * Tk * DP, dv, one, k0, Tk);
+}
+
 // ---- generic path (f64, D > 128): one warp per row, the output row is the
 // accumulator (each lane owns columns lane, lane+32, ...) ----
 
@@ -1204,7 +1659,35 @@ template <typename K> bool tc_ready(K kern, size_t smem, int optin) {
   return true;
 }
 
-template <int DP> bool tc_launch(const asg_cuda_call *c, const Geo &g) {
+// The kernels of one tensor-core path for one D, with their shared bytes:
+// [0] lse only, [1] forward with v, [2] bwd_q, [3] bwd_kv.
+typedef void (*fwd_fn)(const float *, const float *, const float *, float *, float *, int64_t, int,
+                       int, float, int);
+typedef void (*bwd_fn)(const float *, const float *, const float *, const float *, const float *,
+                       const float *, float *, int64_t, int, int, float, int);
+struct MmaSet {
+  fwd_fn fwd[2];
+  bwd_fn bwd_q, bwd_kv;
+  size_t smem[4];
+};
+
+template <int DP> MmaSet tf32_set() {
+  return {{tc_fwd_kernel<DP, false>, tc_fwd_kernel<DP, true>},
+          tc_bwd_q_kernel<DP>,
+          tc_bwd_kv_kernel<DP>,
+          {tc_fwd_floats<DP>(false) * sizeof(float), tc_fwd_floats<DP>(true) * sizeof(float),
+           tc_bwd_q_floats<DP>() * sizeof(float), tc_bwd_kv_floats<DP>() * sizeof(float)}};
+}
+
+template <int DP, int HO> MmaSet half_set() {
+  return {{hf_fwd_kernel<DP, HO, false>, hf_fwd_kernel<DP, HO, true>},
+          hf_bwd_q_kernel<DP, HO>,
+          hf_bwd_kv_kernel<DP, HO>,
+          {hf_bytes<DP>(1, 1, false), hf_bytes<DP>(2, 1, false), hf_bytes<DP>(2, 2, false),
+           hf_bytes<DP>(2, 2, true)}};
+}
+
+bool mma_launch(const asg_cuda_call *c, const Geo &g, const MmaSet &m) {
   const asg_step *s = c->s;
   cudaStream_t st = c->ctx->stream;
   int optin = 0;
@@ -1223,34 +1706,51 @@ template <int DP> bool tc_launch(const asg_cuda_call *c, const Geo &g) {
   switch (s->op) {
   case ASG_OP_ATTENTION:
   case ASG_OP_ATTENTION_LSE: {
-    bool with_v = s->op == ASG_OP_ATTENTION;
-    size_t smem = (size_t)tc_fwd_floats<DP>(with_v) * sizeof(float);
-    auto kern = with_v ? tc_fwd_kernel<DP, true> : tc_fwd_kernel<DP, false>;
-    if (!tc_ready(kern, smem, optin)) return false;
-    kern<<<qblocks, kThreads, smem, st>>>(q, k, v, out, with_v ? (float *)c->stats_out : nullptr,
-                                          g.nbh, g.Tq, g.Tk, scale, causal);
+    const int with_v = s->op == ASG_OP_ATTENTION;
+    if (!tc_ready(m.fwd[with_v], m.smem[with_v], optin)) return false;
+    m.fwd[with_v]<<<qblocks, kThreads, m.smem[with_v], st>>>(
+        q, k, v, out, with_v ? (float *)c->stats_out : nullptr, g.nbh, g.Tq, g.Tk, scale, causal);
     break;
   }
-  case ASG_OP_ATTENTION_BWD_Q: {
-    size_t smem = (size_t)tc_bwd_q_floats<DP>() * sizeof(float);
-    auto kern = tc_bwd_q_kernel<DP>;
-    if (!tc_ready(kern, smem, optin)) return false;
-    kern<<<qblocks, kThreads, smem, st>>>(q, k, v, (const float *)c->in[3], (const float *)c->in[4],
-                                          (const float *)c->in[5], out, g.nbh, g.Tq, g.Tk, scale,
-                                          causal);
+  case ASG_OP_ATTENTION_BWD_Q:
+    if (!tc_ready(m.bwd_q, m.smem[2], optin)) return false;
+    m.bwd_q<<<qblocks, kThreads, m.smem[2], st>>>(q, k, v, (const float *)c->in[3],
+                                                  (const float *)c->in[4], (const float *)c->in[5],
+                                                  out, g.nbh, g.Tq, g.Tk, scale, causal);
     break;
-  }
-  default: {
-    size_t smem = (size_t)tc_bwd_kv_floats<DP>() * sizeof(float);
-    auto kern = tc_bwd_kv_kernel<DP>;
-    if (!tc_ready(kern, smem, optin)) return false;
-    kern<<<kblocks, kThreads, smem, st>>>(q, k, v, (const float *)c->in[3], (const float *)c->in[4],
-                                          (const float *)c->in[5], out, g.nbh, g.Tq, g.Tk, scale,
-                                          causal);
+  default:
+    if (!tc_ready(m.bwd_kv, m.smem[3], optin)) return false;
+    m.bwd_kv<<<kblocks, kThreads, m.smem[3], st>>>(q, k, v, (const float *)c->in[3],
+                                                   (const float *)c->in[4], (const float *)c->in[5],
+                                                   out, g.nbh, g.Tq, g.Tk, scale, causal);
     break;
-  }
   }
   return true;
+}
+
+// The tensor-core paths: 16-bit operands when the program's products take
+// them (ASG_CUDA_HALF_ATTENTION=0 keeps TF32 there, for comparisons), else TF32.
+bool mma_dispatch(const asg_cuda_call *c, const Geo &g) {
+  static int half_off = -1;
+  if (half_off < 0) {
+    const char *e = getenv("ASG_CUDA_HALF_ATTENTION");
+    half_off = e && e[0] == '0';
+  }
+  if ((c->bf16 || c->fp16) && !half_off) {
+    bool done;
+    if (c->bf16)
+      done = g.D == 32   ? mma_launch(c, g, half_set<32, kHalfBf16>())
+             : g.D == 64 ? mma_launch(c, g, half_set<64, kHalfBf16>())
+                         : mma_launch(c, g, half_set<128, kHalfBf16>());
+    else
+      done = g.D == 32   ? mma_launch(c, g, half_set<32, kHalfFp16>())
+             : g.D == 64 ? mma_launch(c, g, half_set<64, kHalfFp16>())
+                         : mma_launch(c, g, half_set<128, kHalfFp16>());
+    if (done) return true;
+  }
+  return g.D == 32   ? mma_launch(c, g, tf32_set<32>())
+         : g.D == 64 ? mma_launch(c, g, tf32_set<64>())
+                     : mma_launch(c, g, tf32_set<128>());
 }
 
 // 16-byte copies need D % 4 == 0 and 16-byte aligned buffers.
@@ -1289,7 +1789,7 @@ asg_status attention_run(const asg_cuda_call *c) {
   }
   bool done = false;
   if (dt == ASG_F32 && c->tf32 && (g.D == 32 || g.D == 64 || g.D == 128) && vec_ok(c, g.D))
-    done = g.D == 32 ? tc_launch<32>(c, g) : g.D == 64 ? tc_launch<64>(c, g) : tc_launch<128>(c, g);
+    done = mma_dispatch(c, g);
   if (!done && dt == ASG_F32 && g.D <= 128) {
     bool vec = vec_ok(c, g.D);
     if (g.D <= 32)

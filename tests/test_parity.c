@@ -1796,6 +1796,36 @@ static void case_perm_half(int variant) {
   asg_graph_free(g);
 }
 
+/* Compiles outs on the CPU and, with opt's precision flags, on the backend
+ * under test (run twice: the second replays a captured graph); passes when
+ * each output is within tol of its own largest magnitude of the CPU's. */
+static void cmp_flagged(asg_graph *g, int n, asg_tensor *const *outs, asg_compile_opts opt,
+                        double tol, const char *name) {
+  opt.backend = "cpu";
+  asg_program *ref = asg_compile(g, n, outs, &opt);
+  opt.backend = g_backend;
+  asg_program *dut = asg_compile(g, n, outs, &opt);
+  int ok = ref && dut && !asg_program_run(ref) && !asg_program_run(dut) && !asg_program_run(dut);
+  double worst = 0;
+  for (int t = 0; ok && t < n; t++) {
+    const long m = (long)asg_shape_numel(asg_tensor_shape(outs[t]));
+    float *a = malloc(sizeof *a * (size_t)m), *b = malloc(sizeof *b * (size_t)m);
+    ok = a && b && !asg_program_fetch(ref, outs[t], a, sizeof *a * (size_t)m) &&
+         !asg_program_fetch(dut, outs[t], b, sizeof *b * (size_t)m);
+    double scale = 1e-12, err = 0;
+    for (long i = 0; ok && i < m; i++)
+      scale = fmax(scale, fabs(a[i]));
+    for (long i = 0; ok && i < m; i++)
+      err = fmax(err, fabs((double)a[i] - b[i]) / scale);
+    worst = fmax(worst, err);
+    free(a), free(b);
+  }
+  char msg[96];
+  snprintf(msg, sizeof msg, "max err %.3g of each output's scale", worst);
+  report(name, ok && worst <= tol, msg);
+  asg_program_free(ref), asg_program_free(dut);
+}
+
 /* The fused attention under allow_tf32 (TF32 tensor cores on CUDA),
  * bf16_matmul and fp16_matmul (16-bit tensor-core operands, fp32 sums and
  * softmax): output and dq, dk, dv of sum(o * w) against the CPU's f32, each
@@ -1830,39 +1860,69 @@ static void case_fast_attention(int mode) { /* 0 TF32, 1 bf16, 2 fp16 */
     asg_tensor *o = asg_attention(x[0], x[1], x[2], 1.0 / sqrt((double)D), cf[c].causal);
     asg_tensor *loss = asg_sum(asg_mul(o, x[3]), ASG_AXES(0, 1, 2, 3), false);
     asg_tensor *out[4] = {o, NULL, NULL, NULL};
-    int ok = asg_grad(loss, 3, x, out + 1) == ASG_OK;
-    asg_compile_opts opt = {.backend = "cpu"};
-    asg_program *ref = ok ? asg_compile(g, 4, out, &opt) : NULL;
-    opt.backend = g_backend;
-    opt.allow_tf32 = mode == 0;
-    opt.bf16_matmul = mode == 1;
-    opt.fp16_matmul = mode == 2;
-    asg_program *dut = ok ? asg_compile(g, 4, out, &opt) : NULL;
-    ok = ref && dut && !asg_program_run(ref) && !asg_program_run(dut) && !asg_program_run(dut);
-    double worst = 0;
-    for (int t = 0; ok && t < 4; t++) { /* o, dq, dk, dv */
-      const long n = t == 0 || t == 1 ? nq : nk;
-      float *a = malloc(sizeof *a * (size_t)n), *b = malloc(sizeof *b * (size_t)n);
-      ok = a && b && !asg_program_fetch(ref, out[t], a, sizeof *a * (size_t)n) &&
-           !asg_program_fetch(dut, out[t], b, sizeof *b * (size_t)n);
-      double scale = 1e-12, err = 0;
-      for (long i = 0; ok && i < n; i++)
-        scale = fmax(scale, fabs(a[i]));
-      for (long i = 0; ok && i < n; i++)
-        err = fmax(err, fabs((double)a[i] - b[i]) / scale);
-      worst = fmax(worst, err);
-      free(a), free(b);
-    }
-    char name[160], msg[96];
+    asg_compile_opts opt = {
+        .allow_tf32 = mode == 0, .bf16_matmul = mode == 1, .fp16_matmul = mode == 2};
+    char name[160];
     snprintf(name, sizeof name, "attention %s q%s kv%s causal=%d (o, dq, dk, dv)", mname[mode],
              shp(cf[c].q), shp(cf[c].kv), cf[c].causal);
-    snprintf(msg, sizeof msg, "max err %.3g of each output's scale", worst);
-    report(name, ok && worst <= tol, msg);
+    if (asg_grad(loss, 3, x, out + 1) == ASG_OK)
+      cmp_flagged(g, 4, out, opt, tol, name);
+    else
+      report(name, 0, asg_last_error());
     for (int i = 0; i < 4; i++)
       free(v[i]), free(f[i]);
-    asg_program_free(ref), asg_program_free(dut);
     asg_graph_free(g);
   }
+}
+
+/* Linear layers whose bias add (and ReLU / tanh GELU) a backend may fold
+ * into the product's epilogue (CUDA: docs/backends.md): forward values and
+ * gradients against the CPU. 0: relu(x W^T + b), trained (the ReLU's
+ * gradient reads its output); 1: gelu_tanh(x W + b), forward only; 2: the
+ * same trained (the GELU's gradient reads its input, so only the bias can
+ * fold); 3: b + x W over [2,35,48] (bias first); 4: x W + b also read by
+ * another product (nothing folds); 5: x W^T + b with bf16 products (no
+ * ReLU: a 16-bit rounding may flip its mask where x W^T + b is near 0). */
+static void case_epilogue(int variant) {
+  const int R = 70, K = 48, N = 40;
+  asg_graph *g = asg_graph_new();
+  double *vx = rv(R * K, -1, 1, false), *vw = rv(N * K, -0.4, 0.4, false);
+  double *vb = rv(N, -0.5, 0.5, false), *vu = rv(R * N, -1, 1, false);
+  float *fx = to_dtype(ASG_F32, vx, R * K), *fw = to_dtype(ASG_F32, vw, N * K);
+  float *fb = to_dtype(ASG_F32, vb, N), *fu = to_dtype(ASG_F32, vu, R * N);
+  asg_tensor *x =
+      asg_constant(g, ASG_F32, variant == 3 ? ASG_SHAPE(2, R / 2, K) : ASG_SHAPE(R, K), fx);
+  const bool tw = variant == 0 || variant == 5; /* Linear's [N, K] weight */
+  asg_tensor *w = asg_constant(g, ASG_F32, tw ? ASG_SHAPE(N, K) : ASG_SHAPE(K, N), fw);
+  asg_tensor *b = asg_constant(g, ASG_F32, ASG_SHAPE(N), fb);
+  asg_tensor *u = asg_constant(g, ASG_F32, ASG_SHAPE(R, N), fu);
+  asg_tensor *mm = asg_matmul_t(x, w, false, tw);
+  asg_tensor *y = variant == 3 ? asg_add(b, mm) : asg_add(mm, b);
+  if (variant == 0) y = asg_relu(y);
+  if (variant == 1 || variant == 2) y = asg_gelu_tanh(y);
+  if (variant == 3) y = asg_reshape(y, ASG_SHAPE(R, N));
+  if (variant == 4) y = asg_add(y, asg_matmul(mm, asg_constant(g, ASG_F32, ASG_SHAPE(N, N), fu)));
+  static const char *const name[] = {
+      "linear + bias + relu folded: values and gradients",
+      "linear + bias + gelu_tanh folded: forward",
+      "linear + bias (+ gelu_tanh after): values and gradients",
+      "bias + batched linear [2,35,48]: values and gradients",
+      "linear + bias with the product read twice: values and gradients",
+      "linear + bias folded, bf16 products: values and gradients"};
+  asg_tensor *out[5] = {y, NULL, NULL, NULL, NULL};
+  int n = 1;
+  if (variant != 1) {
+    asg_tensor *loss = asg_sum(asg_mul(y, u), ASG_AXES(0, 1), false);
+    asg_tensor *wrt[4] = {x, w, b};
+    n = asg_grad(loss, 3, wrt, out + 1) == ASG_OK ? 4 : 0;
+  }
+  asg_compile_opts opt = {.bf16_matmul = variant == 5};
+  if (n)
+    cmp_flagged(g, n, out, opt, variant == 5 ? 2e-2 : 1e-4, name[variant]);
+  else
+    report(name[variant], 0, asg_last_error());
+  free(vx), free(vw), free(vb), free(vu), free(fx), free(fw), free(fb), free(fu);
+  asg_graph_free(g);
 }
 
 int main(int argc, char **argv) {
@@ -1912,6 +1972,8 @@ int main(int argc, char **argv) {
     case_fast_matmul(mode);
   for (int mode = 0; mode < 3; mode++)
     case_fast_attention(mode);
+  for (int v = 0; v < 6; v++)
+    case_epilogue(v);
   case_shared_half();
   case_ce_half(0);
   case_ce_half(1);

@@ -52,8 +52,9 @@ static void g_sigmoid(asg_tensor *y, asg_tensor *dy, const bool *need, asg_tenso
   dx[0] = asg_mul(dy, asg_mul(y, asg_sub(k(y, 1), y)));
 }
 static void g_relu(asg_tensor *y, asg_tensor *dy, const bool *need, asg_tensor **dx) {
-  (void)need;
-  dx[0] = asg_mul(dy, asg_gt(y->in[0], k(y, 0)));
+  (void)need; /* y > 0 exactly where x > 0: reading the output leaves the input to
+                 relu alone (a GEMM epilogue can then compute it, docs/backends.md) */
+  dx[0] = asg_mul(dy, asg_gt(y, k(y, 0)));
 }
 static void g_leaky_relu(asg_tensor *y, asg_tensor *dy, const bool *need, asg_tensor **dx) {
   (void)need;

@@ -65,7 +65,15 @@ typedef struct asg_cuda_call {
    * same dy and x, into that step's output (paired by cuda_backend.c, which
    * then skips that step; rows of at most 1024 columns). */
   void *fused_out;
+  /* matmul: a GEMM epilogue (planned by cuda_backend.c) adds epi_bias [N]
+   * (f32) to every output row, applies epi_act and writes epi_out instead of
+   * out: the add and activation steps after the product then launch nothing. */
+  const void *epi_bias;
+  void *epi_out;
+  int epi_act; /* ASG_CUDA_EPI_* */
 } asg_cuda_call;
+
+enum { ASG_CUDA_EPI_BIAS = 1, ASG_CUDA_EPI_RELU = 2, ASG_CUDA_EPI_GELU_TANH = 3 };
 
 enum { ASG_CUDA_HALF_NONE = 0, ASG_CUDA_HALF_MAKE = 1, ASG_CUDA_HALF_READY = 2 };
 
@@ -164,8 +172,9 @@ typedef struct asg_cuda_fusion {
 } asg_cuda_fusion;
 
 /* Finds the chains of the resolved plan (an asg_resolved) and compiles their
- * kernels (none with ASG_CUDA_FUSE=0, or when NVRTC cannot be loaded). */
-asg_status asg_cuda_fuse_plan(const asg_resolved *r, asg_cuda_fusion *f);
+ * kernels (none with ASG_CUDA_FUSE=0, or when NVRTC cannot be loaded). Steps
+ * with exclude[i] set (may be NULL) are in no chain. */
+asg_status asg_cuda_fuse_plan(const asg_resolved *r, const char *exclude, asg_cuda_fusion *f);
 void asg_cuda_fusion_free(asg_cuda_fusion *f);
 /* Enqueues chain k; errors are reported with c->s's label. */
 asg_status asg_cuda_fused_run(const asg_cuda_call *c, const asg_cuda_fusion *f, int k);

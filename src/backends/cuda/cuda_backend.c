@@ -721,6 +721,112 @@ static asg_status ln_pair_plan(const asg_resolved *r, int **partner, char **skip
   return ASG_OK;
 }
 
+/* ---- GEMM epilogues ----
+ * matmul(a, w) -> add(., bias [N]) [-> relu | gelu_tanh] over f32: when the
+ * product's output is read by the add alone (and the add's by the
+ * activation alone), the GEMM adds the bias and applies the activation in
+ * its epilogue (cuBLASLt; a small kernel after the GEMM where cuBLASLt
+ * cannot) and writes the last step's output, and the add and activation
+ * launch nothing. That output is then written at the product's turn, so no
+ * step in between may read or write it or write the bias, and the product's
+ * operands may not share its bytes. ASG_CUDA_EPILOGUE=0 turns it off. */
+typedef struct epi_plan {
+  int *end;          /* per matmul: the step whose output it writes (-1: none) */
+  signed char *act;  /* per matmul: ASG_CUDA_EPI_* */
+  const void **bias; /* per matmul: the bias */
+  char *skip;        /* per step: computed by a product's epilogue */
+} epi_plan;
+
+static void epi_free(epi_plan *e) {
+  free(e->end), free(e->act), free(e->bias), free(e->skip);
+  memset(e, 0, sizeof *e);
+}
+
+/* The one step reading step i's output (an arena value no one fetches)
+ * before it is overwritten, reading it through one operand that is exactly
+ * that output; -1 when none, several, or a view reads it. */
+static int sole_reader(const asg_resolved *r, int i) {
+  const asg_step *s = &r->plan.steps[i];
+  if (s->keep || s->out_buf.kind != ASG_BUF_ARENA) return -1;
+  const asg_cuda_range o = asg_cuda_out_range(r, i);
+  int who = -1;
+  for (int k = i + 1; k < r->plan.n_steps; k++) {
+    for (int m = 0; m < r->plan.steps[k].n_in; m++) {
+      const asg_cuda_range in = asg_cuda_in_range(r, k, m);
+      if (!asg_cuda_overlap(in, o)) continue;
+      if (who >= 0 || noop_step(r, k) || in.lo != o.lo || in.hi != o.hi) return -1;
+      who = k;
+    }
+    if (asg_cuda_overlap(written_range(r, k), o)) break; /* later reads see new values */
+  }
+  return who;
+}
+
+/* Step j adds a bias [N] to step i's [.., N] output: the bias operand, or -1. */
+static int bias_operand(const asg_resolved *r, int i, int j) {
+  const asg_step *m = &r->plan.steps[i], *a = &r->plan.steps[j];
+  if (a->op != ASG_OP_ADD || a->n_in != 2 || !same_desc(&a->out, &m->out)) return -1;
+  const int b = r->in[j][0] == r->out[i] && same_desc(&a->in[0], &m->out)   ? 1
+                : r->in[j][1] == r->out[i] && same_desc(&a->in[1], &m->out) ? 0
+                                                                            : -1;
+  const int nd = m->out.shape.ndim;
+  if (b < 0 || a->in[b].dtype != ASG_F32 || a->in[b].shape.ndim != 1 ||
+      a->in[b].shape.dims[0] != m->out.shape.dims[nd - 1] || (uintptr_t)r->in[j][b] % 16)
+    return -1;
+  return b;
+}
+
+static asg_status epi_plan_make(const asg_resolved *r, epi_plan *e) {
+  const int n = r->plan.n_steps;
+  const char *env = getenv("ASG_CUDA_EPILOGUE");
+  if (env && env[0] == '0') return ASG_OK;
+  e->end = malloc(sizeof *e->end * ((size_t)n + 1));
+  e->act = calloc((size_t)n + 1, 1);
+  e->bias = calloc((size_t)n + 1, sizeof *e->bias);
+  e->skip = calloc((size_t)n + 1, 1);
+  if (!e->end || !e->act || !e->bias || !e->skip) {
+    epi_free(e);
+    return asg__error(ASG_ERR_OOM, "cuda: out of memory");
+  }
+  for (int i = 0; i < n; i++) {
+    e->end[i] = -1;
+    const asg_step *m = &r->plan.steps[i];
+    /* linear layers: [.., K] x [K, N] or x [N, K]^T, one tall GEMM */
+    if (m->op != ASG_OP_MATMUL || m->out.dtype != ASG_F32 || m->attr.i[0] ||
+        m->in[1].shape.ndim != 2 || m->out.shape.ndim < 2 || asg_shape_numel(m->out.shape) == 0)
+      continue;
+    const int j = sole_reader(r, i);
+    const int b = j >= 0 ? bias_operand(r, i, j) : -1;
+    if (b < 0) continue;
+    int end = j, act = ASG_CUDA_EPI_BIAS;
+    const int k = sole_reader(r, j);
+    if (k >= 0) {
+      const asg_step *f = &r->plan.steps[k];
+      const int fa = f->op == ASG_OP_RELU        ? ASG_CUDA_EPI_RELU
+                     : f->op == ASG_OP_GELU_TANH ? ASG_CUDA_EPI_GELU_TANH
+                                                 : 0;
+      if (fa && same_desc(&f->out, &m->out)) end = k, act = fa;
+    }
+    const asg_cuda_range o = asg_cuda_out_range(r, end), bias = asg_cuda_in_range(r, j, b);
+    bool ok = !asg_cuda_overlap(asg_cuda_in_range(r, i, 0), o) &&
+              !asg_cuda_overlap(asg_cuda_in_range(r, i, 1), o);
+    for (int t = i + 1; ok && t < end; t++) {
+      if (t == j) continue;
+      const asg_cuda_range w = written_range(r, t);
+      ok = !asg_cuda_overlap(w, o) && !asg_cuda_overlap(w, bias);
+      for (int q = 0; ok && q < r->plan.steps[t].n_in; q++)
+        ok = !asg_cuda_overlap(asg_cuda_in_range(r, t, q), o);
+    }
+    if (!ok) continue;
+    e->end[i] = end;
+    e->act[i] = (signed char)act;
+    e->bias[i] = r->in[j][b];
+    e->skip[j] = 1;
+    e->skip[end] = 1;
+  }
+  return ASG_OK;
+}
+
 /* ---- shared 16-bit operand copies (bf16_matmul / fp16_matmul) ----
  * A product converts its f32 operands to bf16/fp16 before multiplying.
  * Many tensors feed several products (a layer's input feeds its forward
@@ -931,6 +1037,7 @@ typedef struct cuda_exec {
   stats_pairs stats;  /* forward statistics kept for later steps (ASG_CUDA_KEEP_STATS=0: none) */
   half_copies half;   /* shared 16-bit operand copies (ASG_CUDA_SHARE_HALF=0: none) */
   int *ln_partner;    /* per step: the layernorm_bwd_gamma it also computes, or -1 */
+  epi_plan epi;       /* GEMM epilogues (ASG_CUDA_EPILOGUE=0: none) */
   char *ln_skip;      /* per step: computed by its layernorm_bwd_x partner */
   double ew_ms;       /* profile of the fused chains */
   int64_t ew_calls;
@@ -977,6 +1084,7 @@ static void cuda_exec_destroy(void *e) {
   stats_free(&x->stats);
   half_free(&x->half);
   free(x->ln_partner);
+  epi_free(&x->epi);
   free(x->ln_skip);
   if (x->adam_dev) cudaFree(x->adam_dev);
   if (x->ws) cudaFree(x->ws);
@@ -1005,7 +1113,10 @@ static asg_cuda_call step_call(const cuda_exec *x, int i) {
                     x->half.base ? x->half.mode[2 * i + 1] : 0},
       .half_out =
           x->half.base && x->half.out_off[i] ? (char *)x->half.base + x->half.out_off[i] - 1 : NULL,
-      .fused_out = x->ln_partner && x->ln_partner[i] >= 0 ? x->r.out[x->ln_partner[i]] : NULL};
+      .fused_out = x->ln_partner && x->ln_partner[i] >= 0 ? x->r.out[x->ln_partner[i]] : NULL,
+      .epi_bias = x->epi.end && x->epi.end[i] >= 0 ? x->epi.bias[i] : NULL,
+      .epi_out = x->epi.end && x->epi.end[i] >= 0 ? x->r.out[x->epi.end[i]] : NULL,
+      .epi_act = x->epi.end && x->epi.end[i] >= 0 ? x->epi.act[i] : 0};
 }
 
 static asg_status cuda_exec_create(void *dev, const asg_plan *plan, const asg_buffers *bufs,
@@ -1042,7 +1153,8 @@ static asg_status cuda_exec_create(void *dev, const asg_plan *plan, const asg_bu
   }
   const char *fuse = getenv("ASG_CUDA_FUSE_ADAM");
   if (!st && !(fuse && fuse[0] == '0')) st = adam_fuse_plan(&x->r, &x->fuse);
-  if (!st) st = asg_cuda_fuse_plan(&x->r, &x->ew);
+  if (!st) st = epi_plan_make(&x->r, &x->epi);
+  if (!st) st = asg_cuda_fuse_plan(&x->r, x->epi.skip, &x->ew);
   if (!st) st = stats_plan(&x->r, &x->stats);
   if (!st) st = ln_pair_plan(&x->r, &x->ln_partner, &x->ln_skip);
   cudaError_t e = cudaSuccess;
@@ -1085,6 +1197,7 @@ static asg_status enqueue_all(cuda_exec *x) {
     const int ew = x->ew.role ? x->ew.role[i] : FUSE_RUN;
     if (role == FUSE_SKIP || ew == FUSE_SKIP) continue; /* done by a later launch */
     if (x->ln_skip && x->ln_skip[i]) continue;          /* done by its layernorm_bwd_x */
+    if (x->epi.skip && x->epi.skip[i]) continue;        /* done by a GEMM's epilogue */
     asg_status st;
     if (ew == FUSE_LAUNCH) {
       st = asg_cuda_fused_run(&c, &x->ew, x->ew.group[i]);
@@ -1115,7 +1228,8 @@ static asg_status enqueue_all(cuda_exec *x) {
       const asg_op op = role == FUSE_RUN ? x->r.plan.steps[i].op : ASG_OP_ADAM_PARAM;
       x->op_ms[op] += ms;
       x->step_ms[i] += ms;
-      if (role != FUSE_SKIP && !(x->ln_skip && x->ln_skip[i])) x->op_calls[op]++;
+      if (role != FUSE_SKIP && !(x->ln_skip && x->ln_skip[i]) && !(x->epi.skip && x->epi.skip[i]))
+        x->op_calls[op]++;
     }
     x->prof_runs += x->runs > 0;
   }

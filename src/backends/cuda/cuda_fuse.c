@@ -565,7 +565,7 @@ static bool push_chain(asg_cuda_fusion *f, const chain *c) {
   return true;
 }
 
-asg_status asg_cuda_fuse_plan(const asg_resolved *r, asg_cuda_fusion *f) {
+asg_status asg_cuda_fuse_plan(const asg_resolved *r, const char *exclude, asg_cuda_fusion *f) {
   const int n = r->plan.n_steps;
   memset(f, 0, sizeof *f);
   const char *env = getenv("ASG_CUDA_FUSE");
@@ -575,7 +575,7 @@ asg_status asg_cuda_fuse_plan(const asg_resolved *r, asg_cuda_fusion *f) {
   chain *c = malloc(sizeof *c), *t = malloc(sizeof *t), *best = malloc(sizeof *best);
   if (!f->role || !f->group || !c || !t || !best) goto oom;
   for (int i = 0; i < n;) {
-    if (!start_chain(r, c, i)) {
+    if ((exclude && exclude[i]) || !start_chain(r, c, i)) {
       i++;
       continue;
     }
@@ -584,7 +584,7 @@ asg_status asg_cuda_fuse_plan(const asg_resolved *r, asg_cuda_fusion *f) {
     int best_last = -1;
     for (int j = i + 1; j < n; j++) {
       *t = *c;
-      if (!add_step(r, t, j)) break;
+      if ((exclude && exclude[j]) || !add_step(r, t, j)) break;
       *c = *t;
       if (c->g.n_ops >= 2) {
         *t = *c;

@@ -202,11 +202,11 @@ constexpr int kCandidates = 8, kTimed = 3;
 
 struct GemmKey {
   int64_t m, n, k, lda, ldb, ldc, batch, sa, sb, sc;
-  int ta, tb, ty, ct, align, tune;
+  int ta, tb, ty, ct, align, tune, epi;
   bool operator==(const GemmKey &o) const {
     return m == o.m && n == o.n && k == o.k && lda == o.lda && ldb == o.ldb && ldc == o.ldc &&
            batch == o.batch && sa == o.sa && sb == o.sb && sc == o.sc && ta == o.ta && tb == o.tb &&
-           ty == o.ty && ct == o.ct && align == o.align && tune == o.tune;
+           ty == o.ty && ct == o.ct && align == o.align && tune == o.tune && epi == o.epi;
   }
 };
 
@@ -227,6 +227,7 @@ struct LtPlan {
   cublasLtMatmulAlgo_t algo;
   size_t ws;
   asg_dtype low; // ASG_BF16 / ASG_F16: operands converted into the workspace first
+  bool epi_lt;   // the call's epilogue (c->epi_act) runs in cuBLASLt, not in epi_kernel
 };
 
 void lt_plan_free(void *state) {
@@ -257,6 +258,32 @@ bool lt_layout(cublasLtMatrixLayout_t *l, cudaDataType_t ty, int64_t rows, int64
                                           sizeof stride) == CUBLAS_STATUS_SUCCESS;
 }
 
+// ---- epilogue after the product (c->epi_act where cuBLASLt cannot) ----
+// y [rows, N] = act(y + bias [N]), in place; the activations are those of
+// the unary ops (cuda_elementwise.cu), GELU in its tanh form.
+__global__ void epi_kernel(float *__restrict__ y, const float *__restrict__ bias, int64_t n,
+                           int64_t N, int act) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+       i += (int64_t)gridDim.x * blockDim.x) {
+    float v = y[i] + bias[i % N];
+    if (act == ASG_CUDA_EPI_RELU) {
+      v = v > 0.f ? v : 0.f;
+    } else if (act == ASG_CUDA_EPI_GELU_TANH) {
+      const float u = 0.7978845608028654f * (v + 0.044715f * v * v * v);
+      v = 0.5f * v * (1.f + tanhf(u));
+    }
+    y[i] = v;
+  }
+}
+
+asg_status epi_apply(const asg_cuda_call *c) {
+  const int64_t n = asg_shape_numel(c->s->out.shape);
+  const int64_t N = c->s->out.shape.dims[c->s->out.shape.ndim - 1];
+  epi_kernel<<<asg_cuda_blocks(n, 256), 256, 0, c->ctx->stream>>>(
+      (float *)c->epi_out, (const float *)c->epi_bias, n, N, c->epi_act);
+  return asg_cuda_check(c);
+}
+
 // The product with algorithm algo; with 16-bit operands they are converted
 // into the step's workspace first.
 asg_status lt_launch(const asg_cuda_call *c, const LtPlan *p, const cublasLtMatmulAlgo_t *algo,
@@ -278,10 +305,40 @@ asg_status lt_launch(const asg_cuda_call *c, const LtPlan *p, const cublasLtMatm
     a = dst[0], b = dst[1];
   }
   float one = 1.0f, zero = 0.0f;
-  cublasStatus_t st =
-      cublasLtMatmul(c->ctx->lt, p->op, &one, b, p->la, a, p->lb, &zero, c->out, p->lc, c->out,
-                     p->lc, algo, c->ctx->blas_ws, ws, c->ctx->stream);
-  return st == CUBLAS_STATUS_SUCCESS ? asg_cuda_check(c) : blas_err(c, st);
+  void *d = c->epi_out ? c->epi_out : c->out;
+  cublasStatus_t st = cublasLtMatmul(c->ctx->lt, p->op, &one, b, p->la, a, p->lb, &zero, d, p->lc,
+                                     d, p->lc, algo, c->ctx->blas_ws, ws, c->ctx->stream);
+  if (st != CUBLAS_STATUS_SUCCESS) return blas_err(c, st);
+  return c->epi_act && !p->epi_lt ? epi_apply(c) : asg_cuda_check(c);
+}
+
+// The descriptor of the product, with c's epilogue when with_epi (false:
+// cuBLASLt refused it).
+bool lt_desc(LtPlan *lp, const asg_cuda_call *c, cublasComputeType_t ct, cublasOperation_t opb,
+             cublasOperation_t opa, bool with_epi) {
+  if (lp->op) cublasLtMatmulDescDestroy(lp->op);
+  lp->op = NULL;
+  lp->epi_lt = false;
+  if (cublasLtMatmulDescCreate(&lp->op, ct, CUDA_R_32F) != CUBLAS_STATUS_SUCCESS ||
+      cublasLtMatmulDescSetAttribute(lp->op, CUBLASLT_MATMUL_DESC_TRANSA, &opb, sizeof opb) !=
+          CUBLAS_STATUS_SUCCESS ||
+      cublasLtMatmulDescSetAttribute(lp->op, CUBLASLT_MATMUL_DESC_TRANSB, &opa, sizeof opa) !=
+          CUBLAS_STATUS_SUCCESS)
+    return false;
+  if (!with_epi || !c->epi_act) return true;
+  // the bias runs along cuBLAS's rows (our N), as the epilogue adds it
+  const cublasLtEpilogue_t ep = c->epi_act == ASG_CUDA_EPI_RELU        ? CUBLASLT_EPILOGUE_RELU_BIAS
+                                : c->epi_act == ASG_CUDA_EPI_GELU_TANH ? CUBLASLT_EPILOGUE_GELU_BIAS
+                                                                       : CUBLASLT_EPILOGUE_BIAS;
+  const int32_t bt = CUDA_R_32F;
+  lp->epi_lt =
+      cublasLtMatmulDescSetAttribute(lp->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &ep, sizeof ep) ==
+          CUBLAS_STATUS_SUCCESS &&
+      cublasLtMatmulDescSetAttribute(lp->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &c->epi_bias,
+                                     sizeof c->epi_bias) == CUBLAS_STATUS_SUCCESS &&
+      cublasLtMatmulDescSetAttribute(lp->op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof bt) ==
+          CUBLAS_STATUS_SUCCESS;
+  return lp->epi_lt;
 }
 
 // Times one algorithm: median-free minimum of kTimed runs after one warm-up
@@ -341,7 +398,8 @@ asg_status mm_prepare(const asg_cuda_call *c, void **state) {
   const int64_t batch = tall ? 1 : p.nbatch;
   GemmKey key = {
       p.M,       p.N,       p.K,  p.lda, p.ldb,    p.N,     batch, p.astride,
-      p.bstride, p.M * p.N, p.ta, p.tb,  (int)tab, (int)ct, 0,     !env_off("ASG_CUDA_GEMM_TUNE")};
+      p.bstride, p.M * p.N, p.ta, p.tb,  (int)tab, (int)ct, 0,     !env_off("ASG_CUDA_GEMM_TUNE"),
+      c->epi_act};
   key.m = tall ? p.nbatch * p.M : p.M;
   int al = align_of(c->in[0]);
   if (align_of(c->in[1]) < al) al = align_of(c->in[1]);
@@ -356,11 +414,8 @@ asg_status mm_prepare(const asg_cuda_call *c, void **state) {
   // column-major views (top of the file): our b [Rb, Cb] is cuBLAS's first
   // operand, col-major [Cb, Rb]; our a second; the output [M, N] is [N, M]
   const int64_t rows_b = p.tb ? p.N : p.K;
-  bool ok = cublasLtMatmulDescCreate(&lp->op, ct, CUDA_R_32F) == CUBLAS_STATUS_SUCCESS &&
-            cublasLtMatmulDescSetAttribute(lp->op, CUBLASLT_MATMUL_DESC_TRANSA, &opb, sizeof opb) ==
-                CUBLAS_STATUS_SUCCESS &&
-            cublasLtMatmulDescSetAttribute(lp->op, CUBLASLT_MATMUL_DESC_TRANSB, &opa, sizeof opa) ==
-                CUBLAS_STATUS_SUCCESS &&
+  // with the epilogue when cuBLASLt takes it (else epi_kernel runs after)
+  bool ok = (lt_desc(lp, c, ct, opb, opa, true) || lt_desc(lp, c, ct, opb, opa, false)) &&
             lt_layout(&lp->la, tab, p.ldb, rows_b, p.ldb, batch, p.bstride) &&
             lt_layout(&lp->lb, tab, p.lda, rows_a, p.lda, batch, p.astride) &&
             lt_layout(&lp->lc, ty, p.N, key.m, p.N, batch, p.M * p.N);
@@ -368,6 +423,7 @@ asg_status mm_prepare(const asg_cuda_call *c, void **state) {
     lt_plan_free(lp);
     return ASG_OK;
   }
+  if (c->epi_act && !lp->epi_lt) key.epi = -c->epi_act; // planned without it
   GemmCache *cache = (GemmCache *)c->ctx->gemm_cache;
   for (int i = 0; cache && i < cache->n; i++)
     if (cache->v[i].key == key) {
@@ -388,6 +444,14 @@ asg_status mm_prepare(const asg_cuda_call *c, void **state) {
                                      &nres) != CUBLAS_STATUS_SUCCESS)
     nres = 0;
   if (pref) cublasLtMatmulPreferenceDestroy(pref);
+  if (nres == 0 && lp->epi_lt) { // no algorithm with the epilogue: plan without it
+    lt_plan_free(lp);
+    asg_cuda_call plain = *c;
+    plain.epi_act = 0;
+    asg_status st = mm_prepare(&plain, state);
+    if (*state) ((LtPlan *)*state)->epi_lt = false;
+    return st;
+  }
   int best = -1;
   if (nres == 1 && res[0].state == CUBLAS_STATUS_SUCCESS) best = 0;
   if (nres > 1) {
@@ -455,13 +519,14 @@ asg_status mm_run(const asg_cuda_call *c) {
   // cuBLAS operand 1 = b, operand 2 = a; op flags follow each operand's transpose
   cublasOperation_t opb = p.tb ? CUBLAS_OP_T : CUBLAS_OP_N, opa = p.ta ? CUBLAS_OP_T : CUBLAS_OP_N;
   const char *A = (const char *)c->in[0], *B = (const char *)c->in[1];
-  char *C = (char *)c->out;
+  char *C = (char *)(c->epi_out ? c->epi_out : c->out);
   int m = (int)p.N, k = (int)p.K, lda = (int)p.lda, ldb = (int)p.ldb, ldc = (int)p.N;
 
   if (p.kind == MM_TALL) { // C[batch*M, N] = A[batch*M, K] op(B)
     st = cublasGemmEx(h, opb, CUBLAS_OP_N, m, (int)(p.nbatch * p.M), k, alpha, B, ty, ldb, A, ty,
                       lda, beta, C, ty, ldc, ct, CUBLAS_GEMM_DEFAULT);
-    return st == CUBLAS_STATUS_SUCCESS ? asg_cuda_check(c) : blas_err(c, st);
+    if (st != CUBLAS_STATUS_SUCCESS) return blas_err(c, st);
+    return c->epi_act ? epi_apply(c) : asg_cuda_check(c);
   }
   int n = (int)p.M;
   if (p.kind == MM_STRIDED) {
@@ -474,7 +539,7 @@ asg_status mm_run(const asg_cuda_call *c) {
           CUBLAS_GEMM_DEFAULT);
       if (st != CUBLAS_STATUS_SUCCESS) return blas_err(c, st);
     }
-    return asg_cuda_check(c);
+    return c->epi_act ? epi_apply(c) : asg_cuda_check(c);
   }
   // general broadcast: pointer arrays built on the device, in the workspace
   BatchMap bm = {};
@@ -497,7 +562,7 @@ asg_status mm_run(const asg_cuda_call *c) {
                              pc + b0, ty, ldc, cnt, ct, CUBLAS_GEMM_DEFAULT);
     if (st != CUBLAS_STATUS_SUCCESS) return blas_err(c, st);
   }
-  return asg_cuda_check(c);
+  return c->epi_act ? epi_apply(c) : asg_cuda_check(c);
 }
 
 } // namespace

@@ -71,11 +71,19 @@ typedef struct asg_cuda_call {
   const void *epi_bias;
   void *epi_out;
   int epi_act; /* ASG_CUDA_EPI_* */
+  /* matmul a^T b: also the column sums of a ([R, C] -> [C], f32: a linear
+   * layer's bias gradient) into bgrad_out, in cuBLASLt's epilogue; the sum
+   * step then launches nothing (cuda_backend.c plans it). */
+  void *bgrad_out;
 } asg_cuda_call;
 
 enum { ASG_CUDA_EPI_BIAS = 1, ASG_CUDA_EPI_RELU = 2, ASG_CUDA_EPI_GELU_TANH = 3 };
 
 enum { ASG_CUDA_HALF_NONE = 0, ASG_CUDA_HALF_MAKE = 1, ASG_CUDA_HALF_READY = 2 };
+
+/* Whether a product's plan (.prepare state) computes the bias gradient
+ * asked for by bgrad_out (else its sum step must run). */
+bool asg_cuda_mm_bgrad(const void *state);
 
 /* The 16-bit dtype a product's plan (its .prepare state) converts its f32
  * operands to, or ASG_F32 when it converts nothing (cuda_matmul.cu). */

@@ -734,11 +734,12 @@ typedef struct epi_plan {
   int *end;          /* per matmul: the step whose output it writes (-1: none) */
   signed char *act;  /* per matmul: ASG_CUDA_EPI_* */
   const void **bias; /* per matmul: the bias */
+  int *bgrad;        /* per matmul: the sum step whose output it also writes (-1: none) */
   char *skip;        /* per step: computed by a product's epilogue */
 } epi_plan;
 
 static void epi_free(epi_plan *e) {
-  free(e->end), free(e->act), free(e->bias), free(e->skip);
+  free(e->end), free(e->act), free(e->bias), free(e->bgrad), free(e->skip);
   memset(e, 0, sizeof *e);
 }
 
@@ -776,6 +777,49 @@ static int bias_operand(const asg_resolved *r, int i, int j) {
   return b;
 }
 
+/* Sum step s over all but the last axis of a [.., C] f32 tensor (a bias
+ * gradient): the nearby product a^T b (a [R, C], the same bytes) that can
+ * compute it in its epilogue, or -1. Its output is then written at the
+ * product's turn, so between the two no step may write a or touch that
+ * output, which may not share bytes with the product's. taken[]: products
+ * already given a sum. */
+enum { BGRAD_WINDOW = 24 };
+
+static int bgrad_partner(const asg_resolved *r, int s, const int *taken) {
+  const asg_step *u = &r->plan.steps[s];
+  if (u->op != ASG_OP_SUM) return -1;
+  const int nd = u->in[0].shape.ndim;
+  if (u->out.dtype != ASG_F32 || u->in[0].dtype != ASG_F32 || nd < 2 ||
+      u->attr.i[0] != ((int64_t)1 << (nd - 1)) - 1 || asg_shape_numel(u->out.shape) == 0 ||
+      (uintptr_t)r->out[s] % 16 || u->out_buf.kind != ASG_BUF_ARENA)
+    return -1;
+  const asg_cuda_range x = asg_cuda_in_range(r, s, 0), o = asg_cuda_out_range(r, s);
+  for (int d = 1; d <= BGRAD_WINDOW; d++)
+    for (int sg = -1; sg <= 1; sg += 2) {
+      const int i = s + sg * d;
+      if (i < 0 || i >= r->plan.n_steps || taken[i] >= 0) continue;
+      const asg_step *m = &r->plan.steps[i];
+      if (m->op != ASG_OP_MATMUL || m->out.dtype != ASG_F32 || !m->attr.i[0] || m->attr.i[1] ||
+          m->in[0].shape.ndim != 2 || m->in[1].shape.ndim != 2 ||
+          m->in[0].shape.dims[1] != u->in[0].shape.dims[nd - 1])
+        continue;
+      const asg_cuda_range a = asg_cuda_in_range(r, i, 0);
+      if (a.lo != x.lo || a.hi != x.hi || asg_cuda_overlap(asg_cuda_out_range(r, i), o) ||
+          asg_cuda_overlap(asg_cuda_in_range(r, i, 1), o) || asg_cuda_overlap(a, o))
+        continue;
+      const int lo = i < s ? i : s, hi = i < s ? s : i;
+      bool ok = true;
+      for (int t = lo + 1; ok && t < hi; t++) {
+        const asg_cuda_range w = written_range(r, t);
+        ok = !asg_cuda_overlap(w, o) && !asg_cuda_overlap(w, x);
+        for (int q = 0; ok && q < r->plan.steps[t].n_in && !noop_step(r, t); q++)
+          ok = !asg_cuda_overlap(asg_cuda_in_range(r, t, q), o);
+      }
+      if (ok) return i;
+    }
+  return -1;
+}
+
 static asg_status epi_plan_make(const asg_resolved *r, epi_plan *e) {
   const int n = r->plan.n_steps;
   const char *env = getenv("ASG_CUDA_EPILOGUE");
@@ -784,10 +828,13 @@ static asg_status epi_plan_make(const asg_resolved *r, epi_plan *e) {
   e->act = calloc((size_t)n + 1, 1);
   e->bias = calloc((size_t)n + 1, sizeof *e->bias);
   e->skip = calloc((size_t)n + 1, 1);
-  if (!e->end || !e->act || !e->bias || !e->skip) {
+  e->bgrad = malloc(sizeof *e->bgrad * ((size_t)n + 1));
+  if (!e->end || !e->act || !e->bias || !e->skip || !e->bgrad) {
     epi_free(e);
     return asg__error(ASG_ERR_OOM, "cuda: out of memory");
   }
+  for (int i = 0; i < n; i++)
+    e->bgrad[i] = -1;
   for (int i = 0; i < n; i++) {
     e->end[i] = -1;
     const asg_step *m = &r->plan.steps[i];
@@ -824,7 +871,19 @@ static asg_status epi_plan_make(const asg_resolved *r, epi_plan *e) {
     e->skip[j] = 1;
     e->skip[end] = 1;
   }
+  const char *bg = getenv("ASG_CUDA_BGRAD");
+  for (int i = 0; i < n && !(bg && bg[0] == '0'); i++) {
+    const int k = bgrad_partner(r, i, e->bgrad);
+    if (k >= 0) e->bgrad[k] = i, e->skip[i] = 1;
+  }
   return ASG_OK;
+}
+
+/* After the products' .prepare: a sum whose product could not take it runs. */
+static void epi_settle(const asg_resolved *r, void *const *state, epi_plan *e) {
+  for (int i = 0; e->bgrad && i < r->plan.n_steps; i++)
+    if (e->bgrad[i] >= 0 && !asg_cuda_mm_bgrad(state[i]))
+      e->skip[e->bgrad[i]] = 0, e->bgrad[i] = -1;
 }
 
 /* ---- shared 16-bit operand copies (bf16_matmul / fp16_matmul) ----
@@ -1116,7 +1175,8 @@ static asg_cuda_call step_call(const cuda_exec *x, int i) {
       .fused_out = x->ln_partner && x->ln_partner[i] >= 0 ? x->r.out[x->ln_partner[i]] : NULL,
       .epi_bias = x->epi.end && x->epi.end[i] >= 0 ? x->epi.bias[i] : NULL,
       .epi_out = x->epi.end && x->epi.end[i] >= 0 ? x->r.out[x->epi.end[i]] : NULL,
-      .epi_act = x->epi.end && x->epi.end[i] >= 0 ? x->epi.act[i] : 0};
+      .epi_act = x->epi.end && x->epi.end[i] >= 0 ? x->epi.act[i] : 0,
+      .bgrad_out = x->epi.bgrad && x->epi.bgrad[i] >= 0 ? x->r.out[x->epi.bgrad[i]] : NULL};
 }
 
 static asg_status cuda_exec_create(void *dev, const asg_plan *plan, const asg_buffers *bufs,
@@ -1179,6 +1239,7 @@ static asg_status cuda_exec_create(void *dev, const asg_plan *plan, const asg_bu
     asg_cuda_call c = step_call(x, i);
     st = table[s->op].prepare(&c, &x->state[i]);
   }
+  if (!st) epi_settle(&x->r, x->state, &x->epi);
   if (!st) st = half_plan(&x->r, x->state, &x->half);
   if (st) {
     cuda_exec_destroy(x);

@@ -228,6 +228,7 @@ struct LtPlan {
   size_t ws;
   asg_dtype low; // ASG_BF16 / ASG_F16: operands converted into the workspace first
   bool epi_lt;   // the call's epilogue (c->epi_act) runs in cuBLASLt, not in epi_kernel
+  bool bgrad;    // the epilogue also writes c->bgrad_out
 };
 
 void lt_plan_free(void *state) {
@@ -325,20 +326,26 @@ bool lt_desc(LtPlan *lp, const asg_cuda_call *c, cublasComputeType_t ct, cublasO
       cublasLtMatmulDescSetAttribute(lp->op, CUBLASLT_MATMUL_DESC_TRANSB, &opa, sizeof opa) !=
           CUBLAS_STATUS_SUCCESS)
     return false;
-  if (!with_epi || !c->epi_act) return true;
-  // the bias runs along cuBLAS's rows (our N), as the epilogue adds it
-  const cublasLtEpilogue_t ep = c->epi_act == ASG_CUDA_EPI_RELU        ? CUBLASLT_EPILOGUE_RELU_BIAS
+  lp->bgrad = false;
+  if (!with_epi || (!c->epi_act && !c->bgrad_out)) return true;
+  // The bias runs along cuBLAS's rows (our N), as the epilogue adds it. The
+  // bias gradient: column sums of our a, cuBLAS's second operand reduced
+  // over k, one per column of cuBLAS's output (our row).
+  const cublasLtEpilogue_t ep = c->bgrad_out                           ? CUBLASLT_EPILOGUE_BGRADB
+                                : c->epi_act == ASG_CUDA_EPI_RELU      ? CUBLASLT_EPILOGUE_RELU_BIAS
                                 : c->epi_act == ASG_CUDA_EPI_GELU_TANH ? CUBLASLT_EPILOGUE_GELU_BIAS
                                                                        : CUBLASLT_EPILOGUE_BIAS;
+  const void *ptr = c->bgrad_out ? c->bgrad_out : c->epi_bias;
   const int32_t bt = CUDA_R_32F;
-  lp->epi_lt =
-      cublasLtMatmulDescSetAttribute(lp->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &ep, sizeof ep) ==
-          CUBLAS_STATUS_SUCCESS &&
-      cublasLtMatmulDescSetAttribute(lp->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &c->epi_bias,
-                                     sizeof c->epi_bias) == CUBLAS_STATUS_SUCCESS &&
-      cublasLtMatmulDescSetAttribute(lp->op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof bt) ==
-          CUBLAS_STATUS_SUCCESS;
-  return lp->epi_lt;
+  const bool ok = cublasLtMatmulDescSetAttribute(lp->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &ep,
+                                                 sizeof ep) == CUBLAS_STATUS_SUCCESS &&
+                  cublasLtMatmulDescSetAttribute(lp->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &ptr,
+                                                 sizeof ptr) == CUBLAS_STATUS_SUCCESS &&
+                  cublasLtMatmulDescSetAttribute(lp->op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt,
+                                                 sizeof bt) == CUBLAS_STATUS_SUCCESS;
+  lp->epi_lt = ok && c->epi_act;
+  lp->bgrad = ok && c->bgrad_out;
+  return ok;
 }
 
 // Times one algorithm: median-free minimum of kTimed runs after one warm-up
@@ -396,10 +403,23 @@ asg_status mm_prepare(const asg_cuda_call *c, void **state) {
   const bool tall = p.kind == MM_TALL;
   const int64_t rows_a = tall ? p.nbatch * p.M : (p.ta ? p.K : p.M); // stored rows of our a
   const int64_t batch = tall ? 1 : p.nbatch;
-  GemmKey key = {
-      p.M,       p.N,       p.K,  p.lda, p.ldb,    p.N,     batch, p.astride,
-      p.bstride, p.M * p.N, p.ta, p.tb,  (int)tab, (int)ct, 0,     !env_off("ASG_CUDA_GEMM_TUNE"),
-      c->epi_act};
+  GemmKey key = {p.M,
+                 p.N,
+                 p.K,
+                 p.lda,
+                 p.ldb,
+                 p.N,
+                 batch,
+                 p.astride,
+                 p.bstride,
+                 p.M * p.N,
+                 p.ta,
+                 p.tb,
+                 (int)tab,
+                 (int)ct,
+                 0,
+                 !env_off("ASG_CUDA_GEMM_TUNE"),
+                 c->bgrad_out ? 4 : c->epi_act};
   key.m = tall ? p.nbatch * p.M : p.M;
   int al = align_of(c->in[0]);
   if (align_of(c->in[1]) < al) al = align_of(c->in[1]);
@@ -423,7 +443,7 @@ asg_status mm_prepare(const asg_cuda_call *c, void **state) {
     lt_plan_free(lp);
     return ASG_OK;
   }
-  if (c->epi_act && !lp->epi_lt) key.epi = -c->epi_act; // planned without it
+  if (!lp->epi_lt && !lp->bgrad) key.epi = 0; // planned without an epilogue
   GemmCache *cache = (GemmCache *)c->ctx->gemm_cache;
   for (int i = 0; cache && i < cache->n; i++)
     if (cache->v[i].key == key) {
@@ -444,13 +464,12 @@ asg_status mm_prepare(const asg_cuda_call *c, void **state) {
                                      &nres) != CUBLAS_STATUS_SUCCESS)
     nres = 0;
   if (pref) cublasLtMatmulPreferenceDestroy(pref);
-  if (nres == 0 && lp->epi_lt) { // no algorithm with the epilogue: plan without it
+  if (nres == 0 && (lp->epi_lt || lp->bgrad)) { // no algorithm with the epilogue: plan without
     lt_plan_free(lp);
     asg_cuda_call plain = *c;
     plain.epi_act = 0;
-    asg_status st = mm_prepare(&plain, state);
-    if (*state) ((LtPlan *)*state)->epi_lt = false;
-    return st;
+    plain.bgrad_out = NULL;
+    return mm_prepare(&plain, state);
   }
   int best = -1;
   if (nres == 1 && res[0].state == CUBLAS_STATUS_SUCCESS) best = 0;
@@ -572,6 +591,10 @@ extern "C" void asg_cuda_register_matmul(asg_cuda_kernel *t) {
   t[ASG_OP_MATMUL].ws = mm_ws;
   t[ASG_OP_MATMUL].prepare = mm_prepare;
   t[ASG_OP_MATMUL].release = lt_plan_free;
+}
+
+extern "C" bool asg_cuda_mm_bgrad(const void *state) {
+  return state && ((const LtPlan *)state)->bgrad;
 }
 
 extern "C" asg_dtype asg_cuda_mm_low(const void *state) {

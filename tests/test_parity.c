@@ -1925,6 +1925,49 @@ static void case_epilogue(int variant) {
   asg_graph_free(g);
 }
 
+/* Residual add + layernorm, which a backend may run as one kernel (CUDA:
+ * docs/backends.md): h = x + r, y = layernorm(h), out = y W + h (the sum is
+ * read again after the layernorm, as a residual stream is), values and
+ * gradients against the CPU. 1: a step between the add and the layernorm
+ * reads h (nothing folds); 2: rows of 1100 (a block per row); 3: bf16
+ * products (the layernorm then writes their 16-bit copy). */
+static void case_add_ln(int variant) {
+  const int R = 48, C = variant == 2 ? 1100 : 64;
+  asg_graph *g = asg_graph_new();
+  double *vx = rv(R * C, -2, 2, false), *vr = rv(R * C, -1, 1, false);
+  double *vg = rv(C, 0.5, 1.5, false), *vb = rv(C, -0.5, 0.5, false);
+  double *vw = rv(C * C, -0.2, 0.2, false), *vu = rv(R * C, -1, 1, false);
+  float *fx = to_dtype(ASG_F32, vx, R * C), *fr = to_dtype(ASG_F32, vr, R * C);
+  float *fg = to_dtype(ASG_F32, vg, C), *fb = to_dtype(ASG_F32, vb, C);
+  float *fw = to_dtype(ASG_F32, vw, C * C), *fu = to_dtype(ASG_F32, vu, R * C);
+  asg_tensor *x = asg_constant(g, ASG_F32, ASG_SHAPE(R, C), fx);
+  asg_tensor *rr = asg_constant(g, ASG_F32, ASG_SHAPE(R, C), fr);
+  asg_tensor *gm = asg_constant(g, ASG_F32, ASG_SHAPE(C), fg);
+  asg_tensor *bt = asg_constant(g, ASG_F32, ASG_SHAPE(C), fb);
+  asg_tensor *w = asg_constant(g, ASG_F32, ASG_SHAPE(C, C), fw);
+  asg_tensor *u = asg_constant(g, ASG_F32, ASG_SHAPE(R, C), fu);
+  asg_tensor *h = asg_add(x, rr);
+  asg_tensor *pre = variant == 1 ? asg_mul_scalar(h, 2.0) : NULL;
+  asg_tensor *y = asg_layernorm(h, gm, bt, 1e-5);
+  asg_tensor *out = asg_add(asg_matmul(y, w), h);
+  if (pre) out = asg_add(out, pre);
+  asg_tensor *loss = asg_sum(asg_mul(out, u), ASG_AXES(0, 1), false);
+  asg_tensor *wrt[4] = {x, rr, gm, bt}, *outs[5] = {out, NULL, NULL, NULL, NULL};
+  static const char *const name[] = {
+      "residual add + layernorm [48,64]: values and gradients",
+      "residual add read before its layernorm: values and gradients",
+      "residual add + layernorm [48,1100]: values and gradients",
+      "residual add + layernorm, bf16 products: values and gradients"};
+  asg_compile_opts opt = {.bf16_matmul = variant == 3};
+  if (asg_grad(loss, 4, wrt, outs + 1) == ASG_OK)
+    cmp_flagged(g, 5, outs, opt, variant == 3 ? 2e-2 : 1e-4, name[variant]);
+  else
+    report(name[variant], 0, asg_last_error());
+  free(vx), free(vr), free(vg), free(vb), free(vw), free(vu);
+  free(fx), free(fr), free(fg), free(fb), free(fw), free(fu);
+  asg_graph_free(g);
+}
+
 int main(int argc, char **argv) {
   if (argc > 1) g_backend = argv[1];
   g_filter = getenv("ASG_PARITY_FILTER");
@@ -1974,6 +2017,8 @@ int main(int argc, char **argv) {
     case_fast_attention(mode);
   for (int v = 0; v < 6; v++)
     case_epilogue(v);
+  for (int v = 0; v < 4; v++)
+    case_add_ln(v);
   case_shared_half();
   case_ce_half(0);
   case_ce_half(1);

@@ -75,6 +75,9 @@ typedef struct asg_cuda_call {
    * layer's bias gradient) into bgrad_out, in cuBLASLt's epilogue; the sum
    * step then launches nothing (cuda_backend.c plans it). */
   void *bgrad_out;
+  /* layernorm: its input is the sum ln_add[0] + ln_add[1] of an add step
+   * folded in (cuda_backend.c): computed and written to in[0] first. */
+  const void *ln_add[2];
 } asg_cuda_call;
 
 enum { ASG_CUDA_EPI_BIAS = 1, ASG_CUDA_EPI_RELU = 2, ASG_CUDA_EPI_GELU_TANH = 3 };

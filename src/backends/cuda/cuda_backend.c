@@ -735,11 +735,12 @@ typedef struct epi_plan {
   signed char *act;  /* per matmul: ASG_CUDA_EPI_* */
   const void **bias; /* per matmul: the bias */
   int *bgrad;        /* per matmul: the sum step whose output it also writes (-1: none) */
+  int *ln_add;       /* per layernorm: the add step it computes first (-1: none) */
   char *skip;        /* per step: computed by a product's epilogue */
 } epi_plan;
 
 static void epi_free(epi_plan *e) {
-  free(e->end), free(e->act), free(e->bias), free(e->bgrad), free(e->skip);
+  free(e->end), free(e->act), free(e->bias), free(e->bgrad), free(e->ln_add), free(e->skip);
   memset(e, 0, sizeof *e);
 }
 
@@ -820,6 +821,39 @@ static int bgrad_partner(const asg_resolved *r, int s, const int *taken) {
   return -1;
 }
 
+/* Residual add + layernorm: layernorm step l whose input x was last written
+ * by an add of two tensors of x's shape (f32 or f64, an arena value): the
+ * layernorm computes the add first (cuda_nn.cu) and the add launches
+ * nothing. x is then written at the layernorm's turn, so no step in between
+ * may read or write x or write the addends, which may not share x's bytes.
+ * Returns the add step or -1; skip[]: steps already folded elsewhere. */
+static int add_ln_partner(const asg_resolved *r, int l, const char *skip) {
+  const asg_step *u = &r->plan.steps[l];
+  if (u->op != ASG_OP_LAYERNORM || (u->out.dtype != ASG_F32 && u->out.dtype != ASG_F64)) return -1;
+  const asg_cuda_range x = asg_cuda_in_range(r, l, 0);
+  int a = l - 1;
+  while (a >= 0 && !asg_cuda_overlap(written_range(r, a), x))
+    a--;
+  if (a < 0 || skip[a]) return -1;
+  const asg_step *s = &r->plan.steps[a];
+  const asg_cuda_range o = asg_cuda_out_range(r, a);
+  if (s->op != ASG_OP_ADD || s->n_in != 2 || o.lo != x.lo || o.hi != x.hi || s->keep ||
+      s->out_buf.kind != ASG_BUF_ARENA || !same_desc(&s->out, &u->in[0]) ||
+      !same_desc(&s->in[0], &s->out) || !same_desc(&s->in[1], &s->out))
+    return -1;
+  for (int m = 0; m < 2; m++)
+    if (asg_cuda_overlap(asg_cuda_in_range(r, a, m), x)) return -1;
+  for (int t = a + 1; t < l; t++) {
+    const asg_cuda_range w = written_range(r, t);
+    if (asg_cuda_overlap(w, x) || asg_cuda_overlap(w, asg_cuda_in_range(r, a, 0)) ||
+        asg_cuda_overlap(w, asg_cuda_in_range(r, a, 1)))
+      return -1;
+    for (int q = 0; q < r->plan.steps[t].n_in && !noop_step(r, t); q++)
+      if (asg_cuda_overlap(asg_cuda_in_range(r, t, q), x)) return -1;
+  }
+  return a;
+}
+
 static asg_status epi_plan_make(const asg_resolved *r, epi_plan *e) {
   const int n = r->plan.n_steps;
   const char *env = getenv("ASG_CUDA_EPILOGUE");
@@ -829,12 +863,13 @@ static asg_status epi_plan_make(const asg_resolved *r, epi_plan *e) {
   e->bias = calloc((size_t)n + 1, sizeof *e->bias);
   e->skip = calloc((size_t)n + 1, 1);
   e->bgrad = malloc(sizeof *e->bgrad * ((size_t)n + 1));
-  if (!e->end || !e->act || !e->bias || !e->skip || !e->bgrad) {
+  e->ln_add = malloc(sizeof *e->ln_add * ((size_t)n + 1));
+  if (!e->end || !e->act || !e->bias || !e->skip || !e->bgrad || !e->ln_add) {
     epi_free(e);
     return asg__error(ASG_ERR_OOM, "cuda: out of memory");
   }
   for (int i = 0; i < n; i++)
-    e->bgrad[i] = -1;
+    e->bgrad[i] = e->ln_add[i] = -1;
   for (int i = 0; i < n; i++) {
     e->end[i] = -1;
     const asg_step *m = &r->plan.steps[i];
@@ -875,6 +910,11 @@ static asg_status epi_plan_make(const asg_resolved *r, epi_plan *e) {
   for (int i = 0; i < n && !(bg && bg[0] == '0'); i++) {
     const int k = bgrad_partner(r, i, e->bgrad);
     if (k >= 0) e->bgrad[k] = i, e->skip[i] = 1;
+  }
+  const char *la = getenv("ASG_CUDA_ADD_LN");
+  for (int i = 0; i < n && !(la && la[0] == '0'); i++) {
+    const int a = add_ln_partner(r, i, e->skip);
+    if (a >= 0) e->ln_add[i] = a, e->skip[a] = 1;
   }
   return ASG_OK;
 }
@@ -1176,7 +1216,9 @@ static asg_cuda_call step_call(const cuda_exec *x, int i) {
       .epi_bias = x->epi.end && x->epi.end[i] >= 0 ? x->epi.bias[i] : NULL,
       .epi_out = x->epi.end && x->epi.end[i] >= 0 ? x->r.out[x->epi.end[i]] : NULL,
       .epi_act = x->epi.end && x->epi.end[i] >= 0 ? x->epi.act[i] : 0,
-      .bgrad_out = x->epi.bgrad && x->epi.bgrad[i] >= 0 ? x->r.out[x->epi.bgrad[i]] : NULL};
+      .bgrad_out = x->epi.bgrad && x->epi.bgrad[i] >= 0 ? x->r.out[x->epi.bgrad[i]] : NULL,
+      .ln_add = {x->epi.ln_add && x->epi.ln_add[i] >= 0 ? x->r.in[x->epi.ln_add[i]][0] : NULL,
+                 x->epi.ln_add && x->epi.ln_add[i] >= 0 ? x->r.in[x->epi.ln_add[i]][1] : NULL}};
 }
 
 static asg_status cuda_exec_create(void *dev, const asg_plan *plan, const asg_buffers *bufs,

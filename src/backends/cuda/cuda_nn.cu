@@ -98,14 +98,22 @@ __device__ void ln_stats(const T *xr, int64_t C, double eps, int lane, int nthr,
 }
 
 // x [R,C], gamma [C], beta [C] -> y [R,C] (HO: 16-bit y);
-// stats (when set) keeps mean [R] and rstd [R] for the backward steps
+// stats (when set) keeps mean [R] and rstd [R] for the backward steps.
+// With xa (a residual add folded in, asg_cuda_call.ln_add): x = xa + xb is
+// computed here and written to xs first; each thread then reads back only
+// the elements it wrote.
 template <bool WARP, typename T, int HO>
 __global__ void ln_fwd_kernel(const T *x, const T *gm, const T *bt, void *yv, double *stats,
-                              int64_t R, int64_t C, double eps) {
+                              int64_t R, int64_t C, double eps, const T *xa, const T *xb, T *xs) {
   __shared__ double sh[32];
   RowIter<WARP> it;
   for (int64_t r = it.first; r < R; r += it.step) {
     const T *xr = x + r * C;
+    if (xa) {
+      for (int64_t j = it.lane; j < C; j += it.nthr)
+        xs[r * C + j] = xa[r * C + j] + xb[r * C + j];
+      xr = xs + r * C;
+    }
     double mean, rstd;
     ln_stats<WARP>(xr, C, eps, it.lane, it.nthr, sh, &mean, &rstd);
     if (stats && it.lane == 0) stats[r] = mean, stats[R + r] = rstd;
@@ -119,23 +127,96 @@ __global__ void ln_fwd_kernel(const T *x, const T *gm, const T *bt, void *yv, do
   }
 }
 
+// Rows of at most 32 K columns: a warp per row keeps its K values a lane in
+// registers (columns lane + 32 k), so the row is read once (a + b once
+// when an add is folded in, and the sum written once) and the statistics
+// take the same two passes in double as above. Pointers are __restrict__
+// so that loads need not wait for earlier stores (x is xs only when an add
+// is folded in, and then x is not read).
+template <typename T, int K, int HO>
+__global__ void ln_fwd_reg_kernel(const T *__restrict__ x, const T *__restrict__ gm,
+                                  const T *__restrict__ bt, void *__restrict__ yv,
+                                  double *__restrict__ stats, int64_t R, int64_t C, double eps,
+                                  const T *__restrict__ xa, const T *__restrict__ xb,
+                                  T *__restrict__ xs) {
+  RowIter<true> it;
+  for (int64_t r = it.first; r < R; r += it.step) {
+    // loads first: with x == xs (a folded add) the reads of x never happen
+    T v[K];
+#pragma unroll
+    for (int k = 0; k < K; k++) {
+      const int64_t j = it.lane + 32 * k;
+      v[k] = j < C ? (xa ? xa[r * C + j] + xb[r * C + j] : x[r * C + j]) : (T)0;
+    }
+    double s = 0;
+#pragma unroll
+    for (int k = 0; k < K; k++) {
+      const int64_t j = it.lane + 32 * k;
+      if (xa && j < C) xs[r * C + j] = v[k];
+      s += (double)v[k];
+    }
+    const double mean = row_reduce<true, SumOp>(s, (double *)nullptr) / (double)C;
+    double q = 0;
+#pragma unroll
+    for (int k = 0; k < K; k++)
+      if (it.lane + 32 * k < C) {
+        const double d = (double)v[k] - mean;
+        q += d * d;
+      }
+    const double rstd = 1.0 / sqrt(row_reduce<true, SumOp>(q, (double *)nullptr) / (double)C + eps);
+    if (stats && it.lane == 0) stats[r] = mean, stats[R + r] = rstd;
+#pragma unroll
+    for (int k = 0; k < K; k++) {
+      const int64_t j = it.lane + 32 * k;
+      if (j >= C) continue;
+      const T y = (T)(((double)v[k] - mean) * rstd * (double)gm[j] + (double)bt[j]);
+      if constexpr (HO != 0)
+        half_store<HO>(yv, r * C + j, y);
+      else
+        static_cast<T *>(yv)[r * C + j] = y;
+    }
+  }
+}
+
+// Widest rows of ln_fwd_reg_kernel.
+constexpr int64_t kLnRegMaxC = 1024;
+
+template <typename T, int HO>
+void ln_reg_launch(cudaStream_t st, unsigned grid, int64_t C, const T *x, const T *gm, const T *bt,
+                   void *y, double *keep, int64_t R, double eps, const T *xa, const T *xb, T *xs) {
+  auto kern = C <= 256   ? ln_fwd_reg_kernel<T, 8, HO>
+              : C <= 512 ? ln_fwd_reg_kernel<T, 16, HO>
+              : C <= 768 ? ln_fwd_reg_kernel<T, 24, HO>
+                         : ln_fwd_reg_kernel<T, 32, HO>;
+  kern<<<grid, kThreads, 0, st>>>(x, gm, bt, y, keep, R, C, eps, xa, xb, xs);
+}
+
 template <bool WARP, typename T>
 void ln_fwd_launch(const asg_cuda_call *c, unsigned grid, const T *x, const T *gm, const T *bt,
                    int64_t R, int64_t C, double eps) {
   cudaStream_t st = c->ctx->stream;
   double *keep = (double *)c->stats_out;
+  const T *xa = (const T *)c->ln_add[0], *xb = (const T *)c->ln_add[1];
+  T *xs = const_cast<T *>(x); // written only with xa: the fused add's output
+  const bool reg = WARP && C <= kLnRegMaxC;
   if constexpr (std::is_same<T, float>::value) { // into the products' 16-bit copy (cuda_backend.c)
-    if (c->half_out) {
-      if (c->bf16)
-        ln_fwd_kernel<WARP, T, kHalfBf16>
-            <<<grid, kThreads, 0, st>>>(x, gm, bt, c->half_out, keep, R, C, eps);
-      else
-        ln_fwd_kernel<WARP, T, kHalfFp16>
-            <<<grid, kThreads, 0, st>>>(x, gm, bt, c->half_out, keep, R, C, eps);
-      return;
-    }
+    if (c->half_out && reg && c->bf16)
+      ln_reg_launch<T, kHalfBf16>(st, grid, C, x, gm, bt, c->half_out, keep, R, eps, xa, xb, xs);
+    else if (c->half_out && reg)
+      ln_reg_launch<T, kHalfFp16>(st, grid, C, x, gm, bt, c->half_out, keep, R, eps, xa, xb, xs);
+    else if (c->half_out && c->bf16)
+      ln_fwd_kernel<WARP, T, kHalfBf16>
+          <<<grid, kThreads, 0, st>>>(x, gm, bt, c->half_out, keep, R, C, eps, xa, xb, xs);
+    else if (c->half_out)
+      ln_fwd_kernel<WARP, T, kHalfFp16>
+          <<<grid, kThreads, 0, st>>>(x, gm, bt, c->half_out, keep, R, C, eps, xa, xb, xs);
+    if (c->half_out) return;
   }
-  ln_fwd_kernel<WARP, T, 0><<<grid, kThreads, 0, st>>>(x, gm, bt, c->out, keep, R, C, eps);
+  if (reg)
+    ln_reg_launch<T, 0>(st, grid, C, x, gm, bt, c->out, keep, R, eps, xa, xb, xs);
+  else
+    ln_fwd_kernel<WARP, T, 0>
+        <<<grid, kThreads, 0, st>>>(x, gm, bt, c->out, keep, R, C, eps, xa, xb, xs);
 }
 
 // dy [R,C], x [R,C], gamma [C] -> dx [R,C]:

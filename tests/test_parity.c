@@ -1968,6 +1968,28 @@ static void case_add_ln(int variant) {
   asg_graph_free(g);
 }
 
+/* bf16_matmul: a unary op (0) or a fused elementwise chain (1) whose
+ * output only products read writes their bf16 operand copy instead of f32;
+ * read also by a sum (2) it stays f32. Outputs against the CPU's f32. */
+static void case_unary_half(int variant) {
+  asg_graph *g = asg_graph_new();
+  double *vx = rv(64 * 48, -2, 2, false), *vw = rv(48 * 40, -0.5, 0.5, false);
+  float *fx = to_dtype(ASG_F32, vx, 64 * 48), *fw = to_dtype(ASG_F32, vw, 48 * 40);
+  asg_tensor *x = asg_constant(g, ASG_F32, ASG_SHAPE(64, 48), fx);
+  asg_tensor *w = asg_constant(g, ASG_F32, ASG_SHAPE(48, 40), fw);
+  asg_tensor *h = asg_mul_scalar(x, 1.5); /* an arena value (not the constant) */
+  asg_tensor *u = asg_gelu(h);
+  if (variant == 1) u = asg_add_scalar(asg_mul(u, asg_sigmoid(h)), 0.25);
+  asg_tensor *out = asg_add(asg_matmul(u, w), asg_matmul(u, asg_mul_scalar(w, -0.75)));
+  if (variant == 2) out = asg_add(out, asg_sum(u, ASG_AXES(1), true));
+  bf16_vs_cpu(g, out, 64 * 40, 2e-2,
+              variant == 0   ? "gelu output read only by bf16 products"
+              : variant == 1 ? "fused chain output read only by bf16 products"
+                             : "gelu output read by bf16 products and a sum");
+  free(vx), free(vw), free(fx), free(fw);
+  asg_graph_free(g);
+}
+
 int main(int argc, char **argv) {
   if (argc > 1) g_backend = argv[1];
   g_filter = getenv("ASG_PARITY_FILTER");
@@ -2026,6 +2048,8 @@ int main(int argc, char **argv) {
   case_ln_half(1);
   case_perm_half(0);
   case_perm_half(1);
+  for (int v = 0; v < 3; v++)
+    case_unary_half(v);
   check_coverage();
   return tu_finish();
 }

@@ -187,6 +187,12 @@ typedef struct asg_cuda_fusion {
  * with exclude[i] set (may be NULL) are in no chain. */
 asg_status asg_cuda_fuse_plan(const asg_resolved *r, const char *exclude, asg_cuda_fusion *f);
 void asg_cuda_fusion_free(asg_cuda_fusion *f);
+/* Chain k's store of the f32 value at addr: its index, or -1 (none, or not
+ * an f32 chain); *first, *last: the chain's steps. */
+int asg_cuda_chain_store(const asg_cuda_fusion *f, int k, uintptr_t addr, int *first, int *last);
+/* Makes store j of chain k write its values as a 16-bit copy at dst (bf16
+ * when bf16, else fp16) instead of f32 (cuda_backend.c's half_plan). */
+void asg_cuda_chain_half(asg_cuda_fusion *f, int k, int j, void *dst, bool bf16);
 /* Enqueues chain k; errors are reported with c->s's label. */
 asg_status asg_cuda_fused_run(const asg_cuda_call *c, const asg_cuda_fusion *f, int k);
 

@@ -16,6 +16,7 @@
 
 #include "backends/cuda/cuda.h"
 #include "runtime/backend.h"
+#include "runtime/layout.h"
 
 static asg_cuda_kernel table[ASG_OP_COUNT];
 static pthread_once_t table_once = PTHREAD_ONCE_INIT;
@@ -949,8 +950,9 @@ typedef struct half_copies {
 typedef struct hc_copy {
   asg_cuda_range src;
   int first, last, uses;
-  int end;      /* the step that overwrites the tensor (n: none) */
-  int producer; /* the step that writes the copy instead of the tensor (-1: none) */
+  int end;          /* the step that overwrites the tensor (n: none) */
+  int producer;     /* the step that writes the copy instead of the tensor (-1: none) */
+  int chain, store; /* ... a fused chain's launch: its store writes the copy */
   size_t bytes, off;
   bool valid;
 } hc_copy;
@@ -992,34 +994,58 @@ static void half_free(half_copies *h) {
   memset(h, 0, sizeof *h);
 }
 
+static bool unary_op(asg_op op) {
+  for (int k = 0; k < ASG__N_UNARY_OPS; k++)
+    if (asg__unary_ops[k] == op) return true;
+  return false;
+}
+
 /* The step that can write copy k itself instead of its f32 tensor, or -1:
  * the tensor's last writer before the first product, a step of a kind that
- * can (the softmax CE backward, layernorm, permute), an arena value that is not a
- * program output, and every step that reads the tensor before it is
- * overwritten a product reading copy k (so no one needs the f32 values). */
-static int half_producer(const asg_resolved *r, const hc_copy *cp, int k, const int *use) {
+ * can (the softmax CE backward, layernorm, permute, a unary op, or a fused elementwise
+ * chain storing it: its launch step, *chain and *store set), an arena value
+ * that is not a program output, and every step that reads the tensor before
+ * it is overwritten a product reading copy k (so no one needs the f32
+ * values; steps of the chain read it from registers). */
+static int half_producer(const asg_resolved *r, const asg_cuda_fusion *ew, const hc_copy *cp, int k,
+                         const int *use, int *chain, int *store) {
   const hc_copy *c = &cp[k];
+  *chain = *store = -1;
   int w = c->first - 1;
   while (w >= 0 && !asg_cuda_overlap(written_range(r, w), c->src))
     w--;
   if (w < 0) return -1;
   const asg_step *s = &r->plan.steps[w];
   const asg_cuda_range o = asg_cuda_out_range(r, w);
-  const bool can = s->op == ASG_OP_SOFTMAX_CE_BWD || s->op == ASG_OP_LAYERNORM ||
-                   (s->op == ASG_OP_PERMUTE && asg_shape_numel(s->out.shape) < INT32_MAX);
+  bool can = s->op == ASG_OP_SOFTMAX_CE_BWD || s->op == ASG_OP_LAYERNORM ||
+             (s->op == ASG_OP_PERMUTE && asg_shape_numel(s->out.shape) < INT32_MAX) ||
+             (unary_op(s->op) && s->in[0].dtype == ASG_F32 &&
+              asg_shape_equal(s->in[0].shape, s->out.shape));
+  int producer = w, from = w + 1, ch = -1, st = -1;
+  if (ew->role && ew->role[w] != 0) { /* in a chain: written by its launch */
+    int l = w, first, last;
+    while (l < r->plan.n_steps && ew->role[l] != 2)
+      l++;
+    const int j =
+        l < r->plan.n_steps ? asg_cuda_chain_store(ew, ew->group[l], c->src.lo, &first, &last) : -1;
+    if (j < 0) return -1;
+    can = true, producer = l, from = last + 1, ch = ew->group[l], st = j;
+  }
   if (!can || s->keep || s->out_buf.kind != ASG_BUF_ARENA || s->out.dtype != ASG_F32 ||
       o.lo != c->src.lo || o.hi != c->src.hi)
     return -1;
-  for (int i = w + 1; i <= c->end && i < r->plan.n_steps; i++) /* the overwriting step too */
+  for (int i = from; i <= c->end && i < r->plan.n_steps; i++) /* the overwriting step too */
     for (int j = 0; j < r->plan.steps[i].n_in && !noop_step(r, i); j++)
       if (asg_cuda_overlap(asg_cuda_in_range(r, i, j), c->src) && (j > 1 || use[2 * i + j] != k))
         return -1;
-  return w;
+  *chain = ch, *store = st;
+  return producer;
 }
 
 /* Plans the copies of a resolved plan whose products' .prepare states are
  * state[] (those that convert: asg_cuda_mm_low). */
-static asg_status half_plan(const asg_resolved *r, void *const *state, half_copies *h) {
+static asg_status half_plan(const asg_resolved *r, void *const *state, asg_cuda_fusion *ew,
+                            half_copies *h) {
   const int n = r->plan.n_steps;
   const char *env = getenv("ASG_CUDA_SHARE_HALF");
   if ((env && env[0] == '0') || !(r->plan.flags & (ASG_PLAN_BF16 | ASG_PLAN_F16))) return ASG_OK;
@@ -1047,7 +1073,7 @@ static asg_status half_plan(const asg_resolved *r, void *const *state, half_copi
           k++;
         if (k == ncp) {
           const size_t bytes = (size_t)asg_shape_numel(r->plan.steps[i].in[j].shape) * 2;
-          cp[ncp++] = (hc_copy){a, i, i, 0, n, -1, (bytes + 255) & ~(size_t)255, 0, true};
+          cp[ncp++] = (hc_copy){a, i, i, 0, n, -1, -1, -1, (bytes + 255) & ~(size_t)255, 0, true};
         }
         cp[k].last = i;
         cp[k].uses++;
@@ -1058,7 +1084,7 @@ static asg_status half_plan(const asg_resolved *r, void *const *state, half_copi
       if (cp[k].valid && asg_cuda_overlap(o, cp[k].src)) cp[k].valid = false, cp[k].end = i;
   }
   for (int k = 0; k < ncp; k++)
-    cp[k].producer = half_producer(r, cp, k, use);
+    cp[k].producer = half_producer(r, ew, cp, k, use, &cp[k].chain, &cp[k].store);
   /* offsets of the copies read more than once (or written by their
    * producer), in order of the first step that writes them */
   int nord = 0;
@@ -1101,8 +1127,12 @@ static asg_status half_plan(const asg_resolved *r, void *const *state, half_copi
   for (int k = 0; h->base && k < ncp; k++) {
     if (!hc_shared(&cp[k])) continue;
     h->copies++, h->reads += cp[k].uses;
-    if (cp[k].producer >= 0)
-      h->out_off[cp[k].producer] = cp[k].off + 1, h->produced++; /* 0: none */
+    if (cp[k].producer >= 0 && cp[k].chain >= 0)
+      asg_cuda_chain_half(ew, cp[k].chain, cp[k].store, (char *)h->base + cp[k].off,
+                          r->plan.flags & ASG_PLAN_BF16);
+    else if (cp[k].producer >= 0)
+      h->out_off[cp[k].producer] = cp[k].off + 1; /* 0: none */
+    h->produced += cp[k].producer >= 0;
   }
   h->bytes = h->base ? top : 0;
   for (int i = 0; h->base && i < 2 * n; i++) {
@@ -1282,7 +1312,7 @@ static asg_status cuda_exec_create(void *dev, const asg_plan *plan, const asg_bu
     st = table[s->op].prepare(&c, &x->state[i]);
   }
   if (!st) epi_settle(&x->r, x->state, &x->epi);
-  if (!st) st = half_plan(&x->r, x->state, &x->half);
+  if (!st) st = half_plan(&x->r, x->state, &x->ew, &x->half);
   if (st) {
     cuda_exec_destroy(x);
     return st;

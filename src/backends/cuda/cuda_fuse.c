@@ -52,8 +52,11 @@ typedef struct asg_cuda_chain {
   fop ops[MAX_OPS];
   void *out[MAX_OUT];
   int out_reg[MAX_OUT];
-  int kernel; /* index of its kernel (equal chains share one) */
-  void *fn;   /* CUfunction */
+  int kernel;        /* index of its kernel (equal chains share one) */
+  void *fn;          /* CUfunction */
+  int first, last;   /* its steps in the plan */
+  int half[MAX_OUT]; /* per store: 0 f32, 1 as bf16, 2 as fp16 (asg_cuda_chain_half) */
+  void *half_dst[MAX_OUT];
 } asg_cuda_chain;
 
 enum { ROLE_RUN = 0, ROLE_SKIP = 1, ROLE_LAUNCH = 2 };
@@ -417,14 +420,23 @@ static void gen_body(sbuf *b, const asg_cuda_chain *g) {
     }
     put(b, ");\n");
   }
+  /* f32 stores may be asked to write a product's 16-bit operand copy
+   * instead (p.hk[k]: 1 bf16, 2 fp16; cvt.rn as cuda_half.cuh rounds) */
   for (int k = 0; k < g->n_out; k++)
-    put(b, "    ((%s *)p.out[%d])[e] = v%d;\n", T, k, g->out_reg[k]);
+    if (g->dtype == ASG_F32)
+      put(b,
+          "    if (p.hk[%d] == 0) ((float *)p.out[%d])[e] = v%d;\n"
+          "    else ((unsigned short *)p.out[%d])[e] = asg_to_half(v%d, p.hk[%d]);\n",
+          k, k, g->out_reg[k], k, g->out_reg[k], k);
+    else
+      put(b, "    ((%s *)p.out[%d])[e] = v%d;\n", T, k, g->out_reg[k]);
   put(b, "  }\n}\n");
 }
 
 typedef struct asg_fused_ptrs {
   const void *in[MAX_IN];
   void *out[MAX_OUT];
+  int hk[MAX_OUT];
 } asg_fused_ptrs;
 
 extern const char asg_cuda_ew_src[];
@@ -443,8 +455,14 @@ static bool compile_chains(asg_cuda_fusion *f) {
   char **bodies = calloc((size_t)f->n_chains + 1, sizeof *bodies);
   int nk = 0;
   bool ok = bodies != NULL;
-  put(&src, "%s\nstruct asg_fused_ptrs { const void *in[%d]; void *out[%d]; };\n", asg_cuda_ew_src,
-      MAX_IN, MAX_OUT);
+  put(&src,
+      "%s\nstruct asg_fused_ptrs { const void *in[%d]; void *out[%d]; int hk[%d]; };\n"
+      "__device__ __forceinline__ unsigned short asg_to_half(float v, int hk) {\n"
+      "  unsigned short h;\n"
+      "  if (hk == 1) asm(\"cvt.rn.bf16.f32 %%0, %%1;\" : \"=h\"(h) : \"f\"(v));\n"
+      "  else asm(\"cvt.rn.f16.f32 %%0, %%1;\" : \"=h\"(h) : \"f\"(v));\n"
+      "  return h;\n}\n",
+      asg_cuda_ew_src, MAX_IN, MAX_OUT, MAX_OUT);
   for (int i = 0; ok && i < f->n_chains; i++) {
     body.n = 0;
     gen_body(&body, &f->chains[i]);
@@ -532,8 +550,10 @@ asg_status asg_cuda_fused_run(const asg_cuda_call *c, const asg_cuda_fusion *f, 
   memset(&p, 0, sizeof p);
   for (int i = 0; i < g->n_in; i++)
     p.in[i] = g->in[i];
-  for (int i = 0; i < g->n_out; i++)
-    p.out[i] = g->out[i];
+  for (int i = 0; i < g->n_out; i++) {
+    p.out[i] = g->half[i] ? g->half_dst[i] : g->out[i];
+    p.hk[i] = g->half[i];
+  }
   unsigned n32 = (unsigned)n;
   unsigned long long n64 = (unsigned long long)n;
   void *args[2] = {&p, n <= INT32_MAX ? (void *)&n32 : (void *)&n64};
@@ -557,6 +577,8 @@ static bool push_chain(asg_cuda_fusion *f, const chain *c) {
   if (!nc) return false;
   f->chains = nc;
   f->chains[f->n_chains] = c->g;
+  f->chains[f->n_chains].first = c->first;
+  f->chains[f->n_chains].last = c->last;
   for (int i = c->first; i < c->last; i++)
     f->role[i] = ROLE_SKIP;
   f->role[c->last] = ROLE_LAUNCH;
@@ -609,4 +631,18 @@ oom:
   free(c), free(t), free(best);
   asg_cuda_fusion_free(f);
   return asg__error(ASG_ERR_OOM, "cuda: out of memory");
+}
+
+int asg_cuda_chain_store(const asg_cuda_fusion *f, int k, uintptr_t addr, int *first, int *last) {
+  const asg_cuda_chain *g = &f->chains[k];
+  *first = g->first, *last = g->last;
+  if (g->dtype != ASG_F32) return -1;
+  for (int j = 0; j < g->n_out; j++)
+    if ((uintptr_t)g->out[j] == addr) return j;
+  return -1;
+}
+
+void asg_cuda_chain_half(asg_cuda_fusion *f, int k, int j, void *dst, bool bf16) {
+  f->chains[k].half[j] = bf16 ? 1 : 2;
+  f->chains[k].half_dst[j] = dst;
 }

@@ -679,6 +679,119 @@ __device__ __forceinline__ void tc_store(float *gm, const float (&c)[DP / 8][4],
   }
 }
 
+// ---- score-tile steps shared by the TF32 and 16-bit kernels (C fragments:
+// this thread holds rows g and g+8 of its warp's 16, columns 8j + 2t + {0,1}) ----
+
+// Forward: scales a score tile s to log2 units, masks keys >= Tk and (causal)
+// keys after the row (edge tiles only), folds the tile into the running max
+// m and sum l of the thread's two rows qr, and leaves the unnormalized
+// probabilities in s and the running output's rescale factors in alpha.
+template <int NB>
+__device__ __forceinline__ void softmax_tile(float (&s)[NB / 8][4], float (&m)[2], float (&l)[2],
+                                             float (&alpha)[2], float sl2, bool edge, int k0,
+                                             int Tk, int causal, const int (&qr)[2]) {
+  const int t = threadIdx.x & 3;
+  float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+  for (int j = 0; j < NB / 8; j++)
+#pragma unroll
+    for (int e = 0; e < 4; e++) {
+      float x = s[j][e] * sl2;
+      if (edge) {
+        int kj = k0 + 8 * j + 2 * t + (e & 1);
+        if (kj >= Tk || (causal && kj > qr[e >> 1])) x = -INFINITY;
+      }
+      s[j][e] = x;
+      mx[e >> 1] = fmaxf(mx[e >> 1], x);
+    }
+#pragma unroll
+  for (int h = 0; h < 2; h++) {
+    mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
+    mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
+    // key 0 is visible to every row (padding rows too): m is finite from the first tile
+    float mn = fmaxf(m[h], mx[h]);
+    alpha[h] = ex2(m[h] - mn);
+    m[h] = mn;
+  }
+  float rs[2] = {0.f, 0.f};
+#pragma unroll
+  for (int j = 0; j < NB / 8; j++)
+#pragma unroll
+    for (int e = 0; e < 4; e++) {
+      s[j][e] = ex2(s[j][e] - m[e >> 1]);
+      rs[e >> 1] += s[j][e];
+    }
+  l[0] = l[0] * alpha[0] + rs[0];
+  l[1] = l[1] * alpha[1] + rs[1];
+}
+
+// Forward, after the last tile: the rows' sums over their four lanes, the
+// output rows o / l (WITH_V) and lse = (m + log2 l) ln 2 (into out when
+// !WITH_V, else into lse_out when set).
+template <int DP, bool WITH_V>
+__device__ __forceinline__ void fwd_finish(const float (&o)[DP / 8][4], const float (&m)[2],
+                                           float (&l)[2], float *out, float *lse_out, int64_t bh,
+                                           int q0, int Tq, const int (&qr)[2]) {
+#pragma unroll
+  for (int h = 0; h < 2; h++) {
+    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 1);
+    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 2);
+  }
+  if (WITH_V) {
+    const float inv[2] = {1.f / l[0], 1.f / l[1]};
+    tc_store<DP>(out + bh * Tq * DP, o, inv, q0, Tq);
+  }
+  if (!WITH_V) lse_out = out;
+  if (lse_out && (threadIdx.x & 3) == 0) {
+#pragma unroll
+    for (int h = 0; h < 2; h++)
+      if (qr[h] < Tq) lse_out[bh * Tq + qr[h]] = (m[h] + log2f(l[h])) * kLn2;
+  }
+}
+
+// bwd_q: s (scores) becomes ds = p (dp - delta), p = exp2(s sl2 - lse2) with
+// the forward's mask; rows qr, keys from k0.
+template <int NB>
+__device__ __forceinline__ void
+bwd_q_ds(float (&s)[NB / 8][4], const float (&dp)[NB / 8][4], float sl2, const float (&lse2)[2],
+         const float (&dl)[2], bool edge, int k0, int Tk, int causal, const int (&qr)[2]) {
+  const int t = threadIdx.x & 3;
+#pragma unroll
+  for (int j = 0; j < NB / 8; j++)
+#pragma unroll
+    for (int e = 0; e < 4; e++) {
+      float p = ex2(fmaf(s[j][e], sl2, -lse2[e >> 1]));
+      if (edge) {
+        int kj = k0 + 8 * j + 2 * t + (e & 1);
+        if (kj >= Tk || (causal && kj > qr[e >> 1])) p = 0.f;
+      }
+      s[j][e] = p * (dp[j][e] - dl[e >> 1]);
+    }
+}
+
+// bwd_kv (transposed tiles: key rows kr, query columns from q0): s becomes p
+// and dp becomes ds = p (dp - delta), with lse Lt and delta Dt of the tile's
+// queries (shared memory).
+template <int NQ>
+__device__ __forceinline__ void bwd_kv_pds(float (&s)[NQ / 8][4], float (&dp)[NQ / 8][4],
+                                           const float *Lt, const float *Dt, float sl2, bool edge,
+                                           int q0, int Tq, int causal, const int (&kr)[2]) {
+  const int t = threadIdx.x & 3;
+#pragma unroll
+  for (int j = 0; j < NQ / 8; j++)
+#pragma unroll
+    for (int e = 0; e < 4; e++) {
+      const int c = 8 * j + 2 * t + (e & 1);
+      float p = ex2(fmaf(s[j][e], sl2, -Lt[c] * kLog2e));
+      if (edge) {
+        int qi = q0 + c;
+        if (qi >= Tq || (causal && kr[e >> 1] > qi)) p = 0.f;
+      }
+      s[j][e] = p;
+      dp[j][e] = p * (dp[j][e] - Dt[c]);
+    }
+}
+
 // Key (or query) tile of the TF32 kernels: 32 rows for every D keeps a block
 // of D = 64 under 76 KB of shared memory, so three blocks (12 warps) share an
 // SM; 64-row tiles allowed two, and the kernels wait on shared-memory and
@@ -705,7 +818,7 @@ __global__ void __launch_bounds__(kThreads)
   float *Qs = (float *)smem4;   // [64][LD]
   float *Ks = Qs + kRows * LD;  // 2 x [NB][LD]
   float *Vs = Ks + 2 * NB * LD; // 2 x [NB][LD] (WITH_V)
-  const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3, w = threadIdx.x >> 5;
+  const int lane = threadIdx.x & 31, g = lane >> 2, w = threadIdx.x >> 5;
   int64_t bh;
   int qt;
   query_block(nbh, Tq, &bh, &qt);
@@ -740,39 +853,8 @@ __global__ void __launch_bounds__(kThreads)
     tc_zero(s);
     tc_nt<DP, NB>(Qs + 16 * w * LD, Ks + buf * NB * LD, s);
     const bool edge = k0 + NB > Tk || (causal && k0 + NB - 1 > q0 + 16 * w);
-    float mx[2] = {-INFINITY, -INFINITY};
-#pragma unroll
-    for (int j = 0; j < NB / 8; j++)
-#pragma unroll
-      for (int e = 0; e < 4; e++) {
-        float x = s[j][e] * sl2;
-        if (edge) {
-          int kj = k0 + 8 * j + 2 * t + (e & 1);
-          if (kj >= Tk || (causal && kj > qr[e >> 1])) x = -INFINITY;
-        }
-        s[j][e] = x;
-        mx[e >> 1] = fmaxf(mx[e >> 1], x);
-      }
     float alpha[2];
-#pragma unroll
-    for (int h = 0; h < 2; h++) {
-      mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
-      mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
-      // key 0 is visible to every row (padding rows too): m is finite from the first tile
-      float mn = fmaxf(m[h], mx[h]);
-      alpha[h] = ex2(m[h] - mn);
-      m[h] = mn;
-    }
-    float rs[2] = {0.f, 0.f};
-#pragma unroll
-    for (int j = 0; j < NB / 8; j++)
-#pragma unroll
-      for (int e = 0; e < 4; e++) {
-        s[j][e] = ex2(s[j][e] - m[e >> 1]);
-        rs[e >> 1] += s[j][e];
-      }
-    l[0] = l[0] * alpha[0] + rs[0];
-    l[1] = l[1] * alpha[1] + rs[1];
+    softmax_tile<NB>(s, m, l, alpha, sl2, edge, k0, Tk, causal, qr);
     if (WITH_V) {
 #pragma unroll
       for (int j = 0; j < DP / 8; j++)
@@ -783,21 +865,7 @@ __global__ void __launch_bounds__(kThreads)
     }
   }
   cp_wait<0>();
-#pragma unroll
-  for (int h = 0; h < 2; h++) {
-    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 1);
-    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 2);
-  }
-  if (WITH_V) {
-    const float inv[2] = {1.f / l[0], 1.f / l[1]};
-    tc_store<DP>(out + bh * Tq * DP, o, inv, q0, Tq);
-  }
-  if (!WITH_V) lse_out = out;
-  if (lse_out && t == 0) {
-#pragma unroll
-    for (int h = 0; h < 2; h++)
-      if (qr[h] < Tq) lse_out[bh * Tq + qr[h]] = (m[h] + log2f(l[h])) * kLn2;
-  }
+  fwd_finish<DP, WITH_V>(o, m, l, out, lse_out, bh, q0, Tq, qr);
 }
 
 // ---- TF32 bwd_q: dq [NB,Tq,D] = scale * sum_j ds_ij k_j ----
@@ -812,7 +880,7 @@ __global__ void __launch_bounds__(kThreads)
   float *dOs = Qs + kRows * LD; // [64][LD]
   float *Ks = dOs + kRows * LD; // 2 x [NB][LD]
   float *Vs = Ks + 2 * NB * LD; // 2 x [NB][LD]
-  const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3, w = threadIdx.x >> 5;
+  const int lane = threadIdx.x & 31, g = lane >> 2, w = threadIdx.x >> 5;
   int64_t bh;
   int qt;
   query_block(nbh, Tq, &bh, &qt);
@@ -860,17 +928,7 @@ __global__ void __launch_bounds__(kThreads)
     tc_nt<DP, NB>(Qs + 16 * w * LD, Kt, s);
     tc_nt<DP, NB>(dOs + 16 * w * LD, Vs + buf * NB * LD, dp);
     const bool edge = k0 + NB > Tk || (causal && k0 + NB - 1 > q0 + 16 * w);
-#pragma unroll
-    for (int j = 0; j < NB / 8; j++)
-#pragma unroll
-      for (int e = 0; e < 4; e++) {
-        float p = ex2(fmaf(s[j][e], sl2, -lse2[e >> 1]));
-        if (edge) {
-          int kj = k0 + 8 * j + 2 * t + (e & 1);
-          if (kj >= Tk || (causal && kj > qr[e >> 1])) p = 0.f;
-        }
-        s[j][e] = p * (dp[j][e] - dl[e >> 1]); // ds
-      }
+    bwd_q_ds<NB>(s, dp, sl2, lse2, dl, edge, k0, Tk, causal, qr);
     tc_pn<DP, NB>(s, Kt, acc);
   }
   cp_wait<0>();
@@ -893,7 +951,7 @@ __global__ void __launch_bounds__(kThreads)
   float *dOs = Qs + 2 * NQ * LD; // 2 x [NQ][LD]
   float *Ls = dOs + 2 * NQ * LD; // 2 x [NQ] lse
   float *Dl = Ls + 2 * NQ;       // 2 x [NQ] delta
-  const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3, w = threadIdx.x >> 5;
+  const int lane = threadIdx.x & 31, g = lane >> 2, w = threadIdx.x >> 5;
   const int kt = (int)(blockIdx.x / nbh);
   const int64_t bh = (int64_t)(blockIdx.x % nbh);
   const int k0 = kt * kRows;
@@ -943,19 +1001,7 @@ __global__ void __launch_bounds__(kThreads)
     tc_nt<DP, NQ>(Ks + 16 * w * LD, Qt, s);   // s[key][query]
     tc_nt<DP, NQ>(Vs + 16 * w * LD, dOt, dp); // dp[key][query] = v_j . do_i
     const bool edge = q0 + NQ > Tq || (causal && q0 < k0 + 16 * w + 15);
-#pragma unroll
-    for (int j = 0; j < NQ / 8; j++)
-#pragma unroll
-      for (int e = 0; e < 4; e++) {
-        const int c = 8 * j + 2 * t + (e & 1);
-        float p = ex2(fmaf(s[j][e], sl2, -Lt[c] * kLog2e));
-        if (edge) {
-          int qi = q0 + c;
-          if (qi >= Tq || (causal && kr[e >> 1] > qi)) p = 0.f;
-        }
-        s[j][e] = p;
-        dp[j][e] = p * (dp[j][e] - Dt[c]); // ds
-      }
+    bwd_kv_pds<NQ>(s, dp, Lt, Dt, sl2, edge, q0, Tq, causal, kr);
     tc_pn<DP, NQ>(s, dOt, dv);
     tc_pn<DP, NQ>(dp, Qt, dk);
   }
@@ -1151,7 +1197,7 @@ __global__ void __launch_bounds__(kThreads)
   half_t *Kh = (half_t *)(St + NT * NB * LD); // 2 x [NB][LH]
   half_t *Vh = Kh + 2 * NB * LH;              // 2 x [NB][LH] (WITH_V)
   half_t *Qh = Kh + NT * 2 * NB * LH;         // [64][LH]
-  const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3, w = threadIdx.x >> 5;
+  const int lane = threadIdx.x & 31, g = lane >> 2, w = threadIdx.x >> 5;
   int64_t bh;
   int qt;
   query_block(nbh, Tq, &bh, &qt);
@@ -1187,38 +1233,8 @@ __global__ void __launch_bounds__(kThreads)
     tc_zero(s);
     hf_nt<DP, NB, HO>(qf, Kh + buf * NB * LH, s);
     const bool edge = k0 + NB > Tk || (causal && k0 + NB - 1 > q0 + 16 * w);
-    float mx[2] = {-INFINITY, -INFINITY};
-#pragma unroll
-    for (int j = 0; j < NB / 8; j++)
-#pragma unroll
-      for (int e = 0; e < 4; e++) {
-        float x = s[j][e] * sl2;
-        if (edge) {
-          int kj = k0 + 8 * j + 2 * t + (e & 1);
-          if (kj >= Tk || (causal && kj > qr[e >> 1])) x = -INFINITY;
-        }
-        s[j][e] = x;
-        mx[e >> 1] = fmaxf(mx[e >> 1], x);
-      }
     float alpha[2];
-#pragma unroll
-    for (int h = 0; h < 2; h++) {
-      mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
-      mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
-      float mn = fmaxf(m[h], mx[h]); // finite from the first tile: key 0 is visible to all
-      alpha[h] = ex2(m[h] - mn);
-      m[h] = mn;
-    }
-    float rs[2] = {0.f, 0.f};
-#pragma unroll
-    for (int j = 0; j < NB / 8; j++)
-#pragma unroll
-      for (int e = 0; e < 4; e++) {
-        s[j][e] = ex2(s[j][e] - m[e >> 1]);
-        rs[e >> 1] += s[j][e];
-      }
-    l[0] = l[0] * alpha[0] + rs[0];
-    l[1] = l[1] * alpha[1] + rs[1];
+    softmax_tile<NB>(s, m, l, alpha, sl2, edge, k0, Tk, causal, qr);
     if (WITH_V) {
 #pragma unroll
       for (int j = 0; j < DP / 8; j++)
@@ -1229,21 +1245,7 @@ __global__ void __launch_bounds__(kThreads)
     }
   }
   cp_wait<0>();
-#pragma unroll
-  for (int h = 0; h < 2; h++) {
-    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 1);
-    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 2);
-  }
-  if (WITH_V) {
-    const float inv[2] = {1.f / l[0], 1.f / l[1]};
-    tc_store<DP>(out + bh * Tq * DP, o, inv, q0, Tq);
-  }
-  if (!WITH_V) lse_out = out;
-  if (lse_out && t == 0) {
-#pragma unroll
-    for (int h = 0; h < 2; h++)
-      if (qr[h] < Tq) lse_out[bh * Tq + qr[h]] = (m[h] + log2f(l[h])) * kLn2;
-  }
+  fwd_finish<DP, WITH_V>(o, m, l, out, lse_out, bh, q0, Tq, qr);
 }
 
 // ---- 16-bit bwd_q: dq [NB,Tq,D] = scale * sum_j ds_ij k_j ----
@@ -1259,7 +1261,7 @@ __global__ void __launch_bounds__(kThreads, hf_min_blocks<DP>())
   half_t *Vh = Kh + 2 * NB * LH;             // 2 x [NB][LH]
   half_t *Qh = Vh + 2 * NB * LH;             // [64][LH]
   half_t *dOh = Qh + kRows * LH;             // [64][LH]
-  const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3, w = threadIdx.x >> 5;
+  const int lane = threadIdx.x & 31, g = lane >> 2, w = threadIdx.x >> 5;
   int64_t bh;
   int qt;
   query_block(nbh, Tq, &bh, &qt);
@@ -1308,17 +1310,7 @@ __global__ void __launch_bounds__(kThreads, hf_min_blocks<DP>())
     hf_nt<DP, NB, HO>(qf, Kt, s);
     hf_nt<DP, NB, HO>(df, Vh + buf * NB * LH, dp);
     const bool edge = k0 + NB > Tk || (causal && k0 + NB - 1 > q0 + 16 * w);
-#pragma unroll
-    for (int j = 0; j < NB / 8; j++)
-#pragma unroll
-      for (int e = 0; e < 4; e++) {
-        float p = ex2(fmaf(s[j][e], sl2, -lse2[e >> 1]));
-        if (edge) {
-          int kj = k0 + 8 * j + 2 * t + (e & 1);
-          if (kj >= Tk || (causal && kj > qr[e >> 1])) p = 0.f;
-        }
-        s[j][e] = p * (dp[j][e] - dl[e >> 1]); // ds
-      }
+    bwd_q_ds<NB>(s, dp, sl2, lse2, dl, edge, k0, Tk, causal, qr);
     hf_pn<DP, NB, HO>(s, Kt, acc);
   }
   cp_wait<0>();
@@ -1342,7 +1334,7 @@ __global__ void __launch_bounds__(kThreads, hf_min_blocks<DP>())
   half_t *Vh = Kh + kRows * LH;              // [64][LH]
   float *Ls = (float *)(Vh + kRows * LH);    // 2 x [NQ] lse
   float *Dl = Ls + 2 * NQ;                   // 2 x [NQ] delta
-  const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3, w = threadIdx.x >> 5;
+  const int lane = threadIdx.x & 31, g = lane >> 2, w = threadIdx.x >> 5;
   const int kt = (int)(blockIdx.x / nbh);
   const int64_t bh = (int64_t)(blockIdx.x % nbh);
   const int k0 = kt * kRows;
@@ -1393,19 +1385,7 @@ __global__ void __launch_bounds__(kThreads, hf_min_blocks<DP>())
     hf_nt<DP, NQ, HO>(kf, Qt, s);   // s[key][query]
     hf_nt<DP, NQ, HO>(vf, dOt, dp); // dp[key][query] = v_j . do_i
     const bool edge = q0 + NQ > Tq || (causal && q0 < k0 + 16 * w + 15);
-#pragma unroll
-    for (int j = 0; j < NQ / 8; j++)
-#pragma unroll
-      for (int e = 0; e < 4; e++) {
-        const int c = 8 * j + 2 * t + (e & 1);
-        float p = ex2(fmaf(s[j][e], sl2, -Lt[c] * kLog2e));
-        if (edge) {
-          int qi = q0 + c;
-          if (qi >= Tq || (causal && kr[e >> 1] > qi)) p = 0.f;
-        }
-        s[j][e] = p;
-        dp[j][e] = p * (dp[j][e] - Dt[c]); // ds
-      }
+    bwd_kv_pds<NQ>(s, dp, Lt, Dt, sl2, edge, q0, Tq, causal, kr);
     hf_pn<DP, NQ, HO>(s, dOt, dv);
     hf_pn<DP, NQ, HO>(dp, Qt, dk);
   }

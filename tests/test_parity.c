@@ -1949,6 +1949,25 @@ static void case_unary_half(int variant) {
   asg_graph_free(g);
 }
 
+/* Row dot products sum(a * b, last axis), which a backend may compute in
+ * one pass when only the sum reads the products (CUDA: attention's delta):
+ * 0 the products read by the sum alone, 1 also by another op. */
+static void case_rowdot(int variant) {
+  asg_graph *g = asg_graph_new();
+  double *va = rv(3 * 5 * 70, -2, 2, false), *vb = rv(3 * 5 * 70, -2, 2, false);
+  float *fa = to_dtype(ASG_F32, va, 3 * 5 * 70), *fb = to_dtype(ASG_F32, vb, 3 * 5 * 70);
+  asg_tensor *a = asg_constant(g, ASG_F32, ASG_SHAPE(3, 5, 70), fa);
+  asg_tensor *b = asg_constant(g, ASG_F32, ASG_SHAPE(3, 5, 70), fb);
+  asg_tensor *ab = asg_mul(asg_mul_scalar(a, 1.25), b);
+  asg_tensor *out[2] = {asg_sum(ab, ASG_AXES(-1), false), NULL};
+  if (variant) out[1] = asg_sum(ab, ASG_AXES(0), false);
+  cmp_flagged(g, variant ? 2 : 1, out, (asg_compile_opts){0}, 1e-5,
+              variant ? "sum(a * b) over the last axis, products read twice"
+                      : "sum(a * b) over the last axis");
+  free(va), free(vb), free(fa), free(fb);
+  asg_graph_free(g);
+}
+
 int main(int argc, char **argv) {
   if (argc > 1) g_backend = argv[1];
   g_filter = getenv("ASG_PARITY_FILTER");
@@ -2000,6 +2019,8 @@ int main(int argc, char **argv) {
     case_epilogue(v);
   for (int v = 0; v < 4; v++)
     case_add_ln(v);
+  case_rowdot(0);
+  case_rowdot(1);
   case_shared_half();
   case_ce_half(0);
   case_ce_half(1);

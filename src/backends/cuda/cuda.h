@@ -78,6 +78,9 @@ typedef struct asg_cuda_call {
   /* layernorm: its input is the sum ln_add[0] + ln_add[1] of an add step
    * folded in (cuda_backend.c): computed and written to in[0] first. */
   const void *ln_add[2];
+  /* sum over the last axis (f32): its input is the product rowdot[0] *
+   * rowdot[1] of a mul step folded in (cuda_backend.c). */
+  const void *rowdot[2];
 } asg_cuda_call;
 
 enum { ASG_CUDA_EPI_BIAS = 1, ASG_CUDA_EPI_RELU = 2, ASG_CUDA_EPI_GELU_TANH = 3 };

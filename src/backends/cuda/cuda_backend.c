@@ -737,11 +737,13 @@ typedef struct epi_plan {
   const void **bias; /* per matmul: the bias */
   int *bgrad;        /* per matmul: the sum step whose output it also writes (-1: none) */
   int *ln_add;       /* per layernorm: the add step it computes first (-1: none) */
+  int *rowdot;       /* per sum: the mul step whose products it sums (-1: none) */
   char *skip;        /* per step: computed by a product's epilogue */
 } epi_plan;
 
 static void epi_free(epi_plan *e) {
-  free(e->end), free(e->act), free(e->bias), free(e->bgrad), free(e->ln_add), free(e->skip);
+  free(e->end), free(e->act), free(e->bias), free(e->bgrad), free(e->ln_add), free(e->rowdot);
+  free(e->skip);
   memset(e, 0, sizeof *e);
 }
 
@@ -855,6 +857,37 @@ static int add_ln_partner(const asg_resolved *r, int l, const char *skip) {
   return a;
 }
 
+/* Row dot products (attention's delta = sum(do * o) over D): sum step s
+ * over the last axis only (f32) whose input is the output of a mul of two
+ * tensors of that shape that only the sum reads: the sum multiplies as it
+ * reads (cuda_reduce.cu) and the mul launches nothing. The factors are then
+ * read at the sum's turn, so no step in between may write them. Returns the
+ * mul step or -1; skip[]: steps already folded elsewhere. */
+static int rowdot_partner(const asg_resolved *r, int s, const char *skip) {
+  const asg_step *u = &r->plan.steps[s];
+  if (u->op != ASG_OP_SUM || u->out.dtype != ASG_F32 || u->in[0].dtype != ASG_F32 ||
+      u->in[0].shape.ndim < 1 || u->attr.i[0] != (int64_t)1 << (u->in[0].shape.ndim - 1))
+    return -1;
+  const asg_cuda_range x = asg_cuda_in_range(r, s, 0);
+  int m = s - 1;
+  while (m >= 0 && !asg_cuda_overlap(written_range(r, m), x))
+    m--;
+  if (m < 0 || skip[m] || sole_reader(r, m) != s) return -1;
+  const asg_step *p = &r->plan.steps[m];
+  const asg_cuda_range o = asg_cuda_out_range(r, m);
+  if (p->op != ASG_OP_MUL || p->n_in != 2 || o.lo != x.lo || o.hi != x.hi ||
+      !same_desc(&p->out, &u->in[0]) || !same_desc(&p->in[0], &p->out) ||
+      !same_desc(&p->in[1], &p->out))
+    return -1;
+  for (int t = m + 1; t < s; t++) {
+    const asg_cuda_range w = written_range(r, t);
+    if (asg_cuda_overlap(w, asg_cuda_in_range(r, m, 0)) ||
+        asg_cuda_overlap(w, asg_cuda_in_range(r, m, 1)))
+      return -1;
+  }
+  return m;
+}
+
 static asg_status epi_plan_make(const asg_resolved *r, epi_plan *e) {
   const int n = r->plan.n_steps;
   const char *env = getenv("ASG_CUDA_EPILOGUE");
@@ -865,12 +898,13 @@ static asg_status epi_plan_make(const asg_resolved *r, epi_plan *e) {
   e->skip = calloc((size_t)n + 1, 1);
   e->bgrad = malloc(sizeof *e->bgrad * ((size_t)n + 1));
   e->ln_add = malloc(sizeof *e->ln_add * ((size_t)n + 1));
-  if (!e->end || !e->act || !e->bias || !e->skip || !e->bgrad || !e->ln_add) {
+  e->rowdot = malloc(sizeof *e->rowdot * ((size_t)n + 1));
+  if (!e->end || !e->act || !e->bias || !e->skip || !e->bgrad || !e->ln_add || !e->rowdot) {
     epi_free(e);
     return asg__error(ASG_ERR_OOM, "cuda: out of memory");
   }
   for (int i = 0; i < n; i++)
-    e->bgrad[i] = e->ln_add[i] = -1;
+    e->bgrad[i] = e->ln_add[i] = e->rowdot[i] = -1;
   for (int i = 0; i < n; i++) {
     e->end[i] = -1;
     const asg_step *m = &r->plan.steps[i];
@@ -916,6 +950,10 @@ static asg_status epi_plan_make(const asg_resolved *r, epi_plan *e) {
   for (int i = 0; i < n && !(la && la[0] == '0'); i++) {
     const int a = add_ln_partner(r, i, e->skip);
     if (a >= 0) e->ln_add[i] = a, e->skip[a] = 1;
+  }
+  for (int i = 0; i < n; i++) {
+    const int m = rowdot_partner(r, i, e->skip);
+    if (m >= 0) e->rowdot[i] = m, e->skip[m] = 1;
   }
   return ASG_OK;
 }
@@ -1248,7 +1286,9 @@ static asg_cuda_call step_call(const cuda_exec *x, int i) {
       .epi_act = x->epi.end && x->epi.end[i] >= 0 ? x->epi.act[i] : 0,
       .bgrad_out = x->epi.bgrad && x->epi.bgrad[i] >= 0 ? x->r.out[x->epi.bgrad[i]] : NULL,
       .ln_add = {x->epi.ln_add && x->epi.ln_add[i] >= 0 ? x->r.in[x->epi.ln_add[i]][0] : NULL,
-                 x->epi.ln_add && x->epi.ln_add[i] >= 0 ? x->r.in[x->epi.ln_add[i]][1] : NULL}};
+                 x->epi.ln_add && x->epi.ln_add[i] >= 0 ? x->r.in[x->epi.ln_add[i]][1] : NULL},
+      .rowdot = {x->epi.rowdot && x->epi.rowdot[i] >= 0 ? x->r.in[x->epi.rowdot[i]][0] : NULL,
+                 x->epi.rowdot && x->epi.rowdot[i] >= 0 ? x->r.in[x->epi.rowdot[i]][1] : NULL}};
 }
 
 static asg_status cuda_exec_create(void *dev, const asg_plan *plan, const asg_buffers *bufs,

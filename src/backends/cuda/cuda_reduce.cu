@@ -552,7 +552,34 @@ template <class T> asg_status reduce_dt(const asg_cuda_call *c, const RPlan &p) 
   return dtype_error(c, c->s->in[0].dtype);
 }
 
+// out [R] = sum over j of (float)(a[r, j] * b[r, j]), a, b [R, C] f32: a sum
+// over the last axis with the product that only it reads folded in
+// (asg_cuda_call.rowdot; attention's delta). A warp per row, the products
+// rounded to f32 as the mul step stored them, summed in double.
+__global__ void __launch_bounds__(kThreads)
+    rowdot_kernel(const float *__restrict__ a, const float *__restrict__ b, float *__restrict__ out,
+                  int64_t R, int64_t C) {
+  const int lane = threadIdx.x & 31;
+  const int64_t step = (int64_t)gridDim.x * (blockDim.x >> 5);
+  for (int64_t r = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5); r < R; r += step) {
+    double acc = 0;
+    for (int64_t j = lane; j < C; j += 32)
+      acc += (double)__fmul_rn(a[r * C + j], b[r * C + j]);
+    for (int o = 16; o > 0; o >>= 1)
+      acc += __shfl_xor_sync(0xffffffffu, acc, o);
+    if (lane == 0) out[r] = (float)acc;
+  }
+}
+
 asg_status reduce_run(const asg_cuda_call *c) {
+  if (c->rowdot[0]) { // planned by cuda_backend.c for f32 sums over the last axis only
+    const asg_shape sh = c->s->in[0].shape;
+    const int64_t C = sh.dims[sh.ndim - 1], R = C ? asg_shape_numel(sh) / C : 0;
+    if (R <= 0) return ASG_OK;
+    rowdot_kernel<<<asg_cuda_blocks(R * 32, kThreads), kThreads, 0, c->ctx->stream>>>(
+        (const float *)c->rowdot[0], (const float *)c->rowdot[1], (float *)c->out, R, C);
+    return asg_cuda_check(c);
+  }
   RPlan p;
   rplan_init(&p, c->s->in[0].shape, c->s->attr.i[0]);
   if (p.nout <= 0) return ASG_OK;

@@ -1,4 +1,6 @@
-/* The fused attention op asg_attention on the CPU: forward output and the
+/* The fused attention op asg_attention (and asg_attention_masked, against
+ * the same composition with -1e9 on the hidden keys) on the CPU: forward
+ * output and the
  * gradients w.r.t. q, k and v (through its backward ops) against the same
  * computation composed from existing ops (matmul_t, mul_scalar, a causal
  * -1e9 mask, softmax, matmul) in one graph, causal and not, Tq != Tk, with
@@ -14,12 +16,35 @@ typedef struct acfg {
   asg_shape q, kv; /* [..., Tq, D] and [..., Tk, D] */
   double scale;
   bool causal;
+  bool masked; /* a key mask [q's first leading dim, Tk] ([Tk] for rank 2) */
 } acfg;
 
-/* softmax(q k^T scale + mask) v from separate ops: the reference. */
-static asg_tensor *composed(asg_tensor *q, asg_tensor *k, asg_tensor *v, double scale,
-                            bool causal) {
+/* The key mask of a config: some keys hidden, key 0 of every row visible
+ * (so every query sees a key and the -1e9 composition agrees). */
+static asg_tensor *key_mask(asg_graph *g, asg_dtype dt, asg_shape q, asg_shape kv, asg_shape *ms) {
+  const int64_t Tk = kv.dims[kv.ndim - 2], rows = q.ndim > 2 ? q.dims[0] : 1;
+  *ms = q.ndim > 2 ? ASG_SHAPE(rows, Tk) : ASG_SHAPE(Tk);
+  double *m = malloc(sizeof(double) * (size_t)(rows * Tk));
+  for (int64_t r = 0; m && r < rows; r++)
+    for (int64_t j = 0; j < Tk; j++)
+      m[r * Tk + j] = j == 0 || (r * 3 + j) % 3 != 0 ? 1 : 0;
+  asg_tensor *t = m ? tu_constant(g, dt, *ms, m) : NULL;
+  free(m);
+  return t;
+}
+
+/* softmax(q k^T scale + mask) v from separate ops: the reference; a key
+ * mask km (or NULL) adds -1e9 where it is 0, broadcast over the rows it
+ * covers. */
+static asg_tensor *composed(asg_tensor *q, asg_tensor *k, asg_tensor *v, double scale, bool causal,
+                            asg_tensor *km) {
   asg_tensor *s = asg_mul_scalar(asg_matmul_t(q, k, false, true), scale); /* [..., Tq, Tk] */
+  if (km) {
+    asg_shape ss = asg_tensor_shape(s), ms = asg_tensor_shape(km), bs = ss;
+    for (int d = 0; d < bs.ndim; d++) /* [m0, 1, ..., 1, Tk] */
+      bs.dims[d] = d < ms.ndim - 1 ? ms.dims[d] : d == bs.ndim - 1 ? ss.dims[d] : 1;
+    s = asg_add(s, asg_reshape(asg_mul_scalar(asg_add_scalar(km, -1.0), 1e9), bs));
+  }
   if (causal) {
     asg_shape qs = asg_tensor_shape(q), ks = asg_tensor_shape(k);
     int64_t Tq = qs.dims[qs.ndim - 2], Tk = ks.dims[ks.ndim - 2];
@@ -44,9 +69,9 @@ static double scale_of(const double *v, long n) {
  * computed in one program from the same inputs, compared. */
 static void check_against_composed(const acfg *c, asg_dtype dt) {
   char title[160], b1[64], b2[64];
-  snprintf(title, sizeof title, "attention %s q%s kv%s scale %g causal %d", asg_dtype_name(dt),
-           asg_shape_str(c->q, b1, sizeof b1), asg_shape_str(c->kv, b2, sizeof b2), c->scale,
-           c->causal);
+  snprintf(title, sizeof title, "attention%s %s q%s kv%s scale %g causal %d",
+           c->masked ? "_masked" : "", asg_dtype_name(dt), asg_shape_str(c->q, b1, sizeof b1),
+           asg_shape_str(c->kv, b2, sizeof b2), c->scale, c->causal);
   asg_graph *g = asg_graph_new();
   long nq = (long)asg_shape_numel(c->q), nkv = (long)asg_shape_numel(c->kv);
   double *vals[3], *r = malloc(sizeof(double) * (size_t)nq);
@@ -60,8 +85,10 @@ static void check_against_composed(const acfg *c, asg_dtype dt) {
   }
   tu_rand(7, r, nq, 0.5, 1.5);
   asg_tensor *w = tu_constant(g, dt, c->q, r);
-  asg_tensor *o[2] = {asg_attention(in[0], in[1], in[2], c->scale, c->causal),
-                      composed(in[0], in[1], in[2], c->scale, c->causal)};
+  asg_shape ms;
+  asg_tensor *km = c->masked ? key_mask(g, dt, c->q, c->kv, &ms) : NULL;
+  asg_tensor *o[2] = {asg_attention_masked(in[0], in[1], in[2], km, c->scale, c->causal),
+                      composed(in[0], in[1], in[2], c->scale, c->causal, km)};
   asg_tensor *outs[8];
   bool ok = o[0] && o[1];
   for (int f = 0; f < 2 && ok; f++) {
@@ -98,16 +125,22 @@ static void check_against_composed(const acfg *c, asg_dtype dt) {
 
 static void test_against_composed(void) {
   const acfg cf[] = {
-      {ASG_SHAPE(2, 3, 13, 8), ASG_SHAPE(2, 3, 13, 8), 0.35355339059327373, false},
-      {ASG_SHAPE(2, 3, 13, 8), ASG_SHAPE(2, 3, 13, 8), 0.35355339059327373, true},
-      {ASG_SHAPE(2, 5, 8), ASG_SHAPE(2, 9, 8), 0.4, false},
-      {ASG_SHAPE(2, 5, 8), ASG_SHAPE(2, 9, 8), 0.4, true}, /* keys 5..8 unseen: dk = dv = 0 */
-      {ASG_SHAPE(3, 9, 5), ASG_SHAPE(3, 4, 5), 1.3, true}, /* rows 3..8 see every key */
-      {ASG_SHAPE(7, 3), ASG_SHAPE(7, 3), 1.0, true},       /* no leading dims */
-      {ASG_SHAPE(1, 2, 70, 16), ASG_SHAPE(1, 2, 70, 16), 0.25, true},
-      {ASG_SHAPE(1, 1, 1, 4), ASG_SHAPE(1, 1, 6, 4), 0.5, false}, /* one query */
-      {ASG_SHAPE(2, 10, 8), ASG_SHAPE(2, 80, 8), 0.5, true},      /* keys 10..79 unseen */
-      {ASG_SHAPE(2, 150, 8), ASG_SHAPE(2, 130, 8), 0.5, false},   /* several blocks */
+      {ASG_SHAPE(2, 3, 13, 8), ASG_SHAPE(2, 3, 13, 8), 0.35355339059327373, false, false},
+      {ASG_SHAPE(2, 3, 13, 8), ASG_SHAPE(2, 3, 13, 8), 0.35355339059327373, true, false},
+      {ASG_SHAPE(2, 5, 8), ASG_SHAPE(2, 9, 8), 0.4, false, false},
+      {ASG_SHAPE(2, 5, 8), ASG_SHAPE(2, 9, 8), 0.4, true,
+       false}, /* keys 5..8 unseen: dk = dv = 0 */
+      {ASG_SHAPE(3, 9, 5), ASG_SHAPE(3, 4, 5), 1.3, true, false}, /* rows 3..8 see every key */
+      {ASG_SHAPE(7, 3), ASG_SHAPE(7, 3), 1.0, true, false},       /* no leading dims */
+      {ASG_SHAPE(1, 2, 70, 16), ASG_SHAPE(1, 2, 70, 16), 0.25, true, false},
+      {ASG_SHAPE(1, 1, 1, 4), ASG_SHAPE(1, 1, 6, 4), 0.5, false, false}, /* one query */
+      {ASG_SHAPE(2, 10, 8), ASG_SHAPE(2, 80, 8), 0.5, true, false},      /* keys 10..79 unseen */
+      {ASG_SHAPE(2, 150, 8), ASG_SHAPE(2, 130, 8), 0.5, false, false},   /* several blocks */
+      {ASG_SHAPE(2, 3, 13, 8), ASG_SHAPE(2, 3, 13, 8), 0.35, false, true},
+      {ASG_SHAPE(2, 3, 13, 8), ASG_SHAPE(2, 3, 13, 8), 0.35, true, true},
+      {ASG_SHAPE(2, 5, 8), ASG_SHAPE(2, 9, 8), 0.4, false, true},
+      {ASG_SHAPE(7, 3), ASG_SHAPE(7, 3), 1.0, true, true},
+      {ASG_SHAPE(2, 150, 8), ASG_SHAPE(2, 130, 8), 0.5, false, true},
   };
   for (size_t i = 0; i < sizeof cf / sizeof cf[0]; i++) {
     check_against_composed(&cf[i], ASG_F32);
@@ -121,11 +154,20 @@ static asg_tensor *b_attention(asg_graph *g, asg_tensor **xs, void *ctx) {
   return asg_attention(xs[0], xs[1], xs[2], 0.7, *(bool *)ctx);
 }
 
+static asg_tensor *b_attention_masked(asg_graph *g, asg_tensor **xs, void *ctx) {
+  static const double m[10] = {1, 0, 1, 1, 0, 0, 1, 1, 0, 1}; /* [2, 5] */
+  return asg_attention_masked(xs[0], xs[1], xs[2], tu_constant(g, ASG_F64, ASG_SHAPE(2, 5), m), 0.7,
+                              *(bool *)ctx);
+}
+
 static void test_gradcheck(void) {
   asg_shape s[3] = {ASG_SHAPE(2, 3, 4), ASG_SHAPE(2, 5, 4), ASG_SHAPE(2, 5, 4)};
   bool causal = false, causal1 = true;
   tu_gradcheck("attention q, k, v", 3, s, b_attention, &causal, NULL);
   tu_gradcheck("attention causal q, k, v", 3, s, b_attention, &causal1, NULL);
+  /* causal: query 0 of batch 1 sees no key (its key 0 is hidden) */
+  tu_gradcheck("attention_masked q, k, v", 3, s, b_attention_masked, &causal, NULL);
+  tu_gradcheck("attention_masked causal q, k, v", 3, s, b_attention_masked, &causal1, NULL);
   asg_shape sq[3] = {ASG_SHAPE(6, 3), ASG_SHAPE(6, 3), ASG_SHAPE(6, 3)};
   tu_gradcheck("attention causal rank 2", 3, sq, b_attention, &causal1, NULL);
 }
@@ -176,6 +218,54 @@ static void test_errors(void) {
   expect_error("scale inf", ASG_F32, a, ASG_F32, b, ASG_F32, b, INFINITY, "scale must be finite");
   /* NULL and a poisoned input propagate (no crash, no new message needed) */
   TU_CHECK(asg_attention(NULL, NULL, NULL, 1, false) == NULL, "NULL inputs give NULL");
+  /* key masks: [L..., Tk] with L... leading dims of q, q's dtype */
+  const struct {
+    asg_shape m;
+    asg_dtype dt;
+    const char *what, *needle;
+  } mk[] = {{ASG_SHAPE(2, 5), ASG_F32, "mask Tk differs", "key mask [2,5] does not fit"},
+            {ASG_SHAPE(3, 7), ASG_F32, "mask rows differ", "key mask [3,7] does not fit"},
+            {ASG_SHAPE(2, 1, 7), ASG_F32, "mask too deep", "does not fit"},
+            {ASG_SHAPE(2, 7), ASG_F64, "mask dtype", "dtypes differ"}};
+  for (size_t i = 0; i < sizeof mk / sizeof mk[0]; i++) {
+    asg_graph *g = asg_graph_new();
+    asg_tensor *q = asg_input(g, "q", ASG_F32, a), *k = asg_input(g, "k", ASG_F32, b);
+    asg_tensor *y = asg_attention_masked(q, k, k, asg_input(g, "m", mk[i].dt, mk[i].m), 0.5, 0);
+    const char *e = asg_graph_error(g);
+    TU_CHECK(!y && e && strstr(e, mk[i].needle), "%s: %s", mk[i].what, e ? e : "(no error)");
+    asg_graph_free(g);
+  }
+}
+
+/* A query that sees no key (every key hidden, or causal with key 0 hidden)
+ * outputs zeros and gets no gradient; the other rows are untouched. */
+static void test_masked_empty(void) {
+  asg_graph *g = asg_graph_new();
+  double vq[2 * 3 * 4], vk[2 * 4 * 4], m[8] = {0, 0, 0, 0, 0, 1, 1, 1}; /* batch 0: all hidden */
+  tu_rand(3, vq, 24, -1, 1);
+  tu_rand(4, vk, 32, -1, 1);
+  asg_tensor *q = tu_constant(g, ASG_F64, ASG_SHAPE(2, 3, 4), vq);
+  asg_tensor *k = tu_constant(g, ASG_F64, ASG_SHAPE(2, 4, 4), vk);
+  asg_tensor *km = tu_constant(g, ASG_F64, ASG_SHAPE(2, 4), m);
+  asg_tensor *o = asg_attention_masked(q, k, k, km, 0.5, true); /* batch 1 query 0: none */
+  asg_tensor *wrt[2] = {q, k}, *out[3] = {o, NULL, NULL};
+  bool ok = o && asg_grad(asg_sum(o, ASG_ALL_AXES, false), 2, wrt, out + 1) == ASG_OK;
+  asg_program *p = ok ? asg_compile(g, 3, out, NULL) : NULL;
+  double got[24], dq[24], dk[32];
+  ok = p && !asg_program_run(p) && !tu_fetch(p, o, got) && !tu_fetch(p, out[1], dq) &&
+       !tu_fetch(p, out[2], dk);
+  bool zero = ok, rest = ok;
+  for (int i = 0; ok && i < 24; i++) {
+    const bool empty = i < 12 || (i >= 12 && i < 16); /* batch 0, and batch 1 query 0 */
+    if (empty) zero = zero && got[i] == 0 && dq[i] == 0;
+    if (!empty) rest = rest && got[i] != 0 && isfinite(got[i]);
+  }
+  for (int i = 0; ok && i < 16; i++) /* batch 0's keys: no query sees them */
+    zero = zero && dk[i] == 0;
+  TU_CHECK(ok && zero && rest, "attention_masked: queries that see no key give 0 (%s)",
+           ok ? "values" : asg_last_error());
+  asg_program_free(p);
+  asg_graph_free(g);
 }
 
 int main(void) {
@@ -183,5 +273,6 @@ int main(void) {
   test_gradcheck();
   test_second_order();
   test_errors();
+  test_masked_empty();
   return tu_finish();
 }

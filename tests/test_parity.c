@@ -1137,6 +1137,42 @@ static void cases_attention(void) {
       }
 }
 
+/* attention_masked: a key mask [L..., Tk] (L... leading dims of q) of 0/1
+ * with some keys hidden; "empty" hides every key of mask row 1 (those
+ * queries output zero and take no gradient). Forward and gradients through
+ * the harness, as above. */
+static void cases_attention_masked(void) {
+  const struct {
+    asg_shape q, kv, m;
+    double scale;
+    bool causal, empty;
+  } cf[] = {
+      {ASG_SHAPE(2, 3, 13, 8), ASG_SHAPE(2, 3, 13, 8), ASG_SHAPE(2, 13), 0.35, false, false},
+      {ASG_SHAPE(2, 3, 13, 8), ASG_SHAPE(2, 3, 13, 8), ASG_SHAPE(2, 3, 13), 0.35, true, false},
+      {ASG_SHAPE(2, 5, 8), ASG_SHAPE(2, 9, 8), ASG_SHAPE(2, 9), 0.6, false, true},
+      {ASG_SHAPE(1, 2, 70, 64), ASG_SHAPE(1, 2, 70, 64), ASG_SHAPE(1, 70), 0.125, true, false},
+      {ASG_SHAPE(2, 2, 33, 32), ASG_SHAPE(2, 2, 97, 32), ASG_SHAPE(2, 97), 0.2, false, true},
+  };
+  for (size_t c = 0; c < sizeof cf / sizeof cf[0]; c++)
+    for (int d = 0; d < 2; d++) {
+      pcase pc;
+      pc_begin(&pc, C_ACCUM, "attention_masked %s q%s kv%s mask%s causal=%d%s", dtn(FDT[d]),
+               shp(cf[c].q), shp(cf[c].kv), shp(cf[c].m), cf[c].causal,
+               cf[c].empty ? " (a row hides every key)" : "");
+      asg_tensor *q = pc_in(&pc, FDT[d], cf[c].q, -1.5, 1.5);
+      asg_tensor *k = pc_in(&pc, FDT[d], cf[c].kv, -1.5, 1.5);
+      asg_tensor *v = pc_in(&pc, FDT[d], cf[c].kv, -2, 2);
+      const long nm = numel(cf[c].m), tk = cf[c].m.dims[cf[c].m.ndim - 1];
+      double *mv = malloc(sizeof *mv * (size_t)nm);
+      for (long i = 0; mv && i < nm; i++) /* key 0 of each row hidden too, now and then */
+        mv[i] = (cf[c].empty && i / tk == 1) || (i * 3 + i / tk * 5) % 4 == 0 ? 0 : 1;
+      asg_tensor *m = mv ? pc_in_vals(&pc, FDT[d], cf[c].m, mv) : NULL;
+      free(mv);
+      pc_out(&pc, asg_attention_masked(q, k, v, m, cf[c].scale, cf[c].causal), "o");
+      pc_finish(&pc);
+    }
+}
+
 /* ----------------------------------------------------------- random, state */
 
 static void cases_random(void) {
@@ -2005,6 +2041,7 @@ int main(int argc, char **argv) {
   cases_pool();
   cases_softmax_ce();
   cases_attention();
+  cases_attention_masked();
   cases_random();
   cases_state();
   cases_chains();

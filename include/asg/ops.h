@@ -124,6 +124,15 @@ ASG_API asg_tensor *asg_layernorm(asg_tensor *x, asg_tensor *gamma, asg_tensor *
  * as PyTorch's is_causal). Returns o [..., Tq, D]. */
 ASG_API asg_tensor *asg_attention(asg_tensor *q, asg_tensor *k, asg_tensor *v, double scale,
                                   bool causal);
+/* The same with a key (padding) mask [L..., Tk] of q's dtype, L... a prefix
+ * of q's leading dims (e.g. [B, Tk] for q [B, H, Tq, D]: one row per batch
+ * entry, shared by its heads): key j is visible to the queries under mask
+ * row m only where mask[m, j] != 0 (and, causal, j <= i). Still fused: no
+ * [..., Tq, Tk] tensor. A query that sees no key gets a zero output and no
+ * gradient (a softmax over nothing). The mask gets no gradient. NULL mask:
+ * asg_attention. */
+ASG_API asg_tensor *asg_attention_masked(asg_tensor *q, asg_tensor *k, asg_tensor *v,
+                                         asg_tensor *mask, double scale, bool causal);
 
 typedef struct asg_conv_params {
   int stride[2];         /* 0 means 1 */

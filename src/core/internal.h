@@ -142,12 +142,16 @@ asg_tensor *asg__adam_param(asg_tensor *p, asg_tensor *m, asg_tensor *v, asg_ten
 /* Fused attention (src/ops/op_attention.c; contract there): the row
  * logsumexp lse [..., Tq] of the scaled (masked) scores, and the backward
  * ops dq [..., Tq, D] and dkv [2, ..., Tk, D] (dk, dv) from do = dL/do,
- * lse and delta = sum(do * o, last axis). scale/causal as the forward. */
-asg_tensor *asg__attention_lse(asg_tensor *q, asg_tensor *k, double scale, bool causal);
+ * lse and delta = sum(do * o, last axis). scale/causal and the key mask
+ * (NULL: none) as the forward. */
+asg_tensor *asg__attention_lse(asg_tensor *q, asg_tensor *k, asg_tensor *mask, double scale,
+                               bool causal);
 asg_tensor *asg__attention_bwd_q(asg_tensor *q, asg_tensor *k, asg_tensor *v, asg_tensor *dout,
-                                 asg_tensor *lse, asg_tensor *delta, double scale, bool causal);
+                                 asg_tensor *lse, asg_tensor *delta, asg_tensor *mask, double scale,
+                                 bool causal);
 asg_tensor *asg__attention_bwd_kv(asg_tensor *q, asg_tensor *k, asg_tensor *v, asg_tensor *dout,
-                                  asg_tensor *lse, asg_tensor *delta, double scale, bool causal);
+                                  asg_tensor *lse, asg_tensor *delta, asg_tensor *mask,
+                                  double scale, bool causal);
 
 /* ---- shapes ---- */
 /* Broadcast a and b into out; false if incompatible. */

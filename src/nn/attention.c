@@ -6,8 +6,9 @@
  *   i[0] = d_model, i[1] = heads, i[2] = causal, i[3] = asg_posenc,
  *   i[4] = dropout applications so far;
  *   f[0] = attention dropout, f[1] = RoPE base. The scores go through the
- *   fused asg_attention op unless a padding mask, ALiBi or active attention
- *   dropout must act on them (then they are materialized).
+ *   fused attention op (with the padding mask as its key mask) unless ALiBi
+ *   or active attention dropout must act on them (then they are
+ *   materialized).
  * feedforward: children fc1, act, fc2 and (dropout > 0) dropout, in order.
  * transformer_block: children ln1, attn, ln2, ffn and (dropout > 0) drop1
  *   (dropout on the attention output before the residual add).
@@ -130,7 +131,7 @@ static asg_tensor *mha_apply(asg_layer *l, asg_tensor *x, asg_tensor *mask) {
     return asg_graph_fail(g, ASG_ERR_DTYPE, "mha", "input must be floating point, got %s",
                           asg_dtype_name(dt));
   int64_t B = xs.dims[0], T = xs.dims[1];
-  asg_tensor *pad = NULL;
+  asg_tensor *keys = NULL; /* the padding mask in x's dtype: 1 keep, 0 pad */
   if (mask) {
     asg_shape ms = asg_tensor_shape(mask);
     if (ms.ndim != 2 || ms.dims[0] != B || ms.dims[1] != T)
@@ -138,10 +139,7 @@ static asg_tensor *mha_apply(asg_layer *l, asg_tensor *x, asg_tensor *mask) {
                             "padding mask %s must be [B, T] = [%lld,%lld] for input %s",
                             asg_shape_str(ms, b1, sizeof b1), (long long)B, (long long)T,
                             asg_shape_str(xs, b2, sizeof b2));
-    /* 1 keep -> 0, 0 pad -> MASK_NEG; [B, 1, 1, T] broadcasts over heads and queries */
-    pad = asg_reshape(asg_mul_scalar(asg_add_scalar(as_dtype(mask, x), -1.0), -MASK_NEG),
-                      ASG_SHAPE(B, 1, 1, T));
-    if (!pad) return NULL;
+    if (!(keys = as_dtype(mask, x))) return NULL;
   }
   asg_layer **c = l->children;
   asg_tensor *q, *k, *v;
@@ -168,16 +166,18 @@ static asg_tensor *mha_apply(asg_layer *l, asg_tensor *x, asg_tensor *mask) {
   }
   bool drop = l->f[0] > 0 && asg_graph_is_training(g);
   asg_tensor *av; /* [B, H, T, Dh] */
-  if (!pad && pos != ASG_POS_ALIBI && !drop && (dt == ASG_F32 || dt == ASG_F64)) {
-    /* nothing but the causal mask acts on the scores: the fused op never
-     * stores the [B, H, T, T] scores or probabilities */
-    av = asg_attention(q, k, v, 1.0 / sqrt((double)Dh), l->i[2] != 0);
+  if (pos != ASG_POS_ALIBI && !drop && (dt == ASG_F32 || dt == ASG_F64)) {
+    /* only the causal and padding masks act on the scores: the fused op
+     * never stores the [B, H, T, T] scores or probabilities */
+    av = asg_attention_masked(q, k, v, keys, 1.0 / sqrt((double)Dh), l->i[2] != 0);
   } else {
     /* scale q ([.., T, Dh]) rather than the scores ([.., T, T]) */
     asg_tensor *s = asg_matmul_t(asg_mul_scalar(q, 1.0 / sqrt((double)Dh)), k, false, true);
     if (l->i[2] || pos == ASG_POS_ALIBI)
       s = asg_add(s, score_bias(g, dt, H, T, l->i[2], pos == ASG_POS_ALIBI));
-    if (pad) s = asg_add(s, pad);
+    if (keys) /* 1 keep -> 0, 0 pad -> MASK_NEG; [B, 1, 1, T] broadcasts over heads, queries */
+      s = asg_add(s, asg_reshape(asg_mul_scalar(asg_add_scalar(keys, -1.0), -MASK_NEG),
+                                 ASG_SHAPE(B, 1, 1, T)));
     asg_tensor *a = asg_softmax(s, -1);
     if (drop)
       a = asg_dropout(a, l->f[0], asg__layer_seed(l) + 0x9e3779b97f4a7c15ull * (uint64_t)l->i[4]++);

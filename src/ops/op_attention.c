@@ -5,13 +5,19 @@
  * leading dims; one float dtype (f32/f64) everywhere.
  * Attributes (every op of the family): f0 = scale, i0 = causal (0/1; key j
  * is visible to query i iff j <= i, top-left aligned).
- *   ATTENTION        (q, k, v)                      -> o     [..., Tq, D]
- *   ATTENTION_LSE    (q, k)                         -> lse   [..., Tq]
- *   ATTENTION_BWD_Q  (q, k, v, do, lse, delta)      -> dq    [..., Tq, D]
- *   ATTENTION_BWD_KV (q, k, v, do, lse, delta)      -> dkv   [2, ..., Tk, D]
+ *   ATTENTION        (q, k, v [, mask])                 -> o     [..., Tq, D]
+ *   ATTENTION_LSE    (q, k [, mask])                    -> lse   [..., Tq]
+ *   ATTENTION_BWD_Q  (q, k, v, do, lse, delta [, mask]) -> dq    [..., Tq, D]
+ *   ATTENTION_BWD_KV (q, k, v, do, lse, delta [, mask]) -> dkv   [2, ..., Tk, D]
  * where s_ij = scale q_i.k_j, lse_i = log sum_j exp(s_ij) over visible j,
  * o_i = sum_j exp(s_ij - lse_i) v_j, delta_i = sum_d do_id o_id, and dkv
  * packs dk (index 0) and dv (index 1) so one kernel produces both.
+ * The key mask [L..., Tk] (q's dtype; L... a prefix of q's leading dims,
+ * e.g. [B, Tk] for q [B, H, Tq, D]): key j of the query rows under mask row
+ * m is visible only where mask[m, j] != 0; the head (product of the leading
+ * dims) bh reads mask row bh / (NB / NBm), NB and NBm the products of q's
+ * and the mask's leading dims. A query that sees no key gets o_i = 0 and
+ * lse_i = -inf, and contributes nothing to the gradients.
  * Kernels accumulate in the dtype (f32 scale = (float)f0); the forward uses
  * an online softmax, the backward ops recompute p_ij = exp(s_ij - lse_i).
  * The backward nodes are made by src/autograd/grad_attention.c. */
@@ -57,6 +63,24 @@ static bool check_qkv(asg_graph *g, const char *name, asg_tensor *q, asg_tensor 
   return true;
 }
 
+/* The key mask (see the top): q's dtype, [L..., Tk] with L... a prefix of
+ * q's leading dims. */
+static bool check_mask(asg_graph *g, const char *name, asg_tensor *q, asg_tensor *k,
+                       asg_tensor *mask) {
+  char b1[ASG_SHAPE_BUF], b2[ASG_SHAPE_BUF];
+  if (!asg__same_dtype(g, name, q, mask)) return false;
+  const int nd = q->shape.ndim, r = mask->shape.ndim;
+  bool ok = r >= 1 && r - 1 <= nd - 2 && mask->shape.dims[r - 1] == k->shape.dims[nd - 2];
+  for (int d = 0; ok && d < r - 1; d++)
+    ok = mask->shape.dims[d] == q->shape.dims[d];
+  if (!ok)
+    asg__fail(g, ASG_ERR_SHAPE, name,
+              "key mask %s does not fit q %s: expected [L..., Tk] with L... leading dims of q "
+              "(e.g. [B, Tk] for [B, H, Tq, D])",
+              SHP(mask->shape, b1), SHP(q->shape, b2));
+  return ok;
+}
+
 static bool check_scale(asg_graph *g, const char *name, double scale) {
   if (isfinite(scale)) return true;
   asg__fail(g, ASG_ERR_INVALID, name, "scale must be finite, got %g", scale);
@@ -73,31 +97,46 @@ static asg_tensor *make(asg_graph *g, asg_op op, asg_dtype dt, asg_shape s, int 
   return y;
 }
 
-asg_tensor *asg_attention(asg_tensor *q, asg_tensor *k, asg_tensor *v, double scale, bool causal) {
-  asg_tensor *in[3] = {q, k, v};
-  asg_graph *g = asg__graph_of("attention", 3, in);
-  if (!g || !check_qkv(g, "attention", q, k, v) || !check_scale(g, "attention", scale)) return NULL;
-  return make(g, ASG_OP_ATTENTION, q->dtype, q->shape, 3, in, scale, causal);
+asg_tensor *asg_attention_masked(asg_tensor *q, asg_tensor *k, asg_tensor *v, asg_tensor *mask,
+                                 double scale, bool causal) {
+  asg_tensor *in[4] = {q, k, v, mask};
+  const int n = mask ? 4 : 3;
+  asg_graph *g = asg__graph_of("attention", n, in);
+  if (!g || !check_qkv(g, "attention", q, k, v) || !check_scale(g, "attention", scale) ||
+      (mask && !check_mask(g, "attention", q, k, mask)))
+    return NULL;
+  return make(g, ASG_OP_ATTENTION, q->dtype, q->shape, n, in, scale, causal);
 }
 
-asg_tensor *asg__attention_lse(asg_tensor *q, asg_tensor *k, double scale, bool causal) {
-  asg_tensor *in[2] = {q, k};
-  asg_graph *g = asg__graph_of("attention_lse", 2, in);
-  if (!g || !check_qkv(g, "attention_lse", q, k, NULL) || !check_scale(g, "attention_lse", scale))
+asg_tensor *asg_attention(asg_tensor *q, asg_tensor *k, asg_tensor *v, double scale, bool causal) {
+  return asg_attention_masked(q, k, v, NULL, scale, causal);
+}
+
+asg_tensor *asg__attention_lse(asg_tensor *q, asg_tensor *k, asg_tensor *mask, double scale,
+                               bool causal) {
+  asg_tensor *in[3] = {q, k, mask};
+  const int n = mask ? 3 : 2;
+  asg_graph *g = asg__graph_of("attention_lse", n, in);
+  if (!g || !check_qkv(g, "attention_lse", q, k, NULL) || !check_scale(g, "attention_lse", scale) ||
+      (mask && !check_mask(g, "attention_lse", q, k, mask)))
     return NULL;
   asg_shape s = q->shape; /* [..., Tq] */
   s.ndim--;
-  return make(g, ASG_OP_ATTENTION_LSE, q->dtype, s, 2, in, scale, causal);
+  return make(g, ASG_OP_ATTENTION_LSE, q->dtype, s, n, in, scale, causal);
 }
 
 /* The backward ops' extra inputs: do like q, lse and delta like q without D. */
 static asg_tensor *bwd(asg_op op, asg_tensor *q, asg_tensor *k, asg_tensor *v, asg_tensor *dout,
-                       asg_tensor *lse, asg_tensor *delta, double scale, bool causal) {
+                       asg_tensor *lse, asg_tensor *delta, asg_tensor *mask, double scale,
+                       bool causal) {
   const char *name = asg__op_name(op);
-  asg_tensor *in[6] = {q, k, v, dout, lse, delta};
-  asg_graph *g = asg__graph_of(name, 6, in);
+  asg_tensor *in[7] = {q, k, v, dout, lse, delta, mask};
+  const int n = mask ? 7 : 6;
+  asg_graph *g = asg__graph_of(name, n, in);
   char b1[ASG_SHAPE_BUF], b2[ASG_SHAPE_BUF];
-  if (!g || !check_qkv(g, name, q, k, v) || !check_scale(g, name, scale)) return NULL;
+  if (!g || !check_qkv(g, name, q, k, v) || !check_scale(g, name, scale) ||
+      (mask && !check_mask(g, name, q, k, mask)))
+    return NULL;
   asg_shape rows = q->shape;
   rows.ndim--;
   for (int i = 3; i < 6; i++) {
@@ -120,15 +159,17 @@ static asg_tensor *bwd(asg_op op, asg_tensor *q, asg_tensor *k, asg_tensor *v, a
     for (int d = 0; d < k->shape.ndim; d++)
       s.dims[d + 1] = k->shape.dims[d];
   }
-  return make(g, op, q->dtype, s, 6, in, scale, causal);
+  return make(g, op, q->dtype, s, n, in, scale, causal);
 }
 
 asg_tensor *asg__attention_bwd_q(asg_tensor *q, asg_tensor *k, asg_tensor *v, asg_tensor *dout,
-                                 asg_tensor *lse, asg_tensor *delta, double scale, bool causal) {
-  return bwd(ASG_OP_ATTENTION_BWD_Q, q, k, v, dout, lse, delta, scale, causal);
+                                 asg_tensor *lse, asg_tensor *delta, asg_tensor *mask, double scale,
+                                 bool causal) {
+  return bwd(ASG_OP_ATTENTION_BWD_Q, q, k, v, dout, lse, delta, mask, scale, causal);
 }
 
 asg_tensor *asg__attention_bwd_kv(asg_tensor *q, asg_tensor *k, asg_tensor *v, asg_tensor *dout,
-                                  asg_tensor *lse, asg_tensor *delta, double scale, bool causal) {
-  return bwd(ASG_OP_ATTENTION_BWD_KV, q, k, v, dout, lse, delta, scale, causal);
+                                  asg_tensor *lse, asg_tensor *delta, asg_tensor *mask,
+                                  double scale, bool causal) {
+  return bwd(ASG_OP_ATTENTION_BWD_KV, q, k, v, dout, lse, delta, mask, scale, causal);
 }

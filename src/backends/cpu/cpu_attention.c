@@ -9,7 +9,8 @@
  * runs at GEMM speed (a scalar loop over q_i . k_j was ~10x slower than the
  * materialized ops). Everything accumulates in the dtype; the blocks are
  * fixed and each GEMM is single-threaded, so results do not depend on the
- * thread count. */
+ * thread count. A key mask (the ops' optional last input) hides keys from
+ * the softmax; a query that sees no key gets o = 0 and lse = -inf. */
 #include <math.h>
 #include <string.h>
 
@@ -23,13 +24,22 @@
 typedef struct att_dims {
   int64_t NB, Tq, Tk, D; /* NB: product of the leading dims */
   bool causal;
+  int mask;  /* input index of the key mask, or -1 */
+  int64_t G; /* heads per mask row */
 } att_dims;
 
 static att_dims dims_of(const asg_step *s) {
   asg_shape q = s->in[0].shape, k = s->in[1].shape;
-  att_dims a = {1, q.dims[q.ndim - 2], k.dims[k.ndim - 2], q.dims[q.ndim - 1], s->attr.i[0] != 0};
+  att_dims a = {
+      1, q.dims[q.ndim - 2], k.dims[k.ndim - 2], q.dims[q.ndim - 1], s->attr.i[0] != 0, -1, 1};
   for (int d = 0; d < q.ndim - 2; d++)
     a.NB *= q.dims[d];
+  const int base = s->op == ASG_OP_ATTENTION ? 3 : s->op == ASG_OP_ATTENTION_LSE ? 2 : 6;
+  if (s->n_in > base) {
+    a.mask = base;
+    const int64_t rows = asg_shape_numel(s->in[base].shape) / (a.Tk ? a.Tk : 1);
+    a.G = rows > 0 ? a.NB / rows : 1;
+  }
   return a;
 }
 
@@ -70,14 +80,23 @@ static size_t att_ws(const asg_step *s, int nthreads) {
       const T *qb = q + (b * Tq + i0) * D, *kb = k + b * Tk * D;                                   \
       T *S = (T *)c->ws + thread_id() * ldw; /* [nq, nkb] */                                       \
       GEMM(false, true, nq, nkb, D, sc, qb, D, kb, D, 0, S, nkb, 1);                               \
+      const T *mr = a->mask >= 0 ? (const T *)c->in[a->mask] + (b / a->G) * Tk : NULL;             \
       for (int64_t r = 0; r < nq; r++) {                                                           \
         T *row = S + r * nkb;                                                                      \
-        int64_t nk = n_keys(a, i0 + r);                                                            \
-        T m = row[0], l = 0;                                                                       \
-        for (int64_t j = 1; j < nk; j++)                                                           \
-          if (row[j] > m || row[j] != row[j]) m = row[j];                                          \
+        int64_t nk = n_keys(a, i0 + r), first = 0;                                                 \
+        while (mr && first < nk && mr[first] == 0) /* keys the mask hides */                       \
+          first++;                                                                                 \
+        if (first == nk) { /* no visible key: o = 0, lse = -inf */                                 \
+          for (int64_t j = 0; j < nkb; j++)                                                        \
+            row[j] = 0;                                                                            \
+          if (lse_only) out[b * Tq + i0 + r] = -(T)INFINITY;                                       \
+          continue;                                                                                \
+        }                                                                                          \
+        T m = row[first], l = 0;                                                                   \
+        for (int64_t j = first + 1; j < nk; j++)                                                   \
+          if ((!mr || mr[j] != 0) && (row[j] > m || row[j] != row[j])) m = row[j];                 \
         for (int64_t j = 0; j < nk; j++) {                                                         \
-          row[j] = EXP(row[j] - m);                                                                \
+          row[j] = !mr || mr[j] != 0 ? EXP(row[j] - m) : 0;                                        \
           l += row[j];                                                                             \
         }                                                                                          \
         if (lse_only) {                                                                            \
@@ -87,7 +106,7 @@ static size_t att_ws(const asg_step *s, int nthreads) {
         T inv = (T)1 / l;                                                                          \
         for (int64_t j = 0; j < nk; j++)                                                           \
           row[j] *= inv;                                                                           \
-        for (int64_t j = nk; j < nkb; j++) /* masked */                                            \
+        for (int64_t j = nk; j < nkb; j++) /* causal */                                            \
           row[j] = 0;                                                                              \
       }                                                                                            \
       if (!lse_only)                                                                               \
@@ -112,11 +131,12 @@ static size_t att_ws(const asg_step *s, int nthreads) {
       T *P = (T *)c->ws + thread_id() * ldw, *dP = P + BLK * nkb; /* [nq, nkb] each */             \
       GEMM(false, true, nq, nkb, D, sc, q + r0 * D, D, kb, D, 0, P, nkb, 1);                       \
       GEMM(false, true, nq, nkb, D, 1, dO + r0 * D, D, v + b * Tk * D, D, 0, dP, nkb, 1);          \
+      const T *mr = a->mask >= 0 ? (const T *)c->in[a->mask] + (b / a->G) * Tk : NULL;             \
       for (int64_t r = 0; r < nq; r++) {                                                           \
         T *pr = P + r * nkb, *dpr = dP + r * nkb, li = lse[r0 + r], di = dl[r0 + r];               \
         int64_t nk = n_keys(a, i0 + r);                                                            \
-        for (int64_t j = 0; j < nk; j++)                                                           \
-          pr[j] = EXP(pr[j] - li) * (dpr[j] - di); /* dS */                                        \
+        for (int64_t j = 0; j < nk; j++) /* dS */                                                  \
+          pr[j] = !mr || mr[j] != 0 ? EXP(pr[j] - li) * (dpr[j] - di) : 0;                         \
         for (int64_t j = nk; j < nkb; j++)                                                         \
           pr[j] = 0;                                                                               \
       }                                                                                            \
@@ -146,10 +166,12 @@ static size_t att_ws(const asg_step *s, int nthreads) {
       T *P = (T *)c->ws + thread_id() * ldw, *dP = P + BLK * nqv; /* [nk, nqv] each */             \
       GEMM(false, true, nk, nqv, D, sc, k + c0 * D, D, q + r0 * D, D, 0, P, nqv, 1);               \
       GEMM(false, true, nk, nqv, D, 1, v + c0 * D, D, dO + r0 * D, D, 0, dP, nqv, 1);              \
+      const T *mr = a->mask >= 0 ? (const T *)c->in[a->mask] + (b / a->G) * Tk : NULL;             \
       for (int64_t jj = 0; jj < nk; jj++) {                                                        \
         T *pr = P + jj * nqv, *dpr = dP + jj * nqv;                                                \
+        const bool shown = !mr || mr[j0 + jj] != 0;                                                \
         for (int64_t ii = 0; ii < nqv; ii++) {                                                     \
-          bool vis = !a->causal || j0 + jj <= ilo + ii;                                            \
+          bool vis = shown && (!a->causal || j0 + jj <= ilo + ii);                                 \
           pr[ii] = vis ? EXP(pr[ii] - lse[r0 + ii]) : 0;                                           \
           dpr[ii] = pr[ii] * (dpr[ii] - dl[r0 + ii]); /* dS^T */                                   \
         }                                                                                          \

@@ -19,9 +19,9 @@
 // Causal tiles entirely above the diagonal are never visited. D is
 // zero-padded to 32, 64 or 128 in shared memory, so odd D costs padding, not
 // a separate kernel; D not a multiple of 4 (or unaligned buffers) copies
-// 4-byte elements instead of 16-byte vectors. f64, D > 128, and devices with
-// too little shared memory use a generic warp-per-row kernel that
-// accumulates in its output row.
+// 4-byte elements instead of 16-byte vectors. f64, D > 128, a key mask
+// (asg_attention_masked) and devices with too little shared memory use a
+// generic warp-per-row kernel that accumulates in its output row.
 #include "backends/cuda/cuda.h"
 #include "backends/cuda/cuda_half.cuh"
 
@@ -1417,7 +1417,8 @@ struct Warp {
 // o [NB,Tq,D] (WITH_V) or lse [NB,Tq]; warp per query row
 template <typename T, bool WITH_V>
 __global__ void gen_fwd_kernel(const T *q, const T *k, const T *v, T *out, T *lse_out, int64_t nbh,
-                               int Tq, int Tk, int D, T scale, int causal) {
+                               int Tq, int Tk, int D, T scale, int causal, const T *mask,
+                               int64_t G) {
   Warp w;
   for (int64_t r = w.first; r < nbh * Tq; r += w.step) {
     const int64_t bh = r / Tq;
@@ -1429,7 +1430,9 @@ __global__ void gen_fwd_kernel(const T *q, const T *k, const T *v, T *out, T *ls
         oi[d] = 0;
     T m = -INFINITY, l = 0;
     const int n = causal ? min(Tk, i + 1) : Tk;
+    const T *mr = mask ? mask + bh / G * Tk : nullptr;
     for (int j = 0; j < n; j++) {
+      if (mr && mr[j] == 0) continue; // hidden key
       T s = 0;
       for (int d = w.lane; d < D; d += 32)
         s += qi[d] * kh[(int64_t)j * D + d];
@@ -1441,12 +1444,14 @@ __global__ void gen_fwd_kernel(const T *q, const T *k, const T *v, T *out, T *ls
         for (int d = w.lane; d < D; d += 32)
           oi[d] = oi[d] * a + p * vh[(int64_t)j * D + d];
     }
+    // a query that sees no key (mask): zero output, lse -inf
+    const T lse = l > 0 ? m + log(l) : -(T)INFINITY;
     if (WITH_V) {
       for (int d = w.lane; d < D; d += 32)
-        oi[d] /= l;
-      if (lse_out && w.lane == 0) lse_out[r] = m + log(l);
+        oi[d] = l > 0 ? oi[d] / l : (T)0;
+      if (lse_out && w.lane == 0) lse_out[r] = lse;
     } else if (w.lane == 0) {
-      out[r] = m + log(l);
+      out[r] = lse;
     }
   }
 }
@@ -1455,7 +1460,7 @@ __global__ void gen_fwd_kernel(const T *q, const T *k, const T *v, T *out, T *ls
 template <typename T>
 __global__ void gen_bwd_q_kernel(const T *q, const T *k, const T *v, const T *dout, const T *lse,
                                  const T *delta, T *dq, int64_t nbh, int Tq, int Tk, int D, T scale,
-                                 int causal) {
+                                 int causal, const T *mask, int64_t G) {
   Warp w;
   for (int64_t r = w.first; r < nbh * Tq; r += w.step) {
     const int64_t bh = r / Tq;
@@ -1466,7 +1471,9 @@ __global__ void gen_bwd_q_kernel(const T *q, const T *k, const T *v, const T *do
     for (int d = w.lane; d < D; d += 32)
       dqi[d] = 0;
     const int n = causal ? min(Tk, i + 1) : Tk;
+    const T *mr = mask ? mask + bh / G * Tk : nullptr;
     for (int j = 0; j < n; j++) {
+      if (mr && mr[j] == 0) continue; // hidden key: no term
       T s = 0, dp = 0;
       for (int d = w.lane; d < D; d += 32) {
         s += qi[d] * kh[(int64_t)j * D + d];
@@ -1487,7 +1494,7 @@ __global__ void gen_bwd_q_kernel(const T *q, const T *k, const T *v, const T *do
 template <typename T>
 __global__ void gen_bwd_kv_kernel(const T *q, const T *k, const T *v, const T *dout, const T *lse,
                                   const T *delta, T *dkv, int64_t nbh, int Tq, int Tk, int D,
-                                  T scale, int causal) {
+                                  T scale, int causal, const T *mask, int64_t G) {
   Warp w;
   for (int64_t r = w.first; r < nbh * Tk; r += w.step) {
     const int64_t bh = r / Tk;
@@ -1496,7 +1503,8 @@ __global__ void gen_bwd_kv_kernel(const T *q, const T *k, const T *v, const T *d
     T *dk = dkv + r * D, *dv = dkv + (nbh * Tk + r) * D;
     for (int d = w.lane; d < D; d += 32)
       dk[d] = 0, dv[d] = 0;
-    for (int i = causal ? j : 0; i < Tq; i++) {
+    const bool hidden = mask && mask[bh / G * Tk + j] == 0; // no query sees it
+    for (int i = hidden ? Tq : causal ? j : 0; i < Tq; i++) {
       const T *qi = qh + (int64_t)i * D, *doi = doh + (int64_t)i * D;
       T s = 0, dp = 0;
       for (int d = w.lane; d < D; d += 32) {
@@ -1521,13 +1529,16 @@ __global__ void gen_bwd_kv_kernel(const T *q, const T *k, const T *v, const T *d
 struct Geo {
   int64_t nbh; // product of the leading dims
   int Tq, Tk, D;
+  const void *mask; // key mask (the ops' optional last input) or NULL
+  int64_t G;        // heads per mask row
 };
 
 template <typename T> void gen_launch(const asg_cuda_call *c, const Geo &g) {
   const asg_step *s = c->s;
   cudaStream_t st = c->ctx->stream;
   const T *q = (const T *)c->in[0], *k = (const T *)c->in[1];
-  const T *v = s->n_in > 2 ? (const T *)c->in[2] : nullptr;
+  const T *v = s->op != ASG_OP_ATTENTION_LSE ? (const T *)c->in[2] : k;
+  const T *mask = (const T *)g.mask;
   T *out = (T *)c->out;
   T scale = (T)s->attr.f[0];
   int causal = (int)s->attr.i[0];
@@ -1535,22 +1546,22 @@ template <typename T> void gen_launch(const asg_cuda_call *c, const Geo &g) {
   unsigned grid = asg_cuda_blocks(rows * 32, kGenThreads);
   switch (s->op) {
   case ASG_OP_ATTENTION:
-    gen_fwd_kernel<T, true><<<grid, kGenThreads, 0, st>>>(q, k, v, out, (T *)c->stats_out, g.nbh,
-                                                          g.Tq, g.Tk, g.D, scale, causal);
+    gen_fwd_kernel<T, true><<<grid, kGenThreads, 0, st>>>(
+        q, k, v, out, (T *)c->stats_out, g.nbh, g.Tq, g.Tk, g.D, scale, causal, mask, g.G);
     break;
   case ASG_OP_ATTENTION_LSE:
     gen_fwd_kernel<T, false><<<grid, kGenThreads, 0, st>>>(q, k, k, out, nullptr, g.nbh, g.Tq, g.Tk,
-                                                           g.D, scale, causal);
+                                                           g.D, scale, causal, mask, g.G);
     break;
   case ASG_OP_ATTENTION_BWD_Q:
-    gen_bwd_q_kernel<T><<<grid, kGenThreads, 0, st>>>(q, k, v, (const T *)c->in[3],
-                                                      (const T *)c->in[4], (const T *)c->in[5], out,
-                                                      g.nbh, g.Tq, g.Tk, g.D, scale, causal);
+    gen_bwd_q_kernel<T><<<grid, kGenThreads, 0, st>>>(
+        q, k, v, (const T *)c->in[3], (const T *)c->in[4], (const T *)c->in[5], out, g.nbh, g.Tq,
+        g.Tk, g.D, scale, causal, mask, g.G);
     break;
   default:
-    gen_bwd_kv_kernel<T><<<grid, kGenThreads, 0, st>>>(q, k, v, (const T *)c->in[3],
-                                                       (const T *)c->in[4], (const T *)c->in[5],
-                                                       out, g.nbh, g.Tq, g.Tk, g.D, scale, causal);
+    gen_bwd_kv_kernel<T><<<grid, kGenThreads, 0, st>>>(
+        q, k, v, (const T *)c->in[3], (const T *)c->in[4], (const T *)c->in[5], out, g.nbh, g.Tq,
+        g.Tk, g.D, scale, causal, mask, g.G);
     break;
   }
 }
@@ -1756,6 +1767,10 @@ asg_status attention_run(const asg_cuda_call *c) {
   g.Tq = (int)qs.dims[qs.ndim - 2];
   g.D = (int)qs.dims[qs.ndim - 1];
   g.Tk = (int)ks.dims[ks.ndim - 2];
+  const int base = s->op == ASG_OP_ATTENTION ? 3 : s->op == ASG_OP_ATTENTION_LSE ? 2 : 6;
+  g.mask = s->n_in > base ? c->in[base] : nullptr;
+  const int64_t mrows = g.mask && g.Tk ? asg_shape_numel(s->in[base].shape) / g.Tk : 1;
+  g.G = mrows > 0 ? g.nbh / mrows : 1;
   if (asg_shape_numel(s->out.shape) == 0) return ASG_OK;
   if (g.nbh == 0 || g.Tq == 0 || g.Tk == 0 || g.D == 0) { // nothing attends: zero gradients
     cudaMemsetAsync(c->out, 0, (size_t)asg_shape_numel(s->out.shape) * asg_dtype_size(dt),
@@ -1767,10 +1782,11 @@ asg_status attention_run(const asg_cuda_call *c) {
                     cudaMemcpyDeviceToDevice, c->ctx->stream);
     return asg_cuda_check(c);
   }
-  bool done = false;
-  if (dt == ASG_F32 && c->tf32 && (g.D == 32 || g.D == 64 || g.D == 128) && vec_ok(c, g.D))
+  bool done = false; // a key mask takes the generic kernels
+  if (!g.mask && dt == ASG_F32 && c->tf32 && (g.D == 32 || g.D == 64 || g.D == 128) &&
+      vec_ok(c, g.D))
     done = mma_dispatch(c, g);
-  if (!done && dt == ASG_F32 && g.D <= 128) {
+  if (!done && !g.mask && dt == ASG_F32 && g.D <= 128) {
     bool vec = vec_ok(c, g.D);
     if (g.D <= 32)
       done = tiled_dispatch<32>(c, g, vec);

@@ -621,6 +621,13 @@ static bool stats_partner(const asg_resolved *r, const stats_rule *u, int i, int
     for (int k = i + 1; k < j; k++)
       if (asg_cuda_overlap(written_range(r, k), asg_cuda_in_range(r, i, fi))) return false;
   }
+  if (u->fwd == ASG_OP_ATTENTION) { /* the same key mask (the last input), or none on both */
+    const bool mf = f->n_in > 3, mb = b->n_in > 2;
+    if (mf != mb) return false;
+    if (mf && (r->in[i][3] != r->in[j][2] || !same_desc(&f->in[3], &b->in[2]))) return false;
+    for (int k = i + 1; mf && k < j; k++)
+      if (asg_cuda_overlap(written_range(r, k), asg_cuda_in_range(r, i, 3))) return false;
+  }
   return true;
 }
 

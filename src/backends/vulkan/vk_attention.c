@@ -6,9 +6,9 @@
  * 64 query (or key) rows, DMAX/32 adjacent lanes per row, and streams the
  * other side's rows through 16 KiB of shared memory; scores in fp32, softmax
  * in base 2, causal tiles above the diagonal never loaded.
- * f64, any D past 128, or a device short of shared memory or subgroup
- * lanes: attn_row.comp, one work group per output row (simple, exact for
- * any shape), with m_exp/m_log. */
+ * f64, any D past 128, a key mask, or a device short of shared memory or
+ * subgroup lanes: attn_row.comp, one work group per output row (simple,
+ * exact for any shape), with m_exp/m_log. */
 #include <stdio.h>
 
 #include "backends/vulkan/vk.h"
@@ -19,6 +19,8 @@ typedef struct attn_params {
   double scale;
   float scale_f;
   uint32_t NB, Tq, Tk, D, causal, mode;
+  uint64_t mask; /* attn_row only: key mask (0: none), one row per G heads */
+  uint32_t G, pad_;
 } attn_params;
 
 #define ATTN_ROWS 64            /* rows per work group of the tiled kernels */
@@ -48,6 +50,9 @@ static asg_status attn_record(const asg_vk_call *c) {
              : s->op == ASG_OP_ATTENTION_BWD_Q ? 2
                                                : 3;
   bool six = mode >= 2; /* (q, k, v, do, lse, delta) */
+  const int base = mode == 0 ? 3 : mode == 1 ? 2 : 6;
+  const bool masked = s->n_in > base; /* key mask: the last input */
+  const int64_t mrows = masked ? asg_shape_numel(s->in[base].shape) / (Tk ? Tk : 1) : 1;
   attn_params p = {c->in[0],
                    c->in[1],
                    mode != 1 ? c->in[2] : 0,
@@ -62,10 +67,13 @@ static asg_status attn_record(const asg_vk_call *c) {
                    (uint32_t)Tk,
                    (uint32_t)D,
                    s->attr.i[0] != 0,
-                   (uint32_t)mode};
+                   (uint32_t)mode,
+                   masked ? c->in[base] : 0,
+                   (uint32_t)(mrows > 0 ? NB / mrows : 1),
+                   0};
   const asg_vk_caps *cap = &c->ctx->caps;
   int dmax = D <= 32 ? 32 : D <= 64 ? 64 : 128;
-  bool tiled = dt == ASG_F32 && D <= 128 && cap->shared_bytes >= ATTN_SHARED_BYTES &&
+  bool tiled = !masked && dt == ASG_F32 && D <= 128 && cap->shared_bytes >= ATTN_SHARED_BYTES &&
                cap->subgroup_size >= (uint32_t)(dmax / 32) && cap->max_invocations >= 256 &&
                cap->subgroup_shuffle;
   char name[40];

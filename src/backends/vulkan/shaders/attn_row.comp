@@ -1,6 +1,8 @@
 #version 460
-// Attention for any D (f64, and f32 past the tiled kernels' D <= 128): one
-// work group per output row, grid-strided; scores in T, m_exp/m_log.
+// Attention for any D (f64, and f32 past the tiled kernels' D <= 128, and
+// every op with a key mask): one work group per output row, grid-strided;
+// scores in T, m_exp/m_log. Keys the mask hides are skipped; a query that
+// sees no key gets lse = -inf and a zero output.
 //   mode 0 ATTENTION     row (b,i): lse by a per-thread online softmax + tree
 //                        reduction, then o_i = sum_j p_ij v_j by key chunks
 //   mode 1 ATTENTION_LSE row (b,i): the lse part only -> lse [NB,Tq]
@@ -24,6 +26,8 @@ layout(buffer_reference, std430, buffer_reference_align = 8) readonly buffer Par
 #endif
   float scale_f;
   uint NB, Tq, Tk, D, causal, mode;
+  uint64_t mask; // key mask [NB / G, Tk] (0: none), read by this kernel only
+  uint G;
 };
 
 shared T sa[NT], sb[NT];
@@ -46,11 +50,15 @@ void main() {
   T scale = p.scale_f;
 #endif
   T ninf = -m_exp(T(1000)); // -inf in T
+  bool masked = p.mask != uint64_t(0);
+  BufT mb = BufT(p.mask);
+  uint G = max(p.G, 1u);
   uint rows = NB * (mode == 3u ? Tk : Tq);
   for (uint r = gl_WorkGroupID.x; r < rows; r += gl_NumWorkGroups.x) {
     if (mode == 3u) { // r = (b, j)
       uint b = r / Tk, j = r % Tk, ko = r * D, half_ = NB * Tk * D;
-      uint istart = causal ? j : 0u;
+      // a key the mask hides gets no gradient: no query tile is visited
+      uint istart = masked && mb.v[(b / G) * Tk + j] == T(0) ? Tq : causal ? j : 0u;
       for (uint i0 = istart; i0 < Tq; i0 += NT) {
         uint i = i0 + lid, qr = b * Tq + i;
         T pr = T(0), ds = T(0);
@@ -81,7 +89,7 @@ void main() {
         }
       continue;
     }
-    uint b = r / Tq, i = r % Tq, qo = r * D;
+    uint b = r / Tq, i = r % Tq, qo = r * D, mo = (b / G) * Tk;
     uint jend = causal ? min(Tk, i + 1u) : Tk;
     T lse;
     if (mode == 2u) {
@@ -89,6 +97,7 @@ void main() {
     } else { // online softmax per thread, then (max, sum) pairs merged
       T m = ninf, l = T(0);
       for (uint j = lid; j < jend; j += NT) {
+        if (masked && mb.v[mo + j] == T(0)) continue;
         T s = dot_rows(qb, qo, kb, (b * Tk + j) * D, D) * scale;
         if (s > m) {
           l = l * m_exp(m - s) + T(1);
@@ -110,7 +119,7 @@ void main() {
         }
         barrier();
       }
-      lse = sa[0] + m_log(sb[0]);
+      lse = sa[0] == ninf ? ninf : sa[0] + m_log(sb[0]); // no visible key: -inf
       barrier();
       if (mode == 1u) {
         if (lid == 0u) ob.v[r] = lse;
@@ -122,7 +131,7 @@ void main() {
     for (uint j0 = 0u; j0 < jend; j0 += NT) {
       uint j = j0 + lid, ko = (b * Tk + j) * D;
       T w = T(0);
-      if (j < jend) {
+      if (j < jend && !(masked && mb.v[mo + j] == T(0))) {
         T pr = m_exp(dot_rows(qb, qo, kb, ko, D) * scale - lse);
         w = mode == 2u ? scale * pr * (dot_rows(dob, qo, vb, ko, D) - del) : pr;
       }

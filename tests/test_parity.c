@@ -1825,16 +1825,21 @@ static void case_perm_half(int variant) {
  * bf16_matmul and fp16_matmul (16-bit tensor-core operands, fp32 sums and
  * softmax): output and dq, dk, dv of sum(o * w) against the CPU's f32, each
  * within tol of its own largest magnitude. D = 32, 64, 128 (the tensor-core
- * widths), tiles with ragged ends, Tq != Tk, causal and not. */
+ * widths), tiles with ragged ends, Tq != Tk, causal and not, with key masks
+ * (some rows seeing no key: zero outputs and gradients). */
 static void case_fast_attention(int mode) { /* 0 TF32, 1 bf16, 2 fp16 */
   const struct {
     asg_shape q, kv;
     bool causal;
+    int mask; /* key mask [B, Tk]: 0 none, 1 some keys hidden, 2 also every key of row 1 */
   } cf[] = {
-      {ASG_SHAPE(1, 2, 200, 64), ASG_SHAPE(1, 2, 200, 64), true},
-      {ASG_SHAPE(2, 3, 50, 64), ASG_SHAPE(2, 3, 120, 64), false},
-      {ASG_SHAPE(2, 1, 33, 32), ASG_SHAPE(2, 1, 97, 32), true},
-      {ASG_SHAPE(1, 2, 70, 128), ASG_SHAPE(1, 2, 70, 128), true},
+      {ASG_SHAPE(1, 2, 200, 64), ASG_SHAPE(1, 2, 200, 64), true, 0},
+      {ASG_SHAPE(2, 3, 50, 64), ASG_SHAPE(2, 3, 120, 64), false, 0},
+      {ASG_SHAPE(2, 1, 33, 32), ASG_SHAPE(2, 1, 97, 32), true, 0},
+      {ASG_SHAPE(1, 2, 70, 128), ASG_SHAPE(1, 2, 70, 128), true, 0},
+      {ASG_SHAPE(1, 2, 200, 64), ASG_SHAPE(1, 2, 200, 64), true, 1},
+      {ASG_SHAPE(2, 3, 50, 64), ASG_SHAPE(2, 3, 120, 64), false, 2},
+      {ASG_SHAPE(2, 1, 33, 32), ASG_SHAPE(2, 1, 97, 32), true, 2},
   };
   static const char *const mname[] = {"allow_tf32", "bf16_matmul", "fp16_matmul"};
   /* 10-bit mantissas (TF32, fp16) or 8 (bf16): an H200 measured at most
@@ -1852,20 +1857,33 @@ static void case_fast_attention(int mode) { /* 0 TF32, 1 bf16, 2 fp16 */
       x[i] = asg_constant(g, ASG_F32, i == 0 || i == 3 ? cf[c].q : cf[c].kv, f[i]);
     }
     const int D = (int)cf[c].q.dims[cf[c].q.ndim - 1];
-    asg_tensor *o = asg_attention(x[0], x[1], x[2], 1.0 / sqrt((double)D), cf[c].causal);
+    asg_tensor *km = NULL;
+    float *fm = NULL;
+    if (cf[c].mask) { /* key 0 of row 0 hidden: its first queries see nothing when causal */
+      const long B = cf[c].q.dims[0], Tk = cf[c].kv.dims[2];
+      fm = malloc(sizeof *fm * (size_t)(B * Tk));
+      for (long i = 0; fm && i < B * Tk; i++)
+        fm[i] = (cf[c].mask == 2 && i / Tk == 1) || i % 5 == 0 || i % 7 == 3 ? 0.f : 1.f;
+      km = fm ? asg_constant(g, ASG_F32, ASG_SHAPE(B, Tk), fm) : NULL;
+    }
+    asg_tensor *o = asg_attention_masked(x[0], x[1], x[2], km, 1.0 / sqrt((double)D), cf[c].causal);
     asg_tensor *loss = asg_sum(asg_mul(o, x[3]), ASG_AXES(0, 1, 2, 3), false);
     asg_tensor *out[4] = {o, NULL, NULL, NULL};
     asg_compile_opts opt = {
         .allow_tf32 = mode == 0, .bf16_matmul = mode == 1, .fp16_matmul = mode == 2};
     char name[160];
-    snprintf(name, sizeof name, "attention %s q%s kv%s causal=%d (o, dq, dk, dv)", mname[mode],
-             shp(cf[c].q), shp(cf[c].kv), cf[c].causal);
+    snprintf(name, sizeof name, "attention %s q%s kv%s causal=%d%s (o, dq, dk, dv)", mname[mode],
+             shp(cf[c].q), shp(cf[c].kv), cf[c].causal,
+             cf[c].mask == 2 ? " key mask, a row hidden"
+             : cf[c].mask    ? " key mask"
+                             : "");
     if (asg_grad(loss, 3, x, out + 1) == ASG_OK)
       cmp_flagged(g, 4, out, opt, tol, name);
     else
       report(name, 0, asg_last_error());
     for (int i = 0; i < 4; i++)
       free(v[i]), free(f[i]);
+    free(fm);
     asg_graph_free(g);
   }
 }

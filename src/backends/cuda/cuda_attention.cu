@@ -19,8 +19,9 @@
 // Causal tiles entirely above the diagonal are never visited. D is
 // zero-padded to 32, 64 or 128 in shared memory, so odd D costs padding, not
 // a separate kernel; D not a multiple of 4 (or unaligned buffers) copies
-// 4-byte elements instead of 16-byte vectors. f64, D > 128, a key mask
-// (asg_attention_masked) and devices with too little shared memory use a
+// 4-byte elements instead of 16-byte vectors. A key mask
+// (asg_attention_masked) is read by the tensor-core kernels; f64, D > 128,
+// strict f32 with a mask and devices with too little shared memory use a
 // generic warp-per-row kernel that accumulates in its output row.
 #include "backends/cuda/cuda.h"
 #include "backends/cuda/cuda_half.cuh"
@@ -682,14 +683,16 @@ __device__ __forceinline__ void tc_store(float *gm, const float (&c)[DP / 8][4],
 // ---- score-tile steps shared by the TF32 and 16-bit kernels (C fragments:
 // this thread holds rows g and g+8 of its warp's 16, columns 8j + 2t + {0,1}) ----
 
-// Forward: scales a score tile s to log2 units, masks keys >= Tk and (causal)
-// keys after the row (edge tiles only), folds the tile into the running max
-// m and sum l of the thread's two rows qr, and leaves the unnormalized
-// probabilities in s and the running output's rescale factors in alpha.
+// Forward: scales a score tile s to log2 units, masks keys >= Tk, (causal)
+// keys after the row and keys the mask row mrow hides (edge tiles only:
+// every tile when masked), folds the tile into the running max m and sum l
+// of the thread's two rows qr, and leaves the unnormalized probabilities in s
+// and the running output's rescale factors in alpha. A row that has seen no
+// key yet keeps m = -inf (its probabilities and alpha are 0).
 template <int NB>
-__device__ __forceinline__ void softmax_tile(float (&s)[NB / 8][4], float (&m)[2], float (&l)[2],
-                                             float (&alpha)[2], float sl2, bool edge, int k0,
-                                             int Tk, int causal, const int (&qr)[2]) {
+__device__ __forceinline__ void
+softmax_tile(float (&s)[NB / 8][4], float (&m)[2], float (&l)[2], float (&alpha)[2], float sl2,
+             bool edge, int k0, int Tk, int causal, const int (&qr)[2], const float *mrow) {
   const int t = threadIdx.x & 3;
   float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
@@ -699,7 +702,7 @@ __device__ __forceinline__ void softmax_tile(float (&s)[NB / 8][4], float (&m)[2
       float x = s[j][e] * sl2;
       if (edge) {
         int kj = k0 + 8 * j + 2 * t + (e & 1);
-        if (kj >= Tk || (causal && kj > qr[e >> 1])) x = -INFINITY;
+        if (kj >= Tk || (causal && kj > qr[e >> 1]) || (mrow && mrow[kj] == 0.f)) x = -INFINITY;
       }
       s[j][e] = x;
       mx[e >> 1] = fmaxf(mx[e >> 1], x);
@@ -708,17 +711,19 @@ __device__ __forceinline__ void softmax_tile(float (&s)[NB / 8][4], float (&m)[2
   for (int h = 0; h < 2; h++) {
     mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
     mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
-    // key 0 is visible to every row (padding rows too): m is finite from the first tile
+    // without a mask key 0 is visible to every row (padding rows too), so m
+    // is finite from the first tile; a masked row may stay at -inf: shift by 0
     float mn = fmaxf(m[h], mx[h]);
-    alpha[h] = ex2(m[h] - mn);
+    alpha[h] = ex2(m[h] - (mn == -INFINITY ? 0.f : mn));
     m[h] = mn;
   }
+  const float sh[2] = {m[0] == -INFINITY ? 0.f : m[0], m[1] == -INFINITY ? 0.f : m[1]};
   float rs[2] = {0.f, 0.f};
 #pragma unroll
   for (int j = 0; j < NB / 8; j++)
 #pragma unroll
     for (int e = 0; e < 4; e++) {
-      s[j][e] = ex2(s[j][e] - m[e >> 1]);
+      s[j][e] = ex2(s[j][e] - sh[e >> 1]);
       rs[e >> 1] += s[j][e];
     }
   l[0] = l[0] * alpha[0] + rs[0];
@@ -737,24 +742,26 @@ __device__ __forceinline__ void fwd_finish(const float (&o)[DP / 8][4], const fl
     l[h] += __shfl_xor_sync(0xffffffffu, l[h], 1);
     l[h] += __shfl_xor_sync(0xffffffffu, l[h], 2);
   }
-  if (WITH_V) {
-    const float inv[2] = {1.f / l[0], 1.f / l[1]};
+  if (WITH_V) { // a row that saw no key (mask): l = 0, output 0
+    const float inv[2] = {l[0] > 0.f ? 1.f / l[0] : 0.f, l[1] > 0.f ? 1.f / l[1] : 0.f};
     tc_store<DP>(out + bh * Tq * DP, o, inv, q0, Tq);
   }
   if (!WITH_V) lse_out = out;
   if (lse_out && (threadIdx.x & 3) == 0) {
 #pragma unroll
     for (int h = 0; h < 2; h++)
-      if (qr[h] < Tq) lse_out[bh * Tq + qr[h]] = (m[h] + log2f(l[h])) * kLn2;
+      if (qr[h] < Tq)
+        lse_out[bh * Tq + qr[h]] = l[h] > 0.f ? (m[h] + log2f(l[h])) * kLn2 : -INFINITY;
   }
 }
 
 // bwd_q: s (scores) becomes ds = p (dp - delta), p = exp2(s sl2 - lse2) with
-// the forward's mask; rows qr, keys from k0.
+// the forward's masks; rows qr, keys from k0.
 template <int NB>
-__device__ __forceinline__ void
-bwd_q_ds(float (&s)[NB / 8][4], const float (&dp)[NB / 8][4], float sl2, const float (&lse2)[2],
-         const float (&dl)[2], bool edge, int k0, int Tk, int causal, const int (&qr)[2]) {
+__device__ __forceinline__ void bwd_q_ds(float (&s)[NB / 8][4], const float (&dp)[NB / 8][4],
+                                         float sl2, const float (&lse2)[2], const float (&dl)[2],
+                                         bool edge, int k0, int Tk, int causal, const int (&qr)[2],
+                                         const float *mrow) {
   const int t = threadIdx.x & 3;
 #pragma unroll
   for (int j = 0; j < NB / 8; j++)
@@ -763,7 +770,7 @@ bwd_q_ds(float (&s)[NB / 8][4], const float (&dp)[NB / 8][4], float sl2, const f
       float p = ex2(fmaf(s[j][e], sl2, -lse2[e >> 1]));
       if (edge) {
         int kj = k0 + 8 * j + 2 * t + (e & 1);
-        if (kj >= Tk || (causal && kj > qr[e >> 1])) p = 0.f;
+        if (kj >= Tk || (causal && kj > qr[e >> 1]) || (mrow && mrow[kj] == 0.f)) p = 0.f;
       }
       s[j][e] = p * (dp[j][e] - dl[e >> 1]);
     }
@@ -771,11 +778,12 @@ bwd_q_ds(float (&s)[NB / 8][4], const float (&dp)[NB / 8][4], float sl2, const f
 
 // bwd_kv (transposed tiles: key rows kr, query columns from q0): s becomes p
 // and dp becomes ds = p (dp - delta), with lse Lt and delta Dt of the tile's
-// queries (shared memory).
+// queries (shared memory); hid: the key rows the mask hides.
 template <int NQ>
 __device__ __forceinline__ void bwd_kv_pds(float (&s)[NQ / 8][4], float (&dp)[NQ / 8][4],
                                            const float *Lt, const float *Dt, float sl2, bool edge,
-                                           int q0, int Tq, int causal, const int (&kr)[2]) {
+                                           int q0, int Tq, int causal, const int (&kr)[2],
+                                           const bool (&hid)[2]) {
   const int t = threadIdx.x & 3;
 #pragma unroll
   for (int j = 0; j < NQ / 8; j++)
@@ -785,7 +793,7 @@ __device__ __forceinline__ void bwd_kv_pds(float (&s)[NQ / 8][4], float (&dp)[NQ
       float p = ex2(fmaf(s[j][e], sl2, -Lt[c] * kLog2e));
       if (edge) {
         int qi = q0 + c;
-        if (qi >= Tq || (causal && kr[e >> 1] > qi)) p = 0.f;
+        if (qi >= Tq || (causal && kr[e >> 1] > qi) || hid[e >> 1]) p = 0.f;
       }
       s[j][e] = p;
       dp[j][e] = p * (dp[j][e] - Dt[c]);
@@ -812,7 +820,8 @@ template <int DP> constexpr int tc_bwd_kv_floats() {
 template <int DP, bool WITH_V>
 __global__ void __launch_bounds__(kThreads)
     tc_fwd_kernel(const float *q, const float *k, const float *v, float *out, float *lse_out,
-                  int64_t nbh, int Tq, int Tk, float scale, int causal) {
+                  int64_t nbh, int Tq, int Tk, float scale, int causal, const float *mask,
+                  int64_t G) {
   constexpr int NB = tc_tile<DP>(), LD = DP + 4;
   extern __shared__ float4 smem4[];
   float *Qs = (float *)smem4;   // [64][LD]
@@ -827,6 +836,7 @@ __global__ void __launch_bounds__(kThreads)
   int nkt = (Tk + NB - 1) / NB;
   if (causal) nkt = min(nkt, (q0 + kRows - 1) / NB + 1);
   const float sl2 = scale * kLog2e;
+  const float *mrow = mask ? mask + bh / G * Tk : nullptr;  // key mask row (or none)
   const int qr[2] = {q0 + 16 * w + g, q0 + 16 * w + g + 8}; // this thread's two rows
 
   load_tile<kRows, DP, true>(Qs, q + bh * Tq * DP, q0, Tq, DP);
@@ -852,9 +862,9 @@ __global__ void __launch_bounds__(kThreads)
     float s[NB / 8][4];
     tc_zero(s);
     tc_nt<DP, NB>(Qs + 16 * w * LD, Ks + buf * NB * LD, s);
-    const bool edge = k0 + NB > Tk || (causal && k0 + NB - 1 > q0 + 16 * w);
+    const bool edge = mrow || k0 + NB > Tk || (causal && k0 + NB - 1 > q0 + 16 * w);
     float alpha[2];
-    softmax_tile<NB>(s, m, l, alpha, sl2, edge, k0, Tk, causal, qr);
+    softmax_tile<NB>(s, m, l, alpha, sl2, edge, k0, Tk, causal, qr, mrow);
     if (WITH_V) {
 #pragma unroll
       for (int j = 0; j < DP / 8; j++)
@@ -873,7 +883,7 @@ template <int DP>
 __global__ void __launch_bounds__(kThreads)
     tc_bwd_q_kernel(const float *q, const float *k, const float *v, const float *dout,
                     const float *lse, const float *delta, float *dq, int64_t nbh, int Tq, int Tk,
-                    float scale, int causal) {
+                    float scale, int causal, const float *mask, int64_t G) {
   constexpr int NB = tc_tile<DP>(), LD = DP + 4;
   extern __shared__ float4 smem4[];
   float *Qs = (float *)smem4;   // [64][LD]
@@ -889,6 +899,7 @@ __global__ void __launch_bounds__(kThreads)
   int nkt = (Tk + NB - 1) / NB;
   if (causal) nkt = min(nkt, (q0 + kRows - 1) / NB + 1);
   const float sl2 = scale * kLog2e;
+  const float *mrow = mask ? mask + bh / G * Tk : nullptr; // key mask row (or none)
   const int qr[2] = {q0 + 16 * w + g, q0 + 16 * w + g + 8};
 
   load_tile<kRows, DP, true>(Qs, q + bh * Tq * DP, q0, Tq, DP);
@@ -927,8 +938,8 @@ __global__ void __launch_bounds__(kThreads)
     tc_zero(dp);
     tc_nt<DP, NB>(Qs + 16 * w * LD, Kt, s);
     tc_nt<DP, NB>(dOs + 16 * w * LD, Vs + buf * NB * LD, dp);
-    const bool edge = k0 + NB > Tk || (causal && k0 + NB - 1 > q0 + 16 * w);
-    bwd_q_ds<NB>(s, dp, sl2, lse2, dl, edge, k0, Tk, causal, qr);
+    const bool edge = mrow || k0 + NB > Tk || (causal && k0 + NB - 1 > q0 + 16 * w);
+    bwd_q_ds<NB>(s, dp, sl2, lse2, dl, edge, k0, Tk, causal, qr, mrow);
     tc_pn<DP, NB>(s, Kt, acc);
   }
   cp_wait<0>();
@@ -942,7 +953,7 @@ template <int DP>
 __global__ void __launch_bounds__(kThreads)
     tc_bwd_kv_kernel(const float *q, const float *k, const float *v, const float *dout,
                      const float *lse, const float *delta, float *dkv, int64_t nbh, int Tq, int Tk,
-                     float scale, int causal) {
+                     float scale, int causal, const float *mask, int64_t G) {
   constexpr int NQ = tc_tile<DP>(), LD = DP + 4;
   extern __shared__ float4 smem4[];
   float *Ks = (float *)smem4;    // [64][LD]
@@ -960,7 +971,10 @@ __global__ void __launch_bounds__(kThreads)
   const int nqt = (Tq + NQ - 1) / NQ;
   const int qt0 = causal ? k0 / NQ : 0; // earlier query tiles see none of these keys
   const float sl2 = scale * kLog2e;
-  const int kr[2] = {k0 + 16 * w + g, k0 + 16 * w + g + 8}; // this thread's two key rows
+  const int kr[2] = {k0 + 16 * w + g, k0 + 16 * w + g + 8};
+  const float *mrow = mask ? mask + bh / G * Tk : nullptr; // key mask row (or none)
+  const bool hid[2] = {mrow && kr[0] < Tk && mrow[kr[0]] == 0.f,
+                       mrow && kr[1] < Tk && mrow[kr[1]] == 0.f}; // this thread's two key rows
 
   load_tile<kRows, DP, true>(Ks, k + bh * Tk * DP, k0, Tk, DP);
   load_tile<kRows, DP, true>(Vs, v + bh * Tk * DP, k0, Tk, DP);
@@ -1000,8 +1014,8 @@ __global__ void __launch_bounds__(kThreads)
     tc_zero(dp);
     tc_nt<DP, NQ>(Ks + 16 * w * LD, Qt, s);   // s[key][query]
     tc_nt<DP, NQ>(Vs + 16 * w * LD, dOt, dp); // dp[key][query] = v_j . do_i
-    const bool edge = q0 + NQ > Tq || (causal && q0 < k0 + 16 * w + 15);
-    bwd_kv_pds<NQ>(s, dp, Lt, Dt, sl2, edge, q0, Tq, causal, kr);
+    const bool edge = mrow || q0 + NQ > Tq || (causal && q0 < k0 + 16 * w + 15);
+    bwd_kv_pds<NQ>(s, dp, Lt, Dt, sl2, edge, q0, Tq, causal, kr, hid);
     tc_pn<DP, NQ>(s, dOt, dv);
     tc_pn<DP, NQ>(dp, Qt, dk);
   }
@@ -1190,7 +1204,8 @@ template <int DP> constexpr size_t hf_bytes(int nt, int nf, bool vecs) {
 template <int DP, int HO, bool WITH_V>
 __global__ void __launch_bounds__(kThreads)
     hf_fwd_kernel(const float *q, const float *k, const float *v, float *out, float *lse_out,
-                  int64_t nbh, int Tq, int Tk, float scale, int causal) {
+                  int64_t nbh, int Tq, int Tk, float scale, int causal, const float *mask,
+                  int64_t G) {
   constexpr int NB = hf_tile<DP>(), LD = DP + 4, LH = DP + 8, NT = WITH_V ? 2 : 1;
   extern __shared__ float4 smem4[];
   float *St = (float *)smem4;                 // staging: K [NB][LD] (, V [NB][LD])
@@ -1206,6 +1221,7 @@ __global__ void __launch_bounds__(kThreads)
   int nkt = (Tk + NB - 1) / NB;
   if (causal) nkt = min(nkt, (q0 + kRows - 1) / NB + 1);
   const float sl2 = scale * kLog2e;
+  const float *mrow = mask ? mask + bh / G * Tk : nullptr; // key mask row (or none)
   const int qr[2] = {q0 + 16 * w + g, q0 + 16 * w + g + 8};
 
   load_tile<NB, DP, true>(St, kh, 0, Tk, DP);
@@ -1232,9 +1248,9 @@ __global__ void __launch_bounds__(kThreads)
     float s[NB / 8][4];
     tc_zero(s);
     hf_nt<DP, NB, HO>(qf, Kh + buf * NB * LH, s);
-    const bool edge = k0 + NB > Tk || (causal && k0 + NB - 1 > q0 + 16 * w);
+    const bool edge = mrow || k0 + NB > Tk || (causal && k0 + NB - 1 > q0 + 16 * w);
     float alpha[2];
-    softmax_tile<NB>(s, m, l, alpha, sl2, edge, k0, Tk, causal, qr);
+    softmax_tile<NB>(s, m, l, alpha, sl2, edge, k0, Tk, causal, qr, mrow);
     if (WITH_V) {
 #pragma unroll
       for (int j = 0; j < DP / 8; j++)
@@ -1253,7 +1269,7 @@ template <int DP, int HO>
 __global__ void __launch_bounds__(kThreads, hf_min_blocks<DP>())
     hf_bwd_q_kernel(const float *q, const float *k, const float *v, const float *dout,
                     const float *lse, const float *delta, float *dq, int64_t nbh, int Tq, int Tk,
-                    float scale, int causal) {
+                    float scale, int causal, const float *mask, int64_t G) {
   constexpr int NB = hf_tile<DP>(), LD = DP + 4, LH = DP + 8;
   extern __shared__ float4 smem4[];
   float *St = (float *)smem4;                // staging: K, V [NB][LD]
@@ -1270,6 +1286,7 @@ __global__ void __launch_bounds__(kThreads, hf_min_blocks<DP>())
   int nkt = (Tk + NB - 1) / NB;
   if (causal) nkt = min(nkt, (q0 + kRows - 1) / NB + 1);
   const float sl2 = scale * kLog2e;
+  const float *mrow = mask ? mask + bh / G * Tk : nullptr; // key mask row (or none)
   const int qr[2] = {q0 + 16 * w + g, q0 + 16 * w + g + 8};
 
   load_tile<NB, DP, true>(St, kh, 0, Tk, DP);
@@ -1309,8 +1326,8 @@ __global__ void __launch_bounds__(kThreads, hf_min_blocks<DP>())
     tc_zero(dp);
     hf_nt<DP, NB, HO>(qf, Kt, s);
     hf_nt<DP, NB, HO>(df, Vh + buf * NB * LH, dp);
-    const bool edge = k0 + NB > Tk || (causal && k0 + NB - 1 > q0 + 16 * w);
-    bwd_q_ds<NB>(s, dp, sl2, lse2, dl, edge, k0, Tk, causal, qr);
+    const bool edge = mrow || k0 + NB > Tk || (causal && k0 + NB - 1 > q0 + 16 * w);
+    bwd_q_ds<NB>(s, dp, sl2, lse2, dl, edge, k0, Tk, causal, qr, mrow);
     hf_pn<DP, NB, HO>(s, Kt, acc);
   }
   cp_wait<0>();
@@ -1324,7 +1341,7 @@ template <int DP, int HO>
 __global__ void __launch_bounds__(kThreads, hf_min_blocks<DP>())
     hf_bwd_kv_kernel(const float *q, const float *k, const float *v, const float *dout,
                      const float *lse, const float *delta, float *dkv, int64_t nbh, int Tq, int Tk,
-                     float scale, int causal) {
+                     float scale, int causal, const float *mask, int64_t G) {
   constexpr int NQ = hf_tile<DP>(), LD = DP + 4, LH = DP + 8;
   extern __shared__ float4 smem4[];
   float *St = (float *)smem4;                // staging: Q, dO [NQ][LD]
@@ -1344,6 +1361,9 @@ __global__ void __launch_bounds__(kThreads, hf_min_blocks<DP>())
   const int qt0 = causal ? k0 / NQ : 0; // earlier query tiles see none of these keys
   const float sl2 = scale * kLog2e;
   const int kr[2] = {k0 + 16 * w + g, k0 + 16 * w + g + 8};
+  const float *mrow = mask ? mask + bh / G * Tk : nullptr; // key mask row (or none)
+  const bool hid[2] = {mrow && kr[0] < Tk && mrow[kr[0]] == 0.f,
+                       mrow && kr[1] < Tk && mrow[kr[1]] == 0.f};
 
   if (qt0 < nqt) {
     load_tile<NQ, DP, true>(St, qh, qt0 * NQ, Tq, DP);
@@ -1384,8 +1404,8 @@ __global__ void __launch_bounds__(kThreads, hf_min_blocks<DP>())
     tc_zero(dp);
     hf_nt<DP, NQ, HO>(kf, Qt, s);   // s[key][query]
     hf_nt<DP, NQ, HO>(vf, dOt, dp); // dp[key][query] = v_j . do_i
-    const bool edge = q0 + NQ > Tq || (causal && q0 < k0 + 16 * w + 15);
-    bwd_kv_pds<NQ>(s, dp, Lt, Dt, sl2, edge, q0, Tq, causal, kr);
+    const bool edge = mrow || q0 + NQ > Tq || (causal && q0 < k0 + 16 * w + 15);
+    bwd_kv_pds<NQ>(s, dp, Lt, Dt, sl2, edge, q0, Tq, causal, kr, hid);
     hf_pn<DP, NQ, HO>(s, dOt, dv);
     hf_pn<DP, NQ, HO>(dp, Qt, dk);
   }
@@ -1653,9 +1673,10 @@ template <typename K> bool tc_ready(K kern, size_t smem, int optin) {
 // The kernels of one tensor-core path for one D, with their shared bytes:
 // [0] lse only, [1] forward with v, [2] bwd_q, [3] bwd_kv.
 typedef void (*fwd_fn)(const float *, const float *, const float *, float *, float *, int64_t, int,
-                       int, float, int);
+                       int, float, int, const float *, int64_t);
 typedef void (*bwd_fn)(const float *, const float *, const float *, const float *, const float *,
-                       const float *, float *, int64_t, int, int, float, int);
+                       const float *, float *, int64_t, int, int, float, int, const float *,
+                       int64_t);
 struct MmaSet {
   fwd_fn fwd[2];
   bwd_fn bwd_q, bwd_kv;
@@ -1688,7 +1709,8 @@ bool mma_launch(const asg_cuda_call *c, const Geo &g, const MmaSet &m) {
     return false;
   }
   const float *q = (const float *)c->in[0], *k = (const float *)c->in[1];
-  const float *v = s->n_in > 2 ? (const float *)c->in[2] : q;
+  const float *v = s->op != ASG_OP_ATTENTION_LSE ? (const float *)c->in[2] : q;
+  const float *mask = (const float *)g.mask;
   float *out = (float *)c->out;
   float scale = (float)s->attr.f[0];
   int causal = (int)s->attr.i[0];
@@ -1700,20 +1722,21 @@ bool mma_launch(const asg_cuda_call *c, const Geo &g, const MmaSet &m) {
     const int with_v = s->op == ASG_OP_ATTENTION;
     if (!tc_ready(m.fwd[with_v], m.smem[with_v], optin)) return false;
     m.fwd[with_v]<<<qblocks, kThreads, m.smem[with_v], st>>>(
-        q, k, v, out, with_v ? (float *)c->stats_out : nullptr, g.nbh, g.Tq, g.Tk, scale, causal);
+        q, k, v, out, with_v ? (float *)c->stats_out : nullptr, g.nbh, g.Tq, g.Tk, scale, causal,
+        mask, g.G);
     break;
   }
   case ASG_OP_ATTENTION_BWD_Q:
     if (!tc_ready(m.bwd_q, m.smem[2], optin)) return false;
     m.bwd_q<<<qblocks, kThreads, m.smem[2], st>>>(q, k, v, (const float *)c->in[3],
                                                   (const float *)c->in[4], (const float *)c->in[5],
-                                                  out, g.nbh, g.Tq, g.Tk, scale, causal);
+                                                  out, g.nbh, g.Tq, g.Tk, scale, causal, mask, g.G);
     break;
   default:
     if (!tc_ready(m.bwd_kv, m.smem[3], optin)) return false;
-    m.bwd_kv<<<kblocks, kThreads, m.smem[3], st>>>(q, k, v, (const float *)c->in[3],
-                                                   (const float *)c->in[4], (const float *)c->in[5],
-                                                   out, g.nbh, g.Tq, g.Tk, scale, causal);
+    m.bwd_kv<<<kblocks, kThreads, m.smem[3], st>>>(
+        q, k, v, (const float *)c->in[3], (const float *)c->in[4], (const float *)c->in[5], out,
+        g.nbh, g.Tq, g.Tk, scale, causal, mask, g.G);
     break;
   }
   return true;
@@ -1782,9 +1805,8 @@ asg_status attention_run(const asg_cuda_call *c) {
                     cudaMemcpyDeviceToDevice, c->ctx->stream);
     return asg_cuda_check(c);
   }
-  bool done = false; // a key mask takes the generic kernels
-  if (!g.mask && dt == ASG_F32 && c->tf32 && (g.D == 32 || g.D == 64 || g.D == 128) &&
-      vec_ok(c, g.D))
+  bool done = false; // a key mask takes the tensor-core or else the generic kernels
+  if (dt == ASG_F32 && c->tf32 && (g.D == 32 || g.D == 64 || g.D == 128) && vec_ok(c, g.D))
     done = mma_dispatch(c, g);
   if (!done && !g.mask && dt == ASG_F32 && g.D <= 128) {
     bool vec = vec_ok(c, g.D);

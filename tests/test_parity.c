@@ -1895,7 +1895,9 @@ static void case_fast_attention(int mode) { /* 0 TF32, 1 bf16, 2 fp16 */
  * same trained (the GELU's gradient reads its input, so only the bias can
  * fold); 3: b + x W over [2,35,48] (bias first); 4: x W + b also read by
  * another product (nothing folds); 5: x W^T + b with bf16 products (no
- * ReLU: a 16-bit rounding may flip its mask where x W^T + b is near 0). */
+ * ReLU: a 16-bit rounding may flip its mask where x W^T + b is near 0);
+ * 6, 7: relu / gelu_tanh(x W + b) read by a bf16 product, forward only (the
+ * folded activation's output is that product's operand). */
 static void case_epilogue(int variant) {
   const int R = 70, K = 48, N = 40;
   asg_graph *g = asg_graph_new();
@@ -1915,23 +1917,28 @@ static void case_epilogue(int variant) {
   if (variant == 1 || variant == 2) y = asg_gelu_tanh(y);
   if (variant == 3) y = asg_reshape(y, ASG_SHAPE(R, N));
   if (variant == 4) y = asg_add(y, asg_matmul(mm, asg_constant(g, ASG_F32, ASG_SHAPE(N, N), fu)));
+  if (variant >= 6) /* [R, N] x [N, N] */
+    y = asg_matmul(variant == 6 ? asg_relu(y) : asg_gelu_tanh(y),
+                   asg_constant(g, ASG_F32, ASG_SHAPE(N, N), fu));
   static const char *const name[] = {
       "linear + bias + relu folded: values and gradients",
       "linear + bias + gelu_tanh folded: forward",
       "linear + bias (+ gelu_tanh after): values and gradients",
       "bias + batched linear [2,35,48]: values and gradients",
       "linear + bias with the product read twice: values and gradients",
-      "linear + bias folded, bf16 products: values and gradients"};
+      "linear + bias folded, bf16 products: values and gradients",
+      "linear + bias + relu into a bf16 product: forward",
+      "linear + bias + gelu_tanh into a bf16 product: forward"};
   asg_tensor *out[5] = {y, NULL, NULL, NULL, NULL};
   int n = 1;
-  if (variant != 1) {
+  if (variant != 1 && variant < 6) {
     asg_tensor *loss = asg_sum(asg_mul(y, u), ASG_AXES(0, 1), false);
     asg_tensor *wrt[4] = {x, w, b};
     n = asg_grad(loss, 3, wrt, out + 1) == ASG_OK ? 4 : 0;
   }
-  asg_compile_opts opt = {.bf16_matmul = variant == 5};
+  asg_compile_opts opt = {.bf16_matmul = variant >= 5};
   if (n)
-    cmp_flagged(g, n, out, opt, variant == 5 ? 2e-2 : 1e-4, name[variant]);
+    cmp_flagged(g, n, out, opt, variant >= 5 ? 2e-2 : 1e-4, name[variant]);
   else
     report(name[variant], 0, asg_last_error());
   free(vx), free(vw), free(vb), free(vu), free(fx), free(fw), free(fb), free(fu);
@@ -2070,7 +2077,7 @@ int main(int argc, char **argv) {
     case_fast_matmul(mode);
   for (int mode = 0; mode < 3; mode++)
     case_fast_attention(mode);
-  for (int v = 0; v < 6; v++)
+  for (int v = 0; v < 8; v++)
     case_epilogue(v);
   for (int v = 0; v < 4; v++)
     case_add_ln(v);

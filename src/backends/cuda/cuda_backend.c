@@ -703,8 +703,11 @@ static bool ln_partner(const asg_resolved *r, int i, int j) {
 }
 
 /* partner[i]: the layernorm_bwd_gamma step that step i also computes (-1:
- * none); skip[j]: step j was computed by its partner. */
-static asg_status ln_pair_plan(const asg_resolved *r, int **partner, char **skip) {
+ * none); skip[j]: step j was computed by its partner. late1/late2 (may be
+ * NULL): per step, >= 0 where a fold reads its inputs late (the residual
+ * add + layernorm, the row dot products): no pair spans one. */
+static asg_status ln_pair_plan(const asg_resolved *r, const int *late1, const int *late2,
+                               int **partner, char **skip) {
   const int n = r->plan.n_steps;
   const char *env = getenv("ASG_CUDA_FUSE_LN");
   if (env && env[0] == '0') return ASG_OK;
@@ -717,12 +720,14 @@ static asg_status ln_pair_plan(const asg_resolved *r, int **partner, char **skip
   for (int i = 0; i < n; i++) {
     p[i] = -1;
     if (r->plan.steps[i].op != ASG_OP_LAYERNORM_BWD_X) continue;
-    for (int j = i + 1; j < n && j <= i + LN_XG_WINDOW; j++)
+    for (int j = i + 1; j < n && j <= i + LN_XG_WINDOW; j++) {
+      if (late1 && (late1[j] >= 0 || (late2 && late2[j] >= 0))) break; /* a fold reads late */
       if (!sk[j] && ln_partner(r, i, j)) {
         p[i] = j;
         sk[j] = 1;
         break;
       }
+    }
   }
   *partner = p;
   *skip = sk;
@@ -798,7 +803,8 @@ enum { BGRAD_WINDOW = 24 };
 
 static int bgrad_partner(const asg_resolved *r, int s, const int *taken) {
   const asg_step *u = &r->plan.steps[s];
-  if (u->op != ASG_OP_SUM) return -1;
+  /* 16-bit products would sum the converted operand: the sum stays f32 */
+  if (u->op != ASG_OP_SUM || (r->plan.flags & (ASG_PLAN_BF16 | ASG_PLAN_F16))) return -1;
   const int nd = u->in[0].shape.ndim;
   if (u->out.dtype != ASG_F32 || u->in[0].dtype != ASG_F32 || nd < 2 ||
       u->attr.i[0] != ((int64_t)1 << (nd - 1)) - 1 || asg_shape_numel(u->out.shape) == 0 ||
@@ -837,7 +843,8 @@ static int bgrad_partner(const asg_resolved *r, int s, const int *taken) {
  * nothing. x is then written at the layernorm's turn, so no step in between
  * may read or write x or write the addends, which may not share x's bytes.
  * Returns the add step or -1; skip[]: steps already folded elsewhere. */
-static int add_ln_partner(const asg_resolved *r, int l, const char *skip) {
+static int add_ln_partner(const asg_resolved *r, int l, const epi_plan *e) {
+  const char *skip = e->skip;
   const asg_step *u = &r->plan.steps[l];
   if (u->op != ASG_OP_LAYERNORM || (u->out.dtype != ASG_F32 && u->out.dtype != ASG_F64)) return -1;
   const asg_cuda_range x = asg_cuda_in_range(r, l, 0);
@@ -851,9 +858,16 @@ static int add_ln_partner(const asg_resolved *r, int l, const char *skip) {
       s->out_buf.kind != ASG_BUF_ARENA || !same_desc(&s->out, &u->in[0]) ||
       !same_desc(&s->in[0], &s->out) || !same_desc(&s->in[1], &s->out))
     return -1;
-  for (int m = 0; m < 2; m++)
-    if (asg_cuda_overlap(asg_cuda_in_range(r, a, m), x)) return -1;
+  /* nor the layernorm's output, written while they are read, unless exactly
+   * (each row is read whole before its output row is written) */
+  const asg_cuda_range y = asg_cuda_out_range(r, l);
+  for (int m = 0; m < 2; m++) {
+    const asg_cuda_range in = asg_cuda_in_range(r, a, m);
+    if (asg_cuda_overlap(in, x) || (asg_cuda_overlap(in, y) && (in.lo != y.lo || in.hi != y.hi)))
+      return -1;
+  }
   for (int t = a + 1; t < l; t++) {
+    if (e->end[t] >= 0 || e->bgrad[t] >= 0) return -1; /* writes early what this reads late */
     const asg_cuda_range w = written_range(r, t);
     if (asg_cuda_overlap(w, x) || asg_cuda_overlap(w, asg_cuda_in_range(r, a, 0)) ||
         asg_cuda_overlap(w, asg_cuda_in_range(r, a, 1)))
@@ -870,10 +884,12 @@ static int add_ln_partner(const asg_resolved *r, int l, const char *skip) {
  * reads (cuda_reduce.cu) and the mul launches nothing. The factors are then
  * read at the sum's turn, so no step in between may write them. Returns the
  * mul step or -1; skip[]: steps already folded elsewhere. */
-static int rowdot_partner(const asg_resolved *r, int s, const char *skip) {
+static int rowdot_partner(const asg_resolved *r, int s, const epi_plan *e) {
+  const char *skip = e->skip;
   const asg_step *u = &r->plan.steps[s];
   if (u->op != ASG_OP_SUM || u->out.dtype != ASG_F32 || u->in[0].dtype != ASG_F32 ||
-      u->in[0].shape.ndim < 1 || u->attr.i[0] != (int64_t)1 << (u->in[0].shape.ndim - 1))
+      u->in[0].shape.ndim < 1 || u->attr.i[0] != (int64_t)1 << (u->in[0].shape.ndim - 1) ||
+      asg_shape_numel(u->in[0].shape) == 0)
     return -1;
   const asg_cuda_range x = asg_cuda_in_range(r, s, 0);
   int m = s - 1;
@@ -886,7 +902,12 @@ static int rowdot_partner(const asg_resolved *r, int s, const char *skip) {
       !same_desc(&p->out, &u->in[0]) || !same_desc(&p->in[0], &p->out) ||
       !same_desc(&p->in[1], &p->out))
     return -1;
+  const asg_cuda_range o2 = asg_cuda_out_range(r, s); /* written while the factors are read */
+  if (asg_cuda_overlap(o2, asg_cuda_in_range(r, m, 0)) ||
+      asg_cuda_overlap(o2, asg_cuda_in_range(r, m, 1)))
+    return -1;
   for (int t = m + 1; t < s; t++) {
+    if (e->end[t] >= 0 || e->bgrad[t] >= 0 || e->ln_add[t] >= 0) return -1; /* moved writes */
     const asg_cuda_range w = written_range(r, t);
     if (asg_cuda_overlap(w, asg_cuda_in_range(r, m, 0)) ||
         asg_cuda_overlap(w, asg_cuda_in_range(r, m, 1)))
@@ -933,7 +954,10 @@ static asg_status epi_plan_make(const asg_resolved *r, epi_plan *e) {
     }
     const asg_cuda_range o = asg_cuda_out_range(r, end), bias = asg_cuda_in_range(r, j, b);
     bool ok = !asg_cuda_overlap(asg_cuda_in_range(r, i, 0), o) &&
-              !asg_cuda_overlap(asg_cuda_in_range(r, i, 1), o);
+              !asg_cuda_overlap(asg_cuda_in_range(r, i, 1), o) && !asg_cuda_overlap(bias, o);
+    for (int t = 0; ok && t < j; t++) /* a bias computed in the arena: not folded */
+      ok = !(asg_cuda_overlap(written_range(r, t), bias) &&
+             r->plan.steps[t].out_buf.kind == ASG_BUF_ARENA);
     for (int t = i + 1; ok && t < end; t++) {
       if (t == j) continue;
       const asg_cuda_range w = written_range(r, t);
@@ -955,11 +979,11 @@ static asg_status epi_plan_make(const asg_resolved *r, epi_plan *e) {
   }
   const char *la = getenv("ASG_CUDA_ADD_LN");
   for (int i = 0; i < n && !(la && la[0] == '0'); i++) {
-    const int a = add_ln_partner(r, i, e->skip);
+    const int a = add_ln_partner(r, i, e);
     if (a >= 0) e->ln_add[i] = a, e->skip[a] = 1;
   }
   for (int i = 0; i < n; i++) {
-    const int m = rowdot_partner(r, i, e->skip);
+    const int m = rowdot_partner(r, i, e);
     if (m >= 0) e->rowdot[i] = m, e->skip[m] = 1;
   }
   return ASG_OK;
@@ -1048,18 +1072,19 @@ static bool unary_op(asg_op op) {
 /* The step that can write copy k itself instead of its f32 tensor, or -1:
  * the tensor's last writer before the first product, a step of a kind that
  * can (the softmax CE backward, layernorm, permute, a unary op, or a fused elementwise
- * chain storing it: its launch step, *chain and *store set), an arena value
+ * chain storing it: its launch step, *chain and *store set; not a step
+ * folded into another launch, folded[]), an arena value
  * that is not a program output, and every step that reads the tensor before
  * it is overwritten a product reading copy k (so no one needs the f32
  * values; steps of the chain read it from registers). */
-static int half_producer(const asg_resolved *r, const asg_cuda_fusion *ew, const hc_copy *cp, int k,
-                         const int *use, int *chain, int *store) {
+static int half_producer(const asg_resolved *r, const asg_cuda_fusion *ew, const char *folded,
+                         const hc_copy *cp, int k, const int *use, int *chain, int *store) {
   const hc_copy *c = &cp[k];
   *chain = *store = -1;
   int w = c->first - 1;
   while (w >= 0 && !asg_cuda_overlap(written_range(r, w), c->src))
     w--;
-  if (w < 0) return -1;
+  if (w < 0 || (folded && folded[w])) return -1; /* a step another launch computes writes f32 */
   const asg_step *s = &r->plan.steps[w];
   const asg_cuda_range o = asg_cuda_out_range(r, w);
   bool can = s->op == ASG_OP_SOFTMAX_CE_BWD || s->op == ASG_OP_LAYERNORM ||
@@ -1090,7 +1115,7 @@ static int half_producer(const asg_resolved *r, const asg_cuda_fusion *ew, const
 /* Plans the copies of a resolved plan whose products' .prepare states are
  * state[] (those that convert: asg_cuda_mm_low). */
 static asg_status half_plan(const asg_resolved *r, void *const *state, asg_cuda_fusion *ew,
-                            half_copies *h) {
+                            const char *folded, half_copies *h) {
   const int n = r->plan.n_steps;
   const char *env = getenv("ASG_CUDA_SHARE_HALF");
   if ((env && env[0] == '0') || !(r->plan.flags & (ASG_PLAN_BF16 | ASG_PLAN_F16))) return ASG_OK;
@@ -1129,7 +1154,7 @@ static asg_status half_plan(const asg_resolved *r, void *const *state, asg_cuda_
       if (cp[k].valid && asg_cuda_overlap(o, cp[k].src)) cp[k].valid = false, cp[k].end = i;
   }
   for (int k = 0; k < ncp; k++)
-    cp[k].producer = half_producer(r, ew, cp, k, use, &cp[k].chain, &cp[k].store);
+    cp[k].producer = half_producer(r, ew, folded, cp, k, use, &cp[k].chain, &cp[k].store);
   /* offsets of the copies read more than once (or written by their
    * producer), in order of the first step that writes them */
   int nord = 0;
@@ -1335,7 +1360,7 @@ static asg_status cuda_exec_create(void *dev, const asg_plan *plan, const asg_bu
   if (!st) st = epi_plan_make(&x->r, &x->epi);
   if (!st) st = asg_cuda_fuse_plan(&x->r, x->epi.skip, &x->ew);
   if (!st) st = stats_plan(&x->r, &x->stats);
-  if (!st) st = ln_pair_plan(&x->r, &x->ln_partner, &x->ln_skip);
+  if (!st) st = ln_pair_plan(&x->r, x->epi.ln_add, x->epi.rowdot, &x->ln_partner, &x->ln_skip);
   cudaError_t e = cudaSuccess;
   if (!st && x->fuse.n_tab) { /* the groups' table, written once */
     const size_t tb = sizeof *x->adam_dev * (size_t)x->fuse.n_tab;
@@ -1359,7 +1384,7 @@ static asg_status cuda_exec_create(void *dev, const asg_plan *plan, const asg_bu
     st = table[s->op].prepare(&c, &x->state[i]);
   }
   if (!st) epi_settle(&x->r, x->state, &x->epi);
-  if (!st) st = half_plan(&x->r, x->state, &x->ew, &x->half);
+  if (!st) st = half_plan(&x->r, x->state, &x->ew, x->epi.skip, &x->half);
   if (st) {
     cuda_exec_destroy(x);
     return st;

@@ -142,3 +142,24 @@ const asg_op asg__unary_ops[ASG__N_UNARY_OPS] = {
 const asg_op asg__broadcast_ops[ASG__N_BROADCAST_OPS] = {
     ASG_OP_ADD, ASG_OP_SUB, ASG_OP_MUL, ASG_OP_DIV, ASG_OP_POW, ASG_OP_MAXIMUM, ASG_OP_MINIMUM,
     ASG_OP_EQ,  ASG_OP_NE,  ASG_OP_LT,  ASG_OP_LE,  ASG_OP_GT,  ASG_OP_GE,      ASG_OP_WHERE};
+
+bool asg__is_unary(asg_op op) {
+  for (int k = 0; k < ASG__N_UNARY_OPS; k++)
+    if (asg__unary_ops[k] == op) return true;
+  return false;
+}
+
+int asg__attention_mask(const asg_step *s, int64_t *heads) {
+  const int base = s->op == ASG_OP_ATTENTION       ? 3
+                   : s->op == ASG_OP_ATTENTION_LSE ? 2
+                                                   : 6; /* the backward ops */
+  *heads = 1;
+  if (s->n_in <= base) return -1;
+  const asg_shape q = s->in[0].shape, k = s->in[1].shape;
+  int64_t nb = 1;
+  for (int d = 0; d < q.ndim - 2; d++)
+    nb *= q.dims[d];
+  const int64_t tk = k.dims[k.ndim - 2], rows = tk ? asg_shape_numel(s->in[base].shape) / tk : 0;
+  if (rows > 0) *heads = nb / rows;
+  return base;
+}

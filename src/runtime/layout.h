@@ -81,6 +81,13 @@ asg_fastdiv asg__fastdiv(uint32_t d);
 enum { ASG__N_UNARY_OPS = 20, ASG__N_BROADCAST_OPS = 14 };
 extern const asg_op asg__unary_ops[ASG__N_UNARY_OPS];
 extern const asg_op asg__broadcast_ops[ASG__N_BROADCAST_OPS];
+bool asg__is_unary(asg_op op);
+
+/* ---- fused attention (contract: src/ops/op_attention.c) ----
+ * The key mask of an attention step: its input index, or -1 when it has
+ * none; *heads: how many consecutive heads (the flattened leading dims of
+ * q) share one mask row. */
+int asg__attention_mask(const asg_step *s, int64_t *heads);
 
 #ifdef __cplusplus
 }

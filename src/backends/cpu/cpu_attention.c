@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "backends/cpu/cpu.h"
+#include "runtime/layout.h"
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -34,12 +35,7 @@ static att_dims dims_of(const asg_step *s) {
       1, q.dims[q.ndim - 2], k.dims[k.ndim - 2], q.dims[q.ndim - 1], s->attr.i[0] != 0, -1, 1};
   for (int d = 0; d < q.ndim - 2; d++)
     a.NB *= q.dims[d];
-  const int base = s->op == ASG_OP_ATTENTION ? 3 : s->op == ASG_OP_ATTENTION_LSE ? 2 : 6;
-  if (s->n_in > base) {
-    a.mask = base;
-    const int64_t rows = asg_shape_numel(s->in[base].shape) / (a.Tk ? a.Tk : 1);
-    a.G = rows > 0 ? a.NB / rows : 1;
-  }
+  a.mask = asg__attention_mask(s, &a.G);
   return a;
 }
 

@@ -25,6 +25,7 @@
 // generic warp-per-row kernel that accumulates in its output row.
 #include "backends/cuda/cuda.h"
 #include "backends/cuda/cuda_half.cuh"
+#include "runtime/layout.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -1790,10 +1791,8 @@ asg_status attention_run(const asg_cuda_call *c) {
   g.Tq = (int)qs.dims[qs.ndim - 2];
   g.D = (int)qs.dims[qs.ndim - 1];
   g.Tk = (int)ks.dims[ks.ndim - 2];
-  const int base = s->op == ASG_OP_ATTENTION ? 3 : s->op == ASG_OP_ATTENTION_LSE ? 2 : 6;
-  g.mask = s->n_in > base ? c->in[base] : nullptr;
-  const int64_t mrows = g.mask && g.Tk ? asg_shape_numel(s->in[base].shape) / g.Tk : 1;
-  g.G = mrows > 0 ? g.nbh / mrows : 1;
+  const int mi = asg__attention_mask(s, &g.G);
+  g.mask = mi >= 0 ? c->in[mi] : nullptr;
   if (asg_shape_numel(s->out.shape) == 0) return ASG_OK;
   if (g.nbh == 0 || g.Tq == 0 || g.Tk == 0 || g.D == 0) { // nothing attends: zero gradients
     cudaMemsetAsync(c->out, 0, (size_t)asg_shape_numel(s->out.shape) * asg_dtype_size(dt),

@@ -1063,12 +1063,6 @@ static void half_free(half_copies *h) {
   memset(h, 0, sizeof *h);
 }
 
-static bool unary_op(asg_op op) {
-  for (int k = 0; k < ASG__N_UNARY_OPS; k++)
-    if (asg__unary_ops[k] == op) return true;
-  return false;
-}
-
 /* The step that can write copy k itself instead of its f32 tensor, or -1:
  * the tensor's last writer before the first product, a step of a kind that
  * can (the softmax CE backward, layernorm, permute, a unary op, or a fused elementwise
@@ -1089,7 +1083,7 @@ static int half_producer(const asg_resolved *r, const asg_cuda_fusion *ew, const
   const asg_cuda_range o = asg_cuda_out_range(r, w);
   bool can = s->op == ASG_OP_SOFTMAX_CE_BWD || s->op == ASG_OP_LAYERNORM ||
              (s->op == ASG_OP_PERMUTE && asg_shape_numel(s->out.shape) < INT32_MAX) ||
-             (unary_op(s->op) && s->in[0].dtype == ASG_F32 &&
+             (asg__is_unary(s->op) && s->in[0].dtype == ASG_F32 &&
               asg_shape_equal(s->in[0].shape, s->out.shape));
   int producer = w, from = w + 1, ch = -1, st = -1;
   if (ew->role && ew->role[w] != 0) { /* in a chain: written by its launch */

@@ -66,8 +66,7 @@ typedef asg_cuda_range range;
 static bool same(range a, range b) { return a.lo == b.lo && a.hi == b.hi; }
 
 static bool is_ew(asg_op op) {
-  for (int k = 0; k < ASG__N_UNARY_OPS; k++)
-    if (asg__unary_ops[k] == op) return true;
+  if (asg__is_unary(op)) return true;
   for (int k = 0; k < ASG__N_BROADCAST_OPS; k++)
     if (asg__broadcast_ops[k] == op) return true;
   return false;
@@ -220,8 +219,7 @@ static bool finish_chain(const asg_resolved *r, chain *c) {
 }
 
 static int arity(asg_op op) {
-  for (int k = 0; k < ASG__N_UNARY_OPS; k++)
-    if (asg__unary_ops[k] == op) return 1;
+  if (asg__is_unary(op)) return 1;
   return op == ASG_OP_WHERE ? 3 : 2;
 }
 

@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "backends/vulkan/vk.h"
+#include "runtime/layout.h"
 
 /* mirrored by the Params block of every attn_*.comp */
 typedef struct attn_params {
@@ -50,9 +51,9 @@ static asg_status attn_record(const asg_vk_call *c) {
              : s->op == ASG_OP_ATTENTION_BWD_Q ? 2
                                                : 3;
   bool six = mode >= 2; /* (q, k, v, do, lse, delta) */
-  const int base = mode == 0 ? 3 : mode == 1 ? 2 : 6;
-  const bool masked = s->n_in > base; /* key mask: the last input */
-  const int64_t mrows = masked ? asg_shape_numel(s->in[base].shape) / (Tk ? Tk : 1) : 1;
+  int64_t heads;
+  const int mi = asg__attention_mask(s, &heads); /* key mask: the last input */
+  const bool masked = mi >= 0;
   attn_params p = {c->in[0],
                    c->in[1],
                    mode != 1 ? c->in[2] : 0,
@@ -68,8 +69,8 @@ static asg_status attn_record(const asg_vk_call *c) {
                    (uint32_t)D,
                    s->attr.i[0] != 0,
                    (uint32_t)mode,
-                   masked ? c->in[base] : 0,
-                   (uint32_t)(mrows > 0 ? NB / mrows : 1),
+                   masked ? c->in[mi] : 0,
+                   (uint32_t)heads,
                    0};
   const asg_vk_caps *cap = &c->ctx->caps;
   int dmax = D <= 32 ? 32 : D <= 64 ? 64 : 128;

@@ -942,7 +942,7 @@ static void cases_layernorm(void) {
       pc_finish(&pc);
     }
     /* CUDA computes dx and dgamma in one pass for rows of <= 1024 columns
-     * (K = 24 and 32 values a lane; more rows than its 4096 warps; and wider
+     * (K = 24 and 32 values a lane; more rows than its 2048 warps; and wider
      * rows, which take the two kernels) */
     static const int64_t wide[3][2] = {{40, 768}, {4100, 1000}, {3, 1025}};
     for (int w = 0; w < 3; w++) {
@@ -2010,6 +2010,46 @@ static void case_unary_half(int variant) {
   asg_graph_free(g);
 }
 
+/* Two trained linear layers with biases under 16-bit products: the first
+ * layer's output gradient dh is converted for the products dW1 = dh^T x and
+ * dx = dh W1, and its rows are summed for db1, which a backend may do while
+ * converting (CUDA: docs/backends.md). 0: bf16, [300, 64]; 1: fp16; 2: bf16,
+ * [1000, 68] (many row chunks, 17 column quads). Values and gradients
+ * against the CPU's f32. */
+static void case_colsum(int variant) {
+  const int R = variant == 2 ? 1000 : 300, K = 48, H = variant == 2 ? 68 : 64, N = 40;
+  asg_graph *g = asg_graph_new();
+  double *v[6] = {rv(R * K, -1, 1, false), rv(H * K, -0.3, 0.3, false),
+                  rv(H, -0.5, 0.5, false), rv(N * H, -0.3, 0.3, false),
+                  rv(N, -0.5, 0.5, false), rv(R * N, -1, 1, false)};
+  const int64_t cnt[6] = {R * K, H * K, H, N * H, N, R * N};
+  float *f[6];
+  for (int k = 0; k < 6; k++)
+    f[k] = to_dtype(ASG_F32, v[k], cnt[k]);
+  asg_tensor *x = asg_constant(g, ASG_F32, ASG_SHAPE(R, K), f[0]);
+  asg_tensor *w1 = asg_constant(g, ASG_F32, ASG_SHAPE(H, K), f[1]);
+  asg_tensor *b1 = asg_constant(g, ASG_F32, ASG_SHAPE(H), f[2]);
+  asg_tensor *w2 = asg_constant(g, ASG_F32, ASG_SHAPE(N, H), f[3]);
+  asg_tensor *b2 = asg_constant(g, ASG_F32, ASG_SHAPE(N), f[4]);
+  asg_tensor *u = asg_constant(g, ASG_F32, ASG_SHAPE(R, N), f[5]);
+  asg_tensor *h = asg_gelu(asg_add(asg_matmul_t(x, w1, false, true), b1));
+  asg_tensor *y = asg_add(asg_matmul_t(h, w2, false, true), b2);
+  asg_tensor *loss = asg_sum(asg_mul(y, u), ASG_AXES(0, 1), false);
+  asg_tensor *wrt[5] = {x, w1, b1, w2, b2}, *out[6] = {y};
+  static const char *const name[] = {
+      "two linear layers, bias gradients, bf16 products: values and gradients",
+      "two linear layers, bias gradients, fp16 products: values and gradients",
+      "two linear layers [1000,68], bias gradients, bf16 products: values and gradients"};
+  asg_compile_opts opt = {.bf16_matmul = variant != 1, .fp16_matmul = variant == 1};
+  if (asg_grad(loss, 5, wrt, out + 1) == ASG_OK)
+    cmp_flagged(g, 6, out, opt, 2e-2, name[variant]);
+  else
+    report(name[variant], 0, asg_last_error());
+  for (int k = 0; k < 6; k++)
+    free(v[k]), free(f[k]);
+  asg_graph_free(g);
+}
+
 /* Row dot products sum(a * b, last axis), which a backend may compute in
  * one pass when only the sum reads the products (CUDA: attention's delta):
  * 0 the products read by the sum alone, 1 also by another op. */
@@ -2083,6 +2123,8 @@ int main(int argc, char **argv) {
     case_add_ln(v);
   case_rowdot(0);
   case_rowdot(1);
+  for (int v = 0; v < 3; v++)
+    case_colsum(v);
   case_shared_half();
   case_ce_half(0);
   case_ce_half(1);

@@ -65,6 +65,10 @@ typedef struct asg_cuda_call {
    * same dy and x, into that step's output (paired by cuda_backend.c, which
    * then skips that step; rows of at most 1024 columns). */
   void *fused_out;
+  /* With fused_out: also the sum of dy over its rows (a layer's beta
+   * gradient: a sum step over every axis of dy but the last, paired with it
+   * by cuda_backend.c, which skips that step), into that step's output. */
+  void *fused_out2;
   /* matmul: a GEMM epilogue (planned by cuda_backend.c) adds epi_bias [N]
    * (f32) to every output row, applies epi_act and writes epi_out instead of
    * out: the add and activation steps after the product then launch nothing. */
@@ -81,6 +85,11 @@ typedef struct asg_cuda_call {
   /* sum over the last axis (f32): its input is the product rowdot[0] *
    * rowdot[1] of a mul step folded in (cuda_backend.c). */
   const void *rowdot[2];
+  /* matmul with 16-bit operands: while converting operand colsum_op ([R, C]
+   * f32), also its column sums ([C], f32: a linear layer's bias gradient)
+   * into colsum_out; the sum step then launches nothing (cuda_backend.c). */
+  void *colsum_out;
+  int colsum_op;
 } asg_cuda_call;
 
 enum { ASG_CUDA_EPI_BIAS = 1, ASG_CUDA_EPI_RELU = 2, ASG_CUDA_EPI_GELU_TANH = 3 };
@@ -198,6 +207,11 @@ int asg_cuda_chain_store(const asg_cuda_fusion *f, int k, uintptr_t addr, int *f
 void asg_cuda_chain_half(asg_cuda_fusion *f, int k, int j, void *dst, bool bf16);
 /* Enqueues chain k; errors are reported with c->s's label. */
 asg_status asg_cuda_fused_run(const asg_cuda_call *c, const asg_cuda_fusion *f, int k);
+
+/* part [P, C] (double partial column sums, chunk by chunk) -> out [C] (f32
+ * when f32, else f64), summed in chunk order (cuda_nn.cu). */
+void asg_cuda_part_finish(const double *part, void *out, int64_t P, int64_t C, bool f32,
+                          cudaStream_t st);
 
 /* *counter += 1 on the stream (the run count kept on the device). */
 void asg_cuda_increment(uint64_t *counter, cudaStream_t stream);

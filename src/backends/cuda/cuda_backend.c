@@ -674,10 +674,26 @@ static asg_status stats_plan(const asg_resolved *r, stats_pairs *p) {
  * layernorm_bwd_x(dy, x, gamma) and layernorm_bwd_gamma(dy, x) read the same
  * two [R, C] tensors; when both are in the plan, the first computes the
  * second's result too (cuda_nn.cu, ln_bwd_xg_kernel) and the second launches
- * nothing. Its output is then written when the first runs, so no step from
- * the first to the second may write dy or x, or read or write that output's
- * bytes. ASG_CUDA_FUSE_LN=0 turns it off. */
+ * nothing; so does a sum of dy over every axis but the last (the layer's
+ * beta gradient), when there is one. Their outputs are then written when
+ * the first runs, so no step from the first to each of them may write dy or
+ * x, or read or write that output's bytes. ASG_CUDA_FUSE_LN=0 turns it off. */
 enum { LN_XG_MAX_C = 1024, LN_XG_WINDOW = 8 };
+
+/* Step j's output may be written at step i's turn, and its first nin
+ * inputs read there. */
+static bool ln_early_ok(const asg_resolved *r, int i, int j, int nin) {
+  const asg_cuda_range o = asg_cuda_out_range(r, j);
+  for (int k = i; k < j; k++) {
+    const asg_cuda_range w = written_range(r, k);
+    if (asg_cuda_overlap(w, o)) return false;
+    for (int m = 0; m < nin && k > i; m++)
+      if (asg_cuda_overlap(w, asg_cuda_in_range(r, j, m))) return false;
+    for (int m = 0; m < r->plan.steps[k].n_in && !noop_step(r, k); m++)
+      if (asg_cuda_overlap(asg_cuda_in_range(r, k, m), o)) return false;
+  }
+  return true;
+}
 
 static bool ln_partner(const asg_resolved *r, int i, int j) {
   const asg_step *a = &r->plan.steps[i], *b = &r->plan.steps[j];
@@ -690,46 +706,54 @@ static bool ln_partner(const asg_resolved *r, int i, int j) {
   const asg_shape sh = a->in[1].shape;
   const int64_t C = sh.ndim ? sh.dims[sh.ndim - 1] : 0;
   if (C < 1 || C > LN_XG_MAX_C || asg_shape_numel(sh) == 0) return false;
-  const asg_cuda_range o = asg_cuda_out_range(r, j);
-  for (int k = i; k < j; k++) {
-    const asg_cuda_range w = written_range(r, k);
-    if (asg_cuda_overlap(w, o)) return false;
-    for (int m = 0; m < 2 && k > i; m++)
-      if (asg_cuda_overlap(w, asg_cuda_in_range(r, j, m))) return false;
-    for (int m = 0; m < r->plan.steps[k].n_in && !noop_step(r, k); m++)
-      if (asg_cuda_overlap(asg_cuda_in_range(r, k, m), o)) return false;
-  }
-  return true;
+  return ln_early_ok(r, i, j, 2);
+}
+
+/* Step j sums layernorm_bwd_x step i's dy over every axis but the last. */
+static bool ln_beta_partner(const asg_resolved *r, int i, int j) {
+  const asg_step *a = &r->plan.steps[i], *b = &r->plan.steps[j];
+  const int nd = a->in[0].shape.ndim;
+  if (b->op != ASG_OP_SUM || r->in[j][0] != r->in[i][0] || !same_desc(&a->in[0], &b->in[0]) ||
+      b->out.dtype != a->out.dtype || b->attr.i[0] != ((int64_t)1 << (nd - 1)) - 1 ||
+      asg_shape_numel(b->out.shape) != a->in[0].shape.dims[nd - 1])
+    return false;
+  return ln_early_ok(r, i, j, 1);
 }
 
 /* partner[i]: the layernorm_bwd_gamma step that step i also computes (-1:
- * none); skip[j]: step j was computed by its partner. late1/late2 (may be
- * NULL): per step, >= 0 where a fold reads its inputs late (the residual
- * add + layernorm, the row dot products): no pair spans one. */
+ * none), beta[i]: the sum step (-1: none); skip[j]: step j was computed by
+ * its partner. late1/late2 (may be NULL): per step, >= 0 where a fold reads
+ * its inputs late (the residual add + layernorm, the row dot products): no
+ * pair spans one. folded (may be NULL): steps already folded elsewhere. */
 static asg_status ln_pair_plan(const asg_resolved *r, const int *late1, const int *late2,
-                               int **partner, char **skip) {
+                               const char *folded, int **partner, int **beta, char **skip) {
   const int n = r->plan.n_steps;
   const char *env = getenv("ASG_CUDA_FUSE_LN");
   if (env && env[0] == '0') return ASG_OK;
-  int *p = malloc(sizeof(int) * ((size_t)n + 1));
+  int *p = malloc(sizeof(int) * ((size_t)n + 1)), *bt = malloc(sizeof(int) * ((size_t)n + 1));
   char *sk = calloc((size_t)n + 1, 1);
-  if (!p || !sk) {
-    free(p), free(sk);
+  if (!p || !bt || !sk) {
+    free(p), free(bt), free(sk);
     return asg__error(ASG_ERR_OOM, "cuda: out of memory");
   }
   for (int i = 0; i < n; i++) {
-    p[i] = -1;
+    p[i] = bt[i] = -1;
     if (r->plan.steps[i].op != ASG_OP_LAYERNORM_BWD_X) continue;
     for (int j = i + 1; j < n && j <= i + LN_XG_WINDOW; j++) {
       if (late1 && (late1[j] >= 0 || (late2 && late2[j] >= 0))) break; /* a fold reads late */
-      if (!sk[j] && ln_partner(r, i, j)) {
+      if (sk[j] || (folded && folded[j])) continue;
+      if (p[i] < 0 && ln_partner(r, i, j)) {
         p[i] = j;
         sk[j] = 1;
-        break;
+      } else if (bt[i] < 0 && ln_beta_partner(r, i, j)) {
+        bt[i] = j;
+        sk[j] = 1;
       }
     }
+    if (p[i] < 0 && bt[i] >= 0) sk[bt[i]] = 0, bt[i] = -1; /* the sum rides on the pair only */
   }
   *partner = p;
+  *beta = bt;
   *skip = sk;
   return ASG_OK;
 }
@@ -1230,9 +1254,13 @@ typedef struct cuda_exec {
   stats_pairs stats;  /* forward statistics kept for later steps (ASG_CUDA_KEEP_STATS=0: none) */
   half_copies half;   /* shared 16-bit operand copies (ASG_CUDA_SHARE_HALF=0: none) */
   int *ln_partner;    /* per step: the layernorm_bwd_gamma it also computes, or -1 */
-  epi_plan epi;       /* GEMM epilogues (ASG_CUDA_EPILOGUE=0: none) */
-  char *ln_skip;      /* per step: computed by its layernorm_bwd_x partner */
-  double ew_ms;       /* profile of the fused chains */
+  int *ln_beta;       /* per step: the sum of dy it also computes, or -1 */
+  int *colsum;        /* per matmul: the sum step its operand conversion computes, or -1 */
+  signed char *colsum_op; /* ... of that operand */
+  char *cs_skip;          /* per step: computed by a product's operand conversion */
+  epi_plan epi;           /* GEMM epilogues (ASG_CUDA_EPILOGUE=0: none) */
+  char *ln_skip;          /* per step: computed by its layernorm_bwd_x partner */
+  double ew_ms;           /* profile of the fused chains */
   int64_t ew_calls;
   asg_cuda_adam_tensor *adam_dev; /* device copy of fuse.tab */
   /* profiling (ASG_PROFILE=1) */
@@ -1277,6 +1305,8 @@ static void cuda_exec_destroy(void *e) {
   stats_free(&x->stats);
   half_free(&x->half);
   free(x->ln_partner);
+  free(x->ln_beta);
+  free(x->colsum), free(x->colsum_op), free(x->cs_skip);
   epi_free(&x->epi);
   free(x->ln_skip);
   if (x->adam_dev) cudaFree(x->adam_dev);
@@ -1307,6 +1337,9 @@ static asg_cuda_call step_call(const cuda_exec *x, int i) {
       .half_out =
           x->half.base && x->half.out_off[i] ? (char *)x->half.base + x->half.out_off[i] - 1 : NULL,
       .fused_out = x->ln_partner && x->ln_partner[i] >= 0 ? x->r.out[x->ln_partner[i]] : NULL,
+      .fused_out2 = x->ln_beta && x->ln_beta[i] >= 0 ? x->r.out[x->ln_beta[i]] : NULL,
+      .colsum_out = x->colsum && x->colsum[i] >= 0 ? x->r.out[x->colsum[i]] : NULL,
+      .colsum_op = x->colsum_op ? x->colsum_op[i] : 0,
       .epi_bias = x->epi.end && x->epi.end[i] >= 0 ? x->epi.bias[i] : NULL,
       .epi_out = x->epi.end && x->epi.end[i] >= 0 ? x->r.out[x->epi.end[i]] : NULL,
       .epi_act = x->epi.end && x->epi.end[i] >= 0 ? x->epi.act[i] : 0,
@@ -1315,6 +1348,96 @@ static asg_cuda_call step_call(const cuda_exec *x, int i) {
                  x->epi.ln_add && x->epi.ln_add[i] >= 0 ? x->r.in[x->epi.ln_add[i]][1] : NULL},
       .rowdot = {x->epi.rowdot && x->epi.rowdot[i] >= 0 ? x->r.in[x->epi.rowdot[i]][0] : NULL,
                  x->epi.rowdot && x->epi.rowdot[i] >= 0 ? x->r.in[x->epi.rowdot[i]][1] : NULL}};
+}
+
+/* ---- bias gradients while converting product operands ----
+ * With bf16 / fp16 products, a linear layer's output gradient g [R, C] (f32)
+ * is converted to 16 bits for the products that read it, and a sum step
+ * adds its rows (the bias gradient). The product that converts g also takes
+ * the column sums of the f32 values as it reads them (cuda_matmul.cu) and
+ * the sum step launches nothing. The sum's output is then written at the
+ * product's turn: no step in between may read or write it or write g, and
+ * none may be a fold that reads or writes at another step's turn.
+ * ASG_CUDA_COLSUM=0 turns it off. */
+enum { COLSUM_WINDOW = 24 };
+
+/* Whether step t computes at its own turn what it reads and writes. */
+static bool plain_step(const cuda_exec *x, int t) {
+  return !(x->ew.role && x->ew.role[t]) && !(x->fuse.role && x->fuse.role[t]) &&
+         !(x->epi.skip && x->epi.skip[t]) && !(x->epi.end && x->epi.end[t] >= 0) &&
+         !(x->epi.bgrad && x->epi.bgrad[t] >= 0) && !(x->epi.ln_add && x->epi.ln_add[t] >= 0) &&
+         !(x->epi.rowdot && x->epi.rowdot[t] >= 0) && !(x->ln_partner && x->ln_partner[t] >= 0) &&
+         !(x->ln_skip && x->ln_skip[t]);
+}
+
+/* The product (and in *op its operand) that converts sum step s's input and
+ * can compute the sum, or -1. */
+static int colsum_partner(const cuda_exec *x, int s, const int *taken, int *op) {
+  const asg_resolved *r = &x->r;
+  const asg_step *u = &r->plan.steps[s];
+  const int nd = u->in[0].shape.ndim;
+  if (u->op != ASG_OP_SUM || !plain_step(x, s) || u->out.dtype != ASG_F32 ||
+      u->in[0].dtype != ASG_F32 || nd < 1 || u->attr.i[0] != ((int64_t)1 << (nd - 1)) - 1)
+    return -1;
+  const int64_t C = u->in[0].shape.dims[nd - 1];
+  const asg_cuda_range g = asg_cuda_in_range(r, s, 0), o = asg_cuda_out_range(r, s);
+  if (C % 4 || asg_shape_numel(u->out.shape) != C || asg_shape_numel(u->in[0].shape) == 0 ||
+      g.lo % 16 || asg_cuda_overlap(g, o))
+    return -1;
+  for (int d = 1; d <= COLSUM_WINDOW; d++)
+    for (int sg = -1; sg <= 1; sg += 2) {
+      const int i = s + sg * d;
+      if (i < 0 || i >= r->plan.n_steps || taken[i] >= 0) continue;
+      const asg_step *m = &r->plan.steps[i];
+      if (m->op != ASG_OP_MATMUL || !plain_step(x, i) || !x->state ||
+          asg_cuda_mm_low(x->state[i]) == ASG_F32)
+        continue;
+      int j = -1;
+      for (int q = 0; q < 2 && j < 0; q++) {
+        const asg_cuda_range a = asg_cuda_in_range(r, i, q);
+        const asg_shape as = m->in[q].shape;
+        const bool converts = !x->half.mode || x->half.mode[2 * i + q] != ASG_CUDA_HALF_READY;
+        if (a.lo == g.lo && a.hi == g.hi && converts && as.dims[as.ndim - 1] == C) j = q;
+      }
+      if (j < 0 || asg_cuda_overlap(asg_cuda_out_range(r, i), o) ||
+          asg_cuda_overlap(asg_cuda_in_range(r, i, 1 - j), o))
+        continue;
+      const int lo = i < s ? i : s, hi = i < s ? s : i;
+      bool ok = true;
+      for (int t = lo + 1; ok && t < hi; t++) {
+        const asg_cuda_range w = written_range(r, t);
+        ok = plain_step(x, t) && !asg_cuda_overlap(w, o) && !asg_cuda_overlap(w, g);
+        for (int q = 0; ok && q < r->plan.steps[t].n_in && !noop_step(r, t); q++)
+          ok = !asg_cuda_overlap(asg_cuda_in_range(r, t, q), o);
+      }
+      if (ok) {
+        *op = j;
+        return i;
+      }
+    }
+  return -1;
+}
+
+static asg_status colsum_plan(cuda_exec *x) {
+  const int n = x->r.plan.n_steps;
+  const char *env = getenv("ASG_CUDA_COLSUM");
+  if ((env && env[0] == '0') || !(x->bf16 || x->fp16)) return ASG_OK;
+  x->colsum = malloc(sizeof(int) * ((size_t)n + 1));
+  x->colsum_op = calloc((size_t)n + 1, 1);
+  x->cs_skip = calloc((size_t)n + 1, 1);
+  if (!x->colsum || !x->colsum_op || !x->cs_skip)
+    return asg__error(ASG_ERR_OOM, "cuda: out of memory");
+  for (int i = 0; i < n; i++)
+    x->colsum[i] = -1;
+  for (int s = 0; s < n; s++) {
+    int op = 0;
+    const int i = colsum_partner(x, s, x->colsum, &op);
+    if (i < 0) continue;
+    x->colsum[i] = s;
+    x->colsum_op[i] = (signed char)op;
+    x->cs_skip[s] = 1;
+  }
+  return ASG_OK;
 }
 
 static asg_status cuda_exec_create(void *dev, const asg_plan *plan, const asg_buffers *bufs,
@@ -1354,7 +1477,9 @@ static asg_status cuda_exec_create(void *dev, const asg_plan *plan, const asg_bu
   if (!st) st = epi_plan_make(&x->r, &x->epi);
   if (!st) st = asg_cuda_fuse_plan(&x->r, x->epi.skip, &x->ew);
   if (!st) st = stats_plan(&x->r, &x->stats);
-  if (!st) st = ln_pair_plan(&x->r, x->epi.ln_add, x->epi.rowdot, &x->ln_partner, &x->ln_skip);
+  if (!st)
+    st = ln_pair_plan(&x->r, x->epi.ln_add, x->epi.rowdot, x->epi.skip, &x->ln_partner, &x->ln_beta,
+                      &x->ln_skip);
   cudaError_t e = cudaSuccess;
   if (!st && x->fuse.n_tab) { /* the groups' table, written once */
     const size_t tb = sizeof *x->adam_dev * (size_t)x->fuse.n_tab;
@@ -1379,6 +1504,7 @@ static asg_status cuda_exec_create(void *dev, const asg_plan *plan, const asg_bu
   }
   if (!st) epi_settle(&x->r, x->state, &x->epi);
   if (!st) st = half_plan(&x->r, x->state, &x->ew, x->epi.skip, &x->half);
+  if (!st) st = colsum_plan(x);
   if (st) {
     cuda_exec_destroy(x);
     return st;
@@ -1396,6 +1522,7 @@ static asg_status enqueue_all(cuda_exec *x) {
     const int ew = x->ew.role ? x->ew.role[i] : FUSE_RUN;
     if (role == FUSE_SKIP || ew == FUSE_SKIP) continue; /* done by a later launch */
     if (x->ln_skip && x->ln_skip[i]) continue;          /* done by its layernorm_bwd_x */
+    if (x->cs_skip && x->cs_skip[i]) continue;          /* done by an operand conversion */
     if (x->epi.skip && x->epi.skip[i]) continue;        /* done by a GEMM's epilogue */
     asg_status st;
     if (ew == FUSE_LAUNCH) {
@@ -1427,7 +1554,8 @@ static asg_status enqueue_all(cuda_exec *x) {
       const asg_op op = role == FUSE_RUN ? x->r.plan.steps[i].op : ASG_OP_ADAM_PARAM;
       x->op_ms[op] += ms;
       x->step_ms[i] += ms;
-      if (role != FUSE_SKIP && !(x->ln_skip && x->ln_skip[i]) && !(x->epi.skip && x->epi.skip[i]))
+      if (role != FUSE_SKIP && !(x->ln_skip && x->ln_skip[i]) && !(x->epi.skip && x->epi.skip[i]) &&
+          !(x->cs_skip && x->cs_skip[i]))
         x->op_calls[op]++;
     }
     x->prof_runs += x->runs > 0;

@@ -129,10 +129,13 @@ __global__ void ln_fwd_kernel(const T *x, const T *gm, const T *bt, void *yv, do
 
 // Rows of at most 32 K columns: a warp per row keeps its K values a lane in
 // registers (columns lane + 32 k), so the row is read once (a + b once
-// when an add is folded in, and the sum written once) and the statistics
-// take the same two passes in double as above. Pointers are __restrict__
-// so that loads need not wait for earlier stores (x is xs only when an add
-// is folded in, and then x is not read).
+// when an add is folded in, and the sum written once). The statistics take
+// two passes (mean, then squared deviations); each lane sums its K values in
+// T and the lanes' sums are joined in double. Per-element arithmetic is in T:
+// in double (f32 -> f64 conversions run at a quarter of the f32 rate on
+// sm_90) the kernel was bound by conversions, not memory. Pointers are
+// __restrict__ so that loads need not wait for earlier stores (x is xs only
+// when an add is folded in, and then x is not read).
 template <typename T, int K, int HO>
 __global__ void ln_fwd_reg_kernel(const T *__restrict__ x, const T *__restrict__ gm,
                                   const T *__restrict__ bt, void *__restrict__ yv,
@@ -148,28 +151,31 @@ __global__ void ln_fwd_reg_kernel(const T *__restrict__ x, const T *__restrict__
       const int64_t j = it.lane + 32 * k;
       v[k] = j < C ? (xa ? xa[r * C + j] + xb[r * C + j] : x[r * C + j]) : (T)0;
     }
-    double s = 0;
+    T s = 0; // columns past C hold zeros
 #pragma unroll
     for (int k = 0; k < K; k++) {
       const int64_t j = it.lane + 32 * k;
       if (xa && j < C) xs[r * C + j] = v[k];
-      s += (double)v[k];
+      s += v[k];
     }
-    const double mean = row_reduce<true, SumOp>(s, (double *)nullptr) / (double)C;
-    double q = 0;
+    const double mean = row_reduce<true, SumOp>((double)s, (double *)nullptr) / (double)C;
+    const T mt = (T)mean;
+    T q = 0;
 #pragma unroll
     for (int k = 0; k < K; k++)
       if (it.lane + 32 * k < C) {
-        const double d = (double)v[k] - mean;
+        const T d = v[k] - mt;
         q += d * d;
       }
-    const double rstd = 1.0 / sqrt(row_reduce<true, SumOp>(q, (double *)nullptr) / (double)C + eps);
+    const double rstd =
+        1.0 / sqrt(row_reduce<true, SumOp>((double)q, (double *)nullptr) / (double)C + eps);
     if (stats && it.lane == 0) stats[r] = mean, stats[R + r] = rstd;
+    const T rt = (T)rstd;
 #pragma unroll
     for (int k = 0; k < K; k++) {
       const int64_t j = it.lane + 32 * k;
       if (j >= C) continue;
-      const T y = (T)(((double)v[k] - mean) * rstd * (double)gm[j] + (double)bt[j]);
+      const T y = (v[k] - mt) * rt * gm[j] + bt[j];
       if constexpr (HO != 0)
         half_store<HO>(yv, r * C + j, y);
       else
@@ -250,78 +256,111 @@ __global__ void ln_bwd_x_kernel(const T *dy, const T *x, const T *gm, const doub
   }
 }
 
-// ---- layernorm_bwd_x + layernorm_bwd_gamma in one pass (paired by
-// cuda_backend.c when both read the same dy and x): dy, x [R,C] (C <= 32 K),
-// gamma [C] -> dx [R,C] as ln_bwd_x_kernel, and part [gridDim.x, C], each
-// block's sum over its rows of dy * xhat, summed in block order into dgamma
-// by ln_bwd_g_final_kernel. A warp keeps its row in registers (K values a
-// lane) and its column sums in K doubles; the block's warps then add theirs
-// in warp order (fixed grid, fixed order: deterministic).
-constexpr int kXgMaxBlocks = 512;
+// ---- layernorm_bwd_x + layernorm_bwd_gamma (+ dbeta) in one pass (paired
+// by cuda_backend.c when they read the same dy and x): dy, x [R,C] (C <= 32
+// K), gamma [C] -> dx [R,C] as ln_bwd_x_kernel, part [gridDim.x, C], each
+// block's sum over its rows of dy * xhat, and (part2 set: a sum of dy over
+// the rows folded in, the layer's beta gradient) part2 [gridDim.x, C], its
+// sum over its rows of dy; ln_bwd_g_final_kernel sums the partials in block
+// order. A warp takes a row of each group of 8 and keeps it in registers (K
+// values a lane); the group's dy * xhat and dy go to shared memory
+// ([2][8][C] of T), and thread t adds the 8 rows of columns t + 256 m in
+// order to its running sums (fixed grid, fixed order: deterministic; no
+// per-lane column sums in registers, which held the kernel to a quarter of
+// the SM's warps). Per-element arithmetic is in T, row sums are joined
+// across lanes in double (see ln_fwd_reg_kernel).
+constexpr int kXgMaxBlocks = 256; // one wave of 2 blocks an SM on 128+ SMs (fewer partials)
+constexpr int kXgCols = 4;        // columns a thread sums: C <= 1024 = 4 x kThreads
 int64_t ln_xg_blocks(int64_t R) {
   int64_t b = (R + kThreads / 32 - 1) / (kThreads / 32);
   return b < 1 ? 1 : b > kXgMaxBlocks ? kXgMaxBlocks : b;
 }
 
+template <typename T> size_t ln_xg_smem(int64_t C) {
+  return 2 * (size_t)(kThreads / 32) * (size_t)C * sizeof(T);
+}
+
 template <typename T, int K>
 __global__ void __launch_bounds__(kThreads, sizeof(T) == 4 ? 2 : 1) // f32: 2 blocks an SM
-    ln_bwd_xg_kernel(const T *dy, const T *x, const T *gm, const double *stats, T *dx, double *part,
-                     int64_t R, int64_t C, double eps) {
+    ln_bwd_xg_kernel(const T *__restrict__ dy, const T *__restrict__ x, const T *__restrict__ gm,
+                     const double *__restrict__ stats, T *__restrict__ dx, double *part,
+                     double *part2, int64_t R, int64_t C, double eps) {
+  extern __shared__ __align__(16) unsigned char xg_smem[];
+  T *cg = reinterpret_cast<T *>(xg_smem), *cb = cg + (kThreads / 32) * C;
   __shared__ double sh[32];
-  __shared__ double col[32 * K];
-  RowIter<true> it;
-  double acc[K];
+  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+  T accg[kXgCols], accb[kXgCols];
 #pragma unroll
-  for (int k = 0; k < K; k++)
-    acc[k] = 0;
-  for (int64_t r = it.first; r < R; r += it.step) {
-    const T *xr = x + r * C, *dyr = dy + r * C;
-    double mean, rstd;
-    if (stats)
-      mean = stats[r], rstd = stats[R + r];
-    else
-      ln_stats<true>(xr, C, eps, it.lane, it.nthr, sh, &mean, &rstd);
-    T dv[K], xv[K];
-    double sg = 0, sgx = 0;
-#pragma unroll
-    for (int k = 0; k < K; k++) {
-      const int64_t j = it.lane + 32 * k;
-      dv[k] = j < C ? dyr[j] : (T)0;
-      xv[k] = j < C ? xr[j] : (T)0;
-    }
-#pragma unroll
-    for (int k = 0; k < K; k++) {
-      const int64_t j = it.lane + 32 * k;
-      if (j < C) {
-        const double xh = ((double)xv[k] - mean) * rstd, g = (double)dv[k] * (double)gm[j];
-        sg += g;
-        sgx += g * xh;
-        acc[k] += (double)dv[k] * xh;
-      }
-    }
-    sg = row_reduce<true, SumOp>(sg, sh) / (double)C;
-    sgx = row_reduce<true, SumOp>(sgx, sh) / (double)C;
-#pragma unroll
-    for (int k = 0; k < K; k++) {
-      const int64_t j = it.lane + 32 * k;
-      if (j < C) {
-        const double xh = ((double)xv[k] - mean) * rstd;
-        dx[r * C + j] = (T)(rstd * ((double)dv[k] * (double)gm[j] - sg - xh * sgx));
-      }
-    }
-  }
-  const int w = threadIdx.x >> 5;
-  for (int q = 0; q < kThreads / 32; q++) {
-    if (w == q)
+  for (int m = 0; m < kXgCols; m++)
+    accg[m] = 0, accb[m] = 0;
+  const int64_t groups = (R + kThreads / 32 - 1) / (kThreads / 32);
+  for (int64_t gi = blockIdx.x; gi < groups; gi += gridDim.x) { // uniform per block
+    const int64_t r = gi * (kThreads / 32) + w;
+    T *rg = cg + w * C, *rb = cb + w * C;
+    if (r < R) {
+      const T *xr = x + r * C, *dyr = dy + r * C;
+      double mean, rstd;
+      if (stats)
+        mean = stats[r], rstd = stats[R + r];
+      else
+        ln_stats<true>(xr, C, eps, lane, 32, sh, &mean, &rstd);
+      const T mt = (T)mean, rt = (T)rstd;
+      T dv[K], xv[K];
+      T sg = 0, sgx = 0;
 #pragma unroll
       for (int k = 0; k < K; k++) {
-        const int64_t j = it.lane + 32 * k;
-        if (j < C) col[j] = (q == 0 ? 0.0 : col[j]) + acc[k];
+        const int j = lane + 32 * k;
+        dv[k] = j < C ? dyr[j] : (T)0;
+        xv[k] = j < C ? xr[j] : (T)0;
       }
+#pragma unroll
+      for (int k = 0; k < K; k++) {
+        const int j = lane + 32 * k;
+        if (j < C) {
+          const T xh = (xv[k] - mt) * rt, g = dv[k] * gm[j];
+          sg += g;
+          sgx += g * xh;
+          rg[j] = dv[k] * xh;
+          rb[j] = dv[k];
+        }
+      }
+      const T mg = (T)(row_reduce<true, SumOp>((double)sg, sh) / (double)C);
+      const T mgx = (T)(row_reduce<true, SumOp>((double)sgx, sh) / (double)C);
+#pragma unroll
+      for (int k = 0; k < K; k++) {
+        const int j = lane + 32 * k;
+        if (j < C) {
+          const T xh = (xv[k] - mt) * rt; // dy back from shared memory: fewer registers
+          dx[r * C + j] = rt * (rb[j] * gm[j] - mg - xh * mgx);
+        }
+      }
+    } else {
+      for (int64_t j = lane; j < C; j += 32)
+        rg[j] = 0, rb[j] = 0;
+    }
     __syncthreads();
+#pragma unroll
+    for (int m = 0; m < kXgCols; m++) {
+      const int j = threadIdx.x + kThreads * m;
+      if (j < C) {
+        T a = 0, b = 0;
+#pragma unroll
+        for (int q = 0; q < kThreads / 32; q++)
+          a += cg[q * C + j], b += cb[q * C + j];
+        accg[m] += a;
+        accb[m] += b;
+      }
+    }
+    __syncthreads(); // the next group overwrites the rows
   }
-  for (int64_t j = threadIdx.x; j < C; j += kThreads)
-    part[(int64_t)blockIdx.x * C + j] = col[j];
+#pragma unroll
+  for (int m = 0; m < kXgCols; m++) {
+    const int j = threadIdx.x + kThreads * m;
+    if (j < C) {
+      part[(int64_t)blockIdx.x * C + j] = (double)accg[m];
+      if (part2) part2[(int64_t)blockIdx.x * C + j] = (double)accb[m];
+    }
+  }
 }
 
 // x [R,C] -> mean [R], rstd [R] (first pass of the dgamma reduction)
@@ -410,24 +449,30 @@ int64_t ln_g_chunks(int64_t R) {
 // Widest rows the one-pass layernorm backward takes (32 K columns a warp).
 constexpr int64_t kXgMaxC = 1024;
 
-// Workspace of layernorm_bwd_x: the dgamma partials when it also computes
-// a paired layernorm_bwd_gamma.
+// Workspace of layernorm_bwd_x: the dgamma and dbeta partials when it also
+// computes a paired layernorm_bwd_gamma (and sum).
 size_t ln_bwd_x_ws(const asg_step *s, unsigned flags) {
   (void)flags;
   int64_t R, C;
   ln_dims(s, &R, &C);
-  return C <= kXgMaxC ? (size_t)ln_xg_blocks(R) * (size_t)C * sizeof(double) : 0;
+  return C <= kXgMaxC ? 2 * (size_t)ln_xg_blocks(R) * (size_t)C * sizeof(double) : 0;
 }
 
 template <typename T, int K>
 void ln_xg_launch(const asg_cuda_call *c, int64_t R, int64_t C, double eps) {
   cudaStream_t st = c->ctx->stream;
   const int64_t P = ln_xg_blocks(R);
-  double *part = (double *)c->ws;
-  ln_bwd_xg_kernel<T, K><<<(unsigned)P, kThreads, 0, st>>>(
-      (const T *)c->in[0], (const T *)c->in[1], (const T *)c->in[2], (const double *)c->stats_in,
-      (T *)c->out, part, R, C, eps);
+  double *part = (double *)c->ws, *part2 = c->fused_out2 ? part + P * C : nullptr;
+  const size_t smem = ln_xg_smem<T>(C);
+  auto kern = ln_bwd_xg_kernel<T, K>;
+  if (smem > 48 * 1024 && cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                               (int)smem) != cudaSuccess)
+    return; // reported by the caller's check
+  kern<<<(unsigned)P, kThreads, smem, st>>>((const T *)c->in[0], (const T *)c->in[1],
+                                            (const T *)c->in[2], (const double *)c->stats_in,
+                                            (T *)c->out, part, part2, R, C, eps);
   ln_g_final(part, c->fused_out, P, C, std::is_same<T, float>::value, st);
+  if (part2) ln_g_final(part2, c->fused_out2, P, C, std::is_same<T, float>::value, st);
 }
 
 size_t ln_bwd_g_ws(const asg_step *s, unsigned flags) {
@@ -869,6 +914,11 @@ asg_status rand_run(const asg_cuda_call *c) {
 }
 
 } // namespace
+
+extern "C" void asg_cuda_part_finish(const double *part, void *out, int64_t P, int64_t C, bool f32,
+                                     cudaStream_t st) {
+  ln_g_final(part, out, P, C, f32, st);
+}
 
 extern "C" void asg_cuda_register_nn(asg_cuda_kernel *t) {
   t[ASG_OP_LAYERNORM].run = layernorm_run;

@@ -363,13 +363,27 @@ __global__ void __launch_bounds__(kThreads)
     const int64_t jend = live ? j1 : j0;
     const Q *xq = reinterpret_cast<const Q *>(x) + (live ? q : 0);
     P a0 = R::none(), a1 = R::none(), a2 = R::none(), a3 = R::none();
+    if constexpr (R::kSum && std::is_same<T, float>::value) {
+      // runs of up to 16 rows summed in f32, the runs in double: a conversion
+      // and a double add per element kept the kernel off the memory bound
+      for (int64_t j = j0 + ty; j < jend;) {
+        float4 f = make_float4(0.f, 0.f, 0.f, 0.f);
 #pragma unroll 4
-    for (int64_t j = j0 + ty; j < jend; j += BY) {
-      const Q v = xq[j * stride];
-      a0 = R::join(a0, R::elem((T)v.x, j));
-      a1 = R::join(a1, R::elem((T)v.y, j));
-      a2 = R::join(a2, R::elem((T)v.z, j));
-      a3 = R::join(a3, R::elem((T)v.w, j));
+        for (int t = 0; t < 16 && j < jend; t++, j += BY) {
+          const Q v = xq[j * stride];
+          f.x += v.x, f.y += v.y, f.z += v.z, f.w += v.w;
+        }
+        a0 += f.x, a1 += f.y, a2 += f.z, a3 += f.w;
+      }
+    } else {
+#pragma unroll 4
+      for (int64_t j = j0 + ty; j < jend; j += BY) {
+        const Q v = xq[j * stride];
+        a0 = R::join(a0, R::elem((T)v.x, j));
+        a1 = R::join(a1, R::elem((T)v.y, j));
+        a2 = R::join(a2, R::elem((T)v.z, j));
+        a3 = R::join(a3, R::elem((T)v.w, j));
+      }
     }
     a0 = slice_join<R, BY, TX>(a0, tx, ty);
     a1 = slice_join<R, BY, TX>(a1, tx, ty);
@@ -554,21 +568,47 @@ template <class T> asg_status reduce_dt(const asg_cuda_call *c, const RPlan &p) 
 
 // out [R] = sum over j of (float)(a[r, j] * b[r, j]), a, b [R, C] f32: a sum
 // over the last axis with the product that only it reads folded in
-// (asg_cuda_call.rowdot; attention's delta). A warp per row, the products
-// rounded to f32 as the mul step stored them, summed in double.
+// (asg_cuda_call.rowdot; attention's delta). L lanes per row (8 for rows of
+// up to 256: attention's rows of 64 are two 16-byte loads a lane), VEC:
+// 16-byte loads (C % 4 == 0, aligned rows). The products are rounded to f32
+// as the mul step stored them; each lane sums its own in f32 and the lanes'
+// sums are joined in double.
+template <int L, bool VEC>
 __global__ void __launch_bounds__(kThreads)
     rowdot_kernel(const float *__restrict__ a, const float *__restrict__ b, float *__restrict__ out,
                   int64_t R, int64_t C) {
-  const int lane = threadIdx.x & 31;
-  const int64_t step = (int64_t)gridDim.x * (blockDim.x >> 5);
-  for (int64_t r = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5); r < R; r += step) {
-    double acc = 0;
-    for (int64_t j = lane; j < C; j += 32)
-      acc += (double)__fmul_rn(a[r * C + j], b[r * C + j]);
-    for (int o = 16; o > 0; o >>= 1)
-      acc += __shfl_xor_sync(0xffffffffu, acc, o);
-    if (lane == 0) out[r] = (float)acc;
+  const int lane = threadIdx.x % L;
+  const int64_t step = (int64_t)gridDim.x * (kThreads / L);
+  for (int64_t r = (int64_t)blockIdx.x * (kThreads / L) + threadIdx.x / L; r < R; r += step) {
+    float acc = 0;
+    if constexpr (VEC) {
+      const float4 *a4 = reinterpret_cast<const float4 *>(a + r * C),
+                   *b4 = reinterpret_cast<const float4 *>(b + r * C);
+      for (int64_t j = lane; j < C / 4; j += L) {
+        const float4 u = a4[j], v = b4[j];
+        acc +=
+            __fmul_rn(u.x, v.x) + __fmul_rn(u.y, v.y) + __fmul_rn(u.z, v.z) + __fmul_rn(u.w, v.w);
+      }
+    } else {
+      for (int64_t j = lane; j < C; j += L)
+        acc += __fmul_rn(a[r * C + j], b[r * C + j]);
+    }
+    double t = acc;
+#pragma unroll
+    for (int o = L / 2; o > 0; o >>= 1)
+      t += __shfl_xor_sync(0xffffffffu, t, o);
+    if (lane == 0) out[r] = (float)t;
   }
+}
+
+template <int L>
+void rowdot_launch(const float *a, const float *b, float *out, int64_t R, int64_t C,
+                   cudaStream_t st) {
+  const unsigned g = asg_cuda_blocks(R * L, kThreads);
+  if (C % 4 == 0 && (uintptr_t)a % 16 == 0 && (uintptr_t)b % 16 == 0)
+    rowdot_kernel<L, true><<<g, kThreads, 0, st>>>(a, b, out, R, C);
+  else
+    rowdot_kernel<L, false><<<g, kThreads, 0, st>>>(a, b, out, R, C);
 }
 
 asg_status reduce_run(const asg_cuda_call *c) {
@@ -576,8 +616,11 @@ asg_status reduce_run(const asg_cuda_call *c) {
     const asg_shape sh = c->s->in[0].shape;
     const int64_t C = sh.dims[sh.ndim - 1], R = C ? asg_shape_numel(sh) / C : 0;
     if (R <= 0) return ASG_OK;
-    rowdot_kernel<<<asg_cuda_blocks(R * 32, kThreads), kThreads, 0, c->ctx->stream>>>(
-        (const float *)c->rowdot[0], (const float *)c->rowdot[1], (float *)c->out, R, C);
+    const float *a = (const float *)c->rowdot[0], *b = (const float *)c->rowdot[1];
+    if (C <= 256)
+      rowdot_launch<8>(a, b, (float *)c->out, R, C, c->ctx->stream);
+    else
+      rowdot_launch<32>(a, b, (float *)c->out, R, C, c->ctx->stream);
     return asg_cuda_check(c);
   }
   RPlan p;

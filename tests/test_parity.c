@@ -2010,6 +2010,43 @@ static void case_unary_half(int variant) {
   asg_graph_free(g);
 }
 
+/* A language-model head under 16-bit products: logits = h W^T [R, V] read
+ * only by the softmax CE (and its backward), which a backend may keep as
+ * 16 bits (CUDA: docs/backends.md). 0: bf16, label smoothing 0.1 and
+ * ignored rows; 1: fp16; 2: bf16 with the logits also read by a sum (they
+ * stay f32). Loss and gradients of h and W against the CPU's f32. */
+static void case_half_logits(int variant) {
+  const int R = 96, K = 64, V = 1000;
+  asg_graph *g = asg_graph_new();
+  double *vh = rv(R * K, -1, 1, false), *vw = rv(V * K, -0.3, 0.3, false);
+  double *vl = rv(R, 0, V, true);
+  for (int i = 0; i < R; i += 9)
+    vl[i] = -100; /* ignored rows */
+  float *fh = to_dtype(ASG_F32, vh, R * K), *fw = to_dtype(ASG_F32, vw, V * K);
+  int32_t *il = malloc(sizeof *il * R);
+  for (int i = 0; i < R; i++)
+    il[i] = (int32_t)vl[i];
+  asg_tensor *h = asg_constant(g, ASG_F32, ASG_SHAPE(R, K), fh);
+  asg_tensor *w = asg_constant(g, ASG_F32, ASG_SHAPE(V, K), fw);
+  asg_tensor *lab = asg_constant(g, ASG_I32, ASG_SHAPE(R), il);
+  asg_tensor *logits = asg_matmul_t(h, w, false, true);
+  asg_tensor *loss = asg_softmax_cross_entropy(logits, lab, variant == 1 ? 0.0 : 0.1, -100);
+  if (variant == 2)
+    loss = asg_add(loss, asg_mul_scalar(asg_sum(logits, ASG_AXES(0, 1), false), 1e-4));
+  asg_tensor *wrt[2] = {h, w}, *out[3] = {loss};
+  static const char *const name[] = {
+      "linear head + softmax CE, bf16 products: loss and gradients",
+      "linear head + softmax CE, fp16 products: loss and gradients",
+      "linear head + softmax CE + a sum of the logits, bf16 products: loss and gradients"};
+  asg_compile_opts opt = {.bf16_matmul = variant != 1, .fp16_matmul = variant == 1};
+  if (asg_grad(loss, 2, wrt, out + 1) == ASG_OK)
+    cmp_flagged(g, 3, out, opt, 2e-2, name[variant]);
+  else
+    report(name[variant], 0, asg_last_error());
+  free(vh), free(vw), free(vl), free(fh), free(fw), free(il);
+  asg_graph_free(g);
+}
+
 /* Two trained linear layers with biases under 16-bit products: the first
  * layer's output gradient dh is converted for the products dW1 = dh^T x and
  * dx = dh W1, and its rows are summed for db1, which a backend may do while
@@ -2125,6 +2162,8 @@ int main(int argc, char **argv) {
   case_rowdot(1);
   for (int v = 0; v < 3; v++)
     case_colsum(v);
+  for (int v = 0; v < 3; v++)
+    case_half_logits(v);
   case_shared_half();
   case_ce_half(0);
   case_ce_half(1);

@@ -90,6 +90,13 @@ typedef struct asg_cuda_call {
    * into colsum_out; the sum step then launches nothing (cuda_backend.c). */
   void *colsum_out;
   int colsum_op;
+  /* matmul with 16-bit operands: writes its output as that 16-bit type in
+   * the first half of out's bytes (every reader of it is a softmax CE or its
+   * backward step, with in_half set; cuda_backend.c). Known at .prepare. */
+  bool out_half;
+  /* softmax CE / its backward: in[0] (the logits) holds 16-bit values (bf16
+   * when bf16, else fp16) written by the product with out_half. */
+  bool in_half;
 } asg_cuda_call;
 
 enum { ASG_CUDA_EPI_BIAS = 1, ASG_CUDA_EPI_RELU = 2, ASG_CUDA_EPI_GELU_TANH = 3 };
@@ -99,6 +106,10 @@ enum { ASG_CUDA_HALF_NONE = 0, ASG_CUDA_HALF_MAKE = 1, ASG_CUDA_HALF_READY = 2 }
 /* Whether a product's plan (.prepare state) computes the bias gradient
  * asked for by bgrad_out (else its sum step must run). */
 bool asg_cuda_mm_bgrad(const void *state);
+
+/* Whether a product's plan (.prepare state) writes its output as 16 bits
+ * (asg_cuda_call.out_half honoured). */
+bool asg_cuda_mm_out_half(const void *state);
 
 /* The 16-bit dtype a product's plan (its .prepare state) converts its f32
  * operands to, or ASG_F32 when it converts nothing (cuda_matmul.cu). */

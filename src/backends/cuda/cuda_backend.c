@@ -1258,6 +1258,8 @@ typedef struct cuda_exec {
   int *colsum;        /* per matmul: the sum step its operand conversion computes, or -1 */
   signed char *colsum_op; /* ... of that operand */
   char *cs_skip;          /* per step: computed by a product's operand conversion */
+  int *lh;                /* per step: 16-bit logits: the product writing them (on it and
+                             on its softmax CE readers), else -1 */
   epi_plan epi;           /* GEMM epilogues (ASG_CUDA_EPILOGUE=0: none) */
   char *ln_skip;          /* per step: computed by its layernorm_bwd_x partner */
   double ew_ms;           /* profile of the fused chains */
@@ -1306,7 +1308,7 @@ static void cuda_exec_destroy(void *e) {
   half_free(&x->half);
   free(x->ln_partner);
   free(x->ln_beta);
-  free(x->colsum), free(x->colsum_op), free(x->cs_skip);
+  free(x->colsum), free(x->colsum_op), free(x->cs_skip), free(x->lh);
   epi_free(&x->epi);
   free(x->ln_skip);
   if (x->adam_dev) cudaFree(x->adam_dev);
@@ -1340,6 +1342,8 @@ static asg_cuda_call step_call(const cuda_exec *x, int i) {
       .fused_out2 = x->ln_beta && x->ln_beta[i] >= 0 ? x->r.out[x->ln_beta[i]] : NULL,
       .colsum_out = x->colsum && x->colsum[i] >= 0 ? x->r.out[x->colsum[i]] : NULL,
       .colsum_op = x->colsum_op ? x->colsum_op[i] : 0,
+      .out_half = x->lh && x->lh[i] == i,
+      .in_half = x->lh && x->lh[i] >= 0 && x->lh[i] != i,
       .epi_bias = x->epi.end && x->epi.end[i] >= 0 ? x->epi.bias[i] : NULL,
       .epi_out = x->epi.end && x->epi.end[i] >= 0 ? x->r.out[x->epi.end[i]] : NULL,
       .epi_act = x->epi.end && x->epi.end[i] >= 0 ? x->epi.act[i] : 0,
@@ -1440,6 +1444,64 @@ static asg_status colsum_plan(cuda_exec *x) {
   return ASG_OK;
 }
 
+/* ---- 16-bit logits ----
+ * With bf16 / fp16 products, a product whose output (f32 [R, C]) only
+ * softmax CE steps read (the forward and its backward, as a language
+ * model's head) writes it as 16 bits in the first half of its own bytes, and
+ * they read that (PyTorch's autocast keeps such logits in bf16 too). The
+ * softmax, log-sum-exp and loss stay f32. ASG_CUDA_HALF_LOGITS=0 turns it
+ * off. Planned before the products' .prepare (the GEMM's output type);
+ * lh_settle drops what a product's plan could not honour. */
+static asg_status lh_plan(cuda_exec *x) {
+  const asg_resolved *r = &x->r;
+  const int n = r->plan.n_steps;
+  const char *env = getenv("ASG_CUDA_HALF_LOGITS");
+  if ((env && env[0] == '0') || !(x->bf16 || x->fp16)) return ASG_OK;
+  if (!(x->lh = malloc(sizeof(int) * ((size_t)n + 1))))
+    return asg__error(ASG_ERR_OOM, "cuda: out of memory");
+  for (int i = 0; i < n; i++)
+    x->lh[i] = -1;
+  for (int m = 0; m < n; m++) {
+    const asg_step *s = &r->plan.steps[m];
+    const asg_shape os = s->out.shape;
+    if (s->op != ASG_OP_MATMUL || s->out.dtype != ASG_F32 || s->keep ||
+        s->out_buf.kind != ASG_BUF_ARENA || os.ndim < 1 || os.dims[os.ndim - 1] % 4 ||
+        asg_shape_numel(os) == 0 || (uintptr_t)r->out[m] % 16 || !plain_step(x, m))
+      continue;
+    const asg_cuda_range o = asg_cuda_out_range(r, m);
+    int readers = 0;
+    bool ok = true;
+    for (int t = m + 1; ok && t < n; t++) {
+      const asg_step *u = &r->plan.steps[t];
+      for (int j = 0; ok && j < u->n_in && !noop_step(r, t); j++) {
+        const asg_cuda_range a = asg_cuda_in_range(r, t, j);
+        if (!asg_cuda_overlap(a, o)) continue;
+        ok = (u->op == ASG_OP_SOFTMAX_CE || u->op == ASG_OP_SOFTMAX_CE_BWD) && j == 0 &&
+             a.lo == o.lo && a.hi == o.hi && u->in[0].dtype == ASG_F32 &&
+             (u->op == ASG_OP_SOFTMAX_CE || (uintptr_t)r->out[t] % 16 == 0) && plain_step(x, t);
+        readers += ok;
+      }
+      if (asg_cuda_overlap(written_range(r, t), o)) break; /* overwritten: no later reader */
+    }
+    if (!ok || !readers) continue;
+    x->lh[m] = m;
+    for (int t = m + 1; t < n; t++) {
+      if (asg_cuda_overlap(asg_cuda_in_range(r, t, 0), o) && !noop_step(r, t) &&
+          r->plan.steps[t].n_in)
+        x->lh[t] = m;
+      if (asg_cuda_overlap(written_range(r, t), o)) break;
+    }
+  }
+  return ASG_OK;
+}
+
+/* Products whose plan writes f32 after all (cuBLASLt declined): their
+ * readers read f32. */
+static void lh_settle(cuda_exec *x) {
+  for (int i = 0; x->lh && i < x->r.plan.n_steps; i++)
+    if (x->lh[i] >= 0 && !asg_cuda_mm_out_half(x->state[x->lh[i]])) x->lh[i] = -1;
+}
+
 static asg_status cuda_exec_create(void *dev, const asg_plan *plan, const asg_buffers *bufs,
                                    void **exec) {
   cuda_exec *x = calloc(1, sizeof *x);
@@ -1494,6 +1556,7 @@ static asg_status cuda_exec_create(void *dev, const asg_plan *plan, const asg_bu
     st = asg__error(ASG_ERR_OOM, "cuda: cannot allocate the program's workspace (%s)",
                     cudaGetErrorString(e));
   }
+  if (!st) st = lh_plan(x);
   if (!st && !(x->state = calloc((size_t)n + 1, sizeof *x->state)))
     st = asg__error(ASG_ERR_OOM, "cuda: out of memory");
   for (int i = 0; i < n && !st; i++) { /* per-step plans (GEMM algorithms) */
@@ -1503,6 +1566,7 @@ static asg_status cuda_exec_create(void *dev, const asg_plan *plan, const asg_bu
     st = table[s->op].prepare(&c, &x->state[i]);
   }
   if (!st) epi_settle(&x->r, x->state, &x->epi);
+  if (!st) lh_settle(x);
   if (!st) st = half_plan(&x->r, x->state, &x->ew, x->epi.skip, &x->half);
   if (!st) st = colsum_plan(x);
   if (st) {

@@ -31,4 +31,32 @@ template <int HO> __device__ __forceinline__ void half_store4(void *y, int64_t q
   }
 }
 
+// Loads of f32 values kept as 16 bits (HI = kHalfBf16 / kHalfFp16; 0: f32):
+// x[i], and x[4q .. 4q+3] (8-byte aligned for 16 bits, 16-byte for f32).
+template <int HI> __device__ __forceinline__ float half_load(const void *x, int64_t i) {
+  if constexpr (HI == kHalfBf16)
+    return __bfloat162float(static_cast<const __nv_bfloat16 *>(x)[i]);
+  else if constexpr (HI == kHalfFp16)
+    return __half2float(static_cast<const __half *>(x)[i]);
+  else
+    return static_cast<const float *>(x)[i];
+}
+
+template <int HI> __device__ __forceinline__ float4 half_load4(const void *x, int64_t q) {
+  if constexpr (HI == 0) {
+    return static_cast<const float4 *>(x)[q];
+  } else {
+    const uint2 u = static_cast<const uint2 *>(x)[q];
+    float2 a, b;
+    if constexpr (HI == kHalfBf16) {
+      a = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(&u.x));
+      b = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(&u.y));
+    } else {
+      a = __half22float2(*reinterpret_cast<const __half2 *>(&u.x));
+      b = __half22float2(*reinterpret_cast<const __half2 *>(&u.y));
+    }
+    return make_float4(a.x, a.y, b.x, b.y);
+  }
+}
+
 #endif

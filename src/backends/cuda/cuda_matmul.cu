@@ -272,11 +272,12 @@ constexpr int kCandidates = 8, kTimed = 3;
 
 struct GemmKey {
   int64_t m, n, k, lda, ldb, ldc, batch, sa, sb, sc;
-  int ta, tb, ty, ct, align, tune, epi;
+  int ta, tb, ty, ct, align, tune, epi, oh;
   bool operator==(const GemmKey &o) const {
     return m == o.m && n == o.n && k == o.k && lda == o.lda && ldb == o.ldb && ldc == o.ldc &&
            batch == o.batch && sa == o.sa && sb == o.sb && sc == o.sc && ta == o.ta && tb == o.tb &&
-           ty == o.ty && ct == o.ct && align == o.align && tune == o.tune && epi == o.epi;
+           ty == o.ty && ct == o.ct && align == o.align && tune == o.tune && epi == o.epi &&
+           oh == o.oh;
   }
 };
 
@@ -299,6 +300,7 @@ struct LtPlan {
   asg_dtype low; // ASG_BF16 / ASG_F16: operands converted into the workspace first
   bool epi_lt;   // the call's epilogue (c->epi_act) runs in cuBLASLt, not in epi_kernel
   bool bgrad;    // the epilogue also writes c->bgrad_out
+  bool out_half; // the output is written as `low` (c->out_half)
 };
 
 void lt_plan_free(void *state) {
@@ -492,8 +494,12 @@ asg_status mm_prepare(const asg_cuda_call *c, void **state) {
                  (int)ct,
                  0,
                  !env_off("ASG_CUDA_GEMM_TUNE"),
-                 c->bgrad_out ? 4 : c->epi_act};
+                 c->bgrad_out ? 4 : c->epi_act,
+                 0};
   key.m = tall ? p.nbatch * p.M : p.M;
+  // 16-bit output (softmax CE logits): no epilogue, 16-bit operands
+  const bool oh = c->out_half && lowp && !c->epi_act && !c->bgrad_out;
+  key.oh = oh;
   int al = align_of(c->in[0]);
   if (align_of(c->in[1]) < al) al = align_of(c->in[1]);
   if (align_of(c->out) < al) al = align_of(c->out);
@@ -503,6 +509,7 @@ asg_status mm_prepare(const asg_cuda_call *c, void **state) {
   LtPlan *lp = (LtPlan *)calloc(1, sizeof *lp);
   if (!lp) return asg__error(ASG_ERR_OOM, "cuda: out of memory");
   lp->low = low;
+  lp->out_half = oh;
   cublasOperation_t opb = p.tb ? CUBLAS_OP_T : CUBLAS_OP_N, opa = p.ta ? CUBLAS_OP_T : CUBLAS_OP_N;
   // column-major views (top of the file): our b [Rb, Cb] is cuBLAS's first
   // operand, col-major [Cb, Rb]; our a second; the output [M, N] is [N, M]
@@ -511,7 +518,7 @@ asg_status mm_prepare(const asg_cuda_call *c, void **state) {
   bool ok = (lt_desc(lp, c, ct, opb, opa, true) || lt_desc(lp, c, ct, opb, opa, false)) &&
             lt_layout(&lp->la, tab, p.ldb, rows_b, p.ldb, batch, p.bstride) &&
             lt_layout(&lp->lb, tab, p.lda, rows_a, p.lda, batch, p.astride) &&
-            lt_layout(&lp->lc, ty, p.N, key.m, p.N, batch, p.M * p.N);
+            lt_layout(&lp->lc, oh ? tab : ty, p.N, key.m, p.N, batch, p.M * p.N);
   if (!ok) { // cuBLASLt refuses the shape: the cuBLAS path runs it
     lt_plan_free(lp);
     return ASG_OK;
@@ -668,6 +675,10 @@ extern "C" void asg_cuda_register_matmul(asg_cuda_kernel *t) {
 
 extern "C" bool asg_cuda_mm_bgrad(const void *state) {
   return state && ((const LtPlan *)state)->bgrad;
+}
+
+extern "C" bool asg_cuda_mm_out_half(const void *state) {
+  return state && ((const LtPlan *)state)->out_half;
 }
 
 extern "C" asg_dtype asg_cuda_mm_low(const void *state) {

@@ -592,15 +592,16 @@ __device__ __forceinline__ void lse_add4(float4 v, float &m, double &s, int &bad
     s += (double)(expf(v.x - m) + expf(v.y - m) + expf(v.z - m) + expf(v.w - m));
 }
 
-template <bool WARP, bool VEC, typename T>
+// HI (T = float, VEC): the logits are kept as 16 bits (asg_cuda_call.in_half),
+// xr then points at the row's first 16-bit value.
+template <bool WARP, bool VEC, typename T, int HI>
 __device__ double row_lse(const T *xr, int64_t C, int lane, int nthr, T *shT, double *sh) {
   T m = (T)-INFINITY;
   double s = 0;
   int bad = 0;
-  if constexpr (VEC) { // T = float, C % 4 == 0, rows 16-byte aligned
-    const float4 *x4 = reinterpret_cast<const float4 *>(xr);
+  if constexpr (VEC) { // T = float, C % 4 == 0, rows 16-byte (8-byte for 16 bits) aligned
     for (int64_t j = lane; j < C / 4; j += nthr)
-      lse_add4(x4[j], m, s, bad);
+      lse_add4(half_load4<HI>(xr, j), m, s, bad);
   } else {
     for (int64_t j = lane; j < C; j += nthr) {
       const T v = xr[j];
@@ -625,7 +626,7 @@ __device__ double row_lse(const T *xr, int64_t C, int lane, int nthr, T *shT, do
 // logits [R,C], labels [R] -> row losses [R] (0 for left-out rows):
 // (1-ls) * (lse - x[label]) + ls * (lse - mean_c x)
 // lse_out (when set) keeps each counted row's log-sum-exp for the backward step.
-template <bool WARP, bool VEC, typename T>
+template <bool WARP, bool VEC, typename T, int HI>
 __global__ void ce_rows_kernel(const T *x, const void *lab, bool i32, double *row, double *lse_out,
                                int64_t R, int64_t C, double ls, int64_t ign) {
   __shared__ double sh[32];
@@ -637,13 +638,13 @@ __global__ void ce_rows_kernel(const T *x, const void *lab, bool i32, double *ro
       if (it.lane == 0) row[r] = 0;
       continue;
     }
-    const T *xr = x + r * C;
-    double lse = row_lse<WARP, VEC>(xr, C, it.lane, it.nthr, shT, sh);
-    double v = (1 - ls) * (lse - (double)xr[l]);
+    const T *xr = HI ? (const T *)((const char *)x + r * C * 2) : x + r * C;
+    double lse = row_lse<WARP, VEC, T, HI>(xr, C, it.lane, it.nthr, shT, sh);
+    double v = (1 - ls) * (lse - (double)(HI ? (T)half_load<HI>(xr, l) : xr[l]));
     if (ls > 0) {
       double sx = 0;
       for (int64_t j = it.lane; j < C; j += it.nthr)
-        sx += (double)xr[j];
+        sx += (double)(HI ? (T)half_load<HI>(xr, j) : xr[j]);
       sx = row_reduce<WARP, SumOp>(sx, sh);
       v += ls * (lse - sx / (double)C);
     }
@@ -690,7 +691,7 @@ __global__ void ce_count_kernel(const void *lab, bool i32, double *count, int64_
 // lse_in (when set): the rows' log-sum-exp from the forward step, so the row
 // is read once. VEC: T = float, C % 4 == 0, rows 16-byte aligned; the
 // softmax is then computed in float (x - lse is within a few ulps of x).
-template <bool WARP, bool VEC, typename T, int HO>
+template <bool WARP, bool VEC, typename T, int HO, int HI>
 __global__ void ce_bwd_kernel(const T *x, const void *lab, bool i32, const T *dloss,
                               const double *count, const double *lse_in, void *dxv, int64_t R,
                               int64_t C, double ls, int64_t ign) {
@@ -702,7 +703,7 @@ __global__ void ce_bwd_kernel(const T *x, const void *lab, bool i32, const T *dl
   double scale = n > 0 ? (double)*dloss / n : 0.0, off = ls / (double)C;
   for (int64_t r = it.first; r < R; r += it.step) {
     int64_t l = label_at(lab, i32, r);
-    const T *xr = x + r * C;
+    const T *xr = HI ? (const T *)((const char *)x + r * C * 2) : x + r * C;
     T *dr = dx + r * C;
     if (!label_ok(l, C, ign)) {
       for (int64_t j = it.lane; j < C; j += it.nthr)
@@ -712,13 +713,12 @@ __global__ void ce_bwd_kernel(const T *x, const void *lab, bool i32, const T *dl
           dr[j] = (T)0;
       continue;
     }
-    double lse = lse_in ? lse_in[r] : row_lse<WARP, VEC>(xr, C, it.lane, it.nthr, shT, sh);
+    double lse = lse_in ? lse_in[r] : row_lse<WARP, VEC, T, HI>(xr, C, it.lane, it.nthr, shT, sh);
     if constexpr (VEC) {
-      const float4 *x4 = reinterpret_cast<const float4 *>(xr);
       float4 *d4 = reinterpret_cast<float4 *>(dr);
       const float lf = (float)lse, sc = (float)scale, of = (float)off, hit = (float)(1 - ls);
       for (int64_t j = it.lane; j < C / 4; j += it.nthr) {
-        const float4 v = x4[j];
+        const float4 v = half_load4<HI>(xr, j);
         float4 o;
         o.x = (expf(v.x - lf) - of - (4 * j == l ? hit : 0.f)) * sc;
         o.y = (expf(v.y - lf) - of - (4 * j + 1 == l ? hit : 0.f)) * sc;
@@ -761,7 +761,7 @@ size_t ce_bwd_ws(const asg_step *s, unsigned flags) {
   return sizeof(double);
 }
 
-template <bool WARP, bool VEC, typename T>
+template <bool WARP, bool VEC, typename T, int HI>
 void ce_launch_as(const asg_cuda_call *c, int64_t R, int64_t C, unsigned grid) {
   cudaStream_t st = c->ctx->stream;
   const T *x = (const T *)c->in[0];
@@ -774,7 +774,8 @@ void ce_launch_as(const asg_cuda_call *c, int64_t R, int64_t C, unsigned grid) {
   double *keep = (double *)c->stats_out;
   const double *kept = (const double *)c->stats_in;
   if (c->s->op == ASG_OP_SOFTMAX_CE) {
-    ce_rows_kernel<WARP, VEC, T><<<grid, kThreads, 0, st>>>(x, lab, i32, ws, keep, R, C, ls, ign);
+    ce_rows_kernel<WARP, VEC, T, HI>
+        <<<grid, kThreads, 0, st>>>(x, lab, i32, ws, keep, R, C, ls, ign);
     ce_total_kernel<T>
         <<<1, 1024, 0, st>>>(ws, lab, i32, (T *)c->out, keep ? keep + R : nullptr, R, C, ign);
   } else {
@@ -784,17 +785,17 @@ void ce_launch_as(const asg_cuda_call *c, int64_t R, int64_t C, unsigned grid) {
     // the logits gradient straight into the products' 16-bit copy (cuda_backend.c)
     if constexpr (std::is_same<T, float>::value) {
       if (c->half_out && c->bf16) {
-        ce_bwd_kernel<WARP, VEC, T, kHalfBf16>
+        ce_bwd_kernel<WARP, VEC, T, kHalfBf16, HI>
             <<<grid, kThreads, 0, st>>>(x, lab, i32, dl, count, kept, c->half_out, R, C, ls, ign);
         return;
       }
       if (c->half_out) {
-        ce_bwd_kernel<WARP, VEC, T, kHalfFp16>
+        ce_bwd_kernel<WARP, VEC, T, kHalfFp16, HI>
             <<<grid, kThreads, 0, st>>>(x, lab, i32, dl, count, kept, c->half_out, R, C, ls, ign);
         return;
       }
     }
-    ce_bwd_kernel<WARP, VEC, T, 0>
+    ce_bwd_kernel<WARP, VEC, T, 0, HI>
         <<<grid, kThreads, 0, st>>>(x, lab, i32, dl, count, kept, c->out, R, C, ls, ign);
   }
 }
@@ -804,15 +805,25 @@ template <typename T> void ce_launch(const asg_cuda_call *c, int64_t R, int64_t 
   unsigned grid = row_grid(R, warp);
   // 16-byte rows: the float kernels read (and write) four elements at a time
   if constexpr (std::is_same<T, float>::value) {
+    if (c->in_half) { // 16-bit logits (cuda_backend.c checked C % 4 and the alignment)
+      if (c->bf16)
+        warp ? ce_launch_as<true, true, T, kHalfBf16>(c, R, C, grid)
+             : ce_launch_as<false, true, T, kHalfBf16>(c, R, C, grid);
+      else
+        warp ? ce_launch_as<true, true, T, kHalfFp16>(c, R, C, grid)
+             : ce_launch_as<false, true, T, kHalfFp16>(c, R, C, grid);
+      return;
+    }
     const bool vec = C % 4 == 0 && (uintptr_t)c->in[0] % 16 == 0 &&
                      (c->s->op == ASG_OP_SOFTMAX_CE || (uintptr_t)c->out % 16 == 0);
     if (vec) {
-      warp ? ce_launch_as<true, true, T>(c, R, C, grid)
-           : ce_launch_as<false, true, T>(c, R, C, grid);
+      warp ? ce_launch_as<true, true, T, 0>(c, R, C, grid)
+           : ce_launch_as<false, true, T, 0>(c, R, C, grid);
       return;
     }
   }
-  warp ? ce_launch_as<true, false, T>(c, R, C, grid) : ce_launch_as<false, false, T>(c, R, C, grid);
+  warp ? ce_launch_as<true, false, T, 0>(c, R, C, grid)
+       : ce_launch_as<false, false, T, 0>(c, R, C, grid);
 }
 
 asg_status ce_run(const asg_cuda_call *c) {

@@ -1716,6 +1716,21 @@ static void bf16_vs_cpu(asg_graph *g, asg_tensor *out, double tol, const char *n
   cmp_flagged(g, 1, &out, (asg_compile_opts){.bf16_matmul = true}, tol, name);
 }
 
+/* out[0] and the gradients of loss with respect to wrt[0..n) (into
+ * out[1..n]) under opt against the CPU. */
+static void grads_vs_cpu(asg_graph *g, asg_tensor *loss, int n, asg_tensor **wrt, asg_tensor **out,
+                         asg_compile_opts opt, double tol, const char *name) {
+  if (asg_grad(loss, n, wrt, out + 1) == ASG_OK)
+    cmp_flagged(g, n + 1, out, opt, tol, name);
+  else
+    report(name, 0, asg_last_error());
+}
+
+/* fp16 (with fp16) or bf16 products. */
+static asg_compile_opts half_opts(bool fp16) {
+  return (asg_compile_opts){.bf16_matmul = !fp16, .fp16_matmul = fp16};
+}
+
 /* bf16_matmul with operands shared by several products (each converted
  * once into a copy the later products read) and intermediates of one size,
  * so the arena hands a dead operand's bytes to a new value that a later
@@ -2038,11 +2053,7 @@ static void case_half_logits(int variant) {
       "linear head + softmax CE, bf16 products: loss and gradients",
       "linear head + softmax CE, fp16 products: loss and gradients",
       "linear head + softmax CE + a sum of the logits, bf16 products: loss and gradients"};
-  asg_compile_opts opt = {.bf16_matmul = variant != 1, .fp16_matmul = variant == 1};
-  if (asg_grad(loss, 2, wrt, out + 1) == ASG_OK)
-    cmp_flagged(g, 3, out, opt, 2e-2, name[variant]);
-  else
-    report(name[variant], 0, asg_last_error());
+  grads_vs_cpu(g, loss, 2, wrt, out, half_opts(variant == 1), 2e-2, name[variant]);
   free(vh), free(vw), free(vl), free(fh), free(fw), free(il);
   asg_graph_free(g);
 }
@@ -2077,11 +2088,7 @@ static void case_colsum(int variant) {
       "two linear layers, bias gradients, bf16 products: values and gradients",
       "two linear layers, bias gradients, fp16 products: values and gradients",
       "two linear layers [1000,68], bias gradients, bf16 products: values and gradients"};
-  asg_compile_opts opt = {.bf16_matmul = variant != 1, .fp16_matmul = variant == 1};
-  if (asg_grad(loss, 5, wrt, out + 1) == ASG_OK)
-    cmp_flagged(g, 6, out, opt, 2e-2, name[variant]);
-  else
-    report(name[variant], 0, asg_last_error());
+  grads_vs_cpu(g, loss, 5, wrt, out, half_opts(variant == 1), 2e-2, name[variant]);
   for (int k = 0; k < 6; k++)
     free(v[k]), free(f[k]);
   asg_graph_free(g);

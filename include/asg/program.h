@@ -23,8 +23,9 @@ typedef struct asg_compile_opts {
   /* Mixed precision for f32 programs on CUDA: matrix products (matmul and
    * the fused attention's products) round their operands to bf16 (8-bit
    * mantissas) and multiply on bf16 tensor cores with f32 sums and f32
-   * results; convolutions and products with general batch broadcasting use
-   * TF32.
+   * results (logits that only a softmax cross-entropy reads are kept in
+   * bf16, as with PyTorch's autocast); convolutions and products with
+   * general batch broadcasting use TF32.
    * Variables, optimizer state, reductions, softmax and losses stay f32;
    * each tensor read by products is converted once and shared by them
    * (extra device memory; docs/backends.md). About 4e-3 relative error per

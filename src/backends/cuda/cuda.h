@@ -220,7 +220,7 @@ void asg_cuda_chain_half(asg_cuda_fusion *f, int k, int j, void *dst, bool bf16)
 asg_status asg_cuda_fused_run(const asg_cuda_call *c, const asg_cuda_fusion *f, int k);
 
 /* part [P, C] (double partial column sums, chunk by chunk) -> out [C] (f32
- * when f32, else f64), summed in chunk order (cuda_nn.cu). */
+ * when f32, else f64), in a fixed order (cuda_nn.cu). */
 void asg_cuda_part_finish(const double *part, void *out, int64_t P, int64_t C, bool f32,
                           cudaStream_t st);
 

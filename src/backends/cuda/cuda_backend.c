@@ -695,7 +695,9 @@ static bool ln_early_ok(const asg_resolved *r, int i, int j, int nin) {
   return true;
 }
 
-static bool ln_partner(const asg_resolved *r, int i, int j) {
+/* smem_max: the device's shared memory a block may opt in to; the one-pass
+ * kernel stages [2][8][C] values of the dtype there (cuda_nn.cu). */
+static bool ln_partner(const asg_resolved *r, int i, int j, size_t smem_max) {
   const asg_step *a = &r->plan.steps[i], *b = &r->plan.steps[j];
   if (a->op != ASG_OP_LAYERNORM_BWD_X || b->op != ASG_OP_LAYERNORM_BWD_GAMMA ||
       a->attr.f[0] != b->attr.f[0] || a->out.dtype != b->out.dtype ||
@@ -705,7 +707,9 @@ static bool ln_partner(const asg_resolved *r, int i, int j) {
     if (r->in[i][m] != r->in[j][m] || !same_desc(&a->in[m], &b->in[m])) return false;
   const asg_shape sh = a->in[1].shape;
   const int64_t C = sh.ndim ? sh.dims[sh.ndim - 1] : 0;
-  if (C < 1 || C > LN_XG_MAX_C || asg_shape_numel(sh) == 0) return false;
+  if (C < 1 || C > LN_XG_MAX_C || asg_shape_numel(sh) == 0 ||
+      16 * (size_t)C * asg_dtype_size(a->out.dtype) + 1024 > smem_max)
+    return false;
   return ln_early_ok(r, i, j, 2);
 }
 
@@ -725,8 +729,9 @@ static bool ln_beta_partner(const asg_resolved *r, int i, int j) {
  * its partner. late1/late2 (may be NULL): per step, >= 0 where a fold reads
  * its inputs late (the residual add + layernorm, the row dot products): no
  * pair spans one. folded (may be NULL): steps already folded elsewhere. */
-static asg_status ln_pair_plan(const asg_resolved *r, const int *late1, const int *late2,
-                               const char *folded, int **partner, int **beta, char **skip) {
+static asg_status ln_pair_plan(const asg_resolved *r, size_t smem_max, const int *late1,
+                               const int *late2, const char *folded, int **partner, int **beta,
+                               char **skip) {
   const int n = r->plan.n_steps;
   const char *env = getenv("ASG_CUDA_FUSE_LN");
   if (env && env[0] == '0') return ASG_OK;
@@ -742,7 +747,7 @@ static asg_status ln_pair_plan(const asg_resolved *r, const int *late1, const in
     for (int j = i + 1; j < n && j <= i + LN_XG_WINDOW; j++) {
       if (late1 && (late1[j] >= 0 || (late2 && late2[j] >= 0))) break; /* a fold reads late */
       if (sk[j] || (folded && folded[j])) continue;
-      if (p[i] < 0 && ln_partner(r, i, j)) {
+      if (p[i] < 0 && ln_partner(r, i, j, smem_max)) {
         p[i] = j;
         sk[j] = 1;
       } else if (bt[i] < 0 && ln_beta_partner(r, i, j)) {
@@ -1476,8 +1481,10 @@ static asg_status lh_plan(cuda_exec *x) {
       for (int j = 0; ok && j < u->n_in && !noop_step(r, t); j++) {
         const asg_cuda_range a = asg_cuda_in_range(r, t, j);
         if (!asg_cuda_overlap(a, o)) continue;
+        const asg_shape cs = u->in[0].shape; /* the CE's rows: 16-bit quads */
         ok = (u->op == ASG_OP_SOFTMAX_CE || u->op == ASG_OP_SOFTMAX_CE_BWD) && j == 0 &&
-             a.lo == o.lo && a.hi == o.hi && u->in[0].dtype == ASG_F32 &&
+             a.lo == o.lo && a.hi == o.hi && u->in[0].dtype == ASG_F32 && cs.ndim >= 1 &&
+             cs.dims[cs.ndim - 1] % 4 == 0 &&
              (u->op == ASG_OP_SOFTMAX_CE || (uintptr_t)r->out[t] % 16 == 0) && plain_step(x, t);
         readers += ok;
       }
@@ -1486,8 +1493,8 @@ static asg_status lh_plan(cuda_exec *x) {
     if (!ok || !readers) continue;
     x->lh[m] = m;
     for (int t = m + 1; t < n; t++) {
-      if (asg_cuda_overlap(asg_cuda_in_range(r, t, 0), o) && !noop_step(r, t) &&
-          r->plan.steps[t].n_in)
+      if (r->plan.steps[t].n_in && !noop_step(r, t) &&
+          asg_cuda_overlap(asg_cuda_in_range(r, t, 0), o))
         x->lh[t] = m;
       if (asg_cuda_overlap(written_range(r, t), o)) break;
     }
@@ -1539,9 +1546,15 @@ static asg_status cuda_exec_create(void *dev, const asg_plan *plan, const asg_bu
   if (!st) st = epi_plan_make(&x->r, &x->epi);
   if (!st) st = asg_cuda_fuse_plan(&x->r, x->epi.skip, &x->ew);
   if (!st) st = stats_plan(&x->r, &x->stats);
+  int optin = 0; /* shared memory a block may opt in to (the one-pass layernorm backward) */
+  if (cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, x->ctx->device) !=
+      cudaSuccess) {
+    cudaGetLastError();
+    optin = 48 << 10;
+  }
   if (!st)
-    st = ln_pair_plan(&x->r, x->epi.ln_add, x->epi.rowdot, x->epi.skip, &x->ln_partner, &x->ln_beta,
-                      &x->ln_skip);
+    st = ln_pair_plan(&x->r, (size_t)optin, x->epi.ln_add, x->epi.rowdot, x->epi.skip,
+                      &x->ln_partner, &x->ln_beta, &x->ln_skip);
   cudaError_t e = cudaSuccess;
   if (!st && x->fuse.n_tab) { /* the groups' table, written once */
     const size_t tb = sizeof *x->adam_dev * (size_t)x->fuse.n_tab;

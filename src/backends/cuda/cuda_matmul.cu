@@ -131,7 +131,7 @@ asg_dtype low_operands(const asg_step *s, unsigned flags, const MmPlan &p) {
 }
 
 // Row chunks of the column sums taken while converting an [R, C] operand
-// (a function of R only: deterministic): chunks of at least 64 rows.
+// (a function of R and C only: deterministic): chunks of at least 64 rows.
 int64_t colsum_chunks(int64_t R, int64_t C) {
   const int64_t xb = (C / 4 + 31) / 32; // blocks across the columns
   int64_t p = (2048 + xb - 1) / xb;     // ~2048 blocks in all

@@ -265,7 +265,8 @@ __global__ void ln_bwd_x_kernel(const T *dy, const T *x, const T *gm, const doub
 // order. A warp takes a row of each group of 8 and keeps it in registers (K
 // values a lane); the group's dy * xhat and dy go to shared memory
 // ([2][8][C] of T), and thread t adds the 8 rows of columns t + 256 m in
-// order to its running sums (fixed grid, fixed order: deterministic; no
+// order (in T) to its running sums (in double; fixed grid, fixed order:
+// deterministic; no
 // per-lane column sums in registers, which held the kernel to a quarter of
 // the SM's warps). Per-element arithmetic is in T, row sums are joined
 // across lanes in double (see ln_fwd_reg_kernel).
@@ -289,7 +290,7 @@ __global__ void __launch_bounds__(kThreads, sizeof(T) == 4 ? 2 : 1) // f32: 2 bl
   T *cg = reinterpret_cast<T *>(xg_smem), *cb = cg + (kThreads / 32) * C;
   __shared__ double sh[32];
   const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
-  T accg[kXgCols], accb[kXgCols];
+  double accg[kXgCols], accb[kXgCols]; // each group's 8 rows are added in T
 #pragma unroll
   for (int m = 0; m < kXgCols; m++)
     accg[m] = 0, accb[m] = 0;
@@ -347,8 +348,8 @@ __global__ void __launch_bounds__(kThreads, sizeof(T) == 4 ? 2 : 1) // f32: 2 bl
 #pragma unroll
         for (int q = 0; q < kThreads / 32; q++)
           a += cg[q * C + j], b += cb[q * C + j];
-        accg[m] += a;
-        accb[m] += b;
+        accg[m] += (double)a;
+        accb[m] += (double)b;
       }
     }
     __syncthreads(); // the next group overwrites the rows
@@ -357,8 +358,8 @@ __global__ void __launch_bounds__(kThreads, sizeof(T) == 4 ? 2 : 1) // f32: 2 bl
   for (int m = 0; m < kXgCols; m++) {
     const int j = threadIdx.x + kThreads * m;
     if (j < C) {
-      part[(int64_t)blockIdx.x * C + j] = (double)accg[m];
-      if (part2) part2[(int64_t)blockIdx.x * C + j] = (double)accb[m];
+      part[(int64_t)blockIdx.x * C + j] = accg[m];
+      if (part2) part2[(int64_t)blockIdx.x * C + j] = accb[m];
     }
   }
 }

@@ -18,7 +18,9 @@
 // the reduced set is cut into S chunks whose partials go to the workspace
 // and a second kernel joins them. Every order is fixed: results are
 // deterministic. Sums accumulate in double (floats) or int64 (integers), as
-// on the CPU; max/min/argmax keep the first extreme index, and the first NaN
+// on the CPU (the f32 column sums of [R, C] -> [C] add runs of up to 16 rows
+// in f32 first: values near the f32 limit may then overflow where double
+// would not); max/min/argmax keep the first extreme index, and the first NaN
 // wins (NaN propagates).
 #include <math.h>
 #include <stdint.h>
@@ -593,10 +595,13 @@ __global__ void __launch_bounds__(kThreads)
       for (int64_t j = lane; j < C; j += L)
         acc += __fmul_rn(a[r * C + j], b[r * C + j]);
     }
+    // the lanes of this row only: the row groups of a warp may leave the loop apart
+    unsigned grp = 0xffffffffu;
+    if constexpr (L < 32) grp = ((1u << L) - 1u) << ((threadIdx.x & 31) & ~(unsigned)(L - 1));
     double t = acc;
 #pragma unroll
     for (int o = L / 2; o > 0; o >>= 1)
-      t += __shfl_xor_sync(0xffffffffu, t, o);
+      t += __shfl_xor_sync(grp, t, o);
     if (lane == 0) out[r] = (float)t;
   }
 }

@@ -158,11 +158,11 @@ typedef struct asg_cuda_adam_tensor {
   int64_t n;                           /* elements */
   int64_t units, block0;               /* set by asg_cuda_adam_layout: work units, first block */
   int32_t vec;                         /* 16-byte vectors (every pointer aligned) */
-  int32_t pad_;
+  int32_t chunk;                       /* set by asg_cuda_adam_layout: work units per block */
 } asg_cuda_adam_tensor;
 
-/* Lays out the launch of e[0..n) (parameters of dtype t): sets units, block0
- * and vec; returns the number of blocks (0 when every tensor is empty). */
+/* Lays out the launch of e[0..n) (parameters of dtype t): sets units, block0,
+ * chunk and vec; returns the number of blocks (0 when every tensor is empty). */
 int64_t asg_cuda_adam_layout(asg_cuda_adam_tensor *e, int n, asg_dtype t);
 /* Enqueues the update of the n tensors of tab (a device copy of a table laid
  * out above) in one kernel of `blocks` blocks; errors name c->s. */

@@ -269,6 +269,12 @@ asg_status blas_err(const asg_cuda_call *c, cublasStatus_t st) {
 // layers of one shape time once. ASG_CUDA_GEMM_TUNE=0 takes the heuristic's
 // first proposal (the same algorithm in every process).
 constexpr int kCandidates = 8, kTimed = 3;
+// Split-K variants of the heuristic's first proposals join the timing for
+// products whose output is too small to fill the GPU with tiles (the MLP's
+// [128, 10] logits product ran its K = 512 on 4 blocks, 27 us of a 100 us
+// step): K is cut into 2..16 slices summed by cuBLASLt. At most
+// kSplitTries extra candidates (kSplitBase proposals x 4 slice counts).
+constexpr int kSplitBase = 3, kSplitTries = 4 * kSplitBase;
 
 struct GemmKey {
   int64_t m, n, k, lda, ldb, ldc, batch, sa, sb, sc;
@@ -423,8 +429,11 @@ bool lt_desc(LtPlan *lp, const asg_cuda_call *c, cublasComputeType_t ct, cublasO
   return ok;
 }
 
-// Times one algorithm: median-free minimum of kTimed runs after one warm-up
-// (negative when it fails to run).
+// Times one algorithm: after a warm-up and a sizing run, the minimum over
+// kTimed rounds of the mean of back-to-back launches, as many as take about
+// 50 us (at most 16): products of a few microseconds timed one launch at a
+// time were ranked by event resolution and clock ramp, and a process picked
+// a 10% slower MLP step about one time in two (negative when it fails).
 float lt_time(const asg_cuda_call *c, const LtPlan *p, const cublasLtMatmulAlgo_t *algo, size_t ws,
               cudaEvent_t e0, cudaEvent_t e1) {
   if (lt_launch(c, p, algo, ws) != ASG_OK) {
@@ -432,16 +441,24 @@ float lt_time(const asg_cuda_call *c, const LtPlan *p, const cublasLtMatmulAlgo_
     return -1;
   }
   float best = -1;
-  for (int r = 0; r < kTimed; r++) {
+  int reps = 1;
+  for (int r = 0; r <= kTimed; r++) {
     cudaEventRecord(e0, c->ctx->stream);
-    if (lt_launch(c, p, algo, ws) != ASG_OK) {
-      asg_clear_error();
-      return -1;
-    }
+    for (int j = 0; j < reps; j++)
+      if (lt_launch(c, p, algo, ws) != ASG_OK) {
+        asg_clear_error();
+        return -1;
+      }
     cudaEventRecord(e1, c->ctx->stream);
     float ms = 0;
     if (cudaEventSynchronize(e1) != cudaSuccess || cudaEventElapsedTime(&ms, e0, e1) != cudaSuccess)
       return -1;
+    if (r == 0) { // sizing run
+      reps = ms > 0.05f / 16 ? (int)(0.05f / ms) + 1 : 16;
+      if (reps > 16) reps = 16;
+      continue;
+    }
+    ms /= (float)reps;
     if (best < 0 || ms < best) best = ms;
   }
   return best;
@@ -450,6 +467,52 @@ float lt_time(const asg_cuda_call *c, const LtPlan *p, const cublasLtMatmulAlgo_
 bool env_off(const char *name) {
   const char *e = getenv(name);
   return e && e[0] == '0';
+}
+
+// Appends split-K variants of res[0..kSplitBase) to res (capacity nres +
+// kSplitTries) for products with at most 2^22 outputs and K >= 256; each is
+// checked by cuBLASLt (schemes, epilogue, workspace) before it is timed.
+// Returns the new count. ASG_CUDA_SPLITK=0 keeps the heuristic's list.
+int add_split_k(const asg_cuda_call *c, const LtPlan *lp, const GemmKey &key,
+                cublasLtMatmulHeuristicResult_t *res, int nres, size_t wsb) {
+  if (env_off("ASG_CUDA_SPLITK")) return nres;
+  if (key.k < 256 || key.m * key.n * key.batch > ((int64_t)1 << 22)) return nres;
+  const int base = nres < kSplitBase ? nres : kSplitBase;
+  int n = nres;
+  for (int i = 0; i < base; i++) {
+    if (res[i].state != CUBLAS_STATUS_SUCCESS) continue;
+    int32_t split_ok = 0;
+    uint32_t schemes = 0;
+    size_t got = 0;
+    if (cublasLtMatmulAlgoCapGetAttribute(&res[i].algo, CUBLASLT_ALGO_CAP_SPLITK_SUPPORT, &split_ok,
+                                          sizeof split_ok, &got) != CUBLAS_STATUS_SUCCESS ||
+        !split_ok ||
+        cublasLtMatmulAlgoCapGetAttribute(&res[i].algo, CUBLASLT_ALGO_CAP_REDUCTION_SCHEME_MASK,
+                                          &schemes, sizeof schemes, &got) != CUBLAS_STATUS_SUCCESS)
+      continue;
+    // f32 partials reduced in a second pass where offered, else in place
+    const uint32_t scheme = (schemes & CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE)
+                                ? (uint32_t)CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE
+                            : (schemes & CUBLASLT_REDUCTION_SCHEME_INPLACE)
+                                ? (uint32_t)CUBLASLT_REDUCTION_SCHEME_INPLACE
+                                : 0u;
+    if (!scheme) continue;
+    for (int32_t split = 2; split <= 16; split *= 2) {
+      if (key.k / split < 64) break;
+      cublasLtMatmulHeuristicResult_t v = res[i];
+      if (cublasLtMatmulAlgoConfigSetAttribute(&v.algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &split,
+                                               sizeof split) != CUBLAS_STATUS_SUCCESS ||
+          cublasLtMatmulAlgoConfigSetAttribute(&v.algo, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME,
+                                               &scheme, sizeof scheme) != CUBLAS_STATUS_SUCCESS ||
+          cublasLtMatmulAlgoCheck(c->ctx->lt, lp->op, lp->la, lp->lb, lp->lc, lp->lc, &v.algo,
+                                  &v) != CUBLAS_STATUS_SUCCESS ||
+          v.workspaceSize > wsb)
+        continue;
+      v.state = CUBLAS_STATUS_SUCCESS;
+      res[n++] = v;
+    }
+  }
+  return n;
 }
 
 // Plans the step on cuBLASLt into *state (left NULL when cuBLASLt cannot
@@ -533,7 +596,7 @@ asg_status mm_prepare(const asg_cuda_call *c, void **state) {
       return ASG_OK;
     }
   cublasLtMatmulPreference_t pref = NULL;
-  cublasLtMatmulHeuristicResult_t res[kCandidates];
+  cublasLtMatmulHeuristicResult_t res[kCandidates + kSplitTries];
   int nres = 0;
   size_t wsb = c->ctx->blas_ws_bytes;
   if (cublasLtMatmulPreferenceCreate(&pref) != CUBLAS_STATUS_SUCCESS ||
@@ -551,6 +614,7 @@ asg_status mm_prepare(const asg_cuda_call *c, void **state) {
     plain.bgrad_out = NULL;
     return mm_prepare(&plain, state);
   }
+  if (key.tune) nres = add_split_k(c, lp, key, res, nres, wsb);
   int best = -1;
   if (nres == 1 && res[0].state == CUBLAS_STATUS_SUCCESS) best = 0;
   if (nres > 1) {

@@ -19,6 +19,10 @@ namespace {
 constexpr int kThreads = 256;
 constexpr size_t kWsLimit = (size_t)256 << 20; // column workspace bound per chunk
 
+// Element counts whose indices the kernels may compute in 32 bits (grid-
+// stride loops add at most 2^27 past the end).
+bool fits32(int64_t n) { return n < ((int64_t)1 << 30); }
+
 asg_status dtype_error(const asg_cuda_call *c) {
   return asg__error(ASG_ERR_DTYPE, "cuda: %s: dtype not supported", c->s->label);
 }
@@ -123,20 +127,29 @@ asg_status gemm_rm(const asg_cuda_call *c, bool ta, bool tb, int64_t M, int64_t 
 
 // ---- im2col / col2im ----
 
+// The index geometry of the kernels below, in I = int32_t where every index
+// of the launch fits (64-bit division is a long instruction sequence: the
+// CNN's im2col took 28 us a launch with it) or int64_t.
+template <typename I> struct GeoK {
+  I C, H, W, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw, KK, OHW, HW;
+};
+template <typename I> GeoK<I> geo_k(const Geo &g) {
+  return {(I)g.C,  (I)g.H,  (I)g.W,  (I)g.OH, (I)g.OW, (I)g.KH, (I)g.KW,  (I)g.sh,
+          (I)g.sw, (I)g.ph, (I)g.pw, (I)g.dh, (I)g.dw, (I)g.KK, (I)g.OHW, (I)g.HW};
+}
+
 // x chunk [cn,C,H,W] -> columns: element (n, row = (c*KH+kh)*KW+kw, p = oh*OW+ow)
 // goes to col[n*img_stride + row*row_stride + p] (zero where the window is
 // in the padding). Image-major: img_stride = C*KK*OHW, row_stride = OHW;
 // images along K (weight gradient): img_stride = OHW, row_stride = cn*OHW.
-template <typename T>
-__global__ void im2col_kernel(const T *x, T *col, Geo g, int64_t cn, int64_t img_stride,
-                              int64_t row_stride) {
-  int64_t rows = g.C * g.KK, total = cn * rows * g.OHW;
-  for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total;
-       i += (int64_t)gridDim.x * blockDim.x) {
-    int64_t p = i % g.OHW, t = i / g.OHW, row = t % rows, n = t / rows;
-    int64_t oh = p / g.OW, ow = p % g.OW;
-    int64_t c = row / g.KK, kh = (row / g.KW) % g.KH, kw = row % g.KW;
-    int64_t h = oh * g.sh - g.ph + kh * g.dh, w = ow * g.sw - g.pw + kw * g.dw;
+template <typename T, typename I>
+__global__ void im2col_kernel(const T *x, T *col, GeoK<I> g, I cn, I img_stride, I row_stride) {
+  const I rows = g.C * g.KK, total = cn * rows * g.OHW;
+  for (I i = (I)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (I)gridDim.x * blockDim.x) {
+    I p = i % g.OHW, t = i / g.OHW, row = t % rows, n = t / rows;
+    I oh = p / g.OW, ow = p % g.OW;
+    I c = row / g.KK, kh = (row / g.KW) % g.KH, kw = row % g.KW;
+    I h = oh * g.sh - g.ph + kh * g.dh, w = ow * g.sw - g.pw + kw * g.dw;
     T v = (T)0;
     if (h >= 0 && h < g.H && w >= 0 && w < g.W) v = x[((n * g.C + c) * g.H + h) * g.W + w];
     col[n * img_stride + row * row_stride + p] = v;
@@ -146,22 +159,22 @@ __global__ void im2col_kernel(const T *x, T *col, Geo g, int64_t cn, int64_t img
 // image-major columns [cn, C*KK, OHW] -> dx chunk [cn,C,H,W]: each input
 // element gathers the column entries that read it, kh then kw (the CPU's
 // col2im order), so no atomics.
-template <typename T> __global__ void col2im_kernel(const T *col, T *dx, Geo g, int64_t cn) {
-  int64_t total = cn * g.C * g.HW;
-  for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total;
-       i += (int64_t)gridDim.x * blockDim.x) {
-    int64_t w = i % g.W, h = (i / g.W) % g.H, c = (i / g.HW) % g.C, n = i / (g.C * g.HW);
+template <typename T, typename I>
+__global__ void col2im_kernel(const T *col, T *dx, GeoK<I> g, I cn) {
+  I total = cn * g.C * g.HW;
+  for (I i = (I)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (I)gridDim.x * blockDim.x) {
+    I w = i % g.W, h = (i / g.W) % g.H, c = (i / g.HW) % g.C, n = i / (g.C * g.HW);
     const T *cb = col + (n * g.C + c) * g.KK * g.OHW;
     T acc = (T)0;
-    for (int64_t kh = 0; kh < g.KH; kh++) {
-      int64_t th = h + g.ph - kh * g.dh;
+    for (I kh = 0; kh < g.KH; kh++) {
+      I th = h + g.ph - kh * g.dh;
       if (th < 0 || th % g.sh) continue;
-      int64_t oh = th / g.sh;
+      I oh = th / g.sh;
       if (oh >= g.OH) continue;
-      for (int64_t kw = 0; kw < g.KW; kw++) {
-        int64_t tw = w + g.pw - kw * g.dw;
+      for (I kw = 0; kw < g.KW; kw++) {
+        I tw = w + g.pw - kw * g.dw;
         if (tw < 0 || tw % g.sw) continue;
-        int64_t ow = tw / g.sw;
+        I ow = tw / g.sw;
         if (ow >= g.OW) continue;
         acc += cb[(kh * g.KW + kw) * g.OHW + oh * g.OW + ow];
       }
@@ -171,14 +184,45 @@ template <typename T> __global__ void col2im_kernel(const T *col, T *dx, Geo g, 
 }
 
 // dy chunk [cn, O, OHW] -> dyr [O, cn, OHW] (images along the GEMM depth)
-template <typename T>
-__global__ void dy_rearrange_kernel(const T *dy, T *dyr, int64_t cn, int64_t O, int64_t OHW) {
-  int64_t total = cn * O * OHW;
-  for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total;
-       i += (int64_t)gridDim.x * blockDim.x) {
-    int64_t p = i % OHW, o = (i / OHW) % O, n = i / (O * OHW);
+template <typename T, typename I>
+__global__ void dy_rearrange_kernel(const T *dy, T *dyr, I cn, I O, I OHW) {
+  I total = cn * O * OHW;
+  for (I i = (I)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (I)gridDim.x * blockDim.x) {
+    I p = i % OHW, o = (i / OHW) % O, n = i / (O * OHW);
     dyr[(o * cn + n) * OHW + p] = dy[i];
   }
+}
+
+// Launchers: 32-bit indices when the chunk's x (or dx) and columns fit.
+template <typename T>
+void im2col(cudaStream_t st, const T *x, T *col, const Geo &g, int64_t cn, int64_t img_stride,
+            int64_t row_stride) {
+  const int64_t total = cn * g.C * g.KK * g.OHW;
+  const unsigned nb = asg_cuda_blocks(total, kThreads);
+  if (fits32(total) && fits32(cn * g.C * g.HW))
+    im2col_kernel<T, int32_t><<<nb, kThreads, 0, st>>>(x, col, geo_k<int32_t>(g), (int32_t)cn,
+                                                       (int32_t)img_stride, (int32_t)row_stride);
+  else
+    im2col_kernel<T, int64_t>
+        <<<nb, kThreads, 0, st>>>(x, col, geo_k<int64_t>(g), cn, img_stride, row_stride);
+}
+
+template <typename T> void col2im(cudaStream_t st, const T *col, T *dx, const Geo &g, int64_t cn) {
+  const unsigned nb = asg_cuda_blocks(cn * g.C * g.HW, kThreads);
+  if (fits32(cn * g.C * g.KK * g.OHW) && fits32(cn * g.C * g.HW))
+    col2im_kernel<T, int32_t><<<nb, kThreads, 0, st>>>(col, dx, geo_k<int32_t>(g), (int32_t)cn);
+  else
+    col2im_kernel<T, int64_t><<<nb, kThreads, 0, st>>>(col, dx, geo_k<int64_t>(g), cn);
+}
+
+template <typename T>
+void dy_rearrange(cudaStream_t st, const T *dy, T *dyr, int64_t cn, int64_t O, int64_t OHW) {
+  const unsigned nb = asg_cuda_blocks(cn * O * OHW, kThreads);
+  if (fits32(cn * O * OHW))
+    dy_rearrange_kernel<T, int32_t>
+        <<<nb, kThreads, 0, st>>>(dy, dyr, (int32_t)cn, (int32_t)O, (int32_t)OHW);
+  else
+    dy_rearrange_kernel<T, int64_t><<<nb, kThreads, 0, st>>>(dy, dyr, cn, O, OHW);
 }
 
 // ---- convolutions ----
@@ -195,8 +239,7 @@ template <typename T> asg_status conv_fwd(const asg_cuda_call *c, const Geo &g, 
     int64_t cn = g.N - n0 < chunk ? g.N - n0 : chunk;
     const T *col = x + n0 * g.C * g.HW;
     if (!g.direct) {
-      im2col_kernel<T><<<asg_cuda_blocks(cn * sI, kThreads), kThreads, 0, c->ctx->stream>>>(
-          col, (T *)c->ws, g, cn, sI, g.OHW);
+      im2col<T>(c->ctx->stream, col, (T *)c->ws, g, cn, sI, g.OHW);
       if ((st = asg_cuda_check(c))) return st;
       col = (const T *)c->ws;
     }
@@ -241,8 +284,7 @@ asg_status conv_bwd_input(const asg_cuda_call *c, const Geo &g, int64_t chunk) {
     }
     if (st) return st;
     if (!g.direct) {
-      col2im_kernel<T><<<asg_cuda_blocks(cn * g.C * g.HW, kThreads), kThreads, 0, c->ctx->stream>>>(
-          col, dxc, g, cn);
+      col2im<T>(c->ctx->stream, col, dxc, g, cn);
       st = asg_cuda_check(c);
     }
   }
@@ -266,13 +308,11 @@ asg_status conv_bwd_weight(const asg_cuda_call *c, const Geo &g, int64_t chunk) 
     const T *col = xc, *dya = dyc;
     T *colbuf = (T *)c->ws, *dyr = colbuf + g.C * g.KK * K;
     if (!(g.direct && cn == 1)) {
-      im2col_kernel<T><<<asg_cuda_blocks(cn * g.C * g.KK * g.OHW, kThreads), kThreads, 0, s>>>(
-          xc, colbuf, g, cn, g.OHW, K);
+      im2col<T>(s, xc, colbuf, g, cn, g.OHW, K);
       col = colbuf;
     }
     if (cn > 1) {
-      dy_rearrange_kernel<T><<<asg_cuda_blocks(cn * g.O * g.OHW, kThreads), kThreads, 0, s>>>(
-          dyc, dyr, cn, g.O, g.OHW);
+      dy_rearrange<T>(s, dyc, dyr, cn, g.O, g.OHW);
       dya = dyr;
     }
     if ((st = asg_cuda_check(c))) return st;
@@ -306,9 +346,16 @@ asg_status conv_run(const asg_cuda_call *c) {
 // ---- pooling: one thread per written element; gradients gather from the
 // output windows that contain the input element, in the CPU's (oh, ow) order ----
 
-struct Pgeo {
-  int64_t planes, H, W, OH, OW, KH, KW, sh, sw, ph, pw;
-};
+template <typename I> struct PgeoT { I planes, H, W, OH, OW, KH, KW, sh, sw, ph, pw; };
+using Pgeo = PgeoT<int64_t>;
+
+// The geometry in 32-bit indices (the kernels' divisions and products; callers
+// check that every index fits)
+PgeoT<int32_t> narrow(const Pgeo &p) {
+  return {(int32_t)p.planes, (int32_t)p.H,  (int32_t)p.W,  (int32_t)p.OH,
+          (int32_t)p.OW,     (int32_t)p.KH, (int32_t)p.KW, (int32_t)p.sh,
+          (int32_t)p.sw,     (int32_t)p.ph, (int32_t)p.pw};
+}
 
 // x [N,C,H,W] -> y [N,C,OH,OW]; for the BWD ops x is the output.
 Pgeo pgeo_of(const asg_step *s) {
@@ -326,21 +373,21 @@ Pgeo pgeo_of(const asg_step *s) {
 
 // Inclusive range [lo, hi] of windows o (start o*s - pad, size K) that
 // contain position h, clipped to [0, On).
-__device__ __forceinline__ void windows_of(int64_t h, int64_t pad, int64_t K, int64_t s, int64_t On,
-                                           int64_t *lo, int64_t *hi) {
-  int64_t a = h + pad - K + 1;
+template <typename I>
+__device__ __forceinline__ void windows_of(I h, I pad, I K, I s, I On, I *lo, I *hi) {
+  I a = h + pad - K + 1;
   *lo = a <= 0 ? 0 : (a + s - 1) / s;
-  int64_t u = (h + pad) / s;
+  I u = (h + pad) / s;
   *hi = u < On - 1 ? u : On - 1;
 }
 
 // Flat index in the plane of the window's first maximum (-1: none); NaN wins.
-template <typename T>
-__device__ int64_t window_argmax(const Pgeo &p, const T *x, int64_t oh, int64_t ow) {
-  int64_t h0 = oh * p.sh - p.ph, w0 = ow * p.sw - p.pw, bi = -1;
+template <typename T, typename I>
+__device__ I window_argmax(const PgeoT<I> &p, const T *x, I oh, I ow) {
+  I h0 = oh * p.sh - p.ph, w0 = ow * p.sw - p.pw, bi = -1;
   T best = (T)-INFINITY;
-  for (int64_t h = h0 < 0 ? 0 : h0; h < h0 + p.KH && h < p.H; h++)
-    for (int64_t w = w0 < 0 ? 0 : w0; w < w0 + p.KW && w < p.W; w++) {
+  for (I h = h0 < 0 ? 0 : h0; h < h0 + p.KH && h < p.H; h++)
+    for (I w = w0 < 0 ? 0 : w0; w < w0 + p.KW && w < p.W; w++) {
       T v = x[h * p.W + w];
       if (bi < 0 || v > best || (v != v && best == best)) best = v, bi = h * p.W + w;
     }
@@ -348,84 +395,84 @@ __device__ int64_t window_argmax(const Pgeo &p, const T *x, int64_t oh, int64_t 
 }
 
 #define GRID_STRIDE(i, total)                                                                      \
-  for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (total);                    \
-       i += (int64_t)gridDim.x * blockDim.x)
+  for (I i = (I)blockIdx.x * blockDim.x + threadIdx.x; i < (total); i += (I)gridDim.x * blockDim.x)
 
 // x [N,C,H,W] -> y [N,C,OH,OW]
-template <typename T> __global__ void maxpool_kernel(const T *x, T *y, Pgeo p) {
+template <typename T, typename I> __global__ void maxpool_kernel(const T *x, T *y, PgeoT<I> p) {
   GRID_STRIDE(i, p.planes * p.OH * p.OW) {
-    int64_t ow = i % p.OW, oh = (i / p.OW) % p.OH, pl = i / (p.OH * p.OW);
+    I ow = i % p.OW, oh = (i / p.OW) % p.OH, pl = i / (p.OH * p.OW);
     const T *xp = x + pl * p.H * p.W;
-    int64_t b = window_argmax(p, xp, oh, ow);
+    I b = window_argmax(p, xp, oh, ow);
     y[i] = b < 0 ? (T)-INFINITY : xp[b];
   }
 }
 
 // dy [N,C,OH,OW], x [N,C,H,W] -> dx [N,C,H,W]: an input element collects dy
 // of every window whose first maximum it is.
-template <typename T> __global__ void maxpool_bwd_kernel(const T *dy, const T *x, T *dx, Pgeo p) {
+template <typename T, typename I>
+__global__ void maxpool_bwd_kernel(const T *dy, const T *x, T *dx, PgeoT<I> p) {
   GRID_STRIDE(i, p.planes * p.H * p.W) {
-    int64_t w = i % p.W, h = (i / p.W) % p.H, pl = i / (p.H * p.W);
+    I w = i % p.W, h = (i / p.W) % p.H, pl = i / (p.H * p.W);
     const T *xp = x + pl * p.H * p.W, *dyp = dy + pl * p.OH * p.OW;
-    int64_t hlo, hhi, wlo, whi, me = h * p.W + w;
+    I hlo, hhi, wlo, whi, me = h * p.W + w;
     windows_of(h, p.ph, p.KH, p.sh, p.OH, &hlo, &hhi);
     windows_of(w, p.pw, p.KW, p.sw, p.OW, &wlo, &whi);
     T acc = (T)0;
-    for (int64_t oh = hlo; oh <= hhi; oh++)
-      for (int64_t ow = wlo; ow <= whi; ow++)
+    for (I oh = hlo; oh <= hhi; oh++)
+      for (I ow = wlo; ow <= whi; ow++)
         if (window_argmax(p, xp, oh, ow) == me) acc += dyp[oh * p.OW + ow];
     dx[i] = acc;
   }
 }
 
 // x [N,C,H,W] -> y [N,C,OH,OW]; padding counts as zeros (divisor KH*KW)
-template <typename T> __global__ void avgpool_kernel(const T *x, T *y, Pgeo p, T inv) {
+template <typename T, typename I>
+__global__ void avgpool_kernel(const T *x, T *y, PgeoT<I> p, T inv) {
   GRID_STRIDE(i, p.planes * p.OH * p.OW) {
-    int64_t ow = i % p.OW, oh = (i / p.OW) % p.OH, pl = i / (p.OH * p.OW);
+    I ow = i % p.OW, oh = (i / p.OW) % p.OH, pl = i / (p.OH * p.OW);
     const T *xp = x + pl * p.H * p.W;
-    int64_t h0 = oh * p.sh - p.ph, w0 = ow * p.sw - p.pw;
+    I h0 = oh * p.sh - p.ph, w0 = ow * p.sw - p.pw;
     T s = (T)0;
-    for (int64_t h = h0 < 0 ? 0 : h0; h < h0 + p.KH && h < p.H; h++)
-      for (int64_t w = w0 < 0 ? 0 : w0; w < w0 + p.KW && w < p.W; w++)
+    for (I h = h0 < 0 ? 0 : h0; h < h0 + p.KH && h < p.H; h++)
+      for (I w = w0 < 0 ? 0 : w0; w < w0 + p.KW && w < p.W; w++)
         s += xp[h * p.W + w];
     y[i] = s * inv;
   }
 }
 
 // dy [N,C,OH,OW] -> dx [N,C,H,W]
-template <typename T> __global__ void avgpool_bwd_kernel(const T *dy, T *dx, Pgeo p, T inv) {
+template <typename T, typename I>
+__global__ void avgpool_bwd_kernel(const T *dy, T *dx, PgeoT<I> p, T inv) {
   GRID_STRIDE(i, p.planes * p.H * p.W) {
-    int64_t w = i % p.W, h = (i / p.W) % p.H, pl = i / (p.H * p.W);
+    I w = i % p.W, h = (i / p.W) % p.H, pl = i / (p.H * p.W);
     const T *dyp = dy + pl * p.OH * p.OW;
-    int64_t hlo, hhi, wlo, whi;
+    I hlo, hhi, wlo, whi;
     windows_of(h, p.ph, p.KH, p.sh, p.OH, &hlo, &hhi);
     windows_of(w, p.pw, p.KW, p.sw, p.OW, &wlo, &whi);
     T acc = (T)0;
-    for (int64_t oh = hlo; oh <= hhi; oh++)
-      for (int64_t ow = wlo; ow <= whi; ow++)
+    for (I oh = hlo; oh <= hhi; oh++)
+      for (I ow = wlo; ow <= whi; ow++)
         acc += dyp[oh * p.OW + ow] * inv;
     dx[i] = acc;
   }
 }
 
 // PyTorch bins: [floor(o*n/on), ceil((o+1)*n/on))
-__device__ __forceinline__ int64_t bin_start(int64_t o, int64_t n, int64_t on) {
-  return o * n / on;
-}
-__device__ __forceinline__ int64_t bin_end(int64_t o, int64_t n, int64_t on) {
+template <typename I> __device__ __forceinline__ I bin_start(I o, I n, I on) { return o * n / on; }
+template <typename I> __device__ __forceinline__ I bin_end(I o, I n, I on) {
   return ((o + 1) * n + on - 1) / on;
 }
 
 // x [N,C,H,W] -> y [N,C,OH,OW]
-template <typename T> __global__ void adaptive_kernel(const T *x, T *y, Pgeo p) {
+template <typename T, typename I> __global__ void adaptive_kernel(const T *x, T *y, PgeoT<I> p) {
   GRID_STRIDE(i, p.planes * p.OH * p.OW) {
-    int64_t ow = i % p.OW, oh = (i / p.OW) % p.OH, pl = i / (p.OH * p.OW);
+    I ow = i % p.OW, oh = (i / p.OW) % p.OH, pl = i / (p.OH * p.OW);
     const T *xp = x + pl * p.H * p.W;
-    int64_t hs = bin_start(oh, p.H, p.OH), he = bin_end(oh, p.H, p.OH);
-    int64_t ws = bin_start(ow, p.W, p.OW), we = bin_end(ow, p.W, p.OW);
+    I hs = bin_start(oh, p.H, p.OH), he = bin_end(oh, p.H, p.OH);
+    I ws = bin_start(ow, p.W, p.OW), we = bin_end(ow, p.W, p.OW);
     T s = (T)0;
-    for (int64_t h = hs; h < he; h++)
-      for (int64_t w = ws; w < we; w++)
+    for (I h = hs; h < he; h++)
+      for (I w = ws; w < we; w++)
         s += xp[h * p.W + w];
     y[i] = s / (T)((he - hs) * (we - ws));
   }
@@ -433,20 +480,21 @@ template <typename T> __global__ void adaptive_kernel(const T *x, T *y, Pgeo p) 
 
 // dy [N,C,OH,OW] -> dx [N,C,H,W]; the bins holding h are
 // o in [floor(h*on/n), floor(((h+1)*on-1)/n)] (checked again in the loop).
-template <typename T> __global__ void adaptive_bwd_kernel(const T *dy, T *dx, Pgeo p) {
+template <typename T, typename I>
+__global__ void adaptive_bwd_kernel(const T *dy, T *dx, PgeoT<I> p) {
   GRID_STRIDE(i, p.planes * p.H * p.W) {
-    int64_t w = i % p.W, h = (i / p.W) % p.H, pl = i / (p.H * p.W);
+    I w = i % p.W, h = (i / p.W) % p.H, pl = i / (p.H * p.W);
     const T *dyp = dy + pl * p.OH * p.OW;
-    int64_t hlo = h * p.OH / p.H, hhi = ((h + 1) * p.OH - 1) / p.H;
-    int64_t wlo = w * p.OW / p.W, whi = ((w + 1) * p.OW - 1) / p.W;
+    I hlo = h * p.OH / p.H, hhi = ((h + 1) * p.OH - 1) / p.H;
+    I wlo = w * p.OW / p.W, whi = ((w + 1) * p.OW - 1) / p.W;
     if (hhi > p.OH - 1) hhi = p.OH - 1;
     if (whi > p.OW - 1) whi = p.OW - 1;
     T acc = (T)0;
-    for (int64_t oh = hlo; oh <= hhi; oh++) {
-      int64_t hs = bin_start(oh, p.H, p.OH), he = bin_end(oh, p.H, p.OH);
+    for (I oh = hlo; oh <= hhi; oh++) {
+      I hs = bin_start(oh, p.H, p.OH), he = bin_end(oh, p.H, p.OH);
       if (h < hs || h >= he) continue;
-      for (int64_t ow = wlo; ow <= whi; ow++) {
-        int64_t ws = bin_start(ow, p.W, p.OW), we = bin_end(ow, p.W, p.OW);
+      for (I ow = wlo; ow <= whi; ow++) {
+        I ws = bin_start(ow, p.W, p.OW), we = bin_end(ow, p.W, p.OW);
         if (w < ws || w >= we) continue;
         acc += dyp[oh * p.OW + ow] / (T)((he - hs) * (we - ws));
       }
@@ -455,31 +503,31 @@ template <typename T> __global__ void adaptive_bwd_kernel(const T *dy, T *dx, Pg
   }
 }
 
-template <typename T> void pool_launch(const asg_cuda_call *c, const Pgeo &p) {
+template <typename T, typename I> void pool_launch(const asg_cuda_call *c, const PgeoT<I> &p) {
   cudaStream_t s = c->ctx->stream;
-  int64_t nout = p.planes * p.OH * p.OW, nin = p.planes * p.H * p.W;
+  I nout = p.planes * p.OH * p.OW, nin = p.planes * p.H * p.W;
   const T *in0 = (const T *)c->in[0];
   T *out = (T *)c->out;
   T inv = (T)(1.0 / (double)(p.KH * p.KW));
   switch (c->s->op) {
   case ASG_OP_MAXPOOL2D:
-    maxpool_kernel<T><<<asg_cuda_blocks(nout, kThreads), kThreads, 0, s>>>(in0, out, p);
+    maxpool_kernel<T, I><<<asg_cuda_blocks(nout, kThreads), kThreads, 0, s>>>(in0, out, p);
     break;
   case ASG_OP_MAXPOOL2D_BWD:
-    maxpool_bwd_kernel<T>
+    maxpool_bwd_kernel<T, I>
         <<<asg_cuda_blocks(nin, kThreads), kThreads, 0, s>>>(in0, (const T *)c->in[1], out, p);
     break;
   case ASG_OP_AVGPOOL2D:
-    avgpool_kernel<T><<<asg_cuda_blocks(nout, kThreads), kThreads, 0, s>>>(in0, out, p, inv);
+    avgpool_kernel<T, I><<<asg_cuda_blocks(nout, kThreads), kThreads, 0, s>>>(in0, out, p, inv);
     break;
   case ASG_OP_AVGPOOL2D_BWD:
-    avgpool_bwd_kernel<T><<<asg_cuda_blocks(nin, kThreads), kThreads, 0, s>>>(in0, out, p, inv);
+    avgpool_bwd_kernel<T, I><<<asg_cuda_blocks(nin, kThreads), kThreads, 0, s>>>(in0, out, p, inv);
     break;
   case ASG_OP_ADAPTIVE_AVGPOOL2D:
-    adaptive_kernel<T><<<asg_cuda_blocks(nout, kThreads), kThreads, 0, s>>>(in0, out, p);
+    adaptive_kernel<T, I><<<asg_cuda_blocks(nout, kThreads), kThreads, 0, s>>>(in0, out, p);
     break;
   default:
-    adaptive_bwd_kernel<T><<<asg_cuda_blocks(nin, kThreads), kThreads, 0, s>>>(in0, out, p);
+    adaptive_bwd_kernel<T, I><<<asg_cuda_blocks(nin, kThreads), kThreads, 0, s>>>(in0, out, p);
     break;
   }
 }
@@ -494,10 +542,13 @@ asg_status pool_run(const asg_cuda_call *c) {
     if (bytes) cudaMemsetAsync(c->out, 0, bytes, c->ctx->stream);
     return asg_cuda_check(c);
   }
+  // 32-bit indices where every index fits (64-bit division is a long
+  // instruction sequence: the CNN's max-pool gradient took 33 us)
+  const bool small = fits32(p.planes * p.H * p.W) && fits32(p.planes * p.OH * p.OW);
   if (dt == ASG_F32)
-    pool_launch<float>(c, p);
+    small ? pool_launch<float>(c, narrow(p)) : pool_launch<float>(c, p);
   else
-    pool_launch<double>(c, p);
+    small ? pool_launch<double>(c, narrow(p)) : pool_launch<double>(c, p);
   return asg_cuda_check(c);
 }
 

@@ -10,6 +10,7 @@
 // results are deterministic; the weight gradient accumulates the chunks with
 // beta = 1 GEMMs in chunk order.
 #include "backends/cuda/cuda.h"
+#include "backends/cuda/cuda_fastdiv.cuh"
 
 #include <limits.h>
 #include <math.h>
@@ -128,14 +129,58 @@ asg_status gemm_rm(const asg_cuda_call *c, bool ta, bool tb, int64_t M, int64_t 
 // ---- im2col / col2im ----
 
 // The index geometry of the kernels below, in I = int32_t where every index
-// of the launch fits (64-bit division is a long instruction sequence: the
-// CNN's im2col took 28 us a launch with it) or int64_t.
+// of the launch fits (with the dividers of asg_fastdiv: the CNN's im2col
+// took 28 us a launch with 64-bit division, 18 us with 32-bit division) or
+// int64_t.
 template <typename I> struct GeoK {
-  I C, H, W, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw, KK, OHW, HW;
+  I C, H, W, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw, KK, OHW, HW, rows;
+  asg_fastdiv fC, fH, fW, fOW, fKW, fKK, fOHW, frows, fsh, fsw; // 32-bit I only
 };
+// asg__fastdiv of a dimension (an empty one divides nothing: 1)
+asg_fastdiv fdiv(int64_t d) { return asg__fastdiv(d > 0 ? (uint32_t)d : 1u); }
+
 template <typename I> GeoK<I> geo_k(const Geo &g) {
-  return {(I)g.C,  (I)g.H,  (I)g.W,  (I)g.OH, (I)g.OW, (I)g.KH, (I)g.KW,  (I)g.sh,
-          (I)g.sw, (I)g.ph, (I)g.pw, (I)g.dh, (I)g.dw, (I)g.KK, (I)g.OHW, (I)g.HW};
+  GeoK<I> k = {(I)g.C,
+               (I)g.H,
+               (I)g.W,
+               (I)g.OH,
+               (I)g.OW,
+               (I)g.KH,
+               (I)g.KW,
+               (I)g.sh,
+               (I)g.sw,
+               (I)g.ph,
+               (I)g.pw,
+               (I)g.dh,
+               (I)g.dw,
+               (I)g.KK,
+               (I)g.OHW,
+               (I)g.HW,
+               (I)(g.C * g.KK),
+               {},
+               {},
+               {},
+               {},
+               {},
+               {},
+               {},
+               {},
+               {},
+               {}};
+  if (sizeof(I) == 4) {
+    k.fC = fdiv(k.C), k.fH = fdiv(k.H), k.fW = fdiv(k.W), k.fOW = fdiv(k.OW);
+    k.fKW = fdiv(k.KW), k.fKK = fdiv(k.KK), k.fOHW = fdiv(k.OHW), k.frows = fdiv(k.rows);
+    k.fsh = fdiv(k.sh), k.fsw = fdiv(k.sw);
+  }
+  return k;
+}
+
+// n / d for n >= 0: multiply and shift (f) in 32-bit indices.
+template <typename I> __device__ __forceinline__ I qdiv(I n, I d, const asg_fastdiv &f) {
+  if constexpr (sizeof(I) == 4)
+    return (I)asg_cuda_fastdiv(f, (uint32_t)n);
+  else
+    return n / d;
 }
 
 // x chunk [cn,C,H,W] -> columns: element (n, row = (c*KH+kh)*KW+kw, p = oh*OW+ow)
@@ -144,12 +189,14 @@ template <typename I> GeoK<I> geo_k(const Geo &g) {
 // images along K (weight gradient): img_stride = OHW, row_stride = cn*OHW.
 template <typename T, typename I>
 __global__ void im2col_kernel(const T *x, T *col, GeoK<I> g, I cn, I img_stride, I row_stride) {
-  const I rows = g.C * g.KK, total = cn * rows * g.OHW;
+  const I rows = g.rows, total = cn * rows * g.OHW;
   for (I i = (I)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (I)gridDim.x * blockDim.x) {
-    I p = i % g.OHW, t = i / g.OHW, row = t % rows, n = t / rows;
-    I oh = p / g.OW, ow = p % g.OW;
-    I c = row / g.KK, kh = (row / g.KW) % g.KH, kw = row % g.KW;
-    I h = oh * g.sh - g.ph + kh * g.dh, w = ow * g.sw - g.pw + kw * g.dw;
+    const I t = qdiv(i, g.OHW, g.fOHW), p = i - t * g.OHW;
+    const I n = qdiv(t, rows, g.frows), row = t - n * rows;
+    const I oh = qdiv(p, g.OW, g.fOW), ow = p - oh * g.OW;
+    const I c = qdiv(row, g.KK, g.fKK), r2 = row - c * g.KK;
+    const I kh = qdiv(r2, g.KW, g.fKW), kw = r2 - kh * g.KW;
+    const I h = oh * g.sh - g.ph + kh * g.dh, w = ow * g.sw - g.pw + kw * g.dw;
     T v = (T)0;
     if (h >= 0 && h < g.H && w >= 0 && w < g.W) v = x[((n * g.C + c) * g.H + h) * g.W + w];
     col[n * img_stride + row * row_stride + p] = v;
@@ -163,19 +210,21 @@ template <typename T, typename I>
 __global__ void col2im_kernel(const T *col, T *dx, GeoK<I> g, I cn) {
   I total = cn * g.C * g.HW;
   for (I i = (I)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (I)gridDim.x * blockDim.x) {
-    I w = i % g.W, h = (i / g.W) % g.H, c = (i / g.HW) % g.C, n = i / (g.C * g.HW);
+    const I t = qdiv(i, g.W, g.fW), w = i - t * g.W;
+    const I u = qdiv(t, g.H, g.fH), h = t - u * g.H;
+    const I n = qdiv(u, g.C, g.fC), c = u - n * g.C;
     const T *cb = col + (n * g.C + c) * g.KK * g.OHW;
     T acc = (T)0;
     for (I kh = 0; kh < g.KH; kh++) {
-      I th = h + g.ph - kh * g.dh;
-      if (th < 0 || th % g.sh) continue;
-      I oh = th / g.sh;
-      if (oh >= g.OH) continue;
+      const I th = h + g.ph - kh * g.dh;
+      if (th < 0) continue;
+      const I oh = qdiv(th, g.sh, g.fsh);
+      if (oh * g.sh != th || oh >= g.OH) continue;
       for (I kw = 0; kw < g.KW; kw++) {
-        I tw = w + g.pw - kw * g.dw;
-        if (tw < 0 || tw % g.sw) continue;
-        I ow = tw / g.sw;
-        if (ow >= g.OW) continue;
+        const I tw = w + g.pw - kw * g.dw;
+        if (tw < 0) continue;
+        const I ow = qdiv(tw, g.sw, g.fsw);
+        if (ow * g.sw != tw || ow >= g.OW) continue;
         acc += cb[(kh * g.KW + kw) * g.OHW + oh * g.OW + ow];
       }
     }
@@ -185,10 +234,12 @@ __global__ void col2im_kernel(const T *col, T *dx, GeoK<I> g, I cn) {
 
 // dy chunk [cn, O, OHW] -> dyr [O, cn, OHW] (images along the GEMM depth)
 template <typename T, typename I>
-__global__ void dy_rearrange_kernel(const T *dy, T *dyr, I cn, I O, I OHW) {
+__global__ void dy_rearrange_kernel(const T *dy, T *dyr, I cn, I O, I OHW, asg_fastdiv fO,
+                                    asg_fastdiv fOHW) {
   I total = cn * O * OHW;
   for (I i = (I)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (I)gridDim.x * blockDim.x) {
-    I p = i % OHW, o = (i / OHW) % O, n = i / (O * OHW);
+    const I t = qdiv(i, OHW, fOHW), p = i - t * OHW;
+    const I n = qdiv(t, O, fO), o = t - n * O;
     dyr[(o * cn + n) * OHW + p] = dy[i];
   }
 }
@@ -219,10 +270,11 @@ template <typename T>
 void dy_rearrange(cudaStream_t st, const T *dy, T *dyr, int64_t cn, int64_t O, int64_t OHW) {
   const unsigned nb = asg_cuda_blocks(cn * O * OHW, kThreads);
   if (fits32(cn * O * OHW))
-    dy_rearrange_kernel<T, int32_t>
-        <<<nb, kThreads, 0, st>>>(dy, dyr, (int32_t)cn, (int32_t)O, (int32_t)OHW);
+    dy_rearrange_kernel<T, int32_t><<<nb, kThreads, 0, st>>>(dy, dyr, (int32_t)cn, (int32_t)O,
+                                                             (int32_t)OHW, fdiv(O), fdiv(OHW));
   else
-    dy_rearrange_kernel<T, int64_t><<<nb, kThreads, 0, st>>>(dy, dyr, cn, O, OHW);
+    dy_rearrange_kernel<T, int64_t>
+        <<<nb, kThreads, 0, st>>>(dy, dyr, cn, O, OHW, asg_fastdiv{}, asg_fastdiv{});
 }
 
 // ---- convolutions ----
@@ -346,15 +398,19 @@ asg_status conv_run(const asg_cuda_call *c) {
 // ---- pooling: one thread per written element; gradients gather from the
 // output windows that contain the input element, in the CPU's (oh, ow) order ----
 
-template <typename I> struct PgeoT { I planes, H, W, OH, OW, KH, KW, sh, sw, ph, pw; };
+template <typename I> struct PgeoT {
+  I planes, H, W, OH, OW, KH, KW, sh, sw, ph, pw;
+  asg_fastdiv fH, fW, fOH, fOW, fsh, fsw; // set by narrow (32-bit I)
+};
 using Pgeo = PgeoT<int64_t>;
 
 // The geometry in 32-bit indices (the kernels' divisions and products; callers
 // check that every index fits)
 PgeoT<int32_t> narrow(const Pgeo &p) {
-  return {(int32_t)p.planes, (int32_t)p.H,  (int32_t)p.W,  (int32_t)p.OH,
-          (int32_t)p.OW,     (int32_t)p.KH, (int32_t)p.KW, (int32_t)p.sh,
-          (int32_t)p.sw,     (int32_t)p.ph, (int32_t)p.pw};
+  return {(int32_t)p.planes, (int32_t)p.H,  (int32_t)p.W,  (int32_t)p.OH, (int32_t)p.OW,
+          (int32_t)p.KH,     (int32_t)p.KW, (int32_t)p.sh, (int32_t)p.sw, (int32_t)p.ph,
+          (int32_t)p.pw,     fdiv(p.H),     fdiv(p.W),     fdiv(p.OH),    fdiv(p.OW),
+          fdiv(p.sh),        fdiv(p.sw)};
 }
 
 // x [N,C,H,W] -> y [N,C,OH,OW]; for the BWD ops x is the output.
@@ -363,7 +419,7 @@ Pgeo pgeo_of(const asg_step *s) {
              s->op == ASG_OP_ADAPTIVE_AVGPOOL2D_BWD;
   const asg_shape *xs = bwd ? &s->out.shape : &s->in[0].shape;
   const asg_shape *ys = bwd ? &s->in[0].shape : &s->out.shape;
-  Pgeo p;
+  Pgeo p = {};
   p.planes = xs->dims[0] * xs->dims[1];
   p.H = xs->dims[2], p.W = xs->dims[3], p.OH = ys->dims[2], p.OW = ys->dims[3];
   p.KH = s->attr.i[0], p.KW = s->attr.i[1], p.sh = s->attr.i[2], p.sw = s->attr.i[3];
@@ -374,10 +430,11 @@ Pgeo pgeo_of(const asg_step *s) {
 // Inclusive range [lo, hi] of windows o (start o*s - pad, size K) that
 // contain position h, clipped to [0, On).
 template <typename I>
-__device__ __forceinline__ void windows_of(I h, I pad, I K, I s, I On, I *lo, I *hi) {
+__device__ __forceinline__ void windows_of(I h, I pad, I K, I s, I On, const asg_fastdiv &fs, I *lo,
+                                           I *hi) {
   I a = h + pad - K + 1;
-  *lo = a <= 0 ? 0 : (a + s - 1) / s;
-  I u = (h + pad) / s;
+  *lo = a <= 0 ? 0 : qdiv(a + s - 1, s, fs);
+  I u = qdiv(h + pad, s, fs);
   *hi = u < On - 1 ? u : On - 1;
 }
 
@@ -400,7 +457,8 @@ __device__ I window_argmax(const PgeoT<I> &p, const T *x, I oh, I ow) {
 // x [N,C,H,W] -> y [N,C,OH,OW]
 template <typename T, typename I> __global__ void maxpool_kernel(const T *x, T *y, PgeoT<I> p) {
   GRID_STRIDE(i, p.planes * p.OH * p.OW) {
-    I ow = i % p.OW, oh = (i / p.OW) % p.OH, pl = i / (p.OH * p.OW);
+    const I t = qdiv(i, p.OW, p.fOW), ow = i - t * p.OW;
+    const I pl = qdiv(t, p.OH, p.fOH), oh = t - pl * p.OH;
     const T *xp = x + pl * p.H * p.W;
     I b = window_argmax(p, xp, oh, ow);
     y[i] = b < 0 ? (T)-INFINITY : xp[b];
@@ -412,11 +470,12 @@ template <typename T, typename I> __global__ void maxpool_kernel(const T *x, T *
 template <typename T, typename I>
 __global__ void maxpool_bwd_kernel(const T *dy, const T *x, T *dx, PgeoT<I> p) {
   GRID_STRIDE(i, p.planes * p.H * p.W) {
-    I w = i % p.W, h = (i / p.W) % p.H, pl = i / (p.H * p.W);
+    const I t = qdiv(i, p.W, p.fW), w = i - t * p.W;
+    const I pl = qdiv(t, p.H, p.fH), h = t - pl * p.H;
     const T *xp = x + pl * p.H * p.W, *dyp = dy + pl * p.OH * p.OW;
     I hlo, hhi, wlo, whi, me = h * p.W + w;
-    windows_of(h, p.ph, p.KH, p.sh, p.OH, &hlo, &hhi);
-    windows_of(w, p.pw, p.KW, p.sw, p.OW, &wlo, &whi);
+    windows_of(h, p.ph, p.KH, p.sh, p.OH, p.fsh, &hlo, &hhi);
+    windows_of(w, p.pw, p.KW, p.sw, p.OW, p.fsw, &wlo, &whi);
     T acc = (T)0;
     for (I oh = hlo; oh <= hhi; oh++)
       for (I ow = wlo; ow <= whi; ow++)
@@ -447,8 +506,8 @@ __global__ void avgpool_bwd_kernel(const T *dy, T *dx, PgeoT<I> p, T inv) {
     I w = i % p.W, h = (i / p.W) % p.H, pl = i / (p.H * p.W);
     const T *dyp = dy + pl * p.OH * p.OW;
     I hlo, hhi, wlo, whi;
-    windows_of(h, p.ph, p.KH, p.sh, p.OH, &hlo, &hhi);
-    windows_of(w, p.pw, p.KW, p.sw, p.OW, &wlo, &whi);
+    windows_of(h, p.ph, p.KH, p.sh, p.OH, p.fsh, &hlo, &hhi);
+    windows_of(w, p.pw, p.KW, p.sw, p.OW, p.fsw, &wlo, &whi);
     T acc = (T)0;
     for (I oh = hlo; oh <= hhi; oh++)
       for (I ow = wlo; ow <= whi; ow++)

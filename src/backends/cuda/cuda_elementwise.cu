@@ -1,4 +1,5 @@
 #include "backends/cuda/cuda.h"
+#include "backends/cuda/cuda_fastdiv.cuh"
 #include "backends/cuda/cuda_half.cuh"
 #include "backends/cuda/ew_ops.cuh"
 #include "runtime/layout.h"
@@ -186,11 +187,10 @@ template <class TO, class TI> struct CastF {
 };
 
 // ---- kernels ----
-// n / d for 32-bit n by a multiply and a shift (asg_fastdiv, runtime/layout.h).
 using FastDiv = asg_fastdiv;
 
 __device__ __forceinline__ uint32_t fastdiv(const FastDiv &f, uint32_t n) {
-  return (uint32_t)(((uint64_t)__umulhi(n, f.m) + n) >> f.l);
+  return asg_cuda_fastdiv(f, n);
 }
 
 template <class T, int N> struct Ins { const T *p[N]; };

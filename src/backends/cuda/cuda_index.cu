@@ -9,6 +9,7 @@
 #include <initializer_list>
 
 #include "backends/cuda/cuda.h"
+#include "backends/cuda/cuda_fastdiv.cuh"
 #include "backends/cuda/cuda_half.cuh"
 #include "runtime/layout.h"
 
@@ -195,7 +196,7 @@ struct PermGeom32 {
 __device__ __forceinline__ uint32_t perm32_offset(uint32_t e, const PermGeom32 &g) {
   uint32_t r = e, off = 0;
   for (int j = g.nd - 1; j > 0; j--) {
-    const uint32_t q = (uint32_t)(((uint64_t)__umulhi(r, g.od[j].m) + r) >> g.od[j].l);
+    const uint32_t q = asg_cuda_fastdiv(g.od[j], r);
     off += (r - q * g.od[j].d) * g.oist[j];
     r = q;
   }

@@ -1,4 +1,5 @@
 #include "backends/cuda/cuda.h"
+#include "backends/cuda/cuda_fastdiv.cuh"
 #include "runtime/layout.h"
 // CUDA kernels of the reduce family: sum, mean, max, min, var, argmax over
 // any axis set, and softmax / log_softmax along one axis. Semantics follow
@@ -157,11 +158,10 @@ __device__ __forceinline__ typename R::P slice_join(typename R::P p, int tx, int
 }
 
 // ---- reduction plan (host) ----
-// n / d for 32-bit n by a multiply and a shift (asg_fastdiv, runtime/layout.h).
 using FastDiv = asg_fastdiv;
 
 __device__ __forceinline__ uint32_t fastdiv(const FastDiv &f, uint32_t n) {
-  return (uint32_t)(((uint64_t)__umulhi(n, f.m) + n) >> f.l);
+  return asg_cuda_fastdiv(f, n);
 }
 
 struct RPlan {

@@ -134,45 +134,20 @@ asg_status gemm_rm(const asg_cuda_call *c, bool ta, bool tb, int64_t M, int64_t 
 // int64_t.
 template <typename I> struct GeoK {
   I C, H, W, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw, KK, OHW, HW, rows;
-  asg_fastdiv fC, fH, fW, fOW, fKW, fKK, fOHW, frows, fsh, fsw; // 32-bit I only
+  asg_fastdiv fC, fH, fW, fOW, fKW, fKK, fOHW, frows, fsh, fsw; // used by 32-bit I
 };
-// asg__fastdiv of a dimension (an empty one divides nothing: 1)
-asg_fastdiv fdiv(int64_t d) { return asg__fastdiv(d > 0 ? (uint32_t)d : 1u); }
+// asg__fastdiv of a dimension (1 for an empty one, and for one beyond 32
+// bits, which only the 64-bit path meets and it does not use the divider)
+asg_fastdiv fdiv(int64_t d) {
+  return asg__fastdiv(d > 0 && d <= (int64_t)UINT32_MAX ? (uint32_t)d : 1u);
+}
 
 template <typename I> GeoK<I> geo_k(const Geo &g) {
-  GeoK<I> k = {(I)g.C,
-               (I)g.H,
-               (I)g.W,
-               (I)g.OH,
-               (I)g.OW,
-               (I)g.KH,
-               (I)g.KW,
-               (I)g.sh,
-               (I)g.sw,
-               (I)g.ph,
-               (I)g.pw,
-               (I)g.dh,
-               (I)g.dw,
-               (I)g.KK,
-               (I)g.OHW,
-               (I)g.HW,
-               (I)(g.C * g.KK),
-               {},
-               {},
-               {},
-               {},
-               {},
-               {},
-               {},
-               {},
-               {},
-               {}};
-  if (sizeof(I) == 4) {
-    k.fC = fdiv(k.C), k.fH = fdiv(k.H), k.fW = fdiv(k.W), k.fOW = fdiv(k.OW);
-    k.fKW = fdiv(k.KW), k.fKK = fdiv(k.KK), k.fOHW = fdiv(k.OHW), k.frows = fdiv(k.rows);
-    k.fsh = fdiv(k.sh), k.fsw = fdiv(k.sw);
-  }
-  return k;
+  const int64_t rows = g.C * g.KK;
+  return {(I)g.C,     (I)g.H,     (I)g.W,      (I)g.OH,    (I)g.OW,    (I)g.KH,   (I)g.KW,
+          (I)g.sh,    (I)g.sw,    (I)g.ph,     (I)g.pw,    (I)g.dh,    (I)g.dw,   (I)g.KK,
+          (I)g.OHW,   (I)g.HW,    (I)rows,     fdiv(g.C),  fdiv(g.H),  fdiv(g.W), fdiv(g.OW),
+          fdiv(g.KW), fdiv(g.KK), fdiv(g.OHW), fdiv(rows), fdiv(g.sh), fdiv(g.sw)};
 }
 
 // n / d for n >= 0: multiply and shift (f) in 32-bit indices.
@@ -400,7 +375,7 @@ asg_status conv_run(const asg_cuda_call *c) {
 
 template <typename I> struct PgeoT {
   I planes, H, W, OH, OW, KH, KW, sh, sw, ph, pw;
-  asg_fastdiv fH, fW, fOH, fOW, fsh, fsw; // set by narrow (32-bit I)
+  asg_fastdiv fH, fW, fOH, fOW, fsh, fsw; // set by narrow, used by 32-bit I
 };
 using Pgeo = PgeoT<int64_t>;
 

@@ -499,15 +499,17 @@ int add_split_k(const asg_cuda_call *c, const LtPlan *lp, const GemmKey &key,
     if (!scheme) continue;
     for (int32_t split = 2; split <= 16; split *= 2) {
       if (key.k / split < 64) break;
-      cublasLtMatmulHeuristicResult_t v = res[i];
-      if (cublasLtMatmulAlgoConfigSetAttribute(&v.algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &split,
+      cublasLtMatmulAlgo_t algo = res[i].algo;
+      cublasLtMatmulHeuristicResult_t v = {};
+      if (cublasLtMatmulAlgoConfigSetAttribute(&algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &split,
                                                sizeof split) != CUBLAS_STATUS_SUCCESS ||
-          cublasLtMatmulAlgoConfigSetAttribute(&v.algo, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME,
+          cublasLtMatmulAlgoConfigSetAttribute(&algo, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME,
                                                &scheme, sizeof scheme) != CUBLAS_STATUS_SUCCESS ||
-          cublasLtMatmulAlgoCheck(c->ctx->lt, lp->op, lp->la, lp->lb, lp->lc, lp->lc, &v.algo,
-                                  &v) != CUBLAS_STATUS_SUCCESS ||
+          cublasLtMatmulAlgoCheck(c->ctx->lt, lp->op, lp->la, lp->lb, lp->lc, lp->lc, &algo, &v) !=
+              CUBLAS_STATUS_SUCCESS ||
           v.workspaceSize > wsb)
         continue;
+      v.algo = algo; // the checked configuration, whatever the check copied
       v.state = CUBLAS_STATUS_SUCCESS;
       res[n++] = v;
     }

@@ -426,6 +426,7 @@ __device__ I window_argmax(const PgeoT<I> &p, const T *x, I oh, I ow) {
   return bi;
 }
 
+// grid-stride loop over [0, total) in the kernel's index type I
 #define GRID_STRIDE(i, total)                                                                      \
   for (I i = (I)blockIdx.x * blockDim.x + threadIdx.x; i < (total); i += (I)gridDim.x * blockDim.x)
 

@@ -187,12 +187,6 @@ template <class TO, class TI> struct CastF {
 };
 
 // ---- kernels ----
-using FastDiv = asg_fastdiv;
-
-__device__ __forceinline__ uint32_t fastdiv(const FastDiv &f, uint32_t n) {
-  return asg_cuda_fastdiv(f, n);
-}
-
 template <class T, int N> struct Ins { const T *p[N]; };
 
 // Per-input element strides over the merged output dims (0 = broadcast):
@@ -203,7 +197,7 @@ static_assert(kMaxIn == ASG_BCAST_MAX_IN, "one input bound");
 // The same for outputs of < 2^31 elements: 32-bit strides and dividers.
 struct Bcast32 {
   int nd;
-  FastDiv div[ASG_MAX_DIMS];
+  asg_fastdiv div[ASG_MAX_DIMS];
   int32_t st[kMaxIn][ASG_MAX_DIMS];
 };
 
@@ -273,7 +267,7 @@ __global__ void __launch_bounds__(kThreads)
     for (int k = 0; k < N; k++)
       off[k] = 0;
     for (int d = b.nd - 1; d > 0; d--) {
-      const uint32_t q = fastdiv(b.div[d], r);
+      const uint32_t q = asg_cuda_fastdiv(b.div[d], r);
       const int32_t idx = (int32_t)(r - q * b.div[d].d);
       r = q;
 #pragma unroll
@@ -311,7 +305,7 @@ __global__ void __launch_bounds__(kThreads)
     for (int k = 0; k < N; k++)
       off[k] = 0;
     for (int d = last; d > 0; d--) {
-      const uint32_t q = fastdiv(b.div[d], r);
+      const uint32_t q = asg_cuda_fastdiv(b.div[d], r);
       const int32_t idx = (int32_t)(r - q * b.div[d].d);
       r = q;
 #pragma unroll

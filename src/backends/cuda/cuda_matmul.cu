@@ -432,8 +432,8 @@ bool lt_desc(LtPlan *lp, const asg_cuda_call *c, cublasComputeType_t ct, cublasO
 // Times one algorithm: after a warm-up and a sizing run, the minimum over
 // kTimed rounds of the mean of back-to-back launches, as many as take about
 // 50 us (at most 16): products of a few microseconds timed one launch at a
-// time were ranked by event resolution and clock ramp, and a process picked
-// a 10% slower MLP step about one time in two (negative when it fails).
+// time were ranked by event resolution and clock ramp: 2 to 5 of 8 processes
+// ran a 5-10% slower MLP step (negative when it fails).
 float lt_time(const asg_cuda_call *c, const LtPlan *p, const cublasLtMatmulAlgo_t *algo, size_t ws,
               cudaEvent_t e0, cudaEvent_t e1) {
   if (lt_launch(c, p, algo, ws) != ASG_OK) {

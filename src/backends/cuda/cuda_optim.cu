@@ -180,12 +180,12 @@ asg_status param_run(const asg_cuda_call *c) {
 // kAdamChunk made 86 blocks on 132 SMs, one block an SM paying the start's
 // latency chain (18 us, 4x its bytes at the memory's rate); chunks halve,
 // down to one unit per thread, until the launch has kAdamMinBlocks (about
-// two an SM: MLP step 0.099 -> 0.091 ms; 4 or 5 an SM measured the same).
+// two an SM: MLP step 0.099 -> 0.091 ms; five an SM measured the same).
 constexpr int kAdamUnroll = 4;
 constexpr int kAdamChunk = kThreads * 2 * kAdamUnroll;
 constexpr int64_t kAdamMinBlocks = 256;
 
-// Block b updates units [(b - block0) * kAdamChunk, ...) of the last tensor
+// Block b updates units [(b - block0) * chunk, ...) of the last tensor
 // whose block0 <= b. Each thread loads m, g, v, p, computes m', v' (stored)
 // and p' from the same registers: the values the separate kernels would
 // read back, so the results are bit-identical. In-place tensors (m_out == m,

@@ -158,19 +158,13 @@ __device__ __forceinline__ typename R::P slice_join(typename R::P p, int tx, int
 }
 
 // ---- reduction plan (host) ----
-using FastDiv = asg_fastdiv;
-
-__device__ __forceinline__ uint32_t fastdiv(const FastDiv &f, uint32_t n) {
-  return asg_cuda_fastdiv(f, n);
-}
-
 struct RPlan {
   int nk, nr;
   int64_t kd[ASG_MAX_DIMS], ks[ASG_MAX_DIMS]; // kept dims / input strides
   int64_t rd[ASG_MAX_DIMS], rs[ASG_MAX_DIMS]; // reduced dims / input strides
   int64_t nout, nred;
-  bool fast;                  // input < 2^31 elements: rdiv is set
-  FastDiv rdiv[ASG_MAX_DIMS]; // dividers of rd
+  bool fast;                      // input < 2^31 elements: rdiv is set
+  asg_fastdiv rdiv[ASG_MAX_DIMS]; // dividers of rd
 };
 
 void rplan_init(RPlan *p, asg_shape s, int64_t mask) {
@@ -210,7 +204,7 @@ __device__ __forceinline__ int64_t red_off(const RPlan &p, int64_t j) {
     uint32_t r = (uint32_t)j;
     int32_t off = 0;
     for (int d = p.nr - 1; d > 0; d--) {
-      const uint32_t q = fastdiv(p.rdiv[d], r);
+      const uint32_t q = asg_cuda_fastdiv(p.rdiv[d], r);
       off += (int32_t)(r - q * p.rdiv[d].d) * (int32_t)p.rs[d];
       r = q;
     }

@@ -16,8 +16,14 @@ extern "C" {
 typedef struct asg_graph asg_graph;
 typedef struct asg_tensor asg_tensor; /* a node; owned by its graph */
 
+/* Lifetime: a graph and its tensors are valid from asg_graph_new until
+ * asg_graph_free (programs compiled from it stay valid after). Using a
+ * freed graph or any of its tensors, or freeing a graph twice, is undefined
+ * behaviour, as with free(): no call detects it. NULL, a tensor of another
+ * live graph, or a live object of the wrong kind (a tensor cast to a graph)
+ * is reported as an error. */
 ASG_API asg_graph *asg_graph_new(void);
-ASG_API void asg_graph_free(asg_graph *g);
+ASG_API void asg_graph_free(asg_graph *g); /* NULL is ignored */
 
 /* NULL while the graph is sound, else the first error's message. */
 ASG_API const char *asg_graph_error(const asg_graph *g);

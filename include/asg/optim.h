@@ -10,6 +10,9 @@
  *   optim/accum_count  micro-batches accumulated so far (accum_steps > 1)
  *   optim/loss_scale, optim/good_steps
  *                      dynamic loss scaling (loss_scale > 0)
+ *   optim/skipped_steps, optim/skip_streak
+ *                      non-finite guard (skip_nonfinite): runs skipped in
+ *                      all, and in a row up to the last run
  *   optim/bias_correction1, optim/bias_correction2
  *                      Adam's 1 - beta^step, kept by a recurrence for F32
  *                      accuracy
@@ -36,8 +39,12 @@ typedef enum asg_optim_kind {
 /* A parameter group: its members get lr * lr_scale and this weight decay
  * instead of the optimizer's. A parameter belongs to the first group that
  * lists it in params or whose name starts with prefix (prefix may be NULL);
- * parameters in no group use the optimizer's settings. Pointers must stay
- * valid until the optimizer is built (asg_compile_train returns). */
+ * parameters in no group use the optimizer's settings. Names are the
+ * variables' names, e.g. "enc.weight" for layer "enc" (name scopes are not
+ * part of them): prefix "enc." selects that layer. A prefix that matches no
+ * trained parameter is an error (a typo would otherwise change nothing).
+ * Pointers must stay valid until the optimizer is built (asg_compile_train
+ * returns). */
 typedef struct asg_param_group {
   int n_params;
   asg_tensor *const *params;
@@ -81,9 +88,25 @@ typedef struct asg_optim {
    * count included) and halves S; after scale_window finite runs in a row S
    * doubles ("optim/good_steps" counts them). As torch.amp.GradScaler
    * (init 65536, window 2000). scale_window 0 means 2000. Not combined with
-   * accum_steps > 1. */
+   * accum_steps > 1. S never falls below loss_scale_min (0 means 1): at the
+   * floor, runs that still overflow are skipped without lowering S
+   * (asg_optim_get_stats reports the scale and whether it is at the floor;
+   * with skip_nonfinite such a stall ends in an error). */
   double loss_scale;
   int scale_window;
+  double loss_scale_min;
+  /* Non-finite guard (opt-in; off, the step has no extra work): a run whose
+   * gradients hold an inf or NaN changes no parameter, no optimizer state
+   * (step count, moments, accumulators included) and no registered update
+   * (asg_graph_add_update, e.g. batch-norm statistics). The check and the
+   * gating are part of the step's graph, so every backend does them. The
+   * runs skipped are counted ("optim/skipped_steps", "optim/skip_streak";
+   * asg_optim_get_stats), and asg_program_run fails once max_skips runs in a
+   * row were skipped (0 means 25); the failing run itself has already run,
+   * skipped. Costs one pass over the gradients and a 4-byte read (a device
+   * synchronization) per run. */
+  bool skip_nonfinite;
+  int max_skips;
   int n_groups;
   const asg_param_group *groups;
 } asg_optim;
@@ -100,21 +123,38 @@ ASG_API asg_optim asg_rmsprop(double lr);                    /* alpha 0.99, eps 
 ASG_API asg_param_group asg_param_group_no_decay(asg_graph *g, asg_tensor **out, int max);
 
 /* Adds gradients and updates for params (n_params == 0: every trainable
- * variable of loss's graph). Writes up to max assign nodes into updates and
- * their number into *n_updates. */
+ * variable of loss's graph; an error when there is none). Writes up to max
+ * assign nodes into updates and their number into *n_updates. The
+ * hyper-parameters are checked here: lr, weight decays, lr scales,
+ * clipping and loss scales finite and >= 0, momentum and dampening finite
+ * and >= 0, betas in [0, 1), alpha in [0, 1], eps > 0 (Adam, AdamW,
+ * RMSprop), max_skips >= 0. The guard's error after max_skips (see
+ * skip_nonfinite) is raised by programs made with asg_compile_train. */
 ASG_API asg_status asg_optim_build(asg_tensor *loss, asg_optim opt, int n_params,
                                    asg_tensor *const *params, asg_tensor **updates, int max,
                                    int *n_updates);
 
 /* One program for the whole step: loss (output 0), the extra outputs, the
  * gradients and updates of every trainable variable, and the graph's
- * registered updates (asg_graph_add_update). */
+ * registered updates (asg_graph_add_update). Fails (NULL) when the graph
+ * has no trainable variable. */
 ASG_API asg_program *asg_compile_train(asg_graph *g, asg_tensor *loss, asg_optim opt, int n_extra,
                                        asg_tensor *const *extra, const asg_compile_opts *opts);
 /* Sets/gets the base learning rate ("optim/lr") of a program made by
- * asg_compile_train; takes effect at the next run, no recompiling. */
+ * asg_compile_train; takes effect at the next run, no recompiling. lr must
+ * be finite and >= 0 (ASG_ERR_INVALID otherwise, nothing changed). */
 ASG_API asg_status asg_optim_set_lr(asg_program *p, double lr);
 ASG_API double asg_optim_get_lr(asg_program *p); /* NaN and an error if absent */
+
+/* Numerical state of a program made by asg_compile_train, after its last
+ * run. */
+typedef struct asg_optim_stats {
+  double loss_scale;        /* the dynamic loss scale S now; 0 without loss scaling */
+  bool loss_scale_at_floor; /* S is at loss_scale_min: overflows no longer lower it */
+  int64_t skipped_steps;    /* runs skipped for non-finite gradients (skip_nonfinite; else 0) */
+  int64_t skip_streak;      /* of those, the run of skips ending at the last run */
+} asg_optim_stats;
+ASG_API asg_status asg_optim_get_stats(asg_program *p, asg_optim_stats *out);
 
 /* ---- learning-rate schedules, evaluated on the host per step ---- */
 typedef enum asg_lr_kind {
@@ -145,9 +185,12 @@ ASG_API asg_lr_schedule asg_lr_cosine(double base, int64_t total_steps, double m
 ASG_API asg_lr_schedule asg_lr_warmup_cosine(double base, int64_t warmup_steps, int64_t total_steps,
                                              double min_lr);
 /* The learning rate for step t (0-based count of updates done); NaN for a
- * bad schedule (step_size or total_steps < 1, warmup > total). */
+ * bad schedule (step_size or total_steps < 1, warmup > total) and where the
+ * formula gives no valid lr (negative, NaN or infinite: e.g. a negative
+ * base or min_lr, gamma < 0). */
 ASG_API double asg_lr_schedule_at(const asg_lr_schedule *s, int64_t t);
-/* asg_optim_set_lr(p, asg_lr_schedule_at(s, t)). */
+/* asg_optim_set_lr(p, asg_lr_schedule_at(s, t)); an error naming the step
+ * and the value when the schedule gives no valid lr there. */
 ASG_API asg_status asg_optim_schedule(asg_program *p, const asg_lr_schedule *s, int64_t t);
 
 #ifdef __cplusplus

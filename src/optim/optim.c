@@ -13,6 +13,9 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "runtime/program_internal.h"
+
+enum { DEFAULT_MAX_SKIPS = 25 };
 
 asg_optim asg_sgd(double lr, double momentum) {
   return (asg_optim){.kind = ASG_OPTIM_SGD, .lr = lr, .momentum = momentum};
@@ -44,7 +47,8 @@ typedef struct builder {
   asg_graph *g;
   asg_optim o;
   asg_dtype sdt;         /* scalar dtype */
-  asg_tensor *flag;      /* accumulation: 1 on runs that step, else NULL (always step) */
+  asg_tensor *flag;      /* 1 on runs that step (accumulation, loss scaling, guard), else NULL */
+  asg_tensor *fin;       /* guard: 1 when every gradient is finite, else NULL */
   asg_tensor *bc1, *bc2; /* Adam: this step's bias corrections 1 - beta^t */
   asg_tensor **ups;      /* assign nodes */
   int n_ups, cap_ups;
@@ -113,36 +117,95 @@ static void group_of(const asg_optim *o, const asg_tensor *p, double *lr_scale, 
   *wd = o->no_decay_1d && p->shape.ndim <= 1 ? 0 : o->weight_decay;
 }
 
+static bool nonneg(double v) { return isfinite(v) && v >= 0; }
+
+/* The floor of the dynamic loss scale: loss_scale_min, by default 1 (or the
+ * initial scale when that is smaller). */
+static double scale_floor(const asg_optim *o) {
+  if (o->loss_scale_min > 0) return o->loss_scale_min;
+  return o->loss_scale < 1 ? o->loss_scale : 1;
+}
+
 static asg_status check_opts(const asg_optim *o) {
-  const char *bad = NULL;
+  const bool adam = o->kind == ASG_OPTIM_ADAM || o->kind == ASG_OPTIM_ADAMW;
+  const bool eps_used = adam || o->kind == ASG_OPTIM_RMSPROP;
+  char why[256] = "";
+#define BAD(...) snprintf(why, sizeof why, __VA_ARGS__)
   if (o->kind < ASG_OPTIM_SGD || o->kind > ASG_OPTIM_RMSPROP)
-    bad = "unknown optimizer kind";
-  else if (!(o->lr >= 0))
-    bad = "lr must be >= 0";
-  else if (!(o->momentum >= 0))
-    bad = "momentum must be >= 0";
-  else if (!(o->weight_decay >= 0))
-    bad = "weight_decay must be >= 0";
-  else if (!(o->eps >= 0))
-    bad = "eps must be >= 0";
+    BAD("unknown optimizer kind %d", (int)o->kind);
+  else if (!nonneg(o->lr))
+    BAD("lr is %g; it must be finite and >= 0", o->lr);
+  else if (!nonneg(o->momentum))
+    BAD("momentum is %g; it must be finite and >= 0", o->momentum);
+  else if (!isfinite(o->dampening))
+    BAD("dampening is %g; it must be finite", o->dampening);
+  else if (!nonneg(o->weight_decay))
+    BAD("weight_decay is %g; it must be finite and >= 0", o->weight_decay);
+  else if (eps_used && !(isfinite(o->eps) && o->eps > 0))
+    BAD("eps is %g; it must be finite and > 0", o->eps);
   else if (o->nesterov && (o->momentum <= 0 || o->dampening != 0))
-    bad = "nesterov needs momentum > 0 and dampening 0";
-  else if ((o->kind == ASG_OPTIM_ADAM || o->kind == ASG_OPTIM_ADAMW) &&
-           !(o->beta1 >= 0 && o->beta1 < 1 && o->beta2 >= 0 && o->beta2 < 1))
-    bad = "betas must be in [0, 1)";
+    BAD("nesterov needs momentum > 0 and dampening 0");
+  else if (adam && !(o->beta1 >= 0 && o->beta1 < 1 && o->beta2 >= 0 && o->beta2 < 1))
+    BAD("betas are (%g, %g); both must be in [0, 1)", o->beta1, o->beta2);
   else if (o->kind == ASG_OPTIM_RMSPROP && !(o->alpha >= 0 && o->alpha <= 1))
-    bad = "alpha must be in [0, 1]";
-  else if (!(o->clip_value >= 0) || !(o->clip_norm >= 0))
-    bad = "clip_value and clip_norm must be >= 0";
+    BAD("alpha is %g; it must be in [0, 1]", o->alpha);
+  else if (!nonneg(o->clip_value) || !nonneg(o->clip_norm))
+    BAD("clip_value %g and clip_norm %g must be finite and >= 0", o->clip_value, o->clip_norm);
   else if (o->accum_steps < 0)
-    bad = "accum_steps must be >= 0";
-  else if (!(o->loss_scale >= 0) || isinf(o->loss_scale) || o->scale_window < 0)
-    bad = "loss_scale must be finite and >= 0, scale_window >= 0";
+    BAD("accum_steps is %d; it must be >= 0", o->accum_steps);
+  else if (!nonneg(o->loss_scale) || o->scale_window < 0)
+    BAD("loss_scale %g must be finite and >= 0, scale_window %d >= 0", o->loss_scale,
+        o->scale_window);
+  else if (!nonneg(o->loss_scale_min) || (o->loss_scale > 0 && o->loss_scale_min > o->loss_scale))
+    BAD("loss_scale_min is %g; it must be finite, >= 0 and <= loss_scale (%g)", o->loss_scale_min,
+        o->loss_scale);
   else if (o->loss_scale > 0 && o->accum_steps > 1)
-    bad = "loss_scale does not combine with accum_steps > 1";
+    BAD("loss_scale does not combine with accum_steps > 1");
+  else if (o->max_skips < 0)
+    BAD("max_skips is %d; it must be >= 0 (0 means %d)", o->max_skips, DEFAULT_MAX_SKIPS);
   else if (o->n_groups < 0 || (o->n_groups > 0 && !o->groups))
-    bad = "n_groups > 0 needs groups";
-  return bad ? asg__error(ASG_ERR_INVALID, "optim: %s", bad) : ASG_OK;
+    BAD("n_groups > 0 needs groups");
+  for (int i = 0; !why[0] && i < o->n_groups; i++) {
+    const asg_param_group *gr = &o->groups[i];
+    if (gr->n_params < 0 || (gr->n_params > 0 && !gr->params))
+      BAD("parameter group %d: n_params %d without params", i, gr->n_params);
+    else if (!nonneg(gr->lr_scale) || !nonneg(gr->weight_decay))
+      BAD("parameter group %d: lr_scale %g and weight_decay %g must be finite and >= 0", i,
+          gr->lr_scale, gr->weight_decay);
+  }
+#undef BAD
+  return why[0] ? asg__error(ASG_ERR_INVALID, "optim: %s", why) : ASG_OK;
+}
+
+/* Every group prefix must select some parameter: a prefix written after a
+ * scope ("encoder/") rather than a variable name ("enc.") would otherwise
+ * silently leave the group empty. */
+static asg_status check_prefixes(const asg_optim *o, int n, asg_tensor *const *params) {
+  for (int i = 0; i < o->n_groups; i++) {
+    const char *pre = o->groups[i].prefix;
+    if (!pre) continue;
+    bool hit = false;
+    for (int j = 0; j < n && !hit; j++)
+      hit = params[j]->name && strncmp(params[j]->name, pre, strlen(pre)) == 0;
+    if (!hit)
+      return asg__error(ASG_ERR_NOT_FOUND,
+                        "optim: parameter group %d: prefix '%s' matches no trained parameter "
+                        "(names are variable names such as '%s'; name scopes are not part of "
+                        "them)",
+                        i, pre, n > 0 && params[0]->name ? params[0]->name : "fc1.weight");
+  }
+  return ASG_OK;
+}
+
+/* 1 (scalar dtype) when every gradient is finite, else 0: sum(g * 0) is 0
+ * for finite g and NaN as soon as one element is inf or NaN. */
+static asg_tensor *all_finite(builder *b, int n, asg_tensor *const *grads) {
+  asg_tensor *bad = NULL;
+  for (int i = 0; i < n; i++) {
+    asg_tensor *z = asg_cast(asg_sum(asg_mul_scalar(grads[i], 0), ASG_ALL_AXES, false), b->sdt);
+    bad = bad ? asg_add(bad, z) : z;
+  }
+  return asg_eq(bad, ks(b, 0));
 }
 
 /* One parameter's update from its (accumulated, clipped) gradient gr. */
@@ -226,6 +289,12 @@ static asg_status build(builder *b, asg_tensor *loss, int n, asg_tensor *const *
     for (int i = 0; i < g->n_nodes; i++)
       if (asg_variable_is_trainable(g->nodes[i])) ps[n++] = g->nodes[i];
     params = ps;
+    if (n == 0) {
+      free(ps);
+      return asg__error(ASG_ERR_INVALID,
+                        "optim: the graph has no trainable variable (every variable is frozen "
+                        "or not a float, or none was created before the optimizer was built)");
+    }
   }
   b->sdt = ASG_F32;
   for (int i = 0; i < n && !st; i++) {
@@ -237,6 +306,7 @@ static asg_status build(builder *b, asg_tensor *loss, int n, asg_tensor *const *
     else if (p->dtype == ASG_F64)
       b->sdt = ASG_F64;
   }
+  if (!st) st = check_prefixes(&b->o, n, params);
   grads = malloc(sizeof *grads * (size_t)(n + 1));
   if (!st && !grads) st = asg__error(ASG_ERR_OOM, "optim: out of memory");
   const asg_optim *o = &b->o;
@@ -254,34 +324,43 @@ static asg_status build(builder *b, asg_tensor *loss, int n, asg_tensor *const *
 
   asg_scope_push(g, "optim");
   asg_tensor *lr = state_var(b, "optim/lr", b->sdt, ASG_SCALAR, o->lr);
-  if (scale) { /* unscale; step only when every gradient is finite (sum(g * 0)
-                * is 0 then, NaN for any inf or NaN); adjust S */
-    asg_tensor *inv = asg_div(ks(b, 1), scale), *bad = NULL;
-    for (int i = 0; i < n; i++) {
+  asg_tensor *fin = NULL; /* 1: every gradient is finite */
+  if (scale) {            /* unscale; step only when finite; adjust S, never below its floor */
+    asg_tensor *inv = asg_div(ks(b, 1), scale);
+    for (int i = 0; i < n; i++)
       grads[i] = asg_mul(grads[i], as(inv, grads[i]));
-      asg_tensor *z = asg_cast(asg_sum(asg_mul_scalar(grads[i], 0), ASG_ALL_AXES, false), b->sdt);
-      bad = bad ? asg_add(bad, z) : z;
-    }
-    b->flag = asg_eq(bad, ks(b, 0)); /* 1: finite, take the step */
+    fin = b->flag = all_finite(b, n, grads);
     asg_tensor *good = state_var(b, "optim/good_steps", b->sdt, ASG_SCALAR, 0);
     asg_tensor *g1 = asg_add_scalar(good, 1);
     asg_tensor *grow = asg_ge(g1, ks(b, o->scale_window > 0 ? o->scale_window : 2000));
     asg_tensor *ok = asg_where(grow, asg_mul_scalar(scale, 2), scale);
-    push(b, asg_assign(scale, asg_where(b->flag, ok, asg_mul_scalar(scale, 0.5))));
+    asg_tensor *low = asg_maximum(asg_mul_scalar(scale, 0.5), ks(b, scale_floor(o)));
+    push(b, asg_assign(scale, asg_where(b->flag, ok, low)));
     push(b, asg_assign(good, asg_where(b->flag, asg_where(grow, ks(b, 0), g1), ks(b, 0))));
+  }
+  if (o->skip_nonfinite) { /* the guard: gate every update on fin; count the skips */
+    if (!fin) fin = b->flag = all_finite(b, n, grads);
+    b->fin = fin;
+    asg_tensor *skipped = state_var(b, "optim/skipped_steps", b->sdt, ASG_SCALAR, 0);
+    asg_tensor *streak = state_var(b, "optim/skip_streak", b->sdt, ASG_SCALAR, 0);
+    push(b, asg_assign(skipped, asg_add(skipped, asg_sub(ks(b, 1), fin))));
+    push(b, asg_assign(streak, asg_where(fin, ks(b, 0), asg_add_scalar(streak, 1))));
   }
   /* accumulation: count runs; the k-th steps with the mean and resets */
   int k = o->accum_steps > 1 ? o->accum_steps : 1;
   if (k > 1) {
     asg_tensor *cnt = state_var(b, "optim/accum_count", b->sdt, ASG_SCALAR, 0);
     asg_tensor *c1 = asg_add_scalar(cnt, 1);
-    b->flag = asg_ge(c1, ks(b, k));
-    push(b, asg_assign(cnt, asg_where(b->flag, ks(b, 0), c1)));
+    asg_tensor *last = asg_ge(c1, ks(b, k)); /* the k-th run: step and reset */
+    b->flag = fin ? asg_mul(last, fin) : last;
+    asg_tensor *nc = asg_where(last, ks(b, 0), c1);
+    push(b, asg_assign(cnt, fin ? asg_where(fin, nc, cnt) : nc));
     for (int i = 0; i < n; i++) {
       asg_tensor *acc = param_state(b, params[i], "grad_acc");
       asg_tensor *sum = asg_add(acc, grads[i]);
-      asg_tensor *f = asg_cast(b->flag, acc->dtype);
-      push(b, asg_assign(acc, asg_where(f, asg_scalar(g, acc->dtype, 0), sum)));
+      asg_tensor *na = asg_where(asg_cast(last, acc->dtype), asg_scalar(g, acc->dtype, 0), sum);
+      if (fin) na = asg_where(asg_cast(fin, acc->dtype), na, acc); /* a skipped run adds nothing */
+      push(b, asg_assign(acc, na));
       grads[i] = asg_mul_scalar(sum, 1.0 / k);
     }
   }
@@ -346,6 +425,17 @@ asg_status asg_optim_build(asg_tensor *loss, asg_optim o, int n, asg_tensor *con
   return st;
 }
 
+/* A registered update (assign(var, value), e.g. batch-norm statistics)
+ * gated by the guard: a run with non-finite gradients keeps var. */
+static asg_tensor *guarded_update(builder *b, asg_tensor *u) {
+  if (!u || u->op != ASG_OP_ASSIGN) return u;
+  asg_tensor *var = u->in[0];
+  asg_scope_push(b->g, "optim");
+  asg_tensor *r = asg_assign(var, asg_where(asg_cast(b->fin, var->dtype), u->in[1], var));
+  asg_scope_pop(b->g);
+  return r;
+}
+
 asg_program *asg_compile_train(asg_graph *g, asg_tensor *loss, asg_optim opt, int n_extra,
                                asg_tensor *const *extra, const asg_compile_opts *opts) {
   if (!g || !loss || n_extra < 0 || (n_extra > 0 && !extra)) {
@@ -372,10 +462,16 @@ asg_program *asg_compile_train(asg_graph *g, asg_tensor *loss, asg_optim opt, in
     for (int i = 0; i < b.n_ups; i++)
       outs[k++] = b.ups[i];
     for (int i = 0; i < g->n_updates; i++)
-      outs[k++] = g->updates[i];
-    p = asg_compile(g, n_out, outs, opts);
+      outs[k++] = b.fin ? guarded_update(&b, g->updates[i]) : g->updates[i];
+    p = asg_compile(g, n_out, outs, opts); /* refuses a graph failed by guarded_update */
   } else {
     asg__error(ASG_ERR_OOM, "asg_compile_train: out of memory");
+  }
+  if (p) {
+    asg__optim_info info = {0};
+    if (opt.skip_nonfinite) info.max_skips = opt.max_skips > 0 ? opt.max_skips : DEFAULT_MAX_SKIPS;
+    if (opt.loss_scale > 0) info.loss_scale_min = scale_floor(&opt);
+    asg__program_set_optim_info(p, &info);
   }
   free(outs);
   free(b.ups);
@@ -394,6 +490,9 @@ static asg_status lr_slot(asg_program *p, asg_dtype *dt) {
 }
 
 asg_status asg_optim_set_lr(asg_program *p, double lr) {
+  if (!nonneg(lr))
+    return asg__error(ASG_ERR_INVALID,
+                      "asg_optim_set_lr: lr is %g; it must be finite and >= 0 (lr unchanged)", lr);
   asg_dtype dt;
   asg_status st = lr_slot(p, &dt);
   if (st) return st;
@@ -411,4 +510,41 @@ double asg_optim_get_lr(asg_program *p) {
   }
   float v;
   return asg_program_get_variable(p, "optim/lr", &v, sizeof v) ? NAN : (double)v;
+}
+
+/* A scalar state variable as a double; false if the program has none. */
+static bool read_scalar(asg_program *p, const char *name, double *v) {
+  int n = asg_program_variable_count(p);
+  for (int i = 0; i < n; i++) {
+    const char *nm;
+    asg_dtype dt;
+    if (asg_program_variable_info(p, i, &nm, &dt, NULL) || strcmp(nm, name) != 0) continue;
+    if (dt == ASG_F64) return asg_program_get_variable(p, name, v, sizeof *v) == ASG_OK;
+    float f;
+    if (dt != ASG_F32 || asg_program_get_variable(p, name, &f, sizeof f)) return false;
+    *v = f;
+    return true;
+  }
+  return false;
+}
+
+asg_status asg_optim_get_stats(asg_program *p, asg_optim_stats *out) {
+  if (!p || !out) return asg__error(ASG_ERR_INVALID, "asg_optim_get_stats: NULL argument");
+  asg_dtype dt;
+  asg_status st = lr_slot(p, &dt);
+  if (st) return st;
+  const asg__optim_info *info = asg__program_optim_info(p);
+  double scale = 0, skipped = 0, streak = 0;
+  *out = (asg_optim_stats){0};
+  if (read_scalar(p, "optim/loss_scale", &scale)) {
+    out->loss_scale = scale;
+    /* F32 rounding of the floor: within a relative 1e-6 */
+    out->loss_scale_at_floor =
+        info->loss_scale_min > 0 && scale <= info->loss_scale_min * (1 + 1e-6);
+  }
+  if (read_scalar(p, "optim/skipped_steps", &skipped) && isfinite(skipped))
+    out->skipped_steps = (int64_t)skipped;
+  if (read_scalar(p, "optim/skip_streak", &streak) && isfinite(streak))
+    out->skip_streak = (int64_t)streak;
+  return ASG_OK;
 }

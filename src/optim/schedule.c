@@ -37,7 +37,8 @@ static double cosine(double base, double min, int64_t t, int64_t T) {
   return min + (base - min) * 0.5 * (1 + cos(M_PI_VALUE * (double)t / (double)T));
 }
 
-double asg_lr_schedule_at(const asg_lr_schedule *s, int64_t t) {
+/* The formula's value, valid or not (NaN for a bad schedule). */
+static double schedule_raw(const asg_lr_schedule *s, int64_t t) {
   if (!s || t < 0) return NAN;
   switch (s->kind) {
   case ASG_LR_CONSTANT: return s->base_lr;
@@ -60,10 +61,22 @@ double asg_lr_schedule_at(const asg_lr_schedule *s, int64_t t) {
   return NAN;
 }
 
+static bool valid_lr(double lr) { return isfinite(lr) && lr >= 0; }
+
+double asg_lr_schedule_at(const asg_lr_schedule *s, int64_t t) {
+  double lr = schedule_raw(s, t);
+  return valid_lr(lr) ? lr : NAN;
+}
+
 asg_status asg_optim_schedule(asg_program *p, const asg_lr_schedule *s, int64_t t) {
-  double lr = asg_lr_schedule_at(s, t);
+  double lr = schedule_raw(s, t);
   if (isnan(lr))
     return asg__error(ASG_ERR_INVALID, "asg_optim_schedule: bad schedule or step %lld",
                       (long long)t);
+  if (!valid_lr(lr))
+    return asg__error(ASG_ERR_INVALID,
+                      "asg_optim_schedule: the schedule gives lr %g at step %lld; an lr must be "
+                      "finite and >= 0 (check base_lr, min_lr and gamma)",
+                      lr, (long long)t);
   return asg_optim_set_lr(p, lr);
 }

@@ -1,7 +1,9 @@
 /* ASG core types: status codes, dtypes, shapes, errors.
  *
  * Thread-safety: error messages are thread-local; a graph or a program may be
- * used by one thread at a time; distinct graphs/programs share nothing. */
+ * used by one thread at a time; distinct graphs/programs share nothing,
+ * except programs compiled with asg_compile_opts.share_variables, which may
+ * run on different threads (one thread per program; asg/program.h). */
 #ifndef ASG_CORE_H
 #define ASG_CORE_H
 
@@ -72,6 +74,12 @@ typedef struct asg_shape {
 #define ASG_SHAPE(...) ((asg_shape){ASG__NARGS(__VA_ARGS__), {__VA_ARGS__}})
 #define ASG_SCALAR ((asg_shape){0, {0}})
 
+/* Element count; -1 if s is not a shape (rank outside 0..ASG_MAX_DIMS, a
+ * negative dim) or the count overflows int64. Every shape that enters the
+ * library (graph nodes, files, host tensors) is checked once: dims >= 0 and
+ * the product of the non-zero dims times the dtype size at most 2^48 bytes
+ * (256 TiB); larger shapes are refused with ASG_ERR_SHAPE (graphs) or
+ * ASG_ERR_FORMAT (files). */
 ASG_API int64_t asg_shape_numel(asg_shape s);
 ASG_API bool asg_shape_equal(asg_shape a, asg_shape b);
 /* Writes "[2,3,4]" into buf (always NUL-terminated); returns buf. */

@@ -1,5 +1,22 @@
 /* Compiled programs: a schedule, a memory plan and kernels for one backend.
- * Compile once, run many times; nothing is allocated by asg_program_run. */
+ * Compile once, run many times; nothing is allocated by asg_program_run.
+ *
+ * Lifetime: a program is valid from asg_compile until asg_program_free.
+ * Using or freeing a program after asg_program_free is undefined behaviour,
+ * as with free(): no call detects it. NULL is accepted everywhere and
+ * gives an error (or 0 / NULL / NaN).
+ *
+ * Threads: a program is used by one thread at a time. Distinct programs
+ * may run on different threads at once. Programs that share variables
+ * (asg_compile_opts.share_variables) may also be used on different threads,
+ * one thread per program: the supported pattern is a training program on
+ * one thread and an evaluation program sharing its variables on another.
+ * The shared variable store has a lock held for the whole of each run,
+ * feed, fetch, variable get/set (so also per variable of a save or load)
+ * and compile or free of a program on it: runs take turns and an eval run
+ * sees the variables as they were between two train runs, never half
+ * updated. A checkpoint saved from the eval thread while the train thread
+ * runs may mix variables of consecutive steps: save from the train thread. */
 #ifndef ASG_PROGRAM_H
 #define ASG_PROGRAM_H
 
@@ -13,10 +30,16 @@ typedef struct asg_program asg_program;
 
 typedef struct asg_compile_opts {
   const char *backend; /* "cpu" (default), "cuda", "vulkan" */
-  /* Share variable storage with this program (same graph and backend):
-   * e.g. an eval program that sees the train program's parameters. */
+  /* Share variable storage (and the device) with this program (same graph
+   * and backend): e.g. an eval program that sees the train program's
+   * parameters. Programs sharing variables may run on different threads
+   * (see "Threads" above). */
   asg_program *share_variables;
-  int num_threads; /* CPU threads; 0 = all cores */
+  /* CPU threads; 0 = the default: the CPUs this process may run on (its
+   * affinity mask, e.g. under taskset). Threads waiting for work sleep
+   * after a few microseconds, so a count above the free cores costs little
+   * (docs/backends.md). < 0 is an error. */
+  int num_threads;
   /* Let f32 matrix products (matmul, conv) use TF32 tensor cores on CUDA:
    * much faster, about 1e-3 relative error. Ignored on the CPU. */
   bool allow_tf32;
@@ -36,6 +59,17 @@ typedef struct asg_compile_opts {
    * asg_optim.loss_scale, so that small gradients do not flush to zero).
    * bf16_matmul wins when both are set. */
   bool fp16_matmul;
+  /* Indices read from tensors are checked while running, on every backend:
+   * a gather / embedding or scatter_add index outside [0, n), a one_hot
+   * index outside [0, depth) or a cross-entropy label outside [0, C) that
+   * is not ignore_index makes asg_program_run fail naming the op, the value
+   * and the range (on CUDA and Vulkan this makes each run of a program with
+   * such ops wait for the device; the CPU stops at the faulting op, the
+   * GPUs finish the run first, so variables may already be updated). Set
+   * this to skip the check: out-of-range indices then gather zeros, are
+   * skipped by scatter_add, give all-zero one_hot rows and leave their
+   * cross-entropy rows out of the loss and its mean. */
+  bool unchecked_indices;
 } asg_compile_opts;
 
 /* Compiles the nodes needed for outputs (and every asg_assign among them).
@@ -58,6 +92,14 @@ ASG_API const char *asg_backend_device(const char *name);
 /* Copies nbytes (must equal the input's size) into the named input. */
 ASG_API asg_status asg_program_feed(asg_program *p, const char *name, const void *data,
                                     size_t nbytes);
+/* The same, type-checked: data holds numel(shape) elements of dt, and dt and
+ * shape must be the input's (ASG_ERR_DTYPE / ASG_ERR_SHAPE otherwise, with
+ * both in the message). */
+ASG_API asg_status asg_program_feed_tensor(asg_program *p, const char *name, asg_dtype dt,
+                                           asg_shape shape, const void *data);
+/* Runs the program once. Every input must have been fed at least once since
+ * compile (feeding again between runs is optional: an input keeps its last
+ * value); otherwise the run fails naming the unfed inputs. */
 ASG_API asg_status asg_program_run(asg_program *p);
 /* Copies an output (one of those compiled for) into dst. */
 ASG_API asg_status asg_program_fetch(asg_program *p, const asg_tensor *t, void *dst, size_t nbytes);

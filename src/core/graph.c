@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/checks.h"
 #include "core/internal.h"
 
 const asg_op_info asg__op_info[ASG_OP_COUNT] = {
@@ -77,11 +78,10 @@ asg_graph *asg_graph_new(void) {
   return g;
 }
 
+/* Freeing twice or using the graph or its tensors afterwards is undefined
+ * (graph.h): nothing is marked for later calls to inspect. */
 void asg_graph_free(asg_graph *g) {
-  if (!g || g->magic != ASG_GRAPH_MAGIC) return;
-  for (int i = 0; i < g->n_nodes; i++)
-    g->nodes[i]->magic = ASG_DEAD_MAGIC;
-  g->magic = ASG_DEAD_MAGIC;
+  if (!g) return;
   asg__arena_free(&g->arena);
   free(g->nodes);
   free(g->updates);
@@ -160,12 +160,13 @@ asg_graph *asg__graph_of(const char *op, int n, asg_tensor *const *in) {
 asg_tensor *asg__node(asg_graph *g, asg_op op, asg_dtype dt, asg_shape shape, int n_in,
                       asg_tensor *const *in) {
   if (!g || g->status != ASG_OK) return NULL;
-  for (int i = 0; i < shape.ndim; i++)
-    if (shape.dims[i] < 0)
-      return asg__fail(g, ASG_ERR_SHAPE, asg__op_name(op), "negative dimension %lld",
-                       (long long)shape.dims[i]);
-  if (shape.ndim < 0 || shape.ndim > ASG_MAX_DIMS)
-    return asg__fail(g, ASG_ERR_SHAPE, asg__op_name(op), "rank %d out of range", shape.ndim);
+  /* every node's shape passes here: later size arithmetic (kernels, the
+   * memory plan) relies on it not overflowing */
+  char why[300];
+  if ((unsigned)dt >= ASG_DTYPE_COUNT)
+    return asg__fail(g, ASG_ERR_DTYPE, asg__op_name(op), "unknown dtype %d", (int)dt);
+  if (!asg__shape_check(shape, asg_dtype_size(dt), NULL, why, sizeof why))
+    return asg__fail(g, ASG_ERR_SHAPE, asg__op_name(op), "%s", why);
   for (int i = shape.ndim; i < ASG_MAX_DIMS; i++)
     shape.dims[i] = 0;
   if (g->n_nodes == g->cap_nodes) {
@@ -211,6 +212,8 @@ const char *asg_tensor_op_name(const asg_tensor *t) {
 }
 
 /* ---- leaves ---- */
+/* Leaves have no empty dims; sizes are checked by asg__node (which leaves
+ * also go through before any data is copied). */
 static bool valid_shape(asg_graph *g, const char *op, asg_shape s) {
   char buf[128];
   if (s.ndim < 0 || s.ndim > ASG_MAX_DIMS) {
@@ -293,12 +296,13 @@ asg_tensor *asg_constant(asg_graph *g, asg_dtype dt, asg_shape shape, const void
       !valid_shape(g, "constant", shape))
     return NULL;
   if (!data) return asg__fail(g, ASG_ERR_INVALID, "constant", "data is NULL");
+  asg_tensor *t = asg__node(g, ASG_OP_CONSTANT, dt, shape, 0, NULL); /* checks the size */
+  if (!t) return NULL;
   size_t bytes = (size_t)asg_shape_numel(shape) * asg_dtype_size(dt);
   void *d = asg__arena_alloc(&g->arena, bytes ? bytes : 1);
   if (!d) return asg__fail(g, ASG_ERR_OOM, "constant", "out of memory");
   memcpy(d, data, bytes);
-  asg_tensor *t = asg__node(g, ASG_OP_CONSTANT, dt, shape, 0, NULL);
-  if (t) t->data = d;
+  t->data = d;
   return t;
 }
 

@@ -1,13 +1,22 @@
 /* Programs: compiled plan + buffers on one backend; feed, run, fetch. */
 #include <math.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "runtime/backend.h"
 #include "runtime/compile.h"
+#include "runtime/program_internal.h"
 
-/* Variables live in a store that programs of one graph may share. */
+/* Variables live in a store that programs of one graph may share. The
+ * store's lock (recursive) is held by every call that touches the store or
+ * its device: a run, feeds and fetches, variable get/set, compiling a
+ * program onto it and freeing one. Programs sharing a store may therefore
+ * be used from different threads (one thread per program): their runs take
+ * turns instead of racing on the variables. */
 typedef struct asg_varstore {
+  pthread_mutex_t lock;
   int refs;
   const asg_backend *be;
   void *dev;
@@ -31,12 +40,15 @@ struct asg_program {
   int n_vars, n_consts, n_inputs;
   char **input_names;
   asg_tdesc *input_desc;
+  bool *fed; /* input i was fed since compile */
   out_entry *outs;
   int n_outs;
   void *exec;
   uint64_t runs;
   size_t arena_bytes, persistent_bytes;
   int n_steps;
+  asg__optim_info optim; /* set by asg_compile_train */
+  int streak_slot;       /* store slot of the guard's skip counter, or -1 */
 };
 
 const asg_backend *asg__backend_find(const char *name) {
@@ -60,8 +72,37 @@ bool asg_backend_available(const char *name) {
   return be && be->available();
 }
 
+static void store_lock(asg_varstore *vs) {
+  if (vs) pthread_mutex_lock(&vs->lock);
+}
+static void store_unlock(asg_varstore *vs) {
+  if (vs) pthread_mutex_unlock(&vs->lock);
+}
+
+static asg_varstore *store_new(void) {
+  asg_varstore *vs = calloc(1, sizeof *vs);
+  pthread_mutexattr_t a;
+  bool ok = vs && pthread_mutexattr_init(&a) == 0;
+  if (ok) {
+    ok = pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE) == 0 &&
+         pthread_mutex_init(&vs->lock, &a) == 0;
+    pthread_mutexattr_destroy(&a);
+  }
+  if (!ok) {
+    free(vs);
+    asg__error(ASG_ERR_OOM, "asg_compile: cannot create the variable store");
+    return NULL;
+  }
+  vs->refs = 1;
+  return vs;
+}
+
 static void store_release(asg_varstore *vs) {
-  if (!vs || --vs->refs > 0) return;
+  if (!vs) return;
+  store_lock(vs);
+  int left = --vs->refs;
+  store_unlock(vs);
+  if (left > 0) return;
   for (int i = 0; i < vs->n; i++) {
     if (vs->bufs[i]) vs->be->buffer_free(vs->dev, vs->bufs[i]);
     free(vs->names[i]);
@@ -70,6 +111,7 @@ static void store_release(asg_varstore *vs) {
   free(vs->desc);
   free(vs->bufs);
   if (vs->dev) vs->be->device_close(vs->dev);
+  pthread_mutex_destroy(&vs->lock);
   free(vs);
 }
 
@@ -125,22 +167,27 @@ static asg_status store_get(asg_varstore *vs, const asg_tensor *t, int *slot) {
   return ASG_OK;
 }
 
+/* Also frees partly built programs (a failed compile): any array may be
+ * NULL while its count is already set. */
 void asg_program_free(asg_program *p) {
   if (!p) return;
+  store_lock(p->vs); /* the device may be shared with a program running elsewhere */
   if (p->exec) p->be->exec_destroy(p->exec);
   void *dev = p->vs ? p->vs->dev : NULL;
-  for (int i = 0; i < p->n_consts; i++)
+  for (int i = 0; p->const_bufs && i < p->n_consts; i++)
     if (p->const_bufs[i]) p->be->buffer_free(dev, p->const_bufs[i]);
   for (int i = 0; i < p->n_inputs; i++) {
     if (p->input_bufs && p->input_bufs[i]) p->be->buffer_free(dev, p->input_bufs[i]);
     if (p->input_names) free(p->input_names[i]);
   }
   if (p->arena) p->be->buffer_free(dev, p->arena);
+  store_unlock(p->vs);
   free(p->var_bufs);
   free(p->const_bufs);
   free(p->input_bufs);
   free(p->input_names);
   free(p->input_desc);
+  free(p->fed);
   free(p->outs);
   store_release(p->vs);
   free(p);
@@ -167,7 +214,7 @@ asg_program *asg_compile(asg_graph *g, int n_out, asg_tensor *const *outs,
   asg_compile_opts o = {0};
   if (opts) o = *opts;
   if (!g || g->magic != ASG_GRAPH_MAGIC) {
-    asg__error(ASG_ERR_INVALID, "asg_compile: graph is NULL or freed");
+    asg__error(ASG_ERR_INVALID, "asg_compile: graph is NULL or not a graph");
     return NULL;
   }
   if (g->status != ASG_OK) {
@@ -184,6 +231,12 @@ asg_program *asg_compile(asg_graph *g, int n_out, asg_tensor *const *outs,
                  i);
       return NULL;
     }
+  if (o.num_threads < 0) {
+    asg__error(ASG_ERR_INVALID,
+               "asg_compile: num_threads is %d; give a count >= 1, or 0 for the default",
+               o.num_threads);
+    return NULL;
+  }
   const asg_backend *be = asg__backend_find(o.backend);
   if (!be) return NULL;
   if (!be->available()) {
@@ -201,16 +254,18 @@ asg_program *asg_compile(asg_graph *g, int n_out, asg_tensor *const *outs,
   asg_status st = p ? ASG_OK : asg__error(ASG_ERR_OOM, "asg_compile: out of memory");
   if (st) goto fail;
   p->be = be;
+  p->streak_slot = -1;
   if (o.share_variables) {
     p->vs = o.share_variables->vs;
+    store_lock(p->vs); /* held until the program is complete (or freed) */
     p->vs->refs++;
   } else {
-    p->vs = calloc(1, sizeof *p->vs);
+    p->vs = store_new();
     if (!p->vs) {
-      st = asg__error(ASG_ERR_OOM, "asg_compile: out of memory");
+      st = ASG_ERR_OOM;
       goto fail;
     }
-    p->vs->refs = 1;
+    store_lock(p->vs);
     p->vs->be = be;
     st = be->device_open(o.num_threads, &p->vs->dev);
     if (st) goto fail;
@@ -223,9 +278,10 @@ asg_program *asg_compile(asg_graph *g, int n_out, asg_tensor *const *outs,
   p->input_bufs = calloc((size_t)c.n_inputs + 1, sizeof(void *));
   p->input_names = calloc((size_t)c.n_inputs + 1, sizeof(char *));
   p->input_desc = calloc((size_t)c.n_inputs + 1, sizeof(asg_tdesc));
+  p->fed = calloc((size_t)c.n_inputs + 1, sizeof(bool));
   p->outs = calloc((size_t)(n_out + c.n_vars + c.n_inputs) + 1, sizeof(out_entry));
   if (!p->var_bufs || !p->const_bufs || !p->input_bufs || !p->input_names || !p->input_desc ||
-      !p->outs) {
+      !p->fed || !p->outs) {
     st = asg__error(ASG_ERR_OOM, "asg_compile: out of memory");
     goto fail;
   }
@@ -262,12 +318,15 @@ asg_program *asg_compile(asg_graph *g, int n_out, asg_tensor *const *outs,
   if (o.allow_tf32) c.plan.flags |= ASG_PLAN_TF32;
   if (o.bf16_matmul) c.plan.flags |= ASG_PLAN_BF16;
   if (o.fp16_matmul) c.plan.flags |= ASG_PLAN_F16;
+  if (o.unchecked_indices) c.plan.flags |= ASG_PLAN_UNCHECKED_INDEX;
   st = be->exec_create(p->vs->dev, &c.plan, &bufs, &p->exec);
   if (st) goto fail;
   asg__compiled_free(&c);
+  store_unlock(p->vs);
   return p;
 fail:
   asg__compiled_free(&c);
+  if (p) store_unlock(p->vs);
   asg_program_free(p);
   return NULL;
 }
@@ -293,15 +352,101 @@ asg_status asg_program_feed(asg_program *p, const char *name, const void *data, 
                       name, asg_dtype_name(p->input_desc[i].dtype),
                       asg_shape_str(p->input_desc[i].shape, b, sizeof b), want, nbytes);
   }
-  return p->be->buffer_write(p->vs->dev, p->input_bufs[i], 0, data, nbytes);
+  store_lock(p->vs);
+  asg_status st = p->be->buffer_write(p->vs->dev, p->input_bufs[i], 0, data, nbytes);
+  store_unlock(p->vs);
+  if (!st) p->fed[i] = true;
+  return st;
+}
+
+asg_status asg_program_feed_tensor(asg_program *p, const char *name, asg_dtype dt, asg_shape shape,
+                                   const void *data) {
+  if (!p || !name || !data)
+    return asg__error(ASG_ERR_INVALID, "asg_program_feed_tensor: NULL argument");
+  int i = input_index(p, name);
+  if (i < 0)
+    return asg__error(ASG_ERR_NOT_FOUND,
+                      "asg_program_feed_tensor: program has no input named '%s' (inputs that the "
+                      "compiled outputs do not depend on are not part of the program)",
+                      name);
+  const asg_tdesc *d = &p->input_desc[i];
+  char b1[96], b2[96];
+  if (shape.ndim < 0 || shape.ndim > ASG_MAX_DIMS)
+    return asg__error(ASG_ERR_SHAPE, "asg_program_feed_tensor: input '%s': rank %d given", name,
+                      shape.ndim);
+  if (dt != d->dtype || !asg_shape_equal(shape, d->shape))
+    return asg__error(dt != d->dtype ? ASG_ERR_DTYPE : ASG_ERR_SHAPE,
+                      "asg_program_feed_tensor: input '%s' is %s %s, got %s %s", name,
+                      asg_dtype_name(d->dtype), asg_shape_str(d->shape, b1, sizeof b1),
+                      asg_dtype_name(dt), asg_shape_str(shape, b2, sizeof b2));
+  return asg_program_feed(p, name, data, asg__tdesc_bytes(d));
+}
+
+/* Every input must have been fed since compile: an unfed input buffer holds
+ * whatever the allocator gave it. Names up to 4 of them. */
+static asg_status check_fed(const asg_program *p) {
+  int n = 0;
+  char list[400] = "";
+  size_t k = 0;
+  for (int i = 0; i < p->n_inputs; i++) {
+    if (p->fed[i]) continue;
+    if (n < 4 && k < sizeof list)
+      k += (size_t)snprintf(list + k, sizeof list - k, "%s'%.80s'", n ? ", " : "",
+                            p->input_names[i]);
+    n++;
+  }
+  if (!n) return ASG_OK;
+  return asg__error(ASG_ERR_INVALID,
+                    "asg_program_run: %d input%s never fed: %s%s (feed every input with "
+                    "asg_program_feed before the first run)",
+                    n, n == 1 ? " was" : "s were", list, n > 4 ? ", ..." : "");
+}
+
+/* The non-finite guard (asg_compile_train): fails once the counter of runs
+ * skipped in a row reaches the limit. Called with the store locked. */
+static asg_status check_skips(asg_program *p) {
+  asg_varstore *vs = p->vs;
+  unsigned char v[8];
+  asg_dtype dt = vs->desc[p->streak_slot].dtype;
+  asg_status st = p->be->buffer_read(vs->dev, vs->bufs[p->streak_slot], 0, v, asg_dtype_size(dt));
+  if (st) return st;
+  double streak;
+  if (dt == ASG_F64) {
+    memcpy(&streak, v, 8);
+  } else {
+    float f;
+    memcpy(&f, v, 4);
+    streak = f;
+  }
+  if (!(streak >= (double)p->optim.max_skips)) return ASG_OK;
+  return asg__error(ASG_ERR_INVALID,
+                    "asg_program_run: the last %.0f runs had non-finite gradients (inf or NaN) and "
+                    "changed nothing (asg_optim.skip_nonfinite, limit max_skips = %lld): check the "
+                    "inputs, the learning rate and the loss; asg_optim_get_stats tells the "
+                    "counts and the loss scale",
+                    streak, (long long)p->optim.max_skips);
 }
 
 asg_status asg_program_run(asg_program *p) {
   if (!p) return asg__error(ASG_ERR_INVALID, "asg_program_run: program is NULL");
-  asg_status st = p->be->exec_run(p->exec, p->runs);
+  asg_status st = check_fed(p);
+  if (st) return st;
+  store_lock(p->vs); /* variables may be shared with a program on another thread */
+  st = p->be->exec_run(p->exec, p->runs);
   if (!st) p->runs++;
+  if (!st && p->streak_slot >= 0) st = check_skips(p);
+  store_unlock(p->vs);
   return st;
 }
+
+void asg__program_set_optim_info(asg_program *p, const asg__optim_info *info) {
+  p->optim = *info;
+  store_lock(p->vs);
+  p->streak_slot = info->max_skips > 0 ? store_find(p->vs, "optim/skip_streak") : -1;
+  store_unlock(p->vs);
+}
+
+const asg__optim_info *asg__program_optim_info(const asg_program *p) { return &p->optim; }
 
 static const out_entry *find_out(const asg_program *p, const asg_tensor *t) {
   for (int i = 0; i < p->n_outs; i++)
@@ -330,7 +475,10 @@ asg_status asg_program_fetch(asg_program *p, const asg_tensor *t, void *dst, siz
   if (nbytes != want)
     return asg__error(ASG_ERR_SHAPE, "asg_program_fetch: output is %zu bytes, buffer is %zu", want,
                       nbytes);
-  return p->be->buffer_read(p->vs->dev, base_of(p, e->buf), e->buf.offset, dst, nbytes);
+  store_lock(p->vs);
+  asg_status st = p->be->buffer_read(p->vs->dev, base_of(p, e->buf), e->buf.offset, dst, nbytes);
+  store_unlock(p->vs);
+  return st;
 }
 
 double asg_program_scalar(asg_program *p, const asg_tensor *t) {
@@ -345,7 +493,14 @@ double asg_program_scalar(asg_program *p, const asg_tensor *t) {
   }
   unsigned char v[8];
   size_t sz = asg_dtype_size(e->desc.dtype);
-  if (p->be->buffer_read(p->vs->dev, base_of(p, e->buf), e->buf.offset, v, sz)) return NAN;
+  if (sz > sizeof v) {
+    asg__error(ASG_ERR_DTYPE, "asg_program_scalar: dtype %s", asg_dtype_name(e->desc.dtype));
+    return NAN;
+  }
+  store_lock(p->vs);
+  asg_status st = p->be->buffer_read(p->vs->dev, base_of(p, e->buf), e->buf.offset, v, sz);
+  store_unlock(p->vs);
+  if (st) return NAN;
   switch (e->desc.dtype) {
   case ASG_F32: {
     float f;
@@ -386,40 +541,60 @@ static asg_status var_slot(const asg_program *p, const char *name, size_t nbytes
 }
 
 asg_status asg_program_get_variable(asg_program *p, const char *name, void *dst, size_t nbytes) {
+  if (!p) return asg__error(ASG_ERR_INVALID, "asg_program_get_variable: NULL argument");
+  store_lock(p->vs);
   int i;
   asg_status st = var_slot(p, name, nbytes, "asg_program_get_variable", &i);
-  if (st) return st;
-  if (!dst) return asg__error(ASG_ERR_INVALID, "asg_program_get_variable: dst is NULL");
-  return p->be->buffer_read(p->vs->dev, p->vs->bufs[i], 0, dst, nbytes);
+  if (!st && !dst) st = asg__error(ASG_ERR_INVALID, "asg_program_get_variable: dst is NULL");
+  if (!st) st = p->be->buffer_read(p->vs->dev, p->vs->bufs[i], 0, dst, nbytes);
+  store_unlock(p->vs);
+  return st;
 }
 
 asg_status asg_program_set_variable(asg_program *p, const char *name, const void *src,
                                     size_t nbytes) {
+  if (!p) return asg__error(ASG_ERR_INVALID, "asg_program_set_variable: NULL argument");
+  store_lock(p->vs);
   int i;
   asg_status st = var_slot(p, name, nbytes, "asg_program_set_variable", &i);
-  if (st) return st;
-  if (!src) return asg__error(ASG_ERR_INVALID, "asg_program_set_variable: src is NULL");
-  return p->be->buffer_write(p->vs->dev, p->vs->bufs[i], 0, src, nbytes);
+  if (!st && !src) st = asg__error(ASG_ERR_INVALID, "asg_program_set_variable: src is NULL");
+  if (!st) st = p->be->buffer_write(p->vs->dev, p->vs->bufs[i], 0, src, nbytes);
+  store_unlock(p->vs);
+  return st;
 }
 
-int asg_program_variable_count(const asg_program *p) { return p ? p->vs->n : 0; }
+int asg_program_variable_count(const asg_program *p) {
+  if (!p) return 0;
+  store_lock(p->vs);
+  int n = p->vs->n;
+  store_unlock(p->vs);
+  return n;
+}
 
 asg_status asg_program_variable_info(const asg_program *p, int i, const char **name, asg_dtype *dt,
                                      asg_shape *shape) {
-  if (!p || i < 0 || i >= p->vs->n)
-    return asg__error(ASG_ERR_INVALID, "asg_program_variable_info: index %d out of range", i);
-  if (name) *name = p->vs->names[i];
-  if (dt) *dt = p->vs->desc[i].dtype;
-  if (shape) *shape = p->vs->desc[i].shape;
-  return ASG_OK;
+  if (!p) return asg__error(ASG_ERR_INVALID, "asg_program_variable_info: program is NULL");
+  asg_status st = ASG_OK;
+  store_lock(p->vs);
+  if (i < 0 || i >= p->vs->n) {
+    st = asg__error(ASG_ERR_INVALID, "asg_program_variable_info: index %d out of range", i);
+  } else {
+    if (name) *name = p->vs->names[i]; /* never moves: the store only grows */
+    if (dt) *dt = p->vs->desc[i].dtype;
+    if (shape) *shape = p->vs->desc[i].shape;
+  }
+  store_unlock(p->vs);
+  return st;
 }
 
 size_t asg_program_peak_memory(const asg_program *p) { return p ? p->arena_bytes : 0; }
 size_t asg_program_persistent_memory(const asg_program *p) {
   if (!p) return 0;
   size_t n = p->persistent_bytes;
+  store_lock(p->vs);
   for (int i = 0; i < p->vs->n; i++)
     n += asg__tdesc_bytes(&p->vs->desc[i]);
+  store_unlock(p->vs);
   return n;
 }
 int asg_program_step_count(const asg_program *p) { return p ? p->n_steps : 0; }

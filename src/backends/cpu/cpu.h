@@ -3,6 +3,7 @@
 #ifndef ASG_CPU_H
 #define ASG_CPU_H
 
+#include "backends/cpu/cpu_pool.h"
 #include "runtime/plan.h"
 
 typedef struct asg_cpu_call {
@@ -11,7 +12,8 @@ typedef struct asg_cpu_call {
   const void *const *in; /* s->n_in pointers */
   void *ws;              /* workspace of the size the kernel asked for */
   uint64_t run;          /* program run count (RNG key) */
-  int nthreads;
+  asg_cpu_pool *pool;    /* the device's threads (asg_cpu_parallel_for) */
+  int nthreads;          /* threads in pool */
 } asg_cpu_call;
 
 typedef struct asg_cpu_kernel {
@@ -35,14 +37,21 @@ void asg_cpu_register_attention(asg_cpu_kernel *t);
 /* Work below this many elements runs on one thread. */
 #define ASG_CPU_PAR_MIN 32768
 
+/* Threads for a loop of `units` independent units and `work` elements:
+ * the program's threads when there is enough work, else 1 (no wake-up). */
+static inline int asg_cpu_threads_for(const asg_cpu_call *c, int64_t work, int64_t units) {
+  return work >= ASG_CPU_PAR_MIN && units > 1 ? c->nthreads : 1;
+}
+
 /* Makes the BLAS single-threaded: parallelism comes from our threads. */
 void asg_cpu_blas_init(void);
-/* C = alpha * op(A) op(B) + beta * C, row-major; BLAS when built with it. */
+/* C = alpha * op(A) op(B) + beta * C, row-major; BLAS when built with it.
+ * Large products are split over pool's threads (NULL: this thread only). */
 void asg_cpu_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                    int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc,
-                   int nthreads);
+                   asg_cpu_pool *pool);
 void asg_cpu_dgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double *A,
                    int64_t lda, const double *B, int64_t ldb, double beta, double *C, int64_t ldc,
-                   int nthreads);
+                   asg_cpu_pool *pool);
 
 #endif

@@ -16,9 +16,6 @@
 
 #include "backends/cpu/cpu.h"
 #include "runtime/layout.h"
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #define BLK 64
 
@@ -44,14 +41,6 @@ static inline int64_t n_keys(const att_dims *a, int64_t i) {
   return a->causal && i + 1 < a->Tk ? i + 1 : a->Tk;
 }
 
-static inline int thread_id(void) {
-#ifdef _OPENMP
-  return omp_get_thread_num();
-#else
-  return 0;
-#endif
-}
-
 /* Two [BLK, max(Tq, Tk)] buffers per thread. */
 static size_t att_ws(const asg_step *s, int nthreads) {
   att_dims a = dims_of(s);
@@ -62,20 +51,19 @@ static size_t att_ws(const asg_step *s, int nthreads) {
 #define DEF_ATT(SUF, T, EXP, LOG, GEMM)                                                            \
   /* ATTENTION (o) and ATTENTION_LSE (lse), one block of queries per task:                         \
    * S = scale Q K^T over the block's visible keys, softmax rows, O = P V. */                      \
-  static void fwd_##SUF(const asg_cpu_call *c, const att_dims *a, bool lse_only, int nt) {         \
-    (void)nt; /* unused without OpenMP */                                                          \
+  static void fwd_##SUF(const asg_cpu_call *c, const att_dims *a, bool lse_only, int64_t lo,       \
+                        int64_t hi, int tid) {                                                     \
     const T *q = c->in[0], *k = c->in[1], *v = lse_only ? NULL : c->in[2];                         \
     T *out = c->out;                                                                               \
     const T sc = (T)c->s->attr.f[0];                                                               \
     const int64_t Tq = a->Tq, Tk = a->Tk, D = a->D, nbq = (Tq + BLK - 1) / BLK;                    \
     const int64_t ldw = 2 * BLK * (Tq > Tk ? Tq : Tk);                                             \
-    _Pragma("omp parallel for num_threads(nt) schedule(static)") for (int64_t u = 0;               \
-                                                                      u < a->NB * nbq; u++) {      \
+    for (int64_t u = lo; u < hi; u++) {                                                            \
       int64_t b = u / nbq, i0 = (u % nbq) * BLK, nq = Tq - i0 < BLK ? Tq - i0 : BLK;               \
       int64_t nkb = n_keys(a, i0 + nq - 1); /* the block's last row sees the most keys */          \
       const T *qb = q + (b * Tq + i0) * D, *kb = k + b * Tk * D;                                   \
-      T *S = (T *)c->ws + thread_id() * ldw; /* [nq, nkb] */                                       \
-      GEMM(false, true, nq, nkb, D, sc, qb, D, kb, D, 0, S, nkb, 1);                               \
+      T *S = (T *)c->ws + tid * ldw; /* [nq, nkb] */                                               \
+      GEMM(false, true, nq, nkb, D, sc, qb, D, kb, D, 0, S, nkb, NULL);                            \
       const T *mr = a->mask >= 0 ? (const T *)c->in[a->mask] + (b / a->G) * Tk : NULL;             \
       for (int64_t r = 0; r < nq; r++) {                                                           \
         T *row = S + r * nkb;                                                                      \
@@ -107,26 +95,25 @@ static size_t att_ws(const asg_step *s, int nthreads) {
       }                                                                                            \
       if (!lse_only)                                                                               \
         GEMM(false, false, nq, D, nkb, 1, S, nkb, v + b * Tk * D, D, 0, out + (b * Tq + i0) * D,   \
-             D, 1);                                                                                \
+             D, NULL);                                                                             \
     }                                                                                              \
   }                                                                                                \
   /* ATTENTION_BWD_Q, one block of queries per task: P = exp(scale Q K^T - lse),                   \
    * dP = dO V^T, dS = P (dP - delta), dQ = scale dS K. */                                         \
-  static void bwd_q_##SUF(const asg_cpu_call *c, const att_dims *a, int nt) {                      \
-    (void)nt; /* unused without OpenMP */                                                          \
+  static void bwd_q_##SUF(const asg_cpu_call *c, const att_dims *a, int64_t lo, int64_t hi,        \
+                          int tid) {                                                               \
     const T *q = c->in[0], *k = c->in[1], *v = c->in[2], *dO = c->in[3], *lse = c->in[4],          \
             *dl = c->in[5];                                                                        \
     const T sc = (T)c->s->attr.f[0];                                                               \
     const int64_t Tq = a->Tq, Tk = a->Tk, D = a->D, nbq = (Tq + BLK - 1) / BLK;                    \
     const int64_t ldw = 2 * BLK * (Tq > Tk ? Tq : Tk);                                             \
-    _Pragma("omp parallel for num_threads(nt) schedule(static)") for (int64_t u = 0;               \
-                                                                      u < a->NB * nbq; u++) {      \
+    for (int64_t u = lo; u < hi; u++) {                                                            \
       int64_t b = u / nbq, i0 = (u % nbq) * BLK, nq = Tq - i0 < BLK ? Tq - i0 : BLK;               \
       int64_t nkb = n_keys(a, i0 + nq - 1), r0 = b * Tq + i0;                                      \
       const T *kb = k + b * Tk * D;                                                                \
-      T *P = (T *)c->ws + thread_id() * ldw, *dP = P + BLK * nkb; /* [nq, nkb] each */             \
-      GEMM(false, true, nq, nkb, D, sc, q + r0 * D, D, kb, D, 0, P, nkb, 1);                       \
-      GEMM(false, true, nq, nkb, D, 1, dO + r0 * D, D, v + b * Tk * D, D, 0, dP, nkb, 1);          \
+      T *P = (T *)c->ws + tid * ldw, *dP = P + BLK * nkb; /* [nq, nkb] each */                     \
+      GEMM(false, true, nq, nkb, D, sc, q + r0 * D, D, kb, D, 0, P, nkb, NULL);                    \
+      GEMM(false, true, nq, nkb, D, 1, dO + r0 * D, D, v + b * Tk * D, D, 0, dP, nkb, NULL);       \
       const T *mr = a->mask >= 0 ? (const T *)c->in[a->mask] + (b / a->G) * Tk : NULL;             \
       for (int64_t r = 0; r < nq; r++) {                                                           \
         T *pr = P + r * nkb, *dpr = dP + r * nkb, li = lse[r0 + r], di = dl[r0 + r];               \
@@ -136,22 +123,21 @@ static size_t att_ws(const asg_step *s, int nthreads) {
         for (int64_t j = nk; j < nkb; j++)                                                         \
           pr[j] = 0;                                                                               \
       }                                                                                            \
-      GEMM(false, false, nq, D, nkb, sc, P, nkb, kb, D, 0, (T *)c->out + r0 * D, D, 1);            \
+      GEMM(false, false, nq, D, nkb, sc, P, nkb, kb, D, 0, (T *)c->out + r0 * D, D, NULL);         \
     }                                                                                              \
   }                                                                                                \
   /* ATTENTION_BWD_KV, one block of keys per task, over the queries that see                       \
    * any of them (causal: i >= j0): P^T = exp(scale K Q^T - lse), dV = P^T dO,                     \
    * dP^T = V dO^T, dS^T = P^T (dP^T - delta), dK = scale dS^T Q. */                               \
-  static void bwd_kv_##SUF(const asg_cpu_call *c, const att_dims *a, int nt) {                     \
-    (void)nt; /* unused without OpenMP */                                                          \
+  static void bwd_kv_##SUF(const asg_cpu_call *c, const att_dims *a, int64_t lo, int64_t hi,       \
+                           int tid) {                                                              \
     const T *q = c->in[0], *k = c->in[1], *v = c->in[2], *dO = c->in[3], *lse = c->in[4],          \
             *dl = c->in[5];                                                                        \
     const T sc = (T)c->s->attr.f[0];                                                               \
     const int64_t Tq = a->Tq, Tk = a->Tk, D = a->D, nbk = (Tk + BLK - 1) / BLK;                    \
     const int64_t ldw = 2 * BLK * (Tq > Tk ? Tq : Tk);                                             \
     T *dk = c->out, *dv = (T *)c->out + a->NB * Tk * D; /* dkv [2, NB, Tk, D] */                   \
-    _Pragma("omp parallel for num_threads(nt) schedule(static)") for (int64_t u = 0;               \
-                                                                      u < a->NB * nbk; u++) {      \
+    for (int64_t u = lo; u < hi; u++) {                                                            \
       int64_t b = u / nbk, j0 = (u % nbk) * BLK, nk = Tk - j0 < BLK ? Tk - j0 : BLK;               \
       int64_t ilo = a->causal ? j0 : 0, nqv = Tq - ilo, c0 = b * Tk + j0, r0 = b * Tq + ilo;       \
       if (nqv <= 0) { /* no query sees these keys */                                               \
@@ -159,9 +145,9 @@ static size_t att_ws(const asg_step *s, int nthreads) {
         memset(dv + c0 * D, 0, sizeof(T) * (size_t)(nk * D));                                      \
         continue;                                                                                  \
       }                                                                                            \
-      T *P = (T *)c->ws + thread_id() * ldw, *dP = P + BLK * nqv; /* [nk, nqv] each */             \
-      GEMM(false, true, nk, nqv, D, sc, k + c0 * D, D, q + r0 * D, D, 0, P, nqv, 1);               \
-      GEMM(false, true, nk, nqv, D, 1, v + c0 * D, D, dO + r0 * D, D, 0, dP, nqv, 1);              \
+      T *P = (T *)c->ws + tid * ldw, *dP = P + BLK * nqv; /* [nk, nqv] each */                     \
+      GEMM(false, true, nk, nqv, D, sc, k + c0 * D, D, q + r0 * D, D, 0, P, nqv, NULL);            \
+      GEMM(false, true, nk, nqv, D, 1, v + c0 * D, D, dO + r0 * D, D, 0, dP, nqv, NULL);           \
       const T *mr = a->mask >= 0 ? (const T *)c->in[a->mask] + (b / a->G) * Tk : NULL;             \
       for (int64_t jj = 0; jj < nk; jj++) {                                                        \
         T *pr = P + jj * nqv, *dpr = dP + jj * nqv;                                                \
@@ -172,34 +158,48 @@ static size_t att_ws(const asg_step *s, int nthreads) {
           dpr[ii] = pr[ii] * (dpr[ii] - dl[r0 + ii]); /* dS^T */                                   \
         }                                                                                          \
       }                                                                                            \
-      GEMM(false, false, nk, D, nqv, 1, P, nqv, dO + r0 * D, D, 0, dv + c0 * D, D, 1);             \
-      GEMM(false, false, nk, D, nqv, sc, dP, nqv, q + r0 * D, D, 0, dk + c0 * D, D, 1);            \
+      GEMM(false, false, nk, D, nqv, 1, P, nqv, dO + r0 * D, D, 0, dv + c0 * D, D, NULL);          \
+      GEMM(false, false, nk, D, nqv, sc, dP, nqv, q + r0 * D, D, 0, dk + c0 * D, D, NULL);         \
     }                                                                                              \
   }
 
 DEF_ATT(f32, float, expf, logf, asg_cpu_sgemm)
 DEF_ATT(f64, double, exp, log, asg_cpu_dgemm)
 
+typedef struct att_job {
+  const asg_cpu_call *c;
+  att_dims a;
+} att_job;
+
+/* Blocks [lo, hi) of the step, as thread tid (its workspace slice). */
+static void att_range(void *ctx, int64_t lo, int64_t hi, int tid) {
+  const att_job *j = ctx;
+  const asg_cpu_call *c = j->c;
+  bool f32 = c->s->out.dtype == ASG_F32;
+  switch (c->s->op) {
+  case ASG_OP_ATTENTION:
+  case ASG_OP_ATTENTION_LSE: {
+    bool lse = c->s->op == ASG_OP_ATTENTION_LSE;
+    f32 ? fwd_f32(c, &j->a, lse, lo, hi, tid) : fwd_f64(c, &j->a, lse, lo, hi, tid);
+    break;
+  }
+  case ASG_OP_ATTENTION_BWD_Q:
+    f32 ? bwd_q_f32(c, &j->a, lo, hi, tid) : bwd_q_f64(c, &j->a, lo, hi, tid);
+    break;
+  default: f32 ? bwd_kv_f32(c, &j->a, lo, hi, tid) : bwd_kv_f64(c, &j->a, lo, hi, tid); break;
+  }
+}
+
 static asg_status attention_kernel(const asg_cpu_call *c) {
   const asg_step *s = c->s;
   asg_dtype dt = s->out.dtype;
   if (dt != ASG_F32 && dt != ASG_F64)
     return asg__error(ASG_ERR_DTYPE, "cpu: %s: dtype not supported", s->label);
-  att_dims a = dims_of(s);
-  if (a.NB == 0) return ASG_OK;
-  int64_t units = a.NB * (((s->op == ASG_OP_ATTENTION_BWD_KV ? a.Tk : a.Tq) + BLK - 1) / BLK);
-  int nt = a.NB * a.Tq * a.Tk * a.D >= ASG_CPU_PAR_MIN && units > 1 ? c->nthreads : 1;
-  bool f32 = dt == ASG_F32;
-  switch (s->op) {
-  case ASG_OP_ATTENTION:
-  case ASG_OP_ATTENTION_LSE: {
-    bool lse = s->op == ASG_OP_ATTENTION_LSE;
-    f32 ? fwd_f32(c, &a, lse, nt) : fwd_f64(c, &a, lse, nt);
-    break;
-  }
-  case ASG_OP_ATTENTION_BWD_Q: f32 ? bwd_q_f32(c, &a, nt) : bwd_q_f64(c, &a, nt); break;
-  default: f32 ? bwd_kv_f32(c, &a, nt) : bwd_kv_f64(c, &a, nt); break;
-  }
+  att_job j = {c, dims_of(s)};
+  if (j.a.NB == 0) return ASG_OK;
+  int64_t units = j.a.NB * (((s->op == ASG_OP_ATTENTION_BWD_KV ? j.a.Tk : j.a.Tq) + BLK - 1) / BLK);
+  int nt = asg_cpu_threads_for(c, j.a.NB * j.a.Tq * j.a.Tk * j.a.D, units);
+  asg_cpu_parallel_for(c->pool, nt, units, att_range, &j);
   return ASG_OK;
 }
 

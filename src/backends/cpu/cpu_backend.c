@@ -3,9 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "backends/cpu/cpu.h"
 #include "runtime/backend.h"
@@ -36,24 +33,31 @@ static bool cpu_supports(asg_op op) {
   return (unsigned)op < ASG_OP_COUNT && table[op].run != NULL;
 }
 
+/* The device owns the thread pool: programs sharing variables share it
+ * (asg_cpu_parallel_for runs a second concurrent caller's loops inline). */
 typedef struct cpu_dev {
   int nthreads;
+  asg_cpu_pool *pool;
 } cpu_dev;
 
 static asg_status cpu_open(int nthreads, void **dev) {
   table_init();
   cpu_dev *d = malloc(sizeof *d);
   if (!d) return asg__error(ASG_ERR_OOM, "cpu: out of memory");
-#ifdef _OPENMP
-  d->nthreads = nthreads > 0 ? nthreads : omp_get_max_threads();
-#else
-  (void)nthreads;
-  d->nthreads = 1;
-#endif
+  d->nthreads = nthreads > 0 ? nthreads : asg_cpu_default_threads();
+  asg_status st = asg_cpu_pool_new(d->nthreads, &d->pool);
+  if (st) {
+    free(d);
+    return st;
+  }
   *dev = d;
   return ASG_OK;
 }
-static void cpu_close(void *dev) { free(dev); }
+static void cpu_close(void *dev) {
+  cpu_dev *d = dev;
+  if (d) asg_cpu_pool_free(d->pool);
+  free(d);
+}
 
 static asg_status cpu_alloc(void *dev, size_t bytes, void **buf) {
   (void)dev;
@@ -81,7 +85,9 @@ static asg_status cpu_read(void *dev, void *buf, size_t off, void *dst, size_t n
 typedef struct cpu_exec {
   asg_resolved r;
   void *ws;
+  asg_cpu_pool *pool;
   int nthreads;
+  bool check_index; /* scan index inputs first (runtime/backend.h) */
 } cpu_exec;
 
 static void cpu_exec_destroy(void *e) {
@@ -97,7 +103,9 @@ static asg_status cpu_exec_create(void *dev, const asg_plan *plan, const asg_buf
   cpu_dev *d = dev;
   cpu_exec *x = calloc(1, sizeof *x);
   if (!x) return asg__error(ASG_ERR_OOM, "cpu: out of memory");
+  x->pool = d->pool;
   x->nthreads = d->nthreads;
+  x->check_index = !(plan->flags & ASG_PLAN_UNCHECKED_INDEX);
   asg_status st = asg__resolve_plan(plan, bufs, &x->r);
   size_t ws = 0;
   for (int i = 0; i < x->r.plan.n_steps && !st; i++) {
@@ -123,19 +131,17 @@ static asg_status cpu_exec_run(void *e, uint64_t run) {
   cpu_exec *x = e;
   for (int i = 0; i < x->r.plan.n_steps; i++) {
     const asg_step *s = &x->r.plan.steps[i];
-    asg_cpu_call c = {s, x->r.out[i], x->r.in[i], x->ws, run, x->nthreads};
-    asg_status st = table[s->op].run(&c);
+    asg_cpu_call c = {s, x->r.out[i], x->r.in[i], x->ws, run, x->pool, x->nthreads};
+    asg_status st =
+        x->check_index && asg__step_checks_index(s) ? asg__index_check_host(s, x->r.in[i]) : ASG_OK;
+    if (!st) st = table[s->op].run(&c);
     if (st) return st;
   }
   return ASG_OK;
 }
 
 static void cpu_describe(char *buf, size_t n) {
-  int threads = 1;
-#ifdef _OPENMP
-  threads = omp_get_max_threads();
-#endif
-  snprintf(buf, n, "host CPU: %d threads, BLAS %s", threads,
+  snprintf(buf, n, "host CPU: %d threads, BLAS %s", asg_cpu_default_threads(),
 #ifdef ASG_HAVE_CBLAS
            "OpenBLAS"
 #else

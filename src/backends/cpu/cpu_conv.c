@@ -4,10 +4,10 @@
  * Convolutions are im2col + GEMM per image and group. With several threads
  * the images are split into nt = min(threads, N) fixed contiguous blocks,
  * one per thread, each with its own column buffer in the workspace, and the
- * GEMMs are called from inside the parallel loop (single images of a small
- * CNN are too small for a threaded GEMM to pay off, and OpenMP threads that
- * spin while BLAS threads run cost more than they give). With one image or
- * one thread the images run in order and the GEMM may thread inside BLAS.
+ * GEMMs are called from inside the parallel loop, single-threaded (single
+ * images of a small CNN are too small for a threaded GEMM to pay off). With
+ * one image or one thread the images run in order and each GEMM is split
+ * over the threads instead.
  * The weight gradient sums each block into its own partial buffer, then adds
  * the partials in block order: the result depends only on the shapes and
  * the program's thread count, never on timing. Attribute layout:
@@ -76,20 +76,6 @@ static void valid_range(int64_t n, int64_t on, int64_t s, int64_t off, int64_t *
   *lo = l, *hi = h;
 }
 
-/* Runs BODY for each image n of block t (blocks are fixed contiguous
- * ranges), blocks in parallel when nb > 1. */
-#define FOR_BLOCKS(nb, ...)                                                                        \
-  {                                                                                                \
-    int nb_ = (nb);                                                                                \
-    _Pragma("omp parallel for num_threads(nb_) schedule(static, 1) if (nb_ > 1)") for (int t = 0;  \
-                                                                                       t < nb_;    \
-                                                                                       t++) {      \
-      for (int64_t n = g->N * t / nb_; n < g->N * (t + 1) / nb_; n++) {                            \
-        __VA_ARGS__                                                                                \
-      }                                                                                            \
-    }                                                                                              \
-  }
-
 #define DEF_CONV(SUF, T, GEMM)                                                                     \
   /* x: one image's group channels [Cg,H,W] -> col [CKK, OHW] */                                   \
   static void im2col_##SUF(const cgeo *g, const T *x, T *col) {                                    \
@@ -136,87 +122,133 @@ static void valid_range(int64_t n, int64_t on, int64_t s, int64_t off, int64_t *
           }                                                                                        \
         }                                                                                          \
   }                                                                                                \
-  /* x [N,C,H,W], w [O,Cg,KH,KW] -> y [N,O,OH,OW]: y_ng [Og,OHW] = w_g [Og,CKK] col */             \
-  static void fwd_##SUF(const asg_cpu_call *c, const cgeo *g, int nb) {                            \
+  /* Image n (block t) of x [N,C,H,W], w [O,Cg,KH,KW] -> y [N,O,OH,OW]:                            \
+   * y_ng [Og,OHW] = w_g [Og,CKK] col */                                                           \
+  static void fwd_##SUF(const asg_cpu_call *c, const cgeo *g, int64_t n, int64_t t,                \
+                        asg_cpu_pool *gp) {                                                        \
     const T *x = c->in[0], *w = c->in[1];                                                          \
     T *y = c->out;                                                                                 \
-    int gt = nb > 1 ? 1 : c->nthreads; /* GEMM threads: inside BLAS only when serial */            \
-    FOR_BLOCKS(                                                                                    \
-        nb, for (int64_t gi = 0; gi < g->G; gi++) {                                                \
-          const T *xg = x + (n * g->C + gi * g->Cg) * g->HW, *col = xg;                            \
-          if (!g->direct) {                                                                        \
-            T *buf = (T *)c->ws + (int64_t)t * g->CKK * g->OHW;                                    \
-            im2col_##SUF(g, xg, buf);                                                              \
-            col = buf;                                                                             \
-          }                                                                                        \
-          GEMM(false, false, g->Og, g->OHW, g->CKK, 1, w + gi * g->Og * g->CKK, g->CKK, col,       \
-               g->OHW, 0, y + (n * g->O + gi * g->Og) * g->OHW, g->OHW, gt);                       \
-        })                                                                                         \
+    for (int64_t gi = 0; gi < g->G; gi++) {                                                        \
+      const T *xg = x + (n * g->C + gi * g->Cg) * g->HW, *col = xg;                                \
+      if (!g->direct) {                                                                            \
+        T *buf = (T *)c->ws + t * g->CKK * g->OHW;                                                 \
+        im2col_##SUF(g, xg, buf);                                                                  \
+        col = buf;                                                                                 \
+      }                                                                                            \
+      GEMM(false, false, g->Og, g->OHW, g->CKK, 1, w + gi * g->Og * g->CKK, g->CKK, col, g->OHW,   \
+           0, y + (n * g->O + gi * g->Og) * g->OHW, g->OHW, gp);                                   \
+    }                                                                                              \
   }                                                                                                \
-  /* dy [N,O,OH,OW], w [O,Cg,KH,KW] -> dx [N,C,H,W] (also conv_transpose2d):                       \
-   * col [CKK,OHW] = w_g^T dy_ng, scattered back by col2im */                                      \
-  static void bwd_input_##SUF(const asg_cpu_call *c, const cgeo *g, int nb) {                      \
+  /* Image n (block t) of dy [N,O,OH,OW], w [O,Cg,KH,KW] -> dx [N,C,H,W] (also                     \
+   * conv_transpose2d): col [CKK,OHW] = w_g^T dy_ng, scattered back by col2im */                   \
+  static void bwd_input_##SUF(const asg_cpu_call *c, const cgeo *g, int64_t n, int64_t t,          \
+                              asg_cpu_pool *gp) {                                                  \
     const T *dy = c->in[0], *w = c->in[1];                                                         \
     T *dx = c->out;                                                                                \
-    int gt = nb > 1 ? 1 : c->nthreads;                                                             \
-    FOR_BLOCKS(                                                                                    \
-        nb, for (int64_t gi = 0; gi < g->G; gi++) {                                                \
-          T *dxg = dx + (n * g->C + gi * g->Cg) * g->HW;                                           \
-          T *col = g->direct ? dxg : (T *)c->ws + (int64_t)t * g->CKK * g->OHW;                    \
-          GEMM(true, false, g->CKK, g->OHW, g->Og, 1, w + gi * g->Og * g->CKK, g->CKK,             \
-               dy + (n * g->O + gi * g->Og) * g->OHW, g->OHW, 0, col, g->OHW, gt);                 \
-          if (!g->direct) {                                                                        \
-            memset(dxg, 0, sizeof(T) * (size_t)(g->Cg * g->HW));                                   \
-            col2im_##SUF(g, col, dxg);                                                             \
-          }                                                                                        \
-        })                                                                                         \
-  }                                                                                                \
-  /* dy [N,O,OH,OW], x [N,C,H,W] -> dw [O,Cg,KH,KW] = sum_n dy_ng col_ng^T */                      \
-  static void bwd_weight_##SUF(const asg_cpu_call *c, const cgeo *g, int nb) {                     \
-    const T *dy = c->in[0], *x = c->in[1];                                                         \
-    T *dw = c->out;                                                                                \
-    int64_t nw = g->O * g->CKK, ncol = g->direct ? 0 : g->CKK * g->OHW;                            \
-    T *part = nb > 1 ? (T *)c->ws + nb * ncol : dw; /* partials [nb, O*CKK] */                     \
-    int gt = nb > 1 ? 1 : c->nthreads;                                                             \
-    memset(part, 0, sizeof(T) * (size_t)(nb * nw));                                                \
-    FOR_BLOCKS(                                                                                    \
-        nb, for (int64_t gi = 0; gi < g->G; gi++) {                                                \
-          const T *xg = x + (n * g->C + gi * g->Cg) * g->HW, *col = xg;                            \
-          if (!g->direct) {                                                                        \
-            T *buf = (T *)c->ws + (int64_t)t * ncol;                                               \
-            im2col_##SUF(g, xg, buf);                                                              \
-            col = buf;                                                                             \
-          }                                                                                        \
-          GEMM(false, true, g->Og, g->CKK, g->OHW, 1, dy + (n * g->O + gi * g->Og) * g->OHW,       \
-               g->OHW, col, g->OHW, 1, part + t * nw + gi * g->Og * g->CKK, g->CKK, gt);           \
-        })                                                                                         \
-    if (nb > 1) {                                                                                  \
-      int nt = nw * nb >= ASG_CPU_PAR_MIN ? c->nthreads : 1;                                       \
-      _Pragma("omp parallel for num_threads(nt) schedule(static)") for (int64_t i = 0; i < nw;     \
-                                                                        i++) {                     \
-        T s = part[i];                                                                             \
-        for (int t = 1; t < nb; t++)                                                               \
-          s += part[t * nw + i];                                                                   \
-        dw[i] = s;                                                                                 \
+    for (int64_t gi = 0; gi < g->G; gi++) {                                                        \
+      T *dxg = dx + (n * g->C + gi * g->Cg) * g->HW;                                               \
+      T *col = g->direct ? dxg : (T *)c->ws + t * g->CKK * g->OHW;                                 \
+      GEMM(true, false, g->CKK, g->OHW, g->Og, 1, w + gi * g->Og * g->CKK, g->CKK,                 \
+           dy + (n * g->O + gi * g->Og) * g->OHW, g->OHW, 0, col, g->OHW, gp);                     \
+      if (!g->direct) {                                                                            \
+        memset(dxg, 0, sizeof(T) * (size_t)(g->Cg * g->HW));                                       \
+        col2im_##SUF(g, col, dxg);                                                                 \
       }                                                                                            \
+    }                                                                                              \
+  }                                                                                                \
+  /* Image n (block t) of dy [N,O,OH,OW], x [N,C,H,W] -> adds dy_ng col_ng^T into                  \
+   * part [O,Cg,KH,KW], block t's partial of dw (dw itself when one block) */                      \
+  static void bwd_weight_##SUF(const asg_cpu_call *c, const cgeo *g, int64_t n, int64_t t,         \
+                               T *part, asg_cpu_pool *gp) {                                        \
+    const T *dy = c->in[0], *x = c->in[1];                                                         \
+    int64_t ncol = g->direct ? 0 : g->CKK * g->OHW;                                                \
+    for (int64_t gi = 0; gi < g->G; gi++) {                                                        \
+      const T *xg = x + (n * g->C + gi * g->Cg) * g->HW, *col = xg;                                \
+      if (!g->direct) {                                                                            \
+        T *buf = (T *)c->ws + t * ncol;                                                            \
+        im2col_##SUF(g, xg, buf);                                                                  \
+        col = buf;                                                                                 \
+      }                                                                                            \
+      GEMM(false, true, g->Og, g->CKK, g->OHW, 1, dy + (n * g->O + gi * g->Og) * g->OHW, g->OHW,   \
+           col, g->OHW, 1, part + gi * g->Og * g->CKK, g->CKK, gp);                                \
+    }                                                                                              \
+  }                                                                                                \
+  /* dw [i] = sum over blocks t in order of part [t, i], for i in [lo, hi) */                      \
+  static void sum_parts_##SUF(const T *part, T *dw, int64_t nw, int nb, int64_t lo, int64_t hi) {  \
+    for (int64_t i = lo; i < hi; i++) {                                                            \
+      T s = part[i];                                                                               \
+      for (int t = 1; t < nb; t++)                                                                 \
+        s += part[t * nw + i];                                                                     \
+      dw[i] = s;                                                                                   \
     }                                                                                              \
   }
 
 DEF_CONV(f32, float, asg_cpu_sgemm)
 DEF_CONV(f64, double, asg_cpu_dgemm)
 
-static asg_status conv_kernel(const asg_cpu_call *c) {
+/* A convolution step split into nb blocks of images. */
+typedef struct conv_job {
+  const asg_cpu_call *c;
   cgeo g;
-  geo_of(c->s, &g);
+  int nb;
+  asg_cpu_pool *gemm_pool; /* threads for each GEMM: the program's with one block */
+  void *part;              /* weight gradient partials [nb, O*CKK] (dw itself when nb = 1) */
+  int64_t nw;              /* O*CKK */
+} conv_job;
+
+/* Blocks [lo, hi): each runs its images in order. */
+static void conv_range(void *ctx, int64_t lo, int64_t hi, int tid) {
+  (void)tid;
+  const conv_job *j = ctx;
+  const cgeo *g = &j->g;
+  bool f32 = j->c->s->out.dtype == ASG_F32;
+  for (int64_t t = lo; t < hi; t++)
+    for (int64_t n = g->N * t / j->nb; n < g->N * (t + 1) / j->nb; n++)
+      switch (j->c->s->op) {
+      case ASG_OP_CONV2D:
+        f32 ? fwd_f32(j->c, g, n, t, j->gemm_pool) : fwd_f64(j->c, g, n, t, j->gemm_pool);
+        break;
+      case ASG_OP_CONV2D_BWD_WEIGHT:
+        if (f32)
+          bwd_weight_f32(j->c, g, n, t, (float *)j->part + t * j->nw, j->gemm_pool);
+        else
+          bwd_weight_f64(j->c, g, n, t, (double *)j->part + t * j->nw, j->gemm_pool);
+        break;
+      default:
+        f32 ? bwd_input_f32(j->c, g, n, t, j->gemm_pool)
+            : bwd_input_f64(j->c, g, n, t, j->gemm_pool);
+        break;
+      }
+}
+
+static void sum_parts_range(void *ctx, int64_t lo, int64_t hi, int tid) {
+  (void)tid;
+  const conv_job *j = ctx;
+  if (j->c->s->out.dtype == ASG_F32)
+    sum_parts_f32(j->part, j->c->out, j->nw, j->nb, lo, hi);
+  else
+    sum_parts_f64(j->part, j->c->out, j->nw, j->nb, lo, hi);
+}
+
+static asg_status conv_kernel(const asg_cpu_call *c) {
+  conv_job j = {.c = c};
+  geo_of(c->s, &j.g);
   bool f32 = c->s->out.dtype == ASG_F32;
   if (!f32 && c->s->out.dtype != ASG_F64)
     return asg__error(ASG_ERR_DTYPE, "cpu: %s: dtype not supported", c->s->label);
-  int nb = conv_blocks(&g, c->nthreads);
-  switch (c->s->op) {
-  case ASG_OP_CONV2D: f32 ? fwd_f32(c, &g, nb) : fwd_f64(c, &g, nb); break;
-  case ASG_OP_CONV2D_BWD_WEIGHT: f32 ? bwd_weight_f32(c, &g, nb) : bwd_weight_f64(c, &g, nb); break;
-  default: f32 ? bwd_input_f32(c, &g, nb) : bwd_input_f64(c, &g, nb); break;
+  j.nb = conv_blocks(&j.g, c->nthreads);
+  j.gemm_pool = j.nb > 1 ? NULL : c->pool;
+  if (c->s->op == ASG_OP_CONV2D_BWD_WEIGHT) {
+    size_t es = f32 ? sizeof(float) : sizeof(double);
+    int64_t ncol = j.g.direct ? 0 : j.g.CKK * j.g.OHW;
+    j.nw = j.g.O * j.g.CKK;
+    j.part = j.nb > 1 ? (char *)c->ws + (size_t)(j.nb * ncol) * es : c->out;
+    memset(j.part, 0, es * (size_t)(j.nb * j.nw));
   }
+  asg_cpu_parallel_for(c->pool, j.nb, j.nb, conv_range, &j);
+  if (c->s->op == ASG_OP_CONV2D_BWD_WEIGHT && j.nb > 1)
+    asg_cpu_parallel_for(c->pool, asg_cpu_threads_for(c, j.nw * j.nb, j.nw), j.nw, sum_parts_range,
+                         &j);
   return ASG_OK;
 }
 
@@ -237,15 +269,6 @@ static void pgeo_of(const asg_step *s, pgeo *p) {
   p->KH = s->attr.i[0], p->KW = s->attr.i[1], p->sh = s->attr.i[2], p->sw = s->attr.i[3];
   p->ph = s->attr.i[4], p->pw = s->attr.i[5];
 }
-
-#define POOL_LOOP(...)                                                                             \
-  {                                                                                                \
-    int nt = p->planes > 1 && p->planes * p->H * p->W >= ASG_CPU_PAR_MIN ? c->nthreads : 1;        \
-    _Pragma("omp parallel for num_threads(nt) schedule(static)") for (int64_t pl = 0;              \
-                                                                      pl < p->planes; pl++) {      \
-      __VA_ARGS__                                                                                  \
-    }                                                                                              \
-  }
 
 #define DEF_POOL(SUF, T)                                                                           \
   /* Flat index in the plane of the window's first maximum (-1: none). */                          \
@@ -271,102 +294,140 @@ static void pgeo_of(const asg_step *s, pgeo *p) {
     return bi;                                                                                     \
   }                                                                                                \
   /* x [N,C,H,W] -> y [N,C,OH,OW] */                                                               \
-  static void maxpool_##SUF(const asg_cpu_call *c, const pgeo *p) {                                \
-    POOL_LOOP(const T *x = (const T *)c->in[0] + pl * p->H * p->W;                                 \
-              T *y = (T *)c->out + pl * p->OH * p->OW;                                             \
-              for (int64_t oh = 0; oh < p->OH; oh++) for (int64_t ow = 0; ow < p->OW; ow++) {      \
-                int64_t i = argmax_##SUF(p, x, oh, ow);                                            \
-                y[oh * p->OW + ow] = i < 0 ? (T)-INFINITY : x[i];                                  \
-              })                                                                                   \
+  static void maxpool_##SUF(const asg_cpu_call *c, const pgeo *p, int64_t lo, int64_t hi) {        \
+    for (int64_t pl = lo; pl < hi; pl++) {                                                         \
+      const T *x = (const T *)c->in[0] + pl * p->H * p->W;                                         \
+      T *y = (T *)c->out + pl * p->OH * p->OW;                                                     \
+      for (int64_t oh = 0; oh < p->OH; oh++)                                                       \
+        for (int64_t ow = 0; ow < p->OW; ow++) {                                                   \
+          int64_t i = argmax_##SUF(p, x, oh, ow);                                                  \
+          y[oh * p->OW + ow] = i < 0 ? (T)-INFINITY : x[i];                                        \
+        }                                                                                          \
+    }                                                                                              \
   }                                                                                                \
   /* dy [N,C,OH,OW], x [N,C,H,W] -> dx [N,C,H,W] */                                                \
-  static void maxpool_bwd_##SUF(const asg_cpu_call *c, const pgeo *p) {                            \
-    POOL_LOOP(const T *x = (const T *)c->in[1] + pl * p->H * p->W;                                 \
-              const T *dy = (const T *)c->in[0] + pl * p->OH * p->OW;                              \
-              T *dx = (T *)c->out + pl * p->H * p->W;                                              \
-              memset(dx, 0, sizeof(T) * (size_t)(p->H * p->W));                                    \
-              for (int64_t oh = 0; oh < p->OH; oh++) for (int64_t ow = 0; ow < p->OW; ow++) {      \
-                int64_t i = argmax_##SUF(p, x, oh, ow);                                            \
-                if (i >= 0) dx[i] += dy[oh * p->OW + ow];                                          \
-              })                                                                                   \
+  static void maxpool_bwd_##SUF(const asg_cpu_call *c, const pgeo *p, int64_t lo, int64_t hi) {    \
+    for (int64_t pl = lo; pl < hi; pl++) {                                                         \
+      const T *x = (const T *)c->in[1] + pl * p->H * p->W;                                         \
+      const T *dy = (const T *)c->in[0] + pl * p->OH * p->OW;                                      \
+      T *dx = (T *)c->out + pl * p->H * p->W;                                                      \
+      memset(dx, 0, sizeof(T) * (size_t)(p->H * p->W));                                            \
+      for (int64_t oh = 0; oh < p->OH; oh++)                                                       \
+        for (int64_t ow = 0; ow < p->OW; ow++) {                                                   \
+          int64_t i = argmax_##SUF(p, x, oh, ow);                                                  \
+          if (i >= 0) dx[i] += dy[oh * p->OW + ow];                                                \
+        }                                                                                          \
+    }                                                                                              \
   }                                                                                                \
   /* x [N,C,H,W] -> y [N,C,OH,OW]; padding counts as zeros (divisor KH*KW) */                      \
-  static void avgpool_##SUF(const asg_cpu_call *c, const pgeo *p) {                                \
+  static void avgpool_##SUF(const asg_cpu_call *c, const pgeo *p, int64_t lo, int64_t hi) {        \
     T inv = (T)(1.0 / (double)(p->KH * p->KW));                                                    \
-    POOL_LOOP(const T *x = (const T *)c->in[0] + pl * p->H * p->W;                                 \
-              T *y = (T *)c->out + pl * p->OH * p->OW;                                             \
-              for (int64_t oh = 0; oh < p->OH; oh++) for (int64_t ow = 0; ow < p->OW; ow++) {      \
-                int64_t h0 = oh * p->sh - p->ph, w0 = ow * p->sw - p->pw;                          \
-                T s = 0;                                                                           \
-                for (int64_t h = h0 < 0 ? 0 : h0; h < h0 + p->KH && h < p->H; h++)                 \
-                  for (int64_t w = w0 < 0 ? 0 : w0; w < w0 + p->KW && w < p->W; w++)               \
-                    s += x[h * p->W + w];                                                          \
-                y[oh * p->OW + ow] = s * inv;                                                      \
-              })                                                                                   \
+    for (int64_t pl = lo; pl < hi; pl++) {                                                         \
+      const T *x = (const T *)c->in[0] + pl * p->H * p->W;                                         \
+      T *y = (T *)c->out + pl * p->OH * p->OW;                                                     \
+      for (int64_t oh = 0; oh < p->OH; oh++)                                                       \
+        for (int64_t ow = 0; ow < p->OW; ow++) {                                                   \
+          int64_t h0 = oh * p->sh - p->ph, w0 = ow * p->sw - p->pw;                                \
+          T s = 0;                                                                                 \
+          for (int64_t h = h0 < 0 ? 0 : h0; h < h0 + p->KH && h < p->H; h++)                       \
+            for (int64_t w = w0 < 0 ? 0 : w0; w < w0 + p->KW && w < p->W; w++)                     \
+              s += x[h * p->W + w];                                                                \
+          y[oh * p->OW + ow] = s * inv;                                                            \
+        }                                                                                          \
+    }                                                                                              \
   }                                                                                                \
   /* dy [N,C,OH,OW] -> dx [N,C,H,W] */                                                             \
-  static void avgpool_bwd_##SUF(const asg_cpu_call *c, const pgeo *p) {                            \
+  static void avgpool_bwd_##SUF(const asg_cpu_call *c, const pgeo *p, int64_t lo, int64_t hi) {    \
     T inv = (T)(1.0 / (double)(p->KH * p->KW));                                                    \
-    POOL_LOOP(const T *dy = (const T *)c->in[0] + pl * p->OH * p->OW;                              \
-              T *dx = (T *)c->out + pl * p->H * p->W;                                              \
-              memset(dx, 0, sizeof(T) * (size_t)(p->H * p->W));                                    \
-              for (int64_t oh = 0; oh < p->OH; oh++) for (int64_t ow = 0; ow < p->OW; ow++) {      \
-                int64_t h0 = oh * p->sh - p->ph, w0 = ow * p->sw - p->pw;                          \
-                T g = dy[oh * p->OW + ow] * inv;                                                   \
-                for (int64_t h = h0 < 0 ? 0 : h0; h < h0 + p->KH && h < p->H; h++)                 \
-                  for (int64_t w = w0 < 0 ? 0 : w0; w < w0 + p->KW && w < p->W; w++)               \
-                    dx[h * p->W + w] += g;                                                         \
-              })                                                                                   \
+    for (int64_t pl = lo; pl < hi; pl++) {                                                         \
+      const T *dy = (const T *)c->in[0] + pl * p->OH * p->OW;                                      \
+      T *dx = (T *)c->out + pl * p->H * p->W;                                                      \
+      memset(dx, 0, sizeof(T) * (size_t)(p->H * p->W));                                            \
+      for (int64_t oh = 0; oh < p->OH; oh++)                                                       \
+        for (int64_t ow = 0; ow < p->OW; ow++) {                                                   \
+          int64_t h0 = oh * p->sh - p->ph, w0 = ow * p->sw - p->pw;                                \
+          T g = dy[oh * p->OW + ow] * inv;                                                         \
+          for (int64_t h = h0 < 0 ? 0 : h0; h < h0 + p->KH && h < p->H; h++)                       \
+            for (int64_t w = w0 < 0 ? 0 : w0; w < w0 + p->KW && w < p->W; w++)                     \
+              dx[h * p->W + w] += g;                                                               \
+        }                                                                                          \
+    }                                                                                              \
   }                                                                                                \
   /* x [N,C,H,W] -> y [N,C,OH,OW], PyTorch bins */                                                 \
-  static void adaptive_##SUF(const asg_cpu_call *c, const pgeo *p) {                               \
-    POOL_LOOP(const T *x = (const T *)c->in[0] + pl * p->H * p->W;                                 \
-              T *y = (T *)c->out + pl * p->OH * p->OW; for (int64_t oh = 0; oh < p->OH; oh++) {    \
-                int64_t hs = oh * p->H / p->OH, he = ((oh + 1) * p->H + p->OH - 1) / p->OH;        \
-                for (int64_t ow = 0; ow < p->OW; ow++) {                                           \
-                  int64_t ws = ow * p->W / p->OW, we = ((ow + 1) * p->W + p->OW - 1) / p->OW;      \
-                  T s = 0;                                                                         \
-                  for (int64_t h = hs; h < he; h++)                                                \
-                    for (int64_t w = ws; w < we; w++)                                              \
-                      s += x[h * p->W + w];                                                        \
-                  y[oh * p->OW + ow] = s / (T)((he - hs) * (we - ws));                             \
-                }                                                                                  \
-              })                                                                                   \
+  static void adaptive_##SUF(const asg_cpu_call *c, const pgeo *p, int64_t lo, int64_t hi) {       \
+    for (int64_t pl = lo; pl < hi; pl++) {                                                         \
+      const T *x = (const T *)c->in[0] + pl * p->H * p->W;                                         \
+      T *y = (T *)c->out + pl * p->OH * p->OW;                                                     \
+      for (int64_t oh = 0; oh < p->OH; oh++) {                                                     \
+        int64_t hs = oh * p->H / p->OH, he = ((oh + 1) * p->H + p->OH - 1) / p->OH;                \
+        for (int64_t ow = 0; ow < p->OW; ow++) {                                                   \
+          int64_t ws = ow * p->W / p->OW, we = ((ow + 1) * p->W + p->OW - 1) / p->OW;              \
+          T s = 0;                                                                                 \
+          for (int64_t h = hs; h < he; h++)                                                        \
+            for (int64_t w = ws; w < we; w++)                                                      \
+              s += x[h * p->W + w];                                                                \
+          y[oh * p->OW + ow] = s / (T)((he - hs) * (we - ws));                                     \
+        }                                                                                          \
+      }                                                                                            \
+    }                                                                                              \
   }                                                                                                \
   /* dy [N,C,OH,OW] -> dx [N,C,H,W] */                                                             \
-  static void adaptive_bwd_##SUF(const asg_cpu_call *c, const pgeo *p) {                           \
-    POOL_LOOP(const T *dy = (const T *)c->in[0] + pl * p->OH * p->OW;                              \
-              T *dx = (T *)c->out + pl * p->H * p->W;                                              \
-              memset(dx, 0, sizeof(T) * (size_t)(p->H * p->W));                                    \
-              for (int64_t oh = 0; oh < p->OH; oh++) {                                             \
-                int64_t hs = oh * p->H / p->OH, he = ((oh + 1) * p->H + p->OH - 1) / p->OH;        \
-                for (int64_t ow = 0; ow < p->OW; ow++) {                                           \
-                  int64_t ws = ow * p->W / p->OW, we = ((ow + 1) * p->W + p->OW - 1) / p->OW;      \
-                  T g = dy[oh * p->OW + ow] / (T)((he - hs) * (we - ws));                          \
-                  for (int64_t h = hs; h < he; h++)                                                \
-                    for (int64_t w = ws; w < we; w++)                                              \
-                      dx[h * p->W + w] += g;                                                       \
-                }                                                                                  \
-              })                                                                                   \
+  static void adaptive_bwd_##SUF(const asg_cpu_call *c, const pgeo *p, int64_t lo, int64_t hi) {   \
+    for (int64_t pl = lo; pl < hi; pl++) {                                                         \
+      const T *dy = (const T *)c->in[0] + pl * p->OH * p->OW;                                      \
+      T *dx = (T *)c->out + pl * p->H * p->W;                                                      \
+      memset(dx, 0, sizeof(T) * (size_t)(p->H * p->W));                                            \
+      for (int64_t oh = 0; oh < p->OH; oh++) {                                                     \
+        int64_t hs = oh * p->H / p->OH, he = ((oh + 1) * p->H + p->OH - 1) / p->OH;                \
+        for (int64_t ow = 0; ow < p->OW; ow++) {                                                   \
+          int64_t ws = ow * p->W / p->OW, we = ((ow + 1) * p->W + p->OW - 1) / p->OW;              \
+          T g = dy[oh * p->OW + ow] / (T)((he - hs) * (we - ws));                                  \
+          for (int64_t h = hs; h < he; h++)                                                        \
+            for (int64_t w = ws; w < we; w++)                                                      \
+              dx[h * p->W + w] += g;                                                               \
+        }                                                                                          \
+      }                                                                                            \
+    }                                                                                              \
   }
 
 DEF_POOL(f32, float)
 DEF_POOL(f64, double)
 
-static asg_status pool_kernel(const asg_cpu_call *c) {
+typedef struct pool_job {
+  const asg_cpu_call *c;
   pgeo p;
-  pgeo_of(c->s, &p);
+} pool_job;
+
+/* Planes [lo, hi) of the step. */
+static void pool_range(void *ctx, int64_t lo, int64_t hi, int tid) {
+  (void)tid;
+  const pool_job *j = ctx;
+  const asg_cpu_call *c = j->c;
+  const pgeo *p = &j->p;
   bool f32 = c->s->out.dtype == ASG_F32;
-  if (!f32 && c->s->out.dtype != ASG_F64)
-    return asg__error(ASG_ERR_DTYPE, "cpu: %s: dtype not supported", c->s->label);
   switch (c->s->op) {
-  case ASG_OP_MAXPOOL2D: f32 ? maxpool_f32(c, &p) : maxpool_f64(c, &p); break;
-  case ASG_OP_MAXPOOL2D_BWD: f32 ? maxpool_bwd_f32(c, &p) : maxpool_bwd_f64(c, &p); break;
-  case ASG_OP_AVGPOOL2D: f32 ? avgpool_f32(c, &p) : avgpool_f64(c, &p); break;
-  case ASG_OP_AVGPOOL2D_BWD: f32 ? avgpool_bwd_f32(c, &p) : avgpool_bwd_f64(c, &p); break;
-  case ASG_OP_ADAPTIVE_AVGPOOL2D: f32 ? adaptive_f32(c, &p) : adaptive_f64(c, &p); break;
-  default: f32 ? adaptive_bwd_f32(c, &p) : adaptive_bwd_f64(c, &p); break;
+  case ASG_OP_MAXPOOL2D: f32 ? maxpool_f32(c, p, lo, hi) : maxpool_f64(c, p, lo, hi); break;
+  case ASG_OP_MAXPOOL2D_BWD:
+    f32 ? maxpool_bwd_f32(c, p, lo, hi) : maxpool_bwd_f64(c, p, lo, hi);
+    break;
+  case ASG_OP_AVGPOOL2D: f32 ? avgpool_f32(c, p, lo, hi) : avgpool_f64(c, p, lo, hi); break;
+  case ASG_OP_AVGPOOL2D_BWD:
+    f32 ? avgpool_bwd_f32(c, p, lo, hi) : avgpool_bwd_f64(c, p, lo, hi);
+    break;
+  case ASG_OP_ADAPTIVE_AVGPOOL2D:
+    f32 ? adaptive_f32(c, p, lo, hi) : adaptive_f64(c, p, lo, hi);
+    break;
+  default: f32 ? adaptive_bwd_f32(c, p, lo, hi) : adaptive_bwd_f64(c, p, lo, hi); break;
   }
+}
+
+static asg_status pool_kernel(const asg_cpu_call *c) {
+  pool_job j = {.c = c};
+  pgeo_of(c->s, &j.p);
+  if (c->s->out.dtype != ASG_F32 && c->s->out.dtype != ASG_F64)
+    return asg__error(ASG_ERR_DTYPE, "cpu: %s: dtype not supported", c->s->label);
+  int nt = asg_cpu_threads_for(c, j.p.planes * j.p.H * j.p.W, j.p.planes);
+  asg_cpu_parallel_for(c->pool, nt, j.p.planes, pool_range, &j);
   return ASG_OK;
 }
 

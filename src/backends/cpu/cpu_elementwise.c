@@ -96,33 +96,36 @@ DEF_WHERE(f64, double)
 DEF_WHERE(i32, int32_t)
 DEF_WHERE(i64, int64_t)
 
-static asg_status broadcast_kernel(const asg_cpu_call *c) {
-  const asg_step *s = c->s;
+/* A broadcasting op split into (row, chunk) work units. */
+typedef struct bcast_job {
+  const asg_cpu_call *c;
   asg_bcast_plan b;
-  asg__broadcast_plan(&b, s->out.shape, s->in, s->n_in);
-  int nin = s->n_in;
-  int64_t inner = b.dims[b.nd - 1];
-  int64_t rows = 1;
-  for (int d = 0; d < b.nd - 1; d++)
-    rows *= b.dims[d];
-  int64_t nchunk = (inner + CHUNK - 1) / CHUNK;
-  int64_t units = rows * nchunk, total = rows * inner;
-  size_t es = asg_dtype_size(s->out.dtype);
-  int nt = total >= ASG_CPU_PAR_MIN ? c->nthreads : 1;
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t u = 0; u < units; u++) {
+  int64_t inner, nchunk;
+} bcast_job;
+
+/* Work units [lo, hi): out [rows, inner] from the inputs' broadcast views. */
+static void broadcast_range(void *ctx, int64_t lo, int64_t hi, int tid) {
+  (void)tid;
+  const bcast_job *j = ctx;
+  const asg_cpu_call *c = j->c;
+  const asg_step *s = c->s;
+  const asg_bcast_plan *bp = &j->b;
+  const int nin = s->n_in;
+  const int64_t inner = j->inner, nchunk = j->nchunk;
+  const size_t es = asg_dtype_size(s->out.dtype);
+  for (int64_t u = lo; u < hi; u++) {
     int64_t off[3], row = u / nchunk, ch = u % nchunk;
     int64_t i0 = ch * CHUNK, n = inner - i0 < CHUNK ? inner - i0 : CHUNK;
-    bcast_offsets(&b, nin, row, off);
+    bcast_offsets(bp, nin, row, off);
     for (int k = 0; k < nin; k++)
-      off[k] += i0 * b.st[k][b.nd - 1];
+      off[k] += i0 * bp->st[k][bp->nd - 1];
     char *o = (char *)c->out + (size_t)(row * inner + i0) * es;
     const char *p0 = (const char *)c->in[0] + (size_t)off[0] * es;
     const char *p1 = (const char *)c->in[1] + (size_t)off[1] * es;
-    int64_t s0 = b.st[0][b.nd - 1], s1 = b.st[1][b.nd - 1];
+    int64_t s0 = bp->st[0][bp->nd - 1], s1 = bp->st[1][bp->nd - 1];
     if (s->op == ASG_OP_WHERE) {
       const char *p2 = (const char *)c->in[2] + (size_t)off[2] * es;
-      int64_t s2 = b.st[2][b.nd - 1];
+      int64_t s2 = bp->st[2][bp->nd - 1];
       switch (s->out.dtype) {
       case ASG_F32:
         where_f32((float *)o, (const float *)p0, s0, (const float *)p1, s1, (const float *)p2, s2,
@@ -160,6 +163,19 @@ static asg_status broadcast_kernel(const asg_cpu_call *c) {
     default: break;
     }
   }
+}
+
+static asg_status broadcast_kernel(const asg_cpu_call *c) {
+  const asg_step *s = c->s;
+  bcast_job j = {.c = c};
+  asg__broadcast_plan(&j.b, s->out.shape, s->in, s->n_in);
+  j.inner = j.b.dims[j.b.nd - 1];
+  int64_t rows = 1;
+  for (int d = 0; d < j.b.nd - 1; d++)
+    rows *= j.b.dims[d];
+  j.nchunk = (j.inner + CHUNK - 1) / CHUNK;
+  int64_t units = rows * j.nchunk, total = rows * j.inner;
+  asg_cpu_parallel_for(c->pool, asg_cpu_threads_for(c, total, units), units, broadcast_range, &j);
   return ASG_OK;
 }
 
@@ -225,14 +241,14 @@ DEF_UNARY_FLOAT(f64, double, MD)
 DEF_UNARY_INT(i32, int32_t)
 DEF_UNARY_INT(i64, int64_t)
 
-static asg_status unary_kernel(const asg_cpu_call *c) {
+/* Chunks [lo, hi) of a unary op over out [total]. */
+static void unary_range(void *ctx, int64_t lo, int64_t hi, int tid) {
+  (void)tid;
+  const asg_cpu_call *c = ctx;
   const asg_step *s = c->s;
   int64_t total = asg_shape_numel(s->out.shape);
-  int64_t units = (total + CHUNK - 1) / CHUNK;
   size_t es = asg_dtype_size(s->out.dtype);
-  int nt = total >= ASG_CPU_PAR_MIN ? c->nthreads : 1;
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t u = 0; u < units; u++) {
+  for (int64_t u = lo; u < hi; u++) {
     int64_t i0 = u * CHUNK, n = total - i0 < CHUNK ? total - i0 : CHUNK;
     void *o = (char *)c->out + (size_t)i0 * es;
     const void *a = (const char *)c->in[0] + (size_t)i0 * es;
@@ -244,19 +260,25 @@ static asg_status unary_kernel(const asg_cpu_call *c) {
     default: break;
     }
   }
+}
+
+static asg_status unary_kernel(const asg_cpu_call *c) {
+  int64_t total = asg_shape_numel(c->s->out.shape);
+  int64_t units = (total + CHUNK - 1) / CHUNK;
+  asg_cpu_parallel_for(c->pool, asg_cpu_threads_for(c, total, units), units, unary_range,
+                       (void *)c);
   return ASG_OK;
 }
 
 /* ---- cast: read any host dtype as double/int64, write the target ---- */
-static asg_status cast_kernel(const asg_cpu_call *c) {
-  const asg_step *s = c->s;
-  int64_t n = asg_shape_numel(s->out.shape);
-  asg_dtype from = s->in[0].dtype, to = s->out.dtype;
+/* Elements [lo, hi) of out [n]. */
+static void cast_range(void *ctx, int64_t lo, int64_t hi, int tid) {
+  (void)tid;
+  const asg_cpu_call *c = ctx;
+  asg_dtype from = c->s->in[0].dtype, to = c->s->out.dtype;
   const void *a = c->in[0];
   void *o = c->out;
-  int nt = n >= ASG_CPU_PAR_MIN ? c->nthreads : 1;
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t i = 0; i < n; i++) {
+  for (int64_t i = lo; i < hi; i++) {
     double v = 0;
     int64_t iv = 0;
     bool is_int = false;
@@ -279,6 +301,11 @@ static asg_status cast_kernel(const asg_cpu_call *c) {
     default: break;
     }
   }
+}
+
+static asg_status cast_kernel(const asg_cpu_call *c) {
+  int64_t n = asg_shape_numel(c->s->out.shape);
+  asg_cpu_parallel_for(c->pool, asg_cpu_threads_for(c, n, n), n, cast_range, (void *)c);
   return ASG_OK;
 }
 

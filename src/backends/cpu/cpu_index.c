@@ -1,7 +1,10 @@
 /* CPU kernels of the index family: permute, slice, slice_bwd, concat,
  * gather, scatter_add, one_hot. Data movement is dtype-generic (bytes of the
  * element size); only scatter_add and one_hot do arithmetic per dtype.
- * Every kernel writes all of its output (arena buffers are reused). */
+ * Every kernel writes all of its output (arena buffers are reused).
+ * Out-of-range indices never index: gather gives zeros, scatter_add skips
+ * them, one_hot gives an all-zero row. Unless the program is unchecked,
+ * cpu_backend.c scans a step's indices first and fails the run instead. */
 #include <string.h>
 
 #include "backends/cpu/cpu.h"
@@ -73,75 +76,101 @@ static void band(char *dst, const char *src, int64_t i0, int64_t i1, int64_t nj,
 
 #define PERM_BAND 8
 
+/* A permute step: the simplified plan and the loop's split. */
+typedef struct perm_job {
+  const asg_cpu_call *c;
+  asg_permute_plan p;
+  size_t es;
+  int64_t rows, nch;               /* contiguous rows: rows in nch chunks */
+  int P, nb;                       /* banded transpose: the band's input dim, batch dims */
+  int64_t NI, NJ, isp, osq, nband; /* the 2-D transpose */
+  int64_t bd[ASG_MAX_DIMS], bis[ASG_MAX_DIMS], bos[ASG_MAX_DIMS]; /* batch dims, in/out strides */
+} perm_job;
+
+/* Chunks [lo, hi) of output rows when the last input dim stays last: an
+ * odometer walks the rows of `inner` elements. */
+static void perm_rows_range(void *ctx, int64_t lo, int64_t hi, int tid) {
+  (void)tid;
+  const perm_job *j = ctx;
+  const int nd = j->p.nd;
+  const int64_t *od = j->p.od, *oist = j->p.oist;
+  const int64_t inner = od[nd - 1], rows = j->rows, nch = j->nch;
+  const size_t es = j->es, rb = (size_t)inner * es;
+  const char *x = j->c->in[0];
+  char *y = j->c->out;
+  for (int64_t ch = lo; ch < hi; ch++) {
+    int64_t r0 = ch * rows / nch, r1 = (ch + 1) * rows / nch, q = r0, off = 0;
+    int64_t co[ASG_MAX_DIMS];
+    for (int k = nd - 2; k >= 0; k--) {
+      co[k] = q % od[k];
+      q /= od[k];
+      off += co[k] * oist[k];
+    }
+    for (int64_t r = r0; r < r1; r++) {
+      memcpy(y + (size_t)r * rb, x + (size_t)off * es, rb);
+      for (int k = nd - 2; k >= 0; k--) {
+        off += oist[k];
+        if (++co[k] < od[k]) break;
+        off -= co[k] * oist[k];
+        co[k] = 0;
+      }
+    }
+  }
+}
+
+/* Units [lo, hi) of the banded transpose: (batch entry, band of PERM_BAND rows). */
+static void perm_band_range(void *ctx, int64_t lo, int64_t hi, int tid) {
+  (void)tid;
+  const perm_job *j = ctx;
+  const size_t es = j->es;
+  const char *x = j->c->in[0];
+  char *y = j->c->out;
+  for (int64_t u = lo; u < hi; u++) {
+    int64_t b = u / j->nband, i0 = (u % j->nband) * PERM_BAND, io = 0, oo = 0;
+    for (int k = j->nb - 1; k >= 0; k--) {
+      int64_t co = b % j->bd[k];
+      b /= j->bd[k];
+      io += co * j->bis[k];
+      oo += co * j->bos[k];
+    }
+    band(y + (size_t)oo * es, x + (size_t)io * es, i0,
+         i0 + PERM_BAND < j->NI ? i0 + PERM_BAND : j->NI, j->NJ, j->isp, j->osq, es);
+  }
+}
+
 /* x [d0..dn] -> y [d_perm0..d_permn] */
 static asg_status permute_kernel(const asg_cpu_call *c) {
   const asg_step *s = c->s;
-  size_t es = asg_dtype_size(s->out.dtype);
+  perm_job j = {.c = c, .es = asg_dtype_size(s->out.dtype)};
   int64_t total = asg_shape_numel(s->out.shape);
-  const char *x = c->in[0];
-  char *y = c->out;
-  asg_permute_plan p;
-  asg__permute_plan(&p, s->in[0].shape, s->attr.i);
-  if (p.nd <= 1) { /* only size-1 axes moved */
-    memcpy(y, x, (size_t)total * es);
+  asg__permute_plan(&j.p, s->in[0].shape, s->attr.i);
+  if (j.p.nd <= 1) { /* only size-1 axes moved */
+    memcpy(c->out, c->in[0], (size_t)total * j.es);
     return ASG_OK;
   }
-  int nd = p.nd;
-  const int *inv = p.inv;
-  const int64_t *ist = p.ist, *ost = p.ost, *od = p.od, *oist = p.oist;
-  int nt = threads_for(c, total);
+  const int nd = j.p.nd;
+  const int nt = threads_for(c, total);
 
-  if (p.pm[nd - 1] == nd - 1) {
-    /* contiguous rows of `inner` elements; an odometer walks the output rows */
-    int64_t inner = od[nd - 1], rows = total / inner;
-    size_t rb = (size_t)inner * es;
-    int64_t nch = nt > 1 ? (rows < 8 * nt ? rows : 8 * nt) : 1;
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t ch = 0; ch < nch; ch++) {
-      int64_t r0 = ch * rows / nch, r1 = (ch + 1) * rows / nch, q = r0, off = 0;
-      int64_t co[ASG_MAX_DIMS];
-      for (int j = nd - 2; j >= 0; j--) {
-        co[j] = q % od[j];
-        q /= od[j];
-        off += co[j] * oist[j];
-      }
-      for (int64_t r = r0; r < r1; r++) {
-        memcpy(y + (size_t)r * rb, x + (size_t)off * es, rb);
-        for (int j = nd - 2; j >= 0; j--) {
-          off += oist[j];
-          if (++co[j] < od[j]) break;
-          off -= co[j] * oist[j];
-          co[j] = 0;
-        }
-      }
-    }
+  if (j.p.pm[nd - 1] == nd - 1) {
+    j.rows = total / j.p.od[nd - 1];
+    j.nch = nt > 1 ? (j.rows < 8 * nt ? j.rows : 8 * nt) : 1;
+    asg_cpu_parallel_for(c->pool, nt, j.nch, perm_rows_range, &j);
     return ASG_OK;
   }
 
   /* rows: input dim P (goes last in the output), cols: input dim L (last) */
-  int P = p.pm[nd - 1], L = nd - 1;
-  int64_t NI = p.dims[P], NJ = p.dims[L], isp = ist[P], osq = ost[inv[L]];
-  int nb = 0;
-  int64_t bd[ASG_MAX_DIMS], bis[ASG_MAX_DIMS], bos[ASG_MAX_DIMS], nbatch = 1;
+  int L = nd - 1;
+  j.P = j.p.pm[nd - 1];
+  j.NI = j.p.dims[j.P], j.NJ = j.p.dims[L], j.isp = j.p.ist[j.P], j.osq = j.p.ost[j.p.inv[L]];
+  int64_t nbatch = 1;
   for (int d = 0; d < nd; d++) {
-    if (d == P || d == L) continue;
-    bd[nb] = p.dims[d], bis[nb] = ist[d], bos[nb] = ost[inv[d]];
-    nbatch *= p.dims[d];
-    nb++;
+    if (d == j.P || d == L) continue;
+    j.bd[j.nb] = j.p.dims[d], j.bis[j.nb] = j.p.ist[d], j.bos[j.nb] = j.p.ost[j.p.inv[d]];
+    nbatch *= j.p.dims[d];
+    j.nb++;
   }
-  int64_t nband = (NI + PERM_BAND - 1) / PERM_BAND, units = nbatch * nband;
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t u = 0; u < units; u++) {
-    int64_t b = u / nband, i0 = (u % nband) * PERM_BAND, io = 0, oo = 0;
-    for (int k = nb - 1; k >= 0; k--) {
-      int64_t co = b % bd[k];
-      b /= bd[k];
-      io += co * bis[k];
-      oo += co * bos[k];
-    }
-    band(y + (size_t)oo * es, x + (size_t)io * es, i0, i0 + PERM_BAND < NI ? i0 + PERM_BAND : NI,
-         NJ, isp, osq, es);
-  }
+  j.nband = (j.NI + PERM_BAND - 1) / PERM_BAND;
+  asg_cpu_parallel_for(c->pool, nt, nbatch * j.nband, perm_band_range, &j);
   return ASG_OK;
 }
 
@@ -153,41 +182,53 @@ static int64_t chunks_for(int nt, int64_t outer, int64_t len) {
   return len < 4 * nt ? len : 4 * nt;
 }
 
-static asg_status slice_kernel(const asg_cpu_call *c) {
-  const asg_step *s = c->s;
-  int a = (int)s->attr.i[0];
-  int64_t start = s->attr.i[1], step = s->attr.i[2], count = s->attr.i[3], outer, inner;
-  int64_t n = s->in[0].shape.dims[a];
-  asg__split_axis(s->in[0].shape, a, &outer, &inner);
-  size_t rb = (size_t)inner * asg_dtype_size(s->out.dtype);
-  const char *x = c->in[0];
-  char *y = c->out;
-  int nt = threads_for(c, asg_shape_numel(s->out.shape));
-  int64_t nch = chunks_for(nt, outer, count), units = outer * nch;
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t u = 0; u < units; u++) {
+/* A slice, slice_bwd or scatter_add step over [outer, n, inner]. */
+typedef struct axis_job {
+  const asg_cpu_call *c;
+  int64_t start, step, count; /* the slice */
+  int64_t outer, n, inner, nch;
+  size_t rb; /* bytes of a record (inner elements) */
+  int64_t m; /* scatter_add: indices */
+} axis_job;
+
+/* Units [lo, hi) of slice: (outer row, chunk of the count output records). */
+static void slice_range(void *ctx, int64_t lo, int64_t hi, int tid) {
+  (void)tid;
+  const axis_job *j = ctx;
+  const char *x = j->c->in[0];
+  char *y = j->c->out;
+  const int64_t count = j->count, nch = j->nch, n = j->n, start = j->start, step = j->step;
+  const size_t rb = j->rb;
+  for (int64_t u = lo; u < hi; u++) {
     int64_t o = u / nch, ch = u % nch;
     int64_t j0 = ch * count / nch, j1 = (ch + 1) * count / nch;
     copy_recs(y + (size_t)(o * count + j0) * rb, 1, x + (size_t)(o * n + start + j0 * step) * rb,
               step, j1 - j0, rb);
   }
+}
+
+static asg_status slice_kernel(const asg_cpu_call *c) {
+  const asg_step *s = c->s;
+  int a = (int)s->attr.i[0];
+  axis_job j = {.c = c, .start = s->attr.i[1], .step = s->attr.i[2], .count = s->attr.i[3]};
+  j.n = s->in[0].shape.dims[a];
+  asg__split_axis(s->in[0].shape, a, &j.outer, &j.inner);
+  j.rb = (size_t)j.inner * asg_dtype_size(s->out.dtype);
+  int nt = threads_for(c, asg_shape_numel(s->out.shape));
+  j.nch = chunks_for(nt, j.outer, j.count);
+  asg_cpu_parallel_for(c->pool, nt, j.outer * j.nch, slice_range, &j);
   return ASG_OK;
 }
 
-/* dy [outer, count, inner] -> dx [outer, n, inner]: zeros, dy at the slice. */
-static asg_status slice_bwd_kernel(const asg_cpu_call *c) {
-  const asg_step *s = c->s;
-  int a = (int)s->attr.i[0];
-  int64_t start = s->attr.i[1], step = s->attr.i[2], count = s->attr.i[3], outer, inner;
-  int64_t n = s->out.shape.dims[a];
-  asg__split_axis(s->out.shape, a, &outer, &inner);
-  size_t rb = (size_t)inner * asg_dtype_size(s->out.dtype);
-  const char *dy = c->in[0];
-  char *dx = c->out;
-  int nt = threads_for(c, asg_shape_numel(s->out.shape));
-  int64_t nch = chunks_for(nt, outer, n), units = outer * nch;
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t u = 0; u < units; u++) {
+/* Units [lo, hi) of slice_bwd: (outer row, chunk of the n dx records). */
+static void slice_bwd_range(void *ctx, int64_t lo, int64_t hi, int tid) {
+  (void)tid;
+  const axis_job *j = ctx;
+  const char *dy = j->c->in[0];
+  char *dx = j->c->out;
+  const int64_t count = j->count, nch = j->nch, n = j->n, start = j->start, step = j->step;
+  const size_t rb = j->rb;
+  for (int64_t u = lo; u < hi; u++) {
     int64_t o = u / nch, ch = u % nch;
     int64_t i0 = ch * n / nch, i1 = (ch + 1) * n / nch; /* rows of dx owned here */
     memset(dx + (size_t)(o * n + i0) * rb, 0, (size_t)(i1 - i0) * rb);
@@ -199,56 +240,91 @@ static asg_status slice_bwd_kernel(const asg_cpu_call *c) {
       copy_recs(dx + (size_t)(o * n + start + j0 * step) * rb, step,
                 dy + (size_t)(o * count + j0) * rb, 1, j1 - j0, rb);
   }
+}
+
+/* dy [outer, count, inner] -> dx [outer, n, inner]: zeros, dy at the slice. */
+static asg_status slice_bwd_kernel(const asg_cpu_call *c) {
+  const asg_step *s = c->s;
+  int a = (int)s->attr.i[0];
+  axis_job j = {.c = c, .start = s->attr.i[1], .step = s->attr.i[2], .count = s->attr.i[3]};
+  j.n = s->out.shape.dims[a];
+  asg__split_axis(s->out.shape, a, &j.outer, &j.inner);
+  j.rb = (size_t)j.inner * asg_dtype_size(s->out.dtype);
+  int nt = threads_for(c, asg_shape_numel(s->out.shape));
+  j.nch = chunks_for(nt, j.outer, j.n);
+  asg_cpu_parallel_for(c->pool, nt, j.outer * j.nch, slice_bwd_range, &j);
   return ASG_OK;
 }
 
 /* ---- concat ----
  * xs[k] [outer, n_k, inner] -> y [outer, sum n_k, inner]; units (outer, k). */
-static asg_status concat_kernel(const asg_cpu_call *c) {
-  const asg_step *s = c->s;
-  int a = (int)s->attr.i[0], nin = s->n_in;
-  int64_t outer, inner;
-  asg__split_axis(s->out.shape, a, &outer, &inner);
-  size_t es = asg_dtype_size(s->out.dtype), orb = (size_t)(s->out.shape.dims[a] * inner) * es;
-  int nt = threads_for(c, asg_shape_numel(s->out.shape));
-  int64_t units = outer * nin;
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t u = 0; u < units; u++) {
+typedef struct concat_job {
+  const asg_cpu_call *c;
+  int64_t inner;
+  size_t es, orb; /* element and output row bytes */
+} concat_job;
+
+static void concat_range(void *ctx, int64_t lo, int64_t hi, int tid) {
+  (void)tid;
+  const concat_job *j = ctx;
+  const asg_step *s = j->c->s;
+  const int a = (int)s->attr.i[0], nin = s->n_in;
+  const int64_t inner = j->inner;
+  const size_t es = j->es;
+  for (int64_t u = lo; u < hi; u++) {
     int64_t o = u / nin;
     int k = (int)(u % nin);
     int64_t before = 0; /* offset of input k along the axis */
     for (int t = 0; t < k; t++)
       before += s->in[t].shape.dims[a];
     size_t rb = (size_t)(s->in[k].shape.dims[a] * inner) * es;
-    memcpy((char *)c->out + (size_t)o * orb + (size_t)(before * inner) * es,
-           (const char *)c->in[k] + (size_t)o * rb, rb);
+    memcpy((char *)j->c->out + (size_t)o * j->orb + (size_t)(before * inner) * es,
+           (const char *)j->c->in[k] + (size_t)o * rb, rb);
   }
+}
+
+static asg_status concat_kernel(const asg_cpu_call *c) {
+  const asg_step *s = c->s;
+  int a = (int)s->attr.i[0];
+  int64_t outer;
+  concat_job j = {.c = c, .es = asg_dtype_size(s->out.dtype)};
+  asg__split_axis(s->out.shape, a, &outer, &j.inner);
+  j.orb = (size_t)(s->out.shape.dims[a] * j.inner) * j.es;
+  int nt = threads_for(c, asg_shape_numel(s->out.shape));
+  asg_cpu_parallel_for(c->pool, nt, outer * s->n_in, concat_range, &j);
   return ASG_OK;
 }
 
 /* ---- gather ----
  * x [outer, n, inner], idx [m] -> y [outer, m, inner]; y[o, j] = x[o, idx[j]]
  * or zeros when idx[j] is outside [0, n). */
-static asg_status gather_kernel(const asg_cpu_call *c) {
-  const asg_step *s = c->s;
-  int a = (int)s->attr.i[0];
-  int64_t outer, inner, n = s->in[0].shape.dims[a], m = asg_shape_numel(s->in[1].shape);
-  asg__split_axis(s->in[0].shape, a, &outer, &inner);
-  size_t rb = (size_t)inner * asg_dtype_size(s->out.dtype);
-  const char *x = c->in[0];
-  const void *idx = c->in[1];
-  asg_dtype it = s->in[1].dtype;
-  char *y = c->out;
-  int64_t rows = outer * m;
-  int nt = threads_for(c, asg_shape_numel(s->out.shape));
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t r = 0; r < rows; r++) {
+/* Output rows [lo, hi) of [outer * m]. */
+static void gather_range(void *ctx, int64_t lo, int64_t hi, int tid) {
+  (void)tid;
+  const axis_job *j = ctx;
+  const char *x = j->c->in[0];
+  const void *idx = j->c->in[1];
+  asg_dtype it = j->c->s->in[1].dtype;
+  char *y = j->c->out;
+  const int64_t m = j->m, n = j->n;
+  const size_t rb = j->rb;
+  for (int64_t r = lo; r < hi; r++) {
     int64_t o = r / m, i = idx_at(idx, it, r % m);
     if (i >= 0 && i < n)
       memcpy(y + (size_t)r * rb, x + (size_t)(o * n + i) * rb, rb);
     else
       memset(y + (size_t)r * rb, 0, rb);
   }
+}
+
+static asg_status gather_kernel(const asg_cpu_call *c) {
+  const asg_step *s = c->s;
+  int a = (int)s->attr.i[0];
+  axis_job j = {.c = c, .n = s->in[0].shape.dims[a], .m = asg_shape_numel(s->in[1].shape)};
+  asg__split_axis(s->in[0].shape, a, &j.outer, &j.inner);
+  j.rb = (size_t)j.inner * asg_dtype_size(s->out.dtype);
+  int nt = threads_for(c, asg_shape_numel(s->out.shape));
+  asg_cpu_parallel_for(c->pool, nt, j.outer * j.m, gather_range, &j);
   return ASG_OK;
 }
 
@@ -268,20 +344,16 @@ static asg_status gather_kernel(const asg_cpu_call *c) {
         dr[k] += sr[k];                                                                            \
     }                                                                                              \
   }
-static asg_status scatter_add_kernel(const asg_cpu_call *c) {
-  const asg_step *s = c->s;
-  int a = (int)s->attr.i[0];
-  int64_t outer, inner, n = s->in[0].shape.dims[a], m = asg_shape_numel(s->in[1].shape);
-  asg__split_axis(s->in[0].shape, a, &outer, &inner);
-  asg_dtype dt = s->out.dtype, it = s->in[1].dtype;
-  if (dt != ASG_F32 && dt != ASG_F64 && dt != ASG_I32 && dt != ASG_I64)
-    return asg__error(ASG_ERR_DTYPE, "cpu: %s: dtype not supported", s->label);
-  size_t rb = (size_t)inner * asg_dtype_size(dt);
+/* Units [lo, hi): (outer slice, chunk of its n target rows). */
+static void scatter_add_range(void *ctx, int64_t lo, int64_t hi, int tid) {
+  (void)tid;
+  const axis_job *jb = ctx;
+  const asg_cpu_call *c = jb->c;
+  const asg_dtype dt = c->s->out.dtype, it = c->s->in[1].dtype;
   const void *idx = c->in[1];
-  int nt = threads_for(c, asg_shape_numel(s->out.shape) + asg_shape_numel(s->in[2].shape));
-  int64_t nch = chunks_for(nt, outer, n), units = outer * nch;
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t u = 0; u < units; u++) {
+  const int64_t n = jb->n, m = jb->m, inner = jb->inner, nch = jb->nch;
+  const size_t rb = jb->rb;
+  for (int64_t u = lo; u < hi; u++) {
     int64_t o = u / nch, ch = u % nch;
     int64_t i0 = ch * n / nch, i1 = (ch + 1) * n / nch;
     memcpy((char *)c->out + (size_t)(o * n + i0) * rb,
@@ -293,36 +365,64 @@ static asg_status scatter_add_kernel(const asg_cpu_call *c) {
     default: SCATTER_ROWS(int64_t) break;
     }
   }
-  return ASG_OK;
 }
 #undef SCATTER_ROWS
 
+static asg_status scatter_add_kernel(const asg_cpu_call *c) {
+  const asg_step *s = c->s;
+  int a = (int)s->attr.i[0];
+  axis_job j = {.c = c, .n = s->in[0].shape.dims[a], .m = asg_shape_numel(s->in[1].shape)};
+  asg__split_axis(s->in[0].shape, a, &j.outer, &j.inner);
+  asg_dtype dt = s->out.dtype;
+  if (dt != ASG_F32 && dt != ASG_F64 && dt != ASG_I32 && dt != ASG_I64)
+    return asg__error(ASG_ERR_DTYPE, "cpu: %s: dtype not supported", s->label);
+  j.rb = (size_t)j.inner * asg_dtype_size(dt);
+  int nt = threads_for(c, asg_shape_numel(s->out.shape) + asg_shape_numel(s->in[2].shape));
+  j.nch = chunks_for(nt, j.outer, j.n);
+  asg_cpu_parallel_for(c->pool, nt, j.outer * j.nch, scatter_add_range, &j);
+  return ASG_OK;
+}
+
 /* ---- one_hot ----
  * idx [m] -> y [m, depth]: 1 at idx, 0 elsewhere (all 0 when out of range). */
+typedef struct one_hot_job {
+  const asg_cpu_call *c;
+  const void *one; /* 1 in the output dtype */
+} one_hot_job;
+
+/* Rows [lo, hi) of y (already zero): the 1s. */
+static void one_hot_range(void *ctx, int64_t lo, int64_t hi, int tid) {
+  (void)tid;
+  const one_hot_job *j = ctx;
+  const asg_step *s = j->c->s;
+  const int64_t depth = s->attr.i[0];
+  const asg_dtype it = s->in[0].dtype;
+  const size_t es = asg_dtype_size(s->out.dtype);
+  const void *idx = j->c->in[0];
+  char *y = j->c->out;
+  for (int64_t r = lo; r < hi; r++) {
+    int64_t i = idx_at(idx, it, r);
+    if (i >= 0 && i < depth) memcpy(y + (size_t)(r * depth + i) * es, j->one, es);
+  }
+}
+
 static asg_status one_hot_kernel(const asg_cpu_call *c) {
   const asg_step *s = c->s;
   int64_t depth = s->attr.i[0], m = asg_shape_numel(s->in[0].shape);
-  asg_dtype dt = s->out.dtype, it = s->in[0].dtype;
+  asg_dtype dt = s->out.dtype;
   size_t es = asg_dtype_size(dt);
-  const void *idx = c->in[0];
-  char *y = c->out;
   float f1 = 1.0f;
   double d1 = 1.0;
   int32_t i1 = 1;
   int64_t l1 = 1;
-  const void *one = dt == ASG_F32   ? (const void *)&f1
-                    : dt == ASG_F64 ? (const void *)&d1
-                    : dt == ASG_I32 ? (const void *)&i1
-                                    : (const void *)&l1;
+  one_hot_job j = {c, dt == ASG_F32   ? (const void *)&f1
+                      : dt == ASG_F64 ? (const void *)&d1
+                      : dt == ASG_I32 ? (const void *)&i1
+                                      : (const void *)&l1};
   if (dt != ASG_F32 && dt != ASG_F64 && dt != ASG_I32 && dt != ASG_I64)
     return asg__error(ASG_ERR_DTYPE, "cpu: %s: dtype not supported", s->label);
-  memset(y, 0, (size_t)(m * depth) * es); /* all-zero bits are 0 in every dtype here */
-  int nt = threads_for(c, m * depth);
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t r = 0; r < m; r++) {
-    int64_t i = idx_at(idx, it, r);
-    if (i >= 0 && i < depth) memcpy(y + (size_t)(r * depth + i) * es, one, es);
-  }
+  memset(c->out, 0, (size_t)(m * depth) * es); /* all-zero bits are 0 in every dtype here */
+  asg_cpu_parallel_for(c->pool, threads_for(c, m * depth), m, one_hot_range, &j);
   return ASG_OK;
 }
 

@@ -8,20 +8,32 @@
 #include <cblas.h>
 #endif
 
-#define DEF_GEMM(NAME, T, BLASFN)                                                                  \
-  void NAME(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T *A, int64_t lda,   \
-            const T *B, int64_t ldb, T beta, T *C, int64_t ldc, int nthreads) {                    \
-    if (M == 0 || N == 0) return;                                                                  \
-    BLASFN                                                                                         \
-    int nt = M * N * K >= (int64_t)1 << 18 ? nthreads : 1;                                         \
-    _Pragma("omp parallel for num_threads(nt) schedule(static)") for (int64_t i = 0; i < M; i++) { \
-      T *c = C + i * ldc;                                                                          \
+/* One product C = alpha * op(A) op(B) + beta * C (the arguments of
+ * asg_cpu_sgemm/dgemm), shared by the threads that split it. */
+typedef struct gemm_job {
+  bool ta, tb, f64;
+  int64_t M, N, K, lda, ldb, ldc;
+  double alpha, beta; /* exact for f32 too */
+  const void *A, *B;
+  void *C;
+  bool by_rows; /* BLAS blocks: of rows of C, else of columns */
+  int64_t blk;  /* rows or columns a block */
+} gemm_job;
+
+/* The built-in kernel on rows [lo, hi) of C [M, N]. */
+#define DEF_GEMM_ROWS(SUF, T)                                                                      \
+  static void rows_##SUF(const gemm_job *g, int64_t lo, int64_t hi) {                              \
+    const T *A = g->A, *B = g->B, alpha = (T)g->alpha, beta = (T)g->beta;                          \
+    const int64_t N = g->N, K = g->K, lda = g->lda, ldb = g->ldb;                                  \
+    const bool ta = g->ta;                                                                         \
+    for (int64_t i = lo; i < hi; i++) {                                                            \
+      T *c = (T *)g->C + i * g->ldc;                                                               \
       if (beta == 0)                                                                               \
         memset(c, 0, sizeof(T) * (size_t)N);                                                       \
       else if (beta != 1)                                                                          \
         for (int64_t j = 0; j < N; j++)                                                            \
           c[j] *= beta;                                                                            \
-      if (!tb) {                                                                                   \
+      if (!g->tb) {                                                                                \
         for (int64_t k = 0; k < K; k++) {                                                          \
           T a = alpha * (ta ? A[k * lda + i] : A[i * lda + k]);                                    \
           const T *b = B + k * ldb;                                                                \
@@ -43,35 +55,45 @@
       }                                                                                            \
     }                                                                                              \
   }
+DEF_GEMM_ROWS(f32, float)
+DEF_GEMM_ROWS(f64, double)
+
+static void rows_range(void *ctx, int64_t lo, int64_t hi, int tid) {
+  (void)tid;
+  const gemm_job *g = ctx;
+  g->f64 ? rows_f64(g, lo, hi) : rows_f32(g, lo, hi);
+}
 
 #ifdef ASG_HAVE_CBLAS
 /* One thread pool: OpenBLAS runs single-threaded (set when the CPU device
- * opens) and large GEMMs are split into row or column blocks over our OpenMP
- * threads. Two pools (OpenMP spinning while BLAS threads run) oversubscribe
- * the cores and were measured 2-5x slower. */
-#define BLAS_CALL(fn, TY)                                                                          \
-  if (K > 0 && M <= INT32_MAX && N <= INT32_MAX && K <= INT32_MAX) {                               \
-    int nt = M * N * K >= (int64_t)1 << 20 ? nthreads : 1;                                         \
-    bool by_rows = M >= N;                                                                         \
-    int64_t len = by_rows ? M : N, blk = (len + nt - 1) / nt;                                      \
-    if (blk < 16) blk = 16;                                                                        \
-    int64_t nblk = (len + blk - 1) / blk;                                                          \
-    _Pragma("omp parallel for num_threads(nt) schedule(static)") for (int64_t b = 0; b < nblk;     \
-                                                                      b++) {                       \
-      int64_t o = b * blk, n = len - o < blk ? len - o : blk;                                      \
-      const TY *a = A, *bb = B;                                                                    \
-      if (by_rows)                                                                                 \
-        a = ta ? A + o : A + o * lda;                                                              \
-      else                                                                                         \
-        bb = tb ? B + o * ldb : B + o;                                                             \
-      fn(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,            \
-         (int)(by_rows ? n : M), (int)(by_rows ? N : n), (int)K, alpha, a, (int)lda, bb, (int)ldb, \
-         beta, by_rows ? C + o *ldc : C + o, (int)ldc);                                            \
-    }                                                                                              \
-    return;                                                                                        \
+ * opens) and large GEMMs are split into row or column blocks over our
+ * threads. Two pools (ours waiting while BLAS threads run) oversubscribe
+ * the cores and were measured 2-5x slower. Blocks [lo, hi) of the job. */
+static void blas_range(void *ctx, int64_t lo, int64_t hi, int tid) {
+  (void)tid;
+  const gemm_job *g = ctx;
+  const int64_t len = g->by_rows ? g->M : g->N, es = g->f64 ? 8 : 4;
+  for (int64_t b = lo; b < hi; b++) {
+    int64_t o = b * g->blk, n = len - o < g->blk ? len - o : g->blk;
+    int64_t ao = 0, bo = 0, co = g->by_rows ? o * g->ldc : o; /* elements */
+    if (g->by_rows)
+      ao = g->ta ? o : o * g->lda;
+    else
+      bo = g->tb ? o * g->ldb : o;
+    const char *a = (const char *)g->A + ao * es, *bb = (const char *)g->B + bo * es;
+    char *c = (char *)g->C + co * es;
+    int m = (int)(g->by_rows ? n : g->M), nn = (int)(g->by_rows ? g->N : n);
+    enum CBLAS_TRANSPOSE ta = g->ta ? CblasTrans : CblasNoTrans;
+    enum CBLAS_TRANSPOSE tb = g->tb ? CblasTrans : CblasNoTrans;
+    if (g->f64)
+      cblas_dgemm(CblasRowMajor, ta, tb, m, nn, (int)g->K, g->alpha, (const double *)a, (int)g->lda,
+                  (const double *)bb, (int)g->ldb, g->beta, (double *)c, (int)g->ldc);
+    else
+      cblas_sgemm(CblasRowMajor, ta, tb, m, nn, (int)g->K, (float)g->alpha, (const float *)a,
+                  (int)g->lda, (const float *)bb, (int)g->ldb, (float)g->beta, (float *)c,
+                  (int)g->ldc);
   }
-#else
-#define BLAS_CALL(fn, TY)
+}
 #endif
 
 void asg_cpu_blas_init(void) {
@@ -80,8 +102,38 @@ void asg_cpu_blas_init(void) {
 #endif
 }
 
-DEF_GEMM(asg_cpu_sgemm, float, BLAS_CALL(cblas_sgemm, float))
-DEF_GEMM(asg_cpu_dgemm, double, BLAS_CALL(cblas_dgemm, double))
+static void gemm_run(gemm_job *g, asg_cpu_pool *pool) {
+  const int64_t M = g->M, N = g->N, K = g->K;
+  if (M == 0 || N == 0) return;
+  const int pt = asg_cpu_pool_threads(pool);
+#ifdef ASG_HAVE_CBLAS
+  if (K > 0 && M <= INT32_MAX && N <= INT32_MAX && K <= INT32_MAX) {
+    int nt = M * N * K >= (int64_t)1 << 20 ? pt : 1;
+    g->by_rows = M >= N;
+    int64_t len = g->by_rows ? M : N;
+    g->blk = (len + nt - 1) / nt;
+    if (g->blk < 16) g->blk = 16;
+    asg_cpu_parallel_for(pool, nt, (len + g->blk - 1) / g->blk, blas_range, g);
+    return;
+  }
+#endif
+  int nt = M * N * K >= (int64_t)1 << 18 ? pt : 1;
+  asg_cpu_parallel_for(pool, nt, M, rows_range, g);
+}
+
+void asg_cpu_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                   int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc,
+                   asg_cpu_pool *pool) {
+  gemm_job g = {ta, tb, false, M, N, K, lda, ldb, ldc, alpha, beta, A, B, C, false, 0};
+  gemm_run(&g, pool);
+}
+
+void asg_cpu_dgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double *A,
+                   int64_t lda, const double *B, int64_t ldb, double beta, double *C, int64_t ldc,
+                   asg_cpu_pool *pool) {
+  gemm_job g = {ta, tb, true, M, N, K, lda, ldb, ldc, alpha, beta, A, B, C, false, 0};
+  gemm_run(&g, pool);
+}
 
 /* out[..., M, N] = a[..., M, K] b[..., K, N] (attrs i0/i1 transpose a/b). */
 static asg_status matmul_kernel(const asg_cpu_call *c) {
@@ -106,10 +158,10 @@ static asg_status matmul_kernel(const asg_cpu_call *c) {
   if (nb_b == 1 && !ta && nb_a == nbatch) {
     if (f32)
       asg_cpu_sgemm(false, tb, nbatch * M, N, K, 1.0f, c->in[0], lda, c->in[1], ldb, 0.0f, c->out,
-                    N, c->nthreads);
+                    N, c->pool);
     else
       asg_cpu_dgemm(false, tb, nbatch * M, N, K, 1.0, c->in[0], lda, c->in[1], ldb, 0.0, c->out, N,
-                    c->nthreads);
+                    c->pool);
     return ASG_OK;
   }
   int64_t astr[ASG_MAX_DIMS] = {0}, bstr[ASG_MAX_DIMS] = {0};
@@ -142,10 +194,10 @@ static asg_status matmul_kernel(const asg_cpu_call *c) {
     char *C = (char *)c->out + (size_t)(bi * M * N) * es;
     if (f32)
       asg_cpu_sgemm(ta, tb, M, N, K, 1.0f, (const float *)A, lda, (const float *)B, ldb, 0.0f,
-                    (float *)C, N, c->nthreads);
+                    (float *)C, N, c->pool);
     else
       asg_cpu_dgemm(ta, tb, M, N, K, 1.0, (const double *)A, lda, (const double *)B, ldb, 0.0,
-                    (double *)C, N, c->nthreads);
+                    (double *)C, N, c->pool);
   }
   return ASG_OK;
 }

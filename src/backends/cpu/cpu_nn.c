@@ -15,7 +15,7 @@ static int64_t prod_dims(asg_shape s, int from, int to) {
 }
 
 static int threads_for(const asg_cpu_call *c, int64_t work, int64_t units) {
-  return work >= ASG_CPU_PAR_MIN && units > 1 ? c->nthreads : 1;
+  return asg_cpu_threads_for(c, work, units);
 }
 
 static inline int64_t label_at(const void *l, asg_dtype dt, int64_t r) {
@@ -23,7 +23,9 @@ static inline int64_t label_at(const void *l, asg_dtype dt, int64_t r) {
 }
 
 /* A row takes part in the loss when its label is a class index; ignored and
- * out-of-range labels are left out (and never used to index). */
+ * out-of-range labels are left out (and never used to index). Out-of-range
+ * ones are an error unless the program is unchecked (cpu_backend.c scans
+ * the labels first). */
 static inline bool label_ok(int64_t lab, int64_t C, int64_t ignore) {
   return lab != ignore && lab >= 0 && lab < C;
 }
@@ -50,24 +52,23 @@ static inline bool label_ok(int64_t lab, int64_t C, int64_t ignore) {
     } else {                                                                                       \
       for (int64_t j = 0; j < n; j++)                                                              \
         sum += (double)EXP(x[j * s] - m);                                                          \
-      double lse = (double)m + log(sum);                                                           \
+      /* (x - m) - log(sum), not x - (m + log(sum)): exact for large x */                          \
+      double lg = log(sum);                                                                        \
       for (int64_t j = 0; j < n; j++)                                                              \
-        y[j * s] = (T)((double)x[j * s] - lse);                                                    \
+        y[j * s] = (T)(((double)x[j * s] - (double)m) - lg);                                       \
     }                                                                                              \
   }                                                                                                \
-  static void softmax_##SUF(const asg_cpu_call *c, int64_t outer, int64_t n, int64_t inner) {      \
+  /* Lines [lo, hi) of the outer * inner lines. */                                                 \
+  static void softmax_##SUF(const asg_cpu_call *c, int64_t n, int64_t inner, int64_t lo,           \
+                            int64_t hi) {                                                          \
     const T *x = c->in[0];                                                                         \
     T *y = c->out;                                                                                 \
     bool lg = c->s->op == ASG_OP_LOG_SOFTMAX;                                                      \
-    int64_t lines = outer * inner;                                                                 \
-    int nt = threads_for(c, lines * n, lines);                                                     \
     if (inner == 1) {                                                                              \
-      _Pragma("omp parallel for num_threads(nt) schedule(static)") for (int64_t r = 0; r < outer;  \
-                                                                        r++)                       \
-          sm_line_##SUF(x + r * n, y + r * n, n, 1, lg);                                           \
+      for (int64_t r = lo; r < hi; r++)                                                            \
+        sm_line_##SUF(x + r * n, y + r * n, n, 1, lg);                                             \
     } else {                                                                                       \
-      _Pragma("omp parallel for num_threads(nt) schedule(static)") for (int64_t l = 0; l < lines;  \
-                                                                        l++) {                     \
+      for (int64_t l = lo; l < hi; l++) {                                                          \
         int64_t off = (l / inner) * n * inner + l % inner;                                         \
         sm_line_##SUF(x + off, y + off, n, inner, lg);                                             \
       }                                                                                            \
@@ -77,16 +78,33 @@ static inline bool label_ok(int64_t lab, int64_t C, int64_t ignore) {
 DEF_SOFTMAX(f32, float, expf)
 DEF_SOFTMAX(f64, double, exp)
 
+/* The sizes of a row-wise step, shared by its threads: [R, C] for
+ * layernorm and cross-entropy, lines of n (stride inner) for softmax. */
+typedef struct nn_job {
+  const asg_cpu_call *c;
+  int64_t R, C;
+  double scale; /* cross-entropy backward: dloss / count */
+} nn_job;
+
+static void softmax_range(void *ctx, int64_t lo, int64_t hi, int tid) {
+  (void)tid;
+  const nn_job *j = ctx;
+  if (j->c->s->in[0].dtype == ASG_F32)
+    softmax_f32(j->c, j->R, j->C, lo, hi);
+  else
+    softmax_f64(j->c, j->R, j->C, lo, hi);
+}
+
 static asg_status softmax_kernel(const asg_cpu_call *c) {
   asg_shape s = c->s->in[0].shape;
   int a = (int)c->s->attr.i[0];
   int64_t outer = prod_dims(s, 0, a), n = s.dims[a], inner = prod_dims(s, a + 1, s.ndim);
+  if (c->s->in[0].dtype != ASG_F32 && c->s->in[0].dtype != ASG_F64)
+    return asg__error(ASG_ERR_DTYPE, "cpu: %s: dtype not supported", c->s->label);
   if (outer * n * inner == 0) return ASG_OK;
-  switch (c->s->in[0].dtype) {
-  case ASG_F32: softmax_f32(c, outer, n, inner); break;
-  case ASG_F64: softmax_f64(c, outer, n, inner); break;
-  default: return asg__error(ASG_ERR_DTYPE, "cpu: %s: dtype not supported", c->s->label);
-  }
+  nn_job j = {c, n, inner, 0}; /* R: line length, C: stride */
+  int64_t lines = outer * inner;
+  asg_cpu_parallel_for(c->pool, threads_for(c, lines * n, lines), lines, softmax_range, &j);
   return ASG_OK;
 }
 
@@ -112,12 +130,12 @@ DEF_LN_STATS(f64, double)
 
 /* x [R,C], gamma [C], beta [C] -> y [R,C] */
 #define DEF_LN_FWD(SUF, T)                                                                         \
-  static void ln_fwd_##SUF(const asg_cpu_call *c, int64_t R, int64_t C) {                          \
+  /* Rows [lo, hi). */                                                                             \
+  static void ln_fwd_##SUF(const asg_cpu_call *c, int64_t C, int64_t lo, int64_t hi) {             \
     const T *x = c->in[0], *gm = c->in[1], *bt = c->in[2];                                         \
     T *y = c->out;                                                                                 \
     double eps = c->s->attr.f[0];                                                                  \
-    int nt = threads_for(c, R * C, R);                                                             \
-    _Pragma("omp parallel for num_threads(nt) schedule(static)") for (int64_t r = 0; r < R; r++) { \
+    for (int64_t r = lo; r < hi; r++) {                                                            \
       const T *xr = x + r * C;                                                                     \
       T *yr = y + r * C;                                                                           \
       double mean, rstd;                                                                           \
@@ -132,12 +150,12 @@ DEF_LN_FWD(f64, double)
 /* dy [R,C], x [R,C], gamma [C] -> dx [R,C]:
  * dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * gamma. */
 #define DEF_LN_BWD_X(SUF, T)                                                                       \
-  static void ln_bwd_x_##SUF(const asg_cpu_call *c, int64_t R, int64_t C) {                        \
+  /* Rows [lo, hi). */                                                                             \
+  static void ln_bwd_x_##SUF(const asg_cpu_call *c, int64_t C, int64_t lo, int64_t hi) {           \
     const T *dy = c->in[0], *x = c->in[1], *gm = c->in[2];                                         \
     T *dx = c->out;                                                                                \
     double eps = c->s->attr.f[0];                                                                  \
-    int nt = threads_for(c, R * C, R);                                                             \
-    _Pragma("omp parallel for num_threads(nt) schedule(static)") for (int64_t r = 0; r < R; r++) { \
+    for (int64_t r = lo; r < hi; r++) {                                                            \
       const T *xr = x + r * C, *dyr = dy + r * C;                                                  \
       T *dxr = dx + r * C;                                                                         \
       double mean, rstd, sg = 0, sgx = 0;                                                          \
@@ -166,17 +184,21 @@ DEF_LN_BWD_X(f64, double)
  * the workspace (2R doubles) first; then column blocks run in parallel, each
  * summing its rows in order (deterministic, no atomics). */
 #define DEF_LN_BWD_G(SUF, T)                                                                       \
-  static void ln_bwd_g_##SUF(const asg_cpu_call *c, int64_t R, int64_t C) {                        \
+  /* Statistics of rows [lo, hi) into the workspace. */                                            \
+  static void ln_bwd_g_stats_##SUF(const asg_cpu_call *c, int64_t R, int64_t C, int64_t lo,        \
+                                   int64_t hi) {                                                   \
+    const T *x = c->in[1];                                                                         \
+    double eps = c->s->attr.f[0], *mean = c->ws, *rstd = mean + R;                                 \
+    for (int64_t r = lo; r < hi; r++)                                                              \
+      ln_stats_##SUF(x + r * C, C, eps, mean + r, rstd + r);                                       \
+  }                                                                                                \
+  /* Column blocks [lo, hi) of dgamma. */                                                          \
+  static void ln_bwd_g_##SUF(const asg_cpu_call *c, int64_t R, int64_t C, int64_t lo,              \
+                             int64_t hi) {                                                         \
     const T *dy = c->in[0], *x = c->in[1];                                                         \
     T *dg = c->out;                                                                                \
-    double eps = c->s->attr.f[0], *mean = c->ws, *rstd = mean + R;                                 \
-    int nt = threads_for(c, R * C, R);                                                             \
-    _Pragma("omp parallel for num_threads(nt) schedule(static)") for (int64_t r = 0; r < R; r++)   \
-        ln_stats_##SUF(x + r * C, C, eps, mean + r, rstd + r);                                     \
-    int64_t nb = (C + LN_COLS - 1) / LN_COLS;                                                      \
-    nt = threads_for(c, R * C, nb);                                                                \
-    _Pragma("omp parallel for num_threads(nt) schedule(static)") for (int64_t b = 0; b < nb;       \
-                                                                      b++) {                       \
+    const double *mean = c->ws, *rstd = mean + R;                                                  \
+    for (int64_t b = lo; b < hi; b++) {                                                            \
       int64_t j0 = b * LN_COLS, w = C - j0 < LN_COLS ? C - j0 : LN_COLS;                           \
       double acc[LN_COLS] = {0};                                                                   \
       for (int64_t r = 0; r < R; r++) {                                                            \
@@ -199,6 +221,39 @@ static void ln_dims(const asg_step *s, int64_t *R, int64_t *C) {
   *R = prod_dims(sh, 0, sh.ndim - 1);
 }
 
+static void ln_fwd_range(void *ctx, int64_t lo, int64_t hi, int tid) {
+  (void)tid;
+  const nn_job *j = ctx;
+  if (j->c->s->out.dtype == ASG_F32)
+    ln_fwd_f32(j->c, j->C, lo, hi);
+  else
+    ln_fwd_f64(j->c, j->C, lo, hi);
+}
+static void ln_bwd_x_range(void *ctx, int64_t lo, int64_t hi, int tid) {
+  (void)tid;
+  const nn_job *j = ctx;
+  if (j->c->s->out.dtype == ASG_F32)
+    ln_bwd_x_f32(j->c, j->C, lo, hi);
+  else
+    ln_bwd_x_f64(j->c, j->C, lo, hi);
+}
+static void ln_bwd_g_stats_range(void *ctx, int64_t lo, int64_t hi, int tid) {
+  (void)tid;
+  const nn_job *j = ctx;
+  if (j->c->s->out.dtype == ASG_F32)
+    ln_bwd_g_stats_f32(j->c, j->R, j->C, lo, hi);
+  else
+    ln_bwd_g_stats_f64(j->c, j->R, j->C, lo, hi);
+}
+static void ln_bwd_g_range(void *ctx, int64_t lo, int64_t hi, int tid) {
+  (void)tid;
+  const nn_job *j = ctx;
+  if (j->c->s->out.dtype == ASG_F32)
+    ln_bwd_g_f32(j->c, j->R, j->C, lo, hi);
+  else
+    ln_bwd_g_f64(j->c, j->R, j->C, lo, hi);
+}
+
 static asg_status layernorm_kernel(const asg_cpu_call *c) {
   int64_t R, C;
   ln_dims(c->s, &R, &C);
@@ -216,10 +271,17 @@ static asg_status layernorm_kernel(const asg_cpu_call *c) {
       }
     return ASG_OK;
   }
+  nn_job j = {c, R, C, 0};
+  int nt = threads_for(c, R * C, R);
   switch (c->s->op) {
-  case ASG_OP_LAYERNORM: f32 ? ln_fwd_f32(c, R, C) : ln_fwd_f64(c, R, C); break;
-  case ASG_OP_LAYERNORM_BWD_X: f32 ? ln_bwd_x_f32(c, R, C) : ln_bwd_x_f64(c, R, C); break;
-  default: f32 ? ln_bwd_g_f32(c, R, C) : ln_bwd_g_f64(c, R, C); break;
+  case ASG_OP_LAYERNORM: asg_cpu_parallel_for(c->pool, nt, R, ln_fwd_range, &j); break;
+  case ASG_OP_LAYERNORM_BWD_X: asg_cpu_parallel_for(c->pool, nt, R, ln_bwd_x_range, &j); break;
+  default: {
+    asg_cpu_parallel_for(c->pool, nt, R, ln_bwd_g_stats_range, &j);
+    int64_t nb = (C + LN_COLS - 1) / LN_COLS;
+    asg_cpu_parallel_for(c->pool, threads_for(c, R * C, nb), nb, ln_bwd_g_range, &j);
+    break;
+  }
   }
   return ASG_OK;
 }
@@ -233,62 +295,81 @@ static size_t ln_bwd_g_ws(const asg_step *s, int nthreads) {
 
 /* ---- softmax cross-entropy ----
  * logits [R, C], labels [R] (i32/i64) -> loss scalar:
- * mean over valid rows of (1-ls) * (lse - x[label]) + ls * (lse - mean_c x).
+ * mean over counted rows of (1-ls) * (lse - x[label]) + ls * (lse - mean_c x)
+ * (NaN when no row counts, as PyTorch; the gradient is then zero).
  * Row losses go to the workspace and are summed in row order. */
 #define DEF_CE(SUF, T, EXP)                                                                        \
-  static inline double lse_##SUF(const T *xr, int64_t C) {                                         \
+  /* log-sum-exp = *mo + the returned log(sum exp(x - max)); kept apart so that                    \
+   * x - lse is computed as (x - max) - log(sum), exact for large logits */                        \
+  static inline double lse_##SUF(const T *xr, int64_t C, double *mo) {                             \
     T m = xr[0];                                                                                   \
     for (int64_t j = 1; j < C; j++)                                                                \
       if (xr[j] > m || xr[j] != xr[j]) m = xr[j];                                                  \
     double s = 0;                                                                                  \
     for (int64_t j = 0; j < C; j++)                                                                \
       s += (double)EXP(xr[j] - m);                                                                 \
-    return (double)m + log(s);                                                                     \
+    *mo = (double)m;                                                                               \
+    return log(s);                                                                                 \
   }                                                                                                \
-  static void ce_fwd_##SUF(const asg_cpu_call *c, int64_t R, int64_t C) {                          \
+  /* Row losses [lo, hi) into the workspace. */                                                    \
+  static void ce_fwd_rows_##SUF(const asg_cpu_call *c, int64_t C, int64_t lo, int64_t hi) {        \
     const T *x = c->in[0];                                                                         \
     const void *lab = c->in[1];                                                                    \
     asg_dtype ldt = c->s->in[1].dtype;                                                             \
     double ls = c->s->attr.f[0], *row = c->ws;                                                     \
     int64_t ign = c->s->attr.i[0];                                                                 \
-    int nt = threads_for(c, R * C, R);                                                             \
-    _Pragma("omp parallel for num_threads(nt) schedule(static)") for (int64_t r = 0; r < R; r++) { \
+    for (int64_t r = lo; r < hi; r++) {                                                            \
       int64_t l = label_at(lab, ldt, r);                                                           \
       row[r] = 0;                                                                                  \
       if (!label_ok(l, C, ign)) continue;                                                          \
       const T *xr = x + r * C;                                                                     \
-      double lse = lse_##SUF(xr, C), v = (1 - ls) * (lse - (double)xr[l]);                         \
+      double m, lg = lse_##SUF(xr, C, &m), v = (1 - ls) * (lg - ((double)xr[l] - m));              \
       if (ls > 0) {                                                                                \
         double sx = 0;                                                                             \
         for (int64_t j = 0; j < C; j++)                                                            \
-          sx += (double)xr[j];                                                                     \
-        v += ls * (lse - sx / (double)C);                                                          \
+          sx += (double)xr[j] - m;                                                                 \
+        v += ls * (lg - sx / (double)C);                                                           \
       }                                                                                            \
       row[r] = v;                                                                                  \
     }                                                                                              \
+  }                                                                                                \
+  /* The mean of the row losses, in row order. */                                                  \
+  static void ce_fwd_##SUF(const asg_cpu_call *c, int64_t R, int64_t C) {                          \
+    const void *lab = c->in[1];                                                                    \
+    asg_dtype ldt = c->s->in[1].dtype;                                                             \
+    const double *row = c->ws;                                                                     \
+    int64_t ign = c->s->attr.i[0];                                                                 \
     double total = 0;                                                                              \
     int64_t count = 0;                                                                             \
     for (int64_t r = 0; r < R; r++) {                                                              \
       total += row[r];                                                                             \
       count += label_ok(label_at(lab, ldt, r), C, ign);                                            \
     }                                                                                              \
-    *(T *)c->out = (T)(count ? total / (double)count : 0.0);                                       \
+    /* no row counted: NaN (0/0), as PyTorch's mean over no elements */                            \
+    *(T *)c->out = (T)(count ? total / (double)count : NAN);                                       \
   }                                                                                                \
   /* logits [R,C], labels [R], dloss [] -> dlogits [R,C] =                                         \
    * (softmax - ((1-ls) onehot + ls/C)) * dloss / count; zero for left-out rows */                 \
-  static void ce_bwd_##SUF(const asg_cpu_call *c, int64_t R, int64_t C) {                          \
+  /* dloss / count (0 when no row counts) */                                                       \
+  static double ce_bwd_scale_##SUF(const asg_cpu_call *c, int64_t R, int64_t C) {                  \
+    const void *lab = c->in[1];                                                                    \
+    asg_dtype ldt = c->s->in[1].dtype;                                                             \
+    int64_t ign = c->s->attr.i[0], count = 0;                                                      \
+    for (int64_t r = 0; r < R; r++)                                                                \
+      count += label_ok(label_at(lab, ldt, r), C, ign);                                            \
+    return count ? (double)*(const T *)c->in[2] / (double)count : 0.0;                             \
+  }                                                                                                \
+  /* Rows [lo, hi) of dlogits. */                                                                  \
+  static void ce_bwd_##SUF(const asg_cpu_call *c, int64_t C, double scale, int64_t lo,             \
+                           int64_t hi) {                                                           \
     const T *x = c->in[0];                                                                         \
     const void *lab = c->in[1];                                                                    \
     asg_dtype ldt = c->s->in[1].dtype;                                                             \
     T *dx = c->out;                                                                                \
     double ls = c->s->attr.f[0];                                                                   \
-    int64_t ign = c->s->attr.i[0], count = 0;                                                      \
-    for (int64_t r = 0; r < R; r++)                                                                \
-      count += label_ok(label_at(lab, ldt, r), C, ign);                                            \
-    double scale = count ? (double)*(const T *)c->in[2] / (double)count : 0.0;                     \
+    int64_t ign = c->s->attr.i[0];                                                                 \
     double off = ls / (double)C;                                                                   \
-    int nt = threads_for(c, R * C, R);                                                             \
-    _Pragma("omp parallel for num_threads(nt) schedule(static)") for (int64_t r = 0; r < R; r++) { \
+    for (int64_t r = lo; r < hi; r++) {                                                            \
       int64_t l = label_at(lab, ldt, r);                                                           \
       const T *xr = x + r * C;                                                                     \
       T *dr = dx + r * C;                                                                          \
@@ -297,10 +378,10 @@ static size_t ln_bwd_g_ws(const asg_step *s, int nthreads) {
           dr[j] = 0;                                                                               \
         continue;                                                                                  \
       }                                                                                            \
-      double lse = lse_##SUF(xr, C);                                                               \
+      double m, lg = lse_##SUF(xr, C, &m);                                                         \
       for (int64_t j = 0; j < C; j++)                                                              \
-        dr[j] = (T)((exp((double)xr[j] - lse) - off) * scale);                                     \
-      dr[l] = (T)((exp((double)xr[l] - lse) - off - (1 - ls)) * scale);                            \
+        dr[j] = (T)((exp(((double)xr[j] - m) - lg) - off) * scale);                                \
+      dr[l] = (T)((exp(((double)xr[l] - m) - lg) - off - (1 - ls)) * scale);                       \
     }                                                                                              \
   }
 DEF_CE(f32, float, expf)
@@ -312,6 +393,23 @@ static void ce_dims(const asg_step *s, int64_t *R, int64_t *C) {
   *R = prod_dims(sh, 0, sh.ndim - 1);
 }
 
+static void ce_fwd_rows_range(void *ctx, int64_t lo, int64_t hi, int tid) {
+  (void)tid;
+  const nn_job *j = ctx;
+  if (j->c->s->in[0].dtype == ASG_F32)
+    ce_fwd_rows_f32(j->c, j->C, lo, hi);
+  else
+    ce_fwd_rows_f64(j->c, j->C, lo, hi);
+}
+static void ce_bwd_range(void *ctx, int64_t lo, int64_t hi, int tid) {
+  (void)tid;
+  const nn_job *j = ctx;
+  if (j->c->s->in[0].dtype == ASG_F32)
+    ce_bwd_f32(j->c, j->C, j->scale, lo, hi);
+  else
+    ce_bwd_f64(j->c, j->C, j->scale, lo, hi);
+}
+
 static asg_status ce_kernel(const asg_cpu_call *c) {
   int64_t R, C;
   ce_dims(c->s, &R, &C);
@@ -319,17 +417,22 @@ static asg_status ce_kernel(const asg_cpu_call *c) {
   if ((dt != ASG_F32 && dt != ASG_F64) || (ldt != ASG_I32 && ldt != ASG_I64))
     return asg__error(ASG_ERR_DTYPE, "cpu: %s: dtype not supported", c->s->label);
   bool fwd = c->s->op == ASG_OP_SOFTMAX_CE;
-  if (R == 0 || C == 0) { /* nothing counted: loss 0, no gradient */
+  if (R == 0 || C == 0) { /* nothing counted: loss NaN (as an empty mean), no gradient */
     if (fwd && dt == ASG_F32)
-      *(float *)c->out = 0;
+      *(float *)c->out = NAN;
     else if (fwd)
-      *(double *)c->out = 0;
+      *(double *)c->out = NAN;
     return ASG_OK;
   }
-  if (fwd)
+  nn_job j = {c, R, C, 0};
+  int nt = threads_for(c, R * C, R);
+  if (fwd) {
+    asg_cpu_parallel_for(c->pool, nt, R, ce_fwd_rows_range, &j);
     dt == ASG_F32 ? ce_fwd_f32(c, R, C) : ce_fwd_f64(c, R, C);
-  else
-    dt == ASG_F32 ? ce_bwd_f32(c, R, C) : ce_bwd_f64(c, R, C);
+  } else {
+    j.scale = dt == ASG_F32 ? ce_bwd_scale_f32(c, R, C) : ce_bwd_scale_f64(c, R, C);
+    asg_cpu_parallel_for(c->pool, nt, R, ce_bwd_range, &j);
+  }
   return ASG_OK;
 }
 

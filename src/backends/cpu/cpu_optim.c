@@ -46,14 +46,14 @@ DEF_MOMENT(f64, double)
 DEF_PARAM(f32, float, sqrtf)
 DEF_PARAM(f64, double, sqrt)
 
-static asg_status moment_kernel(const asg_cpu_call *c) {
+/* Chunks [lo, hi) of ADAM_MOMENT(2): out [total] from m, g [total]. */
+static void moment_range(void *ctx, int64_t lo, int64_t hi, int tid) {
+  (void)tid;
+  const asg_cpu_call *c = ctx;
   const asg_step *s = c->s;
   bool second = s->op == ASG_OP_ADAM_MOMENT2;
   int64_t total = asg_shape_numel(s->out.shape);
-  int64_t units = (total + CHUNK - 1) / CHUNK;
-  int nt = total >= ASG_CPU_PAR_MIN ? c->nthreads : 1;
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t u = 0; u < units; u++) {
+  for (int64_t u = lo; u < hi; u++) {
     int64_t i0 = u * CHUNK, n = total - i0 < CHUNK ? total - i0 : CHUNK;
     if (s->out.dtype == ASG_F32)
       moment_f32(second, &s->attr, (float *)c->out + i0, (const float *)c->in[0] + i0,
@@ -62,6 +62,13 @@ static asg_status moment_kernel(const asg_cpu_call *c) {
       moment_f64(second, &s->attr, (double *)c->out + i0, (const double *)c->in[0] + i0,
                  (const double *)c->in[1] + i0, n);
   }
+}
+
+static asg_status moment_kernel(const asg_cpu_call *c) {
+  int64_t total = asg_shape_numel(c->s->out.shape);
+  int64_t units = (total + CHUNK - 1) / CHUNK;
+  asg_cpu_parallel_for(c->pool, asg_cpu_threads_for(c, total, units), units, moment_range,
+                       (void *)c);
   return ASG_OK;
 }
 
@@ -85,16 +92,21 @@ static void param_scalars(const asg_cpu_call *c, double *step, double *sbc2, dou
   }
 }
 
-static asg_status param_kernel(const asg_cpu_call *c) {
-  const asg_step *s = c->s;
+typedef struct param_job {
+  const asg_cpu_call *c;
   double step, sbc2, dec;
-  param_scalars(c, &step, &sbc2, &dec);
+} param_job;
+
+/* Chunks [lo, hi) of ADAM_PARAM: out [total] from p, m, v [total]. */
+static void param_range(void *ctx, int64_t lo, int64_t hi, int tid) {
+  (void)tid;
+  const param_job *j = ctx;
+  const asg_cpu_call *c = j->c;
+  const asg_step *s = c->s;
+  const double step = j->step, sbc2 = j->sbc2, dec = j->dec;
   bool decay = s->attr.f[1] != 0;
   int64_t total = asg_shape_numel(s->out.shape);
-  int64_t units = (total + CHUNK - 1) / CHUNK;
-  int nt = total >= ASG_CPU_PAR_MIN ? c->nthreads : 1;
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t u = 0; u < units; u++) {
+  for (int64_t u = lo; u < hi; u++) {
     int64_t i0 = u * CHUNK, n = total - i0 < CHUNK ? total - i0 : CHUNK;
     if (s->out.dtype == ASG_F32)
       param_f32((float *)c->out + i0, (const float *)c->in[0] + i0, (const float *)c->in[1] + i0,
@@ -104,6 +116,14 @@ static asg_status param_kernel(const asg_cpu_call *c) {
       param_f64((double *)c->out + i0, (const double *)c->in[0] + i0, (const double *)c->in[1] + i0,
                 (const double *)c->in[2] + i0, step, sbc2, s->attr.f[0], decay, dec, n);
   }
+}
+
+static asg_status param_kernel(const asg_cpu_call *c) {
+  param_job j = {.c = c};
+  param_scalars(c, &j.step, &j.sbc2, &j.dec);
+  int64_t total = asg_shape_numel(c->s->out.shape);
+  int64_t units = (total + CHUNK - 1) / CHUNK;
+  asg_cpu_parallel_for(c->pool, asg_cpu_threads_for(c, total, units), units, param_range, &j);
   return ASG_OK;
 }
 

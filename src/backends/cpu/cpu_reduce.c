@@ -47,12 +47,11 @@ static int64_t kept_offset(const asg_reduce_plan *p, int64_t o) {
   }
 
 #define DEF_REDUCE(SUF, T, ACC, IS_FLOAT)                                                          \
-  static void red_##SUF(const asg_cpu_call *c, const asg_reduce_plan *p) {                         \
+  /* Outputs [lo, hi). */                                                                          \
+  static void red_##SUF(const asg_cpu_call *c, const asg_reduce_plan *p, int64_t lo, int64_t hi) { \
     const T *x = c->in[0];                                                                         \
     asg_op op = c->s->op;                                                                          \
-    int nt = p->nout * p->nred >= ASG_CPU_PAR_MIN && p->nout > 1 ? c->nthreads : 1;                \
-    _Pragma("omp parallel for num_threads(nt) schedule(static)") for (int64_t o = 0; o < p->nout;  \
-                                                                      o++) {                       \
+    for (int64_t o = lo; o < hi; o++) {                                                            \
       int64_t base = kept_offset(p, o);                                                            \
       if (op == ASG_OP_SUM || op == ASG_OP_MEAN || op == ASG_OP_VAR) {                             \
         ACC s = 0;                                                                                 \
@@ -95,16 +94,31 @@ DEF_REDUCE(f64, double, double, 1)
 DEF_REDUCE(i32, int32_t, int64_t, 0)
 DEF_REDUCE(i64, int64_t, int64_t, 0)
 
-static asg_status reduce_kernel(const asg_cpu_call *c) {
+typedef struct red_job {
+  const asg_cpu_call *c;
   asg_reduce_plan p;
-  asg__reduce_plan(&p, c->s->in[0].shape, c->s->attr.i[0]);
-  switch (c->s->in[0].dtype) {
-  case ASG_F32: red_f32(c, &p); break;
-  case ASG_F64: red_f64(c, &p); break;
-  case ASG_I32: red_i32(c, &p); break;
-  case ASG_I64: red_i64(c, &p); break;
-  default: return asg__error(ASG_ERR_DTYPE, "cpu: %s: dtype not supported", c->s->label);
+} red_job;
+
+static void reduce_range(void *ctx, int64_t lo, int64_t hi, int tid) {
+  (void)tid;
+  const red_job *j = ctx;
+  switch (j->c->s->in[0].dtype) {
+  case ASG_F32: red_f32(j->c, &j->p, lo, hi); break;
+  case ASG_F64: red_f64(j->c, &j->p, lo, hi); break;
+  case ASG_I32: red_i32(j->c, &j->p, lo, hi); break;
+  case ASG_I64: red_i64(j->c, &j->p, lo, hi); break;
+  default: break;
   }
+}
+
+static asg_status reduce_kernel(const asg_cpu_call *c) {
+  asg_dtype dt = c->s->in[0].dtype;
+  if (dt != ASG_F32 && dt != ASG_F64 && dt != ASG_I32 && dt != ASG_I64)
+    return asg__error(ASG_ERR_DTYPE, "cpu: %s: dtype not supported", c->s->label);
+  red_job j = {.c = c};
+  asg__reduce_plan(&j.p, c->s->in[0].shape, c->s->attr.i[0]);
+  int nt = asg_cpu_threads_for(c, j.p.nout * j.p.nred, j.p.nout);
+  asg_cpu_parallel_for(c->pool, nt, j.p.nout, reduce_range, &j);
   return ASG_OK;
 }
 

@@ -3,31 +3,29 @@
 
 #include "backends/cpu/cpu.h"
 
-/* out[...] = x[broadcast index]; rows of the last dim copied or splatted. */
-static asg_status broadcast_to_kernel(const asg_cpu_call *c) {
-  const asg_step *s = c->s;
-  asg_shape os = s->out.shape, is = s->in[0].shape;
-  size_t es = asg_dtype_size(s->out.dtype);
-  int64_t ist[ASG_MAX_DIMS] = {0};
-  int64_t st = 1;
-  for (int d = os.ndim - 1; d >= 0; d--) {
-    int id = is.ndim - (os.ndim - d);
-    ist[d] = (id >= 0 && is.dims[id] != 1) ? st : 0;
-    if (id >= 0) st *= is.dims[id];
-  }
-  int64_t inner = os.ndim ? os.dims[os.ndim - 1] : 1,
-          rows = asg_shape_numel(os) / (inner ? inner : 1);
-  int64_t istr = os.ndim ? ist[os.ndim - 1] : 0;
-  int nt = rows * inner >= ASG_CPU_PAR_MIN ? c->nthreads : 1;
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t r = 0; r < rows; r++) {
+/* broadcast_to: input strides per output dim (0 where broadcast). */
+typedef struct bto_job {
+  const asg_cpu_call *c;
+  int64_t ist[ASG_MAX_DIMS];
+  int64_t inner;
+} bto_job;
+
+/* Rows [lo, hi) of out [rows, inner] = x[broadcast index]; each row copied
+ * or splatted. */
+static void broadcast_to_range(void *ctx, int64_t lo, int64_t hi, int tid) {
+  (void)tid;
+  const bto_job *j = ctx;
+  const asg_shape os = j->c->s->out.shape;
+  const size_t es = asg_dtype_size(j->c->s->out.dtype);
+  const int64_t inner = j->inner, istr = os.ndim ? j->ist[os.ndim - 1] : 0;
+  for (int64_t r = lo; r < hi; r++) {
     int64_t off = 0, q = r;
     for (int d = os.ndim - 2; d >= 0; d--) {
-      off += (q % os.dims[d]) * ist[d];
+      off += (q % os.dims[d]) * j->ist[d];
       q /= os.dims[d];
     }
-    char *o = (char *)c->out + (size_t)(r * inner) * es;
-    const char *x = (const char *)c->in[0] + (size_t)off * es;
+    char *o = (char *)j->c->out + (size_t)(r * inner) * es;
+    const char *x = (const char *)j->c->in[0] + (size_t)off * es;
     if (istr == 1) {
       memcpy(o, x, (size_t)inner * es);
     } else {
@@ -35,6 +33,22 @@ static asg_status broadcast_to_kernel(const asg_cpu_call *c) {
         memcpy(o + (size_t)i * es, x, es);
     }
   }
+}
+
+static asg_status broadcast_to_kernel(const asg_cpu_call *c) {
+  const asg_step *s = c->s;
+  asg_shape os = s->out.shape, is = s->in[0].shape;
+  bto_job j = {.c = c};
+  int64_t st = 1;
+  for (int d = os.ndim - 1; d >= 0; d--) {
+    int id = is.ndim - (os.ndim - d);
+    j.ist[d] = (id >= 0 && is.dims[id] != 1) ? st : 0;
+    if (id >= 0) st *= is.dims[id];
+  }
+  j.inner = os.ndim ? os.dims[os.ndim - 1] : 1;
+  int64_t rows = asg_shape_numel(os) / (j.inner ? j.inner : 1);
+  asg_cpu_parallel_for(c->pool, asg_cpu_threads_for(c, rows * j.inner, rows), rows,
+                       broadcast_to_range, &j);
   return ASG_OK;
 }
 

@@ -20,14 +20,22 @@ ASG_API void asg_host_tensor_free(asg_host_tensor *t);
 
 /* Reads an IDX file (optionally gzip-compressed) converting its values to
  * dt (F32, F64, I32 or I64). Malformed or truncated files give
- * ASG_ERR_FORMAT and leave out empty. */
+ * ASG_ERR_FORMAT and leave out empty; memory grows with the data actually
+ * read, never with what the header claims. Float values read as I32/I64 are
+ * truncated toward zero; NaN, infinities and values outside the integer
+ * type's range are ASG_ERR_FORMAT naming the element. A path that is not a
+ * regular file (FIFO, directory, device) is ASG_ERR_IO, without blocking. */
 ASG_API asg_status asg_idx_read(const char *path, asg_dtype dt, asg_host_tensor *out);
 
-/* Copies rows idx[0..n) of src (rows = first dim) into dst, contiguously. */
+/* Copies rows idx[0..n) of src (rows = first dim) into dst, contiguously.
+ * src's shape is checked like every shape (ASG_ERR_SHAPE if invalid); an
+ * empty src (first dim 0) gathers nothing. */
 ASG_API asg_status asg_host_gather_rows(const asg_host_tensor *src, const int64_t *idx, int64_t n,
                                         void *dst);
 
-/* Batches of indices over [0, n); reshuffled every epoch from seed. */
+/* Batches of indices over [0, n); reshuffled every epoch from seed. n may
+ * be at most 2^45 (its index array must fit 2^48 bytes): larger is NULL with
+ * ASG_ERR_INVALID. */
 typedef struct asg_batcher asg_batcher;
 ASG_API asg_batcher *asg_batcher_new(int64_t n, int64_t batch, bool shuffle, bool drop_last,
                                      uint64_t seed);
@@ -58,13 +66,15 @@ typedef struct asg_text {
 } asg_text;
 
 /* Reads and concatenates files (a path naming a directory reads its regular
- * files in name order, skipping "*.dat" indexes and symbolic links). */
+ * files in name order, skipping "*.dat" indexes and symbolic links). A path
+ * that is neither a directory nor a regular file (a FIFO) is ASG_ERR_IO. */
 ASG_API asg_status asg_text_load(const char *const *paths, int n_paths, asg_text *out);
 ASG_API void asg_text_free(asg_text *t);
 /* Entropy in nats of the unigram distribution of tokens [begin, end). */
 ASG_API double asg_text_unigram_entropy(const asg_text *t, int64_t begin, int64_t end);
 /* Fills x and y [batch, ctx] with random windows from tokens [begin, end):
- * y is x shifted by one. Deterministic in (seed, step). */
+ * y is x shifted by one. Deterministic in (seed, step). ASG_ERR_INVALID if
+ * the range holds fewer than ctx + 1 tokens or batch * ctx overflows. */
 ASG_API asg_status asg_text_batch(const asg_text *t, int64_t begin, int64_t end, int64_t batch,
                                   int64_t ctx, uint64_t seed, uint64_t step, int32_t *x,
                                   int32_t *y);

@@ -8,9 +8,16 @@
  * Dtypes F32, F64, F16, BF16, I32 and I64 are supported. Every malformed file
  * gives ASG_ERR_FORMAT with a message naming the file and the problem.
  *
- * Writes go to "path.tmp.XXXXXX" in the same directory, are fsync'ed, then
- * renamed over path (and the directory fsync'ed): a crash leaves either the
- * old file or the new one, never a torn one.
+ * Writes go to "path.tmp.<pid>.XXXXXX" in the same directory (pid: the
+ * writing process), are fsync'ed, then renamed over path (and the directory
+ * fsync'ed): a crash leaves either the old file or the new one, never a torn
+ * one. A writer killed mid-save leaves its temporary behind; the next write
+ * of the same path removes the temporaries of that path whose process is
+ * gone (never those of a live process, nor of other paths).
+ *
+ * Every reader opens only regular files (a FIFO, device or directory is
+ * ASG_ERR_IO at once, without blocking) and checks every shape once: dims
+ * >= 0 and at most 2^48 bytes a tensor (see asg_shape_numel).
  *
  * Thread-safety: an open asg_safetensors may be read from several threads;
  * the program functions follow the program's rule (one thread at a time). */
@@ -109,6 +116,18 @@ ASG_API bool asg_is_optimizer_state(const char *name);
 /* Saves the program's variables (their own dtypes) to a safetensors file. */
 ASG_API asg_status asg_program_save_variables(asg_program *p, const char *path,
                                               asg_var_filter filter);
+
+/* Options of the _ex save functions; a zeroed struct (or NULL) gives the
+ * plain functions' behaviour. */
+typedef struct asg_save_options {
+  /* Refuse to save state that holds NaN or an infinity (float variables):
+   * ASG_ERR_INVALID naming the first such variable and element, and the file
+   * at path is left exactly as it was. */
+  bool require_finite;
+} asg_save_options;
+ASG_API asg_status asg_program_save_variables_ex(asg_program *p, const char *path,
+                                                 asg_var_filter filter,
+                                                 const asg_save_options *opt);
 /* Loads tensors by name into the program's variables, converting dtype
  * where needed (e.g. an F16, BF16 or F64 file into F32 variables). Nothing is
  * written unless the whole file checks out. A shape (or float/integer kind)
@@ -116,17 +135,30 @@ ASG_API asg_status asg_program_save_variables(asg_program *p, const char *path,
  * lacks (unexpected) and program variables the file lacks (missing), except
  * optimizer state, which a model file need not hold. The error message names
  * every offending tensor (ASG_ERR_SHAPE for shape/dtype, else
- * ASG_ERR_NOT_FOUND). */
+ * ASG_ERR_NOT_FOUND; long lists are summarized as "'a', 'b' and 74 more").
+ * A file's optimizer state is not "unexpected" for a program that has none
+ * (a training checkpoint loads strictly into an inference program). A load
+ * that matches no variable at all (non-strict, names all different) is
+ * ASG_ERR_NOT_FOUND naming both sides, unless the program has no variables. */
 ASG_API asg_status asg_program_load_variables(asg_program *p, const char *path, bool strict);
+/* As asg_program_load_variables; *n_loaded (may be NULL) receives the number
+ * of variables written (0 on error). */
+ASG_API asg_status asg_program_load_variables_ex(asg_program *p, const char *path, bool strict,
+                                                 int *n_loaded);
 
 /* ---- training checkpoints ----
  * Every variable (parameters and optimizer state) plus metadata: format
  * "asg-checkpoint", format version, step and the program's run count (the
  * state of its random streams). Loading restores all of them exactly (any
  * missing, unexpected or mis-shaped variable is an error and nothing is
- * changed); training then continues bit for bit as if never interrupted. */
+ * changed); training then continues bit for bit as if never interrupted.
+ * A program without optimizer state (an inference program) loads a training
+ * checkpoint too: the optimizer state in the file is skipped. */
 #define ASG_CHECKPOINT_VERSION 1
 ASG_API asg_status asg_checkpoint_save(asg_program *p, const char *path, int64_t step);
+/* asg_checkpoint_save with options (opt may be NULL). */
+ASG_API asg_status asg_checkpoint_save_ex(asg_program *p, const char *path, int64_t step,
+                                          const asg_save_options *opt);
 /* step may be NULL. */
 ASG_API asg_status asg_checkpoint_load(asg_program *p, const char *path, int64_t *step);
 

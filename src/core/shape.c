@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/checks.h"
 #include "core/internal.h"
 
 size_t asg_dtype_size(asg_dtype dt) {
@@ -26,10 +27,50 @@ bool asg_dtype_is_float(asg_dtype dt) {
 }
 
 int64_t asg_shape_numel(asg_shape s) {
+  if (s.ndim < 0 || s.ndim > ASG_MAX_DIMS) return -1;
+  bool empty = false;
+  for (int i = 0; i < s.ndim; i++) {
+    if (s.dims[i] < 0) return -1;
+    empty = empty || s.dims[i] == 0;
+  }
+  if (empty) return 0; /* even when the other dims overflow: the count is 0 */
   int64_t n = 1;
   for (int i = 0; i < s.ndim; i++)
-    n *= s.dims[i];
+    if (!asg__mul_i64(n, s.dims[i], &n)) return -1;
   return n;
+}
+
+bool asg__shape_check(asg_shape s, size_t elem_size, int64_t *numel, char *why, size_t why_len) {
+  if (s.ndim < 0 || s.ndim > ASG_MAX_DIMS) {
+    snprintf(why, why_len, "rank %d is out of range 0..%d", s.ndim, ASG_MAX_DIMS);
+    return false;
+  }
+  /* the product of the non-zero dims, bounded at every step: a zero dim
+   * makes the tensor empty but must not hide dims that overflow */
+  const uint64_t max = ASG__MAX_TENSOR_BYTES / (elem_size ? elem_size : 1);
+  uint64_t prod = 1;
+  bool empty = false;
+  for (int i = 0; i < s.ndim; i++) {
+    int64_t d = s.dims[i];
+    if (d < 0) {
+      snprintf(why, why_len, "dim %d is %lld (negative)", i, (long long)d);
+      return false;
+    }
+    if (d == 0) {
+      empty = true;
+      continue;
+    }
+    if ((uint64_t)d > max / prod) {
+      char b[200];
+      snprintf(why, why_len,
+               "%s of %zu-byte elements needs more bytes than the limit of one tensor (%llu)",
+               asg_shape_str(s, b, sizeof b), elem_size, (unsigned long long)ASG__MAX_TENSOR_BYTES);
+      return false;
+    }
+    prod *= (uint64_t)d;
+  }
+  if (numel) *numel = empty ? 0 : (int64_t)prod;
+  return true;
 }
 
 bool asg_shape_equal(asg_shape a, asg_shape b) {
@@ -72,7 +113,7 @@ bool asg__norm_axis(int axis, int ndim, int *out) {
 }
 
 void asg__strides(asg_shape s, int64_t *strides) {
-  int64_t st = 1;
+  int64_t st = 1; /* shapes are checked: no product overflows */
   for (int i = s.ndim - 1; i >= 0; i--) {
     strides[i] = st;
     st *= s.dims[i];

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/checks.h"
 #include "core/internal.h"
 
 struct asg_batcher {
@@ -36,8 +37,14 @@ asg_batcher *asg_batcher_new(int64_t n, int64_t batch, bool shuffle, bool drop_l
                (long long)n, (long long)batch);
     return NULL;
   }
+  size_t bytes;
+  if (!asg__array_bytes(n, sizeof(int64_t), &bytes)) { /* n * 8 would wrap */
+    asg__error(ASG_ERR_INVALID, "asg_batcher_new: %lld items are more than an index array holds",
+               (long long)n);
+    return NULL;
+  }
   asg_batcher *b = calloc(1, sizeof *b);
-  if (b) b->perm = malloc(sizeof *b->perm * (size_t)n);
+  if (b) b->perm = malloc(bytes);
   if (!b || !b->perm) {
     free(b);
     asg__error(ASG_ERR_OOM, "asg_batcher_new: out of memory");
@@ -73,7 +80,7 @@ int64_t asg_batcher_next(asg_batcher *b, int64_t *idx) {
 
 int64_t asg_batcher_batches_per_epoch(const asg_batcher *b) {
   if (!b) return 0;
-  return b->drop_last ? b->n / b->batch : (b->n + b->batch - 1) / b->batch;
+  return b->n / b->batch + (!b->drop_last && b->n % b->batch); /* no n + batch - 1: may wrap */
 }
 int64_t asg_batcher_epoch(const asg_batcher *b) { return b ? b->epoch : 0; }
 
@@ -85,7 +92,7 @@ asg_batcher *asg_batcher_new_subset(const int64_t *idx, int64_t n, int64_t batch
   }
   asg_batcher *b = asg_batcher_new(n, batch, shuffle, drop_last, seed);
   if (!b) return NULL;
-  b->items = malloc(sizeof *b->items * (size_t)n);
+  b->items = malloc(sizeof *b->items * (size_t)n); /* n checked by asg_batcher_new */
   if (!b->items) {
     asg_batcher_free(b);
     asg__error(ASG_ERR_OOM, "asg_batcher_new_subset: out of memory");
@@ -98,10 +105,14 @@ asg_batcher *asg_batcher_new_subset(const int64_t *idx, int64_t n, int64_t batch
 
 asg_status asg_train_val_split(int64_t n, double val_fraction, uint64_t seed, int64_t *train_idx,
                                int64_t *n_train, int64_t *val_idx, int64_t *n_val) {
+  size_t bytes;
   if (n <= 0 || !(val_fraction >= 0 && val_fraction <= 1) || !train_idx || !n_train || !val_idx ||
       !n_val)
     return asg__error(ASG_ERR_INVALID, "asg_train_val_split: bad arguments");
-  int64_t *p = malloc(sizeof *p * (size_t)n);
+  if (!asg__array_bytes(n, sizeof(int64_t), &bytes))
+    return asg__error(ASG_ERR_INVALID, "asg_train_val_split: %lld items are too many",
+                      (long long)n);
+  int64_t *p = malloc(bytes);
   if (!p) return asg__error(ASG_ERR_OOM, "asg_train_val_split: out of memory");
   for (int64_t i = 0; i < n; i++)
     p[i] = i;

@@ -2,7 +2,9 @@
  * dims, then the values. gzip is read through zlib when built with it. */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "core/checks.h"
 #include "core/internal.h"
 #ifdef ASG_HAVE_ZLIB
 #include <zlib.h>
@@ -16,9 +18,11 @@ void asg_host_tensor_free(asg_host_tensor *t) {
   t->data = NULL;
 }
 
+/* The file is opened by asg__open_regular (no FIFOs, no devices) and read
+ * through zlib, which passes uncompressed files through unchanged. */
 #ifdef ASG_HAVE_ZLIB
 typedef gzFile stream;
-static stream s_open(const char *p) { return gzopen(p, "rb"); }
+static stream s_open(int fd) { return gzdopen(fd, "rb"); }
 static size_t s_read(stream s, void *b, size_t n) {
   size_t got = 0;
   while (got < n) { /* gzread takes unsigned counts */
@@ -32,7 +36,7 @@ static size_t s_read(stream s, void *b, size_t n) {
 static void s_close(stream s) { gzclose(s); }
 #else
 typedef FILE *stream;
-static stream s_open(const char *p) { return fopen(p, "rb"); }
+static stream s_open(int fd) { return fdopen(fd, "rb"); }
 static size_t s_read(stream s, void *b, size_t n) { return fread(b, 1, n, s); }
 static void s_close(stream s) { fclose(s); }
 #endif
@@ -74,15 +78,61 @@ static int type_size(int t) {
   return 0;
 }
 
+/* Reads exactly n bytes into a buffer that grows as data arrives, so a
+ * header that promises more than the file holds costs no more memory than
+ * the file (a gzip stream's length is only known by reading it). */
+static asg_status read_data(stream s, const char *path, size_t n, unsigned char **out) {
+  size_t cap = n < ((size_t)1 << 20) ? n : ((size_t)1 << 20), got = 0;
+  unsigned char *buf = malloc(cap ? cap : 1);
+  if (!buf) return asg__error(ASG_ERR_OOM, "asg_idx_read: '%s': out of memory", path);
+  for (;;) {
+    size_t r = s_read(s, buf + got, cap - got);
+    got += r;
+    if (got < cap || cap == n) break; /* end of the data, or all of it */
+    size_t ncap = cap > n / 2 ? n : 2 * cap;
+    unsigned char *nb = realloc(buf, ncap);
+    if (!nb) {
+      free(buf);
+      return asg__error(ASG_ERR_OOM, "asg_idx_read: '%s': out of memory (%zu bytes)", path, ncap);
+    }
+    buf = nb;
+    cap = ncap;
+  }
+  if (got < n) {
+    free(buf);
+    return asg__error(ASG_ERR_FORMAT,
+                      "asg_idx_read: '%s' is truncated: its header promises %zu bytes of values, "
+                      "the file holds %zu",
+                      path, n, got);
+  }
+  *out = buf;
+  return ASG_OK;
+}
+
+/* Float values into integer dtypes: truncated toward zero when in range;
+ * NaN, infinities and values out of range are errors (the C conversion would
+ * be undefined). */
+static bool to_int(double v, asg_dtype dt, int64_t *out) {
+  bool ok = dt == ASG_I32 ? v > -2147483649.0 && v < 2147483648.0
+                          : v >= -9223372036854775808.0 && v < 9223372036854775808.0;
+  if (ok) *out = (int64_t)v;
+  return ok;
+}
+
 asg_status asg_idx_read(const char *path, asg_dtype dt, asg_host_tensor *out) {
   if (!path || !out) return asg__error(ASG_ERR_INVALID, "asg_idx_read: NULL argument");
   memset(out, 0, sizeof *out);
   if (dt != ASG_F32 && dt != ASG_F64 && dt != ASG_I32 && dt != ASG_I64)
     return asg__error(ASG_ERR_DTYPE, "asg_idx_read: cannot convert to %s", asg_dtype_name(dt));
-  stream s = s_open(path);
-  if (!s) return asg__error(ASG_ERR_IO, "asg_idx_read: cannot open '%s'", path);
+  asg_status st;
+  int fd = asg__open_regular(path, "asg_idx_read", &st);
+  if (fd < 0) return st;
+  stream s = s_open(fd);
+  if (!s) {
+    close(fd);
+    return asg__error(ASG_ERR_OOM, "asg_idx_read: cannot read '%s': out of memory", path);
+  }
   unsigned char hdr[4], dimb[4 * ASG_MAX_DIMS];
-  asg_status st = ASG_OK;
   unsigned char *raw = NULL;
   void *data = NULL;
   asg_shape shape = {0, {0}};
@@ -97,36 +147,47 @@ asg_status asg_idx_read(const char *path, asg_dtype dt, asg_host_tensor *out) {
     st = asg__error(ASG_ERR_FORMAT, "asg_idx_read: '%s' is truncated in its header", path);
     goto done;
   }
-  int64_t n = 1;
   for (int i = 0; i < shape.ndim; i++) {
     const unsigned char *b = dimb + 4 * i;
     shape.dims[i] =
         (int64_t)((uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3]);
-    if (shape.dims[i] <= 0 || shape.dims[i] > ((int64_t)1 << 40) / n) {
-      st = asg__error(ASG_ERR_FORMAT, "asg_idx_read: '%s' has a bad dimension", path);
+    if (shape.dims[i] == 0) {
+      st = asg__error(ASG_ERR_FORMAT, "asg_idx_read: '%s': dimension %d is 0", path, i);
       goto done;
     }
-    n *= shape.dims[i];
   }
-  raw = malloc((size_t)n * (size_t)ts);
-  data = malloc((size_t)n * asg_dtype_size(dt));
-  if (!raw || !data) {
-    st = asg__error(ASG_ERR_OOM, "asg_idx_read: '%s' needs %lld elements: out of memory", path,
-                    (long long)n);
+  /* the one shape check, for the larger of the file's and the output's
+   * element sizes */
+  int64_t n;
+  char why[300];
+  size_t es = asg_dtype_size(dt) > (size_t)ts ? asg_dtype_size(dt) : (size_t)ts;
+  if (!asg__shape_check(shape, es, &n, why, sizeof why)) {
+    st = asg__error(ASG_ERR_FORMAT, "asg_idx_read: '%s': %s", path, why);
     goto done;
   }
-  if (s_read(s, raw, (size_t)n * (size_t)ts) != (size_t)n * (size_t)ts) {
-    st = asg__error(ASG_ERR_FORMAT, "asg_idx_read: '%s' is truncated (expected %lld values)", path,
+  st = read_data(s, path, (size_t)n * (size_t)ts, &raw);
+  if (st) goto done;
+  data = malloc((size_t)n * asg_dtype_size(dt));
+  if (!data) {
+    st = asg__error(ASG_ERR_OOM, "asg_idx_read: '%s' needs %lld elements: out of memory", path,
                     (long long)n);
     goto done;
   }
   for (int64_t i = 0; i < n; i++) {
     double v = get_val(raw + i * ts, hdr[2]);
+    int64_t iv = 0;
+    if ((dt == ASG_I32 || dt == ASG_I64) && !to_int(v, dt, &iv)) {
+      st = asg__error(ASG_ERR_FORMAT,
+                      "asg_idx_read: '%s': value %lld is %g, which %s cannot hold (NaN, "
+                      "infinite or out of range)",
+                      path, (long long)i, v, asg_dtype_name(dt));
+      goto done;
+    }
     switch (dt) {
     case ASG_F32: ((float *)data)[i] = (float)v; break;
     case ASG_F64: ((double *)data)[i] = v; break;
-    case ASG_I32: ((int32_t *)data)[i] = (int32_t)v; break;
-    default: ((int64_t *)data)[i] = (int64_t)v; break;
+    case ASG_I32: ((int32_t *)data)[i] = (int32_t)iv; break;
+    default: ((int64_t *)data)[i] = iv; break;
     }
   }
   out->dtype = dt;
@@ -142,10 +203,19 @@ done:
 
 asg_status asg_host_gather_rows(const asg_host_tensor *src, const int64_t *idx, int64_t n,
                                 void *dst) {
-  if (!src || !src->data || !idx || !dst || src->shape.ndim < 1)
+  if (!src || !src->data || (n > 0 && (!idx || !dst)) || n < 0 || src->shape.ndim < 1 ||
+      asg_dtype_size(src->dtype) == 0)
     return asg__error(ASG_ERR_INVALID, "asg_host_gather_rows: bad argument");
-  size_t row =
-      asg_dtype_size(src->dtype) * (size_t)(asg_shape_numel(src->shape) / src->shape.dims[0]);
+  char why[300];
+  int64_t numel;
+  if (!asg__shape_check(src->shape, asg_dtype_size(src->dtype), &numel, why, sizeof why))
+    return asg__error(ASG_ERR_SHAPE, "asg_host_gather_rows: %s", why);
+  /* a row is the product of the trailing dims (no division: rows may be 0) */
+  asg_shape rs = src->shape;
+  rs.ndim--;
+  for (int d = 0; d < rs.ndim; d++)
+    rs.dims[d] = src->shape.dims[d + 1];
+  size_t row = asg_dtype_size(src->dtype) * (size_t)asg_shape_numel(rs);
   for (int64_t i = 0; i < n; i++) {
     if (idx[i] < 0 || idx[i] >= src->shape.dims[0])
       return asg__error(ASG_ERR_INVALID, "asg_host_gather_rows: index %lld out of range [0,%lld)",

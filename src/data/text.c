@@ -4,8 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <math.h>
 
+#include "core/checks.h"
 #include "core/internal.h"
 
 typedef struct bytes {
@@ -14,8 +16,14 @@ typedef struct bytes {
 } bytes;
 
 static asg_status append_file(bytes *b, const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return asg__error(ASG_ERR_IO, "asg_text_load: cannot open '%s'", path);
+  asg_status st;
+  int fd = asg__open_regular(path, "asg_text_load", &st); /* no FIFOs: they block */
+  if (fd < 0) return st;
+  FILE *f = fdopen(fd, "rb");
+  if (!f) {
+    close(fd);
+    return asg__error(ASG_ERR_OOM, "asg_text_load: cannot read '%s': out of memory", path);
+  }
   unsigned char buf[65536];
   size_t k;
   while ((k = fread(buf, 1, sizeof buf, f)) > 0) {
@@ -142,11 +150,16 @@ double asg_text_unigram_entropy(const asg_text *t, int64_t begin, int64_t end) {
 
 asg_status asg_text_batch(const asg_text *t, int64_t begin, int64_t end, int64_t batch, int64_t ctx,
                           uint64_t seed, uint64_t step, int32_t *x, int32_t *y) {
+  /* end - begin - 1 < ctx, not end - begin < ctx + 1: ctx may be INT64_MAX */
   if (!t || !t->tokens || !x || !y || batch <= 0 || ctx <= 0 || begin < 0 || end > t->n ||
-      end - begin < ctx + 1)
+      end <= begin || end - begin - 1 < ctx)
     return asg__error(ASG_ERR_INVALID,
                       "asg_text_batch: range [%lld,%lld) too short for context %lld",
                       (long long)begin, (long long)end, (long long)ctx);
+  int64_t cells;
+  if (!asg__mul_i64(batch, ctx, &cells))
+    return asg__error(ASG_ERR_INVALID, "asg_text_batch: batch %lld x context %lld overflows",
+                      (long long)batch, (long long)ctx);
   uint64_t key = asg__rng_key(seed, step);
   uint64_t span = (uint64_t)(end - begin - ctx); /* valid window starts */
   for (int64_t b = 0; b < batch; b++) {

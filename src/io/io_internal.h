@@ -51,7 +51,9 @@ struct asg_jval {
 };
 
 /* Parses text[0..len) as one JSON value followed only by whitespace.
- * On error returns false with a message in err. Free with asg__json_free. */
+ * On error returns false with a message in err (exactly ASG_JSON_OOM when an
+ * allocation failed). Free with asg__json_free. */
+#define ASG_JSON_OOM "out of memory"
 bool asg__json_parse(const char *text, size_t len, asg_jval *out, char *err, size_t errlen);
 void asg__json_free(asg_jval *v);
 /* Validates UTF-8 (no overlong forms, surrogates or code points > 0x10FFFF). */
@@ -60,6 +62,11 @@ bool asg__utf8_valid(const unsigned char *s, size_t n);
 /* ---- safetensors ---- */
 /* asg_safetensors_open that also returns the status. */
 asg_status asg__safetensors_open(const char *path, asg_safetensors **out);
+
+/* Creates "<path>.tmp.<pid>.XXXXXX" (src/io/tempfile.c) after removing the
+ * stale temporaries of path (same pattern, pid of a process that is gone);
+ * gives the descriptor in *fd and the malloc'd name in *tmp. */
+asg_status asg__temp_create(const char *path, int *fd, char **tmp);
 
 /* Fills dst (nbytes) with the data of tensor i when tensors[i].data is NULL. */
 typedef asg_status (*asg_st_fetch)(void *ctx, int i, void *dst, size_t nbytes);

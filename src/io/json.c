@@ -130,6 +130,14 @@ static bool jfail(jp *p, const char *what) {
   return false;
 }
 
+/* An allocation failed: err is exactly ASG_JSON_OOM, so that callers can
+ * report ASG_ERR_OOM rather than a malformed file. */
+static bool joom(jp *p) {
+  if (!p->failed) snprintf(p->err, p->errlen, "%s", ASG_JSON_OOM);
+  p->failed = true;
+  return false;
+}
+
 static void skip_ws(jp *p) {
   while (p->i < p->n &&
          (p->s[p->i] == ' ' || p->s[p->i] == '\t' || p->s[p->i] == '\n' || p->s[p->i] == '\r'))
@@ -193,7 +201,7 @@ static bool parse_string(jp *p, char **out) {
     return jfail(p, "unterminated string");
   }
   char *d = malloc(end - start + 1);
-  if (!d) return jfail(p, "out of memory");
+  if (!d) return joom(p);
   size_t k = 0;
   while (p->i < end) {
     unsigned c = p->s[p->i];
@@ -342,7 +350,7 @@ static bool append_item(jp *p, asg_jval *v, int *cap, char *key) {
       if (nk) v->keys = nk;
       if (!nk) ni = NULL;
     }
-    if (!ni) return jfail(p, "out of memory");
+    if (!ni) return joom(p);
     *cap = nc;
   }
   v->items[v->n] = (asg_jval){0};
@@ -394,7 +402,7 @@ static bool parse_container(jp *p, asg_jval *v, int depth) {
   }
   if (obj && v->n > 1) { /* duplicate keys are ambiguous: reject them (sorted, not O(n^2)) */
     char ***idx = malloc((size_t)v->n * sizeof *idx);
-    if (!idx) return jfail(p, "out of memory");
+    if (!idx) return joom(p);
     for (int k = 0; k < v->n; k++)
       idx[k] = &v->keys[k];
     qsort(idx, (size_t)v->n, sizeof *idx, key_cmp);

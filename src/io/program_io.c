@@ -2,6 +2,7 @@
  * dtype conversion and precise mismatch reports) and training checkpoints
  * (all variables + step + run count, for bit-exact resumption). Uses only
  * the public program API, so it works for every backend. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,15 +30,69 @@ bool asg_is_optimizer_state(const char *name) {
 typedef struct save_ctx {
   asg_program *p;
   const char **names;
+  const asg_dtype *dtypes;
+  bool require_finite;
+  const char *fn, *path;
 } save_ctx;
 
+/* Index of the first NaN or infinity among n elements of dt, or -1. */
+static int64_t first_nonfinite(asg_dtype dt, const void *data, size_t n) {
+  const unsigned char *b = data;
+  for (size_t i = 0; i < n; i++) {
+    bool bad = false;
+    switch (dt) {
+    case ASG_F32: {
+      float v;
+      memcpy(&v, b + 4 * i, 4);
+      bad = !isfinite(v);
+      break;
+    }
+    case ASG_F64: {
+      double v;
+      memcpy(&v, b + 8 * i, 8);
+      bad = !isfinite(v);
+      break;
+    }
+    case ASG_F16:
+    case ASG_BF16: { /* exponent all ones: infinity or NaN */
+      uint16_t h;
+      memcpy(&h, b + 2 * i, 2);
+      uint16_t e = dt == ASG_F16 ? 0x7c00 : 0x7f80;
+      bad = (h & e) == e;
+      break;
+    }
+    default: return -1; /* integers are always finite */
+    }
+    if (bad) return (int64_t)i;
+  }
+  return -1;
+}
+
+/* Streams variable i into dst; with require_finite, refuses NaN/Inf before
+ * any byte of it reaches the file (the writer then drops its temporary, so
+ * the previous file stays). */
 static asg_status fetch_var(void *ctx, int i, void *dst, size_t nbytes) {
   save_ctx *c = ctx;
-  return asg_program_get_variable(c->p, c->names[i], dst, nbytes);
+  asg_status st = asg_program_get_variable(c->p, c->names[i], dst, nbytes);
+  if (st || !c->require_finite) return st;
+  size_t es = asg_dtype_size(c->dtypes[i]);
+  int64_t bad = es ? first_nonfinite(c->dtypes[i], dst, nbytes / es) : -1;
+  if (bad < 0) return ASG_OK;
+  double v = NAN;
+  if (c->dtypes[i] == ASG_F32 || c->dtypes[i] == ASG_F64)
+    asg_convert((const char *)dst + (size_t)bad * es, c->dtypes[i], &v, ASG_F64, 1);
+  return asg__error(ASG_ERR_INVALID,
+                    "%s: variable '%.200s' holds %s at element %lld; nothing was saved ('%s' is "
+                    "unchanged)",
+                    c->fn, c->names[i],
+                    isnan(v) ? "NaN"
+                    : v > 0  ? "+Inf"
+                             : "-Inf",
+                    (long long)bad, c->path);
 }
 
 static asg_status save_vars(asg_program *p, const char *path, asg_var_filter filter, int n_meta,
-                            const char *const *meta, const char *fn) {
+                            const char *const *meta, const asg_save_options *opt, const char *fn) {
   if (!p || !path) return asg__error(ASG_ERR_INVALID, "%s: NULL argument", fn);
   if (filter != ASG_VARS_ALL && filter != ASG_VARS_MODEL)
     return asg__error(ASG_ERR_INVALID, "%s: unknown filter %d", fn, (int)filter);
@@ -54,35 +109,98 @@ static asg_status save_vars(asg_program *p, const char *path, asg_var_filter fil
     names[n] = name;
     t[n++] = (asg_host_tensor){dt, sh, NULL}; /* data streamed by fetch_var */
   }
-  save_ctx c = {p, names};
+  asg_dtype *dts = malloc(((size_t)n + 1) * sizeof *dts);
+  if (!st && !dts) st = asg__error(ASG_ERR_OOM, "%s: out of memory", fn);
+  for (int i = 0; i < n && !st; i++)
+    dts[i] = t[i].dtype;
+  save_ctx c = {p, names, dts, opt && opt->require_finite, fn, path};
   if (!st) st = asg__safetensors_write(path, n, names, t, NULL, n_meta, meta, fetch_var, &c);
   free(names);
   free(t);
+  free(dts);
   return st;
 }
 
 asg_status asg_program_save_variables(asg_program *p, const char *path, asg_var_filter filter) {
-  return save_vars(p, path, filter, 0, NULL, "asg_program_save_variables");
+  return save_vars(p, path, filter, 0, NULL, NULL, "asg_program_save_variables");
+}
+
+asg_status asg_program_save_variables_ex(asg_program *p, const char *path, asg_var_filter filter,
+                                         const asg_save_options *opt) {
+  return save_vars(p, path, filter, 0, NULL, opt, "asg_program_save_variables");
 }
 
 /* ---- loading ---- */
 typedef enum { LOAD_MODEL, LOAD_CHECKPOINT } load_mode;
 
-/* Appends "'name'" (or "'name' detail") to a comma-separated list. */
-static void list_add(asg_sbuf *b, int *count, const char *name, const char *detail) {
-  asg__sb_printf(b, "%s'%s'%s%s", (*count)++ ? ", " : "", name, detail ? " " : "",
-                 detail ? detail : "");
+/* A list of tensor names for a mismatch report. Items are kept whole
+ * (each at most ITEM_MAX bytes) and summarized when the report is composed
+ * ("'a', 'b' and 74 more") so that the whole report fits the error message
+ * (asg_last_error() holds 1.5 KB). */
+enum { ITEM_MAX = 300, MSG_MAX = 1400, LIST_RESERVE = 120, PATH_SHOWN = 200 };
+typedef struct name_list {
+  asg_sbuf items; /* NUL-separated */
+  int count;
+} name_list;
+
+static void list_add(name_list *l, const char *name, const char *detail) {
+  char item[ITEM_MAX + 1];
+  int len = snprintf(item, sizeof item, "'%s'%s%s", name, detail ? " " : "", detail ? detail : "");
+  if (len >= (int)sizeof item) memcpy(item + sizeof item - 4, "...", 4); /* a huge name */
+  asg__sb_putn(&l->items, item, strlen(item) + 1);
+  l->count++;
+}
+
+/* Appends " <what> (count): 'a', 'b' and N more;" when the list is not
+ * empty, keeping the report within MSG_MAX less `reserve` bytes (room for
+ * the lists still to come). */
+static void list_put(asg_sbuf *msg, const char *what, const name_list *l, size_t reserve) {
+  if (!l->count) return;
+  asg__sb_printf(msg, " %s (%d): ", what, l->count);
+  size_t limit = MSG_MAX - reserve - 24; /* 24: " and 2147483647 more;" */
+  const char *it = l->items.s;
+  int shown = 0;
+  for (; shown < l->count && it; shown++) {
+    size_t n = strlen(it), sep = shown ? 2 : 0;
+    if (msg->len + sep + n > limit && shown) break;
+    if (msg->len + sep + n > limit) n = limit > msg->len ? limit - msg->len : 0; /* first: cut */
+    if (sep) asg__sb_puts(msg, ", ");
+    asg__sb_putn(msg, it, n);
+    it += strlen(it) + 1;
+  }
+  if (shown < l->count) asg__sb_printf(msg, " and %d more", l->count - shown);
+  asg__sb_puts(msg, ";");
+}
+
+static size_t reserve_for(const name_list *const *later, int n) {
+  size_t r = 0;
+  for (int k = 0; k < n; k++)
+    r += later[k]->count ? LIST_RESERVE : 0;
+  return r;
+}
+
+/* A path for a message: its last PATH_SHOWN bytes when longer. */
+static const char *short_path(const char *path, const char **ellipsis) {
+  size_t n = strlen(path);
+  *ellipsis = n > PATH_SHOWN ? "..." : "";
+  return n > PATH_SHOWN ? path + n - PATH_SHOWN : path;
 }
 
 static asg_status load_vars(asg_program *p, const char *path, asg_safetensors *f, bool strict,
-                            load_mode mode, const char *fn) {
-  int nv = asg_program_variable_count(p), nf = asg_safetensors_count(f);
+                            load_mode mode, const char *fn, int *n_loaded) {
+  int nv = asg_program_variable_count(p), nf = asg_safetensors_count(f), n_match = 0;
   int *match = malloc(((size_t)nv + 1) * sizeof *match);
   bool *used = calloc((size_t)nf + 1, sizeof *used);
-  asg_sbuf missing = {0}, unexpected = {0}, bad = {0};
-  int n_missing = 0, n_unexpected = 0, n_bad = 0;
+  name_list missing = {0}, unexpected = {0}, bad = {0};
   size_t scratch_bytes = 0;
+  bool has_optim = false; /* a program without optimizer state ignores the file's */
+  const char *ell, *spath = short_path(path, &ell);
   asg_status st = match && used ? ASG_OK : asg__error(ASG_ERR_OOM, "%s: out of memory", fn);
+  for (int i = 0; i < nv && !st; i++) {
+    const char *name;
+    if (!asg_program_variable_info(p, i, &name, NULL, NULL) && asg_is_optimizer_state(name))
+      has_optim = true;
+  }
   for (int i = 0; i < nv && !st; i++) {
     const char *name;
     asg_dtype dt;
@@ -93,7 +211,7 @@ static asg_status load_vars(asg_program *p, const char *path, asg_safetensors *f
     int j = asg_safetensors_find(f, name);
     if (j < 0) {
       if (strict && !(mode == LOAD_MODEL && asg_is_optimizer_state(name)))
-        list_add(&missing, &n_missing, name, NULL);
+        list_add(&missing, name, NULL);
       continue;
     }
     used[j] = true;
@@ -104,37 +222,62 @@ static asg_status load_vars(asg_program *p, const char *path, asg_safetensors *f
       snprintf(detail, sizeof detail, "is %s %s in the file but %s %s in the program",
                asg_dtype_name(fi.dtype), asg_shape_str(fi.shape, b1, sizeof b1), asg_dtype_name(dt),
                asg_shape_str(sh, b2, sizeof b2));
-      list_add(&bad, &n_bad, name, detail);
+      list_add(&bad, name, detail);
       continue;
     }
     if (asg__dtype_is_int(fi.dtype) != asg__dtype_is_int(dt)) {
       snprintf(detail, sizeof detail,
                "is %s in the file but %s in the program (no float/integer conversion)",
                asg_dtype_name(fi.dtype), asg_dtype_name(dt));
-      list_add(&bad, &n_bad, name, detail);
+      list_add(&bad, name, detail);
       continue;
     }
     match[i] = j;
+    n_match++;
     size_t vb = (size_t)asg_shape_numel(sh) * asg_dtype_size(dt);
     if (fi.dtype != dt && vb > scratch_bytes) scratch_bytes = vb;
   }
   if (!st && strict)
-    for (int j = 0; j < nf; j++)
-      if (!used[j]) {
-        asg_safetensors_info fi;
-        asg_safetensors_info_at(f, j, &fi);
-        list_add(&unexpected, &n_unexpected, fi.name, NULL);
-      }
-  if (!st && (n_missing || n_unexpected || n_bad)) {
+    for (int j = 0; j < nf; j++) {
+      asg_safetensors_info fi;
+      asg_safetensors_info_at(f, j, &fi);
+      if (!used[j] && (has_optim || !asg_is_optimizer_state(fi.name)))
+        list_add(&unexpected, fi.name, NULL);
+    }
+  if (!st && (missing.count || unexpected.count || bad.count)) {
     asg_sbuf msg = {0};
-    asg__sb_printf(&msg, "%s: '%s' does not match the program:", fn, path);
-    if (n_missing) asg__sb_printf(&msg, " missing (%d): %s;", n_missing, missing.s);
-    if (n_unexpected) asg__sb_printf(&msg, " unexpected (%d): %s;", n_unexpected, unexpected.s);
-    if (n_bad) asg__sb_printf(&msg, " mis-shaped (%d): %s;", n_bad, bad.s);
+    asg__sb_printf(&msg, "%s: '%s%s' does not match the program:", fn, ell, spath);
+    const name_list *later[2] = {&unexpected, &bad};
+    list_put(&msg, "missing", &missing, reserve_for(later, 2));
+    list_put(&msg, "unexpected", &unexpected, reserve_for(later + 1, 1));
+    list_put(&msg, "mis-shaped", &bad, 0);
     if (msg.len) msg.s[--msg.len] = '\0'; /* the last ';' */
-    st = asg__error(n_bad ? ASG_ERR_SHAPE : ASG_ERR_NOT_FOUND, "%s",
+    st = asg__error(bad.count ? ASG_ERR_SHAPE : ASG_ERR_NOT_FOUND, "%s",
                     msg.oom ? "out of memory composing the mismatch report" : msg.s);
     asg__sb_free(&msg);
+  }
+  if (!st && n_match == 0 && nv > 0) { /* a non-strict load that would do nothing */
+    name_list file = {0}, prog = {0};
+    for (int j = 0; j < nf; j++) {
+      asg_safetensors_info fi;
+      asg_safetensors_info_at(f, j, &fi);
+      list_add(&file, fi.name, NULL);
+    }
+    for (int i = 0; i < nv; i++) {
+      const char *name;
+      if (!asg_program_variable_info(p, i, &name, NULL, NULL)) list_add(&prog, name, NULL);
+    }
+    asg_sbuf msg = {0};
+    asg__sb_printf(&msg, "%s: no tensor of '%s%s' matches a variable of the program by name;", fn,
+                   ell, spath);
+    const name_list *later[1] = {&prog};
+    list_put(&msg, "file tensors", &file, reserve_for(later, 1));
+    list_put(&msg, "program variables", &prog, 0);
+    if (msg.len) msg.s[--msg.len] = '\0';
+    st = asg__error(ASG_ERR_NOT_FOUND, "%s", msg.oom ? "no tensor matches the program" : msg.s);
+    asg__sb_free(&msg);
+    asg__sb_free(&file.items);
+    asg__sb_free(&prog.items);
   }
   /* everything checked: now write (nothing was changed if we failed above) */
   void *scratch = NULL;
@@ -156,29 +299,41 @@ static asg_status load_vars(asg_program *p, const char *path, asg_safetensors *f
       if (!st) st = asg_program_set_variable(p, name, scratch, vb);
     }
   }
+  if (!st && n_loaded) *n_loaded = n_match;
   free(scratch);
   free(match);
   free(used);
-  asg__sb_free(&missing);
-  asg__sb_free(&unexpected);
-  asg__sb_free(&bad);
+  asg__sb_free(&missing.items);
+  asg__sb_free(&unexpected.items);
+  asg__sb_free(&bad.items);
   return st;
 }
 
-asg_status asg_program_load_variables(asg_program *p, const char *path, bool strict) {
+asg_status asg_program_load_variables_ex(asg_program *p, const char *path, bool strict,
+                                         int *n_loaded) {
+  if (n_loaded) *n_loaded = 0;
   if (!p || !path) return asg__error(ASG_ERR_INVALID, "asg_program_load_variables: NULL argument");
   asg_safetensors *f;
   asg_status st = asg__safetensors_open(path, &f);
   if (st) return st;
-  st = load_vars(p, path, f, strict, LOAD_MODEL, "asg_program_load_variables");
+  st = load_vars(p, path, f, strict, LOAD_MODEL, "asg_program_load_variables", n_loaded);
   asg_safetensors_close(f);
   return st;
+}
+
+asg_status asg_program_load_variables(asg_program *p, const char *path, bool strict) {
+  return asg_program_load_variables_ex(p, path, strict, NULL);
 }
 
 /* ---- training checkpoints ---- */
 #define CKPT_FORMAT "asg-checkpoint"
 
 asg_status asg_checkpoint_save(asg_program *p, const char *path, int64_t step) {
+  return asg_checkpoint_save_ex(p, path, step, NULL);
+}
+
+asg_status asg_checkpoint_save_ex(asg_program *p, const char *path, int64_t step,
+                                  const asg_save_options *opt) {
   if (!p || !path) return asg__error(ASG_ERR_INVALID, "asg_checkpoint_save: NULL argument");
   char ver[24], stp[24], runs[24];
   snprintf(ver, sizeof ver, "%d", ASG_CHECKPOINT_VERSION);
@@ -190,7 +345,7 @@ asg_status asg_checkpoint_save(asg_program *p, const char *path, int64_t step) {
                         "run_count",      runs,
                         "asg_version",    ASG_VERSION_STRING,
                         "backend",        asg_program_backend(p)};
-  return save_vars(p, path, ASG_VARS_ALL, (int)(sizeof meta / sizeof meta[0] / 2), meta,
+  return save_vars(p, path, ASG_VARS_ALL, (int)(sizeof meta / sizeof meta[0] / 2), meta, opt,
                    "asg_checkpoint_save");
 }
 
@@ -237,7 +392,7 @@ asg_status asg_checkpoint_load(asg_program *p, const char *path, int64_t *step) 
     st = asg__error(ASG_ERR_FORMAT, "asg_checkpoint_load: '%s': bad or absent run_count", path);
   else if (!parse_dec(asg_safetensors_metadata(f, "step"), true, (uint64_t)INT64_MAX, &neg, &s))
     st = asg__error(ASG_ERR_FORMAT, "asg_checkpoint_load: '%s': bad or absent step", path);
-  if (!st) st = load_vars(p, path, f, true, LOAD_CHECKPOINT, "asg_checkpoint_load");
+  if (!st) st = load_vars(p, path, f, true, LOAD_CHECKPOINT, "asg_checkpoint_load", NULL);
   asg_safetensors_close(f);
   if (st) return st;
   asg_program_set_run_count(p, runs); /* the random streams continue where they stopped */

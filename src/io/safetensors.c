@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/checks.h"
 #include "io/io_internal.h"
 
 /* Same bound as the reference implementation: a header is metadata, not data. */
@@ -162,8 +163,6 @@ static asg_status parse_entry(asg_safetensors *f, const char *name, const asg_jv
                       "safetensors '%s': tensor \"%.200s\" has %d dims, ASG supports at most %d",
                       f->path, name, js->n, ASG_MAX_DIMS);
   e->shape.ndim = js->n;
-  uint64_t numel = 1;
-  bool overflow = false;
   for (int d = 0; d < js->n; d++) {
     uint64_t dim;
     const asg_jval *jv = &js->items[d];
@@ -171,11 +170,14 @@ static asg_status parse_entry(asg_safetensors *f, const char *name, const asg_jv
       return ferr(f, "tensor \"%.200s\": shape[%d] is not a non-negative integer%s", name, d,
                   jv->type == ASG_J_NUM && jv->is_int && jv->i < 0 ? " (negative)" : "");
     e->shape.dims[d] = (int64_t)dim;
-    if (dim && numel > UINT64_MAX / dim) overflow = true;
-    numel *= dim;
   }
   size_t es = asg_dtype_size(e->dtype);
-  if (overflow || numel > data_len / es) /* cannot fit: also rules out absurd sizes */
+  int64_t n_el;
+  char why[300];
+  if (!asg__shape_check(e->shape, es, &n_el, why, sizeof why)) /* even when a dim is 0 */
+    return ferr(f, "tensor \"%.200s\": %s", name, why);
+  uint64_t numel = (uint64_t)n_el;
+  if (numel > data_len / es)
     return ferr(f, "tensor \"%.200s\": shape needs more bytes than the data section holds (%llu)",
                 name, (unsigned long long)data_len);
   if (jo->type != ASG_J_ARR || jo->n != 2)
@@ -209,7 +211,9 @@ static asg_status parse_header(asg_safetensors *f) {
   char jerr[256];
   asg_jval root;
   if (!asg__json_parse(hdr, hlen, &root, jerr, sizeof jerr))
-    return ferr(f, "header is not valid JSON: %s", jerr);
+    return strcmp(jerr, ASG_JSON_OOM) == 0
+               ? asg__error(ASG_ERR_OOM, "safetensors '%s': out of memory", f->path)
+               : ferr(f, "header is not valid JSON: %s", jerr);
   asg_status st = ASG_OK;
   if (root.type != ASG_J_OBJ) st = ferr(f, "header is not a JSON object");
   int nt = 0;
@@ -298,19 +302,15 @@ asg_status asg__safetensors_open(const char *path, asg_safetensors **out) {
     free(f);
     return asg__error(ASG_ERR_OOM, "safetensors '%s': out of memory", path);
   }
-  int fd = open(path, O_RDONLY);
+  asg_status st;
+  int fd = asg__open_regular(path, "safetensors", &st); /* never blocks on a FIFO */
   if (fd < 0) {
-    asg_status e =
-        asg__error(ASG_ERR_IO, "safetensors '%s': cannot open: %s", path, strerror(errno));
     asg_safetensors_close(f);
-    return e;
+    return st;
   }
   struct stat sb;
-  asg_status st = ASG_OK;
   if (fstat(fd, &sb) != 0)
     st = asg__error(ASG_ERR_IO, "safetensors '%s': cannot stat: %s", path, strerror(errno));
-  else if (!S_ISREG(sb.st_mode))
-    st = asg__error(ASG_ERR_IO, "safetensors '%s': not a regular file", path);
   else if (sb.st_size < 8)
     st =
         ferr(f, "file is %lld bytes, shorter than the 8-byte header length", (long long)sb.st_size);
@@ -403,7 +403,12 @@ asg_status asg_safetensors_read(const asg_safetensors *f, int i, asg_dtype dt, v
   if (!asg__dtype_valid((int)dt))
     return asg__error(ASG_ERR_INVALID, "asg_safetensors_read: invalid dtype %d", (int)dt);
   const st_entry *e = &f->e[i];
-  size_t numel = (size_t)asg_shape_numel(e->shape), want = numel * asg_dtype_size(dt);
+  int64_t n_el;
+  char why[300];
+  if (!asg__shape_check(e->shape, asg_dtype_size(dt), &n_el, why, sizeof why))
+    return asg__error(ASG_ERR_SHAPE, "asg_safetensors_read: \"%.200s\" as %s: %s", e->name,
+                      asg_dtype_name(dt), why);
+  size_t numel = (size_t)n_el, want = numel * asg_dtype_size(dt);
   if (nbytes != want) {
     char b[128];
     return asg__error(
@@ -427,7 +432,12 @@ asg_status asg_safetensors_read_host(const asg_safetensors *f, int i, asg_dtype 
     return asg__error(ASG_ERR_INVALID, "asg_safetensors_read_host: index %d out of range", i);
   if (!asg__dtype_valid((int)dt))
     return asg__error(ASG_ERR_INVALID, "asg_safetensors_read_host: invalid dtype %d", (int)dt);
-  size_t nbytes = (size_t)asg_shape_numel(f->e[i].shape) * asg_dtype_size(dt);
+  int64_t numel;
+  char why[300];
+  if (!asg__shape_check(f->e[i].shape, asg_dtype_size(dt), &numel, why, sizeof why))
+    return asg__error(ASG_ERR_SHAPE, "asg_safetensors_read_host: \"%.200s\" as %s: %s",
+                      f->e[i].name, asg_dtype_name(dt), why);
+  size_t nbytes = (size_t)numel * asg_dtype_size(dt);
   void *d = malloc(nbytes ? nbytes : 1);
   if (!d)
     return asg__error(ASG_ERR_OOM, "asg_safetensors_read_host: out of memory (%zu bytes)", nbytes);
@@ -536,8 +546,8 @@ asg_status asg__safetensors_write(const char *path, int n, const char *const *na
     return asg__error(ASG_ERR_INVALID, "safetensors write '%s': bad counts or NULL arrays", path);
   asg_status st = ASG_OK;
   size_t max_bytes = 0;
+  uint64_t total = 0;
   for (int i = 0; i < n && !st; i++) {
-    char b[128];
     st = check_name(path, "a tensor name", names[i]);
     if (st) break;
     if (strcmp(names[i], "__metadata__") == 0)
@@ -552,25 +562,23 @@ asg_status asg__safetensors_write(const char *path, int n, const char *const *na
       return asg__error(ASG_ERR_DTYPE,
                         "safetensors write '%s': tensor \"%.200s\": cannot store %s as %s", path,
                         names[i], asg_dtype_name(sd), asg_dtype_name(dd));
-    if (t[i].shape.ndim < 0 || t[i].shape.ndim > ASG_MAX_DIMS)
-      return asg__error(ASG_ERR_INVALID, "safetensors write '%s': tensor \"%.200s\" has %d dims",
-                        path, names[i], t[i].shape.ndim);
-    uint64_t numel = 1;
-    for (int d = 0; d < t[i].shape.ndim; d++) {
-      int64_t dim = t[i].shape.dims[d];
-      if (dim < 0 || (dim && numel > ((uint64_t)1 << 60) / (uint64_t)dim))
-        return asg__error(ASG_ERR_INVALID,
-                          "safetensors write '%s': tensor \"%.200s\" has a bad shape %s", path,
-                          names[i], asg_shape_str(t[i].shape, b, sizeof b));
-      numel *= (uint64_t)dim;
-    }
+    int64_t n_el;
+    char why[300];
+    size_t big = asg_dtype_size(sd) > asg_dtype_size(dd) ? asg_dtype_size(sd) : asg_dtype_size(dd);
+    if (!asg__shape_check(t[i].shape, big, &n_el, why, sizeof why))
+      return asg__error(ASG_ERR_INVALID, "safetensors write '%s': tensor \"%.200s\": %s", path,
+                        names[i], why);
+    uint64_t numel = (uint64_t)n_el;
     if (numel && !t[i].data && !fetch)
       return asg__error(ASG_ERR_INVALID, "safetensors write '%s': tensor \"%.200s\" has no data",
                         path, names[i]);
-    uint64_t sb = numel * asg_dtype_size(sd);
-    if (sb > SIZE_MAX)
-      return asg__error(ASG_ERR_INVALID, "safetensors write '%s': tensor too large", path);
+    uint64_t sb = numel * asg_dtype_size(sd); /* <= ASG__MAX_TENSOR_BYTES: fits size_t */
     if (!t[i].data && sb > max_bytes) max_bytes = (size_t)sb;
+    /* the data section's length, so that offsets cannot wrap */
+    if (numel * asg_dtype_size(dd) > UINT64_MAX / 2 - total)
+      return asg__error(ASG_ERR_INVALID, "safetensors write '%s': tensors too large in total",
+                        path);
+    total += numel * asg_dtype_size(dd);
   }
   for (int i = 0; i < 2 * n_meta && !st; i++)
     st = check_name(path, i % 2 ? "a metadata value" : "a metadata key", meta[i]);
@@ -624,8 +632,9 @@ asg_status asg__safetensors_write(const char *path, int n, const char *const *na
                    (unsigned long long)(off[i] + nb));
   }
   asg__sb_puts(&h, "}");
-  while ((8 + h.len) % 8)
-    asg__sb_puts(&h, " ");
+  /* pad in one append: a loop until the length is right never ends once
+   * the buffer has failed to grow */
+  asg__sb_putn(&h, "       ", (8 - (8 + h.len) % 8) % 8);
   if (h.oom) {
     st = asg__error(ASG_ERR_OOM, "safetensors write '%s': out of memory", path);
     goto done;
@@ -638,22 +647,8 @@ asg_status asg__safetensors_write(const char *path, int n, const char *const *na
     goto done;
   }
 
-  size_t plen = strlen(path);
-  tmp = malloc(plen + 16);
-  if (!tmp) {
-    st = asg__error(ASG_ERR_OOM, "safetensors write '%s': out of memory", path);
-    goto done;
-  }
-  memcpy(tmp, path, plen);
-  memcpy(tmp + plen, ".tmp.XXXXXX", 12);
-  fd = mkstemp(tmp);
-  if (fd < 0) {
-    st = asg__error(ASG_ERR_IO, "cannot create a temporary file next to '%s': %s", path,
-                    strerror(errno));
-    free(tmp);
-    tmp = NULL;
-    goto done;
-  }
+  st = asg__temp_create(path, &fd, &tmp); /* also removes stale temporaries of path */
+  if (st) goto done;
   (void)fchmod(fd, 0644); /* mkstemp makes 0600; a weights file is normally readable */
   unsigned char len8[8];
   for (int k = 0; k < 8; k++)

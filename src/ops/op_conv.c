@@ -24,6 +24,7 @@
  * from the input and output shapes (start floor(i*H/OH), end ceil((i+1)*H/OH)). */
 #include <string.h>
 
+#include "core/checks.h"
 #include "ops/op_util.h"
 
 static void conv_attrs(asg_attrs *a, const asg_conv_params *p) {
@@ -93,12 +94,12 @@ asg_tensor *asg_conv2d(asg_tensor *x, asg_tensor *w, asg_tensor *bias, asg_conv_
   char b1[ASG_SHAPE_BUF], b2[ASG_SHAPE_BUF];
   asg_attrs a;
   if (!g || !conv_common(g, "conv2d", x, w, &p, &a)) return NULL;
-  int64_t G = a.i[6], C = x->shape.dims[1], O = w->shape.dims[0];
-  if (w->shape.dims[1] * G != C)
+  int64_t G = a.i[6], C = x->shape.dims[1], O = w->shape.dims[0], wc;
+  if (!asg__mul_i64(w->shape.dims[1], G, &wc) || wc != C)
     return asg__fail(g, ASG_ERR_SHAPE, "conv2d",
-                     "input %s has %lld channels, weight %s expects %lld*groups=%lld",
+                     "input %s has %lld channels, weight %s expects %lld*groups (groups=%lld)",
                      SHP(x->shape, b1), (long long)C, SHP(w->shape, b2),
-                     (long long)w->shape.dims[1], (long long)(w->shape.dims[1] * G));
+                     (long long)w->shape.dims[1], (long long)G);
   if (O % G)
     return asg__fail(g, ASG_ERR_SHAPE, "conv2d",
                      "weight %s: %lld output channels not divisible by groups=%lld",
@@ -106,8 +107,11 @@ asg_tensor *asg_conv2d(asg_tensor *x, asg_tensor *w, asg_tensor *bias, asg_conv_
   if (bias && !bias_ok(g, "conv2d", bias, x, O)) return NULL;
   asg_shape ys = ASG_SHAPE(x->shape.dims[0], O, 0, 0);
   for (int k = 0; k < 2; k++) {
-    int64_t in = x->shape.dims[2 + k] + 2 * a.i[2 + k];
-    int64_t ext = a.i[4 + k] * (w->shape.dims[2 + k] - 1) + 1; /* dilated kernel */
+    /* dims are at most 2^48 and the parameters ints, so only the dilated
+     * extent can overflow */
+    int64_t in = x->shape.dims[2 + k] + 2 * a.i[2 + k], ext;
+    bool ok = asg__mul_i64(a.i[4 + k], w->shape.dims[2 + k] - 1, &ext); /* dilated kernel */
+    ext = ok ? ext + 1 : INT64_MAX;
     if (ext > in)
       return asg__fail(g, ASG_ERR_SHAPE, "conv2d",
                        "kernel %s (dilated extent %lld) larger than padded input %s (%lld with "
@@ -141,7 +145,11 @@ asg_tensor *asg_conv_transpose2d(asg_tensor *x, asg_tensor *w, asg_tensor *bias,
     return asg__fail(g, ASG_ERR_SHAPE, "conv_transpose2d",
                      "input %s: %lld channels not divisible by groups=%lld", SHP(x->shape, b1),
                      (long long)C, (long long)G);
-  int64_t O = w->shape.dims[1] * G;
+  int64_t O;
+  if (!asg__mul_i64(w->shape.dims[1], G, &O))
+    return asg__fail(g, ASG_ERR_SHAPE, "conv_transpose2d",
+                     "weight %s with groups=%lld has more output channels than fit in int64",
+                     SHP(w->shape, b2), (long long)G);
   if (bias && !bias_ok(g, "conv_transpose2d", bias, x, O)) return NULL;
   asg_shape ys = ASG_SHAPE(x->shape.dims[0], O, 0, 0);
   for (int k = 0; k < 2; k++) {
@@ -152,7 +160,16 @@ asg_tensor *asg_conv_transpose2d(asg_tensor *x, asg_tensor *w, asg_tensor *bias,
                        "or dilation (%lld,%lld)",
                        p.output_padding[0], p.output_padding[1], (long long)a.i[0],
                        (long long)a.i[1], (long long)a.i[4], (long long)a.i[5]);
-    int64_t o = (x->shape.dims[2 + k] - 1) * s - 2 * pad + d * (w->shape.dims[2 + k] - 1) + op + 1;
+    /* (H - 1) s - 2 pad + d (K - 1) + op + 1, with the products checked */
+    int64_t hs, dk, o = -1;
+    if (!asg__mul_i64(x->shape.dims[2 + k] - 1, s, &hs) ||
+        !asg__mul_i64(d, w->shape.dims[2 + k] - 1, &dk) || !asg__add_i64(hs, dk, &o) ||
+        !asg__add_i64(o, op + 1, &o))
+      return asg__fail(g, ASG_ERR_SHAPE, "conv_transpose2d",
+                       "input %s with weight %s, stride and dilation give an output size past "
+                       "int64",
+                       SHP(x->shape, b1), SHP(w->shape, b2));
+    o -= 2 * pad;
     if (o < 1)
       return asg__fail(g, ASG_ERR_SHAPE, "conv_transpose2d",
                        "input %s with weight %s and padding (%lld,%lld) gives output size %lld "

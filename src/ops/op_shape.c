@@ -1,5 +1,6 @@
 /* Shape-only constructors: reshape (a view), flatten, squeeze, unsqueeze,
  * broadcast_to. */
+#include "core/checks.h"
 #include "ops/op_util.h"
 
 asg_tensor *asg_reshape(asg_tensor *x, asg_shape s) {
@@ -17,8 +18,9 @@ asg_tensor *asg_reshape(asg_tensor *x, asg_shape s) {
       infer = i;
     } else if (s.dims[i] <= 0) {
       return asg__fail(g, ASG_ERR_SHAPE, "reshape", "bad dim in %s", SHP(s, b1));
-    } else {
-      known *= s.dims[i];
+    } else if (!asg__mul_i64(known, s.dims[i], &known)) {
+      return asg__fail(g, ASG_ERR_SHAPE, "reshape", "%s has more elements than fit in int64",
+                       SHP(s, b1));
     }
   }
   int64_t n = asg_shape_numel(x->shape);

@@ -341,11 +341,23 @@ static void test_concat_split_fwd(void) {
   }
 }
 
+/* Like tu_eval, in a program compiled with unchecked_indices: out-of-range
+ * indices then give the documented zeros / skipped rows instead of failing
+ * the run. */
+static int eval_unchecked(asg_graph *g, asg_tensor *y, double *out) {
+  asg_compile_opts o = {0};
+  o.unchecked_indices = true;
+  asg_program *p = asg_compile(g, 1, &y, &o);
+  int st = !p || asg_program_run(p) != ASG_OK || tu_fetch(p, y, out) != 0;
+  asg_program_free(p);
+  return st;
+}
+
 static void test_gather_fwd(void) {
   asg_shape xs = ASG_SHAPE(3, 5, 4);
   long n = numel(xs);
   double *x = iota_data(n, 31);
-  /* idx [2,3] with repeats and out-of-range values */
+  /* idx [2,3] with repeats and out-of-range values (unchecked: zeros) */
   double idxv[6] = {4, 0, -1, 2, 5, 4};
   long idxl[6] = {4, 0, -1, 2, 5, 4};
   for (int axis = -3; axis < 3; axis++) {
@@ -371,8 +383,12 @@ static void test_gather_fwd(void) {
         snprintf(what, sizeof what, "gather axis %d %s idx %s", axis, asg_dtype_name(DTYPES[t]),
                  it ? "i64" : "i32");
         TU_CHECK(y && asg_shape_equal(asg_tensor_shape(y), ys), "%s: shape", what);
-        TU_CHECK(tu_eval(g, y, got) == 0 && tu_close(what, got, want, numel(flat_s), 0, 0), "%s",
-                 what);
+        TU_CHECK(eval_unchecked(g, y, got) == 0 && tu_close(what, got, want, numel(flat_s), 0, 0),
+                 "%s", what);
+        /* checked (the default): the run fails naming the op and the index */
+        TU_CHECK(tu_eval(g, y, got) != 0 && tu_contains(asg_last_error(), "gather: index") &&
+                     tu_contains(asg_last_error(), "out of range"),
+                 "%s: checked run: %s", what, asg_last_error());
         asg_graph_free(g);
       }
     }
@@ -446,7 +462,10 @@ static void test_scatter_add_fwd(void) {
       char what[64];
       snprintf(what, sizeof what, "scatter_add axis %d %s", axis, asg_dtype_name(DTYPES[t]));
       TU_CHECK(y && asg_shape_equal(asg_tensor_shape(y), xs), "%s: shape", what);
-      TU_CHECK(tu_eval(g, y, got) == 0 && tu_close(what, got, want, numel(xs), 0, 0), "%s", what);
+      TU_CHECK(eval_unchecked(g, y, got) == 0 && tu_close(what, got, want, numel(xs), 0, 0), "%s",
+               what);
+      TU_CHECK(tu_eval(g, y, got) != 0 && tu_contains(asg_last_error(), "scatter_add: index "),
+               "%s: checked run: %s", what, asg_last_error());
       asg_graph_free(g);
     }
     free(x), free(src);
@@ -471,7 +490,7 @@ static void test_scatter_add_fwd(void) {
     asg_tensor *y = asg_scatter_add(tu_constant(g, ASG_F64, bx, x),
                                     tu_constant(g, ASG_I64, ASG_SHAPE(600), idv),
                                     tu_constant(g, ASG_F64, bs, src), 1);
-    TU_CHECK(tu_eval(g, y, got) == 0 && tu_close("big scatter_add", got, want, 40000, 0, 0),
+    TU_CHECK(eval_unchecked(g, y, got) == 0 && tu_close("big scatter_add", got, want, 40000, 0, 0),
              "big scatter_add");
     asg_graph_free(g);
     free(x), free(src), free(idv), free(want), free(got), free(idl);
@@ -490,8 +509,11 @@ static void test_one_hot_fwd(void) {
     asg_shape ys = asg_tensor_shape(y);
     TU_CHECK(y && asg_tensor_dtype(y) == DTYPES[t] && ys.ndim == 3 && ys.dims[2] == 4,
              "one_hot shape/dtype");
-    TU_CHECK(tu_eval(g, y, got) == 0 && tu_close("one_hot", got, want, 24, 0, 0), "one_hot %s",
-             asg_dtype_name(DTYPES[t]));
+    TU_CHECK(eval_unchecked(g, y, got) == 0 && tu_close("one_hot", got, want, 24, 0, 0),
+             "one_hot %s", asg_dtype_name(DTYPES[t]));
+    TU_CHECK(tu_eval(g, y, got) != 0 && tu_contains(asg_last_error(), "one_hot: index -1") &&
+                 tu_contains(asg_last_error(), "[0, 4)"),
+             "one_hot %s checked: %s", asg_dtype_name(DTYPES[t]), asg_last_error());
     asg_graph_free(g);
   }
 }
@@ -549,13 +571,13 @@ static asg_tensor *b_slice_pieces(asg_graph *g, asg_tensor **x, void *ctx) {
 }
 static asg_tensor *b_gather(asg_graph *g, asg_tensor **x, void *ctx) {
   int axis = *(int *)ctx;
-  double iv[5] = {2, 0, 2, -1, 9}; /* repeats and out of range */
+  double iv[5] = {2, 0, 2, 1, 0}; /* repeats */
   asg_tensor *idx = tu_constant(g, ASG_I32, ASG_SHAPE(5), iv);
   return asg_gather(asg_mul(x[0], x[0]), idx, axis);
 }
 static asg_tensor *b_scatter(asg_graph *g, asg_tensor **x, void *ctx) {
   int axis = *(int *)ctx;
-  double iv[4] = {1, 0, 1, 3}; /* 3 is out of range for the x used */
+  double iv[4] = {1, 0, 1, 0}; /* repeats */
   asg_tensor *idx = tu_constant(g, ASG_I64, ASG_SHAPE(4), iv);
   asg_tensor *y = asg_scatter_add(x[0], idx, x[1], axis);
   return asg_mul(y, y);

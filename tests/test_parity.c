@@ -132,6 +132,7 @@ typedef struct pcase {
   tclass cls, gcls;
   int runs;
   bool no_grad;
+  bool unchecked; /* compile with unchecked_indices (out-of-range indices on purpose) */
   int n_var;
   const char *var_name[4];
 } pcase;
@@ -306,10 +307,11 @@ static void report(const char *title, int ok, const char *msg) {
 }
 
 static asg_program *compile_on(asg_graph *g, int n, asg_tensor *const *outs, const char *be,
-                               int threads) {
+                               int threads, bool unchecked) {
   asg_compile_opts o = {0};
   o.backend = be;
   o.num_threads = threads;
+  o.unchecked_indices = unchecked;
   return asg_compile(g, n, outs, &o);
 }
 
@@ -370,11 +372,11 @@ static void pc_finish(pcase *pc) {
     }
   }
   if (ok) {
-    ref = compile_on(g, pc->n_out, pc->out, "cpu", 0);
+    ref = compile_on(g, pc->n_out, pc->out, "cpu", 0, pc->unchecked);
     if (!ref) snprintf(msg, sizeof msg, "compile on cpu: %s", asg_last_error()), ok = 0;
   }
   if (ok) {
-    dut = compile_on(g, pc->n_out, pc->out, g_backend, dut_threads());
+    dut = compile_on(g, pc->n_out, pc->out, g_backend, dut_threads(), pc->unchecked);
     if (!dut) snprintf(msg, sizeof msg, "compile on %s: %s", g_backend, asg_last_error()), ok = 0;
   }
   for (int i = 0; i < pc->n_in && ok; i++) {
@@ -862,12 +864,14 @@ static void cases_index(void) {
     asg_dtype dt = t < 2 ? FDT[t] : IDT[t - 2];
     for (int it = 0; it < 2; it++) {
       asg_dtype idt = IDT[it];
-      /* gather along axis 0 and 1 (duplicates and out-of-range indices) */
+      /* gather along axis 0 and 1 (duplicates and out-of-range indices:
+       * unchecked, they gather zeros) */
       pcase pc;
       asg_shape sx = ASG_SHAPE(13, 7, 3), si = ASG_SHAPE(4, 5);
-      pc_begin(&pc, C_EXACT, "gather %s idx %s %s[%s] axis 0,1", dtn(dt), dtn(idt), shp(sx),
-               shp(si));
+      pc_begin(&pc, C_EXACT, "gather %s idx %s %s[%s] axis 0,1 (unchecked)", dtn(dt), dtn(idt),
+               shp(sx), shp(si));
       pc.gcls = C_ACCUM; /* gradient: scatter_add accumulation */
+      pc.unchecked = true;
       asg_tensor *x = pc_in(&pc, dt, sx, -9, 9);
       asg_tensor *i0 = pc_in(&pc, idt, si, -1, 14);
       asg_tensor *i1 = pc_in(&pc, idt, ASG_SHAPE(11), -2, 9);
@@ -882,7 +886,9 @@ static void cases_index(void) {
       pcase pc;
       asg_shape sx = ASG_SHAPE(9, 6);
       pc_begin(&pc, asg_dtype_is_float(dt) ? C_ACCUM : C_EXACT,
-               "scatter_add %s idx %s x%s idx[11] axis 0,1", dtn(dt), dtn(idt), shp(sx));
+               "scatter_add %s idx %s x%s idx[11] axis 0,1 (unchecked)", dtn(dt), dtn(idt),
+               shp(sx));
+      pc.unchecked = true; /* index -1 on axis 0: skipped */
       asg_tensor *x = pc_in(&pc, dt, sx, -9, 9);
       asg_tensor *i0 = pc_in(&pc, idt, ASG_SHAPE(11), -1, 10);
       asg_tensor *s0 = pc_in(&pc, dt, ASG_SHAPE(11, 6), -9, 9);
@@ -903,12 +909,17 @@ static void cases_index(void) {
     pc_out(&pc, asg_gather(x, pc_in(&pc, ASG_I64, si, 0, 301), 0), "y");
     pc_finish(&pc);
   }
-  /* one_hot: every output dtype, both index dtypes, out-of-range rows */
-  for (int it = 0; it < 2; it++) {
+  /* one_hot: every output dtype, both index dtypes; unchecked with
+   * out-of-range rows (all zero), then checked with indices in range */
+  for (int k = 0; k < 4; k++) {
+    const int it = k % 2;
+    const bool unchecked = k < 2;
     pcase pc;
     asg_shape si = ASG_SHAPE(5, 7);
-    pc_begin(&pc, C_EXACT, "one_hot idx %s %s depth 9 -> f32,f64,i32,i64", dtn(IDT[it]), shp(si));
-    asg_tensor *idx = pc_in(&pc, IDT[it], si, -1, 11);
+    pc_begin(&pc, C_EXACT, "one_hot idx %s %s depth 9 -> f32,f64,i32,i64%s", dtn(IDT[it]), shp(si),
+             unchecked ? " (unchecked)" : "");
+    pc.unchecked = unchecked;
+    asg_tensor *idx = pc_in(&pc, IDT[it], si, unchecked ? -1 : 0, unchecked ? 11 : 9);
     pc_out(&pc, asg_one_hot(idx, 9, ASG_F32), "f32");
     pc_out(&pc, asg_one_hot(idx, 9, ASG_F64), "f64");
     pc_out(&pc, asg_one_hot(idx, 9, ASG_I32), "i32");
@@ -1091,6 +1102,50 @@ static void cases_softmax_ce(void) {
         pc_finish(&pc);
       }
     }
+}
+
+/* Softmax CE and log_softmax / softmax at the edges: labels out of range
+ * (unchecked: rows left out), every label ignored (loss NaN, gradient 0),
+ * and large logits (f64 near +-1e12, f32 ties near +-3e37), whose results
+ * the kernels compute as (x - max) - log(sum exp(x - max)). */
+static void cases_ce_edges(void) {
+  for (int d = 0; d < 2; d++) {
+    const asg_dtype dt = FDT[d];
+    const bool f64 = dt == ASG_F64;
+    pcase pc;
+    asg_shape sl = ASG_SHAPE(33, 10);
+    pc_begin(&pc, C_ACCUM, "softmax_cross_entropy %s labels out of range (unchecked)", dtn(dt));
+    pc.unchecked = true;
+    asg_tensor *logits = pc_in(&pc, dt, sl, -4, 4);
+    asg_tensor *labels = pc_in(&pc, ASG_I64, ASG_SHAPE(33), -3, 13);
+    pc_out(&pc, asg_softmax_cross_entropy(logits, labels, 0.1, -100), "loss");
+    pc_finish(&pc);
+
+    pc_begin(&pc, C_ACCUM, "softmax_cross_entropy %s every label ignored (NaN)", dtn(dt));
+    logits = pc_in(&pc, dt, ASG_SHAPE(6, 5), -4, 4);
+    double ign[6] = {-100, -100, -100, -100, -100, -100};
+    labels = pc_in_vals(&pc, ASG_I32, ASG_SHAPE(6), ign);
+    pc_out(&pc, asg_softmax_cross_entropy(logits, labels, 0.1, -100), "loss");
+    pc_finish(&pc);
+
+    /* large logits: f64 offsets of +-1e12 (x - max stays exact), f32 rows
+     * of ties at +-3e37 and one ulp below */
+    const long R = 40, C = 37;
+    double *v = rv(R * C, 0, f64 ? 8 : 2, !f64);
+    for (long i = 0; i < R * C; i++) {
+      const double big = (i / C) % 2 ? -1 : 1;
+      v[i] = f64 ? big * 1e12 + v[i] : (double)(float)(big * 3e37) * (1 - v[i] * 0x1p-23);
+    }
+    pc_begin(&pc, C_ACCUM, "log_softmax, softmax, softmax_cross_entropy %s of large logits",
+             dtn(dt));
+    logits = pc_in_vals(&pc, dt, ASG_SHAPE(R, C), v);
+    free(v);
+    labels = pc_in(&pc, ASG_I32, ASG_SHAPE(R), 0, (double)C);
+    pc_out(&pc, asg_log_softmax(logits, -1), "log_softmax");
+    pc_out(&pc, asg_softmax(logits, -1), "softmax");
+    pc_out(&pc, asg_softmax_cross_entropy(logits, labels, 0.1, -100), "ce");
+    pc_finish(&pc);
+  }
 }
 
 /* ------------------------------------------------------- fused attention */
@@ -2127,7 +2182,7 @@ int main(int argc, char **argv) {
     asg_clear_error();
     asg_graph *g = asg_graph_new();
     asg_tensor *y = asg_neg(asg_input(g, "x", ASG_F32, ASG_SHAPE(1)));
-    asg_program *p = compile_on(g, 1, &y, g_backend, 0);
+    asg_program *p = compile_on(g, 1, &y, g_backend, 0, false);
     const char *why = asg_last_error();
     printf("SKIPPED: backend '%s' not available: %s\n", g_backend,
            why && why[0] ? why : "not built into this library or no usable device");
@@ -2149,6 +2204,7 @@ int main(int argc, char **argv) {
   cases_conv();
   cases_pool();
   cases_softmax_ce();
+  cases_ce_edges();
   cases_attention();
   cases_attention_masked();
   cases_random();

@@ -67,6 +67,31 @@ ASG_API const char *asg_tensor_scope(const asg_tensor *t);
 ASG_API const char *asg_tensor_op_name(const asg_tensor *t);
 ASG_API int asg_graph_node_count(const asg_graph *g);
 
+/* Symbolic dimensions. asg_dim declares (or finds) a named dimension of g,
+ * e.g. "batch" or "seq", and returns its dim value: use it in input shapes
+ * (ASG_SHAPE(asg_dim(g, "batch", 0), 784)) and in reshape targets. max > 0
+ * bounds the values it may be bound to (0: unbounded; a later declaration
+ * may add the bound but not change it). Names are identifiers
+ * ([A-Za-z_][A-Za-z0-9_]*). Returns -1 and fails g on a bad name or bound.
+ * Symbolic dim values are negative (<= -2) and meaningful only in their
+ * graph; shape rules carry them through every op as expressions (sums,
+ * products, floor divisions), and two dims that must agree agree when they
+ * are the same expression (B*T and T*B are). A mismatch that does not depend
+ * on the bound values fails while building, naming the op and the shapes
+ * ([batch,784]); one that does (a slice past a symbolic length, a reshape
+ * that must divide) is checked when the symbols are bound. Inputs, fills and
+ * random sources may have symbolic shapes; variables and constants may not. */
+ASG_API int64_t asg_dim(asg_graph *g, const char *name, int64_t max);
+ASG_API bool asg_dim_is_symbolic(int64_t d);
+/* a*b, a+b, a-b of two dims of g (constants fold): for reshape targets such
+ * as ASG_SHAPE(asg_dim_mul(g, B, T), C). -1 and g failed on error (a dim that
+ * is not g's; a - b < 0 for constants). */
+ASG_API int64_t asg_dim_mul(asg_graph *g, int64_t a, int64_t b);
+ASG_API int64_t asg_dim_add(asg_graph *g, int64_t a, int64_t b);
+ASG_API int64_t asg_dim_sub(asg_graph *g, int64_t a, int64_t b);
+/* s as text with symbolic dims by name: "[batch,784]", "[2*seq+1]". */
+ASG_API char *asg_graph_shape_str(const asg_graph *g, asg_shape s, char *buf, size_t n);
+
 /* A value fed at every run. Names are unique per graph. */
 ASG_API asg_tensor *asg_input(asg_graph *g, const char *name, asg_dtype dt, asg_shape shape);
 /* A constant; data (numel * dtype size bytes) is copied. */

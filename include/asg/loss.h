@@ -37,14 +37,19 @@ ASG_API asg_tensor *asg_huber_loss(asg_tensor *input, asg_tensor *target, double
 /* Softmax cross-entropy of logits [..., C] against labels [...]:
  * per row (1 - s) * -log p[label] + s * mean_c(-log p[c]) with s the label
  * smoothing in [0, 1); rows whose label is ignore_index give 0 and are left
- * out of the mean (PyTorch's default ignore_index is -100). MEAN uses the
- * fused asg_softmax_cross_entropy op. */
+ * out of the mean (PyTorch's default ignore_index is -100); the MEAN of no
+ * rows (all ignored) is NaN with a zero gradient, as in PyTorch. A label
+ * outside [0, C) that is not ignore_index fails the run (PyTorch raises
+ * too) unless the program is compiled with asg_compile_opts
+ * .unchecked_indices, which leaves such rows out like ignored ones. MEAN
+ * uses the fused asg_softmax_cross_entropy op. */
 ASG_API asg_tensor *asg_cross_entropy_loss(asg_tensor *logits, asg_tensor *labels,
                                            double label_smoothing, int64_t ignore_index,
                                            asg_reduction r);
 /* Negative log-likelihood of log-probabilities [..., C] at labels [...]:
- * -logp[label], 0 for ignore_index rows (left out of the mean). Labels
- * outside [0, C) also give 0 (PyTorch raises instead). */
+ * -logp[label], 0 for ignore_index rows (left out of the mean; the MEAN of
+ * no rows is NaN). Labels outside [0, C) are handled as by
+ * asg_cross_entropy_loss (an error when running, unless unchecked). */
 ASG_API asg_tensor *asg_nll_loss(asg_tensor *logp, asg_tensor *labels, int64_t ignore_index,
                                  asg_reduction r);
 /* Binary cross-entropy on probabilities p in [0, 1]:

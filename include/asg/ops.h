@@ -102,14 +102,18 @@ ASG_API asg_status asg_split(asg_tensor *x, int axis, int n, const int64_t *size
 ASG_API asg_tensor *asg_broadcast_to(asg_tensor *x, asg_shape shape);
 
 /* ---- indexing ---- */
-/* NumPy take: out = x.shape[:axis] + idx.shape + x.shape[axis+1:]. idx is
- * I32 or I64; out-of-range indices give zeros. */
+/* Index tensors (gather, embedding, scatter_add, one_hot) are I32 or I64.
+ * An index outside [0, n) (negative ones included) makes asg_program_run
+ * fail naming the op, the value and the range; a program compiled with
+ * asg_compile_opts.unchecked_indices instead gathers zeros, skips it in
+ * scatter_add and gives an all-zero one_hot row. */
+/* NumPy take: out = x.shape[:axis] + idx.shape + x.shape[axis+1:]. */
 ASG_API asg_tensor *asg_gather(asg_tensor *x, asg_tensor *idx, int axis);
 /* Embedding lookup: rows of table [V, D] at idx [...] -> [..., D]. */
 ASG_API asg_tensor *asg_embedding(asg_tensor *table, asg_tensor *idx);
 /* Inverse of gather: out = x, then out[.., idx[j], ..] += src[.., j, ..]. */
 ASG_API asg_tensor *asg_scatter_add(asg_tensor *x, asg_tensor *idx, asg_tensor *src, int axis);
-/* idx [...] -> [..., depth] of dtype dt (out-of-range: all zeros). */
+/* idx [...] -> [..., depth] of dtype dt (indices in [0, depth)). */
 ASG_API asg_tensor *asg_one_hot(asg_tensor *idx, int64_t depth, asg_dtype dt);
 
 /* ---- neural-network ops ---- */
@@ -159,7 +163,10 @@ ASG_API asg_tensor *asg_adaptive_avg_pool2d(asg_tensor *x, int out_h, int out_w)
 
 /* Mean softmax cross-entropy of logits [..., C] against integer labels [...]
  * (I32/I64), with label smoothing in [0, 1) and rows whose label equals
- * ignore_index left out of the mean. Returns a scalar. */
+ * ignore_index left out of the mean (NaN when every row is left out, with a
+ * zero gradient, as PyTorch). Other labels outside [0, C) fail the run
+ * unless the program is unchecked (see the index tensors above), which
+ * leaves their rows out too. Returns a scalar. */
 ASG_API asg_tensor *asg_softmax_cross_entropy(asg_tensor *logits, asg_tensor *labels,
                                               double label_smoothing, int64_t ignore_index);
 

@@ -70,10 +70,18 @@ typedef struct asg_compile_opts {
    * skipped by scatter_add, give all-zero one_hot rows and leave their
    * cross-entropy rows out of the loss and its mean. */
   bool unchecked_indices;
+  /* Symbolic programs (graphs with asg_dim; see "Symbolic shapes" below):
+   * the most specializations kept at once (0: 8), and the most device bytes
+   * they may hold together besides the shared variables (0: no bound). The
+   * least recently used one is freed first; the one in use always stays. */
+  int max_specializations;
+  size_t max_specialization_bytes;
 } asg_compile_opts;
 
 /* Compiles the nodes needed for outputs (and every asg_assign among them).
- * The graph may be freed afterwards. opts may be NULL. */
+ * The graph may be freed afterwards. opts may be NULL. A graph with
+ * symbolic dims gives a symbolic program (below); any other compiles to one
+ * static plan. */
 ASG_API asg_program *asg_compile(asg_graph *g, int n_outputs, asg_tensor *const *outputs,
                                  const asg_compile_opts *opts);
 ASG_API void asg_program_free(asg_program *p);
@@ -124,6 +132,42 @@ ASG_API int asg_program_step_count(const asg_program *p);
 ASG_API uint64_t asg_program_run_count(const asg_program *p);
 ASG_API void asg_program_set_run_count(asg_program *p, uint64_t n);
 ASG_API const char *asg_program_backend(const asg_program *p);
+
+/* ---- Symbolic shapes (docs/symbolic.md) ----
+ * A program compiled from a graph with symbolic dims (asg_dim) binds the
+ * symbols from the shapes fed: asg_program_feed_tensor binds every symbol
+ * that is a dim of the input on its own ([batch, 784]); asg_program_feed
+ * works when at most one such dim is not known yet (from another input fed
+ * since the last run, or asg_program_bind): its size gives it. Values given
+ * since the last run must agree (else an error names the symbol, both
+ * values and the inputs, and the feed is refused); an input fed before with
+ * another value must be fed again. The first run with a new binding
+ * specializes the program (a static plan, memory plan and backend state for
+ * those sizes); later runs with that binding reuse it, from a cache bounded
+ * by asg_compile_opts.max_specializations / max_specialization_bytes. All
+ * specializations share one copy of the variables. Every other call works
+ * as on a static program: fetch, scalar, peak/persistent memory and step
+ * count refer to the last run's specialization (0 / an error before any).
+ * On a static program the calls below accept n == 0 only. */
+
+/* Binds symbols by name (e.g. those no input carries); values >= 1 and
+ * within the declared bounds. They hold until changed. */
+ASG_API asg_status asg_program_bind(asg_program *p, int n, const char *const *names,
+                                    const int64_t *values);
+/* Builds the specialization of a full binding (every symbol) ahead of time. */
+ASG_API asg_status asg_program_prepare(asg_program *p, int n, const char *const *names,
+                                       const int64_t *values);
+/* The arena bytes (as asg_program_peak_memory) a full binding would use,
+ * without allocating it. */
+ASG_API asg_status asg_program_peak_memory_for(asg_program *p, int n, const char *const *names,
+                                               const int64_t *values, size_t *bytes);
+/* The concrete shape of an output (or variable, input): under the last
+ * run's binding, or before the first run the binding fed so far. */
+ASG_API asg_status asg_program_output_shape(asg_program *p, const asg_tensor *t, asg_shape *shape);
+/* Specializations cached now, and the device bytes they hold besides the
+ * shared variables (0 for a static program). */
+ASG_API int asg_program_specialization_count(const asg_program *p);
+ASG_API size_t asg_program_specialization_bytes(const asg_program *p);
 
 #ifdef __cplusplus
 }

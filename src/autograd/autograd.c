@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "autograd/grad.h"
+#include "core/symbol.h"
 
 static asg_grad_rule rules[ASG_OP_COUNT];
 static pthread_once_t rules_once = PTHREAD_ONCE_INIT;
@@ -119,11 +120,11 @@ asg_status asg_vjp(asg_tensor *y, asg_tensor *dy, int n, asg_tensor *const *wrt,
     return asg__tensor_ok(y) && y->graph->status ? y->graph->status : ASG_ERR_INVALID;
   if (n < 0 || (n > 0 && (!wrt || !grads)))
     return asg__error(ASG_ERR_INVALID, "grad: bad wrt list");
-  char b1[96], b2[96];
+  char b1[160], b2[160];
   if (!asg_shape_equal(y->shape, dy->shape) || y->dtype != dy->dtype) {
     asg__fail(g, ASG_ERR_SHAPE, "grad", "upstream gradient is %s %s, output is %s %s",
-              asg_dtype_name(dy->dtype), asg_shape_str(dy->shape, b1, sizeof b1),
-              asg_dtype_name(y->dtype), asg_shape_str(y->shape, b2, sizeof b2));
+              asg_dtype_name(dy->dtype), asg__shape_str_g(g, dy->shape, b1, sizeof b1),
+              asg_dtype_name(y->dtype), asg__shape_str_g(g, y->shape, b2, sizeof b2));
     return g->status;
   }
   for (int i = 0; i < n; i++) {
@@ -172,7 +173,9 @@ asg_status asg_vjp(asg_tensor *y, asg_tensor *dy, int n, asg_tensor *const *wrt,
       need[k] = reach[t->in[k]->id] && asg_dtype_is_float(t->in[k]->dtype);
       dx[k] = NULL;
     }
-    if (t->op == ASG_OP_SLICE && (t->attr.i[2] == 1 || t->attr.i[3] == 1)) {
+    /* pieces are joined by comparing their bounds: constant ones only */
+    if (t->op == ASG_OP_SLICE && (t->attr.i[2] == 1 || t->attr.i[3] == 1) && t->attr.i[1] >= 0 &&
+        t->attr.i[3] >= 0 && t->in[0]->shape.dims[t->attr.i[0]] >= 0) {
       if (!need[0]) continue;
       slice_piece *p = malloc(sizeof *p);
       if (!p) {
@@ -215,9 +218,9 @@ asg_status asg_grad(asg_tensor *loss, int n, asg_tensor *const *wrt, asg_tensor 
   if (!g)
     return asg__tensor_ok(loss) && loss->graph->status ? loss->graph->status : ASG_ERR_INVALID;
   if (asg_shape_numel(loss->shape) != 1) {
-    char b[96];
+    char b[160];
     asg__fail(g, ASG_ERR_SHAPE, "grad", "loss must hold one element, it is %s",
-              asg_shape_str(loss->shape, b, sizeof b));
+              asg__shape_str_g(g, loss->shape, b, sizeof b));
     return g->status;
   }
   if (!asg_dtype_is_float(loss->dtype)) {

@@ -2,6 +2,7 @@
  * gradient rules themselves, so they can be differentiated again:
  * permute <-> inverse permute, slice <-> slice_bwd, gather <-> scatter_add. */
 #include "autograd/grad.h"
+#include "core/symbol.h"
 
 static void g_permute(asg_tensor *y, asg_tensor *dy, const bool *need, asg_tensor **dx) {
   (void)need;
@@ -20,16 +21,21 @@ static void g_slice(asg_tensor *y, asg_tensor *dy, const bool *need, asg_tensor 
 static void g_slice_bwd(asg_tensor *y, asg_tensor *dy, const bool *need, asg_tensor **dx) {
   (void)need;
   int64_t start = y->attr.i[1], step = y->attr.i[2], count = y->attr.i[3];
-  dx[0] = asg_slice(dy, (int)y->attr.i[0], start, start + (count - 1) * step + 1, step);
+  if (asg__dim_is_sym(start) || asg__dim_is_sym(count))
+    dx[0] = asg__slice_dims(dy, (int)y->attr.i[0], start, count, step);
+  else
+    dx[0] = asg_slice(dy, (int)y->attr.i[0], start, start + (count - 1) * step + 1, step);
 }
 
 static void g_concat(asg_tensor *y, asg_tensor *dy, const bool *need, asg_tensor **dx) {
   int a = (int)y->attr.i[0];
   int64_t at = 0;
+  bool sym = asg__dim_is_sym(y->shape.dims[a]); /* then pieces start at sums */
   for (int k = 0; k < y->n_in; k++) {
     int64_t len = y->in[k]->shape.dims[a];
-    if (need[k]) dx[k] = asg_slice(dy, a, at, at + len, 1);
-    at += len;
+    if (need[k])
+      dx[k] = sym ? asg__slice_dims(dy, a, at, len, 1) : asg_slice(dy, a, at, at + len, 1);
+    at = sym ? asg__dim_add(y->graph, at, len) : at + len;
   }
 }
 

@@ -4,11 +4,8 @@
 
 /* x [..., R, C] as one [prod(...) * R, C] matrix (a view). */
 static asg_tensor *rows2d(asg_tensor *x) {
-  asg_shape s = x->shape;
-  int64_t r = 1;
-  for (int i = 0; i < s.ndim - 1; i++)
-    r *= s.dims[i];
-  return asg_reshape(x, ASG_SHAPE(r, s.dims[s.ndim - 1]));
+  /* -1: the row count may be a product of symbolic dims */
+  return asg_reshape(x, ASG_SHAPE(-1, x->shape.dims[x->shape.ndim - 1]));
 }
 
 static void g_matmul(asg_tensor *y, asg_tensor *dy, const bool *need, asg_tensor **dx) {

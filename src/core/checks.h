@@ -22,6 +22,12 @@
  * On success returns true and the element count in *numel (may be NULL);
  * otherwise false and a reason ("dim 1 is -3", ...) in why[0..why_len). */
 bool asg__shape_check(asg_shape s, size_t elem_size, int64_t *numel, char *why, size_t why_len);
+/* The same check for a node of graph g: a dim may also be a symbolic
+ * expression id of g (core/symbol.h); the size limit then applies to the
+ * constant dims only (binding checks cover the rest) and *numel is -1. */
+struct asg_graph;
+bool asg__shape_check_g(const struct asg_graph *g, asg_shape s, size_t elem_size, int64_t *numel,
+                        char *why, size_t why_len);
 
 /* Overflow-checked arithmetic on non-negative int64 values (caller-given
  * counts, sizes and offsets); false when the result does not fit. */

@@ -5,6 +5,7 @@
 
 #include "core/checks.h"
 #include "core/internal.h"
+#include "core/symbol.h"
 
 const asg_op_info asg__op_info[ASG_OP_COUNT] = {
 #define ASG_OP(id, nm, ar, fl) [ASG_OP_##id] = {nm, ar, ASG__FLAGS(fl)},
@@ -83,6 +84,7 @@ asg_graph *asg_graph_new(void) {
 void asg_graph_free(asg_graph *g) {
   if (!g) return;
   asg__arena_free(&g->arena);
+  asg__sym_free(g);
   free(g->nodes);
   free(g->updates);
   free(g);
@@ -165,8 +167,14 @@ asg_tensor *asg__node(asg_graph *g, asg_op op, asg_dtype dt, asg_shape shape, in
   char why[300];
   if ((unsigned)dt >= ASG_DTYPE_COUNT)
     return asg__fail(g, ASG_ERR_DTYPE, asg__op_name(op), "unknown dtype %d", (int)dt);
-  if (!asg__shape_check(shape, asg_dtype_size(dt), NULL, why, sizeof why))
+  if (!asg__shape_check_g(g, shape, asg_dtype_size(dt), NULL, why, sizeof why))
     return asg__fail(g, ASG_ERR_SHAPE, asg__op_name(op), "%s", why);
+  /* a symbolic dim that can be < 1 (a difference, a floor) is checked
+   * when the symbols are bound: no node has an empty dim */
+  for (int i = 0; i < shape.ndim; i++)
+    if (asg__dim_is_sym(shape.dims[i]) &&
+        !asg__dim_require_ge(g, shape.dims[i], 1, asg__op_name(op), NULL))
+      return NULL;
   for (int i = shape.ndim; i < ASG_MAX_DIMS; i++)
     shape.dims[i] = 0;
   if (g->n_nodes == g->cap_nodes) {
@@ -213,20 +221,34 @@ const char *asg_tensor_op_name(const asg_tensor *t) {
 
 /* ---- leaves ---- */
 /* Leaves have no empty dims; sizes are checked by asg__node (which leaves
- * also go through before any data is copied). */
-static bool valid_shape(asg_graph *g, const char *op, asg_shape s) {
+ * also go through before any data is copied). Inputs and fills may have
+ * symbolic dims of g; variables and constants (whose data is fixed) not. */
+static bool valid_shape_sym(asg_graph *g, const char *op, asg_shape s, bool sym_ok) {
   char buf[128];
   if (s.ndim < 0 || s.ndim > ASG_MAX_DIMS) {
     asg__fail(g, ASG_ERR_SHAPE, op, "rank %d out of range 0..%d", s.ndim, ASG_MAX_DIMS);
     return false;
   }
-  for (int i = 0; i < s.ndim; i++)
-    if (s.dims[i] <= 0) {
-      asg__fail(g, ASG_ERR_SHAPE, op, "shape %s has a non-positive dim",
-                asg_shape_str(s, buf, sizeof buf));
+  for (int i = 0; i < s.ndim; i++) {
+    if (asg__dim_is_sym(s.dims[i]) && asg__dim_valid(g, s.dims[i])) {
+      if (sym_ok) continue;
+      asg__fail(g, ASG_ERR_SHAPE, op,
+                "shape %s has a symbolic dim: %ss need constant shapes (inputs and fills may "
+                "be symbolic)",
+                asg__shape_str_g(g, s, buf, sizeof buf), op);
       return false;
     }
+    if (s.dims[i] <= 0) {
+      asg__fail(g, ASG_ERR_SHAPE, op, "shape %s has a non-positive dim%s",
+                asg__shape_str_g(g, s, buf, sizeof buf),
+                asg__dim_is_sym(s.dims[i]) ? " (not a symbolic dim of this graph)" : "");
+      return false;
+    }
+  }
   return true;
+}
+static bool valid_shape(asg_graph *g, const char *op, asg_shape s) {
+  return valid_shape_sym(g, op, s, true);
 }
 
 static bool usable(asg_graph *g, const char *op) {
@@ -257,7 +279,9 @@ asg_tensor *asg_graph_find(const asg_graph *g, const char *name) {
 static asg_tensor *named_leaf(asg_graph *g, asg_op op, const char *name, asg_dtype dt,
                               asg_shape shape) {
   const char *opn = asg__op_name(op);
-  if (!usable(g, opn) || !check_dtype(g, opn, dt) || !valid_shape(g, opn, shape)) return NULL;
+  if (!usable(g, opn) || !check_dtype(g, opn, dt) ||
+      !valid_shape_sym(g, opn, shape, op == ASG_OP_INPUT))
+    return NULL;
   if (!name || !name[0]) return asg__fail(g, ASG_ERR_INVALID, opn, "a name is required");
   if (asg_graph_find(g, name))
     return asg__fail(g, ASG_ERR_INVALID, opn, "name '%s' is already used", name);
@@ -293,7 +317,7 @@ asg_tensor *asg_variable(asg_graph *g, const char *name, asg_dtype dt, asg_shape
 
 asg_tensor *asg_constant(asg_graph *g, asg_dtype dt, asg_shape shape, const void *data) {
   if (!usable(g, "constant") || !check_dtype(g, "constant", dt) ||
-      !valid_shape(g, "constant", shape))
+      !valid_shape_sym(g, "constant", shape, false))
     return NULL;
   if (!data) return asg__fail(g, ASG_ERR_INVALID, "constant", "data is NULL");
   asg_tensor *t = asg__node(g, ASG_OP_CONSTANT, dt, shape, 0, NULL); /* checks the size */

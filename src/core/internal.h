@@ -94,6 +94,7 @@ struct asg_graph {
   bool eval_mode;
   asg_tensor **updates;
   int n_updates, cap_updates;
+  struct asg_symtab *sym; /* symbolic dims (core/symbol.c); NULL until one is declared */
 };
 
 /* ---- errors ---- */
@@ -123,6 +124,9 @@ bool asg__tensor_ok(const asg_tensor *t);
 /* ---- internal op constructors (ops without a public constructor) ---- */
 /* Gradient of a slice: zeros of xshape with dy placed at the slice. */
 asg_tensor *asg__slice_bwd(asg_tensor *dy, asg_shape xshape, int axis, int64_t start, int64_t step);
+/* Slice of count elements from start (dims >= 0 or symbolic, no clamping);
+ * that it lies in the axis is checked now or when the symbols are bound. */
+asg_tensor *asg__slice_dims(asg_tensor *x, int axis, int64_t start, int64_t count, int64_t step);
 
 /* Conv-family backward nodes (src/ops/op_conv.c): attributes copied from the
  * forward node, output shapes given. */

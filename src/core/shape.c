@@ -4,6 +4,7 @@
 
 #include "core/checks.h"
 #include "core/internal.h"
+#include "core/symbol.h"
 
 size_t asg_dtype_size(asg_dtype dt) {
   switch (dt) {
@@ -41,6 +42,11 @@ int64_t asg_shape_numel(asg_shape s) {
 }
 
 bool asg__shape_check(asg_shape s, size_t elem_size, int64_t *numel, char *why, size_t why_len) {
+  return asg__shape_check_g(NULL, s, elem_size, numel, why, why_len);
+}
+
+bool asg__shape_check_g(const asg_graph *g, asg_shape s, size_t elem_size, int64_t *numel,
+                        char *why, size_t why_len) {
   if (s.ndim < 0 || s.ndim > ASG_MAX_DIMS) {
     snprintf(why, why_len, "rank %d is out of range 0..%d", s.ndim, ASG_MAX_DIMS);
     return false;
@@ -49,11 +55,16 @@ bool asg__shape_check(asg_shape s, size_t elem_size, int64_t *numel, char *why, 
    * makes the tensor empty but must not hide dims that overflow */
   const uint64_t max = ASG__MAX_TENSOR_BYTES / (elem_size ? elem_size : 1);
   uint64_t prod = 1;
-  bool empty = false;
+  bool empty = false, sym = false;
   for (int i = 0; i < s.ndim; i++) {
     int64_t d = s.dims[i];
+    if (d < 0 && g && asg__dim_is_sym(d) && asg__dim_valid(g, d)) {
+      sym = true;
+      continue;
+    }
     if (d < 0) {
-      snprintf(why, why_len, "dim %d is %lld (negative)", i, (long long)d);
+      snprintf(why, why_len, "dim %d is %lld (%s)", i, (long long)d,
+               asg__dim_is_sym(d) && g ? "not a symbolic dim of this graph" : "negative");
       return false;
     }
     if (d == 0) {
@@ -64,12 +75,13 @@ bool asg__shape_check(asg_shape s, size_t elem_size, int64_t *numel, char *why, 
       char b[200];
       snprintf(why, why_len,
                "%s of %zu-byte elements needs more bytes than the limit of one tensor (%llu)",
-               asg_shape_str(s, b, sizeof b), elem_size, (unsigned long long)ASG__MAX_TENSOR_BYTES);
+               asg__shape_str_g(g, s, b, sizeof b), elem_size,
+               (unsigned long long)ASG__MAX_TENSOR_BYTES);
       return false;
     }
     prod *= (uint64_t)d;
   }
-  if (numel) *numel = empty ? 0 : (int64_t)prod;
+  if (numel) *numel = empty ? 0 : sym ? -1 : (int64_t)prod;
   return true;
 }
 

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "core/symbol.h"
 #include "nn/layer.h"
 
 /* Additive mask value: exp() of it underflows to exactly 0 after softmax's
@@ -60,6 +61,29 @@ static double *dbuf(asg_graph *g, int64_t n) {
   return v;
 }
 
+/* Tables over the positions of a symbolic length T (RoPE angles, masks)
+ * are built for T's largest value and sliced to T when the graph runs:
+ * the bound of T (a symbol declared with max) or cap. 0 and g failed when
+ * T has no bound. */
+static int64_t table_len(asg_graph *g, int64_t T, int64_t cap, const char *what) {
+  if (!asg__dim_is_sym(T)) return T;
+  int k = asg__dim_as_sym(g, T);
+  int64_t max = k >= 0 ? asg__sym_max(g, k) : 0;
+  if (cap > 0 && (max == 0 || max > cap)) max = cap;
+  if (max > 0) return max;
+  char b[96];
+  asg_graph_fail(g, ASG_ERR_SHAPE, what,
+                 "sequence length %s has no upper bound: declare it with one (asg_dim(g, name, "
+                 "max)) so that the position table can be built",
+                 asg__dim_str(g, T, b, sizeof b));
+  return 0;
+}
+
+/* The first T rows (axis a) of a table built for Tmax rows. */
+static asg_tensor *first_rows(asg_tensor *t, int a, int64_t T, int64_t Tmax) {
+  return T == Tmax ? t : asg__slice_dims(t, a, 0, T, 1);
+}
+
 static asg_tensor *as_dtype(asg_tensor *p, asg_tensor *x) {
   if (!p || asg_tensor_dtype(p) == asg_tensor_dtype(x)) return p;
   return asg_cast(p, asg_tensor_dtype(x));
@@ -70,8 +94,9 @@ static asg_tensor *as_dtype(asg_tensor *p, asg_tensor *x) {
 /* RoPE, half-split convention (GPT-NeoX / Hugging Face LLaMA): feature i is
  * paired with i + Dh/2 and the pair rotated by t * base^(-2i/Dh):
  *   y = x * cos + rotate_half(x) * sin, rotate_half(x) = [-x2, x1]. */
-static asg_tensor *rope(asg_graph *g, asg_tensor *x, int64_t T, int64_t Dh, double base) {
-  int64_t half = Dh / 2;
+static asg_tensor *rope(asg_graph *g, asg_tensor *x, int64_t Tx, int64_t Dh, double base) {
+  int64_t half = Dh / 2, T = table_len(g, Tx, 0, "rope");
+  if (T < 1) return NULL;
   double *c = dbuf(g, T * Dh), *s = dbuf(g, T * Dh);
   asg_tensor *ct = NULL, *st = NULL;
   if (c && s) {
@@ -81,8 +106,8 @@ static asg_tensor *rope(asg_graph *g, asg_tensor *x, int64_t T, int64_t Dh, doub
         c[t * Dh + i] = cos(ang);
         s[t * Dh + i] = sin(ang);
       }
-    ct = konst(g, asg_tensor_dtype(x), ASG_SHAPE(T, Dh), c);
-    st = konst(g, asg_tensor_dtype(x), ASG_SHAPE(T, Dh), s);
+    ct = first_rows(konst(g, asg_tensor_dtype(x), ASG_SHAPE(T, Dh), c), 0, Tx, T);
+    st = first_rows(konst(g, asg_tensor_dtype(x), ASG_SHAPE(T, Dh), s), 0, Tx, T);
   }
   free(c);
   free(s);
@@ -95,9 +120,10 @@ static asg_tensor *rope(asg_graph *g, asg_tensor *x, int64_t T, int64_t Dh, doub
 /* Causal mask and/or ALiBi as one additive constant [Hb, T, T]. ALiBi slope
  * of head h (0-based) is 2^(-8(h+1)/H) and the bias -slope*|i-j| (equal to
  * the paper's -slope*(i-j) on the causal triangle; symmetric otherwise). */
-static asg_tensor *score_bias(asg_graph *g, asg_dtype dt, int64_t H, int64_t T, bool causal,
+static asg_tensor *score_bias(asg_graph *g, asg_dtype dt, int64_t H, int64_t Tx, bool causal,
                               bool alibi) {
-  int64_t Hb = alibi ? H : 1;
+  int64_t Hb = alibi ? H : 1, T = table_len(g, Tx, 0, "attention");
+  if (T < 1) return NULL;
   double *v = dbuf(g, Hb * T * T);
   if (!v) return NULL;
   for (int64_t h = 0; h < Hb; h++) {
@@ -108,7 +134,7 @@ static asg_tensor *score_bias(asg_graph *g, asg_dtype dt, int64_t H, int64_t T, 
   }
   asg_tensor *t = konst(g, dt, ASG_SHAPE(Hb, T, T), v);
   free(v);
-  return t;
+  return first_rows(first_rows(t, 1, Tx, T), 2, Tx, T);
 }
 
 /* [B, T, D] -> [B, H, T, Dh] */
@@ -119,13 +145,13 @@ static asg_tensor *split_heads(asg_tensor *t, int64_t B, int64_t T, int64_t H, i
 
 static asg_tensor *mha_apply(asg_layer *l, asg_tensor *x, asg_tensor *mask) {
   static const int perm[4] = {0, 2, 1, 3};
-  char b1[64], b2[64];
+  char b1[96], b2[96], b3[96];
   asg_graph *g = l->g;
   asg_shape xs = asg_tensor_shape(x);
   int64_t D = l->i[0], H = l->i[1], Dh = D / H;
   if (xs.ndim != 3 || xs.dims[2] != D)
     return asg_graph_fail(g, ASG_ERR_SHAPE, "mha", "input %s must be [B, T, %lld]",
-                          asg_shape_str(xs, b1, sizeof b1), (long long)D);
+                          asg_graph_shape_str(g, xs, b1, sizeof b1), (long long)D);
   asg_dtype dt = asg_tensor_dtype(x);
   if (!asg_dtype_is_float(dt))
     return asg_graph_fail(g, ASG_ERR_DTYPE, "mha", "input must be floating point, got %s",
@@ -136,9 +162,10 @@ static asg_tensor *mha_apply(asg_layer *l, asg_tensor *x, asg_tensor *mask) {
     asg_shape ms = asg_tensor_shape(mask);
     if (ms.ndim != 2 || ms.dims[0] != B || ms.dims[1] != T)
       return asg_graph_fail(g, ASG_ERR_SHAPE, "mha",
-                            "padding mask %s must be [B, T] = [%lld,%lld] for input %s",
-                            asg_shape_str(ms, b1, sizeof b1), (long long)B, (long long)T,
-                            asg_shape_str(xs, b2, sizeof b2));
+                            "padding mask %s must be [B, T] = %s for input %s",
+                            asg_graph_shape_str(g, ms, b1, sizeof b1),
+                            asg_graph_shape_str(g, ASG_SHAPE(B, T), b3, sizeof b3),
+                            asg_graph_shape_str(g, xs, b2, sizeof b2));
     if (!(keys = as_dtype(mask, x))) return NULL;
   }
   asg_layer **c = l->children;
@@ -319,18 +346,19 @@ static asg_tensor *posenc_apply(asg_layer *l, asg_tensor *x, asg_tensor *mask) {
   int64_t L = l->i[1], D = l->i[2];
   if (xs.ndim < 2 || xs.dims[xs.ndim - 1] != D)
     return asg_graph_fail(g, ASG_ERR_SHAPE, "posenc", "input %s must be [..., T, %lld]",
-                          asg_shape_str(xs, b1, sizeof b1), (long long)D);
-  int64_t T = xs.dims[xs.ndim - 2];
+                          asg_graph_shape_str(g, xs, b1, sizeof b1), (long long)D);
+  int64_t Tx = xs.dims[xs.ndim - 2], T = table_len(g, Tx, L, "posenc");
+  if (T < 1) return NULL;
   if (T > L)
     return asg_graph_fail(g, ASG_ERR_SHAPE, "posenc", "input %s has T = %lld > max_len %lld",
-                          asg_shape_str(xs, b1, sizeof b1), (long long)T, (long long)L);
+                          asg_graph_shape_str(g, xs, b1, sizeof b1), (long long)T, (long long)L);
   if (!asg_dtype_is_float(asg_tensor_dtype(x)))
     return asg_graph_fail(g, ASG_ERR_DTYPE, "posenc", "input must be floating point, got %s",
                           asg_dtype_name(asg_tensor_dtype(x)));
   if (l->i[0] == ASG_POS_NONE) return x;
   asg_tensor *pe;
   if (l->i[0] == ASG_POS_LEARNED) {
-    pe = as_dtype(asg_slice(asg_layer_param(l, "weight"), 0, 0, T, 1), x);
+    pe = as_dtype(asg__slice_dims(asg_layer_param(l, "weight"), 0, 0, Tx, 1), x);
   } else {
     /* "Attention is all you need": PE[t, 2i] = sin(t / 10000^(2i/d)),
      * PE[t, 2i+1] = cos(t / 10000^(2i/d)) */
@@ -341,7 +369,7 @@ static asg_tensor *posenc_apply(asg_layer *l, asg_tensor *x, asg_tensor *mask) {
         double ang = (double)t / pow(10000.0, (double)(i - i % 2) / (double)D);
         v[t * D + i] = i % 2 ? cos(ang) : sin(ang);
       }
-    pe = konst(g, asg_tensor_dtype(x), ASG_SHAPE(T, D), v);
+    pe = first_rows(konst(g, asg_tensor_dtype(x), ASG_SHAPE(T, D), v), 0, Tx, T);
     free(v);
   }
   return asg_add(x, pe);

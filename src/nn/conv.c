@@ -15,13 +15,14 @@ static asg_tensor *as_dtype(asg_tensor *p, asg_tensor *x) {
 
 static asg_tensor *conv_apply(asg_layer *l, asg_tensor *x, asg_tensor *mask) {
   (void)mask;
-  char b1[64];
+  char b1[96];
   const char *what = l->i[2] ? "conv_transpose2d" : "conv2d";
   asg_shape xs = asg_tensor_shape(x);
   if (xs.ndim != 4 || xs.dims[1] != l->i[0])
     return asg_graph_fail(l->g, ASG_ERR_SHAPE, what,
                           "input %s must be [N, %lld, H, W] (layer made for %lld input channels)",
-                          asg_shape_str(xs, b1, sizeof b1), (long long)l->i[0], (long long)l->i[0]);
+                          asg_graph_shape_str(l->g, xs, b1, sizeof b1), (long long)l->i[0],
+                          (long long)l->i[0]);
   asg_tensor *w = as_dtype(asg_layer_param(l, "weight"), x);
   asg_tensor *b = as_dtype(asg_layer_param(l, "bias"), x);
   const asg_conv_params *p = l->extra;

@@ -1,6 +1,6 @@
 /* Embedding: weight [num, dim] ~ N(0, 1) (PyTorch default); apply takes
  * integer indices [...] and returns [..., dim]. Settings: i[0] = num,
- * i[1] = dim. Out-of-range indices give zero rows (asg_embedding). */
+ * i[1] = dim. Out-of-range indices fail the run (asg_embedding). */
 #include "nn/layer.h"
 
 static asg_tensor *embedding_apply(asg_layer *l, asg_tensor *idx, asg_tensor *mask) {

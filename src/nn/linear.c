@@ -2,6 +2,7 @@
  * Settings: i[0] = in features, i[1] = out features. */
 #include <math.h>
 
+#include "core/symbol.h"
 #include "nn/layer.h"
 
 /* Parameters are cast to the activations' dtype when they differ (e.g. an
@@ -13,15 +14,16 @@ static asg_tensor *as_dtype(asg_tensor *p, asg_tensor *x) {
 
 static asg_tensor *linear_apply(asg_layer *l, asg_tensor *x, asg_tensor *mask) {
   (void)mask;
-  char b1[64], b2[64];
+  char b1[96], b2[96], b3[96];
   asg_tensor *w = asg_layer_param(l, "weight"), *b = asg_layer_param(l, "bias");
   asg_shape xs = asg_tensor_shape(x);
   int64_t in = l->i[0], out = l->i[1];
   if (xs.ndim < 1 || xs.dims[xs.ndim - 1] != in)
     return asg_graph_fail(
-        l->g, ASG_ERR_SHAPE, "linear", "input %s has %lld features, but %s.weight %s expects %lld",
-        asg_shape_str(xs, b1, sizeof b1), (long long)(xs.ndim ? xs.dims[xs.ndim - 1] : 0), l->name,
-        asg_shape_str(asg_tensor_shape(w), b2, sizeof b2), (long long)in);
+        l->g, ASG_ERR_SHAPE, "linear", "input %s has %s features, but %s.weight %s expects %lld",
+        asg_graph_shape_str(l->g, xs, b1, sizeof b1),
+        asg__dim_str(l->g, xs.ndim ? xs.dims[xs.ndim - 1] : 0, b3, sizeof b3), l->name,
+        asg_graph_shape_str(l->g, asg_tensor_shape(w), b2, sizeof b2), (long long)in);
   if (!asg_dtype_is_float(asg_tensor_dtype(x)))
     return asg_graph_fail(l->g, ASG_ERR_DTYPE, "linear", "input must be floating point, got %s",
                           asg_dtype_name(asg_tensor_dtype(x)));

@@ -99,24 +99,31 @@ static asg_graph *check_class(const char *name, asg_tensor *x, asg_tensor *label
   return g;
 }
 
-/* Per-row loss (1 - s) * -logp[label] + s * mean_c(-logp), zeroed on
- * ignored rows, reduced with the mean over non-ignored rows. */
+/* Per-row loss (1 - s) * -logp[label] + s * mean_c(-logp), zero on ignored
+ * rows, reduced with the mean over non-ignored rows (NaN when every row is
+ * ignored, as PyTorch; the gradient is then zero, as PyTorch's). Ignored
+ * rows pick class 0 so that one_hot sees only real labels: it reports the
+ * others (out of range) when the program runs. The rows are zeroed with
+ * where, not a product with the mask, so that their gradient stays 0 even
+ * when the mean divides by zero. */
 static asg_tensor *nll_rows(asg_tensor *logp, asg_tensor *labels, double s, int64_t ignore,
                             asg_reduction r) {
   int last = logp->shape.ndim - 1;
   int64_t C = logp->shape.dims[last];
   asg_dtype dt = logp->dtype;
-  asg_tensor *mask =
-      asg_cast(asg_ne(labels, asg_scalar(logp->graph, labels->dtype, (double)ignore)), dt);
-  asg_tensor *picked = asg_sum(asg_mul(asg_one_hot(labels, C, dt), logp), ASG_AXES(last), false);
+  asg_graph *g = logp->graph;
+  asg_tensor *keep_l = asg_ne(labels, asg_scalar(g, labels->dtype, (double)ignore));
+  asg_tensor *safe = asg_where(keep_l, labels, asg_scalar(g, labels->dtype, 0));
+  asg_tensor *keep = asg_cast(keep_l, dt);
+  asg_tensor *picked = asg_sum(asg_mul(asg_one_hot(safe, C, dt), logp), ASG_AXES(last), false);
   asg_tensor *row = asg_mul_scalar(picked, -(1 - s));
   if (s != 0)
     row = asg_sub(row, asg_mul_scalar(asg_sum(logp, ASG_AXES(last), false), s / (double)C));
-  row = asg_mul(row, mask);
+  row = asg_where(keep, row, asg_scalar(g, dt, 0));
   if (r == ASG_REDUCE_NONE) return row;
   asg_tensor *total = asg_sum(row, ASG_ALL_AXES, false);
   if (r == ASG_REDUCE_SUM) return total;
-  return asg_div(total, asg_sum(mask, ASG_ALL_AXES, false)); /* NaN if all ignored, as PyTorch */
+  return asg_div(total, asg_sum(keep, ASG_ALL_AXES, false));
 }
 
 asg_tensor *asg_cross_entropy_loss(asg_tensor *logits, asg_tensor *labels, double s,
@@ -173,5 +180,8 @@ asg_tensor *asg_kl_div_loss(asg_tensor *in, asg_tensor *t, bool log_target, asg_
   }
   if (r != ASG_REDUCE_BATCHMEAN) return reduce(l, r);
   int64_t b = in->shape.ndim ? in->shape.dims[0] : 1;
-  return asg_mul_scalar(asg_sum(l, ASG_ALL_AXES, false), 1.0 / (double)b);
+  double kb;
+  asg_tensor *bsym = asg__count_tensor(g, in->dtype, &b, 1, &kb); /* symbolic batch: at run time */
+  asg_tensor *sum = asg_sum(l, ASG_ALL_AXES, false);
+  return bsym ? asg_div(sum, bsym) : asg_mul_scalar(sum, 1.0 / kb);
 }

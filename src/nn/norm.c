@@ -4,6 +4,7 @@
  * layernorm: weight, bias [dim]. Settings: i[0] = dim, f[1] = eps.
  * rmsnorm:   weight [dim].       Settings: i[0] = dim, f[1] = eps. */
 #include "nn/layer.h"
+#include "ops/op_util.h"
 
 static asg_tensor *as_dtype(asg_tensor *p, asg_dtype dt) {
   if (!p || asg_tensor_dtype(p) == dt) return p;
@@ -13,14 +14,14 @@ static asg_tensor *as_dtype(asg_tensor *p, asg_dtype dt) {
 /* ---- batch norm ---- */
 static asg_tensor *batchnorm_apply(asg_layer *l, asg_tensor *x, asg_tensor *mask) {
   (void)mask;
-  char b1[64];
+  char b1[96];
   asg_graph *g = l->g;
   asg_shape xs = asg_tensor_shape(x);
   int64_t C = l->i[0];
   if (xs.ndim < 2 || xs.dims[1] != C)
     return asg_graph_fail(g, ASG_ERR_SHAPE, "batchnorm",
                           "input %s must be [N, %lld] or [N, %lld, ...]",
-                          asg_shape_str(xs, b1, sizeof b1), (long long)C, (long long)C);
+                          asg_graph_shape_str(g, xs, b1, sizeof b1), (long long)C, (long long)C);
   asg_dtype dt = asg_tensor_dtype(x);
   if (!asg_dtype_is_float(dt))
     return asg_graph_fail(g, ASG_ERR_DTYPE, "batchnorm", "input must be floating point, got %s",
@@ -37,24 +38,41 @@ static asg_tensor *batchnorm_apply(asg_layer *l, asg_tensor *x, asg_tensor *mask
   asg_tensor *mean, *var;
   if (asg_graph_is_training(g)) {
     asg_axes ax = {0, {0}};
-    int64_t n = 1;
+    int64_t n = 1, dims[ASG_MAX_DIMS];
     for (int d = 0; d < xs.ndim; d++)
       if (d != 1) {
+        dims[ax.n] = xs.dims[d];
         ax.axis[ax.n++] = d;
-        n *= xs.dims[d];
       }
-    if (n < 2)
+    double kn; /* n = kn * (the symbolic dims' product, known when running) */
+    asg_tensor *nsym = asg__count_tensor(g, dt, dims, ax.n, &kn);
+    n = (int64_t)kn;
+    if (nsym) {
+      /* "more than 1 value per channel" for a symbolic batch */
+      int64_t nd = 1;
+      for (int k = 0; k < ax.n; k++)
+        nd = asg__dim_mul(g, nd, dims[k]);
+      if (!asg__dim_require_ge(g, nd, 2, "batchnorm",
+                               "training needs more than 1 value per channel"))
+        return NULL;
+    }
+    if (!nsym && n < 2)
       return asg_graph_fail(g, ASG_ERR_SHAPE, "batchnorm",
                             "input %s: training needs more than 1 value per channel",
-                            asg_shape_str(xs, b1, sizeof b1));
+                            asg_graph_shape_str(g, xs, b1, sizeof b1));
     mean = asg_mean(x, ax, false);  /* [C] */
     var = asg_var(x, ax, 0, false); /* biased: used to normalize */
     /* running stats (PyTorch): rs = (1-m) rs + m batch, with the unbiased
      * variance; the batch stats carry no gradient into the update. */
     asg_dtype sd = asg_tensor_dtype(rm);
     asg_tensor *bm = as_dtype(asg_stop_gradient(mean), sd);
-    asg_tensor *bv =
-        as_dtype(asg_mul_scalar(asg_stop_gradient(var), (double)n / (double)(n - 1)), sd);
+    asg_tensor *bv;
+    if (nsym) { /* Bessel's n / (n - 1) of the bound n */
+      asg_tensor *nt = asg_mul_scalar(nsym, kn);
+      bv = as_dtype(asg_div(asg_mul(asg_stop_gradient(var), nt), asg_add_scalar(nt, -1.0)), sd);
+    } else {
+      bv = as_dtype(asg_mul_scalar(asg_stop_gradient(var), (double)n / (double)(n - 1)), sd);
+    }
     asg_tensor *um = asg_assign(rm, asg_add(asg_mul_scalar(rm, 1 - m), asg_mul_scalar(bm, m)));
     asg_tensor *uv = asg_assign(rv, asg_add(asg_mul_scalar(rv, 1 - m), asg_mul_scalar(bv, m)));
     if (!um || !uv) return NULL;
@@ -95,11 +113,11 @@ asg_layer *asg_nn_batchnorm(asg_graph *g, const char *name, int64_t channels, do
 
 /* ---- layer norm and RMS norm (over the last dim) ---- */
 static bool last_dim_ok(asg_layer *l, asg_tensor *x, const char *what) {
-  char b1[64];
+  char b1[96];
   asg_shape xs = asg_tensor_shape(x);
   if (xs.ndim < 1 || xs.dims[xs.ndim - 1] != l->i[0]) {
     asg_graph_fail(l->g, ASG_ERR_SHAPE, what, "input %s: last dim must be %lld",
-                   asg_shape_str(xs, b1, sizeof b1), (long long)l->i[0]);
+                   asg_graph_shape_str(l->g, xs, b1, sizeof b1), (long long)l->i[0]);
     return false;
   }
   if (!asg_dtype_is_float(asg_tensor_dtype(x))) {

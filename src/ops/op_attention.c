@@ -55,7 +55,10 @@ static bool check_qkv(asg_graph *g, const char *name, asg_tensor *q, asg_tensor 
               SHP(v->shape, b1), SHP(k->shape, b2));
     return false;
   }
-  if (q->shape.dims[nd - 2] < 1 || k->shape.dims[nd - 2] < 1 || q->shape.dims[nd - 1] < 1) {
+  /* symbolic T and D are >= 1 by their node constraints */
+  if ((q->shape.dims[nd - 2] < 1 && !asg__dim_is_sym(q->shape.dims[nd - 2])) ||
+      (k->shape.dims[nd - 2] < 1 && !asg__dim_is_sym(k->shape.dims[nd - 2])) ||
+      (q->shape.dims[nd - 1] < 1 && !asg__dim_is_sym(q->shape.dims[nd - 1]))) {
     asg__fail(g, ASG_ERR_SHAPE, name, "needs Tq, Tk, D >= 1, got q %s, k %s", SHP(q->shape, b1),
               SHP(k->shape, b2));
     return false;

@@ -22,6 +22,7 @@
  *   MAXPOOL2D_BWD(dy, x) and AVGPOOL2D_BWD(dy) have x's shape.
  * ADAPTIVE_AVGPOOL2D and its BWD(dy) have no attributes: the bins follow
  * from the input and output shapes (start floor(i*H/OH), end ceil((i+1)*H/OH)). */
+#include <stdio.h>
 #include <string.h>
 
 #include "core/checks.h"
@@ -63,14 +64,34 @@ static bool conv_common(asg_graph *g, const char *op, asg_tensor *x, asg_tensor 
     asg__fail(g, ASG_ERR_INVALID, op, "groups must be >= 1, got %d", p->groups);
     return false;
   }
+  if (!asg__shape_is_static(w->shape)) {
+    asg__fail(g, ASG_ERR_SHAPE, op, "weight %s must have a constant shape", SHP(w->shape, b2));
+    return false;
+  }
   for (int d = 0; d < 4; d++) {
-    if (w->shape.dims[d] < 1 || (d > 0 && x->shape.dims[d] < 1)) {
+    if (w->shape.dims[d] < 1 ||
+        (d > 0 && x->shape.dims[d] < 1 && !asg__dim_is_sym(x->shape.dims[d]))) {
       asg__fail(g, ASG_ERR_SHAPE, op, "empty dims in input %s or weight %s", SHP(x->shape, b1),
                 SHP(w->shape, b2));
       return false;
     }
   }
   return true;
+}
+
+/* Output size floor((in - ext) / s) + 1 of a window of extent ext over a
+ * symbolic padded size in; "in >= ext" becomes a constraint. 0 on error. */
+static int64_t sym_out(asg_graph *g, const char *op, asg_shape xs, int k, int64_t pad, int64_t ext,
+                       int64_t s) {
+  char b1[ASG_SHAPE_BUF], m[2 * ASG_SHAPE_BUF];
+  int64_t in = asg__dim_add(g, xs.dims[2 + k], 2 * pad);
+  int64_t room = asg__dim_sub(g, in, ext);
+  if (g->status != ASG_OK) return 0;
+  snprintf(m, sizeof m, "window extent %lld larger than padded input axis %d of %s (padding %lld)",
+           (long long)ext, 2 + k, SHP(xs, b1), (long long)pad);
+  if (!asg__dim_require_ge(g, room, 0, op, m)) return 0;
+  int64_t o = asg__dim_add(g, asg__dim_floordiv(g, room, s), 1);
+  return g->status == ASG_OK ? o : 0;
 }
 
 static bool bias_ok(asg_graph *g, const char *op, asg_tensor *bias, asg_tensor *x, int64_t cout) {
@@ -95,11 +116,12 @@ asg_tensor *asg_conv2d(asg_tensor *x, asg_tensor *w, asg_tensor *bias, asg_conv_
   asg_attrs a;
   if (!g || !conv_common(g, "conv2d", x, w, &p, &a)) return NULL;
   int64_t G = a.i[6], C = x->shape.dims[1], O = w->shape.dims[0], wc;
+  char b3[ASG_SHAPE_BUF];
   if (!asg__mul_i64(w->shape.dims[1], G, &wc) || wc != C)
     return asg__fail(g, ASG_ERR_SHAPE, "conv2d",
-                     "input %s has %lld channels, weight %s expects %lld*groups (groups=%lld)",
-                     SHP(x->shape, b1), (long long)C, SHP(w->shape, b2),
-                     (long long)w->shape.dims[1], (long long)G);
+                     "input %s has %s channels, weight %s expects %lld*groups (groups=%lld)",
+                     SHP(x->shape, b1), DIM(C, b3), SHP(w->shape, b2), (long long)w->shape.dims[1],
+                     (long long)G);
   if (O % G)
     return asg__fail(g, ASG_ERR_SHAPE, "conv2d",
                      "weight %s: %lld output channels not divisible by groups=%lld",
@@ -112,6 +134,12 @@ asg_tensor *asg_conv2d(asg_tensor *x, asg_tensor *w, asg_tensor *bias, asg_conv_
     int64_t in = x->shape.dims[2 + k] + 2 * a.i[2 + k], ext;
     bool ok = asg__mul_i64(a.i[4 + k], w->shape.dims[2 + k] - 1, &ext); /* dilated kernel */
     ext = ok ? ext + 1 : INT64_MAX;
+    if (asg__dim_is_sym(x->shape.dims[2 + k])) {
+      if (!ok) return asg__fail(g, ASG_ERR_SHAPE, "conv2d", "dilated kernel overflows int64");
+      if (!(ys.dims[2 + k] = sym_out(g, "conv2d", x->shape, k, a.i[2 + k], ext, a.i[k])))
+        return NULL;
+      continue;
+    }
     if (ext > in)
       return asg__fail(g, ASG_ERR_SHAPE, "conv2d",
                        "kernel %s (dilated extent %lld) larger than padded input %s (%lld with "
@@ -135,12 +163,12 @@ asg_tensor *asg_conv_transpose2d(asg_tensor *x, asg_tensor *w, asg_tensor *bias,
   asg_attrs a;
   if (!g || !conv_common(g, "conv_transpose2d", x, w, &p, &a)) return NULL;
   int64_t G = a.i[6], C = x->shape.dims[1];
+  char b3[ASG_SHAPE_BUF];
   if (w->shape.dims[0] != C)
     return asg__fail(g, ASG_ERR_SHAPE, "conv_transpose2d",
-                     "input %s has %lld channels, weight %s expects %lld (weight is "
+                     "input %s has %s channels, weight %s expects %lld (weight is "
                      "[Cin, Cout/groups, KH, KW])",
-                     SHP(x->shape, b1), (long long)C, SHP(w->shape, b2),
-                     (long long)w->shape.dims[0]);
+                     SHP(x->shape, b1), DIM(C, b3), SHP(w->shape, b2), (long long)w->shape.dims[0]);
   if (C % G)
     return asg__fail(g, ASG_ERR_SHAPE, "conv_transpose2d",
                      "input %s: %lld channels not divisible by groups=%lld", SHP(x->shape, b1),
@@ -162,6 +190,16 @@ asg_tensor *asg_conv_transpose2d(asg_tensor *x, asg_tensor *w, asg_tensor *bias,
                        (long long)a.i[1], (long long)a.i[4], (long long)a.i[5]);
     /* (H - 1) s - 2 pad + d (K - 1) + op + 1, with the products checked */
     int64_t hs, dk, o = -1;
+    if (asg__dim_is_sym(x->shape.dims[2 + k])) { /* H s + rest; the node's dim is >= 1 */
+      if (!asg__mul_i64(d, w->shape.dims[2 + k] - 1, &dk))
+        return asg__fail(g, ASG_ERR_SHAPE, "conv_transpose2d", "dilated kernel overflows int64");
+      int64_t rest = dk + op + 1 - s - 2 * pad; /* ints and a checked product: no overflow */
+      o = asg__dim_mul(g, x->shape.dims[2 + k], s);
+      o = rest >= 0 ? asg__dim_add(g, o, rest) : asg__dim_sub(g, o, -rest);
+      if (g->status != ASG_OK) return NULL;
+      ys.dims[2 + k] = o;
+      continue;
+    }
     if (!asg__mul_i64(x->shape.dims[2 + k] - 1, s, &hs) ||
         !asg__mul_i64(d, w->shape.dims[2 + k] - 1, &dk) || !asg__add_i64(hs, dk, &o) ||
         !asg__add_i64(o, op + 1, &o))
@@ -240,6 +278,13 @@ static asg_tensor *pool(asg_op op, const char *name, asg_tensor *x, asg_pool_par
                        "padding (%d,%d) must be at most half the kernel (%d,%d)", p.padding[0],
                        p.padding[1], p.kernel[0], p.kernel[1]);
     int64_t in = x->shape.dims[2 + k] + 2 * pad;
+    a.i[0 + k] = K;
+    a.i[2 + k] = s;
+    a.i[4 + k] = pad;
+    if (asg__dim_is_sym(x->shape.dims[2 + k])) {
+      if (!(ys.dims[2 + k] = sym_out(g, name, x->shape, k, pad, K, s))) return NULL;
+      continue;
+    }
     if (K > in)
       return asg__fail(g, ASG_ERR_SHAPE, name,
                        "kernel (%d,%d) larger than padded input %s (padding (%d,%d))", p.kernel[0],
@@ -268,7 +313,8 @@ asg_tensor *asg_adaptive_avg_pool2d(asg_tensor *x, int out_h, int out_w) {
   if (x->shape.ndim != 4)
     return asg__fail(g, ASG_ERR_SHAPE, "adaptive_avg_pool2d", "input %s must have rank 4 (NCHW)",
                      SHP(x->shape, b1));
-  if (out_h < 1 || out_w < 1 || x->shape.dims[2] < 1 || x->shape.dims[3] < 1)
+  if (out_h < 1 || out_w < 1 || (x->shape.dims[2] < 1 && !asg__dim_is_sym(x->shape.dims[2])) ||
+      (x->shape.dims[3] < 1 && !asg__dim_is_sym(x->shape.dims[3])))
     return asg__fail(g, ASG_ERR_INVALID, "adaptive_avg_pool2d",
                      "output size (%d,%d) must be >= 1 and input %s non-empty", out_h, out_w,
                      SHP(x->shape, b1));

@@ -12,12 +12,15 @@
  *   SCATTER_ADD  i0 = axis; inputs (x, idx, src)
  *   ONE_HOT      i0 = depth
  *
- * Index tensors are I32 or I64. An index outside [0, dim) (negative ones
- * included) gathers zeros, is ignored by scatter_add and gives an all-zero
- * row in one_hot. Empty results (a slice that selects nothing, a zero split
+ * Index tensors are I32 or I64. Their values are checked when running: an
+ * index outside [0, dim) (negative ones included) fails the run, unless the
+ * program is unchecked (asg_compile_opts.unchecked_indices); then it
+ * gathers zeros, is ignored by scatter_add and gives an all-zero row in
+ * one_hot (runtime/backend.h). Empty results (a slice that selects nothing, a zero split
  * size) are rejected: graph leaves have no zero-size dims either. */
 #include <stdio.h>
 
+#include "core/checks.h"
 #include "ops/op_util.h"
 
 static bool is_index_dtype(asg_dtype dt) { return dt == ASG_I32 || dt == ASG_I64; }
@@ -93,6 +96,72 @@ static asg_tensor *slice_node(asg_graph *g, asg_op op, asg_tensor *in, asg_shape
   return y;
 }
 
+/* Registers "the slice [start, start + (count-1) step] lies in an axis of
+ * n" for symbolic operands, or checks it now for constants. */
+static bool slice_fits(asg_graph *g, const char *op, asg_shape xs, int a, int64_t start,
+                       int64_t count, int64_t step) {
+  char b1[ASG_SHAPE_BUF], b2[ASG_SHAPE_BUF], b3[ASG_SHAPE_BUF], m[4 * ASG_SHAPE_BUF];
+  int64_t n = xs.dims[a];
+  int64_t end = asg__dim_add(g, start, asg__dim_mul(g, asg__dim_sub(g, count, 1), step));
+  end = asg__dim_add(g, end, 1);
+  if (g->status != ASG_OK) return false;
+  snprintf(m, sizeof m, "slice of %s elements from %s with step %lld must lie in axis %d of %s",
+           DIM(count, b1), DIM(start, b2), (long long)step, a, SHP(xs, b3));
+  if (n >= 0 && end >= 0) {
+    if (end <= n) return true;
+    asg__fail(g, ASG_ERR_SHAPE, op, "%s", m);
+    return false;
+  }
+  return asg__dim_require_ge(g, asg__dim_sub(g, n, end), 0, op, m);
+}
+
+/* A slice of symbolic axis n: no clamping (a binding decides where n
+ * lies), so the bounds are taken as given: negative from the end,
+ * INT64_MAX the end; "selects something within the axis" is a constraint. */
+static asg_tensor *slice_sym(asg_graph *g, asg_tensor *x, int a, int64_t start, int64_t stop,
+                             int64_t step) {
+  char b1[ASG_SHAPE_BUF];
+  int64_t n = x->shape.dims[a];
+  if (start < -((int64_t)1 << 48) || (stop < -((int64_t)1 << 48)))
+    return asg__fail(g, ASG_ERR_SHAPE, "slice", "bounds [%lld:%lld] out of range for %s",
+                     (long long)start, (long long)stop, SHP(x->shape, b1));
+  int64_t lo = start >= 0 ? start : asg__dim_sub(g, n, -start);
+  int64_t hi = stop == INT64_MAX ? n : stop >= 0 ? stop : asg__dim_sub(g, n, -stop);
+  if (g->status != ASG_OK) return NULL;
+  if (lo >= 0 && hi >= 0 && hi <= lo)
+    return asg__fail(g, ASG_ERR_SHAPE, "slice",
+                     "[%lld:%lld:%lld] selects nothing from axis %d of %s (empty tensors are not "
+                     "supported)",
+                     (long long)start, (long long)stop, (long long)step, a, SHP(x->shape, b1));
+  int64_t diff = asg__dim_sub(g, hi, lo);
+  if (g->status != ASG_OK) return NULL;
+  if (!asg__dim_require_ge(g, diff, 1, "slice", "the slice selects nothing") ||
+      (lo != start && !asg__dim_require_ge(g, lo, 0, "slice", "start before the axis")))
+    return NULL;
+  int64_t count = asg__dim_floordiv(g, asg__dim_add(g, diff, step - 1), step);
+  if (g->status != ASG_OK || !slice_fits(g, "slice", x->shape, a, lo, count, step)) return NULL;
+  if (lo == 0 && count == n) return x; /* whole axis, step 1 */
+  asg_shape s = x->shape;
+  s.dims[a] = count;
+  return slice_node(g, ASG_OP_SLICE, x, s, a, lo, step, count);
+}
+
+asg_tensor *asg__slice_dims(asg_tensor *x, int axis, int64_t start, int64_t count, int64_t step) {
+  asg_graph *g = asg__graph_of("slice", 1, &x);
+  char b1[ASG_SHAPE_BUF], b2[ASG_SHAPE_BUF];
+  int a;
+  if (!g) return NULL;
+  if (!asg__norm_axis(axis, x->shape.ndim, &a) || step < 1 || !asg__dim_valid(g, start) ||
+      !asg__dim_valid(g, count) || count == 0)
+    return asg__fail(g, ASG_ERR_INVALID, "slice", "bad slice (axis %d, start %s, count %s) of %s",
+                     axis, DIM(start, b1), DIM(count, b2), SHP(x->shape, b2));
+  if (!slice_fits(g, "slice", x->shape, a, start, count, step)) return NULL;
+  if (start == 0 && count == x->shape.dims[a] && step == 1) return x;
+  asg_shape s = x->shape;
+  s.dims[a] = count;
+  return slice_node(g, ASG_OP_SLICE, x, s, a, start, step, count);
+}
+
 asg_tensor *asg_slice(asg_tensor *x, int axis, int64_t start, int64_t stop, int64_t step) {
   asg_graph *g = asg__graph_of("slice", 1, &x);
   char b1[ASG_SHAPE_BUF];
@@ -104,12 +173,15 @@ asg_tensor *asg_slice(asg_tensor *x, int axis, int64_t start, int64_t stop, int6
   if (step < 1)
     return asg__fail(g, ASG_ERR_INVALID, "slice", "step must be >= 1, got %lld", (long long)step);
   int64_t n = x->shape.dims[a], lo = start, hi = stop;
-  /* Python clamping for a positive step */
+  if (asg__dim_is_sym(n)) return slice_sym(g, x, a, start, stop, step);
+  /* Python clamping for a positive step; any int64 bound is fine (a negative
+   * one plus n >= 0 cannot overflow) */
   if (lo < 0) lo += n;
   if (hi < 0) hi += n;
   lo = lo < 0 ? 0 : lo > n ? n : lo;
   hi = hi < 0 ? 0 : hi > n ? n : hi;
-  int64_t count = hi > lo ? (hi - lo + step - 1) / step : 0;
+  /* ceil((hi - lo) / step) without forming hi - lo + step, which can overflow */
+  int64_t count = hi > lo ? (hi - lo - 1) / step + 1 : 0;
   if (count == 0)
     return asg__fail(
         g, ASG_ERR_SHAPE, "slice",
@@ -129,8 +201,17 @@ asg_tensor *asg__slice_bwd(asg_tensor *dy, asg_shape xshape, int axis, int64_t s
   asg_shape want = xshape;
   int64_t count = axis >= 0 && axis < xshape.ndim ? dy->shape.dims[axis] : 0;
   if (axis >= 0 && axis < xshape.ndim) want.dims[axis] = count;
+  if (axis >= 0 && axis < xshape.ndim &&
+      (asg__dim_is_sym(count) || asg__dim_is_sym(start) || asg__dim_is_sym(xshape.dims[axis]))) {
+    if (!asg_shape_equal(want, dy->shape) || step < 1 || !asg__dim_valid(g, start))
+      return asg__fail(g, ASG_ERR_SHAPE, "slice_bwd", "gradient %s does not fit a slice of %s",
+                       SHP(dy->shape, b1), SHP(xshape, b2));
+    if (!slice_fits(g, "slice_bwd", xshape, axis, start, count, step)) return NULL;
+    return slice_node(g, ASG_OP_SLICE_BWD, dy, xshape, axis, start, step, count);
+  }
   if (axis < 0 || axis >= xshape.ndim || !asg_shape_equal(want, dy->shape) || start < 0 ||
-      step < 1 || count < 1 || start + (count - 1) * step >= xshape.dims[axis])
+      step < 1 || count < 1 || start >= xshape.dims[axis] ||
+      count - 1 > (xshape.dims[axis] - 1 - start) / step) /* last index past the axis */
     return asg__fail(g, ASG_ERR_SHAPE, "slice_bwd", "gradient %s does not fit a slice of %s",
                      SHP(dy->shape, b1), SHP(xshape, b2));
   return slice_node(g, ASG_OP_SLICE_BWD, dy, xshape, axis, start, step, count);
@@ -162,7 +243,11 @@ asg_tensor *asg_concat(asg_tensor *const *xs, int n, int axis) {
       return asg__fail(g, ASG_ERR_SHAPE, "concat",
                        "input %d %s does not match input 0 %s outside axis %d", k, SHP(t, b1),
                        SHP(xs[0]->shape, b2), a);
-    s.dims[a] += t.dims[a];
+    if (asg__dim_is_sym(s.dims[a]) || asg__dim_is_sym(t.dims[a])) {
+      s.dims[a] = asg__dim_add(g, s.dims[a], t.dims[a]);
+      if (g->status != ASG_OK) return NULL;
+    } else if (!asg__add_i64(s.dims[a], t.dims[a], &s.dims[a]))
+      return asg__fail(g, ASG_ERR_SHAPE, "concat", "axis %d of the result overflows int64", a);
   }
   if (n == 1) return xs[0];
   asg_tensor *y = asg__node(g, ASG_OP_CONCAT, xs[0]->dtype, s, n, xs);
@@ -188,23 +273,39 @@ asg_status asg_split(asg_tensor *x, int axis, int n, const int64_t *sizes, asg_t
     return g->status;
   }
   int64_t total = 0;
+  char b2[ASG_SHAPE_BUF], b3[ASG_SHAPE_BUF];
+  bool sym = false;
   for (int k = 0; k < n; k++) {
+    if (asg__dim_is_sym(sizes[k]) && asg__dim_valid(g, sizes[k])) { /* a symbolic piece */
+      sym = true;
+      total = asg__dim_add(g, total, sizes[k]);
+      if (g->status != ASG_OK) return g->status;
+      continue;
+    }
     if (sizes[k] < 1) {
       asg__fail(g, ASG_ERR_SHAPE, "split", "size %d is %lld; sizes must be >= 1", k,
                 (long long)sizes[k]);
       return g->status;
     }
-    total += sizes[k];
+    if (asg__dim_is_sym(total)) {
+      total = asg__dim_add(g, total, sizes[k]);
+      if (g->status != ASG_OK) return g->status;
+    } else if (!asg__add_i64(total, sizes[k], &total)) {
+      asg__fail(g, ASG_ERR_SHAPE, "split", "sizes sum past int64 (size %d is %lld)", k,
+                (long long)sizes[k]);
+      return g->status;
+    }
   }
   if (total != x->shape.dims[a]) {
-    asg__fail(g, ASG_ERR_SHAPE, "split", "sizes sum to %lld but axis %d of %s is %lld",
-              (long long)total, a, SHP(x->shape, b1), (long long)x->shape.dims[a]);
+    asg__fail(g, ASG_ERR_SHAPE, "split", "sizes sum to %s but axis %d of %s is %s", DIM(total, b2),
+              a, SHP(x->shape, b1), DIM(x->shape.dims[a], b3));
     return g->status;
   }
+  sym = sym || asg__dim_is_sym(total);
   int64_t at = 0;
   for (int k = 0; k < n; k++) {
-    out[k] = asg_slice(x, a, at, at + sizes[k], 1);
-    at += sizes[k];
+    out[k] = sym ? asg__slice_dims(x, a, at, sizes[k], 1) : asg_slice(x, a, at, at + sizes[k], 1);
+    at = sym ? asg__dim_add(g, at, sizes[k]) : at + sizes[k];
     if (!out[k]) {
       for (int j = 0; j <= k; j++)
         out[j] = NULL;
@@ -301,8 +402,8 @@ asg_tensor *asg_one_hot(asg_tensor *idx, int64_t depth, asg_dtype dt) {
   char b1[ASG_SHAPE_BUF];
   if (!g || !check_idx(g, "one_hot", idx)) return NULL;
   if (depth < 1)
-    return asg__fail(g, ASG_ERR_INVALID, "one_hot", "depth must be >= 1, got %lld",
-                     (long long)depth);
+    return asg__fail(g, ASG_ERR_INVALID, "one_hot", "depth must be a constant >= 1, got %s",
+                     DIM(depth, b1));
   if ((unsigned)dt >= ASG_DTYPE_COUNT || !is_math_dtype(dt))
     return asg__fail(g, ASG_ERR_DTYPE, "one_hot", "output dtype must be f32, f64, i32 or i64");
   if (idx->shape.ndim >= ASG_MAX_DIMS)

@@ -4,7 +4,7 @@
 asg_tensor *asg_matmul_t(asg_tensor *a, asg_tensor *b, bool ta, bool tb) {
   asg_tensor *in[2] = {a, b};
   asg_graph *g = asg__graph_of("matmul", 2, in);
-  char b1[ASG_SHAPE_BUF], b2[ASG_SHAPE_BUF];
+  char b1[ASG_SHAPE_BUF], b2[ASG_SHAPE_BUF], b3[ASG_SHAPE_BUF], b4[ASG_SHAPE_BUF];
   if (!g || !asg__same_dtype(g, "matmul", a, b) || !asg__need_float(g, "matmul", a)) return NULL;
   if (a->shape.ndim < 2 || b->shape.ndim < 2)
     return asg__fail(g, ASG_ERR_SHAPE, "matmul", "operands need rank >= 2, got %s x %s",
@@ -13,9 +13,9 @@ asg_tensor *asg_matmul_t(asg_tensor *a, asg_tensor *b, bool ta, bool tb) {
   int64_t M = a->shape.dims[ra - (ta ? 1 : 2)], K = a->shape.dims[ra - (ta ? 2 : 1)];
   int64_t K2 = b->shape.dims[rb - (tb ? 1 : 2)], N = b->shape.dims[rb - (tb ? 2 : 1)];
   if (K != K2)
-    return asg__fail(g, ASG_ERR_SHAPE, "matmul", "%s%s x %s%s: inner dims %lld != %lld",
+    return asg__fail(g, ASG_ERR_SHAPE, "matmul", "%s%s x %s%s: inner dims %s != %s",
                      SHP(a->shape, b1), ta ? "^T" : "", SHP(b->shape, b2), tb ? "^T" : "",
-                     (long long)K, (long long)K2);
+                     DIM(K, b3), DIM(K2, b4));
   asg_shape ba = a->shape, bb = b->shape, bo;
   ba.ndim -= 2;
   bb.ndim -= 2;

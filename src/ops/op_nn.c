@@ -43,15 +43,15 @@ asg_tensor *asg_log_softmax(asg_tensor *x, int axis) {
  * op always has three inputs (kernels and gradients see one form). */
 static asg_tensor *ln_param(asg_graph *g, asg_tensor *x, asg_tensor *p, const char *what,
                             double dflt) {
-  char b1[ASG_SHAPE_BUF], b2[ASG_SHAPE_BUF];
+  char b1[ASG_SHAPE_BUF], b2[ASG_SHAPE_BUF], b3[ASG_SHAPE_BUF];
   int64_t C = x->shape.dims[x->shape.ndim - 1];
   if (!p) return asg_fill(g, x->dtype, ASG_SHAPE(C), dflt);
   if (p->dtype != x->dtype)
     return asg__fail(g, ASG_ERR_DTYPE, "layernorm", "%s is %s, x is %s", what,
                      asg_dtype_name(p->dtype), asg_dtype_name(x->dtype));
   if (p->shape.ndim != 1 || p->shape.dims[0] != C)
-    return asg__fail(g, ASG_ERR_SHAPE, "layernorm", "%s %s does not match x %s: expected [%lld]",
-                     what, SHP(p->shape, b1), SHP(x->shape, b2), (long long)C);
+    return asg__fail(g, ASG_ERR_SHAPE, "layernorm", "%s %s does not match x %s: expected [%s]",
+                     what, SHP(p->shape, b1), SHP(x->shape, b2), DIM(C, b3));
   return p;
 }
 
@@ -77,9 +77,10 @@ asg_tensor *asg_layernorm(asg_tensor *x, asg_tensor *gamma, asg_tensor *beta, do
 }
 
 /* ---- softmax cross-entropy ---- */
-/* Labels outside [0, C) that are not ignore_index are treated as ignored
- * rows too (left out of the mean, zero gradient): the shape of the labels
- * is checked when building, their values only when running. */
+/* The shape of the labels is checked when building, their values when
+ * running: a label outside [0, C) that is not ignore_index fails the run,
+ * unless the program is unchecked (asg_compile_opts.unchecked_indices); then
+ * its row is left out like an ignored one (zero gradient). */
 asg_tensor *asg_softmax_cross_entropy(asg_tensor *logits, asg_tensor *labels,
                                       double label_smoothing, int64_t ignore_index) {
   const char *name = "softmax_cross_entropy";
@@ -129,8 +130,8 @@ static asg_tensor *rand_source(asg_op op, asg_graph *g, asg_dtype dt, asg_shape 
   if (shape.ndim < 0 || shape.ndim > ASG_MAX_DIMS)
     return asg__fail(g, ASG_ERR_SHAPE, name, "rank %d out of range 0..%d", shape.ndim,
                      ASG_MAX_DIMS);
-  for (int i = 0; i < shape.ndim; i++)
-    if (shape.dims[i] <= 0)
+  for (int i = 0; i < shape.ndim; i++) /* symbolic dims are checked by asg__node */
+    if (shape.dims[i] <= 0 && !asg__dim_is_sym(shape.dims[i]))
       return asg__fail(g, ASG_ERR_SHAPE, name, "shape %s has a non-positive dim", SHP(shape, b1));
   asg_tensor *y = asg__node(g, op, dt, shape, 0, NULL);
   if (y) {

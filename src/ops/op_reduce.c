@@ -1,5 +1,7 @@
 /* Reduction constructors. Attributes: i0 = bitmask of reduced axes,
  * i1 = keepdim, i2 = correction (VAR). ARGMAX reduces one axis to I64. */
+#include <stdio.h>
+
 #include "ops/op_util.h"
 
 static asg_tensor *reduce(asg_op op, asg_tensor *x, asg_axes axes, bool keepdim, int corr) {
@@ -12,8 +14,15 @@ static asg_tensor *reduce(asg_op op, asg_tensor *x, asg_axes axes, bool keepdim,
     return asg__fail(g, ASG_ERR_DTYPE, name, "dtype %s not supported", asg_dtype_name(x->dtype));
   int64_t count = 1;
   for (int i = 0; i < x->shape.ndim; i++)
-    if (mask & ((int64_t)1 << i)) count *= x->shape.dims[i];
-  if (op == ASG_OP_VAR && (corr < 0 || count - corr <= 0))
+    if (mask & ((int64_t)1 << i)) count = asg__dim_mul(g, count, x->shape.dims[i]);
+  if (g->status != ASG_OK) return NULL;
+  if (op == ASG_OP_VAR && asg__dim_is_sym(count) && corr >= 0) {
+    /* the count is known once bound: at least corr + 1 elements */
+    char b1[ASG_SHAPE_BUF], m[2 * ASG_SHAPE_BUF];
+    snprintf(m, sizeof m, "correction %d needs more than %d reduced elements (%s)", corr, corr,
+             DIM(count, b1));
+    if (!asg__dim_require_ge(g, count, (int64_t)corr + 1, name, m)) return NULL;
+  } else if (op == ASG_OP_VAR && (corr < 0 || count - corr <= 0))
     return asg__fail(g, ASG_ERR_INVALID, name,
                      "correction %d leaves no degrees of freedom (%lld elements)", corr,
                      (long long)count);

@@ -49,3 +49,18 @@ asg_shape asg__reduced_shape(asg_shape s, int64_t mask, bool keepdim) {
   }
   return r;
 }
+
+asg_tensor *asg__count_tensor(asg_graph *g, asg_dtype dt, const int64_t *dims, int n,
+                              double *konst) {
+  asg_tensor *t = NULL;
+  *konst = 1;
+  for (int i = 0; i < n; i++) {
+    if (!asg__dim_is_sym(dims[i])) {
+      *konst *= (double)dims[i];
+      continue;
+    }
+    asg_tensor *c = asg_sum(asg_fill(g, dt, ASG_SHAPE(dims[i]), 1.0), ASG_ALL_AXES, false);
+    t = t ? asg_mul(t, c) : c;
+  }
+  return t;
+}

@@ -37,6 +37,33 @@ typedef struct asg_backend {
   void (*describe)(char *buf, size_t n);
 } asg_backend;
 
+/* ---- out-of-range indices ----
+ * gather (embedding), scatter_add, one_hot and softmax cross-entropy (and
+ * its backward) read indices from tensors. Kernels never index with a value
+ * outside its range (they give zeros / leave the row out) and, unless the
+ * plan has ASG_PLAN_UNCHECKED_INDEX, the error is reported: the CPU backend
+ * scans a step's indices before running it (asg__index_check_host); GPU kernels record the first
+ * faulting step and a bad value in a fixed device record laid out as asg_index_fault (step1 set by
+ * a compare-and-swap from 0, then value), which the backend reads after the run, resets and turns
+ * into asg__index_error. */
+typedef struct asg_index_fault {
+  uint32_t step1; /* 1 + index of the step that saw a bad index; 0: none */
+  uint32_t pad;
+  int64_t value; /* one bad index (label) that step saw */
+} asg_index_fault;
+
+/* Whether step s reads indices that are checked (the ops above). */
+bool asg__step_checks_index(const asg_step *s);
+/* Whether v is outside the valid range of step s's indices (for softmax
+ * CE: a label that is neither ignore_index nor in [0, C)). */
+bool asg__index_bad(const asg_step *s, int64_t v);
+/* The error of step s seeing bad index v: "<scope/op>: index v out of range
+ * [0, n) ..." (ASG_ERR_INVALID). */
+asg_status asg__index_error(const asg_step *s, int64_t v);
+/* Scans the index input of step s (in: the step's input addresses, in host
+ * memory) and returns asg__index_error for its first bad index, else OK. */
+asg_status asg__index_check_host(const asg_step *s, const void *const *in);
+
 /* A backend's copy of a plan whose buffer references are resolved to
  * addresses: out[i] and in[i][j] for step i. */
 typedef struct asg_resolved {

@@ -40,7 +40,9 @@ typedef struct asg_step {
   char label[96]; /* "scope/op" for errors and profiles */
 } asg_step;
 
-enum { ASG_PLAN_TF32 = 1, ASG_PLAN_BF16 = 2, ASG_PLAN_F16 = 4 }; /* plan flags (asg_compile_opts) */
+/* plan flags (asg_compile_opts); UNCHECKED_INDEX: out-of-range indices are
+ * not reported (asg_compile_opts.unchecked_indices, runtime/backend.h) */
+enum { ASG_PLAN_TF32 = 1, ASG_PLAN_BF16 = 2, ASG_PLAN_F16 = 4, ASG_PLAN_UNCHECKED_INDEX = 8 };
 
 typedef struct asg_plan {
   int n_steps;

@@ -7,7 +7,9 @@
 
 #include "runtime/backend.h"
 #include "runtime/compile.h"
+#include "core/symbol.h"
 #include "runtime/program_internal.h"
+#include "runtime/symbolic.h"
 
 /* Variables live in a store that programs of one graph may share. The
  * store's lock (recursive) is held by every call that touches the store or
@@ -49,6 +51,7 @@ struct asg_program {
   int n_steps;
   asg__optim_info optim; /* set by asg_compile_train */
   int streak_slot;       /* store slot of the guard's skip counter, or -1 */
+  asg__symprog *sym;     /* a symbolic program (symbolic.c), else NULL */
 };
 
 const asg_backend *asg__backend_find(const char *name) {
@@ -171,7 +174,8 @@ static asg_status store_get(asg_varstore *vs, const asg_tensor *t, int *slot) {
  * NULL while its count is already set. */
 void asg_program_free(asg_program *p) {
   if (!p) return;
-  store_lock(p->vs); /* the device may be shared with a program running elsewhere */
+  asg__symp_free(p->sym); /* its specializations, before the store they share */
+  store_lock(p->vs);      /* the device may be shared with a program running elsewhere */
   if (p->exec) p->be->exec_destroy(p->exec);
   void *dev = p->vs ? p->vs->dev : NULL;
   for (int i = 0; p->const_bufs && i < p->n_consts; i++)
@@ -248,6 +252,7 @@ asg_program *asg_compile(asg_graph *g, int n_out, asg_tensor *const *outs,
                o.share_variables->be->name, be->name);
     return NULL;
   }
+  if (asg__graph_has_symbols(g)) return asg__symp_compile(g, n_out, outs, &o, be);
   asg_compiled c;
   if (asg__compile_graph(g, n_out, outs, &c)) return NULL;
   asg_program *p = calloc(1, sizeof *p);
@@ -339,6 +344,7 @@ static int input_index(const asg_program *p, const char *name) {
 
 asg_status asg_program_feed(asg_program *p, const char *name, const void *data, size_t nbytes) {
   if (!p || !name || !data) return asg__error(ASG_ERR_INVALID, "asg_program_feed: NULL argument");
+  if (p->sym) return asg__symp_feed(p, p->sym, name, data, nbytes);
   int i = input_index(p, name);
   if (i < 0)
     return asg__error(ASG_ERR_NOT_FOUND,
@@ -363,6 +369,7 @@ asg_status asg_program_feed_tensor(asg_program *p, const char *name, asg_dtype d
                                    const void *data) {
   if (!p || !name || !data)
     return asg__error(ASG_ERR_INVALID, "asg_program_feed_tensor: NULL argument");
+  if (p->sym) return asg__symp_feed_tensor(p, p->sym, name, dt, shape, data);
   int i = input_index(p, name);
   if (i < 0)
     return asg__error(ASG_ERR_NOT_FOUND,
@@ -429,6 +436,7 @@ static asg_status check_skips(asg_program *p) {
 
 asg_status asg_program_run(asg_program *p) {
   if (!p) return asg__error(ASG_ERR_INVALID, "asg_program_run: program is NULL");
+  if (p->sym) return asg__symp_run(p, p->sym);
   asg_status st = check_fed(p);
   if (st) return st;
   store_lock(p->vs); /* variables may be shared with a program on another thread */
@@ -441,6 +449,7 @@ asg_status asg_program_run(asg_program *p) {
 
 void asg__program_set_optim_info(asg_program *p, const asg__optim_info *info) {
   p->optim = *info;
+  if (p->sym) asg__symp_set_optim_info(p->sym, info); /* the specializations run the guard */
   store_lock(p->vs);
   p->streak_slot = info->max_skips > 0 ? store_find(p->vs, "optim/skip_streak") : -1;
   store_unlock(p->vs);
@@ -466,6 +475,7 @@ static void *base_of(const asg_program *p, asg_buf_ref r) {
 
 asg_status asg_program_fetch(asg_program *p, const asg_tensor *t, void *dst, size_t nbytes) {
   if (!p || !t || !dst) return asg__error(ASG_ERR_INVALID, "asg_program_fetch: NULL argument");
+  if (p->sym) return asg__symp_fetch(p->sym, p, t, dst, nbytes);
   const out_entry *e = find_out(p, t);
   if (!e)
     return asg__error(
@@ -486,6 +496,7 @@ double asg_program_scalar(asg_program *p, const asg_tensor *t) {
     asg__error(ASG_ERR_INVALID, "asg_program_scalar: NULL argument");
     return NAN;
   }
+  if (p->sym) return asg__symp_scalar(p->sym, t);
   const out_entry *e = find_out(p, t);
   if (!e) {
     asg__error(ASG_ERR_NOT_FOUND, "asg_program_scalar: tensor is not an output of this program");
@@ -587,9 +598,15 @@ asg_status asg_program_variable_info(const asg_program *p, int i, const char **n
   return st;
 }
 
-size_t asg_program_peak_memory(const asg_program *p) { return p ? p->arena_bytes : 0; }
+/* A symbolic program reports its current specialization (0 before any). */
+size_t asg_program_peak_memory(const asg_program *p) {
+  if (p && p->sym) return asg_program_peak_memory(asg__symp_current(p->sym));
+  return p ? p->arena_bytes : 0;
+}
 size_t asg_program_persistent_memory(const asg_program *p) {
   if (!p) return 0;
+  if (p->sym && asg__symp_current(p->sym))
+    return asg_program_persistent_memory(asg__symp_current(p->sym));
   size_t n = p->persistent_bytes;
   store_lock(p->vs);
   for (int i = 0; i < p->vs->n; i++)
@@ -597,12 +614,69 @@ size_t asg_program_persistent_memory(const asg_program *p) {
   store_unlock(p->vs);
   return n;
 }
-int asg_program_step_count(const asg_program *p) { return p ? p->n_steps : 0; }
+int asg_program_step_count(const asg_program *p) {
+  if (p && p->sym) return asg_program_step_count(asg__symp_current(p->sym));
+  return p ? p->n_steps : 0;
+}
 uint64_t asg_program_run_count(const asg_program *p) { return p ? p->runs : 0; }
 void asg_program_set_run_count(asg_program *p, uint64_t n) {
   if (p) p->runs = n;
 }
 const char *asg_program_backend(const asg_program *p) { return p ? p->be->name : NULL; }
+
+/* ---- for symbolic programs (symbolic.h) ---- */
+asg_program *asg__program_shell(const asg_backend *be, const asg_compile_opts *o,
+                                asg__symprog *sym) {
+  asg_program *p = calloc(1, sizeof *p);
+  if (!p) {
+    asg__symp_free(sym);
+    asg__error(ASG_ERR_OOM, "asg_compile: out of memory");
+    return NULL;
+  }
+  p->be = be;
+  p->streak_slot = -1;
+  p->sym = sym;
+  if (o->share_variables) {
+    p->vs = o->share_variables->vs;
+    store_lock(p->vs);
+    p->vs->refs++;
+    store_unlock(p->vs);
+    return p;
+  }
+  p->vs = store_new();
+  asg_status st = p->vs ? ASG_OK : ASG_ERR_OOM;
+  if (!st) {
+    p->vs->be = be;
+    st = be->device_open(o->num_threads, &p->vs->dev);
+  }
+  if (st) {
+    asg_program_free(p);
+    return NULL;
+  }
+  return p;
+}
+
+asg_status asg__program_add_variable(asg_program *p, const asg_tensor *t) {
+  int slot;
+  store_lock(p->vs);
+  asg_status st = store_get(p->vs, t, &slot);
+  store_unlock(p->vs);
+  return st;
+}
+
+size_t asg__program_own_bytes(const asg_program *p) { return p->arena_bytes + p->persistent_bytes; }
+
+asg__symprog *asg__program_sym(const asg_program *p) { return p->sym; }
+
+asg_status asg__program_out_shape(const asg_program *p, const asg_tensor *t, asg_shape *shape) {
+  const out_entry *e = find_out(p, t);
+  if (!e)
+    return asg__error(
+        ASG_ERR_NOT_FOUND,
+        "asg_program_output_shape: tensor is not an output, variable or input of this program");
+  *shape = e->desc.shape;
+  return ASG_OK;
+}
 
 bool asg_backend_supports_op(const char *backend, int op) {
   const asg_backend *be = asg__backend_find(backend);

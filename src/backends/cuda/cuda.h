@@ -97,6 +97,11 @@ typedef struct asg_cuda_call {
   /* softmax CE / its backward: in[0] (the logits) holds 16-bit values (bf16
    * when bf16, else fp16) written by the product with out_half. */
   bool in_half;
+  /* Steps that read indices (asg__step_checks_index) report an out-of-range
+   * one here (device memory, cuda_fault.cuh) as step1 = 1 + the step's
+   * index; NULL when the program does not check. */
+  asg_index_fault *fault;
+  unsigned step1;
 } asg_cuda_call;
 
 enum { ASG_CUDA_EPI_BIAS = 1, ASG_CUDA_EPI_RELU = 2, ASG_CUDA_EPI_GELU_TANH = 3 };

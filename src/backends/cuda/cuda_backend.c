@@ -578,16 +578,16 @@ static const stats_rule stats_rules[] = {
 };
 
 /* Bytes of the statistics of forward step f: per row of its first input
- * (CE: log-sum-exp, then the count of rows taken; layernorm: mean and
- * 1/std; as doubles), attention: the lse tensor itself (the reader's
- * output). 0: nothing to keep. */
+ * (CE: the max and the log of the sum of exp(x - max), then the count of
+ * rows taken; layernorm: mean and 1/std; as doubles), attention: the lse
+ * tensor itself (the reader's output). 0: nothing to keep. */
 static size_t stats_bytes(const asg_step *f, const asg_step *reader) {
   if (f->op == ASG_OP_ATTENTION) return asg__tdesc_bytes(&reader->out);
   const asg_shape sh = f->in[0].shape;
   const int64_t C = sh.ndim ? sh.dims[sh.ndim - 1] : 0;
   if (C <= 0) return 0;
   const size_t rows = (size_t)(asg_shape_numel(sh) / C);
-  return (f->op == ASG_OP_LAYERNORM ? 2 * rows : rows + 1) * sizeof(double); /* CE: + the count */
+  return (f->op == ASG_OP_LAYERNORM ? 2 * rows : 2 * rows + 1) * sizeof(double); /* CE: + count */
 }
 
 /* Copies that do nothing because their output is their input (views,
@@ -1270,6 +1270,8 @@ typedef struct cuda_exec {
   double ew_ms;           /* profile of the fused chains */
   int64_t ew_calls;
   asg_cuda_adam_tensor *adam_dev; /* device copy of fuse.tab */
+  asg_index_fault *fault;         /* out-of-range indices (runtime/backend.h), or NULL */
+  asg_index_fault *fault_host;    /* pinned copy read after each run */
   /* profiling (ASG_PROFILE=1) */
   cudaEvent_t *ev; /* n_steps + 1 events */
   double op_ms[ASG_OP_COUNT];
@@ -1319,6 +1321,8 @@ static void cuda_exec_destroy(void *e) {
   if (x->adam_dev) cudaFree(x->adam_dev);
   if (x->ws) cudaFree(x->ws);
   if (x->run_dev) cudaFree(x->run_dev);
+  if (x->fault) cudaFree(x->fault);
+  if (x->fault_host) cudaFreeHost(x->fault_host);
   free(x);
 }
 
@@ -1356,7 +1360,9 @@ static asg_cuda_call step_call(const cuda_exec *x, int i) {
       .ln_add = {x->epi.ln_add && x->epi.ln_add[i] >= 0 ? x->r.in[x->epi.ln_add[i]][0] : NULL,
                  x->epi.ln_add && x->epi.ln_add[i] >= 0 ? x->r.in[x->epi.ln_add[i]][1] : NULL},
       .rowdot = {x->epi.rowdot && x->epi.rowdot[i] >= 0 ? x->r.in[x->epi.rowdot[i]][0] : NULL,
-                 x->epi.rowdot && x->epi.rowdot[i] >= 0 ? x->r.in[x->epi.rowdot[i]][1] : NULL}};
+                 x->epi.rowdot && x->epi.rowdot[i] >= 0 ? x->r.in[x->epi.rowdot[i]][1] : NULL},
+      .fault = x->fault,
+      .step1 = (unsigned)i + 1};
 }
 
 /* ---- bias gradients while converting product operands ----
@@ -1561,6 +1567,14 @@ static asg_status cuda_exec_create(void *dev, const asg_plan *plan, const asg_bu
     e = cudaMalloc((void **)&x->adam_dev, tb);
     if (e == cudaSuccess) e = cudaMemcpy(x->adam_dev, x->fuse.tab, tb, cudaMemcpyHostToDevice);
   }
+  bool check = false; /* a fault record when some step reads checked indices */
+  for (int i = 0; i < n && !(plan->flags & ASG_PLAN_UNCHECKED_INDEX); i++)
+    check = check || asg__step_checks_index(&x->r.plan.steps[i]);
+  if (!st && check) {
+    e = cudaMalloc((void **)&x->fault, sizeof *x->fault);
+    if (e == cudaSuccess) e = cudaMemset(x->fault, 0, sizeof *x->fault);
+    if (e == cudaSuccess) e = cudaMallocHost((void **)&x->fault_host, sizeof *x->fault_host);
+  }
   if (!st && e == cudaSuccess) e = cudaMalloc((void **)&x->run_dev, sizeof(uint64_t));
   if (!st && e == cudaSuccess) e = cudaMemset(x->run_dev, 0, sizeof(uint64_t));
   if (!st && e == cudaSuccess && ws) e = cudaMalloc(&x->ws, (ws + 255) & ~(size_t)255);
@@ -1642,8 +1656,32 @@ static asg_status enqueue_all(cuda_exec *x) {
                                            : asg__error(ASG_ERR_BACKEND, "cuda: run count update");
 }
 
+static asg_status launch_run(cuda_exec *x, uint64_t run);
+
+/* Runs the plan; with a fault record, waits for the run and reads the
+ * record (one 16-byte copy): an out-of-range index fails the run, and the
+ * record is reset for the next one (the graph keeps its address). */
 static asg_status cuda_exec_run(void *e, uint64_t run) {
   cuda_exec *x = e;
+  asg_status as = launch_run(x, run);
+  if (as || !x->fault) return as;
+  cudaStream_t st = x->ctx->stream;
+  cudaError_t ce =
+      cudaMemcpyAsync(x->fault_host, x->fault, sizeof *x->fault, cudaMemcpyDeviceToHost, st);
+  if (ce == cudaSuccess) ce = cudaStreamSynchronize(st);
+  if (ce != cudaSuccess) return cuda_err(ce, "reading the index check");
+  const asg_index_fault f = *x->fault_host;
+  if (f.step1 == 0) return ASG_OK;
+  ce = cudaMemsetAsync(x->fault, 0, sizeof *x->fault, st);
+  if (ce == cudaSuccess) ce = cudaStreamSynchronize(st);
+  if (ce != cudaSuccess) return cuda_err(ce, "resetting the index check");
+  if (f.step1 > (uint32_t)x->r.plan.n_steps)
+    return asg__error(ASG_ERR_BACKEND, "cuda: index check names step %u of %d", f.step1,
+                      x->r.plan.n_steps);
+  return asg__index_error(&x->r.plan.steps[f.step1 - 1], f.value);
+}
+
+static asg_status launch_run(cuda_exec *x, uint64_t run) {
   cudaStream_t st = x->ctx->stream;
   cudaError_t ce;
   if (run != x->next_run) { /* the count was reset (checkpoint, tests): upload it */

@@ -3,13 +3,15 @@
 // "units" of 2, 4, 8 or 16 bytes, the widest that divides every byte length,
 // stride and address involved (rows of 4 floats move as one 16-byte load).
 // Only scatter_add and one_hot do arithmetic per dtype. Every kernel writes
-// all of its output (arena buffers are reused).
+// all of its output (arena buffers are reused). Out-of-range indices never
+// index (zeros / skipped / all-zero rows) and are reported to c->fault.
 #include <stdint.h>
 
 #include <initializer_list>
 
 #include "backends/cuda/cuda.h"
 #include "backends/cuda/cuda_fastdiv.cuh"
+#include "backends/cuda/cuda_fault.cuh"
 #include "backends/cuda/cuda_half.cuh"
 #include "runtime/layout.h"
 
@@ -427,13 +429,16 @@ asg_status concat_run(const asg_cuda_call *c) {
 // zeros where idx[j] is outside [0, n). Units of U; len = inner in units.
 template <typename U, typename X>
 __global__ void gather_kernel(U *__restrict__ y, const U *__restrict__ x, const X *__restrict__ idx,
-                              int64_t total, int64_t m, int64_t n, int64_t len) {
+                              int64_t total, int64_t m, int64_t n, int64_t len,
+                              asg_index_fault *fault, unsigned step1) {
   for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < total;
        e += (int64_t)gridDim.x * blockDim.x) {
     int64_t k = e % len, r = e / len;
     int64_t j = r % m, o = r / m;
     int64_t i = (int64_t)idx[j];
-    y[e] = (i >= 0 && i < n) ? x[(o * n + i) * len + k] : U{};
+    const bool ok = i >= 0 && i < n;
+    y[e] = ok ? x[(o * n + i) * len + k] : U{};
+    if (!ok && k == 0) asg_cuda_index_fault(fault, step1, i);
   }
 }
 
@@ -455,11 +460,13 @@ asg_status gather_run(const asg_cuda_call *c) {
   return with_unit(u, [&](auto tag) {
     using U = typename decltype(tag)::type;
     if (it == ASG_I32)
-      gather_kernel<U, int32_t><<<grid, kThreads, 0, st>>>(
-          (U *)c->out, (const U *)c->in[0], (const int32_t *)c->in[1], total, m, n, len);
+      gather_kernel<U, int32_t><<<grid, kThreads, 0, st>>>((U *)c->out, (const U *)c->in[0],
+                                                           (const int32_t *)c->in[1], total, m, n,
+                                                           len, c->fault, c->step1);
     else
-      gather_kernel<U, int64_t><<<grid, kThreads, 0, st>>>(
-          (U *)c->out, (const U *)c->in[0], (const int64_t *)c->in[1], total, m, n, len);
+      gather_kernel<U, int64_t><<<grid, kThreads, 0, st>>>((U *)c->out, (const U *)c->in[0],
+                                                           (const int64_t *)c->in[1], total, m, n,
+                                                           len, c->fault, c->step1);
     return asg_cuda_check(c);
   });
 }
@@ -482,13 +489,16 @@ __device__ __forceinline__ void atomic_add(int64_t *p, int64_t v) {
 template <typename T, typename X>
 __global__ void scatter_add_kernel(T *__restrict__ y, const X *__restrict__ idx,
                                    const T *__restrict__ src, int64_t total, int64_t m, int64_t n,
-                                   int64_t inner) {
+                                   int64_t inner, asg_index_fault *fault, unsigned step1) {
   for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < total;
        e += (int64_t)gridDim.x * blockDim.x) {
     int64_t k = e % inner, r = e / inner;
     int64_t j = r % m, o = r / m;
     int64_t i = (int64_t)idx[j];
-    if (i >= 0 && i < n) atomic_add(&y[(o * n + i) * inner + k], src[e]);
+    if (i >= 0 && i < n)
+      atomic_add(&y[(o * n + i) * inner + k], src[e]);
+    else if (k == 0)
+      asg_cuda_index_fault(fault, step1, i);
   }
 }
 
@@ -498,11 +508,13 @@ asg_status scatter_add_typed(const asg_cuda_call *c, int64_t total, int64_t m, i
   unsigned grid = asg_cuda_blocks(total, kThreads);
   cudaStream_t st = c->ctx->stream;
   if (c->s->in[1].dtype == ASG_I32)
-    scatter_add_kernel<T, int32_t><<<grid, kThreads, 0, st>>>(
-        (T *)c->out, (const int32_t *)c->in[1], (const T *)c->in[2], total, m, n, inner);
+    scatter_add_kernel<T, int32_t>
+        <<<grid, kThreads, 0, st>>>((T *)c->out, (const int32_t *)c->in[1], (const T *)c->in[2],
+                                    total, m, n, inner, c->fault, c->step1);
   else
-    scatter_add_kernel<T, int64_t><<<grid, kThreads, 0, st>>>(
-        (T *)c->out, (const int64_t *)c->in[1], (const T *)c->in[2], total, m, n, inner);
+    scatter_add_kernel<T, int64_t>
+        <<<grid, kThreads, 0, st>>>((T *)c->out, (const int64_t *)c->in[1], (const T *)c->in[2],
+                                    total, m, n, inner, c->fault, c->step1);
   return asg_cuda_check(c);
 }
 
@@ -541,11 +553,13 @@ asg_status scatter_add_run(const asg_cuda_call *c) {
 // idx [m] -> y [m, depth]: 1 at idx, 0 elsewhere (all 0 when out of range)
 template <typename T, typename X>
 __global__ void one_hot_kernel(T *__restrict__ y, const X *__restrict__ idx, int64_t total,
-                               int64_t depth) {
+                               int64_t depth, asg_index_fault *fault, unsigned step1) {
   for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < total;
        e += (int64_t)gridDim.x * blockDim.x) {
     int64_t r = e / depth, col = e - r * depth;
-    y[e] = (int64_t)idx[r] == col ? T(1) : T(0);
+    const int64_t i = (int64_t)idx[r];
+    y[e] = i == col ? T(1) : T(0);
+    if (col == 0 && (i < 0 || i >= depth)) asg_cuda_index_fault(fault, step1, i);
   }
 }
 
@@ -554,11 +568,11 @@ asg_status one_hot_typed(const asg_cuda_call *c, int64_t total, int64_t depth) {
   unsigned grid = asg_cuda_blocks(total, kThreads);
   cudaStream_t st = c->ctx->stream;
   if (c->s->in[0].dtype == ASG_I32)
-    one_hot_kernel<T, int32_t>
-        <<<grid, kThreads, 0, st>>>((T *)c->out, (const int32_t *)c->in[0], total, depth);
+    one_hot_kernel<T, int32_t><<<grid, kThreads, 0, st>>>((T *)c->out, (const int32_t *)c->in[0],
+                                                          total, depth, c->fault, c->step1);
   else
-    one_hot_kernel<T, int64_t>
-        <<<grid, kThreads, 0, st>>>((T *)c->out, (const int64_t *)c->in[0], total, depth);
+    one_hot_kernel<T, int64_t><<<grid, kThreads, 0, st>>>((T *)c->out, (const int64_t *)c->in[0],
+                                                          total, depth, c->fault, c->step1);
   return asg_cuda_check(c);
 }
 

@@ -4,6 +4,7 @@
 // accumulate in double for f32 and f64 as on the CPU, and every reduction has
 // a fixed order (no atomics), so results are deterministic run to run.
 #include "backends/cuda/cuda.h"
+#include "backends/cuda/cuda_fault.cuh"
 #include "backends/cuda/cuda_half.cuh"
 
 #include <math.h>
@@ -567,7 +568,8 @@ asg_status layernorm_run(const asg_cuda_call *c) {
 __device__ __forceinline__ int64_t label_at(const void *l, bool i32, int64_t r) {
   return i32 ? (int64_t)((const int32_t *)l)[r] : ((const int64_t *)l)[r];
 }
-// Ignored and out-of-range labels leave the row out (and never index).
+// Ignored and out-of-range labels leave the row out (and never index);
+// out-of-range ones are reported to c->fault (cuda_fault.cuh).
 __device__ __forceinline__ bool label_ok(int64_t lab, int64_t C, int64_t ignore) {
   return lab != ignore && lab >= 0 && lab < C;
 }
@@ -593,10 +595,17 @@ __device__ __forceinline__ void lse_add4(float4 v, float &m, double &s, int &bad
     s += (double)(expf(v.x - m) + expf(v.y - m) + expf(v.z - m) + expf(v.w - m));
 }
 
+// The log-sum-exp of a row as m + lg (m its max, lg = log(sum exp(x - m))):
+// kept apart so that x - lse is computed as (x - m) - lg, exact for large
+// logits where m + lg would round lg away.
+struct Lse {
+  double m, lg;
+};
+
 // HI (T = float, VEC): the logits are kept as 16 bits (asg_cuda_call.in_half),
 // xr then points at the row's first 16-bit value.
 template <bool WARP, bool VEC, typename T, int HI>
-__device__ double row_lse(const T *xr, int64_t C, int lane, int nthr, T *shT, double *sh) {
+__device__ Lse row_lse(const T *xr, int64_t C, int lane, int nthr, T *shT, double *sh) {
   T m = (T)-INFINITY;
   double s = 0;
   int bad = 0;
@@ -619,44 +628,53 @@ __device__ double row_lse(const T *xr, int64_t C, int lane, int nthr, T *shT, do
   }
   const T M = row_reduce<WARP, MaxOp>(m, shT);
   bad = (int)row_reduce<WARP, SumOp>((double)bad, sh);
-  if (bad || M == (T)-INFINITY) return NAN;
+  if (bad || M == (T)-INFINITY) return {NAN, NAN};
   s = row_reduce<WARP, SumOp>(m == (T)-INFINITY ? 0.0 : s * (double)exp_t(m - M), sh);
-  return (double)M + log(s);
+  return {(double)M, log(s)};
 }
 
 // logits [R,C], labels [R] -> row losses [R] (0 for left-out rows):
-// (1-ls) * (lse - x[label]) + ls * (lse - mean_c x)
-// lse_out (when set) keeps each counted row's log-sum-exp for the backward step.
+// (1-ls) * (lg - (x[label] - m)) + ls * (lg - mean_c (x - m)), lse = m + lg
+// lse_out (when set) keeps each counted row's m [R], then lg [R], for the
+// backward step.
 template <bool WARP, bool VEC, typename T, int HI>
 __global__ void ce_rows_kernel(const T *x, const void *lab, bool i32, double *row, double *lse_out,
-                               int64_t R, int64_t C, double ls, int64_t ign) {
+                               int64_t R, int64_t C, double ls, int64_t ign, asg_index_fault *fault,
+                               unsigned step1) {
   __shared__ double sh[32];
   __shared__ T shT[32];
   RowIter<WARP> it;
   for (int64_t r = it.first; r < R; r += it.step) {
     int64_t l = label_at(lab, i32, r);
     if (!label_ok(l, C, ign)) { // uniform over the row's threads
-      if (it.lane == 0) row[r] = 0;
+      if (it.lane == 0) {
+        row[r] = 0;
+        if (l != ign) asg_cuda_index_fault(fault, step1, l);
+      }
       continue;
     }
     const T *xr = HI ? (const T *)((const char *)x + r * C * 2) : x + r * C;
-    double lse = row_lse<WARP, VEC, T, HI>(xr, C, it.lane, it.nthr, shT, sh);
-    double v = (1 - ls) * (lse - (double)(HI ? (T)half_load<HI>(xr, l) : xr[l]));
+    const Lse z = row_lse<WARP, VEC, T, HI>(xr, C, it.lane, it.nthr, shT, sh);
+    double v = (1 - ls) * (z.lg - ((double)(HI ? (T)half_load<HI>(xr, l) : xr[l]) - z.m));
     if (ls > 0) {
       double sx = 0;
       for (int64_t j = it.lane; j < C; j += it.nthr)
-        sx += (double)(HI ? (T)half_load<HI>(xr, j) : xr[j]);
+        sx += (double)(HI ? (T)half_load<HI>(xr, j) : xr[j]) - z.m;
       sx = row_reduce<WARP, SumOp>(sx, sh);
-      v += ls * (lse - sx / (double)C);
+      v += ls * (z.lg - sx / (double)C);
     }
     if (it.lane == 0) {
       row[r] = v;
-      if (lse_out) lse_out[r] = lse;
+      if (lse_out) {
+        lse_out[r] = z.m;
+        lse_out[R + r] = z.lg;
+      }
     }
   }
 }
 
-// row [R], labels [R] -> loss [] = sum(row) / count (0 when nothing counts);
+// row [R], labels [R] -> loss [] = sum(row) / count (NaN when nothing counts,
+// as PyTorch's mean over no rows);
 // count (when set) keeps the count for the backward step. One block; each
 // thread sums a fixed strided subset, then a fixed-order fold.
 template <typename T>
@@ -671,7 +689,7 @@ __global__ void ce_total_kernel(const double *row, const void *lab, bool i32, T 
   t = row_reduce<false, SumOp>(t, sh);
   n = row_reduce<false, SumOp>(n, sh);
   if (threadIdx.x == 0) {
-    *out = (T)(n > 0 ? t / n : 0.0);
+    *out = (T)(n > 0 ? t / n : (double)NAN);
     if (count) *count = n;
   }
 }
@@ -689,13 +707,14 @@ __global__ void ce_count_kernel(const void *lab, bool i32, double *count, int64_
 
 // logits [R,C], labels [R], dloss [] -> dlogits [R,C] =
 // (softmax - ((1-ls) onehot + ls/C)) * dloss / count; zero for left-out rows
-// lse_in (when set): the rows' log-sum-exp from the forward step, so the row
-// is read once. VEC: T = float, C % 4 == 0, rows 16-byte aligned; the
-// softmax is then computed in float (x - lse is within a few ulps of x).
+// lse_in (when set): the rows' log-sum-exp from the forward step (m [R], then
+// lg [R]), so the row is read once. VEC: T = float, C % 4 == 0, rows 16-byte
+// aligned; the softmax exp((x - m) - lg) is then computed in float.
 template <bool WARP, bool VEC, typename T, int HO, int HI>
 __global__ void ce_bwd_kernel(const T *x, const void *lab, bool i32, const T *dloss,
                               const double *count, const double *lse_in, void *dxv, int64_t R,
-                              int64_t C, double ls, int64_t ign) {
+                              int64_t C, double ls, int64_t ign, asg_index_fault *fault,
+                              unsigned step1) {
   T *dx = static_cast<T *>(dxv);
   __shared__ double sh[32];
   __shared__ T shT[32];
@@ -707,6 +726,7 @@ __global__ void ce_bwd_kernel(const T *x, const void *lab, bool i32, const T *dl
     const T *xr = HI ? (const T *)((const char *)x + r * C * 2) : x + r * C;
     T *dr = dx + r * C;
     if (!label_ok(l, C, ign)) {
+      if (it.lane == 0 && l != ign) asg_cuda_index_fault(fault, step1, l);
       for (int64_t j = it.lane; j < C; j += it.nthr)
         if constexpr (HO != 0)
           half_store<HO>(dxv, r * C + j, 0.f);
@@ -714,17 +734,20 @@ __global__ void ce_bwd_kernel(const T *x, const void *lab, bool i32, const T *dl
           dr[j] = (T)0;
       continue;
     }
-    double lse = lse_in ? lse_in[r] : row_lse<WARP, VEC, T, HI>(xr, C, it.lane, it.nthr, shT, sh);
+    const Lse z = lse_in ? Lse{lse_in[r], lse_in[R + r]}
+                         : row_lse<WARP, VEC, T, HI>(xr, C, it.lane, it.nthr, shT, sh);
     if constexpr (VEC) {
       float4 *d4 = reinterpret_cast<float4 *>(dr);
-      const float lf = (float)lse, sc = (float)scale, of = (float)off, hit = (float)(1 - ls);
+      // m is a float value (the row's max), so x - m is exact in float
+      const float mf = (float)z.m, lf = (float)z.lg, sc = (float)scale, of = (float)off,
+                  hit = (float)(1 - ls);
       for (int64_t j = it.lane; j < C / 4; j += it.nthr) {
         const float4 v = half_load4<HI>(xr, j);
         float4 o;
-        o.x = (expf(v.x - lf) - of - (4 * j == l ? hit : 0.f)) * sc;
-        o.y = (expf(v.y - lf) - of - (4 * j + 1 == l ? hit : 0.f)) * sc;
-        o.z = (expf(v.z - lf) - of - (4 * j + 2 == l ? hit : 0.f)) * sc;
-        o.w = (expf(v.w - lf) - of - (4 * j + 3 == l ? hit : 0.f)) * sc;
+        o.x = (expf((v.x - mf) - lf) - of - (4 * j == l ? hit : 0.f)) * sc;
+        o.y = (expf((v.y - mf) - lf) - of - (4 * j + 1 == l ? hit : 0.f)) * sc;
+        o.z = (expf((v.z - mf) - lf) - of - (4 * j + 2 == l ? hit : 0.f)) * sc;
+        o.w = (expf((v.w - mf) - lf) - of - (4 * j + 3 == l ? hit : 0.f)) * sc;
         if constexpr (HO != 0)
           half_store4<HO>(dxv, r * (C / 4) + j, o);
         else
@@ -732,7 +755,7 @@ __global__ void ce_bwd_kernel(const T *x, const void *lab, bool i32, const T *dl
       }
     } else {
       for (int64_t j = it.lane; j < C; j += it.nthr) {
-        double v = exp((double)xr[j] - lse) - off;
+        double v = exp(((double)xr[j] - z.m) - z.lg) - off;
         if (j == l) v -= 1 - ls;
         if constexpr (HO != 0)
           half_store<HO>(dxv, r * C + j, (float)(v * scale));
@@ -771,33 +794,33 @@ void ce_launch_as(const asg_cuda_call *c, int64_t R, int64_t C, unsigned grid) {
   double ls = c->s->attr.f[0];
   int64_t ign = c->s->attr.i[0];
   double *ws = (double *)c->ws;
-  // kept statistics (cuda_backend.c): lse [R], then the count of rows taken
+  // kept statistics (cuda_backend.c): m [R], lg [R], then the count of rows taken
   double *keep = (double *)c->stats_out;
   const double *kept = (const double *)c->stats_in;
   if (c->s->op == ASG_OP_SOFTMAX_CE) {
     ce_rows_kernel<WARP, VEC, T, HI>
-        <<<grid, kThreads, 0, st>>>(x, lab, i32, ws, keep, R, C, ls, ign);
+        <<<grid, kThreads, 0, st>>>(x, lab, i32, ws, keep, R, C, ls, ign, c->fault, c->step1);
     ce_total_kernel<T>
-        <<<1, 1024, 0, st>>>(ws, lab, i32, (T *)c->out, keep ? keep + R : nullptr, R, C, ign);
+        <<<1, 1024, 0, st>>>(ws, lab, i32, (T *)c->out, keep ? keep + 2 * R : nullptr, R, C, ign);
   } else {
-    const double *count = kept ? kept + R : ws;
+    const double *count = kept ? kept + 2 * R : ws;
     if (!kept) ce_count_kernel<<<1, 1024, 0, st>>>(lab, i32, ws, R, C, ign);
     const T *dl = (const T *)c->in[2];
     // the logits gradient straight into the products' 16-bit copy (cuda_backend.c)
     if constexpr (std::is_same<T, float>::value) {
       if (c->half_out && c->bf16) {
-        ce_bwd_kernel<WARP, VEC, T, kHalfBf16, HI>
-            <<<grid, kThreads, 0, st>>>(x, lab, i32, dl, count, kept, c->half_out, R, C, ls, ign);
+        ce_bwd_kernel<WARP, VEC, T, kHalfBf16, HI><<<grid, kThreads, 0, st>>>(
+            x, lab, i32, dl, count, kept, c->half_out, R, C, ls, ign, c->fault, c->step1);
         return;
       }
       if (c->half_out) {
-        ce_bwd_kernel<WARP, VEC, T, kHalfFp16, HI>
-            <<<grid, kThreads, 0, st>>>(x, lab, i32, dl, count, kept, c->half_out, R, C, ls, ign);
+        ce_bwd_kernel<WARP, VEC, T, kHalfFp16, HI><<<grid, kThreads, 0, st>>>(
+            x, lab, i32, dl, count, kept, c->half_out, R, C, ls, ign, c->fault, c->step1);
         return;
       }
     }
-    ce_bwd_kernel<WARP, VEC, T, 0, HI>
-        <<<grid, kThreads, 0, st>>>(x, lab, i32, dl, count, kept, c->out, R, C, ls, ign);
+    ce_bwd_kernel<WARP, VEC, T, 0, HI><<<grid, kThreads, 0, st>>>(
+        x, lab, i32, dl, count, kept, c->out, R, C, ls, ign, c->fault, c->step1);
   }
 }
 
@@ -827,15 +850,20 @@ template <typename T> void ce_launch(const asg_cuda_call *c, int64_t R, int64_t 
        : ce_launch_as<false, false, T, 0>(c, R, C, grid);
 }
 
+template <typename T> __global__ void ce_nan_kernel(T *out) { *out = (T)NAN; }
+
 asg_status ce_run(const asg_cuda_call *c) {
   int64_t R, C;
   ce_dims(c->s, &R, &C);
   asg_dtype dt = c->s->in[0].dtype, ldt = c->s->in[1].dtype;
   if ((dt != ASG_F32 && dt != ASG_F64) || (ldt != ASG_I32 && ldt != ASG_I64)) return dtype_error(c);
   bool fwd = c->s->op == ASG_OP_SOFTMAX_CE;
-  if (R == 0 || C == 0) { // nothing counted: loss 0, no gradient
+  if (R == 0 || C == 0) { // nothing counted: loss NaN (as an empty mean), no gradient
     if (!fwd) return ASG_OK;
-    cudaMemsetAsync(c->out, 0, asg_dtype_size(dt), c->ctx->stream);
+    if (dt == ASG_F32)
+      ce_nan_kernel<float><<<1, 1, 0, c->ctx->stream>>>((float *)c->out);
+    else
+      ce_nan_kernel<double><<<1, 1, 0, c->ctx->stream>>>((double *)c->out);
     return asg_cuda_check(c);
   }
   if (dt == ASG_F32)

@@ -660,10 +660,10 @@ __global__ void __launch_bounds__(kThreads)
     sum = group_join<SumR, G>(sum);
     if (!live) continue; // no block-wide sync below
     T *yr = y + row * n;
-    if constexpr (LOG) {
-      const double lse = (double)m + log(sum);
+    if constexpr (LOG) { // (x - m) - log(sum), not x - (m + log(sum)): exact for large x
+      const double lg = log(sum);
       for (int64_t j = lane; j < n; j += G)
-        yr[j] = (T)((double)xr[j] - lse);
+        yr[j] = (T)(((double)xr[j] - (double)m) - lg);
     } else {
       const T inv = (T)(1.0 / sum);
       for (int64_t j = lane; j < n; j += G)
@@ -693,9 +693,9 @@ __global__ void __launch_bounds__(kThreads)
     if constexpr (LOG) {
       for (int64_t j = 0; j < n; j++)
         sum += (double)m_exp(xl[j * inner] - m);
-      const double lse = (double)m + log(sum);
+      const double lg = log(sum);
       for (int64_t j = 0; j < n; j++)
-        yl[j * inner] = (T)((double)xl[j * inner] - lse);
+        yl[j * inner] = (T)(((double)xl[j * inner] - (double)m) - lg);
     } else {
       for (int64_t j = 0; j < n; j++) {
         const T e = m_exp(xl[j * inner] - m);

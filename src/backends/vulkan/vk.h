@@ -136,6 +136,11 @@ typedef struct asg_vk_call {
   /* f32 GEMMs may use reduced-precision tensor cores (asg_compile_opts
    * allow_tf32): on Vulkan, fp16 cooperative matrices with fp32 sums */
   bool tf32;
+  /* Steps that read indices (asg__step_checks_index) report an out-of-range
+   * one at this address (shaders/fault.glsl) as step1 = 1 + the step's
+   * index; 0 when the program does not check. */
+  uint64_t fault;
+  uint32_t step1;
 } asg_vk_call;
 
 typedef struct asg_vk_kernel {

@@ -227,6 +227,7 @@ typedef struct vk_exec {
   asg_vk_ctx *ctx;
   asg_resolved r;
   uint64_t ws, params, run_addr;
+  uint64_t fault; /* out-of-range index record (runtime/backend.h), or 0 */
   VkCommandBuffer cb;
   uint64_t next_run;
   /* profiling */
@@ -252,6 +253,7 @@ static void vk_exec_destroy(void *e) {
   if (x->ws) asg_vk_free(c, x->ws);
   if (x->params) asg_vk_free(c, x->params);
   if (x->run_addr) asg_vk_free(c, x->run_addr);
+  if (x->fault) asg_vk_free(c, x->fault);
   asg__resolved_free(&x->r);
   free(x->q_step);
   free(x);
@@ -340,6 +342,11 @@ static asg_status vk_exec_create(void *dev, const asg_plan *plan, const asg_buff
                         c->caps.name);
     }
   }
+  bool check = false; /* a fault record when some step reads checked indices */
+  for (int i = 0; i < n && !(plan->flags & ASG_PLAN_UNCHECKED_INDEX); i++)
+    check = check || asg__step_checks_index(&x->r.plan.steps[i]);
+  if (!st && check) st = asg_vk_alloc(c, sizeof(asg_index_fault), &x->fault);
+  if (!st && check) st = asg_vk_write_zero(c, x->fault, sizeof(asg_index_fault));
   if (!st) st = asg_vk_alloc(c, 8, &x->run_addr);
   if (!st) st = asg_vk_write_zero(c, x->run_addr, 8); /* run 0 uploads nothing */
   if (!st && ws) st = asg_vk_alloc(c, ws, &x->ws);
@@ -353,8 +360,9 @@ static asg_status vk_exec_create(void *dev, const asg_plan *plan, const asg_buff
     const asg_step *s = &x->r.plan.steps[i];
     for (int j = 0; j < s->n_in; j++)
       addrs[j] = (uint64_t)(uintptr_t)x->r.in[i][j];
-    asg_vk_call call = {s,  (uint64_t)(uintptr_t)x->r.out[i],      addrs, x->ws, x->run_addr, c,
-                        &r, (x->r.plan.flags & ASG_PLAN_TF32) != 0};
+    asg_vk_call call = {
+        s,  (uint64_t)(uintptr_t)x->r.out[i],       addrs,    x->ws,          x->run_addr, c,
+        &r, (x->r.plan.flags & ASG_PLAN_TF32) != 0, x->fault, (uint32_t)i + 1};
     size_t w = table[s->op].ws ? table[s->op].ws(s) : 0;
     r.step = i;
     hazard_check(&r, s, &call, w);
@@ -370,7 +378,7 @@ static asg_status vk_exec_create(void *dev, const asg_plan *plan, const asg_buff
     rec_barrier(&r);
     asg_step inc = {0};
     snprintf(inc.label, sizeof inc.label, "run count");
-    asg_vk_call call = {&inc, 0, NULL, 0, x->run_addr, c, &r, false};
+    asg_vk_call call = {&inc, 0, NULL, 0, x->run_addr, c, &r, false, 0, 0};
     st = asg_vk_dispatch(&call, "util_increment", &x->run_addr, 8, 1, 1, 1);
   }
   if (!st && r.n_params) st = asg_vk_alloc(c, r.n_params, &x->params);
@@ -432,7 +440,17 @@ static asg_status vk_exec_run(void *e, uint64_t run) {
   VkResult vr = asg_vk_submit(c, &si);
   if (vr != VK_SUCCESS) return asg_vk_result(vr, "submitting a run");
   if (x->qp) profile_collect(x);
-  return ASG_OK;
+  if (!x->fault) return ASG_OK;
+  /* waits for the run: an out-of-range index fails it; reset the record */
+  asg_index_fault f;
+  asg_status st = asg_vk_read(c, x->fault, &f, sizeof f);
+  if (st || f.step1 == 0) return st;
+  st = asg_vk_write_zero(c, x->fault, sizeof f);
+  if (st) return st;
+  if (f.step1 > (uint32_t)x->r.plan.n_steps)
+    return asg__error(ASG_ERR_BACKEND, "vulkan: index check names step %u of %d", (unsigned)f.step1,
+                      x->r.plan.n_steps);
+  return asg__index_error(&x->r.plan.steps[f.step1 - 1], f.value);
 }
 
 static void vk_describe(char *buf, size_t n) {

@@ -244,7 +244,8 @@ static asg_status concat_record(const asg_vk_call *c) {
 
 /* ---- gather ----
  * x [outer, n, inner], idx [m] -> y [outer, m, inner]; y[o, j] = x[o, idx[j]],
- * zeros where idx[j] is outside [0, n). */
+ * zeros where idx[j] is outside [0, n) (reported to c->fault, as by every
+ * kernel here that reads indices). */
 static asg_status gather_record(const asg_vk_call *c) {
   const asg_step *s = c->s;
   asg_dtype dt = s->out.dtype, it = s->in[1].dtype;
@@ -259,11 +260,12 @@ static asg_status gather_record(const asg_vk_call *c) {
   size_t u = unit_for(es, vals, 3);
   int64_t len = inner * (int64_t)es / (int64_t)u;
   struct {
-    uint64_t dst, src, idx;
+    uint64_t dst, src, idx, fault;
     uint32_t total, m, n, len;
     int32_t idx64;
-  } p = {c->out,      c->in[0],    c->in[1],      (uint32_t)(outer * m * len),
-         (uint32_t)m, (uint32_t)n, (uint32_t)len, it == ASG_I64};
+    uint32_t step1;
+  } p = {c->out,      c->in[0],    c->in[1],      c->fault,      (uint32_t)(outer * m * len),
+         (uint32_t)m, (uint32_t)n, (uint32_t)len, it == ASG_I64, c->step1};
   if (p.total == 0) return ASG_OK;
   char name[32];
   snprintf(name, sizeof name, "idx_gather%s", unit_sfx(u));
@@ -291,11 +293,14 @@ static asg_status scatter_add_record(const asg_vk_call *c) {
   int64_t es = (int64_t)asg_dtype_size(dt);
   if (es == 8 && !c->ctx->caps.int64_atomics) {
     struct {
-      uint64_t dst, x, idx, src;
+      uint64_t dst, x, idx, src, fault;
       uint32_t total, m, n, inner;
       int32_t idx64;
-    } p = {c->out,      c->in[0],    c->in[1],        c->in[2],     (uint32_t)(outer * n * inner),
-           (uint32_t)m, (uint32_t)n, (uint32_t)inner, it == ASG_I64};
+      uint32_t step1;
+    } p = {c->out,        c->in[0],    c->in[1],
+           c->in[2],      c->fault,    (uint32_t)(outer * n * inner),
+           (uint32_t)m,   (uint32_t)n, (uint32_t)inner,
+           it == ASG_I64, c->step1};
     if (p.total == 0) return ASG_OK;
     snprintf(name, sizeof name, "idx_scatter_scan%s", asg_vk_suffix(dt));
     return asg_vk_dispatch(c, name, &p, sizeof p, asg_vk_groups(c, p.total, 256), 1, 1);
@@ -306,11 +311,12 @@ static asg_status scatter_add_record(const asg_vk_call *c) {
     asg_vk_barrier(c); /* the adds read-modify-write the copy */
   }
   struct {
-    uint64_t dst, idx, src;
+    uint64_t dst, idx, src, fault;
     uint32_t total, m, n, inner;
     int32_t idx64;
-  } p = {c->out,      c->in[1],    c->in[2],        (uint32_t)(outer * m * inner),
-         (uint32_t)m, (uint32_t)n, (uint32_t)inner, it == ASG_I64};
+    uint32_t step1;
+  } p = {c->out,      c->in[1],    c->in[2],        c->fault,      (uint32_t)(outer * m * inner),
+         (uint32_t)m, (uint32_t)n, (uint32_t)inner, it == ASG_I64, c->step1};
   if (p.total == 0) return ASG_OK;
   return asg_vk_dispatch(c, name, &p, sizeof p, asg_vk_groups(c, p.total, 256), 1, 1);
 }
@@ -327,10 +333,11 @@ static asg_status one_hot_record(const asg_vk_call *c) {
   int64_t depth = s->attr.i[0], total = asg_shape_numel(s->out.shape);
   if (total == 0 || depth < 1) return ASG_OK;
   struct {
-    uint64_t dst, idx;
+    uint64_t dst, idx, fault;
     uint32_t total, depth;
     int32_t idx64;
-  } p = {c->out, c->in[0], (uint32_t)total, (uint32_t)depth, it == ASG_I64};
+    uint32_t step1;
+  } p = {c->out, c->in[0], c->fault, (uint32_t)total, (uint32_t)depth, it == ASG_I64, c->step1};
   return asg_vk_dispatch(c, name, &p, sizeof p, asg_vk_groups(c, total, 256), 1, 1);
 }
 

@@ -148,11 +148,11 @@ static size_t ce_ws(const asg_step *s) {
 }
 
 typedef struct ce_rows_params { /* nn_ce_rows.comp */
-  uint64_t x, lab, dloss, out, ws;
+  uint64_t x, lab, dloss, out, ws, fault;
   int64_t ign;
   double ls;
   float ls_f;
-  uint32_t R, C, tpr, mode, lab64;
+  uint32_t R, C, tpr, mode, lab64, step1;
 } ce_rows_params;
 
 typedef struct ce_total_params { /* nn_ce_total.comp */
@@ -168,7 +168,7 @@ static asg_status ce_record(const asg_vk_call *c) {
   asg_dtype dt = s->in[0].dtype, ldt = s->in[1].dtype;
   if ((dt != ASG_F32 && dt != ASG_F64) || (ldt != ASG_I32 && ldt != ASG_I64)) return dtype_error(c);
   bool fwd = s->op == ASG_OP_SOFTMAX_CE;
-  if (R == 0 || C == 0) /* nothing counted: loss 0, no gradient */
+  if (R == 0 || C == 0) /* no rows (graphs have none): loss 0, no gradient */
     return fwd ? zero_fill(c, dt, 1) : ASG_OK;
   char rows[32], total[32];
   asg_status st = asg_vk_variant(c, "nn_ce_rows", dt, rows, sizeof rows);
@@ -176,8 +176,9 @@ static asg_status ce_record(const asg_vk_call *c) {
   if (st) return st;
   uint32_t tpr = row_threads(C), g = row_groups(c, R, tpr), lab64 = ldt == ASG_I64;
   double ls = s->attr.f[0];
-  ce_rows_params p = {c->in[0],  c->in[1],    0,           c->out, c->ws,         s->attr.i[0], ls,
-                      (float)ls, (uint32_t)R, (uint32_t)C, tpr,    fwd ? 0u : 1u, lab64};
+  ce_rows_params p = {c->in[0],      c->in[1], 0,         c->out,      c->ws,       c->fault,
+                      s->attr.i[0],  ls,       (float)ls, (uint32_t)R, (uint32_t)C, tpr,
+                      fwd ? 0u : 1u, lab64,    c->step1};
   ce_total_params t = {c->in[1],    c->out,      c->ws,         s->attr.i[0],
                        (uint32_t)R, (uint32_t)C, fwd ? 0u : 1u, lab64};
   if (fwd) { /* row losses, then their mean over the counted rows */

@@ -1,12 +1,16 @@
 #version 460
 // Softmax cross-entropy row kernel, tpr threads per row (power of two <= 256),
 // 256/tpr rows per group, rows grid-strided. Rows whose label is ignore_index
-// or outside [0, C) are left out (never indexed). Accumulates in A = T.
+// or outside [0, C) are left out (never indexed; out-of-range ones are
+// reported to fault, fault.glsl). Accumulates in A = T. With lse = m + lg
+// (m the row's max, lg = log(sum exp(x - m))), x - lse is computed as
+// (x - m) - lg: exact for large logits, where m + lg would round lg away.
 //   mode 0: logits [R,C], labels [R] -> row losses [R] (A, at ws; 0 if left out)
-//           (1-ls) * (lse - x[label]) + ls * (lse - mean_c x)
+//           (1-ls) * (lg - (x[label] - m)) + ls * (lg - mean_c (x - m))
 //   mode 1: logits [R,C], labels [R], dloss [], count (uint at ws) -> dlogits [R,C]
 //           (softmax - ((1-ls) onehot + ls/C)) * dloss / count; 0 if left out
 #include "common.glsl"
+#include "fault.glsl"
 #if defined(T_F64)
 #include "math64.glsl"
 #define A double
@@ -19,7 +23,7 @@
 #endif
 layout(local_size_x = 256) in;
 layout(buffer_reference, std430, buffer_reference_align = 8) readonly buffer Params {
-  uint64_t x, lab, dloss, out_, ws;
+  uint64_t x, lab, dloss, out_, ws, fault;
   int64_t ign;
 #if defined(T_F64)
   double ls;
@@ -27,7 +31,7 @@ layout(buffer_reference, std430, buffer_reference_align = 8) readonly buffer Par
   uint64_t ls_d_; // double of the C struct (no doubles in f32 shaders)
 #endif
   float ls_f;
-  uint R, C, tpr, mode, lab64;
+  uint R, C, tpr, mode, lab64, step1;
 };
 
 shared A sh[256];
@@ -72,6 +76,7 @@ void main() {
     int64_t l = -1;
     if (r < R) l = p.lab64 != 0u ? BufI64(p.lab).v[r] : int64_t(BufI32(p.lab).v[r]);
     bool ok = r < R && l != p.ign && l >= 0 && l < int64_t(C);
+    if (lane == 0u && r < R && !ok && l != p.ign) report_index(p.fault, p.step1, l);
     uint n = ok ? C : 0u, li = uint(l);
     A m = A(uintBitsToFloat(0xff800000u)); // -inf
     for (uint j = lane; j < n; j += tpr) {
@@ -83,23 +88,23 @@ void main() {
     for (uint j = lane; j < n; j += tpr)
       s += EXP(A(x.v[off_r + j]) - m);
     s = row_reduce(s, false, lid, lane, tpr);
-    A lse = m + LOG(s);
+    A lg = LOG(s);
     if (mode == 0u) {
       A v = A(0);
-      if (ok) v = (A(1) - ls) * (lse - A(x.v[off_r + li]));
+      if (ok) v = (A(1) - ls) * (lg - (A(x.v[off_r + li]) - m));
       if (ls > A(0)) { // uniform
         A sx = A(0);
         for (uint j = lane; j < n; j += tpr)
-          sx += A(x.v[off_r + j]);
+          sx += A(x.v[off_r + j]) - m;
         sx = row_reduce(sx, false, lid, lane, tpr);
-        v += ls * (lse - sx / A(C));
+        v += ls * (lg - sx / A(C));
       }
       if (lane == 0u && r < R) row.v[r] = ok ? v : A(0);
     } else if (r < R) {
       for (uint j = lane; j < C; j += tpr) {
         A v = A(0);
         if (ok) {
-          v = EXP(A(x.v[off_r + j]) - lse) - off;
+          v = EXP((A(x.v[off_r + j]) - m) - lg) - off;
           if (j == li) v -= A(1) - ls;
         }
         o.v[off_r + j] = T(v * scale);

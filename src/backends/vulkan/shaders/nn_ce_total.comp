@@ -1,15 +1,17 @@
 #version 460
 // One group of 256 threads over labels [R] (and the row losses [R] (A) at ws):
-//   mode 0: loss [] = sum(row) / count (0 when no row counts)
+//   mode 0: loss [] = sum(row) / count (NaN when no row counts, as PyTorch)
 //   mode 1: count (uint, at ws) of the rows that take part in the loss
 // Each thread sums a fixed strided subset, then a fixed-order tree.
 #include "common.glsl"
 #if defined(T_F64)
 #define A double
 #define BufA BufF64
+#define NAN_A packDouble2x32(uvec2(0u, 0x7ff80000u))
 #else
 #define A float
 #define BufA BufF32
+#define NAN_A uintBitsToFloat(0x7fc00000u)
 #endif
 layout(local_size_x = 256) in;
 layout(buffer_reference, std430, buffer_reference_align = 8) readonly buffer Params {
@@ -44,7 +46,7 @@ void main() {
   }
   if (lid == 0u) {
     if (p.mode == 0u)
-      BufT(p.out_).v[0] = T(shn[0] > 0u ? sh[0] / A(shn[0]) : A(0));
+      BufT(p.out_).v[0] = T(shn[0] > 0u ? sh[0] / A(shn[0]) : NAN_A);
     else
       BufU32(p.ws).v[0] = shn[0];
   }

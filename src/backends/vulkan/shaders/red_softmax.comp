@@ -52,8 +52,9 @@ void main() {
       T sum = T(0);
 #ifdef LOG
       for (int j = 0; j < n; j++) sum += m_exp(x.v[off + j * inner] - m);
-      T lse = m + m_log(sum);
-      for (int j = 0; j < n; j++) y.v[off + j * inner] = x.v[off + j * inner] - lse;
+      // (x - m) - log(sum), not x - (m + log(sum)): exact for large x
+      T lg = m_log(sum);
+      for (int j = 0; j < n; j++) y.v[off + j * inner] = (x.v[off + j * inner] - m) - lg;
 #else
       for (int j = 0; j < n; j++) {
         T e = m_exp(x.v[off + j * inner] - m);
@@ -81,8 +82,8 @@ void main() {
     for (int j = int(lane); j < end; j += int(g)) sum += m_exp(x.v[base + j] - m);
     sum = tree(sum, false, g);
 #ifdef LOG
-    T lse = m + m_log(sum);
-    for (int j = int(lane); j < end; j += int(g)) y.v[base + j] = x.v[base + j] - lse;
+    T lg = m_log(sum);
+    for (int j = int(lane); j < end; j += int(g)) y.v[base + j] = (x.v[base + j] - m) - lg;
 #else
     T inv = T(1) / sum;
     for (int j = int(lane); j < end; j += int(g)) y.v[base + j] = m_exp(x.v[base + j] - m) * inv;

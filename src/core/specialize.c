@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/checks.h"
 #include "core/specialize.h"
 #include "core/symbol.h"
 
@@ -35,6 +36,9 @@ static bool own_pointers(asg_graph *c, asg_tensor *t) {
 static asg_status eval_node(const asg_graph *g, asg_tensor *t, const int64_t *values, bool needed) {
   asg_status st = ASG_OK;
   asg_shape s = asg__shape_eval(g, t->shape, values, &st);
+  char why[96];
+  if (!st && needed && !asg__shape_check(s, asg_dtype_size(t->dtype), NULL, why, sizeof why))
+    st = asg__error(ASG_ERR_SHAPE, "%s", why); /* sizes that static graphs reject while building */
   if (st && needed) return st;
   t->shape = st ? ASG_SCALAR : s;
   uint32_t mask = asg__op_dim_attrs(t->op);

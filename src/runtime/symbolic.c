@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/checks.h"
 #include "core/specialize.h"
 #include "core/symbol.h"
 #include "runtime/compile.h"
@@ -291,9 +292,11 @@ static asg_status check_value(const asg__symprog *s, int k, int64_t v, const cha
 }
 
 /* A value for symbol k that disagrees with one given since the last run
- * (by another input, or bound) is an error naming both. */
-static asg_status check_fresh(const asg__symprog *s, int k, int64_t v, int skip, const char *fn,
-                              const char *what) {
+ * (by another input than skip, or bound unless rebind: a bind replaces the
+ * previous one, so a bad bound value can be corrected) is an error naming
+ * both. */
+static asg_status check_fresh(const asg__symprog *s, int k, int64_t v, int skip, bool rebind,
+                              const char *fn, const char *what) {
   for (int i = 0; i < s->n_in; i++) {
     const sym_input *in = &s->in[i];
     int64_t w = i != skip && in->ver && in->time > s->last_run ? carried(s, in, k) : -1;
@@ -304,7 +307,7 @@ static asg_status check_fresh(const asg__symprog *s, int k, int64_t v, int skip,
                         fn, what, asg__sym_name(s->g, k), (long long)v, in->name,
                         asg__sym_name(s->g, k), (long long)w);
   }
-  if (s->bind_val[k] >= 0 && s->bind_time[k] > s->last_run && s->bind_val[k] != v)
+  if (!rebind && s->bind_val[k] >= 0 && s->bind_time[k] > s->last_run && s->bind_val[k] != v)
     return asg__error(ASG_ERR_SHAPE,
                       "%s: %s gives symbol '%s' the value %lld, but asg_program_bind set it to "
                       "%lld since the last run",
@@ -339,7 +342,7 @@ static asg_status feed_shaped(asg__symprog *s, int i, asg_shape shape, const voi
     asg_status st = ASG_OK;
     if (k >= 0) {
       st = check_value(s, k, shape.dims[j], fn, what);
-      if (!st) st = check_fresh(s, k, shape.dims[j], i, fn, what);
+      if (!st) st = check_fresh(s, k, shape.dims[j], i, false, fn, what);
       for (int q = 0; q < j && !st; q++) /* [n, n]: one value */
         if (asg__dim_as_sym(s->g, in->sym_shape.dims[q]) == k && shape.dims[q] != shape.dims[j])
           st = asg__error(ASG_ERR_SHAPE, "%s: input '%s' is %s, got %s: symbol '%s' differs", fn,
@@ -352,20 +355,28 @@ static asg_status feed_shaped(asg__symprog *s, int i, asg_shape shape, const voi
     }
     if (st) return st;
   }
+  char why[96];
+  if (!asg__shape_check(shape, asg_dtype_size(in->dtype), NULL, why, sizeof why))
+    return asg__error(ASG_ERR_SHAPE, "%s: input '%s' fed %s: %s", fn, in->name,
+                      asg_shape_str(shape, b2, sizeof b2), why);
+  int64_t *v = malloc(sizeof *v * ((size_t)s->n_syms + 1));
+  if (!v) return asg__error(ASG_ERR_OOM, "%s: out of memory", fn);
+  asg_shape old_shape = in->shape; /* restored if the data cannot be kept */
+  uint64_t old_time = in->time;
   in->shape = shape;
   in->time = ++s->clock;
   in->ver++;
   size_t bytes = input_bytes(in);
-  int64_t *v = malloc(sizeof *v * ((size_t)s->n_syms + 1));
-  if (!v) return asg__error(ASG_ERR_OOM, "%s: out of memory", fn);
   sym_spec *sp = resolve(s, v, true, fn) == ASG_OK ? spec_find(s, v) : NULL;
   free(v);
   if (sp && asg_program_feed(sp->prog, in->name, data, bytes) == ASG_OK) {
     sp->in_ver[i] = in->ver;
     return ASG_OK;
   }
-  if (!grow_host(in, bytes)) {
-    in->ver--; /* the previous value stays where it was */
+  if (!grow_host(in, bytes)) { /* the previous value (and its shape) stays */
+    in->ver--;
+    in->shape = old_shape;
+    in->time = old_time;
     return asg__error(ASG_ERR_OOM, "%s: out of memory", fn);
   }
   memcpy(in->host, data, bytes);
@@ -744,7 +755,7 @@ asg_status asg_program_bind(asg_program *p, int n, const char *const *names,
   if (!v) return asg__error(ASG_ERR_OOM, "%s: out of memory", fn);
   asg_status st = binding_of(s, n, names, values, false, v, fn);
   for (int k = 0; k < s->n_syms && !st; k++)
-    if (v[k] >= 0) st = check_fresh(s, k, v[k], -1, fn, "asg_program_bind");
+    if (v[k] >= 0) st = check_fresh(s, k, v[k], -1, true, fn, "asg_program_bind");
   for (int k = 0; k < s->n_syms && !st; k++)
     if (v[k] >= 0) {
       s->bind_val[k] = v[k];

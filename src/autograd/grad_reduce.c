@@ -11,14 +11,14 @@ static asg_tensor *expand(asg_tensor *y, asg_tensor *dy) {
   return asg_broadcast_to(asg_reshape(dy, keep), x->shape);
 }
 
-/* The reduced element count: *n its constant factor; a scalar tensor of
- * the symbolic factor (its value is known only at run time) or NULL. */
-static asg_tensor *count(asg_tensor *y, double *n) {
+/* The reduced element count: *n its constant factor times the returned
+ * symbolic dim (0: none). */
+static int64_t count(asg_tensor *y, int64_t *n) {
   int64_t dims[ASG_MAX_DIMS];
   int k = 0;
   for (int d = 0; d < y->in[0]->shape.ndim; d++)
     if ((y->attr.i[0] >> d) & 1) dims[k++] = y->in[0]->shape.dims[d];
-  return asg__count_tensor(y->graph, y->dtype, dims, k, n);
+  return asg__count_dim(y->graph, dims, k, n);
 }
 
 static asg_axes axes_of(asg_tensor *y) {
@@ -34,10 +34,9 @@ static void g_sum(asg_tensor *y, asg_tensor *dy, const bool *need, asg_tensor **
 }
 static void g_mean(asg_tensor *y, asg_tensor *dy, const bool *need, asg_tensor **dx) {
   (void)need;
-  double n;
-  asg_tensor *sym = count(y, &n);
-  dx[0] = asg_mul_scalar(expand(y, dy), 1.0 / n);
-  if (sym) dx[0] = asg_div(dx[0], sym);
+  int64_t n, sym = count(y, &n);
+  dx[0] = sym ? asg_mul(expand(y, dy), asg__dim_ratio(y->graph, y->dtype, sym, 0, 1, n, 0))
+              : asg_mul_scalar(expand(y, dy), 1.0 / (double)n);
 }
 /* Ties share the gradient equally. */
 static void g_maxmin(asg_tensor *y, asg_tensor *dy, const bool *need, asg_tensor **dx) {
@@ -51,14 +50,10 @@ static void g_var(asg_tensor *y, asg_tensor *dy, const bool *need, asg_tensor **
   (void)need; /* 2 (x - mean) / (n - correction) */
   asg_tensor *x = y->in[0];
   asg_tensor *c = asg_sub(x, asg_mean(x, axes_of(y), true));
-  double n;
-  asg_tensor *sym = count(y, &n);
-  if (!sym) {
-    dx[0] = asg_mul(expand(y, dy), asg_mul_scalar(c, 2.0 / (n - (double)y->attr.i[2])));
-    return;
-  }
-  asg_tensor *dof = asg_add_scalar(asg_mul_scalar(sym, n), -(double)y->attr.i[2]);
-  dx[0] = asg_mul(expand(y, dy), asg_div(asg_mul_scalar(c, 2.0), dof));
+  int64_t n, sym = count(y, &n), corr = y->attr.i[2];
+  asg_tensor *k = sym ? asg_mul(c, asg__dim_ratio(y->graph, y->dtype, sym, 0, 2, n, -corr))
+                      : asg_mul_scalar(c, 2.0 / ((double)n - (double)corr));
+  dx[0] = asg_mul(expand(y, dy), k);
 }
 
 void asg_grad_register_reduce(asg_grad_rule *t) {

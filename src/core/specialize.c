@@ -47,6 +47,9 @@ static asg_status eval_node(const asg_graph *g, asg_tensor *t, const int64_t *va
     int64_t v = asg__dim_eval(g, t->attr.i[j], values);
     if (v < 0 && needed) return ASG_ERR_SHAPE;
     t->attr.i[j] = v < 0 ? 0 : v;
+    if (t->op == ASG_OP_FILL && j == 0) /* asg__dim_ratio: (a v + b) / (c v + e) */
+      t->attr.f[0] = (double)(t->attr.i[1] * t->attr.i[0] + t->attr.i[2]) /
+                     (double)(t->attr.i[3] * t->attr.i[0] + t->attr.i[4]);
   }
   return ASG_OK;
 }

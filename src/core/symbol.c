@@ -687,6 +687,7 @@ uint32_t asg__op_dim_attrs(asg_op op) {
   switch (op) {
   case ASG_OP_SLICE:
   case ASG_OP_SLICE_BWD: return (1u << 1) | (1u << 3); /* start, count */
+  case ASG_OP_FILL: return 1u << 0;                    /* a value from a dim (asg__dim_ratio) */
   default: return 0;
   }
 }

@@ -180,8 +180,8 @@ asg_tensor *asg_kl_div_loss(asg_tensor *in, asg_tensor *t, bool log_target, asg_
   }
   if (r != ASG_REDUCE_BATCHMEAN) return reduce(l, r);
   int64_t b = in->shape.ndim ? in->shape.dims[0] : 1;
-  double kb;
-  asg_tensor *bsym = asg__count_tensor(g, in->dtype, &b, 1, &kb); /* symbolic batch: at run time */
+  int64_t kb, bsym = asg__count_dim(g, &b, 1, &kb); /* a symbolic batch: its bound value */
   asg_tensor *sum = asg_sum(l, ASG_ALL_AXES, false);
-  return bsym ? asg_div(sum, bsym) : asg_mul_scalar(sum, 1.0 / kb);
+  return bsym ? asg_mul(sum, asg__dim_ratio(g, in->dtype, bsym, 0, 1, kb, 0))
+              : asg_mul_scalar(sum, 1.0 / (double)kb);
 }

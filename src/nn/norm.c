@@ -44,9 +44,7 @@ static asg_tensor *batchnorm_apply(asg_layer *l, asg_tensor *x, asg_tensor *mask
         dims[ax.n] = xs.dims[d];
         ax.axis[ax.n++] = d;
       }
-    double kn; /* n = kn * (the symbolic dims' product, known when running) */
-    asg_tensor *nsym = asg__count_tensor(g, dt, dims, ax.n, &kn);
-    n = (int64_t)kn;
+    int64_t nsym = asg__count_dim(g, dims, ax.n, &n); /* n times the symbolic dims */
     if (nsym) {
       /* "more than 1 value per channel" for a symbolic batch */
       int64_t nd = 1;
@@ -68,8 +66,7 @@ static asg_tensor *batchnorm_apply(asg_layer *l, asg_tensor *x, asg_tensor *mask
     asg_tensor *bm = as_dtype(asg_stop_gradient(mean), sd);
     asg_tensor *bv;
     if (nsym) { /* Bessel's n / (n - 1) of the bound n */
-      asg_tensor *nt = asg_mul_scalar(nsym, kn);
-      bv = as_dtype(asg_div(asg_mul(asg_stop_gradient(var), nt), asg_add_scalar(nt, -1.0)), sd);
+      bv = as_dtype(asg_mul(asg_stop_gradient(var), asg__dim_ratio(g, dt, nsym, n, 0, n, -1)), sd);
     } else {
       bv = as_dtype(asg_mul_scalar(asg_stop_gradient(var), (double)n / (double)(n - 1)), sd);
     }

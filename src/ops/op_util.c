@@ -50,17 +50,23 @@ asg_shape asg__reduced_shape(asg_shape s, int64_t mask, bool keepdim) {
   return r;
 }
 
-asg_tensor *asg__count_tensor(asg_graph *g, asg_dtype dt, const int64_t *dims, int n,
-                              double *konst) {
-  asg_tensor *t = NULL;
+int64_t asg__count_dim(asg_graph *g, const int64_t *dims, int n, int64_t *konst) {
+  int64_t sym = 1;
   *konst = 1;
   for (int i = 0; i < n; i++) {
-    if (!asg__dim_is_sym(dims[i])) {
-      *konst *= (double)dims[i];
-      continue;
-    }
-    asg_tensor *c = asg_sum(asg_fill(g, dt, ASG_SHAPE(dims[i]), 1.0), ASG_ALL_AXES, false);
-    t = t ? asg_mul(t, c) : c;
+    if (asg__dim_is_sym(dims[i]))
+      sym = asg__dim_mul(g, sym, dims[i]);
+    else
+      *konst *= dims[i]; /* node dims: their product fits (asg__shape_check) */
   }
+  return asg__dim_is_sym(sym) ? sym : 0;
+}
+
+asg_tensor *asg__dim_ratio(asg_graph *g, asg_dtype dt, int64_t d, int64_t a, int64_t b, int64_t c,
+                           int64_t e) {
+  asg_tensor *t = asg_fill(g, dt, ASG_SCALAR, 0.0);
+  if (!t) return NULL;
+  t->attr.i[0] = d;
+  t->attr.i[1] = a, t->attr.i[2] = b, t->attr.i[3] = c, t->attr.i[4] = e;
   return t;
 }

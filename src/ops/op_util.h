@@ -20,12 +20,16 @@ bool asg__same_dtype(asg_graph *g, const char *op, const asg_tensor *a, const as
 bool asg__axes_mask(asg_graph *g, const char *op, asg_axes axes, int ndim, int64_t *mask);
 /* Shape after reducing mask (kept as 1s with keepdim). */
 asg_shape asg__reduced_shape(asg_shape s, int64_t mask, bool keepdim);
-/* The element count prod(dims[0..n)) for divisors (means, unbiased
- * variances): *konst gets the product of the constant dims; the result is
- * NULL when every dim is constant, else a scalar tensor of dtype dt holding
- * the product of the symbolic dims at run time (a sum of ones per dim, so
- * no divisor is baked from a symbolic dim when building). */
-asg_tensor *asg__count_tensor(asg_graph *g, asg_dtype dt, const int64_t *dims, int n,
-                              double *konst);
+/* Divisors (means, unbiased variances) over dims that may be symbolic.
+ * asg__count_dim: the product of dims[0..n) as *konst (the constant dims)
+ * times the returned dim (the symbolic dims' product; 0 when every dim is
+ * constant). asg__dim_ratio: a scalar fill of dtype dt whose value,
+ * (a d + b) / (c d + e) computed in double, is set when the graph is
+ * specialized (d evaluated); so `x * ratio` specializes to exactly the
+ * graph that `asg_mul_scalar(x, value)` builds for a static shape, and no
+ * divisor is baked from a symbolic dim while building. */
+int64_t asg__count_dim(asg_graph *g, const int64_t *dims, int n, int64_t *konst);
+asg_tensor *asg__dim_ratio(asg_graph *g, asg_dtype dt, int64_t d, int64_t a, int64_t b, int64_t c,
+                           int64_t e);
 
 #endif

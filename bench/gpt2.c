@@ -41,11 +41,7 @@
 #include <time.h>
 
 #include "asg/asg.h"
-#include "asg/nn.h"
-
-typedef struct cfg {
-  int batch, ctx, layers, dim, heads, vocab;
-} cfg;
+#include "gpt2_model.h"
 
 static double now(void) {
   struct timespec ts;
@@ -58,33 +54,6 @@ static int cmp(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-/* tokens [B, T] -> logits [B, T, V]; *wte_out: the embedding layer. */
-static asg_tensor *gpt2(asg_graph *g, const cfg *c, asg_tensor *tokens, asg_layer **wte_out) {
-  /* attention dropout 0; q, k, v from one projection, as PyTorch's model (qkv Linear) */
-  asg_attention_opts ao = {.causal = true, .fused_qkv = true};
-  asg_layer *wte = asg_nn_embedding(g, "wte", c->vocab, c->dim);
-  *wte_out = wte;
-  asg_tensor *h = asg_layer_apply(wte, tokens);
-  h = asg_layer_apply(asg_nn_posenc(g, "wpe", ASG_POS_LEARNED, c->ctx, c->dim), h);
-  for (int i = 0; i < c->layers; i++) {
-    char name[32];
-    snprintf(name, sizeof name, "h%d", i);
-    /* MLP activation: exact GELU (erf), see the note at the top */
-    h = asg_layer_apply(
-        asg_nn_transformer_block(g, name, c->dim, c->heads, 4 * (int64_t)c->dim, &ao, 0.0), h);
-  }
-  h = asg_layer_apply(asg_nn_layernorm(g, "ln_f", c->dim, 0), h);
-  /* tied head: [B, T, d] x [V, d]^T */
-  return asg_matmul_t(h, asg_layer_param(wte, "weight"), false, true);
-}
-
-static uint64_t rng_next(uint64_t *s) { /* splitmix64 */
-  uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
 static void usage(void) {
   fprintf(stderr, "usage: bench_gpt2 [--backend cuda] [--batch 8] [--ctx 1024] [--steps 20] "
                   "[--warmup 3] [--layers 12] [--dim 768] [--heads 12] [--vocab 50304] "
@@ -93,7 +62,7 @@ static void usage(void) {
 }
 
 int main(int argc, char **argv) {
-  cfg c = {.batch = 8, .ctx = 1024, .layers = 12, .dim = 768, .heads = 12, .vocab = 50304};
+  gpt2_cfg c = {.batch = 8, .ctx = 1024, .layers = 12, .dim = 768, .heads = 12, .vocab = 50304};
   int steps = 20, warmup = 3, threads = 0, dry = 0;
   double peak = 0;
   unsigned long long seed = 1234;
@@ -176,7 +145,7 @@ int main(int argc, char **argv) {
   asg_tensor *tok = asg_input(g, "tokens", ASG_I32, ASG_SHAPE(c.batch, c.ctx));
   asg_tensor *tgt = asg_input(g, "targets", ASG_I32, ASG_SHAPE(c.batch, c.ctx));
   asg_layer *wte;
-  asg_tensor *logits = gpt2(g, &c, tok, &wte);
+  asg_tensor *logits = gpt2_logits(g, &c, tok, &wte);
   asg_tensor *loss = asg_softmax_cross_entropy(logits, tgt, 0.0, -100);
   if (!loss) {
     fprintf(stderr, "build: %s\n", asg_graph_error(g));
@@ -202,16 +171,11 @@ int main(int argc, char **argv) {
   }
   tc = now() - tc;
 
-  /* GPT-2's initialization of the (tied) token embedding: N(0, 0.02). With
-   * nn.Embedding's N(0, 1) the tied logits would start with std sqrt(d). */
-  size_t wn = (size_t)c.vocab * (size_t)c.dim;
-  float *w = malloc(sizeof *w * wn);
-  if (!w || asg_init_fill(asg_init_normal(0, 0.02), ASG_F32, ASG_SHAPE(c.vocab, c.dim), seed, w) ||
-      asg_program_set_variable(p, "wte.weight", w, sizeof *w * wn)) {
+  /* GPT-2's initialization of the (tied) token embedding: N(0, 0.02) */
+  if (gpt2_init_wte(p, &c, seed) != ASG_OK) {
     fprintf(stderr, "wte init: %s\n", asg_last_error());
     return 1;
   }
-  free(w);
 
   const double GB = 1024.0 * 1024.0 * 1024.0;
   double flops_tok = 6.0 * (double)nparams + 6.0 * c.layers * (double)c.dim * c.ctx;
@@ -240,9 +204,9 @@ int main(int argc, char **argv) {
   }
   uint64_t s = seed;
   for (size_t i = 0; i < nb; i++)
-    x[i] = (int32_t)(rng_next(&s) % (uint64_t)c.vocab);
+    x[i] = (int32_t)(gpt2_rng_next(&s) % (uint64_t)c.vocab);
   for (size_t i = 0; i < nb; i++)
-    y[i] = (int32_t)(rng_next(&s) % (uint64_t)c.vocab);
+    y[i] = (int32_t)(gpt2_rng_next(&s) % (uint64_t)c.vocab);
   if (asg_program_feed(p, "tokens", x, sizeof *x * nb) ||
       asg_program_feed(p, "targets", y, sizeof *y * nb)) {
     fprintf(stderr, "feed: %s\n", asg_last_error());

@@ -3,7 +3,14 @@
  *
  *   char_gpt [--steps N] [--batch B] [--ctx T] [--layers L] [--dim D]
  *            [--heads H] [--lr LR] [--sample N] [--threads T]
- *            [--backend cpu|cuda|vulkan] [paths...]
+ *            [--backend cpu|cuda|vulkan] [--help] [paths...]
+ *
+ * Training runs a static program (batch and context never change). Validation
+ * and sampling run one evaluation program built on a symbolic batch and
+ * sequence length (asg_dim) that shares the trained variables: validation
+ * feeds [batch, ctx] windows, sampling starts from a short prompt ([1, P])
+ * and grows it one character at a time up to the context, then slides it;
+ * each new length is specialized once (docs/symbolic.md).
  *
  * Default corpus: the Debian package `fortunes` (/usr/share/games/fortunes).
  * Reports the unigram entropy of the corpus (nats per character) next to the
@@ -22,10 +29,12 @@ typedef struct cfg {
   int layers, dim, heads, ctx, batch, vocab;
 } cfg;
 
-/* tokens [B, T] -> logits [B, T, V] */
-static asg_tensor *gpt(asg_graph *g, const cfg *c, int batch, asg_tensor **tokens) {
+/* tokens [B, T] -> logits [B, T, V]; B and T are constants or symbolic dims
+ * (T at most c->ctx, the length of the learned position table). */
+static asg_tensor *gpt(asg_graph *g, const cfg *c, int64_t batch, int64_t seq,
+                       asg_tensor **tokens) {
   asg_attention_opts ao = {.causal = true};
-  *tokens = asg_input(g, "tokens", ASG_I32, ASG_SHAPE(batch, c->ctx));
+  *tokens = asg_input(g, "tokens", ASG_I32, ASG_SHAPE(batch, seq));
   asg_tensor *h = asg_layer_apply(asg_nn_embedding(g, "wte", c->vocab, c->dim), *tokens);
   h = asg_layer_apply(asg_nn_posenc(g, "wpe", ASG_POS_LEARNED, c->ctx, c->dim), h);
   for (int i = 0; i < c->layers; i++) {
@@ -44,6 +53,14 @@ static double seconds(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+static void usage(const char *prog, const cfg *c, int steps, int nsample, double lr) {
+  printf("usage: %s [--steps N (%d)] [--batch B (%d)] [--ctx T (%d)] [--layers L (%d)]\n"
+         "       [--dim D (%d)] [--heads H (%d)] [--lr LR (%g)] [--sample N (%d)]\n"
+         "       [--threads T (all CPUs)] [--backend cpu|cuda|vulkan (cpu)] [paths...]\n"
+         "Corpus: the given text files, else /usr/share/games/fortunes.\n",
+         prog, steps, c->batch, c->ctx, c->layers, c->dim, c->heads, lr, nsample);
+}
+
 int main(int argc, char **argv) {
   cfg c = {.layers = 4, .dim = 128, .heads = 4, .ctx = 64, .batch = 16};
   int steps = 3000, nsample = 400, threads = 0;
@@ -52,7 +69,10 @@ int main(int argc, char **argv) {
   int npaths = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : "0";
-    if (!strcmp(a, "--steps"))
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+      usage(argv[0], &c, steps, nsample, lr);
+      return 0;
+    } else if (!strcmp(a, "--steps"))
       steps = atoi(v), i++;
     else if (!strcmp(a, "--batch"))
       c.batch = atoi(v), i++;
@@ -91,7 +111,7 @@ int main(int argc, char **argv) {
 
   asg_graph *g = asg_graph_new();
   asg_graph_set_seed(g, 7);
-  asg_tensor *tok, *logits = gpt(g, &c, c.batch, &tok);
+  asg_tensor *tok, *logits = gpt(g, &c, c.batch, c.ctx, &tok);
   asg_tensor *tgt = asg_input(g, "targets", ASG_I32, ASG_SHAPE(c.batch, c.ctx));
   asg_tensor *loss = asg_softmax_cross_entropy(logits, tgt, 0.0, -100);
   asg_compile_opts opts = {.backend = backend, .num_threads = threads};
@@ -100,18 +120,20 @@ int main(int argc, char **argv) {
     fprintf(stderr, "compile: %s\n", asg_last_error());
     return 1;
   }
-  /* evaluation (no dropout) and sampling (batch 1) share the parameters */
-  asg_graph *ge = asg_graph_new(), *gs = asg_graph_new();
+  /* One evaluation program (no dropout) over a symbolic batch and length,
+   * sharing the parameters: validation reads the loss, sampling the logits
+   * of the last position, [batch, 1, V]. */
+  asg_graph *ge = asg_graph_new();
   asg_graph_set_training(ge, false);
-  asg_graph_set_training(gs, false);
-  asg_tensor *etok, *elog = gpt(ge, &c, c.batch, &etok);
-  asg_tensor *etgt = asg_input(ge, "targets", ASG_I32, ASG_SHAPE(c.batch, c.ctx));
-  asg_tensor *eloss = asg_softmax_cross_entropy(elog, etgt, 0.0, -100);
-  asg_tensor *stok, *slog = gpt(gs, &c, 1, &stok);
+  int64_t eb = asg_dim(ge, "batch", 0), et = asg_dim(ge, "seq", c.ctx);
+  asg_tensor *etok, *elog = gpt(ge, &c, eb, et, &etok);
+  asg_tensor *etgt = asg_input(ge, "targets", ASG_I32, ASG_SHAPE(eb, et));
+  asg_tensor *eout[2] = {asg_softmax_cross_entropy(elog, etgt, 0.0, -100),
+                         asg_slice(elog, 1, -1, INT64_MAX, 1)};
+  asg_tensor *eloss = eout[0], *slog = eout[1];
   asg_compile_opts shared = {.backend = backend, .share_variables = train, .num_threads = threads};
-  asg_program *eval = asg_compile(ge, 1, &eloss, &shared);
-  asg_program *samp = asg_compile(gs, 1, &slog, &shared);
-  if (!eval || !samp) {
+  asg_program *eval = asg_compile(ge, 2, eout, &shared);
+  if (!eval) {
     fprintf(stderr, "compile: %s\n", asg_last_error());
     return 1;
   }
@@ -146,27 +168,39 @@ int main(int argc, char **argv) {
   asg_progress_free(pr);
   for (int k = 0; k < 20; k++) { /* validation: 20 fixed batches */
     asg_text_batch(&text, split, text.n, c.batch, c.ctx, 99, (uint64_t)k, x, y);
-    asg_program_feed(eval, "tokens", x, sizeof *x * nb);
-    asg_program_feed(eval, "targets", y, sizeof *y * nb);
-    asg_program_run(eval);
+    asg_shape bt = ASG_SHAPE(c.batch, c.ctx); /* binds batch and seq */
+    if (asg_program_feed_tensor(eval, "tokens", ASG_I32, bt, x) != ASG_OK ||
+        asg_program_feed_tensor(eval, "targets", ASG_I32, bt, y) != ASG_OK ||
+        asg_program_run(eval) != ASG_OK) {
+      fprintf(stderr, "validation: %s\n", asg_last_error());
+      return 1;
+    }
     val += asg_program_scalar(eval, eloss) / 20;
   }
   printf("validation loss %.3f nats/char vs unigram entropy %.3f (%.1f s)\n", val, h1,
          seconds() - t0);
 
-  /* sample: slide a window of ctx tokens, draw from softmax(logits / 0.8) */
-  float *lg = malloc(sizeof *lg * (size_t)c.ctx * (size_t)c.vocab);
+  /* sample: a prompt of P characters, grown one drawn character at a time
+   * up to ctx and then slid; draws from softmax(last logits / 0.8). The
+   * loss output is computed too but not read: targets only need to be
+   * valid indices, the window itself serves. */
+  float *last = malloc(sizeof *last * (size_t)c.vocab);
   int32_t *win = malloc(sizeof *win * (size_t)c.ctx);
-  memcpy(win, text.tokens + split, sizeof *win * (size_t)c.ctx);
-  printf("--- sample ---\n");
-  for (int i = 0; i < c.ctx; i++)
+  int len = c.ctx < 16 ? c.ctx : 16;
+  memcpy(win, text.tokens + split, sizeof *win * (size_t)len);
+  printf("--- sample (prompt of %d characters) ---\n", len);
+  for (int i = 0; i < len; i++)
     putchar(text.chars[win[i]]);
   unsigned long long rng = 12345;
   for (int n = 0; n < nsample; n++) {
-    asg_program_feed(samp, "tokens", win, sizeof *win * (size_t)c.ctx);
-    asg_program_run(samp);
-    asg_program_fetch(samp, slog, lg, sizeof *lg * (size_t)c.ctx * (size_t)c.vocab);
-    const float *last = lg + (size_t)(c.ctx - 1) * (size_t)c.vocab;
+    asg_shape ws = ASG_SHAPE(1, len); /* batch 1, seq len */
+    if (asg_program_feed_tensor(eval, "tokens", ASG_I32, ws, win) != ASG_OK ||
+        asg_program_feed_tensor(eval, "targets", ASG_I32, ws, win) != ASG_OK ||
+        asg_program_run(eval) != ASG_OK ||
+        asg_program_fetch(eval, slog, last, sizeof *last * (size_t)c.vocab) != ASG_OK) {
+      fprintf(stderr, "\nsample: %s\n", asg_last_error());
+      return 1;
+    }
     double mx = last[0], z = 0;
     for (int v = 1; v < c.vocab; v++)
       mx = last[v] > mx ? last[v] : mx;
@@ -182,14 +216,17 @@ int main(int argc, char **argv) {
         break;
       }
     }
-    memmove(win, win + 1, sizeof *win * (size_t)(c.ctx - 1));
-    win[c.ctx - 1] = pick;
+    if (len == c.ctx) /* full: slide */
+      memmove(win, win + 1, sizeof *win * (size_t)(--len));
+    win[len++] = pick;
     putchar(text.chars[pick]);
   }
   printf("\n--- end ---\n");
-  free(lg), free(win), free(x), free(y);
-  asg_program_free(samp), asg_program_free(eval), asg_program_free(train);
-  asg_graph_free(gs), asg_graph_free(ge), asg_graph_free(g);
+  printf("eval program: %d specialization(s) cached (batch x seq bindings, at most 8 kept)\n",
+         asg_program_specialization_count(eval));
+  free(last), free(win), free(x), free(y);
+  asg_program_free(eval), asg_program_free(train);
+  asg_graph_free(ge), asg_graph_free(g);
   asg_text_free(&text);
   return val < h1 ? 0 : 1;
 }

@@ -2,15 +2,18 @@
  * layers) trained by Adam on the CPU.
  *
  *   fashion_mnist_cnn [--epochs N] [--batch B] [--lr LR] [--limit N]
- *                     [--data DIR] [--threads T] [--min-accuracy A]
+ *                     [--eval-batch B] [--data DIR] [--threads T]
+ *                     [--min-accuracy A] [--help]
  *                     [--backend cpu|cuda|vulkan]
  *
  * The same builder makes the training graph and, with training mode off, the
- * evaluation graph (dropout off, batch norm on running statistics); the
- * evaluation program shares the training program's variables. */
+ * evaluation graph (dropout off, batch norm on running statistics) over a
+ * symbolic batch, so that one evaluation program counts every test image
+ * (the last, partial batch included); it shares the training program's
+ * variables. */
 #include "common/fmnist.h"
 
-static asg_tensor *build(asg_graph *g, int batch, asg_tensor **x_out) {
+static asg_tensor *build(asg_graph *g, int64_t batch, asg_tensor **x_out) {
   asg_conv_params same = {.padding = {1, 1}};
   asg_pool_params pool = {.kernel = {2, 2}};
   asg_layer *layers[] = {
@@ -35,7 +38,10 @@ static asg_tensor *build(asg_graph *g, int batch, asg_tensor **x_out) {
 }
 
 int main(int argc, char **argv) {
-  fmnist_opts o = {
-      .epochs = 5, .batch = 64, .lr = 1e-3, .dir = "/usr/share/datasets/fashion-mnist"};
-  return fmnist_main(argc, argv, o, 0.2860f, 0.3530f, 500, "CNN", build);
+  fmnist_opts o = {.epochs = 5,
+                   .batch = 64,
+                   .eval_batch = 500,
+                   .lr = 1e-3,
+                   .dir = "/usr/share/datasets/fashion-mnist"};
+  return fmnist_main(argc, argv, o, 0.2860f, 0.3530f, "CNN", build);
 }

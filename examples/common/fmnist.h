@@ -12,20 +12,36 @@
 #include "asg/asg.h"
 
 typedef struct fmnist_opts {
-  int epochs, batch, limit, threads;
+  int epochs, batch, eval_batch, limit, threads;
   double lr, min_accuracy;
   const char *dir, *backend;
 } fmnist_opts;
 
-/* --epochs --batch --lr --limit --threads --data --min-accuracy --backend;
- * 0 = ok. */
+static void fmnist_usage(const char *prog, const fmnist_opts *o) {
+  printf("usage: %s [--epochs N (%d)] [--batch B (%d)] [--eval-batch B (%d)] [--lr LR (%g)]\n"
+         "       [--limit N (all)] [--data DIR (%s)] [--threads T (all CPUs)]\n"
+         "       [--min-accuracy A (0)] [--backend cpu|cuda|vulkan (cpu)]\n"
+         "The evaluation program has a symbolic batch: every test image is counted,\n"
+         "the last partial batch included.\n",
+         prog, o->epochs, o->batch, o->eval_batch, o->lr, o->dir);
+}
+
+/* --epochs --batch --eval-batch --lr --limit --threads --data --min-accuracy
+ * --backend; 0 = ok, 1 = --help printed, -1 = bad usage. */
 static int fmnist_parse(int argc, char **argv, fmnist_opts *o) {
+  for (int i = 1; i < argc; i++)
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+      fmnist_usage(argv[0], o);
+      return 1;
+    }
   for (int i = 1; i + 1 < argc; i += 2) {
     const char *a = argv[i], *v = argv[i + 1];
     if (!strcmp(a, "--epochs"))
       o->epochs = atoi(v);
     else if (!strcmp(a, "--batch"))
       o->batch = atoi(v);
+    else if (!strcmp(a, "--eval-batch"))
+      o->eval_batch = atoi(v);
     else if (!strcmp(a, "--lr"))
       o->lr = atof(v);
     else if (!strcmp(a, "--limit"))
@@ -45,6 +61,10 @@ static int fmnist_parse(int argc, char **argv, fmnist_opts *o) {
   }
   if (argc % 2 == 0) {
     fprintf(stderr, "option %s needs a value\n", argv[argc - 1]);
+    return -1;
+  }
+  if (o->epochs < 1 || o->batch < 1 || o->eval_batch < 1) {
+    fprintf(stderr, "--epochs, --batch and --eval-batch must be >= 1\n");
     return -1;
   }
   return 0;
@@ -120,18 +140,31 @@ static double fmnist_epoch(asg_program *train, asg_tensor *loss, const fmnist *d
   return sum < 0 ? -1 : sum / (double)(step ? step : 1);
 }
 
-/* Accuracy of `eval` (input "x" [eb,...] -> pred [eb] I64) on the test set. */
+/* Accuracy of `eval` (input "x" [batch,...] with a symbolic batch -> pred
+ * [batch] I64) over the whole test set, in batches of at most eb: the last,
+ * partial batch is fed as is (its size binds the symbol) and runs on its own
+ * specialization of the same program. */
 static double fmnist_accuracy(asg_program *eval, asg_tensor *pred, const fmnist *d, int eb) {
-  int64_t *pb = malloc(sizeof *pb * (size_t)eb), correct = 0;
-  for (int64_t s = 0; s + eb <= d->ntest; s += eb) {
-    asg_program_feed(eval, "x", (float *)d->xte.data + s * 784, sizeof(float) * 784 * (size_t)eb);
-    asg_program_run(eval);
-    asg_program_fetch(eval, pred, pb, sizeof *pb * (size_t)eb);
-    for (int i = 0; i < eb; i++)
+  int64_t *pb = malloc(sizeof *pb * (size_t)eb), correct = 0, seen = 0;
+  const int64_t row = asg_shape_numel(d->xte.shape) / d->ntest; /* floats per image */
+  for (int64_t s = 0; s < d->ntest; s += eb) {
+    int64_t k = d->ntest - s < eb ? d->ntest - s : eb;
+    asg_shape ps;
+    /* feed's size gives the batch (the input's only symbol) */
+    if (asg_program_feed(eval, "x", (float *)d->xte.data + s * row,
+                         sizeof(float) * (size_t)(row * k)) != ASG_OK ||
+        asg_program_run(eval) != ASG_OK || asg_program_output_shape(eval, pred, &ps) != ASG_OK ||
+        asg_program_fetch(eval, pred, pb, sizeof *pb * (size_t)ps.dims[0]) != ASG_OK) {
+      fprintf(stderr, "eval: %s\n", asg_last_error());
+      free(pb);
+      return -1;
+    }
+    for (int64_t i = 0; i < ps.dims[0]; i++)
       correct += pb[i] == ((int32_t *)d->yte.data)[s + i];
+    seen += ps.dims[0];
   }
   free(pb);
-  return (double)correct / (double)(d->ntest / eb * eb);
+  return seen == d->ntest ? (double)correct / (double)seen : -1;
 }
 
 /* Trains for o->epochs with a cosine-decayed learning rate, evaluating after
@@ -152,11 +185,15 @@ static int fmnist_run(asg_program *train, asg_tensor *loss, asg_program *eval, a
       return 1;
     }
     acc = fmnist_accuracy(eval, pred, d, eb);
+    if (acc < 0) {
+      asg_batcher_free(bt);
+      return 1;
+    }
     printf("epoch %d: train loss %.4f  test accuracy %.2f%%  (%.1f s)\n", ep, l, 100 * acc,
            fmnist_seconds() - t0);
   }
   asg_batcher_free(bt);
-  printf("final test accuracy: %.2f%%\n", 100 * acc);
+  printf("final test accuracy: %.2f%% (all %lld test images)\n", 100 * acc, (long long)d->ntest);
   if (acc < o->min_accuracy) {
     fprintf(stderr, "accuracy %.4f is below the required %.4f\n", acc, o->min_accuracy);
     return 1;
@@ -164,19 +201,26 @@ static int fmnist_run(asg_program *train, asg_tensor *loss, asg_program *eval, a
   return 0;
 }
 
-/* Builds the model for a batch: x [B, ...] input named "x" -> logits [B, 10]. */
-typedef asg_tensor *(*fmnist_model)(asg_graph *g, int batch, asg_tensor **x);
+/* Builds the model for a batch: x [B, ...] input named "x" -> logits [B, 10].
+ * B is a constant or a symbolic dim (asg_dim). */
+typedef asg_tensor *(*fmnist_model)(asg_graph *g, int64_t batch, asg_tensor **x);
 
 /* The whole program: parse options (defaults in o), load and standardize
- * the data, compile the Adam train step and an evaluation program (a second
- * graph from the same builder, training mode off, batch eb, sharing the
+ * the data, compile the Adam train step (a static program: the training
+ * batch never changes) and an evaluation program (a second graph from the
+ * same builder, training mode off, a symbolic batch, sharing the
  * variables), train and report. Returns the exit code. */
-static int fmnist_main(int argc, char **argv, fmnist_opts o, float mean, float std, int eb,
+static int fmnist_main(int argc, char **argv, fmnist_opts o, float mean, float std,
                        const char *title, fmnist_model build) {
   fmnist d;
-  if (fmnist_parse(argc, argv, &o) || fmnist_load(&o, mean, std, &d)) return 2;
-  printf("Fashion-MNIST %s: %lld train, %lld test images; Adam lr %g, batch %d\n", title,
-         (long long)d.ntrain, (long long)d.ntest, o.lr, o.batch);
+  int prc = fmnist_parse(argc, argv, &o);
+  if (prc) return prc > 0 ? 0 : 2;
+  if (fmnist_load(&o, mean, std, &d)) return 2;
+  const int eb = o.eval_batch;
+  printf("Fashion-MNIST %s: %lld train, %lld test images; Adam lr %g, batch %d; eval batches of "
+         "up to %d (%lld full + %s)\n",
+         title, (long long)d.ntrain, (long long)d.ntest, o.lr, o.batch, eb,
+         (long long)(d.ntest / eb), d.ntest % eb ? "a partial one" : "none partial");
   asg_graph *g = asg_graph_new();
   asg_graph_set_seed(g, 1);
   asg_tensor *x, *logits = build(g, o.batch, &x);
@@ -187,7 +231,7 @@ static int fmnist_main(int argc, char **argv, fmnist_opts o, float mean, float s
 
   asg_graph *ge = asg_graph_new();
   asg_graph_set_training(ge, false);
-  asg_tensor *xe, *pred = asg_argmax(build(ge, eb, &xe), 1, false);
+  asg_tensor *xe, *pred = asg_argmax(build(ge, asg_dim(ge, "batch", 0), &xe), 1, false);
   opts.share_variables = train;
   asg_program *eval = train ? asg_compile(ge, 1, &pred, &opts) : NULL;
   int rc = 1;
@@ -197,6 +241,8 @@ static int fmnist_main(int argc, char **argv, fmnist_opts o, float mean, float s
     printf("train step: %d kernels, %.1f MB activations\n", asg_program_step_count(train),
            asg_program_peak_memory(train) / 1e6);
     rc = fmnist_run(train, loss, eval, pred, eb, &d, &o);
+    printf("eval: one program over a symbolic batch, %d specialization(s) cached\n",
+           asg_program_specialization_count(eval));
   }
   asg_program_free(eval), asg_program_free(train);
   asg_graph_free(ge), asg_graph_free(g);

@@ -138,7 +138,7 @@ asg_graph *asg__graph_of(const char *op, int n, asg_tensor *const *in) {
       continue;
     }
     if (in[i]->magic != ASG_NODE_MAGIC) {
-      asg__error(ASG_ERR_INVALID, "%s: input %d is not a live tensor (freed graph?)", op, i);
+      asg__error(ASG_ERR_INVALID, "%s: input %d is not a tensor", op, i);
       return NULL;
     }
     if (!g)
@@ -253,7 +253,7 @@ static bool valid_shape(asg_graph *g, const char *op, asg_shape s) {
 
 static bool usable(asg_graph *g, const char *op) {
   if (!g || g->magic != ASG_GRAPH_MAGIC) {
-    asg__error(ASG_ERR_INVALID, "%s: graph is NULL or freed", op);
+    asg__error(ASG_ERR_INVALID, "%s: graph is NULL or not a graph", op);
     return false;
   }
   return g->status == ASG_OK;

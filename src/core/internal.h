@@ -49,7 +49,6 @@ typedef struct asg_attrs {
 
 #define ASG_NODE_MAGIC 0x41534731u  /* "ASG1" */
 #define ASG_GRAPH_MAGIC 0x47524148u /* "GRAH" */
-#define ASG_DEAD_MAGIC 0xdeadbeefu
 
 struct asg_tensor {
   uint32_t magic;

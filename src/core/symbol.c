@@ -776,7 +776,7 @@ static bool name_ok(const char *s) {
 
 int64_t asg_dim(asg_graph *g, const char *name, int64_t max) {
   if (!g || g->magic != ASG_GRAPH_MAGIC) {
-    asg__error(ASG_ERR_INVALID, "dim: graph is NULL or freed");
+    asg__error(ASG_ERR_INVALID, "dim: graph is NULL or not a graph");
     return -1;
   }
   if (g->status != ASG_OK) return -1;
@@ -828,7 +828,7 @@ bool asg_dim_is_symbolic(int64_t d) { return asg__dim_is_sym(d); }
 static int64_t pub(asg_graph *g, const char *what, int64_t (*f)(asg_graph *, int64_t, int64_t),
                    int64_t a, int64_t b) {
   if (!g || g->magic != ASG_GRAPH_MAGIC) {
-    asg__error(ASG_ERR_INVALID, "%s: graph is NULL or freed", what);
+    asg__error(ASG_ERR_INVALID, "%s: graph is NULL or not a graph", what);
     return -1;
   }
   if (g->status != ASG_OK) return -1;

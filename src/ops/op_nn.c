@@ -118,7 +118,7 @@ static asg_tensor *rand_source(asg_op op, asg_graph *g, asg_dtype dt, asg_shape 
   const char *name = asg__op_name(op);
   char b1[ASG_SHAPE_BUF];
   if (!g || g->magic != ASG_GRAPH_MAGIC) {
-    asg__error(ASG_ERR_INVALID, "%s: graph is NULL or freed", name);
+    asg__error(ASG_ERR_INVALID, "%s: graph is NULL or not a graph", name);
     return NULL;
   }
   if (g->status != ASG_OK) return NULL;

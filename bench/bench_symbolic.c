@@ -37,6 +37,7 @@
 #include <time.h>
 
 #include "asg/asg.h"
+#include "bench_common.h"
 #include "gpt2_model.h"
 
 typedef enum kind { MLP, CNN, GPT } kind;
@@ -58,22 +59,6 @@ typedef struct model {
   int32_t *y;
 } model;
 
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static double median(double *t, int n) {
-  qsort(t, (size_t)n, sizeof *t, cmp);
-  return t[n / 2];
-}
-
 static const char *in_x(const model *m) { return m->k == GPT ? "tokens" : "x"; }
 static const char *in_y(const model *m) { return m->k == GPT ? "targets" : "y"; }
 
@@ -92,26 +77,9 @@ static asg_tensor *build(asg_graph *g, const model *m, const opts *o, int64_t b,
   asg_tensor *x = asg_input(g, in_x(m), m->k == GPT ? ASG_I32 : ASG_F32, shape_x(m, b, t));
   asg_tensor *y = asg_input(g, in_y(m), ASG_I32, shape_y(m, b, t)), *logits;
   if (m->k == MLP) {
-    asg_layer *l[] = {asg_nn_linear(g, "fc1", 784, 512), asg_nn_activation(g, "r1", ASG_ACT_RELU),
-                      asg_nn_linear(g, "fc2", 512, 512), asg_nn_activation(g, "r2", ASG_ACT_RELU),
-                      asg_nn_linear(g, "fc3", 512, 10)};
-    logits = asg_layer_apply(asg_nn_sequential(g, "mlp", 5, l), x);
+    logits = bench_mlp_logits(g, x);
   } else if (m->k == CNN) { /* bench_train.c's CNN */
-    asg_conv_params same = {.padding = {1, 1}};
-    asg_pool_params pool = {.kernel = {2, 2}};
-    asg_layer *l[] = {asg_nn_conv2d(g, "conv1", 1, 32, 3, 3, same, false),
-                      asg_nn_batchnorm(g, "bn1", 32, 0, 0),
-                      asg_nn_activation(g, "relu1", ASG_ACT_RELU),
-                      asg_nn_maxpool2d(g, "pool1", pool),
-                      asg_nn_conv2d(g, "conv2", 32, 64, 3, 3, same, false),
-                      asg_nn_batchnorm(g, "bn2", 64, 0, 0),
-                      asg_nn_activation(g, "relu2", ASG_ACT_RELU),
-                      asg_nn_maxpool2d(g, "pool2", pool),
-                      asg_nn_flatten(g, "flatten", 1),
-                      asg_nn_linear(g, "fc1", 64 * 7 * 7, 128),
-                      asg_nn_activation(g, "relu3", ASG_ACT_RELU),
-                      asg_nn_linear(g, "fc2", 128, 10)};
-    logits = asg_layer_apply(asg_nn_sequential(g, "cnn", 12, l), x);
+    logits = bench_cnn_logits(g, x);
   } else {
     asg_layer *wte;
     logits = gpt2_logits(g, &o->gpt, x, &wte);
@@ -123,10 +91,10 @@ static asg_program *compile(asg_graph *g, asg_tensor *loss, const model *m, cons
                             double *ms) {
   asg_compile_opts co = {
       .backend = o->backend, .num_threads = o->threads, .max_specializations = o->max_specs};
-  double t0 = now();
+  double t0 = bench_now();
   asg_program *p =
       asg_compile_train(g, loss, m->k == GPT ? asg_adamw(6e-4, 0.1) : asg_adam(1e-3), 0, NULL, &co);
-  *ms = 1e3 * (now() - t0);
+  *ms = 1e3 * (bench_now() - t0);
   if (p && m->k == GPT && gpt2_init_wte(p, &o->gpt, 1234) != ASG_OK) {
     fprintf(stderr, "%s: wte init: %s\n", m->name, asg_last_error());
     asg_program_free(p);
@@ -140,7 +108,7 @@ static asg_program *compile(asg_graph *g, asg_tensor *loss, const model *m, cons
  * (a host sync). Returns seconds, < 0 on error. */
 static double step(asg_program *p, asg_tensor *loss, const model *m, int64_t b, int64_t t,
                    double *l) {
-  double t0 = now();
+  double t0 = bench_now();
   if (asg_program_feed_tensor(p, in_x(m), m->k == GPT ? ASG_I32 : ASG_F32, shape_x(m, b, t),
                               m->x) != ASG_OK ||
       asg_program_feed_tensor(p, in_y(m), ASG_I32, shape_y(m, b, t), m->y) != ASG_OK ||
@@ -149,7 +117,7 @@ static double step(asg_program *p, asg_tensor *loss, const model *m, int64_t b, 
     return -1;
   }
   *l = asg_program_scalar(p, loss);
-  return now() - t0;
+  return bench_now() - t0;
 }
 
 static void shape_str(const model *m, int64_t b, int64_t t, char *buf, size_t n) {
@@ -185,7 +153,7 @@ static int bench_model(const model *m, const opts *o) {
     tb[i] = step(b, b == ps ? ls : ly, m, B, T, b == ps ? &ls_v : &ly_v);
     if (ta[i] < 0 || tb[i] < 0) goto out;
   }
-  double ms_s = 1e3 * median(ts, n), ms_y = 1e3 * median(ty, n);
+  double ms_s = 1e3 * bench_median(ts, n), ms_y = 1e3 * bench_median(ty, n);
   printf(
       "step %s backend %s shape %s static_ms %.3f symbolic_ms %.3f ratio %.4f "
       "min_ms %.3f/%.3f loss_static %.6f loss_symbolic %.6f kernels %d/%d compile_static_ms %.1f "
@@ -200,22 +168,22 @@ static int bench_model(const model *m, const opts *o) {
   for (int k = 0; k < nb; k++) {
     int64_t b = T ? B : B - 1 - k, t = T ? T - 1 - k : 0, vals[2] = {b, t};
     const char *names[2] = {"batch", "seq"};
-    double t0 = now();
+    double t0 = bench_now();
     if (asg_program_prepare(py, T ? 2 : 1, names, vals) != ASG_OK) {
       fprintf(stderr, "%s: prepare: %s\n", m->name, asg_last_error());
       goto out;
     }
-    tp[k] = 1e3 * (now() - t0);
+    tp[k] = 1e3 * (bench_now() - t0);
     tf[k] = 1e3 * step(py, ly, m, b, t, &ly_v);
     if (tf[k] < 0) goto out;
   }
   shape_str(m, T ? B : B - 1, T ? T - 1 : 0, shp, sizeof shp);
   char last[64];
   shape_str(m, T ? B : B - nb, T ? T - nb : 0, last, sizeof last);
-  double pmed = median(tp, nb), pmin = tp[0], pmax = tp[nb - 1];
+  double pmed = bench_median(tp, nb), pmin = tp[0], pmax = tp[nb - 1];
   printf("bind %s backend %s n %d shapes %s..%s prepare_ms %.3f min %.3f max %.3f "
          "first_run_ms %.3f steady_step_ms %.3f cached %d (max %d)\n",
-         m->name, o->backend, nb, shp, last, pmed, pmin, pmax, median(tf, nb), ms_y,
+         m->name, o->backend, nb, shp, last, pmed, pmin, pmax, bench_median(tf, nb), ms_y,
          asg_program_specialization_count(py), o->max_specs ? o->max_specs : 8);
   rc = 0;
 out:

@@ -11,49 +11,20 @@
 #include <time.h>
 
 #include "asg/asg.h"
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
+#include "bench_common.h"
 
 /* MLP 784-512-512-10, batch 128 (the CUDA issue's MLP benchmark). */
 static asg_tensor *mlp(asg_graph *g, int *batch, int64_t *xn) {
   *batch = 128;
   *xn = 784;
-  asg_layer *l[] = {asg_nn_linear(g, "fc1", 784, 512), asg_nn_activation(g, "r1", ASG_ACT_RELU),
-                    asg_nn_linear(g, "fc2", 512, 512), asg_nn_activation(g, "r2", ASG_ACT_RELU),
-                    asg_nn_linear(g, "fc3", 512, 10)};
-  asg_tensor *x = asg_input(g, "x", ASG_F32, ASG_SHAPE(128, 784));
-  return asg_layer_apply(asg_nn_sequential(g, "mlp", 5, l), x);
+  return bench_mlp_logits(g, asg_input(g, "x", ASG_F32, ASG_SHAPE(128, 784)));
 }
 
 /* The Fashion-MNIST example CNN, batch 64. */
 static asg_tensor *cnn(asg_graph *g, int *batch, int64_t *xn) {
   *batch = 64;
   *xn = 784;
-  asg_conv_params same = {.padding = {1, 1}};
-  asg_pool_params pool = {.kernel = {2, 2}};
-  asg_layer *l[] = {asg_nn_conv2d(g, "conv1", 1, 32, 3, 3, same, false),
-                    asg_nn_batchnorm(g, "bn1", 32, 0, 0),
-                    asg_nn_activation(g, "relu1", ASG_ACT_RELU),
-                    asg_nn_maxpool2d(g, "pool1", pool),
-                    asg_nn_conv2d(g, "conv2", 32, 64, 3, 3, same, false),
-                    asg_nn_batchnorm(g, "bn2", 64, 0, 0),
-                    asg_nn_activation(g, "relu2", ASG_ACT_RELU),
-                    asg_nn_maxpool2d(g, "pool2", pool),
-                    asg_nn_flatten(g, "flatten", 1),
-                    asg_nn_linear(g, "fc1", 64 * 7 * 7, 128),
-                    asg_nn_activation(g, "relu3", ASG_ACT_RELU),
-                    asg_nn_linear(g, "fc2", 128, 10)};
-  asg_tensor *x = asg_input(g, "x", ASG_F32, ASG_SHAPE(64, 1, 28, 28));
-  return asg_layer_apply(asg_nn_sequential(g, "cnn", 12, l), x);
+  return bench_cnn_logits(g, asg_input(g, "x", ASG_F32, ASG_SHAPE(64, 1, 28, 28)));
 }
 
 static int bench(const char *name, asg_tensor *(*build)(asg_graph *, int *, int64_t *),
@@ -83,21 +54,21 @@ static int bench(const char *name, asg_tensor *(*build)(asg_graph *, int *, int6
     asg_program_run(p);        /* warm-up (CUDA graph capture, caches) */
   asg_program_scalar(p, loss); /* synchronizes */
   for (int i = 0; i < steps; i++) {
-    double t0 = now();
+    double t0 = bench_now();
     asg_program_run(p);
     asg_program_scalar(p, loss); /* includes the device sync, as a training loop would */
-    t[i] = now() - t0;
+    t[i] = bench_now() - t0;
   }
-  qsort(t, (size_t)steps, sizeof *t, cmp);
+  qsort(t, (size_t)steps, sizeof *t, bench_cmp);
   /* pipelined: each step feeds a new batch, the loss is read once at the end */
-  double t0 = now();
+  double t0 = bench_now();
   for (int i = 0; i < steps; i++) {
     x[0] = (float)i;
     asg_program_feed(p, "x", x, sizeof *x * (size_t)(batch * xn));
     asg_program_run(p);
   }
   asg_program_scalar(p, loss);
-  const double pipe = (now() - t0) / steps;
+  const double pipe = (bench_now() - t0) / steps;
   printf("model %s backend %s ms %.3f min_ms %.3f pipe_ms %.3f kernels %d loss %.4f\n", name,
          backend, 1e3 * t[steps / 2], 1e3 * t[0], 1e3 * pipe, asg_program_step_count(p),
          asg_program_scalar(p, loss));

@@ -41,18 +41,8 @@
 #include <time.h>
 
 #include "asg/asg.h"
+#include "bench_common.h"
 #include "gpt2_model.h"
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
 
 static void usage(void) {
   fprintf(stderr, "usage: bench_gpt2 [--backend cuda] [--batch 8] [--ctx 1024] [--steps 20] "
@@ -161,7 +151,7 @@ int main(int argc, char **argv) {
                            .allow_tf32 = tf32,
                            .bf16_matmul = bf16,
                            .fp16_matmul = fp16};
-  double tc = now();
+  double tc = bench_now();
   asg_optim optim = asg_adamw(6e-4, 0.1);
   if (fp16) optim.loss_scale = 65536; /* GradScaler's defaults */
   asg_program *p = asg_compile_train(g, loss, optim, 0, NULL, &opts);
@@ -169,7 +159,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "compile: %s\n", asg_last_error());
     return 1;
   }
-  tc = now() - tc;
+  tc = bench_now() - tc;
 
   /* GPT-2's initialization of the (tied) token embedding: N(0, 0.02) */
   if (gpt2_init_wte(p, &c, seed) != ASG_OK) {
@@ -212,7 +202,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "feed: %s\n", asg_last_error());
     return 1;
   }
-  double first = NAN, tw = now();
+  double first = NAN, tw = bench_now();
   for (int i = 0; i < warmup; i++) {
     if (asg_program_run(p)) {
       fprintf(stderr, "run: %s\n", asg_last_error());
@@ -221,18 +211,18 @@ int main(int argc, char **argv) {
     if (i == 0) first = asg_program_scalar(p, loss);
   }
   double last = asg_program_scalar(p, loss); /* synchronizes */
-  tw = now() - tw;
+  tw = bench_now() - tw;
   for (int i = 0; i < steps; i++) {
-    double t0 = now();
+    double t0 = bench_now();
     if (asg_program_run(p)) {
       fprintf(stderr, "run: %s\n", asg_last_error());
       return 1;
     }
     last = asg_program_scalar(p, loss); /* includes the device sync, as a training loop would */
-    t[i] = now() - t0;
+    t[i] = bench_now() - t0;
     if (warmup == 0 && i == 0) first = last;
   }
-  qsort(t, (size_t)steps, sizeof *t, cmp);
+  qsort(t, (size_t)steps, sizeof *t, bench_cmp);
   double med = t[steps / 2], tps = (double)nb / med, tflops = flops_tok * tps / 1e12;
   printf("loss first step %.4f, last %.4f (ln V = %.4f); warm-up %d steps %.2f s; "
          "step ms median %.2f min %.2f max %.2f; MFU vs bf16 989: %.4f\n",

@@ -394,8 +394,8 @@ static size_t heap_in_use(void) {
 #endif
 }
 
-/* Thousands of alternating bindings with a cache of 2: the cache, the store
- * and the heap stay bounded, and results stay right. */
+/* Thousands of alternating bindings with a cache of 2: the cache, the store,
+ * the heap and the device's buffers stay bounded, and results stay right. */
 static void test_many_bindings(void) {
   model s;
   build(&s, MLP, true, 0, 0);
@@ -407,7 +407,7 @@ static void test_many_bindings(void) {
   for (int i = 0; i < 40; i++)
     x[i] = (float)(i % 7) * 0.25f - 0.5f;
   int nvars = asg_program_variable_count(p);
-  size_t heap0 = 0, bytes_max = 0;
+  size_t heap0 = 0, bytes_max = 0, dev_bufs0 = 0, dev_bytes0 = 0;
   bool ok = true;
   for (int it = 0; it < 3000 && ok; it++) {
     int64_t b = 1 + (it % 3) + ((it / 3) % 2) * 2; /* 1 2 3 3 4 5 ... */
@@ -424,12 +424,71 @@ static void test_many_bindings(void) {
       ok = ok && asg_program_specialization_bytes(p) <= bytes_max;
     }
     if (it == 100) heap0 = heap_in_use();
+    /* after the first pass through the 5 bindings (the cache holds 4 and 5,
+     * as it does after the last iteration) */
+    if (it == 5) ok = ok && asg_program_device_memory(p, &dev_bufs0, &dev_bytes0) == ASG_OK;
   }
   TU_CHECK(ok, "3000 alternating bindings: %s", asg_last_error());
+  size_t dev_bufs1 = 0, dev_bytes1 = 0;
+  TU_CHECK(asg_program_device_memory(p, &dev_bufs1, &dev_bytes1) == ASG_OK && dev_bufs0 > 0,
+           "device memory: %s", asg_last_error());
+  TU_CHECK(dev_bufs1 == dev_bufs0 && dev_bytes1 == dev_bytes0,
+           "device buffers went from %zu (%zu bytes) after the first pass to %zu (%zu bytes)",
+           dev_bufs0, dev_bytes0, dev_bufs1, dev_bytes1);
   size_t heap1 = heap_in_use();
   TU_CHECK(heap1 <= heap0 + (256 << 10), "heap grew from %zu to %zu bytes", heap0, heap1);
   asg_program_free(p);
   asg_graph_free(s.g);
+}
+
+/* Device buffer counts are the device's: programs sharing variables (a
+ * symbolic one included) report the same, and freeing one gives back
+ * exactly what it added. */
+static void test_device_memory(void) {
+  model r, s;
+  build(&r, MLP, false, 2, 1);
+  build(&s, MLP, true, 0, 0);
+  asg_compile_opts o = opts_of(2, 0);
+  asg_program *p = asg_compile(r.g, 1, &r.y, &o);
+  TU_CHECK(p != NULL, "compile: %s", asg_last_error());
+  if (!p) return;
+  size_t n0 = 0, b0 = 0, n = 0, b = 0;
+  TU_CHECK(asg_program_device_memory(p, &n0, &b0) == ASG_OK, "device memory: %s", asg_last_error());
+  size_t held = asg_program_persistent_memory(p) + asg_program_peak_memory(p);
+  TU_CHECK(n0 >= 2 && b0 >= held, "%zu buffers, %zu bytes; the program holds %zu", n0, b0, held);
+  TU_CHECK(asg_program_device_memory(NULL, &n, &b) != ASG_OK && err_has("NULL", NULL, NULL),
+           "NULL program: %s", asg_last_error());
+  /* a second static program on the same variables: its own arena and inputs */
+  o.share_variables = p;
+  asg_program *q = asg_compile(r.g, 1, &r.loss, &o);
+  TU_CHECK(q && asg_program_device_memory(q, &n, &b) == ASG_OK && n > n0 && b > b0,
+           "shared program: %zu buffers, %zu bytes (before: %zu, %zu): %s", n, b, n0, b0,
+           asg_last_error());
+  size_t pn = 0, pb = 0;
+  TU_CHECK(asg_program_device_memory(p, &pn, &pb) == ASG_OK && pn == n && pb == b,
+           "both report the device");
+  asg_program_free(q);
+  TU_CHECK(asg_program_device_memory(p, &n, &b) == ASG_OK && n == n0 && b == b0,
+           "after freeing the shared program: %zu buffers, %zu bytes, were %zu, %zu", n, b, n0, b0);
+  /* a symbolic program on the same variables: the shell adds nothing, its
+   * specialization does, freeing it gives that back */
+  asg_program *sp = asg_compile(s.g, 1, &s.y, &o);
+  TU_CHECK(sp && asg_program_device_memory(sp, &n, &b) == ASG_OK && n == n0 && b == b0,
+           "symbolic shell: %zu buffers, %zu bytes, were %zu, %zu: %s", n, b, n0, b0,
+           asg_last_error());
+  float x[3 * 8] = {0};
+  TU_CHECK(sp && asg_program_feed_tensor(sp, "x", ASG_F32, ASG_SHAPE(3, 8), x) == ASG_OK &&
+               asg_program_run(sp) == ASG_OK,
+           "symbolic run: %s", asg_last_error());
+  TU_CHECK(sp && asg_program_device_memory(sp, &n, &b) == ASG_OK && n > n0 && b > b0,
+           "specialized: %zu buffers, %zu bytes", n, b);
+  asg_program_free(sp);
+  TU_CHECK(asg_program_device_memory(p, &n, &b) == ASG_OK && n == n0 && b == b0,
+           "after freeing the symbolic program: %zu buffers, %zu bytes, were %zu, %zu", n, b, n0,
+           b0);
+  asg_program_free(p);
+  asg_graph_free(s.g);
+  asg_graph_free(r.g);
 }
 
 /* A graph without symbols is still a static program: no cache, the new
@@ -471,5 +530,6 @@ int main(int argc, char **argv) {
   test_binding_errors();
   test_cache();
   test_many_bindings();
+  test_device_memory();
   return tu_finish();
 }

@@ -132,6 +132,15 @@ ASG_API int asg_program_step_count(const asg_program *p);
 ASG_API uint64_t asg_program_run_count(const asg_program *p);
 ASG_API void asg_program_set_run_count(asg_program *p, uint64_t n);
 ASG_API const char *asg_program_backend(const asg_program *p);
+/* Device buffers allocated now on the program's device, and their bytes
+ * (as allocated, rounded up to the backend's alignment): every program
+ * sharing the device (programs that share variables, and a symbolic
+ * program's specializations) counts here; on Vulkan the device is the
+ * process's, so all its programs count. What a backend counts besides
+ * variables, constants, inputs and arenas: docs/backends.md. Either
+ * pointer may be NULL. For leak checks: e.g. equal counts after freeing
+ * what was compiled since. */
+ASG_API asg_status asg_program_device_memory(const asg_program *p, size_t *buffers, size_t *bytes);
 
 /* ---- Symbolic shapes (docs/symbolic.md) ----
  * A program compiled from a graph with symbolic dims (asg_dim) binds the

@@ -35,6 +35,12 @@ typedef struct asg_backend {
   asg_status (*exec_run)(void *exec, uint64_t run);
   /* Writes one line on the device into buf (asg_backend_device). */
   void (*describe)(char *buf, size_t n);
+  /* Optional (NULL: not counted): the buffers buffer_alloc made on dev that
+   * buffer_free has not freed yet, and their bytes as allocated (rounded up
+   * to the backend's alignment). Backends may count their own internal
+   * buffers too (docs/backends.md says which). Called, like buffer_alloc and
+   * buffer_free, with the store lock held (runtime/program.c). */
+  void (*memory_stats)(void *dev, size_t *live_buffers, size_t *live_bytes);
 } asg_backend;
 
 /* ---- out-of-range indices ----

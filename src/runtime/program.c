@@ -624,6 +624,21 @@ void asg_program_set_run_count(asg_program *p, uint64_t n) {
 }
 const char *asg_program_backend(const asg_program *p) { return p ? p->be->name : NULL; }
 
+asg_status asg_program_device_memory(const asg_program *p, size_t *buffers, size_t *bytes) {
+  if (!p) return asg__error(ASG_ERR_INVALID, "asg_program_device_memory: program is NULL");
+  if (!p->be->memory_stats)
+    return asg__error(ASG_ERR_UNSUPPORTED,
+                      "asg_program_device_memory: backend '%s' does not count its buffers",
+                      p->be->name);
+  size_t n = 0, b = 0;
+  store_lock(p->vs); /* programs sharing the device allocate under this lock */
+  p->be->memory_stats(p->vs->dev, &n, &b);
+  store_unlock(p->vs);
+  if (buffers) *buffers = n;
+  if (bytes) *bytes = b;
+  return ASG_OK;
+}
+
 /* ---- for symbolic programs (symbolic.h) ---- */
 asg_program *asg__program_shell(const asg_backend *be, const asg_compile_opts *o,
                                 asg__symprog *sym) {

@@ -1,5 +1,6 @@
 /* The CPU backend: host buffers, the dispatch table and the executor. */
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,9 @@ static bool cpu_supports(asg_op op) {
 typedef struct cpu_dev {
   int nthreads;
   asg_cpu_pool *pool;
+  /* Live buffers of cpu_alloc and their bytes: updated under the store
+   * lock, which every alloc and free on a shared device holds. */
+  size_t live_buffers, live_bytes;
 } cpu_dev;
 
 static asg_status cpu_open(int nthreads, void **dev) {
@@ -45,6 +49,7 @@ static asg_status cpu_open(int nthreads, void **dev) {
   cpu_dev *d = malloc(sizeof *d);
   if (!d) return asg__error(ASG_ERR_OOM, "cpu: out of memory");
   d->nthreads = nthreads > 0 ? nthreads : asg_cpu_default_threads();
+  d->live_buffers = d->live_bytes = 0;
   asg_status st = asg_cpu_pool_new(d->nthreads, &d->pool);
   if (st) {
     free(d);
@@ -59,17 +64,38 @@ static void cpu_close(void *dev) {
   free(d);
 }
 
+/* A buffer follows a header of CPU_HDR bytes that holds its size, so that
+ * cpu_free knows how many bytes it gives back. */
+enum { CPU_HDR = 64 };
 static asg_status cpu_alloc(void *dev, size_t bytes, void **buf) {
-  (void)dev;
-  bytes = (bytes + 63) & ~(size_t)63;
-  *buf = aligned_alloc(64, bytes ? bytes : 64);
-  if (!*buf) return asg__error(ASG_ERR_OOM, "cpu: cannot allocate %zu bytes", bytes);
-  memset(*buf, 0, bytes ? bytes : 64);
+  cpu_dev *d = dev;
+  *buf = NULL;
+  if (bytes > SIZE_MAX - 2 * CPU_HDR)
+    return asg__error(ASG_ERR_OOM, "cpu: cannot allocate %zu bytes", bytes);
+  bytes = bytes ? (bytes + 63) & ~(size_t)63 : 64;
+  char *base = aligned_alloc(64, CPU_HDR + bytes);
+  if (!base) return asg__error(ASG_ERR_OOM, "cpu: cannot allocate %zu bytes", bytes);
+  memcpy(base, &bytes, sizeof bytes);
+  memset(base + CPU_HDR, 0, bytes);
+  d->live_buffers++;
+  d->live_bytes += bytes;
+  *buf = base + CPU_HDR;
   return ASG_OK;
 }
 static void cpu_free(void *dev, void *buf) {
-  (void)dev;
-  free(buf);
+  cpu_dev *d = dev;
+  if (!buf) return;
+  char *base = (char *)buf - CPU_HDR;
+  size_t bytes;
+  memcpy(&bytes, base, sizeof bytes);
+  d->live_buffers--;
+  d->live_bytes -= bytes;
+  free(base);
+}
+static void cpu_memory_stats(void *dev, size_t *live_buffers, size_t *live_bytes) {
+  const cpu_dev *d = dev;
+  *live_buffers = d->live_buffers;
+  *live_bytes = d->live_bytes;
 }
 static asg_status cpu_write(void *dev, void *buf, size_t off, const void *src, size_t n) {
   (void)dev;
@@ -151,7 +177,7 @@ static void cpu_describe(char *buf, size_t n) {
 }
 
 const asg_backend asg__backend_cpu = {
-    "cpu",        cpu_available, cpu_supports, cpu_open,        cpu_close,        cpu_alloc,
-    cpu_free,     cpu_write,     cpu_read,     cpu_exec_create, cpu_exec_destroy, cpu_exec_run,
-    cpu_describe,
+    "cpu",        cpu_available,    cpu_supports, cpu_open,        cpu_close,        cpu_alloc,
+    cpu_free,     cpu_write,        cpu_read,     cpu_exec_create, cpu_exec_destroy, cpu_exec_run,
+    cpu_describe, cpu_memory_stats,
 };

@@ -28,6 +28,10 @@ typedef struct asg_cuda_ctx {
   int n_staging;
   cudaStream_t copy_stream; /* uploads overlap the compute stream */
   void *bounce;             /* pinned buffer for small reads */
+  /* cuda_alloc's live buffers and their sizes (cudaFree does not tell a
+   * size), for memory_stats; changed under the store lock */
+  struct asg_cuda_live *live;
+  size_t n_live, cap_live, live_bytes;
 } asg_cuda_ctx;
 
 typedef struct asg_cuda_call {

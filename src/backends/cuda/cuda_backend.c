@@ -72,6 +72,7 @@ static void cuda_close(void *dev) {
   if (c->lt) cublasLtDestroy(c->lt);
   if (c->blas) cublasDestroy(c->blas);
   if (c->stream) cudaStreamDestroy(c->stream);
+  free(c->live);
   free(c);
 }
 
@@ -103,23 +104,54 @@ static asg_status cuda_open(int nthreads, void **dev) {
   return ASG_OK;
 }
 
+typedef struct asg_cuda_live {
+  void *buf;
+  size_t bytes;
+} asg_cuda_live;
+
 static asg_status cuda_alloc(void *dev, size_t bytes, void **buf) {
-  (void)dev;
+  asg_cuda_ctx *c = dev;
   bytes = (bytes + 255) & ~(size_t)255;
-  cudaError_t e = cudaMalloc(buf, bytes ? bytes : 256);
+  if (!bytes) bytes = 256;
+  if (c->n_live == c->cap_live) {
+    size_t cap = c->cap_live ? 2 * c->cap_live : 64;
+    asg_cuda_live *l = realloc(c->live, sizeof *l * cap);
+    if (!l) {
+      *buf = NULL;
+      return asg__error(ASG_ERR_OOM, "cuda: out of memory");
+    }
+    c->live = l;
+    c->cap_live = cap;
+  }
+  cudaError_t e = cudaMalloc(buf, bytes);
   if (e != cudaSuccess) {
     cudaGetLastError();
     *buf = NULL;
     return asg__error(ASG_ERR_OOM, "cuda: cannot allocate %zu bytes of device memory (%s)", bytes,
                       cudaGetErrorString(e));
   }
-  e = cudaMemset(*buf, 0, bytes ? bytes : 256);
+  c->live[c->n_live++] = (asg_cuda_live){*buf, bytes};
+  c->live_bytes += bytes;
+  e = cudaMemset(*buf, 0, bytes);
   return e == cudaSuccess ? ASG_OK : cuda_err(e, "memset");
 }
 
 static void cuda_free(void *dev, void *buf) {
-  (void)dev;
-  if (buf) cudaFree(buf);
+  asg_cuda_ctx *c = dev;
+  if (!buf) return;
+  for (size_t i = c->n_live; i-- > 0;) /* newest first: specializations come and go */
+    if (c->live[i].buf == buf) {
+      c->live_bytes -= c->live[i].bytes;
+      c->live[i] = c->live[--c->n_live];
+      break;
+    }
+  cudaFree(buf);
+}
+
+static void cuda_memory_stats(void *dev, size_t *live_buffers, size_t *live_bytes) {
+  const asg_cuda_ctx *c = dev;
+  *live_buffers = c->n_live;
+  *live_bytes = c->live_bytes;
 }
 
 /* ---- uploads ----
@@ -1736,8 +1768,8 @@ static void cuda_describe(char *buf, size_t n) {
 }
 
 const asg_backend asg__backend_cuda = {
-    "cuda",        cuda_available,   cuda_supports,     cuda_open,
-    cuda_close,    cuda_alloc,       cuda_free,         cuda_write,
-    cuda_read,     cuda_exec_create, cuda_exec_destroy, cuda_exec_run,
-    cuda_describe,
+    "cuda",        cuda_available,    cuda_supports,     cuda_open,
+    cuda_close,    cuda_alloc,        cuda_free,         cuda_write,
+    cuda_read,     cuda_exec_create,  cuda_exec_destroy, cuda_exec_run,
+    cuda_describe, cuda_memory_stats,
 };

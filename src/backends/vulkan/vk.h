@@ -113,6 +113,7 @@ typedef struct asg_vk_ctx {
   bool device_mapped;            /* device memory is host-visible and coherent (CPU drivers) */
   asg_vk_chunk *chunks;          /* sub-allocator */
   int n_chunks, cap_chunks;
+  size_t live_buffers, live_bytes; /* blocks asg_vk_alloc handed out (under its lock) */
   /* staging for uploads/downloads when device memory is not mapped */
   VkBuffer stage;
   VkDeviceMemory stage_mem;
@@ -186,6 +187,9 @@ void asg_vk_register_attention(asg_vk_kernel *t); /* fused attention fwd/bwd */
 asg_vk_ctx *asg_vk_context(void);
 asg_status asg_vk_alloc(asg_vk_ctx *c, size_t bytes, uint64_t *addr);
 void asg_vk_free(asg_vk_ctx *c, uint64_t addr);
+/* Blocks of asg_vk_alloc not freed yet (program buffers and executors'
+ * workspaces, of every program in the process) and their bytes. */
+void asg_vk_memory_stats(asg_vk_ctx *c, size_t *buffers, size_t *bytes);
 /* The chunk's buffer and the offset of addr in it (false if unknown). */
 bool asg_vk_locate(asg_vk_ctx *c, uint64_t addr, VkBuffer *buf, VkDeviceSize *off, void **map);
 asg_status asg_vk_write(asg_vk_ctx *c, uint64_t addr, const void *src, size_t n);

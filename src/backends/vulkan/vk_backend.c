@@ -206,13 +206,20 @@ static void vk_close(void *dev) { (void)dev; /* the device lives until exit */ }
 static asg_status vk_alloc(void *dev, size_t bytes, void **buf) {
   uint64_t a = 0;
   asg_status st = asg_vk_alloc(dev, bytes, &a);
-  if (!st) st = asg_vk_write_zero(dev, a, bytes);
+  if (!st) {
+    st = asg_vk_write_zero(dev, a, bytes);
+    if (st) asg_vk_free(dev, a); /* not handed out: nobody else frees it */
+  }
   *buf = st ? NULL : (void *)(uintptr_t)a;
   return st;
 }
 
 static void vk_free(void *dev, void *buf) {
   if (buf) asg_vk_free(dev, (uint64_t)(uintptr_t)buf);
+}
+
+static void vk_memory_stats(void *dev, size_t *live_buffers, size_t *live_bytes) {
+  asg_vk_memory_stats(dev, live_buffers, live_bytes);
 }
 
 static asg_status vk_write(void *dev, void *buf, size_t off, const void *src, size_t n) {
@@ -470,6 +477,7 @@ static void vk_describe(char *buf, size_t n) {
 }
 
 const asg_backend asg__backend_vulkan = {
-    "vulkan", vk_available, vk_supports,    vk_open,         vk_close,    vk_alloc,    vk_free,
-    vk_write, vk_read,      vk_exec_create, vk_exec_destroy, vk_exec_run, vk_describe,
+    "vulkan",        vk_available, vk_supports, vk_open,         vk_close,
+    vk_alloc,        vk_free,      vk_write,    vk_read,         vk_exec_create,
+    vk_exec_destroy, vk_exec_run,  vk_describe, vk_memory_stats,
 };

@@ -508,6 +508,10 @@ asg_status asg_vk_alloc(asg_vk_ctx *c, size_t bytes, uint64_t *addr) {
                         bytes, (unsigned long long)c->caps.max_alloc);
     }
   }
+  if (!st) {
+    c->live_buffers++;
+    c->live_bytes += bytes; /* the block's size: chunk_take splits off exactly this */
+  }
   pthread_mutex_unlock(&g_lock);
   if (!st) *addr = c->chunks[k].addr + off;
   return st;
@@ -528,6 +532,8 @@ void asg_vk_free(asg_vk_ctx *c, uint64_t addr) {
     for (int i = 0; i < ch->n; i++) {
       if (ch->blocks[i].off != off || !ch->blocks[i].used) continue;
       ch->blocks[i].used = false;
+      c->live_buffers--;
+      c->live_bytes -= ch->blocks[i].size;
       if (i + 1 < ch->n && !ch->blocks[i + 1].used) { /* merge right */
         ch->blocks[i].size += ch->blocks[i + 1].size;
         memmove(&ch->blocks[i + 1], &ch->blocks[i + 2], sizeof(vk_block) * (size_t)(ch->n - i - 2));
@@ -541,6 +547,13 @@ void asg_vk_free(asg_vk_ctx *c, uint64_t addr) {
       break;
     }
   }
+  pthread_mutex_unlock(&g_lock);
+}
+
+void asg_vk_memory_stats(asg_vk_ctx *c, size_t *buffers, size_t *bytes) {
+  pthread_mutex_lock(&g_lock);
+  *buffers = c->live_buffers;
+  *bytes = c->live_bytes;
   pthread_mutex_unlock(&g_lock);
 }
 

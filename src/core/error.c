@@ -5,9 +5,14 @@
 #include "core/internal.h"
 
 static _Thread_local char tl_err[1536];
+static _Thread_local asg_status tl_status;
 
 const char *asg_last_error(void) { return tl_err; }
-void asg_clear_error(void) { tl_err[0] = '\0'; }
+void asg_clear_error(void) {
+  tl_err[0] = '\0';
+  tl_status = ASG_OK;
+}
+asg_status asg__last_status(void) { return tl_status; }
 
 const char *asg_status_string(asg_status s) {
   switch (s) {
@@ -31,6 +36,7 @@ asg_status asg__error(asg_status s, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(tl_err, sizeof tl_err, fmt, ap);
   va_end(ap);
+  tl_status = s;
   return s;
 }
 

@@ -103,6 +103,9 @@ asg_status asg__error(asg_status s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
+/* The status of the last asg__error on this thread (for callers of a
+ * function that returns NULL on failure, such as asg_compile). */
+asg_status asg__last_status(void);
 /* Records the graph's first error ("scope/op: message") and the thread-local
  * message; returns NULL (the poisoned tensor). */
 asg_tensor *asg__fail(asg_graph *g, asg_status s, const char *op, const char *fmt, ...)

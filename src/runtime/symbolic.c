@@ -171,7 +171,8 @@ static asg_status spec_get(asg_program *p, asg__symprog *s, const int64_t *value
   o.share_variables = p;
   sp->prog = asg_compile(c, s->n_out, outs, &o);
   if (!sp->prog) {
-    st = ASG_ERR_INVALID; /* asg_compile's message stays */
+    st = asg__last_status(); /* asg_compile's status and message stay */
+    if (!st) st = ASG_ERR_INVALID;
     goto done;
   }
   if (s->has_optim) asg__program_set_optim_info(sp->prog, &s->optim);

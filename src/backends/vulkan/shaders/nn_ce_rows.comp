@@ -90,10 +90,10 @@ void main() {
     s = row_reduce(s, false, lid, lane, tpr);
     A lg = LOG(s);
     if (mode == 0u) {
-      A v = A(0);
+      precise A v = A(0); // precise: no reassociation into x - (m + lg)
       if (ok) v = (A(1) - ls) * (lg - (A(x.v[off_r + li]) - m));
       if (ls > A(0)) { // uniform
-        A sx = A(0);
+        precise A sx = A(0);
         for (uint j = lane; j < n; j += tpr)
           sx += A(x.v[off_r + j]) - m;
         sx = row_reduce(sx, false, lid, lane, tpr);
@@ -102,9 +102,10 @@ void main() {
       if (lane == 0u && r < R) row.v[r] = ok ? v : A(0);
     } else if (r < R) {
       for (uint j = lane; j < C; j += tpr) {
-        A v = A(0);
+        precise A v = A(0);
         if (ok) {
-          v = EXP((A(x.v[off_r + j]) - m) - lg) - off;
+          precise A t = (A(x.v[off_r + j]) - m) - lg;
+          v = EXP(t) - off;
           if (j == li) v -= A(1) - ls;
         }
         o.v[off_r + j] = T(v * scale);

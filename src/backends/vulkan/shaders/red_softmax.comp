@@ -54,7 +54,11 @@ void main() {
       for (int j = 0; j < n; j++) sum += m_exp(x.v[off + j * inner] - m);
       // (x - m) - log(sum), not x - (m + log(sum)): exact for large x
       T lg = m_log(sum);
-      for (int j = 0; j < n; j++) y.v[off + j * inner] = (x.v[off + j * inner] - m) - lg;
+      // precise: drivers may otherwise reassociate it into x - (m + lg)
+      for (int j = 0; j < n; j++) {
+        precise T d = (x.v[off + j * inner] - m) - lg;
+        y.v[off + j * inner] = d;
+      }
 #else
       for (int j = 0; j < n; j++) {
         T e = m_exp(x.v[off + j * inner] - m);
@@ -83,7 +87,10 @@ void main() {
     sum = tree(sum, false, g);
 #ifdef LOG
     T lg = m_log(sum);
-    for (int j = int(lane); j < end; j += int(g)) y.v[base + j] = (x.v[base + j] - m) - lg;
+    for (int j = int(lane); j < end; j += int(g)) {
+      precise T d = (x.v[base + j] - m) - lg; // precise: as above
+      y.v[base + j] = d;
+    }
 #else
     T inv = T(1) / sum;
     for (int j = int(lane); j < end; j += int(g)) y.v[base + j] = m_exp(x.v[base + j] - m) * inv;

@@ -38,7 +38,10 @@ typedef struct asg_compile_opts {
   /* CPU threads; 0 = the default: the CPUs this process may run on (its
    * affinity mask, e.g. under taskset). Threads waiting for work sleep
    * after a few microseconds, so a count above the free cores costs little
-   * (docs/backends.md). < 0 is an error. */
+   * (docs/backends.md). < 0 is an error. The threads belong to the
+   * process that compiled the program: a child made by fork() must not run
+   * a CPU program of more than one thread created before the fork (it would
+   * wait for threads the child does not have); create programs after. */
   int num_threads;
   /* Let f32 matrix products (matmul, conv) use TF32 tensor cores on CUDA:
    * much faster, about 1e-3 relative error. Ignored on the CPU. */

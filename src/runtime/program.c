@@ -342,15 +342,22 @@ static int input_index(const asg_program *p, const char *name) {
   return -1;
 }
 
+/* The index of input name, or a not-found error for fn. */
+static asg_status find_input(const asg_program *p, const char *name, const char *fn, int *i) {
+  *i = input_index(p, name);
+  if (*i >= 0) return ASG_OK;
+  return asg__error(ASG_ERR_NOT_FOUND,
+                    "%s: program has no input named '%s' (inputs that the compiled outputs do "
+                    "not depend on are not part of the program)",
+                    fn, name);
+}
+
 asg_status asg_program_feed(asg_program *p, const char *name, const void *data, size_t nbytes) {
   if (!p || !name || !data) return asg__error(ASG_ERR_INVALID, "asg_program_feed: NULL argument");
   if (p->sym) return asg__symp_feed(p, p->sym, name, data, nbytes);
-  int i = input_index(p, name);
-  if (i < 0)
-    return asg__error(ASG_ERR_NOT_FOUND,
-                      "asg_program_feed: program has no input named '%s' (inputs that the compiled "
-                      "outputs do not depend on are not part of the program)",
-                      name);
+  int i;
+  asg_status fs = find_input(p, name, "asg_program_feed", &i);
+  if (fs) return fs;
   size_t want = asg__tdesc_bytes(&p->input_desc[i]);
   if (nbytes != want) {
     char b[96];
@@ -370,12 +377,9 @@ asg_status asg_program_feed_tensor(asg_program *p, const char *name, asg_dtype d
   if (!p || !name || !data)
     return asg__error(ASG_ERR_INVALID, "asg_program_feed_tensor: NULL argument");
   if (p->sym) return asg__symp_feed_tensor(p, p->sym, name, dt, shape, data);
-  int i = input_index(p, name);
-  if (i < 0)
-    return asg__error(ASG_ERR_NOT_FOUND,
-                      "asg_program_feed_tensor: program has no input named '%s' (inputs that the "
-                      "compiled outputs do not depend on are not part of the program)",
-                      name);
+  int i;
+  asg_status fs = find_input(p, name, "asg_program_feed_tensor", &i);
+  if (fs) return fs;
   const asg_tdesc *d = &p->input_desc[i];
   char b1[96], b2[96];
   if (shape.ndim < 0 || shape.ndim > ASG_MAX_DIMS)

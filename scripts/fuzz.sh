@@ -8,12 +8,12 @@
 # how to turn it into a regression seed). Exits non-zero if any target failed.
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]     (targets: safetensors json
-#                                              checkpoint idx text)
+#                                              checkpoint idx text tokenizer)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-300}
 [ $# -gt 0 ] && shift
-targets=${*:-safetensors json checkpoint idx text}
+targets=${*:-safetensors json checkpoint idx text tokenizer}
 build=${ASG_FUZZ_BUILD:-build-fuzz}
 
 CC=clang cmake -S . -B "$build" -DASG_FUZZ=ON -DASG_SANITIZE=ON -DASG_WERROR=ON \

@@ -1283,6 +1283,56 @@ static void cases_state(void) {
   }
 }
 
+/* cache_write: rows of a variable written at a fed position (in range, and
+ * partly outside with unchecked indices), read back through the result. */
+static void cases_cache_write(void) {
+  for (int t = 0; t < 4; t++) {
+    for (int unchecked = 0; unchecked < 2; unchecked++) {
+      asg_dtype dt = t < 2 ? FDT[t] : IDT[t - 2];
+      asg_shape cs = ASG_SHAPE(2, 6, 3), vs = ASG_SHAPE(2, 2, 3);
+      pcase pc;
+      pc_begin(&pc, asg_dtype_is_float(dt) ? C_ELEM : C_EXACT,
+               "cache_write %s %s <- %s at pos %d along axis -2%s (2 runs)", dtn(dt), shp(cs),
+               shp(vs), unchecked ? 5 : 3, unchecked ? " (unchecked: a row outside)" : "");
+      pc.runs = 2;
+      pc.no_grad = true;
+      pc.unchecked = unchecked;
+      double *c0 = rv(numel(cs), -5, 5, true);
+      void *cb = to_dtype(dt, c0, numel(cs));
+      asg_tensor *c = mark(asg_variable(pc.g, "c", dt, cs, asg_init_data(cb)));
+      asg_tensor *v = pc_in(&pc, dt, vs, -5, 5);
+      const double pos = unchecked ? 5 : 3;
+      asg_tensor *ps = pc_in_vals(&pc, IDT[t % 2], ASG_SHAPE(1), &pos);
+      asg_tensor *y = asg_cache_write(c, v, ps, -2);
+      pc_out(&pc, y, "cache_write");
+      pc_out(&pc, asg_add(y, y), "y+y");
+      pc.var_name[pc.n_var++] = "c";
+      pc_finish(&pc);
+      free(c0), free(cb);
+    }
+  }
+}
+
+/* sample_filter: top-k then top-p of fed rows (distinct values, and integer
+ * ties), settings fed as tensors. */
+static void cases_sample(void) {
+  const struct { double k, p; } set[] = {{5, 1}, {0, 0.8}, {6, 0.5}, {0, 0}};
+  for (int d = 0; d < 2; d++)
+    for (int k = 0; k < 4; k++)
+      for (int ties = 0; ties < 2; ties++) {
+        asg_shape s = ASG_SHAPE(4, 37);
+        pcase pc;
+        pc_begin(&pc, C_EXACT, "sample_filter %s %s k=%g p=%g%s", dtn(FDT[d]), shp(s), set[k].k,
+                 set[k].p, ties ? " (ties)" : "");
+        pc.no_grad = true;
+        asg_tensor *x = ties ? pc_in_int(&pc, FDT[d], s, -4, 4) : pc_in(&pc, FDT[d], s, -4, 4);
+        asg_tensor *tk = pc_in_vals(&pc, IDT[k % 2], ASG_SHAPE(1), &set[k].k);
+        asg_tensor *tp = pc_in_vals(&pc, d ? FDT[d] : ASG_F32, ASG_SCALAR, &set[k].p);
+        pc_out(&pc, asg_sample_filter(x, tk, tp), "sample_filter");
+        pc_finish(&pc);
+      }
+}
+
 /* ------------------------------------------------- elementwise chains
  * Backends may fuse runs of elementwise steps into one kernel (CUDA). These
  * graphs put the cases a fusion must get right through the same comparison:
@@ -2209,6 +2259,8 @@ int main(int argc, char **argv) {
   cases_attention_masked();
   cases_random();
   cases_state();
+  cases_cache_write();
+  cases_sample();
   cases_chains();
   cases_train();
   cases_optim();

@@ -385,6 +385,17 @@ static asg_tensor *build(env *e, const char *name, const char **want, bool *exac
     asg_tensor *v = var(e, "v", ASG_SHAPE(8));
     return asg_assign(v, asg_mean(x3(e), ASG_AXES(0, 1), false));
   }
+  if (!strcmp(name, "sample_filter")) {
+    *want = "[batch,seq,8]";
+    return asg_sample_filter(x3(e), in(e, "k", ASG_I32, ASG_SHAPE(1)),
+                             in(e, "p", ASG_F32, ASG_SHAPE(1)));
+  }
+  if (!strcmp(name, "cache_write")) { /* [seq] new rows into a [4, 64, 8] cache */
+    *want = "[4,64,8]";
+    return asg_cache_write(var(e, "c", ASG_SHAPE(4, 64, 8)),
+                           in(e, "v", ASG_F32, ASG_SHAPE(4, e->T, 8)),
+                           in(e, "pos", ASG_I32, ASG_SHAPE(1)), 1);
+  }
   *want = "?";
   return NULL;
 }

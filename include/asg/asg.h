@@ -13,5 +13,8 @@
 #include "asg/metrics.h"
 #include "asg/data.h"
 #include "asg/io.h"
+#include "asg/hf.h"
+#include "asg/lm.h"
+#include "asg/tokenizer.h"
 
 #endif

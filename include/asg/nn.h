@@ -89,20 +89,40 @@ typedef enum asg_posenc {
 
 typedef struct asg_attention_opts {
   bool causal;
-  double dropout;   /* on attention weights, training graphs only */
-  bool no_bias;     /* projections without bias */
-  asg_posenc pos;   /* ASG_POS_ROPE or ASG_POS_ALIBI act inside attention */
-  double rope_base; /* 0 means 10000 */
-  bool fused_qkv;   /* one "<name>.qkv_proj" Linear(d, 3d) (q, k, v in that order, as
-                       GPT-2's c_attn) instead of q_proj, k_proj, v_proj: one product
-                       each way, and the split's gradient is one concat */
+  double dropout;     /* on attention weights, training graphs only */
+  bool no_bias;       /* projections without bias */
+  asg_posenc pos;     /* ASG_POS_ROPE or ASG_POS_ALIBI act inside attention */
+  double rope_base;   /* 0 means 10000 */
+  bool fused_qkv;     /* one "<name>.qkv_proj" Linear(d, (H + 2 Hkv) Dh) (q, k, v rows in
+                         that order, as GPT-2's c_attn: Linear(d, 3d) without GQA) instead
+                         of q_proj, k_proj, v_proj: one product each way, and the split's
+                         gradient is one concat. Self-attention only */
+  int64_t n_kv_heads; /* 0 = n_heads; fewer = grouped-query attention (1 = multi-query):
+                         must divide n_heads; k_proj and v_proj are Linear(in, Hkv * Dh)
+                         and kv head j serves query heads j*G .. j*G+G-1, G = H / Hkv
+                         (Hugging Face's repeat_kv order) */
+  int64_t kv_dim;     /* cross-attention: the context's width (0 = d_model); mha: 0 */
 } asg_attention_opts;
 
 /* Multi-head self-attention on x [B, T, d_model]: q/k/v/out projections
  * ("<name>.q_proj", ..., or "<name>.qkv_proj" and "<name>.out_proj" with
- * fused_qkv), heads of d_model / n_heads. */
+ * fused_qkv), H = n_heads heads of Dh = d_model / n_heads, Hkv = n_kv_heads
+ * key/value heads. Apply with asg_layer_apply_masked (padding mask [B, T]). */
 ASG_API asg_layer *asg_nn_mha(asg_graph *g, const char *name, int64_t d_model, int64_t n_heads,
                               const asg_attention_opts *o);
+/* Cross-attention: queries from x [B, Tq, d_model], keys and values from a
+ * context [B, Tk, kv_dim] (an encoder's output, say); parameters
+ * "<name>.q_proj" Linear(d_model, d_model), ".k_proj" and ".v_proj"
+ * Linear(kv_dim, Hkv * Dh), ".out_proj" Linear(d_model, d_model). Not
+ * causal; no RoPE/ALiBi; no fused_qkv (each is an error). */
+ASG_API asg_layer *asg_nn_cross_attention(asg_graph *g, const char *name, int64_t d_model,
+                                          int64_t n_heads, const asg_attention_opts *o);
+/* Applies a cross-attention layer: x [B, Tq, d_model], context
+ * [B, Tk, kv_dim] of x's dtype, optional context_mask [B, Tk] (1 keep, 0 pad,
+ * over the context's positions) -> [B, Tq, d_model]. asg_layer_apply on such
+ * a layer is an error (it has no context). */
+ASG_API asg_tensor *asg_cross_attention_apply(asg_layer *l, asg_tensor *x, asg_tensor *context,
+                                              asg_tensor *context_mask);
 /* Linear(d, hidden) -> activation -> Linear(hidden, d) -> dropout. */
 ASG_API asg_layer *asg_nn_feedforward(asg_graph *g, const char *name, int64_t d_model,
                                       int64_t hidden, asg_activation act, double dropout);

@@ -181,10 +181,42 @@ ASG_API asg_tensor *asg_rand_bernoulli(asg_graph *g, asg_dtype dt, asg_shape sha
 /* Inverted dropout: x * mask / (1 - p); a fresh mask every run. */
 ASG_API asg_tensor *asg_dropout(asg_tensor *x, double p, uint64_t seed);
 
+/* ---- sampling ---- */
+/* Top-k then top-p filtering of logits [..., V] (f32/f64) per row, as
+ * Hugging Face's TopKLogitsWarper then TopPLogitsWarper: entries outside
+ * become -inf, the others keep their value. top_k (one I32/I64 element) and
+ * top_p (one element, f32 or logits' dtype) are read at run time, so one
+ * program serves any settings.
+ *   top-k: keeps the entries >= the k-th largest value; k <= 0 or k >= V
+ *     keeps all.
+ *   top-p: among those, with the softmax renormalized over them, keeps the
+ *     smallest set of largest entries whose probability reaches top_p (the
+ *     entry that crosses top_p is kept); top_p >= 1 keeps all, top_p <= 0
+ *     only the maximum.
+ *   Ties: every entry equal to a threshold value is kept (so a row may keep
+ *   more than k entries). A row with a NaN becomes all NaN. A row with +inf
+ *   keeps only its +inf entries under top-p (< 1); an all -inf row stays so.
+ * Not differentiable. Sample from it with Gumbel-max, e.g.
+ * argmax(filtered / temperature + gumbel noise). */
+ASG_API asg_tensor *asg_sample_filter(asg_tensor *logits, asg_tensor *top_k, asg_tensor *top_p);
+
 /* ---- state ---- */
 /* Writes value into the variable when the program runs. All reads of
  * variables in a step see the value from before the step's assigns. */
 ASG_API asg_tensor *asg_assign(asg_tensor *var, asg_tensor *value);
+/* KV-cache write: cache[..., pos:pos+T, ...] = value along axis (negative
+ * counts from the end), in place, when the step runs. cache is a variable
+ * (e.g. [B, H, Tmax, D]); value has its dtype and shape except T <= Tmax
+ * rows along axis (T may be symbolic); pos is one I32/I64 element ([] or
+ * [1]) read at run time. Returns the cache after the write (cache's shape,
+ * aliasing the variable's storage, no copy): ops that read the result run
+ * after the write. pos < 0 or pos + T > Tmax fails the run naming the op and
+ * the value (as an index, see above); with unchecked_indices the rows that
+ * fall outside [0, Tmax) are skipped. Not differentiable. Compile refuses a
+ * program that both assigns and cache-writes a variable, writes it twice,
+ * or reads the variable node itself (not the result) after the write. */
+ASG_API asg_tensor *asg_cache_write(asg_tensor *cache, asg_tensor *value, asg_tensor *pos,
+                                    int axis);
 
 /* ---- the op table, for tools, docs and completeness tests ---- */
 ASG_API int asg_op_count(void);

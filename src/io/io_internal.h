@@ -27,6 +27,20 @@ void asg__sb_printf(asg_sbuf *b, const char *fmt, ...)
 void asg__sb_json_str(asg_sbuf *b, const char *s);
 void asg__sb_free(asg_sbuf *b);
 
+/* ---- mismatch reports (src/io/program_io.c) ----
+ * A list of tensor names, each with an optional detail ("'a' is f32 [2]
+ * ..."), composed into one error message that always fits. */
+typedef struct asg_name_list {
+  asg_sbuf items; /* NUL-separated */
+  int count;
+} asg_name_list;
+void asg__names_add(asg_name_list *l, const char *name, const char *detail);
+/* Appends " <what> (count): 'a', 'b' and N more;" when l is not empty,
+ * leaving `reserve` bytes of the message for the lists still to come. */
+void asg__names_put(asg_sbuf *msg, const char *what, const asg_name_list *l, size_t reserve);
+/* The reserve that the n non-empty lists of later[] need. */
+size_t asg__names_reserve(const asg_name_list *const *later, int n);
+
 /* ---- JSON ---- */
 typedef enum asg_jtype {
   ASG_J_NULL,
@@ -67,6 +81,11 @@ asg_status asg__safetensors_open(const char *path, asg_safetensors **out);
  * stale temporaries of path (same pattern, pid of a process that is gone);
  * gives the descriptor in *fd and the malloc'd name in *tmp. */
 asg_status asg__temp_create(const char *path, int *fd, char **tmp);
+
+/* Writes all n bytes to fd (tmp names the file in messages). */
+asg_status asg__write_all(int fd, const void *buf, size_t n, const char *tmp);
+/* fsyncs the directory holding path (after a rename into it). */
+asg_status asg__fsync_dir(const char *path);
 
 /* Fills dst (nbytes) with the data of tensor i when tensors[i].data is NULL. */
 typedef asg_status (*asg_st_fetch)(void *ctx, int i, void *dst, size_t nbytes);

@@ -133,17 +133,14 @@ asg_status asg_program_save_variables_ex(asg_program *p, const char *path, asg_v
 /* ---- loading ---- */
 typedef enum { LOAD_MODEL, LOAD_CHECKPOINT } load_mode;
 
-/* A list of tensor names for a mismatch report. Items are kept whole
+/* Mismatch reports (asg_name_list, io_internal.h): items are kept whole
  * (each at most ITEM_MAX bytes) and summarized when the report is composed
  * ("'a', 'b' and 74 more") so that the whole report fits the error message
  * (asg_last_error() holds 1.5 KB). */
 enum { ITEM_MAX = 300, MSG_MAX = 1400, LIST_RESERVE = 120, PATH_SHOWN = 200 };
-typedef struct name_list {
-  asg_sbuf items; /* NUL-separated */
-  int count;
-} name_list;
+typedef asg_name_list name_list;
 
-static void list_add(name_list *l, const char *name, const char *detail) {
+void asg__names_add(name_list *l, const char *name, const char *detail) {
   char item[ITEM_MAX + 1];
   int len = snprintf(item, sizeof item, "'%s'%s%s", name, detail ? " " : "", detail ? detail : "");
   if (len >= (int)sizeof item) memcpy(item + sizeof item - 4, "...", 4); /* a huge name */
@@ -154,7 +151,7 @@ static void list_add(name_list *l, const char *name, const char *detail) {
 /* Appends " <what> (count): 'a', 'b' and N more;" when the list is not
  * empty, keeping the report within MSG_MAX less `reserve` bytes (room for
  * the lists still to come). */
-static void list_put(asg_sbuf *msg, const char *what, const name_list *l, size_t reserve) {
+void asg__names_put(asg_sbuf *msg, const char *what, const name_list *l, size_t reserve) {
   if (!l->count) return;
   asg__sb_printf(msg, " %s (%d): ", what, l->count);
   size_t limit = MSG_MAX - reserve - 24; /* 24: " and 2147483647 more;" */
@@ -172,7 +169,7 @@ static void list_put(asg_sbuf *msg, const char *what, const name_list *l, size_t
   asg__sb_puts(msg, ";");
 }
 
-static size_t reserve_for(const name_list *const *later, int n) {
+size_t asg__names_reserve(const name_list *const *later, int n) {
   size_t r = 0;
   for (int k = 0; k < n; k++)
     r += later[k]->count ? LIST_RESERVE : 0;
@@ -211,7 +208,7 @@ static asg_status load_vars(asg_program *p, const char *path, asg_safetensors *f
     int j = asg_safetensors_find(f, name);
     if (j < 0) {
       if (strict && !(mode == LOAD_MODEL && asg_is_optimizer_state(name)))
-        list_add(&missing, name, NULL);
+        asg__names_add(&missing, name, NULL);
       continue;
     }
     used[j] = true;
@@ -222,14 +219,14 @@ static asg_status load_vars(asg_program *p, const char *path, asg_safetensors *f
       snprintf(detail, sizeof detail, "is %s %s in the file but %s %s in the program",
                asg_dtype_name(fi.dtype), asg_shape_str(fi.shape, b1, sizeof b1), asg_dtype_name(dt),
                asg_shape_str(sh, b2, sizeof b2));
-      list_add(&bad, name, detail);
+      asg__names_add(&bad, name, detail);
       continue;
     }
     if (asg__dtype_is_int(fi.dtype) != asg__dtype_is_int(dt)) {
       snprintf(detail, sizeof detail,
                "is %s in the file but %s in the program (no float/integer conversion)",
                asg_dtype_name(fi.dtype), asg_dtype_name(dt));
-      list_add(&bad, name, detail);
+      asg__names_add(&bad, name, detail);
       continue;
     }
     match[i] = j;
@@ -242,15 +239,15 @@ static asg_status load_vars(asg_program *p, const char *path, asg_safetensors *f
       asg_safetensors_info fi;
       asg_safetensors_info_at(f, j, &fi);
       if (!used[j] && (has_optim || !asg_is_optimizer_state(fi.name)))
-        list_add(&unexpected, fi.name, NULL);
+        asg__names_add(&unexpected, fi.name, NULL);
     }
   if (!st && (missing.count || unexpected.count || bad.count)) {
     asg_sbuf msg = {0};
     asg__sb_printf(&msg, "%s: '%s%s' does not match the program:", fn, ell, spath);
     const name_list *later[2] = {&unexpected, &bad};
-    list_put(&msg, "missing", &missing, reserve_for(later, 2));
-    list_put(&msg, "unexpected", &unexpected, reserve_for(later + 1, 1));
-    list_put(&msg, "mis-shaped", &bad, 0);
+    asg__names_put(&msg, "missing", &missing, asg__names_reserve(later, 2));
+    asg__names_put(&msg, "unexpected", &unexpected, asg__names_reserve(later + 1, 1));
+    asg__names_put(&msg, "mis-shaped", &bad, 0);
     if (msg.len) msg.s[--msg.len] = '\0'; /* the last ';' */
     st = asg__error(bad.count ? ASG_ERR_SHAPE : ASG_ERR_NOT_FOUND, "%s",
                     msg.oom ? "out of memory composing the mismatch report" : msg.s);
@@ -261,18 +258,18 @@ static asg_status load_vars(asg_program *p, const char *path, asg_safetensors *f
     for (int j = 0; j < nf; j++) {
       asg_safetensors_info fi;
       asg_safetensors_info_at(f, j, &fi);
-      list_add(&file, fi.name, NULL);
+      asg__names_add(&file, fi.name, NULL);
     }
     for (int i = 0; i < nv; i++) {
       const char *name;
-      if (!asg_program_variable_info(p, i, &name, NULL, NULL)) list_add(&prog, name, NULL);
+      if (!asg_program_variable_info(p, i, &name, NULL, NULL)) asg__names_add(&prog, name, NULL);
     }
     asg_sbuf msg = {0};
     asg__sb_printf(&msg, "%s: no tensor of '%s%s' matches a variable of the program by name;", fn,
                    ell, spath);
     const name_list *later[1] = {&prog};
-    list_put(&msg, "file tensors", &file, reserve_for(later, 1));
-    list_put(&msg, "program variables", &prog, 0);
+    asg__names_put(&msg, "file tensors", &file, asg__names_reserve(later, 1));
+    asg__names_put(&msg, "program variables", &prog, 0);
     if (msg.len) msg.s[--msg.len] = '\0';
     st = asg__error(ASG_ERR_NOT_FOUND, "%s", msg.oom ? "no tensor matches the program" : msg.s);
     asg__sb_free(&msg);

@@ -470,7 +470,7 @@ asg_status asg_safetensors_metadata_at(const asg_safetensors *f, int i, const ch
 
 /* ---- writing ---- */
 
-static asg_status write_all(int fd, const void *buf, size_t n, const char *tmp) {
+asg_status asg__write_all(int fd, const void *buf, size_t n, const char *tmp) {
   const unsigned char *p = buf;
   while (n) {
     ssize_t w = write(fd, p, n > ((size_t)1 << 30) ? ((size_t)1 << 30) : n);
@@ -482,7 +482,7 @@ static asg_status write_all(int fd, const void *buf, size_t n, const char *tmp) 
   return ASG_OK;
 }
 
-static asg_status fsync_dir(const char *path) {
+asg_status asg__fsync_dir(const char *path) {
   const char *slash = strrchr(path, '/');
   char *dir;
   if (!slash)
@@ -653,8 +653,8 @@ asg_status asg__safetensors_write(const char *path, int n, const char *const *na
   unsigned char len8[8];
   for (int k = 0; k < 8; k++)
     len8[k] = (unsigned char)((uint64_t)h.len >> (8 * k));
-  st = write_all(fd, len8, 8, tmp);
-  if (!st) st = write_all(fd, h.s, h.len, tmp);
+  st = asg__write_all(fd, len8, 8, tmp);
+  if (!st) st = asg__write_all(fd, h.s, h.len, tmp);
   for (int k = 0; k < m && !st; k++) {
     int i = ord[k];
     asg_dtype sd = t[i].dtype, dd = fdt ? fdt[i] : sd;
@@ -667,13 +667,13 @@ asg_status asg__safetensors_write(const char *path, int n, const char *const *na
       src = scratch;
     }
     if (sd == dd) {
-      st = write_all(fd, src, numel * ss, tmp);
+      st = asg__write_all(fd, src, numel * ss, tmp);
       continue;
     }
     for (size_t j = 0; j < numel && !st; j += CHUNK) {
       size_t c = numel - j < CHUNK ? numel - j : CHUNK;
       st = asg_convert(src + j * ss, sd, conv, dd, c);
-      if (!st) st = write_all(fd, conv, c * asg_dtype_size(dd), tmp);
+      if (!st) st = asg__write_all(fd, conv, c * asg_dtype_size(dd), tmp);
     }
   }
   if (!st && fsync(fd) != 0)
@@ -686,7 +686,7 @@ asg_status asg__safetensors_write(const char *path, int n, const char *const *na
   if (!st) {
     free(tmp);
     tmp = NULL; /* renamed: nothing to clean up */
-    st = fsync_dir(path);
+    st = asg__fsync_dir(path);
   }
 done:
   if (fd >= 0) close(fd);

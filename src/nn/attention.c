@@ -1,14 +1,20 @@
 /* Attention and transformer layers, built from public ops only.
  *
- * mha: children q_proj, k_proj, v_proj, out_proj (Linear d -> d, named
- *   "<name>.q_proj", ...), or with fused_qkv qkv_proj (Linear d -> 3d) and
- *   out_proj (two children: that is how mha_apply tells). Settings:
+ * mha: children q_proj (Linear d -> d), k_proj and v_proj (Linear d ->
+ *   Hkv * Dh, Hkv = n_kv_heads, Dh = d / heads), out_proj (Linear d -> d),
+ *   named "<name>.q_proj", ...; or with fused_qkv qkv_proj (Linear d ->
+ *   (heads + 2 Hkv) * Dh, rows q, k, v) and out_proj (two children: that is
+ *   how mha_apply tells). Settings:
  *   i[0] = d_model, i[1] = heads, i[2] = causal, i[3] = asg_posenc,
- *   i[4] = dropout applications so far;
- *   f[0] = attention dropout, f[1] = RoPE base. The scores go through the
- *   fused attention op (with the padding mask as its key mask) unless ALiBi
- *   or active attention dropout must act on them (then they are
- *   materialized).
+ *   i[4] = dropout applications so far, i[5] = Hkv, i[6] = the k/v input
+ *   width (d_model; kv_dim for cross-attention), i[7] = 1 for
+ *   cross-attention; f[0] = attention dropout, f[1] = RoPE base. The scores
+ *   go through the fused attention op (with the padding mask as its key
+ *   mask) unless ALiBi or active attention dropout must act on them (then
+ *   they are materialized).
+ * cross_attention: the same four children and settings, k_proj and v_proj
+ *   Linear kv_dim -> Hkv * Dh; applied with asg_cross_attention_apply (its
+ *   asg_layer_apply entry only reports that).
  * feedforward: children fc1, act, fc2 and (dropout > 0) dropout, in order.
  * transformer_block: children ln1, attn, ln2, ffn and (dropout > 0) drop1
  *   (dropout on the attention output before the residual add).
@@ -143,34 +149,130 @@ static asg_tensor *split_heads(asg_tensor *t, int64_t B, int64_t T, int64_t H, i
   return asg_permute(asg_reshape(t, ASG_SHAPE(B, T, H, Dh)), perm);
 }
 
-static asg_tensor *mha_apply(asg_layer *l, asg_tensor *x, asg_tensor *mask) {
+/* Hugging Face's repeat_kv: [B, Hkv, T, Dh] -> [B, Hkv*G, T, Dh], kv head j
+ * copied to heads j*G .. j*G+G-1. Only the fused causal path needs it. */
+static asg_tensor *repeat_kv(asg_tensor *t, int64_t B, int64_t Hkv, int64_t G, int64_t T,
+                             int64_t Dh) {
+  asg_tensor *e = asg_reshape(t, ASG_SHAPE(B, Hkv, 1, T, Dh));
+  return asg_reshape(asg_broadcast_to(e, ASG_SHAPE(B, Hkv, G, T, Dh)),
+                     ASG_SHAPE(B, Hkv * G, T, Dh));
+}
+
+/* Attention of q [B, H, Tq, Dh] over k, v [B, Hkv, Tk, Dh] (query head h
+ * reads kv head h / G, G = H / Hkv), keys a key mask [B, Tk] or NULL;
+ * returns the heads merged, [B, Tq, D], before out_proj. The G query heads
+ * of a kv head are consecutive, so q [B, H, Tq, Dh] reshapes to
+ * [B, Hkv, G*Tq, Dh]: G*Tq query rows against one kv head, no copy of k or
+ * v. The fused op's causal mask is aligned on the row index, which is only
+ * right for G = 1, so the fused causal GQA case repeats k and v instead. */
+static asg_tensor *attend(asg_layer *l, asg_tensor *q, asg_tensor *k, asg_tensor *v,
+                          asg_tensor *keys, int64_t B, int64_t Tq, int64_t Tk) {
   static const int perm[4] = {0, 2, 1, 3};
-  char b1[96], b2[96], b3[96];
   asg_graph *g = l->g;
-  asg_shape xs = asg_tensor_shape(x);
-  int64_t D = l->i[0], H = l->i[1], Dh = D / H;
-  if (xs.ndim != 3 || xs.dims[2] != D)
-    return asg_graph_fail(g, ASG_ERR_SHAPE, "mha", "input %s must be [B, T, %lld]",
-                          asg_graph_shape_str(g, xs, b1, sizeof b1), (long long)D);
-  asg_dtype dt = asg_tensor_dtype(x);
-  if (!asg_dtype_is_float(dt))
-    return asg_graph_fail(g, ASG_ERR_DTYPE, "mha", "input must be floating point, got %s",
-                          asg_dtype_name(dt));
-  int64_t B = xs.dims[0], T = xs.dims[1];
-  asg_tensor *keys = NULL; /* the padding mask in x's dtype: 1 keep, 0 pad */
-  if (mask) {
-    asg_shape ms = asg_tensor_shape(mask);
-    if (ms.ndim != 2 || ms.dims[0] != B || ms.dims[1] != T)
-      return asg_graph_fail(g, ASG_ERR_SHAPE, "mha",
-                            "padding mask %s must be [B, T] = %s for input %s",
-                            asg_graph_shape_str(g, ms, b1, sizeof b1),
-                            asg_graph_shape_str(g, ASG_SHAPE(B, T), b3, sizeof b3),
-                            asg_graph_shape_str(g, xs, b2, sizeof b2));
-    if (!(keys = as_dtype(mask, x))) return NULL;
+  int64_t D = l->i[0], H = l->i[1], Hkv = l->i[5], G = H / Hkv, Dh = D / H;
+  int64_t GTq = asg_dim_mul(g, G, Tq);
+  bool causal = l->i[2] != 0;
+  asg_posenc pos = (asg_posenc)l->i[3];
+  asg_dtype dt = asg_tensor_dtype(q);
+  double scale = 1.0 / sqrt((double)Dh);
+  bool drop = l->f[0] > 0 && asg_graph_is_training(g);
+  asg_tensor *av; /* [B, H, Tq, Dh] */
+  if (pos != ASG_POS_ALIBI && !drop && (dt == ASG_F32 || dt == ASG_F64)) {
+    /* only the causal and padding masks act on the scores: the fused op
+     * never stores the [B, H, Tq, Tk] scores or probabilities */
+    if (G > 1 && !causal) {
+      av = asg_attention_masked(asg_reshape(q, ASG_SHAPE(B, Hkv, GTq, Dh)), k, v, keys, scale,
+                                false);
+      av = asg_reshape(av, ASG_SHAPE(B, H, Tq, Dh));
+    } else {
+      if (G > 1) {
+        k = repeat_kv(k, B, Hkv, G, Tk, Dh);
+        v = repeat_kv(v, B, Hkv, G, Tk, Dh);
+      }
+      av = asg_attention_masked(q, k, v, keys, scale, causal);
+    }
+  } else {
+    /* scale q ([.., Tq, Dh]) rather than the scores ([.., Tq, Tk]) */
+    asg_tensor *qs = asg_mul_scalar(q, scale);
+    if (G > 1) qs = asg_reshape(qs, ASG_SHAPE(B, Hkv, GTq, Dh));
+    asg_tensor *s = asg_matmul_t(qs, k, false, true);
+    if (G > 1) s = asg_reshape(s, ASG_SHAPE(B, H, Tq, Tk));
+    if (causal || pos == ASG_POS_ALIBI) /* self-attention only: Tq == Tk */
+      s = asg_add(s, score_bias(g, dt, H, Tq, causal, pos == ASG_POS_ALIBI));
+    if (keys) /* 1 keep -> 0, 0 pad -> MASK_NEG; [B, 1, 1, Tk] broadcasts over heads, queries */
+      s = asg_add(s, asg_reshape(asg_mul_scalar(asg_add_scalar(keys, -1.0), -MASK_NEG),
+                                 ASG_SHAPE(B, 1, 1, Tk)));
+    asg_tensor *a = asg_softmax(s, -1);
+    if (drop)
+      a = asg_dropout(a, l->f[0], asg__layer_seed(l) + 0x9e3779b97f4a7c15ull * (uint64_t)l->i[4]++);
+    if (G > 1) a = asg_reshape(a, ASG_SHAPE(B, Hkv, GTq, Tk));
+    av = asg_matmul(a, v);
+    if (G > 1) av = asg_reshape(av, ASG_SHAPE(B, H, Tq, Dh));
   }
+  return asg_reshape(asg_permute(av, perm), ASG_SHAPE(B, Tq, D));
+}
+
+/* Checks a key mask [B, T] over the positions of x (the input, or the
+ * context of cross-attention) and returns it in x's dtype (*out stays NULL
+ * without a mask); false (graph failed) on a bad shape. */
+static bool key_mask(asg_layer *l, asg_tensor *mask, asg_tensor *x, int64_t B, int64_t T,
+                     const char *what, asg_tensor **out) {
+  char b1[96], b2[96], b3[96];
+  *out = NULL;
+  if (!mask) return true;
+  asg_graph *g = l->g;
+  asg_shape ms = asg_tensor_shape(mask);
+  if (ms.ndim != 2 || ms.dims[0] != B || ms.dims[1] != T) {
+    asg_graph_fail(
+        g, ASG_ERR_SHAPE, l->i[7] ? "cross_attention" : "mha",
+        "%s %s must be [B, T] = %s for %s %s", what, asg_graph_shape_str(g, ms, b1, sizeof b1),
+        asg_graph_shape_str(g, ASG_SHAPE(B, T), b3, sizeof b3), l->i[7] ? "context" : "input",
+        asg_graph_shape_str(g, asg_tensor_shape(x), b2, sizeof b2));
+    return false;
+  }
+  *out = as_dtype(mask, x);
+  return *out != NULL;
+}
+
+/* x must be [B, T, dim] of a float dtype, and of like's dtype if like is
+ * not NULL (the context of cross-attention against the queries' input). */
+static bool check_seq(asg_layer *l, asg_tensor *x, int64_t dim, asg_tensor *like,
+                      const char *what) {
+  char b1[96];
+  asg_graph *g = l->g;
+  const char *op = l->i[7] ? "cross_attention" : "mha";
+  asg_shape xs = asg_tensor_shape(x);
+  if (xs.ndim != 3 || xs.dims[2] != dim) {
+    asg_graph_fail(g, ASG_ERR_SHAPE, op, "%s %s must be [B, T, %lld]", what,
+                   asg_graph_shape_str(g, xs, b1, sizeof b1), (long long)dim);
+    return false;
+  }
+  asg_dtype xd = asg_tensor_dtype(x);
+  if (!asg_dtype_is_float(xd)) {
+    asg_graph_fail(g, ASG_ERR_DTYPE, op, "%s must be floating point, got %s", what,
+                   asg_dtype_name(xd));
+    return false;
+  }
+  if (like && xd != asg_tensor_dtype(like)) {
+    asg_graph_fail(g, ASG_ERR_DTYPE, op, "%s is %s but the input is %s: cast one", what,
+                   asg_dtype_name(xd), asg_dtype_name(asg_tensor_dtype(like)));
+    return false;
+  }
+  return true;
+}
+
+static asg_tensor *mha_apply(asg_layer *l, asg_tensor *x, asg_tensor *mask) {
+  asg_graph *g = l->g;
+  int64_t D = l->i[0], H = l->i[1], Hkv = l->i[5], Dh = D / H;
+  if (!check_seq(l, x, D, NULL, "input")) return NULL;
+  asg_shape xs = asg_tensor_shape(x);
+  int64_t B = xs.dims[0], T = xs.dims[1];
+  asg_tensor *keys; /* the padding mask in x's dtype: 1 keep, 0 pad */
+  if (!key_mask(l, mask, x, B, T, "padding mask", &keys)) return NULL;
   asg_layer **c = l->children;
   asg_tensor *q, *k, *v;
-  if (l->n_children == 2) { /* fused_qkv: [B, T, 3d] -> [3, B, H, T, Dh], q, k, v are views */
+  if (l->n_children == 2 && Hkv == H) {
+    /* fused_qkv: [B, T, 3d] -> [3, B, H, T, Dh], q, k, v are views */
     static const int p5[5] = {2, 0, 3, 1, 4};
     asg_tensor *qkv =
         asg_permute(asg_reshape(child(l, c[0], x, NULL), ASG_SHAPE(B, T, 3, H, Dh)), p5);
@@ -180,39 +282,73 @@ static asg_tensor *mha_apply(asg_layer *l, asg_tensor *x, asg_tensor *mask) {
     q = asg_reshape(part[0], ASG_SHAPE(B, H, T, Dh));
     k = asg_reshape(part[1], ASG_SHAPE(B, H, T, Dh));
     v = asg_reshape(part[2], ASG_SHAPE(B, H, T, Dh));
+  } else if (l->n_children == 2) { /* fused_qkv with GQA: [B, T, (H + 2 Hkv) Dh] */
+    asg_tensor *part[3] = {NULL, NULL, NULL};
+    const int64_t sizes[3] = {D, Hkv * Dh, Hkv * Dh};
+    asg_tensor *qkv = child(l, c[0], x, NULL);
+    if (!qkv || asg_split(qkv, 2, 3, sizes, part) != ASG_OK) return NULL;
+    q = split_heads(part[0], B, T, H, Dh);
+    k = split_heads(part[1], B, T, Hkv, Dh);
+    v = split_heads(part[2], B, T, Hkv, Dh);
   } else {
     q = split_heads(child(l, c[0], x, NULL), B, T, H, Dh);
-    k = split_heads(child(l, c[1], x, NULL), B, T, H, Dh);
-    v = split_heads(child(l, c[2], x, NULL), B, T, H, Dh);
+    k = split_heads(child(l, c[1], x, NULL), B, T, Hkv, Dh);
+    v = split_heads(child(l, c[2], x, NULL), B, T, Hkv, Dh);
   }
   if (!q || !k || !v) return NULL;
-  asg_posenc pos = (asg_posenc)l->i[3];
-  if (pos == ASG_POS_ROPE) {
+  if ((asg_posenc)l->i[3] == ASG_POS_ROPE) {
     q = rope(g, q, T, Dh, l->f[1]);
     k = rope(g, k, T, Dh, l->f[1]);
   }
-  bool drop = l->f[0] > 0 && asg_graph_is_training(g);
-  asg_tensor *av; /* [B, H, T, Dh] */
-  if (pos != ASG_POS_ALIBI && !drop && (dt == ASG_F32 || dt == ASG_F64)) {
-    /* only the causal and padding masks act on the scores: the fused op
-     * never stores the [B, H, T, T] scores or probabilities */
-    av = asg_attention_masked(q, k, v, keys, 1.0 / sqrt((double)Dh), l->i[2] != 0);
-  } else {
-    /* scale q ([.., T, Dh]) rather than the scores ([.., T, T]) */
-    asg_tensor *s = asg_matmul_t(asg_mul_scalar(q, 1.0 / sqrt((double)Dh)), k, false, true);
-    if (l->i[2] || pos == ASG_POS_ALIBI)
-      s = asg_add(s, score_bias(g, dt, H, T, l->i[2], pos == ASG_POS_ALIBI));
-    if (keys) /* 1 keep -> 0, 0 pad -> MASK_NEG; [B, 1, 1, T] broadcasts over heads, queries */
-      s = asg_add(s, asg_reshape(asg_mul_scalar(asg_add_scalar(keys, -1.0), -MASK_NEG),
-                                 ASG_SHAPE(B, 1, 1, T)));
-    asg_tensor *a = asg_softmax(s, -1);
-    if (drop)
-      a = asg_dropout(a, l->f[0], asg__layer_seed(l) + 0x9e3779b97f4a7c15ull * (uint64_t)l->i[4]++);
-    av = asg_matmul(a, v);
-  }
-  asg_tensor *o = asg_reshape(asg_permute(av, perm), ASG_SHAPE(B, T, D));
+  asg_tensor *o = attend(l, q, k, v, keys, B, T, T);
   if (!o) return NULL;
   return child(l, c[l->n_children - 1], o, NULL); /* out_proj */
+}
+
+/* asg_layer_apply on a cross-attention layer: there is no context. */
+static asg_tensor *cross_apply_no_context(asg_layer *l, asg_tensor *x, asg_tensor *mask) {
+  (void)x, (void)mask;
+  return asg_graph_fail(l->g, ASG_ERR_INVALID, "cross_attention",
+                        "%s is a cross-attention layer: apply it with asg_cross_attention_apply "
+                        "(queries, context, context mask), not asg_layer_apply",
+                        l->name);
+}
+
+static asg_tensor *cross_apply(asg_layer *l, asg_tensor *x, asg_tensor *ctx, asg_tensor *mask) {
+  asg_graph *g = l->g;
+  int64_t D = l->i[0], H = l->i[1], Hkv = l->i[5], Dh = D / H;
+  char b1[96], b2[96];
+  if (!check_seq(l, x, D, NULL, "input") || !check_seq(l, ctx, l->i[6], x, "context")) return NULL;
+  asg_shape xs = asg_tensor_shape(x), cs = asg_tensor_shape(ctx);
+  int64_t B = xs.dims[0], Tq = xs.dims[1], Tk = cs.dims[1];
+  if (cs.dims[0] != B)
+    return asg_graph_fail(
+        g, ASG_ERR_SHAPE, "cross_attention", "context %s and input %s have different batch sizes",
+        asg_graph_shape_str(g, cs, b1, sizeof b1), asg_graph_shape_str(g, xs, b2, sizeof b2));
+  asg_tensor *keys;
+  if (!key_mask(l, mask, ctx, B, Tk, "context mask", &keys)) return NULL;
+  asg_layer **c = l->children;
+  asg_tensor *q = split_heads(child(l, c[0], x, NULL), B, Tq, H, Dh);
+  asg_tensor *k = split_heads(child(l, c[1], ctx, NULL), B, Tk, Hkv, Dh);
+  asg_tensor *v = split_heads(child(l, c[2], ctx, NULL), B, Tk, Hkv, Dh);
+  if (!q || !k || !v) return NULL;
+  asg_tensor *o = attend(l, q, k, v, keys, B, Tq, Tk);
+  if (!o) return NULL;
+  return child(l, c[3], o, NULL); /* out_proj */
+}
+
+asg_tensor *asg_cross_attention_apply(asg_layer *l, asg_tensor *x, asg_tensor *context,
+                                      asg_tensor *context_mask) {
+  if (!l || !x) return NULL; /* a failed constructor or input: the graph has the error */
+  if (l->apply != cross_apply_no_context)
+    return asg_graph_fail(l->g, ASG_ERR_INVALID, "cross_attention",
+                          "%s is not a cross-attention layer (asg_nn_cross_attention)", l->name);
+  if (!context)
+    return asg_graph_fail(l->g, ASG_ERR_INVALID, "cross_attention", "%s: context is NULL", l->name);
+  asg_scope_push(l->g, l->name);
+  asg_tensor *y = cross_apply(l, x, context, context_mask);
+  asg_scope_pop(l->g);
+  return y;
 }
 
 /* Name "<parent>.<suffix>" in a stack buffer. */
@@ -226,51 +362,124 @@ static bool alloc_children(asg_layer *l, int n) {
   return l->children != NULL;
 }
 
+/* Validates the options shared by mha and cross-attention (what names the
+ * constructor in messages) and stores the settings; false if g failed. */
+static bool attn_settings(asg_layer *l, int64_t d_model, int64_t n_heads,
+                          const asg_attention_opts *o, const char *what) {
+  asg_graph *g = l->g;
+  if (d_model < 1 || n_heads < 1 || d_model % n_heads) {
+    asg_graph_fail(g, ASG_ERR_INVALID, l->name,
+                   "%s: d_model (%lld) must be a positive multiple of n_heads (%lld)", what,
+                   (long long)d_model, (long long)n_heads);
+    return false;
+  }
+  int64_t hkv = o->n_kv_heads ? o->n_kv_heads : n_heads;
+  if (hkv < 1 || n_heads % hkv) {
+    asg_graph_fail(g, ASG_ERR_INVALID, l->name,
+                   "%s: n_kv_heads (%lld) must be 0 (= n_heads) or a positive divisor of "
+                   "n_heads (%lld)",
+                   what, (long long)o->n_kv_heads, (long long)n_heads);
+    return false;
+  }
+  if (o->kv_dim < 0) {
+    asg_graph_fail(g, ASG_ERR_INVALID, l->name, "%s: kv_dim must be >= 0, got %lld", what,
+                   (long long)o->kv_dim);
+    return false;
+  }
+  if (!(o->dropout >= 0 && o->dropout < 1)) {
+    asg_graph_fail(g, ASG_ERR_INVALID, l->name, "%s: dropout must be in [0, 1), got %g", what,
+                   o->dropout);
+    return false;
+  }
+  if (o->pos != ASG_POS_NONE && o->pos != ASG_POS_ROPE && o->pos != ASG_POS_ALIBI) {
+    asg_graph_fail(g, ASG_ERR_INVALID, l->name,
+                   "%s: pos must be ASG_POS_NONE, ASG_POS_ROPE or ASG_POS_ALIBI (add "
+                   "sinusoidal/learned encodings to the input with asg_nn_posenc)",
+                   what);
+    return false;
+  }
+  if (o->pos == ASG_POS_ROPE && (d_model / n_heads) % 2) {
+    asg_graph_fail(g, ASG_ERR_INVALID, l->name, "%s: RoPE needs an even head dim, got %lld", what,
+                   (long long)(d_model / n_heads));
+    return false;
+  }
+  double base = o->rope_base != 0 ? o->rope_base : 10000.0;
+  if (!(base > 0) || isinf(base)) {
+    asg_graph_fail(g, ASG_ERR_INVALID, l->name, "%s: rope_base must be > 0, got %g", what, base);
+    return false;
+  }
+  l->i[0] = d_model;
+  l->i[1] = n_heads;
+  l->i[2] = o->causal;
+  l->i[3] = o->pos;
+  l->i[5] = hkv;
+  l->i[6] = o->kv_dim ? o->kv_dim : d_model;
+  l->f[0] = o->dropout;
+  l->f[1] = base;
+  return true;
+}
+
 asg_layer *asg_nn_mha(asg_graph *g, const char *name, int64_t d_model, int64_t n_heads,
                       const asg_attention_opts *o) {
   asg_attention_opts d = {0};
   char nb[512];
   if (!o) o = &d;
   asg_layer *l = asg__layer_new(g, name, mha_apply);
-  if (!l) return NULL;
-  if (d_model < 1 || n_heads < 1 || d_model % n_heads)
+  if (!l || !attn_settings(l, d_model, n_heads, o, "mha")) return NULL;
+  if (l->i[6] != d_model)
     return (asg_layer *)asg_graph_fail(
         g, ASG_ERR_INVALID, l->name,
-        "mha: d_model (%lld) must be a positive multiple of n_heads (%lld)", (long long)d_model,
-        (long long)n_heads);
-  if (!(o->dropout >= 0 && o->dropout < 1))
-    return (asg_layer *)asg_graph_fail(g, ASG_ERR_INVALID, l->name,
-                                       "mha: dropout must be in [0, 1), got %g", o->dropout);
-  if (o->pos != ASG_POS_NONE && o->pos != ASG_POS_ROPE && o->pos != ASG_POS_ALIBI)
-    return (asg_layer *)asg_graph_fail(
-        g, ASG_ERR_INVALID, l->name,
-        "mha: pos must be ASG_POS_NONE, ASG_POS_ROPE or ASG_POS_ALIBI (add sinusoidal/learned "
-        "encodings to the input with asg_nn_posenc)");
-  if (o->pos == ASG_POS_ROPE && (d_model / n_heads) % 2)
-    return (asg_layer *)asg_graph_fail(g, ASG_ERR_INVALID, l->name,
-                                       "mha: RoPE needs an even head dim, got %lld",
-                                       (long long)(d_model / n_heads));
-  double base = o->rope_base != 0 ? o->rope_base : 10000.0;
-  if (!(base > 0) || isinf(base))
-    return (asg_layer *)asg_graph_fail(g, ASG_ERR_INVALID, l->name,
-                                       "mha: rope_base must be > 0, got %g", base);
-  l->i[0] = d_model;
-  l->i[1] = n_heads;
-  l->i[2] = o->causal;
-  l->i[3] = o->pos;
-  l->f[0] = o->dropout;
-  l->f[1] = base;
+        "mha: kv_dim (%lld) is for cross-attention (asg_nn_cross_attention); self-attention "
+        "needs 0 or d_model (%lld)",
+        (long long)o->kv_dim, (long long)d_model);
   if (!alloc_children(l, 4)) return NULL;
   asg_linear_opts lo = {.no_bias = o->no_bias};
+  const int64_t kvd = l->i[5] * (d_model / n_heads); /* n_kv_heads * head dim */
   static const char *proj[4] = {"q_proj", "k_proj", "v_proj", "out_proj"};
   static const char *fused[2] = {"qkv_proj", "out_proj"};
   const int n = o->fused_qkv ? 2 : 4;
   for (int i = 0; i < n; i++) {
-    const int64_t out = o->fused_qkv && i == 0 ? 3 * d_model : d_model;
+    int64_t out = d_model;
+    if (o->fused_qkv && i == 0) out = d_model + 2 * kvd;
+    if (!o->fused_qkv && (i == 1 || i == 2)) out = kvd;
     const char *nm = o->fused_qkv ? fused[i] : proj[i];
     if (!add_child(l, asg_nn_linear_ex(g, sub(nb, sizeof nb, l->name, nm), d_model, out, &lo)))
       return NULL;
   }
+  return l;
+}
+
+asg_layer *asg_nn_cross_attention(asg_graph *g, const char *name, int64_t d_model, int64_t n_heads,
+                                  const asg_attention_opts *o) {
+  asg_attention_opts d = {0};
+  char nb[512];
+  if (!o) o = &d;
+  asg_layer *l = asg__layer_new(g, name, cross_apply_no_context);
+  if (!l) return NULL;
+  l->i[7] = 1; /* cross-attention, for messages */
+  if (!attn_settings(l, d_model, n_heads, o, "cross_attention")) return NULL;
+  if (o->causal)
+    return (asg_layer *)asg_graph_fail(g, ASG_ERR_INVALID, l->name,
+                                       "cross_attention: causal is not supported: the queries "
+                                       "and the context are different sequences");
+  if (o->pos != ASG_POS_NONE)
+    return (asg_layer *)asg_graph_fail(g, ASG_ERR_INVALID, l->name,
+                                       "cross_attention: pos must be ASG_POS_NONE: RoPE and "
+                                       "ALiBi need queries and keys on one position axis");
+  if (o->fused_qkv)
+    return (asg_layer *)asg_graph_fail(g, ASG_ERR_INVALID, l->name,
+                                       "cross_attention: fused_qkv is not supported: q is "
+                                       "projected from the input, k and v from the context");
+  if (!alloc_children(l, 4)) return NULL;
+  asg_linear_opts lo = {.no_bias = o->no_bias};
+  const int64_t kvd = l->i[5] * (d_model / n_heads), kv_in = l->i[6];
+  if (!add_child(
+          l, asg_nn_linear_ex(g, sub(nb, sizeof nb, l->name, "q_proj"), d_model, d_model, &lo)) ||
+      !add_child(l, asg_nn_linear_ex(g, sub(nb, sizeof nb, l->name, "k_proj"), kv_in, kvd, &lo)) ||
+      !add_child(l, asg_nn_linear_ex(g, sub(nb, sizeof nb, l->name, "v_proj"), kv_in, kvd, &lo)) ||
+      !add_child(
+          l, asg_nn_linear_ex(g, sub(nb, sizeof nb, l->name, "out_proj"), d_model, d_model, &lo)))
+    return NULL;
   return l;
 }
 

@@ -44,9 +44,10 @@ typedef struct asg_backend {
 } asg_backend;
 
 /* ---- out-of-range indices ----
- * gather (embedding), scatter_add, one_hot and softmax cross-entropy (and
- * its backward) read indices from tensors. Kernels never index with a value
- * outside its range (they give zeros / leave the row out) and, unless the
+ * gather (embedding), scatter_add, one_hot, softmax cross-entropy (and its
+ * backward) and cache_write (its position) read indices from tensors.
+ * Kernels never index with a value outside its range (they give zeros /
+ * leave the row out; cache_write writes nothing when checked) and, unless the
  * plan has ASG_PLAN_UNCHECKED_INDEX, the error is reported: the CPU backend
  * scans a step's indices before running it (asg__index_check_host); GPU kernels record the first
  * faulting step and a bad value in a fixed device record laid out as asg_index_fault (step1 set by

@@ -156,6 +156,54 @@ static bool place_concat(const asg_tensor *t, const int *root, const size_t *vie
   return true;
 }
 
+/* cache_write rules: a variable is written by one cache_write at most, is
+ * not also assigned, and no needed node reads it (its storage, through
+ * views) where the schedule runs that read after the write: created after
+ * the write, or an assign (assigns run last). Such a read would silently see
+ * the new rows. Views themselves read nothing; their readers are checked. */
+asg_status asg__cache_write_check(const asg_graph *g, const char *need) {
+  const int N = g->n_nodes;
+  int *w = NULL; /* per variable id: 1 + id of its cache_write */
+  for (int i = 0; i < N && !w; i++)
+    if (need[i] && g->nodes[i]->op == ASG_OP_CACHE_WRITE && !(w = calloc((size_t)N, sizeof *w)))
+      return asg__error(ASG_ERR_OOM, "compile: out of memory");
+  if (!w) return ASG_OK;
+  asg_status st = ASG_OK;
+  for (int i = 0; i < N && !st; i++) {
+    const asg_tensor *t = g->nodes[i];
+    if (!need[i] || t->op != ASG_OP_CACHE_WRITE) continue;
+    if (w[t->in[0]->id])
+      st = asg__error(ASG_ERR_INVALID,
+                      "compile: variable '%s' is written by two cache_write ops in one program",
+                      t->in[0]->name);
+    w[t->in[0]->id] = i + 1;
+  }
+  for (int i = 0; i < N && !st; i++)
+    if (need[i] && g->nodes[i]->op == ASG_OP_ASSIGN && w[g->nodes[i]->in[0]->id])
+      st = asg__error(ASG_ERR_INVALID,
+                      "compile: variable '%s' is both assigned and written by cache_write in one "
+                      "program",
+                      g->nodes[i]->in[0]->name);
+  for (int i = 0; i < N && !st; i++) {
+    const asg_tensor *t = g->nodes[i];
+    if (!need[i] || (asg__op_info[t->op].flags & ASG_OPF_VIEW)) continue;
+    for (int j = 0; j < t->n_in && !st; j++) {
+      const asg_tensor *o = asg__origin(t->in[j]);
+      if (o->op != ASG_OP_VARIABLE || !w[o->id] || (t->op != ASG_OP_ASSIGN && i < w[o->id]))
+        continue; /* not a cache-written variable, or read before (or by) the write */
+      const char *ws = g->nodes[w[o->id] - 1]->scope;
+      st = asg__error(ASG_ERR_INVALID,
+                      "compile: %s%s%s reads variable '%s' after cache_write%s%s writes it (it "
+                      "would see the new rows); read the cache_write result instead, or build the "
+                      "read before the write",
+                      t->scope, t->scope[0] ? "/" : "", asg__op_name(t->op), o->name,
+                      ws[0] ? " in " : "", ws);
+    }
+  }
+  free(w);
+  return st;
+}
+
 void asg__compiled_free(asg_compiled *c) {
   if (!c) return;
   for (int i = 0; i < c->plan.n_steps; i++) {
@@ -203,6 +251,7 @@ asg_status asg__compile_graph(asg_graph *g, int n_out, asg_tensor *const *outs, 
     if (need[i])
       for (int k = 0; k < g->nodes[i]->n_in; k++)
         need[g->nodes[i]->in[k]->id] = 1;
+  if ((st = asg__cache_write_check(g, need)) != ASG_OK) goto done;
 
   /* 2. leaves get persistent storage; one assign per variable */
   c->vars = calloc((size_t)N + 1, sizeof *c->vars);

@@ -15,5 +15,8 @@ typedef struct asg_compiled {
 
 asg_status asg__compile_graph(asg_graph *g, int n_out, asg_tensor *const *outs, asg_compiled *c);
 void asg__compiled_free(asg_compiled *c);
+/* The compile-time rules of cache_write over the nodes need[] marks (those
+ * the outputs depend on); also run when a symbolic program is compiled. */
+asg_status asg__cache_write_check(const asg_graph *g, const char *need);
 
 #endif

@@ -679,6 +679,10 @@ asg_program *asg__symp_compile(asg_graph *g, int n_out, asg_tensor *const *outs,
     if (s->need[i])
       for (int k = 0; k < g->nodes[i]->n_in; k++)
         s->need[g->nodes[i]->in[k]->id] = 1;
+  if (asg__cache_write_check(g, s->need)) { /* refused now, not at the first run */
+    asg__symp_free(s);
+    return NULL;
+  }
   if (!mark_used(s)) {
     asg__error(ASG_ERR_OOM, "asg_compile: out of memory");
     asg__symp_free(s);

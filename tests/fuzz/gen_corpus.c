@@ -155,6 +155,43 @@ static void text_seeds(void) {
   }
 }
 
+/* fuzz_tokenizer: a first byte that picks the mode, then text for a
+ * built-in tokenizer (even) or a tokenizer.json (odd). */
+#define SEED(lit)                                                                                  \
+  { lit, sizeof lit - 1 }
+static void tokenizer_seeds(void) {
+  static const struct {
+    const char *s;
+    size_t n;
+  } seeds[] = {
+      SEED("\x00Hello world's 12345  spaces\t\n<|endoftext|>caf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac"),
+      SEED("\x02I'M HERE, they'LL see 1234567 \r\n\r\n  x\xff"),
+      SEED("\x02They'RE \xc5\xbf'\xc5\xbf 1234567\r\n \t\n x\xc2\xa0y <|endoftext|>"),
+      SEED("\x04 ab a\xe2\x96\x81"
+           "b <s> \xf0\x9f\x91\x8d \xc3"),
+      SEED(
+          "\x01{\"model\": {\"type\": \"BPE\", \"unk_token\": \"<unk>\", \"vocab\": {\"<unk>\": 0, "
+          "\"\xe2\x96\x81\": 1, \"a\": 2, \"b\": 3, \"ab\": 4}, \"merges\": [\"a b\"]}, "
+          "\"pre_tokenizer\": {\"type\": \"Metaspace\", \"replacement\": \"\xe2\x96\x81\", "
+          "\"prepend_scheme\": \"first\", \"split\": true}, \"decoder\": {\"type\": "
+          "\"Metaspace\", \"replacement\": \"\xe2\x96\x81\", \"prepend_scheme\": \"first\"}, "
+          "\"added_tokens\": [{\"id\": 5, \"content\": \"<s>\", \"special\": true, \"lstrip\": "
+          "true, \"rstrip\": true, \"single_word\": false, \"normalized\": false}]}"),
+      SEED("\x01{\"model\": {\"vocab\": {\"a\": 0, \"b\": 1, \"ab\": 2, \"<\": 3}, \"merges\": "
+           "[[\"a\", \"b\"]], \"ignore_merges\": true}, \"pre_tokenizer\": {\"type\": \"Split\", "
+           "\"pattern\": {\"Regex\": \"'s|'t|'re|'ve|'m|'ll|'d| ?\\\\p{L}+| ?\\\\p{N}+| "
+           "?[^\\\\s\\\\p{L}\\\\p{N}]+|\\\\s+(?!\\\\S)|\\\\s+\"}, \"behavior\": \"Isolated\", "
+           "\"invert\": false}, \"post_processor\": {\"type\": \"RobertaProcessing\", \"cls\": "
+           "[\"a\", 0], \"sep\": [\"b\", 1]}, \"decoder\": null}"),
+  };
+  char name[32];
+  for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++) {
+    snprintf(name, sizeof name, "seed%zu", i);
+    write_bytes(path("tokenizer", name), seeds[i].s, seeds[i].n);
+  }
+}
+#undef SEED
+
 int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: gen_corpus OUTDIR\n");
@@ -167,6 +204,7 @@ int main(int argc, char **argv) {
   checkpoint_seeds();
   idx_seeds();
   text_seeds();
+  tokenizer_seeds();
   if (failures) fprintf(stderr, "gen_corpus: %d failures\n", failures);
   return failures != 0;
 }

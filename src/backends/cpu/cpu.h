@@ -33,6 +33,7 @@ void asg_cpu_register_conv(asg_cpu_kernel *t);
 void asg_cpu_register_random(asg_cpu_kernel *t);
 void asg_cpu_register_optim(asg_cpu_kernel *t);
 void asg_cpu_register_attention(asg_cpu_kernel *t);
+void asg_cpu_register_sample(asg_cpu_kernel *t);
 
 /* Work below this many elements runs on one thread. */
 #define ASG_CPU_PAR_MIN 32768

@@ -1,7 +1,8 @@
-/* CPU shape kernels: broadcast_to, fill, assign. */
+/* CPU shape kernels: broadcast_to, fill, assign, cache_write. */
 #include <string.h>
 
 #include "backends/cpu/cpu.h"
+#include "runtime/layout.h"
 
 /* broadcast_to: input strides per output dim (0 where broadcast). */
 typedef struct bto_job {
@@ -85,7 +86,32 @@ static asg_status assign_kernel(const asg_cpu_call *c) {
   return ASG_OK;
 }
 
+/* cache_write: cache [outer, Tmax, inner], value [outer, T, inner]; rows
+ * [pos, pos + T) of out (the variable itself) get value's rows. Rows outside
+ * [0, Tmax) are skipped (only reached unchecked: cpu_backend.c checks pos
+ * first). */
+static asg_status cache_write_kernel(const asg_cpu_call *c) {
+  const asg_step *s = c->s;
+  const int a = (int)s->attr.i[0];
+  const size_t es = asg_dtype_size(s->out.dtype);
+  const int64_t tmax = s->out.shape.dims[a], t = s->in[1].shape.dims[a];
+  const int64_t pos = s->in[2].dtype == ASG_I32 ? (int64_t) * (const int32_t *)c->in[2]
+                                                : *(const int64_t *)c->in[2];
+  int64_t outer, inner;
+  asg__split_axis(s->out.shape, a, &outer, &inner);
+  if (c->out != c->in[0]) /* the plan aliases them; a copy keeps other rows otherwise */
+    memmove(c->out, c->in[0], (size_t)asg_shape_numel(s->out.shape) * es);
+  if (pos >= tmax || pos <= -t) return ASG_OK; /* no row lands (no overflow of pos + j) */
+  const int64_t lo = pos < 0 ? -pos : 0, hi = tmax - pos < t ? tmax - pos : t; /* rows j */
+  const size_t rb = (size_t)inner * es;
+  for (int64_t o = 0; o < outer; o++)
+    memmove((char *)c->out + (size_t)(o * tmax + pos + lo) * rb,
+            (const char *)c->in[1] + (size_t)(o * t + lo) * rb, (size_t)(hi - lo) * rb);
+  return ASG_OK;
+}
+
 void asg_cpu_register_shape(asg_cpu_kernel *t) {
+  t[ASG_OP_CACHE_WRITE].run = cache_write_kernel;
   t[ASG_OP_BROADCAST_TO].run = broadcast_to_kernel;
   t[ASG_OP_FILL].run = fill_kernel;
   t[ASG_OP_ASSIGN].run = assign_kernel;

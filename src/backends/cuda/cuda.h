@@ -143,7 +143,8 @@ typedef struct asg_cuda_kernel {
 void asg_cuda_gemm_cache_free(void *cache);
 
 void asg_cuda_register_elementwise(asg_cuda_kernel *t); /* unary, binary, where, cast, copies,
-                                                           fill, assign, broadcast_to */
+                                                           fill, assign, cache_write,
+                                                           broadcast_to */
 void asg_cuda_register_reduce(asg_cuda_kernel *t);      /* sum..argmax, softmax, log_softmax */
 void asg_cuda_register_matmul(asg_cuda_kernel *t);
 void asg_cuda_register_index(asg_cuda_kernel *t);     /* permute, slice(_bwd), concat, gather,
@@ -152,6 +153,7 @@ void asg_cuda_register_nn(asg_cuda_kernel *t);        /* layernorm(+bwd), softma
 void asg_cuda_register_conv(asg_cuda_kernel *t);      /* conv family and pools */
 void asg_cuda_register_optim(asg_cuda_kernel *t);     /* fused Adam updates */
 void asg_cuda_register_attention(asg_cuda_kernel *t); /* fused attention fwd/bwd */
+void asg_cuda_register_sample(asg_cuda_kernel *t);    /* sample_filter */
 
 /* Multi-tensor Adam (cuda_backend.c groups the adam_moment, adam_moment2,
  * adam_param steps of many parameters into one launch): per element of each

@@ -30,6 +30,7 @@ static void table_fill(void) {
   asg_cuda_register_conv(table);
   asg_cuda_register_optim(table);
   asg_cuda_register_attention(table);
+  asg_cuda_register_sample(table);
 }
 
 static asg_status cuda_err(cudaError_t e, const char *what) {

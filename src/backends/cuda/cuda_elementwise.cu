@@ -1,11 +1,12 @@
 #include "backends/cuda/cuda.h"
 #include "backends/cuda/cuda_fastdiv.cuh"
+#include "backends/cuda/cuda_fault.cuh"
 #include "backends/cuda/cuda_half.cuh"
 #include "backends/cuda/ew_ops.cuh"
 #include "runtime/layout.h"
 // CUDA kernels of the elementwise family: unary ops, binary ops and where
 // with NumPy broadcasting, cast, broadcast_to, fill, and the identity copies
-// (stop_gradient, reshape, assign). Semantics follow the CPU reference
+// (stop_gradient, reshape, assign), and cache_write. Semantics follow the CPU reference
 // (src/backends/cpu/cpu_elementwise.c, cpu_shape.c).
 //
 // Broadcasting: on the host, each input gets per-dim element strides (0 on
@@ -604,9 +605,76 @@ asg_status assign_run(const asg_cuda_call *c) {
   return copy_from(c, c->in[1]);
 } // out aliases the variable
 
+// ---- cache_write ----
+// cache [outer, tmax, inner] (out aliases it), value [outer, t, inner] in
+// elements of U: out[o, pos + j] = value[o, j] (cpu_shape.c). pos is read
+// on the device (a captured graph stays valid). Checked programs (fault
+// set): a pos outside [0, tmax - t] writes nothing and is reported, as the
+// CPU stops before the step; unchecked: the rows landing in [0, tmax).
+template <typename U, typename X>
+__global__ void cache_write_kernel(U *__restrict__ y, const U *__restrict__ v,
+                                   const X *__restrict__ posp, int64_t total, int64_t t,
+                                   int64_t tmax, int64_t inner, asg_index_fault *fault,
+                                   unsigned step1) {
+  const int64_t pos = (int64_t)*posp;
+  if (pos < 0 || pos > tmax - t) {
+    if (fault) {
+      if (blockIdx.x == 0 && threadIdx.x == 0) asg_cuda_index_fault(fault, step1, pos);
+      return;
+    }
+    if (pos >= tmax || pos <= -t) return; // no row lands (and pos + j cannot overflow)
+  }
+  for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < total;
+       e += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t k = e % inner, r = e / inner;
+    const int64_t j = r % t, o = r / t, row = pos + j;
+    if (row >= 0 && row < tmax) y[(o * tmax + row) * inner + k] = v[e];
+  }
+}
+
+template <typename U> asg_status cache_write_typed(const asg_cuda_call *c) {
+  const asg_step *s = c->s;
+  const int a = (int)s->attr.i[0];
+  int64_t outer, inner;
+  asg__split_axis(s->out.shape, a, &outer, &inner);
+  const int64_t t = s->in[1].shape.dims[a], tmax = s->out.shape.dims[a];
+  const int64_t total = outer * t * inner;
+  if (total == 0) return ASG_OK;
+  const unsigned grid = asg_cuda_blocks(total, kThreads);
+  cudaStream_t st = c->ctx->stream;
+  if (s->in[2].dtype == ASG_I32)
+    cache_write_kernel<U, int32_t><<<grid, kThreads, 0, st>>>((U *)c->out, (const U *)c->in[1],
+                                                              (const int32_t *)c->in[2], total, t,
+                                                              tmax, inner, c->fault, c->step1);
+  else
+    cache_write_kernel<U, int64_t><<<grid, kThreads, 0, st>>>((U *)c->out, (const U *)c->in[1],
+                                                              (const int64_t *)c->in[2], total, t,
+                                                              tmax, inner, c->fault, c->step1);
+  return asg_cuda_check(c);
+}
+
+asg_status cache_write_run(const asg_cuda_call *c) {
+  const asg_step *s = c->s;
+  const asg_dtype pt = s->in[2].dtype;
+  if (pt != ASG_I32 && pt != ASG_I64)
+    return asg__error(ASG_ERR_DTYPE, "cuda: %s: position dtype %s not supported", s->label,
+                      asg_dtype_name(pt));
+  asg_status st = copy_from(c, c->in[0]); // nothing: the plan aliases out and the cache
+  if (st) return st;
+  switch (asg_dtype_size(s->out.dtype)) {
+  case 2: return cache_write_typed<uint16_t>(c);
+  case 4: return cache_write_typed<uint32_t>(c);
+  case 8: return cache_write_typed<unsigned long long>(c);
+  default:
+    return asg__error(ASG_ERR_DTYPE, "cuda: %s: dtype %s not supported", s->label,
+                      asg_dtype_name(s->out.dtype));
+  }
+}
+
 } // namespace
 
 extern "C" void asg_cuda_register_elementwise(asg_cuda_kernel *t) {
+  t[ASG_OP_CACHE_WRITE].run = cache_write_run;
   for (asg_op op : asg__unary_ops)
     t[op].run = unary_run;
   for (asg_op op : asg__broadcast_ops)

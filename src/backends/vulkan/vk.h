@@ -171,7 +171,7 @@ asg_status asg_vk_variant(const asg_vk_call *c, const char *base, asg_dtype dt, 
 
 /* Family registration (one per file). */
 void asg_vk_register_elementwise(asg_vk_kernel *t); /* unary, binary, where, cast, copies, fill,
-                                                       assign, broadcast_to */
+                                                       assign, cache_write, broadcast_to */
 void asg_vk_register_reduce(asg_vk_kernel *t);      /* sum..argmax, softmax, log_softmax */
 void asg_vk_register_matmul(asg_vk_kernel *t);
 void asg_vk_register_index(asg_vk_kernel *t);     /* permute, slice(_bwd), concat, gather,
@@ -180,6 +180,7 @@ void asg_vk_register_nn(asg_vk_kernel *t);        /* layernorm(+bwd), softmax CE
 void asg_vk_register_conv(asg_vk_kernel *t);      /* conv family and pools */
 void asg_vk_register_optim(asg_vk_kernel *t);     /* fused Adam updates */
 void asg_vk_register_attention(asg_vk_kernel *t); /* fused attention fwd/bwd */
+void asg_vk_register_sample(asg_vk_kernel *t);    /* sample_filter */
 
 /* ---- device core (vk_device.c) ---- */
 /* The process-wide device, opened on first use; NULL with an error set when

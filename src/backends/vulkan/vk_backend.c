@@ -25,6 +25,7 @@ static void table_fill(void) {
   asg_vk_register_conv(table);
   asg_vk_register_optim(table);
   asg_vk_register_attention(table);
+  asg_vk_register_sample(table);
 }
 
 /* ------------------------------------------------------------- recording */

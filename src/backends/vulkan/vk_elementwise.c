@@ -9,6 +9,7 @@
  * are merged. One merged dim means every operand is contiguous or a scalar
  * (the shader's fast path, no index math); otherwise the shader decomposes
  * the flat output index with multiply-shift divisions. */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -261,7 +262,39 @@ static asg_status assign_record(const asg_vk_call *c) {
   return copy_bytes(c, c->out, c->in[1], asg__tdesc_bytes(&c->s->out)); /* out aliases the var */
 }
 
+/* cache_write (shaders/cache_write.comp): out aliases the cache */
+static asg_status cache_write_record(const asg_vk_call *c) {
+  const asg_step *s = c->s;
+  const asg_dtype dt = s->out.dtype, pt = s->in[2].dtype;
+  const size_t es = asg_dtype_size(dt);
+  if ((es != 4 && es != 8) || (dt == ASG_F64 && !c->ctx->caps.f64)) return dtype_error(c, dt);
+  if (pt != ASG_I32 && pt != ASG_I64) return dtype_error(c, pt);
+  const int a = (int)s->attr.i[0];
+  int64_t outer, inner;
+  asg__split_axis(s->out.shape, a, &outer, &inner);
+  const int64_t t = s->in[1].shape.dims[a], total = outer * t * inner;
+  if (asg_shape_numel(s->out.shape) >= INT32_MAX) /* the shader's index math is 32-bit */
+    return asg__error(ASG_ERR_UNSUPPORTED, "vulkan: %s: cache of more than 2^31 - 1 elements",
+                      s->label);
+  if (c->out != c->in[0]) { /* the plan aliases them: nothing to copy */
+    asg_status st = copy_bytes(c, c->out, c->in[0], asg__tdesc_bytes(&s->out));
+    if (st) return st;
+    asg_vk_barrier(c);
+  }
+  struct { /* shaders/cache_write.comp */
+    uint64_t dst, src, pos, fault;
+    int64_t t, tmax;
+    uint32_t total, inner;
+    int32_t pos64;
+    uint32_t step1;
+  } p = {c->out,          c->in[1],        c->in[2],      c->fault, t, s->out.shape.dims[a],
+         (uint32_t)total, (uint32_t)inner, pt == ASG_I64, c->step1};
+  return asg_vk_dispatch(c, es == 8 ? "cache_write_u64" : "cache_write_u32", &p, sizeof p,
+                         asg_vk_groups(c, total, 256), 1, 1);
+}
+
 void asg_vk_register_elementwise(asg_vk_kernel *t) {
+  t[ASG_OP_CACHE_WRITE].record = cache_write_record;
   for (int i = 0; i < ASG__N_UNARY_OPS; i++)
     t[asg__unary_ops[i]].record = unary_record;
   for (int i = 0; i < ASG__N_BROADCAST_OPS; i++)

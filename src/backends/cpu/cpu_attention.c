@@ -62,12 +62,25 @@ static size_t att_ws(const asg_step *s, int nthreads) {
       int64_t b = u / nbq, i0 = (u % nbq) * BLK, nq = Tq - i0 < BLK ? Tq - i0 : BLK;               \
       int64_t nkb = n_keys(a, i0 + nq - 1); /* the block's last row sees the most keys */          \
       const T *qb = q + (b * Tq + i0) * D, *kb = k + b * Tk * D;                                   \
+      const T *mr = a->mask >= 0 ? (const T *)c->in[a->mask] + (b / a->G) * Tk : NULL;             \
+      /* keys past the mask's last visible one are never read (a KV cache                          \
+       * filled up to its current length costs that length, not its size) */                       \
+      while (mr && nkb > 0 && mr[nkb - 1] == 0)                                                    \
+        nkb--;                                                                                     \
+      if (nkb == 0) { /* no visible key in the block: o = 0, lse = -inf */                         \
+        for (int64_t r = 0; r < nq; r++)                                                           \
+          if (lse_only)                                                                            \
+            out[b * Tq + i0 + r] = -(T)INFINITY;                                                   \
+          else                                                                                     \
+            for (int64_t d = 0; d < D; d++)                                                        \
+              out[(b * Tq + i0 + r) * D + d] = 0;                                                  \
+        continue;                                                                                  \
+      }                                                                                            \
       T *S = (T *)c->ws + tid * ldw; /* [nq, nkb] */                                               \
       GEMM(false, true, nq, nkb, D, sc, qb, D, kb, D, 0, S, nkb, NULL);                            \
-      const T *mr = a->mask >= 0 ? (const T *)c->in[a->mask] + (b / a->G) * Tk : NULL;             \
       for (int64_t r = 0; r < nq; r++) {                                                           \
         T *row = S + r * nkb;                                                                      \
-        int64_t nk = n_keys(a, i0 + r), first = 0;                                                 \
+        int64_t nk = n_keys(a, i0 + r) < nkb ? n_keys(a, i0 + r) : nkb, first = 0;                 \
         while (mr && first < nk && mr[first] == 0) /* keys the mask hides */                       \
           first++;                                                                                 \
         if (first == nk) { /* no visible key: o = 0, lse = -inf */                                 \

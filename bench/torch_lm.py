@@ -6,7 +6,7 @@ torch.compile. Also measures the device's memory bandwidth (a large copy) for
 the decode floor.
 
     python bench/torch_lm.py MODEL_DIR [--device cpu|cuda] [--threads 2]
-        [--prompt 512] [--batch 1,8] [--decode 64] [--reps 3] [--compile]
+        [--prompt 512] [--batch 1,8] [--decode 64] [--reps 3] [--mode eager|compile|both]
 Prints one line per measurement: "torch <mode> batch=B prefill_tok_s=.. decode_tok_s=..".
 """
 import argparse
@@ -51,7 +51,8 @@ def main():
     ap.add_argument("--batch", default="1,8")
     ap.add_argument("--decode", type=int, default=64)
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--compile", action="store_true", help="also static cache + torch.compile")
+    ap.add_argument("--mode", default="eager", choices=["eager", "compile", "both"],
+                    help="eager, static cache + torch.compile, or both")
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -61,8 +62,11 @@ def main():
     V = model.config.vocab_size
     if dev == "cuda":
         print(f"torch bandwidth_GBs={bandwidth(dev) / 1e9:.1f}")
-    modes = ["eager"] + (["static+compile"] if a.compile else [])
+    modes = {"eager": ["eager"], "compile": ["static+compile"],
+             "both": ["eager", "static+compile"]}[a.mode]
     for mode in modes:
+        if mode != "eager":
+            model.forward = torch.compile(model.forward, mode="reduce-overhead", fullgraph=True)
         for B in [int(b) for b in a.batch.split(",")]:
             g = torch.Generator().manual_seed(0)
             ids = torch.randint(0, V, (B, a.prompt), generator=g).to(dev)
@@ -70,7 +74,6 @@ def main():
             kw = dict(do_sample=False, attention_mask=mask, pad_token_id=0)
             if mode != "eager":
                 kw["cache_implementation"] = "static"
-                model.forward = torch.compile(model.forward, mode="reduce-overhead", fullgraph=True)
             try:
                 model.generate(ids, max_new_tokens=2, min_new_tokens=2, **kw)  # warm-up
                 pre = timed(lambda: model(ids, attention_mask=mask, use_cache=True), dev, a.reps)

@@ -4,6 +4,8 @@
 #define ASG_CORE_INTERNAL_H
 
 #include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "asg/asg.h"
 
@@ -97,6 +99,14 @@ struct asg_graph {
 };
 
 /* ---- errors ---- */
+/* A malloc'd copy of s (NULL when out of memory). */
+static inline char *asg__strdup(const char *s) {
+  size_t n = strlen(s) + 1;
+  char *d = malloc(n);
+  if (d) memcpy(d, s, n);
+  return d;
+}
+
 /* Sets the thread-local message; returns s for `return asg__error(...)`. */
 asg_status asg__error(asg_status s, const char *fmt, ...)
 #if defined(__GNUC__)

@@ -30,13 +30,6 @@ asg_tokenizer *asg__tk_new(void) {
   return t;
 }
 
-static char *dup(const char *s) {
-  size_t n = strlen(s) + 1;
-  char *d = malloc(n);
-  if (d) memcpy(d, s, n);
-  return d;
-}
-
 /* ---- typed access to the JSON: errors name the file and the field ---- */
 typedef struct ctx {
   const char *file;
@@ -169,7 +162,7 @@ static asg_status load_norm(const ctx *c, const asg_jval *o, int depth) {
   if (strcmp(type, "Prepend") == 0) {
     const char *s;
     if ((st = get_str(c, o, "prepend", false, &s))) return st;
-    nm = (tk_norm){TK_NORM_PREPEND, dup(s), NULL};
+    nm = (tk_norm){TK_NORM_PREPEND, asg__strdup(s), NULL};
   } else if (strcmp(type, "Replace") == 0) {
     const char *pat, *content;
     bool regex;
@@ -177,7 +170,7 @@ static asg_status load_norm(const ctx *c, const asg_jval *o, int depth) {
     if (regex) return unsupported(c, "normalizer Replace with the regex", pat);
     if ((st = get_str(c, o, "content", false, &content))) return st;
     if (!pat[0]) return bad(c, "Replace.pattern", "a non-empty string");
-    nm = (tk_norm){TK_NORM_REPLACE, dup(pat), dup(content)};
+    nm = (tk_norm){TK_NORM_REPLACE, asg__strdup(pat), asg__strdup(content)};
   } else {
     return unsupported(c, "normalizer", type);
   }
@@ -285,13 +278,13 @@ static asg_status load_dec(const ctx *c, const asg_jval *o, int depth) {
     st = get_metaspace(c, o, rep, &prepend, &split);
     d.prepend = prepend != TK_PREPEND_NEVER;
     a = rep;
-    if (!st && !(d.a = dup(a))) st = OOM();
+    if (!st && !(d.a = asg__strdup(a))) st = OOM();
     a = NULL;
   } else {
     return unsupported(c, "decoder", type);
   }
-  if (!st && a && !(d.a = dup(a))) st = OOM();
-  if (!st && b && !(d.b = dup(b))) st = OOM();
+  if (!st && a && !(d.a = asg__strdup(a))) st = OOM();
+  if (!st && b && !(d.b = asg__strdup(b))) st = OOM();
   tk_dec *slot = st ? NULL : grow_one((void **)&c->t->dec, &c->t->n_dec, sizeof *slot);
   if (!st && !slot) st = OOM();
   if (st) {
@@ -471,7 +464,7 @@ static asg_status load_added(const ctx *c, const asg_jval *list) {
     if (st) return st;
     if (!content[0]) return bad(c, "added_tokens content", "a non-empty string");
     tk_added *slot = grow_one((void **)&c->t->added, &c->t->n_added, sizeof *slot);
-    if (!slot || !(a.content = dup(content))) return OOM();
+    if (!slot || !(a.content = asg__strdup(content))) return OOM();
     a.len = strlen(content);
     a.id = (int32_t)id;
     *slot = a;
@@ -544,7 +537,7 @@ static asg_status load_gpt2_files(asg_tokenizer *t, const char *vocab, const cha
   int32_t eot = asg__tk_map_get(&t->bpe.vocab, "<|endoftext|>", 13);
   if (eot >= 0) {
     t->added = calloc(1, sizeof *t->added);
-    if (!t->added || !(t->added[0].content = dup("<|endoftext|>"))) return OOM();
+    if (!t->added || !(t->added[0].content = asg__strdup("<|endoftext|>"))) return OOM();
     t->n_added = 1;
     t->added[0].len = 13, t->added[0].id = eot, t->added[0].special = true;
     t->added[0].normalized = true;
@@ -678,7 +671,7 @@ asg_tokenizer *asg_tokenizer_load(const char *path) {
   } else {
     st = load_json(t, path);
     const char *slash = strrchr(path, '/');
-    if (!st && !(dir = slash ? malloc((size_t)(slash - path) + 2) : dup("."))) st = OOM();
+    if (!st && !(dir = slash ? malloc((size_t)(slash - path) + 2) : asg__strdup("."))) st = OOM();
     if (!st && slash) {
       memcpy(dir, path, (size_t)(slash - path) + 1);
       dir[slash - path + 1] = '\0';

@@ -115,13 +115,6 @@ char *asg__hf_join(const char *dir, const char *name) {
 
 /* ---- config ---- */
 
-static char *strdup_(const char *s) {
-  size_t n = strlen(s) + 1;
-  char *d = malloc(n);
-  if (d) memcpy(d, s, n);
-  return d;
-}
-
 asg_hf_config *asg_hf_config_load(const char *path) {
   const char *who = "asg_hf_config_load";
   if (!path) {
@@ -129,7 +122,7 @@ asg_hf_config *asg_hf_config_load(const char *path) {
     return NULL;
   }
   asg_hf_config *c = calloc(1, sizeof *c);
-  if (c) c->path = asg__hf_is_dir(path) ? asg__hf_join(path, "config.json") : strdup_(path);
+  if (c) c->path = asg__hf_is_dir(path) ? asg__hf_join(path, "config.json") : asg__strdup(path);
   if (!c || !c->path) {
     free(c);
     asg__error(ASG_ERR_OOM, "%s: out of memory", who);

@@ -43,13 +43,6 @@ static bool host_little_endian(void) {
   return c == 1;
 }
 
-static char *xstrdup(const char *s) {
-  size_t n = strlen(s) + 1;
-  char *d = malloc(n);
-  if (d) memcpy(d, s, n);
-  return d;
-}
-
 static const struct {
   const char *name;
   asg_dtype dt;
@@ -298,7 +291,7 @@ asg_status asg__safetensors_open(const char *path, asg_safetensors **out) {
     return asg__error(ASG_ERR_UNSUPPORTED, "safetensors '%s': big-endian hosts are not supported",
                       path);
   asg_safetensors *f = calloc(1, sizeof *f);
-  if (!f || !(f->path = xstrdup(path))) {
+  if (!f || !(f->path = asg__strdup(path))) {
     free(f);
     return asg__error(ASG_ERR_OOM, "safetensors '%s': out of memory", path);
   }
@@ -486,9 +479,9 @@ asg_status asg__fsync_dir(const char *path) {
   const char *slash = strrchr(path, '/');
   char *dir;
   if (!slash)
-    dir = xstrdup(".");
+    dir = asg__strdup(".");
   else if (slash == path)
-    dir = xstrdup("/");
+    dir = asg__strdup("/");
   else {
     dir = malloc((size_t)(slash - path) + 1);
     if (dir) {

@@ -17,9 +17,12 @@ struct asg_lm {
   asg_lm_config c;
   int B, L; /* cache rows: batch and length */
   asg_graph *g;
-  asg_program *pre, *dec, *full;
+  /* [0] greedy, [1] sampling (made on first use: greedy runs skip the
+   * filter and the noise); pre[0] owns the variables */
+  asg_program *pre[2], *dec[2], *full;
   /* outputs: [0] sampled token, [1] greedy token (I64 [B]), [2] logits [B, V] */
   asg_tensor *pre_out[3], *dec_out[3], *full_logits;
+  asg_tensor **writes; /* the prefill's cache writes (its outputs too) */
   asg_compile_opts copts;
   int n;          /* rows of the current generation */
   int cur;        /* cache row the next decode step writes */
@@ -46,12 +49,27 @@ static void sampler(asg_lm *m, asg_tensor *logits, uint64_t seed, asg_tensor **o
   out[2] = logits;
 }
 
+/* Compiles the greedy or the sampling pair of programs (prefill, decode). */
+static asg_status programs(asg_lm *m, bool sampling) {
+  int k = sampling, nl = (int)m->c.n_layer, skip = sampling ? 0 : 1;
+  if (m->pre[k]) return ASG_OK;
+  asg_compile_opts o = m->copts;
+  o.share_variables = m->pre[0];
+  for (int i = 0; i < 3; i++)
+    m->writes[i] = m->pre_out[i];
+  m->pre[k] = asg_compile(m->g, 3 + 2 * nl - skip, m->writes + skip, &o);
+  if (!m->pre[k]) return asg__last_status();
+  o.share_variables = m->pre[0];
+  m->dec[k] = asg_compile(m->g, 3 - skip, m->dec_out + skip, &o);
+  return m->dec[k] ? ASG_OK : asg__last_status();
+}
+
 static asg_status build(asg_lm *m) {
   asg_graph *g = m->g;
   const asg_lm_config *c = &m->c;
   int64_t B = m->B, L = m->L, V = c->vocab_size;
   int nl = (int)c->n_layer;
-  asg_tensor **writes = calloc((size_t)(2 * nl + 3), sizeof *writes);
+  asg_tensor **writes = m->writes = calloc((size_t)(2 * nl + 3), sizeof *writes);
   if (!writes) return asg__error(ASG_ERR_OOM, "asg_lm_new: out of memory");
   /* prefill: [B, P] tokens, positions and key mask, cache rows 0 .. P-1 */
   int64_t P = asg_dim(g, "prompt", L);
@@ -73,10 +91,7 @@ static asg_status build(asg_lm *m) {
   asg_tensor *dpos = asg_input(g, "decode.pos", ASG_I32, ASG_SHAPE(1));
   asg_tensor *dstart = asg_input(g, "decode.start", ASG_I32, ASG_SHAPE(B));
   float *iota = malloc(sizeof(float) * (size_t)L);
-  if (!iota) {
-    free(writes);
-    return asg__error(ASG_ERR_OOM, "asg_lm_new: out of memory");
-  }
+  if (!iota) return asg__error(ASG_ERR_OOM, "asg_lm_new: out of memory");
   for (int64_t j = 0; j < L; j++)
     iota[j] = (float)j;
   asg_tensor *rows = asg_constant(g, ASG_F32, ASG_SHAPE(1, L), iota);
@@ -90,21 +105,20 @@ static asg_status build(asg_lm *m) {
   h = asg__lm_hidden(g, c, ASG_F32, &din, &dc);
   sampler(m, asg__lm_head(g, c, ASG_F32, asg_reshape(h, ASG_SHAPE(B, c->d_model))), 0x5eed0002u,
           m->dec_out);
-  if (asg_graph_status(g) != ASG_OK) {
-    free(writes);
+  if (asg_graph_status(g) != ASG_OK)
     return asg__error(asg_graph_status(g), "asg_lm_new: %s", asg_graph_error(g));
-  }
   (void)V;
-  for (int i = 0; i < 3; i++)
-    writes[i] = m->pre_out[i];
-  m->pre = asg_compile(g, 3 + 2 * nl, writes, &m->copts);
-  free(writes);
-  if (!m->pre) return asg__last_status();
-  asg_compile_opts o = m->copts;
-  o.share_variables = m->pre;
-  m->dec = asg_compile(g, 3, m->dec_out, &o);
-  if (!m->dec) return asg__last_status();
-  return ASG_OK;
+  return programs(m, false);
+}
+
+/* Frees m after a failure; the error message stays the failure's. */
+static asg_lm *free_keeping_error(asg_lm *m) {
+  asg_status st = asg__last_status();
+  char msg[1024];
+  snprintf(msg, sizeof msg, "%s", asg_last_error());
+  asg_lm_free(m);
+  asg__error(st, "%s", msg);
+  return NULL;
 }
 
 asg_lm *asg_lm_new(const asg_lm_config *c, const asg_lm_opts *o) {
@@ -141,22 +155,17 @@ asg_lm *asg_lm_new(const asg_lm_config *c, const asg_lm_opts *o) {
     asg_lm_free(m);
     return NULL;
   }
-  if (build(m) != ASG_OK) {
-    asg_status st = asg__last_status();
-    char msg[512];
-    snprintf(msg, sizeof msg, "%s", asg_last_error());
-    asg_lm_free(m);
-    asg__error(st, "%s", msg);
-    return NULL;
-  }
-  return m;
+  return build(m) == ASG_OK ? m : free_keeping_error(m);
 }
 
 void asg_lm_free(asg_lm *m) {
   if (!m) return;
   asg_program_free(m->full);
-  asg_program_free(m->dec);
-  asg_program_free(m->pre);
+  for (int k = 1; k >= 0; k--) {
+    asg_program_free(m->dec[k]);
+    asg_program_free(m->pre[k]);
+  }
+  free(m->writes);
   asg_graph_free(m->g);
   free(m->start);
   free(m->tok64);
@@ -164,7 +173,7 @@ void asg_lm_free(asg_lm *m) {
 }
 
 const asg_lm_config *asg_lm_get_config(const asg_lm *m) { return m ? &m->c : NULL; }
-asg_program *asg_lm_program(asg_lm *m) { return m ? m->pre : NULL; }
+asg_program *asg_lm_program(asg_lm *m) { return m ? m->pre[0] : NULL; }
 
 static const char *const cache_pattern[1] = {"cache.*"};
 
@@ -180,7 +189,7 @@ asg_status asg_lm_load_weights(asg_lm *m, const char *path) {
                         .n_exclude = 1,
                         .strip_prefixes = prefix,
                         .n_strip_prefixes = m->c.arch == ASG_LM_GPT2};
-  return asg_hf_load(m->pre, path, &o, NULL);
+  return asg_hf_load(m->pre[0], path, &o, NULL);
 }
 
 asg_status asg_lm_save_weights(asg_lm *m, const char *dir, const asg_hf_save_opts *opt) {
@@ -194,22 +203,14 @@ asg_status asg_lm_save_weights(asg_lm *m, const char *dir, const asg_hf_save_opt
   o.exclude = cache_pattern;
   o.n_exclude = 1;
   if (m->c.arch == ASG_LM_GPT2) o.prefix = "transformer.";
-  return asg_hf_save(m->pre, dir, &o);
+  return asg_hf_save(m->pre[0], dir, &o);
 }
 
 asg_lm *asg_lm_load(const char *dir, const asg_lm_opts *o) {
   asg_lm_config c;
   if (asg_lm_config_load(dir, &c) != ASG_OK) return NULL;
   asg_lm *m = asg_lm_new(&c, o);
-  if (m && asg_lm_load_weights(m, dir) != ASG_OK) {
-    asg_status st = asg__last_status();
-    char msg[1024];
-    snprintf(msg, sizeof msg, "%s", asg_last_error());
-    asg_lm_free(m);
-    asg__error(st, "%s", msg);
-    return NULL;
-  }
-  return m;
+  return m && asg_lm_load_weights(m, dir) != ASG_OK ? free_keeping_error(m) : m;
 }
 
 /* ---- running ---- */
@@ -308,22 +309,25 @@ static asg_status prefill(asg_lm *m, int n, const int32_t *const *prompts, const
     }
   }
   asg_shape sh = ASG_SHAPE(m->B, P);
-  asg_status st = asg_program_feed_tensor(m->pre, "prefill.tokens", ASG_I32, sh, tok);
-  if (st == ASG_OK) st = asg_program_feed_tensor(m->pre, "prefill.positions", ASG_I32, sh, pos);
-  if (st == ASG_OK) st = asg_program_feed_tensor(m->pre, "prefill.mask", ASG_F32, sh, mask);
+  bool smp = s && s->temperature > 0;
+  asg_status st = programs(m, smp);
+  asg_program *p = m->pre[smp];
+  if (st == ASG_OK) st = asg_program_feed_tensor(p, "prefill.tokens", ASG_I32, sh, tok);
+  if (st == ASG_OK) st = asg_program_feed_tensor(p, "prefill.positions", ASG_I32, sh, pos);
+  if (st == ASG_OK) st = asg_program_feed_tensor(p, "prefill.mask", ASG_F32, sh, mask);
   free(tok), free(pos), free(mask);
-  if (st == ASG_OK) st = feed_sampling(m->pre, s);
-  if (st == ASG_OK && s && s->temperature > 0) {
+  if (st == ASG_OK && smp) {
+    st = feed_sampling(p, s);
     /* the noise is a function of (seed, run count): same seed, same draws */
-    asg_program_set_run_count(m->pre, s->seed << 24);
-    asg_program_set_run_count(m->dec, s->seed << 24);
+    asg_program_set_run_count(p, s->seed << 24);
+    asg_program_set_run_count(m->dec[1], s->seed << 24);
   }
-  if (st == ASG_OK) st = asg_program_run(m->pre);
+  if (st == ASG_OK) st = asg_program_run(p);
   m->n = 0;
   if (st != ASG_OK) return st;
   m->n = n;
   m->cur = P;
-  return results(m, m->pre, m->pre_out, s, next, logits);
+  return results(m, p, m->pre_out, s, next, logits);
 }
 
 asg_status asg_lm_prefill(asg_lm *m, int n, const int32_t *const *prompts, const int *lens,
@@ -349,16 +353,19 @@ asg_status asg_lm_decode(asg_lm *m, const int32_t *tokens, const asg_sampling *s
     tok[b] = tokens[b];
   }
   int32_t cur = m->cur;
-  asg_status st = asg_program_feed(m->dec, "decode.tokens", tok, sizeof(int32_t) * (size_t)m->B);
+  bool smp = s && s->temperature > 0;
+  asg_status st = programs(m, smp);
+  asg_program *p = m->dec[smp];
+  if (st == ASG_OK) st = asg_program_feed(p, "decode.tokens", tok, sizeof(int32_t) * (size_t)m->B);
   free(tok);
-  if (st == ASG_OK) st = asg_program_feed(m->dec, "decode.pos", &cur, sizeof cur);
+  if (st == ASG_OK) st = asg_program_feed(p, "decode.pos", &cur, sizeof cur);
   if (st == ASG_OK)
-    st = asg_program_feed(m->dec, "decode.start", m->start, sizeof(int32_t) * (size_t)m->B);
-  if (st == ASG_OK) st = feed_sampling(m->dec, s);
-  if (st == ASG_OK) st = asg_program_run(m->dec);
+    st = asg_program_feed(p, "decode.start", m->start, sizeof(int32_t) * (size_t)m->B);
+  if (st == ASG_OK && smp) st = feed_sampling(p, s);
+  if (st == ASG_OK) st = asg_program_run(p);
   if (st != ASG_OK) return st;
   m->cur++;
-  return results(m, m->dec, m->dec_out, s, next, logits);
+  return results(m, p, m->dec_out, s, next, logits);
 }
 
 asg_status asg_lm_logits(asg_lm *m, const int32_t *tokens, int T, float *logits) {
@@ -373,7 +380,7 @@ asg_status asg_lm_logits(asg_lm *m, const int32_t *tokens, int T, float *logits)
     m->full_logits = asg_lm_forward(g, &m->c, ASG_F32, &in);
     if (!m->full_logits) return asg__error(asg_graph_status(g), "%s", asg_graph_error(g));
     asg_compile_opts o = m->copts;
-    o.share_variables = m->pre;
+    o.share_variables = m->pre[0];
     m->full = asg_compile(g, 1, &m->full_logits, &o);
     if (!m->full) return asg__last_status();
   }

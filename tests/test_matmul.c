@@ -1,6 +1,7 @@
 /* Matmul: 2-D, batched, broadcast batch dims, [B,T,K] x [K,N], all four
  * transpose combinations, f32 and f64, against a float64 triple loop;
- * sizes large enough for BLAS and threads; gradient checks (first and
+ * sizes large enough for BLAS and threads; skinny products (M <= 8, the
+ * CPU's GEMV-like kernel); gradient checks (first and
  * second order).
  * Tolerance: |got - want| <= tol * sum_k |a_ik b_kj| (+ tiny atol), with
  * tol = 1e-6 for f32 (K-term float sums) and 1e-13 for f64. */
@@ -159,6 +160,15 @@ int main(void) {
     check_all_t(dt, ASG_SCALAR, ASG_SCALAR, ASG_SCALAR, 256, 300, 200);
     check(dt, ASG_SHAPE(4, 64, 96), ASG_SHAPE(96, 80), false, false, ASG_SHAPE(4, 64, 80));
     check(dt, ASG_SHAPE(3, 70, 50), ASG_SHAPE(3, 60, 50), false, true, ASG_SHAPE(3, 70, 60));
+    /* skinny x W^T (a decode step: M = batch rows, K = width): every M up to
+     * past the skinny kernel's 8, K below, at and past its 32 lanes, N split
+     * over threads */
+    for (int64_t M = 1; M <= 9; M++) {
+      check(dt, ASG_SHAPE(M, 77), ASG_SHAPE(300, 77), false, true, ASG_SHAPE(M, 300));
+      check(dt, ASG_SHAPE(M, 32), ASG_SHAPE(5, 32), false, true, ASG_SHAPE(M, 5));
+      check(dt, ASG_SHAPE(M, 17), ASG_SHAPE(700, 17), false, true, ASG_SHAPE(M, 700));
+    }
+    check(dt, ASG_SHAPE(2, 1, 768), ASG_SHAPE(2304, 768), false, true, ASG_SHAPE(2, 1, 2304));
   }
 
   const asg_shape gshapes[][2] = {

@@ -64,6 +64,104 @@ static void rows_range(void *ctx, int64_t lo, int64_t hi, int tid) {
   g->f64 ? rows_f64(g, lo, hi) : rows_f32(g, lo, hi);
 }
 
+/* Skinny products C [M, N] = alpha A [M, K] B [N, K]^T with M <= SKINNY_M
+ * (a decode step's linear layers: M is the batch): each row of B (a
+ * weight row) is read once for all M rows of A, straight from memory, where
+ * a BLAS GEMM would first pack (copy) all of B. 16 lanes of partial sums
+ * keep the dot products vectorized without reassociating them. */
+#define SKINNY_M 8
+#define LANES 32
+#if defined(__GNUC__)
+#define ASG_INLINE static inline __attribute__((always_inline))
+#else
+#define ASG_INLINE static inline
+#endif
+
+/* s[r] = a_r . b for R <= 4 rows a_r (stride lda) of length K: R x LANES
+ * partial sums, enough independent chains to keep the FMA units busy. */
+ASG_INLINE void dots(const float *a, int64_t lda, const float *b, int64_t K, int R, float *s) {
+  float acc[4][LANES] = {{0}};
+  int64_t k = 0;
+  for (; k + LANES <= K; k += LANES)
+    for (int r = 0; r < R; r++)
+      for (int l = 0; l < LANES; l++)
+        acc[r][l] += a[r * lda + k + l] * b[k + l];
+  for (int r = 0; r < R; r++) {
+    float t = 0;
+    for (int64_t q = k; q < K; q++)
+      t += a[r * lda + q] * b[q];
+    for (int l = 0; l < LANES; l++)
+      t += acc[r][l];
+    s[r] = t;
+  }
+}
+
+/* columns [j0, j1) of C */
+ASG_INLINE void skinny_cols(const gemm_job *g, int64_t j0, int64_t j1) {
+  const float *A = g->A, *B = g->B, alpha = (float)g->alpha, beta = (float)g->beta;
+  float *C = g->C, s[4];
+  for (int64_t j = j0; j < j1; j++)
+    for (int64_t i = 0; i < g->M;) {
+      int R = g->M - i >= 4 ? 4 : 1;
+      if (R == 4)
+        dots(A + i * g->lda, g->lda, B + j * g->ldb, g->K, 4, s);
+      else
+        dots(A + i * g->lda, g->lda, B + j * g->ldb, g->K, 1, s);
+      for (int r = 0; r < R; r++, i++) {
+        float *c = C + i * g->ldc + j;
+        *c = beta == 0 ? alpha * s[r] : alpha * s[r] + beta * *c;
+      }
+    }
+}
+
+/* The same code compiled for wider vectors and FMA, picked at run time:
+ * here each weight is used M times, so arithmetic matters (the build
+ * targets baseline x86-64). */
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx512f,avx512vl,fma"))) static void skinny_avx512(const gemm_job *g,
+                                                                          int64_t j0, int64_t j1) {
+  skinny_cols(g, j0, j1);
+}
+__attribute__((target("avx2,fma"))) static void skinny_avx2(const gemm_job *g, int64_t j0,
+                                                            int64_t j1) {
+  skinny_cols(g, j0, j1);
+}
+static int simd_level(void) {
+  static int level = -1; /* benign race: every thread computes the same value */
+  if (level < 0) {
+    __builtin_cpu_init();
+    level = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma") ? 2
+            : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")  ? 1
+                                                                               : 0;
+  }
+  return level;
+}
+#endif
+
+static void skinny_range(void *ctx, int64_t lo, int64_t hi, int tid) {
+  (void)tid;
+  const gemm_job *g = ctx;
+  int64_t j0 = lo * g->blk, j1 = hi * g->blk < g->N ? hi * g->blk : g->N;
+#if defined(__x86_64__) && defined(__GNUC__)
+  int level = simd_level();
+  if (level == 2)
+    skinny_avx512(g, j0, j1);
+  else if (level == 1)
+    skinny_avx2(g, j0, j1);
+  else
+#endif
+    skinny_cols(g, j0, j1);
+}
+
+static bool skinny(gemm_job *g, asg_cpu_pool *pool) {
+  if (g->f64 || g->ta || !g->tb || g->M > SKINNY_M || g->K < LANES) return false;
+  int pt = asg_cpu_pool_threads(pool);
+  int nt = g->M * g->N * g->K >= (int64_t)1 << 18 ? pt : 1;
+  g->blk = 64; /* columns a task */
+  asg_cpu_parallel_for(pool, nt, (g->N + g->blk - 1) / g->blk, skinny_range, g);
+  return true;
+}
+
 #ifdef ASG_HAVE_CBLAS
 /* One thread pool: OpenBLAS runs single-threaded (set when the CPU device
  * opens) and large GEMMs are split into row or column blocks over our
@@ -106,6 +204,7 @@ static void gemm_run(gemm_job *g, asg_cpu_pool *pool) {
   const int64_t M = g->M, N = g->N, K = g->K;
   if (M == 0 || N == 0) return;
   const int pt = asg_cpu_pool_threads(pool);
+  if (skinny(g, pool)) return;
 #ifdef ASG_HAVE_CBLAS
   if (K > 0 && M <= INT32_MAX && N <= INT32_MAX && K <= INT32_MAX) {
     int nt = M * N * K >= (int64_t)1 << 20 ? pt : 1;

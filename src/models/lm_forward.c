@@ -36,14 +36,17 @@ typedef struct lm {
   const asg_lm_config *c;
   asg_dtype dt;
   int64_t B, T, N, Dh, rows;
+  bool zero; /* zero initializers */
 } lm;
 
-static asg_init w_init(void) { return asg_init_normal(0, 0.02); }
+/* N(0, 0.02) as transformers initializes; zeros for a generator, whose
+ * weights a checkpoint provides (drawing them would only cost time). */
+static asg_init w_init(bool zero) { return zero ? asg_init_zeros() : asg_init_normal(0, 0.02); }
 
 /* x [N, in] W^T + b, W = "<name>.weight" [out, in] */
 static asg_tensor *linear(lm *m, asg_tensor *x, int64_t in, int64_t out, bool bias,
                           const char *name) {
-  asg_tensor *w = param(m->g, m->dt, ASG_SHAPE(out, in), w_init(), "%s.weight", name);
+  asg_tensor *w = param(m->g, m->dt, ASG_SHAPE(out, in), w_init(m->zero), "%s.weight", name);
   asg_tensor *y = asg_matmul_t(x, w, false, true);
   if (bias) y = asg_add(y, param(m->g, m->dt, ASG_SHAPE(out), asg_init_zeros(), "%s.bias", name));
   return y;
@@ -215,17 +218,18 @@ asg_tensor *asg__lm_hidden(asg_graph *g, const asg_lm_config *c, asg_dtype dt,
   m.N = asg_dim_mul(g, m.B, m.T);
   m.Dh = c->head_dim ? c->head_dim : c->d_model / c->n_head;
   m.rows = kc ? kc->len : c->max_pos;
+  m.zero = kc != NULL;
   if (m.rows > c->max_pos) m.rows = c->max_pos;
   int64_t D = c->d_model;
   asg_tensor *mask = in->key_mask;
   if (mask && asg_tensor_dtype(mask) != dt) mask = asg_cast(mask, dt);
   bool gpt2 = c->arch == ASG_LM_GPT2;
-  asg_tensor *x = asg_embedding(param(g, dt, ASG_SHAPE(c->vocab_size, D), w_init(), "%s",
+  asg_tensor *x = asg_embedding(param(g, dt, ASG_SHAPE(c->vocab_size, D), w_init(m.zero), "%s",
                                       gpt2 ? "wte.weight" : "model.embed_tokens.weight"),
                                 in->tokens);
   asg_tensor *cs = NULL, *sn = NULL;
   if (gpt2) {
-    asg_tensor *wpe = param(g, dt, ASG_SHAPE(c->max_pos, D), w_init(), "wpe.weight");
+    asg_tensor *wpe = param(g, dt, ASG_SHAPE(c->max_pos, D), w_init(m.zero), "wpe.weight");
     x = asg_add(x, rows_at(&m, wpe, in->positions));
   } else { /* [B, 1, T, Dh] or [T, Dh]: broadcast over heads */
     cs = rows_at(&m, rope_table(&m, false), in->positions);
@@ -247,12 +251,13 @@ asg_tensor *asg__lm_hidden(asg_graph *g, const asg_lm_config *c, asg_dtype dt,
   return asg_reshape(x, ASG_SHAPE(m.B, m.T, D));
 }
 
-asg_tensor *asg__lm_head(asg_graph *g, const asg_lm_config *c, asg_dtype dt, asg_tensor *h) {
+asg_tensor *asg__lm_head(asg_graph *g, const asg_lm_config *c, asg_dtype dt, asg_tensor *h,
+                         bool zero_init) {
   int64_t V = c->vocab_size, D = c->d_model;
   const char *name = c->arch == ASG_LM_GPT2 ? "wte.weight"
                      : c->tie_embeddings    ? "model.embed_tokens.weight"
                                             : "lm_head.weight";
-  asg_tensor *w = param(g, dt, ASG_SHAPE(V, D), w_init(), "%s", name);
+  asg_tensor *w = param(g, dt, ASG_SHAPE(V, D), w_init(zero_init), "%s", name);
   asg_shape hs = asg_tensor_shape(h);
   if (hs.ndim == 2) return asg_matmul_t(h, w, false, true);
   asg_shape ys = hs;
@@ -262,5 +267,5 @@ asg_tensor *asg__lm_head(asg_graph *g, const asg_lm_config *c, asg_dtype dt, asg
 
 asg_tensor *asg_lm_forward(asg_graph *g, const asg_lm_config *c, asg_dtype dt,
                            const asg_lm_inputs *in) {
-  return asg__lm_head(g, c, dt, asg__lm_hidden(g, c, dt, in, NULL));
+  return asg__lm_head(g, c, dt, asg__lm_hidden(g, c, dt, in, NULL), false);
 }

@@ -84,7 +84,7 @@ static asg_status build(asg_lm *m) {
   asg_lm_inputs in = {.tokens = ptok, .positions = ppos, .key_mask = pmask};
   asg_tensor *h = asg__lm_hidden(g, c, ASG_F32, &in, &kc);
   h = asg_reshape(asg__slice_dims(h, 1, asg_dim_sub(g, P, 1), 1, 1), ASG_SHAPE(B, c->d_model));
-  sampler(m, asg__lm_head(g, c, ASG_F32, h), 0x5eed0001u, m->pre_out);
+  sampler(m, asg__lm_head(g, c, ASG_F32, h, true), 0x5eed0001u, m->pre_out);
   /* decode: one token per row at cache row `pos`; the key mask (rows
    * start[b] .. pos) and the positions (pos - start[b]) are made here */
   asg_tensor *dtok = asg_input(g, "decode.tokens", ASG_I32, ASG_SHAPE(B, 1));
@@ -103,8 +103,8 @@ static asg_status build(asg_lm *m) {
   asg__lm_cache dc = {.pos = dpos, .batch = B, .len = L, .decode = true};
   asg_lm_inputs din = {.tokens = dtok, .positions = positions, .key_mask = dmask};
   h = asg__lm_hidden(g, c, ASG_F32, &din, &dc);
-  sampler(m, asg__lm_head(g, c, ASG_F32, asg_reshape(h, ASG_SHAPE(B, c->d_model))), 0x5eed0002u,
-          m->dec_out);
+  sampler(m, asg__lm_head(g, c, ASG_F32, asg_reshape(h, ASG_SHAPE(B, c->d_model)), true),
+          0x5eed0002u, m->dec_out);
   if (asg_graph_status(g) != ASG_OK)
     return asg__error(asg_graph_status(g), "asg_lm_new: %s", asg_graph_error(g));
   (void)V;

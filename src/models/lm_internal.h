@@ -19,10 +19,13 @@ typedef struct asg__lm_cache {
   asg_tensor **writes; /* out: 2 * n_layer cache writes (outputs of a prefill) */
 } asg__lm_cache;
 
-/* The final normalized hidden states [B, T, d_model]. cache may be NULL. */
+/* The final normalized hidden states [B, T, d_model]. cache may be NULL;
+ * with a cache (a generator, whose weights are loaded) new variables start
+ * at zero instead of random. */
 asg_tensor *asg__lm_hidden(asg_graph *g, const asg_lm_config *c, asg_dtype dt,
                            const asg_lm_inputs *in, asg__lm_cache *cache);
 /* Logits [..., V] of hidden states [..., d_model]. */
-asg_tensor *asg__lm_head(asg_graph *g, const asg_lm_config *c, asg_dtype dt, asg_tensor *h);
+asg_tensor *asg__lm_head(asg_graph *g, const asg_lm_config *c, asg_dtype dt, asg_tensor *h,
+                         bool zero_init);
 
 #endif

@@ -102,7 +102,7 @@ struct asg_graph {
 /* A malloc'd copy of s (NULL when out of memory). */
 static inline char *asg__strdup(const char *s) {
   size_t n = strlen(s) + 1;
-  char *d = malloc(n);
+  char *d = (char *)malloc(n); /* the cast: .cu files include this header too */
   if (d) memcpy(d, s, n);
   return d;
 }

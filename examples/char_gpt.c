@@ -3,7 +3,7 @@
  *
  *   char_gpt [--steps N] [--batch B] [--ctx T] [--layers L] [--dim D]
  *            [--heads H] [--lr LR] [--sample N] [--threads T]
- *            [--backend cpu|cuda|vulkan] [--help] [paths...]
+ *            [--backend cpu|cuda|vulkan] [--logdir DIR] [--help] [paths...]
  *
  * Training runs a static program (batch and context never change). Validation
  * and sampling run one evaluation program built on a symbolic batch and
@@ -15,7 +15,8 @@
  * Default corpus: the Debian package `fortunes` (/usr/share/games/fortunes).
  * Reports the unigram entropy of the corpus (nats per character) next to the
  * validation loss: a model that learned anything beyond letter frequencies
- * goes far below it. */
+ * goes far below it. --logdir DIR writes TensorBoard logs there (loss, lr,
+ * tokens/s, validation loss, parameter histograms every tenth of the run). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,7 +57,8 @@ static double seconds(void) {
 static void usage(const char *prog, const cfg *c, int steps, int nsample, double lr) {
   printf("usage: %s [--steps N (%d)] [--batch B (%d)] [--ctx T (%d)] [--layers L (%d)]\n"
          "       [--dim D (%d)] [--heads H (%d)] [--lr LR (%g)] [--sample N (%d)]\n"
-         "       [--threads T (all CPUs)] [--backend cpu|cuda|vulkan (cpu)] [paths...]\n"
+         "       [--threads T (all CPUs)] [--backend cpu|cuda|vulkan (cpu)]\n"
+         "       [--logdir DIR (none): TensorBoard logs] [paths...]\n"
          "Corpus: the given text files, else /usr/share/games/fortunes.\n",
          prog, steps, c->batch, c->ctx, c->layers, c->dim, c->heads, lr, nsample);
 }
@@ -65,7 +67,7 @@ int main(int argc, char **argv) {
   cfg c = {.layers = 4, .dim = 128, .heads = 4, .ctx = 64, .batch = 16};
   int steps = 3000, nsample = 400, threads = 0;
   double lr = 2e-3;
-  const char *paths[16], *backend = "cpu";
+  const char *paths[16], *backend = "cpu", *logdir = NULL;
   int npaths = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : "0";
@@ -92,6 +94,8 @@ int main(int argc, char **argv) {
       threads = atoi(v), i++;
     else if (!strcmp(a, "--backend"))
       backend = v, i++;
+    else if (!strcmp(a, "--logdir"))
+      logdir = v, i++;
     else if (npaths < 16)
       paths[npaths++] = a;
   }
@@ -147,13 +151,21 @@ int main(int argc, char **argv) {
   printf("%lld parameters; train step: %d kernels, %.1f MB activations\n", (long long)nparams,
          asg_program_step_count(train), asg_program_peak_memory(train) / 1e6);
 
+  asg_tblog *tb = logdir ? asg_tblog_open(logdir) : NULL;
+  if (logdir && !tb) {
+    fprintf(stderr, "logdir: %s\n", asg_last_error());
+    return 1;
+  }
+  if (tb) printf("TensorBoard log: %s\n", asg_tblog_path(tb));
   size_t nb = (size_t)c.batch * (size_t)c.ctx;
   int32_t *x = malloc(sizeof *x * nb), *y = malloc(sizeof *y * nb);
   asg_progress *pr = asg_progress_new("train", steps, steps / 10);
-  double t0 = seconds(), avg = 0, val = 0;
+  double t0 = seconds(), avg = 0, val = 0, tlog = t0;
+  int every = steps / 10 > 0 ? steps / 10 : 1, s_logged = 0; /* histograms, tokens/s */
   for (int s = 1; s <= steps; s++) {
     double warm = s < 100 ? s / 100.0 : 1.0; /* linear warmup, then cosine decay */
-    asg_optim_set_lr(train, lr * warm * (0.55 + 0.45 * cos(3.141592653589793 * s / steps)));
+    double lr_s = lr * warm * (0.55 + 0.45 * cos(3.141592653589793 * s / steps));
+    asg_optim_set_lr(train, lr_s);
     asg_text_batch(&text, 0, split, c.batch, c.ctx, 1, (uint64_t)s, x, y);
     asg_program_feed(train, "tokens", x, sizeof *x * nb);
     asg_program_feed(train, "targets", y, sizeof *y * nb);
@@ -164,6 +176,18 @@ int main(int argc, char **argv) {
     double l = asg_program_scalar(train, loss);
     avg = s == 1 ? l : 0.98 * avg + 0.02 * l;
     asg_progress_update(pr, s, avg, (int64_t)nb);
+    if (tb) {
+      asg_tblog_scalar(tb, "train/loss", s, l);
+      asg_tblog_scalar(tb, "train/lr", s, lr_s);
+      if (s % every == 0 || s == steps) {
+        double now = seconds();
+        asg_tblog_scalar(tb, "train/tokens_per_s", s,
+                         (double)(s - s_logged) * (double)nb / (now - tlog));
+        if (asg_tblog_variables(tb, train, s) || asg_tblog_flush(tb))
+          fprintf(stderr, "logdir: %s\n", asg_last_error());
+        tlog = seconds(), s_logged = s; /* histograms not counted in tokens/s */
+      }
+    }
   }
   asg_progress_free(pr);
   for (int k = 0; k < 20; k++) { /* validation: 20 fixed batches */
@@ -179,6 +203,8 @@ int main(int argc, char **argv) {
   }
   printf("validation loss %.3f nats/char vs unigram entropy %.3f (%.1f s)\n", val, h1,
          seconds() - t0);
+  if (tb) asg_tblog_scalar(tb, "val/loss", steps, val);
+  if (asg_tblog_close(tb)) fprintf(stderr, "logdir: %s\n", asg_last_error());
 
   /* sample: a prompt of P characters, grown one drawn character at a time
    * up to ctx and then slid; draws from softmax(last logits / 0.8). The

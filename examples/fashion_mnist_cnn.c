@@ -4,7 +4,7 @@
  *   fashion_mnist_cnn [--epochs N] [--batch B] [--lr LR] [--limit N]
  *                     [--eval-batch B] [--data DIR] [--threads T]
  *                     [--min-accuracy A] [--help]
- *                     [--backend cpu|cuda|vulkan]
+ *                     [--backend cpu|cuda|vulkan] [--logdir DIR]
  *
  * The same builder makes the training graph and, with training mode off, the
  * evaluation graph (dropout off, batch norm on running statistics) over a

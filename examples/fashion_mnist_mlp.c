@@ -3,7 +3,7 @@
  *   fashion_mnist_mlp [--epochs N] [--batch B] [--lr LR] [--limit N]
  *                     [--eval-batch B] [--data DIR] [--threads T]
  *                     [--min-accuracy A] [--help]
- *                     [--backend cpu|cuda|vulkan]
+ *                     [--backend cpu|cuda|vulkan] [--logdir DIR]
  *
  * The train step (forward, backward, Adam update) is one compiled program.
  * The evaluation program comes from the same builder in a second graph

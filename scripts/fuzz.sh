@@ -8,12 +8,16 @@
 # how to turn it into a regression seed). Exits non-zero if any target failed.
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]     (targets: safetensors json
-#                                              checkpoint idx text tokenizer)
+#                                              checkpoint idx text tokenizer
+#                                              onnx)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-300}
 [ $# -gt 0 ] && shift
-targets=${*:-safetensors json checkpoint idx text tokenizer}
+# onnx when protobuf-c is there to build it (scripts/deps.sh installs it)
+all="safetensors json checkpoint idx text tokenizer"
+command -v protoc-c >/dev/null && all="$all onnx"
+targets=${*:-$all}
 build=${ASG_FUZZ_BUILD:-build-fuzz}
 
 CC=clang cmake -S . -B "$build" -DASG_FUZZ=ON -DASG_SANITIZE=ON -DASG_WERROR=ON \
@@ -33,7 +37,7 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 failed=""
 for t in $targets; do
   work="$build/fuzz/corpus/$t" art="$build/fuzz/artifacts/$t/"
-  mkdir -p "$work" "$art"
+  mkdir -p "$work" "$art" "$seeds/$t" # onnx has committed seeds only
   echo "== fuzz_$t: ${secs}s =="
   # the first directory receives new inputs; the committed seeds are read only
   if "$build/tests/fuzz/fuzz_$t" -max_total_time="$secs" -timeout=20 -print_final_stats=1 \

@@ -81,6 +81,28 @@ static bool same_ids(const int32_t *a, const int32_t *b, int n) {
   return true;
 }
 
+/* prefill seq[0..T0), then decode seq[T0..T0+G) one token at a time: every
+ * step's logits equal the full-sequence program's at that position */
+static void check_cached(asg_lm *m, const int32_t *seq, int T0, int G, const char *what) {
+  int64_t V = asg_lm_get_config(m)->vocab_size;
+  float *full = malloc(sizeof(float) * (size_t)((T0 + G) * V));
+  float *step = malloc(sizeof(float) * (size_t)V);
+  asg_status st = asg_lm_logits(m, seq, T0 + G, full);
+  const int32_t *p1[1] = {seq};
+  int32_t nxt;
+  if (st == ASG_OK) st = asg_lm_prefill(m, 1, p1, &T0, NULL, &nxt, step);
+  double worst = st == ASG_OK ? rel_err(step, full + (size_t)(T0 - 1) * V, (size_t)V) : 1;
+  for (int t = 0; st == ASG_OK && t < G; t++) {
+    st = asg_lm_decode(m, &seq[T0 + t], NULL, &nxt, step);
+    double e = rel_err(step, full + (size_t)(T0 + t) * V, (size_t)V);
+    if (e > worst) worst = e;
+  }
+  TU_CHECK(st == ASG_OK && worst <= 1e-4,
+           "%s: prompt of %d, cached decode vs full logits: relative error %.3g (%s)", what, T0,
+           worst, st ? asg_last_error() : "values");
+  free(full), free(step);
+}
+
 /* logits, greedy (alone and batched), cache vs full, sampling */
 static void check_against_oracle(asg_lm *m, const oracle *o, const char *what) {
   const asg_lm_config *c = asg_lm_get_config(m);
@@ -124,27 +146,14 @@ static void check_against_oracle(asg_lm *m, const oracle *o, const char *what) {
   for (int i = 0; st == ASG_OK && i < o->np; i++)
     TU_CHECK(blen[i] == o->glen[0] && same_ids(bo[i], o->greedy[i], blen[i]),
              "%s: batched greedy row %d differs", what, i);
-  /* decode with the cache = full-sequence logits at every position */
+  /* decode with the cache = full-sequence logits at every position: a
+   * prompt the prefill pads (17 -> 32 rows) and one it does not (16) */
   int T0 = o->plen[o->np - 1], G = o->glen[o->np - 1];
   int32_t seq[128];
   memcpy(seq, o->prompt[o->np - 1], sizeof(int32_t) * (size_t)T0);
   memcpy(seq + T0, o->greedy[o->np - 1], sizeof(int32_t) * (size_t)G);
-  float *full = malloc(sizeof(float) * (size_t)((T0 + G) * V));
-  float *step = malloc(sizeof(float) * (size_t)V);
-  st = asg_lm_logits(m, seq, T0 + G, full);
-  const int32_t *p1[1] = {seq};
-  int32_t nxt;
-  if (st == ASG_OK) st = asg_lm_prefill(m, 1, p1, &T0, NULL, &nxt, step);
-  double worst = st == ASG_OK ? rel_err(step, full + (size_t)(T0 - 1) * V, (size_t)V) : 1;
-  for (int t = 0; st == ASG_OK && t < G; t++) {
-    st = asg_lm_decode(m, &seq[T0 + t], NULL, &nxt, step);
-    double e = rel_err(step, full + (size_t)(T0 + t) * V, (size_t)V);
-    if (e > worst) worst = e;
-  }
-  TU_CHECK(st == ASG_OK && worst <= 1e-4,
-           "%s: cached decode vs full logits: relative error %.3g (%s)", what, worst,
-           st ? asg_last_error() : "values");
-  free(full), free(step);
+  check_cached(m, seq, T0, G, what);
+  if (T0 + G > 20) check_cached(m, seq, 16, T0 + G - 16, what);
   /* sampling: top_k 1 and a tiny top_p are greedy; a seed repeats */
   asg_sampling k1 = {.temperature = 0.8, .top_k = 1, .seed = 7};
   asg_sampling p0 = {.temperature = 1.5, .top_p = 1e-6, .seed = 9};

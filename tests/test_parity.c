@@ -1171,6 +1171,9 @@ static void cases_attention(void) {
       {ASG_SHAPE(2, 1, 33, 32), ASG_SHAPE(2, 1, 97, 32), 0.2, false},
       {ASG_SHAPE(2, 10, 16), ASG_SHAPE(2, 80, 16), 0.3, true},           /* keys 10..79 unseen */
       {ASG_SHAPE(1, 2, 200, 64), ASG_SHAPE(1, 2, 200, 64), 0.125, true}, /* > one 128 tile */
+      /* decode steps: a few query rows over many keys (split over the keys) */
+      {ASG_SHAPE(2, 3, 1, 64), ASG_SHAPE(2, 3, 300, 64), 0.125, false},
+      {ASG_SHAPE(2, 2, 3, 40), ASG_SHAPE(2, 2, 129, 40), 0.2, true},
   };
   static const char *const ops[] = {"attention_lse", "attention_bwd_kv"};
   for (size_t c = 0; c < sizeof cf / sizeof cf[0]; c++)
@@ -1207,6 +1210,8 @@ static void cases_attention_masked(void) {
       {ASG_SHAPE(2, 5, 8), ASG_SHAPE(2, 9, 8), ASG_SHAPE(2, 9), 0.6, false, true},
       {ASG_SHAPE(1, 2, 70, 64), ASG_SHAPE(1, 2, 70, 64), ASG_SHAPE(1, 70), 0.125, true, false},
       {ASG_SHAPE(2, 2, 33, 32), ASG_SHAPE(2, 2, 97, 32), ASG_SHAPE(2, 97), 0.2, false, true},
+      /* a decode step over a KV cache: 3 query rows (grouped heads), 333 keys */
+      {ASG_SHAPE(2, 2, 3, 64), ASG_SHAPE(2, 2, 333, 64), ASG_SHAPE(2, 333), 0.125, false, true},
   };
   for (size_t c = 0; c < sizeof cf / sizeof cf[0]; c++)
     for (int d = 0; d < 2; d++) {

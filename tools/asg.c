@@ -1,16 +1,23 @@
-/* The `asg` command-line program.
+/* The `asg` command-line program (docs/tools.md, "CLI"). Every command
+ * answers --help; unknown options are errors (exit 2).
  *   asg version            library version
  *   asg ops                the op table as Markdown (docs/ops.md is its output
  *                          from a build with every backend)
  *   asg ops --check FILE   compares FILE with the table, skipping the columns
  *                          of backends this build lacks; exit 1 if it differs
  *   asg backends [NAME]    backends compiled in and their devices (with NAME:
- *                          exit 0 if it has a usable device, 3 if not) */
+ *                          exit 0 if it has a usable device, 3 if not)
+ *   asg graph ...          an example model's graph as DOT or HTML (tools/asg_graph.c)
+ *   asg inspect FILE       a safetensors file's tensors and metadata
+ *   asg profile ...        a built-in model's training step profiled (tools/asg_profile.c)
+ *   asg onnx-info FILE     an ONNX model's opsets, inputs/outputs, operators (docs/onnx.md) */
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "asg/asg.h"
+#include "asg_cmd.h"
 
 static const char *backends[] = {"cpu", "cuda", "vulkan"};
 
@@ -81,32 +88,115 @@ static int check(const char *path) {
   return ok ? 0 : 1;
 }
 
+/* Parses a command's options that are only --help (and, for ops, --check
+ * FILE). Returns -1 to go on, else the exit code. */
+static int simple_opts(int argc, char **argv, const char *usage, const char **check) {
+  static const struct option lo[] = {
+      {"help", no_argument, 0, 'h'}, {"check", required_argument, 0, 'c'}, {0, 0, 0, 0}};
+  int c;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+    if (c == 'h') {
+      printf("%s", usage);
+      return 0;
+    }
+    if (c == 'c' && check) {
+      *check = optarg;
+      continue;
+    }
+    if (c == 'c') fprintf(stderr, "asg %s: unrecognized option '--check'\n", argv[0]);
+    fprintf(stderr, "%s", usage);
+    return 2;
+  }
+  return -1;
+}
+
+/* asg onnx-info FILE: opset, inputs / outputs with shapes, the operator
+ * histogram and the operators ASG lacks (asg_onnx_describe). */
+static int cmd_onnx_info(int argc, char **argv) {
+  const char *usage =
+      "usage: asg onnx-info FILE\n"
+      "  an ONNX model's opsets, inputs and outputs, operators and those ASG lacks\n";
+  int rc = simple_opts(argc, argv, usage, NULL);
+  if (rc >= 0) return rc;
+  if (optind + 1 != argc) {
+    fprintf(stderr, "%s", usage);
+    return 2;
+  }
+  char *text = NULL;
+  if (asg_onnx_describe(argv[optind], &text) != ASG_OK) {
+    fprintf(stderr, "asg onnx-info: %s\n", asg_last_error());
+    return 1;
+  }
+  fputs(text, stdout);
+  free(text);
+  return 0;
+}
+
+static const char main_usage[] =
+    "usage: asg COMMAND [OPTIONS]\n"
+    "  version             print the library version\n"
+    "  ops [--check FILE]  the op table as Markdown, or compare FILE with it\n"
+    "  backends [NAME]     compiled-in backends and their devices\n"
+    "  graph               an example model's graph as Graphviz DOT or the HTML viewer\n"
+    "  inspect FILE        tensors and metadata of a .safetensors file\n"
+    "  profile             profile a built-in model's training step (tables, trace)\n"
+    "  onnx-info FILE      an ONNX model's inputs, outputs and operators (ASG support)\n"
+    "Run `asg COMMAND --help` for a command's options.\n";
+
 int main(int argc, char **argv) {
-  const char *cmd = argc > 1 ? argv[1] : "help";
+  if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") ||
+      !strcmp(argv[1], "-h")) {
+    printf("%s", main_usage);
+    return argc < 2 ? 2 : 0;
+  }
+  const char *cmd = argv[1];
+  argc--, argv++; /* the command is argv[0] for its getopt_long */
+  int rc;
   if (!strcmp(cmd, "version")) {
+    if ((rc = simple_opts(argc, argv, "usage: asg version\n", NULL)) >= 0) return rc;
     printf("asg %s\n", ASG_VERSION_STRING);
     return 0;
   }
   if (!strcmp(cmd, "ops")) {
-    if (argc > 3 && !strcmp(argv[2], "--check")) return check(argv[3]);
+    const char *chk = NULL;
+    if ((rc = simple_opts(argc, argv,
+                          "usage: asg ops [--check FILE]\n"
+                          "  the op table as Markdown; with --check, exit 1 if FILE differs\n",
+                          &chk)) >= 0)
+      return rc;
+    if (optind < argc) {
+      fprintf(stderr, "asg ops: unexpected argument '%s'\n", argv[optind]);
+      return 2;
+    }
+    if (chk) return check(chk);
     char *t = ops_table();
     if (!t) return 2;
     fputs(t, stdout);
     free(t);
     return 0;
   }
-  if (!strcmp(cmd, "backends") && argc > 2) { /* exit 0 if that backend has a device, else 3 */
-    const char *dev = asg_backend_device(argv[2]);
-    printf("%-7s %s\n", argv[2], dev ? dev : asg_last_error());
-    return dev ? 0 : 3;
-  }
   if (!strcmp(cmd, "backends")) {
+    if ((rc = simple_opts(argc, argv,
+                          "usage: asg backends [NAME]\n"
+                          "  with NAME: exit 0 if it has a usable device, 3 if not\n",
+                          NULL)) >= 0)
+      return rc;
+    if (optind < argc) { /* exit 0 if that backend has a device, else 3 */
+      const char *dev = asg_backend_device(argv[optind]);
+      printf("%-7s %s\n", argv[optind], dev ? dev : asg_last_error());
+      return dev ? 0 : 3;
+    }
     for (int i = 0; i < 3; i++) {
       const char *dev = asg_backend_device(backends[i]);
       printf("%-7s %s\n", backends[i], dev ? dev : asg_last_error());
     }
     return 0;
   }
-  printf("usage: asg version | ops [--check FILE] | backends [NAME]\n");
-  return strcmp(cmd, "help") ? 2 : 0;
+  if (!strcmp(cmd, "graph")) return asg_cmd_graph(argc, argv);
+  if (!strcmp(cmd, "inspect")) return asg_cmd_inspect(argc, argv);
+  if (!strcmp(cmd, "profile")) return asg_cmd_profile(argc, argv);
+  if (!strcmp(cmd, "onnx-info")) return cmd_onnx_info(argc, argv);
+  fprintf(stderr, "asg: unknown command '%s'\n%s", cmd, main_usage);
+  return 2;
 }

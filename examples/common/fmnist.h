@@ -15,19 +15,22 @@ typedef struct fmnist_opts {
   int epochs, batch, eval_batch, limit, threads;
   double lr, min_accuracy;
   const char *dir, *backend;
+  const char *logdir; /* TensorBoard event files go there (NULL: none) */
 } fmnist_opts;
 
 static void fmnist_usage(const char *prog, const fmnist_opts *o) {
   printf("usage: %s [--epochs N (%d)] [--batch B (%d)] [--eval-batch B (%d)] [--lr LR (%g)]\n"
          "       [--limit N (all)] [--data DIR (%s)] [--threads T (all CPUs)]\n"
          "       [--min-accuracy A (0)] [--backend cpu|cuda|vulkan (cpu)]\n"
+         "       [--logdir DIR (none): TensorBoard logs: loss, lr, accuracy, examples/s,\n"
+         "        parameter histograms per epoch]\n"
          "The evaluation program has a symbolic batch: every test image is counted,\n"
          "the last partial batch included.\n",
          prog, o->epochs, o->batch, o->eval_batch, o->lr, o->dir);
 }
 
 /* --epochs --batch --eval-batch --lr --limit --threads --data --min-accuracy
- * --backend; 0 = ok, 1 = --help printed, -1 = bad usage. */
+ * --backend --logdir; 0 = ok, 1 = --help printed, -1 = bad usage. */
 static int fmnist_parse(int argc, char **argv, fmnist_opts *o) {
   for (int i = 1; i < argc; i++)
     if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -54,6 +57,8 @@ static int fmnist_parse(int argc, char **argv, fmnist_opts *o) {
       o->min_accuracy = atof(v);
     else if (!strcmp(a, "--backend"))
       o->backend = v;
+    else if (!strcmp(a, "--logdir"))
+      o->logdir = v;
     else {
       fprintf(stderr, "unknown option %s\n", a);
       return -1;
@@ -111,9 +116,10 @@ static double fmnist_seconds(void) {
 }
 
 /* One epoch of `train` (inputs "x" [B,...], "y" [B]); returns the mean loss
- * or a negative value on error. */
+ * or a negative value on error. With tb, logs each step's loss and lr. */
 static double fmnist_epoch(asg_program *train, asg_tensor *loss, const fmnist *d, asg_batcher *bt,
-                           int batch, const asg_lr_schedule *lr, int64_t *t, const char *label) {
+                           int batch, const asg_lr_schedule *lr, int64_t *t, const char *label,
+                           asg_tblog *tb) {
   int64_t *idx = malloc(sizeof *idx * (size_t)batch);
   float *bx = malloc(sizeof(float) * 784 * (size_t)batch);
   int32_t *by = malloc(sizeof(int32_t) * (size_t)batch);
@@ -131,8 +137,13 @@ static double fmnist_epoch(asg_program *train, asg_tensor *loss, const fmnist *d
       sum = -1;
       break;
     }
-    sum += asg_program_scalar(train, loss);
+    double l = asg_program_scalar(train, loss);
+    sum += l;
     step++;
+    if (tb) {
+      asg_tblog_scalar(tb, "train/loss", *t, l);
+      asg_tblog_scalar(tb, "train/lr", *t, asg_lr_schedule_at(lr, *t - 1)); /* this step's */
+    }
     asg_progress_update(pr, step, sum / (double)step, k);
   }
   asg_progress_free(pr);
@@ -171,7 +182,7 @@ static double fmnist_accuracy(asg_program *eval, asg_tensor *pred, const fmnist 
  * each epoch; returns the exit code
  * (1 when the final accuracy is below o->min_accuracy). */
 static int fmnist_run(asg_program *train, asg_tensor *loss, asg_program *eval, asg_tensor *pred,
-                      int eb, const fmnist *d, const fmnist_opts *o) {
+                      int eb, const fmnist *d, const fmnist_opts *o, asg_tblog *tb) {
   asg_batcher *bt = asg_batcher_new(d->ntrain, o->batch, true, true, 42);
   double acc = 0, t0 = fmnist_seconds();
   int64_t t = 0, total = (int64_t)o->epochs * asg_batcher_batches_per_epoch(bt);
@@ -179,7 +190,9 @@ static int fmnist_run(asg_program *train, asg_tensor *loss, asg_program *eval, a
   for (int ep = 1; ep <= o->epochs; ep++) {
     char label[32];
     snprintf(label, sizeof label, "epoch %d/%d", ep, o->epochs);
-    double l = fmnist_epoch(train, loss, d, bt, o->batch, &lr, &t, label);
+    double te = fmnist_seconds();
+    double l = fmnist_epoch(train, loss, d, bt, o->batch, &lr, &t, label, tb);
+    te = fmnist_seconds() - te;
     if (l < 0) {
       asg_batcher_free(bt);
       return 1;
@@ -191,6 +204,14 @@ static int fmnist_run(asg_program *train, asg_tensor *loss, asg_program *eval, a
     }
     printf("epoch %d: train loss %.4f  test accuracy %.2f%%  (%.1f s)\n", ep, l, 100 * acc,
            fmnist_seconds() - t0);
+    if (tb) { /* at the step count, so that the curves line up with train/loss */
+      asg_tblog_scalar(tb, "test/accuracy", t, acc);
+      asg_tblog_scalar(tb, "train/epoch_loss", t, l);
+      asg_tblog_scalar(tb, "train/examples_per_s", t,
+                       (double)(asg_batcher_batches_per_epoch(bt) * o->batch) / te);
+      if (asg_tblog_variables(tb, train, t) || asg_tblog_flush(tb))
+        fprintf(stderr, "logdir: %s\n", asg_last_error());
+    }
   }
   asg_batcher_free(bt);
   printf("final test accuracy: %.2f%% (all %lld test images)\n", 100 * acc, (long long)d->ntest);
@@ -235,15 +256,20 @@ static int fmnist_main(int argc, char **argv, fmnist_opts o, float mean, float s
   opts.share_variables = train;
   asg_program *eval = train ? asg_compile(ge, 1, &pred, &opts) : NULL;
   int rc = 1;
-  if (!train || !eval) {
+  asg_tblog *tb = o.logdir ? asg_tblog_open(o.logdir) : NULL;
+  if (o.logdir && !tb) {
+    fprintf(stderr, "logdir: %s\n", asg_last_error());
+  } else if (!train || !eval) {
     fprintf(stderr, "compile: %s\n", asg_last_error());
   } else {
+    if (tb) printf("TensorBoard log: %s\n", asg_tblog_path(tb));
     printf("train step: %d kernels, %.1f MB activations\n", asg_program_step_count(train),
            asg_program_peak_memory(train) / 1e6);
-    rc = fmnist_run(train, loss, eval, pred, eb, &d, &o);
+    rc = fmnist_run(train, loss, eval, pred, eb, &d, &o, tb);
     printf("eval: one program over a symbolic batch, %d specialization(s) cached\n",
            asg_program_specialization_count(eval));
   }
+  if (asg_tblog_close(tb)) fprintf(stderr, "logdir: %s\n", asg_last_error());
   asg_program_free(eval), asg_program_free(train);
   asg_graph_free(ge), asg_graph_free(g);
   fmnist_free(&d);

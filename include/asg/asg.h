@@ -7,6 +7,7 @@
 #include "asg/ops.h"
 #include "asg/autograd.h"
 #include "asg/program.h"
+#include "asg/profile.h"
 #include "asg/optim.h"
 #include "asg/nn.h"
 #include "asg/loss.h"
@@ -16,5 +17,8 @@
 #include "asg/hf.h"
 #include "asg/lm.h"
 #include "asg/tokenizer.h"
+#include "asg/onnx.h"
+#include "asg/viz.h"
+#include "asg/logs.h"
 
 #endif

@@ -38,7 +38,8 @@ typedef enum asg_status {
   ASG_ERR_FORMAT = 7,      /* malformed file */
   ASG_ERR_UNSUPPORTED = 8, /* feature or backend not available */
   ASG_ERR_BACKEND = 9,     /* device/runtime failure */
-  ASG_ERR_GRAPH = 10       /* the graph carries a build error */
+  ASG_ERR_GRAPH = 10,      /* the graph carries a build error */
+  ASG_ERR_NUMERIC = 11     /* a NaN or inf found by anomaly mode (check_finite) */
 } asg_status;
 
 /* Message of the last failing call on this thread ("" if none). */

@@ -79,7 +79,53 @@ typedef struct asg_compile_opts {
    * least recently used one is freed first; the one in use always stays. */
   int max_specializations;
   size_t max_specialization_bytes;
+  /* The profiler (asg/profile.h): 1 times every step of every run, 2 also
+   * prints the slowest kinds of step when the program is freed with
+   * ASG_PROFILE set; 0: off unless the environment variable ASG_PROFILE is
+   * 1 or 2. Needed at compile on CUDA and Vulkan, where the step timers
+   * are built into the program. */
+  int profile;
+  /* Anomaly mode (docs/tools.md): an asg_check_finite value. The
+   * environment variable ASG_CHECK_FINITE=1|2 raises it for every program
+   * compiled while it is set. Off costs nothing. */
+  int check_finite;
+  /* Tensor taps: intermediate nodes whose values stay readable after a run
+   * (asg_program_fetch / asg_program_fetch_tap). Each tap is computed even
+   * if no output needs it and keeps its own buffer, which the memory plan
+   * does not reuse (more arena bytes). taps: n_taps tensors of the graph;
+   * tap_names: n_tap_names names, each matching exactly one node, by its
+   * name (inputs, variables) or its "scope/op" label (as in error messages).
+   * Static programs only: a graph with symbolic dims refuses taps. */
+  int n_taps;
+  asg_tensor *const *taps;
+  int n_tap_names;
+  const char *const *tap_names;
 } asg_compile_opts;
+
+/* asg_compile_opts.check_finite: where non-finite values (NaN, +-inf) in
+ * float tensors (f32, f64, bf16, f16) make asg_program_run fail with
+ * ASG_ERR_NUMERIC, the message naming the tensor and the run.
+ *  OFF:  no check (the default).
+ *  RUN:  after each run, the program's outputs (and taps) and the variables
+ *        it uses are read back and checked: names the output or variable.
+ *        Costs a device-to-host copy of them per run.
+ *  STEP: after each step, its output is checked: names the first step
+ *        that made a non-finite value ("scope/op", its shape, the element
+ *        and value), whether it made it from finite inputs or which input
+ *        already held one, and the run. The CPU stops at that step: later
+ *        steps do not run, so assigns (which run last) have not updated the
+ *        variables unless the faulting step is itself an (in-place)
+ *        optimizer update of a variable. CUDA and Vulkan check on the device,
+ *        finish the run (variables updated) and then report the first
+ *        faulting step; steps CUDA fuses into another kernel are checked
+ *        through that kernel (docs/tools.md). Steps whose values are meant
+ *        to be infinite (a -inf attention mask) are reported too.
+ * A failed run does not advance asg_program_run_count. */
+typedef enum asg_check_finite {
+  ASG_CHECK_FINITE_OFF = 0,
+  ASG_CHECK_FINITE_RUN = 1,
+  ASG_CHECK_FINITE_STEP = 2
+} asg_check_finite;
 
 /* Compiles the nodes needed for outputs (and every asg_assign among them).
  * The graph may be freed afterwards. opts may be NULL. A graph with
@@ -112,8 +158,35 @@ ASG_API asg_status asg_program_feed_tensor(asg_program *p, const char *name, asg
  * compile (feeding again between runs is optional: an input keeps its last
  * value); otherwise the run fails naming the unfed inputs. */
 ASG_API asg_status asg_program_run(asg_program *p);
-/* Copies an output (one of those compiled for) into dst. */
+/* Copies an output (one of those compiled for), a tap, a variable or an
+ * input into dst. Any other node of the graph gives ASG_ERR_NOT_FOUND naming
+ * it and telling to tap it (asg_compile_opts.taps). */
 ASG_API asg_status asg_program_fetch(asg_program *p, const asg_tensor *t, void *dst, size_t nbytes);
+/* Reads the tap compiled as asg_compile_opts.tap_names[i] == name (a tapped
+ * tensor is read with asg_program_fetch). ASG_ERR_NOT_FOUND naming it when
+ * no tap has that name. */
+ASG_API asg_status asg_program_fetch_tap(asg_program *p, const char *name, void *dst,
+                                         size_t nbytes);
+
+/* What a node callback sees after each step of a run. */
+typedef struct asg_node_info {
+  int step;                 /* index in the schedule: 0, 1, ... */
+  uint64_t run;             /* the run count when this run started */
+  const asg_tensor *tensor; /* the graph's node (compare it with yours; dereference
+                               it only while the graph lives) */
+  const char *label;        /* "scope/op" (as in error messages) */
+  asg_dtype dtype;
+  asg_shape shape;
+  const void *data; /* the step's output, read-only, valid during the call only */
+} asg_node_info;
+typedef void (*asg_node_callback)(const asg_node_info *info, void *ctx);
+/* CPU only: calls fn(info, ctx) after each step of every later run, in
+ * schedule order, on the thread that runs the program (custom inspection:
+ * statistics, dumps). fn NULL removes it. With a callback set, runs take
+ * a slower path; without one they cost nothing extra. ASG_ERR_UNSUPPORTED on
+ * other backends and for symbolic programs. */
+ASG_API asg_status asg_program_set_node_callback(asg_program *p, asg_node_callback fn, void *ctx);
+
 /* The first element of an output as a double (NaN and an error if absent). */
 ASG_API double asg_program_scalar(asg_program *p, const asg_tensor *t);
 

@@ -112,6 +112,13 @@ static void settle_pieces(asg_tensor *x, slice_piece **pend, asg_tensor **acc) {
   }
 }
 
+/* Nodes made since *mark compute the gradient of node `of` (graph export
+ * draws them with it). */
+static void mark_gradient_nodes(asg_graph *g, int *mark, int of) {
+  for (; *mark < g->n_nodes; (*mark)++)
+    g->nodes[*mark]->grad_of = of + 1;
+}
+
 asg_status asg_vjp(asg_tensor *y, asg_tensor *dy, int n, asg_tensor *const *wrt,
                    asg_tensor **grads) {
   asg_tensor *pair[2] = {y, dy};
@@ -135,6 +142,8 @@ asg_status asg_vjp(asg_tensor *y, asg_tensor *dy, int n, asg_tensor *const *wrt,
     }
   }
   const asg_grad_rule *R = asg__grad_rules();
+  /* nodes from `mark` on compute the gradient of node mark_of */
+  int mark = g->n_nodes, mark_of = y->id;
   int N = y->id + 1; /* nodes made from here on are gradient nodes */
   int max_in = 1;
   for (int i = 0; i < N; i++)
@@ -157,6 +166,8 @@ asg_status asg_vjp(asg_tensor *y, asg_tensor *dy, int n, asg_tensor *const *wrt,
   }
   acc[y->id] = dy;
   for (int i = y->id; i >= 0 && g->status == ASG_OK; i--) {
+    mark_gradient_nodes(g, &mark, mark_of);
+    mark_of = i;
     asg_tensor *t = g->nodes[i];
     settle_pieces(t, pend, acc); /* every contribution to node i is in */
     if (!acc[i] || !reach[i] || t->n_in == 0) continue;
@@ -194,6 +205,7 @@ asg_status asg_vjp(asg_tensor *y, asg_tensor *dy, int n, asg_tensor *const *wrt,
       acc[in->id] = acc[in->id] ? asg_add(acc[in->id], d) : d;
     }
   }
+  mark_gradient_nodes(g, &mark, mark_of);
   for (int i = 0; i < n && g->status == ASG_OK; i++) {
     asg_tensor *w = wrt[i];
     grads[i] = (w->id < N && acc[w->id]) ? acc[w->id] : asg_fill(g, w->dtype, w->shape, 0.0);
@@ -210,6 +222,7 @@ asg_status asg_vjp(asg_tensor *y, asg_tensor *dy, int n, asg_tensor *const *wrt,
       grads[i] = NULL;
     return asg__error(g->status, "%s", g->err);
   }
+  mark_gradient_nodes(g, &mark, y->id); /* zeros for unreached wrt */
   return ASG_OK;
 }
 
@@ -228,7 +241,9 @@ asg_status asg_grad(asg_tensor *loss, int n, asg_tensor *const *wrt, asg_tensor 
               asg_dtype_name(loss->dtype));
     return g->status;
   }
-  return asg_vjp(loss, asg_fill(g, loss->dtype, loss->shape, 1.0), n, wrt, grads);
+  asg_tensor *seed = asg_fill(g, loss->dtype, loss->shape, 1.0);
+  if (seed) seed->grad_of = loss->id + 1;
+  return asg_vjp(loss, seed, n, wrt, grads);
 }
 
 bool asg_op_has_grad(int op) { return op >= 0 && op < ASG_OP_COUNT && asg__grad_rules()[op]; }

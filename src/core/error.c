@@ -27,6 +27,7 @@ const char *asg_status_string(asg_status s) {
   case ASG_ERR_UNSUPPORTED: return "unsupported";
   case ASG_ERR_BACKEND: return "backend error";
   case ASG_ERR_GRAPH: return "graph has an error";
+  case ASG_ERR_NUMERIC: return "non-finite value";
   }
   return "unknown status";
 }

@@ -67,6 +67,9 @@ struct asg_tensor {
   void *data;        /* CONSTANT: numel * dtype bytes */
   asg_init init;     /* VARIABLE */
   bool frozen;       /* VARIABLE: not trained (optimizer state, statistics) */
+  /* made by asg_grad / asg_vjp: 1 + id of the node whose gradient it
+   * computes (0: a forward node); graph export draws it there */
+  int grad_of;
 };
 
 /* Bump allocator: nodes, names and constants live until the graph dies. */

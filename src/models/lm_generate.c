@@ -20,9 +20,13 @@ struct asg_lm {
   /* [0] greedy, [1] sampling (made on first use: greedy runs skip the
    * filter and the noise); pre[0] owns the variables */
   asg_program *pre[2], *dec[2], *full;
+  /* prefill without a key mask, for batches with no padding (the fused
+   * attention's fastest kernels take no mask); [sampling], made on first use */
+  asg_program *pre_nomask[2];
   /* outputs: [0] sampled token, [1] greedy token (I64 [B]), [2] logits [B, V] */
-  asg_tensor *pre_out[3], *dec_out[3], *full_logits;
-  asg_tensor **writes; /* the prefill's cache writes (its outputs too) */
+  asg_tensor *pre_out[3], *pren_out[3], *dec_out[3], *full_logits;
+  /* [3 + 2 * n_layer]: a prefill's outputs, then its cache writes (outputs too) */
+  asg_tensor **writes, **writes_nomask;
   asg_compile_opts copts;
   int n;          /* rows of the current generation */
   int cur;        /* cache row the next decode step writes */
@@ -49,6 +53,18 @@ static void sampler(asg_lm *m, asg_tensor *logits, uint64_t seed, asg_tensor **o
   out[2] = logits;
 }
 
+/* The prefill without key mask (greedy or sampling), compiled on first use. */
+static asg_status nomask_program(asg_lm *m, bool sampling) {
+  int k = sampling, nl = (int)m->c.n_layer, skip = sampling ? 0 : 1;
+  if (m->pre_nomask[k]) return ASG_OK;
+  asg_compile_opts o = m->copts;
+  o.share_variables = m->pre[0];
+  for (int i = 0; i < 3; i++)
+    m->writes_nomask[i] = m->pren_out[i];
+  m->pre_nomask[k] = asg_compile(m->g, 3 + 2 * nl - skip, m->writes_nomask + skip, &o);
+  return m->pre_nomask[k] ? ASG_OK : asg__last_status();
+}
+
 /* Compiles the greedy or the sampling pair of programs (prefill, decode). */
 static asg_status programs(asg_lm *m, bool sampling) {
   int k = sampling, nl = (int)m->c.n_layer, skip = sampling ? 0 : 1;
@@ -70,7 +86,8 @@ static asg_status build(asg_lm *m) {
   int64_t B = m->B, L = m->L, V = c->vocab_size;
   int nl = (int)c->n_layer;
   asg_tensor **writes = m->writes = calloc((size_t)(2 * nl + 3), sizeof *writes);
-  if (!writes) return asg__error(ASG_ERR_OOM, "asg_lm_new: out of memory");
+  m->writes_nomask = calloc((size_t)(2 * nl + 3), sizeof *writes);
+  if (!writes || !m->writes_nomask) return asg__error(ASG_ERR_OOM, "asg_lm_new: out of memory");
   /* prefill: [B, P] tokens, positions and key mask, cache rows 0 .. P-1 */
   int64_t P = asg_dim(g, "prompt", L);
   asg_tensor *ptok = asg_input(g, "prefill.tokens", ASG_I32, ASG_SHAPE(B, P));
@@ -85,6 +102,11 @@ static asg_status build(asg_lm *m) {
   asg_tensor *h = asg__lm_hidden(g, c, ASG_F32, &in, &kc);
   h = asg_reshape(asg__slice_dims(h, 1, asg_dim_sub(g, P, 1), 1, 1), ASG_SHAPE(B, c->d_model));
   sampler(m, asg__lm_head(g, c, ASG_F32, h, true), 0x5eed0001u, m->pre_out);
+  kc.writes = m->writes_nomask + 3;
+  in.key_mask = NULL;
+  h = asg__lm_hidden(g, c, ASG_F32, &in, &kc);
+  h = asg_reshape(asg__slice_dims(h, 1, asg_dim_sub(g, P, 1), 1, 1), ASG_SHAPE(B, c->d_model));
+  sampler(m, asg__lm_head(g, c, ASG_F32, h, true), 0x5eed0001u, m->pren_out);
   /* decode: one token per row at cache row `pos`; the key mask (rows
    * start[b] .. pos) and the positions (pos - start[b]) are made here */
   asg_tensor *dtok = asg_input(g, "decode.tokens", ASG_I32, ASG_SHAPE(B, 1));
@@ -162,10 +184,12 @@ void asg_lm_free(asg_lm *m) {
   if (!m) return;
   asg_program_free(m->full);
   for (int k = 1; k >= 0; k--) {
+    asg_program_free(m->pre_nomask[k]);
     asg_program_free(m->dec[k]);
     asg_program_free(m->pre[k]);
   }
   free(m->writes);
+  free(m->writes_nomask);
   asg_graph_free(m->g);
   free(m->start);
   free(m->tok64);
@@ -298,9 +322,11 @@ static asg_status prefill(asg_lm *m, int n, const int32_t *const *prompts, const
     free(tok), free(pos), free(mask);
     return asg__error(ASG_ERR_OOM, "asg_lm_prefill: out of memory");
   }
+  bool padded = false;
   for (int b = 0; b < m->B; b++) {
     int len = b < n ? lens[b] : 1; /* rows past n: one token 0, unused */
     int s0 = P - len;
+    padded = padded || s0 > 0;
     m->start[b] = s0;
     for (int t = s0; t < P; t++) {
       tok[(size_t)b * P + t] = b < n ? prompts[b][t - s0] : 0;
@@ -311,10 +337,11 @@ static asg_status prefill(asg_lm *m, int n, const int32_t *const *prompts, const
   asg_shape sh = ASG_SHAPE(m->B, P);
   bool smp = s && s->temperature > 0;
   asg_status st = programs(m, smp);
-  asg_program *p = m->pre[smp];
+  if (st == ASG_OK && !padded) st = nomask_program(m, smp);
+  asg_program *p = padded ? m->pre[smp] : m->pre_nomask[smp];
   if (st == ASG_OK) st = asg_program_feed_tensor(p, "prefill.tokens", ASG_I32, sh, tok);
   if (st == ASG_OK) st = asg_program_feed_tensor(p, "prefill.positions", ASG_I32, sh, pos);
-  if (st == ASG_OK) st = asg_program_feed_tensor(p, "prefill.mask", ASG_F32, sh, mask);
+  if (st == ASG_OK && padded) st = asg_program_feed_tensor(p, "prefill.mask", ASG_F32, sh, mask);
   free(tok), free(pos), free(mask);
   if (st == ASG_OK && smp) {
     st = feed_sampling(p, s);
@@ -327,7 +354,7 @@ static asg_status prefill(asg_lm *m, int n, const int32_t *const *prompts, const
   if (st != ASG_OK) return st;
   m->n = n;
   m->cur = P;
-  return results(m, p, m->pre_out, s, next, logits);
+  return results(m, p, padded ? m->pre_out : m->pren_out, s, next, logits);
 }
 
 asg_status asg_lm_prefill(asg_lm *m, int n, const int32_t *const *prompts, const int *lens,

@@ -17,6 +17,10 @@ typedef struct asg_buffers {
   void **inputs;
 } asg_buffers;
 
+/* The profile a program records (runtime/profile.c): backends report each
+ * step's time into it with asg__prof_step. */
+typedef struct asg__prof asg__prof;
+
 typedef struct asg_backend {
   const char *name;
   bool (*available)(void);
@@ -41,6 +45,11 @@ typedef struct asg_backend {
    * buffers too (docs/backends.md says which). Called, like buffer_alloc and
    * buffer_free, with the store lock held (runtime/program.c). */
   void (*memory_stats)(void *dev, size_t *live_buffers, size_t *live_bytes);
+  /* Optional (NULL: no profiler): from the next run on, report every step's
+   * time of each completed run into prof with asg__prof_step (prof NULL:
+   * stop). Returns the exec's plan (labels, shapes), or NULL when this exec
+   * cannot time its steps (GPU code compiled without ASG_PLAN_PROFILE). */
+  const asg_plan *(*exec_profile)(void *exec, asg__prof *prof);
 } asg_backend;
 
 /* ---- out-of-range indices ----
@@ -93,6 +102,21 @@ void asg__profile_report(const char *backend, const char *unit, const double *op
 int asg__profile_level(void);
 void asg__profile_steps(const char *backend, const asg_plan *plan, const double *step_ms, int runs,
                         int top);
+
+/* The time of step `step` in the run being recorded: it started start_ms
+ * after the run's first step and took dur_ms (calls for one step add up). */
+void asg__prof_step(asg__prof *prof, int step, double start_ms, double dur_ms);
+/* Monotonic clock in milliseconds (the CPU backend's step timer). */
+double asg__prof_now_ms(void);
+/* The program's side (runtime/program.c): starts recording into *slot
+ * (made for exec's plan if NULL; an error if the backend cannot time it),
+ * the bracket of each run (memory_stats of dev read at the end, under the
+ * store lock), and the report of ASG_PROFILE when the program is freed
+ * (before exec_destroy). */
+asg_status asg__prof_start(asg__prof **slot, const asg_backend *be, void *exec, int level);
+void asg__prof_run_begin(asg__prof *prof);
+void asg__prof_run_end(asg__prof *prof, asg_status st, const asg_backend *be, void *dev);
+void asg__prof_free(asg__prof *prof);
 
 /* NULL (with an error set) if no such backend is compiled in. */
 const asg_backend *asg__backend_find(const char *name);

@@ -41,8 +41,18 @@ typedef struct asg_step {
 } asg_step;
 
 /* plan flags (asg_compile_opts); UNCHECKED_INDEX: out-of-range indices are
- * not reported (asg_compile_opts.unchecked_indices, runtime/backend.h) */
-enum { ASG_PLAN_TF32 = 1, ASG_PLAN_BF16 = 2, ASG_PLAN_F16 = 4, ASG_PLAN_UNCHECKED_INDEX = 8 };
+ * not reported (asg_compile_opts.unchecked_indices, runtime/backend.h);
+ * PROFILE: see asg__prof in runtime/backend.h */
+enum {
+  ASG_PLAN_TF32 = 1,
+  ASG_PLAN_BF16 = 2,
+  ASG_PLAN_F16 = 4,
+  ASG_PLAN_UNCHECKED_INDEX = 8,
+  ASG_PLAN_PROFILE = 16, /* GPU backends build their step timers (asg_compile_opts.profile) */
+  /* each step's float output is checked for NaN / inf (asg_compile_opts.check_finite
+   * = ASG_CHECK_FINITE_STEP, runtime/inspect.h) */
+  ASG_PLAN_CHECK_FINITE = 32
+};
 
 typedef struct asg_plan {
   int n_steps;

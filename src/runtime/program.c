@@ -7,7 +7,9 @@
 
 #include "runtime/backend.h"
 #include "runtime/compile.h"
+#include "runtime/inspect.h"
 #include "core/symbol.h"
+#include "runtime/profile_internal.h"
 #include "runtime/program_internal.h"
 #include "runtime/symbolic.h"
 
@@ -49,9 +51,12 @@ struct asg_program {
   uint64_t runs;
   size_t arena_bytes, persistent_bytes;
   int n_steps;
-  asg__optim_info optim; /* set by asg_compile_train */
-  int streak_slot;       /* store slot of the guard's skip counter, or -1 */
-  asg__symprog *sym;     /* a symbolic program (symbolic.c), else NULL */
+  asg__optim_info optim;    /* set by asg_compile_train */
+  int streak_slot;          /* store slot of the guard's skip counter, or -1 */
+  asg__symprog *sym;        /* a symbolic program (symbolic.c), else NULL */
+  asg__prof *prof;          /* the profiler (profile.c), or NULL */
+  asg__inspect *insp;       /* taps, anomaly mode, node callback (inspect.c) */
+  asg__plan_info plan_info; /* for graph export (plan_info.c) */
 };
 
 const asg_backend *asg__backend_find(const char *name) {
@@ -174,8 +179,9 @@ static asg_status store_get(asg_varstore *vs, const asg_tensor *t, int *slot) {
  * NULL while its count is already set. */
 void asg_program_free(asg_program *p) {
   if (!p) return;
-  asg__symp_free(p->sym); /* its specializations, before the store they share */
-  store_lock(p->vs);      /* the device may be shared with a program running elsewhere */
+  asg__symp_free(p->sym);  /* its specializations, before the store they share */
+  store_lock(p->vs);       /* the device may be shared with a program running elsewhere */
+  asg__prof_free(p->prof); /* reads the exec's plan */
   if (p->exec) p->be->exec_destroy(p->exec);
   void *dev = p->vs ? p->vs->dev : NULL;
   for (int i = 0; p->const_bufs && i < p->n_consts; i++)
@@ -193,8 +199,14 @@ void asg_program_free(asg_program *p) {
   free(p->input_desc);
   free(p->fed);
   free(p->outs);
+  asg__inspect_free(p->insp);
   store_release(p->vs);
+  free(p->plan_info.nodes);
   free(p);
+}
+
+const asg__plan_info *asg__program_plan_info(const asg_program *p) {
+  return p && !p->sym && p->plan_info.nodes ? &p->plan_info : NULL;
 }
 
 static asg_status alloc_leaf(asg_program *p, const asg_tensor *t, void **buf, bool upload) {
@@ -252,12 +264,25 @@ asg_program *asg_compile(asg_graph *g, int n_out, asg_tensor *const *outs,
                o.share_variables->be->name, be->name);
     return NULL;
   }
-  if (asg__graph_has_symbols(g)) return asg__symp_compile(g, n_out, outs, &o, be);
+  if (asg__graph_has_symbols(g))
+    return asg__inspect_symbolic(&o) ? NULL : asg__symp_compile(g, n_out, outs, &o, be);
+  /* taps are compiled as extra outputs: kept to the end of the run */
+  asg__inspect *insp = NULL;
+  asg_tensor *const *all = outs;
+  int n_all = n_out;
+  if (asg__inspect_new(g, n_out, outs, &o, &insp, &all, &n_all)) return NULL;
   asg_compiled c;
-  if (asg__compile_graph(g, n_out, outs, &c)) return NULL;
+  if (asg__compile_graph(g, n_all, all, &c)) {
+    asg__inspect_free(insp);
+    return NULL;
+  }
   asg_program *p = calloc(1, sizeof *p);
   asg_status st = p ? ASG_OK : asg__error(ASG_ERR_OOM, "asg_compile: out of memory");
-  if (st) goto fail;
+  if (st) {
+    asg__inspect_free(insp);
+    goto fail;
+  }
+  p->insp = insp;
   p->be = be;
   p->streak_slot = -1;
   if (o.share_variables) {
@@ -284,7 +309,7 @@ asg_program *asg_compile(asg_graph *g, int n_out, asg_tensor *const *outs,
   p->input_names = calloc((size_t)c.n_inputs + 1, sizeof(char *));
   p->input_desc = calloc((size_t)c.n_inputs + 1, sizeof(asg_tdesc));
   p->fed = calloc((size_t)c.n_inputs + 1, sizeof(bool));
-  p->outs = calloc((size_t)(n_out + c.n_vars + c.n_inputs) + 1, sizeof(out_entry));
+  p->outs = calloc((size_t)(n_all + c.n_vars + c.n_inputs) + 1, sizeof(out_entry));
   if (!p->var_bufs || !p->const_bufs || !p->input_bufs || !p->input_names || !p->input_desc ||
       !p->fed || !p->outs) {
     st = asg__error(ASG_ERR_OOM, "asg_compile: out of memory");
@@ -305,10 +330,10 @@ asg_program *asg_compile(asg_graph *g, int n_out, asg_tensor *const *outs,
     if (!st) strcpy(p->input_names[i], c.inputs[i]->name);
   }
   if (st) goto fail;
-  /* fetchable tensors: outputs, then variables and inputs of this plan */
-  for (int i = 0; i < n_out; i++)
+  /* fetchable tensors: outputs and taps, then variables and inputs of this plan */
+  for (int i = 0; i < n_all; i++)
     p->outs[p->n_outs++] =
-        (out_entry){outs[i], c.node_buf[outs[i]->id], (asg_tdesc){outs[i]->dtype, outs[i]->shape}};
+        (out_entry){all[i], c.node_buf[all[i]->id], (asg_tdesc){all[i]->dtype, all[i]->shape}};
   for (int i = 0; i < c.n_vars; i++)
     p->outs[p->n_outs++] = (out_entry){c.vars[i], c.node_buf[c.vars[i]->id],
                                        (asg_tdesc){c.vars[i]->dtype, c.vars[i]->shape}};
@@ -317,6 +342,8 @@ asg_program *asg_compile(asg_graph *g, int n_out, asg_tensor *const *outs,
                                        (asg_tdesc){c.inputs[i]->dtype, c.inputs[i]->shape}};
   p->arena_bytes = c.plan.arena_bytes;
   p->n_steps = c.plan.n_steps;
+  st = asg__plan_info_build(g, &c, &p->plan_info);
+  if (st) goto fail;
   st = be->buffer_alloc(p->vs->dev, c.plan.arena_bytes, &p->arena);
   if (st) goto fail;
   asg_buffers bufs = {p->arena, p->var_bufs, p->const_bufs, p->input_bufs};
@@ -324,7 +351,14 @@ asg_program *asg_compile(asg_graph *g, int n_out, asg_tensor *const *outs,
   if (o.bf16_matmul) c.plan.flags |= ASG_PLAN_BF16;
   if (o.fp16_matmul) c.plan.flags |= ASG_PLAN_F16;
   if (o.unchecked_indices) c.plan.flags |= ASG_PLAN_UNCHECKED_INDEX;
+  if (asg__inspect_mode(insp) == ASG_CHECK_FINITE_STEP) c.plan.flags |= ASG_PLAN_CHECK_FINITE;
+  const int prof_level = o.profile > 0 ? o.profile : asg__profile_level();
+  if (prof_level) c.plan.flags |= ASG_PLAN_PROFILE;
   st = be->exec_create(p->vs->dev, &c.plan, &bufs, &p->exec);
+  /* a device without timers: an error for opts.profile, nothing for ASG_PROFILE */
+  if (!st && prof_level && asg__prof_start(&p->prof, be, p->exec, prof_level > 1 ? 2 : 1) &&
+      o.profile > 0)
+    st = asg__last_status();
   if (st) goto fail;
   asg__compiled_free(&c);
   store_unlock(p->vs);
@@ -438,13 +472,58 @@ static asg_status check_skips(asg_program *p) {
                     streak, (long long)p->optim.max_skips);
 }
 
+static const out_entry *find_out(const asg_program *p, const asg_tensor *t);
+static void *base_of(const asg_program *p, asg_buf_ref r);
+
+/* Anomaly mode after the run (ASG_CHECK_FINITE_RUN): reads back each float
+ * output, tap and variable of the plan; the first non-finite element fails
+ * the run. Called with the store locked. */
+static asg_status check_finite_run(asg_program *p) {
+  const int n_vars_at = p->n_outs - p->n_inputs - p->n_vars; /* outputs and taps come first */
+  void *host = NULL;
+  size_t cap = 0;
+  asg_status st = ASG_OK;
+  for (int i = 0; i < p->n_outs - p->n_inputs && !st; i++) {
+    const out_entry *e = &p->outs[i];
+    if (!asg__dtype_is_float(e->desc.dtype) || find_out(p, e->key) != e) continue;
+    const size_t n = asg__tdesc_bytes(&e->desc);
+    if (n > cap) {
+      void *nh = realloc(host, n);
+      if (!nh) {
+        st = asg__error(ASG_ERR_OOM, "asg_program_run: out of memory (check_finite)");
+        break;
+      }
+      host = nh, cap = n;
+    }
+    st = p->be->buffer_read(p->vs->dev, base_of(p, e->buf), e->buf.offset, host, n);
+    double v = 0;
+    const int64_t k =
+        st ? -1 : asg__first_nonfinite(e->desc.dtype, host, asg_shape_numel(e->desc.shape), &v);
+    if (k < 0) continue;
+    char sh[96];
+    const char *lab = asg__inspect_label(p->insp, e->key);
+    st = asg__error(ASG_ERR_NUMERIC,
+                    "asg_program_run: non-finite value (check_finite) after run %llu: %s '%s' "
+                    "(%s %s) holds %g at element %lld; check_finite = ASG_CHECK_FINITE_STEP "
+                    "(ASG_CHECK_FINITE=2) finds the step that made it",
+                    (unsigned long long)p->runs + 1, i < n_vars_at ? "output" : "variable",
+                    lab ? lab : "?", asg_dtype_name(e->desc.dtype),
+                    asg_shape_str(e->desc.shape, sh, sizeof sh), v, (long long)k);
+  }
+  free(host);
+  return st;
+}
+
 asg_status asg_program_run(asg_program *p) {
   if (!p) return asg__error(ASG_ERR_INVALID, "asg_program_run: program is NULL");
   if (p->sym) return asg__symp_run(p, p->sym);
   asg_status st = check_fed(p);
   if (st) return st;
   store_lock(p->vs); /* variables may be shared with a program on another thread */
+  if (p->prof) asg__prof_run_begin(p->prof);
   st = p->be->exec_run(p->exec, p->runs);
+  if (p->prof) asg__prof_run_end(p->prof, st, p->be, p->vs->dev);
+  if (!st && asg__inspect_mode(p->insp) == ASG_CHECK_FINITE_RUN) st = check_finite_run(p);
   if (!st) p->runs++;
   if (!st && p->streak_slot >= 0) st = check_skips(p);
   store_unlock(p->vs);
@@ -481,10 +560,7 @@ asg_status asg_program_fetch(asg_program *p, const asg_tensor *t, void *dst, siz
   if (!p || !t || !dst) return asg__error(ASG_ERR_INVALID, "asg_program_fetch: NULL argument");
   if (p->sym) return asg__symp_fetch(p->sym, p, t, dst, nbytes);
   const out_entry *e = find_out(p, t);
-  if (!e)
-    return asg__error(
-        ASG_ERR_NOT_FOUND,
-        "asg_program_fetch: tensor is not an output, variable or input of this program");
+  if (!e) return asg__inspect_not_found(p->insp, t, "asg_program_fetch");
   size_t want = asg__tdesc_bytes(&e->desc);
   if (nbytes != want)
     return asg__error(ASG_ERR_SHAPE, "asg_program_fetch: output is %zu bytes, buffer is %zu", want,
@@ -495,6 +571,28 @@ asg_status asg_program_fetch(asg_program *p, const asg_tensor *t, void *dst, siz
   return st;
 }
 
+asg_status asg_program_fetch_tap(asg_program *p, const char *name, void *dst, size_t nbytes) {
+  if (!p || !name || !dst)
+    return asg__error(ASG_ERR_INVALID, "asg_program_fetch_tap: NULL argument");
+  const void *key = asg__inspect_tap(p->insp, name, "asg_program_fetch_tap");
+  return key ? asg_program_fetch(p, key, dst, nbytes) : asg__last_status();
+}
+
+asg_status asg_program_set_node_callback(asg_program *p, asg_node_callback fn, void *ctx) {
+  if (!p) return asg__error(ASG_ERR_INVALID, "asg_program_set_node_callback: program is NULL");
+  if (p->be != &asg__backend_cpu || p->sym)
+    return asg__error(ASG_ERR_UNSUPPORTED,
+                      "asg_program_set_node_callback: node callbacks need a static program on the "
+                      "cpu backend (this one is %s%s); taps (asg_compile_opts.taps) work on every "
+                      "backend",
+                      p->sym ? "symbolic, on " : "", p->be->name);
+  asg__inspect_set_callback(p->insp, fn, ctx);
+  store_lock(p->vs);
+  asg__cpu_set_hook(p->exec, fn ? asg__inspect_hook : NULL, p->insp);
+  store_unlock(p->vs);
+  return ASG_OK;
+}
+
 double asg_program_scalar(asg_program *p, const asg_tensor *t) {
   if (!p || !t) {
     asg__error(ASG_ERR_INVALID, "asg_program_scalar: NULL argument");
@@ -503,7 +601,7 @@ double asg_program_scalar(asg_program *p, const asg_tensor *t) {
   if (p->sym) return asg__symp_scalar(p->sym, t);
   const out_entry *e = find_out(p, t);
   if (!e) {
-    asg__error(ASG_ERR_NOT_FOUND, "asg_program_scalar: tensor is not an output of this program");
+    asg__inspect_not_found(p->insp, t, "asg_program_scalar");
     return NAN;
   }
   unsigned char v[8];
@@ -689,10 +787,7 @@ asg__symprog *asg__program_sym(const asg_program *p) { return p->sym; }
 
 asg_status asg__program_out_shape(const asg_program *p, const asg_tensor *t, asg_shape *shape) {
   const out_entry *e = find_out(p, t);
-  if (!e)
-    return asg__error(
-        ASG_ERR_NOT_FOUND,
-        "asg_program_output_shape: tensor is not an output, variable or input of this program");
+  if (!e) return asg__inspect_not_found(p->insp, t, "asg_program_output_shape");
   *shape = e->desc.shape;
   return ASG_OK;
 }
@@ -710,4 +805,14 @@ const char *asg_backend_device(const char *name) {
   if (!be || !be->available()) return NULL;
   be->describe(buf, sizeof buf);
   return buf;
+}
+
+asg__prof **asg__program_prof_slot(asg_program *p, const asg_backend **be, void **exec) {
+  if (p->sym && !(p = asg__symp_current(p->sym))) {
+    asg__error(ASG_ERR_INVALID, "profile: the symbolic program has not run yet");
+    return NULL;
+  }
+  *be = p->be;
+  *exec = p->exec;
+  return &p->prof;
 }

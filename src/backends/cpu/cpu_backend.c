@@ -7,6 +7,7 @@
 
 #include "backends/cpu/cpu.h"
 #include "runtime/backend.h"
+#include "runtime/inspect.h"
 
 static asg_cpu_kernel table[ASG_OP_COUNT];
 static pthread_once_t table_once = PTHREAD_ONCE_INIT;
@@ -115,6 +116,12 @@ typedef struct cpu_exec {
   asg_cpu_pool *pool;
   int nthreads;
   bool check_index; /* scan index inputs first (runtime/backend.h) */
+  /* anomaly mode and the node callback (runtime/inspect.h): runs take
+   * cpu_run_inspected while either is on */
+  bool inspect, check_finite;
+  asg_step_hook hook;
+  void *hook_ctx;
+  asg__prof *prof; /* profiling: runs take cpu_run_inspected, which times steps */
 } cpu_exec;
 
 static void cpu_exec_destroy(void *e) {
@@ -133,6 +140,7 @@ static asg_status cpu_exec_create(void *dev, const asg_plan *plan, const asg_buf
   x->pool = d->pool;
   x->nthreads = d->nthreads;
   x->check_index = !(plan->flags & ASG_PLAN_UNCHECKED_INDEX);
+  x->inspect = x->check_finite = (plan->flags & ASG_PLAN_CHECK_FINITE) != 0;
   asg_status st = asg__resolve_plan(plan, bufs, &x->r);
   size_t ws = 0;
   for (int i = 0; i < x->r.plan.n_steps && !st; i++) {
@@ -154,8 +162,37 @@ static asg_status cpu_exec_create(void *dev, const asg_plan *plan, const asg_buf
   return ASG_OK;
 }
 
+void asg__cpu_set_hook(void *exec, asg_step_hook fn, void *ctx) {
+  cpu_exec *x = exec;
+  x->hook = fn;
+  x->hook_ctx = ctx;
+  x->inspect = x->check_finite || fn;
+}
+
+/* The run loop with anomaly mode, a node callback or the profiler: after
+ * each step, the hook sees its output, then a non-finite value in it stops
+ * the run; the profiler times each step's index check and kernel. */
+static asg_status cpu_run_inspected(cpu_exec *x, uint64_t run) {
+  const double t0 = x->prof ? asg__prof_now_ms() : 0;
+  for (int i = 0; i < x->r.plan.n_steps; i++) {
+    const asg_step *s = &x->r.plan.steps[i];
+    asg_cpu_call c = {s, x->r.out[i], x->r.in[i], x->ws, run, x->pool, x->nthreads};
+    const double t = x->prof ? asg__prof_now_ms() : 0;
+    asg_status st =
+        x->check_index && asg__step_checks_index(s) ? asg__index_check_host(s, x->r.in[i]) : ASG_OK;
+    if (!st) st = table[s->op].run(&c);
+    if (x->prof) asg__prof_step(x->prof, i, t - t0, asg__prof_now_ms() - t);
+    if (!st && x->hook) x->hook(x->hook_ctx, i, s, x->r.out[i], run);
+    if (!st && x->check_finite)
+      st = asg__finite_check_host(s, x->r.out[i], (const void *const *)x->r.in[i], run);
+    if (st) return st;
+  }
+  return ASG_OK;
+}
+
 static asg_status cpu_exec_run(void *e, uint64_t run) {
   cpu_exec *x = e;
+  if (x->inspect || x->prof) return cpu_run_inspected(x, run);
   for (int i = 0; i < x->r.plan.n_steps; i++) {
     const asg_step *s = &x->r.plan.steps[i];
     asg_cpu_call c = {s, x->r.out[i], x->r.in[i], x->ws, run, x->pool, x->nthreads};
@@ -165,6 +202,12 @@ static asg_status cpu_exec_run(void *e, uint64_t run) {
     if (st) return st;
   }
   return ASG_OK;
+}
+
+static const asg_plan *cpu_exec_profile(void *e, asg__prof *prof) {
+  cpu_exec *x = e;
+  x->prof = prof;
+  return &x->r.plan;
 }
 
 static void cpu_describe(char *buf, size_t n) {
@@ -178,7 +221,8 @@ static void cpu_describe(char *buf, size_t n) {
 }
 
 const asg_backend asg__backend_cpu = {
-    "cpu",        cpu_available,    cpu_supports, cpu_open,        cpu_close,        cpu_alloc,
-    cpu_free,     cpu_write,        cpu_read,     cpu_exec_create, cpu_exec_destroy, cpu_exec_run,
-    cpu_describe, cpu_memory_stats,
+    "cpu",        cpu_available,    cpu_supports,     cpu_open,
+    cpu_close,    cpu_alloc,        cpu_free,         cpu_write,
+    cpu_read,     cpu_exec_create,  cpu_exec_destroy, cpu_exec_run,
+    cpu_describe, cpu_memory_stats, cpu_exec_profile,
 };

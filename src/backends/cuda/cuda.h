@@ -9,6 +9,7 @@
 #include <cuda_runtime.h>
 
 #include "runtime/backend.h"
+#include "runtime/inspect.h"
 #include "runtime/plan.h"
 
 #ifdef __cplusplus
@@ -124,6 +125,11 @@ bool asg_cuda_mm_out_half(const void *state);
  * operands to, or ASG_F32 when it converts nothing (cuda_matmul.cu). */
 asg_dtype asg_cuda_mm_low(const void *state);
 
+/* Split-over-keys attention for <= 8 query rows (cuda_attention_decode.cu):
+ * false when the step does not qualify (then another kernel runs it). */
+bool asg_cuda_attention_decode(const asg_cuda_call *c, const float *mask, int64_t G);
+size_t asg_cuda_attention_decode_ws(const asg_step *s, unsigned plan_flags);
+
 typedef struct asg_cuda_kernel {
   /* Enqueues the step on c->ctx->stream; must not synchronize or allocate.
    * Returns an error for unsupported dtypes/shapes (checked at enqueue). */
@@ -234,6 +240,11 @@ asg_status asg_cuda_fused_run(const asg_cuda_call *c, const asg_cuda_fusion *f, 
  * when f32, else f64), in a fixed order (cuda_nn.cu). */
 void asg_cuda_part_finish(const double *part, void *out, int64_t P, int64_t C, bool f32,
                           cudaStream_t st);
+
+/* Anomaly mode (runtime/inspect.h, asg_finite_fault): checks step s's
+ * output, then (in not NULL) its inputs, into record f (cuda_finite.cu). */
+void asg_cuda_check_finite(const asg_step *s, void *out, const void *const *in, unsigned step1,
+                           asg_finite_fault *f, cudaStream_t st);
 
 /* *counter += 1 on the stream (the run count kept on the device). */
 void asg_cuda_increment(uint64_t *counter, cudaStream_t stream);

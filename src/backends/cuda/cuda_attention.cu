@@ -1805,6 +1805,8 @@ asg_status attention_run(const asg_cuda_call *c) {
     return asg_cuda_check(c);
   }
   bool done = false; // a key mask takes the tensor-core or else the generic kernels
+  // a few query rows over many keys (decode steps): split over the keys
+  if (dt == ASG_F32) done = asg_cuda_attention_decode(c, (const float *)g.mask, g.G);
   if (dt == ASG_F32 && c->tf32 && (g.D == 32 || g.D == 64 || g.D == 128) && vec_ok(c, g.D))
     done = mma_dispatch(c, g);
   if (!done && !g.mask && dt == ASG_F32 && g.D <= 128) {
@@ -1830,6 +1832,7 @@ asg_status attention_run(const asg_cuda_call *c) {
 
 extern "C" void asg_cuda_register_attention(asg_cuda_kernel *t) {
   t[ASG_OP_ATTENTION].run = attention_run;
+  t[ASG_OP_ATTENTION].ws = asg_cuda_attention_decode_ws;
   t[ASG_OP_ATTENTION_LSE].run = attention_run;
   t[ASG_OP_ATTENTION_BWD_Q].run = attention_run;
   t[ASG_OP_ATTENTION_BWD_KV].run = attention_run;

@@ -1305,19 +1305,22 @@ typedef struct cuda_exec {
   asg_cuda_adam_tensor *adam_dev; /* device copy of fuse.tab */
   asg_index_fault *fault;         /* out-of-range indices (runtime/backend.h), or NULL */
   asg_index_fault *fault_host;    /* pinned copy read after each run */
+  asg_finite_fault *finite;       /* anomaly mode's record (runtime/inspect.h), or NULL */
+  asg_finite_fault *finite_host;  /* pinned copy read after each run */
   /* profiling (ASG_PROFILE=1) */
   cudaEvent_t *ev; /* n_steps + 1 events */
   double op_ms[ASG_OP_COUNT];
   int64_t op_calls[ASG_OP_COUNT];
   double *step_ms; /* per step (ASG_PROFILE=2) */
   int prof_runs;
+  asg__prof *prof; /* the program's profile (runtime/backend.h), or NULL */
 } cuda_exec;
 
 static void cuda_exec_destroy(void *e) {
   cuda_exec *x = e;
   if (!x) return;
   if (x->ctx && x->ctx->stream) cudaStreamSynchronize(x->ctx->stream);
-  if (x->ev) {
+  if (x->ev && asg__profile_level()) { /* ASG_PROFILE's report (not for opts.profile alone) */
     asg__profile_report("cuda", "launches", x->op_ms, x->op_calls, x->prof_runs);
     if (x->prof_runs && x->ew_calls)
       fprintf(stderr,
@@ -1331,6 +1334,8 @@ static void cuda_exec_destroy(void *e) {
               "producer, %.1f MiB)\n",
               x->half.copies, x->half.reads, x->half.produced, (double)x->half.bytes / (1 << 20));
     asg__profile_steps("cuda", &x->r.plan, x->step_ms, x->prof_runs, 40);
+  }
+  if (x->ev) {
     for (int i = 0; i < x->n_ev; i++)
       cudaEventDestroy(x->ev[i]);
     free(x->ev);
@@ -1356,6 +1361,8 @@ static void cuda_exec_destroy(void *e) {
   if (x->run_dev) cudaFree(x->run_dev);
   if (x->fault) cudaFree(x->fault);
   if (x->fault_host) cudaFreeHost(x->fault_host);
+  if (x->finite) cudaFree(x->finite);
+  if (x->finite_host) cudaFreeHost(x->finite_host);
   free(x);
 }
 
@@ -1571,7 +1578,8 @@ static asg_status cuda_exec_create(void *dev, const asg_plan *plan, const asg_bu
       if (w > ws) ws = w;
     }
   }
-  if (!st && asg__profile_level()) { /* per-step events, no graph */
+  if (!st &&
+      (asg__profile_level() || (plan->flags & ASG_PLAN_PROFILE))) { /* per-step events, no graph */
     x->use_graph = false;
     x->ev = calloc((size_t)n + 1, sizeof *x->ev);
     x->step_ms = calloc((size_t)n + 1, sizeof *x->step_ms);
@@ -1603,7 +1611,12 @@ static asg_status cuda_exec_create(void *dev, const asg_plan *plan, const asg_bu
   bool check = false; /* a fault record when some step reads checked indices */
   for (int i = 0; i < n && !(plan->flags & ASG_PLAN_UNCHECKED_INDEX); i++)
     check = check || asg__step_checks_index(&x->r.plan.steps[i]);
-  if (!st && check) {
+  if (!st && e == cudaSuccess && (plan->flags & ASG_PLAN_CHECK_FINITE)) {
+    e = cudaMalloc((void **)&x->finite, sizeof *x->finite);
+    if (e == cudaSuccess) e = cudaMemset(x->finite, 0, sizeof *x->finite);
+    if (e == cudaSuccess) e = cudaMallocHost((void **)&x->finite_host, sizeof *x->finite_host);
+  }
+  if (!st && e == cudaSuccess && check) {
     e = cudaMalloc((void **)&x->fault, sizeof *x->fault);
     if (e == cudaSuccess) e = cudaMemset(x->fault, 0, sizeof *x->fault);
     if (e == cudaSuccess) e = cudaMallocHost((void **)&x->fault_host, sizeof *x->fault_host);
@@ -1658,14 +1671,24 @@ static asg_status enqueue_all(cuda_exec *x) {
       st = table[s->op].run(&c);
     }
     if (st) return st;
+    /* anomaly mode: steps whose own output is stored at their turn (not
+     * 16-bit logits or a GEMM with an epilogue); a fused chain's inner
+     * values are not stored, so its inputs are not inspected */
+    if (x->finite && !(x->lh && x->lh[i] >= 0) && !(x->epi.end && x->epi.end[i] >= 0))
+      asg_cuda_check_finite(s, x->r.out[i],
+                            ew == FUSE_LAUNCH ? NULL : (const void *const *)x->r.in[i],
+                            (unsigned)i + 1, x->finite, x->ctx->stream);
   }
   if (x->ev && x->r.plan.n_steps) { /* attribute each interval to its step's op */
     cudaEventRecord(x->ev[x->r.plan.n_steps], x->ctx->stream);
     cudaEventSynchronize(x->ev[x->r.plan.n_steps]);
     /* the first run loads kernel modules lazily: not counted */
+    double at = 0; /* ms from the run's first event */
     for (int i = 0; x->runs > 0 && i < x->r.plan.n_steps; i++) {
       float ms = 0;
       cudaEventElapsedTime(&ms, x->ev[i], x->ev[i + 1]);
+      if (x->prof) asg__prof_step(x->prof, i, at, ms);
+      at += ms;
       const int role = x->fuse.role ? x->fuse.role[i] : FUSE_RUN;
       const int ew = x->ew.role ? x->ew.role[i] : FUSE_RUN;
       if (ew != FUSE_RUN) { /* a chain's time is at its launch; listed apart */
@@ -1694,17 +1717,36 @@ static asg_status launch_run(cuda_exec *x, uint64_t run);
 /* Runs the plan; with a fault record, waits for the run and reads the
  * record (one 16-byte copy): an out-of-range index fails the run, and the
  * record is reset for the next one (the graph keeps its address). */
+/* Anomaly mode: waits for the run and reads the record; a non-finite value
+ * fails the run, and the record is reset for the next one. */
+static asg_status finite_take(cuda_exec *x, uint64_t run) {
+  cudaStream_t st = x->ctx->stream;
+  cudaError_t ce =
+      cudaMemcpyAsync(x->finite_host, x->finite, sizeof *x->finite, cudaMemcpyDeviceToHost, st);
+  if (ce == cudaSuccess) ce = cudaStreamSynchronize(st);
+  if (ce != cudaSuccess) return cuda_err(ce, "reading the check_finite record");
+  const asg_finite_fault f = *x->finite_host;
+  if (f.step1 == 0) return ASG_OK;
+  ce = cudaMemsetAsync(x->finite, 0, sizeof *x->finite, st);
+  if (ce == cudaSuccess) ce = cudaStreamSynchronize(st);
+  if (ce != cudaSuccess) return cuda_err(ce, "resetting the check_finite record");
+  const int i = (int)f.step1 - 1; /* a fused chain's launch scanned no inputs */
+  const bool ins = !(i < x->r.plan.n_steps && x->ew.role && x->ew.role[i] == FUSE_LAUNCH);
+  return asg__finite_report(&x->r.plan, &f, run, ins);
+}
+
 static asg_status cuda_exec_run(void *e, uint64_t run) {
   cuda_exec *x = e;
   asg_status as = launch_run(x, run);
-  if (as || !x->fault) return as;
+  if (!as && x->finite) as = finite_take(x, run); /* an index error below wins */
+  if ((as && as != ASG_ERR_NUMERIC) || !x->fault) return as;
   cudaStream_t st = x->ctx->stream;
   cudaError_t ce =
       cudaMemcpyAsync(x->fault_host, x->fault, sizeof *x->fault, cudaMemcpyDeviceToHost, st);
   if (ce == cudaSuccess) ce = cudaStreamSynchronize(st);
   if (ce != cudaSuccess) return cuda_err(ce, "reading the index check");
   const asg_index_fault f = *x->fault_host;
-  if (f.step1 == 0) return ASG_OK;
+  if (f.step1 == 0) return as; /* OK, or check_finite's error */
   ce = cudaMemsetAsync(x->fault, 0, sizeof *x->fault, st);
   if (ce == cudaSuccess) ce = cudaStreamSynchronize(st);
   if (ce != cudaSuccess) return cuda_err(ce, "resetting the index check");
@@ -1755,6 +1797,14 @@ static asg_status launch_run(cuda_exec *x, uint64_t run) {
   return as;
 }
 
+/* Profiles only with the events exec_create made (ASG_PLAN_PROFILE). */
+static const asg_plan *cuda_exec_profile(void *e, asg__prof *prof) {
+  cuda_exec *x = e;
+  if (!x->ev) return NULL;
+  x->prof = prof;
+  return &x->r.plan;
+}
+
 static void cuda_describe(char *buf, size_t n) {
   const char *env = getenv("ASG_CUDA_DEVICE");
   int dev = env ? atoi(env) : 0;
@@ -1772,5 +1822,5 @@ const asg_backend asg__backend_cuda = {
     "cuda",        cuda_available,    cuda_supports,     cuda_open,
     cuda_close,    cuda_alloc,        cuda_free,         cuda_write,
     cuda_read,     cuda_exec_create,  cuda_exec_destroy, cuda_exec_run,
-    cuda_describe, cuda_memory_stats,
+    cuda_describe, cuda_memory_stats, cuda_exec_profile,
 };

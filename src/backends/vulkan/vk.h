@@ -163,6 +163,9 @@ void asg_vk_barrier(const asg_vk_call *c);
 /* Work groups for n independent items at per_group items each, capped at
  * the device limit (shaders loop grid-stride over gl_NumWorkGroups). */
 uint32_t asg_vk_groups(const asg_vk_call *c, int64_t n, int64_t per_group);
+/* Anomaly mode: records the scans of c's step output and inputs into the
+ * record at rec (asg_finite_fault, runtime/inspect.h; vk_finite.c). */
+asg_status asg_vk_check_finite(const asg_vk_call *c, uint64_t rec);
 /* "_f32", "_f64", "_i32", "_i64" (NULL: no variant for this dtype). */
 const char *asg_vk_suffix(asg_dtype dt);
 /* Builds "<base><suffix of dt>" into buf (error if dt is unsupported). */

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "backends/vulkan/vk.h"
+#include "runtime/inspect.h"
 #include "runtime/backend.h"
 
 static asg_vk_kernel table[ASG_OP_COUNT];
@@ -235,7 +236,8 @@ typedef struct vk_exec {
   asg_vk_ctx *ctx;
   asg_resolved r;
   uint64_t ws, params, run_addr;
-  uint64_t fault; /* out-of-range index record (runtime/backend.h), or 0 */
+  uint64_t fault;  /* out-of-range index record (runtime/backend.h), or 0 */
+  uint64_t finite; /* anomaly mode's record (runtime/inspect.h), or 0 */
   VkCommandBuffer cb;
   uint64_t next_run;
   /* profiling */
@@ -246,6 +248,7 @@ typedef struct vk_exec {
   int64_t op_calls[ASG_OP_COUNT];
   double *step_ms; /* per step (ASG_PROFILE=2) */
   int prof_runs;
+  asg__prof *prof; /* the program's profile (runtime/backend.h), or NULL */
 } vk_exec;
 
 static void vk_exec_destroy(void *e) {
@@ -253,8 +256,10 @@ static void vk_exec_destroy(void *e) {
   if (!x) return;
   asg_vk_ctx *c = x->ctx;
   asg_vk_wait(c);
-  asg__profile_report("vulkan", "steps", x->op_ms, x->op_calls, x->prof_runs);
-  if (x->step_ms) asg__profile_steps("vulkan", &x->r.plan, x->step_ms, x->prof_runs, 40);
+  if (asg__profile_level()) /* ASG_PROFILE's report (not for opts.profile alone) */
+    asg__profile_report("vulkan", "steps", x->op_ms, x->op_calls, x->prof_runs);
+  if (x->step_ms && asg__profile_level())
+    asg__profile_steps("vulkan", &x->r.plan, x->step_ms, x->prof_runs, 40);
   free(x->step_ms);
   if (x->qp) c->fn->vkDestroyQueryPool(c->dev, x->qp, NULL);
   if (x->cb) c->fn->vkFreeCommandBuffers(c->dev, c->pool, 1, &x->cb);
@@ -262,6 +267,7 @@ static void vk_exec_destroy(void *e) {
   if (x->params) asg_vk_free(c, x->params);
   if (x->run_addr) asg_vk_free(c, x->run_addr);
   if (x->fault) asg_vk_free(c, x->fault);
+  if (x->finite) asg_vk_free(c, x->finite);
   asg__resolved_free(&x->r);
   free(x->q_step);
   free(x);
@@ -353,6 +359,10 @@ static asg_status vk_exec_create(void *dev, const asg_plan *plan, const asg_buff
   bool check = false; /* a fault record when some step reads checked indices */
   for (int i = 0; i < n && !(plan->flags & ASG_PLAN_UNCHECKED_INDEX); i++)
     check = check || asg__step_checks_index(&x->r.plan.steps[i]);
+  if (!st && (plan->flags & ASG_PLAN_CHECK_FINITE)) {
+    st = asg_vk_alloc(c, sizeof(asg_finite_fault), &x->finite);
+    if (!st) st = asg_vk_write_zero(c, x->finite, sizeof(asg_finite_fault));
+  }
   if (!st && check) st = asg_vk_alloc(c, sizeof(asg_index_fault), &x->fault);
   if (!st && check) st = asg_vk_write_zero(c, x->fault, sizeof(asg_index_fault));
   if (!st) st = asg_vk_alloc(c, 8, &x->run_addr);
@@ -376,6 +386,7 @@ static asg_status vk_exec_create(void *dev, const asg_plan *plan, const asg_buff
     hazard_check(&r, s, &call, w);
     st = table[s->op].record(&call);
     if (!st) st = r.err;
+    if (!st && x->finite) st = asg_vk_check_finite(&call, x->finite);
     note_ranges(&r, s, &call, w);
     if (!st) st = r.err;
   }
@@ -391,7 +402,8 @@ static asg_status vk_exec_create(void *dev, const asg_plan *plan, const asg_buff
   }
   if (!st && r.n_params) st = asg_vk_alloc(c, r.n_params, &x->params);
   if (!st && r.n_params) st = asg_vk_write(c, x->params, r.params, r.n_params);
-  if (!st && asg__profile_level() && c->caps.timestamp_ns > 0) {
+  if (!st && (asg__profile_level() || (plan->flags & ASG_PLAN_PROFILE)) &&
+      c->caps.timestamp_ns > 0) {
     x->n_q = n + 2;
     if (asg__profile_level() > 1) x->step_ms = calloc((size_t)n + 1, sizeof *x->step_ms);
     x->q_step = calloc((size_t)x->n_q, sizeof *x->q_step);
@@ -429,6 +441,8 @@ static void profile_collect(vk_exec *x) {
       const double ms = (double)(ts[q + 1] - ts[q]) * c->caps.timestamp_ns * 1e-6;
       x->op_ms[op] += ms;
       if (x->step_ms) x->step_ms[s] += ms;
+      if (x->prof)
+        asg__prof_step(x->prof, s, (double)(ts[q] - ts[0]) * c->caps.timestamp_ns * 1e-6, ms);
       x->op_calls[op]++;
     }
     x->prof_runs++;
@@ -448,17 +462,31 @@ static asg_status vk_exec_run(void *e, uint64_t run) {
   VkResult vr = asg_vk_submit(c, &si);
   if (vr != VK_SUCCESS) return asg_vk_result(vr, "submitting a run");
   if (x->qp) profile_collect(x);
-  if (!x->fault) return ASG_OK;
-  /* waits for the run: an out-of-range index fails it; reset the record */
+  asg_status fs = ASG_OK; /* anomaly mode: waits for the run; reset the record */
+  asg_finite_fault ff;
+  if (x->finite && !(fs = asg_vk_read(c, x->finite, &ff, sizeof ff)) && ff.step1) {
+    fs = asg_vk_write_zero(c, x->finite, sizeof ff);
+    if (!fs) fs = asg__finite_report(&x->r.plan, &ff, run, true);
+  }
+  if (!x->fault || (fs && fs != ASG_ERR_NUMERIC)) return fs;
+  /* waits for the run: an out-of-range index fails it (and wins); reset the record */
   asg_index_fault f;
   asg_status st = asg_vk_read(c, x->fault, &f, sizeof f);
-  if (st || f.step1 == 0) return st;
+  if (st || f.step1 == 0) return st ? st : fs;
   st = asg_vk_write_zero(c, x->fault, sizeof f);
   if (st) return st;
   if (f.step1 > (uint32_t)x->r.plan.n_steps)
     return asg__error(ASG_ERR_BACKEND, "vulkan: index check names step %u of %d", (unsigned)f.step1,
                       x->r.plan.n_steps);
   return asg__index_error(&x->r.plan.steps[f.step1 - 1], f.value);
+}
+
+/* Profiles only with the query pool exec_create made (ASG_PLAN_PROFILE). */
+static const asg_plan *vk_exec_profile(void *e, asg__prof *prof) {
+  vk_exec *x = e;
+  if (!x->qp) return NULL;
+  x->prof = prof;
+  return &x->r.plan;
 }
 
 static void vk_describe(char *buf, size_t n) {
@@ -480,5 +508,5 @@ static void vk_describe(char *buf, size_t n) {
 const asg_backend asg__backend_vulkan = {
     "vulkan",        vk_available, vk_supports, vk_open,         vk_close,
     vk_alloc,        vk_free,      vk_write,    vk_read,         vk_exec_create,
-    vk_exec_destroy, vk_exec_run,  vk_describe, vk_memory_stats,
+    vk_exec_destroy, vk_exec_run,  vk_describe, vk_memory_stats, vk_exec_profile,
 };

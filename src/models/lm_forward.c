@@ -244,8 +244,18 @@ asg_tensor *asg__lm_hidden(asg_graph *g, const asg_lm_config *c, asg_dtype dt,
   for (int l = 0; l < (int)c->n_layer && x; l++) {
     snprintf(n1, sizeof n1, gpt2 ? "h.%d.ln_1" : "model.layers.%d.input_layernorm", l);
     snprintf(n2, sizeof n2, gpt2 ? "h.%d.ln_2" : "model.layers.%d.post_attention_layernorm", l);
+    /* name scopes as the checkpoint's modules: "h.3/attn", "layers.3/mlp"
+     * (error messages, profiles and the graph viewer group by them) */
+    char sc[32];
+    snprintf(sc, sizeof sc, gpt2 ? "h.%d" : "layers.%d", l);
+    asg_scope_push(g, sc);
+    asg_scope_push(g, "attn");
     x = asg_add(x, attention(&m, l, norm(&m, x, n1), cs, sn, mask, kc));
+    asg_scope_pop(g);
+    asg_scope_push(g, "mlp");
     x = asg_add(x, mlp(&m, l, norm(&m, x, n2)));
+    asg_scope_pop(g);
+    asg_scope_pop(g);
   }
   x = norm(&m, x, gpt2 ? "ln_f" : "model.norm");
   return asg_reshape(x, ASG_SHAPE(m.B, m.T, D));
@@ -257,12 +267,19 @@ asg_tensor *asg__lm_head(asg_graph *g, const asg_lm_config *c, asg_dtype dt, asg
   const char *name = c->arch == ASG_LM_GPT2 ? "wte.weight"
                      : c->tie_embeddings    ? "model.embed_tokens.weight"
                                             : "lm_head.weight";
-  asg_tensor *w = param(g, dt, ASG_SHAPE(V, D), w_init(zero_init), "%s", name);
+  if (!g || !h) return NULL;
+  asg_scope_push(g, "lm_head");
+  asg_tensor *w = param(g, dt, ASG_SHAPE(V, D), w_init(zero_init), "%s", name), *y;
   asg_shape hs = asg_tensor_shape(h);
-  if (hs.ndim == 2) return asg_matmul_t(h, w, false, true);
-  asg_shape ys = hs;
-  ys.dims[ys.ndim - 1] = V;
-  return asg_reshape(asg_matmul_t(asg_reshape(h, ASG_SHAPE(-1, D)), w, false, true), ys);
+  if (hs.ndim == 2) {
+    y = asg_matmul_t(h, w, false, true);
+  } else {
+    asg_shape ys = hs;
+    ys.dims[ys.ndim - 1] = V;
+    y = asg_reshape(asg_matmul_t(asg_reshape(h, ASG_SHAPE(-1, D)), w, false, true), ys);
+  }
+  asg_scope_pop(g);
+  return y;
 }
 
 asg_tensor *asg_lm_forward(asg_graph *g, const asg_lm_config *c, asg_dtype dt,

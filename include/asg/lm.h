@@ -46,7 +46,8 @@ typedef struct asg_lm_config {
 } asg_lm_config;
 
 /* Reads config.json (a folder or the file): model_type "gpt2" or "llama"
- * (and Llama-architecture types: "mistral", "qwen2" without sliding window).
+ * (and "mistral" without sliding window; Qwen2, whose q/k/v have biases but
+ * its o_proj none, is not supported).
  * Unsupported settings (rope_scaling, another activation, ...) are
  * ASG_ERR_UNSUPPORTED naming the key. */
 ASG_API asg_status asg_lm_config_load(const char *path, asg_lm_config *c);

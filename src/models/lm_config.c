@@ -90,11 +90,11 @@ asg_status asg_lm_config_load(const char *path, asg_lm_config *c) {
     st = asg__error(ASG_ERR_FORMAT, "%s: config has no model_type", path);
   else if (!strcmp(type, "gpt2"))
     st = gpt2_config(h, path, &t);
-  else if (!strcmp(type, "llama") || !strcmp(type, "mistral") || !strcmp(type, "qwen2"))
+  else if (!strcmp(type, "llama") || !strcmp(type, "mistral"))
     st = llama_config(h, path, &t);
   else
-    st = asg__error(ASG_ERR_UNSUPPORTED,
-                    "%s: model_type \"%s\" (supported: gpt2, llama, mistral, qwen2)", path, type);
+    st = asg__error(ASG_ERR_UNSUPPORTED, "%s: model_type \"%s\" (supported: gpt2, llama, mistral)",
+                    path, type);
   asg_hf_config_free(h);
   if (st == ASG_OK) st = asg_lm_config_check(&t);
   if (st == ASG_OK) *c = t;

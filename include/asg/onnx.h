@@ -24,6 +24,7 @@
 
 #include "asg/data.h"
 #include "asg/graph.h"
+#include "asg/program.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -83,6 +84,44 @@ ASG_API asg_tensor *asg_onnx_model_find(const asg_onnx_model *m, const char *nam
 ASG_API asg_status asg_onnx_describe(const char *path, char **text);
 /* Whether the importer maps an operator of the default domain at opset. */
 ASG_API bool asg_onnx_op_supported(const char *op_type, int64_t opset);
+
+/* ---- export (src/io/onnx_export.c) ----
+ * The nodes that outputs depend on become an ONNX model of the default
+ * domain. Inputs become graph inputs (symbolic dims as dim_param, named by
+ * the dim's text: "B", "B*2"); variables become initializers of the same
+ * name; constants and fills become initializers; every other node maps to
+ * ONNX nodes named "scope/op_id" after the node's name scope (helper nodes
+ * of one ASG node are named under it). Each output is an Identity node
+ * named output_names[i] (default "output0", "output1", ...). Mapped: the
+ * elementwise, comparison (Equal.. then Cast to the mask's dtype) and
+ * activation ops (gelu, gelu_tanh, silu, softplus, rsqrt decomposed),
+ * cast, where, matmul (Transpose + MatMul for transposed operands),
+ * reshape, permute, slice, concat, broadcast_to (Expand), gather /
+ * embedding, one_hot, sum/mean/max/min/var/argmax, softmax, log_softmax,
+ * layernorm (LayerNormalization), conv2d, conv_transpose2d, max/avg pools
+ * and adaptive average pooling to 1x1 or an exact divisor. Any other op
+ * (attention, losses, random ops, backward and optimizer ops, state
+ * updates) is ASG_ERR_UNSUPPORTED naming the node ("scope/op_id"); so are
+ * shapes ONNX cannot say from the graph's symbols (a reshape introducing
+ * two new symbolic dims, a fill of symbolic shape). */
+typedef struct asg_onnx_export_opts {
+  /* Variable values are read from this program (asg_program_get_variable:
+   * e.g. after training). NULL: the values a fresh program starts from
+   * (asg_init_fill of each variable's init, seed 0, as asg_compile does). */
+  asg_program *program;
+  /* n_outputs names of the model's outputs (NULL: "output<i>"); each must
+   * be new (not an input or variable name). */
+  const char *const *output_names;
+  int opset;              /* 17 to 21; 0: 18 */
+  const char *graph_name; /* NULL: "asg" */
+} asg_onnx_export_opts;
+
+/* Writes the model of outputs to path. o may be NULL. The graph must carry
+ * no error (ASG_ERR_GRAPH); a node without a mapping is ASG_ERR_UNSUPPORTED
+ * naming it; a file that cannot be written is ASG_ERR_IO. Built without
+ * protobuf-c it returns ASG_ERR_UNSUPPORTED. */
+ASG_API asg_status asg_onnx_export(asg_graph *g, int n_outputs, asg_tensor *const *outputs,
+                                   const char *path, const asg_onnx_export_opts *o);
 
 #ifdef __cplusplus
 }

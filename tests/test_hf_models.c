@@ -346,6 +346,29 @@ static void check_model(const char *dir, const char *oracle_dir, const char *wha
   if (m && o.np) {
     check_against_oracle(m, &o, what);
     check_text(m, f, dir, what);
+    /* a seed gives the same tokens in a fresh generator as in a used one */
+    asg_lm *fresh = asg_lm_load(dir, &opts);
+    int32_t a[3][16], b[3][16];
+    int la[3], lb[3];
+    int32_t *pa[3] = {a[0], a[1], a[2]}, *pb[3] = {b[0], b[1], b[2]};
+    const int32_t *pp[3] = {o.prompt[0], o.prompt[1], o.prompt[2]};
+    asg_lm_request q = {.n = o.np,
+                        .prompts = pp,
+                        .lens = o.plen,
+                        .max_new_tokens = 16,
+                        .sampling = {.temperature = 0.9, .top_k = 40, .top_p = 0.9, .seed = 5},
+                        .out = pa,
+                        .out_lens = la};
+    asg_status st = fresh ? asg_lm_generate(fresh, &q) : ASG_ERR_INVALID;
+    q.out = pb;
+    q.out_lens = lb;
+    if (st == ASG_OK) st = asg_lm_generate(m, &q);
+    bool same = st == ASG_OK;
+    for (int i = 0; same && i < o.np; i++)
+      same = la[i] == lb[i] && same_ids(a[i], b[i], la[i]);
+    TU_CHECK(same, "%s: seed 5 in a fresh and a used generator differs (%s)", what,
+             st ? asg_last_error() : "ids");
+    asg_lm_free(fresh);
   }
   asg_lm_free(m);
   oracle_free(&o);

@@ -4,7 +4,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "testutil.h"
 
@@ -160,30 +159,24 @@ static const char *check_py =
     "assert n==int(sys.argv[2])*len(runs) and len(runs)==int(sys.argv[3]), (n, len(runs))\n";
 
 static void check_trace(asg_program *p, int n_steps, int runs_kept) {
-  char path[] = "/tmp/asg_test_profile_XXXXXX";
-  int fd = mkstemp(path);
-  TU_CHECK(fd >= 0, "mkstemp");
-  if (fd < 0) return;
-  close(fd);
+  char dir[1024];
+  const char *d = tu_tmpdir_create("asg_test_profile");
+  TU_CHECK(d != NULL, "temporary folder");
+  if (!d) return;
+  snprintf(dir, sizeof dir, "%s", d);
+  const char *path = tu_path(dir, "trace.json"), *py = tu_path(dir, "check.py");
   TU_CHECK(asg_program_profile_write_trace(p, path) == ASG_OK, "write_trace: %s", asg_last_error());
   int x = count_in_file(path, "\"ph\":\"X\"");
   TU_CHECK(x == (n_steps + 1) * runs_kept, "%d X events, want %d", x, (n_steps + 1) * runs_kept);
   if (system("python3 -c 'import json' 2>/dev/null") == 0) {
-    char py[] = "/tmp/asg_test_profile_py_XXXXXX";
-    int pfd = mkstemp(py);
-    FILE *f = pfd >= 0 ? fdopen(pfd, "w") : NULL;
-    if (f) {
-      fputs(check_py, f);
-      fclose(f);
-      char cmd[512];
-      snprintf(cmd, sizeof cmd, "python3 %s %s %d %d", py, path, n_steps, runs_kept);
-      TU_CHECK(system(cmd) == 0, "the trace fails the checker: %s", cmd);
-      remove(py);
-    }
+    tu_write_file(py, check_py, strlen(check_py));
+    char cmd[2600];
+    snprintf(cmd, sizeof cmd, "python3 %s %s %d %d", py, path, n_steps, runs_kept);
+    TU_CHECK(system(cmd) == 0, "the trace fails the checker: %s", cmd);
   } else {
     printf("python3 not found: trace JSON checked by counting only\n");
   }
-  remove(path);
+  tu_tmpdir_remove(dir);
 }
 
 int main(void) {

@@ -69,12 +69,17 @@ static asg_tensor *rope_table(lm *m, bool sine) {
   int64_t Dh = m->Dh, half = Dh / 2, R = m->rows;
   size_t n = (size_t)(R * Dh);
   void *buf = malloc(n * asg_dtype_size(m->dt));
-  if (!buf) return asg_graph_fail(m->g, ASG_ERR_OOM, "lm", "rope table: out of memory");
+  float *inv = malloc(sizeof(float) * (size_t)half);
+  if (!buf || !inv) {
+    free(buf), free(inv);
+    return asg_graph_fail(m->g, ASG_ERR_OOM, "lm", "rope table: out of memory");
+  }
+  /* as transformers: inverse frequencies and angles in float32 */
+  for (int64_t i = 0; i < half; i++)
+    inv[i] = (float)(1.0 / pow(m->c->rope_base, (double)(2 * i) / (double)Dh));
   for (int64_t t = 0; t < R; t++)
     for (int64_t i = 0; i < Dh; i++) {
-      /* as transformers: inverse frequencies and angles in float32 */
-      float inv = (float)(1.0 / pow(m->c->rope_base, (double)(2 * (i % half)) / (double)Dh));
-      float ang = (float)t * inv;
+      float ang = (float)t * inv[i % half];
       double v = sine ? sin((double)ang) : cos((double)ang);
       if (m->dt == ASG_F64)
         ((double *)buf)[t * Dh + i] = v;
@@ -83,6 +88,7 @@ static asg_tensor *rope_table(lm *m, bool sine) {
     }
   asg_tensor *k = asg_constant(m->g, m->dt, ASG_SHAPE(R, Dh), buf);
   free(buf);
+  free(inv);
   return k;
 }
 

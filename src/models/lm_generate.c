@@ -17,21 +17,21 @@ struct asg_lm {
   asg_lm_config c;
   int B, L; /* cache rows: batch and length */
   asg_graph *g;
-  /* [0] greedy, [1] sampling (made on first use: greedy runs skip the
-   * filter and the noise); pre[0] owns the variables */
-  asg_program *pre[2], *dec[2], *full;
-  /* prefill without a key mask, for batches with no padding (the fused
-   * attention's fastest kernels take no mask); [sampling], made on first use */
-  asg_program *pre_nomask[2];
-  /* outputs: [0] sampled token, [1] greedy token (I64 [B]), [2] logits [B, V] */
-  asg_tensor *pre_out[3], *pren_out[3], *dec_out[3], *full_logits;
-  /* [3 + 2 * n_layer]: a prefill's outputs, then its cache writes (outputs too) */
-  asg_tensor **writes, **writes_nomask;
+  /* Programs made on first use, [sampling]: 0 greedy, 1 sampling (greedy
+   * runs skip the filter and the noise). Prefills [unmasked][sampling]: 1
+   * without a key mask, for batches with no padding (the fused attention's
+   * fastest kernels take no mask). pre[0][0] owns the variables. */
+  asg_program *pre[2][2], *dec[2], *full;
+  /* [unmasked]: [0] sampled token, [1] greedy token (I64 [B]), [2] logits
+   * [B, V], then the 2 * n_layer cache writes (outputs of a prefill too) */
+  asg_tensor **pre_out[2];
+  asg_tensor *dec_out[3], *full_logits;
   asg_compile_opts copts;
   int n;          /* rows of the current generation */
   int cur;        /* cache row the next decode step writes */
   int32_t *start; /* [B] first cache row of each prompt (after its padding) */
   int64_t *tok64; /* [B] fetched tokens */
+  int32_t *tok32; /* [B] tokens fed to a decode step */
 };
 
 /* Sampling from logits [B, V]: greedy argmax and, with the runtime settings,
@@ -53,60 +53,48 @@ static void sampler(asg_lm *m, asg_tensor *logits, uint64_t seed, asg_tensor **o
   out[2] = logits;
 }
 
-/* The prefill without key mask (greedy or sampling), compiled on first use. */
-static asg_status nomask_program(asg_lm *m, bool sampling) {
-  int k = sampling, nl = (int)m->c.n_layer, skip = sampling ? 0 : 1;
-  if (m->pre_nomask[k]) return ASG_OK;
+/* The outputs a program needs: the sampled token only when sampling. */
+static asg_program *compile_outputs(asg_lm *m, int n, asg_tensor *const *out, bool sampling) {
   asg_compile_opts o = m->copts;
-  o.share_variables = m->pre[0];
-  for (int i = 0; i < 3; i++)
-    m->writes_nomask[i] = m->pren_out[i];
-  m->pre_nomask[k] = asg_compile(m->g, 3 + 2 * nl - skip, m->writes_nomask + skip, &o);
-  return m->pre_nomask[k] ? ASG_OK : asg__last_status();
+  o.share_variables = m->pre[0][0];
+  return asg_compile(m->g, n - !sampling, out + !sampling, &o);
 }
 
-/* Compiles the greedy or the sampling pair of programs (prefill, decode). */
-static asg_status programs(asg_lm *m, bool sampling) {
-  int k = sampling, nl = (int)m->c.n_layer, skip = sampling ? 0 : 1;
-  if (m->pre[k]) return ASG_OK;
-  asg_compile_opts o = m->copts;
-  o.share_variables = m->pre[0];
-  for (int i = 0; i < 3; i++)
-    m->writes[i] = m->pre_out[i];
-  m->pre[k] = asg_compile(m->g, 3 + 2 * nl - skip, m->writes + skip, &o);
-  if (!m->pre[k]) return asg__last_status();
-  o.share_variables = m->pre[0];
-  m->dec[k] = asg_compile(m->g, 3 - skip, m->dec_out + skip, &o);
-  return m->dec[k] ? ASG_OK : asg__last_status();
+/* The prefill of one kind, compiled on first use. */
+static asg_status prefill_program(asg_lm *m, bool unmasked, bool sampling) {
+  if (!m->pre[unmasked][sampling])
+    m->pre[unmasked][sampling] =
+        compile_outputs(m, 3 + 2 * (int)m->c.n_layer, m->pre_out[unmasked], sampling);
+  return m->pre[unmasked][sampling] ? ASG_OK : asg__last_status();
+}
+
+static asg_status decode_program(asg_lm *m, bool sampling) {
+  if (!m->dec[sampling]) m->dec[sampling] = compile_outputs(m, 3, m->dec_out, sampling);
+  return m->dec[sampling] ? ASG_OK : asg__last_status();
 }
 
 static asg_status build(asg_lm *m) {
   asg_graph *g = m->g;
   const asg_lm_config *c = &m->c;
-  int64_t B = m->B, L = m->L, V = c->vocab_size;
+  int64_t B = m->B, L = m->L;
   int nl = (int)c->n_layer;
-  asg_tensor **writes = m->writes = calloc((size_t)(2 * nl + 3), sizeof *writes);
-  m->writes_nomask = calloc((size_t)(2 * nl + 3), sizeof *writes);
-  if (!writes || !m->writes_nomask) return asg__error(ASG_ERR_OOM, "asg_lm_new: out of memory");
+  for (int u = 0; u < 2; u++)
+    if (!(m->pre_out[u] = calloc((size_t)(2 * nl + 3), sizeof *m->pre_out[u])))
+      return asg__error(ASG_ERR_OOM, "asg_lm_new: out of memory");
   /* prefill: [B, P] tokens, positions and key mask, cache rows 0 .. P-1 */
   int64_t P = asg_dim(g, "prompt", L);
   asg_tensor *ptok = asg_input(g, "prefill.tokens", ASG_I32, ASG_SHAPE(B, P));
   asg_tensor *ppos = asg_input(g, "prefill.positions", ASG_I32, ASG_SHAPE(B, P));
   asg_tensor *pmask = asg_input(g, "prefill.mask", ASG_F32, ASG_SHAPE(B, P));
   const int32_t zero = 0;
-  asg__lm_cache kc = {.pos = asg_constant(g, ASG_I32, ASG_SHAPE(1), &zero),
-                      .batch = B,
-                      .len = L,
-                      .writes = writes + 3};
-  asg_lm_inputs in = {.tokens = ptok, .positions = ppos, .key_mask = pmask};
-  asg_tensor *h = asg__lm_hidden(g, c, ASG_F32, &in, &kc);
-  h = asg_reshape(asg__slice_dims(h, 1, asg_dim_sub(g, P, 1), 1, 1), ASG_SHAPE(B, c->d_model));
-  sampler(m, asg__lm_head(g, c, ASG_F32, h, true), 0x5eed0001u, m->pre_out);
-  kc.writes = m->writes_nomask + 3;
-  in.key_mask = NULL;
-  h = asg__lm_hidden(g, c, ASG_F32, &in, &kc);
-  h = asg_reshape(asg__slice_dims(h, 1, asg_dim_sub(g, P, 1), 1, 1), ASG_SHAPE(B, c->d_model));
-  sampler(m, asg__lm_head(g, c, ASG_F32, h, true), 0x5eed0001u, m->pren_out);
+  asg_tensor *pos0 = asg_constant(g, ASG_I32, ASG_SHAPE(1), &zero), *h;
+  for (int u = 0; u < 2; u++) { /* with the key mask, then without */
+    asg__lm_cache kc = {.pos = pos0, .batch = B, .len = L, .writes = m->pre_out[u] + 3};
+    asg_lm_inputs in = {.tokens = ptok, .positions = ppos, .key_mask = u ? NULL : pmask};
+    h = asg__lm_hidden(g, c, ASG_F32, &in, &kc);
+    h = asg_reshape(asg__slice_dims(h, 1, asg_dim_sub(g, P, 1), 1, 1), ASG_SHAPE(B, c->d_model));
+    sampler(m, asg__lm_head(g, c, ASG_F32, h, true), 0x5eed0001u, m->pre_out[u]);
+  }
   /* decode: one token per row at cache row `pos`; the key mask (rows
    * start[b] .. pos) and the positions (pos - start[b]) are made here */
   asg_tensor *dtok = asg_input(g, "decode.tokens", ASG_I32, ASG_SHAPE(B, 1));
@@ -129,8 +117,8 @@ static asg_status build(asg_lm *m) {
           0x5eed0002u, m->dec_out);
   if (asg_graph_status(g) != ASG_OK)
     return asg__error(asg_graph_status(g), "asg_lm_new: %s", asg_graph_error(g));
-  (void)V;
-  return programs(m, false);
+  asg_status st = prefill_program(m, false, false);
+  return st == ASG_OK ? decode_program(m, false) : st;
 }
 
 /* Frees m after a failure; the error message stays the failure's. */
@@ -171,8 +159,9 @@ asg_lm *asg_lm_new(const asg_lm_config *c, const asg_lm_opts *o) {
   m->copts.allow_tf32 = o->allow_tf32;
   m->start = calloc((size_t)m->B, sizeof *m->start);
   m->tok64 = calloc((size_t)m->B, sizeof *m->tok64);
+  m->tok32 = calloc((size_t)m->B, sizeof *m->tok32);
   m->g = asg_graph_new();
-  if (!m->start || !m->tok64 || !m->g) {
+  if (!m->start || !m->tok64 || !m->tok32 || !m->g) {
     asg__error(ASG_ERR_OOM, "asg_lm_new: out of memory");
     asg_lm_free(m);
     return NULL;
@@ -183,21 +172,22 @@ asg_lm *asg_lm_new(const asg_lm_config *c, const asg_lm_opts *o) {
 void asg_lm_free(asg_lm *m) {
   if (!m) return;
   asg_program_free(m->full);
-  for (int k = 1; k >= 0; k--) {
-    asg_program_free(m->pre_nomask[k]);
-    asg_program_free(m->dec[k]);
-    asg_program_free(m->pre[k]);
+  for (int k = 3; k >= 0; k--) { /* pre[0][0], the owner, last */
+    asg_program_free(m->dec[k & 1]);
+    m->dec[k & 1] = NULL;
+    asg_program_free(m->pre[k >> 1][k & 1]);
   }
-  free(m->writes);
-  free(m->writes_nomask);
+  free(m->pre_out[0]);
+  free(m->pre_out[1]);
   asg_graph_free(m->g);
   free(m->start);
+  free(m->tok32);
   free(m->tok64);
   free(m);
 }
 
 const asg_lm_config *asg_lm_get_config(const asg_lm *m) { return m ? &m->c : NULL; }
-asg_program *asg_lm_program(asg_lm *m) { return m ? m->pre[0] : NULL; }
+asg_program *asg_lm_program(asg_lm *m) { return m ? m->pre[0][0] : NULL; }
 
 static const char *const cache_pattern[1] = {"cache.*"};
 
@@ -213,7 +203,7 @@ asg_status asg_lm_load_weights(asg_lm *m, const char *path) {
                         .n_exclude = 1,
                         .strip_prefixes = prefix,
                         .n_strip_prefixes = m->c.arch == ASG_LM_GPT2};
-  return asg_hf_load(m->pre[0], path, &o, NULL);
+  return asg_hf_load(m->pre[0][0], path, &o, NULL);
 }
 
 asg_status asg_lm_save_weights(asg_lm *m, const char *dir, const asg_hf_save_opts *opt) {
@@ -227,7 +217,7 @@ asg_status asg_lm_save_weights(asg_lm *m, const char *dir, const asg_hf_save_opt
   o.exclude = cache_pattern;
   o.n_exclude = 1;
   if (m->c.arch == ASG_LM_GPT2) o.prefix = "transformer.";
-  return asg_hf_save(m->pre[0], dir, &o);
+  return asg_hf_save(m->pre[0][0], dir, &o);
 }
 
 asg_lm *asg_lm_load(const char *dir, const asg_lm_opts *o) {
@@ -336,9 +326,10 @@ static asg_status prefill(asg_lm *m, int n, const int32_t *const *prompts, const
   }
   asg_shape sh = ASG_SHAPE(m->B, P);
   bool smp = s && s->temperature > 0;
-  asg_status st = programs(m, smp);
-  if (st == ASG_OK && !padded) st = nomask_program(m, smp);
-  asg_program *p = padded ? m->pre[smp] : m->pre_nomask[smp];
+  /* the decode program too: its run count is set below */
+  asg_status st = prefill_program(m, !padded, smp);
+  if (st == ASG_OK) st = decode_program(m, smp);
+  asg_program *p = m->pre[!padded][smp];
   if (st == ASG_OK) st = asg_program_feed_tensor(p, "prefill.tokens", ASG_I32, sh, tok);
   if (st == ASG_OK) st = asg_program_feed_tensor(p, "prefill.positions", ASG_I32, sh, pos);
   if (st == ASG_OK && padded) st = asg_program_feed_tensor(p, "prefill.mask", ASG_F32, sh, mask);
@@ -354,7 +345,7 @@ static asg_status prefill(asg_lm *m, int n, const int32_t *const *prompts, const
   if (st != ASG_OK) return st;
   m->n = n;
   m->cur = P;
-  return results(m, p, padded ? m->pre_out : m->pren_out, s, next, logits);
+  return results(m, p, m->pre_out[!padded], s, next, logits);
 }
 
 asg_status asg_lm_prefill(asg_lm *m, int n, const int32_t *const *prompts, const int *lens,
@@ -369,22 +360,17 @@ asg_status asg_lm_decode(asg_lm *m, const int32_t *tokens, const asg_sampling *s
   if (m->cur >= m->L)
     return asg__error(ASG_ERR_INVALID, "asg_lm_decode: the cache is full (max_len %d)", m->L);
   if (check_sampling(s) != ASG_OK) return ASG_ERR_INVALID;
-  int32_t *tok = calloc((size_t)m->B, sizeof *tok);
-  if (!tok) return asg__error(ASG_ERR_OOM, "asg_lm_decode: out of memory");
-  for (int b = 0; b < m->n; b++) {
-    if (tokens[b] < 0 || tokens[b] >= m->c.vocab_size) {
-      free(tok);
+  for (int b = 0; b < m->n; b++) /* rows past n keep token 0 */
+    if (tokens[b] < 0 || tokens[b] >= m->c.vocab_size)
       return asg__error(ASG_ERR_INVALID, "asg_lm_decode: row %d token %d is outside [0, %lld)", b,
                         (int)tokens[b], (long long)m->c.vocab_size);
-    }
-    tok[b] = tokens[b];
-  }
+  memcpy(m->tok32, tokens, sizeof(int32_t) * (size_t)m->n);
   int32_t cur = m->cur;
   bool smp = s && s->temperature > 0;
-  asg_status st = programs(m, smp);
+  asg_status st = decode_program(m, smp);
   asg_program *p = m->dec[smp];
-  if (st == ASG_OK) st = asg_program_feed(p, "decode.tokens", tok, sizeof(int32_t) * (size_t)m->B);
-  free(tok);
+  if (st == ASG_OK)
+    st = asg_program_feed(p, "decode.tokens", m->tok32, sizeof(int32_t) * (size_t)m->B);
   if (st == ASG_OK) st = asg_program_feed(p, "decode.pos", &cur, sizeof cur);
   if (st == ASG_OK)
     st = asg_program_feed(p, "decode.start", m->start, sizeof(int32_t) * (size_t)m->B);
@@ -407,7 +393,7 @@ asg_status asg_lm_logits(asg_lm *m, const int32_t *tokens, int T, float *logits)
     m->full_logits = asg_lm_forward(g, &m->c, ASG_F32, &in);
     if (!m->full_logits) return asg__error(asg_graph_status(g), "%s", asg_graph_error(g));
     asg_compile_opts o = m->copts;
-    o.share_variables = m->pre[0];
+    o.share_variables = m->pre[0][0];
     m->full = asg_compile(g, 1, &m->full_logits, &o);
     if (!m->full) return asg__last_status();
   }
@@ -425,7 +411,7 @@ asg_status asg_lm_generate(asg_lm *m, const asg_lm_request *r) {
     return asg__error(ASG_ERR_INVALID, "asg_lm_generate: max_new_tokens %d / n_stop %d invalid",
                       r->max_new_tokens, r->n_stop);
   if (r->out_lens)
-    for (int i = 0; i < r->n && i >= 0; i++)
+    for (int i = 0; i < r->n; i++)
       r->out_lens[i] = 0;
   if (r->max_new_tokens == 0) return ASG_OK;
   int32_t *next = calloc((size_t)m->B, sizeof *next);

@@ -5,7 +5,8 @@
 # ASG_APT_LOCK_WAIT seconds (default 600), saying so, then gives up.
 set -eu
 pkgs="build-essential cmake pkg-config libopenblas-dev zlib1g-dev dataset-fashion-mnist fortunes
-  libvulkan-dev glslc mesa-vulkan-drivers protobuf-c-compiler libprotobuf-c-dev graphviz chromium"
+  libvulkan-dev glslc mesa-vulkan-drivers protobuf-c-compiler libprotobuf-c-dev graphviz chromium
+  libopenmpi-dev openmpi-bin"
 missing=""
 for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 [ -z "$missing" ] && exit 0

@@ -20,5 +20,6 @@
 #include "asg/onnx.h"
 #include "asg/viz.h"
 #include "asg/logs.h"
+#include "asg/dist.h"
 
 #endif

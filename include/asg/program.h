@@ -27,6 +27,7 @@ extern "C" {
 #endif
 
 typedef struct asg_program asg_program;
+typedef struct asg_comm asg_comm;
 
 typedef struct asg_compile_opts {
   const char *backend; /* "cpu" (default), "cuda", "vulkan" */
@@ -100,6 +101,15 @@ typedef struct asg_compile_opts {
   asg_tensor *const *taps;
   int n_tap_names;
   const char *const *tap_names;
+  /* The communicator (asg/dist.h) the program's collective ops run on; a
+   * program with collectives and none is a compile error. With more than
+   * one rank, asg_compile_train makes the step data-parallel: gradients are
+   * averaged over the ranks (docs/distributed.md). Must outlive the
+   * program. */
+  asg_comm *comm;
+  /* Data-parallel gradients are averaged in buckets of about this many
+   * bytes (one all-reduce per bucket and dtype); 0: 25 MiB. */
+  size_t comm_bucket_bytes;
 } asg_compile_opts;
 
 /* asg_compile_opts.check_finite: where non-finite values (NaN, +-inf) in

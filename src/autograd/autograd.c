@@ -19,6 +19,7 @@ static void rules_init(void) {
   asg_grad_register_nn(rules);
   asg_grad_register_conv(rules);
   asg_grad_register_attention(rules);
+  asg_grad_register_collective(rules);
 }
 
 const asg_grad_rule *asg__grad_rules(void) {

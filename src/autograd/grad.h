@@ -18,6 +18,7 @@ void asg_grad_register_index(asg_grad_rule *t);
 void asg_grad_register_nn(asg_grad_rule *t);
 void asg_grad_register_conv(asg_grad_rule *t);
 void asg_grad_register_attention(asg_grad_rule *t);
+void asg_grad_register_collective(asg_grad_rule *t);
 
 /* Sums x over broadcast dims so it has shape s. */
 asg_tensor *asg__sum_to(asg_tensor *x, asg_shape s);

@@ -17,6 +17,7 @@ const asg_op_info asg__op_info[ASG_OP_COUNT] = {
 #define VIEW ASG_OPF_VIEW
 #define ASSIGN ASG_OPF_ASSIGN
 #define RANDOM ASG_OPF_RANDOM
+#define COLL ASG_OPF_COLL
 #define ASG__FLAGS(f) (unsigned)(f)
 #include "ops/ops.def"
 #undef ASG_OP

@@ -29,7 +29,8 @@ enum {
   ASG_OPF_BWD = 1 << 4,
   ASG_OPF_VIEW = 1 << 5,
   ASG_OPF_ASSIGN = 1 << 6,
-  ASG_OPF_RANDOM = 1 << 7
+  ASG_OPF_RANDOM = 1 << 7,
+  ASG_OPF_COLL = 1 << 8
 };
 
 typedef struct asg_op_info {
@@ -157,6 +158,10 @@ asg_tensor *asg__adam_moment(asg_tensor *m, asg_tensor *g, double beta);
 asg_tensor *asg__adam_moment2(asg_tensor *v, asg_tensor *g, double beta);
 asg_tensor *asg__adam_param(asg_tensor *p, asg_tensor *m, asg_tensor *v, asg_tensor *lr,
                             asg_tensor *bc1, asg_tensor *bc2, double eps, double wd);
+
+/* all_reduce that reduces only on runs where gate (one element) is nonzero
+ * and passes x through elsewhere (src/ops/op_collective.c). */
+asg_tensor *asg__all_reduce_gated(asg_tensor *x, asg_comm_op op, asg_tensor *gate);
 
 /* Fused attention (src/ops/op_attention.c; contract there): the row
  * logsumexp lse [..., Tq] of the scaled (masked) scores, and the backward

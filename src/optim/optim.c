@@ -46,6 +46,8 @@ asg_param_group asg_param_group_no_decay(asg_graph *g, asg_tensor **out, int max
 typedef struct builder {
   asg_graph *g;
   asg_optim o;
+  int world;             /* data parallelism: ranks whose gradients are averaged (1: none) */
+  size_t bucket_bytes;   /* ... in all-reduces of about this many bytes */
   asg_dtype sdt;         /* scalar dtype */
   asg_tensor *flag;      /* 1 on runs that step (accumulation, loss scaling, guard), else NULL */
   asg_tensor *fin;       /* guard: 1 when every gradient is finite, else NULL */
@@ -205,6 +207,9 @@ static asg_tensor *all_finite(builder *b, int n, asg_tensor *const *grads) {
     asg_tensor *z = asg_cast(asg_sum(asg_mul_scalar(grads[i], 0), ASG_ALL_AXES, false), b->sdt);
     bad = bad ? asg_add(bad, z) : z;
   }
+  /* with accumulation under data parallelism the gradients checked are each
+   * rank's own: every rank must take the same decision */
+  if (b->world > 1 && b->o.accum_steps > 1) bad = asg_all_reduce(bad, ASG_COMM_SUM);
   return asg_eq(bad, ks(b, 0));
 }
 
@@ -275,6 +280,41 @@ static void step_param(builder *b, asg_tensor *p, asg_tensor *gr, asg_tensor *lr
   update(b, p, pn);
 }
 
+/* Data parallelism: replaces grads[0..n) by their mean over the ranks, in
+ * buckets of about b->bucket_bytes (one all-reduce per bucket: flattened,
+ * concatenated, reduced, sliced back). Buckets are filled from the last
+ * parameter, whose gradient the backward pass makes first. gate (NULL: every
+ * run) limits the reduction to runs where it is nonzero. */
+static void reduce_grads(builder *b, int n, asg_tensor **grads, asg_tensor *gate) {
+  asg_tensor **flat = malloc(sizeof *flat * (size_t)(n + 1));
+  if (!flat) {
+    b->st = asg__error(ASG_ERR_OOM, "optim: out of memory");
+    return;
+  }
+  for (int end = n; end > 0;) { /* bucket [start, end) */
+    const asg_dtype dt = grads[end - 1]->dtype;
+    size_t bytes = 0;
+    int start = end;
+    while (start > 0 && grads[start - 1]->dtype == dt && (start == end || bytes < b->bucket_bytes))
+      bytes += (size_t)asg_shape_numel(grads[--start]->shape) * asg_dtype_size(dt);
+    if (end - start == 1) {
+      grads[start] = asg__all_reduce_gated(grads[start], ASG_COMM_MEAN, gate);
+    } else {
+      for (int i = start; i < end; i++)
+        flat[i - start] = asg_reshape(grads[i], ASG_SHAPE(asg_shape_numel(grads[i]->shape)));
+      asg_tensor *r = asg__all_reduce_gated(asg_concat(flat, end - start, 0), ASG_COMM_MEAN, gate);
+      int64_t off = 0;
+      for (int i = start; i < end; i++) {
+        const int64_t m = asg_shape_numel(grads[i]->shape);
+        grads[i] = asg_reshape(asg_slice(r, 0, off, off + m, 1), grads[i]->shape);
+        off += m;
+      }
+    }
+    end = start;
+  }
+  free(flat);
+}
+
 /* Builds every update into b->ups. */
 static asg_status build(builder *b, asg_tensor *loss, int n, asg_tensor *const *params) {
   asg_graph *g = asg__graph_of("optim", 1, &loss);
@@ -323,6 +363,14 @@ static asg_status build(builder *b, asg_tensor *loss, int n, asg_tensor *const *
   if (st || n == 0) goto out;
 
   asg_scope_push(g, "optim");
+  /* k: micro-batches per step; with data parallelism and k == 1 the ranks'
+   * gradients are averaged here, else their accumulated sums on the k-th run */
+  const int k = o->accum_steps > 1 ? o->accum_steps : 1;
+  if (b->world > 1 && k == 1) {
+    asg_scope_push(g, "data_parallel");
+    reduce_grads(b, n, grads, NULL);
+    asg_scope_pop(g);
+  }
   asg_tensor *lr = state_var(b, "optim/lr", b->sdt, ASG_SCALAR, o->lr);
   asg_tensor *fin = NULL; /* 1: every gradient is finite */
   if (scale) {            /* unscale; step only when finite; adjust S, never below its floor */
@@ -347,7 +395,6 @@ static asg_status build(builder *b, asg_tensor *loss, int n, asg_tensor *const *
     push(b, asg_assign(streak, asg_where(fin, ks(b, 0), asg_add_scalar(streak, 1))));
   }
   /* accumulation: count runs; the k-th steps with the mean and resets */
-  int k = o->accum_steps > 1 ? o->accum_steps : 1;
   if (k > 1) {
     asg_tensor *cnt = state_var(b, "optim/accum_count", b->sdt, ASG_SCALAR, 0);
     asg_tensor *c1 = asg_add_scalar(cnt, 1);
@@ -361,8 +408,15 @@ static asg_status build(builder *b, asg_tensor *loss, int n, asg_tensor *const *
       asg_tensor *na = asg_where(asg_cast(last, acc->dtype), asg_scalar(g, acc->dtype, 0), sum);
       if (fin) na = asg_where(asg_cast(fin, acc->dtype), na, acc); /* a skipped run adds nothing */
       push(b, asg_assign(acc, na));
-      grads[i] = asg_mul_scalar(sum, 1.0 / k);
+      grads[i] = sum;
     }
+    if (b->world > 1) { /* the ranks' sums, averaged on the k-th run only */
+      asg_scope_push(g, "data_parallel");
+      reduce_grads(b, n, grads, last);
+      asg_scope_pop(g);
+    }
+    for (int i = 0; i < n; i++)
+      grads[i] = asg_mul_scalar(grads[i], 1.0 / k);
   }
   if (o->clip_value > 0)
     for (int i = 0; i < n; i++)
@@ -447,6 +501,10 @@ asg_program *asg_compile_train(asg_graph *g, asg_tensor *loss, asg_optim opt, in
     return NULL;
   }
   builder b = {.o = opt};
+  if (opts && opts->comm) {
+    b.world = asg_comm_size(opts->comm);
+    b.bucket_bytes = opts->comm_bucket_bytes ? opts->comm_bucket_bytes : (size_t)25 << 20;
+  }
   if (build(&b, loss, 0, NULL)) {
     free(b.ups);
     return NULL;
@@ -472,6 +530,11 @@ asg_program *asg_compile_train(asg_graph *g, asg_tensor *loss, asg_optim opt, in
     if (opt.skip_nonfinite) info.max_skips = opt.max_skips > 0 ? opt.max_skips : DEFAULT_MAX_SKIPS;
     if (opt.loss_scale > 0) info.loss_scale_min = scale_floor(&opt);
     asg__program_set_optim_info(p, &info);
+    /* data parallelism starts from rank 0's parameters */
+    if (b.world > 1 && asg_comm_broadcast_variables(opts->comm, p, 0)) {
+      asg_program_free(p);
+      p = NULL;
+    }
   }
   free(outs);
   free(b.ups);

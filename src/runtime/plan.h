@@ -59,6 +59,7 @@ typedef struct asg_plan {
   asg_step *steps;
   size_t arena_bytes;
   unsigned flags;
+  asg_comm *comm; /* collectives' communicator (asg_compile_opts.comm), or NULL */
 } asg_plan;
 
 static inline size_t asg__tdesc_bytes(const asg_tdesc *d) {

@@ -225,6 +225,30 @@ static asg_status alloc_leaf(asg_program *p, const asg_tensor *t, void **buf, bo
   return st;
 }
 
+/* Collective steps need the communicator they were built for. */
+static asg_status check_collectives(const asg_plan *plan) {
+  const int world = asg_comm_size(plan->comm);
+  for (int i = 0; i < plan->n_steps; i++) {
+    const asg_step *s = &plan->steps[i];
+    if (!(asg__op_info[s->op].flags & ASG_OPF_COLL)) continue;
+    if (!plan->comm)
+      return asg__error(ASG_ERR_INVALID,
+                        "asg_compile: %s is a collective but the program has no communicator "
+                        "(set asg_compile_opts.comm; asg/dist.h)",
+                        s->label);
+    if ((s->op == ASG_OP_ALL_GATHER || s->op == ASG_OP_REDUCE_SCATTER) && s->attr.i[0] != world)
+      return asg__error(ASG_ERR_INVALID,
+                        "asg_compile: %s was built for a world of %lld ranks; the communicator "
+                        "has %d",
+                        s->label, (long long)s->attr.i[0], world);
+    if (s->op == ASG_OP_BROADCAST && s->attr.i[0] >= world)
+      return asg__error(ASG_ERR_INVALID,
+                        "asg_compile: %s: root %lld is not a rank of a world of %d", s->label,
+                        (long long)s->attr.i[0], world);
+  }
+  return ASG_OK;
+}
+
 asg_program *asg_compile(asg_graph *g, int n_out, asg_tensor *const *outs,
                          const asg_compile_opts *opts) {
   asg_compile_opts o = {0};
@@ -354,6 +378,9 @@ asg_program *asg_compile(asg_graph *g, int n_out, asg_tensor *const *outs,
   if (asg__inspect_mode(insp) == ASG_CHECK_FINITE_STEP) c.plan.flags |= ASG_PLAN_CHECK_FINITE;
   const int prof_level = o.profile > 0 ? o.profile : asg__profile_level();
   if (prof_level) c.plan.flags |= ASG_PLAN_PROFILE;
+  c.plan.comm = o.comm;
+  st = check_collectives(&c.plan);
+  if (st) goto fail;
   st = be->exec_create(p->vs->dev, &c.plan, &bufs, &p->exec);
   /* a device without timers: an error for opts.profile, nothing for ASG_PROFILE */
   if (!st && prof_level && asg__prof_start(&p->prof, be, p->exec, prof_level > 1 ? 2 : 1) &&

@@ -38,6 +38,7 @@ asg_status asg__resolve_plan(const asg_plan *src, const asg_buffers *bufs, asg_r
   r->plan.n_steps = n;
   r->plan.arena_bytes = src->arena_bytes;
   r->plan.flags = src->flags;
+  r->plan.comm = src->comm;
   if (!r->plan.steps || !r->out || !r->in) goto oom;
   for (int i = 0; i < n; i++) {
     const asg_step *s = &src->steps[i];

@@ -14,6 +14,7 @@ typedef struct asg_cpu_call {
   uint64_t run;          /* program run count (RNG key) */
   asg_cpu_pool *pool;    /* the device's threads (asg_cpu_parallel_for) */
   int nthreads;          /* threads in pool */
+  asg_comm *comm;        /* the program's communicator (collectives), or NULL */
 } asg_cpu_call;
 
 typedef struct asg_cpu_kernel {
@@ -34,6 +35,7 @@ void asg_cpu_register_random(asg_cpu_kernel *t);
 void asg_cpu_register_optim(asg_cpu_kernel *t);
 void asg_cpu_register_attention(asg_cpu_kernel *t);
 void asg_cpu_register_sample(asg_cpu_kernel *t);
+void asg_cpu_register_collective(asg_cpu_kernel *t);
 
 /* Work below this many elements runs on one thread. */
 #define ASG_CPU_PAR_MIN 32768

@@ -25,6 +25,7 @@ static void table_fill(void) {
   asg_cpu_register_optim(table);
   asg_cpu_register_attention(table);
   asg_cpu_register_sample(table);
+  asg_cpu_register_collective(table);
   asg_cpu_blas_init();
 }
 static void table_init(void) { pthread_once(&table_once, table_fill); }
@@ -176,7 +177,7 @@ static asg_status cpu_run_inspected(cpu_exec *x, uint64_t run) {
   const double t0 = x->prof ? asg__prof_now_ms() : 0;
   for (int i = 0; i < x->r.plan.n_steps; i++) {
     const asg_step *s = &x->r.plan.steps[i];
-    asg_cpu_call c = {s, x->r.out[i], x->r.in[i], x->ws, run, x->pool, x->nthreads};
+    asg_cpu_call c = {s, x->r.out[i], x->r.in[i], x->ws, run, x->pool, x->nthreads, x->r.plan.comm};
     const double t = x->prof ? asg__prof_now_ms() : 0;
     asg_status st =
         x->check_index && asg__step_checks_index(s) ? asg__index_check_host(s, x->r.in[i]) : ASG_OK;
@@ -195,7 +196,7 @@ static asg_status cpu_exec_run(void *e, uint64_t run) {
   if (x->inspect || x->prof) return cpu_run_inspected(x, run);
   for (int i = 0; i < x->r.plan.n_steps; i++) {
     const asg_step *s = &x->r.plan.steps[i];
-    asg_cpu_call c = {s, x->r.out[i], x->r.in[i], x->ws, run, x->pool, x->nthreads};
+    asg_cpu_call c = {s, x->r.out[i], x->r.in[i], x->ws, run, x->pool, x->nthreads, x->r.plan.comm};
     asg_status st =
         x->check_index && asg__step_checks_index(s) ? asg__index_check_host(s, x->r.in[i]) : ASG_OK;
     if (!st) st = table[s->op].run(&c);

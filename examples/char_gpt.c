@@ -119,7 +119,9 @@ int main(int argc, char **argv) {
   asg_tensor *tgt = asg_input(g, "targets", ASG_I32, ASG_SHAPE(c.batch, c.ctx));
   asg_tensor *loss = asg_softmax_cross_entropy(logits, tgt, 0.0, -100);
   asg_compile_opts opts = {.backend = backend, .num_threads = threads};
-  asg_program *train = asg_compile_train(g, loss, asg_adamw(lr, 0.01), 0, NULL, &opts);
+  asg_optim adamw = asg_adamw(lr, 0.01);
+  adamw.track_grad_norm = logdir != NULL; /* logged as train/grad_norm */
+  asg_program *train = asg_compile_train(g, loss, adamw, 0, NULL, &opts);
   if (!train) {
     fprintf(stderr, "compile: %s\n", asg_last_error());
     return 1;
@@ -179,6 +181,9 @@ int main(int argc, char **argv) {
     if (tb) {
       asg_tblog_scalar(tb, "train/loss", s, l);
       asg_tblog_scalar(tb, "train/lr", s, lr_s);
+      asg_optim_stats os;
+      if (asg_optim_get_stats(train, &os) == ASG_OK && !isnan(os.grad_norm))
+        asg_tblog_scalar(tb, "train/grad_norm", s, os.grad_norm);
       if (s % every == 0 || s == steps) {
         double now = seconds();
         asg_tblog_scalar(tb, "train/tokens_per_s", s,

@@ -293,6 +293,27 @@ static void test_clip_norm_active(void) {
   asg_program_run(p);
   get(p, ASG_F64, "w", w, NW);
   TU_CHECK(tu_close("clip_norm active", w, want, NW, 1e-14, 1e-12), "clip by norm: first step");
+  asg_optim_stats st;
+  TU_CHECK(asg_optim_get_stats(p, &st) == ASG_OK && fabs(st.grad_norm - sqrt(s)) < 1e-12,
+           "grad_norm %g, want the unclipped norm %g", st.grad_norm, sqrt(s));
+  asg_program_free(p);
+  asg_graph_free(m.g);
+  /* track_grad_norm without clipping: the norm of the step's gradients; NaN
+   * when not asked for */
+  m = build(ASG_F64, NB);
+  o = asg_sgd(1.0, 0);
+  p = asg_compile_train(m.g, m.loss, o, 0, NULL, NULL);
+  TU_CHECK(asg_optim_get_stats(p, &st) == ASG_OK && isnan(st.grad_norm), "untracked norm %g",
+           st.grad_norm);
+  asg_program_free(p);
+  o.track_grad_norm = true;
+  p = asg_compile_train(m.g, m.loss, o, 0, NULL, NULL);
+  TU_CHECK(asg_optim_get_stats(p, &st) == ASG_OK && st.grad_norm == 0, "norm before a step %g",
+           st.grad_norm);
+  feed(p, ASG_F64, 0, NB);
+  asg_program_run(p);
+  TU_CHECK(asg_optim_get_stats(p, &st) == ASG_OK && fabs(st.grad_norm - sqrt(s)) < 1e-12,
+           "tracked grad_norm %g, want %g", st.grad_norm, sqrt(s));
   asg_program_free(p);
   asg_graph_free(m.g);
 }

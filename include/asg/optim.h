@@ -13,6 +13,8 @@
  *   optim/skipped_steps, optim/skip_streak
  *                      non-finite guard (skip_nonfinite): runs skipped in
  *                      all, and in a row up to the last run
+ *   optim/grad_norm    global gradient norm of the last step (clip_norm > 0 or
+ *                      track_grad_norm)
  *   optim/bias_correction1, optim/bias_correction2
  *                      Adam's 1 - beta^step, kept by a recurrence for F32
  *                      accuracy
@@ -73,6 +75,11 @@ typedef struct asg_optim {
    * with norm the global L2 norm over every parameter's gradient. */
   double clip_value;
   double clip_norm;
+  /* Keep the global L2 norm of the gradients of the last step taken (after
+   * accumulation and clip_value, before clip_norm's scaling) in the variable
+   * "optim/grad_norm", read by asg_optim_get_stats (always on with
+   * clip_norm > 0). Costs one pass over the gradients. */
+  bool track_grad_norm;
   /* accum_steps > 1: each run adds its gradients to accumulators; every
    * accum_steps-th run steps with their mean and resets them (runs in
    * between leave parameters and optimizer state unchanged). The step is
@@ -153,6 +160,8 @@ typedef struct asg_optim_stats {
   bool loss_scale_at_floor; /* S is at loss_scale_min: overflows no longer lower it */
   int64_t skipped_steps;    /* runs skipped for non-finite gradients (skip_nonfinite; else 0) */
   int64_t skip_streak;      /* of those, the run of skips ending at the last run */
+  double grad_norm;         /* global gradient norm of the last step taken (clip_norm > 0 or
+                               track_grad_norm; 0 before the first step, NaN without either) */
 } asg_optim_stats;
 ASG_API asg_status asg_optim_get_stats(asg_program *p, asg_optim_stats *out);
 

@@ -421,16 +421,20 @@ static asg_status build(builder *b, asg_tensor *loss, int n, asg_tensor *const *
   if (o->clip_value > 0)
     for (int i = 0; i < n; i++)
       grads[i] = asg_clamp(grads[i], -o->clip_value, o->clip_value);
-  if (o->clip_norm > 0) { /* scale = min(1, max_norm / (||g|| + 1e-6)) over all gradients */
+  if (o->clip_norm > 0 || o->track_grad_norm) { /* the global L2 norm of the gradients */
     asg_tensor *sq = NULL;
     for (int i = 0; i < n; i++) {
       asg_tensor *s = asg_cast(asg_sum(asg_mul(grads[i], grads[i]), ASG_ALL_AXES, false), b->sdt);
       sq = sq ? asg_add(sq, s) : s;
     }
-    asg_tensor *scale =
-        asg_minimum(ks(b, 1), asg_div(ks(b, o->clip_norm), asg_add_scalar(asg_sqrt(sq), 1e-6)));
-    for (int i = 0; i < n; i++)
-      grads[i] = asg_mul(grads[i], as(scale, grads[i]));
+    asg_tensor *norm = asg_sqrt(sq);
+    update(b, state_var(b, "optim/grad_norm", b->sdt, ASG_SCALAR, 0), norm);
+    if (o->clip_norm > 0) { /* scale = min(1, max_norm / (||g|| + 1e-6)) */
+      asg_tensor *scale =
+          asg_minimum(ks(b, 1), asg_div(ks(b, o->clip_norm), asg_add_scalar(norm, 1e-6)));
+      for (int i = 0; i < n; i++)
+        grads[i] = asg_mul(grads[i], as(scale, grads[i]));
+    }
   }
   /* t: the number of the step being taken (1-based) */
   asg_tensor *t = NULL;
@@ -597,8 +601,9 @@ asg_status asg_optim_get_stats(asg_program *p, asg_optim_stats *out) {
   asg_status st = lr_slot(p, &dt);
   if (st) return st;
   const asg__optim_info *info = asg__program_optim_info(p);
-  double scale = 0, skipped = 0, streak = 0;
+  double scale = 0, skipped = 0, streak = 0, norm = NAN;
   *out = (asg_optim_stats){0};
+  out->grad_norm = read_scalar(p, "optim/grad_norm", &norm) ? norm : NAN;
   if (read_scalar(p, "optim/loss_scale", &scale)) {
     out->loss_scale = scale;
     /* F32 rounding of the floor: within a relative 1e-6 */

@@ -17,13 +17,14 @@
 
 #include "testutil.h"
 
-static int R, W; /* this rank, world size */
+static int R, W;                    /* this rank, world size */
+static const char *BACKEND = "cpu"; /* argv[1]: collectives on CUDA (NCCL) or Vulkan too */
 
 /* rank r's element i: integers (exact in every dtype), differing per rank */
 static double val(int r, long i) { return (double)((i * 7 + r * 13) % 29) - 11; }
 
 static asg_program *compile(asg_graph *g, asg_tensor *y, asg_comm *c) {
-  asg_compile_opts o = {.comm = c};
+  asg_compile_opts o = {.backend = BACKEND, .comm = c};
   asg_program *p = asg_compile(g, 1, &y, &o);
   TU_CHECK(p != NULL, "compile: %s", asg_last_error());
   return p;
@@ -63,7 +64,7 @@ static void check_others(asg_comm *c, asg_dtype dt, long rows) {
   asg_tensor *xw = asg_input(g, "xw", dt, ASG_SHAPE(W * rows, 3));
   asg_tensor *outs[3] = {asg_broadcast(x, W - 1), asg_all_gather(x, W),
                          asg_reduce_scatter(xw, W, ASG_COMM_SUM)};
-  asg_compile_opts o = {.comm = c};
+  asg_compile_opts o = {.backend = BACKEND, .comm = c};
   asg_program *p = asg_compile(g, 3, outs, &o);
   TU_CHECK(p != NULL, "compile: %s", asg_last_error());
   double *in = malloc(sizeof(double) * (size_t)n * W),
@@ -127,12 +128,13 @@ typedef struct model {
 static model build(int rows, asg_optim opt, asg_comm *c, uint64_t seed) {
   model m = {asg_graph_new(), NULL};
   asg_graph_set_seed(m.g, seed);
+  if (rows == 0) rows = (int)asg_dim(m.g, "rows", 0); /* a symbolic batch */
   asg_tensor *x = asg_input(m.g, "x", ASG_F32, ASG_SHAPE(rows, IN));
   asg_tensor *t = asg_input(m.g, "t", ASG_F32, ASG_SHAPE(rows, OUT));
   asg_layer *l1 = asg_nn_linear(m.g, "l1", IN, HID), *l2 = asg_nn_linear(m.g, "l2", HID, OUT);
   asg_tensor *y = asg_layer_apply(l2, asg_tanh(asg_layer_apply(l1, x)));
   asg_tensor *loss = asg_mse_loss(y, t, ASG_REDUCE_MEAN);
-  asg_compile_opts o = {.comm = c, .comm_bucket_bytes = 64}; /* several buckets */
+  asg_compile_opts o = {.backend = BACKEND, .comm = c, .comm_bucket_bytes = 64}; /* buckets */
   m.p = asg_compile_train(m.g, loss, opt, 0, NULL, &o);
   TU_CHECK(m.p != NULL, "compile_train: %s", asg_last_error());
   return m;
@@ -156,11 +158,11 @@ static int run_rows(model *m, int step, int first, int rows) {
   return asg_program_run(m->p) != ASG_OK;
 }
 
-static void check_dp(asg_comm *c, const char *what, asg_optim opt) {
+static void check_dp(asg_comm *c, const char *what, asg_optim opt, bool symbolic) {
   const int k = opt.accum_steps > 1 ? opt.accum_steps : 1;
   const int rows = B / W;
   /* ranks start from different values: the broadcast must make them equal */
-  model dp = build(rows, opt, c, 100 + (uint64_t)R);
+  model dp = build(symbolic ? 0 : rows, opt, c, 100 + (uint64_t)R);
   model ref = build(B, opt, NULL, 100); /* rank 0's initial values, whole batch */
   if (!dp.p || !ref.p) goto out;
   for (int s = 0; s < STEPS * k; s++) {
@@ -182,7 +184,12 @@ out:
   asg_graph_free(dp.g), asg_graph_free(ref.g);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+  if (argc > 1) BACKEND = argv[1];
+  if (!asg_backend_available(BACKEND)) {
+    printf("backend %s not available: skipped\n", BACKEND);
+    return TU_SKIP;
+  }
   asg_comm *c = NULL;
   if (asg_comm_init(NULL, &c) != ASG_OK) {
     printf("asg_comm_init: %s\n", asg_last_error());
@@ -204,18 +211,19 @@ int main(void) {
   check_host(c);
   if (B % W == 0) {
     asg_optim sgd = asg_sgd(0.1, 0.9);
-    check_dp(c, "sgd momentum", sgd);
+    check_dp(c, "sgd momentum", sgd, false);
+    check_dp(c, "sgd momentum, symbolic batch", sgd, true);
     asg_optim adamw = asg_adamw(0.01, 0.1);
-    check_dp(c, "adamw", adamw);
+    check_dp(c, "adamw", adamw, false);
     adamw.accum_steps = 3;
     adamw.clip_norm = 0.05;
-    check_dp(c, "adamw accum 3 clip", adamw);
+    check_dp(c, "adamw accum 3 clip", adamw, false);
     sgd.accum_steps = 2;
     sgd.skip_nonfinite = true;
-    check_dp(c, "sgd accum 2 guard", sgd);
+    check_dp(c, "sgd accum 2 guard", sgd, false);
     adamw.accum_steps = 1;
     adamw.skip_nonfinite = true;
-    check_dp(c, "adamw clip guard", adamw);
+    check_dp(c, "adamw clip guard", adamw, false);
   }
   asg_comm_free(c);
   return tu_finish();

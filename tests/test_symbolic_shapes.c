@@ -2,7 +2,8 @@
  * dim expressions, build-time errors that name the op and print shapes with
  * symbol names, the shape rule of every op of the op table with symbolic
  * inputs, constraints checked at binding time, and gradients of symbolic
- * MLP, CNN and transformer graphs. Public API only. */
+ * MLP, CNN and transformer graphs, collectives on symbolic dims. Public API
+ * only. */
 #include <stdint.h>
 #include <string.h>
 
@@ -396,6 +397,11 @@ static asg_tensor *build(env *e, const char *name, const char **want, bool *exac
                            in(e, "v", ASG_F32, ASG_SHAPE(4, e->T, 8)),
                            in(e, "pos", ASG_I32, ASG_SHAPE(1)), 1);
   }
+  /* collectives (world 1 here: the shapes stay; other worlds: test_collectives) */
+  if (!strcmp(name, "all_reduce")) return asg_all_reduce(x3(e), ASG_COMM_SUM);
+  if (!strcmp(name, "broadcast")) return asg_broadcast(x3(e), 0);
+  if (!strcmp(name, "all_gather")) return asg_all_gather(x3(e), 1);
+  if (!strcmp(name, "reduce_scatter")) return asg_reduce_scatter(x3(e), 1, ASG_COMM_MEAN);
   *want = "?";
   return NULL;
 }
@@ -592,6 +598,83 @@ static void test_divisors(void) {
   asg_graph_free(g);
 }
 
+/* Collectives on symbolic dims: the first dim scales with the world size
+ * (a world that need not divide it gives a floor and a binding check), and
+ * a program on a communicator of this process alone (a world of one: every
+ * collective a copy) runs at two batch sizes, gradients included. */
+static void test_collectives(void) {
+  asg_graph *g = asg_graph_new();
+  int64_t B = asg_dim(g, "batch", 0), T = asg_dim(g, "seq", 64);
+  asg_tensor *x = asg_input(g, "x", ASG_F32, ASG_SHAPE(B, T, 8));
+  asg_tensor *ag = asg_all_gather(x, 3);
+  TU_CHECK(ag && !strcmp(shp(g, ag), "[3*batch,seq,8]"), "all_gather world 3: %s (%s)",
+           ag ? shp(g, ag) : "NULL", err(g));
+  asg_tensor *rs = asg_reduce_scatter(ag, 3, ASG_COMM_SUM);
+  TU_CHECK(rs && !strcmp(shp(g, rs), "[batch,seq,8]"), "reduce_scatter world 3 of it: %s (%s)",
+           rs ? shp(g, rs) : "NULL", err(g));
+  asg_tensor *half =
+      asg_reduce_scatter(asg_input(g, "b8", ASG_F32, ASG_SHAPE(B, 8)), 2, ASG_COMM_SUM);
+  TU_CHECK(half && !strcmp(shp(g, half), "[floor(batch/2),8]"),
+           "reduce_scatter world 2 of [batch,8]: %s (%s)", half ? shp(g, half) : "NULL", err(g));
+  asg_tensor *dx = grad_of(ag, x); /* all_gather's adjoint: reduce_scatter */
+  TU_CHECK(dx && !strcmp(asg_tensor_op_name(dx), "reduce_scatter") &&
+               !strcmp(shp(g, dx), "[batch,seq,8]"),
+           "gradient of all_gather world 3: %s %s (%s)", dx ? asg_tensor_op_name(dx) : "NULL",
+           dx ? shp(g, dx) : "", err(g));
+  asg_graph_free(g);
+
+  asg_comm *c = NULL;
+  if (asg_comm_init(NULL, &c) != ASG_OK || asg_comm_size(c) != 1) {
+    TU_CHECK(0, "asg_comm_init: a world of one expected: %s",
+             c ? "several ranks" : asg_last_error());
+    asg_comm_free(c);
+    return;
+  }
+  g = asg_graph_new();
+  B = asg_dim(g, "batch", 0);
+  x = asg_input(g, "x", ASG_F64, ASG_SHAPE(B, 3));
+  asg_tensor *out[4] = {asg_all_gather(x, 1),
+                        asg_reduce_scatter(asg_all_reduce(x, ASG_COMM_SUM), 1, ASG_COMM_SUM),
+                        asg_broadcast(x, 0), NULL};
+  out[3] = grad_of(asg_mul(out[0], out[0]), x); /* d sum(x^2) = 2x through the collectives */
+  TU_CHECK(out[3], "symbolic collective graph builds: %s", err(g));
+  /* without a communicator: refused when compiled, or (a symbolic program
+   * plans each binding) when first run */
+  asg_program *p = out[3] ? asg_compile(g, 4, out, NULL) : NULL;
+  if (p) {
+    const double xv[6] = {0};
+    TU_CHECK(asg_program_feed_tensor(p, "x", ASG_F64, ASG_SHAPE(2, 3), xv) != ASG_OK ||
+                 asg_program_run(p) != ASG_OK,
+             "a run without a communicator fails");
+  }
+  TU_CHECK(has(asg_last_error(), "communicator") && has(asg_last_error(), "all_gather"),
+           "collectives without a communicator refused: %s", asg_last_error());
+  asg_program_free(p);
+  asg_compile_opts o = {.comm = c};
+  p = out[3] ? asg_compile(g, 4, out, &o) : NULL;
+  TU_CHECK(p, "compile with a communicator: %s", asg_last_error());
+  for (int r = 0; r < 2 && p; r++) {
+    const int nb = r ? 5 : 2;
+    double xv[15], got[15], twice[15];
+    tu_rand(11 + (unsigned)r, xv, nb * 3, -1, 1);
+    for (int i = 0; i < nb * 3; i++)
+      twice[i] = 2 * xv[i];
+    TU_CHECK(asg_program_feed_tensor(p, "x", ASG_F64, ASG_SHAPE(nb, 3), xv) == ASG_OK &&
+                 asg_program_run(p) == ASG_OK,
+             "run at batch %d: %s", nb, asg_last_error());
+    for (int k = 0; k < 4; k++) {
+      char what[64];
+      snprintf(what, sizeof what, "output %d at batch %d", k, nb);
+      TU_CHECK(asg_program_fetch(p, out[k], got, sizeof(double) * (size_t)nb * 3) == ASG_OK &&
+                   tu_close(what, got, k == 3 ? twice : xv, nb * 3, 0, 0),
+               "%s: %s", what, asg_last_error());
+    }
+  }
+  asg_program_free(p);
+  asg_graph_free(g);
+  asg_comm_free(c);
+}
+
 int main(void) {
   test_symbols();
   test_errors();
@@ -599,5 +682,6 @@ int main(void) {
   test_constraints();
   test_grads();
   test_divisors();
+  test_collectives();
   return tu_finish();
 }

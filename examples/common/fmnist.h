@@ -4,6 +4,7 @@
 #ifndef ASG_EXAMPLE_FMNIST_H
 #define ASG_EXAMPLE_FMNIST_H
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,12 +120,14 @@ static double fmnist_seconds(void) {
  * or a negative value on error. With tb, logs each step's loss and lr. */
 static double fmnist_epoch(asg_program *train, asg_tensor *loss, const fmnist *d, asg_batcher *bt,
                            int batch, const asg_lr_schedule *lr, int64_t *t, const char *label,
-                           asg_tblog *tb) {
+                           asg_tblog *tb, asg_comm *comm) {
   int64_t *idx = malloc(sizeof *idx * (size_t)batch);
   float *bx = malloc(sizeof(float) * 784 * (size_t)batch);
   int32_t *by = malloc(sizeof(int32_t) * (size_t)batch);
   int64_t nb = asg_batcher_batches_per_epoch(bt), step = 0, k;
-  asg_progress *pr = asg_progress_new(label, nb, nb / 4);
+  const int world = asg_comm_size(comm);
+  /* rank 0 shows progress (in examples over all ranks) */
+  asg_progress *pr = asg_comm_rank(comm) == 0 ? asg_progress_new(label, nb, nb / 4) : NULL;
   double sum = 0;
   while ((k = asg_batcher_next(bt, idx)) > 0) {
     asg_host_gather_rows(&d->xtr, idx, k, bx);
@@ -143,12 +146,17 @@ static double fmnist_epoch(asg_program *train, asg_tensor *loss, const fmnist *d
     if (tb) {
       asg_tblog_scalar(tb, "train/loss", *t, l);
       asg_tblog_scalar(tb, "train/lr", *t, asg_lr_schedule_at(lr, *t - 1)); /* this step's */
+      asg_optim_stats os;
+      if (asg_optim_get_stats(train, &os) == ASG_OK && !isnan(os.grad_norm))
+        asg_tblog_scalar(tb, "train/grad_norm", *t, os.grad_norm);
     }
-    asg_progress_update(pr, step, sum / (double)step, k);
+    if (pr) asg_progress_update(pr, step, sum / (double)step, k * world);
   }
-  asg_progress_free(pr);
+  if (pr) asg_progress_free(pr);
   free(idx), free(bx), free(by);
-  return sum < 0 ? -1 : sum / (double)(step ? step : 1);
+  if (sum < 0) return -1;
+  double mean = sum / (double)(step ? step : 1); /* this rank's; averaged over the ranks */
+  return asg_comm_allreduce(comm, &mean, 1, ASG_F64, ASG_COMM_MEAN) ? -1 : mean;
 }
 
 /* Accuracy of `eval` (input "x" [batch,...] with a symbolic batch -> pred
@@ -182,8 +190,11 @@ static double fmnist_accuracy(asg_program *eval, asg_tensor *pred, const fmnist 
  * each epoch; returns the exit code
  * (1 when the final accuracy is below o->min_accuracy). */
 static int fmnist_run(asg_program *train, asg_tensor *loss, asg_program *eval, asg_tensor *pred,
-                      int eb, const fmnist *d, const fmnist_opts *o, asg_tblog *tb) {
-  asg_batcher *bt = asg_batcher_new(d->ntrain, o->batch, true, true, 42);
+                      int eb, const fmnist *d, const fmnist_opts *o, asg_tblog *tb,
+                      asg_comm *comm) {
+  /* with several ranks each takes its share of every epoch (o->batch per rank) */
+  const int rank = asg_comm_rank(comm), world = asg_comm_size(comm);
+  asg_batcher *bt = asg_batcher_new_sharded(d->ntrain, o->batch, true, true, 42, rank, world);
   double acc = 0, t0 = fmnist_seconds();
   int64_t t = 0, total = (int64_t)o->epochs * asg_batcher_batches_per_epoch(bt);
   asg_lr_schedule lr = asg_lr_cosine(o->lr, total, o->lr * 0.02);
@@ -191,30 +202,32 @@ static int fmnist_run(asg_program *train, asg_tensor *loss, asg_program *eval, a
     char label[32];
     snprintf(label, sizeof label, "epoch %d/%d", ep, o->epochs);
     double te = fmnist_seconds();
-    double l = fmnist_epoch(train, loss, d, bt, o->batch, &lr, &t, label, tb);
+    double l = fmnist_epoch(train, loss, d, bt, o->batch, &lr, &t, label, tb, comm);
     te = fmnist_seconds() - te;
     if (l < 0) {
       asg_batcher_free(bt);
       return 1;
     }
-    acc = fmnist_accuracy(eval, pred, d, eb);
+    acc = fmnist_accuracy(eval, pred, d, eb); /* every rank holds the same parameters */
     if (acc < 0) {
       asg_batcher_free(bt);
       return 1;
     }
-    printf("epoch %d: train loss %.4f  test accuracy %.2f%%  (%.1f s)\n", ep, l, 100 * acc,
-           fmnist_seconds() - t0);
+    if (rank == 0)
+      printf("epoch %d: train loss %.4f  test accuracy %.2f%%  (%.1f s)\n", ep, l, 100 * acc,
+             fmnist_seconds() - t0);
     if (tb) { /* at the step count, so that the curves line up with train/loss */
       asg_tblog_scalar(tb, "test/accuracy", t, acc);
       asg_tblog_scalar(tb, "train/epoch_loss", t, l);
       asg_tblog_scalar(tb, "train/examples_per_s", t,
-                       (double)(asg_batcher_batches_per_epoch(bt) * o->batch) / te);
+                       (double)(asg_batcher_batches_per_epoch(bt) * o->batch * world) / te);
       if (asg_tblog_variables(tb, train, t) || asg_tblog_flush(tb))
         fprintf(stderr, "logdir: %s\n", asg_last_error());
     }
   }
   asg_batcher_free(bt);
-  printf("final test accuracy: %.2f%% (all %lld test images)\n", 100 * acc, (long long)d->ntest);
+  if (rank == 0)
+    printf("final test accuracy: %.2f%% (all %lld test images)\n", 100 * acc, (long long)d->ntest);
   if (acc < o->min_accuracy) {
     fprintf(stderr, "accuracy %.4f is below the required %.4f\n", acc, o->min_accuracy);
     return 1;
@@ -236,19 +249,36 @@ static int fmnist_main(int argc, char **argv, fmnist_opts o, float mean, float s
   fmnist d;
   int prc = fmnist_parse(argc, argv, &o);
   if (prc) return prc > 0 ? 0 : 2;
-  if (fmnist_load(&o, mean, std, &d)) return 2;
-  const int eb = o.eval_batch;
-  printf("Fashion-MNIST %s: %lld train, %lld test images; Adam lr %g, batch %d; eval batches of "
-         "up to %d (%lld full + %s)\n",
-         title, (long long)d.ntrain, (long long)d.ntest, o.lr, o.batch, eb,
-         (long long)(d.ntest / eb), d.ntest % eb ? "a partial one" : "none partial");
+  /* under mpirun -np N: data-parallel over N processes (docs/distributed.md);
+   * launched alone: a world of one */
+  asg_comm *comm = NULL;
+  if (asg_comm_init(NULL, &comm)) {
+    fprintf(stderr, "%s\n", asg_last_error());
+    return 2;
+  }
+  if (fmnist_load(&o, mean, std, &d)) {
+    asg_comm_free(comm);
+    return 2;
+  }
+  const int eb = o.eval_batch, rank = asg_comm_rank(comm);
+  if (asg_comm_size(comm) > 1 && rank == 0)
+    printf("data-parallel: %d processes (%s), batch %d each\n", asg_comm_size(comm),
+           asg_comm_kind(comm), o.batch);
+  if (rank == 0)
+    printf("Fashion-MNIST %s: %lld train, %lld test images; Adam lr %g, batch %d; eval batches of "
+           "up to %d (%lld full + %s)\n",
+           title, (long long)d.ntrain, (long long)d.ntest, o.lr, o.batch, eb,
+           (long long)(d.ntest / eb), d.ntest % eb ? "a partial one" : "none partial");
   asg_graph *g = asg_graph_new();
   asg_graph_set_seed(g, 1);
   asg_tensor *x, *logits = build(g, o.batch, &x);
   asg_tensor *y = asg_input(g, "y", ASG_I32, ASG_SHAPE(o.batch));
   asg_tensor *loss = asg_softmax_cross_entropy(logits, y, 0.0, -100);
-  asg_compile_opts opts = {.backend = o.backend, .num_threads = o.threads};
-  asg_program *train = asg_compile_train(g, loss, asg_adam(o.lr), 0, NULL, &opts);
+  asg_compile_opts opts = {.backend = o.backend, .num_threads = o.threads, .comm = comm};
+  asg_optim adam = asg_adam(o.lr);
+  adam.track_grad_norm = o.logdir != NULL; /* logged as train/grad_norm */
+  asg_program *train = asg_compile_train(g, loss, adam, 0, NULL, &opts);
+  opts.comm = NULL; /* evaluation has no collectives */
 
   asg_graph *ge = asg_graph_new();
   asg_graph_set_training(ge, false);
@@ -256,23 +286,26 @@ static int fmnist_main(int argc, char **argv, fmnist_opts o, float mean, float s
   opts.share_variables = train;
   asg_program *eval = train ? asg_compile(ge, 1, &pred, &opts) : NULL;
   int rc = 1;
-  asg_tblog *tb = o.logdir ? asg_tblog_open(o.logdir) : NULL;
-  if (o.logdir && !tb) {
+  asg_tblog *tb = o.logdir && rank == 0 ? asg_tblog_open(o.logdir) : NULL; /* rank 0 logs */
+  if (o.logdir && rank == 0 && !tb) {
     fprintf(stderr, "logdir: %s\n", asg_last_error());
   } else if (!train || !eval) {
     fprintf(stderr, "compile: %s\n", asg_last_error());
   } else {
     if (tb) printf("TensorBoard log: %s\n", asg_tblog_path(tb));
-    printf("train step: %d kernels, %.1f MB activations\n", asg_program_step_count(train),
-           asg_program_peak_memory(train) / 1e6);
-    rc = fmnist_run(train, loss, eval, pred, eb, &d, &o, tb);
-    printf("eval: one program over a symbolic batch, %d specialization(s) cached\n",
-           asg_program_specialization_count(eval));
+    if (rank == 0)
+      printf("train step: %d kernels, %.1f MB activations\n", asg_program_step_count(train),
+             asg_program_peak_memory(train) / 1e6);
+    rc = fmnist_run(train, loss, eval, pred, eb, &d, &o, tb, comm);
+    if (rank == 0)
+      printf("eval: one program over a symbolic batch, %d specialization(s) cached\n",
+             asg_program_specialization_count(eval));
   }
   if (asg_tblog_close(tb)) fprintf(stderr, "logdir: %s\n", asg_last_error());
   asg_program_free(eval), asg_program_free(train);
   asg_graph_free(ge), asg_graph_free(g);
   fmnist_free(&d);
+  asg_comm_free(comm);
   return rc;
 }
 

@@ -44,6 +44,25 @@ ASG_API void asg_batcher_free(asg_batcher *b);
  * the end of an epoch (the next call starts a new one). */
 ASG_API int64_t asg_batcher_next(asg_batcher *b, int64_t *idx);
 ASG_API int64_t asg_batcher_batches_per_epoch(const asg_batcher *b);
+/* Data-parallel training: rank's share of every epoch, for world ranks
+ * (asg/dist.h: asg_comm_rank, asg_comm_size). Each epoch's permutation of
+ * [0, n) is the one asg_batcher_new draws (the same seed, and so the same
+ * permutation, on every rank). Like PyTorch's DistributedSampler, it is
+ * made a multiple of world long: with drop_last false by repeating it from
+ * its start (every example is seen each epoch, a few twice; with n < world
+ * some of them by several ranks), with drop_last true by dropping its tail
+ * (fewer than world examples). Rank takes the items at positions rank,
+ * rank + world, rank + 2 world, ... and yields them in batches of `batch`,
+ * the last one smaller unless drop_last. Every rank yields the same number
+ * of batches per epoch, ceil(n / world) or floor(n / world) items in
+ * batches (collectives need every rank to run the same steps), and the
+ * union over ranks of batch s is batch s of asg_batcher_new(n,
+ * batch * world, shuffle, drop_last, seed) when n is a multiple of
+ * batch * world (with drop_last, for every n). world < 1, rank outside
+ * [0, world), batch < 1, n < 1, or drop_last with fewer than batch items
+ * per rank: NULL with ASG_ERR_INVALID. */
+ASG_API asg_batcher *asg_batcher_new_sharded(int64_t n, int64_t batch, bool shuffle, bool drop_last,
+                                             uint64_t seed, int rank, int world);
 /* A batcher over a subset: yields items of idx[0..n) (copied). */
 ASG_API asg_batcher *asg_batcher_new_subset(const int64_t *idx, int64_t n, int64_t batch,
                                             bool shuffle, bool drop_last, uint64_t seed);

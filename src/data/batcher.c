@@ -1,5 +1,9 @@
 /* Seeded shuffling batcher: a Fisher-Yates permutation per epoch, drawn
- * from the counter-based RNG so epochs are reproducible from the seed. */
+ * from the counter-based RNG so epochs are reproducible from the seed.
+ * A sharded batcher (data-parallel training) draws the same permutation on
+ * every rank and yields positions rank, rank + world, ... of it, extended
+ * cyclically (or cut) to a multiple of world as PyTorch's
+ * DistributedSampler does. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,6 +12,8 @@
 
 struct asg_batcher {
   int64_t n, batch, pos, epoch;
+  int64_t m;       /* items this batcher yields per epoch (n unless sharded) */
+  int rank, world; /* sharded: every world-th position from rank; else 0, 1 */
   bool shuffle, drop_last;
   uint64_t seed;
   int64_t *perm;
@@ -30,29 +36,60 @@ static void reshuffle(asg_batcher *b) {
   if (b->shuffle) permute(b->perm, b->n, asg__rng_key(b->seed, (uint64_t)b->epoch));
 }
 
-asg_batcher *asg_batcher_new(int64_t n, int64_t batch, bool shuffle, bool drop_last,
-                             uint64_t seed) {
-  if (n <= 0 || batch <= 0 || (drop_last && batch > n)) {
-    asg__error(ASG_ERR_INVALID, "asg_batcher_new: %lld items cannot make batches of %lld",
-               (long long)n, (long long)batch);
+/* A batcher over n items yielding rank's share of world (1: all of them);
+ * fn names the caller in errors. */
+static asg_batcher *make(const char *fn, int64_t n, int64_t batch, bool shuffle, bool drop_last,
+                         uint64_t seed, int rank, int world) {
+  if (n <= 0 || batch <= 0) {
+    asg__error(ASG_ERR_INVALID, "%s: %lld items cannot make batches of %lld", fn, (long long)n,
+               (long long)batch);
     return NULL;
   }
   size_t bytes;
   if (!asg__array_bytes(n, sizeof(int64_t), &bytes)) { /* n * 8 would wrap */
-    asg__error(ASG_ERR_INVALID, "asg_batcher_new: %lld items are more than an index array holds",
+    asg__error(ASG_ERR_INVALID, "%s: %lld items are more than an index array holds", fn,
                (long long)n);
+    return NULL;
+  }
+  /* a rank's share: ceil(n / world) (padded) or floor(n / world) (cut) */
+  const int64_t m = n / world + (!drop_last && n % world);
+  if (drop_last && batch > m) {
+    if (world == 1)
+      asg__error(ASG_ERR_INVALID, "%s: %lld items cannot make batches of %lld", fn, (long long)n,
+                 (long long)batch);
+    else
+      asg__error(ASG_ERR_INVALID,
+                 "%s: %lld items over %d ranks leave %lld per rank, no full batch of %lld "
+                 "(drop_last)",
+                 fn, (long long)n, world, (long long)m, (long long)batch);
     return NULL;
   }
   asg_batcher *b = calloc(1, sizeof *b);
   if (b) b->perm = malloc(bytes);
   if (!b || !b->perm) {
     free(b);
-    asg__error(ASG_ERR_OOM, "asg_batcher_new: out of memory");
+    asg__error(ASG_ERR_OOM, "%s: out of memory", fn);
     return NULL;
   }
   b->n = n, b->batch = batch, b->shuffle = shuffle, b->drop_last = drop_last, b->seed = seed;
+  b->m = m, b->rank = rank, b->world = world;
   reshuffle(b);
   return b;
+}
+
+asg_batcher *asg_batcher_new(int64_t n, int64_t batch, bool shuffle, bool drop_last,
+                             uint64_t seed) {
+  return make("asg_batcher_new", n, batch, shuffle, drop_last, seed, 0, 1);
+}
+
+asg_batcher *asg_batcher_new_sharded(int64_t n, int64_t batch, bool shuffle, bool drop_last,
+                                     uint64_t seed, int rank, int world) {
+  if (world < 1 || rank < 0 || rank >= world) {
+    asg__error(ASG_ERR_INVALID, "asg_batcher_new_sharded: rank %d is not a rank of a world of %d",
+               rank, world);
+    return NULL;
+  }
+  return make("asg_batcher_new_sharded", n, batch, shuffle, drop_last, seed, rank, world);
 }
 
 void asg_batcher_free(asg_batcher *b) {
@@ -64,7 +101,7 @@ void asg_batcher_free(asg_batcher *b) {
 
 int64_t asg_batcher_next(asg_batcher *b, int64_t *idx) {
   if (!b || !idx) return 0;
-  int64_t left = b->n - b->pos;
+  int64_t left = b->m - b->pos;
   if (left <= 0 || (b->drop_last && left < b->batch)) {
     b->epoch++;
     b->pos = 0;
@@ -72,15 +109,17 @@ int64_t asg_batcher_next(asg_batcher *b, int64_t *idx) {
     return 0;
   }
   int64_t k = left < b->batch ? left : b->batch;
+  /* position rank + world * j of the permutation; past its end (padding)
+   * from its start again. No overflow: world * m < n + world. */
   for (int64_t i = 0; i < k; i++)
-    idx[i] = b->perm[b->pos + i];
+    idx[i] = b->perm[(b->rank + b->world * (b->pos + i)) % b->n];
   b->pos += k;
   return k;
 }
 
 int64_t asg_batcher_batches_per_epoch(const asg_batcher *b) {
   if (!b) return 0;
-  return b->n / b->batch + (!b->drop_last && b->n % b->batch); /* no n + batch - 1: may wrap */
+  return b->m / b->batch + (!b->drop_last && b->m % b->batch); /* no m + batch - 1: may wrap */
 }
 int64_t asg_batcher_epoch(const asg_batcher *b) { return b ? b->epoch : 0; }
 
@@ -90,9 +129,9 @@ asg_batcher *asg_batcher_new_subset(const int64_t *idx, int64_t n, int64_t batch
     asg__error(ASG_ERR_INVALID, "asg_batcher_new_subset: idx is NULL");
     return NULL;
   }
-  asg_batcher *b = asg_batcher_new(n, batch, shuffle, drop_last, seed);
+  asg_batcher *b = make("asg_batcher_new_subset", n, batch, shuffle, drop_last, seed, 0, 1);
   if (!b) return NULL;
-  b->items = malloc(sizeof *b->items * (size_t)n); /* n checked by asg_batcher_new */
+  b->items = malloc(sizeof *b->items * (size_t)n); /* n checked by make */
   if (!b->items) {
     asg_batcher_free(b);
     asg__error(ASG_ERR_OOM, "asg_batcher_new_subset: out of memory");

@@ -225,28 +225,41 @@ static asg_status alloc_leaf(asg_program *p, const asg_tensor *t, void **buf, bo
   return st;
 }
 
-/* Collective steps need the communicator they were built for. */
-static asg_status check_collectives(const asg_plan *plan) {
-  const int world = asg_comm_size(plan->comm);
-  for (int i = 0; i < plan->n_steps; i++) {
-    const asg_step *s = &plan->steps[i];
-    if (!(asg__op_info[s->op].flags & ASG_OPF_COLL)) continue;
-    if (!plan->comm)
-      return asg__error(ASG_ERR_INVALID,
-                        "asg_compile: %s is a collective but the program has no communicator "
-                        "(set asg_compile_opts.comm; asg/dist.h)",
-                        s->label);
-    if ((s->op == ASG_OP_ALL_GATHER || s->op == ASG_OP_REDUCE_SCATTER) && s->attr.i[0] != world)
-      return asg__error(ASG_ERR_INVALID,
-                        "asg_compile: %s was built for a world of %lld ranks; the communicator "
-                        "has %d",
-                        s->label, (long long)s->attr.i[0], world);
-    if (s->op == ASG_OP_BROADCAST && s->attr.i[0] >= world)
-      return asg__error(ASG_ERR_INVALID,
-                        "asg_compile: %s: root %lld is not a rank of a world of %d", s->label,
-                        (long long)s->attr.i[0], world);
+/* Collectives that the outputs need must have the communicator they were
+ * built for (checked before compiling, so symbolic programs fail here too). */
+static asg_status check_collectives(asg_graph *g, int n_out, asg_tensor *const *outs,
+                                    asg_comm *comm) {
+  bool *need = calloc((size_t)g->n_nodes + 1, sizeof *need);
+  if (!need) return asg__error(ASG_ERR_OOM, "asg_compile: out of memory");
+  for (int i = 0; i < n_out; i++)
+    need[outs[i]->id] = true;
+  const int world = asg_comm_size(comm);
+  asg_status st = ASG_OK;
+  for (int i = g->n_nodes - 1; i >= 0; i--) /* ids are a topological order */
+    for (int k = 0; need[i] && k < g->nodes[i]->n_in; k++)
+      need[g->nodes[i]->in[k]->id] = true;
+  for (int i = 0; i < g->n_nodes && !st; i++) { /* the first one in graph order */
+    const asg_tensor *t = g->nodes[i];
+    if (!need[i] || !(asg__op_info[t->op].flags & ASG_OPF_COLL)) continue;
+    const char *sc = t->scope && t->scope[0] ? t->scope : "", *sl = sc[0] ? "/" : "";
+    const long long a = (long long)t->attr.i[0];
+    if (!comm)
+      st = asg__error(ASG_ERR_INVALID,
+                      "asg_compile: %s%s%s is a collective but the program has no communicator "
+                      "(set asg_compile_opts.comm; asg/dist.h)",
+                      sc, sl, asg__op_name(t->op));
+    else if ((t->op == ASG_OP_ALL_GATHER || t->op == ASG_OP_REDUCE_SCATTER) && a != world)
+      st = asg__error(ASG_ERR_INVALID,
+                      "asg_compile: %s%s%s was built for a world of %lld ranks; the "
+                      "communicator has %d",
+                      sc, sl, asg__op_name(t->op), a, world);
+    else if (t->op == ASG_OP_BROADCAST && a >= world)
+      st = asg__error(ASG_ERR_INVALID,
+                      "asg_compile: %s%s%s: root %lld is not a rank of a world of %d", sc, sl,
+                      asg__op_name(t->op), a, world);
   }
-  return ASG_OK;
+  free(need);
+  return st;
 }
 
 asg_program *asg_compile(asg_graph *g, int n_out, asg_tensor *const *outs,
@@ -288,6 +301,7 @@ asg_program *asg_compile(asg_graph *g, int n_out, asg_tensor *const *outs,
                o.share_variables->be->name, be->name);
     return NULL;
   }
+  if (check_collectives(g, n_out, outs, o.comm)) return NULL;
   if (asg__graph_has_symbols(g))
     return asg__inspect_symbolic(&o) ? NULL : asg__symp_compile(g, n_out, outs, &o, be);
   /* taps are compiled as extra outputs: kept to the end of the run */
@@ -379,8 +393,6 @@ asg_program *asg_compile(asg_graph *g, int n_out, asg_tensor *const *outs,
   const int prof_level = o.profile > 0 ? o.profile : asg__profile_level();
   if (prof_level) c.plan.flags |= ASG_PLAN_PROFILE;
   c.plan.comm = o.comm;
-  st = check_collectives(&c.plan);
-  if (st) goto fail;
   st = be->exec_create(p->vs->dev, &c.plan, &bufs, &p->exec);
   /* a device without timers: an error for opts.profile, nothing for ASG_PROFILE */
   if (!st && prof_level && asg__prof_start(&p->prof, be, p->exec, prof_level > 1 ? 2 : 1) &&

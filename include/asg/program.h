@@ -110,6 +110,13 @@ typedef struct asg_compile_opts {
   /* Data-parallel gradients are averaged in buckets of about this many
    * bytes (one all-reduce per bucket and dtype); 0: 25 MiB. */
   size_t comm_bucket_bytes;
+  /* ZeRO stage 1 for data-parallel asg_compile_train: each rank keeps the
+   * optimizer state of 1/world of every parameter (its shard), gets the
+   * gradient mean of that shard by a reduce-scatter, updates it, and the
+   * parameters are all-gathered. Same steps as without it; optimizer state
+   * per rank divided by the world size. Checkpoints are then per rank
+   * (docs/distributed.md). */
+  bool shard_optimizer_state;
 } asg_compile_opts;
 
 /* asg_compile_opts.check_finite: where non-finite values (NaN, +-inf) in

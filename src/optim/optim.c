@@ -48,6 +48,8 @@ typedef struct builder {
   asg_optim o;
   int world;             /* data parallelism: ranks whose gradients are averaged (1: none) */
   size_t bucket_bytes;   /* ... in all-reduces of about this many bytes */
+  bool zero;             /* ZeRO-1: optimizer state sharded over the ranks */
+  int rank;              /* this process's rank (ZeRO-1 shards) */
   asg_dtype sdt;         /* scalar dtype */
   asg_tensor *flag;      /* 1 on runs that step (accumulation, loss scaling, guard), else NULL */
   asg_tensor *fin;       /* guard: 1 when every gradient is finite, else NULL */
@@ -85,10 +87,12 @@ static asg_tensor *state_var(builder *b, const char *name, asg_dtype dt, asg_sha
   return v;
 }
 
-static asg_tensor *param_state(builder *b, asg_tensor *p, const char *suffix) {
+/* State of parameter p: its shape, or with ZeRO-1 this rank's shard's
+ * (the shape of `like`, the value or gradient it goes with). */
+static asg_tensor *param_state(builder *b, asg_tensor *p, const char *suffix, asg_tensor *like) {
   char name[512];
   snprintf(name, sizeof name, "%s.%s", p->name, suffix);
-  return state_var(b, name, p->dtype, p->shape, 0);
+  return state_var(b, name, p->dtype, like->shape, 0);
 }
 
 /* Assigns value to var; with accumulation only on stepping runs. */
@@ -209,24 +213,27 @@ static asg_tensor *all_finite(builder *b, int n, asg_tensor *const *grads) {
   }
   /* with accumulation under data parallelism the gradients checked are each
    * rank's own: every rank must take the same decision */
-  if (b->world > 1 && b->o.accum_steps > 1) bad = asg_all_reduce(bad, ASG_COMM_SUM);
+  if (b->world > 1 && (b->o.accum_steps > 1 || b->zero)) bad = asg_all_reduce(bad, ASG_COMM_SUM);
   return asg_eq(bad, ks(b, 0));
 }
 
-/* One parameter's update from its (accumulated, clipped) gradient gr. */
-static void step_param(builder *b, asg_tensor *p, asg_tensor *gr, asg_tensor *lr, asg_tensor *t) {
+/* One parameter's new value from its (accumulated, clipped) gradient gr: pv
+ * is p's value (with ZeRO-1 this rank's shard of it, and gr the same
+ * shard's). */
+static asg_tensor *step_param(builder *b, asg_tensor *p, asg_tensor *pv, asg_tensor *gr,
+                              asg_tensor *lr, asg_tensor *t) {
   const asg_optim *o = &b->o;
   double lr_scale, wd;
   group_of(o, p, &lr_scale, &wd);
   asg_tensor *lr_s = lr_scale == 1 ? lr : asg_mul(lr, ks(b, lr_scale));
-  asg_tensor *lr_p = o->kind == ASG_OPTIM_SGD || o->kind == ASG_OPTIM_RMSPROP ? as(lr_s, p) : NULL;
+  asg_tensor *lr_p = o->kind == ASG_OPTIM_SGD || o->kind == ASG_OPTIM_RMSPROP ? as(lr_s, pv) : NULL;
   asg_tensor *pn; /* new parameter value */
-  if (wd != 0 && o->kind != ASG_OPTIM_ADAMW) gr = asg_add(gr, asg_mul_scalar(p, wd));
+  if (wd != 0 && o->kind != ASG_OPTIM_ADAMW) gr = asg_add(gr, asg_mul_scalar(pv, wd));
   switch (o->kind) {
   case ASG_OPTIM_SGD: {
     asg_tensor *d = gr;
     if (o->momentum != 0) {
-      asg_tensor *buf = param_state(b, p, "momentum");
+      asg_tensor *buf = param_state(b, p, "momentum", pv);
       asg_tensor *gd = gr; /* first step: buf = g; then buf = m buf + (1 - dampening) g */
       if (o->dampening != 0)
         gd =
@@ -237,7 +244,7 @@ static void step_param(builder *b, asg_tensor *p, asg_tensor *gr, asg_tensor *lr
       update(b, buf, nb);
       d = o->nesterov ? asg_add(gr, asg_mul_scalar(nb, o->momentum)) : nb;
     }
-    pn = asg_sub(p, asg_mul(lr_p, d));
+    pn = asg_sub(pv, asg_mul(lr_p, d));
     break;
   }
   case ASG_OPTIM_ADAM:
@@ -245,39 +252,39 @@ static void step_param(builder *b, asg_tensor *p, asg_tensor *gr, asg_tensor *lr
                            * m' = m b1 + g (1 - b1), v' = v b2 + g^2 (1 - b2),
                            * p' = p (1 - lr wd) - (lr / bc1) m' / (sqrt(v') / sqrt(bc2) + eps)
                            * with 1 - lr wd only for AdamW (Adam's L2 is in g) */
-    asg_tensor *m = param_state(b, p, "adam_m"), *v = param_state(b, p, "adam_v");
+    asg_tensor *m = param_state(b, p, "adam_m", pv), *v = param_state(b, p, "adam_v", pv);
     asg_tensor *nm = asg__adam_moment(m, gr, o->beta1);
     asg_tensor *nv = asg__adam_moment2(v, gr, o->beta2);
     update(b, m, nm);
     update(b, v, nv);
-    pn = asg__adam_param(p, nm, nv, lr_s, b->bc1, b->bc2, o->eps,
+    pn = asg__adam_param(pv, nm, nv, lr_s, b->bc1, b->bc2, o->eps,
                          o->kind == ASG_OPTIM_ADAMW ? wd : 0);
     break;
   }
   case ASG_OPTIM_RMSPROP: {
-    asg_tensor *sq = param_state(b, p, "square_avg");
+    asg_tensor *sq = param_state(b, p, "square_avg", pv);
     asg_tensor *nsq =
         asg_add(asg_mul_scalar(sq, o->alpha), asg_mul_scalar(asg_mul(gr, gr), 1 - o->alpha));
     update(b, sq, nsq);
     asg_tensor *var = nsq;
     if (o->centered) {
-      asg_tensor *ga = param_state(b, p, "grad_avg");
+      asg_tensor *ga = param_state(b, p, "grad_avg", pv);
       asg_tensor *nga = asg_add(asg_mul_scalar(ga, o->alpha), asg_mul_scalar(gr, 1 - o->alpha));
       update(b, ga, nga);
       var = asg_sub(nsq, asg_mul(nga, nga));
     }
     asg_tensor *d = asg_div(gr, asg_add_scalar(asg_sqrt(var), o->eps));
     if (o->momentum > 0) {
-      asg_tensor *buf = param_state(b, p, "momentum");
+      asg_tensor *buf = param_state(b, p, "momentum", pv);
       d = asg_add(asg_mul_scalar(buf, o->momentum), d);
       update(b, buf, d);
     }
-    pn = asg_sub(p, asg_mul(lr_p, d));
+    pn = asg_sub(pv, asg_mul(lr_p, d));
     break;
   }
-  default: return;
+  default: return NULL;
   }
-  update(b, p, pn);
+  return pn;
 }
 
 /* Data parallelism: replaces grads[0..n) by their mean over the ranks, in
@@ -313,6 +320,39 @@ static void reduce_grads(builder *b, int n, asg_tensor **grads, asg_tensor *gate
     end = start;
   }
   free(flat);
+}
+
+/* ZeRO-1: each parameter, flattened and padded with zeros to world * s
+ * elements (s = ceil(numel / world)), is split into world shards of s; rank
+ * r keeps the optimizer state of shard r only. */
+static int64_t shard_len(const builder *b, const asg_tensor *x) {
+  const int64_t n = asg_shape_numel(x->shape);
+  return (n + b->world - 1) / b->world;
+}
+
+/* x flattened, [lo, hi) of it, then zeros up to s elements */
+static asg_tensor *padded_piece(builder *b, asg_tensor *x, int64_t lo, int64_t s) {
+  const int64_t n = asg_shape_numel(x->shape), hi = lo + s < n ? lo + s : n;
+  if (lo >= n) return asg_fill(b->g, x->dtype, ASG_SHAPE(s), 0);
+  asg_tensor *flat = asg_reshape(x, ASG_SHAPE(n));
+  asg_tensor *piece = lo == 0 && hi == n ? flat : asg_slice(flat, 0, lo, hi, 1);
+  if (hi - lo == s) return piece;
+  asg_tensor *parts[2] = {piece, asg_fill(b->g, x->dtype, ASG_SHAPE(s - (hi - lo)), 0)};
+  return asg_concat(parts, 2, 0);
+}
+
+/* this rank's shard [s] of the mean over ranks of gradient g */
+static asg_tensor *scatter_grad(builder *b, asg_tensor *g) {
+  const int64_t s = shard_len(b, g);
+  return asg_reduce_scatter(padded_piece(b, g, 0, s * b->world), b->world, ASG_COMM_MEAN);
+}
+
+/* the whole parameter p from every rank's new shard [s] */
+static asg_tensor *gather_param(builder *b, asg_tensor *shard, asg_tensor *p) {
+  const int64_t n = asg_shape_numel(p->shape);
+  asg_tensor *all = asg_all_gather(shard, b->world);
+  if (shard_len(b, p) * b->world > n) all = asg_slice(all, 0, 0, n, 1);
+  return asg_reshape(all, p->shape);
 }
 
 /* Builds every update into b->ups. */
@@ -366,9 +406,13 @@ static asg_status build(builder *b, asg_tensor *loss, int n, asg_tensor *const *
   /* k: micro-batches per step; with data parallelism and k == 1 the ranks'
    * gradients are averaged here, else their accumulated sums on the k-th run */
   const int k = o->accum_steps > 1 ? o->accum_steps : 1;
-  if (b->world > 1 && k == 1) {
+  if (b->world > 1 && (k == 1 || b->zero)) {
     asg_scope_push(g, "data_parallel");
-    reduce_grads(b, n, grads, NULL);
+    if (b->zero) /* each rank gets its shard of the mean (every micro-step) */
+      for (int i = 0; i < n; i++)
+        grads[i] = scatter_grad(b, grads[i]);
+    else
+      reduce_grads(b, n, grads, NULL);
     asg_scope_pop(g);
   }
   asg_tensor *lr = state_var(b, "optim/lr", b->sdt, ASG_SCALAR, o->lr);
@@ -403,14 +447,14 @@ static asg_status build(builder *b, asg_tensor *loss, int n, asg_tensor *const *
     asg_tensor *nc = asg_where(last, ks(b, 0), c1);
     push(b, asg_assign(cnt, fin ? asg_where(fin, nc, cnt) : nc));
     for (int i = 0; i < n; i++) {
-      asg_tensor *acc = param_state(b, params[i], "grad_acc");
+      asg_tensor *acc = param_state(b, params[i], "grad_acc", grads[i]);
       asg_tensor *sum = asg_add(acc, grads[i]);
       asg_tensor *na = asg_where(asg_cast(last, acc->dtype), asg_scalar(g, acc->dtype, 0), sum);
       if (fin) na = asg_where(asg_cast(fin, acc->dtype), na, acc); /* a skipped run adds nothing */
       push(b, asg_assign(acc, na));
       grads[i] = sum;
     }
-    if (b->world > 1) { /* the ranks' sums, averaged on the k-th run only */
+    if (b->world > 1 && !b->zero) { /* the ranks' sums, averaged on the k-th run only */
       asg_scope_push(g, "data_parallel");
       reduce_grads(b, n, grads, last);
       asg_scope_pop(g);
@@ -427,6 +471,7 @@ static asg_status build(builder *b, asg_tensor *loss, int n, asg_tensor *const *
       asg_tensor *s = asg_cast(asg_sum(asg_mul(grads[i], grads[i]), ASG_ALL_AXES, false), b->sdt);
       sq = sq ? asg_add(sq, s) : s;
     }
+    if (b->zero) sq = asg_all_reduce(sq, ASG_COMM_SUM); /* the shards' squares */
     asg_tensor *norm = asg_sqrt(sq);
     update(b, state_var(b, "optim/grad_norm", b->sdt, ASG_SCALAR, 0), norm);
     if (o->clip_norm > 0) { /* scale = min(1, max_norm / (||g|| + 1e-6)) */
@@ -455,8 +500,12 @@ static asg_status build(builder *b, asg_tensor *loss, int n, asg_tensor *const *
     update(b, c1, b->bc1);
     update(b, c2, b->bc2);
   }
-  for (int i = 0; i < n; i++)
-    step_param(b, params[i], grads[i], lr, t);
+  for (int i = 0; i < n; i++) {
+    asg_tensor *p = params[i];
+    asg_tensor *pv = b->zero ? padded_piece(b, p, b->rank * shard_len(b, p), shard_len(b, p)) : p;
+    asg_tensor *pn = step_param(b, p, pv, grads[i], lr, t);
+    if (pn) update(b, p, b->zero ? gather_param(b, pn, p) : pn);
+  }
   asg_scope_pop(g);
   if (!b->st && g->status) b->st = asg__error(g->status, "optim: %s", g->err);
   st = b->st;
@@ -507,7 +556,9 @@ asg_program *asg_compile_train(asg_graph *g, asg_tensor *loss, asg_optim opt, in
   builder b = {.o = opt};
   if (opts && opts->comm) {
     b.world = asg_comm_size(opts->comm);
+    b.rank = asg_comm_rank(opts->comm);
     b.bucket_bytes = opts->comm_bucket_bytes ? opts->comm_bucket_bytes : (size_t)25 << 20;
+    b.zero = opts->shard_optimizer_state && b.world > 1;
   }
   if (build(&b, loss, 0, NULL)) {
     free(b.ups);

@@ -69,11 +69,20 @@ asg_status asg_comm_init(const asg_comm_opts *opts, asg_comm **out) {
                       "ASG has no MPI (install an MPI, e.g. libopenmpi-dev, and rebuild)",
                       mpi_n);
 #endif
-  } else if (tr_n > 1) {
-    st = asg__error(ASG_ERR_UNSUPPORTED,
-                    "asg_comm_init: WORLD_SIZE=%ld (a torchrun-style launch) is not supported "
-                    "yet; launch with mpirun -np %ld (docs/distributed.md)",
-                    tr_n, tr_n);
+  } else if (tr_n > 1) { /* torchrun style: RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT */
+    const char *r = getenv("RANK"), *host = getenv("MASTER_ADDR"), *port = getenv("MASTER_PORT");
+    long rank = env_long("RANK");
+    if (!r || (rank == 0 && strcmp(r, "0") != 0) || rank >= tr_n || tr_n > 1 << 20) {
+      st = asg__error(ASG_ERR_INVALID,
+                      "asg_comm_init: WORLD_SIZE=%ld needs RANK in [0, %ld) (RANK is '%s')", tr_n,
+                      tr_n, r ? r : "unset");
+    } else {
+      c->kind = "rendezvous";
+      c->rank = (int)rank;
+      c->size = (int)tr_n;
+      c->local_rank = (int)env_long("LOCAL_RANK");
+      st = asg__tcp_open(c, host && *host ? host : "127.0.0.1", port && *port ? port : "29500");
+    }
   }
   if (st) {
     free(c);
@@ -86,6 +95,7 @@ asg_status asg_comm_init(const asg_comm_opts *opts, asg_comm **out) {
 void asg_comm_free(asg_comm *c) {
   if (!c) return;
   if (c->nccl && c->nccl_free) c->nccl_free(c->nccl);
+  if (c->tcp) asg__tcp_close(c);
 #ifdef ASG_HAVE_MPI
   if (c->mpi) asg__mpi_close(c);
 #endif
@@ -116,6 +126,13 @@ asg_status asg__comm_usable(asg_comm *c, const char *what) {
   return ASG_OK;
 }
 
+static asg_status rendezvous_refuses(const char *what) {
+  return asg__error(ASG_ERR_UNSUPPORTED,
+                    "%s: a torchrun-style rendezvous carries NCCL's bootstrap and host values "
+                    "only; tensor collectives on this backend need an MPI launch (mpirun)",
+                    what);
+}
+
 static bool dtype_ok(asg_dtype dt) { return dt >= ASG_F32 && dt < ASG_DTYPE_COUNT; }
 
 void asg__comm_scale_mean(asg_comm *c, void *buf, int64_t n, asg_dtype dt) {
@@ -143,6 +160,11 @@ asg_status asg__comm_allreduce(asg_comm *c, const void *send, void *recv, int64_
     return asg__error(ASG_ERR_INVALID, "%s: bad all-reduce arguments", what);
   if (send != recv && n > 0) memmove(recv, send, (size_t)n * asg_dtype_size(dt));
   if (c->size == 1 || n == 0) return ASG_OK;
+  if (c->tcp) {
+    st = asg__tcp_allreduce(c, recv, n, dt, op, what);
+    if (!st && op == ASG_COMM_MEAN) asg__comm_scale_mean(c, recv, n, dt);
+    return st;
+  }
 #ifdef ASG_HAVE_MPI
   st = asg__mpi_allreduce(c, recv, recv, n, dt, op, what);
   if (!st && op == ASG_COMM_MEAN) asg__comm_scale_mean(c, recv, n, dt);
@@ -159,6 +181,7 @@ asg_status asg__comm_bcast(asg_comm *c, void *buf, size_t bytes, int root, const
     return asg__error(ASG_ERR_INVALID, "%s: root %d is not a rank of a world of %d", what, root,
                       c->size);
   if (c->size == 1 || bytes == 0) return ASG_OK;
+  if (c->tcp) return asg__tcp_bcast(c, buf, bytes, root, what);
 #ifdef ASG_HAVE_MPI
   return asg__mpi_bcast(c, buf, bytes, root, what);
 #else
@@ -175,6 +198,7 @@ asg_status asg__comm_allgather(asg_comm *c, const void *send, void *recv, size_t
     if (bytes && send != recv) memmove(recv, send, bytes);
     return ASG_OK;
   }
+  if (c->tcp) return rendezvous_refuses(what);
 #ifdef ASG_HAVE_MPI
   return asg__mpi_allgather(c, send, recv, bytes, what);
 #else
@@ -192,6 +216,7 @@ asg_status asg__comm_reduce_scatter(asg_comm *c, const void *send, void *recv, i
     if (n && send != recv) memmove(recv, send, (size_t)n * asg_dtype_size(dt));
     return ASG_OK;
   }
+  if (c->tcp) return rendezvous_refuses(what);
 #ifdef ASG_HAVE_MPI
   st = asg__mpi_reduce_scatter(c, send, recv, n, dt, op, what);
   if (!st && op == ASG_COMM_MEAN) asg__comm_scale_mean(c, recv, n, dt);
@@ -222,6 +247,7 @@ asg_status asg_comm_broadcast(asg_comm *c, void *buf, size_t bytes, int root) {
 asg_status asg_comm_barrier(asg_comm *c) {
   asg_status st = asg__comm_usable(c, "asg_comm_barrier");
   if (st || c->size == 1) return st;
+  if (c->tcp) return asg__tcp_barrier(c, "asg_comm_barrier");
 #ifdef ASG_HAVE_MPI
   return asg__mpi_barrier(c, "asg_comm_barrier");
 #else

@@ -14,13 +14,15 @@ extern "C" {
 #endif
 
 typedef struct asg__mpi asg__mpi; /* comm_mpi.c */
+typedef struct asg__tcp asg__tcp; /* comm_tcp.c */
 
 struct asg_comm {
   int rank, size, local_rank;
-  const char *kind; /* "single", "mpi" */
+  const char *kind; /* "single", "mpi", "rendezvous" */
   double timeout_s;
   bool broken;
-  asg__mpi *mpi; /* NULL for "single" */
+  asg__mpi *mpi; /* "mpi" */
+  asg__tcp *tcp; /* "rendezvous" */
   /* The NCCL communicator made by the CUDA backend for this world (one per
    * communicator; cuda_collective.cu), its CUDA device and destructor. */
   void *nccl;
@@ -49,6 +51,16 @@ asg_status asg__comm_fail(asg_comm *c, const char *what, const char *fmt, ...);
 
 /* Divides n elements of dt by the world size in place (means). */
 void asg__comm_scale_mean(asg_comm *c, void *buf, int64_t n, asg_dtype dt);
+
+/* comm_tcp.c: the torchrun-style rendezvous: rank 0 listens on port, the
+ * others connect to host:port; host-side bcast, all-reduce (f32, f64, i32,
+ * i64) and barrier over that star. */
+asg_status asg__tcp_open(asg_comm *c, const char *host, const char *port);
+void asg__tcp_close(asg_comm *c);
+asg_status asg__tcp_bcast(asg_comm *c, void *buf, size_t bytes, int root, const char *what);
+asg_status asg__tcp_allreduce(asg_comm *c, void *buf, int64_t n, asg_dtype dt, asg_comm_op op,
+                              const char *what);
+asg_status asg__tcp_barrier(asg_comm *c, const char *what);
 
 #ifdef ASG_HAVE_MPI
 /* comm_mpi.c: joins the MPI job (initializing MPI unless the caller did). */

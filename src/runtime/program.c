@@ -228,7 +228,7 @@ static asg_status alloc_leaf(asg_program *p, const asg_tensor *t, void **buf, bo
 /* Collectives that the outputs need must have the communicator they were
  * built for (checked before compiling, so symbolic programs fail here too). */
 static asg_status check_collectives(asg_graph *g, int n_out, asg_tensor *const *outs,
-                                    asg_comm *comm) {
+                                    asg_comm *comm, const char *backend) {
   bool *need = calloc((size_t)g->n_nodes + 1, sizeof *need);
   if (!need) return asg__error(ASG_ERR_OOM, "asg_compile: out of memory");
   for (int i = 0; i < n_out; i++)
@@ -248,6 +248,12 @@ static asg_status check_collectives(asg_graph *g, int n_out, asg_tensor *const *
                       "asg_compile: %s%s%s is a collective but the program has no communicator "
                       "(set asg_compile_opts.comm; asg/dist.h)",
                       sc, sl, asg__op_name(t->op));
+    else if (asg_comm_size(comm) > 1 && !strcmp(asg_comm_kind(comm), "rendezvous") &&
+             strcmp(backend, "cuda") != 0)
+      st = asg__error(ASG_ERR_UNSUPPORTED,
+                      "asg_compile: %s%s%s: on the %s backend collectives need an MPI launch "
+                      "(mpirun); a torchrun-style rendezvous serves CUDA programs (NCCL) only",
+                      sc, sl, asg__op_name(t->op), backend);
     else if ((t->op == ASG_OP_ALL_GATHER || t->op == ASG_OP_REDUCE_SCATTER) && a != world)
       st = asg__error(ASG_ERR_INVALID,
                       "asg_compile: %s%s%s was built for a world of %lld ranks; the "
@@ -301,7 +307,7 @@ asg_program *asg_compile(asg_graph *g, int n_out, asg_tensor *const *outs,
                o.share_variables->be->name, be->name);
     return NULL;
   }
-  if (check_collectives(g, n_out, outs, o.comm)) return NULL;
+  if (check_collectives(g, n_out, outs, o.comm, be->name)) return NULL;
   if (asg__graph_has_symbols(g))
     return asg__inspect_symbolic(&o) ? NULL : asg__symp_compile(g, n_out, outs, &o, be);
   /* taps are compiled as extra outputs: kept to the end of the run */

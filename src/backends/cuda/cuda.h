@@ -107,6 +107,7 @@ typedef struct asg_cuda_call {
    * index; NULL when the program does not check. */
   asg_index_fault *fault;
   unsigned step1;
+  asg_comm *comm; /* the program's communicator (asg_plan.comm; collectives), or NULL */
 } asg_cuda_call;
 
 enum { ASG_CUDA_EPI_BIAS = 1, ASG_CUDA_EPI_RELU = 2, ASG_CUDA_EPI_GELU_TANH = 3 };
@@ -160,6 +161,13 @@ void asg_cuda_register_conv(asg_cuda_kernel *t);      /* conv family and pools *
 void asg_cuda_register_optim(asg_cuda_kernel *t);     /* fused Adam updates */
 void asg_cuda_register_attention(asg_cuda_kernel *t); /* fused attention fwd/bwd */
 void asg_cuda_register_sample(asg_cuda_kernel *t);    /* sample_filter */
+/* all_reduce, broadcast, all_gather, reduce_scatter over NCCL (cuda_collective.cu);
+ * registers nothing in a build without NCCL */
+void asg_cuda_register_collective(asg_cuda_kernel *t);
+/* After a run of a program with collectives: an asynchronous NCCL error
+ * (a transport failure, a lost peer) as an error naming `what`; the NCCL
+ * communicator is then aborted and comm broken. */
+asg_status asg_cuda_coll_after_run(asg_comm *comm, const char *what);
 
 /* Multi-tensor Adam (cuda_backend.c groups the adam_moment, adam_moment2,
  * adam_param steps of many parameters into one launch): per element of each

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "backends/cuda/cuda.h"
+#include "dist/comm_internal.h"
 #include "runtime/backend.h"
 #include "runtime/layout.h"
 
@@ -31,6 +32,7 @@ static void table_fill(void) {
   asg_cuda_register_optim(table);
   asg_cuda_register_attention(table);
   asg_cuda_register_sample(table);
+  asg_cuda_register_collective(table);
 }
 
 static asg_status cuda_err(cudaError_t e, const char *what) {
@@ -77,13 +79,32 @@ static void cuda_close(void *dev) {
   free(c);
 }
 
+/* This process's GPU: ASG_CUDA_DEVICE, else its rank on the machine as an
+ * MPI launcher (Open MPI, MPICH) or torchrun sets it, modulo the GPUs (one
+ * process per GPU for data-parallel training, asg/dist.h), else 0. */
+static int pick_device(void) {
+  const char *env = getenv("ASG_CUDA_DEVICE");
+  if (env && *env) return atoi(env);
+  const char *local[] = {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "LOCAL_RANK"};
+  for (size_t i = 0; i < sizeof local / sizeof *local; i++) {
+    const char *v = getenv(local[i]);
+    if (!v || !*v) continue;
+    int r = atoi(v), n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess || n < 1 || r < 0) {
+      cudaGetLastError();
+      return 0;
+    }
+    return r % n;
+  }
+  return 0;
+}
+
 static asg_status cuda_open(int nthreads, void **dev) {
   (void)nthreads;
   pthread_once(&table_once, table_fill);
   asg_cuda_ctx *c = calloc(1, sizeof *c);
   if (!c) return asg__error(ASG_ERR_OOM, "cuda: out of memory");
-  const char *env = getenv("ASG_CUDA_DEVICE");
-  c->device = env ? atoi(env) : 0;
+  c->device = pick_device();
   cudaError_t e = cudaSetDevice(c->device);
   if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking);
   if (e == cudaSuccess)
@@ -1285,6 +1306,7 @@ typedef struct cuda_exec {
   cudaGraph_t graph;
   cudaGraphExec_t graph_exec;
   int runs;
+  int coll; /* the first collective step (its label names run-level NCCL errors), or -1 */
   bool use_graph, tf32, bf16, fp16;
   bool random;        /* some step draws random numbers (reads the run count) */
   adam_fusion fuse;   /* multi-tensor Adam launches (ASG_CUDA_FUSE_ADAM=0: none) */
@@ -1402,7 +1424,8 @@ static asg_cuda_call step_call(const cuda_exec *x, int i) {
       .rowdot = {x->epi.rowdot && x->epi.rowdot[i] >= 0 ? x->r.in[x->epi.rowdot[i]][0] : NULL,
                  x->epi.rowdot && x->epi.rowdot[i] >= 0 ? x->r.in[x->epi.rowdot[i]][1] : NULL},
       .fault = x->fault,
-      .step1 = (unsigned)i + 1};
+      .step1 = (unsigned)i + 1,
+      .comm = x->r.plan.comm};
 }
 
 /* ---- bias gradients while converting product operands ----
@@ -1568,10 +1591,19 @@ static asg_status cuda_exec_create(void *dev, const asg_plan *plan, const asg_bu
   asg_status st = asg__resolve_plan(plan, bufs, &x->r);
   int n = x->r.plan.n_steps;
   size_t ws = 0;
+  x->coll = -1;
   for (int i = 0; i < n && !st; i++) {
     const asg_step *s = &x->r.plan.steps[i];
     if (asg__op_info[s->op].flags & ASG_OPF_RANDOM) x->random = true;
-    if (!table[s->op].run)
+    const bool coll = asg__op_info[s->op].flags & ASG_OPF_COLL;
+    if (coll && x->coll < 0) x->coll = i;
+    if (!table[s->op].run && coll)
+      st = asg__error(ASG_ERR_UNSUPPORTED,
+                      "cuda: %s: this build of ASG has no NCCL (built without NCCL), so CUDA "
+                      "programs cannot run collectives; install NCCL and rebuild, or compile "
+                      "for the CPU",
+                      s->label);
+    else if (!table[s->op].run)
       st = asg__error(ASG_ERR_UNSUPPORTED, "cuda: no kernel for %s", s->label);
     else if (table[s->op].ws) {
       size_t w = table[s->op].ws(s, plan->flags);
@@ -1737,7 +1769,12 @@ static asg_status finite_take(cuda_exec *x, uint64_t run) {
 
 static asg_status cuda_exec_run(void *e, uint64_t run) {
   cuda_exec *x = e;
-  asg_status as = launch_run(x, run);
+  const char *coll = x->coll >= 0 ? x->r.plan.steps[x->coll].label : NULL;
+  /* a broken communicator's NCCL side may be gone: launch nothing on it */
+  asg_status as = coll ? asg__comm_usable(x->r.plan.comm, coll) : ASG_OK;
+  if (as) return as;
+  as = launch_run(x, run);
+  if (!as && coll) as = asg_cuda_coll_after_run(x->r.plan.comm, coll);
   if (!as && x->finite) as = finite_take(x, run); /* an index error below wins */
   if ((as && as != ASG_ERR_NUMERIC) || !x->fault) return as;
   cudaStream_t st = x->ctx->stream;
@@ -1806,8 +1843,7 @@ static const asg_plan *cuda_exec_profile(void *e, asg__prof *prof) {
 }
 
 static void cuda_describe(char *buf, size_t n) {
-  const char *env = getenv("ASG_CUDA_DEVICE");
-  int dev = env ? atoi(env) : 0;
+  int dev = pick_device();
   struct cudaDeviceProp p;
   if (cudaGetDeviceProperties(&p, dev) != cudaSuccess) {
     cudaGetLastError();

@@ -68,6 +68,10 @@
   X(vkCmdResetQueryPool)                                                                           \
   X(vkGetQueryPoolResults)                                                                         \
   X(vkQueueSubmit)                                                                                 \
+  X(vkCreateFence)                                                                                 \
+  X(vkDestroyFence)                                                                                \
+  X(vkWaitForFences)                                                                               \
+  X(vkResetFences)                                                                                 \
   X(vkQueueWaitIdle)                                                                               \
   X(vkDeviceWaitIdle)
 
@@ -184,6 +188,42 @@ void asg_vk_register_conv(asg_vk_kernel *t);      /* conv family and pools */
 void asg_vk_register_optim(asg_vk_kernel *t);     /* fused Adam updates */
 void asg_vk_register_attention(asg_vk_kernel *t); /* fused attention fwd/bwd */
 void asg_vk_register_sample(asg_vk_kernel *t);    /* sample_filter */
+/* all_reduce, broadcast, all_gather, reduce_scatter: host steps (below) */
+void asg_vk_register_collective(asg_vk_kernel *t);
+
+/* ---- host steps: collectives (vk_collective.c) ----
+ * Vulkan has no collective transport, so a collective runs on the host. Its
+ * record() ends the recorded segment (asg_vk_host_step): a program with k
+ * host steps is k + 1 command buffers, and a run submits segment j, waits,
+ * runs host step j, then goes on with segment j + 1. Segment j ends by
+ * copying the step's inputs into the executor's host-visible staging buffer
+ * (made once, at compile time), the host collective works there, and
+ * segment j + 1 starts by copying the result to the step's output. A
+ * program without host steps stays one command buffer, submitted without
+ * waiting. */
+asg_status asg_vk_host_step(const asg_vk_call *c); /* vk_backend.c */
+
+typedef struct asg_vk_stage {
+  VkBuffer buf;
+  VkDeviceMemory mem;
+  void *map;
+  size_t bytes;
+} asg_vk_stage;
+
+/* Staging bytes collective step s needs (> 0). */
+size_t asg_vk_coll_stage_bytes(const asg_step *s);
+asg_status asg_vk_stage_create(asg_vk_ctx *c, size_t bytes, asg_vk_stage *st);
+void asg_vk_stage_destroy(asg_vk_ctx *c, asg_vk_stage *st);
+/* Records into cb, at the end of a segment, the copies of s's inputs (in:
+ * device addresses) into st, made visible to the host. */
+asg_status asg_vk_coll_copy_out(asg_vk_ctx *c, VkCommandBuffer cb, const asg_vk_stage *st,
+                                const asg_step *s, const void *const *in);
+/* Records into cb, at the start of the next segment, the copy of the result
+ * in st to s's output, made visible to later steps. */
+asg_status asg_vk_coll_copy_in(asg_vk_ctx *c, VkCommandBuffer cb, const asg_vk_stage *st,
+                               const asg_step *s, void *out);
+/* The host collective of s on the staged data (after the segment's wait). */
+asg_status asg_vk_coll_run(asg_comm *comm, const asg_step *s, const asg_vk_stage *st);
 
 /* ---- device core (vk_device.c) ---- */
 /* The process-wide device, opened on first use; NULL with an error set when
@@ -198,10 +238,15 @@ void asg_vk_memory_stats(asg_vk_ctx *c, size_t *buffers, size_t *bytes);
 bool asg_vk_locate(asg_vk_ctx *c, uint64_t addr, VkBuffer *buf, VkDeviceSize *off, void **map);
 asg_status asg_vk_write(asg_vk_ctx *c, uint64_t addr, const void *src, size_t n);
 asg_status asg_vk_read(asg_vk_ctx *c, uint64_t addr, void *dst, size_t n);
+/* A host-visible, coherent, mapped buffer of `bytes` (staging; the caller
+ * destroys buf and frees mem). */
+asg_status asg_vk_host_buffer(asg_vk_ctx *c, size_t bytes, VkBuffer *buf, VkDeviceMemory *mem,
+                              void **map);
 /* Zeroes n bytes at addr (waits). */
 asg_status asg_vk_write_zero(asg_vk_ctx *c, uint64_t addr, size_t n);
-/* Submits work to the queue (serialized across threads). */
-VkResult asg_vk_submit(asg_vk_ctx *c, const VkSubmitInfo *si);
+/* Submits work to the queue (serialized across threads); fence (or
+ * VK_NULL_HANDLE) is signalled when it completes. */
+VkResult asg_vk_submit(asg_vk_ctx *c, const VkSubmitInfo *si, VkFence fence);
 /* Waits for everything submitted. */
 asg_status asg_vk_wait(asg_vk_ctx *c);
 /* Index of an embedded shader by name, -1 if none; its pipeline (created

@@ -3,6 +3,8 @@
  * with a barrier only where a step touches memory that an earlier step since
  * the last barrier wrote, or writes memory it read) and that command buffer
  * is resubmitted by every run. Runs do not wait; reading a buffer does.
+ * Collectives split the recording into segments, one command buffer each,
+ * with the collective run on the host between them (vk.h, vk_collective.c).
  * ASG_PROFILE=1 times every step with timestamp queries (waiting after
  * each run) and prints the time per op kind when the program is freed. */
 #include <pthread.h>
@@ -27,12 +29,15 @@ static void table_fill(void) {
   asg_vk_register_optim(table);
   asg_vk_register_attention(table);
   asg_vk_register_sample(table);
+  asg_vk_register_collective(table);
 }
 
 /* ------------------------------------------------------------- recording */
 
+enum { CMD_BARRIER = -1, CMD_HOST = -2 }; /* vk_cmd.shader other than a shader */
+
 typedef struct vk_cmd {
-  int shader;       /* -1: a barrier */
+  int shader;       /* a shader, CMD_BARRIER or CMD_HOST (the step runs on the host) */
   size_t param_off; /* into the parameter buffer */
   uint32_t g[3];
   int step; /* for profiling */
@@ -50,6 +55,7 @@ struct asg_vk_rec {
   vk_range *rd, *wr; /* ranges read / written since the last barrier */
   int n_rd, n_wr, cap_rd, cap_wr;
   int step;
+  int n_host; /* host steps: the command buffers are n_host + 1 segments */
   asg_status err;
 };
 
@@ -75,12 +81,20 @@ static void push_cmd(asg_vk_rec *r, vk_cmd cmd) {
 }
 
 static void rec_barrier(asg_vk_rec *r) {
-  if (r->n && r->cmds[r->n - 1].shader == -1) return;
-  push_cmd(r, (vk_cmd){-1, 0, {0, 0, 0}, r->step});
+  if (r->n && r->cmds[r->n - 1].shader == CMD_BARRIER) return;
+  push_cmd(r, (vk_cmd){CMD_BARRIER, 0, {0, 0, 0}, r->step});
   r->n_rd = r->n_wr = 0;
 }
 
 void asg_vk_barrier(const asg_vk_call *c) { rec_barrier(c->rec); }
+
+asg_status asg_vk_host_step(const asg_vk_call *c) {
+  asg_vk_rec *r = c->rec;
+  push_cmd(r, (vk_cmd){CMD_HOST, 0, {0, 0, 0}, r->step});
+  r->n_host++;
+  r->n_rd = r->n_wr = 0; /* the segment's end waits for everything */
+  return r->err;
+}
 
 asg_status asg_vk_dispatch(const asg_vk_call *c, const char *shader, const void *params,
                            size_t bytes, uint32_t gx, uint32_t gy, uint32_t gz) {
@@ -238,7 +252,14 @@ typedef struct vk_exec {
   uint64_t ws, params, run_addr;
   uint64_t fault;  /* out-of-range index record (runtime/backend.h), or 0 */
   uint64_t finite; /* anomaly mode's record (runtime/inspect.h), or 0 */
-  VkCommandBuffer cb;
+  /* n_cbs command buffers, the segments between host steps (vk.h); host[k]:
+   * the step run on the host after segment k; stage: their staging;
+   * seg_done: signalled when a segment before a host step completes */
+  VkCommandBuffer *cbs;
+  int n_cbs;
+  int *host;
+  asg_vk_stage stage;
+  VkFence seg_done;
   uint64_t next_run;
   /* profiling */
   VkQueryPool qp;
@@ -262,7 +283,11 @@ static void vk_exec_destroy(void *e) {
     asg__profile_steps("vulkan", &x->r.plan, x->step_ms, x->prof_runs, 40);
   free(x->step_ms);
   if (x->qp) c->fn->vkDestroyQueryPool(c->dev, x->qp, NULL);
-  if (x->cb) c->fn->vkFreeCommandBuffers(c->dev, c->pool, 1, &x->cb);
+  if (x->cbs) c->fn->vkFreeCommandBuffers(c->dev, c->pool, (uint32_t)x->n_cbs, x->cbs);
+  free(x->cbs);
+  free(x->host);
+  asg_vk_stage_destroy(c, &x->stage);
+  if (x->seg_done) c->fn->vkDestroyFence(c->dev, x->seg_done, NULL);
   if (x->ws) asg_vk_free(c, x->ws);
   if (x->params) asg_vk_free(c, x->params);
   if (x->run_addr) asg_vk_free(c, x->run_addr);
@@ -282,48 +307,85 @@ static void cmd_barrier(asg_vk_ctx *c, VkCommandBuffer cb) {
                               VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
 }
 
-/* Writes the recorded dispatches into the command buffer. */
-static asg_status build_cb(vk_exec *x, const asg_vk_rec *r) {
+/* Starts segment k's command buffer. */
+static asg_status seg_begin(vk_exec *x, int k) {
   asg_vk_ctx *c = x->ctx;
-  VkCommandBufferAllocateInfo ai = {VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO, NULL, c->pool,
-                                    VK_COMMAND_BUFFER_LEVEL_PRIMARY, 1};
-  VkResult vr = c->fn->vkAllocateCommandBuffers(c->dev, &ai, &x->cb);
-  if (vr != VK_SUCCESS) return asg_vk_result(vr, "allocating a command buffer");
   /* simultaneous use: a run may be submitted while the previous one runs;
    * the leading barrier orders it after that one */
   VkCommandBufferBeginInfo bi = {VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO, NULL,
                                  VK_COMMAND_BUFFER_USAGE_SIMULTANEOUS_USE_BIT, NULL};
-  vr = c->fn->vkBeginCommandBuffer(x->cb, &bi);
+  VkResult vr = c->fn->vkBeginCommandBuffer(x->cbs[k], &bi);
   if (vr != VK_SUCCESS) return asg_vk_result(vr, "recording");
-  if (x->qp) c->fn->vkCmdResetQueryPool(x->cb, x->qp, 0, (uint32_t)x->n_q);
-  cmd_barrier(c, x->cb);
-  int bound = -2, q = 0, last_step = -1;
-  for (int i = 0; i < r->n; i++) {
+  if (k == 0 && x->qp) c->fn->vkCmdResetQueryPool(x->cbs[0], x->qp, 0, (uint32_t)x->n_q);
+  cmd_barrier(c, x->cbs[k]);
+  return ASG_OK;
+}
+
+/* Ends segment k at host step `step` and starts segment k + 1. */
+static asg_status seg_split(vk_exec *x, int k, int step) {
+  asg_vk_ctx *c = x->ctx;
+  const asg_step *s = &x->r.plan.steps[step];
+  asg_status st = asg_vk_coll_copy_out(c, x->cbs[k], &x->stage, s, x->r.in[step]);
+  VkResult vr = st ? VK_SUCCESS : c->fn->vkEndCommandBuffer(x->cbs[k]);
+  if (vr != VK_SUCCESS) return asg_vk_result(vr, "recording");
+  x->host[k] = step;
+  if (!st) st = seg_begin(x, k + 1);
+  return st ? st : asg_vk_coll_copy_in(c, x->cbs[k + 1], &x->stage, s, x->r.out[step]);
+}
+
+/* Writes the recorded dispatches into the command buffers. */
+static asg_status build_cb(vk_exec *x, const asg_vk_rec *r) {
+  asg_vk_ctx *c = x->ctx;
+  const int n_cbs = r->n_host + 1;
+  x->cbs = calloc((size_t)n_cbs, sizeof *x->cbs);
+  if (r->n_host) x->host = calloc((size_t)r->n_host, sizeof *x->host);
+  if (!x->cbs || (r->n_host && !x->host)) return asg__error(ASG_ERR_OOM, "vulkan: out of memory");
+  x->n_cbs = n_cbs;
+  VkCommandBufferAllocateInfo ai = {VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO, NULL, c->pool,
+                                    VK_COMMAND_BUFFER_LEVEL_PRIMARY, (uint32_t)n_cbs};
+  VkResult vr = c->fn->vkAllocateCommandBuffers(c->dev, &ai, x->cbs);
+  if (vr != VK_SUCCESS) return asg_vk_result(vr, "allocating a command buffer");
+  if (r->n_host) {
+    VkFenceCreateInfo fi = {VK_STRUCTURE_TYPE_FENCE_CREATE_INFO, NULL, 0};
+    vr = c->fn->vkCreateFence(c->dev, &fi, NULL, &x->seg_done);
+    if (vr != VK_SUCCESS) return asg_vk_result(vr, "creating a fence");
+  }
+  asg_status st = seg_begin(x, 0);
+  int bound = -2, q = 0, last_step = -1, seg = 0;
+  for (int i = 0; i < r->n && !st; i++) {
     const vk_cmd *k = &r->cmds[i];
+    VkCommandBuffer cb = x->cbs[seg];
     if (x->qp && k->step != last_step) { /* a timestamp where each step starts */
-      c->fn->vkCmdWriteTimestamp(x->cb, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, x->qp, (uint32_t)q);
+      c->fn->vkCmdWriteTimestamp(cb, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, x->qp, (uint32_t)q);
       x->q_step[q++] = k->step;
       last_step = k->step;
     }
-    if (k->shader < 0) {
-      cmd_barrier(c, x->cb);
+    if (k->shader == CMD_BARRIER) {
+      cmd_barrier(c, cb);
+      continue;
+    }
+    if (k->shader == CMD_HOST) {
+      st = seg_split(x, seg++, k->step);
+      bound = -2; /* a new command buffer binds no pipeline */
       continue;
     }
     VkPipeline pipe;
-    asg_status st = asg_vk_pipeline(c, k->shader, &pipe);
+    st = asg_vk_pipeline(c, k->shader, &pipe);
     if (st) return st;
-    if (k->shader != bound) c->fn->vkCmdBindPipeline(x->cb, VK_PIPELINE_BIND_POINT_COMPUTE, pipe);
+    if (k->shader != bound) c->fn->vkCmdBindPipeline(cb, VK_PIPELINE_BIND_POINT_COMPUTE, pipe);
     bound = k->shader;
     uint64_t addr = x->params + k->param_off;
-    c->fn->vkCmdPushConstants(x->cb, c->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, 8, &addr);
-    c->fn->vkCmdDispatch(x->cb, k->g[0], k->g[1], k->g[2]);
+    c->fn->vkCmdPushConstants(cb, c->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, 8, &addr);
+    c->fn->vkCmdDispatch(cb, k->g[0], k->g[1], k->g[2]);
   }
+  if (st) return st;
   if (x->qp) {
-    c->fn->vkCmdWriteTimestamp(x->cb, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, x->qp, (uint32_t)q);
+    c->fn->vkCmdWriteTimestamp(x->cbs[seg], VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, x->qp,
+                               (uint32_t)q);
     x->q_step[q++] = -1;
     x->n_q = q;
   }
-  vr = c->fn->vkEndCommandBuffer(x->cb);
+  vr = c->fn->vkEndCommandBuffer(x->cbs[seg]);
   return vr == VK_SUCCESS ? ASG_OK : asg_vk_result(vr, "recording");
 }
 
@@ -337,7 +399,7 @@ static asg_status vk_exec_create(void *dev, const asg_plan *plan, const asg_buff
   memset(&r, 0, sizeof r);
   asg_status st = asg__resolve_plan(plan, bufs, &x->r);
   int n = x->r.plan.n_steps;
-  size_t ws = 0;
+  size_t ws = 0, stage = 0;
   for (int i = 0; i < n && !st; i++) {
     const asg_step *s = &x->r.plan.steps[i];
     if (!table[s->op].record)
@@ -345,6 +407,10 @@ static asg_status vk_exec_create(void *dev, const asg_plan *plan, const asg_buff
     else if (table[s->op].ws) {
       size_t w = table[s->op].ws(s);
       if (w > ws) ws = w;
+    }
+    if (asg__op_info[s->op].flags & ASG_OPF_COLL) { /* host steps share one staging buffer */
+      size_t b = asg_vk_coll_stage_bytes(s);
+      if (b > stage) stage = b;
     }
     for (int j = 0; j <= s->n_in && !st; j++) {
       const asg_tdesc *d = j < s->n_in ? &s->in[j] : &s->out;
@@ -368,6 +434,7 @@ static asg_status vk_exec_create(void *dev, const asg_plan *plan, const asg_buff
   if (!st) st = asg_vk_alloc(c, 8, &x->run_addr);
   if (!st) st = asg_vk_write_zero(c, x->run_addr, 8); /* run 0 uploads nothing */
   if (!st && ws) st = asg_vk_alloc(c, ws, &x->ws);
+  if (!st && stage) st = asg_vk_stage_create(c, stage, &x->stage);
   uint64_t *addrs = NULL;
   int max_in = 1;
   for (int i = 0; i < n; i++)
@@ -450,6 +517,15 @@ static void profile_collect(vk_exec *x) {
   free(ts);
 }
 
+/* Host step k, once segment k is done (vk.h). */
+static asg_status host_step(vk_exec *x, int k) {
+  asg_vk_ctx *c = x->ctx;
+  VkResult vr = c->fn->vkWaitForFences(c->dev, 1, &x->seg_done, VK_TRUE, UINT64_MAX);
+  if (vr == VK_SUCCESS) vr = c->fn->vkResetFences(c->dev, 1, &x->seg_done);
+  if (vr != VK_SUCCESS) return asg_vk_result(vr, "waiting for the device");
+  return asg_vk_coll_run(x->r.plan.comm, &x->r.plan.steps[x->host[k]], &x->stage);
+}
+
 static asg_status vk_exec_run(void *e, uint64_t run) {
   vk_exec *x = e;
   asg_vk_ctx *c = x->ctx;
@@ -458,9 +534,17 @@ static asg_status vk_exec_run(void *e, uint64_t run) {
     if (st) return st;
   }
   x->next_run = run + 1;
-  VkSubmitInfo si = {VK_STRUCTURE_TYPE_SUBMIT_INFO, NULL, 0, NULL, NULL, 1, &x->cb, 0, NULL};
-  VkResult vr = asg_vk_submit(c, &si);
-  if (vr != VK_SUCCESS) return asg_vk_result(vr, "submitting a run");
+  for (int k = 0; k < x->n_cbs; k++) {
+    VkSubmitInfo si = {VK_STRUCTURE_TYPE_SUBMIT_INFO, NULL, 0, NULL, NULL, 1, &x->cbs[k], 0, NULL};
+    const bool host = k + 1 < x->n_cbs;
+    VkResult vr = asg_vk_submit(c, &si, host ? x->seg_done : VK_NULL_HANDLE);
+    asg_status st = vr == VK_SUCCESS ? ASG_OK : asg_vk_result(vr, "submitting a run");
+    if (!st && host) st = host_step(x, k);
+    if (st) {
+      x->next_run = run; /* the run count advances at the end of the last segment: not run */
+      return st;
+    }
+  }
   if (x->qp) profile_collect(x);
   asg_status fs = ASG_OK; /* anomaly mode: waits for the run; reset the record */
   asg_finite_fault ff;

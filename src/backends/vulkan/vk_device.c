@@ -436,6 +436,11 @@ static asg_status make_buffer(asg_vk_ctx *c, size_t bytes, uint32_t mem_type, Vk
   return ASG_OK;
 }
 
+asg_status asg_vk_host_buffer(asg_vk_ctx *c, size_t bytes, VkBuffer *buf, VkDeviceMemory *mem,
+                              void **map) {
+  return make_buffer(c, bytes, c->mem_host, buf, mem, map, true);
+}
+
 static bool chunk_take(asg_vk_chunk *k, size_t bytes, size_t *off) {
   for (int i = 0; i < k->n; i++) {
     vk_block *b = &k->blocks[i];
@@ -693,9 +698,9 @@ asg_status asg_vk_pipeline(asg_vk_ctx *c, int shader, VkPipeline *out) {
   return st;
 }
 
-VkResult asg_vk_submit(asg_vk_ctx *c, const VkSubmitInfo *si) {
+VkResult asg_vk_submit(asg_vk_ctx *c, const VkSubmitInfo *si, VkFence fence) {
   pthread_mutex_lock(&g_lock);
-  VkResult r = c->fn->vkQueueSubmit(c->queue, 1, si, VK_NULL_HANDLE);
+  VkResult r = c->fn->vkQueueSubmit(c->queue, 1, si, fence);
   if (r == VK_SUCCESS) c->busy = true;
   pthread_mutex_unlock(&g_lock);
   return r;

@@ -8,9 +8,10 @@
  *  - data-parallel training: N ranks, each on its 1/N of every batch, reach
  *    the parameters of one process on the whole batch (relative 2e-5 in f32,
  *    the reduction order differing), for SGD with momentum and AdamW, with
- *    gradient accumulation, global-norm clipping and the non-finite guard;
- *    and parameters start from rank 0's even when ranks initialize
- *    differently. */
+ *    gradient accumulation, global-norm clipping, dynamic loss scaling, the
+ *    non-finite guard, a symbolic batch and ZeRO-1 (whose per-rank
+ *    checkpoints resume exactly); and parameters start from rank 0's even
+ *    when ranks initialize differently. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -259,6 +260,10 @@ int main(int argc, char **argv) {
     adamw.accum_steps = 1;
     adamw.skip_nonfinite = true;
     check_dp(c, "adamw clip guard", adamw, false);
+    asg_optim scaled = asg_adamw(0.01, 0.1); /* dynamic loss scaling, same on every rank */
+    scaled.loss_scale = 1024;
+    scaled.clip_norm = 0.05;
+    check_dp(c, "adamw loss scale clip", scaled, false);
     ZERO = true; /* the same steps with the optimizer state sharded */
     check_dp(c, "zero-1 adamw clip guard", adamw, false);
     adamw.accum_steps = 3;

@@ -168,6 +168,7 @@ static asg_status import_input(onnx_ctx *c, const Onnx__ValueInfoProto *vi, onnx
     return asg__error(ASG_ERR_UNSUPPORTED, "onnx import: input '%s' is not a tensor", vi->name);
   const Onnx__TypeProto__Tensor *tt = tp->tensor_type;
   asg_dtype dt;
+  v->onnx_type = tt->elem_type;
   if (!onnx__dtype(tt->elem_type, &dt, &v->is_bool))
     return asg__error(ASG_ERR_UNSUPPORTED,
                       "onnx import: input '%s': element type %s is not "
@@ -186,11 +187,6 @@ static asg_status import_input(onnx_ctx *c, const Onnx__ValueInfoProto *vi, onnx
       if (d->dim_value < 0)
         return asg__error(ASG_ERR_FORMAT, "onnx import: input '%s': dim %zu is %lld", vi->name, i,
                           (long long)d->dim_value);
-      if (d->dim_value == 0)
-        return asg__error(ASG_ERR_UNSUPPORTED,
-                          "onnx import: input '%s': dim %zu is 0 (ASG has "
-                          "no empty tensors)",
-                          vi->name, i);
       s.dims[i] = d->dim_value;
       continue;
     }
@@ -206,6 +202,23 @@ static asg_status import_input(onnx_ctx *c, const Onnx__ValueInfoProto *vi, onnx
     if (s.dims[i] == -1)
       return asg__error(ASG_ERR_GRAPH, "onnx import: input '%s': %s", vi->name,
                         asg_graph_error(c->g));
+  }
+  for (int i = 0; i < s.ndim; i++) {
+    if (s.dims[i] || !tt->shape->dim[i] ||
+        tt->shape->dim[i]->value_case != ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE)
+      continue;
+    /* No elements: the value is known (ASG has no empty tensors, so it is no
+     * program input); ops that read only its type or shape can use it. */
+    for (int k = 0; k < s.ndim; k++)
+      if (asg_dim_is_symbolic(s.dims[k]))
+        return asg__error(ASG_ERR_UNSUPPORTED,
+                          "onnx import: input '%s': dim %d is 0 and dim %d is symbolic (ASG "
+                          "has no empty tensors)",
+                          vi->name, i, k);
+    v->host = (asg_host_tensor){dt, s, malloc(1)};
+    if (!v->host.data) return asg__error(ASG_ERR_OOM, "onnx import: no memory");
+    v->has_host = v->empty_input = true;
+    return ASG_OK;
   }
   if (!asg_dim_is_symbolic(s.dims[0]) && s.ndim && asg_shape_numel(s) < 0)
     return asg__error(ASG_ERR_FORMAT, "onnx import: input '%s': shape too large", vi->name);
@@ -230,6 +243,7 @@ static asg_status import_initializer(onnx_ctx *c, const Onnx__TensorProto *tp, o
   char what[ONNX_MAX_NAME + 32];
   snprintf(what, sizeof what, "initializer '%s'", v->name);
   asg_host_tensor h;
+  v->onnx_type = tp->data_type;
   asg_status st = onnx__tensor_host(c, tp, what, &h, &v->is_bool);
   if (st) return st;
   if (c->o.initializers_as_constants || !asg_dtype_is_float(h.dtype) || !h.shape.ndim)
@@ -257,7 +271,7 @@ static bool name_ok(const char *s) { return s && strlen(s) <= ONNX_MAX_NAME; }
  * Shape -> Gather -> Concat -> Reshape) is evaluated now, on the CPU, so
  * that ops needing it at import time (shapes, axes) can read it. Values
  * that depend on variables are never folded (gradients must reach them). */
-static asg_status fold(onnx_ctx *c, onnx_val *v) {
+asg_status onnx__fold(onnx_ctx *c, onnx_val *v) {
   if (!v->t || v->has_host) return ASG_OK;
   asg_shape s = asg_tensor_shape(v->t);
   int64_t k = asg_shape_numel(s);
@@ -315,6 +329,11 @@ static asg_status import_node(onnx_ctx *c, const Onnx__NodeProto *n) {
                               "input '%s' is not defined before it is used "
                               "(missing initializer or unsorted graph)",
                               nm);
+    bool type_or_shape = !strcmp(n->op_type, "Shape") || !strcmp(n->op_type, "Size") ||
+                         (!strcmp(n->op_type, "CastLike") && i == 1);
+    if (in[i]->empty_input && !type_or_shape)
+      return onnx__node_error(c, ASG_ERR_UNSUPPORTED,
+                              "input '%s' is empty (ASG has no empty tensors)", nm);
   }
   onnx_val outs[8];
   int nout = (int)n->n_output;
@@ -322,7 +341,7 @@ static asg_status import_node(onnx_ctx *c, const Onnx__NodeProto *n) {
   memset(outs, 0, sizeof outs);
   /* in[] points into c->vals: copy the pointed values' addresses stay valid
    * because outputs are appended only after fn returns */
-  asg_status st = fn(c, n, in, (int)n->n_input, outs, nout);
+  asg_status st = onnx__sym_node(c, n, fn, in, (int)n->n_input, outs, nout);
   if (!st)
     for (int k = 0; k < nout; k++)
       if (n->output[k] && n->output[k][0] && !outs[k].t && !outs[k].has_host)
@@ -333,8 +352,10 @@ static asg_status import_node(onnx_ctx *c, const Onnx__NodeProto *n) {
     all_known = all_known && (!in[i] || in[i]->has_host);
   }
   for (int k = 0; k < nout; k++) {
-    outs[k].from_var = from_var;
-    if (!st && all_known && !from_var) st = fold(c, &outs[k]);
+    /* a value the op knew at import (Shape, shape arithmetic) is no function of
+     * a variable's values: later shape arithmetic on it may fold */
+    outs[k].from_var = from_var && !outs[k].has_host;
+    if (!st && all_known && !from_var) st = onnx__fold(c, &outs[k]);
   }
   for (int k = 0; k < nout; k++) {
     const char *nm = n->output[k];
@@ -424,11 +445,12 @@ static asg_status build(asg_onnx_model *m, const Onnx__ModelProto *mp) {
       if (bytes) memcpy(d, h.data, bytes);
       h.data = d;
       const Onnx__TypeProto *tp = vi->type;
-      v->is_bool = tp && tp->tensor_type && tp->tensor_type->elem_type == ONNX_BOOL;
+      v->onnx_type = tp && tp->tensor_type ? tp->tensor_type->elem_type : 0;
+      v->is_bool = v->onnx_type == ONNX_BOOL;
       st = const_val(c, v, &h);
     } else {
       st = import_input(c, vi, v);
-      m->in_idx[m->n_in++] = c->nvals - 1;
+      if (v->t) m->in_idx[m->n_in++] = c->nvals - 1; /* not an empty one */
     }
     if (st) return st;
   }

@@ -28,7 +28,18 @@ enum {
   ONNX_FLOAT16 = 10,
   ONNX_DOUBLE = 11,
   ONNX_UINT32 = 12,
-  ONNX_UINT64 = 13
+  ONNX_UINT64 = 13,
+  ONNX_BFLOAT16 = 16,
+  ONNX_FLOAT8E4M3FN = 17,
+  ONNX_FLOAT8E4M3FNUZ = 18,
+  ONNX_FLOAT8E5M2 = 19,
+  ONNX_FLOAT8E5M2FNUZ = 20,
+  ONNX_UINT4 = 21,
+  ONNX_INT4 = 22,
+  ONNX_FLOAT4E2M1 = 23,
+  ONNX_FLOAT8E8M0 = 24,
+  ONNX_UINT2 = 25,
+  ONNX_INT2 = 26
 };
 
 /* One named value while importing: its node, and its elements on the host
@@ -40,6 +51,9 @@ typedef struct onnx_val {
   asg_tensor *t;
   bool has_host, is_bool;
   bool from_var; /* depends on a variable: never folded into a constant */
+  uint64_t sym;  /* elements of host that are symbolic dims (onnx_symbolic.c) */
+  int32_t onnx_type; /* the ONNX element type when known (inputs, initializers, Cast), else 0 */
+  bool empty_input;  /* a graph input with a dim of 0: host only, usable for its type and shape */
   asg_host_tensor host;
 } onnx_val;
 
@@ -53,6 +67,7 @@ typedef struct onnx_ctx {
   uint64_t tensor_bytes;
   const Onnx__NodeProto *node; /* the node being imported, for messages */
   int node_index;
+  asg_tensor *iota; /* the ramp that a symbolic Range slices (onnx_symbolic.c) */
 } onnx_ctx;
 
 /* ---- onnx_load.c ---- */
@@ -80,6 +95,9 @@ asg_status onnx__node_error(onnx_ctx *c, asg_status s, const char *fmt, ...)
 /* The error of a constructor that returned NULL: the graph's message, or
  * (no graph error: a NULL input) an empty input, which ASG cannot hold. */
 asg_status onnx__build_error(onnx_ctx *c);
+/* Evaluates v now when it is small and static (its inputs known at import):
+ * sets v->host. import_node does it when all a node's inputs are known. */
+asg_status onnx__fold(onnx_ctx *c, onnx_val *v);
 /* Attributes of the current node. */
 const Onnx__AttributeProto *onnx__attr(const Onnx__NodeProto *n, const char *name);
 int64_t onnx__attr_int(const Onnx__NodeProto *n, const char *name, int64_t dflt);
@@ -100,6 +118,10 @@ typedef asg_status (*onnx_op_fn)(onnx_ctx *c, const Onnx__NodeProto *n, onnx_val
 /* The entry for op_type, or NULL; *since (may be NULL) gets the first
  * opset whose semantics the entry implements (0 when there is no entry). */
 onnx_op_fn onnx__find_op(const char *op_type, int *since);
+/* onnx_symbolic.c: runs fn, or evaluates the node at import when it works
+ * on shape values with symbolic dims (Shape of a dynamic axis, ...). */
+asg_status onnx__sym_node(onnx_ctx *c, const Onnx__NodeProto *n, onnx_op_fn fn, onnx_val **in,
+                          int nin, onnx_val *out, int nout);
 /* Axes from the "axes" attribute (older opsets) or the axes input (newer). */
 asg_status onnx__get_axes(onnx_ctx *c, const Onnx__NodeProto *n, onnx_val *inp, int64_t *ax,
                           int *k);
@@ -182,5 +204,8 @@ ONNX_OP(onnx__op_depth_to_space);
 ONNX_OP(onnx__op_space_to_depth);
 ONNX_OP(onnx__op_hardmax);
 ONNX_OP(onnx__op_one_hot);
+/* onnx_ops_cast.c: Cast, CastLike (the narrow types held in wider ones). */
+ONNX_OP(onnx__op_cast);
+ONNX_OP(onnx__op_cast_like);
 
 #endif

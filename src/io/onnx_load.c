@@ -5,6 +5,7 @@
 #define _XOPEN_SOURCE 700 /* realpath */
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -164,16 +165,32 @@ bool onnx__dtype(int32_t t, asg_dtype *dt, bool *is_bool) {
   case ONNX_UINT16:
   case ONNX_BOOL: *dt = ASG_I32; return true;
   case ONNX_INT64:
-  case ONNX_UINT32: *dt = ASG_I64; return true;
+  case ONNX_UINT32:
+  case ONNX_UINT64: *dt = ASG_I64; return true; /* uint64: values below 2^63 only */
+  case ONNX_FLOAT16:
+  case ONNX_BFLOAT16:
+  case ONNX_FLOAT8E4M3FN:
+  case ONNX_FLOAT8E4M3FNUZ:
+  case ONNX_FLOAT8E5M2:
+  case ONNX_FLOAT8E5M2FNUZ:
+  case ONNX_FLOAT8E8M0:
+  case ONNX_FLOAT4E2M1: *dt = ASG_F32; return true; /* their values, held exactly in F32 */
+  case ONNX_INT4:
+  case ONNX_UINT4:
+  case ONNX_INT2:
+  case ONNX_UINT2: *dt = ASG_I32; return true;
   default: return false;
   }
 }
 
 const char *onnx__type_name(int32_t t) {
-  static const char *names[] = {"undefined",  "float",   "uint8",  "int8",   "uint16",
-                                "int16",      "int32",   "int64",  "string", "bool",
-                                "float16",    "double",  "uint32", "uint64", "complex64",
-                                "complex128", "bfloat16"};
+  static const char *names[] = {
+      "undefined",      "float",    "uint8",        "int8",           "uint16",
+      "int16",          "int32",    "int64",        "string",         "bool",
+      "float16",        "double",   "uint32",       "uint64",         "complex64",
+      "complex128",     "bfloat16", "float8e4m3fn", "float8e4m3fnuz", "float8e5m2",
+      "float8e5m2fnuz", "uint4",    "int4",         "float4e2m1",     "float8e8m0",
+      "uint2",          "int2"};
   if (t >= 0 && t < (int32_t)(sizeof names / sizeof names[0])) return names[t];
   return "an unknown type";
 }
@@ -189,17 +206,39 @@ static size_t raw_size(int32_t t) {
   case ONNX_UINT64: return 8;
   case ONNX_INT16:
   case ONNX_UINT16:
-  case ONNX_FLOAT16: return 2;
+  case ONNX_FLOAT16:
+  case ONNX_BFLOAT16: return 2;
   case ONNX_INT8:
   case ONNX_UINT8:
-  case ONNX_BOOL: return 1;
+  case ONNX_BOOL:
+  case ONNX_FLOAT8E4M3FN:
+  case ONNX_FLOAT8E4M3FNUZ:
+  case ONNX_FLOAT8E5M2:
+  case ONNX_FLOAT8E5M2FNUZ:
+  case ONNX_FLOAT8E8M0: return 1; /* the packed 4- and 2-bit types are not read */
   default: return 0;
   }
 }
 
-/* Stores element i of raw little-endian bytes of ONNX type t into dst of dt. */
-static void put_raw(void *dst, asg_dtype dt, int64_t i, const uint8_t *src, int32_t t) {
-  const uint8_t *p = src + (size_t)i * raw_size(t);
+/* The value of an 8-bit float of ONNX type t (bits b): E4M3FN has NaN at
+ * S.1111.111 and no infinities, the FNUZ types NaN at 0x80 and no -0,
+ * E5M2 is IEEE-like. */
+static double float8_value(int32_t t, unsigned b) {
+  bool e5 = t == ONNX_FLOAT8E5M2 || t == ONNX_FLOAT8E5M2FNUZ;
+  bool uz = t == ONNX_FLOAT8E4M3FNUZ || t == ONNX_FLOAT8E5M2FNUZ;
+  int mb = e5 ? 2 : 3, bias = (e5 ? 15 : 7) + (uz ? 1 : 0);
+  unsigned e = (b >> mb) & (e5 ? 31u : 15u), m = b & ((1u << mb) - 1);
+  double sign = (b & 0x80) ? -1 : 1;
+  if (uz && b == 0x80) return NAN;
+  if (t == ONNX_FLOAT8E4M3FN && (b & 0x7f) == 0x7f) return NAN;
+  if (t == ONNX_FLOAT8E5M2 && e == 31) return m ? NAN : sign * INFINITY;
+  if (!e) return sign * ldexp(m, 1 - bias - mb);
+  return sign * ldexp((double)((1u << mb) | m), (int)e - bias - mb);
+}
+
+/* Stores the element at p (little-endian bytes of ONNX type t) as element i
+ * of dst (of dt). */
+static void put_raw(void *dst, asg_dtype dt, int64_t i, const uint8_t *p, int32_t t) {
   int64_t v = 0;
   double d = 0;
   bool is_f = false;
@@ -237,6 +276,18 @@ static void put_raw(void *dst, asg_dtype dt, int64_t i, const uint8_t *src, int3
     v = x;
     break;
   }
+  case ONNX_FLOAT16:
+  case ONNX_BFLOAT16: {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    d = t == ONNX_FLOAT16 ? asg_f16_to_f32(h) : asg_bf16_to_f32(h), is_f = true;
+    break;
+  }
+  case ONNX_FLOAT8E4M3FN:
+  case ONNX_FLOAT8E4M3FNUZ:
+  case ONNX_FLOAT8E5M2:
+  case ONNX_FLOAT8E5M2FNUZ: d = float8_value(t, p[0]), is_f = true; break;
+  case ONNX_FLOAT8E8M0: d = p[0] == 0xff ? NAN : ldexp(1, p[0] - 127), is_f = true; break;
   case ONNX_INT8: v = (int8_t)p[0]; break;
   case ONNX_UINT8: v = p[0]; break;
   case ONNX_BOOL: v = p[0] != 0; break;
@@ -392,7 +443,7 @@ asg_status onnx__tensor_host(onnx_ctx *c, const Onnx__TensorProto *tp, const cha
     st = read_external(c, tp, what, want, &ext);
     if (!st)
       for (int64_t i = 0; i < numel; i++)
-        put_raw(dst, dt, i, ext, t);
+        put_raw(dst, dt, i, ext + (size_t)i * rs, t);
     free(ext);
   } else if (tp->has_raw_data) {
     if (tp->raw_data.len != want)
@@ -402,7 +453,7 @@ asg_status onnx__tensor_host(onnx_ctx *c, const Onnx__TensorProto *tp, const cha
                       what, tp->raw_data.len, want);
     else
       for (int64_t i = 0; i < numel; i++)
-        put_raw(dst, dt, i, tp->raw_data.data, t);
+        put_raw(dst, dt, i, tp->raw_data.data + (size_t)i * rs, t);
   } else {
     /* typed fields: the one that matches the element type */
     size_t have = t == ONNX_FLOAT                        ? tp->n_float_data
@@ -417,6 +468,11 @@ asg_status onnx__tensor_host(onnx_ctx *c, const Onnx__TensorProto *tp, const cha
       double d = 0;
       int64_t v = 0;
       bool is_f = t == ONNX_FLOAT || t == ONNX_DOUBLE;
+      if (rs <= 2 && asg_dtype_is_float(dt)) { /* 16- and 8-bit floats: their bits in int32_data */
+        uint8_t bits[2] = {(uint8_t)tp->int32_data[i], (uint8_t)(tp->int32_data[i] >> 8)};
+        put_raw(dst, dt, i, bits, t);
+        continue;
+      }
       if (t == ONNX_FLOAT)
         d = tp->float_data[i];
       else if (t == ONNX_DOUBLE)
@@ -437,6 +493,12 @@ asg_status onnx__tensor_host(onnx_ctx *c, const Onnx__TensorProto *tp, const cha
         ((int64_t *)dst)[i] = v;
     }
   }
+  for (int64_t i = 0; !st && t == ONNX_UINT64 && i < numel; i++)
+    if (((const int64_t *)dst)[i] < 0) /* held as I64: only values below 2^63 */
+      st = asg__error(ASG_ERR_UNSUPPORTED,
+                      "onnx import: %s: uint64 value %llu at %lld is above 2^63-1 (ASG holds "
+                      "uint64 as int64)",
+                      what, (unsigned long long)((const int64_t *)dst)[i], (long long)i);
   if (st) {
     free(dst);
     return st;

@@ -182,6 +182,22 @@ BINARY(greater_equal, asg_ge, true)
 BINARY(and, and_fn, true)
 BINARY(or, or_fn, true)
 BINARY(xor, xor_fn, true)
+/* Integer Mod: the truncated remainder (fmod=1), moved by b when its sign
+ * differs from b's (fmod=0, Python's %). Float Mod would need floor. */
+static asg_tensor *rem_fn(asg_tensor *a, asg_tensor *b) {
+  return asg_sub(a, asg_mul(asg_div(a, b), b));
+}
+static asg_tensor *mod_fn(asg_tensor *a, asg_tensor *b) {
+  asg_tensor *r = rem_fn(a, b), *z = asg_scalar(asg_tensor_graph(a), asg_tensor_dtype(a), 0);
+  return asg_add(r, asg_mul(asg_mul(asg_ne(r, z), asg_ne(asg_lt(r, z), asg_lt(b, z))), b));
+}
+OP(mod) {
+  UNUSED;
+  NEED(2);
+  if (asg_dtype_is_float(asg_tensor_dtype(T(0))) || asg_dtype_is_float(asg_tensor_dtype(T(1))))
+    UNSUP("Mod of floats");
+  return binary(c, in, nin, out, onnx__attr_int(n, "fmod", 0) ? rem_fn : mod_fn, false);
+}
 
 OP(not ) {
   UNUSED;
@@ -235,41 +251,6 @@ OP(clip) {
   if (IN(1)) x = asg_maximum(x, T(1));
   if (IN(2)) x = asg_minimum(x, T(2));
   DONE(x);
-}
-
-OP(cast) {
-  UNUSED;
-  NEED(1);
-  int64_t to = onnx__attr_int(n, "to", 0);
-  asg_dtype dt;
-  bool is_bool;
-  if (!onnx__dtype((int32_t)to, &dt, &is_bool) ||
-      (to != ONNX_FLOAT && to != ONNX_DOUBLE && to != ONNX_INT32 && to != ONNX_INT64 &&
-       to != ONNX_BOOL))
-    UNSUP("cast to %s", onnx__type_name((int32_t)to));
-  if (is_bool) {
-    out[0].is_bool = true;
-    asg_tensor *x = T(0);
-    DONE(asg_cast(asg_ne(x, asg_scalar(c->g, asg_tensor_dtype(x), 0)), ASG_I32));
-  }
-  if (onnx__small_int(in[0]) && (dt == ASG_I64 || dt == ASG_I32)) {
-    int64_t v[ASG_MAX_DIMS * 8];
-    int k;
-    asg_status st = onnx__host_ints(c, in[0], "input", v, ASG_MAX_DIMS * 8, &k);
-    if (!st && dt == ASG_I64) return onnx__host_result(c, out, v, k, in[0]->host.shape.ndim == 0);
-  }
-  DONE(asg_cast(T(0), dt));
-}
-
-OP(cast_like) {
-  UNUSED;
-  NEED(2);
-  if (in[1]->is_bool) {
-    out[0].is_bool = true;
-    asg_tensor *x = T(0);
-    DONE(asg_cast(asg_ne(x, asg_scalar(c->g, asg_tensor_dtype(x), 0)), ASG_I32));
-  }
-  DONE(asg_cast(T(0), asg_tensor_dtype(T(1))));
 }
 
 /* ---- linear algebra ---- */
@@ -328,7 +309,10 @@ OP(log_softmax) {
   return softmax_like(c, n, in, nin, out, true);
 }
 
-OP(dropout) { /* inference: the identity */
+/* Dropout in inference, or in training with a ratio of 0: the identity,
+ * and a mask of all true. Training with a ratio draws random masks that
+ * no file can pin down: refused. */
+OP(dropout) {
   UNUSED;
   NEED(1);
   if (IN(2)) {
@@ -336,10 +320,23 @@ OP(dropout) { /* inference: the identity */
     int k;
     asg_status st = onnx__host_ints(c, in[2], "training_mode", tm, 1, &k);
     if (st) return st;
-    if (k == 1 && tm[0]) UNSUP("training_mode=true");
+    if (k == 1 && tm[0]) {
+      double ratio = onnx__attr_float(n, "ratio", 0.5);
+      if (IN(1)) {
+        if (!in[1]->has_host || asg_shape_numel(in[1]->host.shape) != 1)
+          UNSUP("input '%s' (ratio) must be known at import time with training_mode=true",
+                in[1]->name);
+        const void *d = in[1]->host.data;
+        ratio = in[1]->host.dtype == ASG_F32 ? ((const float *)d)[0] : ((const double *)d)[0];
+      }
+      if (ratio != 0) UNSUP("training_mode=true (random masks)");
+    }
   }
-  if (nout > 1 && n->output[1] && n->output[1][0]) UNSUP("the mask output");
-  return op_identity(c, n, in, 1, out, 1);
+  asg_status st = op_identity(c, n, in, 1, out, 1);
+  if (st || nout < 2 || !n->output[1] || !n->output[1][0]) return st;
+  out[1].is_bool = true;
+  out[1].t = asg_fill(c->g, ASG_I32, asg_tensor_shape(T(0)), 1);
+  return out[1].t ? ASG_OK : onnx__build_error(c);
 }
 
 /* ArgMax / ArgMin; select_last_index through a reversed gather. */
@@ -396,7 +393,7 @@ static const onnx_op ops[] = {
     {"ArgMin", 11, op_argmin},
     {"AveragePool", 11, onnx__op_avg_pool},
     {"BatchNormalization", 9, onnx__op_batch_norm},
-    {"Cast", 6, op_cast},
+    {"Cast", 6, onnx__op_cast},
     {"Clip", 11, op_clip},
     {"Concat", 11, onnx__op_concat},
     {"Constant", 12, onnx__op_constant},
@@ -434,6 +431,7 @@ static const onnx_op ops[] = {
     {"Mean", 8, op_mean},
     {"Min", 8, op_min},
     {"Mish", 18, op_mish},
+    {"Mod", 10, op_mod},
     {"Mul", 7, op_mul},
     {"Neg", 6, op_neg},
     {"Not", 1, op_not},
@@ -477,7 +475,7 @@ static const onnx_op ops[] = {
     {"Asinh", 9, op_asinh},
     {"Atanh", 9, op_atanh},
     {"Attention", 23, onnx__op_attention},
-    {"CastLike", 15, op_cast_like},
+    {"CastLike", 15, onnx__op_cast_like},
     {"Celu", 12, op_celu},
     {"Cosh", 9, op_cosh},
     {"CumSum", 11, onnx__op_cumsum},

@@ -254,6 +254,24 @@ ONNX_OP(onnx__op_trilu) {
 }
 
 /* CumSum as a product with a triangular matrix along the axis. */
+/* x shifted by k (0 < k < d) along axis: k zeros first (or last when rev). */
+static asg_tensor *shift(asg_tensor *x, int axis, int64_t d, int64_t k, bool rev) {
+  asg_tensor *kept = rev ? asg_slice(x, axis, k, d, 1) : asg_slice(x, axis, 0, d - k, 1);
+  return onnx__pad_axis(kept, axis, rev ? 0 : k, rev ? k : 0, 0);
+}
+
+/* Integer cumulative sums by doubling steps (y += y shifted by 1, 2, 4,
+ * ...): integer additions only, exact (wrapping as ONNX's integers do). */
+static asg_tensor *int_cumsum(asg_tensor *x, int axis, int64_t d, bool excl, bool rev) {
+  if (excl) {
+    if (d == 1) return asg_mul(x, asg_scalar(asg_tensor_graph(x), asg_tensor_dtype(x), 0));
+    x = shift(x, axis, d, 1, rev);
+  }
+  for (int64_t k = 1; k < d; k *= 2)
+    x = asg_add(x, shift(x, axis, d, k, rev));
+  return x;
+}
+
 ONNX_OP(onnx__op_cumsum) {
   UNUSED;
   NEED(2);
@@ -268,8 +286,8 @@ ONNX_OP(onnx__op_cumsum) {
   if (ax < 0) ax += s.ndim;
   int64_t d = s.dims[ax];
   if (asg_dim_is_symbolic(d) || d > 4096) UNSUP("cumulative sum over this dim");
-  if (!asg_dtype_is_float(asg_tensor_dtype(x))) UNSUP("integer cumulative sums");
   bool excl = onnx__attr_int(n, "exclusive", 0) != 0, rev = onnx__attr_int(n, "reverse", 0) != 0;
+  if (!asg_dtype_is_float(asg_tensor_dtype(x))) DONE(int_cumsum(x, (int)ax, d, excl, rev));
   double *m = malloc(8 * (size_t)(d * d));
   if (!m) return onnx__node_error(c, ASG_ERR_OOM, "no memory");
   for (int64_t i = 0; i < d; i++) /* out[j] = sum_i x[i] * m[i][j] */

@@ -12,10 +12,12 @@
 
 static int rank(const asg_tensor *t) { return asg_tensor_shape(t).ndim; }
 
-/* Spatial attributes of a node, for nsp (1 or 2) spatial axes. */
+/* Spatial attributes of a node, for nsp (1 to 3) spatial axes. */
+#define SP_MAX 3
 typedef struct sp_attrs {
   int nsp;
-  int64_t kernel[2], stride[2], dil[2], pb[2], pe[2]; /* pads at the begin / end */
+  int64_t kernel[SP_MAX], stride[SP_MAX], dil[SP_MAX], pb[SP_MAX],
+      pe[SP_MAX]; /* pads: begin / end */
   char auto_pad[16];
 } sp_attrs;
 
@@ -41,10 +43,11 @@ static asg_status spatial(onnx_ctx *c, const Onnx__NodeProto *n, asg_shape xs, c
                           bool transpose, sp_attrs *a) {
   int nsp = xs.ndim - 2;
   memset(a, 0, sizeof *a);
+  if (nsp < 1 || nsp > SP_MAX) UNSUP("%d spatial axes", nsp);
   a->nsp = nsp;
-  for (int i = 0; i < 2; i++)
+  for (int i = 0; i < SP_MAX; i++)
     a->kernel[i] = a->stride[i] = a->dil[i] = 1;
-  int64_t pads[4] = {0, 0, 0, 0};
+  int64_t pads[2 * SP_MAX] = {0};
   asg_status st = read_ints(c, n, "strides", nsp, 1, a->stride);
   if (!st) st = read_ints(c, n, "dilations", nsp, 1, a->dil);
   if (!st) st = read_ints(c, n, "pads", 2 * nsp, 0, pads);
@@ -195,65 +198,179 @@ ONNX_OP(onnx__op_conv_transpose) {
   DONE(from_2d(y, nsp));
 }
 
+/* Pooling that ASG's 2-D pools cannot do (3-D, dilations, the Indices
+ * output) as the max / sum over the kernel's offsets of strided slices of
+ * the padded input: exact for max, the same sums for the average. o[i] is
+ * the output size of spatial axis i; xp the padded input. Indices (NULL if
+ * not wanted): the position of the first maximum in the unpadded input,
+ * flattened over all its axes as ONNX does. */
+#define POOL_MAX_OFFSETS 4096
+static asg_tensor *pool_slices(onnx_ctx *c, asg_tensor *xp, const sp_attrs *a, const int64_t *o,
+                               bool is_max, asg_shape xs, asg_tensor **indices) {
+  int nsp = a->nsp;
+  int64_t noff = 1, k[SP_MAX] = {0};
+  for (int i = 0; i < nsp; i++)
+    noff *= a->kernel[i];
+  asg_tensor *acc = NULL, *idx = NULL;
+  for (int64_t off = 0; off < noff; off++) {
+    int64_t r = off;
+    for (int i = nsp - 1; i >= 0; i--) /* row-major offsets: the first maximum wins ties */
+      k[i] = r % a->kernel[i], r /= a->kernel[i];
+    asg_tensor *p = xp;
+    for (int i = 0; i < nsp; i++) {
+      int64_t b = k[i] * a->dil[i];
+      p = asg_slice(p, 2 + i, b, b + (o[i] - 1) * a->stride[i] + 1, a->stride[i]);
+    }
+    asg_tensor *pos = NULL;
+    if (indices) { /* flat position within one (n, c) plane; -1 in the padding */
+      asg_shape ps = {xs.ndim, {1, 1}};
+      int64_t cnt = 1;
+      for (int i = 0; i < nsp; i++)
+        ps.dims[2 + i] = o[i], cnt *= o[i];
+      int64_t *v = malloc(8 * (size_t)cnt);
+      if (!v) return NULL;
+      for (int64_t j = 0; j < cnt; j++) {
+        int64_t rem = j, flat = 0, mul = 1;
+        bool inside = true;
+        for (int i = nsp - 1; i >= 0; i--) {
+          int64_t oi = rem % o[i], at = oi * a->stride[i] + k[i] * a->dil[i] - a->pb[i];
+          rem /= o[i];
+          inside = inside && at >= 0 && at < xs.dims[2 + i];
+          flat += at * mul, mul *= xs.dims[2 + i];
+        }
+        v[j] = inside ? flat : -1;
+      }
+      pos = asg_constant(c->g, ASG_I64, ps, v);
+      free(v);
+    }
+    if (!acc) {
+      acc = p, idx = pos;
+    } else if (!is_max) {
+      acc = asg_add(acc, p);
+    } else if (indices) {
+      asg_tensor *better = asg_gt(p, acc);
+      acc = asg_where(better, p, acc);
+      idx = asg_where(asg_cast(better, ASG_I64), asg_broadcast_to(pos, asg_tensor_shape(idx)), idx);
+    } else {
+      acc = asg_maximum(acc, p);
+    }
+  }
+  if (indices) { /* plus the start of each (n, c) plane */
+    int64_t plane = 1;
+    for (int i = 0; i < nsp; i++)
+      plane *= xs.dims[2 + i];
+    asg_shape bs = {xs.ndim, {xs.dims[0], xs.dims[1]}};
+    for (int i = 0; i < nsp; i++)
+      bs.dims[2 + i] = 1;
+    int64_t nb = xs.dims[0] * xs.dims[1];
+    int64_t *v = malloc(8 * (size_t)nb);
+    if (!v) return NULL;
+    for (int64_t j = 0; j < nb; j++)
+      v[j] = j * plane;
+    *indices = asg_add(idx, asg_constant(c->g, ASG_I64, bs, v));
+    free(v);
+  }
+  return acc;
+}
+
 /* MaxPool / AveragePool: native padding when ASG's pool takes it, else
  * explicit padding; ceil_mode adds padding at the end that an average
- * does not count. */
+ * does not count. 3-D pools, dilations and the Indices output go through
+ * pool_slices; integers are max-pooled in F64 (exact). */
 static asg_status pool(onnx_ctx *c, const Onnx__NodeProto *n, onnx_val **in, int nin, onnx_val *out,
                        int nout, bool is_max) {
   NEED(1);
   asg_tensor *x = T(0);
   asg_shape xs = asg_tensor_shape(x);
   int nsp = xs.ndim - 2;
-  if (nsp != 1 && nsp != 2) UNSUP("%d-D pooling (ASG has 1-D and 2-D)", nsp);
-  if (nout > 1 && n->output[1] && n->output[1][0]) UNSUP("the Indices output");
-  if (!asg_dtype_is_float(asg_tensor_dtype(x))) UNSUP("pooling of integers");
+  if (nsp < 1 || nsp > SP_MAX) UNSUP("%d-D pooling (ASG has 1-D to 3-D)", nsp);
+  bool want_idx = is_max && nout > 1 && n->output[1] && n->output[1][0];
+  asg_dtype dt = asg_tensor_dtype(x);
+  if (!asg_dtype_is_float(dt)) {
+    if (!is_max) UNSUP("average pooling of integers");
+    x = asg_cast(x, ASG_F64);
+  }
   sp_attrs a;
   asg_status st = spatial(c, n, xs, NULL, false, &a);
   if (st) return st;
+  bool dilated = false;
   for (int i = 0; i < nsp; i++)
-    if (a.dil[i] != 1) UNSUP("dilations");
+    dilated = dilated || a.dil[i] != 1;
   if (onnx__attr_int(n, "storage_order", 0)) UNSUP("storage_order=1");
   bool ceil_mode = onnx__attr_int(n, "ceil_mode", 0) != 0;
   bool include = is_max || onnx__attr_int(n, "count_include_pad", 0) != 0;
-  int64_t extra[2] = {0, 0};
-  bool native = symmetric(&a);
+  bool sliced = nsp == 3 || dilated || want_idx;
+  int64_t extra[SP_MAX] = {0}, o[SP_MAX] = {0};
+  bool native = symmetric(&a) && !sliced;
   for (int i = 0; i < nsp; i++) {
-    int64_t in_ = xs.dims[2 + i], span = in_ + a.pb[i] + a.pe[i] - a.kernel[i];
+    int64_t in_ = xs.dims[2 + i], ke = (a.kernel[i] - 1) * a.dil[i] + 1;
+    int64_t span = in_ + a.pb[i] + a.pe[i] - ke;
     if (asg_dim_is_symbolic(in_)) {
-      if (ceil_mode) UNSUP("ceil_mode on a symbolic dim");
+      if (ceil_mode || sliced) UNSUP("ceil_mode, dilations or 3-D pooling on a symbolic dim");
       continue;
     }
     if (span < 0) return onnx__node_error(c, ASG_ERR_SHAPE, "kernel larger than the input");
+    o[i] = span / a.stride[i] + 1;
     if (ceil_mode) {
-      int64_t o = (span + a.stride[i] - 1) / a.stride[i] + 1;
-      if ((o - 1) * a.stride[i] >= in_ + a.pb[i]) o--; /* no window starting in the end pad */
-      extra[i] = (o - 1) * a.stride[i] + a.kernel[i] - (in_ + a.pb[i] + a.pe[i]);
+      o[i] = (span + a.stride[i] - 1) / a.stride[i] + 1;
+      if ((o[i] - 1) * a.stride[i] >= in_ + a.pb[i]) o[i]--; /* no window starting in the end pad */
+      extra[i] = (o[i] - 1) * a.stride[i] + ke - (in_ + a.pb[i] + a.pe[i]);
       if (extra[i] < 0) extra[i] = 0;
     }
     if (extra[i] || 2 * a.pb[i] > a.kernel[i]) native = false;
   }
-  if ((a.pb[0] || a.pb[1] || a.pe[0] || a.pe[1]) && !include) native = false;
+  if (sliced) {
+    int64_t noff = 1;
+    for (int i = 0; i < nsp; i++)
+      noff *= a.kernel[i];
+    if (noff > POOL_MAX_OFFSETS) UNSUP("a pooling window of %lld cells", (long long)noff);
+    if (want_idx && (asg_dim_is_symbolic(xs.dims[0]) || asg_dim_is_symbolic(xs.dims[1])))
+      UNSUP("the Indices output on a symbolic batch or channel dim");
+  }
+  for (int i = 0; i < nsp; i++)
+    if (a.pb[i] || a.pe[i]) native = native && include;
   asg_pool_params p;
   memset(&p, 0, sizeof p);
-  for (int i = 0; i < 2; i++)
+  for (int i = 0; i < 2; i++) /* a 1-D pool's second axis: kernel and stride 1 */
     p.kernel[i] = (int)a.kernel[i], p.stride[i] = (int)a.stride[i];
+  asg_tensor *y, *idx = NULL;
   if (native) {
     for (int i = 0; i < nsp; i++)
       p.padding[i] = (int)a.pb[i];
     x = to_2d(x, nsp);
-    DONE(from_2d(is_max ? asg_max_pool2d(x, p) : asg_avg_pool2d(x, p), nsp));
+    y = from_2d(is_max ? asg_max_pool2d(x, p) : asg_avg_pool2d(x, p), nsp);
+  } else if (is_max) {
+    asg_tensor *xp = pad_all(x, &a, extra, -INFINITY);
+    y = sliced ? pool_slices(c, xp, &a, o, true, xs, want_idx ? &idx : NULL)
+               : from_2d(asg_max_pool2d(to_2d(xp, nsp), p), nsp);
+    if (sliced && !y && !asg_graph_status(c->g))
+      return onnx__node_error(c, ASG_ERR_OOM, "no memory");
+  } else {
+    /* average over the counted cells only: pool(x padded with 0) / pool(mask) */
+    asg_shape ms = xs;
+    ms.dims[0] = ms.dims[1] = 1;
+    asg_tensor *mask = asg_fill(c->g, asg_tensor_dtype(x), ms, 1);
+    for (int i = 0; i < nsp; i++) {
+      mask = onnx__pad_axis(mask, 2 + i, a.pb[i], a.pe[i], include ? 1 : 0);
+      mask = onnx__pad_axis(mask, 2 + i, 0, extra[i], 0);
+    }
+    asg_tensor *xp = pad_all(x, &a, extra, 0);
+    if (sliced) {
+      y = pool_slices(c, xp, &a, o, false, xs, NULL);
+      asg_tensor *cnt = y ? pool_slices(c, mask, &a, o, false, xs, NULL) : NULL;
+      if (!cnt && !asg_graph_status(c->g)) return onnx__node_error(c, ASG_ERR_OOM, "no memory");
+      y = asg_div(y, cnt);
+    } else {
+      y = from_2d(asg_div(asg_avg_pool2d(to_2d(xp, nsp), p), asg_avg_pool2d(to_2d(mask, nsp), p)),
+                  nsp);
+    }
   }
-  if (is_max) DONE(from_2d(asg_max_pool2d(to_2d(pad_all(x, &a, extra, -INFINITY), nsp), p), nsp));
-  /* average over the counted cells only: pool(x padded with 0) / pool(mask) */
-  asg_tensor *y = asg_avg_pool2d(to_2d(pad_all(x, &a, extra, 0), nsp), p);
-  asg_shape ms = xs;
-  ms.dims[0] = ms.dims[1] = 1;
-  asg_tensor *mask = asg_fill(c->g, asg_tensor_dtype(x), ms, 1);
-  for (int i = 0; i < nsp; i++) {
-    mask = onnx__pad_axis(mask, 2 + i, a.pb[i], a.pe[i], include ? 1 : 0);
-    mask = onnx__pad_axis(mask, 2 + i, 0, extra[i], 0);
+  if (!asg_dtype_is_float(dt)) y = asg_cast(y, dt);
+  if (want_idx) {
+    out[1].t = idx;
+    if (!idx) return onnx__build_error(c);
   }
-  DONE(from_2d(asg_div(y, asg_avg_pool2d(to_2d(mask, nsp), p)), nsp));
+  DONE(y);
 }
 ONNX_OP(onnx__op_max_pool) {
   UNUSED;
@@ -295,13 +412,29 @@ static asg_tensor *per_channel(asg_tensor *v, int r) {
 ONNX_OP(onnx__op_batch_norm) {
   UNUSED;
   NEED(5);
-  if (onnx__attr_int(n, "training_mode", 0)) UNSUP("training_mode=1");
   asg_tensor *x = T(0);
   int r = rank(x);
   if (r < 2) UNSUP("rank %d input", r);
+  asg_tensor *mean = per_channel(T(3), r), *var = per_channel(T(4), r);
   double eps = onnx__attr_float(n, "epsilon", 1e-5);
-  asg_tensor *inv = asg_rsqrt(asg_add_scalar(per_channel(T(4), r), eps));
-  asg_tensor *y = asg_mul(asg_sub(x, per_channel(T(3), r)), asg_mul(inv, per_channel(T(1), r)));
+  if (onnx__attr_int(n, "training_mode", 0)) {
+    /* the batch's statistics (population variance); outputs 1 and 2 are the
+     * running ones moved by momentum toward them */
+    asg_axes ax = {0, {0}};
+    for (int i = 0; i < r; i++)
+      if (i != 1) ax.axis[ax.n++] = i;
+    asg_tensor *bm = asg_mean(x, ax, true), *bv = asg_var(x, ax, 0, true);
+    double mom = onnx__attr_float(n, "momentum", 0.9);
+    asg_shape cs = asg_tensor_shape(T(3));
+    for (int k = 1; k < 3 && k < nout; k++) {
+      asg_tensor *run = k == 1 ? T(3) : T(4), *cur = asg_reshape(k == 1 ? bm : bv, cs);
+      out[k].t = asg_add(asg_mul_scalar(run, mom), asg_mul_scalar(cur, 1 - mom));
+      if (!out[k].t) return onnx__build_error(c);
+    }
+    mean = bm, var = bv;
+  }
+  asg_tensor *inv = asg_rsqrt(asg_add_scalar(var, eps));
+  asg_tensor *y = asg_mul(asg_sub(x, mean), asg_mul(inv, per_channel(T(1), r)));
   DONE(asg_add(y, per_channel(T(2), r)));
 }
 

@@ -333,7 +333,7 @@ ONNX_OP(onnx__op_expand) {
 ONNX_OP(onnx__op_shape) {
   UNUSED;
   NEED(1);
-  asg_shape s = asg_tensor_shape(T(0));
+  asg_shape s = T(0) ? asg_tensor_shape(T(0)) : in[0]->host.shape; /* an empty value: host only */
   int64_t lo = onnx__attr_int(n, "start", 0), hi = onnx__attr_int(n, "end", s.ndim);
   if (lo < 0) lo += s.ndim;
   if (hi < 0) hi += s.ndim;
@@ -347,7 +347,7 @@ ONNX_OP(onnx__op_shape) {
 ONNX_OP(onnx__op_size) {
   UNUSED;
   NEED(1);
-  int64_t k = asg_shape_numel(asg_tensor_shape(T(0)));
+  int64_t k = asg_shape_numel(T(0) ? asg_tensor_shape(T(0)) : in[0]->host.shape);
   if (k < 0) UNSUP("Size of a symbolic shape");
   return onnx__host_result(c, out, &k, 1, true);
 }
@@ -360,6 +360,7 @@ ONNX_OP(onnx__op_constant) {
   if (!strcmp(a->name, "value") && a->t) {
     asg_status st = onnx__tensor_host(c, a->t, "value", &h, &out[0].is_bool);
     if (st) return onnx__node_error(c, st, "%s", asg_last_error());
+    out[0].onnx_type = a->t->data_type;
   } else if (!strcmp(a->name, "value_float") || !strcmp(a->name, "value_floats")) {
     size_t k = a->has_f ? 1 : a->n_floats;
     h = (asg_host_tensor){ASG_F32, a->has_f ? ASG_SCALAR : ASG_SHAPE((int64_t)k),
@@ -376,9 +377,10 @@ ONNX_OP(onnx__op_constant) {
     return onnx__host_result(c, out, v, (int)k, a->has_i);
   } else
     UNSUP("attribute '%s'", a->name);
-  out[0].t = asg_constant(c->g, h.dtype, h.shape, h.data);
   out[0].host = h;
   out[0].has_host = true;
+  if (asg_shape_numel(h.shape) == 0) return ASG_OK; /* empty: known on the host only */
+  out[0].t = asg_constant(c->g, h.dtype, h.shape, h.data);
   if (!out[0].t) return onnx__build_error(c);
   return ASG_OK;
 }

@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
 """Runs the ONNX backend node cases (written by gen_cases.py) through ASG's
 importer on the CPU (libasg through ctypes) and compares the outputs with
-the expected ones (rtol 1e-3, atol 1e-7 for floats as onnx's backend test;
-integers and bools exactly). Writes a Markdown table per operator (passed /
-failed / unsupported) and the list of passing cases.
+the expected ones (rtol 1e-3, atol 1e-7 for floats as onnx's backend test,
+bfloat16 with rtol 2^-6 as there; integers and bools exactly). The narrow
+types (float16, bfloat16, float8, float4, int4/int2, uint64 below 2^63) are
+fed widened to the dtype ASG holds them in, which is exact; float16 and
+bfloat16 outputs are converted back to their type before the comparison (as
+a caller does). Writes a Markdown table per operator (passed / failed /
+unsupported) and the list of passing cases.
 
   run_cases.py LIBASG CASES_DIR TABLE.md [--baseline tests/onnx/supported.txt]
                [--update-baseline] [--doc docs/onnx.md] [-k SUBSTRING]
@@ -73,13 +77,30 @@ def load(lib_path):
     return lib
 
 
+# ONNX types that ASG holds in a wider dtype with the same values (docs/onnx.md,
+# "Element types"): the narrow floats as F32, the small integers as I32.
+NARROW_FLOATS = {"float16", "bfloat16", "float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2",
+                 "float8_e5m2fnuz", "float4_e2m1fn", "float8_e8m0fnu"}
+SMALL_INTS = {"int4", "uint4", "int2", "uint2"}
+
+
 def asg_dtype(a):
+    """(ASG dtype, the values as that dtype, exactly), or (None, a)."""
     if a.dtype == np.float32: return ASG_F32, a
     if a.dtype == np.float64: return ASG_F64, a
+    if a.dtype.name in NARROW_FLOATS: return ASG_F32, a.astype(np.float32)
     if a.dtype == np.int64 or a.dtype == np.uint32: return ASG_I64, a.astype(np.int64)
+    if a.dtype == np.uint64 and (a.size == 0 or a.max() <= np.iinfo(np.int64).max):
+        return ASG_I64, a.astype(np.int64)  # uint64 values below 2^63 only
     if a.dtype in (np.int32, np.int16, np.int8, np.uint8, np.uint16, np.bool_):
         return ASG_I32, a.astype(np.int32)
+    if a.dtype.name in SMALL_INTS: return ASG_I32, a.astype(np.int32)
     return None, a
+
+
+def dtype_why(a):
+    if a.dtype == np.uint64: return "uint64 above 2^63-1"
+    return str(a.dtype)
 
 
 def shape_of(a):
@@ -119,7 +140,7 @@ def run_case_frozen(lib, d, freeze_all_small):
         if -1 not in dims and int(np.prod(dims)) == a.size:
             a = a.reshape(dims)  # e.g. a scalar input stored as [1]
         dt, a = asg_dtype(np.require(a, requirements="C"))
-        if dt is None: return "unsupported", f"input dtype {a.dtype}"
+        if dt is None: return "unsupported", f"input dtype {dtype_why(a)}"
         a = np.require(a, requirements="C")
         keep.append(a)
         if (dt in (ASG_I32, ASG_I64) or freeze_all_small) and a.ndim <= 1:
@@ -128,7 +149,7 @@ def run_case_frozen(lib, d, freeze_all_small):
         else:
             feeds.append((vi.name, dt, a))
     for e in outs:
-        if asg_dtype(e)[0] is None: return "unsupported", f"output dtype {e.dtype}"
+        if asg_dtype(e)[0] is None: return "unsupported", f"output dtype {dtype_why(e)}"
     opts = Opts()
     arr = (ConstInput * max(1, len(consts)))(*consts)
     opts.n_const_inputs, opts.const_inputs = len(consts), arr
@@ -157,10 +178,14 @@ def run_case_frozen(lib, d, freeze_all_small):
             got = np.empty(shp, NP[lib.asg_tensor_dtype(ts[i])])
             if lib.asg_program_fetch(p, ts[i], got.ctypes.data, got.nbytes):
                 return "fail", "fetch: " + lib.asg_last_error().decode(errors="replace")
+            if e.dtype.name in ("float16", "bfloat16"):  # back to the model's type, as a
+                got = got.astype(e.dtype)                  # caller does (asg_convert)
             if e.dtype == np.bool_:
                 ok = np.array_equal(got != 0, e)
-            elif np.issubdtype(e.dtype, np.floating):
-                ok = np.allclose(got.astype(np.float64), e.astype(np.float64), rtol=1e-3,
+            elif np.issubdtype(e.dtype, np.floating) or e.dtype.name in NARROW_FLOATS:
+                # onnx's backend test: bfloat16 within two of its ulps
+                rtol = 2.0**-6 if e.dtype.name == "bfloat16" else 1e-3
+                ok = np.allclose(got.astype(np.float64), e.astype(np.float64), rtol=rtol,
                                  atol=1e-7, equal_nan=True)
             else:
                 ok = np.array_equal(got.astype(np.int64), e.astype(np.int64))

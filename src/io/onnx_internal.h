@@ -50,8 +50,8 @@ typedef struct onnx_val {
   char *name;
   asg_tensor *t;
   bool has_host, is_bool;
-  bool from_var; /* depends on a variable: never folded into a constant */
-  uint64_t sym;  /* elements of host that are symbolic dims (onnx_symbolic.c) */
+  bool from_var;     /* depends on a variable: never folded into a constant */
+  uint64_t sym;      /* elements of host that are symbolic dims (onnx_symbolic.c) */
   int32_t onnx_type; /* the ONNX element type when known (inputs, initializers, Cast), else 0 */
   bool empty_input;  /* a graph input with a dim of 0: host only, usable for its type and shape */
   asg_host_tensor host;

@@ -248,7 +248,7 @@ def main():
     asg_sup.argtypes, asg_sup.restype = [C.c_char_p, C.c_int64], C.c_bool
     rows = defaultdict(lambda: [0, 0, 0])
     passed, failures = [], []
-    claimed = claimed_pass = 0
+    claimed = claimed_pass = claimed_fail = 0
     reasons = defaultdict(int)  # why cases of mapped operators were refused
     for name in sorted(os.listdir(cases)):
         if sub not in name: continue
@@ -260,6 +260,7 @@ def main():
         if mine:
             claimed += 1
             claimed_pass += res == "pass"
+            claimed_fail += res == "fail"
         if res == "pass": passed.append(f"{op} {name}")
         elif res == "fail": failures.append(f"FAIL {name}: {msg[:300]}")
         elif mine:
@@ -274,8 +275,8 @@ def main():
              f"- Cases ASG imports (it claims them): {imported}, of which {tot[0]} pass "
              f"({ipct:.1f}%).",
              f"- Cases whose operators are all in ASG's table: {claimed}, of which {claimed_pass} "
-             f"pass ({pct:.1f}%); the others are refused with ASG_ERR_UNSUPPORTED, for these "
-             f"reasons:", ""]
+             f"pass ({pct:.1f}%) and {claimed_fail} fail; the others are refused with "
+             f"ASG_ERR_UNSUPPORTED, for these reasons:", ""]
     for r, k in sorted(reasons.items(), key=lambda x: (-x[1], x[0])):
         lines.append(f"  - {k}: {r}")
     lines += ["", "| operator | passed | failed | unsupported |", "|---|---|---|---|"]

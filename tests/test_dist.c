@@ -213,7 +213,8 @@ static void check_zero_checkpoint(asg_comm *c) {
   double wa[IN * HID], wb[IN * HID];
   TU_CHECK(ok && tu_get_var(a.p, "l1.weight", wa) == IN * HID &&
                tu_get_var(b.p, "l1.weight", wb) == IN * HID &&
-               tu_close("resumed", wb, wa, IN * HID, 0, 0),
+               /* bitwise on the CPU; GPU programs may pick other GEMM algorithms */
+               tu_close("resumed", wb, wa, IN * HID, 0, strcmp(BACKEND, "cpu") ? 1e-5 : 0),
            "zero-1: a resumed rank does not continue as the original");
   asg_program_free(a.p), asg_program_free(b.p);
   asg_graph_free(a.g), asg_graph_free(b.g);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "backends/cpu/cpu.h"
+#include "backends/cpu/cpu_simd.h"
 #include "runtime/layout.h"
 
 #define CHUNK 16384
@@ -241,6 +242,37 @@ DEF_UNARY_FLOAT(f64, double, MD)
 DEF_UNARY_INT(i32, int32_t)
 DEF_UNARY_INT(i64, int64_t)
 
+/* f32 erf and gelu (the exporters' GELU is built on Erf): libm's erff is a
+ * scalar call per element; asg_erff_fast (cpu_simd.h) vectorizes, at every
+ * SIMD level with the same results. o [n] = f(a [n]). */
+ASG_ALWAYS_INLINE void erf_gelu_f32(bool gelu, float *o, const float *a, int64_t n) {
+  if (gelu)
+    for (int64_t i = 0; i < n; i++)
+      o[i] = 0.5f * a[i] * (1.0f + asg_erff_fast(a[i] * 0.70710678118654752440f));
+  else
+    for (int64_t i = 0; i < n; i++)
+      o[i] = asg_erff_fast(a[i]);
+}
+#ifdef ASG_SIMD_X86
+ASG_TARGET_AVX512 static void erf_gelu_f32_avx512(bool gelu, float *o, const float *a, int64_t n) {
+  erf_gelu_f32(gelu, o, a, n);
+}
+ASG_TARGET_AVX2 static void erf_gelu_f32_avx2(bool gelu, float *o, const float *a, int64_t n) {
+  erf_gelu_f32(gelu, o, a, n);
+}
+#endif
+static void erf_gelu_f32_any(bool gelu, float *o, const float *a, int64_t n) {
+#ifdef ASG_SIMD_X86
+  int level = asg_cpu_simd_level();
+  if (level == ASG_SIMD_AVX512)
+    erf_gelu_f32_avx512(gelu, o, a, n);
+  else if (level == ASG_SIMD_AVX2)
+    erf_gelu_f32_avx2(gelu, o, a, n);
+  else
+#endif
+    erf_gelu_f32(gelu, o, a, n);
+}
+
 /* Chunks [lo, hi) of a unary op over out [total]. */
 static void unary_range(void *ctx, int64_t lo, int64_t hi, int tid) {
   (void)tid;
@@ -252,6 +284,10 @@ static void unary_range(void *ctx, int64_t lo, int64_t hi, int tid) {
     int64_t i0 = u * CHUNK, n = total - i0 < CHUNK ? total - i0 : CHUNK;
     void *o = (char *)c->out + (size_t)i0 * es;
     const void *a = (const char *)c->in[0] + (size_t)i0 * es;
+    if (s->out.dtype == ASG_F32 && (s->op == ASG_OP_ERF || s->op == ASG_OP_GELU)) {
+      erf_gelu_f32_any(s->op == ASG_OP_GELU, o, a, n);
+      continue;
+    }
     switch (s->out.dtype) {
     case ASG_F32: un_f32(s->op, &s->attr, o, a, n); break;
     case ASG_F64: un_f64(s->op, &s->attr, o, a, n); break;

@@ -5,6 +5,7 @@
 #include <math.h>
 
 #include "backends/cpu/cpu.h"
+#include "backends/cpu/cpu_simd.h"
 
 /* ---- shared helpers ---- */
 static int64_t prod_dims(asg_shape s, int from, int to) {
@@ -75,8 +76,207 @@ static inline bool label_ok(int64_t lab, int64_t C, int64_t ignore) {
     }                                                                                              \
   }
 
-DEF_SOFTMAX(f32, float, expf)
+DEF_SOFTMAX(f32, float, asg_expf_fast)
 DEF_SOFTMAX(f64, double, exp)
+
+/* ---- f32 rows over ASG_LANES lanes (cpu_simd.h): element j of a row
+ * goes to lane j % ASG_LANES, and the lanes' partial results are combined
+ * in lane order, so every SIMD level gives the same bits. ---- */
+enum { L = ASG_LANES };
+
+/* The sum of acc[0..L), as a fixed tree (halves added lane by lane): four
+ * vector steps rather than a chain of L dependent adds, which dominated
+ * rows as short as attention's. Overwrites acc. */
+ASG_ALWAYS_INLINE double lanes_total(double *acc) {
+  for (int w = L / 2; w >= 1; w /= 2)
+    for (int l = 0; l < w; l++)
+      acc[l] += acc[l + w];
+  return acc[0];
+}
+
+/* The larger of m and v, NaN (either) wins, as sm_line's max. */
+ASG_ALWAYS_INLINE float max_nan(float m, float v) { return v > m || v != v ? v : m; }
+
+/* One contiguous row x [n] -> y [n]: softmax, or log_softmax when lg. */
+ASG_ALWAYS_INLINE void sm_row_f32(const float *x, float *y, int64_t n, bool lg) {
+  float mx[L];
+  for (int l = 0; l < L; l++)
+    mx[l] = x[0];
+  int64_t j = 0;
+  for (; j + L <= n; j += L)
+    for (int l = 0; l < L; l++)
+      mx[l] = max_nan(mx[l], x[j + l]);
+  for (int64_t t = j; t < n; t++)
+    mx[t - j] = max_nan(mx[t - j], x[t]);
+  for (int w = L / 2; w >= 1; w /= 2) /* the same tree as lanes_total */
+    for (int l = 0; l < w; l++)
+      mx[l] = max_nan(mx[l], mx[l + w]);
+  float m = mx[0];
+  /* y = e^(x - m) as a plain loop (it vectorizes); the sum in lanes */
+  for (j = 0; j < n; j++)
+    y[j] = asg_expf_fast(x[j] - m);
+  double acc[L] = {0};
+  for (j = 0; j + L <= n; j += L)
+    for (int l = 0; l < L; l++)
+      acc[l] += (double)y[j + l];
+  for (int64_t t = j; t < n; t++)
+    acc[t - j] += (double)y[t];
+  if (!lg) {
+    float inv = (float)(1.0 / lanes_total(acc));
+    for (j = 0; j < n; j++)
+      y[j] *= inv;
+  } else { /* (x - m) - log(sum): exact for large x */
+    double lgs = log(lanes_total(acc));
+    for (j = 0; j < n; j++)
+      y[j] = (float)(((double)x[j] - (double)m) - lgs);
+  }
+}
+
+/* Rows [lo, hi) of x [R, n] -> y [R, n]. */
+ASG_ALWAYS_INLINE void sm_rows_f32(const float *x, float *y, int64_t n, bool lg, int64_t lo,
+                                   int64_t hi) {
+  for (int64_t r = lo; r < hi; r++)
+    sm_row_f32(x + r * n, y + r * n, n, lg);
+}
+
+/* Mean and 1/std of one row xr [C] in double (two passes, as ln_stats). */
+ASG_ALWAYS_INLINE void ln_row_stats_f32(const float *xr, int64_t C, double eps, double *mean,
+                                        double *rstd) {
+  double acc[L] = {0};
+  int64_t j = 0;
+  for (; j + L <= C; j += L)
+    for (int l = 0; l < L; l++)
+      acc[l] += (double)xr[j + l];
+  for (int64_t t = j; t < C; t++)
+    acc[t - j] += (double)xr[t];
+  double m = lanes_total(acc) / (double)C;
+  for (int l = 0; l < L; l++)
+    acc[l] = 0;
+  for (j = 0; j + L <= C; j += L)
+    for (int l = 0; l < L; l++) {
+      double d = (double)xr[j + l] - m;
+      acc[l] += d * d;
+    }
+  for (int64_t t = j; t < C; t++) {
+    double d = (double)xr[t] - m;
+    acc[t - j] += d * d;
+  }
+  *mean = m;
+  *rstd = 1.0 / sqrt(lanes_total(acc) / (double)C + eps);
+}
+
+/* Rows [lo, hi) of x [R,C], gamma [C], beta [C] -> y [R,C]. */
+ASG_ALWAYS_INLINE void ln_fwd_rows_f32(const float *x, const float *gm, const float *bt, float *y,
+                                       int64_t C, double eps, int64_t lo, int64_t hi) {
+  for (int64_t r = lo; r < hi; r++) {
+    const float *xr = x + r * C;
+    float *yr = y + r * C;
+    double mean, rstd;
+    ln_row_stats_f32(xr, C, eps, &mean, &rstd);
+    for (int64_t j = 0; j < C; j++)
+      yr[j] = (float)(((double)xr[j] - mean) * rstd * (double)gm[j] + (double)bt[j]);
+  }
+}
+
+/* Rows [lo, hi) of dy [R,C], x [R,C], gamma [C] -> dx [R,C] (as ln_bwd_x_f64). */
+ASG_ALWAYS_INLINE void ln_bwd_x_rows_f32(const float *dy, const float *x, const float *gm,
+                                         float *dx, int64_t C, double eps, int64_t lo, int64_t hi) {
+  for (int64_t r = lo; r < hi; r++) {
+    const float *xr = x + r * C, *dyr = dy + r * C;
+    float *dxr = dx + r * C;
+    double mean, rstd, ag[L] = {0}, agx[L] = {0};
+    ln_row_stats_f32(xr, C, eps, &mean, &rstd);
+    int64_t j = 0;
+    for (; j + L <= C; j += L)
+      for (int l = 0; l < L; l++) {
+        double g = (double)dyr[j + l] * (double)gm[j + l];
+        ag[l] += g;
+        agx[l] += g * (((double)xr[j + l] - mean) * rstd);
+      }
+    for (int64_t t = j; t < C; t++) {
+      double g = (double)dyr[t] * (double)gm[t];
+      ag[t - j] += g;
+      agx[t - j] += g * (((double)xr[t] - mean) * rstd);
+    }
+    double sg = lanes_total(ag) / (double)C, sgx = lanes_total(agx) / (double)C;
+    for (j = 0; j < C; j++) {
+      double xh = ((double)xr[j] - mean) * rstd;
+      dxr[j] = (float)(rstd * ((double)dyr[j] * (double)gm[j] - sg - xh * sgx));
+    }
+  }
+}
+
+/* The three f32 row kernels compiled per SIMD level. */
+#ifdef ASG_SIMD_X86
+ASG_TARGET_AVX512 static void sm_rows_f32_avx512(const float *x, float *y, int64_t n, bool lg,
+                                                 int64_t lo, int64_t hi) {
+  sm_rows_f32(x, y, n, lg, lo, hi);
+}
+ASG_TARGET_AVX2 static void sm_rows_f32_avx2(const float *x, float *y, int64_t n, bool lg,
+                                             int64_t lo, int64_t hi) {
+  sm_rows_f32(x, y, n, lg, lo, hi);
+}
+ASG_TARGET_AVX512 static void ln_fwd_rows_f32_avx512(const float *x, const float *gm,
+                                                     const float *bt, float *y, int64_t C,
+                                                     double eps, int64_t lo, int64_t hi) {
+  ln_fwd_rows_f32(x, gm, bt, y, C, eps, lo, hi);
+}
+ASG_TARGET_AVX2 static void ln_fwd_rows_f32_avx2(const float *x, const float *gm, const float *bt,
+                                                 float *y, int64_t C, double eps, int64_t lo,
+                                                 int64_t hi) {
+  ln_fwd_rows_f32(x, gm, bt, y, C, eps, lo, hi);
+}
+ASG_TARGET_AVX512 static void ln_bwd_x_rows_f32_avx512(const float *dy, const float *x,
+                                                       const float *gm, float *dx, int64_t C,
+                                                       double eps, int64_t lo, int64_t hi) {
+  ln_bwd_x_rows_f32(dy, x, gm, dx, C, eps, lo, hi);
+}
+ASG_TARGET_AVX2 static void ln_bwd_x_rows_f32_avx2(const float *dy, const float *x, const float *gm,
+                                                   float *dx, int64_t C, double eps, int64_t lo,
+                                                   int64_t hi) {
+  ln_bwd_x_rows_f32(dy, x, gm, dx, C, eps, lo, hi);
+}
+#endif
+
+static void sm_rows_f32_any(const float *x, float *y, int64_t n, bool lg, int64_t lo, int64_t hi) {
+#ifdef ASG_SIMD_X86
+  int level = asg_cpu_simd_level();
+  if (level == ASG_SIMD_AVX512)
+    sm_rows_f32_avx512(x, y, n, lg, lo, hi);
+  else if (level == ASG_SIMD_AVX2)
+    sm_rows_f32_avx2(x, y, n, lg, lo, hi);
+  else
+#endif
+    sm_rows_f32(x, y, n, lg, lo, hi);
+}
+
+static void ln_fwd_f32(const asg_cpu_call *c, int64_t C, int64_t lo, int64_t hi) {
+  const float *x = c->in[0], *gm = c->in[1], *bt = c->in[2];
+  double eps = c->s->attr.f[0];
+#ifdef ASG_SIMD_X86
+  int level = asg_cpu_simd_level();
+  if (level == ASG_SIMD_AVX512)
+    ln_fwd_rows_f32_avx512(x, gm, bt, c->out, C, eps, lo, hi);
+  else if (level == ASG_SIMD_AVX2)
+    ln_fwd_rows_f32_avx2(x, gm, bt, c->out, C, eps, lo, hi);
+  else
+#endif
+    ln_fwd_rows_f32(x, gm, bt, c->out, C, eps, lo, hi);
+}
+
+static void ln_bwd_x_f32(const asg_cpu_call *c, int64_t C, int64_t lo, int64_t hi) {
+  const float *dy = c->in[0], *x = c->in[1], *gm = c->in[2];
+  double eps = c->s->attr.f[0];
+#ifdef ASG_SIMD_X86
+  int level = asg_cpu_simd_level();
+  if (level == ASG_SIMD_AVX512)
+    ln_bwd_x_rows_f32_avx512(dy, x, gm, c->out, C, eps, lo, hi);
+  else if (level == ASG_SIMD_AVX2)
+    ln_bwd_x_rows_f32_avx2(dy, x, gm, c->out, C, eps, lo, hi);
+  else
+#endif
+    ln_bwd_x_rows_f32(dy, x, gm, c->out, C, eps, lo, hi);
+}
 
 /* The sizes of a row-wise step, shared by its threads: [R, C] for
  * layernorm and cross-entropy, lines of n (stride inner) for softmax. */
@@ -89,7 +289,9 @@ typedef struct nn_job {
 static void softmax_range(void *ctx, int64_t lo, int64_t hi, int tid) {
   (void)tid;
   const nn_job *j = ctx;
-  if (j->c->s->in[0].dtype == ASG_F32)
+  if (j->c->s->in[0].dtype == ASG_F32 && j->C == 1) /* contiguous rows: vectorized */
+    sm_rows_f32_any(j->c->in[0], j->c->out, j->R, j->c->s->op == ASG_OP_LOG_SOFTMAX, lo, hi);
+  else if (j->c->s->in[0].dtype == ASG_F32)
     softmax_f32(j->c, j->R, j->C, lo, hi);
   else
     softmax_f64(j->c, j->R, j->C, lo, hi);
@@ -144,7 +346,6 @@ DEF_LN_STATS(f64, double)
         yr[j] = (T)(((double)xr[j] - mean) * rstd * (double)gm[j] + (double)bt[j]);                \
     }                                                                                              \
   }
-DEF_LN_FWD(f32, float)
 DEF_LN_FWD(f64, double)
 
 /* dy [R,C], x [R,C], gamma [C] -> dx [R,C]:
@@ -173,7 +374,6 @@ DEF_LN_FWD(f64, double)
       }                                                                                            \
     }                                                                                              \
   }
-DEF_LN_BWD_X(f32, float)
 DEF_LN_BWD_X(f64, double)
 
 /* Columns per task of the dgamma reduction: wide enough for contiguous

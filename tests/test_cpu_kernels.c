@@ -1,0 +1,296 @@
+/* The CPU backend's vectorized f32 paths (src/backends/cpu/cpu_simd.h and
+ * its users) against float64 references written here:
+ *  - 2x2 / stride-2 max pooling, forward and gradient: ties go to the first
+ *    maximum in row-major window order, a NaN wins, odd planes leave the
+ *    last row/column with zero gradient (exact);
+ *  - softmax / log_softmax rows of lengths around the 16 lanes, with -inf,
+ *    large logits and a NaN row (rtol 1e-6);
+ *  - erf and gelu on a dense grid over [-6, 6] and at +-inf, NaN
+ *    (within 3 ulp-sized steps: |d| <= 2e-7 |want| + 1e-12);
+ *  - layernorm forward and input gradient (rtol 1e-6);
+ *  - sum / mean / var over the batch-norm axes (contiguous runs in lanes)
+ *    and over the batch axis (blocks of columns) (rtol 1e-6);
+ *  - the same bits at every SIMD level: the test runs itself again with
+ *    ASG_CPU_SIMD=none and =avx2 and compares every output byte for byte. */
+#define _POSIX_C_SOURCE 200809L /* setenv, fork */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+/* Outputs of every case, appended here for the cross-level comparison. */
+static double *g_dump;
+static long g_ndump, g_cap;
+
+static void dump(const double *v, long n) {
+  if (g_ndump + n > g_cap) {
+    g_cap = (g_ndump + n) * 2;
+    g_dump = realloc(g_dump, sizeof(double) * (size_t)g_cap);
+  }
+  memcpy(g_dump + g_ndump, v, sizeof(double) * (size_t)n);
+  g_ndump += n;
+}
+
+/* y = f(x) and dx = d sum(y * r) / dx for a constant x of dtype f32. */
+static int eval_with_grad(asg_graph *g, asg_tensor *x, asg_tensor *y, const double *r, double *out,
+                          double *dx) {
+  asg_tensor *rt = tu_constant(g, ASG_F32, asg_tensor_shape(y), r), *gx = NULL;
+  asg_tensor *loss = asg_sum(asg_mul(y, rt), ASG_ALL_AXES, false);
+  if (asg_grad(loss, 1, &x, &gx) != ASG_OK) return 1;
+  asg_tensor *outs[2] = {y, gx};
+  asg_program *p = asg_compile(g, 2, outs, NULL);
+  int rc = !p || asg_program_run(p) != ASG_OK || tu_fetch(p, y, out) || tu_fetch(p, gx, dx);
+  asg_program_free(p);
+  return rc;
+}
+
+static void maxpool_2x2(void) {
+  enum { N = 2, C = 3, H = 7, W = 9, OH = 3, OW = 4 };
+  double x[N * C * H * W], r[N * C * OH * OW], y[N * C * OH * OW], dx[N * C * H * W];
+  double wy[N * C * OH * OW], wdx[N * C * H * W];
+  tu_rand(5, x, N * C * H * W, -2, 2);
+  for (int i = 0; i < N * C * H * W; i++) /* many ties: values on a coarse grid */
+    x[i] = floor(x[i] * 2) / 2;
+  x[3 * W + 4] = NAN;                     /* a NaN in plane 0 */
+  x[W * H + 0] = 5, x[W * H + W + 1] = 5; /* tie at the top of a window: first wins */
+  x[W * H + 2 * W + 3] = -0.0, x[W * H + 2 * W + 2] = 0.0;
+  tu_rand(6, r, N * C * OH * OW, 0.5, 1.5);
+  memset(wdx, 0, sizeof wdx);
+  for (int pl = 0; pl < N * C; pl++)
+    for (int oh = 0; oh < OH; oh++)
+      for (int ow = 0; ow < OW; ow++) {
+        int bi = -1;
+        for (int k = 0; k < 4; k++) {
+          int i = pl * H * W + (2 * oh + k / 2) * W + 2 * ow + k % 2;
+          if (bi < 0 || x[i] > x[bi] || (isnan(x[i]) && !isnan(x[bi]))) bi = i;
+        }
+        wy[(pl * OH + oh) * OW + ow] = x[bi];
+        wdx[bi] += (float)r[(pl * OH + oh) * OW + ow];
+      }
+  asg_graph *g = asg_graph_new();
+  asg_tensor *xt = tu_constant(g, ASG_F32, ASG_SHAPE(N, C, H, W), x);
+  asg_tensor *yt = asg_max_pool2d(xt, (asg_pool_params){{2, 2}, {2, 2}, {0, 0}});
+  int ok = yt && eval_with_grad(g, xt, yt, r, y, dx) == 0;
+  TU_CHECK(ok, "max pool 2x2: %s", asg_last_error());
+  if (ok) {
+    int same = 1;
+    for (int i = 0; i < N * C * OH * OW; i++)
+      same &= isnan(wy[i]) ? isnan(y[i]) : y[i] == wy[i] && signbit(y[i]) == signbit(wy[i]);
+    TU_CHECK(same, "max pool 2x2 forward: first maximum, NaN wins");
+    TU_CHECK(tu_close("max pool 2x2 grad", dx, wdx, N * C * H * W, 0, 0),
+             "max pool 2x2 gradient routed to the first maximum, zero in the odd row/column");
+    dump(y, N * C * OH * OW), dump(dx, N * C * H * W);
+  }
+  asg_graph_free(g);
+}
+
+static void softmax_rows(void) {
+  const int lens[] = {1, 3, 15, 16, 17, 33, 100};
+  for (int li = 0; li < 7; li++)
+    for (int lg = 0; lg < 2; lg++) {
+      const int R = 5, n = lens[li];
+      double *x = malloc(sizeof(double) * (size_t)(R * n)),
+             *got = malloc(sizeof(double) * (size_t)(R * n)),
+             *want = malloc(sizeof(double) * (size_t)(R * n));
+      tu_rand(11 + (unsigned)n, x, R * n, -8, 8);
+      for (int j = 0; j < n; j++)
+        x[n + j] += 80; /* row 1: large logits */
+      if (n > 2) x[2 * n + 1] = -INFINITY;
+      x[4 * n + n / 2] = NAN; /* row 4: NaN everywhere */
+      for (int rr = 0; rr < R; rr++) {
+        double m = -INFINITY, s = 0;
+        for (int j = 0; j < n; j++)
+          m = fmax(m, (float)x[rr * n + j]);
+        for (int j = 0; j < n; j++)
+          s += exp((float)x[rr * n + j] - m);
+        for (int j = 0; j < n; j++) {
+          double v = (float)x[rr * n + j] - m;
+          want[rr * n + j] = rr == 4 ? NAN : lg ? v - log(s) : exp(v) / s;
+        }
+      }
+      asg_graph *g = asg_graph_new();
+      asg_tensor *xt = tu_constant(g, ASG_F32, ASG_SHAPE(R, n), x);
+      asg_tensor *y = lg ? asg_log_softmax(xt, 1) : asg_softmax(xt, 1);
+      int ok = y && tu_eval(g, y, got) == 0;
+      int nan_ok = 1;
+      for (int j = 0; j < n; j++)
+        nan_ok &= isnan(got[4 * n + j]) != 0;
+      if (ok && lg && n > 2) { /* log_softmax(-inf) = -inf (tu_close cannot compare infinities) */
+        nan_ok &= isinf(got[2 * n + 1]) && got[2 * n + 1] < 0;
+        got[2 * n + 1] = want[2 * n + 1] = 0;
+      }
+      char what[64];
+      snprintf(what, sizeof what, "%s rows of %d", lg ? "log_softmax" : "softmax", n);
+      TU_CHECK(ok && nan_ok && tu_close(what, got, want, 4 * n, 1e-7, 1e-6), "%s", what);
+      if (ok) dump(got, 4 * n);
+      asg_graph_free(g);
+      free(x), free(got), free(want);
+    }
+}
+
+static void erf_gelu(void) {
+  enum { N = 24003 };
+  static double x[N], got[N], want[N];
+  for (int i = 0; i < N - 3; i++)
+    x[i] = (float)(-6 + 12.0 * i / (N - 4));
+  x[N - 3] = INFINITY, x[N - 2] = -INFINITY, x[N - 1] = NAN;
+  for (int gelu = 0; gelu < 2; gelu++) {
+    for (int i = 0; i < N; i++)
+      want[i] = gelu ? 0.5 * x[i] * (1 + erf(x[i] / sqrt(2.0))) : erf(x[i]);
+    asg_graph *g = asg_graph_new();
+    asg_tensor *xt = tu_constant(g, ASG_F32, ASG_SHAPE(N), x);
+    asg_tensor *y = gelu ? asg_gelu(xt) : asg_erf(xt);
+    int ok = y && tu_eval(g, y, got) == 0;
+    /* gelu's 1 + erf cancels at negative x: erf's absolute error bounds it there */
+    int good = ok && isnan(got[N - 1]);
+    double worst = 0;
+    for (int i = 0; ok && i < N - 1; i++) {
+      if (gelu && isinf(x[i])) continue; /* inf * 0 */
+      double d = fabs(got[i] - want[i]), bound = 2e-7 * fabs(want[i]) + 1e-12;
+      if (gelu) bound += 6e-8 * fabs(x[i]);
+      if (!(d <= bound)) good = 0;
+      if (d / bound > worst) worst = d / bound;
+    }
+    TU_CHECK(good, "%s f32 within bound (worst %.2f of it)", gelu ? "gelu" : "erf", worst);
+    if (ok) dump(got, N);
+    asg_graph_free(g);
+  }
+}
+
+static void layernorm_rows(void) {
+  const int cs[] = {3, 16, 37};
+  for (int k = 0; k < 3; k++) {
+    const int R = 6, C = cs[k];
+    double x[6 * 37], gm[37], bt[37], r[6 * 37], y[6 * 37], dx[6 * 37], wy[6 * 37], wdx[6 * 37];
+    tu_rand(21 + (unsigned)C, x, R * C, -3, 3);
+    tu_rand(22, gm, C, 0.5, 1.5);
+    tu_rand(23, bt, C, -1, 1);
+    tu_rand(24, r, R * C, -1, 1);
+    for (int rr = 0; rr < R; rr++) {
+      double m = 0, v = 0, sg = 0, sgx = 0;
+      for (int j = 0; j < C; j++)
+        m += (float)x[rr * C + j] / C;
+      for (int j = 0; j < C; j++)
+        v += ((float)x[rr * C + j] - m) * ((float)x[rr * C + j] - m) / C;
+      double rs = 1 / sqrt(v + 1e-5);
+      for (int j = 0; j < C; j++) {
+        double xh = ((float)x[rr * C + j] - m) * rs, gg = (float)r[rr * C + j] * (float)gm[j];
+        wy[rr * C + j] = xh * (float)gm[j] + (float)bt[j];
+        sg += gg / C, sgx += gg * xh / C;
+      }
+      for (int j = 0; j < C; j++) {
+        double xh = ((float)x[rr * C + j] - m) * rs, gg = (float)r[rr * C + j] * (float)gm[j];
+        wdx[rr * C + j] = rs * (gg - sg - xh * sgx);
+      }
+    }
+    asg_graph *g = asg_graph_new();
+    asg_tensor *xt = tu_constant(g, ASG_F32, ASG_SHAPE(R, C), x);
+    asg_tensor *yt = asg_layernorm(xt, tu_constant(g, ASG_F32, ASG_SHAPE(C), gm),
+                                   tu_constant(g, ASG_F32, ASG_SHAPE(C), bt), 1e-5);
+    int ok = yt && eval_with_grad(g, xt, yt, r, y, dx) == 0;
+    TU_CHECK(ok && tu_close("layernorm", y, wy, R * C, 1e-6, 1e-6) &&
+                 tu_close("layernorm dx", dx, wdx, R * C, 1e-6, 1e-5),
+             "layernorm C=%d forward and input gradient", C);
+    if (ok) dump(y, R * C), dump(dx, R * C);
+    asg_graph_free(g);
+  }
+}
+
+static void reductions(void) {
+  /* [N,C,H,W] over (0,2,3): runs of H*W = 35 in lanes; [B,K] over 0: 70 columns */
+  struct {
+    asg_shape s;
+    asg_axes ax;
+    int kept, axis_len, inner, stride; /* output k: elements ((o * axis_len + a) * ...) */
+  } cases[] = {{ASG_SHAPE(3, 4, 5, 7), ASG_AXES(0, 2, 3), 4, 3, 35, 4 * 35},
+               {ASG_SHAPE(9, 70), ASG_AXES(0), 70, 9, 1, 70}};
+  for (int k = 0; k < 2; k++) {
+    long n = (long)asg_shape_numel(cases[k].s);
+    int K = cases[k].kept, A = cases[k].axis_len, I = cases[k].inner;
+    double *x = malloc(sizeof(double) * (size_t)n), got[3][70], want[3][70];
+    tu_rand(41 + (unsigned)k, x, n, -2, 3);
+    for (int o = 0; o < K; o++) {
+      double s = 0, q = 0;
+      /* element (a, o, i): a * stride + o * I + i (case 1: i is always 0) */
+      for (int a = 0; a < A; a++)
+        for (int i = 0; i < I; i++)
+          s += (float)x[a * cases[k].stride + o * I + i];
+      double m = s / (A * I);
+      for (int a = 0; a < A; a++)
+        for (int i = 0; i < I; i++) {
+          double d = (float)x[a * cases[k].stride + o * I + i] - m;
+          q += d * d;
+        }
+      want[0][o] = s, want[1][o] = m, want[2][o] = q / (A * I - 1);
+    }
+    for (int op = 0; op < 3; op++) {
+      asg_graph *g = asg_graph_new();
+      asg_tensor *xt = tu_constant(g, ASG_F32, cases[k].s, x);
+      asg_tensor *y = op == 0   ? asg_sum(xt, cases[k].ax, false)
+                      : op == 1 ? asg_mean(xt, cases[k].ax, false)
+                                : asg_var(xt, cases[k].ax, 1, false);
+      int ok = y && tu_eval(g, y, got[op]) == 0;
+      TU_CHECK(ok && tu_close("reduce", got[op], want[op], K, 1e-6, 1e-6), "%s case %d",
+               op == 0   ? "sum"
+               : op == 1 ? "mean"
+                         : "var",
+               k);
+      if (ok) dump(got[op], K);
+      asg_graph_free(g);
+    }
+    free(x);
+  }
+}
+
+static void run_all(void) {
+  maxpool_2x2();
+  softmax_rows();
+  erf_gelu();
+  layernorm_rows();
+  reductions();
+}
+
+/* Runs this program with ASG_CPU_SIMD=level and "--dump FILE"; compares the
+ * file with this process's outputs, bit for bit (NaNs compared as NaN). */
+static void same_at_level(const char *self, const char *level) {
+  const char *dir = tu_tmpdir_create("asg_simd");
+  if (!dir) return;
+  const char *file = tu_path(dir, "out.bin");
+  pid_t pid = fork();
+  if (pid == 0) {
+    setenv("ASG_CPU_SIMD", level, 1);
+    execl(self, self, "--dump", file, (char *)NULL);
+    _exit(127);
+  }
+  int st = 0;
+  waitpid(pid, &st, 0);
+  FILE *f = fopen(file, "rb");
+  double *o = malloc(sizeof(double) * (size_t)(g_ndump + 1));
+  long n = f ? (long)fread(o, sizeof(double), (size_t)g_ndump + 1, f) : -1;
+  if (f) fclose(f);
+  int same = WIFEXITED(st) && WEXITSTATUS(st) == 0 && n == g_ndump;
+  for (long i = 0; same && i < n; i++) {
+    same = isnan(o[i]) ? isnan(g_dump[i]) != 0 : memcmp(&o[i], &g_dump[i], sizeof(double)) == 0;
+    if (!same) printf("  value %ld: %.9g at %s, %.9g here\n", i, o[i], level, g_dump[i]);
+  }
+  TU_CHECK(same, "ASG_CPU_SIMD=%s gives the same bits as the default level (%ld of %ld values)",
+           level, n, g_ndump);
+  free(o);
+  tu_tmpdir_remove(dir);
+}
+
+int main(int argc, char **argv) {
+  run_all();
+  if (argc == 3 && !strcmp(argv[1], "--dump")) {
+    tu_write_file(argv[2], g_dump, sizeof(double) * (size_t)g_ndump);
+    return tu_finish();
+  }
+  same_at_level(argv[0], "none");
+  same_at_level(argv[0], "avx2");
+  free(g_dump);
+  return tu_finish();
+}

@@ -42,16 +42,29 @@ ASG_API asg_tensor *asg_huber_loss(asg_tensor *input, asg_tensor *target, double
  * outside [0, C) that is not ignore_index fails the run (PyTorch raises
  * too) unless the program is compiled with asg_compile_opts
  * .unchecked_indices, which leaves such rows out like ignored ones. MEAN
- * uses the fused asg_softmax_cross_entropy op. */
+ * uses the fused asg_softmax_cross_entropy op. Class weights:
+ * asg_cross_entropy_loss_weighted. */
 ASG_API asg_tensor *asg_cross_entropy_loss(asg_tensor *logits, asg_tensor *labels,
                                            double label_smoothing, int64_t ignore_index,
                                            asg_reduction r);
+/* asg_cross_entropy_loss with PyTorch's per-class `weight` [C] (logits'
+ * dtype; NULL = unweighted): per row
+ * (1 - s) w[label] -log p[label] + s/C sum_c w[c] -log p[c], and MEAN is
+ * PyTorch's weighted mean, sum of the rows / sum of w[label] over the
+ * non-ignored rows. */
+ASG_API asg_tensor *asg_cross_entropy_loss_weighted(asg_tensor *logits, asg_tensor *labels,
+                                                    asg_tensor *weight, double label_smoothing,
+                                                    int64_t ignore_index, asg_reduction r);
 /* Negative log-likelihood of log-probabilities [..., C] at labels [...]:
  * -logp[label], 0 for ignore_index rows (left out of the mean; the MEAN of
  * no rows is NaN). Labels outside [0, C) are handled as by
  * asg_cross_entropy_loss (an error when running, unless unchecked). */
 ASG_API asg_tensor *asg_nll_loss(asg_tensor *logp, asg_tensor *labels, int64_t ignore_index,
                                  asg_reduction r);
+/* asg_nll_loss with per-class weight [C] (may be NULL): -w[label] logp[label],
+ * MEAN = sum / sum of w[label] over non-ignored rows (PyTorch's). */
+ASG_API asg_tensor *asg_nll_loss_weighted(asg_tensor *logp, asg_tensor *labels, asg_tensor *weight,
+                                          int64_t ignore_index, asg_reduction r);
 /* Binary cross-entropy on probabilities p in [0, 1]:
  * -(y log p + (1 - y) log(1 - p)), each log clamped to >= -100.
  * weight (broadcast to p, may be NULL) rescales each element. */
@@ -69,6 +82,47 @@ ASG_API asg_tensor *asg_bce_with_logits_loss(asg_tensor *x, asg_tensor *target,
  * one), SUM, NONE. */
 ASG_API asg_tensor *asg_kl_div_loss(asg_tensor *input, asg_tensor *target, bool log_target,
                                     asg_reduction r);
+
+/* torchvision.ops.sigmoid_focal_loss on logits x with targets y in [0, 1]:
+ * bce_with_logits(x, y) (1 - p_t)^gamma alpha_t, p = sigmoid(x),
+ * p_t = p y + (1 - p)(1 - y), alpha_t = alpha y + (1 - alpha)(1 - y).
+ * torchvision's defaults are alpha = 0.25, gamma = 2 (and reduction NONE);
+ * alpha < 0 leaves alpha_t out; gamma >= 0, alpha <= 1. */
+ASG_API asg_tensor *asg_sigmoid_focal_loss(asg_tensor *x, asg_tensor *target, double alpha,
+                                           double gamma, asg_reduction r);
+
+/* Targets of the margin and embedding losses below hold 1 or -1, in the
+ * input's float dtype or I32/I64. */
+
+/* PyTorch's HingeEmbeddingLoss (default margin 1): x where y == 1,
+ * max(0, margin - x) where y == -1 (both terms for other target values). */
+ASG_API asg_tensor *asg_hinge_embedding_loss(asg_tensor *x, asg_tensor *target, double margin,
+                                             asg_reduction r);
+/* PyTorch's MultiMarginLoss, the multi-class hinge (p = 1) and squared hinge
+ * (p = 2) on scores [..., C] and labels [...] (I32/I64): per row
+ * sum_{c != y} w[y] max(0, margin - x[y] + x[c])^p / C; defaults p = 1,
+ * margin = 1; weight [C] may be NULL. MEAN is the plain mean over rows.
+ * Labels outside [0, C) fail the run (as for cross-entropy). */
+ASG_API asg_tensor *asg_multi_margin_loss(asg_tensor *x, asg_tensor *labels, int p, double margin,
+                                          asg_tensor *weight, asg_reduction r);
+/* PyTorch's MarginRankingLoss (default margin 0), equal shapes:
+ * max(0, -y (x1 - x2) + margin). */
+ASG_API asg_tensor *asg_margin_ranking_loss(asg_tensor *x1, asg_tensor *x2, asg_tensor *target,
+                                            double margin, asg_reduction r);
+/* PyTorch's CosineEmbeddingLoss (default margin 0, in [-1, 1]) on x1, x2
+ * [..., D] and target [...]: with cos = x1.x2 / sqrt((|x1|^2 + 1e-12)
+ * (|x2|^2 + 1e-12)), 1 - cos where y == 1, max(0, cos - margin) where
+ * y == -1, 0 for other target values. */
+ASG_API asg_tensor *asg_cosine_embedding_loss(asg_tensor *x1, asg_tensor *x2, asg_tensor *target,
+                                              double margin, asg_reduction r);
+/* PyTorch's TripletMarginLoss on anchor, positive, negative [..., D]
+ * (defaults margin 1, p 2, eps 1e-6, swap false): per row
+ * max(0, d(a, pos) - d(a, neg) + margin) with d(u, v) = ||u - v + eps||_p
+ * over the last dim (p > 0, INFINITY for the max norm); swap uses
+ * min(d(a, neg), d(pos, neg)) as the negative distance. margin > 0. */
+ASG_API asg_tensor *asg_triplet_margin_loss(asg_tensor *anchor, asg_tensor *positive,
+                                            asg_tensor *negative, double margin, double p,
+                                            double eps, bool swap, asg_reduction r);
 
 #ifdef __cplusplus
 }

@@ -81,6 +81,10 @@ bool onnx__dtype(int32_t onnx_type, asg_dtype *dt, bool *is_bool);
 const char *onnx__type_name(int32_t onnx_type);
 /* Decodes an initializer / Constant value (raw, typed or external data) into
  * a host tensor (malloc'd data). what names it in messages. */
+/* ConstantOfShape's "value" attribute: its dtype and value (F32 0 when
+ * absent); an error naming the node for a value of more than one element. */
+asg_status onnx__fill_value(onnx_ctx *c, const Onnx__NodeProto *n, asg_dtype *dt, double *val,
+                            bool *is_bool);
 asg_status onnx__tensor_host(onnx_ctx *c, const Onnx__TensorProto *tp, const char *what,
                              asg_host_tensor *out, bool *is_bool);
 

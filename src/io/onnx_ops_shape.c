@@ -385,6 +385,27 @@ ONNX_OP(onnx__op_constant) {
   return ASG_OK;
 }
 
+asg_status onnx__fill_value(onnx_ctx *c, const Onnx__NodeProto *n, asg_dtype *dt, double *val,
+                            bool *is_bool) {
+  const Onnx__AttributeProto *a = onnx__attr(n, "value");
+  asg_host_tensor h = {ASG_F32, ASG_SCALAR, NULL};
+  *dt = ASG_F32, *val = 0;
+  if (!a || !a->t) return ASG_OK;
+  asg_status st = onnx__tensor_host(c, a->t, "value", &h, is_bool);
+  if (st) return onnx__node_error(c, st, "%s", asg_last_error());
+  if (asg_shape_numel(h.shape) != 1) {
+    free(h.data);
+    return onnx__node_error(c, ASG_ERR_FORMAT, "value must have one element");
+  }
+  *dt = h.dtype;
+  *val = h.dtype == ASG_F32   ? ((float *)h.data)[0]
+         : h.dtype == ASG_F64 ? ((double *)h.data)[0]
+         : h.dtype == ASG_I32 ? ((int32_t *)h.data)[0]
+                              : (double)((int64_t *)h.data)[0];
+  free(h.data);
+  return ASG_OK;
+}
+
 ONNX_OP(onnx__op_constant_of_shape) {
   UNUSED;
   NEED(1);
@@ -398,23 +419,11 @@ ONNX_OP(onnx__op_constant_of_shape) {
     if (!v[i]) UNSUP("an empty result (ASG has no empty tensors)");
     s.dims[i] = v[i];
   }
-  const Onnx__AttributeProto *a = onnx__attr(n, "value");
-  asg_host_tensor h = {ASG_F32, ASG_SCALAR, NULL};
-  double val = 0;
-  if (a && a->t) {
-    st = onnx__tensor_host(c, a->t, "value", &h, &out[0].is_bool);
-    if (st) return onnx__node_error(c, st, "%s", asg_last_error());
-    if (asg_shape_numel(h.shape) != 1) {
-      free(h.data);
-      return onnx__node_error(c, ASG_ERR_FORMAT, "value must have one element");
-    }
-    val = h.dtype == ASG_F32   ? ((float *)h.data)[0]
-          : h.dtype == ASG_F64 ? ((double *)h.data)[0]
-          : h.dtype == ASG_I32 ? ((int32_t *)h.data)[0]
-                               : (double)((int64_t *)h.data)[0];
-    free(h.data);
-  }
-  DONE(asg_fill(c->g, h.dtype, s, val));
+  asg_dtype dt;
+  double val;
+  st = onnx__fill_value(c, n, &dt, &val, &out[0].is_bool);
+  if (st) return st;
+  DONE(asg_fill(c->g, dt, s, val));
 }
 
 ONNX_OP(onnx__op_range) {

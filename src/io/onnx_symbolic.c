@@ -200,23 +200,11 @@ static asg_status constant_of_shape(onnx_ctx *c, const Onnx__NodeProto *n, const
   for (int i = 0; i < s->k; i++)
     if (!is_sym(s, i) && s->v[i] <= 0)
       return onnx__node_error(c, ASG_ERR_UNSUPPORTED, "shape[%d] = %lld", i, (long long)s->v[i]);
-  const Onnx__AttributeProto *a = onnx__attr(n, "value");
-  asg_host_tensor h = {ASG_F32, ASG_SCALAR, NULL};
-  double val = 0;
-  if (a && a->t) {
-    st = onnx__tensor_host(c, a->t, "value", &h, &o->is_bool);
-    if (st) return onnx__node_error(c, st, "%s", asg_last_error());
-    if (asg_shape_numel(h.shape) != 1) {
-      free(h.data);
-      return onnx__node_error(c, ASG_ERR_FORMAT, "value must have one element");
-    }
-    val = h.dtype == ASG_F32   ? ((float *)h.data)[0]
-          : h.dtype == ASG_F64 ? ((double *)h.data)[0]
-          : h.dtype == ASG_I32 ? ((int32_t *)h.data)[0]
-                               : (double)((int64_t *)h.data)[0];
-    free(h.data);
-  }
-  o->t = asg_fill(c->g, h.dtype, t, val);
+  asg_dtype dt;
+  double val;
+  st = onnx__fill_value(c, n, &dt, &val, &o->is_bool);
+  if (st) return st;
+  o->t = asg_fill(c->g, dt, t, val);
   return o->t ? ASG_OK : onnx__build_error(c);
 }
 

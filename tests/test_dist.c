@@ -265,7 +265,12 @@ int main(int argc, char **argv) {
     scaled.loss_scale = 1024;
     scaled.clip_norm = 0.05;
     check_dp(c, "adamw loss scale clip", scaled, false);
+    asg_optim lamb = asg_lamb(0.01, 0.1), ada = asg_adagrad(0.05);
+    ada.initial_accumulator_value = 0.1;
+    check_dp(c, "lamb", lamb, false);
     ZERO = true; /* the same steps with the optimizer state sharded */
+    check_dp(c, "zero-1 lamb (norms over shards)", lamb, false);
+    check_dp(c, "zero-1 adagrad", ada, false);
     check_dp(c, "zero-1 adamw clip guard", adamw, false);
     adamw.accum_steps = 3;
     adamw.skip_nonfinite = false;

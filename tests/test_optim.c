@@ -1,10 +1,10 @@
 /* Optimizers: a tiny least-squares model trained a few steps by a compiled
  * train program; after every step its parameters are compared with a
  * float64 host implementation of PyTorch's update formulas written here
- * (SGD/Adam/AdamW/RMSprop, clipping, parameter groups, lr changes between
- * runs). Gradient accumulation is checked against one big batch; schedules
- * against closed forms. Tolerances: F64 programs 1e-12 relative, F32
- * programs 1e-6 relative + 1e-7 absolute (parameters are O(1)). */
+ * (SGD/Adam/AdamW with and without AMSGrad/RMSprop/Adagrad, and Lion's and
+ * LAMB's papers; clipping, parameter groups, lr changes between runs). Gradient accumulation is
+ * checked against one big batch; schedules against closed forms. Tolerances: F64 programs 1e-12
+ * relative, F32 programs 1e-6 relative + 1e-7 absolute (parameters are O(1)). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -73,7 +73,7 @@ static void get(asg_program *p, asg_dtype dt, const char *name, double *out, int
 /* ---- float64 reference (PyTorch formulas) ---- */
 typedef struct ref_param {
   int n;
-  double p[NW], mom[NW], m[NW], v[NW], sq[NW], ga[NW];
+  double p[NW], mom[NW], m[NW], v[NW], sq[NW], ga[NW], vmax[NW], acc[NW];
   double lr_scale, wd;
 } ref_param;
 
@@ -98,12 +98,35 @@ static void ref_grads(const ref *r, double *gw, double *gb) {
     }
 }
 
+/* LAMB (You et al. 2020): Adam's bias-corrected moments, r = m^ / (sqrt(v^)
+ * + eps) + wd p, p -= lr trust r with trust = ||p|| / ||r|| (1 if either
+ * norm is 0), norms over the whole parameter. */
+static void ref_lamb_step(const asg_optim *o, ref_param *q, const double *g, double lr, int step) {
+  double r[NW], pn = 0, rn = 0;
+  const double bc1 = 1 - pow(o->beta1, step), bc2 = 1 - pow(o->beta2, step);
+  for (int i = 0; i < q->n; i++) {
+    q->m[i] = o->beta1 * q->m[i] + (1 - o->beta1) * g[i];
+    q->v[i] = o->beta2 * q->v[i] + (1 - o->beta2) * g[i] * g[i];
+    r[i] = q->m[i] / bc1 / (sqrt(q->v[i] / bc2) + o->eps) + q->wd * q->p[i];
+    pn += q->p[i] * q->p[i], rn += r[i] * r[i];
+  }
+  const double trust = pn > 0 && rn > 0 ? sqrt(pn) / sqrt(rn) : 1;
+  for (int i = 0; i < q->n; i++)
+    q->p[i] -= lr * trust * r[i];
+}
+
+static double sgn(double x) { return x > 0 ? 1 : x < 0 ? -1 : 0; }
+
 static void ref_param_step(const asg_optim *o, ref_param *q, double *g, double lr, int step) {
   double wd = q->wd;
   lr *= q->lr_scale;
+  if (o->kind == ASG_OPTIM_LAMB) {
+    ref_lamb_step(o, q, g, lr, step);
+    return;
+  }
   for (int i = 0; i < q->n; i++) {
     double gi = g[i], *p = &q->p[i];
-    if (wd != 0 && o->kind != ASG_OPTIM_ADAMW) gi += wd * *p;
+    if (wd != 0 && o->kind != ASG_OPTIM_ADAMW && o->kind != ASG_OPTIM_LION) gi += wd * *p;
     if (o->kind == ASG_OPTIM_SGD) {
       if (o->momentum != 0) {
         q->mom[i] = step == 1 ? gi : o->momentum * q->mom[i] + (1 - o->dampening) * gi;
@@ -125,12 +148,22 @@ static void ref_param_step(const asg_optim *o, ref_param *q, double *g, double l
       } else {
         *p -= lr * gi / avg;
       }
+    } else if (o->kind == ASG_OPTIM_ADAGRAD) { /* torch.optim.Adagrad */
+      if (step == 1) q->acc[i] = o->initial_accumulator_value;
+      double clr = lr / (1 + (step - 1) * o->lr_decay);
+      q->acc[i] += gi * gi;
+      *p -= clr * gi / (sqrt(q->acc[i]) + o->eps);
+    } else if (o->kind == ASG_OPTIM_LION) { /* Chen et al. 2023 / lion-pytorch */
+      *p *= 1 - lr * wd;
+      *p -= lr * sgn(o->beta1 * q->m[i] + (1 - o->beta1) * gi);
+      q->m[i] = o->beta2 * q->m[i] + (1 - o->beta2) * gi;
     } else {
       if (o->kind == ASG_OPTIM_ADAMW) *p *= 1 - lr * wd;
       q->m[i] = o->beta1 * q->m[i] + (1 - o->beta1) * gi;
       q->v[i] = o->beta2 * q->v[i] + (1 - o->beta2) * gi * gi;
       double bc1 = 1 - pow(o->beta1, step), bc2 = 1 - pow(o->beta2, step);
-      double denom = sqrt(q->v[i]) / sqrt(bc2) + o->eps;
+      if (o->amsgrad) q->vmax[i] = fmax(q->vmax[i], q->v[i]); /* max_exp_avg_sq */
+      double denom = sqrt(o->amsgrad ? q->vmax[i] : q->v[i]) / sqrt(bc2) + o->eps;
       *p -= lr / bc1 * q->m[i] / denom;
     }
   }
@@ -244,7 +277,34 @@ static void test_optimizers(void) {
   asg_optim sgd_grp = asg_sgd(0.1, 0.9);
   sgd_grp.weight_decay = 0.1;
   asg_optim adamw_grp = asg_adamw(0.02, 0.2);
+  asg_optim ams = asg_adam(0.02), amsw = asg_adamw(0.02, 0.2);
+  ams.amsgrad = true, ams.weight_decay = 0.1, ams.beta2 = 0.9;
+  amsw.amsgrad = true, amsw.beta2 = 0.6; /* v falls within 6 steps: the max matters */
+  asg_optim ada = asg_adagrad(0.1);
+  ada.lr_decay = 0.2, ada.initial_accumulator_value = 0.1, ada.weight_decay = 0.05;
+  ada.eps = 1e-4;
+  asg_optim lion_b = asg_lion(0.01, 0.5);
+  lion_b.beta1 = 0.8, lion_b.beta2 = 0.95;
+  asg_optim lion_o = asg_lion(0.4, 0.1); /* overshoots: m and g disagree, beta1 matters */
+  lion_o.beta1 = 0.3;
+  asg_optim lamb_c = asg_lamb(0.02, 0.1);
+  lamb_c.clip_norm = 0.5, lamb_c.eps = 1e-4;
+  asg_optim lamb_nd = asg_lamb(0.02, 0.1);
+  lamb_nd.no_decay_1d = true;
   const cfg cfgs[] = {
+      {"adam_amsgrad_wd", ams, false, 0, 0},
+      {"adamw_amsgrad_group", amsw, true, 2.0, 0.05},
+      {"adagrad", asg_adagrad(0.1), false, 0, 0},
+      {"adagrad_decay_init_wd", ada, false, 0, 0},
+      {"adagrad_group", ada, true, 0.5, 0.2},
+      {"lion", asg_lion(0.01, 0), false, 0, 0},
+      {"lion_betas_wd", lion_b, false, 0, 0},
+      {"lion_group", lion_b, true, 2.0, 0},
+      {"lion_oscillating", lion_o, false, 0, 0},
+      {"lamb", asg_lamb(0.02, 0), false, 0, 0},
+      {"lamb_wd_clip_eps", lamb_c, false, 0, 0},
+      {"lamb_no_decay_1d", lamb_nd, false, 0, 0},
+      {"lamb_group", lamb_c, true, 3.0, 0.01},
       {"sgd", asg_sgd(0.1, 0), false, 0, 0},
       {"sgd_momentum", sgd_m, false, 0, 0},
       {"sgd_dampening_wd", sgd_d, false, 0, 0},
@@ -628,6 +688,29 @@ static void test_errors(void) {
   TU_CHECK(asg_compile_train(m.g, m.loss, o, 0, NULL, NULL) == NULL &&
                strstr(asg_last_error(), "betas"),
            "beta2 = 1 refused: %s", asg_last_error());
+  struct {
+    asg_optim o;
+    const char *want;
+  } bad[7] = {{asg_sgd(0.1, 0.9), "amsgrad"},     {asg_adam(0.1), "Adagrad's"},
+              {asg_adagrad(0.1), "lr_decay"},     {asg_adagrad(0.1), "initial_accumulator_value"},
+              {asg_lion(0.1, 0), "Lion's betas"}, {asg_lamb(0.1, 0), "eps"},
+              {asg_lamb(0.1, 0), "betas"}};
+  bad[0].o.amsgrad = true;
+  bad[1].o.lr_decay = 0.1;
+  bad[2].o.lr_decay = -1;
+  bad[3].o.initial_accumulator_value = NAN;
+  bad[4].o.beta1 = 1.5;
+  bad[5].o.eps = 0;
+  bad[6].o.beta2 = 1;
+  for (int i = 0; i < 7; i++)
+    TU_CHECK(asg_compile_train(m.g, m.loss, bad[i].o, 0, NULL, NULL) == NULL &&
+                 strstr(asg_last_error(), bad[i].want),
+             "bad setting %d refused naming %s: %s", i, bad[i].want, asg_last_error());
+  asg_optim lion1 = asg_lion(0.1, 0); /* Lion allows beta = 1 (lion-pytorch) */
+  lion1.beta1 = 1;
+  asg_program *pl = asg_compile_train(m.g, m.loss, lion1, 0, NULL, NULL);
+  TU_CHECK(pl != NULL, "Lion with beta1 = 1 builds: %s", asg_last_error());
+  asg_program_free(pl);
   asg_tensor *ups[2];
   int nu = -1;
   TU_CHECK(asg_optim_build(m.loss, asg_adam(0.1), 0, NULL, ups, 2, &nu) != ASG_OK && nu == 0 &&
@@ -665,6 +748,15 @@ int main(void) {
   asg_optim rm = asg_rmsprop(0.01);
   rm.centered = true, rm.momentum = 0.3;
   test_accumulation(rm, "rmsprop centered");
+  /* the new optimizers compose with accumulation and clipping */
+  asg_optim acc_opts[4] = {asg_adagrad(0.1), asg_lion(0.01, 0.1), asg_lamb(0.02, 0.1),
+                           asg_adamw(0.01, 0.1)};
+  acc_opts[0].lr_decay = 0.1, acc_opts[3].amsgrad = true;
+  const char *acc_names[4] = {"adagrad+clip", "lion+clip", "lamb+clip", "adamw amsgrad+clip"};
+  for (int i = 0; i < 4; i++) {
+    acc_opts[i].clip_norm = 0.3;
+    test_accumulation(acc_opts[i], acc_names[i]);
+  }
   asg_optim fa = asg_adam(0.02), fw = asg_adamw(0.02, 0.2);
   fa.weight_decay = 0.1, fa.beta1 = 0.8, fa.eps = 1e-4;
   for (int i = 0; i < 2; i++) {

@@ -1,8 +1,10 @@
 /* Optimizers built as graph updates: SGD (momentum, dampening, Nesterov),
- * Adam, AdamW, RMSprop (momentum, centered), with parameter groups,
- * gradient clipping and gradient accumulation. Every formula follows
- * PyTorch's single-tensor implementation. State variables are frozen so they
- * are never trained themselves.
+ * Adam, AdamW (AMSGrad), RMSprop (momentum, centered), Adagrad, Lion, LAMB,
+ * with parameter groups, gradient clipping and gradient accumulation. This
+ * file builds what is common (gradients, accumulation, loss scaling, the
+ * guard, clipping, data parallelism, ZeRO-1); optim_rules.c each
+ * optimizer's update. State variables are frozen so they are never trained
+ * themselves.
  *
  * Per-step scalars (lr, bias corrections, clip scale, the accumulation flag)
  * are computed in the graph in the "scalar dtype": F64 when any parameter is
@@ -14,6 +16,7 @@
 
 #include "core/internal.h"
 #include "runtime/program_internal.h"
+#include "optim/optim_internal.h"
 
 enum { DEFAULT_MAX_SKIPS = 25 };
 
@@ -32,6 +35,21 @@ asg_optim asg_adamw(double lr, double wd) {
 asg_optim asg_rmsprop(double lr) {
   return (asg_optim){.kind = ASG_OPTIM_RMSPROP, .lr = lr, .alpha = 0.99, .eps = 1e-8};
 }
+asg_optim asg_adagrad(double lr) {
+  return (asg_optim){.kind = ASG_OPTIM_ADAGRAD, .lr = lr, .eps = 1e-10};
+}
+asg_optim asg_lion(double lr, double wd) {
+  return (asg_optim){
+      .kind = ASG_OPTIM_LION, .lr = lr, .beta1 = 0.9, .beta2 = 0.99, .weight_decay = wd};
+}
+asg_optim asg_lamb(double lr, double wd) {
+  return (asg_optim){.kind = ASG_OPTIM_LAMB,
+                     .lr = lr,
+                     .beta1 = 0.9,
+                     .beta2 = 0.999,
+                     .eps = 1e-6,
+                     .weight_decay = wd};
+}
 
 asg_param_group asg_param_group_no_decay(asg_graph *g, asg_tensor **out, int max) {
   int n = 0;
@@ -42,22 +60,6 @@ asg_param_group asg_param_group_no_decay(asg_graph *g, asg_tensor **out, int max
     }
   return (asg_param_group){.n_params = n, .params = out, .lr_scale = 1, .weight_decay = 0};
 }
-
-typedef struct builder {
-  asg_graph *g;
-  asg_optim o;
-  int world;             /* data parallelism: ranks whose gradients are averaged (1: none) */
-  size_t bucket_bytes;   /* ... in all-reduces of about this many bytes */
-  bool zero;             /* ZeRO-1: optimizer state sharded over the ranks */
-  int rank;              /* this process's rank (ZeRO-1 shards) */
-  asg_dtype sdt;         /* scalar dtype */
-  asg_tensor *flag;      /* 1 on runs that step (accumulation, loss scaling, guard), else NULL */
-  asg_tensor *fin;       /* guard: 1 when every gradient is finite, else NULL */
-  asg_tensor *bc1, *bc2; /* Adam: this step's bias corrections 1 - beta^t */
-  asg_tensor **ups;      /* assign nodes */
-  int n_ups, cap_ups;
-  asg_status st;
-} builder;
 
 static void push(builder *b, asg_tensor *u) {
   if (b->st) return;
@@ -74,9 +76,8 @@ static void push(builder *b, asg_tensor *u) {
   b->ups[b->n_ups++] = u;
 }
 
-/* A frozen state variable; reused when a previous build made it. */
-static asg_tensor *state_var(builder *b, const char *name, asg_dtype dt, asg_shape shape,
-                             double init) {
+asg_tensor *asg__optim_state_var(builder *b, const char *name, asg_dtype dt, asg_shape shape,
+                                 double init) {
   asg_tensor *v = asg_graph_find(b->g, name);
   if (v && v->op == ASG_OP_VARIABLE && v->dtype == dt && asg_shape_equal(v->shape, shape)) {
     v->init = asg_init_constant(init);
@@ -87,40 +88,16 @@ static asg_tensor *state_var(builder *b, const char *name, asg_dtype dt, asg_sha
   return v;
 }
 
-/* State of parameter p: its shape, or with ZeRO-1 this rank's shard's
- * (the shape of `like`, the value or gradient it goes with). */
-static asg_tensor *param_state(builder *b, asg_tensor *p, const char *suffix, asg_tensor *like) {
+asg_tensor *asg__optim_param_state(builder *b, asg_tensor *p, const char *suffix, asg_tensor *like,
+                                   double init) {
   char name[512];
   snprintf(name, sizeof name, "%s.%s", p->name, suffix);
-  return state_var(b, name, p->dtype, like->shape, 0);
+  return asg__optim_state_var(b, name, p->dtype, like->shape, init);
 }
 
-/* Assigns value to var; with accumulation only on stepping runs. */
-static void update(builder *b, asg_tensor *var, asg_tensor *value) {
+void asg__optim_update(builder *b, asg_tensor *var, asg_tensor *value) {
   if (b->flag) value = asg_where(asg_cast(b->flag, var->dtype), value, var);
   push(b, asg_assign(var, value));
-}
-
-static asg_tensor *ks(builder *b, double v) { return asg_scalar(b->g, b->sdt, v); }
-static asg_tensor *as(asg_tensor *scalar, asg_tensor *like) {
-  return asg_cast(scalar, like->dtype);
-}
-
-static bool in_group(const asg_param_group *gr, const asg_tensor *p) {
-  for (int i = 0; i < gr->n_params; i++)
-    if (gr->params && gr->params[i] == p) return true;
-  return gr->prefix && p->name && strncmp(p->name, gr->prefix, strlen(gr->prefix)) == 0;
-}
-
-static void group_of(const asg_optim *o, const asg_tensor *p, double *lr_scale, double *wd) {
-  for (int i = 0; i < o->n_groups; i++)
-    if (in_group(&o->groups[i], p)) {
-      *lr_scale = o->groups[i].lr_scale;
-      *wd = o->groups[i].weight_decay;
-      return;
-    }
-  *lr_scale = 1;
-  *wd = o->no_decay_1d && p->shape.ndim <= 1 ? 0 : o->weight_decay;
 }
 
 static bool nonneg(double v) { return isfinite(v) && v >= 0; }
@@ -134,10 +111,12 @@ static double scale_floor(const asg_optim *o) {
 
 static asg_status check_opts(const asg_optim *o) {
   const bool adam = o->kind == ASG_OPTIM_ADAM || o->kind == ASG_OPTIM_ADAMW;
-  const bool eps_used = adam || o->kind == ASG_OPTIM_RMSPROP;
+  const bool betas = adam || o->kind == ASG_OPTIM_LAMB;
+  const bool eps_used = betas || o->kind == ASG_OPTIM_RMSPROP || o->kind == ASG_OPTIM_ADAGRAD;
+  const bool adagrad = o->kind == ASG_OPTIM_ADAGRAD;
   char why[256] = "";
 #define BAD(...) snprintf(why, sizeof why, __VA_ARGS__)
-  if (o->kind < ASG_OPTIM_SGD || o->kind > ASG_OPTIM_RMSPROP)
+  if (o->kind < ASG_OPTIM_SGD || o->kind > ASG_OPTIM_LAMB)
     BAD("unknown optimizer kind %d", (int)o->kind);
   else if (!nonneg(o->lr))
     BAD("lr is %g; it must be finite and >= 0", o->lr);
@@ -151,8 +130,22 @@ static asg_status check_opts(const asg_optim *o) {
     BAD("eps is %g; it must be finite and > 0", o->eps);
   else if (o->nesterov && (o->momentum <= 0 || o->dampening != 0))
     BAD("nesterov needs momentum > 0 and dampening 0");
-  else if (adam && !(o->beta1 >= 0 && o->beta1 < 1 && o->beta2 >= 0 && o->beta2 < 1))
+  else if (betas && !(o->beta1 >= 0 && o->beta1 < 1 && o->beta2 >= 0 && o->beta2 < 1))
     BAD("betas are (%g, %g); both must be in [0, 1)", o->beta1, o->beta2);
+  else if (o->kind == ASG_OPTIM_LION &&
+           !(o->beta1 >= 0 && o->beta1 <= 1 && o->beta2 >= 0 && o->beta2 <= 1))
+    BAD("Lion's betas are (%g, %g); both must be in [0, 1]", o->beta1, o->beta2);
+  else if (o->amsgrad && !adam)
+    BAD("amsgrad is an option of Adam and AdamW only");
+  else if (!adagrad && (o->lr_decay != 0 || o->initial_accumulator_value != 0))
+    BAD("lr_decay (%g) and initial_accumulator_value (%g) are Adagrad's; they must be 0 for "
+        "other optimizers",
+        o->lr_decay, o->initial_accumulator_value);
+  else if (!nonneg(o->lr_decay))
+    BAD("lr_decay is %g; it must be finite and >= 0", o->lr_decay);
+  else if (!nonneg(o->initial_accumulator_value))
+    BAD("initial_accumulator_value is %g; it must be finite and >= 0",
+        o->initial_accumulator_value);
   else if (o->kind == ASG_OPTIM_RMSPROP && !(o->alpha >= 0 && o->alpha <= 1))
     BAD("alpha is %g; it must be in [0, 1]", o->alpha);
   else if (!nonneg(o->clip_value) || !nonneg(o->clip_norm))
@@ -214,77 +207,7 @@ static asg_tensor *all_finite(builder *b, int n, asg_tensor *const *grads) {
   /* with accumulation under data parallelism the gradients checked are each
    * rank's own: every rank must take the same decision */
   if (b->world > 1 && (b->o.accum_steps > 1 || b->zero)) bad = asg_all_reduce(bad, ASG_COMM_SUM);
-  return asg_eq(bad, ks(b, 0));
-}
-
-/* One parameter's new value from its (accumulated, clipped) gradient gr: pv
- * is p's value (with ZeRO-1 this rank's shard of it, and gr the same
- * shard's). */
-static asg_tensor *step_param(builder *b, asg_tensor *p, asg_tensor *pv, asg_tensor *gr,
-                              asg_tensor *lr, asg_tensor *t) {
-  const asg_optim *o = &b->o;
-  double lr_scale, wd;
-  group_of(o, p, &lr_scale, &wd);
-  asg_tensor *lr_s = lr_scale == 1 ? lr : asg_mul(lr, ks(b, lr_scale));
-  asg_tensor *lr_p = o->kind == ASG_OPTIM_SGD || o->kind == ASG_OPTIM_RMSPROP ? as(lr_s, pv) : NULL;
-  asg_tensor *pn; /* new parameter value */
-  if (wd != 0 && o->kind != ASG_OPTIM_ADAMW) gr = asg_add(gr, asg_mul_scalar(pv, wd));
-  switch (o->kind) {
-  case ASG_OPTIM_SGD: {
-    asg_tensor *d = gr;
-    if (o->momentum != 0) {
-      asg_tensor *buf = param_state(b, p, "momentum", pv);
-      asg_tensor *gd = gr; /* first step: buf = g; then buf = m buf + (1 - dampening) g */
-      if (o->dampening != 0)
-        gd =
-            asg_mul(gr, as(asg_sub(ks(b, 1), asg_mul(ks(b, o->dampening),
-                                                     asg_minimum(asg_add_scalar(t, -1), ks(b, 1)))),
-                           p));
-      asg_tensor *nb = asg_add(asg_mul_scalar(buf, o->momentum), gd);
-      update(b, buf, nb);
-      d = o->nesterov ? asg_add(gr, asg_mul_scalar(nb, o->momentum)) : nb;
-    }
-    pn = asg_sub(pv, asg_mul(lr_p, d));
-    break;
-  }
-  case ASG_OPTIM_ADAM:
-  case ASG_OPTIM_ADAMW: { /* three fused kernels (src/ops/op_optim.c), the same arithmetic as
-                           * m' = m b1 + g (1 - b1), v' = v b2 + g^2 (1 - b2),
-                           * p' = p (1 - lr wd) - (lr / bc1) m' / (sqrt(v') / sqrt(bc2) + eps)
-                           * with 1 - lr wd only for AdamW (Adam's L2 is in g) */
-    asg_tensor *m = param_state(b, p, "adam_m", pv), *v = param_state(b, p, "adam_v", pv);
-    asg_tensor *nm = asg__adam_moment(m, gr, o->beta1);
-    asg_tensor *nv = asg__adam_moment2(v, gr, o->beta2);
-    update(b, m, nm);
-    update(b, v, nv);
-    pn = asg__adam_param(pv, nm, nv, lr_s, b->bc1, b->bc2, o->eps,
-                         o->kind == ASG_OPTIM_ADAMW ? wd : 0);
-    break;
-  }
-  case ASG_OPTIM_RMSPROP: {
-    asg_tensor *sq = param_state(b, p, "square_avg", pv);
-    asg_tensor *nsq =
-        asg_add(asg_mul_scalar(sq, o->alpha), asg_mul_scalar(asg_mul(gr, gr), 1 - o->alpha));
-    update(b, sq, nsq);
-    asg_tensor *var = nsq;
-    if (o->centered) {
-      asg_tensor *ga = param_state(b, p, "grad_avg", pv);
-      asg_tensor *nga = asg_add(asg_mul_scalar(ga, o->alpha), asg_mul_scalar(gr, 1 - o->alpha));
-      update(b, ga, nga);
-      var = asg_sub(nsq, asg_mul(nga, nga));
-    }
-    asg_tensor *d = asg_div(gr, asg_add_scalar(asg_sqrt(var), o->eps));
-    if (o->momentum > 0) {
-      asg_tensor *buf = param_state(b, p, "momentum", pv);
-      d = asg_add(asg_mul_scalar(buf, o->momentum), d);
-      update(b, buf, d);
-    }
-    pn = asg_sub(pv, asg_mul(lr_p, d));
-    break;
-  }
-  default: return NULL;
-  }
-  return pn;
+  return asg_eq(bad, asg__optim_k(b, 0));
 }
 
 /* Data parallelism: replaces grads[0..n) by their mean over the ranks, in
@@ -393,9 +316,9 @@ static asg_status build(builder *b, asg_tensor *loss, int n, asg_tensor *const *
   asg_tensor *scale = NULL; /* dynamic loss scaling: differentiate loss * S */
   if (!st && n > 0 && o->loss_scale > 0) {
     asg_scope_push(g, "optim");
-    scale = state_var(b, "optim/loss_scale", b->sdt, ASG_SCALAR, o->loss_scale);
+    scale = asg__optim_state_var(b, "optim/loss_scale", b->sdt, ASG_SCALAR, o->loss_scale);
     asg_scope_pop(g);
-    if (!b->st) st = asg_grad(asg_mul(loss, as(scale, loss)), n, params, grads);
+    if (!b->st) st = asg_grad(asg_mul(loss, asg__optim_as(scale, loss)), n, params, grads);
   } else if (!st && n > 0) {
     st = asg_grad(loss, n, params, grads);
   }
@@ -415,39 +338,40 @@ static asg_status build(builder *b, asg_tensor *loss, int n, asg_tensor *const *
       reduce_grads(b, n, grads, NULL);
     asg_scope_pop(g);
   }
-  asg_tensor *lr = state_var(b, "optim/lr", b->sdt, ASG_SCALAR, o->lr);
+  asg_tensor *lr = asg__optim_state_var(b, "optim/lr", b->sdt, ASG_SCALAR, o->lr);
   asg_tensor *fin = NULL; /* 1: every gradient is finite */
   if (scale) {            /* unscale; step only when finite; adjust S, never below its floor */
-    asg_tensor *inv = asg_div(ks(b, 1), scale);
+    asg_tensor *inv = asg_div(asg__optim_k(b, 1), scale);
     for (int i = 0; i < n; i++)
-      grads[i] = asg_mul(grads[i], as(inv, grads[i]));
+      grads[i] = asg_mul(grads[i], asg__optim_as(inv, grads[i]));
     fin = b->flag = all_finite(b, n, grads);
-    asg_tensor *good = state_var(b, "optim/good_steps", b->sdt, ASG_SCALAR, 0);
+    asg_tensor *good = asg__optim_state_var(b, "optim/good_steps", b->sdt, ASG_SCALAR, 0);
     asg_tensor *g1 = asg_add_scalar(good, 1);
-    asg_tensor *grow = asg_ge(g1, ks(b, o->scale_window > 0 ? o->scale_window : 2000));
+    asg_tensor *grow = asg_ge(g1, asg__optim_k(b, o->scale_window > 0 ? o->scale_window : 2000));
     asg_tensor *ok = asg_where(grow, asg_mul_scalar(scale, 2), scale);
-    asg_tensor *low = asg_maximum(asg_mul_scalar(scale, 0.5), ks(b, scale_floor(o)));
+    asg_tensor *low = asg_maximum(asg_mul_scalar(scale, 0.5), asg__optim_k(b, scale_floor(o)));
     push(b, asg_assign(scale, asg_where(b->flag, ok, low)));
-    push(b, asg_assign(good, asg_where(b->flag, asg_where(grow, ks(b, 0), g1), ks(b, 0))));
+    push(b, asg_assign(good, asg_where(b->flag, asg_where(grow, asg__optim_k(b, 0), g1),
+                                       asg__optim_k(b, 0))));
   }
   if (o->skip_nonfinite) { /* the guard: gate every update on fin; count the skips */
     if (!fin) fin = b->flag = all_finite(b, n, grads);
     b->fin = fin;
-    asg_tensor *skipped = state_var(b, "optim/skipped_steps", b->sdt, ASG_SCALAR, 0);
-    asg_tensor *streak = state_var(b, "optim/skip_streak", b->sdt, ASG_SCALAR, 0);
-    push(b, asg_assign(skipped, asg_add(skipped, asg_sub(ks(b, 1), fin))));
-    push(b, asg_assign(streak, asg_where(fin, ks(b, 0), asg_add_scalar(streak, 1))));
+    asg_tensor *skipped = asg__optim_state_var(b, "optim/skipped_steps", b->sdt, ASG_SCALAR, 0);
+    asg_tensor *streak = asg__optim_state_var(b, "optim/skip_streak", b->sdt, ASG_SCALAR, 0);
+    push(b, asg_assign(skipped, asg_add(skipped, asg_sub(asg__optim_k(b, 1), fin))));
+    push(b, asg_assign(streak, asg_where(fin, asg__optim_k(b, 0), asg_add_scalar(streak, 1))));
   }
   /* accumulation: count runs; the k-th steps with the mean and resets */
   if (k > 1) {
-    asg_tensor *cnt = state_var(b, "optim/accum_count", b->sdt, ASG_SCALAR, 0);
+    asg_tensor *cnt = asg__optim_state_var(b, "optim/accum_count", b->sdt, ASG_SCALAR, 0);
     asg_tensor *c1 = asg_add_scalar(cnt, 1);
-    asg_tensor *last = asg_ge(c1, ks(b, k)); /* the k-th run: step and reset */
+    asg_tensor *last = asg_ge(c1, asg__optim_k(b, k)); /* the k-th run: step and reset */
     b->flag = fin ? asg_mul(last, fin) : last;
-    asg_tensor *nc = asg_where(last, ks(b, 0), c1);
+    asg_tensor *nc = asg_where(last, asg__optim_k(b, 0), c1);
     push(b, asg_assign(cnt, fin ? asg_where(fin, nc, cnt) : nc));
     for (int i = 0; i < n; i++) {
-      asg_tensor *acc = param_state(b, params[i], "grad_acc", grads[i]);
+      asg_tensor *acc = asg__optim_param_state(b, params[i], "grad_acc", grads[i], 0);
       asg_tensor *sum = asg_add(acc, grads[i]);
       asg_tensor *na = asg_where(asg_cast(last, acc->dtype), asg_scalar(g, acc->dtype, 0), sum);
       if (fin) na = asg_where(asg_cast(fin, acc->dtype), na, acc); /* a skipped run adds nothing */
@@ -473,38 +397,37 @@ static asg_status build(builder *b, asg_tensor *loss, int n, asg_tensor *const *
     }
     if (b->zero) sq = asg_all_reduce(sq, ASG_COMM_SUM); /* the shards' squares */
     asg_tensor *norm = asg_sqrt(sq);
-    update(b, state_var(b, "optim/grad_norm", b->sdt, ASG_SCALAR, 0), norm);
+    asg__optim_update(b, asg__optim_state_var(b, "optim/grad_norm", b->sdt, ASG_SCALAR, 0), norm);
     if (o->clip_norm > 0) { /* scale = min(1, max_norm / (||g|| + 1e-6)) */
-      asg_tensor *scale =
-          asg_minimum(ks(b, 1), asg_div(ks(b, o->clip_norm), asg_add_scalar(norm, 1e-6)));
+      asg_tensor *scale = asg_minimum(
+          asg__optim_k(b, 1), asg_div(asg__optim_k(b, o->clip_norm), asg_add_scalar(norm, 1e-6)));
       for (int i = 0; i < n; i++)
-        grads[i] = asg_mul(grads[i], as(scale, grads[i]));
+        grads[i] = asg_mul(grads[i], asg__optim_as(scale, grads[i]));
     }
   }
   /* t: the number of the step being taken (1-based) */
   asg_tensor *t = NULL;
-  bool adam = o->kind == ASG_OPTIM_ADAM || o->kind == ASG_OPTIM_ADAMW;
-  if (adam || (o->kind == ASG_OPTIM_SGD && o->momentum != 0 && o->dampening != 0)) {
-    asg_tensor *step = state_var(b, "optim/step", b->sdt, ASG_SCALAR, 0);
+  if (asg__optim_needs_step(o)) {
+    asg_tensor *step = asg__optim_state_var(b, "optim/step", b->sdt, ASG_SCALAR, 0);
     asg_tensor *t1 = asg_add_scalar(step, 1);
     push(b, asg_assign(step, b->flag ? asg_add(step, b->flag) : t1));
     t = t1;
   }
-  if (adam) { /* 1 - beta^t by the recurrence bc' = (1 - beta) + beta bc: no
-               * cancellation in F32, unlike 1 - pow(beta, t) (0.999^1 alone
-               * would be off by 1e-5 relative) */
-    asg_tensor *c1 = state_var(b, "optim/bias_correction1", b->sdt, ASG_SCALAR, 0);
-    asg_tensor *c2 = state_var(b, "optim/bias_correction2", b->sdt, ASG_SCALAR, 0);
+  if (asg__optim_needs_bias_correction(o)) { /* 1 - beta^t by the recurrence bc' = (1 - beta) + beta
+                                              * bc: no cancellation in F32, unlike 1 - pow(beta, t)
+                                              * (0.999^1 alone would be off by 1e-5 relative) */
+    asg_tensor *c1 = asg__optim_state_var(b, "optim/bias_correction1", b->sdt, ASG_SCALAR, 0);
+    asg_tensor *c2 = asg__optim_state_var(b, "optim/bias_correction2", b->sdt, ASG_SCALAR, 0);
     b->bc1 = asg_add_scalar(asg_mul_scalar(c1, o->beta1), 1 - o->beta1);
     b->bc2 = asg_add_scalar(asg_mul_scalar(c2, o->beta2), 1 - o->beta2);
-    update(b, c1, b->bc1);
-    update(b, c2, b->bc2);
+    asg__optim_update(b, c1, b->bc1);
+    asg__optim_update(b, c2, b->bc2);
   }
   for (int i = 0; i < n; i++) {
     asg_tensor *p = params[i];
     asg_tensor *pv = b->zero ? padded_piece(b, p, b->rank * shard_len(b, p), shard_len(b, p)) : p;
-    asg_tensor *pn = step_param(b, p, pv, grads[i], lr, t);
-    if (pn) update(b, p, b->zero ? gather_param(b, pn, p) : pn);
+    asg_tensor *pn = asg__optim_step_param(b, p, pv, grads[i], lr, t);
+    if (pn) asg__optim_update(b, p, b->zero ? gather_param(b, pn, p) : pn);
   }
   asg_scope_pop(g);
   if (!b->st && g->status) b->st = asg__error(g->status, "optim: %s", g->err);

@@ -17,6 +17,7 @@
  * validation loss: a model that learned anything beyond letter frequencies
  * goes far below it. --logdir DIR writes TensorBoard logs there (loss, lr,
  * tokens/s, validation loss, parameter histograms every tenth of the run). */
+#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@
 #include <time.h>
 
 #include "asg/asg.h"
+#include "common/opts.h"
 #include "asg/nn.h"
 
 typedef struct cfg {
@@ -69,36 +71,40 @@ int main(int argc, char **argv) {
   double lr = 2e-3;
   const char *paths[16], *backend = "cpu", *logdir = NULL;
   int npaths = 0;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : "0";
-    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-      usage(argv[0], &c, steps, nsample, lr);
-      return 0;
-    } else if (!strcmp(a, "--steps"))
-      steps = atoi(v), i++;
-    else if (!strcmp(a, "--batch"))
-      c.batch = atoi(v), i++;
-    else if (!strcmp(a, "--ctx"))
-      c.ctx = atoi(v), i++;
-    else if (!strcmp(a, "--layers"))
-      c.layers = atoi(v), i++;
-    else if (!strcmp(a, "--dim"))
-      c.dim = atoi(v), i++;
-    else if (!strcmp(a, "--heads"))
-      c.heads = atoi(v), i++;
-    else if (!strcmp(a, "--lr"))
-      lr = atof(v), i++;
-    else if (!strcmp(a, "--sample"))
-      nsample = atoi(v), i++;
-    else if (!strcmp(a, "--threads"))
-      threads = atoi(v), i++;
-    else if (!strcmp(a, "--backend"))
-      backend = v, i++;
-    else if (!strcmp(a, "--logdir"))
-      logdir = v, i++;
-    else if (npaths < 16)
-      paths[npaths++] = a;
+  static const struct option lo[] = {{"steps", required_argument, 0, 's'},
+                                     {"batch", required_argument, 0, 'b'},
+                                     {"ctx", required_argument, 0, 'c'},
+                                     {"layers", required_argument, 0, 'L'},
+                                     {"dim", required_argument, 0, 'd'},
+                                     {"heads", required_argument, 0, 'H'},
+                                     {"lr", required_argument, 0, 'l'},
+                                     {"sample", required_argument, 0, 'S'},
+                                     {"threads", required_argument, 0, 't'},
+                                     {"backend", required_argument, 0, 'B'},
+                                     {"logdir", required_argument, 0, 'g'},
+                                     {"help", no_argument, 0, 'h'},
+                                     {0, 0, 0, 0}};
+  int bad = 0;
+  for (int o; !bad && (o = getopt_long(argc, argv, "h", lo, NULL)) != -1;) {
+    switch (o) {
+    case 's': bad = opt_int("steps", optarg, 1, 1 << 30, &steps); break;
+    case 'b': bad = opt_int("batch", optarg, 1, 1 << 20, &c.batch); break;
+    case 'c': bad = opt_int("ctx", optarg, 2, 1 << 16, &c.ctx); break;
+    case 'L': bad = opt_int("layers", optarg, 1, 1024, &c.layers); break;
+    case 'd': bad = opt_int("dim", optarg, 1, 1 << 16, &c.dim); break;
+    case 'H': bad = opt_int("heads", optarg, 1, 1024, &c.heads); break;
+    case 'l': bad = opt_double("lr", optarg, 0, &lr); break;
+    case 'S': bad = opt_int("sample", optarg, 0, 1 << 20, &nsample); break;
+    case 't': bad = opt_int("threads", optarg, 0, 4096, &threads); break;
+    case 'B': backend = optarg; break;
+    case 'g': logdir = optarg; break;
+    case 'h': usage(argv[0], &c, steps, nsample, lr); return 0;
+    default: bad = -1; /* getopt_long said why */
+    }
   }
+  if (bad) return 2;
+  for (int i = optind; i < argc && npaths < 16; i++)
+    paths[npaths++] = argv[i];
   if (npaths == 0) paths[npaths++] = "/usr/share/games/fortunes";
   asg_text text;
   if (asg_text_load(paths, npaths, &text) != ASG_OK) {

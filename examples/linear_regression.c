@@ -6,10 +6,16 @@
 #include <stdio.h>
 
 #include "asg/asg.h"
+#include "common/opts.h"
 
 enum { N = 256, D = 8 };
 
-int main(void) {
+int main(int argc, char **argv) {
+  const char *backend;
+  int rc = opt_backend_only(
+      argc, argv, "Fits a linear model with SGD momentum and a step learning-rate schedule.",
+      &backend);
+  if (rc) return rc > 0 ? 0 : 2;
   static float X[N * D], Y[N];
   const float w_true[D] = {1.5f, -2.0f, 0.5f, 0.0f, 3.0f, -1.0f, 0.25f, 2.0f}, b_true = 0.7f;
   unsigned long long s = 42;
@@ -32,7 +38,8 @@ int main(void) {
   asg_layer *lin = asg_nn_linear(g, "lin", D, 1);
   asg_tensor *pred = asg_reshape(asg_layer_apply(lin, x), ASG_SHAPE(N));
   asg_tensor *loss = asg_mse_loss(pred, y, ASG_REDUCE_MEAN);
-  asg_program *step = asg_compile_train(g, loss, asg_sgd(0.1, 0.9), 0, NULL, NULL);
+  asg_compile_opts opts = {.backend = backend};
+  asg_program *step = asg_compile_train(g, loss, asg_sgd(0.1, 0.9), 0, NULL, &opts);
   if (!step) {
     fprintf(stderr, "compile: %s\n", asg_last_error());
     return 1;

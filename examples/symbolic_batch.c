@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "asg/asg.h"
+#include "common/opts.h"
 
 enum { IN = 4, OUT = 3, MAXB = 64 };
 
@@ -23,15 +24,10 @@ static void fill(float *x, int64_t rows) {
 }
 
 int main(int argc, char **argv) {
-  const char *backend = "cpu";
-  for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--backend") && i + 1 < argc) {
-      backend = argv[++i];
-    } else {
-      printf("usage: %s [--backend cpu|cuda|vulkan]\n", argv[0]);
-      return strcmp(argv[i], "--help") && strcmp(argv[i], "-h") ? 2 : 0;
-    }
-  }
+  const char *backend;
+  int orc = opt_backend_only(
+      argc, argv, "One program over a symbolic batch, run on batches of 1, 7 and 32.", &backend);
+  if (orc) return orc > 0 ? 0 : 2;
   if (!asg_backend_available(backend)) {
     printf("backend %s unavailable: %s\n", backend, asg_last_error());
     return 77;

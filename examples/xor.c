@@ -4,8 +4,13 @@
 #include <stdio.h>
 
 #include "asg/asg.h"
+#include "common/opts.h"
 
-int main(void) {
+int main(int argc, char **argv) {
+  const char *backend;
+  int rc = opt_backend_only(argc, argv,
+                            "Learns XOR with a 2-8-1 MLP and SGD written as assign ops.", &backend);
+  if (rc) return rc > 0 ? 0 : 2;
   const float X[8] = {0, 0, 0, 1, 1, 0, 1, 1}, Y[4] = {0, 1, 1, 0};
   asg_graph *g = asg_graph_new();
   asg_graph_set_seed(g, 42);
@@ -25,7 +30,8 @@ int main(void) {
   }
   for (int i = 0; i < 4; i++) /* SGD: w <- w - lr * dw, as graph */
     outs[2 + i] = asg_assign(params[i], asg_sub(params[i], asg_mul_scalar(grads[i], 2.0)));
-  asg_program *step = asg_compile(g, 6, outs, NULL);
+  asg_compile_opts opts = {.backend = backend};
+  asg_program *step = asg_compile(g, 6, outs, &opts);
   if (!step) {
     fprintf(stderr, "compile: %s\n", asg_last_error());
     return 1;

@@ -8,9 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <getopt.h>
 #include <time.h>
 
 #include "asg/asg.h"
+#include "opts.h"
 
 typedef struct fmnist_opts {
   int epochs, batch, eval_batch, limit, threads;
@@ -31,49 +33,43 @@ static void fmnist_usage(const char *prog, const fmnist_opts *o) {
 }
 
 /* --epochs --batch --eval-batch --lr --limit --threads --data --min-accuracy
- * --backend --logdir; 0 = ok, 1 = --help printed, -1 = bad usage. */
+ * --backend --logdir (getopt_long); 0 = ok, 1 = --help printed, -1 = bad usage. */
 static int fmnist_parse(int argc, char **argv, fmnist_opts *o) {
-  for (int i = 1; i < argc; i++)
-    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-      fmnist_usage(argv[0], o);
-      return 1;
-    }
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const char *a = argv[i], *v = argv[i + 1];
-    if (!strcmp(a, "--epochs"))
-      o->epochs = atoi(v);
-    else if (!strcmp(a, "--batch"))
-      o->batch = atoi(v);
-    else if (!strcmp(a, "--eval-batch"))
-      o->eval_batch = atoi(v);
-    else if (!strcmp(a, "--lr"))
-      o->lr = atof(v);
-    else if (!strcmp(a, "--limit"))
-      o->limit = atoi(v);
-    else if (!strcmp(a, "--threads"))
-      o->threads = atoi(v);
-    else if (!strcmp(a, "--data"))
-      o->dir = v;
-    else if (!strcmp(a, "--min-accuracy"))
-      o->min_accuracy = atof(v);
-    else if (!strcmp(a, "--backend"))
-      o->backend = v;
-    else if (!strcmp(a, "--logdir"))
-      o->logdir = v;
-    else {
-      fprintf(stderr, "unknown option %s\n", a);
-      return -1;
+  static const struct option lo[] = {{"epochs", required_argument, 0, 'e'},
+                                     {"batch", required_argument, 0, 'b'},
+                                     {"eval-batch", required_argument, 0, 'E'},
+                                     {"lr", required_argument, 0, 'l'},
+                                     {"limit", required_argument, 0, 'n'},
+                                     {"threads", required_argument, 0, 't'},
+                                     {"data", required_argument, 0, 'd'},
+                                     {"min-accuracy", required_argument, 0, 'm'},
+                                     {"backend", required_argument, 0, 'B'},
+                                     {"logdir", required_argument, 0, 'L'},
+                                     {"help", no_argument, 0, 'h'},
+                                     {0, 0, 0, 0}};
+  int c, bad = 0;
+  optind = 1;
+  while (!bad && (c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+    switch (c) {
+    case 'e': bad = opt_int("epochs", optarg, 1, 1000000, &o->epochs); break;
+    case 'b': bad = opt_int("batch", optarg, 1, 1 << 24, &o->batch); break;
+    case 'E': bad = opt_int("eval-batch", optarg, 1, 1 << 24, &o->eval_batch); break;
+    case 'l': bad = opt_double("lr", optarg, 0, &o->lr); break;
+    case 'n': bad = opt_int("limit", optarg, 0, 1 << 30, &o->limit); break;
+    case 't': bad = opt_int("threads", optarg, 0, 4096, &o->threads); break;
+    case 'd': o->dir = optarg; break;
+    case 'm': bad = opt_double("min-accuracy", optarg, 0, &o->min_accuracy); break;
+    case 'B': o->backend = optarg; break;
+    case 'L': o->logdir = optarg; break;
+    case 'h': fmnist_usage(argv[0], o); return 1;
+    default: bad = -1; /* getopt_long said why */
     }
   }
-  if (argc % 2 == 0) {
-    fprintf(stderr, "option %s needs a value\n", argv[argc - 1]);
-    return -1;
+  if (!bad && optind < argc) {
+    fprintf(stderr, "unexpected argument '%s' (--help lists the options)\n", argv[optind]);
+    bad = -1;
   }
-  if (o->epochs < 1 || o->batch < 1 || o->eval_batch < 1) {
-    fprintf(stderr, "--epochs, --batch and --eval-batch must be >= 1\n");
-    return -1;
-  }
-  return 0;
+  return bad ? -1 : 0;
 }
 
 typedef struct fmnist {

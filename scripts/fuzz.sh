@@ -9,13 +9,14 @@
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]     (targets: safetensors json
 #                                              checkpoint idx text tokenizer
+#                                              npy csv
 #                                              onnx)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-300}
 [ $# -gt 0 ] && shift
 # onnx when protobuf-c is there to build it (scripts/deps.sh installs it)
-all="safetensors json checkpoint idx text tokenizer"
+all="safetensors json checkpoint idx text tokenizer npy csv"
 command -v protoc-c >/dev/null && all="$all onnx"
 targets=${*:-$all}
 build=${ASG_FUZZ_BUILD:-build-fuzz}

@@ -100,7 +100,7 @@ static void check_plateau(const char *what, double lr, const asg_plateau_opts *o
 
 static void test_plateau(void) {
   const double a[14] = {10, 9, 9.5, 9.2, 9.1, 8, 8.5, 8.5, 8.5, 8.5, 8.5, 8.5, 8.5, 8.5};
-  asg_plateau_opts o = asg_plateau_defaults(ASG_PLATEAU_MIN);
+  asg_plateau_opts o = asg_plateau_defaults(ASG_MODE_MIN);
   o.factor = 0.5, o.patience = 2;
   const double wa[14] = {1, 1, 1, 1, 0.5, 0.5, 0.5, 0.5, 0.25, 0.25, 0.25, 0.125, 0.125, 0.125};
   check_plateau("patience 2", 1.0, &o, a, wa, 14);
@@ -109,7 +109,7 @@ static void test_plateau(void) {
   check_plateau("patience 1 cooldown 2", 1.0, &o, a, wc, 14);
   /* relative threshold 0.1: 9.05 and 9.0 are no improvement on 10, 8.99 is */
   const double b[8] = {10, 9.05, 9.0, 8.99, 8.0, 7.9, 7.8, 7.7};
-  o = asg_plateau_defaults(ASG_PLATEAU_MIN);
+  o = asg_plateau_defaults(ASG_MODE_MIN);
   o.factor = 0.1, o.patience = 0, o.threshold = 0.1, o.min_lr = 0.003;
   const double wb[8] = {
       1.0,   0.1,  0.010000000000000002, 0.010000000000000002, 0.010000000000000002, 0.003,
@@ -117,19 +117,19 @@ static void test_plateau(void) {
   check_plateau("threshold 0.1 min_lr", 1.0, &o, b, wb, 8);
   /* max mode, absolute threshold 0.5; NaN is no improvement */
   const double c[9] = {1, 2, 2.4, 2.6, NAN, 3, 3, 3, 3};
-  o = asg_plateau_defaults(ASG_PLATEAU_MAX);
+  o = asg_plateau_defaults(ASG_MODE_MAX);
   o.factor = 0.5, o.patience = 1, o.threshold = 0.5, o.threshold_abs = true;
   const double wcc[9] = {1, 1, 1, 1, 1, 0.5, 0.5, 0.25, 0.25};
   check_plateau("max abs nan", 1.0, &o, c, wcc, 9);
   /* a reduction by eps or less is not applied */
   const double d[8] = {5, 5, 5, 5, 5, 5, 5, 5},
                wd[8] = {1e-7, 1e-7, 1e-7, 1e-7, 1e-7, 1e-7, 1e-7, 1e-7};
-  o = asg_plateau_defaults(ASG_PLATEAU_MIN);
+  o = asg_plateau_defaults(ASG_MODE_MIN);
   o.factor = 0.5, o.patience = 0, o.eps = 1e-7;
   check_plateau("eps", 1e-7, &o, d, wd, 8);
 
   /* state round trip, and applied to a program */
-  o = asg_plateau_defaults(ASG_PLATEAU_MIN);
+  o = asg_plateau_defaults(ASG_MODE_MIN);
   o.factor = 0.5, o.patience = 0;
   asg_plateau *pl = asg_plateau_new(0.2, &o), *pl2 = asg_plateau_new(0.2, &o);
   asg_graph *g = asg_graph_new();
@@ -161,7 +161,7 @@ static void test_plateau(void) {
   asg_plateau_opts bad[4];
   const char *names[4] = {"factor", "patience", "threshold", "min_lr"};
   for (int i = 0; i < 4; i++)
-    bad[i] = asg_plateau_defaults(ASG_PLATEAU_MIN);
+    bad[i] = asg_plateau_defaults(ASG_MODE_MIN);
   bad[0].factor = 1, bad[1].patience = -1, bad[2].threshold = NAN, bad[3].min_lr = -0.1;
   for (int i = 0; i < 4; i++)
     TU_CHECK(asg_plateau_new(0.1, &bad[i]) == NULL && strstr(asg_last_error(), names[i]),

@@ -1,5 +1,6 @@
 /* Data on the host: IDX files (MNIST format, gzip or plain), seeded
- * shuffling batches, metrics. */
+ * shuffling batches, CSV tables, background prefetching (NumPy files and
+ * the checkpoint manager are in asg/io.h; metrics in asg/metrics.h). */
 #ifndef ASG_DATA_H
 #define ASG_DATA_H
 
@@ -106,6 +107,75 @@ ASG_API asg_progress *asg_progress_new(const char *label, int64_t total_steps, i
 /* items: samples (or tokens) processed in this step, for throughput. */
 ASG_API void asg_progress_update(asg_progress *p, int64_t step, double loss, int64_t items);
 ASG_API void asg_progress_free(asg_progress *p); /* ends the line */
+
+/* ---- CSV of numbers (src/data/csv.c) ----
+ * Reads a table of numeric columns into data [rows, cols] of dtype F32
+ * (default), F64, I32 or I64, with the column names when it has a header.
+ * Fields are trimmed of spaces and tabs and may be quoted ("1.5"; a header
+ * name "a,b" with "" for a quote); lines end in LF or CRLF; blank lines are
+ * skipped. Numbers are C-locale decimals (strtod's syntax with '.', and
+ * nan / inf for floats); integers are exact and must fit the dtype. Every
+ * problem is ASG_ERR_FORMAT naming the file, line (1-based) and column
+ * (1-based, and its name): an empty field (a missing value), text that is
+ * not a number, a row with another number of fields, an unterminated quote,
+ * a NUL byte.
+ * Input is untrusted: fields longer than 1024 bytes and files larger than
+ * max_bytes are refused; memory grows with the data read. */
+typedef enum asg_csv_header {
+  ASG_CSV_HEADER_AUTO = 0, /* the first row is a header if a field of it is not a number */
+  ASG_CSV_HEADER_NONE = 1,
+  ASG_CSV_HEADER_PRESENT = 2
+} asg_csv_header;
+typedef struct asg_csv_options {
+  char delimiter;        /* 0: ','; also '\t', ';', '|' ... (not a space, '"', CR or LF) */
+  asg_csv_header header; /* 0: AUTO */
+  asg_dtype dtype;       /* 0: F32 */
+  char comment;          /* lines starting with it are skipped; 0: none */
+  size_t max_bytes;      /* 0: 1 GiB */
+} asg_csv_options;
+typedef struct asg_csv {
+  asg_host_tensor data; /* [rows, cols]; rows may be 0 (a header alone) */
+  int64_t cols;
+  char **names; /* cols names when there was a header, else NULL */
+} asg_csv;
+/* opt may be NULL (all defaults). out is zeroed on error. */
+ASG_API asg_status asg_csv_read(const char *path, const asg_csv_options *opt, asg_csv *out);
+/* Parses text[0..len) the same way (name labels messages; may be NULL). */
+ASG_API asg_status asg_csv_parse(const char *text, size_t len, const char *name,
+                                 const asg_csv_options *opt, asg_csv *out);
+ASG_API void asg_csv_free(asg_csv *c);
+
+/* ---- background prefetch (src/data/prefetch.c) ----
+ * A thread that fills the next batches while the caller trains on the
+ * current one (PyTorch's DataLoader prefetching, one worker):
+ *
+ *   asg_prefetcher *pf = asg_prefetch_new(bytes, 2, fill, ctx);
+ *   const void *buf; int64_t i;
+ *   while (asg_prefetch_next(pf, &buf, &i) == ASG_OK && buf) { ...use buf... }
+ *   asg_prefetch_free(pf);
+ *
+ * fill(ctx, i, buf, bytes, &end) runs on the worker thread for i = 0, 1,
+ * 2, ... in order, one call at a time, and writes batch i into buf (bytes
+ * long); it sets *end = true instead when there is no batch i (buf is then
+ * ignored). It must not touch what the caller's thread uses meanwhile
+ * (e.g. share only read-only data, and an asg_batcher used only by fill).
+ * A status other than ASG_OK stops the worker; asg_prefetch_next returns
+ * that status, with fill's message (asg_last_error() of the worker, or a
+ * generic one), after the batches filled before it. depth buffers are
+ * allocated (0: 2, double buffering; at most 64): the worker runs up to
+ * depth - 1 batches ahead of the one the caller holds. */
+typedef asg_status (*asg_prefetch_fn)(void *ctx, int64_t index, void *buf, size_t bytes, bool *end);
+typedef struct asg_prefetcher asg_prefetcher;
+/* NULL with ASG_ERR_INVALID (bytes 0, depth outside 0..64, no fill),
+ * ASG_ERR_OOM, or ASG_ERR_IO when the thread cannot start. */
+ASG_API asg_prefetcher *asg_prefetch_new(size_t bytes, int depth, asg_prefetch_fn fill, void *ctx);
+/* Waits for the next batch: *buf (valid until the next call of next or
+ * free) and its index (index may be NULL). At the end of the data, ASG_OK
+ * with *buf = NULL, and again on every later call. */
+ASG_API asg_status asg_prefetch_next(asg_prefetcher *p, const void **buf, int64_t *index);
+/* Stops the worker (after the fill call in progress returns) and frees
+ * everything. Safe at any point, NULL included. */
+ASG_API void asg_prefetch_free(asg_prefetcher *p);
 
 #ifdef __cplusplus
 }

@@ -25,6 +25,7 @@
 #define ASG_IO_H
 
 #include "asg/data.h"
+#include "asg/metrics.h"
 #include "asg/program.h"
 
 #ifdef __cplusplus
@@ -161,6 +162,96 @@ ASG_API asg_status asg_checkpoint_save_ex(asg_program *p, const char *path, int6
                                           const asg_save_options *opt);
 /* step may be NULL. */
 ASG_API asg_status asg_checkpoint_load(asg_program *p, const char *path, int64_t *step);
+
+/* ---- NumPy .npy and .npz (src/io/npy.c, src/io/npz.c) ----
+ * .npy: format versions 1.0, 2.0 and 3.0, C order (a Fortran-order array is
+ * ASG_ERR_UNSUPPORTED: save it with np.ascontiguousarray), either byte
+ * order. dtypes read: f4 -> F32, f8 -> F64, i4 -> I32, i8 -> I64 as they
+ * are; f2 -> F32 (exact); i1, u1, i2, u2, b1 -> I32 and u4 -> I64 (exact);
+ * u8 -> I64 when every value fits (else ASG_ERR_FORMAT naming the element).
+ * Others (complex, strings, objects, structured) are ASG_ERR_UNSUPPORTED
+ * naming the dtype. A 0-d array has rank 0; an empty one has data of 1 byte.
+ * Input is untrusted: headers over 64 KiB, shapes over ASG_MAX_DIMS dims or
+ * 2^48 bytes, truncated data and malformed headers are ASG_ERR_FORMAT naming
+ * the file (and member); memory never exceeds what the data needs.
+ *
+ * .npz (np.savez / np.savez_compressed): a zip of .npy members, stored or
+ * deflated (deflate needs a build with zlib, else ASG_ERR_UNSUPPORTED),
+ * zip64 records read; CRC-32 checked. Encrypted members, other compression
+ * methods and members not named "*.npy" are refused. Array names are the
+ * member names without ".npy", as np.load gives them.
+ *
+ * Writes are atomic (as safetensors above): F32 '<f4', F64 '<f8', I32 '<i4',
+ * I64 '<i8', F16 '<f2' (BF16 has no NumPy dtype: ASG_ERR_DTYPE); .npy
+ * version 1.0 with the header padded to 64 bytes; .npz members stored (not
+ * compressed), at most 4 GiB in all (ASG_ERR_UNSUPPORTED beyond). */
+ASG_API asg_status asg_npy_read(const char *path, asg_host_tensor *out);
+ASG_API asg_status asg_npy_write(const char *path, const asg_host_tensor *t);
+
+typedef struct asg_npz {
+  int n;
+  char **names;            /* n names */
+  asg_host_tensor *arrays; /* n arrays */
+} asg_npz;
+/* Reads every member (out is zeroed on error). Free with asg_npz_free. */
+ASG_API asg_status asg_npz_read(const char *path, asg_npz *out);
+ASG_API void asg_npz_free(asg_npz *z);
+/* Index of the array named name, -1 if absent (no error set). */
+ASG_API int asg_npz_find(const asg_npz *z, const char *name);
+/* n arrays named names[i] (unique, non-empty, no NUL; ".npy" is appended). */
+ASG_API asg_status asg_npz_write(const char *path, int n, const char *const *names,
+                                 const asg_host_tensor *arrays);
+
+/* ---- checkpoint manager (src/io/ckpt_manager.c) ----
+ * A directory of training checkpoints (asg_checkpoint_save) that keeps the
+ * last K and the best by a metric, like TensorFlow's CheckpointManager and
+ * Lightning's ModelCheckpoint(save_top_k=1, save_last):
+ *
+ *   asg_ckpt_manager_options o = {.keep_last = 3, .keep_best = true};
+ *   asg_ckpt_manager *m = asg_ckpt_manager_open("runs/a", &o);
+ *   ... asg_ckpt_manager_save(m, prog, step, val_loss); ...
+ *   asg_ckpt_manager_restore_best(m, prog, &step);
+ *
+ * Files are "<dir>/<prefix>-<step, 8 digits or more>.safetensors"; the
+ * manifest "<dir>/<prefix>.json" lists them in save order with their
+ * metrics. A save writes the checkpoint (atomically), then the manifest
+ * (atomically), then removes the files the manifest no longer lists
+ * (including "<prefix>-<digits>.safetensors" files an interrupted save
+ * left): a crash at any point leaves a manifest whose files all exist.
+ * Saving a step already listed replaces it. One manager per directory and
+ * prefix at a time (it owns those names). */
+typedef struct asg_ckpt_manager_options {
+  int keep_last;                /* the most recent saves kept; 0: 3; < 0: all */
+  bool keep_best;               /* also keep the best by metric (even if older) */
+  asg_monitor_mode mode;        /* of the metric: MIN (default) or MAX */
+  const char *prefix;           /* NULL: "ckpt" (letters, digits, '_', '.', '-'; at most 64) */
+  const asg_save_options *save; /* for asg_checkpoint_save_ex; may be NULL */
+} asg_ckpt_manager_options;
+typedef struct asg_ckpt_manager asg_ckpt_manager;
+/* Creates dir if it is missing (one level) and reads its manifest if there
+ * is one (ASG_ERR_FORMAT if it is malformed). opt may be NULL. NULL on
+ * error. */
+ASG_API asg_ckpt_manager *asg_ckpt_manager_open(const char *dir,
+                                                const asg_ckpt_manager_options *opt);
+ASG_API void asg_ckpt_manager_free(asg_ckpt_manager *m);
+/* Saves p at step (>= 0) with metric (NaN: none; such a checkpoint is never
+ * the best). */
+ASG_API asg_status asg_ckpt_manager_save(asg_ckpt_manager *m, asg_program *p, int64_t step,
+                                         double metric);
+/* Checkpoints kept, in save order (i = count - 1 the latest). path is valid
+ * until the next call on m; any output may be NULL. */
+ASG_API int asg_ckpt_manager_count(const asg_ckpt_manager *m);
+ASG_API asg_status asg_ckpt_manager_info(const asg_ckpt_manager *m, int i, int64_t *step,
+                                         double *metric, const char **path);
+/* Index of the best checkpoint (strictly better wins; the earlier on ties);
+ * -1 if none has a metric. */
+ASG_API int asg_ckpt_manager_best(const asg_ckpt_manager *m);
+/* Loads the latest / the best checkpoint into p (asg_checkpoint_load);
+ * ASG_ERR_NOT_FOUND when there is none. step may be NULL. */
+ASG_API asg_status asg_ckpt_manager_restore_latest(asg_ckpt_manager *m, asg_program *p,
+                                                   int64_t *step);
+ASG_API asg_status asg_ckpt_manager_restore_best(asg_ckpt_manager *m, asg_program *p,
+                                                 int64_t *step);
 
 #ifdef __cplusplus
 }

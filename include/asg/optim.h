@@ -28,6 +28,7 @@
 #ifndef ASG_OPTIM_H
 #define ASG_OPTIM_H
 
+#include "asg/metrics.h" /* asg_monitor_mode */
 #include "asg/program.h"
 
 #ifdef __cplusplus
@@ -252,10 +253,9 @@ ASG_API asg_status asg_optim_schedule(asg_program *p, const asg_lr_schedule *s, 
  * max(lr factor, min_lr) (unchanged when that moves it by eps or less), the
  * count restarts and the cooldown begins. The lr is the program's base lr:
  * parameter groups keep their lr_scale. */
-typedef enum asg_plateau_mode { ASG_PLATEAU_MIN = 0, ASG_PLATEAU_MAX } asg_plateau_mode;
 
 typedef struct asg_plateau_opts {
-  asg_plateau_mode mode;
+  asg_monitor_mode mode;
   double factor;      /* in [0, 1) (0.1) */
   int patience;       /* >= 0 (10) */
   double threshold;   /* finite, >= 0 (1e-4) */
@@ -268,7 +268,7 @@ typedef struct asg_plateau_opts {
 typedef struct asg_plateau asg_plateau;
 
 /* PyTorch's defaults (listed above) for mode. */
-ASG_API asg_plateau_opts asg_plateau_defaults(asg_plateau_mode mode);
+ASG_API asg_plateau_opts asg_plateau_defaults(asg_monitor_mode mode);
 /* Starts at lr (finite, >= 0). opts NULL: asg_plateau_defaults(MIN). NULL and
  * an error naming the setting for a bad option. */
 ASG_API asg_plateau *asg_plateau_new(double lr, const asg_plateau_opts *opts);

@@ -11,7 +11,7 @@ struct asg_plateau {
   asg_plateau_state s;
 };
 
-asg_plateau_opts asg_plateau_defaults(asg_plateau_mode mode) {
+asg_plateau_opts asg_plateau_defaults(asg_monitor_mode mode) {
   return (asg_plateau_opts){
       .mode = mode, .factor = 0.1, .patience = 10, .threshold = 1e-4, .min_lr = 0, .eps = 1e-8};
 }
@@ -19,14 +19,14 @@ asg_plateau_opts asg_plateau_defaults(asg_plateau_mode mode) {
 static bool nonneg(double v) { return isfinite(v) && v >= 0; }
 
 static double worst(const asg_plateau_opts *o) {
-  return o->mode == ASG_PLATEAU_MIN ? INFINITY : -INFINITY;
+  return o->mode == ASG_MODE_MIN ? INFINITY : -INFINITY;
 }
 
 asg_plateau *asg_plateau_new(double lr, const asg_plateau_opts *opts) {
-  asg_plateau_opts o = opts ? *opts : asg_plateau_defaults(ASG_PLATEAU_MIN);
+  asg_plateau_opts o = opts ? *opts : asg_plateau_defaults(ASG_MODE_MIN);
   const char *bad = NULL;
   double val = 0;
-  if (o.mode != ASG_PLATEAU_MIN && o.mode != ASG_PLATEAU_MAX)
+  if (o.mode != ASG_MODE_MIN && o.mode != ASG_MODE_MAX)
     bad = "mode", val = o.mode;
   else if (!(o.factor >= 0 && o.factor < 1))
     bad = "factor (must be in [0, 1))", val = o.factor;
@@ -60,7 +60,7 @@ void asg_plateau_free(asg_plateau *pl) { free(pl); }
 
 /* PyTorch's _is_better; false for a NaN metric */
 static bool better(const asg_plateau_opts *o, double a, double best) {
-  if (o->mode == ASG_PLATEAU_MIN)
+  if (o->mode == ASG_MODE_MIN)
     return o->threshold_abs ? a < best - o->threshold : a < best * (1 - o->threshold);
   return o->threshold_abs ? a > best + o->threshold : a > best * (1 + o->threshold);
 }

@@ -58,6 +58,18 @@ static asg_tensor *sgd(builder *b, asg_tensor *p, asg_tensor *pv, asg_tensor *gr
   return asg_sub(pv, asg_mul(AS(lr, pv), d));
 }
 
+/* Adam's new moments m' (state "adam_m") and v' ("adam_v") of gradient gr,
+ * assigned to their state (Adam, AdamW and LAMB share them). */
+static void adam_moments(builder *b, asg_tensor *p, asg_tensor *pv, asg_tensor *gr, asg_tensor **nm,
+                         asg_tensor **nv) {
+  asg_tensor *m = asg__optim_param_state(b, p, "adam_m", pv, 0);
+  asg_tensor *v = asg__optim_param_state(b, p, "adam_v", pv, 0);
+  *nm = asg__adam_moment(m, gr, b->o.beta1);
+  *nv = asg__adam_moment2(v, gr, b->o.beta2);
+  asg__optim_update(b, m, *nm);
+  asg__optim_update(b, v, *nv);
+}
+
 /* three fused kernels (src/ops/op_optim.c), the same arithmetic as
  * m' = m b1 + g (1 - b1), v' = v b2 + g^2 (1 - b2),
  * p' = p (1 - lr wd) - (lr / bc1) m' / (sqrt(v') / sqrt(bc2) + eps)
@@ -66,12 +78,8 @@ static asg_tensor *sgd(builder *b, asg_tensor *p, asg_tensor *pv, asg_tensor *gr
 static asg_tensor *adam(builder *b, asg_tensor *p, asg_tensor *pv, asg_tensor *gr, asg_tensor *lr,
                         double wd) {
   const asg_optim *o = &b->o;
-  asg_tensor *m = asg__optim_param_state(b, p, "adam_m", pv, 0);
-  asg_tensor *v = asg__optim_param_state(b, p, "adam_v", pv, 0);
-  asg_tensor *nm = asg__adam_moment(m, gr, o->beta1);
-  asg_tensor *nv = asg__adam_moment2(v, gr, o->beta2);
-  asg__optim_update(b, m, nm);
-  asg__optim_update(b, v, nv);
+  asg_tensor *nm, *nv;
+  adam_moments(b, p, pv, gr, &nm, &nv);
   if (o->amsgrad) {
     asg_tensor *vmax = asg__optim_param_state(b, p, "adam_max_v", pv, 0);
     nv = asg_maximum(vmax, nv);
@@ -143,12 +151,8 @@ static asg_tensor *sq_norm(builder *b, asg_tensor *x) {
 static asg_tensor *lamb(builder *b, asg_tensor *p, asg_tensor *pv, asg_tensor *gr, asg_tensor *lr,
                         double wd) {
   const asg_optim *o = &b->o;
-  asg_tensor *m = asg__optim_param_state(b, p, "adam_m", pv, 0);
-  asg_tensor *v = asg__optim_param_state(b, p, "adam_v", pv, 0);
-  asg_tensor *nm = asg__adam_moment(m, gr, o->beta1);
-  asg_tensor *nv = asg__adam_moment2(v, gr, o->beta2);
-  asg__optim_update(b, m, nm);
-  asg__optim_update(b, v, nv);
+  asg_tensor *nm, *nv;
+  adam_moments(b, p, pv, gr, &nm, &nv);
   asg_tensor *mh = asg_div(nm, AS(b->bc1, pv)), *vh = asg_div(nv, AS(b->bc2, pv));
   asg_tensor *r = asg_div(mh, asg_add_scalar(asg_sqrt(vh), o->eps));
   if (wd != 0) r = asg_add(r, asg_mul_scalar(pv, wd));

@@ -8,43 +8,15 @@
 
 #define CHUNK 16384
 
-/* ADAM_MOMENT / ADAM_MOMENT2 over n elements. */
-#define DEF_MOMENT(SUF, T)                                                                         \
-  static void moment_##SUF(bool second, const asg_attrs *at, T *o, const T *m, const T *g,         \
-                           int64_t n) {                                                            \
-    const T beta = (T)at->f[0], one_m = (T)at->f[1];                                               \
-    if (second)                                                                                    \
-      for (int64_t i = 0; i < n; i++) {                                                            \
-        T gg = g[i] * g[i];                                                                        \
-        o[i] = m[i] * beta + gg * one_m;                                                           \
-      }                                                                                            \
-    else                                                                                           \
-      for (int64_t i = 0; i < n; i++)                                                              \
-        o[i] = m[i] * beta + g[i] * one_m;                                                         \
-  }
-DEF_MOMENT(f32, float)
-DEF_MOMENT(f64, double)
-
-/* ADAM_PARAM over n elements, given the per-step scalars already in T. */
-#define DEF_PARAM(SUF, T, SQRT)                                                                    \
-  static void param_##SUF(T *o, const T *p, const T *m, const T *v, T step, T sbc2, T eps,         \
-                          bool decay, T dec, int64_t n) {                                          \
-    if (decay)                                                                                     \
-      for (int64_t i = 0; i < n; i++) {                                                            \
-        T pd = p[i] * dec;                                                                         \
-        T den = SQRT(v[i]) / sbc2 + eps;                                                           \
-        T q = m[i] / den;                                                                          \
-        o[i] = pd - step * q;                                                                      \
-      }                                                                                            \
-    else                                                                                           \
-      for (int64_t i = 0; i < n; i++) {                                                            \
-        T den = SQRT(v[i]) / sbc2 + eps;                                                           \
-        T q = m[i] / den;                                                                          \
-        o[i] = p[i] - step * q;                                                                    \
-      }                                                                                            \
-  }
-DEF_PARAM(f32, float, sqrtf)
-DEF_PARAM(f64, double, sqrt)
+/* moment_f32/_f64 and param_f32/_f64 from one template (cpu_optim_tmpl.h) */
+#define T float
+#define SUF f32
+#define SQRT sqrtf
+#include "backends/cpu/cpu_optim_tmpl.h"
+#define T double
+#define SUF f64
+#define SQRT sqrt
+#include "backends/cpu/cpu_optim_tmpl.h"
 
 /* Chunks [lo, hi) of ADAM_MOMENT(2): out [total] from m, g [total]. */
 static void moment_range(void *ctx, int64_t lo, int64_t hi, int tid) {

@@ -160,18 +160,16 @@ asg_status asg__comm_allreduce(asg_comm *c, const void *send, void *recv, int64_
     return asg__error(ASG_ERR_INVALID, "%s: bad all-reduce arguments", what);
   if (send != recv && n > 0) memmove(recv, send, (size_t)n * asg_dtype_size(dt));
   if (c->size == 1 || n == 0) return ASG_OK;
-  if (c->tcp) {
+  if (c->tcp)
     st = asg__tcp_allreduce(c, recv, n, dt, op, what);
-    if (!st && op == ASG_COMM_MEAN) asg__comm_scale_mean(c, recv, n, dt);
-    return st;
-  }
+  else
 #ifdef ASG_HAVE_MPI
-  st = asg__mpi_allreduce(c, recv, recv, n, dt, op, what);
-  if (!st && op == ASG_COMM_MEAN) asg__comm_scale_mean(c, recv, n, dt);
-  return st;
+    st = asg__mpi_allreduce(c, recv, recv, n, dt, op, what);
 #else
-  return asg__error(ASG_ERR_UNSUPPORTED, "%s: no MPI in this build", what);
+    st = asg__error(ASG_ERR_UNSUPPORTED, "%s: no MPI in this build", what);
 #endif
+  if (!st && op == ASG_COMM_MEAN) asg__comm_scale_mean(c, recv, n, dt); /* a sum until here */
+  return st;
 }
 
 asg_status asg__comm_bcast(asg_comm *c, void *buf, size_t bytes, int root, const char *what) {

@@ -170,22 +170,16 @@ asg_status asg__mpi_bcast(asg_comm *c, void *buf, size_t bytes, int root, const 
 asg_status asg__mpi_allgather(asg_comm *c, const void *send, void *recv, size_t bytes,
                               const char *what) {
   asg__mpi *m = c->mpi;
-  if (bytes > (size_t)CHUNK * 2)
-    return asg__error(ASG_ERR_UNSUPPORTED, "%s: all-gather blocks above 2 GiB per rank", what);
-  MPI_Datatype block; /* one rank's block, so the count stays small */
-  MPI_Type_contiguous((int)bytes, MPI_BYTE, &block);
-  MPI_Type_commit(&block);
-  MPI_Request req;
-  asg_status st = ASG_OK;
+  if (bytes > (size_t)CHUNK * 2 - 1)
+    return asg__error(ASG_ERR_UNSUPPORTED, "%s: all-gather blocks of 2 GiB or more per rank", what);
+  if (bytes == 0) return ASG_OK;
+  /* one rank's block as a count of bytes: no datatype made per run */
   const void *s = send == (char *)recv + (size_t)c->rank * bytes ? MPI_IN_PLACE : send;
-  if (bytes == 0) {
-  } else if (MPI_Iallgather(s, 1, block, recv, 1, block, m->comm, &req) != MPI_SUCCESS) {
-    st = asg__comm_fail(c, what, "MPI_Iallgather failed");
-  } else {
-    st = wait_req(c, &req, what);
-  }
-  MPI_Type_free(&block);
-  return st;
+  MPI_Request req;
+  if (MPI_Iallgather(s, (int)bytes, MPI_BYTE, recv, (int)bytes, MPI_BYTE, m->comm, &req) !=
+      MPI_SUCCESS)
+    return asg__comm_fail(c, what, "MPI_Iallgather failed");
+  return wait_req(c, &req, what);
 }
 
 asg_status asg__mpi_reduce_scatter(asg_comm *c, const void *send, void *recv, int64_t n,

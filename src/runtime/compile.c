@@ -219,6 +219,47 @@ void asg__compiled_free(asg_compiled *c) {
   memset(c, 0, sizeof *c);
 }
 
+void asg__mark_needed(const asg_graph *g, int n_out, asg_tensor *const *outs, char *need) {
+  for (int i = 0; i < n_out; i++)
+    need[outs[i]->id] = 1;
+  for (int i = g->n_nodes - 1; i >= 0; i--) /* ids are a topological order */
+    if (need[i])
+      for (int k = 0; k < g->nodes[i]->n_in; k++)
+        need[g->nodes[i]->in[k]->id] = 1;
+}
+
+asg_status asg__collective_check(const asg_graph *g, const char *need, asg_comm *comm,
+                                 const char *backend) {
+  const int world = asg_comm_size(comm);
+  for (int i = 0; i < g->n_nodes; i++) { /* the first one in graph order */
+    const asg_tensor *t = g->nodes[i];
+    if (!need[i] || !(asg__op_info[t->op].flags & ASG_OPF_COLL)) continue;
+    const char *sc = t->scope && t->scope[0] ? t->scope : "", *sl = sc[0] ? "/" : "";
+    const char *op = asg__op_name(t->op);
+    const long long a = (long long)t->attr.i[0];
+    if (!comm)
+      return asg__error(ASG_ERR_INVALID,
+                        "asg_compile: %s%s%s is a collective but the program has no "
+                        "communicator (set asg_compile_opts.comm; asg/dist.h)",
+                        sc, sl, op);
+    if (world > 1 && !strcmp(asg_comm_kind(comm), "rendezvous") && strcmp(backend, "cuda") != 0)
+      return asg__error(ASG_ERR_UNSUPPORTED,
+                        "asg_compile: %s%s%s: on the %s backend collectives need an MPI launch "
+                        "(mpirun); a torchrun-style rendezvous serves CUDA programs (NCCL) only",
+                        sc, sl, op, backend);
+    if ((t->op == ASG_OP_ALL_GATHER || t->op == ASG_OP_REDUCE_SCATTER) && a != world)
+      return asg__error(ASG_ERR_INVALID,
+                        "asg_compile: %s%s%s was built for a world of %lld ranks; the "
+                        "communicator has %d",
+                        sc, sl, op, a, world);
+    if (t->op == ASG_OP_BROADCAST && a >= world)
+      return asg__error(ASG_ERR_INVALID,
+                        "asg_compile: %s%s%s: root %lld is not a rank of a world of %d", sc, sl, op,
+                        a, world);
+  }
+  return ASG_OK;
+}
+
 asg_status asg__compile_graph(asg_graph *g, int n_out, asg_tensor *const *outs, asg_compiled *c) {
   memset(c, 0, sizeof *c);
   int N = g->n_nodes;
@@ -245,12 +286,7 @@ asg_status asg__compile_graph(asg_graph *g, int n_out, asg_tensor *const *outs, 
     goto done;
   }
   /* 1. reachability from the outputs */
-  for (int i = 0; i < n_out; i++)
-    need[outs[i]->id] = 1;
-  for (int i = N - 1; i >= 0; i--)
-    if (need[i])
-      for (int k = 0; k < g->nodes[i]->n_in; k++)
-        need[g->nodes[i]->in[k]->id] = 1;
+  asg__mark_needed(g, n_out, outs, need);
   if ((st = asg__cache_write_check(g, need)) != ASG_OK) goto done;
 
   /* 2. leaves get persistent storage; one assign per variable */

@@ -18,5 +18,13 @@ void asg__compiled_free(asg_compiled *c);
 /* The compile-time rules of cache_write over the nodes need[] marks (those
  * the outputs depend on); also run when a symbolic program is compiled. */
 asg_status asg__cache_write_check(const asg_graph *g, const char *need);
+/* Sets need[id] for the outputs and every node they depend on. */
+void asg__mark_needed(const asg_graph *g, int n_out, asg_tensor *const *outs, char *need);
+/* The collectives among the needed nodes must have the communicator they
+ * were built for (a world size, a root inside it) and, under a torchrun-style
+ * rendezvous, the CUDA backend; checked before any compile, static or
+ * symbolic. */
+asg_status asg__collective_check(const asg_graph *g, const char *need, asg_comm *comm,
+                                 const char *backend);
 
 #endif

@@ -225,45 +225,13 @@ static asg_status alloc_leaf(asg_program *p, const asg_tensor *t, void **buf, bo
   return st;
 }
 
-/* Collectives that the outputs need must have the communicator they were
- * built for (checked before compiling, so symbolic programs fail here too). */
+/* asg__collective_check over the nodes the outputs need. */
 static asg_status check_collectives(asg_graph *g, int n_out, asg_tensor *const *outs,
                                     asg_comm *comm, const char *backend) {
-  bool *need = calloc((size_t)g->n_nodes + 1, sizeof *need);
+  char *need = calloc((size_t)g->n_nodes + 1, 1);
   if (!need) return asg__error(ASG_ERR_OOM, "asg_compile: out of memory");
-  for (int i = 0; i < n_out; i++)
-    need[outs[i]->id] = true;
-  const int world = asg_comm_size(comm);
-  asg_status st = ASG_OK;
-  for (int i = g->n_nodes - 1; i >= 0; i--) /* ids are a topological order */
-    for (int k = 0; need[i] && k < g->nodes[i]->n_in; k++)
-      need[g->nodes[i]->in[k]->id] = true;
-  for (int i = 0; i < g->n_nodes && !st; i++) { /* the first one in graph order */
-    const asg_tensor *t = g->nodes[i];
-    if (!need[i] || !(asg__op_info[t->op].flags & ASG_OPF_COLL)) continue;
-    const char *sc = t->scope && t->scope[0] ? t->scope : "", *sl = sc[0] ? "/" : "";
-    const long long a = (long long)t->attr.i[0];
-    if (!comm)
-      st = asg__error(ASG_ERR_INVALID,
-                      "asg_compile: %s%s%s is a collective but the program has no communicator "
-                      "(set asg_compile_opts.comm; asg/dist.h)",
-                      sc, sl, asg__op_name(t->op));
-    else if (asg_comm_size(comm) > 1 && !strcmp(asg_comm_kind(comm), "rendezvous") &&
-             strcmp(backend, "cuda") != 0)
-      st = asg__error(ASG_ERR_UNSUPPORTED,
-                      "asg_compile: %s%s%s: on the %s backend collectives need an MPI launch "
-                      "(mpirun); a torchrun-style rendezvous serves CUDA programs (NCCL) only",
-                      sc, sl, asg__op_name(t->op), backend);
-    else if ((t->op == ASG_OP_ALL_GATHER || t->op == ASG_OP_REDUCE_SCATTER) && a != world)
-      st = asg__error(ASG_ERR_INVALID,
-                      "asg_compile: %s%s%s was built for a world of %lld ranks; the "
-                      "communicator has %d",
-                      sc, sl, asg__op_name(t->op), a, world);
-    else if (t->op == ASG_OP_BROADCAST && a >= world)
-      st = asg__error(ASG_ERR_INVALID,
-                      "asg_compile: %s%s%s: root %lld is not a rank of a world of %d", sc, sl,
-                      asg__op_name(t->op), a, world);
-  }
+  asg__mark_needed(g, n_out, outs, need);
+  asg_status st = asg__collective_check(g, need, comm, backend);
   free(need);
   return st;
 }

@@ -671,15 +671,10 @@ asg_program *asg__symp_compile(asg_graph *g, int n_out, asg_tensor *const *outs,
     s->bind_val[k] = -1;
   for (int i = 0; i < N; i++)
     s->user_keys[i] = g->nodes[i];
-  for (int i = 0; i < n_out; i++) {
+  for (int i = 0; i < n_out; i++)
     s->out_ids[i] = outs[i]->id;
-    s->need[outs[i]->id] = 1;
-  }
-  for (int i = N - 1; i >= 0; i--) /* what asg__compile_graph will compile */
-    if (s->need[i])
-      for (int k = 0; k < g->nodes[i]->n_in; k++)
-        s->need[g->nodes[i]->in[k]->id] = 1;
-  if (asg__cache_write_check(g, s->need)) { /* refused now, not at the first run */
+  asg__mark_needed(g, n_out, outs, s->need); /* what asg__compile_graph will compile */
+  if (asg__cache_write_check(g, s->need)) {  /* refused now, not at the first run */
     asg__symp_free(s);
     return NULL;
   }

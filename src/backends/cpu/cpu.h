@@ -31,6 +31,7 @@ void asg_cpu_register_shape(asg_cpu_kernel *t);
 void asg_cpu_register_index(asg_cpu_kernel *t);
 void asg_cpu_register_nn(asg_cpu_kernel *t);
 void asg_cpu_register_conv(asg_cpu_kernel *t);
+void asg_cpu_register_pooling(asg_cpu_kernel *t);
 void asg_cpu_register_random(asg_cpu_kernel *t);
 void asg_cpu_register_optim(asg_cpu_kernel *t);
 void asg_cpu_register_attention(asg_cpu_kernel *t);

@@ -1,0 +1,155 @@
+/* Direct forward convolution for f32, stride 1: no im2col, no GEMM call.
+ *
+ * Why: a small CNN's convolutions have few input channels (CKK = Cg*KH*KW
+ * of 9..150) and few outputs (8..64): one image's im2col GEMM is then a
+ * [Og, CKK] x [CKK, OH*OW] product too small for the BLAS to reach speed,
+ * and the im2col copy costs as much as the product.
+ *
+ * How: the image's group channels are copied once into a zero-padded
+ * buffer xp [Cg, Hp, Wp] (Hp = OH + (KH-1)dh, Wp = OW + (KW-1)dw), so that
+ * for the output position q = oh*Wp + ow of the padded grid every tap
+ * t = (c, kh, kw) reads xp at q + off[t], off[t] = c*Hp*Wp + kh*dh*Wp +
+ * kw*dw: one contiguous run of 16 outputs is one contiguous run of inputs.
+ *   out[o, q] = sum_t w[o, t] * xp[q + off[t]]   for 8 outputs o at a time
+ * The columns ow >= OW of the padded grid are computed and dropped when the
+ * rows are copied to y. The weights are packed per group as [Og/8, CKK, 8]
+ * (zero rows past Og). Each output is a sum over t in order, a product and
+ * an add per tap in float (no FMA contraction: see cpu_simd.h), so every
+ * SIMD level gives the same bits. */
+#include <string.h>
+
+#include "backends/cpu/cpu_conv.h"
+#include "backends/cpu/cpu_simd.h"
+
+#define OB 8 /* outputs per block */
+
+bool asg_cpu_conv_direct_ok(const cgeo *g) {
+  /* stride 1, and a product the BLAS does badly: few input channels per
+   * group (the output-channel blocks keep any Og efficient). Below 16 taps
+   * the padded copy and the row compaction cost more than they save (a
+   * 1-channel 3x3 conv measured slower than im2col + GEMM). */
+  return g->sh == 1 && g->sw == 1 && !g->direct && g->Cg <= 16 && g->CKK >= 16 && g->CKK <= 256;
+}
+
+static int64_t blocks_of(const cgeo *g) { return (g->Og + OB - 1) / OB; }
+static int64_t hp_of(const cgeo *g) { return g->OH + (g->KH - 1) * g->dh; }
+static int64_t wp_of(const cgeo *g) { return g->OW + (g->KW - 1) * g->dw; }
+/* Outputs of the padded grid, rounded up to whole vectors. */
+static int64_t q_of(const cgeo *g) {
+  return (g->OH * wp_of(g) + ASG_LANES - 1) / ASG_LANES * ASG_LANES;
+}
+
+int64_t asg_cpu_conv_direct_wpack(const cgeo *g) { return g->G * blocks_of(g) * g->CKK * OB; }
+
+int64_t asg_cpu_conv_direct_ws(const cgeo *g) {
+  /* xp, with room for the last vector's reads past the grid, then out [OB, Q] */
+  int64_t xp = g->Cg * hp_of(g) * wp_of(g) + q_of(g) + (g->KW - 1) * g->dw + ASG_LANES;
+  return xp + OB * q_of(g);
+}
+
+void asg_cpu_conv_direct_pack(const cgeo *g, const float *w, float *wp) {
+  int64_t nb = blocks_of(g);
+  for (int64_t gi = 0; gi < g->G; gi++)
+    for (int64_t b = 0; b < nb; b++)
+      for (int64_t t = 0; t < g->CKK; t++)
+        for (int64_t j = 0; j < OB; j++) {
+          int64_t o = b * OB + j;
+          wp[((gi * nb + b) * g->CKK + t) * OB + j] =
+              o < g->Og ? w[(gi * g->Og + o) * g->CKK + t] : 0.0f;
+        }
+}
+
+/* out [OB, Q] = w [CKK, OB]^T gathered xp, Q a multiple of ASG_LANES */
+#if defined(__GNUC__)
+/* A vector of ASG_LANES floats (GNU vector extension; one AVX-512
+ * register, two AVX2 ones): written per lane, the compiler vectorized the
+ * 8 outputs instead of the lanes and shuffled. Unaligned loads and stores
+ * go through memcpy. */
+typedef float vlanes __attribute__((vector_size(4 * ASG_LANES)));
+ASG_ALWAYS_INLINE void block_f32(const float *xp, const int64_t *off, int64_t CKK, const float *w,
+                                 float *out, int64_t Q) {
+  for (int64_t q = 0; q < Q; q += ASG_LANES) {
+    vlanes acc[OB];
+    for (int j = 0; j < OB; j++)
+      acc[j] = (vlanes){0};
+    for (int64_t t = 0; t < CKK; t++) {
+      vlanes xv;
+      memcpy(&xv, xp + off[t] + q, sizeof xv);
+      const float *wt = w + t * OB;
+      for (int j = 0; j < OB; j++)
+        acc[j] += wt[j] * xv;
+    }
+    for (int j = 0; j < OB; j++)
+      memcpy(out + j * Q + q, &acc[j], sizeof acc[j]);
+  }
+}
+#else
+ASG_ALWAYS_INLINE void block_f32(const float *xp, const int64_t *off, int64_t CKK, const float *w,
+                                 float *out, int64_t Q) {
+  for (int64_t q = 0; q < Q; q += ASG_LANES) {
+    float acc[OB][ASG_LANES] = {{0}};
+    for (int64_t t = 0; t < CKK; t++)
+      for (int j = 0; j < OB; j++)
+        for (int l = 0; l < ASG_LANES; l++)
+          acc[j][l] += w[t * OB + j] * xp[off[t] + q + l];
+    for (int j = 0; j < OB; j++)
+      memcpy(out + j * Q + q, acc[j], sizeof acc[j]);
+  }
+}
+#endif
+#ifdef ASG_SIMD_X86
+ASG_TARGET_AVX512 static void block_f32_avx512(const float *xp, const int64_t *off, int64_t CKK,
+                                               const float *w, float *out, int64_t Q) {
+  block_f32(xp, off, CKK, w, out, Q);
+}
+ASG_TARGET_AVX2 static void block_f32_avx2(const float *xp, const int64_t *off, int64_t CKK,
+                                           const float *w, float *out, int64_t Q) {
+  block_f32(xp, off, CKK, w, out, Q);
+}
+#endif
+static void block_f32_any(const float *xp, const int64_t *off, int64_t CKK, const float *w,
+                          float *out, int64_t Q) {
+#ifdef ASG_SIMD_X86
+  int level = asg_cpu_simd_level();
+  if (level == ASG_SIMD_AVX512)
+    block_f32_avx512(xp, off, CKK, w, out, Q);
+  else if (level == ASG_SIMD_AVX2)
+    block_f32_avx2(xp, off, CKK, w, out, Q);
+  else
+#endif
+    block_f32(xp, off, CKK, w, out, Q);
+}
+
+void asg_cpu_conv_direct_image(const cgeo *g, const float *x, const float *wp, float *y, int64_t n,
+                               float *ws) {
+  const int64_t Hp = hp_of(g), Wp = wp_of(g), Q = q_of(g), nb = blocks_of(g);
+  const int64_t plane = Hp * Wp, xpn = asg_cpu_conv_direct_ws(g) - OB * Q;
+  float *xp = ws, *out = ws + xpn;
+  int64_t off[256]; /* CKK <= 256 (asg_cpu_conv_direct_ok) */
+  for (int64_t c = 0, t = 0; c < g->Cg; c++)
+    for (int64_t kh = 0; kh < g->KH; kh++)
+      for (int64_t kw = 0; kw < g->KW; kw++)
+        off[t++] = c * plane + kh * g->dh * Wp + kw * g->dw;
+  for (int64_t gi = 0; gi < g->G; gi++) {
+    /* xp [Cg, Hp, Wp]: x's group channels at (ph, pw), zeros around */
+    const float *xg = x + (n * g->C + gi * g->Cg) * g->HW;
+    memset(xp, 0, sizeof(float) * (size_t)xpn);
+    for (int64_t c = 0; c < g->Cg; c++)
+      for (int64_t h = 0; h < g->H && h + g->ph < Hp; h++) {
+        int64_t wn = g->W + g->pw < Wp ? g->W : Wp - g->pw;
+        memcpy(xp + c * plane + (h + g->ph) * Wp + g->pw, xg + (c * g->H + h) * g->W,
+               sizeof(float) * (size_t)wn);
+      }
+    for (int64_t b = 0; b < nb; b++) {
+      block_f32_any(xp, off, g->CKK, wp + (gi * nb + b) * g->CKK * OB, out, Q);
+      int64_t o0 = b * OB, no = g->Og - o0 < OB ? g->Og - o0 : OB;
+      for (int64_t j = 0; j < no; j++) {
+        float *yr = y + (n * g->O + gi * g->Og + o0 + j) * g->OHW;
+        const float *src = out + j * Q;
+        for (int64_t oh = 0; oh < g->OH; oh++)
+          for (int64_t ow = 0; ow < g->OW; ow++)
+            yr[oh * g->OW + ow] = src[oh * Wp + ow];
+      }
+    }
+  }
+}

@@ -1,0 +1,151 @@
+/* CPU kernels of pooling: max, average and adaptive average pooling over
+ * [N,C,H,W] and their gradients. Every (n, c) plane is independent, so
+ * planes run in parallel and each gradient plane is written by one thread.
+ * Attribute layout: src/ops/op_conv.c. */
+#include <math.h>
+#include <string.h>
+
+#include "backends/cpu/cpu.h"
+
+typedef struct pgeo {
+  int64_t planes, H, W, OH, OW, KH, KW, sh, sw, ph, pw;
+} pgeo;
+
+/* x [N,C,H,W] -> y [N,C,OH,OW]; for the BWD ops x is the output. */
+static void pgeo_of(const asg_step *s, pgeo *p) {
+  bool bwd = s->op == ASG_OP_MAXPOOL2D_BWD || s->op == ASG_OP_AVGPOOL2D_BWD ||
+             s->op == ASG_OP_ADAPTIVE_AVGPOOL2D_BWD;
+  const asg_shape *xs = bwd ? &s->out.shape : &s->in[0].shape;
+  const asg_shape *ys = bwd ? &s->in[0].shape : &s->out.shape;
+  p->planes = xs->dims[0] * xs->dims[1];
+  p->H = xs->dims[2], p->W = xs->dims[3], p->OH = ys->dims[2], p->OW = ys->dims[3];
+  p->KH = s->attr.i[0], p->KW = s->attr.i[1], p->sh = s->attr.i[2], p->sw = s->attr.i[3];
+  p->ph = s->attr.i[4], p->pw = s->attr.i[5];
+}
+
+/* argmax, maxpool(_bwd), avgpool(_bwd), adaptive(_bwd) per type */
+#define T float
+#define SUF f32
+#include "backends/cpu/cpu_pooling_tmpl.h"
+#define T double
+#define SUF f64
+#include "backends/cpu/cpu_pooling_tmpl.h"
+
+/* ---- 2x2 max pooling with stride 2 and no padding (every window inside
+ * the plane, none overlapping): the CNNs' pool, with straight loops over a
+ * pair of input rows that the compiler vectorizes. Same rule as argmax_f32:
+ * the first maximum in row-major window order, a NaN (the first) wins. */
+static bool pool_is_2x2(const pgeo *p) {
+  return p->KH == 2 && p->KW == 2 && p->sh == 2 && p->sw == 2 && p->ph == 0 && p->pw == 0 &&
+         2 * p->OH <= p->H && 2 * p->OW <= p->W;
+}
+
+/* The first maximum of (a, b) (a on ties), NaN-first: applied as a tree
+ * over ((x00, x01), (x10, x11)) it picks the window element argmax_f32 picks. */
+static inline float first_max(float a, float b) { return b > a || (b != b && a == a) ? b : a; }
+
+/* planes [lo, hi) of x [N*C,H,W] -> y [N*C,OH,OW] */
+static void maxpool2x2_f32(const asg_cpu_call *c, const pgeo *p, int64_t lo, int64_t hi) {
+  const int64_t W = p->W, OW = p->OW;
+  for (int64_t pl = lo; pl < hi; pl++) {
+    const float *x = (const float *)c->in[0] + pl * p->H * W;
+    float *y = (float *)c->out + pl * p->OH * OW;
+    for (int64_t oh = 0; oh < p->OH; oh++) {
+      const float *r0 = x + 2 * oh * W, *r1 = r0 + W;
+      float *yr = y + oh * OW;
+      for (int64_t ow = 0; ow < OW; ow++)
+        yr[ow] =
+            first_max(first_max(r0[2 * ow], r0[2 * ow + 1]), first_max(r1[2 * ow], r1[2 * ow + 1]));
+    }
+  }
+}
+
+/* planes [lo, hi) of dy [N*C,OH,OW], x [N*C,H,W] -> dx [N*C,H,W]: each
+ * window's gradient to its first maximum, zeros elsewhere */
+static void maxpool2x2_bwd_f32(const asg_cpu_call *c, const pgeo *p, int64_t lo, int64_t hi) {
+  const int64_t W = p->W, OW = p->OW;
+  const bool covered = 2 * p->OH == p->H && 2 * p->OW == W;
+  for (int64_t pl = lo; pl < hi; pl++) {
+    const float *x = (const float *)c->in[1] + pl * p->H * W;
+    const float *dy = (const float *)c->in[0] + pl * p->OH * OW;
+    float *dx = (float *)c->out + pl * p->H * W;
+    if (!covered) /* the odd last row or column, which no window reads */
+      memset(dx, 0, sizeof(float) * (size_t)(p->H * W));
+    for (int64_t oh = 0; oh < p->OH; oh++) {
+      const float *r0 = x + 2 * oh * W, *r1 = r0 + W, *g = dy + oh * OW;
+      float *d0 = dx + 2 * oh * W, *d1 = d0 + W;
+      for (int64_t ow = 0; ow < OW; ow++) {
+        float a = r0[2 * ow], b = r0[2 * ow + 1], e = r1[2 * ow], f = r1[2 * ow + 1];
+        /* k: window position (0..3) of the first maximum, as argmax_f32 */
+        float m = a;
+        int k = 0;
+        k = b > m || (b != b && m == m) ? 1 : k;
+        m = k == 1 ? b : m;
+        k = e > m || (e != e && m == m) ? 2 : k;
+        m = k == 2 ? e : m;
+        k = f > m || (f != f && m == m) ? 3 : k;
+        float gv = g[ow];
+        d0[2 * ow] = k == 0 ? gv : 0.0f;
+        d0[2 * ow + 1] = k == 1 ? gv : 0.0f;
+        d1[2 * ow] = k == 2 ? gv : 0.0f;
+        d1[2 * ow + 1] = k == 3 ? gv : 0.0f;
+      }
+    }
+  }
+}
+
+typedef struct pool_job {
+  const asg_cpu_call *c;
+  pgeo p;
+  bool fast2x2; /* max pooling (either direction) on 2x2 windows, stride 2 */
+} pool_job;
+
+/* Planes [lo, hi) of the step. */
+static void pool_range(void *ctx, int64_t lo, int64_t hi, int tid) {
+  (void)tid;
+  const pool_job *j = ctx;
+  const asg_cpu_call *c = j->c;
+  const pgeo *p = &j->p;
+  bool f32 = c->s->out.dtype == ASG_F32;
+  if (f32 && j->fast2x2) {
+    if (c->s->op == ASG_OP_MAXPOOL2D)
+      maxpool2x2_f32(c, p, lo, hi);
+    else
+      maxpool2x2_bwd_f32(c, p, lo, hi);
+    return;
+  }
+  switch (c->s->op) {
+  case ASG_OP_MAXPOOL2D: f32 ? maxpool_f32(c, p, lo, hi) : maxpool_f64(c, p, lo, hi); break;
+  case ASG_OP_MAXPOOL2D_BWD:
+    f32 ? maxpool_bwd_f32(c, p, lo, hi) : maxpool_bwd_f64(c, p, lo, hi);
+    break;
+  case ASG_OP_AVGPOOL2D: f32 ? avgpool_f32(c, p, lo, hi) : avgpool_f64(c, p, lo, hi); break;
+  case ASG_OP_AVGPOOL2D_BWD:
+    f32 ? avgpool_bwd_f32(c, p, lo, hi) : avgpool_bwd_f64(c, p, lo, hi);
+    break;
+  case ASG_OP_ADAPTIVE_AVGPOOL2D:
+    f32 ? adaptive_f32(c, p, lo, hi) : adaptive_f64(c, p, lo, hi);
+    break;
+  default: f32 ? adaptive_bwd_f32(c, p, lo, hi) : adaptive_bwd_f64(c, p, lo, hi); break;
+  }
+}
+
+static asg_status pool_kernel(const asg_cpu_call *c) {
+  pool_job j = {.c = c};
+  pgeo_of(c->s, &j.p);
+  if (c->s->out.dtype != ASG_F32 && c->s->out.dtype != ASG_F64)
+    return asg__error(ASG_ERR_DTYPE, "cpu: %s: dtype not supported", c->s->label);
+  j.fast2x2 =
+      (c->s->op == ASG_OP_MAXPOOL2D || c->s->op == ASG_OP_MAXPOOL2D_BWD) && pool_is_2x2(&j.p);
+  int nt = asg_cpu_threads_for(c, j.p.planes * j.p.H * j.p.W, j.p.planes);
+  asg_cpu_parallel_for(c->pool, nt, j.p.planes, pool_range, &j);
+  return ASG_OK;
+}
+
+void asg_cpu_register_pooling(asg_cpu_kernel *t) {
+  static const asg_op pools[] = {ASG_OP_MAXPOOL2D,          ASG_OP_MAXPOOL2D_BWD,
+                                 ASG_OP_AVGPOOL2D,          ASG_OP_AVGPOOL2D_BWD,
+                                 ASG_OP_ADAPTIVE_AVGPOOL2D, ASG_OP_ADAPTIVE_AVGPOOL2D_BWD};
+  for (size_t i = 0; i < sizeof pools / sizeof *pools; i++)
+    t[pools[i]].run = pool_kernel;
+}

@@ -143,6 +143,85 @@ static void test_mixed(int profile, int check_finite) {
   asg_graph_free(g);
 }
 
+/* The schedule moves a collective (and the steps only it reads) to right
+ * after the steps it depends on (runtime/compile.c): gradients all-reduced
+ * after the whole backward pass, as the data-parallel optimizer builds them,
+ * run each as soon as its gradient exists. Three layers; the last layer's
+ * weight gradient is ready first, so its bucket's all_reduce must come
+ * before the backward pass's last product (without the move, every
+ * all_reduce follows every product). Values are checked too: the identity
+ * in a world of one. */
+static void test_schedule(void) {
+  asg_graph *g = asg_graph_new();
+  asg_tensor *x = asg_input(g, "x", ASG_F32, ASG_SHAPE(4, 8)), *h = x, *w[3], *gw[3];
+  for (int l = 0; l < 3; l++) {
+    char name[8];
+    snprintf(name, sizeof name, "w%d", l);
+    w[l] = asg_variable(g, name, ASG_F32, ASG_SHAPE(8, 8), asg_init_uniform(-0.5, 0.5));
+    h = asg_tanh(asg_matmul(h, w[l]));
+  }
+  asg_tensor *loss = asg_sum(asg_mul(h, h), ASG_ALL_AXES, false);
+  TU_CHECK(asg_grad(loss, 3, w, gw) == ASG_OK, "grad: %s", asg_graph_error(g));
+  asg_tensor *red[3];
+  for (int l = 0; l < 3; l++) { /* as a bucket: scale, flatten, all_reduce */
+    char sc[16];
+    snprintf(sc, sizeof sc, "bucket%d", l);
+    asg_scope_push(g, sc);
+    asg_tensor *flat = asg_reshape(asg_mul(gw[l], asg_scalar(g, ASG_F32, 0.5)), ASG_SHAPE(64));
+    red[l] = asg_all_reduce(flat, ASG_COMM_SUM);
+    asg_scope_pop(g);
+  }
+  asg_program *p = compile_n(g, 3, red, 1, 0);
+  double xv[32];
+  for (int i = 0; i < 32; i++)
+    xv[i] = 0.1 * (i % 7) - 0.3;
+  if (p && !tu_feed(p, "x", ASG_F32, xv, 32) && asg_program_run(p) == ASG_OK) {
+    asg_profile prof;
+    int at_red[3] = {-1, -1, -1}, last_mm = -1;
+    if (asg_program_profile_get(p, &prof) == ASG_OK)
+      for (int i = 0; i < prof.n_steps; i++) {
+        int l;
+        if (!strcmp(prof.steps[i].op, "matmul")) last_mm = i;
+        if (!strcmp(prof.steps[i].op, "all_reduce") &&
+            sscanf(prof.steps[i].scope, "bucket%d", &l) == 1 && l >= 0 && l < 3)
+          at_red[l] = i;
+      }
+    TU_CHECK(at_red[2] >= 0 && at_red[2] < last_mm,
+             "the last layer's all_reduce (step %d) runs before the backward pass's last product "
+             "(step %d) on %s",
+             at_red[2], last_mm, backend);
+    TU_CHECK(at_red[0] > at_red[1] && at_red[1] > at_red[2],
+             "buckets all-reduced as their gradients come: steps %d, %d, %d", at_red[0], at_red[1],
+             at_red[2]);
+    /* values from a program without the profiler: on CUDA its collectives
+     * run on the second stream, the second run from the captured graph */
+    asg_tensor *all[6] = {red[0], red[1], red[2], gw[0], gw[1], gw[2]};
+    asg_program *q = compile_n(g, 6, all, 0, 0);
+    for (int run = 0; q && run < 2; run++) {
+      for (int i = 0; i < 32; i++)
+        xv[i] = 0.1 * ((i + run) % 7) - 0.3;
+      if (tu_feed(q, "x", ASG_F32, xv, 32) || asg_program_run(q) != ASG_OK) {
+        TU_CHECK(0, "schedule run %d on %s: %s", run, backend, asg_last_error());
+        break;
+      }
+      for (int l = 0; l < 3; l++) {
+        double a[64], b[64];
+        TU_CHECK(tu_fetch(q, red[l], a) == 0 && tu_fetch(q, gw[l], b) == 0, "fetch: %s",
+                 asg_last_error());
+        for (int i = 0; i < 64; i++)
+          b[i] *= 0.5; /* exact in binary */
+        TU_CHECK(tu_close("reduced", a, b, 64, 0, 0),
+                 "run %d: all_reduce of 0.5 x layer %d's gradient on %s", run, l, backend);
+      }
+    }
+    asg_program_free(q);
+  } else {
+    TU_CHECK(0, "schedule run on %s: %s", backend, asg_last_error());
+  }
+  asg_program_free(p);
+  asg_graph_free(g);
+}
+
 static void test_errors(void) {
   asg_graph *g = asg_graph_new();
   asg_tensor *x = asg_input(g, "x", ASG_F32, ASG_SHAPE(2, 3));
@@ -194,6 +273,7 @@ int main(int argc, char **argv) {
   test_mixed(0, ASG_CHECK_FINITE_OFF);
   test_mixed(1, ASG_CHECK_FINITE_OFF);
   test_mixed(0, ASG_CHECK_FINITE_STEP);
+  test_schedule();
   test_errors();
   asg_comm_free(comm);
   return tu_finish();

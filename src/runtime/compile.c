@@ -1,6 +1,7 @@
 /* Compile: pick the nodes the outputs need, order them, and plan memory.
  *
- * Schedule: creation order is topological; assigns go last so that every
+ * Schedule: creation order is topological; collectives move as early as
+ * their inputs allow (hoist_collectives); assigns go last so that every
  * read of a variable in a step sees the value from before the step.
  * Memory: one arena; each non-view node gets a block from a best-fit free
  * list when it is produced and gives it back after its last reader ran. */
@@ -260,6 +261,81 @@ asg_status asg__collective_check(const asg_graph *g, const char *need, asg_comm 
   return ASG_OK;
 }
 
+/* Collectives early: the data-parallel optimizer makes its gradient
+ * buckets (flatten, all-reduce) after the whole backward pass, so in
+ * creation order every all-reduce waits for the last gradient. Here each
+ * collective, with the steps that only prepare its input (every reader of
+ * theirs is such a step or the collective, and asg_grad did not make them:
+ * the backward pass itself keeps its order), moves to right after the last
+ * step it depends on; every other step keeps its place. A backend that runs
+ * collectives beside the compute (CUDA: docs/distributed.md) then overlaps
+ * a bucket's transfer with the rest of the backward pass. The order stays
+ * topological (a moved step comes after each of its inputs and before each
+ * reader) and is the same on every rank, so collectives still match.
+ * order[0..n) holds node ids in creation order; pos is scratch (N ints). */
+static asg_status hoist_collectives(const asg_graph *g, int *order, int n, int *pos) {
+  bool any = false;
+  for (int i = 0; i < n && !any; i++)
+    any = asg__op_info[g->nodes[order[i]]->op].flags & ASG_OPF_COLL;
+  if (!any) return ASG_OK;
+  const int N = g->n_nodes;
+  /* readers: how many steps read each node, and how many of them move */
+  int *readers = calloc((size_t)N + 1, sizeof *readers);
+  int *moving = calloc((size_t)N + 1, sizeof *moving);
+  char *moves = calloc((size_t)N + 1, 1);
+  int64_t *key = malloc(sizeof *key * ((size_t)n + 1));
+  int *sorted = malloc(sizeof *sorted * ((size_t)n + 1));
+  if (!readers || !moving || !moves || !key || !sorted) {
+    free(readers), free(moving), free(moves), free(key), free(sorted);
+    return asg__error(ASG_ERR_OOM, "compile: out of memory");
+  }
+  for (int i = 0; i < N; i++)
+    pos[i] = -1;
+  for (int i = 0; i < n; i++)
+    pos[order[i]] = i;
+  for (int i = 0; i < N; i++) /* every reader, steps or not (assigns, outputs' users) */
+    for (int k = 0; k < g->nodes[i]->n_in; k++)
+      readers[g->nodes[i]->in[k]->id]++;
+  for (int i = n - 1; i >= 0; i--) { /* readers come later: decided before their inputs */
+    const asg_tensor *t = g->nodes[order[i]];
+    moves[t->id] = (asg__op_info[t->op].flags & ASG_OPF_COLL) ||
+                   (!t->grad_of && readers[t->id] > 0 && moving[t->id] == readers[t->id]);
+    if (moves[t->id])
+      for (int k = 0; k < t->n_in; k++)
+        moving[t->in[k]->id]++;
+  }
+  /* key: a staying step's own place times n; a moving one goes after the
+   * latest step it reads (in creation order among the moved ones) */
+  for (int i = 0; i < n; i++) {
+    const asg_tensor *t = g->nodes[order[i]];
+    if (!moves[t->id]) {
+      key[i] = (int64_t)i * (n + 1);
+      continue;
+    }
+    int64_t after = -1;
+    for (int k = 0; k < t->n_in; k++) {
+      int q = pos[t->in[k]->id];
+      if (q >= 0 && key[q] > after) after = key[q];
+    }
+    /* right after `after`'s staying step, behind moved steps placed there before */
+    key[i] = after < 0 ? i + 1 - (int64_t)(n + 1) : after - after % (n + 1) + 1 + i;
+  }
+  /* stable sort of the places by key (insertion: keys are mostly in order) */
+  for (int i = 0; i < n; i++) {
+    int j = i;
+    while (j > 0 && key[sorted[j - 1]] > key[i]) {
+      sorted[j] = sorted[j - 1];
+      j--;
+    }
+    sorted[j] = i;
+  }
+  for (int i = 0; i < n; i++)
+    pos[i] = order[sorted[i]];
+  memcpy(order, pos, sizeof *order * (size_t)n);
+  free(readers), free(moving), free(moves), free(key), free(sorted);
+  return ASG_OK;
+}
+
 asg_status asg__compile_graph(asg_graph *g, int n_out, asg_tensor *const *outs, asg_compiled *c) {
   memset(c, 0, sizeof *c);
   int N = g->n_nodes;
@@ -320,6 +396,9 @@ asg_status asg__compile_graph(asg_graph *g, int n_out, asg_tensor *const *outs, 
       order[n_order++] = i;
     }
   }
+  if ((st = hoist_collectives(g, order, n_order, last_use)) != ASG_OK) goto done;
+  for (int i = 0; i < N; i++)
+    last_use[i] = -1; /* (scratch above) */
   int n_asn = 0;
   for (int i = 0; i < N; i++) {
     asg_tensor *t = g->nodes[i];

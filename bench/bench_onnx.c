@@ -1,7 +1,8 @@
 /* Inference latency of an imported ONNX model: asg_onnx_import, one
  * compiled program (symbolic batch), then N timed runs at a batch size after
- * warm-up runs; prints the median ms per run and the samples per second.
- * bench/onnx_ort.py runs it beside onnxruntime on the same files.
+ * warm-up runs; prints the median ms per inference (a run and the read of
+ * its output) and the samples per second. bench/onnx_ort.py runs it beside
+ * onnxruntime on the same files, bench/onnx_torch.py beside PyTorch.
  *
  *   bench_onnx --model tests/onnx/models/torch_cnn.onnx --batch 64 --threads 2
  *
@@ -101,15 +102,25 @@ int main(int argc, char **argv) {
     free(buf);
   }
   double *t = malloc(sizeof(double) * (size_t)iters);
-  if (!t) return 1;
+  asg_shape ys;
+  if (!t || asg_program_run(p) || asg_program_output_shape(p, y, &ys)) {
+    fprintf(stderr, "bench_onnx: run: %s\n", asg_last_error());
+    return 1;
+  }
+  /* an inference is a run and the read of its result: on a GPU the run is
+   * queued, and the read waits for it */
+  size_t ybytes = (size_t)asg_shape_numel(ys) * asg_dtype_size(asg_tensor_dtype(y));
+  void *yh = malloc(ybytes ? ybytes : 1);
+  if (!yh) return 1;
   for (int i = 0; i < warmup + iters; i++) {
     double t0 = bench_now();
-    if (asg_program_run(p)) {
+    if (asg_program_run(p) || asg_program_fetch(p, y, yh, ybytes)) {
       fprintf(stderr, "bench_onnx: run: %s\n", asg_last_error());
       return 1;
     }
     if (i >= warmup) t[i - warmup] = bench_now() - t0;
   }
+  free(yh);
   double med = bench_median(t, iters);
   printf("asg %s batch %ld seq %ld threads %d: %.4f ms/iter, %.0f samples/s\n", path, batch, seq,
          threads, med * 1e3, (double)batch / med);

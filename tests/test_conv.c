@@ -310,7 +310,7 @@ static asg_tensor *b_chain(asg_graph *g, asg_tensor **xs, void *ctx) {
   (void)g, (void)ctx;
   asg_conv_params p = {{1, 1}, {1, 1}, {0, 0}, 0, {0, 0}};
   asg_tensor *h = asg_relu(asg_conv2d(xs[0], xs[1], NULL, p));
-  asg_pool_params pp = {{2, 2}, {0, 0}, {0, 0}};
+  asg_pool_params pp = {.kernel = {2, 2}, .stride = {0, 0}, .padding = {0, 0}};
   asg_conv_params pt = {{2, 2}, {0, 0}, {0, 0}, 0, {1, 1}};
   return asg_conv_transpose2d(asg_max_pool2d(h, pp), xs[2], NULL, pt);
 }
@@ -334,14 +334,15 @@ static void gradchecks(void) {
        {{2, 2}, {1, 1}, {1, 1}, 3, {0}}},
   };
   for (size_t i = 0; i < sizeof convs / sizeof *convs; i++) {
-    gctx ctx = {convs[i].p, {{0}, {0}, {0}}, 0, 0};
+    gctx ctx = {convs[i].p, {.kernel = {0}, .stride = {0}, .padding = {0}}, 0, 0};
     asg_shape sh[3] = {convs[i].x, convs[i].w, ASG_SHAPE(convs[i].w.dims[0])};
     char nm[64];
     snprintf(nm, sizeof nm, "conv2d %s", convs[i].name);
     tu_gradcheck(nm, 2, sh, b_conv, &ctx, NULL);
   }
   {
-    gctx ctx = {{{1, 2}, {1, 1}, {1, 1}, 1, {0, 0}}, {{0}, {0}, {0}}, 0, 0};
+    gctx ctx = {
+        {{1, 2}, {1, 1}, {1, 1}, 1, {0, 0}}, {.kernel = {0}, .stride = {0}, .padding = {0}}, 0, 0};
     asg_shape sh[3] = {ASG_SHAPE(2, 3, 4, 5), ASG_SHAPE(2, 3, 3, 3), ASG_SHAPE(2)};
     tu_gradcheck("conv2d bias", 3, sh, b_conv_bias, &ctx, NULL);
   }
@@ -360,14 +361,15 @@ static void gradchecks(void) {
        {{1, 1}, {0}, {2, 2}, 0, {1, 1}}},
   };
   for (size_t i = 0; i < sizeof convts / sizeof *convts; i++) {
-    gctx ctx = {convts[i].p, {{0}, {0}, {0}}, 0, 0};
+    gctx ctx = {convts[i].p, {.kernel = {0}, .stride = {0}, .padding = {0}}, 0, 0};
     asg_shape sh[2] = {convts[i].x, convts[i].w};
     char nm[64];
     snprintf(nm, sizeof nm, "conv_transpose2d %s", convts[i].name);
     tu_gradcheck(nm, 2, sh, b_convt, &ctx, NULL);
   }
   {
-    gctx ctx = {{{2, 1}, {0}, {0}, 1, {1, 0}}, {{0}, {0}, {0}}, 0, 0};
+    gctx ctx = {
+        {{2, 1}, {0}, {0}, 1, {1, 0}}, {.kernel = {0}, .stride = {0}, .padding = {0}}, 0, 0};
     asg_shape sh[3] = {ASG_SHAPE(1, 2, 3, 3), ASG_SHAPE(2, 3, 2, 2), ASG_SHAPE(3)};
     tu_gradcheck("conv_transpose2d bias", 3, sh, b_convt_bias, &ctx, NULL);
   }
@@ -381,20 +383,20 @@ static void gradchecks(void) {
     const double *data[1] = {xv};
     tu_gc_opts o = {0, 0, 1e-6, 1e-6, data};
     asg_shape sh[1] = {ASG_SHAPE(2, 2, 5, 5)};
-    gctx c1 = {NOCONV, {{2, 2}, {0, 0}, {0, 0}}, 0, 0};
+    gctx c1 = {NOCONV, {.kernel = {2, 2}, .stride = {0, 0}, .padding = {0, 0}}, 0, 0};
     tu_gradcheck("max_pool2d k2", 1, sh, b_max, &c1, &o);
-    gctx c2 = {NOCONV, {{3, 3}, {2, 1}, {1, 1}}, 0, 0};
+    gctx c2 = {NOCONV, {.kernel = {3, 3}, .stride = {2, 1}, .padding = {1, 1}}, 0, 0};
     tu_gradcheck("max_pool2d k3 s(2,1) p1", 1, sh, b_max, &c2, &o);
   }
   {
     asg_shape sh[1] = {ASG_SHAPE(2, 2, 5, 5)};
-    gctx c1 = {NOCONV, {{2, 2}, {0, 0}, {0, 0}}, 0, 0};
+    gctx c1 = {NOCONV, {.kernel = {2, 2}, .stride = {0, 0}, .padding = {0, 0}}, 0, 0};
     tu_gradcheck("avg_pool2d k2", 1, sh, b_avg, &c1, NULL);
-    gctx c2 = {NOCONV, {{3, 2}, {2, 1}, {1, 1}}, 0, 0};
+    gctx c2 = {NOCONV, {.kernel = {3, 2}, .stride = {2, 1}, .padding = {1, 1}}, 0, 0};
     tu_gradcheck("avg_pool2d k(3,2) s(2,1) p1", 1, sh, b_avg, &c2, NULL);
-    gctx c3 = {NOCONV, {{0}, {0}, {0}}, 3, 2};
+    gctx c3 = {NOCONV, {.kernel = {0}, .stride = {0}, .padding = {0}}, 3, 2};
     tu_gradcheck("adaptive_avg_pool2d 5x5->3x2", 1, sh, b_adaptive, &c3, NULL);
-    gctx c4 = {NOCONV, {{0}, {0}, {0}}, 7, 4};
+    gctx c4 = {NOCONV, {.kernel = {0}, .stride = {0}, .padding = {0}}, 7, 4};
     tu_gradcheck("adaptive_avg_pool2d 5x5->7x4", 1, sh, b_adaptive, &c4, NULL);
   }
   {
@@ -505,7 +507,7 @@ static void errors(void) {
     asg_graph_free(g);
     g = asg_graph_new();
     y = asg_max_pool2d(asg_input(g, "x", ASG_I32, ASG_SHAPE(1, 1, 4, 4)),
-                       (asg_pool_params){{2, 2}, {0, 0}, {0, 0}});
+                       (asg_pool_params){.kernel = {2, 2}, .stride = {0, 0}, .padding = {0, 0}});
     expect_error(g, y, "max_pool2d", "integer pool");
     asg_graph_free(g);
   }
@@ -514,10 +516,14 @@ static void errors(void) {
     asg_shape x;
     asg_pool_params p;
   } pools[] = {
-      {"pool rank 3", ASG_SHAPE(1, 4, 4), {{2, 2}, {0}, {0}}},
-      {"pool kernel 0", ASG_SHAPE(1, 1, 4, 4), {{0, 2}, {0}, {0}}},
-      {"pool kernel too large", ASG_SHAPE(1, 1, 4, 4), {{5, 5}, {0}, {0}}},
-      {"pool padding > kernel/2", ASG_SHAPE(1, 1, 4, 4), {{2, 2}, {0}, {2, 0}}},
+      {"pool rank 3", ASG_SHAPE(1, 4, 4), {.kernel = {2, 2}, .stride = {0}, .padding = {0}}},
+      {"pool kernel 0", ASG_SHAPE(1, 1, 4, 4), {.kernel = {0, 2}, .stride = {0}, .padding = {0}}},
+      {"pool kernel too large",
+       ASG_SHAPE(1, 1, 4, 4),
+       {.kernel = {5, 5}, .stride = {0}, .padding = {0}}},
+      {"pool padding > kernel/2",
+       ASG_SHAPE(1, 1, 4, 4),
+       {.kernel = {2, 2}, .stride = {0}, .padding = {2, 0}}},
   };
   for (size_t i = 0; i < sizeof pools / sizeof *pools; i++)
     for (int k = 0; k < 2; k++) {
@@ -604,8 +610,11 @@ int main(void) {
   }
 
   const asg_pool_params pps[] = {
-      {{2, 2}, {0, 0}, {0, 0}}, {{3, 3}, {2, 2}, {1, 1}}, {{3, 2}, {1, 2}, {1, 0}},
-      {{2, 3}, {1, 1}, {0, 1}}, {{4, 4}, {3, 3}, {2, 2}},
+      {.kernel = {2, 2}, .stride = {0, 0}, .padding = {0, 0}},
+      {.kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1}},
+      {.kernel = {3, 2}, .stride = {1, 2}, .padding = {1, 0}},
+      {.kernel = {2, 3}, .stride = {1, 1}, .padding = {0, 1}},
+      {.kernel = {4, 4}, .stride = {3, 3}, .padding = {2, 2}},
   };
   for (size_t i = 0; i < sizeof pps / sizeof *pps; i++)
     for (int k = 0; k < 2; k++) {

@@ -73,7 +73,7 @@ static void maxpool_2x2(void) {
       }
   asg_graph *g = asg_graph_new();
   asg_tensor *xt = tu_constant(g, ASG_F32, ASG_SHAPE(N, C, H, W), x);
-  asg_tensor *yt = asg_max_pool2d(xt, (asg_pool_params){{2, 2}, {2, 2}, {0, 0}});
+  asg_tensor *yt = asg_max_pool2d(xt, (asg_pool_params){.kernel = {2, 2}, .stride = {2, 2}});
   int ok = yt && eval_with_grad(g, xt, yt, r, y, dx) == 0;
   TU_CHECK(ok, "max pool 2x2: %s", asg_last_error());
   if (ok) {

@@ -209,6 +209,31 @@ static void test_cnn(void) {
   asg_graph_free(g);
 }
 
+/* Pooling options (dilations, ceil_mode, count_include_pad 0 and 1), with
+ * ceil-mode windows past the padded input. */
+static void test_pool_options(void) {
+  asg_graph *g = asg_graph_new();
+  asg_shape xs = ASG_SHAPE(2, 1, 8, 8);
+  asg_tensor *x = asg_input(g, "x", ASG_F32, xs);
+  asg_pool_params mp = {.kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1}};
+  mp.dilation[0] = mp.dilation[1] = 2, mp.ceil_mode = true;
+  asg_tensor *m = asg_max_pool2d(x, mp); /* 4x4 */
+  asg_pool_params ap = {.kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1}, .ceil_mode = true};
+  asg_tensor *y[2] = {asg_avg_pool2d(m, ap), NULL}; /* 3x3, the last window past the padding */
+  ap.exclude_pad = true;
+  y[1] = asg_avg_pool2d(m, ap);
+  TU_CHECK(y[0] && y[1], "pool options: build: %s", asg_graph_error(g));
+  asg_shape os[2] = {ASG_SHAPE(2, 1, 3, 3), ASG_SHAPE(2, 1, 3, 3)};
+  float xv[128], want[36];
+  long n[2] = {18, 18};
+  x_of(xv, 128);
+  asg_program *p = asg_compile(g, 2, y, NULL);
+  TU_CHECK(run_f32(p, xs, xv, 2, y, n, want), "pool options: run: %s", asg_last_error());
+  round_trip("pool_options", 0, g, p, 2, y, os, xs, xv, want);
+  asg_program_free(p);
+  asg_graph_free(g);
+}
+
 /* A batch dim "B": exported as dim_param, symbolic again after import. */
 static void test_symbolic(void) {
   asg_graph *g = asg_graph_new();
@@ -322,6 +347,7 @@ int main(void) {
   }
   test_mlp();
   test_cnn();
+  test_pool_options();
   test_symbolic();
   test_errors();
   if (manifest) fclose(manifest);

@@ -1072,9 +1072,9 @@ static void cases_conv(void) {
 
 static void cases_pool(void) {
   static const asg_pool_params pp[] = {
-      {{3, 3}, {2, 2}, {1, 1}},
-      {{2, 2}, {0, 0}, {0, 0}},
-      {{2, 3}, {1, 2}, {1, 0}},
+      {.kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1}},
+      {.kernel = {2, 2}, .stride = {0, 0}, .padding = {0, 0}},
+      {.kernel = {2, 3}, .stride = {1, 2}, .padding = {1, 0}},
   };
   asg_shape s = ASG_SHAPE(2, 3, 11, 13);
   for (int d = 0; d < 2; d++) {
@@ -1105,7 +1105,102 @@ static void cases_pool(void) {
     pc.gcls = C_ACCUM;
     pc_out(&pc, asg_max_pool2d(pc_in(&pc, FDT[d], sb, -2, 2), pp[1]), "y");
     pc_finish(&pc);
+    /* pooling options: dilation (max), ceil mode (windows past the padded
+     * input, the last one dropped when it would start in the padding),
+     * exclude_pad (avg) */
+    static const struct {
+      bool avg;
+      asg_pool_params p;
+    } po[] = {
+        {false, {{3, 3}, {2, 2}, {1, 1}, {2, 2}, true, false}},
+        {false, {{2, 3}, {3, 1}, {1, 1}, {3, 2}, false, false}},
+        {false, {{2, 2}, {2, 2}, {1, 1}, {0, 0}, true, false}},
+        {true, {{3, 2}, {2, 3}, {1, 0}, {0, 0}, true, false}},
+        {true, {{4, 3}, {3, 2}, {2, 1}, {0, 0}, true, true}},
+        {true, {{3, 2}, {2, 3}, {1, 0}, {0, 0}, false, true}},
+    };
+    for (size_t k = 0; k < sizeof po / sizeof po[0]; k++) {
+      const asg_pool_params *q = &po[k].p;
+      pcase pc;
+      pc_begin(&pc, po[k].avg ? C_ACCUM : C_EXACT,
+               "%s %s %s k=%d,%d s=%d,%d p=%d,%d d=%d,%d ceil=%d exclude_pad=%d",
+               po[k].avg ? "avg_pool2d" : "max_pool2d", dtn(FDT[d]), shp(s), q->kernel[0],
+               q->kernel[1], q->stride[0], q->stride[1], q->padding[0], q->padding[1],
+               q->dilation[0], q->dilation[1], q->ceil_mode, q->exclude_pad);
+      pc.gcls = C_ACCUM;
+      asg_tensor *x = pc_in(&pc, FDT[d], s, -2, 2);
+      pc_out(&pc, po[k].avg ? asg_avg_pool2d(x, *q) : asg_max_pool2d(x, *q), "y");
+      pc_finish(&pc);
+    }
   }
+}
+
+/* pad, upsample */
+/* pad (constant, reflect, replicate; crops; leading dims merged or not) and
+ * upsample (nearest, bilinear both alignments, 1-D, sizes and scales, up
+ * and down): data movement is exact, interpolation and gradients accum. */
+static void cases_resample(void) {
+  static const struct {
+    int n;
+    int64_t pads[6];
+  } P[] = {{2, {3, 2}}, {4, {1, 2, 2, 1}}, {6, {2, 1, 0, 3, 1, 1}}, {4, {-1, 3, 2, -2}}};
+  asg_shape s = ASG_SHAPE(2, 3, 5, 7);
+  for (int d = 0; d < 2; d++) {
+    for (size_t k = 0; k < sizeof P / sizeof P[0]; k++)
+      for (int m = 0; m < 3; m++) {
+        pcase pc;
+        pc_begin(&pc, C_EXACT, "pad %s %s mode=%d pads[%d]", dtn(FDT[d]), shp(s), m, P[k].n);
+        pc.gcls = C_ACCUM;
+        pc_out(&pc, asg_pad(pc_in(&pc, FDT[d], s, -2, 2), P[k].pads, P[k].n, (asg_pad_mode)m, 0.5),
+               "y");
+        pc_finish(&pc);
+      }
+    /* more than one workgroup / thread block */
+    pcase pc;
+    asg_shape sb = ASG_SHAPE(4, 16, 33, 31);
+    const int64_t pb[4] = {2, 1, 1, 3};
+    pc_begin(&pc, C_EXACT, "pad reflect %s %s", dtn(FDT[d]), shp(sb));
+    pc.gcls = C_ACCUM;
+    pc_out(&pc, asg_pad(pc_in(&pc, FDT[d], sb, -2, 2), pb, 4, ASG_PAD_REFLECT, 0), "y");
+    pc_finish(&pc);
+  }
+  const struct {
+    const char *what;
+    asg_shape xs;
+    asg_upsample_params p;
+  } U[] = {
+      {"nearest x2", ASG_SHAPE(2, 3, 5, 7), {ASG_UPSAMPLE_NEAREST, false, {0, 0}, {2, 2}}},
+      {"nearest 5x7->3x11", ASG_SHAPE(2, 3, 5, 7), {ASG_UPSAMPLE_NEAREST, false, {3, 11}, {0, 0}}},
+      {"nearest scale 1.5,0.6",
+       ASG_SHAPE(2, 3, 5, 7),
+       {ASG_UPSAMPLE_NEAREST, false, {0, 0}, {1.5, 0.6}}},
+      {"bilinear 5x7->9x13", ASG_SHAPE(2, 3, 5, 7), {ASG_UPSAMPLE_LINEAR, false, {9, 13}, {0, 0}}},
+      {"bilinear align 5x7->9x13",
+       ASG_SHAPE(2, 3, 5, 7),
+       {ASG_UPSAMPLE_LINEAR, true, {9, 13}, {0, 0}}},
+      {"bilinear 5x7->3x4", ASG_SHAPE(2, 3, 5, 7), {ASG_UPSAMPLE_LINEAR, false, {3, 4}, {0, 0}}},
+      {"bilinear align 5x7->1x4",
+       ASG_SHAPE(2, 3, 5, 7),
+       {ASG_UPSAMPLE_LINEAR, true, {1, 4}, {0, 0}}},
+      {"bilinear scale 2.5,1.3",
+       ASG_SHAPE(2, 3, 5, 7),
+       {ASG_UPSAMPLE_LINEAR, false, {0, 0}, {2.5, 1.3}}},
+      {"linear 1-d", ASG_SHAPE(2, 3, 9), {ASG_UPSAMPLE_LINEAR, false, {20}, {0}}},
+      {"nearest 1-d", ASG_SHAPE(2, 3, 9), {ASG_UPSAMPLE_NEAREST, false, {0}, {3}}},
+      {"bilinear x2 (many blocks)",
+       ASG_SHAPE(4, 16, 33, 31),
+       {ASG_UPSAMPLE_LINEAR, false, {0, 0}, {2, 2}}},
+  };
+  for (int d = 0; d < 2; d++)
+    for (size_t k = 0; k < sizeof U / sizeof U[0]; k++) {
+      pcase pc;
+      bool near = U[k].p.mode == ASG_UPSAMPLE_NEAREST;
+      pc_begin(&pc, near ? C_EXACT : C_ACCUM, "upsample %s %s %s", U[k].what, dtn(FDT[d]),
+               shp(U[k].xs));
+      pc.gcls = C_ACCUM;
+      pc_out(&pc, asg_upsample(pc_in(&pc, FDT[d], U[k].xs, -2, 2), U[k].p), "y");
+      pc_finish(&pc);
+    }
 }
 
 static void cases_softmax_ce(void) {
@@ -1373,6 +1468,42 @@ static void cases_sample(void) {
       }
 }
 
+/* sort, argsort, topk, cumsum: indices and values exact (ties from integer
+ * values keep index order on every backend), rows below and above the GPU
+ * kernels' shared-memory sizes; cumsum sums in another order: accum. */
+static void cases_sort(void) {
+  const asg_dtype dts[4] = {ASG_F32, ASG_F64, ASG_I32, ASG_I64};
+  const struct {
+    long o, n, i, k;
+  } rs[4] = {{3, 37, 2, 37}, {2, 300, 1, 5}, {2, 3000, 1, 3000}, {1, 5000, 1, 40}};
+  for (int d = 0; d < 4; d++)
+    for (int r = 0; r < 4; r++) {
+      const asg_shape s = ASG_SHAPE(rs[r].o, rs[r].n, rs[r].i);
+      const bool desc = (d + r) % 2;
+      pcase pc;
+      pc_begin(&pc, C_EXACT, "argsort, sort, topk %ld %s %s %s", rs[r].k, desc ? "desc" : "asc",
+               dtn(dts[d]), shp(s));
+      asg_tensor *x = r % 2 ? pc_in(&pc, dts[d], s, -1000, 1000) : pc_in_int(&pc, dts[d], s, -4, 4);
+      asg_tensor *v = NULL, *ix = NULL;
+      asg_topk(x, rs[r].k, 1, desc, &v, &ix);
+      pc_out(&pc, asg_argsort(x, 1, desc), "argsort");
+      pc_out(&pc, asg_sort(x, -2, !desc), "sort");
+      pc_out(&pc, v, "topk values");
+      pc_out(&pc, ix, "topk indices");
+      pc_finish(&pc);
+    }
+  for (int d = 0; d < 4; d++)
+    for (int f = 0; f < 4; f++) {
+      const asg_shape s = f % 2 ? ASG_SHAPE(3, 700) : ASG_SHAPE(5, 4, 3);
+      pcase pc;
+      pc_begin(&pc, C_ACCUM, "cumsum%s%s %s %s", f & 1 ? " exclusive" : "", f & 2 ? " reverse" : "",
+               dtn(dts[d]), shp(s));
+      asg_tensor *x = pc_in(&pc, dts[d], s, -50, 50);
+      pc_out(&pc, asg_cumsum(x, f % 2 ? -1 : 1, f & 1, f & 2), "cumsum");
+      pc_finish(&pc);
+    }
+}
+
 /* ------------------------------------------------------------ collectives
  * On g_comm, a world of one, every collective is an identity or a copy:
  * all_reduce (sum, mean, max, min) and broadcast from rank 0 give x, and so
@@ -1632,7 +1763,7 @@ static void build_cnn(model *m, double p) {
   asg_tensor *x = model_in(m, "x", ASG_F32, ASG_SHAPE(4, 3, 11, 11), 0);
   asg_tensor *y = model_in(m, "y", ASG_I64, ASG_SHAPE(4), 5);
   asg_conv_params cp = {.padding = {1, 1}};
-  asg_pool_params pp = {{2, 2}, {0, 0}, {0, 0}};
+  asg_pool_params pp = {.kernel = {2, 2}, .stride = {0, 0}, .padding = {0, 0}};
   asg_tensor *h = asg_layer_apply(asg_nn_conv2d(g, "conv1", 3, 6, 3, 3, cp, false), x);
   h = asg_layer_apply(asg_nn_batchnorm(g, "bn1", 6, 0, 0), h);
   h = asg_relu(h);
@@ -2391,6 +2522,179 @@ static void case_rowdot(int variant) {
   asg_graph_free(g);
 }
 
+/* custom: a user-registered op (asg/custom.h) on the backend under test.
+ * parity.cat2 concatenates its two inputs' elements ([n0 + n1], any shapes,
+ * one dtype); its gradient is a custom backward op, parity.take (the count
+ * elements of dy from start: attributes), reshaped to each input's shape.
+ * The CPU kernels copy with memcpy; the CUDA kernels enqueue
+ * cudaMemcpyAsync on the program's stream (found with dlsym in libcudart,
+ * which the library loaded: this test is C without CUDA headers). Values
+ * are copies, hence exact. A second check feeds fresh inputs before each of
+ * four runs (on CUDA: launched step by step, captured into a CUDA graph,
+ * replayed), so that a replay that skipped the user's kernel would show.
+ * Vulkan runs no custom op: there the check is that compiling is refused
+ * with an error naming the op. */
+#include <dlfcn.h> /* (here to keep the custom cases in one block) */
+
+typedef int (*parity_memcpy_async_fn)(void *dst, const void *src, size_t n, int kind, void *stream);
+
+static parity_memcpy_async_fn parity_memcpy_async(void) {
+  static parity_memcpy_async_fn fn;
+  if (!fn) {
+    void *self = dlopen(NULL, RTLD_NOW);
+    void *sym = self ? dlsym(self, "cudaMemcpyAsync") : NULL;
+    memcpy(&fn, &sym, sizeof fn); /* object to function pointer, as POSIX allows */
+  }
+  return fn;
+}
+
+/* Copies n bytes from src to dst on the call's device. */
+static int parity_copy(const asg_custom_call *c, void *dst, const void *src, size_t n) {
+  if (strcmp(c->backend, "cuda") != 0) {
+    memcpy(dst, src, n);
+    return 0;
+  }
+  parity_memcpy_async_fn cp = parity_memcpy_async();
+  if (!cp) return snprintf(c->msg, c->msg_size, "cudaMemcpyAsync not found"), 1;
+  const int rc = cp(dst, src, n, 3 /* cudaMemcpyDeviceToDevice */, c->stream);
+  return rc ? snprintf(c->msg, c->msg_size, "cudaMemcpyAsync: error %d", rc), 1 : 0;
+}
+
+static int parity_cat2_shape(const asg_custom_sig *s, asg_dtype *dt, asg_shape *sh, char *msg,
+                             size_t n) {
+  if (s->in_dtype[0] != s->in_dtype[1]) return snprintf(msg, n, "dtypes differ"), 1;
+  *dt = s->in_dtype[0];
+  *sh = ASG_SHAPE(asg_shape_numel(s->in_shape[0]) + asg_shape_numel(s->in_shape[1]));
+  return 0;
+}
+
+static int parity_cat2_run(const asg_custom_call *c) {
+  const size_t es = asg_dtype_size(c->out_dtype);
+  const size_t b0 = (size_t)asg_shape_numel(c->sig->in_shape[0]) * es;
+  const size_t b1 = (size_t)asg_shape_numel(c->sig->in_shape[1]) * es;
+  if (parity_copy(c, c->out, c->in[0], b0)) return 1;
+  return parity_copy(c, (char *)c->out + b0, c->in[1], b1);
+}
+
+static int parity_take_shape(const asg_custom_sig *s, asg_dtype *dt, asg_shape *sh, char *msg,
+                             size_t n) {
+  const int64_t start = (int64_t)s->attr[0], count = (int64_t)s->attr[1];
+  if (s->n_attr != 2 || start < 0 || count < 1 || start + count > asg_shape_numel(s->in_shape[0]))
+    return snprintf(msg, n, "attributes (start, count) out of range"), 1;
+  *dt = s->in_dtype[0];
+  *sh = ASG_SHAPE(count);
+  return 0;
+}
+
+static int parity_take_run(const asg_custom_call *c) {
+  const size_t es = asg_dtype_size(c->out_dtype);
+  return parity_copy(c, c->out, (const char *)c->in[0] + (size_t)c->sig->attr[0] * es,
+                     (size_t)c->sig->attr[1] * es);
+}
+
+static const asg_custom_op *g_parity_cat2, *g_parity_take;
+
+static int parity_cat2_grad(const asg_custom_grad_args *a, asg_tensor **din) {
+  double at[2] = {0, 0};
+  for (int k = 0; k < 2; k++) {
+    at[1] = (double)asg_shape_numel(a->sig->in_shape[k]);
+    if (a->need[k])
+      din[k] = asg_reshape(asg_custom_ex(a->graph, g_parity_take, &a->dout, 1, at, 2),
+                           a->sig->in_shape[k]);
+    at[0] += at[1];
+  }
+  return 0;
+}
+
+static bool parity_custom_register(void) {
+  if (g_parity_cat2) return true;
+  const asg_custom_desc cat = {.name = "parity.cat2",
+                               .n_inputs = 2,
+                               .shape = parity_cat2_shape,
+                               .cpu = parity_cat2_run,
+                               .cuda = parity_cat2_run,
+                               .grad = parity_cat2_grad};
+  const asg_custom_desc take = {.name = "parity.take",
+                                .n_inputs = 1,
+                                .shape = parity_take_shape,
+                                .cpu = parity_take_run,
+                                .cuda = parity_take_run};
+  if (asg_custom_register(&take, &g_parity_take) || asg_custom_register(&cat, &g_parity_cat2)) {
+    report("custom op: register", 0, asg_last_error());
+    return false;
+  }
+  return true;
+}
+
+/* Fresh inputs before each of four runs; the output compared each time. */
+static void case_custom_refeed(asg_dtype dt) {
+  char title[96];
+  snprintf(title, sizeof title, "custom op parity.cat2 %s: fresh inputs, 4 runs", dtn(dt));
+  g_cur_case = title;
+  asg_graph *g = asg_graph_new();
+  asg_tensor *in[2] = {asg_input(g, "a", dt, ASG_SHAPE(9, 4)), asg_input(g, "b", dt, ASG_SHAPE(5))};
+  asg_tensor *y = mark(asg_custom(g, g_parity_cat2, in, 2));
+  char msg[512] = "";
+  asg_program *ref = y ? compile_on(g, 1, &y, "cpu", 0, false, NULL) : NULL;
+  asg_program *dut = ref ? compile_on(g, 1, &y, g_backend, dut_threads(), false, NULL) : NULL;
+  int ok = dut != NULL;
+  if (!ok) snprintf(msg, sizeof msg, "build/compile: %s", asg_last_error());
+  for (int r = 0; r < 4 && ok; r++) {
+    for (int k = 0; k < 2 && ok; k++) {
+      const long n = numel(asg_tensor_shape(in[k]));
+      double *v = rv(n, -3, 3, false);
+      void *b = to_dtype(dt, v, n);
+      const char *name = k ? "b" : "a";
+      const size_t bytes = (size_t)n * asg_dtype_size(dt);
+      ok = asg_program_feed(ref, name, b, bytes) == ASG_OK &&
+           asg_program_feed(dut, name, b, bytes) == ASG_OK;
+      if (!ok) snprintf(msg, sizeof msg, "feed %s: %s", name, asg_last_error());
+      free(v), free(b);
+    }
+    if (ok && (asg_program_run(ref) != ASG_OK || asg_program_run(dut) != ASG_OK))
+      snprintf(msg, sizeof msg, "run %d: %s", r, asg_last_error()), ok = 0;
+    char lab[32];
+    snprintf(lab, sizeof lab, "run %d", r);
+    if (ok) ok = cmp_output(ref, dut, y, lab, C_EXACT, msg, sizeof msg);
+  }
+  report(title, ok, msg);
+  asg_program_free(ref);
+  asg_program_free(dut);
+  asg_graph_free(g);
+}
+
+static void cases_custom(void) {
+  if (!parity_custom_register()) return;
+  if (strcmp(g_backend, "vulkan") == 0) { /* refused, naming the op */
+    g_cur_case = "custom op on vulkan: refused";
+    asg_graph *g = asg_graph_new();
+    asg_tensor *in[2] = {asg_input(g, "a", ASG_F32, ASG_SHAPE(3)),
+                         asg_input(g, "b", ASG_F32, ASG_SHAPE(2))};
+    asg_tensor *y = mark(asg_custom(g, g_parity_cat2, in, 2));
+    asg_clear_error();
+    asg_program *p = y ? compile_on(g, 1, &y, "vulkan", 0, false, NULL) : NULL;
+    report(g_cur_case,
+           y && !p && strstr(asg_last_error(), "custom op 'parity.cat2' has no Vulkan kernel"),
+           asg_last_error());
+    asg_program_free(p);
+    asg_graph_free(g);
+    return;
+  }
+  for (int d = 0; d < 2; d++) {
+    pcase pc;
+    pc_begin(&pc, C_EXACT, "custom op parity.cat2 (backward: custom op parity.take) %s",
+             dtn(FDT[d]));
+    asg_tensor *in[2] = {pc_in(&pc, FDT[d], ASG_SHAPE(3, 5), -2, 2),
+                         pc_in(&pc, FDT[d], ASG_SHAPE(7), -2, 2)};
+    asg_tensor *y = asg_custom(pc.g, g_parity_cat2, in, 2);
+    pc_out(&pc, y, "cat2");
+    pc_out_ex(&pc, asg_tanh(y), "tanh(cat2)", C_ELEM, true); /* read by a built-in kernel */
+    pc_finish(&pc);
+    case_custom_refeed(FDT[d]);
+  }
+}
+/* end custom */
+
 int main(int argc, char **argv) {
   if (argc > 1) g_backend = argv[1];
   g_filter = getenv("ASG_PARITY_FILTER");
@@ -2434,6 +2738,7 @@ int main(int argc, char **argv) {
   cases_layernorm();
   cases_conv();
   cases_pool();
+  cases_resample(); /* pad, upsample */
   cases_softmax_ce();
   cases_ce_edges();
   cases_attention();
@@ -2442,6 +2747,8 @@ int main(int argc, char **argv) {
   cases_state();
   cases_cache_write();
   cases_sample();
+  cases_custom();
+  cases_sort(); /* sort, argsort, topk, cumsum */
   if (g_comm) {
     cases_collective();
     case_coll_half(ASG_BF16);

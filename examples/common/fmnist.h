@@ -21,6 +21,7 @@ typedef struct fmnist_opts {
   const char *logdir; /* TensorBoard event files go there (NULL: none) */
 } fmnist_opts;
 
+#ifndef FMNIST_DATA_ONLY
 static void fmnist_usage(const char *prog, const fmnist_opts *o) {
   printf("usage: %s [--epochs N (%d)] [--batch B (%d)] [--eval-batch B (%d)] [--lr LR (%g)]\n"
          "       [--limit N (all)] [--data DIR (%s)] [--threads T (all CPUs)]\n"
@@ -72,6 +73,8 @@ static int fmnist_parse(int argc, char **argv, fmnist_opts *o) {
   return bad ? -1 : 0;
 }
 
+#endif
+
 typedef struct fmnist {
   asg_host_tensor xtr, ytr, xte, yte; /* images [N,28,28] f32 scaled, labels i32 */
   int64_t ntrain, ntest;
@@ -112,6 +115,9 @@ static double fmnist_seconds(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* FMNIST_DATA_ONLY: an example with its own options and loop takes only
+ * the loading and the clock above. */
+#ifndef FMNIST_DATA_ONLY
 /* One epoch of `train` (inputs "x" [B,...], "y" [B]); returns the mean loss
  * or a negative value on error. With tb, logs each step's loss and lr. */
 static double fmnist_epoch(asg_program *train, asg_tensor *loss, const fmnist *d, asg_batcher *bt,
@@ -304,5 +310,7 @@ static int fmnist_main(int argc, char **argv, fmnist_opts o, float mean, float s
   asg_comm_free(comm);
   return rc;
 }
+
+#endif /* FMNIST_DATA_ONLY */
 
 #endif

@@ -6,6 +6,7 @@
 #include "asg/graph.h"
 #include "asg/ops.h"
 #include "asg/autograd.h"
+#include "asg/custom.h"
 #include "asg/program.h"
 #include "asg/profile.h"
 #include "asg/optim.h"

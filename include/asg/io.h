@@ -134,7 +134,11 @@ ASG_API asg_status asg_program_save_variables_ex(asg_program *p, const char *pat
  * written unless the whole file checks out. A shape (or float/integer kind)
  * mismatch is always an error; with strict, so are file tensors the program
  * lacks (unexpected) and program variables the file lacks (missing), except
- * optimizer state, which a model file need not hold. The error message names
+ * optimizer state, which a model file need not hold, and a batch norm's
+ * "<layer>.num_batches_tracked" (i64 scalar): a file without it sets it to 0
+ * (files from before ASG kept it), and a program without it (an eval
+ * program never reads it) ignores the file's (asg_nn_batchnorm_ex). The
+ * error message names
  * every offending tensor (ASG_ERR_SHAPE for shape/dtype, else
  * ASG_ERR_NOT_FOUND; long lists are summarized as "'a', 'b' and 74 more").
  * A file's optimizer state is not "unexpected" for a program that has none

@@ -39,6 +39,17 @@ ASG_API asg_layer *asg_nn_linear(asg_graph *g, const char *name, int64_t in, int
 ASG_API asg_layer *asg_nn_linear_ex(asg_graph *g, const char *name, int64_t in, int64_t out,
                                     const asg_linear_opts *o);
 
+/* Parameter dtypes: every layer with parameters takes f32 (the default) or
+ * f64 through its options' dtype. f16 and bf16 are refused (ASG_ERR_DTYPE
+ * naming the layer): the ops compute in f32/f64 only, and F16/BF16 weight
+ * files load into f32 variables (asg_program_load_variables converts).
+ * Parameters are cast to the activations' dtype when they differ. */
+
+/* ---- convolutions (PyTorch layouts and default init) ---- */
+typedef struct asg_conv_opts {
+  bool no_bias;
+  asg_dtype dtype; /* of weight and bias; 0 = ASG_F32 */
+} asg_conv_opts;
 /* W [out, in/groups, kh, kw], bias [out]. */
 ASG_API asg_layer *asg_nn_conv2d(asg_graph *g, const char *name, int64_t in_ch, int64_t out_ch,
                                  int kh, int kw, asg_conv_params p, bool bias);
@@ -46,18 +57,97 @@ ASG_API asg_layer *asg_nn_conv2d(asg_graph *g, const char *name, int64_t in_ch, 
 ASG_API asg_layer *asg_nn_conv_transpose2d(asg_graph *g, const char *name, int64_t in_ch,
                                            int64_t out_ch, int kh, int kw, asg_conv_params p,
                                            bool bias);
+/* The same with options (o may be NULL: bias, f32). */
+ASG_API asg_layer *asg_nn_conv2d_ex(asg_graph *g, const char *name, int64_t in_ch, int64_t out_ch,
+                                    int kh, int kw, asg_conv_params p, const asg_conv_opts *o);
+ASG_API asg_layer *asg_nn_conv_transpose2d_ex(asg_graph *g, const char *name, int64_t in_ch,
+                                              int64_t out_ch, int kh, int kw, asg_conv_params p,
+                                              const asg_conv_opts *o);
+/* PyTorch's Conv1d on [N, in, L] -> [N, out, OL]: W [out, in/groups, k],
+ * bias [out] (o may be NULL: bias, f32). Runs asg_conv1d. */
+ASG_API asg_layer *asg_nn_conv1d(asg_graph *g, const char *name, int64_t in_ch, int64_t out_ch,
+                                 int k, asg_conv1d_params p, const asg_conv_opts *o);
+/* PyTorch's ConvTranspose1d: W [in, out/groups, k], bias [out]. */
+ASG_API asg_layer *asg_nn_conv_transpose1d(asg_graph *g, const char *name, int64_t in_ch,
+                                           int64_t out_ch, int k, asg_conv1d_params p,
+                                           const asg_conv_opts *o);
+/* PyTorch's Conv3d / ConvTranspose3d on [N, in, D, H, W]: W [out, in/groups,
+ * k[0], k[1], k[2]] (transposed: [in, out/groups, ...]), bias [out] (o may
+ * be NULL: bias, f32). Runs asg_conv3d / asg_conv_transpose3d. */
+ASG_API asg_layer *asg_nn_conv3d(asg_graph *g, const char *name, int64_t in_ch, int64_t out_ch,
+                                 const int k[3], asg_conv3d_params p, const asg_conv_opts *o);
+ASG_API asg_layer *asg_nn_conv_transpose3d(asg_graph *g, const char *name, int64_t in_ch,
+                                           int64_t out_ch, const int k[3], asg_conv3d_params p,
+                                           const asg_conv_opts *o);
 
-/* Batch norm over [N, C] or [N, C, ...]: weight, bias, running_mean,
- * running_var (frozen; updated with momentum in training graphs through
- * asg_graph_add_update). momentum 0 means 0.1, eps 0 means 1e-5. */
+/* ---- normalization ---- */
+typedef struct asg_batchnorm_opts {
+  double momentum; /* 0 means 0.1 (must stay 0 with cumulative) */
+  double eps;      /* 0 means 1e-5 */
+  bool cumulative; /* PyTorch's momentum=None: the running statistics are the
+                      plain average over the batches so far (factor
+                      1/num_batches_tracked) */
+  bool no_affine;  /* PyTorch's affine=False: no weight, bias */
+  asg_dtype dtype; /* of weight, bias and running statistics; 0 = ASG_F32 */
+} asg_batchnorm_opts;
+/* Batch norm over [N, C] or [N, C, ...]: weight, bias [C]; frozen
+ * running_mean, running_var [C] and num_batches_tracked (i64 scalar, as
+ * PyTorch names it), which training graphs update through
+ * asg_graph_add_update: count + 1, stats = (1-m) stats + m batch with m the
+ * momentum or 1/(count + 1) (cumulative). Loading a file without
+ * "<name>.num_batches_tracked" (saved before it existed) sets it to 0. */
+ASG_API asg_layer *asg_nn_batchnorm_ex(asg_graph *g, const char *name, int64_t channels,
+                                       const asg_batchnorm_opts *o);
+/* asg_nn_batchnorm_ex with {momentum, eps}: momentum 0 means 0.1, eps 0
+ * means 1e-5. */
 ASG_API asg_layer *asg_nn_batchnorm(asg_graph *g, const char *name, int64_t channels,
                                     double momentum, double eps);
+typedef struct asg_norm_opts {
+  double eps;      /* 0: the layer's default */
+  asg_dtype dtype; /* of the parameters; 0 = ASG_F32 */
+} asg_norm_opts;
 /* Over the last dim; eps 0 means 1e-5. */
 ASG_API asg_layer *asg_nn_layernorm(asg_graph *g, const char *name, int64_t dim, double eps);
+ASG_API asg_layer *asg_nn_layernorm_ex(asg_graph *g, const char *name, int64_t dim,
+                                       const asg_norm_opts *o);
 /* x * rsqrt(mean(x^2) + eps) * weight over the last dim; eps 0 means 1e-6. */
 ASG_API asg_layer *asg_nn_rmsnorm(asg_graph *g, const char *name, int64_t dim, double eps);
-/* weight [num, dim] ~ N(0, 1); apply takes integer indices [...] -> [..., dim]. */
+ASG_API asg_layer *asg_nn_rmsnorm_ex(asg_graph *g, const char *name, int64_t dim,
+                                     const asg_norm_opts *o);
+typedef struct asg_groupnorm_opts {
+  double eps;      /* 0 means 1e-5 */
+  bool no_affine;  /* PyTorch's affine=False: no weight, bias */
+  asg_dtype dtype; /* 0 = ASG_F32 */
+} asg_groupnorm_opts;
+/* PyTorch's GroupNorm(num_groups, channels) on [N, C, ...] (rank >= 2):
+ * each sample's C channels split into num_groups groups (which must divide
+ * C), each normalized over its channels and positions with the biased
+ * variance, then * weight [C] (= 1) + bias [C] (= 0). o may be NULL. */
+ASG_API asg_layer *asg_nn_groupnorm(asg_graph *g, const char *name, int64_t num_groups,
+                                    int64_t channels, const asg_groupnorm_opts *o);
+typedef struct asg_instancenorm_opts {
+  double eps;      /* 0 means 1e-5 */
+  bool affine;     /* PyTorch's affine=True: weight [C] (= 1), bias [C] (= 0) */
+  asg_dtype dtype; /* 0 = ASG_F32 */
+} asg_instancenorm_opts;
+/* PyTorch's InstanceNorm1d/2d/3d (track_running_stats=False, the default;
+ * running statistics are not supported) on [N, C, L], [N, C, H, W] or
+ * [N, C, D, H, W]: each sample's channel normalized over its positions
+ * (more than one). Unbatched [C, ...] inputs are not accepted. */
+ASG_API asg_layer *asg_nn_instancenorm(asg_graph *g, const char *name, int64_t channels,
+                                       const asg_instancenorm_opts *o);
+
+/* ---- embedding ---- */
+typedef struct asg_embedding_opts {
+  asg_dtype dtype; /* of the table; 0 = ASG_F32 */
+} asg_embedding_opts;
+/* weight [num, dim] ~ N(0, 1); apply takes integer indices [...] -> [..., dim]
+ * of the table's dtype. */
 ASG_API asg_layer *asg_nn_embedding(asg_graph *g, const char *name, int64_t num, int64_t dim);
+ASG_API asg_layer *asg_nn_embedding_ex(asg_graph *g, const char *name, int64_t num, int64_t dim,
+                                       const asg_embedding_opts *o);
+
+/* ---- other layers ---- */
 ASG_API asg_layer *asg_nn_dropout(asg_graph *g, const char *name, double p);
 ASG_API asg_layer *asg_nn_maxpool2d(asg_graph *g, const char *name, asg_pool_params p);
 ASG_API asg_layer *asg_nn_avgpool2d(asg_graph *g, const char *name, asg_pool_params p);
@@ -77,6 +167,38 @@ ASG_API asg_layer *asg_nn_activation(asg_graph *g, const char *name, asg_activat
 /* Applies layers in order (the handles stay owned by the graph). */
 ASG_API asg_layer *asg_nn_sequential(asg_graph *g, const char *name, int n,
                                      asg_layer *const *layers);
+
+/* ---- recurrent layers (docs/layers.md) ---- */
+typedef struct asg_rnn_opts {
+  int num_layers;     /* stacked layers; 0 means 1 (with biases at most 16, 8 bidirectional) */
+  bool bidirectional; /* a backward direction per layer: parameters "..._reverse" */
+  bool batch_first;   /* x [B, T, in] and output [B, T, D*H]; else [T, B, in] */
+  bool no_bias;       /* PyTorch's bias=False */
+  double dropout;     /* on every layer's output but the last, training graphs only */
+  asg_dtype dtype;    /* parameters' dtype; 0 = ASG_F32 */
+} asg_rnn_opts;
+/* PyTorch's nn.LSTM and nn.GRU: equations, gate order (LSTM i, f, g, o; GRU
+ * r, z, n with r applied to (h W_hn^T + b_hn)) and parameters per layer k
+ * "<name>.weight_ih_l<k>" [G*H, in] (in = D*H above layer 0),
+ * ".weight_hh_l<k>" [G*H, H], ".bias_ih_l<k>", ".bias_hh_l<k>" [G*H], and
+ * "..._reverse" for the backward direction (G = 4 LSTM, 3 GRU; D = 2
+ * bidirectional, else 1), all ~ U(+-1/sqrt(H)). The graph is unrolled over
+ * the sequence length T, which must be a constant (the batch may be
+ * symbolic): O(T * layers * D) nodes. asg_layer_apply returns the output
+ * sequence with zero initial states. */
+ASG_API asg_layer *asg_nn_lstm(asg_graph *g, const char *name, int64_t input_size,
+                               int64_t hidden_size, const asg_rnn_opts *o);
+ASG_API asg_layer *asg_nn_gru(asg_graph *g, const char *name, int64_t input_size,
+                              int64_t hidden_size, const asg_rnn_opts *o);
+/* Runs an LSTM or GRU layer on x ([T, B, in], batch_first [B, T, in], or
+ * unbatched [T, in]) from initial states h0 and (LSTM only) c0, each
+ * [L*D, B, H] ([L*D, H] unbatched) of x's dtype or NULL for zeros. Returns
+ * the last layer's states at every step, [T, B, D*H] (batch_first
+ * [B, T, D*H]; the forward direction's H features first); *h_n and *c_n (may
+ * be NULL; *c_n is set to NULL for a GRU) receive the final states
+ * [L*D, B, H] (the backward direction's after its step at t = 0). */
+ASG_API asg_tensor *asg_rnn_apply(asg_layer *l, asg_tensor *x, asg_tensor *h0, asg_tensor *c0,
+                                  asg_tensor **h_n, asg_tensor **c_n);
 
 /* ---- attention and transformers ---- */
 typedef enum asg_posenc {

@@ -116,6 +116,39 @@ ASG_API asg_tensor *asg_scatter_add(asg_tensor *x, asg_tensor *idx, asg_tensor *
 /* idx [...] -> [..., depth] of dtype dt (indices in [0, depth)). */
 ASG_API asg_tensor *asg_one_hot(asg_tensor *idx, int64_t depth, asg_dtype dt);
 
+/* ---- sorting, top-k, scans ---- */
+/* Order of sort, argsort and topk along one axis (negative counts from the
+ * end): ascending by value with NaN above +inf (so descending puts NaN
+ * first), -0 equal to +0, and stable: equal values keep their index order
+ * in either direction (torch.sort(stable=True)). x is f32, f64, i32 or i64
+ * with at least one axis. The gradient of sort and topk values flows to
+ * the selected positions (a scatter of dy); indices have none. */
+/* x sorted along axis. */
+ASG_API asg_tensor *asg_sort(asg_tensor *x, int axis, bool descending);
+/* The positions (I64) that sort x along axis. */
+ASG_API asg_tensor *asg_argsort(asg_tensor *x, int axis, bool descending);
+/* The k largest (largest) or smallest entries along axis, in that order
+ * (largest first, or smallest first), as values (x's dtype) and I64
+ * indices, each of x's shape with k along axis: the first k of the sort.
+ * 1 <= k <= the axis's size. Either output pointer may be NULL. Both come
+ * from one argsort node. Returns the graph's status (outputs NULL on error). */
+ASG_API asg_status asg_topk(asg_tensor *x, int64_t k, int axis, bool largest, asg_tensor **values,
+                            asg_tensor **indices);
+/* Cumulative sum along axis (f32, f64, i32, i64): y_j = sum of x_i for
+ * i <= j (exclusive: i < j, so y_0 = 0); reverse sums from the end of the
+ * axis (i >= j, or i > j). f32 sums accumulate in double on the CPU and CUDA
+ * (docs/backends.md); integers wrap like two's complement. The gradient is the
+ * reverse cumsum of dy. */
+ASG_API asg_tensor *asg_cumsum(asg_tensor *x, int axis, bool exclusive, bool reverse);
+/* Einstein summation over n = 1 or 2 operands, e.g. "ij,jk->ik",
+ * "bij,bjk->bik", "i,j->ij", "ij->ji", "ij->j". A letter twice in one
+ * operand (a trace or diagonal, "ii->") is refused. Letters a-z and A-Z; "->" and the output are
+ * optional (without them: the letters used once, in alphabetical order); spaces are ignored; no
+ * "...". Letters in both operands and the output are batch dims, in both but not the output are
+ * contracted, in one only and not the output are summed. Built from permute, reshape, matmul, mul
+ * and sum (so every backend and the gradient come with them). */
+ASG_API asg_tensor *asg_einsum(const char *spec, int n, asg_tensor *const *xs);
+
 /* ---- neural-network ops ---- */
 /* Normalizes over the last dim; gamma and beta [C] may be NULL. */
 ASG_API asg_tensor *asg_layernorm(asg_tensor *x, asg_tensor *gamma, asg_tensor *beta, double eps);
@@ -152,14 +185,93 @@ ASG_API asg_tensor *asg_conv2d(asg_tensor *x, asg_tensor *w, asg_tensor *bias, a
 ASG_API asg_tensor *asg_conv_transpose2d(asg_tensor *x, asg_tensor *w, asg_tensor *bias,
                                          asg_conv_params p);
 
+/* 1-D convolutions on [N, C, L] as PyTorch's conv1d / conv_transpose1d,
+ * computed by the 2-D ops with H = 1 (views: no kernel of their own). */
+typedef struct asg_conv1d_params {
+  int stride;         /* 0 means 1 */
+  int padding;        /* zero padding at both ends */
+  int dilation;       /* 0 means 1 */
+  int groups;         /* 0 means 1 */
+  int output_padding; /* conv_transpose1d only */
+} asg_conv1d_params;
+/* x [N, Cin, L], w [Cout, Cin/groups, K], bias [Cout] or NULL. */
+ASG_API asg_tensor *asg_conv1d(asg_tensor *x, asg_tensor *w, asg_tensor *bias, asg_conv1d_params p);
+/* x [N, Cin, L], w [Cin, Cout/groups, K] (PyTorch layout). */
+ASG_API asg_tensor *asg_conv_transpose1d(asg_tensor *x, asg_tensor *w, asg_tensor *bias,
+                                         asg_conv1d_params p);
+
+/* 3-D convolutions on [N, C, D, H, W] as PyTorch's conv3d /
+ * conv_transpose3d (index 0: depth, 1: height, 2: width), computed by the
+ * 2-D ops over the depth planes (no kernel of their own; src/nn/conv3d.c
+ * says how, and that conv3d holds its input KD times). At most 64 kernel
+ * taps in depth; the channel and depth dims must be static. */
+typedef struct asg_conv3d_params {
+  int stride[3];         /* 0 means 1 */
+  int padding[3];        /* zero padding at both ends */
+  int dilation[3];       /* 0 means 1 */
+  int groups;            /* 0 means 1 */
+  int output_padding[3]; /* conv_transpose3d only */
+} asg_conv3d_params;
+/* x [N, Cin, D, H, W], w [Cout, Cin/groups, KD, KH, KW], bias [Cout] or NULL. */
+ASG_API asg_tensor *asg_conv3d(asg_tensor *x, asg_tensor *w, asg_tensor *bias, asg_conv3d_params p);
+/* x [N, Cin, D, H, W], w [Cin, Cout/groups, KD, KH, KW] (PyTorch layout). */
+ASG_API asg_tensor *asg_conv_transpose3d(asg_tensor *x, asg_tensor *w, asg_tensor *bias,
+                                         asg_conv3d_params p);
+
+/* Pooling over [N, C, H, W] as torch.nn.functional.max_pool2d / avg_pool2d;
+ * a zero-initialized field keeps the default. Output size per axis:
+ * floor or ceil((H + 2 pad - dilation (kernel - 1) - 1) / stride) + 1, where
+ * ceil mode drops a last window that would start in the right padding.
+ * padding <= kernel / 2 (PyTorch's rule). */
 typedef struct asg_pool_params {
   int kernel[2];
-  int stride[2];  /* 0 means kernel */
-  int padding[2]; /* max: -inf padding; avg: counted as zeros */
+  int stride[2];   /* 0 means kernel */
+  int padding[2];  /* max: -inf padding; avg: counted as zeros unless exclude_pad */
+  int dilation[2]; /* 0 means 1; max pooling only (avg refuses other values) */
+  bool ceil_mode;  /* PyTorch ceil_mode: partial windows at the end */
+  /* avg only (PyTorch count_include_pad=False): divide by the number of
+   * input elements in the window. Default: by the window clipped to the
+   * padded input (kernel area, less any ceil-mode overhang past the padding). */
+  bool exclude_pad;
 } asg_pool_params;
 ASG_API asg_tensor *asg_max_pool2d(asg_tensor *x, asg_pool_params p);
 ASG_API asg_tensor *asg_avg_pool2d(asg_tensor *x, asg_pool_params p);
 ASG_API asg_tensor *asg_adaptive_avg_pool2d(asg_tensor *x, int out_h, int out_w);
+
+/* ---- padding and resampling (PyTorch semantics) ---- */
+typedef enum asg_pad_mode {
+  ASG_PAD_CONSTANT = 0, /* the given value */
+  ASG_PAD_REFLECT = 1,  /* mirrored, the edge not repeated: each pad < the dim */
+  ASG_PAD_REPLICATE = 2 /* the edge repeated */
+} asg_pad_mode;
+/* Pads the trailing dims of x as torch.nn.functional.pad: pads[0..n) holds
+ * (before, after) pairs, the first pair for the last dim, the next for the
+ * dim before it, and so on (n even, n/2 <= rank). A negative pad crops.
+ * Padded dims must be non-empty and stay >= 1; reflect needs each pad
+ * smaller than its dim. value is used by
+ * ASG_PAD_CONSTANT only. Gradient: constant -> the inverse crop of dy;
+ * reflect/replicate -> pad_bwd, which sums the mirrored/repeated entries. */
+ASG_API asg_tensor *asg_pad(asg_tensor *x, const int64_t *pads, int n, asg_pad_mode mode,
+                            double value);
+
+typedef enum asg_upsample_mode {
+  ASG_UPSAMPLE_NEAREST = 0, /* PyTorch 'nearest': src = min(floor(dst * ratio), in - 1) */
+  ASG_UPSAMPLE_LINEAR = 1   /* 'bilinear' on [N,C,H,W], 'linear' on [N,C,L] */
+} asg_upsample_mode;
+typedef struct asg_upsample_params {
+  asg_upsample_mode mode;
+  bool align_corners; /* LINEAR only (true with NEAREST is an error) */
+  /* Output size of the spatial dims (H, W), or (L) for [N,C,L]; all zero:
+   * out = floor(in * scale) per dim (scale > 0). As in PyTorch, a given
+   * scale also sets the coordinate ratio (1/scale; in/out with sizes) when
+   * align_corners is false. */
+  int64_t size[2];
+  double scale[2];
+} asg_upsample_params;
+/* Interpolates x [N,C,H,W] (or [N,C,L]) to [N,C,OH,OW] as
+ * torch.nn.functional.interpolate, sizes up or down. The gradient
+ * (upsample_bwd) gathers per input element, so it is deterministic. */
+ASG_API asg_tensor *asg_upsample(asg_tensor *x, asg_upsample_params p);
 
 /* Mean softmax cross-entropy of logits [..., C] against integer labels [...]
  * (I32/I64), with label smoothing in [0, 1) and rows whose label equals

@@ -117,6 +117,14 @@ typedef struct asg_compile_opts {
    * per rank divided by the world size. Checkpoints are then per rank
    * (docs/distributed.md). */
   bool shard_optimizer_state;
+  /* Gradient checkpointing of every declared block (asg_graph_declare_block:
+   * each asg_nn_transformer_block, each layer of asg_lm_forward) by
+   * asg_compile_train, as if each were passed to asg_graph_checkpoint_scope
+   * (asg/autograd.h, docs/training.md): less activation memory for about
+   * one more forward pass per step. Default false. asg_compile_train fails
+   * when the graph declares no block; asg_compile builds no gradient and
+   * ignores it. */
+  bool checkpoint_blocks;
 } asg_compile_opts;
 
 /* asg_compile_opts.check_finite: where non-finite values (NaN, +-inf) in

@@ -6,6 +6,7 @@
 
 #include "autograd/grad.h"
 #include "core/symbol.h"
+#include "passes/passes.h"
 
 static asg_grad_rule rules[ASG_OP_COUNT];
 static pthread_once_t rules_once = PTHREAD_ONCE_INIT;
@@ -16,10 +17,13 @@ static void rules_init(void) {
   asg_grad_register_matmul(rules);
   asg_grad_register_shape(rules);
   asg_grad_register_index(rules);
+  asg_grad_register_sort(rules);
   asg_grad_register_nn(rules);
   asg_grad_register_conv(rules);
   asg_grad_register_attention(rules);
   asg_grad_register_collective(rules);
+  asg_grad_register_custom(rules);
+  asg_grad_register_resample(rules);
 }
 
 const asg_grad_rule *asg__grad_rules(void) {
@@ -158,6 +162,13 @@ asg_status asg_vjp(asg_tensor *y, asg_tensor *dy, int n, asg_tensor *const *wrt,
     free(reach), free(acc), free(need), free(dx), free(pend);
     return asg__error(ASG_ERR_OOM, "grad: out of memory");
   }
+  /* gradient checkpointing: rules of nodes in marked scopes read recomputed copies */
+  asg_remat *rm = NULL;
+  asg_status rst = asg__remat_begin(g, N, &rm);
+  if (rst) {
+    free(reach), free(acc), free(need), free(dx), free(pend);
+    return rst;
+  }
   for (int i = 0; i < n; i++)
     if (wrt[i]->id < N) reach[wrt[i]->id] = 1;
   for (int i = 0; i < N; i++) {
@@ -198,7 +209,9 @@ asg_status asg_vjp(asg_tensor *y, asg_tensor *dy, int n, asg_tensor *const *wrt,
       pend[t->in[0]->id] = p;
       continue;
     }
-    R[t->op](t, acc[i], need, dx);
+    asg_tensor *fwd = asg__remat_node(rm, t); /* t, or its recomputed copy */
+    if (!fwd) break;
+    R[t->op](fwd, acc[i], need, dx);
     for (int k = 0; k < nin; k++) {
       if (!need[k] || !dx[k]) continue;
       asg_tensor *in = t->in[k];
@@ -218,6 +231,7 @@ asg_status asg_vjp(asg_tensor *y, asg_tensor *dy, int n, asg_tensor *const *wrt,
       free(p);
     }
   free(reach), free(acc), free(need), free(dx), free(pend);
+  asg__remat_end(rm);
   if (g->status != ASG_OK) {
     for (int i = 0; i < n; i++)
       grads[i] = NULL;

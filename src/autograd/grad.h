@@ -15,10 +15,13 @@ void asg_grad_register_reduce(asg_grad_rule *t);
 void asg_grad_register_matmul(asg_grad_rule *t);
 void asg_grad_register_shape(asg_grad_rule *t);
 void asg_grad_register_index(asg_grad_rule *t);
+void asg_grad_register_sort(asg_grad_rule *t);
 void asg_grad_register_nn(asg_grad_rule *t);
 void asg_grad_register_conv(asg_grad_rule *t);
 void asg_grad_register_attention(asg_grad_rule *t);
 void asg_grad_register_collective(asg_grad_rule *t);
+void asg_grad_register_custom(asg_grad_rule *t);
+void asg_grad_register_resample(asg_grad_rule *t);
 
 /* Sums x over broadcast dims so it has shape s. */
 asg_tensor *asg__sum_to(asg_tensor *x, asg_shape s);

@@ -85,6 +85,13 @@ void asg__arena_free(asg_arena *a);
 #define ASG_SCOPE_MAX 512
 #define ASG_SCOPE_DEPTH 32
 
+/* A scope marked for recomputation (asg_graph_checkpoint_scope) and/or
+ * declared a block by a layer (asg_graph_declare_block); src/passes/remat.c. */
+typedef struct asg_scope_mark {
+  const char *scope; /* in the graph's arena */
+  bool checkpoint, block;
+} asg_scope_mark;
+
 struct asg_graph {
   uint32_t magic;
   asg_arena arena;
@@ -100,6 +107,9 @@ struct asg_graph {
   asg_tensor **updates;
   int n_updates, cap_updates;
   struct asg_symtab *sym; /* symbolic dims (core/symbol.c); NULL until one is declared */
+  asg_scope_mark *marks;  /* in the arena (regrown there); passes/remat.c */
+  int n_marks, cap_marks;
+  bool remat_blocks; /* set while asg_compile_train builds with checkpoint_blocks */
 };
 
 /* ---- errors ---- */

@@ -575,7 +575,11 @@ static asg_status ex_op(ex *e, const asg_tensor *t, const char *out) {
       ex_attr_ints(e, n, "kernel_shape", 2, a->i);
       ex_attr_ints(e, n, "strides", 2, a->i + 2);
       ex_attr_ints(e, n, "pads", 4, v);
-      if (!mx) ex_attr_int(e, n, "count_include_pad", 1); /* ASG counts padding as zeros */
+      if (a->i[6] > 1 || a->i[7] > 1) ex_attr_ints(e, n, "dilations", 2, a->i + 6); /* max only */
+      if (a->i[8])
+        ex_attr_int(e, n, "ceil_mode", 1); /* same rule: no window starts in the end pad */
+      /* ASG counts padding as zeros unless exclude_pad (ONNX's default) */
+      if (!mx) ex_attr_int(e, n, "count_include_pad", a->i[9] ? 0 : 1);
       r = out;
     }
     break;
@@ -596,6 +600,11 @@ static asg_status ex_op(ex *e, const asg_tensor *t, const char *out) {
     if ((n = ex_node(e, "AveragePool", 1, &x, out)))
       ex_attr_ints(e, n, "kernel_shape", 2, k), ex_attr_ints(e, n, "strides", 2, k), r = out;
     break;
+  }
+  case ASG_OP_CUSTOM: { /* user code (asg/custom.h): nothing an ONNX runtime could run */
+    const asg_custom_op *cop = asg_custom_of(t);
+    return ex_unsup(e, "custom op '%s' has no ONNX mapping (custom ops are not exported)",
+                    cop ? asg_custom_name(cop) : "?");
   }
   default:
     return ex_unsup(e, "no ONNX mapping%s",

@@ -211,5 +211,7 @@ ONNX_OP(onnx__op_one_hot);
 /* onnx_ops_cast.c: Cast, CastLike (the narrow types held in wider ones). */
 ONNX_OP(onnx__op_cast);
 ONNX_OP(onnx__op_cast_like);
+/* onnx_ops_resample.c: Resize (nearest / linear) on asg_upsample. */
+ONNX_OP(onnx__op_resize);
 
 #endif

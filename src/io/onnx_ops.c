@@ -451,6 +451,7 @@ static const onnx_op ops[] = {
     {"ReduceSumSquare", 11, onnx__op_reduce_sum_square},
     {"Relu", 6, op_relu},
     {"Reshape", 5, onnx__op_reshape},
+    {"Resize", 11, onnx__op_resize},
     {"Selu", 6, op_selu},
     {"Shape", 1, onnx__op_shape},
     {"Sigmoid", 6, op_sigmoid},

@@ -273,10 +273,11 @@ static asg_tensor *pool_slices(onnx_ctx *c, asg_tensor *xp, const sp_attrs *a, c
   return acc;
 }
 
-/* MaxPool / AveragePool: native padding when ASG's pool takes it, else
- * explicit padding; ceil_mode adds padding at the end that an average
- * does not count. 3-D pools, dilations and the Indices output go through
- * pool_slices; integers are max-pooled in F64 (exact). */
+/* MaxPool / AveragePool: ASG's pool (ceil_mode, count_include_pad and
+ * MaxPool's dilations are its options) when it takes the padding, else
+ * explicit padding, where ceil_mode adds padding at the end that an average
+ * does not count. 3-D pools, AveragePool's dilations and the Indices output
+ * go through pool_slices; integers are max-pooled in F64 (exact). */
 static asg_status pool(onnx_ctx *c, const Onnx__NodeProto *n, onnx_val **in, int nin, onnx_val *out,
                        int nout, bool is_max) {
   NEED(1);
@@ -299,14 +300,17 @@ static asg_status pool(onnx_ctx *c, const Onnx__NodeProto *n, onnx_val **in, int
   if (onnx__attr_int(n, "storage_order", 0)) UNSUP("storage_order=1");
   bool ceil_mode = onnx__attr_int(n, "ceil_mode", 0) != 0;
   bool include = is_max || onnx__attr_int(n, "count_include_pad", 0) != 0;
-  bool sliced = nsp == 3 || dilated || want_idx;
+  bool sliced = nsp == 3 || (dilated && !is_max) || want_idx;
   int64_t extra[SP_MAX] = {0}, o[SP_MAX] = {0};
   bool native = symmetric(&a) && !sliced;
+  for (int i = 0; i < nsp; i++) /* ASG's (and PyTorch's) limit on padding */
+    native = native && 2 * a.pb[i] <= a.kernel[i];
   for (int i = 0; i < nsp; i++) {
     int64_t in_ = xs.dims[2 + i], ke = (a.kernel[i] - 1) * a.dil[i] + 1;
     int64_t span = in_ + a.pb[i] + a.pe[i] - ke;
     if (asg_dim_is_symbolic(in_)) {
-      if (ceil_mode || sliced) UNSUP("ceil_mode, dilations or 3-D pooling on a symbolic dim");
+      if (sliced || (ceil_mode && !native))
+        UNSUP("ceil_mode, dilations or 3-D pooling on a symbolic dim");
       continue;
     }
     if (span < 0) return onnx__node_error(c, ASG_ERR_SHAPE, "kernel larger than the input");
@@ -317,7 +321,6 @@ static asg_status pool(onnx_ctx *c, const Onnx__NodeProto *n, onnx_val **in, int
       extra[i] = (o[i] - 1) * a.stride[i] + ke - (in_ + a.pb[i] + a.pe[i]);
       if (extra[i] < 0) extra[i] = 0;
     }
-    if (extra[i] || 2 * a.pb[i] > a.kernel[i]) native = false;
   }
   if (sliced) {
     int64_t noff = 1;
@@ -327,16 +330,16 @@ static asg_status pool(onnx_ctx *c, const Onnx__NodeProto *n, onnx_val **in, int
     if (want_idx && (asg_dim_is_symbolic(xs.dims[0]) || asg_dim_is_symbolic(xs.dims[1])))
       UNSUP("the Indices output on a symbolic batch or channel dim");
   }
-  for (int i = 0; i < nsp; i++)
-    if (a.pb[i] || a.pe[i]) native = native && include;
   asg_pool_params p;
   memset(&p, 0, sizeof p);
-  for (int i = 0; i < 2; i++) /* a 1-D pool's second axis: kernel and stride 1 */
-    p.kernel[i] = (int)a.kernel[i], p.stride[i] = (int)a.stride[i];
+  for (int i = 0; i < 2; i++) /* a 1-D pool's second axis: kernel, stride, dilation 1 */
+    p.kernel[i] = (int)a.kernel[i], p.stride[i] = (int)a.stride[i], p.dilation[i] = (int)a.dil[i];
   asg_tensor *y, *idx = NULL;
   if (native) {
     for (int i = 0; i < nsp; i++)
       p.padding[i] = (int)a.pb[i];
+    p.ceil_mode = ceil_mode;
+    p.exclude_pad = !include;
     x = to_2d(x, nsp);
     y = from_2d(is_max ? asg_max_pool2d(x, p) : asg_avg_pool2d(x, p), nsp);
   } else if (is_max) {

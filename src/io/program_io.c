@@ -183,6 +183,16 @@ static const char *short_path(const char *path, const char **ellipsis) {
   return n > PATH_SHOWN ? path + n - PATH_SHOWN : path;
 }
 
+/* A batch norm's "<layer>.num_batches_tracked" (i64 scalar). Files saved
+ * before ASG kept it lack it: a strict load sets it to 0, as PyTorch loads
+ * such state dicts, instead of calling it missing. Eval programs never read
+ * it (so lack it): the file's is not "unexpected" there. */
+static bool is_batch_count(const char *name, asg_dtype dt, asg_shape sh) {
+  static const char suf[] = ".num_batches_tracked";
+  size_t n = strlen(name), k = sizeof suf - 1;
+  return dt == ASG_I64 && sh.ndim == 0 && n > k && strcmp(name + n - k, suf) == 0;
+}
+
 static asg_status load_vars(asg_program *p, const char *path, asg_safetensors *f, bool strict,
                             load_mode mode, const char *fn, int *n_loaded) {
   int nv = asg_program_variable_count(p), nf = asg_safetensors_count(f), n_match = 0;
@@ -207,7 +217,9 @@ static asg_status load_vars(asg_program *p, const char *path, asg_safetensors *f
     if (st) break;
     int j = asg_safetensors_find(f, name);
     if (j < 0) {
-      if (strict && !(mode == LOAD_MODEL && asg_is_optimizer_state(name)))
+      if (strict && is_batch_count(name, dt, sh))
+        match[i] = -2; /* set to 0 below */
+      else if (strict && !(mode == LOAD_MODEL && asg_is_optimizer_state(name)))
         asg__names_add(&missing, name, NULL);
       continue;
     }
@@ -238,7 +250,8 @@ static asg_status load_vars(asg_program *p, const char *path, asg_safetensors *f
     for (int j = 0; j < nf; j++) {
       asg_safetensors_info fi;
       asg_safetensors_info_at(f, j, &fi);
-      if (!used[j] && (has_optim || !asg_is_optimizer_state(fi.name)))
+      if (!used[j] && (has_optim || !asg_is_optimizer_state(fi.name)) &&
+          !is_batch_count(fi.name, fi.dtype, fi.shape))
         asg__names_add(&unexpected, fi.name, NULL);
     }
   if (!st && (missing.count || unexpected.count || bad.count)) {
@@ -281,6 +294,13 @@ static asg_status load_vars(asg_program *p, const char *path, asg_safetensors *f
   if (!st && scratch_bytes && !(scratch = malloc(scratch_bytes)))
     st = asg__error(ASG_ERR_OOM, "%s: out of memory (%zu bytes)", fn, scratch_bytes);
   for (int i = 0; i < nv && !st; i++) {
+    if (match[i] == -2) {
+      const char *name;
+      int64_t zero = 0;
+      asg_program_variable_info(p, i, &name, NULL, NULL);
+      st = asg_program_set_variable(p, name, &zero, sizeof zero);
+      continue;
+    }
     if (match[i] < 0) continue;
     const char *name;
     asg_dtype dt;

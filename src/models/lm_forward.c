@@ -255,6 +255,7 @@ asg_tensor *asg__lm_hidden(asg_graph *g, const asg_lm_config *c, asg_dtype dt,
     char sc[32];
     snprintf(sc, sizeof sc, gpt2 ? "h.%d" : "layers.%d", l);
     asg_scope_push(g, sc);
+    asg_graph_declare_block(g, asg_scope_current(g)); /* asg_compile_opts.checkpoint_blocks */
     asg_scope_push(g, "attn");
     x = asg_add(x, attention(&m, l, norm(&m, x, n1), cs, sn, mask, kc));
     asg_scope_pop(g);

@@ -516,6 +516,9 @@ asg_layer *asg_nn_feedforward(asg_graph *g, const char *name, int64_t d_model, i
 /* ---- pre-LN transformer block ---- */
 static asg_tensor *block_apply(asg_layer *l, asg_tensor *x, asg_tensor *mask) {
   asg_layer **c = l->children;
+  /* a block for asg_compile_opts.checkpoint_blocks (its children's scopes are "<name>.*") */
+  asg_status st = asg_graph_declare_block(l->g, asg_scope_current(l->g));
+  if (st) return asg_graph_fail(l->g, st, l->name, "%s", asg_last_error());
   asg_tensor *a = child(l, c[1], child(l, c[0], x, NULL), mask);
   if (l->n_children > 4) a = child(l, c[4], a, NULL);
   x = asg_add(x, a);

@@ -1,5 +1,5 @@
-/* Embedding: weight [num, dim] ~ N(0, 1) (PyTorch default); apply takes
- * integer indices [...] and returns [..., dim]. Settings: i[0] = num,
+/* Embedding: weight [num, dim] ~ N(0, 1) (PyTorch default), f32 or f64;
+ * apply takes integer indices [...] and returns [..., dim] of its dtype. Settings: i[0] = num,
  * i[1] = dim. Out-of-range indices fail the run (asg_embedding). */
 #include "nn/layer.h"
 
@@ -13,16 +13,24 @@ static asg_tensor *embedding_apply(asg_layer *l, asg_tensor *idx, asg_tensor *ma
   return asg_embedding(asg_layer_param(l, "weight"), idx);
 }
 
-asg_layer *asg_nn_embedding(asg_graph *g, const char *name, int64_t num, int64_t dim) {
+asg_layer *asg_nn_embedding_ex(asg_graph *g, const char *name, int64_t num, int64_t dim,
+                               const asg_embedding_opts *o) {
+  asg_embedding_opts d = {0};
+  if (!o) o = &d;
   asg_layer *l = asg__layer_new(g, name, embedding_apply);
   if (!l) return NULL;
   if (num < 1 || dim < 1)
     return (asg_layer *)asg_graph_fail(g, ASG_ERR_INVALID, l->name,
                                        "embedding: num (%lld) and dim (%lld) must be >= 1",
                                        (long long)num, (long long)dim);
+  if (!asg__layer_dtype_ok(l, "embedding", o->dtype)) return NULL;
   l->i[0] = num;
   l->i[1] = dim;
-  if (!asg__layer_param(l, "weight", ASG_F32, ASG_SHAPE(num, dim), asg_init_normal(0, 1), true))
+  if (!asg__layer_param(l, "weight", o->dtype, ASG_SHAPE(num, dim), asg_init_normal(0, 1), true))
     return NULL;
   return l;
+}
+
+asg_layer *asg_nn_embedding(asg_graph *g, const char *name, int64_t num, int64_t dim) {
+  return asg_nn_embedding_ex(g, name, num, dim, NULL);
 }

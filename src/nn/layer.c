@@ -35,6 +35,17 @@ asg_tensor *asg__layer_param(asg_layer *l, const char *short_name, asg_dtype dt,
   return v;
 }
 
+bool asg__layer_dtype_ok(asg_layer *l, const char *what, asg_dtype dt) {
+  if (dt == ASG_F32 || dt == ASG_F64) return true;
+  /* f16/bf16 are storage types (files, GPU matmul operands): no op computes
+   * in them, and variables cannot be initialized in them */
+  asg_graph_fail(l->g, ASG_ERR_DTYPE, l->name,
+                 "%s: parameters must be f32 or f64, got %s (f16/bf16 weights load into f32 "
+                 "variables; save them as F16/BF16 with asg_safetensors_write_as)",
+                 what, asg_dtype_name(dt));
+  return false;
+}
+
 uint64_t asg__layer_seed(const asg_layer *l) {
   uint64_t h = 0xcbf29ce484222325ull;
   for (const char *s = l->name; *s; s++)

@@ -5,7 +5,8 @@
 
 #include "asg/nn.h"
 
-#define ASG_LAYER_MAX_PARAMS 16
+/* 64: an LSTM/GRU registers 4 per layer and direction (8 bidirectional layers) */
+#define ASG_LAYER_MAX_PARAMS 64
 
 typedef asg_tensor *(*asg_layer_fn)(asg_layer *l, asg_tensor *x, asg_tensor *mask);
 
@@ -29,6 +30,9 @@ asg_layer *asg__layer_new(asg_graph *g, const char *name, asg_layer_fn apply);
 /* Registers variable "<layer>.<short>" and returns it. */
 asg_tensor *asg__layer_param(asg_layer *l, const char *short_name, asg_dtype dt, asg_shape shape,
                              asg_init init, bool trainable);
+/* True for parameter dtypes the ops compute in (f32, f64); otherwise fails
+ * the graph naming the layer (what: "conv2d") and the dtype. */
+bool asg__layer_dtype_ok(asg_layer *l, const char *what, asg_dtype dt);
 /* Stable 64-bit seed for a layer's random ops, from its name. */
 uint64_t asg__layer_seed(const asg_layer *l);
 

@@ -53,10 +53,7 @@ asg_layer *asg_nn_linear_ex(asg_graph *g, const char *name, int64_t in, int64_t 
                                        "linear: in (%lld) and out (%lld) features must be >= 1",
                                        (long long)in, (long long)out);
   asg_dtype dt = o->dtype;
-  if (!asg_dtype_is_float(dt))
-    return (asg_layer *)asg_graph_fail(g, ASG_ERR_DTYPE, l->name,
-                                       "linear: parameters must be floating point, got %s",
-                                       asg_dtype_name(dt));
+  if (!asg__layer_dtype_ok(l, "linear", dt)) return NULL;
   l->i[0] = in;
   l->i[1] = out;
   /* PyTorch: kaiming_uniform(a=sqrt(5)) on W = U(-1/sqrt(in), 1/sqrt(in)); same bound for b */

@@ -1,6 +1,8 @@
-/* Normalization layers.
- * batchnorm: weight, bias [C] (trainable); running_mean, running_var [C]
- *   (frozen). Settings: i[0] = C, f[0] = momentum, f[1] = eps.
+/* Normalization layers (group and instance norm: groupnorm.c).
+ * batchnorm: weight, bias [C] (trainable; absent with no_affine);
+ *   running_mean, running_var [C] and num_batches_tracked (i64 scalar)
+ *   (frozen). Settings: i[0] = C, i[1] = cumulative, f[0] = momentum,
+ *   f[1] = eps.
  * layernorm: weight, bias [dim]. Settings: i[0] = dim, f[1] = eps.
  * rmsnorm:   weight [dim].       Settings: i[0] = dim, f[1] = eps. */
 #include "nn/layer.h"
@@ -33,8 +35,11 @@ static asg_tensor *batchnorm_apply(asg_layer *l, asg_tensor *x, asg_tensor *mask
   for (int d = 1; d < cs.ndim; d++)
     cs.dims[d] = 1;
   asg_tensor *rm = asg_layer_param(l, "running_mean"), *rv = asg_layer_param(l, "running_var");
-  asg_tensor *w = asg_reshape(as_dtype(asg_layer_param(l, "weight"), dt), cs);
-  asg_tensor *b = asg_reshape(as_dtype(asg_layer_param(l, "bias"), dt), cs);
+  asg_tensor *w = asg_layer_param(l, "weight"), *b = asg_layer_param(l, "bias");
+  if (w) {
+    w = asg_reshape(as_dtype(w, dt), cs);
+    b = asg_reshape(as_dtype(b, dt), cs);
+  }
   asg_tensor *mean, *var;
   if (asg_graph_is_training(g)) {
     asg_axes ax = {0, {0}};
@@ -70,10 +75,24 @@ static asg_tensor *batchnorm_apply(asg_layer *l, asg_tensor *x, asg_tensor *mask
     } else {
       bv = as_dtype(asg_mul_scalar(asg_stop_gradient(var), (double)n / (double)(n - 1)), sd);
     }
-    asg_tensor *um = asg_assign(rm, asg_add(asg_mul_scalar(rm, 1 - m), asg_mul_scalar(bm, m)));
-    asg_tensor *uv = asg_assign(rv, asg_add(asg_mul_scalar(rv, 1 - m), asg_mul_scalar(bv, m)));
-    if (!um || !uv) return NULL;
-    if (asg_graph_add_update(g, um) != ASG_OK || asg_graph_add_update(g, uv) != ASG_OK)
+    /* num_batches_tracked counts training steps (PyTorch's add_(1)); every
+     * read in a step sees the count from before the step's assigns */
+    asg_tensor *nbt = asg_layer_param(l, "num_batches_tracked");
+    asg_tensor *nb1 = asg_add_scalar(nbt, 1);
+    asg_tensor *um, *uv;
+    if (l->i[1]) { /* cumulative (momentum None): factor 1 / count, the mean of every batch */
+      asg_tensor *one = asg_scalar(g, sd, 1.0);
+      asg_tensor *f = asg_div(one, asg_cast(nb1, sd)), *k = asg_sub(one, f);
+      um = asg_assign(rm, asg_add(asg_mul(rm, k), asg_mul(bm, f)));
+      uv = asg_assign(rv, asg_add(asg_mul(rv, k), asg_mul(bv, f)));
+    } else {
+      um = asg_assign(rm, asg_add(asg_mul_scalar(rm, 1 - m), asg_mul_scalar(bm, m)));
+      uv = asg_assign(rv, asg_add(asg_mul_scalar(rv, 1 - m), asg_mul_scalar(bv, m)));
+    }
+    asg_tensor *un = asg_assign(nbt, nb1);
+    if (!um || !uv || !un) return NULL;
+    if (asg_graph_add_update(g, um) != ASG_OK || asg_graph_add_update(g, uv) != ASG_OK ||
+        asg_graph_add_update(g, un) != ASG_OK)
       return asg_graph_fail(g, ASG_ERR_INVALID, "batchnorm",
                             "could not register the running-stat updates: %s", asg_last_error());
   } else {
@@ -81,31 +100,50 @@ static asg_tensor *batchnorm_apply(asg_layer *l, asg_tensor *x, asg_tensor *mask
     var = as_dtype(rv, dt);
   }
   asg_tensor *inv = asg_rsqrt(asg_add_scalar(asg_reshape(var, cs), eps));
+  if (!w) return asg_mul(asg_sub(x, asg_reshape(mean, cs)), inv); /* no_affine */
   asg_tensor *y = asg_mul(asg_sub(x, asg_reshape(mean, cs)), asg_mul(inv, w));
   return asg_add(y, b);
 }
 
-asg_layer *asg_nn_batchnorm(asg_graph *g, const char *name, int64_t channels, double momentum,
-                            double eps) {
+asg_layer *asg_nn_batchnorm_ex(asg_graph *g, const char *name, int64_t channels,
+                               const asg_batchnorm_opts *o) {
+  asg_batchnorm_opts d = {0};
+  if (!o) o = &d;
   asg_layer *l = asg__layer_new(g, name, batchnorm_apply);
   if (!l) return NULL;
-  if (momentum == 0) momentum = 0.1;
+  double momentum = o->momentum, eps = o->eps;
+  if (momentum == 0 && !o->cumulative) momentum = 0.1;
   if (eps == 0) eps = 1e-5;
-  if (channels < 1 || !(momentum > 0 && momentum <= 1) || !(eps > 0))
+  if (o->cumulative && momentum != 0)
+    return (asg_layer *)asg_graph_fail(
+        g, ASG_ERR_INVALID, l->name,
+        "batchnorm: cumulative (momentum None) and momentum %g are exclusive", momentum);
+  if (channels < 1 || !(o->cumulative || (momentum > 0 && momentum <= 1)) || !(eps > 0))
     return (asg_layer *)asg_graph_fail(
         g, ASG_ERR_INVALID, l->name,
         "batchnorm: channels (%lld) must be >= 1, momentum (%g) in (0, 1], eps (%g) > 0",
         (long long)channels, momentum, eps);
+  if (!asg__layer_dtype_ok(l, "batchnorm", o->dtype)) return NULL;
   l->i[0] = channels;
+  l->i[1] = o->cumulative;
   l->f[0] = momentum;
   l->f[1] = eps;
   asg_shape s = ASG_SHAPE(channels);
-  if (!asg__layer_param(l, "weight", ASG_F32, s, asg_init_ones(), true) ||
-      !asg__layer_param(l, "bias", ASG_F32, s, asg_init_zeros(), true) ||
-      !asg__layer_param(l, "running_mean", ASG_F32, s, asg_init_zeros(), false) ||
-      !asg__layer_param(l, "running_var", ASG_F32, s, asg_init_ones(), false))
+  asg_dtype dt = o->dtype;
+  if (!o->no_affine && (!asg__layer_param(l, "weight", dt, s, asg_init_ones(), true) ||
+                        !asg__layer_param(l, "bias", dt, s, asg_init_zeros(), true)))
+    return NULL;
+  if (!asg__layer_param(l, "running_mean", dt, s, asg_init_zeros(), false) ||
+      !asg__layer_param(l, "running_var", dt, s, asg_init_ones(), false) ||
+      !asg__layer_param(l, "num_batches_tracked", ASG_I64, ASG_SCALAR, asg_init_zeros(), false))
     return NULL;
   return l;
+}
+
+asg_layer *asg_nn_batchnorm(asg_graph *g, const char *name, int64_t channels, double momentum,
+                            double eps) {
+  asg_batchnorm_opts o = {.momentum = momentum, .eps = eps};
+  return asg_nn_batchnorm_ex(g, name, channels, &o);
 }
 
 /* ---- layer norm and RMS norm (over the last dim) ---- */
@@ -141,26 +179,42 @@ static asg_tensor *rmsnorm_apply(asg_layer *l, asg_tensor *x, asg_tensor *mask) 
   return asg_mul(asg_mul(x, asg_rsqrt(asg_add_scalar(ms, l->f[1]))), w);
 }
 
-static asg_layer *norm_new(asg_graph *g, const char *name, int64_t dim, double eps, bool rms) {
+static asg_layer *norm_new(asg_graph *g, const char *name, int64_t dim, const asg_norm_opts *o,
+                           bool rms) {
+  asg_norm_opts d = {0};
+  if (!o) o = &d;
+  const char *what = rms ? "rmsnorm" : "layernorm";
   asg_layer *l = asg__layer_new(g, name, rms ? rmsnorm_apply : layernorm_apply);
   if (!l) return NULL;
-  if (eps == 0) eps = rms ? 1e-6 : 1e-5;
+  double eps = o->eps == 0 ? (rms ? 1e-6 : 1e-5) : o->eps;
   if (dim < 1 || !(eps > 0))
     return (asg_layer *)asg_graph_fail(g, ASG_ERR_INVALID, l->name,
-                                       "%s: dim (%lld) must be >= 1 and eps (%g) > 0",
-                                       rms ? "rmsnorm" : "layernorm", (long long)dim, eps);
+                                       "%s: dim (%lld) must be >= 1 and eps (%g) > 0", what,
+                                       (long long)dim, eps);
+  if (!asg__layer_dtype_ok(l, what, o->dtype)) return NULL;
   l->i[0] = dim;
   l->f[1] = eps;
-  if (!asg__layer_param(l, "weight", ASG_F32, ASG_SHAPE(dim), asg_init_ones(), true)) return NULL;
-  if (!rms && !asg__layer_param(l, "bias", ASG_F32, ASG_SHAPE(dim), asg_init_zeros(), true))
+  if (!asg__layer_param(l, "weight", o->dtype, ASG_SHAPE(dim), asg_init_ones(), true)) return NULL;
+  if (!rms && !asg__layer_param(l, "bias", o->dtype, ASG_SHAPE(dim), asg_init_zeros(), true))
     return NULL;
   return l;
 }
 
+asg_layer *asg_nn_layernorm_ex(asg_graph *g, const char *name, int64_t dim,
+                               const asg_norm_opts *o) {
+  return norm_new(g, name, dim, o, false);
+}
+
+asg_layer *asg_nn_rmsnorm_ex(asg_graph *g, const char *name, int64_t dim, const asg_norm_opts *o) {
+  return norm_new(g, name, dim, o, true);
+}
+
 asg_layer *asg_nn_layernorm(asg_graph *g, const char *name, int64_t dim, double eps) {
-  return norm_new(g, name, dim, eps, false);
+  asg_norm_opts o = {.eps = eps};
+  return norm_new(g, name, dim, &o, false);
 }
 
 asg_layer *asg_nn_rmsnorm(asg_graph *g, const char *name, int64_t dim, double eps) {
-  return norm_new(g, name, dim, eps, true);
+  asg_norm_opts o = {.eps = eps};
+  return norm_new(g, name, dim, &o, true);
 }

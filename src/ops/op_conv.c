@@ -18,8 +18,16 @@
  * (the gradient of conv_transpose2d with output_padding needs that).
  *
  * Attributes of MAXPOOL2D, MAXPOOL2D_BWD, AVGPOOL2D, AVGPOOL2D_BWD:
- *   i0, i1 kernel; i2, i3 stride; i4, i5 padding.
- *   MAXPOOL2D_BWD(dy, x) and AVGPOOL2D_BWD(dy) have x's shape.
+ *   i0, i1 kernel (h, w)     >= 1
+ *   i2, i3 stride            >= 1
+ *   i4, i5 padding           0 <= padding <= kernel / 2
+ *   i6, i7 dilation          >= 1 (1 for the avg ops)
+ *   i8     ceil_mode         0 / 1 (already in the output shape; kept for export)
+ *   i9     exclude_pad       avg: 1 divides by the input elements in the window,
+ *                            0 by the window clipped to the padded input
+ *   MAXPOOL2D_BWD(dy, x) and AVGPOOL2D_BWD(dy) have x's shape. Window (oh, ow)
+ *   starts at (oh s - pad) and has taps every dilation; kernels take its
+ *   count from the output shape (ceil mode adds a partial last window).
  * ADAPTIVE_AVGPOOL2D and its BWD(dy) have no attributes: the bins follow
  * from the input and output shapes (start floor(i*H/OH), end ceil((i+1)*H/OH)). */
 #include <stdio.h>
@@ -257,43 +265,75 @@ asg_tensor *asg__pool_bwd(asg_op op, asg_tensor *dy, asg_tensor *x, const asg_at
 }
 
 /* ---- pooling ---- */
+/* Output size of one pooled axis as PyTorch's pooling_output_shape: floor
+ * (or ceil) of (in + 2 pad - ext) / s, plus 1; in ceil mode a last window
+ * that would start in the right padding is dropped. < 1: no window fits. */
+static int64_t pool_out(int64_t in, int64_t pad, int64_t ext, int64_t s, bool ceil_mode) {
+  int64_t room = in + 2 * pad - ext + (ceil_mode ? s - 1 : 0);
+  if (room < 0) return 0;
+  int64_t o = room / s + 1;
+  if (ceil_mode && (o - 1) * s >= in + pad) o--;
+  return o;
+}
+
 static asg_tensor *pool(asg_op op, const char *name, asg_tensor *x, asg_pool_params p) {
   asg_graph *g = asg__graph_of(name, 1, &x);
   char b1[ASG_SHAPE_BUF];
   if (!g || !asg__need_float(g, name, x)) return NULL;
   if (x->shape.ndim != 4)
     return asg__fail(g, ASG_ERR_SHAPE, name, "input %s must have rank 4 (NCHW)", SHP(x->shape, b1));
+  bool is_max = op == ASG_OP_MAXPOOL2D;
   asg_attrs a;
   memset(&a, 0, sizeof a);
   asg_shape ys = x->shape;
   for (int k = 0; k < 2; k++) {
     int64_t K = p.kernel[k], s = p.stride[k] ? p.stride[k] : K, pad = p.padding[k];
-    if (K < 1 || s < 1 || pad < 0)
+    int64_t d = p.dilation[k] ? p.dilation[k] : 1;
+    if (K < 1 || s < 1 || pad < 0 || d < 1)
       return asg__fail(g, ASG_ERR_INVALID, name,
-                       "kernel (%d,%d) and stride (%d,%d) must be >= 1, padding (%d,%d) >= 0",
-                       p.kernel[0], p.kernel[1], p.stride[0], p.stride[1], p.padding[0],
-                       p.padding[1]);
-    if (pad * 2 > K) /* else a window could lie wholly in the padding */
+                       "kernel (%d,%d), stride (%d,%d) and dilation (%d,%d) must be >= 1, "
+                       "padding (%d,%d) >= 0",
+                       p.kernel[0], p.kernel[1], p.stride[0], p.stride[1], p.dilation[0],
+                       p.dilation[1], p.padding[0], p.padding[1]);
+    if (!is_max && d != 1)
+      return asg__fail(g, ASG_ERR_INVALID, name,
+                       "dilation (%d,%d): average pooling takes no dilation (PyTorch's has none)",
+                       p.dilation[0], p.dilation[1]);
+    if (pad * 2 > K) /* PyTorch's rule; else a window could lie wholly in the padding */
       return asg__fail(g, ASG_ERR_INVALID, name,
                        "padding (%d,%d) must be at most half the kernel (%d,%d)", p.padding[0],
                        p.padding[1], p.kernel[0], p.kernel[1]);
-    int64_t in = x->shape.dims[2 + k] + 2 * pad;
+    int64_t ext = d * (K - 1) + 1, dim = x->shape.dims[2 + k]; /* ints: no overflow */
     a.i[0 + k] = K;
     a.i[2 + k] = s;
     a.i[4 + k] = pad;
-    if (asg__dim_is_sym(x->shape.dims[2 + k])) {
-      if (!(ys.dims[2 + k] = sym_out(g, name, x->shape, k, pad, K, s))) return NULL;
+    a.i[6 + k] = d;
+    if (asg__dim_is_sym(dim)) {
+      /* ceil mode is floor mode over s - 1 more cells when no window can
+       * start in the right padding: (in + 2 pad - ext + s - 1) <= in + pad - 1 */
+      if (p.ceil_mode && s + pad > ext)
+        return asg__fail(g, ASG_ERR_SHAPE, name,
+                         "ceil_mode on symbolic axis %d of %s needs stride <= dilated kernel - "
+                         "padding (stride %lld, extent %lld, padding %lld)",
+                         2 + k, SHP(x->shape, b1), (long long)s, (long long)ext, (long long)pad);
+      if (!(ys.dims[2 + k] =
+                sym_out(g, name, x->shape, k, pad, p.ceil_mode ? ext - s + 1 : ext, s)))
+        return NULL;
       continue;
     }
-    if (K > in)
+    if ((ys.dims[2 + k] = pool_out(dim, pad, ext, s, p.ceil_mode)) < 1)
       return asg__fail(g, ASG_ERR_SHAPE, name,
-                       "kernel (%d,%d) larger than padded input %s (padding (%d,%d))", p.kernel[0],
-                       p.kernel[1], SHP(x->shape, b1), p.padding[0], p.padding[1]);
-    ys.dims[2 + k] = (in - K) / s + 1;
-    a.i[0 + k] = K;
-    a.i[2 + k] = s;
-    a.i[4 + k] = pad;
+                       "kernel (%d,%d) with dilation (%lld,%lld) larger than padded input %s "
+                       "(padding (%d,%d))",
+                       p.kernel[0], p.kernel[1], (long long)(p.dilation[0] ? p.dilation[0] : 1),
+                       (long long)(p.dilation[1] ? p.dilation[1] : 1), SHP(x->shape, b1),
+                       p.padding[0], p.padding[1]);
   }
+  if (is_max && p.exclude_pad)
+    return asg__fail(g, ASG_ERR_INVALID, name,
+                     "exclude_pad applies to average pooling only (max pooling pads with -inf)");
+  a.i[8] = p.ceil_mode;
+  a.i[9] = p.exclude_pad;
   asg_tensor *y = asg__node(g, op, x->dtype, ys, 1, &x);
   if (y) y->attr = a;
   return y;

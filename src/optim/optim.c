@@ -17,6 +17,7 @@
 #include "core/internal.h"
 #include "runtime/program_internal.h"
 #include "optim/optim_internal.h"
+#include "passes/passes.h"
 
 enum { DEFAULT_MAX_SKIPS = 25 };
 
@@ -483,7 +484,17 @@ asg_program *asg_compile_train(asg_graph *g, asg_tensor *loss, asg_optim opt, in
     b.bucket_bytes = opts->comm_bucket_bytes ? opts->comm_bucket_bytes : (size_t)25 << 20;
     b.zero = opts->shard_optimizer_state && b.world > 1;
   }
-  if (build(&b, loss, 0, NULL)) {
+  /* checkpoint_blocks: the gradient built now recomputes every declared block */
+  if (opts && opts->checkpoint_blocks && g->status == ASG_OK && !asg__remat_has_blocks(g)) {
+    asg__error(ASG_ERR_INVALID, "asg_compile_train: checkpoint_blocks is set but the graph "
+                                "declares no block (asg_graph_declare_block; mark scopes with "
+                                "asg_graph_checkpoint_scope instead)");
+    return NULL;
+  }
+  g->remat_blocks = opts && opts->checkpoint_blocks;
+  asg_status bst = build(&b, loss, 0, NULL);
+  g->remat_blocks = false;
+  if (bst) {
     free(b.ups);
     return NULL;
   }

@@ -36,7 +36,10 @@ void asg_cpu_register_random(asg_cpu_kernel *t);
 void asg_cpu_register_optim(asg_cpu_kernel *t);
 void asg_cpu_register_attention(asg_cpu_kernel *t);
 void asg_cpu_register_sample(asg_cpu_kernel *t);
+void asg_cpu_register_sort(asg_cpu_kernel *t);
 void asg_cpu_register_collective(asg_cpu_kernel *t);
+void asg_cpu_register_resample(asg_cpu_kernel *t); /* pad, upsample (+bwd) */
+void asg_cpu_register_custom(asg_cpu_kernel *t);   /* user-registered ops (asg/custom.h) */
 
 /* Work below this many elements runs on one thread. */
 #define ASG_CPU_PAR_MIN 32768

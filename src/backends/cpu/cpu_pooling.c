@@ -1,6 +1,7 @@
 /* CPU kernels of pooling: max, average and adaptive average pooling over
- * [N,C,H,W] and their gradients. Every (n, c) plane is independent, so
- * planes run in parallel and each gradient plane is written by one thread.
+ * [N,C,H,W] and their gradients, with PyTorch's options (dilation, ceil
+ * mode, count_include_pad). Every (n, c) plane is independent, so planes
+ * run in parallel and each gradient plane is written by one thread.
  * Attribute layout: src/ops/op_conv.c. */
 #include <math.h>
 #include <string.h>
@@ -8,7 +9,8 @@
 #include "backends/cpu/cpu.h"
 
 typedef struct pgeo {
-  int64_t planes, H, W, OH, OW, KH, KW, sh, sw, ph, pw;
+  int64_t planes, H, W, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw;
+  bool exclude_pad; /* avg: divide by the input cells of the window */
 } pgeo;
 
 /* x [N,C,H,W] -> y [N,C,OH,OW]; for the BWD ops x is the output. */
@@ -21,6 +23,32 @@ static void pgeo_of(const asg_step *s, pgeo *p) {
   p->H = xs->dims[2], p->W = xs->dims[3], p->OH = ys->dims[2], p->OW = ys->dims[3];
   p->KH = s->attr.i[0], p->KW = s->attr.i[1], p->sh = s->attr.i[2], p->sw = s->attr.i[3];
   p->ph = s->attr.i[4], p->pw = s->attr.i[5];
+  p->dh = s->attr.i[6] > 1 ? s->attr.i[6] : 1, p->dw = s->attr.i[7] > 1 ? s->attr.i[7] : 1;
+  p->exclude_pad = s->attr.i[9] != 0;
+}
+
+/* Taps k in [*lo, *hi) of a window starting at o0 with K taps every d
+ * that fall inside [0, n). */
+static inline void pool_taps(int64_t o0, int64_t K, int64_t d, int64_t n, int64_t *lo,
+                             int64_t *hi) {
+  *lo = o0 < 0 ? (-o0 + d - 1) / d : 0;
+  *hi = n - o0 <= 0 ? 0 : (n - o0 + d - 1) / d;
+  if (*hi > K) *hi = K;
+}
+
+/* Divisor of average pooling's window (oh, ow), as PyTorch: the window
+ * clipped to the padded input (a ceil-mode window may overhang it), or
+ * with exclude_pad only its input cells. */
+static inline int64_t avg_divisor(const pgeo *p, int64_t oh, int64_t ow) {
+  int64_t h0 = oh * p->sh - p->ph, w0 = ow * p->sw - p->pw;
+  int64_t h1 = h0 + p->KH, w1 = w0 + p->KW;
+  if (p->exclude_pad) {
+    h1 = h1 < p->H ? h1 : p->H, w1 = w1 < p->W ? w1 : p->W;
+    h0 = h0 > 0 ? h0 : 0, w0 = w0 > 0 ? w0 : 0;
+  } else {
+    h1 = h1 < p->H + p->ph ? h1 : p->H + p->ph, w1 = w1 < p->W + p->pw ? w1 : p->W + p->pw;
+  }
+  return (h1 - h0) * (w1 - w0);
 }
 
 /* argmax, maxpool(_bwd), avgpool(_bwd), adaptive(_bwd) per type */
@@ -37,7 +65,7 @@ static void pgeo_of(const asg_step *s, pgeo *p) {
  * the first maximum in row-major window order, a NaN (the first) wins. */
 static bool pool_is_2x2(const pgeo *p) {
   return p->KH == 2 && p->KW == 2 && p->sh == 2 && p->sw == 2 && p->ph == 0 && p->pw == 0 &&
-         2 * p->OH <= p->H && 2 * p->OW <= p->W;
+         p->dh == 1 && p->dw == 1 && 2 * p->OH <= p->H && 2 * p->OW <= p->W;
 }
 
 /* The first maximum of (a, b) (a on ties), NaN-first: applied as a tree

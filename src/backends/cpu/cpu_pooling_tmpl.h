@@ -8,7 +8,8 @@
 /* Flat index in the plane of the window's first maximum (-1: none). */
 static int64_t ASG_CAT(argmax, SUF)(const pgeo *p, const T *x, int64_t oh, int64_t ow) {
   int64_t h0 = oh * p->sh - p->ph, w0 = ow * p->sw - p->pw, bi = -1;
-  if (p->KH == 2 && p->KW == 2 && h0 >= 0 && w0 >= 0 && h0 + 1 < p->H && w0 + 1 < p->W) {
+  if (p->KH == 2 && p->KW == 2 && p->dh == 1 && p->dw == 1 && h0 >= 0 && w0 >= 0 && h0 + 1 < p->H &&
+      w0 + 1 < p->W) {
     /* the common 2x2 window inside the plane: same rule, no bound checks */
     int64_t i0 = h0 * p->W + w0, idx[4] = {i0, i0 + 1, i0 + p->W, i0 + p->W + 1};
     T b = x[i0];
@@ -20,10 +21,14 @@ static int64_t ASG_CAT(argmax, SUF)(const pgeo *p, const T *x, int64_t oh, int64
     return bi;
   }
   T best = -INFINITY;
-  for (int64_t h = h0 < 0 ? 0 : h0; h < h0 + p->KH && h < p->H; h++)
-    for (int64_t w = w0 < 0 ? 0 : w0; w < w0 + p->KW && w < p->W; w++) {
-      T v = x[h * p->W + w];
-      if (bi < 0 || v > best || (v != v && best == best)) best = v, bi = h * p->W + w;
+  int64_t khl, khh, kwl, kwh; /* the taps inside the plane (row-major order) */
+  pool_taps(h0, p->KH, p->dh, p->H, &khl, &khh);
+  pool_taps(w0, p->KW, p->dw, p->W, &kwl, &kwh);
+  for (int64_t kh = khl; kh < khh; kh++)
+    for (int64_t kw = kwl; kw < kwh; kw++) {
+      int64_t i = (h0 + kh * p->dh) * p->W + w0 + kw * p->dw;
+      T v = x[i];
+      if (bi < 0 || v > best || (v != v && best == best)) best = v, bi = i;
     }
   return bi;
 }
@@ -54,9 +59,15 @@ static void ASG_CAT(maxpool_bwd, SUF)(const asg_cpu_call *c, const pgeo *p, int6
       }
   }
 }
-/* x [N,C,H,W] -> y [N,C,OH,OW]; padding counts as zeros (divisor KH*KW) */
+/* 1 / the divisor of window (oh, ow); full: 1 / (KH*KW), the common case.
+ * 0 for a window without cells (PyTorch writes 0 there). */
+static inline T ASG_CAT(avg_inv, SUF)(const pgeo *p, int64_t oh, int64_t ow, T full) {
+  int64_t div = avg_divisor(p, oh, ow);
+  return div == p->KH * p->KW ? full : div > 0 ? (T)(1.0 / (double)div) : (T)0;
+}
+/* x [N,C,H,W] -> y [N,C,OH,OW]; padding counts as zeros (divisor: avg_divisor) */
 static void ASG_CAT(avgpool, SUF)(const asg_cpu_call *c, const pgeo *p, int64_t lo, int64_t hi) {
-  T inv = (T)(1.0 / (double)(p->KH * p->KW));
+  const T full = (T)(1.0 / (double)(p->KH * p->KW));
   for (int64_t pl = lo; pl < hi; pl++) {
     const T *x = (const T *)c->in[0] + pl * p->H * p->W;
     T *y = (T *)c->out + pl * p->OH * p->OW;
@@ -67,14 +78,14 @@ static void ASG_CAT(avgpool, SUF)(const asg_cpu_call *c, const pgeo *p, int64_t 
         for (int64_t h = h0 < 0 ? 0 : h0; h < h0 + p->KH && h < p->H; h++)
           for (int64_t w = w0 < 0 ? 0 : w0; w < w0 + p->KW && w < p->W; w++)
             s += x[h * p->W + w];
-        y[oh * p->OW + ow] = s * inv;
+        y[oh * p->OW + ow] = s * ASG_CAT(avg_inv, SUF)(p, oh, ow, full);
       }
   }
 }
 /* dy [N,C,OH,OW] -> dx [N,C,H,W] */
 static void ASG_CAT(avgpool_bwd, SUF)(const asg_cpu_call *c, const pgeo *p, int64_t lo,
                                       int64_t hi) {
-  T inv = (T)(1.0 / (double)(p->KH * p->KW));
+  const T full = (T)(1.0 / (double)(p->KH * p->KW));
   for (int64_t pl = lo; pl < hi; pl++) {
     const T *dy = (const T *)c->in[0] + pl * p->OH * p->OW;
     T *dx = (T *)c->out + pl * p->H * p->W;
@@ -82,7 +93,7 @@ static void ASG_CAT(avgpool_bwd, SUF)(const asg_cpu_call *c, const pgeo *p, int6
     for (int64_t oh = 0; oh < p->OH; oh++)
       for (int64_t ow = 0; ow < p->OW; ow++) {
         int64_t h0 = oh * p->sh - p->ph, w0 = ow * p->sw - p->pw;
-        T g = dy[oh * p->OW + ow] * inv;
+        T g = dy[oh * p->OW + ow] * ASG_CAT(avg_inv, SUF)(p, oh, ow, full);
         for (int64_t h = h0 < 0 ? 0 : h0; h < h0 + p->KH && h < p->H; h++)
           for (int64_t w = w0 < 0 ? 0 : w0; w < w0 + p->KW && w < p->W; w++)
             dx[h * p->W + w] += g;

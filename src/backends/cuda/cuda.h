@@ -161,9 +161,13 @@ void asg_cuda_register_conv(asg_cuda_kernel *t);      /* conv family and pools *
 void asg_cuda_register_optim(asg_cuda_kernel *t);     /* fused Adam updates */
 void asg_cuda_register_attention(asg_cuda_kernel *t); /* fused attention fwd/bwd */
 void asg_cuda_register_sample(asg_cuda_kernel *t);    /* sample_filter */
+void asg_cuda_register_resample(asg_cuda_kernel *t);  /* pad, upsample (+bwd) */
+void asg_cuda_register_sort(asg_cuda_kernel *t);      /* argsort, cumsum */
 /* all_reduce, broadcast, all_gather, reduce_scatter over NCCL (cuda_collective.cu);
  * registers nothing in a build without NCCL */
 void asg_cuda_register_collective(asg_cuda_kernel *t);
+/* user-registered ops (asg/custom.h): their CUDA callback on the program's stream */
+void asg_cuda_register_custom(asg_cuda_kernel *t);
 /* After a run of a program with collectives: an asynchronous NCCL error
  * (a transport failure, a lost peer) as an error naming `what`; the NCCL
  * communicator is then aborted and comm broken. */

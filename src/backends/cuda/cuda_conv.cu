@@ -374,7 +374,8 @@ asg_status conv_run(const asg_cuda_call *c) {
 // output windows that contain the input element, in the CPU's (oh, ow) order ----
 
 template <typename I> struct PgeoT {
-  I planes, H, W, OH, OW, KH, KW, sh, sw, ph, pw;
+  I planes, H, W, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw;
+  bool excl;                              // avg: divide by the window's input cells
   asg_fastdiv fH, fW, fOH, fOW, fsh, fsw; // set by narrow, used by 32-bit I
 };
 using Pgeo = PgeoT<int64_t>;
@@ -384,8 +385,8 @@ using Pgeo = PgeoT<int64_t>;
 PgeoT<int32_t> narrow(const Pgeo &p) {
   return {(int32_t)p.planes, (int32_t)p.H,  (int32_t)p.W,  (int32_t)p.OH, (int32_t)p.OW,
           (int32_t)p.KH,     (int32_t)p.KW, (int32_t)p.sh, (int32_t)p.sw, (int32_t)p.ph,
-          (int32_t)p.pw,     fdiv(p.H),     fdiv(p.W),     fdiv(p.OH),    fdiv(p.OW),
-          fdiv(p.sh),        fdiv(p.sw)};
+          (int32_t)p.pw,     (int32_t)p.dh, (int32_t)p.dw, p.excl,        fdiv(p.H),
+          fdiv(p.W),         fdiv(p.OH),    fdiv(p.OW),    fdiv(p.sh),    fdiv(p.sw)};
 }
 
 // x [N,C,H,W] -> y [N,C,OH,OW]; for the BWD ops x is the output.
@@ -399,10 +400,12 @@ Pgeo pgeo_of(const asg_step *s) {
   p.H = xs->dims[2], p.W = xs->dims[3], p.OH = ys->dims[2], p.OW = ys->dims[3];
   p.KH = s->attr.i[0], p.KW = s->attr.i[1], p.sh = s->attr.i[2], p.sw = s->attr.i[3];
   p.ph = s->attr.i[4], p.pw = s->attr.i[5];
+  p.dh = s->attr.i[6] > 1 ? s->attr.i[6] : 1, p.dw = s->attr.i[7] > 1 ? s->attr.i[7] : 1;
+  p.excl = s->attr.i[9] != 0;
   return p;
 }
 
-// Inclusive range [lo, hi] of windows o (start o*s - pad, size K) that
+// Inclusive range [lo, hi] of windows o (start o*s - pad, extent K) that
 // contain position h, clipped to [0, On).
 template <typename I>
 __device__ __forceinline__ void windows_of(I h, I pad, I K, I s, I On, const asg_fastdiv &fs, I *lo,
@@ -413,17 +416,39 @@ __device__ __forceinline__ void windows_of(I h, I pad, I K, I s, I On, const asg
   *hi = u < On - 1 ? u : On - 1;
 }
 
-// Flat index in the plane of the window's first maximum (-1: none); NaN wins.
+// Flat index in the plane of the window's first maximum (-1: none); NaN
+// wins. Taps every (dh, dw), in row-major order.
 template <typename T, typename I>
 __device__ I window_argmax(const PgeoT<I> &p, const T *x, I oh, I ow) {
   I h0 = oh * p.sh - p.ph, w0 = ow * p.sw - p.pw, bi = -1;
   T best = (T)-INFINITY;
-  for (I h = h0 < 0 ? 0 : h0; h < h0 + p.KH && h < p.H; h++)
-    for (I w = w0 < 0 ? 0 : w0; w < w0 + p.KW && w < p.W; w++) {
+  for (I kh = 0; kh < p.KH; kh++) {
+    I h = h0 + kh * p.dh;
+    if (h < 0 || h >= p.H) continue;
+    for (I kw = 0; kw < p.KW; kw++) {
+      I w = w0 + kw * p.dw;
+      if (w < 0 || w >= p.W) continue;
       T v = x[h * p.W + w];
       if (bi < 0 || v > best || (v != v && best == best)) best = v, bi = h * p.W + w;
     }
+  }
   return bi;
+}
+
+// 1 / the divisor of average pooling's window (oh, ow), as the CPU
+// (cpu_pooling.c): the window clipped to the padded input, or with excl its
+// input cells; full = 1 / (KH*KW).
+template <typename T, typename I>
+__device__ __forceinline__ T avg_inv(const PgeoT<I> &p, I oh, I ow, T full) {
+  I h0 = oh * p.sh - p.ph, w0 = ow * p.sw - p.pw, h1 = h0 + p.KH, w1 = w0 + p.KW;
+  if (p.excl) {
+    h0 = h0 > 0 ? h0 : 0, w0 = w0 > 0 ? w0 : 0;
+    h1 = h1 < p.H ? h1 : p.H, w1 = w1 < p.W ? w1 : p.W;
+  } else {
+    h1 = h1 < p.H + p.ph ? h1 : p.H + p.ph, w1 = w1 < p.W + p.pw ? w1 : p.W + p.pw;
+  }
+  I d = (h1 - h0) * (w1 - w0);
+  return d == p.KH * p.KW ? full : d > 0 ? (T)(1.0 / (double)d) : (T)0;
 }
 
 // grid-stride loop over [0, total) in the kernel's index type I
@@ -450,8 +475,9 @@ __global__ void maxpool_bwd_kernel(const T *dy, const T *x, T *dx, PgeoT<I> p) {
     const I pl = qdiv(t, p.H, p.fH), h = t - pl * p.H;
     const T *xp = x + pl * p.H * p.W, *dyp = dy + pl * p.OH * p.OW;
     I hlo, hhi, wlo, whi, me = h * p.W + w;
-    windows_of(h, p.ph, p.KH, p.sh, p.OH, p.fsh, &hlo, &hhi);
-    windows_of(w, p.pw, p.KW, p.sw, p.OW, p.fsw, &wlo, &whi);
+    // windows whose dilated extent covers (h, w); window_argmax returns taps only
+    windows_of(h, p.ph, (p.KH - 1) * p.dh + 1, p.sh, p.OH, p.fsh, &hlo, &hhi);
+    windows_of(w, p.pw, (p.KW - 1) * p.dw + 1, p.sw, p.OW, p.fsw, &wlo, &whi);
     T acc = (T)0;
     for (I oh = hlo; oh <= hhi; oh++)
       for (I ow = wlo; ow <= whi; ow++)
@@ -460,7 +486,7 @@ __global__ void maxpool_bwd_kernel(const T *dy, const T *x, T *dx, PgeoT<I> p) {
   }
 }
 
-// x [N,C,H,W] -> y [N,C,OH,OW]; padding counts as zeros (divisor KH*KW)
+// x [N,C,H,W] -> y [N,C,OH,OW]; padding counts as zeros (divisor: avg_inv)
 template <typename T, typename I>
 __global__ void avgpool_kernel(const T *x, T *y, PgeoT<I> p, T inv) {
   GRID_STRIDE(i, p.planes * p.OH * p.OW) {
@@ -471,7 +497,7 @@ __global__ void avgpool_kernel(const T *x, T *y, PgeoT<I> p, T inv) {
     for (I h = h0 < 0 ? 0 : h0; h < h0 + p.KH && h < p.H; h++)
       for (I w = w0 < 0 ? 0 : w0; w < w0 + p.KW && w < p.W; w++)
         s += xp[h * p.W + w];
-    y[i] = s * inv;
+    y[i] = s * avg_inv(p, oh, ow, inv);
   }
 }
 
@@ -487,7 +513,7 @@ __global__ void avgpool_bwd_kernel(const T *dy, T *dx, PgeoT<I> p, T inv) {
     T acc = (T)0;
     for (I oh = hlo; oh <= hhi; oh++)
       for (I ow = wlo; ow <= whi; ow++)
-        acc += dyp[oh * p.OW + ow] * inv;
+        acc += dyp[oh * p.OW + ow] * avg_inv(p, oh, ow, inv);
     dx[i] = acc;
   }
 }

@@ -188,6 +188,8 @@ void asg_vk_register_conv(asg_vk_kernel *t);      /* conv family and pools */
 void asg_vk_register_optim(asg_vk_kernel *t);     /* fused Adam updates */
 void asg_vk_register_attention(asg_vk_kernel *t); /* fused attention fwd/bwd */
 void asg_vk_register_sample(asg_vk_kernel *t);    /* sample_filter */
+void asg_vk_register_resample(asg_vk_kernel *t);  /* pad, upsample (+bwd) */
+void asg_vk_register_sort(asg_vk_kernel *t);      /* argsort, cumsum */
 /* all_reduce, broadcast, all_gather, reduce_scatter: host steps (below) */
 void asg_vk_register_collective(asg_vk_kernel *t);
 

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "backends/vulkan/vk.h"
+#include "runtime/custom_call.h"
 #include "runtime/inspect.h"
 #include "runtime/backend.h"
 
@@ -29,6 +30,8 @@ static void table_fill(void) {
   asg_vk_register_optim(table);
   asg_vk_register_attention(table);
   asg_vk_register_sample(table);
+  asg_vk_register_resample(table);
+  asg_vk_register_sort(table);
   asg_vk_register_collective(table);
 }
 
@@ -402,7 +405,9 @@ static asg_status vk_exec_create(void *dev, const asg_plan *plan, const asg_buff
   size_t ws = 0, stage = 0;
   for (int i = 0; i < n && !st; i++) {
     const asg_step *s = &x->r.plan.steps[i];
-    if (!table[s->op].record)
+    if (s->op == ASG_OP_CUSTOM) /* user kernels are CPU and CUDA code (asg/custom.h) */
+      st = asg__custom_refuse(s, "vulkan", "Vulkan");
+    else if (!table[s->op].record)
       st = asg__error(ASG_ERR_UNSUPPORTED, "vulkan: no kernel for %s", s->label);
     else if (table[s->op].ws) {
       size_t w = table[s->op].ws(s);

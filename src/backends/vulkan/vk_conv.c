@@ -130,8 +130,8 @@ static asg_status conv_record(const asg_vk_call *c) {
  * BWD ops x is the output). */
 typedef struct pool_params {
   uint64_t out, in0, in1;
-  double inv; /* 1 / (KH*KW) of avg pooling */
-  int32_t planes, H, W, OH, OW, KH, KW, sh, sw, ph, pw;
+  int32_t planes, H, W, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw;
+  int32_t excl; /* avg: divide by the window's input cells (exclude_pad) */
 } pool_params;
 
 static asg_status pool_record(const asg_vk_call *c) {
@@ -161,10 +161,11 @@ static asg_status pool_record(const asg_vk_call *c) {
   p.OH = (int32_t)ys->dims[2], p.OW = (int32_t)ys->dims[3];
   p.KH = s->attr.i[0], p.KW = s->attr.i[1], p.sh = s->attr.i[2], p.sw = s->attr.i[3];
   p.ph = s->attr.i[4], p.pw = s->attr.i[5];
+  p.dh = s->attr.i[6] > 1 ? s->attr.i[6] : 1, p.dw = s->attr.i[7] > 1 ? s->attr.i[7] : 1;
+  p.excl = s->attr.i[9] != 0;
   bool adaptive = s->op == ASG_OP_ADAPTIVE_AVGPOOL2D || s->op == ASG_OP_ADAPTIVE_AVGPOOL2D_BWD;
   if (!adaptive && (p.sh < 1 || p.sw < 1))
     return asg__error(ASG_ERR_INVALID, "vulkan: %s: bad pool attributes", s->label);
-  if (!adaptive) p.inv = 1.0 / (double)((int64_t)p.KH * p.KW);
   /* one invocation per written element: y for the forward ops, dx for the
    * gradients (which gather, and write zeros where no window reaches) */
   int64_t n = (int64_t)p.planes * (bwd ? (int64_t)p.H * p.W : (int64_t)p.OH * p.OW);

@@ -2,16 +2,17 @@
 // Pooling over the planes (n, c) of [N,C,H,W], one invocation per written
 // element. Gradients gather from the output windows containing the input
 // element, in the CPU's (oh, ow) order, so there are no atomics.
+// Window (oh, ow) starts at (oh*sh - ph, ow*sw - pw), taps every (dh, dw).
 //   POOL_MAX           x -> y [N,C,OH,OW] (first maximum of the window; NaN wins)
 //   POOL_MAX_BWD       dy, x -> dx: dy of every window whose first maximum it is
-//   POOL_AVG(_BWD)     padding counts as zeros (divisor KH*KW = 1/inv)
+//   POOL_AVG(_BWD)     padding counts as zeros; divisor as PyTorch: the window
+//                      clipped to the padded input, or (excl) its input cells
 //   POOL_ADAPTIVE(_BWD) PyTorch bins [floor(o*n/on), ceil((o+1)*n/on))
 #include "common.glsl"
 layout(local_size_x = 256) in;
 layout(buffer_reference, std430, buffer_reference_align = 8) readonly buffer Params {
   uint64_t out_, in0, in1;
-  double inv;
-  int planes, H, W, OH, OW, KH, KW, sh, sw, ph, pw;
+  int planes, H, W, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw, excl;
 };
 
 Params p;
@@ -26,15 +27,32 @@ Params p;
 int window_argmax(BufT x, int base, int oh, int ow) {
   int h0 = oh * p.sh - p.ph, w0 = ow * p.sw - p.pw, bi = -1;
   T best = NEG_INF;
-  for (int h = max(h0, 0); h < h0 + p.KH && h < p.H; h++)
-    for (int w = max(w0, 0); w < w0 + p.KW && w < p.W; w++) {
+  for (int kh = 0; kh < p.KH; kh++) {
+    int h = h0 + kh * p.dh;
+    if (h < 0 || h >= p.H) continue;
+    for (int kw = 0; kw < p.KW; kw++) {
+      int w = w0 + kw * p.dw;
+      if (w < 0 || w >= p.W) continue;
       T v = x.v[base + h * p.W + w];
       if (bi < 0 || v > best || (isnan(v) && !isnan(best))) best = v, bi = h * p.W + w;
     }
+  }
   return bi;
 }
 
-// Inclusive range [lo, hi] of windows (start o*s - pad, size K) that contain
+// 1 / the divisor of average pooling's window (oh, ow), as the CPU.
+T avg_inv(int oh, int ow) {
+  int h0 = oh * p.sh - p.ph, w0 = ow * p.sw - p.pw, h1 = h0 + p.KH, w1 = w0 + p.KW;
+  if (p.excl != 0) {
+    h0 = max(h0, 0), w0 = max(w0, 0), h1 = min(h1, p.H), w1 = min(w1, p.W);
+  } else {
+    h1 = min(h1, p.H + p.ph), w1 = min(w1, p.W + p.pw);
+  }
+  int d = (h1 - h0) * (w1 - w0);
+  return d > 0 ? T(1) / T(d) : T(0);
+}
+
+// Inclusive range [lo, hi] of windows (start o*s - pad, extent K) that contain
 // position h, clipped to [0, On).
 ivec2 windows_of(int h, int pad, int K, int s, int On) {
   int a = h + pad - K + 1;
@@ -61,7 +79,7 @@ void main() {
     for (int h = max(h0, 0); h < h0 + p.KH && h < p.H; h++)
       for (int w = max(w0, 0); w < w0 + p.KW && w < p.W; w++)
         s += a.v[base + h * p.W + w];
-    o.v[q] = s * T(p.inv);
+    o.v[q] = s * avg_inv(oh, ow);
 #else
     int hs = bin_start(oh, p.H, p.OH), he = bin_end(oh, p.H, p.OH);
     int ws = bin_start(ow, p.W, p.OW), we = bin_end(ow, p.W, p.OW);
@@ -79,16 +97,17 @@ void main() {
     T acc = T(0);
 #if defined(POOL_MAX_BWD)
     BufT x = BufT(p.in1);
-    ivec2 hr = windows_of(h, p.ph, p.KH, p.sh, p.OH), wr = windows_of(w, p.pw, p.KW, p.sw, p.OW);
+    // windows whose dilated extent covers (h, w); window_argmax returns taps only
+    ivec2 hr = windows_of(h, p.ph, (p.KH - 1) * p.dh + 1, p.sh, p.OH);
+    ivec2 wr = windows_of(w, p.pw, (p.KW - 1) * p.dw + 1, p.sw, p.OW);
     for (int oh = hr.x; oh <= hr.y; oh++)
       for (int ow = wr.x; ow <= wr.y; ow++)
         if (window_argmax(x, pl * HW, oh, ow) == r) acc += a.v[obase + oh * p.OW + ow];
 #elif defined(POOL_AVG_BWD)
     ivec2 hr = windows_of(h, p.ph, p.KH, p.sh, p.OH), wr = windows_of(w, p.pw, p.KW, p.sw, p.OW);
-    T inv = T(p.inv);
     for (int oh = hr.x; oh <= hr.y; oh++)
       for (int ow = wr.x; ow <= wr.y; ow++)
-        acc += a.v[obase + oh * p.OW + ow] * inv;
+        acc += a.v[obase + oh * p.OW + ow] * avg_inv(oh, ow);
 #else
     int hlo = h * p.OH / p.H, hhi = min(((h + 1) * p.OH - 1) / p.H, p.OH - 1);
     int wlo = w * p.OW / p.W, whi = min(((w + 1) * p.OW - 1) / p.W, p.OW - 1);

@@ -1,0 +1,259 @@
+/* Planner: GEMM epilogues (bias, activation, bias gradient, residual add
+ * before layernorm, row dot products) (cuda_exec.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backends/cuda/cuda_exec.h"
+
+/* ---- GEMM epilogues ----
+ * matmul(a, w) -> add(., bias [N]) [-> relu | gelu_tanh] over f32: when the
+ * product's output is read by the add alone (and the add's by the
+ * activation alone), the GEMM adds the bias and applies the activation in
+ * its epilogue (cuBLASLt; a small kernel after the GEMM where cuBLASLt
+ * cannot) and writes the last step's output, and the add and activation
+ * launch nothing. That output is then written at the product's turn, so no
+ * step in between may read or write it or write the bias, and the product's
+ * operands may not share its bytes. ASG_CUDA_EPILOGUE=0 turns it off. */
+void asg_cuda_epi_free(epi_plan *e) {
+  free(e->end), free(e->act), free(e->bias), free(e->bgrad), free(e->ln_add), free(e->rowdot);
+  free(e->skip);
+  memset(e, 0, sizeof *e);
+}
+
+/* The one step reading step i's output (an arena value no one fetches)
+ * before it is overwritten, reading it through one operand that is exactly
+ * that output; -1 when none, several, or a view reads it. */
+static int sole_reader(const asg_resolved *r, int i) {
+  const asg_step *s = &r->plan.steps[i];
+  if (s->keep || s->out_buf.kind != ASG_BUF_ARENA) return -1;
+  const asg_cuda_range o = asg_cuda_out_range(r, i);
+  int who = -1;
+  for (int k = i + 1; k < r->plan.n_steps; k++) {
+    for (int m = 0; m < r->plan.steps[k].n_in; m++) {
+      const asg_cuda_range in = asg_cuda_in_range(r, k, m);
+      if (!asg_cuda_overlap(in, o)) continue;
+      if (who >= 0 || noop_step(r, k) || in.lo != o.lo || in.hi != o.hi) return -1;
+      who = k;
+    }
+    if (asg_cuda_overlap(written_range(r, k), o)) break; /* later reads see new values */
+  }
+  return who;
+}
+
+/* Step j adds a bias [N] to step i's [.., N] output: the bias operand, or -1. */
+static int bias_operand(const asg_resolved *r, int i, int j) {
+  const asg_step *m = &r->plan.steps[i], *a = &r->plan.steps[j];
+  if (a->op != ASG_OP_ADD || a->n_in != 2 || !same_desc(&a->out, &m->out)) return -1;
+  const int b = r->in[j][0] == r->out[i] && same_desc(&a->in[0], &m->out)   ? 1
+                : r->in[j][1] == r->out[i] && same_desc(&a->in[1], &m->out) ? 0
+                                                                            : -1;
+  const int nd = m->out.shape.ndim;
+  if (b < 0 || a->in[b].dtype != ASG_F32 || a->in[b].shape.ndim != 1 ||
+      a->in[b].shape.dims[0] != m->out.shape.dims[nd - 1] || (uintptr_t)r->in[j][b] % 16)
+    return -1;
+  return b;
+}
+
+/* Sum step s over all but the last axis of a [.., C] f32 tensor (a bias
+ * gradient): the nearby product a^T b (a [R, C], the same bytes) that can
+ * compute it in its epilogue, or -1. Its output is then written at the
+ * product's turn, so between the two no step may write a or touch that
+ * output, which may not share bytes with the product's. taken[]: products
+ * already given a sum. */
+enum { BGRAD_WINDOW = 24 };
+
+static int bgrad_partner(const asg_resolved *r, int s, const int *taken) {
+  const asg_step *u = &r->plan.steps[s];
+  /* 16-bit products would sum the converted operand: the sum stays f32 */
+  if (u->op != ASG_OP_SUM || (r->plan.flags & (ASG_PLAN_BF16 | ASG_PLAN_F16))) return -1;
+  const int nd = u->in[0].shape.ndim;
+  if (u->out.dtype != ASG_F32 || u->in[0].dtype != ASG_F32 || nd < 2 ||
+      u->attr.i[0] != ((int64_t)1 << (nd - 1)) - 1 || asg_shape_numel(u->out.shape) == 0 ||
+      (uintptr_t)r->out[s] % 16 || u->out_buf.kind != ASG_BUF_ARENA)
+    return -1;
+  const asg_cuda_range x = asg_cuda_in_range(r, s, 0), o = asg_cuda_out_range(r, s);
+  for (int d = 1; d <= BGRAD_WINDOW; d++)
+    for (int sg = -1; sg <= 1; sg += 2) {
+      const int i = s + sg * d;
+      if (i < 0 || i >= r->plan.n_steps || taken[i] >= 0) continue;
+      const asg_step *m = &r->plan.steps[i];
+      if (m->op != ASG_OP_MATMUL || m->out.dtype != ASG_F32 || !m->attr.i[0] || m->attr.i[1] ||
+          m->in[0].shape.ndim != 2 || m->in[1].shape.ndim != 2 ||
+          m->in[0].shape.dims[1] != u->in[0].shape.dims[nd - 1])
+        continue;
+      const asg_cuda_range a = asg_cuda_in_range(r, i, 0);
+      if (a.lo != x.lo || a.hi != x.hi || asg_cuda_overlap(asg_cuda_out_range(r, i), o) ||
+          asg_cuda_overlap(asg_cuda_in_range(r, i, 1), o) || asg_cuda_overlap(a, o))
+        continue;
+      const int lo = i < s ? i : s, hi = i < s ? s : i;
+      bool ok = true;
+      for (int t = lo + 1; ok && t < hi; t++) {
+        const asg_cuda_range w = written_range(r, t);
+        ok = !asg_cuda_overlap(w, o) && !asg_cuda_overlap(w, x);
+        for (int q = 0; ok && q < r->plan.steps[t].n_in && !noop_step(r, t); q++)
+          ok = !asg_cuda_overlap(asg_cuda_in_range(r, t, q), o);
+      }
+      if (ok) return i;
+    }
+  return -1;
+}
+
+/* Residual add + layernorm: layernorm step l whose input x was last written
+ * by an add of two tensors of x's shape (f32 or f64, an arena value): the
+ * layernorm computes the add first (cuda_nn.cu) and the add launches
+ * nothing. x is then written at the layernorm's turn, so no step in between
+ * may read or write x or write the addends, which may not share x's bytes.
+ * Returns the add step or -1; skip[]: steps already folded elsewhere. */
+static int add_ln_partner(const asg_resolved *r, int l, const epi_plan *e) {
+  const char *skip = e->skip;
+  const asg_step *u = &r->plan.steps[l];
+  if (u->op != ASG_OP_LAYERNORM || (u->out.dtype != ASG_F32 && u->out.dtype != ASG_F64)) return -1;
+  const asg_cuda_range x = asg_cuda_in_range(r, l, 0);
+  int a = l - 1;
+  while (a >= 0 && !asg_cuda_overlap(written_range(r, a), x))
+    a--;
+  if (a < 0 || skip[a]) return -1;
+  const asg_step *s = &r->plan.steps[a];
+  const asg_cuda_range o = asg_cuda_out_range(r, a);
+  if (s->op != ASG_OP_ADD || s->n_in != 2 || o.lo != x.lo || o.hi != x.hi || s->keep ||
+      s->out_buf.kind != ASG_BUF_ARENA || !same_desc(&s->out, &u->in[0]) ||
+      !same_desc(&s->in[0], &s->out) || !same_desc(&s->in[1], &s->out))
+    return -1;
+  /* nor the layernorm's output, written while they are read, unless exactly
+   * (each row is read whole before its output row is written) */
+  const asg_cuda_range y = asg_cuda_out_range(r, l);
+  for (int m = 0; m < 2; m++) {
+    const asg_cuda_range in = asg_cuda_in_range(r, a, m);
+    if (asg_cuda_overlap(in, x) || (asg_cuda_overlap(in, y) && (in.lo != y.lo || in.hi != y.hi)))
+      return -1;
+  }
+  for (int t = a + 1; t < l; t++) {
+    if (e->end[t] >= 0 || e->bgrad[t] >= 0) return -1; /* writes early what this reads late */
+    const asg_cuda_range w = written_range(r, t);
+    if (asg_cuda_overlap(w, x) || asg_cuda_overlap(w, asg_cuda_in_range(r, a, 0)) ||
+        asg_cuda_overlap(w, asg_cuda_in_range(r, a, 1)))
+      return -1;
+    for (int q = 0; q < r->plan.steps[t].n_in && !noop_step(r, t); q++)
+      if (asg_cuda_overlap(asg_cuda_in_range(r, t, q), x)) return -1;
+  }
+  return a;
+}
+
+/* Row dot products (attention's delta = sum(do * o) over D): sum step s
+ * over the last axis only (f32) whose input is the output of a mul of two
+ * tensors of that shape that only the sum reads: the sum multiplies as it
+ * reads (cuda_reduce.cu) and the mul launches nothing. The factors are then
+ * read at the sum's turn, so no step in between may write them. Returns the
+ * mul step or -1; skip[]: steps already folded elsewhere. */
+static int rowdot_partner(const asg_resolved *r, int s, const epi_plan *e) {
+  const char *skip = e->skip;
+  const asg_step *u = &r->plan.steps[s];
+  if (u->op != ASG_OP_SUM || u->out.dtype != ASG_F32 || u->in[0].dtype != ASG_F32 ||
+      u->in[0].shape.ndim < 1 || u->attr.i[0] != (int64_t)1 << (u->in[0].shape.ndim - 1) ||
+      asg_shape_numel(u->in[0].shape) == 0)
+    return -1;
+  const asg_cuda_range x = asg_cuda_in_range(r, s, 0);
+  int m = s - 1;
+  while (m >= 0 && !asg_cuda_overlap(written_range(r, m), x))
+    m--;
+  if (m < 0 || skip[m] || sole_reader(r, m) != s) return -1;
+  const asg_step *p = &r->plan.steps[m];
+  const asg_cuda_range o = asg_cuda_out_range(r, m);
+  if (p->op != ASG_OP_MUL || p->n_in != 2 || o.lo != x.lo || o.hi != x.hi ||
+      !same_desc(&p->out, &u->in[0]) || !same_desc(&p->in[0], &p->out) ||
+      !same_desc(&p->in[1], &p->out))
+    return -1;
+  const asg_cuda_range o2 = asg_cuda_out_range(r, s); /* written while the factors are read */
+  if (asg_cuda_overlap(o2, asg_cuda_in_range(r, m, 0)) ||
+      asg_cuda_overlap(o2, asg_cuda_in_range(r, m, 1)))
+    return -1;
+  for (int t = m + 1; t < s; t++) {
+    if (e->end[t] >= 0 || e->bgrad[t] >= 0 || e->ln_add[t] >= 0) return -1; /* moved writes */
+    const asg_cuda_range w = written_range(r, t);
+    if (asg_cuda_overlap(w, asg_cuda_in_range(r, m, 0)) ||
+        asg_cuda_overlap(w, asg_cuda_in_range(r, m, 1)))
+      return -1;
+  }
+  return m;
+}
+
+asg_status asg_cuda_epi_plan(const asg_resolved *r, epi_plan *e) {
+  const int n = r->plan.n_steps;
+  const char *env = getenv("ASG_CUDA_EPILOGUE");
+  if (env && env[0] == '0') return ASG_OK;
+  e->end = malloc(sizeof *e->end * ((size_t)n + 1));
+  e->act = calloc((size_t)n + 1, 1);
+  e->bias = calloc((size_t)n + 1, sizeof *e->bias);
+  e->skip = calloc((size_t)n + 1, 1);
+  e->bgrad = malloc(sizeof *e->bgrad * ((size_t)n + 1));
+  e->ln_add = malloc(sizeof *e->ln_add * ((size_t)n + 1));
+  e->rowdot = malloc(sizeof *e->rowdot * ((size_t)n + 1));
+  if (!e->end || !e->act || !e->bias || !e->skip || !e->bgrad || !e->ln_add || !e->rowdot) {
+    asg_cuda_epi_free(e);
+    return asg__error(ASG_ERR_OOM, "cuda: out of memory");
+  }
+  for (int i = 0; i < n; i++)
+    e->bgrad[i] = e->ln_add[i] = e->rowdot[i] = -1;
+  for (int i = 0; i < n; i++) {
+    e->end[i] = -1;
+    const asg_step *m = &r->plan.steps[i];
+    /* linear layers: [.., K] x [K, N] or x [N, K]^T, one tall GEMM */
+    if (m->op != ASG_OP_MATMUL || m->out.dtype != ASG_F32 || m->attr.i[0] ||
+        m->in[1].shape.ndim != 2 || m->out.shape.ndim < 2 || asg_shape_numel(m->out.shape) == 0)
+      continue;
+    const int j = sole_reader(r, i);
+    const int b = j >= 0 ? bias_operand(r, i, j) : -1;
+    if (b < 0) continue;
+    int end = j, act = ASG_CUDA_EPI_BIAS;
+    const int k = sole_reader(r, j);
+    if (k >= 0) {
+      const asg_step *f = &r->plan.steps[k];
+      const int fa = f->op == ASG_OP_RELU        ? ASG_CUDA_EPI_RELU
+                     : f->op == ASG_OP_GELU_TANH ? ASG_CUDA_EPI_GELU_TANH
+                                                 : 0;
+      if (fa && same_desc(&f->out, &m->out)) end = k, act = fa;
+    }
+    const asg_cuda_range o = asg_cuda_out_range(r, end), bias = asg_cuda_in_range(r, j, b);
+    bool ok = !asg_cuda_overlap(asg_cuda_in_range(r, i, 0), o) &&
+              !asg_cuda_overlap(asg_cuda_in_range(r, i, 1), o) && !asg_cuda_overlap(bias, o);
+    for (int t = 0; ok && t < j; t++) /* a bias computed in the arena: not folded */
+      ok = !(asg_cuda_overlap(written_range(r, t), bias) &&
+             r->plan.steps[t].out_buf.kind == ASG_BUF_ARENA);
+    for (int t = i + 1; ok && t < end; t++) {
+      if (t == j) continue;
+      const asg_cuda_range w = written_range(r, t);
+      ok = !asg_cuda_overlap(w, o) && !asg_cuda_overlap(w, bias);
+      for (int q = 0; ok && q < r->plan.steps[t].n_in; q++)
+        ok = !asg_cuda_overlap(asg_cuda_in_range(r, t, q), o);
+    }
+    if (!ok) continue;
+    e->end[i] = end;
+    e->act[i] = (signed char)act;
+    e->bias[i] = r->in[j][b];
+    e->skip[j] = 1;
+    e->skip[end] = 1;
+  }
+  const char *bg = getenv("ASG_CUDA_BGRAD");
+  for (int i = 0; i < n && !(bg && bg[0] == '0'); i++) {
+    const int k = bgrad_partner(r, i, e->bgrad);
+    if (k >= 0) e->bgrad[k] = i, e->skip[i] = 1;
+  }
+  const char *la = getenv("ASG_CUDA_ADD_LN");
+  for (int i = 0; i < n && !(la && la[0] == '0'); i++) {
+    const int a = add_ln_partner(r, i, e);
+    if (a >= 0) e->ln_add[i] = a, e->skip[a] = 1;
+  }
+  for (int i = 0; i < n; i++) {
+    const int m = rowdot_partner(r, i, e);
+    if (m >= 0) e->rowdot[i] = m, e->skip[m] = 1;
+  }
+  return ASG_OK;
+}
+
+/* After the products' .prepare: a sum whose product could not take it runs. */
+void asg_cuda_epi_settle(const asg_resolved *r, void *const *state, epi_plan *e) {
+  for (int i = 0; e->bgrad && i < r->plan.n_steps; i++)
+    if (e->bgrad[i] >= 0 && !asg_cuda_mm_bgrad(state[i]))
+      e->skip[e->bgrad[i]] = 0, e->bgrad[i] = -1;
+}

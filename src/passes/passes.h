@@ -1,0 +1,32 @@
+/* Graph-to-graph passes. They rewrite or extend a graph with ordinary
+ * nodes, know nothing of programs or backends, and are called by the layers
+ * above them (autograd, runtime). One file per pass. */
+#ifndef ASG_PASSES_H
+#define ASG_PASSES_H
+
+#include "core/internal.h"
+
+/* ---- rematerialization (gradient checkpointing), remat.c ----
+ * Used by asg_vjp while it walks the forward nodes in reverse: a gradient
+ * rule of a node inside a checkpointed scope is given the node's recomputed
+ * copy instead of the node, so the backward reads copies made at that point
+ * of the walk (creation order is the schedule: after the backward of every
+ * later node) and the forward values die after their forward readers. */
+typedef struct asg_remat asg_remat;
+
+/* State for one gradient over the forward nodes with ids < n; *out NULL
+ * when no node of them is in a checkpointed scope (nothing to do). */
+asg_status asg__remat_begin(asg_graph *g, int n, asg_remat **out);
+/* The node a gradient rule should read for t: t itself outside checkpointed
+ * scopes (and for leaves, assigns and collectives), else its copy, made on
+ * first use together with the copies of the nodes of its scope it depends
+ * on (inputs from outside the scope are read as they are). r may be NULL.
+ * NULL when building a copy failed (the graph has the error). */
+asg_tensor *asg__remat_node(asg_remat *r, asg_tensor *t);
+void asg__remat_end(asg_remat *r); /* NULL is ignored */
+/* Whether a layer declared a block in g (asg_graph_declare_block): what
+ * asg_compile_opts.checkpoint_blocks recomputes when g->remat_blocks is set
+ * (by asg_compile_train while it builds the gradient). */
+bool asg__remat_has_blocks(const asg_graph *g);
+
+#endif

@@ -24,8 +24,8 @@ typedef struct cuda_exec {
   cudaGraphExec_t graph_exec;
   int runs;
   int coll; /* the first collective step (its label names run-level NCCL errors), or -1 */
-  /* collectives on comm_stream beside the compute (ASG_CUDA_COMM_OVERLAP=0:
-   * on the compute stream); coll_ev: per slot its fork and done events */
+  /* collectives on comm_stream beside the compute (ASG_CUDA_COMM_OVERLAP=1;
+   * else on the compute stream); coll_ev: per slot its fork and done events */
   comm_overlap comm;
   cudaStream_t comm_stream;
   cudaEvent_t *coll_ev;
@@ -87,13 +87,14 @@ void asg_cuda_exec_destroy(void *e) {
   }
   free(x->step_ms);
   if (x->comm_stream) cudaStreamSynchronize(x->comm_stream);
+  /* the graph first: its nodes name the collectives' events */
+  if (x->graph_exec) cudaGraphExecDestroy(x->graph_exec);
+  if (x->graph) cudaGraphDestroy(x->graph);
   for (int i = 0; i < x->n_coll_ev; i++)
     cudaEventDestroy(x->coll_ev[i]);
   free(x->coll_ev);
   if (x->comm_stream) cudaStreamDestroy(x->comm_stream);
   asg_cuda_comm_free(&x->comm);
-  if (x->graph_exec) cudaGraphExecDestroy(x->graph_exec);
-  if (x->graph) cudaGraphDestroy(x->graph);
   for (int i = 0; x->state && i < x->r.plan.n_steps; i++)
     if (x->state[i]) asg_cuda_kernels()[x->r.plan.steps[i].op].release(x->state[i]);
   free(x->state);
@@ -307,13 +308,17 @@ static void lh_settle(cuda_exec *x) {
     if (x->lh[i] >= 0 && !asg_cuda_mm_out_half(x->state[x->lh[i]])) x->lh[i] = -1;
 }
 
-/* Collectives on a second stream (cuda_plan_comm.c), unless profiled (the
- * per-step events time one stream), in anomaly mode (each step's output is
- * inspected right after it on the compute stream) or turned off. */
+/* Collectives on a second stream (cuda_plan_comm.c) when turned on with
+ * ASG_CUDA_COMM_OVERLAP=1, unless profiled (the per-step events time one
+ * stream) or in anomaly mode (each step's output is inspected right after
+ * it on the compute stream). Off by default: in its only run on a GPU
+ * (2026-12-07, a world of one) programs with collectives crashed or hung;
+ * cuda_exec_destroy then freed these events before the CUDA graph whose
+ * nodes use them, fixed since, but not run on a GPU again. */
 static asg_status comm_plan(cuda_exec *x) {
   const char *env = getenv("ASG_CUDA_COMM_OVERLAP");
   const int n = x->r.plan.n_steps;
-  if (x->coll < 0 || x->ev || x->finite || (env && env[0] == '0')) return ASG_OK;
+  if (x->coll < 0 || x->ev || x->finite || !(env && env[0] == '1')) return ASG_OK;
   char *quiet = calloc((size_t)n + 1, 1);
   int *partner = malloc(sizeof *partner * ((size_t)n * ASG_CUDA_PARTNERS + 1));
   if (!quiet || !partner) {

@@ -20,43 +20,14 @@ typedef struct gemm_job {
   int64_t blk;  /* rows or columns a block */
 } gemm_job;
 
-/* The built-in kernel on rows [lo, hi) of C [M, N]. */
-#define DEF_GEMM_ROWS(SUF, T)                                                                      \
-  static void rows_##SUF(const gemm_job *g, int64_t lo, int64_t hi) {                              \
-    const T *A = g->A, *B = g->B, alpha = (T)g->alpha, beta = (T)g->beta;                          \
-    const int64_t N = g->N, K = g->K, lda = g->lda, ldb = g->ldb;                                  \
-    const bool ta = g->ta;                                                                         \
-    for (int64_t i = lo; i < hi; i++) {                                                            \
-      T *c = (T *)g->C + i * g->ldc;                                                               \
-      if (beta == 0)                                                                               \
-        memset(c, 0, sizeof(T) * (size_t)N);                                                       \
-      else if (beta != 1)                                                                          \
-        for (int64_t j = 0; j < N; j++)                                                            \
-          c[j] *= beta;                                                                            \
-      if (!g->tb) {                                                                                \
-        for (int64_t k = 0; k < K; k++) {                                                          \
-          T a = alpha * (ta ? A[k * lda + i] : A[i * lda + k]);                                    \
-          const T *b = B + k * ldb;                                                                \
-          for (int64_t j = 0; j < N; j++)                                                          \
-            c[j] += a * b[j];                                                                      \
-        }                                                                                          \
-      } else {                                                                                     \
-        for (int64_t j = 0; j < N; j++) {                                                          \
-          const T *b = B + j * ldb;                                                                \
-          T s = 0;                                                                                 \
-          if (!ta)                                                                                 \
-            for (int64_t k = 0; k < K; k++)                                                        \
-              s += A[i * lda + k] * b[k];                                                          \
-          else                                                                                     \
-            for (int64_t k = 0; k < K; k++)                                                        \
-              s += A[k * lda + i] * b[k];                                                          \
-          c[j] += alpha * s;                                                                       \
-        }                                                                                          \
-      }                                                                                            \
-    }                                                                                              \
-  }
-DEF_GEMM_ROWS(f32, float)
-DEF_GEMM_ROWS(f64, double)
+/* The built-in kernel on rows [lo, hi) of C [M, N], per type
+ * (cpu_matmul_tmpl.h). */
+#define SUF f32
+#define T float
+#include "backends/cpu/cpu_matmul_tmpl.h"
+#define SUF f64
+#define T double
+#include "backends/cpu/cpu_matmul_tmpl.h"
 
 static void rows_range(void *ctx, int64_t lo, int64_t hi, int tid) {
   (void)tid;

@@ -7,34 +7,30 @@
 
 /* Uniform in [lo, hi): rounding lo + (hi - lo) u to the dtype can reach hi,
  * which is stepped back below it. */
-#define DEF_RAND(SUF, T, NEXT)                                                                     \
-  /* Elements [lo, hi) of out [n]. */                                                              \
-  static void rand_##SUF(const asg_cpu_call *c, uint64_t key, int64_t lo, int64_t hi) {            \
-    T *y = c->out;                                                                                 \
-    asg_op op = c->s->op;                                                                          \
-    double f0 = c->s->attr.f[0], f1 = c->s->attr.f[1];                                             \
-    for (int64_t i = lo; i < hi; i++) {                                                            \
-      if (op == ASG_OP_RAND_UNIFORM) {                                                             \
-        T v = (T)(f0 + (f1 - f0) * asg__rng_uniform(key, (uint64_t)i));                            \
-        if ((double)v >= f1 && f1 > f0) v = NEXT(v, (T)f0);                                        \
-        y[i] = v;                                                                                  \
-      } else if (op == ASG_OP_RAND_NORMAL) {                                                       \
-        y[i] = (T)(f0 + f1 * asg__rng_normal(key, (uint64_t)i));                                   \
-      } else {                                                                                     \
-        y[i] = asg__rng_uniform(key, (uint64_t)i) < f0 ? (T)1 : (T)0;                              \
-      }                                                                                            \
-    }                                                                                              \
-  }
 
 /* Integer outputs only come from bernoulli (checked at build time). */
 static inline int64_t int_next(int64_t v, int64_t lo) {
   (void)lo;
   return v;
 }
-DEF_RAND(f32, float, nextafterf)
-DEF_RAND(f64, double, nextafter)
-DEF_RAND(i32, int32_t, int_next)
-DEF_RAND(i64, int64_t, int_next)
+
+/* the draws per type (cpu_random_tmpl.h) */
+#define SUF f32
+#define T float
+#define NEXT nextafterf
+#include "backends/cpu/cpu_random_tmpl.h"
+#define SUF f64
+#define T double
+#define NEXT nextafter
+#include "backends/cpu/cpu_random_tmpl.h"
+#define SUF i32
+#define T int32_t
+#define NEXT int_next
+#include "backends/cpu/cpu_random_tmpl.h"
+#define SUF i64
+#define T int64_t
+#define NEXT int_next
+#include "backends/cpu/cpu_random_tmpl.h"
 
 typedef struct rand_job {
   const asg_cpu_call *c;

@@ -47,53 +47,27 @@ static int64_t kept_offset(const asg_reduce_plan *p, int64_t o) {
     }                                                                                              \
   }
 
-#define DEF_REDUCE(SUF, T, ACC, IS_FLOAT)                                                          \
-  /* Outputs [lo, hi). */                                                                          \
-  static void red_##SUF(const asg_cpu_call *c, const asg_reduce_plan *p, int64_t lo, int64_t hi) { \
-    const T *x = c->in[0];                                                                         \
-    asg_op op = c->s->op;                                                                          \
-    for (int64_t o = lo; o < hi; o++) {                                                            \
-      int64_t base = kept_offset(p, o);                                                            \
-      if (op == ASG_OP_SUM || op == ASG_OP_MEAN || op == ASG_OP_VAR) {                             \
-        ACC s = 0;                                                                                 \
-        FOR_REDUCED(T, ACC, s += v)                                                                \
-        if (op == ASG_OP_SUM) {                                                                    \
-          ((T *)c->out)[o] = (T)s;                                                                 \
-        } else {                                                                                   \
-          ACC mean = s / (ACC)p->nred;                                                             \
-          if (op == ASG_OP_MEAN) {                                                                 \
-            ((T *)c->out)[o] = (T)mean;                                                            \
-          } else {                                                                                 \
-            ACC q2 = 0;                                                                            \
-            FOR_REDUCED(T, ACC, q2 += (v - mean) * (v - mean))                                     \
-            ((T *)c->out)[o] = (T)(q2 / (ACC)(p->nred - c->s->attr.i[2]));                         \
-          }                                                                                        \
-        }                                                                                          \
-      } else {                                                                                     \
-        ACC best = (ACC)x[base];                                                                   \
-        int64_t bi = 0;                                                                            \
-        bool is_max = op != ASG_OP_MIN;                                                            \
-        FOR_REDUCED(                                                                               \
-            T, ACC,                                                                                \
-            if (IS_FLOAT && v != v && best == best) {                                              \
-              best = v;                                                                            \
-              bi = j;                                                                              \
-            } else if (is_max ? v > best : v < best) {                                             \
-              best = v;                                                                            \
-              bi = j;                                                                              \
-            })                                                                                     \
-        if (op == ASG_OP_ARGMAX)                                                                   \
-          ((int64_t *)c->out)[o] = bi;                                                             \
-        else                                                                                       \
-          ((T *)c->out)[o] = (T)best;                                                              \
-      }                                                                                            \
-    }                                                                                              \
-  }
-
-DEF_REDUCE(f32, float, double, 1)
-DEF_REDUCE(f64, double, double, 1)
-DEF_REDUCE(i32, int32_t, int64_t, 0)
-DEF_REDUCE(i64, int64_t, int64_t, 0)
+/* the reduction kernels per type (cpu_reduce_tmpl.h) */
+#define SUF f32
+#define T float
+#define ACC double
+#define IS_FLOAT 1
+#include "backends/cpu/cpu_reduce_tmpl.h"
+#define SUF f64
+#define T double
+#define ACC double
+#define IS_FLOAT 1
+#include "backends/cpu/cpu_reduce_tmpl.h"
+#define SUF i32
+#define T int32_t
+#define ACC int64_t
+#define IS_FLOAT 0
+#include "backends/cpu/cpu_reduce_tmpl.h"
+#define SUF i64
+#define T int64_t
+#define ACC int64_t
+#define IS_FLOAT 0
+#include "backends/cpu/cpu_reduce_tmpl.h"
 
 /* ---- f32 sum, mean and var, the hot reductions (batch-norm statistics,
  * bias gradients), in two layouts that vectorize. ---- */

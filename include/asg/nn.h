@@ -153,6 +153,12 @@ ASG_API asg_layer *asg_nn_maxpool2d(asg_graph *g, const char *name, asg_pool_par
 ASG_API asg_layer *asg_nn_avgpool2d(asg_graph *g, const char *name, asg_pool_params p);
 ASG_API asg_layer *asg_nn_adaptive_avgpool2d(asg_graph *g, const char *name, int oh, int ow);
 ASG_API asg_layer *asg_nn_flatten(asg_graph *g, const char *name, int start_axis);
+/* asg_upsample with fixed settings (PyTorch's nn.Upsample). */
+ASG_API asg_layer *asg_nn_upsample(asg_graph *g, const char *name, asg_upsample_params p);
+/* asg_pad with fixed pads (n values, copied), mode and value (PyTorch's
+ * nn.ConstantPad2d / ReflectionPad2d / ReplicationPad2d and their kin). */
+ASG_API asg_layer *asg_nn_pad(asg_graph *g, const char *name, const int64_t *pads, int n,
+                              asg_pad_mode mode, double value);
 
 typedef enum asg_activation {
   ASG_ACT_RELU = 0,

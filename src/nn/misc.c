@@ -64,6 +64,52 @@ asg_layer *asg_nn_adaptive_avgpool2d(asg_graph *g, const char *name, int oh, int
   return l;
 }
 
+/* Upsampling and padding layers: the ops (asg/ops.h) with fixed settings,
+ * kept by value in the graph's arena; the ops check them when applied. */
+static asg_tensor *upsample_apply(asg_layer *l, asg_tensor *x, asg_tensor *mask) {
+  (void)mask;
+  return asg_upsample(x, *(const asg_upsample_params *)l->extra);
+}
+
+asg_layer *asg_nn_upsample(asg_graph *g, const char *name, asg_upsample_params p) {
+  asg_layer *l = asg__layer_new(g, name, upsample_apply);
+  asg_upsample_params *pp = l ? asg_graph_alloc(g, sizeof *pp) : NULL;
+  if (!pp) return NULL;
+  *pp = p;
+  l->extra = pp;
+  return l;
+}
+
+typedef struct pad_settings {
+  int64_t pads[2 * ASG_MAX_DIMS];
+  int n;
+  asg_pad_mode mode;
+  double value;
+} pad_settings;
+
+static asg_tensor *pad_apply(asg_layer *l, asg_tensor *x, asg_tensor *mask) {
+  (void)mask;
+  const pad_settings *p = l->extra;
+  return asg_pad(x, p->pads, p->n, p->mode, p->value);
+}
+
+asg_layer *asg_nn_pad(asg_graph *g, const char *name, const int64_t *pads, int n, asg_pad_mode mode,
+                      double value) {
+  asg_layer *l = asg__layer_new(g, name, pad_apply);
+  if (!l) return NULL;
+  if (n < 0 || n > 2 * ASG_MAX_DIMS || (n > 0 && !pads))
+    return (asg_layer *)asg_graph_fail(g, ASG_ERR_INVALID, l->name,
+                                       "pad: %d pad values (at most %d, and pads given)", n,
+                                       2 * ASG_MAX_DIMS);
+  pad_settings *p = asg_graph_alloc(g, sizeof *p);
+  if (!p) return NULL;
+  for (int i = 0; i < n; i++)
+    p->pads[i] = pads[i];
+  p->n = n, p->mode = mode, p->value = value;
+  l->extra = p;
+  return l;
+}
+
 static asg_tensor *flatten_apply(asg_layer *l, asg_tensor *x, asg_tensor *mask) {
   (void)mask;
   return asg_flatten(x, (int)l->i[0]);

@@ -34,50 +34,16 @@ static inline bool label_ok(int64_t lab, int64_t C, int64_t ignore) {
 /* ---- softmax / log_softmax ----
  * x [outer, n, inner] (axis = n) -> y same shape. One "line" is the n
  * elements of one (outer, inner) pair, stride `inner`; the last axis is the
- * contiguous case (stride 1, inlined with a constant stride). */
-#define DEF_SOFTMAX(SUF, T, EXP)                                                                   \
-  static inline void sm_line_##SUF(const T *x, T *y, int64_t n, int64_t s, bool lg) {              \
-    T m = x[0];                                                                                    \
-    for (int64_t j = 1; j < n; j++)                                                                \
-      if (x[j * s] > m || x[j * s] != x[j * s]) m = x[j * s];                                      \
-    double sum = 0;                                                                                \
-    if (!lg) {                                                                                     \
-      for (int64_t j = 0; j < n; j++) {                                                            \
-        T e = EXP(x[j * s] - m);                                                                   \
-        y[j * s] = e;                                                                              \
-        sum += (double)e;                                                                          \
-      }                                                                                            \
-      T inv = (T)(1.0 / sum);                                                                      \
-      for (int64_t j = 0; j < n; j++)                                                              \
-        y[j * s] *= inv;                                                                           \
-    } else {                                                                                       \
-      for (int64_t j = 0; j < n; j++)                                                              \
-        sum += (double)EXP(x[j * s] - m);                                                          \
-      /* (x - m) - log(sum), not x - (m + log(sum)): exact for large x */                          \
-      double lg = log(sum);                                                                        \
-      for (int64_t j = 0; j < n; j++)                                                              \
-        y[j * s] = (T)(((double)x[j * s] - (double)m) - lg);                                       \
-    }                                                                                              \
-  }                                                                                                \
-  /* Lines [lo, hi) of the outer * inner lines. */                                                 \
-  static void softmax_##SUF(const asg_cpu_call *c, int64_t n, int64_t inner, int64_t lo,           \
-                            int64_t hi) {                                                          \
-    const T *x = c->in[0];                                                                         \
-    T *y = c->out;                                                                                 \
-    bool lg = c->s->op == ASG_OP_LOG_SOFTMAX;                                                      \
-    if (inner == 1) {                                                                              \
-      for (int64_t r = lo; r < hi; r++)                                                            \
-        sm_line_##SUF(x + r * n, y + r * n, n, 1, lg);                                             \
-    } else {                                                                                       \
-      for (int64_t l = lo; l < hi; l++) {                                                          \
-        int64_t off = (l / inner) * n * inner + l % inner;                                         \
-        sm_line_##SUF(x + off, y + off, n, inner, lg);                                             \
-      }                                                                                            \
-    }                                                                                              \
-  }
-
-DEF_SOFTMAX(f32, float, asg_expf_fast)
-DEF_SOFTMAX(f64, double, exp)
+ * contiguous case (stride 1, inlined with a constant stride). Per type:
+ * cpu_softmax_tmpl.h. */
+#define SUF f32
+#define T float
+#define EXP asg_expf_fast
+#include "backends/cpu/cpu_softmax_tmpl.h"
+#define SUF f64
+#define T double
+#define EXP exp
+#include "backends/cpu/cpu_softmax_tmpl.h"
 
 /* ---- f32 rows over ASG_LANES lanes (cpu_simd.h): element j of a row
  * goes to lane j % ASG_LANES, and the lanes' partial results are combined
@@ -497,95 +463,16 @@ static size_t ln_bwd_g_ws(const asg_step *s, int nthreads) {
  * logits [R, C], labels [R] (i32/i64) -> loss scalar:
  * mean over counted rows of (1-ls) * (lse - x[label]) + ls * (lse - mean_c x)
  * (NaN when no row counts, as PyTorch; the gradient is then zero).
- * Row losses go to the workspace and are summed in row order. */
-#define DEF_CE(SUF, T, EXP)                                                                        \
-  /* log-sum-exp = *mo + the returned log(sum exp(x - max)); kept apart so that                    \
-   * x - lse is computed as (x - max) - log(sum), exact for large logits */                        \
-  static inline double lse_##SUF(const T *xr, int64_t C, double *mo) {                             \
-    T m = xr[0];                                                                                   \
-    for (int64_t j = 1; j < C; j++)                                                                \
-      if (xr[j] > m || xr[j] != xr[j]) m = xr[j];                                                  \
-    double s = 0;                                                                                  \
-    for (int64_t j = 0; j < C; j++)                                                                \
-      s += (double)EXP(xr[j] - m);                                                                 \
-    *mo = (double)m;                                                                               \
-    return log(s);                                                                                 \
-  }                                                                                                \
-  /* Row losses [lo, hi) into the workspace. */                                                    \
-  static void ce_fwd_rows_##SUF(const asg_cpu_call *c, int64_t C, int64_t lo, int64_t hi) {        \
-    const T *x = c->in[0];                                                                         \
-    const void *lab = c->in[1];                                                                    \
-    asg_dtype ldt = c->s->in[1].dtype;                                                             \
-    double ls = c->s->attr.f[0], *row = c->ws;                                                     \
-    int64_t ign = c->s->attr.i[0];                                                                 \
-    for (int64_t r = lo; r < hi; r++) {                                                            \
-      int64_t l = label_at(lab, ldt, r);                                                           \
-      row[r] = 0;                                                                                  \
-      if (!label_ok(l, C, ign)) continue;                                                          \
-      const T *xr = x + r * C;                                                                     \
-      double m, lg = lse_##SUF(xr, C, &m), v = (1 - ls) * (lg - ((double)xr[l] - m));              \
-      if (ls > 0) {                                                                                \
-        double sx = 0;                                                                             \
-        for (int64_t j = 0; j < C; j++)                                                            \
-          sx += (double)xr[j] - m;                                                                 \
-        v += ls * (lg - sx / (double)C);                                                           \
-      }                                                                                            \
-      row[r] = v;                                                                                  \
-    }                                                                                              \
-  }                                                                                                \
-  /* The mean of the row losses, in row order. */                                                  \
-  static void ce_fwd_##SUF(const asg_cpu_call *c, int64_t R, int64_t C) {                          \
-    const void *lab = c->in[1];                                                                    \
-    asg_dtype ldt = c->s->in[1].dtype;                                                             \
-    const double *row = c->ws;                                                                     \
-    int64_t ign = c->s->attr.i[0];                                                                 \
-    double total = 0;                                                                              \
-    int64_t count = 0;                                                                             \
-    for (int64_t r = 0; r < R; r++) {                                                              \
-      total += row[r];                                                                             \
-      count += label_ok(label_at(lab, ldt, r), C, ign);                                            \
-    }                                                                                              \
-    /* no row counted: NaN (0/0), as PyTorch's mean over no elements */                            \
-    *(T *)c->out = (T)(count ? total / (double)count : NAN);                                       \
-  }                                                                                                \
-  /* logits [R,C], labels [R], dloss [] -> dlogits [R,C] =                                         \
-   * (softmax - ((1-ls) onehot + ls/C)) * dloss / count; zero for left-out rows */                 \
-  /* dloss / count (0 when no row counts) */                                                       \
-  static double ce_bwd_scale_##SUF(const asg_cpu_call *c, int64_t R, int64_t C) {                  \
-    const void *lab = c->in[1];                                                                    \
-    asg_dtype ldt = c->s->in[1].dtype;                                                             \
-    int64_t ign = c->s->attr.i[0], count = 0;                                                      \
-    for (int64_t r = 0; r < R; r++)                                                                \
-      count += label_ok(label_at(lab, ldt, r), C, ign);                                            \
-    return count ? (double)*(const T *)c->in[2] / (double)count : 0.0;                             \
-  }                                                                                                \
-  /* Rows [lo, hi) of dlogits. */                                                                  \
-  static void ce_bwd_##SUF(const asg_cpu_call *c, int64_t C, double scale, int64_t lo,             \
-                           int64_t hi) {                                                           \
-    const T *x = c->in[0];                                                                         \
-    const void *lab = c->in[1];                                                                    \
-    asg_dtype ldt = c->s->in[1].dtype;                                                             \
-    T *dx = c->out;                                                                                \
-    double ls = c->s->attr.f[0];                                                                   \
-    int64_t ign = c->s->attr.i[0];                                                                 \
-    double off = ls / (double)C;                                                                   \
-    for (int64_t r = lo; r < hi; r++) {                                                            \
-      int64_t l = label_at(lab, ldt, r);                                                           \
-      const T *xr = x + r * C;                                                                     \
-      T *dr = dx + r * C;                                                                          \
-      if (!label_ok(l, C, ign)) {                                                                  \
-        for (int64_t j = 0; j < C; j++)                                                            \
-          dr[j] = 0;                                                                               \
-        continue;                                                                                  \
-      }                                                                                            \
-      double m, lg = lse_##SUF(xr, C, &m);                                                         \
-      for (int64_t j = 0; j < C; j++)                                                              \
-        dr[j] = (T)((exp(((double)xr[j] - m) - lg) - off) * scale);                                \
-      dr[l] = (T)((exp(((double)xr[l] - m) - lg) - off - (1 - ls)) * scale);                       \
-    }                                                                                              \
-  }
-DEF_CE(f32, float, expf)
-DEF_CE(f64, double, exp)
+ * Row losses go to the workspace and are summed in row order. Per type:
+ * cpu_ce_tmpl.h. */
+#define SUF f32
+#define T float
+#define EXP expf
+#include "backends/cpu/cpu_ce_tmpl.h"
+#define SUF f64
+#define T double
+#define EXP exp
+#include "backends/cpu/cpu_ce_tmpl.h"
 
 static void ce_dims(const asg_step *s, int64_t *R, int64_t *C) {
   asg_shape sh = s->in[0].shape;

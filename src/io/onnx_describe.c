@@ -9,7 +9,9 @@
 static void put_value(asg_sbuf *b, const Onnx__ValueInfoProto *vi) {
   asg__sb_printf(b, "  %s: ", vi && vi->name ? vi->name : "?");
   const Onnx__TypeProto *tp = vi ? vi->type : NULL;
-  if (!tp || !tp->tensor_type) {
+  /* tensor_type shares a union with the other kinds of type: read it only
+   * when the oneof says it is the one set */
+  if (!tp || tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !tp->tensor_type) {
     asg__sb_puts(b, "(not a tensor)\n");
     return;
   }

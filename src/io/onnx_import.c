@@ -445,7 +445,9 @@ static asg_status build(asg_onnx_model *m, const Onnx__ModelProto *mp) {
       if (bytes) memcpy(d, h.data, bytes);
       h.data = d;
       const Onnx__TypeProto *tp = vi->type;
-      v->onnx_type = tp && tp->tensor_type ? tp->tensor_type->elem_type : 0;
+      v->onnx_type = tp && tp->value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE && tp->tensor_type
+                         ? tp->tensor_type->elem_type
+                         : 0;
       v->is_bool = v->onnx_type == ONNX_BOOL;
       st = const_val(c, v, &h);
     } else {

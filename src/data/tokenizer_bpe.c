@@ -405,8 +405,8 @@ asg_status asg__bpe_word(const tk_bpe *m, tk_bpe_scratch *s, const char *w, size
   bool cacheable = n <= CACHE_WORD_MAX, found = false;
   size_t slot = 0;
   if (cacheable && s->c_cap) slot = cache_slot(s, w, n, &found);
-  if (found) {
-    if (!push_ids(out, n_out, cap, s->ipool + s->c_ioff[slot], s->c_in[slot]))
+  if (found) { /* a word cached with no ids may have no id pool at all */
+    if (s->c_in[slot] && !push_ids(out, n_out, cap, s->ipool + s->c_ioff[slot], s->c_in[slot]))
       return asg__error(ASG_ERR_OOM, "tokenizer: out of memory");
     return ASG_OK;
   }

@@ -661,6 +661,36 @@ static void test_sequential(void) {
   asg_graph_free(g);
 }
 
+/* The layers (asg_nn_upsample, asg_nn_pad) give the ops' results; a bad
+ * pad count is an error naming the layer. */
+static void resample_layers(void) {
+  asg_graph *g = asg_graph_new();
+  double xv[2 * 3 * 4 * 5];
+  tu_rand(7, xv, 120, -1, 1);
+  asg_tensor *x = tu_constant(g, ASG_F64, ASG_SHAPE(2, 3, 4, 5), xv);
+  asg_upsample_params up = {.mode = ASG_UPSAMPLE_LINEAR, .align_corners = true, .size = {7, 9}};
+  const int64_t pads[4] = {1, 2, 2, 1};
+  asg_tensor *a = asg_layer_apply(asg_nn_upsample(g, "up", up), x), *b = asg_upsample(x, up);
+  asg_tensor *c = asg_layer_apply(asg_nn_pad(g, "pad", pads, 4, ASG_PAD_REFLECT, 0), x);
+  asg_tensor *d = asg_pad(x, pads, 4, ASG_PAD_REFLECT, 0);
+  static double ga[2 * 3 * 7 * 9], gb[2 * 3 * 7 * 9], gc[2 * 3 * 7 * 8], gd[2 * 3 * 7 * 8];
+  TU_CHECK(a && c && tu_eval(g, a, ga) == 0 && tu_eval(g, b, gb) == 0 && tu_eval(g, c, gc) == 0 &&
+               tu_eval(g, d, gd) == 0,
+           "layers: %s", asg_graph_error(g) ? asg_graph_error(g) : asg_last_error());
+  TU_CHECK(a && asg_shape_equal(asg_tensor_shape(a), ASG_SHAPE(2, 3, 7, 9)) &&
+               tu_close("upsample layer", ga, gb, 378, 0, 0),
+           "asg_nn_upsample gives asg_upsample's values");
+  TU_CHECK(c && asg_shape_equal(asg_tensor_shape(c), ASG_SHAPE(2, 3, 7, 8)) &&
+               tu_close("pad layer", gc, gd, 336, 0, 0),
+           "asg_nn_pad gives asg_pad's values");
+  asg_graph_free(g);
+  g = asg_graph_new();
+  asg_layer *bad = asg_nn_pad(g, "badpad", pads, 17, ASG_PAD_CONSTANT, 0);
+  TU_CHECK(!bad && tu_contains(asg_graph_error(g), "badpad"), "17 pad values: %s",
+           asg_graph_error(g) ? asg_graph_error(g) : "(no error)");
+  asg_graph_free(g);
+}
+
 int main(void) {
   test_linear();
   test_linear_rms_grads();
@@ -671,5 +701,6 @@ int main(void) {
   test_dropout();
   test_pools();
   test_sequential();
+  resample_layers();
   return tu_finish();
 }

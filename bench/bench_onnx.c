@@ -25,20 +25,26 @@ static void usage(FILE *f) {
              "  --seq T      other dynamic axes (default 16)\n"
              "  --vocab V    int64 inputs are ids in [0, V) (default 64)\n"
              "  --threads N  CPU threads (default 2; 0: all)\n"
-             "  --iters N    timed runs (default 200), after --warmup (default 20)\n");
+             "  --iters N    timed runs (default 200), after --warmup (default 20)\n"
+             "  --no-fusion  compile without the fusion passes (asg_compile_opts.no_fusion)\n");
 }
 
 int main(int argc, char **argv) {
   const char *path = NULL, *backend = "cpu";
   long batch = 1, seq = 16, vocab = 64;
-  int threads = 2, iters = 200, warmup = 20, c;
-  static const struct option opts[] = {
-      {"model", required_argument, 0, 'm'},   {"batch", required_argument, 0, 'B'},
-      {"seq", required_argument, 0, 'T'},     {"vocab", required_argument, 0, 'V'},
-      {"threads", required_argument, 0, 'j'}, {"iters", required_argument, 0, 'n'},
-      {"warmup", required_argument, 0, 'w'},  {"backend", required_argument, 0, 'b'},
-      {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
-  while ((c = getopt_long(argc, argv, "m:B:T:V:j:n:w:b:h", opts, NULL)) != -1) {
+  int threads = 2, iters = 200, warmup = 20, no_fusion = 0, c;
+  static const struct option opts[] = {{"model", required_argument, 0, 'm'},
+                                       {"batch", required_argument, 0, 'B'},
+                                       {"seq", required_argument, 0, 'T'},
+                                       {"vocab", required_argument, 0, 'V'},
+                                       {"threads", required_argument, 0, 'j'},
+                                       {"iters", required_argument, 0, 'n'},
+                                       {"warmup", required_argument, 0, 'w'},
+                                       {"backend", required_argument, 0, 'b'},
+                                       {"no-fusion", no_argument, 0, 'F'},
+                                       {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
+  while ((c = getopt_long(argc, argv, "m:B:T:V:j:n:w:b:Fh", opts, NULL)) != -1) {
     switch (c) {
     case 'm': path = optarg; break;
     case 'B': batch = atol(optarg); break;
@@ -48,6 +54,7 @@ int main(int argc, char **argv) {
     case 'n': iters = atoi(optarg); break;
     case 'w': warmup = atoi(optarg); break;
     case 'b': backend = optarg; break;
+    case 'F': no_fusion = 1; break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
     }
@@ -67,6 +74,7 @@ int main(int argc, char **argv) {
   asg_compile_opts o = {0};
   o.backend = backend;
   o.num_threads = threads;
+  o.no_fusion = no_fusion;
   asg_program *p = asg_compile(g, 1, &y, &o);
   if (!p) {
     fprintf(stderr, "bench_onnx: compile: %s\n", asg_last_error());

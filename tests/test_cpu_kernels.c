@@ -10,6 +10,7 @@
  *  - layernorm forward and input gradient (rtol 1e-6);
  *  - sum / mean / var over the batch-norm axes (contiguous runs in lanes)
  *    and over the batch axis (blocks of columns) (rtol 1e-6);
+ *  - the direct convolution with its fused bias and ReLU (rtol 1e-5);
  *  - the same bits at every SIMD level: the test runs itself again with
  *    ASG_CPU_SIMD=none and =avx2 and compares every output byte for byte. */
 #define _POSIX_C_SOURCE 200809L /* setenv, fork */
@@ -246,7 +247,43 @@ static void reductions(void) {
   }
 }
 
+/* The direct f32 convolution (stride 1, 9..256 taps): relu(conv2d + b), one
+ * fused multiply-add per tap at every level, against double loops. */
+static void conv_direct(void) {
+  enum { N = 2, H = 9, W = 11, O = 10 };
+  for (int C = 1; C <= 8; C += 7) {
+    const int nx = N * C * H * W, nw = O * C * 9, ny = N * O * H * W;
+    double *x = malloc(sizeof(double) * nx), *w = malloc(sizeof(double) * nw), b[O];
+    double *got = malloc(sizeof(double) * ny), *want = malloc(sizeof(double) * ny);
+    tu_rand(51 + (unsigned)C, x, nx, -1, 1), tu_rand(52, w, nw, -1, 1), tu_rand(53, b, O, -1, 1);
+    for (int n = 0; n < N; n++)
+      for (int o = 0; o < O; o++)
+        for (int i = 0; i < H * W; i++) {
+          double s = (float)b[o];
+          for (int c = 0; c < C; c++)
+            for (int k = 0; k < 9; k++) {
+              int h = i / W + k / 3 - 1, v = i % W + k % 3 - 1;
+              if (h >= 0 && h < H && v >= 0 && v < W)
+                s +=
+                    (double)(float)w[(o * C + c) * 9 + k] * (float)x[((n * C + c) * H + h) * W + v];
+            }
+          want[(n * O + o) * H * W + i] = s > 0 ? s : 0;
+        }
+    asg_graph *g = asg_graph_new();
+    asg_tensor *y = asg_relu(asg_conv2d(tu_constant(g, ASG_F32, ASG_SHAPE(N, C, H, W), x),
+                                        tu_constant(g, ASG_F32, ASG_SHAPE(O, C, 3, 3), w),
+                                        tu_constant(g, ASG_F32, ASG_SHAPE(O), b),
+                                        (asg_conv_params){.padding = {1, 1}}));
+    int ok = y && tu_eval(g, y, got) == 0;
+    TU_CHECK(ok && tu_close("conv", got, want, ny, 1e-5, 1e-5), "direct conv %d->%d 3x3", C, O);
+    if (ok) dump(got, ny);
+    asg_graph_free(g);
+    free(x), free(w), free(got), free(want);
+  }
+}
+
 static void run_all(void) {
+  conv_direct();
   maxpool_2x2();
   softmax_rows();
   erf_gelu();

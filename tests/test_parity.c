@@ -71,15 +71,17 @@ static const asg_dtype IDT[2] = {ASG_I32, ASG_I64};
 
 /* ---------------------------------------------------------------- coverage */
 
-static asg_tensor *mark(asg_tensor *t) {
-  if (!t) return t;
-  const char *name = asg_tensor_op_name(t);
-  if (!name) return t;
+static void mark_name(const char *name) {
   for (int i = 0; i < g_n_ops && i < 256; i++)
     if (!g_covered[i] && strcmp(asg_op_name(i), name) == 0) {
       g_covered[i] = true;
       snprintf(g_first_case[i], sizeof g_first_case[i], "%s", g_cur_case);
     }
+}
+
+static asg_tensor *mark(asg_tensor *t) {
+  const char *name = t ? asg_tensor_op_name(t) : NULL;
+  if (name) mark_name(name);
   return t;
 }
 
@@ -142,6 +144,7 @@ typedef struct pcase {
   int out_same[MAXOUT];
   int n_var;
   const char *var_name[4];
+  const char *fused; /* the fused op (asg_op_is_fused) the compiler should make here */
 } pcase;
 
 static void pc_begin(pcase *pc, tclass cls, const char *fmt, ...)
@@ -314,9 +317,10 @@ static void report(const char *title, int ok, const char *msg) {
 }
 
 static asg_program *compile_on(asg_graph *g, int n, asg_tensor *const *outs, const char *be,
-                               int threads, bool unchecked, asg_comm *comm) {
+                               int threads, bool unchecked, asg_comm *comm, bool no_fusion) {
   asg_compile_opts o = {0};
   o.backend = be;
+  o.no_fusion = no_fusion;
   o.num_threads = threads;
   o.unchecked_indices = unchecked;
   o.comm = comm;
@@ -404,14 +408,19 @@ static void pc_finish(pcase *pc) {
     }
   }
   if (ok) {
-    ref = compile_on(g, pc->n_out, pc->out, "cpu", 0, pc->unchecked, pc->coll ? g_comm : NULL);
+    /* the reference runs the ops as built; the backend under test fuses */
+    ref =
+        compile_on(g, pc->n_out, pc->out, "cpu", 0, pc->unchecked, pc->coll ? g_comm : NULL, true);
     if (!ref) snprintf(msg, sizeof msg, "compile on cpu: %s", asg_last_error()), ok = 0;
   }
   if (ok) {
     dut = compile_on(g, pc->n_out, pc->out, g_backend, dut_threads(), pc->unchecked,
-                     pc->coll ? g_comm : NULL);
+                     pc->coll ? g_comm : NULL, false);
     if (!dut) snprintf(msg, sizeof msg, "compile on %s: %s", g_backend, asg_last_error()), ok = 0;
   }
+  /* a case built for a fusion shows its fused op when the backend's program has fewer steps */
+  if (ok && pc->fused && asg_program_step_count(dut) < asg_program_step_count(ref))
+    mark_name(pc->fused);
   for (int i = 0; i < pc->n_in && ok; i++) {
     if (asg_program_feed(ref, pc->in_name[i], pc->in_data[i], pc->in_bytes[i]) != ASG_OK ||
         asg_program_feed(dut, pc->in_name[i], pc->in_data[i], pc->in_bytes[i]) != ASG_OK) {
@@ -1045,6 +1054,22 @@ static void cases_conv(void) {
       asg_tensor *x = pc_in(&pc, FDT[d], xs, -1, 1), *w = pc_in(&pc, FDT[d], ws, -1, 1);
       asg_tensor *b = c->bias ? pc_in(&pc, FDT[d], ASG_SHAPE(c->O), -1, 1) : NULL;
       pc_out(&pc, asg_conv2d(x, w, b, c->p), "y");
+      pc.fused = c->bias ? "conv2d_bias_act" : NULL;
+      pc_finish(&pc);
+    }
+  /* relu(conv2d + bias): one conv2d_bias_act step with its ReLU, against the unfused CPU */
+  for (int d = 0; d < 2; d++)
+    for (size_t k = 0; k < sizeof cf / sizeof cf[0]; k++) {
+      const convcfg *c = &cf[k];
+      int G = c->p.groups ? c->p.groups : 1;
+      asg_shape xs = ASG_SHAPE(c->N, c->C, c->H, c->W),
+                ws = ASG_SHAPE(c->O, c->C / G, c->KH, c->KW);
+      pcase pc;
+      pc_begin(&pc, C_ACCUM, "relu(conv2d + bias) %s x%s w%s", dtn(FDT[d]), shp(xs), shp(ws));
+      asg_tensor *x = pc_in(&pc, FDT[d], xs, -1, 1), *w = pc_in(&pc, FDT[d], ws, -1, 1);
+      asg_tensor *b = pc_in(&pc, FDT[d], ASG_SHAPE(c->O), -1, 1);
+      pc_out(&pc, asg_relu(asg_conv2d(x, w, b, c->p)), "y");
+      pc.fused = "conv2d_bias_act";
       pc_finish(&pc);
     }
   /* transposed convolution (its gradients: conv2d and conv2d_bwd_weight) */
@@ -1612,7 +1637,7 @@ static void case_coll_half(asg_dtype dt) {
   asg_program *p[2] = {NULL, NULL};
   const char *be[2] = {"cpu", g_backend};
   for (int b = 0; b < 2 && ok; b++) {
-    p[b] = compile_on(g, NY, y, be[b], b ? dut_threads() : 0, false, g_comm);
+    p[b] = compile_on(g, NY, y, be[b], b ? dut_threads() : 0, false, g_comm, b == 0);
     if (!p[b]) {
       snprintf(msg, sizeof msg, "compile on %s: %s", be[b], asg_last_error()), ok = 0;
     } else if (asg_program_feed(p[b], "x", bits, sizeof bits) != ASG_OK ||
@@ -2635,8 +2660,9 @@ static void case_custom_refeed(asg_dtype dt) {
   asg_tensor *in[2] = {asg_input(g, "a", dt, ASG_SHAPE(9, 4)), asg_input(g, "b", dt, ASG_SHAPE(5))};
   asg_tensor *y = mark(asg_custom(g, g_parity_cat2, in, 2));
   char msg[512] = "";
-  asg_program *ref = y ? compile_on(g, 1, &y, "cpu", 0, false, NULL) : NULL;
-  asg_program *dut = ref ? compile_on(g, 1, &y, g_backend, dut_threads(), false, NULL) : NULL;
+  asg_program *ref = y ? compile_on(g, 1, &y, "cpu", 0, false, NULL, true) : NULL;
+  asg_program *dut =
+      ref ? compile_on(g, 1, &y, g_backend, dut_threads(), false, NULL, false) : NULL;
   int ok = dut != NULL;
   if (!ok) snprintf(msg, sizeof msg, "build/compile: %s", asg_last_error());
   for (int r = 0; r < 4 && ok; r++) {
@@ -2672,7 +2698,7 @@ static void cases_custom(void) {
                          asg_input(g, "b", ASG_F32, ASG_SHAPE(2))};
     asg_tensor *y = mark(asg_custom(g, g_parity_cat2, in, 2));
     asg_clear_error();
-    asg_program *p = y ? compile_on(g, 1, &y, "vulkan", 0, false, NULL) : NULL;
+    asg_program *p = y ? compile_on(g, 1, &y, "vulkan", 0, false, NULL, false) : NULL;
     report(g_cur_case,
            y && !p && strstr(asg_last_error(), "custom op 'parity.cat2' has no Vulkan kernel"),
            asg_last_error());
@@ -2709,7 +2735,7 @@ int main(int argc, char **argv) {
     asg_clear_error();
     asg_graph *g = asg_graph_new();
     asg_tensor *y = asg_neg(asg_input(g, "x", ASG_F32, ASG_SHAPE(1)));
-    asg_program *p = compile_on(g, 1, &y, g_backend, 0, false, NULL);
+    asg_program *p = compile_on(g, 1, &y, g_backend, 0, false, NULL, false);
     const char *why = asg_last_error();
     printf("SKIPPED: backend '%s' not available: %s\n", g_backend,
            why && why[0] ? why : "not built into this library or no usable device");

@@ -358,6 +358,12 @@ static asg_tensor *build(env *e, const char *name, const char **want, bool *exac
     *want = "[batch,4,floor((seq+1)/2),16]";
     return asg_conv2d(img(e), var(e, "w", ASG_SHAPE(4, 3, 3, 3)), NULL, cp);
   }
+  if (!strcmp(name, "conv2d_bias_act")) { /* fused at compile: the graph keeps relu(conv + b) */
+    *want = "[batch,4,floor((seq+1)/2),16]";
+    *exact = false;
+    return asg_relu(
+        asg_conv2d(img(e), var(e, "w", ASG_SHAPE(4, 3, 3, 3)), var(e, "b", ASG_SHAPE(4)), cp));
+  }
   if (!strcmp(name, "conv2d_bwd_input")) {
     *want = "[batch,3,seq,16]";
     asg_tensor *x = img(e);

@@ -36,6 +36,7 @@ static char *ops_table(void) {
     const char *grad = asg_op_is_source(op)              ? "source"
                        : asg_op_is_nondifferentiable(op) ? "none (by design)"
                        : asg_op_is_backward(op)          ? "backward op"
+                       : asg_op_is_fused(op)             ? "fused at compile (none)"
                        : asg_op_has_grad(op)             ? "yes"
                                                          : "MISSING";
     int ar = asg_op_arity(op);

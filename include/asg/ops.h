@@ -341,6 +341,10 @@ ASG_API bool asg_op_is_nondifferentiable(int op);
 ASG_API bool asg_op_is_backward(int op);
 /* True for sources (input, constant, variable): no kernel needed. */
 ASG_API bool asg_op_is_source(int op);
+/* True for ops that only the compiler's fusion passes make (e.g.
+ * conv2d_bias_act: conv2d + per-channel bias add + ReLU): they never appear
+ * in a user's graph, and need no gradient rule (asg_compile_opts.no_fusion). */
+ASG_API bool asg_op_is_fused(int op);
 /* Whether the op has a gradient rule registered. */
 ASG_API bool asg_op_has_grad(int op);
 /* Whether a backend compiled into this build has a kernel for the op. */

@@ -125,6 +125,14 @@ typedef struct asg_compile_opts {
    * when the graph declares no block; asg_compile builds no gradient and
    * ignores it. */
   bool checkpoint_blocks;
+  /* Compile the graph's ops as they are. By default the compiler's fusion
+   * passes (src/passes, docs/design.md) run first, on the compiled copy of
+   * the graph only: conv2d, the add of a per-channel bias [O] reshaped to
+   * [1,O,1,1] and a ReLU after it become one conv2d_bias_act step when no
+   * other node or output reads what lies between (the same values: the sum
+   * and the max are done in the same order). The graph itself is not
+   * changed. */
+  bool no_fusion;
 } asg_compile_opts;
 
 /* asg_compile_opts.check_finite: where non-finite values (NaN, +-inf) in

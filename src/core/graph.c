@@ -18,6 +18,7 @@ const asg_op_info asg__op_info[ASG_OP_COUNT] = {
 #define ASSIGN ASG_OPF_ASSIGN
 #define RANDOM ASG_OPF_RANDOM
 #define COLL ASG_OPF_COLL
+#define FUSED ASG_OPF_FUSED
 #define ASG__FLAGS(f) (unsigned)(f)
 #include "ops/ops.def"
 #undef ASG_OP
@@ -370,6 +371,7 @@ static unsigned op_flags(int op) {
 bool asg_op_is_nondifferentiable(int op) { return op_flags(op) & ASG_OPF_NODIFF; }
 bool asg_op_is_backward(int op) { return op_flags(op) & ASG_OPF_BWD; }
 bool asg_op_is_source(int op) { return op_flags(op) & ASG_OPF_SOURCE; }
+bool asg_op_is_fused(int op) { return op_flags(op) & ASG_OPF_FUSED; }
 
 void asg_variable_set_trainable(asg_tensor *v, bool trainable) {
   if (asg__tensor_ok(v) && v->op == ASG_OP_VARIABLE) v->frozen = !trainable;

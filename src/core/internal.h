@@ -30,7 +30,8 @@ enum {
   ASG_OPF_VIEW = 1 << 5,
   ASG_OPF_ASSIGN = 1 << 6,
   ASG_OPF_RANDOM = 1 << 7,
-  ASG_OPF_COLL = 1 << 8
+  ASG_OPF_COLL = 1 << 8,
+  ASG_OPF_FUSED = 1 << 9
 };
 
 typedef struct asg_op_info {

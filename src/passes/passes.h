@@ -29,4 +29,17 @@ void asg__remat_end(asg_remat *r); /* NULL is ignored */
  * (by asg_compile_train while it builds the gradient). */
 bool asg__remat_has_blocks(const asg_graph *g);
 
+/* ---- fusion into fused ops, fuse_conv.c ----
+ * Run by compile (runtime/compile.c) on the graph it is about to schedule,
+ * after autograd: fused ops (ops.def flag FUSED) need no gradient rule.
+ * asg__fuse_begin points g->nodes at a copy of the node table in which
+ * each fused node has the id of the node it replaces, so the nodes between
+ * become unread and are not compiled; asg__fuse_end restores g's own table
+ * (compile adds no nodes in between). conv2d + per-channel bias add [+ relu]
+ * -> conv2d_bias_act when nothing else (no node, no output in outs) reads
+ * the conv2d or the add. *out NULL when nothing was fused. */
+typedef struct asg_fusion asg_fusion;
+asg_status asg__fuse_begin(asg_graph *g, int n_out, asg_tensor *const *outs, asg_fusion **out);
+void asg__fuse_end(asg_graph *g, asg_fusion *f); /* NULL is ignored */
+
 #endif

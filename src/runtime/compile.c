@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "passes/passes.h"
 #include "runtime/compile.h"
 
 typedef struct free_block {
@@ -336,9 +337,16 @@ static asg_status hoist_collectives(const asg_graph *g, int *order, int n, int *
   return ASG_OK;
 }
 
-asg_status asg__compile_graph(asg_graph *g, int n_out, asg_tensor *const *outs, asg_compiled *c) {
+asg_status asg__compile_graph(asg_graph *g, int n_out, asg_tensor *const *outs, bool fuse,
+                              asg_compiled *c) {
   memset(c, 0, sizeof *c);
   int N = g->n_nodes;
+  /* fused nodes replace nodes of g->nodes until the end (src/passes) */
+  asg_fusion *fz = NULL;
+  if (fuse) {
+    asg_status fs = asg__fuse_begin(g, n_out, outs, &fz);
+    if (fs) return fs;
+  }
   char *need = calloc((size_t)N + 1, 1);
   int *last_use = malloc(sizeof(int) * ((size_t)N + 1));
   int *root = malloc(sizeof(int) * ((size_t)N + 1)); /* storage owner of each node */
@@ -641,6 +649,7 @@ done:
   free(alloced);
   free(sview);
   free(ap.blocks);
+  asg__fuse_end(g, fz);
   if (st != ASG_OK) asg__compiled_free(c);
   return st;
 }

@@ -13,7 +13,9 @@ typedef struct asg_compiled {
   int n_nodes;
 } asg_compiled;
 
-asg_status asg__compile_graph(asg_graph *g, int n_out, asg_tensor *const *outs, asg_compiled *c);
+/* fuse: run the fusion passes first (asg_compile_opts.no_fusion off). */
+asg_status asg__compile_graph(asg_graph *g, int n_out, asg_tensor *const *outs, bool fuse,
+                              asg_compiled *c);
 void asg__compiled_free(asg_compiled *c);
 /* The compile-time rules of cache_write over the nodes need[] marks (those
  * the outputs depend on); also run when a symbolic program is compiled. */

@@ -18,16 +18,33 @@ asg_status asg__plan_info_build(const asg_graph *g, const asg_compiled *c, asg__
     const asg_tensor *t = g->nodes[i];
     v[i].bytes = (size_t)asg_shape_numel(t->shape) * asg_dtype_size(t->dtype);
   }
+  int *stack = malloc(sizeof *stack * ((size_t)n + 1));
+  if (!stack) {
+    free(v);
+    return asg__error(ASG_ERR_OOM, "asg_compile: out of memory");
+  }
   for (int k = 0; k < c->plan.n_steps; k++) {
     const asg_step *s = &c->plan.steps[k];
     if (s->node_id < 0 || s->node_id >= n) continue;
     const asg_tensor *t = g->nodes[s->node_id];
-    if (s->op != t->op) continue; /* the copy an assign snapshots first */
+    const bool fused = asg__op_info[s->op].flags & ASG_OPF_FUSED;
+    if (s->op != t->op && !fused) continue; /* the copy an assign snapshots first */
     v[t->id].step = k;
     if (s->keep) v[t->id].kept = true;
+    int top = 0;
     for (int j = 0; j < t->n_in; j++)
-      v[t->in[j]->id].last = k;
+      stack[top++] = t->in[j]->id;
+    while (top > 0) { /* a fused step reads the values below the nodes it replaced */
+      const int i = stack[--top];
+      if (!fused || c->node_has_buf[i]) {
+        v[i].last = k;
+        continue;
+      }
+      for (int j = 0; j < g->nodes[i]->n_in && top < n; j++)
+        stack[top++] = g->nodes[i]->in[j]->id;
+    }
   }
+  free(stack);
   /* a view's readers keep its source's storage alive */
   for (int i = n - 1; i >= 0; i--) {
     const asg_tensor *t = g->nodes[i];

@@ -284,7 +284,7 @@ asg_program *asg_compile(asg_graph *g, int n_out, asg_tensor *const *outs,
   int n_all = n_out;
   if (asg__inspect_new(g, n_out, outs, &o, &insp, &all, &n_all)) return NULL;
   asg_compiled c;
-  if (asg__compile_graph(g, n_all, all, &c)) {
+  if (asg__compile_graph(g, n_all, all, !o.no_fusion, &c)) {
     asg__inspect_free(insp);
     return NULL;
   }

@@ -804,7 +804,7 @@ asg_status asg_program_peak_memory_for(asg_program *p, int n, const char *const 
       for (int i = 0; i < s->n_out; i++)
         outs[i] = c->nodes[s->out_ids[i]];
       asg_compiled cc;
-      st = asg__compile_graph(c, s->n_out, outs, &cc);
+      st = asg__compile_graph(c, s->n_out, outs, !s->opts.no_fusion, &cc);
       if (!st) *bytes = cc.plan.arena_bytes;
       asg__compiled_free(&cc);
     }

@@ -9,7 +9,8 @@
  * inside the parallel loop, single-threaded (single images of a small CNN
  * are too small for a threaded GEMM to pay off). With one image or one
  * thread the images run in order and each GEMM is split over the threads
- * instead.
+ * instead. conv2d_bias_act (made by the fusion pass, src/passes/fuse_conv.c)
+ * adds the bias and applies the ReLU to each image right after it.
  * The weight gradient sums each block into its own partial buffer, then adds
  * the partials in block order: the result depends only on the shapes and
  * the program's thread count, never on timing. Attribute layout:
@@ -22,7 +23,10 @@
 static void geo_of(const asg_step *s, cgeo *g) {
   const asg_shape *xs, *ws, *ys;
   switch (s->op) {
-  case ASG_OP_CONV2D: xs = &s->in[0].shape, ws = &s->in[1].shape, ys = &s->out.shape; break;
+  case ASG_OP_CONV2D:
+  case ASG_OP_CONV2D_BIAS_ACT:
+    xs = &s->in[0].shape, ws = &s->in[1].shape, ys = &s->out.shape;
+    break;
   case ASG_OP_CONV2D_BWD_WEIGHT:
     ys = &s->in[0].shape, xs = &s->in[1].shape, ws = &s->out.shape;
     break;
@@ -51,7 +55,8 @@ static int conv_blocks(const cgeo *g, int nthreads) {
 
 /* The f32 forward that runs the direct kernel. */
 static bool use_direct(const asg_step *s, const cgeo *g) {
-  return s->op == ASG_OP_CONV2D && s->out.dtype == ASG_F32 && asg_cpu_conv_direct_ok(g);
+  return (s->op == ASG_OP_CONV2D || s->op == ASG_OP_CONV2D_BIAS_ACT) && s->out.dtype == ASG_F32 &&
+         asg_cpu_conv_direct_ok(g);
 }
 
 /* Elements of one block's buffers. */
@@ -116,11 +121,14 @@ static void conv_range(void *ctx, int64_t lo, int64_t hi, int tid) {
     void *buf = (char *)c->ws + (size_t)(t * j->bws) * (f32 ? sizeof(float) : sizeof(double));
     for (int64_t n = g->N * t / j->nb; n < g->N * (t + 1) / j->nb; n++) {
       if (j->direct_fwd) {
-        asg_cpu_conv_direct_image(g, c->in[0], j->wpack, c->out, n, buf);
+        const bool fused = c->s->op == ASG_OP_CONV2D_BIAS_ACT;
+        asg_cpu_conv_direct_image(g, c->in[0], j->wpack, c->out, n, buf, fused ? c->in[2] : NULL,
+                                  fused ? (int)c->s->attr.i[9] : 0);
         continue;
       }
       switch (c->s->op) {
       case ASG_OP_CONV2D:
+      case ASG_OP_CONV2D_BIAS_ACT:
         f32 ? fwd_f32(c, g, n, buf, j->gemm_pool) : fwd_f64(c, g, n, buf, j->gemm_pool);
         break;
       case ASG_OP_CONV2D_BWD_WEIGHT:
@@ -175,8 +183,8 @@ static asg_status conv_kernel(const asg_cpu_call *c) {
 }
 
 void asg_cpu_register_conv(asg_cpu_kernel *t) {
-  static const asg_op convs[] = {ASG_OP_CONV2D, ASG_OP_CONV2D_BWD_INPUT, ASG_OP_CONV2D_BWD_WEIGHT,
-                                 ASG_OP_CONV_TRANSPOSE2D};
+  static const asg_op convs[] = {ASG_OP_CONV2D, ASG_OP_CONV2D_BIAS_ACT, ASG_OP_CONV2D_BWD_INPUT,
+                                 ASG_OP_CONV2D_BWD_WEIGHT, ASG_OP_CONV_TRANSPOSE2D};
   for (size_t i = 0; i < sizeof convs / sizeof *convs; i++) {
     t[convs[i]].run = conv_kernel;
     t[convs[i]].ws = conv_ws;

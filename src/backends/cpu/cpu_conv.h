@@ -25,8 +25,9 @@ int64_t asg_cpu_conv_direct_ws(const cgeo *g);
 /* w [O,Cg,KH,KW] -> wp, the layout the kernel reads. */
 void asg_cpu_conv_direct_pack(const cgeo *g, const float *w, float *wp);
 /* Image n of x [N,C,H,W] -> y [N,O,OH,OW] with packed weights wp and one
- * thread's buffers ws. */
+ * thread's buffers ws; with bias [O] (else NULL), y = act(y + bias[o])
+ * (act 1: ReLU) as the outputs are stored. */
 void asg_cpu_conv_direct_image(const cgeo *g, const float *x, const float *wp, float *y, int64_t n,
-                               float *ws);
+                               float *ws, const float *bias, int act);
 
 #endif

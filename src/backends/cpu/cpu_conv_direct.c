@@ -13,13 +13,18 @@
  *   out[o, q] = sum_t w[o, t] * xp[q + off[t]]   for 8 outputs o at a time
  * The columns ow >= OW of the padded grid are computed and dropped when the
  * rows are copied to y. The weights are packed per group as [Og/8, CKK, 8]
- * (zero rows past Og). Each output is a sum over t in order, a product and
- * an add per tap in float (no FMA contraction: see cpu_simd.h), so every
- * SIMD level gives the same bits. */
+ * (zero rows past Og). Each output is a sum over t in order, one fused
+ * multiply-add per tap (see block_f32), so every SIMD level gives the same
+ * bits. (Unlike cpu_simd.h's plain-C kernels this file uses intrinsics:
+ * C has no vector FMA, and a multiply and an add cost twice the FMA.) */
+#include <math.h>
 #include <string.h>
 
 #include "backends/cpu/cpu_conv.h"
 #include "backends/cpu/cpu_simd.h"
+#ifdef ASG_SIMD_X86
+#include <immintrin.h> /* FMA: no plain-C spelling of a vector fused multiply-add */
+#endif
 
 #define OB 8 /* outputs per block */
 
@@ -28,7 +33,7 @@ bool asg_cpu_conv_direct_ok(const cgeo *g) {
    * group (the output-channel blocks keep any Og efficient). Below 16 taps
    * the padded copy and the row compaction cost more than they save (a
    * 1-channel 3x3 conv measured slower than im2col + GEMM). */
-  return g->sh == 1 && g->sw == 1 && !g->direct && g->Cg <= 16 && g->CKK >= 16 && g->CKK <= 256;
+  return g->sh == 1 && g->sw == 1 && !g->direct && g->Cg <= 16 && g->CKK >= 9 && g->CKK <= 256;
 }
 
 static int64_t blocks_of(const cgeo *g) { return (g->Og + OB - 1) / OB; }
@@ -59,69 +64,77 @@ void asg_cpu_conv_direct_pack(const cgeo *g, const float *w, float *wp) {
         }
 }
 
-/* out [OB, Q] = w [CKK, OB]^T gathered xp, Q a multiple of ASG_LANES */
-#if defined(__GNUC__)
-/* A vector of ASG_LANES floats (GNU vector extension; one AVX-512
- * register, two AVX2 ones): written per lane, the compiler vectorized the
- * 8 outputs instead of the lanes and shuffled. Unaligned loads and stores
- * go through memcpy. */
-typedef float vlanes __attribute__((vector_size(4 * ASG_LANES)));
-ASG_ALWAYS_INLINE void block_f32(const float *xp, const int64_t *off, int64_t CKK, const float *w,
-                                 float *out, int64_t Q) {
-  for (int64_t q = 0; q < Q; q += ASG_LANES) {
-    vlanes acc[OB];
-    for (int j = 0; j < OB; j++)
-      acc[j] = (vlanes){0};
-    for (int64_t t = 0; t < CKK; t++) {
-      vlanes xv;
-      memcpy(&xv, xp + off[t] + q, sizeof xv);
-      const float *wt = w + t * OB;
-      for (int j = 0; j < OB; j++)
-        acc[j] += wt[j] * xv;
-    }
-    for (int j = 0; j < OB; j++)
-      memcpy(out + j * Q + q, &acc[j], sizeof acc[j]);
-  }
-}
-#else
-ASG_ALWAYS_INLINE void block_f32(const float *xp, const int64_t *off, int64_t CKK, const float *w,
-                                 float *out, int64_t Q) {
+/* out [OB, Q] = w [CKK, OB]^T gathered xp, Q a multiple of ASG_LANES.
+ * Each tap is one fused multiply-add per output (rounded once), in tap
+ * order: FMA instructions at the AVX2 and AVX-512 levels, fmaf (correctly
+ * rounded, slower) at the base level, so every level gives the same bits. */
+static void block_f32(const float *xp, const int64_t *off, int64_t CKK, const float *w, float *out,
+                      int64_t Q) {
   for (int64_t q = 0; q < Q; q += ASG_LANES) {
     float acc[OB][ASG_LANES] = {{0}};
     for (int64_t t = 0; t < CKK; t++)
       for (int j = 0; j < OB; j++)
         for (int l = 0; l < ASG_LANES; l++)
-          acc[j][l] += w[t * OB + j] * xp[off[t] + q + l];
+          acc[j][l] = fmaf(w[t * OB + j], xp[off[t] + q + l], acc[j][l]);
     for (int j = 0; j < OB; j++)
       memcpy(out + j * Q + q, acc[j], sizeof acc[j]);
   }
 }
-#endif
 #ifdef ASG_SIMD_X86
+/* One 16-float register per output: 8 accumulators, one load per tap. */
 ASG_TARGET_AVX512 static void block_f32_avx512(const float *xp, const int64_t *off, int64_t CKK,
                                                const float *w, float *out, int64_t Q) {
-  block_f32(xp, off, CKK, w, out, Q);
+  for (int64_t q = 0; q < Q; q += 16) {
+    __m512 acc[OB];
+    for (int j = 0; j < OB; j++)
+      acc[j] = _mm512_setzero_ps();
+    for (int64_t t = 0; t < CKK; t++) {
+      const __m512 xv = _mm512_loadu_ps(xp + off[t] + q);
+      for (int j = 0; j < OB; j++)
+        acc[j] = _mm512_fmadd_ps(_mm512_set1_ps(w[t * OB + j]), xv, acc[j]);
+    }
+    for (int j = 0; j < OB; j++)
+      _mm512_storeu_ps(out + j * Q + q, acc[j]);
+  }
 }
-ASG_TARGET_AVX2 static void block_f32_avx2(const float *xp, const int64_t *off, int64_t CKK,
-                                           const float *w, float *out, int64_t Q) {
-  block_f32(xp, off, CKK, w, out, Q);
+/* The same over 8 lanes at a time (16 registers would not hold 16 sums). */
+__attribute__((target("avx2,fma"))) static void block_f32_avx2(const float *xp, const int64_t *off,
+                                                               int64_t CKK, const float *w,
+                                                               float *out, int64_t Q) {
+  for (int64_t q = 0; q < Q; q += 8) {
+    __m256 acc[OB];
+    for (int j = 0; j < OB; j++)
+      acc[j] = _mm256_setzero_ps();
+    for (int64_t t = 0; t < CKK; t++) {
+      const __m256 xv = _mm256_loadu_ps(xp + off[t] + q);
+      for (int j = 0; j < OB; j++)
+        acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(w[t * OB + j]), xv, acc[j]);
+    }
+    for (int j = 0; j < OB; j++)
+      _mm256_storeu_ps(out + j * Q + q, acc[j]);
+  }
 }
 #endif
 static void block_f32_any(const float *xp, const int64_t *off, int64_t CKK, const float *w,
                           float *out, int64_t Q) {
 #ifdef ASG_SIMD_X86
+  static _Atomic int has_fma = -1; /* every AVX2 CPU we know has FMA3; checked all the same */
+  if (has_fma < 0) has_fma = __builtin_cpu_supports("fma") != 0;
   int level = asg_cpu_simd_level();
-  if (level == ASG_SIMD_AVX512)
+  if (level == ASG_SIMD_AVX512) {
     block_f32_avx512(xp, off, CKK, w, out, Q);
-  else if (level == ASG_SIMD_AVX2)
+    return;
+  }
+  if (level == ASG_SIMD_AVX2 && has_fma) {
     block_f32_avx2(xp, off, CKK, w, out, Q);
-  else
+    return;
+  }
 #endif
-    block_f32(xp, off, CKK, w, out, Q);
+  block_f32(xp, off, CKK, w, out, Q);
 }
 
 void asg_cpu_conv_direct_image(const cgeo *g, const float *x, const float *wp, float *y, int64_t n,
-                               float *ws) {
+                               float *ws, const float *bias, int act) {
   const int64_t Hp = hp_of(g), Wp = wp_of(g), Q = q_of(g), nb = blocks_of(g);
   const int64_t plane = Hp * Wp, xpn = asg_cpu_conv_direct_ws(g) - OB * Q;
   float *xp = ws, *out = ws + xpn;
@@ -144,11 +157,21 @@ void asg_cpu_conv_direct_image(const cgeo *g, const float *x, const float *wp, f
       block_f32_any(xp, off, g->CKK, wp + (gi * nb + b) * g->CKK * OB, out, Q);
       int64_t o0 = b * OB, no = g->Og - o0 < OB ? g->Og - o0 : OB;
       for (int64_t j = 0; j < no; j++) {
-        float *yr = y + (n * g->O + gi * g->Og + o0 + j) * g->OHW;
+        const int64_t o = gi * g->Og + o0 + j;
+        float *yr = y + (n * g->O + o) * g->OHW;
         const float *src = out + j * Q;
+        if (!bias) {
+          for (int64_t oh = 0; oh < g->OH; oh++)
+            for (int64_t ow = 0; ow < g->OW; ow++)
+              yr[oh * g->OW + ow] = src[oh * Wp + ow];
+          continue;
+        }
+        const float bo = bias[o]; /* conv2d_bias_act: as its add and relu steps */
         for (int64_t oh = 0; oh < g->OH; oh++)
-          for (int64_t ow = 0; ow < g->OW; ow++)
-            yr[oh * g->OW + ow] = src[oh * Wp + ow];
+          for (int64_t ow = 0; ow < g->OW; ow++) {
+            float v = src[oh * Wp + ow] + bo;
+            yr[oh * g->OW + ow] = act && !(v > 0) ? 0.0f : v;
+          }
       }
     }
   }

@@ -52,6 +52,22 @@ static void ASG_CAT(col2im, SUF)(const cgeo *g, const T *col, T *x) {
       }
 }
 
+/* conv2d_bias_act's epilogue on one image y [O,OHW] (still in cache):
+ * y = act(y + b[o]), act 1: ReLU, as the add and relu steps it replaces */
+static void ASG_CAT(bias_act, SUF)(T *y, const T *b, int64_t O, int64_t OHW, int act) {
+  for (int64_t o = 0; o < O; o++) {
+    T *r = y + o * OHW, bo = b[o];
+    if (act)
+      for (int64_t p = 0; p < OHW; p++) {
+        T v = r[p] + bo;
+        r[p] = v > 0 ? v : 0;
+      }
+    else
+      for (int64_t p = 0; p < OHW; p++)
+        r[p] += bo;
+  }
+}
+
 /* Image n of x [N,C,H,W], w [O,Cg,KH,KW] -> y [N,O,OH,OW]:
  * y_ng [Og,OHW] = w_g [Og,CKK] col [CKK,OHW]; col is a buffer of CKK*OHW */
 static void ASG_CAT(fwd, SUF)(const asg_cpu_call *c, const cgeo *g, int64_t n, T *buf,
@@ -67,6 +83,8 @@ static void ASG_CAT(fwd, SUF)(const asg_cpu_call *c, const cgeo *g, int64_t n, T
     GEMM(false, false, g->Og, g->OHW, g->CKK, 1, w + gi * g->Og * g->CKK, g->CKK, col, g->OHW, 0,
          y + (n * g->O + gi * g->Og) * g->OHW, g->OHW, gp);
   }
+  if (c->s->op == ASG_OP_CONV2D_BIAS_ACT)
+    ASG_CAT(bias_act, SUF)(y + n * g->O * g->OHW, c->in[2], g->O, g->OHW, (int)c->s->attr.i[9]);
 }
 
 /* Image n of dy [N,O,OH,OW], w [O,Cg,KH,KW] -> dx [N,C,H,W] (also

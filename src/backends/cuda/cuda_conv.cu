@@ -1,6 +1,6 @@
 // CUDA kernels of the conv family: conv2d (forward, input and weight
-// gradients, transpose), max/avg/adaptive-avg pooling and their gradients.
-// Reference semantics: src/backends/cpu/cpu_conv.c; attribute layout:
+// gradients, transpose, conv2d_bias_act: the forward and a bias/ReLU pass), max/avg/adaptive-avg
+// pooling and their gradients. Reference semantics: src/backends/cpu/cpu_conv.c; attribute layout:
 // src/ops/op_conv.c.
 //
 // Convolutions are im2col (or a col2im gather) into the workspace plus
@@ -41,7 +41,10 @@ struct Geo {
 Geo geo_of(const asg_step *s) {
   const asg_shape *xs, *ws, *ys;
   switch (s->op) {
-  case ASG_OP_CONV2D: xs = &s->in[0].shape, ws = &s->in[1].shape, ys = &s->out.shape; break;
+  case ASG_OP_CONV2D:
+  case ASG_OP_CONV2D_BIAS_ACT:
+    xs = &s->in[0].shape, ws = &s->in[1].shape, ys = &s->out.shape;
+    break;
   case ASG_OP_CONV2D_BWD_WEIGHT:
     ys = &s->in[0].shape, xs = &s->in[1].shape, ws = &s->out.shape;
     break;
@@ -219,6 +222,26 @@ __global__ void dy_rearrange_kernel(const T *dy, T *dyr, I cn, I O, I OHW, asg_f
   }
 }
 
+// conv2d_bias_act's epilogue: y [N,O,OHW] = act(y + b[o]) in place, act 1:
+// ReLU (as the add and relu steps the fusion pass replaced).
+template <typename T, typename I>
+__global__ void bias_act_kernel(T *y, const T *b, I total, I O, I OHW, int act) {
+  for (I i = (I)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (I)gridDim.x * blockDim.x) {
+    T v = y[i] + b[(i / OHW) % O];
+    y[i] = act && !(v > (T)0) ? (T)0 : v;
+  }
+}
+
+template <typename T> void bias_act(cudaStream_t st, T *y, const T *b, const Geo &g, int act) {
+  const int64_t total = g.N * g.O * g.OHW;
+  const unsigned nb = asg_cuda_blocks(total, kThreads);
+  if (fits32(total))
+    bias_act_kernel<T, int32_t>
+        <<<nb, kThreads, 0, st>>>(y, b, (int32_t)total, (int32_t)g.O, (int32_t)g.OHW, act);
+  else
+    bias_act_kernel<T, int64_t><<<nb, kThreads, 0, st>>>(y, b, total, g.O, g.OHW, act);
+}
+
 // Launchers: 32-bit indices when the chunk's x (or dx) and columns fit.
 template <typename T>
 void im2col(cudaStream_t st, const T *x, T *col, const Geo &g, int64_t cn, int64_t img_stride,
@@ -353,6 +376,12 @@ template <typename T> asg_status conv_dispatch(const asg_cuda_call *c, const Geo
   int64_t chunk = chunk_images(c->s, g);
   switch (c->s->op) {
   case ASG_OP_CONV2D: return conv_fwd<T>(c, g, chunk);
+  case ASG_OP_CONV2D_BIAS_ACT: {
+    asg_status st = conv_fwd<T>(c, g, chunk);
+    if (st) return st;
+    bias_act<T>(c->ctx->stream, (T *)c->out, (const T *)c->in[2], g, (int)c->s->attr.i[9]);
+    return asg_cuda_check(c);
+  }
   case ASG_OP_CONV2D_BWD_WEIGHT: return conv_bwd_weight<T>(c, g, chunk);
   default: return conv_bwd_input<T>(c, g, chunk);
   }
@@ -365,6 +394,14 @@ asg_status conv_run(const asg_cuda_call *c) {
   if (g.N == 0 || g.OHW == 0 || g.HW == 0) { // empty batch: only dw has values (zeros)
     size_t bytes = asg__tdesc_bytes(&c->s->out);
     if (bytes) cudaMemsetAsync(c->out, 0, bytes, c->ctx->stream);
+    if (bytes && c->s->op == ASG_OP_CONV2D_BIAS_ACT) { // an empty input padded: act(0 + b)
+      if (dt == ASG_F32)
+        bias_act<float>(c->ctx->stream, (float *)c->out, (const float *)c->in[2], g,
+                        (int)c->s->attr.i[9]);
+      else
+        bias_act<double>(c->ctx->stream, (double *)c->out, (const double *)c->in[2], g,
+                         (int)c->s->attr.i[9]);
+    }
     return asg_cuda_check(c);
   }
   return dt == ASG_F32 ? conv_dispatch<float>(c, g) : conv_dispatch<double>(c, g);
@@ -616,8 +653,8 @@ asg_status pool_run(const asg_cuda_call *c) {
 } // namespace
 
 extern "C" void asg_cuda_register_conv(asg_cuda_kernel *t) {
-  static const asg_op convs[] = {ASG_OP_CONV2D, ASG_OP_CONV2D_BWD_INPUT, ASG_OP_CONV2D_BWD_WEIGHT,
-                                 ASG_OP_CONV_TRANSPOSE2D};
+  static const asg_op convs[] = {ASG_OP_CONV2D, ASG_OP_CONV2D_BIAS_ACT, ASG_OP_CONV2D_BWD_INPUT,
+                                 ASG_OP_CONV2D_BWD_WEIGHT, ASG_OP_CONV_TRANSPOSE2D};
   static const asg_op pools[] = {ASG_OP_MAXPOOL2D,          ASG_OP_MAXPOOL2D_BWD,
                                  ASG_OP_AVGPOOL2D,          ASG_OP_AVGPOOL2D_BWD,
                                  ASG_OP_ADAPTIVE_AVGPOOL2D, ASG_OP_ADAPTIVE_AVGPOOL2D_BWD};

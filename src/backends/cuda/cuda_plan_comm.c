@@ -81,7 +81,7 @@ asg_status asg_cuda_comm_plan(const asg_resolved *r, const char *quiet, const in
     o->join_off[i] = nj;
     if (i < n && (asg__op_info[r->plan.steps[i].op].flags & ASG_OPF_COLL)) {
       o->slot[i] = o->n_slots;
-      p[np].slot = o->n_slots++;
+      p[np] = (pending){.slot = o->n_slots++}; /* fresh ranges (a joined entry moved away) */
       ok = step_touch(r, i, &p[np].rd, &p[np].wr);
       np++;
       continue;
@@ -109,6 +109,7 @@ asg_status asg_cuda_comm_plan(const asg_resolved *r, const char *quiet, const in
       o->joins[nj++] = p[k].slot;
       free(p[k].rd.r), free(p[k].wr.r);
       p[k] = p[--np];
+      p[np] = (pending){0}; /* its ranges now belong to p[k] */
     }
   }
   if (ok) o->join_off[n + 1] = nj;

@@ -1,6 +1,6 @@
 /* Vulkan kernels of the conv family: conv2d (forward, input and weight
- * gradients, transpose) as implicit GEMMs with shared-memory tiles
- * (shaders/conv_gemm.comp), and max/avg/adaptive-avg pooling with their
+ * gradients, transpose; conv2d_bias_act adds shaders/conv_bias_act.comp) as implicit GEMMs with
+ * shared-memory tiles (shaders/conv_gemm.comp), and max/avg/adaptive-avg pooling with their
  * gradients (shaders/pool_2d.comp). Every output element is written by one
  * invocation (gradients gather), so results need no atomics and no zero
  * fill; GEMMs with few output tiles and a long K split K over work groups
@@ -27,6 +27,12 @@ typedef struct splitk_params {
   int32_t n, S;
 } splitk_params;
 
+/* Mirrors Params of conv_bias_act.comp. */
+typedef struct bias_act_params {
+  uint64_t out, bias;
+  int32_t n, O, OHW, act;
+} bias_act_params;
+
 /* Split-K: a GEMM with few output tiles but a long K (the weight gradient:
  * [Cout, Cin*KH*KW] summed over N*OH*OW) would run on a handful of work
  * groups looping over K. Aim for about SPLIT_TARGET groups in all, each
@@ -43,6 +49,7 @@ static asg_status conv_setup(const asg_step *s, conv_params *p, const char **bas
   const asg_shape *xs, *ws, *ys;
   switch (s->op) {
   case ASG_OP_CONV2D:
+  case ASG_OP_CONV2D_BIAS_ACT:
     xs = &s->in[0].shape, ws = &s->in[1].shape, ys = &s->out.shape, *base = "conv_fwd";
     break;
   case ASG_OP_CONV2D_BWD_WEIGHT:
@@ -67,7 +74,8 @@ static asg_status conv_setup(const asg_step *s, conv_params *p, const char **bas
   /* GEMM sizes (each < 2^31: bounded by a tensor's element count) */
   int64_t M, NC, K;
   switch (s->op) {
-  case ASG_OP_CONV2D: M = p->Og, NC = (int64_t)p->N * p->OHW, K = p->CKK; break;
+  case ASG_OP_CONV2D:
+  case ASG_OP_CONV2D_BIAS_ACT: M = p->Og, NC = (int64_t)p->N * p->OHW, K = p->CKK; break;
   case ASG_OP_CONV2D_BWD_WEIGHT: M = p->Og, NC = p->CKK, K = (int64_t)p->N * p->OHW; break;
   default: M = p->Cg, NC = (int64_t)p->N * p->HW, K = (int64_t)p->Og * p->KK; break;
   }
@@ -119,11 +127,17 @@ static asg_status conv_record(const asg_vk_call *c) {
   if (gx < 1) gx = 1;
   if (gy < 1) gy = 1;
   st = asg_vk_dispatch(c, name, &p, sizeof p, (uint32_t)gx, (uint32_t)gy, (uint32_t)gz);
-  if (st || p.S < 2) return st;
-  asg_vk_barrier(c);
-  splitk_params q = {c->out, c->ws, p.OUTN, p.S};
-  if ((st = asg_vk_variant(c, "conv_splitk", dt, name, sizeof name))) return st;
-  return asg_vk_dispatch(c, name, &q, sizeof q, asg_vk_groups(c, p.OUTN, 256), 1, 1);
+  if (!st && p.S >= 2) {
+    asg_vk_barrier(c);
+    splitk_params q = {c->out, c->ws, p.OUTN, p.S};
+    if ((st = asg_vk_variant(c, "conv_splitk", dt, name, sizeof name))) return st;
+    st = asg_vk_dispatch(c, name, &q, sizeof q, asg_vk_groups(c, p.OUTN, 256), 1, 1);
+  }
+  if (st || s->op != ASG_OP_CONV2D_BIAS_ACT || p.OUTN == 0) return st;
+  asg_vk_barrier(c); /* conv2d_bias_act: the bias and ReLU over the finished output */
+  bias_act_params b = {c->out, c->in[2], p.OUTN, p.O, p.OHW, (int32_t)s->attr.i[9]};
+  if ((st = asg_vk_variant(c, "conv_bias_act", dt, name, sizeof name))) return st;
+  return asg_vk_dispatch(c, name, &b, sizeof b, asg_vk_groups(c, p.OUTN, 256), 1, 1);
 }
 
 /* Mirrors Params of pool_2d.comp: x [N,C,H,W] -> y [N,C,OH,OW] (for the
@@ -173,8 +187,8 @@ static asg_status pool_record(const asg_vk_call *c) {
 }
 
 void asg_vk_register_conv(asg_vk_kernel *t) {
-  static const asg_op convs[] = {ASG_OP_CONV2D, ASG_OP_CONV2D_BWD_INPUT, ASG_OP_CONV2D_BWD_WEIGHT,
-                                 ASG_OP_CONV_TRANSPOSE2D};
+  static const asg_op convs[] = {ASG_OP_CONV2D, ASG_OP_CONV2D_BIAS_ACT, ASG_OP_CONV2D_BWD_INPUT,
+                                 ASG_OP_CONV2D_BWD_WEIGHT, ASG_OP_CONV_TRANSPOSE2D};
   static const asg_op pools[] = {ASG_OP_MAXPOOL2D,          ASG_OP_MAXPOOL2D_BWD,
                                  ASG_OP_AVGPOOL2D,          ASG_OP_AVGPOOL2D_BWD,
                                  ASG_OP_ADAPTIVE_AVGPOOL2D, ASG_OP_ADAPTIVE_AVGPOOL2D_BWD};

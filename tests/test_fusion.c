@@ -1,0 +1,206 @@
+/* The compiler's fusion pass (src/passes/fuse_conv.c) through the public
+ * API: relu(conv2d(x, w, b)) and conv2d(x, w, b) compile to one
+ * conv2d_bias_act step (fewer steps than with asg_compile_opts.no_fusion)
+ * and give the values of direct loops written here, the same bits as the
+ * unfused CPU program, in f32 (the direct kernel and im2col + GEMM) and
+ * f64, forward and with gradients, for a symbolic batch; a conv2d or add
+ * that something else reads is left alone, and the graph is not changed.
+ * Usage: test_fusion [cpu|cuda|vulkan] (default cpu; the fused program runs
+ * there, the unfused reference on the CPU; 77 when the backend has no
+ * device). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+
+static const char *g_backend = "cpu";
+
+typedef struct fcase {
+  const char *name;
+  int N, C, H, W, O, K, stride, pad, groups;
+} fcase;
+
+static int64_t out_hw(const fcase *c, int64_t in) {
+  return (in + 2 * c->pad - c->K) / c->stride + 1;
+}
+
+/* y[n,o,p] = act(b[o] + sum w[o,c,kh,kw] x[n,g*Cg+c, ...]) in double */
+static void ref(const fcase *c, const double *x, const double *w, const double *b, bool relu,
+                double *y) {
+  const int64_t OH = out_hw(c, c->H), OW = out_hw(c, c->W), Cg = c->C / c->groups,
+                Og = c->O / c->groups;
+  for (int64_t n = 0; n < c->N; n++)
+    for (int64_t o = 0; o < c->O; o++)
+      for (int64_t oh = 0; oh < OH; oh++)
+        for (int64_t ow = 0; ow < OW; ow++) {
+          double s = b[o];
+          for (int64_t ci = 0; ci < Cg; ci++)
+            for (int64_t kh = 0; kh < c->K; kh++)
+              for (int64_t kw = 0; kw < c->K; kw++) {
+                int64_t ih = oh * c->stride - c->pad + kh, iw = ow * c->stride - c->pad + kw;
+                if (ih < 0 || ih >= c->H || iw < 0 || iw >= c->W) continue;
+                int64_t ch = (o / Og) * Cg + ci;
+                s += w[((o * Cg + ci) * c->K + kh) * c->K + kw] *
+                     x[((n * c->C + ch) * c->H + ih) * c->W + iw];
+              }
+          y[((n * c->O + o) * OH + oh) * OW + ow] = relu && s < 0 ? 0 : s;
+        }
+}
+
+static asg_program *compile(asg_graph *g, int n, asg_tensor *const *outs, const char *be,
+                            bool no_fusion) {
+  asg_compile_opts o = {0};
+  o.backend = be;
+  o.no_fusion = no_fusion;
+  asg_program *p = asg_compile(g, n, outs, &o);
+  TU_CHECK(p, "compile on %s (no_fusion %d): %s", be, no_fusion, asg_last_error());
+  return p;
+}
+
+/* Runs p on x, w, b (and r when given); fetches outs into out[k]. */
+static bool run(asg_program *p, asg_dtype dt, const fcase *c, const double *x, const double *w,
+                const double *b, const double *r, int n, asg_tensor *const *outs, double **out) {
+  const long nx = (long)c->N * c->C * c->H * c->W,
+             nw = (long)c->O * (c->C / c->groups) * c->K * c->K;
+  const long ny = (long)c->N * c->O * out_hw(c, c->H) * out_hw(c, c->W);
+  bool ok =
+      !tu_feed(p, "x", dt, x, nx) && !tu_feed(p, "w", dt, w, nw) && !tu_feed(p, "b", dt, b, c->O);
+  if (ok && r) ok = !tu_feed(p, "r", dt, r, ny);
+  if (ok) ok = asg_program_run(p) == ASG_OK;
+  for (int k = 0; k < n && ok; k++)
+    ok = !tu_fetch(p, outs[k], out[k]);
+  TU_CHECK(ok, "run on %s: %s", asg_program_backend(p), asg_last_error());
+  return ok;
+}
+
+static long numel(asg_tensor *t) { return (long)asg_shape_numel(asg_tensor_shape(t)); }
+
+static bool same(const double *a, const double *b, long n) {
+  for (long i = 0; i < n; i++)
+    if (!(a[i] == b[i] || (isnan(a[i]) && isnan(b[i])))) return false;
+  return true;
+}
+
+/* relu?(conv2d(x, w, b)) [+ the conv2d itself as a second output] [+ the
+ * gradients of sum(y * r) in x, w, b]: the fused program on g_backend
+ * against loops (forward) and the unfused CPU program (all outputs). */
+static void check(const fcase *c, asg_dtype dt, bool relu, bool conv_out, bool grads) {
+  const int64_t OH = out_hw(c, c->H), OW = out_hw(c, c->W);
+  asg_graph *g = asg_graph_new();
+  asg_shape xs = ASG_SHAPE(c->N, c->C, c->H, c->W), ys = ASG_SHAPE(c->N, c->O, OH, OW);
+  asg_tensor *x = asg_input(g, "x", dt, xs);
+  asg_tensor *w = asg_input(g, "w", dt, ASG_SHAPE(c->O, c->C / c->groups, c->K, c->K));
+  asg_tensor *b = asg_input(g, "b", dt, ASG_SHAPE(c->O));
+  asg_conv_params cp = {
+      .stride = {c->stride, c->stride}, .padding = {c->pad, c->pad}, .groups = c->groups};
+  asg_tensor *z = asg_conv2d(x, w, NULL, cp);
+  asg_tensor *y = asg_add(z, asg_reshape(b, ASG_SHAPE(1, c->O, 1, 1))); /* asg_conv2d's bias */
+  if (relu) y = asg_relu(y);
+  asg_tensor *outs[5] = {y};
+  int n = 1;
+  if (conv_out) outs[n++] = z;
+  if (grads) {
+    asg_tensor *r = asg_input(g, "r", dt, ys), *wrt[3] = {x, w, b};
+    asg_tensor *loss = asg_sum(asg_mul(y, r), ASG_ALL_AXES, false);
+    TU_CHECK(asg_grad(loss, 3, wrt, outs + n) == ASG_OK, "%s: asg_grad", c->name);
+    n += 3;
+  }
+  const int nodes = asg_graph_node_count(g);
+  asg_program *fz = compile(g, n, outs, g_backend, false), *un = compile(g, n, outs, "cpu", true);
+  TU_CHECK(asg_graph_node_count(g) == nodes &&
+               !strcmp(asg_tensor_op_name(y), relu ? "relu" : "add"),
+           "%s: the graph is unchanged by compile", c->name);
+  const long nx = numel(x), nw = numel(w), ny = numel(y);
+  double *xv = malloc(sizeof(double) * (size_t)nx), *wv = malloc(sizeof(double) * (size_t)nw);
+  double bv[64], *rv = malloc(sizeof(double) * (size_t)ny),
+                 *want = malloc(sizeof(double) * (size_t)ny);
+  tu_rand(1, xv, nx, -1, 1), tu_rand(2, wv, nw, -1, 1), tu_rand(3, bv, c->O, -1, 1);
+  tu_rand(4, rv, ny, 0.5, 1.5);
+  double *got[5], *ug[5];
+  for (int k = 0; k < n; k++) {
+    got[k] = calloc((size_t)numel(outs[k]), sizeof(double));
+    ug[k] = calloc((size_t)numel(outs[k]), sizeof(double));
+  }
+  if (fz && un && run(fz, dt, c, xv, wv, bv, grads ? rv : NULL, n, outs, got) &&
+      run(un, dt, c, xv, wv, bv, grads ? rv : NULL, n, outs, ug)) {
+    const char *dn = asg_dtype_name(dt);
+    /* conv_out keeps the conv2d (read by an output) and so its add: nothing fused */
+    const int sf = asg_program_step_count(fz), su = asg_program_step_count(un);
+    TU_CHECK(conv_out ? sf == su : sf < su, "%s %s relu %d: %d steps fused, %d unfused", c->name,
+             dn, relu, sf, su);
+    ref(c, xv, wv, bv, relu, want);
+    TU_CHECK(tu_close(c->name, got[0], want, ny, dt == ASG_F32 ? 1e-5 : 1e-12, 1e-5),
+             "%s %s relu %d: y against loops", c->name, dn, relu);
+    const bool cpu = !strcmp(g_backend, "cpu");
+    for (int k = 0; k < n; k++) {
+      const long m = numel(outs[k]);
+      if (cpu) /* the fused kernel adds and clamps as the steps it replaced */
+        TU_CHECK(same(got[k], ug[k], m), "%s %s relu %d: output %d is the unfused bits", c->name,
+                 dn, relu, k);
+      else
+        TU_CHECK(tu_close(c->name, got[k], ug[k], m, dt == ASG_F32 ? 1e-4 : 1e-10, 1e-4),
+                 "%s %s relu %d: output %d on %s against the unfused CPU", c->name, dn, relu, k,
+                 g_backend);
+    }
+  }
+  for (int k = 0; k < n; k++)
+    free(got[k]), free(ug[k]);
+  free(xv), free(wv), free(rv), free(want);
+  asg_program_free(fz), asg_program_free(un);
+  asg_graph_free(g);
+}
+
+/* A symbolic batch: every specialization is fused, and runs right. */
+static void check_symbolic(asg_dtype dt) {
+  asg_graph *g = asg_graph_new();
+  int64_t B = asg_dim(g, "batch", 0);
+  asg_tensor *x = asg_input(g, "x", dt, ASG_SHAPE(B, 2, 9, 9));
+  asg_tensor *w = asg_input(g, "w", dt, ASG_SHAPE(4, 2, 3, 3));
+  asg_tensor *b = asg_input(g, "b", dt, ASG_SHAPE(4));
+  asg_tensor *y = asg_relu(asg_conv2d(x, w, b, (asg_conv_params){.padding = {1, 1}}));
+  asg_program *fz = compile(g, 1, &y, g_backend, false);
+  for (int n = 1; fz && n <= 5; n += 4) {
+    const fcase c = {"symbolic", n, 2, 9, 9, 4, 3, 1, 1, 1};
+    double xv[5 * 2 * 81], wv[72], bv[4], got[5 * 4 * 81], want[5 * 4 * 81], raw[5 * 4 * 81];
+    tu_rand(5, xv, n * 162, -1, 1), tu_rand(6, wv, 72, -1, 1), tu_rand(7, bv, 4, -1, 1);
+    bool ok = !tu_feed(fz, "x", dt, xv, n * 162) && !tu_feed(fz, "w", dt, wv, 72) &&
+              !tu_feed(fz, "b", dt, bv, 4) && asg_program_run(fz) == ASG_OK &&
+              asg_program_fetch(fz, y, raw, (size_t)n * 324 * asg_dtype_size(dt)) == ASG_OK;
+    tu_to_double(dt, raw, got, n * 324); /* (tu_fetch needs a static shape) */
+    TU_CHECK(ok, "symbolic batch %d: %s", n, asg_last_error());
+    ref(&c, xv, wv, bv, true, want);
+    if (ok)
+      TU_CHECK(tu_close("symbolic", got, want, n * 324, dt == ASG_F32 ? 1e-5 : 1e-12, 1e-5),
+               "symbolic batch %d (%s)", n, asg_dtype_name(dt));
+  }
+  asg_program_free(fz);
+  asg_graph_free(g);
+}
+
+int main(int argc, char **argv) {
+  if (argc > 1) g_backend = argv[1];
+  if (!asg_backend_available(g_backend)) {
+    printf("backend %s not available: skipped\n", g_backend);
+    return TU_SKIP;
+  }
+  static const fcase cases[] = {
+      /* f32 stride 1, 9 taps and 72 taps: the CPU's direct kernel */
+      {"1->8 3x3", 3, 1, 12, 11, 8, 3, 1, 1, 1},
+      {"8->16 3x3", 2, 8, 9, 10, 16, 3, 1, 1, 1},
+      /* im2col + GEMM: stride 2, groups, a 1x1 kernel, more images than threads */
+      {"stride 2 groups 2", 3, 4, 11, 9, 6, 3, 2, 1, 2},
+      {"1x1", 5, 6, 5, 4, 3, 1, 1, 0, 1},
+  };
+  const asg_dtype dts[2] = {ASG_F32, ASG_F64};
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+    for (int d = 0; d < 2; d++) {
+      check(&cases[i], dts[d], true, false, false);
+      check(&cases[i], dts[d], false, false, false);
+      check(&cases[i], dts[d], true, true, false);
+      check(&cases[i], dts[d], true, false, true);
+    }
+  check_symbolic(ASG_F32);
+  check_symbolic(ASG_F64);
+  return tu_finish();
+}

@@ -626,6 +626,26 @@ static void test_grads(void) {
              "split gradient is a concat (got %s)", dx ? asg_tensor_op_name(dx) : "none");
     asg_graph_free(g);
   }
+  { /* 150 one-row slices (an RNN's time steps): one concat, value k in row k */
+    enum { T = 150 };
+    asg_graph *g = asg_graph_new();
+    asg_tensor *x = asg_variable(g, "x", ASG_F64, ASG_SHAPE(T, 2), asg_init_zeros()), *dx = NULL;
+    asg_tensor *loss = NULL;
+    for (int k = 0; k < T; k++) {
+      asg_tensor *r = asg_mul_scalar(asg_slice(x, 0, k, k + 1, 1), (double)k);
+      loss =
+          loss ? asg_add(loss, asg_sum(r, ASG_ALL_AXES, false)) : asg_sum(r, ASG_ALL_AXES, false);
+    }
+    TU_CHECK(
+        asg_grad(loss, 1, &x, &dx) == ASG_OK && dx && strcmp(asg_tensor_op_name(dx), "concat") == 0,
+        "150 slices: the gradient is one concat (got %s)", dx ? asg_tensor_op_name(dx) : "none");
+    double got[2 * T], want[2 * T];
+    for (int i = 0; i < 2 * T; i++)
+      want[i] = i / 2;
+    TU_CHECK(dx && tu_eval(g, dx, got) == 0 && tu_close("150 slices", got, want, 2 * T, 0, 0),
+             "150 slices: gradient values");
+    asg_graph_free(g);
+  }
   for (int axis = -2; axis < 2; axis++) {
     asg_shape gs = ASG_SHAPE(3, 4);
     char name[32];

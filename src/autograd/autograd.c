@@ -55,16 +55,11 @@ typedef struct slice_piece {
 
 static asg_tensor *add_to(asg_tensor *acc, asg_tensor *d) { return acc ? asg_add(acc, d) : d; }
 
-/* The pieces of one axis, sorted by start, as one gradient of x's shape:
+/* The pieces of one axis, sorted by start (by the caller), as one gradient
+ * of x's shape:
  * a concat when they do not overlap (gaps filled with zeros), else the
  * sum of their slice_bwd. */
 static asg_tensor *join_pieces(asg_tensor *x, slice_piece **v, int n) {
-  for (int i = 1; i < n; i++) /* insertion sort by start (n is small) */
-    for (int j = i; j > 0 && v[j]->start < v[j - 1]->start; j--) {
-      slice_piece *t = v[j];
-      v[j] = v[j - 1];
-      v[j - 1] = t;
-    }
   const int a = v[0]->axis;
   bool disjoint = n > 1;
   for (int i = 1; i < n && disjoint; i++)
@@ -96,24 +91,39 @@ static asg_tensor *join_pieces(asg_tensor *x, slice_piece **v, int n) {
   return r;
 }
 
-/* Folds the waiting slice gradients of node i into acc[i]. */
+static int by_start(const void *a, const void *b) {
+  const slice_piece *p = *(slice_piece *const *)a, *q = *(slice_piece *const *)b;
+  return (p->start > q->start) - (p->start < q->start);
+}
+
+/* Folds the waiting slice gradients of node i into acc[i]: all the pieces
+ * of an axis in one join (an RNN's T time steps: one concat, not T/64
+ * zero-padded sums). */
 static void settle_pieces(asg_tensor *x, slice_piece **pend, asg_tensor **acc) {
-  slice_piece *v[64];
   while (pend[x->id]) {
-    /* the pieces of the first piece's axis (64 at most per pass) */
     int n = 0, a = pend[x->id]->axis;
+    for (slice_piece *p = pend[x->id]; p; p = p->next)
+      n += p->axis == a;
+    slice_piece **v = malloc(sizeof *v * (size_t)n);
+    if (!v) {
+      asg__fail(x->graph, ASG_ERR_OOM, "grad", "out of memory");
+      return; /* the pieces are freed with pend by the caller's loop end */
+    }
+    n = 0;
     for (slice_piece **pp = &pend[x->id]; *pp;) {
-      if ((*pp)->axis == a && n < 64) {
+      if ((*pp)->axis == a) {
         v[n++] = *pp;
         *pp = (*pp)->next;
       } else {
         pp = &(*pp)->next;
       }
     }
+    qsort(v, (size_t)n, sizeof *v, by_start);
     acc[x->id] = add_to(acc[x->id], n == 1 ? asg__slice_bwd(v[0]->dy, x->shape, a, v[0]->start, 1)
                                            : join_pieces(x, v, n));
     for (int k = 0; k < n; k++)
       free(v[k]);
+    free(v);
   }
 }
 

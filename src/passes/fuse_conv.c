@@ -61,7 +61,6 @@ asg_status asg__fuse_begin(asg_graph *g, int n_out, asg_tensor *const *outs, asg
   int *readers = calloc((size_t)N + 1, sizeof *readers);
   int *reader = malloc(sizeof *reader * ((size_t)N + 1));
   asg_fusion *f = calloc(1, sizeof *f);
-  asg_status st = ASG_OK;
   if (!readers || !reader || !f) goto oom;
   for (int i = 0; i < N; i++)
     for (int k = 0; k < g->nodes[i]->n_in; k++) {
@@ -109,8 +108,7 @@ asg_status asg__fuse_begin(asg_graph *g, int n_out, asg_tensor *const *outs, asg
 oom:
   free(readers), free(reader);
   asg__fuse_end(g, f);
-  st = asg__error(ASG_ERR_OOM, "compile: out of memory (fusion pass)");
-  return st;
+  return asg__error(ASG_ERR_OOM, "compile: out of memory (fusion pass)");
 }
 
 void asg__fuse_end(asg_graph *g, asg_fusion *f) {

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "backends/cpu/cpu.h"
+#include "backends/cpu/cpu_simd.h"
 #include "runtime/layout.h"
 
 static inline int64_t idx_at(const void *p, asg_dtype dt, int64_t i) {
@@ -19,27 +20,28 @@ static int threads_for(const asg_cpu_call *c, int64_t elems) {
 }
 
 /* n records of rb bytes: dst[i * ds] = src[i * ss] (strides in records).
- * Fixed-size memcpy compiles to plain moves. */
-#define COPY_RECS(RB)                                                                              \
-  for (int64_t i = 0; i < n; i++)                                                                  \
-    memcpy(dst + i * ds * (RB), src + i * ss * (RB), (RB));
+ * Inlined with a constant rb, the memcpy compiles to plain moves. */
+ASG_ALWAYS_INLINE void copy_recs_of(char *dst, int64_t ds, const char *src, int64_t ss, int64_t n,
+                                    int64_t rb) {
+  for (int64_t i = 0; i < n; i++)
+    memcpy(dst + i * ds * rb, src + i * ss * rb, (size_t)rb);
+}
 static void copy_recs(char *dst, int64_t ds, const char *src, int64_t ss, int64_t n, size_t rb) {
   if (ds == 1 && ss == 1) {
     memcpy(dst, src, (size_t)n * rb);
     return;
   }
   switch (rb) {
-  case 1: COPY_RECS(1) break;
-  case 2: COPY_RECS(2) break;
-  case 4: COPY_RECS(4) break;
-  case 8: COPY_RECS(8) break;
-  case 16: COPY_RECS(16) break;
+  case 1: copy_recs_of(dst, ds, src, ss, n, 1); break;
+  case 2: copy_recs_of(dst, ds, src, ss, n, 2); break;
+  case 4: copy_recs_of(dst, ds, src, ss, n, 4); break;
+  case 8: copy_recs_of(dst, ds, src, ss, n, 8); break;
+  case 16: copy_recs_of(dst, ds, src, ss, n, 16); break;
   default:
     for (int64_t i = 0; i < n; i++)
       memcpy(dst + (size_t)(i * ds) * rb, src + (size_t)(i * ss) * rb, rb);
   }
 }
-#undef COPY_RECS
 
 /* ---- permute ----
  * The permutation is first simplified (asg__permute_plan, runtime/layout.h):
@@ -55,24 +57,26 @@ static void copy_recs(char *dst, int64_t ds, const char *src, int64_t ss, int64_
  * band inside writes contiguous runs and streams PERM_BAND input rows; it
  * measured 3x faster than 32x32 square tiles on power-of-two strides, which
  * make the tile's rows collide in the same cache sets. */
-#define BAND(ES)                                                                                   \
-  for (int64_t j = 0; j < nj; j++) {                                                               \
-    char *dr = dst + (size_t)(j * osq) * (ES);                                                     \
-    const char *sr = src + (size_t)j * (ES);                                                       \
-    for (int64_t i = i0; i < i1; i++)                                                              \
-      memcpy(dr + (size_t)i * (ES), sr + (size_t)(i * isp) * (ES), (ES));                          \
+ASG_ALWAYS_INLINE void band_of(char *dst, const char *src, int64_t i0, int64_t i1, int64_t nj,
+                               int64_t isp, int64_t osq, size_t es) {
+  for (int64_t j = 0; j < nj; j++) {
+    char *dr = dst + (size_t)(j * osq) * es;
+    const char *sr = src + (size_t)j * es;
+    for (int64_t i = i0; i < i1; i++)
+      memcpy(dr + (size_t)i * es, sr + (size_t)(i * isp) * es, es);
   }
+}
+/* band_of with the element sizes of the dtypes as constants (plain moves). */
 static void band(char *dst, const char *src, int64_t i0, int64_t i1, int64_t nj, int64_t isp,
                  int64_t osq, size_t es) {
   switch (es) {
-  case 1: BAND(1) break;
-  case 2: BAND(2) break;
-  case 4: BAND(4) break;
-  case 8: BAND(8) break;
-  default: BAND(es)
+  case 1: band_of(dst, src, i0, i1, nj, isp, osq, 1); break;
+  case 2: band_of(dst, src, i0, i1, nj, isp, osq, 2); break;
+  case 4: band_of(dst, src, i0, i1, nj, isp, osq, 4); break;
+  case 8: band_of(dst, src, i0, i1, nj, isp, osq, 8); break;
+  default: band_of(dst, src, i0, i1, nj, isp, osq, es);
   }
 }
-#undef BAND
 
 #define PERM_BAND 8
 
@@ -332,41 +336,31 @@ static asg_status gather_kernel(const asg_cpu_call *c) {
  * x [outer, n, inner], idx [m], src [outer, m, inner] -> y = x, then
  * y[o, idx[j]] += src[o, j] for j = 0..m-1 in order. Deterministic: a work
  * unit owns a range of target rows of one outer slice and scans all of idx,
- * so each element's additions happen in j order whatever the thread count. */
-#define SCATTER_ROWS(T)                                                                            \
-  {                                                                                                \
-    for (int64_t j = 0; j < m; j++) {                                                              \
-      int64_t i = idx_at(idx, it, j);                                                              \
-      if (i < i0 || i >= i1) continue;                                                             \
-      T *dr = (T *)c->out + (o * n + i) * inner;                                                   \
-      const T *sr = (const T *)c->in[2] + (o * m + j) * inner;                                     \
-      for (int64_t k = 0; k < inner; k++)                                                          \
-        dr[k] += sr[k];                                                                            \
-    }                                                                                              \
-  }
-/* Units [lo, hi): (outer slice, chunk of its n target rows). */
+ * so each element's additions happen in j order whatever the thread count.
+ * Per type: cpu_scatter_tmpl.h. */
+#define SUF f32
+#define T float
+#include "backends/cpu/cpu_scatter_tmpl.h"
+#define SUF f64
+#define T double
+#include "backends/cpu/cpu_scatter_tmpl.h"
+#define SUF i32
+#define T int32_t
+#include "backends/cpu/cpu_scatter_tmpl.h"
+#define SUF i64
+#define T int64_t
+#include "backends/cpu/cpu_scatter_tmpl.h"
+
 static void scatter_add_range(void *ctx, int64_t lo, int64_t hi, int tid) {
   (void)tid;
   const axis_job *jb = ctx;
-  const asg_cpu_call *c = jb->c;
-  const asg_dtype dt = c->s->out.dtype, it = c->s->in[1].dtype;
-  const void *idx = c->in[1];
-  const int64_t n = jb->n, m = jb->m, inner = jb->inner, nch = jb->nch;
-  const size_t rb = jb->rb;
-  for (int64_t u = lo; u < hi; u++) {
-    int64_t o = u / nch, ch = u % nch;
-    int64_t i0 = ch * n / nch, i1 = (ch + 1) * n / nch;
-    memcpy((char *)c->out + (size_t)(o * n + i0) * rb,
-           (const char *)c->in[0] + (size_t)(o * n + i0) * rb, (size_t)(i1 - i0) * rb);
-    switch (dt) {
-    case ASG_F32: SCATTER_ROWS(float) break;
-    case ASG_F64: SCATTER_ROWS(double) break;
-    case ASG_I32: SCATTER_ROWS(int32_t) break;
-    default: SCATTER_ROWS(int64_t) break;
-    }
+  switch (jb->c->s->out.dtype) {
+  case ASG_F32: scatter_add_f32(jb, lo, hi); break;
+  case ASG_F64: scatter_add_f64(jb, lo, hi); break;
+  case ASG_I32: scatter_add_i32(jb, lo, hi); break;
+  default: scatter_add_i64(jb, lo, hi); break;
   }
 }
-#undef SCATTER_ROWS
 
 static asg_status scatter_add_kernel(const asg_cpu_call *c) {
   const asg_step *s = c->s;

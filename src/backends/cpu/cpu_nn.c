@@ -278,107 +278,63 @@ static asg_status softmax_kernel(const asg_cpu_call *c) {
 
 /* ---- layernorm ----
  * x [R, C] (all leading dims flattened), gamma/beta [C]. Statistics are
- * recomputed by the backward ops rather than saved (no extra outputs). */
-#define DEF_LN_STATS(SUF, T)                                                                       \
-  static inline void ln_stats_##SUF(const T *xr, int64_t C, double eps, double *mean,              \
-                                    double *rstd) {                                                \
-    double s = 0, q = 0;                                                                           \
-    for (int64_t j = 0; j < C; j++)                                                                \
-      s += (double)xr[j];                                                                          \
-    double m = s / (double)C;                                                                      \
-    for (int64_t j = 0; j < C; j++) {                                                              \
-      double d = (double)xr[j] - m;                                                                \
-      q += d * d;                                                                                  \
-    }                                                                                              \
-    *mean = m;                                                                                     \
-    *rstd = 1.0 / sqrt(q / (double)C + eps);                                                       \
-  }
-DEF_LN_STATS(f32, float)
-DEF_LN_STATS(f64, double)
-
-/* x [R,C], gamma [C], beta [C] -> y [R,C] */
-#define DEF_LN_FWD(SUF, T)                                                                         \
-  /* Rows [lo, hi). */                                                                             \
-  static void ln_fwd_##SUF(const asg_cpu_call *c, int64_t C, int64_t lo, int64_t hi) {             \
-    const T *x = c->in[0], *gm = c->in[1], *bt = c->in[2];                                         \
-    T *y = c->out;                                                                                 \
-    double eps = c->s->attr.f[0];                                                                  \
-    for (int64_t r = lo; r < hi; r++) {                                                            \
-      const T *xr = x + r * C;                                                                     \
-      T *yr = y + r * C;                                                                           \
-      double mean, rstd;                                                                           \
-      ln_stats_##SUF(xr, C, eps, &mean, &rstd);                                                    \
-      for (int64_t j = 0; j < C; j++)                                                              \
-        yr[j] = (T)(((double)xr[j] - mean) * rstd * (double)gm[j] + (double)bt[j]);                \
-    }                                                                                              \
-  }
-DEF_LN_FWD(f64, double)
-
-/* dy [R,C], x [R,C], gamma [C] -> dx [R,C]:
- * dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * gamma. */
-#define DEF_LN_BWD_X(SUF, T)                                                                       \
-  /* Rows [lo, hi). */                                                                             \
-  static void ln_bwd_x_##SUF(const asg_cpu_call *c, int64_t C, int64_t lo, int64_t hi) {           \
-    const T *dy = c->in[0], *x = c->in[1], *gm = c->in[2];                                         \
-    T *dx = c->out;                                                                                \
-    double eps = c->s->attr.f[0];                                                                  \
-    for (int64_t r = lo; r < hi; r++) {                                                            \
-      const T *xr = x + r * C, *dyr = dy + r * C;                                                  \
-      T *dxr = dx + r * C;                                                                         \
-      double mean, rstd, sg = 0, sgx = 0;                                                          \
-      ln_stats_##SUF(xr, C, eps, &mean, &rstd);                                                    \
-      for (int64_t j = 0; j < C; j++) {                                                            \
-        double g = (double)dyr[j] * (double)gm[j];                                                 \
-        sg += g;                                                                                   \
-        sgx += g * ((double)xr[j] - mean) * rstd;                                                  \
-      }                                                                                            \
-      sg /= (double)C;                                                                             \
-      sgx /= (double)C;                                                                            \
-      for (int64_t j = 0; j < C; j++) {                                                            \
-        double xh = ((double)xr[j] - mean) * rstd;                                                 \
-        dxr[j] = (T)(rstd * ((double)dyr[j] * (double)gm[j] - sg - xh * sgx));                     \
-      }                                                                                            \
-    }                                                                                              \
-  }
-DEF_LN_BWD_X(f64, double)
+ * recomputed by the backward ops rather than saved (no extra outputs).
+ * dgamma [C] = sum_r dy * xhat: row statistics go to the workspace (2R
+ * doubles) first; then column blocks run in parallel, each summing its rows
+ * in order (deterministic, no atomics). Per type: cpu_layernorm_tmpl.h. */
 
 /* Columns per task of the dgamma reduction: wide enough for contiguous
  * reads, small enough to keep the accumulators in registers/L1. */
 #define LN_COLS 64
 
-/* dy [R,C], x [R,C] -> dgamma [C] = sum_r dy * xhat. Row statistics go to
- * the workspace (2R doubles) first; then column blocks run in parallel, each
- * summing its rows in order (deterministic, no atomics). */
-#define DEF_LN_BWD_G(SUF, T)                                                                       \
-  /* Statistics of rows [lo, hi) into the workspace. */                                            \
-  static void ln_bwd_g_stats_##SUF(const asg_cpu_call *c, int64_t R, int64_t C, int64_t lo,        \
-                                   int64_t hi) {                                                   \
-    const T *x = c->in[1];                                                                         \
-    double eps = c->s->attr.f[0], *mean = c->ws, *rstd = mean + R;                                 \
-    for (int64_t r = lo; r < hi; r++)                                                              \
-      ln_stats_##SUF(x + r * C, C, eps, mean + r, rstd + r);                                       \
-  }                                                                                                \
-  /* Column blocks [lo, hi) of dgamma. */                                                          \
-  static void ln_bwd_g_##SUF(const asg_cpu_call *c, int64_t R, int64_t C, int64_t lo,              \
-                             int64_t hi) {                                                         \
-    const T *dy = c->in[0], *x = c->in[1];                                                         \
-    T *dg = c->out;                                                                                \
-    const double *mean = c->ws, *rstd = mean + R;                                                  \
-    for (int64_t b = lo; b < hi; b++) {                                                            \
-      int64_t j0 = b * LN_COLS, w = C - j0 < LN_COLS ? C - j0 : LN_COLS;                           \
-      double acc[LN_COLS] = {0};                                                                   \
-      for (int64_t r = 0; r < R; r++) {                                                            \
-        const T *xr = x + r * C + j0, *dyr = dy + r * C + j0;                                      \
-        double m = mean[r], rs = rstd[r];                                                          \
-        for (int64_t j = 0; j < w; j++)                                                            \
-          acc[j] += (double)dyr[j] * (((double)xr[j] - m) * rs);                                   \
-      }                                                                                            \
-      for (int64_t j = 0; j < w; j++)                                                              \
-        dg[j0 + j] = (T)acc[j];                                                                    \
-    }                                                                                              \
+#define SUF f32
+#define T float
+#include "backends/cpu/cpu_layernorm_tmpl.h"
+#define SUF f64
+#define T double
+#include "backends/cpu/cpu_layernorm_tmpl.h"
+
+/* Rows [lo, hi) of x [R,C], gamma [C], beta [C] -> y [R,C] (f64; f32 runs
+ * in lanes: ln_fwd_f32). */
+static void ln_fwd_f64(const asg_cpu_call *c, int64_t C, int64_t lo, int64_t hi) {
+  const double *x = c->in[0], *gm = c->in[1], *bt = c->in[2];
+  double *y = c->out;
+  double eps = c->s->attr.f[0];
+  for (int64_t r = lo; r < hi; r++) {
+    const double *xr = x + r * C;
+    double *yr = y + r * C;
+    double mean, rstd;
+    ln_stats_f64(xr, C, eps, &mean, &rstd);
+    for (int64_t j = 0; j < C; j++)
+      yr[j] = (xr[j] - mean) * rstd * gm[j] + bt[j];
   }
-DEF_LN_BWD_G(f32, float)
-DEF_LN_BWD_G(f64, double)
+}
+
+/* Rows [lo, hi) of dy [R,C], x [R,C], gamma [C] -> dx [R,C] (f64; f32:
+ * ln_bwd_x_f32): dx = rstd * (g - mean(g) - xhat * mean(g * xhat)),
+ * g = dy * gamma. */
+static void ln_bwd_x_f64(const asg_cpu_call *c, int64_t C, int64_t lo, int64_t hi) {
+  const double *dy = c->in[0], *x = c->in[1], *gm = c->in[2];
+  double *dx = c->out;
+  double eps = c->s->attr.f[0];
+  for (int64_t r = lo; r < hi; r++) {
+    const double *xr = x + r * C, *dyr = dy + r * C;
+    double *dxr = dx + r * C;
+    double mean, rstd, sg = 0, sgx = 0;
+    ln_stats_f64(xr, C, eps, &mean, &rstd);
+    for (int64_t j = 0; j < C; j++) {
+      double g = dyr[j] * gm[j];
+      sg += g;
+      sgx += g * (xr[j] - mean) * rstd;
+    }
+    sg /= (double)C;
+    sgx /= (double)C;
+    for (int64_t j = 0; j < C; j++) {
+      double xh = (xr[j] - mean) * rstd;
+      dxr[j] = rstd * (dyr[j] * gm[j] - sg - xh * sgx);
+    }
+  }
+}
 
 /* x is input 0 for LAYERNORM, input 1 for the backward ops. */
 static void ln_dims(const asg_step *s, int64_t *R, int64_t *C) {

@@ -37,51 +37,19 @@ typedef struct sf_job {
   double p;
 } sf_job;
 
-/* One row of dtype T with keys of type K (KEY: the key function). */
-#define SF_ROW(NAME, T, K, KEY, BITS)                                                              \
-  static void NAME(const T *x, T *y, int64_t V, int64_t k, double p) {                             \
-    T m = -(T)INFINITY;                                                                            \
-    for (int64_t i = 0; i < V; i++) {                                                              \
-      if (isnan(x[i])) {                                                                           \
-        for (int64_t j = 0; j < V; j++)                                                            \
-          y[j] = (T)NAN;                                                                           \
-        return;                                                                                    \
-      }                                                                                            \
-      if (x[i] > m) m = x[i];                                                                      \
-    }                                                                                              \
-    K kk = 0, kp = 0;                                                                              \
-    if (k > 0 && k < V)                                                                            \
-      for (int b = BITS - 1; b >= 0; b--) {                                                        \
-        const K cand = kk | ((K)1 << b);                                                           \
-        int64_t n = 0;                                                                             \
-        for (int64_t i = 0; i < V; i++)                                                            \
-          n += KEY(x[i]) >= cand;                                                                  \
-        if (n >= k) kk = cand;                                                                     \
-      }                                                                                            \
-    if (!(p > 0)) {                                                                                \
-      kp = KEY(m);                                                                                 \
-    } else if (p < 1) {                                                                            \
-      double z = 0;                                                                                \
-      for (int64_t i = 0; i < V; i++) {                                                            \
-        y[i] = KEY(x[i]) < kk ? 0 : x[i] == m ? 1 : (T)exp((double)(x[i] - m));                    \
-        z += (double)y[i];                                                                         \
-      }                                                                                            \
-      const double goal = p * z;                                                                   \
-      for (int b = BITS - 1; b >= 0; b--) {                                                        \
-        const K cand = kp | ((K)1 << b);                                                           \
-        double sum = 0;                                                                            \
-        for (int64_t i = 0; i < V; i++)                                                            \
-          if (KEY(x[i]) >= cand) sum += (double)y[i];                                              \
-        if (sum >= goal) kp = cand;                                                                \
-      }                                                                                            \
-    }                                                                                              \
-    const K thr = kk > kp ? kk : kp;                                                               \
-    for (int64_t i = 0; i < V; i++)                                                                \
-      y[i] = KEY(x[i]) >= thr ? x[i] : -(T)INFINITY;                                               \
-  }
-SF_ROW(row_f32, float, uint32_t, key32, 32)
-SF_ROW(row_f64, double, uint64_t, key64, 64)
-#undef SF_ROW
+/* One row x [V] -> y [V] per type: cpu_sample_tmpl.h. */
+#define SUF f32
+#define T float
+#define K uint32_t
+#define KEY key32
+#define BITS 32
+#include "backends/cpu/cpu_sample_tmpl.h"
+#define SUF f64
+#define T double
+#define K uint64_t
+#define KEY key64
+#define BITS 64
+#include "backends/cpu/cpu_sample_tmpl.h"
 
 static void sf_range(void *ctx, int64_t lo, int64_t hi, int tid) {
   (void)tid;

@@ -142,30 +142,23 @@ typedef struct scan_job {
   bool excl, rev;
 } scan_job;
 
-/* Rows [lo, hi) with accumulator type A (T's values widened). */
-#define SCAN_RANGE(NAME, T, A)                                                                     \
-  static void NAME(void *ctx, int64_t lo, int64_t hi, int tid) {                                   \
-    (void)tid;                                                                                     \
-    const scan_job *j = ctx;                                                                       \
-    const T *x = j->c->in[0];                                                                      \
-    T *y = j->c->out;                                                                              \
-    const int64_t n = j->n, in = j->inner, st = j->rev ? -in : in;                                 \
-    for (int64_t r = lo; r < hi; r++) {                                                            \
-      int64_t p = (r / in) * n * in + r % in + (j->rev ? (n - 1) * in : 0);                        \
-      A acc = 0;                                                                                   \
-      for (int64_t e = 0; e < n; e++, p += st) {                                                   \
-        const A v = (A)x[p];                                                                       \
-        if (!j->excl) acc += v;                                                                    \
-        y[p] = (T)acc;                                                                             \
-        if (j->excl) acc += v;                                                                     \
-      }                                                                                            \
-    }                                                                                              \
-  }
-SCAN_RANGE(scan_f32, float, double)
-SCAN_RANGE(scan_f64, double, double)
-SCAN_RANGE(scan_i32, int32_t, uint32_t)
-SCAN_RANGE(scan_i64, int64_t, uint64_t)
-#undef SCAN_RANGE
+/* The range functions per type (A: the accumulator): cpu_cumsum_tmpl.h. */
+#define SUF f32
+#define T float
+#define A double
+#include "backends/cpu/cpu_cumsum_tmpl.h"
+#define SUF f64
+#define T double
+#define A double
+#include "backends/cpu/cpu_cumsum_tmpl.h"
+#define SUF i32
+#define T int32_t
+#define A uint32_t
+#include "backends/cpu/cpu_cumsum_tmpl.h"
+#define SUF i64
+#define T int64_t
+#define A uint64_t
+#include "backends/cpu/cpu_cumsum_tmpl.h"
 
 static asg_status cumsum_kernel(const asg_cpu_call *c) {
   const asg_step *s = c->s;

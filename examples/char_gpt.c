@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "asg/asg.h"
+#include "common/corpus.h"
 #include "common/opts.h"
 #include "asg/nn.h"
 
@@ -69,8 +70,7 @@ int main(int argc, char **argv) {
   cfg c = {.layers = 4, .dim = 128, .heads = 4, .ctx = 64, .batch = 16};
   int steps = 3000, nsample = 400, threads = 0;
   double lr = 2e-3;
-  const char *paths[16], *backend = "cpu", *logdir = NULL;
-  int npaths = 0;
+  const char *backend = "cpu", *logdir = NULL;
   static const struct option lo[] = {{"steps", required_argument, 0, 's'},
                                      {"batch", required_argument, 0, 'b'},
                                      {"ctx", required_argument, 0, 'c'},
@@ -103,19 +103,11 @@ int main(int argc, char **argv) {
     }
   }
   if (bad) return 2;
-  for (int i = optind; i < argc && npaths < 16; i++)
-    paths[npaths++] = argv[i];
-  if (npaths == 0) paths[npaths++] = "/usr/share/games/fortunes";
   asg_text text;
-  if (asg_text_load(paths, npaths, &text) != ASG_OK) {
-    fprintf(stderr, "%s\n(install a corpus: apt-get install fortunes)\n", asg_last_error());
-    return 1;
-  }
+  int64_t split; /* train [0, split), validation [split, n) */
+  double h1;
+  if (corpus_load(argc, argv, optind, &text, &split, &h1)) return 1;
   c.vocab = text.vocab_size;
-  int64_t split = text.n * 9 / 10; /* train [0, split), validation [split, n) */
-  double h1 = asg_text_unigram_entropy(&text, split, text.n);
-  printf("corpus: %lld characters, vocabulary %d; unigram entropy of validation text %.3f nats\n",
-         (long long)text.n, c.vocab, h1);
   printf("model: %d layers, dim %d, %d heads, context %d, batch %d\n", c.layers, c.dim, c.heads,
          c.ctx, c.batch);
 

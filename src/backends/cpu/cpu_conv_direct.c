@@ -44,7 +44,17 @@ static int64_t q_of(const cgeo *g) {
   return (g->OH * wp_of(g) + ASG_LANES - 1) / ASG_LANES * ASG_LANES;
 }
 
-int64_t asg_cpu_conv_direct_wpack(const cgeo *g) { return g->G * blocks_of(g) * g->CKK * OB; }
+/* Packed weights [G, Og/8, CKK, 8], then the output tables of the padded
+ * grid's vectors (block_store_avx512): at [nv] (8-aligned), mask [nv]. */
+int64_t asg_cpu_conv_direct_wpack(const cgeo *g) {
+  return g->G * blocks_of(g) * g->CKK * OB + q_of(g) / 16 * 3 + 2;
+}
+
+static void tables_of(const cgeo *g, const float *wp, int64_t **at, uint16_t **mask) {
+  const float *end = wp + g->G * blocks_of(g) * g->CKK * OB;
+  *at = (int64_t *)(void *)(((uintptr_t)end + 7) & ~(uintptr_t)7);
+  *mask = (uint16_t *)(void *)(*at + q_of(g) / 16);
+}
 
 int64_t asg_cpu_conv_direct_ws(const cgeo *g) {
   /* xp, with room for the last vector's reads past the grid, then out [OB, Q] */
@@ -53,7 +63,22 @@ int64_t asg_cpu_conv_direct_ws(const cgeo *g) {
 }
 
 void asg_cpu_conv_direct_pack(const cgeo *g, const float *w, float *wp) {
-  int64_t nb = blocks_of(g);
+  int64_t nb = blocks_of(g), *at;
+  uint16_t *mask;
+  /* per vector v of the padded grid: the lanes that are outputs (columns
+   * < OW of rows < OH) and the y position of the first (the column walks
+   * along: no division) */
+  tables_of(g, wp, &at, &mask);
+  const int64_t Wp = wp_of(g);
+  for (int64_t v = 0, yi = 0, p = 0, col = 0; v < q_of(g) / 16; v++) {
+    unsigned m = 0;
+    for (int l = 0; l < 16; l++, p++) {
+      m |= (unsigned)(p < g->OH * Wp && col < g->OW) << l;
+      col = col + 1 == Wp ? 0 : col + 1;
+    }
+    mask[v] = (uint16_t)m, at[v] = yi;
+    yi += __builtin_popcount(m);
+  }
   for (int64_t gi = 0; gi < g->G; gi++)
     for (int64_t b = 0; b < nb; b++)
       for (int64_t t = 0; t < g->CKK; t++)
@@ -118,6 +143,35 @@ ASG_TARGET_AVX512 static void block_f32_avx512(const float *xp, const int64_t *o
       _mm512_storeu_ps(out + j * Q + q, acc[j]);
   }
 }
+/* The AVX-512 block with its output stored in place: per vector v of the
+ * padded grid, mask[v] marks the lanes that are outputs (columns < OW of
+ * rows < OH) and at[v] is the y position of the first; the valid lanes
+ * are compressed into consecutive positions of each output plane y0 + j *
+ * OHW after the epilogue (bias [no] or NULL; act 1: ReLU, max(v, 0) being
+ * v > 0 ? v : 0, NaN and -0 included). The sums are block_f32's. */
+ASG_TARGET_AVX512 static void block_store_avx512(const float *xp, const int64_t *off, int64_t CKK,
+                                                 const float *w, int64_t nv, const uint16_t *mask,
+                                                 const int64_t *at, float *y0, int64_t OHW, int no,
+                                                 const float *bias, int act) {
+  for (int64_t v = 0; v < nv; v++) {
+    if (!mask[v]) continue;
+    __m512 acc[OB];
+    for (int j = 0; j < OB; j++)
+      acc[j] = _mm512_setzero_ps();
+    for (int64_t t = 0; t < CKK; t++) {
+      const __m512 xv = _mm512_loadu_ps(xp + off[t] + v * 16);
+      for (int j = 0; j < OB; j++)
+        acc[j] = _mm512_fmadd_ps(_mm512_set1_ps(w[t * OB + j]), xv, acc[j]);
+    }
+    const __mmask16 keep = (__mmask16)((1u << __builtin_popcount(mask[v])) - 1);
+    for (int j = 0; j < no; j++) {
+      __m512 r = acc[j];
+      if (bias) r = _mm512_add_ps(r, _mm512_set1_ps(bias[j]));
+      if (act) r = _mm512_max_ps(r, _mm512_setzero_ps());
+      _mm512_mask_storeu_ps(y0 + j * OHW + at[v], keep, _mm512_maskz_compress_ps(mask[v], r));
+    }
+  }
+}
 /* The same over 8 lanes at a time (16 registers would not hold 16 sums). */
 __attribute__((target("avx2,fma"))) static void block_f32_avx2(const float *xp, const int64_t *off,
                                                                int64_t CKK, const float *w,
@@ -174,6 +228,21 @@ void asg_cpu_conv_direct_image(const cgeo *g, const float *x, const float *wp, f
         memcpy(xp + c * plane + (h + g->ph) * Wp + g->pw, xg + (c * g->H + h) * g->W,
                sizeof(float) * (size_t)wn);
       }
+#ifdef ASG_SIMD_X86
+    if (asg_cpu_simd_level() == ASG_SIMD_AVX512) { /* no out buffer: straight into y */
+      const int64_t nv = Q / 16;
+      int64_t *at;
+      uint16_t *mask;
+      tables_of(g, wp, &at, &mask);
+      for (int64_t b = 0; b < nb; b++) {
+        const int64_t o0 = b * OB, no = g->Og - o0 < OB ? g->Og - o0 : OB, o = gi * g->Og + o0;
+        block_store_avx512(xp, off, g->CKK, wp + (gi * nb + b) * g->CKK * OB, nv, mask, at,
+                           y + (n * g->O + o) * g->OHW, g->OHW, (int)no, bias ? bias + o : NULL,
+                           act);
+      }
+      continue;
+    }
+#endif
     for (int64_t b = 0; b < nb; b++) {
       block_f32_any(xp, off, g->CKK, wp + (gi * nb + b) * g->CKK * OB, out, Q);
       int64_t o0 = b * OB, no = g->Og - o0 < OB ? g->Og - o0 : OB;

@@ -11,8 +11,10 @@
  * t = (c, kh, kw) reads xp at q + off[t], off[t] = c*Hp*Wp + kh*dh*Wp +
  * kw*dw: one contiguous run of 16 outputs is one contiguous run of inputs.
  *   out[o, q] = sum_t w[o, t] * xp[q + off[t]]   for 8 outputs o at a time
- * The columns ow >= OW of the padded grid are computed and dropped when the
- * rows are copied to y. The weights are packed per group as [Og/8, CKK, 8]
+ * The columns ow >= OW of the padded grid are computed and dropped: at
+ * AVX-512 each vector's valid lanes are compressed straight into y
+ * (block_store_avx512), elsewhere the block goes to a buffer whose rows
+ * are copied to y. The weights are packed per group as [Og/8, CKK, 8]
  * (zero rows past Og). Each output is a sum over t in order, one fused
  * multiply-add per tap (see block_f32), so every SIMD level gives the same
  * bits. (Unlike cpu_simd.h's plain-C kernels this file uses intrinsics:
@@ -106,43 +108,6 @@ static void block_f32(const float *xp, const int64_t *off, int64_t CKK, const fl
   }
 }
 #ifdef ASG_SIMD_X86
-/* One 16-float register per output and vector of positions: two vectors
- * at a time (16 accumulators), so that each broadcast weight feeds two
- * FMAs; an odd last vector alone. */
-ASG_TARGET_AVX512 static void block_f32_avx512(const float *xp, const int64_t *off, int64_t CKK,
-                                               const float *w, float *out, int64_t Q) {
-  int64_t q = 0;
-  for (; q + 32 <= Q; q += 32) {
-    __m512 a0[OB], a1[OB];
-    for (int j = 0; j < OB; j++)
-      a0[j] = a1[j] = _mm512_setzero_ps();
-    for (int64_t t = 0; t < CKK; t++) {
-      const __m512 x0 = _mm512_loadu_ps(xp + off[t] + q),
-                   x1 = _mm512_loadu_ps(xp + off[t] + q + 16);
-      for (int j = 0; j < OB; j++) {
-        const __m512 wj = _mm512_set1_ps(w[t * OB + j]);
-        a0[j] = _mm512_fmadd_ps(wj, x0, a0[j]);
-        a1[j] = _mm512_fmadd_ps(wj, x1, a1[j]);
-      }
-    }
-    for (int j = 0; j < OB; j++) {
-      _mm512_storeu_ps(out + j * Q + q, a0[j]);
-      _mm512_storeu_ps(out + j * Q + q + 16, a1[j]);
-    }
-  }
-  for (; q < Q; q += 16) {
-    __m512 acc[OB];
-    for (int j = 0; j < OB; j++)
-      acc[j] = _mm512_setzero_ps();
-    for (int64_t t = 0; t < CKK; t++) {
-      const __m512 xv = _mm512_loadu_ps(xp + off[t] + q);
-      for (int j = 0; j < OB; j++)
-        acc[j] = _mm512_fmadd_ps(_mm512_set1_ps(w[t * OB + j]), xv, acc[j]);
-    }
-    for (int j = 0; j < OB; j++)
-      _mm512_storeu_ps(out + j * Q + q, acc[j]);
-  }
-}
 /* The AVX-512 block with its output stored in place: per vector v of the
  * padded grid, mask[v] marks the lanes that are outputs (columns < OW of
  * rows < OH) and at[v] is the y position of the first; the valid lanes
@@ -195,12 +160,8 @@ static void block_f32_any(const float *xp, const int64_t *off, int64_t CKK, cons
 #ifdef ASG_SIMD_X86
   static _Atomic int has_fma = -1; /* every AVX2 CPU we know has FMA3; checked all the same */
   if (has_fma < 0) has_fma = __builtin_cpu_supports("fma") != 0;
-  int level = asg_cpu_simd_level();
-  if (level == ASG_SIMD_AVX512) {
-    block_f32_avx512(xp, off, CKK, w, out, Q);
-    return;
-  }
-  if (level == ASG_SIMD_AVX2 && has_fma) {
+  /* (AVX-512 runs block_store_avx512 instead) */
+  if (asg_cpu_simd_level() == ASG_SIMD_AVX2 && has_fma) {
     block_f32_avx2(xp, off, CKK, w, out, Q);
     return;
   }

@@ -25,77 +25,29 @@ static void bcast_offsets(const asg_bcast_plan *b, int n, int64_t row, int64_t *
   }
 }
 
-/* ---- per-type loops ---- */
-/* The common stride patterns get their own loops so that the compiler
- * vectorizes them: contiguous/contiguous, contiguous/splat, splat/contiguous. */
-#define BIN_LOOP(EXPR)                                                                             \
-  if (sa == 1 && sb == 1) {                                                                        \
-    for (int64_t i = 0; i < n; i++) {                                                              \
-      T x = a[i], y = b[i];                                                                        \
-      o[i] = (EXPR);                                                                               \
-    }                                                                                              \
-  } else if (sa == 1 && sb == 0) {                                                                 \
-    const T y = b[0];                                                                              \
-    for (int64_t i = 0; i < n; i++) {                                                              \
-      T x = a[i];                                                                                  \
-      o[i] = (EXPR);                                                                               \
-    }                                                                                              \
-  } else if (sa == 0 && sb == 1) {                                                                 \
-    const T x = a[0];                                                                              \
-    for (int64_t i = 0; i < n; i++) {                                                              \
-      T y = b[i];                                                                                  \
-      o[i] = (EXPR);                                                                               \
-    }                                                                                              \
-  } else {                                                                                         \
-    for (int64_t i = 0; i < n; i++) {                                                              \
-      T x = a[i * sa], y = b[i * sb];                                                              \
-      o[i] = (EXPR);                                                                               \
-    }                                                                                              \
-  }
-
-#define DEF_BINARY(SUF, TY, IS_INT, POW)                                                           \
-  static void bin_##SUF(asg_op op, TY *o, const TY *a, int64_t sa, const TY *b, int64_t sb,        \
-                        int64_t n) {                                                               \
-    typedef TY T;                                                                                  \
-    switch (op) {                                                                                  \
-    case ASG_OP_ADD: BIN_LOOP(x + y) break;                                                        \
-    case ASG_OP_SUB: BIN_LOOP(x - y) break;                                                        \
-    case ASG_OP_MUL: BIN_LOOP(x *y) break;                                                         \
-    case ASG_OP_DIV:                                                                               \
-      if (IS_INT) { /* x/0 = 0; MIN/-1 wraps instead of trapping */                                \
-        BIN_LOOP(y == 0 ? (T)0 : y == -1 ? (T)(0 - (uint64_t)x) : (T)(x / y))                      \
-      } else {                                                                                     \
-        BIN_LOOP(x / y)                                                                            \
-      }                                                                                            \
-      break;                                                                                       \
-    case ASG_OP_POW: BIN_LOOP((T)POW(x, y)) break;                                                 \
-    case ASG_OP_MAXIMUM: BIN_LOOP(x > y || x != x ? x : y) break;                                  \
-    case ASG_OP_MINIMUM: BIN_LOOP(x < y || x != x ? x : y) break;                                  \
-    case ASG_OP_EQ: BIN_LOOP((T)(x == y)) break;                                                   \
-    case ASG_OP_NE: BIN_LOOP((T)(x != y)) break;                                                   \
-    case ASG_OP_LT: BIN_LOOP((T)(x < y)) break;                                                    \
-    case ASG_OP_LE: BIN_LOOP((T)(x <= y)) break;                                                   \
-    case ASG_OP_GT: BIN_LOOP((T)(x > y)) break;                                                    \
-    case ASG_OP_GE: BIN_LOOP((T)(x >= y)) break;                                                   \
-    default: break;                                                                                \
-    }                                                                                              \
-  }
-
-DEF_BINARY(f32, float, 0, powf)
-DEF_BINARY(f64, double, 0, pow)
-DEF_BINARY(i32, int32_t, 1, pow)
-DEF_BINARY(i64, int64_t, 1, pow)
-
-#define DEF_WHERE(SUF, T)                                                                          \
-  static void where_##SUF(T *o, const T *c, int64_t sc, const T *a, int64_t sa, const T *b,        \
-                          int64_t sb, int64_t n) {                                                 \
-    for (int64_t i = 0; i < n; i++)                                                                \
-      o[i] = c[i * sc] != 0 ? a[i * sa] : b[i * sb];                                               \
-  }
-DEF_WHERE(f32, float)
-DEF_WHERE(f64, double)
-DEF_WHERE(i32, int32_t)
-DEF_WHERE(i64, int64_t)
+/* ---- the per-type kernels (cpu_elementwise_tmpl.h): bin_*, where_*, un_* ---- */
+#define SUF f32
+#define T float
+#define IS_INT 0
+#define POW powf
+#define MATH(fn) fn##f
+#include "backends/cpu/cpu_elementwise_tmpl.h"
+#define SUF f64
+#define T double
+#define IS_INT 0
+#define POW pow
+#define MATH(fn) fn
+#include "backends/cpu/cpu_elementwise_tmpl.h"
+#define SUF i32
+#define T int32_t
+#define IS_INT 1
+#define POW pow
+#include "backends/cpu/cpu_elementwise_tmpl.h"
+#define SUF i64
+#define T int64_t
+#define IS_INT 1
+#define POW pow
+#include "backends/cpu/cpu_elementwise_tmpl.h"
 
 /* A broadcasting op split into (row, chunk) work units. */
 typedef struct bcast_job {
@@ -179,68 +131,6 @@ static asg_status broadcast_kernel(const asg_cpu_call *c) {
   asg_cpu_parallel_for(c->pool, asg_cpu_threads_for(c, total, units), units, broadcast_range, &j);
   return ASG_OK;
 }
-
-/* ---- unary ---- */
-#define UN_LOOP(EXPR)                                                                              \
-  for (int64_t i = 0; i < n; i++) {                                                                \
-    T x = a[i];                                                                                    \
-    o[i] = (EXPR);                                                                                 \
-  }
-
-/* Float unary ops; M(f) names the math function for T (f or f##f). */
-#define DEF_UNARY_FLOAT(SUF, TY, M)                                                                \
-  static void un_##SUF(asg_op op, const asg_attrs *at, TY *o, const TY *a, int64_t n) {            \
-    typedef TY T;                                                                                  \
-    const T f0 = (T)at->f[0], f1 = (T)at->f[1];                                                    \
-    const T one = 1, half = (T)0.5, zero = 0;                                                      \
-    switch (op) {                                                                                  \
-    case ASG_OP_NEG: UN_LOOP(-x) break;                                                            \
-    case ASG_OP_ABS: UN_LOOP(M(fabs)(x)) break;                                                    \
-    case ASG_OP_SIGN: UN_LOOP((T)((x > 0) - (x < 0))) break;                                       \
-    case ASG_OP_EXP: UN_LOOP(M(exp)(x)) break;                                                     \
-    case ASG_OP_LOG: UN_LOOP(M(log)(x)) break;                                                     \
-    case ASG_OP_SQRT: UN_LOOP(M(sqrt)(x)) break;                                                   \
-    case ASG_OP_RSQRT: UN_LOOP(one / M(sqrt)(x)) break;                                            \
-    case ASG_OP_SIN: UN_LOOP(M(sin)(x)) break;                                                     \
-    case ASG_OP_COS: UN_LOOP(M(cos)(x)) break;                                                     \
-    case ASG_OP_TANH: UN_LOOP(M(tanh)(x)) break;                                                   \
-    case ASG_OP_ERF: UN_LOOP(M(erf)(x)) break;                                                     \
-    case ASG_OP_SIGMOID:                                                                           \
-      UN_LOOP(x >= 0 ? one / (one + M(exp)(-x)) : M(exp)(x) / (one + M(exp)(x))) break;            \
-    case ASG_OP_RELU: UN_LOOP(x > 0 ? x : zero) break;                                             \
-    case ASG_OP_LEAKY_RELU: UN_LOOP(x > 0 ? x : f0 * x) break;                                     \
-    case ASG_OP_GELU: UN_LOOP(half *x *(one + M(erf)(x * (T)0.70710678118654752440))) break;       \
-    case ASG_OP_GELU_TANH:                                                                         \
-      UN_LOOP(half *x *(one + M(tanh)((T)0.79788456080286535588 * (x + (T)0.044715 * x * x * x)))) \
-      break;                                                                                       \
-    case ASG_OP_SILU:                                                                              \
-      UN_LOOP(x >= 0 ? x / (one + M(exp)(-x)) : x * M(exp)(x) / (one + M(exp)(x))) break;          \
-    case ASG_OP_ELU: UN_LOOP(x > 0 ? x : f0 * M(expm1)(x)) break;                                  \
-    case ASG_OP_SOFTPLUS: UN_LOOP(x *f0 > f1 ? x : M(log1p)(M(exp)(f0 * x)) / f0) break;           \
-    case ASG_OP_CLAMP: UN_LOOP(x < f0 ? f0 : (x > f1 ? f1 : x)) break;                             \
-    default: break;                                                                                \
-    }                                                                                              \
-  }
-#define MF(fn) fn##f
-#define MD(fn) fn
-DEF_UNARY_FLOAT(f32, float, MF)
-DEF_UNARY_FLOAT(f64, double, MD)
-
-#define DEF_UNARY_INT(SUF, TY)                                                                     \
-  static void un_##SUF(asg_op op, const asg_attrs *at, TY *o, const TY *a, int64_t n) {            \
-    typedef TY T;                                                                                  \
-    const T lo = (T)at->f[0], hi = (T)at->f[1];                                                    \
-    switch (op) {                                                                                  \
-    case ASG_OP_NEG: UN_LOOP((T)-x) break;                                                         \
-    case ASG_OP_ABS: UN_LOOP(x < 0 ? (T)-x : x) break;                                             \
-    case ASG_OP_SIGN: UN_LOOP((T)((x > 0) - (x < 0))) break;                                       \
-    case ASG_OP_RELU: UN_LOOP(x > 0 ? x : 0) break;                                                \
-    case ASG_OP_CLAMP: UN_LOOP(x < lo ? lo : (x > hi ? hi : x)) break;                             \
-    default: break;                                                                                \
-    }                                                                                              \
-  }
-DEF_UNARY_INT(i32, int32_t)
-DEF_UNARY_INT(i64, int64_t)
 
 /* f32 erf and gelu (the exporters' GELU is built on Erf): libm's erff is a
  * scalar call per element; asg_erff_fast (cpu_simd.h) vectorizes, at every

@@ -8,6 +8,7 @@
 #include "backends/cpu/cpu_simd.h"
 #include "runtime/layout.h"
 
+/* Input offset of output o (its first reduced element). */
 static int64_t kept_offset(const asg_reduce_plan *p, int64_t o) {
   int64_t off = 0;
   for (int d = p->nk - 1; d >= 0; d--) {
@@ -17,35 +18,15 @@ static int64_t kept_offset(const asg_reduce_plan *p, int64_t o) {
   return off;
 }
 
-/* Visits the reduced elements of one output: BODY sees `v` (ACC) and `j`
- * (index along the flattened reduced set). */
-#define FOR_REDUCED(T, ACC, BODY)                                                                  \
-  {                                                                                                \
-    int64_t inner = p->rd[p->nr - 1], istr = p->rs[p->nr - 1], outer = p->nred / inner;            \
-    for (int64_t r = 0; r < outer; r++) {                                                          \
-      int64_t off = base, rr = r;                                                                  \
-      for (int d = p->nr - 2; d >= 0; d--) {                                                       \
-        off += (rr % p->rd[d]) * p->rs[d];                                                         \
-        rr /= p->rd[d];                                                                            \
-      }                                                                                            \
-      const T *q = x + off;                                                                        \
-      if (istr == 1) { /* contiguous run: a loop the compiler can vectorize */                     \
-        for (int64_t i = 0; i < inner; i++) {                                                      \
-          ACC v = (ACC)q[i];                                                                       \
-          int64_t j = r * inner + i;                                                               \
-          (void)j;                                                                                 \
-          BODY;                                                                                    \
-        }                                                                                          \
-      } else {                                                                                     \
-        for (int64_t i = 0; i < inner; i++) {                                                      \
-          ACC v = (ACC)q[i * istr];                                                                \
-          int64_t j = r * inner + i;                                                               \
-          (void)j;                                                                                 \
-          BODY;                                                                                    \
-        }                                                                                          \
-      }                                                                                            \
-    }                                                                                              \
+/* Offset of run r of the reduced set (all reduced dims but the innermost). */
+static inline int64_t run_offset(const asg_reduce_plan *p, int64_t r) {
+  int64_t off = 0;
+  for (int d = p->nr - 2; d >= 0; d--) {
+    off += (r % p->rd[d]) * p->rs[d];
+    r /= p->rd[d];
   }
+  return off;
+}
 
 /* the reduction kernels per type (cpu_reduce_tmpl.h) */
 #define SUF f32
@@ -71,16 +52,6 @@ static int64_t kept_offset(const asg_reduce_plan *p, int64_t o) {
 
 /* ---- f32 sum, mean and var, the hot reductions (batch-norm statistics,
  * bias gradients), in two layouts that vectorize. ---- */
-
-/* Offset of run r of the reduced set (all reduced dims but the innermost). */
-static inline int64_t run_offset(const asg_reduce_plan *p, int64_t r) {
-  int64_t off = 0;
-  for (int d = p->nr - 2; d >= 0; d--) {
-    off += (r % p->rd[d]) * p->rs[d];
-    r /= p->rd[d];
-  }
-  return off;
-}
 
 enum { L = ASG_LANES, COLS = 64 };
 

@@ -327,6 +327,37 @@ static void check_int_div_edges(void) {
   }
 }
 
+/* Integer overflow wraps around (two's complement, as PyTorch): add, sub,
+ * mul, neg and abs at the i32 / i64 limits (UBSan reports signed overflow). */
+static void check_int_wrap(void) {
+  int32_t a[3] = {INT32_MAX, INT32_MIN, 65536}, b[3] = {1, 1, 65536}, o[5][3];
+  asg_graph *g = asg_graph_new();
+  asg_tensor *x = asg_constant(g, ASG_I32, ASG_SHAPE(3), a);
+  asg_tensor *y = asg_constant(g, ASG_I32, ASG_SHAPE(3), b);
+  asg_tensor *outs[5] = {asg_add(x, y), asg_sub(x, y), asg_mul(x, y), asg_neg(x), asg_abs(x)};
+  asg_program *p = asg_compile(g, 5, outs, NULL);
+  int ok = p && asg_program_run(p) == ASG_OK;
+  for (int k = 0; k < 5 && ok; k++)
+    ok = asg_program_fetch(p, outs[k], o[k], sizeof o[k]) == ASG_OK;
+  TU_CHECK(ok && o[0][0] == INT32_MIN && o[1][1] == INT32_MAX && o[2][2] == 0 &&
+               o[3][1] == INT32_MIN && o[3][0] == -INT32_MAX && o[4][1] == INT32_MIN,
+           "i32 wraps: %d %d %d %d %d", o[0][0], o[1][1], o[2][2], o[3][1], o[4][1]);
+  asg_program_free(p);
+  asg_graph_free(g);
+  int64_t c[2] = {INT64_MAX, INT64_MIN}, d[2] = {1, 1}, q[3][2];
+  g = asg_graph_new();
+  x = asg_constant(g, ASG_I64, ASG_SHAPE(2), c);
+  y = asg_constant(g, ASG_I64, ASG_SHAPE(2), d);
+  asg_tensor *o64[3] = {asg_add(x, y), asg_sub(x, y), asg_neg(x)};
+  p = asg_compile(g, 3, o64, NULL);
+  ok = p && asg_program_run(p) == ASG_OK;
+  for (int k = 0; k < 3 && ok; k++)
+    ok = asg_program_fetch(p, o64[k], q[k], sizeof q[k]) == ASG_OK;
+  TU_CHECK(ok && q[0][0] == INT64_MIN && q[1][1] == INT64_MAX && q[2][1] == INT64_MIN, "i64 wraps");
+  asg_program_free(p);
+  asg_graph_free(g);
+}
+
 /* Scalar conveniences take x's dtype. */
 static void check_scalar_helpers(void) {
   double x[6] = {0.5, 1, 1.5, 2, 2.5, 3}, got[6], want[6];
@@ -570,6 +601,7 @@ int main(void) {
   }
   check_binary(&BINOPS[3], ASG_I32, ASG_SHAPE(300, 400), ASG_SHAPE(300, 1));
   check_int_div_edges();
+  check_int_wrap();
   check_scalar_helpers();
   check_rank0();
   for (int d = 0; d < 4; d++) {

@@ -22,9 +22,11 @@ static inline bool ASG_CAT(is_nan, SUF)(T x) { return x != x; }
 /* ---- binary: o = x op y ---- */
 ASG_ALWAYS_INLINE T ASG_CAT(bin1, SUF)(asg_op op, T x, T y) {
   switch (op) {
-  case ASG_OP_ADD: return x + y;
-  case ASG_OP_SUB: return x - y;
-  case ASG_OP_MUL: return x * y;
+  /* integers wrap around (two's complement, as PyTorch), with no signed
+   * overflow in C: the arithmetic is done unsigned */
+  case ASG_OP_ADD: return IS_INT ? (T)((uint64_t)x + (uint64_t)y) : x + y;
+  case ASG_OP_SUB: return IS_INT ? (T)((uint64_t)x - (uint64_t)y) : x - y;
+  case ASG_OP_MUL: return IS_INT ? (T)((uint64_t)x * (uint64_t)y) : x * y;
   case ASG_OP_DIV:
     if (IS_INT) /* x/0 = 0; MIN/-1 wraps instead of trapping */
       return y == 0 ? (T)0 : y == -1 ? (T)(0 - (uint64_t)x) : (T)(x / y);
@@ -98,8 +100,8 @@ static void ASG_CAT(where, SUF)(T *o, const T *c, int64_t sc, const T *a, int64_
 #if IS_INT
 ASG_ALWAYS_INLINE T ASG_CAT(un1, SUF)(asg_op op, T x, T lo, T hi) {
   switch (op) {
-  case ASG_OP_NEG: return (T)-x;
-  case ASG_OP_ABS: return x < 0 ? (T)-x : x;
+  case ASG_OP_NEG: return (T)(0 - (uint64_t)x); /* -MIN wraps to MIN */
+  case ASG_OP_ABS: return x < 0 ? (T)(0 - (uint64_t)x) : x;
   case ASG_OP_SIGN: return (T)((x > 0) - (x < 0));
   case ASG_OP_RELU: return x > 0 ? x : 0;
   case ASG_OP_CLAMP: return x < lo ? lo : (x > hi ? hi : x);

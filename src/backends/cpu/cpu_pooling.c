@@ -7,6 +7,10 @@
 #include <string.h>
 
 #include "backends/cpu/cpu.h"
+#include "backends/cpu/cpu_simd.h"
+#ifdef ASG_SIMD_X86
+#include <immintrin.h>
+#endif
 
 typedef struct pgeo {
   int64_t planes, H, W, OH, OW, KH, KW, sh, sw, ph, pw, dh, dw;
@@ -61,7 +65,8 @@ static inline int64_t avg_divisor(const pgeo *p, int64_t oh, int64_t ow) {
 
 /* ---- 2x2 max pooling with stride 2 and no padding (every window inside
  * the plane, none overlapping): the CNNs' pool, with straight loops over a
- * pair of input rows that the compiler vectorizes. Same rule as argmax_f32:
+ * pair of input rows (and intrinsics for the forward at AVX-512: the
+ * compiler's own vectors for strided pairs were slower than scalar code). Same rule as argmax_f32:
  * the first maximum in row-major window order, a NaN (the first) wins. */
 static bool pool_is_2x2(const pgeo *p) {
   return p->KH == 2 && p->KW == 2 && p->sh == 2 && p->sw == 2 && p->ph == 0 && p->pw == 0 &&
@@ -87,6 +92,48 @@ static void maxpool2x2_f32(const asg_cpu_call *c, const pgeo *p, int64_t lo, int
     }
   }
 }
+
+#ifdef ASG_SIMD_X86
+/* first_max on 16 lanes: b where b > a or b is a NaN and a is not, else a */
+ASG_TARGET_AVX512 static inline __m512 first_max16(__m512 a, __m512 b) {
+  const __mmask16 nan_b = _mm512_cmp_ps_mask(b, b, _CMP_UNORD_Q);
+  const __mmask16 nan_a = _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q);
+  const __mmask16 take = _mm512_cmp_ps_mask(b, a, _CMP_GT_OQ) | (nan_b & (__mmask16)~nan_a);
+  return _mm512_mask_blend_ps(take, a, b);
+}
+
+/* The same pooling at AVX-512, 16 outputs at a time: each row pair's even
+ * and odd columns split by two permutes, the tree applied per lane (the
+ * same bits as the loop above). Rows shorter than 32 inputs load and
+ * store under masks. */
+ASG_TARGET_AVX512 static void maxpool2x2_f32_avx512(const asg_cpu_call *c, const pgeo *p,
+                                                    int64_t lo, int64_t hi) {
+  const int64_t W = p->W, OW = p->OW;
+  const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  for (int64_t pl = lo; pl < hi; pl++) {
+    const float *x = (const float *)c->in[0] + pl * p->H * W;
+    float *y = (float *)c->out + pl * p->OH * OW;
+    for (int64_t oh = 0; oh < p->OH; oh++) {
+      const float *r0 = x + 2 * oh * W, *r1 = r0 + W;
+      for (int64_t o = 0; o < OW; o += 16) {
+        const int m = OW - o < 16 ? (int)(OW - o) : 16; /* outputs: 2m inputs a row */
+        const __mmask16 k0 = (__mmask16)(2 * m >= 16 ? 0xffff : (1u << (2 * m)) - 1);
+        const __mmask16 k1 = (__mmask16)(2 * m <= 16 ? 0 : (1u << (2 * m - 16)) - 1);
+        const __m512 a0 = _mm512_maskz_loadu_ps(k0, r0 + 2 * o);
+        const __m512 a1 = _mm512_maskz_loadu_ps(k1, r0 + 2 * o + 16);
+        const __m512 b0 = _mm512_maskz_loadu_ps(k0, r1 + 2 * o);
+        const __m512 b1 = _mm512_maskz_loadu_ps(k1, r1 + 2 * o + 16);
+        const __m512 top =
+            first_max16(_mm512_permutex2var_ps(a0, even, a1), _mm512_permutex2var_ps(a0, odd, a1));
+        const __m512 bot =
+            first_max16(_mm512_permutex2var_ps(b0, even, b1), _mm512_permutex2var_ps(b0, odd, b1));
+        _mm512_mask_storeu_ps(y + oh * OW + o, (__mmask16)((1u << m) - 1), first_max16(top, bot));
+      }
+    }
+  }
+}
+#endif
 
 /* planes [lo, hi) of dy [N*C,OH,OW], x [N*C,H,W] -> dx [N*C,H,W]: each
  * window's gradient to its first maximum, zeros elsewhere */
@@ -136,9 +183,15 @@ static void pool_range(void *ctx, int64_t lo, int64_t hi, int tid) {
   const pgeo *p = &j->p;
   bool f32 = c->s->out.dtype == ASG_F32;
   if (f32 && j->fast2x2) {
-    if (c->s->op == ASG_OP_MAXPOOL2D)
+    if (c->s->op == ASG_OP_MAXPOOL2D) {
+#ifdef ASG_SIMD_X86
+      if (asg_cpu_simd_level() == ASG_SIMD_AVX512) {
+        maxpool2x2_f32_avx512(c, p, lo, hi);
+        return;
+      }
+#endif
       maxpool2x2_f32(c, p, lo, hi);
-    else
+    } else
       maxpool2x2_bwd_f32(c, p, lo, hi);
     return;
   }

@@ -24,37 +24,30 @@ void cases_conv(void) {
       {1, 3, 9, 7, 4, 1, 1, {.stride = {1, 2}}, true},
       {4, 8, 17, 19, 16, 3, 3, {.padding = {1, 1}}, true},
   };
+  /* relu 1: relu(conv2d + bias), one conv2d_bias_act step with its ReLU;
+   * relu 0 with a bias: conv2d_bias_act without (against the unfused CPU) */
   for (int d = 0; d < 2; d++)
-    for (size_t k = 0; k < sizeof cf / sizeof cf[0]; k++) {
-      const convcfg *c = &cf[k];
-      int G = c->p.groups ? c->p.groups : 1;
-      asg_shape xs = ASG_SHAPE(c->N, c->C, c->H, c->W),
-                ws = ASG_SHAPE(c->O, c->C / G, c->KH, c->KW);
-      pcase pc;
-      pc_begin(&pc, C_ACCUM, "conv2d %s x%s w%s s=%d,%d p=%d,%d d=%d,%d g=%d bias=%d", dtn(FDT[d]),
-               shp(xs), shp(ws), c->p.stride[0], c->p.stride[1], c->p.padding[0], c->p.padding[1],
-               c->p.dilation[0], c->p.dilation[1], c->p.groups, c->bias);
-      asg_tensor *x = pc_in(&pc, FDT[d], xs, -1, 1), *w = pc_in(&pc, FDT[d], ws, -1, 1);
-      asg_tensor *b = c->bias ? pc_in(&pc, FDT[d], ASG_SHAPE(c->O), -1, 1) : NULL;
-      pc_out(&pc, asg_conv2d(x, w, b, c->p), "y");
-      pc.fused = c->bias ? "conv2d_bias_act" : NULL;
-      pc_finish(&pc);
-    }
-  /* relu(conv2d + bias): one conv2d_bias_act step with its ReLU, against the unfused CPU */
-  for (int d = 0; d < 2; d++)
-    for (size_t k = 0; k < sizeof cf / sizeof cf[0]; k++) {
-      const convcfg *c = &cf[k];
-      int G = c->p.groups ? c->p.groups : 1;
-      asg_shape xs = ASG_SHAPE(c->N, c->C, c->H, c->W),
-                ws = ASG_SHAPE(c->O, c->C / G, c->KH, c->KW);
-      pcase pc;
-      pc_begin(&pc, C_ACCUM, "relu(conv2d + bias) %s x%s w%s", dtn(FDT[d]), shp(xs), shp(ws));
-      asg_tensor *x = pc_in(&pc, FDT[d], xs, -1, 1), *w = pc_in(&pc, FDT[d], ws, -1, 1);
-      asg_tensor *b = pc_in(&pc, FDT[d], ASG_SHAPE(c->O), -1, 1);
-      pc_out(&pc, asg_relu(asg_conv2d(x, w, b, c->p)), "y");
-      pc.fused = "conv2d_bias_act";
-      pc_finish(&pc);
-    }
+    for (size_t k = 0; k < sizeof cf / sizeof cf[0]; k++)
+      for (int relu = 0; relu < 2; relu++) {
+        const convcfg *c = &cf[k];
+        const bool bias = relu || c->bias;
+        int G = c->p.groups ? c->p.groups : 1;
+        asg_shape xs = ASG_SHAPE(c->N, c->C, c->H, c->W),
+                  ws = ASG_SHAPE(c->O, c->C / G, c->KH, c->KW);
+        pcase pc;
+        if (relu)
+          pc_begin(&pc, C_ACCUM, "relu(conv2d + bias) %s x%s w%s", dtn(FDT[d]), shp(xs), shp(ws));
+        else
+          pc_begin(&pc, C_ACCUM, "conv2d %s x%s w%s s=%d,%d p=%d,%d d=%d,%d g=%d bias=%d",
+                   dtn(FDT[d]), shp(xs), shp(ws), c->p.stride[0], c->p.stride[1], c->p.padding[0],
+                   c->p.padding[1], c->p.dilation[0], c->p.dilation[1], c->p.groups, c->bias);
+        asg_tensor *x = pc_in(&pc, FDT[d], xs, -1, 1), *w = pc_in(&pc, FDT[d], ws, -1, 1);
+        asg_tensor *b = bias ? pc_in(&pc, FDT[d], ASG_SHAPE(c->O), -1, 1) : NULL;
+        asg_tensor *y = asg_conv2d(x, w, b, c->p);
+        pc_out(&pc, relu ? asg_relu(y) : y, "y");
+        pc.fused = bias ? "conv2d_bias_act" : NULL;
+        pc_finish(&pc);
+      }
   /* transposed convolution (its gradients: conv2d and conv2d_bwd_weight) */
   static const convcfg ct[] = {
       {2, 4, 5, 6, 6, 3, 3, {.stride = {2, 2}, .padding = {1, 1}, .output_padding = {1, 1}}, true},

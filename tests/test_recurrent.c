@@ -3,7 +3,7 @@
  *    tests/fixtures/rnn/make.py: nn.LSTM / nn.GRU state_dicts loaded
  *    strictly by name, PyTorch's results in float64), 1 and 2 layers,
  *    bidirectional, batch_first both ways, with and without h0/c0, no bias,
- *    unbatched input, 70 and 130 steps (sliced in chunks), a symbolic
+ *    unbatched input, 70 and 130 steps (one slice per step), a symbolic
  *    batch, inter-layer dropout in eval graphs;
  *  - central-difference gradient checks in float64 of every parameter,
  *    input and initial state (with and without initial states, 70 steps);

@@ -80,22 +80,11 @@ static void gru_step(asg_tensor *xt, const cell_w *w, int64_t H, asg_tensor **h)
   *h = asg_add(n, asg_mul(z, *h ? asg_sub(*h, n) : asg_neg(n)));
 }
 
-/* The n rows of x [n, ...] along axis 0 as [...] each. Autograd joins the
- * gradients of at most 64 slices of one tensor into one concat (more would
- * be summed as zero-padded copies: O(T^2) memory), so long sequences are
- * sliced through chunks of at most 64 slices each; slices along axis 0 are
- * views, so the chunks copy nothing. */
+/* The n rows of x [n, ...] along axis 0 as [...] each (views: slices along
+ * axis 0 copy nothing; autograd joins their gradients into one concat). */
 static void rows_of(asg_tensor *x, int64_t n, asg_tensor **out) {
-  int64_t c = 1;
-  while (c * 64 < n)
-    c *= 64;
-  for (int64_t s = 0; s < n; s += c) {
-    int64_t m = n - s < c ? n - s : c;
-    if (c == 1)
-      out[s] = asg_squeeze(asg_slice(x, 0, s, s + 1, 1), 0);
-    else
-      rows_of(asg_slice(x, 0, s, s + m, 1), m, out + s);
-  }
+  for (int64_t s = 0; s < n; s++)
+    out[s] = asg_squeeze(asg_slice(x, 0, s, s + 1, 1), 0);
 }
 
 /* Row k of a stacked state [L*D, B, H] as [B, H]; NULL stays NULL. */

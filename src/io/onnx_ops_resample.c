@@ -218,7 +218,7 @@ ONNX_OP(onnx__op_resize) {
   size_t na = 0;
   const int64_t *ax = onnx__attr_ints(n, "axes", &na);
   if (na > (size_t)r) return onnx__node_error(c, ASG_ERR_FORMAT, "%zu axes for rank %d", na, r);
-  const int k = ax ? (int)na : r;
+  int k = ax ? (int)na : r;
   bool seen[ASG_MAX_DIMS] = {false};
   for (int i = 0; i < k; i++) {
     axes[i] = ax ? (ax[i] < 0 ? ax[i] + r : ax[i]) : i;
@@ -297,28 +297,42 @@ ONNX_OP(onnx__op_resize) {
    * as the reference derives them) */
   const asg_dtype dt = asg_tensor_dtype(x);
   if (dt != ASG_F32 && dt != ASG_F64) UNSUP("resizing %s values (ASG: float)", asg_dtype_name(dt));
-  for (int i = 0; i < k; i++)
-    for (int d = axes[i]; d < r; d++)
-      if (asg_dim_is_symbolic(s.dims[d]))
-        UNSUP("mode=%s, coordinate_transformation_mode=%s with dim %d symbolic (ASG resizes "
-              "those on the upsample op: nearest asymmetric floor, linear half_pixel or "
-              "align_corners, of [N,C,L] or [N,C,H,W])",
-              mode, ctm, d);
+  /* a symbolic axis stays as it is (scale 1, whole roi); a resized one and
+   * the axes after it must be known (the product reshapes over them) */
+  int kk = 0;
+  for (int i = 0; i < k; i++) {
+    const int d = (int)axes[i];
+    const bool keep_axis = by_scale && scale[d] == 1 && roi[d] == 0 && roi[r + d] == 1;
+    if (asg_dim_is_symbolic(s.dims[d]) && keep_axis) continue;
+    for (int e = d; e < r; e++)
+      if (asg_dim_is_symbolic(s.dims[e]))
+        UNSUP("mode=%s, coordinate_transformation_mode=%s resizing dim %d with dim %d symbolic "
+              "(ASG resizes those on the upsample op: nearest asymmetric floor, linear "
+              "half_pixel or align_corners, of [N,C,L] or [N,C,H,W])",
+              mode, ctm, d, e);
+    axes[kk++] = d;
+  }
+  k = kk; /* the axes resized below */
+  /* (only the listed axes: the others, maybe symbolic, keep their size) */
   if (by_size) {
-    for (int d = 0; d < r; d++)
-      scale[d] = (double)size[d] / (double)s.dims[d];
-    if (strcmp(keep, "stretch")) { /* one scale for the listed axes, sizes rounded half up */
+    for (int i = 0; i < k; i++)
+      scale[axes[i]] = (double)size[axes[i]] / (double)s.dims[axes[i]];
+    if (strcmp(keep, "stretch") &&
+        k > 0) { /* one scale for the listed axes, sizes rounded half up */
       double sc = scale[axes[0]];
       for (int i = 1; i < k; i++)
         sc = !strcmp(keep, "not_larger") ? fmin(sc, scale[axes[i]]) : fmax(sc, scale[axes[i]]);
       for (int i = 0; i < k; i++) {
         scale[axes[i]] = sc;
-        size[axes[i]] = (int64_t)(sc * (double)s.dims[axes[i]] + 0.5);
+        const double v = sc * (double)s.dims[axes[i]] + 0.5;
+        if (!(v < 4e9)) return onnx__node_error(c, ASG_ERR_FORMAT, "sizes: output too large");
+        size[axes[i]] = (int64_t)v;
         if (size[axes[i]] < 1) UNSUP("an empty result (ASG has no empty tensors)");
       }
     }
   } else {
-    for (int d = 0; d < r; d++) {
+    for (int i = 0; i < k; i++) {
+      const int d = (int)axes[i];
       const double v = scale[d] * (double)s.dims[d];
       if (!(v < 4e9))
         return onnx__node_error(c, ASG_ERR_FORMAT, "scale %g: output too large", scale[d]);

@@ -311,10 +311,11 @@ static void lh_settle(cuda_exec *x) {
 /* Collectives on a second stream (cuda_plan_comm.c) when turned on with
  * ASG_CUDA_COMM_OVERLAP=1, unless profiled (the per-step events time one
  * stream) or in anomaly mode (each step's output is inspected right after
- * it on the compute stream). Off by default: in its only run on a GPU
- * (2026-12-07, a world of one) programs with collectives crashed or hung;
- * cuda_exec_destroy then freed these events before the CUDA graph whose
- * nodes use them, fixed since, but not run on a GPU again. */
+ * it on the compute stream). Off by default: in its GPU runs (2026-12-07,
+ * a world of one) programs with collectives crashed (heap corruption: the
+ * planner shared a joined collective's range buffers with the next one,
+ * fixed in cuda_plan_comm.c since; before that, events freed before the CUDA
+ * graph using them), and the fixed code has not run on a GPU yet. */
 static asg_status comm_plan(cuda_exec *x) {
   const char *env = getenv("ASG_CUDA_COMM_OVERLAP");
   const int n = x->r.plan.n_steps;

@@ -155,6 +155,44 @@ static void symbolic_batch(void) {
   asg_graph_free(g);
 }
 
+/* A cubic Resize (on interpolation matrices: asg_upsample has no cubic mode)
+ * over a dynamic batch: batch 3 against onnx.reference, then batch 1 (the
+ * first image's values) from the same program. */
+static void resize_symbolic(void) {
+  enum { N = 3, IN = 2 * 5 * 6, OUT = 2 * 10 * 9 };
+  asg_graph *g = asg_graph_new();
+  asg_onnx_model *m = NULL;
+  if (asg_onnx_import(g, model("resize_cubic.onnx"), NULL, &m)) {
+    TU_CHECK(0, "resize_cubic import: %s", asg_last_error());
+    asg_graph_free(g);
+    return;
+  }
+  asg_tensor *y = asg_onnx_model_output(m, 0);
+  asg_program *p = asg_compile(g, 1, &y, NULL);
+  static double want[N * OUT], got[N * OUT], xd[N * IN];
+  static float xf[N * IN], out[N * OUT];
+  TU_CHECK(read_expected("resize_cubic.expected", want, N * OUT) == N * OUT, "expected values");
+  x_of(xd, N * IN);
+  for (int i = 0; i < N * IN; i++)
+    xf[i] = (float)xd[i];
+  const int batches[2] = {N, 1};
+  for (int k = 0; k < 2 && p; k++) {
+    asg_status st = asg_program_feed_tensor(p, "x", ASG_F32, ASG_SHAPE(batches[k], 2, 5, 6), xf);
+    st = st ? st : asg_program_run(p);
+    st = st ? st : asg_program_fetch(p, y, out, sizeof(float) * OUT * (size_t)batches[k]);
+    TU_CHECK(st == ASG_OK, "resize batch %d: %s", batches[k], asg_last_error());
+    for (int i = 0; !st && i < OUT * batches[k]; i++)
+      got[i] = out[i];
+    if (!st)
+      TU_CHECK(tu_close("resize_cubic", got, want, OUT * batches[k], 1e-5, 1e-4),
+               "cubic resize, batch %d, against onnx.reference", batches[k]);
+  }
+  TU_CHECK(p != NULL, "resize_cubic compile: %s", asg_last_error());
+  asg_program_free(p);
+  asg_onnx_model_free(m);
+  asg_graph_free(g);
+}
+
 static void expect_error(const char *what, const char *path, asg_status want, const char *sub) {
   asg_graph *g = asg_graph_new();
   asg_onnx_model *m = (asg_onnx_model *)1;
@@ -285,6 +323,7 @@ int main(void) {
   check_model("softmax11", ASG_SHAPE(2, 2, 3)); /* axis semantics of opset 11 */
   train_step();
   symbolic_batch();
+  resize_symbolic();
   describe();
   malformed();
   return tu_finish();

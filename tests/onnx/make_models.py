@@ -7,6 +7,8 @@ their expected outputs computed here by NumPy (an independent reference):
   external.onnx  x[2,3] -> MatMul(W in external.bin) -> Tanh
   folded.onnx    x[batch,6] -> Reshape by Add(Constant, Constant) (folded at import)
   softmax11.onnx Softmax of opset 11 (flattens the dims from axis 1 on)
+  resize_cubic.onnx x[batch,2,5,6] -> Resize cubic, half_pixel, exclude_outside, scales
+                 [1,1,2,1.5] (opset 19; expected values of batch 3 from onnx.reference)
   bad_*.onnx     huge dims, opset 99, Gelu in an opset 17 model, an
                  unsupported operator, external data
                  outside the model's folder (import must fail clearly)
@@ -168,6 +170,24 @@ def bad():
     write("bad_escape", [helper.make_node("Add", ["x", "e"], ["y"])], [esc])
 
 
+def resize_cubic():
+    from onnx.reference import ReferenceEvaluator
+    x = x_of((3, 2, 5, 6))
+    scales = numpy_helper.from_array(np.array([1, 1, 2, 1.5], np.float32), "scales")
+    g = helper.make_graph(
+        [helper.make_node("Resize", ["x", "", "scales"], ["y"], mode="cubic",
+                          coordinate_transformation_mode="half_pixel", exclude_outside=1)],
+        "resize_cubic", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 2, 5, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 2, 10, 9])], [scales])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 19)], producer_name="asg-tests")
+    m.ir_version = 9
+    onnx.checker.check_model(m)
+    onnx.save(m, os.path.join(OUT, "resize_cubic.onnx"))
+    y = ReferenceEvaluator(m).run(None, {"x": x})[0]
+    with open(os.path.join(OUT, "resize_cubic.expected"), "w") as f:
+        f.write(" ".join(f"{v:.9g}" for v in y.ravel()) + "\n")
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
-    mlp(), cnn(), dynamic(), external(), folded(), softmax11(), bad()
+    mlp(), cnn(), dynamic(), external(), folded(), softmax11(), bad(), resize_cubic()

@@ -173,6 +173,9 @@ ONNX_OP(onnx__op_constant);
 ONNX_OP(onnx__op_constant_of_shape);
 ONNX_OP(onnx__op_range);
 
+/* onnx_ops_more.c: a constant of dt [s] from numel(s) doubles, converted at import. */
+asg_tensor *onnx__const_of(onnx_ctx *c, asg_dtype dt, asg_shape s, const double *v);
+
 /* onnx_ops_nn.c: convolution, pooling, normalization, reductions. */
 /* x with `before` and `after` elements of value v added along axis. */
 asg_tensor *onnx__pad_axis(asg_tensor *x, int axis, int64_t before, int64_t after, double v);

@@ -17,12 +17,20 @@ static bool all_static(asg_shape s) {
   return true;
 }
 
-/* A constant of dt from n doubles (n <= 2^24). */
-static asg_tensor *const_of(onnx_ctx *c, asg_dtype dt, asg_shape s, const double *v) {
-  int64_t n = asg_shape_numel(s);
-  asg_tensor *t = asg_constant(c->g, ASG_F64, s, v);
-  (void)n;
-  return asg_cast(t, dt);
+asg_tensor *onnx__const_of(onnx_ctx *c, asg_dtype dt, asg_shape s, const double *v) {
+  if (dt == ASG_F64) return asg_constant(c->g, dt, s, v);
+  /* asg_convert makes no integers of floats: those are cast by the program */
+  if (!asg_dtype_is_float(dt)) return asg_cast(asg_constant(c->g, ASG_F64, s, v), dt);
+  /* floats converted here, once, rather than by a cast step in every run */
+  const size_t n = (size_t)asg_shape_numel(s);
+  void *buf = malloc(n * asg_dtype_size(dt) + 1);
+  if (!buf) return asg_graph_fail(c->g, ASG_ERR_OOM, "onnx import", "out of memory (constant)");
+  asg_tensor *t =
+      asg_convert(v, ASG_F64, buf, dt, n) == ASG_OK ? asg_constant(c->g, dt, s, buf) : NULL;
+  free(buf);
+  return t ? t
+           : asg_graph_fail(c->g, ASG_ERR_DTYPE, "onnx import", "a constant of %s",
+                            asg_dtype_name(dt));
 }
 
 /* Repeats each of the h heads (axis 1) r times: [B, h, ...] -> [B, h*r, ...]. */
@@ -132,7 +140,7 @@ ONNX_OP(onnx__op_attention) {
           }
       }
       asg_shape bs = n_nonpad ? (asg_shape){4, {nb, 1, L, S}} : ASG_SHAPE(L, S);
-      s = asg_add(s, const_of(c, dt, bs, b));
+      s = asg_add(s, onnx__const_of(c, dt, bs, b));
       free(b);
     }
     if (want_qk && qk_mode == 2) out[3].t = s;
@@ -247,7 +255,7 @@ ONNX_OP(onnx__op_trilu) {
   for (int64_t i = 0; i < R; i++)
     for (int64_t j = 0; j < C; j++)
       m[i * C + j] = upper ? (j - i >= kk) : (j - i <= kk);
-  asg_tensor *mk = const_of(c, asg_tensor_dtype(x), ASG_SHAPE(R, C), m);
+  asg_tensor *mk = onnx__const_of(c, asg_tensor_dtype(x), ASG_SHAPE(R, C), m);
   free(m);
   DONE(asg_where(mk, x,
                  asg_scalar(c->g, asg_tensor_dtype(x), 0))); /* keeps inf / NaN out of the zeros */
@@ -293,7 +301,7 @@ ONNX_OP(onnx__op_cumsum) {
   for (int64_t i = 0; i < d; i++) /* out[j] = sum_i x[i] * m[i][j] */
     for (int64_t j = 0; j < d; j++)
       m[i * d + j] = rev ? (excl ? i > j : i >= j) : (excl ? i < j : i <= j);
-  asg_tensor *tri = const_of(c, asg_tensor_dtype(x), ASG_SHAPE(d, d), m);
+  asg_tensor *tri = onnx__const_of(c, asg_tensor_dtype(x), ASG_SHAPE(d, d), m);
   free(m);
   if (s.ndim == 1) DONE(asg_squeeze(asg_matmul(asg_unsqueeze(x, 0), tri), 0));
   asg_tensor *xt = asg_transpose(x, (int)ax, s.ndim - 1);

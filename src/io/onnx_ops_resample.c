@@ -32,7 +32,8 @@ static bool given(const onnx_val *v) {
 /* The resize of one axis, as the reference computes it. */
 typedef struct rs_axis {
   int mode; /* 0 nearest, 1 linear, 2 cubic */
-  const char *ctm, *nearest;
+  const char *ctm;
+  int nearest;    /* 0 round_prefer_floor, 1 round_prefer_ceil, 2 floor, 3 ceil (nms below) */
   double A;       /* cubic_coeff_a */
   bool exclude;   /* exclude_outside */
   bool antialias; /* linear and cubic: a wider filter when downscaling */
@@ -44,15 +45,10 @@ typedef struct rs_axis {
 #define RS_TAPS 64
 static int rs_coeffs(const rs_axis *o, double ratio, double scale, double *w) {
   if (o->mode == 0) { /* the left or right neighbour */
-    bool right;
-    if (ratio == floor(ratio))
-      right = true;
-    else if (!strcmp(o->nearest, "round_prefer_floor"))
-      right = ratio > 0.5;
-    else if (!strcmp(o->nearest, "round_prefer_ceil"))
-      right = ratio >= 0.5;
-    else
-      right = !strcmp(o->nearest, "ceil");
+    const bool right = ratio == floor(ratio) ? true
+                       : o->nearest == 0     ? ratio > 0.5
+                       : o->nearest == 1     ? ratio >= 0.5
+                                             : o->nearest == 3;
     w[0] = !right, w[1] = right;
     return 2;
   }
@@ -161,9 +157,9 @@ static asg_tensor *rs_apply(onnx_ctx *c, asg_tensor *x, int a, int64_t out, cons
   const int64_t in = s.dims[a];
   asg_tensor *y;
   if (a == s.ndim - 1) { /* [..., in] x M^T [in, out] */
-    asg_tensor *m = asg_cast(asg_constant(c->g, ASG_F64, ASG_SHAPE(out, in), M), dt);
+    asg_tensor *m = onnx__const_of(c, dt, ASG_SHAPE(out, in), M);
     y = asg_matmul_t(x, m, false, true);
-    if (extrap) y = asg_add(y, asg_cast(asg_constant(c->g, ASG_F64, ASG_SHAPE(out), cv), dt));
+    if (extrap) y = asg_add(y, onnx__const_of(c, dt, ASG_SHAPE(out), cv));
     return y;
   }
   int64_t post = 1;
@@ -172,9 +168,9 @@ static asg_tensor *rs_apply(onnx_ctx *c, asg_tensor *x, int a, int64_t out, cons
   asg_shape s3 = s, so = s;
   s3.ndim = a + 2, s3.dims[a] = in, s3.dims[a + 1] = post; /* [..., in, post] */
   so.dims[a] = out;
-  asg_tensor *m = asg_cast(asg_constant(c->g, ASG_F64, ASG_SHAPE(out, in), M), dt);
+  asg_tensor *m = onnx__const_of(c, dt, ASG_SHAPE(out, in), M);
   y = asg_matmul(m, asg_reshape(x, s3)); /* M [out, in] x [..., in, post] */
-  if (extrap) y = asg_add(y, asg_cast(asg_constant(c->g, ASG_F64, ASG_SHAPE(out, 1), cv), dt));
+  if (extrap) y = asg_add(y, onnx__const_of(c, dt, ASG_SHAPE(out, 1), cv));
   return asg_reshape(y, so);
 }
 
@@ -196,10 +192,11 @@ ONNX_OP(onnx__op_resize) {
                                      "align_corners", "tf_crop_and_resize"};
   static const char *const nms[] = {"round_prefer_floor", "round_prefer_ceil", "floor", "ceil"};
   bool ok_ctm = false, ok_nm = false;
+  int nmi = 0; /* rs_axis.nearest */
   for (size_t i = 0; i < sizeof ctms / sizeof *ctms; i++)
     ok_ctm |= !strcmp(ctm, ctms[i]);
-  for (size_t i = 0; i < sizeof nms / sizeof *nms; i++)
-    ok_nm |= !strcmp(nm, nms[i]);
+  for (int i = 0; i < (int)(sizeof nms / sizeof *nms); i++)
+    if (!strcmp(nm, nms[i])) ok_nm = true, nmi = i;
   const int mi = !strcmp(mode, "nearest")  ? 0
                  : !strcmp(mode, "linear") ? 1
                  : !strcmp(mode, "cubic")  ? 2
@@ -342,7 +339,7 @@ ONNX_OP(onnx__op_resize) {
   }
   const rs_axis o = {mi,
                      ctm,
-                     nm,
+                     nmi,
                      onnx__attr_float(n, "cubic_coeff_a", -0.75),
                      onnx__attr_int(n, "exclude_outside", 0) != 0,
                      antialias,

@@ -76,16 +76,23 @@ static void check_model(const char *name, asg_shape xs) {
   asg_graph_free(g);
 }
 
+/* Imports models/file into a new graph (*g); NULL (graph freed, failure
+ * counted) when the import fails. */
+static asg_onnx_model *import_model(const char *file, asg_graph **g) {
+  asg_onnx_model *m = NULL;
+  *g = asg_graph_new();
+  if (asg_onnx_import(*g, model(file), NULL, &m) == ASG_OK) return m;
+  TU_CHECK(0, "%s: import: %s", file, asg_last_error());
+  asg_graph_free(*g);
+  return NULL;
+}
+
 /* The imported MLP's initializers are trainable variables: one SGD step
  * changes them (gradients flow through Gemm / Relu). */
 static void train_step(void) {
-  asg_graph *g = asg_graph_new();
-  asg_onnx_model *m = NULL;
-  if (asg_onnx_import(g, model("mlp.onnx"), NULL, &m)) {
-    TU_CHECK(0, "import: %s", asg_last_error());
-    asg_graph_free(g);
-    return;
-  }
+  asg_graph *g;
+  asg_onnx_model *m = import_model("mlp.onnx", &g);
+  if (!m) return;
   asg_tensor *w1 = asg_graph_find(g, "w1");
   TU_CHECK(w1 && asg_variable_is_trainable(w1), "w1 is a trainable variable");
   asg_tensor *y = asg_onnx_model_output(m, 0);
@@ -117,13 +124,9 @@ static void train_step(void) {
 
 /* The dynamic axis "batch" is a symbolic dim: one program runs batch 5 and 2. */
 static void symbolic_batch(void) {
-  asg_graph *g = asg_graph_new();
-  asg_onnx_model *m = NULL;
-  if (asg_onnx_import(g, model("dynamic.onnx"), NULL, &m)) {
-    TU_CHECK(0, "import: %s", asg_last_error());
-    asg_graph_free(g);
-    return;
-  }
+  asg_graph *g;
+  asg_onnx_model *m = import_model("dynamic.onnx", &g);
+  if (!m) return;
   asg_tensor *x = asg_onnx_model_input(m, 0);
   char buf[64];
   asg_graph_shape_str(g, asg_tensor_shape(x), buf, sizeof buf);
@@ -160,13 +163,9 @@ static void symbolic_batch(void) {
  * first image's values) from the same program. */
 static void resize_symbolic(void) {
   enum { N = 3, IN = 2 * 5 * 6, OUT = 2 * 10 * 9 };
-  asg_graph *g = asg_graph_new();
-  asg_onnx_model *m = NULL;
-  if (asg_onnx_import(g, model("resize_cubic.onnx"), NULL, &m)) {
-    TU_CHECK(0, "resize_cubic import: %s", asg_last_error());
-    asg_graph_free(g);
-    return;
-  }
+  asg_graph *g;
+  asg_onnx_model *m = import_model("resize_cubic.onnx", &g);
+  if (!m) return;
   asg_tensor *y = asg_onnx_model_output(m, 0);
   asg_program *p = asg_compile(g, 1, &y, NULL);
   static double want[N * OUT], got[N * OUT], xd[N * IN];

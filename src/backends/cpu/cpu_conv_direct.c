@@ -58,10 +58,17 @@ static void tables_of(const cgeo *g, const float *wp, int64_t **at, uint16_t **m
   *mask = (uint16_t *)(void *)(*at + q_of(g) / 16);
 }
 
+/* Floats of xp, with room for the last vector's reads past the grid. */
+static int64_t xp_of(const cgeo *g) {
+  return g->Cg * hp_of(g) * wp_of(g) + q_of(g) + (g->KW - 1) * g->dw + ASG_LANES;
+}
+
+/* xp, then (below AVX-512, where the block goes through it) out [OB, Q] */
 int64_t asg_cpu_conv_direct_ws(const cgeo *g) {
-  /* xp, with room for the last vector's reads past the grid, then out [OB, Q] */
-  int64_t xp = g->Cg * hp_of(g) * wp_of(g) + q_of(g) + (g->KW - 1) * g->dw + ASG_LANES;
-  return xp + OB * q_of(g);
+#ifdef ASG_SIMD_X86
+  if (asg_cpu_simd_level() == ASG_SIMD_AVX512) return xp_of(g);
+#endif
+  return xp_of(g) + OB * q_of(g);
 }
 
 void asg_cpu_conv_direct_pack(const cgeo *g, const float *w, float *wp) {
@@ -172,7 +179,7 @@ static void block_f32_any(const float *xp, const int64_t *off, int64_t CKK, cons
 void asg_cpu_conv_direct_image(const cgeo *g, const float *x, const float *wp, float *y, int64_t n,
                                float *ws, const float *bias, int act) {
   const int64_t Hp = hp_of(g), Wp = wp_of(g), Q = q_of(g), nb = blocks_of(g);
-  const int64_t plane = Hp * Wp, xpn = asg_cpu_conv_direct_ws(g) - OB * Q;
+  const int64_t plane = Hp * Wp, xpn = xp_of(g);
   float *xp = ws, *out = ws + xpn;
   int64_t off[256]; /* CKK <= 256 (asg_cpu_conv_direct_ok) */
   for (int64_t c = 0, t = 0; c < g->Cg; c++)

@@ -145,27 +145,38 @@ int cmp_vals(const char *what, asg_dtype dt, tclass cls, const double *got, cons
   return 0;
 }
 
-/* Fetches t from both programs and compares. */
-int cmp_output(asg_program *ref, asg_program *dut, asg_tensor *t, const char *label, tclass cls,
-               char *msg, size_t msz) {
-  long n = numel(asg_tensor_shape(t));
-  asg_dtype dt = asg_tensor_dtype(t);
+/* Reads n values of dt from both programs (t: an output, else the variable
+ * `name`) and compares them. */
+static int cmp_read(asg_program *ref, asg_program *dut, const asg_tensor *t, const char *name,
+                    asg_dtype dt, long n, const char *what, tclass cls, char *msg, size_t msz) {
   size_t bytes = (size_t)n * asg_dtype_size(dt);
   void *ba = malloc(bytes ? bytes : 1), *bb = malloc(bytes ? bytes : 1);
   double *a = malloc(sizeof(double) * (size_t)(n ? n : 1));
   double *b = malloc(sizeof(double) * (size_t)(n ? n : 1));
   int ok = 0;
-  if (asg_program_fetch(ref, t, bb, bytes) != ASG_OK) {
-    snprintf(msg, msz, "%s: fetch from cpu: %s", label, asg_last_error());
-  } else if (asg_program_fetch(dut, t, ba, bytes) != ASG_OK) {
-    snprintf(msg, msz, "%s: fetch from %s: %s", label, g_backend, asg_last_error());
+  asg_status sr =
+      t ? asg_program_fetch(ref, t, bb, bytes) : asg_program_get_variable(ref, name, bb, bytes);
+  asg_status sd = sr  ? ASG_OK
+                  : t ? asg_program_fetch(dut, t, ba, bytes)
+                      : asg_program_get_variable(dut, name, ba, bytes);
+  if (sr) {
+    snprintf(msg, msz, "%s: read from cpu: %s", what, asg_last_error());
+  } else if (sd) {
+    snprintf(msg, msz, "%s: read from %s: %s", what, g_backend, asg_last_error());
   } else {
     tu_to_double(dt, ba, a, n);
     tu_to_double(dt, bb, b, n);
-    ok = cmp_vals(label, dt, cls, a, b, n, msg, msz);
+    ok = cmp_vals(what, dt, cls, a, b, n, msg, msz);
   }
   free(ba), free(bb), free(a), free(b);
   return ok;
+}
+
+/* Fetches t from both programs and compares. */
+int cmp_output(asg_program *ref, asg_program *dut, asg_tensor *t, const char *label, tclass cls,
+               char *msg, size_t msz) {
+  return cmp_read(ref, dut, t, NULL, asg_tensor_dtype(t), numel(asg_tensor_shape(t)), label, cls,
+                  msg, msz);
 }
 
 int cmp_variable(asg_program *ref, asg_program *dut, const char *name, tclass cls, char *msg,
@@ -183,25 +194,9 @@ int cmp_variable(asg_program *ref, asg_program *dut, const char *name, tclass cl
     snprintf(msg, msz, "variable %s: not in the cpu program", name);
     return 0;
   }
-  long n = numel(s);
-  size_t bytes = (size_t)n * asg_dtype_size(dt);
-  void *ba = malloc(bytes ? bytes : 1), *bb = malloc(bytes ? bytes : 1);
-  double *a = malloc(sizeof(double) * (size_t)(n ? n : 1));
-  double *b = malloc(sizeof(double) * (size_t)(n ? n : 1));
-  int ok = 0;
   char what[96];
   snprintf(what, sizeof what, "variable %s", name);
-  if (asg_program_get_variable(ref, name, bb, bytes) != ASG_OK) {
-    snprintf(msg, msz, "%s: read from cpu: %s", what, asg_last_error());
-  } else if (asg_program_get_variable(dut, name, ba, bytes) != ASG_OK) {
-    snprintf(msg, msz, "%s: read from %s: %s", what, g_backend, asg_last_error());
-  } else {
-    tu_to_double(dt, ba, a, n);
-    tu_to_double(dt, bb, b, n);
-    ok = cmp_vals(what, dt, cls, a, b, n, msg, msz);
-  }
-  free(ba), free(bb), free(a), free(b);
-  return ok;
+  return cmp_read(ref, dut, NULL, name, dt, numel(s), what, cls, msg, msz);
 }
 
 /* ASG_PARITY_FILTER=text: report only the checks whose title contains text

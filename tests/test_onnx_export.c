@@ -234,6 +234,25 @@ static void test_pool_options(void) {
   asg_graph_free(g);
 }
 
+/* asg_batchnorm (the batch's statistics) as ONNX reductions and arithmetic. */
+static void test_batchnorm(void) {
+  asg_graph *g = asg_graph_new();
+  asg_shape xs = ASG_SHAPE(2, 4, 3, 3);
+  asg_tensor *x = asg_input(g, "x", ASG_F32, xs);
+  asg_tensor *gm = asg_variable(g, "bn.w", ASG_F32, ASG_SHAPE(4), asg_init_uniform(0.5, 1.5));
+  asg_tensor *bt = asg_variable(g, "bn.b", ASG_F32, ASG_SHAPE(4), asg_init_uniform(-1, 1));
+  asg_tensor *y = asg_batchnorm(x, gm, bt, 1e-3);
+  TU_CHECK(y != NULL, "batchnorm: build: %s", asg_graph_error(g));
+  float xv[72], want[72];
+  long n = 72;
+  x_of(xv, 72);
+  asg_program *p = asg_compile(g, 1, &y, NULL);
+  TU_CHECK(run_f32(p, xs, xv, 1, &y, &n, want), "batchnorm: run: %s", asg_last_error());
+  round_trip("batchnorm", 0, g, p, 1, &y, &xs, xs, xv, want);
+  asg_program_free(p);
+  asg_graph_free(g);
+}
+
 /* A batch dim "B": exported as dim_param, symbolic again after import. */
 static void test_symbolic(void) {
   asg_graph *g = asg_graph_new();
@@ -348,6 +367,7 @@ int main(void) {
   test_mlp();
   test_cnn();
   test_pool_options();
+  test_batchnorm();
   test_symbolic();
   test_errors();
   if (manifest) fclose(manifest);

@@ -121,6 +121,7 @@ int main(int argc, char **argv) {
   cases_shape();
   cases_index();
   cases_layernorm();
+  cases_batchnorm();
   cases_conv();
   cases_pool();
   cases_resample(); /* pad, upsample */

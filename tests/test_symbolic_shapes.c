@@ -353,6 +353,20 @@ static asg_tensor *build(env *e, const char *name, const char **want, bool *exac
     asg_tensor *gm = var(e, "g", ASG_SHAPE(8));
     return grad_of(asg_layernorm(x3(e), gm, NULL, 1e-5), gm);
   }
+  if (!strcmp(name, "batchnorm")) {
+    *want = "[batch,3,seq,16]";
+    return asg_batchnorm(img(e), NULL, NULL, 1e-5);
+  }
+  if (!strcmp(name, "batchnorm_bwd_x")) {
+    *want = "[batch,3,seq,16]";
+    asg_tensor *x = img(e);
+    return grad_of(asg_batchnorm(x, var(e, "g", ASG_SHAPE(3)), NULL, 1e-5), x);
+  }
+  if (!strcmp(name, "batchnorm_bwd_gamma")) {
+    *want = "[3]";
+    asg_tensor *gm = var(e, "g", ASG_SHAPE(3));
+    return grad_of(asg_batchnorm(img(e), gm, NULL, 1e-5), gm);
+  }
   asg_conv_params cp = {.stride = {2, 1}, .padding = {1, 1}};
   if (!strcmp(name, "conv2d")) {
     *want = "[batch,4,floor((seq+1)/2),16]";

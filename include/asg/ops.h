@@ -152,6 +152,15 @@ ASG_API asg_tensor *asg_einsum(const char *spec, int n, asg_tensor *const *xs);
 /* ---- neural-network ops ---- */
 /* Normalizes over the last dim; gamma and beta [C] may be NULL. */
 ASG_API asg_tensor *asg_layernorm(asg_tensor *x, asg_tensor *gamma, asg_tensor *beta, double eps);
+/* Batch normalization with the batch's statistics (training mode), one op:
+ * x [N, C] or [N, C, ...] is normalized per channel (dim 1) by the mean and
+ * the biased variance over every other dim, then scaled by gamma and
+ * shifted by beta ([C] each, x's dtype; NULL means 1 and 0):
+ * y = (x - mean_c) / sqrt(var_c + eps) * gamma_c + beta_c. Its gradient is
+ * one dedicated op per input (the statistics are recomputed, not stored).
+ * asg_nn_batchnorm builds it in training graphs and adds the running
+ * statistics; with frozen statistics, normalize with asg_sub/asg_mul. */
+ASG_API asg_tensor *asg_batchnorm(asg_tensor *x, asg_tensor *gamma, asg_tensor *beta, double eps);
 
 /* Scaled dot-product attention softmax(q k^T * scale [+ causal mask]) v,
  * fused: the [..., Tq, Tk] scores are never stored (forward and gradient).

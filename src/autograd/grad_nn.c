@@ -1,5 +1,5 @@
 /* Gradient rules of the nn family. Softmax and log_softmax use public ops
- * (differentiable again); layernorm and softmax cross-entropy use their
+ * (differentiable again); layernorm, batchnorm and softmax cross-entropy use their
  * dedicated one-pass backward ops (not differentiable again). */
 #include "autograd/grad.h"
 
@@ -47,6 +47,26 @@ static void g_layernorm(asg_tensor *y, asg_tensor *dy, const bool *need, asg_ten
   }
 }
 
+/* batchnorm(x, gamma, beta): dx and dgamma recompute each channel's
+ * statistics from x; dbeta is dy summed over every dim but the channels. */
+static void g_batchnorm(asg_tensor *y, asg_tensor *dy, const bool *need, asg_tensor **dx) {
+  asg_tensor *x = y->in[0], *gamma = y->in[1];
+  if (need[0]) {
+    asg_tensor *in[3] = {dy, x, gamma};
+    dx[0] = bwd_node(ASG_OP_BATCHNORM_BWD_X, y, x->shape, 3, in);
+  }
+  if (need[1]) {
+    asg_tensor *in[2] = {dy, x};
+    dx[1] = bwd_node(ASG_OP_BATCHNORM_BWD_GAMMA, y, gamma->shape, 2, in);
+  }
+  if (need[2]) {
+    asg_axes other = {0, {0}};
+    for (int d = 0; d < x->shape.ndim; d++)
+      if (d != 1) other.axis[other.n++] = d;
+    dx[2] = asg_sum(dy, other, false);
+  }
+}
+
 /* softmax_cross_entropy(logits, labels): one fused pass gives dlogits;
  * labels are integers (no gradient). */
 static void g_softmax_ce(asg_tensor *y, asg_tensor *dy, const bool *need, asg_tensor **dx) {
@@ -59,5 +79,6 @@ void asg_grad_register_nn(asg_grad_rule *t) {
   t[ASG_OP_SOFTMAX] = g_softmax;
   t[ASG_OP_LOG_SOFTMAX] = g_log_softmax;
   t[ASG_OP_LAYERNORM] = g_layernorm;
+  t[ASG_OP_BATCHNORM] = g_batchnorm;
   t[ASG_OP_SOFTMAX_CE] = g_softmax_ce;
 }

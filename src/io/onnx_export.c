@@ -560,6 +560,23 @@ static asg_status ex_op(ex *e, const asg_tensor *t, const char *out) {
     }
     break;
   }
+  case ASG_OP_BATCHNORM: { /* training mode: the batch's statistics, as the op computes them */
+    int64_t mask = ((int64_t)1 << nd) - 1 - 2; /* every axis but the channels */
+    asg_shape cs = {nd - 1, {0}};              /* gamma, beta [C] as [C, 1, ...] */
+    cs.dims[0] = t->in[0]->shape.dims[1];
+    for (int i = 1; i < cs.ndim; i++)
+      cs.dims[i] = 1;
+    const char *d = ex2(e, "Sub", x, ex_reduce(e, "ReduceMean", x, mask, nd, true, NULL), NULL);
+    const char *v = ex_reduce(e, "ReduceMean", ex2(e, "Mul", d, d, NULL), mask, nd, true, NULL);
+    const char *inv =
+        ex1(e, "Reciprocal",
+            ex1(e, "Sqrt", ex2(e, "Add", v, ex_scalar(e, dt, a->f[0]), NULL), NULL), NULL);
+    const char *gs = ex_reshape_shape(e, t->in[1], cs);
+    const char *gr = gs ? ex2(e, "Reshape", b, gs, NULL) : NULL;
+    const char *br = gs ? ex2(e, "Reshape", e->val[t->in[2]->id], gs, NULL) : NULL;
+    r = ex2(e, "Add", ex2(e, "Mul", ex2(e, "Mul", d, inv, NULL), gr, NULL), br, out);
+    break;
+  }
   case ASG_OP_CONV2D:
   case ASG_OP_CONV_TRANSPOSE2D: {
     bool tr = t->op == ASG_OP_CONV_TRANSPOSE2D;

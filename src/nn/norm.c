@@ -35,11 +35,8 @@ static asg_tensor *batchnorm_apply(asg_layer *l, asg_tensor *x, asg_tensor *mask
   for (int d = 1; d < cs.ndim; d++)
     cs.dims[d] = 1;
   asg_tensor *rm = asg_layer_param(l, "running_mean"), *rv = asg_layer_param(l, "running_var");
-  asg_tensor *w = asg_layer_param(l, "weight"), *b = asg_layer_param(l, "bias");
-  if (w) {
-    w = asg_reshape(as_dtype(w, dt), cs);
-    b = asg_reshape(as_dtype(b, dt), cs);
-  }
+  asg_tensor *w = as_dtype(asg_layer_param(l, "weight"), dt);
+  asg_tensor *b = as_dtype(asg_layer_param(l, "bias"), dt);
   asg_tensor *mean, *var;
   if (asg_graph_is_training(g)) {
     asg_axes ax = {0, {0}};
@@ -95,14 +92,16 @@ static asg_tensor *batchnorm_apply(asg_layer *l, asg_tensor *x, asg_tensor *mask
         asg_graph_add_update(g, un) != ASG_OK)
       return asg_graph_fail(g, ASG_ERR_INVALID, "batchnorm",
                             "could not register the running-stat updates: %s", asg_last_error());
-  } else {
-    mean = as_dtype(rm, dt);
-    var = as_dtype(rv, dt);
+    /* one op normalizes with the batch statistics (and one op per input
+     * differentiates it); mean and var above only feed the running stats */
+    return asg_batchnorm(x, w, b, eps);
   }
+  mean = as_dtype(rm, dt);
+  var = as_dtype(rv, dt);
   asg_tensor *inv = asg_rsqrt(asg_add_scalar(asg_reshape(var, cs), eps));
   if (!w) return asg_mul(asg_sub(x, asg_reshape(mean, cs)), inv); /* no_affine */
-  asg_tensor *y = asg_mul(asg_sub(x, asg_reshape(mean, cs)), asg_mul(inv, w));
-  return asg_add(y, b);
+  asg_tensor *y = asg_mul(asg_sub(x, asg_reshape(mean, cs)), asg_mul(inv, asg_reshape(w, cs)));
+  return asg_add(y, asg_reshape(b, cs));
 }
 
 asg_layer *asg_nn_batchnorm_ex(asg_graph *g, const char *name, int64_t channels,

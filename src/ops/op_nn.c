@@ -1,4 +1,4 @@
-/* Neural-network op constructors: softmax, log_softmax, layernorm,
+/* Neural-network op constructors: softmax, log_softmax, layernorm, batchnorm,
  * softmax cross-entropy, random sources and dropout.
  *
  * Attributes:
@@ -6,6 +6,10 @@
  *   LAYERNORM              f0 = eps; inputs (x [..., C], gamma [C], beta [C])
  *   LAYERNORM_BWD_X        f0 = eps; inputs (dy, x, gamma) -> dx   (made by grad_nn.c)
  *   LAYERNORM_BWD_GAMMA    f0 = eps; inputs (dy, x) -> dgamma [C]  (made by grad_nn.c)
+ *   BATCHNORM              f0 = eps; inputs (x [N, C, ...], gamma [C], beta [C]): the
+ *                          statistics of each channel over every dim but 1 (biased var)
+ *   BATCHNORM_BWD_X        f0 = eps; inputs (dy, x, gamma) -> dx   (made by grad_nn.c)
+ *   BATCHNORM_BWD_GAMMA    f0 = eps; inputs (dy, x) -> dgamma [C]  (made by grad_nn.c)
  *   SOFTMAX_CE             f0 = label smoothing, i0 = ignore_index;
  *                          inputs (logits [..., C], labels [...]) -> scalar
  *   SOFTMAX_CE_BWD         same attrs; inputs (logits, labels, dloss) -> dlogits
@@ -39,41 +43,59 @@ asg_tensor *asg_log_softmax(asg_tensor *x, int axis) {
 }
 
 /* ---- layernorm ---- */
-/* gamma/beta must be [C] with x's dtype; NULL becomes a fill so that the
- * op always has three inputs (kernels and gradients see one form). */
-static asg_tensor *ln_param(asg_graph *g, asg_tensor *x, asg_tensor *p, const char *what,
-                            double dflt) {
+/* gamma/beta must be [C] (x's dim caxis) with x's dtype; NULL becomes a
+ * fill so that the op always has three inputs (kernels and gradients see one
+ * form). */
+static asg_tensor *norm_param(asg_graph *g, const char *name, asg_tensor *x, int caxis,
+                              asg_tensor *p, const char *what, double dflt) {
   char b1[ASG_SHAPE_BUF], b2[ASG_SHAPE_BUF], b3[ASG_SHAPE_BUF];
-  int64_t C = x->shape.dims[x->shape.ndim - 1];
+  int64_t C = x->shape.dims[caxis];
   if (!p) return asg_fill(g, x->dtype, ASG_SHAPE(C), dflt);
   if (p->dtype != x->dtype)
-    return asg__fail(g, ASG_ERR_DTYPE, "layernorm", "%s is %s, x is %s", what,
-                     asg_dtype_name(p->dtype), asg_dtype_name(x->dtype));
+    return asg__fail(g, ASG_ERR_DTYPE, name, "%s is %s, x is %s", what, asg_dtype_name(p->dtype),
+                     asg_dtype_name(x->dtype));
   if (p->shape.ndim != 1 || p->shape.dims[0] != C)
-    return asg__fail(g, ASG_ERR_SHAPE, "layernorm", "%s %s does not match x %s: expected [%s]",
-                     what, SHP(p->shape, b1), SHP(x->shape, b2), DIM(C, b3));
+    return asg__fail(g, ASG_ERR_SHAPE, name, "%s %s does not match x %s: expected [%s]", what,
+                     SHP(p->shape, b1), SHP(x->shape, b2), DIM(C, b3));
   return p;
 }
 
-asg_tensor *asg_layernorm(asg_tensor *x, asg_tensor *gamma, asg_tensor *beta, double eps) {
+/* layernorm (channels: the last dim) and batchnorm (channels: dim 1). */
+static asg_tensor *norm_op(asg_op op, asg_tensor *x, asg_tensor *gamma, asg_tensor *beta,
+                           double eps) {
+  const char *name = asg__op_name(op);
   /* gamma/beta are optional; those given must be live tensors of x's graph */
   asg_tensor *all[3] = {x, NULL, NULL};
   int n = 1;
   if (gamma) all[n++] = gamma;
   if (beta) all[n++] = beta;
-  asg_graph *g = asg__graph_of("layernorm", n, all);
-  if (!g || !asg__need_float(g, "layernorm", x)) return NULL;
-  if (x->shape.ndim < 1)
-    return asg__fail(g, ASG_ERR_SHAPE, "layernorm", "x must have rank >= 1, got a scalar");
+  asg_graph *g = asg__graph_of(name, n, all);
+  char b1[ASG_SHAPE_BUF];
+  if (!g || !asg__need_float(g, name, x)) return NULL;
+  bool bn = op == ASG_OP_BATCHNORM;
+  if (!bn && x->shape.ndim < 1)
+    return asg__fail(g, ASG_ERR_SHAPE, name, "x must have rank >= 1, got a scalar");
+  if (bn && x->shape.ndim < 2)
+    return asg__fail(g, ASG_ERR_SHAPE, name, "x %s must be [N, C] or [N, C, ...]",
+                     SHP(x->shape, b1));
   if (!(eps >= 0) || isinf(eps))
-    return asg__fail(g, ASG_ERR_INVALID, "layernorm", "eps must be finite and >= 0, got %g", eps);
-  asg_tensor *in[3] = {x, ln_param(g, x, gamma, "gamma", 1.0), NULL};
+    return asg__fail(g, ASG_ERR_INVALID, name, "eps must be finite and >= 0, got %g", eps);
+  int caxis = bn ? 1 : x->shape.ndim - 1;
+  asg_tensor *in[3] = {x, norm_param(g, name, x, caxis, gamma, "gamma", 1.0), NULL};
   if (!in[1]) return NULL;
-  in[2] = ln_param(g, x, beta, "beta", 0.0);
+  in[2] = norm_param(g, name, x, caxis, beta, "beta", 0.0);
   if (!in[2]) return NULL;
-  asg_tensor *y = asg__node(g, ASG_OP_LAYERNORM, x->dtype, x->shape, 3, in);
+  asg_tensor *y = asg__node(g, op, x->dtype, x->shape, 3, in);
   if (y) y->attr.f[0] = eps;
   return y;
+}
+
+asg_tensor *asg_layernorm(asg_tensor *x, asg_tensor *gamma, asg_tensor *beta, double eps) {
+  return norm_op(ASG_OP_LAYERNORM, x, gamma, beta, eps);
+}
+
+asg_tensor *asg_batchnorm(asg_tensor *x, asg_tensor *gamma, asg_tensor *beta, double eps) {
+  return norm_op(ASG_OP_BATCHNORM, x, gamma, beta, eps);
 }
 
 /* ---- softmax cross-entropy ---- */

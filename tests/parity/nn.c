@@ -1,4 +1,4 @@
-/* Parity cases: layer norm, softmax cross-entropy (and its edges: labels out
+/* Parity cases: layer norm, batch norm, softmax cross-entropy (and its edges: labels out
  * of range, every label ignored, large logits), and the fused attention,
  * plain and with a key mask. */
 #include "parity.h"
@@ -46,6 +46,29 @@ void cases_layernorm(void) {
       asg_shape s = ASG_SHAPE(9, 17);
       pc_begin(&pc, C_ACCUM, "layernorm %s %s no affine eps 1e-3", dtn(dt), shp(s));
       pc_out(&pc, asg_layernorm(pc_in(&pc, dt, s, -2, 3), NULL, NULL, 1e-3), "y");
+      pc_finish(&pc);
+    }
+  }
+}
+
+/* batchnorm: channels of runs shorter and longer than a GPU block, [N, C]
+ * (runs of one), and no affine */
+void cases_batchnorm(void) {
+  static const int64_t sh[][4] = {{8, 5, 6, 7}, {64, 12, 0, 0}, {3, 4, 1000, 0}, {2, 3, 1, 1}};
+  static const int rk[] = {4, 2, 3, 4};
+  for (int d = 0; d < 2; d++) {
+    asg_dtype dt = FDT[d];
+    for (int k = 0; k < 4; k++) {
+      asg_shape s = {rk[k], {0}};
+      for (int i = 0; i < rk[k]; i++)
+        s.dims[i] = sh[k][i];
+      int64_t C = s.dims[1];
+      pcase pc;
+      pc_begin(&pc, C_ACCUM, "batchnorm %s %s%s", dtn(dt), shp(s), k == 3 ? " no affine" : "");
+      asg_tensor *x = pc_in(&pc, dt, s, -2, 4);
+      asg_tensor *gm = k == 3 ? NULL : pc_in(&pc, dt, ASG_SHAPE(C), 0.5, 1.5);
+      asg_tensor *bt = k == 3 ? NULL : pc_in(&pc, dt, ASG_SHAPE(C), -1, 1);
+      pc_out(&pc, asg_batchnorm(x, gm, bt, 1e-5), "y");
       pc_finish(&pc);
     }
   }

@@ -8,6 +8,7 @@
  *  - erf and gelu on a dense grid over [-6, 6] and at +-inf, NaN
  *    (within 3 ulp-sized steps: |d| <= 2e-7 |want| + 1e-12);
  *  - layernorm forward and input gradient (rtol 1e-6);
+ *  - batchnorm forward and input gradient (rtol 1e-5);
  *  - sum / mean / var over the batch-norm axes (contiguous runs in lanes)
  *    and over the batch axis (blocks of columns) (rtol 1e-6);
  *  - the direct convolution with its fused bias and ReLU (rtol 1e-5);
@@ -49,18 +50,21 @@ static int eval_with_grad(asg_graph *g, asg_tensor *x, asg_tensor *y, const doub
   return rc;
 }
 
-static void maxpool_2x2(void) {
-  enum { N = 2, C = 3, H = 7, W = 9, OH = 3, OW = 4 };
-  double x[N * C * H * W], r[N * C * OH * OW], y[N * C * OH * OW], dx[N * C * H * W];
-  double wy[N * C * OH * OW], wdx[N * C * H * W];
-  tu_rand(5, x, N * C * H * W, -2, 2);
-  for (int i = 0; i < N * C * H * W; i++) /* many ties: values on a coarse grid */
+/* planes of H x W (odd H or W: the last row/column is in no window); W >= 33
+ * runs the AVX-512 paths' full 16-window blocks and a masked partial one */
+static void maxpool_2x2(int H, int W) {
+  enum { N = 2, C = 3 };
+  const int OH = H / 2, OW = W / 2, nx = N * C * H * W, ny = N * C * OH * OW;
+  double *x = malloc(sizeof(double) * (size_t)nx), *dx = malloc(sizeof(double) * (size_t)nx);
+  double *wdx = calloc((size_t)nx, sizeof(double)), *r = malloc(sizeof(double) * (size_t)ny);
+  double *y = malloc(sizeof(double) * (size_t)ny), *wy = malloc(sizeof(double) * (size_t)ny);
+  tu_rand(5, x, nx, -2, 2);
+  for (int i = 0; i < nx; i++) /* many ties: values on a coarse grid */
     x[i] = floor(x[i] * 2) / 2;
   x[3 * W + 4] = NAN;                     /* a NaN in plane 0 */
   x[W * H + 0] = 5, x[W * H + W + 1] = 5; /* tie at the top of a window: first wins */
   x[W * H + 2 * W + 3] = -0.0, x[W * H + 2 * W + 2] = 0.0;
-  tu_rand(6, r, N * C * OH * OW, 0.5, 1.5);
-  memset(wdx, 0, sizeof wdx);
+  tu_rand(6, r, ny, 0.5, 1.5);
   for (int pl = 0; pl < N * C; pl++)
     for (int oh = 0; oh < OH; oh++)
       for (int ow = 0; ow < OW; ow++) {
@@ -76,17 +80,20 @@ static void maxpool_2x2(void) {
   asg_tensor *xt = tu_constant(g, ASG_F32, ASG_SHAPE(N, C, H, W), x);
   asg_tensor *yt = asg_max_pool2d(xt, (asg_pool_params){.kernel = {2, 2}, .stride = {2, 2}});
   int ok = yt && eval_with_grad(g, xt, yt, r, y, dx) == 0;
-  TU_CHECK(ok, "max pool 2x2: %s", asg_last_error());
+  TU_CHECK(ok, "max pool 2x2 [%d,%d]: %s", H, W, asg_last_error());
   if (ok) {
     int same = 1;
-    for (int i = 0; i < N * C * OH * OW; i++)
+    for (int i = 0; i < ny; i++)
       same &= isnan(wy[i]) ? isnan(y[i]) : y[i] == wy[i] && signbit(y[i]) == signbit(wy[i]);
-    TU_CHECK(same, "max pool 2x2 forward: first maximum, NaN wins");
-    TU_CHECK(tu_close("max pool 2x2 grad", dx, wdx, N * C * H * W, 0, 0),
-             "max pool 2x2 gradient routed to the first maximum, zero in the odd row/column");
-    dump(y, N * C * OH * OW), dump(dx, N * C * H * W);
+    TU_CHECK(same, "max pool 2x2 [%d,%d] forward: first maximum, NaN wins", H, W);
+    TU_CHECK(tu_close("max pool 2x2 grad", dx, wdx, nx, 0, 0),
+             "max pool 2x2 [%d,%d] gradient routed to the first maximum, zero in the odd "
+             "row/column",
+             H, W);
+    dump(y, ny), dump(dx, nx);
   }
   asg_graph_free(g);
+  free(x), free(dx), free(wdx), free(r), free(y), free(wy);
 }
 
 static void softmax_rows(void) {
@@ -201,6 +208,55 @@ static void layernorm_rows(void) {
   }
 }
 
+/* batchnorm (its row passes in lanes) on runs shorter, equal to and longer
+ * than the 16 lanes: x, dx against double loops, and the bits per level */
+static void batchnorm_rows(void) {
+  const int ss[] = {5, 16, 37};
+  for (int k = 0; k < 3; k++) {
+    enum { N = 4, C = 3 };
+    const int S = ss[k], n = N * C * S;
+    double x[N * C * 37], gm[C], bt[C], r[N * C * 37], y[N * C * 37], dx[N * C * 37];
+    double wy[N * C * 37], wdx[N * C * 37];
+    tu_rand(31 + (unsigned)S, x, n, -3, 5);
+    tu_rand(32, gm, C, 0.5, 1.5);
+    tu_rand(33, bt, C, -1, 1);
+    tu_rand(34, r, n, -1, 1);
+    for (int i = 0; i < n; i++)
+      x[i] = (float)x[i], r[i] = (float)r[i];
+    for (int c = 0; c < C; c++) {
+      double m = 0, v = 0, sr = 0, srx = 0, M = N * S;
+      for (int b = 0; b < N; b++)
+        for (int i = 0; i < S; i++)
+          m += x[(b * C + c) * S + i] / M;
+      for (int b = 0; b < N; b++)
+        for (int i = 0; i < S; i++)
+          v += (x[(b * C + c) * S + i] - m) * (x[(b * C + c) * S + i] - m) / M;
+      double rs = 1 / sqrt(v + 1e-5), g = (float)gm[c];
+      for (int b = 0; b < N; b++)
+        for (int i = 0; i < S; i++) {
+          int j = (b * C + c) * S + i;
+          wy[j] = (x[j] - m) * rs * g + (float)bt[c];
+          sr += r[j] / M, srx += r[j] * (x[j] - m) * rs / M;
+        }
+      for (int b = 0; b < N; b++)
+        for (int i = 0; i < S; i++) {
+          int j = (b * C + c) * S + i;
+          wdx[j] = g * rs * (r[j] - sr - (x[j] - m) * rs * srx);
+        }
+    }
+    asg_graph *gr = asg_graph_new();
+    asg_tensor *xt = tu_constant(gr, ASG_F32, ASG_SHAPE(N, C, S), x);
+    asg_tensor *yt = asg_batchnorm(xt, tu_constant(gr, ASG_F32, ASG_SHAPE(C), gm),
+                                   tu_constant(gr, ASG_F32, ASG_SHAPE(C), bt), 1e-5);
+    int ok = yt && eval_with_grad(gr, xt, yt, r, y, dx) == 0;
+    TU_CHECK(ok && tu_close("batchnorm", y, wy, n, 1e-5, 1e-5) &&
+                 tu_close("batchnorm dx", dx, wdx, n, 1e-5, 1e-4),
+             "batchnorm S=%d forward and input gradient", S);
+    if (ok) dump(y, n), dump(dx, n);
+    asg_graph_free(gr);
+  }
+}
+
 static void reductions(void) {
   /* [N,C,H,W] over (0,2,3): runs of H*W = 35 in lanes; [B,K] over 0: 70 columns */
   struct {
@@ -284,10 +340,13 @@ static void conv_direct(void) {
 
 static void run_all(void) {
   conv_direct();
-  maxpool_2x2();
+  maxpool_2x2(7, 9);
+  maxpool_2x2(4, 57);
+  maxpool_2x2(6, 70);
   softmax_rows();
   erf_gelu();
   layernorm_rows();
+  batchnorm_rows();
   reductions();
 }
 

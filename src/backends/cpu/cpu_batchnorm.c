@@ -1,12 +1,30 @@
 /* CPU batch norm with the batch's statistics: BATCHNORM, BATCHNORM_BWD_X,
- * BATCHNORM_BWD_GAMMA (src/ops/op_nn.c). Threads split the channels; each
- * channel's values (N runs of S elements) stay in cache across the passes
- * over them. Per type: cpu_batchnorm_tmpl.h; the f32 one is compiled for
- * each SIMD level (cpu_simd.h), the same bits at every level. */
+ * BATCHNORM_BWD_GAMMA (src/ops/op_nn.c), for x [N, C, S]:
+ *   y      = (x - mean) * rstd * gamma + beta
+ *   dx     = gamma * rstd * (dy - mean(dy) - xhat * mean(dy * xhat))
+ *   dgamma = sum(dy * xhat)
+ * with xhat = (x - mean) * rstd, means per channel over its N * S values,
+ * rstd = 1 / sqrt(var + eps) (biased var, two passes). Each pass streams
+ * the tensors in memory order, threads splitting the rows (a channel's
+ * values are N runs of S, far apart: walking them per channel defeats the
+ * prefetchers); per-row partial sums go to the workspace and are added per
+ * channel in row order. Per type: cpu_batchnorm_tmpl.h; the f32 passes are
+ * compiled for each SIMD level (cpu_simd.h), the same bits at every level. */
 #include <math.h>
+#include <stdbool.h>
 
 #include "backends/cpu/cpu.h"
 #include "backends/cpu/cpu_simd.h"
+
+enum { BN_SUM, BN_SQ, BN_Y, BN_DY, BN_DX };
+
+typedef struct bn_job {
+  const asg_cpu_call *c;
+  int64_t N, C, S;
+  int pass;
+  double *p0, *p1;                    /* per-row partial sums [N * C] */
+  double *mean, *rstd, *k, *mdy, *cx; /* per channel [C] */
+} bn_job;
 
 #define SUF f32
 #define T float
@@ -16,57 +34,117 @@
 #include "backends/cpu/cpu_batchnorm_tmpl.h"
 
 #ifdef ASG_SIMD_X86
-ASG_TARGET_AVX512 static void bn_channels_f32_avx512(const asg_cpu_call *c, int64_t N, int64_t C,
-                                                     int64_t S, int64_t lo, int64_t hi) {
-  bn_channels_f32(c, N, C, S, lo, hi);
+ASG_TARGET_AVX512 static void bn_rows_f32_avx512(const bn_job *j, int64_t lo, int64_t hi) {
+  bn_rows_f32(j, lo, hi);
 }
-ASG_TARGET_AVX2 static void bn_channels_f32_avx2(const asg_cpu_call *c, int64_t N, int64_t C,
-                                                 int64_t S, int64_t lo, int64_t hi) {
-  bn_channels_f32(c, N, C, S, lo, hi);
+ASG_TARGET_AVX2 static void bn_rows_f32_avx2(const bn_job *j, int64_t lo, int64_t hi) {
+  bn_rows_f32(j, lo, hi);
 }
 #endif
-
-typedef struct bn_job {
-  const asg_cpu_call *c;
-  int64_t N, C, S;
-} bn_job;
 
 static void bn_range(void *ctx, int64_t lo, int64_t hi, int tid) {
   (void)tid;
   const bn_job *j = ctx;
   if (j->c->s->out.dtype == ASG_F64) {
-    bn_channels_f64(j->c, j->N, j->C, j->S, lo, hi);
+    bn_rows_f64(j, lo, hi);
     return;
   }
 #ifdef ASG_SIMD_X86
   int level = asg_cpu_simd_level();
   if (level == ASG_SIMD_AVX512) {
-    bn_channels_f32_avx512(j->c, j->N, j->C, j->S, lo, hi);
+    bn_rows_f32_avx512(j, lo, hi);
     return;
   }
   if (level == ASG_SIMD_AVX2) {
-    bn_channels_f32_avx2(j->c, j->N, j->C, j->S, lo, hi);
+    bn_rows_f32_avx2(j, lo, hi);
     return;
   }
 #endif
-  bn_channels_f32(j->c, j->N, j->C, j->S, lo, hi);
+  bn_rows_f32(j, lo, hi);
+}
+
+/* One pass over every row; then, per channel, the row partials p (and q)
+ * added in row order into s (and t). */
+static void bn_pass(bn_job *j, int pass, double *s, double *t) {
+  const int64_t rows = j->N * j->C;
+  j->pass = pass;
+  asg_cpu_parallel_for(j->c->pool, asg_cpu_threads_for(j->c, rows * j->S, rows), rows, bn_range, j);
+  for (int64_t ch = 0; s && ch < j->C; ch++) {
+    double a = 0, b = 0;
+    for (int64_t n = 0; n < j->N; n++) {
+      a += j->p0[n * j->C + ch];
+      if (t) b += j->p1[n * j->C + ch];
+    }
+    s[ch] = a;
+    if (t) t[ch] = b;
+  }
+}
+
+static void bn_dims(const asg_step *s, int64_t *N, int64_t *C, int64_t *S) {
+  asg_shape xs = s->in[s->op == ASG_OP_BATCHNORM ? 0 : 1].shape; /* [N, C, ...] */
+  *N = xs.dims[0], *C = xs.dims[1], *S = 1;
+  for (int d = 2; d < xs.ndim; d++)
+    *S *= xs.dims[d];
+}
+
+static double gamma_at(const asg_cpu_call *c, int i, int64_t ch) {
+  return c->s->out.dtype == ASG_F64 ? ((const double *)c->in[i])[ch]
+                                    : (double)((const float *)c->in[i])[ch];
 }
 
 static asg_status batchnorm_kernel(const asg_cpu_call *c) {
   const asg_step *s = c->s;
   if (s->out.dtype != ASG_F32 && s->out.dtype != ASG_F64)
     return asg__error(ASG_ERR_DTYPE, "cpu: %s: dtype not supported", s->label);
-  asg_shape xs = s->in[s->op == ASG_OP_BATCHNORM ? 0 : 1].shape; /* [N, C, ...] */
-  bn_job j = {c, xs.dims[0], xs.dims[1], 1};
-  for (int d = 2; d < xs.ndim; d++)
-    j.S *= xs.dims[d];
-  int nt = asg_cpu_threads_for(c, j.N * j.C * j.S, j.C);
-  asg_cpu_parallel_for(c->pool, nt, j.C, bn_range, &j);
+  bn_job j = {.c = c};
+  bn_dims(s, &j.N, &j.C, &j.S);
+  const int64_t C = j.C;
+  const double M = (double)(j.N * j.S), eps = s->attr.f[0];
+  j.p0 = c->ws, j.p1 = j.p0 + j.N * C, j.mean = j.p1 + j.N * C;
+  j.rstd = j.mean + C, j.k = j.rstd + C, j.mdy = j.k + C, j.cx = j.mdy + C;
+  bn_pass(&j, BN_SUM, j.mean, NULL);
+  for (int64_t ch = 0; ch < C; ch++)
+    j.mean[ch] /= M;
+  bn_pass(&j, BN_SQ, j.rstd, NULL);
+  for (int64_t ch = 0; ch < C; ch++)
+    j.rstd[ch] = 1.0 / sqrt(j.rstd[ch] / M + eps);
+  if (s->op == ASG_OP_BATCHNORM) {
+    for (int64_t ch = 0; ch < C; ch++)
+      j.k[ch] = j.rstd[ch] * gamma_at(c, 1, ch);
+    bn_pass(&j, BN_Y, NULL, NULL);
+    return ASG_OK;
+  }
+  bn_pass(&j, BN_DY, j.mdy, j.cx); /* sum(dy), sum(dy * (x - mean)) */
+  if (s->op == ASG_OP_BATCHNORM_BWD_GAMMA) {
+    for (int64_t ch = 0; ch < C; ch++) {
+      double v = j.cx[ch] * j.rstd[ch];
+      if (s->out.dtype == ASG_F64)
+        ((double *)c->out)[ch] = v;
+      else
+        ((float *)c->out)[ch] = (float)v;
+    }
+    return ASG_OK;
+  }
+  for (int64_t ch = 0; ch < C; ch++) {
+    j.k[ch] = gamma_at(c, 2, ch) * j.rstd[ch];
+    j.mdy[ch] /= M;
+    j.cx[ch] = j.rstd[ch] * j.rstd[ch] * j.cx[ch] / M;
+  }
+  bn_pass(&j, BN_DX, NULL, NULL);
   return ASG_OK;
 }
 
+static size_t batchnorm_ws(const asg_step *s, int nthreads) {
+  (void)nthreads;
+  int64_t N, C, S;
+  bn_dims(s, &N, &C, &S);
+  return (size_t)(2 * N * C + 5 * C) * sizeof(double);
+}
+
 void asg_cpu_register_batchnorm(asg_cpu_kernel *t) {
-  t[ASG_OP_BATCHNORM].run = batchnorm_kernel;
-  t[ASG_OP_BATCHNORM_BWD_X].run = batchnorm_kernel;
-  t[ASG_OP_BATCHNORM_BWD_GAMMA].run = batchnorm_kernel;
+  const asg_op ops[3] = {ASG_OP_BATCHNORM, ASG_OP_BATCHNORM_BWD_X, ASG_OP_BATCHNORM_BWD_GAMMA};
+  for (int i = 0; i < 3; i++) {
+    t[ops[i]].run = batchnorm_kernel;
+    t[ops[i]].ws = batchnorm_ws;
+  }
 }

@@ -1,114 +1,79 @@
-/* The batch-norm kernels of one element type, included by cpu_batchnorm.c
- * with SUF and T defined (undefined at the end; no include guard: included
- * once per type). x is [N, C, S] (S: the dims after the channels, 1 for
- * [N, C]); channel ch's values are N runs of S contiguous elements. Every
- * sum over a channel goes to lane i % ASG_LANES of each run, in double, and
- * the lanes are added in lane order: the same bits at every SIMD level. */
+/* The batch-norm row passes of one element type, included by
+ * cpu_batchnorm.c with SUF and T defined (undefined at the end; no include
+ * guard: included once per type). x is [N, C, S] (S: the dims after the
+ * channels, 1 for [N, C]): row r = n * C + c is S contiguous elements of
+ * channel c. A pass walks rows in memory order and leaves one partial sum
+ * per row (lanes of T, added in lane order, then in double), which
+ * cpu_batchnorm.c adds per channel in row order: the same bits at every SIMD
+ * level and for any number of threads. */
 #define ASG_CAT_(a, b) a##_##b
 #define ASG_CAT(a, b) ASG_CAT_(a, b)
 
-/* Mean and 1/sqrt(var + eps) of channel ch (two passes; biased var). */
-ASG_ALWAYS_INLINE void ASG_CAT(bn_stats, SUF)(const T *x, int64_t N, int64_t C, int64_t S,
-                                              int64_t ch, double eps, double *mean, double *rstd) {
-  double acc[ASG_LANES] = {0}, s = 0, q = 0, M = (double)(N * S);
-  for (int64_t n = 0; n < N; n++) {
-    const T *r = x + (n * C + ch) * S;
-    int64_t i = 0;
-    for (; i + ASG_LANES <= S; i += ASG_LANES)
-      for (int l = 0; l < ASG_LANES; l++)
-        acc[l] += (double)r[i + l];
-    for (int64_t t = i; t < S; t++)
-      acc[t - i] += (double)r[t];
-  }
-  for (int l = 0; l < ASG_LANES; l++)
-    s += acc[l], acc[l] = 0;
-  double m = s / M;
-  for (int64_t n = 0; n < N; n++) {
-    const T *r = x + (n * C + ch) * S;
-    int64_t i = 0;
-    for (; i + ASG_LANES <= S; i += ASG_LANES)
-      for (int l = 0; l < ASG_LANES; l++) {
-        double d = (double)r[i + l] - m;
-        acc[l] += d * d;
-      }
-    for (int64_t t = i; t < S; t++) {
-      double d = (double)r[t] - m;
-      acc[t - i] += d * d;
+/* sum of r[0, S) (sq false), of (r - m)^2 (sq true). */
+ASG_ALWAYS_INLINE double ASG_CAT(bn_run_sum, SUF)(const T *r, int64_t S, bool sq, T m) {
+  T acc[ASG_LANES] = {0};
+  int64_t i = 0;
+  for (; i + ASG_LANES <= S; i += ASG_LANES)
+    for (int l = 0; l < ASG_LANES; l++) {
+      T d = r[i + l] - m;
+      acc[l] += sq ? d * d : r[i + l];
     }
+  for (int64_t t = i; t < S; t++) {
+    T d = r[t] - m;
+    acc[t - i] += sq ? d * d : r[t];
   }
+  double s = 0;
   for (int l = 0; l < ASG_LANES; l++)
-    q += acc[l];
-  *mean = m;
-  *rstd = 1.0 / sqrt(q / M + eps);
+    s += (double)acc[l];
+  return s;
 }
 
-/* sum(dy) and sum(dy * (x - mean)) over channel ch. */
-ASG_ALWAYS_INLINE void ASG_CAT(bn_dy_sums, SUF)(const T *dy, const T *x, int64_t N, int64_t C,
-                                                int64_t S, int64_t ch, double mean, double *sdy,
-                                                double *sdyx) {
-  double a[ASG_LANES] = {0}, b[ASG_LANES] = {0};
-  for (int64_t n = 0; n < N; n++) {
-    const T *xr = x + (n * C + ch) * S, *dr = dy + (n * C + ch) * S;
-    int64_t i = 0;
-    for (; i + ASG_LANES <= S; i += ASG_LANES)
-      for (int l = 0; l < ASG_LANES; l++) {
-        double g = (double)dr[i + l];
-        a[l] += g;
-        b[l] += g * ((double)xr[i + l] - mean);
-      }
-    for (int64_t t = i; t < S; t++) {
-      double g = (double)dr[t];
-      a[t - i] += g;
-      b[t - i] += g * ((double)xr[t] - mean);
-    }
-  }
-  double s = 0, t = 0;
-  for (int l = 0; l < ASG_LANES; l++)
-    s += a[l], t += b[l];
-  *sdy = s;
-  *sdyx = t;
-}
-
-/* Channels [lo, hi) of the step's op:
- *   BATCHNORM(x, gamma, beta)   y  = (x - mean) * rstd * gamma + beta
- *   BATCHNORM_BWD_X(dy, x, gamma)
- *                               dx = gamma * rstd * (dy - mean(dy) - xhat * mean(dy * xhat))
- *   BATCHNORM_BWD_GAMMA(dy, x)  dgamma = sum(dy * xhat)
- * with xhat = (x - mean) * rstd, means over the channel's N * S values. */
-ASG_ALWAYS_INLINE void ASG_CAT(bn_channels, SUF)(const asg_cpu_call *c, int64_t N, int64_t C,
-                                                 int64_t S, int64_t lo, int64_t hi) {
-  const asg_op op = c->s->op;
-  const double eps = c->s->attr.f[0], M = (double)(N * S);
-  const T *x = c->in[op == ASG_OP_BATCHNORM ? 0 : 1];
+/* Rows [lo, hi) of pass j->pass (see bn_pass in cpu_batchnorm.c). */
+ASG_ALWAYS_INLINE void ASG_CAT(bn_rows, SUF)(const bn_job *j, int64_t lo, int64_t hi) {
+  const asg_cpu_call *c = j->c;
+  const int64_t C = j->C, S = j->S;
+  const T *x = c->in[c->s->op == ASG_OP_BATCHNORM ? 0 : 1], *dy = c->in[0];
   T *out = c->out;
-  for (int64_t ch = lo; ch < hi; ch++) {
-    double mean, rstd;
-    ASG_CAT(bn_stats, SUF)(x, N, C, S, ch, eps, &mean, &rstd);
-    if (op == ASG_OP_BATCHNORM) {
-      const T *gamma = c->in[1], *beta = c->in[2];
-      double k = rstd * (double)gamma[ch], b = (double)beta[ch];
-      for (int64_t n = 0; n < N; n++) {
-        const T *xr = x + (n * C + ch) * S;
-        T *yr = out + (n * C + ch) * S;
-        for (int64_t i = 0; i < S; i++)
-          yr[i] = (T)(((double)xr[i] - mean) * k + b);
-      }
-      continue;
-    }
-    const T *dy = c->in[0];
-    double sdy, sdyx;
-    ASG_CAT(bn_dy_sums, SUF)(dy, x, N, C, S, ch, mean, &sdy, &sdyx);
-    if (op == ASG_OP_BATCHNORM_BWD_GAMMA) {
-      out[ch] = (T)(sdyx * rstd);
-      continue;
-    }
-    const T *gamma = c->in[2];
-    double k = (double)gamma[ch] * rstd, mdy = sdy / M, cx = rstd * rstd * sdyx / M;
-    for (int64_t n = 0; n < N; n++) {
-      const T *xr = x + (n * C + ch) * S, *dr = dy + (n * C + ch) * S;
-      T *dxr = out + (n * C + ch) * S;
+  for (int64_t r = lo; r < hi; r++) {
+    const int64_t ch = r % C;
+    const T *xr = x + r * S, m = (T)j->mean[ch];
+    switch (j->pass) {
+    case BN_SUM: j->p0[r] = ASG_CAT(bn_run_sum, SUF)(xr, S, false, 0); break;
+    case BN_SQ: j->p0[r] = ASG_CAT(bn_run_sum, SUF)(xr, S, true, m); break;
+    case BN_Y: { /* y = (x - mean) * k + b, k = rstd * gamma */
+      const T k = (T)j->k[ch], b = ((const T *)c->in[2])[ch];
+      T *yr = out + r * S;
       for (int64_t i = 0; i < S; i++)
-        dxr[i] = (T)(k * ((double)dr[i] - mdy - ((double)xr[i] - mean) * cx));
+        yr[i] = (xr[i] - m) * k + b;
+      break;
+    }
+    case BN_DY: { /* sum(dy), sum(dy * (x - mean)) */
+      const T *dr = dy + r * S;
+      T a[ASG_LANES] = {0}, b[ASG_LANES] = {0};
+      int64_t i = 0;
+      for (; i + ASG_LANES <= S; i += ASG_LANES)
+        for (int l = 0; l < ASG_LANES; l++) {
+          a[l] += dr[i + l];
+          b[l] += dr[i + l] * (xr[i + l] - m);
+        }
+      for (int64_t t = i; t < S; t++) {
+        a[t - i] += dr[t];
+        b[t - i] += dr[t] * (xr[t] - m);
+      }
+      double sa = 0, sb = 0;
+      for (int l = 0; l < ASG_LANES; l++)
+        sa += (double)a[l], sb += (double)b[l];
+      j->p0[r] = sa, j->p1[r] = sb;
+      break;
+    }
+    default: { /* BN_DX: dx = k * (dy - mean(dy) - (x - mean) * cx), k = gamma * rstd */
+      const T k = (T)j->k[ch], mdy = (T)j->mdy[ch], cx = (T)j->cx[ch];
+      const T *dr = dy + r * S;
+      T *dxr = out + r * S;
+      for (int64_t i = 0; i < S; i++)
+        dxr[i] = k * (dr[i] - mdy - (xr[i] - m) * cx);
+      break;
+    }
     }
   }
 }

@@ -169,6 +169,66 @@ static void maxpool2x2_bwd_f32(const asg_cpu_call *c, const pgeo *p, int64_t lo,
   }
 }
 
+#ifdef ASG_SIMD_X86
+/* The same backward at AVX-512, 16 windows at a time: the window position
+ * of each first maximum as four lane masks (the scalar loop's sequence of
+ * comparisons, per lane), dy placed under them and interleaved back into
+ * the two input rows (the same bits as the loop above). */
+ASG_TARGET_AVX512 static inline __mmask16 takes16(__m512 m, __m512 b) {
+  const __mmask16 nan_b = _mm512_cmp_ps_mask(b, b, _CMP_UNORD_Q);
+  const __mmask16 nan_m = _mm512_cmp_ps_mask(m, m, _CMP_UNORD_Q);
+  return _mm512_cmp_ps_mask(b, m, _CMP_GT_OQ) | (nan_b & (__mmask16)~nan_m);
+}
+
+ASG_TARGET_AVX512 static void maxpool2x2_bwd_f32_avx512(const asg_cpu_call *c, const pgeo *p,
+                                                        int64_t lo, int64_t hi) {
+  const int64_t W = p->W, OW = p->OW;
+  const bool covered = 2 * p->OH == p->H && 2 * p->OW == W;
+  const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  /* interleave (e0 o0 e1 o1 ...): the first 16 from lanes 0-7, the next from 8-15 */
+  const __m512i ilo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  const __m512i ihi = _mm512_add_epi32(ilo, _mm512_set1_epi32(8));
+  for (int64_t pl = lo; pl < hi; pl++) {
+    const float *x = (const float *)c->in[1] + pl * p->H * W;
+    const float *dy = (const float *)c->in[0] + pl * p->OH * OW;
+    float *dx = (float *)c->out + pl * p->H * W;
+    if (!covered) memset(dx, 0, sizeof(float) * (size_t)(p->H * W));
+    for (int64_t oh = 0; oh < p->OH; oh++) {
+      const float *r0 = x + 2 * oh * W, *r1 = r0 + W;
+      float *d0 = dx + 2 * oh * W, *d1 = d0 + W;
+      for (int64_t o = 0; o < OW; o += 16) {
+        const int m = OW - o < 16 ? (int)(OW - o) : 16;
+        const __mmask16 k0 = (__mmask16)(2 * m >= 16 ? 0xffff : (1u << (2 * m)) - 1);
+        const __mmask16 k1 = (__mmask16)(2 * m <= 16 ? 0 : (1u << (2 * m - 16)) - 1);
+        const __m512 a0 = _mm512_maskz_loadu_ps(k0, r0 + 2 * o);
+        const __m512 a1 = _mm512_maskz_loadu_ps(k1, r0 + 2 * o + 16);
+        const __m512 b0 = _mm512_maskz_loadu_ps(k0, r1 + 2 * o);
+        const __m512 b1 = _mm512_maskz_loadu_ps(k1, r1 + 2 * o + 16);
+        const __m512 te = _mm512_permutex2var_ps(a0, even, a1);
+        const __m512 to = _mm512_permutex2var_ps(a0, odd, a1);
+        const __m512 be = _mm512_permutex2var_ps(b0, even, b1);
+        const __m512 bo = _mm512_permutex2var_ps(b0, odd, b1);
+        const __mmask16 t1 = takes16(te, to);
+        const __m512 m1 = _mm512_mask_blend_ps(t1, te, to);
+        const __mmask16 t2 = takes16(m1, be);
+        const __m512 m2 = _mm512_mask_blend_ps(t2, m1, be);
+        const __mmask16 t3 = takes16(m2, bo);
+        const __m512 g = _mm512_maskz_loadu_ps((__mmask16)((1u << m) - 1), dy + oh * OW + o);
+        const __m512 gte = _mm512_maskz_mov_ps((__mmask16) ~(t1 | t2 | t3), g);
+        const __m512 gto = _mm512_maskz_mov_ps(t1 & (__mmask16) ~(t2 | t3), g);
+        const __m512 gbe = _mm512_maskz_mov_ps(t2 & (__mmask16)~t3, g);
+        const __m512 gbo = _mm512_maskz_mov_ps(t3, g);
+        _mm512_mask_storeu_ps(d0 + 2 * o, k0, _mm512_permutex2var_ps(gte, ilo, gto));
+        _mm512_mask_storeu_ps(d0 + 2 * o + 16, k1, _mm512_permutex2var_ps(gte, ihi, gto));
+        _mm512_mask_storeu_ps(d1 + 2 * o, k0, _mm512_permutex2var_ps(gbe, ilo, gbo));
+        _mm512_mask_storeu_ps(d1 + 2 * o + 16, k1, _mm512_permutex2var_ps(gbe, ihi, gbo));
+      }
+    }
+  }
+}
+#endif
+
 typedef struct pool_job {
   const asg_cpu_call *c;
   pgeo p;
@@ -191,8 +251,15 @@ static void pool_range(void *ctx, int64_t lo, int64_t hi, int tid) {
       }
 #endif
       maxpool2x2_f32(c, p, lo, hi);
-    } else
-      maxpool2x2_bwd_f32(c, p, lo, hi);
+      return;
+    }
+#ifdef ASG_SIMD_X86
+    if (asg_cpu_simd_level() == ASG_SIMD_AVX512) {
+      maxpool2x2_bwd_f32_avx512(c, p, lo, hi);
+      return;
+    }
+#endif
+    maxpool2x2_bwd_f32(c, p, lo, hi);
     return;
   }
   switch (c->s->op) {

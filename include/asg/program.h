@@ -131,7 +131,8 @@ typedef struct asg_compile_opts {
    * [1,O,1,1] and a ReLU after it become one conv2d_bias_act step when no
    * other node or output reads what lies between (the same values: the sum
    * and the max are done in the same order). The graph itself is not
-   * changed. */
+   * changed. Each pass also has an environment switch for every program of
+   * the process: ASG_FUSE_CONV=0 turns this one off. */
   bool no_fusion;
 } asg_compile_opts;
 

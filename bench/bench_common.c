@@ -1,6 +1,7 @@
 /* What the benchmarks share (bench_common.h). */
 #include "bench_common.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -43,4 +44,20 @@ asg_tensor *bench_cnn_logits(asg_graph *g, asg_tensor *x) {
                     asg_nn_activation(g, "relu3", ASG_ACT_RELU),
                     asg_nn_linear(g, "fc2", 128, 10)};
   return asg_layer_apply(asg_nn_sequential(g, "cnn", 12, l), x);
+}
+
+asg_tensor *bench_gpt_logits(asg_graph *g, asg_tensor *tokens) {
+  asg_attention_opts ao = {.causal = true};
+  asg_tensor *h =
+      asg_layer_apply(asg_nn_embedding(g, "wte", BENCH_GPT_VOCAB, BENCH_GPT_DIM), tokens);
+  h = asg_layer_apply(asg_nn_posenc(g, "wpe", ASG_POS_LEARNED, BENCH_GPT_CTX, BENCH_GPT_DIM), h);
+  for (int i = 0; i < BENCH_GPT_LAYERS; i++) {
+    char name[32];
+    snprintf(name, sizeof name, "block%d", i);
+    h = asg_layer_apply(asg_nn_transformer_block(g, name, BENCH_GPT_DIM, BENCH_GPT_HEADS,
+                                                 4 * BENCH_GPT_DIM, &ao, 0.0),
+                        h);
+  }
+  h = asg_layer_apply(asg_nn_layernorm(g, "ln_f", BENCH_GPT_DIM, 0), h);
+  return asg_layer_apply(asg_nn_linear(g, "head", BENCH_GPT_DIM, BENCH_GPT_VOCAB), h);
 }

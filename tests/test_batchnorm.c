@@ -103,6 +103,57 @@ static void check_case(asg_dtype dt, asg_shape xs, bool affine) {
   free(x), free(r), free(y), free(dx), free(wy), free(wdx);
 }
 
+/* Long f32 channels (3 x 200000 values each) with a mean far from 0: the
+ * sums keep their precision (chunked lanes, the mean's rounding taken out). */
+static void test_long_channels(void) {
+  enum { N = 2, C = 3, S = 100000 };
+  const long n = (long)N * C * S;
+  double *x = malloc(sizeof(double) * n), *r = malloc(sizeof(double) * n);
+  double *y = malloc(sizeof(double) * n), *dx = malloc(sizeof(double) * n);
+  double *wy = malloc(sizeof(double) * n), *wdx = malloc(sizeof(double) * n);
+  double gm[C] = {0.7, 1.0, 1.3}, bt[C] = {0.1, -0.2, 0.3}, dg[C], db[C], wdg[C], wdb[C];
+  tu_rand(41, x, n, 90, 110); /* mean ~100, std ~6: 1 - mean / x loses digits in f32 */
+  tu_rand(42, r, n, -1, 1);
+  for (long i = 0; i < n; i++)
+    x[i] = (float)x[i], r[i] = (float)r[i];
+  ref_bn(x, gm, bt, r, N, C, S, 1e-5, wy, wdx, wdg, wdb);
+  asg_graph *g = asg_graph_new();
+  asg_tensor *xv = asg_variable(g, "x", ASG_F32, ASG_SHAPE(N, C, S), asg_init_zeros());
+  asg_tensor *bv = asg_variable(g, "beta", ASG_F32, ASG_SHAPE(C), asg_init_zeros());
+  asg_tensor *gam = asg_variable(g, "gamma", ASG_F32, ASG_SHAPE(C), asg_init_ones());
+  asg_tensor *yt = asg_batchnorm(xv, gam, bv, 1e-5);
+  asg_tensor *loss =
+      asg_sum(asg_mul(yt, tu_constant(g, ASG_F32, ASG_SHAPE(N, C, S), r)), ASG_ALL_AXES, false);
+  asg_tensor *wrt[3] = {xv, gam, bv}, *d[3] = {NULL, NULL, NULL};
+  TU_CHECK(yt && asg_grad(loss, 3, wrt, d) == ASG_OK, "long: build: %s", asg_graph_error(g));
+  asg_tensor *outs[4] = {yt, d[0], d[1], d[2]};
+  asg_program *p = asg_compile(g, 4, outs, NULL);
+  if (p && !tu_set_var(p, "x", x) && !tu_set_var(p, "gamma", gm) && !tu_set_var(p, "beta", bt) &&
+      asg_program_run(p) == ASG_OK && !tu_fetch(p, yt, y) && !tu_fetch(p, d[0], dx) &&
+      !tu_fetch(p, d[1], dg) && !tu_fetch(p, d[2], db)) {
+    double ey = 0, ex = 0, eg = 0, eb = 0;
+    for (long i = 0; i < n; i++) {
+      ey = fmax(ey, fabs(y[i] - wy[i]));
+      ex = fmax(ex, fabs(dx[i] - wdx[i]));
+    }
+    for (int c = 0; c < C; c++) {
+      eg = fmax(eg, fabs(dg[c] - wdg[c]));
+      eb = fmax(eb, fabs(db[c] - wdb[c]));
+    }
+    printf("  long channels: max |error| y %.3g dx %.3g dgamma %.3g (of ~%.0f) dbeta %.3g\n", ey,
+           ex, eg, fabs(wdg[0]), eb);
+    /* y and dx: a few float ulp of their O(1) and O(1e-2) values; dgamma and
+     * dbeta: sums of 2e5 terms of O(1) */
+    TU_CHECK(ey < 2e-6 && ex < 1e-6 && eg < 2e-4 && eb < 1e-3,
+             "long channels within float rounding");
+  } else {
+    TU_CHECK(0, "long channels: %s", asg_last_error());
+  }
+  asg_program_free(p);
+  asg_graph_free(g);
+  free(x), free(r), free(y), free(dx), free(wy), free(wdx);
+}
+
 static asg_tensor *build_bn(asg_graph *g, asg_tensor **xs, void *ctx) {
   (void)g, (void)ctx;
   return asg_batchnorm(xs[0], xs[1], xs[2], 1e-3);
@@ -178,6 +229,7 @@ int main(void) {
       if (k < 2) check_case(dti ? ASG_F64 : ASG_F32, s, false);
     }
   test_gradcheck();
+  test_long_channels();
   test_symbolic();
   test_errors();
   return tu_finish();

@@ -12,18 +12,20 @@
  * compiled for each SIMD level (cpu_simd.h), the same bits at every level. */
 #include <math.h>
 #include <stdbool.h>
+#include <string.h>
 
 #include "backends/cpu/cpu.h"
 #include "backends/cpu/cpu_simd.h"
 
 enum { BN_SUM, BN_SQ, BN_Y, BN_DY, BN_DX };
+enum { BN_CHUNK = 1024 }; /* elements a run's T lanes sum before going to double */
 
 typedef struct bn_job {
   const asg_cpu_call *c;
   int64_t N, C, S;
   int pass;
-  double *p0, *p1;                    /* per-row partial sums [N * C] */
-  double *mean, *rstd, *k, *mdy, *cx; /* per channel [C] */
+  double *p0, *p1;                        /* per-row partial sums [N * C] */
+  double *mean, *rstd, *k, *mdy, *cx, *e; /* per channel [C]; e = sum(x - (T)mean) */
 } bn_job;
 
 #define SUF f32
@@ -101,20 +103,27 @@ static asg_status batchnorm_kernel(const asg_cpu_call *c) {
   const int64_t C = j.C;
   const double M = (double)(j.N * j.S), eps = s->attr.f[0];
   j.p0 = c->ws, j.p1 = j.p0 + j.N * C, j.mean = j.p1 + j.N * C;
-  j.rstd = j.mean + C, j.k = j.rstd + C, j.mdy = j.k + C, j.cx = j.mdy + C;
+  j.rstd = j.mean + C, j.k = j.rstd + C, j.mdy = j.k + C, j.cx = j.mdy + C, j.e = j.cx + C;
+  memset(j.mean, 0, sizeof(double) * (size_t)C); /* read (not used) by the first pass */
   bn_pass(&j, BN_SUM, j.mean, NULL);
   for (int64_t ch = 0; ch < C; ch++)
     j.mean[ch] /= M;
-  bn_pass(&j, BN_SQ, j.rstd, NULL);
-  for (int64_t ch = 0; ch < C; ch++)
-    j.rstd[ch] = 1.0 / sqrt(j.rstd[ch] / M + eps);
+  /* deviations from the mean as the passes round it (m = (T)mean): their sum
+   * e takes that rounding out of the variance and of sum(dy * (x - mean)) */
+  bn_pass(&j, BN_SQ, j.rstd, j.e);
+  for (int64_t ch = 0; ch < C; ch++) {
+    const double q = j.rstd[ch] - j.e[ch] * j.e[ch] / M;
+    j.rstd[ch] = 1.0 / sqrt((q > 0 ? q : 0) / M + eps);
+  }
   if (s->op == ASG_OP_BATCHNORM) {
     for (int64_t ch = 0; ch < C; ch++)
       j.k[ch] = j.rstd[ch] * gamma_at(c, 1, ch);
     bn_pass(&j, BN_Y, NULL, NULL);
     return ASG_OK;
   }
-  bn_pass(&j, BN_DY, j.mdy, j.cx); /* sum(dy), sum(dy * (x - mean)) */
+  bn_pass(&j, BN_DY, j.mdy, j.cx); /* sum(dy), sum(dy * (x - m)) */
+  for (int64_t ch = 0; ch < C; ch++)
+    j.cx[ch] -= j.mdy[ch] * j.e[ch] / M; /* sum(dy * (x - mean)) */
   if (s->op == ASG_OP_BATCHNORM_BWD_GAMMA) {
     for (int64_t ch = 0; ch < C; ch++) {
       double v = j.cx[ch] * j.rstd[ch];
@@ -138,7 +147,7 @@ static size_t batchnorm_ws(const asg_step *s, int nthreads) {
   (void)nthreads;
   int64_t N, C, S;
   bn_dims(s, &N, &C, &S);
-  return (size_t)(2 * N * C + 5 * C) * sizeof(double);
+  return (size_t)(2 * N * C + 6 * C) * sizeof(double);
 }
 
 void asg_cpu_register_batchnorm(asg_cpu_kernel *t) {

@@ -2,30 +2,46 @@
  * cpu_batchnorm.c with SUF and T defined (undefined at the end; no include
  * guard: included once per type). x is [N, C, S] (S: the dims after the
  * channels, 1 for [N, C]): row r = n * C + c is S contiguous elements of
- * channel c. A pass walks rows in memory order and leaves one partial sum
- * per row (lanes of T, added in lane order, then in double), which
+ * channel c. A pass walks rows in memory order and leaves partial sums per
+ * row (lanes of T, added in lane order, then in double), which
  * cpu_batchnorm.c adds per channel in row order: the same bits at every SIMD
  * level and for any number of threads. */
 #define ASG_CAT_(a, b) a##_##b
 #define ASG_CAT(a, b) ASG_CAT_(a, b)
 
-/* sum of r[0, S) (sq false), of (r - m)^2 (sq true). */
-ASG_ALWAYS_INLINE double ASG_CAT(bn_run_sum, SUF)(const T *r, int64_t S, bool sq, T m) {
-  T acc[ASG_LANES] = {0};
-  int64_t i = 0;
-  for (; i + ASG_LANES <= S; i += ASG_LANES)
-    for (int l = 0; l < ASG_LANES; l++) {
-      T d = r[i + l] - m;
-      acc[l] += sq ? d * d : r[i + l];
+/* Over one run (x row xr, dy row dr, mean m, kind BN_SUM / BN_SQ / BN_DY):
+ *   BN_SUM  s0 = sum(x)
+ *   BN_SQ   s0 = sum((x - m)^2), s1 = sum(x - m)  (the rounding of m, corrected
+ *           by the caller)
+ *   BN_DY   s0 = sum(dy),        s1 = sum(dy * (x - m))
+ * T lanes over chunks of BN_CHUNK elements, each chunk's lanes then added to
+ * double lanes (long runs keep their precision), those in lane order. */
+ASG_ALWAYS_INLINE void ASG_CAT(bn_run_sums, SUF)(const T *xr, const T *dr, int64_t S, T m, int kind,
+                                                 double *s0, double *s1) {
+  double da[ASG_LANES] = {0}, db[ASG_LANES] = {0};
+  for (int64_t c0 = 0; c0 < S; c0 += BN_CHUNK) {
+    const int64_t n = S - c0 < BN_CHUNK ? S - c0 : BN_CHUNK;
+    const T *x = xr + c0, *g = dr ? dr + c0 : NULL;
+    T a[ASG_LANES] = {0}, b[ASG_LANES] = {0};
+    int64_t i = 0;
+    for (; i + ASG_LANES <= n; i += ASG_LANES)
+      for (int l = 0; l < ASG_LANES; l++) {
+        const T d = x[i + l] - m;
+        a[l] += kind == BN_SUM ? x[i + l] : kind == BN_SQ ? d * d : g[i + l];
+        b[l] += kind == BN_SQ ? d : kind == BN_DY ? g[i + l] * d : 0;
+      }
+    for (int64_t t = i; t < n; t++) {
+      const T d = x[t] - m;
+      a[t - i] += kind == BN_SUM ? x[t] : kind == BN_SQ ? d * d : g[t];
+      b[t - i] += kind == BN_SQ ? d : kind == BN_DY ? g[t] * d : 0;
     }
-  for (int64_t t = i; t < S; t++) {
-    T d = r[t] - m;
-    acc[t - i] += sq ? d * d : r[t];
+    for (int l = 0; l < ASG_LANES; l++)
+      da[l] += (double)a[l], db[l] += (double)b[l];
   }
-  double s = 0;
+  double sa = 0, sb = 0;
   for (int l = 0; l < ASG_LANES; l++)
-    s += (double)acc[l];
-  return s;
+    sa += da[l], sb += db[l];
+  *s0 = sa, *s1 = sb;
 }
 
 /* Rows [lo, hi) of pass j->pass (see bn_pass in cpu_batchnorm.c). */
@@ -38,8 +54,8 @@ ASG_ALWAYS_INLINE void ASG_CAT(bn_rows, SUF)(const bn_job *j, int64_t lo, int64_
     const int64_t ch = r % C;
     const T *xr = x + r * S, m = (T)j->mean[ch];
     switch (j->pass) {
-    case BN_SUM: j->p0[r] = ASG_CAT(bn_run_sum, SUF)(xr, S, false, 0); break;
-    case BN_SQ: j->p0[r] = ASG_CAT(bn_run_sum, SUF)(xr, S, true, m); break;
+    case BN_SUM:
+    case BN_SQ: ASG_CAT(bn_run_sums, SUF)(xr, NULL, S, m, j->pass, &j->p0[r], &j->p1[r]); break;
     case BN_Y: { /* y = (x - mean) * k + b, k = rstd * gamma */
       const T k = (T)j->k[ch], b = ((const T *)c->in[2])[ch];
       T *yr = out + r * S;
@@ -47,25 +63,7 @@ ASG_ALWAYS_INLINE void ASG_CAT(bn_rows, SUF)(const bn_job *j, int64_t lo, int64_
         yr[i] = (xr[i] - m) * k + b;
       break;
     }
-    case BN_DY: { /* sum(dy), sum(dy * (x - mean)) */
-      const T *dr = dy + r * S;
-      T a[ASG_LANES] = {0}, b[ASG_LANES] = {0};
-      int64_t i = 0;
-      for (; i + ASG_LANES <= S; i += ASG_LANES)
-        for (int l = 0; l < ASG_LANES; l++) {
-          a[l] += dr[i + l];
-          b[l] += dr[i + l] * (xr[i + l] - m);
-        }
-      for (int64_t t = i; t < S; t++) {
-        a[t - i] += dr[t];
-        b[t - i] += dr[t] * (xr[t] - m);
-      }
-      double sa = 0, sb = 0;
-      for (int l = 0; l < ASG_LANES; l++)
-        sa += (double)a[l], sb += (double)b[l];
-      j->p0[r] = sa, j->p1[r] = sb;
-      break;
-    }
+    case BN_DY: ASG_CAT(bn_run_sums, SUF)(xr, dy + r * S, S, m, BN_DY, &j->p0[r], &j->p1[r]); break;
     default: { /* BN_DX: dx = k * (dy - mean(dy) - (x - mean) * cx), k = gamma * rstd */
       const T k = (T)j->k[ch], mdy = (T)j->mdy[ch], cx = (T)j->cx[ch];
       const T *dr = dy + r * S;

@@ -1,5 +1,6 @@
-/* The compiler's fusion pass (src/passes/fuse_conv.c) through the public
- * API: relu(conv2d(x, w, b)) and conv2d(x, w, b) compile to one
+/* The compiler's fusion pass (src/passes/fuse.c) through the public
+ * API: matmul + bias [+ relu] compile to one matmul_bias_act step (below,
+ * check_linear), and relu(conv2d(x, w, b)) and conv2d(x, w, b) compile to one
  * conv2d_bias_act step (fewer steps than with asg_compile_opts.no_fusion)
  * and give the values of direct loops written here, the same bits as the
  * unfused CPU program, in f32 (the direct kernel and im2col + GEMM) and
@@ -7,7 +8,8 @@
  * that something else reads is left alone, and the graph is not changed.
  * Usage: test_fusion [cpu|cuda|vulkan] (default cpu; the fused program runs
  * there, the unfused reference on the CPU; 77 when the backend has no
- * device). With ASG_FUSE_CONV=0 set, the same checks expect no step fused. */
+ * device). With ASG_FUSE_CONV=0 / ASG_FUSE_LINEAR=0 set, the same checks expect
+ * no step of that rule fused. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +17,8 @@
 #include "testutil.h"
 
 static const char *g_backend = "cpu";
-static bool g_off; /* ASG_FUSE_CONV=0 in the environment: the pass must fuse nothing */
+/* ASG_FUSE_CONV=0 / ASG_FUSE_LINEAR=0 in the environment: that rule fuses nothing */
+static bool g_off, g_off_linear;
 
 typedef struct fcase {
   const char *name;
@@ -179,10 +182,92 @@ static void check_symbolic(asg_dtype dt) {
   asg_graph_free(g);
 }
 
+/* act(a b + bias) (act 0 none, 1 relu, 2 gelu_tanh) [+ gradients]: one
+ * matmul_bias_act step (src/passes/fuse_linear.c) against the unfused CPU
+ * program (the same bits on the CPU) and double loops (forward); the product
+ * also read elsewhere fuses nothing. */
+static void check_linear(asg_dtype dt, bool tb, int act, bool batched, bool mm_out, bool grads) {
+  const int64_t B = batched ? 3 : 1, M = 37, K = 20, N = 33;
+  asg_graph *g = asg_graph_new();
+  asg_shape as = batched ? ASG_SHAPE(B, M, K) : ASG_SHAPE(M, K);
+  asg_tensor *a = asg_input(g, "a", dt, as);
+  asg_tensor *w = asg_input(g, "w", dt, tb ? ASG_SHAPE(N, K) : ASG_SHAPE(K, N));
+  asg_tensor *b = asg_input(g, "b", dt, ASG_SHAPE(N));
+  asg_tensor *mm = asg_matmul_t(a, w, false, tb), *y = asg_add(mm, b);
+  if (act == 1) y = asg_relu(y);
+  if (act == 2) y = asg_gelu_tanh(y);
+  asg_tensor *outs[5] = {y};
+  int n = 1;
+  if (mm_out) outs[n++] = mm;
+  asg_tensor *r = asg_input(g, "r", dt, asg_tensor_shape(y)), *wrt[3] = {a, w, b};
+  if (grads) {
+    asg_tensor *loss = asg_sum(asg_mul(y, r), ASG_ALL_AXES, false);
+    TU_CHECK(asg_grad(loss, 3, wrt, outs + n) == ASG_OK, "linear: asg_grad");
+    n += 3;
+  }
+  asg_program *fz = compile(g, n, outs, g_backend, false), *un = compile(g, n, outs, "cpu", true);
+  const long na = B * M * K, nw = K * N, ny = B * M * N;
+  double *av = malloc(sizeof(double) * (size_t)na), wv[20 * 33], bv[33], *want, *got[5], *ug[5];
+  double *rv = malloc(sizeof(double) * (size_t)ny);
+  want = malloc(sizeof(double) * (size_t)ny);
+  tu_rand(11, av, na, -1, 1), tu_rand(12, wv, nw, -1, 1), tu_rand(13, bv, N, -1, 1);
+  tu_rand(14, rv, ny, 0.5, 1.5);
+  for (int k = 0; k < n; k++) {
+    got[k] = calloc((size_t)numel(outs[k]), sizeof(double));
+    ug[k] = calloc((size_t)numel(outs[k]), sizeof(double));
+  }
+  asg_program *ps[2] = {fz, un};
+  double **res[2] = {got, ug};
+  bool ok = fz && un;
+  for (int q = 0; q < 2 && ok; q++) {
+    ok = !tu_feed(ps[q], "a", dt, av, na) && !tu_feed(ps[q], "w", dt, wv, nw) &&
+         !tu_feed(ps[q], "b", dt, bv, N) && (!grads || !tu_feed(ps[q], "r", dt, rv, ny)) &&
+         asg_program_run(ps[q]) == ASG_OK;
+    for (int k = 0; k < n && ok; k++)
+      ok = !tu_fetch(ps[q], outs[k], res[q][k]);
+  }
+  char what[96];
+  snprintf(what, sizeof what, "linear %s tb %d act %d batched %d mm_out %d grads %d",
+           asg_dtype_name(dt), tb, act, batched, mm_out, grads);
+  TU_CHECK(ok, "%s: run: %s", what, asg_last_error());
+  if (ok) {
+    const int sf = asg_program_step_count(fz), su = asg_program_step_count(un);
+    TU_CHECK(mm_out || g_off_linear ? sf == su : sf < su, "%s: %d steps fused, %d unfused", what,
+             sf, su);
+    for (int64_t i = 0; i < B * M; i++)
+      for (int64_t j = 0; j < N; j++) {
+        double v = bv[j];
+        for (int64_t k = 0; k < K; k++)
+          v += av[i * K + k] * (tb ? wv[j * K + k] : wv[k * N + j]);
+        want[i * N + j] =
+            act == 1   ? (v < 0 ? 0 : v)
+            : act == 2 ? 0.5 * v * (1 + tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)))
+                       : v;
+      }
+    TU_CHECK(tu_close(what, got[0], want, ny, dt == ASG_F32 ? 1e-5 : 1e-12, 1e-5),
+             "%s: y against loops", what);
+    const bool cpu = !strcmp(g_backend, "cpu");
+    for (int k = 0; k < n; k++) {
+      const long m = numel(outs[k]);
+      if (cpu)
+        TU_CHECK(same(got[k], ug[k], m), "%s: output %d is the unfused bits", what, k);
+      else
+        TU_CHECK(tu_close(what, got[k], ug[k], m, dt == ASG_F32 ? 1e-4 : 1e-10, 1e-4),
+                 "%s: output %d against the unfused CPU", what, k);
+    }
+  }
+  for (int k = 0; k < n; k++)
+    free(got[k]), free(ug[k]);
+  free(av), free(rv), free(want);
+  asg_program_free(fz), asg_program_free(un);
+  asg_graph_free(g);
+}
+
 int main(int argc, char **argv) {
   if (argc > 1) g_backend = argv[1];
-  const char *env = getenv("ASG_FUSE_CONV");
+  const char *env = getenv("ASG_FUSE_CONV"), *env_l = getenv("ASG_FUSE_LINEAR");
   g_off = env && !strcmp(env, "0");
+  g_off_linear = env_l && !strcmp(env_l, "0");
   if (!asg_backend_available(g_backend)) {
     printf("backend %s not available: skipped\n", g_backend);
     return TU_SKIP;
@@ -205,5 +290,8 @@ int main(int argc, char **argv) {
     }
   check_symbolic(ASG_F32);
   check_symbolic(ASG_F64);
+  for (int d = 0; d < 2; d++)
+    for (int v = 0; v < 7; v++) /* (tb, act, batched, mm_out, grads); gelu_tanh: f32 folds it */
+      check_linear(dts[d], v != 2, v == 1 ? 0 : v >= 5 ? 2 : 1, v == 2, v == 4, v != 6);
   return tu_finish();
 }

@@ -253,6 +253,27 @@ static void test_batchnorm(void) {
   asg_graph_free(g);
 }
 
+/* gelu's gradient ops (as a training graph has them) as ONNX arithmetic,
+ * one of them with a broadcast dy. */
+static void test_gelu_bwd(void) {
+  asg_graph *g = asg_graph_new();
+  asg_shape xs = ASG_SHAPE(3, 5);
+  asg_tensor *x = asg_input(g, "x", ASG_F32, xs);
+  asg_tensor *x3 = asg_mul_scalar(x, 3.0); /* both tails */
+  asg_tensor *dy = asg_sum(asg_tanh(x), ASG_AXES(0), false);
+  asg_tensor *y[2] = {asg_gelu_bwd(asg_sin(x), x3), asg_gelu_tanh_bwd(dy, x3)};
+  TU_CHECK(y[0] && y[1], "gelu_bwd: build: %s", asg_graph_error(g));
+  asg_shape os[2] = {xs, xs};
+  float xv[15], want[30];
+  long n[2] = {15, 15};
+  x_of(xv, 15);
+  asg_program *p = asg_compile(g, 2, y, NULL);
+  TU_CHECK(run_f32(p, xs, xv, 2, y, n, want), "gelu_bwd: run: %s", asg_last_error());
+  round_trip("gelu_bwd", 0, g, p, 2, y, os, xs, xv, want);
+  asg_program_free(p);
+  asg_graph_free(g);
+}
+
 /* A batch dim "B": exported as dim_param, symbolic again after import. */
 static void test_symbolic(void) {
   asg_graph *g = asg_graph_new();
@@ -368,6 +389,7 @@ int main(void) {
   test_cnn();
   test_pool_options();
   test_batchnorm();
+  test_gelu_bwd();
   test_symbolic();
   test_errors();
   if (manifest) fclose(manifest);

@@ -232,15 +232,15 @@ static asg_tensor *build(env *e, const char *name, const char **want, bool *exac
   if (!strcmp(name, "clamp")) return asg_clamp(x3(e), -1, 1);
   if (!strcmp(name, "cast")) return asg_cast(x3(e), ASG_F64);
   /* binary ops broadcast [batch,1,8] against [seq,1] */
-  static const char *bin[] = {"add", "sub", "mul", "div", "pow", "maximum", "minimum",
-                              "eq",  "ne",  "lt",  "le",  "gt",  "ge"};
+  static const char *bin[] = {"add", "sub", "mul", "div", "pow", "maximum",  "minimum",      "eq",
+                              "ne",  "lt",  "le",  "gt",  "ge",  "gelu_bwd", "gelu_tanh_bwd"};
   for (size_t i = 0; i < sizeof bin / sizeof bin[0]; i++) {
     if (strcmp(name, bin[i])) continue;
     asg_tensor *a = in(e, "a", ASG_F32, ASG_SHAPE(e->B, 1, 8));
     asg_tensor *b = in(e, "b", ASG_F32, ASG_SHAPE(e->T, 1));
     asg_tensor *(*f[])(asg_tensor *, asg_tensor *) = {
-        asg_add, asg_sub, asg_mul, asg_div, asg_pow, asg_maximum, asg_minimum,
-        asg_eq,  asg_ne,  asg_lt,  asg_le,  asg_gt,  asg_ge};
+        asg_add, asg_sub, asg_mul, asg_div, asg_pow, asg_maximum,  asg_minimum,      asg_eq,
+        asg_ne,  asg_lt,  asg_le,  asg_gt,  asg_ge,  asg_gelu_bwd, asg_gelu_tanh_bwd};
     return f[i](a, b);
   }
   if (!strcmp(name, "where"))
@@ -276,6 +276,12 @@ static asg_tensor *build(env *e, const char *name, const char **want, bool *exac
   if (!strcmp(name, "matmul")) {
     *want = "[batch,seq,5]";
     return asg_matmul(x3(e), var(e, "w", ASG_SHAPE(8, 5)));
+  }
+  if (!strcmp(name, "matmul_bias_act")) { /* fused at compile: the graph keeps relu(x w + b) */
+    *want = "[batch,seq,5]";
+    *exact = false;
+    return asg_relu(
+        asg_add(asg_matmul(x3(e), var(e, "w", ASG_SHAPE(8, 5))), var(e, "b", ASG_SHAPE(5))));
   }
   if (!strcmp(name, "reshape")) {
     *want = "[batch*seq,8]";

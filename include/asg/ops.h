@@ -54,6 +54,14 @@ ASG_API asg_tensor *asg_gt(asg_tensor *a, asg_tensor *b);
 ASG_API asg_tensor *asg_ge(asg_tensor *a, asg_tensor *b);
 /* cond != 0 ? a : b, all three broadcast together. */
 ASG_API asg_tensor *asg_where(asg_tensor *cond, asg_tensor *a, asg_tensor *b);
+/* The gradients of gelu and gelu_tanh for an upstream gradient dy, in one
+ * elementwise pass: dy * gelu'(x), gelu'(x) = Phi(x) + x phi(x) (Phi, phi:
+ * the standard normal CDF and density), and dy * gelu_tanh'(x). dy and x
+ * broadcast; float dtypes only. Differentiable (second derivatives of gelu
+ * go through them). At x = +-inf the value is NaN (inf * 0), as the
+ * formula's. */
+ASG_API asg_tensor *asg_gelu_bwd(asg_tensor *dy, asg_tensor *x);
+ASG_API asg_tensor *asg_gelu_tanh_bwd(asg_tensor *dy, asg_tensor *x);
 /* Scalar conveniences (the scalar takes x's dtype). */
 ASG_API asg_tensor *asg_add_scalar(asg_tensor *x, double c);
 ASG_API asg_tensor *asg_mul_scalar(asg_tensor *x, double c);

@@ -128,11 +128,13 @@ typedef struct asg_compile_opts {
   /* Compile the graph's ops as they are. By default the compiler's fusion
    * passes (src/passes, docs/design.md) run first, on the compiled copy of
    * the graph only: conv2d, the add of a per-channel bias [O] reshaped to
-   * [1,O,1,1] and a ReLU after it become one conv2d_bias_act step when no
-   * other node or output reads what lies between (the same values: the sum
-   * and the max are done in the same order). The graph itself is not
-   * changed. Each pass also has an environment switch for every program of
-   * the process: ASG_FUSE_CONV=0 turns this one off. */
+   * [1,O,1,1] and a ReLU after it become one conv2d_bias_act step; matmul,
+   * the add of a bias [N] and a ReLU (or f32 gelu_tanh) after it one
+   * matmul_bias_act step; each where no other node or output reads what lies
+   * between (the same values: the sum and the activation are done in the
+   * same order). The graph itself is not changed. Each rule also has an
+   * environment switch for every program of the process: ASG_FUSE_CONV=0,
+   * ASG_FUSE_LINEAR=0 turn them off. */
   bool no_fusion;
 } asg_compile_opts;
 

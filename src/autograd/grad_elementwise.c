@@ -60,24 +60,45 @@ static void g_leaky_relu(asg_tensor *y, asg_tensor *dy, const bool *need, asg_te
   (void)need;
   dx[0] = asg_where(asg_gt(y->in[0], k(y, 0)), dy, asg_mul_scalar(dy, y->attr.f[0]));
 }
+/* gelu and gelu_tanh: one gelu_bwd / gelu_tanh_bwd node (dy * gelu'(x)); their
+ * rules below give the second derivatives. */
 static void g_gelu(asg_tensor *y, asg_tensor *dy, const bool *need, asg_tensor **dx) {
-  (void)need; /* Phi(x) + x phi(x) */
-  asg_tensor *x = y->in[0];
-  asg_tensor *cdf =
-      asg_mul_scalar(asg_add_scalar(asg_erf(asg_mul_scalar(x, 0.7071067811865476)), 1), 0.5);
-  asg_tensor *pdf =
-      asg_mul_scalar(asg_exp(asg_mul_scalar(asg_mul(x, x), -0.5)), 0.3989422804014327);
-  dx[0] = asg_mul(dy, asg_add(cdf, asg_mul(x, pdf)));
+  (void)need;
+  dx[0] = asg_gelu_bwd(dy, y->in[0]);
 }
 static void g_gelu_tanh(asg_tensor *y, asg_tensor *dy, const bool *need, asg_tensor **dx) {
-  (void)need; /* u = a(x + c x^3), t = tanh u: 0.5(1+t) + 0.5 x (1-t^2) a (1 + 3c x^2) */
+  (void)need;
+  dx[0] = asg_gelu_tanh_bwd(dy, y->in[0]);
+}
+/* y = g * gelu'(x): d/dg = gelu'(x), a gelu_bwd again; d/dx = g gelu''(x),
+ * gelu''(x) = 2 phi(x) + x phi'(x) = phi(x) (2 - x^2), phi(x) = e^(-x^2/2) / sqrt(2 pi) */
+static void g_gelu_bwd(asg_tensor *y, asg_tensor *dy, const bool *need, asg_tensor **dx) {
+  asg_tensor *g = y->in[0], *x = y->in[1];
+  if (need[0]) dx[0] = asg_gelu_bwd(dy, x);
+  if (!need[1]) return;
+  asg_tensor *x2 = asg_mul(x, x);
+  asg_tensor *pdf = asg_mul_scalar(asg_exp(asg_mul_scalar(x2, -0.5)), 0.3989422804014327);
+  dx[1] = asg_mul(asg_mul(dy, g), asg_mul(pdf, asg_sub(k(y, 2), x2)));
+}
+/* y = g * gelu_tanh'(x), u = a (x + c x^3), t = tanh u, u' = a (1 + 3c x^2),
+ * u'' = 6ac x: gelu_tanh' = (1 + t)/2 + x (1 - t^2) u'/2 and
+ * gelu_tanh'' = (1 - t^2) (u' + x u''/2 - x t u'^2) = (1 - t^2) (u' (1 - x t u') + 3ac x^2).
+ * 1 - t^2 = 4 sigmoid(2u) sigmoid(-2u): as 1 - t t it would cancel where tanh
+ * saturates (backends' float tanh differ there by an ulp that this multiplies). */
+static void g_gelu_tanh_bwd(asg_tensor *y, asg_tensor *dy, const bool *need, asg_tensor **dx) {
   const double a = 0.7978845608028654, c = 0.044715;
-  asg_tensor *x = y->in[0], *x2 = asg_mul(x, x);
-  asg_tensor *t = asg_tanh(asg_mul_scalar(asg_add(x, asg_mul_scalar(asg_mul(x2, x), c)), a));
-  asg_tensor *left = asg_mul_scalar(asg_add_scalar(t, 1), 0.5);
-  asg_tensor *du = asg_mul_scalar(asg_add_scalar(asg_mul_scalar(x2, 3 * c), 1), 0.5 * a);
-  asg_tensor *right = asg_mul(asg_mul(x, asg_sub(k(y, 1), asg_mul(t, t))), du);
-  dx[0] = asg_mul(dy, asg_add(left, right));
+  asg_tensor *g = y->in[0], *x = y->in[1];
+  if (need[0]) dx[0] = asg_gelu_tanh_bwd(dy, x);
+  if (!need[1]) return;
+  asg_tensor *x2 = asg_mul(x, x);
+  asg_tensor *u = asg_mul_scalar(asg_add(x, asg_mul_scalar(asg_mul(x2, x), c)), a);
+  asg_tensor *t = asg_tanh(u);
+  asg_tensor *sech2 = asg_mul_scalar(
+      asg_mul(asg_sigmoid(asg_mul_scalar(u, 2)), asg_sigmoid(asg_mul_scalar(u, -2))), 4);
+  asg_tensor *du = asg_mul_scalar(asg_add_scalar(asg_mul_scalar(x2, 3 * c), 1), a);
+  asg_tensor *in = asg_sub(k(y, 1), asg_mul(asg_mul(x, t), du)); /* 1 - x t u' */
+  asg_tensor *d2 = asg_mul(sech2, asg_add(asg_mul(du, in), asg_mul_scalar(x2, 3 * a * c)));
+  dx[1] = asg_mul(asg_mul(dy, g), d2);
 }
 static void g_silu(asg_tensor *y, asg_tensor *dy, const bool *need, asg_tensor **dx) {
   (void)need; /* s (1 + x (1 - s)) */
@@ -160,6 +181,8 @@ void asg_grad_register_elementwise(asg_grad_rule *t) {
   t[ASG_OP_LEAKY_RELU] = g_leaky_relu;
   t[ASG_OP_GELU] = g_gelu;
   t[ASG_OP_GELU_TANH] = g_gelu_tanh;
+  t[ASG_OP_GELU_BWD] = g_gelu_bwd;
+  t[ASG_OP_GELU_TANH_BWD] = g_gelu_tanh_bwd;
   t[ASG_OP_SILU] = g_silu;
   t[ASG_OP_ELU] = g_elu;
   t[ASG_OP_SOFTPLUS] = g_softplus;

@@ -422,6 +422,37 @@ static asg_status ex_op(ex *e, const asg_tensor *t, const char *out) {
             ex2(e, "Add", ex_scalar(e, dt, 1.0), th, NULL), out);
     break;
   }
+  case ASG_OP_GELU_BWD: { /* dy (Phi(x) + x phi(x)); here x names dy and b the input x */
+    const char *cdf = ex2(
+        e, "Mul", ex_scalar(e, dt, 0.5),
+        ex2(e, "Add", ex_scalar(e, dt, 1.0),
+            ex1(e, "Erf", ex2(e, "Mul", b, ex_scalar(e, dt, 0.70710678118654752440), NULL), NULL),
+            NULL),
+        NULL);
+    const char *pdf = ex2(
+        e, "Mul",
+        ex1(e, "Exp", ex2(e, "Mul", ex2(e, "Mul", b, b, NULL), ex_scalar(e, dt, -0.5), NULL), NULL),
+        ex_scalar(e, dt, 0.39894228040143267794), NULL);
+    r = ex2(e, "Mul", x, ex2(e, "Add", cdf, ex2(e, "Mul", b, pdf, NULL), NULL), out);
+    break;
+  }
+  case ASG_OP_GELU_TANH_BWD: { /* dy ((1 + t)/2 + x (1 - t^2) a (1 + 3c x^2) / 2), t = tanh u */
+    const char *x2 = ex2(e, "Mul", b, b, NULL);
+    const char *in =
+        ex2(e, "Add", b,
+            ex2(e, "Mul", ex2(e, "Mul", x2, b, NULL), ex_scalar(e, dt, 0.044715), NULL), NULL);
+    const char *t =
+        ex1(e, "Tanh", ex2(e, "Mul", in, ex_scalar(e, dt, 0.79788456080286535588), NULL), NULL);
+    const char *left =
+        ex2(e, "Mul", ex2(e, "Add", t, ex_scalar(e, dt, 1.0), NULL), ex_scalar(e, dt, 0.5), NULL);
+    const char *du = ex2(
+        e, "Add", ex_scalar(e, dt, 0.5 * 0.79788456080286535588),
+        ex2(e, "Mul", x2, ex_scalar(e, dt, 1.5 * 0.79788456080286535588 * 0.044715), NULL), NULL);
+    const char *sech2 = ex2(e, "Sub", ex_scalar(e, dt, 1.0), ex2(e, "Mul", t, t, NULL), NULL);
+    const char *right = ex2(e, "Mul", ex2(e, "Mul", b, sech2, NULL), du, NULL);
+    r = ex2(e, "Mul", x, ex2(e, "Add", left, right, NULL), out);
+    break;
+  }
   case ASG_OP_SILU: r = ex2(e, "Mul", x, ex1(e, "Sigmoid", x, NULL), out); break;
   case ASG_OP_SOFTPLUS: { /* beta x > threshold ? x : log(1 + exp(beta x)) / beta */
     const char *bx = ex2(e, "Mul", x, ex_scalar(e, dt, a->f[0]), NULL);

@@ -69,7 +69,9 @@ asg_tensor *asg_cast(asg_tensor *x, asg_dtype dt) {
   return asg__node(g, ASG_OP_CAST, dt, x->shape, 1, &x);
 }
 
-static bool float_only_binary(asg_op op) { return op == ASG_OP_POW; }
+static bool float_only_binary(asg_op op) {
+  return op == ASG_OP_POW || op == ASG_OP_GELU_BWD || op == ASG_OP_GELU_TANH_BWD;
+}
 
 static asg_tensor *binary(asg_op op, asg_tensor *a, asg_tensor *b) {
   const char *name = asg__op_name(op);
@@ -98,6 +100,10 @@ asg_tensor *asg_lt(asg_tensor *a, asg_tensor *b) { return binary(ASG_OP_LT, a, b
 asg_tensor *asg_le(asg_tensor *a, asg_tensor *b) { return binary(ASG_OP_LE, a, b); }
 asg_tensor *asg_gt(asg_tensor *a, asg_tensor *b) { return binary(ASG_OP_GT, a, b); }
 asg_tensor *asg_ge(asg_tensor *a, asg_tensor *b) { return binary(ASG_OP_GE, a, b); }
+asg_tensor *asg_gelu_bwd(asg_tensor *dy, asg_tensor *x) { return binary(ASG_OP_GELU_BWD, dy, x); }
+asg_tensor *asg_gelu_tanh_bwd(asg_tensor *dy, asg_tensor *x) {
+  return binary(ASG_OP_GELU_TANH_BWD, dy, x);
+}
 
 asg_tensor *asg_where(asg_tensor *cond, asg_tensor *a, asg_tensor *b) {
   asg_tensor *in[3] = {cond, a, b};

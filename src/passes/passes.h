@@ -29,17 +29,41 @@ void asg__remat_end(asg_remat *r); /* NULL is ignored */
  * (by asg_compile_train while it builds the gradient). */
 bool asg__remat_has_blocks(const asg_graph *g);
 
-/* ---- fusion into fused ops, fuse_conv.c ----
+/* ---- fusion into fused ops, fuse.c (rules: fuse_conv.c, fuse_linear.c) ----
  * Run by compile (runtime/compile.c) on the graph it is about to schedule,
  * after autograd: fused ops (ops.def flag FUSED) need no gradient rule.
  * asg__fuse_begin points g->nodes at a copy of the node table in which
  * each fused node has the id of the node it replaces, so the nodes between
  * become unread and are not compiled; asg__fuse_end restores g's own table
- * (compile adds no nodes in between). conv2d + per-channel bias add [+ relu]
- * -> conv2d_bias_act when nothing else (no node, no output in outs) reads
- * the conv2d or the add. *out NULL when nothing was fused. */
+ * (compile adds no nodes in between). Rules, each matched at an add whose
+ * other readers leave it alone, with an optional relu after it (read by
+ * nothing else) folded in as act 1 (f32 linear: or gelu_tanh, act 2):
+ *   conv2d + per-channel bias [O] -> conv2d_bias_act  (ASG_FUSE_CONV=0: off)
+ *   matmul + bias [N]             -> matmul_bias_act  (ASG_FUSE_LINEAR=0: off)
+ * Nothing is fused where no node, no output in outs, reads what lies
+ * between. *out NULL when nothing was fused. */
 typedef struct asg_fusion asg_fusion;
 asg_status asg__fuse_begin(asg_graph *g, int n_out, asg_tensor *const *outs, asg_fusion **out);
 void asg__fuse_end(asg_graph *g, asg_fusion *f); /* NULL is ignored */
+
+/* What a rule sees: readers[i] counts the nodes reading node i (an output
+ * counts 2), reader[i] is one of them. */
+typedef struct asg_fuse_view {
+  asg_graph *g;
+  int *readers, *reader;
+} asg_fuse_view;
+/* A rule's fused node: op, inputs, attributes; act goes to attr.i[act_attr]
+ * (0: none, 1: relu, 2: gelu_tanh where the rule sets gelu_tanh). */
+typedef struct asg_fuse_match {
+  const asg_tensor *main; /* the node whose scope the fused one takes (profiles) */
+  asg_op op;
+  int n_in;
+  asg_tensor *in[4];
+  asg_attrs attr;
+  int act_attr;
+  bool gelu_tanh;
+} asg_fuse_match;
+bool asg__fuse_conv_match(const asg_fuse_view *v, asg_tensor *add, asg_fuse_match *m);
+bool asg__fuse_linear_match(const asg_fuse_view *v, asg_tensor *add, asg_fuse_match *m);
 
 #endif

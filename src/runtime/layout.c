@@ -140,8 +140,9 @@ const asg_op asg__unary_ops[ASG__N_UNARY_OPS] = {
     ASG_OP_GELU_TANH, ASG_OP_SILU,    ASG_OP_ELU,  ASG_OP_SOFTPLUS,   ASG_OP_CLAMP};
 
 const asg_op asg__broadcast_ops[ASG__N_BROADCAST_OPS] = {
-    ASG_OP_ADD, ASG_OP_SUB, ASG_OP_MUL, ASG_OP_DIV, ASG_OP_POW, ASG_OP_MAXIMUM, ASG_OP_MINIMUM,
-    ASG_OP_EQ,  ASG_OP_NE,  ASG_OP_LT,  ASG_OP_LE,  ASG_OP_GT,  ASG_OP_GE,      ASG_OP_WHERE};
+    ASG_OP_ADD,     ASG_OP_SUB,   ASG_OP_MUL,      ASG_OP_DIV,          ASG_OP_POW, ASG_OP_MAXIMUM,
+    ASG_OP_MINIMUM, ASG_OP_EQ,    ASG_OP_NE,       ASG_OP_LT,           ASG_OP_LE,  ASG_OP_GT,
+    ASG_OP_GE,      ASG_OP_WHERE, ASG_OP_GELU_BWD, ASG_OP_GELU_TANH_BWD};
 
 bool asg__is_unary(asg_op op) {
   for (int k = 0; k < ASG__N_UNARY_OPS; k++)

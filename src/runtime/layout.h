@@ -77,8 +77,9 @@ asg_fastdiv asg__fastdiv(uint32_t d);
 
 /* ---- elementwise families ----
  * The ops one kernel serves on every backend: unary maps (x -> f(x; attr.f))
- * and broadcasting binary ops plus where. */
-enum { ASG__N_UNARY_OPS = 20, ASG__N_BROADCAST_OPS = 14 };
+ * and broadcasting binary ops plus where (gelu_bwd and gelu_tanh_bwd are
+ * binary ops of float dtypes only). */
+enum { ASG__N_UNARY_OPS = 20, ASG__N_BROADCAST_OPS = 16 };
 extern const asg_op asg__unary_ops[ASG__N_UNARY_OPS];
 extern const asg_op asg__broadcast_ops[ASG__N_BROADCAST_OPS];
 bool asg__is_unary(asg_op op);

@@ -1,4 +1,5 @@
-/* Parity cases: elementwise unary ops and casts, binary ops, comparisons
+/* Parity cases: elementwise unary ops and casts, binary ops (gelu_bwd and
+ * gelu_tanh_bwd among them), comparisons
  * and where (broadcasting, integer and float), and chains of elementwise
  * steps that a backend may fuse into one kernel. */
 #include "parity.h"
@@ -180,6 +181,23 @@ void cases_binary(void) {
       asg_tensor *b = pc_in(&pc, FDT[d], sb, blo, bhi);
       pc_out(&pc, apply_binary(k, a, b), "y");
       pc_finish(&pc);
+    }
+  /* gelu's gradients as ops of their own (dy, x): broadcast either way, and
+   * same shapes over several blocks; x over both tails */
+  for (int d = 0; d < 2; d++)
+    for (int k = 0; k < 2; k++) {
+      const char *nm = k ? "gelu_tanh_bwd" : "gelu_bwd";
+      asg_tensor *(*f)(asg_tensor *, asg_tensor *) = k ? asg_gelu_tanh_bwd : asg_gelu_bwd;
+      const asg_shape sh[3][2] = {{sa, sb}, {sb, sa}, {ASG_SHAPE(70001), ASG_SHAPE(70001)}};
+      for (int v = 0; v < 3; v++) {
+        pcase pc;
+        pc_begin(&pc, C_ELEM, "%s %s %s,%s", nm, dtn(FDT[d]), shp(sh[v][0]), shp(sh[v][1]));
+        pc.gcls = v < 2 ? C_ACCUM : C_ELEM; /* gradients sum over broadcast dims */
+        asg_tensor *dy = pc_in(&pc, FDT[d], sh[v][0], -2, 2);
+        asg_tensor *x = pc_in(&pc, FDT[d], sh[v][1], -7, 7);
+        pc_out(&pc, f(dy, x), "y");
+        pc_finish(&pc);
+      }
     }
   /* multi-block broadcast: [7,10007] + [10007] */
   asg_shape la = ASG_SHAPE(7, 10007), lb = ASG_SHAPE(10007);

@@ -52,13 +52,15 @@ void cases_layernorm(void) {
 }
 
 /* batchnorm: channels of runs shorter and longer than a GPU block, [N, C]
- * (runs of one), and no affine */
+ * (runs of one), and no affine; the last three have channels of more
+ * values than one Vulkan work group takes (split, partial sums merged) */
 void cases_batchnorm(void) {
-  static const int64_t sh[][4] = {{8, 5, 6, 7}, {64, 12, 0, 0}, {3, 4, 1000, 0}, {2, 3, 1, 1}};
-  static const int rk[] = {4, 2, 3, 4};
+  static const int64_t sh[][4] = {{8, 5, 6, 7},    {64, 12, 0, 0},  {3, 4, 1000, 0}, {2, 3, 1, 1},
+                                  {300, 40, 0, 0}, {3, 4, 3000, 0}, {300, 8, 4, 0}};
+  static const int rk[] = {4, 2, 3, 4, 2, 3, 3};
   for (int d = 0; d < 2; d++) {
     asg_dtype dt = FDT[d];
-    for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < (int)(sizeof rk / sizeof rk[0]); k++) {
       asg_shape s = {rk[k], {0}};
       for (int i = 0; i < rk[k]; i++)
         s.dims[i] = sh[k][i];

@@ -114,6 +114,28 @@ void cases_matmul(void) {
     one_matmul(dt, ASG_SHAPE(65, 129), ASG_SHAPE(129, 67), false, false);
     one_matmul(dt, ASG_SHAPE(129, 65), ASG_SHAPE(67, 129), true, true);
   }
+  /* relu?(a b + bias): one matmul_bias_act step (src/passes/fuse_linear.c), a
+   * batched [3,5,7] x [7,4] and a broadcast batch, against the unfused CPU */
+  static const struct {
+    asg_shape a, b;
+    bool tb, relu;
+  } lc[] = {{{2, {70, 48}}, {2, {40, 48}}, true, true},
+            {{3, {3, 5, 7}}, {2, {7, 4}}, false, false},
+            {{4, {2, 1, 5, 7}}, {3, {3, 7, 4}}, false, true}};
+  for (int d = 0; d < 2; d++)
+    for (size_t k = 0; k < sizeof lc / sizeof lc[0]; k++) {
+      asg_dtype dt = FDT[d];
+      int64_t N = lc[k].tb ? lc[k].b.dims[0] : lc[k].b.dims[lc[k].b.ndim - 1];
+      pcase pc;
+      pc_begin(&pc, C_ACCUM, "%s(matmul + bias) %s a%s b%s%s", lc[k].relu ? "relu" : "id", dtn(dt),
+               shp(lc[k].a), shp(lc[k].b), lc[k].tb ? "^T" : "");
+      asg_tensor *a = pc_in(&pc, dt, lc[k].a, -1, 1), *b = pc_in(&pc, dt, lc[k].b, -1, 1);
+      asg_tensor *y =
+          asg_add(asg_matmul_t(a, b, false, lc[k].tb), pc_in(&pc, dt, ASG_SHAPE(N), -0.5, 0.5));
+      pc_out(&pc, lc[k].relu ? asg_relu(y) : y, "y");
+      pc.fused = "matmul_bias_act";
+      pc_finish(&pc);
+    }
 }
 
 /* ------------------------------------------------------------------- shape */

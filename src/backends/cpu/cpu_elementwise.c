@@ -49,6 +49,64 @@ static void bcast_offsets(const asg_bcast_plan *b, int n, int64_t row, int64_t *
 #define POW pow
 #include "backends/cpu/cpu_elementwise_tmpl.h"
 
+/* ---- f32 gradients of gelu: vectorized like erf and gelu below ---- */
+/* g (Phi(x) + x phi(x)): erf and e^(-x^2/2) from one asg_erff_exp_fast. */
+ASG_ALWAYS_INLINE float gelu_bwd1_f32(float g, float x) {
+  float e, erf = asg_erff_exp_fast(x * 0.70710678118654752440f, &e);
+  return g * (0.5f * (1.0f + erf) + x * (e * 0.39894228040143267794f));
+}
+/* g gelu_tanh'(x), u = a (x + c x^3): (1 + tanh u)/2 = sigmoid(2u) and
+ * (1 - tanh^2 u)/4 = sigmoid(2u) sigmoid(-2u), both from e = exp(-2|u|) <= 1
+ * (no overflow, no cancellation): p = 1/(1 + e) = sigmoid(2|u|), q = e p =
+ * sigmoid(-2|u|); gelu_tanh' = sigmoid(2u) + 2a x p q (1 + 3c x^2). */
+ASG_ALWAYS_INLINE float gelu_tanh_bwd1_f32(float g, float x) {
+  const float x2 = x * x, u = 0.79788456080286535588f * (x + 0.044715f * x2 * x);
+  const float e = asg_expf_fast(-2.0f * fabsf(u)), p = 1.0f / (1.0f + e), q = e * p;
+  return g * ((u >= 0 ? p : q) + (float)(2 * 0.79788456080286535588) * x * (p * q) *
+                                     (1.0f + (float)(3 * 0.044715) * x2));
+}
+/* o [n] = g [n] * gelu'(x [n]) (tanh form if th), g and x read with element
+ * strides sg, sx (0: broadcast); the same-shape case gets its own loop. */
+ASG_ALWAYS_INLINE void gelu_bwd_f32(bool th, float *o, const float *g, int64_t sg, const float *x,
+                                    int64_t sx, int64_t n) {
+  if (sg == 1 && sx == 1) {
+    if (th)
+      for (int64_t i = 0; i < n; i++)
+        o[i] = gelu_tanh_bwd1_f32(g[i], x[i]);
+    else
+      for (int64_t i = 0; i < n; i++)
+        o[i] = gelu_bwd1_f32(g[i], x[i]);
+  } else if (th) {
+    for (int64_t i = 0; i < n; i++)
+      o[i] = gelu_tanh_bwd1_f32(g[i * sg], x[i * sx]);
+  } else {
+    for (int64_t i = 0; i < n; i++)
+      o[i] = gelu_bwd1_f32(g[i * sg], x[i * sx]);
+  }
+}
+#ifdef ASG_SIMD_X86
+ASG_TARGET_AVX512 static void gelu_bwd_f32_avx512(bool th, float *o, const float *g, int64_t sg,
+                                                  const float *x, int64_t sx, int64_t n) {
+  gelu_bwd_f32(th, o, g, sg, x, sx, n);
+}
+ASG_TARGET_AVX2 static void gelu_bwd_f32_avx2(bool th, float *o, const float *g, int64_t sg,
+                                              const float *x, int64_t sx, int64_t n) {
+  gelu_bwd_f32(th, o, g, sg, x, sx, n);
+}
+#endif
+static void gelu_bwd_f32_any(bool th, float *o, const float *g, int64_t sg, const float *x,
+                             int64_t sx, int64_t n) {
+#ifdef ASG_SIMD_X86
+  int level = asg_cpu_simd_level();
+  if (level == ASG_SIMD_AVX512)
+    gelu_bwd_f32_avx512(th, o, g, sg, x, sx, n);
+  else if (level == ASG_SIMD_AVX2)
+    gelu_bwd_f32_avx2(th, o, g, sg, x, sx, n);
+  else
+#endif
+    gelu_bwd_f32(th, o, g, sg, x, sx, n);
+}
+
 /* A broadcasting op split into (row, chunk) work units. */
 typedef struct bcast_job {
   const asg_cpu_call *c;
@@ -98,6 +156,11 @@ static void broadcast_range(void *ctx, int64_t lo, int64_t hi, int tid) {
         break;
       default: break;
       }
+      continue;
+    }
+    if (s->out.dtype == ASG_F32 && (s->op == ASG_OP_GELU_BWD || s->op == ASG_OP_GELU_TANH_BWD)) {
+      gelu_bwd_f32_any(s->op == ASG_OP_GELU_TANH_BWD, (float *)o, (const float *)p0, s0,
+                       (const float *)p1, s1, n);
       continue;
     }
     switch (s->out.dtype) {

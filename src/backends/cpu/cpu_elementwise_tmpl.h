@@ -40,6 +40,18 @@ ASG_ALWAYS_INLINE T ASG_CAT(bin1, SUF)(asg_op op, T x, T y) {
   case ASG_OP_LE: return (T)(x <= y);
   case ASG_OP_GT: return (T)(x > y);
   case ASG_OP_GE: return (T)(x >= y);
+#if !IS_INT
+  /* x = dy, y = the input of gelu: dy (Phi(y) + y phi(y)) */
+  case ASG_OP_GELU_BWD:
+    return x * ((T)0.5 * ((T)1 + MATH(erf)(y * (T)0.70710678118654752440)) +
+                y * (MATH(exp)((T)-0.5 * y * y) * (T)0.39894228040143267794));
+  case ASG_OP_GELU_TANH_BWD: { /* as gelu_tanh_bwd1_f32 (cpu_elementwise.c) */
+    const T y2 = y * y, u = (T)0.79788456080286535588 * (y + (T)0.044715 * y2 * y);
+    const T e = MATH(exp)((T)-2 * MATH(fabs)(u)), p = (T)1 / ((T)1 + e), q = e * p;
+    return x * ((u >= 0 ? p : q) +
+                (T)(2 * 0.79788456080286535588) * y * (p * q) * ((T)1 + (T)(3 * 0.044715) * y2));
+  }
+#endif
   default: return 0;
   }
 }
@@ -83,6 +95,12 @@ static void ASG_CAT(bin, SUF)(asg_op op, T *o, const T *a, int64_t sa, const T *
   case ASG_OP_LE: ASG_CAT(bin_loop, SUF)(ASG_OP_LE, o, a, sa, b, sb, n); break;
   case ASG_OP_GT: ASG_CAT(bin_loop, SUF)(ASG_OP_GT, o, a, sa, b, sb, n); break;
   case ASG_OP_GE: ASG_CAT(bin_loop, SUF)(ASG_OP_GE, o, a, sa, b, sb, n); break;
+#if !IS_INT
+  case ASG_OP_GELU_BWD: ASG_CAT(bin_loop, SUF)(ASG_OP_GELU_BWD, o, a, sa, b, sb, n); break;
+  case ASG_OP_GELU_TANH_BWD:
+    ASG_CAT(bin_loop, SUF)(ASG_OP_GELU_TANH_BWD, o, a, sa, b, sb, n);
+    break;
+#endif
   default: break;
   }
 }

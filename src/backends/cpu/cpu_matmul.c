@@ -1,6 +1,7 @@
 /* CPU matmul: batched with broadcast batch dims, either operand transposed.
  * GEMM goes to CBLAS when the build found one, else to a simple blocked
  * kernel whose inner loop the compiler vectorizes. */
+#include <math.h>
 #include <string.h>
 
 #include "backends/cpu/cpu.h"
@@ -18,7 +19,36 @@ typedef struct gemm_job {
   void *C;
   bool by_rows; /* BLAS blocks: of rows of C, else of columns */
   int64_t blk;  /* rows or columns a block */
+  /* matmul_bias_act's epilogue, applied to each block of C as it is done:
+   * C = act(C + bias [N]) (bias NULL: none) */
+  const void *bias;
+  int act;
 } gemm_job;
+
+/* rows [r0, r1) x columns [c0, c1) of C: C = act(C + bias), the add and the
+ * activation (1 relu, 2 gelu_tanh, f32 only) as the unfused steps do them
+ * (the same bits) */
+static void epilogue(const gemm_job *g, int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
+  for (int64_t r = r0; r < r1; r++) {
+    if (g->f64) {
+      double *y = (double *)g->C + r * g->ldc;
+      const double *b = g->bias;
+      for (int64_t j = c0; j < c1; j++) {
+        double v = y[j] + b[j];
+        y[j] = g->act == 1 && !(v > 0) ? 0 : v;
+      }
+    } else {
+      float *y = (float *)g->C + r * g->ldc;
+      const float *b = g->bias;
+      for (int64_t j = c0; j < c1; j++) {
+        float v = y[j] + b[j];
+        if (g->act == 2) /* the gelu_tanh step's formula (cpu_elementwise_tmpl.h) */
+          v = 0.5f * v * (1.0f + tanhf(0.79788456080286535588f * (v + 0.044715f * v * v * v)));
+        y[j] = g->act == 1 && !(v > 0) ? 0.0f : v;
+      }
+    }
+  }
+}
 
 /* The built-in kernel on rows [lo, hi) of C [M, N], per type
  * (cpu_matmul_tmpl.h). */
@@ -33,6 +63,7 @@ static void rows_range(void *ctx, int64_t lo, int64_t hi, int tid) {
   (void)tid;
   const gemm_job *g = ctx;
   g->f64 ? rows_f64(g, lo, hi) : rows_f32(g, lo, hi);
+  if (g->bias) epilogue(g, lo, hi, 0, g->N);
 }
 
 /* Skinny products C [M, N] = alpha A [M, K] B [N, K]^T with M <= SKINNY_M
@@ -122,6 +153,7 @@ static void skinny_range(void *ctx, int64_t lo, int64_t hi, int tid) {
   else
 #endif
     skinny_cols(g, j0, j1);
+  if (g->bias) epilogue(g, 0, g->M, j0, j1);
 }
 
 static bool skinny(gemm_job *g, asg_cpu_pool *pool) {
@@ -161,6 +193,8 @@ static void blas_range(void *ctx, int64_t lo, int64_t hi, int tid) {
       cblas_sgemm(CblasRowMajor, ta, tb, m, nn, (int)g->K, (float)g->alpha, (const float *)a,
                   (int)g->lda, (const float *)bb, (int)g->ldb, (float)g->beta, (float *)c,
                   (int)g->ldc);
+    if (g->bias) /* while the block is in cache */
+      g->by_rows ? epilogue(g, o, o + n, 0, g->N) : epilogue(g, 0, g->M, o, o + n);
   }
 }
 #endif
@@ -194,18 +228,46 @@ static void gemm_run(gemm_job *g, asg_cpu_pool *pool) {
 void asg_cpu_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                    int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc,
                    asg_cpu_pool *pool) {
-  gemm_job g = {ta, tb, false, M, N, K, lda, ldb, ldc, alpha, beta, A, B, C, false, 0};
+  gemm_job g = {ta, tb, false, M, N, K, lda, ldb, ldc, alpha, beta, A, B, C, false, 0, NULL, 0};
   gemm_run(&g, pool);
 }
 
 void asg_cpu_dgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double *A,
                    int64_t lda, const double *B, int64_t ldb, double beta, double *C, int64_t ldc,
                    asg_cpu_pool *pool) {
-  gemm_job g = {ta, tb, true, M, N, K, lda, ldb, ldc, alpha, beta, A, B, C, false, 0};
+  gemm_job g = {ta, tb, true, M, N, K, lda, ldb, ldc, alpha, beta, A, B, C, false, 0, NULL, 0};
   gemm_run(&g, pool);
 }
 
-/* out[..., M, N] = a[..., M, K] b[..., K, N] (attrs i0/i1 transpose a/b). */
+/* One product of the step into C [M, N], with matmul_bias_act's epilogue. */
+static void step_gemm(const asg_cpu_call *c, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
+                      const void *A, int64_t lda, const void *B, int64_t ldb, void *C) {
+  const asg_step *s = c->s;
+  const bool fused = s->op == ASG_OP_MATMUL_BIAS_ACT;
+  gemm_job g = {ta,
+                tb,
+                s->out.dtype == ASG_F64,
+                M,
+                N,
+                K,
+                lda,
+                ldb,
+                N,
+                1.0,
+                0.0,
+                A,
+                B,
+                C,
+                false,
+                0,
+                fused ? c->in[2] : NULL,
+                fused ? (int)s->attr.i[2] : 0};
+  gemm_run(&g, c->pool);
+}
+
+/* out[..., M, N] = a[..., M, K] b[..., K, N] (attrs i0/i1 transpose a/b);
+ * matmul_bias_act (src/passes/fuse_linear.c): then out = act(out + bias [N]),
+ * act (i2) 1: ReLU, 2: tanh GELU (f32). */
 static asg_status matmul_kernel(const asg_cpu_call *c) {
   const asg_step *s = c->s;
   asg_shape as = s->in[0].shape, bs = s->in[1].shape, os = s->out.shape;
@@ -226,12 +288,7 @@ static asg_status matmul_kernel(const asg_cpu_call *c) {
   for (int i = 0; i < ra - 2; i++)
     nb_a *= as.dims[i];
   if (nb_b == 1 && !ta && nb_a == nbatch) {
-    if (f32)
-      asg_cpu_sgemm(false, tb, nbatch * M, N, K, 1.0f, c->in[0], lda, c->in[1], ldb, 0.0f, c->out,
-                    N, c->pool);
-    else
-      asg_cpu_dgemm(false, tb, nbatch * M, N, K, 1.0, c->in[0], lda, c->in[1], ldb, 0.0, c->out, N,
-                    c->pool);
+    step_gemm(c, false, tb, nbatch * M, N, K, c->in[0], lda, c->in[1], ldb, c->out);
     return ASG_OK;
   }
   int64_t astr[ASG_MAX_DIMS] = {0}, bstr[ASG_MAX_DIMS] = {0};
@@ -261,15 +318,12 @@ static asg_status matmul_kernel(const asg_cpu_call *c) {
     }
     const char *A = (const char *)c->in[0] + (size_t)(ao * amat) * es;
     const char *B = (const char *)c->in[1] + (size_t)(bo * bmat) * es;
-    char *C = (char *)c->out + (size_t)(bi * M * N) * es;
-    if (f32)
-      asg_cpu_sgemm(ta, tb, M, N, K, 1.0f, (const float *)A, lda, (const float *)B, ldb, 0.0f,
-                    (float *)C, N, c->pool);
-    else
-      asg_cpu_dgemm(ta, tb, M, N, K, 1.0, (const double *)A, lda, (const double *)B, ldb, 0.0,
-                    (double *)C, N, c->pool);
+    step_gemm(c, ta, tb, M, N, K, A, lda, B, ldb, (char *)c->out + (size_t)(bi * M * N) * es);
   }
   return ASG_OK;
 }
 
-void asg_cpu_register_matmul(asg_cpu_kernel *t) { t[ASG_OP_MATMUL].run = matmul_kernel; }
+void asg_cpu_register_matmul(asg_cpu_kernel *t) {
+  t[ASG_OP_MATMUL].run = matmul_kernel;
+  t[ASG_OP_MATMUL_BIAS_ACT].run = matmul_kernel;
+}

@@ -106,8 +106,10 @@ ASG_ALWAYS_INLINE float asg_expf_fast(float x) {
  * is kept. |x| < 0.875: x + x P(x^2); above: 1 - exp(-x^2) Q(t),
  * t = 1/(1 + x/2), where Q fits erfc(x) exp(x^2) (both polynomials are
  * weighted least-squares fits of ours, relative error < 5e-10 in exact
- * arithmetic); 1 beyond |x| = 4, where float erf is 1. */
-ASG_ALWAYS_INLINE float asg_erff_fast(float x) {
+ * arithmetic); 1 beyond |x| = 4, where float erf is 1. *e = exp(-x^2) as
+ * asg_expf_fast gives it (the large-|x| piece needs it; gelu's gradient
+ * reuses it for the normal density). */
+ASG_ALWAYS_INLINE float asg_erff_exp_fast(float x, float *e) {
   float ax = fabsf(x), s = x * x;
   float p = 8.685867158000592e-05f;
   p = p * s + -0.0008212555119405461f;
@@ -127,10 +129,15 @@ ASG_ALWAYS_INLINE float asg_erff_fast(float x) {
   q = q * t + 0.2622074476590229f;
   q = q * t + 0.28457769998828464f;
   q = q * t + -0.0001348986730073536f;
-  float big = 1.0f - asg_expf_fast(-s) * q;
+  *e = asg_expf_fast(-s);
+  float big = 1.0f - *e * q;
   big = ax > 4.0f ? 1.0f : big;
   big = x < 0 ? -big : big;
   return ax < 0.875f ? small : big; /* NaN: big, which is NaN */
+}
+ASG_ALWAYS_INLINE float asg_erff_fast(float x) {
+  float e;
+  return asg_erff_exp_fast(x, &e);
 }
 
 #endif

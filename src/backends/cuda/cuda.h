@@ -74,9 +74,9 @@ typedef struct asg_cuda_call {
    * gradient: a sum step over every axis of dy but the last, paired with it
    * by cuda_backend.c, which skips that step), into that step's output. */
   void *fused_out2;
-  /* matmul: a GEMM epilogue (planned by cuda_backend.c) adds epi_bias [N]
-   * (f32) to every output row, applies epi_act and writes epi_out instead of
-   * out: the add and activation steps after the product then launch nothing. */
+  /* matmul_bias_act (set by cuda_matmul.cu from the step): the GEMM's
+   * epilogue adds epi_bias [N] to every output row, applies epi_act and
+   * writes epi_out (the step's out). */
   const void *epi_bias;
   void *epi_out;
   int epi_act; /* ASG_CUDA_EPI_* */
@@ -126,6 +126,12 @@ bool asg_cuda_mm_out_half(const void *state);
  * operands to, or ASG_F32 when it converts nothing (cuda_matmul.cu). */
 asg_dtype asg_cuda_mm_low(const void *state);
 
+/* The ops cuda_matmul.cu runs as products (with their .prepare plans):
+ * matmul and the fused matmul_bias_act. */
+static inline bool asg_cuda_is_product(asg_op op) {
+  return op == ASG_OP_MATMUL || op == ASG_OP_MATMUL_BIAS_ACT;
+}
+
 /* Split-over-keys attention for <= 8 query rows (cuda_attention_decode.cu):
  * false when the step does not qualify (then another kernel runs it). */
 bool asg_cuda_attention_decode(const asg_cuda_call *c, const float *mask, int64_t G);
@@ -157,6 +163,7 @@ void asg_cuda_register_matmul(asg_cuda_kernel *t);
 void asg_cuda_register_index(asg_cuda_kernel *t);     /* permute, slice(_bwd), concat, gather,
                                                          scatter_add, one_hot */
 void asg_cuda_register_nn(asg_cuda_kernel *t);        /* layernorm(+bwd), softmax CE(+bwd), rand */
+void asg_cuda_register_batchnorm(asg_cuda_kernel *t); /* batchnorm (+bwd) */
 void asg_cuda_register_conv(asg_cuda_kernel *t);      /* conv family and pools */
 void asg_cuda_register_optim(asg_cuda_kernel *t);     /* fused Adam updates */
 void asg_cuda_register_attention(asg_cuda_kernel *t); /* fused attention fwd/bwd */

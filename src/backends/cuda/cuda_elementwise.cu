@@ -137,6 +137,10 @@ template <int OP, class T> struct BinaryF {
         return ew_maximum(x, y);
       else if constexpr (OP == ASG_OP_MINIMUM)
         return ew_minimum(x, y);
+      else if constexpr (OP == ASG_OP_GELU_BWD)
+        return ew_gelu_bwd(x, y);
+      else if constexpr (OP == ASG_OP_GELU_TANH_BWD)
+        return ew_gelu_tanh_bwd(x, y);
       else
         return cmp(x, y);
     }
@@ -518,6 +522,12 @@ template <class T> asg_status binary_t(const asg_cuda_call *c) {
     ASG_BIN(MINIMUM) ASG_BIN(EQ) ASG_BIN(NE) ASG_BIN(LT) ASG_BIN(LE) ASG_BIN(GT) ASG_BIN(GE)
     case ASG_OP_WHERE: return launch<T, T, 3>(c, WhereF<T>{});
     default: break;
+  }
+  if constexpr (!is_int_v<T>) {
+    switch (c->s->op) {
+      ASG_BIN(GELU_BWD) ASG_BIN(GELU_TANH_BWD)
+      default: break;
+    }
   }
   // clang-format on
 #undef ASG_BIN

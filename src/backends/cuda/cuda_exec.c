@@ -145,9 +145,6 @@ static asg_cuda_call step_call(const cuda_exec *x, int i) {
       .colsum_op = x->colsum_op ? x->colsum_op[i] : 0,
       .out_half = x->lh && x->lh[i] == i,
       .in_half = x->lh && x->lh[i] >= 0 && x->lh[i] != i,
-      .epi_bias = x->epi.end && x->epi.end[i] >= 0 ? x->epi.bias[i] : NULL,
-      .epi_out = x->epi.end && x->epi.end[i] >= 0 ? x->r.out[x->epi.end[i]] : NULL,
-      .epi_act = x->epi.end && x->epi.end[i] >= 0 ? x->epi.act[i] : 0,
       .bgrad_out = x->epi.bgrad && x->epi.bgrad[i] >= 0 ? x->r.out[x->epi.bgrad[i]] : NULL,
       .ln_add = {x->epi.ln_add && x->epi.ln_add[i] >= 0 ? x->r.in[x->epi.ln_add[i]][0] : NULL,
                  x->epi.ln_add && x->epi.ln_add[i] >= 0 ? x->r.in[x->epi.ln_add[i]][1] : NULL},
@@ -172,10 +169,9 @@ enum { COLSUM_WINDOW = 24 };
 /* Whether step t computes at its own turn what it reads and writes. */
 static bool plain_step(const cuda_exec *x, int t) {
   return !(x->ew.role && x->ew.role[t]) && !(x->fuse.role && x->fuse.role[t]) &&
-         !(x->epi.skip && x->epi.skip[t]) && !(x->epi.end && x->epi.end[t] >= 0) &&
-         !(x->epi.bgrad && x->epi.bgrad[t] >= 0) && !(x->epi.ln_add && x->epi.ln_add[t] >= 0) &&
-         !(x->epi.rowdot && x->epi.rowdot[t] >= 0) && !(x->ln_partner && x->ln_partner[t] >= 0) &&
-         !(x->ln_skip && x->ln_skip[t]);
+         !(x->epi.skip && x->epi.skip[t]) && !(x->epi.bgrad && x->epi.bgrad[t] >= 0) &&
+         !(x->epi.ln_add && x->epi.ln_add[t] >= 0) && !(x->epi.rowdot && x->epi.rowdot[t] >= 0) &&
+         !(x->ln_partner && x->ln_partner[t] >= 0) && !(x->ln_skip && x->ln_skip[t]);
 }
 
 /* The product (and in *op its operand) that converts sum step s's input and
@@ -197,7 +193,7 @@ static int colsum_partner(const cuda_exec *x, int s, const int *taken, int *op) 
       const int i = s + sg * d;
       if (i < 0 || i >= r->plan.n_steps || taken[i] >= 0) continue;
       const asg_step *m = &r->plan.steps[i];
-      if (m->op != ASG_OP_MATMUL || !plain_step(x, i) || !x->state ||
+      if (!asg_cuda_is_product(m->op) || !plain_step(x, i) || !x->state ||
           asg_cuda_mm_low(x->state[i]) == ASG_F32)
         continue;
       int j = -1;
@@ -331,10 +327,9 @@ static asg_status comm_plan(cuda_exec *x) {
                (x->ew.role && x->ew.role[i] == FUSE_SKIP) || (x->ln_skip && x->ln_skip[i]) ||
                (x->cs_skip && x->cs_skip[i]) || (x->epi.skip && x->epi.skip[i]);
     const int pk[ASG_CUDA_PARTNERS] = {
-        x->epi.end ? x->epi.end[i] : -1,      x->epi.bgrad ? x->epi.bgrad[i] : -1,
-        x->colsum ? x->colsum[i] : -1,        x->ln_partner ? x->ln_partner[i] : -1,
-        x->ln_beta ? x->ln_beta[i] : -1,      x->epi.ln_add ? x->epi.ln_add[i] : -1,
-        x->epi.rowdot ? x->epi.rowdot[i] : -1};
+        x->epi.bgrad ? x->epi.bgrad[i] : -1,   x->colsum ? x->colsum[i] : -1,
+        x->ln_partner ? x->ln_partner[i] : -1, x->ln_beta ? x->ln_beta[i] : -1,
+        x->epi.ln_add ? x->epi.ln_add[i] : -1, x->epi.rowdot ? x->epi.rowdot[i] : -1};
     memcpy(partner + (size_t)i * ASG_CUDA_PARTNERS, pk, sizeof pk);
   }
   asg_status st = asg_cuda_comm_plan(&x->r, quiet, partner, &x->comm);
@@ -519,9 +514,9 @@ static asg_status enqueue_all(cuda_exec *x) {
     }
     if (st) return comm_abandon(x, i, st);
     /* anomaly mode: steps whose own output is stored at their turn (not
-     * 16-bit logits or a GEMM with an epilogue); a fused chain's inner
-     * values are not stored, so its inputs are not inspected */
-    if (x->finite && !(x->lh && x->lh[i] >= 0) && !(x->epi.end && x->epi.end[i] >= 0))
+     * 16-bit logits); a fused chain's inner values are not stored, so its
+     * inputs are not inspected */
+    if (x->finite && !(x->lh && x->lh[i] >= 0))
       asg_cuda_check_finite(s, x->r.out[i],
                             ew == FUSE_LAUNCH ? NULL : (const void *const *)x->r.in[i],
                             (unsigned)i + 1, x->finite, x->ctx->stream);

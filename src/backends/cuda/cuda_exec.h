@@ -68,13 +68,10 @@ asg_status asg_cuda_ln_pair_plan(const asg_resolved *r, size_t smem_max, const i
 
 /* ---- GEMM epilogues (cuda_plan_epi.c) ---- */
 typedef struct epi_plan {
-  int *end;          /* per matmul: the step whose output it writes (-1: none) */
-  signed char *act;  /* per matmul: ASG_CUDA_EPI_* */
-  const void **bias; /* per matmul: the bias */
-  int *bgrad;        /* per matmul: the sum step whose output it also writes (-1: none) */
-  int *ln_add;       /* per layernorm: the add step it computes first (-1: none) */
-  int *rowdot;       /* per sum: the mul step whose products it sums (-1: none) */
-  char *skip;        /* per step: computed by a product's epilogue */
+  int *bgrad;  /* per matmul: the sum step whose output it also writes (-1: none) */
+  int *ln_add; /* per layernorm: the add step it computes first (-1: none) */
+  int *rowdot; /* per sum: the mul step whose products it sums (-1: none) */
+  char *skip;  /* per step: computed by a product's epilogue */
 } epi_plan;
 
 asg_status asg_cuda_epi_plan(const asg_resolved *r, epi_plan *e);
@@ -107,7 +104,7 @@ typedef struct comm_overlap {
 /* Steps whose work another step does: a GEMM's epilogue add/activation,
  * bias gradient, operand column sums, layernorm gamma/beta gradients, the
  * residual add and row products a layernorm or sum computes. */
-enum { ASG_CUDA_PARTNERS = 7 };
+enum { ASG_CUDA_PARTNERS = 6 };
 /* quiet[i]: step i launches nothing at its turn; partner[i * 7 + k]: the
  * steps whose output step i also writes (-1: none). Nothing to do (o
  * zeroed) for a plan without collectives. */

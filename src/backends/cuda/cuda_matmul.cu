@@ -340,16 +340,18 @@ bool lt_layout(cublasLtMatrixLayout_t *l, cudaDataType_t ty, int64_t rows, int64
 // ---- epilogue after the product (c->epi_act where cuBLASLt cannot) ----
 // y [rows, N] = act(y + bias [N]), in place; the activations are those of
 // the unary ops (cuda_elementwise.cu), GELU in its tanh form.
-__global__ void epi_kernel(float *__restrict__ y, const float *__restrict__ bias, int64_t n,
-                           int64_t N, int act) {
+// (f64: matmul_bias_act's products, which cuBLASLt does not take)
+template <typename T>
+__global__ void epi_kernel(T *__restrict__ y, const T *__restrict__ bias, int64_t n, int64_t N,
+                           int act) {
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
        i += (int64_t)gridDim.x * blockDim.x) {
-    float v = y[i] + bias[i % N];
+    T v = y[i] + bias[i % N];
     if (act == ASG_CUDA_EPI_RELU) {
-      v = v > 0.f ? v : 0.f;
+      v = v > T(0) ? v : T(0);
     } else if (act == ASG_CUDA_EPI_GELU_TANH) {
-      const float u = 0.7978845608028654f * (v + 0.044715f * v * v * v);
-      v = 0.5f * v * (1.f + tanhf(u));
+      const T u = T(0.7978845608028654) * (v + T(0.044715) * v * v * v);
+      v = T(0.5) * v * (T(1) + tanh(u));
     }
     y[i] = v;
   }
@@ -358,8 +360,12 @@ __global__ void epi_kernel(float *__restrict__ y, const float *__restrict__ bias
 asg_status epi_apply(const asg_cuda_call *c) {
   const int64_t n = asg_shape_numel(c->s->out.shape);
   const int64_t N = c->s->out.shape.dims[c->s->out.shape.ndim - 1];
-  epi_kernel<<<asg_cuda_blocks(n, 256), 256, 0, c->ctx->stream>>>(
-      (float *)c->epi_out, (const float *)c->epi_bias, n, N, c->epi_act);
+  if (c->s->out.dtype == ASG_F64)
+    epi_kernel<double><<<asg_cuda_blocks(n, 256), 256, 0, c->ctx->stream>>>(
+        (double *)c->epi_out, (const double *)c->epi_bias, n, N, c->epi_act);
+  else
+    epi_kernel<float><<<asg_cuda_blocks(n, 256), 256, 0, c->ctx->stream>>>(
+        (float *)c->epi_out, (const float *)c->epi_bias, n, N, c->epi_act);
   return asg_cuda_check(c);
 }
 
@@ -730,6 +736,32 @@ asg_status mm_run(const asg_cuda_call *c) {
   return c->epi_act ? epi_apply(c) : asg_cuda_check(c);
 }
 
+// matmul_bias_act (made by the fusion pass, src/passes/fuse_linear.c): the
+// product with its epilogue act(y + bias [N]), the call the epilogue planner
+// used to make of matmul + add [+ relu] (cuBLASLt's epilogue; epi_kernel
+// after the product where cuBLASLt cannot, or where the bias is not 16-byte
+// aligned, which cuBLASLt's bias pointer needs).
+asg_cuda_call fused_call(const asg_cuda_call *c) {
+  asg_cuda_call e = *c;
+  e.epi_bias = c->in[2];
+  e.epi_out = c->out;
+  e.epi_act = c->s->attr.i[2] == 1   ? ASG_CUDA_EPI_RELU
+              : c->s->attr.i[2] == 2 ? ASG_CUDA_EPI_GELU_TANH
+                                     : ASG_CUDA_EPI_BIAS;
+  return e;
+}
+
+asg_status mmba_prepare(const asg_cuda_call *c, void **state) {
+  asg_cuda_call e = fused_call(c);
+  if ((uintptr_t)e.epi_bias % 16) e.epi_bias = NULL, e.epi_out = NULL, e.epi_act = 0; // plain plan
+  return mm_prepare(&e, state);
+}
+
+asg_status mmba_run(const asg_cuda_call *c) {
+  asg_cuda_call e = fused_call(c);
+  return mm_run(&e);
+}
+
 } // namespace
 
 extern "C" void asg_cuda_register_matmul(asg_cuda_kernel *t) {
@@ -737,6 +769,10 @@ extern "C" void asg_cuda_register_matmul(asg_cuda_kernel *t) {
   t[ASG_OP_MATMUL].ws = mm_ws;
   t[ASG_OP_MATMUL].prepare = mm_prepare;
   t[ASG_OP_MATMUL].release = lt_plan_free;
+  t[ASG_OP_MATMUL_BIAS_ACT].run = mmba_run;
+  t[ASG_OP_MATMUL_BIAS_ACT].ws = mm_ws;
+  t[ASG_OP_MATMUL_BIAS_ACT].prepare = mmba_prepare;
+  t[ASG_OP_MATMUL_BIAS_ACT].release = lt_plan_free;
 }
 
 extern "C" bool asg_cuda_mm_bgrad(const void *state) {

@@ -1,5 +1,5 @@
-/* Planner: GEMM epilogues (bias, activation, bias gradient, residual add
- * before layernorm, row dot products) (cuda_exec.h). */
+/* Planner: GEMM epilogues (bias gradient), residual add before layernorm,
+ * row dot products (cuda_exec.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,16 +7,16 @@
 #include "backends/cuda/cuda_exec.h"
 
 /* ---- GEMM epilogues ----
- * matmul(a, w) -> add(., bias [N]) [-> relu | gelu_tanh] over f32: when the
- * product's output is read by the add alone (and the add's by the
- * activation alone), the GEMM adds the bias and applies the activation in
- * its epilogue (cuBLASLt; a small kernel after the GEMM where cuBLASLt
- * cannot) and writes the last step's output, and the add and activation
- * launch nothing. That output is then written at the product's turn, so no
- * step in between may read or write it or write the bias, and the product's
- * operands may not share its bytes. ASG_CUDA_EPILOGUE=0 turns it off. */
+ * A linear layer's bias and activation come with the product itself: the
+ * fusion pass makes matmul_bias_act (src/passes/fuse_linear.c), which
+ * cuda_matmul.cu runs with cuBLASLt's epilogue. Planned here, over the
+ * resolved plan: a bias gradient out of a nearby product's BGRADB epilogue,
+ * a residual add into the layernorm after it, a row dot product's mul into
+ * its sum. A folded step's output is then written at its partner's turn,
+ * so no step in between may read or write it or write its inputs.
+ * ASG_CUDA_EPILOGUE=0 turns these off. */
 void asg_cuda_epi_free(epi_plan *e) {
-  free(e->end), free(e->act), free(e->bias), free(e->bgrad), free(e->ln_add), free(e->rowdot);
+  free(e->bgrad), free(e->ln_add), free(e->rowdot);
   free(e->skip);
   memset(e, 0, sizeof *e);
 }
@@ -39,20 +39,6 @@ static int sole_reader(const asg_resolved *r, int i) {
     if (asg_cuda_overlap(written_range(r, k), o)) break; /* later reads see new values */
   }
   return who;
-}
-
-/* Step j adds a bias [N] to step i's [.., N] output: the bias operand, or -1. */
-static int bias_operand(const asg_resolved *r, int i, int j) {
-  const asg_step *m = &r->plan.steps[i], *a = &r->plan.steps[j];
-  if (a->op != ASG_OP_ADD || a->n_in != 2 || !same_desc(&a->out, &m->out)) return -1;
-  const int b = r->in[j][0] == r->out[i] && same_desc(&a->in[0], &m->out)   ? 1
-                : r->in[j][1] == r->out[i] && same_desc(&a->in[1], &m->out) ? 0
-                                                                            : -1;
-  const int nd = m->out.shape.ndim;
-  if (b < 0 || a->in[b].dtype != ASG_F32 || a->in[b].shape.ndim != 1 ||
-      a->in[b].shape.dims[0] != m->out.shape.dims[nd - 1] || (uintptr_t)r->in[j][b] % 16)
-    return -1;
-  return b;
 }
 
 /* Sum step s over all but the last axis of a [.., C] f32 tensor (a bias
@@ -129,7 +115,7 @@ static int add_ln_partner(const asg_resolved *r, int l, const epi_plan *e) {
       return -1;
   }
   for (int t = a + 1; t < l; t++) {
-    if (e->end[t] >= 0 || e->bgrad[t] >= 0) return -1; /* writes early what this reads late */
+    if (e->bgrad[t] >= 0) return -1; /* writes early what this reads late */
     const asg_cuda_range w = written_range(r, t);
     if (asg_cuda_overlap(w, x) || asg_cuda_overlap(w, asg_cuda_in_range(r, a, 0)) ||
         asg_cuda_overlap(w, asg_cuda_in_range(r, a, 1)))
@@ -169,7 +155,7 @@ static int rowdot_partner(const asg_resolved *r, int s, const epi_plan *e) {
       asg_cuda_overlap(o2, asg_cuda_in_range(r, m, 1)))
     return -1;
   for (int t = m + 1; t < s; t++) {
-    if (e->end[t] >= 0 || e->bgrad[t] >= 0 || e->ln_add[t] >= 0) return -1; /* moved writes */
+    if (e->bgrad[t] >= 0 || e->ln_add[t] >= 0) return -1; /* moved writes */
     const asg_cuda_range w = written_range(r, t);
     if (asg_cuda_overlap(w, asg_cuda_in_range(r, m, 0)) ||
         asg_cuda_overlap(w, asg_cuda_in_range(r, m, 1)))
@@ -182,58 +168,16 @@ asg_status asg_cuda_epi_plan(const asg_resolved *r, epi_plan *e) {
   const int n = r->plan.n_steps;
   const char *env = getenv("ASG_CUDA_EPILOGUE");
   if (env && env[0] == '0') return ASG_OK;
-  e->end = malloc(sizeof *e->end * ((size_t)n + 1));
-  e->act = calloc((size_t)n + 1, 1);
-  e->bias = calloc((size_t)n + 1, sizeof *e->bias);
   e->skip = calloc((size_t)n + 1, 1);
   e->bgrad = malloc(sizeof *e->bgrad * ((size_t)n + 1));
   e->ln_add = malloc(sizeof *e->ln_add * ((size_t)n + 1));
   e->rowdot = malloc(sizeof *e->rowdot * ((size_t)n + 1));
-  if (!e->end || !e->act || !e->bias || !e->skip || !e->bgrad || !e->ln_add || !e->rowdot) {
+  if (!e->skip || !e->bgrad || !e->ln_add || !e->rowdot) {
     asg_cuda_epi_free(e);
     return asg__error(ASG_ERR_OOM, "cuda: out of memory");
   }
   for (int i = 0; i < n; i++)
     e->bgrad[i] = e->ln_add[i] = e->rowdot[i] = -1;
-  for (int i = 0; i < n; i++) {
-    e->end[i] = -1;
-    const asg_step *m = &r->plan.steps[i];
-    /* linear layers: [.., K] x [K, N] or x [N, K]^T, one tall GEMM */
-    if (m->op != ASG_OP_MATMUL || m->out.dtype != ASG_F32 || m->attr.i[0] ||
-        m->in[1].shape.ndim != 2 || m->out.shape.ndim < 2 || asg_shape_numel(m->out.shape) == 0)
-      continue;
-    const int j = sole_reader(r, i);
-    const int b = j >= 0 ? bias_operand(r, i, j) : -1;
-    if (b < 0) continue;
-    int end = j, act = ASG_CUDA_EPI_BIAS;
-    const int k = sole_reader(r, j);
-    if (k >= 0) {
-      const asg_step *f = &r->plan.steps[k];
-      const int fa = f->op == ASG_OP_RELU        ? ASG_CUDA_EPI_RELU
-                     : f->op == ASG_OP_GELU_TANH ? ASG_CUDA_EPI_GELU_TANH
-                                                 : 0;
-      if (fa && same_desc(&f->out, &m->out)) end = k, act = fa;
-    }
-    const asg_cuda_range o = asg_cuda_out_range(r, end), bias = asg_cuda_in_range(r, j, b);
-    bool ok = !asg_cuda_overlap(asg_cuda_in_range(r, i, 0), o) &&
-              !asg_cuda_overlap(asg_cuda_in_range(r, i, 1), o) && !asg_cuda_overlap(bias, o);
-    for (int t = 0; ok && t < j; t++) /* a bias computed in the arena: not folded */
-      ok = !(asg_cuda_overlap(written_range(r, t), bias) &&
-             r->plan.steps[t].out_buf.kind == ASG_BUF_ARENA);
-    for (int t = i + 1; ok && t < end; t++) {
-      if (t == j) continue;
-      const asg_cuda_range w = written_range(r, t);
-      ok = !asg_cuda_overlap(w, o) && !asg_cuda_overlap(w, bias);
-      for (int q = 0; ok && q < r->plan.steps[t].n_in; q++)
-        ok = !asg_cuda_overlap(asg_cuda_in_range(r, t, q), o);
-    }
-    if (!ok) continue;
-    e->end[i] = end;
-    e->act[i] = (signed char)act;
-    e->bias[i] = r->in[j][b];
-    e->skip[j] = 1;
-    e->skip[end] = 1;
-  }
   const char *bg = getenv("ASG_CUDA_BGRAD");
   for (int i = 0; i < n && !(bg && bg[0] == '0'); i++) {
     const int k = bgrad_partner(r, i, e->bgrad);

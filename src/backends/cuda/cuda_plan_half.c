@@ -128,7 +128,7 @@ asg_status asg_cuda_half_plan(const asg_resolved *r, void *const *state, asg_cud
   }
   for (int i = 0; i < n; i++) {
     use[2 * i] = use[2 * i + 1] = -1;
-    if (r->plan.steps[i].op == ASG_OP_MATMUL && asg_cuda_mm_low(state[i]) != ASG_F32)
+    if (asg_cuda_is_product(r->plan.steps[i].op) && asg_cuda_mm_low(state[i]) != ASG_F32)
       for (int j = 0; j < 2; j++) {
         const asg_cuda_range a = asg_cuda_in_range(r, i, j);
         int k = 0;

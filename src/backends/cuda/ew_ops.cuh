@@ -83,6 +83,19 @@ template <class T> __device__ __forceinline__ T ew_lt(T x, T y) { return (T)(x <
 template <class T> __device__ __forceinline__ T ew_le(T x, T y) { return (T)(x <= y); }
 template <class T> __device__ __forceinline__ T ew_gt(T x, T y) { return (T)(x > y); }
 template <class T> __device__ __forceinline__ T ew_ge(T x, T y) { return (T)(x >= y); }
+// gradients of gelu (float T only): g gelu'(x), x the input of gelu. Erf form:
+// Phi(x) + x phi(x). Tanh form, u = a (x + c x^3): sigmoid(2u) + 2a x p q (1 + 3c x^2)
+// from e = exp(-2|u|) <= 1, p = 1/(1 + e), q = e p (no overflow, no cancellation).
+template <class T> __device__ __forceinline__ T ew_gelu_bwd(T g, T x) {
+  return g * ((T)0.5 * (T(1) + m_erf(x * (T)0.70710678118654752440)) +
+              x * (m_exp((T)-0.5 * x * x) * (T)0.39894228040143267794));
+}
+template <class T> __device__ __forceinline__ T ew_gelu_tanh_bwd(T g, T x) {
+  const T x2 = x * x, u = (T)0.79788456080286535588 * (x + (T)0.044715 * x2 * x);
+  const T e = m_exp((T)-2 * m_fabs(u)), p = T(1) / (T(1) + e), q = e * p;
+  return g * ((u >= T(0) ? p : q) +
+              (T)1.59576912160573071176 * x * (p * q) * (T(1) + (T)0.134145 * x2));
+}
 template <class T> __device__ __forceinline__ T ew_where(T c, T a, T b) {
   return c != T(0) ? a : b;
 }

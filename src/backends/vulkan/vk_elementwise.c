@@ -55,6 +55,8 @@ enum {
   EW_LE,
   EW_GT,
   EW_GE,
+  EW_GELU_BWD,
+  EW_GELU_TANH_BWD,
   EW_WHERE,
   EW_COPY
 };
@@ -200,11 +202,15 @@ static asg_status binary_record(const asg_vk_call *c) {
   case ASG_OP_LE: code = EW_LE; break;
   case ASG_OP_GT: code = EW_GT; break;
   case ASG_OP_GE: code = EW_GE; break;
+  case ASG_OP_GELU_BWD: code = EW_GELU_BWD; break;
+  case ASG_OP_GELU_TANH_BWD: code = EW_GELU_TANH_BWD; break;
   default: code = EW_WHERE; break;
   }
   const int n_in = code == EW_WHERE ? 3 : 2;
   for (int k = 0; k < n_in; k++) /* inputs share the output's dtype (checked at build time) */
     if (s->in[k].dtype != s->out.dtype) return dtype_error(c, s->in[k].dtype);
+  if ((code == EW_GELU_BWD || code == EW_GELU_TANH_BWD) && !asg_dtype_is_float(s->out.dtype))
+    return dtype_error(c, s->out.dtype); /* float-only, as on the CPU */
   return bcast_dispatch(c, "ew_binary", s->out.dtype, n_in, code);
 }
 

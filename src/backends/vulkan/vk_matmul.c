@@ -274,7 +274,34 @@ static asg_status gemm_record(const asg_vk_call *c, mm_params *p) {
   return asg_vk_dispatch(c, "mm_gemm_splitk_f32", &q, sizeof q, asg_vk_groups(c, n, 256), 1, 1);
 }
 
+/* Mirrors Params of conv_bias_act.comp, which matmul_bias_act's epilogue
+ * runs with O = N and OHW = 1 (the bias along the last dim). */
+typedef struct mm_bias_act_params {
+  uint64_t out, bias;
+  int32_t n, O, OHW, act;
+} mm_bias_act_params;
+
+static asg_status mm_product(const asg_vk_call *c);
+
+/* matmul, and matmul_bias_act (src/passes/fuse_linear.c): the product, then
+ * y = act(y + bias [N]) in one pass over it (act 1: ReLU). */
 static asg_status mm_record(const asg_vk_call *c) {
+  const asg_step *s = c->s;
+  asg_status st = mm_product(c);
+  const int64_t n = asg_shape_numel(s->out.shape);
+  if (st || s->op != ASG_OP_MATMUL_BIAS_ACT || n == 0) return st;
+  if (n > INT32_MAX)
+    return asg__error(ASG_ERR_UNSUPPORTED, "vulkan: %s: more than 2^31 elements", s->label);
+  asg_vk_barrier(c);
+  mm_bias_act_params b = {c->out,     c->in[2],
+                          (int32_t)n, (int32_t)s->out.shape.dims[s->out.shape.ndim - 1],
+                          1,          (int32_t)s->attr.i[2]};
+  char name[32];
+  if ((st = asg_vk_variant(c, "conv_bias_act", s->out.dtype, name, sizeof name))) return st;
+  return asg_vk_dispatch(c, name, &b, sizeof b, asg_vk_groups(c, n, 256), 1, 1);
+}
+
+static asg_status mm_product(const asg_vk_call *c) {
   const asg_step *s = c->s;
   asg_dtype dt = s->out.dtype;
   if ((dt != ASG_F32 && dt != ASG_F64) || s->in[0].dtype != dt || s->in[1].dtype != dt)
@@ -304,4 +331,6 @@ static asg_status mm_record(const asg_vk_call *c) {
 void asg_vk_register_matmul(asg_vk_kernel *t) {
   t[ASG_OP_MATMUL].record = mm_record;
   t[ASG_OP_MATMUL].ws = mm_ws;
+  t[ASG_OP_MATMUL_BIAS_ACT].record = mm_record;
+  t[ASG_OP_MATMUL_BIAS_ACT].ws = mm_ws;
 }

@@ -1,7 +1,9 @@
 #version 460
 // conv2d_bias_act's epilogue, after the convolution (conv_gemm.comp) wrote
 // y [N,O,OHW]: y = act(y + b[o]) in place, act 1: ReLU (as the add and relu
-// steps the fusion pass replaced, src/passes/fuse_conv.c).
+// steps the fusion pass replaced, src/passes/fuse_conv.c); also
+// matmul_bias_act's, with O = N and OHW = 1 and act 2: tanh GELU
+// (src/passes/fuse_linear.c).
 #include "common.glsl"
 layout(local_size_x = 256) in;
 layout(buffer_reference, std430, buffer_reference_align = 8) readonly buffer Params {
@@ -14,6 +16,10 @@ void main() {
   uint O = uint(p.O), OHW = uint(p.OHW);
   GRID_LOOP(i, p.n) {
     T v = y.v[i] + b.v[(i / OHW) % O];
-    y.v[i] = p.act != 0 && !(v > T(0)) ? T(0) : v;
+#ifdef T_F32
+    if (p.act == 2) // tanh GELU (f32 products only: the fusion pass's rule)
+      v = 0.5 * v * (1.0 + tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)));
+#endif
+    y.v[i] = p.act == 1 && !(v > T(0)) ? T(0) : v;
   }
 }

@@ -3,8 +3,8 @@
 // over the merged dims of the host (bcast_init in vk_elementwise.c), input k
 // read at sum_d idx[d] * st[k][d] (stride 0 on broadcast dims). nd == 1 is
 // the fast path: every operand contiguous or a scalar, no index math.
-// Ops: binary (EW_ADD..EW_GE), where (3 inputs), copy (broadcast_to, any
-// dtype of T's size). Comparisons give a 0/1 mask of T.
+// Ops: binary (EW_ADD..EW_GELU_TANH_BWD), where (3 inputs), copy
+// (broadcast_to, any dtype of T's size). Comparisons give a 0/1 mask of T.
 #include "common.glsl"
 #include "math64.glsl"
 #include "ew_ops.glsl"
@@ -72,6 +72,29 @@ T ew_ipow(T xt, T yt) {
 }
 #endif
 
+#if T_IS_FLOAT
+#if defined(T_F64)
+const double C_RSQRT2 = 0.70710678118654752440LF, C_RSQRT2PI = 0.39894228040143267794LF,
+             C_GT0 = 0.79788456080286535588LF, C_GT1 = 0.044715LF,
+             C_GT0X2 = 1.59576912160573071176LF, C_GT1X3 = 0.134145LF;
+#else
+const float C_RSQRT2 = 0.70710678118654752440, C_RSQRT2PI = 0.39894228040143267794,
+            C_GT0 = 0.79788456080286535588, C_GT1 = 0.044715, C_GT0X2 = 1.59576912160573071176,
+            C_GT1X3 = 0.134145;
+#endif
+// g gelu'(x) = g (Phi(x) + x phi(x)), as the CPU reference (cpu_elementwise_tmpl.h)
+T ew_gelu_bwd(T g, T x) {
+  return g * (T(0.5) * (T(1) + m_erf(x * C_RSQRT2)) + x * (m_exp(T(-0.5) * x * x) * C_RSQRT2PI));
+}
+// g gelu_tanh'(x), u = a (x + c x^3): sigmoid(2u) + 2a x p q (1 + 3c x^2) with
+// e = exp(-2|u|) <= 1, p = 1/(1 + e), q = e p (no overflow, no cancellation)
+T ew_gelu_tanh_bwd(T g, T x) {
+  const T x2 = x * x, u = C_GT0 * (x + C_GT1 * x2 * x);
+  const T e = m_exp(T(-2) * abs(u)), p = T(1) / (T(1) + e), q = e * p;
+  return g * ((u >= T(0) ? p : q) + C_GT0X2 * x * (p * q) * (T(1) + C_GT1X3 * x2));
+}
+#endif
+
 T ew_apply(int op, T x, T y, T z) {
   switch (op) {
 #if T_IS_FLOAT
@@ -82,6 +105,8 @@ T ew_apply(int op, T x, T y, T z) {
   case EW_POW: return m_pow(x, y);
   case EW_MAXIMUM: return x > y || isnan(x) ? x : y; // NaN wins
   case EW_MINIMUM: return x < y || isnan(x) ? x : y;
+  case EW_GELU_BWD: return ew_gelu_bwd(x, y);
+  case EW_GELU_TANH_BWD: return ew_gelu_tanh_bwd(x, y);
 #else
   case EW_ADD: return x + y; // wraps
   case EW_SUB: return x - y;

@@ -34,5 +34,7 @@
 #define EW_LE 10
 #define EW_GT 11
 #define EW_GE 12
-#define EW_WHERE 13
-#define EW_COPY 14
+#define EW_GELU_BWD 13
+#define EW_GELU_TANH_BWD 14
+#define EW_WHERE 15
+#define EW_COPY 16

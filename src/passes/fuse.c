@@ -1,0 +1,112 @@
+/* The compile-time fusion pass (see passes.h): finds each rule's pattern,
+ * with an optional activation after it, and swaps fused nodes into a copy of
+ * the node table.
+ *
+ * Why the node table is swapped rather than the graph rewritten: ids are
+ * the schedule (creation order) and the user's graph must stay as built
+ * (it may be differentiated, exported or compiled again with no_fusion),
+ * so a fused node takes the id of the node it replaces (the add or the
+ * relu) and lives only in the table compile reads. The nodes between are
+ * then read by nothing and compile drops them. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "passes/passes.h"
+
+struct asg_fusion {
+  asg_tensor **saved; /* the graph's own node table, restored by asg__fuse_end */
+  asg_tensor **nodes; /* the table compile reads */
+  asg_tensor **made;  /* fused nodes (each owns its in[]) */
+  int n_made;
+};
+
+/* Whether the rule's environment switch (e.g. ASG_FUSE_CONV) is not "0". */
+static bool rule_on(const char *env) {
+  const char *e = getenv(env);
+  return !(e && !strcmp(e, "0"));
+}
+
+/* The fused node of m standing in for `at`. */
+static asg_tensor *fused(const asg_tensor *at, const asg_fuse_match *m, int act) {
+  asg_tensor *f = malloc(sizeof *f);
+  asg_tensor **in = malloc(sizeof *in * (size_t)m->n_in);
+  if (!f || !in) {
+    free(f), free(in);
+    return NULL;
+  }
+  *f = *at;                  /* id, graph, shape and dtype of the replaced node */
+  f->scope = m->main->scope; /* a profile counts the fused step where the product is */
+  f->op = m->op;
+  f->n_in = m->n_in;
+  memcpy(in, m->in, sizeof *in * (size_t)m->n_in);
+  f->in = in;
+  f->attr = m->attr;
+  f->attr.i[m->act_attr] = act;
+  return f;
+}
+
+asg_status asg__fuse_begin(asg_graph *g, int n_out, asg_tensor *const *outs, asg_fusion **out) {
+  *out = NULL;
+  const bool conv = rule_on("ASG_FUSE_CONV"), linear = rule_on("ASG_FUSE_LINEAR");
+  if (!conv && !linear) return ASG_OK;
+  const int N = g->n_nodes;
+  asg_fuse_view v = {g, calloc((size_t)N + 1, sizeof(int)), malloc(sizeof(int) * ((size_t)N + 1))};
+  asg_fusion *f = calloc(1, sizeof *f);
+  int *readers = v.readers, *reader = v.reader;
+  if (!readers || !reader || !f) goto oom;
+  for (int i = 0; i < N; i++)
+    for (int k = 0; k < g->nodes[i]->n_in; k++) {
+      const int j = g->nodes[i]->in[k]->id;
+      readers[j]++, reader[j] = i;
+    }
+  for (int i = 0; i < n_out; i++)
+    readers[outs[i]->id] += 2; /* an output is read from outside: never fused away */
+  for (int i = 0; i < N; i++) {
+    asg_tensor *add = g->nodes[i];
+    asg_fuse_match m;
+    if (add->op != ASG_OP_ADD || (add->dtype != ASG_F32 && add->dtype != ASG_F64)) continue;
+    if (!(conv && asg__fuse_conv_match(&v, add, &m)) &&
+        !(linear && asg__fuse_linear_match(&v, add, &m)))
+      continue;
+    asg_tensor *at = add; /* the node the fused one replaces */
+    int act = 0;
+    const asg_op next = readers[add->id] == 1 ? g->nodes[reader[add->id]]->op : ASG_OP_INPUT;
+    if (next == ASG_OP_RELU || (next == ASG_OP_GELU_TANH && m.gelu_tanh)) {
+      at = g->nodes[reader[add->id]];
+      act = next == ASG_OP_RELU ? 1 : 2;
+    }
+    if (!f->nodes) { /* the first fusion: the table compile reads becomes a copy */
+      f->nodes = malloc(sizeof *f->nodes * ((size_t)g->cap_nodes + 1));
+      f->made = malloc(sizeof *f->made * ((size_t)N + 1));
+      if (!f->nodes || !f->made) goto oom;
+      memcpy(f->nodes, g->nodes, sizeof *f->nodes * (size_t)N);
+    }
+    asg_tensor *fz = fused(at, &m, act);
+    if (!fz) goto oom;
+    f->made[f->n_made++] = fz;
+    f->nodes[at->id] = fz;
+  }
+  free(readers), free(reader);
+  if (!f->n_made) {
+    asg__fuse_end(g, f);
+    return ASG_OK;
+  }
+  f->saved = g->nodes;
+  g->nodes = f->nodes;
+  *out = f;
+  return ASG_OK;
+oom:
+  free(readers), free(reader);
+  asg__fuse_end(g, f);
+  return asg__error(ASG_ERR_OOM, "compile: out of memory (fusion pass)");
+}
+
+void asg__fuse_end(asg_graph *g, asg_fusion *f) {
+  if (!f) return;
+  if (f->saved) g->nodes = f->saved;
+  for (int i = 0; i < f->n_made; i++) {
+    free(f->made[i]->in);
+    free(f->made[i]);
+  }
+  free(f->made), free(f->nodes), free(f);
+}

@@ -7,11 +7,18 @@
  *    large logits and a NaN row (rtol 1e-6);
  *  - erf and gelu on a dense grid over [-6, 6] and at +-inf, NaN
  *    (within 3 ulp-sized steps: |d| <= 2e-7 |want| + 1e-12);
+ *  - gelu_bwd and gelu_tanh_bwd (dy gelu'(x)) on a grid over [-12, 12], same
+ *    shapes and a broadcast dy row (|d| <= 5e-7 (|dy| + |want|));
  *  - layernorm forward and input gradient (rtol 1e-6);
  *  - batchnorm forward and input gradient (rtol 1e-5);
  *  - sum / mean / var over the batch-norm axes (contiguous runs in lanes)
  *    and over the batch axis (blocks of columns) (rtol 1e-6);
  *  - the direct convolution with its fused bias and ReLU (rtol 1e-5);
+ *  - fused attention (its f32 kernels in lanes and register tiles): output
+ *    and the gradients of q, k, v (which read the row log-sum-exp), causal,
+ *    with a key mask, and both, for T around the 16 lanes and past the
+ *    64-row blocks, D a multiple of 16 or not; queries that see no key
+ *    (o = 0, no gradient) (rtol 1e-5);
  *  - the same bits at every SIMD level: the test runs itself again with
  *    ASG_CPU_SIMD=none and =avx2 and compares every output byte for byte. */
 #define _POSIX_C_SOURCE 200809L /* setenv, fork */
@@ -167,6 +174,38 @@ static void erf_gelu(void) {
     if (ok) dump(got, N);
     asg_graph_free(g);
   }
+}
+
+static void gelu_bwd_grid(void) {
+  enum { R = 3, N = 8009 };
+  static double x[R * N], dy[R * N], got[R * N];
+  for (int i = 0; i < R * N; i++) {
+    x[i] = (float)(-12 + 24.0 * i / (R * N - 1));
+    dy[i] = (float)(0.5 + (i % 7) * 0.25);
+  }
+  for (int th = 0; th < 2; th++)
+    for (int bc = 0; bc < 2; bc++) { /* bc: dy [N] broadcast over the rows */
+      asg_graph *g = asg_graph_new();
+      asg_tensor *xt = tu_constant(g, ASG_F32, ASG_SHAPE(R, N), x);
+      asg_tensor *dt = tu_constant(g, ASG_F32, bc ? ASG_SHAPE(N) : ASG_SHAPE(R, N), dy);
+      asg_tensor *y = th ? asg_gelu_tanh_bwd(dt, xt) : asg_gelu_bwd(dt, xt);
+      int ok = y && tu_eval(g, y, got) == 0, good = ok;
+      const double a = sqrt(2 / 3.14159265358979323846), c = 0.044715;
+      for (int i = 0; ok && i < R * N; i++) {
+        double v = x[i], d = dy[bc ? i % N : i], want;
+        if (th) {
+          double t = tanh(a * (v + c * v * v * v));
+          want = d * (0.5 * (1 + t) + 0.5 * v * (1 - t * t) * a * (1 + 3 * c * v * v));
+        } else {
+          want = d * (0.5 * (1 + erf(v / sqrt(2.0))) + v * exp(-0.5 * v * v) * 0.3989422804014327);
+        }
+        if (!(fabs(got[i] - want) <= 5e-7 * (fabs(d) + fabs(want)))) good = 0;
+      }
+      TU_CHECK(good, "%s f32 %s within bound", th ? "gelu_tanh_bwd" : "gelu_bwd",
+               bc ? "broadcast dy" : "same shapes");
+      if (ok) dump(got, R * N);
+      asg_graph_free(g);
+    }
 }
 
 static void layernorm_rows(void) {
@@ -338,6 +377,116 @@ static void conv_direct(void) {
   }
 }
 
+/* Fused attention q, k, v [B, H, T, D] (scale 1/sqrt(D)), optionally causal
+ * and with a key mask [B, T], against double loops: o and the gradients of
+ * loss = sum(o * r), which the backward kernels compute from the row
+ * log-sum-exp. Mask modes: 0 none; 1 a few hidden keys, batch entry 1
+ * entirely hidden (no query sees a key); 2 key 0 and a few others hidden
+ * (causal: query 0 sees no key). */
+static void attention_case(int T, int D, bool causal, int mask_mode) {
+  enum { B = 2, H = 2 };
+  const long n = (long)B * H * T * D;
+  const double scale = 1 / sqrt((double)D);
+  double *in[4], *want[4], *got[4], *mask = malloc(sizeof(double) * (size_t)(B * T));
+  for (int i = 0; i < 4; i++) {
+    in[i] = malloc(sizeof(double) * (size_t)n), want[i] = calloc((size_t)n, sizeof(double));
+    got[i] = malloc(sizeof(double) * (size_t)n);
+    tu_rand(61 + (unsigned)(i * 7 + T + D), in[i], n, -2, 2); /* q, k, v, r */
+    for (long e = 0; e < n; e++)
+      in[i][e] = (float)in[i][e];
+  }
+  for (int b = 0; b < B; b++)
+    for (int j = 0; j < T; j++)
+      mask[b * T + j] =
+          mask_mode == 0 || (mask_mode == 1 && b == 1) || (j % 5 == 3) || (mask_mode == 2 && j == 0)
+              ? 0
+              : 1;
+  if (mask_mode == 0)
+    for (int j = 0; j < B * T; j++)
+      mask[j] = 1;
+  double *p = malloc(sizeof(double) * (size_t)(T * T)), *dp = malloc(sizeof(double) * (size_t)T);
+  const double *q = in[0], *k = in[1], *v = in[2], *r = in[3];
+  for (int bh = 0; bh < B * H; bh++) {
+    const long o0 = (long)bh * T * D;
+    const double *mr = mask + (bh / H) * T;
+    for (int i = 0; i < T; i++) { /* p = softmax over the visible keys, o = p v */
+      double m = -INFINITY, l = 0;
+      for (int j = 0; j < T; j++) {
+        double sc = 0;
+        for (int d = 0; d < D; d++)
+          sc += q[o0 + i * D + d] * k[o0 + j * D + d];
+        p[i * T + j] = (causal && j > i) || mr[j] == 0 ? -INFINITY : (float)scale * sc;
+        m = fmax(m, p[i * T + j]);
+      }
+      for (int j = 0; j < T; j++) {
+        p[i * T + j] = m == -INFINITY ? 0 : exp(p[i * T + j] - m);
+        l += p[i * T + j];
+      }
+      for (int j = 0; j < T; j++) {
+        p[i * T + j] = l > 0 ? p[i * T + j] / l : 0;
+        for (int d = 0; d < D; d++)
+          want[0][o0 + i * D + d] += p[i * T + j] * v[o0 + j * D + d];
+      }
+    }
+    for (int i = 0; i < T; i++) { /* ds = p (dp - delta); dq, dk, dv */
+      double delta = 0;
+      for (int d = 0; d < D; d++)
+        delta += r[o0 + i * D + d] * want[0][o0 + i * D + d];
+      for (int j = 0; j < T; j++) {
+        dp[j] = 0;
+        for (int d = 0; d < D; d++)
+          dp[j] += r[o0 + i * D + d] * v[o0 + j * D + d];
+      }
+      for (int j = 0; j < T; j++) {
+        double ds = p[i * T + j] * (dp[j] - delta);
+        for (int d = 0; d < D; d++) {
+          want[1][o0 + i * D + d] += (float)scale * ds * k[o0 + j * D + d];
+          want[2][o0 + j * D + d] += (float)scale * ds * q[o0 + i * D + d];
+          want[3][o0 + j * D + d] += p[i * T + j] * r[o0 + i * D + d];
+        }
+      }
+    }
+  }
+  asg_graph *g = asg_graph_new();
+  asg_shape s = ASG_SHAPE(B, H, T, D);
+  asg_tensor *x[3], *gx[3] = {NULL, NULL, NULL};
+  for (int i = 0; i < 3; i++)
+    x[i] = tu_constant(g, ASG_F32, s, in[i]);
+  asg_tensor *mt = mask_mode ? tu_constant(g, ASG_F32, ASG_SHAPE(B, T), mask) : NULL;
+  asg_tensor *o = asg_attention_masked(x[0], x[1], x[2], mt, scale, causal);
+  asg_tensor *loss = asg_sum(asg_mul(o, tu_constant(g, ASG_F32, s, r)), ASG_ALL_AXES, false);
+  int ok = o && asg_grad(loss, 3, x, gx) == ASG_OK;
+  asg_tensor *outs[4] = {o, gx[0], gx[1], gx[2]};
+  asg_program *pr = ok ? asg_compile(g, 4, outs, NULL) : NULL;
+  ok = pr && asg_program_run(pr) == ASG_OK;
+  for (int i = 0; ok && i < 4; i++)
+    ok = tu_fetch(pr, outs[i], got[i]) == 0;
+  const char *names[4] = {"o", "dq", "dk", "dv"};
+  for (int i = 0; i < 4; i++) {
+    char what[96];
+    snprintf(what, sizeof what, "attention T=%d D=%d%s mask %d: %s", T, D, causal ? " causal" : "",
+             mask_mode, names[i]);
+    TU_CHECK(ok && tu_close(what, got[i], want[i], n, 1e-5, 1e-5), "%s (%s)", what,
+             ok ? "values" : asg_last_error());
+    if (ok) dump(got[i], n);
+  }
+  asg_program_free(pr);
+  asg_graph_free(g);
+  for (int i = 0; i < 4; i++)
+    free(in[i]), free(want[i]), free(got[i]);
+  free(mask), free(p), free(dp);
+}
+
+static void attention(void) {
+  const int ts[] = {5, 16, 37, 64, 100};
+  for (int t = 0; t < 5; t++) {
+    const int D = t % 2 ? 32 : 20; /* whole vectors, or padded rows */
+    attention_case(ts[t], D, true, 0);
+    attention_case(ts[t], D, false, 1);
+    attention_case(ts[t], D, true, 2);
+  }
+}
+
 static void run_all(void) {
   conv_direct();
   maxpool_2x2(7, 9);
@@ -345,9 +494,11 @@ static void run_all(void) {
   maxpool_2x2(6, 70);
   softmax_rows();
   erf_gelu();
+  gelu_bwd_grid();
   layernorm_rows();
   batchnorm_rows();
   reductions();
+  attention();
 }
 
 /* Runs this program with ASG_CPU_SIMD=level and "--dump FILE"; compares the

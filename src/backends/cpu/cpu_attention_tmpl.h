@@ -1,5 +1,6 @@
-/* The attention kernels (forward, query and key/value gradients) for one element type, included by
- * cpu_attention.c once per type with SUF, T, EXP, LOG, GEMM defined; they are undefined at the end.
+/* The GEMM-based attention kernels (forward, query and key/value gradients) for one element type,
+ * included by cpu_attention.c with SUF, T, EXP, LOG, GEMM defined (undefined at the end); f64 uses
+ * them, f32 has its own kernels in lanes (cpu_attention_f32.c).
  * No include guard: it is meant to be included more than once. */
 #define ASG_CAT_(a, b) a##_##b
 #define ASG_CAT(a, b) ASG_CAT_(a, b)
@@ -11,11 +12,12 @@ static void ASG_CAT(fwd, SUF)(const asg_cpu_call *c, const att_dims *a, bool lse
   const T *q = c->in[0], *k = c->in[1], *v = lse_only ? NULL : c->in[2];
   T *out = c->out;
   const T sc = (T)c->s->attr.f[0];
-  const int64_t Tq = a->Tq, Tk = a->Tk, D = a->D, nbq = (Tq + BLK - 1) / BLK;
-  const int64_t ldw = 2 * BLK * (Tq > Tk ? Tq : Tk);
+  const int64_t Tq = a->Tq, Tk = a->Tk, D = a->D, nbq = (Tq + ASG_ATT_BLK - 1) / ASG_ATT_BLK;
+  const int64_t ldw = 2 * ASG_ATT_BLK * (Tq > Tk ? Tq : Tk);
   for (int64_t u = lo; u < hi; u++) {
-    int64_t b = u / nbq, i0 = (u % nbq) * BLK, nq = Tq - i0 < BLK ? Tq - i0 : BLK;
-    int64_t nkb = n_keys(a, i0 + nq - 1); /* the block's last row sees the most keys */
+    int64_t b = u / nbq, i0 = (u % nbq) * ASG_ATT_BLK,
+            nq = Tq - i0 < ASG_ATT_BLK ? Tq - i0 : ASG_ATT_BLK;
+    int64_t nkb = att_n_keys(a, i0 + nq - 1); /* the block's last row sees the most keys */
     const T *qb = q + (b * Tq + i0) * D, *kb = k + b * Tk * D;
     const T *mr = a->mask >= 0 ? (const T *)c->in[a->mask] + (b / a->G) * Tk : NULL;
     /* keys past the mask's last visible one are never read (a KV cache
@@ -35,7 +37,7 @@ static void ASG_CAT(fwd, SUF)(const asg_cpu_call *c, const att_dims *a, bool lse
     GEMM(false, true, nq, nkb, D, sc, qb, D, kb, D, 0, S, nkb, NULL);
     for (int64_t r = 0; r < nq; r++) {
       T *row = S + r * nkb;
-      int64_t nk = n_keys(a, i0 + r) < nkb ? n_keys(a, i0 + r) : nkb, first = 0;
+      int64_t nk = att_n_keys(a, i0 + r) < nkb ? att_n_keys(a, i0 + r) : nkb, first = 0;
       while (mr && first < nk && mr[first] == 0) /* keys the mask hides */
         first++;
       if (first == nk) { /* no visible key: o = 0, lse = -inf */
@@ -73,19 +75,20 @@ static void ASG_CAT(bwd_q, SUF)(const asg_cpu_call *c, const att_dims *a, int64_
   const T *q = c->in[0], *k = c->in[1], *v = c->in[2], *dO = c->in[3], *lse = c->in[4],
           *dl = c->in[5];
   const T sc = (T)c->s->attr.f[0];
-  const int64_t Tq = a->Tq, Tk = a->Tk, D = a->D, nbq = (Tq + BLK - 1) / BLK;
-  const int64_t ldw = 2 * BLK * (Tq > Tk ? Tq : Tk);
+  const int64_t Tq = a->Tq, Tk = a->Tk, D = a->D, nbq = (Tq + ASG_ATT_BLK - 1) / ASG_ATT_BLK;
+  const int64_t ldw = 2 * ASG_ATT_BLK * (Tq > Tk ? Tq : Tk);
   for (int64_t u = lo; u < hi; u++) {
-    int64_t b = u / nbq, i0 = (u % nbq) * BLK, nq = Tq - i0 < BLK ? Tq - i0 : BLK;
-    int64_t nkb = n_keys(a, i0 + nq - 1), r0 = b * Tq + i0;
+    int64_t b = u / nbq, i0 = (u % nbq) * ASG_ATT_BLK,
+            nq = Tq - i0 < ASG_ATT_BLK ? Tq - i0 : ASG_ATT_BLK;
+    int64_t nkb = att_n_keys(a, i0 + nq - 1), r0 = b * Tq + i0;
     const T *kb = k + b * Tk * D;
-    T *P = (T *)c->ws + tid * ldw, *dP = P + BLK * nkb; /* [nq, nkb] each */
+    T *P = (T *)c->ws + tid * ldw, *dP = P + ASG_ATT_BLK * nkb; /* [nq, nkb] each */
     GEMM(false, true, nq, nkb, D, sc, q + r0 * D, D, kb, D, 0, P, nkb, NULL);
     GEMM(false, true, nq, nkb, D, 1, dO + r0 * D, D, v + b * Tk * D, D, 0, dP, nkb, NULL);
     const T *mr = a->mask >= 0 ? (const T *)c->in[a->mask] + (b / a->G) * Tk : NULL;
     for (int64_t r = 0; r < nq; r++) {
       T *pr = P + r * nkb, *dpr = dP + r * nkb, li = lse[r0 + r], di = dl[r0 + r];
-      int64_t nk = n_keys(a, i0 + r);
+      int64_t nk = att_n_keys(a, i0 + r);
       for (int64_t j = 0; j < nk; j++) /* dS */
         pr[j] = !mr || mr[j] != 0 ? EXP(pr[j] - li) * (dpr[j] - di) : 0;
       for (int64_t j = nk; j < nkb; j++)
@@ -102,18 +105,19 @@ static void ASG_CAT(bwd_kv, SUF)(const asg_cpu_call *c, const att_dims *a, int64
   const T *q = c->in[0], *k = c->in[1], *v = c->in[2], *dO = c->in[3], *lse = c->in[4],
           *dl = c->in[5];
   const T sc = (T)c->s->attr.f[0];
-  const int64_t Tq = a->Tq, Tk = a->Tk, D = a->D, nbk = (Tk + BLK - 1) / BLK;
-  const int64_t ldw = 2 * BLK * (Tq > Tk ? Tq : Tk);
+  const int64_t Tq = a->Tq, Tk = a->Tk, D = a->D, nbk = (Tk + ASG_ATT_BLK - 1) / ASG_ATT_BLK;
+  const int64_t ldw = 2 * ASG_ATT_BLK * (Tq > Tk ? Tq : Tk);
   T *dk = c->out, *dv = (T *)c->out + a->NB * Tk * D; /* dkv [2, NB, Tk, D] */
   for (int64_t u = lo; u < hi; u++) {
-    int64_t b = u / nbk, j0 = (u % nbk) * BLK, nk = Tk - j0 < BLK ? Tk - j0 : BLK;
+    int64_t b = u / nbk, j0 = (u % nbk) * ASG_ATT_BLK,
+            nk = Tk - j0 < ASG_ATT_BLK ? Tk - j0 : ASG_ATT_BLK;
     int64_t ilo = a->causal ? j0 : 0, nqv = Tq - ilo, c0 = b * Tk + j0, r0 = b * Tq + ilo;
     if (nqv <= 0) { /* no query sees these keys */
       memset(dk + c0 * D, 0, sizeof(T) * (size_t)(nk * D));
       memset(dv + c0 * D, 0, sizeof(T) * (size_t)(nk * D));
       continue;
     }
-    T *P = (T *)c->ws + tid * ldw, *dP = P + BLK * nqv; /* [nk, nqv] each */
+    T *P = (T *)c->ws + tid * ldw, *dP = P + ASG_ATT_BLK * nqv; /* [nk, nqv] each */
     GEMM(false, true, nk, nqv, D, sc, k + c0 * D, D, q + r0 * D, D, 0, P, nqv, NULL);
     GEMM(false, true, nk, nqv, D, 1, v + c0 * D, D, dO + r0 * D, D, 0, dP, nqv, NULL);
     const T *mr = a->mask >= 0 ? (const T *)c->in[a->mask] + (b / a->G) * Tk : NULL;

@@ -342,7 +342,7 @@ static void reductions(void) {
   }
 }
 
-/* The direct f32 convolution (stride 1, 9..256 taps): relu(conv2d + b), one
+/* The direct f32 convolution (stride 1, 9..1152 taps): relu(conv2d + b), one
  * fused multiply-add per tap at every level, against double loops. */
 static void conv_direct(void) {
   enum { N = 2, H = 9, W = 11, O = 10 };

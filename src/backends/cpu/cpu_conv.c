@@ -1,9 +1,12 @@
 /* CPU kernels of the convolutions: conv2d forward, its input and weight
  * gradients, and conv_transpose2d (pooling: cpu_pooling.c).
  *
- * Convolutions are im2col + GEMM per image and group (cpu_conv_tmpl.h),
- * except the f32 stride-1 forward with few input channels, which runs the
- * direct kernel of cpu_conv_direct.c. With several threads the images are
+ * f32 convolutions of stride 1 (up to 1152 taps a group) run the direct
+ * kernels, without im2col: cpu_conv_direct.c for the forward, and for the
+ * input gradient and conv_transpose2d as the forward of dy with the
+ * flipped, transposed weights (transposed_geo), cpu_conv_direct_bw.c for
+ * the weight gradient (from 64 taps). The others are im2col + GEMM per
+ * image and group (cpu_conv_tmpl.h). With several threads the images are
  * split into nt = min(threads, N) fixed contiguous blocks, one per thread,
  * each with its own buffers in the workspace, and the GEMMs are called from
  * inside the parallel loop, single-threaded (single images of a small CNN
@@ -11,10 +14,10 @@
  * thread the images run in order and each GEMM is split over the threads
  * instead. conv2d_bias_act (made by the fusion pass, src/passes/fuse_conv.c)
  * adds the bias and applies the ReLU to each image right after it.
- * The weight gradient sums each block into its own partial buffer, then adds
- * the partials in block order: the result depends only on the shapes and
- * the program's thread count, never on timing. Attribute layout:
- * src/ops/op_conv.c. */
+ * The im2col weight gradient sums WEIGHT_BLOCKS fixed blocks of images into
+ * partial buffers, then adds the partials in block order; the direct one
+ * has a fixed order per weight: the result depends only on the shapes,
+ * never on the threads or timing. Attribute layout: src/ops/op_conv.c. */
 #include <string.h>
 
 #include "backends/cpu/cpu.h"
@@ -46,34 +49,73 @@ static void geo_of(const asg_step *s, cgeo *g) {
               g->OH == g->H && g->OW == g->W;
 }
 
-/* Image blocks (threads) for this step: one unless there are several
- * images and enough work. */
-static int conv_blocks(const cgeo *g, int nthreads) {
-  if (nthreads <= 1 || g->N <= 1 || g->N * g->O * g->OHW * g->CKK < ((int64_t)1 << 20)) return 1;
+/* Image blocks for this step: one unless there are several images and
+ * enough work; then one per thread, except for the weight gradient, whose
+ * blocks are partial sums: WEIGHT_BLOCKS of them whatever the threads, so
+ * that the result does not depend on the threads. */
+#define WEIGHT_BLOCKS 8
+static int conv_blocks(const asg_step *s, const cgeo *g, int nthreads) {
+  if (g->N <= 1 || g->N * g->O * g->OHW * g->CKK < ((int64_t)1 << 20)) return 1;
+  if (s->op == ASG_OP_CONV2D_BWD_WEIGHT) return g->N < WEIGHT_BLOCKS ? (int)g->N : WEIGHT_BLOCKS;
+  if (nthreads <= 1) return 1;
   return g->N < nthreads ? (int)g->N : nthreads;
 }
 
-/* The f32 forward that runs the direct kernel. */
-static bool use_direct(const asg_step *s, const cgeo *g) {
-  return (s->op == ASG_OP_CONV2D || s->op == ASG_OP_CONV2D_BIAS_ACT) && s->out.dtype == ASG_F32 &&
-         asg_cpu_conv_direct_ok(g);
+/* Threads that run the blocks, each with its buffers. */
+static int block_threads(int nb, int nthreads) { return nb < nthreads ? nb : nthreads; }
+
+/* The conv whose forward direct kernel runs the input gradient (and
+ * conv_transpose2d) of stride-1 conv g: dy [N,O,OH,OW] -> dx [N,C,H,W]
+ * with the weights flipped and transposed, padded by (KH-1)dh - ph (false
+ * when that is negative). */
+static bool transposed_geo(const cgeo *g, cgeo *t) {
+  *t = *g;
+  t->C = g->O, t->H = g->OH, t->W = g->OW, t->O = g->C, t->OH = g->H, t->OW = g->W;
+  t->ph = (g->KH - 1) * g->dh - g->ph, t->pw = (g->KW - 1) * g->dw - g->pw;
+  t->Cg = g->Og, t->Og = g->Cg, t->CKK = g->Og * g->KH * g->KW;
+  t->OHW = g->HW, t->HW = g->OHW, t->direct = false;
+  return g->sh == 1 && g->sw == 1 && t->ph >= 0 && t->pw >= 0;
+}
+
+/* Whether the f32 step runs the direct kernels (cpu_conv_direct.c), and
+ * the geometry they see (dg): g itself, or for an input gradient the
+ * transposed conv. */
+static bool use_direct(const asg_step *s, const cgeo *g, cgeo *dg) {
+  if (s->out.dtype != ASG_F32) return false;
+  *dg = *g;
+  if (s->op == ASG_OP_CONV2D_BWD_INPUT || s->op == ASG_OP_CONV_TRANSPOSE2D)
+    if (!transposed_geo(g, dg)) return false;
+  /* the weight gradient copies dy transposed: with few taps the copy costs
+   * more than the products (1->32 channels 3x3 measured 3x slower) */
+  if (s->op == ASG_OP_CONV2D_BWD_WEIGHT && g->CKK < 64) return false;
+  return asg_cpu_conv_direct_ok(dg);
 }
 
 /* Elements of one block's buffers. */
 static int64_t block_ws(const asg_step *s, const cgeo *g) {
-  if (use_direct(s, g)) return asg_cpu_conv_direct_ws(g);
+  cgeo dg;
+  if (use_direct(s, g, &dg))
+    return s->op == ASG_OP_CONV2D_BWD_WEIGHT ? 0 : asg_cpu_conv_direct_ws(&dg);
   return g->direct ? 0 : g->CKK * g->OHW;
 }
 
-/* Per block its buffers; the weight gradient adds a partial [O, CKK] per
- * block when there are several, the direct kernel its packed weights. */
+/* Per thread its block buffers; the weight gradient adds a partial [O, CKK]
+ * per block when there are several, the direct kernel its packed weights
+ * (the direct weight gradient: its own workspace). */
 static size_t conv_ws(const asg_step *s, int nthreads) {
-  cgeo g;
+  cgeo g, dg;
   geo_of(s, &g);
-  int nb = conv_blocks(&g, nthreads);
-  size_t n = (size_t)block_ws(s, &g) * (size_t)nb;
+  if (use_direct(s, &g, &dg)) {
+    if (s->op == ASG_OP_CONV2D_BWD_WEIGHT)
+      return (size_t)asg_cpu_conv_direct_bw_ws(&g) * sizeof(float);
+    return (size_t)(asg_cpu_conv_direct_ws(&dg) *
+                        block_threads(conv_blocks(s, &dg, nthreads), nthreads) +
+                    asg_cpu_conv_direct_wpack(&dg)) *
+           sizeof(float);
+  }
+  int nb = conv_blocks(s, &g, nthreads);
+  size_t n = (size_t)block_ws(s, &g) * (size_t)block_threads(nb, nthreads);
   if (s->op == ASG_OP_CONV2D_BWD_WEIGHT && nb > 1) n += (size_t)(nb * g.O * g.CKK);
-  if (use_direct(s, &g)) n += (size_t)asg_cpu_conv_direct_wpack(&g);
   return n * asg_dtype_size(s->out.dtype);
 }
 
@@ -102,7 +144,7 @@ typedef struct conv_job {
   const asg_cpu_call *c;
   cgeo g;
   int nb;
-  bool direct_fwd;         /* the direct kernel (cpu_conv_direct.c) */
+  bool direct_fwd;         /* the direct forward kernel (also for input gradients) */
   int64_t bws;             /* elements of one block's buffers */
   const float *wpack;      /* the direct kernel's packed weights */
   asg_cpu_pool *gemm_pool; /* threads for each GEMM: the program's with one block */
@@ -110,15 +152,15 @@ typedef struct conv_job {
   int64_t nw;              /* O*CKK */
 } conv_job;
 
-/* Blocks [lo, hi): each runs its images in order. */
+/* Blocks [lo, hi): each runs its images in order, in thread tid's
+ * buffers. */
 static void conv_range(void *ctx, int64_t lo, int64_t hi, int tid) {
-  (void)tid;
   const conv_job *j = ctx;
   const cgeo *g = &j->g;
   const asg_cpu_call *c = j->c;
   bool f32 = c->s->out.dtype == ASG_F32;
+  void *buf = (char *)c->ws + (size_t)(tid * j->bws) * (f32 ? sizeof(float) : sizeof(double));
   for (int64_t t = lo; t < hi; t++) {
-    void *buf = (char *)c->ws + (size_t)(t * j->bws) * (f32 ? sizeof(float) : sizeof(double));
     for (int64_t n = g->N * t / j->nb; n < g->N * (t + 1) / j->nb; n++) {
       if (j->direct_fwd) {
         const bool fused = c->s->op == ASG_OP_CONV2D_BIAS_ACT;
@@ -156,18 +198,26 @@ static void sum_parts_range(void *ctx, int64_t lo, int64_t hi, int tid) {
 
 static asg_status conv_kernel(const asg_cpu_call *c) {
   conv_job j = {.c = c};
-  geo_of(c->s, &j.g);
+  cgeo g;
+  geo_of(c->s, &g);
   bool f32 = c->s->out.dtype == ASG_F32;
   if (!f32 && c->s->out.dtype != ASG_F64)
     return asg__error(ASG_ERR_DTYPE, "cpu: %s: dtype not supported", c->s->label);
+  j.direct_fwd = use_direct(c->s, &g, &j.g);
+  if (j.direct_fwd && c->s->op == ASG_OP_CONV2D_BWD_WEIGHT) {
+    asg_cpu_conv_direct_bw(&g, c->in[1], c->in[0], c->out, c->ws, c->pool, c->nthreads);
+    return ASG_OK;
+  }
+  if (!j.direct_fwd) j.g = g;
   size_t es = f32 ? sizeof(float) : sizeof(double);
-  j.nb = conv_blocks(&j.g, c->nthreads);
-  j.bws = block_ws(c->s, &j.g);
+  j.nb = conv_blocks(c->s, &j.g, c->nthreads);
+  const int nt = block_threads(j.nb, c->nthreads);
+  j.bws = block_ws(c->s, &g);
   j.gemm_pool = j.nb > 1 ? NULL : c->pool;
-  void *after = (char *)c->ws + (size_t)(j.nb * j.bws) * es; /* past the blocks' buffers */
-  j.direct_fwd = use_direct(c->s, &j.g);
-  if (j.direct_fwd) {
-    asg_cpu_conv_direct_pack(&j.g, c->in[1], after);
+  void *after = (char *)c->ws + (size_t)(nt * j.bws) * es; /* past the threads' buffers */
+  if (j.direct_fwd) { /* a forward, or an input gradient as the transposed forward */
+    asg_cpu_conv_direct_pack(
+        &j.g, c->in[1], c->s->op != ASG_OP_CONV2D && c->s->op != ASG_OP_CONV2D_BIAS_ACT, after);
     j.wpack = after;
   }
   if (c->s->op == ASG_OP_CONV2D_BWD_WEIGHT) {
@@ -175,7 +225,7 @@ static asg_status conv_kernel(const asg_cpu_call *c) {
     j.part = j.nb > 1 ? after : c->out;
     memset(j.part, 0, es * (size_t)(j.nb * j.nw));
   }
-  asg_cpu_parallel_for(c->pool, j.nb, j.nb, conv_range, &j);
+  asg_cpu_parallel_for(c->pool, nt, j.nb, conv_range, &j);
   if (c->s->op == ASG_OP_CONV2D_BWD_WEIGHT && j.nb > 1)
     asg_cpu_parallel_for(c->pool, asg_cpu_threads_for(c, j.nw * j.nb, j.nw), j.nw, sum_parts_range,
                          &j);

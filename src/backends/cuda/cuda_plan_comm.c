@@ -1,5 +1,5 @@
-/* Planner: collectives beside the compute (cuda_exec.h), with
- * ASG_CUDA_COMM_OVERLAP=1 (off by default: see comm_plan in cuda_exec.c).
+/* Planner: collectives beside the compute (cuda_exec.h), on by default
+ * (ASG_CUDA_COMM_OVERLAP=0 turns it off: see comm_plan in cuda_exec.c).
  *
  * A collective (NCCL) runs on the executor's second stream: the compute
  * stream records an event the second stream waits for (so the collective

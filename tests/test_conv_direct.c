@@ -28,15 +28,6 @@ typedef struct cfg {
   int transpose; /* conv_transpose2d: x [N, C, H, W], w [C, O/G, KH, KW] */
 } cfg;
 
-static double *g_dump; /* every output, for the cross-level comparison */
-static long g_ndump;
-
-static void dump(const double *v, long n) {
-  g_dump = realloc(g_dump, sizeof(double) * (size_t)(g_ndump + n));
-  memcpy(g_dump + g_ndump, v, sizeof(double) * (size_t)n);
-  g_ndump += n;
-}
-
 static int P(int v, int dflt) { return v ? v : dflt; }
 
 /* Products y[n, o, yh, yw] += x[n, c, xh, xw] w[...] of the convolution (or
@@ -162,7 +153,7 @@ static void run_case(const cfg *c) {
       if (ti == 0) {
         TU_CHECK(close_mag(what[k], got[k], want[k], mag[k], len[k]), "%s: %s", c->name, what[k]);
         memcpy(first[k], got[k], 8 * (size_t)len[k]);
-        dump(got[k], len[k]);
+        tu_dump(got[k], len[k]);
       } else {
         TU_CHECK(memcmp(first[k], got[k], 8 * (size_t)len[k]) == 0,
                  "%s: %s on %d threads has the bits of 1 thread", c->name, what[k], threads[ti]);
@@ -200,44 +191,4 @@ static void run_all(void) {
     run_case(&cases[i]);
 }
 
-/* Runs this program with ASG_CPU_SIMD=level and "--dump FILE"; compares the
- * file with this process's outputs, bit for bit. */
-static void same_at_level(const char *self, const char *level) {
-  const char *dir = tu_tmpdir_create("asg_convd");
-  if (!dir) return;
-  const char *file = tu_path(dir, "out.bin");
-  pid_t pid = fork();
-  if (pid == 0) {
-    setenv("ASG_CPU_SIMD", level, 1);
-    execl(self, self, "--dump", file, (char *)NULL);
-    _exit(127);
-  }
-  int st = 0;
-  waitpid(pid, &st, 0);
-  FILE *f = fopen(file, "rb");
-  double *o = malloc(sizeof(double) * (size_t)(g_ndump + 1));
-  long n = f ? (long)fread(o, sizeof(double), (size_t)g_ndump + 1, f) : -1;
-  if (f) fclose(f);
-  int same = WIFEXITED(st) && WEXITSTATUS(st) == 0 && n == g_ndump;
-  for (long i = 0; same && i < n; i++) {
-    same = memcmp(&o[i], &g_dump[i], sizeof(double)) == 0;
-    if (!same) printf("  value %ld: %.9g at %s, %.9g here\n", i, o[i], level, g_dump[i]);
-  }
-  TU_CHECK(same, "ASG_CPU_SIMD=%s gives the same bits as the default level (%ld of %ld values)",
-           level, n, g_ndump);
-  free(o);
-  tu_tmpdir_remove(dir);
-}
-
-int main(int argc, char **argv) {
-  run_all();
-  if (argc == 3 && !strcmp(argv[1], "--dump")) {
-    tu_write_file(argv[2], g_dump, sizeof(double) * (size_t)g_ndump);
-    free(g_dump);
-    return tu_finish();
-  }
-  same_at_level(argv[0], "none");
-  same_at_level(argv[0], "avx2");
-  free(g_dump);
-  return tu_finish();
-}
+int main(int argc, char **argv) { return tu_simd_main(argc, argv, run_all); }

@@ -31,19 +31,6 @@
 
 #include "testutil.h"
 
-/* Outputs of every case, appended here for the cross-level comparison. */
-static double *g_dump;
-static long g_ndump, g_cap;
-
-static void dump(const double *v, long n) {
-  if (g_ndump + n > g_cap) {
-    g_cap = (g_ndump + n) * 2;
-    g_dump = realloc(g_dump, sizeof(double) * (size_t)g_cap);
-  }
-  memcpy(g_dump + g_ndump, v, sizeof(double) * (size_t)n);
-  g_ndump += n;
-}
-
 /* y = f(x) and dx = d sum(y * r) / dx for a constant x of dtype f32. */
 static int eval_with_grad(asg_graph *g, asg_tensor *x, asg_tensor *y, const double *r, double *out,
                           double *dx) {
@@ -97,7 +84,7 @@ static void maxpool_2x2(int H, int W) {
              "max pool 2x2 [%d,%d] gradient routed to the first maximum, zero in the odd "
              "row/column",
              H, W);
-    dump(y, ny), dump(dx, nx);
+    tu_dump(y, ny), tu_dump(dx, nx);
   }
   asg_graph_free(g);
   free(x), free(dx), free(wdx), free(r), free(y), free(wy);
@@ -141,7 +128,7 @@ static void softmax_rows(void) {
       char what[64];
       snprintf(what, sizeof what, "%s rows of %d", lg ? "log_softmax" : "softmax", n);
       TU_CHECK(ok && nan_ok && tu_close(what, got, want, 4 * n, 1e-7, 1e-6), "%s", what);
-      if (ok) dump(got, 4 * n);
+      if (ok) tu_dump(got, 4 * n);
       asg_graph_free(g);
       free(x), free(got), free(want);
     }
@@ -171,7 +158,7 @@ static void erf_gelu(void) {
       if (d / bound > worst) worst = d / bound;
     }
     TU_CHECK(good, "%s f32 within bound (worst %.2f of it)", gelu ? "gelu" : "erf", worst);
-    if (ok) dump(got, N);
+    if (ok) tu_dump(got, N);
     asg_graph_free(g);
   }
 }
@@ -203,7 +190,7 @@ static void gelu_bwd_grid(void) {
       }
       TU_CHECK(good, "%s f32 %s within bound", th ? "gelu_tanh_bwd" : "gelu_bwd",
                bc ? "broadcast dy" : "same shapes");
-      if (ok) dump(got, R * N);
+      if (ok) tu_dump(got, R * N);
       asg_graph_free(g);
     }
 }
@@ -242,7 +229,7 @@ static void layernorm_rows(void) {
     TU_CHECK(ok && tu_close("layernorm", y, wy, R * C, 1e-6, 1e-6) &&
                  tu_close("layernorm dx", dx, wdx, R * C, 1e-6, 1e-5),
              "layernorm C=%d forward and input gradient", C);
-    if (ok) dump(y, R * C), dump(dx, R * C);
+    if (ok) tu_dump(y, R * C), tu_dump(dx, R * C);
     asg_graph_free(g);
   }
 }
@@ -291,7 +278,7 @@ static void batchnorm_rows(void) {
     TU_CHECK(ok && tu_close("batchnorm", y, wy, n, 1e-5, 1e-5) &&
                  tu_close("batchnorm dx", dx, wdx, n, 1e-5, 1e-4),
              "batchnorm S=%d forward and input gradient", S);
-    if (ok) dump(y, n), dump(dx, n);
+    if (ok) tu_dump(y, n), tu_dump(dx, n);
     asg_graph_free(gr);
   }
 }
@@ -335,7 +322,7 @@ static void reductions(void) {
                : op == 1 ? "mean"
                          : "var",
                k);
-      if (ok) dump(got[op], K);
+      if (ok) tu_dump(got[op], K);
       asg_graph_free(g);
     }
     free(x);
@@ -371,7 +358,7 @@ static void conv_direct(void) {
                                         (asg_conv_params){.padding = {1, 1}}));
     int ok = y && tu_eval(g, y, got) == 0;
     TU_CHECK(ok && tu_close("conv", got, want, ny, 1e-5, 1e-5), "direct conv %d->%d 3x3", C, O);
-    if (ok) dump(got, ny);
+    if (ok) tu_dump(got, ny);
     asg_graph_free(g);
     free(x), free(w), free(got), free(want);
   }
@@ -468,7 +455,7 @@ static void attention_case(int T, int D, bool causal, int mask_mode) {
              mask_mode, names[i]);
     TU_CHECK(ok && tu_close(what, got[i], want[i], n, 1e-5, 1e-5), "%s (%s)", what,
              ok ? "values" : asg_last_error());
-    if (ok) dump(got[i], n);
+    if (ok) tu_dump(got[i], n);
   }
   asg_program_free(pr);
   asg_graph_free(g);
@@ -501,43 +488,4 @@ static void run_all(void) {
   attention();
 }
 
-/* Runs this program with ASG_CPU_SIMD=level and "--dump FILE"; compares the
- * file with this process's outputs, bit for bit (NaNs compared as NaN). */
-static void same_at_level(const char *self, const char *level) {
-  const char *dir = tu_tmpdir_create("asg_simd");
-  if (!dir) return;
-  const char *file = tu_path(dir, "out.bin");
-  pid_t pid = fork();
-  if (pid == 0) {
-    setenv("ASG_CPU_SIMD", level, 1);
-    execl(self, self, "--dump", file, (char *)NULL);
-    _exit(127);
-  }
-  int st = 0;
-  waitpid(pid, &st, 0);
-  FILE *f = fopen(file, "rb");
-  double *o = malloc(sizeof(double) * (size_t)(g_ndump + 1));
-  long n = f ? (long)fread(o, sizeof(double), (size_t)g_ndump + 1, f) : -1;
-  if (f) fclose(f);
-  int same = WIFEXITED(st) && WEXITSTATUS(st) == 0 && n == g_ndump;
-  for (long i = 0; same && i < n; i++) {
-    same = isnan(o[i]) ? isnan(g_dump[i]) != 0 : memcmp(&o[i], &g_dump[i], sizeof(double)) == 0;
-    if (!same) printf("  value %ld: %.9g at %s, %.9g here\n", i, o[i], level, g_dump[i]);
-  }
-  TU_CHECK(same, "ASG_CPU_SIMD=%s gives the same bits as the default level (%ld of %ld values)",
-           level, n, g_ndump);
-  free(o);
-  tu_tmpdir_remove(dir);
-}
-
-int main(int argc, char **argv) {
-  run_all();
-  if (argc == 3 && !strcmp(argv[1], "--dump")) {
-    tu_write_file(argv[2], g_dump, sizeof(double) * (size_t)g_ndump);
-    return tu_finish();
-  }
-  same_at_level(argv[0], "none");
-  same_at_level(argv[0], "avx2");
-  free(g_dump);
-  return tu_finish();
-}
+int main(int argc, char **argv) { return tu_simd_main(argc, argv, run_all); }

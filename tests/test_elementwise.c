@@ -203,31 +203,6 @@ static const binop BINOPS[] = {
 };
 #define N_BINOPS (int)(sizeof BINOPS / sizeof BINOPS[0])
 
-/* Offset in `in` of output element o under NumPy broadcasting. */
-static long bidx(asg_shape in, asg_shape out, long o) {
-  long idx = 0, stride = 1;
-  for (int d = out.ndim - 1; d >= 0; d--) {
-    long i = o % out.dims[d];
-    o /= (long)out.dims[d];
-    int id = in.ndim - out.ndim + d;
-    if (id >= 0) {
-      if (in.dims[id] != 1) idx += i * stride;
-      stride *= (long)in.dims[id];
-    }
-  }
-  return idx;
-}
-
-static asg_shape bshape(asg_shape a, asg_shape b) {
-  asg_shape r = {a.ndim > b.ndim ? a.ndim : b.ndim, {0}};
-  for (int i = 0; i < r.ndim; i++) {
-    int ia = a.ndim - r.ndim + i, ib = b.ndim - r.ndim + i;
-    int64_t da = ia >= 0 ? a.dims[ia] : 1, db = ib >= 0 ? b.dims[ib] : 1;
-    r.dims[i] = da == 1 ? db : da;
-  }
-  return r;
-}
-
 /* Operand data for op on dtype dt: quantized so that comparisons see ties;
  * pow gets a positive base, div a nonzero float divisor. */
 static void bin_data(const binop *op, asg_dtype dt, int which, double *v, long n) {
@@ -247,7 +222,7 @@ static void bin_data(const binop *op, asg_dtype dt, int which, double *v, long n
 static double r_idiv(double a, double b) { return b == 0 ? 0 : trunc(a / b); }
 
 static void check_binary(const binop *op, asg_dtype dt, asg_shape sa, asg_shape sb) {
-  asg_shape so = bshape(sa, sb);
+  asg_shape so = tu_bcast_shape(sa, sb);
   long na = (long)asg_shape_numel(sa), nb = (long)asg_shape_numel(sb),
        no = (long)asg_shape_numel(so);
   double *a = malloc(sizeof(double) * (size_t)na), *b = malloc(sizeof(double) * (size_t)nb);
@@ -256,7 +231,8 @@ static void check_binary(const binop *op, asg_dtype dt, asg_shape sa, asg_shape 
   bin_data(op, dt, 1, b, nb);
   bool is_int = dt == ASG_I32 || dt == ASG_I64;
   for (long o = 0; o < no; o++) {
-    double x = as_dtype(dt, a[bidx(sa, so, o)]), y = as_dtype(dt, b[bidx(sb, so, o)]);
+    double x = as_dtype(dt, a[tu_bcast_index(sa, so, o)]),
+           y = as_dtype(dt, b[tu_bcast_index(sb, so, o)]);
     want[o] = is_int && op->ref == r_div ? r_idiv(x, y) : op->ref(x, y);
     want[o] = as_dtype(dt, want[o]);
   }
@@ -273,7 +249,7 @@ static void check_binary(const binop *op, asg_dtype dt, asg_shape sa, asg_shape 
 }
 
 static void check_where(asg_dtype dt, asg_shape sc, asg_shape sa, asg_shape sb) {
-  asg_shape so = bshape(bshape(sc, sa), sb);
+  asg_shape so = tu_bcast_shape(tu_bcast_shape(sc, sa), sb);
   long nc = (long)asg_shape_numel(sc), na = (long)asg_shape_numel(sa),
        nb = (long)asg_shape_numel(sb), no = (long)asg_shape_numel(so);
   double *c = malloc(sizeof(double) * (size_t)nc), *a = malloc(sizeof(double) * (size_t)na),
@@ -289,7 +265,8 @@ static void check_where(asg_dtype dt, asg_shape sc, asg_shape sa, asg_shape sb) 
   for (long i = 0; i < nb; i++)
     b[i] = floor(b[i]);
   for (long o = 0; o < no; o++)
-    want[o] = c[bidx(sc, so, o)] != 0 ? a[bidx(sa, so, o)] : b[bidx(sb, so, o)];
+    want[o] = c[tu_bcast_index(sc, so, o)] != 0 ? a[tu_bcast_index(sa, so, o)]
+                                                : b[tu_bcast_index(sb, so, o)];
   asg_graph *g = asg_graph_new();
   asg_tensor *y =
       asg_where(tu_constant(g, dt, sc, c), tu_constant(g, dt, sa, a), tu_constant(g, dt, sb, b));

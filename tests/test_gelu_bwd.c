@@ -36,37 +36,12 @@ typedef struct bwop {
 static const bwop OPS[2] = {{"gelu_bwd", asg_gelu_bwd, asg_gelu, d_gelu},
                             {"gelu_tanh_bwd", asg_gelu_tanh_bwd, asg_gelu_tanh, d_gelu_tanh}};
 
-/* Offset in `in` of output element o under NumPy broadcasting. */
-static long bidx(asg_shape in, asg_shape out, long o) {
-  long idx = 0, stride = 1;
-  for (int d = out.ndim - 1; d >= 0; d--) {
-    long i = o % out.dims[d];
-    o /= (long)out.dims[d];
-    int id = in.ndim - out.ndim + d;
-    if (id >= 0) {
-      if (in.dims[id] != 1) idx += i * stride;
-      stride *= (long)in.dims[id];
-    }
-  }
-  return idx;
-}
-
-static asg_shape bshape(asg_shape a, asg_shape b) {
-  asg_shape r = {a.ndim > b.ndim ? a.ndim : b.ndim, {0}};
-  for (int i = 0; i < r.ndim; i++) {
-    int ia = a.ndim - r.ndim + i, ib = b.ndim - r.ndim + i;
-    int64_t da = ia >= 0 ? a.dims[ia] : 1, db = ib >= 0 ? b.dims[ib] : 1;
-    r.dims[i] = da == 1 ? db : da;
-  }
-  return r;
-}
-
 static double as_dt(asg_dtype dt, double v) { return dt == ASG_F32 ? (double)(float)v : v; }
 
 /* op(dy [sg], x [sx]) against the double loop; x over [-6, 6] (both tails),
  * with 0, +-1 and large |x| among the first values. */
 static void check_values(const bwop *op, asg_dtype dt, asg_shape sg, asg_shape sx) {
-  asg_shape so = bshape(sg, sx);
+  asg_shape so = tu_bcast_shape(sg, sx);
   long ng = (long)asg_shape_numel(sg), nx = (long)asg_shape_numel(sx),
        no = (long)asg_shape_numel(so);
   double *g = malloc(sizeof(double) * (size_t)ng), *x = malloc(sizeof(double) * (size_t)nx);
@@ -78,8 +53,8 @@ static void check_values(const bwop *op, asg_dtype dt, asg_shape sg, asg_shape s
     x[i] = edge[i];
   int bad = 0;
   for (long o = 0; o < no; o++) {
-    double gv = as_dt(dt, g[bidx(sg, so, o)]);
-    want[o] = gv * op->d(as_dt(dt, x[bidx(sx, so, o)]));
+    double gv = as_dt(dt, g[tu_bcast_index(sg, so, o)]);
+    want[o] = gv * op->d(as_dt(dt, x[tu_bcast_index(sx, so, o)]));
   }
   asg_graph *gr = asg_graph_new();
   asg_tensor *y = op->f(tu_constant(gr, dt, sg, g), tu_constant(gr, dt, sx, x));
@@ -90,7 +65,7 @@ static void check_values(const bwop *op, asg_dtype dt, asg_shape sg, asg_shape s
             tu_eval(gr, y, got) == 0;
   TU_CHECK(ok, "%s: built and ran: %s", what, asg_graph_error(gr));
   for (long o = 0; ok && o < no; o++) {
-    double gv = fabs(as_dt(dt, g[bidx(sg, so, o)]));
+    double gv = fabs(as_dt(dt, g[tu_bcast_index(sg, so, o)]));
     double tol = dt == ASG_F32 ? 1e-6 * gv + 5e-7 * fabs(want[o]) : 1e-14 + 1e-12 * fabs(want[o]);
     if (!(fabs(got[o] - want[o]) <= tol) && bad++ < 3)
       printf("  %s [%ld]: got %.9g want %.9g\n", what, o, got[o], want[o]);

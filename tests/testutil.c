@@ -2,9 +2,11 @@
 #include "testutil.h"
 
 #include <dirent.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 int tu_pass, tu_fail;
@@ -267,4 +269,84 @@ out:
   else
     tu_pass++;
   return bad;
+}
+
+/* ---- the same bits at every SIMD level ---- */
+static double *g_dump;
+static long g_ndump, g_cap;
+
+void tu_dump(const double *v, long n) {
+  if (g_ndump + n > g_cap) {
+    g_cap = (g_ndump + n) * 2;
+    g_dump = realloc(g_dump, sizeof(double) * (size_t)g_cap);
+  }
+  memcpy(g_dump + g_ndump, v, sizeof(double) * (size_t)n);
+  g_ndump += n;
+}
+
+/* Runs self with ASG_CPU_SIMD=level and "--dump FILE"; compares the file
+ * with this process's values. */
+static void same_at_level(const char *self, const char *level) {
+  const char *dir = tu_tmpdir_create("asg_simd");
+  if (!dir) return;
+  const char *file = tu_path(dir, "out.bin");
+  pid_t pid = fork();
+  if (pid == 0) {
+    setenv("ASG_CPU_SIMD", level, 1);
+    execl(self, self, "--dump", file, (char *)NULL);
+    _exit(127);
+  }
+  int st = 0;
+  waitpid(pid, &st, 0);
+  FILE *f = fopen(file, "rb");
+  double *o = malloc(sizeof(double) * (size_t)(g_ndump + 1));
+  long n = f ? (long)fread(o, sizeof(double), (size_t)g_ndump + 1, f) : -1;
+  if (f) fclose(f);
+  int same = WIFEXITED(st) && WEXITSTATUS(st) == 0 && n == g_ndump;
+  for (long i = 0; same && i < n; i++) {
+    same = isnan(o[i]) ? isnan(g_dump[i]) != 0 : memcmp(&o[i], &g_dump[i], sizeof(double)) == 0;
+    if (!same) printf("  value %ld: %.9g at %s, %.9g here\n", i, o[i], level, g_dump[i]);
+  }
+  TU_CHECK(same, "ASG_CPU_SIMD=%s gives the same bits as the default level (%ld of %ld values)",
+           level, n, g_ndump);
+  free(o);
+  tu_tmpdir_remove(dir);
+}
+
+int tu_simd_main(int argc, char **argv, void (*run_all)(void)) {
+  run_all();
+  if (argc == 3 && !strcmp(argv[1], "--dump")) {
+    tu_write_file(argv[2], g_dump, sizeof(double) * (size_t)g_ndump);
+  } else {
+    same_at_level(argv[0], "none");
+    same_at_level(argv[0], "avx2");
+  }
+  free(g_dump);
+  g_dump = NULL, g_ndump = g_cap = 0;
+  return tu_finish();
+}
+
+/* ---- broadcasting for references ---- */
+long tu_bcast_index(asg_shape in, asg_shape out, long o) {
+  long idx = 0, stride = 1;
+  for (int d = out.ndim - 1; d >= 0; d--) {
+    long i = o % out.dims[d];
+    o /= (long)out.dims[d];
+    int id = in.ndim - out.ndim + d;
+    if (id >= 0) {
+      if (in.dims[id] != 1) idx += i * stride;
+      stride *= (long)in.dims[id];
+    }
+  }
+  return idx;
+}
+
+asg_shape tu_bcast_shape(asg_shape a, asg_shape b) {
+  asg_shape r = {a.ndim > b.ndim ? a.ndim : b.ndim, {0}};
+  for (int i = 0; i < r.ndim; i++) {
+    int ia = a.ndim - r.ndim + i, ib = b.ndim - r.ndim + i;
+    int64_t da = ia >= 0 ? a.dims[ia] : 1, db = ib >= 0 ? b.dims[ib] : 1;
+    r.dims[i] = da == 1 ? db : da;
+  }
+  return r;
 }

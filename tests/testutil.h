@@ -92,4 +92,17 @@ typedef struct tu_gc_opts {
 int tu_gradcheck(const char *name, int n, const asg_shape *shapes, tu_build_fn build, void *ctx,
                  const tu_gc_opts *opts);
 
+/* NumPy broadcasting for references: the shape of a op b, and the offset
+ * in `in` (a broadcast operand) of output element o of shape out. */
+asg_shape tu_bcast_shape(asg_shape a, asg_shape b);
+long tu_bcast_index(asg_shape in, asg_shape out, long o);
+
+/* The same bits at every CPU SIMD level (ASG_CPU_SIMD): a test records its
+ * outputs with tu_dump while run_all runs its cases; tu_simd_main then
+ * either writes them to FILE (when run as "self --dump FILE") or runs the
+ * program again at ASG_CPU_SIMD=none and =avx2 and compares every value
+ * byte for byte (NaNs as NaN). Returns the exit code (tu_finish). */
+void tu_dump(const double *v, long n);
+int tu_simd_main(int argc, char **argv, void (*run_all)(void));
+
 #endif

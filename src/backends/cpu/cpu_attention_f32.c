@@ -20,6 +20,7 @@
 
 #include "backends/cpu/cpu_attention.h"
 #include "backends/cpu/cpu_simd.h"
+#include "backends/cpu/cpu_transpose.h"
 
 enum { L = ASG_LANES, RT = 4 /* rows of a register tile */ };
 
@@ -81,50 +82,17 @@ ASG_ALWAYS_INLINE void mm(int W, int64_t nr, const float *A, int64_t sr, int64_t
     mm_cols(W, 1, A + r * sr, sr, sk, B, ldb, K, N, C + r * ldc, ldc);
 }
 
-#if defined(__GNUC__) && defined(__has_builtin)
-#if __has_builtin(__builtin_shufflevector)
-#define ATT_SHUFFLE 1
-#endif
-#endif
-
-#ifdef ATT_SHUFFLE
-/* y [16, ldy] = x [16, ldx] transposed in registers: the off-diagonal s x s blocks of every
- * 2s x 2s block swap places, s = 8, 4, 2, 1 (a two-vector permute per row). */
-#define ATT_SWAP(s, ...)                                                                           \
-  for (int i = 0; i < 16; i++)                                                                     \
-    if (!(i & (s))) {                                                                              \
-      vec_16 lo = __builtin_shufflevector(r[i], r[i + (s)], __VA_ARGS__);                          \
-      r[i + (s)] = __builtin_shufflevector(r[i], r[i + (s)], ATT_HI_##s);                          \
-      r[i] = lo;                                                                                   \
-    }
-#define ATT_HI_8 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31
-#define ATT_HI_4 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31
-#define ATT_HI_2 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31
-#define ATT_HI_1 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31
-ASG_ALWAYS_INLINE void transpose16(const float *x, int64_t ldx, float *y, int64_t ldy) {
-  vec_16 r[16];
-  for (int i = 0; i < 16; i++)
-    memcpy(&r[i], x + i * ldx, sizeof r[i]);
-  ATT_SWAP(8, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
-  ATT_SWAP(4, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27)
-  ATT_SWAP(2, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29)
-  ATT_SWAP(1, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30)
-  for (int i = 0; i < 16; i++)
-    memcpy(y + i * ldy, &r[i], sizeof r[i]);
-}
-#endif
-
 /* xt [D, ldt] = x [n, D] transposed, columns [n, ldt) zero; W = 16: whole 16 x 16 blocks in
  * registers (a scalar loop was 15% of the kernels' time). */
 ASG_ALWAYS_INLINE void transpose(int W, const float *x, int64_t n, int64_t D, float *xt,
                                  int64_t ldt) {
   int64_t n16 = 0, D16 = 0;
-#ifdef ATT_SHUFFLE
-  if (W == 16) {
+#ifdef ASG_SIMD_X86
+  if (W == 16) { /* only the AVX-512 instantiation */
     n16 = n / 16 * 16, D16 = D / 16 * 16;
     for (int64_t j = 0; j < n16; j += 16)
       for (int64_t d = 0; d < D16; d += 16)
-        transpose16(x + j * D + d, D, xt + d * ldt + j, ldt);
+        asg_transpose16_avx512(x + j * D + d, D, xt + d * ldt + j, ldt);
   }
 #else
   (void)W;

@@ -22,6 +22,7 @@
 #include "backends/cpu/cpu.h"
 #include "backends/cpu/cpu_conv.h"
 #include "backends/cpu/cpu_simd.h"
+#include "backends/cpu/cpu_transpose.h"
 #ifdef ASG_SIMD_X86
 #include <immintrin.h> /* FMA: no plain-C spelling of a vector fused multiply-add */
 #endif
@@ -162,37 +163,6 @@ __attribute__((target("avx2,fma"))) static void tile_avx2(const tile_args *a, in
 }
 #endif
 
-#ifdef ASG_SIMD_X86
-/* dst [c * ld + r] = src [r * ls + c] for a 16 x 16 tile, in registers */
-ASG_TARGET_AVX512 static void transpose16(const float *src, int64_t ls, float *dst, int64_t ld) {
-  __m512 r[16], t[16];
-  for (int i = 0; i < 16; i++)
-    r[i] = _mm512_loadu_ps(src + i * ls);
-  for (int i = 0; i < 8; i++) { /* pairs of rows interleaved */
-    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  for (int i = 0; i < 4; i++) { /* groups of 4 rows: 4 x 4 blocks per 128 bits */
-    r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
-    r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
-    r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
-    r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
-  }
-  for (int i = 0; i < 4; i++) { /* then the 128-bit blocks */
-    t[i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0x88);
-    t[4 + i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0xDD);
-    t[8 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0x88);
-    t[12 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0xDD);
-  }
-  for (int i = 0; i < 8; i++) {
-    r[i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88);
-    r[8 + i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0xDD);
-  }
-  for (int i = 0; i < 16; i++)
-    _mm512_storeu_ps(dst + i * ld, r[i]);
-}
-#endif
-
 /* dy [Og, OHW] -> dyt [OHW, ogp], zeros past Og (a copy: the same bits
  * whichever way) */
 static void transpose(const float *dy, int64_t OHW, int64_t Og, int64_t ogp, float *dyt) {
@@ -202,7 +172,7 @@ static void transpose(const float *dy, int64_t OHW, int64_t Og, int64_t ogp, flo
     pf = OHW / 16 * 16, of = Og / 16 * 16;
     for (int64_t o0 = 0; o0 < of; o0 += 16)
       for (int64_t p0 = 0; p0 < pf; p0 += 16)
-        transpose16(dy + o0 * OHW + p0, OHW, dyt + p0 * ogp + o0, ogp);
+        asg_transpose16_avx512(dy + o0 * OHW + p0, OHW, dyt + p0 * ogp + o0, ogp);
   }
 #endif
   for (int64_t p = 0; p < OHW; p++) {

@@ -243,23 +243,14 @@ static void pool_range(void *ctx, int64_t lo, int64_t hi, int tid) {
   const pgeo *p = &j->p;
   bool f32 = c->s->out.dtype == ASG_F32;
   if (f32 && j->fast2x2) {
-    if (c->s->op == ASG_OP_MAXPOOL2D) {
-#ifdef ASG_SIMD_X86
-      if (asg_cpu_simd_level() == ASG_SIMD_AVX512) {
-        maxpool2x2_f32_avx512(c, p, lo, hi);
-        return;
-      }
-#endif
-      maxpool2x2_f32(c, p, lo, hi);
-      return;
-    }
+    const bool fwd = c->s->op == ASG_OP_MAXPOOL2D;
 #ifdef ASG_SIMD_X86
     if (asg_cpu_simd_level() == ASG_SIMD_AVX512) {
-      maxpool2x2_bwd_f32_avx512(c, p, lo, hi);
+      fwd ? maxpool2x2_f32_avx512(c, p, lo, hi) : maxpool2x2_bwd_f32_avx512(c, p, lo, hi);
       return;
     }
 #endif
-    maxpool2x2_bwd_f32(c, p, lo, hi);
+    fwd ? maxpool2x2_f32(c, p, lo, hi) : maxpool2x2_bwd_f32(c, p, lo, hi);
     return;
   }
   switch (c->s->op) {

@@ -82,29 +82,6 @@ ASG_ALWAYS_INLINE void mm(int W, int64_t nr, const float *A, int64_t sr, int64_t
     mm_cols(W, 1, A + r * sr, sr, sk, B, ldb, K, N, C + r * ldc, ldc);
 }
 
-/* xt [D, ldt] = x [n, D] transposed, columns [n, ldt) zero; W = 16: whole 16 x 16 blocks in
- * registers (a scalar loop was 15% of the kernels' time). */
-ASG_ALWAYS_INLINE void transpose(int W, const float *x, int64_t n, int64_t D, float *xt,
-                                 int64_t ldt) {
-  int64_t n16 = 0, D16 = 0;
-#ifdef ASG_SIMD_X86
-  if (W == 16) { /* only the AVX-512 instantiation */
-    n16 = n / 16 * 16, D16 = D / 16 * 16;
-    for (int64_t j = 0; j < n16; j += 16)
-      for (int64_t d = 0; d < D16; d += 16)
-        asg_transpose16_avx512(x + j * D + d, D, xt + d * ldt + j, ldt);
-  }
-#else
-  (void)W;
-#endif
-  for (int64_t d = 0; d < D; d++) {
-    for (int64_t j = d < D16 ? n16 : 0; j < n; j++)
-      xt[d * ldt + j] = x[j * D + d];
-    for (int64_t j = n; j < ldt; j++)
-      xt[d * ldt + j] = 0;
-  }
-}
-
 /* Rows x [n, D] with a row length that mm can read in whole vectors: x itself when D is a multiple
  * of L, else a copy [n, up(D)] with zeros after D (into buf). *ld: its row length. */
 static const float *rows_padded(const float *x, int64_t n, int64_t D, float *buf, int64_t *ld) {
@@ -219,7 +196,7 @@ ASG_ALWAYS_INLINE void fwd_units(int W, const asg_cpu_call *c, const att_dims *a
       continue;
     }
     const int64_t ldk = up(nkb);
-    transpose(W, k + b * Tk * D, nkb, D, kt, ldk);
+    asg_transpose_pad(k + b * Tk * D, nkb, D, kt, ldk, W == 16);
     keys_visible(mr, nkb, ok, ldk);
     int64_t first = 0; /* the first visible key */
     while (first < nkb && ok[first] == 0)
@@ -273,8 +250,8 @@ ASG_ALWAYS_INLINE void bwd_q_units(int W, const asg_cpu_call *c, const att_dims 
       continue;
     }
     const int64_t ldk = up(nkb);
-    transpose(W, k + b * Tk * D, nkb, D, kt, ldk);
-    transpose(W, v + b * Tk * D, nkb, D, vt, ldk);
+    asg_transpose_pad(k + b * Tk * D, nkb, D, kt, ldk, W == 16);
+    asg_transpose_pad(v + b * Tk * D, nkb, D, vt, ldk, W == 16);
     keys_visible(mr, nkb, ok, ldk);
     int64_t ldkr = D;
     const float *kr = rows_padded(k + b * Tk * D, nkb, D, kbuf, &ldkr);
@@ -325,8 +302,8 @@ ASG_ALWAYS_INLINE void bwd_kv_units(int W, const asg_cpu_call *c, const att_dims
     }
     const float *mr = a->mask >= 0 ? (const float *)c->in[a->mask] + (b / a->G) * Tk + j0 : NULL;
     const int64_t ldk = up(nk);
-    transpose(W, k + c0 * D, nk, D, kt, ldk);
-    transpose(W, v + c0 * D, nk, D, vt, ldk);
+    asg_transpose_pad(k + c0 * D, nk, D, kt, ldk, W == 16);
+    asg_transpose_pad(v + c0 * D, nk, D, vt, ldk, W == 16);
     keys_visible(mr, nk, ok, ldk);
     /* query t (i = ilo + t) sees the unit's keys jj < kn(t); causal: jj <= t (ilo = j0) */
     for (int64_t t0 = 0; t0 < nqv; t0 += RT) {

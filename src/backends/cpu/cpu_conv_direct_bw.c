@@ -163,26 +163,6 @@ __attribute__((target("avx2,fma"))) static void tile_avx2(const tile_args *a, in
 }
 #endif
 
-/* dy [Og, OHW] -> dyt [OHW, ogp], zeros past Og (a copy: the same bits
- * whichever way) */
-static void transpose(const float *dy, int64_t OHW, int64_t Og, int64_t ogp, float *dyt) {
-  int64_t pf = 0, of = 0; /* done in whole 16 x 16 tiles: p < pf, o < of */
-#ifdef ASG_SIMD_X86
-  if (asg_cpu_simd_level() == ASG_SIMD_AVX512) {
-    pf = OHW / 16 * 16, of = Og / 16 * 16;
-    for (int64_t o0 = 0; o0 < of; o0 += 16)
-      for (int64_t p0 = 0; p0 < pf; p0 += 16)
-        asg_transpose16_avx512(dy + o0 * OHW + p0, OHW, dyt + p0 * ogp + o0, ogp);
-  }
-#endif
-  for (int64_t p = 0; p < OHW; p++) {
-    for (int64_t o = p < pf ? of : 0; o < Og; o++)
-      dyt[p * ogp + o] = dy[o * OHW + p];
-    for (int64_t o = Og; o < ogp; o++)
-      dyt[p * ogp + o] = 0.0f;
-  }
-}
-
 typedef struct bw_job {
   const cgeo *g;
   const float *x, *dy;
@@ -202,7 +182,8 @@ static void copy_range(void *ctx, int64_t lo, int64_t hi, int tid) {
     float *xp = b->copies + i * image_of(g), *dyt = xp + asg_cpu_conv_direct_xp(g);
     asg_cpu_conv_direct_pad(g, b->x + ((n + i) * g->C + b->gi * g->Cg) * g->HW, xp);
     const float *dy = b->dy + ((n + i) * g->O + b->gi * g->Og) * g->OHW;
-    transpose(dy, g->OHW, g->Og, ogp, dyt);
+    /* dy [Og, OHW] -> dyt [OHW, ogp], zeros past Og */
+    asg_transpose_pad(dy, g->Og, g->OHW, dyt, ogp, asg_cpu_simd_level() == ASG_SIMD_AVX512);
   }
 }
 

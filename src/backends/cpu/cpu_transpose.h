@@ -1,10 +1,11 @@
 /* A 16 x 16 f32 tile transposed in AVX-512 registers, shared by the CPU
  * kernels that lay an operand out the other way (the direct convolution's
- * weight gradient, the f32 attention's K and V). Exact: the same bits
- * whatever computes it, so the callers' results do not depend on it. */
+ * weight gradient, the f32 attention's K and V), and the padded transpose
+ * built on it. Exact: the same bits whatever computes them. */
 #ifndef ASG_CPU_TRANSPOSE_H
 #define ASG_CPU_TRANSPOSE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "backends/cpu/cpu_simd.h"
@@ -42,5 +43,29 @@ ASG_TARGET_AVX512 static inline void asg_transpose16_avx512(const float *src, in
     _mm512_storeu_ps(dst + i * ld, r[i]);
 }
 #endif
+
+/* dst [cols, ld] = src [rows, cols] transposed, dst's columns [rows, ld)
+ * zero; whole 16 x 16 tiles in registers when tiles (the AVX-512 level),
+ * the rest element by element (a copy: the same bits whichever way). */
+static inline void asg_transpose_pad(const float *src, int64_t rows, int64_t cols, float *dst,
+                                     int64_t ld, bool tiles) {
+  int64_t rf = 0, cf = 0; /* done in tiles: r < rf, c < cf */
+#ifdef ASG_SIMD_X86
+  if (tiles) {
+    rf = rows / 16 * 16, cf = cols / 16 * 16;
+    for (int64_t r0 = 0; r0 < rf; r0 += 16)
+      for (int64_t c0 = 0; c0 < cf; c0 += 16)
+        asg_transpose16_avx512(src + r0 * cols + c0, cols, dst + c0 * ld + r0, ld);
+  }
+#else
+  (void)tiles;
+#endif
+  for (int64_t c = 0; c < cols; c++) {
+    for (int64_t r = c < cf ? rf : 0; r < rows; r++)
+      dst[c * ld + r] = src[r * cols + c];
+    for (int64_t r = rows; r < ld; r++)
+      dst[c * ld + r] = 0.0f;
+  }
+}
 
 #endif

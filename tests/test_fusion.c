@@ -8,8 +8,8 @@
  * that something else reads is left alone, and the graph is not changed.
  * Usage: test_fusion [cpu|cuda|vulkan] (default cpu; the fused program runs
  * there, the unfused reference on the CPU; 77 when the backend has no
- * device). With ASG_FUSE_CONV=0 / ASG_FUSE_LINEAR=0 set, the same checks expect
- * no step of that rule fused. */
+ * device). With ASG_FUSE_CONV=0 / ASG_FUSE_LINEAR=0 / ASG_FUSE_RESIDUAL=0 set,
+ * the same checks expect no step of that rule fused. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -263,6 +263,79 @@ static void check_linear(asg_dtype dt, bool tb, int act, bool batched, bool mm_o
   asg_graph_free(g);
 }
 
+/* (a w^T + bias) + r (+ the gradients of a, w, bias and r): the residual
+ * folds into the matmul_bias_act step as its input 3 (fuse.c), one step
+ * fewer than the product with its bias alone, unless ASG_FUSE_RESIDUAL=0;
+ * M = 3 rows (CUDA: the skinny-product kernel) or 37. */
+static void check_residual(asg_dtype dt, int64_t M, bool grads) {
+  const int64_t K = 24, N = 19;
+  asg_graph *g = asg_graph_new();
+  asg_tensor *a = asg_input(g, "a", dt, ASG_SHAPE(M, K));
+  asg_tensor *w = asg_input(g, "w", dt, ASG_SHAPE(N, K));
+  asg_tensor *b = asg_input(g, "b", dt, ASG_SHAPE(N));
+  asg_tensor *r = asg_input(g, "r", dt, ASG_SHAPE(M, N)),
+             *u = asg_input(g, "u", dt, ASG_SHAPE(M, N));
+  asg_tensor *y = asg_add(r, asg_add(asg_matmul_t(a, w, false, true), b));
+  asg_tensor *outs[5] = {y}, *wrt[4] = {a, w, b, r};
+  int n = 1;
+  if (grads) {
+    TU_CHECK(asg_grad(asg_sum(asg_mul(y, u), ASG_ALL_AXES, false), 4, wrt, outs + 1) == ASG_OK,
+             "residual: asg_grad");
+    n = 5;
+  }
+  asg_program *fz = compile(g, n, outs, g_backend, false), *un = compile(g, n, outs, "cpu", true);
+  double av[37 * 24], wv[19 * 24], bv[19], rv[37 * 19], uv[37 * 19], want[37 * 19];
+  double *got[5], *ug[5];
+  tu_rand(21, av, M * K, -1, 1), tu_rand(22, wv, N * K, -1, 1), tu_rand(23, bv, N, -1, 1);
+  tu_rand(24, rv, M * N, -2, 2), tu_rand(25, uv, M * N, 0.5, 1.5);
+  for (int k = 0; k < n; k++) {
+    got[k] = calloc((size_t)numel(outs[k]), sizeof(double));
+    ug[k] = calloc((size_t)numel(outs[k]), sizeof(double));
+  }
+  asg_program *ps[2] = {fz, un};
+  double **res[2] = {got, ug};
+  bool ok = fz && un;
+  for (int q = 0; q < 2 && ok; q++) {
+    ok = !tu_feed(ps[q], "a", dt, av, M * K) && !tu_feed(ps[q], "w", dt, wv, N * K) &&
+         !tu_feed(ps[q], "b", dt, bv, N) && !tu_feed(ps[q], "r", dt, rv, M * N) &&
+         (!grads || !tu_feed(ps[q], "u", dt, uv, M * N)) && asg_program_run(ps[q]) == ASG_OK;
+    for (int k = 0; k < n && ok; k++)
+      ok = !tu_fetch(ps[q], outs[k], res[q][k]);
+  }
+  char what[96];
+  snprintf(what, sizeof what, "residual %s M %lld grads %d", asg_dtype_name(dt), (long long)M,
+           grads);
+  TU_CHECK(ok, "%s: run: %s", what, asg_last_error());
+  if (ok) {
+    const char *e = getenv("ASG_FUSE_RESIDUAL");
+    const int folded = g_off_linear ? 0 : e && !strcmp(e, "0") ? 1 : 2; /* steps saved */
+    const int sf = asg_program_step_count(fz), su = asg_program_step_count(un);
+    TU_CHECK(sf == su - folded, "%s: %d steps fused, %d unfused (%d folded expected)", what, sf, su,
+             folded);
+    for (int64_t i = 0; i < M; i++)
+      for (int64_t j = 0; j < N; j++) {
+        double v = bv[j];
+        for (int64_t k = 0; k < K; k++)
+          v += av[i * K + k] * wv[j * K + k];
+        want[i * N + j] = v + rv[i * N + j];
+      }
+    TU_CHECK(tu_close(what, got[0], want, M * N, dt == ASG_F32 ? 1e-5 : 1e-12, 1e-5),
+             "%s: y against loops", what);
+    for (int k = 0; k < n; k++) {
+      const long m = numel(outs[k]);
+      if (!strcmp(g_backend, "cpu"))
+        TU_CHECK(same(got[k], ug[k], m), "%s: output %d is the unfused bits", what, k);
+      else
+        TU_CHECK(tu_close(what, got[k], ug[k], m, dt == ASG_F32 ? 1e-4 : 1e-10, 1e-4),
+                 "%s: output %d against the unfused CPU", what, k);
+    }
+  }
+  for (int k = 0; k < n; k++)
+    free(got[k]), free(ug[k]);
+  asg_program_free(fz), asg_program_free(un);
+  asg_graph_free(g);
+}
+
 int main(int argc, char **argv) {
   if (argc > 1) g_backend = argv[1];
   const char *env = getenv("ASG_FUSE_CONV"), *env_l = getenv("ASG_FUSE_LINEAR");
@@ -293,5 +366,8 @@ int main(int argc, char **argv) {
   for (int d = 0; d < 2; d++)
     for (int v = 0; v < 7; v++) /* (tb, act, batched, mm_out, grads); gelu_tanh: f32 folds it */
       check_linear(dts[d], v != 2, v == 1 ? 0 : v >= 5 ? 2 : 1, v == 2, v == 4, v != 6);
+  for (int d = 0; d < 2; d++)
+    for (int v = 0; v < 4; v++)
+      check_residual(dts[d], v & 1 ? 37 : 3, v >= 2);
   return tu_finish();
 }

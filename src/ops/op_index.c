@@ -55,6 +55,18 @@ static asg_tensor *permute_named(const char *name, asg_tensor *x, const int *per
     s.dims[d] = x->shape.dims[p];
   }
   if (identity) return x;
+  /* Only axes of size 1 move (the other axes keep their order): the same
+   * bytes in the same order, a view instead of a copy (a decode step's
+   * [B, T, H, D] -> [B, H, T, D] at T = 1). */
+  int last = -1;
+  bool same_order = true;
+  for (int d = 0; d < nd && same_order; d++) {
+    int p = perm[d] < 0 ? perm[d] + nd : perm[d];
+    if (x->shape.dims[p] == 1) continue;
+    same_order = p > last;
+    last = p;
+  }
+  if (same_order) return asg_reshape(x, s);
   asg_tensor *y = asg__node(g, ASG_OP_PERMUTE, x->dtype, s, 1, &x);
   if (y)
     for (int d = 0; d < nd; d++)

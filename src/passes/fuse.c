@@ -48,6 +48,7 @@ static asg_tensor *fused(const asg_tensor *at, const asg_fuse_match *m, int act)
 asg_status asg__fuse_begin(asg_graph *g, int n_out, asg_tensor *const *outs, asg_fusion **out) {
   *out = NULL;
   const bool conv = rule_on("ASG_FUSE_CONV"), linear = rule_on("ASG_FUSE_LINEAR");
+  const bool residual = linear && rule_on("ASG_FUSE_RESIDUAL");
   if (!conv && !linear) return ASG_OK;
   const int N = g->n_nodes;
   asg_fuse_view v = {g, calloc((size_t)N + 1, sizeof(int)), malloc(sizeof(int) * ((size_t)N + 1))};
@@ -64,6 +65,7 @@ asg_status asg__fuse_begin(asg_graph *g, int n_out, asg_tensor *const *outs, asg
   for (int i = 0; i < N; i++) {
     asg_tensor *add = g->nodes[i];
     asg_fuse_match m;
+    if (f->nodes && f->nodes[i] != add) continue; /* replaced by an earlier fusion */
     if (add->op != ASG_OP_ADD || (add->dtype != ASG_F32 && add->dtype != ASG_F64)) continue;
     if (!(conv && asg__fuse_conv_match(&v, add, &m)) &&
         !(linear && asg__fuse_linear_match(&v, add, &m)))
@@ -74,6 +76,16 @@ asg_status asg__fuse_begin(asg_graph *g, int n_out, asg_tensor *const *outs, asg
     if (next == ASG_OP_RELU || (next == ASG_OP_GELU_TANH && m.gelu_tanh)) {
       at = g->nodes[reader[add->id]];
       act = next == ASG_OP_RELU ? 1 : 2;
+    }
+    if (residual && act == 0 && m.op == ASG_OP_MATMUL_BIAS_ACT && next == ASG_OP_ADD) {
+      /* y = (a w + b) + r, r of y's shape: the residual stream of a
+       * transformer block after its projection (input 3) */
+      asg_tensor *ra = g->nodes[reader[add->id]];
+      asg_tensor *r = ra->in[0] == add ? ra->in[1] : ra->in[0];
+      if (r != add && r->dtype == add->dtype && asg_shape_equal(r->shape, add->shape)) {
+        at = ra;
+        m.in[m.n_in++] = r;
+      }
     }
     if (!f->nodes) { /* the first fusion: the table compile reads becomes a copy */
       f->nodes = malloc(sizeof *f->nodes * ((size_t)g->cap_nodes + 1));

@@ -3,6 +3,8 @@
  *   y = relu(matmul(a, w) + b [N])       ->  matmul_bias_act(a, w, b), act 1
  *   y = gelu_tanh(matmul(a, w) + b [N])  ->  matmul_bias_act(a, w, b), act 2 (f32)
  *   y = matmul(a, w) + b [N]             ->  matmul_bias_act(a, w, b), act 0
+ *   y = (matmul(a, w) + b [N]) + r       ->  matmul_bias_act(a, w, b, r), act 0
+ *                                            (fuse.c; r of y's shape, added last)
  *
  * for a product [..., M, N] of either transposition: asg_nn_linear's graph
  * (x w^T + b) and the ONNX importer's Gemm and MatMul + Add. A backend adds

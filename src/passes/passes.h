@@ -40,6 +40,9 @@ bool asg__remat_has_blocks(const asg_graph *g);
  * nothing else) folded in as act 1 (f32 linear: or gelu_tanh, act 2):
  *   conv2d + per-channel bias [O] -> conv2d_bias_act  (ASG_FUSE_CONV=0: off)
  *   matmul + bias [N]             -> matmul_bias_act  (ASG_FUSE_LINEAR=0: off)
+ *   ... without an activation, then + r of the output's shape (the residual
+ *   stream after a projection) -> matmul_bias_act with r as its input 3,
+ *   added last                    (ASG_FUSE_RESIDUAL=0: off)
  * Nothing is fused where no node, no output in outs, reads what lies
  * between. *out NULL when nothing was fused. */
 typedef struct asg_fusion asg_fusion;

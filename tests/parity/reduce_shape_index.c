@@ -113,26 +113,62 @@ void cases_matmul(void) {
     one_matmul(dt, ASG_SHAPE(1, 9), ASG_SHAPE(9, 1), false, false);
     one_matmul(dt, ASG_SHAPE(65, 129), ASG_SHAPE(129, 67), false, false);
     one_matmul(dt, ASG_SHAPE(129, 65), ASG_SHAPE(67, 129), true, true);
+    /* a few rows times W^T (CUDA: the skinny-product kernel, cuda_gemv.cu):
+     * K a multiple of 4 or not, N not a multiple of its 4 rows a block */
+    one_matmul(dt, ASG_SHAPE(1, 1, 96), ASG_SHAPE(67, 96), false, true);
+    one_matmul(dt, ASG_SHAPE(8, 257), ASG_SHAPE(33, 257), false, true);
+    one_matmul(dt, ASG_SHAPE(2, 3, 1040), ASG_SHAPE(130, 1040), false, true);
   }
   /* relu?(a b + bias): one matmul_bias_act step (src/passes/fuse_linear.c), a
    * batched [3,5,7] x [7,4] and a broadcast batch, against the unfused CPU */
   static const struct {
     asg_shape a, b;
-    bool tb, relu;
-  } lc[] = {{{2, {70, 48}}, {2, {40, 48}}, true, true},
-            {{3, {3, 5, 7}}, {2, {7, 4}}, false, false},
-            {{4, {2, 1, 5, 7}}, {3, {3, 7, 4}}, false, true}};
+    bool tb;
+    int act; /* 0 none, 1 relu, 2 gelu_tanh */
+  } lc[] = {{{2, {70, 48}}, {2, {40, 48}}, true, 1},
+            {{3, {3, 5, 7}}, {2, {7, 4}}, false, 0},
+            {{4, {2, 1, 5, 7}}, {3, {3, 7, 4}}, false, 1},
+            {{2, {1, 768}}, {2, {50, 768}}, true, 2}, /* decode-step shapes */
+            {{3, {1, 5, 300}}, {2, {21, 300}}, true, 1},
+            {{2, {8, 130}}, {2, {9, 130}}, true, 0}};
+  static const char *const act_name[] = {"id", "relu", "gelu_tanh"};
   for (int d = 0; d < 2; d++)
     for (size_t k = 0; k < sizeof lc / sizeof lc[0]; k++) {
       asg_dtype dt = FDT[d];
       int64_t N = lc[k].tb ? lc[k].b.dims[0] : lc[k].b.dims[lc[k].b.ndim - 1];
       pcase pc;
-      pc_begin(&pc, C_ACCUM, "%s(matmul + bias) %s a%s b%s%s", lc[k].relu ? "relu" : "id", dtn(dt),
+      pc_begin(&pc, C_ACCUM, "%s(matmul + bias) %s a%s b%s%s", act_name[lc[k].act], dtn(dt),
                shp(lc[k].a), shp(lc[k].b), lc[k].tb ? "^T" : "");
       asg_tensor *a = pc_in(&pc, dt, lc[k].a, -1, 1), *b = pc_in(&pc, dt, lc[k].b, -1, 1);
       asg_tensor *y =
           asg_add(asg_matmul_t(a, b, false, lc[k].tb), pc_in(&pc, dt, ASG_SHAPE(N), -0.5, 0.5));
-      pc_out(&pc, lc[k].relu ? asg_relu(y) : y, "y");
+      pc_out(&pc, lc[k].act == 1 ? asg_relu(y) : lc[k].act == 2 ? asg_gelu_tanh(y) : y, "y");
+      pc.fused = "matmul_bias_act";
+      pc_finish(&pc);
+    }
+  /* (a w^T + bias) + r: the residual folded in as input 3 (fuse.c); a few
+   * rows (CUDA: cuda_gemv.cu) and many (cuBLASLt's C operand), r on either
+   * side of the add */
+  static const struct {
+    asg_shape a;
+    int64_t N;
+    bool r_first;
+  } rc[] = {{{2, {1, 96}}, 40, false}, {{3, {2, 3, 64}}, 33, true}, {{2, {70, 48}}, 36, false}};
+  for (int d = 0; d < 2; d++)
+    for (size_t k = 0; k < sizeof rc / sizeof rc[0]; k++) {
+      asg_dtype dt = FDT[d];
+      const int64_t K = rc[k].a.dims[rc[k].a.ndim - 1];
+      asg_shape ys = rc[k].a;
+      ys.dims[ys.ndim - 1] = rc[k].N;
+      pcase pc;
+      pc_begin(&pc, C_ACCUM, "matmul + bias + residual %s a%s N=%lld", dtn(dt), shp(rc[k].a),
+               (long long)rc[k].N);
+      asg_tensor *a = pc_in(&pc, dt, rc[k].a, -1, 1);
+      asg_tensor *w = pc_in(&pc, dt, ASG_SHAPE(rc[k].N, K), -0.3, 0.3);
+      asg_tensor *b = pc_in(&pc, dt, ASG_SHAPE(rc[k].N), -0.5, 0.5);
+      asg_tensor *r = pc_in(&pc, dt, ys, -2, 2);
+      asg_tensor *y = asg_add(asg_matmul_t(a, w, false, true), b);
+      pc_out(&pc, rc[k].r_first ? asg_add(r, y) : asg_add(y, r), "y");
       pc.fused = "matmul_bias_act";
       pc_finish(&pc);
     }

@@ -20,31 +20,34 @@ typedef struct gemm_job {
   bool by_rows; /* BLAS blocks: of rows of C, else of columns */
   int64_t blk;  /* rows or columns a block */
   /* matmul_bias_act's epilogue, applied to each block of C as it is done:
-   * C = act(C + bias [N]) (bias NULL: none) */
+   * C = act(C + bias [N]) + res [M, N] (bias NULL: none; res NULL: none) */
   const void *bias;
   int act;
+  const void *res; /* rows of ldc elements, as C */
 } gemm_job;
 
-/* rows [r0, r1) x columns [c0, c1) of C: C = act(C + bias), the add and the
- * activation (1 relu, 2 gelu_tanh, f32 only) as the unfused steps do them
- * (the same bits) */
+/* rows [r0, r1) x columns [c0, c1) of C: C = act(C + bias) + res, the adds
+ * and the activation (1 relu, 2 gelu_tanh, f32 only) as the unfused steps do
+ * them (the same bits) */
 static void epilogue(const gemm_job *g, int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
   for (int64_t r = r0; r < r1; r++) {
     if (g->f64) {
       double *y = (double *)g->C + r * g->ldc;
-      const double *b = g->bias;
+      const double *b = g->bias, *rr = g->res ? (const double *)g->res + r * g->ldc : NULL;
       for (int64_t j = c0; j < c1; j++) {
         double v = y[j] + b[j];
-        y[j] = g->act == 1 && !(v > 0) ? 0 : v;
+        v = g->act == 1 && !(v > 0) ? 0 : v;
+        y[j] = rr ? v + rr[j] : v;
       }
     } else {
       float *y = (float *)g->C + r * g->ldc;
-      const float *b = g->bias;
+      const float *b = g->bias, *rr = g->res ? (const float *)g->res + r * g->ldc : NULL;
       for (int64_t j = c0; j < c1; j++) {
         float v = y[j] + b[j];
         if (g->act == 2) /* the gelu_tanh step's formula (cpu_elementwise_tmpl.h) */
           v = 0.5f * v * (1.0f + tanhf(0.79788456080286535588f * (v + 0.044715f * v * v * v)));
-        y[j] = g->act == 1 && !(v > 0) ? 0.0f : v;
+        v = g->act == 1 && !(v > 0) ? 0.0f : v;
+        y[j] = rr ? v + rr[j] : v;
       }
     }
   }
@@ -228,22 +231,28 @@ static void gemm_run(gemm_job *g, asg_cpu_pool *pool) {
 void asg_cpu_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                    int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc,
                    asg_cpu_pool *pool) {
-  gemm_job g = {ta, tb, false, M, N, K, lda, ldb, ldc, alpha, beta, A, B, C, false, 0, NULL, 0};
+  gemm_job g = {ta,   tb, false, M, N,     K, lda,  ldb, ldc, alpha,
+                beta, A,  B,     C, false, 0, NULL, 0,   NULL};
   gemm_run(&g, pool);
 }
 
 void asg_cpu_dgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double *A,
                    int64_t lda, const double *B, int64_t ldb, double beta, double *C, int64_t ldc,
                    asg_cpu_pool *pool) {
-  gemm_job g = {ta, tb, true, M, N, K, lda, ldb, ldc, alpha, beta, A, B, C, false, 0, NULL, 0};
+  gemm_job g = {ta,   tb, true, M, N,     K, lda,  ldb, ldc, alpha,
+                beta, A,  B,    C, false, 0, NULL, 0,   NULL};
   gemm_run(&g, pool);
 }
 
-/* One product of the step into C [M, N], with matmul_bias_act's epilogue. */
+/* One product of the step into C [M, N], with matmul_bias_act's epilogue
+ * (its residual, input 3, at C's offset in the output). */
 static void step_gemm(const asg_cpu_call *c, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
                       const void *A, int64_t lda, const void *B, int64_t ldb, void *C) {
   const asg_step *s = c->s;
   const bool fused = s->op == ASG_OP_MATMUL_BIAS_ACT;
+  const void *res = fused && s->n_in > 3
+                        ? (const char *)c->in[3] + ((const char *)C - (const char *)c->out)
+                        : NULL;
   gemm_job g = {ta,
                 tb,
                 s->out.dtype == ASG_F64,
@@ -261,13 +270,15 @@ static void step_gemm(const asg_cpu_call *c, bool ta, bool tb, int64_t M, int64_
                 false,
                 0,
                 fused ? c->in[2] : NULL,
-                fused ? (int)s->attr.i[2] : 0};
+                fused ? (int)s->attr.i[2] : 0,
+                res};
   gemm_run(&g, c->pool);
 }
 
 /* out[..., M, N] = a[..., M, K] b[..., K, N] (attrs i0/i1 transpose a/b);
- * matmul_bias_act (src/passes/fuse_linear.c): then out = act(out + bias [N]),
- * act (i2) 1: ReLU, 2: tanh GELU (f32). */
+ * matmul_bias_act (src/passes/fuse_linear.c): then out = act(out + bias [N])
+ * (+ r [..., M, N], its input 3 when it has one), act (i2) 1: ReLU, 2: tanh
+ * GELU (f32). */
 static asg_status matmul_kernel(const asg_cpu_call *c) {
   const asg_step *s = c->s;
   asg_shape as = s->in[0].shape, bs = s->in[1].shape, os = s->out.shape;

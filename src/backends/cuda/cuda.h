@@ -79,7 +79,8 @@ typedef struct asg_cuda_call {
    * writes epi_out (the step's out). */
   const void *epi_bias;
   void *epi_out;
-  int epi_act; /* ASG_CUDA_EPI_* */
+  int epi_act;         /* ASG_CUDA_EPI_* */
+  const void *epi_res; /* ... then adds this [rows, N] (input 3), or NULL */
   /* matmul a^T b: also the column sums of a ([R, C] -> [C], f32: a linear
    * layer's bias gradient) into bgrad_out, in cuBLASLt's epilogue; the sum
    * step then launches nothing (cuda_backend.c plans it). */
@@ -125,6 +126,12 @@ bool asg_cuda_mm_out_half(const void *state);
 /* The 16-bit dtype a product's plan (its .prepare state) converts its f32
  * operands to, or ASG_F32 when it converts nothing (cuda_matmul.cu). */
 asg_dtype asg_cuda_mm_low(const void *state);
+
+/* Skinny products (cuda_gemv.cu): an f32 x [rows <= 8, K] times W [N, K]^T,
+ * with matmul_bias_act's epilogue when c has one, run as one memory-bound
+ * kernel instead of a cuBLAS GEMM (ASG_CUDA_GEMV=0: cuBLAS). */
+bool asg_cuda_gemv_ok(const asg_cuda_call *c);
+asg_status asg_cuda_gemv(const asg_cuda_call *c);
 
 /* The ops cuda_matmul.cu runs as products (with their .prepare plans):
  * matmul and the fused matmul_bias_act. */

@@ -1807,7 +1807,7 @@ asg_status attention_run(const asg_cuda_call *c) {
   bool done = false; // a key mask takes the tensor-core or else the generic kernels
   // a few query rows over many keys (decode steps): split over the keys
   if (dt == ASG_F32) done = asg_cuda_attention_decode(c, (const float *)g.mask, g.G);
-  if (dt == ASG_F32 && c->tf32 && (g.D == 32 || g.D == 64 || g.D == 128) && vec_ok(c, g.D))
+  if (!done && dt == ASG_F32 && c->tf32 && (g.D == 32 || g.D == 64 || g.D == 128) && vec_ok(c, g.D))
     done = mma_dispatch(c, g);
   if (!done && !g.mask && dt == ASG_F32 && g.D <= 128) {
     bool vec = vec_ok(c, g.D);

@@ -147,7 +147,10 @@ bool geometry(const asg_step *s, int *Tq, int *Tk, int *D, int64_t *nbh) {
   *nbh = 1;
   for (int d = 0; d < qs.ndim - 2; d++)
     *nbh *= qs.dims[d];
-  return *Tq >= 1 && *Tq <= kRows && *Tk >= 2 * kKeys && *D >= 1 && *D <= kMaxD && *nbh >= 1;
+  // more keys than query rows: a decode step over a cache of any length (the
+  // generic kernel's warp per row took ~95 us for 81 keys on an H100)
+  return *Tq >= 1 && *Tq <= kRows && (*Tk >= 2 * kKeys || *Tk > *Tq) && *D >= 1 && *D <= kMaxD &&
+         *nbh >= 1;
 }
 
 } // namespace

@@ -337,36 +337,49 @@ bool lt_layout(cublasLtMatrixLayout_t *l, cudaDataType_t ty, int64_t rows, int64
                                           sizeof stride) == CUBLAS_STATUS_SUCCESS;
 }
 
-// ---- epilogue after the product (c->epi_act where cuBLASLt cannot) ----
-// y [rows, N] = act(y + bias [N]), in place; the activations are those of
+// ---- epilogue after the product (what cuBLASLt did not do of c's) ----
+// y [rows, N] = act(y + bias [N]) + res [rows, N], in place (bias NULL:
+// neither the add nor act; res NULL: none); the activations are those of
 // the unary ops (cuda_elementwise.cu), GELU in its tanh form.
 // (f64: matmul_bias_act's products, which cuBLASLt does not take)
 template <typename T>
-__global__ void epi_kernel(T *__restrict__ y, const T *__restrict__ bias, int64_t n, int64_t N,
-                           int act) {
+__global__ void epi_kernel(T *__restrict__ y, const T *__restrict__ bias, const T *__restrict__ res,
+                           int64_t n, int64_t N, int act) {
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
        i += (int64_t)gridDim.x * blockDim.x) {
-    T v = y[i] + bias[i % N];
-    if (act == ASG_CUDA_EPI_RELU) {
-      v = v > T(0) ? v : T(0);
-    } else if (act == ASG_CUDA_EPI_GELU_TANH) {
-      const T u = T(0.7978845608028654) * (v + T(0.044715) * v * v * v);
-      v = T(0.5) * v * (T(1) + tanh(u));
+    T v = y[i];
+    if (bias) {
+      v += bias[i % N];
+      if (act == ASG_CUDA_EPI_RELU) {
+        v = v > T(0) ? v : T(0);
+      } else if (act == ASG_CUDA_EPI_GELU_TANH) {
+        const T u = T(0.7978845608028654) * (v + T(0.044715) * v * v * v);
+        v = T(0.5) * v * (T(1) + tanh(u));
+      }
     }
-    y[i] = v;
+    y[i] = res ? v + res[i] : v;
   }
 }
 
-asg_status epi_apply(const asg_cuda_call *c) {
+// The epilogue's bias and act (with_bias) and its residual (with_res).
+asg_status epi_apply(const asg_cuda_call *c, bool with_bias, bool with_res) {
   const int64_t n = asg_shape_numel(c->s->out.shape);
   const int64_t N = c->s->out.shape.dims[c->s->out.shape.ndim - 1];
+  const void *bias = with_bias ? c->epi_bias : nullptr, *res = with_res ? c->epi_res : nullptr;
+  if (!bias && !res) return asg_cuda_check(c);
   if (c->s->out.dtype == ASG_F64)
     epi_kernel<double><<<asg_cuda_blocks(n, 256), 256, 0, c->ctx->stream>>>(
-        (double *)c->epi_out, (const double *)c->epi_bias, n, N, c->epi_act);
+        (double *)c->epi_out, (const double *)bias, (const double *)res, n, N, c->epi_act);
   else
     epi_kernel<float><<<asg_cuda_blocks(n, 256), 256, 0, c->ctx->stream>>>(
-        (float *)c->epi_out, (const float *)c->epi_bias, n, N, c->epi_act);
+        (float *)c->epi_out, (const float *)bias, (const float *)res, n, N, c->epi_act);
   return asg_cuda_check(c);
+}
+
+// Whether cuBLASLt adds c's residual as its C operand (beta = 1): before
+// its epilogue's activation, so only where there is none.
+bool res_in_lt(const asg_cuda_call *c) {
+  return c->epi_res && (c->epi_act == 0 || c->epi_act == ASG_CUDA_EPI_BIAS);
 }
 
 // The product with algorithm algo; with 16-bit operands they are converted
@@ -394,10 +407,13 @@ asg_status lt_launch(const asg_cuda_call *c, const LtPlan *p, const cublasLtMatm
   }
   float one = 1.0f, zero = 0.0f;
   void *d = c->epi_out ? c->epi_out : c->out;
-  cublasStatus_t st = cublasLtMatmul(c->ctx->lt, p->op, &one, b, p->la, a, p->lb, &zero, d, p->lc,
-                                     d, p->lc, algo, c->ctx->blas_ws, ws, c->ctx->stream);
+  const bool res = res_in_lt(c) && (p->epi_lt || !c->epi_act); // else added after the bias
+  const void *cin = res ? c->epi_res : d;
+  cublasStatus_t st =
+      cublasLtMatmul(c->ctx->lt, p->op, &one, b, p->la, a, p->lb, res ? &one : &zero, cin, p->lc, d,
+                     p->lc, algo, c->ctx->blas_ws, ws, c->ctx->stream);
   if (st != CUBLAS_STATUS_SUCCESS) return blas_err(c, st);
-  return c->epi_act && !p->epi_lt ? epi_apply(c) : asg_cuda_check(c);
+  return epi_apply(c, c->epi_act && !p->epi_lt, c->epi_res && !res);
 }
 
 // The descriptor of the product, with c's epilogue when with_epi (false:
@@ -527,6 +543,7 @@ int add_split_k(const asg_cuda_call *c, const LtPlan *lp, const GemmKey &key,
 // run it: the cuBLAS path does).
 asg_status mm_prepare(const asg_cuda_call *c, void **state) {
   *state = NULL;
+  if (asg_cuda_gemv_ok(c)) return ASG_OK; // a few rows: cuda_gemv.cu, no plan
   const asg_step *s = c->s;
   const asg_dtype dt = s->out.dtype;
   cudaDataType_t ty;
@@ -565,7 +582,7 @@ asg_status mm_prepare(const asg_cuda_call *c, void **state) {
                  (int)ct,
                  0,
                  !env_off("ASG_CUDA_GEMM_TUNE"),
-                 c->bgrad_out ? 4 : c->epi_act,
+                 c->bgrad_out ? 4 : c->epi_act + (res_in_lt(c) ? 8 : 0),
                  0};
   key.m = tall ? p.nbatch * p.M : p.M;
   // 16-bit output (softmax CE logits): no epilogue, 16-bit operands
@@ -659,6 +676,7 @@ asg_status mm_prepare(const asg_cuda_call *c, void **state) {
 }
 
 asg_status mm_run(const asg_cuda_call *c) {
+  if (!c->state && asg_cuda_gemv_ok(c)) return asg_cuda_gemv(c);
   if (c->state) {
     const LtPlan *lp = (const LtPlan *)c->state;
     return lt_launch(c, lp, &lp->algo, lp->ws);
@@ -697,7 +715,7 @@ asg_status mm_run(const asg_cuda_call *c) {
     st = cublasGemmEx(h, opb, CUBLAS_OP_N, m, (int)(p.nbatch * p.M), k, alpha, B, ty, ldb, A, ty,
                       lda, beta, C, ty, ldc, ct, CUBLAS_GEMM_DEFAULT);
     if (st != CUBLAS_STATUS_SUCCESS) return blas_err(c, st);
-    return c->epi_act ? epi_apply(c) : asg_cuda_check(c);
+    return epi_apply(c, c->epi_act, c->epi_res);
   }
   int n = (int)p.M;
   if (p.kind == MM_STRIDED) {
@@ -710,7 +728,7 @@ asg_status mm_run(const asg_cuda_call *c) {
           CUBLAS_GEMM_DEFAULT);
       if (st != CUBLAS_STATUS_SUCCESS) return blas_err(c, st);
     }
-    return c->epi_act ? epi_apply(c) : asg_cuda_check(c);
+    return epi_apply(c, c->epi_act, c->epi_res);
   }
   // general broadcast: pointer arrays built on the device, in the workspace
   BatchMap bm = {};
@@ -733,7 +751,7 @@ asg_status mm_run(const asg_cuda_call *c) {
                              pc + b0, ty, ldc, cnt, ct, CUBLAS_GEMM_DEFAULT);
     if (st != CUBLAS_STATUS_SUCCESS) return blas_err(c, st);
   }
-  return c->epi_act ? epi_apply(c) : asg_cuda_check(c);
+  return epi_apply(c, c->epi_act, c->epi_res);
 }
 
 // matmul_bias_act (made by the fusion pass, src/passes/fuse_linear.c): the
@@ -748,11 +766,13 @@ asg_cuda_call fused_call(const asg_cuda_call *c) {
   e.epi_act = c->s->attr.i[2] == 1   ? ASG_CUDA_EPI_RELU
               : c->s->attr.i[2] == 2 ? ASG_CUDA_EPI_GELU_TANH
                                      : ASG_CUDA_EPI_BIAS;
+  e.epi_res = c->s->n_in > 3 ? c->in[3] : nullptr;
   return e;
 }
 
 asg_status mmba_prepare(const asg_cuda_call *c, void **state) {
   asg_cuda_call e = fused_call(c);
+  if (asg_cuda_gemv_ok(&e)) return mm_prepare(&e, state); // bias alignment does not matter
   if ((uintptr_t)e.epi_bias % 16) e.epi_bias = NULL, e.epi_out = NULL, e.epi_act = 0; // plain plan
   return mm_prepare(&e, state);
 }

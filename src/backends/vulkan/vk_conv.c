@@ -31,6 +31,7 @@ typedef struct splitk_params {
 typedef struct bias_act_params {
   uint64_t out, bias;
   int32_t n, O, OHW, act;
+  uint64_t res; /* 0: none (matmul_bias_act's residual) */
 } bias_act_params;
 
 /* Split-K: a GEMM with few output tiles but a long K (the weight gradient:
@@ -135,7 +136,7 @@ static asg_status conv_record(const asg_vk_call *c) {
   }
   if (st || s->op != ASG_OP_CONV2D_BIAS_ACT || p.OUTN == 0) return st;
   asg_vk_barrier(c); /* conv2d_bias_act: the bias and ReLU over the finished output */
-  bias_act_params b = {c->out, c->in[2], p.OUTN, p.O, p.OHW, (int32_t)s->attr.i[9]};
+  bias_act_params b = {c->out, c->in[2], p.OUTN, p.O, p.OHW, (int32_t)s->attr.i[9], 0};
   if ((st = asg_vk_variant(c, "conv_bias_act", dt, name, sizeof name))) return st;
   return asg_vk_dispatch(c, name, &b, sizeof b, asg_vk_groups(c, p.OUTN, 256), 1, 1);
 }

@@ -279,12 +279,13 @@ static asg_status gemm_record(const asg_vk_call *c, mm_params *p) {
 typedef struct mm_bias_act_params {
   uint64_t out, bias;
   int32_t n, O, OHW, act;
+  uint64_t res; /* the residual [..., M, N] (input 3), or 0 */
 } mm_bias_act_params;
 
 static asg_status mm_product(const asg_vk_call *c);
 
 /* matmul, and matmul_bias_act (src/passes/fuse_linear.c): the product, then
- * y = act(y + bias [N]) in one pass over it (act 1: ReLU). */
+ * y = act(y + bias [N]) (+ r, input 3) in one pass over it (act 1: ReLU). */
 static asg_status mm_record(const asg_vk_call *c) {
   const asg_step *s = c->s;
   asg_status st = mm_product(c);
@@ -293,9 +294,13 @@ static asg_status mm_record(const asg_vk_call *c) {
   if (n > INT32_MAX)
     return asg__error(ASG_ERR_UNSUPPORTED, "vulkan: %s: more than 2^31 elements", s->label);
   asg_vk_barrier(c);
-  mm_bias_act_params b = {c->out,     c->in[2],
-                          (int32_t)n, (int32_t)s->out.shape.dims[s->out.shape.ndim - 1],
-                          1,          (int32_t)s->attr.i[2]};
+  mm_bias_act_params b = {c->out,
+                          c->in[2],
+                          (int32_t)n,
+                          (int32_t)s->out.shape.dims[s->out.shape.ndim - 1],
+                          1,
+                          (int32_t)s->attr.i[2],
+                          s->n_in > 3 ? c->in[3] : 0};
   char name[32];
   if ((st = asg_vk_variant(c, "conv_bias_act", s->out.dtype, name, sizeof name))) return st;
   return asg_vk_dispatch(c, name, &b, sizeof b, asg_vk_groups(c, n, 256), 1, 1);

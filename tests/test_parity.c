@@ -130,6 +130,8 @@ int main(int argc, char **argv) {
   cases_shape();
   cases_index();
   cases_layernorm();
+  cases_rmsnorm();
+  cases_rope();
   cases_batchnorm();
   cases_conv();
   cases_pool();

@@ -350,6 +350,10 @@ static asg_tensor *build(env *e, const char *name, const char **want, bool *exac
     return grad_of(asg_upsample(x, up), x);
   }
   if (!strcmp(name, "layernorm")) return asg_layernorm(x3(e), NULL, NULL, 1e-5);
+  if (!strcmp(name, "rmsnorm")) return asg_rmsnorm(x3(e), var(e, "g", ASG_SHAPE(8)), 1e-5);
+  if (!strcmp(name, "rope"))
+    return asg_rope(x3(e), in(e, "c", ASG_F32, ASG_SHAPE(e->T, 8)),
+                    in(e, "s", ASG_F32, ASG_SHAPE(e->T, 8)));
   if (!strcmp(name, "layernorm_bwd_x")) {
     asg_tensor *x = x3(e);
     return grad_of(asg_layernorm(x, var(e, "g", ASG_SHAPE(8)), NULL, 1e-5), x);

@@ -160,6 +160,20 @@ ASG_API asg_tensor *asg_einsum(const char *spec, int n, asg_tensor *const *xs);
 /* ---- neural-network ops ---- */
 /* Normalizes over the last dim; gamma and beta [C] may be NULL. */
 ASG_API asg_tensor *asg_layernorm(asg_tensor *x, asg_tensor *gamma, asg_tensor *beta, double eps);
+/* RMS normalization over the last dim, one op (Llama's RMSNorm):
+ * y = x / sqrt(mean(x^2 over the last dim) + eps) * weight. x [..., C] of
+ * rank >= 1, f32 or f64; weight [C] of x's dtype (NULL means ones); eps
+ * finite and >= 0. Its gradient is built from generic ops (so it can be
+ * differentiated again). asg_nn_rmsnorm builds it. */
+ASG_API asg_tensor *asg_rmsnorm(asg_tensor *x, asg_tensor *weight, double eps);
+/* Rotary position embedding, one op (the half-split convention of Hugging
+ * Face Llama): y = x * cos + rotate_half(x) * sin, where
+ * rotate_half(x) = concat(-x[..., D/2:], x[..., :D/2]) on the last axis.
+ * x [..., D] of rank >= 1, f32 or f64, D a constant and even; cos and sin
+ * of x's dtype, each of a shape that broadcasts to x's (e.g. [T, D] or
+ * [B, 1, T, D] for x [B, H, T, D]); y has x's shape. Differentiable in all
+ * three inputs (the gradients of cos and sin are summed to their shapes). */
+ASG_API asg_tensor *asg_rope(asg_tensor *x, asg_tensor *cos, asg_tensor *sin);
 /* Batch normalization with the batch's statistics (training mode), one op:
  * x [N, C] or [N, C, ...] is normalized per channel (dim 1) by the mean and
  * the biased variance over every other dim, then scaled by gamma and

@@ -1,7 +1,7 @@
 /* ONNX export, the per-op mapping (see onnx_export.c): each ASG op becomes
  * one or a few ONNX nodes of the default domain, decompositions where ONNX
- * has no such op (batchnorm with the batch's statistics, GELU's gradients,
- * the variance). */
+ * has no such op (batchnorm with the batch's statistics, rmsnorm, rope,
+ * GELU's gradients, the variance). */
 #include <math.h>
 #include <string.h>
 
@@ -42,6 +42,16 @@ static const char *ex_transpose_last2(ex *e, const char *x, int nd) {
   if (!x) return NULL;
   Onnx__NodeProto *n = ex_node(e, "Transpose", 1, &x, NULL);
   ex_attr_ints(e, n, "perm", nd, perm);
+  return n ? n->output[0] : NULL;
+}
+
+/* x[..., lo:hi] on the last of nd axes */
+static const char *ex_slice_last(ex *e, const char *x, int nd, int64_t lo, int64_t hi) {
+  const int64_t ax = nd - 1, one = 1;
+  const char *in[5] = {x, ex_ints(e, 1, &lo), ex_ints(e, 1, &hi), ex_ints(e, 1, &ax),
+                       ex_ints(e, 1, &one)};
+  if (!x || !in[1] || !in[2] || !in[3] || !in[4]) return NULL;
+  Onnx__NodeProto *n = ex_node(e, "Slice", 5, in, NULL);
   return n ? n->output[0] : NULL;
 }
 
@@ -291,6 +301,25 @@ asg_status ex_op(ex *e, const asg_tensor *t, const char *out) {
       ex_attr_float(e, n, "epsilon", a->f[0]);
       r = out;
     }
+    break;
+  }
+  case ASG_OP_RMSNORM: { /* decomposed at every opset (RMSNormalization is opset 23) */
+    int64_t last = (int64_t)1 << (nd - 1);
+    const char *ms = ex_reduce(e, "ReduceMean", ex2(e, "Mul", x, x, NULL), last, nd, true, NULL);
+    const char *inv =
+        ex1(e, "Reciprocal",
+            ex1(e, "Sqrt", ex2(e, "Add", ms, ex_scalar(e, dt, a->f[0]), NULL), NULL), NULL);
+    r = ex2(e, "Mul", ex2(e, "Mul", x, inv, NULL), b, out);
+    break;
+  }
+  case ASG_OP_ROPE: { /* x cos + concat(-x[h:], x[:h]) sin: Slice, Neg, Concat, Mul, Add */
+    const int64_t D = t->shape.dims[nd - 1], h = D / 2;
+    const char *rot[2] = {ex1(e, "Neg", ex_slice_last(e, x, nd, h, D), NULL),
+                          ex_slice_last(e, x, nd, 0, h)};
+    if (!rot[0] || !rot[1] || !(n = ex_node(e, "Concat", 2, rot, NULL))) break;
+    ex_attr_int(e, n, "axis", nd - 1);
+    const char *sn = e->val[t->in[2]->id];
+    r = ex2(e, "Add", ex2(e, "Mul", x, b, NULL), ex2(e, "Mul", n->output[0], sn, NULL), out);
     break;
   }
   case ASG_OP_BATCHNORM: { /* training mode: the batch's statistics, as the op computes them */

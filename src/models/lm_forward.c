@@ -58,9 +58,7 @@ static asg_tensor *norm(lm *m, asg_tensor *x, const char *name) {
   if (m->c->arch == ASG_LM_GPT2)
     return asg_layernorm(x, w, param(m->g, m->dt, ASG_SHAPE(D), asg_init_zeros(), "%s.bias", name),
                          m->c->norm_eps);
-  /* RMSNorm: x / sqrt(mean(x^2) + eps) * w */
-  asg_tensor *ms = asg_mean(asg_mul(x, x), ASG_AXES(-1), true);
-  return asg_mul(asg_mul(x, asg_rsqrt(asg_add_scalar(ms, m->c->norm_eps))), w);
+  return asg_rmsnorm(x, w, m->c->norm_eps); /* x / sqrt(mean(x^2) + eps) * w */
 }
 
 /* cos or sin of t * base^(-2i/Dh) for the first `rows` positions, [rows, Dh]
@@ -99,12 +97,11 @@ static asg_tensor *rows_at(lm *m, asg_tensor *table, asg_tensor *positions) {
   return asg__slice_dims(table, 0, 0, m->T, 1);
 }
 
-/* y = x * cos + rotate_half(x) * sin, x [B, H, T, Dh]; cs/sn broadcast over heads */
+/* y = x * cos + rotate_half(x) * sin, one op; x [B, H, T, Dh], cs/sn
+ * [T, Dh] or [B, 1, T, Dh] (broadcast over heads) */
 static asg_tensor *rope(lm *m, asg_tensor *x, asg_tensor *cs, asg_tensor *sn) {
-  int64_t half = m->Dh / 2;
-  asg_tensor *rot[2] = {asg_neg(asg_slice(x, -1, half, m->Dh, 1)), asg_slice(x, -1, 0, half, 1)};
-  if (!rot[0] || !rot[1]) return NULL;
-  return asg_add(asg_mul(x, cs), asg_mul(asg_concat(rot, 2, -1), sn));
+  (void)m;
+  return asg_rope(x, cs, sn);
 }
 
 /* [N, H*Dh] -> [B, H, T, Dh] */

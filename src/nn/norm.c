@@ -173,9 +173,7 @@ static asg_tensor *layernorm_apply(asg_layer *l, asg_tensor *x, asg_tensor *mask
 static asg_tensor *rmsnorm_apply(asg_layer *l, asg_tensor *x, asg_tensor *mask) {
   (void)mask;
   if (!last_dim_ok(l, x, "rmsnorm")) return NULL;
-  asg_tensor *w = as_dtype(asg_layer_param(l, "weight"), asg_tensor_dtype(x));
-  asg_tensor *ms = asg_mean(asg_mul(x, x), ASG_AXES(-1), true);
-  return asg_mul(asg_mul(x, asg_rsqrt(asg_add_scalar(ms, l->f[1]))), w);
+  return asg_rmsnorm(x, as_dtype(asg_layer_param(l, "weight"), asg_tensor_dtype(x)), l->f[1]);
 }
 
 static asg_layer *norm_new(asg_graph *g, const char *name, int64_t dim, const asg_norm_opts *o,

@@ -1,11 +1,16 @@
-/* Neural-network op constructors: softmax, log_softmax, layernorm, batchnorm,
- * softmax cross-entropy, random sources and dropout.
+/* Neural-network op constructors: softmax, log_softmax, layernorm, rmsnorm,
+ * rope, batchnorm, softmax cross-entropy, random sources and dropout.
  *
  * Attributes:
  *   SOFTMAX, LOG_SOFTMAX   i0 = axis (normalized to [0, ndim))
  *   LAYERNORM              f0 = eps; inputs (x [..., C], gamma [C], beta [C])
  *   LAYERNORM_BWD_X        f0 = eps; inputs (dy, x, gamma) -> dx   (made by grad_nn.c)
  *   LAYERNORM_BWD_GAMMA    f0 = eps; inputs (dy, x) -> dgamma [C]  (made by grad_nn.c)
+ *   RMSNORM                f0 = eps; inputs (x [..., C], weight [C]); gradient from
+ *                          generic ops (grad_nn.c)
+ *   ROPE                   no attrs; inputs (x [..., D], cos, sin), cos and sin broadcast
+ *                          to x's shape: y = x * cos + rotate_half(x) * sin, with
+ *                          rotate_half(x) = concat(-x[..., D/2:], x[..., :D/2])
  *   BATCHNORM              f0 = eps; inputs (x [N, C, ...], gamma [C], beta [C]): the
  *                          statistics of each channel over every dim but 1 (biased var)
  *   BATCHNORM_BWD_X        f0 = eps; inputs (dy, x, gamma) -> dx   (made by grad_nn.c)
@@ -96,6 +101,60 @@ asg_tensor *asg_layernorm(asg_tensor *x, asg_tensor *gamma, asg_tensor *beta, do
 
 asg_tensor *asg_batchnorm(asg_tensor *x, asg_tensor *gamma, asg_tensor *beta, double eps) {
   return norm_op(ASG_OP_BATCHNORM, x, gamma, beta, eps);
+}
+
+/* ---- rmsnorm ---- */
+/* The checks of layernorm (float x of rank >= 1, eps finite and >= 0,
+ * weight [C] of x's dtype or NULL for ones); the op always has two inputs. */
+asg_tensor *asg_rmsnorm(asg_tensor *x, asg_tensor *weight, double eps) {
+  const char *name = "rmsnorm";
+  asg_tensor *all[2] = {x, weight};
+  asg_graph *g = asg__graph_of(name, weight ? 2 : 1, all);
+  if (!g || !asg__need_float(g, name, x)) return NULL;
+  if (x->shape.ndim < 1)
+    return asg__fail(g, ASG_ERR_SHAPE, name, "x must have rank >= 1 ([..., C]), got a scalar");
+  if (!(eps >= 0) || isinf(eps))
+    return asg__fail(g, ASG_ERR_INVALID, name, "eps must be finite and >= 0, got %g", eps);
+  asg_tensor *in[2] = {x, norm_param(g, name, x, x->shape.ndim - 1, weight, "weight", 1.0)};
+  if (!in[1]) return NULL;
+  asg_tensor *y = asg__node(g, ASG_OP_RMSNORM, x->dtype, x->shape, 2, in);
+  if (y) y->attr.f[0] = eps;
+  return y;
+}
+
+/* ---- rope ---- */
+/* x [..., D] (D a constant, even) of f32/f64; cos and sin of x's dtype in
+ * any shapes that broadcast to x's (the output has x's shape). */
+asg_tensor *asg_rope(asg_tensor *x, asg_tensor *cs, asg_tensor *sn) {
+  const char *name = "rope";
+  asg_tensor *in[3] = {x, cs, sn};
+  char b1[ASG_SHAPE_BUF], b2[ASG_SHAPE_BUF];
+  asg_graph *g = asg__graph_of(name, 3, in);
+  if (!g || !asg__need_float(g, name, x)) return NULL;
+  for (int k = 1; k < 3; k++)
+    if (in[k]->dtype != x->dtype)
+      return asg__fail(g, ASG_ERR_DTYPE, name, "%s is %s, x is %s (cast it)",
+                       k == 1 ? "cos" : "sin", asg_dtype_name(in[k]->dtype),
+                       asg_dtype_name(x->dtype));
+  const int nd = x->shape.ndim;
+  if (nd < 1)
+    return asg__fail(g, ASG_ERR_SHAPE, name, "x must have rank >= 1 ([..., D]), got a scalar");
+  const int64_t D = x->shape.dims[nd - 1];
+  if (asg__dim_is_sym(D))
+    return asg__fail(g, ASG_ERR_SHAPE, name, "the last dim of x %s must be a constant",
+                     SHP(x->shape, b1));
+  if (D % 2)
+    return asg__fail(
+        g, ASG_ERR_SHAPE, name,
+        "the last dim of x %s must be even (rotate_half splits it in halves), got %lld",
+        SHP(x->shape, b1), (long long)D);
+  for (int k = 1; k < 3; k++) {
+    asg_shape o;
+    if (!asg__broadcast_shapes(in[k]->shape, x->shape, &o) || !asg_shape_equal(o, x->shape))
+      return asg__fail(g, ASG_ERR_SHAPE, name, "%s %s does not broadcast to x %s",
+                       k == 1 ? "cos" : "sin", SHP(in[k]->shape, b2), SHP(x->shape, b1));
+  }
+  return asg__node(g, ASG_OP_ROPE, x->dtype, x->shape, 3, in);
 }
 
 /* ---- softmax cross-entropy ---- */

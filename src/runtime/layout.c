@@ -124,6 +124,37 @@ void asg__broadcast_plan(asg_bcast_plan *b, asg_shape o, const asg_tdesc *in, in
   }
 }
 
+/* The last dim dropped (rank 0 stays rank 0). */
+static asg_shape rows_of(asg_shape s) {
+  if (s.ndim > 0) s.dims[--s.ndim] = 0;
+  return s;
+}
+
+void asg__rope_plan(asg_rope_plan *p, const asg_step *s) {
+  const asg_shape xs = s->in[0].shape;
+  asg_tdesc t[2];
+  int64_t width[2];
+  memset(p, 0, sizeof *p);
+  p->D = xs.ndim ? xs.dims[xs.ndim - 1] : 1;
+  for (int k = 0; k < 2; k++) {
+    const asg_shape ts = s->in[1 + k].shape;
+    width[k] = ts.ndim ? ts.dims[ts.ndim - 1] : 1;
+    t[k].dtype = s->in[1 + k].dtype;
+    t[k].shape = rows_of(ts);
+    p->last[k] = width[k] == p->D ? 1 : 0; /* else 1: broadcast over D */
+  }
+  const asg_shape rs = rows_of(xs);
+  asg_bcast_plan b;
+  asg__broadcast_plan(&b, rs, t, 2);
+  p->rows = asg_shape_numel(rs);
+  p->nd = b.nd;
+  for (int d = 0; d < b.nd; d++) {
+    p->dims[d] = b.dims[d];
+    for (int k = 0; k < 2; k++)
+      p->st[k][d] = b.st[k][d] * width[k];
+  }
+}
+
 asg_fastdiv asg__fastdiv(uint32_t d) {
   uint32_t l = 0;
   while (l < 32 && ((uint64_t)1 << l) < d)

@@ -65,6 +65,25 @@ typedef struct asg_bcast_plan {
 
 void asg__broadcast_plan(asg_bcast_plan *b, asg_shape out, const asg_tdesc *in, int n_in);
 
+/* ---- rope (contract: src/ops/op_nn.c) ----
+ * x [..., D] as `rows` rows of D. Row r's cos (k = 0) and sin (k = 1)
+ * start at sum_d idx_d(r) * st[k][d], idx_d(r) the digits of r over the
+ * merged row dims `dims` (asg__broadcast_plan of x's and the tables' shapes
+ * without their last dim; strides in elements of the table, 0 on broadcast
+ * dims), and their element j at that start + j * last[k]: last is 1, or 0
+ * for a table broadcast over D (last dim 1 or rank 0). E.g. x [2,4,5,64],
+ * cos [2,1,5,64]: dims [2,4,5], st[0] (320,0,64), last[0] 1; cos [5,64]:
+ * dims [8,5], st[0] (0,64). */
+typedef struct asg_rope_plan {
+  int64_t rows, D;
+  int nd;
+  int64_t dims[ASG_MAX_DIMS];
+  int64_t st[2][ASG_MAX_DIMS];
+  int64_t last[2];
+} asg_rope_plan;
+
+void asg__rope_plan(asg_rope_plan *p, const asg_step *s);
+
 /* ---- 32-bit division by a constant ----
  * n / d as (mulhi(n, m) + n) >> l, the sum in 64 bits, with l = ceil(log2 d)
  * and m = floor(2^32 (2^l - d) / d) + 1 (Granlund & Montgomery): exact for

@@ -1,6 +1,6 @@
-/* Parity cases: layer norm, batch norm, softmax cross-entropy (and its edges: labels out
- * of range, every label ignored, large logits), and the fused attention,
- * plain and with a key mask. */
+/* Parity cases: layer norm, rms norm, rope, batch norm, softmax cross-entropy (and its edges:
+ * labels out of range, every label ignored, large logits), and the fused attention, plain and with
+ * a key mask. */
 #include "parity.h"
 
 /* ---------------------------------------------------------------- nn ops */
@@ -49,6 +49,57 @@ void cases_layernorm(void) {
       pc_finish(&pc);
     }
   }
+}
+
+/* rmsnorm: rows narrower and wider than a warp's or work group's share,
+ * wider than kWarpRowsMaxC (CUDA's block-per-row kernel), rank 1, no
+ * weight; the gradient (generic ops) comes with pc_finish */
+void cases_rmsnorm(void) {
+  static const int64_t sh[][3] = {
+      {5, 7, 33}, {257, 300, 0}, {40, 768, 0}, {3, 5000, 0}, {17, 0, 0}};
+  static const int rk[] = {3, 2, 2, 2, 1};
+  for (int d = 0; d < 2; d++) {
+    asg_dtype dt = FDT[d];
+    for (int k = 0; k < (int)(sizeof rk / sizeof rk[0]); k++) {
+      asg_shape s = {rk[k], {0}};
+      for (int i = 0; i < rk[k]; i++)
+        s.dims[i] = sh[k][i];
+      int64_t C = s.dims[rk[k] - 1];
+      bool nw = k == 4; /* no weight, a larger eps */
+      pcase pc;
+      pc_begin(&pc, C_ACCUM, "rmsnorm %s %s%s", dtn(dt), shp(s), nw ? " no weight eps 1e-3" : "");
+      asg_tensor *x = pc_in(&pc, dt, s, -2, 3);
+      asg_tensor *w = nw ? NULL : pc_in(&pc, dt, ASG_SHAPE(C), 0.5, 1.5);
+      pc_out(&pc, asg_rmsnorm(x, w, nw ? 1e-3 : 1e-6), "y");
+      pc_finish(&pc);
+    }
+  }
+}
+
+/* rope: x [B,H,T,D] with [T,D] tables and with [B,1,T,D] tables (D = 64,
+ * Llama's head size), an odd T with a D that is not a multiple of 4 and a
+ * sine table broadcast over D, and rank 2 with a cos of rank 1; gradients
+ * of x and of both tables (summed over the broadcast dims) come with
+ * pc_finish */
+void cases_rope(void) {
+  static const struct {
+    asg_shape x, c, s;
+  } rc[] = {{{4, {2, 4, 5, 64}}, {2, {5, 64}}, {2, {5, 64}}},
+            {{4, {2, 4, 5, 64}}, {4, {2, 1, 5, 64}}, {4, {2, 1, 5, 64}}},
+            {{4, {1, 3, 7, 6}}, {2, {7, 6}}, {4, {1, 1, 7, 1}}},
+            {{2, {3, 10}}, {1, {10}}, {2, {3, 10}}}};
+  for (int d = 0; d < 2; d++)
+    for (size_t k = 0; k < sizeof rc / sizeof rc[0]; k++) {
+      asg_dtype dt = FDT[d];
+      pcase pc;
+      pc_begin(&pc, C_ELEM, "rope %s x%s cos%s sin%s", dtn(dt), shp(rc[k].x), shp(rc[k].c),
+               shp(rc[k].s));
+      pc.gcls = C_ACCUM; /* the tables' gradients sum over broadcast dims */
+      asg_tensor *x = pc_in(&pc, dt, rc[k].x, -2, 2);
+      asg_tensor *c = pc_in(&pc, dt, rc[k].c, -1, 1), *s = pc_in(&pc, dt, rc[k].s, -1, 1);
+      pc_out(&pc, asg_rope(x, c, s), "y");
+      pc_finish(&pc);
+    }
 }
 
 /* batchnorm: channels of runs shorter and longer than a GPU block, [N, C]
@@ -177,6 +228,8 @@ void cases_attention(void) {
       /* decode steps: a few query rows over many keys (split over the keys) */
       {ASG_SHAPE(2, 3, 1, 64), ASG_SHAPE(2, 3, 300, 64), 0.125, false},
       {ASG_SHAPE(2, 2, 3, 40), ASG_SHAPE(2, 2, 129, 40), 0.2, true},
+      {ASG_SHAPE(1, 2, 8, 128), ASG_SHAPE(1, 2, 260, 128), 0.09, false},
+      {ASG_SHAPE(3, 2, 6), ASG_SHAPE(3, 50, 6), 0.4, false}, /* D % 4 != 0 */
   };
   static const char *const ops[] = {"attention_lse", "attention_bwd_kv"};
   for (size_t c = 0; c < sizeof cf / sizeof cf[0]; c++)
@@ -206,15 +259,20 @@ void cases_attention_masked(void) {
   const struct {
     asg_shape q, kv, m;
     double scale;
-    bool causal, empty;
+    bool causal, empty, tail; /* tail: keys past Tk / 2 hidden (a cache not filled yet) */
   } cf[] = {
-      {ASG_SHAPE(2, 3, 13, 8), ASG_SHAPE(2, 3, 13, 8), ASG_SHAPE(2, 13), 0.35, false, false},
-      {ASG_SHAPE(2, 3, 13, 8), ASG_SHAPE(2, 3, 13, 8), ASG_SHAPE(2, 3, 13), 0.35, true, false},
-      {ASG_SHAPE(2, 5, 8), ASG_SHAPE(2, 9, 8), ASG_SHAPE(2, 9), 0.6, false, true},
-      {ASG_SHAPE(1, 2, 70, 64), ASG_SHAPE(1, 2, 70, 64), ASG_SHAPE(1, 70), 0.125, true, false},
-      {ASG_SHAPE(2, 2, 33, 32), ASG_SHAPE(2, 2, 97, 32), ASG_SHAPE(2, 97), 0.2, false, true},
+      {ASG_SHAPE(2, 3, 13, 8), ASG_SHAPE(2, 3, 13, 8), ASG_SHAPE(2, 13), 0.35, false, false, false},
+      {ASG_SHAPE(2, 3, 13, 8), ASG_SHAPE(2, 3, 13, 8), ASG_SHAPE(2, 3, 13), 0.35, true, false,
+       false},
+      {ASG_SHAPE(2, 5, 8), ASG_SHAPE(2, 9, 8), ASG_SHAPE(2, 9), 0.6, false, true, false},
+      {ASG_SHAPE(1, 2, 70, 64), ASG_SHAPE(1, 2, 70, 64), ASG_SHAPE(1, 70), 0.125, true, false,
+       false},
+      {ASG_SHAPE(2, 2, 33, 32), ASG_SHAPE(2, 2, 97, 32), ASG_SHAPE(2, 97), 0.2, false, true, false},
       /* a decode step over a KV cache: 3 query rows (grouped heads), 333 keys */
-      {ASG_SHAPE(2, 2, 3, 64), ASG_SHAPE(2, 2, 333, 64), ASG_SHAPE(2, 333), 0.125, false, true},
+      {ASG_SHAPE(2, 2, 3, 64), ASG_SHAPE(2, 2, 333, 64), ASG_SHAPE(2, 333), 0.125, false, true,
+       false},
+      {ASG_SHAPE(2, 4, 1, 64), ASG_SHAPE(2, 4, 600, 64), ASG_SHAPE(2, 600), 0.125, false, false,
+       true},
   };
   for (size_t c = 0; c < sizeof cf / sizeof cf[0]; c++)
     for (int d = 0; d < 2; d++) {
@@ -228,7 +286,10 @@ void cases_attention_masked(void) {
       const long nm = numel(cf[c].m), tk = cf[c].m.dims[cf[c].m.ndim - 1];
       double *mv = malloc(sizeof *mv * (size_t)nm);
       for (long i = 0; mv && i < nm; i++) /* key 0 of each row hidden too, now and then */
-        mv[i] = (cf[c].empty && i / tk == 1) || (i * 3 + i / tk * 5) % 4 == 0 ? 0 : 1;
+        mv[i] = (cf[c].empty && i / tk == 1) || (cf[c].tail && i % tk >= tk / 2) ||
+                        (i * 3 + i / tk * 5) % 4 == 0
+                    ? 0
+                    : 1;
       asg_tensor *m = mv ? pc_in_vals(&pc, FDT[d], cf[c].m, mv) : NULL;
       free(mv);
       pc_out(&pc, asg_attention_masked(q, k, v, m, cf[c].scale, cf[c].causal), "o");

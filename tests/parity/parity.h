@@ -116,6 +116,8 @@ void cases_sample(void);
 void cases_sort(void);
 /* nn.c */
 void cases_layernorm(void);
+void cases_rmsnorm(void);
+void cases_rope(void);
 void cases_batchnorm(void);
 void cases_softmax_ce(void);
 void cases_ce_edges(void);

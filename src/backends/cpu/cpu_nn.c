@@ -1,5 +1,5 @@
 /* CPU kernels of the nn family: softmax, log_softmax, layernorm (+ its two
- * backward ops), softmax cross-entropy (+ its backward op).
+ * backward ops), rmsnorm, softmax cross-entropy (+ its backward op).
  * Sums accumulate in double for both f32 and f64; rows run in parallel and
  * every sum has a fixed order, so results do not depend on the threads. */
 #include <math.h>
@@ -415,6 +415,64 @@ static size_t ln_bwd_g_ws(const asg_step *s, int nthreads) {
   return (size_t)R * 2 * sizeof(double);
 }
 
+/* ---- rmsnorm ----
+ * x [R, C] (all leading dims flattened), weight [C] -> y [R, C]:
+ * y = x * rstd * weight, rstd = 1 / sqrt(mean_j x^2 + eps) of each row, the
+ * sum in double and in column order (one row per task: thread-count
+ * independent). Its gradient is made of generic ops (grad_nn.c). */
+
+/* Rows [lo, hi) of x [R,C], w [C] -> y [R,C], f32. */
+static void rms_rows_f32(const float *x, const float *w, float *y, int64_t C, double eps,
+                         int64_t lo, int64_t hi) {
+  for (int64_t r = lo; r < hi; r++) {
+    const float *xr = x + r * C;
+    float *yr = y + r * C;
+    double q = 0;
+    for (int64_t j = 0; j < C; j++)
+      q += (double)xr[j] * (double)xr[j];
+    double rstd = 1.0 / sqrt(q / (double)C + eps);
+    for (int64_t j = 0; j < C; j++)
+      yr[j] = (float)((double)xr[j] * rstd * (double)w[j]);
+  }
+}
+
+/* Rows [lo, hi) of x [R,C], w [C] -> y [R,C], f64. */
+static void rms_rows_f64(const double *x, const double *w, double *y, int64_t C, double eps,
+                         int64_t lo, int64_t hi) {
+  for (int64_t r = lo; r < hi; r++) {
+    const double *xr = x + r * C;
+    double *yr = y + r * C;
+    double q = 0;
+    for (int64_t j = 0; j < C; j++)
+      q += xr[j] * xr[j];
+    double rstd = 1.0 / sqrt(q / (double)C + eps);
+    for (int64_t j = 0; j < C; j++)
+      yr[j] = xr[j] * rstd * w[j];
+  }
+}
+
+static void rms_range(void *ctx, int64_t lo, int64_t hi, int tid) {
+  (void)tid;
+  const nn_job *j = ctx;
+  const asg_cpu_call *c = j->c;
+  double eps = c->s->attr.f[0];
+  if (c->s->out.dtype == ASG_F32)
+    rms_rows_f32(c->in[0], c->in[1], c->out, j->C, eps, lo, hi);
+  else
+    rms_rows_f64(c->in[0], c->in[1], c->out, j->C, eps, lo, hi);
+}
+
+static asg_status rmsnorm_kernel(const asg_cpu_call *c) {
+  asg_shape sh = c->s->in[0].shape;
+  int64_t C = sh.dims[sh.ndim - 1], R = prod_dims(sh, 0, sh.ndim - 1);
+  if (c->s->out.dtype != ASG_F32 && c->s->out.dtype != ASG_F64)
+    return asg__error(ASG_ERR_DTYPE, "cpu: %s: dtype not supported", c->s->label);
+  if (R == 0 || C == 0) return ASG_OK;
+  nn_job j = {c, R, C, 0};
+  asg_cpu_parallel_for(c->pool, threads_for(c, R * C, R), R, rms_range, &j);
+  return ASG_OK;
+}
+
 /* ---- softmax cross-entropy ----
  * logits [R, C], labels [R] (i32/i64) -> loss scalar:
  * mean over counted rows of (1-ls) * (lse - x[label]) + ls * (lse - mean_c x)
@@ -493,6 +551,7 @@ void asg_cpu_register_nn(asg_cpu_kernel *t) {
   t[ASG_OP_LAYERNORM_BWD_X].run = layernorm_kernel;
   t[ASG_OP_LAYERNORM_BWD_GAMMA].run = layernorm_kernel;
   t[ASG_OP_LAYERNORM_BWD_GAMMA].ws = ln_bwd_g_ws;
+  t[ASG_OP_RMSNORM].run = rmsnorm_kernel;
   t[ASG_OP_SOFTMAX_CE].run = ce_kernel;
   t[ASG_OP_SOFTMAX_CE].ws = ce_fwd_ws;
   t[ASG_OP_SOFTMAX_CE_BWD].run = ce_kernel;

@@ -170,6 +170,7 @@ void asg_cuda_register_matmul(asg_cuda_kernel *t);
 void asg_cuda_register_index(asg_cuda_kernel *t);     /* permute, slice(_bwd), concat, gather,
                                                          scatter_add, one_hot */
 void asg_cuda_register_nn(asg_cuda_kernel *t);        /* layernorm(+bwd), softmax CE(+bwd), rand */
+void asg_cuda_register_rope(asg_cuda_kernel *t);      /* rope */
 void asg_cuda_register_batchnorm(asg_cuda_kernel *t); /* batchnorm (+bwd) */
 void asg_cuda_register_conv(asg_cuda_kernel *t);      /* conv family and pools */
 void asg_cuda_register_optim(asg_cuda_kernel *t);     /* fused Adam updates */

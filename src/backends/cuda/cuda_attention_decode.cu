@@ -3,22 +3,24 @@
 // over the keys ("flash decoding"): the generic kernel's one warp per query
 // row would walk the whole cache alone. Forward only (ATTENTION), f32.
 //
-//   split:   block (bh, s) takes keys [64 s, 64 s + 64) of head bh for all
+//   split:   block (bh, s) takes keys [128 s, 128 s + 128) of head bh for all
 //            Tq rows: partial max m, sum l = sum exp(x - m) and
 //            o = sum exp(x - m) v, into the workspace;
 //   combine: block per row merges the splits: o = sum_s e^(m_s - M) o_s / L.
 // Shapes: q [NB, Tq, D], k and v [NB, Tk, D], mask [NB / G, Tk] or none,
-// out [NB, Tq, D], lse [NB, Tq] (kept for a backward step, if asked).
+// out [NB, Tq, D], lse [NB, Tq] (kept for a backward step, if asked);
+// D a multiple of 4 (float4 loads), at most 256.
 #include <math.h>
 
 #include "backends/cuda/cuda.h"
 
 namespace {
 
-constexpr int kRows = 8;      // query rows a block serves
-constexpr int kKeys = 64;     // keys a split takes
-constexpr int kThreads = 128; // 4 warps
-constexpr int kMaxD = 256;    // head size: D / 32 values a lane
+constexpr int kRows = 8;        // query rows a block serves
+constexpr int kThreads = 128;   // 4 warps
+constexpr int kKeys = kThreads; // keys a split takes: one a thread for the scores
+constexpr int kMaxD = 256;      // head size
+constexpr int kWarps = kThreads / 32;
 
 __device__ __forceinline__ float warp_sum(float x) {
   for (int o = 16; o > 0; o >>= 1)
@@ -34,61 +36,71 @@ __device__ __forceinline__ float warp_max(float x) {
 
 int splits(int Tk) { return (Tk + kKeys - 1) / kKeys; }
 
+// Every load of a thread is issued before its values are used (a key row,
+// a run of v rows), so a split costs a few memory latencies, not one per
+// key: the first version (a warp per key, 16 keys in turn) took ~20 us a
+// layer on an H100 for a 577-row cache.
+//   scores: thread jj dots key j0 + jj (D / 4 float4 loads) with the Tq rows;
+//   o_s:    thread (g, c) sums keys g, g + KG, ... of float4 column c of v,
+//           KG = kThreads / (D / 4) key groups, folded in order after.
 __global__ void __launch_bounds__(kThreads)
     split_kernel(const float *q, const float *k, const float *v, float *pm, float *pl, float *po,
                  int Tq, int Tk, int D, float scale, int causal, const float *mask, int64_t G) {
-  __shared__ float qs[kRows * kMaxD]; // [Tq, D], scaled
-  __shared__ float ps[kRows * kKeys]; // [Tq, keys]: scores, then exp(x - m)
+  __shared__ float4 qs4[kRows * kMaxD / 4]; // [Tq, D], scaled
+  __shared__ float ps[kRows * kKeys];       // [Tq, keys]: scores, then exp(x - m)
+  __shared__ float4 red4[kThreads * kRows]; // o_s partials [KG, Tq, D / 4]
   const int64_t bh = blockIdx.x;
   const int sp = blockIdx.y, ns = gridDim.y, j0 = sp * kKeys, nk = min(kKeys, Tk - j0);
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const float *kh = k + bh * Tk * D, *vh = v + bh * Tk * D;
+  const int t = threadIdx.x, warp = t / 32, lane = t % 32, D4 = D / 4;
+  const float4 *kh = reinterpret_cast<const float4 *>(k + bh * Tk * D);
+  const float4 *vh = reinterpret_cast<const float4 *>(v + bh * Tk * D);
   const float *mr = mask ? mask + bh / G * Tk : nullptr;
   // a split the mask hides entirely (cache rows not written yet) reads no k or v
-  int any = !mr;
-  for (int jj = threadIdx.x; !any && jj < nk; jj += kThreads)
-    any = mr[j0 + jj] != 0.f;
-  if (!__syncthreads_or(any)) {
-    for (int i = threadIdx.x; i < Tq; i += kThreads) {
+  const bool seen = t < nk && (!mr || mr[j0 + t] != 0.f);
+  if (!__syncthreads_or(seen)) {
+    for (int i = t; i < Tq; i += kThreads) {
       pm[(bh * ns + sp) * Tq + i] = -INFINITY; // combine skips it (po unread)
       pl[(bh * ns + sp) * Tq + i] = 0.f;
     }
     return;
   }
-  for (int x = threadIdx.x; x < Tq * D; x += kThreads)
-    qs[x] = q[bh * Tq * D + x] * scale;
-  __syncthreads();
-  // scores: a warp per key, its row of k held in registers for every query row
-  for (int jj = warp; jj < nk; jj += kThreads / 32) {
-    const int j = j0 + jj;
-    const bool seen = !mr || mr[j] != 0.f;
-    float kr[kMaxD / 32];
-#pragma unroll
-    for (int t = 0; t < kMaxD / 32; t++) {
-      const int d = lane + 32 * t;
-      kr[t] = seen && d < D ? kh[(int64_t)j * D + d] : 0.f;
-    }
-    for (int i = 0; i < Tq; i++) {
-      float s = 0.f;
-#pragma unroll
-      for (int t = 0; t < kMaxD / 32; t++) {
-        const int d = lane + 32 * t;
-        if (d < D) s += qs[i * D + d] * kr[t];
-      }
-      s = warp_sum(s);
-      if (lane == 0) ps[i * kKeys + jj] = seen && (!causal || j <= i) ? s : -INFINITY;
-    }
+  const float4 *qh = reinterpret_cast<const float4 *>(q + bh * Tq * D);
+  for (int x = t; x < Tq * D4; x += kThreads) {
+    float4 a = qh[x];
+    qs4[x] = make_float4(a.x * scale, a.y * scale, a.z * scale, a.w * scale);
   }
   __syncthreads();
-  // per row: the split's max and sum; probabilities in place
-  for (int i = warp; i < Tq; i += kThreads / 32) {
+  { // scores of key j0 + t for every row
+    float s[kRows];
+#pragma unroll
+    for (int i = 0; i < kRows; i++)
+      s[i] = 0.f;
+    if (seen) {
+      const float4 *kr = kh + (int64_t)(j0 + t) * D4;
+#pragma unroll 8
+      for (int c = 0; c < D4; c++) {
+        const float4 kv = kr[c];
+#pragma unroll
+        for (int i = 0; i < kRows; i++)
+          if (i < Tq) {
+            const float4 qv = qs4[i * D4 + c];
+            s[i] += qv.x * kv.x + qv.y * kv.y + qv.z * kv.z + qv.w * kv.w;
+          }
+      }
+    }
+    for (int i = 0; i < Tq; i++)
+      ps[i * kKeys + t] = seen && (!causal || j0 + t <= i) ? s[i] : -INFINITY;
+  }
+  __syncthreads();
+  // per row (a warp each): the split's max and sum; probabilities in place
+  for (int i = warp; i < Tq; i += kWarps) {
     float m = -INFINITY;
     for (int jj = lane; jj < nk; jj += 32)
       m = fmaxf(m, ps[i * kKeys + jj]);
     m = warp_max(m);
     float l = 0.f;
-    for (int jj = lane; jj < nk; jj += 32) {
-      const float p = m == -INFINITY ? 0.f : __expf(ps[i * kKeys + jj] - m);
+    for (int jj = lane; jj < kKeys; jj += 32) {
+      const float p = jj >= nk || m == -INFINITY ? 0.f : __expf(ps[i * kKeys + jj] - m);
       ps[i * kKeys + jj] = p;
       l += p;
     }
@@ -99,15 +111,39 @@ __global__ void __launch_bounds__(kThreads)
     }
   }
   __syncthreads();
-  // o_s [Tq, D]: threads along d read rows of v coalesced
-  for (int x = threadIdx.x; x < Tq * D; x += kThreads) {
-    const int i = x / D, d = x % D;
-    float acc = 0.f;
-    for (int jj = 0; jj < nk; jj++) {
-      const float p = ps[i * kKeys + jj];
-      if (p != 0.f) acc += p * vh[(int64_t)(j0 + jj) * D + d]; // hidden keys: v unread
+  // o_s [Tq, D]: thread (g, c) over keys g, g + KG, ...
+  const int KG = kThreads / D4, g = t / D4, c = t % D4;
+  if (g < KG) {
+    float4 acc[kRows];
+#pragma unroll
+    for (int i = 0; i < kRows; i++)
+      acc[i] = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll 4
+    for (int jj = g; jj < nk; jj += KG) {
+      bool any = false; // hidden keys: v unread
+#pragma unroll
+      for (int i = 0; i < kRows; i++)
+        any |= i < Tq && ps[i * kKeys + jj] != 0.f;
+      if (!any) continue;
+      const float4 vv = vh[(int64_t)(j0 + jj) * D4 + c];
+#pragma unroll
+      for (int i = 0; i < kRows; i++)
+        if (i < Tq) {
+          const float p = ps[i * kKeys + jj];
+          acc[i].x += p * vv.x, acc[i].y += p * vv.y, acc[i].z += p * vv.z, acc[i].w += p * vv.w;
+        }
     }
-    po[((bh * ns + sp) * Tq + i) * D + d] = acc;
+    for (int i = 0; i < Tq; i++)
+      red4[(g * Tq + i) * D4 + c] = acc[i];
+  }
+  __syncthreads();
+  for (int x = t; x < Tq * D4; x += kThreads) {
+    float4 o = red4[x];
+    for (int q2 = 1; q2 < KG; q2++) {
+      const float4 r = red4[q2 * Tq * D4 + x];
+      o.x += r.x, o.y += r.y, o.z += r.z, o.w += r.w;
+    }
+    reinterpret_cast<float4 *>(po)[(bh * ns + sp) * Tq * D4 + x] = o;
   }
 }
 
@@ -149,8 +185,8 @@ bool geometry(const asg_step *s, int *Tq, int *Tk, int *D, int64_t *nbh) {
     *nbh *= qs.dims[d];
   // more keys than query rows: a decode step over a cache of any length (the
   // generic kernel's warp per row took ~95 us for 81 keys on an H100)
-  return *Tq >= 1 && *Tq <= kRows && (*Tk >= 2 * kKeys || *Tk > *Tq) && *D >= 1 && *D <= kMaxD &&
-         *nbh >= 1;
+  return *Tq >= 1 && *Tq <= kRows && (*Tk >= kKeys || *Tk > *Tq) && *D >= 4 && *D % 4 == 0 &&
+         *D <= kMaxD && *nbh >= 1;
 }
 
 } // namespace
@@ -167,8 +203,11 @@ extern "C" bool asg_cuda_attention_decode(const asg_cuda_call *c, const float *m
   int Tq, Tk, D;
   int64_t nbh;
   if (!c->ws || !geometry(c->s, &Tq, &Tk, &D, &nbh) || nbh > 0x7fffffff) return false;
+  for (int i = 0; i < 3; i++) // float4 loads
+    if ((uintptr_t)c->in[i] % 16) return false;
   const int ns = splits(Tk);
-  float *pm = (float *)c->ws, *pl = pm + nbh * ns * Tq, *po = pl + nbh * ns * Tq;
+  // the partial outputs first: 16-byte aligned as the workspace
+  float *po = (float *)c->ws, *pm = po + nbh * ns * Tq * D, *pl = pm + nbh * ns * Tq;
   const float *q = (const float *)c->in[0], *k = (const float *)c->in[1];
   const float *v = (const float *)c->in[2];
   cudaStream_t st = c->ctx->stream;

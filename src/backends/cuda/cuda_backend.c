@@ -21,6 +21,7 @@ static void table_fill(void) {
   asg_cuda_register_matmul(table);
   asg_cuda_register_index(table);
   asg_cuda_register_nn(table);
+  asg_cuda_register_rope(table);
   asg_cuda_register_batchnorm(table);
   asg_cuda_register_conv(table);
   asg_cuda_register_optim(table);

@@ -1,5 +1,5 @@
-// CUDA kernels of the nn family: layernorm (+ its two backward ops), softmax
-// cross-entropy (+ its backward op) and the random sources.
+// CUDA kernels of the nn family: layernorm (+ its two backward ops), rmsnorm,
+// softmax cross-entropy (+ its backward op) and the random sources.
 // Reference semantics: src/backends/cpu/cpu_nn.c and cpu_random.c. Sums
 // accumulate in double for f32 and f64 as on the CPU, and every reduction has
 // a fixed order (no atomics), so results are deterministic run to run.
@@ -563,6 +563,54 @@ asg_status layernorm_run(const asg_cuda_call *c) {
   return asg_cuda_check(c);
 }
 
+// ---- rmsnorm ----
+
+// x [R,C], w [C] -> y [R,C] = x * rstd * w, rstd = 1/sqrt(mean(x^2) + eps)
+// per row; the sum of squares in double as on the CPU (cpu_nn.c). A warp
+// per row for C <= kWarpRowsMaxC, else a block (ln_fwd_kernel's layout).
+template <bool WARP, typename T>
+__global__ void rms_fwd_kernel(const T *x, const T *w, T *y, int64_t R, int64_t C, double eps) {
+  __shared__ double sh[32];
+  RowIter<WARP> it;
+  for (int64_t r = it.first; r < R; r += it.step) {
+    const T *xr = x + r * C;
+    double q = 0;
+    for (int64_t j = it.lane; j < C; j += it.nthr) {
+      const double v = (double)xr[j];
+      q += v * v;
+    }
+    q = row_reduce<WARP, SumOp>(q, sh);
+    const double rstd = 1.0 / sqrt(q / (double)C + eps);
+    for (int64_t j = it.lane; j < C; j += it.nthr)
+      y[r * C + j] = (T)((double)xr[j] * rstd * (double)w[j]);
+  }
+}
+
+template <typename T> void rms_launch(const asg_cuda_call *c, int64_t R, int64_t C) {
+  const T *x = (const T *)c->in[0], *w = (const T *)c->in[1];
+  T *y = (T *)c->out;
+  double eps = c->s->attr.f[0];
+  bool warp = C <= kWarpRowsMaxC;
+  unsigned grid = row_grid(R, warp);
+  if (warp)
+    rms_fwd_kernel<true, T><<<grid, kThreads, 0, c->ctx->stream>>>(x, w, y, R, C, eps);
+  else
+    rms_fwd_kernel<false, T><<<grid, kThreads, 0, c->ctx->stream>>>(x, w, y, R, C, eps);
+}
+
+asg_status rmsnorm_run(const asg_cuda_call *c) {
+  asg_shape sh = c->s->in[0].shape;
+  int64_t C = sh.dims[sh.ndim - 1], R = prod_dims(sh, 0, sh.ndim - 1);
+  asg_dtype dt = c->s->out.dtype;
+  if (dt != ASG_F32 && dt != ASG_F64) return dtype_error(c);
+  if (R == 0 || C == 0) return ASG_OK;
+  if (dt == ASG_F32)
+    rms_launch<float>(c, R, C);
+  else
+    rms_launch<double>(c, R, C);
+  return asg_cuda_check(c);
+}
+
 // ---- softmax cross-entropy ----
 
 __device__ __forceinline__ int64_t label_at(const void *l, bool i32, int64_t r) {
@@ -966,6 +1014,7 @@ extern "C" void asg_cuda_register_nn(asg_cuda_kernel *t) {
   t[ASG_OP_LAYERNORM_BWD_GAMMA].run = layernorm_run;
   t[ASG_OP_LAYERNORM_BWD_GAMMA].ws = ln_bwd_g_ws;
   t[ASG_OP_LAYERNORM_BWD_X].ws = ln_bwd_x_ws;
+  t[ASG_OP_RMSNORM].run = rmsnorm_run;
   t[ASG_OP_SOFTMAX_CE].run = ce_run;
   t[ASG_OP_SOFTMAX_CE].ws = ce_fwd_ws;
   t[ASG_OP_SOFTMAX_CE_BWD].run = ce_run;

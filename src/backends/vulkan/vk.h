@@ -184,6 +184,7 @@ void asg_vk_register_matmul(asg_vk_kernel *t);
 void asg_vk_register_index(asg_vk_kernel *t);     /* permute, slice(_bwd), concat, gather,
                                                      scatter_add, one_hot */
 void asg_vk_register_nn(asg_vk_kernel *t);        /* layernorm(+bwd), softmax CE(+bwd), rand */
+void asg_vk_register_rope(asg_vk_kernel *t);      /* rope */
 void asg_vk_register_batchnorm(asg_vk_kernel *t); /* batchnorm(+bwd) */
 void asg_vk_register_conv(asg_vk_kernel *t);      /* conv family and pools */
 void asg_vk_register_optim(asg_vk_kernel *t);     /* fused Adam updates */

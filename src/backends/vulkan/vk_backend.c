@@ -26,6 +26,7 @@ static void table_fill(void) {
   asg_vk_register_matmul(table);
   asg_vk_register_index(table);
   asg_vk_register_nn(table);
+  asg_vk_register_rope(table);
   asg_vk_register_batchnorm(table);
   asg_vk_register_conv(table);
   asg_vk_register_optim(table);

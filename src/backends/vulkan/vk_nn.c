@@ -1,5 +1,5 @@
 /* Vulkan kernels of the nn family: layernorm (+ its two backward ops),
- * softmax cross-entropy (+ its backward op) and the random sources.
+ * rmsnorm, softmax cross-entropy (+ its backward op) and the random sources.
  * Reference semantics: src/backends/cpu/cpu_nn.c and cpu_random.c (ported
  * from cuda_nn.cu). Statistics accumulate in the element type (f32: float,
  * so f32 kernels need no shaderFloat64; f64: double); every reduction has a
@@ -132,6 +132,33 @@ static asg_status layernorm_record(const asg_vk_call *c) {
   return asg_vk_dispatch(c, gfinal, &f, sizeof f, asg_vk_groups(c, C, 256), 1, 1);
 }
 
+/* ---- rmsnorm ---- */
+
+typedef struct rms_rows_params { /* nn_rms_rows.comp */
+  uint64_t x, w, out;
+  double eps;
+  float eps_f;
+  uint32_t R, C, tpr;
+} rms_rows_params;
+
+/* x [R,C] (leading dims flattened), w [C] -> y [R,C]: one dispatch of the
+ * row kernel (layernorm's geometry) */
+static asg_status rmsnorm_record(const asg_vk_call *c) {
+  const asg_step *s = c->s;
+  asg_shape sh = s->in[0].shape;
+  int64_t C = sh.dims[sh.ndim - 1], R = prod_dims(sh, 0, sh.ndim - 1);
+  asg_dtype dt = s->out.dtype;
+  if (dt != ASG_F32 && dt != ASG_F64) return dtype_error(c);
+  if (R == 0 || C == 0) return ASG_OK;
+  char name[32];
+  asg_status st = asg_vk_variant(c, "nn_rms_rows", dt, name, sizeof name);
+  if (st) return st;
+  uint32_t tpr = row_threads(C);
+  double eps = s->attr.f[0];
+  rms_rows_params p = {c->in[0], c->in[1], c->out, eps, (float)eps, (uint32_t)R, (uint32_t)C, tpr};
+  return asg_vk_dispatch(c, name, &p, sizeof p, row_groups(c, R, tpr), 1, 1);
+}
+
 /* ---- softmax cross-entropy ---- */
 
 static void ce_dims(const asg_step *s, int64_t *R, int64_t *C) {
@@ -232,6 +259,7 @@ void asg_vk_register_nn(asg_vk_kernel *t) {
   t[ASG_OP_LAYERNORM_BWD_X].record = layernorm_record;
   t[ASG_OP_LAYERNORM_BWD_GAMMA].record = layernorm_record;
   t[ASG_OP_LAYERNORM_BWD_GAMMA].ws = ln_bwd_g_ws;
+  t[ASG_OP_RMSNORM].record = rmsnorm_record;
   t[ASG_OP_SOFTMAX_CE].record = ce_record;
   t[ASG_OP_SOFTMAX_CE].ws = ce_ws;
   t[ASG_OP_SOFTMAX_CE_BWD].record = ce_record;

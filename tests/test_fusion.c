@@ -266,8 +266,9 @@ static void check_linear(asg_dtype dt, bool tb, int act, bool batched, bool mm_o
 /* (a w^T + bias) + r (+ the gradients of a, w, bias and r): the residual
  * folds into the matmul_bias_act step as its input 3 (fuse.c), one step
  * fewer than the product with its bias alone, unless ASG_FUSE_RESIDUAL=0;
- * M = 3 rows (CUDA: the skinny-product kernel) or 37. */
-static void check_residual(asg_dtype dt, int64_t M, bool grads) {
+ * without a bias, a w^T + r is one step (i3 = 1); M = 3 rows (CUDA: the
+ * skinny-product kernel) or 37. */
+static void check_residual(asg_dtype dt, int64_t M, bool grads, bool bias) {
   const int64_t K = 24, N = 19;
   asg_graph *g = asg_graph_new();
   asg_tensor *a = asg_input(g, "a", dt, ASG_SHAPE(M, K));
@@ -275,13 +276,15 @@ static void check_residual(asg_dtype dt, int64_t M, bool grads) {
   asg_tensor *b = asg_input(g, "b", dt, ASG_SHAPE(N));
   asg_tensor *r = asg_input(g, "r", dt, ASG_SHAPE(M, N)),
              *u = asg_input(g, "u", dt, ASG_SHAPE(M, N));
-  asg_tensor *y = asg_add(r, asg_add(asg_matmul_t(a, w, false, true), b));
-  asg_tensor *outs[5] = {y}, *wrt[4] = {a, w, b, r};
+  asg_tensor *mm = asg_matmul_t(a, w, false, true);
+  asg_tensor *y = asg_add(r, bias ? asg_add(mm, b) : mm);
+  asg_tensor *outs[5] = {y}, *wrt[4] = {a, w, r, b};
   int n = 1;
   if (grads) {
-    TU_CHECK(asg_grad(asg_sum(asg_mul(y, u), ASG_ALL_AXES, false), 4, wrt, outs + 1) == ASG_OK,
+    const int nw = bias ? 4 : 3;
+    TU_CHECK(asg_grad(asg_sum(asg_mul(y, u), ASG_ALL_AXES, false), nw, wrt, outs + 1) == ASG_OK,
              "residual: asg_grad");
-    n = 5;
+    n = 1 + nw;
   }
   asg_program *fz = compile(g, n, outs, g_backend, false), *un = compile(g, n, outs, "cpu", true);
   double av[37 * 24], wv[19 * 24], bv[19], rv[37 * 19], uv[37 * 19], want[37 * 19];
@@ -297,24 +300,25 @@ static void check_residual(asg_dtype dt, int64_t M, bool grads) {
   bool ok = fz && un;
   for (int q = 0; q < 2 && ok; q++) {
     ok = !tu_feed(ps[q], "a", dt, av, M * K) && !tu_feed(ps[q], "w", dt, wv, N * K) &&
-         !tu_feed(ps[q], "b", dt, bv, N) && !tu_feed(ps[q], "r", dt, rv, M * N) &&
+         (!bias || !tu_feed(ps[q], "b", dt, bv, N)) && !tu_feed(ps[q], "r", dt, rv, M * N) &&
          (!grads || !tu_feed(ps[q], "u", dt, uv, M * N)) && asg_program_run(ps[q]) == ASG_OK;
     for (int k = 0; k < n && ok; k++)
       ok = !tu_fetch(ps[q], outs[k], res[q][k]);
   }
   char what[96];
-  snprintf(what, sizeof what, "residual %s M %lld grads %d", asg_dtype_name(dt), (long long)M,
-           grads);
+  snprintf(what, sizeof what, "residual %s M %lld grads %d bias %d", asg_dtype_name(dt),
+           (long long)M, grads, bias);
   TU_CHECK(ok, "%s: run: %s", what, asg_last_error());
   if (ok) {
     const char *e = getenv("ASG_FUSE_RESIDUAL");
-    const int folded = g_off_linear ? 0 : e && !strcmp(e, "0") ? 1 : 2; /* steps saved */
+    const bool off = e && !strcmp(e, "0");
+    const int folded = g_off_linear ? 0 : (bias ? 1 : 0) + !off; /* steps saved */
     const int sf = asg_program_step_count(fz), su = asg_program_step_count(un);
     TU_CHECK(sf == su - folded, "%s: %d steps fused, %d unfused (%d folded expected)", what, sf, su,
              folded);
     for (int64_t i = 0; i < M; i++)
       for (int64_t j = 0; j < N; j++) {
-        double v = bv[j];
+        double v = bias ? bv[j] : 0;
         for (int64_t k = 0; k < K; k++)
           v += av[i * K + k] * wv[j * K + k];
         want[i * N + j] = v + rv[i * N + j];
@@ -367,7 +371,7 @@ int main(int argc, char **argv) {
     for (int v = 0; v < 7; v++) /* (tb, act, batched, mm_out, grads); gelu_tanh: f32 folds it */
       check_linear(dts[d], v != 2, v == 1 ? 0 : v >= 5 ? 2 : 1, v == 2, v == 4, v != 6);
   for (int d = 0; d < 2; d++)
-    for (int v = 0; v < 4; v++)
-      check_residual(dts[d], v & 1 ? 37 : 3, v >= 2);
+    for (int v = 0; v < 8; v++)
+      check_residual(dts[d], v & 1 ? 37 : 3, v & 2, v < 4);
   return tu_finish();
 }

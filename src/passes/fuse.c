@@ -70,9 +70,11 @@ asg_status asg__fuse_begin(asg_graph *g, int n_out, asg_tensor *const *outs, asg
     if (!(conv && asg__fuse_conv_match(&v, add, &m)) &&
         !(linear && asg__fuse_linear_match(&v, add, &m)))
       continue;
+    if (m.no_act && !residual) continue;
     asg_tensor *at = add; /* the node the fused one replaces */
     int act = 0;
-    const asg_op next = readers[add->id] == 1 ? g->nodes[reader[add->id]]->op : ASG_OP_INPUT;
+    const asg_op next =
+        readers[add->id] == 1 && !m.no_act ? g->nodes[reader[add->id]]->op : ASG_OP_INPUT;
     if (next == ASG_OP_RELU || (next == ASG_OP_GELU_TANH && m.gelu_tanh)) {
       at = g->nodes[reader[add->id]];
       act = next == ASG_OP_RELU ? 1 : 2;

@@ -5,6 +5,10 @@
  *   y = matmul(a, w) + b [N]             ->  matmul_bias_act(a, w, b), act 0
  *   y = (matmul(a, w) + b [N]) + r       ->  matmul_bias_act(a, w, b, r), act 0
  *                                            (fuse.c; r of y's shape, added last)
+ *   y = matmul(a, w) + r                 ->  matmul_bias_act(a, w, r), i3 = 1: no bias
+ *                                            (Llama's projections into the residual
+ *                                            stream; a gradient's sum of a product
+ *                                            and another term)
  *
  * for a product [..., M, N] of either transposition: asg_nn_linear's graph
  * (x w^T + b) and the ONNX importer's Gemm and MatMul + Add. A backend adds
@@ -31,6 +35,22 @@ bool asg__fuse_linear_match(const asg_fuse_view *v, asg_tensor *add, asg_fuse_ma
                           .attr = mm->attr,
                           .act_attr = 2,
                           .gelu_tanh = add->dtype == ASG_F32};
+    return true;
+  }
+  for (int k = 0; k < 2; k++) { /* the residual form: a product plus r of its shape */
+    asg_tensor *mm = add->in[k], *r = add->in[1 - k];
+    if (mm->op != ASG_OP_MATMUL || mm->dtype != add->dtype || v->readers[mm->id] != 1 || r == mm ||
+        r->dtype != add->dtype || !asg_shape_equal(add->shape, mm->shape) ||
+        !asg_shape_equal(r->shape, add->shape))
+      continue;
+    *m = (asg_fuse_match){.main = mm,
+                          .op = ASG_OP_MATMUL_BIAS_ACT,
+                          .n_in = 3,
+                          .in = {mm->in[0], mm->in[1], r},
+                          .attr = mm->attr,
+                          .act_attr = 2,
+                          .no_act = true};
+    m->attr.i[3] = 1;
     return true;
   }
   return false;

@@ -42,7 +42,8 @@ bool asg__remat_has_blocks(const asg_graph *g);
  *   matmul + bias [N]             -> matmul_bias_act  (ASG_FUSE_LINEAR=0: off)
  *   ... without an activation, then + r of the output's shape (the residual
  *   stream after a projection) -> matmul_bias_act with r as its input 3,
- *   added last                    (ASG_FUSE_RESIDUAL=0: off)
+ *   added last; matmul + r without a bias -> matmul_bias_act (a, w, r),
+ *   attr i3 = 1                   (ASG_FUSE_RESIDUAL=0: off)
  * Nothing is fused where no node, no output in outs, reads what lies
  * between. *out NULL when nothing was fused. */
 typedef struct asg_fusion asg_fusion;
@@ -65,6 +66,7 @@ typedef struct asg_fuse_match {
   asg_attrs attr;
   int act_attr;
   bool gelu_tanh;
+  bool no_act; /* no activation after it (the residual form: it is added last) */
 } asg_fuse_match;
 bool asg__fuse_conv_match(const asg_fuse_view *v, asg_tensor *add, asg_fuse_match *m);
 bool asg__fuse_linear_match(const asg_fuse_view *v, asg_tensor *add, asg_fuse_match *m);

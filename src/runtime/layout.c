@@ -181,6 +181,10 @@ bool asg__is_unary(asg_op op) {
   return false;
 }
 
+int asg__mba_bias(const asg_step *s) { return s->attr.i[3] ? -1 : 2; }
+
+int asg__mba_res(const asg_step *s) { return s->n_in > (s->attr.i[3] ? 2 : 3) ? s->n_in - 1 : -1; }
+
 int asg__attention_mask(const asg_step *s, int64_t *heads) {
   const int base = s->op == ASG_OP_ATTENTION       ? 3
                    : s->op == ASG_OP_ATTENTION_LSE ? 2

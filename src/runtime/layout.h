@@ -103,6 +103,14 @@ extern const asg_op asg__unary_ops[ASG__N_UNARY_OPS];
 extern const asg_op asg__broadcast_ops[ASG__N_BROADCAST_OPS];
 bool asg__is_unary(asg_op op);
 
+/* ---- matmul_bias_act (made by src/passes/fuse.c, fuse_linear.c) ----
+ * Inputs (a, w, bias [N]), or (a, w) where attr i3 = 1 (no bias), then
+ * optionally a residual r of the output's shape, added last:
+ * y = act(a w + bias) + r. The input index of the bias and of the
+ * residual, -1 when the step has none. */
+int asg__mba_bias(const asg_step *s);
+int asg__mba_res(const asg_step *s);
+
 /* ---- fused attention (contract: src/ops/op_attention.c) ----
  * The key mask of an attention step: its input index, or -1 when it has
  * none; *heads: how many consecutive heads (the flattened leading dims of

@@ -152,8 +152,12 @@ void cases_matmul(void) {
   static const struct {
     asg_shape a;
     int64_t N;
-    bool r_first;
-  } rc[] = {{{2, {1, 96}}, 40, false}, {{3, {2, 3, 64}}, 33, true}, {{2, {70, 48}}, 36, false}};
+    bool r_first, bias;
+  } rc[] = {{{2, {1, 96}}, 40, false, true},
+            {{3, {2, 3, 64}}, 33, true, true},
+            {{2, {70, 48}}, 36, false, true},
+            {{2, {1, 96}}, 40, true, false},
+            {{2, {70, 48}}, 36, false, false}};
   for (int d = 0; d < 2; d++)
     for (size_t k = 0; k < sizeof rc / sizeof rc[0]; k++) {
       asg_dtype dt = FDT[d];
@@ -161,13 +165,14 @@ void cases_matmul(void) {
       asg_shape ys = rc[k].a;
       ys.dims[ys.ndim - 1] = rc[k].N;
       pcase pc;
-      pc_begin(&pc, C_ACCUM, "matmul + bias + residual %s a%s N=%lld", dtn(dt), shp(rc[k].a),
-               (long long)rc[k].N);
+      pc_begin(&pc, C_ACCUM, "matmul%s + residual %s a%s N=%lld", rc[k].bias ? " + bias" : "",
+               dtn(dt), shp(rc[k].a), (long long)rc[k].N);
       asg_tensor *a = pc_in(&pc, dt, rc[k].a, -1, 1);
       asg_tensor *w = pc_in(&pc, dt, ASG_SHAPE(rc[k].N, K), -0.3, 0.3);
-      asg_tensor *b = pc_in(&pc, dt, ASG_SHAPE(rc[k].N), -0.5, 0.5);
+      asg_tensor *b = rc[k].bias ? pc_in(&pc, dt, ASG_SHAPE(rc[k].N), -0.5, 0.5) : NULL;
       asg_tensor *r = pc_in(&pc, dt, ys, -2, 2);
-      asg_tensor *y = asg_add(asg_matmul_t(a, w, false, true), b);
+      asg_tensor *y = asg_matmul_t(a, w, false, true);
+      if (b) y = asg_add(y, b);
       pc_out(&pc, rc[k].r_first ? asg_add(r, y) : asg_add(y, r), "y");
       pc.fused = "matmul_bias_act";
       pc_finish(&pc);

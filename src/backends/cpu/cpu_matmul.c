@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "backends/cpu/cpu.h"
+#include "runtime/layout.h"
 #ifdef ASG_HAVE_CBLAS
 #include <cblas.h>
 #endif
@@ -28,25 +29,31 @@ typedef struct gemm_job {
 
 /* rows [r0, r1) x columns [c0, c1) of C: C = act(C + bias) + res, the adds
  * and the activation (1 relu, 2 gelu_tanh, f32 only) as the unfused steps do
- * them (the same bits) */
+ * them (the same bits); without a bias, only the residual */
 static void epilogue(const gemm_job *g, int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
   for (int64_t r = r0; r < r1; r++) {
     if (g->f64) {
       double *y = (double *)g->C + r * g->ldc;
       const double *b = g->bias, *rr = g->res ? (const double *)g->res + r * g->ldc : NULL;
       for (int64_t j = c0; j < c1; j++) {
-        double v = y[j] + b[j];
-        v = g->act == 1 && !(v > 0) ? 0 : v;
+        double v = y[j];
+        if (b) {
+          v += b[j];
+          v = g->act == 1 && !(v > 0) ? 0 : v;
+        }
         y[j] = rr ? v + rr[j] : v;
       }
     } else {
       float *y = (float *)g->C + r * g->ldc;
       const float *b = g->bias, *rr = g->res ? (const float *)g->res + r * g->ldc : NULL;
       for (int64_t j = c0; j < c1; j++) {
-        float v = y[j] + b[j];
-        if (g->act == 2) /* the gelu_tanh step's formula (cpu_elementwise_tmpl.h) */
-          v = 0.5f * v * (1.0f + tanhf(0.79788456080286535588f * (v + 0.044715f * v * v * v)));
-        v = g->act == 1 && !(v > 0) ? 0.0f : v;
+        float v = y[j];
+        if (b) {
+          v += b[j];
+          if (g->act == 2) /* the gelu_tanh step's formula (cpu_elementwise_tmpl.h) */
+            v = 0.5f * v * (1.0f + tanhf(0.79788456080286535588f * (v + 0.044715f * v * v * v)));
+          v = g->act == 1 && !(v > 0) ? 0.0f : v;
+        }
         y[j] = rr ? v + rr[j] : v;
       }
     }
@@ -66,7 +73,7 @@ static void rows_range(void *ctx, int64_t lo, int64_t hi, int tid) {
   (void)tid;
   const gemm_job *g = ctx;
   g->f64 ? rows_f64(g, lo, hi) : rows_f32(g, lo, hi);
-  if (g->bias) epilogue(g, lo, hi, 0, g->N);
+  if (g->bias || g->res) epilogue(g, lo, hi, 0, g->N);
 }
 
 /* Skinny products C [M, N] = alpha A [M, K] B [N, K]^T with M <= SKINNY_M
@@ -156,7 +163,7 @@ static void skinny_range(void *ctx, int64_t lo, int64_t hi, int tid) {
   else
 #endif
     skinny_cols(g, j0, j1);
-  if (g->bias) epilogue(g, 0, g->M, j0, j1);
+  if (g->bias || g->res) epilogue(g, 0, g->M, j0, j1);
 }
 
 static bool skinny(gemm_job *g, asg_cpu_pool *pool) {
@@ -196,7 +203,7 @@ static void blas_range(void *ctx, int64_t lo, int64_t hi, int tid) {
       cblas_sgemm(CblasRowMajor, ta, tb, m, nn, (int)g->K, (float)g->alpha, (const float *)a,
                   (int)g->lda, (const float *)bb, (int)g->ldb, (float)g->beta, (float *)c,
                   (int)g->ldc);
-    if (g->bias) /* while the block is in cache */
+    if (g->bias || g->res) /* while the block is in cache */
       g->by_rows ? epilogue(g, o, o + n, 0, g->N) : epilogue(g, 0, g->M, o, o + n);
   }
 }
@@ -245,14 +252,14 @@ void asg_cpu_dgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alp
 }
 
 /* One product of the step into C [M, N], with matmul_bias_act's epilogue
- * (its residual, input 3, at C's offset in the output). */
+ * (its residual at C's offset in the output). */
 static void step_gemm(const asg_cpu_call *c, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
                       const void *A, int64_t lda, const void *B, int64_t ldb, void *C) {
   const asg_step *s = c->s;
   const bool fused = s->op == ASG_OP_MATMUL_BIAS_ACT;
-  const void *res = fused && s->n_in > 3
-                        ? (const char *)c->in[3] + ((const char *)C - (const char *)c->out)
-                        : NULL;
+  const int bi = fused ? asg__mba_bias(s) : -1, ri = fused ? asg__mba_res(s) : -1;
+  const void *res =
+      ri >= 0 ? (const char *)c->in[ri] + ((const char *)C - (const char *)c->out) : NULL;
   gemm_job g = {ta,
                 tb,
                 s->out.dtype == ASG_F64,
@@ -269,7 +276,7 @@ static void step_gemm(const asg_cpu_call *c, bool ta, bool tb, int64_t M, int64_
                 C,
                 false,
                 0,
-                fused ? c->in[2] : NULL,
+                bi >= 0 ? c->in[bi] : NULL,
                 fused ? (int)s->attr.i[2] : 0,
                 res};
   gemm_run(&g, c->pool);
@@ -277,8 +284,8 @@ static void step_gemm(const asg_cpu_call *c, bool ta, bool tb, int64_t M, int64_
 
 /* out[..., M, N] = a[..., M, K] b[..., K, N] (attrs i0/i1 transpose a/b);
  * matmul_bias_act (src/passes/fuse_linear.c): then out = act(out + bias [N])
- * (+ r [..., M, N], its input 3 when it has one), act (i2) 1: ReLU, 2: tanh
- * GELU (f32). */
+ * (+ r [..., M, N] when it has one; asg__mba_bias/_res), act (i2) 1: ReLU,
+ * 2: tanh GELU (f32). */
 static asg_status matmul_kernel(const asg_cpu_call *c) {
   const asg_step *s = c->s;
   asg_shape as = s->in[0].shape, bs = s->in[1].shape, os = s->out.shape;

@@ -203,9 +203,10 @@ static int colsum_partner(const cuda_exec *x, int s, const int *taken, int *op) 
         const bool converts = !x->half.mode || x->half.mode[2 * i + q] != ASG_CUDA_HALF_READY;
         if (a.lo == g.lo && a.hi == g.hi && converts && as.dims[as.ndim - 1] == C) j = q;
       }
-      if (j < 0 || asg_cuda_overlap(asg_cuda_out_range(r, i), o) ||
-          asg_cuda_overlap(asg_cuda_in_range(r, i, 1 - j), o))
-        continue;
+      bool clash = j < 0 || asg_cuda_overlap(asg_cuda_out_range(r, i), o);
+      for (int q = 0; !clash && q < m->n_in; q++) /* the other operands, bias, residual */
+        clash = q != j && asg_cuda_overlap(asg_cuda_in_range(r, i, q), o);
+      if (clash) continue;
       const int lo = i < s ? i : s, hi = i < s ? s : i;
       bool ok = true;
       for (int t = lo + 1; ok && t < hi; t++) {

@@ -9,6 +9,7 @@
 // leading dimension, and m = N, n = M, ldc = N.
 #include "backends/cuda/cuda.h"
 #include "backends/cuda/cuda_half.cuh"
+#include "runtime/layout.h"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -761,12 +762,14 @@ asg_status mm_run(const asg_cuda_call *c) {
 // aligned, which cuBLASLt's bias pointer needs).
 asg_cuda_call fused_call(const asg_cuda_call *c) {
   asg_cuda_call e = *c;
-  e.epi_bias = c->in[2];
+  const int bi = asg__mba_bias(c->s), ri = asg__mba_res(c->s);
+  e.epi_bias = bi >= 0 ? c->in[bi] : nullptr;
   e.epi_out = c->out;
-  e.epi_act = c->s->attr.i[2] == 1   ? ASG_CUDA_EPI_RELU
+  e.epi_act = bi < 0                 ? 0
+              : c->s->attr.i[2] == 1 ? ASG_CUDA_EPI_RELU
               : c->s->attr.i[2] == 2 ? ASG_CUDA_EPI_GELU_TANH
                                      : ASG_CUDA_EPI_BIAS;
-  e.epi_res = c->s->n_in > 3 ? c->in[3] : nullptr;
+  e.epi_res = ri >= 0 ? c->in[ri] : nullptr;
   return e;
 }
 

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "backends/vulkan/vk.h"
+#include "runtime/layout.h"
 
 /* Mirrors mm_gemm.comp's Params. */
 typedef struct mm_params {
@@ -285,7 +286,8 @@ typedef struct mm_bias_act_params {
 static asg_status mm_product(const asg_vk_call *c);
 
 /* matmul, and matmul_bias_act (src/passes/fuse_linear.c): the product, then
- * y = act(y + bias [N]) (+ r, input 3) in one pass over it (act 1: ReLU). */
+ * y = act(y + bias [N]) (+ r) in one pass over it (act 1: ReLU; without a
+ * bias only + r: asg__mba_bias/_res). */
 static asg_status mm_record(const asg_vk_call *c) {
   const asg_step *s = c->s;
   asg_status st = mm_product(c);
@@ -294,13 +296,14 @@ static asg_status mm_record(const asg_vk_call *c) {
   if (n > INT32_MAX)
     return asg__error(ASG_ERR_UNSUPPORTED, "vulkan: %s: more than 2^31 elements", s->label);
   asg_vk_barrier(c);
+  const int bi = asg__mba_bias(s), ri = asg__mba_res(s);
   mm_bias_act_params b = {c->out,
-                          c->in[2],
+                          bi >= 0 ? c->in[bi] : 0,
                           (int32_t)n,
                           (int32_t)s->out.shape.dims[s->out.shape.ndim - 1],
                           1,
                           (int32_t)s->attr.i[2],
-                          s->n_in > 3 ? c->in[3] : 0};
+                          ri >= 0 ? c->in[ri] : 0};
   char name[32];
   if ((st = asg_vk_variant(c, "conv_bias_act", s->out.dtype, name, sizeof name))) return st;
   return asg_vk_dispatch(c, name, &b, sizeof b, asg_vk_groups(c, n, 256), 1, 1);

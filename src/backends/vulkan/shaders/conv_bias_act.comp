@@ -14,15 +14,18 @@ layout(buffer_reference, std430, buffer_reference_align = 8) readonly buffer Par
 void main() {
   Params p = Params(push.params);
   BufT y = BufT(p.out_), b = BufT(p.bias), r = BufT(p.res);
-  const bool has_res = p.res != 0ul;
+  const bool has_res = p.res != 0ul, has_bias = p.bias != 0ul;
   uint O = uint(p.O), OHW = uint(p.OHW);
   GRID_LOOP(i, p.n) {
-    T v = y.v[i] + b.v[(i / OHW) % O];
+    T v = y.v[i];
+    if (has_bias) { // matmul_bias_act without a bias: only the residual
+      v += b.v[(i / OHW) % O];
 #ifdef T_F32
-    if (p.act == 2) // tanh GELU (f32 products only: the fusion pass's rule)
-      v = 0.5 * v * (1.0 + tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)));
+      if (p.act == 2) // tanh GELU (f32 products only: the fusion pass's rule)
+        v = 0.5 * v * (1.0 + tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)));
 #endif
-    v = p.act == 1 && !(v > T(0)) ? T(0) : v;
+      v = p.act == 1 && !(v > T(0)) ? T(0) : v;
+    }
     y.v[i] = has_res ? v + r.v[i] : v;
   }
 }

@@ -3,7 +3,7 @@
 // over the keys ("flash decoding"): the generic kernel's one warp per query
 // row would walk the whole cache alone. Forward only (ATTENTION), f32.
 //
-//   split:   block (bh, s) takes keys [128 s, 128 s + 128) of head bh for all
+//   split:   block (bh, s) takes keys [64 s, 64 s + 64) of head bh for all
 //            Tq rows: partial max m, sum l = sum exp(x - m) and
 //            o = sum exp(x - m) v, into the workspace;
 //   combine: block per row merges the splits: o = sum_s e^(m_s - M) o_s / L.
@@ -16,10 +16,11 @@
 
 namespace {
 
-constexpr int kRows = 8;        // query rows a block serves
-constexpr int kThreads = 128;   // 4 warps
-constexpr int kKeys = kThreads; // keys a split takes: one a thread for the scores
-constexpr int kMaxD = 256;      // head size
+constexpr int kRows = 8;               // query rows a block serves
+constexpr int kThreads = 128;          // 4 warps
+constexpr int kTpk = 2;                // threads a key for the scores
+constexpr int kKeys = kThreads / kTpk; // keys a split takes (one a lane for the softmax)
+constexpr int kMaxD = 256;             // head size
 constexpr int kWarps = kThreads / 32;
 
 __device__ __forceinline__ float warp_sum(float x) {
@@ -36,11 +37,13 @@ __device__ __forceinline__ float warp_max(float x) {
 
 int splits(int Tk) { return (Tk + kKeys - 1) / kKeys; }
 
-// Every load of a thread is issued before its values are used (a key row,
-// a run of v rows), so a split costs a few memory latencies, not one per
-// key: the first version (a warp per key, 16 keys in turn) took ~20 us a
-// layer on an H100 for a 577-row cache.
-//   scores: thread jj dots key j0 + jj (D / 4 float4 loads) with the Tq rows;
+// Every load of a thread is issued before its values are used (its part of
+// a key row, a run of v rows), so a split costs a few memory latencies, not
+// one per key (the first version, a warp per key and 16 keys in turn, took
+// ~20 us a layer on an H100 for a 577-row cache), and splits of 64 keys
+// give the GPU more blocks to keep loads in flight (batch 1: 12 heads).
+//   scores: kTpk threads a key, each over every kTpk-th float4 of the row,
+//           joined by shuffles;
 //   o_s:    thread (g, c) sums keys g, g + KG, ... of float4 column c of v,
 //           KG = kThreads / (D / 4) key groups, folded in order after.
 __global__ void __launch_bounds__(kThreads)
@@ -56,7 +59,8 @@ __global__ void __launch_bounds__(kThreads)
   const float4 *vh = reinterpret_cast<const float4 *>(v + bh * Tk * D);
   const float *mr = mask ? mask + bh / G * Tk : nullptr;
   // a split the mask hides entirely (cache rows not written yet) reads no k or v
-  const bool seen = t < nk && (!mr || mr[j0 + t] != 0.f);
+  const int kk = t / kTpk, part = t % kTpk; // the key this thread scores
+  const bool seen = kk < nk && (!mr || mr[j0 + kk] != 0.f);
   if (!__syncthreads_or(seen)) {
     for (int i = t; i < Tq; i += kThreads) {
       pm[(bh * ns + sp) * Tq + i] = -INFINITY; // combine skips it (po unread)
@@ -70,15 +74,15 @@ __global__ void __launch_bounds__(kThreads)
     qs4[x] = make_float4(a.x * scale, a.y * scale, a.z * scale, a.w * scale);
   }
   __syncthreads();
-  { // scores of key j0 + t for every row
+  { // scores of key j0 + kk for every row
     float s[kRows];
 #pragma unroll
     for (int i = 0; i < kRows; i++)
       s[i] = 0.f;
     if (seen) {
-      const float4 *kr = kh + (int64_t)(j0 + t) * D4;
-#pragma unroll 8
-      for (int c = 0; c < D4; c++) {
+      const float4 *kr = kh + (int64_t)(j0 + kk) * D4;
+#pragma unroll 4
+      for (int c = part; c < D4; c += kTpk) {
         const float4 kv = kr[c];
 #pragma unroll
         for (int i = 0; i < kRows; i++)
@@ -88,8 +92,13 @@ __global__ void __launch_bounds__(kThreads)
           }
       }
     }
-    for (int i = 0; i < Tq; i++)
-      ps[i * kKeys + t] = seen && (!causal || j0 + t <= i) ? s[i] : -INFINITY;
+#pragma unroll
+    for (int i = 0; i < kRows; i++) // the key's kTpk lanes are adjacent
+      for (int o = 1; o < kTpk; o <<= 1)
+        s[i] += __shfl_xor_sync(0xffffffffu, s[i], o);
+    if (part == 0)
+      for (int i = 0; i < Tq; i++)
+        ps[i * kKeys + kk] = seen && (!causal || j0 + kk <= i) ? s[i] : -INFINITY;
   }
   __syncthreads();
   // per row (a warp each): the split's max and sum; probabilities in place
@@ -118,20 +127,30 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
     for (int i = 0; i < kRows; i++)
       acc[i] = make_float4(0.f, 0.f, 0.f, 0.f);
-#pragma unroll 4
-    for (int jj = g; jj < nk; jj += KG) {
-      bool any = false; // hidden keys: v unread
+    // kBatch rows of v loaded before any is used; a hidden key's row is read
+    // (it lies in k's bounds) but never multiplied: p = 0 there, and v may
+    // hold anything (a cache row not written yet)
+    constexpr int kBatch = 8;
+    for (int jb = g; jb < nk; jb += kBatch * KG) {
+      float4 vv[kBatch];
 #pragma unroll
-      for (int i = 0; i < kRows; i++)
-        any |= i < Tq && ps[i * kKeys + jj] != 0.f;
-      if (!any) continue;
-      const float4 vv = vh[(int64_t)(j0 + jj) * D4 + c];
+      for (int u = 0; u < kBatch; u++) {
+        const int jj = jb + u * KG;
+        vv[u] = jj < nk ? vh[(int64_t)(j0 + jj) * D4 + c] : make_float4(0.f, 0.f, 0.f, 0.f);
+      }
 #pragma unroll
-      for (int i = 0; i < kRows; i++)
-        if (i < Tq) {
-          const float p = ps[i * kKeys + jj];
-          acc[i].x += p * vv.x, acc[i].y += p * vv.y, acc[i].z += p * vv.z, acc[i].w += p * vv.w;
+      for (int u = 0; u < kBatch; u++) {
+        const int jj = jb + u * KG;
+        if (jj >= nk) break;
+#pragma unroll
+        for (int i = 0; i < kRows; i++) {
+          const float p = i < Tq ? ps[i * kKeys + jj] : 0.f;
+          if (p != 0.f) {
+            acc[i].x += p * vv[u].x, acc[i].y += p * vv[u].y;
+            acc[i].z += p * vv[u].z, acc[i].w += p * vv[u].w;
+          }
         }
+      }
     }
     for (int i = 0; i < Tq; i++)
       red4[(g * Tq + i) * D4 + c] = acc[i];
@@ -147,29 +166,60 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+// A block-wide max (kMax) or sum of v, the same in every thread: warps in
+// order (deterministic); sh holds kWarps values.
+template <bool kMax> __device__ float block_reduce(float v, float *sh) {
+  v = kMax ? warp_max(v) : warp_sum(v);
+  __syncthreads(); // sh may still be read by a previous call
+  if (threadIdx.x % 32 == 0) sh[threadIdx.x / 32] = v;
+  __syncthreads();
+  float r = sh[0];
+  for (int w = 1; w < kWarps; w++)
+    r = kMax ? fmaxf(r, sh[w]) : r + sh[w];
+  return r;
+}
+
+// Block per row r = (bh, i): M = max_s m_s, L = sum_s l_s e^(m_s - M),
+// out = sum_s e^(m_s - M) o_s / L. The splits' values are loaded kBatch at
+// a time before any is used (a loop of dependent loads over ~20 splits was
+// the step's slowest part); a split the mask hid (m_s = -inf) is skipped,
+// its o_s unwritten.
 __global__ void __launch_bounds__(kThreads)
     combine_kernel(const float *pm, const float *pl, const float *po, float *out, float *lse,
                    int Tq, int D, int ns) {
+  __shared__ float sh[kWarps];
   const int64_t r = blockIdx.x, bh = r / Tq;
-  const int i = (int)(r % Tq);
-  float M = -INFINITY;
-  for (int s = 0; s < ns; s++)
-    M = fmaxf(M, pm[(bh * ns + s) * Tq + i]);
-  float L = 0.f;
-  for (int s = 0; s < ns; s++) {
-    const float m = pm[(bh * ns + s) * Tq + i];
-    if (m != -INFINITY) L += pl[(bh * ns + s) * Tq + i] * __expf(m - M);
+  const int i = (int)(r % Tq), t = threadIdx.x;
+  const float *mr = pm + bh * ns * Tq + i, *lr = pl + bh * ns * Tq + i; // split s at s * Tq
+  float m = -INFINITY;
+  for (int sp = t; sp < ns; sp += kThreads)
+    m = fmaxf(m, mr[(int64_t)sp * Tq]);
+  const float M = block_reduce<true>(m, sh);
+  float l = 0.f;
+  for (int sp = t; sp < ns; sp += kThreads) {
+    const float ms = mr[(int64_t)sp * Tq];
+    if (ms != -INFINITY) l += lr[(int64_t)sp * Tq] * __expf(ms - M);
   }
+  const float L = block_reduce<false>(l, sh);
   // a row that sees no key: zero output, lse -inf (as the other kernels)
-  for (int d = threadIdx.x; d < D; d += kThreads) {
+  constexpr int kBatch = 8;
+  for (int d = t; d < D; d += kThreads) {
     float acc = 0.f;
-    for (int s = 0; s < ns; s++) {
-      const float m = pm[(bh * ns + s) * Tq + i];
-      if (m != -INFINITY) acc += po[((bh * ns + s) * Tq + i) * D + d] * __expf(m - M);
+    for (int s0 = 0; s0 < ns; s0 += kBatch) {
+      float ms[kBatch], os[kBatch];
+#pragma unroll
+      for (int u = 0; u < kBatch; u++) {
+        const int sp = s0 + u;
+        ms[u] = sp < ns ? mr[(int64_t)sp * Tq] : -INFINITY;
+        os[u] = sp < ns ? po[((bh * ns + sp) * Tq + i) * D + d] : 0.f;
+      }
+#pragma unroll
+      for (int u = 0; u < kBatch; u++)
+        if (ms[u] != -INFINITY) acc += os[u] * __expf(ms[u] - M);
     }
     out[r * D + d] = L > 0.f ? acc / L : 0.f;
   }
-  if (lse && threadIdx.x == 0) lse[r] = L > 0.f ? M + logf(L) : -INFINITY;
+  if (lse && t == 0) lse[r] = L > 0.f ? M + logf(L) : -INFINITY;
 }
 
 // The geometry a step would take this path with (Tq, Tk, D, NB), or false.

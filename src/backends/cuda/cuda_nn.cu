@@ -586,13 +586,50 @@ __global__ void rms_fwd_kernel(const T *x, const T *w, T *y, int64_t R, int64_t 
   }
 }
 
+// Rows of at most kLnRegMaxC columns: as ln_fwd_reg_kernel, a warp per row
+// with its K values a lane (and the weight's) loaded before any is used, so
+// a row costs one memory latency, not one per value (a decode step's
+// [1, 768] rows are latency-bound); the lanes' sums of squares in T joined
+// in double, y in T.
+template <typename T, int K>
+__global__ void rms_fwd_reg_kernel(const T *__restrict__ x, const T *__restrict__ w,
+                                   T *__restrict__ y, int64_t R, int64_t C, double eps) {
+  RowIter<true> it;
+  for (int64_t r = it.first; r < R; r += it.step) {
+    T v[K], wv[K];
+#pragma unroll
+    for (int k = 0; k < K; k++) {
+      const int64_t j = it.lane + 32 * k;
+      v[k] = j < C ? x[r * C + j] : (T)0;
+      wv[k] = j < C ? w[j] : (T)0;
+    }
+    T q = 0; // columns past C hold zeros
+#pragma unroll
+    for (int k = 0; k < K; k++)
+      q += v[k] * v[k];
+    const T rt =
+        (T)(1.0 / sqrt(row_reduce<true, SumOp>((double)q, (double *)nullptr) / (double)C + eps));
+#pragma unroll
+    for (int k = 0; k < K; k++) {
+      const int64_t j = it.lane + 32 * k;
+      if (j < C) y[r * C + j] = v[k] * rt * wv[k];
+    }
+  }
+}
+
 template <typename T> void rms_launch(const asg_cuda_call *c, int64_t R, int64_t C) {
   const T *x = (const T *)c->in[0], *w = (const T *)c->in[1];
   T *y = (T *)c->out;
   double eps = c->s->attr.f[0];
   bool warp = C <= kWarpRowsMaxC;
   unsigned grid = row_grid(R, warp);
-  if (warp)
+  if (C <= kLnRegMaxC) {
+    auto kern = C <= 256   ? rms_fwd_reg_kernel<T, 8>
+                : C <= 512 ? rms_fwd_reg_kernel<T, 16>
+                : C <= 768 ? rms_fwd_reg_kernel<T, 24>
+                           : rms_fwd_reg_kernel<T, 32>;
+    kern<<<grid, kThreads, 0, c->ctx->stream>>>(x, w, y, R, C, eps);
+  } else if (warp)
     rms_fwd_kernel<true, T><<<grid, kThreads, 0, c->ctx->stream>>>(x, w, y, R, C, eps);
   else
     rms_fwd_kernel<false, T><<<grid, kThreads, 0, c->ctx->stream>>>(x, w, y, R, C, eps);

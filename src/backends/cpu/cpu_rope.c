@@ -29,34 +29,13 @@ static void table_rows(const asg_rope_plan *p, int64_t r, int64_t *oc, int64_t *
   *os = b;
 }
 
-/* Rows [lo, hi) of x [R, D] -> y [R, D]; tables advance by lc / ls per
- * element (1, or 0 when broadcast over D). The common case (both 1) calls
- * the inline body with constant strides, so that loop vectorizes. */
-#define ROPE_ROWS(SUF, T)                                                                          \
-  static inline void rope_row_##SUF(const T *xr, const T *cr, const T *sr, T *yr, int64_t h,       \
-                                    int64_t lc, int64_t ls) {                                      \
-    for (int64_t i = 0; i < h; i++) {                                                              \
-      const T a = xr[i], b = xr[i + h];                                                            \
-      yr[i] = a * cr[i * lc] - b * sr[i * ls];                                                     \
-      yr[i + h] = b * cr[(i + h) * lc] + a * sr[(i + h) * ls];                                     \
-    }                                                                                              \
-  }                                                                                                \
-  static void rope_rows_##SUF(const rope_job *j, int64_t lo, int64_t hi) {                         \
-    const asg_rope_plan *p = &j->p;                                                                \
-    const T *x = j->c->in[0], *cs = j->c->in[1], *sn = j->c->in[2];                                \
-    T *y = j->c->out;                                                                              \
-    const int64_t D = p->D, h = D / 2, lc = p->last[0], ls = p->last[1];                           \
-    for (int64_t r = lo; r < hi; r++) {                                                            \
-      int64_t oc, os;                                                                              \
-      table_rows(p, r, &oc, &os);                                                                  \
-      if (lc == 1 && ls == 1)                                                                      \
-        rope_row_##SUF(x + r * D, cs + oc, sn + os, y + r * D, h, 1, 1);                           \
-      else                                                                                         \
-        rope_row_##SUF(x + r * D, cs + oc, sn + os, y + r * D, h, lc, ls);                         \
-    }                                                                                              \
-  }
-ROPE_ROWS(f32, float)
-ROPE_ROWS(f64, double)
+/* Rows [lo, hi) of x [R, D] -> y [R, D] per type (cpu_rope_tmpl.h). */
+#define SUF f32
+#define T float
+#include "backends/cpu/cpu_rope_tmpl.h"
+#define SUF f64
+#define T double
+#include "backends/cpu/cpu_rope_tmpl.h"
 
 static void rope_range(void *ctx, int64_t lo, int64_t hi, int tid) {
   (void)tid;

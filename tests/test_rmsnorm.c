@@ -151,48 +151,15 @@ static void test_layer(void) {
 
 /* Exported as ONNX arithmetic and imported back: the same values. */
 static void test_onnx(void) {
-  const char *dir = tu_tmpdir_create("asg_rmsnorm");
-  if (!dir) {
-    TU_CHECK(0, "cannot create a temporary folder");
-    return;
-  }
-  const char *path = tu_path(dir, "rms.onnx");
   asg_graph *g = asg_graph_new();
   asg_shape xs = ASG_SHAPE(3, 8);
   asg_tensor *x = asg_input(g, "x", ASG_F32, xs);
   asg_tensor *w = asg_variable(g, "w", ASG_F32, ASG_SHAPE(8), asg_init_uniform(0.5, 1.5));
   asg_tensor *y = asg_rmsnorm(x, w, 1e-5);
-  asg_program *p = asg_compile(g, 1, &y, NULL);
-  double xv[24], want[24], got[24];
+  double xv[24];
   tu_rand(31, xv, 24, -3, 3);
-  TU_CHECK(p && tu_feed(p, "x", ASG_F32, xv, 24) == 0 && asg_program_run(p) == ASG_OK &&
-               tu_fetch(p, y, want) == 0,
-           "onnx: source program: %s", asg_last_error());
-  asg_onnx_export_opts o = {.program = p};
-  asg_status st = asg_onnx_export(g, 1, &y, path, &o);
-  if (st == ASG_ERR_UNSUPPORTED && tu_contains(asg_last_error(), "built without ONNX")) {
-    printf("built without ONNX: export not checked\n");
-  } else {
-    TU_CHECK(st == ASG_OK, "onnx export: %s", asg_last_error());
-    asg_graph *g2 = asg_graph_new();
-    asg_onnx_model *m = NULL;
-    asg_program *p2 = NULL;
-    if (!st && asg_onnx_import(g2, path, NULL, &m) == ASG_OK) {
-      asg_tensor *o2 = asg_onnx_model_output(m, 0);
-      p2 = asg_compile(g2, 1, &o2, NULL);
-      TU_CHECK(p2 && tu_feed(p2, "x", ASG_F32, xv, 24) == 0 && asg_program_run(p2) == ASG_OK &&
-                   tu_fetch(p2, o2, got) == 0 && tu_close("onnx", got, want, 24, 1e-6, 1e-5),
-               "onnx round trip: %s", asg_last_error());
-    } else {
-      TU_CHECK(0, "onnx import: %s", asg_last_error());
-    }
-    asg_program_free(p2);
-    asg_onnx_model_free(m);
-    asg_graph_free(g2);
-  }
-  asg_program_free(p);
+  tu_onnx_roundtrip(g, y, xv, 24, 1e-6, 1e-5, "onnx");
   asg_graph_free(g);
-  tu_tmpdir_remove(dir);
 }
 
 static void expect_err(asg_graph *g, asg_tensor *t, const char *sub) {

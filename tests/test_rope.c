@@ -150,49 +150,16 @@ static void test_gradcheck(void) {
 /* Exported as ONNX (Slice, Neg, Concat, Mul, Add) and imported back: the
  * same values. */
 static void test_onnx(void) {
-  const char *dir = tu_tmpdir_create("asg_rope");
-  if (!dir) {
-    TU_CHECK(0, "cannot create a temporary folder");
-    return;
-  }
-  const char *path = tu_path(dir, "rope.onnx");
   asg_graph *g = asg_graph_new();
   asg_shape xs = ASG_SHAPE(2, 3, 4, 8);
   asg_tensor *x = asg_input(g, "x", ASG_F32, xs);
   asg_tensor *c = asg_variable(g, "c", ASG_F32, ASG_SHAPE(4, 8), asg_init_uniform(-1, 1));
   asg_tensor *s = asg_variable(g, "s", ASG_F32, ASG_SHAPE(2, 1, 4, 8), asg_init_uniform(-1, 1));
   asg_tensor *y = asg_rope(x, c, s);
-  asg_program *p = asg_compile(g, 1, &y, NULL);
-  double xv[192], want[192], got[192];
+  double xv[192];
   tu_rand(31, xv, 192, -3, 3);
-  TU_CHECK(p && tu_feed(p, "x", ASG_F32, xv, 192) == 0 && asg_program_run(p) == ASG_OK &&
-               tu_fetch(p, y, want) == 0,
-           "onnx: source program: %s", asg_last_error());
-  asg_onnx_export_opts o = {.program = p};
-  asg_status st = asg_onnx_export(g, 1, &y, path, &o);
-  if (st == ASG_ERR_UNSUPPORTED && tu_contains(asg_last_error(), "built without ONNX")) {
-    printf("built without ONNX: export not checked\n");
-  } else {
-    TU_CHECK(st == ASG_OK, "onnx export: %s", asg_last_error());
-    asg_graph *g2 = asg_graph_new();
-    asg_onnx_model *m = NULL;
-    asg_program *p2 = NULL;
-    if (!st && asg_onnx_import(g2, path, NULL, &m) == ASG_OK) {
-      asg_tensor *o2 = asg_onnx_model_output(m, 0);
-      p2 = asg_compile(g2, 1, &o2, NULL);
-      TU_CHECK(p2 && tu_feed(p2, "x", ASG_F32, xv, 192) == 0 && asg_program_run(p2) == ASG_OK &&
-                   tu_fetch(p2, o2, got) == 0 && tu_close("onnx", got, want, 192, 1e-6, 1e-6),
-               "onnx round trip: %s", asg_last_error());
-    } else {
-      TU_CHECK(0, "onnx import: %s", asg_last_error());
-    }
-    asg_program_free(p2);
-    asg_onnx_model_free(m);
-    asg_graph_free(g2);
-  }
-  asg_program_free(p);
+  tu_onnx_roundtrip(g, y, xv, 192, 1e-6, 1e-6, "onnx");
   asg_graph_free(g);
-  tu_tmpdir_remove(dir);
 }
 
 static void test_errors(void) {

@@ -350,3 +350,45 @@ asg_shape tu_bcast_shape(asg_shape a, asg_shape b) {
   }
   return r;
 }
+
+void tu_onnx_roundtrip(asg_graph *g, asg_tensor *y, const double *xv, long n, double rtol,
+                       double atol, const char *what) {
+  const char *dir = tu_tmpdir_create("asg_onnx_rt");
+  double *want = calloc((size_t)n, sizeof(double)), *got = calloc((size_t)n, sizeof(double));
+  if (!dir || !want || !got) {
+    TU_CHECK(0, "%s: out of memory or no temporary folder", what);
+    free(want), free(got);
+    if (dir) tu_tmpdir_remove(dir);
+    return;
+  }
+  const char *path = tu_path(dir, "model.onnx");
+  asg_program *p = asg_compile(g, 1, &y, NULL);
+  TU_CHECK(p && tu_feed(p, "x", ASG_F32, xv, n) == 0 && asg_program_run(p) == ASG_OK &&
+               tu_fetch(p, y, want) == 0,
+           "%s: source program: %s", what, asg_last_error());
+  asg_onnx_export_opts o = {.program = p};
+  asg_status st = asg_onnx_export(g, 1, &y, path, &o);
+  if (st == ASG_ERR_UNSUPPORTED && tu_contains(asg_last_error(), "built without ONNX")) {
+    printf("%s: built without ONNX: export not checked\n", what);
+  } else {
+    TU_CHECK(st == ASG_OK, "%s: onnx export: %s", what, asg_last_error());
+    asg_graph *g2 = asg_graph_new();
+    asg_onnx_model *m = NULL;
+    asg_program *p2 = NULL;
+    if (!st && asg_onnx_import(g2, path, NULL, &m) == ASG_OK) {
+      asg_tensor *o2 = asg_onnx_model_output(m, 0);
+      p2 = asg_compile(g2, 1, &o2, NULL);
+      TU_CHECK(p2 && tu_feed(p2, "x", ASG_F32, xv, n) == 0 && asg_program_run(p2) == ASG_OK &&
+                   tu_fetch(p2, o2, got) == 0 && tu_close(what, got, want, n, rtol, atol),
+               "%s: onnx round trip: %s", what, asg_last_error());
+    } else {
+      TU_CHECK(0, "%s: onnx import: %s", what, asg_last_error());
+    }
+    asg_program_free(p2);
+    asg_onnx_model_free(m);
+    asg_graph_free(g2);
+  }
+  asg_program_free(p);
+  free(want), free(got);
+  tu_tmpdir_remove(dir);
+}

@@ -73,6 +73,12 @@ const char *tu_tmpdir_create(const char *prefix);
 void tu_tmpdir_remove(const char *dir);
 /* "dir/name" in one of 8 rotating static buffers: valid until 8 more calls. */
 const char *tu_path(const char *dir, const char *name);
+/* Exports y (graph g, one f32 input "x" of n values xv) to ONNX in a
+ * temporary folder, imports it back and checks the imported program's
+ * output against the source program's within rtol/atol (a TU_CHECK each);
+ * prints a note and checks only the source where ONNX is not built. */
+void tu_onnx_roundtrip(asg_graph *g, asg_tensor *y, const double *xv, long n, double rtol,
+                       double atol, const char *what);
 
 /* Compiles {y} on the CPU, runs it once, converts y to doubles in out
  * (numel(y) elements). Returns 0 on success. */

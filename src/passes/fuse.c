@@ -84,7 +84,9 @@ asg_status asg__fuse_begin(asg_graph *g, int n_out, asg_tensor *const *outs, asg
        * transformer block after its projection (input 3) */
       asg_tensor *ra = g->nodes[reader[add->id]];
       asg_tensor *r = ra->in[0] == add ? ra->in[1] : ra->in[0];
-      if (r != add && r->dtype == add->dtype && asg_shape_equal(r->shape, add->shape)) {
+      /* the residual add made right after (as fuse_linear.c's residual form) */
+      if (ra->id == add->id + 1 && r != add && r->dtype == add->dtype &&
+          asg_shape_equal(r->shape, add->shape)) {
         at = ra;
         m.in[m.n_in++] = r;
       }

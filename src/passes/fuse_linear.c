@@ -39,9 +39,12 @@ bool asg__fuse_linear_match(const asg_fuse_view *v, asg_tensor *add, asg_fuse_ma
   }
   for (int k = 0; k < 2; k++) { /* the residual form: a product plus r of its shape */
     asg_tensor *mm = add->in[k], *r = add->in[1 - k];
-    if (mm->op != ASG_OP_MATMUL || mm->dtype != add->dtype || v->readers[mm->id] != 1 || r == mm ||
-        r->dtype != add->dtype || !asg_shape_equal(add->shape, mm->shape) ||
-        !asg_shape_equal(r->shape, add->shape))
+    /* made right after the product (the fused step runs where the add did,
+     * so a later add would keep the product's operands alive longer: a
+     * gradient's sum, built long after its product, in checkpointed blocks) */
+    if (mm->op != ASG_OP_MATMUL || mm->dtype != add->dtype || v->readers[mm->id] != 1 ||
+        add->id != mm->id + 1 || r == mm || r->dtype != add->dtype ||
+        !asg_shape_equal(add->shape, mm->shape) || !asg_shape_equal(r->shape, add->shape))
       continue;
     *m = (asg_fuse_match){.main = mm,
                           .op = ASG_OP_MATMUL_BIAS_ACT,

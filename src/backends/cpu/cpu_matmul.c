@@ -29,33 +29,38 @@ typedef struct gemm_job {
 
 /* rows [r0, r1) x columns [c0, c1) of C: C = act(C + bias) + res, the adds
  * and the activation (1 relu, 2 gelu_tanh, f32 only) as the unfused steps do
- * them (the same bits); without a bias, only the residual */
+ * them (the same bits); without a bias, only the residual. One loop per
+ * case, so that each vectorizes (a branch on the bias inside the loop made
+ * the char-GPT training step 20% slower). */
 static void epilogue(const gemm_job *g, int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
   for (int64_t r = r0; r < r1; r++) {
     if (g->f64) {
       double *y = (double *)g->C + r * g->ldc;
       const double *b = g->bias, *rr = g->res ? (const double *)g->res + r * g->ldc : NULL;
-      for (int64_t j = c0; j < c1; j++) {
-        double v = y[j];
-        if (b) {
-          v += b[j];
-          v = g->act == 1 && !(v > 0) ? 0 : v;
+      if (b)
+        for (int64_t j = c0; j < c1; j++) {
+          const double v = y[j] + b[j];
+          y[j] = g->act == 1 && !(v > 0) ? 0 : v;
         }
-        y[j] = rr ? v + rr[j] : v;
-      }
+      if (rr)
+        for (int64_t j = c0; j < c1; j++)
+          y[j] += rr[j];
     } else {
       float *y = (float *)g->C + r * g->ldc;
       const float *b = g->bias, *rr = g->res ? (const float *)g->res + r * g->ldc : NULL;
-      for (int64_t j = c0; j < c1; j++) {
-        float v = y[j];
-        if (b) {
-          v += b[j];
-          if (g->act == 2) /* the gelu_tanh step's formula (cpu_elementwise_tmpl.h) */
-            v = 0.5f * v * (1.0f + tanhf(0.79788456080286535588f * (v + 0.044715f * v * v * v)));
-          v = g->act == 1 && !(v > 0) ? 0.0f : v;
+      if (b && g->act == 2) /* the gelu_tanh step's formula (cpu_elementwise_tmpl.h) */
+        for (int64_t j = c0; j < c1; j++) {
+          const float v = y[j] + b[j];
+          y[j] = 0.5f * v * (1.0f + tanhf(0.79788456080286535588f * (v + 0.044715f * v * v * v)));
         }
-        y[j] = rr ? v + rr[j] : v;
-      }
+      else if (b)
+        for (int64_t j = c0; j < c1; j++) {
+          const float v = y[j] + b[j];
+          y[j] = g->act == 1 && !(v > 0) ? 0.0f : v;
+        }
+      if (rr)
+        for (int64_t j = c0; j < c1; j++)
+          y[j] += rr[j];
     }
   }
 }

@@ -80,7 +80,7 @@ typedef struct asg_cuda_call {
   const void *epi_bias;
   void *epi_out;
   int epi_act;         /* ASG_CUDA_EPI_* */
-  const void *epi_res; /* ... then adds this [rows, N] (input 3), or NULL */
+  const void *epi_res; /* ... then adds this [rows, N] (asg__mba_res), or NULL */
   /* matmul a^T b: also the column sums of a ([R, C] -> [C], f32: a linear
    * layer's bias gradient) into bgrad_out, in cuBLASLt's epilogue; the sum
    * step then launches nothing (cuda_backend.c plans it). */

@@ -280,7 +280,7 @@ static asg_status gemm_record(const asg_vk_call *c, mm_params *p) {
 typedef struct mm_bias_act_params {
   uint64_t out, bias;
   int32_t n, O, OHW, act;
-  uint64_t res; /* the residual [..., M, N] (input 3), or 0 */
+  uint64_t res; /* the residual [..., M, N] (asg__mba_res), or 0 */
 } mm_bias_act_params;
 
 static asg_status mm_product(const asg_vk_call *c);

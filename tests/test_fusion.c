@@ -182,6 +182,54 @@ static void check_symbolic(asg_dtype dt) {
   asg_graph_free(g);
 }
 
+/* One input of a fused/unfused program pair; name NULL: not fed. */
+typedef struct feed {
+  const char *name;
+  const double *v;
+  long n;
+} feed;
+
+/* Feeds both programs (the fused one on g_backend, the unfused CPU one),
+ * runs them and fetches outs into got[k] / ug[k] (allocated here, freed by
+ * free_outs); false on any failure. */
+static bool run_pair(asg_program *fz, asg_program *un, asg_dtype dt, const feed *f, int nf, int n,
+                     asg_tensor *const *outs, double **got, double **ug) {
+  for (int k = 0; k < n; k++) {
+    got[k] = calloc((size_t)numel(outs[k]), sizeof(double));
+    ug[k] = calloc((size_t)numel(outs[k]), sizeof(double));
+  }
+  asg_program *ps[2] = {fz, un};
+  double **res[2] = {got, ug};
+  bool ok = fz && un;
+  for (int q = 0; q < 2 && ok; q++) {
+    for (int i = 0; i < nf && ok; i++)
+      ok = !f[i].name || !tu_feed(ps[q], f[i].name, dt, f[i].v, f[i].n);
+    ok = ok && asg_program_run(ps[q]) == ASG_OK;
+    for (int k = 0; k < n && ok; k++)
+      ok = !tu_fetch(ps[q], outs[k], res[q][k]);
+  }
+  return ok;
+}
+
+/* Every output of the fused program against the unfused CPU one: the same
+ * bits on the CPU, else within the GPU tolerances. */
+static void compare_pair(const char *what, asg_dtype dt, int n, asg_tensor *const *outs,
+                         double **got, double **ug) {
+  for (int k = 0; k < n; k++) {
+    const long m = numel(outs[k]);
+    if (!strcmp(g_backend, "cpu"))
+      TU_CHECK(same(got[k], ug[k], m), "%s: output %d is the unfused bits", what, k);
+    else
+      TU_CHECK(tu_close(what, got[k], ug[k], m, dt == ASG_F32 ? 1e-4 : 1e-10, 1e-4),
+               "%s: output %d against the unfused CPU", what, k);
+  }
+}
+
+static void free_outs(int n, double **got, double **ug) {
+  for (int k = 0; k < n; k++)
+    free(got[k]), free(ug[k]);
+}
+
 /* act(a b + bias) (act 0 none, 1 relu, 2 gelu_tanh) [+ gradients]: one
  * matmul_bias_act step (src/passes/fuse_linear.c) against the unfused CPU
  * program (the same bits on the CPU) and double loops (forward); the product
@@ -212,20 +260,8 @@ static void check_linear(asg_dtype dt, bool tb, int act, bool batched, bool mm_o
   want = malloc(sizeof(double) * (size_t)ny);
   tu_rand(11, av, na, -1, 1), tu_rand(12, wv, nw, -1, 1), tu_rand(13, bv, N, -1, 1);
   tu_rand(14, rv, ny, 0.5, 1.5);
-  for (int k = 0; k < n; k++) {
-    got[k] = calloc((size_t)numel(outs[k]), sizeof(double));
-    ug[k] = calloc((size_t)numel(outs[k]), sizeof(double));
-  }
-  asg_program *ps[2] = {fz, un};
-  double **res[2] = {got, ug};
-  bool ok = fz && un;
-  for (int q = 0; q < 2 && ok; q++) {
-    ok = !tu_feed(ps[q], "a", dt, av, na) && !tu_feed(ps[q], "w", dt, wv, nw) &&
-         !tu_feed(ps[q], "b", dt, bv, N) && (!grads || !tu_feed(ps[q], "r", dt, rv, ny)) &&
-         asg_program_run(ps[q]) == ASG_OK;
-    for (int k = 0; k < n && ok; k++)
-      ok = !tu_fetch(ps[q], outs[k], res[q][k]);
-  }
+  const feed f[4] = {{"a", av, na}, {"w", wv, nw}, {"b", bv, N}, {grads ? "r" : NULL, rv, ny}};
+  const bool ok = run_pair(fz, un, dt, f, 4, n, outs, got, ug);
   char what[96];
   snprintf(what, sizeof what, "linear %s tb %d act %d batched %d mm_out %d grads %d",
            asg_dtype_name(dt), tb, act, batched, mm_out, grads);
@@ -246,18 +282,9 @@ static void check_linear(asg_dtype dt, bool tb, int act, bool batched, bool mm_o
       }
     TU_CHECK(tu_close(what, got[0], want, ny, dt == ASG_F32 ? 1e-5 : 1e-12, 1e-5),
              "%s: y against loops", what);
-    const bool cpu = !strcmp(g_backend, "cpu");
-    for (int k = 0; k < n; k++) {
-      const long m = numel(outs[k]);
-      if (cpu)
-        TU_CHECK(same(got[k], ug[k], m), "%s: output %d is the unfused bits", what, k);
-      else
-        TU_CHECK(tu_close(what, got[k], ug[k], m, dt == ASG_F32 ? 1e-4 : 1e-10, 1e-4),
-                 "%s: output %d against the unfused CPU", what, k);
-    }
+    compare_pair(what, dt, n, outs, got, ug);
   }
-  for (int k = 0; k < n; k++)
-    free(got[k]), free(ug[k]);
+  free_outs(n, got, ug);
   free(av), free(rv), free(want);
   asg_program_free(fz), asg_program_free(un);
   asg_graph_free(g);
@@ -291,20 +318,12 @@ static void check_residual(asg_dtype dt, int64_t M, bool grads, bool bias) {
   double *got[5], *ug[5];
   tu_rand(21, av, M * K, -1, 1), tu_rand(22, wv, N * K, -1, 1), tu_rand(23, bv, N, -1, 1);
   tu_rand(24, rv, M * N, -2, 2), tu_rand(25, uv, M * N, 0.5, 1.5);
-  for (int k = 0; k < n; k++) {
-    got[k] = calloc((size_t)numel(outs[k]), sizeof(double));
-    ug[k] = calloc((size_t)numel(outs[k]), sizeof(double));
-  }
-  asg_program *ps[2] = {fz, un};
-  double **res[2] = {got, ug};
-  bool ok = fz && un;
-  for (int q = 0; q < 2 && ok; q++) {
-    ok = !tu_feed(ps[q], "a", dt, av, M * K) && !tu_feed(ps[q], "w", dt, wv, N * K) &&
-         (!bias || !tu_feed(ps[q], "b", dt, bv, N)) && !tu_feed(ps[q], "r", dt, rv, M * N) &&
-         (!grads || !tu_feed(ps[q], "u", dt, uv, M * N)) && asg_program_run(ps[q]) == ASG_OK;
-    for (int k = 0; k < n && ok; k++)
-      ok = !tu_fetch(ps[q], outs[k], res[q][k]);
-  }
+  const feed f[5] = {{"a", av, M * K},
+                     {"w", wv, N * K},
+                     {bias ? "b" : NULL, bv, N},
+                     {"r", rv, M * N},
+                     {grads ? "u" : NULL, uv, M * N}};
+  const bool ok = run_pair(fz, un, dt, f, 5, n, outs, got, ug);
   char what[96];
   snprintf(what, sizeof what, "residual %s M %lld grads %d bias %d", asg_dtype_name(dt),
            (long long)M, grads, bias);
@@ -325,17 +344,9 @@ static void check_residual(asg_dtype dt, int64_t M, bool grads, bool bias) {
       }
     TU_CHECK(tu_close(what, got[0], want, M * N, dt == ASG_F32 ? 1e-5 : 1e-12, 1e-5),
              "%s: y against loops", what);
-    for (int k = 0; k < n; k++) {
-      const long m = numel(outs[k]);
-      if (!strcmp(g_backend, "cpu"))
-        TU_CHECK(same(got[k], ug[k], m), "%s: output %d is the unfused bits", what, k);
-      else
-        TU_CHECK(tu_close(what, got[k], ug[k], m, dt == ASG_F32 ? 1e-4 : 1e-10, 1e-4),
-                 "%s: output %d against the unfused CPU", what, k);
-    }
+    compare_pair(what, dt, n, outs, got, ug);
   }
-  for (int k = 0; k < n; k++)
-    free(got[k]), free(ug[k]);
+  free_outs(n, got, ug);
   asg_program_free(fz), asg_program_free(un);
   asg_graph_free(g);
 }

@@ -118,6 +118,10 @@ void cases_matmul(void) {
     one_matmul(dt, ASG_SHAPE(1, 1, 96), ASG_SHAPE(67, 96), false, true);
     one_matmul(dt, ASG_SHAPE(8, 257), ASG_SHAPE(33, 257), false, true);
     one_matmul(dt, ASG_SHAPE(2, 3, 1040), ASG_SHAPE(130, 1040), false, true);
+    /* N large enough that a block takes 4 rows of W (3070 on 132 SMs) or 2
+     * (767), the last block short */
+    one_matmul(dt, ASG_SHAPE(1, 64), ASG_SHAPE(3070, 64), false, true);
+    one_matmul(dt, ASG_SHAPE(3, 99), ASG_SHAPE(767, 99), false, true);
   }
   /* relu?(a b + bias): one matmul_bias_act step (src/passes/fuse_linear.c), a
    * batched [3,5,7] x [7,4] and a broadcast batch, against the unfused CPU */

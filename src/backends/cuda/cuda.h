@@ -24,6 +24,9 @@ typedef struct asg_cuda_ctx {
   void *blas_ws; /* cuBLAS(Lt) workspace: fixed, so GEMMs never allocate */
   size_t blas_ws_bytes;
   int sm_count;
+  /* kernels of cuda_pdl.cuh may overlap the one before them (compute
+   * capability 9+, ASG_CUDA_PDL not 0) */
+  bool pdl;
   void *gemm_cache;                 /* cuBLASLt algorithms chosen per GEMM shape (cuda_matmul.cu) */
   struct asg_cuda_staging *staging; /* double-buffered uploads (cuda_backend.c) */
   int n_staging;
@@ -264,7 +267,7 @@ void asg_cuda_chain_half(asg_cuda_fusion *f, int k, int j, void *dst, bool bf16)
 asg_status asg_cuda_fused_run(const asg_cuda_call *c, const asg_cuda_fusion *f, int k);
 
 /* part [P, C] (double partial column sums, chunk by chunk) -> out [C] (f32
- * when f32, else f64), in a fixed order (cuda_nn.cu). */
+ * when f32, else f64), in a fixed order (cuda_layernorm.cu). */
 void asg_cuda_part_finish(const double *part, void *out, int64_t P, int64_t C, bool f32,
                           cudaStream_t st);
 

@@ -9,10 +9,13 @@
 //   combine: block per row merges the splits: o = sum_s e^(m_s - M) o_s / L.
 // Shapes: q [NB, Tq, D], k and v [NB, Tk, D], mask [NB / G, Tk] or none,
 // out [NB, Tq, D], lse [NB, Tq] (kept for a backward step, if asked);
-// D a multiple of 4 (float4 loads), at most 256.
+// D a multiple of 4 (float4 loads), at most 256. Both kernels are launched
+// dependent (cuda_pdl.cuh): a split prefetches its k and v rows into L2
+// while the kernel before it (the cache write) still runs.
 #include <math.h>
 
 #include "backends/cuda/cuda.h"
+#include "backends/cuda/cuda_pdl.cuh"
 
 namespace {
 
@@ -58,6 +61,10 @@ __global__ void __launch_bounds__(kThreads)
   const float4 *kh = reinterpret_cast<const float4 *>(k + bh * Tk * D);
   const float4 *vh = reinterpret_cast<const float4 *>(v + bh * Tk * D);
   const float *mr = mask ? mask + bh / G * Tk : nullptr;
+  l2_prefetch(kh + (int64_t)j0 * D4, sizeof(float4) * (size_t)nk * D4, t, kThreads);
+  l2_prefetch(vh + (int64_t)j0 * D4, sizeof(float4) * (size_t)nk * D4, t, kThreads);
+  pdl_wait();
+  pdl_trigger();
   // a split the mask hides entirely (cache rows not written yet) reads no k or v
   const int kk = t / kTpk, part = t % kTpk; // the key this thread scores
   const bool seen = kk < nk && (!mr || mr[j0 + kk] != 0.f);
@@ -190,6 +197,8 @@ __global__ void __launch_bounds__(kThreads)
   __shared__ float sh[kWarps];
   const int64_t r = blockIdx.x, bh = r / Tq;
   const int i = (int)(r % Tq), t = threadIdx.x;
+  pdl_wait();
+  pdl_trigger();
   const float *mr = pm + bh * ns * Tq + i, *lr = pl + bh * ns * Tq + i; // split s at s * Tq
   float m = -INFINITY;
   for (int sp = t; sp < ns; sp += kThreads)
@@ -260,10 +269,9 @@ extern "C" bool asg_cuda_attention_decode(const asg_cuda_call *c, const float *m
   float *po = (float *)c->ws, *pm = po + nbh * ns * Tq * D, *pl = pm + nbh * ns * Tq;
   const float *q = (const float *)c->in[0], *k = (const float *)c->in[1];
   const float *v = (const float *)c->in[2];
-  cudaStream_t st = c->ctx->stream;
-  split_kernel<<<dim3((unsigned)nbh, (unsigned)ns), kThreads, 0, st>>>(
-      q, k, v, pm, pl, po, Tq, Tk, D, (float)c->s->attr.f[0], (int)c->s->attr.i[0], mask, G);
-  combine_kernel<<<(unsigned)(nbh * Tq), kThreads, 0, st>>>(pm, pl, po, (float *)c->out,
-                                                            (float *)c->stats_out, Tq, D, ns);
+  pdl_launch(c->ctx, split_kernel, dim3((unsigned)nbh, (unsigned)ns), kThreads, 0, q, k, v, pm, pl,
+             po, Tq, Tk, D, (float)c->s->attr.f[0], (int)c->s->attr.i[0], mask, G);
+  pdl_launch(c->ctx, combine_kernel, (unsigned)(nbh * Tq), kThreads, 0, pm, pl, po, (float *)c->out,
+             (float *)c->stats_out, Tq, D, ns);
   return true;
 }

@@ -109,6 +109,11 @@ static asg_status cuda_open(int nthreads, void **dev) {
   if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking);
   if (e == cudaSuccess)
     e = cudaDeviceGetAttribute(&c->sm_count, cudaDevAttrMultiProcessorCount, c->device);
+  int major = 0;
+  if (e == cudaSuccess)
+    e = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, c->device);
+  const char *pdl = getenv("ASG_CUDA_PDL");
+  c->pdl = major >= 9 && !(pdl && pdl[0] == '0');
   c->blas_ws_bytes = 32u << 20;
   if (e == cudaSuccess) e = cudaMalloc(&c->blas_ws, c->blas_ws_bytes);
   if (e != cudaSuccess) {

@@ -24,7 +24,7 @@
 // are merged pairwise (Chan et al.: no E[x^2] - E[x]^2 cancellation, so
 // f64 keeps its precision) in fixed trees and orders: no atomics, and
 // reruns give the same bits. The elementwise pass computes in the tensor's
-// type (as the layernorm kernels of cuda_nn.cu: f32 -> f64 conversions run
+// type (as the layernorm kernels of cuda_layernorm.cu: f32 -> f64 conversions run
 // at a quarter of the f32 rate on sm_90). Indices are 64-bit, except the
 // elementwise pass's division into channels (32-bit when the tensor has
 // < 2^32 elements, cuda_fastdiv.cuh).

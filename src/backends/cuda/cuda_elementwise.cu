@@ -1,4 +1,5 @@
 #include "backends/cuda/cuda.h"
+#include "backends/cuda/cuda_pdl.cuh"
 #include "backends/cuda/cuda_fastdiv.cuh"
 #include "backends/cuda/cuda_fault.cuh"
 #include "backends/cuda/cuda_half.cuh"
@@ -224,6 +225,8 @@ __device__ __forceinline__ TO apply(const F &f, const TI (&v)[N]) {
 template <class F, class TO, class TI, int N>
 __global__ void __launch_bounds__(kThreads)
     ew_vec_kernel(F f, TO *__restrict__ o, Ins<TI, N> in, unsigned splat, int64_t n) {
+  pdl_wait(); // launched dependent (cuda_pdl.cuh)
+  pdl_trigger();
   constexpr int K = 16 / (sizeof(TO) > sizeof(TI) ? sizeof(TO) : sizeof(TI));
   using VI = Vec<TI, K>;
   using VO = Vec<TO, K>;
@@ -264,6 +267,8 @@ __global__ void __launch_bounds__(kThreads)
 template <class F, class TO, class TI, int N>
 __global__ void __launch_bounds__(kThreads)
     ew_strided32_kernel(F f, TO *__restrict__ o, Ins<TI, N> in, Bcast32 b, uint32_t n) {
+  pdl_wait(); // launched dependent (cuda_pdl.cuh)
+  pdl_trigger();
   const uint32_t stride = gridDim.x * blockDim.x;
   for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
     int32_t off[N];
@@ -297,6 +302,8 @@ __global__ void __launch_bounds__(kThreads)
 template <class F, class TO, class TI, int N>
 __global__ void __launch_bounds__(kThreads)
     ew_rowvec32_kernel(F f, TO *__restrict__ o, Ins<TI, N> in, Bcast32 b, uint32_t nvec) {
+  pdl_wait(); // launched dependent (cuda_pdl.cuh)
+  pdl_trigger();
   constexpr int K = 16 / (sizeof(TO) > sizeof(TI) ? sizeof(TO) : sizeof(TI));
   using VI = Vec<TI, K>;
   using VO = Vec<TO, K>;
@@ -346,6 +353,8 @@ __global__ void __launch_bounds__(kThreads)
 template <class F, class TO, class TI, int N>
 __global__ void __launch_bounds__(kThreads)
     ew_strided64_kernel(F f, TO *__restrict__ o, Ins<TI, N> in, Bcast b, int64_t n) {
+  pdl_wait(); // launched dependent (cuda_pdl.cuh)
+  pdl_trigger();
   const int64_t stride = (int64_t)gridDim.x * blockDim.x;
   for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
     int64_t off[N];
@@ -388,7 +397,6 @@ template <class TO, class TI, int N, class F> asg_status launch(const asg_cuda_c
   for (int k = 0; k < N; k++)
     in.p[k] = static_cast<const TI *>(c->in[k]);
   TO *o = static_cast<TO *>(c->out);
-  cudaStream_t stream = c->ctx->stream;
   if (b.nd == 1) { // every operand contiguous or a scalar
     constexpr int K = 16 / (sizeof(TO) > sizeof(TI) ? sizeof(TO) : sizeof(TI));
     unsigned splat = 0;
@@ -401,8 +409,8 @@ template <class TO, class TI, int N, class F> asg_status launch(const asg_cuda_c
     }
     if (ok) {
       const int64_t units = n / K > 0 ? n / K : 1;
-      ew_vec_kernel<F, TO, TI, N>
-          <<<asg_cuda_blocks(units, kThreads), kThreads, 0, stream>>>(f, o, in, splat, n);
+      pdl_launch(c->ctx, ew_vec_kernel<F, TO, TI, N>, asg_cuda_blocks(units, kThreads), kThreads, 0,
+                 f, o, in, splat, n);
       return asg_cuda_check(c);
     }
   }
@@ -427,13 +435,14 @@ template <class TO, class TI, int N, class F> asg_status launch(const asg_cuda_c
     }
     if (rowvec) {
       const uint32_t nvec = (uint32_t)(n / K);
-      ew_rowvec32_kernel<F, TO, TI, N>
-          <<<asg_cuda_blocks(nvec, kThreads), kThreads, 0, stream>>>(f, o, in, b32, nvec);
+      pdl_launch(c->ctx, ew_rowvec32_kernel<F, TO, TI, N>, asg_cuda_blocks(nvec, kThreads),
+                 kThreads, 0, f, o, in, b32, nvec);
       return asg_cuda_check(c);
     }
-    ew_strided32_kernel<F, TO, TI, N><<<blocks, kThreads, 0, stream>>>(f, o, in, b32, (uint32_t)n);
+    pdl_launch(c->ctx, ew_strided32_kernel<F, TO, TI, N>, blocks, kThreads, 0, f, o, in, b32,
+               (uint32_t)n);
   } else {
-    ew_strided64_kernel<F, TO, TI, N><<<blocks, kThreads, 0, stream>>>(f, o, in, b, n);
+    pdl_launch(c->ctx, ew_strided64_kernel<F, TO, TI, N>, blocks, kThreads, 0, f, o, in, b, n);
   }
   return asg_cuda_check(c);
 }
@@ -626,6 +635,8 @@ __global__ void cache_write_kernel(U *__restrict__ y, const U *__restrict__ v,
                                    const X *__restrict__ posp, int64_t total, int64_t t,
                                    int64_t tmax, int64_t inner, asg_index_fault *fault,
                                    unsigned step1) {
+  pdl_wait(); // launched dependent (cuda_pdl.cuh)
+  pdl_trigger();
   const int64_t pos = (int64_t)*posp;
   if (pos < 0 || pos > tmax - t) {
     if (fault) {
@@ -651,15 +662,14 @@ template <typename U> asg_status cache_write_typed(const asg_cuda_call *c) {
   const int64_t total = outer * t * inner;
   if (total == 0) return ASG_OK;
   const unsigned grid = asg_cuda_blocks(total, kThreads);
-  cudaStream_t st = c->ctx->stream;
   if (s->in[2].dtype == ASG_I32)
-    cache_write_kernel<U, int32_t><<<grid, kThreads, 0, st>>>((U *)c->out, (const U *)c->in[1],
-                                                              (const int32_t *)c->in[2], total, t,
-                                                              tmax, inner, c->fault, c->step1);
+    pdl_launch(c->ctx, cache_write_kernel<U, int32_t>, grid, kThreads, 0, (U *)c->out,
+               (const U *)c->in[1], (const int32_t *)c->in[2], total, t, tmax, inner, c->fault,
+               c->step1);
   else
-    cache_write_kernel<U, int64_t><<<grid, kThreads, 0, st>>>((U *)c->out, (const U *)c->in[1],
-                                                              (const int64_t *)c->in[2], total, t,
-                                                              tmax, inner, c->fault, c->step1);
+    pdl_launch(c->ctx, cache_write_kernel<U, int64_t>, grid, kThreads, 0, (U *)c->out,
+               (const U *)c->in[1], (const int64_t *)c->in[2], total, t, tmax, inner, c->fault,
+               c->step1);
   return asg_cuda_check(c);
 }
 

@@ -239,6 +239,8 @@ typedef struct jit_api {
   CUresult (*function)(CUfunction *, CUmodule, const char *);
   CUresult (*launch)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
                      unsigned, CUstream, void **, void **);
+  /* dependent launches (cuda_pdl.cuh) when the driver has it, else NULL */
+  CUresult (*launch_ex)(const CUlaunchConfig *, CUfunction, void **, void **);
 } jit_api;
 
 static jit_api api;
@@ -279,6 +281,11 @@ static void api_load(void) {
   *(void **)&api.unload = drv("cuModuleUnload");
   *(void **)&api.function = drv("cuModuleGetFunction");
   *(void **)&api.launch = drv("cuLaunchKernel");
+  enum cudaDriverEntryPointQueryResult q;
+  if (cudaGetDriverEntryPointByVersion("cuLaunchKernelEx", (void **)&api.launch_ex, 12000,
+                                       cudaEnableDefault, &q) != cudaSuccess ||
+      q != cudaDriverEntryPointSuccess)
+    api.launch_ex = NULL, cudaGetLastError();
 }
 
 /* ---- kernel generation ---- */
@@ -376,6 +383,11 @@ static void gen_body(sbuf *b, const asg_cuda_chain *g) {
   for (int k = 0; k < g->n_in; k++)
     bcast = bcast || asg_shape_numel(g->in_shape[k]) != n;
   put(b, "(const asg_fused_ptrs p, %s n) {\n", I);
+  /* launched dependent (cuda_pdl.cuh): wait for the kernels before it first */
+  put(b, "#if __CUDA_ARCH__ >= 900\n"
+         "  asm volatile(\"griddepcontrol.wait;\" ::: \"memory\");\n"
+         "  asm volatile(\"griddepcontrol.launch_dependents;\" ::: \"memory\");\n"
+         "#endif\n");
   put(b,
       "  for (%s e = (%s)blockIdx.x * blockDim.x + threadIdx.x; e < n;"
       " e += (%s)gridDim.x * blockDim.x) {\n",
@@ -556,8 +568,23 @@ asg_status asg_cuda_fused_run(const asg_cuda_call *c, const asg_cuda_fusion *f, 
   unsigned long long n64 = (unsigned long long)n;
   void *args[2] = {&p, n <= INT32_MAX ? (void *)&n32 : (void *)&n64};
   const unsigned blocks = asg_cuda_blocks(n, 256);
-  CUresult r = api.launch((CUfunction)g->fn, blocks, 1, 1, 256, 1, 1, 0, (CUstream)c->ctx->stream,
-                          args, NULL);
+  CUresult r;
+  if (api.launch_ex && c->ctx->pdl) {
+    CUlaunchAttribute at;
+    memset(&at, 0, sizeof at);
+    at.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+    at.value.programmaticStreamSerializationAllowed = 1;
+    CUlaunchConfig cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.gridDimX = blocks, cfg.gridDimY = cfg.gridDimZ = 1;
+    cfg.blockDimX = 256, cfg.blockDimY = cfg.blockDimZ = 1;
+    cfg.hStream = (CUstream)c->ctx->stream;
+    cfg.attrs = &at, cfg.numAttrs = 1;
+    r = api.launch_ex(&cfg, (CUfunction)g->fn, args, NULL);
+  } else {
+    r = api.launch((CUfunction)g->fn, blocks, 1, 1, 256, 1, 1, 0, (CUstream)c->ctx->stream, args,
+                   NULL);
+  }
   if (r != CUDA_SUCCESS)
     return asg__error(ASG_ERR_BACKEND, "cuda: %s: fused kernel launch failed (%d)", c->s->label,
                       (int)r);

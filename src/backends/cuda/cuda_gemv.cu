@@ -5,16 +5,19 @@
 // the 9.4 MB of W); here every element of W is read once with 16-byte loads
 // and dotted with every row of x. Memory-bound: the time is W's bytes.
 //
-//   block = kRowsW rows of W, its 4 warps splitting K (thread t takes the
-//   float4 columns t, t + 128, ...); per thread acc [M, kRowsW], summed over
-//   the warp's lanes, then over the 4 warps in order (deterministic).
+//   block = R rows of W (4, 2 or 1: as many as keep the SMs' shares of W
+//   within ~10% of each other), its 4 warps splitting K (thread t takes the
+//   float4 columns t, t + 128, ...); per thread acc [M, R], summed over the
+//   warp's lanes, then over the 4 warps in order (deterministic).
+//   Launched dependent (cuda_pdl.cuh): the block's rows of W are prefetched
+//   into L2 while the kernel before it still runs.
 #include <stdlib.h>
 
 #include "backends/cuda/cuda.h"
+#include "backends/cuda/cuda_pdl.cuh"
 
 namespace {
 
-constexpr int kRowsW = 4; // rows of W (outputs n) a block takes
 constexpr int kThreads = 128;
 constexpr int kWarps = kThreads / 32;
 constexpr int kMaxRows = 8; // rows of x (M) this path takes
@@ -37,50 +40,53 @@ __device__ __forceinline__ float epilogue(float v, int act) {
 
 // x [M, K], w [N, K], bias [N] or null, res [M, N] or null -> y [M, N]
 // = act(x w^T + bias) + res. VEC: K % 4 == 0 and x, w 16-byte aligned.
-template <int M, bool VEC>
+template <int M, int R, bool VEC>
 __global__ void __launch_bounds__(kThreads)
     gemv_kernel(const float *__restrict__ x, const float *__restrict__ w,
                 const float *__restrict__ bias, const float *__restrict__ res,
                 float *__restrict__ y, int N, int K, int act) {
-  __shared__ float red[kWarps][M * kRowsW];
-  const int n0 = blockIdx.x * kRowsW, t = threadIdx.x, warp = t / 32, lane = t % 32;
-  const float *wr[kRowsW];
+  __shared__ float red[kWarps][M * R];
+  const int n0 = blockIdx.x * R, t = threadIdx.x, warp = t / 32, lane = t % 32;
+  l2_prefetch(w + (int64_t)n0 * K, sizeof(float) * (size_t)min(R, N - n0) * K, t, kThreads);
+  pdl_wait();
+  pdl_trigger();
+  const float *wr[R];
 #pragma unroll
-  for (int r = 0; r < kRowsW; r++) // rows past N re-read row N - 1; their sums are dropped
+  for (int r = 0; r < R; r++) // rows past N re-read row N - 1; their sums are dropped
     wr[r] = w + (int64_t)min(n0 + r, N - 1) * K;
-  float acc[M][kRowsW];
+  float acc[M][R];
 #pragma unroll
   for (int m = 0; m < M; m++)
 #pragma unroll
-    for (int r = 0; r < kRowsW; r++)
+    for (int r = 0; r < R; r++)
       acc[m][r] = 0.f;
   if (VEC) {
     const int K4 = K / 4;
 #pragma unroll 2
     for (int k4 = t; k4 < K4; k4 += kThreads) {
-      float4 wv[kRowsW];
+      float4 wv[R];
 #pragma unroll
-      for (int r = 0; r < kRowsW; r++)
+      for (int r = 0; r < R; r++)
         wv[r] = __ldcs(reinterpret_cast<const float4 *>(wr[r]) + k4); // streamed once
 #pragma unroll
       for (int m = 0; m < M; m++) {
         const float4 xv = __ldg(reinterpret_cast<const float4 *>(x + (int64_t)m * K) + k4);
 #pragma unroll
-        for (int r = 0; r < kRowsW; r++)
+        for (int r = 0; r < R; r++)
           acc[m][r] += wv[r].x * xv.x + wv[r].y * xv.y + wv[r].z * xv.z + wv[r].w * xv.w;
       }
     }
   } else {
     for (int k = t; k < K; k += kThreads) {
-      float wv[kRowsW];
+      float wv[R];
 #pragma unroll
-      for (int r = 0; r < kRowsW; r++)
+      for (int r = 0; r < R; r++)
         wv[r] = wr[r][k];
 #pragma unroll
       for (int m = 0; m < M; m++) {
         const float xv = x[(int64_t)m * K + k];
 #pragma unroll
-        for (int r = 0; r < kRowsW; r++)
+        for (int r = 0; r < R; r++)
           acc[m][r] += wv[r] * xv;
       }
     }
@@ -88,13 +94,13 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
   for (int m = 0; m < M; m++)
 #pragma unroll
-    for (int r = 0; r < kRowsW; r++) {
+    for (int r = 0; r < R; r++) {
       const float s = warp_sum(acc[m][r]);
-      if (lane == 0) red[warp][m * kRowsW + r] = s;
+      if (lane == 0) red[warp][m * R + r] = s;
     }
   __syncthreads();
-  if (t < M * kRowsW) {
-    const int m = t / kRowsW, n = n0 + t % kRowsW;
+  if (t < M * R) {
+    const int m = t / R, n = n0 + t % R;
     if (n < N) {
       float v = red[0][t];
 #pragma unroll
@@ -107,14 +113,38 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+template <int M, int R>
+void launch_r(const asg_cuda_ctx *ctx, const float *x, const float *w, const float *bias,
+              const float *res, float *y, int N, int K, int act, bool vec) {
+  const unsigned blocks = (unsigned)((N + R - 1) / R);
+  pdl_launch(ctx, vec ? gemv_kernel<M, R, true> : gemv_kernel<M, R, false>, blocks, kThreads, 0, x,
+             w, bias, res, y, N, K, act);
+}
+
+// Rows of W a block takes: the most (fewer blocks, less reduction) whose
+// blocks spread over the SMs with the busiest one at most ~10% above the
+// mean (H100, N = 768: 4 rows make 192 blocks for 132 SMs, half of which
+// read twice what the others do).
+int rows_per_block(int N, int sms) {
+  int best = 1;
+  double best_skew = 1e30;
+  for (int r = 4; r >= 1; r /= 2) {
+    const int64_t b = (N + r - 1) / r;
+    const double skew = (double)((b + sms - 1) / sms) * sms / (double)b;
+    if (skew <= 1.1) return r;
+    if (skew < best_skew) best = r, best_skew = skew;
+  }
+  return best;
+}
+
 template <int M>
-void launch(cudaStream_t st, const float *x, const float *w, const float *bias, const float *res,
-            float *y, int N, int K, int act, bool vec) {
-  const unsigned blocks = (unsigned)((N + kRowsW - 1) / kRowsW);
-  if (vec)
-    gemv_kernel<M, true><<<blocks, kThreads, 0, st>>>(x, w, bias, res, y, N, K, act);
-  else
-    gemv_kernel<M, false><<<blocks, kThreads, 0, st>>>(x, w, bias, res, y, N, K, act);
+void launch(const asg_cuda_ctx *ctx, const float *x, const float *w, const float *bias,
+            const float *res, float *y, int N, int K, int act, bool vec) {
+  switch (rows_per_block(N, ctx->sm_count > 0 ? ctx->sm_count : 1)) {
+  case 4: launch_r<M, 4>(ctx, x, w, bias, res, y, N, K, act, vec); break;
+  case 2: launch_r<M, 2>(ctx, x, w, bias, res, y, N, K, act, vec); break;
+  default: launch_r<M, 1>(ctx, x, w, bias, res, y, N, K, act, vec); break;
+  }
 }
 
 // The rows of x ([..., M, K] as one [rows, K] matrix), or 0 when the step is
@@ -157,17 +187,17 @@ extern "C" asg_status asg_cuda_gemv(const asg_cuda_call *c) {
   float *y = (float *)(c->epi_out ? c->epi_out : c->out);
   const int act = c->epi_act;
   const bool vec = K % 4 == 0 && (uintptr_t)x % 16 == 0 && (uintptr_t)w % 16 == 0;
-  cudaStream_t st = c->ctx->stream;
+  const asg_cuda_ctx *ctx = c->ctx;
   const int n = (int)N, k = (int)K;
   switch (rows) {
-  case 1: launch<1>(st, x, w, bias, res, y, n, k, act, vec); break;
-  case 2: launch<2>(st, x, w, bias, res, y, n, k, act, vec); break;
-  case 3: launch<3>(st, x, w, bias, res, y, n, k, act, vec); break;
-  case 4: launch<4>(st, x, w, bias, res, y, n, k, act, vec); break;
-  case 5: launch<5>(st, x, w, bias, res, y, n, k, act, vec); break;
-  case 6: launch<6>(st, x, w, bias, res, y, n, k, act, vec); break;
-  case 7: launch<7>(st, x, w, bias, res, y, n, k, act, vec); break;
-  default: launch<8>(st, x, w, bias, res, y, n, k, act, vec); break;
+  case 1: launch<1>(ctx, x, w, bias, res, y, n, k, act, vec); break;
+  case 2: launch<2>(ctx, x, w, bias, res, y, n, k, act, vec); break;
+  case 3: launch<3>(ctx, x, w, bias, res, y, n, k, act, vec); break;
+  case 4: launch<4>(ctx, x, w, bias, res, y, n, k, act, vec); break;
+  case 5: launch<5>(ctx, x, w, bias, res, y, n, k, act, vec); break;
+  case 6: launch<6>(ctx, x, w, bias, res, y, n, k, act, vec); break;
+  case 7: launch<7>(ctx, x, w, bias, res, y, n, k, act, vec); break;
+  default: launch<8>(ctx, x, w, bias, res, y, n, k, act, vec); break;
   }
   return asg_cuda_check(c);
 }

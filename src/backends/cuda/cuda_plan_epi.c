@@ -87,7 +87,7 @@ static int bgrad_partner(const asg_resolved *r, int s, const int *taken) {
 
 /* Residual add + layernorm: layernorm step l whose input x was last written
  * by an add of two tensors of x's shape (f32 or f64, an arena value): the
- * layernorm computes the add first (cuda_nn.cu) and the add launches
+ * layernorm computes the add first (cuda_layernorm.cu) and the add launches
  * nothing. x is then written at the layernorm's turn, so no step in between
  * may read or write x or write the addends, which may not share x's bytes.
  * Returns the add step or -1; skip[]: steps already folded elsewhere. */

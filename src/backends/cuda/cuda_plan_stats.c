@@ -106,7 +106,7 @@ asg_status asg_cuda_stats_plan(const asg_resolved *r, stats_pairs *p) {
 /* ---- layernorm backward in one pass ----
  * layernorm_bwd_x(dy, x, gamma) and layernorm_bwd_gamma(dy, x) read the same
  * two [R, C] tensors; when both are in the plan, the first computes the
- * second's result too (cuda_nn.cu, ln_bwd_xg_kernel) and the second launches
+ * second's result too (cuda_layernorm.cu, ln_bwd_xg_kernel) and the second launches
  * nothing; so does a sum of dy over every axis but the last (the layer's
  * beta gradient), when there is one. Their outputs are then written when
  * the first runs, so no step from the first to each of them may write dy or
@@ -129,7 +129,7 @@ static bool ln_early_ok(const asg_resolved *r, int i, int j, int nin) {
 }
 
 /* smem_max: the device's shared memory a block may opt in to; the one-pass
- * kernel stages [2][8][C] values of the dtype there (cuda_nn.cu). */
+ * kernel stages [2][8][C] values of the dtype there (cuda_layernorm.cu). */
 static bool ln_partner(const asg_resolved *r, int i, int j, size_t smem_max) {
   const asg_step *a = &r->plan.steps[i], *b = &r->plan.steps[j];
   if (a->op != ASG_OP_LAYERNORM_BWD_X || b->op != ASG_OP_LAYERNORM_BWD_GAMMA ||

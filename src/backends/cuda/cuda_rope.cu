@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "backends/cuda/cuda.h"
+#include "backends/cuda/cuda_pdl.cuh"
 #include "runtime/layout.h"
 
 namespace {
@@ -22,6 +23,8 @@ template <typename T>
 __global__ void rope_kernel(const T *__restrict__ x, const T *__restrict__ cs,
                             const T *__restrict__ sn, T *__restrict__ y, asg_rope_plan p,
                             int64_t n) {
+  pdl_wait(); // launched dependent (cuda_pdl.cuh)
+  pdl_trigger();
   const int64_t h = p.D / 2, lc = p.last[0], ls = p.last[1];
   for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
        i += (int64_t)gridDim.x * blockDim.x) {
@@ -41,8 +44,8 @@ __global__ void rope_kernel(const T *__restrict__ x, const T *__restrict__ cs,
 }
 
 template <typename T> void launch(const asg_cuda_call *c, const asg_rope_plan &p, int64_t n) {
-  rope_kernel<T><<<asg_cuda_blocks(n, kThreads), kThreads, 0, c->ctx->stream>>>(
-      (const T *)c->in[0], (const T *)c->in[1], (const T *)c->in[2], (T *)c->out, p, n);
+  pdl_launch(c->ctx, rope_kernel<T>, asg_cuda_blocks(n, kThreads), kThreads, 0, (const T *)c->in[0],
+             (const T *)c->in[1], (const T *)c->in[2], (T *)c->out, p, n);
 }
 
 asg_status rope_run(const asg_cuda_call *c) {

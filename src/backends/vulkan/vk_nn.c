@@ -1,9 +1,9 @@
 /* Vulkan kernels of the nn family: layernorm (+ its two backward ops),
  * rmsnorm, softmax cross-entropy (+ its backward op) and the random sources.
  * Reference semantics: src/backends/cpu/cpu_nn.c and cpu_random.c (ported
- * from cuda_nn.cu). Statistics accumulate in the element type (f32: float,
- * so f32 kernels need no shaderFloat64; f64: double); every reduction has a
- * fixed order (no atomics), so results are deterministic run to run. */
+ * from the CUDA kernels of cuda_layernorm.cu and cuda_xent.cu). Statistics accumulate in the
+ * element type (f32: float, so f32 kernels need no shaderFloat64; f64: double); every reduction has
+ * a fixed order (no atomics), so results are deterministic run to run. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>

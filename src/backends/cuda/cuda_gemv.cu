@@ -62,7 +62,8 @@ __global__ void __launch_bounds__(kThreads)
       acc[m][r] = 0.f;
   if (VEC) {
     const int K4 = K / 4;
-#pragma unroll 2
+    // 4 steps' loads of W in flight a thread (K = 3072: 6 steps a thread)
+#pragma unroll 4
     for (int k4 = t; k4 < K4; k4 += kThreads) {
       float4 wv[R];
 #pragma unroll

@@ -79,9 +79,23 @@ __global__ void ln_fwd_reg_kernel(const T *__restrict__ x, const T *__restrict__
                                   double *__restrict__ stats, int64_t R, int64_t C, double eps,
                                   const T *__restrict__ xa, const T *__restrict__ xb,
                                   T *__restrict__ xs) {
+  // gamma and beta: into L2 while the kernel before runs, then (f32) into
+  // registers once with the first row, so a row's only dependent loads are
+  // its own values (a decode step's single row is latency-bound)
+  l2_prefetch(gm, sizeof(T) * (size_t)C, threadIdx.x, blockDim.x);
+  l2_prefetch(bt, sizeof(T) * (size_t)C, threadIdx.x, blockDim.x);
   pdl_wait(); // launched dependent (cuda_pdl.cuh)
   pdl_trigger();
   RowIter<true> it;
+  constexpr bool kKeepGB = sizeof(T) == 4; // f64: 3K doubles a lane would spill
+  T gv[kKeepGB ? K : 1], bv[kKeepGB ? K : 1];
+  if constexpr (kKeepGB)
+#pragma unroll
+    for (int k = 0; k < K; k++) {
+      const int64_t j = it.lane + 32 * k;
+      gv[k] = j < C ? gm[j] : (T)0;
+      bv[k] = j < C ? bt[j] : (T)0;
+    }
   for (int64_t r = it.first; r < R; r += it.step) {
     // loads first: with x == xs (a folded add) the reads of x never happen
     T v[K];
@@ -114,7 +128,12 @@ __global__ void ln_fwd_reg_kernel(const T *__restrict__ x, const T *__restrict__
     for (int k = 0; k < K; k++) {
       const int64_t j = it.lane + 32 * k;
       if (j >= C) continue;
-      const T y = (v[k] - mt) * rt * gm[j] + bt[j];
+      T g, b;
+      if constexpr (kKeepGB)
+        g = gv[k], b = bv[k];
+      else
+        g = gm[j], b = bt[j];
+      const T y = (v[k] - mt) * rt * g + b;
       if constexpr (HO != 0)
         half_store<HO>(yv, r * C + j, y);
       else
@@ -530,6 +549,7 @@ __global__ void rms_fwd_kernel(const T *x, const T *w, T *y, int64_t R, int64_t 
 template <typename T, int K>
 __global__ void rms_fwd_reg_kernel(const T *__restrict__ x, const T *__restrict__ w,
                                    T *__restrict__ y, int64_t R, int64_t C, double eps) {
+  l2_prefetch(w, sizeof(T) * (size_t)C, threadIdx.x, blockDim.x); // while the kernel before runs
   pdl_wait(); // launched dependent (cuda_pdl.cuh)
   pdl_trigger();
   RowIter<true> it;

@@ -17,14 +17,14 @@
 #include "backends/cpu/cpu.h"
 #include "backends/cpu/cpu_simd.h"
 
-enum { BN_SUM, BN_SQ, BN_Y, BN_DY, BN_DX };
+enum { BN_SUM, BN_SQ, BN_Y, BN_SQDY, BN_DX };
 enum { BN_CHUNK = 1024 }; /* elements a run's T lanes sum before going to double */
 
 typedef struct bn_job {
   const asg_cpu_call *c;
   int64_t N, C, S;
   int pass;
-  double *p0, *p1;                        /* per-row partial sums [N * C] */
+  double *p0, *p1, *p2, *p3;              /* per-row partial sums [N * C] */
   double *mean, *rstd, *k, *mdy, *cx, *e; /* per channel [C]; e = sum(x - (T)mean) */
 } bn_job;
 
@@ -65,21 +65,21 @@ static void bn_range(void *ctx, int64_t lo, int64_t hi, int tid) {
   bn_rows_f32(j, lo, hi);
 }
 
-/* One pass over every row; then, per channel, the row partials p (and q)
- * added in row order into s (and t). */
-static void bn_pass(bn_job *j, int pass, double *s, double *t) {
+/* One pass over every row; then, per channel, the row partials p0..p3 added
+ * in row order into out[0..3] (those not NULL). */
+static void bn_pass(bn_job *j, int pass, double *out0, double *out1, double *out2, double *out3) {
   const int64_t rows = j->N * j->C;
   j->pass = pass;
   asg_cpu_parallel_for(j->c->pool, asg_cpu_threads_for(j->c, rows * j->S, rows), rows, bn_range, j);
-  for (int64_t ch = 0; s && ch < j->C; ch++) {
-    double a = 0, b = 0;
-    for (int64_t n = 0; n < j->N; n++) {
-      a += j->p0[n * j->C + ch];
-      if (t) b += j->p1[n * j->C + ch];
+  double *const out[4] = {out0, out1, out2, out3};
+  const double *const part[4] = {j->p0, j->p1, j->p2, j->p3};
+  for (int k = 0; k < 4; k++)
+    for (int64_t ch = 0; out[k] && ch < j->C; ch++) {
+      double a = 0;
+      for (int64_t n = 0; n < j->N; n++)
+        a += part[k][n * j->C + ch];
+      out[k][ch] = a;
     }
-    s[ch] = a;
-    if (t) t[ch] = b;
-  }
 }
 
 static void bn_dims(const asg_step *s, int64_t *N, int64_t *C, int64_t *S) {
@@ -102,26 +102,31 @@ static asg_status batchnorm_kernel(const asg_cpu_call *c) {
   bn_dims(s, &j.N, &j.C, &j.S);
   const int64_t C = j.C;
   const double M = (double)(j.N * j.S), eps = s->attr.f[0];
-  j.p0 = c->ws, j.p1 = j.p0 + j.N * C, j.mean = j.p1 + j.N * C;
+  j.p0 = c->ws, j.p1 = j.p0 + j.N * C, j.p2 = j.p1 + j.N * C, j.p3 = j.p2 + j.N * C;
+  j.mean = j.p3 + j.N * C;
   j.rstd = j.mean + C, j.k = j.rstd + C, j.mdy = j.k + C, j.cx = j.mdy + C, j.e = j.cx + C;
   memset(j.mean, 0, sizeof(double) * (size_t)C); /* read (not used) by the first pass */
-  bn_pass(&j, BN_SUM, j.mean, NULL);
+  bn_pass(&j, BN_SUM, j.mean, NULL, NULL, NULL);
   for (int64_t ch = 0; ch < C; ch++)
     j.mean[ch] /= M;
   /* deviations from the mean as the passes round it (m = (T)mean): their sum
-   * e takes that rounding out of the variance and of sum(dy * (x - mean)) */
-  bn_pass(&j, BN_SQ, j.rstd, j.e);
+   * e takes that rounding out of the variance and of sum(dy * (x - mean));
+   * the backward ops take sum(dy), sum(dy * (x - m)) in the same pass */
+  const bool fwd = s->op == ASG_OP_BATCHNORM;
+  if (fwd)
+    bn_pass(&j, BN_SQ, j.rstd, j.e, NULL, NULL);
+  else
+    bn_pass(&j, BN_SQDY, j.rstd, j.e, j.mdy, j.cx);
   for (int64_t ch = 0; ch < C; ch++) {
     const double q = j.rstd[ch] - j.e[ch] * j.e[ch] / M;
     j.rstd[ch] = 1.0 / sqrt((q > 0 ? q : 0) / M + eps);
   }
-  if (s->op == ASG_OP_BATCHNORM) {
+  if (fwd) {
     for (int64_t ch = 0; ch < C; ch++)
       j.k[ch] = j.rstd[ch] * gamma_at(c, 1, ch);
-    bn_pass(&j, BN_Y, NULL, NULL);
+    bn_pass(&j, BN_Y, NULL, NULL, NULL, NULL);
     return ASG_OK;
   }
-  bn_pass(&j, BN_DY, j.mdy, j.cx); /* sum(dy), sum(dy * (x - m)) */
   for (int64_t ch = 0; ch < C; ch++)
     j.cx[ch] -= j.mdy[ch] * j.e[ch] / M; /* sum(dy * (x - mean)) */
   if (s->op == ASG_OP_BATCHNORM_BWD_GAMMA) {
@@ -139,7 +144,7 @@ static asg_status batchnorm_kernel(const asg_cpu_call *c) {
     j.mdy[ch] /= M;
     j.cx[ch] = j.rstd[ch] * j.rstd[ch] * j.cx[ch] / M;
   }
-  bn_pass(&j, BN_DX, NULL, NULL);
+  bn_pass(&j, BN_DX, NULL, NULL, NULL, NULL);
   return ASG_OK;
 }
 
@@ -147,7 +152,7 @@ static size_t batchnorm_ws(const asg_step *s, int nthreads) {
   (void)nthreads;
   int64_t N, C, S;
   bn_dims(s, &N, &C, &S);
-  return (size_t)(2 * N * C + 6 * C) * sizeof(double);
+  return (size_t)(4 * N * C + 6 * C) * sizeof(double);
 }
 
 void asg_cpu_register_batchnorm(asg_cpu_kernel *t) {

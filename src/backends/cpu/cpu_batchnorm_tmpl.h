@@ -9,66 +9,44 @@
 #define ASG_CAT_(a, b) a##_##b
 #define ASG_CAT(a, b) ASG_CAT_(a, b)
 
-/* Over one run (x row xr, mean m, kind BN_SUM / BN_SQ):
- *   BN_SUM  s0 = sum(x)
- *   BN_SQ   s0 = sum((x - m)^2), s1 = sum(x - m)  (the rounding of m, corrected
- *           by the caller)
+/* Over one run (x row xr, dy row dr, mean m), the sums of a pass:
+ *   BN_SUM   q0 = sum(x)
+ *   BN_SQ    q0 = sum((x - m)^2), q1 = sum(x - m)  (the rounding of m,
+ *            corrected by the caller)
+ *   BN_SQDY  those of BN_SQ, and q2 = sum(dy), q3 = sum(dy * (x - m)): the
+ *            backward ops' one pass over x and dy after the mean
  * T lanes over chunks of BN_CHUNK elements, each chunk's lanes then added to
- * double lanes (long runs keep their precision), those in lane order. */
-ASG_ALWAYS_INLINE void ASG_CAT(bn_run_sums, SUF)(const T *xr, int64_t S, T m, int kind, double *s0,
-                                                 double *s1) {
-  double da[ASG_LANES] = {0}, db[ASG_LANES] = {0};
-  for (int64_t c0 = 0; c0 < S; c0 += BN_CHUNK) {
-    const int64_t n = S - c0 < BN_CHUNK ? S - c0 : BN_CHUNK;
-    const T *x = xr + c0;
-    T a[ASG_LANES] = {0}, b[ASG_LANES] = {0};
-    int64_t i = 0;
-    for (; i + ASG_LANES <= n; i += ASG_LANES)
-      for (int l = 0; l < ASG_LANES; l++) {
-        const T d = x[i + l] - m;
-        a[l] += kind == BN_SUM ? x[i + l] : d * d;
-        b[l] += kind == BN_SQ ? d : 0;
-      }
-    for (int64_t t = i; t < n; t++) {
-      const T d = x[t] - m;
-      a[t - i] += kind == BN_SUM ? x[t] : d * d;
-      b[t - i] += kind == BN_SQ ? d : 0;
-    }
-    for (int l = 0; l < ASG_LANES; l++)
-      da[l] += (double)a[l], db[l] += (double)b[l];
-  }
-  double sa = 0, sb = 0;
-  for (int l = 0; l < ASG_LANES; l++)
-    sa += da[l], sb += db[l];
-  *s0 = sa, *s1 = sb;
+ * double lanes (long runs keep their precision), those in lane order. Each
+ * sum has its own lanes, so it has the same bits whichever pass takes it.
+ * kind is a constant at every call (the function is inlined): the loops
+ * keep only the sums of that pass. */
+/* One element's terms into lane l of a pass's sums (see bn_run_sums). */
+ASG_ALWAYS_INLINE void ASG_CAT(bn_add, SUF)(T a[4][ASG_LANES], int l, int kind, T x, T g, T m) {
+  const T d = x - m;
+  a[0][l] += kind == BN_SUM ? x : d * d;
+  if (kind != BN_SUM) a[1][l] += d;
+  if (kind == BN_SQDY) a[2][l] += g, a[3][l] += g * d;
 }
 
-/* The backward ops' one pass over x and dy after the mean (BN_SQDY): the
- * sums of BN_SQ and those of dy, each with the operations and order it had
- * in a pass of its own (the same bits), x read once instead of twice:
- *   q0 = sum((x - m)^2), q1 = sum(x - m), q2 = sum(dy), q3 = sum(dy * (x - m)) */
-ASG_ALWAYS_INLINE void ASG_CAT(bn_run_sums4, SUF)(const T *xr, const T *dr, int64_t S, T m,
-                                                  double q[4]) {
+ASG_ALWAYS_INLINE void ASG_CAT(bn_run_sums, SUF)(const T *xr, const T *dr, int64_t S, T m, int kind,
+                                                 double q[4]) {
+  const int nq = kind == BN_SUM ? 1 : kind == BN_SQ ? 2 : 4;
   double da[4][ASG_LANES] = {{0}};
   for (int64_t c0 = 0; c0 < S; c0 += BN_CHUNK) {
     const int64_t n = S - c0 < BN_CHUNK ? S - c0 : BN_CHUNK;
-    const T *x = xr + c0, *g = dr + c0;
+    const T *x = xr + c0, *g = dr ? dr + c0 : NULL;
     T a[4][ASG_LANES] = {{0}};
     int64_t i = 0;
     for (; i + ASG_LANES <= n; i += ASG_LANES)
-      for (int l = 0; l < ASG_LANES; l++) {
-        const T d = x[i + l] - m;
-        a[0][l] += d * d, a[1][l] += d, a[2][l] += g[i + l], a[3][l] += g[i + l] * d;
-      }
-    for (int64_t t = i; t < n; t++) {
-      const T d = x[t] - m;
-      a[0][t - i] += d * d, a[1][t - i] += d, a[2][t - i] += g[t], a[3][t - i] += g[t] * d;
-    }
-    for (int k = 0; k < 4; k++)
+      for (int l = 0; l < ASG_LANES; l++)
+        ASG_CAT(bn_add, SUF)(a, l, kind, x[i + l], g ? g[i + l] : 0, m);
+    for (int64_t t = i; t < n; t++)
+      ASG_CAT(bn_add, SUF)(a, (int)(t - i), kind, x[t], g ? g[t] : 0, m);
+    for (int k = 0; k < nq; k++)
       for (int l = 0; l < ASG_LANES; l++)
         da[k][l] += (double)a[k][l];
   }
-  for (int k = 0; k < 4; k++) {
+  for (int k = 0; k < nq; k++) {
     double sk = 0;
     for (int l = 0; l < ASG_LANES; l++)
       sk += da[k][l];
@@ -86,8 +64,18 @@ ASG_ALWAYS_INLINE void ASG_CAT(bn_rows, SUF)(const bn_job *j, int64_t lo, int64_
     const int64_t ch = r % C;
     const T *xr = x + r * S, m = (T)j->mean[ch];
     switch (j->pass) {
-    case BN_SUM:
-    case BN_SQ: ASG_CAT(bn_run_sums, SUF)(xr, S, m, j->pass, &j->p0[r], &j->p1[r]); break;
+    case BN_SUM: {
+      double q[4];
+      ASG_CAT(bn_run_sums, SUF)(xr, NULL, S, m, BN_SUM, q);
+      j->p0[r] = q[0];
+      break;
+    }
+    case BN_SQ: {
+      double q[4];
+      ASG_CAT(bn_run_sums, SUF)(xr, NULL, S, m, BN_SQ, q);
+      j->p0[r] = q[0], j->p1[r] = q[1];
+      break;
+    }
     case BN_Y: { /* y = (x - mean) * k + b, k = rstd * gamma */
       const T k = (T)j->k[ch], b = ((const T *)c->in[2])[ch];
       T *yr = out + r * S;
@@ -97,7 +85,7 @@ ASG_ALWAYS_INLINE void ASG_CAT(bn_rows, SUF)(const bn_job *j, int64_t lo, int64_
     }
     case BN_SQDY: {
       double q[4];
-      ASG_CAT(bn_run_sums4, SUF)(xr, dy + r * S, S, m, q);
+      ASG_CAT(bn_run_sums, SUF)(xr, dy + r * S, S, m, BN_SQDY, q);
       j->p0[r] = q[0], j->p1[r] = q[1], j->p2[r] = q[2], j->p3[r] = q[3];
       break;
     }

@@ -4,7 +4,7 @@
 # process holds a lock (unattended upgrades, a second build), it waits up to
 # ASG_APT_LOCK_WAIT seconds (default 600), saying so, then gives up.
 set -eu
-pkgs="build-essential cmake pkg-config libopenblas-dev zlib1g-dev dataset-fashion-mnist fortunes
+pkgs="build-essential cmake pkg-config libopenblas-dev libdnnl-dev zlib1g-dev dataset-fashion-mnist fortunes
   libvulkan-dev glslc mesa-vulkan-drivers protobuf-c-compiler libprotobuf-c-dev graphviz chromium
   libopenmpi-dev openmpi-bin"
 missing=""

@@ -55,6 +55,8 @@ static inline int asg_cpu_threads_for(const asg_cpu_call *c, int64_t work, int64
 
 /* Makes the BLAS single-threaded: parallelism comes from our threads. */
 void asg_cpu_blas_init(void);
+/* The GEMM libraries products use, for the device description. */
+const char *asg_cpu_gemm_name(void);
 /* C = alpha * op(A) op(B) + beta * C, row-major; BLAS when built with it.
  * Large products are split over pool's threads (NULL: this thread only). */
 void asg_cpu_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,

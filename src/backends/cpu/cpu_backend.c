@@ -219,13 +219,8 @@ static const asg_plan *cpu_exec_profile(void *e, asg__prof *prof) {
 }
 
 static void cpu_describe(char *buf, size_t n) {
-  snprintf(buf, n, "host CPU: %d threads, BLAS %s", asg_cpu_default_threads(),
-#ifdef ASG_HAVE_CBLAS
-           "OpenBLAS"
-#else
-           "none (built-in GEMM)"
-#endif
-  );
+  table_init(); /* finds the GEMM libraries */
+  snprintf(buf, n, "host CPU: %d threads, GEMM %s", asg_cpu_default_threads(), asg_cpu_gemm_name());
 }
 
 const asg_backend asg__backend_cpu = {

@@ -1,6 +1,8 @@
 /* CPU matmul: batched with broadcast batch dims, either operand transposed.
- * GEMM goes to CBLAS when the build found one, else to a simple blocked
- * kernel whose inner loop the compiler vectorizes. */
+ * GEMM goes to oneDNN's sgemm (f32) and CBLAS when the build found them,
+ * else to a simple blocked kernel whose inner loop the compiler
+ * vectorizes. */
+#define _GNU_SOURCE /* dlopen's RTLD_NOLOAD */
 #include <math.h>
 #include <string.h>
 
@@ -8,6 +10,13 @@
 #include "runtime/layout.h"
 #ifdef ASG_HAVE_CBLAS
 #include <cblas.h>
+#endif
+#ifdef ASG_HAVE_DNNL
+#include <dlfcn.h>
+#include <dnnl.h>
+#endif
+#if defined(ASG_HAVE_CBLAS) || defined(ASG_HAVE_DNNL)
+#define ASG_BLOCKED_GEMM 1
 #endif
 
 /* One product C = alpha * op(A) op(B) + beta * C (the arguments of
@@ -180,11 +189,51 @@ static bool skinny(gemm_job *g, asg_cpu_pool *pool) {
   return true;
 }
 
-#ifdef ASG_HAVE_CBLAS
-/* One thread pool: OpenBLAS runs single-threaded (set when the CPU device
- * opens) and large GEMMs are split into row or column blocks over our
- * threads. Two pools (ours waiting while BLAS threads run) oversubscribe
- * the cores and were measured 2-5x slower. Blocks [lo, hi) of the job. */
+#ifdef ASG_HAVE_DNNL
+/* oneDNN's sgemm runs on OpenMP threads (Debian's libdnnl: libgomp), as
+ * many as the calling thread's OpenMP setting allows: each of our threads
+ * asks for one around its call (that setting is per thread), so it never
+ * starts a team beside our pool. Found in the libgomp libdnnl loaded; where
+ * there is none (another OpenMP), f32 stays with CBLAS. */
+static void (*omp_set)(int);
+static int (*omp_get)(void);
+
+static void dnnl_init(void) {
+  void *h = dlopen("libgomp.so.1", RTLD_LAZY | RTLD_NOLOAD);
+  if (!h) return;
+  *(void **)&omp_set = dlsym(h, "omp_set_num_threads");
+  *(void **)&omp_get = dlsym(h, "omp_get_max_threads");
+  if (!omp_set || !omp_get) omp_set = NULL, omp_get = NULL;
+  dlclose(h); /* still loaded: libdnnl needs it */
+}
+
+static bool dnnl_on(void) {
+  static int off = -1;
+  if (off < 0) {
+    const char *e = getenv("ASG_CPU_DNNL");
+    off = e && e[0] == '0';
+  }
+  return omp_set && !off;
+}
+
+/* C [m, n] = alpha op(A) op(B) + beta C, row-major, on this thread only. */
+static void one_thread_sgemm(bool ta, bool tb, int m, int n, int k, float alpha, const float *a,
+                             int lda, const float *b, int ldb, float beta, float *c, int ldc) {
+  const int prev = omp_get();
+  if (prev != 1) omp_set(1);
+  dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  if (prev != 1) omp_set(prev);
+}
+#else
+static bool dnnl_on(void) { return false; }
+#endif
+
+#ifdef ASG_BLOCKED_GEMM
+/* One thread pool: OpenBLAS and oneDNN run single-threaded (set when the
+ * CPU device opens, and around each oneDNN call) and large GEMMs are split
+ * into row or column blocks over our threads. Two pools (ours waiting while
+ * BLAS threads run) oversubscribe the cores and were measured 2-5x slower.
+ * Blocks [lo, hi) of the job. */
 static void blas_range(void *ctx, int64_t lo, int64_t hi, int tid) {
   (void)tid;
   const gemm_job *g = ctx;
@@ -199,15 +248,27 @@ static void blas_range(void *ctx, int64_t lo, int64_t hi, int tid) {
     const char *a = (const char *)g->A + ao * es, *bb = (const char *)g->B + bo * es;
     char *c = (char *)g->C + co * es;
     int m = (int)(g->by_rows ? n : g->M), nn = (int)(g->by_rows ? g->N : n);
-    enum CBLAS_TRANSPOSE ta = g->ta ? CblasTrans : CblasNoTrans;
-    enum CBLAS_TRANSPOSE tb = g->tb ? CblasTrans : CblasNoTrans;
-    if (g->f64)
-      cblas_dgemm(CblasRowMajor, ta, tb, m, nn, (int)g->K, g->alpha, (const double *)a, (int)g->lda,
-                  (const double *)bb, (int)g->ldb, g->beta, (double *)c, (int)g->ldc);
+#ifdef ASG_HAVE_DNNL
+    if (!g->f64 && dnnl_on())
+      one_thread_sgemm(g->ta, g->tb, m, nn, (int)g->K, (float)g->alpha, (const float *)a,
+                       (int)g->lda, (const float *)bb, (int)g->ldb, (float)g->beta, (float *)c,
+                       (int)g->ldc);
     else
-      cblas_sgemm(CblasRowMajor, ta, tb, m, nn, (int)g->K, (float)g->alpha, (const float *)a,
-                  (int)g->lda, (const float *)bb, (int)g->ldb, (float)g->beta, (float *)c,
-                  (int)g->ldc);
+#endif
+    {
+#ifdef ASG_HAVE_CBLAS
+      enum CBLAS_TRANSPOSE ta = g->ta ? CblasTrans : CblasNoTrans;
+      enum CBLAS_TRANSPOSE tb = g->tb ? CblasTrans : CblasNoTrans;
+      if (g->f64)
+        cblas_dgemm(CblasRowMajor, ta, tb, m, nn, (int)g->K, g->alpha, (const double *)a,
+                    (int)g->lda, (const double *)bb, (int)g->ldb, g->beta, (double *)c,
+                    (int)g->ldc);
+      else
+        cblas_sgemm(CblasRowMajor, ta, tb, m, nn, (int)g->K, (float)g->alpha, (const float *)a,
+                    (int)g->lda, (const float *)bb, (int)g->ldb, (float)g->beta, (float *)c,
+                    (int)g->ldc);
+#endif
+    }
     if (g->bias || g->res) /* while the block is in cache */
       g->by_rows ? epilogue(g, o, o + n, 0, g->N) : epilogue(g, 0, g->M, o, o + n);
   }
@@ -218,6 +279,17 @@ void asg_cpu_blas_init(void) {
 #ifdef ASG_HAVE_CBLAS
   openblas_set_num_threads(1);
 #endif
+#ifdef ASG_HAVE_DNNL
+  dnnl_init();
+#endif
+}
+
+const char *asg_cpu_gemm_name(void) {
+#ifdef ASG_HAVE_CBLAS
+  return dnnl_on() ? "oneDNN sgemm (f32), OpenBLAS" : "OpenBLAS";
+#else
+  return dnnl_on() ? "oneDNN sgemm (f32), built-in" : "built-in";
+#endif
 }
 
 static void gemm_run(gemm_job *g, asg_cpu_pool *pool) {
@@ -225,8 +297,13 @@ static void gemm_run(gemm_job *g, asg_cpu_pool *pool) {
   if (M == 0 || N == 0) return;
   const int pt = asg_cpu_pool_threads(pool);
   if (skinny(g, pool)) return;
+#ifdef ASG_BLOCKED_GEMM
 #ifdef ASG_HAVE_CBLAS
-  if (K > 0 && M <= INT32_MAX && N <= INT32_MAX && K <= INT32_MAX) {
+  const bool blocked = true;
+#else
+  const bool blocked = !g->f64 && dnnl_on();
+#endif
+  if (blocked && K > 0 && M <= INT32_MAX && N <= INT32_MAX && K <= INT32_MAX) {
     int nt = M * N * K >= (int64_t)1 << 20 ? pt : 1;
     g->by_rows = M >= N;
     int64_t len = g->by_rows ? M : N;

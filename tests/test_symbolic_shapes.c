@@ -283,11 +283,6 @@ static asg_tensor *build(env *e, const char *name, const char **want, bool *exac
     return asg_relu(
         asg_add(asg_matmul(x3(e), var(e, "w", ASG_SHAPE(8, 5))), var(e, "b", ASG_SHAPE(5))));
   }
-  if (!strcmp(name, "norm_matmul")) { /* fused at compile: the graph keeps layernorm(x) w */
-    *want = "[batch,seq,5]";
-    *exact = false;
-    return asg_matmul(asg_layernorm(x3(e), NULL, NULL, 1e-5), var(e, "w", ASG_SHAPE(8, 5)));
-  }
   if (!strcmp(name, "reshape")) {
     *want = "[batch*seq,8]";
     return asg_reshape(x3(e), ASG_SHAPE(-1, 8));

@@ -45,62 +45,16 @@ static asg_tensor *fused(const asg_tensor *at, const asg_fuse_match *m, int act)
   return f;
 }
 
-/* Puts fused node m (standing in for `at`, with activation act) into the
- * table compile reads, a copy of g's made on the first fusion. */
-static bool place(asg_fusion *f, asg_graph *g, int N, asg_tensor *at, const asg_fuse_match *m,
-                  int act) {
-  if (!f->nodes) {
-    f->nodes = malloc(sizeof *f->nodes * ((size_t)g->cap_nodes + 1));
-    f->made = malloc(sizeof *f->made * (2 * (size_t)N + 1)); /* at most two passes' worth */
-    if (!f->nodes || !f->made) return false;
-    memcpy(f->nodes, g->nodes, sizeof *f->nodes * (size_t)N);
-  }
-  asg_tensor *fz = fused(at, m, act);
-  if (!fz) return false;
-  f->made[f->n_made++] = fz;
-  f->nodes[at->id] = fz;
-  return true;
-}
-
-/* The norm rule over the table the add rules left (fuse_norm.c). */
-static bool fuse_norms(asg_fusion *f, asg_graph *g, int N, int n_out, asg_tensor *const *outs,
-                       asg_fuse_view *v) {
-  asg_tensor **t = f->nodes ? f->nodes : g->nodes;
-  memset(v->readers, 0, sizeof(int) * ((size_t)N + 1));
-  for (int i = 0; i < N; i++) {
-    const asg_tensor *p = t[i];
-    for (int k = 0; k < p->n_in; k++)
-      v->readers[p->in[k]->id]++;
-    if ((p->op == ASG_OP_MATMUL || p->op == ASG_OP_MATMUL_BIAS_ACT) && !p->attr.i[0]) {
-      bool once = true; /* the first operand is read nowhere else by p */
-      for (int k = 1; k < p->n_in; k++)
-        once = once && p->in[k] != p->in[0];
-      v->first_reads[p->in[0]->id] += once;
-    }
-  }
-  for (int i = 0; i < n_out; i++)
-    v->readers[outs[i]->id] += 2;
-  for (int i = 0; i < N; i++) {
-    asg_tensor *p = (f->nodes ? f->nodes : g->nodes)[i];
-    asg_fuse_match m;
-    if (asg__fuse_norm_match(v, p, &m) &&
-        !place(f, g, N, p, &m, p->op == ASG_OP_MATMUL_BIAS_ACT ? (int)p->attr.i[2] : 0))
-      return false;
-  }
-  return true;
-}
-
 asg_status asg__fuse_begin(asg_graph *g, int n_out, asg_tensor *const *outs, asg_fusion **out) {
   *out = NULL;
   const bool conv = rule_on("ASG_FUSE_CONV"), linear = rule_on("ASG_FUSE_LINEAR");
-  const bool residual = linear && rule_on("ASG_FUSE_RESIDUAL"), norm = rule_on("ASG_FUSE_NORM");
-  if (!conv && !linear && !norm) return ASG_OK;
+  const bool residual = linear && rule_on("ASG_FUSE_RESIDUAL");
+  if (!conv && !linear) return ASG_OK;
   const int N = g->n_nodes;
-  asg_fuse_view v = {g, calloc((size_t)N + 1, sizeof(int)), malloc(sizeof(int) * ((size_t)N + 1)),
-                     calloc((size_t)N + 1, sizeof(int))};
+  asg_fuse_view v = {g, calloc((size_t)N + 1, sizeof(int)), malloc(sizeof(int) * ((size_t)N + 1))};
   asg_fusion *f = calloc(1, sizeof *f);
   int *readers = v.readers, *reader = v.reader;
-  if (!readers || !reader || !v.first_reads || !f) goto oom;
+  if (!readers || !reader || !f) goto oom;
   for (int i = 0; i < N; i++)
     for (int k = 0; k < g->nodes[i]->n_in; k++) {
       const int j = g->nodes[i]->in[k]->id;
@@ -108,7 +62,7 @@ asg_status asg__fuse_begin(asg_graph *g, int n_out, asg_tensor *const *outs, asg
     }
   for (int i = 0; i < n_out; i++)
     readers[outs[i]->id] += 2; /* an output is read from outside: never fused away */
-  for (int i = 0; i < N && (conv || linear); i++) {
+  for (int i = 0; i < N; i++) {
     asg_tensor *add = g->nodes[i];
     asg_fuse_match m;
     if (f->nodes && f->nodes[i] != add) continue; /* replaced by an earlier fusion */
@@ -137,10 +91,18 @@ asg_status asg__fuse_begin(asg_graph *g, int n_out, asg_tensor *const *outs, asg
         m.in[m.n_in++] = r;
       }
     }
-    if (!place(f, g, N, at, &m, act)) goto oom;
+    if (!f->nodes) { /* the first fusion: the table compile reads becomes a copy */
+      f->nodes = malloc(sizeof *f->nodes * ((size_t)g->cap_nodes + 1));
+      f->made = malloc(sizeof *f->made * ((size_t)N + 1));
+      if (!f->nodes || !f->made) goto oom;
+      memcpy(f->nodes, g->nodes, sizeof *f->nodes * (size_t)N);
+    }
+    asg_tensor *fz = fused(at, &m, act);
+    if (!fz) goto oom;
+    f->made[f->n_made++] = fz;
+    f->nodes[at->id] = fz;
   }
-  if (norm && !fuse_norms(f, g, N, n_out, outs, &v)) goto oom;
-  free(readers), free(reader), free(v.first_reads);
+  free(readers), free(reader);
   if (!f->n_made) {
     asg__fuse_end(g, f);
     return ASG_OK;
@@ -150,7 +112,7 @@ asg_status asg__fuse_begin(asg_graph *g, int n_out, asg_tensor *const *outs, asg
   *out = f;
   return ASG_OK;
 oom:
-  free(readers), free(reader), free(v.first_reads);
+  free(readers), free(reader);
   asg__fuse_end(g, f);
   return asg__error(ASG_ERR_OOM, "compile: out of memory (fusion pass)");
 }

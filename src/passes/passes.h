@@ -44,9 +44,6 @@ bool asg__remat_has_blocks(const asg_graph *g);
  *   stream after a projection) -> matmul_bias_act with r as its input 3,
  *   added last; matmul + r without a bias -> matmul_bias_act (a, w, r),
  *   attr i3 = 1                   (ASG_FUSE_RESIDUAL=0: off)
- * then, on the result, a norm into every product reading it (fuse_norm.c):
- *   layernorm / rmsnorm -> matmul or matmul_bias_act -> norm_matmul
- *                                 (ASG_FUSE_NORM=0: off)
  * Nothing is fused where no node, no output in outs, reads what lies
  * between. *out NULL when nothing was fused. */
 typedef struct asg_fusion asg_fusion;
@@ -54,21 +51,18 @@ asg_status asg__fuse_begin(asg_graph *g, int n_out, asg_tensor *const *outs, asg
 void asg__fuse_end(asg_graph *g, asg_fusion *f); /* NULL is ignored */
 
 /* What a rule sees: readers[i] counts the nodes reading node i (an output
- * counts 2), reader[i] is one of them; for the norm rule, over the table
- * after the add rules, first_reads[i] counts the readers that are products
- * taking node i as their first operand (untransposed) and nowhere else. */
+ * counts 2), reader[i] is one of them. */
 typedef struct asg_fuse_view {
   asg_graph *g;
-  int *readers, *reader, *first_reads;
+  int *readers, *reader;
 } asg_fuse_view;
-enum { ASG_FUSE_MAX_IN = 6 };
 /* A rule's fused node: op, inputs, attributes; act goes to attr.i[act_attr]
  * (0: none, 1: relu, 2: gelu_tanh where the rule sets gelu_tanh). */
 typedef struct asg_fuse_match {
   const asg_tensor *main; /* the node whose scope the fused one takes (profiles) */
   asg_op op;
   int n_in;
-  asg_tensor *in[ASG_FUSE_MAX_IN];
+  asg_tensor *in[4];
   asg_attrs attr;
   int act_attr;
   bool gelu_tanh;
@@ -76,6 +70,5 @@ typedef struct asg_fuse_match {
 } asg_fuse_match;
 bool asg__fuse_conv_match(const asg_fuse_view *v, asg_tensor *add, asg_fuse_match *m);
 bool asg__fuse_linear_match(const asg_fuse_view *v, asg_tensor *add, asg_fuse_match *m);
-bool asg__fuse_norm_match(const asg_fuse_view *v, asg_tensor *p, asg_fuse_match *m);
 
 #endif

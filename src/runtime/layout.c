@@ -185,31 +185,6 @@ int asg__mba_bias(const asg_step *s) { return s->attr.i[3] ? -1 : 2; }
 
 int asg__mba_res(const asg_step *s) { return s->n_in > (s->attr.i[3] ? 2 : 3) ? s->n_in - 1 : -1; }
 
-void asg__norm_matmul_views(const asg_step *s, asg_norm_matmul_views *v) {
-  const bool ln = s->attr.i[4] == 1;
-  v->first_param = s->n_in - (ln ? 2 : 1);
-  v->prod = *s;
-  v->prod.op = s->attr.i[5] ? ASG_OP_MATMUL_BIAS_ACT : ASG_OP_MATMUL;
-  v->prod.n_in = v->first_param;
-  v->prod.attr.f[0] = 0;
-  v->prod.attr.i[4] = v->prod.attr.i[5] = 0;
-  v->norm = *s;
-  v->norm.op = ln ? ASG_OP_LAYERNORM : ASG_OP_RMSNORM;
-  v->norm.n_in = ln ? 3 : 2;
-  v->nin[0] = s->in[0];
-  for (int k = 1; k < v->norm.n_in; k++)
-    v->nin[k] = s->in[v->first_param + k - 1];
-  v->norm.in = v->nin;
-  v->norm.in_buf = NULL;
-  v->norm.out = s->in[0];
-  memset(&v->norm.attr, 0, sizeof v->norm.attr);
-  v->norm.attr.f[0] = s->attr.f[0];
-}
-
-size_t asg__norm_matmul_x_bytes(const asg_step *s) {
-  return (asg__tdesc_bytes(&s->in[0]) + 255) & ~(size_t)255;
-}
-
 int asg__attention_mask(const asg_step *s, int64_t *heads) {
   const int base = s->op == ASG_OP_ATTENTION       ? 3
                    : s->op == ASG_OP_ATTENTION_LSE ? 2

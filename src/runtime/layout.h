@@ -111,27 +111,6 @@ bool asg__is_unary(asg_op op);
 int asg__mba_bias(const asg_step *s);
 int asg__mba_res(const asg_step *s);
 
-/* ---- norm_matmul (made by src/passes/fuse.c, fuse_norm.c) ----
- * A product whose first operand x [..., M, K] is normalized over K first:
- * inputs (x, w, [bias], [res], gamma [K], [beta [K]]): the product's inputs
- * as a matmul (i5 = 0: x, w) or a matmul_bias_act (i5 = 1, with its i2, i3),
- * then the norm's parameters: i4 = 1 layernorm (gamma, beta), 2 rmsnorm
- * (weight); f0 = eps; i0, i1 the product's transpositions (i0 = 0).
- * y = product(norm(x), w, ...). Every backend may run it as these two
- * steps: norm writes norm(x) (x's shape and dtype) where the product then
- * reads its first operand. asg__norm_matmul_views fills them: nin[] holds
- * the norm's input descriptions (v->norm.in points there), v->prod shares
- * s's inputs (its first n_in). */
-typedef struct asg_norm_matmul_views {
-  asg_step norm, prod;
-  asg_tdesc nin[3];
-  int first_param; /* input index of gamma in s */
-} asg_norm_matmul_views;
-void asg__norm_matmul_views(const asg_step *s, asg_norm_matmul_views *v);
-/* Bytes of norm(x), rounded up to 256 (where a decomposition's workspace
- * for the product starts). */
-size_t asg__norm_matmul_x_bytes(const asg_step *s);
-
 /* ---- fused attention (contract: src/ops/op_attention.c) ----
  * The key mask of an attention step: its input index, or -1 when it has
  * none; *heads: how many consecutive heads (the flattened leading dims of

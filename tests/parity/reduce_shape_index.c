@@ -181,46 +181,6 @@ void cases_matmul(void) {
       pc.fused = "matmul_bias_act";
       pc_finish(&pc);
     }
-  /* norm(x) w^T [+ bias, gelu_tanh | + r]: a layernorm or rmsnorm read only
-   * by products folds into each (norm_matmul, src/passes/fuse_norm.c); a few
-   * rows (CUDA: normalized by the skinny-product kernel), K not a multiple
-   * of 4, many rows (the norm, then the product), three products on one
-   * norm (Llama's q, k, v) */
-  static const struct {
-    asg_shape x;
-    int64_t N;
-    bool ln;
-    int tail; /* 0 none, 1 bias + gelu_tanh, 2 residual, 3 three products */
-  } nc[] = {{{2, {1, 96}}, 40, true, 1},  {{3, {2, 3, 64}}, 33, false, 3},
-            {{2, {5, 70}}, 36, true, 2},  {{2, {8, 128}}, 130, false, 0},
-            {{2, {70, 48}}, 36, true, 1}, {{3, {2, 20, 32}}, 24, false, 3}};
-  for (int d = 0; d < 2; d++)
-    for (size_t k = 0; k < sizeof nc / sizeof nc[0]; k++) {
-      asg_dtype dt = FDT[d];
-      const int64_t K = nc[k].x.dims[nc[k].x.ndim - 1];
-      asg_shape ys = nc[k].x;
-      ys.dims[ys.ndim - 1] = nc[k].N;
-      pcase pc;
-      pc_begin(&pc, C_ACCUM, "%s -> product (tail %d) %s x%s N=%lld",
-               nc[k].ln ? "layernorm" : "rmsnorm", nc[k].tail, dtn(dt), shp(nc[k].x),
-               (long long)nc[k].N);
-      asg_tensor *x = pc_in(&pc, dt, nc[k].x, -2, 2);
-      asg_tensor *ga = pc_in(&pc, dt, ASG_SHAPE(K), 0.5, 1.5);
-      asg_tensor *nx = nc[k].ln
-                           ? asg_layernorm(x, ga, pc_in(&pc, dt, ASG_SHAPE(K), -0.5, 0.5), 1e-5)
-                           : asg_rmsnorm(x, ga, 1e-6);
-      const int np = nc[k].tail == 3 ? 3 : 1;
-      for (int r = 0; r < np; r++) {
-        asg_tensor *y =
-            asg_matmul_t(nx, pc_in(&pc, dt, ASG_SHAPE(nc[k].N, K), -0.3, 0.3), false, true);
-        if (nc[k].tail == 1)
-          y = asg_gelu_tanh(asg_add(y, pc_in(&pc, dt, ASG_SHAPE(nc[k].N), -0.5, 0.5)));
-        if (nc[k].tail == 2) y = asg_add(y, pc_in(&pc, dt, ys, -2, 2));
-        pc_out(&pc, y, r == 0 ? "y0" : r == 1 ? "y1" : "y2");
-      }
-      pc.fused = "norm_matmul";
-      pc_finish(&pc);
-    }
 }
 
 /* ------------------------------------------------------------------- shape */

@@ -27,7 +27,6 @@ typedef struct asg_cpu_kernel {
 void asg_cpu_register_elementwise(asg_cpu_kernel *t);
 void asg_cpu_register_reduce(asg_cpu_kernel *t);
 void asg_cpu_register_matmul(asg_cpu_kernel *t);
-void asg_cpu_register_norm_matmul(asg_cpu_kernel *t); /* after matmul and nn */
 void asg_cpu_register_shape(asg_cpu_kernel *t);
 void asg_cpu_register_index(asg_cpu_kernel *t);
 void asg_cpu_register_nn(asg_cpu_kernel *t);

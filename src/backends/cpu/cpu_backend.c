@@ -32,7 +32,6 @@ static void table_fill(void) {
   asg_cpu_register_collective(table);
   asg_cpu_register_resample(table);
   asg_cpu_register_custom(table);
-  asg_cpu_register_norm_matmul(table);
   asg_cpu_blas_init();
 }
 static void table_init(void) { pthread_once(&table_once, table_fill); }

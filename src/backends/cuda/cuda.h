@@ -38,15 +38,6 @@ typedef struct asg_cuda_ctx {
   size_t n_live, cap_live, live_bytes;
 } asg_cuda_ctx;
 
-/* Weights of later products a skinny product prefetches into L2 while it
- * runs (cuda_plan_prefetch.c): up to 4 byte ranges of device memory. */
-enum { ASG_CUDA_PF_MAX = 4 };
-typedef struct asg_cuda_pf {
-  const void *p[ASG_CUDA_PF_MAX];
-  uint64_t bytes[ASG_CUDA_PF_MAX];
-  int n;
-} asg_cuda_pf;
-
 typedef struct asg_cuda_call {
   const asg_step *s;
   void *out;             /* device pointer */
@@ -93,12 +84,6 @@ typedef struct asg_cuda_call {
   void *epi_out;
   int epi_act;         /* ASG_CUDA_EPI_* */
   const void *epi_res; /* ... then adds this [rows, N] (asg__mba_res), or NULL */
-  /* A skinny product of norm_matmul (cuda_norm_matmul.c): the rows of x
-   * (in[0]) are normalized first, layernorm (norm_kind 1: norm_gamma,
-   * norm_beta) or rmsnorm (2: norm_gamma) with norm_eps; 0: x as it is. */
-  int norm_kind;
-  const void *norm_gamma, *norm_beta;
-  float norm_eps;
   /* matmul a^T b: also the column sums of a ([R, C] -> [C], f32: a linear
    * layer's bias gradient) into bgrad_out, in cuBLASLt's epilogue; the sum
    * step then launches nothing (cuda_backend.c plans it). */
@@ -127,7 +112,6 @@ typedef struct asg_cuda_call {
   asg_index_fault *fault;
   unsigned step1;
   asg_comm *comm; /* the program's communicator (asg_plan.comm; collectives), or NULL */
-  asg_cuda_pf pf; /* skinny products: later weights to prefetch (n = 0: none) */
 } asg_cuda_call;
 
 enum { ASG_CUDA_EPI_BIAS = 1, ASG_CUDA_EPI_RELU = 2, ASG_CUDA_EPI_GELU_TANH = 3 };
@@ -151,9 +135,6 @@ asg_dtype asg_cuda_mm_low(const void *state);
  * kernel instead of a cuBLAS GEMM (ASG_CUDA_GEMV=0: cuBLAS). */
 bool asg_cuda_gemv_ok(const asg_cuda_call *c);
 asg_status asg_cuda_gemv(const asg_cuda_call *c);
-/* Whether a norm_matmul step's plan (its .prepare state) runs it as one
- * skinny product that normalizes its rows (cuda_norm_matmul.c). */
-bool asg_cuda_norm_matmul_fused(const void *state);
 
 /* The ops cuda_matmul.cu runs as products (with their .prepare plans):
  * matmul and the fused matmul_bias_act. */
@@ -189,8 +170,6 @@ void asg_cuda_register_elementwise(asg_cuda_kernel *t); /* unary, binary, where,
                                                            broadcast_to */
 void asg_cuda_register_reduce(asg_cuda_kernel *t);      /* sum..argmax, softmax, log_softmax */
 void asg_cuda_register_matmul(asg_cuda_kernel *t);
-/* norm_matmul (cuda_norm_matmul.c; reads the norms' and products' entries) */
-void asg_cuda_register_norm_matmul(asg_cuda_kernel *t);
 void asg_cuda_register_index(asg_cuda_kernel *t);     /* permute, slice(_bwd), concat, gather,
                                                          scatter_add, one_hot */
 void asg_cuda_register_nn(asg_cuda_kernel *t);        /* layernorm(+bwd), softmax CE(+bwd), rand */

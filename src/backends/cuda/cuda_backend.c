@@ -31,7 +31,6 @@ static void table_fill(void) {
   asg_cuda_register_sort(table);
   asg_cuda_register_collective(table);
   asg_cuda_register_custom(table);
-  asg_cuda_register_norm_matmul(table);
 }
 
 const asg_cuda_kernel *asg_cuda_kernels(void) { return table; }
@@ -190,30 +189,17 @@ static void cuda_memory_stats(void *dev, size_t *live_buffers, size_t *live_byte
  * it device-to-device into place once the upload is done (ordered after the
  * queued work that reads the old contents). Feeding a step's inputs thus
  * never waits for the previous step. A buffer pair is reused two writes
- * later, after the events of its last use. Small writes (stage_direct) go
- * from the pinned buffer straight into place on the compute stream. Larger
- * writes, and destinations beyond kStageSlots, copy synchronously. */
+ * later, after the events of its last use. Larger writes, and destinations
+ * beyond kStageSlots, copy synchronously. */
 enum { kStageSlots = 32 };
 static const size_t kStageMax = 64u << 20;
-/* Writes up to this size skip the copy stream: pinned host[k] -> dst on
- * the compute stream, in order (done[k] guards host[k]'s reuse).
- * ASG_CUDA_UPLOAD_DIRECT=0: every staged write takes the copy stream. */
-static size_t stage_direct(void) {
-  static int off = -1;
-  if (off < 0) {
-    const char *e = getenv("ASG_CUDA_UPLOAD_DIRECT");
-    off = e && e[0] == '0';
-  }
-  return off ? 0 : 4096;
-}
 
 typedef struct asg_cuda_staging {
   void *dst;
   size_t cap;
   void *host[2], *dev[2];
   cudaEvent_t up[2];   /* upload k (host[k] -> dev[k]) done */
-  cudaEvent_t done[2]; /* copy dev[k] -> dst done (or host[k] -> dst, when direct[k]) */
-  bool direct[2];      /* host[k]'s last copy was a small write's, on the compute stream */
+  cudaEvent_t done[2]; /* copy dev[k] -> dst done */
   int next;
 } asg_cuda_staging;
 
@@ -286,26 +272,9 @@ static asg_status cuda_write(void *dev, void *buf, size_t off, const void *src, 
   char *dst = (char *)buf + off;
   asg_cuda_staging *s = staging_for(c, dst, n);
   cudaError_t e;
-  if (s && n <= stage_direct()) {
-    /* small: straight from pinned host[k] on the compute stream (a decode
-     * step's token, position and start rows: the copy-stream hop and the
-     * device-to-device copy cost more than the transfer) */
-    const int k = s->next;
-    e = cudaEventSynchronize(s->done[k]); /* host[k]'s copy two writes ago is done */
-    if (e == cudaSuccess) {
-      memcpy(s->host[k], src, n);
-      e = cudaMemcpyAsync(dst, s->host[k], n, cudaMemcpyHostToDevice, c->stream);
-    }
-    if (e == cudaSuccess) e = cudaEventRecord(s->done[k], c->stream);
-    s->direct[k] = true;
-    s->next ^= 1;
-    return e == cudaSuccess ? ASG_OK : asg_cuda_err(e, "upload");
-  }
   if (s) {
     const int k = s->next;
     e = cudaEventSynchronize(s->up[k]); /* host[k]'s upload two writes ago is done */
-    if (e == cudaSuccess && s->direct[k]) e = cudaEventSynchronize(s->done[k]); /* or its copy */
-    s->direct[k] = false;
     if (e == cudaSuccess) {
       memcpy(s->host[k], src, n);
       e = cudaStreamWaitEvent(c->copy_stream, s->done[k], 0); /* dev[k] was copied out */

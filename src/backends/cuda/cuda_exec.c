@@ -45,7 +45,6 @@ typedef struct cuda_exec {
                              on its softmax CE readers), else -1 */
   epi_plan epi;           /* GEMM epilogues (ASG_CUDA_EPILOGUE=0: none) */
   char *ln_skip;          /* per step: computed by its layernorm_bwd_x partner */
-  asg_cuda_pf *pf;        /* per step: weights a skinny product prefetches, or NULL */
   double ew_ms;           /* profile of the fused chains */
   int64_t ew_calls;
   asg_cuda_adam_tensor *adam_dev; /* device copy of fuse.tab */
@@ -109,7 +108,6 @@ void asg_cuda_exec_destroy(void *e) {
   free(x->colsum), free(x->colsum_op), free(x->cs_skip), free(x->lh);
   asg_cuda_epi_free(&x->epi);
   free(x->ln_skip);
-  free(x->pf);
   if (x->adam_dev) cudaFree(x->adam_dev);
   if (x->ws) cudaFree(x->ws);
   if (x->run_dev) cudaFree(x->run_dev);
@@ -154,8 +152,7 @@ static asg_cuda_call step_call(const cuda_exec *x, int i) {
                  x->epi.rowdot && x->epi.rowdot[i] >= 0 ? x->r.in[x->epi.rowdot[i]][1] : NULL},
       .fault = x->fault,
       .step1 = (unsigned)i + 1,
-      .comm = x->r.plan.comm,
-      .pf = x->pf ? x->pf[i] : (asg_cuda_pf){.n = 0}};
+      .comm = x->r.plan.comm};
 }
 
 /* ---- bias gradients while converting product operands ----
@@ -382,21 +379,6 @@ static asg_status comm_run(cuda_exec *x, int i, asg_cuda_call *c) {
   return st;
 }
 
-/* Which steps run as skinny products, for the weight prefetch planner. */
-static asg_status prefetch_plan(cuda_exec *x) {
-  const int n = x->r.plan.n_steps;
-  char *g = calloc((size_t)n + 1, 1);
-  if (!g) return asg__error(ASG_ERR_OOM, "cuda: out of memory");
-  for (int i = 0; i < n; i++) {
-    const asg_cuda_call c = step_call(x, i);
-    g[i] = plain_step(x, i) && (asg_cuda_gemv_ok(&c) || (c.s->op == ASG_OP_NORM_MATMUL &&
-                                                         asg_cuda_norm_matmul_fused(c.state)));
-  }
-  const asg_status st = asg_cuda_prefetch_plan(&x->r, g, &x->pf);
-  free(g);
-  return st;
-}
-
 asg_status asg_cuda_exec_create(void *dev, const asg_plan *plan, const asg_buffers *bufs,
                                 void **exec) {
   cuda_exec *x = calloc(1, sizeof *x);
@@ -494,7 +476,6 @@ asg_status asg_cuda_exec_create(void *dev, const asg_plan *plan, const asg_buffe
   if (!st) st = asg_cuda_half_plan(&x->r, x->state, &x->ew, x->epi.skip, &x->half);
   if (!st) st = colsum_plan(x);
   if (!st) st = comm_plan(x);
-  if (!st) st = prefetch_plan(x);
   if (st) {
     asg_cuda_exec_destroy(x);
     return st;

@@ -112,12 +112,6 @@ asg_status asg_cuda_comm_plan(const asg_resolved *r, const char *quiet, const in
                               comm_overlap *o);
 void asg_cuda_comm_free(comm_overlap *o);
 
-/* ---- weights prefetched ahead of skinny products (cuda_plan_prefetch.c) ----
- * is_gemv[i]: step i runs as a skinny product (asg_cuda_gemv_ok). *pf: per
- * step, the later products' weights it prefetches into L2; NULL when off
- * (ASG_CUDA_PREFETCH_MB=0) or fewer than two products. */
-asg_status asg_cuda_prefetch_plan(const asg_resolved *r, const char *is_gemv, asg_cuda_pf **pf);
-
 /* ---- shared by the planners ---- */
 /* Copies that do nothing because their output is their input (views,
  * in-place assigns): they neither write nor, really, read. */

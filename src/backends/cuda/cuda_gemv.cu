@@ -10,9 +10,7 @@
 //   float4 columns t, t + 128, ...); per thread acc [M, R], summed over the
 //   warp's lanes, then over the 4 warps in order (deterministic).
 //   Launched dependent (cuda_pdl.cuh): the block's rows of W are prefetched
-//   into L2 while the kernel before it still runs, and with them the
-//   block's share of the next products' weights (asg_cuda_call.pf,
-//   cuda_plan_prefetch.c), which stream in while the kernels between run.
+//   into L2 while the kernel before it still runs.
 #include <stdlib.h>
 
 #include "backends/cuda/cuda.h"
@@ -22,8 +20,7 @@ namespace {
 
 constexpr int kThreads = 128;
 constexpr int kWarps = kThreads / 32;
-constexpr int kMaxRows = 8;         // rows of x (M) this path takes
-constexpr int kNormSmem = 48 << 10; // bytes of normalized rows a block may keep
+constexpr int kMaxRows = 8; // rows of x (M) this path takes
 
 __device__ __forceinline__ float warp_sum(float v) {
   for (int o = 16; o > 0; o >>= 1)
@@ -41,64 +38,18 @@ __device__ __forceinline__ float epilogue(float v, int act) {
   return v;
 }
 
-// The norm of each row of x [M, K] (norm_matmul), into xs [M, K] (shared):
-// layernorm (NORM 1) (x - mean) / sqrt(var + eps) * g + b, or rmsnorm
-// (NORM 2) x / sqrt(mean(x^2) + eps) * g, the row's sums over K taken by one
-// warp in a fixed order.
-template <int M, int NORM>
-__device__ void norm_rows(const float *__restrict__ x, const float *__restrict__ g,
-                          const float *__restrict__ b, float eps, int K, float *xs) {
-  __shared__ float mean[M], rstd[M];
-  const int t = threadIdx.x, warp = t / 32, lane = t % 32, K4 = K / 4;
-  for (int e = t; e < M * K4; e += kThreads)
-    reinterpret_cast<float4 *>(xs)[e] = __ldg(reinterpret_cast<const float4 *>(x) + e);
-  __syncthreads();
-  for (int m = warp; m < M; m += kWarps) {
-    const float *r = xs + (int64_t)m * K;
-    float s = 0.f;
-    if (NORM == 1) {
-      for (int k = lane; k < K; k += 32)
-        s += r[k];
-      s = warp_sum(s) / (float)K;
-    }
-    const float mu = NORM == 1 ? s : 0.f;
-    float q = 0.f;
-    for (int k = lane; k < K; k += 32)
-      q += (r[k] - mu) * (r[k] - mu);
-    q = warp_sum(q) / (float)K;
-    if (lane == 0) mean[m] = mu, rstd[m] = rsqrtf(q + eps);
-  }
-  __syncthreads();
-#pragma unroll
-  for (int m = 0; m < M; m++)
-    for (int k = t; k < K; k += kThreads) {
-      const float v = (xs[m * K + k] - mean[m]) * rstd[m] * g[k];
-      xs[m * K + k] = NORM == 1 ? v + b[k] : v;
-    }
-  __syncthreads();
-}
-
 // x [M, K], w [N, K], bias [N] or null, res [M, N] or null -> y [M, N]
 // = act(x w^T + bias) + res. VEC: K % 4 == 0 and x, w 16-byte aligned.
-// NORM (1 layernorm, 2 rmsnorm; with VEC): x is normalized first, into
-// dynamic shared memory [M, K] (norm_rows), which the products then read.
-template <int M, int R, bool VEC, int NORM>
+template <int M, int R, bool VEC>
 __global__ void __launch_bounds__(kThreads)
     gemv_kernel(const float *__restrict__ x, const float *__restrict__ w,
                 const float *__restrict__ bias, const float *__restrict__ res,
-                float *__restrict__ y, int N, int K, int act, asg_cuda_pf pf,
-                const float *__restrict__ ng, const float *__restrict__ nb, float eps) {
+                float *__restrict__ y, int N, int K, int act) {
   __shared__ float red[kWarps][M * R];
-  extern __shared__ float4 xs4[]; // [M, K] normalized rows (NORM)
   const int n0 = blockIdx.x * R, t = threadIdx.x, warp = t / 32, lane = t % 32;
   l2_prefetch(w + (int64_t)n0 * K, sizeof(float) * (size_t)min(R, N - n0) * K, t, kThreads);
-  l2_prefetch_share(pf, blockIdx.x, gridDim.x, t, kThreads);
   pdl_wait();
   pdl_trigger();
-  if constexpr (NORM != 0) {
-    norm_rows<M, NORM>(x, ng, nb, eps, K, reinterpret_cast<float *>(xs4));
-    x = reinterpret_cast<const float *>(xs4);
-  }
   const float *wr[R];
 #pragma unroll
   for (int r = 0; r < R; r++) // rows past N re-read row N - 1; their sums are dropped
@@ -120,8 +71,7 @@ __global__ void __launch_bounds__(kThreads)
         wv[r] = __ldcs(reinterpret_cast<const float4 *>(wr[r]) + k4); // streamed once
 #pragma unroll
       for (int m = 0; m < M; m++) {
-        const float4 *xr = reinterpret_cast<const float4 *>(x + (int64_t)m * K) + k4;
-        const float4 xv = NORM ? *xr : __ldg(xr);
+        const float4 xv = __ldg(reinterpret_cast<const float4 *>(x + (int64_t)m * K) + k4);
 #pragma unroll
         for (int r = 0; r < R; r++)
           acc[m][r] += wv[r].x * xv.x + wv[r].y * xv.y + wv[r].z * xv.z + wv[r].w * xv.w;
@@ -164,27 +114,12 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// The arguments every launch passes on.
-struct Args {
-  const float *x, *w, *bias, *res;
-  float *y;
-  int N, K, act;
-  bool vec;
-  asg_cuda_pf pf;
-  int norm; // 0, or norm_matmul's kind (with vec)
-  const float *ng, *nb;
-  float eps;
-};
-
-template <int M, int R> void launch_r(const asg_cuda_ctx *ctx, const Args &a) {
-  const unsigned blocks = (unsigned)((a.N + R - 1) / R);
-  const size_t smem = a.norm ? sizeof(float) * M * (size_t)a.K : 0;
-  auto k = !a.vec        ? gemv_kernel<M, R, false, 0>
-           : a.norm == 1 ? gemv_kernel<M, R, true, 1>
-           : a.norm == 2 ? gemv_kernel<M, R, true, 2>
-                         : gemv_kernel<M, R, true, 0>;
-  pdl_launch(ctx, k, blocks, kThreads, smem, a.x, a.w, a.bias, a.res, a.y, a.N, a.K, a.act, a.pf,
-             a.ng, a.nb, a.eps);
+template <int M, int R>
+void launch_r(const asg_cuda_ctx *ctx, const float *x, const float *w, const float *bias,
+              const float *res, float *y, int N, int K, int act, bool vec) {
+  const unsigned blocks = (unsigned)((N + R - 1) / R);
+  pdl_launch(ctx, vec ? gemv_kernel<M, R, true> : gemv_kernel<M, R, false>, blocks, kThreads, 0, x,
+             w, bias, res, y, N, K, act);
 }
 
 // Rows of W a block takes: the most (fewer blocks, less reduction) whose
@@ -203,11 +138,13 @@ int rows_per_block(int N, int sms) {
   return best;
 }
 
-template <int M> void launch(const asg_cuda_ctx *ctx, const Args &a) {
-  switch (rows_per_block(a.N, ctx->sm_count > 0 ? ctx->sm_count : 1)) {
-  case 4: launch_r<M, 4>(ctx, a); break;
-  case 2: launch_r<M, 2>(ctx, a); break;
-  default: launch_r<M, 1>(ctx, a); break;
+template <int M>
+void launch(const asg_cuda_ctx *ctx, const float *x, const float *w, const float *bias,
+            const float *res, float *y, int N, int K, int act, bool vec) {
+  switch (rows_per_block(N, ctx->sm_count > 0 ? ctx->sm_count : 1)) {
+  case 4: launch_r<M, 4>(ctx, x, w, bias, res, y, N, K, act, vec); break;
+  case 2: launch_r<M, 2>(ctx, x, w, bias, res, y, N, K, act, vec); break;
+  default: launch_r<M, 1>(ctx, x, w, bias, res, y, N, K, act, vec); break;
   }
 }
 
@@ -232,11 +169,6 @@ int64_t gemv_rows(const asg_cuda_call *c, int64_t *N, int64_t *K) {
   if (*N < 1 || *K < 1 || *N > INT32_MAX || *K > INT32_MAX) return 0;
   const int64_t rows = asg_shape_numel(os) / *N;
   if (rows < 1 || rows > kMaxRows || asg_shape_numel(as) != rows * *K) return 0; // x not broadcast
-  // norm_matmul: the rows normalized in shared memory, 16-byte loads
-  if (c->norm_kind &&
-      (*K % 4 || rows * *K > kNormSmem / (int64_t)sizeof(float) || (uintptr_t)c->in[0] % 16 ||
-       (uintptr_t)c->in[1] % 16 || (c->norm_kind != 1 && c->norm_kind != 2)))
-    return 0;
   return rows;
 }
 
@@ -251,25 +183,22 @@ extern "C" asg_status asg_cuda_gemv(const asg_cuda_call *c) {
   int64_t N, K;
   const int64_t rows = gemv_rows(c, &N, &K);
   if (rows <= 0) return asg__error(ASG_ERR_BACKEND, "cuda: %s: not a skinny product", c->s->label);
-  Args a;
-  a.x = (const float *)c->in[0], a.w = (const float *)c->in[1];
-  a.bias = (const float *)c->epi_bias, a.res = (const float *)c->epi_res;
-  a.y = (float *)(c->epi_out ? c->epi_out : c->out);
-  a.N = (int)N, a.K = (int)K, a.act = c->epi_act;
-  a.vec = K % 4 == 0 && (uintptr_t)a.x % 16 == 0 && (uintptr_t)a.w % 16 == 0;
-  a.pf = c->pf;
-  a.norm = c->norm_kind;
-  a.ng = (const float *)c->norm_gamma, a.nb = (const float *)c->norm_beta, a.eps = c->norm_eps;
+  const float *x = (const float *)c->in[0], *w = (const float *)c->in[1];
+  const float *bias = (const float *)c->epi_bias, *res = (const float *)c->epi_res;
+  float *y = (float *)(c->epi_out ? c->epi_out : c->out);
+  const int act = c->epi_act;
+  const bool vec = K % 4 == 0 && (uintptr_t)x % 16 == 0 && (uintptr_t)w % 16 == 0;
   const asg_cuda_ctx *ctx = c->ctx;
+  const int n = (int)N, k = (int)K;
   switch (rows) {
-  case 1: launch<1>(ctx, a); break;
-  case 2: launch<2>(ctx, a); break;
-  case 3: launch<3>(ctx, a); break;
-  case 4: launch<4>(ctx, a); break;
-  case 5: launch<5>(ctx, a); break;
-  case 6: launch<6>(ctx, a); break;
-  case 7: launch<7>(ctx, a); break;
-  default: launch<8>(ctx, a); break;
+  case 1: launch<1>(ctx, x, w, bias, res, y, n, k, act, vec); break;
+  case 2: launch<2>(ctx, x, w, bias, res, y, n, k, act, vec); break;
+  case 3: launch<3>(ctx, x, w, bias, res, y, n, k, act, vec); break;
+  case 4: launch<4>(ctx, x, w, bias, res, y, n, k, act, vec); break;
+  case 5: launch<5>(ctx, x, w, bias, res, y, n, k, act, vec); break;
+  case 6: launch<6>(ctx, x, w, bias, res, y, n, k, act, vec); break;
+  case 7: launch<7>(ctx, x, w, bias, res, y, n, k, act, vec); break;
+  default: launch<8>(ctx, x, w, bias, res, y, n, k, act, vec); break;
   }
   return asg_cuda_check(c);
 }

@@ -40,32 +40,6 @@ __device__ __forceinline__ void l2_prefetch(const void *p, size_t bytes, int t, 
 #endif
 }
 
-// Block b of nb prefetches its share (b / nb .. (b + 1) / nb) of the 128-byte
-// lines of pf's ranges into L2 (cuda_plan_prefetch.c: later products'
-// weights), thread t of nthr taking every nthr-th line of it.
-__device__ __forceinline__ void l2_prefetch_share(const asg_cuda_pf &pf, int64_t b, int64_t nb,
-                                                  int t, int nthr) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  uintptr_t start[ASG_CUDA_PF_MAX];
-  int64_t lines[ASG_CUDA_PF_MAX], total = 0;
-  for (int r = 0; r < pf.n; r++) {
-    start[r] = (uintptr_t)pf.p[r] & ~(uintptr_t)127;
-    lines[r] = (int64_t)(((uintptr_t)pf.p[r] + pf.bytes[r] - start[r] + 127) / 128);
-    total += lines[r];
-  }
-  const int64_t lo = total * b / nb, hi = total * (b + 1) / nb;
-  int r = 0;
-  int64_t base = 0; // lines of the ranges before r
-  for (int64_t l = lo + t; l < hi; l += nthr) {
-    while (l - base >= lines[r])
-      base += lines[r++];
-    asm volatile("prefetch.global.L2 [%0];" ::"l"(start[r] + (uintptr_t)(l - base) * 128));
-  }
-#else
-  (void)pf, (void)b, (void)nb, (void)t, (void)nthr;
-#endif
-}
-
 // kernel<<<grid, block, smem, ctx->stream>>>(args...) with the
 // programmatic-serialization attribute when the context allows it
 // (asg_cuda_ctx.pdl). Errors are left for asg_cuda_check, as a <<<>>> launch's.

@@ -181,18 +181,17 @@ void asg_vk_register_elementwise(asg_vk_kernel *t); /* unary, binary, where, cas
                                                        assign, cache_write, broadcast_to */
 void asg_vk_register_reduce(asg_vk_kernel *t);      /* sum..argmax, softmax, log_softmax */
 void asg_vk_register_matmul(asg_vk_kernel *t);
-void asg_vk_register_norm_matmul(asg_vk_kernel *t); /* after matmul and nn */
-void asg_vk_register_index(asg_vk_kernel *t);       /* permute, slice(_bwd), concat, gather,
-                                                       scatter_add, one_hot */
-void asg_vk_register_nn(asg_vk_kernel *t);          /* layernorm(+bwd), softmax CE(+bwd), rand */
-void asg_vk_register_rope(asg_vk_kernel *t);        /* rope */
-void asg_vk_register_batchnorm(asg_vk_kernel *t);   /* batchnorm(+bwd) */
-void asg_vk_register_conv(asg_vk_kernel *t);        /* conv family and pools */
-void asg_vk_register_optim(asg_vk_kernel *t);       /* fused Adam updates */
-void asg_vk_register_attention(asg_vk_kernel *t);   /* fused attention fwd/bwd */
-void asg_vk_register_sample(asg_vk_kernel *t);      /* sample_filter */
-void asg_vk_register_resample(asg_vk_kernel *t);    /* pad, upsample (+bwd) */
-void asg_vk_register_sort(asg_vk_kernel *t);        /* argsort, cumsum */
+void asg_vk_register_index(asg_vk_kernel *t);     /* permute, slice(_bwd), concat, gather,
+                                                     scatter_add, one_hot */
+void asg_vk_register_nn(asg_vk_kernel *t);        /* layernorm(+bwd), softmax CE(+bwd), rand */
+void asg_vk_register_rope(asg_vk_kernel *t);      /* rope */
+void asg_vk_register_batchnorm(asg_vk_kernel *t); /* batchnorm(+bwd) */
+void asg_vk_register_conv(asg_vk_kernel *t);      /* conv family and pools */
+void asg_vk_register_optim(asg_vk_kernel *t);     /* fused Adam updates */
+void asg_vk_register_attention(asg_vk_kernel *t); /* fused attention fwd/bwd */
+void asg_vk_register_sample(asg_vk_kernel *t);    /* sample_filter */
+void asg_vk_register_resample(asg_vk_kernel *t);  /* pad, upsample (+bwd) */
+void asg_vk_register_sort(asg_vk_kernel *t);      /* argsort, cumsum */
 /* all_reduce, broadcast, all_gather, reduce_scatter: host steps (below) */
 void asg_vk_register_collective(asg_vk_kernel *t);
 

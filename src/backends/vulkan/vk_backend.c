@@ -35,7 +35,6 @@ static void table_fill(void) {
   asg_vk_register_resample(table);
   asg_vk_register_sort(table);
   asg_vk_register_collective(table);
-  asg_vk_register_norm_matmul(table);
 }
 
 /* ------------------------------------------------------------- recording */

@@ -4,7 +4,8 @@
  * specializations write the same storage), readers of the result seeing the
  * new rows, out-of-range positions failing the run naming the value,
  * unchecked programs skipping the rows outside, programs sharing variables
- * writing one storage, and the build / compile refusals.
+ * writing one storage, a k and a v cache written one after the other
+ * (test_kv_pair), and the build / compile refusals.
  * Usage: test_cache_write [cpu|cuda|vulkan] (default cpu). */
 #include <stdint.h>
 #include <stdlib.h>
@@ -330,6 +331,68 @@ static void test_refusals(void) {
   }
 }
 
+/* A decode step's k and v caches: two cache writes made one after the
+ * other (CUDA launches them as one kernel, cuda_exec.c), each with its own
+ * position (equal, then different), against the model; an out-of-range
+ * position fails the run naming it (the first in schedule order when both
+ * are) and its cache is not written. */
+static void test_kv_pair(void) {
+  asg_graph *g = asg_graph_new();
+  asg_tensor *ck = asg_variable(g, "k", ASG_F32, ASG_SHAPE(B, H, TMAX, D), asg_init_constant(-1.0));
+  asg_tensor *cv = asg_variable(g, "v", ASG_F32, ASG_SHAPE(B, H, TMAX, D), asg_init_constant(-1.0));
+  asg_tensor *vk = asg_input(g, "vk", ASG_F32, ASG_SHAPE(B, H, 1, D));
+  asg_tensor *vv = asg_input(g, "vv", ASG_F32, ASG_SHAPE(B, H, 1, D));
+  asg_tensor *pk = asg_input(g, "pk", ASG_I32, ASG_SHAPE(1));
+  asg_tensor *pv = asg_input(g, "pv", ASG_I32, ASG_SHAPE(1));
+  asg_tensor *outs[2] = {asg_cache_write(ck, vk, pk, 2), asg_cache_write(cv, vv, pv, 2)};
+  asg_compile_opts o = opts(false);
+  asg_program *p = asg_compile(g, 2, outs, &o);
+  TU_CHECK(p != NULL, "kv pair: compile: %s", asg_last_error());
+  if (!p) {
+    asg_graph_free(g);
+    return;
+  }
+  double mk[CACHE_N], mv[CACHE_N], a[B * H * D], b[B * H * D], got[CACHE_N];
+  float fa[B * H * D], fb[B * H * D];
+  for (long i = 0; i < CACHE_N; i++)
+    mk[i] = mv[i] = -1;
+  /* the bad ones: v's outside (k's written, as every backend runs them in
+   * order), then both (neither written, the first named) */
+  const int32_t pos[][2] = {{0, 0}, {1, 1}, {2, 5}, {7, 3}, {4, -1}, {8, 9}};
+  for (int k = 0; k < 6; k++) {
+    tu_rand(400u + (unsigned)k, a, B * H * D, -3, 3),
+        tu_rand(500u + (unsigned)k, b, B * H * D, -3, 3);
+    for (int i = 0; i < B * H * D; i++)
+      fa[i] = (float)a[i], a[i] = fa[i], fb[i] = (float)b[i], b[i] = fb[i];
+    asg_status st = asg_program_feed(p, "vk", fa, sizeof fa);
+    if (!st) st = asg_program_feed(p, "vv", fb, sizeof fb);
+    if (!st) st = asg_program_feed(p, "pk", &pos[k][0], sizeof pos[k][0]);
+    if (!st) st = asg_program_feed(p, "pv", &pos[k][1], sizeof pos[k][1]);
+    if (!st) st = asg_program_run(p);
+    const bool bad = k >= 4;
+    char val[32];
+    snprintf(val, sizeof val, "position %d", k == 4 ? -1 : 8);
+    if (k == 4) model_write(mk, a, 1, pos[k][0]);
+    if (bad)
+      TU_CHECK(st != ASG_OK && tu_contains(asg_last_error(), "cache_write") &&
+                   tu_contains(asg_last_error(), val),
+               "kv pair pos (%d, %d): status %d, message '%s'", pos[k][0], pos[k][1], st,
+               asg_last_error());
+    else {
+      TU_CHECK(st == ASG_OK, "kv pair pos (%d, %d): run: %s", pos[k][0], pos[k][1],
+               asg_last_error());
+      model_write(mk, a, 1, pos[k][0]);
+      model_write(mv, b, 1, pos[k][1]);
+    }
+    TU_CHECK(tu_get_var(p, "k", got) == CACHE_N && same(got, mk, CACHE_N),
+             "kv pair pos (%d, %d): k cache differs from the model", pos[k][0], pos[k][1]);
+    TU_CHECK(tu_get_var(p, "v", got) == CACHE_N && same(got, mv, CACHE_N),
+             "kv pair pos (%d, %d): v cache differs from the model", pos[k][0], pos[k][1]);
+  }
+  asg_program_free(p);
+  asg_graph_free(g);
+}
+
 int main(int argc, char **argv) {
   if (argc > 1) backend = argv[1];
   if (!asg_backend_available(backend)) {
@@ -339,6 +402,7 @@ int main(int argc, char **argv) {
   test_prefill_decode();
   test_unchecked();
   test_share_variables();
+  test_kv_pair();
   test_refusals();
   return tu_finish();
 }

@@ -147,6 +147,12 @@ static inline bool asg_cuda_is_product(asg_op op) {
 bool asg_cuda_attention_decode(const asg_cuda_call *c, const float *mask, int64_t G);
 size_t asg_cuda_attention_decode_ws(const asg_step *s, unsigned plan_flags);
 
+/* Two cache_write steps in one launch (cuda_elementwise.cu; cuda_exec.c
+ * pairs a decode step's k and v writes): whether a and b can be, and the
+ * launch (each job as its own step: its fault record entry, its position). */
+bool asg_cuda_cache_write_pairable(const asg_step *a, const asg_step *b);
+asg_status asg_cuda_cache_write_pair(const asg_cuda_call *a, const asg_cuda_call *b);
+
 typedef struct asg_cuda_kernel {
   /* Enqueues the step on c->ctx->stream; must not synchronize or allocate.
    * Returns an error for unsupported dtypes/shapes (checked at enqueue). */

@@ -630,47 +630,96 @@ asg_status assign_run(const asg_cuda_call *c) {
 // on the device (a captured graph stays valid). Checked programs (fault
 // set): a pos outside [0, tmax - t] writes nothing and is reported, as the
 // CPU stops before the step; unchecked: the rows landing in [0, tmax).
+// One cache write's arguments (from its call: cw_job).
+struct CwJob {
+  void *y;
+  const void *v, *pos;
+  int64_t total, t, tmax, inner;
+  unsigned step1;
+};
+
+template <typename X> __device__ __forceinline__ bool cw_outside(const CwJob &j, int64_t *pos) {
+  *pos = (int64_t) * (const X *)j.pos;
+  return *pos < 0 || *pos > j.tmax - j.t;
+}
+
+// report: whether an out-of-range position goes to the fault record (a
+// checked program writes nothing then either way).
 template <typename U, typename X>
-__global__ void cache_write_kernel(U *__restrict__ y, const U *__restrict__ v,
-                                   const X *__restrict__ posp, int64_t total, int64_t t,
-                                   int64_t tmax, int64_t inner, asg_index_fault *fault,
-                                   unsigned step1) {
-  pdl_wait(); // launched dependent (cuda_pdl.cuh)
-  pdl_trigger();
-  const int64_t pos = (int64_t)*posp;
-  if (pos < 0 || pos > tmax - t) {
+__device__ __forceinline__ void cache_write_job(const CwJob &j, asg_index_fault *fault,
+                                                bool report) {
+  U *__restrict__ y = (U *)j.y;
+  const U *__restrict__ v = (const U *)j.v;
+  const int64_t t = j.t, tmax = j.tmax, inner = j.inner;
+  int64_t pos;
+  if (cw_outside<X>(j, &pos)) {
     if (fault) {
-      if (blockIdx.x == 0 && threadIdx.x == 0) asg_cuda_index_fault(fault, step1, pos);
+      if (report && blockIdx.x == 0 && threadIdx.x == 0) asg_cuda_index_fault(fault, j.step1, pos);
       return;
     }
     if (pos >= tmax || pos <= -t) return; // no row lands (and pos + j cannot overflow)
   }
-  for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < total;
+  for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < j.total;
        e += (int64_t)gridDim.x * blockDim.x) {
     const int64_t k = e % inner, r = e / inner;
-    const int64_t j = r % t, o = r / t, row = pos + j;
+    const int64_t jj = r % t, o = r / t, row = pos + jj;
     if (row >= 0 && row < tmax) y[(o * tmax + row) * inner + k] = v[e];
   }
 }
 
-template <typename U> asg_status cache_write_typed(const asg_cuda_call *c) {
+template <typename U, typename X>
+__global__ void cache_write_kernel(CwJob j, asg_index_fault *fault) {
+  pdl_wait(); // launched dependent (cuda_pdl.cuh)
+  pdl_trigger();
+  cache_write_job<U, X>(j, fault, true);
+}
+
+// Two independent cache writes in one launch (a decode step's k and v rows:
+// paired by cuda_exec.c): blockIdx.y picks the job. As when they run one
+// after the other, the fault record names the first in schedule order: b
+// reports only when a's position is in range.
+template <typename U, typename X>
+__global__ void cache_write2_kernel(CwJob a, CwJob b, asg_index_fault *fault) {
+  pdl_wait();
+  pdl_trigger();
+  int64_t pa;
+  if (blockIdx.y == 0)
+    cache_write_job<U, X>(a, fault, true);
+  else
+    cache_write_job<U, X>(b, fault, !cw_outside<X>(a, &pa));
+}
+
+CwJob cw_job(const asg_cuda_call *c) {
   const asg_step *s = c->s;
   const int a = (int)s->attr.i[0];
   int64_t outer, inner;
   asg__split_axis(s->out.shape, a, &outer, &inner);
   const int64_t t = s->in[1].shape.dims[a], tmax = s->out.shape.dims[a];
-  const int64_t total = outer * t * inner;
-  if (total == 0) return ASG_OK;
-  const unsigned grid = asg_cuda_blocks(total, kThreads);
-  if (s->in[2].dtype == ASG_I32)
-    pdl_launch(c->ctx, cache_write_kernel<U, int32_t>, grid, kThreads, 0, (U *)c->out,
-               (const U *)c->in[1], (const int32_t *)c->in[2], total, t, tmax, inner, c->fault,
-               c->step1);
+  return CwJob{c->out, c->in[1], c->in[2], outer * t * inner, t, tmax, inner, c->step1};
+}
+
+template <typename U> asg_status cache_write_typed(const asg_cuda_call *c) {
+  const CwJob j = cw_job(c);
+  if (j.total == 0) return ASG_OK;
+  const unsigned grid = asg_cuda_blocks(j.total, kThreads);
+  if (c->s->in[2].dtype == ASG_I32)
+    pdl_launch(c->ctx, cache_write_kernel<U, int32_t>, grid, kThreads, 0, j, c->fault);
   else
-    pdl_launch(c->ctx, cache_write_kernel<U, int64_t>, grid, kThreads, 0, (U *)c->out,
-               (const U *)c->in[1], (const int64_t *)c->in[2], total, t, tmax, inner, c->fault,
-               c->step1);
+    pdl_launch(c->ctx, cache_write_kernel<U, int64_t>, grid, kThreads, 0, j, c->fault);
   return asg_cuda_check(c);
+}
+
+template <typename U>
+asg_status cache_write2_typed(const asg_cuda_call *a, const asg_cuda_call *b) {
+  const CwJob ja = cw_job(a), jb = cw_job(b);
+  const int64_t most = ja.total > jb.total ? ja.total : jb.total;
+  if (most == 0) return ASG_OK;
+  const dim3 grid(asg_cuda_blocks(most, kThreads), 2);
+  if (a->s->in[2].dtype == ASG_I32)
+    pdl_launch(a->ctx, cache_write2_kernel<U, int32_t>, grid, kThreads, 0, ja, jb, a->fault);
+  else
+    pdl_launch(a->ctx, cache_write2_kernel<U, int64_t>, grid, kThreads, 0, ja, jb, a->fault);
+  return asg_cuda_check(a);
 }
 
 asg_status cache_write_run(const asg_cuda_call *c) {
@@ -692,6 +741,22 @@ asg_status cache_write_run(const asg_cuda_call *c) {
 }
 
 } // namespace
+
+extern "C" bool asg_cuda_cache_write_pairable(const asg_step *a, const asg_step *b) {
+  const size_t es = asg_dtype_size(a->out.dtype);
+  return a->op == ASG_OP_CACHE_WRITE && b->op == ASG_OP_CACHE_WRITE &&
+         es == asg_dtype_size(b->out.dtype) && (es == 2 || es == 4 || es == 8) &&
+         a->in[2].dtype == b->in[2].dtype &&
+         (a->in[2].dtype == ASG_I32 || a->in[2].dtype == ASG_I64);
+}
+
+extern "C" asg_status asg_cuda_cache_write_pair(const asg_cuda_call *a, const asg_cuda_call *b) {
+  switch (asg_dtype_size(a->s->out.dtype)) {
+  case 2: return cache_write2_typed<uint16_t>(a, b);
+  case 4: return cache_write2_typed<uint32_t>(a, b);
+  default: return cache_write2_typed<unsigned long long>(a, b);
+  }
+}
 
 extern "C" void asg_cuda_register_elementwise(asg_cuda_kernel *t) {
   t[ASG_OP_CACHE_WRITE].run = cache_write_run;

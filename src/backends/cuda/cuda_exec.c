@@ -45,6 +45,8 @@ typedef struct cuda_exec {
                              on its softmax CE readers), else -1 */
   epi_plan epi;           /* GEMM epilogues (ASG_CUDA_EPILOGUE=0: none) */
   char *ln_skip;          /* per step: computed by its layernorm_bwd_x partner */
+  int *cw_pair;           /* per cache_write: the later one it launches with, or -1 */
+  char *cw_skip;          /* per step: launched by the cache_write before it */
   double ew_ms;           /* profile of the fused chains */
   int64_t ew_calls;
   asg_cuda_adam_tensor *adam_dev; /* device copy of fuse.tab */
@@ -108,6 +110,7 @@ void asg_cuda_exec_destroy(void *e) {
   free(x->colsum), free(x->colsum_op), free(x->cs_skip), free(x->lh);
   asg_cuda_epi_free(&x->epi);
   free(x->ln_skip);
+  free(x->cw_pair), free(x->cw_skip);
   if (x->adam_dev) cudaFree(x->adam_dev);
   if (x->ws) cudaFree(x->ws);
   if (x->run_dev) cudaFree(x->run_dev);
@@ -171,7 +174,8 @@ static bool plain_step(const cuda_exec *x, int t) {
   return !(x->ew.role && x->ew.role[t]) && !(x->fuse.role && x->fuse.role[t]) &&
          !(x->epi.skip && x->epi.skip[t]) && !(x->epi.bgrad && x->epi.bgrad[t] >= 0) &&
          !(x->epi.ln_add && x->epi.ln_add[t] >= 0) && !(x->epi.rowdot && x->epi.rowdot[t] >= 0) &&
-         !(x->ln_partner && x->ln_partner[t] >= 0) && !(x->ln_skip && x->ln_skip[t]);
+         !(x->ln_partner && x->ln_partner[t] >= 0) && !(x->ln_skip && x->ln_skip[t]) &&
+         !(x->cw_pair && (x->cw_pair[t] >= 0 || x->cw_skip[t]));
 }
 
 /* The product (and in *op its operand) that converts sum step s's input and
@@ -379,6 +383,48 @@ static asg_status comm_run(cuda_exec *x, int i, asg_cuda_call *c) {
   return st;
 }
 
+/* ---- cache writes in pairs ----
+ * A decode step writes each layer's new k and v rows into their caches:
+ * two tiny kernels in a row, each a launch and a ramp in the step's chain.
+ * Cache write i launches together with cache write j when j is the next
+ * step after i that does anything (only no-op views between, so j's inputs
+ * are ready at i's turn), each writes its cache in place (out aliases the
+ * variable), and neither reads nor writes what the other writes. Not with
+ * collectives or anomaly checks (they look at each step's own turn).
+ * ASG_CUDA_CW_PAIR=0: off. */
+static asg_status cw_pair_plan(cuda_exec *x) {
+  const char *env = getenv("ASG_CUDA_CW_PAIR");
+  const asg_resolved *r = &x->r;
+  const int n = r->plan.n_steps;
+  if ((env && env[0] == '0') || x->coll >= 0 || x->finite) return ASG_OK;
+  x->cw_pair = malloc(sizeof *x->cw_pair * ((size_t)n + 1));
+  x->cw_skip = calloc((size_t)n + 1, 1);
+  if (!x->cw_pair || !x->cw_skip) return asg__error(ASG_ERR_OOM, "cuda: out of memory");
+  for (int i = 0; i < n; i++)
+    x->cw_pair[i] = -1;
+  for (int i = 0; i < n; i++) {
+    const asg_step *a = &r->plan.steps[i];
+    if (a->op != ASG_OP_CACHE_WRITE || x->cw_skip[i] || !plain_step(x, i) ||
+        r->out[i] != r->in[i][0])
+      continue;
+    int j = i + 1;
+    while (j < n && noop_step(r, j))
+      j++;
+    if (j >= n || !asg_cuda_cache_write_pairable(a, &r->plan.steps[j]) || !plain_step(x, j) ||
+        r->out[j] != r->in[j][0])
+      continue;
+    const asg_cuda_range wi = asg_cuda_out_range(r, i), wj = asg_cuda_out_range(r, j);
+    bool ok = !asg_cuda_overlap(wi, wj);
+    for (int k = 1; k < 3 && ok; k++)
+      ok = !asg_cuda_overlap(wi, asg_cuda_in_range(r, j, k)) &&
+           !asg_cuda_overlap(wj, asg_cuda_in_range(r, i, k));
+    if (!ok) continue;
+    x->cw_pair[i] = j;
+    x->cw_skip[j] = 1;
+  }
+  return ASG_OK;
+}
+
 asg_status asg_cuda_exec_create(void *dev, const asg_plan *plan, const asg_buffers *bufs,
                                 void **exec) {
   cuda_exec *x = calloc(1, sizeof *x);
@@ -476,6 +522,7 @@ asg_status asg_cuda_exec_create(void *dev, const asg_plan *plan, const asg_buffe
   if (!st) st = asg_cuda_half_plan(&x->r, x->state, &x->ew, x->epi.skip, &x->half);
   if (!st) st = colsum_plan(x);
   if (!st) st = comm_plan(x);
+  if (!st) st = cw_pair_plan(x);
   if (st) {
     asg_cuda_exec_destroy(x);
     return st;
@@ -501,8 +548,12 @@ static asg_status enqueue_all(cuda_exec *x) {
     if (x->ln_skip && x->ln_skip[i]) continue;          /* done by its layernorm_bwd_x */
     if (x->cs_skip && x->cs_skip[i]) continue;          /* done by an operand conversion */
     if (x->epi.skip && x->epi.skip[i]) continue;        /* done by a GEMM's epilogue */
+    if (x->cw_skip && x->cw_skip[i]) continue;          /* launched with the cache write before */
     asg_status st;
-    if (ew == FUSE_LAUNCH) {
+    if (x->cw_pair && x->cw_pair[i] >= 0) {
+      const asg_cuda_call cj = step_call(x, x->cw_pair[i]);
+      st = asg_cuda_cache_write_pair(&c, &cj);
+    } else if (ew == FUSE_LAUNCH) {
       st = asg_cuda_fused_run(&c, &x->ew, x->ew.group[i]);
     } else if (role == FUSE_LAUNCH) {
       const adam_group *g = &x->fuse.groups[x->fuse.group[i]];
@@ -543,7 +594,7 @@ static asg_status enqueue_all(cuda_exec *x) {
       x->op_ms[op] += ms;
       x->step_ms[i] += ms;
       if (role != FUSE_SKIP && !(x->ln_skip && x->ln_skip[i]) && !(x->epi.skip && x->epi.skip[i]) &&
-          !(x->cs_skip && x->cs_skip[i]))
+          !(x->cs_skip && x->cs_skip[i]) && !(x->cw_skip && x->cw_skip[i]))
         x->op_calls[op]++;
     }
     x->prof_runs += x->runs > 0;

@@ -181,6 +181,29 @@ void cases_matmul(void) {
       pc.fused = "matmul_bias_act";
       pc_finish(&pc);
     }
+  /* three products of one x, one after the other (a Llama layer's q, k, v
+   * when decoding): rows 1, 5 and 3, the second with a bias, K not a
+   * multiple of 4 once */
+  static const struct {
+    asg_shape x;
+    int64_t N[3];
+  } qc[] = {
+      {{2, {1, 64}}, {64, 32, 32}}, {{3, {5, 1, 48}}, {96, 24, 40}}, {{2, {3, 30}}, {7, 33, 5}}};
+  for (int d = 0; d < 2; d++)
+    for (size_t k = 0; k < sizeof qc / sizeof qc[0]; k++) {
+      asg_dtype dt = FDT[d];
+      const int64_t K = qc[k].x.dims[qc[k].x.ndim - 1];
+      pcase pc;
+      pc_begin(&pc, C_ACCUM, "q, k, v products of one x %s x%s", dtn(dt), shp(qc[k].x));
+      asg_tensor *x = pc_in(&pc, dt, qc[k].x, -1, 1);
+      for (int r = 0; r < 3; r++) {
+        asg_tensor *y =
+            asg_matmul_t(x, pc_in(&pc, dt, ASG_SHAPE(qc[k].N[r], K), -0.3, 0.3), false, true);
+        if (r == 1) y = asg_add(y, pc_in(&pc, dt, ASG_SHAPE(qc[k].N[r]), -0.5, 0.5));
+        pc_out(&pc, y, r == 0 ? "q" : r == 1 ? "k" : "v");
+      }
+      pc_finish(&pc);
+    }
 }
 
 /* ------------------------------------------------------------------- shape */

@@ -216,13 +216,16 @@ static bool dnnl_on(void) {
   return omp_set && !off;
 }
 
-/* C [m, n] = alpha op(A) op(B) + beta C, row-major, on this thread only. */
-static void one_thread_sgemm(bool ta, bool tb, int m, int n, int k, float alpha, const float *a,
+/* C [m, n] = alpha op(A) op(B) + beta C, row-major, on this thread only;
+ * false when oneDNN failed (C not written: the caller computes it). */
+static bool one_thread_sgemm(bool ta, bool tb, int m, int n, int k, float alpha, const float *a,
                              int lda, const float *b, int ldb, float beta, float *c, int ldc) {
   const int prev = omp_get();
   if (prev != 1) omp_set(1);
-  dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  const dnnl_status_t st =
+      dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   if (prev != 1) omp_set(prev);
+  return st == dnnl_success;
 }
 #else
 static bool dnnl_on(void) { return false; }
@@ -248,15 +251,17 @@ static void blas_range(void *ctx, int64_t lo, int64_t hi, int tid) {
     const char *a = (const char *)g->A + ao * es, *bb = (const char *)g->B + bo * es;
     char *c = (char *)g->C + co * es;
     int m = (int)(g->by_rows ? n : g->M), nn = (int)(g->by_rows ? g->N : n);
+    bool done = false;
 #ifdef ASG_HAVE_DNNL
-    if (!g->f64 && dnnl_on())
-      one_thread_sgemm(g->ta, g->tb, m, nn, (int)g->K, (float)g->alpha, (const float *)a,
-                       (int)g->lda, (const float *)bb, (int)g->ldb, (float)g->beta, (float *)c,
-                       (int)g->ldc);
-    else
+    done = !g->f64 && dnnl_on() &&
+           one_thread_sgemm(g->ta, g->tb, m, nn, (int)g->K, (float)g->alpha, (const float *)a,
+                            (int)g->lda, (const float *)bb, (int)g->ldb, (float)g->beta, (float *)c,
+                            (int)g->ldc);
 #endif
-    {
-#ifdef ASG_HAVE_CBLAS
+    if (!done) {
+#ifndef ASG_HAVE_CBLAS
+      rows_f32(g, o, o + n); /* oneDNN failed; without CBLAS the blocks are rows */
+#else
       enum CBLAS_TRANSPOSE ta = g->ta ? CblasTrans : CblasNoTrans;
       enum CBLAS_TRANSPOSE tb = g->tb ? CblasTrans : CblasNoTrans;
       if (g->f64)
@@ -305,7 +310,11 @@ static void gemm_run(gemm_job *g, asg_cpu_pool *pool) {
 #endif
   if (blocked && K > 0 && M <= INT32_MAX && N <= INT32_MAX && K <= INT32_MAX) {
     int nt = M * N * K >= (int64_t)1 << 20 ? pt : 1;
+#ifdef ASG_HAVE_CBLAS
     g->by_rows = M >= N;
+#else
+    g->by_rows = true; /* a block oneDNN fails is computed by rows_f32 */
+#endif
     int64_t len = g->by_rows ? M : N;
     g->blk = (len + nt - 1) / nt;
     if (g->blk < 16) g->blk = 16;

@@ -630,6 +630,7 @@ asg_status assign_run(const asg_cuda_call *c) {
 // on the device (a captured graph stays valid). Checked programs (fault
 // set): a pos outside [0, tmax - t] writes nothing and is reported, as the
 // CPU stops before the step; unchecked: the rows landing in [0, tmax).
+
 // One cache write's arguments (from its call: cw_job).
 struct CwJob {
   void *y;

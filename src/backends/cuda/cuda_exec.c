@@ -413,7 +413,7 @@ static asg_status cw_pair_plan(cuda_exec *x) {
     if (j >= n || !asg_cuda_cache_write_pairable(a, &r->plan.steps[j]) || !plain_step(x, j) ||
         r->out[j] != r->in[j][0])
       continue;
-    const asg_cuda_range wi = asg_cuda_out_range(r, i), wj = asg_cuda_out_range(r, j);
+    const asg_cuda_range wi = written_range(r, i), wj = written_range(r, j);
     bool ok = !asg_cuda_overlap(wi, wj);
     for (int k = 1; k < 3 && ok; k++)
       ok = !asg_cuda_overlap(wi, asg_cuda_in_range(r, j, k)) &&

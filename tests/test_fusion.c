@@ -6,9 +6,12 @@
  * unfused CPU program, in f32 (the direct kernel and im2col + GEMM) and
  * f64, forward and with gradients, for a symbolic batch; a conv2d or add
  * that something else reads is left alone, and the graph is not changed.
+ * The statistics rule: attention's backward takes its lse from the forward
+ * step (check_stats).
  * Usage: test_fusion [cpu|cuda|vulkan] (default cpu; the fused program runs
  * there, the unfused reference on the CPU; 77 when the backend has no
- * device). With ASG_FUSE_CONV=0 / ASG_FUSE_LINEAR=0 / ASG_FUSE_RESIDUAL=0 set,
+ * device). With ASG_FUSE_CONV=0 / ASG_FUSE_LINEAR=0 / ASG_FUSE_RESIDUAL=0 /
+ * ASG_FUSE_STATS=0 set,
  * the same checks expect no step of that rule fused. */
 #include <math.h>
 #include <stdlib.h>
@@ -18,7 +21,7 @@
 
 static const char *g_backend = "cpu";
 /* ASG_FUSE_CONV=0 / ASG_FUSE_LINEAR=0 in the environment: that rule fuses nothing */
-static bool g_off, g_off_linear;
+static bool g_off, g_off_linear, g_off_stats;
 
 typedef struct fcase {
   const char *name;
@@ -351,11 +354,58 @@ static void check_residual(asg_dtype dt, int64_t M, bool grads, bool bias) {
   asg_graph_free(g);
 }
 
+/* attention(q, k, v [, mask]) and the gradients of q, k, v: the backward's
+ * attention_lse becomes the forward step's aux output (fuse_stats.c), one
+ * step fewer than the unfused program, with the same bits on the CPU (a row
+ * that sees no key: lse -inf, no gradient), unless ASG_FUSE_STATS=0. */
+static void check_stats(asg_dtype dt, bool causal, bool masked) {
+  const int64_t B = 2, H = 3, T = 9, D = 8;
+  asg_graph *g = asg_graph_new();
+  asg_tensor *q = asg_input(g, "q", dt, ASG_SHAPE(B, H, T, D));
+  asg_tensor *k = asg_input(g, "k", dt, ASG_SHAPE(B, H, T, D));
+  asg_tensor *v = asg_input(g, "v", dt, ASG_SHAPE(B, H, T, D));
+  asg_tensor *m = asg_input(g, "m", dt, ASG_SHAPE(B, T));
+  asg_tensor *r = asg_input(g, "r", dt, ASG_SHAPE(B, H, T, D));
+  asg_tensor *o =
+      masked ? asg_attention_masked(q, k, v, m, 0.3, causal) : asg_attention(q, k, v, 0.3, causal);
+  asg_tensor *outs[4] = {o}, *wrt[3] = {q, k, v};
+  asg_tensor *loss = asg_sum(asg_mul(o, r), ASG_ALL_AXES, false);
+  TU_CHECK(asg_grad(loss, 3, wrt, outs + 1) == ASG_OK, "stats: asg_grad");
+  asg_program *fz = compile(g, 4, outs, g_backend, false), *un = compile(g, 4, outs, "cpu", true);
+  const long n = B * H * T * D;
+  double *x = malloc(sizeof(double) * (size_t)(4 * n)), mv[2 * 9], *got[4], *ug[4];
+  tu_rand(21, x, 4 * n, -1.5, 1.5);
+  for (int i = 0; i < B * T; i++) /* row 1 sees no key; row 0 some */
+    mv[i] = i >= T || i % 3 == 1 ? 0 : 1;
+  const feed f[5] = {{"q", x, n},
+                     {"k", x + n, n},
+                     {"v", x + 2 * n, n},
+                     {"r", x + 3 * n, n},
+                     {masked ? "m" : NULL, mv, B * T}};
+  const bool ok = run_pair(fz, un, dt, f, 5, 4, outs, got, ug);
+  char what[96];
+  snprintf(what, sizeof what, "attention stats %s causal %d masked %d", asg_dtype_name(dt), causal,
+           masked);
+  TU_CHECK(ok, "%s: run: %s", what, asg_last_error());
+  if (ok) {
+    const int sf = asg_program_step_count(fz), su = asg_program_step_count(un);
+    TU_CHECK(g_off_stats ? sf == su : sf == su - 1, "%s: %d steps with the pass, %d without", what,
+             sf, su);
+    compare_pair(what, dt, 4, outs, got, ug);
+  }
+  free_outs(4, got, ug);
+  free(x);
+  asg_program_free(fz), asg_program_free(un);
+  asg_graph_free(g);
+}
+
 int main(int argc, char **argv) {
   if (argc > 1) g_backend = argv[1];
   const char *env = getenv("ASG_FUSE_CONV"), *env_l = getenv("ASG_FUSE_LINEAR");
+  const char *env_s = getenv("ASG_FUSE_STATS");
   g_off = env && !strcmp(env, "0");
   g_off_linear = env_l && !strcmp(env_l, "0");
+  g_off_stats = env_s && !strcmp(env_s, "0");
   if (!asg_backend_available(g_backend)) {
     printf("backend %s not available: skipped\n", g_backend);
     return TU_SKIP;
@@ -384,5 +434,8 @@ int main(int argc, char **argv) {
   for (int d = 0; d < 2; d++)
     for (int v = 0; v < 8; v++)
       check_residual(dts[d], v & 1 ? 37 : 3, v & 2, v < 4);
+  for (int d = 0; d < 2; d++)
+    for (int v = 0; v < 4; v++)
+      check_stats(dts[d], v & 1, v & 2);
   return tu_finish();
 }

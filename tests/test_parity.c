@@ -64,8 +64,10 @@
 /* Whether the environment turns a compile-time fusion rule off
  * (ASG_FUSE_CONV=0, ASG_FUSE_LINEAR=0): fused ops then appear in no program. */
 static bool fusion_off(void) {
-  const char *v[2] = {getenv("ASG_FUSE_CONV"), getenv("ASG_FUSE_LINEAR")};
-  return (v[0] && !strcmp(v[0], "0")) || (v[1] && !strcmp(v[1], "0"));
+  const char *v[3] = {getenv("ASG_FUSE_CONV"), getenv("ASG_FUSE_LINEAR"), getenv("ASG_FUSE_STATS")};
+  for (int i = 0; i < 3; i++)
+    if (v[i] && !strcmp(v[i], "0")) return true;
+  return false;
 }
 
 static void check_coverage(void) {

@@ -45,11 +45,47 @@ static asg_tensor *fused(const asg_tensor *at, const asg_fuse_match *m, int act)
   return f;
 }
 
+/* Puts fz in the table compile reads at fz's id (made a copy of g's on the first call). */
+static bool swap_in(asg_fusion *f, const asg_graph *g, asg_tensor *fz) {
+  const int N = g->n_nodes;
+  if (!f->nodes) {
+    f->nodes = malloc(sizeof *f->nodes * ((size_t)g->cap_nodes + 1));
+    f->made = malloc(sizeof *f->made * (2 * (size_t)N + 1));
+    if (!f->nodes || !f->made) {
+      free(f->nodes), free(f->made);
+      f->nodes = NULL, f->made = NULL;
+      return false;
+    }
+    memcpy(f->nodes, g->nodes, sizeof *f->nodes * (size_t)N);
+  }
+  f->made[f->n_made++] = fz;
+  f->nodes[fz->id] = fz;
+  return true;
+}
+
+/* The aux node standing in for stat: further output 1 of the step of fwd. */
+static asg_tensor *aux_of(const asg_tensor *stat, asg_tensor *fwd) {
+  asg_tensor *x = malloc(sizeof *x);
+  asg_tensor **in = malloc(sizeof *in);
+  if (!x || !in) {
+    free(x), free(in);
+    return NULL;
+  }
+  *x = *stat; /* id, graph, shape, dtype and scope of the replaced node */
+  x->op = ASG_OP_AUX;
+  x->n_in = 1;
+  in[0] = fwd;
+  x->in = in;
+  memset(&x->attr, 0, sizeof x->attr);
+  x->attr.i[0] = 1;
+  return x;
+}
+
 asg_status asg__fuse_begin(asg_graph *g, int n_out, asg_tensor *const *outs, asg_fusion **out) {
   *out = NULL;
   const bool conv = rule_on("ASG_FUSE_CONV"), linear = rule_on("ASG_FUSE_LINEAR");
-  const bool residual = linear && rule_on("ASG_FUSE_RESIDUAL");
-  if (!conv && !linear) return ASG_OK;
+  const bool residual = linear && rule_on("ASG_FUSE_RESIDUAL"), stats = rule_on("ASG_FUSE_STATS");
+  if (!conv && !linear && !stats) return ASG_OK;
   const int N = g->n_nodes;
   asg_fuse_view v = {g, calloc((size_t)N + 1, sizeof(int)), malloc(sizeof(int) * ((size_t)N + 1))};
   asg_fusion *f = calloc(1, sizeof *f);
@@ -62,7 +98,7 @@ asg_status asg__fuse_begin(asg_graph *g, int n_out, asg_tensor *const *outs, asg
     }
   for (int i = 0; i < n_out; i++)
     readers[outs[i]->id] += 2; /* an output is read from outside: never fused away */
-  for (int i = 0; i < N; i++) {
+  for (int i = 0; i < N && (conv || linear); i++) {
     asg_tensor *add = g->nodes[i];
     asg_fuse_match m;
     if (f->nodes && f->nodes[i] != add) continue; /* replaced by an earlier fusion */
@@ -91,16 +127,30 @@ asg_status asg__fuse_begin(asg_graph *g, int n_out, asg_tensor *const *outs, asg
         m.in[m.n_in++] = r;
       }
     }
-    if (!f->nodes) { /* the first fusion: the table compile reads becomes a copy */
-      f->nodes = malloc(sizeof *f->nodes * ((size_t)g->cap_nodes + 1));
-      f->made = malloc(sizeof *f->made * ((size_t)N + 1));
-      if (!f->nodes || !f->made) goto oom;
-      memcpy(f->nodes, g->nodes, sizeof *f->nodes * (size_t)N);
-    }
     asg_tensor *fz = fused(at, &m, act);
     if (!fz) goto oom;
-    f->made[f->n_made++] = fz;
-    f->nodes[at->id] = fz;
+    if (!swap_in(f, g, fz)) {
+      free(fz->in), free(fz);
+      goto oom;
+    }
+  }
+  if (stats) {
+    char *taken = calloc((size_t)N + 1, 1);
+    if (!taken) goto oom;
+    for (int i = 0; i < N; i++) {
+      const asg_tensor *st = g->nodes[i];
+      asg_tensor *fwd;
+      if ((f->nodes && f->nodes[i] != st) || !(fwd = asg__fuse_stats_match(&v, st, taken)))
+        continue;
+      asg_tensor *x = aux_of(st, fwd);
+      if (!x || !swap_in(f, g, x)) {
+        if (x) free(x->in), free(x);
+        free(taken);
+        goto oom;
+      }
+      taken[fwd->id] = 1;
+    }
+    free(taken);
   }
   free(readers), free(reader);
   if (!f->n_made) {

@@ -86,6 +86,7 @@ typedef struct asg_resolved {
   asg_plan plan;
   void **out;
   const void ***in;
+  void **aux; /* step i's further outputs: aux[i * ASG_MAX_AUX + k] (plan.h) */
 } asg_resolved;
 asg_status asg__resolve_plan(const asg_plan *src, const asg_buffers *bufs, asg_resolved *r);
 void asg__resolved_free(asg_resolved *r);

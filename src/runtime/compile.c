@@ -142,7 +142,7 @@ static bool place_concat(const asg_tensor *t, const int *root, const size_t *vie
     const size_t pos = (size_t)(at * inner) * es;
     at += x->shape.dims[a];
     if (has_buf[r] || r == t->id || root[r] != r || target[r] || x->dtype != t->dtype ||
-        pos < view_off[x->id])
+        pos < view_off[x->id] || t->graph->nodes[r]->op == ASG_OP_AUX)
       return false;
     place[j] = pos - view_off[x->id];
     const size_t bytes = node_bytes(t->graph->nodes[r]);
@@ -361,17 +361,31 @@ asg_status asg__compile_graph(asg_graph *g, int n_out, asg_tensor *const *outs, 
   char *target = calloc((size_t)N + 1, 1);  /* concats whose inputs are made in place */
   char *alloced = calloc((size_t)N + 1, 1); /* roots that got their block */
   char *sview = calloc((size_t)N + 1, 1);   /* slices that are views */
+  /* aux[i * ASG_MAX_AUX + k]: the aux node that is node i's further output k + 1, or -1 */
+  int *aux = malloc(sizeof(int) * ((size_t)N + 1) * ASG_MAX_AUX);
   size_t place[MAX_PLACED];
   arena_planner ap = {0};
   asg_status st = ASG_OK;
   if (!need || !last_use || !root || !order || !asn || !assigned || !snap || !buf || !has_buf ||
-      !view_off || !target || !alloced || !sview) {
+      !view_off || !target || !alloced || !sview || !aux) {
     st = asg__error(ASG_ERR_OOM, "compile: out of memory");
     goto done;
   }
   /* 1. reachability from the outputs */
   asg__mark_needed(g, n_out, outs, need);
   if ((st = asg__cache_write_check(g, need)) != ASG_OK) goto done;
+  for (int i = 0; i < N * ASG_MAX_AUX; i++)
+    aux[i] = -1;
+  for (int i = 0; i < N; i++) {
+    const asg_tensor *t = g->nodes[i];
+    if (!need[i] || t->op != ASG_OP_AUX) continue;
+    const int p = t->in[0]->id, k = (int)t->attr.i[0] - 1;
+    if (k < 0 || k >= ASG_MAX_AUX || p >= i || aux[p * ASG_MAX_AUX + k] >= 0) {
+      st = asg__error(ASG_ERR_INVALID, "compile: malformed aux node %d", i);
+      goto done;
+    }
+    aux[p * ASG_MAX_AUX + k] = i;
+  }
 
   /* 2. leaves get persistent storage; one assign per variable */
   c->vars = calloc((size_t)N + 1, sizeof *c->vars);
@@ -400,8 +414,8 @@ asg_status asg__compile_graph(asg_graph *g, int n_out, asg_tensor *const *outs, 
       buf[i] = (asg_buf_ref){ASG_BUF_INPUT, c->n_inputs, 0};
       c->inputs[c->n_inputs++] = t;
       has_buf[i] = 1;
-    } else if (t->op != ASG_OP_ASSIGN) {
-      order[n_order++] = i;
+    } else if (t->op != ASG_OP_ASSIGN && t->op != ASG_OP_AUX) {
+      order[n_order++] = i; /* (an aux node is no step: its parent's step writes it) */
     }
   }
   if ((st = hoist_collectives(g, order, n_order, last_use)) != ASG_OK) goto done;
@@ -572,6 +586,23 @@ asg_status asg__compile_graph(asg_graph *g, int n_out, asg_tensor *const *outs, 
         free_head[last_use[b]] = b;
       }
     }
+    /* the further outputs get their blocks with the step that writes them */
+    for (int a = 0; a < ASG_MAX_AUX; a++) {
+      const int x = aux[i * ASG_MAX_AUX + a];
+      if (x < 0) continue;
+      size_t off, bytes = align64(node_bytes(g->nodes[x]));
+      planner_alloc(&ap, bytes ? bytes : 64, &off);
+      buf[x] = (asg_buf_ref){ASG_BUF_ARENA, 0, off};
+      alloced[x] = has_buf[x] = 1;
+      if (last_use[x] < 0) last_use[x] = k;
+      if (last_use[x] < n_order) {
+        free_next[x] = free_head[last_use[x]];
+        free_head[last_use[x]] = x;
+      }
+      s->aux[a] = (asg_tdesc){g->nodes[x]->dtype, g->nodes[x]->shape};
+      s->aux_buf[a] = buf[x];
+      s->n_aux = a + 1;
+    }
     if (root[i] != i) {
       buf[i] = buf[root[i]];
       buf[i].offset += view_off[i];
@@ -648,6 +679,7 @@ done:
   free(target);
   free(alloced);
   free(sview);
+  free(aux);
   free(ap.blocks);
   asg__fuse_end(g, fz);
   if (st != ASG_OK) asg__compiled_free(c);

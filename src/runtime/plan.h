@@ -22,6 +22,8 @@ typedef struct asg_buf_ref {
   size_t offset; /* bytes into that buffer */
 } asg_buf_ref;
 
+enum { ASG_MAX_AUX = 2 }; /* further outputs of one step */
+
 typedef struct asg_tdesc {
   asg_dtype dtype;
   asg_shape shape;
@@ -36,6 +38,11 @@ typedef struct asg_step {
   asg_tdesc *in;
   asg_buf_ref *in_buf;
   int node_id;
+  /* further outputs the step also writes (aux nodes, ops.def): the
+   * statistics of a forward op kept for its backward (src/passes) */
+  int n_aux;
+  asg_tdesc aux[ASG_MAX_AUX];
+  asg_buf_ref aux_buf[ASG_MAX_AUX];
   bool keep;      /* the output's storage is read after the run (a program output) */
   char label[96]; /* "scope/op" for errors and profiles */
 } asg_step;

@@ -26,6 +26,7 @@ void asg__resolved_free(asg_resolved *r) {
   free(r->plan.steps);
   free(r->out);
   free(r->in);
+  free(r->aux);
   memset(r, 0, sizeof *r);
 }
 
@@ -35,11 +36,12 @@ asg_status asg__resolve_plan(const asg_plan *src, const asg_buffers *bufs, asg_r
   r->plan.steps = calloc((size_t)n + 1, sizeof *r->plan.steps);
   r->out = calloc((size_t)n + 1, sizeof *r->out);
   r->in = calloc((size_t)n + 1, sizeof *r->in);
+  r->aux = calloc(((size_t)n + 1) * ASG_MAX_AUX, sizeof *r->aux);
   r->plan.n_steps = n;
   r->plan.arena_bytes = src->arena_bytes;
   r->plan.flags = src->flags;
   r->plan.comm = src->comm;
-  if (!r->plan.steps || !r->out || !r->in) goto oom;
+  if (!r->plan.steps || !r->out || !r->in || !r->aux) goto oom;
   for (int i = 0; i < n; i++) {
     const asg_step *s = &src->steps[i];
     asg_step *c = &r->plan.steps[i];
@@ -57,6 +59,8 @@ asg_status asg__resolve_plan(const asg_plan *src, const asg_buffers *bufs, asg_r
         r->in[i][j] = resolve(bufs, s->in_buf[j]);
     }
     r->out[i] = resolve(bufs, s->out_buf);
+    for (int k = 0; k < s->n_aux; k++)
+      r->aux[(size_t)i * ASG_MAX_AUX + k] = resolve(bufs, s->aux_buf[k]);
   }
   return ASG_OK;
 oom:

@@ -15,6 +15,7 @@ typedef struct asg_cpu_call {
   asg_cpu_pool *pool;    /* the device's threads (asg_cpu_parallel_for) */
   int nthreads;          /* threads in pool */
   asg_comm *comm;        /* the program's communicator (collectives), or NULL */
+  void *const *aux;      /* s->n_aux further outputs (plan.h) */
 } asg_cpu_call;
 
 typedef struct asg_cpu_kernel {

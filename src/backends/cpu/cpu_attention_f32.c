@@ -134,10 +134,10 @@ ASG_ALWAYS_INLINE float lanes_sum(float *a) {
 }
 
 /* One score row s [w] (w a multiple of L; keys j < nk with ok[j] != 0 visible) to
- * p = exp(s sc - m) / l (p = 0 where hidden) or, when lse, to its log-sum-exp m + log(l),
- * m the visible maximum (NaN wins) and l the sum of the exps. */
+ * p = exp(s sc - m) / l (p = 0 where hidden; not when lse_only); returns its
+ * log-sum-exp m + log(l), m the visible maximum (NaN wins) and l the sum of the exps. */
 ASG_ALWAYS_INLINE float softmax_row(float *s, const float *ok, int64_t w, int32_t nk, float sc,
-                                    bool lse) {
+                                    bool lse_only) {
   float mx[L], acc[L];
   for (int l = 0; l < L; l++)
     mx[l] = -INFINITY, acc[l] = 0;
@@ -159,14 +159,15 @@ ASG_ALWAYS_INLINE float softmax_row(float *s, const float *ok, int64_t w, int32_
       acc[l] += e;
     }
   const float sum = lanes_sum(acc);
-  if (lse) return m + logf(sum);
+  if (lse_only) return m + logf(sum);
   const float inv = 1.0f / sum;
   for (int64_t j = 0; j < w; j++)
     s[j] *= inv;
-  return 0;
+  return m + logf(sum);
 }
 
-/* ATTENTION (o) and ATTENTION_LSE (lse) of units [lo, hi): per tile of RT query rows,
+/* ATTENTION (o, and its lse as its further output when it has one) and
+ * ATTENTION_LSE (lse) of units [lo, hi): per tile of RT query rows,
  * S = scale q k^T over the keys its last row sees, softmax rows, o = P v.
  * ws: kt [D, ldk] | ok [ldk] | S [RT, ldk] | v padded [Tk, Dp] | ob [RT, Dp]. */
 ASG_ALWAYS_INLINE void fwd_units(int W, const asg_cpu_call *c, const att_dims *a, int64_t lo,
@@ -174,6 +175,7 @@ ASG_ALWAYS_INLINE void fwd_units(int W, const asg_cpu_call *c, const att_dims *a
   const bool lse_only = c->s->op == ASG_OP_ATTENTION_LSE;
   const float *q = c->in[0], *k = c->in[1], *v = lse_only ? NULL : c->in[2];
   float *out = c->out;
+  float *lse = lse_only ? out : c->s->n_aux ? (float *)c->aux[0] : NULL; /* [.., Tq] */
   const float sc = (float)c->s->attr.f[0];
   const int64_t Tq = a->Tq, Tk = a->Tk, D = a->D, nbq = (Tq + ASG_ATT_BLK - 1) / ASG_ATT_BLK;
   const int64_t Dp = up(D), Tkp = up(Tk);
@@ -188,11 +190,10 @@ ASG_ALWAYS_INLINE void fwd_units(int W, const asg_cpu_call *c, const att_dims *a
     while (mr && nkb > 0 && mr[nkb - 1] == 0)
       nkb--;
     if (nkb == 0) { /* no visible key in the unit: o = 0, lse = -inf */
-      for (int64_t r = 0; r < nq; r++)
-        if (lse_only)
-          out[b * Tq + i0 + r] = -INFINITY;
-        else
-          memset(out + (b * Tq + i0 + r) * D, 0, sizeof(float) * (size_t)D);
+      for (int64_t r = 0; r < nq; r++) {
+        if (lse) lse[b * Tq + i0 + r] = -INFINITY;
+        if (!lse_only) memset(out + (b * Tq + i0 + r) * D, 0, sizeof(float) * (size_t)D);
+      }
       continue;
     }
     const int64_t ldk = up(nkb);
@@ -213,11 +214,11 @@ ASG_ALWAYS_INLINE void fwd_units(int W, const asg_cpu_call *c, const att_dims *a
         float *row = S + r * ldk;
         if (first >= nk) { /* no visible key: o = 0, lse = -inf */
           memset(row, 0, sizeof(float) * (size_t)w);
-          if (lse_only) out[b * Tq + i] = -INFINITY;
+          if (lse) lse[b * Tq + i] = -INFINITY;
           continue;
         }
-        float l = softmax_row(row, ok, w, (int32_t)nk, sc, lse_only);
-        if (lse_only) out[b * Tq + i] = l;
+        const float l = softmax_row(row, ok, w, (int32_t)nk, sc, lse_only);
+        if (lse) lse[b * Tq + i] = l;
       }
       if (lse_only) continue;
       mm_store(W, nr, S, ldk, 1, vr, ldv, kn, D, 1, out + (b * Tq + i0 + t0) * D, ob);

@@ -5,12 +5,14 @@
 #define ASG_CAT_(a, b) a##_##b
 #define ASG_CAT(a, b) ASG_CAT_(a, b)
 
-/* ATTENTION (o) and ATTENTION_LSE (lse), one block of queries per task:
+/* ATTENTION (o; its lse too as its further output when the statistics pass
+ * gave it one) and ATTENTION_LSE (lse), one block of queries per task:
  * S = scale Q K^T over the block's visible keys, softmax rows, O = P V. */
 static void ASG_CAT(fwd, SUF)(const asg_cpu_call *c, const att_dims *a, bool lse_only, int64_t lo,
                               int64_t hi, int tid) {
   const T *q = c->in[0], *k = c->in[1], *v = lse_only ? NULL : c->in[2];
   T *out = c->out;
+  T *lse = lse_only ? out : c->s->n_aux ? (T *)c->aux[0] : NULL; /* [.., Tq] */
   const T sc = (T)c->s->attr.f[0];
   const int64_t Tq = a->Tq, Tk = a->Tk, D = a->D, nbq = (Tq + ASG_ATT_BLK - 1) / ASG_ATT_BLK;
   const int64_t ldw = 2 * ASG_ATT_BLK * (Tq > Tk ? Tq : Tk);
@@ -25,12 +27,12 @@ static void ASG_CAT(fwd, SUF)(const asg_cpu_call *c, const att_dims *a, bool lse
     while (mr && nkb > 0 && mr[nkb - 1] == 0)
       nkb--;
     if (nkb == 0) { /* no visible key in the block: o = 0, lse = -inf */
-      for (int64_t r = 0; r < nq; r++)
-        if (lse_only)
-          out[b * Tq + i0 + r] = -(T)INFINITY;
-        else
+      for (int64_t r = 0; r < nq; r++) {
+        if (lse) lse[b * Tq + i0 + r] = -(T)INFINITY;
+        if (!lse_only)
           for (int64_t d = 0; d < D; d++)
             out[(b * Tq + i0 + r) * D + d] = 0;
+      }
       continue;
     }
     T *S = (T *)c->ws + tid * ldw; /* [nq, nkb] */
@@ -43,7 +45,7 @@ static void ASG_CAT(fwd, SUF)(const asg_cpu_call *c, const att_dims *a, bool lse
       if (first == nk) { /* no visible key: o = 0, lse = -inf */
         for (int64_t j = 0; j < nkb; j++)
           row[j] = 0;
-        if (lse_only) out[b * Tq + i0 + r] = -(T)INFINITY;
+        if (lse) lse[b * Tq + i0 + r] = -(T)INFINITY;
         continue;
       }
       T m = row[first], l = 0;
@@ -53,10 +55,8 @@ static void ASG_CAT(fwd, SUF)(const asg_cpu_call *c, const att_dims *a, bool lse
         row[j] = !mr || mr[j] != 0 ? EXP(row[j] - m) : 0;
         l += row[j];
       }
-      if (lse_only) {
-        out[b * Tq + i0 + r] = m + LOG(l);
-        continue;
-      }
+      if (lse) lse[b * Tq + i0 + r] = m + LOG(l);
+      if (lse_only) continue;
       T inv = (T)1 / l;
       for (int64_t j = 0; j < nk; j++)
         row[j] *= inv;

@@ -176,6 +176,18 @@ void asg__cpu_set_hook(void *exec, asg_step_hook fn, void *ctx) {
   x->inspect = x->check_finite || fn;
 }
 
+static asg_cpu_call step_call(const cpu_exec *x, int i, uint64_t run) {
+  return (asg_cpu_call){.s = &x->r.plan.steps[i],
+                        .out = x->r.out[i],
+                        .in = x->r.in[i],
+                        .ws = x->ws,
+                        .run = run,
+                        .pool = x->pool,
+                        .nthreads = x->nthreads,
+                        .comm = x->r.plan.comm,
+                        .aux = x->r.aux + (size_t)i * ASG_MAX_AUX};
+}
+
 /* The run loop with anomaly mode, a node callback or the profiler: after
  * each step, the hook sees its output, then a non-finite value in it stops
  * the run; the profiler times each step's index check and kernel. */
@@ -183,7 +195,7 @@ static asg_status cpu_run_inspected(cpu_exec *x, uint64_t run) {
   const double t0 = x->prof ? asg__prof_now_ms() : 0;
   for (int i = 0; i < x->r.plan.n_steps; i++) {
     const asg_step *s = &x->r.plan.steps[i];
-    asg_cpu_call c = {s, x->r.out[i], x->r.in[i], x->ws, run, x->pool, x->nthreads, x->r.plan.comm};
+    asg_cpu_call c = step_call(x, i, run);
     const double t = x->prof ? asg__prof_now_ms() : 0;
     asg_status st =
         x->check_index && asg__step_checks_index(s) ? asg__index_check_host(s, x->r.in[i]) : ASG_OK;
@@ -202,7 +214,7 @@ static asg_status cpu_exec_run(void *e, uint64_t run) {
   if (x->inspect || x->prof) return cpu_run_inspected(x, run);
   for (int i = 0; i < x->r.plan.n_steps; i++) {
     const asg_step *s = &x->r.plan.steps[i];
-    asg_cpu_call c = {s, x->r.out[i], x->r.in[i], x->ws, run, x->pool, x->nthreads, x->r.plan.comm};
+    asg_cpu_call c = step_call(x, i, run);
     asg_status st =
         x->check_index && asg__step_checks_index(s) ? asg__index_check_host(s, x->r.in[i]) : ASG_OK;
     if (!st) st = table[s->op].run(&c);

@@ -313,4 +313,5 @@ void asg_cpu_register_elementwise(asg_cpu_kernel *t) {
   t[ASG_OP_CAST].run = cast_kernel;
   t[ASG_OP_STOP_GRADIENT].run = copy_kernel;
   t[ASG_OP_RESHAPE].run = copy_kernel;
+  t[ASG_OP_AUX].run = copy_kernel; /* compile makes no step of it: its parent's step writes it */
 }

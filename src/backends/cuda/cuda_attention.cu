@@ -321,11 +321,18 @@ asg_status attention_run(const asg_cuda_call *c) {
   if (g.nbh == 0 || g.Tq == 0 || g.Tk == 0 || g.D == 0) { // nothing attends: zero gradients
     cudaMemsetAsync(c->out, 0, (size_t)asg_shape_numel(s->out.shape) * asg_dtype_size(dt),
                     c->ctx->stream);
-    return asg_cuda_check(c);
-  }
-  if (s->op == ASG_OP_ATTENTION_LSE && c->stats_in) { // the forward step kept it
-    cudaMemcpyAsync(c->out, c->stats_in, (size_t)asg_shape_numel(s->out.shape) * asg_dtype_size(dt),
-                    cudaMemcpyDeviceToDevice, c->ctx->stream);
+    if (s->op != ASG_OP_ATTENTION || !c->stats_out || g.nbh * g.Tq == 0) return asg_cuda_check(c);
+    // the lse as well (the generic kernel's lse form: -inf where no key is seen)
+    asg_cuda_call lc = *c;
+    lc.out = c->stats_out;
+    lc.stats_out = nullptr;
+    asg_step ls = *s;
+    ls.op = ASG_OP_ATTENTION_LSE;
+    lc.s = &ls;
+    if (dt == ASG_F32)
+      gen_launch<float>(&lc, g);
+    else
+      gen_launch<double>(&lc, g);
     return asg_cuda_check(c);
   }
   bool done = false; // a key mask takes the tensor-core or else the generic kernels

@@ -768,6 +768,7 @@ extern "C" void asg_cuda_register_elementwise(asg_cuda_kernel *t) {
   t[ASG_OP_CAST].run = cast_run;
   t[ASG_OP_STOP_GRADIENT].run = copy_run;
   t[ASG_OP_RESHAPE].run = copy_run;
+  t[ASG_OP_AUX].run = copy_run; // compile makes no step of it: its parent's step writes it
   t[ASG_OP_BROADCAST_TO].run = broadcast_to_run;
   t[ASG_OP_FILL].run = fill_run;
   t[ASG_OP_ASSIGN].run = assign_run;

@@ -121,6 +121,14 @@ void asg_cuda_exec_destroy(void *e) {
   free(x);
 }
 
+/* Where step i writes statistics a later step reads: the attention's lse
+ * as its further output (src/passes/fuse_stats.c), or a kept buffer. */
+static void *step_stats_out(const cuda_exec *x, int i) {
+  const asg_step *s = &x->r.plan.steps[i];
+  if (s->op == ASG_OP_ATTENTION && s->n_aux) return x->r.aux[(size_t)i * ASG_MAX_AUX];
+  return x->stats.out ? x->stats.out[i] : NULL;
+}
+
 /* The call of step i (its state once .prepare made it). */
 static asg_cuda_call step_call(const cuda_exec *x, int i) {
   return (asg_cuda_call){
@@ -134,7 +142,7 @@ static asg_cuda_call step_call(const cuda_exec *x, int i) {
       .bf16 = x->bf16,
       .fp16 = x->fp16,
       .state = x->state ? x->state[i] : NULL,
-      .stats_out = x->stats.out ? x->stats.out[i] : NULL,
+      .stats_out = step_stats_out(x, i),
       .stats_in = x->stats.in ? x->stats.in[i] : NULL,
       .half = {x->half.base ? (char *)x->half.base + x->half.off[2 * i] : NULL,
                x->half.base ? (char *)x->half.base + x->half.off[2 * i + 1] : NULL},
@@ -214,8 +222,7 @@ static int colsum_partner(const cuda_exec *x, int s, const int *taken, int *op) 
       const int lo = i < s ? i : s, hi = i < s ? s : i;
       bool ok = true;
       for (int t = lo + 1; ok && t < hi; t++) {
-        const asg_cuda_range w = written_range(r, t);
-        ok = plain_step(x, t) && !asg_cuda_overlap(w, o) && !asg_cuda_overlap(w, g);
+        ok = plain_step(x, t) && !step_writes(r, t, o) && !step_writes(r, t, g);
         for (int q = 0; ok && q < r->plan.steps[t].n_in && !noop_step(r, t); q++)
           ok = !asg_cuda_overlap(asg_cuda_in_range(r, t, q), o);
       }
@@ -288,7 +295,7 @@ static asg_status lh_plan(cuda_exec *x) {
              (u->op == ASG_OP_SOFTMAX_CE || (uintptr_t)r->out[t] % 16 == 0) && plain_step(x, t);
         readers += ok;
       }
-      if (asg_cuda_overlap(written_range(r, t), o)) break; /* overwritten: no later reader */
+      if (step_writes(r, t, o)) break; /* overwritten: no later reader */
     }
     if (!ok || !readers) continue;
     x->lh[m] = m;
@@ -296,7 +303,7 @@ static asg_status lh_plan(cuda_exec *x) {
       if (r->plan.steps[t].n_in && !noop_step(r, t) &&
           asg_cuda_overlap(asg_cuda_in_range(r, t, 0), o))
         x->lh[t] = m;
-      if (asg_cuda_overlap(written_range(r, t), o)) break;
+      if (step_writes(r, t, o)) break;
     }
   }
   return ASG_OK;

@@ -126,6 +126,18 @@ static inline asg_cuda_range written_range(const asg_resolved *r, int i) {
   return noop_step(r, i) ? (asg_cuda_range){0, 0} : asg_cuda_out_range(r, i);
 }
 
+/* Whether step i writes any byte of x: its output or a further output
+ * (plan.h's aux). */
+static inline bool step_writes(const asg_resolved *r, int i, asg_cuda_range x) {
+  if (asg_cuda_overlap(written_range(r, i), x)) return true;
+  const asg_step *s = &r->plan.steps[i];
+  for (int k = 0; k < s->n_aux; k++) {
+    const uintptr_t p = (uintptr_t)r->aux[(size_t)i * ASG_MAX_AUX + k];
+    if (asg_cuda_overlap((asg_cuda_range){p, p + asg__tdesc_bytes(&s->aux[k])}, x)) return true;
+  }
+  return false;
+}
+
 static inline bool same_desc(const asg_tdesc *a, const asg_tdesc *b) {
   return a->dtype == b->dtype && asg_shape_equal(a->shape, b->shape);
 }

@@ -36,11 +36,13 @@ static bool push(ranges *s, const void *p, size_t bytes) {
   return true;
 }
 
-/* Step i's inputs into rd, its output into wr. */
+/* Step i's inputs into rd, its outputs (further ones too) into wr. */
 static bool step_touch(const asg_resolved *r, int i, ranges *rd, ranges *wr) {
   const asg_step *s = &r->plan.steps[i];
   for (int j = 0; j < s->n_in; j++)
     if (!push(rd, r->in[i][j], asg__tdesc_bytes(&s->in[j]))) return false;
+  for (int k = 0; k < s->n_aux; k++)
+    if (!push(wr, r->aux[(size_t)i * ASG_MAX_AUX + k], asg__tdesc_bytes(&s->aux[k]))) return false;
   return push(wr, r->out[i], asg__tdesc_bytes(&s->out));
 }
 

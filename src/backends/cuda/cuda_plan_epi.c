@@ -36,7 +36,7 @@ static int sole_reader(const asg_resolved *r, int i) {
       if (who >= 0 || noop_step(r, k) || in.lo != o.lo || in.hi != o.hi) return -1;
       who = k;
     }
-    if (asg_cuda_overlap(written_range(r, k), o)) break; /* later reads see new values */
+    if (step_writes(r, k, o)) break; /* later reads see new values */
   }
   return who;
 }
@@ -75,8 +75,7 @@ static int bgrad_partner(const asg_resolved *r, int s, const int *taken) {
       const int lo = i < s ? i : s, hi = i < s ? s : i;
       bool ok = true;
       for (int t = lo + 1; ok && t < hi; t++) {
-        const asg_cuda_range w = written_range(r, t);
-        ok = !asg_cuda_overlap(w, o) && !asg_cuda_overlap(w, x);
+        ok = !step_writes(r, t, o) && !step_writes(r, t, x);
         for (int q = 0; ok && q < r->plan.steps[t].n_in && !noop_step(r, t); q++)
           ok = !asg_cuda_overlap(asg_cuda_in_range(r, t, q), o);
       }
@@ -97,7 +96,7 @@ static int add_ln_partner(const asg_resolved *r, int l, const epi_plan *e) {
   if (u->op != ASG_OP_LAYERNORM || (u->out.dtype != ASG_F32 && u->out.dtype != ASG_F64)) return -1;
   const asg_cuda_range x = asg_cuda_in_range(r, l, 0);
   int a = l - 1;
-  while (a >= 0 && !asg_cuda_overlap(written_range(r, a), x))
+  while (a >= 0 && !step_writes(r, a, x))
     a--;
   if (a < 0 || skip[a]) return -1;
   const asg_step *s = &r->plan.steps[a];
@@ -116,9 +115,8 @@ static int add_ln_partner(const asg_resolved *r, int l, const epi_plan *e) {
   }
   for (int t = a + 1; t < l; t++) {
     if (e->bgrad[t] >= 0) return -1; /* writes early what this reads late */
-    const asg_cuda_range w = written_range(r, t);
-    if (asg_cuda_overlap(w, x) || asg_cuda_overlap(w, asg_cuda_in_range(r, a, 0)) ||
-        asg_cuda_overlap(w, asg_cuda_in_range(r, a, 1)))
+    if (step_writes(r, t, x) || step_writes(r, t, asg_cuda_in_range(r, a, 0)) ||
+        step_writes(r, t, asg_cuda_in_range(r, a, 1)))
       return -1;
     for (int q = 0; q < r->plan.steps[t].n_in && !noop_step(r, t); q++)
       if (asg_cuda_overlap(asg_cuda_in_range(r, t, q), x)) return -1;
@@ -141,7 +139,7 @@ static int rowdot_partner(const asg_resolved *r, int s, const epi_plan *e) {
     return -1;
   const asg_cuda_range x = asg_cuda_in_range(r, s, 0);
   int m = s - 1;
-  while (m >= 0 && !asg_cuda_overlap(written_range(r, m), x))
+  while (m >= 0 && !step_writes(r, m, x))
     m--;
   if (m < 0 || skip[m] || sole_reader(r, m) != s) return -1;
   const asg_step *p = &r->plan.steps[m];
@@ -156,9 +154,8 @@ static int rowdot_partner(const asg_resolved *r, int s, const epi_plan *e) {
     return -1;
   for (int t = m + 1; t < s; t++) {
     if (e->bgrad[t] >= 0 || e->ln_add[t] >= 0) return -1; /* moved writes */
-    const asg_cuda_range w = written_range(r, t);
-    if (asg_cuda_overlap(w, asg_cuda_in_range(r, m, 0)) ||
-        asg_cuda_overlap(w, asg_cuda_in_range(r, m, 1)))
+    if (step_writes(r, t, asg_cuda_in_range(r, m, 0)) ||
+        step_writes(r, t, asg_cuda_in_range(r, m, 1)))
       return -1;
   }
   return m;

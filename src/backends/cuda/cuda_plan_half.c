@@ -75,7 +75,7 @@ static int half_producer(const asg_resolved *r, const asg_cuda_fusion *ew, const
   const hc_copy *c = &cp[k];
   *chain = *store = -1;
   int w = c->first - 1;
-  while (w >= 0 && !asg_cuda_overlap(written_range(r, w), c->src))
+  while (w >= 0 && !step_writes(r, w, c->src))
     w--;
   if (w < 0 || (folded && folded[w])) return -1; /* a step another launch computes writes f32 */
   const asg_step *s = &r->plan.steps[w];
@@ -142,9 +142,8 @@ asg_status asg_cuda_half_plan(const asg_resolved *r, void *const *state, asg_cud
         cp[k].uses++;
         use[2 * i + j] = k;
       }
-    const asg_cuda_range o = written_range(r, i); /* the step's writes end copies */
-    for (int k = 0; k < ncp; k++)
-      if (cp[k].valid && asg_cuda_overlap(o, cp[k].src)) cp[k].valid = false, cp[k].end = i;
+    for (int k = 0; k < ncp; k++) /* the step's writes end copies */
+      if (cp[k].valid && step_writes(r, i, cp[k].src)) cp[k].valid = false, cp[k].end = i;
   }
   for (int k = 0; k < ncp; k++)
     cp[k].producer = half_producer(r, ew, folded, cp, k, use, &cp[k].chain, &cp[k].store);

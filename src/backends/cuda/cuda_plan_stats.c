@@ -9,11 +9,12 @@
 
 /* ---- forward statistics kept for a later step (asg_cuda_call.stats_*) ----
  * Backward steps recompute what their forward step computed over the same
- * inputs: the softmax CE's and attention's row log-sum-exp (for GPT-2's
- * [8192, 50304] logits a whole pass over 1.6 GB), layernorm's row mean and
- * 1/std. When step j has such a forward step i with the same inputs (the
- * bytes, dtypes and shapes), attributes, and no step between them writes
- * those inputs, i keeps the statistics in a buffer and j reads them. */
+ * inputs: the softmax CE's row log-sum-exp (for GPT-2's [8192, 50304]
+ * logits a whole pass over 1.6 GB), layernorm's row mean and 1/std. When
+ * step j has such a forward step i with the same inputs (the bytes, dtypes
+ * and shapes), attributes, and no step between them writes those inputs, i
+ * keeps the statistics in a buffer and j reads them. (Attention's lse is a
+ * graph pass's aux output for every backend: src/passes/fuse_stats.c.) */
 typedef struct stats_rule {
   asg_op fwd, reader;
   int n_match;
@@ -22,17 +23,14 @@ typedef struct stats_rule {
 
 static const stats_rule stats_rules[] = {
     {ASG_OP_SOFTMAX_CE, ASG_OP_SOFTMAX_CE_BWD, 2, {{0, 0}, {1, 1}}},    /* logits, labels */
-    {ASG_OP_ATTENTION, ASG_OP_ATTENTION_LSE, 2, {{0, 0}, {1, 1}}},      /* q, k */
     {ASG_OP_LAYERNORM, ASG_OP_LAYERNORM_BWD_X, 1, {{0, 1}, {0, 0}}},    /* x */
     {ASG_OP_LAYERNORM, ASG_OP_LAYERNORM_BWD_GAMMA, 1, {{0, 1}, {0, 0}}} /* x */
 };
 
 /* Bytes of the statistics of forward step f: per row of its first input
  * (CE: the max and the log of the sum of exp(x - max), then the count of
- * rows taken; layernorm: mean and 1/std; as doubles), attention: the lse
- * tensor itself (the reader's output). 0: nothing to keep. */
-static size_t stats_bytes(const asg_step *f, const asg_step *reader) {
-  if (f->op == ASG_OP_ATTENTION) return asg__tdesc_bytes(&reader->out);
+ * rows taken; layernorm: mean and 1/std; as doubles). 0: nothing to keep. */
+static size_t stats_bytes(const asg_step *f) {
   const asg_shape sh = f->in[0].shape;
   const int64_t C = sh.ndim ? sh.dims[sh.ndim - 1] : 0;
   if (C <= 0) return 0;
@@ -52,14 +50,7 @@ static bool stats_partner(const asg_resolved *r, const stats_rule *u, int i, int
         !same_desc(&f->in[fi], &b->in[bi]))
       return false;
     for (int k = i + 1; k < j; k++)
-      if (asg_cuda_overlap(written_range(r, k), asg_cuda_in_range(r, i, fi))) return false;
-  }
-  if (u->fwd == ASG_OP_ATTENTION) { /* the same key mask (the last input), or none on both */
-    const bool mf = f->n_in > 3, mb = b->n_in > 2;
-    if (mf != mb) return false;
-    if (mf && (r->in[i][3] != r->in[j][2] || !same_desc(&f->in[3], &b->in[2]))) return false;
-    for (int k = i + 1; mf && k < j; k++)
-      if (asg_cuda_overlap(written_range(r, k), asg_cuda_in_range(r, i, 3))) return false;
+      if (step_writes(r, k, asg_cuda_in_range(r, i, fi))) return false;
   }
   return true;
 }
@@ -86,7 +77,7 @@ asg_status asg_cuda_stats_plan(const asg_resolved *r, stats_pairs *p) {
     if (!u) continue;
     for (int i = j - 1; i >= 0; i--) {
       if (!stats_partner(r, u, i, j)) continue;
-      const size_t bytes = stats_bytes(&r->plan.steps[i], &r->plan.steps[j]);
+      const size_t bytes = stats_bytes(&r->plan.steps[i]);
       if (!bytes) break;
       if (!p->out[i]) { /* the first reader of step i allocates its buffer */
         if (cudaMalloc(&p->bufs[p->n_bufs], bytes) != cudaSuccess) {
@@ -118,10 +109,9 @@ enum { LN_XG_MAX_C = 1024, LN_XG_WINDOW = 8 };
 static bool ln_early_ok(const asg_resolved *r, int i, int j, int nin) {
   const asg_cuda_range o = asg_cuda_out_range(r, j);
   for (int k = i; k < j; k++) {
-    const asg_cuda_range w = written_range(r, k);
-    if (asg_cuda_overlap(w, o)) return false;
+    if (step_writes(r, k, o)) return false;
     for (int m = 0; m < nin && k > i; m++)
-      if (asg_cuda_overlap(w, asg_cuda_in_range(r, j, m))) return false;
+      if (step_writes(r, k, asg_cuda_in_range(r, j, m))) return false;
     for (int m = 0; m < r->plan.steps[k].n_in && !noop_step(r, k); m++)
       if (asg_cuda_overlap(asg_cuda_in_range(r, k, m), o)) return false;
   }

@@ -146,6 +146,7 @@ typedef struct asg_vk_call {
    * index; 0 when the program does not check. */
   uint64_t fault;
   uint32_t step1;
+  uint64_t aux[ASG_MAX_AUX]; /* s->n_aux further outputs (plan.h) */
 } asg_vk_call;
 
 typedef struct asg_vk_kernel {

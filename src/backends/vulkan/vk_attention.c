@@ -8,7 +8,8 @@
  * in base 2, causal tiles above the diagonal never loaded.
  * f64, any D past 128, a key mask, or a device short of shared memory or
  * subgroup lanes: attn_row.comp, one work group per output row (simple,
- * exact for any shape), with m_exp/m_log. */
+ * exact for any shape), with m_exp/m_log. ATTENTION with a further output
+ * (the statistics pass) writes its rows' lse there as well (Params.lse). */
 #include <stdio.h>
 
 #include "backends/vulkan/vk.h"
@@ -54,11 +55,13 @@ static asg_status attn_record(const asg_vk_call *c) {
   int64_t heads;
   const int mi = asg__attention_mask(s, &heads); /* key mask: the last input */
   const bool masked = mi >= 0;
+  /* mode 0 with a further output (src/passes/fuse_stats.c): the lse too */
+  const uint64_t lse = six ? c->in[4] : mode == 0 && s->n_aux ? c->aux[0] : 0;
   attn_params p = {c->in[0],
                    c->in[1],
                    mode != 1 ? c->in[2] : 0,
                    six ? c->in[3] : 0,
-                   six ? c->in[4] : 0,
+                   lse,
                    six ? c->in[5] : 0,
                    c->out,
                    s->attr.f[0],

@@ -179,6 +179,10 @@ static void hazard_check(asg_vk_rec *r, const asg_step *s, const asg_vk_call *c,
   vk_range w = {c->ws, c->ws + ws};
   bool need = overlaps(r->rd, r->n_rd, out) || overlaps(r->wr, r->n_wr, out) ||
               (ws && (overlaps(r->rd, r->n_rd, w) || overlaps(r->wr, r->n_wr, w)));
+  for (int k = 0; k < s->n_aux && !need; k++) {
+    vk_range a = {c->aux[k], c->aux[k] + asg__tdesc_bytes(&s->aux[k])};
+    need = overlaps(r->rd, r->n_rd, a) || overlaps(r->wr, r->n_wr, a);
+  }
   for (int j = 0; j < s->n_in && !need; j++) {
     vk_range in = {c->in[j], c->in[j] + asg__tdesc_bytes(&s->in[j])};
     need = overlaps(r->wr, r->n_wr, in);
@@ -190,6 +194,9 @@ static void note_ranges(asg_vk_rec *r, const asg_step *s, const asg_vk_call *c, 
   bool ok = add_range(&r->wr, &r->n_wr, &r->cap_wr,
                       (vk_range){c->out, c->out + asg__tdesc_bytes(&s->out)});
   if (ws) ok = ok && add_range(&r->wr, &r->n_wr, &r->cap_wr, (vk_range){c->ws, c->ws + ws});
+  for (int k = 0; k < s->n_aux; k++)
+    ok = ok && add_range(&r->wr, &r->n_wr, &r->cap_wr,
+                         (vk_range){c->aux[k], c->aux[k] + asg__tdesc_bytes(&s->aux[k])});
   for (int j = 0; j < s->n_in; j++)
     ok = ok && add_range(&r->rd, &r->n_rd, &r->cap_rd,
                          (vk_range){c->in[j], c->in[j] + asg__tdesc_bytes(&s->in[j])});
@@ -453,8 +460,10 @@ static asg_status vk_exec_create(void *dev, const asg_plan *plan, const asg_buff
     for (int j = 0; j < s->n_in; j++)
       addrs[j] = (uint64_t)(uintptr_t)x->r.in[i][j];
     asg_vk_call call = {
-        s,  (uint64_t)(uintptr_t)x->r.out[i],       addrs,    x->ws,          x->run_addr, c,
-        &r, (x->r.plan.flags & ASG_PLAN_TF32) != 0, x->fault, (uint32_t)i + 1};
+        s,  (uint64_t)(uintptr_t)x->r.out[i],       addrs,    x->ws,           x->run_addr, c,
+        &r, (x->r.plan.flags & ASG_PLAN_TF32) != 0, x->fault, (uint32_t)i + 1, {0}};
+    for (int k = 0; k < s->n_aux; k++)
+      call.aux[k] = (uint64_t)(uintptr_t)x->r.aux[(size_t)i * ASG_MAX_AUX + k];
     size_t w = table[s->op].ws ? table[s->op].ws(s) : 0;
     r.step = i;
     hazard_check(&r, s, &call, w);
@@ -471,7 +480,7 @@ static asg_status vk_exec_create(void *dev, const asg_plan *plan, const asg_buff
     rec_barrier(&r);
     asg_step inc = {0};
     snprintf(inc.label, sizeof inc.label, "run count");
-    asg_vk_call call = {&inc, 0, NULL, 0, x->run_addr, c, &r, false, 0, 0};
+    asg_vk_call call = {&inc, 0, NULL, 0, x->run_addr, c, &r, false, 0, 0, {0}};
     st = asg_vk_dispatch(&call, "util_increment", &x->run_addr, 8, 1, 1, 1);
   }
   if (!st && r.n_params) st = asg_vk_alloc(c, r.n_params, &x->params);

@@ -308,6 +308,7 @@ void asg_vk_register_elementwise(asg_vk_kernel *t) {
   t[ASG_OP_CAST].record = cast_record;
   t[ASG_OP_STOP_GRADIENT].record = copy_record;
   t[ASG_OP_RESHAPE].record = copy_record;
+  t[ASG_OP_AUX].record = copy_record; /* compile makes no step of it: its parent's step writes it */
   t[ASG_OP_BROADCAST_TO].record = broadcast_to_record;
   t[ASG_OP_FILL].record = fill_record;
   t[ASG_OP_ASSIGN].record = assign_record;

@@ -126,6 +126,8 @@ void main() {
 #ifdef LSE_ONLY
         if (lane == 0u) BufF32(p.out_).v[b * Tq + i] = m * float(LN2) + m_log(l);
 #else
+        // the lse too when the step has it as a further output (0: none)
+        if (lane == 0u && p.lse != 0ul) BufF32(p.lse).v[b * Tq + i] = m * float(LN2) + m_log(l);
         BufF32 ob = BufF32(p.out_);
         float inv = 1.0 / l;
         uint off = (b * Tq + i) * D;

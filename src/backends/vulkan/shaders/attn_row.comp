@@ -125,6 +125,7 @@ void main() {
         if (lid == 0u) ob.v[r] = lse;
         continue;
       }
+      if (p.lse != 0ul && lid == 0u) BufT(p.lse).v[r] = lse; // mode 0's further output
     }
     T del = mode == 2u ? BufT(p.delta).v[r] : T(0);
     BufT src = mode == 2u ? kb : vb; // the rows that p (ds) weighs

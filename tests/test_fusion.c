@@ -6,8 +6,9 @@
  * unfused CPU program, in f32 (the direct kernel and im2col + GEMM) and
  * f64, forward and with gradients, for a symbolic batch; a conv2d or add
  * that something else reads is left alone, and the graph is not changed.
- * The statistics rule: attention's backward takes its lse from the forward
- * step (check_stats).
+ * Further outputs: attention's backward takes its lse from the forward
+ * step (check_stats), the layernorm backward's gamma and beta gradients come
+ * from its dx step (check_ln_pair).
  * Usage: test_fusion [cpu|cuda|vulkan] (default cpu; the fused program runs
  * there, the unfused reference on the CPU; 77 when the backend has no
  * device). With ASG_FUSE_CONV=0 / ASG_FUSE_LINEAR=0 / ASG_FUSE_RESIDUAL=0 /
@@ -399,6 +400,45 @@ static void check_stats(asg_dtype dt, bool causal, bool masked) {
   asg_graph_free(g);
 }
 
+/* layernorm(x, gamma, beta) [B, T, C] with the gradients of gamma and beta
+ * (and of x when gx): with x's gradient, the gamma gradient and the beta
+ * sum become further outputs of the layernorm_bwd_x step (fuse_stats.c):
+ * two steps fewer, the same values (the bits on the CPU; CUDA writes them in
+ * one pass); without it nothing takes them. */
+static void check_ln_pair(asg_dtype dt, bool gx, int64_t C) {
+  const int64_t B = 3, T = 5;
+  asg_graph *g = asg_graph_new();
+  asg_tensor *x = asg_input(g, "x", dt, ASG_SHAPE(B, T, C));
+  asg_tensor *gm = asg_input(g, "g", dt, ASG_SHAPE(C)), *bt = asg_input(g, "b", dt, ASG_SHAPE(C));
+  asg_tensor *r = asg_input(g, "r", dt, ASG_SHAPE(B, T, C));
+  asg_tensor *y = asg_layernorm(x, gm, bt, 1e-5);
+  asg_tensor *outs[4] = {y}, *wrt[3] = {gm, bt, x};
+  asg_tensor *loss = asg_sum(asg_mul(y, r), ASG_ALL_AXES, false);
+  TU_CHECK(asg_grad(loss, gx ? 3 : 2, wrt, outs + 1) == ASG_OK, "ln pair: asg_grad");
+  const int n = gx ? 4 : 3;
+  asg_program *fz = compile(g, n, outs, g_backend, false), *un = compile(g, n, outs, "cpu", true);
+  const long nx = B * T * C;
+  double *v = malloc(sizeof(double) * (size_t)(2 * nx + 2 * C)), *got[4], *ug[4];
+  tu_rand(31, v, 2 * nx + 2 * C, -1.5, 1.5);
+  const feed f[4] = {
+      {"x", v, nx}, {"r", v + nx, nx}, {"g", v + 2 * nx, C}, {"b", v + 2 * nx + C, C}};
+  const bool ok = run_pair(fz, un, dt, f, 4, n, outs, got, ug);
+  char what[96];
+  snprintf(what, sizeof what, "layernorm pair %s dx %d C %lld", asg_dtype_name(dt), gx,
+           (long long)C);
+  TU_CHECK(ok, "%s: run: %s", what, asg_last_error());
+  if (ok) {
+    const int sf = asg_program_step_count(fz), su = asg_program_step_count(un);
+    TU_CHECK(g_off_stats || !gx ? sf == su : sf == su - 2, "%s: %d steps with the pass, %d without",
+             what, sf, su);
+    compare_pair(what, dt, n, outs, got, ug);
+  }
+  free_outs(n, got, ug);
+  free(v);
+  asg_program_free(fz), asg_program_free(un);
+  asg_graph_free(g);
+}
+
 int main(int argc, char **argv) {
   if (argc > 1) g_backend = argv[1];
   const char *env = getenv("ASG_FUSE_CONV"), *env_l = getenv("ASG_FUSE_LINEAR");
@@ -437,5 +477,8 @@ int main(int argc, char **argv) {
   for (int d = 0; d < 2; d++)
     for (int v = 0; v < 4; v++)
       check_stats(dts[d], v & 1, v & 2);
+  for (int d = 0; d < 2; d++)
+    for (int v = 0; v < 4; v++) /* C 24 (one-pass on CUDA), 1100 (too wide for it) */
+      check_ln_pair(dts[d], v & 1, v & 2 ? 1100 : 24);
   return tu_finish();
 }

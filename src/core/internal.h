@@ -51,6 +51,12 @@ typedef struct asg_attrs {
   int64_t i[16];
 } asg_attrs;
 
+/* An aux node (ops.def AUX: a further output of in[0]'s step) keeps the op
+ * that would compute it alone in i[ASG_AUX_OP], over in[1..] with its
+ * attributes in the other slots, and which output it is (from 1) in
+ * i[ASG_AUX_SLOT] (src/passes/fuse.c). */
+enum { ASG_AUX_OP = 14, ASG_AUX_SLOT = 15 };
+
 #define ASG_NODE_MAGIC 0x41534731u  /* "ASG1" */
 #define ASG_GRAPH_MAGIC 0x47524148u /* "GRAH" */
 

@@ -63,21 +63,23 @@ static bool swap_in(asg_fusion *f, const asg_graph *g, asg_tensor *fz) {
   return true;
 }
 
-/* The aux node standing in for stat: further output 1 of the step of fwd. */
-static asg_tensor *aux_of(const asg_tensor *stat, asg_tensor *fwd) {
+/* The aux node standing in for stat as further output `slot` of fwd's step:
+ * stat's op, attributes and inputs after fwd (ops.def). */
+static asg_tensor *aux_of(const asg_tensor *stat, asg_tensor *fwd, int slot) {
   asg_tensor *x = malloc(sizeof *x);
-  asg_tensor **in = malloc(sizeof *in);
+  asg_tensor **in = malloc(sizeof *in * ((size_t)stat->n_in + 1));
   if (!x || !in) {
     free(x), free(in);
     return NULL;
   }
-  *x = *stat; /* id, graph, shape, dtype and scope of the replaced node */
+  *x = *stat; /* id, graph, shape, dtype, scope and attributes of the replaced node */
   x->op = ASG_OP_AUX;
-  x->n_in = 1;
+  x->n_in = stat->n_in + 1;
   in[0] = fwd;
+  memcpy(in + 1, stat->in, sizeof *in * (size_t)stat->n_in);
   x->in = in;
-  memset(&x->attr, 0, sizeof x->attr);
-  x->attr.i[0] = 1;
+  x->attr.i[ASG_AUX_OP] = stat->op;
+  x->attr.i[ASG_AUX_SLOT] = slot;
   return x;
 }
 
@@ -135,22 +137,23 @@ asg_status asg__fuse_begin(asg_graph *g, int n_out, asg_tensor *const *outs, asg
     }
   }
   if (stats) {
-    char *taken = calloc((size_t)N + 1, 1);
-    if (!taken) goto oom;
+    unsigned char *used = calloc((size_t)N + 1, 1);
+    if (!used) goto oom;
     for (int i = 0; i < N; i++) {
-      const asg_tensor *st = g->nodes[i];
-      asg_tensor *fwd;
-      if ((f->nodes && f->nodes[i] != st) || !(fwd = asg__fuse_stats_match(&v, st, taken)))
+      const asg_tensor *t = g->nodes[i];
+      asg_tensor *host;
+      int slot;
+      if ((f->nodes && f->nodes[i] != t) || !(host = asg__fuse_stats_match(&v, t, used, &slot)))
         continue;
-      asg_tensor *x = aux_of(st, fwd);
+      asg_tensor *x = aux_of(t, host, slot);
       if (!x || !swap_in(f, g, x)) {
         if (x) free(x->in), free(x);
-        free(taken);
+        free(used);
         goto oom;
       }
-      taken[fwd->id] = 1;
+      used[host->id] |= (unsigned char)(1u << slot);
     }
-    free(taken);
+    free(used);
   }
   free(readers), free(reader);
   if (!f->n_made) {

@@ -45,10 +45,10 @@ bool asg__remat_has_blocks(const asg_graph *g);
  *   added last; matmul + r without a bias -> matmul_bias_act (a, w, r),
  *   attr i3 = 1                   (ASG_FUSE_RESIDUAL=0: off)
  * Nothing is fused where no node, no output in outs, reads what lies
- * between. Then a backward op's statistics become a further output of the
- * forward step that computes them (aux nodes: attention_lse -> the
- * attention's log-sum-exp; ASG_FUSE_STATS=0: off). *out NULL when nothing
- * was fused. */
+ * between. Then values another step computes anyway become its further
+ * outputs (aux nodes: attention_lse -> the attention's log-sum-exp; the
+ * layernorm gamma and beta gradients -> the layernorm_bwd_x step's;
+ * ASG_FUSE_STATS=0: off). *out NULL when nothing was fused. */
 typedef struct asg_fusion asg_fusion;
 asg_status asg__fuse_begin(asg_graph *g, int n_out, asg_tensor *const *outs, asg_fusion **out);
 void asg__fuse_end(asg_graph *g, asg_fusion *f); /* NULL is ignored */
@@ -73,10 +73,11 @@ typedef struct asg_fuse_match {
 } asg_fuse_match;
 bool asg__fuse_conv_match(const asg_fuse_view *v, asg_tensor *add, asg_fuse_match *m);
 bool asg__fuse_linear_match(const asg_fuse_view *v, asg_tensor *add, asg_fuse_match *m);
-/* Statistics rule (fuse_stats.c, ASG_FUSE_STATS=0: off): the forward step
- * whose further output stat can be, or NULL. taken[i]: node i already gives
- * one. fuse.c then swaps in aux(forward, 1) for stat. */
-asg_tensor *asg__fuse_stats_match(const asg_fuse_view *v, const asg_tensor *stat,
-                                  const char *taken);
+/* Further-output rules (fuse_stats.c, ASG_FUSE_STATS=0: off): the step
+ * whose further output t can be (*slot: which, from 1), or NULL. used[i]:
+ * bit k set when node i already gives further output k. fuse.c then swaps
+ * in aux(host, t's inputs) for t. */
+asg_tensor *asg__fuse_stats_match(const asg_fuse_view *v, const asg_tensor *t,
+                                  const unsigned char *used, int *slot);
 
 #endif

@@ -86,7 +86,10 @@ typedef struct asg_resolved {
   asg_plan plan;
   void **out;
   const void ***in;
-  void **aux; /* step i's further outputs: aux[i * ASG_MAX_AUX + k] (plan.h) */
+  /* step i's further outputs (plan.h): aux[i * ASG_MAX_AUX + k] the address
+   * of aux step k's output, aux_in[...] its inputs' */
+  void **aux;
+  const void ***aux_in;
 } asg_resolved;
 asg_status asg__resolve_plan(const asg_plan *src, const asg_buffers *bufs, asg_resolved *r);
 void asg__resolved_free(asg_resolved *r);

@@ -206,11 +206,38 @@ asg_status asg__cache_write_check(const asg_graph *g, const char *need) {
   return st;
 }
 
+/* The step that computes aux node x alone (plan.h): its recipe op and
+ * attributes, reading x's inputs after its parent (in[0]); out of memory:
+ * false. */
+static bool aux_step(asg_step *u, const asg_tensor *x, const asg_buf_ref *buf) {
+  u->op = (asg_op)x->attr.i[ASG_AUX_OP];
+  u->attr = x->attr;
+  u->attr.i[ASG_AUX_OP] = u->attr.i[ASG_AUX_SLOT] = 0;
+  u->out = (asg_tdesc){x->dtype, x->shape};
+  u->out_buf = buf[x->id];
+  u->node_id = x->id;
+  u->n_in = x->n_in - 1;
+  snprintf(u->label, sizeof u->label, "%s%s%s", x->scope, x->scope[0] ? "/" : "",
+           asg__op_name(u->op));
+  u->in = calloc((size_t)u->n_in + 1, sizeof *u->in);
+  u->in_buf = calloc((size_t)u->n_in + 1, sizeof *u->in_buf);
+  if (!u->in || !u->in_buf) return false;
+  for (int j = 0; j < u->n_in; j++) {
+    u->in[j] = (asg_tdesc){x->in[j + 1]->dtype, x->in[j + 1]->shape};
+    u->in_buf[j] = buf[x->in[j + 1]->id];
+  }
+  return true;
+}
+
 void asg__compiled_free(asg_compiled *c) {
   if (!c) return;
   for (int i = 0; i < c->plan.n_steps; i++) {
-    free(c->plan.steps[i].in);
-    free(c->plan.steps[i].in_buf);
+    asg_step *s = &c->plan.steps[i];
+    for (int k = 0; k < s->n_aux; k++)
+      free(s->aux[k].in), free(s->aux[k].in_buf);
+    free(s->aux);
+    free(s->in);
+    free(s->in_buf);
   }
   free(c->plan.steps);
   free(c->vars);
@@ -379,7 +406,7 @@ asg_status asg__compile_graph(asg_graph *g, int n_out, asg_tensor *const *outs, 
   for (int i = 0; i < N; i++) {
     const asg_tensor *t = g->nodes[i];
     if (!need[i] || t->op != ASG_OP_AUX) continue;
-    const int p = t->in[0]->id, k = (int)t->attr.i[0] - 1;
+    const int p = t->in[0]->id, k = (int)t->attr.i[ASG_AUX_SLOT] - 1;
     if (k < 0 || k >= ASG_MAX_AUX || p >= i || aux[p * ASG_MAX_AUX + k] >= 0) {
       st = asg__error(ASG_ERR_INVALID, "compile: malformed aux node %d", i);
       goto done;
@@ -590,6 +617,12 @@ asg_status asg__compile_graph(asg_graph *g, int n_out, asg_tensor *const *outs, 
     for (int a = 0; a < ASG_MAX_AUX; a++) {
       const int x = aux[i * ASG_MAX_AUX + a];
       if (x < 0) continue;
+      if (!s->aux && !(s->aux = calloc(ASG_MAX_AUX, sizeof *s->aux))) {
+        c->plan.n_steps = k + 1;
+        free(free_head), free(free_next);
+        st = asg__error(ASG_ERR_OOM, "compile: out of memory");
+        goto done;
+      }
       size_t off, bytes = align64(node_bytes(g->nodes[x]));
       planner_alloc(&ap, bytes ? bytes : 64, &off);
       buf[x] = (asg_buf_ref){ASG_BUF_ARENA, 0, off};
@@ -599,9 +632,12 @@ asg_status asg__compile_graph(asg_graph *g, int n_out, asg_tensor *const *outs, 
         free_next[x] = free_head[last_use[x]];
         free_head[last_use[x]] = x;
       }
-      s->aux[a] = (asg_tdesc){g->nodes[x]->dtype, g->nodes[x]->shape};
-      s->aux_buf[a] = buf[x];
-      s->n_aux = a + 1;
+      if (!aux_step(&s->aux[s->n_aux++], g->nodes[x], buf)) {
+        c->plan.n_steps = k + 1;
+        free(free_head), free(free_next);
+        st = asg__error(ASG_ERR_OOM, "compile: out of memory");
+        goto done;
+      }
     }
     if (root[i] != i) {
       buf[i] = buf[root[i]];

@@ -38,11 +38,13 @@ typedef struct asg_step {
   asg_tdesc *in;
   asg_buf_ref *in_buf;
   int node_id;
-  /* further outputs the step also writes (aux nodes, ops.def): the
-   * statistics of a forward op kept for its backward (src/passes) */
+  /* Further outputs the step also writes (aux nodes, ops.def; made by the
+   * passes in src/passes): each is given as the step that computes it on
+   * its own (its op, attributes and inputs, all inputs of this step too),
+   * which is what a backend without a kernel writing it runs right after
+   * this step (the shared decomposition). Backends tell them apart by op. */
   int n_aux;
-  asg_tdesc aux[ASG_MAX_AUX];
-  asg_buf_ref aux_buf[ASG_MAX_AUX];
+  struct asg_step *aux;
   bool keep;      /* the output's storage is read after the run (a program output) */
   char label[96]; /* "scope/op" for errors and profiles */
 } asg_step;

@@ -175,6 +175,7 @@ ASG_ALWAYS_INLINE void fwd_units(int W, const asg_cpu_call *c, const att_dims *a
   const bool lse_only = c->s->op == ASG_OP_ATTENTION_LSE;
   const float *q = c->in[0], *k = c->in[1], *v = lse_only ? NULL : c->in[2];
   float *out = c->out;
+  /* an ATTENTION step's further output is its lse (src/passes/fuse_stats.c) */
   float *lse = lse_only ? out : c->s->n_aux ? (float *)c->aux[0] : NULL; /* [.., Tq] */
   const float sc = (float)c->s->attr.f[0];
   const int64_t Tq = a->Tq, Tk = a->Tk, D = a->D, nbq = (Tq + ASG_ATT_BLK - 1) / ASG_ATT_BLK;

@@ -12,6 +12,7 @@ static void ASG_CAT(fwd, SUF)(const asg_cpu_call *c, const att_dims *a, bool lse
                               int64_t hi, int tid) {
   const T *q = c->in[0], *k = c->in[1], *v = lse_only ? NULL : c->in[2];
   T *out = c->out;
+  /* an ATTENTION step's further output is its lse (src/passes/fuse_stats.c) */
   T *lse = lse_only ? out : c->s->n_aux ? (T *)c->aux[0] : NULL; /* [.., Tq] */
   const T sc = (T)c->s->attr.f[0];
   const int64_t Tq = a->Tq, Tk = a->Tk, D = a->D, nbq = (Tq + ASG_ATT_BLK - 1) / ASG_ATT_BLK;

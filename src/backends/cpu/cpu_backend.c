@@ -150,15 +150,16 @@ static asg_status cpu_exec_create(void *dev, const asg_plan *plan, const asg_buf
   x->inspect = x->check_finite = (plan->flags & ASG_PLAN_CHECK_FINITE) != 0;
   asg_status st = asg__resolve_plan(plan, bufs, &x->r);
   size_t ws = 0;
-  for (int i = 0; i < x->r.plan.n_steps && !st; i++) {
-    const asg_step *s = &x->r.plan.steps[i];
-    if (!table[s->op].run)
-      st = asg__error(ASG_ERR_UNSUPPORTED, "cpu: no kernel for %s", s->label);
-    else if (table[s->op].ws) {
-      size_t w = table[s->op].ws(s, d->nthreads);
-      if (w > ws) ws = w;
+  for (int i = 0; i < x->r.plan.n_steps && !st; i++)
+    for (int k = -1; k < x->r.plan.steps[i].n_aux && !st; k++) { /* the step, its aux steps */
+      const asg_step *s = k < 0 ? &x->r.plan.steps[i] : &x->r.plan.steps[i].aux[k];
+      if (!table[s->op].run)
+        st = asg__error(ASG_ERR_UNSUPPORTED, "cpu: no kernel for %s", s->label);
+      else if (table[s->op].ws) {
+        size_t w = table[s->op].ws(s, d->nthreads);
+        if (w > ws) ws = w;
+      }
     }
-  }
   if (!st && ws && !(x->ws = aligned_alloc(64, (ws + 63) & ~(size_t)63)))
     st = asg__error(ASG_ERR_OOM, "cpu: cannot allocate %zu bytes of workspace", ws);
   if (st) {
@@ -188,6 +189,30 @@ static asg_cpu_call step_call(const cpu_exec *x, int i, uint64_t run) {
                         .aux = x->r.aux + (size_t)i * ASG_MAX_AUX};
 }
 
+/* Whether step s's own kernel writes its further output k (plan.h). */
+static bool writes_aux(const asg_step *s, int k) {
+  return s->op == ASG_OP_ATTENTION && s->aux[k].op == ASG_OP_ATTENTION_LSE;
+}
+
+/* Step i: its kernel, then the further outputs that kernel does not write,
+ * each by its own op's kernel. */
+static asg_status run_step(const cpu_exec *x, int i, uint64_t run) {
+  const asg_step *s = &x->r.plan.steps[i];
+  asg_cpu_call c = step_call(x, i, run);
+  asg_status st = table[s->op].run(&c);
+  for (int k = 0; k < s->n_aux && !st; k++) {
+    if (writes_aux(s, k)) continue;
+    const size_t a = (size_t)i * ASG_MAX_AUX + k;
+    asg_cpu_call u = c;
+    u.s = &s->aux[k];
+    u.out = x->r.aux[a];
+    u.in = x->r.aux_in[a];
+    u.aux = NULL;
+    st = table[u.s->op].run(&u);
+  }
+  return st;
+}
+
 /* The run loop with anomaly mode, a node callback or the profiler: after
  * each step, the hook sees its output, then a non-finite value in it stops
  * the run; the profiler times each step's index check and kernel. */
@@ -195,11 +220,10 @@ static asg_status cpu_run_inspected(cpu_exec *x, uint64_t run) {
   const double t0 = x->prof ? asg__prof_now_ms() : 0;
   for (int i = 0; i < x->r.plan.n_steps; i++) {
     const asg_step *s = &x->r.plan.steps[i];
-    asg_cpu_call c = step_call(x, i, run);
     const double t = x->prof ? asg__prof_now_ms() : 0;
     asg_status st =
         x->check_index && asg__step_checks_index(s) ? asg__index_check_host(s, x->r.in[i]) : ASG_OK;
-    if (!st) st = table[s->op].run(&c);
+    if (!st) st = run_step(x, i, run);
     if (x->prof) asg__prof_step(x->prof, i, t - t0, asg__prof_now_ms() - t);
     if (!st && x->hook) x->hook(x->hook_ctx, i, s, x->r.out[i], run);
     if (!st && x->check_finite)
@@ -214,10 +238,9 @@ static asg_status cpu_exec_run(void *e, uint64_t run) {
   if (x->inspect || x->prof) return cpu_run_inspected(x, run);
   for (int i = 0; i < x->r.plan.n_steps; i++) {
     const asg_step *s = &x->r.plan.steps[i];
-    asg_cpu_call c = step_call(x, i, run);
     asg_status st =
         x->check_index && asg__step_checks_index(s) ? asg__index_check_host(s, x->r.in[i]) : ASG_OK;
-    if (!st) st = table[s->op].run(&c);
+    if (!st) st = run_step(x, i, run);
     if (st) return st;
   }
   return ASG_OK;

@@ -36,15 +36,14 @@ typedef struct cuda_exec {
   asg_cuda_fusion ew; /* fused elementwise chains (ASG_CUDA_FUSE=0: none) */
   stats_pairs stats;  /* forward statistics kept for later steps (ASG_CUDA_KEEP_STATS=0: none) */
   half_copies half;   /* shared 16-bit operand copies (ASG_CUDA_SHARE_HALF=0: none) */
-  int *ln_partner;    /* per step: the layernorm_bwd_gamma it also computes, or -1 */
-  int *ln_beta;       /* per step: the sum of dy it also computes, or -1 */
-  int *colsum;        /* per matmul: the sum step its operand conversion computes, or -1 */
+  unsigned char *aux_own; /* per step: bit k set when its kernel writes its further
+                             output k (plan.h); the others run as their own ops */
+  int *colsum;            /* per matmul: the sum step its operand conversion computes, or -1 */
   signed char *colsum_op; /* ... of that operand */
   char *cs_skip;          /* per step: computed by a product's operand conversion */
   int *lh;                /* per step: 16-bit logits: the product writing them (on it and
                              on its softmax CE readers), else -1 */
   epi_plan epi;           /* GEMM epilogues (ASG_CUDA_EPILOGUE=0: none) */
-  char *ln_skip;          /* per step: computed by its layernorm_bwd_x partner */
   int *cw_pair;           /* per cache_write: the later one it launches with, or -1 */
   char *cw_skip;          /* per step: launched by the cache_write before it */
   double ew_ms;           /* profile of the fused chains */
@@ -105,11 +104,9 @@ void asg_cuda_exec_destroy(void *e) {
   asg_cuda_fusion_free(&x->ew);
   asg_cuda_stats_free(&x->stats);
   asg_cuda_half_free(&x->half);
-  free(x->ln_partner);
-  free(x->ln_beta);
+  free(x->aux_own);
   free(x->colsum), free(x->colsum_op), free(x->cs_skip), free(x->lh);
   asg_cuda_epi_free(&x->epi);
-  free(x->ln_skip);
   free(x->cw_pair), free(x->cw_skip);
   if (x->adam_dev) cudaFree(x->adam_dev);
   if (x->ws) cudaFree(x->ws);
@@ -121,11 +118,70 @@ void asg_cuda_exec_destroy(void *e) {
   free(x);
 }
 
-/* Where step i writes statistics a later step reads: the attention's lse
- * as its further output (src/passes/fuse_stats.c), or a kept buffer. */
-static void *step_stats_out(const cuda_exec *x, int i) {
+/* ---- further outputs (plan.h's aux; src/passes/fuse_stats.c) ----
+ * A step's kernel writes its further outputs where it can: attention its
+ * lse (as it does for a kept-statistics reader), layernorm_bwd_x the gamma
+ * and beta gradients in one pass over dy and x (cuda_layernorm.cu, rows of
+ * up to 1024 columns that fit its shared memory; ASG_CUDA_FUSE_LN=0: not).
+ * The others run right after it as their own ops (aux_run). */
+static asg_status aux_plan(cuda_exec *x, size_t smem_max) {
+  const int n = x->r.plan.n_steps;
+  const char *env = getenv("ASG_CUDA_FUSE_LN");
+  const bool ln = !(env && env[0] == '0');
+  if (!(x->aux_own = calloc((size_t)n + 1, 1)))
+    return asg__error(ASG_ERR_OOM, "cuda: out of memory");
+  for (int i = 0; i < n; i++) {
+    const asg_step *s = &x->r.plan.steps[i];
+    int gamma = -1;
+    for (int k = 0; k < s->n_aux; k++)
+      if (s->aux[k].op == ASG_OP_LAYERNORM_BWD_GAMMA) gamma = k;
+    for (int k = 0; k < s->n_aux; k++) {
+      const asg_op a = s->aux[k].op;
+      const bool own =
+          (s->op == ASG_OP_ATTENTION && a == ASG_OP_ATTENTION_LSE) ||
+          (s->op == ASG_OP_LAYERNORM_BWD_X && ln && gamma >= 0 && asg_cuda_ln_xg_ok(s, smem_max) &&
+           (a == ASG_OP_LAYERNORM_BWD_GAMMA || a == ASG_OP_SUM));
+      if (own) x->aux_own[i] |= (unsigned char)(1u << k);
+    }
+  }
+  return ASG_OK;
+}
+
+/* Where step i's kernel writes its further output of op a, or NULL. */
+static void *own_aux(const cuda_exec *x, int i, asg_op a) {
   const asg_step *s = &x->r.plan.steps[i];
-  if (s->op == ASG_OP_ATTENTION && s->n_aux) return x->r.aux[(size_t)i * ASG_MAX_AUX];
+  for (int k = 0; k < s->n_aux; k++)
+    if (s->aux[k].op == a && x->aux_own && (x->aux_own[i] >> k & 1))
+      return x->r.aux[(size_t)i * ASG_MAX_AUX + k];
+  return NULL;
+}
+
+/* Step i's further outputs its kernel did not write, each by its own op. */
+static asg_status aux_run(const cuda_exec *x, int i, const asg_cuda_call *c) {
+  const asg_step *s = &x->r.plan.steps[i];
+  asg_status st = ASG_OK;
+  for (int k = 0; k < s->n_aux && !st; k++) {
+    if (x->aux_own && (x->aux_own[i] >> k & 1)) continue;
+    const size_t a = (size_t)i * ASG_MAX_AUX + k;
+    const asg_cuda_call u = {.s = &s->aux[k],
+                             .out = x->r.aux[a],
+                             .in = x->r.aux_in[a],
+                             .ws = c->ws,
+                             .run = c->run,
+                             .ctx = c->ctx,
+                             .tf32 = c->tf32,
+                             .bf16 = c->bf16,
+                             .fp16 = c->fp16};
+    st = asg_cuda_kernels()[u.s->op].run(&u);
+  }
+  return st;
+}
+
+/* Where step i writes statistics a later step reads: the attention's lse
+ * as its further output, or a kept buffer. */
+static void *step_stats_out(const cuda_exec *x, int i) {
+  void *lse = own_aux(x, i, ASG_OP_ATTENTION_LSE);
+  if (lse) return lse;
   return x->stats.out ? x->stats.out[i] : NULL;
 }
 
@@ -150,8 +206,8 @@ static asg_cuda_call step_call(const cuda_exec *x, int i) {
                     x->half.base ? x->half.mode[2 * i + 1] : 0},
       .half_out =
           x->half.base && x->half.out_off[i] ? (char *)x->half.base + x->half.out_off[i] - 1 : NULL,
-      .fused_out = x->ln_partner && x->ln_partner[i] >= 0 ? x->r.out[x->ln_partner[i]] : NULL,
-      .fused_out2 = x->ln_beta && x->ln_beta[i] >= 0 ? x->r.out[x->ln_beta[i]] : NULL,
+      .fused_out = own_aux(x, i, ASG_OP_LAYERNORM_BWD_GAMMA),
+      .fused_out2 = own_aux(x, i, ASG_OP_SUM),
       .colsum_out = x->colsum && x->colsum[i] >= 0 ? x->r.out[x->colsum[i]] : NULL,
       .colsum_op = x->colsum_op ? x->colsum_op[i] : 0,
       .out_half = x->lh && x->lh[i] == i,
@@ -182,7 +238,6 @@ static bool plain_step(const cuda_exec *x, int t) {
   return !(x->ew.role && x->ew.role[t]) && !(x->fuse.role && x->fuse.role[t]) &&
          !(x->epi.skip && x->epi.skip[t]) && !(x->epi.bgrad && x->epi.bgrad[t] >= 0) &&
          !(x->epi.ln_add && x->epi.ln_add[t] >= 0) && !(x->epi.rowdot && x->epi.rowdot[t] >= 0) &&
-         !(x->ln_partner && x->ln_partner[t] >= 0) && !(x->ln_skip && x->ln_skip[t]) &&
          !(x->cw_pair && (x->cw_pair[t] >= 0 || x->cw_skip[t]));
 }
 
@@ -333,11 +388,10 @@ static asg_status comm_plan(cuda_exec *x) {
   }
   for (int i = 0; i < n; i++) {
     quiet[i] = (x->fuse.role && x->fuse.role[i] == FUSE_SKIP) ||
-               (x->ew.role && x->ew.role[i] == FUSE_SKIP) || (x->ln_skip && x->ln_skip[i]) ||
-               (x->cs_skip && x->cs_skip[i]) || (x->epi.skip && x->epi.skip[i]);
+               (x->ew.role && x->ew.role[i] == FUSE_SKIP) || (x->cs_skip && x->cs_skip[i]) ||
+               (x->epi.skip && x->epi.skip[i]);
     const int pk[ASG_CUDA_PARTNERS] = {
-        x->epi.bgrad ? x->epi.bgrad[i] : -1,   x->colsum ? x->colsum[i] : -1,
-        x->ln_partner ? x->ln_partner[i] : -1, x->ln_beta ? x->ln_beta[i] : -1,
+        x->epi.bgrad ? x->epi.bgrad[i] : -1, x->colsum ? x->colsum[i] : -1,
         x->epi.ln_add ? x->epi.ln_add[i] : -1, x->epi.rowdot ? x->epi.rowdot[i] : -1};
     memcpy(partner + (size_t)i * ASG_CUDA_PARTNERS, pk, sizeof pk);
   }
@@ -459,9 +513,13 @@ asg_status asg_cuda_exec_create(void *dev, const asg_plan *plan, const asg_buffe
                       s->label);
     else if (!asg_cuda_kernels()[s->op].run)
       st = asg__error(ASG_ERR_UNSUPPORTED, "cuda: no kernel for %s", s->label);
-    else if (asg_cuda_kernels()[s->op].ws) {
-      size_t w = asg_cuda_kernels()[s->op].ws(s, plan->flags);
-      if (w > ws) ws = w;
+    for (int k = -1; k < s->n_aux && !st; k++) { /* its workspace, its aux steps' */
+      const asg_step *u = k < 0 ? s : &s->aux[k];
+      const asg_cuda_kernel *kn = &asg_cuda_kernels()[u->op];
+      if (k >= 0 && (!kn->run || kn->prepare))
+        st = asg__error(ASG_ERR_UNSUPPORTED, "cuda: no plain kernel for %s", u->label);
+      else if (kn->ws && kn->ws(u, plan->flags) > ws)
+        ws = kn->ws(u, plan->flags);
     }
   }
   if (!st &&
@@ -485,9 +543,7 @@ asg_status asg_cuda_exec_create(void *dev, const asg_plan *plan, const asg_buffe
     cudaGetLastError();
     optin = 48 << 10;
   }
-  if (!st)
-    st = asg_cuda_ln_pair_plan(&x->r, (size_t)optin, x->epi.ln_add, x->epi.rowdot, x->epi.skip,
-                               &x->ln_partner, &x->ln_beta, &x->ln_skip);
+  if (!st) st = aux_plan(x, (size_t)optin);
   cudaError_t e = cudaSuccess;
   if (!st && x->fuse.n_tab) { /* the groups' table, written once */
     const size_t tb = sizeof *x->adam_dev * (size_t)x->fuse.n_tab;
@@ -552,7 +608,6 @@ static asg_status enqueue_all(cuda_exec *x) {
     const int role = x->fuse.role ? x->fuse.role[i] : FUSE_RUN;
     const int ew = x->ew.role ? x->ew.role[i] : FUSE_RUN;
     if (role == FUSE_SKIP || ew == FUSE_SKIP) continue; /* done by a later launch */
-    if (x->ln_skip && x->ln_skip[i]) continue;          /* done by its layernorm_bwd_x */
     if (x->cs_skip && x->cs_skip[i]) continue;          /* done by an operand conversion */
     if (x->epi.skip && x->epi.skip[i]) continue;        /* done by a GEMM's epilogue */
     if (x->cw_skip && x->cw_skip[i]) continue;          /* launched with the cache write before */
@@ -567,6 +622,7 @@ static asg_status enqueue_all(cuda_exec *x) {
       st = asg_cuda_adam_multi(&c, x->adam_dev + g->first, g->n, g->blocks, g->t, g->s);
     } else {
       st = asg_cuda_kernels()[s->op].run(&c);
+      if (!st) st = aux_run(x, i, &c);
     }
     if (st) return comm_abandon(x, i, st);
     /* anomaly mode: steps whose own output is stored at their turn (not
@@ -600,8 +656,8 @@ static asg_status enqueue_all(cuda_exec *x) {
       const asg_op op = role == FUSE_RUN ? x->r.plan.steps[i].op : ASG_OP_ADAM_PARAM;
       x->op_ms[op] += ms;
       x->step_ms[i] += ms;
-      if (role != FUSE_SKIP && !(x->ln_skip && x->ln_skip[i]) && !(x->epi.skip && x->epi.skip[i]) &&
-          !(x->cs_skip && x->cs_skip[i]) && !(x->cw_skip && x->cw_skip[i]))
+      if (role != FUSE_SKIP && !(x->epi.skip && x->epi.skip[i]) && !(x->cs_skip && x->cs_skip[i]) &&
+          !(x->cw_skip && x->cw_skip[i]))
         x->op_calls[op]++;
     }
     x->prof_runs += x->runs > 0;

@@ -1,11 +1,9 @@
 /* The CUDA executor (cuda_exec.c) and the planners it runs at program
  * creation, each in its own file: multi-tensor Adam groups
- * (cuda_plan_adam.c), kept forward statistics and one-pass layernorm
- * backward pairs (cuda_plan_stats.c), GEMM epilogues (cuda_plan_epi.c),
- * shared 16-bit operand copies (cuda_plan_half.c) and collectives on a
- * second stream (cuda_plan_comm.c). A planner reads the
- * resolved plan and decides which steps a kernel of another step computes;
- * the executor launches accordingly. Private to the CUDA backend. */
+ * (cuda_plan_adam.c), kept forward statistics (cuda_plan_stats.c), GEMM epilogues
+ * (cuda_plan_epi.c), shared 16-bit operand copies (cuda_plan_half.c) and collectives on a second
+ * stream (cuda_plan_comm.c). A planner reads the resolved plan and decides which steps a kernel of
+ * another step computes; the executor launches accordingly. Private to the CUDA backend. */
 #ifndef ASG_CUDA_EXEC_H
 #define ASG_CUDA_EXEC_H
 
@@ -50,7 +48,7 @@ typedef struct adam_fusion {
 asg_status asg_cuda_adam_plan(const asg_resolved *r, adam_fusion *f);
 void asg_cuda_adam_free(adam_fusion *f);
 
-/* ---- forward statistics and layernorm backward pairs (cuda_plan_stats.c) ---- */
+/* ---- forward statistics; the one-pass layernorm backward (cuda_plan_stats.c) ---- */
 typedef struct stats_pairs {
   void **out;      /* per step: where it writes its statistics (or NULL) */
   const void **in; /* per step: where it reads them (or NULL) */
@@ -60,11 +58,10 @@ typedef struct stats_pairs {
 
 asg_status asg_cuda_stats_plan(const asg_resolved *r, stats_pairs *p);
 void asg_cuda_stats_free(stats_pairs *p);
-/* Layernorm backward steps that also compute their gamma gradient and the
- * sum of dy (per step: partner, beta; skip: steps computed that way). */
-asg_status asg_cuda_ln_pair_plan(const asg_resolved *r, size_t smem_max, const int *late1,
-                                 const int *late2, const char *folded, int **partner, int **beta,
-                                 char **skip);
+/* Whether the one-pass layernorm backward can write layernorm_bwd_x step s's
+ * further outputs, its gamma and beta gradients (smem_max: the shared
+ * memory a block may opt in to). */
+bool asg_cuda_ln_xg_ok(const asg_step *s, size_t smem_max);
 
 /* ---- GEMM epilogues (cuda_plan_epi.c) ---- */
 typedef struct epi_plan {
@@ -102,10 +99,10 @@ typedef struct comm_overlap {
   int n_slots;
 } comm_overlap;
 /* Steps whose work another step does: a GEMM's epilogue add/activation,
- * bias gradient, operand column sums, layernorm gamma/beta gradients, the
- * residual add and row products a layernorm or sum computes. */
-enum { ASG_CUDA_PARTNERS = 6 };
-/* quiet[i]: step i launches nothing at its turn; partner[i * 7 + k]: the
+ * bias gradient, operand column sums, the residual add and row products a
+ * layernorm or sum computes. (Further outputs, plan.h, are a step's own.) */
+enum { ASG_CUDA_PARTNERS = 4 };
+/* quiet[i]: step i launches nothing at its turn; partner[i * 4 + k]: the
  * steps whose output step i also writes (-1: none). Nothing to do (o
  * zeroed) for a plan without collectives. */
 asg_status asg_cuda_comm_plan(const asg_resolved *r, const char *quiet, const int *partner,
@@ -133,7 +130,7 @@ static inline bool step_writes(const asg_resolved *r, int i, asg_cuda_range x) {
   const asg_step *s = &r->plan.steps[i];
   for (int k = 0; k < s->n_aux; k++) {
     const uintptr_t p = (uintptr_t)r->aux[(size_t)i * ASG_MAX_AUX + k];
-    if (asg_cuda_overlap((asg_cuda_range){p, p + asg__tdesc_bytes(&s->aux[k])}, x)) return true;
+    if (asg_cuda_overlap((asg_cuda_range){p, p + asg__tdesc_bytes(&s->aux[k].out)}, x)) return true;
   }
   return false;
 }

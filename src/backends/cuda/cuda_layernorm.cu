@@ -463,7 +463,7 @@ template <typename T> void ln_launch(const asg_cuda_call *c, int64_t R, int64_t 
   case ASG_OP_LAYERNORM_BWD_X: {
     const T *gm = (const T *)c->in[2];
     const double *kept = (const double *)c->stats_in;
-    if (c->fused_out) { // and the paired dgamma (cuda_backend.c checked C <= kXgMaxC)
+    if (c->fused_out) { // and its dgamma (cuda_exec.c aux_plan checked C <= kXgMaxC)
       if (C <= 256)
         ln_xg_launch<T, 8>(c, R, C, eps);
       else if (C <= 512)

@@ -42,7 +42,8 @@ static bool step_touch(const asg_resolved *r, int i, ranges *rd, ranges *wr) {
   for (int j = 0; j < s->n_in; j++)
     if (!push(rd, r->in[i][j], asg__tdesc_bytes(&s->in[j]))) return false;
   for (int k = 0; k < s->n_aux; k++)
-    if (!push(wr, r->aux[(size_t)i * ASG_MAX_AUX + k], asg__tdesc_bytes(&s->aux[k]))) return false;
+    if (!push(wr, r->aux[(size_t)i * ASG_MAX_AUX + k], asg__tdesc_bytes(&s->aux[k].out)))
+      return false;
   return push(wr, r->out[i], asg__tdesc_bytes(&s->out));
 }
 

@@ -1,5 +1,5 @@
-/* Planners: forward statistics kept for their backward readers, and
- * layernorm backward steps paired with their gamma/beta gradients
+/* Planner: forward statistics kept for their backward readers; and when
+ * the one-pass layernorm backward takes a step's further outputs
  * (cuda_exec.h). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,93 +95,18 @@ asg_status asg_cuda_stats_plan(const asg_resolved *r, stats_pairs *p) {
 }
 
 /* ---- layernorm backward in one pass ----
- * layernorm_bwd_x(dy, x, gamma) and layernorm_bwd_gamma(dy, x) read the same
- * two [R, C] tensors; when both are in the plan, the first computes the
- * second's result too (cuda_layernorm.cu, ln_bwd_xg_kernel) and the second launches
- * nothing; so does a sum of dy over every axis but the last (the layer's
- * beta gradient), when there is one. Their outputs are then written when
- * the first runs, so no step from the first to each of them may write dy or
- * x, or read or write that output's bytes. ASG_CUDA_FUSE_LN=0 turns it off. */
-enum { LN_XG_MAX_C = 1024, LN_XG_WINDOW = 8 };
+ * The statistics pass makes a layernorm_bwd_x step's further outputs of the
+ * gamma and beta gradients over the same dy and x (src/passes/fuse_stats.c);
+ * the one-pass kernel (cuda_layernorm.cu, ln_bwd_xg_kernel) writes them
+ * when it can take the rows: f32/f64, 1..1024 columns, its [2][8][C] values
+ * staged in the shared memory a block may opt in to (smem_max). */
+enum { LN_XG_MAX_C = 1024 };
 
-/* Step j's output may be written at step i's turn, and its first nin
- * inputs read there. */
-static bool ln_early_ok(const asg_resolved *r, int i, int j, int nin) {
-  const asg_cuda_range o = asg_cuda_out_range(r, j);
-  for (int k = i; k < j; k++) {
-    if (step_writes(r, k, o)) return false;
-    for (int m = 0; m < nin && k > i; m++)
-      if (step_writes(r, k, asg_cuda_in_range(r, j, m))) return false;
-    for (int m = 0; m < r->plan.steps[k].n_in && !noop_step(r, k); m++)
-      if (asg_cuda_overlap(asg_cuda_in_range(r, k, m), o)) return false;
-  }
-  return true;
-}
-
-/* smem_max: the device's shared memory a block may opt in to; the one-pass
- * kernel stages [2][8][C] values of the dtype there (cuda_layernorm.cu). */
-static bool ln_partner(const asg_resolved *r, int i, int j, size_t smem_max) {
-  const asg_step *a = &r->plan.steps[i], *b = &r->plan.steps[j];
-  if (a->op != ASG_OP_LAYERNORM_BWD_X || b->op != ASG_OP_LAYERNORM_BWD_GAMMA ||
-      a->attr.f[0] != b->attr.f[0] || a->out.dtype != b->out.dtype ||
-      (a->out.dtype != ASG_F32 && a->out.dtype != ASG_F64))
+bool asg_cuda_ln_xg_ok(const asg_step *s, size_t smem_max) {
+  if (s->op != ASG_OP_LAYERNORM_BWD_X || (s->out.dtype != ASG_F32 && s->out.dtype != ASG_F64))
     return false;
-  for (int m = 0; m < 2; m++)
-    if (r->in[i][m] != r->in[j][m] || !same_desc(&a->in[m], &b->in[m])) return false;
-  const asg_shape sh = a->in[1].shape;
+  const asg_shape sh = s->in[1].shape;
   const int64_t C = sh.ndim ? sh.dims[sh.ndim - 1] : 0;
-  if (C < 1 || C > LN_XG_MAX_C || asg_shape_numel(sh) == 0 ||
-      16 * (size_t)C * asg_dtype_size(a->out.dtype) + 1024 > smem_max)
-    return false;
-  return ln_early_ok(r, i, j, 2);
-}
-
-/* Step j sums layernorm_bwd_x step i's dy over every axis but the last. */
-static bool ln_beta_partner(const asg_resolved *r, int i, int j) {
-  const asg_step *a = &r->plan.steps[i], *b = &r->plan.steps[j];
-  const int nd = a->in[0].shape.ndim;
-  if (b->op != ASG_OP_SUM || r->in[j][0] != r->in[i][0] || !same_desc(&a->in[0], &b->in[0]) ||
-      b->out.dtype != a->out.dtype || b->attr.i[0] != ((int64_t)1 << (nd - 1)) - 1 ||
-      asg_shape_numel(b->out.shape) != a->in[0].shape.dims[nd - 1])
-    return false;
-  return ln_early_ok(r, i, j, 1);
-}
-
-/* partner[i]: the layernorm_bwd_gamma step that step i also computes (-1:
- * none), beta[i]: the sum step (-1: none); skip[j]: step j was computed by
- * its partner. late1/late2 (may be NULL): per step, >= 0 where a fold reads
- * its inputs late (the residual add + layernorm, the row dot products): no
- * pair spans one. folded (may be NULL): steps already folded elsewhere. */
-asg_status asg_cuda_ln_pair_plan(const asg_resolved *r, size_t smem_max, const int *late1,
-                                 const int *late2, const char *folded, int **partner, int **beta,
-                                 char **skip) {
-  const int n = r->plan.n_steps;
-  const char *env = getenv("ASG_CUDA_FUSE_LN");
-  if (env && env[0] == '0') return ASG_OK;
-  int *p = malloc(sizeof(int) * ((size_t)n + 1)), *bt = malloc(sizeof(int) * ((size_t)n + 1));
-  char *sk = calloc((size_t)n + 1, 1);
-  if (!p || !bt || !sk) {
-    free(p), free(bt), free(sk);
-    return asg__error(ASG_ERR_OOM, "cuda: out of memory");
-  }
-  for (int i = 0; i < n; i++) {
-    p[i] = bt[i] = -1;
-    if (r->plan.steps[i].op != ASG_OP_LAYERNORM_BWD_X) continue;
-    for (int j = i + 1; j < n && j <= i + LN_XG_WINDOW; j++) {
-      if (late1 && (late1[j] >= 0 || (late2 && late2[j] >= 0))) break; /* a fold reads late */
-      if (sk[j] || (folded && folded[j])) continue;
-      if (p[i] < 0 && ln_partner(r, i, j, smem_max)) {
-        p[i] = j;
-        sk[j] = 1;
-      } else if (bt[i] < 0 && ln_beta_partner(r, i, j)) {
-        bt[i] = j;
-        sk[j] = 1;
-      }
-    }
-    if (p[i] < 0 && bt[i] >= 0) sk[bt[i]] = 0, bt[i] = -1; /* the sum rides on the pair only */
-  }
-  *partner = p;
-  *beta = bt;
-  *skip = sk;
-  return ASG_OK;
+  return C >= 1 && C <= LN_XG_MAX_C && asg_shape_numel(sh) > 0 &&
+         16 * (size_t)C * asg_dtype_size(s->out.dtype) + 1024 <= smem_max;
 }

@@ -180,7 +180,7 @@ static void hazard_check(asg_vk_rec *r, const asg_step *s, const asg_vk_call *c,
   bool need = overlaps(r->rd, r->n_rd, out) || overlaps(r->wr, r->n_wr, out) ||
               (ws && (overlaps(r->rd, r->n_rd, w) || overlaps(r->wr, r->n_wr, w)));
   for (int k = 0; k < s->n_aux && !need; k++) {
-    vk_range a = {c->aux[k], c->aux[k] + asg__tdesc_bytes(&s->aux[k])};
+    vk_range a = {c->aux[k], c->aux[k] + asg__tdesc_bytes(&s->aux[k].out)};
     need = overlaps(r->rd, r->n_rd, a) || overlaps(r->wr, r->n_wr, a);
   }
   for (int j = 0; j < s->n_in && !need; j++) {
@@ -196,7 +196,7 @@ static void note_ranges(asg_vk_rec *r, const asg_step *s, const asg_vk_call *c, 
   if (ws) ok = ok && add_range(&r->wr, &r->n_wr, &r->cap_wr, (vk_range){c->ws, c->ws + ws});
   for (int k = 0; k < s->n_aux; k++)
     ok = ok && add_range(&r->wr, &r->n_wr, &r->cap_wr,
-                         (vk_range){c->aux[k], c->aux[k] + asg__tdesc_bytes(&s->aux[k])});
+                         (vk_range){c->aux[k], c->aux[k] + asg__tdesc_bytes(&s->aux[k].out)});
   for (int j = 0; j < s->n_in; j++)
     ok = ok && add_range(&r->rd, &r->n_rd, &r->cap_rd,
                          (vk_range){c->in[j], c->in[j] + asg__tdesc_bytes(&s->in[j])});
@@ -416,11 +416,12 @@ static asg_status vk_exec_create(void *dev, const asg_plan *plan, const asg_buff
     const asg_step *s = &x->r.plan.steps[i];
     if (s->op == ASG_OP_CUSTOM) /* user kernels are CPU and CUDA code (asg/custom.h) */
       st = asg__custom_refuse(s, "vulkan", "Vulkan");
-    else if (!table[s->op].record)
-      st = asg__error(ASG_ERR_UNSUPPORTED, "vulkan: no kernel for %s", s->label);
-    else if (table[s->op].ws) {
-      size_t w = table[s->op].ws(s);
-      if (w > ws) ws = w;
+    for (int k = -1; k < s->n_aux && !st; k++) { /* the step, its aux steps (plan.h) */
+      const asg_step *u = k < 0 ? s : &s->aux[k];
+      if (!table[u->op].record)
+        st = asg__error(ASG_ERR_UNSUPPORTED, "vulkan: no kernel for %s", u->label);
+      else if (table[u->op].ws && table[u->op].ws(u) > ws)
+        ws = table[u->op].ws(u);
     }
     if (asg__op_info[s->op].flags & ASG_OPF_COLL) { /* host steps share one staging buffer */
       size_t b = asg_vk_coll_stage_bytes(s);
@@ -451,7 +452,7 @@ static asg_status vk_exec_create(void *dev, const asg_plan *plan, const asg_buff
   if (!st && stage) st = asg_vk_stage_create(c, stage, &x->stage);
   uint64_t *addrs = NULL;
   int max_in = 1;
-  for (int i = 0; i < n; i++)
+  for (int i = 0; i < n; i++) /* (an aux step reads some of its step's inputs) */
     if (x->r.plan.steps[i].n_in > max_in) max_in = x->r.plan.steps[i].n_in;
   if (!st && !(addrs = malloc(sizeof *addrs * (size_t)max_in)))
     st = asg__error(ASG_ERR_OOM, "vulkan: out of memory");
@@ -472,6 +473,24 @@ static asg_status vk_exec_create(void *dev, const asg_plan *plan, const asg_buff
     if (!st && x->finite) st = asg_vk_check_finite(&call, x->finite);
     note_ranges(&r, s, &call, w);
     if (!st) st = r.err;
+    /* further outputs the kernel does not write: their own ops, after it */
+    for (int k = 0; k < s->n_aux && !st; k++) {
+      const asg_step *u = &s->aux[k];
+      if (s->op == ASG_OP_ATTENTION && u->op == ASG_OP_ATTENTION_LSE) continue; /* written */
+      const size_t a = (size_t)i * ASG_MAX_AUX + k;
+      for (int j = 0; j < u->n_in; j++)
+        addrs[j] = (uint64_t)(uintptr_t)x->r.aux_in[a][j];
+      asg_vk_call uc = call;
+      uc.s = u;
+      uc.out = (uint64_t)(uintptr_t)x->r.aux[a];
+      memset(uc.aux, 0, sizeof uc.aux);
+      w = table[u->op].ws ? table[u->op].ws(u) : 0;
+      hazard_check(&r, u, &uc, w);
+      st = table[u->op].record(&uc);
+      if (!st) st = r.err;
+      note_ranges(&r, u, &uc, w);
+      if (!st) st = r.err;
+    }
   }
   free(addrs);
   /* the run count advances on the device after every step of the run */

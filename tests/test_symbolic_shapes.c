@@ -445,6 +445,14 @@ static asg_tensor *build(env *e, const char *name, const char **want, bool *exac
     *exact = !strcmp(name, "attention_bwd_q");
     return grad_of(o, strcmp(name, "attention_bwd_kv") ? q : k);
   }
+  if (!strcmp(name, "aux")) { /* made at compile (the lse taken from the forward step): the
+                                graph keeps attention_lse in attention's gradient */
+    *want = "[batch,2,seq,8]";
+    *exact = false;
+    asg_tensor *q = in(e, "q", ASG_F32, qs);
+    return grad_of(asg_attention(q, in(e, "k", ASG_F32, qs), in(e, "v", ASG_F32, qs), 0.35, true),
+                   q);
+  }
   if (!strncmp(name, "adam_", 5)) { /* parameters are constant; the loss is symbolic */
     *want = "[8,5]";
     *exact = false;

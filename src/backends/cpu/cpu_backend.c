@@ -191,7 +191,9 @@ static asg_cpu_call step_call(const cpu_exec *x, int i, uint64_t run) {
 
 /* Whether step s's own kernel writes its further output k (plan.h). */
 static bool writes_aux(const asg_step *s, int k) {
-  return s->op == ASG_OP_ATTENTION && s->aux[k].op == ASG_OP_ATTENTION_LSE;
+  const asg_op a = s->aux[k].op;
+  return (s->op == ASG_OP_ATTENTION && a == ASG_OP_ATTENTION_LSE) ||
+         (s->op == ASG_OP_LAYERNORM_BWD_X && (a == ASG_OP_LAYERNORM_BWD_GAMMA || a == ASG_OP_SUM));
 }
 
 /* Step i: its kernel, then the further outputs that kernel does not write,

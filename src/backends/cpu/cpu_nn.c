@@ -3,6 +3,7 @@
  * Sums accumulate in double for both f32 and f64; rows run in parallel and
  * every sum has a fixed order, so results do not depend on the threads. */
 #include <math.h>
+#include <string.h>
 
 #include "backends/cpu/cpu.h"
 #include "backends/cpu/cpu_simd.h"
@@ -144,9 +145,11 @@ ASG_ALWAYS_INLINE void ln_fwd_rows_f32(const float *x, const float *gm, const fl
   }
 }
 
-/* Rows [lo, hi) of dy [R,C], x [R,C], gamma [C] -> dx [R,C] (as ln_bwd_x_f64). */
+/* Rows [lo, hi) of dy [R,C], x [R,C], gamma [C] -> dx [R,C] (as ln_bwd_x_f64);
+ * pg / pb (may be NULL): += those rows' dy * xhat and dy, in row order. */
 ASG_ALWAYS_INLINE void ln_bwd_x_rows_f32(const float *dy, const float *x, const float *gm,
-                                         float *dx, int64_t C, double eps, int64_t lo, int64_t hi) {
+                                         float *dx, int64_t C, double eps, int64_t lo, int64_t hi,
+                                         double *pg, double *pb) {
   for (int64_t r = lo; r < hi; r++) {
     const float *xr = x + r * C, *dyr = dy + r * C;
     float *dxr = dx + r * C;
@@ -169,6 +172,12 @@ ASG_ALWAYS_INLINE void ln_bwd_x_rows_f32(const float *dy, const float *x, const 
       double xh = ((double)xr[j] - mean) * rstd;
       dxr[j] = (float)(rstd * ((double)dyr[j] * (double)gm[j] - sg - xh * sgx));
     }
+    if (pg)
+      for (j = 0; j < C; j++)
+        pg[j] += (double)dyr[j] * (((double)xr[j] - mean) * rstd);
+    if (pb)
+      for (j = 0; j < C; j++)
+        pb[j] += (double)dyr[j];
   }
 }
 
@@ -194,13 +203,14 @@ ASG_TARGET_AVX2 static void ln_fwd_rows_f32_avx2(const float *x, const float *gm
 }
 ASG_TARGET_AVX512 static void ln_bwd_x_rows_f32_avx512(const float *dy, const float *x,
                                                        const float *gm, float *dx, int64_t C,
-                                                       double eps, int64_t lo, int64_t hi) {
-  ln_bwd_x_rows_f32(dy, x, gm, dx, C, eps, lo, hi);
+                                                       double eps, int64_t lo, int64_t hi,
+                                                       double *pg, double *pb) {
+  ln_bwd_x_rows_f32(dy, x, gm, dx, C, eps, lo, hi, pg, pb);
 }
 ASG_TARGET_AVX2 static void ln_bwd_x_rows_f32_avx2(const float *dy, const float *x, const float *gm,
                                                    float *dx, int64_t C, double eps, int64_t lo,
-                                                   int64_t hi) {
-  ln_bwd_x_rows_f32(dy, x, gm, dx, C, eps, lo, hi);
+                                                   int64_t hi, double *pg, double *pb) {
+  ln_bwd_x_rows_f32(dy, x, gm, dx, C, eps, lo, hi, pg, pb);
 }
 #endif
 
@@ -230,18 +240,20 @@ static void ln_fwd_f32(const asg_cpu_call *c, int64_t C, int64_t lo, int64_t hi)
     ln_fwd_rows_f32(x, gm, bt, c->out, C, eps, lo, hi);
 }
 
-static void ln_bwd_x_f32(const asg_cpu_call *c, int64_t C, int64_t lo, int64_t hi) {
+/* pg / pb (may be NULL): += the rows' dy * xhat and dy (ln_bwd_with_aux). */
+static void ln_bwd_x_f32(const asg_cpu_call *c, int64_t C, int64_t lo, int64_t hi, double *pg,
+                         double *pb) {
   const float *dy = c->in[0], *x = c->in[1], *gm = c->in[2];
   double eps = c->s->attr.f[0];
 #ifdef ASG_SIMD_X86
   int level = asg_cpu_simd_level();
   if (level == ASG_SIMD_AVX512)
-    ln_bwd_x_rows_f32_avx512(dy, x, gm, c->out, C, eps, lo, hi);
+    ln_bwd_x_rows_f32_avx512(dy, x, gm, c->out, C, eps, lo, hi, pg, pb);
   else if (level == ASG_SIMD_AVX2)
-    ln_bwd_x_rows_f32_avx2(dy, x, gm, c->out, C, eps, lo, hi);
+    ln_bwd_x_rows_f32_avx2(dy, x, gm, c->out, C, eps, lo, hi, pg, pb);
   else
 #endif
-    ln_bwd_x_rows_f32(dy, x, gm, c->out, C, eps, lo, hi);
+    ln_bwd_x_rows_f32(dy, x, gm, c->out, C, eps, lo, hi, pg, pb);
 }
 
 /* The sizes of a row-wise step, shared by its threads: [R, C] for
@@ -286,6 +298,11 @@ static asg_status softmax_kernel(const asg_cpu_call *c) {
 /* Columns per task of the dgamma reduction: wide enough for contiguous
  * reads, small enough to keep the accumulators in registers/L1. */
 #define LN_COLS 64
+/* Rows per task of layernorm_bwd_x with further outputs (the gamma and beta
+ * gradients, src/passes/fuse_stats.c): each block's dx rows, then its
+ * partial sums while those rows are in cache; the partials are added in
+ * block order (bits independent of the thread count). */
+#define LN_RB 32
 
 #define SUF f32
 #define T float
@@ -307,6 +324,29 @@ static void ln_fwd_f64(const asg_cpu_call *c, int64_t C, int64_t lo, int64_t hi)
     ln_stats_f64(xr, C, eps, &mean, &rstd);
     for (int64_t j = 0; j < C; j++)
       yr[j] = (xr[j] - mean) * rstd * gm[j] + bt[j];
+  }
+}
+
+/* Rows [r0, r1) of layernorm_bwd_x's further outputs (f64): the rows'
+ * sums of dy * xhat into pg [C], of dy into pb [C], in row order; either
+ * may be NULL. */
+static void ln_bwd_aux_block_f64(const asg_cpu_call *c, int64_t C, int64_t r0, int64_t r1,
+                                 double *pg, double *pb) {
+  const double *dy = c->in[0], *x = c->in[1];
+  const double eps = c->s->attr.f[0];
+  if (pg) memset(pg, 0, sizeof(double) * (size_t)C);
+  if (pb) memset(pb, 0, sizeof(double) * (size_t)C);
+  for (int64_t r = r0; r < r1; r++) {
+    const double *xr = x + r * C, *dyr = dy + r * C;
+    if (pg) {
+      double mean, rstd;
+      ln_stats_f64(xr, C, eps, &mean, &rstd);
+      for (int64_t j = 0; j < C; j++)
+        pg[j] += dyr[j] * ((xr[j] - mean) * rstd);
+    }
+    if (pb)
+      for (int64_t j = 0; j < C; j++)
+        pb[j] += dyr[j];
   }
 }
 
@@ -355,7 +395,7 @@ static void ln_bwd_x_range(void *ctx, int64_t lo, int64_t hi, int tid) {
   (void)tid;
   const nn_job *j = ctx;
   if (j->c->s->out.dtype == ASG_F32)
-    ln_bwd_x_f32(j->c, j->C, lo, hi);
+    ln_bwd_x_f32(j->c, j->C, lo, hi, NULL, NULL);
   else
     ln_bwd_x_f64(j->c, j->C, lo, hi);
 }
@@ -376,6 +416,59 @@ static void ln_bwd_g_range(void *ctx, int64_t lo, int64_t hi, int tid) {
     ln_bwd_g_f64(j->c, j->R, j->C, lo, hi);
 }
 
+/* layernorm_bwd_x with further outputs: which of them is the gamma
+ * gradient (kg) and the beta sum (kb), -1: none. */
+typedef struct ln_aux_job {
+  const asg_cpu_call *c;
+  int64_t R, C;
+  int kg, kb;
+  double *part; /* [blocks][2][C] */
+} ln_aux_job;
+
+static void ln_bwd_aux_range(void *ctx, int64_t lo, int64_t hi, int tid) {
+  (void)tid;
+  const ln_aux_job *j = ctx;
+  const bool f32 = j->c->s->out.dtype == ASG_F32;
+  for (int64_t b = lo; b < hi; b++) {
+    const int64_t r0 = b * LN_RB, r1 = r0 + LN_RB < j->R ? r0 + LN_RB : j->R;
+    double *pg = j->kg >= 0 ? j->part + b * 2 * j->C : NULL;
+    double *pb = j->kb >= 0 ? j->part + (b * 2 + 1) * j->C : NULL;
+    if (f32) { /* the partial sums from the dx pass's own statistics */
+      if (pg) memset(pg, 0, sizeof(double) * (size_t)j->C);
+      if (pb) memset(pb, 0, sizeof(double) * (size_t)j->C);
+      ln_bwd_x_f32(j->c, j->C, r0, r1, pg, pb);
+    } else {
+      ln_bwd_x_f64(j->c, j->C, r0, r1);
+      ln_bwd_aux_block_f64(j->c, j->C, r0, r1, pg, pb);
+    }
+  }
+}
+
+/* dx [R,C] and the gamma / beta gradients [C] in one pass over dy and x. */
+static void ln_bwd_with_aux(const asg_cpu_call *c, int64_t R, int64_t C) {
+  ln_aux_job j = {c, R, C, -1, -1, c->ws};
+  for (int k = 0; k < c->s->n_aux; k++)
+    if (c->s->aux[k].op == ASG_OP_LAYERNORM_BWD_GAMMA)
+      j.kg = k;
+    else
+      j.kb = k;
+  const int64_t nb = (R + LN_RB - 1) / LN_RB;
+  asg_cpu_parallel_for(c->pool, threads_for(c, R * C, nb), nb, ln_bwd_aux_range, &j);
+  for (int w = 0; w < 2; w++) {
+    const int k = w == 0 ? j.kg : j.kb;
+    if (k < 0) continue;
+    for (int64_t col = 0; col < C; col++) {
+      double acc = 0;
+      for (int64_t b = 0; b < nb; b++)
+        acc += j.part[(b * 2 + w) * C + col];
+      if (c->s->out.dtype == ASG_F32)
+        ((float *)c->aux[k])[col] = (float)acc;
+      else
+        ((double *)c->aux[k])[col] = acc;
+    }
+  }
+}
+
 static asg_status layernorm_kernel(const asg_cpu_call *c) {
   int64_t R, C;
   ln_dims(c->s, &R, &C);
@@ -383,21 +476,23 @@ static asg_status layernorm_kernel(const asg_cpu_call *c) {
   if (c->s->out.dtype != ASG_F32 && c->s->out.dtype != ASG_F64)
     return asg__error(ASG_ERR_DTYPE, "cpu: %s: dtype not supported", c->s->label);
   if (C == 0) return ASG_OK;
-  if (R == 0) { /* dgamma of an empty batch is zero */
-    if (c->s->op == ASG_OP_LAYERNORM_BWD_GAMMA)
-      for (int64_t j = 0; j < C; j++) {
-        if (f32)
-          ((float *)c->out)[j] = 0;
-        else
-          ((double *)c->out)[j] = 0;
-      }
+  if (R == 0) { /* dgamma (and a dx step's further outputs) of an empty batch are zero */
+    const size_t es = f32 ? sizeof(float) : sizeof(double);
+    if (c->s->op == ASG_OP_LAYERNORM_BWD_GAMMA) memset(c->out, 0, es * (size_t)C);
+    for (int k = 0; k < c->s->n_aux; k++)
+      memset(c->aux[k], 0, es * (size_t)C);
     return ASG_OK;
   }
   nn_job j = {c, R, C, 0};
   int nt = threads_for(c, R * C, R);
   switch (c->s->op) {
   case ASG_OP_LAYERNORM: asg_cpu_parallel_for(c->pool, nt, R, ln_fwd_range, &j); break;
-  case ASG_OP_LAYERNORM_BWD_X: asg_cpu_parallel_for(c->pool, nt, R, ln_bwd_x_range, &j); break;
+  case ASG_OP_LAYERNORM_BWD_X:
+    if (c->s->n_aux)
+      ln_bwd_with_aux(c, R, C);
+    else
+      asg_cpu_parallel_for(c->pool, nt, R, ln_bwd_x_range, &j);
+    break;
   default: {
     asg_cpu_parallel_for(c->pool, nt, R, ln_bwd_g_stats_range, &j);
     int64_t nb = (C + LN_COLS - 1) / LN_COLS;
@@ -406,6 +501,13 @@ static asg_status layernorm_kernel(const asg_cpu_call *c) {
   }
   }
   return ASG_OK;
+}
+
+static size_t ln_bwd_x_ws(const asg_step *s, int nthreads) {
+  (void)nthreads;
+  int64_t R, C;
+  ln_dims(s, &R, &C);
+  return s->n_aux ? (size_t)((R + LN_RB - 1) / LN_RB) * 2 * (size_t)C * sizeof(double) : 0;
 }
 
 static size_t ln_bwd_g_ws(const asg_step *s, int nthreads) {
@@ -551,6 +653,7 @@ void asg_cpu_register_nn(asg_cpu_kernel *t) {
   t[ASG_OP_LAYERNORM_BWD_X].run = layernorm_kernel;
   t[ASG_OP_LAYERNORM_BWD_GAMMA].run = layernorm_kernel;
   t[ASG_OP_LAYERNORM_BWD_GAMMA].ws = ln_bwd_g_ws;
+  t[ASG_OP_LAYERNORM_BWD_X].ws = ln_bwd_x_ws;
   t[ASG_OP_RMSNORM].run = rmsnorm_kernel;
   t[ASG_OP_SOFTMAX_CE].run = ce_kernel;
   t[ASG_OP_SOFTMAX_CE].ws = ce_fwd_ws;

@@ -6,13 +6,14 @@
  * unfused CPU program, in f32 (the direct kernel and im2col + GEMM) and
  * f64, forward and with gradients, for a symbolic batch; a conv2d or add
  * that something else reads is left alone, and the graph is not changed.
+ * sum(a * b) over the last axis becomes one rowdot step (check_rowdot).
  * Further outputs: attention's backward takes its lse from the forward
  * step (check_stats), the layernorm backward's gamma and beta gradients come
  * from its dx step (check_ln_pair).
  * Usage: test_fusion [cpu|cuda|vulkan] (default cpu; the fused program runs
  * there, the unfused reference on the CPU; 77 when the backend has no
  * device). With ASG_FUSE_CONV=0 / ASG_FUSE_LINEAR=0 / ASG_FUSE_RESIDUAL=0 /
- * ASG_FUSE_STATS=0 set,
+ * ASG_FUSE_STATS=0 / ASG_FUSE_ROWDOT=0 set,
  * the same checks expect no step of that rule fused. */
 #include <math.h>
 #include <stdlib.h>
@@ -22,7 +23,7 @@
 
 static const char *g_backend = "cpu";
 /* ASG_FUSE_CONV=0 / ASG_FUSE_LINEAR=0 in the environment: that rule fuses nothing */
-static bool g_off, g_off_linear, g_off_stats;
+static bool g_off, g_off_linear, g_off_stats, g_off_rowdot;
 
 typedef struct fcase {
   const char *name;
@@ -390,8 +391,9 @@ static void check_stats(asg_dtype dt, bool causal, bool masked) {
   TU_CHECK(ok, "%s: run: %s", what, asg_last_error());
   if (ok) {
     const int sf = asg_program_step_count(fz), su = asg_program_step_count(un);
-    TU_CHECK(g_off_stats ? sf == su : sf == su - 1, "%s: %d steps with the pass, %d without", what,
-             sf, su);
+    /* the lse (stats rule) and delta = sum(do * o) (row-dot rule) */
+    TU_CHECK(sf == su - !g_off_stats - !g_off_rowdot, "%s: %d steps with the passes, %d without",
+             what, sf, su);
     compare_pair(what, dt, 4, outs, got, ug);
   }
   free_outs(4, got, ug);
@@ -449,13 +451,60 @@ static void check_ln_pair(asg_dtype dt, bool gx, int64_t C, int64_t T) {
   asg_graph_free(g);
 }
 
+/* sum(a * b) over the last axis [+ the gradients of a and b]: one rowdot
+ * step (fuse_rowdot.c), the unfused bits on the CPU, against double loops;
+ * rows of C = 5 (in order) and 70 (in lanes); with the products also
+ * read elsewhere (prod_out) nothing fuses. */
+static void check_rowdot(asg_dtype dt, int64_t C, bool prod_out, bool grads) {
+  const int64_t R = 6;
+  asg_graph *g = asg_graph_new();
+  asg_tensor *a = asg_input(g, "a", dt, ASG_SHAPE(2, 3, C)),
+             *b = asg_input(g, "b", dt, ASG_SHAPE(2, 3, C));
+  asg_tensor *p = asg_mul(a, b), *y = asg_sum(p, ASG_AXES(-1), false);
+  asg_tensor *outs[4] = {y}, *wrt[2] = {a, b};
+  int n = 1;
+  if (prod_out) outs[n++] = p;
+  if (grads) {
+    asg_tensor *loss = asg_sum(asg_mul(y, y), ASG_ALL_AXES, false);
+    TU_CHECK(asg_grad(loss, 2, wrt, outs + n) == ASG_OK, "rowdot: asg_grad");
+    n += 2;
+  }
+  asg_program *fz = compile(g, n, outs, g_backend, false), *un = compile(g, n, outs, "cpu", true);
+  double *v = malloc(sizeof(double) * (size_t)(2 * R * C)), want[6], *got[4], *ug[4];
+  tu_rand(41, v, 2 * R * C, -2, 2);
+  const feed f[2] = {{"a", v, R * C}, {"b", v + R * C, R * C}};
+  const bool ok = run_pair(fz, un, dt, f, 2, n, outs, got, ug);
+  char what[96];
+  snprintf(what, sizeof what, "rowdot %s C %lld prod_out %d grads %d", asg_dtype_name(dt),
+           (long long)C, prod_out, grads);
+  TU_CHECK(ok, "%s: run: %s", what, asg_last_error());
+  if (ok) {
+    const int sf = asg_program_step_count(fz), su = asg_program_step_count(un);
+    TU_CHECK(prod_out || g_off_rowdot ? sf == su : sf == su - 1, "%s: %d steps fused, %d unfused",
+             what, sf, su);
+    for (int64_t r = 0; r < R; r++) {
+      want[r] = 0;
+      for (int64_t j = 0; j < C; j++)
+        want[r] += v[r * C + j] * v[R * C + r * C + j];
+    }
+    TU_CHECK(tu_close(what, got[0], want, R, dt == ASG_F32 ? 1e-5 : 1e-12, 1e-5),
+             "%s: y against loops", what);
+    compare_pair(what, dt, n, outs, got, ug);
+  }
+  free_outs(n, got, ug);
+  free(v);
+  asg_program_free(fz), asg_program_free(un);
+  asg_graph_free(g);
+}
+
 int main(int argc, char **argv) {
   if (argc > 1) g_backend = argv[1];
   const char *env = getenv("ASG_FUSE_CONV"), *env_l = getenv("ASG_FUSE_LINEAR");
-  const char *env_s = getenv("ASG_FUSE_STATS");
+  const char *env_s = getenv("ASG_FUSE_STATS"), *env_r = getenv("ASG_FUSE_ROWDOT");
   g_off = env && !strcmp(env, "0");
   g_off_linear = env_l && !strcmp(env_l, "0");
   g_off_stats = env_s && !strcmp(env_s, "0");
+  g_off_rowdot = env_r && !strcmp(env_r, "0");
   if (!asg_backend_available(g_backend)) {
     printf("backend %s not available: skipped\n", g_backend);
     return TU_SKIP;
@@ -491,5 +540,8 @@ int main(int argc, char **argv) {
     for (int v = 0; v < 8;
          v++) /* C 24 (one-pass on CUDA), 1100 (too wide for it); 15 or 150 rows */
       check_ln_pair(dts[d], v & 1, v & 2 ? 1100 : 24, v & 4 ? 50 : 5);
+  for (int d = 0; d < 2; d++)
+    for (int v = 0; v < 6; v++)
+      check_rowdot(dts[d], v & 1 ? 70 : 5, v == 2, v >= 3);
   return tu_finish();
 }

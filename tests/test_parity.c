@@ -64,8 +64,9 @@
 /* Whether the environment turns a compile-time fusion rule off
  * (ASG_FUSE_CONV=0, ASG_FUSE_LINEAR=0): fused ops then appear in no program. */
 static bool fusion_off(void) {
-  const char *v[3] = {getenv("ASG_FUSE_CONV"), getenv("ASG_FUSE_LINEAR"), getenv("ASG_FUSE_STATS")};
-  for (int i = 0; i < 3; i++)
+  const char *v[4] = {getenv("ASG_FUSE_CONV"), getenv("ASG_FUSE_LINEAR"), getenv("ASG_FUSE_STATS"),
+                      getenv("ASG_FUSE_ROWDOT")};
+  for (int i = 0; i < 4; i++)
     if (v[i] && !strcmp(v[i], "0")) return true;
   return false;
 }

@@ -453,6 +453,12 @@ static asg_tensor *build(env *e, const char *name, const char **want, bool *exac
     return grad_of(asg_attention(q, in(e, "k", ASG_F32, qs), in(e, "v", ASG_F32, qs), 0.35, true),
                    q);
   }
+  if (!strcmp(name, "rowdot")) { /* fused at compile: the graph keeps sum(a * b, last axis) */
+    *want = "[batch,seq]";
+    *exact = false;
+    return asg_sum(asg_mul(x3(e), in(e, "b", ASG_F32, ASG_SHAPE(e->B, e->T, 8))), ASG_AXES(-1),
+                   false);
+  }
   if (!strncmp(name, "adam_", 5)) { /* parameters are constant; the loss is symbolic */
     *want = "[8,5]";
     *exact = false;

@@ -87,7 +87,8 @@ asg_status asg__fuse_begin(asg_graph *g, int n_out, asg_tensor *const *outs, asg
   *out = NULL;
   const bool conv = rule_on("ASG_FUSE_CONV"), linear = rule_on("ASG_FUSE_LINEAR");
   const bool residual = linear && rule_on("ASG_FUSE_RESIDUAL"), stats = rule_on("ASG_FUSE_STATS");
-  if (!conv && !linear && !stats) return ASG_OK;
+  const bool rowdot = rule_on("ASG_FUSE_ROWDOT");
+  if (!conv && !linear && !stats && !rowdot) return ASG_OK;
   const int N = g->n_nodes;
   asg_fuse_view v = {g, calloc((size_t)N + 1, sizeof(int)), malloc(sizeof(int) * ((size_t)N + 1))};
   asg_fusion *f = calloc(1, sizeof *f);
@@ -130,6 +131,17 @@ asg_status asg__fuse_begin(asg_graph *g, int n_out, asg_tensor *const *outs, asg
       }
     }
     asg_tensor *fz = fused(at, &m, act);
+    if (!fz) goto oom;
+    if (!swap_in(f, g, fz)) {
+      free(fz->in), free(fz);
+      goto oom;
+    }
+  }
+  for (int i = 0; i < N && rowdot; i++) {
+    asg_tensor *sum = g->nodes[i];
+    asg_fuse_match m;
+    if ((f->nodes && f->nodes[i] != sum) || !asg__fuse_rowdot_match(&v, sum, &m)) continue;
+    asg_tensor *fz = fused(sum, &m, 0);
     if (!fz) goto oom;
     if (!swap_in(f, g, fz)) {
       free(fz->in), free(fz);

@@ -45,7 +45,9 @@ bool asg__remat_has_blocks(const asg_graph *g);
  *   added last; matmul + r without a bias -> matmul_bias_act (a, w, r),
  *   attr i3 = 1                   (ASG_FUSE_RESIDUAL=0: off)
  * Nothing is fused where no node, no output in outs, reads what lies
- * between. Then values another step computes anyway become its further
+ * between. sum(a * b) over the last axis, the products read by nothing
+ * else -> rowdot(a, b) (ASG_FUSE_ROWDOT=0: off). Then values another step
+ * computes anyway become its further
  * outputs (aux nodes: attention_lse -> the attention's log-sum-exp; the
  * layernorm gamma and beta gradients -> the layernorm_bwd_x step's;
  * ASG_FUSE_STATS=0: off). *out NULL when nothing was fused. */
@@ -73,6 +75,8 @@ typedef struct asg_fuse_match {
 } asg_fuse_match;
 bool asg__fuse_conv_match(const asg_fuse_view *v, asg_tensor *add, asg_fuse_match *m);
 bool asg__fuse_linear_match(const asg_fuse_view *v, asg_tensor *add, asg_fuse_match *m);
+/* Row dot products (fuse_rowdot.c, ASG_FUSE_ROWDOT=0: off), matched at a sum. */
+bool asg__fuse_rowdot_match(const asg_fuse_view *v, asg_tensor *sum, asg_fuse_match *m);
 /* Further-output rules (fuse_stats.c, ASG_FUSE_STATS=0: off): the step
  * whose further output t can be (*slot: which, from 1), or NULL. used[i]:
  * bit k set when node i already gives further output k. fuse.c then swaps

@@ -463,8 +463,8 @@ void case_colsum(int variant) {
   asg_graph_free(g);
 }
 
-/* Row dot products sum(a * b, last axis), which a backend may compute in
- * one pass when only the sum reads the products (CUDA: attention's delta):
+/* Row dot products sum(a * b, last axis), computed in one pass (the rowdot
+ * op of src/passes/fuse_rowdot.c) when only the sum reads the products:
  * 0 the products read by the sum alone, 1 also by another op. */
 void case_rowdot(int variant) {
   asg_graph *g = asg_graph_new();
@@ -478,6 +478,12 @@ void case_rowdot(int variant) {
   cmp_flagged(g, variant ? 2 : 1, out, (asg_compile_opts){0}, 1e-5,
               variant ? "sum(a * b) over the last axis, products read twice"
                       : "sum(a * b) over the last axis");
+  if (!variant) { /* the row-dot rule made the rowdot op: one step fewer than unfused */
+    asg_program *fz = compile_on(g, 1, out, g_backend, 0, false, NULL, false);
+    asg_program *un = compile_on(g, 1, out, g_backend, 0, false, NULL, true);
+    if (fz && un && asg_program_step_count(fz) < asg_program_step_count(un)) mark_name("rowdot");
+    asg_program_free(fz), asg_program_free(un);
+  }
   free(va), free(vb), free(fa), free(fb);
   asg_graph_free(g);
 }

@@ -224,7 +224,79 @@ static asg_status reduce_kernel(const asg_cpu_call *c) {
   return ASG_OK;
 }
 
+/* ---- ROWDOT: out [R] = sum_j a[r, j] * b[r, j] for a, b [R, C] ----
+ * (src/passes/fuse_rowdot.c) The products are rounded to the dtype and
+ * added as the sum step would add the mul step's output: f32 rows of at
+ * least L in lanes (red_lanes_f32), else in order, in double; the same bits
+ * as mul + sum. */
+static void rowdot_rows_f32(const float *a, const float *b, float *y, int64_t C, int64_t lo,
+                            int64_t hi) {
+  for (int64_t r = lo; r < hi; r++) {
+    const float *ar = a + r * C, *br = b + r * C;
+    double s = 0;
+    if (C >= L) {
+      double acc[L] = {0};
+      int64_t i = 0;
+      for (; i + L <= C; i += L)
+        for (int l = 0; l < L; l++) {
+          const float pr = ar[i + l] * br[i + l];
+          acc[l] += (double)pr;
+        }
+      for (int64_t t = i; t < C; t++) {
+        const float pr = ar[t] * br[t];
+        acc[t - i] += (double)pr;
+      }
+      for (int l = 0; l < L; l++)
+        s += acc[l];
+    } else {
+      for (int64_t j = 0; j < C; j++) {
+        const float pr = ar[j] * br[j];
+        s += (double)pr;
+      }
+    }
+    y[r] = (float)s;
+  }
+}
+
+static void rowdot_rows_f64(const double *a, const double *b, double *y, int64_t C, int64_t lo,
+                            int64_t hi) {
+  for (int64_t r = lo; r < hi; r++) {
+    double s = 0;
+    for (int64_t j = 0; j < C; j++) {
+      const double pr = a[r * C + j] * b[r * C + j];
+      s += pr;
+    }
+    y[r] = s;
+  }
+}
+
+typedef struct rowdot_job {
+  const asg_cpu_call *c;
+  int64_t C;
+} rowdot_job;
+
+static void rowdot_range(void *ctx, int64_t lo, int64_t hi, int tid) {
+  (void)tid;
+  const rowdot_job *j = ctx;
+  const asg_cpu_call *c = j->c;
+  if (c->s->out.dtype == ASG_F32)
+    rowdot_rows_f32(c->in[0], c->in[1], c->out, j->C, lo, hi);
+  else
+    rowdot_rows_f64(c->in[0], c->in[1], c->out, j->C, lo, hi);
+}
+
+static asg_status rowdot_kernel(const asg_cpu_call *c) {
+  const asg_shape sh = c->s->in[0].shape;
+  if (c->s->out.dtype != ASG_F32 && c->s->out.dtype != ASG_F64)
+    return asg__error(ASG_ERR_DTYPE, "cpu: %s: dtype not supported", c->s->label);
+  const int64_t C = sh.ndim ? sh.dims[sh.ndim - 1] : 1, R = asg_shape_numel(c->s->out.shape);
+  rowdot_job j = {c, C};
+  asg_cpu_parallel_for(c->pool, asg_cpu_threads_for(c, R * C, R), R, rowdot_range, &j);
+  return ASG_OK;
+}
+
 void asg_cpu_register_reduce(asg_cpu_kernel *t) {
+  t[ASG_OP_ROWDOT].run = rowdot_kernel;
   t[ASG_OP_SUM].run = reduce_kernel;
   t[ASG_OP_MEAN].run = reduce_kernel;
   t[ASG_OP_MAX].run = reduce_kernel;

@@ -91,9 +91,6 @@ typedef struct asg_cuda_call {
   /* layernorm: its input is the sum ln_add[0] + ln_add[1] of an add step
    * folded in (cuda_backend.c): computed and written to in[0] first. */
   const void *ln_add[2];
-  /* sum over the last axis (f32): its input is the product rowdot[0] *
-   * rowdot[1] of a mul step folded in (cuda_backend.c). */
-  const void *rowdot[2];
   /* matmul with 16-bit operands: while converting operand colsum_op ([R, C]
    * f32), also its column sums ([C], f32: a linear layer's bias gradient)
    * into colsum_out; the sum step then launches nothing (cuda_backend.c). */

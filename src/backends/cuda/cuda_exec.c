@@ -215,8 +215,6 @@ static asg_cuda_call step_call(const cuda_exec *x, int i) {
       .bgrad_out = x->epi.bgrad && x->epi.bgrad[i] >= 0 ? x->r.out[x->epi.bgrad[i]] : NULL,
       .ln_add = {x->epi.ln_add && x->epi.ln_add[i] >= 0 ? x->r.in[x->epi.ln_add[i]][0] : NULL,
                  x->epi.ln_add && x->epi.ln_add[i] >= 0 ? x->r.in[x->epi.ln_add[i]][1] : NULL},
-      .rowdot = {x->epi.rowdot && x->epi.rowdot[i] >= 0 ? x->r.in[x->epi.rowdot[i]][0] : NULL,
-                 x->epi.rowdot && x->epi.rowdot[i] >= 0 ? x->r.in[x->epi.rowdot[i]][1] : NULL},
       .fault = x->fault,
       .step1 = (unsigned)i + 1,
       .comm = x->r.plan.comm};
@@ -237,7 +235,7 @@ enum { COLSUM_WINDOW = 24 };
 static bool plain_step(const cuda_exec *x, int t) {
   return !(x->ew.role && x->ew.role[t]) && !(x->fuse.role && x->fuse.role[t]) &&
          !(x->epi.skip && x->epi.skip[t]) && !(x->epi.bgrad && x->epi.bgrad[t] >= 0) &&
-         !(x->epi.ln_add && x->epi.ln_add[t] >= 0) && !(x->epi.rowdot && x->epi.rowdot[t] >= 0) &&
+         !(x->epi.ln_add && x->epi.ln_add[t] >= 0) &&
          !(x->cw_pair && (x->cw_pair[t] >= 0 || x->cw_skip[t]));
 }
 
@@ -390,9 +388,9 @@ static asg_status comm_plan(cuda_exec *x) {
     quiet[i] = (x->fuse.role && x->fuse.role[i] == FUSE_SKIP) ||
                (x->ew.role && x->ew.role[i] == FUSE_SKIP) || (x->cs_skip && x->cs_skip[i]) ||
                (x->epi.skip && x->epi.skip[i]);
-    const int pk[ASG_CUDA_PARTNERS] = {
-        x->epi.bgrad ? x->epi.bgrad[i] : -1, x->colsum ? x->colsum[i] : -1,
-        x->epi.ln_add ? x->epi.ln_add[i] : -1, x->epi.rowdot ? x->epi.rowdot[i] : -1};
+    const int pk[ASG_CUDA_PARTNERS] = {x->epi.bgrad ? x->epi.bgrad[i] : -1,
+                                       x->colsum ? x->colsum[i] : -1,
+                                       x->epi.ln_add ? x->epi.ln_add[i] : -1};
     memcpy(partner + (size_t)i * ASG_CUDA_PARTNERS, pk, sizeof pk);
   }
   asg_status st = asg_cuda_comm_plan(&x->r, quiet, partner, &x->comm);

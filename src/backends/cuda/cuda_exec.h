@@ -67,7 +67,6 @@ bool asg_cuda_ln_xg_ok(const asg_step *s, size_t smem_max);
 typedef struct epi_plan {
   int *bgrad;  /* per matmul: the sum step whose output it also writes (-1: none) */
   int *ln_add; /* per layernorm: the add step it computes first (-1: none) */
-  int *rowdot; /* per sum: the mul step whose products it sums (-1: none) */
   char *skip;  /* per step: computed by a product's epilogue */
 } epi_plan;
 
@@ -99,10 +98,10 @@ typedef struct comm_overlap {
   int n_slots;
 } comm_overlap;
 /* Steps whose work another step does: a GEMM's epilogue add/activation,
- * bias gradient, operand column sums, the residual add and row products a
- * layernorm or sum computes. (Further outputs, plan.h, are a step's own.) */
-enum { ASG_CUDA_PARTNERS = 4 };
-/* quiet[i]: step i launches nothing at its turn; partner[i * 4 + k]: the
+ * bias gradient, operand column sums, the residual add a layernorm
+ * computes. (Further outputs, plan.h, are a step's own.) */
+enum { ASG_CUDA_PARTNERS = 3 };
+/* quiet[i]: step i launches nothing at its turn; partner[i * 3 + k]: the
  * steps whose output step i also writes (-1: none). Nothing to do (o
  * zeroed) for a plan without collectives. */
 asg_status asg_cuda_comm_plan(const asg_resolved *r, const char *quiet, const int *partner,

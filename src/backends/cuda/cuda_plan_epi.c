@@ -1,5 +1,6 @@
-/* Planner: GEMM epilogues (bias gradient), residual add before layernorm,
- * row dot products (cuda_exec.h). */
+/* Planner: GEMM epilogues (bias gradient), residual add before layernorm
+ * (cuda_exec.h). (Row dot products are the rowdot op now:
+ * src/passes/fuse_rowdot.c.) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,34 +12,13 @@
  * fusion pass makes matmul_bias_act (src/passes/fuse_linear.c), which
  * cuda_matmul.cu runs with cuBLASLt's epilogue. Planned here, over the
  * resolved plan: a bias gradient out of a nearby product's BGRADB epilogue,
- * a residual add into the layernorm after it, a row dot product's mul into
- * its sum. A folded step's output is then written at its partner's turn,
+ * a residual add into the layernorm after it. A folded step's output is then written at its partner's turn,
  * so no step in between may read or write it or write its inputs.
  * ASG_CUDA_EPILOGUE=0 turns these off. */
 void asg_cuda_epi_free(epi_plan *e) {
-  free(e->bgrad), free(e->ln_add), free(e->rowdot);
+  free(e->bgrad), free(e->ln_add);
   free(e->skip);
   memset(e, 0, sizeof *e);
-}
-
-/* The one step reading step i's output (an arena value no one fetches)
- * before it is overwritten, reading it through one operand that is exactly
- * that output; -1 when none, several, or a view reads it. */
-static int sole_reader(const asg_resolved *r, int i) {
-  const asg_step *s = &r->plan.steps[i];
-  if (s->keep || s->out_buf.kind != ASG_BUF_ARENA) return -1;
-  const asg_cuda_range o = asg_cuda_out_range(r, i);
-  int who = -1;
-  for (int k = i + 1; k < r->plan.n_steps; k++) {
-    for (int m = 0; m < r->plan.steps[k].n_in; m++) {
-      const asg_cuda_range in = asg_cuda_in_range(r, k, m);
-      if (!asg_cuda_overlap(in, o)) continue;
-      if (who >= 0 || noop_step(r, k) || in.lo != o.lo || in.hi != o.hi) return -1;
-      who = k;
-    }
-    if (step_writes(r, k, o)) break; /* later reads see new values */
-  }
-  return who;
 }
 
 /* Sum step s over all but the last axis of a [.., C] f32 tensor (a bias
@@ -124,43 +104,6 @@ static int add_ln_partner(const asg_resolved *r, int l, const epi_plan *e) {
   return a;
 }
 
-/* Row dot products (attention's delta = sum(do * o) over D): sum step s
- * over the last axis only (f32) whose input is the output of a mul of two
- * tensors of that shape that only the sum reads: the sum multiplies as it
- * reads (cuda_reduce.cu) and the mul launches nothing. The factors are then
- * read at the sum's turn, so no step in between may write them. Returns the
- * mul step or -1; skip[]: steps already folded elsewhere. */
-static int rowdot_partner(const asg_resolved *r, int s, const epi_plan *e) {
-  const char *skip = e->skip;
-  const asg_step *u = &r->plan.steps[s];
-  if (u->op != ASG_OP_SUM || u->out.dtype != ASG_F32 || u->in[0].dtype != ASG_F32 ||
-      u->in[0].shape.ndim < 1 || u->attr.i[0] != (int64_t)1 << (u->in[0].shape.ndim - 1) ||
-      asg_shape_numel(u->in[0].shape) == 0)
-    return -1;
-  const asg_cuda_range x = asg_cuda_in_range(r, s, 0);
-  int m = s - 1;
-  while (m >= 0 && !step_writes(r, m, x))
-    m--;
-  if (m < 0 || skip[m] || sole_reader(r, m) != s) return -1;
-  const asg_step *p = &r->plan.steps[m];
-  const asg_cuda_range o = asg_cuda_out_range(r, m);
-  if (p->op != ASG_OP_MUL || p->n_in != 2 || o.lo != x.lo || o.hi != x.hi ||
-      !same_desc(&p->out, &u->in[0]) || !same_desc(&p->in[0], &p->out) ||
-      !same_desc(&p->in[1], &p->out))
-    return -1;
-  const asg_cuda_range o2 = asg_cuda_out_range(r, s); /* written while the factors are read */
-  if (asg_cuda_overlap(o2, asg_cuda_in_range(r, m, 0)) ||
-      asg_cuda_overlap(o2, asg_cuda_in_range(r, m, 1)))
-    return -1;
-  for (int t = m + 1; t < s; t++) {
-    if (e->bgrad[t] >= 0 || e->ln_add[t] >= 0) return -1; /* moved writes */
-    if (step_writes(r, t, asg_cuda_in_range(r, m, 0)) ||
-        step_writes(r, t, asg_cuda_in_range(r, m, 1)))
-      return -1;
-  }
-  return m;
-}
-
 asg_status asg_cuda_epi_plan(const asg_resolved *r, epi_plan *e) {
   const int n = r->plan.n_steps;
   const char *env = getenv("ASG_CUDA_EPILOGUE");
@@ -168,13 +111,12 @@ asg_status asg_cuda_epi_plan(const asg_resolved *r, epi_plan *e) {
   e->skip = calloc((size_t)n + 1, 1);
   e->bgrad = malloc(sizeof *e->bgrad * ((size_t)n + 1));
   e->ln_add = malloc(sizeof *e->ln_add * ((size_t)n + 1));
-  e->rowdot = malloc(sizeof *e->rowdot * ((size_t)n + 1));
-  if (!e->skip || !e->bgrad || !e->ln_add || !e->rowdot) {
+  if (!e->skip || !e->bgrad || !e->ln_add) {
     asg_cuda_epi_free(e);
     return asg__error(ASG_ERR_OOM, "cuda: out of memory");
   }
   for (int i = 0; i < n; i++)
-    e->bgrad[i] = e->ln_add[i] = e->rowdot[i] = -1;
+    e->bgrad[i] = e->ln_add[i] = -1;
   const char *bg = getenv("ASG_CUDA_BGRAD");
   for (int i = 0; i < n && !(bg && bg[0] == '0'); i++) {
     const int k = bgrad_partner(r, i, e->bgrad);
@@ -184,10 +126,6 @@ asg_status asg_cuda_epi_plan(const asg_resolved *r, epi_plan *e) {
   for (int i = 0; i < n && !(la && la[0] == '0'); i++) {
     const int a = add_ln_partner(r, i, e);
     if (a >= 0) e->ln_add[i] = a, e->skip[a] = 1;
-  }
-  for (int i = 0; i < n; i++) {
-    const int m = rowdot_partner(r, i, e);
-    if (m >= 0) e->rowdot[i] = m, e->skip[m] = 1;
   }
   return ASG_OK;
 }

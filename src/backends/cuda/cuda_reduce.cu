@@ -562,12 +562,11 @@ template <class T> asg_status reduce_dt(const asg_cuda_call *c, const RPlan &p) 
   return dtype_error(c, c->s->in[0].dtype);
 }
 
-// out [R] = sum over j of (float)(a[r, j] * b[r, j]), a, b [R, C] f32: a sum
-// over the last axis with the product that only it reads folded in
-// (asg_cuda_call.rowdot; attention's delta). L lanes per row (8 for rows of
-// up to 256: attention's rows of 64 are two 16-byte loads a lane), VEC:
-// 16-byte loads (C % 4 == 0, aligned rows). The products are rounded to f32
-// as the mul step stored them; each lane sums its own in f32 and the lanes'
+// ROWDOT (src/passes/fuse_rowdot.c): out [R] = sum over j of a[r, j] * b[r, j],
+// a, b [R, C]; attention's delta. f32: L lanes per row (8 for rows of up to
+// 256: attention's rows of 64 are two 16-byte loads a lane), VEC: 16-byte
+// loads (C % 4 == 0, aligned rows). The products are rounded to f32 as a
+// mul step would store them; each lane sums its own in f32 and the lanes'
 // sums are joined in double.
 template <int L, bool VEC>
 __global__ void __launch_bounds__(kThreads)
@@ -610,18 +609,38 @@ void rowdot_launch(const float *a, const float *b, float *out, int64_t R, int64_
     rowdot_kernel<L, false><<<g, kThreads, 0, st>>>(a, b, out, R, C);
 }
 
-asg_status reduce_run(const asg_cuda_call *c) {
-  if (c->rowdot[0]) { // planned by cuda_backend.c for f32 sums over the last axis only
-    const asg_shape sh = c->s->in[0].shape;
-    const int64_t C = sh.dims[sh.ndim - 1], R = C ? asg_shape_numel(sh) / C : 0;
-    if (R <= 0) return ASG_OK;
-    const float *a = (const float *)c->rowdot[0], *b = (const float *)c->rowdot[1];
-    if (C <= 256)
-      rowdot_launch<8>(a, b, (float *)c->out, R, C, c->ctx->stream);
-    else
-      rowdot_launch<32>(a, b, (float *)c->out, R, C, c->ctx->stream);
+// f64 rows: a thread per row, the products summed in order.
+__global__ void rowdot_f64_kernel(const double *__restrict__ a, const double *__restrict__ b,
+                                  double *__restrict__ out, int64_t R, int64_t C) {
+  for (int64_t r = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; r < R;
+       r += (int64_t)gridDim.x * blockDim.x) {
+    double s = 0;
+    for (int64_t j = 0; j < C; j++)
+      s += __dmul_rn(a[r * C + j], b[r * C + j]);
+    out[r] = s;
+  }
+}
+
+asg_status rowdot_run(const asg_cuda_call *c) {
+  const asg_shape sh = c->s->in[0].shape;
+  const int64_t R = asg_shape_numel(c->s->out.shape), C = sh.ndim ? sh.dims[sh.ndim - 1] : 1;
+  if (R <= 0) return ASG_OK;
+  cudaStream_t st = c->ctx->stream;
+  if (c->s->out.dtype == ASG_F64) {
+    rowdot_f64_kernel<<<asg_cuda_blocks(R, kThreads), kThreads, 0, st>>>(
+        (const double *)c->in[0], (const double *)c->in[1], (double *)c->out, R, C);
     return asg_cuda_check(c);
   }
+  if (c->s->out.dtype != ASG_F32) return dtype_error(c, c->s->out.dtype);
+  const float *a = (const float *)c->in[0], *b = (const float *)c->in[1];
+  if (C <= 256)
+    rowdot_launch<8>(a, b, (float *)c->out, R, C, st);
+  else
+    rowdot_launch<32>(a, b, (float *)c->out, R, C, st);
+  return asg_cuda_check(c);
+}
+
+asg_status reduce_run(const asg_cuda_call *c) {
   RPlan p;
   rplan_init(&p, c->s->in[0].shape, c->s->attr.i[0]);
   if (p.nout <= 0) return ASG_OK;
@@ -762,6 +781,7 @@ extern "C" void asg_cuda_register_reduce(asg_cuda_kernel *t) {
     t[op].run = reduce_run;
     t[op].ws = reduce_ws;
   }
+  t[ASG_OP_ROWDOT].run = rowdot_run;
   t[ASG_OP_SOFTMAX].run = softmax_run;
   t[ASG_OP_LOG_SOFTMAX].run = softmax_run;
 }

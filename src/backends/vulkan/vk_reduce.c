@@ -22,7 +22,13 @@ typedef struct red_params {
   int32_t nk, nr;
   int32_t kd[8], ks[8], rd[8], rs[8];
   int32_t nout, nred, g, rows, S, chunk, mode, corr, phase;
+  uint64_t y; /* mode 2 (rowdot): the second factor */
 } red_params;
+
+/* The reduced axes: rowdot (src/passes/fuse_rowdot.c) sums x * y over the last. */
+static int64_t red_mask(const asg_step *s) {
+  return s->op == ASG_OP_ROWDOT ? (int64_t)1 << (s->in[0].shape.ndim - 1) : s->attr.i[0];
+}
 
 typedef struct geom {
   bool rows; /* the innermost reduced run is contiguous (and >= 16 long) */
@@ -51,7 +57,7 @@ static geom geom_of(const asg_reduce_plan *p) {
 
 static size_t reduce_ws(const asg_step *s) {
   asg_reduce_plan p;
-  asg__reduce_plan(&p, s->in[0].shape, s->attr.i[0]);
+  asg__reduce_plan(&p, s->in[0].shape, red_mask(s));
   if (p.nout <= 0) return 0;
   geom g = geom_of(&p);
   return g.S > 1 ? (size_t)p.nout * (size_t)g.S * 24 : 0; /* three 8-byte slots per partial */
@@ -61,7 +67,7 @@ static asg_status reduce_record(const asg_vk_call *c) {
   const asg_step *s = c->s;
   asg_dtype dt = s->in[0].dtype;
   asg_reduce_plan p;
-  asg__reduce_plan(&p, s->in[0].shape, s->attr.i[0]);
+  asg__reduce_plan(&p, s->in[0].shape, red_mask(s));
   if (p.nout <= 0) return ASG_OK;
   const char *base;
   int mode = 0;
@@ -72,9 +78,11 @@ static asg_status reduce_record(const asg_vk_call *c) {
   case ASG_OP_MIN: base = "red_min"; break;
   case ASG_OP_ARGMAX: base = "red_max", mode = 1; break;
   case ASG_OP_VAR: base = "red_var"; break;
+  case ASG_OP_ROWDOT: base = "red_sum", mode = 2; break;
   default: return asg__error(ASG_ERR_UNSUPPORTED, "vulkan: %s: not a reduction", s->label);
   }
-  if ((s->op == ASG_OP_MEAN || s->op == ASG_OP_VAR) && dt != ASG_F32 && dt != ASG_F64)
+  if ((s->op == ASG_OP_MEAN || s->op == ASG_OP_VAR || s->op == ASG_OP_ROWDOT) && dt != ASG_F32 &&
+      dt != ASG_F64)
     return asg__error(ASG_ERR_DTYPE, "vulkan: %s: dtype %s not supported", s->label,
                       asg_dtype_name(dt));
   char name[32];
@@ -98,7 +106,8 @@ static asg_status reduce_record(const asg_vk_call *c) {
   q.S = g.S;
   q.chunk = (int32_t)((p.nred + g.S - 1) / g.S);
   q.mode = mode;
-  q.corr = (int32_t)s->attr.i[2];
+  q.corr = s->op == ASG_OP_VAR ? (int32_t)s->attr.i[2] : 0;
+  q.y = s->op == ASG_OP_ROWDOT ? c->in[1] : 0;
   int64_t per_group = 256 / g.g;
   st = asg_vk_dispatch(c, name, &q, sizeof q,
                        asg_vk_groups(c, (p.nout + per_group - 1) / per_group * g.S, 1), 1, 1);
@@ -147,8 +156,8 @@ static asg_status softmax_record(const asg_vk_call *c) {
 }
 
 void asg_vk_register_reduce(asg_vk_kernel *t) {
-  static const asg_op red[] = {ASG_OP_SUM, ASG_OP_MEAN, ASG_OP_MAX,
-                               ASG_OP_MIN, ASG_OP_VAR,  ASG_OP_ARGMAX};
+  static const asg_op red[] = {ASG_OP_SUM, ASG_OP_MEAN,   ASG_OP_MAX,   ASG_OP_MIN,
+                               ASG_OP_VAR, ASG_OP_ARGMAX, ASG_OP_ROWDOT};
   for (size_t i = 0; i < sizeof red / sizeof red[0]; i++) {
     t[red[i]].record = reduce_record;
     t[red[i]].ws = reduce_ws;

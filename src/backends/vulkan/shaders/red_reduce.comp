@@ -11,7 +11,7 @@
 // Lanes are joined by a shared-memory tree. With S > 1 each output's reduced
 // set is cut into S chunks of `chunk` whose partials go to `part` (the
 // workspace); phase 1 joins them in chunk order, an invocation per output.
-// Kind: RED_SUM (sum; mode 1: mean), RED_MAX / RED_MIN (mode 1: the index,
+// Kind: RED_SUM (sum; mode 1: mean; mode 2: of x * y, the rowdot op), RED_MAX / RED_MIN (mode 1: the index,
 // argmax), RED_VAR (two passes per chunk, chunks joined by Chan et al.).
 // Best-of joins keep the first extreme index; NaN beats numbers (the first
 // NaN wins), as on the CPU.
@@ -25,6 +25,7 @@ layout(buffer_reference, std430, buffer_reference_align = 8) readonly buffer Par
   int rd[8];
   int rs[8];
   int nout, nred, g, rows, S, chunk, mode, corr, phase;
+  uint64_t y_; // mode 2: the second factor, x's shape
 };
 
 #if defined(RED_MAX) || defined(RED_MIN)
@@ -221,7 +222,11 @@ void main() {
     }
 #else
     ACC a = ACC(0);
-    if (p.nr == 1) {
+    if (p.nr == 1 && p.mode == 2) {
+      BufT y = BufT(p.y_);
+      int st = p.rs[0];
+      for (int j = j0 + int(lane); j < jend; j += gi) a += x.v[base + j * st] * y.v[base + j * st];
+    } else if (p.nr == 1) {
       int st = p.rs[0];
       for (int j = j0 + int(lane); j < jend; j += gi) a += x.v[base + j * st];
     } else {

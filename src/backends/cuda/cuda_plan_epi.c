@@ -12,9 +12,9 @@
  * fusion pass makes matmul_bias_act (src/passes/fuse_linear.c), which
  * cuda_matmul.cu runs with cuBLASLt's epilogue. Planned here, over the
  * resolved plan: a bias gradient out of a nearby product's BGRADB epilogue,
- * a residual add into the layernorm after it. A folded step's output is then written at its partner's turn,
- * so no step in between may read or write it or write its inputs.
- * ASG_CUDA_EPILOGUE=0 turns these off. */
+ * a residual add into the layernorm after it. A folded step's output is
+ * then written at its partner's turn, so no step in between may read or
+ * write it or write its inputs. ASG_CUDA_EPILOGUE=0 turns these off. */
 void asg_cuda_epi_free(epi_plan *e) {
   free(e->bgrad), free(e->ln_add);
   free(e->skip);

@@ -405,8 +405,9 @@ static void check_stats(asg_dtype dt, bool causal, bool masked) {
 /* layernorm(x, gamma, beta) [B, T, C] with the gradients of gamma and beta
  * (and of x when gx): with x's gradient, the gamma gradient and the beta
  * sum become further outputs of the layernorm_bwd_x step (fuse_stats.c):
- * two steps fewer, the same values (the bits on the CPU; CUDA writes them in
- * one pass); without it nothing takes them. */
+ * two steps fewer, the same values (y and dx the unfused bits; the CPU and
+ * CUDA sum the two gradients in their own one pass); without it nothing
+ * takes them. */
 static void check_ln_pair(asg_dtype dt, bool gx, int64_t C, int64_t T) {
   const int64_t B = 3;
   asg_graph *g = asg_graph_new();
@@ -439,7 +440,7 @@ static void check_ln_pair(asg_dtype dt, bool gx, int64_t C, int64_t T) {
       compare_pair(what, dt, n, outs, got, ug);
     } else {
       compare_pair(what, dt, 1, outs, got, ug);
-      if (gx) compare_pair(what, dt, 1, outs + 3, got + 3, ug + 3);
+      compare_pair(what, dt, 1, outs + 3, got + 3, ug + 3); /* dx */
       for (int k = 1; k < 3; k++)
         TU_CHECK(tu_close(what, got[k], ug[k], C, dt == ASG_F32 ? 1e-5 : 1e-12, 1e-6),
                  "%s: output %d against the unfused CPU", what, k);

@@ -450,7 +450,7 @@ static void ln_bwd_with_aux(const asg_cpu_call *c, int64_t R, int64_t C) {
   for (int k = 0; k < c->s->n_aux; k++)
     if (c->s->aux[k].op == ASG_OP_LAYERNORM_BWD_GAMMA)
       j.kg = k;
-    else
+    else if (c->s->aux[k].op == ASG_OP_SUM)
       j.kb = k;
   const int64_t nb = (R + LN_RB - 1) / LN_RB;
   asg_cpu_parallel_for(c->pool, threads_for(c, R * C, nb), nb, ln_bwd_aux_range, &j);

@@ -144,6 +144,11 @@ static inline bool asg_cuda_is_product(asg_op op) {
 bool asg_cuda_attention_decode(const asg_cuda_call *c, const float *mask, int64_t G);
 size_t asg_cuda_attention_decode_ws(const asg_step *s, unsigned plan_flags);
 
+/* Whether the one-pass layernorm backward (cuda_layernorm.cu) can write
+ * layernorm_bwd_x step s's further outputs, its gamma and beta gradients
+ * (smem_max: the shared memory a block may opt in to; cuda_exec.c). */
+bool asg_cuda_ln_xg_ok(const asg_step *s, size_t smem_max);
+
 /* Two cache_write steps in one launch (cuda_elementwise.cu; cuda_exec.c
  * pairs a decode step's k and v writes): whether a and b can be, and the
  * launch (each job as its own step: its fault record entry, its position). */

@@ -48,7 +48,7 @@ typedef struct adam_fusion {
 asg_status asg_cuda_adam_plan(const asg_resolved *r, adam_fusion *f);
 void asg_cuda_adam_free(adam_fusion *f);
 
-/* ---- forward statistics; the one-pass layernorm backward (cuda_plan_stats.c) ---- */
+/* ---- forward statistics (cuda_plan_stats.c) ---- */
 typedef struct stats_pairs {
   void **out;      /* per step: where it writes its statistics (or NULL) */
   const void **in; /* per step: where it reads them (or NULL) */
@@ -58,11 +58,6 @@ typedef struct stats_pairs {
 
 asg_status asg_cuda_stats_plan(const asg_resolved *r, stats_pairs *p);
 void asg_cuda_stats_free(stats_pairs *p);
-/* Whether the one-pass layernorm backward can write layernorm_bwd_x step s's
- * further outputs, its gamma and beta gradients (smem_max: the shared
- * memory a block may opt in to). */
-bool asg_cuda_ln_xg_ok(const asg_step *s, size_t smem_max);
-
 /* ---- GEMM epilogues (cuda_plan_epi.c) ---- */
 typedef struct epi_plan {
   int *bgrad;  /* per matmul: the sum step whose output it also writes (-1: none) */

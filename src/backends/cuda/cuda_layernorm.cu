@@ -463,7 +463,7 @@ template <typename T> void ln_launch(const asg_cuda_call *c, int64_t R, int64_t 
   case ASG_OP_LAYERNORM_BWD_X: {
     const T *gm = (const T *)c->in[2];
     const double *kept = (const double *)c->stats_in;
-    if (c->fused_out) { // and its dgamma (cuda_exec.c aux_plan checked C <= kXgMaxC)
+    if (c->fused_out) { // and its dgamma (asg_cuda_ln_xg_ok took the rows)
       if (C <= 256)
         ln_xg_launch<T, 8>(c, R, C, eps);
       else if (C <= 512)
@@ -607,6 +607,17 @@ asg_status rmsnorm_run(const asg_cuda_call *c) {
 }
 
 } // namespace
+
+// f32/f64 rows of 1..kXgMaxC columns whose staged [2][8][C] values (and
+// 1 KiB of the kernel's own) fit the shared memory a block may opt in to.
+extern "C" bool asg_cuda_ln_xg_ok(const asg_step *s, size_t smem_max) {
+  if (s->op != ASG_OP_LAYERNORM_BWD_X || (s->out.dtype != ASG_F32 && s->out.dtype != ASG_F64))
+    return false;
+  const asg_shape sh = s->in[1].shape;
+  const int64_t C = sh.ndim ? sh.dims[sh.ndim - 1] : 0;
+  const size_t smem = s->out.dtype == ASG_F32 ? ln_xg_smem<float>(C) : ln_xg_smem<double>(C);
+  return C >= 1 && C <= kXgMaxC && asg_shape_numel(sh) > 0 && smem + 1024 <= smem_max;
+}
 
 extern "C" void asg_cuda_part_finish(const double *part, void *out, int64_t P, int64_t C, bool f32,
                                      cudaStream_t st) {

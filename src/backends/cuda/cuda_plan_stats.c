@@ -1,5 +1,4 @@
-/* Planner: forward statistics kept for their backward readers; and when
- * the one-pass layernorm backward takes a step's further outputs
+/* Planner: forward statistics kept for their backward readers
  * (cuda_exec.h). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,21 +91,4 @@ asg_status asg_cuda_stats_plan(const asg_resolved *r, stats_pairs *p) {
     }
   }
   return ASG_OK;
-}
-
-/* ---- layernorm backward in one pass ----
- * The statistics pass makes a layernorm_bwd_x step's further outputs of the
- * gamma and beta gradients over the same dy and x (src/passes/fuse_stats.c);
- * the one-pass kernel (cuda_layernorm.cu, ln_bwd_xg_kernel) writes them
- * when it can take the rows: f32/f64, 1..1024 columns, its [2][8][C] values
- * staged in the shared memory a block may opt in to (smem_max). */
-enum { LN_XG_MAX_C = 1024 };
-
-bool asg_cuda_ln_xg_ok(const asg_step *s, size_t smem_max) {
-  if (s->op != ASG_OP_LAYERNORM_BWD_X || (s->out.dtype != ASG_F32 && s->out.dtype != ASG_F64))
-    return false;
-  const asg_shape sh = s->in[1].shape;
-  const int64_t C = sh.ndim ? sh.dims[sh.ndim - 1] : 0;
-  return C >= 1 && C <= LN_XG_MAX_C && asg_shape_numel(sh) > 0 &&
-         16 * (size_t)C * asg_dtype_size(s->out.dtype) + 1024 <= smem_max;
 }

@@ -5,6 +5,9 @@
  *    last row/column with zero gradient (exact);
  *  - softmax / log_softmax rows of lengths around the 16 lanes, with -inf,
  *    large logits and a NaN row (rtol 1e-6);
+ *  - softmax cross-entropy and its gradient over rows of lengths around the
+ *    16 lanes, with large logits, an ignored label and a NaN row, with and
+ *    without label smoothing (rtol 1e-6, gradient 1e-6 of its largest);
  *  - erf and gelu on a dense grid over [-6, 6] and at +-inf, NaN
  *    (within 3 ulp-sized steps: |d| <= 2e-7 |want| + 1e-12);
  *  - gelu_bwd and gelu_tanh_bwd (dy gelu'(x)) on a grid over [-12, 12], same
@@ -132,6 +135,81 @@ static void softmax_rows(void) {
       asg_graph_free(g);
       free(x), free(got), free(want);
     }
+}
+
+/* Softmax cross-entropy (mean over counted rows, label smoothing ls) and its
+ * gradient in double, from the f32-rounded logits; a NaN anywhere in a
+ * counted row makes the loss NaN. */
+static double ce_ref(const double *x, const int32_t *lab, int R, int n, double ls, double *dx) {
+  double total = 0;
+  int count = 0;
+  for (int r = 0; r < R; r++)
+    count += lab[r] != -100;
+  for (int r = 0; r < R; r++) {
+    const double *xr = x + (size_t)r * (size_t)n;
+    double m = -INFINITY, s = 0, sx = 0;
+    for (int j = 0; j < n; j++)
+      m = fmax(m, (float)xr[j]);
+    for (int j = 0; j < n; j++)
+      s += exp((float)xr[j] - m), sx += (float)xr[j] - m;
+    const double lse = log(s);
+    for (int j = 0; j < n; j++)
+      dx[r * n + j] =
+          lab[r] == -100
+              ? 0
+              : (exp((float)xr[j] - m - lse) - ls / n - (j == lab[r] ? 1 - ls : 0)) / count;
+    if (lab[r] != -100) total += (1 - ls) * (lse - ((float)xr[lab[r]] - m)) + ls * (lse - sx / n);
+  }
+  return total / count;
+}
+
+static void ce_rows(void) {
+  const int lens[] = {1, 3, 15, 16, 17, 33, 114};
+  for (int li = 0; li < 7; li++)
+    for (int sm = 0; sm < 2; sm++)
+      for (int nan_row = 0; nan_row < 2; nan_row++) {
+        const int R = 6, n = lens[li];
+        const double ls = sm ? 0.1 : 0;
+        double *x = malloc(sizeof(double) * (size_t)(R * n)),
+               *got = malloc(sizeof(double) * (size_t)(R * n)),
+               *want = malloc(sizeof(double) * (size_t)(R * n));
+        int32_t lab[6];
+        tu_rand(23 + (unsigned)n, x, R * n, -6, 6);
+        for (int j = 0; j < n; j++)
+          x[n + j] += 90; /* row 1: large logits */
+        for (int r = 0; r < R; r++)
+          lab[r] = (r * 7 + 3) % n;
+        lab[3] = -100; /* row 3 is left out */
+        if (nan_row) x[5 * n + n / 2] = NAN;
+        const double wl = ce_ref(x, lab, R, n, ls, want);
+        asg_graph *g = asg_graph_new();
+        float *xf = malloc(sizeof(float) * (size_t)(R * n));
+        for (int i = 0; i < R * n; i++)
+          xf[i] = (float)x[i];
+        asg_tensor *xt = asg_variable(g, "x", ASG_F32, ASG_SHAPE(R, n), asg_init_data(xf));
+        asg_tensor *loss =
+            asg_softmax_cross_entropy(xt, asg_constant(g, ASG_I32, ASG_SHAPE(R), lab), ls, -100);
+        asg_tensor *d = NULL;
+        double gl = 0;
+        int ok = loss && asg_grad(loss, 1, &xt, &d) == ASG_OK && tu_eval(g, loss, &gl) == 0 &&
+                 tu_eval(g, d, got) == 0;
+        char what[80];
+        snprintf(what, sizeof what, "cross-entropy rows of %d, ls %g%s", n, ls,
+                 nan_row ? ", a NaN" : "");
+        if (ok && nan_row) { /* the loss and the NaN row's gradient are NaN */
+          ok = isnan(gl);
+          for (int j = 0; j < n; j++)
+            ok &= isnan(got[5 * n + j]) != 0;
+          TU_CHECK(ok && tu_close(what, got, want, 5 * n, 1e-7 / R, 1e-6), "%s", what);
+        } else {
+          TU_CHECK(ok && fabs(gl - wl) <= 1e-6 * fabs(wl) + 1e-7 &&
+                       tu_close(what, got, want, R * n, 1e-7 / R, 1e-6),
+                   "%s: loss %.9g want %.9g", what, gl, wl);
+        }
+        if (ok) tu_dump(got, R * n), tu_dump(&gl, 1);
+        asg_graph_free(g);
+        free(x), free(xf), free(got), free(want);
+      }
 }
 
 static void erf_gelu(void) {
@@ -480,6 +558,7 @@ static void run_all(void) {
   maxpool_2x2(4, 57);
   maxpool_2x2(6, 70);
   softmax_rows();
+  ce_rows();
   erf_gelu();
   gelu_bwd_grid();
   layernorm_rows();

@@ -31,6 +31,7 @@ void asg_cpu_register_matmul(asg_cpu_kernel *t);
 void asg_cpu_register_shape(asg_cpu_kernel *t);
 void asg_cpu_register_index(asg_cpu_kernel *t);
 void asg_cpu_register_nn(asg_cpu_kernel *t);
+void asg_cpu_register_ce(asg_cpu_kernel *t);   /* softmax cross-entropy (cpu_ce.c) */
 void asg_cpu_register_rope(asg_cpu_kernel *t); /* rope (cpu_rope.c) */
 void asg_cpu_register_batchnorm(asg_cpu_kernel *t);
 void asg_cpu_register_conv(asg_cpu_kernel *t);

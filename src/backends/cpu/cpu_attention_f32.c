@@ -115,15 +115,12 @@ ASG_ALWAYS_INLINE void mm_store(int W, int64_t nr, const float *A, int64_t sr, i
       dst[r * D + d] = s == 1 ? c[r * Dp + d] : s * c[r * Dp + d];
 }
 
-/* The larger of m and v, NaN (either) wins (| rather than ||: no branch). */
-ASG_ALWAYS_INLINE float max_nan(float m, float v) { return ((v > m) | (v != v)) ? v : m; }
-
 /* The maximum (NaN wins) and the sum of the L lanes of a, as fixed trees (halves combined lane
  * by lane). Overwrite a. */
 ASG_ALWAYS_INLINE float lanes_max(float *a) {
   for (int h = L / 2; h >= 1; h /= 2)
     for (int l = 0; l < h; l++)
-      a[l] = max_nan(a[l], a[l + h]);
+      a[l] = asg_max_nan_f32(a[l], a[l + h]);
   return a[0];
 }
 ASG_ALWAYS_INLINE float lanes_sum(float *a) {

@@ -20,6 +20,7 @@ static void table_fill(void) {
   asg_cpu_register_shape(table);
   asg_cpu_register_index(table);
   asg_cpu_register_nn(table);
+  asg_cpu_register_ce(table);
   asg_cpu_register_rope(table);
   asg_cpu_register_batchnorm(table);
   asg_cpu_register_conv(table);

@@ -1,5 +1,5 @@
 /* CPU kernels of the nn family: softmax, log_softmax, layernorm (+ its two
- * backward ops), rmsnorm, softmax cross-entropy (+ its backward op).
+ * backward ops), rmsnorm (the cross-entropy: cpu_ce.c).
  * Sums accumulate in double for both f32 and f64; rows run in parallel and
  * every sum has a fixed order, so results do not depend on the threads. */
 #include <math.h>
@@ -18,18 +18,6 @@ static int64_t prod_dims(asg_shape s, int from, int to) {
 
 static int threads_for(const asg_cpu_call *c, int64_t work, int64_t units) {
   return asg_cpu_threads_for(c, work, units);
-}
-
-static inline int64_t label_at(const void *l, asg_dtype dt, int64_t r) {
-  return dt == ASG_I32 ? (int64_t)((const int32_t *)l)[r] : ((const int64_t *)l)[r];
-}
-
-/* A row takes part in the loss when its label is a class index; ignored and
- * out-of-range labels are left out (and never used to index). Out-of-range
- * ones are an error unless the program is unchecked (cpu_backend.c scans
- * the labels first). */
-static inline bool label_ok(int64_t lab, int64_t C, int64_t ignore) {
-  return lab != ignore && lab >= 0 && lab < C;
 }
 
 /* ---- softmax / log_softmax ----
@@ -51,34 +39,12 @@ static inline bool label_ok(int64_t lab, int64_t C, int64_t ignore) {
  * in lane order, so every SIMD level gives the same bits. ---- */
 enum { L = ASG_LANES };
 
-/* The sum of acc[0..L), as a fixed tree (halves added lane by lane): four
- * vector steps rather than a chain of L dependent adds, which dominated
- * rows as short as attention's. Overwrites acc. */
-ASG_ALWAYS_INLINE double lanes_total(double *acc) {
-  for (int w = L / 2; w >= 1; w /= 2)
-    for (int l = 0; l < w; l++)
-      acc[l] += acc[l + w];
-  return acc[0];
-}
-
-/* The larger of m and v, NaN (either) wins, as sm_line's max. */
-ASG_ALWAYS_INLINE float max_nan(float m, float v) { return v > m || v != v ? v : m; }
+ASG_ALWAYS_INLINE double lanes_total(double *acc) { return asg_lanes_sum_f64(acc); }
 
 /* One contiguous row x [n] -> y [n]: softmax, or log_softmax when lg. */
 ASG_ALWAYS_INLINE void sm_row_f32(const float *x, float *y, int64_t n, bool lg) {
-  float mx[L];
-  for (int l = 0; l < L; l++)
-    mx[l] = x[0];
-  int64_t j = 0;
-  for (; j + L <= n; j += L)
-    for (int l = 0; l < L; l++)
-      mx[l] = max_nan(mx[l], x[j + l]);
-  for (int64_t t = j; t < n; t++)
-    mx[t - j] = max_nan(mx[t - j], x[t]);
-  for (int w = L / 2; w >= 1; w /= 2) /* the same tree as lanes_total */
-    for (int l = 0; l < w; l++)
-      mx[l] = max_nan(mx[l], mx[l + w]);
-  float m = mx[0];
+  const float m = asg_row_max_f32(x, n);
+  int64_t j;
   /* y = e^(x - m) as a plain loop (it vectorizes); the sum in lanes */
   for (j = 0; j < n; j++)
     y[j] = asg_expf_fast(x[j] - m);
@@ -261,7 +227,6 @@ static void ln_bwd_x_f32(const asg_cpu_call *c, int64_t C, int64_t lo, int64_t h
 typedef struct nn_job {
   const asg_cpu_call *c;
   int64_t R, C;
-  double scale; /* cross-entropy backward: dloss / count */
 } nn_job;
 
 static void softmax_range(void *ctx, int64_t lo, int64_t hi, int tid) {
@@ -282,7 +247,7 @@ static asg_status softmax_kernel(const asg_cpu_call *c) {
   if (c->s->in[0].dtype != ASG_F32 && c->s->in[0].dtype != ASG_F64)
     return asg__error(ASG_ERR_DTYPE, "cpu: %s: dtype not supported", c->s->label);
   if (outer * n * inner == 0) return ASG_OK;
-  nn_job j = {c, n, inner, 0}; /* R: line length, C: stride */
+  nn_job j = {c, n, inner}; /* R: line length, C: stride */
   int64_t lines = outer * inner;
   asg_cpu_parallel_for(c->pool, threads_for(c, lines * n, lines), lines, softmax_range, &j);
   return ASG_OK;
@@ -483,7 +448,7 @@ static asg_status layernorm_kernel(const asg_cpu_call *c) {
       memset(c->aux[k], 0, es * (size_t)C);
     return ASG_OK;
   }
-  nn_job j = {c, R, C, 0};
+  nn_job j = {c, R, C};
   int nt = threads_for(c, R * C, R);
   switch (c->s->op) {
   case ASG_OP_LAYERNORM: asg_cpu_parallel_for(c->pool, nt, R, ln_fwd_range, &j); break;
@@ -570,80 +535,9 @@ static asg_status rmsnorm_kernel(const asg_cpu_call *c) {
   if (c->s->out.dtype != ASG_F32 && c->s->out.dtype != ASG_F64)
     return asg__error(ASG_ERR_DTYPE, "cpu: %s: dtype not supported", c->s->label);
   if (R == 0 || C == 0) return ASG_OK;
-  nn_job j = {c, R, C, 0};
+  nn_job j = {c, R, C};
   asg_cpu_parallel_for(c->pool, threads_for(c, R * C, R), R, rms_range, &j);
   return ASG_OK;
-}
-
-/* ---- softmax cross-entropy ----
- * logits [R, C], labels [R] (i32/i64) -> loss scalar:
- * mean over counted rows of (1-ls) * (lse - x[label]) + ls * (lse - mean_c x)
- * (NaN when no row counts, as PyTorch; the gradient is then zero).
- * Row losses go to the workspace and are summed in row order. Per type:
- * cpu_ce_tmpl.h. */
-#define SUF f32
-#define T float
-#define EXP expf
-#include "backends/cpu/cpu_ce_tmpl.h"
-#define SUF f64
-#define T double
-#define EXP exp
-#include "backends/cpu/cpu_ce_tmpl.h"
-
-static void ce_dims(const asg_step *s, int64_t *R, int64_t *C) {
-  asg_shape sh = s->in[0].shape;
-  *C = sh.dims[sh.ndim - 1];
-  *R = prod_dims(sh, 0, sh.ndim - 1);
-}
-
-static void ce_fwd_rows_range(void *ctx, int64_t lo, int64_t hi, int tid) {
-  (void)tid;
-  const nn_job *j = ctx;
-  if (j->c->s->in[0].dtype == ASG_F32)
-    ce_fwd_rows_f32(j->c, j->C, lo, hi);
-  else
-    ce_fwd_rows_f64(j->c, j->C, lo, hi);
-}
-static void ce_bwd_range(void *ctx, int64_t lo, int64_t hi, int tid) {
-  (void)tid;
-  const nn_job *j = ctx;
-  if (j->c->s->in[0].dtype == ASG_F32)
-    ce_bwd_f32(j->c, j->C, j->scale, lo, hi);
-  else
-    ce_bwd_f64(j->c, j->C, j->scale, lo, hi);
-}
-
-static asg_status ce_kernel(const asg_cpu_call *c) {
-  int64_t R, C;
-  ce_dims(c->s, &R, &C);
-  asg_dtype dt = c->s->in[0].dtype, ldt = c->s->in[1].dtype;
-  if ((dt != ASG_F32 && dt != ASG_F64) || (ldt != ASG_I32 && ldt != ASG_I64))
-    return asg__error(ASG_ERR_DTYPE, "cpu: %s: dtype not supported", c->s->label);
-  bool fwd = c->s->op == ASG_OP_SOFTMAX_CE;
-  if (R == 0 || C == 0) { /* nothing counted: loss NaN (as an empty mean), no gradient */
-    if (fwd && dt == ASG_F32)
-      *(float *)c->out = NAN;
-    else if (fwd)
-      *(double *)c->out = NAN;
-    return ASG_OK;
-  }
-  nn_job j = {c, R, C, 0};
-  int nt = threads_for(c, R * C, R);
-  if (fwd) {
-    asg_cpu_parallel_for(c->pool, nt, R, ce_fwd_rows_range, &j);
-    dt == ASG_F32 ? ce_fwd_f32(c, R, C) : ce_fwd_f64(c, R, C);
-  } else {
-    j.scale = dt == ASG_F32 ? ce_bwd_scale_f32(c, R, C) : ce_bwd_scale_f64(c, R, C);
-    asg_cpu_parallel_for(c->pool, nt, R, ce_bwd_range, &j);
-  }
-  return ASG_OK;
-}
-
-static size_t ce_fwd_ws(const asg_step *s, int nthreads) {
-  (void)nthreads;
-  int64_t R, C;
-  ce_dims(s, &R, &C);
-  return (size_t)R * sizeof(double);
 }
 
 void asg_cpu_register_nn(asg_cpu_kernel *t) {
@@ -655,7 +549,4 @@ void asg_cpu_register_nn(asg_cpu_kernel *t) {
   t[ASG_OP_LAYERNORM_BWD_GAMMA].ws = ln_bwd_g_ws;
   t[ASG_OP_LAYERNORM_BWD_X].ws = ln_bwd_x_ws;
   t[ASG_OP_RMSNORM].run = rmsnorm_kernel;
-  t[ASG_OP_SOFTMAX_CE].run = ce_kernel;
-  t[ASG_OP_SOFTMAX_CE].ws = ce_fwd_ws;
-  t[ASG_OP_SOFTMAX_CE_BWD].run = ce_kernel;
 }

@@ -57,6 +57,46 @@ static inline int asg_cpu_simd_level(void) {
   return level;
 }
 
+/* The sum of acc[0..ASG_LANES), as a fixed tree (halves added lane by lane):
+ * four vector steps rather than a chain of dependent adds, which dominated
+ * rows as short as attention's. Overwrites acc. */
+ASG_ALWAYS_INLINE double asg_lanes_sum_f64(double *acc) {
+  for (int w = ASG_LANES / 2; w >= 1; w /= 2)
+    for (int l = 0; l < w; l++)
+      acc[l] += acc[l + w];
+  return acc[0];
+}
+
+/* The larger of m and v, NaN (either) wins; | rather than ||: no branch. */
+ASG_ALWAYS_INLINE float asg_max_nan_f32(float m, float v) { return (v > m) | (v != v) ? v : m; }
+ASG_ALWAYS_INLINE double asg_max_nan_f64(double m, double v) { return (v > m) | (v != v) ? v : m; }
+
+/* The maximum of x [n], n >= 1 (NaN wins): per lane, then a fixed tree. (gcc
+ * 12 keeps these lane loops scalar, a compare a lane; GNU C vector compares
+ * in an always-inline helper came out scalar too, and slower.) */
+ASG_ALWAYS_INLINE float asg_row_max_f32(const float *x, int64_t n) {
+  float r[ASG_LANES];
+  for (int l = 0; l < ASG_LANES; l++)
+    r[l] = x[0];
+  int64_t j = 0;
+  for (; j + ASG_LANES <= n; j += ASG_LANES)
+    for (int l = 0; l < ASG_LANES; l++)
+      r[l] = asg_max_nan_f32(r[l], x[j + l]);
+  for (int64_t t = j; t < n; t++)
+    r[t - j] = asg_max_nan_f32(r[t - j], x[t]);
+  for (int w = ASG_LANES / 2; w >= 1; w /= 2)
+    for (int l = 0; l < w; l++)
+      r[l] = asg_max_nan_f32(r[l], r[l + w]);
+  return r[0];
+}
+/* The same for double rows, in order (f64 rows are not hot). */
+ASG_ALWAYS_INLINE double asg_row_max_f64(const double *x, int64_t n) {
+  double m = x[0];
+  for (int64_t j = 1; j < n; j++)
+    m = asg_max_nan_f64(m, x[j]);
+  return m;
+}
+
 /* Float bits, for the exponent arithmetic of exp (no conversion of an
  * out-of-range float to int, which C leaves undefined). */
 ASG_ALWAYS_INLINE uint32_t asg_f2u(float f) {

@@ -3,8 +3,9 @@
  * bench/torch_train.py: the MLP, the Fashion-MNIST CNN (Adam 1e-3) and the
  * char-level GPT of examples/char_gpt.c (AdamW 2e-3, weight decay 0.01,
  * dropout 0 here; random token ids and targets in [0, 114), fixed per run).
- * Usage: bench_train [cpu|cuda|vulkan] [steps] [mlp|cnn|gpt|all]
- * (the third argument runs one model only; default all).
+ * Usage: bench_train [cpu|cuda|vulkan] [steps] [mlp|cnn|gpt|all] [f32|bf16]
+ * (the third argument runs one model only, default all; the fourth sets
+ * asg_compile_opts.bf16_matmul, default f32).
  * Prints per model a line "# params <name> <count> loss0 <loss>" (trainable
  * parameters, loss of the first step) and "model <name> backend <b> ms
  * <median> ...": ms is a step followed by reading the loss (a host sync),
@@ -71,13 +72,13 @@ static int64_t param_count(const asg_graph *g) {
   return n;
 }
 
-static int bench(const model *m, const char *backend, int steps) {
+static int bench(const model *m, const char *backend, int steps, bool bf16) {
   asg_graph *g = asg_graph_new();
   asg_tensor *logits = m->logits(g, asg_input(g, "x", m->xdt, m->xs));
   asg_tensor *y = asg_input(g, "y", ASG_I32, m->ys);
   asg_tensor *loss = asg_softmax_cross_entropy(logits, y, 0, -100);
   const int64_t nparams = param_count(g);
-  asg_compile_opts o = {.backend = backend};
+  asg_compile_opts o = {.backend = backend, .bf16_matmul = bf16};
   asg_program *p = asg_compile_train(g, loss, m->opt, 0, NULL, &o);
   if (!p) {
     fprintf(stderr, "%s: %s\n", m->name, asg_last_error());
@@ -137,7 +138,7 @@ static int bench(const model *m, const char *backend, int steps) {
 int main(int argc, char **argv) {
   const char *backend = argc > 1 ? argv[1] : "cpu";
   int steps = argc > 2 ? atoi(argv[2]) : 50;
-  const char *only = argc > 3 ? argv[3] : "all";
+  const char *only = argc > 3 ? argv[3] : "all", *prec = argc > 4 ? argv[4] : "f32";
   const model models[] = {mlp(), cnn(), gpt()};
   const int n = (int)(sizeof models / sizeof models[0]);
   int found = !strcmp(only, "all"), rc = 0;
@@ -151,12 +152,16 @@ int main(int argc, char **argv) {
     fprintf(stderr, "unknown model %s (mlp, cnn, gpt or all)\n", only);
     return 2;
   }
+  if (strcmp(prec, "f32") && strcmp(prec, "bf16")) {
+    fprintf(stderr, "unknown precision %s (f32 or bf16)\n", prec);
+    return 2;
+  }
   if (!asg_backend_available(backend)) {
     printf("backend %s unavailable: %s\n", backend, asg_last_error());
     return 77;
   }
   for (int i = 0; i < n; i++)
     if (!strcmp(only, "all") || !strcmp(only, models[i].name))
-      rc |= bench(&models[i], backend, steps);
+      rc |= bench(&models[i], backend, steps, !strcmp(prec, "bf16"));
   return rc;
 }

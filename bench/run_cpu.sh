@@ -4,15 +4,17 @@
 # (bench/bench_train.c, bench/torch_train.py; their headers say what each
 # model is). Checks that both sides count the same parameters.
 # Usage: bench/run_cpu.sh [build-dir]   (needs python3 with torch)
-# Environment: STEPS (50), MODEL (all; or mlp, cnn, gpt: that model only).
+# Environment: STEPS (50), MODEL (all; or mlp, cnn, gpt: that model only),
+# PRECISION (f32; bf16: ASG's bf16_matmul against torch.autocast(bfloat16)).
 set -eu
 build=${1:-build}
 steps=${STEPS:-50}
 model=${MODEL:-all}
+prec=${PRECISION:-f32}
 cd "$(dirname "$0")/.."
-echo "# $(date -u +%F) $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores"
-"$build/bench_train" cpu "$steps" "$model" | tee /tmp/asg_bench.txt
-python3 bench/torch_train.py cpu "$steps" eager "$model" | tee /tmp/torch_bench.txt
+echo "# $(date -u +%F) $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, $prec"
+"$build/bench_train" cpu "$steps" "$model" "$prec" | tee /tmp/asg_bench.txt
+python3 bench/torch_train.py cpu "$steps" eager "$model" "$prec" | tee /tmp/torch_bench.txt
 for m in mlp cnn gpt; do
   [ "$model" = all ] || [ "$model" = "$m" ] || continue
   a=$(awk -v m=$m '$1=="model" && $2==m {print $6}' /tmp/asg_bench.txt)

@@ -5,8 +5,9 @@ over a context of 64, GELU MLP 4x, final layernorm, untied head; dropout 0
 here; batch 16, vocabulary 114, random token ids and targets fixed per run)
 with AdamW 2e-3, weight decay 0.01.
 Usage: python3 torch_train.py [cpu|cuda] [steps] [eager|compile|graphs]
-                              [mlp|cnn|gpt|all]
-(the fourth argument runs one model only; default all). Per model a line
+                              [mlp|cnn|gpt|all] [f32|bf16]
+(the fourth argument runs one model only, default all; bf16: the forward
+under torch.autocast with bfloat16, as bench_train's bf16). Per model a line
 "# params <name> <count> loss0 <loss>" (parameter elements, loss of the
 first step), to be compared with bench_train's, then the timing line.
 graphs: the whole step (forward, backward, Adam with capturable=True)
@@ -26,6 +27,9 @@ dev = sys.argv[1] if len(sys.argv) > 1 else "cpu"
 steps = int(sys.argv[2]) if len(sys.argv) > 2 else 50
 mode = sys.argv[3] if len(sys.argv) > 3 else "eager"
 only = sys.argv[4] if len(sys.argv) > 4 else "all"
+prec = sys.argv[5] if len(sys.argv) > 5 else "f32"
+if prec not in ("f32", "bf16"):
+    sys.exit(f"unknown precision {prec} (f32 or bf16)")
 if only not in ("mlp", "cnn", "gpt", "all"):
     sys.exit(f"unknown model {only} (mlp, cnn, gpt or all)")
 torch.backends.cuda.matmul.allow_tf32 = False
@@ -95,8 +99,9 @@ for name, batch, shape, model in models():
     lossf = nn.CrossEntropyLoss()
 
     def fwd():
-        out = model(x)
-        return lossf(out.view(-1, V), y.view(-1)) if lm else lossf(out, y)
+        with torch.autocast(dev, dtype=torch.bfloat16, enabled=prec == "bf16"):
+            out = model(x)
+            return lossf(out.view(-1, V), y.view(-1)) if lm else lossf(out, y)
 
     def step():
         opt.zero_grad(set_to_none=True)

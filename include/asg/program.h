@@ -56,12 +56,18 @@ typedef struct asg_compile_opts {
    * Variables, optimizer state, reductions, softmax and losses stay f32;
    * each tensor read by products is converted once and shared by them
    * (extra device memory; docs/backends.md). About 4e-3 relative error per
-   * product. Ignored on the CPU and Vulkan. */
+   * product. On the CPU (where it multiplies bf16 natively: AVX512-BF16 or
+   * AMX, with oneDNN built in) matmul products of more than 8 rows round
+   * their operands to bf16 with f32 sums and results; convolutions and
+   * attention stay f32 there, and elsewhere the option is ignored
+   * (asg_backend_device("cpu") lists "bf16 products" when it applies).
+   * Ignored on Vulkan. */
   bool bf16_matmul;
   /* The same with fp16 operands (10-bit mantissas, ~1e-3 relative, but a
    * range of 6e-8..65504: pair it with the optimizer's dynamic loss scaling,
    * asg_optim.loss_scale, so that small gradients do not flush to zero).
-   * bf16_matmul wins when both are set. */
+   * bf16_matmul wins when both are set. CUDA only (ignored on the CPU and
+   * Vulkan). */
   bool fp16_matmul;
   /* Indices read from tensors are checked while running, on every backend:
    * a gather / embedding or scatter_add index outside [0, n), a one_hot

@@ -16,6 +16,9 @@ typedef struct asg_cpu_call {
   int nthreads;          /* threads in pool */
   asg_comm *comm;        /* the program's communicator (collectives), or NULL */
   void *const *aux;      /* s->n_aux further outputs (plan.h) */
+  /* bf16 products (asg_compile_opts.bf16_matmul, where the CPU has them):
+   * ws also holds a product's operands in bf16 (asg_cpu_matmul_bf16_ws) */
+  bool bf16;
 } asg_cpu_call;
 
 typedef struct asg_cpu_kernel {
@@ -53,6 +56,10 @@ void asg_cpu_register_custom(asg_cpu_kernel *t);   /* user-registered ops (asg/c
 static inline int asg_cpu_threads_for(const asg_cpu_call *c, int64_t work, int64_t units) {
   return work >= ASG_CPU_PAR_MIN && units > 1 ? c->nthreads : 1;
 }
+
+/* Workspace bytes a matmul step's bf16 operands need (0: not an f32
+ * product). */
+size_t asg_cpu_matmul_bf16_ws(const asg_step *s);
 
 /* Makes the BLAS single-threaded: parallelism comes from our threads. */
 void asg_cpu_blas_init(void);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "backends/cpu/cpu.h"
+#include "backends/cpu/cpu_gemm_bf16.h"
 #include "runtime/backend.h"
 #include "runtime/inspect.h"
 
@@ -130,6 +131,7 @@ typedef struct cpu_exec {
   asg_step_hook hook;
   void *hook_ctx;
   asg__prof *prof; /* profiling: runs take cpu_run_inspected, which times steps */
+  bool bf16;       /* bf16 products (asg_cpu_call.bf16) */
 } cpu_exec;
 
 static void cpu_exec_destroy(void *e) {
@@ -148,6 +150,7 @@ static asg_status cpu_exec_create(void *dev, const asg_plan *plan, const asg_buf
   x->pool = d->pool;
   x->nthreads = d->nthreads;
   x->check_index = !(plan->flags & ASG_PLAN_UNCHECKED_INDEX);
+  x->bf16 = (plan->flags & ASG_PLAN_BF16) && asg_cpu_bf16_products();
   x->inspect = x->check_finite = (plan->flags & ASG_PLAN_CHECK_FINITE) != 0;
   asg_status st = asg__resolve_plan(plan, bufs, &x->r);
   size_t ws = 0;
@@ -156,8 +159,10 @@ static asg_status cpu_exec_create(void *dev, const asg_plan *plan, const asg_buf
       const asg_step *s = k < 0 ? &x->r.plan.steps[i] : &x->r.plan.steps[i].aux[k];
       if (!table[s->op].run)
         st = asg__error(ASG_ERR_UNSUPPORTED, "cpu: no kernel for %s", s->label);
-      else if (table[s->op].ws) {
-        size_t w = table[s->op].ws(s, d->nthreads);
+      else {
+        size_t w = table[s->op].ws ? table[s->op].ws(s, d->nthreads) : 0;
+        const size_t wb = x->bf16 ? asg_cpu_matmul_bf16_ws(s) : 0;
+        if (wb > w) w = wb;
         if (w > ws) ws = w;
       }
     }
@@ -187,7 +192,8 @@ static asg_cpu_call step_call(const cpu_exec *x, int i, uint64_t run) {
                         .pool = x->pool,
                         .nthreads = x->nthreads,
                         .comm = x->r.plan.comm,
-                        .aux = x->r.aux + (size_t)i * ASG_MAX_AUX};
+                        .aux = x->r.aux + (size_t)i * ASG_MAX_AUX,
+                        .bf16 = x->bf16};
 }
 
 /* Whether step s's own kernel writes its further output k (plan.h). */
@@ -257,7 +263,8 @@ static const asg_plan *cpu_exec_profile(void *e, asg__prof *prof) {
 
 static void cpu_describe(char *buf, size_t n) {
   table_init(); /* finds the GEMM libraries */
-  snprintf(buf, n, "host CPU: %d threads, GEMM %s", asg_cpu_default_threads(), asg_cpu_gemm_name());
+  snprintf(buf, n, "host CPU: %d threads, GEMM %s%s", asg_cpu_default_threads(),
+           asg_cpu_gemm_name(), asg_cpu_bf16_products() ? ", bf16 products (oneDNN)" : "");
 }
 
 const asg_backend asg__backend_cpu = {

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "backends/cpu/cpu.h"
+#include "backends/cpu/cpu_gemm_bf16.h"
 #include "backends/cpu/cpu_simd.h"
 #include "runtime/layout.h"
 #ifdef ASG_HAVE_CBLAS
@@ -35,6 +36,10 @@ typedef struct gemm_job {
   const void *bias;
   int act;
   const void *res; /* rows of ldc elements, as C */
+  /* bf16 products (cpu_gemm_bf16.h): room for both operands in bf16 (NULL:
+   * f32), and the operands once converted there */
+  uint16_t *bf16;
+  const uint16_t *abf, *bbf;
 } gemm_job;
 
 /* One f32 row y [n] = act(y + b) + r (b, r NULL: none; act 1 relu, 2
@@ -247,16 +252,35 @@ static bool dnnl_on(void) {
   return omp_set && !off;
 }
 
+/* oneDNN calls on this thread alone: its OpenMP setting is 1 around them. */
+static int omp_one_begin(void) {
+  const int prev = omp_get();
+  if (prev != 1) omp_set(1);
+  return prev;
+}
+static void omp_one_end(int prev) {
+  if (prev != 1) omp_set(prev);
+}
+
 /* C [m, n] = alpha op(A) op(B) + beta C, row-major, on this thread only;
  * false when oneDNN failed (C not written: the caller computes it). */
 static bool one_thread_sgemm(bool ta, bool tb, int m, int n, int k, float alpha, const float *a,
                              int lda, const float *b, int ldb, float beta, float *c, int ldc) {
-  const int prev = omp_get();
-  if (prev != 1) omp_set(1);
+  const int prev = omp_one_begin();
   const dnnl_status_t st =
       dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-  if (prev != 1) omp_set(prev);
+  omp_one_end(prev);
   return st == dnnl_success;
+}
+
+/* The same from the job's bf16 operands (alpha 1, beta 0), elements ao of A
+ * and bo of B on. */
+static bool one_thread_bf16(const gemm_job *g, int m, int n, int64_t ao, int64_t bo, float *c) {
+  const int prev = omp_one_begin();
+  const bool ok = asg_cpu_bf16_gemm(g->ta, g->tb, m, n, (int)g->K, g->abf + ao, (int)g->lda,
+                                    g->bbf + bo, (int)g->ldb, c, (int)g->ldc);
+  omp_one_end(prev);
+  return ok;
 }
 #else
 static bool dnnl_on(void) { return false; }
@@ -284,10 +308,12 @@ static void blas_range(void *ctx, int64_t lo, int64_t hi, int tid) {
     int m = (int)(g->by_rows ? n : g->M), nn = (int)(g->by_rows ? g->N : n);
     bool done = false;
 #ifdef ASG_HAVE_DNNL
-    done = !g->f64 && dnnl_on() &&
-           one_thread_sgemm(g->ta, g->tb, m, nn, (int)g->K, (float)g->alpha, (const float *)a,
-                            (int)g->lda, (const float *)bb, (int)g->ldb, (float)g->beta, (float *)c,
-                            (int)g->ldc);
+    if (g->abf) done = one_thread_bf16(g, m, nn, ao, bo, (float *)c);
+    if (!done)
+      done = !g->f64 && dnnl_on() &&
+             one_thread_sgemm(g->ta, g->tb, m, nn, (int)g->K, (float)g->alpha, (const float *)a,
+                              (int)g->lda, (const float *)bb, (int)g->ldb, (float)g->beta,
+                              (float *)c, (int)g->ldc);
 #endif
     if (!done) {
 #ifndef ASG_HAVE_CBLAS
@@ -346,6 +372,16 @@ static void gemm_run(gemm_job *g, asg_cpu_pool *pool) {
 #else
     g->by_rows = true; /* a block oneDNN fails is computed by rows_f32 */
 #endif
+#ifdef ASG_HAVE_DNNL
+    /* bf16 operands, converted once for all blocks; products of a few rows
+     * (a decode step's) stay f32: converting the weights would cost more */
+    if (g->bf16 && omp_get && !g->f64 && M > SKINNY_M && g->alpha == 1 && g->beta == 0) {
+      const int64_t na = (g->ta ? K : M) * g->lda, nb = (g->tb ? N : K) * g->ldb;
+      asg_cpu_to_bf16(g->A, g->bf16, na, pool);
+      asg_cpu_to_bf16(g->B, g->bf16 + na, nb, pool);
+      g->abf = g->bf16, g->bbf = g->bf16 + na;
+    }
+#endif
     int64_t len = g->by_rows ? M : N;
     g->blk = (len + nt - 1) / nt;
     if (g->blk < 16) g->blk = 16;
@@ -360,16 +396,39 @@ static void gemm_run(gemm_job *g, asg_cpu_pool *pool) {
 void asg_cpu_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                    int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc,
                    asg_cpu_pool *pool) {
-  gemm_job g = {ta,   tb, false, M, N,     K, lda,  ldb, ldc, alpha,
-                beta, A,  B,     C, false, 0, NULL, 0,   NULL};
+  gemm_job g = {.ta = ta,
+                .tb = tb,
+                .M = M,
+                .N = N,
+                .K = K,
+                .lda = lda,
+                .ldb = ldb,
+                .ldc = ldc,
+                .alpha = alpha,
+                .beta = beta,
+                .A = A,
+                .B = B,
+                .C = C};
   gemm_run(&g, pool);
 }
 
 void asg_cpu_dgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double *A,
                    int64_t lda, const double *B, int64_t ldb, double beta, double *C, int64_t ldc,
                    asg_cpu_pool *pool) {
-  gemm_job g = {ta,   tb, true, M, N,     K, lda,  ldb, ldc, alpha,
-                beta, A,  B,    C, false, 0, NULL, 0,   NULL};
+  gemm_job g = {.ta = ta,
+                .tb = tb,
+                .f64 = true,
+                .M = M,
+                .N = N,
+                .K = K,
+                .lda = lda,
+                .ldb = ldb,
+                .ldc = ldc,
+                .alpha = alpha,
+                .beta = beta,
+                .A = A,
+                .B = B,
+                .C = C};
   gemm_run(&g, pool);
 }
 
@@ -382,25 +441,23 @@ static void step_gemm(const asg_cpu_call *c, bool ta, bool tb, int64_t M, int64_
   const int bi = fused ? asg__mba_bias(s) : -1, ri = fused ? asg__mba_res(s) : -1;
   const void *res =
       ri >= 0 ? (const char *)c->in[ri] + ((const char *)C - (const char *)c->out) : NULL;
-  gemm_job g = {ta,
-                tb,
-                s->out.dtype == ASG_F64,
-                M,
-                N,
-                K,
-                lda,
-                ldb,
-                N,
-                1.0,
-                0.0,
-                A,
-                B,
-                C,
-                false,
-                0,
-                bi >= 0 ? c->in[bi] : NULL,
-                fused ? (int)s->attr.i[2] : 0,
-                res};
+  gemm_job g = {.ta = ta,
+                .tb = tb,
+                .f64 = s->out.dtype == ASG_F64,
+                .M = M,
+                .N = N,
+                .K = K,
+                .lda = lda,
+                .ldb = ldb,
+                .ldc = N,
+                .alpha = 1.0,
+                .A = A,
+                .B = B,
+                .C = C,
+                .bias = bi >= 0 ? c->in[bi] : NULL,
+                .act = fused ? (int)s->attr.i[2] : 0,
+                .res = res};
+  if (c->bf16) g.bf16 = c->ws; /* sized by asg_cpu_matmul_bf16_ws */
   gemm_run(&g, c->pool);
 }
 
@@ -461,6 +518,16 @@ static asg_status matmul_kernel(const asg_cpu_call *c) {
     step_gemm(c, ta, tb, M, N, K, A, lda, B, ldb, (char *)c->out + (size_t)(bi * M * N) * es);
   }
   return ASG_OK;
+}
+
+size_t asg_cpu_matmul_bf16_ws(const asg_step *s) {
+  if ((s->op != ASG_OP_MATMUL && s->op != ASG_OP_MATMUL_BIAS_ACT) || s->out.dtype != ASG_F32)
+    return 0;
+  /* one product's operands (matmul_kernel): all of A in one tall product or
+   * one batch item of it, and one batch item of B */
+  const asg_shape as = s->in[0].shape, bs = s->in[1].shape;
+  const int64_t n = asg_shape_numel(as) + bs.dims[bs.ndim - 1] * bs.dims[bs.ndim - 2];
+  return ((size_t)n * sizeof(uint16_t) + 63) & ~(size_t)63;
 }
 
 void asg_cpu_register_matmul(asg_cpu_kernel *t) {

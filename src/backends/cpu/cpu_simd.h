@@ -68,8 +68,10 @@ ASG_ALWAYS_INLINE double asg_lanes_sum_f64(double *acc) {
 }
 
 /* The larger of m and v, NaN (either) wins; | rather than ||: no branch. */
-ASG_ALWAYS_INLINE float asg_max_nan_f32(float m, float v) { return (v > m) | (v != v) ? v : m; }
-ASG_ALWAYS_INLINE double asg_max_nan_f64(double m, double v) { return (v > m) | (v != v) ? v : m; }
+ASG_ALWAYS_INLINE float asg_max_nan_f32(float m, float v) { return ((v > m) | (v != v)) ? v : m; }
+ASG_ALWAYS_INLINE double asg_max_nan_f64(double m, double v) {
+  return ((v > m) | (v != v)) ? v : m;
+}
 
 /* The maximum of x [n], n >= 1 (NaN wins): per lane, then a fixed tree. (gcc
  * 12 keeps these lane loops scalar, a compare a lane; GNU C vector compares

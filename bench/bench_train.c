@@ -10,7 +10,8 @@
  * parameters, loss of the first step) and "model <name> backend <b> ms
  * <median> ...": ms is a step followed by reading the loss (a host sync),
  * pipe_ms the time per step of steps run back to back, each feeding a new
- * batch, with one read of the loss at the end. */
+ * batch, with one read of the loss at the end. With ASG_PROFILE set, the
+ * profile leaves out the first five runs (warm-up). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,8 +108,9 @@ static int bench(const model *m, const char *backend, int steps, bool bf16) {
   asg_program_run(p);
   printf("# params %s %lld loss0 %.4f\n", m->name, (long long)nparams, asg_program_scalar(p, loss));
   for (int i = 0; i < 4; i++)
-    asg_program_run(p);        /* warm-up (CUDA graph capture, caches) */
+    asg_program_run(p);        /* warm-up (CUDA graph capture, caches, oneDNN's JIT) */
   asg_program_scalar(p, loss); /* synchronizes */
+  asg_program_profile_reset(p); /* under ASG_PROFILE: the timed steps only (else a no-op) */
   for (int i = 0; i < steps; i++) {
     double t0 = bench_now();
     asg_program_run(p);

@@ -3,7 +3,8 @@
  *
  *   char_gpt [--steps N] [--batch B] [--ctx T] [--layers L] [--dim D]
  *            [--heads H] [--lr LR] [--sample N] [--threads T]
- *            [--backend cpu|cuda|vulkan] [--logdir DIR] [--help] [paths...]
+ *            [--backend cpu|cuda|vulkan] [--precision f32|bf16] [--logdir DIR]
+ *            [--help] [paths...]
  *
  * Training runs a static program (batch and context never change). Validation
  * and sampling run one evaluation program built on a symbolic batch and
@@ -16,7 +17,9 @@
  * Reports the unigram entropy of the corpus (nats per character) next to the
  * validation loss: a model that learned anything beyond letter frequencies
  * goes far below it. --logdir DIR writes TensorBoard logs there (loss, lr,
- * tokens/s, validation loss, parameter histograms every tenth of the run). */
+ * tokens/s, validation loss, parameter histograms every tenth of the run).
+ * --precision bf16 multiplies with bf16 operands and f32 sums
+ * (asg_compile_opts.bf16_matmul: CUDA, and CPUs with AVX512-BF16 or AMX). */
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -61,6 +64,7 @@ static void usage(const char *prog, const cfg *c, int steps, int nsample, double
   printf("usage: %s [--steps N (%d)] [--batch B (%d)] [--ctx T (%d)] [--layers L (%d)]\n"
          "       [--dim D (%d)] [--heads H (%d)] [--lr LR (%g)] [--sample N (%d)]\n"
          "       [--threads T (all CPUs)] [--backend cpu|cuda|vulkan (cpu)]\n"
+         "       [--precision f32|bf16 (f32): bf16 matrix-product operands]\n"
          "       [--logdir DIR (none): TensorBoard logs] [paths...]\n"
          "Corpus: the given text files, else /usr/share/games/fortunes.\n",
          prog, steps, c->batch, c->ctx, c->layers, c->dim, c->heads, lr, nsample);
@@ -71,19 +75,15 @@ int main(int argc, char **argv) {
   int steps = 3000, nsample = 400, threads = 0;
   double lr = 2e-3;
   const char *backend = "cpu", *logdir = NULL;
-  static const struct option lo[] = {{"steps", required_argument, 0, 's'},
-                                     {"batch", required_argument, 0, 'b'},
-                                     {"ctx", required_argument, 0, 'c'},
-                                     {"layers", required_argument, 0, 'L'},
-                                     {"dim", required_argument, 0, 'd'},
-                                     {"heads", required_argument, 0, 'H'},
-                                     {"lr", required_argument, 0, 'l'},
-                                     {"sample", required_argument, 0, 'S'},
-                                     {"threads", required_argument, 0, 't'},
-                                     {"backend", required_argument, 0, 'B'},
-                                     {"logdir", required_argument, 0, 'g'},
-                                     {"help", no_argument, 0, 'h'},
-                                     {0, 0, 0, 0}};
+  bool bf16 = false;
+  static const struct option lo[] = {
+      {"steps", required_argument, 0, 's'},   {"batch", required_argument, 0, 'b'},
+      {"ctx", required_argument, 0, 'c'},     {"layers", required_argument, 0, 'L'},
+      {"dim", required_argument, 0, 'd'},     {"heads", required_argument, 0, 'H'},
+      {"lr", required_argument, 0, 'l'},      {"sample", required_argument, 0, 'S'},
+      {"threads", required_argument, 0, 't'}, {"backend", required_argument, 0, 'B'},
+      {"logdir", required_argument, 0, 'g'},  {"precision", required_argument, 0, 'p'},
+      {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
   int bad = 0;
   for (int o; !bad && (o = getopt_long(argc, argv, "h", lo, NULL)) != -1;) {
     switch (o) {
@@ -98,6 +98,13 @@ int main(int argc, char **argv) {
     case 't': bad = opt_int("threads", optarg, 0, 4096, &threads); break;
     case 'B': backend = optarg; break;
     case 'g': logdir = optarg; break;
+    case 'p':
+      bf16 = !strcmp(optarg, "bf16");
+      if (!bf16 && strcmp(optarg, "f32")) {
+        fprintf(stderr, "--precision: f32 or bf16, not '%s'\n", optarg);
+        bad = 1;
+      }
+      break;
     case 'h': usage(argv[0], &c, steps, nsample, lr); return 0;
     default: bad = -1; /* getopt_long said why */
     }
@@ -116,7 +123,7 @@ int main(int argc, char **argv) {
   asg_tensor *tok, *logits = gpt(g, &c, c.batch, c.ctx, &tok);
   asg_tensor *tgt = asg_input(g, "targets", ASG_I32, ASG_SHAPE(c.batch, c.ctx));
   asg_tensor *loss = asg_softmax_cross_entropy(logits, tgt, 0.0, -100);
-  asg_compile_opts opts = {.backend = backend, .num_threads = threads};
+  asg_compile_opts opts = {.backend = backend, .num_threads = threads, .bf16_matmul = bf16};
   asg_optim adamw = asg_adamw(lr, 0.01);
   adamw.track_grad_norm = logdir != NULL; /* logged as train/grad_norm */
   asg_program *train = asg_compile_train(g, loss, adamw, 0, NULL, &opts);
@@ -135,7 +142,8 @@ int main(int argc, char **argv) {
   asg_tensor *eout[2] = {asg_softmax_cross_entropy(elog, etgt, 0.0, -100),
                          asg_slice(elog, 1, -1, INT64_MAX, 1)};
   asg_tensor *eloss = eout[0], *slog = eout[1];
-  asg_compile_opts shared = {.backend = backend, .share_variables = train, .num_threads = threads};
+  asg_compile_opts shared = {
+      .backend = backend, .share_variables = train, .num_threads = threads, .bf16_matmul = bf16};
   asg_program *eval = asg_compile(ge, 2, eout, &shared);
   if (!eval) {
     fprintf(stderr, "compile: %s\n", asg_last_error());

@@ -1,5 +1,6 @@
 /* Threads: independent programs on several threads give the results they
- * give alone, and the shared-variables pattern (a training program on one
+ * give alone (also with bf16_matmul, whose CPU products share oneDNN
+ * primitives between threads), and the shared-variables pattern (a training program on one
  * thread, an evaluation program sharing its variables on another) never
  * lets the evaluation see half an update. Meant to run under
  * ThreadSanitizer too (CI builds it with -fsanitize=thread). */
@@ -17,7 +18,7 @@ enum { NB = 8, DI = 5, DH = 16, DO = 3, STEPS = 12, NTHREADS = 4 };
 /* A two-layer MLP trained with Adam for STEPS runs on fixed data; the first
  * layer's weight after training goes to out. 0 on success. Two CPU threads
  * per program: each device's own workers run too. */
-static int train_mlp(uint64_t seed, float *out) {
+static int train_mlp(uint64_t seed, bool bf16, float *out) {
   asg_graph *g = asg_graph_new();
   asg_graph_set_seed(g, seed);
   asg_tensor *x = asg_input(g, "x", ASG_F32, ASG_SHAPE(NB, DI));
@@ -25,7 +26,7 @@ static int train_mlp(uint64_t seed, float *out) {
   asg_layer *l1 = asg_nn_linear(g, "l1", DI, DH), *l2 = asg_nn_linear(g, "l2", DH, DO);
   asg_tensor *pred = asg_layer_apply(l2, asg_tanh(asg_layer_apply(l1, x)));
   asg_tensor *loss = asg_mse_loss(pred, y, ASG_REDUCE_MEAN);
-  asg_compile_opts co = {.num_threads = 2};
+  asg_compile_opts co = {.num_threads = 2, .bf16_matmul = bf16};
   asg_program *p = asg_compile_train(g, loss, asg_adam(0.01), 0, NULL, &co);
   int rc = 1;
   if (p) {
@@ -49,6 +50,7 @@ static int train_mlp(uint64_t seed, float *out) {
 
 typedef struct indep_job {
   uint64_t seed;
+  bool bf16;
   float w[DH * DI];
   int rc;
   char err[256];
@@ -57,18 +59,20 @@ typedef struct indep_job {
 static void *indep_thread(void *arg) {
   indep_job *j = arg;
   for (int rep = 0; rep < 3 && !j->rc; rep++) /* build, compile, train, free, again */
-    j->rc = train_mlp(j->seed, j->w);
+    j->rc = train_mlp(j->seed, j->bf16, j->w);
   if (j->rc) snprintf(j->err, sizeof j->err, "%s", asg_last_error());
   return NULL;
 }
 
-static void test_independent(void) {
+static void test_independent(bool bf16) {
   indep_job jobs[NTHREADS];
   float want[NTHREADS][DH * DI];
   for (int t = 0; t < NTHREADS; t++) { /* alone, first */
     memset(&jobs[t], 0, sizeof jobs[t]);
     jobs[t].seed = 100 + 17 * (uint64_t)(t % 2); /* two threads per model */
-    TU_CHECK(train_mlp(jobs[t].seed, want[t]) == 0, "reference run %d: %s", t, asg_last_error());
+    jobs[t].bf16 = bf16;
+    TU_CHECK(train_mlp(jobs[t].seed, bf16, want[t]) == 0, "reference run %d: %s", t,
+             asg_last_error());
   }
   pthread_t th[NTHREADS];
   int started = 0;
@@ -79,7 +83,8 @@ static void test_independent(void) {
     pthread_join(th[t], NULL);
   for (int t = 0; t < started; t++)
     TU_CHECK(jobs[t].rc == 0 && memcmp(jobs[t].w, want[t], sizeof want[t]) == 0,
-             "thread %d: same weights as alone (rc %d %s)", t, jobs[t].rc, jobs[t].err);
+             "thread %d%s: same weights as alone (rc %d %s)", t, bf16 ? " (bf16)" : "", jobs[t].rc,
+             jobs[t].err);
 }
 
 /* ---- shared variables: train on one thread, evaluate on another ----
@@ -238,7 +243,8 @@ static void test_free_concurrently(void) {
 
 int main(void) {
   if (!asg_backend_available("cpu")) return TU_SKIP;
-  test_independent();
+  test_independent(false);
+  test_independent(true);
   test_shared_train_eval();
   test_free_concurrently();
   return tu_finish();

@@ -108,8 +108,8 @@ static int bench(const model *m, const char *backend, int steps, bool bf16) {
   asg_program_run(p);
   printf("# params %s %lld loss0 %.4f\n", m->name, (long long)nparams, asg_program_scalar(p, loss));
   for (int i = 0; i < 4; i++)
-    asg_program_run(p);        /* warm-up (CUDA graph capture, caches, oneDNN's JIT) */
-  asg_program_scalar(p, loss); /* synchronizes */
+    asg_program_run(p);         /* warm-up (CUDA graph capture, caches, oneDNN's JIT) */
+  asg_program_scalar(p, loss);  /* synchronizes */
   asg_program_profile_reset(p); /* under ASG_PROFILE: the timed steps only (else a no-op) */
   for (int i = 0; i < steps; i++) {
     double t0 = bench_now();

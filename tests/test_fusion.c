@@ -9,7 +9,9 @@
  * sum(a * b) over the last axis becomes one rowdot step (check_rowdot).
  * Further outputs: attention's backward takes its lse from the forward
  * step (check_stats), the layernorm backward's gamma and beta gradients come
- * from its dx step (check_ln_pair).
+ * from its dx step (check_ln_pair), and a batch norm's step gives the
+ * batch mean and variance, its dx step the gamma and beta gradients
+ * (check_bn_stats).
  * Usage: test_fusion [cpu|cuda|vulkan] (default cpu; the fused program runs
  * there, the unfused reference on the CPU; 77 when the backend has no
  * device). With ASG_FUSE_CONV=0 / ASG_FUSE_LINEAR=0 / ASG_FUSE_RESIDUAL=0 /
@@ -452,6 +454,81 @@ static void check_ln_pair(asg_dtype dt, bool gx, int64_t C, int64_t T) {
   asg_graph_free(g);
 }
 
+/* y = batchnorm(x, gamma, beta) over [N, C, H, W], then the batch mean and
+ * biased variance over every axis but the channels (what the batch-norm
+ * layer's running statistics read) and the gradients: the statistics come
+ * from the batchnorm step, the gamma and beta gradients from its dx step
+ * (two steps fewer each). y, dx and the gamma gradient are the unfused bits
+ * on the CPU; mean, var and the beta gradient are summed in another order
+ * there (rtol 1e-6); against double loops too. A mean built before the
+ * batchnorm (or over other axes) stays its own step. */
+static void check_bn_stats(asg_dtype dt, bool gx, bool before) {
+  const int64_t N = 3, C = 5, H = 4, W = 6, M = N * H * W, nx = N * C * H * W;
+  asg_graph *g = asg_graph_new();
+  asg_tensor *x = asg_input(g, "x", dt, ASG_SHAPE(N, C, H, W));
+  asg_tensor *gm = asg_input(g, "g", dt, ASG_SHAPE(C)), *bt = asg_input(g, "b", dt, ASG_SHAPE(C));
+  asg_tensor *r = asg_input(g, "r", dt, ASG_SHAPE(N, C, H, W));
+  asg_tensor *early = before ? asg_mean(x, ASG_AXES(0, 2, 3), false) : NULL;
+  asg_tensor *y = asg_batchnorm(x, gm, bt, 1e-5);
+  asg_tensor *mean = before ? early : asg_mean(x, ASG_AXES(0, 2, 3), false);
+  asg_tensor *var = asg_var(x, ASG_AXES(0, 2, 3), 0, false);
+  asg_tensor *outs[6] = {y, mean, var}, *wrt[3] = {gm, bt, x};
+  asg_tensor *loss = asg_sum(asg_mul(y, r), ASG_ALL_AXES, false);
+  TU_CHECK(asg_grad(loss, gx ? 3 : 2, wrt, outs + 3) == ASG_OK, "bn stats: asg_grad");
+  const int n = gx ? 6 : 5;
+  asg_program *fz = compile(g, n, outs, g_backend, false), *un = compile(g, n, outs, "cpu", true);
+  double *v = malloc(sizeof(double) * (size_t)(2 * nx + 2 * C)), *got[6], *ug[6];
+  tu_rand(53, v, 2 * nx + 2 * C, -1.5, 1.5);
+  const feed f[4] = {
+      {"x", v, nx}, {"r", v + nx, nx}, {"g", v + 2 * nx, C}, {"b", v + 2 * nx + C, C}};
+  const bool ok = run_pair(fz, un, dt, f, 4, n, outs, got, ug);
+  char what[96];
+  snprintf(what, sizeof what, "batchnorm stats %s dx %d mean first %d", asg_dtype_name(dt), gx,
+           before);
+  TU_CHECK(ok, "%s: run: %s", what, asg_last_error());
+  if (ok) {
+    /* fewer steps: var (and mean unless built first); with dx the gamma and beta gradients */
+    const int want = g_off_stats ? 0 : (before ? 1 : 2) + (gx ? 2 : 0);
+    const int sf = asg_program_step_count(fz), su = asg_program_step_count(un);
+    TU_CHECK(sf == su - want, "%s: %d steps with the pass, %d without (want %d fewer)", what, sf,
+             su, want);
+    const double tol = dt == ASG_F32 ? 1e-5 : 1e-12;
+    compare_pair(what, dt, 1, outs, got, ug);                     /* y */
+    if (gx) compare_pair(what, dt, 1, outs + 5, got + 5, ug + 5); /* dx */
+    compare_pair(what, dt, 1, outs + 3, got + 3, ug + 3);         /* the gamma gradient */
+    const int near[3] = {1, 2, 4};                                /* mean, var, beta gradient */
+    for (int k = 0; k < 3; k++)
+      TU_CHECK(tu_close(what, got[near[k]], ug[near[k]], C, tol, 1e-6),
+               "%s: output %d against the unfused CPU", what, near[k]);
+    /* against double loops: the mean, the biased variance and sum(r) per channel */
+    double wm[8], wv[8], wb[8];
+    for (int64_t c = 0; c < C; c++) {
+      double s = 0, q = 0, sb = 0;
+      for (int64_t i = 0; i < N; i++)
+        for (int64_t p = 0; p < H * W; p++) {
+          const int64_t at = (i * C + c) * H * W + p;
+          s += dt == ASG_F32 ? (float)v[at] : v[at];
+          sb += dt == ASG_F32 ? (float)v[nx + at] : v[nx + at];
+        }
+      for (int64_t i = 0; i < N; i++)
+        for (int64_t p = 0; p < H * W; p++) {
+          const double d =
+              (dt == ASG_F32 ? (float)v[(i * C + c) * H * W + p] : v[(i * C + c) * H * W + p]) -
+              s / (double)M;
+          q += d * d;
+        }
+      wm[c] = s / (double)M, wv[c] = q / (double)M, wb[c] = sb;
+    }
+    TU_CHECK(tu_close(what, got[1], wm, C, tol, 1e-5) && tu_close(what, got[2], wv, C, tol, 1e-5) &&
+                 tu_close(what, got[4], wb, C, tol, 1e-5),
+             "%s: mean, var, beta gradient against double loops", what);
+  }
+  free_outs(n, got, ug);
+  free(v);
+  asg_program_free(fz), asg_program_free(un);
+  asg_graph_free(g);
+}
+
 /* sum(a * b) over the last axis [+ the gradients of a and b]: one rowdot
  * step (fuse_rowdot.c), the unfused bits on the CPU, against double loops;
  * rows of C = 5 (in order) and 70 (in lanes); with the products also
@@ -544,5 +621,8 @@ int main(int argc, char **argv) {
   for (int d = 0; d < 2; d++)
     for (int v = 0; v < 6; v++)
       check_rowdot(dts[d], v & 1 ? 70 : 5, v == 2, v >= 3);
+  for (int d = 0; d < 2; d++)
+    for (int v = 0; v < 4; v++)
+      check_bn_stats(dts[d], v & 1, v & 2);
   return tu_finish();
 }

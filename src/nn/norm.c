@@ -60,6 +60,11 @@ static asg_tensor *batchnorm_apply(asg_layer *l, asg_tensor *x, asg_tensor *mask
       return asg_graph_fail(g, ASG_ERR_SHAPE, "batchnorm",
                             "input %s: training needs more than 1 value per channel",
                             asg_graph_shape_str(g, xs, b1, sizeof b1));
+    /* one op normalizes with the batch statistics (and one op per input
+     * differentiates it); built first, so that the mean and var below,
+     * which only feed the running stats, can be its further outputs
+     * (src/passes/fuse_stats.c) rather than two more passes over x */
+    asg_tensor *y = asg_batchnorm(x, w, b, eps);
     mean = asg_mean(x, ax, false);  /* [C] */
     var = asg_var(x, ax, 0, false); /* biased: used to normalize */
     /* running stats (PyTorch): rs = (1-m) rs + m batch, with the unbiased
@@ -92,9 +97,7 @@ static asg_tensor *batchnorm_apply(asg_layer *l, asg_tensor *x, asg_tensor *mask
         asg_graph_add_update(g, un) != ASG_OK)
       return asg_graph_fail(g, ASG_ERR_INVALID, "batchnorm",
                             "could not register the running-stat updates: %s", asg_last_error());
-    /* one op normalizes with the batch statistics (and one op per input
-     * differentiates it); mean and var above only feed the running stats */
-    return asg_batchnorm(x, w, b, eps);
+    return y;
   }
   mean = as_dtype(rm, dt);
   var = as_dtype(rv, dt);

@@ -49,7 +49,8 @@ bool asg__remat_has_blocks(const asg_graph *g);
  * else -> rowdot(a, b) (ASG_FUSE_ROWDOT=0: off). Then values another step
  * computes anyway become its further
  * outputs (aux nodes: attention_lse -> the attention's log-sum-exp; the
- * layernorm gamma and beta gradients -> the layernorm_bwd_x step's;
+ * layernorm and batch-norm gamma and beta gradients -> the *_bwd_x step's;
+ * a batch norm's batch mean and variance -> its forward step's;
  * ASG_FUSE_STATS=0: off). *out NULL when nothing was fused. */
 typedef struct asg_fusion asg_fusion;
 asg_status asg__fuse_begin(asg_graph *g, int n_out, asg_tensor *const *outs, asg_fusion **out);

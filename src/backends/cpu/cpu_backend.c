@@ -200,7 +200,10 @@ static asg_cpu_call step_call(const cpu_exec *x, int i, uint64_t run) {
 static bool writes_aux(const asg_step *s, int k) {
   const asg_op a = s->aux[k].op;
   return (s->op == ASG_OP_ATTENTION && a == ASG_OP_ATTENTION_LSE) ||
-         (s->op == ASG_OP_LAYERNORM_BWD_X && (a == ASG_OP_LAYERNORM_BWD_GAMMA || a == ASG_OP_SUM));
+         (s->op == ASG_OP_LAYERNORM_BWD_X &&
+          (a == ASG_OP_LAYERNORM_BWD_GAMMA || a == ASG_OP_SUM)) ||
+         (s->op == ASG_OP_BATCHNORM && (a == ASG_OP_MEAN || a == ASG_OP_VAR)) ||
+         (s->op == ASG_OP_BATCHNORM_BWD_X && (a == ASG_OP_BATCHNORM_BWD_GAMMA || a == ASG_OP_SUM));
 }
 
 /* Step i: its kernel, then the further outputs that kernel does not write,

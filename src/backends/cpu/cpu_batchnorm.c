@@ -26,6 +26,7 @@ typedef struct bn_job {
   int pass;
   double *p0, *p1, *p2, *p3;              /* per-row partial sums [N * C] */
   double *mean, *rstd, *k, *mdy, *cx, *e; /* per channel [C]; e = sum(x - (T)mean) */
+  double *var_sum; /* [C] sum((x - (T)mean)^2), kept for the further outputs */
 } bn_job;
 
 #define SUF f32
@@ -94,6 +95,14 @@ static double gamma_at(const asg_cpu_call *c, int i, int64_t ch) {
                                     : (double)((const float *)c->in[i])[ch];
 }
 
+/* p[i] = v as dtype dt (f32 or f64). */
+static void store_at(void *p, asg_dtype dt, int64_t i, double v) {
+  if (dt == ASG_F64)
+    ((double *)p)[i] = v;
+  else
+    ((float *)p)[i] = (float)v;
+}
+
 static asg_status batchnorm_kernel(const asg_cpu_call *c) {
   const asg_step *s = c->s;
   if (s->out.dtype != ASG_F32 && s->out.dtype != ASG_F64)
@@ -105,6 +114,7 @@ static asg_status batchnorm_kernel(const asg_cpu_call *c) {
   j.p0 = c->ws, j.p1 = j.p0 + j.N * C, j.p2 = j.p1 + j.N * C, j.p3 = j.p2 + j.N * C;
   j.mean = j.p3 + j.N * C;
   j.rstd = j.mean + C, j.k = j.rstd + C, j.mdy = j.k + C, j.cx = j.mdy + C, j.e = j.cx + C;
+  j.var_sum = j.e + C;
   memset(j.mean, 0, sizeof(double) * (size_t)C); /* read (not used) by the first pass */
   bn_pass(&j, BN_SUM, j.mean, NULL, NULL, NULL);
   for (int64_t ch = 0; ch < C; ch++)
@@ -117,6 +127,8 @@ static asg_status batchnorm_kernel(const asg_cpu_call *c) {
     bn_pass(&j, BN_SQ, j.rstd, j.e, NULL, NULL);
   else
     bn_pass(&j, BN_SQDY, j.rstd, j.e, j.mdy, j.cx);
+  if (fwd && s->n_aux) /* the sums of squares, for the further outputs */
+    memcpy(j.var_sum, j.rstd, sizeof(double) * (size_t)C);
   for (int64_t ch = 0; ch < C; ch++) {
     const double q = j.rstd[ch] - j.e[ch] * j.e[ch] / M;
     j.rstd[ch] = 1.0 / sqrt((q > 0 ? q : 0) / M + eps);
@@ -124,21 +136,28 @@ static asg_status batchnorm_kernel(const asg_cpu_call *c) {
   if (fwd) {
     for (int64_t ch = 0; ch < C; ch++)
       j.k[ch] = j.rstd[ch] * gamma_at(c, 1, ch);
+    for (int a = 0; a < s->n_aux; a++) /* the batch mean and (biased) variance */
+      for (int64_t ch = 0; ch < C; ch++) {
+        const double q = j.var_sum[ch] - j.e[ch] * j.e[ch] / M;
+        store_at(c->aux[a], s->out.dtype, ch,
+                 s->aux[a].op == ASG_OP_MEAN ? j.mean[ch] : (q > 0 ? q : 0) / M);
+      }
     bn_pass(&j, BN_Y, NULL, NULL, NULL, NULL);
     return ASG_OK;
   }
   for (int64_t ch = 0; ch < C; ch++)
     j.cx[ch] -= j.mdy[ch] * j.e[ch] / M; /* sum(dy * (x - mean)) */
   if (s->op == ASG_OP_BATCHNORM_BWD_GAMMA) {
-    for (int64_t ch = 0; ch < C; ch++) {
-      double v = j.cx[ch] * j.rstd[ch];
-      if (s->out.dtype == ASG_F64)
-        ((double *)c->out)[ch] = v;
-      else
-        ((float *)c->out)[ch] = (float)v;
-    }
+    for (int64_t ch = 0; ch < C; ch++)
+      store_at(c->out, s->out.dtype, ch, j.cx[ch] * j.rstd[ch]);
     return ASG_OK;
   }
+  /* batchnorm_bwd_x's further outputs: the gamma gradient as its own op
+   * computes it, the beta gradient sum(dy) */
+  for (int a = 0; a < s->n_aux; a++)
+    for (int64_t ch = 0; ch < C; ch++)
+      store_at(c->aux[a], s->out.dtype, ch,
+               s->aux[a].op == ASG_OP_BATCHNORM_BWD_GAMMA ? j.cx[ch] * j.rstd[ch] : j.mdy[ch]);
   for (int64_t ch = 0; ch < C; ch++) {
     j.k[ch] = gamma_at(c, 2, ch) * j.rstd[ch];
     j.mdy[ch] /= M;
@@ -152,7 +171,7 @@ static size_t batchnorm_ws(const asg_step *s, int nthreads) {
   (void)nthreads;
   int64_t N, C, S;
   bn_dims(s, &N, &C, &S);
-  return (size_t)(4 * N * C + 6 * C) * sizeof(double);
+  return (size_t)(4 * N * C + 7 * C) * sizeof(double);
 }
 
 void asg_cpu_register_batchnorm(asg_cpu_kernel *t) {

@@ -57,6 +57,9 @@ static inline int asg_cpu_threads_for(const asg_cpu_call *c, int64_t work, int64
   return work >= ASG_CPU_PAR_MIN && units > 1 ? c->nthreads : 1;
 }
 
+/* Whether bf16 products run (cpu_gemm_bf16.h, and the OpenMP runtime
+ * oneDNN uses was found); after asg_cpu_blas_init. */
+bool asg_cpu_bf16_ready(void);
 /* Workspace bytes a matmul step's bf16 operands need (0: not an f32
  * product). */
 size_t asg_cpu_matmul_bf16_ws(const asg_step *s);

@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "backends/cpu/cpu.h"
-#include "backends/cpu/cpu_gemm_bf16.h"
 #include "runtime/backend.h"
 #include "runtime/inspect.h"
 
@@ -150,7 +149,7 @@ static asg_status cpu_exec_create(void *dev, const asg_plan *plan, const asg_buf
   x->pool = d->pool;
   x->nthreads = d->nthreads;
   x->check_index = !(plan->flags & ASG_PLAN_UNCHECKED_INDEX);
-  x->bf16 = (plan->flags & ASG_PLAN_BF16) && asg_cpu_bf16_products();
+  x->bf16 = (plan->flags & ASG_PLAN_BF16) && asg_cpu_bf16_ready();
   x->inspect = x->check_finite = (plan->flags & ASG_PLAN_CHECK_FINITE) != 0;
   asg_status st = asg__resolve_plan(plan, bufs, &x->r);
   size_t ws = 0;
@@ -267,7 +266,7 @@ static const asg_plan *cpu_exec_profile(void *e, asg__prof *prof) {
 static void cpu_describe(char *buf, size_t n) {
   table_init(); /* finds the GEMM libraries */
   snprintf(buf, n, "host CPU: %d threads, GEMM %s%s", asg_cpu_default_threads(),
-           asg_cpu_gemm_name(), asg_cpu_bf16_products() ? ", bf16 products (oneDNN)" : "");
+           asg_cpu_gemm_name(), asg_cpu_bf16_ready() ? ", bf16 products (oneDNN)" : "");
 }
 
 const asg_backend asg__backend_cpu = {

@@ -159,7 +159,9 @@ static void conv_range(void *ctx, int64_t lo, int64_t hi, int tid) {
   const cgeo *g = &j->g;
   const asg_cpu_call *c = j->c;
   bool f32 = c->s->out.dtype == ASG_F32;
-  void *buf = (char *)c->ws + (size_t)(tid * j->bws) * (f32 ? sizeof(float) : sizeof(double));
+  void *buf = c->ws
+                  ? (char *)c->ws + (size_t)(tid * j->bws) * (f32 ? sizeof(float) : sizeof(double))
+                  : NULL; /* no workspace: no buffers */
   for (int64_t t = lo; t < hi; t++) {
     for (int64_t n = g->N * t / j->nb; n < g->N * (t + 1) / j->nb; n++) {
       if (j->direct_fwd) {
@@ -214,7 +216,8 @@ static asg_status conv_kernel(const asg_cpu_call *c) {
   const int nt = block_threads(j.nb, c->nthreads);
   j.bws = block_ws(c->s, &g);
   j.gemm_pool = j.nb > 1 ? NULL : c->pool;
-  void *after = (char *)c->ws + (size_t)(nt * j.bws) * es; /* past the threads' buffers */
+  /* past the threads' buffers (no workspace at all: NULL, and nothing is put there) */
+  void *after = c->ws ? (char *)c->ws + (size_t)(nt * j.bws) * es : NULL;
   if (j.direct_fwd) { /* a forward, or an input gradient as the transposed forward */
     asg_cpu_conv_direct_pack(
         &j.g, c->in[1], c->s->op != ASG_OP_CONV2D && c->s->op != ASG_OP_CONV2D_BIAS_ACT, after);

@@ -346,6 +346,14 @@ void asg_cpu_blas_init(void) {
 #endif
 }
 
+bool asg_cpu_bf16_ready(void) {
+#ifdef ASG_HAVE_DNNL
+  return omp_get && asg_cpu_bf16_products(); /* its calls run with OpenMP set to one thread */
+#else
+  return false;
+#endif
+}
+
 const char *asg_cpu_gemm_name(void) {
 #ifdef ASG_HAVE_CBLAS
   return dnnl_on() ? "oneDNN sgemm (f32), OpenBLAS" : "OpenBLAS";
@@ -375,7 +383,7 @@ static void gemm_run(gemm_job *g, asg_cpu_pool *pool) {
 #ifdef ASG_HAVE_DNNL
     /* bf16 operands, converted once for all blocks; products of a few rows
      * (a decode step's) stay f32: converting the weights would cost more */
-    if (g->bf16 && omp_get && !g->f64 && M > SKINNY_M && g->alpha == 1 && g->beta == 0) {
+    if (g->bf16 && !g->f64 && M > SKINNY_M && g->alpha == 1 && g->beta == 0) {
       const int64_t na = (g->ta ? K : M) * g->lda, nb = (g->tb ? N : K) * g->ldb;
       asg_cpu_to_bf16(g->A, g->bf16, na, pool);
       asg_cpu_to_bf16(g->B, g->bf16 + na, nb, pool);

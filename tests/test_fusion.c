@@ -462,16 +462,21 @@ static void check_ln_pair(asg_dtype dt, bool gx, int64_t C, int64_t T) {
  * on the CPU; mean, var and the beta gradient are summed in another order
  * there (rtol 1e-6); against double loops too. A mean built before the
  * batchnorm (or over other axes) stays its own step. */
-static void check_bn_stats(asg_dtype dt, bool gx, bool before) {
-  const int64_t N = 3, C = 5, H = 4, W = 6, M = N * H * W, nx = N * C * H * W;
+static void check_bn_stats(asg_dtype dt, bool gx, bool before, bool flat) {
+  /* flat: [N, C] (a 1-d batch norm: its beta gradient, a sum over axis 0, is also what a
+   * layernorm's would be) */
+  const int64_t N = flat ? 24 : 3, C = 5, H = flat ? 1 : 4, W = flat ? 1 : 6, M = N * H * W,
+                nx = N * C * H * W;
+  const asg_shape xs = flat ? ASG_SHAPE(N, C) : ASG_SHAPE(N, C, H, W);
+  const asg_axes ax = flat ? ASG_AXES(0) : ASG_AXES(0, 2, 3);
   asg_graph *g = asg_graph_new();
-  asg_tensor *x = asg_input(g, "x", dt, ASG_SHAPE(N, C, H, W));
+  asg_tensor *x = asg_input(g, "x", dt, xs);
   asg_tensor *gm = asg_input(g, "g", dt, ASG_SHAPE(C)), *bt = asg_input(g, "b", dt, ASG_SHAPE(C));
-  asg_tensor *r = asg_input(g, "r", dt, ASG_SHAPE(N, C, H, W));
-  asg_tensor *early = before ? asg_mean(x, ASG_AXES(0, 2, 3), false) : NULL;
+  asg_tensor *r = asg_input(g, "r", dt, xs);
+  asg_tensor *early = before ? asg_mean(x, ax, false) : NULL;
   asg_tensor *y = asg_batchnorm(x, gm, bt, 1e-5);
-  asg_tensor *mean = before ? early : asg_mean(x, ASG_AXES(0, 2, 3), false);
-  asg_tensor *var = asg_var(x, ASG_AXES(0, 2, 3), 0, false);
+  asg_tensor *mean = before ? early : asg_mean(x, ax, false);
+  asg_tensor *var = asg_var(x, ax, 0, false);
   asg_tensor *outs[6] = {y, mean, var}, *wrt[3] = {gm, bt, x};
   asg_tensor *loss = asg_sum(asg_mul(y, r), ASG_ALL_AXES, false);
   TU_CHECK(asg_grad(loss, gx ? 3 : 2, wrt, outs + 3) == ASG_OK, "bn stats: asg_grad");
@@ -483,8 +488,8 @@ static void check_bn_stats(asg_dtype dt, bool gx, bool before) {
       {"x", v, nx}, {"r", v + nx, nx}, {"g", v + 2 * nx, C}, {"b", v + 2 * nx + C, C}};
   const bool ok = run_pair(fz, un, dt, f, 4, n, outs, got, ug);
   char what[96];
-  snprintf(what, sizeof what, "batchnorm stats %s dx %d mean first %d", asg_dtype_name(dt), gx,
-           before);
+  snprintf(what, sizeof what, "batchnorm stats %s dx %d mean first %d flat %d", asg_dtype_name(dt),
+           gx, before, flat);
   TU_CHECK(ok, "%s: run: %s", what, asg_last_error());
   if (ok) {
     /* fewer steps: var (and mean unless built first); with dx the gamma and beta gradients */
@@ -622,7 +627,7 @@ int main(int argc, char **argv) {
     for (int v = 0; v < 6; v++)
       check_rowdot(dts[d], v & 1 ? 70 : 5, v == 2, v >= 3);
   for (int d = 0; d < 2; d++)
-    for (int v = 0; v < 4; v++)
-      check_bn_stats(dts[d], v & 1, v & 2);
+    for (int v = 0; v < 8; v++)
+      check_bn_stats(dts[d], v & 1, v & 2, v & 4);
   return tu_finish();
 }

@@ -198,7 +198,7 @@ typedef struct feed {
 
 /* Feeds both programs (the fused one on g_backend, the unfused CPU one),
  * runs them and fetches outs into got[k] / ug[k] (allocated here, freed by
- * free_outs); false on any failure. */
+ * free_pair); false on any failure. */
 static bool run_pair(asg_program *fz, asg_program *un, asg_dtype dt, const feed *f, int nf, int n,
                      asg_tensor *const *outs, double **got, double **ug) {
   for (int k = 0; k < n; k++) {
@@ -232,9 +232,13 @@ static void compare_pair(const char *what, asg_dtype dt, int n, asg_tensor *cons
   }
 }
 
-static void free_outs(int n, double **got, double **ug) {
+/* Frees what run_pair fetched, both programs and the graph. */
+static void free_pair(int n, double **got, double **ug, asg_program *fz, asg_program *un,
+                      asg_graph *g) {
   for (int k = 0; k < n; k++)
     free(got[k]), free(ug[k]);
+  asg_program_free(fz), asg_program_free(un);
+  asg_graph_free(g);
 }
 
 /* act(a b + bias) (act 0 none, 1 relu, 2 gelu_tanh) [+ gradients]: one
@@ -291,10 +295,8 @@ static void check_linear(asg_dtype dt, bool tb, int act, bool batched, bool mm_o
              "%s: y against loops", what);
     compare_pair(what, dt, n, outs, got, ug);
   }
-  free_outs(n, got, ug);
   free(av), free(rv), free(want);
-  asg_program_free(fz), asg_program_free(un);
-  asg_graph_free(g);
+  free_pair(n, got, ug, fz, un, g);
 }
 
 /* (a w^T + bias) + r (+ the gradients of a, w, bias and r): the residual
@@ -353,9 +355,7 @@ static void check_residual(asg_dtype dt, int64_t M, bool grads, bool bias) {
              "%s: y against loops", what);
     compare_pair(what, dt, n, outs, got, ug);
   }
-  free_outs(n, got, ug);
-  asg_program_free(fz), asg_program_free(un);
-  asg_graph_free(g);
+  free_pair(n, got, ug, fz, un, g);
 }
 
 /* attention(q, k, v [, mask]) and the gradients of q, k, v: the backward's
@@ -398,10 +398,8 @@ static void check_stats(asg_dtype dt, bool causal, bool masked) {
              what, sf, su);
     compare_pair(what, dt, 4, outs, got, ug);
   }
-  free_outs(4, got, ug);
   free(x);
-  asg_program_free(fz), asg_program_free(un);
-  asg_graph_free(g);
+  free_pair(4, got, ug, fz, un, g);
 }
 
 /* layernorm(x, gamma, beta) [B, T, C] with the gradients of gamma and beta
@@ -448,10 +446,8 @@ static void check_ln_pair(asg_dtype dt, bool gx, int64_t C, int64_t T) {
                  "%s: output %d against the unfused CPU", what, k);
     }
   }
-  free_outs(n, got, ug);
   free(v);
-  asg_program_free(fz), asg_program_free(un);
-  asg_graph_free(g);
+  free_pair(n, got, ug, fz, un, g);
 }
 
 /* y = batchnorm(x, gamma, beta) over [N, C, H, W], then the batch mean and
@@ -528,10 +524,8 @@ static void check_bn_stats(asg_dtype dt, bool gx, bool before, bool flat) {
                  tu_close(what, got[4], wb, C, tol, 1e-5),
              "%s: mean, var, beta gradient against double loops", what);
   }
-  free_outs(n, got, ug);
   free(v);
-  asg_program_free(fz), asg_program_free(un);
-  asg_graph_free(g);
+  free_pair(n, got, ug, fz, un, g);
 }
 
 /* sum(a * b) over the last axis [+ the gradients of a and b]: one rowdot
@@ -574,10 +568,8 @@ static void check_rowdot(asg_dtype dt, int64_t C, bool prod_out, bool grads) {
              "%s: y against loops", what);
     compare_pair(what, dt, n, outs, got, ug);
   }
-  free_outs(n, got, ug);
   free(v);
-  asg_program_free(fz), asg_program_free(un);
-  asg_graph_free(g);
+  free_pair(n, got, ug, fz, un, g);
 }
 
 int main(int argc, char **argv) {

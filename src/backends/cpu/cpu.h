@@ -25,6 +25,9 @@ typedef struct asg_cpu_kernel {
   asg_status (*run)(const asg_cpu_call *c);
   /* Workspace bytes this step needs (NULL: none). Asked at compile time. */
   size_t (*ws)(const asg_step *s, int nthreads);
+  /* Whether run writes a further output (plan.h) of op a itself (NULL:
+   * none); the backend runs a's own kernel after the step for the others. */
+  bool (*writes_aux)(asg_op a);
 } asg_cpu_kernel;
 
 /* Family registration (one per file). */
@@ -47,6 +50,17 @@ void asg_cpu_register_sort(asg_cpu_kernel *t);
 void asg_cpu_register_collective(asg_cpu_kernel *t);
 void asg_cpu_register_resample(asg_cpu_kernel *t); /* pad, upsample (+bwd) */
 void asg_cpu_register_custom(asg_cpu_kernel *t);   /* user-registered ops (asg/custom.h) */
+
+/* p[i] of an f32 or f64 tensor, as a double, and the reverse (rounded). */
+static inline double asg_cpu_load(const void *p, asg_dtype dt, int64_t i) {
+  return dt == ASG_F64 ? ((const double *)p)[i] : (double)((const float *)p)[i];
+}
+static inline void asg_cpu_store(void *p, asg_dtype dt, int64_t i, double v) {
+  if (dt == ASG_F64)
+    ((double *)p)[i] = v;
+  else
+    ((float *)p)[i] = (float)v;
+}
 
 /* Work below this many elements runs on one thread. */
 #define ASG_CPU_PAR_MIN 32768

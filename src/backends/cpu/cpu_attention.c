@@ -87,6 +87,9 @@ static asg_status attention_kernel(const asg_cpu_call *c) {
   return ASG_OK;
 }
 
+/* the forward writes its rows' lse as its further output (fuse_stats.c) */
+static bool attention_aux(asg_op a) { return a == ASG_OP_ATTENTION_LSE; }
+
 void asg_cpu_register_attention(asg_cpu_kernel *t) {
   static const asg_op ops[4] = {ASG_OP_ATTENTION, ASG_OP_ATTENTION_LSE, ASG_OP_ATTENTION_BWD_Q,
                                 ASG_OP_ATTENTION_BWD_KV};
@@ -94,4 +97,5 @@ void asg_cpu_register_attention(asg_cpu_kernel *t) {
     t[ops[i]].run = attention_kernel;
     t[ops[i]].ws = att_ws;
   }
+  t[ASG_OP_ATTENTION].writes_aux = attention_aux;
 }

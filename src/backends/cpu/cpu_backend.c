@@ -195,16 +195,6 @@ static asg_cpu_call step_call(const cpu_exec *x, int i, uint64_t run) {
                         .bf16 = x->bf16};
 }
 
-/* Whether step s's own kernel writes its further output k (plan.h). */
-static bool writes_aux(const asg_step *s, int k) {
-  const asg_op a = s->aux[k].op;
-  return (s->op == ASG_OP_ATTENTION && a == ASG_OP_ATTENTION_LSE) ||
-         (s->op == ASG_OP_LAYERNORM_BWD_X &&
-          (a == ASG_OP_LAYERNORM_BWD_GAMMA || a == ASG_OP_SUM)) ||
-         (s->op == ASG_OP_BATCHNORM && (a == ASG_OP_MEAN || a == ASG_OP_VAR)) ||
-         (s->op == ASG_OP_BATCHNORM_BWD_X && (a == ASG_OP_BATCHNORM_BWD_GAMMA || a == ASG_OP_SUM));
-}
-
 /* Step i: its kernel, then the further outputs that kernel does not write,
  * each by its own op's kernel. */
 static asg_status run_step(const cpu_exec *x, int i, uint64_t run) {
@@ -212,7 +202,7 @@ static asg_status run_step(const cpu_exec *x, int i, uint64_t run) {
   asg_cpu_call c = step_call(x, i, run);
   asg_status st = table[s->op].run(&c);
   for (int k = 0; k < s->n_aux && !st; k++) {
-    if (writes_aux(s, k)) continue;
+    if (table[s->op].writes_aux && table[s->op].writes_aux(s->aux[k].op)) continue;
     const size_t a = (size_t)i * ASG_MAX_AUX + k;
     asg_cpu_call u = c;
     u.s = &s->aux[k];

@@ -26,7 +26,6 @@ typedef struct bn_job {
   int pass;
   double *p0, *p1, *p2, *p3;              /* per-row partial sums [N * C] */
   double *mean, *rstd, *k, *mdy, *cx, *e; /* per channel [C]; e = sum(x - (T)mean) */
-  double *var_sum; /* [C] sum((x - (T)mean)^2), kept for the further outputs */
 } bn_job;
 
 #define SUF f32
@@ -91,16 +90,7 @@ static void bn_dims(const asg_step *s, int64_t *N, int64_t *C, int64_t *S) {
 }
 
 static double gamma_at(const asg_cpu_call *c, int i, int64_t ch) {
-  return c->s->out.dtype == ASG_F64 ? ((const double *)c->in[i])[ch]
-                                    : (double)((const float *)c->in[i])[ch];
-}
-
-/* p[i] = v as dtype dt (f32 or f64). */
-static void store_at(void *p, asg_dtype dt, int64_t i, double v) {
-  if (dt == ASG_F64)
-    ((double *)p)[i] = v;
-  else
-    ((float *)p)[i] = (float)v;
+  return asg_cpu_load(c->in[i], c->s->out.dtype, ch);
 }
 
 static asg_status batchnorm_kernel(const asg_cpu_call *c) {
@@ -114,7 +104,6 @@ static asg_status batchnorm_kernel(const asg_cpu_call *c) {
   j.p0 = c->ws, j.p1 = j.p0 + j.N * C, j.p2 = j.p1 + j.N * C, j.p3 = j.p2 + j.N * C;
   j.mean = j.p3 + j.N * C;
   j.rstd = j.mean + C, j.k = j.rstd + C, j.mdy = j.k + C, j.cx = j.mdy + C, j.e = j.cx + C;
-  j.var_sum = j.e + C;
   memset(j.mean, 0, sizeof(double) * (size_t)C); /* read (not used) by the first pass */
   bn_pass(&j, BN_SUM, j.mean, NULL, NULL, NULL);
   for (int64_t ch = 0; ch < C; ch++)
@@ -127,21 +116,15 @@ static asg_status batchnorm_kernel(const asg_cpu_call *c) {
     bn_pass(&j, BN_SQ, j.rstd, j.e, NULL, NULL);
   else
     bn_pass(&j, BN_SQDY, j.rstd, j.e, j.mdy, j.cx);
-  if (fwd && s->n_aux) /* the sums of squares, for the further outputs */
-    memcpy(j.var_sum, j.rstd, sizeof(double) * (size_t)C);
   for (int64_t ch = 0; ch < C; ch++) {
-    const double q = j.rstd[ch] - j.e[ch] * j.e[ch] / M;
-    j.rstd[ch] = 1.0 / sqrt((q > 0 ? q : 0) / M + eps);
+    const double q = j.rstd[ch] - j.e[ch] * j.e[ch] / M, var = (q > 0 ? q : 0) / M;
+    j.rstd[ch] = 1.0 / sqrt(var + eps);
+    for (int a = 0; fwd && a < s->n_aux; a++) /* the batch mean and (biased) variance */
+      asg_cpu_store(c->aux[a], s->out.dtype, ch, s->aux[a].op == ASG_OP_MEAN ? j.mean[ch] : var);
   }
   if (fwd) {
     for (int64_t ch = 0; ch < C; ch++)
       j.k[ch] = j.rstd[ch] * gamma_at(c, 1, ch);
-    for (int a = 0; a < s->n_aux; a++) /* the batch mean and (biased) variance */
-      for (int64_t ch = 0; ch < C; ch++) {
-        const double q = j.var_sum[ch] - j.e[ch] * j.e[ch] / M;
-        store_at(c->aux[a], s->out.dtype, ch,
-                 s->aux[a].op == ASG_OP_MEAN ? j.mean[ch] : (q > 0 ? q : 0) / M);
-      }
     bn_pass(&j, BN_Y, NULL, NULL, NULL, NULL);
     return ASG_OK;
   }
@@ -149,15 +132,15 @@ static asg_status batchnorm_kernel(const asg_cpu_call *c) {
     j.cx[ch] -= j.mdy[ch] * j.e[ch] / M; /* sum(dy * (x - mean)) */
   if (s->op == ASG_OP_BATCHNORM_BWD_GAMMA) {
     for (int64_t ch = 0; ch < C; ch++)
-      store_at(c->out, s->out.dtype, ch, j.cx[ch] * j.rstd[ch]);
+      asg_cpu_store(c->out, s->out.dtype, ch, j.cx[ch] * j.rstd[ch]);
     return ASG_OK;
   }
   /* batchnorm_bwd_x's further outputs: the gamma gradient as its own op
    * computes it, the beta gradient sum(dy) */
   for (int a = 0; a < s->n_aux; a++)
     for (int64_t ch = 0; ch < C; ch++)
-      store_at(c->aux[a], s->out.dtype, ch,
-               s->aux[a].op == ASG_OP_BATCHNORM_BWD_GAMMA ? j.cx[ch] * j.rstd[ch] : j.mdy[ch]);
+      asg_cpu_store(c->aux[a], s->out.dtype, ch,
+                    s->aux[a].op == ASG_OP_BATCHNORM_BWD_GAMMA ? j.cx[ch] * j.rstd[ch] : j.mdy[ch]);
   for (int64_t ch = 0; ch < C; ch++) {
     j.k[ch] = gamma_at(c, 2, ch) * j.rstd[ch];
     j.mdy[ch] /= M;
@@ -171,8 +154,13 @@ static size_t batchnorm_ws(const asg_step *s, int nthreads) {
   (void)nthreads;
   int64_t N, C, S;
   bn_dims(s, &N, &C, &S);
-  return (size_t)(4 * N * C + 7 * C) * sizeof(double);
+  return (size_t)(4 * N * C + 6 * C) * sizeof(double);
 }
+
+/* the further outputs the passes' sums give (src/passes/fuse_stats.c): the
+ * forward's batch mean and variance, dx's gamma and beta gradients */
+static bool bn_fwd_aux(asg_op a) { return a == ASG_OP_MEAN || a == ASG_OP_VAR; }
+static bool bn_bwd_x_aux(asg_op a) { return a == ASG_OP_BATCHNORM_BWD_GAMMA || a == ASG_OP_SUM; }
 
 void asg_cpu_register_batchnorm(asg_cpu_kernel *t) {
   const asg_op ops[3] = {ASG_OP_BATCHNORM, ASG_OP_BATCHNORM_BWD_X, ASG_OP_BATCHNORM_BWD_GAMMA};
@@ -180,4 +168,6 @@ void asg_cpu_register_batchnorm(asg_cpu_kernel *t) {
     t[ops[i]].run = batchnorm_kernel;
     t[ops[i]].ws = batchnorm_ws;
   }
+  t[ASG_OP_BATCHNORM].writes_aux = bn_fwd_aux;
+  t[ASG_OP_BATCHNORM_BWD_X].writes_aux = bn_bwd_x_aux;
 }

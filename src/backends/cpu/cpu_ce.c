@@ -126,17 +126,6 @@ static void ce_dims(const asg_step *s, int64_t *R, int64_t *C) {
   *R = asg_shape_numel(sh) / (*C > 0 ? *C : 1);
 }
 
-static void store(void *out, asg_dtype dt, double v) {
-  if (dt == ASG_F32)
-    *(float *)out = (float)v;
-  else
-    *(double *)out = v;
-}
-
-static double load(const void *p, asg_dtype dt) {
-  return dt == ASG_F32 ? (double)*(const float *)p : *(const double *)p;
-}
-
 static asg_status ce_kernel(const asg_cpu_call *c) {
   int64_t R, C;
   ce_dims(c->s, &R, &C);
@@ -145,7 +134,7 @@ static asg_status ce_kernel(const asg_cpu_call *c) {
     return asg__error(ASG_ERR_DTYPE, "cpu: %s: dtype not supported", c->s->label);
   const bool fwd = c->s->op == ASG_OP_SOFTMAX_CE;
   if (R == 0 || C == 0) { /* nothing counted: loss NaN (as an empty mean), no gradient */
-    if (fwd) store(c->out, dt, NAN);
+    if (fwd) asg_cpu_store(c->out, dt, 0, NAN);
     return ASG_OK;
   }
   ce_job j = {c, {c->in[1], ldt == ASG_I32, c->s->attr.i[0]}, C, c->s->attr.f[0], 0};
@@ -157,9 +146,10 @@ static asg_status ce_kernel(const asg_cpu_call *c) {
     double total = 0;
     for (int64_t r = 0; r < R; r++) /* in row order */
       total += row[r];
-    store(c->out, dt, count ? total / (double)count : NAN); /* no row: NaN (0/0), as PyTorch */
+    asg_cpu_store(c->out, dt, 0,
+                  count ? total / (double)count : NAN); /* no row: NaN (0/0), as PyTorch */
   } else {
-    j.scale = count ? load(c->in[2], dt) / (double)count : 0.0;
+    j.scale = count ? asg_cpu_load(c->in[2], dt, 0) / (double)count : 0.0;
     asg_cpu_parallel_for(c->pool, nt, R, ce_bwd_range, &j);
   }
   return ASG_OK;

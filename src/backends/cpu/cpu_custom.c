@@ -13,5 +13,5 @@ static size_t custom_ws(const asg_step *s, int nthreads) {
 }
 
 void asg_cpu_register_custom(asg_cpu_kernel *t) {
-  t[ASG_OP_CUSTOM] = (asg_cpu_kernel){custom_run, custom_ws};
+  t[ASG_OP_CUSTOM] = (asg_cpu_kernel){.run = custom_run, .ws = custom_ws};
 }

@@ -2,8 +2,9 @@
  * (cpu_gemm_bf16.h). A primitive is made once per product shape (its JIT
  * code generation costs milliseconds) and kept for the process in a small
  * table; blocks of one product run it concurrently from the pool's threads,
- * each with a stream and a scratchpad of its own (the library's shared
- * scratchpad made concurrent runs of one primitive overwrite each other). */
+ * each with a stream and a scratchpad of its own, made once per thread (the
+ * library's shared scratchpad made concurrent runs of one primitive
+ * overwrite each other). */
 #include "backends/cpu/cpu_gemm_bf16.h"
 
 #include "backends/cpu/cpu_simd.h"
@@ -18,33 +19,43 @@
 static dnnl_engine_t engine;
 static bool usable;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
-static pthread_key_t scratch_key; /* this thread's scratchpad (a scratch *) */
+static pthread_key_t tls_key; /* this thread's oneDNN state (a per_thread *) */
 
-typedef struct scratch {
+/* A pool thread's stream and scratchpad, made on its first bf16 product and
+ * kept until the thread ends. */
+typedef struct per_thread {
+  dnnl_stream_t st;
   void *p;
   size_t n;
-} scratch;
+} per_thread;
 
-static void scratch_free(void *v) {
-  scratch *s = v;
-  if (s) free(s->p);
-  free(s);
+static void per_thread_free(void *v) {
+  per_thread *t = v;
+  if (!t) return;
+  if (t->st) dnnl_stream_destroy(t->st);
+  free(t->p);
+  free(t);
 }
 
-/* This thread's scratchpad of at least n bytes (NULL: out of memory). */
-static void *scratch_get(size_t n) {
-  scratch *s = pthread_getspecific(scratch_key);
-  if (!s) {
-    if (!(s = calloc(1, sizeof *s))) return NULL;
-    if (pthread_setspecific(scratch_key, s)) return free(s), NULL;
+/* This thread's state with a scratchpad of at least n bytes (NULL: out of
+ * memory or no stream). */
+static per_thread *per_thread_get(size_t n) {
+  per_thread *t = pthread_getspecific(tls_key);
+  if (!t) {
+    if (!(t = calloc(1, sizeof *t))) return NULL;
+    if (dnnl_stream_create(&t->st, engine, dnnl_stream_default_flags) != dnnl_success ||
+        pthread_setspecific(tls_key, t)) {
+      per_thread_free(t);
+      return NULL;
+    }
   }
-  if (s->n < n) {
+  if (t->n < n) {
     void *p = aligned_alloc(64, (n + 63) & ~(size_t)63);
     if (!p) return NULL;
-    free(s->p);
-    s->p = p, s->n = n;
+    free(t->p);
+    t->p = p, t->n = n;
   }
-  return s->p;
+  return t;
 }
 
 static void bf16_init(void) {
@@ -53,7 +64,7 @@ static void bf16_init(void) {
   /* the ISA values are cumulative bit sets: bf16 dot products from
    * avx512_core_bf16 on (AMX includes it) */
   const unsigned isa = (unsigned)dnnl_get_effective_cpu_isa(), bf = dnnl_cpu_isa_avx512_core_bf16;
-  if ((isa & bf) != bf || pthread_key_create(&scratch_key, scratch_free)) return;
+  if ((isa & bf) != bf || pthread_key_create(&tls_key, per_thread_free)) return;
   usable = dnnl_engine_create(&engine, dnnl_cpu, 0) == dnnl_success;
 }
 
@@ -150,21 +161,21 @@ bool asg_cpu_bf16_gemm(bool ta, bool tb, int m, int n, int k, const uint16_t *a,
   if (!get_prim(&q, &p, &owned)) return false;
   dnnl_memory_desc_t ad, bd, cd;
   dnnl_memory_t am = NULL, bm = NULL, cm = NULL, sm = NULL;
-  dnnl_stream_t st = NULL;
-  void *sp = p.scratch_bytes ? scratch_get(p.scratch_bytes) : NULL;
-  bool ok = (sp || !p.scratch_bytes) && descs(&q, &ad, &bd, &cd) &&
-            dnnl_memory_create(&am, &ad, engine, (void *)a) == dnnl_success &&
-            dnnl_memory_create(&bm, &bd, engine, (void *)b) == dnnl_success &&
-            dnnl_memory_create(&cm, &cd, engine, c) == dnnl_success &&
-            (!sp || dnnl_memory_create(&sm, &p.scratch_md, engine, sp) == dnnl_success) &&
-            dnnl_stream_create(&st, engine, dnnl_stream_default_flags) == dnnl_success;
+  per_thread *t = per_thread_get(p.scratch_bytes);
+  bool ok =
+      t && descs(&q, &ad, &bd, &cd) &&
+      dnnl_memory_create(&am, &ad, engine, (void *)a) == dnnl_success &&
+      dnnl_memory_create(&bm, &bd, engine, (void *)b) == dnnl_success &&
+      dnnl_memory_create(&cm, &cd, engine, c) == dnnl_success &&
+      (!p.scratch_bytes || dnnl_memory_create(&sm, &p.scratch_md, engine, t->p) == dnnl_success);
   if (ok) {
     dnnl_exec_arg_t args[4] = {
         {DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}, {DNNL_ARG_SCRATCHPAD, sm}};
-    ok = dnnl_primitive_execute(p.prim, st, sm ? 4 : 3, args) == dnnl_success &&
-         dnnl_stream_wait(st) == dnnl_success;
+    ok = dnnl_primitive_execute(p.prim, t->st, sm ? 4 : 3, args) == dnnl_success &&
+         dnnl_stream_wait(t->st) == dnnl_success;
   }
-  if (st) dnnl_stream_destroy(st);
+  /* the memory objects only wrap the pointers (oneDNN has no way to keep one
+   * across shapes); a few small allocations a block, ~0.7 us measured */
   if (am) dnnl_memory_destroy(am);
   if (bm) dnnl_memory_destroy(bm);
   if (cm) dnnl_memory_destroy(cm);

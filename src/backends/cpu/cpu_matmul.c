@@ -401,11 +401,13 @@ static void gemm_run(gemm_job *g, asg_cpu_pool *pool) {
   asg_cpu_parallel_for(pool, nt, M, rows_range, g);
 }
 
-void asg_cpu_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
-                   int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc,
-                   asg_cpu_pool *pool) {
+/* One product from the arguments of asg_cpu_sgemm / asg_cpu_dgemm. */
+static void gemm_call(bool f64, bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha,
+                      const void *A, int64_t lda, const void *B, int64_t ldb, double beta, void *C,
+                      int64_t ldc, asg_cpu_pool *pool) {
   gemm_job g = {.ta = ta,
                 .tb = tb,
+                .f64 = f64,
                 .M = M,
                 .N = N,
                 .K = K,
@@ -420,24 +422,16 @@ void asg_cpu_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alph
   gemm_run(&g, pool);
 }
 
+void asg_cpu_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                   int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc,
+                   asg_cpu_pool *pool) {
+  gemm_call(false, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, pool);
+}
+
 void asg_cpu_dgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double *A,
                    int64_t lda, const double *B, int64_t ldb, double beta, double *C, int64_t ldc,
                    asg_cpu_pool *pool) {
-  gemm_job g = {.ta = ta,
-                .tb = tb,
-                .f64 = true,
-                .M = M,
-                .N = N,
-                .K = K,
-                .lda = lda,
-                .ldb = ldb,
-                .ldc = ldc,
-                .alpha = alpha,
-                .beta = beta,
-                .A = A,
-                .B = B,
-                .C = C};
-  gemm_run(&g, pool);
+  gemm_call(true, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, pool);
 }
 
 /* One product of the step into C [M, N], with matmul_bias_act's epilogue

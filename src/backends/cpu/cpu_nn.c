@@ -540,6 +540,10 @@ static asg_status rmsnorm_kernel(const asg_cpu_call *c) {
   return ASG_OK;
 }
 
+/* layernorm_bwd_x's one pass also sums the gamma and beta gradients
+ * (src/passes/fuse_stats.c) */
+static bool ln_bwd_x_aux(asg_op a) { return a == ASG_OP_LAYERNORM_BWD_GAMMA || a == ASG_OP_SUM; }
+
 void asg_cpu_register_nn(asg_cpu_kernel *t) {
   t[ASG_OP_SOFTMAX].run = softmax_kernel;
   t[ASG_OP_LOG_SOFTMAX].run = softmax_kernel;
@@ -548,5 +552,6 @@ void asg_cpu_register_nn(asg_cpu_kernel *t) {
   t[ASG_OP_LAYERNORM_BWD_GAMMA].run = layernorm_kernel;
   t[ASG_OP_LAYERNORM_BWD_GAMMA].ws = ln_bwd_g_ws;
   t[ASG_OP_LAYERNORM_BWD_X].ws = ln_bwd_x_ws;
+  t[ASG_OP_LAYERNORM_BWD_X].writes_aux = ln_bwd_x_aux;
   t[ASG_OP_RMSNORM].run = rmsnorm_kernel;
 }

@@ -5,6 +5,7 @@
  * one through share_variables. How the pool behaves under load is measured
  * by bench/load_collapse.sh (timings are not assertions). */
 #include <dirent.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -297,6 +298,58 @@ static void test_shared_pool(void) {
   asg_graph_free(g);
 }
 
+/* Products split into blocks of rows and of columns: with more threads than
+ * 16-row blocks ([128, 128] = A^T B over 512 rows, a weight gradient, on 16
+ * threads; [136, 130] on 32) each block is split along the other axis too.
+ * Against double loops over the same floats; also with a fused bias + ReLU. */
+static void product_blocks(int M, int N) {
+  enum { K = 512, MAX = 136 };
+  static float a[K * MAX], b[K * MAX], bias[MAX], got[MAX * MAX];
+  static double tmp[K * MAX];
+  tu_rand(11, tmp, K * M, -1, 1);
+  for (int i = 0; i < K * M; i++)
+    a[i] = (float)tmp[i];
+  tu_rand(12, tmp, K * N, -1, 1);
+  for (int i = 0; i < K * N; i++)
+    b[i] = (float)tmp[i];
+  tu_rand(13, tmp, N, -1, 1);
+  for (int i = 0; i < N; i++)
+    bias[i] = (float)tmp[i];
+  const int threads[] = {1, 3, 16, 32};
+  for (int ti = 0; ti < 4; ti++)
+    for (int act = 0; act < 2; act++) {
+      asg_graph *g = asg_graph_new();
+      asg_tensor *ta = asg_variable(g, "a", ASG_F32, ASG_SHAPE(K, M), asg_init_data(a));
+      asg_tensor *tb = asg_variable(g, "b", ASG_F32, ASG_SHAPE(K, N), asg_init_data(b));
+      asg_tensor *y = asg_matmul_t(ta, tb, true, false);
+      if (act) y = asg_relu(asg_add(y, asg_constant(g, ASG_F32, ASG_SHAPE(N), bias)));
+      asg_compile_opts o = {.num_threads = threads[ti]};
+      asg_program *p = asg_compile(g, 1, &y, &o);
+      bool ok = p && asg_program_run(p) == ASG_OK &&
+                asg_program_fetch(p, y, got, sizeof(float) * (size_t)(M * N)) == ASG_OK;
+      long bad = -1;
+      for (int i = 0; ok && i < M && bad < 0; i++)
+        for (int j = 0; j < N && bad < 0; j++) {
+          double s = 0, mag = 0;
+          for (int k = 0; k < K; k++)
+            s += (double)a[k * M + i] * b[k * N + j],
+                mag += fabs((double)a[k * M + i] * b[k * N + j]);
+          if (act) s = s + bias[j] > 0 ? s + bias[j] : 0, mag += fabs(bias[j]);
+          if (!(fabs(got[i * N + j] - s) <= 1e-5 * mag)) bad = i * N + j;
+        }
+      if (bad >= 0) printf("  element %ld: got %g\n", bad, got[bad]);
+      TU_CHECK(ok && bad < 0, "a^T b [%d, %d] over %d rows%s on %d threads", M, N, K,
+               act ? " + bias, relu" : "", threads[ti]);
+      asg_program_free(p);
+      asg_graph_free(g);
+    }
+}
+
+static void test_product_blocks(void) {
+  product_blocks(128, 128);
+  product_blocks(136, 130);
+}
+
 int main(void) {
   make_data();
   static double tmp[65536];
@@ -308,5 +361,6 @@ int main(void) {
   test_no_thread_leak();
   test_concurrent_programs();
   test_shared_pool();
+  test_product_blocks();
   return tu_finish();
 }

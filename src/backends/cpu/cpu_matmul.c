@@ -29,8 +29,9 @@ typedef struct gemm_job {
   double alpha, beta; /* exact for f32 too */
   const void *A, *B;
   void *C;
-  bool by_rows; /* BLAS blocks: of rows of C, else of columns */
-  int64_t blk;  /* rows or columns a block */
+  bool by_rows;      /* BLAS blocks: of rows of C, else of columns */
+  int64_t blk;       /* rows or columns a block */
+  int64_t nsub, sub; /* each block split along the other axis into nsub parts of sub */
   /* matmul_bias_act's epilogue, applied to each block of C as it is done:
    * C = act(C + bias [N]) + res [M, N] (bias NULL: none; res NULL: none) */
   const void *bias;
@@ -295,17 +296,18 @@ static bool dnnl_on(void) { return false; }
 static void blas_range(void *ctx, int64_t lo, int64_t hi, int tid) {
   (void)tid;
   const gemm_job *g = ctx;
-  const int64_t len = g->by_rows ? g->M : g->N, es = g->f64 ? 8 : 4;
+  const int64_t len = g->by_rows ? g->M : g->N, len2 = g->by_rows ? g->N : g->M;
+  const int64_t es = g->f64 ? 8 : 4;
   for (int64_t b = lo; b < hi; b++) {
-    int64_t o = b * g->blk, n = len - o < g->blk ? len - o : g->blk;
-    int64_t ao = 0, bo = 0, co = g->by_rows ? o * g->ldc : o; /* elements */
-    if (g->by_rows)
-      ao = g->ta ? o : o * g->lda;
-    else
-      bo = g->tb ? o * g->ldb : o;
+    const int64_t o = b / g->nsub * g->blk, n = len - o < g->blk ? len - o : g->blk;
+    const int64_t o2 = b % g->nsub * g->sub, n2 = len2 - o2 < g->sub ? len2 - o2 : g->sub;
+    if (n2 <= 0) continue;
+    /* block rows [i0, i0 + m) x columns [j0, j0 + nn) of C */
+    const int64_t i0 = g->by_rows ? o : o2, j0 = g->by_rows ? o2 : o;
+    const int m = (int)(g->by_rows ? n : n2), nn = (int)(g->by_rows ? n2 : n);
+    const int64_t ao = g->ta ? i0 : i0 * g->lda, bo = g->tb ? j0 * g->ldb : j0; /* elements */
     const char *a = (const char *)g->A + ao * es, *bb = (const char *)g->B + bo * es;
-    char *c = (char *)g->C + co * es;
-    int m = (int)(g->by_rows ? n : g->M), nn = (int)(g->by_rows ? g->N : n);
+    char *c = (char *)g->C + (i0 * g->ldc + j0) * es;
     bool done = false;
 #ifdef ASG_HAVE_DNNL
     if (g->abf) done = one_thread_bf16(g, m, nn, ao, bo, (float *)c);
@@ -317,7 +319,7 @@ static void blas_range(void *ctx, int64_t lo, int64_t hi, int tid) {
 #endif
     if (!done) {
 #ifndef ASG_HAVE_CBLAS
-      rows_f32(g, o, o + n); /* oneDNN failed; without CBLAS the blocks are rows */
+      rows_f32(g, o, o + n); /* oneDNN failed; without CBLAS the blocks are whole rows */
 #else
       enum CBLAS_TRANSPOSE ta = g->ta ? CblasTrans : CblasNoTrans;
       enum CBLAS_TRANSPOSE tb = g->tb ? CblasTrans : CblasNoTrans;
@@ -331,8 +333,7 @@ static void blas_range(void *ctx, int64_t lo, int64_t hi, int tid) {
                     (int)g->ldc);
 #endif
     }
-    if (g->bias || g->res) /* while the block is in cache */
-      g->by_rows ? epilogue(g, o, o + n, 0, g->N) : epilogue(g, 0, g->M, o, o + n);
+    if (g->bias || g->res) epilogue(g, i0, i0 + m, j0, j0 + nn); /* while the block is in cache */
   }
 }
 #endif
@@ -390,10 +391,20 @@ static void gemm_run(gemm_job *g, asg_cpu_pool *pool) {
       g->abf = g->bf16, g->bbf = g->bf16 + na;
     }
 #endif
-    int64_t len = g->by_rows ? M : N;
+    const int64_t len = g->by_rows ? M : N, len2 = g->by_rows ? N : M;
     g->blk = (len + nt - 1) / nt;
     if (g->blk < 16) g->blk = 16;
-    asg_cpu_parallel_for(pool, nt, (len + g->blk - 1) / g->blk, blas_range, g);
+    const int64_t nb = (len + g->blk - 1) / g->blk;
+    /* Fewer blocks than threads (a [128, 128] weight gradient on 16 threads):
+     * split the other axis too, in parts of 64 or more. Only with CBLAS: a
+     * block oneDNN fails is then computed by BLAS, not by whole rows. */
+    g->nsub = 1;
+#ifdef ASG_HAVE_CBLAS
+    if (nb < nt) g->nsub = nt / nb < len2 / 64 ? nt / nb : len2 / 64;
+    if (g->nsub < 1) g->nsub = 1;
+#endif
+    g->sub = (len2 + g->nsub - 1) / g->nsub;
+    asg_cpu_parallel_for(pool, nt, nb * g->nsub, blas_range, g);
     return;
   }
 #endif

@@ -5,6 +5,7 @@
 #include <math.h>
 
 #include "backends/cpu/cpu.h"
+#include "backends/cpu/cpu_simd.h"
 
 #define CHUNK 16384
 
@@ -18,10 +19,10 @@
 #define SQRT sqrt
 #include "backends/cpu/cpu_optim_tmpl.h"
 
-/* Chunks [lo, hi) of ADAM_MOMENT(2): out [total] from m, g [total]. */
-static void moment_range(void *ctx, int64_t lo, int64_t hi, int tid) {
-  (void)tid;
-  const asg_cpu_call *c = ctx;
+/* Chunks [lo, hi) of ADAM_MOMENT(2): out [total] from m, g [total]. Compiled
+ * again for AVX2 and AVX-512 below (the baseline SSE2 loops took ~40% of the
+ * step's optimizer time of an MLP's 0.67M parameters). */
+ASG_ALWAYS_INLINE void moment_body(const asg_cpu_call *c, int64_t lo, int64_t hi) {
   const asg_step *s = c->s;
   bool second = s->op == ASG_OP_ADAM_MOMENT2;
   int64_t total = asg_shape_numel(s->out.shape);
@@ -34,14 +35,6 @@ static void moment_range(void *ctx, int64_t lo, int64_t hi, int tid) {
       moment_f64(second, &s->attr, (double *)c->out + i0, (const double *)c->in[0] + i0,
                  (const double *)c->in[1] + i0, n);
   }
-}
-
-static asg_status moment_kernel(const asg_cpu_call *c) {
-  int64_t total = asg_shape_numel(c->s->out.shape);
-  int64_t units = (total + CHUNK - 1) / CHUNK;
-  asg_cpu_parallel_for(c->pool, asg_cpu_threads_for(c, total, units), units, moment_range,
-                       (void *)c);
-  return ASG_OK;
 }
 
 /* The per-step scalars in the scalars' dtype S, then rounded to the
@@ -70,9 +63,7 @@ typedef struct param_job {
 } param_job;
 
 /* Chunks [lo, hi) of ADAM_PARAM: out [total] from p, m, v [total]. */
-static void param_range(void *ctx, int64_t lo, int64_t hi, int tid) {
-  (void)tid;
-  const param_job *j = ctx;
+ASG_ALWAYS_INLINE void param_body(const param_job *j, int64_t lo, int64_t hi) {
   const asg_cpu_call *c = j->c;
   const asg_step *s = c->s;
   const double step = j->step, sbc2 = j->sbc2, dec = j->dec;
@@ -88,6 +79,55 @@ static void param_range(void *ctx, int64_t lo, int64_t hi, int tid) {
       param_f64((double *)c->out + i0, (const double *)c->in[0] + i0, (const double *)c->in[1] + i0,
                 (const double *)c->in[2] + i0, step, sbc2, s->attr.f[0], decay, dec, n);
   }
+}
+
+#ifdef ASG_SIMD_X86
+ASG_TARGET_AVX512 static void moment_avx512(const asg_cpu_call *c, int64_t lo, int64_t hi) {
+  moment_body(c, lo, hi);
+}
+ASG_TARGET_AVX2 static void moment_avx2(const asg_cpu_call *c, int64_t lo, int64_t hi) {
+  moment_body(c, lo, hi);
+}
+ASG_TARGET_AVX512 static void param_avx512(const param_job *j, int64_t lo, int64_t hi) {
+  param_body(j, lo, hi);
+}
+ASG_TARGET_AVX2 static void param_avx2(const param_job *j, int64_t lo, int64_t hi) {
+  param_body(j, lo, hi);
+}
+#endif
+
+static void moment_range(void *ctx, int64_t lo, int64_t hi, int tid) {
+  (void)tid;
+#ifdef ASG_SIMD_X86
+  const int level = asg_cpu_simd_level();
+  if (level == ASG_SIMD_AVX512)
+    moment_avx512(ctx, lo, hi);
+  else if (level == ASG_SIMD_AVX2)
+    moment_avx2(ctx, lo, hi);
+  else
+#endif
+    moment_body(ctx, lo, hi);
+}
+
+static void param_range(void *ctx, int64_t lo, int64_t hi, int tid) {
+  (void)tid;
+#ifdef ASG_SIMD_X86
+  const int level = asg_cpu_simd_level();
+  if (level == ASG_SIMD_AVX512)
+    param_avx512(ctx, lo, hi);
+  else if (level == ASG_SIMD_AVX2)
+    param_avx2(ctx, lo, hi);
+  else
+#endif
+    param_body(ctx, lo, hi);
+}
+
+static asg_status moment_kernel(const asg_cpu_call *c) {
+  int64_t total = asg_shape_numel(c->s->out.shape);
+  int64_t units = (total + CHUNK - 1) / CHUNK;
+  asg_cpu_parallel_for(c->pool, asg_cpu_threads_for(c, total, units), units, moment_range,
+                       (void *)c);
+  return ASG_OK;
 }
 
 static asg_status param_kernel(const asg_cpu_call *c) {

@@ -7,8 +7,8 @@
 
 /* ADAM_MOMENT (second false): o = m beta + g (1 - beta);
  * ADAM_MOMENT2 (second true): o = m beta + g^2 (1 - beta); over n elements */
-static void ASG_CAT(moment, SUF)(bool second, const asg_attrs *at, T *o, const T *m, const T *g,
-                                 int64_t n) {
+ASG_ALWAYS_INLINE void ASG_CAT(moment, SUF)(bool second, const asg_attrs *at, T *o, const T *m,
+                                            const T *g, int64_t n) {
   const T beta = (T)at->f[0], one_m = (T)at->f[1];
   if (second)
     for (int64_t i = 0; i < n; i++) {
@@ -22,8 +22,8 @@ static void ASG_CAT(moment, SUF)(bool second, const asg_attrs *at, T *o, const T
 
 /* ADAM_PARAM over n elements, given the per-step scalars already in T:
  * o = p dec - step m / (sqrt(v) / sbc2 + eps) (dec only with decay) */
-static void ASG_CAT(param, SUF)(T *o, const T *p, const T *m, const T *v, T step, T sbc2, T eps,
-                                bool decay, T dec, int64_t n) {
+ASG_ALWAYS_INLINE void ASG_CAT(param, SUF)(T *o, const T *p, const T *m, const T *v, T step, T sbc2,
+                                           T eps, bool decay, T dec, int64_t n) {
   if (decay)
     for (int64_t i = 0; i < n; i++) {
       T pd = p[i] * dec;

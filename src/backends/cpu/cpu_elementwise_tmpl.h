@@ -79,8 +79,8 @@ ASG_ALWAYS_INLINE void ASG_CAT(bin_loop, SUF)(asg_op op, T *o, const T *a, int64
   }
 }
 
-static void ASG_CAT(bin, SUF)(asg_op op, T *o, const T *a, int64_t sa, const T *b, int64_t sb,
-                              int64_t n) {
+ASG_ALWAYS_INLINE void ASG_CAT(bin, SUF)(asg_op op, T *o, const T *a, int64_t sa, const T *b,
+                                         int64_t sb, int64_t n) {
   switch (op) {
   case ASG_OP_ADD: ASG_CAT(bin_loop, SUF)(ASG_OP_ADD, o, a, sa, b, sb, n); break;
   case ASG_OP_SUB: ASG_CAT(bin_loop, SUF)(ASG_OP_SUB, o, a, sa, b, sb, n); break;
@@ -164,7 +164,8 @@ ASG_ALWAYS_INLINE void ASG_CAT(un_loop, SUF)(asg_op op, T *o, const T *a, int64_
     o[i] = ASG_CAT(un1, SUF)(op, a[i], f0, f1);
 }
 
-static void ASG_CAT(un, SUF)(asg_op op, const asg_attrs *at, T *o, const T *a, int64_t n) {
+ASG_ALWAYS_INLINE void ASG_CAT(un, SUF)(asg_op op, const asg_attrs *at, T *o, const T *a,
+                                        int64_t n) {
   const T f0 = (T)at->f[0], f1 = (T)at->f[1];
   switch (op) {
   case ASG_OP_NEG: ASG_CAT(un_loop, SUF)(ASG_OP_NEG, o, a, n, f0, f1); break;

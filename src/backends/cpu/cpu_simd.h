@@ -16,6 +16,7 @@
 #define ASG_CPU_SIMD_H
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,7 @@
 #define ASG_SIMD_X86 1
 #define ASG_TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2")))
 #define ASG_TARGET_AVX2 __attribute__((target("avx2")))
+#include <immintrin.h>
 #endif
 
 enum { ASG_SIMD_BASE = 0, ASG_SIMD_AVX2 = 1, ASG_SIMD_AVX512 = 2 };
@@ -73,23 +75,73 @@ ASG_ALWAYS_INLINE double asg_max_nan_f64(double m, double v) {
   return ((v > m) | (v != v)) ? v : m;
 }
 
-/* The maximum of x [n], n >= 1 (NaN wins): per lane, then a fixed tree. (gcc
- * 12 keeps these lane loops scalar, a compare a lane; GNU C vector compares
- * in an always-inline helper came out scalar too, and slower.) */
-ASG_ALWAYS_INLINE float asg_row_max_f32(const float *x, int64_t n) {
-  float r[ASG_LANES];
-  for (int l = 0; l < ASG_LANES; l++)
-    r[l] = x[0];
+/* The maximum of x [n], n >= 1, and in *nan whether x holds a NaN, in
+ * registers of the level (gcc 12 keeps a lane-array max loop scalar, a
+ * compare a lane: about half of a cross-entropy row). A maximum is the same
+ * value in any order (up to the sign of a zero maximum, which no caller's
+ * x - max or exp tells apart). */
+#ifdef ASG_SIMD_X86
+ASG_TARGET_AVX512 static inline float asg_max_avx512(const float *x, int64_t n, bool *nan) {
+  __m512 m = _mm512_set1_ps(-INFINITY);
+  __mmask16 bad = 0;
   int64_t j = 0;
-  for (; j + ASG_LANES <= n; j += ASG_LANES)
-    for (int l = 0; l < ASG_LANES; l++)
-      r[l] = asg_max_nan_f32(r[l], x[j + l]);
-  for (int64_t t = j; t < n; t++)
-    r[t - j] = asg_max_nan_f32(r[t - j], x[t]);
-  for (int w = ASG_LANES / 2; w >= 1; w /= 2)
-    for (int l = 0; l < w; l++)
-      r[l] = asg_max_nan_f32(r[l], r[l + w]);
-  return r[0];
+  for (; j + 16 <= n; j += 16) {
+    const __m512 v = _mm512_loadu_ps(x + j);
+    bad |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    m = _mm512_max_ps(m, v);
+  }
+  if (j < n) { /* the tail, padded with -inf */
+    const __mmask16 k = (__mmask16)((1u << (n - j)) - 1);
+    const __m512 v = _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), k, x + j);
+    bad |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    m = _mm512_max_ps(m, v);
+  }
+  *nan = bad != 0;
+  return _mm512_reduce_max_ps(m);
+}
+ASG_TARGET_AVX2 static inline float asg_max_avx2(const float *x, int64_t n, bool *nan) {
+  __m256 m = _mm256_set1_ps(-INFINITY), bad = _mm256_setzero_ps();
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const __m256 v = _mm256_loadu_ps(x + j);
+    bad = _mm256_or_ps(bad, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+    m = _mm256_max_ps(m, v);
+  }
+  float r[8];
+  _mm256_storeu_ps(r, m);
+  bool nn = _mm256_movemask_ps(bad) != 0;
+  float out = r[0];
+  for (int l = 1; l < 8; l++)
+    out = r[l] > out ? r[l] : out;
+  for (; j < n; j++) {
+    out = x[j] > out ? x[j] : out;
+    nn |= x[j] != x[j];
+  }
+  *nan = nn;
+  return out;
+}
+#endif
+
+/* The maximum of x [n], n >= 1; NaN wins (the row's first NaN). */
+static inline float asg_row_max_f32(const float *x, int64_t n) {
+  bool nan = false;
+  float m = -INFINITY;
+#ifdef ASG_SIMD_X86
+  const int level = asg_cpu_simd_level();
+  if (level == ASG_SIMD_AVX512)
+    m = asg_max_avx512(x, n, &nan);
+  else if (level == ASG_SIMD_AVX2)
+    m = asg_max_avx2(x, n, &nan);
+  else
+#endif
+    for (int64_t j = 0; j < n; j++) {
+      m = x[j] > m ? x[j] : m;
+      nan |= x[j] != x[j];
+    }
+  if (nan)
+    for (int64_t t = 0; t < n; t++)
+      if (x[t] != x[t]) return x[t];
+  return m;
 }
 /* The same for double rows, in order (f64 rows are not hot). */
 ASG_ALWAYS_INLINE double asg_row_max_f64(const double *x, int64_t n) {

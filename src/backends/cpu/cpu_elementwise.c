@@ -84,93 +84,6 @@ ASG_ALWAYS_INLINE void gelu_bwd_f32(bool th, float *o, const float *g, int64_t s
       o[i] = gelu_bwd1_f32(g[i * sg], x[i * sx]);
   }
 }
-#ifdef ASG_SIMD_X86
-ASG_TARGET_AVX512 static void gelu_bwd_f32_avx512(bool th, float *o, const float *g, int64_t sg,
-                                                  const float *x, int64_t sx, int64_t n) {
-  gelu_bwd_f32(th, o, g, sg, x, sx, n);
-}
-ASG_TARGET_AVX2 static void gelu_bwd_f32_avx2(bool th, float *o, const float *g, int64_t sg,
-                                              const float *x, int64_t sx, int64_t n) {
-  gelu_bwd_f32(th, o, g, sg, x, sx, n);
-}
-#endif
-static void gelu_bwd_f32_any(bool th, float *o, const float *g, int64_t sg, const float *x,
-                             int64_t sx, int64_t n) {
-#ifdef ASG_SIMD_X86
-  int level = asg_cpu_simd_level();
-  if (level == ASG_SIMD_AVX512)
-    gelu_bwd_f32_avx512(th, o, g, sg, x, sx, n);
-  else if (level == ASG_SIMD_AVX2)
-    gelu_bwd_f32_avx2(th, o, g, sg, x, sx, n);
-  else
-#endif
-    gelu_bwd_f32(th, o, g, sg, x, sx, n);
-}
-
-/* The generic f32/f64 loops compiled again for AVX2 and AVX-512 (on data in
- * cache, as the MLP's ReLU gradient gt + mul: ~30% faster than SSE2); the
- * same IEEE operation per element at every level. */
-#ifdef ASG_SIMD_X86
-ASG_TARGET_AVX512 static void bin_f32_avx512(asg_op op, float *o, const float *a, int64_t sa,
-                                             const float *b, int64_t sb, int64_t n) {
-  bin_f32(op, o, a, sa, b, sb, n);
-}
-ASG_TARGET_AVX2 static void bin_f32_avx2(asg_op op, float *o, const float *a, int64_t sa,
-                                         const float *b, int64_t sb, int64_t n) {
-  bin_f32(op, o, a, sa, b, sb, n);
-}
-ASG_TARGET_AVX512 static void bin_f64_avx512(asg_op op, double *o, const double *a, int64_t sa,
-                                             const double *b, int64_t sb, int64_t n) {
-  bin_f64(op, o, a, sa, b, sb, n);
-}
-ASG_TARGET_AVX2 static void bin_f64_avx2(asg_op op, double *o, const double *a, int64_t sa,
-                                         const double *b, int64_t sb, int64_t n) {
-  bin_f64(op, o, a, sa, b, sb, n);
-}
-ASG_TARGET_AVX512 static void un_f32_avx512(asg_op op, const asg_attrs *at, float *o,
-                                            const float *a, int64_t n) {
-  un_f32(op, at, o, a, n);
-}
-ASG_TARGET_AVX2 static void un_f32_avx2(asg_op op, const asg_attrs *at, float *o, const float *a,
-                                        int64_t n) {
-  un_f32(op, at, o, a, n);
-}
-#endif
-static void bin_f32_any(asg_op op, float *o, const float *a, int64_t sa, const float *b, int64_t sb,
-                        int64_t n) {
-#ifdef ASG_SIMD_X86
-  const int level = asg_cpu_simd_level();
-  if (level == ASG_SIMD_AVX512)
-    bin_f32_avx512(op, o, a, sa, b, sb, n);
-  else if (level == ASG_SIMD_AVX2)
-    bin_f32_avx2(op, o, a, sa, b, sb, n);
-  else
-#endif
-    bin_f32(op, o, a, sa, b, sb, n);
-}
-static void bin_f64_any(asg_op op, double *o, const double *a, int64_t sa, const double *b,
-                        int64_t sb, int64_t n) {
-#ifdef ASG_SIMD_X86
-  const int level = asg_cpu_simd_level();
-  if (level == ASG_SIMD_AVX512)
-    bin_f64_avx512(op, o, a, sa, b, sb, n);
-  else if (level == ASG_SIMD_AVX2)
-    bin_f64_avx2(op, o, a, sa, b, sb, n);
-  else
-#endif
-    bin_f64(op, o, a, sa, b, sb, n);
-}
-static void un_f32_any(asg_op op, const asg_attrs *at, float *o, const float *a, int64_t n) {
-#ifdef ASG_SIMD_X86
-  const int level = asg_cpu_simd_level();
-  if (level == ASG_SIMD_AVX512)
-    un_f32_avx512(op, at, o, a, n);
-  else if (level == ASG_SIMD_AVX2)
-    un_f32_avx2(op, at, o, a, n);
-  else
-#endif
-    un_f32(op, at, o, a, n);
-}
 
 /* A broadcasting op split into (row, chunk) work units. */
 typedef struct bcast_job {
@@ -179,9 +92,11 @@ typedef struct bcast_job {
   int64_t inner, nchunk;
 } bcast_job;
 
-/* Work units [lo, hi): out [rows, inner] from the inputs' broadcast views. */
-static void broadcast_range(void *ctx, int64_t lo, int64_t hi, int tid) {
-  (void)tid;
+/* Work units [lo, hi): out [rows, inner] from the inputs' broadcast views.
+ * Compiled again for AVX2 and AVX-512 below with the generic loops inlined
+ * (on data in cache, as the MLP's ReLU gradient gt + mul: ~30% faster than
+ * SSE2); the same IEEE operation per element at every level. */
+ASG_ALWAYS_INLINE void broadcast_body(void *ctx, int64_t lo, int64_t hi) {
   const bcast_job *j = ctx;
   const asg_cpu_call *c = j->c;
   const asg_step *s = c->s;
@@ -224,16 +139,16 @@ static void broadcast_range(void *ctx, int64_t lo, int64_t hi, int tid) {
       continue;
     }
     if (s->out.dtype == ASG_F32 && (s->op == ASG_OP_GELU_BWD || s->op == ASG_OP_GELU_TANH_BWD)) {
-      gelu_bwd_f32_any(s->op == ASG_OP_GELU_TANH_BWD, (float *)o, (const float *)p0, s0,
-                       (const float *)p1, s1, n);
+      gelu_bwd_f32(s->op == ASG_OP_GELU_TANH_BWD, (float *)o, (const float *)p0, s0,
+                   (const float *)p1, s1, n);
       continue;
     }
     switch (s->out.dtype) {
     case ASG_F32:
-      bin_f32_any(s->op, (float *)o, (const float *)p0, s0, (const float *)p1, s1, n);
+      bin_f32(s->op, (float *)o, (const float *)p0, s0, (const float *)p1, s1, n);
       break;
     case ASG_F64:
-      bin_f64_any(s->op, (double *)o, (const double *)p0, s0, (const double *)p1, s1, n);
+      bin_f64(s->op, (double *)o, (const double *)p0, s0, (const double *)p1, s1, n);
       break;
     case ASG_I32:
       bin_i32(s->op, (int32_t *)o, (const int32_t *)p0, s0, (const int32_t *)p1, s1, n);
@@ -246,6 +161,21 @@ static void broadcast_range(void *ctx, int64_t lo, int64_t hi, int tid) {
   }
 }
 
+static void broadcast_range(void *ctx, int64_t lo, int64_t hi, int tid) {
+  (void)tid;
+  broadcast_body(ctx, lo, hi);
+}
+#ifdef ASG_SIMD_X86
+ASG_TARGET_AVX512 static void broadcast_range_avx512(void *ctx, int64_t lo, int64_t hi, int tid) {
+  (void)tid;
+  broadcast_body(ctx, lo, hi);
+}
+ASG_TARGET_AVX2 static void broadcast_range_avx2(void *ctx, int64_t lo, int64_t hi, int tid) {
+  (void)tid;
+  broadcast_body(ctx, lo, hi);
+}
+#endif
+
 static asg_status broadcast_kernel(const asg_cpu_call *c) {
   const asg_step *s = c->s;
   bcast_job j = {.c = c};
@@ -256,7 +186,8 @@ static asg_status broadcast_kernel(const asg_cpu_call *c) {
     rows *= j.b.dims[d];
   j.nchunk = (j.inner + CHUNK - 1) / CHUNK;
   int64_t units = rows * j.nchunk, total = rows * j.inner;
-  asg_cpu_parallel_for(c->pool, asg_cpu_threads_for(c, total, units), units, broadcast_range, &j);
+  asg_cpu_parallel_for(c->pool, asg_cpu_threads_for(c, total, units), units,
+                       ASG_CPU_PICK(broadcast_range), &j);
   return ASG_OK;
 }
 
@@ -271,29 +202,10 @@ ASG_ALWAYS_INLINE void erf_gelu_f32(bool gelu, float *o, const float *a, int64_t
     for (int64_t i = 0; i < n; i++)
       o[i] = asg_erff_fast(a[i]);
 }
-#ifdef ASG_SIMD_X86
-ASG_TARGET_AVX512 static void erf_gelu_f32_avx512(bool gelu, float *o, const float *a, int64_t n) {
-  erf_gelu_f32(gelu, o, a, n);
-}
-ASG_TARGET_AVX2 static void erf_gelu_f32_avx2(bool gelu, float *o, const float *a, int64_t n) {
-  erf_gelu_f32(gelu, o, a, n);
-}
-#endif
-static void erf_gelu_f32_any(bool gelu, float *o, const float *a, int64_t n) {
-#ifdef ASG_SIMD_X86
-  int level = asg_cpu_simd_level();
-  if (level == ASG_SIMD_AVX512)
-    erf_gelu_f32_avx512(gelu, o, a, n);
-  else if (level == ASG_SIMD_AVX2)
-    erf_gelu_f32_avx2(gelu, o, a, n);
-  else
-#endif
-    erf_gelu_f32(gelu, o, a, n);
-}
 
-/* Chunks [lo, hi) of a unary op over out [total]. */
-static void unary_range(void *ctx, int64_t lo, int64_t hi, int tid) {
-  (void)tid;
+/* Chunks [lo, hi) of a unary op over out [total] (compiled at every level
+ * as broadcast_body). */
+ASG_ALWAYS_INLINE void unary_body(void *ctx, int64_t lo, int64_t hi) {
   const asg_cpu_call *c = ctx;
   const asg_step *s = c->s;
   int64_t total = asg_shape_numel(s->out.shape);
@@ -303,11 +215,11 @@ static void unary_range(void *ctx, int64_t lo, int64_t hi, int tid) {
     void *o = (char *)c->out + (size_t)i0 * es;
     const void *a = (const char *)c->in[0] + (size_t)i0 * es;
     if (s->out.dtype == ASG_F32 && (s->op == ASG_OP_ERF || s->op == ASG_OP_GELU)) {
-      erf_gelu_f32_any(s->op == ASG_OP_GELU, o, a, n);
+      erf_gelu_f32(s->op == ASG_OP_GELU, o, a, n);
       continue;
     }
     switch (s->out.dtype) {
-    case ASG_F32: un_f32_any(s->op, &s->attr, o, a, n); break;
+    case ASG_F32: un_f32(s->op, &s->attr, o, a, n); break;
     case ASG_F64: un_f64(s->op, &s->attr, o, a, n); break;
     case ASG_I32: un_i32(s->op, &s->attr, o, a, n); break;
     case ASG_I64: un_i64(s->op, &s->attr, o, a, n); break;
@@ -316,11 +228,26 @@ static void unary_range(void *ctx, int64_t lo, int64_t hi, int tid) {
   }
 }
 
+static void unary_range(void *ctx, int64_t lo, int64_t hi, int tid) {
+  (void)tid;
+  unary_body(ctx, lo, hi);
+}
+#ifdef ASG_SIMD_X86
+ASG_TARGET_AVX512 static void unary_range_avx512(void *ctx, int64_t lo, int64_t hi, int tid) {
+  (void)tid;
+  unary_body(ctx, lo, hi);
+}
+ASG_TARGET_AVX2 static void unary_range_avx2(void *ctx, int64_t lo, int64_t hi, int tid) {
+  (void)tid;
+  unary_body(ctx, lo, hi);
+}
+#endif
+
 static asg_status unary_kernel(const asg_cpu_call *c) {
   int64_t total = asg_shape_numel(c->s->out.shape);
   int64_t units = (total + CHUNK - 1) / CHUNK;
-  asg_cpu_parallel_for(c->pool, asg_cpu_threads_for(c, total, units), units, unary_range,
-                       (void *)c);
+  asg_cpu_parallel_for(c->pool, asg_cpu_threads_for(c, total, units), units,
+                       ASG_CPU_PICK(unary_range), (void *)c);
   return ASG_OK;
 }
 

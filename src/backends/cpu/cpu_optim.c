@@ -81,52 +81,38 @@ ASG_ALWAYS_INLINE void param_body(const param_job *j, int64_t lo, int64_t hi) {
   }
 }
 
-#ifdef ASG_SIMD_X86
-ASG_TARGET_AVX512 static void moment_avx512(const asg_cpu_call *c, int64_t lo, int64_t hi) {
-  moment_body(c, lo, hi);
-}
-ASG_TARGET_AVX2 static void moment_avx2(const asg_cpu_call *c, int64_t lo, int64_t hi) {
-  moment_body(c, lo, hi);
-}
-ASG_TARGET_AVX512 static void param_avx512(const param_job *j, int64_t lo, int64_t hi) {
-  param_body(j, lo, hi);
-}
-ASG_TARGET_AVX2 static void param_avx2(const param_job *j, int64_t lo, int64_t hi) {
-  param_body(j, lo, hi);
-}
-#endif
-
 static void moment_range(void *ctx, int64_t lo, int64_t hi, int tid) {
   (void)tid;
-#ifdef ASG_SIMD_X86
-  const int level = asg_cpu_simd_level();
-  if (level == ASG_SIMD_AVX512)
-    moment_avx512(ctx, lo, hi);
-  else if (level == ASG_SIMD_AVX2)
-    moment_avx2(ctx, lo, hi);
-  else
-#endif
-    moment_body(ctx, lo, hi);
+  moment_body(ctx, lo, hi);
 }
-
 static void param_range(void *ctx, int64_t lo, int64_t hi, int tid) {
   (void)tid;
-#ifdef ASG_SIMD_X86
-  const int level = asg_cpu_simd_level();
-  if (level == ASG_SIMD_AVX512)
-    param_avx512(ctx, lo, hi);
-  else if (level == ASG_SIMD_AVX2)
-    param_avx2(ctx, lo, hi);
-  else
-#endif
-    param_body(ctx, lo, hi);
+  param_body(ctx, lo, hi);
 }
+#ifdef ASG_SIMD_X86
+ASG_TARGET_AVX512 static void moment_range_avx512(void *ctx, int64_t lo, int64_t hi, int tid) {
+  (void)tid;
+  moment_body(ctx, lo, hi);
+}
+ASG_TARGET_AVX2 static void moment_range_avx2(void *ctx, int64_t lo, int64_t hi, int tid) {
+  (void)tid;
+  moment_body(ctx, lo, hi);
+}
+ASG_TARGET_AVX512 static void param_range_avx512(void *ctx, int64_t lo, int64_t hi, int tid) {
+  (void)tid;
+  param_body(ctx, lo, hi);
+}
+ASG_TARGET_AVX2 static void param_range_avx2(void *ctx, int64_t lo, int64_t hi, int tid) {
+  (void)tid;
+  param_body(ctx, lo, hi);
+}
+#endif
 
 static asg_status moment_kernel(const asg_cpu_call *c) {
   int64_t total = asg_shape_numel(c->s->out.shape);
   int64_t units = (total + CHUNK - 1) / CHUNK;
-  asg_cpu_parallel_for(c->pool, asg_cpu_threads_for(c, total, units), units, moment_range,
-                       (void *)c);
+  asg_cpu_parallel_for(c->pool, asg_cpu_threads_for(c, total, units), units,
+                       ASG_CPU_PICK(moment_range), (void *)c);
   return ASG_OK;
 }
 
@@ -135,7 +121,8 @@ static asg_status param_kernel(const asg_cpu_call *c) {
   param_scalars(c, &j.step, &j.sbc2, &j.dec);
   int64_t total = asg_shape_numel(c->s->out.shape);
   int64_t units = (total + CHUNK - 1) / CHUNK;
-  asg_cpu_parallel_for(c->pool, asg_cpu_threads_for(c, total, units), units, param_range, &j);
+  asg_cpu_parallel_for(c->pool, asg_cpu_threads_for(c, total, units), units,
+                       ASG_CPU_PICK(param_range), &j);
   return ASG_OK;
 }
 

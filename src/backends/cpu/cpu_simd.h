@@ -21,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backends/cpu/cpu_pool.h"
+
 /* Lanes of a vector loop: one AVX-512 register of floats. */
 #define ASG_LANES 16
 
@@ -58,6 +60,20 @@ static inline int asg_cpu_simd_level(void) {
   level = l;
   return level;
 }
+
+/* The range function (cpu_pool.h) for this CPU's level, from a loop
+ * compiled at the three levels (f_avx2, f_avx512: the same body under
+ * ASG_TARGET_AVX2 / _AVX512). ASG_CPU_PICK(f) names them by suffix. */
+static inline asg_cpu_range_fn asg_cpu_simd_pick(asg_cpu_range_fn base, asg_cpu_range_fn avx2,
+                                                 asg_cpu_range_fn avx512) {
+  const int level = asg_cpu_simd_level();
+  return level == ASG_SIMD_AVX512 ? avx512 : level == ASG_SIMD_AVX2 ? avx2 : base;
+}
+#ifdef ASG_SIMD_X86
+#define ASG_CPU_PICK(f) asg_cpu_simd_pick(f, f##_avx2, f##_avx512)
+#else
+#define ASG_CPU_PICK(f) (f)
+#endif
 
 /* The sum of acc[0..ASG_LANES), as a fixed tree (halves added lane by lane):
  * four vector steps rather than a chain of dependent adds, which dominated
